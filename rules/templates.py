@@ -1,0 +1,79 @@
+"""Message texts from the data file `templates.toml`: per delivery kind and channel."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from warnbus.errors import ConfigError
+from warnbus.models import LEVEL_NAMES_ZH, Alert, DeliveryKind, Info, Level
+
+_DEFAULT = Path(__file__).with_name("templates.toml")
+
+
+class _Missing(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class Templates:
+    """Render the text of a delivery. Unknown placeholders render empty, never crash."""
+
+    def __init__(self, table: Mapping[str, Mapping[str, str]]) -> None:
+        for kind in DeliveryKind:
+            if kind.value not in table or "default" not in table[kind.value]:
+                raise ConfigError(f"templates: [{kind.value}] needs a 'default' entry")
+        self.table = table
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Templates:
+        p = Path(path) if path else _DEFAULT
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"templates file {p}: {e}") from e
+        return cls(data)
+
+    def render(
+        self,
+        kind: DeliveryKind,
+        channel: str,
+        alert: Alert,
+        info: Info | None,
+        level: Level,
+        *,
+        area: str = "",
+        ack_url: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> str:
+        section = self.table[kind.value]
+        template = section.get(channel) or section["default"]
+        acks = self.table.get("ack", {})
+        ack = acks.get(channel) or acks.get("default", "")
+        if ack_url and channel not in ("voice", "loudspeaker"):
+            ack = ack + "，" + acks.get("link", "{url}").replace("{url}", ack_url)
+        if kind in (DeliveryKind.CANCEL, DeliveryKind.NOTICE):
+            ack = ""
+        values = _Missing(
+            drill="【演练】" if alert.is_drill else "",
+            level_zh=LEVEL_NAMES_ZH[level],
+            event=(info.event if info else "") or "",
+            headline=" ".join((info.headline or info.event).split()) if info else "",
+            description=_clean(info.description if info else None),
+            instruction=_clean(info.instruction if info else None),
+            sender=(info.sender_name if info and info.sender_name else alert.sender),
+            area=area,
+            ack=ack,
+        )
+        if extra:
+            values.update(extra)
+        return template.format_map(values)
+
+
+def _clean(text: str | None) -> str:
+    """Single-line text; a sentence ends with 。 so templates can run texts together."""
+    if not text:
+        return ""
+    t = " ".join(text.split())
+    return t if t.endswith(("。", ".", "!", "！")) else t + "。"

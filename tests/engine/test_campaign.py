@@ -1,0 +1,198 @@
+"""A red warning for the sample county through the whole path, on a real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.engine.helpers import Harness, cap_alert, make_harness
+from warnbus.acks import record_ack
+from warnbus.errors import IngestError
+from warnbus.escalation import redial_offsets
+from warnbus.intake import accept
+from warnbus.models import AckVia, DeliveryKind, Level, MsgType, Reference
+from warnbus.planner import address_of
+from warnbus.report import alert_view, record_rows, summary
+
+TOWNS = ("430623101000", "430623102000")
+
+
+@pytest_asyncio.fixture
+async def h(redis_url: str) -> AsyncIterator[Harness]:
+    harness = await make_harness(redis_url)
+    yield harness
+    await harness.app.close()
+
+
+def grids_of(h: Harness, towns: tuple[str, ...]) -> dict[str, object]:
+    return {g.id: g for g in h.ctx.registry.data.grids.values()
+            if any(g.village.startswith(t[:9]) for t in towns)}
+
+
+async def test_first_wave_reaches_every_primary_on_every_channel(h: Harness) -> None:
+    res = await accept(h.ctx, cap_alert())
+    assert res.created and res.campaign_id.startswith("cp_")
+    await h.drain()
+    grids = grids_of(h, TOWNS)
+    assert grids, "the sample county has grids in townships 101 and 102"
+    primaries = {g.primary for g in grids.values()}  # type: ignore[attr-defined]
+    policy = h.ctx.rules.policy_for(Level.RED)
+    persons = h.ctx.registry.data.persons
+    for channel in policy.channels:
+        got = {d.target_id for d in h.sent(channel) if d.kind is DeliveryKind.WARNING}
+        reachable = {p for p in primaries if address_of(persons[p], channel)}
+        assert got == reachable, channel
+        assert len(reachable) >= 0.8 * len(primaries)
+        assert all(d.step == 0 for d in h.sent(channel))
+    villages = {g.village for g in grids.values()}  # type: ignore[attr-defined]
+    speakers = {d.address for d in h.sent("loudspeaker")}
+    assert speakers == villages  # one message per area, not per device
+    view = await alert_view(h.ctx, res.alert_id)
+    assert view["campaign"]["state"] == "active"
+    assert view["counts"]["sent"] == len(primaries) + len(villages)
+    assert view["counts"]["pending"] == len(grids)
+    assert view["counts"]["acknowledged"] == 0
+
+
+async def test_same_alert_twice_is_one_alert(h: Harness) -> None:
+    a = await accept(h.ctx, cap_alert())
+    b = await accept(h.ctx, cap_alert())
+    assert (a.alert_id, a.campaign_id) == (b.alert_id, b.campaign_id)
+    assert a.created and not b.created
+    await h.drain()
+    ids = [d.id for d in h.sent()]
+    assert len(ids) == len(set(ids))
+
+
+async def test_unknown_reference_is_rejected_not_a_new_alert(h: Harness) -> None:
+    upd = cap_alert("X_2", msg_type=MsgType.UPDATE,
+                    references=(Reference("430623@qx.example.cn", "nope", "2026-07-15T05:30:00+08:00"),))
+    with pytest.raises(IngestError) as e:
+        await accept(h.ctx, upd)
+    assert e.value.code == "unknown_reference" and e.value.field == "references"
+    assert await h.ctx.store.campaign_of(upd.alert_id) is None
+
+
+async def test_redials_escalation_and_unreached_follow_the_policy(h: Harness) -> None:
+    res = await accept(h.ctx, cap_alert())
+    await h.drain()
+    cid = res.campaign_id
+    reg = h.ctx.registry
+    policy = h.ctx.rules.policy_for(Level.RED)
+    grids = grids_of(h, TOWNS)
+    primaries = sorted({g.primary for g in grids.values()})  # type: ignore[attr-defined]
+    answered = set(primaries[::2])
+    for pid in answered:
+        assert (await record_ack(h.ctx, cid, pid, AckVia.LINK)).recorded
+    assert (await record_ack(h.ctx, cid, primaries[0], AckVia.SMS)).status == "duplicate"
+    silent = set(primaries) - answered
+    t0 = h.clock.now()
+    times, escalate_at = redial_offsets(policy)
+    assert len(times) == policy.redials
+    for k, offset in enumerate(times, start=1):
+        before = len(h.sent())
+        h.clock.set(t0 + offset - 1)
+        await h.drain()
+        assert len(h.sent()) == before, "nothing happens before the deadline"
+        h.clock.set(t0 + offset)
+        await h.drain()
+        redials = [d for d in h.sent() if d.kind is DeliveryKind.REDIAL and d.step == k]
+        assert {d.target_id for d in redials} == silent
+        assert {d.channel for d in redials} == set(policy.redial_channels)
+    # End of the redial window: grids of silent primaries move to their backups.
+    h.clock.set(t0 + escalate_at)
+    await h.drain()
+    silent_grids = {g for g, v in grids.items() if v.primary in silent}  # type: ignore[attr-defined]
+    backups = {reg.chain(g)[1] for g in silent_grids}
+    esc = [d for d in h.sent() if d.kind is DeliveryKind.ESCALATION and d.step == 10]
+    assert {d.target_id for d in esc} == backups
+    assert {d.channel for d in esc} == set(policy.escalation_channels)
+    # Half of the backups confirm; the rest of the chain is walked for the others.
+    backup_answer = set(sorted(backups)[::2])
+    for pid in backup_answer:
+        await record_ack(h.ctx, cid, pid, AckVia.DTMF)
+    deadline = policy.ack_deadline_s or 0
+    levels_seen = []
+    for _ in policy.chain[1:]:
+        h.clock.advance(deadline)
+        await h.drain()
+        levels_seen.append(sorted({d.step for d in h.sent() if d.kind is DeliveryKind.ESCALATION}))
+    h.clock.advance(deadline)
+    await h.drain()
+    gstates = await h.ctx.store.grids(cid)
+    confirmed = {g for g, v in gstates.items() if v.state.value == "confirmed"}
+    unreached = {g for g, v in gstates.items() if v.state.value == "unreached"}
+    expect_confirmed = {g for g, v in grids.items()
+                        if v.primary in answered or reg.chain(g)[1] in backup_answer}  # type: ignore[attr-defined]
+    assert confirmed == expect_confirmed
+    assert unreached == set(grids) - expect_confirmed
+    assert levels_seen[-1] == [10 * (i + 1) for i in range(len(policy.chain))]
+    summ = await summary(h.ctx, res.alert_id)
+    assert {r["grid_id"] for r in summ["unreached"]} == unreached
+    assert summ["confirmed"] == len(answered) + len(backup_answer)
+    # The record has one row per attempt and shows who confirmed, how.
+    rows = await record_rows(h.ctx, res.alert_id)
+    attempts = [r for r in rows if r["attempt"]]
+    assert len(attempts) == len(h.sent())
+    by_person = {r["person_id"]: r for r in rows}
+    for pid in answered:
+        assert by_person[pid]["confirmed_via"] == "link"
+    for pid in backup_answer:
+        assert by_person[pid]["confirmed_via"] == "dtmf"
+
+
+async def test_ack_stops_queued_calls(h: Harness) -> None:
+    res = await accept(h.ctx, cap_alert())
+    await h.app.engine.inbox_once()  # planned and queued, nothing sent yet
+    grids = grids_of(h, TOWNS)
+    pid = sorted({g.primary for g in grids.values()})[0]  # type: ignore[attr-defined]
+    await record_ack(h.ctx, res.campaign_id, pid, AckVia.CONSOLE, by="duty", reason="phoned")
+    await h.drain()
+    assert not [d for d in h.sent() if d.target_id == pid]
+
+
+async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harness) -> None:
+    first = cap_alert()
+    res = await accept(h.ctx, first)
+    await h.drain()
+    ref = Reference(first.sender, first.identifier, "2026-07-15T05:30:00+08:00")
+    upd = cap_alert("43062304100000_20260715083000_2", msg_type=MsgType.UPDATE,
+                    codes=("430623101000", "430623103000"), references=(ref,))
+    ures = await accept(h.ctx, upd)
+    assert ures.campaign_id == res.campaign_id
+    await h.drain()
+    old = grids_of(h, TOWNS)
+    new = grids_of(h, ("430623101000", "430623103000"))
+    added = {g.primary for g in new.values()} - {g.primary for g in old.values()}  # type: ignore[attr-defined]
+    dropped = {g.primary for g in old.values()} - {g.primary for g in new.values()}  # type: ignore[attr-defined]
+    warned_by_update = {d.target_id for d in h.sent("voice")
+                        if d.alert_id == upd.alert_id and d.kind is DeliveryKind.WARNING}
+    assert warned_by_update == added
+    updated = {d.target_id for d in h.sent("voice") if d.kind is DeliveryKind.UPDATE}
+    assert updated and not (updated & dropped)
+    gstates = await h.ctx.store.grids(res.campaign_id)
+    assert all(gstates[g].state.value == "dropped" for g in set(old) - set(new))
+    # Dropped people are not redialled.
+    policy = h.ctx.rules.policy_for(Level.RED)
+    h.clock.advance(policy.ack_deadline_s or 0)
+    await h.drain()
+    assert not [d for d in h.sent() if d.kind is DeliveryKind.REDIAL and d.target_id in dropped]
+    # Cancel: 解除 notices to the people reached, then nothing more.
+    cancel = cap_alert("43062304100000_20260715143000_3", msg_type=MsgType.CANCEL,
+                       references=(ref,))
+    cres = await accept(h.ctx, cancel)
+    assert cres.campaign_id == res.campaign_id
+    await h.drain()
+    notices = [d for d in h.sent() if d.kind is DeliveryKind.CANCEL]
+    assert {d.target_id for d in notices if d.target_kind.value == "person"} >= added
+    assert {d.channel for d in notices} == set(policy.cancel_channels) | set(policy.device_channels)
+    before = len(h.sent())
+    for _ in range(6):
+        h.clock.advance(600)
+        await h.drain()
+    assert len(h.sent()) == before
+    view = await alert_view(h.ctx, res.alert_id)
+    assert view["campaign"]["state"] == "cancelled"
+    assert view["counts"]["pending"] == 0

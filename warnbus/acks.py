@@ -1,0 +1,99 @@
+"""Acks (应): the only writer of confirmations, and the signed ack links.
+
+A confirmation is per person and per campaign, recorded by one Lua compare-and-set that also
+closes the person's grids, stops further calls to them and appends to the audit stream.
+Recording the same confirmation twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import structlog
+
+from warnbus.context import Context
+from warnbus.errors import AuthError
+from warnbus.models import Ack, AckVia
+
+log = structlog.get_logger("warnbus.acks")
+
+RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET = 1, 2, 0, -1
+
+
+@dataclass(frozen=True)
+class AckResult:
+    code: int
+
+    @property
+    def recorded(self) -> bool:
+        return self.code == RECORDED
+
+    @property
+    def status(self) -> str:
+        return {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
+                NOT_TARGET: "not_target"}[self.code]
+
+
+async def record_ack(
+    ctx: Context,
+    campaign_id: str,
+    person_id: str,
+    via: AckVia,
+    *,
+    delivery_id: str | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+) -> AckResult:
+    ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
+    code = await ctx.store.ack(ack)
+    result = AckResult(code)
+    log.info("ack", campaign_id=campaign_id, person=person_id, via=via.value, result=result.status)
+    return result
+
+
+class AckLinks:
+    """HMAC-signed, single-person, expiring ack links: /ack/<token>."""
+
+    def __init__(self, secret: bytes, base_url: str, ttl_s: float) -> None:
+        if len(secret) < 16:
+            raise ValueError("ack link secret must be at least 16 bytes")
+        self._key = secret
+        self.base_url = base_url.rstrip("/")
+        self.ttl_s = ttl_s
+
+    def token(self, campaign_id: str, person_id: str, now: float) -> str:
+        body = f"{campaign_id}|{person_id}|{int(now + self.ttl_s)}".encode()
+        sig = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        return _b64(body) + "." + _b64(sig)
+
+    def url(self, campaign_id: str, person_id: str, now: float) -> str:
+        return f"{self.base_url}/ack/{self.token(campaign_id, person_id, now)}"
+
+    def verify(self, token: str, now: float) -> tuple[str, str]:
+        """Return (campaign_id, person_id) of a valid token; raise AuthError otherwise."""
+        try:
+            body_s, sig_s = token.split(".", 1)
+            body, sig = _unb64(body_s), _unb64(sig_s)
+            want = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+            if not hmac.compare_digest(sig, want):
+                raise AuthError("ack link signature is not valid")
+            campaign_id, person_id, exp = body.decode().split("|")
+            expires = int(exp)
+        except AuthError:
+            raise
+        except (ValueError, UnicodeDecodeError) as e:
+            raise AuthError("ack link is malformed") from e
+        if now > expires:
+            raise AuthError("ack link has expired")
+        return campaign_id, person_id
+
+
+def _b64(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _unb64(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))

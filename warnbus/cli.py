@@ -1,0 +1,141 @@
+"""The `warnbus` command: validate, serve, demo, registry, record."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+from warnbus.errors import WarnbusError
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from warnbus.ingest.validate_cmd import validate_paths
+
+    return validate_paths(list(args.files), sys.stdout)
+
+
+def _registry(args: argparse.Namespace, rest: list[str]) -> int:
+    from warnbus.registry_gen import registry_main
+
+    return registry_main(rest)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from warnbus.app import build_app
+    from warnbus.config import load_settings
+    from warnbus.logs import configure_logging
+    from warnbus.web.api import make_web_app
+
+    settings = load_settings(args.config)
+    configure_logging(level=settings.log_level)
+    port = args.port if args.port is not None else settings.server.port
+    roles = set(args.role.split(",")) if args.role else {"api", "worker", "timer"}
+    app = await build_app(settings, roles=roles)
+    for svc in app.started:
+        print(f"warnbus: started {svc.description}", flush=True)
+    if app.api_token:
+        print(f"warnbus: API token (full scope, generated for this run): {app.api_token}",
+              flush=True)
+    await app.engine.start()
+    runner = None
+    if "api" in roles:
+        runner = web.AppRunner(make_web_app(app), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.server.host, port).start()
+        print(f"warnbus: serving on http://{settings.server.host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    if runner is not None:
+        await runner.cleanup()
+    await app.close()
+    return 0
+
+
+async def _record(args: argparse.Namespace) -> int:
+    from warnbus.app import build_app
+    from warnbus.config import load_settings
+    from warnbus.report import record_rows, rows_csv
+
+    settings = load_settings(args.config)
+    if not settings.redis_url:
+        print("error: warnbus record needs the engine's Redis: set redis_url in the config "
+              "or WARNBUS_REDIS_URL", file=sys.stderr)
+        return 2
+    app = await build_app(settings, roles=())
+    try:
+        rows = await record_rows(app.ctx, args.alert_id)
+    finally:
+        await app.close()
+    if args.format == "csv":
+        sys.stdout.write(rows_csv(rows))
+    else:
+        sys.stdout.write(json.dumps({"alert_id": args.alert_id, "rows": rows},
+                                    ensure_ascii=False, indent=1) + "\n")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from warnbus.demo import run_demo
+
+    return asyncio.run(run_demo(fast=args.fast, port=args.port))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warnbus", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("validate", help="parse CAP/JSON files; print ok/error per file")
+    v.add_argument("files", nargs="+")
+    s = sub.add_parser("serve", help="run the engine and the HTTP API")
+    s.add_argument("--config")
+    s.add_argument("--port", type=int)
+    s.add_argument("--role", help="comma-separated roles: api,worker,timer (default: all)")
+    d = sub.add_parser("demo", help="a red warning for the sample county, live 叫应 progress")
+    d.add_argument("--fast", action="store_true", help="a shorter run (used by the tests)")
+    d.add_argument("--port", type=int, default=0)
+    sub.add_parser("registry", help="generate | validate | stats the grid registry",
+                   add_help=False)
+    r = sub.add_parser("record", help="export the 叫应 record of an alert (CSV or JSON)")
+    r.add_argument("alert_id")
+    r.add_argument("--format", choices=("csv", "json"), default="csv")
+    r.add_argument("--config")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if args_list[:1] == ["registry"]:
+        args, rest = parser.parse_known_args(args_list[:1])
+        rest = args_list[1:]
+    else:
+        args, rest = parser.parse_args(args_list), []
+    try:
+        if args.cmd == "validate":
+            return _validate(args)
+        if args.cmd == "registry":
+            return _registry(args, rest)
+        if args.cmd == "serve":
+            return asyncio.run(_serve(args))
+        if args.cmd == "record":
+            return asyncio.run(_record(args))
+        if args.cmd == "demo":
+            return _demo(args)
+    except WarnbusError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

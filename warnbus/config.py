@@ -1,0 +1,119 @@
+"""Settings: a TOML file plus `WARNBUS_*` environment variables, validated once, strictly.
+
+Unknown keys are errors (naming the key). Secrets are `Secret` values: they print as `***`
+and are never logged. With no file at all, every default below gives the embedded default of
+DESIGN section 10 (local Redis and broker started by warnbus, the bundled sample county).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from warnbus.errors import ConfigError
+
+
+class Secret(str):
+    """A string that never shows itself in repr/str formatting of containers or logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # base of ack links; default http://host:port
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    batch: int = 256  # deliveries read per lane read
+    concurrency: int = 64  # in-flight sends per channel per process
+    lease_s: float = 30.0  # a claimed delivery not recorded by then may be resent
+    max_attempts: int = 5  # transient failures before dead-letter + fallback channel
+    retry_base_s: float = 2.0
+    retry_max_s: float = 120.0
+    tick_s: float = 0.25  # timer promotion interval (real seconds)
+    sweep_s: float = 10.0  # how often dead workers' entries are reclaimed (real seconds)
+    clock_factor: float = 1.0  # >1 compresses time (demo only)
+
+
+class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A feed or officer token. Store `sha256` (hex of the token), not the token itself."""
+
+    name: str
+    sha256: str
+    roles: tuple[str, ...] = ("feed",)  # feed (publish alerts), officer (acks), admin
+    regions: tuple[str, ...] = ()  # code prefixes the token may publish to; empty = all
+    categories: tuple[str, ...] = ()  # CAP categories allowed; empty = all
+    revoked: bool = False
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    data_dir: str = ""
+    redis_url: str = ""  # empty: start an embedded redis-server
+    mqtt_url: str = ""  # empty: start an embedded broker
+    registry: str = ""  # empty: the bundled sample county
+    policy: str = ""
+    hazards: str = ""
+    templates: str = ""
+    ack_secret: Secret = Secret("")
+    ack_ttl_s: float = 24 * 3600.0
+    api_token: Secret = Secret("")
+    log_level: str = "info"
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    tokens: tuple[TokenSettings, ...] = ()
+    channels: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+_ENV_KEYS = {
+    "WARNBUS_DATA_DIR": "data_dir",
+    "WARNBUS_REDIS_URL": "redis_url",
+    "WARNBUS_MQTT_URL": "mqtt_url",
+    "WARNBUS_REGISTRY": "registry",
+    "WARNBUS_ACK_SECRET": "ack_secret",
+    "WARNBUS_API_TOKEN": "api_token",
+    "WARNBUS_LOG_LEVEL": "log_level",
+}
+
+
+def _dec_hook(tp: type, obj: Any) -> Any:
+    if tp is Secret and isinstance(obj, str):
+        return Secret(obj)
+    raise NotImplementedError
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Load settings from `path` (TOML; optional) and the environment; raise ConfigError."""
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"configuration file not found: {p}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"configuration file {p} is not valid TOML: {e}") from e
+    for var, key in _ENV_KEYS.items():
+        if env.get(var):
+            raw[key] = env[var]
+    if env.get("WARNBUS_PORT"):
+        try:
+            port = int(env["WARNBUS_PORT"])
+        except ValueError as e:
+            raise ConfigError("WARNBUS_PORT must be a number") from e
+        raw.setdefault("server", {})["port"] = port
+    try:
+        return msgspec.convert(raw, Settings, dec_hook=_dec_hook)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"configuration: {e}") from e

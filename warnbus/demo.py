@@ -1,0 +1,191 @@
+"""`warnbus demo`: a red rainstorm warning for the sample county, 叫应 live, then the summary.
+
+Runs the real engine on the embedded default (Redis and broker started here), serves the
+HTTP API (ack links are real HTTP), and lets simulated officers confirm through their signed
+links. The clock is compressed so the 20-minute red timeline runs in about a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from channels.testing import TestChannel, TestChannelConfig
+from warnbus.app import App, build_app
+from warnbus.clock import ScaledClock
+from warnbus.config import EngineSettings, ServerSettings, Settings
+from warnbus.ingest import parse_cap
+from warnbus.intake import accept
+from warnbus.models import Alert, DeliveryKind, Info
+from warnbus.report import alert_view, summary
+from warnbus.services import free_port
+
+ALERTS = Path(__file__).resolve().parent.parent / "config" / "alerts"
+if not ALERTS.exists():  # installed from a wheel: config/ is shipped as warnbus/_config
+    ALERTS = Path(__file__).resolve().parent / "_config" / "alerts"
+
+
+def _load(name: str, now: float, hours: float = 6) -> Alert:
+    """A bundled alert with its times moved to now (the files carry fixed example times)."""
+    from datetime import datetime, timedelta, timezone
+
+    alert = parse_cap((ALERTS / name).read_bytes())
+    tz = timezone(timedelta(hours=8))
+    t = datetime.fromtimestamp(now, tz).replace(microsecond=0)
+    infos = tuple(
+        msgspec.structs.replace(
+            i, effective=t, onset=t if i.onset else None,
+            expires=t + timedelta(hours=hours) if i.expires else None)
+        for i in alert.infos
+    )
+    return msgspec.structs.replace(alert, sent=t, infos=infos)
+
+
+def _channels(seed: int) -> dict[str, TestChannel]:
+    def officers(rate: float, call: float) -> TestChannelConfig:
+        return TestChannelConfig(answer_rate=rate, answer_call_rate=call,
+                                 answer_delay_s=(0.3, 3.0), seed=seed)
+    return {
+        "voice": TestChannel("voice", officers(0.80, 0.55)),
+        "sms": TestChannel("sms", officers(0.80, 0.35)),
+        "wecom": TestChannel("wecom", officers(0.80, 0.30)),
+        "loudspeaker": TestChannel("loudspeaker", TestChannelConfig()),
+    }
+
+
+def _progress_view(view: dict[str, Any], sent: Counter[str], phase: str, clock_s: float) -> Group:
+    c = view["counts"]
+    grids = view["grids"]
+    n_grids = sum(grids.values()) or 1
+    prog = Progress(TextColumn("{task.description:>14}"), BarColumn(bar_width=40),
+                    TextColumn("{task.completed:>5}/{task.total:<5}"))
+    total_t = max(c["targets"], 1)
+    prog.add_task("已发送 sent", total=total_t, completed=min(c["sent"], total_t))
+    prog.add_task("已确认 confirmed", total=n_grids,
+                  completed=grids.get("confirmed", 0) + grids.get("taken_over", 0))
+    prog.add_task("未叫醒 unreached", total=n_grids, completed=grids.get("unreached", 0))
+    t = Table(show_header=True, header_style="bold")
+    for col in ("首轮 first wave", "重拨 redials", "升级 escalations", "喇叭 speakers",
+                "解除 cancel", "网格 grids"):
+        t.add_column(col)
+    t.add_row(str(sent["warning"]), str(sent["redial"]), str(sent["escalation"]),
+              str(sent["speaker"]), str(sent["cancel"]),
+              " ".join(f"{k}:{v}" for k, v in sorted(grids.items())))
+    head = f"[bold]{phase}[/bold]   叫应时钟 +{int(clock_s // 60)}分{int(clock_s % 60):02d}秒"
+    return Group(head, prog, t)
+
+
+def _count(chs: dict[str, TestChannel]) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for name, ch in chs.items():
+        for d in ch.sent:
+            if name == "loudspeaker":
+                c["speaker"] += 1
+            c[d.kind.value] += 1 if name != "loudspeaker" or d.kind is DeliveryKind.CANCEL else 0
+    return c
+
+
+async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
+    console = Console()
+    factor = 60.0 if fast else 20.0
+    tmp = tempfile.mkdtemp(prefix="warnbus-demo-")
+    port = port or free_port()
+    settings = Settings(
+        data_dir=tmp,
+        server=ServerSettings(port=port),
+        engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=60.0),
+    )
+    chans = _channels(seed)
+    app = await build_app(settings, channels=chans, clock=ScaledClock(factor))
+    for svc in app.started:
+        console.print(f"[dim]started {svc.description}[/dim]")
+    runner = web.AppRunner(_web(app), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    console.print(f"API: http://127.0.0.1:{port}/api/v1  (token {app.api_token})  ·  "
+                  f"时钟压缩 {factor:g}×")
+    await app.engine.start()
+    try:
+        return await _script(app, chans, console, fast)
+    finally:
+        await runner.cleanup()
+        await app.close()
+
+
+def _web(app: App) -> web.Application:
+    from warnbus.web.api import make_web_app
+
+    return make_web_app(app)
+
+
+async def _script(app: App, chans: dict[str, TestChannel], console: Console, fast: bool) -> int:
+    clock = app.ctx.clock
+    t0 = clock.now()
+    alert = _load("demo-rainstorm-red.xml", t0)
+    info: Info | None = alert.primary_info()
+    console.print(f"[bold red]{info.headline if info else alert.identifier}[/bold red]")
+    res = await accept(app.ctx, alert)
+    console.print(f"accepted {res.alert_id} → campaign {res.campaign_id}, {res.targets} targets")
+    policy = app.ctx.rules.policy_for(app.ctx.rules.level_of(alert))
+    end_s = (policy.ack_deadline_s or 0) + policy.redial_window_s + len(policy.chain) * (
+        policy.step_s or 0) + 60
+    update_at, cancel_at = end_s * 0.45, end_s
+    phase, updated, cancelled = "红色预警 叫应中", False, False
+    started = time.monotonic()
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while True:
+            elapsed = clock.now() - t0
+            if not updated and elapsed >= update_at:
+                upd = _load("demo-rainstorm-red-update.xml", clock.now())
+                await accept(app.ctx, upd)
+                updated, phase = True, "预警更新 Update · 叫应继续"
+            if not cancelled and elapsed >= cancel_at:
+                cancel = _load("demo-rainstorm-red-cancel.xml", clock.now())
+                await accept(app.ctx, cancel)
+                cancelled, phase = True, "预警解除 Cancel"
+                cancel_seen = time.monotonic()
+            view = await alert_view(app.ctx, res.alert_id)
+            live.update(_progress_view(view, _count(chans), phase, elapsed))
+            if cancelled and time.monotonic() - cancel_seen > 3:
+                break
+            if time.monotonic() - started > 150:
+                console.print("[red]demo did not finish in time[/red]")
+                return 1
+            await asyncio.sleep(0.25)
+    await _print_summary(app, res.alert_id, console)
+    return 0
+
+
+async def _print_summary(app: App, alert_id: str, console: Console) -> None:
+    s = await summary(app.ctx, alert_id)
+    ttc = s["time_to_confirm_s"]
+    console.rule("叫应 summary")
+    med = f"{ttc['median']:.0f}s" if ttc["median"] is not None else "-"
+    p90 = f"{ttc['p90']:.0f}s" if ttc["p90"] is not None else "-"
+    console.print(f"confirmed persons: {s['confirmed']}   time to confirm: median {med}, p90 {p90}")
+    t = Table("township 乡镇", "grids", "confirmed", "taken over", "未叫醒")
+    for name, row in s["per_township"].items():
+        t.add_row(name, str(row["grids"]), str(row["confirmed"]), str(row["taken_over"]),
+                  str(row["unreached"]))
+    console.print(t)
+    un = s["unreached"]
+    console.print(f"未叫醒 list ({len(un)} grids):")
+    for r in un[:15]:
+        console.print(f"  {r['grid_id']} {r['grid']}  last called: {r['last_called_name']}")
+    if len(un) > 15:
+        console.print(f"  … and {len(un) - 15} more (warnbus record {alert_id})")
+    speaker = app.engine.channels.get("loudspeaker")
+    played = getattr(speaker, "sent", [])
+    speakers = len([d for d in played if d.kind is DeliveryKind.WARNING])
+    console.print(f"loudspeaker areas played: {speakers} (playout reports come with the MQTT channel)")

@@ -1,0 +1,181 @@
+"""Workers: lane -> claim -> channel.send -> Attempt -> sent / retry / fallback / dead-letter.
+
+A batch read from a lane is claimed with one Lua call per campaign (the compare-and-set that
+keeps a replayed or reclaimed entry from being sent twice), sent concurrently under a
+per-channel limit, and recorded with one Lua call per campaign before the entries are
+acknowledged. A worker killed anywhere in between leaves its entries pending; the sweeper of
+any live worker reclaims them after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+import structlog
+
+from warnbus import keys
+from warnbus.context import Context
+from warnbus.errors import PermanentChannelError, TransientChannelError
+from warnbus.escalation import Retry, encode_timer
+from warnbus.models import (
+    Attempt,
+    Channel,
+    Delivery,
+    DeliveryKind,
+    Level,
+    Outcome,
+    TargetKind,
+)
+from warnbus.planner import PlanContext, area_text, plan_persons
+from warnbus.queue import LaneEntry, encode_delivery
+from warnbus.store import Outcome as Stored
+
+log = structlog.get_logger("warnbus.dispatch")
+
+SEND, RESEND, SKIP, CANCELLED = 1, 2, 0, 3
+
+
+class Dispatcher:
+    def __init__(self, ctx: Context, channels: Mapping[str, Channel], consumer: str) -> None:
+        self.ctx = ctx
+        self.channels = dict(channels)
+        self.consumer = consumer
+        cfg = ctx.settings.engine
+        self._sem = {name: asyncio.Semaphore(cfg.concurrency) for name in self.channels}
+        self.sent = 0  # deliveries handed to a provider by this process (for progress/bench)
+
+    async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
+        cfg = self.ctx.settings.engine
+        while not stop.is_set():
+            try:
+                entries = await self.ctx.lanes.read(channel, self.consumer, cfg.batch, 500)
+                if entries:
+                    await self.process(channel, entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the worker alive; the entries stay pending for reclaim
+                log.exception("dispatch loop error", channel=channel)
+                await asyncio.sleep(1.0)
+
+    async def sweep(self, channel: str) -> int:
+        """Reclaim and process entries whose worker died (idle longer than the lease)."""
+        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        entries = await self.ctx.lanes.reclaim(channel, self.consumer, max(idle_ms, 1000))
+        if entries:
+            log.warning("reclaimed entries of a dead worker", channel=channel, n=len(entries))
+            await self.process(channel, entries)
+        return len(entries)
+
+    async def process(self, channel: str, entries: Sequence[LaneEntry]) -> None:
+        """Claim, send, record and acknowledge `entries` in chunks of the channel's concurrency.
+
+        Chunking bounds what a killed worker can leave half done (sent but not recorded, so
+        sent again after the lease) to one chunk per channel: the in-flight window.
+        """
+        step = max(1, self.ctx.settings.engine.concurrency)
+        for i in range(0, len(entries), step):
+            await self._process_chunk(channel, entries[i : i + step])
+
+    async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry]) -> None:
+        ctx = self.ctx
+        cfg = ctx.settings.engine
+        now = ctx.clock.now()
+        by_c: dict[str, list[LaneEntry]] = {}
+        for e in entries:
+            by_c.setdefault(e.delivery.campaign_id, []).append(e)
+        claims = await ctx.store.claim(
+            {c: [e.delivery for e in es] for c, es in by_c.items()}, now, cfg.lease_s
+        )
+        to_send: list[tuple[LaneEntry, int]] = []
+        for cid, es in by_c.items():
+            for e, (code, n) in zip(es, claims[cid], strict=True):
+                if code in (SEND, RESEND):
+                    to_send.append((e, n))
+        results = await asyncio.gather(*(self._send(channel, e.delivery, n) for e, n in to_send))
+        stored = [r for r in results if r is not None]
+        await ctx.store.record(stored, ctx.clock.now())
+        await self._follow_up(stored)
+        await ctx.lanes.done(entries)
+
+    async def _send(self, channel: str, d: Delivery, n: int) -> Stored | None:
+        impl = self.channels.get(channel)
+        at = self.ctx.clock.now()
+        if impl is None:
+            err = f"channel {channel} is not configured"
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err), "failed")
+        async with self._sem[channel]:
+            try:
+                receipt = await impl.send(d)
+            except TransientChannelError as e:
+                return self._transient(d, n, at, e.message, e.retry_after)
+            except PermanentChannelError as e:
+                log.warning("permanent failure", delivery_id=d.id, channel=channel, error=e.message)
+                return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
+                                         error=e.message), "failed")
+            except Exception as e:  # a channel bug must not lose the delivery: retry it
+                log.exception("channel raised an unclassified error", channel=channel)
+                return self._transient(d, n, at, f"{type(e).__name__}: {e}", None)
+        self.sent += 1
+        state = "delivered" if receipt.outcome is Outcome.DELIVERED else "sent"
+        log.info("sent", delivery_id=d.id, campaign_id=d.campaign_id, channel=channel,
+                 target=d.target_id, step=d.step, kind=d.kind.value, attempt=n)
+        return Stored(d, Attempt(d.id, n, channel, at, receipt.outcome,
+                                 provider_id=receipt.provider_id), state)
+
+    def _transient(self, d: Delivery, n: int, at: float, error: str, retry_after: float | None
+                   ) -> Stored:
+        cfg = self.ctx.settings.engine
+        if n >= cfg.max_attempts:
+            return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error),
+                          "dead")
+        backoff = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** (n - 1))
+        delay = retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.0)
+        return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error,
+                                 retry_after=delay), "retry")
+
+    async def _follow_up(self, stored: Sequence[Stored]) -> None:
+        """Retries go to the timers; permanent failures and dead letters switch channel."""
+        ctx = self.ctx
+        retries = []
+        switch: list[Delivery] = []
+        dead = []
+        for o in stored:
+            if o.next_state == "retry":
+                due = o.attempt.at + (o.attempt.retry_after or 0.0)
+                retries.append((encode_timer(Retry(o.delivery, o.attempt.n)), due))
+            elif o.next_state in ("failed", "dead"):
+                switch.append(o.delivery)
+                if o.next_state == "dead":
+                    dead.append(o)
+        if retries:
+            await ctx.timers.schedule(retries)
+        if dead:
+            pipe = ctx.redis.pipeline(transaction=False)
+            for o in dead:
+                pipe.xadd(keys.DEAD, {"d": encode_delivery(o.delivery), "e": o.attempt.error or ""})
+            await pipe.execute()
+            log.error("dead-lettered", n=len(dead), ids=[o.delivery.id for o in dead][:10])
+        if switch:
+            await ctx.lanes.enqueue(await self._fallbacks(switch))
+
+    async def _fallbacks(self, failed: Sequence[Delivery]) -> list[Delivery]:
+        ctx = self.ctx
+        out: list[Delivery] = []
+        for d in failed:
+            if d.target_kind is not TargetKind.PERSON:
+                continue
+            nxt = ctx.rules.fallback_for(d.channel)
+            person = ctx.person(d.target_id)
+            alert = await ctx.alert(d.campaign_id, d.alert_id)
+            if not nxt or person is None or alert is None:
+                continue
+            pctx = PlanContext(
+                campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
+                level=Level(d.level), area=area_text(alert), now=ctx.clock.now(),
+                renderer=ctx.rules.renderer, ack_url=partial(ctx.ack_url, d.campaign_id),
+            )
+            out += plan_persons(pctx, [person], [nxt], d.step, DeliveryKind(d.kind))
+        return out

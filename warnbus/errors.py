@@ -1,0 +1,102 @@
+"""One error tree for warnbus. Every error carries a message a user can act on."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class WarnbusError(Exception):
+    """Base of every error warnbus raises on purpose."""
+
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(WarnbusError):
+    """The configuration file or environment is invalid (names the key)."""
+
+    code = "config"
+
+
+class IngestError(WarnbusError):
+    """An alert could not be accepted.
+
+    `code` is one of: malformed (400), invalid (422), too_large (413), unsupported_type (415),
+    unknown_reference (422), forbidden (403). `field` names the offending CAP field, as a path
+    like `info[0].area[1].polygon[0]`, when there is one.
+    """
+
+    HTTP_STATUS: ClassVar[dict[str, int]] = {
+        "malformed": 400,
+        "invalid": 422,
+        "unknown_reference": 422,
+        "too_large": 413,
+        "unsupported_type": 415,
+        "forbidden": 403,
+    }
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        text = f"{field}: {message}" if field else message
+        super().__init__(text)
+        self.code = code
+        self.field = field
+        self.reason = message
+
+    @property
+    def http_status(self) -> int:
+        return self.HTTP_STATUS.get(self.code, 400)
+
+
+class RegistryError(WarnbusError):
+    """The grid registry is invalid; `problems` lists every problem found, one per line."""
+
+    code = "registry"
+
+    def __init__(self, problems: list[str]) -> None:
+        head = f"{len(problems)} problem(s) in the registry"
+        super().__init__(head + ":\n  " + "\n  ".join(problems[:50]))
+        self.problems = problems
+
+
+class NotFoundError(WarnbusError):
+    code = "not_found"
+
+
+class AuthError(WarnbusError):
+    """No or bad credentials (401) or outside the credential's scope (403)."""
+
+    def __init__(self, message: str, *, forbidden: bool = False) -> None:
+        super().__init__(message)
+        self.code = "forbidden" if forbidden else "unauthorized"
+        self.forbidden = forbidden
+
+
+class ChannelError(WarnbusError):
+    """A channel could not hand a message to its provider."""
+
+    code = "channel"
+
+    def __init__(self, message: str, *, provider_code: str | None = None) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+
+
+class TransientChannelError(ChannelError):
+    """Try again later (after `retry_after` seconds when the provider said so)."""
+
+    code = "channel_transient"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, provider_code: str | None = None
+    ) -> None:
+        super().__init__(message, provider_code=provider_code)
+        self.retry_after = retry_after
+
+
+class PermanentChannelError(ChannelError):
+    """Do not retry this address on this channel; the policy may switch channel."""
+
+    code = "channel_permanent"

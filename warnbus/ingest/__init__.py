@@ -1,0 +1,53 @@
+"""Ingest: turn a CAP 1.0/1.1/1.2 XML or JSON body into a validated Alert. Pure, no I/O.
+
+Every rejection is an IngestError whose code maps to the HTTP status of the alerts API:
+malformed (400), invalid (422, names the field), too_large (413), unsupported_type (415).
+"""
+
+from __future__ import annotations
+
+import re
+
+from warnbus.errors import IngestError
+from warnbus.ingest.cap import parse_cap
+from warnbus.ingest.checks import DEFAULT_MAX_BODY, check_size, malformed
+from warnbus.ingest.jsonform import alert_to_json, parse_json
+from warnbus.models import Alert
+
+__all__ = ["DEFAULT_MAX_BODY", "alert_to_json", "parse_alert", "parse_cap", "parse_json"]
+
+CAP_TYPES = frozenset({"application/cap+xml", "application/xml", "text/xml"})
+JSON_TYPES = frozenset({"application/json"})
+_BLANK = re.compile(rb"\s*")
+
+
+def parse_alert(
+    body: bytes, content_type: str | None = None, *, max_bytes: int = DEFAULT_MAX_BODY
+) -> Alert:
+    """Parse a body by its content type (parameters such as charset ignored), else by sniffing.
+
+    Sniffing looks at the first character after a BOM and whitespace: `{` is JSON, `<` XML.
+    """
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media in CAP_TYPES:
+            return parse_cap(body, max_bytes=max_bytes)
+        if media in JSON_TYPES:
+            return parse_json(body, max_bytes=max_bytes)
+        raise IngestError(
+            "unsupported_type",
+            f"unsupported content type {content_type[:100]!r}; send application/cap+xml, "
+            "application/xml, text/xml or application/json",
+        )
+    check_size(len(body), max_bytes)
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 BOM: only XML comes so
+        return parse_cap(body, max_bytes=max_bytes)
+    start = _BLANK.match(body, 3 if body.startswith(b"\xef\xbb\xbf") else 0)
+    first = body[start.end() : start.end() + 1] if start else b""
+    if first in (b"{", b"["):  # a JSON array is JSON, if not an alert: let the JSON parser say so
+        return parse_json(body, max_bytes=max_bytes)
+    if first == b"<":
+        return parse_cap(body, max_bytes=max_bytes)
+    if not first:
+        raise malformed("empty body")
+    raise malformed("expected CAP XML or JSON: the body starts with neither '<' nor '{'")

@@ -1,0 +1,316 @@
+"""Accept an alert (dedup, thread, persist) and carry its campaign: start, update, cancel.
+
+`accept` runs in the API process and returns once the alert and its work item are written
+to Redis (the 202 promise). `Intake.handle` runs in a worker: it matches, plans and queues,
+idempotently, so a crash anywhere makes the next worker redo the same work harmlessly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+import structlog
+
+from warnbus import keys
+from warnbus.context import Context
+from warnbus.errors import AuthError, IngestError
+from warnbus.escalation import Deadline, Expiry, deadline_for, encode_timer
+from warnbus.models import (
+    Alert,
+    CampaignState,
+    DeliveryKind,
+    GridState,
+    Level,
+    MsgType,
+    Person,
+    Target,
+    TargetKind,
+    alert_id_for,
+)
+from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.ports import LevelPolicyLike
+from warnbus.queue import ensure_group
+
+log = structlog.get_logger("warnbus.intake")
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    alert_id: str
+    campaign_id: str
+    targets: int
+    created: bool  # False: the same alert was already accepted
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a credential may publish: region code prefixes and CAP categories (empty = all)."""
+
+    regions: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+def campaign_id_for(alert: Alert) -> str:
+    return "cp_" + alert_id_for(alert.sender, alert.identifier)[3:]
+
+
+async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted:
+    """Dedup, thread and persist an alert; return once it is durably queued for planning."""
+    store = ctx.store
+    aid = alert.alert_id
+    known = await store.campaign_of(aid)
+    if known:
+        meta = await store.meta(known)
+        return Accepted(aid, known, int(meta.get("targets", "0") or 0), created=False)
+    if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
+        raise IngestError(
+            "invalid", f"msgType {alert.msg_type.value} messages are not disseminated", "msgType"
+        )
+    _check_categories(alert, scope)
+    if alert.msg_type is MsgType.ALERT:
+        cid = campaign_id_for(alert)
+    else:
+        cid = await _thread_of(ctx, alert)
+    if alert.msg_type is MsgType.CANCEL:
+        n_targets = len(await store.targets(cid))
+    else:
+        match = ctx.rules.match(alert)
+        _check_regions(ctx, match.grids, scope)
+        n_targets = len(match.grids) and len(
+            ctx.rules.targets(ctx.registry.data, match.grids, match.devices, drill=alert.is_drill)
+        )
+    ck = keys.campaign(cid)
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.hsetnx(ck.alerts, aid, _json.encode(alert))
+    pipe.zadd(keys.CAMPAIGNS, {cid: ctx.clock.now()}, nx=True)
+    if alert.msg_type is MsgType.ALERT:
+        pipe.hsetnx(ck.meta, "targets", n_targets)
+    pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
+    pipe.set(keys.alert_index(aid), cid, nx=True)
+    await pipe.execute()
+    log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
+             targets=n_targets)
+    return Accepted(aid, cid, n_targets, created=True)
+
+
+def _check_categories(alert: Alert, scope: Scope) -> None:
+    if not scope.categories:
+        return
+    allowed = set(scope.categories)
+    for i, info in enumerate(alert.infos):
+        for c in info.categories:
+            if c.value not in allowed:
+                raise AuthError(
+                    f"info[{i}].category: this token may not publish category {c.value}",
+                    forbidden=True,
+                )
+
+
+def _check_regions(ctx: Context, grids: Sequence[str], scope: Scope) -> None:
+    if not scope.regions:
+        return
+    grid_map = ctx.registry.data.grids
+    for g in grids:
+        village = grid_map[g].village
+        if not any(village.startswith(p) for p in scope.regions):
+            raise AuthError(
+                f"area: grid {g} ({village}) is outside this token's regions "
+                f"{', '.join(scope.regions)}",
+                forbidden=True,
+            )
+
+
+async def _thread_of(ctx: Context, alert: Alert) -> str:
+    for ref in alert.references:
+        cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
+        if cid:
+            if ref.sender != alert.sender:
+                raise IngestError(
+                    "invalid",
+                    f"{alert.msg_type.value} of an alert of another sender ({ref.sender})",
+                    "references",
+                )
+            return cid
+    raise IngestError(
+        "unknown_reference",
+        "no earlier alert of this thread is known: "
+        + " ".join(f"{r.sender},{r.identifier}" for r in alert.references),
+        "references",
+    )
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+class Intake:
+    """The planner role: reads the inbox and runs the campaign lifecycle."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def setup(self) -> None:
+        await ensure_group(self.ctx.redis, keys.INBOX)
+
+    async def handle(self, campaign_id: str, alert_id: str) -> None:
+        alert = await self.ctx.alert(campaign_id, alert_id)
+        if alert is None:
+            log.error("inbox item without alert", alert_id=alert_id, campaign_id=campaign_id)
+            return
+        structlog.contextvars.bind_contextvars(alert_id=alert_id, campaign_id=campaign_id)
+        try:
+            if alert.msg_type is MsgType.ALERT:
+                await self._start(campaign_id, alert)
+            elif alert.msg_type is MsgType.UPDATE:
+                await self._update(campaign_id, alert)
+            elif alert.msg_type is MsgType.CANCEL:
+                await self._cancel(campaign_id, alert)
+        finally:
+            structlog.contextvars.unbind_contextvars("alert_id", "campaign_id")
+
+    def _plan_ctx(self, cid: str, alert: Alert, level: Level) -> PlanContext:
+        return PlanContext(
+            campaign_id=cid,
+            alert=alert,
+            info=alert.primary_info(),
+            level=level,
+            area=area_text(alert),
+            now=self.ctx.clock.now(),
+            renderer=self.ctx.rules.renderer,
+            ack_url=lambda pid: self.ctx.ack_url(cid, pid),
+        )
+
+    def _persons(self, targets: Sequence[Target]) -> list[Person]:
+        out = []
+        for t in targets:
+            p = self.ctx.person(t.id) if t.kind is TargetKind.PERSON else None
+            if p is not None:
+                out.append(p)
+        return out
+
+    async def _first_wave(
+        self, cid: str, alert: Alert, level: Level, policy: LevelPolicyLike,
+        targets: Sequence[Target], villages: Sequence[str], kind: DeliveryKind,
+    ) -> int:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        pctx = self._plan_ctx(cid, alert, level)
+        persons = self._persons(targets)
+        deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+        for ch in policy.device_channels:
+            deliveries += plan_areas(pctx, villages, ch, kind)
+        await ctx.store.put_targets(cid, targets, now)
+        await ctx.store.init_grids(
+            cid, [(g, t.id) for t in targets if t.kind is TargetKind.PERSON for g in t.grids]
+        )
+        await ctx.lanes.enqueue(deliveries)
+        if policy.ack_deadline_s:
+            timers = []
+            for p in persons:
+                t0 = await ctx.store.first_wave_at(cid, p.id) or now
+                due = deadline_for(policy, 0, t0, now)
+                timers.append((encode_timer(Deadline(cid, p.id, 0)), due))
+            await ctx.timers.schedule(timers)
+        return len(deliveries)
+
+    async def _start(self, cid: str, alert: Alert) -> None:
+        ctx = self.ctx
+        level = ctx.rules.level_of(alert)
+        policy = ctx.rules.policy_for(level)
+        match = ctx.rules.match(alert)
+        targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
+                                    drill=alert.is_drill)
+        now = ctx.clock.now()
+        expires = alert.expires_at()
+        info = alert.primary_info()
+        await ctx.store.init_meta(cid, {
+            "state": CampaignState.ACTIVE.value, "level": level.value, "root": alert.alert_id,
+            "sender": alert.sender, "created_at": now, "t0": now, "drill": int(alert.is_drill),
+            "expires_at": expires.timestamp() if expires else "",
+            "event": info.event if info else "", "villages": ",".join(match.villages),
+        })
+        await ctx.store.set_meta(cid, {
+            "latest": alert.alert_id, "headline": (info.headline or "") if info else "",
+            "area": area_text(alert), "targets": len(targets),
+        })
+        n = await self._first_wave(cid, alert, level, policy, targets, match.villages,
+                                   DeliveryKind.WARNING)
+        if expires:
+            await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
+        log.info("campaign started", level=level.value, grids=len(match.grids),
+                 targets=len(targets), deliveries=n)
+
+    async def _update(self, cid: str, alert: Alert) -> None:
+        ctx = self.ctx
+        meta = await ctx.store.meta(cid)
+        if meta.get("state") != CampaignState.ACTIVE.value:
+            log.warning("update of a campaign that is over", state=meta.get("state"))
+            return
+        level = ctx.rules.level_of(alert)
+        policy = ctx.rules.policy_for(level)
+        match = ctx.rules.match(alert)
+        new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
+                                        drill=alert.is_drill)
+        old = await ctx.store.targets(cid)
+        grids_now = set(match.grids)
+        old_grids = {g for t in old.values() for g in t.grids if t.role is not None and t.kind is
+                     TargetKind.PERSON and t.role.value == "primary"}
+        dropped_grids = sorted(old_grids - grids_now)
+        keep_ids = {t.id for t in new_targets}
+        dropped_people = [t.id for t in old.values()
+                          if t.kind is TargetKind.PERSON and t.id not in keep_ids
+                          and t.role is not None and t.role.value == "primary"]
+        now = ctx.clock.now()
+        await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
+        expires = alert.expires_at()
+        info = alert.primary_info()
+        await ctx.store.set_meta(cid, {
+            "latest": alert.alert_id, "level": level.value,
+            "headline": (info.headline or "") if info else "", "area": area_text(alert),
+            "expires_at": expires.timestamp() if expires else "",
+            "villages": ",".join(match.villages), "targets": len(new_targets),
+        })
+        added = [t for t in new_targets if t.id not in old]
+        kept = [t for t in new_targets if t.id in old]
+        n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
+        # Everyone still in the area gets the new content; those who confirmed already get it
+        # on the notice channels only (they need not confirm again).
+        pctx = self._plan_ctx(cid, alert, level)
+        acks = await ctx.store.acks(cid)
+        calling = self._persons([t for t in kept if t.id not in acks])
+        confirmed = self._persons([t for t in kept if t.id in acks])
+        deliveries = plan_persons(pctx, calling, policy.channels, 0, DeliveryKind.UPDATE)
+        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, 0, DeliveryKind.UPDATE)
+        for ch in policy.device_channels:
+            deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
+        await ctx.lanes.enqueue(deliveries)
+        if expires:
+            await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
+        log.info("campaign updated", added=len(added), dropped=len(dropped_people),
+                 dropped_grids=len(dropped_grids), deliveries=n + len(deliveries))
+
+    async def _cancel(self, cid: str, alert: Alert) -> None:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        await ctx.store.finish(cid, CampaignState.CANCELLED.value, now)
+        meta = await ctx.store.meta(cid)
+        grids = await ctx.store.grids(cid)
+        await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
+        await ctx.store.set_meta(cid, {"cancelled_by": alert.alert_id})
+        level = Level(meta.get("level") or "blue")
+        policy = ctx.rules.policy_for(level)
+        # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
+        states = await ctx.store.target_states(cid)
+        reached = [pid for pid, st in states.items() if st in ("sent", "delivered", "acked")]
+        pctx = self._plan_ctx(cid, alert, level)
+        deliveries = plan_persons(pctx, self._persons(
+            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels, 0,
+            DeliveryKind.CANCEL)
+        villages = [v for v in meta.get("villages", "").split(",") if v]
+        reached_areas = [v for v in villages if states.get(f"area:{v}") in ("sent", "delivered")]
+        for ch in policy.device_channels:
+            deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
+        await ctx.lanes.enqueue(deliveries)
+        log.info("campaign cancelled", reached=len(reached), notices=len(deliveries))

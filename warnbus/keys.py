@@ -1,0 +1,73 @@
+"""Every Redis key warnbus uses, in one place.
+
+Keys of one campaign share the hash tag `{c:<campaign_id>}`, so every multi-key operation on a
+campaign (the Lua scripts of claims, attempts, acks and escalation) stays in one Redis Cluster
+slot. Timer keys share the tag `{t}`. Lanes, the inbox and indexes are single-key structures.
+"""
+
+from __future__ import annotations
+
+PREFIX = "wb"
+
+
+class CampaignKeys:
+    """The keys of one campaign."""
+
+    __slots__ = (
+        "acks",
+        "alerts",
+        "audit",
+        "dstate",
+        "first",
+        "grids",
+        "holds",
+        "meta",
+        "stopped",
+        "targets",
+        "tstate",
+    )
+
+    def __init__(self, campaign_id: str) -> None:
+        base = f"{PREFIX}:{{c:{campaign_id}}}"
+        self.meta = f"{base}:meta"  # hash: state, level, root alert, times, counters
+        self.alerts = f"{base}:alerts"  # hash: alert_id -> JSON form of the alert
+        self.targets = f"{base}:targets"  # hash: target_id -> msgpack Target
+        self.grids = f"{base}:grids"  # hash: grid_id -> "state|level|holder"
+        self.holds = f"{base}:holds"  # hash: person_id -> "grid:level,grid:level"
+        self.tstate = f"{base}:tstate"  # hash: target_id -> sent|delivered|acked|failed
+        self.dstate = f"{base}:dstate"  # hash: delivery_id -> "state|attempts|lease_until"
+        self.acks = f"{base}:acks"  # hash: person_id -> msgpack Ack
+        self.stopped = f"{base}:stopped"  # set: target ids no longer to be called
+        self.audit = f"{base}:audit"  # stream: every attempt, callback, ack, step
+        self.first = f"{base}:first"  # hash: target_id -> time of its first wave
+
+    def all(self) -> tuple[str, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+
+def campaign(campaign_id: str) -> CampaignKeys:
+    return CampaignKeys(campaign_id)
+
+
+def alert_index(alert_id: str) -> str:
+    """String: alert_id -> campaign_id (the alert was accepted)."""
+    return f"{PREFIX}:alert:{alert_id}"
+
+
+CAMPAIGNS = f"{PREFIX}:campaigns"  # zset: campaign_id by creation time
+INBOX = f"{PREFIX}:inbox"  # stream: accepted alerts waiting to be planned
+DEAD = f"{PREFIX}:dead"  # stream: dead-lettered deliveries (visible, never silent)
+TIMERS = f"{PREFIX}:{{t}}:timers"  # zset: timer member by absolute due time
+TIMERS_DUE = f"{PREFIX}:{{t}}:due"  # stream: timers promoted when due
+PERSON_OPEN = f"{PREFIX}:person:{{pid}}:open"  # set: campaigns open for a person (SMS reply acks)
+
+GROUP = "warnbus"  # consumer group name on every stream
+
+
+def lane(channel: str, priority: int) -> str:
+    """Stream of deliveries for one channel at one priority (0 = red, sooner)."""
+    return f"{PREFIX}:q:{channel}:{priority}"
+
+
+def person_open(person_id: str) -> str:
+    return f"{PREFIX}:person:{person_id}:open"

@@ -1,0 +1,157 @@
+"""alert + targets + policy + step -> deliveries. The only place that fans out.
+
+Pure: no I/O. Delivery ids are deterministic (campaign, message, target, channel, step), so
+planning the same step twice yields the same deliveries and the queue drops the repeats.
+
+Steps: `10 * chain_level + redial`. Step 0 is the first wave to a grid's primary officer,
+1..R its redials, 10 the backup officer, 20 the village head, 30 the township duty officer,
+40 the county duty officer. Cancel and update notices reuse the step of the message they follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from warnbus.models import (
+    Alert,
+    Delivery,
+    DeliveryKind,
+    Info,
+    Level,
+    Person,
+    TargetKind,
+    delivery_id_for,
+)
+from warnbus.ports import Renderer
+
+#: Which contact field of a Person each channel sends to.
+ADDRESS_FIELD: Mapping[str, str] = {"voice": "phone", "sms": "phone", "wecom": "wecom"}
+DEVICE_CHANNELS = frozenset({"loudspeaker"})
+_URL_MARK = "\x00ACKURL\x00"
+
+
+def step_of(chain_level: int, redial: int = 0) -> int:
+    return 10 * chain_level + redial
+
+
+def chain_level_of(step: int) -> int:
+    return step // 10
+
+
+def area_text(alert: Alert) -> str:
+    """The area as people read it: the areaDesc of the disseminated info, joined."""
+    info = alert.primary_info()
+    if info is None:
+        return ""
+    return "、".join(a.desc for a in info.areas if a.desc)
+
+
+def address_of(person: Person, channel: str) -> str | None:
+    value = getattr(person, ADDRESS_FIELD.get(channel, "phone"), None)
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What every delivery of one planning call shares."""
+
+    campaign_id: str
+    alert: Alert
+    info: Info | None
+    level: Level
+    area: str
+    now: float
+    renderer: Renderer
+    ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
+
+
+def plan_persons(
+    ctx: PlanContext,
+    persons: Sequence[Person],
+    channels: Sequence[str],
+    step: int,
+    kind: DeliveryKind,
+    *,
+    extra: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Delivery]:
+    """One delivery per person and channel that the person has an address for.
+
+    `extra` gives per-person template values (e.g. the grids of an escalation); a person with
+    extra values gets a text of their own, everyone else shares one rendering per channel.
+    """
+    alert = ctx.alert
+    base_text: dict[str, str] = {}
+    out: list[Delivery] = []
+    for channel in channels:
+        if channel in DEVICE_CHANNELS:
+            continue
+        for person in persons:
+            address = address_of(person, channel)
+            if address is None:
+                continue
+            url = ctx.ack_url(person.id) if ctx.ack_url else None
+            own = extra.get(person.id) if extra else None
+            if own is not None:
+                text = _render(ctx, kind, channel, url, own)
+            else:
+                if channel not in base_text:
+                    base_text[channel] = _render(ctx, kind, channel, _URL_MARK if url else None, {})
+                text = base_text[channel]
+                if url:
+                    text = text.replace(_URL_MARK, url)
+            out.append(
+                Delivery(
+                    id=delivery_id_for(ctx.campaign_id, alert.alert_id, person.id, channel, step),
+                    campaign_id=ctx.campaign_id,
+                    alert_id=alert.alert_id,
+                    target_id=person.id,
+                    target_kind=TargetKind.PERSON,
+                    channel=channel,
+                    step=step,
+                    kind=kind,
+                    level=ctx.level,
+                    address=address,
+                    text=text,
+                    created_at=ctx.now,
+                    drill=alert.is_drill,
+                    ack_url=url,
+                    region=person.region,
+                )
+            )
+    return out
+
+
+def plan_areas(
+    ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind, step: int = 0
+) -> list[Delivery]:
+    """One loudspeaker delivery per area (village code), not per device: the broker fans out."""
+    text = _render(ctx, kind, channel, None, {})
+    alert = ctx.alert
+    return [
+        Delivery(
+            id=delivery_id_for(ctx.campaign_id, alert.alert_id, f"area:{code}", channel, step),
+            campaign_id=ctx.campaign_id,
+            alert_id=alert.alert_id,
+            target_id=f"area:{code}",
+            target_kind=TargetKind.DEVICE,
+            channel=channel,
+            step=step,
+            kind=kind,
+            level=ctx.level,
+            address=code,
+            text=text,
+            created_at=ctx.now,
+            drill=alert.is_drill,
+            region=code,
+        )
+        for code in villages
+    ]
+
+
+def _render(
+    ctx: PlanContext, kind: DeliveryKind, channel: str, url: str | None, extra: Mapping[str, str]
+) -> str:
+    return ctx.renderer.render(
+        kind, channel, ctx.alert, ctx.info, ctx.level, area=ctx.area, ack_url=url, extra=extra
+    )

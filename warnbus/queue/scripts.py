@@ -1,0 +1,291 @@
+"""The Lua scripts: every state transition is one atomic compare-and-set inside Redis.
+
+Each script touches the keys of one campaign (one hash tag) or the timer keys (another), so all
+of them run on a Redis Cluster. State strings:
+
+- delivery state (`dstate`): "state|attempts|lease_until";
+- grid state (`grids`): "state|level|holder" where level is the index in the chain
+  (0 primary, 1 backup, 2 village head, ...) and holder the person being called now;
+- target state (`tstate`): sent < delivered < acked (only moves forward), or failed;
+- counters live in the campaign's `meta` hash: t_sent, t_delivered, t_acked, t_failed,
+  g_<gridstate>, attempts, duplicates.
+"""
+
+from __future__ import annotations
+
+# Shared Lua helpers, prepended to scripts that need them.
+_HELPERS = r"""
+local function split(s, sep)
+  local out = {}
+  local from = 1
+  while true do
+    local i = string.find(s, sep, from, true)
+    if not i then table.insert(out, string.sub(s, from)); break end
+    table.insert(out, string.sub(s, from, i - 1))
+    from = i + 1
+  end
+  return out
+end
+local CLOSED = {confirmed=true, taken_over=true, unreached=true, dropped=true, cancelled=true}
+local TRANK = {sent=1, delivered=2, acked=3}
+local function grid_set(meta, grids, g, old_state, state, level, holder)
+  redis.call('HSET', grids, g, state .. '|' .. level .. '|' .. holder)
+  if old_state then redis.call('HINCRBY', meta, 'g_' .. old_state, -1) end
+  redis.call('HINCRBY', meta, 'g_' .. state, 1)
+end
+local function holds_add(holds, person, g, level)
+  local cur = redis.call('HGET', holds, person)
+  local item = g .. ':' .. level
+  if not cur or cur == '' then
+    redis.call('HSET', holds, person, item)
+  elseif not string.find(',' .. cur .. ',', ',' .. item .. ',', 1, true) then
+    redis.call('HSET', holds, person, cur .. ',' .. item)
+  end
+end
+local function target_forward(meta, tstate, target, new)
+  local cur = redis.call('HGET', tstate, target)
+  local cr = 0
+  if cur then cr = TRANK[cur] or 0 end
+  if TRANK[new] > cr then
+    redis.call('HSET', tstate, target, new)
+    if cur and TRANK[cur] then redis.call('HINCRBY', meta, 't_' .. cur, -1) end
+    if cur == 'failed' then redis.call('HINCRBY', meta, 't_failed', -1) end
+    redis.call('HINCRBY', meta, 't_' .. new, 1)
+  end
+end
+"""
+
+# KEYS: meta, dstate, stopped
+# ARGV: now, lease_s, then (delivery_id, kind, target_id) triples
+# Returns a flat list of (code, attempt_number): code 1 send, 2 resend after an expired lease
+# (a worker died mid-send: counted as a possible duplicate), 0 skip (done or in flight),
+# 3 cancelled (campaign over, or the person needs no more calls).
+CLAIM = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local lease = tonumber(ARGV[2])
+local cstate = redis.call('HGET', KEYS[1], 'state')
+local expires = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '')
+local out = {}
+for i = 3, #ARGV, 3 do
+  local id, kind, target = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local st = redis.call('HGET', KEYS[2], id)
+  local state, n, until_ = 'queued', 0, 0
+  if st then
+    local p = split(st, '|')
+    state, n, until_ = p[1], tonumber(p[2]) or 0, tonumber(p[3]) or 0
+  end
+  local code = 0
+  if state == 'queued' or state == 'retry' then
+    code = 1
+  elseif state == 'sending' and until_ < now then
+    code = 2
+  end
+  if code > 0 then
+    local over = (cstate ~= 'active') or (expires and now >= expires)
+    local stop = false
+    if kind == 'warning' or kind == 'redial' or kind == 'escalation' then
+      stop = over or (redis.call('SISMEMBER', KEYS[3], target) == 1)
+    elseif kind == 'update' or kind == 'notice' then
+      stop = over
+    end
+    if stop then
+      redis.call('HSET', KEYS[2], id, 'cancelled|' .. n .. '|0')
+      code = 3
+    else
+      if code == 2 then redis.call('HINCRBY', KEYS[1], 'duplicates', 1) end
+      n = n + 1
+      redis.call('HSET', KEYS[2], id, 'sending|' .. n .. '|' .. (now + lease))
+    end
+  end
+  table.insert(out, code)
+  table.insert(out, n)
+end
+return out
+"""
+)
+
+# KEYS: meta, dstate, tstate, audit
+# ARGV: now, then 9-tuples (delivery_id, target_id, channel, step, kind, n, outcome,
+#       next_state, detail) where next_state is sent|delivered|retry|failed|dead and detail
+#       is the provider id or the error text.
+RECORD = (
+    _HELPERS
+    + r"""
+local now = ARGV[1]
+for i = 2, #ARGV, 9 do
+  local id, target, channel, step, kind = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+  local n, outcome, nxt, detail = ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8]
+  redis.call('HSET', KEYS[2], id, nxt .. '|' .. n .. '|0')
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  if nxt == 'sent' or nxt == 'delivered' then
+    target_forward(KEYS[1], KEYS[3], target, nxt)
+  elseif nxt == 'failed' or nxt == 'dead' then
+    if not redis.call('HGET', KEYS[3], target) then
+      redis.call('HSET', KEYS[3], target, 'failed')
+      redis.call('HINCRBY', KEYS[1], 't_failed', 1)
+    end
+  end
+  redis.call('XADD', KEYS[4], '*', 'ev', 'attempt', 'at', now, 'd', id, 'tg', target,
+    'ch', channel, 'st', step, 'k', kind, 'n', n, 'o', outcome, 's', nxt, 'x', detail)
+end
+return 1
+"""
+)
+
+# KEYS: meta, dstate, tstate, audit
+# ARGV: now, delivery_id, target_id, status (delivered|failed), detail
+# A provider's status callback. Out-of-order callbacks never move a delivery backwards.
+STATUS = (
+    _HELPERS
+    + r"""
+local st = redis.call('HGET', KEYS[2], ARGV[2])
+if not st then return 0 end
+local p = split(st, '|')
+local state, n = p[1], p[2]
+local status = ARGV[4]
+if status == 'delivered' then
+  if state ~= 'sent' and state ~= 'sending' then return 2 end
+  redis.call('HSET', KEYS[2], ARGV[2], 'delivered|' .. n .. '|0')
+  target_forward(KEYS[1], KEYS[3], ARGV[3], 'delivered')
+elseif status == 'failed' then
+  if state == 'delivered' or state == 'failed' or state == 'dead' then return 2 end
+  redis.call('HSET', KEYS[2], ARGV[2], 'failed|' .. n .. '|0')
+end
+redis.call('XADD', KEYS[4], '*', 'ev', 'status', 'at', ARGV[1], 'd', ARGV[2], 'tg', ARGV[3],
+  's', status, 'x', ARGV[5])
+return 1
+"""
+)
+
+# KEYS: meta, acks, holds, grids, stopped, tstate, audit
+# ARGV: person_id, ack_blob, now, via, delivery_id, by
+# Returns 1 recorded, 2 duplicate (already confirmed), 0 no such campaign, -1 not a target.
+ACK = (
+    _HELPERS
+    + r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local person = ARGV[1]
+local held = redis.call('HGET', KEYS[3], person)
+if not held then return -1 end
+if redis.call('HSETNX', KEYS[2], person, ARGV[2]) == 0 then return 2 end
+redis.call('SADD', KEYS[5], person)
+target_forward(KEYS[1], KEYS[6], person, 'acked')
+if held ~= '' then
+  for _, item in ipairs(split(held, ',')) do
+    local gl = split(item, ':')
+    local g, mylevel = gl[1], tonumber(gl[2])
+    local gs = redis.call('HGET', KEYS[4], g)
+    if gs then
+      local p = split(gs, '|')
+      if not CLOSED[p[1]] then
+        local new = 'taken_over'
+        if mylevel <= 1 then new = 'confirmed' end
+        grid_set(KEYS[1], KEYS[4], g, p[1], new, p[2], person)
+      end
+    end
+  end
+end
+redis.call('XADD', KEYS[7], '*', 'ev', 'ack', 'at', ARGV[3], 'tg', person, 'via', ARGV[4],
+  'd', ARGV[5], 'by', ARGV[6])
+return 1
+"""
+)
+
+# KEYS: meta, grids, holds
+# ARGV: then (grid_id, primary_person) pairs. Sets up grids not yet known (idempotent).
+INIT_GRIDS = (
+    _HELPERS
+    + r"""
+local added = 0
+for i = 1, #ARGV, 2 do
+  local g, person = ARGV[i], ARGV[i + 1]
+  if redis.call('HSETNX', KEYS[2], g, 'calling|0|' .. person) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'g_calling', 1)
+    added = added + 1
+  end
+  holds_add(KEYS[3], person, g, 0)
+end
+return added
+"""
+)
+
+# KEYS: meta, grids, stopped, audit
+# ARGV: now, new_state (dropped|cancelled), then grid ids; also person ids to stop after '--'.
+CLOSE_GRIDS = (
+    _HELPERS
+    + r"""
+local now, new = ARGV[1], ARGV[2]
+local i = 3
+local closed = 0
+while i <= #ARGV and ARGV[i] ~= '--' do
+  local g = ARGV[i]
+  local gs = redis.call('HGET', KEYS[2], g)
+  if gs then
+    local p = split(gs, '|')
+    if not CLOSED[p[1]] then
+      grid_set(KEYS[1], KEYS[2], g, p[1], new, p[2], p[3])
+      closed = closed + 1
+    end
+  end
+  i = i + 1
+end
+i = i + 1
+while i <= #ARGV do
+  redis.call('SADD', KEYS[3], ARGV[i])
+  i = i + 1
+end
+redis.call('XADD', KEYS[4], '*', 'ev', 'grids', 'at', now, 's', new, 'n', closed)
+return closed
+"""
+)
+
+# KEYS: meta, grids, holds, audit
+# ARGV: now, from_holder, then (grid, from_level, to_level, new_holder) quads; new_holder ''
+# means the chain is exhausted (the grid goes on the 未叫醒 list). Returns 1/0 per grid.
+ADVANCE = (
+    _HELPERS
+    + r"""
+local now, from = ARGV[1], ARGV[2]
+local out = {}
+for i = 3, #ARGV, 4 do
+  local g, fl, tl, to = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local ok = 0
+  local gs = redis.call('HGET', KEYS[2], g)
+  if gs then
+    local p = split(gs, '|')
+    if (not CLOSED[p[1]]) and p[2] == fl and p[3] == from then
+      if to == '' then
+        grid_set(KEYS[1], KEYS[2], g, p[1], 'unreached', fl, from)
+      else
+        grid_set(KEYS[1], KEYS[2], g, p[1], 'escalated', tl, to)
+        holds_add(KEYS[3], to, g, tl)
+      end
+      redis.call('XADD', KEYS[4], '*', 'ev', 'escalate', 'at', now, 'g', g, 'from', from,
+        'to', to, 'lv', tl)
+      ok = 1
+    end
+  end
+  table.insert(out, ok)
+end
+return out
+"""
+)
+
+# KEYS: meta. ARGV: new_state (cancelled|expired), now. Only an active campaign moves.
+FINISH = r"""
+if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'ended_at', ARGV[2])
+return 1
+"""
+
+# KEYS: timers zset, due stream. ARGV: now, limit. Moves due timers to the due stream.
+PROMOTE = r"""
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'm', m)
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+"""

@@ -1,0 +1,260 @@
+"""Campaign state in Redis: the owner of a campaign's keys and of its Lua transitions.
+
+Every write to a campaign goes through this module; reads for the API and the 叫应 record too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from warnbus import keys
+from warnbus.models import Ack, Alert, Attempt, Delivery, GridState, Target
+from warnbus.queue import scripts
+
+_enc = msgspec.msgpack.Encoder()
+_dec_target = msgspec.msgpack.Decoder(Target)
+_dec_ack = msgspec.msgpack.Decoder(Ack)
+_json_alert = msgspec.json.Decoder(Alert)
+
+
+def s(v: bytes | str | None) -> str:
+    """Decode a Redis reply value."""
+    if v is None:
+        return ""
+    return v.decode() if isinstance(v, bytes) else v
+
+
+@dataclass(frozen=True)
+class GridView:
+    grid_id: str
+    state: GridState
+    level: int
+    holder: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The outcome of one send to store: the attempt and where the delivery goes next."""
+
+    delivery: Delivery
+    attempt: Attempt
+    next_state: str  # sent | delivered | retry | failed | dead
+
+
+class Store:
+    def __init__(self, redis: Redis) -> None:
+        # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
+        self.redis: Any = redis
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._record = redis.register_script(scripts.RECORD)
+        self._status = redis.register_script(scripts.STATUS)
+        self._ack = redis.register_script(scripts.ACK)
+        self._init_grids = redis.register_script(scripts.INIT_GRIDS)
+        self._close_grids = redis.register_script(scripts.CLOSE_GRIDS)
+        self._advance = redis.register_script(scripts.ADVANCE)
+        self._finish = redis.register_script(scripts.FINISH)
+
+    # ----------------------------------------------------------------- alerts and meta
+
+    async def campaign_of(self, alert_id: str) -> str | None:
+        v = await self.redis.get(keys.alert_index(alert_id))
+        return s(v) or None
+
+    async def alert(self, campaign_id: str, alert_id: str) -> Alert | None:
+        blob = await self.redis.hget(keys.campaign(campaign_id).alerts, alert_id)
+        return _json_alert.decode(blob) if blob else None
+
+    async def meta(self, campaign_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).meta)
+        return {s(k): s(v) for k, v in raw.items()}
+
+    async def set_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
+        await self.redis.hset(keys.campaign(campaign_id).meta, mapping=dict(fields))
+
+    async def init_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
+        """Set meta fields that are not set yet (a replay keeps the first values)."""
+        k = keys.campaign(campaign_id).meta
+        pipe = self.redis.pipeline(transaction=False)
+        for name, value in fields.items():
+            pipe.hsetnx(k, name, value)
+        await pipe.execute()
+
+    # ----------------------------------------------------------------- targets and grids
+
+    async def put_targets(self, campaign_id: str, targets: Sequence[Target], now: float) -> None:
+        if not targets:
+            return
+        ck = keys.campaign(campaign_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(ck.targets, mapping={t.id: _enc.encode(t) for t in targets})
+        for t in targets:
+            pipe.hsetnx(ck.first, t.id, now)
+            pipe.sadd(keys.person_open(t.id), campaign_id)
+        await pipe.execute()
+
+    async def targets(self, campaign_id: str) -> dict[str, Target]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
+        return {s(k): _dec_target.decode(v) for k, v in raw.items()}
+
+    async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
+        v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)
+        return float(v) if v else None
+
+    async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]]) -> int:
+        ck = keys.campaign(campaign_id)
+        args: list[str] = [x for pair in grid_primary for x in pair]
+        added = 0
+        for i in range(0, len(args), 2000):
+            added += int(
+                await self._init_grids(keys=[ck.meta, ck.grids, ck.holds], args=args[i : i + 2000])
+            )
+        return added
+
+    async def close_grids(
+        self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str], now: float
+    ) -> int:
+        ck = keys.campaign(campaign_id)
+        args: list[Any] = [now, state.value, *grids, "--", *stop]
+        return int(await self._close_grids(keys=[ck.meta, ck.grids, ck.stopped, ck.audit], args=args))
+
+    async def grids(self, campaign_id: str) -> dict[str, GridView]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).grids)
+        return {s(k): _grid_view(s(k), s(v)) for k, v in raw.items()}
+
+    async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
+        """The grids a person answers for in this campaign, with where each stands."""
+        ck = keys.campaign(campaign_id)
+        held = s(await self.redis.hget(ck.holds, person_id))
+        ids = [item.split(":")[0] for item in held.split(",") if item]
+        if not ids:
+            return []
+        values = await self.redis.hmget(ck.grids, ids)
+        return [_grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
+
+    async def advance(
+        self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
+    ) -> list[bool]:
+        if not quads:
+            return []
+        ck = keys.campaign(campaign_id)
+        args: list[Any] = [now, from_holder]
+        for g, fl, tl, to in quads:
+            args += [g, fl, tl, to]
+        res = await self._advance(keys=[ck.meta, ck.grids, ck.holds, ck.audit], args=args)
+        return [bool(int(x)) for x in res]
+
+    async def finish(self, campaign_id: str, state: str, now: float) -> bool:
+        ck = keys.campaign(campaign_id)
+        return bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
+
+    # ----------------------------------------------------------------- deliveries
+
+    async def claim(
+        self, batches: Mapping[str, Sequence[Delivery]], now: float, lease_s: float
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Claim deliveries for sending, per campaign, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        order = list(batches)
+        for cid in order:
+            ck = keys.campaign(cid)
+            args: list[Any] = [now, lease_s]
+            for d in batches[cid]:
+                args += [d.id, d.kind.value, d.target_id]
+            await self._claim(keys=[ck.meta, ck.dstate, ck.stopped], args=args, client=pipe)
+        replies = await pipe.execute()
+        out: dict[str, list[tuple[int, int]]] = {}
+        for cid, flat in zip(order, replies, strict=True):
+            out[cid] = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return out
+
+    async def record(self, outcomes: Sequence[Outcome], now: float) -> None:
+        """Store attempts and the deliveries' next states, per campaign, in one round trip."""
+        by_c: dict[str, list[Outcome]] = {}
+        for o in outcomes:
+            by_c.setdefault(o.delivery.campaign_id, []).append(o)
+        pipe = self.redis.pipeline(transaction=False)
+        for cid, items in by_c.items():
+            ck = keys.campaign(cid)
+            args: list[Any] = [now]
+            for o in items:
+                a, d = o.attempt, o.delivery
+                detail = a.error or a.provider_id or ""
+                args += [d.id, d.target_id, d.channel, d.step, d.kind.value, a.n, a.outcome.value,
+                         o.next_state, detail]
+            await self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit], args=args, client=pipe)
+        await pipe.execute()
+
+    async def status(
+        self, campaign_id: str, delivery_id: str, target_id: str, status: str, detail: str, now: float
+    ) -> int:
+        """Apply a provider status callback (delivered / failed)."""
+        ck = keys.campaign(campaign_id)
+        return int(
+            await self._status(
+                keys=[ck.meta, ck.dstate, ck.tstate, ck.audit],
+                args=[now, delivery_id, target_id, status, detail],
+            )
+        )
+
+    async def delivery_states(self, campaign_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).dstate)
+        return {s(k): s(v).split("|")[0] for k, v in raw.items()}
+
+    async def target_states(self, campaign_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).tstate)
+        return {s(k): s(v) for k, v in raw.items()}
+
+    # ----------------------------------------------------------------- acks
+
+    async def ack(self, ack: Ack) -> int:
+        """Record a confirmation. 1 new, 2 duplicate, 0 no such campaign, -1 not a target."""
+        ck = keys.campaign(ack.campaign_id)
+        res = int(
+            await self._ack(
+                keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit],
+                args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
+                      ack.delivery_id or "", ack.by or ""],
+            )
+        )
+        if res == 1:
+            await self.redis.srem(keys.person_open(ack.person_id), ack.campaign_id)
+        return res
+
+    async def acks(self, campaign_id: str) -> dict[str, Ack]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).acks)
+        return {s(k): _dec_ack.decode(v) for k, v in raw.items()}
+
+    async def is_acked(self, campaign_id: str, person_id: str) -> bool:
+        return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
+
+    async def open_campaigns(self, person_id: str) -> list[str]:
+        return sorted(s(x) for x in await self.redis.smembers(keys.person_open(person_id)))
+
+    # ----------------------------------------------------------------- audit
+
+    async def audit(self, campaign_id: str) -> list[dict[str, str]]:
+        """The whole append-only audit stream of a campaign, oldest first."""
+        out: list[dict[str, str]] = []
+        last = "-"
+        while True:
+            batch = await self.redis.xrange(keys.campaign(campaign_id).audit, min=last, count=5000)
+            if last != "-" and batch:
+                batch = batch[1:]
+            if not batch:
+                break
+            for entry_id, fields in batch:
+                row = {s(k): s(v) for k, v in fields.items()}
+                row["id"] = s(entry_id)
+                out.append(row)
+            last = s(batch[-1][0])
+        return out
+
+
+def _grid_view(grid_id: str, raw: str) -> GridView:
+    state, level, holder = [*raw.split("|"), "", "0", ""][:3]
+    return GridView(grid_id, GridState(state), int(level or 0), holder)

@@ -1,0 +1,204 @@
+"""The HTTP API of DESIGN section 9, on aiohttp: alerts, acks, ack links, health, metrics.
+
+Errors are `{"error": {"code": ..., "message": ...}}` with the documented status codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from warnbus.acks import AckResult, record_ack
+from warnbus.app import App, token_hash
+from warnbus.config import TokenSettings
+from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
+from warnbus.ingest import parse_alert
+from warnbus.intake import Scope, accept
+from warnbus.models import AckVia
+from warnbus.web import views
+
+log = structlog.get_logger("warnbus.web")
+
+APP: web.AppKey[App] = web.AppKey("warnbus", App)
+CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml", "application/json")
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    return msgspec.json.encode(obj).decode()
+
+
+def ok(obj: Any, status: int = 200) -> web.Response:
+    return web.json_response(obj, status=status, dumps=_dumps)
+
+
+@web.middleware
+async def errors_mw(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except IngestError as e:
+        return error(e.http_status, e.code, e.message)
+    except AuthError as e:
+        return error(403 if e.forbidden else 401, e.code, e.message)
+    except NotFoundError as e:
+        return error(404, e.code, e.message)
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, "too_large", "the request body is larger than the configured limit")
+    except WarnbusError as e:
+        log.warning("request failed", error=e.message)
+        return error(400, e.code, e.message)
+
+
+def authenticate(request: web.Request, role: str) -> TokenSettings:
+    """The token of the request, which must carry `role`; 401/403 otherwise."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise AuthError("missing bearer token (Authorization: Bearer <token>)")
+    digest = token_hash(header[7:].strip())
+    for t in request.app[APP].tokens:
+        if hmac.compare_digest(t.sha256, digest):
+            if t.revoked:
+                raise AuthError("this token has been revoked")
+            if role not in t.roles and "admin" not in t.roles:
+                raise AuthError(f"this token may not {role}", forbidden=True)
+            return t
+    raise AuthError("unknown token")
+
+
+async def post_alert(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    token = authenticate(request, "feed")
+    ctype = request.content_type
+    if ctype not in CAP_TYPES:
+        return error(415, "unsupported_type",
+                     f"Content-Type {ctype or '(none)'} is not accepted; use one of {', '.join(CAP_TYPES)}")
+    limit = app.settings.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error(413, "too_large", f"the body is larger than {limit} bytes")
+    body = await request.read()
+    alert = parse_alert(body, request.headers.get("Content-Type"))
+    res = await accept(app.ctx, alert, Scope(token.regions, token.categories))
+    payload = {"alert_id": res.alert_id, "campaign_id": res.campaign_id, "targets": res.targets}
+    return ok(payload, 202 if res.created else 200)
+
+
+async def get_alert(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    authenticate(request, "officer")
+    view = await views.alert_view(app.ctx, request.match_info["alert_id"])
+    return ok(view)
+
+
+async def get_record(request: web.Request) -> web.StreamResponse:
+    app = request.app[APP]
+    authenticate(request, "officer")
+    aid = request.match_info["alert_id"]
+    fmt = request.query.get("format", "json")
+    rows = await views.record_rows(app.ctx, aid)
+    if fmt == "csv":
+        return web.Response(text=views.rows_csv(rows), content_type="text/csv", charset="utf-8")
+    return ok({"alert_id": aid, "rows": rows})
+
+
+class ConsoleAck(msgspec.Struct, forbid_unknown_fields=True):
+    campaign_id: str
+    person_id: str
+    reason: str
+    by: str
+
+
+async def post_ack(request: web.Request) -> web.Response:
+    """A confirmation entered at the console, with the reason (e.g. phoned back)."""
+    app = request.app[APP]
+    authenticate(request, "officer")
+    try:
+        body = msgspec.json.decode(await request.read(), type=ConsoleAck)
+    except msgspec.DecodeError as e:
+        return error(422, "invalid", f"ack: {e}")
+    if not body.reason.strip():
+        return error(422, "invalid", "reason: a console confirmation needs a reason")
+    res = await record_ack(app.ctx, body.campaign_id, body.person_id, AckVia.CONSOLE,
+                           by=body.by, reason=body.reason)
+    return _ack_reply(res)
+
+
+def _ack_reply(res: AckResult) -> web.Response:
+    if res.code in (0, -1):
+        return error(404, res.status, "no such campaign or person in it")
+    return ok({"status": res.status}, 200)
+
+
+async def ack_link_page(request: web.Request) -> web.Response:
+    """GET shows a confirm button: link previews of chat apps must not confirm for people."""
+    app = request.app[APP]
+    token = request.match_info["token"]
+    try:
+        app.links.verify(token, app.ctx.clock.now())
+    except AuthError as e:
+        log.warning("ack link rejected", reason=e.message)
+        return web.Response(status=403, text=_page("链接无效", html.escape(e.message)),
+                            content_type="text/html")
+    form = (f'<form method="post" action="/ack/{html.escape(token)}">'
+            '<button style="font-size:2em;padding:.5em 2em">确认收到</button></form>')
+    return web.Response(text=_page("确认收到预警", form), content_type="text/html")
+
+
+async def ack_link_post(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    try:
+        cid, pid = app.links.verify(request.match_info["token"], app.ctx.clock.now())
+    except AuthError as e:
+        log.warning("ack link rejected", reason=e.message)
+        return error(403, "forbidden", e.message)
+    res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
+    if "text/html" in request.headers.get("Accept", ""):
+        text = "已确认，谢谢。" if res.code in (1, 2) else "未找到对应的预警。"
+        return web.Response(text=_page("确认", text), content_type="text/html")
+    return _ack_reply(res)
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{title}</title><body style='font-family:sans-serif;text-align:center'>"
+            f"<h1>{title}</h1>{body}</body></html>")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    detail = await views.health(app)
+    return ok(detail, 200 if detail["ok"] else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    await views.refresh_metrics(app)
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_web_app(app: App) -> web.Application:
+    web_app = web.Application(middlewares=[errors_mw],
+                              client_max_size=app.settings.server.max_body_bytes)
+    web_app[APP] = app
+    web_app.router.add_post("/api/v1/alerts", post_alert)
+    web_app.router.add_get("/api/v1/alerts/{alert_id}", get_alert)
+    web_app.router.add_get("/api/v1/alerts/{alert_id}/record", get_record)
+    web_app.router.add_post("/api/v1/acks", post_ack)
+    web_app.router.add_get("/ack/{token}", ack_link_page)
+    web_app.router.add_post("/ack/{token}", ack_link_post)
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
+    return web_app

@@ -1,0 +1,47 @@
+"""Views the HTTP layer serves: reports (from warnbus.report), health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+from urllib.parse import urlparse
+
+from prometheus_client import Gauge
+
+from warnbus.app import App
+from warnbus.report import alert_view, record_rows, rows_csv
+
+__all__ = ["alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
+
+QUEUE_DEPTH = Gauge("warnbus_queue_depth", "Deliveries waiting in a lane", ["lane"])
+TIMERS_PENDING = Gauge("warnbus_timers_pending", "Timers scheduled (retries, deadlines, expiry)")
+DELIVERIES_SENT = Gauge("warnbus_process_deliveries_sent", "Deliveries handed to providers by this process")
+
+
+async def _broker_ok(url: str) -> bool:
+    u = urlparse(url)
+    try:
+        _r, w = await asyncio.wait_for(
+            asyncio.open_connection(u.hostname or "127.0.0.1", u.port or 1883), 2.0)
+    except (OSError, TimeoutError, socket.gaierror):
+        return False
+    w.close()
+    return True
+
+
+async def health(app: App) -> dict[str, Any]:
+    try:
+        redis_ok = bool(await asyncio.wait_for(app.ctx.redis.ping(), 2.0))
+    except Exception:
+        redis_ok = False
+    broker_ok = await _broker_ok(app.mqtt_url)
+    return {"ok": redis_ok and broker_ok, "redis": redis_ok, "broker": broker_ok,
+            "roles": sorted(app.engine.roles)}
+
+
+async def refresh_metrics(app: App) -> None:
+    for lane, n in (await app.ctx.lanes.depth()).items():
+        QUEUE_DEPTH.labels(lane=lane).set(n)
+    TIMERS_PENDING.set(await app.ctx.timers.pending())
+    DELIVERIES_SENT.set(app.engine.dispatcher.sent)
