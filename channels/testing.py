@@ -27,6 +27,7 @@ RECORD_KEY = "wbtest:sent"  # list of msgpack [id, channel, address, kind, step,
 
 class TestChannelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: str = "test"
+    callback_url: str = ""  # unused: the test channel has no provider calling back
     record_url: str = ""  # redis URL to record sends in (multi-process tests)
     fail_temp: tuple[str, ...] = ()  # addresses that fail transiently
     fail_perm: tuple[str, ...] = ()  # addresses that fail permanently

@@ -146,7 +146,8 @@ class Matcher:
         bounds = shapely.bounds(self._polys)
         sizes = np.fmax(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
         # Boundary pieces about one grid long meet only a few grids each.
-        self._piece_len = float(np.nanmedian(sizes)) if len(sizes) else 0.01
+        piece = float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else 0.0
+        self._piece_len = piece if piece > 0 else 0.01
         devices: dict[str, list[str]] = {}
         for d in data.devices.values():
             devices.setdefault(d.region, []).append(d.id)

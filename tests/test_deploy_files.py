@@ -284,13 +284,13 @@ def test_deploy_mosquitto_conf_accepts_only_the_password(tmp_path: Path) -> None
     binary = find_executable("mosquitto")
     if binary is None:
         pytest.skip("mosquitto is not installed")
-    port = free_port()
+    port, health_port = free_port(), free_port()
     text = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
     shutil.copy(ROOT / "deploy" / "mosquitto.passwd", tmp_path / "passwd")
     shutil.copy(ROOT / "deploy" / "healthcheck.acl", tmp_path / "acl")
     text = (
         text.replace("listener 1883\n", f"listener {port} 127.0.0.1\n")
-        .replace("listener 1880 127.0.0.1", f"listener {free_port()} 127.0.0.1")
+        .replace("listener 1880 127.0.0.1", f"listener {health_port} 127.0.0.1")
         .replace("/mosquitto/data/", f"{tmp_path}/")
         .replace("/mosquitto/config/mosquitto.passwd", str(tmp_path / "passwd"))
         .replace("/mosquitto/config/healthcheck.acl", str(tmp_path / "acl"))
@@ -304,6 +304,7 @@ def test_deploy_mosquitto_conf_accepts_only_the_password(tmp_path: Path) -> None
         assert _connect(port, None, None) != 0
         assert _connect(port, "warnbus", "wrong") != 0
         assert _connect(port, "warnbus", "change-me") == 0
+        assert _connect(health_port, None, None) == 0  # the health check's own listener
     finally:
         proc.terminate()
         proc.wait(5)

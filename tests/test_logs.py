@@ -144,8 +144,13 @@ def test_console_renderer_on_request() -> None:
     buf = io.StringIO()
     configure_logging(json=False, stream=buf)
     structlog.get_logger().warning("no ack", phone="13812345678")
+    try:
+        raise RuntimeError("13912345678 is busy")
+    except RuntimeError:
+        structlog.get_logger().exception("send failed")
     out = buf.getvalue()
     assert "138****5678" in out and "13812345678" not in out
+    assert "RuntimeError: 139****5678 is busy" in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out)
 

@@ -17,7 +17,8 @@ from warnbus import keys
 from warnbus.context import Context
 from warnbus.dispatcher import Dispatcher
 from warnbus.intake import Intake
-from warnbus.models import Channel
+from warnbus.events import EngineSink
+from warnbus.models import Channel, ListeningChannel
 from warnbus.ticker import Ticker
 
 log = structlog.get_logger("warnbus.engine")
@@ -44,6 +45,7 @@ class Engine:
         self.intake = Intake(ctx)
         self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
         self.ticker = Ticker(ctx, self.consumer)
+        self.sink = EngineSink(ctx)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -57,6 +59,9 @@ class Engine:
         self._stop.clear()
         spawn = self._tasks.append
         if "worker" in self.roles:
+            for ch in self.channels.values():
+                if isinstance(ch, ListeningChannel):
+                    await ch.start(self.sink)
             spawn(asyncio.create_task(self._inbox_loop(), name="inbox"))
             for name in self.channels:
                 spawn(asyncio.create_task(self.dispatcher.run_channel(name, self._stop),

@@ -180,19 +180,21 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
-    tail: list[Processor]
-    if json:
-        tail = [
-            structlog.processors.format_exc_info,
-            mask_personal_data,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ]
-    else:
-        tail = [mask_personal_data, structlog.dev.ConsoleRenderer()]
-
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer()
+    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # Tracebacks become text before masking: exception messages quote numbers too,
+            # so the console loses its pretty tracebacks rather than show a phone number.
+            structlog.processors.format_exc_info,
+            mask_personal_data,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)

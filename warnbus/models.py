@@ -8,10 +8,10 @@ CAP; conversion to (x=lon, y=lat) happens only inside the geometry code of `rule
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -378,6 +378,7 @@ class Delivery(msgspec.Struct, frozen=True, array_like=True):
     drill: bool = False
     ack_url: str | None = None
     region: str | None = None
+    expires_at: float | None = None  # the alert's expiry (e.g. retained speaker messages)
 
     @property
     def priority(self) -> int:
@@ -496,3 +497,59 @@ class Channel(Protocol):
     def send(self, delivery: Delivery) -> Awaitable[Receipt]: ...
 
     def aclose(self) -> Awaitable[None]: ...
+
+
+class ProviderStatus(StrEnum):
+    """A provider's report on a delivery (status callbacks, playout reports)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # permanent: the policy may switch channel
+    UNDELIVERED = "undelivered"
+    NO_ANSWER = "no-answer"  # calls: rang out, busy, answered without the key
+    PLAYING = "playing"  # loudspeakers
+    DONE = "done"
+
+
+class EventSink(Protocol):
+    """How a channel hands provider events to the engine without importing it.
+
+    Channels put `campaign_id`, `delivery_id` and `target_id` into what the provider echoes
+    back (callback URLs, card keys, MQTT payloads); every method is idempotent.
+    """
+
+    def delivery_status(
+        self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
+        detail: str = "",
+    ) -> Awaitable[None]: ...
+
+    def confirm(
+        self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
+    ) -> Awaitable[bool]:
+        """A person confirmed (DTMF key, WeCom button). True when it was recorded now."""
+        ...
+
+    def confirm_from(self, channel: str, address: str, via: AckVia) -> Awaitable[list[str]]:
+        """An inbound reply (e.g. SMS "1" from a phone): confirm the sender's open campaigns."""
+        ...
+
+
+#: aiohttp-style handler: the channel module owns the request parsing (signatures etc.).
+WebhookHandler = Callable[[Any], Awaitable[Any]]
+
+
+@runtime_checkable
+class WebhookChannel(Protocol):
+    """A channel that receives provider callbacks over HTTP (mounted under /hooks/<name>/)."""
+
+    def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
+        """(method, path relative to /hooks/<channel name>/, handler) triples."""
+        ...
+
+
+@runtime_checkable
+class ListeningChannel(Protocol):
+    """A channel with a background listener (e.g. MQTT device acks)."""
+
+    def start(self, sink: EventSink) -> Awaitable[None]: ...

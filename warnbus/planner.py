@@ -65,6 +65,11 @@ class PlanContext:
     renderer: Renderer
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
 
+    @property
+    def expires_at(self) -> float | None:
+        when = self.alert.expires_at()
+        return when.timestamp() if when else None
+
 
 def plan_persons(
     ctx: PlanContext,
@@ -117,6 +122,7 @@ def plan_persons(
                     drill=alert.is_drill,
                     ack_url=url,
                     region=person.region,
+                    expires_at=ctx.expires_at,
                 )
             )
     return out
@@ -144,6 +150,7 @@ def plan_areas(
             created_at=ctx.now,
             drill=alert.is_drill,
             region=code,
+            expires_at=ctx.expires_at,
         )
         for code in villages
     ]

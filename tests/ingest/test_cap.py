@@ -39,7 +39,7 @@ def test_every_shipped_alert_parses(path: Path) -> None:
 )
 def test_real_feeds_parse(path: Path) -> None:
     alert = parse_alert(path.read_bytes())
-    assert alert.cap_version in {"1.1", "1.2"}
+    assert alert.cap_version in {"1.0", "1.1", "1.2"}
     assert alert.identifier and alert.sender
 
 

@@ -21,7 +21,7 @@ from warnbus.config import TokenSettings
 from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
 from warnbus.ingest import parse_alert
 from warnbus.intake import Scope, accept
-from warnbus.models import AckVia
+from warnbus.models import AckVia, WebhookChannel
 from warnbus.web import views
 
 log = structlog.get_logger("warnbus.web")
@@ -89,7 +89,7 @@ async def post_alert(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         return error(413, "too_large", f"the body is larger than {limit} bytes")
     body = await request.read()
-    alert = parse_alert(body, request.headers.get("Content-Type"))
+    alert = parse_alert(body, request.headers.get("Content-Type"), max_bytes=limit)
     res = await accept(app.ctx, alert, Scope(token.regions, token.categories))
     payload = {"alert_id": res.alert_id, "campaign_id": res.campaign_id, "targets": res.targets}
     return ok(payload, 202 if res.created else 200)
@@ -199,6 +199,10 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_post("/api/v1/acks", post_ack)
     web_app.router.add_get("/ack/{token}", ack_link_page)
     web_app.router.add_post("/ack/{token}", ack_link_post)
+    for name, ch in app.engine.channels.items():
+        if isinstance(ch, WebhookChannel):
+            for method, path, handler in ch.webhooks(app.engine.sink):
+                web_app.router.add_route(method, f"/hooks/{name}/{path.lstrip('/')}", handler)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     return web_app

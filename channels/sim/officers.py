@@ -1,0 +1,42 @@
+"""Simulated people at the end of a channel: who answers, after how long, who is unreachable.
+
+Decisions are deterministic for a seed, a person (address) and a message, so a demo or test
+run can be repeated. Shared by every provider simulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+
+def _unit(*parts: object) -> float:
+    h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Reaction:
+    reachable: bool  # the handset is on / the account exists
+    answers: bool  # picks up / reads and confirms this message
+    delay_s: float  # real seconds before the reaction
+
+
+@dataclass(frozen=True)
+class OfficerModel:
+    """`responsive` share of people ever confirm; each confirms a message with `per_message`."""
+
+    seed: int = 0
+    responsive: float = 0.8
+    per_message: float = 0.6
+    unreachable: float = 0.02
+    delay_s: tuple[float, float] = (0.3, 3.0)
+
+    def react(self, person: str, message: str) -> Reaction:
+        reachable = _unit(self.seed, "reach", person) >= self.unreachable
+        responsive = _unit(self.seed, "resp", person) < self.responsive
+        answers = reachable and responsive and _unit(self.seed, "msg", person, message) < (
+            self.per_message)
+        rnd = random.Random(f"{self.seed}|{person}|{message}")
+        return Reaction(reachable, answers, rnd.uniform(*self.delay_s))
