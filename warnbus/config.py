@@ -107,6 +107,13 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     for var, key in _ENV_KEYS.items():
         if env.get(var):
             raw[key] = env[var]
+    for var, value in env.items():
+        # WARNBUS_CHANNELS__SMS__AUTH_TOKEN=... sets channels.sms.auth_token (secrets by env).
+        if var.startswith("WARNBUS_CHANNELS__") and value:
+            parts = var[len("WARNBUS_CHANNELS__"):].lower().split("__")
+            if len(parts) != 2 or not all(parts):
+                raise ConfigError(f"{var}: expected WARNBUS_CHANNELS__<CHANNEL>__<FIELD>")
+            raw.setdefault("channels", {}).setdefault(parts[0], {})[parts[1]] = value
     if env.get("WARNBUS_PORT"):
         try:
             port = int(env["WARNBUS_PORT"])

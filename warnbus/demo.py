@@ -8,6 +8,7 @@ links. The clock is compressed so the 20-minute red timeline runs in about a min
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from warnbus.clock import ScaledClock
 from warnbus.config import EngineSettings, ServerSettings, Settings
 from warnbus.ingest import parse_cap
 from warnbus.intake import accept
+from warnbus.logs import configure_logging
 from warnbus.models import Alert, DeliveryKind, Info
 from warnbus.report import alert_view, summary
 from warnbus.services import free_port
@@ -98,6 +100,8 @@ def _count(chs: dict[str, TestChannel]) -> Counter[str]:
 
 async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     console = Console()
+    # The live view is the demo's output; the engine's own log lines would scroll it away.
+    configure_logging(level="warning", stream=sys.stderr)
     factor = 60.0 if fast else 20.0
     tmp = tempfile.mkdtemp(prefix="warnbus-demo-")
     port = port or free_port()

@@ -16,8 +16,8 @@ import structlog
 from warnbus import keys
 from warnbus.context import Context
 from warnbus.dispatcher import Dispatcher
-from warnbus.intake import Intake
 from warnbus.events import EngineSink
+from warnbus.intake import Intake
 from warnbus.models import Channel, ListeningChannel
 from warnbus.ticker import Ticker
 

@@ -70,6 +70,11 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
             "invalid", f"msgType {alert.msg_type.value} messages are not disseminated", "msgType"
         )
     _check_categories(alert, scope)
+    expires = alert.expires_at()
+    if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
+        # Accepting it would send nothing (the campaign would be over at once): say so.
+        raise IngestError("invalid", f"the alert expired at {expires.isoformat()}, before it "
+                          "was received", "info.expires")
     if alert.msg_type is MsgType.ALERT:
         cid = campaign_id_for(alert)
     else:
@@ -143,6 +148,12 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
 
 
 # --------------------------------------------------------------------------- worker side
+
+
+def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPolicyLike) -> int:
+    """What the campaign sends to: persons, plus one area per village for loudspeakers."""
+    persons = sum(1 for t in targets if t.kind is TargetKind.PERSON)
+    return persons + (len(villages) if policy.device_channels else 0)
 
 
 class Intake:
@@ -233,7 +244,7 @@ class Intake:
         })
         await ctx.store.set_meta(cid, {
             "latest": alert.alert_id, "headline": (info.headline or "") if info else "",
-            "area": area_text(alert), "targets": len(targets),
+            "area": area_text(alert), "targets": _reach(targets, match.villages, policy),
         })
         n = await self._first_wave(cid, alert, level, policy, targets, match.villages,
                                    DeliveryKind.WARNING)
@@ -270,7 +281,8 @@ class Intake:
             "latest": alert.alert_id, "level": level.value,
             "headline": (info.headline or "") if info else "", "area": area_text(alert),
             "expires_at": expires.timestamp() if expires else "",
-            "villages": ",".join(match.villages), "targets": len(new_targets),
+            "villages": ",".join(match.villages),
+            "targets": _reach(new_targets, match.villages, policy),
         })
         added = [t for t in new_targets if t.id not in old]
         kept = [t for t in new_targets if t.id in old]

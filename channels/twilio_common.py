@@ -1,0 +1,286 @@
+"""What the Twilio SMS and voice channels share: config, the SDK client, errors, webhooks.
+
+The SDK's own async HTTP client is replaced by `RebasedHttpClient`, which sends every request
+to the configured `api_base` instead of api.twilio.com: pointing `api_base` at the bundled
+simulator is the only difference between a test run and production.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import msgspec
+import structlog
+from aiohttp import web
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from warnbus.errors import (
+    ChannelError,
+    ConfigError,
+    PermanentChannelError,
+    TransientChannelError,
+)
+
+log = structlog.get_logger("channels.twilio")
+_sdk_log = logging.getLogger("twilio.http_client")
+
+T = TypeVar("T")
+C = TypeVar("C", bound="TwilioConfig")
+FormHandler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResponse]]
+
+#: Codes that mean "this request will never succeed", whatever the channel.
+COMMON_PERMANENT: Mapping[int, str] = {
+    20003: "authentication failed: check account_sid and auth_token",
+    20404: "resource not found: check account_sid",
+    21212: "the 'From' number is not valid: check from_number",
+}
+#: Codes that mean "later": rate limits and queue overflows.
+TRANSIENT_CODES = frozenset({20429, 14107, 21611, 30001})
+
+_PHONE = re.compile(r"\+?\d[\d ()-]{5,}\d")
+# Set by RebasedHttpClient for each response: TwilioRestException drops the response
+# headers, and Retry-After lives there. A ContextVar is per task, so concurrent sends
+# never see each other's value.
+_RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "twilio_retry_after", default=None)
+
+
+class TwilioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Settings shared by the Twilio channels. `auth_token` is secret: never repr'd."""
+
+    type: str
+    callback_url: str  # public base of this channel's webhooks, e.g. https://x/hooks/sms
+    account_sid: str
+    auth_token: str
+    from_number: str
+    api_base: str = "https://api.twilio.com"
+    timeout_s: float = 10.0
+    rate_per_s: float = 1.0  # Twilio's default for one long code; raise it for short codes
+
+    def __post_init__(self) -> None:
+        for field in ("callback_url", "api_base"):
+            parts = urlsplit(getattr(self, field))
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{field} must be an absolute http(s) URL")
+        if not self.account_sid or not self.auth_token or not self.from_number:
+            raise ValueError("account_sid, auth_token and from_number must not be empty")
+        if self.timeout_s <= 0 or self.rate_per_s <= 0:
+            raise ValueError("timeout_s and rate_per_s must be positive")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(type={self.type!r}, account_sid={self.account_sid!r}, "
+                f"auth_token='***', api_base={self.api_base!r})")
+
+    def __rich_repr__(self) -> Any:  # rich would otherwise print every field
+        yield "account_sid", self.account_sid
+        yield "auth_token", "***"
+
+
+def load_config(cls: type[C], name: str, raw: Mapping[str, Any]) -> C:
+    """Validate a channel's raw config once, strictly; errors name the channel."""
+    try:
+        return msgspec.convert(dict(raw), cls)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"channels.{name}: {e}") from e
+
+
+class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
+    """The SDK's HTTP transport on aiohttp, sending to `api_base` whatever host it was given."""
+
+    def __init__(self, api_base: str, timeout_s: float) -> None:
+        super().__init__(_sdk_log, True, timeout_s)
+        base = urlsplit(api_base)
+        self._scheme, self._netloc = base.scheme, base.netloc
+        self._prefix = base.path.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None  # made inside the running loop
+
+    def rebase(self, url: str) -> str:
+        u = urlsplit(url)
+        return u._replace(scheme=self._scheme, netloc=self._netloc,
+                          path=self._prefix + u.path).geturl()
+
+    async def request(
+        self, method: str, uri: str, params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None, timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        # doseq: list values (StatusCallbackEvent) become repeated fields, as Twilio expects
+        body = urlencode(data or {}, doseq=True).encode() if method.upper() != "GET" else None
+        query = urlencode(params or {}, doseq=True)
+        url = self.rebase(uri) + (f"?{query}" if query else "")
+        _RETRY_AFTER.set(None)
+        async with self._session.request(
+            method.upper(), url, data=body, headers=headers,
+            auth=aiohttp.BasicAuth(*auth) if auth else None,
+            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            allow_redirects=allow_redirects,
+        ) as resp:
+            text = await resp.text()
+            _RETRY_AFTER.set(parse_retry_after(resp.headers.get("Retry-After")))
+            return TwilioResponse(resp.status, text, dict(resp.headers))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def build_client(config: TwilioConfig) -> tuple[Client, RebasedHttpClient]:
+    """An SDK client bound to `config` (its base URL, credentials and timeout)."""
+    http = RebasedHttpClient(config.api_base, config.timeout_s)
+    # edge/region are pinned off so TWILIO_EDGE in the environment cannot move the host.
+    client = Client(config.account_sid, config.auth_token, http_client=http,
+                    edge=None, region=None)
+    client.edge = client.region = None
+    return client, http
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def mask_phone(value: str) -> str:
+    """`+8613812345678` → `+86*******5678`: enough to tell numbers apart in a log."""
+    v = value.strip()
+    if len(v) < 10:
+        return "*" * max(0, len(v) - 2) + v[-2:]
+    return v[:3] + "*" * (len(v) - 7) + v[-4:]
+
+
+def mask_phones_in(text: str) -> str:
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def classify(
+    e: TwilioRestException | TwilioServiceException, label: str, address: str,
+    permanent: Mapping[int, str], retry_after: float | None = None,
+) -> ChannelError:
+    """Twilio's answer as our error: permanent (do not retry this address) or transient."""
+    status = int(e.status or 0)
+    code = int(e.code) if e.code else status
+    where = f"{label} to {mask_phone(address)}"
+    vendor = mask_phones_in(str(getattr(e, "msg", "") or getattr(e, "title", "")))
+    if code in TRANSIENT_CODES or status in (408, 429) or status >= 500:
+        return TransientChannelError(
+            f"{where}: Twilio is busy or failing (HTTP {status}, code {code}); will retry",
+            retry_after=retry_after, provider_code=str(code))
+    reason = permanent.get(code) or COMMON_PERMANENT.get(code)
+    if reason is None:  # any other 4xx: the same request fails the same way again
+        reason = f"rejected by Twilio: {vendor}" if vendor else "rejected by Twilio"
+    return PermanentChannelError(f"{where}: {reason} (Twilio {code})", provider_code=str(code))
+
+
+async def guarded(call: Awaitable[T], label: str, address: str,
+                  permanent: Mapping[int, str]) -> T:
+    """Await an SDK call; vendor and network errors become ours at this edge."""
+    try:
+        return await call
+    except (TwilioRestException, TwilioServiceException) as e:
+        raise classify(e, label, address, permanent, _RETRY_AFTER.get()) from e
+    except (aiohttp.ClientError, TimeoutError) as e:
+        # Twilio may have accepted a request whose answer was lost; a retry can then send
+        # twice. For a warning a duplicate is better than silence, so still retry.
+        raise TransientChannelError(
+            f"{label} to {mask_phone(address)}: network error ({type(e).__name__})") from e
+    except TwilioException as e:
+        raise TransientChannelError(f"{label}: unexpected answer from Twilio ({e})") from e
+
+
+def ids_query(campaign_id: str, delivery_id: str, target_id: str) -> str:
+    """The query string our callbacks carry, so a callback names its delivery."""
+    return urlencode({"c": campaign_id, "d": delivery_id, "t": target_id})
+
+
+def ids_of(query: Mapping[str, str]) -> tuple[str, str, str] | None:
+    c, d, t = query.get("c", ""), query.get("d", ""), query.get("t", "")
+    return (c, d, t) if c and d and t else None
+
+
+def twiml_response(xml: str) -> web.Response:
+    return web.Response(text=xml, content_type="application/xml", charset="utf-8")
+
+
+class SignedWebhooks:
+    """Wraps webhook handlers so that only requests signed by Twilio reach them.
+
+    The signature covers the URL Twilio was given, so it is checked against the public
+    `callback_url` (not the URL this process sees behind a proxy) plus the raw query string.
+    """
+
+    def __init__(self, channel: str, callback_url: str, auth_token: str) -> None:
+        self.channel = channel
+        self.base = callback_url.rstrip("/")
+        self._validator = RequestValidator(auth_token)
+
+    def public_url(self, path: str, raw_query: str) -> str:
+        return f"{self.base}/{path}" + (f"?{raw_query}" if raw_query else "")
+
+    def wrap(self, path: str, handler: FormHandler) -> Callable[[web.Request], Awaitable[Any]]:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            form = await request.post()
+            url = self.public_url(path, request.rel_url.raw_query_string)
+            signature = request.headers.get("X-Twilio-Signature", "")
+            if not signature or not self._validator.validate(url, form, signature):
+                log.warning("twilio webhook rejected: bad or missing signature",
+                            channel=self.channel, path=path, signed=bool(signature),
+                            phone=mask_phone(str(form.get("From", form.get("To", "")))))
+                return web.Response(status=403, text="invalid signature")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            return await handler(request, fields)
+
+        return checked
+
+
+_SENTENCE = re.compile(r"[^。！？]*[。！？]+|[^。！？]+$")
+
+
+def fit_sentences(text: str, fits: Callable[[str], bool], keep: str | None = None) -> str:
+    """Shorten `text` until `fits`, dropping whole sentences (ending 。！？) from the middle.
+
+    The first sentence (level, headline) and the tail from the sentence holding `keep` (the
+    ack instruction and link) or else the last sentence stay; middle sentences go from the
+    end. Only if that is not enough is the first sentence cut, with "…". `keep` is never cut.
+    """
+    if fits(text):
+        return text
+    parts = _SENTENCE.findall(text)
+    at = next((i for i, p in enumerate(parts) if keep and keep in p), len(parts) - 1)
+    if at <= 0:  # the kept part is in the first sentence: cut just before it
+        cut = text.find(keep) if keep and keep in text else len(text)
+        head, tail, middle = text[:cut], text[cut:], []
+    else:
+        head, tail, middle = parts[0], "".join(parts[at:]), parts[1:at]
+    for n in range(len(middle), -1, -1):
+        candidate = head + "".join(middle[:n]) + tail
+        if fits(candidate):
+            return candidate
+    for n in range(len(head) - 1, -1, -1):
+        candidate = head[:n].rstrip() + "…" + tail
+        if fits(candidate):
+            return candidate
+    return "…" + tail  # the tail alone is too long: still never cut the link

@@ -1,0 +1,123 @@
+"""WeCom callback crypto and envelopes, compatible with the vendor's WXBizMsgCrypt.
+
+- signature: sha1 over the sorted concatenation of (token, timestamp, nonce, encrypted), hex;
+- body: AES-256-CBC with key = base64(EncodingAESKey + "="), IV = key[:16], PKCS#7 padding
+  to a 32-byte block; plaintext = 16 random bytes + 4-byte big-endian length + message +
+  receive id (the CorpID for an internal app), base64 on the wire.
+
+Shared by the channel (which verifies and opens callbacks, and seals passive replies) and by
+the simulator (which seals callbacks and opens replies), so both speak the same protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import struct
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from warnbus.errors import AuthError
+
+BLOCK = 32  # WeCom pads to 32 bytes, not to the AES block size of 16
+_AES_KEY_RE = re.compile(r"[A-Za-z0-9+/]{43}\Z")
+
+
+def decode_aes_key(encoding_aes_key: str) -> bytes:
+    """Return the 32-byte AES key of a 43-character EncodingAESKey; ValueError if malformed."""
+    if not _AES_KEY_RE.match(encoding_aes_key):
+        raise ValueError("must be 43 characters of [A-Za-z0-9+/]")
+    key = base64.b64decode(encoding_aes_key + "=", validate=True)
+    if len(key) != 32:  # cannot happen for 43 valid characters; kept as a guard
+        raise ValueError("does not decode to a 32-byte key")
+    return key
+
+
+def cdata(text: str) -> str:
+    """Wrap `text` in CDATA, splitting any `]]>` so the text cannot close the section."""
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def envelope(encrypted: str, signature: str, timestamp: str, nonce: str) -> str:
+    """The XML a passive reply travels in (WeCom's reply format)."""
+    return (f"<xml><Encrypt>{cdata(encrypted)}</Encrypt>"
+            f"<MsgSignature>{cdata(signature)}</MsgSignature>"
+            f"<TimeStamp>{timestamp}</TimeStamp><Nonce>{cdata(nonce)}</Nonce></xml>")
+
+
+def callback_body(to_user: str, encrypted: str, agent_id: int | str) -> str:
+    """The XML body of a callback POST from WeCom to the application."""
+    return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
+            f"<Encrypt>{cdata(encrypted)}</Encrypt><AgentID>{cdata(str(agent_id))}</AgentID></xml>")
+
+
+class WeComCrypto:
+    """Sign, verify, encrypt and decrypt WeCom callback messages for one app."""
+
+    def __init__(self, token: str, encoding_aes_key: str, receive_id: str) -> None:
+        self._token = token
+        self._key = decode_aes_key(encoding_aes_key)
+        self._receive_id = receive_id.encode()
+
+    def signature(self, timestamp: str, nonce: str, encrypted: str) -> str:
+        parts = sorted([self._token, timestamp, nonce, encrypted])
+        return hashlib.sha1("".join(parts).encode()).hexdigest()
+
+    def verify(self, signature: str, timestamp: str, nonce: str, encrypted: str) -> None:
+        """Raise AuthError unless `signature` signs (timestamp, nonce, encrypted)."""
+        expected = self.signature(timestamp, nonce, encrypted)
+        if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
+            raise AuthError("wecom: bad msg_signature", forbidden=True)
+
+    def encrypt(self, message: bytes, *, random16: bytes | None = None) -> str:
+        """Encrypt `message` for this app; `random16` fixes the random prefix (tests)."""
+        prefix = os.urandom(16) if random16 is None else random16
+        if len(prefix) != 16:
+            raise ValueError("random16 must be 16 bytes")
+        plain = prefix + struct.pack(">I", len(message)) + message + self._receive_id
+        pad = BLOCK - len(plain) % BLOCK
+        plain += bytes([pad]) * pad
+        enc = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).encryptor()
+        return base64.b64encode(enc.update(plain) + enc.finalize()).decode("ascii")
+
+    def decrypt(self, encrypted: str) -> bytes:
+        """Decrypt a message and check its receive id; AuthError when anything is off.
+
+        Call it only after `verify`: the signature is what authenticates the ciphertext, so
+        no padding or format error here can be probed by someone without the token.
+        """
+        try:
+            raw = base64.b64decode(encrypted, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise AuthError("wecom: Encrypt is not base64", forbidden=True) from e
+        if not raw or len(raw) % BLOCK:
+            raise AuthError("wecom: ciphertext length is not a multiple of 32", forbidden=True)
+        dec = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).decryptor()
+        plain = dec.update(raw) + dec.finalize()
+        pad = plain[-1]
+        if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
+            raise AuthError("wecom: bad padding (wrong EncodingAESKey?)", forbidden=True)
+        body = plain[16:-pad]
+        if len(body) < 4:
+            raise AuthError("wecom: decrypted message is too short", forbidden=True)
+        (length,) = struct.unpack(">I", body[:4])
+        if 4 + length > len(body):
+            raise AuthError("wecom: decrypted length field is out of range", forbidden=True)
+        message, receive_id = body[4:4 + length], body[4 + length:]
+        if not hmac.compare_digest(receive_id, self._receive_id):
+            raise AuthError("wecom: message is for another receive id (CorpID)", forbidden=True)
+        return message
+
+    def open(self, signature: str, timestamp: str, nonce: str, encrypted: str) -> bytes:
+        """Verify, then decrypt: the only way a callback should be read."""
+        self.verify(signature, timestamp, nonce, encrypted)
+        return self.decrypt(encrypted)
+
+    def seal(self, message: bytes, timestamp: str, nonce: str) -> tuple[str, str]:
+        """Encrypt and sign: (encrypted, msg_signature)."""
+        encrypted = self.encrypt(message)
+        return encrypted, self.signature(timestamp, nonce, encrypted)

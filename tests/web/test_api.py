@@ -1,0 +1,232 @@
+"""The HTTP contract of DESIGN section 9, over real HTTP, on a real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.engine.helpers import Harness, make_harness
+from warnbus.app import token_hash
+from warnbus.config import TokenSettings
+from warnbus.web.api import make_web_app
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
+FEED = "feed-token-430623"
+NARROW = "feed-token-other-county"
+OFFICER = "officer-token"
+REVOKED = "revoked-token"
+CAP = {"Content-Type": "application/cap+xml"}
+
+
+def auth(token: str = FEED) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture
+async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
+    h = await make_harness(redis_url)
+    h.app.tokens = (
+        TokenSettings("met", token_hash(FEED), roles=("feed",), regions=("430623",)),
+        TokenSettings("other", token_hash(NARROW), roles=("feed",), regions=("430624",),
+                      categories=("Geo",)),
+        TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
+        TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
+    )
+    client = TestClient(TestServer(make_web_app(h.app)))
+    await client.start_server()
+    yield client, h
+    await client.close()
+    await h.app.close()
+
+
+async def test_post_alert_then_same_again_then_get(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    body = (FIXTURES / "rainstorm-red.xml").read_bytes()
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
+    assert r.status == 202, await r.text()
+    first = await r.json()
+    assert set(first) == {"alert_id", "campaign_id", "targets"} and first["targets"] > 0
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
+    assert r.status == 200 and await r.json() == first
+    await h.drain()
+    r = await client.get(f"/api/v1/alerts/{first['alert_id']}", headers=auth(OFFICER))
+    assert r.status == 200
+    view = await r.json()
+    for key in ("targets", "sent", "delivered", "acknowledged", "pending", "escalated",
+                "unreached"):
+        assert key in view["counts"]
+    assert view["counts"]["sent"] > 0
+    assert view["alert"]["identifier"]
+
+
+async def test_update_and_cancel_continue_the_thread(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    ids = []
+    for name in ("rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel.xml"):
+        r = await client.post("/api/v1/alerts", data=(FIXTURES / name).read_bytes(),
+                              headers={**CAP, **auth()})
+        assert r.status == 202, await r.text()
+        ids.append(await r.json())
+        await h.drain()
+    assert len({x["campaign_id"] for x in ids}) == 1
+    assert len({x["alert_id"] for x in ids}) == 3
+    r = await client.get(f"/api/v1/alerts/{ids[0]['alert_id']}", headers=auth(OFFICER))
+    assert (await r.json())["campaign"]["state"] == "cancelled"
+
+
+async def test_json_form_is_accepted(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    r = await client.post("/api/v1/alerts", data=(FIXTURES / "rainstorm-red.json").read_bytes(),
+                          headers={"Content-Type": "application/json", **auth()})
+    assert r.status == 202, await r.text()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({**CAP}, b"<alert/>", 401, "unauthorized"),
+        ({**CAP, **auth("nope")}, b"<alert/>", 401, "unauthorized"),
+        ({**CAP, **auth(REVOKED)}, b"<alert/>", 401, "unauthorized"),
+        ({**CAP, **auth(OFFICER)}, b"<alert/>", 403, "forbidden"),
+        ({"Content-Type": "text/plain", **auth()}, b"hello", 415, "unsupported_type"),
+        ({**CAP, **auth()}, b"<html><title>502 Bad Gateway</title></html>", 400, "malformed"),
+        ({**CAP, **auth()}, b"not xml at all", 400, "malformed"),
+    ],
+)
+async def test_rejections(api, headers, body, status, code) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    r = await client.post("/api/v1/alerts", data=body, headers=headers)
+    assert r.status == status, await r.text()
+    err = (await r.json())["error"]
+    assert err["code"] == code and err["message"]
+
+
+async def test_invalid_alert_names_the_field(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    body = (FIXTURES / "invalid" / "bad-date.xml").read_bytes()
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
+    assert r.status == 422
+    assert "sent" in (await r.json())["error"]["message"] or "effective" in (
+        await r.json())["error"]["message"]
+
+
+async def test_unknown_reference_is_422(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    body = (FIXTURES / "rainstorm-red-update.xml").read_bytes()
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
+    assert r.status == 422
+    err = (await r.json())["error"]
+    assert err["code"] == "unknown_reference" and "references" in err["message"]
+
+
+async def test_scope_outside_region_or_category_is_403(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    body = (FIXTURES / "rainstorm-red.xml").read_bytes()
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth(NARROW)})
+    assert r.status == 403
+    assert "category" in (await r.json())["error"]["message"]
+    body = (FIXTURES / "geohazard-orange.xml").read_bytes()
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth(NARROW)})
+    assert r.status == 403
+    assert "outside this token's regions" in (await r.json())["error"]["message"]
+
+
+async def test_too_large_is_413(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    limit = h.app.settings.server.max_body_bytes
+    r = await client.post("/api/v1/alerts", data=b" " * (limit + 1), headers={**CAP, **auth()})
+    assert r.status == 413
+    assert (await r.json())["error"]["code"] == "too_large"
+
+
+async def test_a_2mb_alert_is_admitted(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    text = (FIXTURES / "geohazard-orange.xml").read_text(encoding="utf-8")
+    # A national-feed-sized polygon: ~60k vertices around the sample polygon.
+    import math
+
+    pts = [(29.475 + 0.07 * math.sin(2 * math.pi * i / 100000),
+            112.775 + 0.07 * math.cos(2 * math.pi * i / 100000)) for i in range(100000)]
+    pts.append(pts[0])
+    ring = " ".join(f"{a:.6f},{b:.6f}" for a, b in pts)
+    start = text.index("<polygon>") + len("<polygon>")
+    end = text.index("</polygon>")
+    big = (text[:start] + ring + text[end:]).encode()
+    assert len(big) > 2_000_000
+    r = await client.post("/api/v1/alerts", data=big, headers={**CAP, **auth()})
+    assert r.status == 202, await r.text()
+    assert (await r.json())["targets"] > 0
+
+
+async def test_ack_link_confirms_only_its_person(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    r = await client.post("/api/v1/alerts", data=(FIXTURES / "rainstorm-red.xml").read_bytes(),
+                          headers={**CAP, **auth()})
+    res = await r.json()
+    await h.drain()
+    sms = [d for d in h.sent("sms") if d.ack_url]
+    assert sms and all(d.ack_url in d.text for d in sms)
+    link = sms[0].ack_url.replace("http://test", "")  # type: ignore[union-attr]
+    r = await client.get(link)  # a link preview must not confirm
+    assert r.status == 200 and "确认收到" in await r.text()
+    assert not await h.ctx.store.is_acked(res["campaign_id"], sms[0].target_id)
+    r = await client.post(link)
+    assert r.status == 200 and (await r.json())["status"] == "recorded"
+    assert await h.ctx.store.is_acked(res["campaign_id"], sms[0].target_id)
+    r = await client.post(link)
+    assert (await r.json())["status"] == "duplicate"
+    # A forged link (another person in the same token body) fails the signature.
+    token = link.rsplit("/", 1)[1]
+    body, sig = token.split(".")
+    other = sms[1].ack_url.rsplit("/", 1)[1].split(".")[0]  # type: ignore[union-attr]
+    r = await client.post(f"/ack/{other}.{sig}")
+    assert r.status == 403
+    assert not await h.ctx.store.is_acked(res["campaign_id"], sms[1].target_id)
+    # An expired link is refused.
+    h.clock.advance(h.app.settings.ack_ttl_s + 1)
+    r = await client.post(f"/ack/{other}.{sms[1].ack_url.rsplit('.', 1)[1]}")  # type: ignore[union-attr]
+    assert r.status == 403
+    _ = body
+
+
+async def test_console_ack_needs_officer_and_reason(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    r = await client.post("/api/v1/alerts", data=(FIXTURES / "rainstorm-red.xml").read_bytes(),
+                          headers={**CAP, **auth()})
+    res = await r.json()
+    await h.drain()
+    pid = h.sent("voice")[0].target_id
+    payload = {"campaign_id": res["campaign_id"], "person_id": pid, "reason": "", "by": "值班员"}
+    r = await client.post("/api/v1/acks", json=payload, headers=auth(OFFICER))
+    assert r.status == 422
+    r = await client.post("/api/v1/acks", json={**payload, "reason": "电话回访确认"},
+                          headers=auth(FEED))
+    assert r.status == 403
+    r = await client.post("/api/v1/acks", json={**payload, "reason": "电话回访确认"},
+                          headers=auth(OFFICER))
+    assert r.status == 200 and (await r.json())["status"] == "recorded"
+    r = await client.get(f"/api/v1/alerts/{res['alert_id']}/record?format=csv",
+                         headers=auth(OFFICER))
+    text = await r.text()
+    assert r.status == 200 and text.startswith("person_id,")
+    assert "电话回访确认" in text and "console" in text
+
+
+async def test_health_and_metrics(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    r = await client.get("/healthz")
+    detail = await r.json()
+    assert detail["redis"] is True
+    assert detail["broker"] is False and r.status == 503  # the harness has no broker
+    r = await client.get("/metrics")
+    assert r.status == 200 and "warnbus_queue_depth" in await r.text()
+
+
+async def test_get_unknown_alert_is_404(api) -> None:  # type: ignore[no-untyped-def]
+    client, _h = api
+    r = await client.get("/api/v1/alerts/al_nope", headers=auth(OFFICER))
+    assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
