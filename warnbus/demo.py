@@ -186,7 +186,8 @@ async def _print_summary(app: App, alert_id: str, console: Console) -> None:
     un = s["unreached"]
     console.print(f"未叫醒 list ({len(un)} grids):")
     for r in un[:15]:
-        console.print(f"  {r['grid_id']} {r['grid']}  last called: {r['last_called_name']}")
+        console.print(f"  {r['grid_id']} {r['grid']}  网格员 {r['officer_name']} "
+                      f"{r['officer_phone']}  (last called: {r['last_called_name']})")
     if len(un) > 15:
         console.print(f"  … and {len(un) - 15} more (warnbus record {alert_id})")
     speaker = app.engine.channels.get("loudspeaker")

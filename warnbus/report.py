@@ -75,11 +75,14 @@ async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
         if g.state.value == "unreached":
             grid = ctx.registry.data.grids.get(g.grid_id)
             person = ctx.person(g.holder)
+            officer = ctx.person(grid.primary) if grid else None
             out.append({
                 "grid_id": g.grid_id, "grid": grid.name if grid else "",
-                "village": grid.village if grid else "", "last_called": g.holder,
-                "last_called_name": person.name if person else "",
-                "phone": person.phone or "" if person else "",
+                "village": grid.village if grid else "",
+                "officer": officer.id if officer else "",
+                "officer_name": officer.name if officer else "",
+                "officer_phone": (officer.phone or "") if officer else "",
+                "last_called": g.holder, "last_called_name": person.name if person else "",
             })
     return sorted(out, key=lambda r: r["grid_id"])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -64,15 +64,16 @@ class Harness:
         return out
 
 
-async def make_harness(redis_url: str, *, fail_perm: Sequence[str] = (),
-                       fail_temp: Sequence[str] = (), policy: str = "",
+async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]] | None = None,
+                       fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
                        start: float | None = None, **engine: float) -> Harness:
     clock = ManualClock(T0.timestamp() if start is None else start)
     settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9", policy=policy,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
-        name: TestChannel(name, TestChannelConfig(fail_perm=tuple(fail_perm),
-                                                  fail_temp=tuple(fail_temp)))
+        name: TestChannel(name, TestChannelConfig(
+            fail_perm=tuple((fail_perm or {}).get(name, ())),
+            fail_temp=tuple((fail_temp or {}).get(name, ()))))
         for name in CHANNELS
     }
     app = await build_app(settings, clock=clock, channels=channels, base_url="http://test")
