@@ -114,7 +114,8 @@ class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
     async def request(
         self, method: str, uri: str, params: dict[str, object] | None = None,
         data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None, timeout: float | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the SDK passes timeout=)
         allow_redirects: bool = False,
     ) -> TwilioResponse:
         if self._session is None:

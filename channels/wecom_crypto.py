@@ -1,4 +1,4 @@
-"""WeCom callback crypto and envelopes, compatible with the vendor's WXBizMsgCrypt.
+"""The WeCom callback protocol: WXBizMsgCrypt-compatible crypto, XML, card task ids.
 
 - signature: sha1 over the sorted concatenation of (token, timestamp, nonce, encrypted), hex;
 - body: AES-256-CBC with key = base64(EncodingAESKey + "="), IV = key[:16], PKCS#7 padding
@@ -18,8 +18,15 @@ import hmac
 import os
 import re
 import struct
+import time
+import xml.etree.ElementTree as ET
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _defused_fromstring
 
 from warnbus.errors import AuthError
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from tests.engine.helpers import cap_alert, make_harness
 from warnbus import keys
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
 from warnbus.queue import decode_delivery
-from tests.engine.helpers import cap_alert, make_harness
 
 
 def _one_primary(h) -> tuple[str, str]:  # type: ignore[no-untyped-def]
