@@ -7,6 +7,7 @@ simulator is the only difference between a test run and production.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import logging
 import re
@@ -91,7 +92,8 @@ class TwilioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
 def load_config(cls: type[C], name: str, raw: Mapping[str, Any]) -> C:
     """Validate a channel's raw config once, strictly; errors name the channel."""
     try:
-        return msgspec.convert(dict(raw), cls)
+        # strict=False: values set through the environment arrive as strings ("5" → 5.0)
+        return msgspec.convert(dict(raw), cls, strict=False)
     except msgspec.ValidationError as e:
         raise ConfigError(f"channels.{name}: {e}") from e
 
@@ -124,10 +126,13 @@ class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
         body = urlencode(data or {}, doseq=True).encode() if method.upper() != "GET" else None
         query = urlencode(params or {}, doseq=True)
         url = self.rebase(uri) + (f"?{query}" if query else "")
+        headers = dict(headers or {})
+        if auth:  # by hand: aiohttp's BasicAuth is deprecated, its replacement is new
+            pair = f"{auth[0]}:{auth[1]}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         _RETRY_AFTER.set(None)
         async with self._session.request(
             method.upper(), url, data=body, headers=headers,
-            auth=aiohttp.BasicAuth(*auth) if auth else None,
             timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             allow_redirects=allow_redirects,
         ) as resp:
@@ -144,9 +149,9 @@ class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
 def build_client(config: TwilioConfig) -> tuple[Client, RebasedHttpClient]:
     """An SDK client bound to `config` (its base URL, credentials and timeout)."""
     http = RebasedHttpClient(config.api_base, config.timeout_s)
-    # edge/region are pinned off so TWILIO_EDGE in the environment cannot move the host.
-    client = Client(config.account_sid, config.auth_token, http_client=http,
-                    edge=None, region=None)
+    client = Client(config.account_sid, config.auth_token, http_client=http)
+    # The SDK reads TWILIO_EDGE/TWILIO_REGION from the environment into the host name;
+    # the config alone decides where requests go.
     client.edge = client.region = None
     return client, http
 
@@ -249,7 +254,7 @@ class SignedWebhooks:
             if not signature or not self._validator.validate(url, form, signature):
                 log.warning("twilio webhook rejected: bad or missing signature",
                             channel=self.channel, path=path, signed=bool(signature),
-                            phone=mask_phone(str(form.get("From", form.get("To", "")))))
+                            phone_masked=mask_phone(str(form.get("From", form.get("To", "")))))
                 return web.Response(status=403, text="invalid signature")
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             return await handler(request, fields)
@@ -265,7 +270,8 @@ def fit_sentences(text: str, fits: Callable[[str], bool], keep: str | None = Non
 
     The first sentence (level, headline) and the tail from the sentence holding `keep` (the
     ack instruction and link) or else the last sentence stay; middle sentences go from the
-    end. Only if that is not enough is the first sentence cut, with "…". `keep` is never cut.
+    end. Only if that is not enough is the first sentence cut, with "…". `keep` is never cut,
+    even when that means going over the limit.
     """
     if fits(text):
         return text
@@ -280,8 +286,12 @@ def fit_sentences(text: str, fits: Callable[[str], bool], keep: str | None = Non
         candidate = head + "".join(middle[:n]) + tail
         if fits(candidate):
             return candidate
+    if not fits("…" + tail):
+        # Even the tail alone is too long: going over the limit beats losing the headline
+        # or the link (the provider still sends a longer message, in more parts).
+        return head + tail
     for n in range(len(head) - 1, -1, -1):
         candidate = head[:n].rstrip() + "…" + tail
         if fits(candidate):
             return candidate
-    return "…" + tail  # the tail alone is too long: still never cut the link
+    return "…" + tail

@@ -128,3 +128,139 @@ class WeComCrypto:
         """Encrypt and sign: (encrypted, msg_signature)."""
         encrypted = self.encrypt(message)
         return encrypted, self.signature(timestamp, nonce, encrypted)
+
+
+def parse_xml(data: bytes) -> ET.Element:
+    """Parse WeCom XML with DTDs, entities and external references refused; ValueError."""
+    try:
+        root: ET.Element = _defused_fromstring(data, forbid_dtd=True, forbid_entities=True,
+                                               forbid_external=True)
+    except (ET.ParseError, DefusedXmlException, ValueError) as e:
+        raise ValueError(f"unreadable XML: {type(e).__name__}") from e
+    if root.tag != "xml":
+        raise ValueError("root element is not <xml>")
+    return root
+
+
+def update_button_xml(user: str, corp_id: str, timestamp: str, replace_name: str) -> str:
+    """Plaintext of the passive reply that replaces the clicked button's label for `user`."""
+    return (f"<xml><ToUserName>{cdata(user)}</ToUserName>"
+            f"<FromUserName>{cdata(corp_id)}</FromUserName><CreateTime>{timestamp}</CreateTime>"
+            f"<MsgType>{cdata('update_button')}</MsgType>"
+            f"<Button><ReplaceName>{cdata(replace_name)}</ReplaceName></Button></xml>")
+
+
+class ReplayGuard:
+    """Refuses callbacks signed outside a time window and spots resends of the same one.
+
+    Memory only, bounded: the sink is idempotent, so this is a first filter, not the guard
+    of correctness.
+    """
+
+    def __init__(self, max_age_s: float, clock: Callable[[], float] = time.time,
+                 capacity: int = 10_000) -> None:
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._capacity = capacity
+        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> monotonic time
+
+    def check_time(self, timestamp: str) -> None:
+        """AuthError unless `timestamp` (Unix seconds) is within the window of now."""
+        try:
+            at = int(timestamp)
+        except ValueError as e:
+            raise AuthError("wecom: timestamp is not a number", forbidden=True) from e
+        if abs(self._clock() - at) > self.max_age_s:
+            raise AuthError("wecom: timestamp outside the replay window", forbidden=True)
+
+    def first_time(self, signature: str) -> bool:
+        """True the first time a signature is seen within the window (and records it)."""
+        now = time.monotonic()
+        seen = self._seen
+        while seen and (next(iter(seen.values())) < now - 2 * self.max_age_s
+                        or len(seen) >= self._capacity):
+            seen.popitem(last=False)
+        if signature in seen:
+            return False
+        seen[signature] = now
+        return True
+
+    def forget(self, signature: str) -> None:
+        """Let a resend through again (the first one was not handled)."""
+        self._seen.pop(signature, None)
+
+
+# --------------------------------------------------------------------------- card task ids
+
+TASK_VERSION = "wb1"
+TASK_ID_MAX = 128  # WeCom: task_id of [A-Za-z0-9_-@], at most 128 bytes, unique per app
+_TASK_ID_RE = re.compile(r"[A-Za-z0-9_@-]{1,128}\Z")
+_RAW_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
+
+
+class TaskRef(NamedTuple):
+    campaign_id: str
+    delivery_id: str
+    target_id: str
+    tag: str
+
+
+def _pack(value: str) -> str:
+    # Ids of warnbus (cp_…, dl_…, p…) pass as they are; anything else goes base64url with a
+    # leading "-", which a plain id cannot start with, so decoding is unambiguous.
+    if _RAW_ID_RE.match(value):
+        return value
+    return "-" + base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _unpack(field: str) -> str:
+    if field.startswith("-"):
+        data = field[1:]
+        try:
+            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise ValueError("bad base64 field") from e
+    if not _RAW_ID_RE.match(field):
+        raise ValueError("bad field")
+    return field
+
+
+def address_tag(corp_id: str, campaign_id: str, delivery_id: str, target_id: str,
+                address: str) -> str:
+    """12 characters binding the ids to the addressee's userid.
+
+    Keyed with the corp id, not a secret: the callback crypto already proves WeCom sent the
+    event; the tag only has to tell whether FromUserName is the person the card went to, and
+    it must survive a rotation of the callback token while cards are outstanding. WeCom
+    userids are case-insensitive, hence lower().
+    """
+    msg = "\x1f".join((TASK_VERSION, campaign_id, delivery_id, target_id, address.lower()))
+    digest = hashlib.blake2b(msg.encode(), digest_size=9, key=corp_id.encode()[:64],
+                             person=b"warnbus-wecom").digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def encode_task_id(corp_id: str, campaign_id: str, delivery_id: str, target_id: str,
+                   address: str) -> str:
+    """`wb1@<campaign>@<delivery>@<target>@<tag>`; ValueError if over WeCom's 128 characters."""
+    tag = address_tag(corp_id, campaign_id, delivery_id, target_id, address)
+    task_id = "@".join((TASK_VERSION, _pack(campaign_id), _pack(delivery_id), _pack(target_id), tag))
+    if len(task_id) > TASK_ID_MAX:
+        raise ValueError(f"the ids do not fit a {TASK_ID_MAX}-character task_id")
+    return task_id
+
+
+def decode_task_id(task_id: str) -> TaskRef:
+    """Inverse of encode_task_id; ValueError for anything warnbus did not issue."""
+    if not _TASK_ID_RE.match(task_id):
+        raise ValueError("not a task_id")
+    parts = task_id.split("@")
+    if len(parts) != 5 or parts[0] != TASK_VERSION:
+        raise ValueError("not a warnbus task_id")
+    return TaskRef(_unpack(parts[1]), _unpack(parts[2]), _unpack(parts[3]), parts[4])
+
+
+def sent_to(corp_id: str, ref: TaskRef, user: str) -> bool:
+    """Whether the card of `ref` was sent to `user` (the FromUserName of its button event)."""
+    tag = address_tag(corp_id, ref.campaign_id, ref.delivery_id, ref.target_id, user)
+    return bool(user) and hmac.compare_digest(tag, ref.tag)

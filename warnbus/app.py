@@ -74,8 +74,14 @@ class RulesFacade:
         return build_targets(data, grids, devices, drill=drill)
 
 
-def load_channels(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, Channel]:
-    """Instantiate configured channels through the `warnbus.channels` entry points."""
+def load_channels(
+    configs: Mapping[str, Mapping[str, Any]], *, base_url: str, mqtt_url: str
+) -> dict[str, Channel]:
+    """Instantiate configured channels through the `warnbus.channels` entry points.
+
+    Each channel gets `callback_url` (where its provider webhooks are mounted) unless its
+    configuration sets one; MQTT channels get the engine's broker `url` the same way.
+    """
     kinds = {ep.name: ep for ep in entry_points(group="warnbus.channels")}
     out: dict[str, Channel] = {}
     for name, raw in configs.items():
@@ -85,7 +91,10 @@ def load_channels(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, Channel
                 f"channels.{name}.type: unknown channel type {kind!r} (known: {', '.join(sorted(kinds))})"
             )
         cls = kinds[kind].load()
-        out[name] = cls.from_config(name, raw)
+        full = {"callback_url": f"{base_url.rstrip('/')}/hooks/{name}", **raw}
+        if kind.startswith("mqtt"):
+            full.setdefault("url", mqtt_url)
+        out[name] = cls.from_config(name, full)
     return out
 
 
@@ -157,7 +166,7 @@ async def build_app(
     )
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
     chans = dict(channels) if channels is not None else load_channels(
-        settings.channels or DEFAULT_CHANNELS)
+        settings.channels or DEFAULT_CHANNELS, base_url=url, mqtt_url=mqtt_url)
     engine = Engine(ctx, chans, roles)
     tokens = tuple(settings.tokens)
     api_token = None

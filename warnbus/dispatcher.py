@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
-from functools import partial
 
 import structlog
 
@@ -20,22 +19,19 @@ from warnbus import keys
 from warnbus.context import Context
 from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.escalation import Retry, encode_timer
+from warnbus.fallback import plan_fallbacks
 from warnbus.models import (
     Attempt,
     Channel,
     Delivery,
-    DeliveryKind,
-    Level,
     Outcome,
-    TargetKind,
 )
-from warnbus.planner import PlanContext, area_text, plan_persons
 from warnbus.queue import LaneEntry, encode_delivery
 from warnbus.store import Outcome as Stored
 
 log = structlog.get_logger("warnbus.dispatch")
 
-SEND, RESEND, SKIP, CANCELLED = 1, 2, 0, 3
+SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
 
 
 class Dispatcher:
@@ -90,15 +86,18 @@ class Dispatcher:
             {c: [e.delivery for e in es] for c, es in by_c.items()}, now, cfg.lease_s
         )
         to_send: list[tuple[LaneEntry, int]] = []
+        finished: list[LaneEntry] = []
         for cid, es in by_c.items():
             for e, (code, n) in zip(es, claims[cid], strict=True):
                 if code in (SEND, RESEND):
                     to_send.append((e, n))
+                if code != IN_FLIGHT:
+                    finished.append(e)
         results = await asyncio.gather(*(self._send(channel, e.delivery, n) for e, n in to_send))
         stored = [r for r in results if r is not None]
         await ctx.store.record(stored, ctx.clock.now())
         await self._follow_up(stored)
-        await ctx.lanes.done(entries)
+        await ctx.lanes.done(finished)
 
     async def _send(self, channel: str, d: Delivery, n: int) -> Stored | None:
         impl = self.channels.get(channel)
@@ -159,23 +158,4 @@ class Dispatcher:
             await pipe.execute()
             log.error("dead-lettered", n=len(dead), ids=[o.delivery.id for o in dead][:10])
         if switch:
-            await ctx.lanes.enqueue(await self._fallbacks(switch))
-
-    async def _fallbacks(self, failed: Sequence[Delivery]) -> list[Delivery]:
-        ctx = self.ctx
-        out: list[Delivery] = []
-        for d in failed:
-            if d.target_kind is not TargetKind.PERSON:
-                continue
-            nxt = ctx.rules.fallback_for(d.channel)
-            person = ctx.person(d.target_id)
-            alert = await ctx.alert(d.campaign_id, d.alert_id)
-            if not nxt or person is None or alert is None:
-                continue
-            pctx = PlanContext(
-                campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
-                level=Level(d.level), area=area_text(alert), now=ctx.clock.now(),
-                renderer=ctx.rules.renderer, ack_url=partial(ctx.ack_url, d.campaign_id),
-            )
-            out += plan_persons(pctx, [person], [nxt], d.step, DeliveryKind(d.kind))
-        return out
+            await ctx.lanes.enqueue(await plan_fallbacks(ctx, switch))

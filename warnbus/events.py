@@ -6,6 +6,7 @@ import structlog
 
 from warnbus.acks import record_ack
 from warnbus.context import Context
+from warnbus.fallback import plan_fallback_for
 from warnbus.models import AckVia, ProviderStatus
 
 log = structlog.get_logger("warnbus.events")
@@ -39,6 +40,9 @@ class EngineSink:
             return  # queued/sent/no-answer: nothing to change; deadlines drive redials
         res = await self.ctx.store.status(campaign_id, delivery_id, target_id, state, detail,
                                           self.ctx.clock.now())
+        if res == 1 and state == "failed":
+            # Accepted, then undeliverable (e.g. SMS 30003): the policy's next channel.
+            await self.ctx.lanes.enqueue(await plan_fallback_for(self.ctx, campaign_id, delivery_id))
         log.info("provider status", campaign_id=campaign_id, delivery_id=delivery_id,
                  status=status.value, applied=res == 1)
 

@@ -17,6 +17,7 @@ class CampaignKeys:
         "acks",
         "alerts",
         "audit",
+        "dinfo",
         "dstate",
         "first",
         "grids",
@@ -40,6 +41,7 @@ class CampaignKeys:
         self.stopped = f"{base}:stopped"  # set: target ids no longer to be called
         self.audit = f"{base}:audit"  # stream: every attempt, callback, ack, step
         self.first = f"{base}:first"  # hash: target_id -> time of its first wave
+        self.dinfo = f"{base}:dinfo"  # hash: delivery_id -> target|channel|step|kind|alert|level|tkind
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)

@@ -184,9 +184,11 @@ class Store:
             for o in items:
                 a, d = o.attempt, o.delivery
                 detail = a.error or a.provider_id or ""
+                info = f"{d.alert_id}|{d.level.value}|{d.target_kind.value}"
                 args += [d.id, d.target_id, d.channel, d.step, d.kind.value, a.n, a.outcome.value,
-                         o.next_state, detail]
-            await self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit], args=args, client=pipe)
+                         o.next_state, detail, info]
+            await self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo], args=args,
+                               client=pipe)
         await pipe.execute()
 
     async def status(
@@ -200,6 +202,14 @@ class Store:
                 args=[now, delivery_id, target_id, status, detail],
             )
         )
+
+    async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
+        """What was sent by a delivery (for a status callback that needs to re-plan it)."""
+        raw = s(await self.redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
+        if not raw:
+            return None
+        names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind")
+        return dict(zip(names, raw.split("|"), strict=True))
 
     async def delivery_states(self, campaign_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).dstate)

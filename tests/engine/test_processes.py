@@ -107,7 +107,10 @@ async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
             async def all_sent() -> bool:
                 got = {r[0] for r in await _recorded(redis)}
                 return expected <= got
-            await _wait(all_sent, 90)
+            try:
+                await _wait(all_sent, 90)
+            except AssertionError:
+                raise AssertionError(await _diagnose(planner, expected)) from None
             rows = await _recorded(redis)
             ids = [r[0] for r in rows if r[0] in expected]
             dups = len(ids) - len(set(ids))
@@ -125,6 +128,19 @@ async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
     finally:
         if a.poll() is None:
             os.killpg(a.pid, signal.SIGKILL)
+
+
+async def _diagnose(h: Harness, expected: set[str]) -> str:
+    redis = h.ctx.redis
+    got = {r[0] for r in await _recorded(redis)}
+    lanes = await h.ctx.lanes.depth()
+    pending = {lane: await redis.xpending(lane, "warnbus") for lane in lanes}
+    states = await h.ctx.store.delivery_states(h.campaign_id)
+    missing = expected - got
+    by_state: dict[str, int] = {}
+    for d in missing:
+        by_state[states.get(d, "none")] = by_state.get(states.get(d, "none"), 0) + 1
+    return f"missing {len(missing)} by state {by_state}; lanes {lanes}; pending {pending}"
 
 
 def campaign_id_of(h: Harness) -> str:

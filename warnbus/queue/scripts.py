@@ -58,8 +58,9 @@ end
 # KEYS: meta, dstate, stopped
 # ARGV: now, lease_s, then (delivery_id, kind, target_id) triples
 # Returns a flat list of (code, attempt_number): code 1 send, 2 resend after an expired lease
-# (a worker died mid-send: counted as a possible duplicate), 0 skip (done or in flight),
-# 3 cancelled (campaign over, or the person needs no more calls).
+# (a worker died mid-send: counted as a possible duplicate), 0 skip (done), 3 cancelled
+# (campaign over, or the person needs no more calls), 4 in flight under another worker's
+# lease (leave the entry pending: if that worker is dead, a later reclaim resends it).
 CLAIM = (
     _HELPERS
     + r"""
@@ -79,10 +80,10 @@ for i = 3, #ARGV, 3 do
   local code = 0
   if state == 'queued' or state == 'retry' then
     code = 1
-  elseif state == 'sending' and until_ < now then
-    code = 2
+  elseif state == 'sending' then
+    if until_ < now then code = 2 else code = 4 end
   end
-  if code > 0 then
+  if code == 1 or code == 2 then
     local over = (cstate ~= 'active') or (expires and now >= expires)
     local stop = false
     if kind == 'warning' or kind == 'redial' or kind == 'escalation' then
@@ -106,18 +107,22 @@ return out
 """
 )
 
-# KEYS: meta, dstate, tstate, audit
-# ARGV: now, then 9-tuples (delivery_id, target_id, channel, step, kind, n, outcome,
-#       next_state, detail) where next_state is sent|delivered|retry|failed|dead and detail
-#       is the provider id or the error text.
+# KEYS: meta, dstate, tstate, audit, dinfo
+# ARGV: now, then 10-tuples (delivery_id, target_id, channel, step, kind, n, outcome,
+#       next_state, detail, info) where next_state is sent|delivered|retry|failed|dead, detail
+#       is the provider id or the error text, and info what a later status callback needs to
+#       re-plan the delivery on another channel ("alert_id|level|target_kind").
 RECORD = (
     _HELPERS
     + r"""
 local now = ARGV[1]
-for i = 2, #ARGV, 9 do
+for i = 2, #ARGV, 10 do
   local id, target, channel, step, kind = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
   local n, outcome, nxt, detail = ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8]
   redis.call('HSET', KEYS[2], id, nxt .. '|' .. n .. '|0')
+  if n == '1' then
+    redis.call('HSET', KEYS[5], id, target .. '|' .. channel .. '|' .. step .. '|' .. kind .. '|' .. ARGV[i+9])
+  end
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   if nxt == 'sent' or nxt == 'delivered' then
     target_forward(KEYS[1], KEYS[3], target, nxt)

@@ -1,0 +1,385 @@
+"""MQTT village loudspeakers (村村响 / 应急广播): MQTT 5, QoS 1, one command per area.
+
+`send` publishes a delivery's command on the area (or device) cmd topic and, for an area
+warning, a retained copy on `area/{code}/active/{campaign}` whose message expiry ends with the
+alert, so a speaker that comes online later still plays it, and never after it expired. A
+cancel publishes stop and clears that retained copy. The listener reports device acks to the
+engine's EventSink and keeps a view of which devices are online (their LWT says offline).
+
+The connection is resumable (clean start off, a session expiry, a client id stable for the
+process), and device acks are PUBACKed only after the sink took them: acks sent while we were
+briefly away, or while the sink failed, are redelivered by the broker when we reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import aiomqtt
+import msgspec
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+
+from channels.loudspeaker_payload import (
+    DEFAULT_PREFIX,
+    AckState,
+    Address,
+    CommandKind,
+    DeviceState,
+    SpeakerCommand,
+    Topics,
+    backoff,
+    command_for,
+    decode_ack,
+    decode_status,
+    encode,
+    expiry_seconds,
+    parse_address,
+    parse_broker_url,
+    properties,
+    topic_level_ok,
+    valid_prefix,
+)
+from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.models import Delivery, DeliveryKind, EventSink, ProviderStatus, Receipt
+
+log = structlog.get_logger("channels.loudspeaker")
+
+_ACK_STATUS: Mapping[AckState, ProviderStatus] = {
+    AckState.RECEIVED: ProviderStatus.DELIVERED,
+    AckState.PLAYING: ProviderStatus.PLAYING,
+    AckState.DONE: ProviderStatus.DONE,
+    AckState.FAILED: ProviderStatus.FAILED,
+}
+_SINK_TRIES = 3  # then reconnect, so the broker redelivers what we did not PUBACK
+
+
+class Secret(str):
+    """A password that shows as *** in reprs and logs (channels cannot import warnbus.config)."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+PositiveS = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class LoudspeakerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    type: str = "mqtt-loudspeaker"
+    callback_url: str = ""  # unused: acks come over MQTT, not HTTP
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str = ""
+    password: Secret = Secret("")
+    client_id: str = "warnbus"  # prefix; the id adds the channel name, host and pid
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    topic_prefix: str = DEFAULT_PREFIX
+    volume: Annotated[int, msgspec.Meta(ge=0, le=100)] = 80
+    repeat: Annotated[int, msgspec.Meta(ge=1, le=20)] = 2
+    session_expiry_s: Annotated[int, msgspec.Meta(ge=0)] = 600
+    default_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 6 * 3600  # alert without an expiry
+    publish_timeout_s: PositiveS = 10.0  # no PUBACK by then: transient failure
+    connect_wait_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # send waits this for a link
+    reconnect_min_s: PositiveS = 0.5
+    reconnect_max_s: PositiveS = 30.0
+
+
+def _secret_hook(kind: type, obj: Any) -> Any:
+    if kind is Secret and isinstance(obj, str):
+        return Secret(obj)
+    raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """The last status a device reported and when we heard it (epoch seconds)."""
+
+    state: DeviceState
+    since: float
+    area: str | None = None
+
+
+@dataclass
+class _Link:
+    """One live connection; `lost` is set when it ends, waking sends awaiting a PUBACK."""
+
+    client: aiomqtt.Client
+    lost: asyncio.Event
+    subscribed: bool = False
+
+
+class _SinkDown(Exception):
+    """The sink kept failing: drop the connection so unacked device acks come again."""
+
+
+class Loudspeakers:
+    """The `mqtt-loudspeaker` channel; also a ListeningChannel for device acks and status."""
+
+    secret_fields: tuple[str, ...] = ("password",)
+    rate_per_s: float | None = None  # one publish per area: the broker does the fan-out
+    max_length: int | None = 2000  # TTS text; longer warnings are summarised upstream
+
+    def __init__(self, name: str, config: LoudspeakerConfig,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.config = config
+        self.topics = Topics(config.topic_prefix)
+        self.broker = parse_broker_url(config.url)
+        # Stable for this process's life, so reconnects resume the session; unique per
+        # process, so several engine processes never take each other's session over.
+        self.client_id = f"{config.client_id}-{name}-{socket.gethostname()}-{os.getpid()}"[:128]
+        self._clock = clock
+        self._sink: EventSink | None = None
+        self._link: _Link | None = None
+        self._up = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._devices: dict[str, DeviceView] = {}
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> Loudspeakers:
+        try:
+            config = msgspec.convert(dict(raw), LoudspeakerConfig, dec_hook=_secret_hook)
+            parse_broker_url(config.url)
+        except (msgspec.ValidationError, ValueError) as e:
+            raise ConfigError(f"channels.{name}: {e}") from e
+        if not valid_prefix(config.topic_prefix):
+            raise ConfigError(f"channels.{name}.topic_prefix: {config.topic_prefix!r} is not "
+                              "a topic prefix (no empty levels, no wildcards)")
+        return cls(name, config)
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None
+
+    def devices_status(self) -> dict[str, DeviceView]:
+        """Device id → last online/offline report (for the console and healthz)."""
+        return dict(self._devices)
+
+    async def start(self, sink: EventSink) -> None:
+        """Listen for device acks and status; reconnects by itself until `aclose`."""
+        self._sink = sink
+        self._ensure_running()
+        link = self._link
+        if link is not None and not link.subscribed:
+            await self._subscribe(link)
+
+    async def send(self, delivery: Delivery) -> Receipt:
+        """Publish the delivery's command (QoS 1) and wait for the broker's PUBACK."""
+        try:
+            target = parse_address(delivery.address)
+        except ValueError as e:
+            raise PermanentChannelError(f"loudspeaker: {e}", provider_code="bad-address") from e
+        now = self._clock()
+        stop = delivery.kind is DeliveryKind.CANCEL  # stopping is always safe, even late
+        if not stop and delivery.expires_at is not None and delivery.expires_at <= now:
+            raise PermanentChannelError(
+                f"loudspeaker: the alert expired {now - delivery.expires_at:.0f}s ago; "
+                "an expired warning is not broadcast", provider_code="expired")
+        cmd = command_for(delivery, target, now=now, volume=self.config.volume,
+                          repeat=self.config.repeat)
+        publishes = self._plan(cmd, target, delivery.expires_at, now)
+        link = await self._wait_link()
+        results = await asyncio.gather(
+            *(self._publish(link, *p) for p in publishes), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        log.debug("loudspeaker command published", delivery_id=delivery.id,
+                  kind=cmd.kind.value, address=delivery.address)
+        return Receipt(provider_id=cmd.cmd_id)
+
+    async def aclose(self) -> None:
+        """Disconnect cleanly (the session stays for `session_expiry_s`) and stop listening."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # ----------------------------------------------------------------- sending
+
+    def _plan(self, cmd: SpeakerCommand, target: Address, expires_at: float | None,
+              now: float) -> list[tuple[str, bytes, bool, int | None]]:
+        """(topic, payload, retain, expiry) for each publish a command needs."""
+        payload = encode(cmd)
+        if target.device is not None:
+            topic = self.topics.dev_cmd(target.device)
+        else:
+            assert target.area is not None
+            topic = self.topics.area_cmd(target.area)
+        if cmd.kind is CommandKind.STOP:
+            out: list[tuple[str, bytes, bool, int | None]] = [(topic, payload, False, None)]
+            if target.area is not None:  # empty retained payload: the broker drops the copy
+                out.append((self._active_topic(target.area, cmd.campaign_id), b"", True, None))
+            return out
+        # The expiry also bounds cmd messages queued for speakers with persistent sessions.
+        ttl = expiry_seconds(expires_at, now, self.config.default_ttl_s)
+        out = [(topic, payload, False, ttl)]
+        if target.area is not None:
+            out.append((self._active_topic(target.area, cmd.campaign_id), payload, True, ttl))
+        return out
+
+    def _active_topic(self, area: str, campaign_id: str) -> str:
+        if not topic_level_ok(campaign_id):
+            raise PermanentChannelError(f"loudspeaker: campaign id {campaign_id!r} cannot be "
+                                        "a topic level", provider_code="bad-campaign-id")
+        return self.topics.area_active(area, campaign_id)
+
+    async def _wait_link(self) -> _Link:
+        if self._closed:
+            raise TransientChannelError("loudspeaker: the channel is closed")
+        self._ensure_running()
+        if self._link is None and self.config.connect_wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), self.config.connect_wait_s)
+        if self._link is None:
+            raise TransientChannelError(
+                f"loudspeaker: not connected to the MQTT broker at {self.config.url}",
+                provider_code="not-connected")
+        return self._link
+
+    async def _publish(self, link: _Link, topic: str, payload: bytes, retain: bool,
+                       expiry: int | None) -> None:
+        props = None
+        if expiry is not None:
+            props = properties(PacketTypes.PUBLISH, MessageExpiryInterval=expiry)
+        pub = asyncio.ensure_future(link.client.publish(
+            topic, payload, qos=1, retain=retain, properties=props, timeout=float("inf")))
+        lost = asyncio.ensure_future(link.lost.wait())
+        try:
+            done, _ = await asyncio.wait({pub, lost}, timeout=self.config.publish_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if pub not in done:
+            pub.cancel()
+            why = "the connection was lost" if lost in done else (
+                f"no PUBACK within {self.config.publish_timeout_s:g}s")
+            raise TransientChannelError(f"loudspeaker: {why} publishing to {topic}",
+                                        provider_code="no-puback")
+        try:
+            pub.result()
+        except aiomqtt.MqttError as e:
+            raise TransientChannelError(f"loudspeaker: publish to {topic} failed: {e}",
+                                        provider_code="publish") from e
+
+    # ----------------------------------------------------------------- connection
+
+    def _ensure_running(self) -> None:
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.name}")
+
+    def _client(self) -> aiomqtt.Client:
+        c = self.config
+        props = properties(PacketTypes.CONNECT, SessionExpiryInterval=c.session_expiry_s)
+        client = aiomqtt.Client(
+            self.broker.host, self.broker.port, identifier=self.client_id,
+            username=c.username or None, password=c.password.reveal() or None,
+            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props,
+            keepalive=c.keepalive_s, timeout=c.publish_timeout_s,
+            tls_context=ssl.create_default_context() if self.broker.tls else None,
+            logger=logging.getLogger("channels.loudspeaker.mqtt"),
+        )
+        # aiomqtt does not expose paho's manual ack: PUBACK device acks only once recorded.
+        client._client.manual_ack_set(True)
+        client.pending_calls_threshold = 1000  # a wave of sends is not a warning sign
+        return client
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closed:
+            link: _Link | None = None
+            try:
+                client = self._client()
+                async with client:
+                    link = _Link(client, asyncio.Event())
+                    if self._sink is not None:
+                        await self._subscribe(link)
+                    self._link = link
+                    self._up.set()
+                    attempt = 0
+                    log.info("loudspeaker channel connected", broker=self.config.url,
+                             client_id=self.client_id)
+                    async for message in client.messages:
+                        await self._handle(link, message)
+            except (aiomqtt.MqttError, _SinkDown, OSError) as e:
+                log.warning("loudspeaker channel disconnected", broker=self.config.url,
+                            error=str(e) or type(e).__name__, attempt=attempt)
+            finally:
+                self._up.clear()
+                self._link = None
+                if link is not None:
+                    link.lost.set()
+            delay = backoff(attempt, self.config.reconnect_min_s, self.config.reconnect_max_s)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _subscribe(self, link: _Link) -> None:
+        # Every time, not only on a fresh session: a broker without persistence forgets them,
+        # and re-subscribing also brings the retained status of every device again.
+        link.subscribed = True
+        await link.client.subscribe([(self.topics.all_acks, 1), (self.topics.all_status, 1)])
+
+    # ----------------------------------------------------------------- listening
+
+    async def _handle(self, link: _Link, message: aiomqtt.Message) -> None:
+        where = self.topics.device_topic(message.topic.value)
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        if where is not None:
+            device, leaf = where
+            if leaf == "ack":
+                await self._on_ack(device, payload)
+            elif leaf == "status":
+                self._on_status(device, payload)
+        if message.qos > 0:
+            link.client._client.ack(message.mid, message.qos)
+
+    async def _on_ack(self, device: str, payload: bytes) -> None:
+        sink = self._sink
+        try:
+            ack = decode_ack(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            log.warning("malformed loudspeaker ack dropped", device=device, error=str(e))
+            return
+        if sink is None:
+            return
+        status = _ACK_STATUS[ack.state]
+        for n in range(_SINK_TRIES):
+            try:
+                await sink.delivery_status(ack.campaign_id, ack.cmd_id, f"dev:{device}", status,
+                                           ack.detail)
+                return
+            except Exception as e:  # the engine's store may be down: retry, then reconnect
+                log.warning("sink refused a loudspeaker ack", device=device,
+                            delivery_id=ack.cmd_id, error=repr(e), try_=n + 1)
+                await asyncio.sleep(0.2 * 2**n)
+        raise _SinkDown(f"the sink refused an ack of {device} {_SINK_TRIES} times")
+
+    def _on_status(self, device: str, payload: bytes) -> None:
+        if not payload:  # the retained status was cleared: the device was retired
+            self._devices.pop(device, None)
+            return
+        try:
+            status = decode_status(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            log.warning("malformed loudspeaker status dropped", device=device, error=str(e))
+            return
+        before = self._devices.get(device)
+        self._devices[device] = DeviceView(status.state, self._clock(), status.area)
+        # Subscribing replays every device's retained status: log changes, not the replay.
+        if before is not None and before.state is not status.state:
+            log.info("loudspeaker status changed", device=device, state=status.state.value)

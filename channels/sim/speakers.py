@@ -1,0 +1,276 @@
+"""Simulated village loudspeakers on MQTT, for the demo and the tests.
+
+One MQTT 5 client per device, so each has its own LWT and status like a real speaker. A device
+subscribes to its area's cmd and active topics and to its own cmd topic, says `online`
+(retained) when connected, and plays a command: ack `received`, then `playing`, then `done`
+(or `failed`, by `fail_rate`) after a random `play_s`. Stop ends the campaign's playback.
+
+Devices use a clean session on purpose: what a speaker missed while offline reaches it only
+through the retained active message, which is the mechanism under test. A cmd id is played
+once, however many times it arrives (cmd topic, active topic, redelivery after reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiomqtt
+import msgspec
+import structlog
+
+from channels.loudspeaker_payload import (
+    DEFAULT_PREFIX,
+    AckState,
+    CommandKind,
+    DeviceState,
+    DeviceStatus,
+    SpeakerAck,
+    SpeakerCommand,
+    Topics,
+    backoff,
+    beijing,
+    decode_command,
+    encode,
+    parse_broker_url,
+)
+
+log = structlog.get_logger("channels.sim.speakers")
+
+
+@dataclass
+class _Device:
+    id: str
+    area: str
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    client: aiomqtt.Client | None = None
+    task: asyncio.Task[None] | None = None
+    player: asyncio.Task[None] | None = None
+    queue: asyncio.Queue[SpeakerCommand] = field(default_factory=asyncio.Queue)
+    current: SpeakerCommand | None = None
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    seen: set[str] = field(default_factory=set)  # cmd ids taken (play once)
+    stopped: set[str] = field(default_factory=set)  # campaign ids stopped
+    cut: bool = False  # a simulated network cut: stay offline until revived
+
+
+def _unit(*parts: object) -> float:
+    h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+class SpeakerFleet:
+    """A set of simulated speakers: `devices` are (device_id, area_code) pairs."""
+
+    def __init__(
+        self,
+        url: str,
+        devices: Sequence[tuple[str, str]],
+        *,
+        fail_rate: float = 0.0,
+        offline: Sequence[str] = (),
+        play_s: tuple[float, float] = (0.2, 1.0),
+        seed: int = 0,
+        topic_prefix: str = DEFAULT_PREFIX,
+        keepalive_s: int = 10,
+        reconnect_max_s: float = 2.0,
+        connect_timeout_s: float = 15.0,
+    ) -> None:
+        self.broker = parse_broker_url(url)
+        self.topics = Topics(topic_prefix)
+        self.play_s = play_s
+        self.seed = seed
+        self.keepalive_s = keepalive_s
+        self.reconnect_max_s = reconnect_max_s
+        self.connect_timeout_s = connect_timeout_s
+        self.fail_rate = fail_rate
+        self.played: dict[str, list[str]] = {d: [] for d, _ in devices}
+        self._devices = {d: _Device(d, area) for d, area in devices}
+        self._offline = set(offline)
+        self._tag = secrets.token_hex(3)  # client ids unique to this fleet on a shared broker
+        self._closing = False
+
+    # ----------------------------------------------------------------- control
+
+    async def start(self) -> None:
+        """Connect every device not listed as offline; return when all are subscribed."""
+        self._closing = False
+        await self._bring_up([d for d in self._devices.values() if d.id not in self._offline])
+
+    async def stop(self) -> None:
+        """Say offline and disconnect every device cleanly."""
+        self._closing = True
+        await asyncio.gather(*(self._say_offline(d) for d in self._devices.values()))
+        await asyncio.gather(*(self._halt(d) for d in self._devices.values()))
+
+    async def drop(self, device_id: str) -> None:
+        """Cut the device's network: close its socket without DISCONNECT, so its LWT fires."""
+        dev = self._devices[device_id]
+        dev.cut = True
+        # aiomqtt has no public way to lose a connection; shut down paho's socket under it.
+        sock = dev.client._client.socket() if dev.client is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        await self._halt(dev)
+
+    async def revive(self, device_id: str) -> None:
+        """Bring a dropped (or initially offline) device back; it catches up on active alerts."""
+        dev = self._devices[device_id]
+        dev.cut = False
+        self._offline.discard(device_id)
+        await self._bring_up([dev])
+
+    def is_online(self, device_id: str) -> bool:
+        return self._devices[device_id].connected.is_set()
+
+    async def __aenter__(self) -> SpeakerFleet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def _bring_up(self, devices: Sequence[_Device]) -> None:
+        timeout = self.connect_timeout_s
+        for dev in devices:
+            if dev.task is None or dev.task.done():
+                dev.task = asyncio.create_task(self._run(dev), name=f"speaker-{dev.id}")
+            if dev.player is None or dev.player.done():
+                dev.player = asyncio.create_task(self._play_loop(dev))
+        waits = [asyncio.create_task(dev.connected.wait()) for dev in devices]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except TimeoutError:
+            late = [d.id for d in devices if not d.connected.is_set()]
+            raise TimeoutError(f"speakers not connected within {timeout}s: {late}") from None
+
+    async def _halt(self, dev: _Device) -> None:
+        tasks = [t for t in (dev.task, dev.player) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        dev.task = dev.player = None
+        dev.client = None
+        dev.connected.clear()
+        dev.current = None
+        dev.queue = asyncio.Queue()  # an unplugged speaker forgets what it had queued
+
+    async def _say_offline(self, dev: _Device) -> None:
+        # A clean DISCONNECT does not fire the LWT, so a speaker switched off says so itself.
+        if dev.client is not None and dev.connected.is_set():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await dev.client.publish(self.topics.dev_status(dev.id),
+                                         encode(self._status(dev, DeviceState.OFFLINE)),
+                                         qos=1, retain=True, timeout=2)
+
+    def _status(self, dev: _Device, state: DeviceState) -> DeviceStatus:
+        return DeviceStatus(state=state, area=dev.area,
+                            at=beijing(time.time()) if state is DeviceState.ONLINE else None)
+
+    async def _run(self, dev: _Device) -> None:
+        t = self.topics
+        attempt = 0
+        while not (self._closing or dev.cut):
+            client = aiomqtt.Client(
+                self.broker.host, self.broker.port, identifier=f"wbsim-{self._tag}-{dev.id}",
+                protocol=aiomqtt.ProtocolVersion.V5, clean_start=True,
+                keepalive=self.keepalive_s, timeout=5,
+                will=aiomqtt.Will(t.dev_status(dev.id),
+                                  encode(self._status(dev, DeviceState.OFFLINE)), 1, True),
+            )
+            try:
+                async with client:
+                    dev.client = client
+                    await client.subscribe([(t.area_cmd(dev.area), 1),
+                                            (t.area_active_all(dev.area), 1),
+                                            (t.dev_cmd(dev.id), 1)])
+                    await client.publish(t.dev_status(dev.id),
+                                         encode(self._status(dev, DeviceState.ONLINE)),
+                                         qos=1, retain=True)
+                    dev.connected.set()
+                    attempt = 0
+                    async for message in client.messages:
+                        if isinstance(message.payload, bytes) and message.payload:
+                            await self._on_command(dev, message.payload)
+            except aiomqtt.MqttError:
+                pass  # the broker went away or the network was cut: reconnect below
+            finally:
+                dev.connected.clear()
+                dev.client = None
+            await asyncio.sleep(backoff(attempt, 0.1, self.reconnect_max_s))
+            attempt += 1
+
+    # ----------------------------------------------------------------- behaviour
+
+    async def _on_command(self, dev: _Device, payload: bytes) -> None:
+        try:
+            cmd = decode_command(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            log.warning("speaker ignored a malformed command", device=dev.id, error=str(e))
+            return
+        if cmd.cmd_id in dev.seen:
+            return
+        dev.seen.add(cmd.cmd_id)
+        if cmd.kind is CommandKind.STOP:
+            dev.stopped.add(cmd.campaign_id)
+            if dev.current is not None and dev.current.campaign_id == cmd.campaign_id:
+                dev.interrupt.set()
+            await self._ack(dev, cmd, AckState.DONE, "stopped")
+            return
+        # A speaker never plays a warning past its end time, whatever the broker delivers.
+        if cmd.campaign_id in dev.stopped or cmd.expired(time.time()):
+            return
+        await self._ack(dev, cmd, AckState.RECEIVED)
+        dev.queue.put_nowait(cmd)
+
+    async def _play_loop(self, dev: _Device) -> None:
+        while True:
+            cmd = await dev.queue.get()
+            if cmd.campaign_id in dev.stopped:
+                await self._ack(dev, cmd, AckState.DONE, "stopped before playing")
+                continue
+            dev.current = cmd
+            dev.interrupt.clear()
+            self.played[dev.id].append(cmd.cmd_id)
+            await self._ack(dev, cmd, AckState.PLAYING)
+            lo, hi = self.play_s
+            length = lo + (hi - lo) * _unit(self.seed, "len", dev.id, cmd.cmd_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dev.interrupt.wait(), length)
+            dev.current = None
+            if dev.interrupt.is_set():
+                await self._ack(dev, cmd, AckState.DONE, "stopped")
+            elif _unit(self.seed, "fail", dev.id, cmd.cmd_id) < self.fail_rate:
+                await self._ack(dev, cmd, AckState.FAILED, "amplifier fault (simulated)")
+            else:
+                await self._ack(dev, cmd, AckState.DONE)
+
+    async def _ack(self, dev: _Device, cmd: SpeakerCommand, state: AckState,
+                   detail: str = "") -> None:
+        """Publish an ack; across a broker restart, wait for the reconnect (bounded)."""
+        ack = SpeakerAck(cmd_id=cmd.cmd_id, campaign_id=cmd.campaign_id, state=state,
+                         at=beijing(time.time()), detail=detail)
+        for _ in range(5):
+            client = dev.client
+            if client is None or not dev.connected.is_set():
+                try:
+                    await asyncio.wait_for(dev.connected.wait(), 10)
+                except TimeoutError:
+                    break
+                continue
+            try:
+                await client.publish(self.topics.dev_ack(dev.id), encode(ack), qos=1, timeout=5)
+                return
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.1)
+        log.warning("speaker could not report", device=dev.id, cmd_id=cmd.cmd_id,
+                    state=state.value)

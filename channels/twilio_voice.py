@@ -1,0 +1,199 @@
+"""Twilio voice calls: read the warning in Mandarin and take "press 1" as the confirmation.
+
+The call carries its TwiML inline: the text inside a DTMF `<Gather>`, said twice, then a
+closing line. The Gather action (a signed webhook) records the ack; the call status callback
+reports how the call ended. Redials are the engine's job: this channel only reports.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from aiohttp import web
+from twilio.twiml.voice_response import VoiceResponse
+
+from channels.twilio_common import (
+    SignedWebhooks,
+    TwilioConfig,
+    build_client,
+    fit_sentences,
+    guarded,
+    ids_of,
+    ids_query,
+    load_config,
+    twiml_response,
+)
+from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
+
+log = structlog.get_logger("channels.twilio_voice")
+
+TWIML_MAX = 4000  # Twilio rejects longer inline TwiML (error 32018)
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+CONFIRMED = "已确认，谢谢。"
+NOT_CONFIRMED = "未收到确认，我们将再次呼叫。"
+REPROMPT = "确认收到预警请按1。"
+REPEAT = "再播报一遍。"
+
+VOICE_PERMANENT: Mapping[int, str] = {
+    13223: "the number is not in a valid format",
+    13224: "the number is not a valid phone number",
+    21210: "from_number is not a verified caller id: check from_number",
+    21211: "the number is not a valid phone number",
+    21214: "the number cannot be reached",
+    21215: "calls to this region are not enabled on the Twilio account (geo permissions)",
+    21216: "calls to this number are blocked by Twilio",
+    21217: "the number does not appear to be valid",
+    32018: "the call script (TwiML) is too long",
+}
+_STATUS = {
+    "queued": ProviderStatus.QUEUED, "initiated": ProviderStatus.QUEUED,
+    "ringing": ProviderStatus.SENT, "in-progress": ProviderStatus.SENT,  # answered
+    "busy": ProviderStatus.NO_ANSWER, "no-answer": ProviderStatus.NO_ANSWER,
+    "canceled": ProviderStatus.NO_ANSWER, "failed": ProviderStatus.FAILED,
+}
+_PRESSED_MEMORY = 4096  # calls whose key press this process saw, newest kept
+
+
+class TwilioVoiceConfig(TwilioConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    type: str = "twilio-voice"
+    ring_timeout_s: int = 30  # how long the phone rings before "no-answer"
+    gather_timeout_s: int = 10  # how long to wait for the key after each reading
+    max_reprompts: int = 2  # wrong keys get this many "press 1" prompts, then the call ends
+    language: str = "zh-CN"
+    tts_voice: str | None = None  # e.g. "Polly.Zhiyu"; None: Twilio's default for language
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (5 <= self.ring_timeout_s <= 600 and 1 <= self.gather_timeout_s <= 60
+                and 0 <= self.max_reprompts <= 5):
+            raise ValueError("ring_timeout_s 5..600, gather_timeout_s 1..60, max_reprompts 0..5")
+
+
+class TwilioVoice:
+    """Voice calls through Twilio's Calls API with a press-1 confirmation."""
+
+    secret_fields: tuple[str, ...] = ("auth_token",)
+    rate_per_s: float | None = 1.0  # Twilio's default calls-per-second for an account
+    max_length: int | None = 1800  # characters: the text is said twice within TWIML_MAX
+
+    def __init__(self, name: str, config: TwilioVoiceConfig) -> None:
+        self.name = name
+        self.config = config
+        self.rate_per_s = config.rate_per_s
+        self._client, self._http = build_client(config)
+        self._hooks = SignedWebhooks(name, config.callback_url, config.auth_token)
+        # The status callback must tell "answered, pressed 1" from "answered, no key". The ack
+        # itself is durable (sink.confirm); this memory only sharpens the reported status.
+        self._pressed: OrderedDict[str, None] = OrderedDict()
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> TwilioVoice:
+        return cls(name, load_config(TwilioVoiceConfig, name, raw))
+
+    def __repr__(self) -> str:
+        return f"TwilioVoice({self.name!r})"
+
+    def _say(self, parent: Any, text: str) -> None:
+        voice = {"voice": self.config.tts_voice} if self.config.tts_voice else {}
+        parent.say(text, language=self.config.language, **voice)
+
+    def _gather(self, response: Any, action: str) -> Any:
+        return response.gather(input="dtmf", num_digits=1, timeout=self.config.gather_timeout_s,
+                               action=action, method="POST")
+
+    def call_twiml(self, text: str, action: str) -> str:
+        """The call script: text in a Gather, once more, then the closing line."""
+        r = VoiceResponse()
+        self._say(self._gather(r, action), text)
+        self._say(self._gather(r, action), REPEAT + text)
+        self._say(r, NOT_CONFIRMED)
+        return str(r.to_xml(xml_declaration=False))
+
+    async def send(self, delivery: Delivery) -> Receipt:
+        ids = ids_query(delivery.campaign_id, delivery.id, delivery.target_id)
+        action = f"{self._hooks.base}/gather?{ids}"
+        text = fit_sentences(delivery.text,
+                             lambda s: len(self.call_twiml(s, action)) <= TWIML_MAX)
+        call = await guarded(
+            self._client.calls.create_async(
+                to=delivery.address, from_=self.config.from_number,
+                twiml=self.call_twiml(text, action),
+                status_callback=f"{self._hooks.base}/status?{ids}",
+                status_callback_event=list(CALL_EVENTS), status_callback_method="POST",
+                timeout=self.config.ring_timeout_s),
+            f"{self.name}: call", delivery.address, VOICE_PERMANENT)
+        return Receipt(provider_id=str(call.sid))
+
+    async def aclose(self) -> None:
+        await self._http.close()
+
+    def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
+        async def gather(request: web.Request, form: Mapping[str, str]) -> web.Response:
+            return await self._on_gather(sink, request, form)
+
+        async def status(request: web.Request, form: Mapping[str, str]) -> web.Response:
+            return await self._on_status(sink, request, form)
+
+        return [("POST", "gather", self._hooks.wrap("gather", gather)),
+                ("POST", "status", self._hooks.wrap("status", status))]
+
+    async def _on_gather(
+        self, sink: EventSink, request: web.Request, form: Mapping[str, str]
+    ) -> web.Response:
+        ids = ids_of(request.query)
+        if ids is None:
+            log.warning("gather callback without delivery ids", channel=self.name)
+            return self._hangup(NOT_CONFIRMED)
+        campaign_id, delivery_id, target_id = ids
+        digits = form.get("Digits", "")
+        if digits == "1":
+            self._remember(form.get("CallSid", ""))
+            recorded = await sink.confirm(campaign_id, target_id, AckVia.DTMF, delivery_id)
+            await sink.delivery_status(campaign_id, delivery_id, target_id,
+                                       ProviderStatus.DELIVERED, "answered, pressed 1")
+            log.info("call confirmed by key", channel=self.name, campaign_id=campaign_id,
+                     delivery_id=delivery_id, recorded=recorded)
+            return self._hangup(CONFIRMED)
+        # A wrong key: ask again, a bounded number of times (the count rides in the URL).
+        asked = int(request.query.get("r", "0")) if request.query.get("r", "").isdigit() else 0
+        if asked >= self.config.max_reprompts:
+            return self._hangup(NOT_CONFIRMED)
+        again = f"{self._hooks.base}/gather?{ids_query(*ids)}&r={asked + 1}"
+        r = VoiceResponse()
+        self._say(self._gather(r, again), REPROMPT)
+        self._say(r, NOT_CONFIRMED)
+        return twiml_response(str(r))
+
+    def _hangup(self, text: str) -> web.Response:
+        r = VoiceResponse()
+        self._say(r, text)
+        r.hangup()
+        return twiml_response(str(r))
+
+    def _remember(self, call_sid: str) -> None:
+        if call_sid:
+            self._pressed[call_sid] = None
+            while len(self._pressed) > _PRESSED_MEMORY:
+                self._pressed.popitem(last=False)
+
+    async def _on_status(
+        self, sink: EventSink, request: web.Request, form: Mapping[str, str]
+    ) -> web.Response:
+        ids = ids_of(request.query)
+        raw = form.get("CallStatus", "")
+        if ids is None or (raw not in _STATUS and raw != "completed"):
+            log.warning("call status callback not understood", channel=self.name, status=raw)
+            return twiml_response(str(VoiceResponse()))  # 200: Twilio must not retry
+        if raw == "completed":
+            pressed = form.get("CallSid", "") in self._pressed
+            status = ProviderStatus.DELIVERED if pressed else ProviderStatus.NO_ANSWER
+            detail = "completed, pressed 1" if pressed else "answered without a key press"
+        else:
+            status, detail = _STATUS[raw], "answered" if raw == "in-progress" else raw
+        if form.get("ErrorCode"):
+            detail += f" (Twilio {form['ErrorCode']})"
+        await sink.delivery_status(*ids, status, detail)
+        return twiml_response(str(VoiceResponse()))

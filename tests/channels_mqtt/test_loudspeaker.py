@@ -1,0 +1,233 @@
+"""The loudspeaker channel and the simulated speakers against a real mosquitto (MQTT 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from loudspeaker_kit import (
+    AREA_A,
+    AREA_B,
+    RecordingSink,
+    channel,
+    delivery,
+    publish,
+    retained,
+    wait_until,
+)
+
+from channels.loudspeaker import Loudspeakers
+from channels.loudspeaker_payload import (
+    AckState,
+    DeviceState,
+    SpeakerAck,
+    decode_status,
+    encode,
+)
+from channels.sim.speakers import SpeakerFleet
+from warnbus.errors import PermanentChannelError, TransientChannelError
+from warnbus.models import DeliveryKind, ProviderStatus
+from warnbus.services import free_port
+
+pytestmark = pytest.mark.timeout(30)
+
+P = ProviderStatus
+FAST = (0.05, 0.1)
+
+
+@pytest_asyncio.fixture
+async def speakers(mqtt_url: str, prefix: str,
+                   sink: RecordingSink) -> AsyncIterator[Loudspeakers]:
+    ch = channel(mqtt_url, prefix)
+    await ch.start(sink)
+    await wait_until(lambda: ch.connected, "the channel to connect")
+    try:
+        yield ch
+    finally:
+        await ch.aclose()
+
+
+async def test_one_publish_per_area_reaches_its_speakers_only(
+    mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
+) -> None:
+    a = ["a1", "a2", "a3"]
+    devices = [(d, AREA_A) for d in a] + [("b1", AREA_B), ("b2", AREA_B)]
+    async with SpeakerFleet(mqtt_url, devices, play_s=FAST, topic_prefix=prefix) as fleet:
+        d = delivery(AREA_A)
+        receipt = await speakers.send(d)
+        assert receipt.provider_id == d.id
+        await wait_until(lambda: sink.finished(d.id) == {f"dev:{x}" for x in a}, "3 playouts")
+        for x in a:
+            assert sink.seen(d.id)[f"dev:{x}"] == [P.DELIVERED, P.PLAYING, P.DONE]
+            assert fleet.played[x] == [d.id]  # the cmd and the active copy: played once
+        await asyncio.sleep(0.2)
+        assert fleet.played["b1"] == fleet.played["b2"] == []
+        assert {s.campaign_id for s in sink.statuses} == {d.campaign_id}
+        assert set(sink.seen(d.id)) == {f"dev:{x}" for x in a}
+
+
+async def test_device_address_and_failed_playout(
+    mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
+) -> None:
+    devices = [("c1", AREA_A), ("c2", AREA_A)]
+    async with SpeakerFleet(mqtt_url, devices, play_s=FAST, fail_rate=1.0,
+                            topic_prefix=prefix) as fleet:
+        d = delivery("dev:c2", kind=DeliveryKind.REDIAL, step=1)
+        await speakers.send(d)
+        await wait_until(lambda: sink.finished(d.id) == {"dev:c2"}, "c2 to report")
+        assert sink.seen(d.id)["dev:c2"] == [P.DELIVERED, P.PLAYING, P.FAILED]
+        assert fleet.played == {"c1": [], "c2": [d.id]}
+        # a direct command leaves no retained copy for the area
+        assert await retained(mqtt_url, f"{prefix}/area/{AREA_A}/active/+", 0.3) == []
+
+
+async def test_offline_speaker_catches_up_before_expiry_not_after(
+    mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
+) -> None:
+    devices = [("on", AREA_A), ("soon", AREA_A), ("late", AREA_A)]
+    async with SpeakerFleet(mqtt_url, devices, play_s=FAST, offline=("soon", "late"),
+                            topic_prefix=prefix) as fleet:
+        d = delivery(AREA_A, expires_in=2.0)
+        assert d.expires_at is not None
+        await speakers.send(d)
+        await fleet.revive("soon")  # back before expiry: the retained copy plays
+        await wait_until(lambda: sink.finished(d.id) == {"dev:on", "dev:soon"}, "catch-up")
+        assert fleet.played["soon"] == [d.id]
+        # A reconnect brings the retained copy again; the same cmd id is not played twice.
+        await fleet.drop("soon")
+        await fleet.revive("soon")
+        await asyncio.sleep(0.3)
+        assert fleet.played["soon"] == [d.id]
+        # After expiry the broker has dropped the copy, so a speaker back now stays silent.
+        await asyncio.sleep(max(0.0, d.expires_at + 1.2 - time.time()))
+        assert await retained(mqtt_url, f"{prefix}/area/{AREA_A}/active/+", 0.3) == []
+        await fleet.revive("late")
+        await asyncio.sleep(0.3)
+        assert fleet.played["late"] == []
+        assert "dev:late" not in sink.seen(d.id)
+
+
+async def test_cancel_stops_playback_and_clears_the_retained_copy(
+    mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
+) -> None:
+    devices = [("s1", AREA_A), ("s2", AREA_A), ("away", AREA_A), ("other", AREA_B)]
+    async with SpeakerFleet(mqtt_url, devices, play_s=(30.0, 30.0), offline=("away",),
+                            topic_prefix=prefix) as fleet:
+        d = delivery(AREA_A)
+        other = delivery(AREA_B, campaign="cp_other")
+        await speakers.send(d)
+        await speakers.send(other)
+        playing = {"dev:s1", "dev:s2"}
+        await wait_until(lambda: {t for t, st in sink.seen(d.id).items() if P.PLAYING in st}
+                         == playing, "playback to start")
+        assert len(await retained(mqtt_url, f"{prefix}/area/{AREA_A}/active/+", 0.3)) == 1
+        started = time.monotonic()
+        c = delivery(AREA_A, kind=DeliveryKind.CANCEL, alert="al_cancel")
+        assert (await speakers.send(c)).provider_id == c.id
+        await wait_until(lambda: sink.finished(c.id) == playing, "stop to be acked")
+        await wait_until(lambda: sink.finished(d.id) == playing, "playback to end")
+        assert time.monotonic() - started < 5  # stopped, not played out (30 s)
+        assert {s.detail for s in sink.statuses
+                if s.delivery_id == d.id and s.status is P.DONE} == {"stopped"}
+        assert await retained(mqtt_url, f"{prefix}/area/{AREA_A}/active/+", 0.3) == []
+        # Another campaign's warning, elsewhere, is untouched.
+        assert len(await retained(mqtt_url, f"{prefix}/area/{AREA_B}/active/+", 0.3)) == 1
+        await fleet.revive("away")
+        await asyncio.sleep(0.3)
+        assert fleet.played["away"] == []
+
+
+async def test_lwt_marks_a_dropped_speaker_offline(
+    mqtt_url: str, prefix: str, speakers: Loudspeakers,
+) -> None:
+    devices = [("x", AREA_A), ("y", AREA_B)]
+    async with SpeakerFleet(mqtt_url, devices, topic_prefix=prefix) as fleet:
+        online = DeviceState.ONLINE
+        await wait_until(lambda: {k: v.state for k, v in speakers.devices_status().items()}
+                         == {"x": online, "y": online}, "both online")
+        assert speakers.devices_status()["x"].area == AREA_A
+        await fleet.drop("x")
+        await wait_until(lambda: speakers.devices_status()["x"].state is DeviceState.OFFLINE,
+                         "the LWT")
+        assert speakers.devices_status()["y"].state is online
+        [status] = await retained(mqtt_url, f"{prefix}/dev/x/status", 0.3)
+        assert decode_status(status).state is DeviceState.OFFLINE
+        await fleet.revive("x")
+        await wait_until(lambda: speakers.devices_status()["x"].state is online, "x back")
+    # a clean stop says offline too
+    await wait_until(lambda: speakers.devices_status()["y"].state is DeviceState.OFFLINE,
+                     "y offline after stop")
+
+
+async def test_acks_sent_while_the_channel_is_away_are_not_lost(
+    mqtt_url: str, prefix: str, sink: RecordingSink,
+) -> None:
+    first = channel(mqtt_url, prefix, name="ls-session", client_id="tsession")
+    await first.start(sink)
+    await wait_until(lambda: first.connected, "connect")
+    await first.aclose()
+    ack = SpeakerAck(cmd_id="dl_away", campaign_id="cp_test", state=AckState.DONE,
+                     at=datetime.now(UTC))
+    await publish(mqtt_url, f"{prefix}/dev/z/ack", encode(ack))
+    again = channel(mqtt_url, prefix, name="ls-session", client_id="tsession")
+    assert again.client_id == first.client_id
+    await again.start(sink)
+    try:
+        await wait_until(lambda: sink.seen("dl_away") == {"dev:z": [P.DONE]}, "the queued ack")
+    finally:
+        await again.aclose()
+
+
+class FlakySink(RecordingSink):
+    """Fails its first `n` calls, as an engine whose Redis is briefly away."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    async def delivery_status(self, campaign_id: str, delivery_id: str, target_id: str,
+                              status: ProviderStatus, detail: str = "") -> None:
+        if self.n > 0:
+            self.n -= 1
+            raise ConnectionError("redis is away")
+        await super().delivery_status(campaign_id, delivery_id, target_id, status, detail)
+
+
+async def test_an_ack_the_sink_refused_is_redelivered(mqtt_url: str, prefix: str) -> None:
+    sink = FlakySink(4)  # more than the channel's in-process tries: forces a reconnect
+    ch = channel(mqtt_url, prefix)
+    await ch.start(sink)
+    try:
+        await wait_until(lambda: ch.connected, "connect")
+        ack = SpeakerAck(cmd_id="dl_flaky", campaign_id="cp_test", state=AckState.RECEIVED,
+                         at=datetime.now(UTC))
+        await publish(mqtt_url, f"{prefix}/dev/f/ack", encode(ack))
+        await wait_until(lambda: sink.seen("dl_flaky") == {"dev:f": [P.DELIVERED]},
+                         "the redelivered ack", within=8)
+    finally:
+        await ch.aclose()
+
+
+async def test_send_errors_are_classified(mqtt_url: str, prefix: str) -> None:
+    ch = channel(mqtt_url, prefix)
+    try:
+        for bad in ("430623/1", "dev:a/b", "dev:", "area:430623101001"):
+            with pytest.raises(PermanentChannelError):
+                await ch.send(delivery(bad))
+        with pytest.raises(PermanentChannelError, match="expired"):
+            await ch.send(delivery(AREA_A, expires_in=-5))
+        # a stop still goes out after expiry: stopping is always safe
+        late = delivery(AREA_A, kind=DeliveryKind.CANCEL, expires_in=-5)
+        assert (await ch.send(late)).provider_id == late.id
+    finally:
+        await ch.aclose()
+    nobody = channel(f"mqtt://127.0.0.1:{free_port()}", prefix, connect_wait_s=0.3)
+    try:
+        with pytest.raises(TransientChannelError, match="not connected"):
+            await nobody.send(delivery(AREA_A))
+    finally:
+        await nobody.aclose()

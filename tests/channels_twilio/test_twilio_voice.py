@@ -1,0 +1,166 @@
+"""TwilioVoice against the simulator: the call script, press 1, how calls end, errors."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import defusedxml.ElementTree as SafeET
+import msgspec
+import pytest
+from twilio_harness import EVERYONE, FROM, PHONE, SID, EnvFactory, delivery
+
+from channels.twilio_voice import TWIML_MAX, TwilioVoice
+from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.models import AckVia, Delivery, ProviderStatus
+
+S = ProviderStatus
+TEXT = ("县气象台发布暴雨红色预警。城关镇三小时内降雨将达100毫米以上。影响区域：城关镇。"
+        "请立即转移危险区域群众。确认收到请按1。重复一遍：暴雨红色预警。确认收到请按1。")
+
+
+def call(text: str = TEXT) -> Delivery:
+    return delivery(text, channel="voice")
+
+
+async def test_call_posts_script_and_callbacks(make_env: EnvFactory) -> None:
+    env = await make_env("voice")
+    receipt = await env.channel.send(call())
+    assert receipt.provider_id is not None and receipt.provider_id.startswith("CA")
+    [c] = env.sim.calls
+    assert (c.get("To"), c.get("From"), c.get("Timeout")) == (PHONE, FROM, "30")
+    assert c.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    assert c.get("StatusCallback") == f"{env.hooks}/status?c=cmp-1&d=dl_1&t=p-1"
+    script = SafeET.fromstring(c.get("Twiml") or "")
+    gathers = script.findall("Gather")
+    assert len(gathers) == 2
+    for g in gathers:
+        assert (g.get("input"), g.get("numDigits"), g.get("timeout"), g.get("method")) == (
+            "dtmf", "1", "10", "POST")
+        assert g.get("action") == f"{env.hooks}/gather?c=cmp-1&d=dl_1&t=p-1"
+        [say] = g.findall("Say")
+        assert say.get("language") == "zh-CN" and TEXT in (say.text or "")
+    assert [e.tag for e in script] == ["Gather", "Gather", "Say"]
+    assert "未收到确认" in (script[2].text or "")
+
+
+async def test_press_1_confirms_with_dtmf(make_env: EnvFactory) -> None:
+    env = await make_env("voice", EVERYONE)
+    await env.channel.send(call())
+    await env.sim.wait_idle()
+    assert env.sink.confirms == [("cmp-1", "p-1", AckVia.DTMF, "dl_1")]
+    assert env.sim.calls[0].digits == "1"
+    gather = next(w for w in env.sim.webhooks if "/gather" in w.url)
+    assert gather.status == 200 and "已确认，谢谢" in gather.body and "<Hangup" in gather.body
+    assert [s[3] for s in env.sink.statuses] == [
+        S.QUEUED, S.SENT, S.SENT, S.DELIVERED, S.DELIVERED]  # ..., answered, key, completed
+
+
+async def test_answered_without_key_is_no_answer(make_env: EnvFactory) -> None:
+    env = await make_env("voice", unanswered=("answered",))
+    await env.channel.send(call())
+    await env.sim.wait_idle()
+    assert not env.sink.confirms
+    assert env.sim.calls[0].statuses == ["initiated", "ringing", "in-progress", "completed"]
+    assert env.sink.statuses[-1][3:] == (S.NO_ANSWER, "answered without a key press")
+
+
+@pytest.mark.parametrize("outcome", ["no-answer", "busy"])
+async def test_unanswered_calls_are_no_answer(make_env: EnvFactory, outcome: str) -> None:
+    env = await make_env("voice", unanswered=(outcome,))
+    await env.channel.send(call())
+    await env.sim.wait_idle()
+    assert env.sink.statuses[-1][3:] == (S.NO_ANSWER, outcome)
+
+
+async def test_failed_call_is_failed(make_env: EnvFactory) -> None:
+    env = await make_env("voice", failures={PHONE: 30003})
+    await env.channel.send(call())
+    await env.sim.wait_idle()
+    assert env.sink.statuses[-1][3] is S.FAILED and "30003" in env.sink.statuses[-1][4]
+
+
+@pytest.mark.parametrize("code", [21215, 21216, 13224, 13223, 21211])
+async def test_blocked_or_invalid_numbers_are_permanent(make_env: EnvFactory, code: int) -> None:
+    env = await make_env("voice", failures={PHONE: code})
+    with pytest.raises(PermanentChannelError) as info:
+        await env.channel.send(call())
+    assert info.value.provider_code == str(code) and PHONE not in info.value.message
+
+
+@pytest.mark.parametrize(("code", "retry_after"), [(20429, 3.0), (500, None), (503, None)])
+async def test_busy_twilio_is_transient(make_env: EnvFactory, code: int,
+                                        retry_after: float | None) -> None:
+    env = await make_env("voice", failures={PHONE: code}, retry_after_s=3)
+    with pytest.raises(TransientChannelError) as info:
+        await env.channel.send(call())
+    assert info.value.retry_after == retry_after
+
+
+GATHER = {"CallSid": "CA1", "AccountSid": SID, "From": FROM, "To": PHONE,
+          "CallStatus": "in-progress", "Digits": "1"}
+QUERY = "?c=cmp-1&d=dl_1&t=p-1"
+
+
+async def test_other_keys_reprompt_a_bounded_number_of_times(make_env: EnvFactory) -> None:
+    env = await make_env("voice")  # max_reprompts defaults to 2
+    path = "gather" + QUERY
+    for asked in range(3):
+        resp = await env.post_signed(path, {**GATHER, "Digits": "7"})
+        script = SafeET.fromstring(await resp.text())
+        gather = script.find("Gather")
+        if asked < 2:
+            assert gather is not None and "请按1" in (gather.findtext("Say") or "")
+            action = gather.get("action") or ""
+            assert parse_qs(urlsplit(action).query)["r"] == [str(asked + 1)]
+            path = action.removeprefix(env.hooks + "/")
+        else:
+            assert gather is None and script.find("Hangup") is not None
+    assert not env.sink.touched
+
+
+async def test_forged_key_press_changes_nothing(make_env: EnvFactory) -> None:
+    env = await make_env("voice")
+    bad = await env.post_signed("gather" + QUERY, GATHER, token="guessed")
+    replayed = await env.post_signed("gather?c=cmp-1&d=dl_1&t=p-2", GATHER,
+                                     signed_url=f"{env.hooks}/gather{QUERY}")
+    assert (bad.status, replayed.status) == (403, 403)
+    assert not env.sink.touched
+
+
+async def test_completed_after_key_in_this_process_is_delivered(make_env: EnvFactory) -> None:
+    env = await make_env("voice")
+    await env.post_signed("gather" + QUERY, GATHER)
+    await env.post_signed("status" + QUERY, {**GATHER, "CallStatus": "completed"})
+    assert env.sink.statuses[-1][3] is S.DELIVERED
+
+
+async def test_long_text_keeps_twiml_under_twilios_limit(make_env: EnvFactory) -> None:
+    env = await make_env("voice")
+    long = "县气象台发布暴雨红色预警。" + "请立即转移危险区域群众，加强巡查。" * 200 + "确认收到请按1。"
+    await env.channel.send(call(long))
+    twiml = env.sim.calls[0].get("Twiml") or ""
+    assert len(twiml) <= TWIML_MAX
+    say = SafeET.fromstring(twiml).find("Gather/Say")
+    assert say is not None and (say.text or "").startswith("县气象台发布暴雨红色预警。")
+    assert (say.text or "").endswith("确认收到请按1。")
+
+
+def test_config_limits() -> None:
+    raw = {"type": "twilio-voice", "callback_url": "https://warn.example.cn/hooks/voice",
+           "account_sid": SID, "auth_token": "t", "from_number": FROM}
+    voice = TwilioVoice.from_config("voice", raw)
+    assert voice.secret_fields == ("auth_token",) and voice.rate_per_s == 1.0
+    with pytest.raises(ConfigError, match="ring_timeout_s"):
+        TwilioVoice.from_config("voice", {**raw, "ring_timeout_s": 1})
+    with pytest.raises(ConfigError, match="unknown field"):
+        TwilioVoice.from_config("voice", {**raw, "max_segments": 2})
+
+
+async def test_ids_with_odd_characters_survive_signing(make_env: EnvFactory) -> None:
+    env = await make_env("voice", EVERYONE)
+    odd = msgspec.structs.replace(delivery(TEXT, channel="voice"),
+                                  target_id="网格:430623/张 三+1", campaign_id="c&d=1")
+    await env.channel.send(odd)
+    await env.sim.wait_idle()
+    assert all(w.status == 200 for w in env.sim.webhooks)
+    assert env.sink.confirms == [("c&d=1", "网格:430623/张 三+1", AckVia.DTMF, "dl_1")]

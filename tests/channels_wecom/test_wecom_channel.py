@@ -1,0 +1,237 @@
+"""Sending through the WeCom channel against the simulator over real HTTP: tokens, the card,
+and how every kind of WeCom failure becomes one of ours."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from wecom_kit import AGENT_ID, CAMPAIGN, CORP_SECRET, TEXT, channel_config, delivery
+
+from channels.sim.wecom_sim import WeComSimulator
+from channels.wecom import CARD_TEXT_MAX, WeCom
+from channels.wecom_crypto import decode_task_id
+from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.models import Channel, DeliveryKind, Level, Receipt, WebhookChannel
+
+# --------------------------------------------------------------------------- tokens
+
+
+async def test_one_gettoken_for_many_sends(channel: WeCom, sim: WeComSimulator) -> None:
+    for step in range(5):
+        await channel.send(delivery(step=step))
+    assert sim.tokens_issued == 1
+    assert len(sim.sent) == 5
+
+
+async def test_concurrent_sends_share_one_gettoken(channel: WeCom, sim: WeComSimulator) -> None:
+    await asyncio.gather(*(channel.send(delivery(step=i)) for i in range(20)))
+    assert sim.tokens_issued == 1
+    sim.revoke_tokens()
+    await asyncio.gather(*(channel.send(delivery(step=100 + i)) for i in range(20)))
+    assert sim.tokens_issued == 2  # twenty 40014s, one refresh
+    assert len(sim.sent) == 40
+
+
+@pytest.mark.parametrize("invalidate", ["expire_tokens", "revoke_tokens"])
+async def test_refresh_once_on_expired_or_revoked_token(
+    channel: WeCom, sim: WeComSimulator, invalidate: str
+) -> None:
+    await channel.send(delivery(step=0))
+    getattr(sim, invalidate)()  # the next use gets 42001 / 40014
+    receipt = await channel.send(delivery(step=1))
+    assert receipt.provider_id == sim.sent[-1].msgid
+    assert sim.tokens_issued == 2
+
+
+@pytest.mark.parametrize("code", [40014, 42001, 40001])
+async def test_rejected_fresh_token_is_transient(channel: WeCom, sim: WeComSimulator,
+                                                 code: int) -> None:
+    sim.queue_reply({"errcode": code, "errmsg": "invalid"})
+    sim.queue_reply({"errcode": code, "errmsg": "invalid"})
+    with pytest.raises(TransientChannelError) as info:
+        await channel.send(delivery())
+    assert info.value.provider_code == str(code)
+    assert sim.tokens_issued == 2
+
+
+async def test_wrong_corp_secret_is_permanent_and_not_leaked(
+    make_channel: Callable[..., WeCom], sim: WeComSimulator
+) -> None:
+    channel = make_channel(corp_secret="not-the-secret")
+    with pytest.raises(PermanentChannelError) as info:
+        await channel.send(delivery())
+    assert info.value.provider_code == "40001"
+    assert "not-the-secret" not in str(info.value)
+    assert sim.sent == []
+
+
+# --------------------------------------------------------------------------- the message
+
+
+async def test_warning_goes_as_a_button_card(channel: WeCom, sim: WeComSimulator) -> None:
+    d = delivery()
+    receipt = await channel.send(d)
+    sent = sim.sent[-1]
+    assert receipt == Receipt(provider_id=sent.msgid)
+    body = sent.body
+    assert (body["touser"], body["agentid"], body["msgtype"]) == (d.address, AGENT_ID, "template_card")
+    card = body["template_card"]
+    assert card["card_type"] == "button_interaction"
+    assert card["source"] == {"desc": "预警叫应"}
+    assert card["main_title"]["title"] == "红色预警"
+    assert card["sub_title_text"] == TEXT
+    assert card["button_list"] == [{"text": "确认收到", "style": 1, "key": "ack"}]
+    ref = decode_task_id(card["task_id"])
+    assert (ref.campaign_id, ref.delivery_id, ref.target_id) == (CAMPAIGN, d.id, d.target_id)
+
+
+async def test_card_titles_and_long_text(channel: WeCom) -> None:
+    drill = channel.build_message(delivery(drill=True, level=Level.ORANGE))
+    assert drill["template_card"]["main_title"]["title"] == "【演练】橙色预警"
+    redial = channel.build_message(delivery(kind=DeliveryKind.REDIAL, step=1))
+    assert redial["template_card"]["main_title"]["title"] == "红色预警·再次提醒"
+    escalation = channel.build_message(delivery(kind=DeliveryKind.ESCALATION))
+    assert escalation["template_card"]["main_title"]["title"].endswith("叫应升级")
+    long = channel.build_message(delivery(text="雨" * 500))["template_card"]["sub_title_text"]
+    assert len(long) == CARD_TEXT_MAX and long.endswith("…")
+
+
+@pytest.mark.parametrize("kind", [DeliveryKind.CANCEL, DeliveryKind.UPDATE, DeliveryKind.NOTICE])
+async def test_no_ack_wanted_goes_as_text(channel: WeCom, sim: WeComSimulator,
+                                          kind: DeliveryKind) -> None:
+    await channel.send(delivery(kind=kind, text="【预警解除】暴雨红色预警解除。"))
+    body = sim.sent[-1].body
+    assert body["msgtype"] == "text"
+    assert body["text"] == {"content": "【预警解除】暴雨红色预警解除。"}
+    assert "template_card" not in body and sim.sent[-1].task_id is None
+
+
+async def test_text_is_cut_within_2048_bytes(channel: WeCom, sim: WeComSimulator) -> None:
+    await channel.send(delivery(kind=DeliveryKind.CANCEL, text="解" * 1000))
+    content = sim.sent[-1].body["text"]["content"]
+    assert len(content.encode()) <= 2048 and content.endswith("…")
+
+
+async def test_resend_of_a_card_is_not_shown_twice(channel: WeCom, sim: WeComSimulator) -> None:
+    d = delivery()
+    await channel.send(d)
+    await channel.send(d)  # e.g. the first reply was lost and the worker retried
+    assert [m.duplicate for m in sim.sent] == [False, True]
+
+
+async def test_no_address_is_permanent(channel: WeCom) -> None:
+    with pytest.raises(PermanentChannelError):
+        await channel.send(delivery(address=""))
+
+
+# --------------------------------------------------------------------------- failures
+
+
+TRANSIENT: list[tuple[dict[str, Any], str, float | None]] = [
+    ({"errcode": 45009, "errmsg": "api freq out of limit"}, "45009", 30.0),
+    ({"errcode": 45033, "errmsg": "api concurrent out of limit"}, "45033", 1.0),
+    ({"errcode": -1, "errmsg": "system busy"}, "-1", None),
+]
+PERMANENT = [81013, 60111, 40003, 60020, 40056, 301002, 43012, 40058, 99999]
+
+
+@pytest.mark.parametrize(("reply", "code", "retry_after"), TRANSIENT)
+async def test_transient_errcodes(channel: WeCom, sim: WeComSimulator, reply: dict[str, Any],
+                                  code: str, retry_after: float | None) -> None:
+    sim.queue_reply(reply)
+    with pytest.raises(TransientChannelError) as info:
+        await channel.send(delivery())
+    assert (info.value.provider_code, info.value.retry_after) == (code, retry_after)
+
+
+@pytest.mark.parametrize("code", PERMANENT)
+async def test_permanent_errcodes(channel: WeCom, sim: WeComSimulator, code: int) -> None:
+    sim.queue_reply({"errcode": code, "errmsg": "no", "invaliduser": ""})
+    with pytest.raises(PermanentChannelError) as info:
+        await channel.send(delivery())
+    assert info.value.provider_code == str(code)
+    assert str(code) in info.value.message
+
+
+async def test_invaliduser_in_an_ok_reply_is_permanent(channel: WeCom, sim: WeComSimulator) -> None:
+    sim.queue_reply({"errcode": 0, "errmsg": "ok", "invaliduser": "u43062300004", "msgid": "m"})
+    with pytest.raises(PermanentChannelError) as info:
+        await channel.send(delivery())
+    assert info.value.provider_code == "invaliduser"
+
+
+async def test_failing_user_of_the_simulator(channel: WeCom, sim: WeComSimulator) -> None:
+    sim.failing_users["u_gone"] = 60111
+    with pytest.raises(PermanentChannelError) as info:
+        await channel.send(delivery(address="u_gone"))
+    assert info.value.provider_code == "60111"
+
+
+async def test_rate_limit_of_the_simulator(channel: WeCom, sim: WeComSimulator) -> None:
+    sim.rate_limit = 2
+    await channel.send(delivery(step=0))
+    await channel.send(delivery(step=1))
+    with pytest.raises(TransientChannelError) as info:
+        await channel.send(delivery(step=2))
+    assert info.value.provider_code == "45009" and info.value.retry_after
+
+
+@pytest.mark.parametrize(("status", "body", "kind", "code"), [
+    (502, None, TransientChannelError, "http-502"),
+    (503, {"errcode": -1}, TransientChannelError, "http-503"),
+    (429, None, TransientChannelError, "http-429"),
+    (404, None, PermanentChannelError, "http-404"),
+    (200, None, TransientChannelError, "bad-reply"),
+])
+async def test_http_failures(channel: WeCom, sim: WeComSimulator, status: int,
+                             body: dict[str, Any] | None, kind: type[Exception], code: str) -> None:
+    sim.queue_reply(body, status=status)
+    with pytest.raises(kind) as info:
+        await channel.send(delivery())
+    assert getattr(info.value, "provider_code", None) == code
+
+
+async def test_timeout_is_transient(make_channel: Callable[..., WeCom], sim: WeComSimulator) -> None:
+    channel = make_channel(timeout_s=0.2)
+    sim.queue_reply({"errcode": 0}, delay_s=1.0)
+    with pytest.raises(TransientChannelError) as info:
+        await channel.send(delivery())
+    assert info.value.provider_code == "timeout"
+
+
+async def test_unreachable_api_is_transient_and_secret_free() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    channel = WeCom.from_config("wecom", channel_config(f"http://127.0.0.1:{port}"))
+    try:
+        with pytest.raises(TransientChannelError) as info:
+            await channel.send(delivery())
+    finally:
+        await channel.aclose()
+    assert info.value.provider_code == "network"
+    assert CORP_SECRET not in str(info.value)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_is_strict_and_secrets_stay_hidden() -> None:
+    channel = WeCom.from_config("wecom", channel_config("http://127.0.0.1:1"))
+    assert isinstance(channel, Channel) and isinstance(channel, WebhookChannel)
+    assert CORP_SECRET not in repr(channel.config)
+    assert channel.callback_endpoint == "https://warnbus.example/hooks/wecom/callback"
+    assert set(WeCom.secret_fields) == {"corp_secret", "token", "encoding_aes_key"}
+    with pytest.raises(ConfigError, match="unknown field"):
+        WeCom.from_config("wecom", channel_config("http://x", extra=1))
+    with pytest.raises(ConfigError, match=r"channels\.wecom\.encoding_aes_key"):
+        WeCom.from_config("wecom", channel_config("http://x", encoding_aes_key="short"))
+    with pytest.raises(ConfigError, match="agent_id"):
+        WeCom.from_config("wecom", channel_config("http://x", agent_id=0))
+    with pytest.raises(ConfigError, match="corp_secret"):
+        WeCom.from_config("wecom", {k: v for k, v in channel_config("http://x").items()
+                                    if k != "corp_secret"})
