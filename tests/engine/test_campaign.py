@@ -196,3 +196,20 @@ async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harn
     view = await alert_view(h.ctx, res.alert_id)
     assert view["campaign"]["state"] == "cancelled"
     assert view["counts"]["pending"] == 0
+
+
+async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
+    res = await accept(h.ctx, cap_alert(hours=1))
+    await h.drain()
+    policy = h.ctx.rules.policy_for(Level.RED)
+    h.clock.advance(policy.ack_deadline_s or 0)
+    await h.drain()
+    assert [d for d in h.sent() if d.kind is DeliveryKind.REDIAL], "redials before expiry"
+    h.clock.advance(3600)
+    await h.drain()
+    assert (await alert_view(h.ctx, res.alert_id))["campaign"]["state"] == "expired"
+    after_expiry = len(h.sent())
+    for _ in range(5):
+        h.clock.advance(600)
+        await h.drain()
+    assert len(h.sent()) == after_expiry
