@@ -22,16 +22,19 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from channels.testing import TestChannel, TestChannelConfig
+from channels.sim.officers import OfficerModel
+from warnbus import keys
 from warnbus.app import App, build_app
 from warnbus.clock import ScaledClock
 from warnbus.config import EngineSettings, ServerSettings, Settings
 from warnbus.ingest import parse_cap
 from warnbus.intake import accept
 from warnbus.logs import configure_logging
-from warnbus.models import Alert, DeliveryKind, Info
+from warnbus.models import Alert, Info
+from warnbus.registry import default_registry_path, load_registry
 from warnbus.report import alert_view, summary
-from warnbus.services import free_port
+from warnbus.services import free_port, start_mosquitto
+from warnbus.simulation import SimulatedWorld, start_world
 
 ALERTS = Path(__file__).resolve().parent.parent / "config" / "alerts"
 if not ALERTS.exists():  # installed from a wheel: config/ is shipped as warnbus/_config
@@ -54,18 +57,6 @@ def _load(name: str, now: float, hours: float = 6) -> Alert:
     return msgspec.structs.replace(alert, sent=t, infos=infos)
 
 
-def _channels(seed: int) -> dict[str, TestChannel]:
-    def officers(rate: float, call: float) -> TestChannelConfig:
-        return TestChannelConfig(answer_rate=rate, answer_call_rate=call,
-                                 answer_delay_s=(0.3, 3.0), seed=seed)
-    return {
-        "voice": TestChannel("voice", officers(0.80, 0.55)),
-        "sms": TestChannel("sms", officers(0.80, 0.35)),
-        "wecom": TestChannel("wecom", officers(0.80, 0.30)),
-        "loudspeaker": TestChannel("loudspeaker", TestChannelConfig()),
-    }
-
-
 def _progress_view(view: dict[str, Any], sent: Counter[str], phase: str, clock_s: float) -> Group:
     c = view["counts"]
     grids = view["grids"]
@@ -77,25 +68,40 @@ def _progress_view(view: dict[str, Any], sent: Counter[str], phase: str, clock_s
     prog.add_task("已确认 confirmed", total=n_grids,
                   completed=grids.get("confirmed", 0) + grids.get("taken_over", 0))
     prog.add_task("未叫醒 unreached", total=n_grids, completed=grids.get("unreached", 0))
-    t = Table(show_header=True, header_style="bold")
-    for col in ("首轮 first wave", "重拨 redials", "升级 escalations", "喇叭 speakers",
-                "解除 cancel", "网格 grids"):
-        t.add_column(col)
-    t.add_row(str(sent["warning"]), str(sent["redial"]), str(sent["escalation"]),
-              str(sent["speaker"]), str(sent["cancel"]),
-              " ".join(f"{k}:{v}" for k, v in sorted(grids.items())))
+    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("首轮", "重拨", "升级", "喇叭", "解除", "确认 dtmf/sms/wecom/link"):
+        t.add_column(col, justify="right")
+    acks = "/".join(str(sent[f"ack:{v}"]) for v in ("dtmf", "sms", "wecom", "link"))
+    t.add_row(str(sent["warning"] + sent["update"]), str(sent["redial"]),
+              str(sent["escalation"]), str(sent["speaker"]), str(sent["cancel"]), acks)
+    states = "  ".join(f"{k} {v}" for k, v in sorted(grids.items()))
     head = f"[bold]{phase}[/bold]   叫应时钟 +{int(clock_s // 60)}分{int(clock_s % 60):02d}秒"
-    return Group(head, prog, t)
+    return Group(head, prog, t, f"网格 grids: {states}")
 
 
-def _count(chs: dict[str, TestChannel]) -> Counter[str]:
-    c: Counter[str] = Counter()
-    for name, ch in chs.items():
-        for d in ch.sent:
-            if name == "loudspeaker":
-                c["speaker"] += 1
-            c[d.kind.value] += 1 if name != "loudspeaker" or d.kind is DeliveryKind.CANCEL else 0
-    return c
+class AuditCounter:
+    """Counts a campaign's audit events as they come (attempts by kind, acks by channel)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.last = "-"
+        self.counts: Counter[str] = Counter()
+
+    async def update(self, campaign_id: str) -> Counter[str]:
+        key = keys.campaign(campaign_id).audit
+        while True:
+            lo = self.last if self.last == "-" else "(" + self.last
+            batch = await self.app.ctx.redis.xrange(key, min=lo, count=2000)
+            if not batch:
+                return self.counts
+            for entry_id, f in batch:
+                ev = f.get(b"ev", b"").decode()
+                if ev == "attempt" and f.get(b"s") in (b"sent", b"delivered"):
+                    ch = f.get(b"ch", b"").decode()
+                    self.counts["speaker" if ch == "loudspeaker" else f.get(b"k", b"").decode()] += 1
+                elif ev == "ack":
+                    self.counts["ack:" + f.get(b"via", b"").decode()] += 1
+                self.last = entry_id.decode()
 
 
 async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
@@ -103,28 +109,40 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     # The live view is the demo's output; the engine's own log lines would scroll it away.
     configure_logging(level="warning", stream=sys.stderr)
     factor = 60.0 if fast else 20.0
-    tmp = tempfile.mkdtemp(prefix="warnbus-demo-")
+    tmp = Path(tempfile.mkdtemp(prefix="warnbus-demo-"))
     port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    broker = start_mosquitto(tmp / "mqtt")
+    console.print(f"[dim]started {broker.description}[/dim]")
     settings = Settings(
-        data_dir=tmp,
+        data_dir=str(tmp), mqtt_url=broker.url,
         server=ServerSettings(port=port),
         engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=60.0),
     )
-    chans = _channels(seed)
-    app = await build_app(settings, channels=chans, clock=ScaledClock(factor))
+    registry = load_registry(default_registry_path())
+    officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,
+                            delay_s=(0.3, 3.0))
+    world = await start_world(registry.data, base_url=base, mqtt_url=broker.url,
+                              officers=officers)
+    app = await build_app(settings, channels=world.channels, clock=ScaledClock(factor),
+                          registry=registry, base_url=base)
     for svc in app.started:
         console.print(f"[dim]started {svc.description}[/dim]")
+    console.print(f"[dim]simulators: Twilio {world.configs['sms']['api_base']} · WeCom "
+                  f"{world.configs['wecom']['api_base']} · {len(registry.data.devices)} speakers on "
+                  f"{broker.url}[/dim]")
     runner = web.AppRunner(_web(app), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    console.print(f"API: http://127.0.0.1:{port}/api/v1  (token {app.api_token})  ·  "
-                  f"时钟压缩 {factor:g}×")
+    console.print(f"API: {base}/api/v1  (token {app.api_token})  ·  时钟压缩 {factor:g}×")
     await app.engine.start()
     try:
-        return await _script(app, chans, console, fast)
+        return await _script(app, world, console)
     finally:
         await runner.cleanup()
         await app.close()
+        await world.stop()
+        broker.stop()
 
 
 def _web(app: App) -> web.Application:
@@ -133,7 +151,7 @@ def _web(app: App) -> web.Application:
     return make_web_app(app)
 
 
-async def _script(app: App, chans: dict[str, TestChannel], console: Console, fast: bool) -> int:
+async def _script(app: App, world: SimulatedWorld, console: Console) -> int:
     clock = app.ctx.clock
     t0 = clock.now()
     alert = _load("demo-rainstorm-red.xml", t0)
@@ -147,6 +165,7 @@ async def _script(app: App, chans: dict[str, TestChannel], console: Console, fas
     update_at, cancel_at = end_s * 0.45, end_s
     phase, updated, cancelled = "红色预警 叫应中", False, False
     started = time.monotonic()
+    counter = AuditCounter(app)
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         while True:
             elapsed = clock.now() - t0
@@ -160,18 +179,20 @@ async def _script(app: App, chans: dict[str, TestChannel], console: Console, fas
                 cancelled, phase = True, "预警解除 Cancel"
                 cancel_seen = time.monotonic()
             view = await alert_view(app.ctx, res.alert_id)
-            live.update(_progress_view(view, _count(chans), phase, elapsed))
+            counts = await counter.update(res.campaign_id)
+            live.update(_progress_view(view, counts, phase, elapsed))
             if cancelled and time.monotonic() - cancel_seen > 3:
                 break
             if time.monotonic() - started > 150:
                 console.print("[red]demo did not finish in time[/red]")
                 return 1
             await asyncio.sleep(0.25)
-    await _print_summary(app, res.alert_id, console)
+    await _print_summary(app, world, res.alert_id, console)
     return 0
 
 
-async def _print_summary(app: App, alert_id: str, console: Console) -> None:
+async def _print_summary(app: App, world: SimulatedWorld, alert_id: str, console: Console
+                         ) -> None:
     s = await summary(app.ctx, alert_id)
     ttc = s["time_to_confirm_s"]
     console.rule("叫应 summary")
@@ -190,7 +211,10 @@ async def _print_summary(app: App, alert_id: str, console: Console) -> None:
                       f"{r['officer_phone']}  (last called: {r['last_called_name']})")
     if len(un) > 15:
         console.print(f"  … and {len(un) - 15} more (warnbus record {alert_id})")
-    speaker = app.engine.channels.get("loudspeaker")
-    played = getattr(speaker, "sent", [])
-    speakers = len([d for d in played if d.kind is DeliveryKind.WARNING])
-    console.print(f"loudspeaker areas played: {speakers} (playout reports come with the MQTT channel)")
+    played = sum(1 for cmds in world.speakers.played.values() if cmds)
+    silent = [d for d, cmds in world.speakers.played.items() if not cmds]
+    console.print(f"loudspeakers that played: {played}/{len(world.speakers.played)}; "
+                  f"did not play: {', '.join(silent[:10]) or '-'}")
+    acks = Counter({k[4:]: v for k, v in (await AuditCounter(app).update(s["campaign_id"])).items()
+                    if k.startswith("ack:")})
+    console.print("confirmed by: " + ", ".join(f"{k} {v}" for k, v in sorted(acks.items())))
