@@ -18,13 +18,15 @@ import structlog
 from warnbus import keys
 from warnbus.context import Context
 from warnbus.errors import PermanentChannelError, TransientChannelError
-from warnbus.escalation import Retry, encode_timer
+from warnbus.escalation import Retry, SpeakerCheck, encode_timer
 from warnbus.fallback import plan_fallbacks
 from warnbus.models import (
     Attempt,
     Channel,
     Delivery,
+    DeliveryKind,
     Outcome,
+    TargetKind,
 )
 from warnbus.queue import LaneEntry, encode_delivery
 from warnbus.store import Outcome as Stored
@@ -142,6 +144,14 @@ class Dispatcher:
         switch: list[Delivery] = []
         dead = []
         for o in stored:
+            d = o.delivery
+            if (o.next_state in ("sent", "delivered") and d.target_kind is TargetKind.DEVICE
+                    and d.kind in (DeliveryKind.WARNING, DeliveryKind.UPDATE)):
+                # Speakers must report playout in time, or their grid officer is put on notice.
+                wait = ctx.rules.policy_for(d.level).speaker_deadline_s
+                if wait:
+                    check = SpeakerCheck(d.campaign_id, d.alert_id, d.address)
+                    retries.append((encode_timer(check), o.attempt.at + wait))
             if o.next_state == "retry":
                 due = o.attempt.at + (o.attempt.retry_after or 0.0)
                 retries.append((encode_timer(Retry(o.delivery, o.attempt.n)), due))

@@ -43,7 +43,15 @@ class Expiry(msgspec.Struct, frozen=True, array_like=True, tag="x"):
     campaign_id: str
 
 
-TimerItem = Deadline | Retry | Expiry
+class SpeakerCheck(msgspec.Struct, frozen=True, array_like=True, tag="s"):
+    """Playout deadline of the loudspeakers of one area for one command."""
+
+    campaign_id: str
+    alert_id: str
+    village: str
+
+
+TimerItem = Deadline | Retry | Expiry | SpeakerCheck
 _timer_enc = msgspec.msgpack.Encoder()
 _timer_dec: msgspec.msgpack.Decoder[TimerItem] = msgspec.msgpack.Decoder(TimerItem)
 

@@ -32,10 +32,13 @@ class EngineSink:
         self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
         detail: str = "",
     ) -> None:
+        device = target_id.startswith("dev:")
         if status in _DELIVERED:
             state = "delivered"
         elif status in _FAILED:
-            state = "failed"
+            # One speaker failing does not fail the area's command: only that speaker is
+            # recorded (and its officer is put on notice when the playout deadline passes).
+            state = "device-failed" if device else "failed"
         else:
             return  # queued/sent/no-answer: nothing to change; deadlines drive redials
         res = await self.ctx.store.status(campaign_id, delivery_id, target_id, state, detail,

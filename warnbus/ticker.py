@@ -11,22 +11,34 @@ from collections.abc import Sequence
 
 import structlog
 
+from warnbus import keys
 from warnbus.context import Context
 from warnbus.escalation import (
     Deadline,
     Expiry,
     HeldGrid,
     Retry,
+    SpeakerCheck,
     deadline_for,
     decide,
     decode_timer,
     encode_timer,
 )
-from warnbus.models import CHAIN_ORDER, CampaignState, DeliveryKind, Level, Target, TargetKind
+from warnbus.models import (
+    CHAIN_ORDER,
+    CampaignState,
+    DeliveryKind,
+    Level,
+    Role,
+    Target,
+    TargetKind,
+)
 from warnbus.planner import PlanContext, area_text, plan_persons, step_of
 from warnbus.queue import TimerEntry
 
 log = structlog.get_logger("warnbus.timers")
+
+NOTICE_STEP = 90  # step of "your speaker did not play" notices (see planner: steps)
 
 
 class Ticker:
@@ -66,6 +78,8 @@ class Ticker:
                 await self.deadline(item)
             elif isinstance(item, Retry):
                 await self.ctx.lanes.enqueue([item.delivery])
+            elif isinstance(item, SpeakerCheck):
+                await self.speakers(item)
             elif isinstance(item, Expiry) and await self.ctx.store.finish(
                 item.campaign_id, CampaignState.EXPIRED.value, self.ctx.clock.now()
             ):
@@ -147,3 +161,43 @@ class Ticker:
             await ctx.timers.schedule([(encode_timer(Deadline(cid, holder, step)), due)])
         log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
                  unreached=unreached)
+
+    async def speakers(self, check: SpeakerCheck) -> None:
+        """Speakers of an area that did not report playout in time: notify their officers."""
+        ctx = self.ctx
+        cid = check.campaign_id
+        meta = await ctx.store.meta(cid)
+        if meta.get("state") != CampaignState.ACTIVE.value:
+            return
+        reg = ctx.registry
+        devices = [reg.data.devices[d] for d in reg.devices_of_village(check.village)]
+        if not devices:
+            return
+        states = await ctx.redis.hmget(keys.campaign(cid).tstate, [f"dev:{d.id}" for d in devices])
+        silent = [d for d, st in zip(devices, states, strict=True) if st != b"delivered"]
+        if not silent:
+            return
+        heads = [p.id for p in reg.persons_by_role(Role.VILLAGE_HEAD) if p.region == check.village]
+        by_officer: dict[str, list[str]] = {}
+        for d in silent:
+            grid = reg.data.grids.get(d.grid) if d.grid else None
+            officer = grid.primary if grid else (heads[0] if heads else None)
+            if officer:
+                by_officer.setdefault(officer, []).append(d.name or d.id)
+        alert = await ctx.alert(cid, check.alert_id)
+        level = Level(meta.get("level") or "blue")
+        if alert is None or not by_officer:
+            return
+        policy = ctx.rules.policy_for(level)
+        pctx = PlanContext(
+            campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
+            area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+            renderer=ctx.rules.renderer,
+        )
+        persons = [p for p in (ctx.person(pid) for pid in by_officer) if p is not None]
+        extra = {pid: {"speakers": "、".join(names)} for pid, names in by_officer.items()}
+        deliveries = plan_persons(pctx, persons, policy.cancel_channels, NOTICE_STEP,
+                                  DeliveryKind.NOTICE, extra=extra)
+        await ctx.lanes.enqueue(deliveries)
+        log.warning("speakers did not confirm playout", campaign_id=cid, village=check.village,
+                    silent=[d.id for d in silent], notified=len(persons))

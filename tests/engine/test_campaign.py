@@ -12,7 +12,7 @@ from warnbus.acks import record_ack
 from warnbus.errors import IngestError
 from warnbus.escalation import redial_offsets
 from warnbus.intake import accept
-from warnbus.models import AckVia, DeliveryKind, Level, MsgType, Reference
+from warnbus.models import AckVia, DeliveryKind, Level, MsgType, Reference, Role
 from warnbus.planner import address_of
 from warnbus.report import alert_view, record_rows, summary
 
@@ -213,3 +213,35 @@ async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
         h.clock.advance(600)
         await h.drain()
     assert len(h.sent()) == after_expiry
+
+
+async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness) -> None:
+    from warnbus.models import ProviderStatus
+
+    res = await accept(h.ctx, cap_alert())
+    await h.drain()
+    reg = h.ctx.registry
+    area = next(d for d in h.sent("loudspeaker") if reg.devices_of_village(d.address)
+                and len(reg.devices_of_village(d.address)) >= 2)
+    devices = [reg.data.devices[x] for x in reg.devices_of_village(area.address)]
+    played, silent = devices[1:], devices[0]
+    for dev in played:
+        await h.app.engine.sink.delivery_status(res.campaign_id, area.id, f"dev:{dev.id}",
+                                                ProviderStatus.PLAYING)
+    await h.app.engine.sink.delivery_status(res.campaign_id, area.id, f"dev:{silent.id}",
+                                            ProviderStatus.FAILED, "amplifier fault")
+    states = await h.ctx.store.delivery_states(res.campaign_id)
+    assert states[area.id] == "delivered", "one speaker failing does not fail the area"
+    policy = h.ctx.rules.policy_for(Level.RED)
+    h.clock.advance((policy.speaker_deadline_s or 0) + 1)
+    await h.drain()
+    # (The other areas' test-channel speakers report nothing, so they get notices too.)
+    notices = [d for d in h.sent() if d.kind is DeliveryKind.NOTICE and d.text.find(
+        silent.name) >= 0]
+    grid = reg.data.grids.get(silent.grid) if silent.grid else None
+    heads = {p.id for p in reg.persons_by_role(Role.VILLAGE_HEAD) if p.region == area.address}
+    expect = {grid.primary} if grid else heads
+    assert notices and {d.target_id for d in notices} == expect
+    assert {d.channel for d in notices} <= set(policy.cancel_channels)
+    for dev in played:  # speakers that reported are not named
+        assert all(dev.name not in d.text for d in notices if dev.name != silent.name)

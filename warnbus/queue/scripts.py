@@ -150,7 +150,16 @@ if not st then return 0 end
 local p = split(st, '|')
 local state, n = p[1], p[2]
 local status = ARGV[4]
-if status == 'delivered' then
+if status == 'device-failed' then
+  -- only the audit below: the area command stands, the speaker did not play
+elseif status == 'delivered' and string.sub(ARGV[3], 1, 4) == 'dev:' then
+  -- a speaker's playout report: the speaker's own state (no target counters), and the
+  -- area command counts as delivered from the first report on
+  redis.call('HSET', KEYS[3], ARGV[3], 'delivered')
+  if state == 'sent' or state == 'sending' then
+    redis.call('HSET', KEYS[2], ARGV[2], 'delivered|' .. n .. '|0')
+  end
+elseif status == 'delivered' then
   if state ~= 'sent' and state ~= 'sending' then return 2 end
   redis.call('HSET', KEYS[2], ARGV[2], 'delivered|' .. n .. '|0')
   target_forward(KEYS[1], KEYS[3], ARGV[3], 'delivered')
