@@ -87,6 +87,8 @@ class WeComConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     callback_url: str = ""  # public base of /hooks/<name>/; set by the composition root
     api_base: str = DEFAULT_API
     timeout_s: float = 10.0
+    # WeCom allows 10,000 calls a minute but 150,000 an hour per API and corp: 40/s fits both.
+    rate_per_s: float = 40.0
 
 
 def _dec_hook(tp: type, obj: Any) -> Any:
@@ -160,8 +162,7 @@ class WeCom:
     """WeCom app messages with a confirm button (a Channel and a WebhookChannel)."""
 
     secret_fields: tuple[str, ...] = ("corp_secret", "token", "encoding_aes_key")
-    # WeCom allows 10,000 calls a minute but 150,000 an hour per API and corp: 40/s fits both.
-    rate_per_s: float | None = 40.0
+    rate_per_s: float | None = 40.0  # the instance takes the configured value
     # The card's sub_title_text, which carries warnings; longer texts are cut with "…".
     max_length: int | None = CARD_TEXT_MAX
 
@@ -169,6 +170,7 @@ class WeCom:
                  clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.config = config
+        self.rate_per_s = config.rate_per_s
         self._clock = clock  # wall clock of callback timestamps (injectable for tests)
         self._crypto = proto.WeComCrypto(config.token, config.encoding_aes_key, config.corp_id)
         self._http: aiohttp.ClientSession | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from rules.hazards import HazardTable
 from warnbus.errors import ConfigError
 from warnbus.models import LEVEL_NAMES_ZH, Alert, DeliveryKind, Info, Level
 
@@ -18,22 +20,45 @@ class _Missing(dict[str, str]):
 
 
 class Templates:
-    """Render the text of a delivery. Unknown placeholders render empty, never crash."""
+    """Render the text of a delivery. Unknown placeholders render empty, never crash.
 
-    def __init__(self, table: Mapping[str, Mapping[str, str]]) -> None:
+    Lookup, most specific first: [hazard.<key>.<level>] "<kind>.<channel>" then "<kind>",
+    then [hazard.<key>] likewise, then [<kind>] "<channel>", then [<kind>] "default".
+    """
+
+    def __init__(self, table: Mapping[str, Any], hazards: HazardTable | None = None) -> None:
         for kind in DeliveryKind:
             if kind.value not in table or "default" not in table[kind.value]:
                 raise ConfigError(f"templates: [{kind.value}] needs a 'default' entry")
+        known = {k.value for k in DeliveryKind}
+        for hkey, section in table.get("hazard", {}).items():
+            for layer in [section, *(v for v in section.values() if isinstance(v, dict))]:
+                for name, value in layer.items():
+                    if isinstance(value, dict):
+                        if name not in {lv.value for lv in Level}:
+                            raise ConfigError(f"templates: [hazard.{hkey}.{name}]: not a level")
+                    elif name != "guidance" and name.split(".")[0] not in known:
+                        raise ConfigError(f"templates: [hazard.{hkey}] {name!r}: unknown kind")
         self.table = table
+        self.hazards = hazards
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> Templates:
+    def load(cls, path: str | Path | None = None, hazards: HazardTable | None = None
+             ) -> Templates:
         p = Path(path) if path else _DEFAULT
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"templates file {p}: {e}") from e
-        return cls(data)
+        return cls(data, hazards)
+
+    def _layers(self, info: Info | None, level: Level) -> list[Mapping[str, Any]]:
+        if info is None or self.hazards is None:
+            return []
+        hazard = self.hazards.hazard_of(info)
+        section = self.table.get("hazard", {}).get(hazard.key, {}) if hazard else {}
+        by_level = section.get(level.value, {})
+        return [by_level, section]
 
     def render(
         self,
@@ -47,8 +72,14 @@ class Templates:
         ack_url: str | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> str:
-        section = self.table[kind.value]
-        template = section.get(channel) or section["default"]
+        layers = self._layers(info, level)
+        template = next(
+            (t for layer in layers for t in (layer.get(f"{kind.value}.{channel}"),
+                                             layer.get(kind.value)) if isinstance(t, str)),
+            None,
+        ) or self.table[kind.value].get(channel) or self.table[kind.value]["default"]
+        guidance = next((g for layer in layers if isinstance(g := layer.get("guidance"), str)),
+                        "")
         acks = self.table.get("ack", {})
         ack = acks.get(channel) or acks.get("default", "")
         if ack_url and channel not in ("voice", "loudspeaker"):
@@ -61,7 +92,7 @@ class Templates:
             event=(info.event if info else "") or "",
             headline=" ".join((info.headline or info.event).split()) if info else "",
             description=_clean(info.description if info else None),
-            instruction=_clean(info.instruction if info else None),
+            instruction=_clean(info.instruction if info else None) or guidance,
             sender=(info.sender_name if info and info.sender_name else alert.sender),
             area=area,
             ack=ack,

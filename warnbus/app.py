@@ -53,7 +53,7 @@ class RulesFacade:
     def __init__(self, data: RegistryData, settings: Settings) -> None:
         self.hazards = HazardTable.load(settings.hazards or None)
         self.policy = Policy.load(settings.policy or None)
-        self.renderer = Templates.load(settings.templates or None)
+        self.renderer = Templates.load(settings.templates or None, self.hazards)
         self.matcher = Matcher(data, hazards=self.hazards)
 
     def match(self, alert: Alert) -> MatchLike:
@@ -112,9 +112,12 @@ class App:
     mqtt_url: str
     api_token: str | None = None  # generated at start-up when none was configured
     started: list[services.ManagedService] = field(default_factory=list)
+    world: Any = None  # the provider simulators, when no channel is configured
 
     async def close(self) -> None:
         await self.engine.stop()
+        if self.world is not None:
+            await self.world.stop()
         await self.ctx.redis.aclose()
         for svc in self.started:
             svc.stop()
@@ -161,12 +164,29 @@ async def build_app(
     links = AckLinks(secret.encode(), url, settings.ack_ttl_s)
     ctx = Context(
         redis=redis, registry=registry, rules=rules, clock=clock, settings=settings,
-        store=Store(redis), lanes=Lanes(redis, (channels or settings.channels or DEFAULT_CHANNELS)),
+        store=Store(redis), lanes=Lanes(redis, ()),
         timers=Timers(redis),
     )
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
-    chans = dict(channels) if channels is not None else load_channels(
-        settings.channels or DEFAULT_CHANNELS, base_url=url, mqtt_url=mqtt_url)
+    world = None
+    roles = frozenset(roles)
+    if channels is not None:
+        chans = dict(channels)
+    elif settings.channels or "worker" not in roles:
+        chans = load_channels(settings.channels or DEFAULT_CHANNELS, base_url=url,
+                              mqtt_url=mqtt_url)
+    else:
+        # Embedded default: the real channels against the shipped provider simulators, so a
+        # fresh `warnbus serve` works end to end (simulated officers confirm, speakers play).
+        from channels.sim.officers import OfficerModel
+        from warnbus.simulation import start_world
+
+        world = await start_world(registry.data, base_url=url, mqtt_url=mqtt_url,
+                                  officers=OfficerModel(),
+                                  time_factor=settings.engine.clock_factor)
+        chans = dict(world.channels)
+        log.info("no channels configured: using the provider simulators")
+    ctx.lanes.channels = tuple(chans)
     engine = Engine(ctx, chans, roles)
     tokens = tuple(settings.tokens)
     api_token = None
@@ -177,4 +197,4 @@ async def build_app(
         api_token = secrets.token_urlsafe(24)
         tokens += (TokenSettings("generated", token_hash(api_token),
                                  roles=("feed", "officer", "admin")),)
-    return App(settings, ctx, engine, links, tokens, mqtt_url, api_token, started)
+    return App(settings, ctx, engine, links, tokens, mqtt_url, api_token, started, world)

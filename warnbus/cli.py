@@ -36,9 +36,13 @@ async def _serve(args: argparse.Namespace) -> int:
     configure_logging(level=settings.log_level)
     port = args.port if args.port is not None else settings.server.port
     roles = set(args.role.split(",")) if args.role else {"api", "worker", "timer"}
-    app = await build_app(settings, roles=roles)
+    base_url = settings.server.public_url or f"http://{settings.server.host}:{port}"
+    app = await build_app(settings, roles=roles, base_url=base_url)
     for svc in app.started:
         print(f"warnbus: started {svc.description}", flush=True)
+    if app.world is not None:
+        print("warnbus: no channels configured: voice/SMS/WeCom/speakers go to the shipped "
+              "provider simulators (simulated officers)", flush=True)
     if app.api_token:
         print(f"warnbus: API token (full scope, generated for this run): {app.api_token}",
               flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -57,6 +57,21 @@ class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     revoked: bool = False
 
 
+class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A feed warnbus polls (`[[feeds]]`): an Atom/RSS index of CAP files, or one CAP URL."""
+
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    kind: Literal["atom", "rss", "cap"] = "atom"
+    interval_s: Annotated[float, msgspec.Meta(ge=1)] = 60.0
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    max_backoff_s: Annotated[float, msgspec.Meta(ge=1)] = 900.0  # cap of the error backoff
+    max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 * 1024 * 1024  # per index or CAP file
+    regions: tuple[str, ...] = ()  # the same scope as a feed token: code prefixes, empty = all
+    categories: tuple[str, ...] = ()  # CAP categories allowed; empty = all
+    enabled: bool = True
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     data_dir: str = ""
     redis_url: str = ""  # empty: start an embedded redis-server
@@ -73,6 +88,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     tokens: tuple[TokenSettings, ...] = ()
     channels: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    feeds: tuple[FeedSettings, ...] = ()
 
 
 _ENV_KEYS = {

@@ -123,7 +123,7 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,
                             delay_s=(0.3, 3.0))
     world = await start_world(registry.data, base_url=base, mqtt_url=broker.url,
-                              officers=officers)
+                              officers=officers, time_factor=factor)
     app = await build_app(settings, channels=world.channels, clock=ScaledClock(factor),
                           registry=registry, base_url=base)
     for svc in app.started:

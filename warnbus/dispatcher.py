@@ -29,6 +29,7 @@ from warnbus.models import (
     TargetKind,
 )
 from warnbus.queue import LaneEntry, encode_delivery
+from warnbus.ratelimit import RateLimiter
 from warnbus.store import Outcome as Stored
 
 log = structlog.get_logger("warnbus.dispatch")
@@ -44,12 +45,17 @@ class Dispatcher:
         cfg = ctx.settings.engine
         self._sem = {name: asyncio.Semaphore(cfg.concurrency) for name in self.channels}
         self.sent = 0  # deliveries handed to a provider by this process (for progress/bench)
+        self._limiter = RateLimiter(ctx.redis)
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
+        rate = getattr(self.channels.get(channel), "rate_per_s", None)
+        # Read about a second's worth under a provider rate, so entries do not sit idle in
+        # this worker's pending list long enough to look abandoned.
+        count = cfg.batch if not rate else max(1, min(cfg.batch, int(rate)))
         while not stop.is_set():
             try:
-                entries = await self.ctx.lanes.read(channel, self.consumer, cfg.batch, 500)
+                entries = await self.ctx.lanes.read(channel, self.consumer, count, 500)
                 if entries:
                     await self.process(channel, entries)
             except asyncio.CancelledError:
@@ -74,8 +80,12 @@ class Dispatcher:
         sent again after the lease) to one chunk per channel: the in-flight window.
         """
         step = max(1, self.ctx.settings.engine.concurrency)
+        rate = getattr(self.channels.get(channel), "rate_per_s", None)
         for i in range(0, len(entries), step):
-            await self._process_chunk(channel, entries[i : i + step])
+            chunk = entries[i : i + step]
+            # Wait for the provider's rate before claiming, so a lease never runs out in a queue.
+            await self._limiter.acquire(channel, rate, len(chunk))
+            await self._process_chunk(channel, chunk)
 
     async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry]) -> None:
         ctx = self.ctx

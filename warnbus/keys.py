@@ -71,5 +71,26 @@ def lane(channel: str, priority: int) -> str:
     return f"{PREFIX}:q:{channel}:{priority}"
 
 
+def rate_bucket(channel: str) -> str:
+    """Token bucket of one channel (one provider account or sender number)."""
+    return f"{PREFIX}:rl:{channel}"
+
+
 def person_open(person_id: str) -> str:
     return f"{PREFIX}:person:{person_id}:open"
+
+
+class FeedKeys:
+    """The keys of one polled feed, tagged `{f:<name>}` (feed names are [A-Za-z0-9_.-])."""
+
+    __slots__ = ("lease", "seen", "state")
+
+    def __init__(self, name: str) -> None:
+        base = f"{PREFIX}:feed:{{f:{name}}}"
+        self.lease = f"{base}:lease"  # string: token of the process polling it (SET NX PX)
+        self.state = f"{base}:state"  # hash: validators (etag, last_modified), health, counts
+        self.seen = f"{base}:seen"  # zset: entry key digest by last time seen in the feed
+
+
+def feed(name: str) -> FeedKeys:
+    return FeedKeys(name)

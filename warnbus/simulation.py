@@ -39,9 +39,13 @@ class SimulatedWorld:
 
 async def start_world(
     registry: RegistryData, *, base_url: str, mqtt_url: str, officers: OfficerModel,
-    speaker_fail_rate: float = 0.02, offline_speakers: int = 2,
+    speaker_fail_rate: float = 0.02, offline_speakers: int = 2, time_factor: float = 1.0,
 ) -> SimulatedWorld:
-    """Start the simulators and build the real channels pointed at them."""
+    """Start the simulators and build the real channels pointed at them.
+
+    Provider rate limits are real-time; on a clock compressed `time_factor` times they are
+    scaled by the same factor, so the campaign sees the limits it would see in real time.
+    """
     auth_token = secrets.token_hex(16)
     corp_secret, cb_token = secrets.token_hex(16), secrets.token_hex(8)
     aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
@@ -54,11 +58,12 @@ async def start_world(
     twilio_cfg = {"account_sid": ACCOUNT_SID, "auth_token": auth_token,
                   "from_number": "+8673012110", "api_base": twilio_url}
     configs: dict[str, dict[str, Any]] = {
-        "voice": {"type": "twilio-voice", **twilio_cfg},
-        "sms": {"type": "twilio-sms", **twilio_cfg},
+        # A county account with a short code: far above one long code's 1 message/s.
+        "voice": {"type": "twilio-voice", "rate_per_s": 100.0 * time_factor, **twilio_cfg},
+        "sms": {"type": "twilio-sms", "rate_per_s": 100.0 * time_factor, **twilio_cfg},
         "wecom": {"type": "wecom", "corp_id": CORP_ID, "corp_secret": corp_secret,
                   "agent_id": 1000002, "token": cb_token, "encoding_aes_key": aes_key,
-                  "api_base": wecom_url},
+                  "api_base": wecom_url, "rate_per_s": 40.0 * time_factor},
         "loudspeaker": {"type": "mqtt-loudspeaker"},
     }
     channels = load_channels(configs, base_url=base_url, mqtt_url=mqtt_url)

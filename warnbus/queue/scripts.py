@@ -303,3 +303,23 @@ for _, m in ipairs(due) do
 end
 return #due
 """
+
+# KEYS: bucket hash. ARGV: rate (tokens/s), burst, wanted.
+# A token bucket shared by every process (per provider account or number): returns how many
+# tokens were granted now (0..wanted) and, in ms, how long until the next one.
+# Uses the server's clock so processes on different hosts agree.
+TAKE_TOKENS = r"""
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, ts = tonumber(b[1]) or burst, tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate)
+local got = math.min(want, math.floor(tokens))
+tokens = tokens - got
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(1000 * burst / rate) + 1000)
+local wait = 0
+if got < want then wait = math.ceil(1000 * (1 - (tokens - math.floor(tokens))) / rate) end
+return {got, wait}
+"""
