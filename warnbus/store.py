@@ -101,6 +101,10 @@ class Store:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
         return {s(k): _dec_target.decode(v) for k, v in raw.items()}
 
+    async def target(self, campaign_id: str, target_id: str) -> Target | None:
+        blob = await self.redis.hget(keys.campaign(campaign_id).targets, target_id)
+        return _dec_target.decode(blob) if blob else None
+
     async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
         v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)
         return float(v) if v else None

@@ -151,9 +151,11 @@ class Ticker:
             step = step_of(lv)
             names = "、".join(grid_names[g].name for g in grids[:10]) + (
                 f"等{len(grids)}个网格" if len(grids) > 10 else "")
-            await ctx.store.put_targets(
-                cid, [Target(holder, TargetKind.PERSON, person.region, CHAIN_ORDER[lv],
-                             tuple(grids))], now)
+            # A chain person may already answer for other grids of this campaign: keep them.
+            known = await ctx.store.target(cid, holder)
+            answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
+            await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, person.region,
+                                                     CHAIN_ORDER[lv], answers_for)], now)
             deliveries = plan_persons(pctx, [person], policy.escalation_channels, step,
                                       DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
             await ctx.lanes.enqueue(deliveries)
