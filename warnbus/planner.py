@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from warnbus.models import (
     Alert,
@@ -65,7 +66,7 @@ class PlanContext:
     renderer: Renderer
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
 
-    @property
+    @cached_property
     def expires_at(self) -> float | None:
         when = self.alert.expires_at()
         return when.timestamp() if when else None
@@ -85,7 +86,6 @@ def plan_persons(
     `extra` gives per-person template values (e.g. the grids of an escalation); a person with
     extra values gets a text of their own, everyone else shares one rendering per channel.
     """
-    alert = ctx.alert
     base_text: dict[str, str] = {}
     out: list[Delivery] = []
     for channel in channels:
@@ -105,26 +105,8 @@ def plan_persons(
                 text = base_text[channel]
                 if url:
                     text = text.replace(_URL_MARK, url)
-            out.append(
-                Delivery(
-                    id=delivery_id_for(ctx.campaign_id, alert.alert_id, person.id, channel, step),
-                    campaign_id=ctx.campaign_id,
-                    alert_id=alert.alert_id,
-                    target_id=person.id,
-                    target_kind=TargetKind.PERSON,
-                    channel=channel,
-                    step=step,
-                    kind=kind,
-                    level=ctx.level,
-                    address=address,
-                    text=text,
-                    created_at=ctx.now,
-                    drill=alert.is_drill,
-                    ack_url=url,
-                    region=person.region,
-                    expires_at=ctx.expires_at,
-                )
-            )
+            out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, step, kind,
+                                 address, text, person.region, url))
     return out
 
 
@@ -133,27 +115,24 @@ def plan_areas(
 ) -> list[Delivery]:
     """One loudspeaker delivery per area (village code), not per device: the broker fans out."""
     text = _render(ctx, kind, channel, None, {})
-    alert = ctx.alert
     return [
-        Delivery(
-            id=delivery_id_for(ctx.campaign_id, alert.alert_id, f"area:{code}", channel, step),
-            campaign_id=ctx.campaign_id,
-            alert_id=alert.alert_id,
-            target_id=f"area:{code}",
-            target_kind=TargetKind.DEVICE,
-            channel=channel,
-            step=step,
-            kind=kind,
-            level=ctx.level,
-            address=code,
-            text=text,
-            created_at=ctx.now,
-            drill=alert.is_drill,
-            region=code,
-            expires_at=ctx.expires_at,
-        )
+        _delivery(ctx, f"area:{code}", TargetKind.DEVICE, channel, step, kind, code, text, code)
         for code in villages
     ]
+
+
+def _delivery(
+    ctx: PlanContext, target_id: str, target_kind: TargetKind, channel: str, step: int,
+    kind: DeliveryKind, address: str, text: str, region: str, ack_url: str | None = None,
+) -> Delivery:
+    alert = ctx.alert
+    return Delivery(
+        id=delivery_id_for(ctx.campaign_id, alert.alert_id, target_id, channel, step),
+        campaign_id=ctx.campaign_id, alert_id=alert.alert_id, target_id=target_id,
+        target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
+        address=address, text=text, created_at=ctx.now, drill=alert.is_drill, ack_url=ack_url,
+        region=region, expires_at=ctx.expires_at,
+    )
 
 
 def _render(
