@@ -10,6 +10,10 @@ for pair in redis-server:redis-server mosquitto:mosquitto; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# The console's browser tests drive Debian's chromium (Playwright never downloads a browser);
+# the CJK fonts make the Chinese console readable in their screenshots.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

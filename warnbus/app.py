@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from rules.hazards import HazardTable
 from rules.levels import level_of
@@ -146,7 +146,11 @@ async def build_app(
         started.append(svc)
         mqtt_url = svc.url
         log.info("embedded broker started", service=svc.description)
-    redis = Redis.from_url(redis_url)
+    # A bounded pool that waits for a free connection: under a burst of webhooks and sends,
+    # commands queue briefly instead of failing with "too many connections".
+    pool = BlockingConnectionPool.from_url(
+        redis_url, max_connections=settings.engine.redis_connections, timeout=60)
+    redis = Redis(connection_pool=pool)
     if registry is None:
         registry = load_registry(settings.registry or default_registry_path())
     if clock is None:

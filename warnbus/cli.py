@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,9 @@ from warnbus.errors import WarnbusError
 def _validate(args: argparse.Namespace) -> int:
     from warnbus.ingest.validate_cmd import validate_paths
 
-    return validate_paths(list(args.files), sys.stdout)
+    return validate_paths(
+        list(args.files), sys.stdout, signature=args.signature, trust=args.trust or ()
+    )
 
 
 def _registry(args: argparse.Namespace, rest: list[str]) -> int:
@@ -53,6 +56,13 @@ async def _serve(args: argparse.Namespace) -> int:
         await runner.setup()
         await web.TCPSite(runner, settings.server.host, port).start()
         print(f"warnbus: serving on http://{settings.server.host}:{port}", flush=True)
+        from warnbus.web.console import ensure_admin
+
+        # The console's first admin: the password is shown once, at creation only.
+        password = await ensure_admin(app.ctx.redis, os.environ.get("WARNBUS_ADMIN_PASSWORD"))
+        if password:
+            print(f"warnbus: console admin created: user admin, password {password} "
+                  f"(shown once; http://{settings.server.host}:{port}/console/)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,6 +97,12 @@ async def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(rest: list[str]) -> int:
+    from warnbus.bench.cli import bench_main
+
+    return bench_main(rest)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from warnbus.demo import run_demo
 
@@ -98,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("validate", help="parse CAP/JSON files; print ok/error per file")
     v.add_argument("files", nargs="+")
+    v.add_argument("--signature", choices=("require", "verify", "ignore"), default="ignore",
+                   help="XML-DSig check: require a valid signature, verify one if present, "
+                   "or ignore signatures (default)")
+    v.add_argument("--trust", action="append", metavar="PEM",
+                   help="trust store: a PEM file of CA or signing certificates (repeatable); "
+                   "without it a signature is checked against the certificate it carries")
     s = sub.add_parser("serve", help="run the engine and the HTTP API")
     s.add_argument("--config")
     s.add_argument("--port", type=int)
@@ -106,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--fast", action="store_true", help="a shorter run (used by the tests)")
     d.add_argument("--port", type=int, default=0)
     sub.add_parser("registry", help="generate | validate | stats the grid registry",
+                   add_help=False)
+    sub.add_parser("bench", help="performance figures: county | province | acks | match | peer",
                    add_help=False)
     r = sub.add_parser("record", help="export the 叫应 record of an alert (CSV or JSON)")
     r.add_argument("alert_id")
@@ -117,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if args_list[:1] == ["registry"]:
+    if args_list[:1] in (["registry"], ["bench"]):
         args, rest = parser.parse_known_args(args_list[:1])
         rest = args_list[1:]
     else:
@@ -127,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.cmd == "registry":
             return _registry(args, rest)
+        if args.cmd == "bench":
+            return _bench(rest)
         if args.cmd == "serve":
             return asyncio.run(_serve(args))
         if args.cmd == "record":

@@ -44,6 +44,7 @@ class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tick_s: float = 0.25  # timer promotion interval (real seconds)
     sweep_s: float = 10.0  # how often dead workers' entries are reclaimed (real seconds)
     clock_factor: float = 1.0  # >1 compresses time (demo only)
+    redis_connections: int = 64  # per process; commands wait for a free one
 
 
 class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

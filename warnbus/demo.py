@@ -117,7 +117,7 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     settings = Settings(
         data_dir=str(tmp), mqtt_url=broker.url,
         server=ServerSettings(port=port),
-        engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=60.0),
+        engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=20 * factor),
     )
     registry = load_registry(default_registry_path())
     officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from warnbus import keys
+from warnbus.breaker import Breakers
 from warnbus.context import Context
 from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.escalation import Retry, SpeakerCheck, encode_timer
@@ -46,6 +47,7 @@ class Dispatcher:
         self._sem = {name: asyncio.Semaphore(cfg.concurrency) for name in self.channels}
         self.sent = 0  # deliveries handed to a provider by this process (for progress/bench)
         self._limiter = RateLimiter(ctx.redis)
+        self.breakers = Breakers(ctx.clock.now)  # per provider, in memory (see breaker.py)
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
@@ -117,18 +119,34 @@ class Dispatcher:
         if impl is None:
             err = f"channel {channel} is not configured"
             return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err), "failed")
+        key = str(getattr(impl, "breaker_key", None) or channel)
         async with self._sem[channel]:
+            # Asked under the semaphore: a breaker that opened while this send queued holds it.
+            wait = self.breakers.check(key)
+            if wait is not None:
+                # The provider is down: wait on the durable timers (jittered, so the retries
+                # do not come back as one herd), not in memory. Each refusal is an attempt,
+                # so a breaker that stays open ends in the dead letters and the policy's
+                # fallback channel, as a failing provider would.
+                delay = wait + random.uniform(0.0, min(wait, 2.0))
+                return self._transient(d, n, at, f"circuit open: {key} is failing", delay)
             try:
                 receipt = await impl.send(d)
             except TransientChannelError as e:
-                return self._transient(d, n, at, e.message, e.retry_after)
+                self.breakers.record(key, ok=False)
+                # Spread a provider's Retry-After too: every refused send got the same one.
+                after = e.retry_after * random.uniform(1.0, 1.25) if e.retry_after else None
+                return self._transient(d, n, at, e.message, after)
             except PermanentChannelError as e:
+                self.breakers.record(key, ok=True)  # the provider answered: it is up
                 log.warning("permanent failure", delivery_id=d.id, channel=channel, error=e.message)
                 return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
                                          error=e.message), "failed")
             except Exception as e:  # a channel bug must not lose the delivery: retry it
+                self.breakers.record(key, ok=False)
                 log.exception("channel raised an unclassified error", channel=channel)
                 return self._transient(d, n, at, f"{type(e).__name__}: {e}", None)
+        self.breakers.record(key, ok=True)
         self.sent += 1
         state = "delivered" if receipt.outcome is Outcome.DELIVERED else "sent"
         log.info("sent", delivery_id=d.id, campaign_id=d.campaign_id, channel=channel,

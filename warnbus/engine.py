@@ -17,6 +17,7 @@ from warnbus import keys
 from warnbus.context import Context
 from warnbus.dispatcher import Dispatcher
 from warnbus.events import EngineSink
+from warnbus.feeds import FeedManager
 from warnbus.intake import Intake
 from warnbus.models import Channel, ListeningChannel
 from warnbus.ticker import Ticker
@@ -46,6 +47,7 @@ class Engine:
         self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
         self.ticker = Ticker(ctx, self.consumer)
         self.sink = EngineSink(ctx)
+        self.feeds = FeedManager(ctx, self.consumer)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -68,6 +70,7 @@ class Engine:
                                           name=f"lane-{name}"))
         if "timer" in self.roles:
             spawn(asyncio.create_task(self.ticker.run(self._stop), name="timers"))
+            await self.feeds.start()
         if self.roles & {"worker", "timer"}:
             spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
         log.info("engine started", roles=sorted(self.roles), consumer=self.consumer,
@@ -75,6 +78,7 @@ class Engine:
 
     async def stop(self) -> None:
         self._stop.set()
+        await self.feeds.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -244,9 +244,12 @@ class Intake:
         })
         await ctx.store.set_meta(cid, {
             "latest": alert.alert_id, "headline": (info.headline or "") if info else "",
-            "area": area_text(alert), "targets": _reach(targets, match.villages, policy),
+            "area": area_text(alert),
+            "targets": _reach(targets, () if alert.is_drill else match.villages, policy),
         })
-        n = await self._first_wave(cid, alert, level, policy, targets, match.villages,
+        # Drills (演练) go to drill participants only, never to the public loudspeakers.
+        areas = () if alert.is_drill else match.villages
+        n = await self._first_wave(cid, alert, level, policy, targets, areas,
                                    DeliveryKind.WARNING)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
@@ -296,7 +299,8 @@ class Intake:
         deliveries = plan_persons(pctx, calling, policy.channels, 0, DeliveryKind.UPDATE)
         deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, 0, DeliveryKind.UPDATE)
         for ch in policy.device_channels:
-            deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
+            if not alert.is_drill:
+                deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
         await ctx.lanes.enqueue(deliveries)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])

@@ -94,3 +94,37 @@ class FeedKeys:
 
 def feed(name: str) -> FeedKeys:
     return FeedKeys(name)
+
+
+# --------------------------------------------------------------------------- console
+# Users, sessions and drafts are single-key structures; what the console adds to a campaign
+# (who drafted and approved each message, door-to-door orders) shares the campaign's tag.
+
+CONSOLE_USERS = f"{PREFIX}:console:users"  # hash: username -> JSON user (scrypt hash)
+CONSOLE_DRAFTS = f"{PREFIX}:console:drafts"  # zset: draft id by creation time
+CONSOLE_SETTINGS = f"{PREFIX}:console:settings"  # hash: approval levels, unit prices, sender
+
+
+def console_session(digest: str) -> str:
+    """String (JSON, with TTL): a session, keyed by the sha256 of its cookie value."""
+    return f"{PREFIX}:console:session:{digest}"
+
+
+def console_draft(draft_id: str) -> str:
+    """Hash: a draft alert, its state and who drafted / approved it."""
+    return f"{PREFIX}:console:draft:{draft_id}"
+
+
+def console_seq(unit_second: str) -> str:
+    """Counter (with TTL): console alerts of one unit code and second (N of the identifier)."""
+    return f"{PREFIX}:console:seq:{unit_second}"
+
+
+def console_login_failures(username: str) -> str:
+    """Counter (with TTL): failed sign-ins of one user name, to slow down guessing."""
+    return f"{PREFIX}:console:fail:{username}"
+
+
+def console_campaign(campaign_id: str) -> str:
+    """Hash: alert_id -> provenance JSON; `d2d:<grid>` -> door-to-door order JSON."""
+    return f"{PREFIX}:{{c:{campaign_id}}}:console"

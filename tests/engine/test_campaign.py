@@ -245,3 +245,38 @@ async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness)
     assert {d.channel for d in notices} <= set(policy.cancel_channels)
     for dev in played:  # speakers that reported are not named
         assert all(dev.name not in d.text for d in notices if dev.name != silent.name)
+
+
+async def test_exercise_goes_to_drill_participants_only_and_is_marked(h: Harness) -> None:
+    from warnbus.models import Status
+
+    res = await accept(h.ctx, cap_alert(codes=("430623",), status=Status.EXERCISE))
+    await h.drain()
+    persons = h.ctx.registry.data.persons
+    sent = h.sent()
+    assert sent, "the sample county has drill participants"
+    assert all(persons[d.target_id].drill for d in sent if d.target_kind.value == "person")
+    assert not h.sent("loudspeaker"), "no public loudspeaker plays a drill"
+    assert all("演练" in d.text for d in sent)
+    view = await alert_view(h.ctx, res.alert_id)
+    assert view["counts"]["targets"] == len({d.target_id for d in sent})
+
+
+async def test_a_late_confirmation_takes_a_grid_off_the_unreached_list(h: Harness) -> None:
+    res = await accept(h.ctx, cap_alert())
+    await h.drain()
+    for _ in range(12):
+        h.clock.advance(300)
+        await h.drain()
+    gstates = await h.ctx.store.grids(res.campaign_id)
+    assert {g.state.value for g in gstates.values()} == {"unreached"}
+    gid = sorted(gstates)[0]
+    primary = h.ctx.registry.data.grids[gid].primary
+    r = await record_ack(h.ctx, res.campaign_id, primary, AckVia.CONSOLE, by="值班员",
+                         reason="电话回访")
+    assert r.recorded
+    after = await h.ctx.store.grids(res.campaign_id)
+    assert after[gid].state.value == "confirmed"
+    view = await alert_view(h.ctx, res.alert_id)
+    assert view["counts"]["unreached"] == len(gstates) - sum(
+        1 for x in after.values() if x.state.value == "confirmed")

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
-from warnbus.errors import IngestError
+from warnbus.errors import ConfigError, IngestError
 from warnbus.ingest import DEFAULT_MAX_BODY, parse_alert
+from warnbus.ingest.signature import (
+    SignaturePolicy,
+    parse_policy,
+    read_trust_files,
+    verify_signature,
+)
 
 
-def validate_paths(paths: list[str], out: TextIO) -> int:
-    """Print `ok FILE` or `error FILE: reason` per file; return 0 only if every file is ok."""
+def validate_paths(
+    paths: list[str], out: TextIO, *, signature: str = "ignore", trust: Sequence[str] = ()
+) -> int:
+    """Print `ok FILE` or `error FILE: reason` per file; return 0 only if every file is ok.
+
+    `signature` is the XML-DSig policy (require, verify, ignore) and `trust` the PEM files of
+    the trust store. A bad policy or trust store raises ConfigError before any file is read.
+    """
+    policy = parse_policy(signature)
+    if trust and policy is SignaturePolicy.IGNORE:
+        raise ConfigError("--trust needs --signature verify or require")
+    pems = read_trust_files(trust)
     failed = 0
     for path in paths:
-        reason = _check(path)
+        reason = _check(path, policy, pems)
         if reason is None:
             out.write(f"ok {path}\n")
         else:
@@ -23,7 +40,7 @@ def validate_paths(paths: list[str], out: TextIO) -> int:
     return 1 if failed else 0
 
 
-def _check(path: str) -> str | None:
+def _check(path: str, policy: SignaturePolicy, pems: tuple[bytes, ...]) -> str | None:
     """The reason a file is not a valid alert, or None. The form is sniffed from the content."""
     try:
         with open(path, "rb") as fh:
@@ -34,7 +51,14 @@ def _check(path: str) -> str | None:
     except OSError as exc:
         return f"cannot read file: {exc.strerror or exc}"
     try:
-        parse_alert(body)
+        alert = parse_alert(body)
+        if policy is SignaturePolicy.IGNORE:
+            return None
+        if alert.cap_version == "json":  # JSON has no XML signature to carry
+            if policy is SignaturePolicy.REQUIRE:
+                return "Signature: a JSON alert cannot carry the required XML signature"
+            return None
+        verify_signature(body, policy, pems)
     except IngestError as exc:
         return str(exc)
     return None

@@ -193,7 +193,8 @@ if held ~= '' then
     local gs = redis.call('HGET', KEYS[4], g)
     if gs then
       local p = split(gs, '|')
-      if not CLOSED[p[1]] then
+      -- a late confirmation takes a grid off the 未叫醒 list too
+      if (not CLOSED[p[1]]) or p[1] == 'unreached' then
         local new = 'taken_over'
         if mylevel <= 1 then new = 'confirmed' end
         grid_set(KEYS[1], KEYS[4], g, p[1], new, p[2], person)

@@ -8,13 +8,16 @@ from __future__ import annotations
 import hmac
 import html
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
+from warnbus import keys
 from warnbus.acks import AckResult, record_ack
 from warnbus.app import App, token_hash
 from warnbus.config import TokenSettings
@@ -22,7 +25,9 @@ from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
 from warnbus.ingest import parse_alert
 from warnbus.intake import Scope, accept
 from warnbus.models import AckVia, WebhookChannel
-from warnbus.web import views
+from warnbus.queue.scripts import TAKE_TOKENS
+from warnbus.web import capfeed, views
+from warnbus.web.console import setup_console
 
 log = structlog.get_logger("warnbus.web")
 
@@ -60,6 +65,58 @@ async def errors_mw(
     except WarnbusError as e:
         log.warning("request failed", error=e.message)
         return error(400, e.code, e.message)
+
+
+@dataclass(frozen=True)
+class PublicLimit:
+    """Token buckets (requests/s, burst) guarding one class of public, unauthenticated routes.
+
+    `per_client` is per remote address; `total` is shared by all clients, so a flood from many
+    addresses still cannot take more than that share of Redis from the engine.
+    """
+
+    prefix: str
+    per_client: tuple[float, float] | None
+    total: tuple[float, float]
+
+
+# Global buckets only by default: behind a reverse proxy every client has the proxy's address,
+# and a county's officers tapping their links at once (or the demo's, all on 127.0.0.1) must
+# not be throttled as one client. Set `per_client` where the remote address is the client's.
+PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
+    PublicLimit("/ack/", per_client=None, total=(200.0, 400.0)),
+    PublicLimit("/hooks/", per_client=None, total=(1000.0, 2000.0)),
+)
+LIMITS: web.AppKey[tuple[PublicLimit, ...]] = web.AppKey("public_limits", tuple)
+
+
+@web.middleware
+async def public_rate_limit_mw(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """429 for public routes beyond their token buckets (shared in Redis by every process)."""
+    limit = next((x for x in request.app[LIMITS] if request.path.startswith(x.prefix)), None)
+    if limit is None:
+        return await handler(request)
+    take = request.app[APP].ctx.redis.register_script(TAKE_TOKENS)
+    name = limit.prefix.strip("/")
+    buckets = [(f"http:{name}", limit.total)]
+    if limit.per_client is not None:
+        buckets.append((f"http:{name}:{request.remote or '-'}", limit.per_client))
+    for bucket, (rate, burst) in buckets:
+        try:
+            got, wait_ms = await take(keys=[keys.rate_bucket(bucket)], args=[rate, burst, 1])
+        except RedisError:
+            break  # Redis is down: the handler fails on its own; do not hide that as a 429
+        if int(got) < 1:
+            log.warning("public endpoint rate limited", path_prefix=limit.prefix,
+                        remote=request.remote, bucket_scope="total" if bucket.count(":") == 1
+                        else "client")
+            retry = max(1, -(-int(wait_ms) // 1000))
+            resp = error(429, "rate_limited", "too many requests; try again later")
+            resp.headers["Retry-After"] = str(retry)
+            return resp
+    return await handler(request)
 
 
 def authenticate(request: web.Request, role: str) -> TokenSettings:
@@ -190,9 +247,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def make_web_app(app: App) -> web.Application:
-    web_app = web.Application(middlewares=[errors_mw],
+    web_app = web.Application(middlewares=[public_rate_limit_mw, errors_mw],
                               client_max_size=app.settings.server.max_body_bytes)
     web_app[APP] = app
+    web_app[LIMITS] = PUBLIC_LIMITS  # a test or deployment may replace it before start
     web_app.router.add_post("/api/v1/alerts", post_alert)
     web_app.router.add_get("/api/v1/alerts/{alert_id}", get_alert)
     web_app.router.add_get("/api/v1/alerts/{alert_id}/record", get_record)
@@ -205,4 +263,6 @@ def make_web_app(app: App) -> web.Application:
                 web_app.router.add_route(method, f"/hooks/{name}/{path.lstrip('/')}", handler)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
+    capfeed.add_routes(web_app, app.ctx)
+    setup_console(web_app, app)  # the warning officer's console under /console/ (and / → it)
     return web_app

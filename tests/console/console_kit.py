@@ -1,0 +1,61 @@
+"""Shared by the console tests: an engine harness with the console mounted, users, sign-in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiohttp.test_utils import TestClient
+
+from tests.engine.helpers import Harness
+from warnbus.web.console.auth import Users
+
+PASSWORD = "correct-horse-battery"
+#: user name -> roles. `both` may draft and approve, but never approve their own draft.
+USERS = {
+    "dora": ("drafter",),
+    "alan": ("approver",),
+    "anna": ("approver",),
+    "both": ("drafter", "approver"),
+    "root": ("admin",),
+}
+_CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
+_META = re.compile(r'<meta name="csrf" content="([^"]*)"')
+
+
+@dataclass
+class Signed:
+    client: TestClient  # type: ignore[type-arg]
+    csrf: str
+
+
+async def add_users(h: Harness) -> None:
+    users = Users(h.ctx.redis)
+    for name, roles in USERS.items():
+        await users.create(name, name.title(), roles, PASSWORD)
+
+
+async def sign_in(client: TestClient, user: str, password: str = PASSWORD) -> Signed:  # type: ignore[type-arg]
+    """Sign in on `client` (dropping any earlier session); return the session's CSRF token."""
+    client.session.cookie_jar.clear()
+    r = await client.get("/console/login")
+    token = _CSRF.search(await r.text())
+    assert token, "the sign-in form carries a CSRF token"
+    r = await client.post("/console/login", data={
+        "_csrf": token.group(1), "username": user, "password": password, "next": "/console/"},
+        allow_redirects=False)
+    assert r.status == 303, await r.text()
+    r = await client.get("/console/", headers={"Accept": "text/html"})
+    m = _META.search(await r.text())
+    assert r.status == 200 and m and m.group(1)
+    return Signed(client, m.group(1))
+
+
+def red_form(csrf: str, level: str = "red", **extra: str) -> dict[str, str]:
+    data = {"_csrf": csrf, "kind": "alert", "hazard": "rainstorm", "level": level,
+            "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",
+            "description": "预计未来3小时降雨量将达100毫米以上。", "instruction": "危险区域人员立即转移。",
+            "effective": "2026-07-15T13:30", "expires": "2026-07-15T19:30",
+            "area": "430623101000"}
+    data.update(extra)
+    return data

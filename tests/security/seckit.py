@@ -1,0 +1,49 @@
+"""Helpers of the security and bad-input tests: the API over real HTTP with scoped tokens."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.engine.helpers import Harness, make_harness
+from warnbus.app import token_hash
+from warnbus.config import TokenSettings
+from warnbus.web.api import make_web_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
+from faultkit import cap_xml
+
+FEED = "feed-token-430623-met"  # region 430623101 (one township), category Met
+WIDE = "feed-token-county"  # the whole county, every category
+OFFICER = "officer-token"
+REVOKED = "revoked-token"
+CAP = {"Content-Type": "application/cap+xml"}
+
+__all__ = ["CAP", "FEED", "OFFICER", "REVOKED", "WIDE", "api_client", "auth", "cap_xml"]
+
+
+def auth(token: str = WIDE) -> dict[str, str]:
+    return {**CAP, "Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture
+async def api_client(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
+    """The web app on a harness (real clock time, real Redis) with four kinds of tokens."""
+    h = await make_harness(redis_url, start=time.time())
+    h.app.tokens = (
+        TokenSettings("met", token_hash(FEED), roles=("feed",), regions=("430623101",),
+                      categories=("Met",)),
+        TokenSettings("county", token_hash(WIDE), roles=("feed",)),
+        TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
+        TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
+    )
+    client = TestClient(TestServer(make_web_app(h.app)))
+    await client.start_server()
+    yield client, h
+    await client.close()
+    await h.app.close()

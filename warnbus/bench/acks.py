@@ -1,0 +1,186 @@
+"""`acks`: confirmations through the signed ack-link endpoint over real HTTP, as fast as a
+bounded load generator can send them.
+
+The engine runs as a process of its own (all roles, as `warnbus serve` deploys it by default,
+see `warnbus.bench.server`), so the load generator here does not share its event loop or
+core. The API's public rate limits are lifted (a load generator on one address would measure
+the per-address limit) but still evaluated, so their Redis calls stay in the cost. Each run issues a
+red warning over HTTP, waits for its first wave, then POSTs `/ack/{token}` once for every
+person who holds a grid, with a fixed number of connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+
+from warnbus import keys
+from warnbus.acks import AckLinks
+from warnbus.bench.alerts import geocode_area, red_alert
+from warnbus.bench.env import ACK_SECRET, NO_BROKER, BenchEnv, BenchError, wait_first_wave
+from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE
+from warnbus.bench.server import public_limits
+from warnbus.ingest.jsonform import alert_to_json
+from warnbus.queue import Lanes
+from warnbus.services import free_port
+
+CONNECTIONS = 64  # concurrent requests of the load generator
+
+
+@dataclass(frozen=True)
+class AckOptions:
+    counties: int
+    runs: int
+    timeout_s: float
+    connections: int = CONNECTIONS
+
+
+async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    reg = env.registry(opts.counties)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    token = secrets.token_urlsafe(24)
+    proc = _serve(env, reg, port, token)
+    probe = Redis.from_url(env.redis.url)
+    links = AckLinks(ACK_SECRET.encode(), base, 24 * 3600.0)
+    samples: list[dict[str, Any]] = []
+    try:
+        connector = aiohttp.TCPConnector(limit=opts.connections)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await _wait_up(http, base, proc, timeout_s=60.0)
+            for i in range(opts.runs):
+                alert = red_alert(f"bench-acks-{i}-{time.time_ns()}", geocode_area(PROVINCE_CODE))
+                cid = await _post_alert(http, base, token, alert_to_json(alert))
+                await wait_first_wave(probe, Lanes(probe, CHANNELS), opts.timeout_s)
+                held = await probe.hkeys(keys.campaign(cid).holds)
+                persons = sorted(p.decode() if isinstance(p, bytes) else p for p in held)
+                tokens = [links.token(cid, pid, time.time()) for pid in persons]
+                sample = await _measure(http, base, tokens, proc.pid, probe, opts)
+                acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
+                if acked != len(persons):
+                    raise BenchError(f"{len(persons)} acks sent but {acked} recorded")
+                samples.append(sample)
+    finally:
+        await probe.aclose()
+        _stop(proc)
+    fixed = {"title": f"signed ack links (POST /ack/{{token}}), {opts.connections} connections, "
+                      "engine in its own process, public rate limits lifted",
+             "connections": opts.connections, "shipped_public_limits": public_limits()}
+    return samples, fixed
+
+
+def _serve(env: BenchEnv, registry: Path, port: int, token: str) -> subprocess.Popen[bytes]:
+    chans = "".join(f'[channels.{n}]\ntype = "test"\n' for n in CHANNELS)
+    cfg = env.tmp / "serve.toml"
+    cfg.write_text(
+        f'data_dir = "{env.tmp / "serve-data"}"\nredis_url = "{env.redis.url}"\n'
+        f'mqtt_url = "{NO_BROKER}"\nregistry = "{registry}"\nack_secret = "{ACK_SECRET}"\n'
+        f'log_level = "{env.log_level}"\n[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'public_url = "http://127.0.0.1:{port}"\n' + chans, encoding="utf-8")
+    log = (env.tmp / "serve.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port), "--lift-limits"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "WARNBUS_API_TOKEN": token})
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def _wait_up(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes],
+                   timeout_s: float) -> None:
+    """Wait until the API answers (any status: /healthz is 503 without a broker)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"warnbus serve exited with {proc.returncode} (see serve.log)")
+        try:
+            async with http.get(f"{base}/healthz") as resp:
+                await resp.read()
+                return
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.2)
+    raise BenchError(f"warnbus serve did not answer within {timeout_s:g}s")
+
+
+async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: bytes) -> str:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with http.post(f"{base}/api/v1/alerts", data=body, headers=headers) as resp:
+        reply = await resp.json()
+        if resp.status != 202:
+            raise BenchError(f"POST /api/v1/alerts answered {resp.status}: {reply}")
+    return str(reply["campaign_id"])
+
+
+async def _measure(http: aiohttp.ClientSession, base: str, tokens: Sequence[str], pid: int,
+                   probe: Redis, opts: AckOptions) -> dict[str, Any]:
+    """POST every token once with `opts.connections` in flight; time and account for it."""
+    queue = list(reversed(tokens))
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def worker() -> None:
+        while queue:
+            tok = queue.pop()
+            t = time.perf_counter()
+            async with http.post(f"{base}/ack/{tok}", headers={"Accept": "application/json"}) as r:
+                await r.read()
+                statuses[r.status] += 1
+            latencies.append(time.perf_counter() - t)
+
+    server0, client0, redis0 = _proc_cpu(pid), _self_cpu(), await _redis_cpu(probe)
+    t0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(opts.connections))),
+                           opts.timeout_s)
+    elapsed = time.perf_counter() - t0
+    server1, client1, redis1 = _proc_cpu(pid), _self_cpu(), await _redis_cpu(probe)
+    if set(statuses) != {200}:
+        raise BenchError(f"ack replies by status: {dict(statuses)} (all should be 200)")
+    latencies.sort()
+    return {
+        "acks": len(tokens),
+        "acks_per_s": round(len(tokens) / elapsed, 1),
+        "ack_p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
+        "ack_p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "server_cpu_s": round(server1 - server0, 3),
+        "client_cpu_s": round(client1 - client0, 3),
+        "redis_cpu_s": round(redis1 - redis0, 3),
+        "elapsed_s": round(elapsed, 3),
+    }
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _redis_cpu(probe: Redis) -> float:
+    info: Any = await probe.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])

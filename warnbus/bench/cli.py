@@ -1,0 +1,137 @@
+"""`warnbus bench SCENARIO [--json] [--runs N] [--counties N] [--quick]`: run, summarise, print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warnbus.bench.env import BenchError, bench_env
+from warnbus.bench.report import machine, render_text, revision, summarize
+from warnbus.errors import WarnbusError
+
+SCENARIOS = ("county", "province", "acks", "match", "peer")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Default registry sizes (counties) of a scenario, full and `--quick`."""
+
+    full: int
+    quick: int
+
+
+SIZES = {
+    "county": Sizes(1, 1),
+    "province": Sizes(100, 2),
+    "acks": Sizes(10, 1),
+    "match": Sizes(100, 1),
+    "peer": Sizes(1, 1),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="warnbus bench",
+        description="Measure the engine against real redis-server and mosquitto on 127.0.0.1.")
+    p.add_argument("scenario", choices=(*SCENARIOS, "all"))
+    p.add_argument("--json", action="store_true", help="one JSON object per scenario")
+    p.add_argument("--runs", type=int, help="repeated runs (default 3; 1 with --quick)")
+    p.add_argument("--counties", type=int, help="registry size (default: see docs/benchmarks.md)")
+    p.add_argument("--quick", action="store_true", help="smallest sizes, one run (CI)")
+    p.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=None,
+                   help="county/province: also run end to end through the simulators "
+                        "(default: on for county, off for province)")
+    p.add_argument("--profile", type=Path, metavar="PATH",
+                   help="county/province: pyinstrument profile of the engine-only windows "
+                        "(writes PATH.html and PATH.txt)")
+    p.add_argument("--log-level", default="warning",
+                   help="engine log level; logs go to a file (default: warning)")
+    p.add_argument("--timeout", type=float, default=300.0, help="per-run limit in seconds")
+    p.add_argument("--redis-max-connections", type=int, metavar="N",
+                   help="county/province what-if: size of the engine's Redis connection pool "
+                        "(default: the engine's own, redis-py's 100)")
+    return p
+
+
+def bench_main(argv: Sequence[str]) -> int:
+    """Entry of `warnbus bench`; return the exit status."""
+    ns = build_parser().parse_args(list(argv))
+    if ns.runs is not None and not 1 <= ns.runs <= 50:
+        print("error: --runs must be between 1 and 50", file=sys.stderr)
+        return 2
+    chosen = SCENARIOS if ns.scenario == "all" else (ns.scenario,)
+    status = 0
+    for scenario in chosen:
+        try:
+            result = asyncio.run(run_scenario(scenario, ns))
+        except WarnbusError as e:
+            print(f"error: {scenario}: {e.message}", file=sys.stderr)
+            status = 1
+            continue
+        if ns.json:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            print(render_text(result), flush=True)
+    return status
+
+
+async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
+    """Run one scenario's repeated runs in its own servers; return its summary object."""
+    runs = ns.runs or (1 if ns.quick else 3)
+    sizes = SIZES[scenario]
+    counties = ns.counties or (sizes.quick if ns.quick else sizes.full)
+    common = {"counties": counties, "machine": machine(), "log_level": ns.log_level,
+              "quick": bool(ns.quick), "revision": revision()}
+    if scenario in ("county", "province"):
+        return await _fanout(scenario, ns, runs, counties, common)
+    if scenario == "acks":
+        from warnbus.bench.acks import AckOptions, run_acks
+
+        with bench_env(log_level=ns.log_level) as env:
+            samples, fixed = await run_acks(AckOptions(counties, runs, ns.timeout), env)
+        return summarize("acks", samples, **fixed, **common)
+    if scenario == "match":
+        from warnbus.bench.match import run_match
+
+        with bench_env(log_level=ns.log_level) as env:
+            samples, fixed = await run_match(counties, runs, reps=5 if ns.quick else 25, env=env)
+        return summarize("match", samples, **fixed, **common)
+    if scenario == "peer":
+        from warnbus.bench.peer import PeerOptions, run_peer
+
+        with bench_env(mqtt=True, log_level=ns.log_level) as env:
+            samples, fixed = await run_peer(PeerOptions(counties, runs, ns.quick, ns.timeout), env)
+        return summarize("peer", samples, **fixed, **common)
+    raise BenchError(f"unknown scenario {scenario}")
+
+
+async def _fanout(scenario: str, ns: argparse.Namespace, runs: int, counties: int,
+                  common: dict[str, Any]) -> dict[str, Any]:
+    from warnbus.bench.fanout import (
+        PROVINCE_CODE,
+        SAMPLE_COUNTY_CODE,
+        FanoutOptions,
+        run_fanout,
+    )
+    from warnbus.bench.profiling import NoProfiler, WindowProfiler
+
+    e2e = ns.e2e if ns.e2e is not None else scenario == "county"
+    area = SAMPLE_COUNTY_CODE if scenario == "county" else PROVINCE_CODE
+    opts = FanoutOptions(scenario, counties, runs, e2e, ns.timeout, area,
+                         ns.redis_max_connections)
+    window = WindowProfiler(ns.profile) if ns.profile else None
+    with bench_env(mqtt=e2e, log_level=ns.log_level) as env:
+        samples = await run_fanout(opts, env, window or NoProfiler())
+    title = (f"red warning for {'the sample county' if scenario == 'county' else 'the province'}"
+             f" ({counties} county(ies)), first wave voice+SMS+WeCom+loudspeakers")
+    fixed: dict[str, Any] = {"title": title, "area": area, "e2e": e2e,
+                             "redis_max_connections": ns.redis_max_connections}
+    if window is not None:
+        fixed["profile"] = [str(p) for p in window.write()]
+    return summarize(scenario, samples, **fixed, **common)

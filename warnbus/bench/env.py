@@ -1,0 +1,201 @@
+"""What a scenario runs in: a temp dir, real Redis (AOF everysec) and mosquitto, a registry.
+
+Everything is started on 127.0.0.1 and stopped (and the temp dir removed) on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from redis.asyncio import Redis
+
+from warnbus import keys
+from warnbus.config import EngineSettings, Secret, Settings
+from warnbus.errors import WarnbusError
+from warnbus.logs import configure_logging
+from warnbus.queue import Lanes
+from warnbus.services import ManagedService, start_mosquitto, start_redis
+
+#: Where no broker is needed (engine-only runs): nothing listens there, nothing connects.
+NO_BROKER = "mqtt://127.0.0.1:9"
+ACK_SECRET = "bench-ack-secret-0123456789abcdef"
+
+
+class BenchError(WarnbusError):
+    """A benchmark could not produce a figure (timeout, wrong count, server failure)."""
+
+    code = "bench"
+
+
+@dataclass
+class BenchEnv:
+    """A scenario's servers and files; use `bench_env()` to get one."""
+
+    tmp: Path
+    redis: ManagedService
+    mqtt: ManagedService | None = None
+    log_level: str = "warning"
+    _log: TextIO | None = field(default=None, repr=False)
+
+    @property
+    def mqtt_url(self) -> str:
+        return self.mqtt.url if self.mqtt is not None else NO_BROKER
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmp / "engine.log"
+
+    def settings(self, registry: Path, **engine: Any) -> Settings:
+        """Engine settings on our Redis; defaults everywhere else (what production gets)."""
+        return Settings(
+            data_dir=str(self.tmp / "data"), redis_url=self.redis.url, mqtt_url=self.mqtt_url,
+            registry=str(registry), ack_secret=Secret(ACK_SECRET), log_level=self.log_level,
+            engine=EngineSettings(**engine),
+        )
+
+    def registry(self, counties: int, seed: int = 0) -> Path:
+        """Generate a registry of `counties` counties with `warnbus registry generate`.
+
+        In a child process, so the generator's memory never counts in the engine's peak RSS.
+        """
+        out = self.tmp / f"registry-{counties}-{seed}"
+        if not (out / "grids.json").exists():
+            cmd = [sys.executable, "-m", "warnbus.cli", "registry", "generate",
+                   "--counties", str(counties), "--seed", str(seed), "--out", str(out)]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+            if done.returncode != 0:
+                raise BenchError(f"registry generation failed: {done.stderr.strip()[-500:]}")
+        return out
+
+    async def flush(self) -> None:
+        """Empty Redis between runs, so each run starts from the same state."""
+        client = Redis.from_url(self.redis.url)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+
+
+@contextlib.contextmanager
+def bench_env(*, mqtt: bool = False, log_level: str = "warning") -> Iterator[BenchEnv]:
+    """Start Redis (AOF everysec) and optionally mosquitto in a temp dir; stop both after."""
+    with tempfile.TemporaryDirectory(prefix="warnbus-bench-") as raw:
+        tmp = Path(raw)
+        redis = start_redis(tmp / "redis", appendonly=True, appendfsync="everysec")
+        broker: ManagedService | None = None
+        env = BenchEnv(tmp, redis, log_level=log_level)
+        try:
+            if mqtt:
+                broker = start_mosquitto(tmp / "mqtt")
+                env.mqtt = broker
+            env._log = env.log_path.open("a", encoding="utf-8")
+            # Engine logs go to a file: the figures are the output, and at `info` level one
+            # JSON line per attempt is part of the cost being measured, not screen noise.
+            configure_logging(level=log_level, stream=env._log, json=True)
+            yield env
+        finally:
+            if env._log is not None:
+                env._log.close()
+            if broker is not None:
+                broker.stop()
+            redis.stop()
+
+
+# --------------------------------------------------------------------------- Redis probes
+
+
+async def key_bytes(redis: Any) -> dict[str, int]:
+    """Bytes each kind of key holds (`MEMORY USAGE key SAMPLES 0`), summed over the database.
+
+    Per key rather than an `INFO memory` delta: the allocator keeps freed pages and FLUSHALL
+    leaves a few hundred KB behind, which made deltas drift by 20 % between runs. Run on a
+    database that holds one campaign only, this is what the campaign costs.
+    """
+    names: list[bytes] = [k async for k in redis.scan_iter(count=2000)]
+    sizes: dict[str, int] = {}
+    for i in range(0, len(names), 5000):
+        chunk = names[i : i + 5000]
+        pipe = redis.pipeline(transaction=False)
+        for name in chunk:
+            pipe.memory_usage(name, samples=0)
+        for name, used in zip(chunk, await pipe.execute(), strict=True):
+            kind = key_kind(name.decode())
+            sizes[kind] = sizes.get(kind, 0) + int(used or 0)
+    return sizes
+
+
+def key_kind(name: str) -> str:
+    """Group a key name by its role: `campaign:audit`, `person_open`, `lanes`, `timers`..."""
+    if name.startswith(f"{keys.PREFIX}:{{c:"):
+        return "campaign:" + name.rsplit(":", 1)[1]
+    for prefix, kind in _KINDS:
+        if name.startswith(prefix):
+            return kind
+    return "other"
+
+
+_KINDS = (
+    (f"{keys.PREFIX}:person:", "person_open"),
+    (f"{keys.PREFIX}:q:", "lanes"),
+    (keys.TIMERS, "timers"),
+    (keys.TIMERS_DUE, "timers_due"),
+    (keys.INBOX, "inbox"),
+    (f"{keys.PREFIX}:alert:", "alert_index"),
+)
+
+
+async def lane_entries_added(redis: Any, lanes: Lanes) -> int:
+    """How many entries were ever added to the lanes (XINFO STREAM entries-added, Redis 7)."""
+    total = 0
+    for channel in lanes.channels:
+        for lane in lanes.lanes_of(channel):
+            info = await redis.xinfo_stream(lane)
+            value = info.get("entries-added", info.get(b"entries-added"))
+            if value is None:
+                raise BenchError("Redis has no XINFO entries-added: Redis 7 or later is needed")
+            total += int(value)
+    return total
+
+
+@dataclass(frozen=True)
+class WaveTimes:
+    """perf_counter times at which the inbox was planned and every lane entry was recorded."""
+
+    planned: float
+    recorded: float
+
+
+async def wait_first_wave(redis: Any, lanes: Lanes, timeout_s: float,
+                          poll_s: float = 0.005) -> WaveTimes:
+    """Wait until the inbox is empty (planned) and every lane is empty (all recorded).
+
+    The inbox item of an alert is deleted only after its planning finished, and a lane entry
+    only after its attempt is stored; so both empty means the first wave is done.
+    """
+    names = [lane for c in lanes.channels for lane in lanes.lanes_of(c)]
+    deadline = time.perf_counter() + timeout_s
+    planned = 0.0
+    while True:
+        pipe = redis.pipeline(transaction=False)
+        pipe.xlen(keys.INBOX)
+        for lane in names:
+            pipe.xlen(lane)
+        inbox, *depths = await pipe.execute()
+        now = time.perf_counter()
+        if inbox == 0:
+            planned = planned or now
+            if sum(depths) == 0:
+                return WaveTimes(planned, now)
+        if now > deadline:
+            raise BenchError(f"first wave not done after {timeout_s:g}s: inbox {inbox}, "
+                             f"lanes {dict(zip(names, depths, strict=True))}")
+        await asyncio.sleep(poll_s)

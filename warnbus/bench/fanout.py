@@ -1,0 +1,222 @@
+"""`county` and `province`: a red warning for the whole area, accepted -> first wave handed over.
+
+Engine-only: a `NullChannel` on every channel name (voice, sms, wecom, loudspeaker), so what
+is measured is the engine's own path (accept, match, plan, enqueue on Redis streams, claim
+Lua, send, record Lua, XACK) on a real Redis with AOF everysec. End to end (county): the
+real Twilio, WeCom and MQTT loudspeaker channels against the shipped simulators and a real
+mosquitto, with the HTTP API up for the simulators' status callbacks and confirmations.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from channels.sim.officers import OfficerModel
+from warnbus.app import App, build_app
+from warnbus.bench.alerts import geocode_area, red_alert
+from warnbus.bench.channels import NullChannel, SendMeter
+from warnbus.bench.env import (
+    BenchEnv,
+    BenchError,
+    WaveTimes,
+    key_bytes,
+    lane_entries_added,
+    wait_first_wave,
+)
+from warnbus.clock import SystemClock
+from warnbus.intake import accept
+from warnbus.models import Alert, Channel
+from warnbus.registry import Registry, load_registry
+from warnbus.services import free_port
+from warnbus.simulation import start_world
+from warnbus.web.api import make_web_app
+
+CHANNELS = ("voice", "sms", "wecom", "loudspeaker")
+SAMPLE_COUNTY_CODE = "430623"  # 华容县, the bundled sample county
+PROVINCE_CODE = "430000"  # every generated county is under 43 (湖南省)
+QUOTA_LIFT = 1000.0  # provider rates x1000: no simulated quota is reached
+
+
+class Window(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FanoutOptions:
+    scenario: str  # county | province
+    counties: int
+    runs: int
+    e2e: bool
+    timeout_s: float
+    area_code: str  # the warning's area: a region code covering what is measured
+    redis_max_connections: int | None = None  # what-if: the engine's Redis pool size
+
+
+def rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+async def run_fanout(opts: FanoutOptions, env: BenchEnv, window: Window) -> list[dict[str, Any]]:
+    """All runs of the scenario: engine-only first (their peak RSS is the engine's), then e2e."""
+    reg_dir = env.registry(opts.counties)
+    registry = load_registry(reg_dir)
+    samples: list[dict[str, Any]] = []
+    for i in range(opts.runs):
+        alert = red_alert(f"bench-{opts.scenario}-engine-{i}-{time.time_ns()}",
+                          geocode_area(opts.area_code))
+        sample = await engine_run(env, registry, reg_dir, alert, opts, window)
+        sample["grids"] = len(registry.data.grids)
+        samples.append(sample)
+    peak = rss_mb()
+    for sample in samples:
+        sample["rss_mb"] = peak
+    if opts.e2e:
+        for i, sample in enumerate(samples):
+            alert = red_alert(f"bench-{opts.scenario}-e2e-{i}-{time.time_ns()}",
+                              geocode_area(opts.area_code))
+            sample.update(await e2e_run(env, registry, reg_dir, alert, opts))
+    for sample in samples:
+        mode = "e2e" if "e2e_first_wave_s" in sample else "engine"
+        sample["first_wave_s"] = sample[f"{mode}_first_wave_s"]
+        sample["first_wave_mode"] = mode
+    return samples
+
+
+def _pool(app: App, opts: FanoutOptions) -> None:
+    """Apply the `--redis-max-connections` what-if to the engine's connection pool."""
+    if opts.redis_max_connections:
+        app.ctx.redis.connection_pool.max_connections = opts.redis_max_connections
+
+
+async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert,
+                     opts: FanoutOptions, window: Window) -> dict[str, Any]:
+    """One engine-only first wave on a freshly emptied Redis."""
+    await env.flush()
+    channels: dict[str, Channel] = {name: NullChannel(name) for name in CHANNELS}
+    meter = SendMeter()
+    for ch in channels.values():
+        meter.wrap(ch)
+    app = await build_app(env.settings(reg_dir), clock=SystemClock(), channels=channels,
+                          registry=registry, base_url="http://127.0.0.1:9")
+    _pool(app, opts)
+    try:
+        await app.engine.start()
+        wave = await first_wave(app, alert, meter, opts.timeout_s, window)
+    finally:
+        await app.close()
+    if meter.failed:
+        raise BenchError(f"{meter.failed} null-channel sends failed: the engine misbehaved")
+    if wave["planned"] != wave["handed"]:
+        raise BenchError(f"planned {wave['planned']} deliveries but {wave['handed']} were sent")
+    return {
+        "deliveries": wave["handed"],
+        "engine_first_wave_s": wave["first_wave_s"],
+        "accept_s": wave["accept_s"],
+        "planned_s": wave["planned_s"],
+        "recorded_s": wave["recorded_s"],
+        "engine_deliveries_per_s": round(wave["handed"] / wave["first_wave_s"], 1),
+        "redis_bytes_per_delivery": round(wave["redis_bytes"] / wave["handed"], 1),
+        "redis_bytes_by_key": {k: round(v / wave["handed"], 1)
+                               for k, v in sorted(wave["redis_bytes_by_key"].items(),
+                                                  key=lambda kv: -kv[1])},
+        "by_channel": dict(meter.by_channel),
+    }
+
+
+async def e2e_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert,
+                  opts: FanoutOptions) -> dict[str, Any]:
+    """One first wave through the real channels, the simulators and mosquitto."""
+    await env.flush()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # The demo's officers: most answer, some late, a few unreachable (failure callbacks).
+    officers = OfficerModel(seed=7, responsive=0.85, per_message=0.55, unreachable=0.02,
+                            delay_s=(0.3, 3.0))
+    # time_factor lifts the simulated providers' quotas (Twilio 100/s, WeCom 40/s) out of
+    # the way: with them the wave takes deliveries/quota seconds whatever the engine does
+    # (reported as `quota_bound_s`); without them it shows what engine + channels can do.
+    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
+                              officers=officers, time_factor=QUOTA_LIFT)
+    meter = SendMeter()
+    for ch in world.channels.values():
+        meter.wrap(ch)
+    runner: web.AppRunner | None = None
+    try:
+        app = await build_app(env.settings(reg_dir), clock=SystemClock(), channels=world.channels,
+                              registry=registry, base_url=base)
+        _pool(app, opts)
+        try:
+            runner = web.AppRunner(make_web_app(app), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await app.engine.start()
+            wave = await first_wave(app, alert, meter, opts.timeout_s, None)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            await app.close()
+    finally:
+        await world.stop()
+    return {
+        "e2e_first_wave_s": wave["first_wave_s"],
+        "e2e_deliveries": wave["handed"],
+        "e2e_failed_sends": wave["failed"],
+        "e2e_by_channel": dict(meter.by_channel),
+        "e2e_last_send_s": {name: round(at - wave["accepted_at"], 3)
+                            for name, at in sorted(meter.last_by_channel.items())},
+    }
+
+
+async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
+                     window: Window | None) -> Mapping[str, Any]:
+    """Accept `alert`, wait for its first wave, and time it (perf_counter seconds).
+
+    The probes use a client of their own: the engine's connection pool is what is being
+    measured, and a probe taking one of its connections could change the outcome.
+    """
+    probe = Redis.from_url(app.ctx.settings.redis_url)
+    try:
+        if window is not None:
+            window.start()
+        t0 = time.perf_counter()
+        try:
+            await accept(app.ctx, alert)
+            accepted = time.perf_counter()
+            times = await wait_first_wave(probe, app.ctx.lanes, timeout_s)
+            # Snapshot now: fallbacks and callbacks after the wave must not move its end.
+            last, handed, failed = meter.last, meter.handed, meter.failed
+        finally:
+            if window is not None:
+                window.stop()
+        if handed == 0:
+            raise BenchError("the warning matched nothing: no delivery was sent")
+        return await _wave_figures(probe, app, t0, accepted, times, last, handed, failed)
+    finally:
+        await probe.aclose()
+
+
+async def _wave_figures(probe: Redis, app: App, t0: float, accepted: float, times: WaveTimes,
+                        last: float, handed: int, failed: int) -> dict[str, Any]:
+    stored = await key_bytes(probe)
+    return {
+        "accepted_at": accepted,
+        "accept_s": round(accepted - t0, 6),
+        "planned_s": round(times.planned - accepted, 6),
+        "first_wave_s": round(last - accepted, 6),
+        "recorded_s": round(times.recorded - accepted, 6),
+        "planned": await lane_entries_added(probe, app.ctx.lanes),
+        "redis_bytes": sum(stored.values()),
+        "redis_bytes_by_key": stored,
+        "handed": handed,
+        "failed": failed,
+    }

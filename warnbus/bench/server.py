@@ -1,0 +1,78 @@
+"""The engine as a process of its own for the `acks` scenario: `warnbus serve`, plus one knob.
+
+`python -m warnbus.bench.server CONFIG PORT [--lift-limits]` runs every role and the HTTP API
+exactly as `warnbus serve --config CONFIG --port PORT` does. With `--lift-limits` the public
+rate limits of the API (per client address and in total, see `warnbus.web.api.PUBLIC_LIMITS`)
+are raised out of reach but still evaluated, so their Redis cost stays in the figure: a load
+generator on one address would otherwise measure the per-address limit, not the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from warnbus.app import build_app
+from warnbus.config import load_settings
+from warnbus.logs import configure_logging
+from warnbus.web import api
+
+LIFTED = (1e9, 1e9)  # requests/s, burst
+
+
+def public_limits() -> dict[str, Any]:
+    """The shipped public limits by route prefix: {prefix: {"total": rate, "per_client": rate}}."""
+    out: dict[str, Any] = {}
+    for lim in getattr(api, "PUBLIC_LIMITS", ()):
+        out[lim.prefix] = {"total_per_s": lim.total[0],
+                           "per_client_per_s": lim.per_client[0] if lim.per_client else None}
+    return out
+
+
+def lift(web_app: web.Application) -> None:
+    key = getattr(api, "LIMITS", None)
+    if key is None:
+        return  # an engine without public limits: nothing to lift
+    web_app[key] = tuple(
+        dataclasses.replace(lim, per_client=LIFTED if lim.per_client else None, total=LIFTED)
+        for lim in web_app[key])
+
+
+async def serve(config: str, port: int, lift_limits: bool) -> None:
+    settings = load_settings(config)
+    configure_logging(level=settings.log_level)
+    app = await build_app(settings, base_url=f"http://127.0.0.1:{port}")
+    await app.engine.start()
+    web_app = api.make_web_app(app)
+    if lift_limits:
+        lift(web_app)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await app.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m warnbus.bench.server")
+    p.add_argument("config")
+    p.add_argument("port", type=int)
+    p.add_argument("--lift-limits", action="store_true")
+    ns = p.parse_args()
+    asyncio.run(serve(ns.config, ns.port, ns.lift_limits))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""A circuit breaker per provider: stop calling a provider that is down, probe it, resume.
+
+The dispatcher asks `Breakers.check(key)` before each send and reports each outcome with
+`Breakers.record(key, ok)`. The key is the channel's `breaker_key` attribute when it has one
+(so channels sharing one provider account can share a breaker), else the channel name.
+
+States (classic closed / open / half-open):
+
+- closed: every send goes out. Outcomes within the last `window_s` are counted; when there
+  are at least `min_calls` of them and `failure_ratio` or more failed, the breaker opens.
+  A minimum volume matters: one person's phone failing five times in a row is that address,
+  not the provider, and must not cut everyone else off.
+- open: no send goes out until `open_s` has passed; `check` says how long to wait. The
+  dispatcher turns that into a transient failure with that `retry_after` (plus jitter), so
+  the delivery waits on the durable timers, not in memory.
+- half-open: up to `probes` sends go out at once. A success closes the breaker; a failure
+  opens it again for twice as long (up to `max_open_s`).
+
+State lives in process memory on purpose: it is an optimisation (fewer calls to a provider
+that is down), not a record. A restarted process starts closed and finds out again within
+`min_calls` sends; with N processes a provider sees at most N probes per open period.
+Time comes from the engine's injected clock, so tests drive it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import structlog
+
+log = structlog.get_logger("warnbus.breaker")
+
+__all__ = ["Breaker", "BreakerPolicy", "Breakers", "State"]
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When a breaker opens and for how long (seconds of the engine's clock)."""
+
+    window_s: float = 30.0
+    min_calls: int = 10
+    failure_ratio: float = 0.5
+    open_s: float = 5.0
+    max_open_s: float = 60.0
+    probes: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.failure_ratio <= 1 or self.min_calls < 1 or self.probes < 1:
+            raise ValueError("breaker: failure_ratio in (0, 1], min_calls and probes >= 1")
+        if not 0 < self.open_s <= self.max_open_s or self.window_s <= 0:
+            raise ValueError("breaker: need 0 < open_s <= max_open_s and window_s > 0")
+
+
+@dataclass
+class Breaker:
+    """The breaker of one provider."""
+
+    key: str
+    policy: BreakerPolicy
+    state: State = State.CLOSED
+    opened_until: float = 0.0
+    open_for: float = 0.0  # the length of the current (or last) open period
+    in_probe: int = 0  # half-open sends not yet reported
+    opened: int = 0  # how many times it opened (for tests and metrics)
+    rejected: int = 0  # sends it refused
+    _calls: deque[tuple[float, bool]] = field(default_factory=deque)
+
+    def check(self, now: float) -> float | None:
+        """None: go ahead (and report the outcome). Else: seconds until the next probe."""
+        if self.state is State.OPEN:
+            if now < self.opened_until:
+                self.rejected += 1
+                return self.opened_until - now
+            self.state = State.HALF_OPEN
+            self.in_probe = 0
+        if self.state is State.HALF_OPEN:
+            if self.in_probe >= self.policy.probes:
+                self.rejected += 1
+                # A probe is out: ask again shortly after it must have come back.
+                return min(self.policy.open_s, 1.0)
+            self.in_probe += 1
+        return None
+
+    def record(self, now: float, *, ok: bool) -> None:
+        """Report the outcome of a send that `check` let through."""
+        if self.state is State.HALF_OPEN:
+            self.in_probe = max(0, self.in_probe - 1)
+            if ok:
+                self._close()
+            else:
+                self._open(now, min(self.policy.max_open_s, 2 * self.open_for))
+            return
+        if self.state is State.OPEN:
+            return  # a send that started before the breaker opened: already counted
+        self._calls.append((now, ok))
+        horizon = now - self.policy.window_s
+        while self._calls and self._calls[0][0] < horizon:
+            self._calls.popleft()
+        failures = sum(1 for _t, good in self._calls if not good)
+        n = len(self._calls)
+        if n >= self.policy.min_calls and failures >= self.policy.failure_ratio * n:
+            self._open(now, self.policy.open_s)
+
+    def _open(self, now: float, length: float) -> None:
+        self.state = State.OPEN
+        self.open_for = length
+        self.opened_until = now + length
+        self.opened += 1
+        self._calls.clear()
+        log.warning("circuit opened", provider=self.key, open_s=round(length, 3))
+
+    def _close(self) -> None:
+        self.state = State.CLOSED
+        self.open_for = 0.0
+        self._calls.clear()
+        log.info("circuit closed", provider=self.key, rejected=self.rejected)
+
+
+class Breakers:
+    """The breakers of a process, one per provider key, created on first use."""
+
+    def __init__(self, now: Callable[[], float], policy: BreakerPolicy | None = None) -> None:
+        self._now = now
+        self.policy = policy or BreakerPolicy()
+        self._by_key: dict[str, Breaker] = {}
+
+    def get(self, key: str) -> Breaker:
+        b = self._by_key.get(key)
+        if b is None:
+            b = self._by_key[key] = Breaker(key, self.policy)
+        return b
+
+    def check(self, key: str) -> float | None:
+        return self.get(key).check(self._now())
+
+    def record(self, key: str, *, ok: bool) -> None:
+        self.get(key).record(self._now(), ok=ok)
+
+    def states(self) -> dict[str, State]:
+        return {k: b.state for k, b in self._by_key.items()}

@@ -1,0 +1,76 @@
+"""The warning officer's console: sign in, compose and approve alerts, watch the 叫应 live.
+
+Mounted by `setup_console(web_app, app)` under `/console/` (the root `/` redirects there).
+Every route is in `ROUTES` with the roles it needs (empty: any signed-in user); the tests
+walk this table to check that each route refuses the wrong role.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from warnbus.app import App
+from warnbus.web.console import pages_auth, pages_board, pages_compose, pages_registry, records
+from warnbus.web.console.auth import Sessions, Users, ensure_admin
+from warnbus.web.console.base import CONSOLE, PREFIX, Console, Handler
+
+STATIC = Path(__file__).with_name("static")
+
+#: (method, path under /console, handler). Roles are on the handler (`handler.roles`).
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/logout", pages_auth.logout),
+    ("GET", "/admin", pages_auth.admin_page),
+    ("POST", "/admin/users", pages_auth.admin_create_user),
+    ("POST", "/admin/users/{name}", pages_auth.admin_update_user),
+    ("POST", "/admin/settings", pages_auth.admin_settings),
+    ("GET", "/", pages_board.index),
+    ("GET", "/campaigns/{cid}", pages_board.board_page),
+    ("GET", "/campaigns/{cid}/events", pages_board.events),
+    ("GET", "/campaigns/{cid}/chase", pages_board.chase_fragment),
+    ("POST", "/campaigns/{cid}/ack", pages_board.manual_ack),
+    ("POST", "/campaigns/{cid}/door", pages_board.door),
+    ("POST", "/campaigns/{cid}/cancel", pages_compose.cancel_submit),
+    ("GET", "/campaigns/{cid}/record.csv", records.record_csv),
+    ("GET", "/campaigns/{cid}/print", records.print_page),
+    ("GET", "/compose", pages_compose.compose_page),
+    ("GET", "/compose/defaults", pages_compose.compose_defaults),
+    ("POST", "/compose/preview", pages_compose.compose_preview),
+    ("POST", "/compose", pages_compose.compose_submit),
+    ("GET", "/drafts", pages_compose.drafts_page),
+    ("GET", "/drafts/{id}", pages_compose.draft_page),
+    ("POST", "/drafts/{id}/approve", pages_compose.draft_approve),
+    ("POST", "/drafts/{id}/reject", pages_compose.draft_reject),
+    ("GET", "/records", records.records_page),
+    ("GET", "/registry", pages_registry.registry_page),
+    ("GET", "/registry/grids", pages_registry.grids_page),
+    ("GET", "/registry/people", pages_registry.people_page),
+    ("GET", "/registry/devices", pages_registry.devices_page),
+    ("GET", "/registry/export.zip", pages_registry.export_zip),
+    ("POST", "/registry/import", pages_registry.import_zip),
+)
+
+
+async def _root(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"{PREFIX}/")
+
+
+async def _bare(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"{PREFIX}/")
+
+
+def setup_console(web_app: web.Application, app: App) -> None:
+    """Mount the console on the engine's aiohttp application."""
+    web_app[CONSOLE] = Console(app, Users(app.ctx.redis), Sessions(app.ctx.redis))
+    r = web_app.router
+    r.add_get("/", _root)
+    r.add_get(PREFIX, _bare)
+    r.add_get(f"{PREFIX}/login", pages_auth.login_page)
+    r.add_post(f"{PREFIX}/login", pages_auth.login)
+    r.add_static(f"{PREFIX}/static", STATIC, append_version=False)
+    for method, path, handler in ROUTES:
+        r.add_route(method, PREFIX + path, handler)
+
+
+__all__ = ["ROUTES", "ensure_admin", "setup_console"]

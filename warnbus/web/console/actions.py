@@ -1,0 +1,135 @@
+"""What console buttons do to the engine: publish a draft, order door-to-door visits.
+
+Both go the engine's one way: a draft becomes a `models.Alert` and enters through
+`intake.accept`; a door-to-door order is planned by the planner and queued like any message.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from warnbus import keys
+from warnbus.context import Context
+from warnbus.errors import NotFoundError, WarnbusError
+from warnbus.intake import Accepted, Scope, accept
+from warnbus.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
+from warnbus.planner import PlanContext, area_text, plan_persons
+from warnbus.web.console.base import ConsoleSettings
+from warnbus.web.console.board import DoorOrder
+from warnbus.web.console.compose import (
+    DraftForm,
+    build_alert,
+    form_times,
+    hazards_of,
+    local_time,
+    new_identifier,
+)
+from warnbus.web.console.drafts import Draft, Drafts, Provenance
+from warnbus.web.console.html import BEIJING
+
+DOOR_STEP = 95  # planner step of console door-to-door orders (chain steps are 0..49, 90 notices)
+KIND_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
+
+
+class PublishError(WarnbusError):
+    """Publishing a draft failed; the message says why, for the officer."""
+
+
+async def latest_alert(ctx: Context, cid: str) -> Alert:
+    meta = await ctx.store.meta(cid)
+    alert = await ctx.alert(cid, meta.get("latest") or meta.get("root", ""))
+    if alert is None:
+        raise NotFoundError(f"no campaign {cid}")
+    return alert
+
+
+async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleSettings,
+                  approved_by: str = "") -> Accepted:
+    """Build the draft's alert now (identifier, sent time) and hand it to the intake.
+
+    The draft must have been moved to `publishing` by the caller (one CAS: published once).
+    """
+    try:
+        references: tuple[Reference, ...] = ()
+        if draft.kind != "alert":
+            prev = await latest_alert(ctx, draft.campaign_id)
+            references = (Reference(prev.sender, prev.identifier, prev.sent.isoformat()),)
+        ident = await new_identifier(ctx, settings)
+        alert = build_alert(ctx, draft.form, settings, ident, msg_type=KIND_TYPE[draft.kind],
+                            references=references)
+        res = await accept(ctx, alert, Scope())
+    except WarnbusError as e:
+        await drafts.move(draft.id, "publishing", "failed", reason=e.message)
+        raise PublishError(e.message) from e
+    now = ctx.clock.now()
+    await drafts.move(draft.id, "publishing", "published", alert_id=res.alert_id,
+                      campaign_id=res.campaign_id, approved_by=approved_by,
+                      approved_at=now if approved_by else 0)
+    await drafts.record(res.campaign_id, res.alert_id, Provenance(
+        draft.id, draft.kind, draft.drafted_by, approved_by, now))
+    return res
+
+
+def cancel_form(ctx: Context, alert: Alert, reason: str) -> DraftForm:
+    """The 解除 of a campaign: the same hazard, level and areas, effective now."""
+    info = alert.primary_info()
+    form = update_form(ctx, alert)
+    headline = f"解除{info.event if info else ''}预警"
+    now_f = ctx.clock.now()
+    eff, _ = form_times(ctx)
+    exp = form.expires if form.expires and _later(form.expires, now_f) else form_times(ctx, 1)[1]
+    return msgspec.structs.replace(form, headline=headline, description=reason,
+                                   instruction="", effective=eff, expires=exp)
+
+
+def _later(local: str, now: float) -> bool:
+    t = local_time(local)
+    return t is not None and t.timestamp() > now
+
+
+def update_form(ctx: Context, alert: Alert) -> DraftForm:
+    """A form holding what a console alert said, to start an Update from."""
+    info = alert.primary_info()
+    level = ctx.rules.level_of(alert).value
+    hazard = next((h.key for h in hazards_of(ctx) if info and h.name == info.event), "")
+    areas = tuple(code for a in (info.areas if info else ()) for _n, code in a.geocodes
+                  if code in ctx.registry.data.regions)
+    fmt = "%Y-%m-%dT%H:%M"
+    eff = info.effective.astimezone(BEIJING).strftime(fmt) if info and info.effective else ""
+    exp = info.expires.astimezone(BEIJING).strftime(fmt) if info and info.expires else ""
+    return DraftForm(hazard=hazard, level=level, status=alert.status.value, areas=areas,
+                     headline=(info.headline or "") if info else "",
+                     description=(info.description or "") if info else "",
+                     instruction=(info.instruction or "") if info else "",
+                     effective=eff, expires=exp)
+
+
+async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> str:
+    """Tell the grid's village head (else township duty officer) to go door to door.
+
+    Returns the name of who was told. Idempotent: the delivery ids are deterministic.
+    """
+    reg = ctx.registry
+    grid = reg.data.grids.get(grid_id)
+    if grid is None:
+        raise NotFoundError(f"no grid {grid_id}")
+    chain = reg.chain(grid_id)
+    pid = chain[CHAIN_ORDER.index(Role.VILLAGE_HEAD)] or chain[CHAIN_ORDER.index(
+        Role.TOWNSHIP_DUTY)]
+    person = ctx.person(pid) if pid else None
+    if person is None:
+        raise NotFoundError(f"grid {grid_id} has no village head or township duty officer")
+    meta = await ctx.store.meta(cid)
+    alert = await latest_alert(ctx, cid)
+    level = Level(meta.get("level") or "blue")
+    policy = ctx.rules.policy_for(level)
+    pctx = PlanContext(campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
+                       area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+                       renderer=ctx.rules.renderer)
+    channels = policy.escalation_channels or policy.channels
+    deliveries = plan_persons(pctx, [person], channels, DOOR_STEP, DeliveryKind.ESCALATION,
+                              extra={person.id: {"grids": grid.name}})
+    await ctx.lanes.enqueue(deliveries)
+    order = DoorOrder(by, ctx.clock.now(), person.name)
+    await ctx.redis.hset(keys.console_campaign(cid), f"d2d:{grid_id}", msgspec.json.encode(order))
+    return person.name

@@ -1,0 +1,145 @@
+"""What every console route shares: its state, the role check, CSRF, and the reply helpers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from aiohttp import web
+
+from warnbus import keys
+from warnbus.app import App
+from warnbus.web.console import html
+from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+COOKIE = "wb_console"
+PREFIX = "/console"
+
+
+class ConsoleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What an admin may change at run time (kept in Redis, shared by every process)."""
+
+    approval_levels: tuple[str, ...] = ("red", "orange")  # need a second person (approver)
+    sms_price: float = 0.05  # 元 per SMS segment (70 characters, 67 when split)
+    voice_price: float = 0.12  # 元 per started minute of a call
+    sender_name: str = ""  # default: <county name>应急管理局
+    org_code: str = ""  # 14 digits ZZZZZZDDDUUUXX; default: county code + 00000000
+    sse_interval_s: float = 1.0  # how often the live board looks for changes
+
+
+@dataclass
+class Console:
+    app: App
+    users: Users
+    sessions: Sessions
+
+    async def settings(self) -> ConsoleSettings:
+        raw = await self.app.ctx.redis.hget(keys.CONSOLE_SETTINGS, "json")
+        return msgspec.json.decode(raw, type=ConsoleSettings) if raw else ConsoleSettings()
+
+    async def save_settings(self, value: ConsoleSettings) -> None:
+        await self.app.ctx.redis.hset(keys.CONSOLE_SETTINGS, "json", msgspec.json.encode(value))
+
+
+CONSOLE: web.AppKey[Console] = web.AppKey("warnbus_console", Console)
+
+
+def console(request: web.Request) -> Console:
+    return request.config_dict[CONSOLE]
+
+
+USER: web.RequestKey[User] = web.RequestKey("console_user", User)
+SESSION: web.RequestKey[Session] = web.RequestKey("console_session", Session)
+
+
+def user_of(request: web.Request) -> User:
+    return request[USER]
+
+
+def session_of(request: web.Request) -> Session:
+    return request[SESSION]
+
+
+def requires(*roles: str) -> Callable[[Handler], Handler]:
+    """Sign-in (and one of `roles`, when given) for a route; CSRF on every POST.
+
+    A browser without a session is sent to the sign-in page; anything else gets 401/403.
+    """
+
+    def deco(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            con = console(request)
+            sess = await con.sessions.get(request.cookies.get(COOKIE, ""))
+            user = await con.users.get(sess.user) if sess else None
+            if sess is None or user is None or user.disabled:
+                if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+                    raise web.HTTPFound(f"{PREFIX}/login?next={request.rel_url}")
+                return deny(request, 401, "请先登录")
+            request[USER], request[SESSION] = user, sess
+            if request.method == "POST":
+                given = request.headers.get("X-CSRF-Token")
+                if given is None and request.content_type in (
+                        "application/x-www-form-urlencoded", "multipart/form-data"):
+                    given = str((await request.post()).get("_csrf", ""))
+                if not csrf_ok(sess.csrf, given):
+                    return deny(request, 403, "表单已失效（CSRF校验失败），请刷新页面后重试")
+            if roles and not user.has(*roles):
+                names = "、".join(html.ROLE_ZH.get(r, r) for r in roles)
+                return deny(request, 403, f"需要{names}权限")
+            return await fn(request)
+
+        wrapper.roles = roles  # type: ignore[attr-defined]
+        return wrapper
+
+    return deco
+
+
+def deny(request: web.Request, status: int, message: str) -> web.Response:
+    if "text/html" in request.headers.get("Accept", ""):
+        body = f'<p class="err">{html.esc(message)}</p><p><a href="{PREFIX}/">返回首页</a></p>'
+        return web.Response(status=status, text=html.bare("无法访问", body),
+                            content_type="text/html")
+    code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(status, "invalid")
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def page(request: web.Request, title: str, body: str, *, active: str = "",
+         status: int = 200) -> web.Response:
+    user = request.get(USER)
+    sess = request.get(SESSION)
+    text = html.layout(title, body, user=user, csrf=sess.csrf if sess else "", active=active)
+    return web.Response(text=text, content_type="text/html", status=status,
+                        headers=SECURITY_HEADERS)
+
+
+SECURITY_HEADERS = {
+    # No external origin at all: the console works offline and loads nothing from elsewhere.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' "
+                               "'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+async def form(request: web.Request) -> dict[str, str]:
+    data = await request.post()
+    return {k: str(v) for k, v in data.items() if isinstance(v, str)}
+
+
+def back(location: str, msg: str = "") -> web.HTTPSeeOther:
+    """A 303 to `location`, with a message for the page to show (URL-encoded)."""
+    if msg:
+        location += ("&" if "?" in location else "?") + "msg=" + quote(msg)
+    return web.HTTPSeeOther(location)
+
+
+def json_reply(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(obj), status=status,
+                        content_type="application/json")

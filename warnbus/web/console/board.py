@@ -1,0 +1,167 @@
+"""What the live board shows: counts, each grid's state, per township, the 未叫醒 list.
+
+Grid colours refine the engine's grid state: a grid still calling its officer shows how far
+the officer's messages got (not yet sent, sent, delivered); closed grids keep their outcome.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from warnbus import keys
+from warnbus.context import Context
+from warnbus.errors import NotFoundError
+from warnbus.models import GridState
+from warnbus.report import alert_view
+from warnbus.store import GridView, s
+
+BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
+                "unreached", "closed")
+_ATTEMPT_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
+               "failed-perm": "失败"}
+
+
+def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
+    st = g.state
+    if st in (GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.ESCALATED,
+              GridState.UNREACHED):
+        return st.value
+    if st is GridState.DROPPED:
+        return "closed"
+    if g.level > 0:  # cancelled while escalated
+        return "escalated"
+    return {"acked": "confirmed", "delivered": "delivered", "sent": "sent"}.get(
+        tstate.get(g.holder, ""), "pending")
+
+
+async def campaign_meta(ctx: Context, cid: str) -> dict[str, str]:
+    meta = await ctx.store.meta(cid)
+    if not meta:
+        raise NotFoundError(f"no campaign {cid}")
+    return meta
+
+
+async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
+    """Everything the board updates live, small enough to send on every change."""
+    meta = await campaign_meta(ctx, cid)
+    grids = await ctx.store.grids(cid)
+    tstate = await ctx.store.target_states(cid)
+    display = {gid: grid_display(g, tstate) for gid, g in grids.items()}
+    towns: dict[str, Counter[str]] = {}
+    villages: dict[str, Counter[str]] = {}
+    reg = ctx.registry
+    for gid, st in display.items():
+        grid = reg.data.grids.get(gid)
+        if grid is None:
+            continue
+        towns.setdefault(reg.township_of(grid.village) or "", Counter())[st] += 1
+        villages.setdefault(grid.village, Counter())[st] += 1
+    counts: dict[str, int] = {}
+    if meta.get("root"):
+        counts = dict((await alert_view(ctx, meta["root"]))["counts"])
+    return {
+        "state": meta.get("state", "planning"),
+        "level": meta.get("level", ""),
+        "counts": counts,
+        "grid_counts": {k: v for k, v in Counter(display.values()).items()},
+        "grids": display,
+        "towns": {k: dict(v) for k, v in towns.items()},
+        "villages": {k: dict(v) for k, v in villages.items()},
+    }
+
+
+@dataclass
+class Chase:
+    """One grid of the 未叫醒 list, with who was called how often."""
+
+    grid_id: str
+    grid: str
+    village: str
+    state: str
+    officers: list[dict[str, str]]
+    attempts: list[dict[str, str]] = field(default_factory=list)
+    door: dict[str, str] | None = None
+
+
+async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
+        "unreached", "escalated")) -> list[Chase]:
+    """Grids still unconfirmed after their first deadline (escalated) or for good (unreached)."""
+    grids = await ctx.store.grids(cid)
+    want = [g for g in grids.values() if g.state.value in states]
+    if not want:
+        return []
+    reg = ctx.registry
+    acks = await ctx.store.acks(cid)
+    doors = await door_orders(ctx, cid)
+    people: dict[str, list[str]] = {}
+    out: list[Chase] = []
+    for g in sorted(want, key=lambda x: x.grid_id):
+        grid = reg.data.grids.get(g.grid_id)
+        if grid is None:
+            continue
+        ids = [p for p in (grid.primary, grid.backup, g.holder) if p]
+        officers = []
+        for pid in dict.fromkeys(ids):
+            p = ctx.person(pid)
+            a = acks.get(pid)
+            officers.append({"id": pid, "name": p.name if p else pid,
+                             "role": p.role.value if p else "", "phone": (p.phone or "") if p
+                             else "", "acked": a.via.value if a else ""})
+            people.setdefault(pid, []).append(g.grid_id)
+        village = reg.data.regions.get(grid.village)
+        out.append(Chase(g.grid_id, grid.name, village.name if village else grid.village,
+                         g.state.value, officers, door=doors.get(g.grid_id)))
+    by_person: dict[str, list[dict[str, str]]] = {}
+    for ev in await ctx.store.audit(cid):
+        if ev.get("ev") == "attempt" and ev.get("tg") in people:
+            by_person.setdefault(ev["tg"], []).append({
+                "at": ev.get("at", ""), "ch": ev.get("ch", ""), "n": ev.get("n", ""),
+                "k": ev.get("k", ""), "o": _ATTEMPT_ZH.get(ev.get("o", ""), ev.get("o", "")),
+                "tg": ev["tg"]})
+    for c in out:
+        for o in c.officers:
+            c.attempts += by_person.get(o["id"], [])
+        c.attempts.sort(key=lambda a: float(a["at"] or 0))
+    return out
+
+
+async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> list[dict[str, str]]:
+    """Speakers of areas whose command went out that have not reported playing."""
+    villages = [v for v in meta.get("villages", "").split(",") if v]
+    if not villages:
+        return []
+    tstate = await ctx.store.target_states(cid)
+    reg = ctx.registry
+    out = []
+    for v in villages:
+        if tstate.get(f"area:{v}") not in ("sent", "delivered"):
+            continue
+        for did in reg.devices_of_village(v):
+            if tstate.get(f"dev:{did}") != "delivered":
+                d = reg.data.devices[did]
+                region = reg.data.regions.get(v)
+                out.append({"id": did, "name": d.name, "village": region.name if region else v,
+                            "grid": d.grid or ""})
+    return out
+
+
+class DoorOrder(msgspec.Struct, frozen=True):
+    by: str
+    at: float
+    to: str
+
+
+async def door_orders(ctx: Context, cid: str) -> dict[str, dict[str, str]]:
+    raw = await ctx.redis.hgetall(keys.console_campaign(cid))
+    out = {}
+    for k, v in raw.items():
+        key = s(k)
+        if key.startswith("d2d:"):
+            o = msgspec.json.decode(v, type=DoorOrder)
+            out[key[4:]] = {"by": o.by, "at": str(o.at), "to": o.to}
+    return out

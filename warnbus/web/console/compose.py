@@ -1,0 +1,260 @@
+"""A manual alert: the form, the `models.Alert` built from it, and the preview of its reach.
+
+The preview runs the engine's own rules and planner on the alert (match, targets, policy,
+plan_persons/plan_areas), so what it shows is what publishing would send.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import msgspec
+
+from warnbus import keys
+from warnbus.context import Context
+from warnbus.errors import IngestError
+from warnbus.ingest import alert_to_json, parse_json
+from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
+from warnbus.models import (
+    Alert,
+    Area,
+    Category,
+    Certainty,
+    DeliveryKind,
+    Info,
+    Level,
+    MsgType,
+    Reference,
+    RegionLevel,
+    ResponseType,
+    Scope,
+    Severity,
+    Status,
+    TargetKind,
+    Urgency,
+)
+from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.web.console.base import ConsoleSettings
+from warnbus.web.console.html import BEIJING, LEVEL_ZH
+
+#: The CAP severity of a colour (as rules/levels.toml); the `level` parameter is what counts.
+SEVERITY = {Level.RED: Severity.EXTREME, Level.ORANGE: Severity.SEVERE,
+            Level.YELLOW: Severity.MODERATE, Level.BLUE: Severity.MINOR}
+SMS_SEGMENT, SMS_LONG_SEGMENT = 70, 67
+VOICE_CHARS_PER_MIN = 240  # Mandarin TTS reads about four characters a second
+PREVIEW_URL = "https://example.invalid/ack/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+
+class HazardLike(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> Category: ...
+    @property
+    def levels(self) -> tuple[Level, ...]: ...
+
+
+def hazards_of(ctx: Context) -> list[HazardLike]:
+    """The hazard table the engine runs with (rules.HazardTable behind the rules facade)."""
+    table = getattr(ctx.rules, "hazards", None)
+    return list(getattr(table, "hazards", ()))
+
+
+def guidance(ctx: Context, hazard: str, level: str) -> str:
+    """The 防御指南 of the message templates for a hazard and level, if they have one."""
+    table: Mapping[str, Any] = getattr(ctx.rules.renderer, "table", {})
+    section = table.get("hazard", {}).get(hazard, {})
+    text = section.get(level, {}).get("guidance") or section.get("guidance") or ""
+    return str(text)
+
+
+class DraftForm(msgspec.Struct, frozen=True):
+    """What the officer filled in. Times are Beijing local `YYYY-MM-DDTHH:MM`."""
+
+    hazard: str
+    level: str
+    status: str = "Actual"
+    areas: tuple[str, ...] = ()
+    headline: str = ""
+    description: str = ""
+    instruction: str = ""
+    effective: str = ""
+    expires: str = ""
+
+
+def defaults(ctx: Context, settings: ConsoleSettings, hazard: str, level: str) -> dict[str, str]:
+    """Texts pre-filled for a hazard and level: headline and the templates' guidance."""
+    h = next((x for x in hazards_of(ctx) if x.key == hazard), None)
+    name = h.name if h else ""
+    return {"headline": f"{sender_name(ctx, settings)}发布{name}{LEVEL_ZH.get(level, '')}预警",
+            "instruction": guidance(ctx, hazard, level)}
+
+
+def sender_name(ctx: Context, settings: ConsoleSettings) -> str:
+    if settings.sender_name:
+        return settings.sender_name
+    county = ctx.registry.data.regions.get(ctx.registry.county_code)
+    return f"{county.name if county else ''}应急管理局"
+
+
+def parse_form(ctx: Context, data: Mapping[str, str], areas: Sequence[str]) -> tuple[
+        DraftForm, dict[str, str]]:
+    """The form and its problems (field -> message in Chinese); no problems means valid."""
+    f = DraftForm(
+        hazard=data.get("hazard", ""), level=data.get("level", ""),
+        status=data.get("status", "Actual"), areas=tuple(dict.fromkeys(a for a in areas if a)),
+        headline=data.get("headline", "").strip(), description=data.get("description", "").strip(),
+        instruction=data.get("instruction", "").strip(), effective=data.get("effective", ""),
+        expires=data.get("expires", ""),
+    )
+    errs: dict[str, str] = {}
+    h = next((x for x in hazards_of(ctx) if x.key == f.hazard), None)
+    if h is None:
+        errs["hazard"] = "请选择灾种"
+    elif f.level not in {lv.value for lv in h.levels}:
+        errs["level"] = f"{h.name}没有{LEVEL_ZH.get(f.level, f.level or '该')}级别的预警"
+    if f.status not in ("Actual", "Exercise"):
+        errs["status"] = "性质只能是正式或演练"
+    regions = ctx.registry.data.regions
+    bad = [a for a in f.areas if a not in regions or regions[a].level is RegionLevel.COUNTY]
+    if not f.areas:
+        errs["areas"] = "请选择预警区域（乡镇或村）"
+    elif bad:
+        errs["areas"] = f"未知区域：{'、'.join(bad)}"
+    if not f.headline:
+        errs["headline"] = "请填写标题"
+    eff, exp = local_time(f.effective), local_time(f.expires)
+    if eff is None:
+        errs["effective"] = "生效时间格式应为 YYYY-MM-DDTHH:MM"
+    if exp is None:
+        errs["expires"] = "失效时间格式应为 YYYY-MM-DDTHH:MM"
+    elif eff is not None and exp <= eff:
+        errs["expires"] = "失效时间必须晚于生效时间"
+    elif exp.timestamp() <= ctx.clock.now():
+        errs["expires"] = "失效时间已过"
+    return f, errs
+
+
+def local_time(value: str) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t.replace(tzinfo=BEIJING) if t.tzinfo is None else t
+
+
+def form_times(ctx: Context, hours: float = 6) -> tuple[str, str]:
+    now = datetime.fromtimestamp(ctx.clock.now(), BEIJING).replace(second=0, microsecond=0)
+    return now.strftime("%Y-%m-%dT%H:%M"), (now + timedelta(hours=hours)).strftime(
+        "%Y-%m-%dT%H:%M")
+
+
+def build_alert(
+    ctx: Context, f: DraftForm, settings: ConsoleSettings, identifier: str, *,
+    msg_type: MsgType = MsgType.ALERT, references: tuple[Reference, ...] = (),
+) -> Alert:
+    """The CAP alert of a form, checked exactly like one sent to the API as JSON."""
+    h = next(x for x in hazards_of(ctx) if x.key == f.hazard)
+    level = Level(f.level)
+    regions = ctx.registry.data.regions
+    geocodes = tuple(
+        ("TOWNSHIP" if regions[a].level is RegionLevel.TOWNSHIP else "VILLAGE", a)
+        for a in f.areas)
+    area = Area(desc="、".join(regions[a].name for a in f.areas), geocodes=geocodes)
+    eff, exp = local_time(f.effective), local_time(f.expires)
+    now = datetime.fromtimestamp(ctx.clock.now(), BEIJING).replace(microsecond=0)
+    cancel = msg_type is MsgType.CANCEL
+    info = Info(
+        categories=(h.category,), event=h.name, urgency=Urgency.PAST if cancel else
+        Urgency.IMMEDIATE, severity=SEVERITY[level], certainty=Certainty.OBSERVED if cancel
+        else Certainty.LIKELY, language="zh-CN",
+        response_types=(ResponseType.ALL_CLEAR,) if cancel else (ResponseType.PREPARE,),
+        effective=eff, expires=exp, sender_name=sender_name(ctx, settings),
+        headline=f.headline, description=f.description or None,
+        instruction=f.instruction or None, parameters=(("level", LEVEL_ZH[level]),),
+        areas=(area,),
+    )
+    alert = Alert(identifier=identifier, sender=sender_of(ctx, settings), sent=now,
+                  status=Status(f.status), msg_type=msg_type, scope=Scope.PUBLIC,
+                  source="warnbus console", references=references, infos=(info,))
+    return parse_json(alert_to_json(alert))  # the same checks as the API's JSON form
+
+
+def org_code(ctx: Context, settings: ConsoleSettings) -> str:
+    return settings.org_code or ctx.registry.county_code[:6] + "00000000"
+
+
+def sender_of(ctx: Context, settings: ConsoleSettings) -> str:
+    return f"{org_code(ctx, settings)}@console.warnbus"
+
+
+async def new_identifier(ctx: Context, settings: ConsoleSettings) -> str:
+    """GB/T 35965.1 form ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N in Beijing time.
+
+    N counts the console's alerts of the same second (0-9), across processes, in Redis; an
+    eleventh alert in one second is entered at the next second.
+    """
+    code = org_code(ctx, settings)
+    when = datetime.fromtimestamp(ctx.clock.now(), BEIJING).replace(microsecond=0)
+    for _ in range(60):
+        k = keys.console_seq(code + when.strftime("%Y%m%d%H%M%S"))
+        n = int(await ctx.redis.incr(k))
+        await ctx.redis.expire(k, 300)
+        if n <= 10:
+            return gb35965_identifier(code[:6], code[6:9], code[9:12], code[12:14], when, n - 1)
+        when += timedelta(seconds=1)
+    raise IngestError("invalid", "too many console alerts in one minute", "identifier")
+
+
+def sms_segments(text: str) -> int:
+    n = len(text)
+    return 1 if n <= SMS_SEGMENT else math.ceil(n / SMS_LONG_SEGMENT)
+
+
+def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, Any]:
+    """Grids, persons, loudspeakers, messages per channel and cost of publishing `alert`."""
+    level = ctx.rules.level_of(alert)
+    policy = ctx.rules.policy_for(level)
+    match = ctx.rules.match(alert)
+    targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
+                                drill=alert.is_drill)
+    persons = [p for t in targets if t.kind is TargetKind.PERSON
+               if (p := ctx.person(t.id)) is not None]
+    info = alert.primary_info()
+    pctx = PlanContext(campaign_id="cp_preview", alert=alert, info=info, level=level,
+                       area=area_text(alert), now=ctx.clock.now(), renderer=ctx.rules.renderer,
+                       ack_url=lambda _pid: PREVIEW_URL)
+    deliveries = plan_persons(pctx, persons, policy.channels, 0, DeliveryKind.WARNING)
+    villages = match.villages if match.grids else ()
+    for ch in policy.device_channels:  # as the intake plans it: one command per village
+        deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
+    per_channel = Counter(d.channel for d in deliveries)
+    texts = {d.channel: d.text for d in deliveries}
+    sms = sum(sms_segments(d.text) for d in deliveries if d.channel == "sms")
+    minutes = sum(math.ceil(len(d.text) / VOICE_CHARS_PER_MIN) for d in deliveries
+                  if d.channel == "voice")
+    redials = policy.redials
+    cost_first = sms * settings.sms_price + minutes * settings.voice_price
+    # Worst case: nobody confirms and every redial goes out on SMS and voice too.
+    sms_max = sms * (1 + (redials if "sms" in policy.redial_channels else 0))
+    min_max = minutes * (1 + (redials if "voice" in policy.redial_channels else 0))
+    devices = sum(len(ctx.registry.devices_of_village(v)) for v in villages) if (
+        policy.device_channels) else 0
+    return {
+        "level": level.value, "grids": len(match.grids), "grid_ids": list(match.grids),
+        "villages": len(match.villages), "persons": len(persons), "speakers": devices,
+        "per_channel": dict(sorted(per_channel.items())), "texts": texts,
+        "sms_segments": sms, "voice_minutes": minutes,
+        "cost": round(cost_first, 2), "cost_max": round(sms_max * settings.sms_price
+                                                        + min_max * settings.voice_price, 2),
+        "ack_deadline_s": policy.ack_deadline_s, "redials": redials,
+        "chain": [r.value for r in policy.chain],
+        "needs_approval": level.value in settings.approval_levels,
+        "drill": alert.is_drill,
+    }

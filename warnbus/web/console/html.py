@@ -1,0 +1,97 @@
+"""Plain server-rendered HTML: escaping, the page frame, Chinese labels. No template engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from html import escape
+from typing import Any
+
+BEIJING = timezone(timedelta(hours=8))
+LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
+ROLE_ZH = {"drafter": "起草", "approver": "审批", "admin": "管理"}
+PERSON_ROLE_ZH = {"primary": "网格员", "backup": "备岗网格员", "village_head": "村负责人",
+                  "township_duty": "乡镇值班员", "county_duty": "县值班员"}
+CAMPAIGN_STATE_ZH = {"active": "进行中", "cancelled": "已解除", "expired": "已过期",
+                     "done": "已完成", "planning": "准备中"}
+#: Grid colours on the board, in legend order (the board's own states; see board.py).
+GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已送达",
+                 "confirmed": "已确认", "taken_over": "上级已确认", "escalated": "已升级",
+                 "unreached": "未叫醒", "closed": "已关闭"}
+DRAFT_STATE_ZH = {"pending": "待审批", "published": "已发布", "rejected": "已退回",
+                  "failed": "发布失败"}
+KIND_ZH = {"alert": "新预警", "update": "更新", "cancel": "解除"}
+VIA_ZH = {"dtmf": "电话按键", "sms": "短信回复", "wecom": "企业微信", "link": "确认链接",
+          "console": "人工确认", "device": "设备"}
+CHANNEL_ZH = {"voice": "语音外呼", "sms": "短信", "wecom": "企业微信", "loudspeaker": "应急广播"}
+
+
+def esc(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def bj(ts: float | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A timestamp in Beijing time (the console's time zone, whatever the server's)."""
+    if ts in (None, ""):
+        return ""
+    return datetime.fromtimestamp(float(ts), BEIJING).strftime(fmt)
+
+
+def level_badge(level: str | None) -> str:
+    lv = level or ""
+    return f'<span class="lv lv-{esc(lv)}">{esc(LEVEL_ZH.get(lv, lv))}</span>'
+
+
+def csrf_field(token: str) -> str:
+    return f'<input type="hidden" name="_csrf" value="{esc(token)}">'
+
+
+def table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """A table; cells are HTML already (escape what needs it before)."""
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<div class="tw"><table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def options(items: Iterable[tuple[str, str]], selected: str = "") -> str:
+    return "".join(
+        f'<option value="{esc(v)}"{" selected" if v == selected else ""}>{esc(label)}</option>'
+        for v, label in items
+    )
+
+
+_NAV = (
+    ("board", "/console/", "值守台", ()),
+    ("compose", "/console/compose", "发布预警", ("drafter",)),
+    ("drafts", "/console/drafts", "审批", ("drafter", "approver")),
+    ("records", "/console/records", "记录统计", ()),
+    ("registry", "/console/registry", "网格台账", ()),
+    ("admin", "/console/admin", "系统管理", ("admin",)),
+)
+
+
+def layout(title: str, body: str, *, user: Any = None, csrf: str = "", active: str = "") -> str:
+    nav = ""
+    if user is not None:
+        links = "".join(
+            f'<a href="{href}"{" class=on" if key == active else ""}>{label}</a>'
+            for key, href, label, roles in _NAV if not roles or user.has(*roles)
+        )
+        roles = "、".join(ROLE_ZH.get(r, r) for r in user.roles)
+        nav = (f'<nav>{links}<span class="who">{esc(user.display)}（{esc(roles)}）'
+               f'<form method="post" action="/console/logout">{csrf_field(csrf)}'
+               f'<button class="link">退出</button></form></span></nav>')
+    return (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta name="csrf" content="{esc(csrf)}">'
+        f"<title>{esc(title)} · 预警叫应值守台</title>"
+        '<link rel="stylesheet" href="/console/static/console.css">'
+        '<script src="/console/static/console.js" defer></script></head><body>'
+        f'<header><a class="brand" href="/console/">预警叫应值守台</a>{nav}</header>'
+        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
+    )
+
+
+def bare(title: str, body: str) -> str:
+    return layout(title, body)

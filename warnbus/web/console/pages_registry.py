@@ -1,0 +1,188 @@
+"""Registry pages: grids, people, devices (with speaker status); export and import.
+
+An import is validated in full (the same checks as `warnbus registry validate`) and staged
+under the data directory; the running engine keeps its registry until it is restarted on the
+staged one, so a bad file can never take a live county down.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from warnbus import services
+from warnbus.registry import dump_registry, read_registry, validate_registry
+from warnbus.web.console import html
+from warnbus.web.console.base import PREFIX, back, console, page, requires, session_of, user_of
+from warnbus.web.console.html import PERSON_ROLE_ZH, csrf_field, esc
+
+FILES = ("regions.json", "grids.json", "persons.json", "devices.json")
+LIMIT = 300
+
+
+def _mask(phone: str | None) -> str:
+    return "" if not phone else phone[:-8] + "****" + phone[-4:]
+
+
+def _nav(active: str) -> str:
+    links = (("", "概览"), ("/grids", "网格"), ("/people", "人员"), ("/devices", "应急广播"))
+    return '<p class="tabs">' + "".join(
+        f'<a href="{PREFIX}/registry{p}"{" class=on" if p == active else ""}>{n}</a>'
+        for p, n in links) + "</p>"
+
+
+@requires()
+async def registry_page(request: web.Request) -> web.Response:
+    con = console(request)
+    reg = con.app.ctx.registry
+    st = reg.stats()
+    labels = (("townships", "乡镇"), ("villages", "村/社区"), ("grids", "网格"),
+              ("persons", "人员"), ("devices", "应急广播"), ("hazard_points", "隐患点网格"))
+    stats = "".join(f'<div><b>{st[k]}</b>{v}</div>' for k, v in labels)
+    imp = ""
+    if user_of(request).has("admin"):
+        imp = (f'<h2>导入</h2><form method="post" action="{PREFIX}/registry/import" '
+               f'enctype="multipart/form-data" class="card row">{csrf_field(session_of(request).csrf)}'
+               '<input type="file" name="file" accept=".zip" required>'
+               '<button>校验并暂存</button></form><p class="muted">上传含 regions.json、grids.json、'
+               'persons.json、devices.json 的 zip；校验通过后暂存，重启服务并指定该目录后生效。</p>')
+    msg = request.query.get("msg", "")
+    body = ((f'<pre class="ok">{esc(msg)}</pre>' if msg else "") + _nav("")
+            + f'<div class="stats">{stats}</div>'
+            f'<p><a class="button" href="{PREFIX}/registry/export.zip">导出台账（zip）</a></p>{imp}')
+    return page(request, "网格台账", body, active="registry")
+
+
+@requires()
+async def grids_page(request: web.Request) -> web.Response:
+    reg = console(request).app.ctx.registry
+    q = request.query.get("q", "").strip()
+    regions, persons = reg.data.regions, reg.data.persons
+    rows = []
+    for g in reg.data.grids.values():
+        village = regions.get(g.village)
+        town = regions.get(reg.township_of(g.village) or "")
+        p, b = persons.get(g.primary), persons.get(g.backup or "")
+        text = f"{g.id}{g.name}{village.name if village else ''}{town.name if town else ''}"
+        if q and q not in text and not (p and q in p.name):
+            continue
+        rows.append([esc(g.id), esc(g.name), esc(town.name if town else ""),
+                     esc(village.name if village else ""), esc(p.name if p else g.primary),
+                     esc(b.name if b else ""), esc(" ".join(g.tags))])
+    return page(request, "网格台账 · 网格", _nav("/grids") + _search(q) + _limited(
+        ["编号", "名称", "乡镇", "村", "网格员", "备岗", "标签"], rows), active="registry")
+
+
+@requires()
+async def people_page(request: web.Request) -> web.Response:
+    reg = console(request).app.ctx.registry
+    q = request.query.get("q", "").strip()
+    regions = reg.data.regions
+    rows = []
+    for p in reg.data.persons.values():
+        region = regions.get(p.region)
+        if q and q not in f"{p.id}{p.name}{region.name if region else ''}":
+            continue
+        rows.append([esc(p.id), esc(p.name), PERSON_ROLE_ZH.get(p.role.value, p.role.value),
+                     esc(region.name if region else p.region), esc(_mask(p.phone)),
+                     "是" if p.wecom else "", "是" if p.drill else ""])
+    return page(request, "网格台账 · 人员", _nav("/people") + _search(q) + _limited(
+        ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练"], rows), active="registry")
+
+
+def device_status(app: Any) -> dict[str, Any]:
+    """Speaker status from any channel that tracks devices (the MQTT loudspeaker channel)."""
+    out: dict[str, Any] = {}
+    for ch in app.engine.channels.values():
+        fn = getattr(ch, "devices_status", None)
+        if callable(fn):
+            out.update(fn())
+    return out
+
+
+@requires()
+async def devices_page(request: web.Request) -> web.Response:
+    con = console(request)
+    reg = con.app.ctx.registry
+    status = device_status(con.app)
+    q = request.query.get("q", "").strip()
+    rows = []
+    for d in reg.data.devices.values():
+        region = reg.data.regions.get(d.region)
+        if q and q not in f"{d.id}{d.name}{region.name if region else ''}":
+            continue
+        st = status.get(d.id)
+        state = getattr(getattr(st, "state", None), "value", "") if st else ""
+        label = {"online": '<b class="okc">在线</b>', "offline": '<b class="errc">离线</b>'}.get(
+            state, '<span class="muted">未知</span>')
+        seen = html.bj(getattr(st, "since", None)) if st else ""
+        rows.append([esc(d.id), esc(d.name), esc(region.name if region else d.region),
+                     esc(d.grid or ""), label, seen])
+    body = _nav("/devices") + _search(q) + _limited(
+        ["编号", "名称", "村", "网格", "状态", "最后心跳"], rows)
+    return page(request, "网格台账 · 应急广播", body, active="registry")
+
+
+def _search(q: str) -> str:
+    return (f'<form method="get" class="row"><input name="q" value="{esc(q)}" placeholder="搜索">'
+            '<button>搜索</button></form>')
+
+
+def _limited(head: list[str], rows: list[list[str]]) -> str:
+    more = f"，仅显示前 {LIMIT} 条，请搜索缩小范围" if len(rows) > LIMIT else ""
+    note = f'<p class="muted">共 {len(rows)} 条{more}。</p>'
+    return note + html.table(head, rows[:LIMIT], "small")
+
+
+@requires()
+async def export_zip(request: web.Request) -> web.Response:
+    reg = console(request).app.ctx.registry
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        dump_registry(reg.data, tmp)
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name in FILES:
+                z.write(Path(tmp) / name, name)
+    return web.Response(body=buf.getvalue(), content_type="application/zip", headers={
+        "Content-Disposition": 'attachment; filename="registry.zip"'})
+
+
+@requires("admin")
+async def import_zip(request: web.Request) -> web.StreamResponse:
+    con = console(request)
+    upload = (await request.post()).get("file")
+    if not isinstance(upload, web.FileField):
+        raise back(f"{PREFIX}/registry", "请选择 zip 文件")
+    data_dir = Path(con.app.settings.data_dir) if con.app.settings.data_dir else (
+        services.default_data_dir())
+    target = data_dir / "registry-staged" / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        with zipfile.ZipFile(upload.file) as z, tempfile.TemporaryDirectory() as tmp:
+            names = set(z.namelist())
+            missing = [n for n in FILES if n not in names]
+            if missing:
+                raise back(f"{PREFIX}/registry", f"缺少文件：{'、'.join(missing)}")
+            for n in FILES:
+                if z.getinfo(n).file_size > 200 * 1024 * 1024:  # a zip bomb is not a county
+                    raise back(f"{PREFIX}/registry", f"{n} 过大")
+                (Path(tmp) / n).write_bytes(z.read(n))
+            reg_data, problems = read_registry(tmp)
+            problems += validate_registry(reg_data)
+            if problems:
+                shown = "\n".join(problems[:20])
+                raise back(f"{PREFIX}/registry", f"校验未通过（{len(problems)}处）：\n{shown}")
+            dump_registry(reg_data, target)
+    except zipfile.BadZipFile:
+        raise back(f"{PREFIX}/registry", "不是有效的 zip 文件") from None
+    except Exception as e:
+        if isinstance(e, web.HTTPException):
+            raise
+        raise back(f"{PREFIX}/registry", f"校验未通过：{getattr(e, 'message', e)}") from e
+    raise back(f"{PREFIX}/registry", f"校验通过（{len(reg_data.grids)}个网格），已暂存到 {target}；"
+               "以 WARNBUS_REGISTRY 指向该目录并重启后生效。")

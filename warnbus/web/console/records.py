@@ -1,0 +1,190 @@
+"""Records: past campaigns with filters, the 叫应 record (CSV, printable) and the statistics
+a county office reports upward (time to first confirmation, share confirmed within 3/5/10
+minutes, per township)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from warnbus import keys
+from warnbus.context import Context
+from warnbus.models import Role, TargetKind
+from warnbus.report import record_rows, rows_csv, unreached
+from warnbus.store import s
+from warnbus.web.console import html
+from warnbus.web.console.base import PREFIX, console, page, requires
+from warnbus.web.console.board import campaign_meta
+from warnbus.web.console.drafts import Drafts
+from warnbus.web.console.html import esc
+
+WITHIN_MIN = (3, 5, 10)
+
+
+@dataclass
+class Tally:
+    """Primary officers warned, and when each confirmed (seconds after the first wave)."""
+
+    warned: int = 0
+    delays: list[float] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.warned += other.warned
+        self.delays += other.delays
+
+    def share(self, minutes: int) -> str:
+        if not self.warned:
+            return "—"
+        n = sum(1 for d in self.delays if d <= minutes * 60)
+        return f"{100 * n / self.warned:.0f}%"
+
+    def first(self) -> str:
+        return _dur(min(self.delays)) if self.delays else "—"
+
+    def median(self) -> str:
+        return _dur(statistics.median(self.delays)) if self.delays else "—"
+
+
+def _dur(sec: float) -> str:
+    return f"{int(sec // 60)}分{int(sec % 60):02d}秒"
+
+
+async def tallies(ctx: Context, cid: str, meta: dict[str, str]) -> dict[str, Tally]:
+    """Per township code (and "" for the whole campaign)."""
+    t0 = float(meta.get("t0") or 0)
+    acks = await ctx.store.acks(cid)
+    out: dict[str, Tally] = {"": Tally()}
+    for t in (await ctx.store.targets(cid)).values():
+        if t.kind is not TargetKind.PERSON or t.role is not Role.PRIMARY:
+            continue
+        town = ctx.registry.township_of(t.region) or "?"
+        a = acks.get(t.id)
+        for key in ("", town):
+            tally = out.setdefault(key, Tally())
+            tally.warned += 1
+            if a is not None:
+                tally.delays.append(max(0.0, a.at - t0))
+    return out
+
+
+def matches(meta: dict[str, str], q: dict[str, str]) -> bool:
+    created = html.bj(meta.get("created_at"), "%Y-%m-%d")
+    if q.get("from") and created < q["from"]:
+        return False
+    if q.get("to") and created > q["to"]:
+        return False
+    if q.get("level") and meta.get("level") != q["level"]:
+        return False
+    if q.get("event") and q["event"] not in meta.get("event", ""):
+        return False
+    town = q.get("town", "")
+    return not town or any(v.startswith(town[:9]) for v in meta.get("villages", "").split(","))
+
+
+def stats_table(reg_names: dict[str, str], by_town: dict[str, Tally]) -> str:
+    head = ["乡镇", "网格员", "首个确认", "确认中位数",
+            *(f"{m}分钟内确认" for m in WITHIN_MIN)]
+    rows = []
+    for code in sorted(by_town, key=lambda c: (c != "", c)):
+        t = by_town[code]
+        rows.append([esc(reg_names.get(code, "合计") if code else "合计"), str(t.warned),
+                     t.first(), t.median(), *(t.share(m) for m in WITHIN_MIN)])
+    return html.table(head, rows, "small stats-table")
+
+
+@requires()
+async def records_page(request: web.Request) -> web.Response:
+    ctx = console(request).app.ctx
+    q = {k: request.query.get(k, "") for k in ("from", "to", "level", "event", "town")}
+    reg = ctx.registry
+    names = {c: r.name for c, r in reg.data.regions.items()}
+    pooled: dict[str, Tally] = {}
+    rows = []
+    for raw in await ctx.redis.zrevrange(keys.CAMPAIGNS, 0, 499):
+        cid = s(raw)
+        meta = await ctx.store.meta(cid)
+        if not meta or not matches(meta, q):
+            continue
+        tal = await tallies(ctx, cid, meta)
+        for k, t in tal.items():
+            pooled.setdefault(k, Tally()).add(t)
+        state = meta.get("state", "planning")
+        rows.append([html.bj(meta.get("created_at"), "%Y-%m-%d %H:%M"), esc(meta.get("event")),
+                     html.level_badge(meta.get("level")),
+                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.get("headline") or cid)}</a>',
+                     html.CAMPAIGN_STATE_ZH.get(state, state), tal[""].first(),
+                     tal[""].share(5),
+                     f'<a href="{PREFIX}/campaigns/{cid}/record.csv">CSV</a> · '
+                     f'<a href="{PREFIX}/campaigns/{cid}/print">打印</a>'])
+    towns = [(c, names[c]) for c in reg.children_of(reg.county_code)]
+    levels = [("", "全部级别"), *html.LEVEL_ZH.items()]
+    filt = (f'<form method="get" class="card row filters">'
+            f'<label>自<input type="date" name="from" value="{esc(q["from"])}"></label>'
+            f'<label>至<input type="date" name="to" value="{esc(q["to"])}"></label>'
+            f'<label>灾种<input name="event" value="{esc(q["event"])}" placeholder="如 暴雨"></label>'
+            f'<label>级别<select name="level">{html.options(levels, q["level"])}</select></label>'
+            f'<label>乡镇<select name="town">{html.options([("", "全县"), *towns], q["town"])}</select></label>'
+            '<button>筛选</button></form>')
+    body = (filt + html.table(["时间", "灾种", "级别", "预警", "状态", "首个确认", "5分钟确认率", "记录"],
+                              rows)
+            + "<h2>统计（所选预警合计）</h2>" + stats_table(names, pooled))
+    return page(request, "记录统计", body, active="records")
+
+
+async def _root(ctx: Context, cid: str) -> tuple[str, dict[str, str]]:
+    meta = await campaign_meta(ctx, cid)
+    return meta.get("root", ""), meta
+
+
+@requires()
+async def record_csv(request: web.Request) -> web.Response:
+    ctx = console(request).app.ctx
+    cid = request.match_info["cid"]
+    root, _meta = await _root(ctx, cid)
+    text = "\ufeff" + rows_csv(await record_rows(ctx, root))  # BOM: Excel reads it as UTF-8
+    return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="jiaoying-{cid}.csv"'})
+
+
+def _rows_html(rows: Iterable[dict[str, str]]) -> str:
+    head = ["责任人", "角色", "渠道", "步骤", "第几次", "发送时间", "结果", "确认时间", "确认方式",
+            "确认人", "原因"]
+    body = [[esc(r["name"] or r["person_id"]), esc(html.PERSON_ROLE_ZH.get(r["role"], r["role"])),
+             esc(html.CHANNEL_ZH.get(r["channel"], r["channel"])), esc(r["step"]), esc(r["attempt"]),
+             esc(r["sent_at"][11:19]), esc(r["outcome"]), esc(r["confirmed_at"][11:19]),
+             esc(html.VIA_ZH.get(r["confirmed_via"], r["confirmed_via"])), esc(r["confirmed_by"]),
+             esc(r["reason"])] for r in rows]
+    return html.table(head, body, "small record")
+
+
+@requires()
+async def print_page(request: web.Request) -> web.Response:
+    ctx = console(request).app.ctx
+    cid = request.match_info["cid"]
+    root, meta = await _root(ctx, cid)
+    names = {c: r.name for c, r in ctx.registry.data.regions.items()}
+    prov = await Drafts(ctx.redis).provenance(cid)
+    who = "；".join(f"{html.KIND_ZH.get(p.kind, p.kind)}：起草 {p.drafted_by}"
+                   + (f"，审批 {p.approved_by}" if p.approved_by else "") for p in prov.values())
+    lost = await unreached(ctx, cid)
+    lost_rows = [[esc(x["grid"]), esc(names.get(x["village"], x["village"])),
+                  esc(x["officer_name"]), esc(x["officer_phone"]), esc(x["last_called_name"])]
+                 for x in lost]
+    rows: list[dict[str, Any]] = await record_rows(ctx, root)
+    state = meta.get("state", "")
+    body = (
+        f'<p class="noprint"><button onclick="window.print()">打印</button></p>'
+        f'<dl class="kv"><dt>预警</dt><dd>{esc(meta.get("headline"))} {html.level_badge(meta.get("level"))}</dd>'
+        f'<dt>区域</dt><dd>{esc(meta.get("area"))}</dd>'
+        f'<dt>开始</dt><dd>{html.bj(meta.get("created_at"))}</dd>'
+        f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH.get(state, state)} {html.bj(meta.get("ended_at"))}</dd>'
+        f'<dt>发布</dt><dd>{esc(who or "外部预警源")}</dd></dl>'
+        "<h2>叫应统计</h2>" + stats_table(names, await tallies(ctx, cid, meta))
+        + f"<h2>未叫醒名单（{len(lost)}）</h2>"
+        + html.table(["网格", "村", "网格员", "电话", "最后呼叫"], lost_rows, "small")
+        + f"<h2>叫应记录（{len(rows)}条）</h2>" + _rows_html(rows))
+    return page(request, "叫应记录", body, active="records")
