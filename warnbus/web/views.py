@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 from prometheus_client import Gauge
 
 from warnbus.app import App
+from warnbus.feeds.health import feed_health, refresh_feed_metrics
 from warnbus.report import alert_view, record_rows, rows_csv
 
 __all__ = ["alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
@@ -36,8 +37,12 @@ async def health(app: App) -> dict[str, Any]:
     except Exception:
         redis_ok = False
     broker_ok = await _broker_ok(app.mqtt_url)
-    return {"ok": redis_ok and broker_ok, "redis": redis_ok, "broker": broker_ok,
-            "roles": sorted(app.engine.roles)}
+    detail: dict[str, Any] = {"ok": redis_ok and broker_ok, "redis": redis_ok,
+                              "broker": broker_ok, "roles": sorted(app.engine.roles)}
+    if redis_ok and app.settings.feeds:
+        # Feed health is detail: a failing agency feed does not make this process unhealthy.
+        detail["feeds"] = await feed_health(app.ctx)
+    return detail
 
 
 async def refresh_metrics(app: App) -> None:
@@ -45,3 +50,5 @@ async def refresh_metrics(app: App) -> None:
         QUEUE_DEPTH.labels(lane=lane).set(n)
     TIMERS_PENDING.set(await app.ctx.timers.pending())
     DELIVERIES_SENT.set(app.engine.dispatcher.sent)
+    if app.settings.feeds:
+        await refresh_feed_metrics(app.ctx)
