@@ -85,8 +85,9 @@ class Breaker:
         if self.state is State.HALF_OPEN:
             if self.in_probe >= self.policy.probes:
                 self.rejected += 1
-                # A probe is out: ask again shortly after it must have come back.
-                return min(self.policy.open_s, 1.0)
+                # A probe is out: come back after a short open period, by when it has
+                # answered (sooner would only burn the delivery's attempts).
+                return self.policy.open_s
             self.in_probe += 1
         return None
 

@@ -147,18 +147,27 @@ def decide(
     levels = [CHAIN_ORDER.index(role) for role in policy.chain if role in CHAIN_ORDER]
     advances: list[Advance] = []
     for g in held:
-        if g.state in CLOSED_GRID_STATES or g.level != level or g.holder != timer.person_id:
+        if g.state in CLOSED_GRID_STATES:
             continue
-        people = chain(g.grid_id)
-        nxt: tuple[int, str] | None = None
-        for lv in levels:
-            if lv > level and lv < len(people):
-                pid = people[lv]
-                if pid and pid != timer.person_id:
-                    nxt = (lv, pid)
-                    break
-        if nxt is None:
-            advances.append(Advance(g.grid_id, level, level, None))
-        else:
-            advances.append(Advance(g.grid_id, level, nxt[0], nxt[1]))
+        nxt = _next_in_chain(chain(g.grid_id), levels, level, timer.person_id)
+        if g.level == level and g.holder == timer.person_id:
+            advances.append(Advance(g.grid_id, level, *nxt) if nxt else
+                            Advance(g.grid_id, level, level, None))
+        elif nxt and g.state is GridState.ESCALATED and (g.level, g.holder) == nxt:
+            # An earlier run of this very timer moved the grid but died before calling the
+            # next person: do the same move again so its follow-up (messages, deadline) is
+            # redone. Both are idempotent (deterministic ids, timers added only if absent).
+            advances.append(Advance(g.grid_id, level, *nxt))
     return Decision(advances=tuple(advances), reason="no answer: escalate")
+
+
+def _next_in_chain(
+    people: Sequence[str | None], levels: Sequence[int], level: int, current: str
+) -> tuple[int, str] | None:
+    """The next (level, person) of the chain after `level`, skipping vacancies."""
+    for lv in levels:
+        if level < lv < len(people):
+            pid = people[lv]
+            if pid and pid != current:
+                return lv, pid
+    return None

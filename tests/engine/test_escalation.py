@@ -63,9 +63,12 @@ ESC = GridState.ESCALATED
         # after the last redial: each grid moves to its next person; a missing backup is skipped
         (3, "p1", held(("g1", 0, CALLING, "p1"), ("g2", 0, CALLING, "p1")), False, True, None,
          (Advance("g1", 0, 1, "b1"), Advance("g2", 0, 2, "v1"))),
-        # a grid already confirmed, or held by someone else now, is left alone
-        (3, "p1", held(("g1", 0, GridState.CONFIRMED, "p1"), ("g2", 2, ESC, "v1")), False, True,
+        # a grid already confirmed, or moved further up by someone else, is left alone
+        (3, "p1", held(("g1", 0, GridState.CONFIRMED, "p1"), ("g2", 3, ESC, "t1")), False, True,
          None, ()),
+        # replay of an interrupted run: the grid already sits with the next person, so the
+        # same move is emitted again and its follow-up (messages, deadline) is redone
+        (3, "p1", held(("g2", 2, ESC, "v1")), False, True, None, (Advance("g2", 0, 2, "v1"),)),
         (20, "v1", held(("g2", 2, ESC, "v1")), False, True, None, (Advance("g2", 2, 3, "t1"),)),
         # chain exhausted: unreached (未叫醒)
         (20, "v1", held(("g3", 2, ESC, "v1")), False, True, None, (Advance("g3", 2, 2, None),)),

@@ -42,12 +42,6 @@ async def _deadline_timers(h: Harness) -> set[tuple[str, int]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: Ticker.deadline commits the grid's move to the next person (ADVANCE CAS) "
-    "before it queues that person's escalation messages and schedules their ack deadline; "
-    "a worker killed in between leaves the grid 'escalated' to someone never called and "
-    "never timed out, because the replayed timer's decide() skips grids no longer held at "
-    "the timer's level. Seen under repeated SIGKILL (2 of 777 grids in one run)."))
 async def test_kill_between_escalation_cas_and_its_messages(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,8 +69,8 @@ async def _campaign_done(h: Harness, cid: str) -> bool:
 
 
 async def _stuck(h: Harness, cid: str) -> int:
-    """Grids left 'escalated' with no deadline: the known crash window (see
-    test_fault_crash_windows.py, xfail). Anything else still open is a failure."""
+    """Grids left 'escalated' when the campaign's work is done: none may be (an interrupted
+    escalation is redone by the replayed timer; see test_fault_crash_windows.py)."""
     meta = await h.ctx.store.meta(cid)
     assert int(meta.get("g_calling") or 0) == 0, meta
     return int(meta.get("g_escalated") or 0)
@@ -154,7 +154,8 @@ async def test_sigkill_again_and_again_loses_nothing(
     assert {DeliveryKind.REDIAL.value, DeliveryKind.ESCALATION.value} <= kinds
     stuck = await _stuck(h, first.campaign_id) + await _stuck(h, second.campaign_id)
     meta1 = await h.ctx.store.meta(first.campaign_id)
-    assert int(meta1.get("g_unreached") or 0) + int(meta1.get("g_escalated") or 0) == 777
+    assert stuck == 0, f"{stuck} grids escalated to someone never called"
+    assert int(meta1.get("g_unreached") or 0) == 777
 
     per_kill = duplicates_by_segment(rows, cuts)
     dups = sum(per_kill)

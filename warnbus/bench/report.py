@@ -33,7 +33,10 @@ def summarize(scenario: str, samples: Sequence[Sample], **fixed: Any) -> dict[st
             for sub in first:
                 nums = [v[sub] for v in values if sub in v]
                 out[key][sub] = _median(nums)
-                spread[key][sub] = [min(nums), max(nums)]
+                if min(nums) != max(nums):
+                    spread[key][sub] = [min(nums), max(nums)]
+            if not spread[key]:
+                del spread[key]
         else:
             out[key] = _median(values)
             if min(values) != max(values):

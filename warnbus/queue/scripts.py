@@ -270,7 +270,9 @@ for i = 3, #ARGV, 4 do
   local gs = redis.call('HGET', KEYS[2], g)
   if gs then
     local p = split(gs, '|')
-    if (not CLOSED[p[1]]) and p[2] == fl and p[3] == from then
+    if p[1] == 'escalated' and p[2] == tl and p[3] == to then
+      ok = 1  -- already moved by an earlier, interrupted run: let its follow-up be redone
+    elseif (not CLOSED[p[1]]) and p[2] == fl and p[3] == from then
       if to == '' then
         grid_set(KEYS[1], KEYS[2], g, p[1], 'unreached', fl, from)
       else

@@ -5,6 +5,7 @@ Errors are `{"error": {"code": ..., "message": ...}}` with the documented status
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 from collections.abc import Awaitable, Callable
@@ -88,6 +89,7 @@ PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
     PublicLimit("/hooks/", per_client=None, total=(1000.0, 2000.0)),
 )
 LIMITS: web.AppKey[tuple[PublicLimit, ...]] = web.AppKey("public_limits", tuple)
+LIMIT_WAIT_S = 0.5
 
 
 @web.middleware
@@ -105,8 +107,11 @@ async def public_rate_limit_mw(
         buckets.append((f"http:{name}:{request.remote or '-'}", limit.per_client))
     for bucket, (rate, burst) in buckets:
         try:
-            got, wait_ms = await take(keys=[keys.rate_bucket(bucket)], args=[rate, burst, 1])
-        except RedisError:
+            # Bounded: a limiter that cannot answer quickly must not hold requests (or a
+            # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
+            got, wait_ms = await asyncio.wait_for(
+                take(keys=[keys.rate_bucket(bucket)], args=[rate, burst, 1]), LIMIT_WAIT_S)
+        except (RedisError, TimeoutError):
             break  # Redis is down: the handler fails on its own; do not hide that as a 429
         if int(got) < 1:
             log.warning("public endpoint rate limited", path_prefix=limit.prefix,
