@@ -230,3 +230,20 @@ async def test_get_unknown_alert_is_404(api) -> None:  # type: ignore[no-untyped
     client, _h = api
     r = await client.get("/api/v1/alerts/al_nope", headers=auth(OFFICER))
     assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+
+
+async def test_redis_down_is_503_and_nothing_accepted(fresh_redis_service) -> None:  # type: ignore[no-untyped-def]
+    h = await make_harness(fresh_redis_service.url)
+    h.app.tokens = (TokenSettings("met", token_hash(FEED), roles=("feed",)),)
+    client = TestClient(TestServer(make_web_app(h.app)))
+    await client.start_server()
+    try:
+        fresh_redis_service.kill()
+        body = (FIXTURES / "rainstorm-red.xml").read_bytes()
+        r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
+        assert r.status == 503, await r.text()
+        assert (await r.json())["error"]["code"] == "unavailable"
+        assert r.headers["Retry-After"]
+    finally:
+        await client.close()
+        await h.app.close()

@@ -66,6 +66,13 @@ async def errors_mw(
     except WarnbusError as e:
         log.warning("request failed", error=e.message)
         return error(400, e.code, e.message)
+    except (RedisError, ConnectionError) as e:
+        # Nothing was accepted: say so, so feeds and officers retry instead of guessing.
+        log.error("redis unavailable", error=str(e))
+        resp = error(503, "unavailable", "the engine's store (Redis) is unavailable; nothing "
+                     "was accepted, retry shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,10 @@ async def post_alert(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         return error(413, "too_large", f"the body is larger than {limit} bytes")
     body = await request.read()
-    alert = parse_alert(body, request.headers.get("Content-Type"), max_bytes=limit)
+    # Parsing a national feed's 2 MB polygon takes real CPU: keep the event loop free for the
+    # webhooks and acks that other requests carry.
+    alert = await asyncio.to_thread(parse_alert, body, request.headers.get("Content-Type"),
+                                    max_bytes=limit)
     res = await accept(app.ctx, alert, Scope(token.regions, token.categories))
     payload = {"alert_id": res.alert_id, "campaign_id": res.campaign_id, "targets": res.targets}
     return ok(payload, 202 if res.created else 200)
