@@ -71,6 +71,11 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     regions: tuple[str, ...] = ()  # the same scope as a feed token: code prefixes, empty = all
     categories: tuple[str, ...] = ()  # CAP categories allowed; empty = all
     enabled: bool = True
+    # XML-DSig policy for this source: require a valid signature, verify one when present,
+    # or ignore; `trust` names PEM files the signing certificate must chain to (empty: the
+    # signature must verify against the certificate it carries).
+    signature: Literal["require", "verify", "ignore"] = "ignore"
+    trust: tuple[str, ...] = ()
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from warnbus import keys
+from warnbus import keys, metrics
 from warnbus.breaker import Breakers
 from warnbus.context import Context
 from warnbus.errors import PermanentChannelError, TransientChannelError
@@ -110,6 +110,11 @@ class Dispatcher:
         results = await asyncio.gather(*(self._send(channel, e.delivery, n) for e, n in to_send))
         stored = [r for r in results if r is not None]
         await ctx.store.record(stored, ctx.clock.now())
+        for o in stored:
+            metrics.DELIVERIES.labels(channel, o.delivery.kind.value, o.next_state).inc()
+            if o.attempt.error:
+                klass = "permanent" if o.attempt.outcome is Outcome.FAILED_PERM else "transient"
+                metrics.PROVIDER_ERRORS.labels(channel, klass).inc()
         await self._follow_up(stored)
         await ctx.lanes.done(finished)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import msgspec
 import structlog
 
-from warnbus import keys
+from warnbus import keys, metrics
 from warnbus.context import Context
 from warnbus.errors import AuthError, IngestError
 from warnbus.escalation import Deadline, Expiry, deadline_for, encode_timer
@@ -63,6 +63,7 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
     aid = alert.alert_id
     known = await store.campaign_of(aid)
     if known:
+        metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
         meta = await store.meta(known)
         return Accepted(aid, known, int(meta.get("targets", "0") or 0), created=False)
     if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
@@ -96,6 +97,7 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
     pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
     pipe.set(keys.alert_index(aid), cid, nx=True)
     await pipe.execute()
+    metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets)
     return Accepted(aid, cid, n_targets, created=True)

@@ -6,6 +6,7 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import msgspec
@@ -26,6 +27,7 @@ from warnbus.feeds import (
 )
 from warnbus.ingest import parse_cap
 
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 RED, UPDATE, CANCEL = "rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel.xml"
 
 
@@ -213,3 +215,17 @@ async def test_expired_skipped_out_of_scope_rejected(kit: Kit) -> None:
     county = feed_settings("county", kit.server.url("/f.atom"), regions=("430623",))
     res = await kit.poller(county).poll_once()
     assert res.counts["accepted"] == 1 and res.counts["skipped"] == 1
+
+
+async def test_a_feed_requiring_signatures_takes_only_signed_alerts(kit: Kit) -> None:
+    signed = fixture("signed/rainstorm-red.signed.xml")
+    tampered = fixture("signed/rainstorm-red-update.tampered.xml")
+    ca = str(FIXTURES_DIR / "signed" / "ca.pem")
+    for name, body, want in (("signed", signed, "accepted"),
+                             ("tampered", tampered, "rejected"),
+                             ("unsigned", fixture("flood-circle.xml"), "rejected")):
+        kit.server.put(f"/{name}.xml", body)
+        feed = feed_settings(f"sig-{name}", kit.server.url(f"/{name}.xml"), kind="cap",
+                             signature="require", trust=(ca,))
+        res = await kit.poller(feed).poll_once()
+        assert res.counts[want] == 1, (name, res.counts)

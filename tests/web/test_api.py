@@ -247,3 +247,20 @@ async def test_redis_down_is_503_and_nothing_accepted(fresh_redis_service) -> No
     finally:
         await client.close()
         await h.app.close()
+
+
+async def test_metrics_count_alerts_deliveries_and_ack_latency(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    r = await client.post("/api/v1/alerts", data=(FIXTURES / "rainstorm-red.xml").read_bytes(),
+                          headers={**CAP, **auth()})
+    res = await r.json()
+    await h.drain()
+    h.clock.advance(42)
+    link = next(d.ack_url for d in h.sent("sms") if d.ack_url).replace("http://test", "")  # type: ignore[union-attr]
+    await client.post(link)
+    text = await (await client.get("/metrics")).text()
+    assert 'warnbus_alerts_total{msg_type="Alert",result="accepted"}' in text
+    assert 'warnbus_deliveries_total{channel="sms",kind="warning",outcome="sent"}' in text
+    assert 'warnbus_acks_total{result="recorded",via="link"}' in text
+    assert "warnbus_ack_latency_seconds_bucket" in text
+    _ = res

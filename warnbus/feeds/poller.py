@@ -28,6 +28,7 @@ from warnbus.feeds.health import ENTRIES, POLL_SECONDS, POLLS
 from warnbus.feeds.index import Entry, parse_index
 from warnbus.feeds.state import FeedState
 from warnbus.ingest import parse_cap
+from warnbus.ingest.signature import read_trust_files, verify_signature
 from warnbus.intake import Scope, accept
 from warnbus.models import Alert, MsgType
 
@@ -68,6 +69,8 @@ class FeedPoller:
         self.session = session
         self.state = FeedState(ctx.redis, feed.name)
         self.scope = Scope(feed.regions, feed.categories)
+        # Read the trust store once, at start-up: a missing file is a configuration error.
+        self.trust = read_trust_files(feed.trust) if feed.trust else ()
         self.held_until = 0.0  # monotonic time the lease is surely ours until
         self.polls = 0  # polls this process made (tests, debugging)
 
@@ -163,6 +166,8 @@ class FeedPoller:
         """Parse and accept one CAP; return its outcome. Only infrastructure errors raise."""
         name = self.feed.name
         try:
+            if self.feed.signature != "ignore":
+                verify_signature(body, self.feed.signature, self.trust)
             alert = parse_cap(body, max_bytes=self.feed.max_bytes)
         except IngestError as e:
             log.warning("feed entry rejected", feed=name, entry_id=entry.id, code=e.code,

@@ -1,0 +1,20 @@
+"""Prometheus metrics of the engine, defined in one place (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ALERTS = Counter("warnbus_alerts_total", "Alerts received, by message type and result",
+                 ["msg_type", "result"])
+DELIVERIES = Counter("warnbus_deliveries_total",
+                     "Deliveries handed to a provider or failed, by channel, kind and outcome",
+                     ["channel", "kind", "outcome"])
+PROVIDER_ERRORS = Counter("warnbus_provider_errors_total",
+                          "Provider failures by channel and class (transient, permanent)",
+                          ["channel", "error"])
+ACKS = Counter("warnbus_acks_total", "Confirmations by channel and result", ["via", "result"])
+ACK_LATENCY = Histogram(
+    "warnbus_ack_latency_seconds",
+    "Time from a person's first message to their confirmation (叫应 time to confirm)",
+    buckets=(30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200),
+)
