@@ -33,7 +33,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from warnbus.app import build_app
     from warnbus.config import load_settings
     from warnbus.logs import configure_logging
-    from warnbus.web.api import make_web_app
+    from warnbus.web.api import make_ops_app, make_web_app
 
     settings = load_settings(args.config)
     configure_logging(level=settings.log_level)
@@ -50,9 +50,12 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"warnbus: API token (full scope, generated for this run): {app.api_token}",
               flush=True)
     await app.engine.start()
+    # The api role serves the whole API; worker/timer-only processes serve /healthz and
+    # /metrics when given a port (--port or WARNBUS_PORT), as containers' health checks need.
     runner = None
-    if "api" in roles:
-        runner = web.AppRunner(make_web_app(app), access_log=None)
+    if "api" in roles or args.port is not None or os.environ.get("WARNBUS_PORT"):
+        web_app = make_web_app(app) if "api" in roles else make_ops_app(app)
+        runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.server.host, port).start()
         print(f"warnbus: serving on http://{settings.server.host}:{port}", flush=True)

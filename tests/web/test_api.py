@@ -264,3 +264,20 @@ async def test_metrics_count_alerts_deliveries_and_ack_latency(api) -> None:  # 
     assert 'warnbus_acks_total{result="recorded",via="link"}' in text
     assert "warnbus_ack_latency_seconds_bucket" in text
     _ = res
+
+
+async def test_worker_processes_serve_only_health_and_metrics(redis_url: str) -> None:
+    from warnbus.web.api import make_ops_app
+
+    h = await make_harness(redis_url)
+    client = TestClient(TestServer(make_ops_app(h.app)))
+    await client.start_server()
+    try:
+        r = await client.get("/healthz")
+        assert (await r.json())["redis"] is True
+        assert (await client.get("/metrics")).status == 200
+        r = await client.post("/api/v1/alerts", data=b"<alert/>", headers={**CAP, **auth()})
+        assert r.status == 404, "no public routes on a worker"
+    finally:
+        await client.close()
+        await h.app.close()

@@ -27,7 +27,7 @@ from warnbus.ingest import parse_alert
 from warnbus.intake import Scope, accept
 from warnbus.models import AckVia, WebhookChannel
 from warnbus.queue.scripts import TAKE_TOKENS
-from warnbus.web import capfeed, views
+from warnbus.web import capfeed, openapi, views
 from warnbus.web.console import setup_console
 
 log = structlog.get_logger("warnbus.web")
@@ -261,6 +261,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def make_ops_app(app: App) -> web.Application:
+    """What a worker or timer process serves: health and metrics only (no public routes)."""
+    ops = web.Application(middlewares=[errors_mw])
+    ops[APP] = app
+    ops.router.add_get("/healthz", healthz)
+    ops.router.add_get("/metrics", metrics)
+    return ops
+
+
 def make_web_app(app: App) -> web.Application:
     web_app = web.Application(middlewares=[public_rate_limit_mw, errors_mw],
                               client_max_size=app.settings.server.max_body_bytes)
@@ -270,6 +279,7 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_get("/api/v1/alerts/{alert_id}", get_alert)
     web_app.router.add_get("/api/v1/alerts/{alert_id}/record", get_record)
     web_app.router.add_post("/api/v1/acks", post_ack)
+    web_app.router.add_get(openapi.PATH, openapi.serve)
     web_app.router.add_get("/ack/{token}", ack_link_page)
     web_app.router.add_post("/ack/{token}", ack_link_post)
     for name, ch in app.engine.channels.items():
