@@ -74,4 +74,10 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
         assert aof, "the embedded Redis keeps an AOF"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 20)
+        try:
+            rc = await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a server behind
+            await proc.wait()
+            raise AssertionError("warnbus serve did not stop on SIGTERM within 20 s") from None
+    assert rc == 0, "serve exits cleanly on SIGTERM"
