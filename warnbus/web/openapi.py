@@ -1,0 +1,372 @@
+"""The OpenAPI 3.1 document of the HTTP API (DESIGN section 9), served at /api/v1/openapi.json.
+
+Kept by hand beside `web.api` and `web.capfeed`; tests/web/test_openapi.py checks the running
+API against it with schemathesis, so a route or response that drifts from it fails there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from warnbus.report import RECORD_COLUMNS
+
+PATH = "/api/v1/openapi.json"
+
+CAP_XML_TYPES = ("application/cap+xml", "application/xml", "text/xml")
+COUNTS = (
+    "targets", "sent", "delivered", "acknowledged", "pending", "escalated", "unreached",
+    "failed", "attempts", "duplicates",
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _retry(response: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}}
+
+
+UNAVAILABLE = _retry(_err("Redis is unreachable: nothing was done, retry shortly "
+                          "(code `unavailable`)."))
+RATE_LIMITED = _retry(_err("Too many requests on this public route (code `rate_limited`)."))
+UNAUTHORIZED = _err("No bearer token, an unknown one, or a revoked one (code `unauthorized`).")
+FORBIDDEN = _err("The token lacks the role this route needs (code `forbidden`).")
+NOT_MODIFIED = {"description": "The `If-None-Match` ETag matches: no body.",
+                "headers": {"ETag": {"$ref": "#/components/headers/ETag"},
+                            "Cache-Control": {"$ref": "#/components/headers/CacheControl"}}}
+ALERT_ID = {"name": "alert_id", "in": "path", "required": True,
+            "description": "An alert id as returned by `POST /api/v1/alerts` (`al_...`).",
+            "schema": {"type": "string", "minLength": 1}}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                 "description": "ETags of a cached copy; a match answers 304.",
+                 "schema": {"type": "string"}}
+ACK_TOKEN = {"name": "token", "in": "path", "required": True,
+             "description": "The signed ack-link token (`<body>.<signature>`, base64url).",
+             "schema": {"type": "string", "minLength": 1}}
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+HTML = {"text/html": {"schema": {"type": "string"}}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Machine-readable, e.g. `invalid`."},
+                "message": {"type": "string", "description": "What to fix; names the CAP "
+                            "field (e.g. `info[0].expires: ...`) when there is one."},
+            },
+        }},
+    },
+    "AlertJson": {
+        "type": "object",
+        "description": "The JSON form of a CAP 1.2 alert (warnbus's alert model: identifier, "
+                       "sender, sent, status, msg_type, scope, infos, ...). Validated by the "
+                       "engine; an invalid one is a 422 naming the field.",
+        "examples": [{"identifier": "43062304100000_20260802040000_1",
+                      "sender": "430623@qx.example.cn", "sent": "2026-08-02T04:00:00+08:00",
+                      "status": "Actual", "msg_type": "Alert", "scope": "Public",
+                      "infos": []}],
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["alert_id", "campaign_id", "targets"],
+        "additionalProperties": False,
+        "properties": {
+            "alert_id": {"type": "string"},
+            "campaign_id": {"type": "string", "description": "The campaign (thread) the "
+                            "alert starts, or continues for an Update or Cancel."},
+            "targets": {"type": "integer", "minimum": 0},
+        },
+    },
+    "AlertView": {
+        "type": "object",
+        "required": ["alert_id", "campaign_id", "alert", "campaign", "counts", "grids"],
+        "properties": {
+            "alert_id": {"type": "string"},
+            "campaign_id": {"type": "string"},
+            "alert": {"type": ["object", "null"], "description": "The alert (JSON form)."},
+            "campaign": {
+                "type": "object",
+                "required": ["state", "level", "root_alert_id", "latest_alert_id",
+                             "created_at", "expires_at", "headline"],
+                "properties": {
+                    "state": {"type": "string"},
+                    "level": {"type": ["string", "null"]},
+                    "root_alert_id": {"type": ["string", "null"]},
+                    "latest_alert_id": {"type": ["string", "null"]},
+                    "created_at": {"type": "string", "description": "ISO 8601, or empty."},
+                    "expires_at": {"type": "string", "description": "ISO 8601, or empty."},
+                    "headline": {"type": ["string", "null"]},
+                },
+            },
+            "counts": {
+                "type": "object",
+                "required": list(COUNTS),
+                "properties": {k: {"type": "integer", "minimum": 0} for k in COUNTS},
+                "description": "`unreached` is the 未叫醒 count (grids whose chain never "
+                               "confirmed).",
+            },
+            "grids": {"type": "object", "additionalProperties": {"type": "integer"},
+                      "description": "Grids per 叫应 state (non-zero states only)."},
+        },
+    },
+    "Record": {
+        "type": "object",
+        "required": ["alert_id", "rows"],
+        "properties": {
+            "alert_id": {"type": "string"},
+            "rows": {"type": "array", "items": {
+                "type": "object",
+                "required": list(RECORD_COLUMNS),
+                "properties": {k: {"type": "string"} for k in RECORD_COLUMNS},
+            }},
+        },
+    },
+    "ConsoleAck": {
+        "type": "object",
+        "required": ["campaign_id", "person_id", "reason", "by"],
+        "additionalProperties": False,
+        "properties": {
+            "campaign_id": {"type": "string"},
+            "person_id": {"type": "string"},
+            "reason": {"type": "string", "description": "Why (e.g. phoned back); not blank."},
+            "by": {"type": "string", "description": "Who entered it."},
+        },
+    },
+    "AckStatus": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["recorded", "duplicate"]}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["ok", "redis", "broker", "roles"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "redis": {"type": "boolean"},
+            "broker": {"type": "boolean"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "feeds": {"description": "Health of the polled agency feeds, when any."},
+        },
+    },
+}
+
+_CAP_BODY = {"type": "string", "format": "binary",
+             "description": "A CAP 1.2 (or 1.1/1.0) <alert> document."}
+
+POST_ALERTS: dict[str, Any] = {
+    "operationId": "postAlert",
+    "summary": "Submit a CAP alert (or an Update/Cancel of one) for dissemination.",
+    "security": BEARER,
+    "requestBody": {"required": True, "content": {
+        **{t: {"schema": _CAP_BODY} for t in CAP_XML_TYPES},
+        "application/json": {"schema": _ref("AlertJson")},
+    }},
+    "responses": {
+        "202": _json(_ref("Accepted"), "Accepted: a new campaign, or the thread an Update "
+                     "or Cancel continues."),
+        "200": _json(_ref("Accepted"), "The same alert again: the same ids, nothing new."),
+        "400": _err("Malformed body (code `malformed`)."),
+        "401": UNAUTHORIZED,
+        "403": _err("The token lacks the `feed` role, or the alert is outside its regions "
+                    "or categories (code `forbidden`)."),
+        "413": _err("The body is larger than the configured limit (code `too_large`)."),
+        "415": _err("Content-Type is not a CAP XML or JSON type (code `unsupported_type`)."),
+        "422": _err("Not a valid alert; the message names the field (code `invalid` or "
+                    "`unknown_reference`)."),
+        "503": UNAVAILABLE,
+    },
+}
+
+GET_ALERT: dict[str, Any] = {
+    "operationId": "getAlert",
+    "summary": "The alert, its campaign state and counts.",
+    "security": BEARER,
+    "parameters": [ALERT_ID],
+    "responses": {
+        "200": _json(_ref("AlertView"), "The alert's view."),
+        "401": UNAUTHORIZED,
+        "403": FORBIDDEN,
+        "404": _err("No such alert (code `not_found`)."),
+        "503": UNAVAILABLE,
+    },
+}
+
+GET_RECORD: dict[str, Any] = {
+    "operationId": "getAlertRecord",
+    "summary": "The auditable 叫应 record: one row per attempt (and per person never tried).",
+    "security": BEARER,
+    "parameters": [ALERT_ID, {"name": "format", "in": "query", "required": False,
+                              "schema": {"type": "string", "enum": ["json", "csv"],
+                                         "default": "json"}}],
+    "responses": {
+        "200": {"description": "The record, as JSON or (format=csv) CSV with a header row.",
+                "content": {"application/json": {"schema": _ref("Record")},
+                            "text/csv": {"schema": {"type": "string"}}}},
+        "401": UNAUTHORIZED,
+        "403": FORBIDDEN,
+        "404": _err("No such alert (code `not_found`)."),
+        "503": UNAVAILABLE,
+    },
+}
+
+POST_ACK: dict[str, Any] = {
+    "operationId": "postConsoleAck",
+    "summary": "Record a confirmation entered at the console, with its reason.",
+    "security": BEARER,
+    "requestBody": {"required": True,
+                    "content": {"application/json": {"schema": _ref("ConsoleAck")}}},
+    "responses": {
+        "200": _json(_ref("AckStatus"), "Recorded, or already confirmed (`duplicate`)."),
+        "401": UNAUTHORIZED,
+        "403": FORBIDDEN,
+        "404": _err("No such campaign, or the person is not one of its targets (code "
+                    "`no_campaign` or `not_target`)."),
+        "413": _err("The body is larger than the configured limit (code `too_large`)."),
+        "422": _err("Not a valid ack, or a blank reason (code `invalid`)."),
+        "503": UNAVAILABLE,
+    },
+}
+
+GET_ACK_LINK: dict[str, Any] = {
+    "operationId": "ackLinkPage",
+    "summary": "The page an ack link opens: a confirm button (a GET never confirms, so link "
+               "previews cannot confirm for people).",
+    "parameters": [ACK_TOKEN],
+    "responses": {
+        "200": {"description": "The confirm page.", "content": HTML},
+        "403": {"description": "The link is malformed, forged or expired.", "content": HTML},
+        "429": RATE_LIMITED,
+        "503": UNAVAILABLE,
+    },
+}
+
+POST_ACK_LINK: dict[str, Any] = {
+    "operationId": "ackLinkConfirm",
+    "summary": "Confirm receipt via an ack link (the page's button). HTML when the client "
+               "accepts text/html, else JSON.",
+    "parameters": [ACK_TOKEN],
+    "responses": {
+        "200": {"description": "Recorded or duplicate (JSON); or a thank-you page (HTML), "
+                               "which also says when the campaign is not found.",
+                "content": {"application/json": {"schema": _ref("AckStatus")}, **HTML}},
+        "403": _err("The link is malformed, forged or expired (code `forbidden`)."),
+        "404": _err("The link's campaign or person is gone (code `no_campaign` or "
+                    "`not_target`)."),
+        "429": RATE_LIMITED,
+        "503": UNAVAILABLE,
+    },
+}
+
+HEALTHZ: dict[str, Any] = {
+    "operationId": "healthz",
+    "summary": "Liveness of this process's dependencies.",
+    "responses": {
+        "200": _json(_ref("Health"), "Redis and the MQTT broker are reachable."),
+        "503": _json(_ref("Health"), "Redis or the broker is unreachable (see the flags)."),
+    },
+}
+
+METRICS: dict[str, Any] = {
+    "operationId": "metrics",
+    "summary": "Prometheus metrics (text exposition format).",
+    "responses": {
+        "200": {"description": "The metrics.",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "503": UNAVAILABLE,
+    },
+}
+
+CAP_FEED: dict[str, Any] = {
+    "operationId": "capFeed",
+    "summary": "Atom feed of the published (Public, non-Draft) CAP messages, newest first.",
+    "parameters": [
+        {"name": "limit", "in": "query", "required": False,
+         "description": "How many of the newest campaigns to list.",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+        IF_NONE_MATCH,
+    ],
+    "responses": {
+        "200": {"description": "The Atom document; each entry links its CAP 1.2 file.",
+                "headers": NOT_MODIFIED["headers"],
+                "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
+        "304": NOT_MODIFIED,
+        "400": _err("`limit` is not a number 1..500 (code `invalid`)."),
+        "503": UNAVAILABLE,
+    },
+}
+
+CAP_FILE: dict[str, Any] = {
+    "operationId": "capAlert",
+    "summary": "One published CAP message as a CAP 1.2 document.",
+    "parameters": [ALERT_ID, IF_NONE_MATCH],
+    "responses": {
+        "200": {"description": "The CAP 1.2 <alert>.",
+                "headers": NOT_MODIFIED["headers"],
+                "content": {"application/cap+xml": {"schema": {"type": "string"}}}},
+        "304": NOT_MODIFIED,
+        "404": _err("No such published message; restricted or draft ones are 404 too "
+                    "(code `not_found`)."),
+        "503": UNAVAILABLE,
+    },
+}
+
+OPENAPI_DOC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "warnbus HTTP API",
+        "version": "1",
+        "description": "Multi-channel warning dissemination with 叫应 (call-and-confirm). "
+                       "JSON unless stated; every JSON error is "
+                       '`{"error": {"code": "...", "message": "..."}}`.',
+    },
+    "paths": {
+        "/api/v1/alerts": {"post": POST_ALERTS},
+        "/api/v1/alerts/{alert_id}": {"get": GET_ALERT},
+        "/api/v1/alerts/{alert_id}/record": {"get": GET_RECORD},
+        "/api/v1/acks": {"post": POST_ACK},
+        "/ack/{token}": {"get": GET_ACK_LINK, "post": POST_ACK_LINK},
+        "/healthz": {"get": HEALTHZ},
+        "/metrics": {"get": METRICS},
+        "/cap/feed.atom": {"get": CAP_FEED},
+        "/cap/alerts/{alert_id}.xml": {"get": CAP_FILE},
+        PATH: {"get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
+        }},
+    },
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "A feed token (role `feed`: POST alerts) or an officer token "
+                           "(role `officer`: reads and console acks); `admin` may do both.",
+        }},
+        "headers": {
+            "RetryAfter": {"description": "Seconds to wait before retrying.",
+                           "schema": {"type": "string"}},
+            "ETag": {"schema": {"type": "string"}},
+            "CacheControl": {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
+async def serve(request: web.Request) -> web.Response:
+    """`GET /api/v1/openapi.json` (public: it documents the API, it grants nothing)."""
+    return web.json_response(OPENAPI_DOC)
