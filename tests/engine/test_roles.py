@@ -1,0 +1,91 @@
+"""The production layout without containers: separate api, worker and timer processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from channels.testing import RECORD_KEY
+from tests.engine.test_processes import _config
+from warnbus.services import free_port
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
+
+
+def _fresh_alert() -> bytes:
+    """The fixture with its times moved to now (it carries fixed example times)."""
+    now = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0)
+    xml = (FIXTURES / "rainstorm-red.xml").read_text(encoding="utf-8")
+    xml = re.sub(r"<(sent|effective|onset)>[^<]+<", lambda m: f"<{m[1]}>{now.isoformat()}<", xml)
+    xml = re.sub(r"<expires>[^<]+<", f"<expires>{(now + timedelta(hours=6)).isoformat()}<", xml)
+    return xml.encode()
+
+
+def _serve(cfg: Path, tmp: Path, role: str, port: int) -> subprocess.Popen[bytes]:
+    log = (tmp / f"{role}.log").open("wb")
+    env = {**os.environ, "WARNBUS_LOG_LEVEL": "warning", "WARNBUS_API_TOKEN": "roles-token"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "warnbus.cli", "serve", "--config", str(cfg), "--role", role,
+         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+        start_new_session=True)
+
+
+@pytest.mark.slow
+async def test_api_worker_and_timer_processes_share_one_redis(
+    redis_url: str, tmp_path: Path
+) -> None:
+    cfg = _config(tmp_path, redis_url, delay=0.0)
+    ports = {role: free_port() for role in ("api", "worker", "timer")}
+    procs = {role: _serve(cfg, tmp_path, role, port) for role, port in ports.items()}
+    redis = Redis.from_url(redis_url)
+    try:
+        base = f"http://127.0.0.1:{ports['api']}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # wait for the api process
+                try:
+                    async with http.get(f"{base}/healthz") as r:
+                        await r.read()
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            hdr = {"Authorization": "Bearer roles-token", "Content-Type": "application/cap+xml"}
+            async with http.post(f"{base}/api/v1/alerts", data=_fresh_alert(),
+                                 headers=hdr) as r:
+                assert r.status == 202, await r.text()
+            # The worker sends the first wave; the timer fires ack deadlines (fast policy:
+            # 3 s), and the redials it plans are sent by the worker.
+            kinds: set[str] = set()
+            deadline = time.monotonic() + 60
+            dec = msgspec.msgpack.Decoder(list)
+            while time.monotonic() < deadline and "redial" not in kinds:
+                kinds = {dec.decode(b)[3] for b in await redis.lrange(RECORD_KEY, 0, -1)}
+                await asyncio.sleep(0.2)
+            assert {"warning", "redial"} <= kinds, kinds
+            for role in ("worker", "timer"):  # the other roles serve health and metrics only
+                async with http.get(f"http://127.0.0.1:{ports[role]}/metrics") as r:
+                    assert r.status == 200
+                async with http.post(f"http://127.0.0.1:{ports[role]}/api/v1/alerts") as r:
+                    assert r.status == 404
+        pids = {dec.decode(b)[6] for b in await redis.lrange(RECORD_KEY, 0, -1)}
+        assert pids == {procs["worker"].pid}, "only the worker process sends"
+    finally:
+        await redis.aclose()
+        for p in procs.values():
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
