@@ -96,17 +96,33 @@ class Engine:
                                            min_idle_time=reclaim_idle_ms, start_id="0-0", count=50)
             items = reply[1]
         else:
-            reply = await redis.xreadgroup(keys.GROUP, self.consumer, {keys.INBOX: ">"}, count=10,
+            # One at a time: planning a province-wide alert takes a while, and items waiting
+            # in this worker's pending list would look abandoned to the sweepers.
+            reply = await redis.xreadgroup(keys.GROUP, self.consumer, {keys.INBOX: ">"}, count=1,
                                            block=block_ms or None)
             items = [m for _s, msgs in (reply or []) for m in msgs]
         for entry_id, fields in items:
             if fields:
-                await self.intake.handle(fields[b"c"].decode(), fields[b"a"].decode())
+                beat = asyncio.create_task(self._keep_claimed(entry_id))
+                try:
+                    await self.intake.handle(fields[b"c"].decode(), fields[b"a"].decode())
+                finally:
+                    beat.cancel()
             pipe = redis.pipeline(transaction=False)
             pipe.xack(keys.INBOX, keys.GROUP, entry_id)
             pipe.xdel(keys.INBOX, entry_id)
             await pipe.execute()
         return len(items)
+
+    async def _keep_claimed(self, entry_id: bytes) -> None:
+        """Reset the idle time of an inbox item while it is being planned, so no sweeper
+        reclaims (and plans again) work that is alive; a dead worker stops resetting it."""
+        cfg = self.ctx.settings.engine
+        every = max(0.5, cfg.lease_s / cfg.clock_factor / 3)
+        while True:
+            await asyncio.sleep(every)
+            await self.ctx.redis.xclaim(keys.INBOX, keys.GROUP, self.consumer, 0, [entry_id],
+                                        justid=True)
 
     async def _inbox_loop(self) -> None:
         while not self._stop.is_set():
