@@ -73,6 +73,7 @@ class Breaker:
     opened: int = 0  # how many times it opened (for tests and metrics)
     rejected: int = 0  # sends it refused
     _calls: deque[tuple[float, bool]] = field(default_factory=deque)
+    _failures: int = 0  # failures among _calls
 
     def check(self, now: float) -> float | None:
         """None: go ahead (and report the outcome). Else: seconds until the next probe."""
@@ -102,13 +103,16 @@ class Breaker:
             return
         if self.state is State.OPEN:
             return  # a send that started before the breaker opened: already counted
+        # A running count of failures in the window: this runs once per send, so it must
+        # not rescan the window (the province benchmark spent 59 % of its CPU doing so).
         self._calls.append((now, ok))
+        self._failures += not ok
         horizon = now - self.policy.window_s
         while self._calls and self._calls[0][0] < horizon:
-            self._calls.popleft()
-        failures = sum(1 for _t, good in self._calls if not good)
+            _t, good = self._calls.popleft()
+            self._failures -= not good
         n = len(self._calls)
-        if n >= self.policy.min_calls and failures >= self.policy.failure_ratio * n:
+        if n >= self.policy.min_calls and self._failures >= self.policy.failure_ratio * n:
             self._open(now, self.policy.open_s)
 
     def _open(self, now: float, length: float) -> None:
@@ -117,12 +121,14 @@ class Breaker:
         self.opened_until = now + length
         self.opened += 1
         self._calls.clear()
+        self._failures = 0
         log.warning("circuit opened", provider=self.key, open_s=round(length, 3))
 
     def _close(self) -> None:
         self.state = State.CLOSED
         self.open_for = 0.0
         self._calls.clear()
+        self._failures = 0
         log.info("circuit closed", provider=self.key, rejected=self.rejected)
 
 

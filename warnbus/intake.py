@@ -220,12 +220,11 @@ class Intake:
         )
         await ctx.lanes.enqueue(deliveries)
         if policy.ack_deadline_s:
-            timers = []
-            for p in persons:
-                t0 = await ctx.store.first_wave_at(cid, p.id) or now
-                due = deadline_for(policy, 0, t0, now)
-                timers.append((encode_timer(Deadline(cid, p.id, 0)), due))
-            await ctx.timers.schedule(timers)
+            firsts = await ctx.store.first_waves(cid, [p.id for p in persons])
+            await ctx.timers.schedule([
+                (encode_timer(Deadline(cid, p.id, 0)), deadline_for(policy, 0, t0 or now, now))
+                for p, t0 in zip(persons, firsts, strict=True)
+            ])
         return len(deliveries)
 
     async def _start(self, cid: str, alert: Alert) -> None:

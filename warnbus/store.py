@@ -105,6 +105,15 @@ class Store:
         blob = await self.redis.hget(keys.campaign(campaign_id).targets, target_id)
         return _dec_target.decode(blob) if blob else None
 
+    async def first_waves(self, campaign_id: str, ids: Sequence[str]) -> list[float | None]:
+        """First-wave times of many targets in one round trip per 5,000."""
+        k = keys.campaign(campaign_id).first
+        out: list[float | None] = []
+        for i in range(0, len(ids), 5000):
+            values = await self.redis.hmget(k, list(ids[i : i + 5000]))
+            out += [float(v) if v else None for v in values]
+        return out
+
     async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
         v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)
         return float(v) if v else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import secrets
 import signal
 import subprocess
@@ -31,7 +30,15 @@ from redis.asyncio import Redis
 from warnbus import keys
 from warnbus.acks import AckLinks
 from warnbus.bench.alerts import geocode_area, red_alert
-from warnbus.bench.env import ACK_SECRET, NO_BROKER, BenchEnv, BenchError, wait_first_wave
+from warnbus.bench.env import (
+    ACK_SECRET,
+    NO_BROKER,
+    BenchEnv,
+    BenchError,
+    process_cpu,
+    redis_cpu,
+    wait_first_wave,
+)
 from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE
 from warnbus.bench.server import public_limits
 from warnbus.ingest.jsonform import alert_to_json
@@ -149,12 +156,12 @@ async def _measure(http: aiohttp.ClientSession, base: str, tokens: Sequence[str]
                 statuses[r.status] += 1
             latencies.append(time.perf_counter() - t)
 
-    server0, client0, redis0 = _proc_cpu(pid), _self_cpu(), await _redis_cpu(probe)
+    server0, client0, redis0 = _proc_cpu(pid), process_cpu(), await redis_cpu(probe)
     t0 = time.perf_counter()
     await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(opts.connections))),
                            opts.timeout_s)
     elapsed = time.perf_counter() - t0
-    server1, client1, redis1 = _proc_cpu(pid), _self_cpu(), await _redis_cpu(probe)
+    server1, client1, redis1 = _proc_cpu(pid), process_cpu(), await redis_cpu(probe)
     if set(statuses) != {200}:
         raise BenchError(f"ack replies by status: {dict(statuses)} (all should be 200)")
     latencies.sort()
@@ -174,13 +181,3 @@ def _proc_cpu(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def _redis_cpu(probe: Redis) -> float:
-    info: Any = await probe.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])

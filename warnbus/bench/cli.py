@@ -6,15 +6,16 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from warnbus.bench.env import BenchError, bench_env
 from warnbus.bench.report import machine, render_text, revision, summarize
 from warnbus.errors import WarnbusError
 
+T = TypeVar("T")
 SCENARIOS = ("county", "province", "acks", "match", "peer")
 
 
@@ -54,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine log level; logs go to a file (default: warning)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-run limit in seconds")
     p.add_argument("--redis-max-connections", type=int, metavar="N",
-                   help="county/province what-if: size of the engine's Redis connection pool "
-                        "(default: the engine's own, redis-py's 100)")
+                   help="county/province what-if: the engine's Redis pool size "
+                        "(engine.redis_connections; default: the engine's default)")
     return p
 
 
@@ -69,7 +70,7 @@ def bench_main(argv: Sequence[str]) -> int:
     status = 0
     for scenario in chosen:
         try:
-            result = asyncio.run(run_scenario(scenario, ns))
+            result = run_bounded(run_scenario(scenario, ns))
         except WarnbusError as e:
             print(f"error: {scenario}: {e.message}", file=sys.stderr)
             status = 1
@@ -79,6 +80,25 @@ def bench_main(argv: Sequence[str]) -> int:
         else:
             print(render_text(result), flush=True)
     return status
+
+
+def run_bounded(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, except that tasks which ignore cancellation cannot hang the exit.
+
+    asyncio.run waits for every leftover task after cancelling it; a channel whose listener
+    never finishes (see `close_app`) would keep the benchmark from ending. Here the wait for
+    leftovers is bounded, and whatever is still pending is dropped with the loop.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=5.0))
+        loop.close()
 
 
 async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:

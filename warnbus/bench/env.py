@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -16,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import structlog
 from redis.asyncio import Redis
 
 from warnbus import keys
+from warnbus.app import App
 from warnbus.config import EngineSettings, Secret, Settings
 from warnbus.errors import WarnbusError
 from warnbus.logs import configure_logging
 from warnbus.queue import Lanes
 from warnbus.services import ManagedService, start_mosquitto, start_redis
+
+log = structlog.get_logger("warnbus.bench")
 
 #: Where no broker is needed (engine-only runs): nothing listens there, nothing connects.
 NO_BROKER = "mqtt://127.0.0.1:9"
@@ -133,6 +138,18 @@ async def key_bytes(redis: Any) -> dict[str, int]:
     return sizes
 
 
+def process_cpu() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def redis_cpu(redis: Any) -> float:
+    """CPU seconds redis-server has used so far (INFO cpu)."""
+    info = await redis.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 def key_kind(name: str) -> str:
     """Group a key name by its role: `campaign:audit`, `person_open`, `lanes`, `timers`..."""
     if name.startswith(f"{keys.PREFIX}:{{c:"):
@@ -164,6 +181,19 @@ async def lane_entries_added(redis: Any, lanes: Lanes) -> int:
                 raise BenchError("Redis has no XINFO entries-added: Redis 7 or later is needed")
             total += int(value)
     return total
+
+
+async def close_app(app: App, timeout_s: float = 5.0) -> bool:
+    """Close an engine, giving up after `timeout_s`; return whether it closed.
+
+    The MQTT loudspeaker channel's `aclose` can wait forever on its listener task (seen
+    about one run in five, see docs/benchmarks.md); a benchmark must still end.
+    """
+    task = asyncio.ensure_future(app.close())
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.warning("engine did not close in time; left behind", timeout_s=timeout_s)
+    return bool(done)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from warnbus.app import build_app, load_channels
 from warnbus.bench.alerts import geocode_area, red_alert
 from warnbus.bench.channels import HttpSinkChannel, SendMeter
-from warnbus.bench.env import BenchEnv, BenchError
+from warnbus.bench.env import BenchEnv, BenchError, close_app
 from warnbus.bench.fanout import SAMPLE_COUNTY_CODE, first_wave
 from warnbus.clock import SystemClock
 from warnbus.models import Alert, Channel
@@ -99,7 +99,7 @@ async def _warnbus(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Aler
         await app.engine.start()
         wave = await first_wave(app, alert, meter, timeout_s, None)
     finally:
-        await app.close()
+        await close_app(app)
     if meter.failed:
         raise BenchError(f"warnbus: {meter.failed} sends to the sink or broker failed")
     http_last = max(meter.last_by_channel[n] for n in PERSON_CHANNELS if n in meter.last_by_channel)
