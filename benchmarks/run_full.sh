@@ -13,6 +13,4 @@ bench province --counties 100 --runs 3 > "$out/province.json"
 bench acks --counties 10 --runs 3 > "$out/acks.json"
 bench match --counties 100 --runs 3 > "$out/match.json"
 bench peer --runs 3 > "$out/peer.json"
-# Profile of one province run, engine-only (pyinstrument adds ~30 % overhead: the profile
-# shows where time goes, the figures above are from runs without it).
-bench province --counties 100 --runs 1 --profile "$out/province-profile" > "$out/province-profiled.json"
+# The profile in docs/benchmarks.md is taken separately, with py-spy (see there).

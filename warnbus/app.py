@@ -6,6 +6,7 @@ found through the `warnbus.channels` entry-point group, so a third party can add
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -117,7 +118,10 @@ class App:
     async def close(self) -> None:
         await self.engine.stop()
         if self.world is not None:
-            await self.world.stop()
+            try:
+                await asyncio.wait_for(self.world.stop(), 10.0)
+            except Exception:  # includes the timeout
+                log.warning("simulators did not stop cleanly")
         await self.ctx.redis.aclose()
         for svc in self.started:
             svc.stop()

@@ -141,7 +141,10 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     finally:
         await runner.cleanup()
         await app.close()
-        await world.stop()
+        try:
+            await asyncio.wait_for(world.stop(), 10.0)
+        except Exception:  # includes the timeout
+            console.print("[dim]simulators did not stop cleanly[/dim]")
         broker.stop()
 
 

@@ -83,8 +83,12 @@ class Engine:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for ch in self.channels.values():
-            await ch.aclose()
+        for name, ch in self.channels.items():
+            # A provider connection that does not close must not keep the process alive.
+            try:
+                await asyncio.wait_for(ch.aclose(), 5.0)
+            except Exception:  # includes the timeout
+                log.warning("channel did not close cleanly", channel=name)
 
     # ----------------------------------------------------------------- inbox
 
