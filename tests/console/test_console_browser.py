@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from console_kit import PASSWORD, add_users
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.engine.helpers import Harness, make_harness
 from warnbus.acks import record_ack
@@ -134,10 +135,17 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
         await h.drain()
     await approver.wait_for_selector("#chase .chase form button:has-text('人工确认')")
     assert await approver.locator("svg.map path.s-escalated").count() > 0
-    first = approver.locator("#chase .chase").first
-    await first.locator("input[name=reason]").fill("电话回拨，已确认收到")
-    async with approver.expect_navigation():
-        await first.locator("button:has-text('人工确认')").click()
+    # The list re-renders live (SSE) while escalations land: a fill or click on a row that
+    # was just replaced goes nowhere, so try again on the fresh row (bounded).
+    for attempt in range(4):
+        first = approver.locator("#chase .chase").first
+        await first.locator("input[name=reason]").fill("电话回拨，已确认收到")
+        try:
+            async with approver.expect_navigation(timeout=6000):
+                await first.locator("button:has-text('人工确认')").click()
+            break
+        except PlaywrightTimeout:
+            assert attempt < 3, "the manual confirmation form never submitted"
     await approver.wait_for_selector("p.ok:has-text('人工确认')")
     acks = await ctx.store.acks(cid)
     assert any(a.via is AckVia.CONSOLE and a.by == "alan" for a in acks.values())
