@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
+from tests.cli.test_serve import _fresh
 from tests.engine.test_processes import _config
 from warnbus.services import free_port
 
@@ -25,12 +24,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 
 
 def _fresh_alert() -> bytes:
-    """The fixture with its times moved to now (it carries fixed example times)."""
-    now = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0)
-    xml = (FIXTURES / "rainstorm-red.xml").read_text(encoding="utf-8")
-    xml = re.sub(r"<(sent|effective|onset)>[^<]+<", lambda m: f"<{m[1]}>{now.isoformat()}<", xml)
-    xml = re.sub(r"<expires>[^<]+<", f"<expires>{(now + timedelta(hours=6)).isoformat()}<", xml)
-    return xml.encode()
+    return _fresh((FIXTURES / "rainstorm-red.xml").read_text(encoding="utf-8"))
 
 
 def _serve(cfg: Path, tmp: Path, role: str, port: int) -> subprocess.Popen[bytes]:
