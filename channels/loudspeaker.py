@@ -4,7 +4,9 @@
 warning, a retained copy on `area/{code}/active/{campaign}` whose message expiry ends with the
 alert, so a speaker that comes online later still plays it, and never after it expired. A
 cancel publishes stop and clears that retained copy. The listener reports device acks to the
-engine's EventSink and keeps a view of which devices are online (their LWT says offline).
+engine's EventSink and keeps a view of which devices are online (their LWT says offline)
+and of their heartbeats (`channels.loudspeaker_status`), which it also hands to a sink that
+keeps device status, so the console of any process sees it.
 
 The connection is resumable (clean start off, a session expiry, a client id stable for the
 process), and device acks are PUBACKed only after the sink took them: acks sent while we were
@@ -34,13 +36,11 @@ from channels.loudspeaker_payload import (
     AckState,
     Address,
     CommandKind,
-    DeviceState,
     SpeakerCommand,
     Topics,
     backoff,
     command_for,
     decode_ack,
-    decode_status,
     encode,
     expiry_seconds,
     parse_address,
@@ -49,6 +49,7 @@ from channels.loudspeaker_payload import (
     topic_level_ok,
     valid_prefix,
 )
+from channels.loudspeaker_status import DeviceTracker, DeviceView
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
 from warnbus.models import Delivery, DeliveryKind, EventSink, ProviderStatus, Receipt
 
@@ -101,15 +102,6 @@ def _secret_hook(kind: type, obj: Any) -> Any:
     raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class DeviceView:
-    """The last status a device reported and when we heard it (epoch seconds)."""
-
-    state: DeviceState
-    since: float
-    area: str | None = None
-
-
 @dataclass
 class _Link:
     """One live connection; `lost` is set when it ends, waking sends awaiting a PUBACK."""
@@ -145,7 +137,7 @@ class Loudspeakers:
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._devices: dict[str, DeviceView] = {}
+        self._status = DeviceTracker(clock)
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> Loudspeakers:
@@ -166,8 +158,8 @@ class Loudspeakers:
         return self._link is not None
 
     def devices_status(self) -> dict[str, DeviceView]:
-        """Device id → last online/offline report (for the console and healthz)."""
-        return dict(self._devices)
+        """Device id → last online/offline report and heartbeat (this process's view)."""
+        return self._status.view()
 
     async def start(self, sink: EventSink) -> None:
         """Listen for device acks and status; reconnects by itself until `aclose`."""
@@ -344,7 +336,7 @@ class Loudspeakers:
             if leaf == "ack":
                 await self._on_ack(device, payload)
             elif leaf == "status":
-                self._on_status(device, payload)
+                await self._status.on_status(device, payload, self._sink)
         if message.qos > 0:
             link.client._client.ack(message.mid, message.qos)
 
@@ -368,18 +360,3 @@ class Loudspeakers:
                             delivery_id=ack.cmd_id, error=repr(e), try_=n + 1)
                 await asyncio.sleep(0.2 * 2**n)
         raise _SinkDown(f"the sink refused an ack of {device} {_SINK_TRIES} times")
-
-    def _on_status(self, device: str, payload: bytes) -> None:
-        if not payload:  # the retained status was cleared: the device was retired
-            self._devices.pop(device, None)
-            return
-        try:
-            status = decode_status(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            log.warning("malformed loudspeaker status dropped", device=device, error=str(e))
-            return
-        before = self._devices.get(device)
-        self._devices[device] = DeviceView(status.state, self._clock(), status.area)
-        # Subscribing replays every device's retained status: log changes, not the replay.
-        if before is not None and before.state is not status.state:
-            log.info("loudspeaker status changed", device=device, state=status.state.value)

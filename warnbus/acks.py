@@ -49,13 +49,11 @@ async def record_ack(
     reason: str | None = None,
 ) -> AckResult:
     ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
-    code = await ctx.store.ack(ack)
+    code, first = await ctx.store.ack_first(ack)
     result = AckResult(code)
     metrics.ACKS.labels(via.value, result.status).inc()
-    if result.recorded:
-        first = await ctx.store.first_wave_at(campaign_id, person_id)
-        if first is not None:
-            metrics.ACK_LATENCY.observe(max(0.0, ack.at - first))
+    if result.recorded and first is not None:
+        metrics.ACK_LATENCY.observe(max(0.0, ack.at - first))
     log.info("ack", campaign_id=campaign_id, person=person_id, via=via.value, result=result.status)
     return result
 

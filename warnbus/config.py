@@ -32,6 +32,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     port: int = 8080
     public_url: str = ""  # base of ack links; default http://host:port
     max_body_bytes: int = 4 * 1024 * 1024
+    # Most <area>s in one alert, and polygon/circle/geocode entries in them (413 beyond);
+    # they also bound what the feed pollers accept. Defaults: warnbus.ingest.DEFAULT_MAX_*.
+    max_areas: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_area_entries: Annotated[int, msgspec.Meta(ge=1)] = 10_000
 
 
 class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -78,6 +82,27 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     trust: tuple[str, ...] = ()
 
 
+LevelName = Literal["red", "orange", "yellow", "blue"]
+
+
+class ConsoleConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`[console]`: defaults of the officers' console, used until an admin changes them
+    there (the console keeps its own settings in Redis)."""
+
+    approval_levels: tuple[LevelName, ...] = ("red", "orange")  # need a second person
+
+
+def _level_list(var: str, value: str) -> list[str]:
+    """`red,orange`, `red orange`, `["red", "orange"]`; `none` for no level at all."""
+    text = value.strip().strip("[]")
+    items = [x.strip().strip("'\"").lower() for x in text.replace(",", " ").split()]
+    if items == ["none"]:
+        return []
+    if not items:
+        raise ConfigError(f"{var}: list the levels (red, orange, yellow, blue), or 'none'")
+    return items
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     data_dir: str = ""
     redis_url: str = ""  # empty: start an embedded redis-server
@@ -95,6 +120,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tokens: tuple[TokenSettings, ...] = ()
     channels: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     feeds: tuple[FeedSettings, ...] = ()
+    console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
 
 
 _ENV_KEYS = {
@@ -136,6 +162,9 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             if len(parts) != 2 or not all(parts):
                 raise ConfigError(f"{var}: expected WARNBUS_CHANNELS__<CHANNEL>__<FIELD>")
             raw.setdefault("channels", {}).setdefault(parts[0], {})[parts[1]] = value
+    if env.get("WARNBUS_CONSOLE__APPROVAL_LEVELS"):
+        var = "WARNBUS_CONSOLE__APPROVAL_LEVELS"
+        raw.setdefault("console", {})["approval_levels"] = _level_list(var, env[var])
     if env.get("WARNBUS_PORT"):
         try:
             port = int(env["WARNBUS_PORT"])

@@ -6,6 +6,7 @@ import structlog
 
 from warnbus.acks import record_ack
 from warnbus.context import Context
+from warnbus.devices import DeviceStatusBook
 from warnbus.fallback import plan_fallback_for
 from warnbus.models import AckVia, ProviderStatus
 
@@ -21,6 +22,7 @@ class EngineSink:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._devices = DeviceStatusBook(ctx.redis)
         self._by_address: dict[tuple[str, str], list[str]] = {}
         for p in ctx.registry.data.persons.values():
             for field in ("phone", "wecom"):
@@ -48,6 +50,11 @@ class EngineSink:
             await self.ctx.lanes.enqueue(await plan_fallback_for(self.ctx, campaign_id, delivery_id))
         log.info("provider status", campaign_id=campaign_id, delivery_id=delivery_id,
                  status=status.value, applied=res == 1)
+
+    async def device_status(self, device_id: str, state: str | None, since: float,
+                            seen: float, area: str | None) -> None:
+        """A speaker's status or heartbeat, kept in Redis for every process (the console)."""
+        await self._devices.device_status(device_id, state, since, seen, area)
 
     async def confirm(
         self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None

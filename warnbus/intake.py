@@ -7,6 +7,7 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,11 +18,14 @@ from warnbus import keys, metrics
 from warnbus.context import Context
 from warnbus.errors import AuthError, IngestError
 from warnbus.escalation import Deadline, Expiry, deadline_for, encode_timer
+from warnbus.ingest.checks import OutsideRegistryError
 from warnbus.models import (
     Alert,
+    Area,
     CampaignState,
     DeliveryKind,
     GridState,
+    Info,
     Level,
     MsgType,
     Person,
@@ -30,11 +34,21 @@ from warnbus.models import (
     alert_id_for,
 )
 from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
-from warnbus.ports import LevelPolicyLike
+from warnbus.ports import LevelPolicyLike, MatchLike
 from warnbus.queue import ensure_group
 
 log = structlog.get_logger("warnbus.intake")
+PLAN_CHUNK = 2000  # targets planned and queued per step of a first wave
 _json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class AcceptWarning:
+    """Something the sender of an accepted alert should fix (the 202 body's `warnings`)."""
+
+    code: str  # area_outside_registry
+    field: str  # the CAP path, e.g. info[0].area[2]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Accepted:
     campaign_id: str
     targets: int
     created: bool  # False: the same alert was already accepted
+    warnings: tuple[AcceptWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,11 +95,13 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
         cid = campaign_id_for(alert)
     else:
         cid = await _thread_of(ctx, alert)
+    warnings: tuple[AcceptWarning, ...] = ()
     if alert.msg_type is MsgType.CANCEL:
         n_targets = len(await store.targets(cid))
     else:
         match = ctx.rules.match(alert)
         _check_regions(ctx, match.grids, scope)
+        warnings = _check_registry(ctx, alert, match)
         n_targets = len(match.grids) and len(
             ctx.rules.targets(ctx.registry.data, match.grids, match.devices, drill=alert.is_drill)
         )
@@ -96,11 +113,16 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
         pipe.hsetnx(ck.meta, "targets", n_targets)
     pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
     pipe.set(keys.alert_index(aid), cid, nx=True)
+    pipe.zadd(keys.MESSAGES, {aid: ctx.clock.now()}, nx=True)
     await pipe.execute()
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets)
-    return Accepted(aid, cid, n_targets, created=True)
+    if warnings:
+        log.warning("alert areas outside the registry", alert_id=aid, campaign_id=cid,
+                    areas=[w.field for w in warnings],
+                    detail="; ".join(w.message for w in warnings[:_LISTED]))
+    return Accepted(aid, cid, n_targets, created=True, warnings=warnings)
 
 
 def _check_categories(alert: Alert, scope: Scope) -> None:
@@ -114,6 +136,93 @@ def _check_categories(alert: Alert, scope: Scope) -> None:
                     f"info[{i}].category: this token may not publish category {c.value}",
                     forbidden=True,
                 )
+
+
+_LISTED = 10  # areas named in one message; the rest are counted
+
+
+def _check_registry(ctx: Context, alert: Alert, match: MatchLike) -> tuple[AcceptWarning, ...]:
+    """Refuse an Alert or Update none of whose areas holds a grid of the registry; warn of
+    the areas that hold none when others do.
+
+    An alert for other regions (a province feed's alert for another county) would reach
+    nobody: accepting it with 0 targets hides the mistake of a wrong code. Refused (422
+    `outside_registry`), the sender learns at once, and a feed poller records it as not ours.
+    One mistyped area among good ones must not delay the warning to the others: accepted,
+    with a warning naming it. "Holds a grid" is geography only: an area whose grids the
+    hazard's tags exclude (地质灾害 → hazard points) is inside the registry.
+    """
+    areas = [(f"info[{i}].area[{j}]", info, area)
+             for i, info in enumerate(alert.infos) for j, area in enumerate(info.areas)]
+    if not areas:
+        metrics.ALERTS.labels(alert.msg_type.value, "outside_registry").inc()
+        raise OutsideRegistryError(
+            "the alert names no area (no <area> in any <info>), so no grid of the registry "
+            "lies in it; list the areas it warns", "info")
+    if match.grids and len({area for _, _, area in areas}) == 1:
+        return ()  # one area (in every language), and it matched
+    inside: dict[Area, bool] = {}
+    for _, info, area in areas:
+        if area not in inside:
+            inside[area] = bool(_where(ctx, alert, info, area).grids)
+    outside = [(path, area) for path, _, area in areas if not inside[area]]
+    if not outside:
+        return ()
+    if len(outside) == len(areas) and not match.grids and not match.devices:
+        listed = "; ".join(f"{path} {_describe(area)}" for path, area in outside[:_LISTED])
+        more = len(outside) - _LISTED
+        tail = ""
+        if alert.msg_type is MsgType.UPDATE:
+            tail = ("; the campaign it updates carries on with its earlier areas (send a "
+                    "Cancel to end it)")
+        metrics.ALERTS.labels(alert.msg_type.value, "outside_registry").inc()
+        log.info("alert outside the registry", alert_id=alert.alert_id,
+                 msg_type=alert.msg_type.value, areas=len(outside))
+        raise OutsideRegistryError(
+            f"no grid of the registry lies in any area of this alert: {listed}"
+            + (f"; and {more} more area(s)" if more > 0 else "")
+            + f". This engine serves {_coverage(ctx)}{tail}", "info.area")
+    return tuple(
+        AcceptWarning("area_outside_registry", path,
+                      f"{path}: no grid of the registry lies in this area: {_describe(area)}; "
+                      "the alert goes to the grids of its other areas")
+        for path, area in outside)
+
+
+def _where(ctx: Context, alert: Alert, info: Info, area: Area) -> MatchLike:
+    """The grids one area covers, whatever the hazard: matched as an info of no known hazard
+    (no event, no event code), which carries no tag filter."""
+    probe = msgspec.structs.replace(info, event="", event_codes=(), areas=(area,))
+    return ctx.rules.match(msgspec.structs.replace(alert, infos=(probe,)))
+
+
+def _describe(area: Area) -> str:
+    """An area as a sender would recognise it: its codes or shapes, then its areaDesc."""
+    parts = []
+    if area.geocodes:
+        values = [v for _, v in area.geocodes[:5]]
+        more = ", …" if len(area.geocodes) > 5 else ""
+        parts.append(f"geocode{'s' if len(area.geocodes) > 1 else ''} {', '.join(values)}{more}")
+    for ring in area.polygons[:2]:
+        lats, lons = [p[0] for p in ring], [p[1] for p in ring]
+        parts.append(f"polygon lat {min(lats):g}..{max(lats):g}, lon {min(lons):g}..{max(lons):g}")
+    for c in area.circles[:2]:
+        parts.append(f"circle {c.lat:g},{c.lon:g} {c.radius_km:g} km")
+    if not parts:
+        parts.append("no polygon, circle or geocode")
+    desc = " ".join(area.desc.split())
+    desc = desc if len(desc) <= 40 else desc[:39] + "…"
+    return f"{', '.join(parts)} ({desc})" if desc else ", ".join(parts)
+
+
+def _coverage(ctx: Context) -> str:
+    regions = ctx.registry.data.regions
+    tops = sorted((r for r in regions.values() if r.parent is None or r.parent not in regions),
+                  key=lambda r: r.code)
+    if not tops:
+        return "no region (the registry is empty)"
+    named = ", ".join(f"{r.code} {r.name}" for r in tops[:3])
+    return named + (f" and {len(tops) - 3} more regions" if len(tops) > 3 else "")
 
 
 def _check_regions(ctx: Context, grids: Sequence[str], scope: Scope) -> None:
@@ -206,26 +315,42 @@ class Intake:
     async def _first_wave(
         self, cid: str, alert: Alert, level: Level, policy: LevelPolicyLike,
         targets: Sequence[Target], villages: Sequence[str], kind: DeliveryKind,
+        chunk: int = PLAN_CHUNK,
     ) -> int:
+        """Plan and queue a first wave `chunk` targets at a time: dispatch starts after the
+        first chunk, and the deliveries of a province never sit in memory all together.
+
+        Every step is idempotent, so a worker that dies halfway leaves a replay to finish it.
+        Loudspeaker areas go first: one command per village reaches a whole village."""
         ctx = self.ctx
-        now = ctx.clock.now()
         pctx = self._plan_ctx(cid, alert, level)
-        persons = self._persons(targets)
-        deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+        n = 0
         for ch in policy.device_channels:
-            deliveries += plan_areas(pctx, villages, ch, kind)
-        await ctx.store.put_targets(cid, targets, now)
-        await ctx.store.init_grids(
-            cid, [(g, t.id) for t in targets if t.kind is TargetKind.PERSON for g in t.grids]
-        )
-        await ctx.lanes.enqueue(deliveries)
-        if policy.ack_deadline_s:
-            firsts = await ctx.store.first_waves(cid, [p.id for p in persons])
-            await ctx.timers.schedule([
-                (encode_timer(Deadline(cid, p.id, 0)), deadline_for(policy, 0, t0 or now, now))
-                for p, t0 in zip(persons, firsts, strict=True)
-            ])
-        return len(deliveries)
+            area_wave = plan_areas(pctx, villages, ch, kind)
+            await ctx.lanes.enqueue(area_wave)
+            n += len(area_wave)
+        for i in range(0, len(targets), chunk):
+            part = targets[i : i + chunk]
+            now = ctx.clock.now()
+            # Targets and grids are stored before their deliveries are queued: a claim and
+            # its record find the campaign state they move.
+            await ctx.store.put_targets(cid, part, now)
+            await ctx.store.init_grids(
+                cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
+            )
+            persons = self._persons(part)
+            deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+            await ctx.lanes.enqueue(deliveries)
+            n += len(deliveries)
+            if policy.ack_deadline_s:
+                firsts = await ctx.store.first_waves(cid, [p.id for p in persons])
+                await ctx.timers.schedule([
+                    (encode_timer(Deadline(cid, p.id, 0)), deadline_for(policy, 0, t0 or now, now))
+                    for p, t0 in zip(persons, firsts, strict=True)
+                ])
+            # Let the lane workers of this process send the chunk while the next is planned.
+            await asyncio.sleep(0)
+        return n
 
     async def _start(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -248,6 +373,7 @@ class Intake:
             "area": area_text(alert),
             "targets": _reach(targets, () if alert.is_drill else match.villages, policy),
         })
+        await ctx.store.activate(cid, now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
         areas = () if alert.is_drill else match.villages
         n = await self._first_wave(cid, alert, level, policy, targets, areas,

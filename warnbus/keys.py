@@ -2,7 +2,10 @@
 
 Keys of one campaign share the hash tag `{c:<campaign_id>}`, so every multi-key operation on a
 campaign (the Lua scripts of claims, attempts, acks and escalation) stays in one Redis Cluster
-slot. Timer keys share the tag `{t}`. Lanes, the inbox and indexes are single-key structures.
+slot. Timer keys share the tag `{t}`. The priority lanes of one channel share the tag
+`{q:<channel>}` (they are read together in one XREADGROUP). The inbox and indexes are
+single-key structures. tests/engine/test_cluster_slots.py checks every command the engine
+sends against these rules.
 """
 
 from __future__ import annotations
@@ -57,27 +60,30 @@ def alert_index(alert_id: str) -> str:
 
 
 CAMPAIGNS = f"{PREFIX}:campaigns"  # zset: campaign_id by creation time
+# zset: alert_id of every accepted message (Alert, Update, Cancel) by acceptance time, written
+# by intake.accept; the outbound CAP feed lists messages newest first from it.
+MESSAGES = f"{PREFIX}:messages"
 INBOX = f"{PREFIX}:inbox"  # stream: accepted alerts waiting to be planned
 DEAD = f"{PREFIX}:dead"  # stream: dead-lettered deliveries (visible, never silent)
 TIMERS = f"{PREFIX}:{{t}}:timers"  # zset: timer member by absolute due time
 TIMERS_DUE = f"{PREFIX}:{{t}}:due"  # stream: timers promoted when due
-PERSON_OPEN = f"{PREFIX}:person:{{pid}}:open"  # set: campaigns open for a person (SMS reply acks)
+ACTIVE = f"{PREFIX}:active"  # zset: campaigns being carried out, by start time
 
 GROUP = "warnbus"  # consumer group name on every stream
 
 
 def lane(channel: str, priority: int) -> str:
-    """Stream of deliveries for one channel at one priority (0 = red, sooner)."""
-    return f"{PREFIX}:q:{channel}:{priority}"
+    """Stream of deliveries for one channel at one priority (0 = red, sooner).
+
+    The lanes of one channel share the hash tag `{q:<channel>}`: a worker reads all of them
+    in one XREADGROUP (most urgent first), which a Redis Cluster allows only within one slot.
+    """
+    return f"{PREFIX}:q:{{q:{channel}}}:{priority}"
 
 
 def rate_bucket(channel: str) -> str:
     """Token bucket of one channel (one provider account or sender number)."""
     return f"{PREFIX}:rl:{channel}"
-
-
-def person_open(person_id: str) -> str:
-    return f"{PREFIX}:person:{person_id}:open"
 
 
 class FeedKeys:
@@ -128,3 +134,10 @@ def console_login_failures(username: str) -> str:
 def console_campaign(campaign_id: str) -> str:
     """Hash: alert_id -> provenance JSON; `d2d:<grid>` -> door-to-door order JSON."""
     return f"{PREFIX}:{{c:{campaign_id}}}:console"
+
+
+# --------------------------------------------------------------------------- devices
+# What the loudspeaker channel hears about devices, kept for every process (the console runs
+# in the api process, the channel in the workers). One hash for the county, not per campaign.
+
+DEVICES_STATUS = f"{PREFIX}:devices:status"  # hash: device_id -> JSON state|since|seen|area

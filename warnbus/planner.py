@@ -67,6 +67,14 @@ class PlanContext:
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
 
     @cached_property
+    def alert_id(self) -> str:
+        return self.alert.alert_id  # a hash each time: computed once per planning call
+
+    @cached_property
+    def drill(self) -> bool:
+        return self.alert.is_drill
+
+    @cached_property
     def expires_at(self) -> float | None:
         when = self.alert.expires_at()
         return when.timestamp() if when else None
@@ -88,6 +96,8 @@ def plan_persons(
     """
     base_text: dict[str, str] = {}
     out: list[Delivery] = []
+    # One signed link per person, shared by their channels (signing is an HMAC each).
+    urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
     for channel in channels:
         if channel in DEVICE_CHANNELS:
             continue
@@ -95,7 +105,7 @@ def plan_persons(
             address = address_of(person, channel)
             if address is None:
                 continue
-            url = ctx.ack_url(person.id) if ctx.ack_url else None
+            url = urls.get(person.id)
             own = extra.get(person.id) if extra else None
             if own is not None:
                 text = _render(ctx, kind, channel, url, own)
@@ -125,12 +135,12 @@ def _delivery(
     ctx: PlanContext, target_id: str, target_kind: TargetKind, channel: str, step: int,
     kind: DeliveryKind, address: str, text: str, region: str, ack_url: str | None = None,
 ) -> Delivery:
-    alert = ctx.alert
+    alert_id = ctx.alert_id
     return Delivery(
-        id=delivery_id_for(ctx.campaign_id, alert.alert_id, target_id, channel, step),
-        campaign_id=ctx.campaign_id, alert_id=alert.alert_id, target_id=target_id,
+        id=delivery_id_for(ctx.campaign_id, alert_id, target_id, channel, step),
+        campaign_id=ctx.campaign_id, alert_id=alert_id, target_id=target_id,
         target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
-        address=address, text=text, created_at=ctx.now, drill=alert.is_drill, ack_url=ack_url,
+        address=address, text=text, created_at=ctx.now, drill=ctx.drill, ack_url=ack_url,
         region=region, expires_at=ctx.expires_at,
     )
 

@@ -5,7 +5,8 @@ Every write to a campaign goes through this module; reads for the API and the å
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from warnbus import keys
 from warnbus.models import Ack, Alert, Attempt, Delivery, GridState, Target
 from warnbus.queue import scripts
+from warnbus.queue.scripts import pack_args
 
 _enc = msgspec.msgpack.Encoder()
 _dec_target = msgspec.msgpack.Decoder(Target)
@@ -58,6 +60,7 @@ class Store:
         self._close_grids = redis.register_script(scripts.CLOSE_GRIDS)
         self._advance = redis.register_script(scripts.ADVANCE)
         self._finish = redis.register_script(scripts.FINISH)
+        self._put_targets = redis.register_script(scripts.PUT_TARGETS)
 
     # ----------------------------------------------------------------- alerts and meta
 
@@ -86,16 +89,14 @@ class Store:
 
     # ----------------------------------------------------------------- targets and grids
 
-    async def put_targets(self, campaign_id: str, targets: Sequence[Target], now: float) -> None:
-        if not targets:
-            return
+    async def put_targets(self, campaign_id: str, targets: Sequence[Target], now: float,
+                          chunk: int = 2000) -> None:
         ck = keys.campaign(campaign_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(ck.targets, mapping={t.id: _enc.encode(t) for t in targets})
-        for t in targets:
-            pipe.hsetnx(ck.first, t.id, now)
-            pipe.sadd(keys.person_open(t.id), campaign_id)
-        await pipe.execute()
+        for i in range(0, len(targets), chunk):
+            args: list[str | bytes] = [str(now)]
+            for t in targets[i : i + chunk]:
+                args += [t.id, _enc.encode(t)]
+            await self._put_targets(keys=[ck.targets, ck.first], args=[pack_args(args)])
 
     async def targets(self, campaign_id: str) -> dict[str, Target]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
@@ -123,9 +124,8 @@ class Store:
         args: list[str] = [x for pair in grid_primary for x in pair]
         added = 0
         for i in range(0, len(args), 2000):
-            added += int(
-                await self._init_grids(keys=[ck.meta, ck.grids, ck.holds], args=args[i : i + 2000])
-            )
+            added += int(await self._init_grids(keys=[ck.meta, ck.grids, ck.holds],
+                                                args=[pack_args(args[i : i + 2000])]))
         return added
 
     async def close_grids(
@@ -163,46 +163,54 @@ class Store:
 
     async def finish(self, campaign_id: str, state: str, now: float) -> bool:
         ck = keys.campaign(campaign_id)
-        return bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
+        moved = bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
+        # After the state moved (a crash in between leaves a stale index entry, which
+        # `open_campaigns` filters out by the campaign's state).
+        await self.redis.zrem(keys.ACTIVE, campaign_id)
+        return moved
+
+    async def activate(self, campaign_id: str, now: float) -> None:
+        """List a started campaign among the active ones (see `open_campaigns`)."""
+        await self.redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
 
     # ----------------------------------------------------------------- deliveries
 
     async def claim(
         self, batches: Mapping[str, Sequence[Delivery]], now: float, lease_s: float
     ) -> dict[str, list[tuple[int, int]]]:
-        """Claim deliveries for sending, per campaign, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        order = list(batches)
-        for cid in order:
+        """Claim deliveries for sending: one Lua call per campaign, concurrently."""
+        calls = []
+        for cid, batch in batches.items():
             ck = keys.campaign(cid)
-            args: list[Any] = [now, lease_s]
-            for d in batches[cid]:
+            args: list[str] = [str(now), str(lease_s)]
+            for d in batch:
                 args += [d.id, d.kind.value, d.target_id]
-            await self._claim(keys=[ck.meta, ck.dstate, ck.stopped], args=args, client=pipe)
-        replies = await pipe.execute()
+            calls.append(self._claim(keys=[ck.meta, ck.dstate, ck.stopped],
+                                     args=[pack_args(args)]))
+        replies = await _all(calls)
         out: dict[str, list[tuple[int, int]]] = {}
-        for cid, flat in zip(order, replies, strict=True):
+        for cid, flat in zip(batches, replies, strict=True):
             out[cid] = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
         return out
 
     async def record(self, outcomes: Sequence[Outcome], now: float) -> None:
-        """Store attempts and the deliveries' next states, per campaign, in one round trip."""
+        """Store attempts and the deliveries' next states: one Lua call per campaign."""
         by_c: dict[str, list[Outcome]] = {}
         for o in outcomes:
             by_c.setdefault(o.delivery.campaign_id, []).append(o)
-        pipe = self.redis.pipeline(transaction=False)
+        calls = []
         for cid, items in by_c.items():
             ck = keys.campaign(cid)
-            args: list[Any] = [now]
+            args: list[str] = [str(now)]
             for o in items:
                 a, d = o.attempt, o.delivery
                 detail = a.error or a.provider_id or ""
                 info = f"{d.alert_id}|{d.level.value}|{d.target_kind.value}"
-                args += [d.id, d.target_id, d.channel, d.step, d.kind.value, a.n, a.outcome.value,
-                         o.next_state, detail, info]
-            await self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo], args=args,
-                               client=pipe)
-        await pipe.execute()
+                args += [d.id, d.target_id, d.channel, str(d.step), d.kind.value, str(a.n),
+                         a.outcome.value, o.next_state, detail, info]
+            calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo],
+                                      args=[pack_args(args)]))
+        await _all(calls)
 
     async def status(
         self, campaign_id: str, delivery_id: str, target_id: str, status: str, detail: str, now: float
@@ -236,17 +244,17 @@ class Store:
 
     async def ack(self, ack: Ack) -> int:
         """Record a confirmation. 1 new, 2 duplicate, 0 no such campaign, -1 not a target."""
+        return (await self.ack_first(ack))[0]
+
+    async def ack_first(self, ack: Ack) -> tuple[int, float | None]:
+        """`ack`, and the time of the person's first wave when the confirmation is new."""
         ck = keys.campaign(ack.campaign_id)
-        res = int(
-            await self._ack(
-                keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit],
-                args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
-                      ack.delivery_id or "", ack.by or ""],
-            )
+        code, first = await self._ack(
+            keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first],
+            args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
+                  ack.delivery_id or "", ack.by or ""],
         )
-        if res == 1:
-            await self.redis.srem(keys.person_open(ack.person_id), ack.campaign_id)
-        return res
+        return int(code), float(first) if first else None
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).acks)
@@ -256,7 +264,25 @@ class Store:
         return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
 
     async def open_campaigns(self, person_id: str) -> list[str]:
-        return sorted(s(x) for x in await self.redis.smembers(keys.person_open(person_id)))
+        """Active campaigns that call this person and have no confirmation from them yet
+        (an SMS reply carries no campaign: it confirms every one of these).
+
+        Looked up over the active campaigns (a handful at a time, even in a flood season)
+        rather than kept per person, which cost a write per target and per campaign."""
+        active = [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
+        if not active:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for cid in active:
+            ck = keys.campaign(cid)
+            pipe.hexists(ck.targets, person_id)
+            pipe.hexists(ck.acks, person_id)
+            pipe.hget(ck.meta, "state")
+        flags = await pipe.execute()
+        return sorted(
+            cid for i, cid in enumerate(active)
+            if flags[3 * i] and not flags[3 * i + 1] and s(flags[3 * i + 2]) == "active"
+        )
 
     # ----------------------------------------------------------------- audit
 
@@ -276,6 +302,15 @@ class Store:
                 out.append(row)
             last = s(batch[-1][0])
         return out
+
+
+async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
+    """Await Redis calls: one at once (the usual case: a chunk of one campaign) or together.
+
+    Script calls are not pipelined: a pipeline with scripts asks SCRIPT EXISTS every time."""
+    if len(calls) == 1:
+        return [await calls[0]]
+    return list(await asyncio.gather(*calls))
 
 
 def _grid_view(grid_id: str, raw: str) -> GridView:

@@ -2,8 +2,9 @@
 
 One MQTT 5 client per device, so each has its own LWT and status like a real speaker. A device
 subscribes to its area's cmd and active topics and to its own cmd topic, says `online`
-(retained) when connected, and plays a command: ack `received`, then `playing`, then `done`
-(or `failed`, by `fail_rate`) after a random `play_s`. Stop ends the campaign's playback.
+(retained) when connected and again every `heartbeat_s`, and plays a command: ack
+`received`, then `playing`, then `done` (or `failed`, by `fail_rate`) after a random
+`play_s`. Stop ends the campaign's playback.
 
 Devices use a clean session on purpose: what a speaker missed while offline reaches it only
 through the retained active message, which is the mechanism under test. A cmd id is played
@@ -81,6 +82,7 @@ class SpeakerFleet:
         keepalive_s: int = 10,
         reconnect_max_s: float = 2.0,
         connect_timeout_s: float = 15.0,
+        heartbeat_s: float = 60.0,
     ) -> None:
         self.broker = parse_broker_url(url)
         self.topics = Topics(topic_prefix)
@@ -89,6 +91,7 @@ class SpeakerFleet:
         self.keepalive_s = keepalive_s
         self.reconnect_max_s = reconnect_max_s
         self.connect_timeout_s = connect_timeout_s
+        self.heartbeat_s = heartbeat_s  # a connected speaker repeats `online` this often
         self.fail_rate = fail_rate
         self.played: dict[str, list[str]] = {d: [] for d, _ in devices}
         self._devices = {d: _Device(d, area) for d, area in devices}
@@ -198,9 +201,15 @@ class SpeakerFleet:
                                          qos=1, retain=True)
                     dev.connected.set()
                     attempt = 0
-                    async for message in client.messages:
-                        if isinstance(message.payload, bytes) and message.payload:
-                            await self._on_command(dev, message.payload)
+                    beat = asyncio.create_task(self._heartbeat(dev, client)) if (
+                        self.heartbeat_s > 0) else None
+                    try:
+                        async for message in client.messages:
+                            if isinstance(message.payload, bytes) and message.payload:
+                                await self._on_command(dev, message.payload)
+                    finally:
+                        if beat is not None:
+                            beat.cancel()
             except aiomqtt.MqttError:
                 pass  # the broker went away or the network was cut: reconnect below
             finally:
@@ -208,6 +217,16 @@ class SpeakerFleet:
                 dev.client = None
             await asyncio.sleep(backoff(attempt, 0.1, self.reconnect_max_s))
             attempt += 1
+
+    async def _heartbeat(self, dev: _Device, client: aiomqtt.Client) -> None:
+        """Say `online` again now and then (retained, with the time): the last heartbeat."""
+        t = self.topics
+        with contextlib.suppress(aiomqtt.MqttError):
+            while True:
+                await asyncio.sleep(self.heartbeat_s)
+                await client.publish(t.dev_status(dev.id),
+                                     encode(self._status(dev, DeviceState.ONLINE)),
+                                     qos=1, retain=True, timeout=5)
 
     # ----------------------------------------------------------------- behaviour
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.engine.helpers import Harness
+from tests.engine.helpers import Harness, make_harness
+from warnbus.web.api import make_web_app
 from warnbus.web.console.auth import Users
 
 PASSWORD = "correct-horse-battery"
@@ -21,6 +24,24 @@ USERS = {
 }
 _CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 _META = re.compile(r'<meta name="csrf" content="([^"]*)"')
+
+
+@contextlib.asynccontextmanager
+async def console_client(
+    redis_url: str, configure: Callable[[Harness], None] | None = None
+) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
+    """The API with the console on a fresh harness, with the test users; `configure` first."""
+    h = await make_harness(redis_url)
+    if configure is not None:
+        configure(h)
+    await add_users(h)
+    client = TestClient(TestServer(make_web_app(h.app)))
+    await client.start_server()
+    try:
+        yield client, h
+    finally:
+        await client.close()
+        await h.app.close()
 
 
 @dataclass

@@ -6,25 +6,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
-from console_kit import PASSWORD, USERS, add_users, red_form, sign_in
+from aiohttp.test_utils import TestClient
+from console_kit import PASSWORD, USERS, console_client, red_form, sign_in
 
-from tests.engine.helpers import Harness, cap_alert, make_harness
+from tests.engine.helpers import Harness, cap_alert
 from warnbus.intake import accept
-from warnbus.web.api import make_web_app
 from warnbus.web.console import ROUTES, ensure_admin
 from warnbus.web.console.auth import MAX_FAILURES, Users, check_password, hash_password
 
 
 @pytest_asyncio.fixture
 async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    h = await make_harness(redis_url)
-    await add_users(h)
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    yield client, h
-    await client.close()
-    await h.app.close()
+    async with console_client(redis_url) as pair:
+        yield pair
 
 
 def _path(path: str, cid: str) -> str:

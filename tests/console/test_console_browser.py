@@ -17,15 +17,19 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import shapely
 from aiohttp.test_utils import TestServer
 from console_kit import PASSWORD, add_users
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from rules.match import Matcher
 from tests.engine.helpers import Harness, make_harness
 from warnbus.acks import record_ack
-from warnbus.models import AckVia
+from warnbus.models import AckVia, Area
 from warnbus.web.api import make_web_app
+from warnbus.web.console import svgmap
 from warnbus.web.console.base import Console, ConsoleSettings
+from warnbus.web.console.drawn import parse_ring
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -179,3 +183,102 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     assert any(r["kind"] == "cancel" for r in rows)
     await approver.goto(f"{base}/console/campaigns/{cid}/print")
     assert "起草 dora，审批 alan" in await approver.inner_text("main")
+
+
+async def _to_screen(page: Any, map_sel: str, x: float, y: float) -> tuple[float, float]:
+    """Map units -> page pixels, as the browser lays out an SVG (xMidYMid meet)."""
+    box = await page.locator(map_sel).bounding_box()
+    vx, vy, vw, vh = (float(v) for v in (await page.get_attribute(map_sel, "viewBox")).split())
+    k = min(box["width"] / vw, box["height"] / vh)
+    ox = box["x"] + (box["width"] - vw * k) / 2
+    oy = box["y"] + (box["height"] - vh * k) / 2
+    return ox + (x - vx) * k, oy + (y - vy) * k
+
+
+def _corner_grids(h: Harness, spots: list[tuple[float, float]]) -> list[tuple[str, float, float]]:
+    """For spots given as fractions of the map, the grid there and a point inside it (map
+    units): clicking there must give a corner inside that grid."""
+    geom = svgmap.geometry(h.ctx.registry)
+    grids = h.ctx.registry.data.grids
+    shapes = {gid: shapely.Polygon([(lon, lat) for lat, lon in g.polygon])
+              for gid, g in grids.items()}
+    out = []
+    for fx, fy in spots:
+        lat, lon = geom.proj.latlon(fx * geom.width, fy * geom.height)
+        gid = next(g for g, poly in shapes.items() if poly.contains(shapely.Point(lon, lat)))
+        inner = shapes[gid].point_on_surface()
+        x, y = geom.proj.xy(inner.y, inner.x)
+        out.append((gid, x, y))
+    return out
+
+
+async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untyped-def]
+    base, h, browser = live
+    reg = h.ctx.registry
+    drafter = await _signed_page(browser, base, "dora", viewport={"width": 1366, "height": 900})
+    await drafter.goto(f"{base}/console/compose")
+    await drafter.select_option("#hazard", "rainstorm")
+    await drafter.select_option("#level", "orange")
+    await drafter.wait_for_function(
+        "document.getElementById('headline').value.includes('暴雨橙色预警')")
+    corners = _corner_grids(h, [(0.30, 0.30), (0.62, 0.24), (0.70, 0.62), (0.36, 0.70)])
+    # --- draw: four corners and a stray one, undo the stray one, finish
+    await drafter.click("#draw-btn")
+    for _gid, x, y in [*corners, (0, 500.0, 480.0)]:
+        await drafter.mouse.click(*await _to_screen(drafter, "#compose-map", x, y))
+    assert await drafter.inner_text("#drawn-state") == "绘制中（5个点，未完成）"
+    await drafter.click("#undo-btn")
+    assert await drafter.inner_text("#drawn-state") == "绘制中（4个点，未完成）"
+    assert await drafter.locator("#compose-map .draw-dot").count() == 4
+    await drafter.click("#finish-btn")
+    assert await drafter.inner_text("#drawn-state") == "已绘制（4个顶点）"
+    ring = parse_ring(await drafter.input_value("#polygon"))
+    assert len(ring) == 5 and ring[0] == ring[-1]
+    # The page's projection is the server's: each corner lies in the grid clicked.
+    for (gid, _x, _y), (lat, lon) in zip(corners, ring, strict=False):
+        cell = shapely.Polygon([(b, a) for a, b in reg.data.grids[gid].polygon])
+        assert cell.contains(shapely.Point(lon, lat)), (gid, lat, lon)
+    outline = await drafter.get_attribute("#compose-map .draw-shape", "points")
+    assert outline is not None and len(outline.split()) == 4  # the closed outline is drawn
+    await drafter.fill("#polygon-desc", "城区易涝片区")
+    # --- preview: exactly the grids the Matcher finds for the drawn polygon
+    await drafter.click("#preview-btn")
+    await drafter.wait_for_selector('#preview [data-p="grids"]')
+    want = set(Matcher(reg.data).match_areas([Area("drawn", polygons=(ring,))]).grids)
+    assert int(await drafter.inner_text('#preview [data-p="grids"]')) == len(want) > 20
+    sel = await drafter.eval_on_selector_all("#compose-map path.sel", "ps => ps.map(p => p.dataset.g)")
+    assert set(sel) == want
+    await drafter.screenshot(path=str(SHOTS / "compose-draw.png"), full_page=True)
+    await drafter.click("#submit-btn")
+    await drafter.wait_for_selector("text=等待审批人批准")  # orange: a second person
+    # --- approve: the approver sees the drawn area on the draft's map
+    approver = await _signed_page(browser, base, "alan", viewport={"width": 1366, "height": 900})
+    await approver.click("text=审批")
+    await approver.click("text=华容县应急管理局发布暴雨橙色预警")
+    await approver.wait_for_selector("#draft-map path.drawn")
+    assert "城区易涝片区（地图绘制，4个顶点）" in await approver.inner_text("#draft-area")
+    assert await approver.locator("#draft-map path.sel").count() == len(want)
+    await approver.screenshot(path=str(SHOTS / "draft-draw.png"), full_page=True)
+    await approver.click("#approve-btn")
+    await approver.wait_for_selector("#board svg.map path.drawn")
+    cid = await approver.get_attribute("#board", "data-cid")
+    await h.drain()
+    assert set(await h.ctx.store.grids(cid)) == want  # published with the polygon
+    await approver.reload()
+    await approver.wait_for_selector("#board svg.map path.drawn")
+    await approver.screenshot(path=str(SHOTS / "board-draw.png"))
+    # --- on a phone, by touch: three taps, then a tap on the first corner closes the area
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
+                                      has_touch=True, is_mobile=True, bypass_csp=True,
+                                      storage_state=await drafter.context.storage_state())
+    small = await phone.new_page()
+    await small.goto(f"{base}/console/compose")
+    await small.locator("#draw-btn").scroll_into_view_if_needed()
+    await small.locator("#draw-btn").tap()
+    taps = [(300.0, 200.0), (560.0, 230.0), (450.0, 430.0), (300.0, 200.0)]
+    for x, y in taps:
+        await small.touchscreen.tap(*await _to_screen(small, "#compose-map", x, y))
+    assert await small.inner_text("#drawn-state") == "已绘制（3个顶点）"
+    assert len(parse_ring(await small.input_value("#polygon"))) == 4
+    await small.locator("#draw-card").screenshot(path=str(SHOTS / "compose-draw-phone.png"))
+    await phone.close()

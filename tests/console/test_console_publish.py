@@ -8,25 +8,19 @@ import zipfile
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
-from console_kit import add_users, red_form, sign_in
+from aiohttp.test_utils import TestClient
+from console_kit import console_client, red_form, sign_in
 
-from tests.engine.helpers import Harness, make_harness
+from tests.engine.helpers import Harness
 from warnbus.ingest.identifiers import is_gb35965
 from warnbus.models import AckVia, MsgType, Status
-from warnbus.web.api import make_web_app
 from warnbus.web.console.drafts import Drafts
 
 
 @pytest_asyncio.fixture
 async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    h = await make_harness(redis_url)
-    await add_users(h)
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    yield client, h
-    await client.close()
-    await h.app.close()
+    async with console_client(redis_url) as pair:
+        yield pair
 
 
 async def _campaigns(h: Harness) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -152,23 +153,72 @@ def test_declared_encodings(encoding: str) -> None:
     assert parse_cap(body) == parse_cap(load("rainstorm-red.xml"))
 
 
-def test_huge_polygon_is_fast() -> None:
-    # ~100k points, ~2 MB: national feeds carry polygons of 800 KB.
-    n = 100_000
-    points = [
-        f"{29.3 + 0.5 * i / n:.6f},{112.3 + 0.6 * ((i * 7919) % n) / n:.6f}" for i in range(n)
-    ]
+SAMPLE_RING = b"29.58,112.62 29.61,112.74 29.55,112.81 29.47,112.78 29.45,112.66 29.58,112.62"
+
+
+def _with_ring(points: list[str]) -> bytes:
     points.append(points[0])
-    body = load("geohazard-orange.xml").replace(
-        b"29.58,112.62 29.61,112.74 29.55,112.81 29.47,112.78 29.45,112.66 29.58,112.62",
-        " ".join(points).encode(),
-    )
+    return load("geohazard-orange.xml").replace(SAMPLE_RING, " ".join(points).encode())
+
+
+def test_huge_polygon_is_fast() -> None:
+    # ~100k points, ~2 MB: national feeds carry polygons of 800 KB. A contour as real feeds
+    # draw it (a wavy boundary, jitter of the order of the vertex spacing): simple, so valid.
+    n = 100_000
+    points = []
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        r = 0.1 + 0.01 * math.sin(50 * a) + 5e-6 * ((i * 7919) % 97) / 97
+        points.append(f"{29.475 + r * math.sin(a):.7f},{112.775 + r * math.cos(a):.7f}")
+    body = _with_ring(points)
     assert len(body) > 2_000_000
     start = time.perf_counter()
     alert = parse_cap(body)
     elapsed = time.perf_counter() - start
     assert len(alert.infos[0].areas[0].polygons[0]) == n + 1
     assert elapsed < 0.5, f"{elapsed:.2f}s for a 2 MB alert"
+
+
+def test_huge_self_crossing_polygon_is_refused_fast() -> None:
+    # 100k points zigzagging across the county: the ring crosses itself everywhere.
+    n = 100_000
+    points = [
+        f"{29.3 + 0.5 * i / n:.6f},{112.3 + 0.6 * ((i * 7919) % n) / n:.6f}" for i in range(n)
+    ]
+    start = time.perf_counter()
+    err = rejects(lambda: parse_cap(_with_ring(points)), "invalid", "info[0].area[0].polygon[0]")
+    elapsed = time.perf_counter() - start
+    assert "crosses itself near (29.3" in err.reason, err
+    assert elapsed < 2.0, f"{elapsed:.2f}s to refuse a 2 MB scribble"
+
+
+@pytest.mark.parametrize(
+    ("ring", "words"),
+    [
+        # a bow-tie over the county: which half is "inside" would be a guess
+        ("29.35,112.35 29.75,112.85 29.75,112.35 29.35,112.85 29.35,112.35",
+         "crosses itself near (29.55, 112.6)"),
+        # crossing through a shared vertex (GEOS calls it a ring self-intersection)
+        ("29.4,112.4 29.5,112.5 29.6,112.6 29.6,112.4 29.5,112.5 29.4,112.6 29.4,112.4",
+         "crosses itself near (29.5, 112.5)"),
+        # a spike that runs out and back along one line
+        ("29.4,112.4 29.4,112.6 29.6,112.6 29.4,112.6 29.4,112.4", "crosses itself"),
+        ("29.4,112.4 29.5,112.5 29.6,112.6 29.4,112.4", "all its points lie on one line"),
+        ("29.4,112.4 29.4,112.4 29.4,112.4 29.4,112.4", "fewer than 3 distinct points"),
+    ],
+    ids=["bow-tie", "crossing-at-vertex", "spike", "collinear", "one-point"],
+)
+def test_polygons_that_cross_themselves_or_enclose_nothing(ring: str, words: str) -> None:
+    body = load("geohazard-orange.xml").replace(SAMPLE_RING, ring.encode())
+    err = rejects(lambda: parse_cap(body), "invalid", "info[0].area[0].polygon[0]")
+    assert words in err.reason, err
+
+
+def test_a_ring_touching_itself_at_a_vertex_is_accepted() -> None:
+    # Two lobes meeting at one vertex, both turning the same way: the area is unambiguous.
+    ring = "29.4,112.4 29.4,112.6 29.5,112.5 29.6,112.6 29.6,112.4 29.5,112.5 29.4,112.4"
+    alert = parse_cap(load("geohazard-orange.xml").replace(SAMPLE_RING, ring.encode()))
+    assert len(alert.infos[0].areas[0].polygons[0]) == 7
 
 
 def test_too_large() -> None:

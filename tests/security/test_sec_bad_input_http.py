@@ -140,51 +140,125 @@ async def test_unknown_reference_and_cancel_of_another_senders_alert(api_client:
     assert states == {"active"}, "the campaign was not cancelled"
 
 
-async def test_geocodes_outside_the_registry_are_accepted_with_no_targets(
-    api_client: Any,
-) -> None:
-    """Decision: a valid alert for a region we do not serve is accepted (202, targets 0).
+async def test_geocodes_outside_the_registry_are_422_naming_them(api_client: Any) -> None:
+    """Decision: an Alert none of whose areas holds a grid of the registry is refused.
 
-    Province feeds send alerts for every county; rejecting them would make feeds retry or
-    alarm for nothing, and dropping them silently would leave no record. Accepted, it is
-    archived with 0 targets and nothing is sent.
+    Accepted with 0 targets (the earlier decision), a mistyped code was indistinguishable
+    from an alert for another county, and nobody learnt of it. Refused with 422
+    `outside_registry`, the sender learns at once; a feed poller records it as "not ours".
     """
     client, h = api_client
     r = await client.post("/api/v1/alerts", data=cap_xml("B-4", ("110101001000",)),
                           headers=auth())
-    assert r.status == 202, await r.text()
-    assert (await r.json())["targets"] == 0
-    await h.drain()
-    assert not h.sent()
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (422, "outside_registry"), err
+    msg = err["message"]
+    assert msg.startswith("info.area: no grid of the registry lies in any area of this alert")
+    assert "info[0].area[0] geocode 110101001000 (华容县)" in msg, msg
+    assert "This engine serves 430623000000 华容县" in msg, msg
+    # An area with nothing to match at all.
+    body = cap_xml("B-5", ()).replace(b"<areaDesc>", b"<areaDesc>nowhere ")
+    r = await client.post("/api/v1/alerts", data=body, headers=auth())
+    err = (await r.json())["error"]
+    assert r.status == 422 and "no polygon, circle or geocode (nowhere 华容县)" in err["message"]
+    await _healthy(client, h)
 
 
-async def test_self_intersecting_polygon_is_repaired_not_rejected(api_client: Any) -> None:
-    """Decision: a bow-tie polygon is accepted; matching repairs it (shapely make_valid).
+async def test_an_alert_partly_outside_the_registry_is_accepted_with_warnings(
+    api_client: Any,
+) -> None:
+    """Decision: one mistyped area must not delay the warning to the others.
 
-    Real national feeds carry hand-drawn polygons with small self-intersections; rejecting
-    them would drop real warnings. The repaired shape covers what was drawn (both lobes).
+    Accepted, sent to the grids of the good areas; the 202 names the area that matched nothing.
     """
+    client, h = api_client
+    body = cap_xml("B-6", ("430623101000",)).replace(
+        b"</area>", b"</area><area><areaDesc>typo</areaDesc><geocode><valueName>TOWNSHIP"
+        b"</valueName><value>430699101000</value></geocode></area>"
+        b"<area><areaDesc>sea</areaDesc><circle>10.0,120.0 5</circle></area>")
+    r = await client.post("/api/v1/alerts", data=body, headers=auth())
+    res = await r.json()
+    assert r.status == 202 and res["targets"] > 0, res
+    assert [(w["code"], w["field"]) for w in res["warnings"]] == [
+        ("area_outside_registry", "info[0].area[1]"),
+        ("area_outside_registry", "info[0].area[2]")]
+    assert "geocode 430699101000 (typo)" in res["warnings"][0]["message"]
+    assert "circle 10,120 5 km (sea)" in res["warnings"][1]["message"]
+    # A fully matched alert says nothing more than the contract's three fields.
+    r = await client.post("/api/v1/alerts", data=cap_xml("B-7", ("430623102000",)),
+                          headers=auth())
+    assert set(await r.json()) == {"alert_id", "campaign_id", "targets"}
+    await h.drain()
+    assert h.sent(), "the good area was warned"
+
+
+async def test_an_update_moving_out_of_the_registry_is_refused_and_a_cancel_is_not(
+    api_client: Any,
+) -> None:
+    client, h = api_client
+    r = await client.post("/api/v1/alerts", data=cap_xml("B-8", ("430623101000",)),
+                          headers=auth())
+    assert r.status == 202
+    cid = (await r.json())["campaign_id"]
+    ref = "430623@qx.example.cn,B-8,2026-01-01T00:00:00+00:00"
+    upd = cap_xml("B-9", ("440000",), msg_type="Update", references=ref)
+    r = await client.post("/api/v1/alerts", data=upd, headers=auth())
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (422, "outside_registry"), err
+    assert "carries on with its earlier areas" in err["message"]
+    await h.drain()
+    meta = await h.ctx.store.meta(cid)
+    assert meta["state"] == "active" and meta["latest"] == meta["root"], meta
+    cancel = cap_xml("B-10", ("440000",), msg_type="Cancel", references=ref)
+    r = await client.post("/api/v1/alerts", data=cancel, headers=auth())
+    assert r.status == 202, await r.text()
+    await h.drain()
+    assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
+
+
+async def test_a_geohazard_alert_inside_the_registry_with_no_hazard_point_is_accepted(
+    api_client: Any,
+) -> None:
+    """Inside the registry but no grid of the hazard's tag: accepted, 0 targets, no warning."""
     client, _h = api_client
-    bowtie = _swap(AREA + "<geocode><valueName>TOWNSHIP</valueName><value>430623101000</value>"
-                   "</geocode>",
-                   "<area><areaDesc>bow</areaDesc><polygon>29.35,112.35 29.75,112.85 "
+    body = cap_xml("B-11", ("430623101000",)).replace(  # township 101 has no hazard point
+        "<event>暴雨</event>".encode(), "<event>地质灾害</event>".encode())
+    assert "地质灾害".encode() in body
+    r = await client.post("/api/v1/alerts", data=body, headers=auth())
+    res = await r.json()
+    assert r.status == 202 and res["targets"] == 0 and "warnings" not in res, res
+
+
+async def test_self_intersecting_polygon_is_422_naming_the_field(api_client: Any) -> None:
+    """Decision: a polygon that crosses itself is refused, not repaired.
+
+    Which side of a bow-tie is "inside" is a guess, and the guess decides who is called at
+    night. Refused with the field and the point where it crosses, the sender redraws it.
+    """
+    client, h = api_client
+    bowtie = _swap(AREA, "<area><areaDesc>bow</areaDesc><polygon>29.35,112.35 29.75,112.85 "
                    "29.75,112.35 29.35,112.85 29.35,112.35</polygon>")
     r = await client.post("/api/v1/alerts", data=bowtie, headers=auth())
-    assert r.status == 202, await r.text()
-    assert (await r.json())["targets"] > 0
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (422, "invalid"), err
+    assert err["message"].startswith(
+        "info[0].area[0].polygon[0]: the polygon crosses itself near (29.55, 112.6)"), err
+    await _healthy(client, h)
 
 
-async def test_a_100k_area_alert_is_bounded(api_client: Any) -> None:
-    """100,000 <area> elements in 3.5 MB (under the size limit): answered, in bounded time."""
+async def test_a_100k_area_alert_is_413_at_once(api_client: Any) -> None:
+    """100,000 <area> elements in 3.5 MB (under the size limit): refused before matching."""
     client, h = api_client
     many = GOOD.replace(AREA, "<area><areaDesc>a</areaDesc></area>" * 100_000 + AREA).encode()
     assert len(many) < h.app.settings.server.max_body_bytes
     t = time.perf_counter()
     r = await client.post("/api/v1/alerts", data=many, headers=auth())
     took = time.perf_counter() - t
-    status = r.status
-    assert status in (202, 413, 422), await r.text()
-    assert took < 20.0, took
-    r = await client.get("/healthz")
-    assert r.status in (200, 503)  # answers (the broker is not part of this test)
-    print("FIGURES", {"test": "100k-areas", "status": status, "seconds": round(took, 2)})
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (413, "too_large"), err
+    assert err["message"] == (
+        "info[0].area: the alert has 100,001 areas; at most 1,000 are accepted in one alert "
+        "(setting server.max_areas): split it, or send the areas this engine serves")
+    assert took < 3.0, took
+    await _healthy(client, h)
+    print("FIGURES", {"test": "100k-areas", "status": r.status, "seconds": round(took, 2)})

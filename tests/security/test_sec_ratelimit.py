@@ -2,8 +2,9 @@
 
 A client hammers `/ack/<garbage>` (2,000 requests, 50 at a time) while the engine plans and
 sends a township's red campaign in the same process and on the same Redis. Beyond the bucket
-(burst 400, then 200/s for all clients) the flood gets 429 with Retry-After before any
-handler work; the campaign still completes. A per-client bucket is tested with a small one. `/hooks/*` has a global bucket (provider callbacks come from a
+(here burst 400, then 200/s for all clients; the shipped `/ack/` bucket is larger, see
+`PUBLIC_LIMITS`) the flood gets 429 with Retry-After before any handler work; the campaign
+still completes. A per-client bucket is tested with a small one. `/hooks/*` has a global bucket (provider callbacks come from a
 few addresses) and is tested with a small one.
 """
 
@@ -23,7 +24,9 @@ from warnbus.web.api import LIMITS, PublicLimit, make_web_app
 
 async def test_ack_link_flood_is_limited_and_the_engine_carries_on(redis_url: str) -> None:
     h = await make_harness(redis_url)
-    client = TestClient(TestServer(make_web_app(h.app)))
+    web_app = make_web_app(h.app)
+    web_app[LIMITS] = (PublicLimit("/ack/", per_client=None, total=(200.0, 400.0)),)
+    client = TestClient(TestServer(web_app))
     await client.start_server()
     try:
         res = await accept(h.ctx, cap_alert(codes=("430623101000",)))
@@ -55,7 +58,8 @@ async def test_ack_link_flood_is_limited_and_the_engine_carries_on(redis_url: st
         handled = sum(1 for e in logs if e["event"] == "ack link rejected")
         limited = codes.count(429)
         assert handled == codes.count(403) and handled + limited == 2000
-        assert handled <= 400 + 200 * elapsed + 5, (handled, elapsed)
+        # + one batch a process may hold unspent (`SharedLimit`: 0.1 s of the rate)
+        assert handled <= 400 + 200 * elapsed + 20 + 5, (handled, elapsed)
         assert limited > 0
         assert retry_after and all(v.isdigit() and int(v) >= 1 for v in retry_after)
         print("FIGURES", {"test": "ack-flood", "requests": 2000, "limited": limited,

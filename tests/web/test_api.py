@@ -10,6 +10,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.engine.helpers import Harness, make_harness
+from warnbus import keys
 from warnbus.app import token_hash
 from warnbus.config import TokenSettings
 from warnbus.web.api import make_web_app
@@ -281,3 +282,47 @@ async def test_worker_processes_serve_only_health_and_metrics(redis_url: str) ->
     finally:
         await client.close()
         await h.app.close()
+
+
+def _json_alert(identifier: str, *codes: str) -> bytes:
+    """The red rainstorm JSON fixture with one area per township code."""
+    import json
+
+    doc = json.loads((FIXTURES / "rainstorm-red.json").read_bytes())
+    doc["identifier"] = identifier
+    doc["infos"][0]["areas"] = [{"desc": f"乡镇{c}", "geocodes": [["TOWNSHIP", c]]}
+                                for c in codes]
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+async def test_areas_outside_the_registry_json_form(api) -> None:  # type: ignore[no-untyped-def]
+    """The contract's additions: 422 `outside_registry`, and `warnings` on a partial match."""
+    from warnbus.web.openapi import SCHEMAS
+
+    client, h = api
+    headers = {"Content-Type": "application/json", **auth()}
+    r = await client.post("/api/v1/alerts", data=_json_alert("J-1", "440000000000"),
+                          headers=headers)
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (422, "outside_registry"), err
+    assert "info[0].area[0] geocode 440000000000 (乡镇440000000000)" in err["message"]
+    assert not await h.ctx.redis.zcard(keys.CAMPAIGNS)
+
+    r = await client.post("/api/v1/alerts", headers=headers,
+                          data=_json_alert("J-2", "430623101000", "430623199000"))
+    res = await r.json()
+    assert r.status == 202 and res["targets"] > 0, res
+    schema = SCHEMAS["Warning"]
+    assert len(res["warnings"]) == 1
+    warning = res["warnings"][0]
+    assert set(warning) == set(schema["required"])
+    assert warning["code"] in schema["properties"]["code"]["enum"]
+    assert warning["field"] == "info[0].area[1]"
+    assert warning["message"] == (
+        "info[0].area[1]: no grid of the registry lies in this area: geocode 430623199000 "
+        "(乡镇430623199000); the alert goes to the grids of its other areas")
+    assert set(res) <= set(SCHEMAS["Accepted"]["properties"])
+    # The same alert again: the same ids (200), the warnings were said once.
+    r = await client.post("/api/v1/alerts", headers=headers,
+                          data=_json_alert("J-2", "430623101000", "430623199000"))
+    assert r.status == 200 and "warnings" not in await r.json()

@@ -3,8 +3,9 @@ bounded load generator can send them.
 
 The engine runs as a process of its own (all roles, as `warnbus serve` deploys it by default,
 see `warnbus.bench.server`), so the load generator here does not share its event loop or
-core. The API's public rate limits are lifted (a load generator on one address would measure
-the per-address limit) but still evaluated, so their Redis calls stay in the cost. Each run issues a
+core. The API's public rate limits are the shipped ones (`warnbus.web.api.PUBLIC_LIMITS`:
+a global bucket for `/ack/`, no per-address bucket), so the figure is the deployed one. Each
+run issues a
 red warning over HTTP, waits for its first wave, then POSTs `/ack/{token}` once for every
 person who holds a grid, with a fixed number of connections.
 """
@@ -85,7 +86,7 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
         await probe.aclose()
         _stop(proc)
     fixed = {"title": f"signed ack links (POST /ack/{{token}}), {opts.connections} connections, "
-                      "engine in its own process, public rate limits lifted",
+                      "engine in its own process, shipped public rate limits",
              "connections": opts.connections, "shipped_public_limits": public_limits()}
     return samples, fixed
 
@@ -100,7 +101,7 @@ def _serve(env: BenchEnv, registry: Path, port: int, token: str) -> subprocess.P
         f'public_url = "http://127.0.0.1:{port}"\n' + chans, encoding="utf-8")
     log = (env.tmp / "serve.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port), "--lift-limits"],
+        [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "WARNBUS_API_TOKEN": token})
 

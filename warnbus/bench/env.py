@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,7 @@ async def redis_cpu(redis: Any) -> float:
 
 
 def key_kind(name: str) -> str:
-    """Group a key name by its role: `campaign:audit`, `person_open`, `lanes`, `timers`..."""
+    """Group a key name by its role: `campaign:audit`, `lanes`, `timers`..."""
     if name.startswith(f"{keys.PREFIX}:{{c:"):
         return "campaign:" + name.rsplit(":", 1)[1]
     for prefix, kind in _KINDS:
@@ -161,7 +162,7 @@ def key_kind(name: str) -> str:
 
 
 _KINDS = (
-    (f"{keys.PREFIX}:person:", "person_open"),
+    (keys.ACTIVE, "active"),
     (f"{keys.PREFIX}:q:", "lanes"),
     (keys.TIMERS, "timers"),
     (keys.TIMERS_DUE, "timers_due"),
@@ -229,3 +230,21 @@ async def wait_first_wave(redis: Any, lanes: Lanes, timeout_s: float,
             raise BenchError(f"first wave not done after {timeout_s:g}s: inbox {inbox}, "
                              f"lanes {dict(zip(names, depths, strict=True))}")
         await asyncio.sleep(poll_s)
+
+
+async def until_released() -> None:
+    """In a child process of a benchmark: return when the parent closes our standard input
+    (it is done, or died) or on SIGTERM / SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    eof = asyncio.ensure_future(reader.read())
+    waiting = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({eof, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        eof.cancel()
+        waiting.cancel()

@@ -9,9 +9,13 @@ mosquitto, with the HTTP API up for the simulators' status callbacks and confirm
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import resource
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,8 +23,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from redis.asyncio import Redis
 
-from channels.sim.officers import OfficerModel
-from warnbus.app import App, build_app
+from warnbus import keys
+from warnbus.app import App, build_app, load_channels
 from warnbus.bench.alerts import geocode_area, red_alert
 from warnbus.bench.channels import NullChannel, SendMeter
 from warnbus.bench.env import (
@@ -34,6 +38,7 @@ from warnbus.bench.env import (
     redis_cpu,
     wait_first_wave,
 )
+from warnbus.bench.world import officers
 from warnbus.clock import SystemClock
 from warnbus.config import Settings
 from warnbus.intake import accept
@@ -63,6 +68,8 @@ class FanoutOptions:
     timeout_s: float
     area_code: str  # the warning's area: a region code covering what is measured
     redis_max_connections: int | None = None  # what-if: the engine's Redis pool size
+    world: str = "process"  # e2e simulators: in a process of their own, or "inproc"
+    workers: int = 1  # engine-only: engine processes (this one + workers - 1 worker-only ones)
 
 
 def rss_mb() -> float:
@@ -111,13 +118,16 @@ async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Al
     meter = SendMeter()
     for ch in channels.values():
         meter.wrap(ch)
-    app = await build_app(_settings(env, reg_dir, opts), clock=SystemClock(), channels=channels,
-                          registry=registry, base_url="http://127.0.0.1:9")
-    try:
-        await app.engine.start()
-        wave = await first_wave(app, alert, meter, opts.timeout_s, window)
-    finally:
-        closed = await close_app(app)
+    async with _extra_workers(opts.workers - 1, env, reg_dir):
+        app = await build_app(_settings(env, reg_dir, opts), clock=SystemClock(),
+                              channels=channels, registry=registry,
+                              base_url="http://127.0.0.1:9")
+        try:
+            await app.engine.start()
+            wave = await first_wave(app, alert, meter, opts.timeout_s, window,
+                                    local_meter=opts.workers > 1)
+        finally:
+            closed = await close_app(app)
     if meter.failed:
         raise BenchError(f"{meter.failed} null-channel sends failed: the engine misbehaved")
     if wave["planned"] < wave["handed"]:
@@ -151,21 +161,16 @@ async def e2e_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert
     await env.flush()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    # The demo's officers: most answer, some late, a few unreachable (failure callbacks).
-    officers = OfficerModel(seed=7, responsive=0.85, per_message=0.55, unreachable=0.02,
-                            delay_s=(0.3, 3.0))
-    # time_factor lifts the simulated providers' quotas (Twilio 100/s, WeCom 40/s) out of
+    # QUOTA_LIFT lifts the simulated providers' quotas (Twilio 100/s, WeCom 40/s) out of
     # the way: with them the wave takes deliveries/quota seconds whatever the engine does
     # (reported as `quota_bound_s`); without them it shows what engine + channels can do.
-    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
-                              officers=officers, time_factor=QUOTA_LIFT)
-    meter = SendMeter()
-    for ch in world.channels.values():
-        meter.wrap(ch)
-    runner: web.AppRunner | None = None
-    try:
+    async with _world(opts.world, registry, reg_dir, base, env) as channels:
+        meter = SendMeter()
+        for ch in channels.values():
+            meter.wrap(ch)
+        runner: web.AppRunner | None = None
         app = await build_app(_settings(env, reg_dir, opts), clock=SystemClock(),
-                              channels=world.channels, registry=registry, base_url=base)
+                              channels=channels, registry=registry, base_url=base)
         try:
             runner = web.AppRunner(make_web_app(app), access_log=None)
             await runner.setup()
@@ -176,12 +181,14 @@ async def e2e_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert
             if runner is not None:
                 await runner.cleanup()
             closed = await close_app(app)
-    finally:
-        await world.stop()
     return {
         "e2e_first_wave_s": wave["first_wave_s"],
         "e2e_deliveries": wave["handed"],
         "e2e_failed_sends": wave["failed"],
+        # The engine's process (channels, API for the callbacks) over the wave; with the
+        # simulators in a process of their own, none of theirs.
+        "e2e_engine_cpu_s": wave["engine_cpu_s"],
+        "e2e_redis_cpu_s": wave["redis_cpu_s"],
         "e2e_close_timeouts": int(not closed),
         "e2e_by_channel": dict(meter.by_channel),
         "e2e_last_send_s": {name: round(at - wave["accepted_at"], 3)
@@ -189,8 +196,43 @@ async def e2e_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert
     }
 
 
+@contextlib.asynccontextmanager
+async def _world(mode: str, registry: Registry, reg_dir: Path, base: str,
+                 env: BenchEnv) -> AsyncIterator[dict[str, Channel]]:
+    """The real channels, pointed at simulators in their own process (default) or in this one."""
+    if mode == "inproc":
+        world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
+                                  officers=officers(7), time_factor=QUOTA_LIFT)
+        try:
+            yield world.channels
+        finally:
+            await world.stop()
+        return
+    log = (env.tmp / "world.log").open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "warnbus.bench.world", str(reg_dir), base, env.mqtt_url,
+        "--time-factor", str(QUOTA_LIFT), "--seed", "7",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 120)
+        if not line:
+            raise BenchError(f"the simulator process exited: see {env.tmp / 'world.log'}")
+        configs = json.loads(line)["configs"]
+        yield load_channels(configs, base_url=base, mqtt_url=env.mqtt_url)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        log.close()
+
+
 async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
-                     window: Window | None) -> Mapping[str, Any]:
+                     window: Window | None, *, local_meter: bool = False) -> Mapping[str, Any]:
     """Accept `alert`, wait for its first wave, and time it (perf_counter seconds).
 
     The probes use a client of their own: the engine's connection pool is what is being
@@ -215,10 +257,52 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
                "redis_cpu_s": round(await redis_cpu(probe) - redis_cpu0, 3)}
         if handed == 0:
             raise BenchError("the warning matched nothing: no delivery was sent")
+        if local_meter:
+            # Other processes sent part of the wave: count the attempts they all recorded,
+            # and end the wave when the last one was recorded (Redis saw it).
+            handed = await _recorded_attempts(probe)
+            last = times.recorded
         figures = await _wave_figures(probe, app, t0, accepted, times, last, handed, failed)
         return figures | cpu
     finally:
         await probe.aclose()
+
+
+async def _recorded_attempts(probe: Redis) -> int:
+    total = 0
+    async for key in probe.scan_iter(match=f"{keys.PREFIX}:{{c:*}}:meta", count=1000):
+        total += int(await probe.hget(key, "attempts") or 0)
+    return total
+
+
+@contextlib.asynccontextmanager
+async def _extra_workers(n: int, env: BenchEnv, reg_dir: Path) -> AsyncIterator[None]:
+    """`n` worker-only engine processes on the scenario's Redis, running while in the block."""
+    procs: list[asyncio.subprocess.Process] = []
+    log = (env.tmp / "workers.log").open("ab")
+    try:
+        for _ in range(n):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "warnbus.bench.worker", env.redis.url, str(reg_dir),
+                "--data-dir", str(env.tmp / "data"),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log)
+            procs.append(proc)
+        for proc in procs:
+            assert proc.stdout is not None
+            if not await asyncio.wait_for(proc.stdout.readline(), 120):
+                raise BenchError(f"a worker process exited: see {env.tmp / 'workers.log'}")
+        yield
+    finally:
+        for proc in procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.close()
 
 
 async def _wave_figures(probe: Redis, app: App, t0: float, accepted: float, times: WaveTimes,

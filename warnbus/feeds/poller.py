@@ -2,9 +2,10 @@
 
 A poll ends in one of: `ok` (the feed was read), `not_modified` (304), `error` (the feed
 could not be read: retried with backoff). Entries are handled oldest first; an entry with a
-definite outcome (accepted, duplicate, skipped, rejected) is marked seen and never fetched
-again; one whose CAP could not be fetched is retried on the next poll, and the validators
-are not stored then, so that the next poll reads the whole feed instead of getting a 304.
+definite outcome (accepted, duplicate, skipped: expired or not for this registry, rejected)
+is marked seen and never fetched again; one whose CAP could not be fetched is retried on the
+next poll, and the validators are not stored then, so that the next poll reads the whole feed
+instead of getting a 304.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from warnbus.feeds.health import ENTRIES, POLL_SECONDS, POLLS
 from warnbus.feeds.index import Entry, parse_index
 from warnbus.feeds.state import FeedState
 from warnbus.ingest import parse_cap
+from warnbus.ingest.checks import OutsideRegistryError
 from warnbus.ingest.signature import read_trust_files, verify_signature
 from warnbus.intake import Scope, accept
 from warnbus.models import Alert, MsgType
@@ -168,7 +170,9 @@ class FeedPoller:
         try:
             if self.feed.signature != "ignore":
                 verify_signature(body, self.feed.signature, self.trust)
-            alert = parse_cap(body, max_bytes=self.feed.max_bytes)
+            server = self.ctx.settings.server
+            alert = parse_cap(body, max_bytes=self.feed.max_bytes, max_areas=server.max_areas,
+                              max_area_entries=server.max_area_entries)
         except IngestError as e:
             log.warning("feed entry rejected", feed=name, entry_id=entry.id, code=e.code,
                         error=e.message)
@@ -180,6 +184,13 @@ class FeedPoller:
             return "skipped"
         try:
             res = await accept(self.ctx, alert, self.scope)
+        except OutsideRegistryError as e:
+            # A province feed carries every county's alerts: one for another county is not
+            # ours. Not a fault of the feed, and never fetched again (it is marked seen).
+            log.info("feed alert not for this registry, skipped", feed=name,
+                     alert_id=alert.alert_id, identifier=alert.identifier, code=e.code,
+                     error=e.message)
+            return "skipped"
         except (IngestError, AuthError) as e:
             log.warning("feed alert rejected", feed=name, alert_id=alert.alert_id,
                         identifier=alert.identifier, code=e.code, error=e.message)

@@ -10,11 +10,25 @@ import re
 
 from warnbus.errors import IngestError
 from warnbus.ingest.cap import parse_cap
-from warnbus.ingest.checks import DEFAULT_MAX_BODY, check_size, malformed
+from warnbus.ingest.checks import (
+    DEFAULT_MAX_AREA_ENTRIES,
+    DEFAULT_MAX_AREAS,
+    DEFAULT_MAX_BODY,
+    check_size,
+    malformed,
+)
 from warnbus.ingest.jsonform import alert_to_json, parse_json
 from warnbus.models import Alert
 
-__all__ = ["DEFAULT_MAX_BODY", "alert_to_json", "parse_alert", "parse_cap", "parse_json"]
+__all__ = [
+    "DEFAULT_MAX_AREAS",
+    "DEFAULT_MAX_AREA_ENTRIES",
+    "DEFAULT_MAX_BODY",
+    "alert_to_json",
+    "parse_alert",
+    "parse_cap",
+    "parse_json",
+]
 
 CAP_TYPES = frozenset({"application/cap+xml", "application/xml", "text/xml"})
 JSON_TYPES = frozenset({"application/json"})
@@ -22,18 +36,26 @@ _BLANK = re.compile(rb"\s*")
 
 
 def parse_alert(
-    body: bytes, content_type: str | None = None, *, max_bytes: int = DEFAULT_MAX_BODY
+    body: bytes,
+    content_type: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BODY,
+    max_areas: int = DEFAULT_MAX_AREAS,
+    max_area_entries: int = DEFAULT_MAX_AREA_ENTRIES,
 ) -> Alert:
     """Parse a body by its content type (parameters such as charset ignored), else by sniffing.
 
     Sniffing looks at the first character after a BOM and whitespace: `{` is JSON, `<` XML.
+    `max_areas` and `max_area_entries` bound the areas of the alert and the polygon, circle
+    and geocode entries in them (413 `too_large` beyond).
     """
+    limits = {"max_bytes": max_bytes, "max_areas": max_areas, "max_area_entries": max_area_entries}
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
         if media in CAP_TYPES:
-            return parse_cap(body, max_bytes=max_bytes)
+            return parse_cap(body, **limits)
         if media in JSON_TYPES:
-            return parse_json(body, max_bytes=max_bytes)
+            return parse_json(body, **limits)
         raise IngestError(
             "unsupported_type",
             f"unsupported content type {content_type[:100]!r}; send application/cap+xml, "
@@ -41,13 +63,13 @@ def parse_alert(
         )
     check_size(len(body), max_bytes)
     if body.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 BOM: only XML comes so
-        return parse_cap(body, max_bytes=max_bytes)
+        return parse_cap(body, **limits)
     start = _BLANK.match(body, 3 if body.startswith(b"\xef\xbb\xbf") else 0)
     first = body[start.end() : start.end() + 1] if start else b""
     if first in (b"{", b"["):  # a JSON array is JSON, if not an alert: let the JSON parser say so
-        return parse_json(body, max_bytes=max_bytes)
+        return parse_json(body, **limits)
     if first == b"<":
-        return parse_cap(body, max_bytes=max_bytes)
+        return parse_cap(body, **limits)
     if not first:
         raise malformed("empty body")
     raise malformed("expected CAP XML or JSON: the body starts with neither '<' nor '{'")

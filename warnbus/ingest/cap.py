@@ -17,6 +17,8 @@ from lxml import etree
 
 from warnbus.ingest.capvalues import integer, number, parse_circle, parse_points, parse_references
 from warnbus.ingest.checks import (
+    DEFAULT_MAX_AREA_ENTRIES,
+    DEFAULT_MAX_AREAS,
     DEFAULT_MAX_BODY,
     MSG_TYPES,
     RULES,
@@ -24,6 +26,7 @@ from warnbus.ingest.checks import (
     URGENCIES,
     E,
     check_alert,
+    check_area_counts,
     check_size,
     invalid,
     malformed,
@@ -336,8 +339,19 @@ class _Reader:
         )
 
 
-def parse_cap(body: bytes, *, max_bytes: int = DEFAULT_MAX_BODY) -> Alert:
-    """Parse a CAP 1.0/1.1/1.2 document; raise IngestError (malformed/invalid/too_large)."""
+def parse_cap(
+    body: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BODY,
+    max_areas: int = DEFAULT_MAX_AREAS,
+    max_area_entries: int = DEFAULT_MAX_AREA_ENTRIES,
+) -> Alert:
+    """Parse a CAP 1.0/1.1/1.2 document; raise IngestError (malformed/invalid/too_large).
+
+    `max_areas` and `max_area_entries` bound the <area> elements of the whole alert and the
+    polygon/circle/geocode entries in them; they are counted on the parsed tree (in C) before
+    any area is read, so a 100,000-area alert costs its XML parse and nothing more.
+    """
     check_size(len(body), max_bytes)
     root = parse_xml(body)
     ns, local = _split(root.tag)
@@ -347,4 +361,20 @@ def parse_cap(body: bytes, *, max_bytes: int = DEFAULT_MAX_BODY) -> Alert:
     if version is None:
         where = f"namespace {ns!r}" if ns else "no namespace"
         raise malformed(f"expected a CAP 1.0/1.1/1.2 <alert> root element, got <{local}> ({where})")
+    areas, entries = _count(root, ns, "c:info/")
+    if areas > max_areas or entries > max_area_entries:  # then say in which info
+        per_info = [_count(info, ns, "") for info in root.iterchildren("{" + ns + "}info")]
+        check_area_counts(per_info, max_areas, max_area_entries)
     return check_alert(_Reader(ns, version).alert(root))
+
+
+def _count(el: etree._Element, ns: str, info: str) -> tuple[int, int]:
+    """<area> elements under `el` (through `info`) and the polygon/circle/geocode in them."""
+    q = {"c": ns}
+    areas = el.xpath(f"count({info}c:area)", namespaces=q)
+    entries = el.xpath(
+        f"count({info}c:area/c:polygon | {info}c:area/c:circle | {info}c:area/c:geocode)",
+        namespaces=q,
+    )
+    assert isinstance(areas, float) and isinstance(entries, float)
+    return int(areas), int(entries)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import TypeVar
+from itertools import chain
+from typing import ClassVar, TypeVar
+
+import numpy as np
+import shapely
 
 from warnbus.errors import IngestError
 from warnbus.models import (
@@ -32,6 +36,13 @@ from warnbus.models import (
 
 #: Largest body accepted by default. Real national feeds carry polygons of ~800 KB.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: Most <area> elements accepted in one alert (all infos together), by default. A county
+#: has ~13 townships and ~100 villages, a province feed lists ~100 county codes; 1,000 leaves
+#: room for a province listing its townships one area each. (`server.max_areas`)
+DEFAULT_MAX_AREAS = 1000
+#: Most polygon, circle and geocode entries in the areas of one alert, by default: a
+#: province listing every village of a few counties stays under it. (`server.max_area_entries`)
+DEFAULT_MAX_AREA_ENTRIES = 10_000
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -47,6 +58,48 @@ def malformed(message: str) -> IngestError:
 def check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise IngestError("too_large", f"body is {size} bytes; the limit is {max_bytes}")
+
+
+def check_area_counts(
+    per_info: Sequence[tuple[int, int]], max_areas: int, max_entries: int
+) -> None:
+    """Refuse an alert with too many areas, or too many entries in them, before reading them.
+
+    `per_info` holds, for each info in order, its number of areas and of polygon, circle and
+    geocode entries in them. The error (413 `too_large`) names the info where the limit is
+    crossed, the count and the limit.
+    """
+    for index, (noun, limit, setting) in enumerate((
+        ("areas", max_areas, "server.max_areas"),
+        ("polygon, circle and geocode entries in its areas", max_entries,
+         "server.max_area_entries"),
+    )):
+        total = sum(counts[index] for counts in per_info)
+        if total <= limit:
+            continue
+        running = 0
+        for i, counts in enumerate(per_info):
+            running += counts[index]
+            if running > limit:
+                raise IngestError(
+                    "too_large",
+                    f"the alert has {total:,} {noun}; at most {limit:,} are accepted in one "
+                    f"alert (setting {setting}): split it, or send the areas this engine "
+                    "serves",
+                    f"info[{i}].area",
+                )
+
+
+class OutsideRegistryError(IngestError):
+    """A valid alert none of whose areas holds a grid of the registry (422 `outside_registry`).
+
+    Raised by `intake.accept` for an Alert or Update, never for a Cancel.
+    """
+
+    HTTP_STATUS: ClassVar[dict[str, int]] = {**IngestError.HTTP_STATUS, "outside_registry": 422}
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__("outside_registry", message, field)
 
 
 def show(value: str, limit: int = 60) -> str:
@@ -307,7 +360,7 @@ def check_area(area: Area, path: str) -> None:
 
 
 def check_ring(ring: tuple[tuple[float, float], ...], field: str) -> None:
-    """A CAP polygon: at least 4 (lat, lon) points, closed (first == last), in range."""
+    """A CAP polygon: at least 4 (lat, lon) points, closed (first == last), in range, simple."""
     if len(ring) < 4:
         raise invalid(field, f"a polygon needs at least 4 points (closed ring); got {len(ring)}")
     if ring[0] != ring[-1]:
@@ -318,6 +371,58 @@ def check_ring(ring: tuple[tuple[float, float], ...], field: str) -> None:
             f"differs from last point {last[0]},{last[1]}",
         )
     check_points(ring, field)
+    check_simple(ring, field)
+
+
+_WHERE = re.compile(r"\[(\S+) (\S+)\]")
+
+
+def check_simple(ring: tuple[tuple[float, float], ...], field: str) -> None:
+    """The ring encloses an area and does not cross itself (GEOS validity, O(n log n)).
+
+    A crossing ring (a bow-tie, a scribble) is ambiguous: which side is "inside" is a guess,
+    and a guess decides who is called. A ring that only touches itself at a vertex, with
+    every lobe turning the same way, bounds an unambiguous area and is accepted (matching
+    normalises it); one that crosses itself through a vertex is refused like any crossing.
+    """
+    coords = np.fromiter(chain.from_iterable(ring), dtype=float, count=2 * len(ring))
+    polygon = shapely.polygons(np.ascontiguousarray(coords.reshape(-1, 2)[:, ::-1]))
+    if shapely.is_valid(polygon):
+        if shapely.area(polygon) > 0:
+            return
+        # Valid to GEOS but an area that underflows to 0 (coordinates like 1e-42 apart).
+        raise invalid(field, "the polygon encloses no area (its area rounds to zero)")
+    reason = shapely.is_valid_reason(polygon)
+    if reason.startswith("Too few points"):
+        raise invalid(field, "the polygon has fewer than 3 distinct points: it encloses no area")
+    if shapely.area(shapely.convex_hull(polygon)) == 0:
+        raise invalid(field, "the polygon encloses no area: all its points lie on one line")
+    if reason.startswith("Ring Self-intersection"):
+        # Touching: the ring's signed area is the area it bounds. Crossing through a vertex:
+        # lobes of opposite turn cancel out in the signed area.
+        bounded = shapely.area(shapely.make_valid(polygon))
+        if bounded == 0:
+            raise invalid(field, "the polygon encloses no area: its boundary only runs out "
+                          "and back over itself")
+        if math.isclose(shapely.area(polygon), bounded, rel_tol=1e-9):
+            return
+    m = _WHERE.search(reason)
+    near = f" near ({_deg(m.group(2))}, {_deg(m.group(1))})" if m else ""  # GEOS: lon lat
+    if reason.startswith(("Self-intersection", "Ring Self-intersection")):
+        raise invalid(
+            field,
+            f"the polygon crosses itself{near}; a CAP polygon must be a simple ring: "
+            "redraw it, or send one polygon per part",
+        )
+    raise invalid(field, f"the polygon is not valid: {reason.split('[', 1)[0]}{near}")
+
+
+def _deg(text: str) -> str:
+    """A coordinate for a message: at most 5 decimals (about a metre), no trailing zeros."""
+    try:
+        return f"{float(text):.5f}".rstrip("0").rstrip(".")
+    except ValueError:
+        return text[:20]
 
 
 def check_points(points: Iterable[tuple[float, float]], field: str) -> None:

@@ -15,7 +15,16 @@ from typing import Any
 
 import msgspec
 
-from warnbus.ingest.checks import DEFAULT_MAX_BODY, check_alert, check_size, invalid, malformed
+from warnbus.ingest.checks import (
+    DEFAULT_MAX_AREA_ENTRIES,
+    DEFAULT_MAX_AREAS,
+    DEFAULT_MAX_BODY,
+    check_alert,
+    check_area_counts,
+    check_size,
+    invalid,
+    malformed,
+)
 from warnbus.ingest.safexml import html_error, html_page_title
 from warnbus.models import Alert
 
@@ -47,8 +56,17 @@ def alert_to_json(alert: Alert) -> bytes:
     return _ENCODER.encode(alert)
 
 
-def parse_json(body: bytes | str, *, max_bytes: int = DEFAULT_MAX_BODY) -> Alert:
-    """Parse the JSON form; raise IngestError (malformed/invalid/too_large)."""
+def parse_json(
+    body: bytes | str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BODY,
+    max_areas: int = DEFAULT_MAX_AREAS,
+    max_area_entries: int = DEFAULT_MAX_AREA_ENTRIES,
+) -> Alert:
+    """Parse the JSON form; raise IngestError (malformed/invalid/too_large).
+
+    The area limits are checked on the decoded document, before it is converted.
+    """
     if isinstance(body, str):
         try:
             body = body.encode("utf-8")
@@ -63,8 +81,11 @@ def parse_json(body: bytes | str, *, max_bytes: int = DEFAULT_MAX_BODY) -> Alert
         raw = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise malformed(f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
+        raise malformed(f"not valid JSON: {_not_utf8(body)}") from None
     if not isinstance(raw, dict):
         raise malformed(f"expected a JSON object (an alert), got {type(raw).__name__}")
+    check_area_counts(_area_counts(raw), max_areas, max_area_entries)
     _reject_unknown(raw, Alert, "$")
     raw.setdefault("cap_version", "json")
     try:
@@ -77,6 +98,34 @@ def parse_json(body: bytes | str, *, max_bytes: int = DEFAULT_MAX_BODY) -> Alert
             field = _join(field, cap_path("$." + missing.group(1)))
         raise invalid(field, message) from None
     return check_alert(alert)
+
+
+def _not_utf8(body: bytes) -> str:
+    """Where a body stops being UTF-8 (RFC 8259: JSON text exchanged between systems is)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"the body is not UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
+    return "the body is not UTF-8"
+
+
+def _area_counts(raw: dict[str, Any]) -> list[tuple[int, int]]:
+    """Per info: its areas and their polygon/circle/geocode entries (wrong types count 0:
+    the conversion that follows names them)."""
+    infos = raw.get("infos")
+    out = []
+    for info in infos if isinstance(infos, list) else ():
+        areas = info.get("areas") if isinstance(info, dict) else None
+        areas = areas if isinstance(areas, list) else []
+        entries = sum(
+            len(value)
+            for area in areas
+            if isinstance(area, dict)
+            for key in ("polygons", "circles", "geocodes")
+            if isinstance(value := area.get(key), list)
+        )
+        out.append((len(areas), entries))
+    return out
 
 
 @cache

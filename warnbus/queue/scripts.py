@@ -13,6 +13,46 @@ of them run on a Redis Cluster. State strings:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import msgspec
+
+_pack = msgspec.msgpack.Encoder()
+
+
+def pack_args(args: Sequence[str | bytes]) -> bytes:
+    """The arguments of a bulk script as one msgpack array (`cmsgpack.unpack` in the script).
+
+    A call with thousands of arguments costs the client one pack per argument (pure Python
+    in redis-py's asyncio connection); one msgpack blob costs far less. Every item is packed
+    as a msgpack string, which the script sees exactly as it would an ARGV value: Redis's
+    cmsgpack does not read the msgpack `bin` type that msgspec writes for bytes.
+    """
+    if all(type(a) is str for a in args):
+        return _pack.encode(args)
+    parts = [_header(len(args), 0x90, 16, 0xDC, 0xDD)]
+    for a in args:
+        b = a.encode() if isinstance(a, str) else a
+        parts.append(_str_header(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def _header(n: int, fix: int, fix_limit: int, b16: int, b32: int) -> bytes:
+    if n < fix_limit:
+        return bytes((fix | n,))
+    if n < 0x10000:
+        return bytes((b16,)) + n.to_bytes(2, "big")
+    return bytes((b32,)) + n.to_bytes(4, "big")
+
+
+def _str_header(n: int) -> bytes:
+    if n < 32:
+        return bytes((0xA0 | n,))
+    if n < 0x100:
+        return bytes((0xD9, n))
+    return _header(n, 0, 0, 0xDA, 0xDB)
+
 # Shared Lua helpers, prepended to scripts that need them.
 _HELPERS = r"""
 local function split(s, sep)
@@ -42,21 +82,34 @@ local function holds_add(holds, person, g, level)
     redis.call('HSET', holds, person, cur .. ',' .. item)
   end
 end
-local function target_forward(meta, tstate, target, new)
+-- Counter changes of a bulk script, written once at its end (one HINCRBY per counter, not
+-- several per item).
+local function count(acc, field, by)
+  acc[field] = (acc[field] or 0) + by
+end
+local function flush_counts(meta, acc)
+  for field, by in pairs(acc) do
+    if by ~= 0 then redis.call('HINCRBY', meta, field, by) end
+  end
+end
+local function target_forward(meta, tstate, target, new, acc)
   local cur = redis.call('HGET', tstate, target)
   local cr = 0
   if cur then cr = TRANK[cur] or 0 end
   if TRANK[new] > cr then
+    local own = acc or {}
     redis.call('HSET', tstate, target, new)
-    if cur and TRANK[cur] then redis.call('HINCRBY', meta, 't_' .. cur, -1) end
-    if cur == 'failed' then redis.call('HINCRBY', meta, 't_failed', -1) end
-    redis.call('HINCRBY', meta, 't_' .. new, 1)
+    if cur and TRANK[cur] then count(own, 't_' .. cur, -1) end
+    if cur == 'failed' then count(own, 't_failed', -1) end
+    count(own, 't_' .. new, 1)
+    if not acc then flush_counts(meta, own) end
   end
 end
 """
 
 # KEYS: meta, dstate, stopped
-# ARGV: now, lease_s, then (delivery_id, kind, target_id) triples
+# ARGV[1]: msgpack array of strings (see `pack_args`): now, lease_s, then (delivery_id, kind,
+# target_id) triples
 # Returns a flat list of (code, attempt_number): code 1 send, 2 resend after an expired lease
 # (a worker died mid-send: counted as a possible duplicate), 0 skip (done), 3 cancelled
 # (campaign over, or the person needs no more calls), 4 in flight under another worker's
@@ -64,13 +117,15 @@ end
 CLAIM = (
     _HELPERS
     + r"""
-local now = tonumber(ARGV[1])
-local lease = tonumber(ARGV[2])
+local A = cmsgpack.unpack(ARGV[1])
+local now = tonumber(A[1])
+local lease = tonumber(A[2])
 local cstate = redis.call('HGET', KEYS[1], 'state')
 local expires = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '')
+local any_stopped = redis.call('SCARD', KEYS[3]) > 0  -- none in a first wave: skip the lookups
 local out = {}
-for i = 3, #ARGV, 3 do
-  local id, kind, target = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 3, #A, 3 do
+  local id, kind, target = A[i], A[i + 1], A[i + 2]
   local st = redis.call('HGET', KEYS[2], id)
   local state, n, until_ = 'queued', 0, 0
   if st then
@@ -87,7 +142,7 @@ for i = 3, #ARGV, 3 do
     local over = (cstate ~= 'active') or (expires and now >= expires)
     local stop = false
     if kind == 'warning' or kind == 'redial' or kind == 'escalation' then
-      stop = over or (redis.call('SISMEMBER', KEYS[3], target) == 1)
+      stop = over or (any_stopped and redis.call('SISMEMBER', KEYS[3], target) == 1)
     elseif kind == 'update' or kind == 'notice' then
       stop = over
     end
@@ -108,33 +163,37 @@ return out
 )
 
 # KEYS: meta, dstate, tstate, audit, dinfo
-# ARGV: now, then 10-tuples (delivery_id, target_id, channel, step, kind, n, outcome,
+# ARGV[1]: msgpack array of strings: now, then 10-tuples (delivery_id, target_id, channel,
+#       step, kind, n, outcome,
 #       next_state, detail, info) where next_state is sent|delivered|retry|failed|dead, detail
 #       is the provider id or the error text, and info what a later status callback needs to
 #       re-plan the delivery on another channel ("alert_id|level|target_kind").
 RECORD = (
     _HELPERS
     + r"""
-local now = ARGV[1]
-for i = 2, #ARGV, 10 do
-  local id, target, channel, step, kind = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
-  local n, outcome, nxt, detail = ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8]
+local A = cmsgpack.unpack(ARGV[1])
+local now = A[1]
+local acc = {}
+for i = 2, #A, 10 do
+  local id, target, channel, step, kind = A[i], A[i+1], A[i+2], A[i+3], A[i+4]
+  local n, outcome, nxt, detail = A[i+5], A[i+6], A[i+7], A[i+8]
   redis.call('HSET', KEYS[2], id, nxt .. '|' .. n .. '|0')
   if n == '1' then
-    redis.call('HSET', KEYS[5], id, target .. '|' .. channel .. '|' .. step .. '|' .. kind .. '|' .. ARGV[i+9])
+    redis.call('HSET', KEYS[5], id, target .. '|' .. channel .. '|' .. step .. '|' .. kind .. '|' .. A[i+9])
   end
-  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  count(acc, 'attempts', 1)
   if nxt == 'sent' or nxt == 'delivered' then
-    target_forward(KEYS[1], KEYS[3], target, nxt)
+    target_forward(KEYS[1], KEYS[3], target, nxt, acc)
   elseif nxt == 'failed' or nxt == 'dead' then
     if not redis.call('HGET', KEYS[3], target) then
       redis.call('HSET', KEYS[3], target, 'failed')
-      redis.call('HINCRBY', KEYS[1], 't_failed', 1)
+      count(acc, 't_failed', 1)
     end
   end
   redis.call('XADD', KEYS[4], '*', 'ev', 'attempt', 'at', now, 'd', id, 'tg', target,
     'ch', channel, 'st', step, 'k', kind, 'n', n, 'o', outcome, 's', nxt, 'x', detail)
 end
+flush_counts(KEYS[1], acc)
 return 1
 """
 )
@@ -173,17 +232,19 @@ return 1
 """
 )
 
-# KEYS: meta, acks, holds, grids, stopped, tstate, audit
+# KEYS: meta, acks, holds, grids, stopped, tstate, audit, first
 # ARGV: person_id, ack_blob, now, via, delivery_id, by
-# Returns 1 recorded, 2 duplicate (already confirmed), 0 no such campaign, -1 not a target.
+# Returns {code, first}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
+# campaign, -1 not a target; first the time of the person's first wave ('' if unknown), for
+# the ack latency metric without another round trip.
 ACK = (
     _HELPERS
     + r"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local person = ARGV[1]
 local held = redis.call('HGET', KEYS[3], person)
-if not held then return -1 end
-if redis.call('HSETNX', KEYS[2], person, ARGV[2]) == 0 then return 2 end
+if not held then return {-1, ''} end
+if redis.call('HSETNX', KEYS[2], person, ARGV[2]) == 0 then return {2, ''} end
 redis.call('SADD', KEYS[5], person)
 target_forward(KEYS[1], KEYS[6], person, 'acked')
 if held ~= '' then
@@ -204,18 +265,44 @@ if held ~= '' then
 end
 redis.call('XADD', KEYS[7], '*', 'ev', 'ack', 'at', ARGV[3], 'tg', person, 'via', ARGV[4],
   'd', ARGV[5], 'by', ARGV[6])
-return 1
+return {1, redis.call('HGET', KEYS[8], person) or ''}
 """
 )
 
+# KEYS: one lane stream. ARGV[1]: msgpack array of encoded deliveries. One call appends many
+# entries: a pipeline of one XADD per delivery costs the client a command to pack and a reply
+# to parse each.
+ENQUEUE = r"""
+local A = cmsgpack.unpack(ARGV[1])
+for i = 1, #A do
+  redis.call('XADD', KEYS[1], '*', 'd', A[i])
+end
+return #A
+"""
+
+# KEYS: targets, first. ARGV[1]: msgpack array: now, then (target_id, encoded target) pairs.
+# Stores targets (a replay rewrites the same values) and the time of each target's first
+# wave (a replay keeps the first: deadlines and statistics count from it).
+PUT_TARGETS = r"""
+local A = cmsgpack.unpack(ARGV[1])
+local now = A[1]
+for i = 2, #A, 2 do
+  redis.call('HSET', KEYS[1], A[i], A[i + 1])
+  redis.call('HSETNX', KEYS[2], A[i], now)
+end
+return (#A - 1) / 2
+"""
+
 # KEYS: meta, grids, holds
-# ARGV: then (grid_id, primary_person) pairs. Sets up grids not yet known (idempotent).
+# ARGV[1]: msgpack array of (grid_id, primary_person) pairs. Sets up grids not yet known
+# (idempotent).
 INIT_GRIDS = (
     _HELPERS
     + r"""
 local added = 0
-for i = 1, #ARGV, 2 do
-  local g, person = ARGV[i], ARGV[i + 1]
+local A = cmsgpack.unpack(ARGV[1])
+for i = 1, #A, 2 do
+  local g, person = A[i], A[i + 1]
   if redis.call('HSETNX', KEYS[2], g, 'calling|0|' .. person) == 1 then
     redis.call('HINCRBY', KEYS[1], 'g_calling', 1)
     added = added + 1

@@ -18,7 +18,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from warnbus import keys
 from warnbus.acks import AckResult, record_ack
 from warnbus.app import App, token_hash
 from warnbus.config import TokenSettings
@@ -26,7 +25,7 @@ from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
 from warnbus.ingest import parse_alert
 from warnbus.intake import Scope, accept
 from warnbus.models import AckVia, WebhookChannel
-from warnbus.queue.scripts import TAKE_TOKENS
+from warnbus.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.console import setup_console
 
@@ -91,11 +90,15 @@ class PublicLimit:
 # Global buckets only by default: behind a reverse proxy every client has the proxy's address,
 # and a county's officers tapping their links at once (or the demo's, all on 127.0.0.1) must
 # not be throttled as one client. Set `per_client` where the remote address is the client's.
+# `/ack/` allows 5,000/s: a province's 78k officers confirming a red warning within a minute
+# or two must never meet a 429, while a flood stays bounded at what one API process can take
+# anyway (docs/benchmarks.md, `acks`), so it cannot starve the engine's Redis.
 PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
-    PublicLimit("/ack/", per_client=None, total=(200.0, 400.0)),
+    PublicLimit("/ack/", per_client=None, total=(5000.0, 10000.0)),
     PublicLimit("/hooks/", per_client=None, total=(1000.0, 2000.0)),
 )
 LIMITS: web.AppKey[tuple[PublicLimit, ...]] = web.AppKey("public_limits", tuple)
+SHARED_LIMIT: web.AppKey[SharedLimit] = web.AppKey("shared_limit", SharedLimit)
 LIMIT_WAIT_S = 0.5
 
 
@@ -107,7 +110,7 @@ async def public_rate_limit_mw(
     limit = next((x for x in request.app[LIMITS] if request.path.startswith(x.prefix)), None)
     if limit is None:
         return await handler(request)
-    take = request.app[APP].ctx.redis.register_script(TAKE_TOKENS)
+    shared = request.app[SHARED_LIMIT]
     name = limit.prefix.strip("/")
     buckets = [(f"http:{name}", limit.total)]
     if limit.per_client is not None:
@@ -116,11 +119,10 @@ async def public_rate_limit_mw(
         try:
             # Bounded: a limiter that cannot answer quickly must not hold requests (or a
             # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
-            got, wait_ms = await asyncio.wait_for(
-                take(keys=[keys.rate_bucket(bucket)], args=[rate, burst, 1]), LIMIT_WAIT_S)
+            ok, wait_ms = await asyncio.wait_for(shared.take(bucket, rate, burst), LIMIT_WAIT_S)
         except (RedisError, TimeoutError):
             break  # Redis is down: the handler fails on its own; do not hide that as a 429
-        if int(got) < 1:
+        if not ok:
             log.warning("public endpoint rate limited", path_prefix=limit.prefix,
                         remote=request.remote, bucket_scope="total" if bucket.count(":") == 1
                         else "client")
@@ -154,16 +156,22 @@ async def post_alert(request: web.Request) -> web.Response:
     if ctype not in CAP_TYPES:
         return error(415, "unsupported_type",
                      f"Content-Type {ctype or '(none)'} is not accepted; use one of {', '.join(CAP_TYPES)}")
-    limit = app.settings.server.max_body_bytes
+    server = app.settings.server
+    limit = server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return error(413, "too_large", f"the body is larger than {limit} bytes")
     body = await request.read()
     # Parsing a national feed's 2 MB polygon takes real CPU: keep the event loop free for the
     # webhooks and acks that other requests carry.
     alert = await asyncio.to_thread(parse_alert, body, request.headers.get("Content-Type"),
-                                    max_bytes=limit)
+                                    max_bytes=limit, max_areas=server.max_areas,
+                                    max_area_entries=server.max_area_entries)
     res = await accept(app.ctx, alert, Scope(token.regions, token.categories))
-    payload = {"alert_id": res.alert_id, "campaign_id": res.campaign_id, "targets": res.targets}
+    payload: dict[str, Any] = {"alert_id": res.alert_id, "campaign_id": res.campaign_id,
+                               "targets": res.targets}
+    if res.warnings:  # accepted, but some areas hold no grid of the registry
+        payload["warnings"] = [{"code": w.code, "field": w.field, "message": w.message}
+                               for w in res.warnings]
     return ok(payload, 202 if res.created else 200)
 
 
@@ -275,6 +283,7 @@ def make_web_app(app: App) -> web.Application:
                               client_max_size=app.settings.server.max_body_bytes)
     web_app[APP] = app
     web_app[LIMITS] = PUBLIC_LIMITS  # a test or deployment may replace it before start
+    web_app[SHARED_LIMIT] = SharedLimit(app.ctx.redis)
     web_app.router.add_post("/api/v1/alerts", post_alert)
     web_app.router.add_get("/api/v1/alerts/{alert_id}", get_alert)
     web_app.router.add_get("/api/v1/alerts/{alert_id}/record", get_record)

@@ -1,8 +1,8 @@
 """Outbound CAP: what warnbus disseminates, as a CAP 1.2 Atom feed and CAP 1.2 files.
 
-`GET /cap/feed.atom` lists every message of the newest campaigns (Alert, Update, Cancel, each
-its own entry), newest first; `GET /cap/alerts/{alert_id}.xml` serves one message. Public
-warnings are public: no token. Only Public-scope, non-Draft messages are ever shown; anything
+`GET /cap/feed.atom` lists the newest messages (Alert, Update, Cancel, each its own entry),
+newest accepted first, so an Update or Cancel of an old campaign is at the top;
+`GET /cap/alerts/{alert_id}.xml` serves one message. Public warnings are public: no token. Only Public-scope, non-Draft messages are ever shown; anything
 else is a 404, so that the feed does not even reveal that a restricted alert exists.
 """
 
@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -29,6 +30,7 @@ _A = "{" + ATOM + "}"
 CAP_MEDIA = "application/cap+xml"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+MAX_SCAN = 5000  # index entries one feed build reads at most (restricted ones are skipped)
 _ALERT_ID = re.compile(r"al_[0-9a-f]{20}")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 _decode = msgspec.json.Decoder(Alert)
@@ -49,19 +51,71 @@ def entry_id(alert: Alert) -> str:
 
 
 async def recent_alerts(ctx: Context, limit: int) -> list[Alert]:
-    """Published messages of the `limit` newest campaigns, newest `sent` first, at most `limit`.
+    """Published messages, newest first by when warnbus accepted them, at most `limit`.
 
-    Campaigns are taken newest first by creation: an Update or Cancel of a campaign older
-    than the newest `limit` ones is not listed (its CAP file is still served).
+    Every message (Alert, Update, Cancel) is its own entry, taken from the index of accepted
+    messages (`keys.MESSAGES`, written by `intake.accept`), so an Update or Cancel of an old
+    campaign comes first when it is the newest message. Messages accepted before that index
+    existed are found through the newest campaigns, at their campaign's creation time.
     """
-    cids = [s(c) for c in await ctx.redis.zrevrange(keys.CAMPAIGNS, 0, limit - 1)]
-    pipe = ctx.redis.pipeline(transaction=False)
-    for cid in cids:
-        pipe.hvals(keys.campaign(cid).alerts)
-    alerts = [_decode.decode(blob) for blobs in await pipe.execute() for blob in blobs]
-    alerts = [a for a in alerts if published(a)]
-    alerts.sort(key=lambda a: (a.sent.timestamp(), a.identifier), reverse=True)
-    return alerts[:limit]
+    redis: Any = ctx.redis
+    found: list[tuple[float, Alert]] = []
+    seen: set[str] = set()
+    # The index, a page at a time, until `limit` published messages (or the end, or a bound:
+    # an unauthenticated route must not read without end past restricted messages).
+    offset, page = 0, max(limit, 50)
+    while len(found) < limit and offset < MAX_SCAN:
+        rows = await redis.zrevrange(keys.MESSAGES, offset, offset + page - 1, withscores=True)
+        if not rows:
+            break
+        offset += page
+        scored = [(s(aid), float(score)) for aid, score in rows]
+        seen.update(aid for aid, _score in scored)
+        pipe = redis.pipeline(transaction=False)
+        for aid, _score in scored:
+            pipe.get(keys.alert_index(aid))
+        cids = [s(c) for c in await pipe.execute()]
+        found += await _published(ctx, [(cid, aid, score) for (aid, score), cid
+                                         in zip(scored, cids, strict=True) if cid])
+    found += await _legacy(ctx, limit, seen)
+    found.sort(key=lambda x: (x[0], x[1].sent.timestamp(), x[1].identifier), reverse=True)
+    return [alert for _score, alert in found[:limit]]
+
+
+async def _legacy(ctx: Context, limit: int, indexed: set[str]) -> list[tuple[float, Alert]]:
+    """Messages of the `limit` newest campaigns that are not in the index (accepted by an
+    older version), scored by their campaign's creation time."""
+    redis: Any = ctx.redis
+    camps = [(s(c), float(score)) for c, score in
+             await redis.zrevrange(keys.CAMPAIGNS, 0, limit - 1, withscores=True)]
+    if not camps:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for cid, _score in camps:
+        pipe.hkeys(keys.campaign(cid).alerts)
+    items = [(cid, s(aid), score) for (cid, score), aids in zip(camps, await pipe.execute(),
+                                                                strict=True) for aid in aids]
+    items = [x for x in items if x[1] not in indexed]
+    if not items:
+        return []
+    known = await redis.zmscore(keys.MESSAGES, [aid for _cid, aid, _score in items])
+    return await _published(ctx, [x for x, k in zip(items, known, strict=True) if k is None])
+
+
+async def _published(ctx: Context, items: list[tuple[str, str, float]]) -> list[tuple[float, Alert]]:
+    """(score, alert) of the published ones among (campaign, alert, score) items."""
+    if not items:
+        return []
+    pipe: Any = ctx.redis.pipeline(transaction=False)
+    for cid, aid, _score in items:
+        pipe.hget(keys.campaign(cid).alerts, aid)
+    out: list[tuple[float, Alert]] = []
+    for (_cid, _aid, score), blob in zip(items, await pipe.execute(), strict=True):
+        if blob:
+            alert = _decode.decode(blob)
+            if published(alert):
+                out.append((score, alert))
+    return out
 
 
 def atom_feed(alerts: list[Alert], base: str, now: float) -> bytes:

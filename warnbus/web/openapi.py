@@ -90,6 +90,25 @@ SCHEMAS: dict[str, Any] = {
             "campaign_id": {"type": "string", "description": "The campaign (thread) the "
                             "alert starts, or continues for an Update or Cancel."},
             "targets": {"type": "integer", "minimum": 0},
+            "warnings": {
+                "type": "array",
+                "description": "Present when an accepted alert has something its sender "
+                               "should fix: `area_outside_registry` names each area in which "
+                               "no grid of the registry lies (the alert goes to the grids of "
+                               "its other areas). Absent when there is nothing to say.",
+                "items": _ref("Warning"),
+            },
+        },
+    },
+    "Warning": {
+        "type": "object",
+        "required": ["code", "field", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "string", "enum": ["area_outside_registry"]},
+            "field": {"type": "string", "description": "The CAP path, e.g. `info[0].area[2]`."},
+            "message": {"type": "string", "description": "What matched nothing: the area's "
+                        "geocodes or shapes and its areaDesc."},
         },
     },
     "AlertView": {
@@ -184,10 +203,17 @@ POST_ALERTS: dict[str, Any] = {
         "401": UNAUTHORIZED,
         "403": _err("The token lacks the `feed` role, or the alert is outside its regions "
                     "or categories (code `forbidden`)."),
-        "413": _err("The body is larger than the configured limit (code `too_large`)."),
+        "413": _err("The body is larger than the configured limit, or the alert lists more "
+                    "areas (or polygon, circle and geocode entries in them) than the "
+                    "configured limits `server.max_areas` (default 1,000) and "
+                    "`server.max_area_entries` (default 10,000); the message names the "
+                    "count and the limit (code `too_large`)."),
         "415": _err("Content-Type is not a CAP XML or JSON type (code `unsupported_type`)."),
         "422": _err("Not a valid alert; the message names the field (code `invalid` or "
-                    "`unknown_reference`)."),
+                    "`unknown_reference`, e.g. a polygon that crosses itself). Code "
+                    "`outside_registry`: an Alert or Update none of whose areas holds a grid "
+                    "of the registry (an alert for other regions); the message names the "
+                    "areas (geocodes or shapes, areaDesc). A Cancel is never refused so."),
         "503": UNAVAILABLE,
     },
 }

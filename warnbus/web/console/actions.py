@@ -92,12 +92,17 @@ def update_form(ctx: Context, alert: Alert) -> DraftForm:
     info = alert.primary_info()
     level = ctx.rules.level_of(alert).value
     hazard = next((h.key for h in hazards_of(ctx) if info and h.name == info.event), "")
-    areas = tuple(code for a in (info.areas if info else ()) for _n, code in a.geocodes
+    blocks = info.areas if info else ()
+    # An area with a polygon is the drawn one (its geocodes, if any, are only context).
+    areas = tuple(code for a in blocks if not a.polygons for _n, code in a.geocodes
                   if code in ctx.registry.data.regions)
+    shape = next((a for a in blocks if a.polygons), None)
     fmt = "%Y-%m-%dT%H:%M"
     eff = info.effective.astimezone(BEIJING).strftime(fmt) if info and info.effective else ""
     exp = info.expires.astimezone(BEIJING).strftime(fmt) if info and info.expires else ""
     return DraftForm(hazard=hazard, level=level, status=alert.status.value, areas=areas,
+                     polygon=shape.polygons[0] if shape else (),
+                     polygon_desc=shape.desc if shape else "",
                      headline=(info.headline or "") if info else "",
                      description=(info.description or "") if info else "",
                      instruction=(info.instruction or "") if info else "",

@@ -38,12 +38,32 @@ class Console:
     users: Users
     sessions: Sessions
 
-    async def settings(self) -> ConsoleSettings:
-        raw = await self.app.ctx.redis.hget(keys.CONSOLE_SETTINGS, "json")
-        return msgspec.json.decode(raw, type=ConsoleSettings) if raw else ConsoleSettings()
+    @property
+    def default_approval_levels(self) -> tuple[str, ...]:
+        """The levels that need a second person when no admin has chosen (`[console]`)."""
+        return tuple(self.app.settings.console.approval_levels)
 
-    async def save_settings(self, value: ConsoleSettings) -> None:
-        await self.app.ctx.redis.hset(keys.CONSOLE_SETTINGS, "json", msgspec.json.encode(value))
+    async def _stored(self) -> dict[str, Any]:
+        raw = await self.app.ctx.redis.hget(keys.CONSOLE_SETTINGS, "json")
+        return msgspec.json.decode(raw, type=dict[str, Any]) if raw else {}
+
+    async def settings(self) -> ConsoleSettings:
+        """What is stored in Redis; the approval levels from the configuration if unset."""
+        stored = await self._stored()
+        stored.setdefault("approval_levels", self.default_approval_levels)
+        return msgspec.convert(stored, ConsoleSettings)
+
+    async def approval_from_config(self) -> bool:
+        return "approval_levels" not in await self._stored()
+
+    async def save_settings(self, value: ConsoleSettings, *,
+                            approval_from_config: bool = False) -> None:
+        """Store `value`; with `approval_from_config`, the approval levels stay unset, so
+        the configuration's `[console] approval_levels` decides."""
+        data = msgspec.to_builtins(value)
+        if approval_from_config:
+            data.pop("approval_levels", None)
+        await self.app.ctx.redis.hset(keys.CONSOLE_SETTINGS, "json", msgspec.json.encode(data))
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("warnbus_console", Console)

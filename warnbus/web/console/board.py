@@ -150,6 +150,18 @@ async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> li
     return out
 
 
+async def drawn_areas(ctx: Context, cid: str, meta: Mapping[str, str]) -> list[
+        tuple[str, tuple[tuple[float, float], ...]]]:
+    """(areaDesc, ring) of every polygon of the campaign's latest alert, for its maps."""
+    alert_id = meta.get("latest") or meta.get("root", "")
+    if not alert_id:  # accepted, not planned yet: its one alert is stored already
+        ids = [s(x) for x in await ctx.redis.hkeys(keys.campaign(cid).alerts)]
+        alert_id = ids[0] if len(ids) == 1 else ""
+    alert = await ctx.alert(cid, alert_id) if alert_id else None
+    info = alert.primary_info() if alert is not None else None
+    return [(a.desc, ring) for a in (info.areas if info else ()) for ring in a.polygons]
+
+
 class DoorOrder(msgspec.Struct, frozen=True):
     by: str
     at: float

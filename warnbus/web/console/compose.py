@@ -38,6 +38,7 @@ from warnbus.models import (
     Urgency,
 )
 from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.web.console import drawn, svgmap
 from warnbus.web.console.base import ConsoleSettings
 from warnbus.web.console.html import BEIJING, LEVEL_ZH
 
@@ -75,12 +76,18 @@ def guidance(ctx: Context, hazard: str, level: str) -> str:
 
 
 class DraftForm(msgspec.Struct, frozen=True):
-    """What the officer filled in. Times are Beijing local `YYYY-MM-DDTHH:MM`."""
+    """What the officer filled in. Times are Beijing local `YYYY-MM-DDTHH:MM`.
+
+    The area is the union of the regions ticked in the tree (`areas`) and the polygon drawn
+    on the map (`polygon`, a closed (lat, lon) ring, with its areaDesc `polygon_desc`).
+    """
 
     hazard: str
     level: str
     status: str = "Actual"
     areas: tuple[str, ...] = ()
+    polygon: tuple[tuple[float, float], ...] = ()
+    polygon_desc: str = ""
     headline: str = ""
     description: str = ""
     instruction: str = ""
@@ -106,14 +113,23 @@ def sender_name(ctx: Context, settings: ConsoleSettings) -> str:
 def parse_form(ctx: Context, data: Mapping[str, str], areas: Sequence[str]) -> tuple[
         DraftForm, dict[str, str]]:
     """The form and its problems (field -> message in Chinese); no problems means valid."""
+    errs: dict[str, str] = {}
+    ring: drawn.Ring = ()
+    try:
+        ring = drawn.parse_ring(data.get("polygon", ""))
+    except drawn.DrawnAreaError as e:
+        errs["polygon"] = e.message
     f = DraftForm(
         hazard=data.get("hazard", ""), level=data.get("level", ""),
         status=data.get("status", "Actual"), areas=tuple(dict.fromkeys(a for a in areas if a)),
+        polygon=ring, polygon_desc=drawn.desc_of(data.get("polygon_desc", "")) if ring else "",
         headline=data.get("headline", "").strip(), description=data.get("description", "").strip(),
         instruction=data.get("instruction", "").strip(), effective=data.get("effective", ""),
         expires=data.get("expires", ""),
     )
-    errs: dict[str, str] = {}
+    bad_ring = drawn.problem(ring, svgmap.geometry(ctx.registry).extent)
+    if bad_ring:
+        errs["polygon"] = bad_ring
     h = next((x for x in hazards_of(ctx) if x.key == f.hazard), None)
     if h is None:
         errs["hazard"] = "请选择灾种"
@@ -123,8 +139,8 @@ def parse_form(ctx: Context, data: Mapping[str, str], areas: Sequence[str]) -> t
         errs["status"] = "性质只能是正式或演练"
     regions = ctx.registry.data.regions
     bad = [a for a in f.areas if a not in regions or regions[a].level is RegionLevel.COUNTY]
-    if not f.areas:
-        errs["areas"] = "请选择预警区域（乡镇或村）"
+    if not f.areas and not f.polygon and "polygon" not in errs:
+        errs["areas"] = "请选择预警区域（乡镇或村），或在地图上绘制区域"
     elif bad:
         errs["areas"] = f"未知区域：{'、'.join(bad)}"
     if not f.headline:
@@ -166,7 +182,13 @@ def build_alert(
     geocodes = tuple(
         ("TOWNSHIP" if regions[a].level is RegionLevel.TOWNSHIP else "VILLAGE", a)
         for a in f.areas)
-    area = Area(desc="、".join(regions[a].name for a in f.areas), geocodes=geocodes)
+    # Two <area> blocks: in one, the polygon would define the area and the geocodes would
+    # be mere context (rules.match); apart, the alert reaches their union.
+    areas: list[Area] = []
+    if f.areas:
+        areas.append(Area(desc="、".join(regions[a].name for a in f.areas), geocodes=geocodes))
+    if f.polygon:
+        areas.append(Area(desc=f.polygon_desc or drawn.DEFAULT_DESC, polygons=(f.polygon,)))
     eff, exp = local_time(f.effective), local_time(f.expires)
     now = datetime.fromtimestamp(ctx.clock.now(), BEIJING).replace(microsecond=0)
     cancel = msg_type is MsgType.CANCEL
@@ -178,12 +200,23 @@ def build_alert(
         effective=eff, expires=exp, sender_name=sender_name(ctx, settings),
         headline=f.headline, description=f.description or None,
         instruction=f.instruction or None, parameters=(("level", LEVEL_ZH[level]),),
-        areas=(area,),
+        areas=tuple(areas),
     )
     alert = Alert(identifier=identifier, sender=sender_of(ctx, settings), sent=now,
                   status=Status(f.status), msg_type=msg_type, scope=Scope.PUBLIC,
                   source="warnbus console", references=references, infos=(info,))
     return parse_json(alert_to_json(alert))  # the same checks as the API's JSON form
+
+
+def drawn_reaches_nobody(ctx: Context, alert: Alert) -> bool:
+    """True when the alert's drawn area (its last area, see build_alert) holds no grid that
+    the alert's hazard would warn: a drawing that reaches nobody is a mistake."""
+    info = alert.primary_info()
+    if info is None or not info.areas or not info.areas[-1].polygons:
+        return False
+    only = msgspec.structs.replace(alert, infos=(msgspec.structs.replace(
+        info, areas=(info.areas[-1],)),))
+    return not ctx.rules.match(only).grids
 
 
 def org_code(ctx: Context, settings: ConsoleSettings) -> str:

@@ -107,6 +107,10 @@ async def admin_page(request: web.Request) -> web.Response:
         f'<label class="inline"><input type="checkbox" name="approval" value="{lv}"'
         f'{" checked" if lv in st.approval_levels else ""}>{html.LEVEL_ZH[lv]}</label>'
         for lv in html.LEVEL_ZH)
+    conf = "、".join(html.LEVEL_ZH[lv] for lv in con.default_approval_levels) or "无"
+    levels += (f'<label class="inline"><input type="checkbox" name="approval_default" value="1"'
+               f'{" checked" if await con.approval_from_config() else ""}>'
+               f'使用配置文件的默认值（[console] approval_levels：{conf}）</label>')
     msg = request.query.get("msg", "")
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
@@ -181,5 +185,9 @@ async def admin_settings(request: web.Request) -> web.StreamResponse:
     if st.org_code and not (len(st.org_code) == 14 and st.org_code.isdigit()):
         raise back(f"{PREFIX}/admin", "发布单位编码必须是14位数字")
     old = await con.settings()
-    await con.save_settings(msgspec.structs.replace(st, sse_interval_s=old.sse_interval_s))
+    from_config = f.get("approval_default") == "1"
+    if from_config:
+        st = msgspec.structs.replace(st, approval_levels=con.default_approval_levels)
+    await con.save_settings(msgspec.structs.replace(st, sse_interval_s=old.sse_interval_s),
+                            approval_from_config=from_config)
     raise back(f"{PREFIX}/admin", "设置已保存")

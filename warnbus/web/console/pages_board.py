@@ -31,6 +31,7 @@ from warnbus.web.console.board import (
     Chase,
     campaign_meta,
     chase_list,
+    drawn_areas,
     silent_speakers,
     snapshot,
 )
@@ -63,9 +64,10 @@ async def index(request: web.Request) -> web.Response:
     return page(request, "值守台", body, active="board")
 
 
-def _legend() -> str:
+def _legend(drawn: bool = False) -> str:
+    shape = '<span><i class="drawn"></i>预警多边形</span>' if drawn else ""
     return '<div class="legend">' + "".join(
-        f'<span><i class="s-{k}"></i>{v}</span>' for k, v in GRID_STATE_ZH.items()) + "</div>"
+        f'<span><i class="s-{k}"></i>{v}</span>' for k, v in GRID_STATE_ZH.items()) + shape + "</div>"
 
 
 def _region_table(request: web.Request, counts: dict[str, dict[str, int]], codes: list[str],
@@ -146,6 +148,7 @@ async def board_page(request: web.Request) -> web.Response:
     chase = chase_html(request, cid, _within(reg, await chase_list(ctx, cid), village or town),
                        can_act)
     speakers = await silent_speakers(ctx, cid, meta)
+    shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
     state = snap["state"]
     tools = ""
@@ -167,7 +170,8 @@ async def board_page(request: web.Request) -> web.Response:
         f'<ul class="prov">{who}</ul><div class="tools">{tools}</div>'
         f'<div class="stats">{counts}</div>'
         f'<div class="split"><div class="card"><p>{crumbs}</p>'
-        f'{svgmap.svg(reg, snap["grids"], focus=focus, only=None)}{_legend()}</div>'
+        f'{svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes, fit_shapes=not (town or village))}'
+        f'{_legend(bool(shapes))}</div>'
         f'<div class="card">{regions}</div></div>'
         f'<h2>未叫醒名单</h2><div id="chase" class="chases" data-src="{esc(base + "/chase" + ("?" + request.query_string if request.query_string else ""))}">{chase}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul></div>')

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from warnbus.models import Level
 from warnbus.registry import Registry
-from warnbus.web.console import html, svgmap
+from warnbus.web.console import drawn, html, svgmap
 from warnbus.web.console.actions import (
     PublishError,
     cancel_form,
@@ -33,6 +33,7 @@ from warnbus.web.console.compose import (
     DraftForm,
     build_alert,
     defaults,
+    drawn_reaches_nobody,
     form_times,
     hazards_of,
     parse_form,
@@ -97,9 +98,36 @@ def compose_form(con: Console, csrf: str, f: DraftForm, errs: dict[str, str], *,
         f'<label>标题<input name="headline" id="headline" value="{esc(f.headline)}" maxlength="120">{err("headline")}</label>'
         f'<label>内容<textarea name="description" rows="3" placeholder="预计影响时间、强度与范围">{esc(f.description)}</textarea></label>'
         f'<label>防御指南<textarea name="instruction" id="instruction" rows="3">{esc(f.instruction)}</textarea></label>'
-        f'<fieldset><legend>预警区域 {err("areas")}</legend>{area_tree(ctx.registry, f.areas)}</fieldset>'
+        f'<fieldset><legend>预警区域 {err("areas")}</legend>'
+        '<p class="muted hint">勾选乡镇或村，或在地图上绘制区域；两者可同时使用，预警覆盖其合集。</p>'
+        f'{area_tree(ctx.registry, f.areas)}{drawn_fields(f, err("polygon"))}</fieldset>'
         '<div class="actions"><button type="button" id="preview-btn">预览覆盖范围</button>'
         '<button class="primary" id="submit-btn">提交发布</button></div></form>')
+
+
+def drawn_fields(f: DraftForm, error: str) -> str:
+    """The drawn area as the form sends it: CAP polygon text (set by the map) and its name."""
+    ring = drawn.cap_text(f.polygon) if f.polygon else ""
+    n = max(0, len(f.polygon) - 1)
+    state = f"已绘制（{n}个顶点）" if n else "未绘制"
+    return (f'<div class="drawn-fields"><input type="hidden" name="polygon" id="polygon" '
+            f'value="{esc(ring)}"><span>地图绘制区域：<b id="drawn-state">{state}</b></span>'
+            f'{error}<label>绘制区域名称（areaDesc）<input name="polygon_desc" id="polygon-desc" '
+            f'maxlength="{drawn.DESC_MAX}" value="{esc(f.polygon_desc or drawn.DEFAULT_DESC)}">'
+            '</label></div>')
+
+
+def draw_map(con: Console) -> str:
+    """The compose page's map with the drawing tools (console.js does the drawing)."""
+    return (
+        '<div class="card" id="draw-card"><div class="drawbar">'
+        '<button type="button" id="draw-btn">在地图上绘制区域</button>'
+        '<button type="button" id="undo-btn" disabled>撤销上一点</button>'
+        '<button type="button" id="clear-btn" disabled>清除</button>'
+        '<button type="button" id="finish-btn" class="primary" disabled>完成</button></div>'
+        '<p class="muted hint" id="draw-hint">点击“在地图上绘制区域”，再在地图上逐点点击（手机上轻触）'
+        '勾画区域边界，至少3个点；点击“完成”或首个点闭合区域。</p>'
+        f'{svgmap.svg(con.app.ctx.registry, map_id="compose-map")}</div>')
 
 
 @requires("drafter")
@@ -123,7 +151,7 @@ def _compose(request: web.Request, title: str, f: DraftForm, errs: dict[str, str
              campaign: str) -> web.Response:
     con = console(request)
     body = (f'<div class="split"><div>{compose_form(con, session_of(request).csrf, f, errs, kind=kind, campaign=campaign)}</div>'
-            f'<div><div class="card">{svgmap.svg(con.app.ctx.registry)}</div>'
+            f'<div>{draw_map(con)}'
             '<div id="preview" class="card"><p class="muted">选择区域后点击“预览覆盖范围”。</p></div></div></div>')
     return page(request, title, body, active="compose", status=422 if errs else 200)
 
@@ -172,9 +200,14 @@ async def compose_preview(request: web.Request) -> web.Response:
         return json_reply({"errors": errs}, 422)
     settings = await con.settings()
     alert = build_alert(con.app.ctx, f, settings, "preview")
+    if drawn_reaches_nobody(con.app.ctx, alert):
+        return json_reply({"errors": {"polygon": NOBODY}}, 422)
     p = preview(con.app.ctx, alert, settings)
     return json_reply({"html": preview_html(p), "grids": p["grid_ids"], "preview": {
         k: v for k, v in p.items() if k not in ("grid_ids", "texts")}})
+
+
+NOBODY = "手绘区域内没有需要通知的网格，请重新绘制"
 
 
 def _needs_approval(level: str, approval_levels: tuple[str, ...]) -> bool:
@@ -189,6 +222,9 @@ async def compose_submit(request: web.Request) -> web.StreamResponse:
     data = await form(request)
     kind = "update" if data.get("kind") == "update" and data.get("campaign") else "alert"
     campaign = data.get("campaign", "") if kind == "update" else ""
+    if not errs and f.polygon and drawn_reaches_nobody(ctx, build_alert(
+            ctx, f, await con.settings(), "preview")):
+        errs = {"polygon": NOBODY}
     if errs:
         return _compose(request, "发布预警" if kind == "alert" else "更新预警", f, errs, kind,
                         campaign)
@@ -266,6 +302,7 @@ async def draft_page(request: web.Request) -> web.Response:
             f'<dt>审批人</dt><dd>{esc(d.approved_by or d.rejected_by or "—")}</dd>'
             f'<dt>标题</dt><dd>{esc(f.headline)}</dd><dt>内容</dt><dd>{esc(f.description)}</dd>'
             f'<dt>有效期</dt><dd>{esc(f.effective)} 至 {esc(f.expires)}</dd>'
+            f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
             + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "") + "</dl>")
     actions = ""
     csrf = session_of(request).csrf
@@ -280,17 +317,33 @@ async def draft_page(request: web.Request) -> web.Response:
         actions = '<p class="muted">等待另一位审批人批准（不能批准自己起草的预警）。</p>'
     if d.campaign_id and d.state == "published":
         actions += f'<p><a class="button" href="{PREFIX}/campaigns/{d.campaign_id}">查看叫应进展</a></p>'
-    reach = ""
+    reach, chosen = "", []
     if d.state == "pending":
         try:
             alert = build_alert(con.app.ctx, f, settings, "preview")
-            reach = preview_html(preview(con.app.ctx, alert, settings))
+            p = preview(con.app.ctx, alert, settings)
+            reach, chosen = preview_html(p), p["grid_ids"]
         except Exception as e:  # a draft that no longer builds (e.g. expired) says so
             reach = f'<p class="err">{esc(getattr(e, "message", str(e)))}</p>'
+    small = svgmap.svg(con.app.ctx.registry, selected=chosen, focus=",".join(f.areas),
+                       shapes=(f.polygon,) if f.polygon else (), fit_shapes=True,
+                       map_id="draft-map")
     body = ((f'<p class="ok">{esc(msg)}</p>' if msg else "")
-            + f'<div class="split"><div class="card">{info}{actions}</div><div class="card">{reach}</div></div>')
+            + f'<div class="split"><div class="card">{info}{actions}</div><div>'
+            f'<div class="card">{small}</div><div class="card">{reach}</div></div></div>')
     return page(request, f"{html.LEVEL_ZH.get(d.level, '')}预警 · {html.KIND_ZH.get(d.kind, '')}",
                 body, active="drafts")
+
+
+def area_summary(con: Console, f: DraftForm) -> str:
+    """The regions ticked and the drawn area of a draft, as the approver reads them."""
+    regions = con.app.ctx.registry.data.regions
+    parts = [esc(regions[a].name if a in regions else a) for a in f.areas]
+    if f.polygon:
+        parts.append(f'{esc(f.polygon_desc or drawn.DEFAULT_DESC)}（地图绘制，{len(f.polygon) - 1}个顶点）'
+                     f'<details><summary>CAP 多边形坐标</summary><p class="msg">'
+                     f'{esc(drawn.cap_text(f.polygon))}</p></details>')
+    return "、".join(parts) or "—"
 
 
 @requires("approver")

@@ -17,9 +17,19 @@ from typing import Any
 from aiohttp import web
 
 from warnbus import services
+from warnbus.devices import DeviceRecord, DeviceState, DeviceStatusBook
 from warnbus.registry import dump_registry, read_registry, validate_registry
 from warnbus.web.console import html
-from warnbus.web.console.base import PREFIX, back, console, page, requires, session_of, user_of
+from warnbus.web.console.base import (
+    PREFIX,
+    back,
+    console,
+    json_reply,
+    page,
+    requires,
+    session_of,
+    user_of,
+)
 from warnbus.web.console.html import PERSON_ROLE_ZH, csrf_field, esc
 
 FILES = ("regions.json", "grids.json", "persons.json", "devices.json")
@@ -96,36 +106,60 @@ async def people_page(request: web.Request) -> web.Response:
         ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练"], rows), active="registry")
 
 
-def device_status(app: Any) -> dict[str, Any]:
-    """Speaker status from any channel that tracks devices (the MQTT loudspeaker channel)."""
-    out: dict[str, Any] = {}
+async def device_status(app: Any) -> dict[str, DeviceRecord]:
+    """Speakers' last status as kept in Redis by whichever process runs the loudspeaker
+    channel (`warnbus.devices`); a channel of this very process fills in devices Redis has
+    no record of yet."""
+    out: dict[str, DeviceRecord] = {}
     for ch in app.engine.channels.values():
         fn = getattr(ch, "devices_status", None)
         if callable(fn):
-            out.update(fn())
+            for did, v in fn().items():
+                state = getattr(getattr(v, "state", None), "value", "")
+                if state in ("online", "offline"):
+                    out[did] = DeviceRecord(DeviceState(state), float(v.since),
+                                            float(getattr(v, "seen", 0.0)), v.area)
+    out.update(await DeviceStatusBook(app.ctx.redis).all())
     return out
+
+
+def _ago(now: float, ts: float) -> str:
+    sec = max(0, int(now - ts))
+    if sec < 60:
+        return f"{sec}秒前"
+    if sec < 3600:
+        return f"{sec // 60}分钟前"
+    return f"{sec // 3600}小时前" if sec < 86400 else f"{sec // 86400}天前"
 
 
 @requires()
 async def devices_page(request: web.Request) -> web.Response:
     con = console(request)
     reg = con.app.ctx.registry
-    status = device_status(con.app)
+    status = await device_status(con.app)
+    now = time.time()  # heartbeats are wall-clock times, whatever the engine's clock
     q = request.query.get("q", "").strip()
-    rows = []
+    rows, items = [], []
     for d in reg.data.devices.values():
         region = reg.data.regions.get(d.region)
         if q and q not in f"{d.id}{d.name}{region.name if region else ''}":
             continue
         st = status.get(d.id)
-        state = getattr(getattr(st, "state", None), "value", "") if st else ""
+        state = st.state.value if st else ""
         label = {"online": '<b class="okc">在线</b>', "offline": '<b class="errc">离线</b>'}.get(
             state, '<span class="muted">未知</span>')
-        seen = html.bj(getattr(st, "since", None)) if st else ""
+        seen = f"{html.bj(st.seen)}（{_ago(now, st.seen)}）" if st and st.seen else "—"
+        since = html.bj(st.since) if st and st.since else ""
         rows.append([esc(d.id), esc(d.name), esc(region.name if region else d.region),
-                     esc(d.grid or ""), label, seen])
+                     esc(d.grid or ""), f'<span data-dev="{esc(d.id)}">{label}</span>',
+                     since, seen])
+        items.append({"id": d.id, "name": d.name, "region": d.region, "grid": d.grid,
+                      "state": state or "unknown", "since": st.since if st else None,
+                      "last_heartbeat": st.seen if st and st.seen else None})
+    if request.query.get("format") == "json":
+        return json_reply({"devices": items})
     body = _nav("/devices") + _search(q) + _limited(
-        ["编号", "名称", "村", "网格", "状态", "最后心跳"], rows)
+        ["编号", "名称", "村", "网格", "状态", "状态起始", "最后心跳"], rows)
     return page(request, "网格台账 · 应急广播", body, active="registry")
 
 

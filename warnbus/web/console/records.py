@@ -16,9 +16,9 @@ from warnbus.context import Context
 from warnbus.models import Role, TargetKind
 from warnbus.report import record_rows, rows_csv, unreached
 from warnbus.store import s
-from warnbus.web.console import html
+from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import PREFIX, console, page, requires
-from warnbus.web.console.board import campaign_meta
+from warnbus.web.console.board import campaign_meta, drawn_areas
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
 
@@ -176,13 +176,24 @@ async def print_page(request: web.Request) -> web.Response:
                  for x in lost]
     rows: list[dict[str, Any]] = await record_rows(ctx, root)
     state = meta.get("state", "")
+    shapes = await drawn_areas(ctx, cid, meta)
+    drawn = "".join(
+        f'<dt>多边形</dt><dd>{esc(desc)}（{len(ring) - 1}个顶点）<p class="msg">'
+        + (esc(" ".join(f"{lat},{lon}" for lat, lon in ring)) if len(ring) <= 201 else "坐标过多，略")
+        + "</p></dd>" for desc, ring in shapes)
+    small = ""
+    if shapes:
+        reached = list(await ctx.store.grids(cid))
+        small = ('<div class="card print-map">' + svgmap.svg(
+            ctx.registry, selected=reached, shapes=[r for _d, r in shapes], fit_shapes=True)
+                 + "</div>")
     body = (
-        f'<p class="noprint"><button onclick="window.print()">打印</button></p>'
+        f'<p class="noprint"><button type="button" data-print>打印</button></p>'
         f'<dl class="kv"><dt>预警</dt><dd>{esc(meta.get("headline"))} {html.level_badge(meta.get("level"))}</dd>'
-        f'<dt>区域</dt><dd>{esc(meta.get("area"))}</dd>'
+        f'<dt>区域</dt><dd>{esc(meta.get("area"))}</dd>{drawn}'
         f'<dt>开始</dt><dd>{html.bj(meta.get("created_at"))}</dd>'
         f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH.get(state, state)} {html.bj(meta.get("ended_at"))}</dd>'
-        f'<dt>发布</dt><dd>{esc(who or "外部预警源")}</dd></dl>'
+        f'<dt>发布</dt><dd>{esc(who or "外部预警源")}</dd></dl>{small}'
         "<h2>叫应统计</h2>" + stats_table(names, await tallies(ctx, cid, meta))
         + f"<h2>未叫醒名单（{len(lost)}）</h2>"
         + html.table(["网格", "村", "网格员", "电话", "最后呼叫"], lost_rows, "small")
