@@ -262,3 +262,14 @@ async def test_a_100k_area_alert_is_413_at_once(api_client: Any) -> None:
     assert took < 3.0, took
     await _healthy(client, h)
     print("FIGURES", {"test": "100k-areas", "status": r.status, "seconds": round(took, 2)})
+
+
+async def test_json_with_invalid_utf8_is_400_not_500(api_client: Any) -> None:
+    """Found by the fuzz run: msgspec raised UnicodeDecodeError for a non-UTF-8 JSON string."""
+    client, h = api_client
+    headers = {**auth(), "Content-Type": "application/json"}
+    r = await client.post("/api/v1/alerts", data=b'{"identifier": "\x80"}', headers=headers)
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (400, "malformed"), err
+    assert err["message"] == "not valid JSON: the body is not UTF-8: byte 0x80 at offset 16"
+    await _healthy(client, h)
