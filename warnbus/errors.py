@@ -25,7 +25,8 @@ class IngestError(WarnbusError):
     """An alert could not be accepted.
 
     `code` is one of: malformed (400), invalid (422), too_large (413), unsupported_type (415),
-    unknown_reference (422), forbidden (403). `field` names the offending CAP field, as a path
+    unknown_reference (422), outside_registry (422: no area of the alert holds a grid of the
+    registry), forbidden (403). `field` names the offending CAP field, as a path
     like `info[0].area[1].polygon[0]`, when there is one.
     """
 
@@ -33,6 +34,7 @@ class IngestError(WarnbusError):
         "malformed": 400,
         "invalid": 422,
         "unknown_reference": 422,
+        "outside_registry": 422,
         "too_large": 413,
         "unsupported_type": 415,
         "forbidden": 403,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from itertools import chain
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import shapely
@@ -95,8 +95,6 @@ class OutsideRegistryError(IngestError):
 
     Raised by `intake.accept` for an Alert or Update, never for a Cancel.
     """
-
-    HTTP_STATUS: ClassVar[dict[str, int]] = {**IngestError.HTTP_STATUS, "outside_registry": 422}
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__("outside_registry", message, field)
