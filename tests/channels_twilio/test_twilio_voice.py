@@ -28,7 +28,7 @@ async def test_call_posts_script_and_callbacks(make_env: EnvFactory) -> None:
     assert receipt.provider_id is not None and receipt.provider_id.startswith("CA")
     [c] = env.sim.calls
     assert (c.get("To"), c.get("From"), c.get("Timeout")) == (PHONE, FROM, "30")
-    assert c.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    assert c.form["StatusCallbackEvent"] == ["completed"]
     assert c.get("StatusCallback") == f"{env.hooks}/status?c=cmp-1&d=dl_1&t=p-1"
     script = SafeET.fromstring(c.get("Twiml") or "")
     gathers = script.findall("Gather")
@@ -51,8 +51,8 @@ async def test_press_1_confirms_with_dtmf(make_env: EnvFactory) -> None:
     assert env.sim.calls[0].digits == "1"
     gather = next(w for w in env.sim.webhooks if "/gather" in w.url)
     assert gather.status == 200 and "已确认，谢谢" in gather.body and "<Hangup" in gather.body
-    assert [s[3] for s in env.sink.statuses] == [
-        S.QUEUED, S.SENT, S.SENT, S.DELIVERED, S.DELIVERED]  # ..., answered, key, completed
+    # Only the final call event is asked for (CALL_EVENTS): the key press, then completed.
+    assert [s[3] for s in env.sink.statuses] == [S.DELIVERED, S.DELIVERED]
 
 
 async def test_answered_without_key_is_no_answer(make_env: EnvFactory) -> None:
@@ -60,7 +60,7 @@ async def test_answered_without_key_is_no_answer(make_env: EnvFactory) -> None:
     await env.channel.send(call())
     await env.sim.wait_idle()
     assert not env.sink.confirms
-    assert env.sim.calls[0].statuses == ["initiated", "ringing", "in-progress", "completed"]
+    assert env.sim.calls[0].statuses == ["completed"]
     assert env.sink.statuses[-1][3:] == (S.NO_ANSWER, "answered without a key press")
 
 

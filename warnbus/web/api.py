@@ -95,7 +95,9 @@ class PublicLimit:
 # anyway (docs/benchmarks.md, `acks`), so it cannot starve the engine's Redis.
 PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
     PublicLimit("/ack/", per_client=None, total=(5000.0, 10000.0)),
-    PublicLimit("/hooks/", per_client=None, total=(1000.0, 2000.0)),
+    # Provider callbacks of a province-wide wave come by the hundred thousand (2-3 per SMS,
+    # one per call), and a refused one is not retried by the provider: the same headroom.
+    PublicLimit("/hooks/", per_client=None, total=(5000.0, 10000.0)),
 )
 LIMITS: web.AppKey[tuple[PublicLimit, ...]] = web.AppKey("public_limits", tuple)
 SHARED_LIMIT: web.AppKey[SharedLimit] = web.AppKey("shared_limit", SharedLimit)
