@@ -334,7 +334,7 @@ class Intake:
             now = ctx.clock.now()
             # Targets and grids are stored before their deliveries are queued: a claim and
             # its record find the campaign state they move.
-            await ctx.store.put_targets(cid, part, now)
+            firsts = await ctx.store.put_targets(cid, part, now)
             await ctx.store.init_grids(
                 cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
             )
@@ -343,10 +343,11 @@ class Intake:
             await ctx.lanes.enqueue(deliveries)
             n += len(deliveries)
             if policy.ack_deadline_s:
-                firsts = await ctx.store.first_waves(cid, [p.id for p in persons])
+                # Step 0's deadline is the person's first wave plus a fixed offset.
+                offset = deadline_for(policy, 0, 0.0, now)
                 await ctx.timers.schedule([
-                    (encode_timer(Deadline(cid, p.id, 0)), deadline_for(policy, 0, t0 or now, now))
-                    for p, t0 in zip(persons, firsts, strict=True)
+                    (encode_timer(Deadline(cid, p.id, 0)), firsts.get(p.id, now) + offset)
+                    for p in persons
                 ])
             # Let the lane workers of this process send the chunk while the next is planned.
             await asyncio.sleep(0)

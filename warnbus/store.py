@@ -90,13 +90,18 @@ class Store:
     # ----------------------------------------------------------------- targets and grids
 
     async def put_targets(self, campaign_id: str, targets: Sequence[Target], now: float,
-                          chunk: int = 2000) -> None:
+                          chunk: int = 2000) -> dict[str, float]:
+        """Store targets; return each one's first-wave time (`now`, or an earlier one kept)."""
         ck = keys.campaign(campaign_id)
+        firsts: dict[str, float] = {}
         for i in range(0, len(targets), chunk):
+            part = targets[i : i + chunk]
             args: list[str | bytes] = [str(now)]
-            for t in targets[i : i + chunk]:
+            for t in part:
                 args += [t.id, _enc.encode(t)]
-            await self._put_targets(keys=[ck.targets, ck.first], args=[pack_args(args)])
+            got = await self._put_targets(keys=[ck.targets, ck.first], args=[pack_args(args)])
+            firsts.update(zip((t.id for t in part), map(float, got), strict=True))
+        return firsts
 
     async def targets(self, campaign_id: str) -> dict[str, Target]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
@@ -105,15 +110,6 @@ class Store:
     async def target(self, campaign_id: str, target_id: str) -> Target | None:
         blob = await self.redis.hget(keys.campaign(campaign_id).targets, target_id)
         return _dec_target.decode(blob) if blob else None
-
-    async def first_waves(self, campaign_id: str, ids: Sequence[str]) -> list[float | None]:
-        """First-wave times of many targets in one round trip per 5,000."""
-        k = keys.campaign(campaign_id).first
-        out: list[float | None] = []
-        for i in range(0, len(ids), 5000):
-            values = await self.redis.hmget(k, list(ids[i : i + 5000]))
-            out += [float(v) if v else None for v in values]
-        return out
 
     async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
         v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)

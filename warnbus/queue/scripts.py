@@ -282,15 +282,21 @@ return #A
 
 # KEYS: targets, first. ARGV[1]: msgpack array: now, then (target_id, encoded target) pairs.
 # Stores targets (a replay rewrites the same values) and the time of each target's first
-# wave (a replay keeps the first: deadlines and statistics count from it).
+# wave (a replay keeps the first: deadlines and statistics count from it). Returns those
+# first-wave times, in the order of the targets.
 PUT_TARGETS = r"""
 local A = cmsgpack.unpack(ARGV[1])
 local now = A[1]
+local firsts = {}
 for i = 2, #A, 2 do
   redis.call('HSET', KEYS[1], A[i], A[i + 1])
-  redis.call('HSETNX', KEYS[2], A[i], now)
+  if redis.call('HSETNX', KEYS[2], A[i], now) == 1 then
+    table.insert(firsts, now)
+  else
+    table.insert(firsts, redis.call('HGET', KEYS[2], A[i]))
+  end
 end
-return (#A - 1) / 2
+return firsts
 """
 
 # KEYS: meta, grids, holds
