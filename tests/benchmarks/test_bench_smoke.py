@@ -98,3 +98,16 @@ def test_several_engine_processes_share_the_province_wave() -> None:
     # Attempts recorded by both processes add up to the planned lane entries: none lost,
     # none sent twice.
     assert r["deliveries"] == r["lane_entries"] > 2 * 777
+
+
+def test_end_to_end_with_the_api_in_its_own_process() -> None:
+    """`--api process`: provider callbacks reach an `--role api` process; the wave completes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "warnbus.cli", "bench", "county", "--quick", "--json",
+         "--api", "process", "--timeout", "60"],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["api"] == "process" and r["first_wave_mode"] == "e2e"
+    # (a speaker publish may fail transiently and be retried after the wave)
+    assert r["e2e_deliveries"] >= 0.9 * r["deliveries"] > 0

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="county/province engine-only: N engine processes on the same Redis "
                         "(this one and N-1 worker-only ones)")
+    p.add_argument("--api", choices=("process", "inproc"), default="inproc",
+                   help="end to end: the HTTP API that takes the providers' callbacks in the "
+                        "engine's process (default) or in an `--role api` process, as "
+                        "compose.yaml deploys it")
     p.add_argument("--world", choices=("process", "inproc"), default="process",
                    help="end to end: the simulated providers in a process of their own "
                         "(default, as remote providers cost the engine no CPU) or in the "
@@ -151,14 +155,14 @@ async def _fanout(scenario: str, ns: argparse.Namespace, runs: int, counties: in
     e2e = ns.e2e if ns.e2e is not None else scenario == "county"
     area = SAMPLE_COUNTY_CODE if scenario == "county" else PROVINCE_CODE
     opts = FanoutOptions(scenario, counties, runs, e2e, ns.timeout, area,
-                         ns.redis_max_connections, ns.world, ns.workers)
+                         ns.redis_max_connections, ns.world, ns.workers, ns.api)
     window = WindowProfiler(ns.profile) if ns.profile else None
     with bench_env(mqtt=e2e, log_level=ns.log_level) as env:
         samples = await run_fanout(opts, env, window or NoProfiler())
     title = (f"red warning for {'the sample county' if scenario == 'county' else 'the province'}"
              f" ({counties} county(ies)), first wave voice+SMS+WeCom+loudspeakers")
     fixed: dict[str, Any] = {"title": title, "area": area, "e2e": e2e, "world": ns.world,
-                             "workers": ns.workers,
+                             "workers": ns.workers, "api": ns.api,
                              "redis_max_connections": ns.redis_max_connections}
     if window is not None:
         fixed["profile"] = [str(p) for p in window.write()]

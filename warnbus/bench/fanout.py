@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -28,6 +29,7 @@ from warnbus.app import App, build_app, load_channels
 from warnbus.bench.alerts import geocode_area, red_alert
 from warnbus.bench.channels import NullChannel, SendMeter
 from warnbus.bench.env import (
+    ACK_SECRET,
     BenchEnv,
     BenchError,
     WaveTimes,
@@ -41,6 +43,7 @@ from warnbus.bench.env import (
 from warnbus.bench.world import officers
 from warnbus.clock import SystemClock
 from warnbus.config import Settings
+from warnbus.engine import ROLES
 from warnbus.intake import accept
 from warnbus.models import Alert, Channel
 from warnbus.registry import Registry, load_registry
@@ -70,6 +73,7 @@ class FanoutOptions:
     redis_max_connections: int | None = None  # what-if: the engine's Redis pool size
     world: str = "process"  # e2e simulators: in a process of their own, or "inproc"
     workers: int = 1  # engine-only: engine processes (this one + workers - 1 worker-only ones)
+    api: str = "inproc"  # e2e: the HTTP API (provider callbacks) in this process or "process"
 
 
 def rss_mb() -> float:
@@ -164,29 +168,36 @@ async def e2e_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert
     # QUOTA_LIFT lifts the simulated providers' quotas (Twilio 100/s, WeCom 40/s) out of
     # the way: with them the wave takes deliveries/quota seconds whatever the engine does
     # (reported as `quota_bound_s`); without them it shows what engine + channels can do.
-    async with _world(opts.world, registry, reg_dir, base, env) as channels:
+    async with _world(opts.world, registry, reg_dir, base, env) as (channels, configs):
         meter = SendMeter()
         for ch in channels.values():
             meter.wrap(ch)
-        runner: web.AppRunner | None = None
-        app = await build_app(_settings(env, reg_dir, opts), clock=SystemClock(),
-                              channels=channels, registry=registry, base_url=base)
-        try:
-            runner = web.AppRunner(make_web_app(app), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            await app.engine.start()
-            wave = await first_wave(app, alert, meter, opts.timeout_s, None)
-        finally:
-            if runner is not None:
-                await runner.cleanup()
-            closed = await close_app(app)
+        split = opts.api == "process"
+        async with _api_process(split, env, reg_dir, port, configs):
+            runner: web.AppRunner | None = None
+            # Split (the deployed layout, compose.yaml): the callbacks of the providers go to
+            # an `--role api` process; this one plans and sends.
+            roles = ("worker", "timer") if split else ROLES
+            app = await build_app(_settings(env, reg_dir, opts), clock=SystemClock(),
+                                  roles=roles, channels=channels, registry=registry,
+                                  base_url=base)
+            try:
+                if not split:
+                    runner = web.AppRunner(make_web_app(app), access_log=None)
+                    await runner.setup()
+                    await web.TCPSite(runner, "127.0.0.1", port).start()
+                await app.engine.start()
+                wave = await first_wave(app, alert, meter, opts.timeout_s, None)
+            finally:
+                if runner is not None:
+                    await runner.cleanup()
+                closed = await close_app(app)
     return {
         "e2e_first_wave_s": wave["first_wave_s"],
         "e2e_deliveries": wave["handed"],
         "e2e_failed_sends": wave["failed"],
-        # The engine's process (channels, API for the callbacks) over the wave; with the
-        # simulators in a process of their own, none of theirs.
+        # The engine's process over the wave (channels; the API for the callbacks too unless
+        # it runs apart); with the simulators in a process of their own, none of theirs.
         "e2e_engine_cpu_s": wave["engine_cpu_s"],
         "e2e_redis_cpu_s": wave["redis_cpu_s"],
         "e2e_close_timeouts": int(not closed),
@@ -197,14 +208,14 @@ async def e2e_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert
 
 
 @contextlib.asynccontextmanager
-async def _world(mode: str, registry: Registry, reg_dir: Path, base: str,
-                 env: BenchEnv) -> AsyncIterator[dict[str, Channel]]:
+async def _world(mode: str, registry: Registry, reg_dir: Path, base: str, env: BenchEnv
+                 ) -> AsyncIterator[tuple[dict[str, Channel], dict[str, dict[str, Any]]]]:
     """The real channels, pointed at simulators in their own process (default) or in this one."""
     if mode == "inproc":
         world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
                                   officers=officers(7), time_factor=QUOTA_LIFT)
         try:
-            yield world.channels
+            yield world.channels, world.configs
         finally:
             await world.stop()
         return
@@ -219,7 +230,7 @@ async def _world(mode: str, registry: Registry, reg_dir: Path, base: str,
         if not line:
             raise BenchError(f"the simulator process exited: see {env.tmp / 'world.log'}")
         configs = json.loads(line)["configs"]
-        yield load_channels(configs, base_url=base, mqtt_url=env.mqtt_url)
+        yield load_channels(configs, base_url=base, mqtt_url=env.mqtt_url), configs
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -229,6 +240,64 @@ async def _world(mode: str, registry: Registry, reg_dir: Path, base: str,
             proc.kill()
             await proc.wait()
         log.close()
+
+
+@contextlib.asynccontextmanager
+async def _api_process(split: bool, env: BenchEnv, reg_dir: Path, port: int,
+                       configs: Mapping[str, Mapping[str, Any]]) -> AsyncIterator[None]:
+    """With `split`, the HTTP API (`--role api`, the same channels) in a process of its own."""
+    if not split:
+        yield
+        return
+    cfg = env.tmp / "api.toml"
+    top = {"data_dir": str(env.tmp / "api-data"), "redis_url": env.redis.url,
+           "mqtt_url": env.mqtt_url, "registry": str(reg_dir), "ack_secret": ACK_SECRET,
+           "log_level": env.log_level}
+    lines = [f"{k} = {_toml(v)}" for k, v in top.items()]
+    lines += ["[server]", 'host = "127.0.0.1"', f"port = {port}",
+              f'public_url = "http://127.0.0.1:{port}"']
+    for name, fields in configs.items():
+        lines.append(f"[channels.{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in fields.items()]
+    cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = (env.tmp / "api.log").open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port), "--role", "api",
+        stdout=log, stderr=log)
+    try:
+        await _wait_http(f"http://127.0.0.1:{port}/healthz", proc, 60)
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.close()
+
+
+def _toml(value: Any) -> str:
+    """A TOML value for a string, number or boolean (JSON strings are TOML basic strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def _wait_http(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise BenchError(f"the API process exited with {proc.returncode} (api.log)")
+            try:
+                async with http.get(url) as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    raise BenchError(f"the API process did not answer within {timeout_s:g}s")
 
 
 async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,

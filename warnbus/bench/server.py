@@ -1,6 +1,7 @@
 """The engine as a process of its own for the `acks` scenario: `warnbus serve`, plus one knob.
 
-`python -m warnbus.bench.server CONFIG PORT [--lift-limits]` runs every role and the HTTP API
+`python -m warnbus.bench.server CONFIG PORT [--lift-limits] [--role R ...]` runs every role (or
+the given ones) and the HTTP API
 exactly as `warnbus serve --config CONFIG --port PORT` does. With `--lift-limits` the public
 rate limits of the API (per client address and in total, see `warnbus.web.api.PUBLIC_LIMITS`)
 are raised out of reach but still evaluated, so their Redis cost stays in the figure: a load
@@ -13,12 +14,14 @@ import argparse
 import asyncio
 import dataclasses
 import signal
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from warnbus.app import build_app
 from warnbus.config import load_settings
+from warnbus.engine import ROLES
 from warnbus.logs import configure_logging
 from warnbus.web import api
 
@@ -43,10 +46,11 @@ def lift(web_app: web.Application) -> None:
         for lim in web_app[key])
 
 
-async def serve(config: str, port: int, lift_limits: bool) -> None:
+async def serve(config: str, port: int, lift_limits: bool, roles: Iterable[str] = ROLES
+                ) -> None:
     settings = load_settings(config)
     configure_logging(level=settings.log_level)
-    app = await build_app(settings, base_url=f"http://127.0.0.1:{port}")
+    app = await build_app(settings, roles=roles, base_url=f"http://127.0.0.1:{port}")
     await app.engine.start()
     web_app = api.make_web_app(app)
     if lift_limits:
@@ -70,8 +74,10 @@ def main() -> None:
     p.add_argument("config")
     p.add_argument("port", type=int)
     p.add_argument("--lift-limits", action="store_true")
+    p.add_argument("--role", action="append", choices=sorted(ROLES),
+                   help="run only these roles (repeatable; default all), as `warnbus serve --role`")
     ns = p.parse_args()
-    asyncio.run(serve(ns.config, ns.port, ns.lift_limits))
+    asyncio.run(serve(ns.config, ns.port, ns.lift_limits, ns.role or ROLES))
 
 
 if __name__ == "__main__":
