@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 import aiomqtt
 import msgspec
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from channels.loudspeaker_payload import (
     DEFAULT_PREFIX,
@@ -64,6 +65,9 @@ class _Device:
 def _unit(*parts: object) -> float:
     h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64
+
+
+_WITH_WILL = ReasonCode(PacketTypes.DISCONNECT, identifier=4)  # "disconnect with will message"
 
 
 class SpeakerFleet:
@@ -113,14 +117,23 @@ class SpeakerFleet:
         await asyncio.gather(*(self._halt(d) for d in self._devices.values()))
 
     async def drop(self, device_id: str) -> None:
-        """Cut the device's network: close its socket without DISCONNECT, so its LWT fires."""
+        """Cut the device off as a network failure looks to the broker: it publishes the
+        device's will (LWT, offline) and the device is gone until `revive`.
+
+        MQTT 5 says exactly that with DISCONNECT reason 0x04 ("disconnect with will
+        message"). Shutting paho's socket down under aiomqtt instead raced with aiomqtt's
+        writer registration: a stale `add_writer` landed on a reused file descriptor and
+        stalled another client (a flaky test found it)."""
         dev = self._devices[device_id]
         dev.cut = True
-        # aiomqtt has no public way to lose a connection; shut down paho's socket under it.
-        sock = dev.client._client.socket() if dev.client is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        client, task = dev.client, dev.task
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client._client.disconnect(reasoncode=_WITH_WILL)
+            if task is not None:
+                # The connection loop sees the disconnect and ends (dev.cut); bounded.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(task), 5)
         await self._halt(dev)
 
     async def revive(self, device_id: str) -> None:
