@@ -229,11 +229,7 @@ class TwilioSimulator:
             await self._message_status(r, status, extra)
         if final == "delivered" and reaction.answers and self.inbound_sms_url:
             await asyncio.sleep(reaction.delay_s)
-            reply = random.Random(f"{r.to}|{r.get('Body')}").choice(["1", "收到"])
-            await self._signed_post(self.inbound_sms_url, {
-                "MessageSid": f"SM{uuid.uuid4().hex}", "SmsSid": "", "AccountSid": self.account_sid,
-                "From": r.to, "To": r.from_, "Body": reply, "NumMedia": "0", "NumSegments": "1",
-                "ApiVersion": "2010-04-01"})
+            await self.reply(r, random.Random(f"{r.to}|{r.get('Body')}").choice(["1", "收到"]))
 
     async def _message_status(self, r: SimRecord, status: str, extra: dict[str, str]) -> None:
         r.statuses.append(status)
@@ -277,14 +273,14 @@ class TwilioSimulator:
             await self._press(r, "1")
         await event("completed", "completed", CallDuration="20", Duration="1")
 
-    async def _press(self, r: SimRecord, digits: str) -> None:
+    async def _press(self, r: SimRecord, digits: str) -> int:
         """Post the first Gather's action with the key, as Twilio does when a key is pressed."""
         gather = SafeET.fromstring(r.get("Twiml") or "<Response/>").find("Gather")
         action = gather.get("action") if gather is not None else None
         if not action:
-            return
+            return 0
         r.digits = digits
-        await self._signed_post(action, {
+        return await self._signed_post(action, {
             "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": r.sid,
             "CallStatus": "in-progress", "Direction": "outbound-api", "From": r.from_,
             "To": r.to, "Called": r.to, "Caller": r.from_, "Digits": digits,
@@ -301,18 +297,37 @@ class TwilioSimulator:
                 "SequenceNumber": str(seq), "Timestamp": format_datetime(datetime.now(UTC)),
                 **extra})
 
-    async def _signed_post(self, url: str, params: dict[str, str]) -> None:
+    async def _signed_post(self, url: str, params: dict[str, str]) -> int:
+        """POST a signed webhook as Twilio does; the app's HTTP status (0: no answer)."""
         signature = self._signer.compute_signature(url, params)
         if self._http is None:
-            return  # not started, or stopped
+            return 0  # not started, or stopped
         try:
             # encoded=True: send the URL exactly as given, as Twilio does; the signature
             # covers that string, and re-quoting it would break the check.
             async with self._http.post(yarl.URL(url, encoded=True), data=params,
                                        headers={"X-Twilio-Signature": signature}) as resp:
                 self.webhooks.append(SimWebhook(url, params, resp.status, await resp.text()))
+                return resp.status
         except (aiohttp.ClientError, TimeoutError):
             self.webhooks.append(SimWebhook(url, params, 0, ""))
+            return 0
+
+    # ----------------------------------------------------------------- driven from outside
+    # (a load generator: the officers of the benchmark press and reply when told to)
+
+    async def press(self, call: SimRecord, digits: str = "1") -> int:
+        """The person on `call` presses `digits`: Twilio's signed Gather action webhook."""
+        return await self._press(call, digits)
+
+    async def reply(self, message: SimRecord, body: str = "1") -> int:
+        """The recipient of `message` answers it by SMS: Twilio's signed inbound webhook."""
+        if not self.inbound_sms_url:
+            return 0
+        return await self._signed_post(self.inbound_sms_url, {
+            "MessageSid": f"SM{uuid.uuid4().hex}", "SmsSid": "", "AccountSid": self.account_sid,
+            "From": message.to, "To": message.from_, "Body": body, "NumMedia": "0",
+            "NumSegments": "1", "ApiVersion": "2010-04-01"})
 
 
 def _error(code: int, status: int, message: str | None = None, *, detail: str | None = None,

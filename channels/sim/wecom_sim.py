@@ -104,7 +104,7 @@ class WeComSimulator:
         self._task_ids: OrderedDict[str, None] = OrderedDict()
         self._recent: deque[float] = deque()
         self._script: dict[str, deque[_Scripted]] = {"gettoken": deque(), "send": deque()}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[int | None]] = set()
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.base_url = ""
@@ -292,12 +292,21 @@ class WeComSimulator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def click(self, card: SentMessage) -> int | None:
+        """Its addressee presses the card's first button now (driven from outside, e.g. by a
+        load generator): WeCom's encrypted, signed callback. The app's HTTP status."""
+        tc = card.body.get("template_card") or {}
+        buttons = tc.get("button_list") or [{}]
+        task_id = card.task_id or str(tc.get("task_id", ""))
+        return await self._click(card.touser, task_id, str(buttons[0].get("key", "")),
+                                 card.body.get("agentid", self.agent_id), 0.0)
+
     async def _click(self, user: str, task_id: str, key: str, agent_id: Any,
-                     delay_s: float) -> None:
+                     delay_s: float) -> int | None:
         await asyncio.sleep(delay_s)
         url = self.callback_url
         if not url or self._http is None:
-            return
+            return None
         ts, nonce = str(int(time.time())), secrets.token_hex(8)
         c = proto.cdata
         event = (f"<xml><ToUserName>{c(self.corp_id)}</ToUserName>"
@@ -324,6 +333,7 @@ class WeComSimulator:
             await asyncio.sleep(0.2 * 2**attempt)
         reply_type, button = self._open_reply(reply) if status == 200 else ("", "")
         self._record(self.callbacks, CallbackResult(task_id, user, status, reply_type, button))
+        return status
 
     def _open_reply(self, reply: bytes) -> tuple[str, str]:
         """(MsgType, ReplaceName) of a passive reply; ("", "") for an empty one."""

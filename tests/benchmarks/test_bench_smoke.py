@@ -111,3 +111,16 @@ def test_end_to_end_with_the_api_in_its_own_process() -> None:
     assert r["api"] == "process" and r["first_wave_mode"] == "e2e"
     # (a speaker publish may fail transiently and be retried after the wave)
     assert r["e2e_deliveries"] >= 0.9 * r["deliveries"] > 0
+
+
+@pytest.mark.parametrize("via", ["dtmf", "sms", "wecom"])
+def test_acks_through_the_providers_signed_webhooks(via: str) -> None:
+    """`acks --via`: every person confirms once through the provider's webhook, and the
+    engine records exactly one ack per person (the run fails otherwise)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "warnbus.cli", "bench", "acks", "--quick", "--json",
+         "--via", via, "--timeout", "60"],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["via"] == via and r["acks"] > 600 and r["acks_per_s"] > 0

@@ -13,6 +13,7 @@ person who holds a grid, with a fixed number of connections.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
+from channels.sim.officers import OfficerModel
 from warnbus import keys
 from warnbus.acks import AckLinks
 from warnbus.bench.alerts import geocode_area, red_alert
@@ -39,14 +41,20 @@ from warnbus.bench.env import (
     process_cpu,
     redis_cpu,
     wait_first_wave,
+    write_config,
 )
-from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE
+from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE, QUOTA_LIFT
 from warnbus.bench.server import public_limits
 from warnbus.ingest.jsonform import alert_to_json
 from warnbus.queue import Lanes
+from warnbus.registry import Registry, load_registry
 from warnbus.services import free_port
+from warnbus.simulation import SimulatedWorld, start_world
 
 CONNECTIONS = 64  # concurrent requests of the load generator
+
+
+VIAS = ("link", "dtmf", "sms", "wecom")
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,14 @@ class AckOptions:
     runs: int
     timeout_s: float
     connections: int = CONNECTIONS
+    # link: POST /ack/{token}. dtmf / sms / wecom: the providers' signed webhooks (a key
+    # pressed in a call, an SMS reply, a card's button), sent by the shipped simulators.
+    via: str = "link"
 
 
 async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if opts.via != "link":
+        return await _run_webhook_acks(opts, env)
     reg = env.registry(opts.counties)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -77,7 +90,8 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
                 held = await probe.hkeys(keys.campaign(cid).holds)
                 persons = sorted(p.decode() if isinstance(p, bytes) else p for p in held)
                 tokens = [links.token(cid, pid, time.time()) for pid in persons]
-                sample = await _measure(http, base, tokens, proc.pid, probe, opts)
+                sample = await _measure([_link_post(http, base, t) for t in tokens], proc.pid,
+                                        probe, opts)
                 acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
                 if acked != len(persons):
                     raise BenchError(f"{len(persons)} acks sent but {acked} recorded")
@@ -91,14 +105,86 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
     return samples, fixed
 
 
-def _serve(env: BenchEnv, registry: Path, port: int, token: str) -> subprocess.Popen[bytes]:
-    chans = "".join(f'[channels.{n}]\ntype = "test"\n' for n in CHANNELS)
-    cfg = env.tmp / "serve.toml"
-    cfg.write_text(
-        f'data_dir = "{env.tmp / "serve-data"}"\nredis_url = "{env.redis.url}"\n'
-        f'mqtt_url = "{NO_BROKER}"\nregistry = "{registry}"\nack_secret = "{ACK_SECRET}"\n'
-        f'log_level = "{env.log_level}"\n[server]\nhost = "127.0.0.1"\nport = {port}\n'
-        f'public_url = "http://127.0.0.1:{port}"\n' + chans, encoding="utf-8")
+async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
+                            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Confirmations through the providers' signed webhooks, sent by the shipped simulators
+    as the real providers send them: Twilio's Gather action (a key pressed, `dtmf`) or
+    inbound SMS (`sms`, X-Twilio-Signature), WeCom's encrypted button callback (`wecom`).
+
+    The simulated officers never answer by themselves; the load generator tells each one
+    to, once, with `opts.connections` in flight. The engine runs every role in its own
+    process with the real channels pointed at the simulators.
+    """
+    reg = env.registry(opts.counties)
+    registry = load_registry(reg)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    token = secrets.token_urlsafe(24)
+    silent = OfficerModel(seed=7, responsive=0.0, unreachable=0.0)
+    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
+                              officers=silent, time_factor=QUOTA_LIFT, offline_speakers=0,
+                              speaker_fail_rate=0.0)
+    proc = _serve(env, reg, port, token, world.configs)
+    probe = Redis.from_url(env.redis.url)
+    samples: list[dict[str, Any]] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _wait_up(http, base, proc, timeout_s=60.0)
+            for i in range(opts.runs):
+                # What the simulators keep is bounded: start each run from empty records.
+                world.twilio.calls.clear()
+                world.twilio.messages.clear()
+                world.wecom.sent.clear()
+                alert = red_alert(f"bench-acks-{opts.via}-{i}-{time.time_ns()}",
+                                  geocode_area(PROVINCE_CODE))
+                cid = await _post_alert(http, base, token, alert_to_json(alert))
+                await wait_first_wave(probe, Lanes(probe, CHANNELS), opts.timeout_s)
+                # The first wave's status callbacks are over before the confirmations start.
+                await world.twilio.wait_idle(opts.timeout_s)
+                await world.wecom.drain(opts.timeout_s)
+                confirms, persons = _webhook_confirms(world, opts.via, registry)
+                sample = await _measure(confirms, proc.pid, probe, opts)
+                acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
+                if acked != persons:
+                    raise BenchError(f"{len(confirms)} {opts.via} confirmations for {persons} "
+                                     f"persons, but {acked} acks recorded")
+                samples.append(sample)
+    finally:
+        await probe.aclose()
+        _stop(proc)
+        await world.stop()
+    what = {"dtmf": "a key pressed in the call (Twilio Gather action, signed)",
+            "sms": "an SMS reply (Twilio inbound webhook, signed)",
+            "wecom": "the card's button (WeCom callback, encrypted and signed)"}[opts.via]
+    fixed = {"title": f"confirmations by {what}, {opts.connections} in flight, engine in its "
+                      "own process, shipped public rate limits",
+             "via": opts.via, "connections": opts.connections,
+             "shipped_public_limits": public_limits()}
+    return samples, fixed
+
+
+def _webhook_confirms(world: SimulatedWorld, via: str, registry: Registry
+                      ) -> tuple[list[Confirm], int]:
+    """One confirmation per message of this run's first wave, and how many persons they
+    confirm for (an SMS reply confirms everyone who has that phone number)."""
+    if via == "wecom":
+        cards = [c for c in world.wecom.sent if not c.duplicate]
+        return [functools.partial(world.wecom.click, c) for c in cards], len(
+            {c.touser for c in cards})
+    records = list(world.twilio.calls if via == "dtmf" else world.twilio.messages)
+    phones = {r.to for r in records}
+    persons = sum(1 for p in registry.data.persons.values() if p.phone in phones)
+    if via == "dtmf":
+        return [functools.partial(world.twilio.press, r) for r in records], persons
+    return [functools.partial(world.twilio.reply, r) for r in records], persons
+
+
+def _serve(env: BenchEnv, registry: Path, port: int, token: str,
+           configs: Mapping[str, Mapping[str, Any]] | None = None) -> subprocess.Popen[bytes]:
+    """`warnbus serve` (every role) on our Redis: test channels, or the given ones."""
+    channels = configs or {n: {"type": "test"} for n in CHANNELS}
+    cfg = write_config(env, registry, port, channels, "serve",
+                       mqtt_url=env.mqtt_url if configs else NO_BROKER)
     log = (env.tmp / "serve.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port)],
@@ -141,20 +227,29 @@ async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: 
     return str(reply["campaign_id"])
 
 
-async def _measure(http: aiohttp.ClientSession, base: str, tokens: Sequence[str], pid: int,
-                   probe: Redis, opts: AckOptions) -> dict[str, Any]:
-    """POST every token once with `opts.connections` in flight; time and account for it."""
-    queue = list(reversed(tokens))
+Confirm = Callable[[], Awaitable[int | None]]  # one confirmation; the app's HTTP status
+
+
+def _link_post(http: aiohttp.ClientSession, base: str, token: str) -> Confirm:
+    async def post() -> int:
+        async with http.post(f"{base}/ack/{token}", headers={"Accept": "application/json"}) as r:
+            await r.read()
+            return r.status
+    return post
+
+
+async def _measure(confirms: Sequence[Confirm], pid: int, probe: Redis, opts: AckOptions
+                   ) -> dict[str, Any]:
+    """Send every confirmation once with `opts.connections` in flight; time and account."""
+    queue = list(reversed(confirms))
     latencies: list[float] = []
-    statuses: Counter[int] = Counter()
+    statuses: Counter[int | None] = Counter()
 
     async def worker() -> None:
         while queue:
-            tok = queue.pop()
+            confirm = queue.pop()
             t = time.perf_counter()
-            async with http.post(f"{base}/ack/{tok}", headers={"Accept": "application/json"}) as r:
-                await r.read()
-                statuses[r.status] += 1
+            statuses[await confirm()] += 1
             latencies.append(time.perf_counter() - t)
 
     server0, client0, redis0 = _proc_cpu(pid), process_cpu(), await redis_cpu(probe)
@@ -167,8 +262,8 @@ async def _measure(http: aiohttp.ClientSession, base: str, tokens: Sequence[str]
         raise BenchError(f"ack replies by status: {dict(statuses)} (all should be 200)")
     latencies.sort()
     return {
-        "acks": len(tokens),
-        "acks_per_s": round(len(tokens) / elapsed, 1),
+        "acks": len(confirms),
+        "acks_per_s": round(len(confirms) / elapsed, 1),
         "ack_p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
         "ack_p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
         "server_cpu_s": round(server1 - server0, 3),

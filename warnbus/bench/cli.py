@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="county/province engine-only: N engine processes on the same Redis "
                         "(this one and N-1 worker-only ones)")
+    p.add_argument("--via", choices=("link", "dtmf", "sms", "wecom"), default="link",
+                   help="acks: confirm through the signed ack link (default) or a provider's "
+                        "signed webhook: a key pressed in the call, an SMS reply, WeCom's button")
     p.add_argument("--api", choices=("process", "inproc"), default="inproc",
                    help="end to end: the HTTP API that takes the providers' callbacks in the "
                         "engine's process (default) or in an `--role api` process, as "
@@ -124,8 +127,10 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
     if scenario == "acks":
         from warnbus.bench.acks import AckOptions, run_acks
 
-        with bench_env(log_level=ns.log_level) as env:
-            samples, fixed = await run_acks(AckOptions(counties, runs, ns.timeout), env)
+        # The webhook confirmations come from the simulators, whose speakers need a broker.
+        with bench_env(mqtt=ns.via != "link", log_level=ns.log_level) as env:
+            samples, fixed = await run_acks(
+                AckOptions(counties, runs, ns.timeout, via=ns.via), env)
         return summarize("acks", samples, **fixed, **common)
     if scenario == "match":
         from warnbus.bench.match import run_match

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -248,3 +249,29 @@ async def until_released() -> None:
     finally:
         eof.cancel()
         waiting.cancel()
+
+
+def write_config(env: BenchEnv, registry: Path, port: int,
+                 channels: Mapping[str, Mapping[str, Any]], name: str, *,
+                 mqtt_url: str | None = None) -> Path:
+    """A `warnbus serve` TOML file for an engine process on the scenario's Redis: the API on
+    `port`, the given channel configurations, the benchmarks' ack secret."""
+    top = {"data_dir": str(env.tmp / f"{name}-data"), "redis_url": env.redis.url,
+           "mqtt_url": mqtt_url or env.mqtt_url, "registry": str(registry),
+           "ack_secret": ACK_SECRET, "log_level": env.log_level}
+    lines = [f"{k} = {_toml(v)}" for k, v in top.items()]
+    lines += ["[server]", 'host = "127.0.0.1"', f"port = {port}",
+              f'public_url = "http://127.0.0.1:{port}"']
+    for channel, fields in channels.items():
+        lines.append(f"[channels.{channel}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in fields.items()]
+    path = env.tmp / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML value for a string, number or boolean (JSON strings are TOML basic strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)

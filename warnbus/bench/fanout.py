@@ -29,7 +29,6 @@ from warnbus.app import App, build_app, load_channels
 from warnbus.bench.alerts import geocode_area, red_alert
 from warnbus.bench.channels import NullChannel, SendMeter
 from warnbus.bench.env import (
-    ACK_SECRET,
     BenchEnv,
     BenchError,
     WaveTimes,
@@ -39,6 +38,7 @@ from warnbus.bench.env import (
     process_cpu,
     redis_cpu,
     wait_first_wave,
+    write_config,
 )
 from warnbus.bench.world import officers
 from warnbus.clock import SystemClock
@@ -249,17 +249,7 @@ async def _api_process(split: bool, env: BenchEnv, reg_dir: Path, port: int,
     if not split:
         yield
         return
-    cfg = env.tmp / "api.toml"
-    top = {"data_dir": str(env.tmp / "api-data"), "redis_url": env.redis.url,
-           "mqtt_url": env.mqtt_url, "registry": str(reg_dir), "ack_secret": ACK_SECRET,
-           "log_level": env.log_level}
-    lines = [f"{k} = {_toml(v)}" for k, v in top.items()]
-    lines += ["[server]", 'host = "127.0.0.1"', f"port = {port}",
-              f'public_url = "http://127.0.0.1:{port}"']
-    for name, fields in configs.items():
-        lines.append(f"[channels.{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in fields.items()]
-    cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = write_config(env, reg_dir, port, configs, "api")
     log = (env.tmp / "api.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port), "--role", "api",
@@ -276,13 +266,6 @@ async def _api_process(split: bool, env: BenchEnv, reg_dir: Path, port: int,
                 proc.kill()
                 await proc.wait()
         log.close()
-
-
-def _toml(value: Any) -> str:
-    """A TOML value for a string, number or boolean (JSON strings are TOML basic strings)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False)
 
 
 async def _wait_http(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
