@@ -49,7 +49,7 @@ async def record_ack(
     reason: str | None = None,
 ) -> AckResult:
     ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
-    code, first = await ctx.store.ack_first(ack)
+    code, first = await ctx.store.ack(ack)
     result = AckResult(code)
     metrics.ACKS.labels(via.value, result.status).inc()
     if result.recorded and first is not None:

@@ -238,12 +238,9 @@ class Store:
 
     # ----------------------------------------------------------------- acks
 
-    async def ack(self, ack: Ack) -> int:
-        """Record a confirmation. 1 new, 2 duplicate, 0 no such campaign, -1 not a target."""
-        return (await self.ack_first(ack))[0]
-
-    async def ack_first(self, ack: Ack) -> tuple[int, float | None]:
-        """`ack`, and the time of the person's first wave when the confirmation is new."""
+    async def ack(self, ack: Ack) -> tuple[int, float | None]:
+        """Record a confirmation: (1 new, 2 duplicate, 0 no such campaign, -1 not a target;
+        the time of the person's first wave when the confirmation is new)."""
         ck = keys.campaign(ack.campaign_id)
         code, first = await self._ack(
             keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first],

@@ -31,8 +31,8 @@ KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def results() -> dict[str, dict[str, Any]]:
+def quick(scenario: str, *options: str, timeout_s: float = 180) -> list[dict[str, Any]]:
+    """`warnbus bench SCENARIO --quick --json OPTIONS` as a user runs it: its JSON objects."""
     for binary in ("redis-server", "mosquitto"):
         if find_executable(binary) is None:
             message = f"{binary} is not installed (scripts/bootstrap.sh installs it)"
@@ -40,12 +40,16 @@ def results() -> dict[str, dict[str, Any]]:
                 pytest.fail(message + "; CI=true, so this is a broken setup", pytrace=False)
             pytest.skip(message)
     done = subprocess.run(
-        [sys.executable, "-m", "warnbus.cli", "bench", "all", "--quick", "--json",
-         "--timeout", "60"],
-        capture_output=True, text=True, timeout=240, check=False)
+        [sys.executable, "-m", "warnbus.cli", "bench", scenario, "--quick", "--json",
+         "--timeout", "60", *options],
+        capture_output=True, text=True, timeout=timeout_s, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    out = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return {r["scenario"]: r for r in out}
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, dict[str, Any]]:
+    return {r["scenario"]: r for r in quick("all", timeout_s=240)}
 
 
 @pytest.mark.parametrize("scenario", sorted(KEYS))
@@ -88,12 +92,7 @@ def test_acks_match_and_peer_figures_are_sane(results: dict[str, dict[str, Any]]
 
 def test_several_engine_processes_share_the_province_wave() -> None:
     """`--workers 2`: a worker-only process takes part; every delivery sent exactly once."""
-    done = subprocess.run(
-        [sys.executable, "-m", "warnbus.cli", "bench", "province", "--quick", "--json",
-         "--workers", "2", "--timeout", "60"],
-        capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    r = json.loads(done.stdout.strip().splitlines()[-1])
+    [r] = quick("province", "--workers", "2")
     assert r["workers"] == 2
     # Attempts recorded by both processes add up to the planned lane entries: none lost,
     # none sent twice.
@@ -102,12 +101,7 @@ def test_several_engine_processes_share_the_province_wave() -> None:
 
 def test_end_to_end_with_the_api_in_its_own_process() -> None:
     """`--api process`: provider callbacks reach an `--role api` process; the wave completes."""
-    done = subprocess.run(
-        [sys.executable, "-m", "warnbus.cli", "bench", "county", "--quick", "--json",
-         "--api", "process", "--timeout", "60"],
-        capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    r = json.loads(done.stdout.strip().splitlines()[-1])
+    [r] = quick("county", "--api", "process")
     assert r["api"] == "process" and r["first_wave_mode"] == "e2e"
     # (a speaker publish may fail transiently and be retried after the wave)
     assert r["e2e_deliveries"] >= 0.9 * r["deliveries"] > 0
@@ -117,10 +111,5 @@ def test_end_to_end_with_the_api_in_its_own_process() -> None:
 def test_acks_through_the_providers_signed_webhooks(via: str) -> None:
     """`acks --via`: every person confirms once through the provider's webhook, and the
     engine records exactly one ack per person (the run fails otherwise)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "warnbus.cli", "bench", "acks", "--quick", "--json",
-         "--via", via, "--timeout", "60"],
-        capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    r = json.loads(done.stdout.strip().splitlines()[-1])
+    [r] = quick("acks", "--via", via)
     assert r["via"] == via and r["acks"] > 600 and r["acks_per_s"] > 0

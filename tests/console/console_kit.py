@@ -7,10 +7,9 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from tests.engine.helpers import Harness, make_harness
-from warnbus.web.api import make_web_app
+from tests.engine.helpers import Harness, make_harness, web_client
 from warnbus.web.console.auth import Users
 
 PASSWORD = "correct-horse-battery"
@@ -35,13 +34,8 @@ async def console_client(
     if configure is not None:
         configure(h)
     await add_users(h)
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    try:
+    async with web_client(h) as client:
         yield client, h
-    finally:
-        await client.close()
-        await h.app.close()
 
 
 @dataclass

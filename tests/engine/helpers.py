@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from aiohttp.test_utils import TestClient, TestServer
 
 from channels.testing import TestChannel, TestChannelConfig
 from warnbus.app import App, build_app
@@ -23,6 +26,7 @@ from warnbus.models import (
     Status,
     Urgency,
 )
+from warnbus.web.api import make_web_app
 
 CHANNELS = ("voice", "sms", "wecom", "loudspeaker")
 T0 = datetime(2026, 7, 15, 5, 30, tzinfo=UTC)
@@ -109,3 +113,15 @@ def cap_alert(
     return Alert(identifier=identifier, sender="430623@qx.example.cn", sent=sent, status=status,
                  msg_type=msg_type, scope=Scope.PUBLIC, references=tuple(references),
                  infos=(info,))
+
+
+@contextlib.asynccontextmanager
+async def web_client(h: Harness) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    """The HTTP API (with the console) of `h` on a test server; closes both afterwards."""
+    client = TestClient(TestServer(make_web_app(h.app)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+        await h.app.close()

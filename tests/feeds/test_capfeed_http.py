@@ -8,16 +8,15 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from feedkit import feed_settings, fixture
 from lxml import etree
 
-from tests.engine.helpers import Harness, cap_alert, make_harness
+from tests.engine.helpers import Harness, cap_alert, make_harness, web_client
 from warnbus.feeds import FeedPoller
 from warnbus.ingest import parse_cap
 from warnbus.intake import accept
 from warnbus.models import Alert, Scope, Status
-from warnbus.web.api import make_web_app
 
 A = "{http://www.w3.org/2005/Atom}"
 THREAD = ("rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel.xml")
@@ -26,11 +25,8 @@ THREAD = ("rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel
 @pytest_asyncio.fixture
 async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
     h = await make_harness(redis_url)
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    yield client, h
-    await client.close()
-    await h.app.close()
+    async with web_client(h) as client:
+        yield client, h
 
 
 async def publish(h: Harness) -> tuple[list[Alert], list[Alert]]:

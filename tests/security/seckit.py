@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from tests.engine.helpers import Harness, make_harness
+from tests.engine.helpers import Harness, make_harness, web_client
 from warnbus.app import token_hash
 from warnbus.config import TokenSettings
-from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from faultkit import cap_xml
@@ -42,8 +41,5 @@ async def api_client(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]
         TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
         TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
     )
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    yield client, h
-    await client.close()
-    await h.app.close()
+    async with web_client(h) as client:
+        yield client, h

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.engine.helpers import Harness, make_harness
+from tests.engine.helpers import Harness, make_harness, web_client
 from warnbus import keys
 from warnbus.app import token_hash
 from warnbus.config import TokenSettings
@@ -37,11 +37,8 @@ async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # t
         TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
         TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
     )
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    yield client, h
-    await client.close()
-    await h.app.close()
+    async with web_client(h) as client:
+        yield client, h
 
 
 async def test_post_alert_then_same_again_then_get(api) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
-from tests.engine.helpers import T0, Harness, cap_alert, make_harness
+from tests.engine.helpers import T0, Harness, cap_alert, make_harness, web_client
 from warnbus import keys
 from warnbus.intake import accept
 from warnbus.models import MsgType, Reference, Scope
@@ -25,11 +25,8 @@ SENDER = "430623@qx.example.cn"
 @pytest_asyncio.fixture
 async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
     h = await make_harness(redis_url)
-    client = TestClient(TestServer(make_web_app(h.app)))
-    await client.start_server()
-    yield client, h
-    await client.close()
-    await h.app.close()
+    async with web_client(h) as client:
+        yield client, h
 
 
 def ident(n: int) -> str:

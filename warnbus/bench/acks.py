@@ -41,6 +41,7 @@ from warnbus.bench.env import (
     process_cpu,
     redis_cpu,
     wait_first_wave,
+    wait_http,
     write_config,
 )
 from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE, QUOTA_LIFT
@@ -82,7 +83,8 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
     try:
         connector = aiohttp.TCPConnector(limit=opts.connections)
         async with aiohttp.ClientSession(connector=connector) as http:
-            await _wait_up(http, base, proc, timeout_s=60.0)
+            await wait_http(f"{base}/healthz", proc.poll, 60.0,
+                            f"warnbus serve (see {env.tmp / 'serve.log'})")
             for i in range(opts.runs):
                 alert = red_alert(f"bench-acks-{i}-{time.time_ns()}", geocode_area(PROVINCE_CODE))
                 cid = await _post_alert(http, base, token, alert_to_json(alert))
@@ -129,7 +131,8 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
     samples: list[dict[str, Any]] = []
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_up(http, base, proc, timeout_s=60.0)
+            await wait_http(f"{base}/healthz", proc.poll, 60.0,
+                            f"warnbus serve (see {env.tmp / 'serve.log'})")
             for i in range(opts.runs):
                 # What the simulators keep is bounded: start each run from empty records.
                 world.twilio.calls.clear()
@@ -200,22 +203,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-async def _wait_up(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes],
-                   timeout_s: float) -> None:
-    """Wait until the API answers (any status: /healthz is 503 without a broker)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"warnbus serve exited with {proc.returncode} (see serve.log)")
-        try:
-            async with http.get(f"{base}/healthz") as resp:
-                await resp.read()
-                return
-        except aiohttp.ClientError:
-            await asyncio.sleep(0.2)
-    raise BenchError(f"warnbus serve did not answer within {timeout_s:g}s")
 
 
 async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: bytes) -> str:

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 import structlog
 from redis.asyncio import Redis
 
@@ -275,3 +276,37 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value, ensure_ascii=False)
+
+
+async def release(proc: asyncio.subprocess.Process, *, terminate: bool = False,
+                  within_s: float = 15.0) -> None:
+    """End a child process of a benchmark: close its standard input (children that wait in
+    `until_released` leave), SIGTERM it with `terminate`, and kill it after `within_s`."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    if terminate and proc.returncode is None:
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), within_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def wait_http(url: str, exited: Callable[[], int | None], timeout_s: float,
+                    what: str) -> None:
+    """Wait until `url` answers (any status: /healthz is 503 without a broker); fail at once
+    if the process serving it has exited (`exited` returns its exit code)."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            code = exited()
+            if code is not None:
+                raise BenchError(f"{what} exited with {code}")
+            try:
+                async with http.get(url) as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    raise BenchError(f"{what} did not answer within {timeout_s:g}s")

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -37,7 +36,9 @@ from warnbus.bench.env import (
     lane_entries_added,
     process_cpu,
     redis_cpu,
+    release,
     wait_first_wave,
+    wait_http,
     write_config,
 )
 from warnbus.bench.world import officers
@@ -232,13 +233,7 @@ async def _world(mode: str, registry: Registry, reg_dir: Path, base: str, env: B
         configs = json.loads(line)["configs"]
         yield load_channels(configs, base_url=base, mqtt_url=env.mqtt_url), configs
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await release(proc)
         log.close()
 
 
@@ -255,32 +250,12 @@ async def _api_process(split: bool, env: BenchEnv, reg_dir: Path, port: int,
         sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port), "--role", "api",
         stdout=log, stderr=log)
     try:
-        await _wait_http(f"http://127.0.0.1:{port}/healthz", proc, 60)
+        await wait_http(f"http://127.0.0.1:{port}/healthz", lambda: proc.returncode, 60,
+                        f"the API process (see {env.tmp / 'api.log'})")
         yield
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await release(proc, terminate=True)
         log.close()
-
-
-async def _wait_http(url: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                raise BenchError(f"the API process exited with {proc.returncode} (api.log)")
-            try:
-                async with http.get(url) as resp:
-                    await resp.read()
-                    return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-    raise BenchError(f"the API process did not answer within {timeout_s:g}s")
 
 
 async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
@@ -345,15 +320,7 @@ async def _extra_workers(n: int, env: BenchEnv, reg_dir: Path) -> AsyncIterator[
                 raise BenchError(f"a worker process exited: see {env.tmp / 'workers.log'}")
         yield
     finally:
-        for proc in procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in procs:
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await asyncio.gather(*(release(proc, within_s=20) for proc in procs))
         log.close()
 
 
