@@ -31,7 +31,7 @@ from warnbus.models import (
     Outcome,
     TargetKind,
 )
-from warnbus.queue import LaneEntry, encode_delivery
+from warnbus.queue import EntryTracker, LaneEntry, encode_delivery
 from warnbus.ratelimit import RateLimiter
 from warnbus.store import Outcome as Stored
 
@@ -90,13 +90,17 @@ class Dispatcher:
         """
         step = max(1, self.ctx.settings.engine.concurrency)
         rate = getattr(self.channels.get(channel), "rate_per_s", None)
+        tracker = EntryTracker(entries)
         for i in range(0, len(entries), step):
             chunk = entries[i : i + step]
             # Wait for the provider's rate before claiming, so a lease never runs out in a queue.
             await self._limiter.acquire(channel, rate, len(chunk))
-            await self._process_chunk(channel, chunk)
+            finished = await self._process_chunk(channel, chunk)
+            await self.ctx.lanes.done(tracker.finish(finished))
 
-    async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry]) -> None:
+    async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry]
+                             ) -> list[LaneEntry]:
+        """Claim, send and record `entries`; return those finished (not left in flight)."""
         ctx = self.ctx
         cfg = ctx.settings.engine
         now = ctx.clock.now()
@@ -129,7 +133,7 @@ class Dispatcher:
         for klass, n in errors.items():
             metrics.PROVIDER_ERRORS.labels(channel, klass).inc(n)
         await self._follow_up(stored)
-        await ctx.lanes.done(finished)
+        return finished
 
     async def _send(self, channel: str, d: Delivery, n: int) -> Stored | None:
         impl = self.channels.get(channel)

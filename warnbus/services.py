@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -63,11 +64,35 @@ def default_data_dir() -> Path:
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    Chosen below the kernel's ephemeral range: a port the kernel hands out (a listener on
+    port 0, or any outgoing connection) never lands on it between now and its use. A port
+    taken from the ephemeral range could, and did: a simulator bound on port 0 took the
+    port picked for the API a moment earlier.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.bind((HOST, 0))  # a crowded machine: any free port at all
+        found: int = sock.getsockname()[1]
+        return found
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, 10001)
 
 
 def find_executable(name: str) -> str | None:

@@ -23,7 +23,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
-from warnbus.queue import decode_delivery
+from warnbus.queue import decode_entry
 
 FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.toml"
 TERMINAL = frozenset({"sent", "delivered", "failed", "dead", "cancelled"})
@@ -98,7 +98,7 @@ async def lane_ids(redis: Redis, lanes: list[str]) -> set[str]:
     ids: set[str] = set()
     for lane in lanes:
         for _id, fields in await redis.xrange(lane):
-            ids.add(decode_delivery(fields[b"d"]).id)
+            ids.update(d.id for d in decode_entry(fields))
     return ids
 
 

@@ -84,7 +84,7 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
         connector = aiohttp.TCPConnector(limit=opts.connections)
         async with aiohttp.ClientSession(connector=connector) as http:
             await wait_http(f"{base}/healthz", proc.poll, 60.0,
-                            f"warnbus serve (see {env.tmp / 'serve.log'})")
+                            f"warnbus serve (see {env.tmp / 'serve.log'})", env.tmp / "serve.log")
             for i in range(opts.runs):
                 alert = red_alert(f"bench-acks-{i}-{time.time_ns()}", geocode_area(PROVINCE_CODE))
                 cid = await _post_alert(http, base, token, alert_to_json(alert))
@@ -132,7 +132,7 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
     try:
         async with aiohttp.ClientSession() as http:
             await wait_http(f"{base}/healthz", proc.poll, 60.0,
-                            f"warnbus serve (see {env.tmp / 'serve.log'})")
+                            f"warnbus serve (see {env.tmp / 'serve.log'})", env.tmp / "serve.log")
             for i in range(opts.runs):
                 # What the simulators keep is bounded: start each run from empty records.
                 world.twilio.calls.clear()

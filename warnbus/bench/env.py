@@ -153,6 +153,20 @@ async def redis_cpu(redis: Any) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
+async def redis_commands(redis: Any) -> dict[str, float]:
+    """Microseconds redis-server has spent per command so far (INFO commandstats)."""
+    info = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): float(v["usec"]) for name, v in info.items()}
+
+
+def command_us(before: Mapping[str, float], after: Mapping[str, float], per: int,
+               top: int = 8) -> dict[str, float]:
+    """The commands that took most of Redis's time between two snapshots, in µs per `per`."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    ranked = sorted(((k, v) for k, v in spent.items() if v > 0), key=lambda kv: -kv[1])
+    return {k: round(v / max(per, 1), 2) for k, v in ranked[:top]}
+
+
 def key_kind(name: str) -> str:
     """Group a key name by its role: `campaign:audit`, `lanes`, `timers`..."""
     if name.startswith(f"{keys.PREFIX}:{{c:"):
@@ -293,16 +307,23 @@ async def release(proc: asyncio.subprocess.Process, *, terminate: bool = False,
         await proc.wait()
 
 
+def log_tail(path: Path, size: int = 2000) -> str:
+    """The end of a child process's log ('' if it has none)."""
+    return path.read_text(errors="replace")[-size:] if path.exists() else ""
+
+
 async def wait_http(url: str, exited: Callable[[], int | None], timeout_s: float,
-                    what: str) -> None:
+                    what: str, log: Path | None = None) -> None:
     """Wait until `url` answers (any status: /healthz is 503 without a broker); fail at once
-    if the process serving it has exited (`exited` returns its exit code)."""
+    if the process serving it has exited (`exited` returns its exit code), quoting the end
+    of its `log` (the bench's temporary directory is gone by the time anyone looks)."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             code = exited()
             if code is not None:
-                raise BenchError(f"{what} exited with {code}")
+                tail = log_tail(log) if log else ""
+                raise BenchError(f"{what} exited with {code}" + (f":\n{tail}" if tail else ""))
             try:
                 async with http.get(url) as resp:
                     await resp.read()

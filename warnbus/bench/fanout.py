@@ -32,9 +32,11 @@ from warnbus.bench.env import (
     BenchError,
     WaveTimes,
     close_app,
+    command_us,
     key_bytes,
     lane_entries_added,
     process_cpu,
+    redis_commands,
     redis_cpu,
     release,
     wait_first_wave,
@@ -135,12 +137,15 @@ async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Al
             closed = await close_app(app)
     if meter.failed:
         raise BenchError(f"{meter.failed} null-channel sends failed: the engine misbehaved")
-    if wave["planned"] < wave["handed"]:
-        raise BenchError(f"{wave['handed']} sends from {wave['planned']} lane entries")
+    if wave["handed"] != wave["distinct"]:
+        raise BenchError(f"{wave['handed']} sends of {wave['distinct']} deliveries: "
+                         "some were sent twice, and nothing was killed")
     return {
         "deliveries": wave["handed"],
-        # More entries than sends: the alert was planned twice (the sweeper reclaimed an
-        # inbox item whose planning outlived the lease); the claims dropped the repeats.
+        "distinct_deliveries": wave["distinct"],
+        # Entries of up to PER_ENTRY deliveries; more than deliveries / PER_ENTRY when the
+        # alert was planned twice (the sweeper reclaimed an inbox item whose planning outlived
+        # the lease) and the claims dropped the repeats.
         "lane_entries": wave["planned"],
         "engine_first_wave_s": wave["first_wave_s"],
         "accept_s": wave["accept_s"],
@@ -150,6 +155,7 @@ async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Al
         # it = waiting on Redis round trips.
         "engine_cpu_s": wave["engine_cpu_s"],
         "redis_cpu_s": wave["redis_cpu_s"],
+        "redis_us_by_command": wave["redis_us_by_command"],
         "engine_deliveries_per_s": round(wave["handed"] / wave["first_wave_s"], 1),
         "redis_bytes_per_delivery": round(wave["redis_bytes"] / wave["handed"], 1),
         "redis_bytes_by_key": {k: round(v / wave["handed"], 1)
@@ -251,7 +257,7 @@ async def _api_process(split: bool, env: BenchEnv, reg_dir: Path, port: int,
         stdout=log, stderr=log)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", lambda: proc.returncode, 60,
-                        f"the API process (see {env.tmp / 'api.log'})")
+                        f"the API process (see {env.tmp / 'api.log'})", env.tmp / "api.log")
         yield
     finally:
         await release(proc, terminate=True)
@@ -268,6 +274,7 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
     probe = Redis.from_url(app.ctx.settings.redis_url)
     try:
         redis_cpu0, cpu0 = await redis_cpu(probe), process_cpu()
+        commands0 = await redis_commands(probe)
         if window is not None:
             window.start()
         t0 = time.perf_counter()
@@ -282,6 +289,7 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
                 window.stop()
         cpu = {"engine_cpu_s": round(process_cpu() - cpu0, 3),
                "redis_cpu_s": round(await redis_cpu(probe) - redis_cpu0, 3)}
+        commands = await redis_commands(probe)
         if handed == 0:
             raise BenchError("the warning matched nothing: no delivery was sent")
         if local_meter:
@@ -290,15 +298,26 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
             handed = await _recorded_attempts(probe)
             last = times.recorded
         figures = await _wave_figures(probe, app, t0, accepted, times, last, handed, failed)
+        # Where Redis spent its time (µs per delivery; a script's commands count inside it).
+        figures["redis_us_by_command"] = command_us(commands0, commands, handed)
         return figures | cpu
     finally:
         await probe.aclose()
 
 
 async def _recorded_attempts(probe: Redis) -> int:
+    """Attempts recorded by every process (the `attempts` counter of the campaigns' meta)."""
     total = 0
     async for key in probe.scan_iter(match=f"{keys.PREFIX}:{{c:*}}:meta", count=1000):
         total += int(await probe.hget(key, "attempts") or 0)
+    return total
+
+
+async def _distinct_deliveries(probe: Redis) -> int:
+    """Deliveries ever claimed: one state per delivery id, however often it was sent."""
+    total = 0
+    async for key in probe.scan_iter(match=f"{keys.PREFIX}:{{c:*}}:dstate", count=1000):
+        total += int(await probe.hlen(key))
     return total
 
 
@@ -338,4 +357,5 @@ async def _wave_figures(probe: Redis, app: App, t0: float, accepted: float, time
         "redis_bytes_by_key": stored,
         "handed": handed,
         "failed": failed,
+        "distinct": await _distinct_deliveries(probe),
     }

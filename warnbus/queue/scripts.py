@@ -269,13 +269,13 @@ return {1, redis.call('HGET', KEYS[8], person) or ''}
 """
 )
 
-# KEYS: one lane stream. ARGV[1]: msgpack array of encoded deliveries. One call appends many
-# entries: a pipeline of one XADD per delivery costs the client a command to pack and a reply
-# to parse each.
+# KEYS: one lane stream. ARGV[1]: msgpack array of entries, each an encoded batch of
+# deliveries. One call appends many entries: a pipeline of one XADD each costs the client a
+# command to pack and a reply to parse each.
 ENQUEUE = r"""
 local A = cmsgpack.unpack(ARGV[1])
 for i = 1, #A do
-  redis.call('XADD', KEYS[1], '*', 'd', A[i])
+  redis.call('XADD', KEYS[1], '*', 'b', A[i])
 end
 return #A
 """

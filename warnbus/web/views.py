@@ -15,7 +15,8 @@ from warnbus.report import alert_view, record_rows, rows_csv
 
 __all__ = ["alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
 
-QUEUE_DEPTH = Gauge("warnbus_queue_depth", "Deliveries waiting in a lane", ["lane"])
+QUEUE_DEPTH = Gauge("warnbus_queue_depth", "Entries waiting in a lane (up to 64 deliveries each)",
+                    ["lane"])
 TIMERS_PENDING = Gauge("warnbus_timers_pending", "Timers scheduled (retries, deadlines, expiry)")
 DELIVERIES_SENT = Gauge("warnbus_process_deliveries_sent", "Deliveries handed to providers by this process")
 
