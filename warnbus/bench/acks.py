@@ -38,6 +38,7 @@ from warnbus.bench.env import (
     NO_BROKER,
     BenchEnv,
     BenchError,
+    pid_cpu,
     process_cpu,
     redis_cpu,
     wait_first_wave,
@@ -239,12 +240,12 @@ async def _measure(confirms: Sequence[Confirm], pid: int, probe: Redis, opts: Ac
             statuses[await confirm()] += 1
             latencies.append(time.perf_counter() - t)
 
-    server0, client0, redis0 = _proc_cpu(pid), process_cpu(), await redis_cpu(probe)
+    server0, client0, redis0 = pid_cpu(pid), process_cpu(), await redis_cpu(probe)
     t0 = time.perf_counter()
     await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(opts.connections))),
                            opts.timeout_s)
     elapsed = time.perf_counter() - t0
-    server1, client1, redis1 = _proc_cpu(pid), process_cpu(), await redis_cpu(probe)
+    server1, client1, redis1 = pid_cpu(pid), process_cpu(), await redis_cpu(probe)
     if set(statuses) != {200}:
         raise BenchError(f"ack replies by status: {dict(statuses)} (all should be 200)")
     latencies.sort()
@@ -259,8 +260,3 @@ async def _measure(confirms: Sequence[Confirm], pid: int, probe: Redis, opts: Ac
         "elapsed_s": round(elapsed, 3),
     }
 
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

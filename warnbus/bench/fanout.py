@@ -15,7 +15,7 @@ import json
 import resource
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from warnbus.bench.env import (
     command_us,
     key_bytes,
     lane_entries_added,
+    pid_cpu,
     process_cpu,
     redis_commands,
     redis_cpu,
@@ -125,14 +126,14 @@ async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Al
     meter = SendMeter()
     for ch in channels.values():
         meter.wrap(ch)
-    async with _extra_workers(opts.workers - 1, env, reg_dir):
+    async with _extra_workers(opts.workers - 1, env, reg_dir) as others:
         app = await build_app(_settings(env, reg_dir, opts), clock=SystemClock(),
                               channels=channels, registry=registry,
                               base_url="http://127.0.0.1:9")
         try:
             await app.engine.start()
             wave = await first_wave(app, alert, meter, opts.timeout_s, window,
-                                    local_meter=opts.workers > 1)
+                                    others=others)
         finally:
             closed = await close_app(app)
     if meter.failed:
@@ -154,6 +155,7 @@ async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Al
         # CPU over the same window: engine near wall time = CPU-bound in Python; well under
         # it = waiting on Redis round trips.
         "engine_cpu_s": wave["engine_cpu_s"],
+        "workers_cpu_s": wave["workers_cpu_s"],  # the other engine processes (--workers)
         "redis_cpu_s": wave["redis_cpu_s"],
         "redis_us_by_command": wave["redis_us_by_command"],
         "engine_deliveries_per_s": round(wave["handed"] / wave["first_wave_s"], 1),
@@ -265,7 +267,7 @@ async def _api_process(split: bool, env: BenchEnv, reg_dir: Path, port: int,
 
 
 async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
-                     window: Window | None, *, local_meter: bool = False) -> Mapping[str, Any]:
+                     window: Window | None, *, others: Sequence[int] = ()) -> Mapping[str, Any]:
     """Accept `alert`, wait for its first wave, and time it (perf_counter seconds).
 
     The probes use a client of their own: the engine's connection pool is what is being
@@ -274,6 +276,7 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
     probe = Redis.from_url(app.ctx.settings.redis_url)
     try:
         redis_cpu0, cpu0 = await redis_cpu(probe), process_cpu()
+        others0 = sum(pid_cpu(pid) for pid in others)
         commands0 = await redis_commands(probe)
         if window is not None:
             window.start()
@@ -288,11 +291,12 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
             if window is not None:
                 window.stop()
         cpu = {"engine_cpu_s": round(process_cpu() - cpu0, 3),
+               "workers_cpu_s": round(sum(pid_cpu(pid) for pid in others) - others0, 3),
                "redis_cpu_s": round(await redis_cpu(probe) - redis_cpu0, 3)}
         commands = await redis_commands(probe)
         if handed == 0:
             raise BenchError("the warning matched nothing: no delivery was sent")
-        if local_meter:
+        if others:
             # Other processes sent part of the wave: count the attempts they all recorded,
             # and end the wave when the last one was recorded (Redis saw it).
             handed = await _recorded_attempts(probe)
@@ -322,8 +326,9 @@ async def _distinct_deliveries(probe: Redis) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _extra_workers(n: int, env: BenchEnv, reg_dir: Path) -> AsyncIterator[None]:
-    """`n` worker-only engine processes on the scenario's Redis, running while in the block."""
+async def _extra_workers(n: int, env: BenchEnv, reg_dir: Path) -> AsyncIterator[list[int]]:
+    """`n` worker-only engine processes on the scenario's Redis, running while in the block
+    (yields their process ids)."""
     procs: list[asyncio.subprocess.Process] = []
     log = (env.tmp / "workers.log").open("ab")
     try:
@@ -337,7 +342,7 @@ async def _extra_workers(n: int, env: BenchEnv, reg_dir: Path) -> AsyncIterator[
             assert proc.stdout is not None
             if not await asyncio.wait_for(proc.stdout.readline(), 120):
                 raise BenchError(f"a worker process exited: see {env.tmp / 'workers.log'}")
-        yield
+        yield [proc.pid for proc in procs]
     finally:
         await asyncio.gather(*(release(proc, within_s=20) for proc in procs))
         log.close()

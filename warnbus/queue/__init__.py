@@ -101,6 +101,7 @@ class Lanes:
         self.channels = tuple(channels)
         self.per_entry = max(1, per_entry)
         self._enqueue = redis.register_script(scripts.ENQUEUE)
+        self._done = redis.register_script(scripts.DONE)
 
     def lanes_of(self, channel: str) -> list[str]:
         return [keys.lane(channel, p) for p in PRIORITIES]
@@ -160,11 +161,8 @@ class Lanes:
         by_lane: dict[str, set[bytes]] = {}
         for e in entries:
             by_lane.setdefault(e.lane, set()).add(e.entry_id)
-        pipe = self.redis.pipeline(transaction=False)
         for lane, ids in by_lane.items():
-            pipe.xack(lane, keys.GROUP, *ids)
-            pipe.xdel(lane, *ids)
-        await pipe.execute()
+            await ack_delete(self._done, lane, list(ids))
 
     async def depth(self) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)
@@ -172,6 +170,12 @@ class Lanes:
         for lane in names:
             pipe.xlen(lane)
         return dict(zip(names, await pipe.execute(), strict=True))
+
+
+async def ack_delete(done: Any, stream: str, ids: Sequence[bytes]) -> None:
+    """XACK and XDEL `ids` of `stream` with the DONE script (`done`), a thousand at a time."""
+    for i in range(0, len(ids), 1000):
+        await done(keys=[stream], args=[keys.GROUP, *ids[i : i + 1000]])
 
 
 def _entries(reply: Any) -> list[LaneEntry]:
@@ -202,6 +206,7 @@ class Timers:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self._promote = redis.register_script(scripts.PROMOTE)
+        self._done = redis.register_script(scripts.DONE)
 
     async def setup(self) -> None:
         await ensure_group(self.redis, keys.TIMERS_DUE)
@@ -237,12 +242,7 @@ class Timers:
         return [TimerEntry(i, f[b"m"]) for i, f in reply[1] if f]
 
     async def done(self, entries: Sequence[TimerEntry]) -> None:
-        if entries:
-            ids = [e.entry_id for e in entries]
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.xack(keys.TIMERS_DUE, keys.GROUP, *ids)
-            pipe.xdel(keys.TIMERS_DUE, *ids)
-            await pipe.execute()
+        await ack_delete(self._done, keys.TIMERS_DUE, [e.entry_id for e in entries])
 
     async def pending(self) -> int:
         return int(await self.redis.zcard(keys.TIMERS))

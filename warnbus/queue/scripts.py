@@ -280,6 +280,15 @@ end
 return #A
 """
 
+# KEYS: one stream. ARGV: the consumer group, then entry ids (at most a few thousand: Lua's
+# unpack). Acknowledges the entries and deletes them (their outcome is stored): one call,
+# where a pipeline of XACK and XDEL cost the client about as much as a claim.
+DONE = r"""
+local ids = {unpack(ARGV, 2)}
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+return redis.call('XDEL', KEYS[1], unpack(ids))
+"""
+
 # KEYS: targets, first. ARGV[1]: msgpack array: now, then (target_id, encoded target) pairs.
 # Stores targets (a replay rewrites the same values) and the time of each target's first
 # wave (a replay keeps the first: deadlines and statistics count from it). Returns those
