@@ -57,7 +57,8 @@ async def _serve(args: argparse.Namespace) -> int:
         web_app = make_web_app(app) if "api" in roles else make_ops_app(app)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.server.host, port).start()
+        await web.TCPSite(runner, settings.server.host, port,
+                          reuse_port=settings.server.reuse_port or None).start()
         print(f"warnbus: serving on http://{settings.server.host}:{port}", flush=True)
         from warnbus.web.console import ensure_admin
 

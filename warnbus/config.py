@@ -36,6 +36,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # they also bound what the feed pollers accept. Defaults: warnbus.ingest.DEFAULT_MAX_*.
     max_areas: Annotated[int, msgspec.Meta(ge=1)] = 1000
     max_area_entries: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    # Several processes serve one host:port (SO_REUSEPORT; the kernel spreads connections
+    # over them): run more `warnbus serve --role api` processes when one core is not enough.
+    reuse_port: bool = False
 
 
 class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import defusedxml.ElementTree as SafeET
@@ -35,6 +36,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from channels.sim.officers import OfficerModel
+from channels.sim.prepared import PreparedRequest
 
 API = "/2010-04-01/Accounts/{sid}"
 _MESSAGES = {
@@ -275,16 +277,8 @@ class TwilioSimulator:
 
     async def _press(self, r: SimRecord, digits: str) -> int:
         """Post the first Gather's action with the key, as Twilio does when a key is pressed."""
-        gather = SafeET.fromstring(r.get("Twiml") or "<Response/>").find("Gather")
-        action = gather.get("action") if gather is not None else None
-        if not action:
-            return 0
-        r.digits = digits
-        return await self._signed_post(action, {
-            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": r.sid,
-            "CallStatus": "in-progress", "Direction": "outbound-api", "From": r.from_,
-            "To": r.to, "Called": r.to, "Caller": r.from_, "Digits": digits,
-            "FinishedOnKey": "", "msg": "Gather End"})
+        req = self.prepare_press(r, digits)
+        return await self._post(req) if req is not None else 0
 
     async def _call_status(self, r: SimRecord, status: str, seq: int,
                            extra: dict[str, str]) -> None:
@@ -297,20 +291,29 @@ class TwilioSimulator:
                 "SequenceNumber": str(seq), "Timestamp": format_datetime(datetime.now(UTC)),
                 **extra})
 
+    def _sign(self, url: str, params: dict[str, str]) -> PreparedRequest:
+        """A webhook signed as Twilio signs it (X-Twilio-Signature over URL and parameters)."""
+        return PreparedRequest(url, urlencode(params).encode(), {
+            "X-Twilio-Signature": self._signer.compute_signature(url, params),
+            "Content-Type": "application/x-www-form-urlencoded"})
+
     async def _signed_post(self, url: str, params: dict[str, str]) -> int:
         """POST a signed webhook as Twilio does; the app's HTTP status (0: no answer)."""
-        signature = self._signer.compute_signature(url, params)
+        return await self._post(self._sign(url, params))
+
+    async def _post(self, req: PreparedRequest) -> int:
+        params = dict(parse_qsl(req.body.decode(), keep_blank_values=True))
         if self._http is None:
             return 0  # not started, or stopped
         try:
             # encoded=True: send the URL exactly as given, as Twilio does; the signature
             # covers that string, and re-quoting it would break the check.
-            async with self._http.post(yarl.URL(url, encoded=True), data=params,
-                                       headers={"X-Twilio-Signature": signature}) as resp:
-                self.webhooks.append(SimWebhook(url, params, resp.status, await resp.text()))
+            async with self._http.post(yarl.URL(req.url, encoded=True), data=req.body,
+                                       headers=req.headers) as resp:
+                self.webhooks.append(SimWebhook(req.url, params, resp.status, await resp.text()))
                 return resp.status
         except (aiohttp.ClientError, TimeoutError):
-            self.webhooks.append(SimWebhook(url, params, 0, ""))
+            self.webhooks.append(SimWebhook(req.url, params, 0, ""))
             return 0
 
     # ----------------------------------------------------------------- driven from outside
@@ -322,9 +325,27 @@ class TwilioSimulator:
 
     async def reply(self, message: SimRecord, body: str = "1") -> int:
         """The recipient of `message` answers it by SMS: Twilio's signed inbound webhook."""
+        req = self.prepare_reply(message, body)
+        return await self._post(req) if req is not None else 0
+
+    def prepare_press(self, call: SimRecord, digits: str = "1") -> PreparedRequest | None:
+        """What `press` sends, signed and not sent (None: the call asked for no key)."""
+        gather = SafeET.fromstring(call.get("Twiml") or "<Response/>").find("Gather")
+        action = gather.get("action") if gather is not None else None
+        if not action:
+            return None
+        call.digits = digits
+        return self._sign(action, {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call.sid,
+            "CallStatus": "in-progress", "Direction": "outbound-api", "From": call.from_,
+            "To": call.to, "Called": call.to, "Caller": call.from_, "Digits": digits,
+            "FinishedOnKey": "", "msg": "Gather End"})
+
+    def prepare_reply(self, message: SimRecord, body: str = "1") -> PreparedRequest | None:
+        """What `reply` sends, signed and not sent (None: no inbound SMS webhook is set)."""
         if not self.inbound_sms_url:
-            return 0
-        return await self._signed_post(self.inbound_sms_url, {
+            return None
+        return self._sign(self.inbound_sms_url, {
             "MessageSid": f"SM{uuid.uuid4().hex}", "SmsSid": "", "AccountSid": self.account_sid,
             "From": message.to, "To": message.from_, "Body": body, "NumMedia": "0",
             "NumSegments": "1", "ApiVersion": "2010-04-01"})

@@ -17,14 +17,17 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import msgspec
 import structlog
+import yarl
 from aiohttp import web
 
 from channels import wecom_crypto as proto
 from channels.sim.officers import OfficerModel
+from channels.sim.prepared import PreparedRequest
 from warnbus.errors import AuthError
 
 log = structlog.get_logger("channels.sim.wecom")
@@ -295,17 +298,24 @@ class WeComSimulator:
     async def click(self, card: SentMessage) -> int | None:
         """Its addressee presses the card's first button now (driven from outside, e.g. by a
         load generator): WeCom's encrypted, signed callback. The app's HTTP status."""
+        return await self._click(*self._first_button(card), 0.0)
+
+    def prepare_click(self, card: SentMessage) -> PreparedRequest | None:
+        """What `click` sends, encrypted and signed, not sent (None: no callback URL)."""
+        return self._click_request(*self._first_button(card))
+
+    def _first_button(self, card: SentMessage) -> tuple[str, str, str, Any]:
+        """(user, task id, key of the first button, agent id) of a card."""
         tc = card.body.get("template_card") or {}
         buttons = tc.get("button_list") or [{}]
         task_id = card.task_id or str(tc.get("task_id", ""))
-        return await self._click(card.touser, task_id, str(buttons[0].get("key", "")),
-                                 card.body.get("agentid", self.agent_id), 0.0)
+        return (card.touser, task_id, str(buttons[0].get("key", "")),
+                card.body.get("agentid", self.agent_id))
 
-    async def _click(self, user: str, task_id: str, key: str, agent_id: Any,
-                     delay_s: float) -> int | None:
-        await asyncio.sleep(delay_s)
+    def _click_request(self, user: str, task_id: str, key: str, agent_id: Any
+                       ) -> PreparedRequest | None:
         url = self.callback_url
-        if not url or self._http is None:
+        if not url:
             return None
         ts, nonce = str(int(time.time())), secrets.token_hex(8)
         c = proto.cdata
@@ -318,13 +328,22 @@ class WeComSimulator:
                  f"<AgentID>{agent_id}</AgentID></xml>")
         encrypted, signature = self._crypto.seal(event.encode(), ts, nonce)
         body = proto.callback_body(self.corp_id, encrypted, str(agent_id))
-        params = {"msg_signature": signature, "timestamp": ts, "nonce": nonce}
+        query = urlencode({"msg_signature": signature, "timestamp": ts, "nonce": nonce})
+        return PreparedRequest(f"{url}{'&' if '?' in url else '?'}{query}", body.encode(),
+                               {"Content-Type": "text/xml"})
+
+    async def _click(self, user: str, task_id: str, key: str, agent_id: Any,
+                     delay_s: float) -> int | None:
+        await asyncio.sleep(delay_s)
+        req = self._click_request(user, task_id, key, agent_id)
+        if req is None or self._http is None:
+            return None
         status: int | None = None
         reply = b""
         for attempt in range(_CALLBACK_TRIES):
             try:
-                async with self._http.post(url, params=params, data=body.encode(),
-                                           headers={"Content-Type": "text/xml"}) as resp:
+                async with self._http.post(yarl.URL(req.url, encoded=True), data=req.body,
+                                           headers=req.headers) as resp:
                     status, reply = resp.status, await resp.read()
             except (aiohttp.ClientError, TimeoutError):
                 status = None

@@ -115,3 +115,10 @@ def test_acks_through_the_providers_signed_webhooks(via: str) -> None:
     engine records exactly one ack per person (the run fails otherwise)."""
     [r] = quick("acks", "--via", via)
     assert r["via"] == via and r["acks"] > 600 and r["acks_per_s"] > 0
+
+
+def test_acks_with_more_api_processes_on_one_port() -> None:
+    """`acks --api-processes 2`: a `--role api` process shares the port (SO_REUSEPORT) and
+    every confirmation is still recorded exactly once; both processes' CPU is counted."""
+    [r] = quick("acks", "--via", "dtmf", "--api-processes", "2")
+    assert r["api_processes"] == 2 and r["acks"] > 600 and r["server_cpu_s"] > 0

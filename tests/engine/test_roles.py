@@ -27,8 +27,8 @@ def _fresh_alert() -> bytes:
     return _fresh((FIXTURES / "rainstorm-red.xml").read_text(encoding="utf-8"))
 
 
-def _serve(cfg: Path, tmp: Path, role: str, port: int) -> subprocess.Popen[bytes]:
-    log = (tmp / f"{role}.log").open("wb")
+def _serve(cfg: Path, tmp: Path, role: str, port: int, name: str = "") -> subprocess.Popen[bytes]:
+    log = (tmp / f"{name or role}.log").open("wb")
     env = {**os.environ, "WARNBUS_LOG_LEVEL": "warning", "WARNBUS_API_TOKEN": "roles-token"}
     return subprocess.Popen(
         [sys.executable, "-m", "warnbus.cli", "serve", "--config", str(cfg), "--role", role,
@@ -83,3 +83,35 @@ async def test_api_worker_and_timer_processes_share_one_redis(
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+async def test_two_api_processes_serve_one_port_with_reuse_port(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """`[server] reuse_port`: a second `--role api` process binds the same port (without it
+    the bind fails), and requests are served while either runs."""
+    cfg = _config(tmp_path, redis_url, delay=0.0)
+    assert "[server]" not in cfg.read_text()
+    cfg.write_text(cfg.read_text() + "\n[server]\nreuse_port = true\n")
+    port = free_port()
+    first = _serve(cfg, tmp_path, "api", port)
+    second = _serve(cfg, tmp_path, "api", port, "api2")
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 60
+            while b"serving on" not in (tmp_path / "api2.log").read_bytes():
+                assert second.poll() is None, (tmp_path / "api2.log").read_text()
+                assert time.monotonic() < deadline, "the second process did not serve"
+                await asyncio.sleep(0.1)
+            os.killpg(first.pid, signal.SIGTERM)
+            first.wait(timeout=20)
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                await r.read()
+                assert r.status in (200, 503)  # answered by the second process
+            assert second.poll() is None
+    finally:
+        for p in (first, second):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=20)

@@ -1,27 +1,25 @@
-"""`acks`: confirmations through the signed ack-link endpoint over real HTTP, as fast as a
-bounded load generator can send them.
+"""`acks`: confirmations over real HTTP, as fast as a bounded load generator can send them:
+signed ack links (`link`), or the providers' signed webhooks (`dtmf`, `sms`, `wecom`).
 
 The engine runs as a process of its own (all roles, as `warnbus serve` deploys it by default,
-see `warnbus.bench.server`), so the load generator here does not share its event loop or
-core. The API's public rate limits are the shipped ones (`warnbus.web.api.PUBLIC_LIMITS`:
-a global bucket for `/ack/`, no per-address bucket), so the figure is the deployed one. Each
-run issues a
-red warning over HTTP, waits for its first wave, then POSTs `/ack/{token}` once for every
-person who holds a grid, with a fixed number of connections.
+see `warnbus.bench.server`), so the load generator here does not share its event loop. The
+API's public rate limits are the shipped ones (`warnbus.web.api.PUBLIC_LIMITS`: a global
+bucket for `/ack/` and `/hooks/`, no per-address bucket), so the figure is the deployed one.
+Each run issues a red warning over HTTP and waits for its first wave; then every
+confirmation is prepared (signed as its sender signs it) and the lean client of
+`warnbus.bench.loadgen` POSTs each once, with a fixed number of connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from channels.sim.officers import OfficerModel
+from channels.sim.prepared import PreparedRequest
 from warnbus import keys
 from warnbus.acks import AckLinks
 from warnbus.bench.alerts import geocode_area, red_alert
@@ -38,6 +37,7 @@ from warnbus.bench.env import (
     NO_BROKER,
     BenchEnv,
     BenchError,
+    log_tail,
     pid_cpu,
     process_cpu,
     redis_cpu,
@@ -46,6 +46,7 @@ from warnbus.bench.env import (
     write_config,
 )
 from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE, QUOTA_LIFT
+from warnbus.bench.loadgen import post_all
 from warnbus.bench.server import public_limits
 from warnbus.ingest.jsonform import alert_to_json
 from warnbus.queue import Lanes
@@ -68,6 +69,7 @@ class AckOptions:
     # link: POST /ack/{token}. dtmf / sms / wecom: the providers' signed webhooks (a key
     # pressed in a call, an SMS reply, a card's button), sent by the shipped simulators.
     via: str = "link"
+    api_processes: int = 1  # serving the API: `warnbus serve`, and N-1 `--role api` ones
 
 
 async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -77,34 +79,34 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
-    proc = _serve(env, reg, port, token)
+    servers = _Servers(env, reg, port, token, opts.api_processes - 1)
     probe = Redis.from_url(env.redis.url)
     links = AckLinks(ACK_SECRET.encode(), base, 24 * 3600.0)
     samples: list[dict[str, Any]] = []
     try:
         connector = aiohttp.TCPConnector(limit=opts.connections)
         async with aiohttp.ClientSession(connector=connector) as http:
-            await wait_http(f"{base}/healthz", proc.poll, 60.0,
-                            f"warnbus serve (see {env.tmp / 'serve.log'})", env.tmp / "serve.log")
+            await servers.wait()
             for i in range(opts.runs):
                 alert = red_alert(f"bench-acks-{i}-{time.time_ns()}", geocode_area(PROVINCE_CODE))
                 cid = await _post_alert(http, base, token, alert_to_json(alert))
                 await wait_first_wave(probe, Lanes(probe, CHANNELS), opts.timeout_s)
                 held = await probe.hkeys(keys.campaign(cid).holds)
                 persons = sorted(p.decode() if isinstance(p, bytes) else p for p in held)
-                tokens = [links.token(cid, pid, time.time()) for pid in persons]
-                sample = await _measure([_link_post(http, base, t) for t in tokens], proc.pid,
-                                        probe, opts)
+                posts = [PreparedRequest(links.url(cid, pid, time.time()), b"",
+                                         {"Accept": "application/json"}) for pid in persons]
+                sample = await _measure(posts, servers, probe, opts)
                 acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
                 if acked != len(persons):
                     raise BenchError(f"{len(persons)} acks sent but {acked} recorded")
                 samples.append(sample)
     finally:
         await probe.aclose()
-        _stop(proc)
+        servers.stop()
     fixed = {"title": f"signed ack links (POST /ack/{{token}}), {opts.connections} connections, "
-                      "engine in its own process, shipped public rate limits",
-             "connections": opts.connections, "shipped_public_limits": public_limits()}
+                      f"{_serving(opts)}, shipped public rate limits",
+             "connections": opts.connections, "api_processes": opts.api_processes,
+             "shipped_public_limits": public_limits()}
     return samples, fixed
 
 
@@ -127,13 +129,12 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
     world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
                               officers=silent, time_factor=QUOTA_LIFT, offline_speakers=0,
                               speaker_fail_rate=0.0)
-    proc = _serve(env, reg, port, token, world.configs)
+    servers = _Servers(env, reg, port, token, opts.api_processes - 1, world.configs)
     probe = Redis.from_url(env.redis.url)
     samples: list[dict[str, Any]] = []
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_http(f"{base}/healthz", proc.poll, 60.0,
-                            f"warnbus serve (see {env.tmp / 'serve.log'})", env.tmp / "serve.log")
+            await servers.wait()
             for i in range(opts.runs):
                 # What the simulators keep is bounded: start each run from empty records.
                 world.twilio.calls.clear()
@@ -147,7 +148,7 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
                 await world.twilio.wait_idle(opts.timeout_s)
                 await world.wecom.drain(opts.timeout_s)
                 confirms, persons = _webhook_confirms(world, opts.via, registry)
-                sample = await _measure(confirms, proc.pid, probe, opts)
+                sample = await _measure(confirms, servers, probe, opts)
                 acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
                 if acked != persons:
                     raise BenchError(f"{len(confirms)} {opts.via} confirmations for {persons} "
@@ -155,55 +156,95 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
                 samples.append(sample)
     finally:
         await probe.aclose()
-        _stop(proc)
+        servers.stop()
         await world.stop()
     what = {"dtmf": "a key pressed in the call (Twilio Gather action, signed)",
             "sms": "an SMS reply (Twilio inbound webhook, signed)",
             "wecom": "the card's button (WeCom callback, encrypted and signed)"}[opts.via]
-    fixed = {"title": f"confirmations by {what}, {opts.connections} in flight, engine in its "
-                      "own process, shipped public rate limits",
+    fixed = {"title": f"confirmations by {what}, {opts.connections} in flight, "
+                      f"{_serving(opts)}, shipped public rate limits",
              "via": opts.via, "connections": opts.connections,
-             "shipped_public_limits": public_limits()}
+             "api_processes": opts.api_processes, "shipped_public_limits": public_limits()}
     return samples, fixed
 
 
+def _serving(opts: AckOptions) -> str:
+    if opts.api_processes <= 1:
+        return "engine in its own process"
+    return f"engine in its own process and {opts.api_processes - 1} more API process(es)"
+
+
 def _webhook_confirms(world: SimulatedWorld, via: str, registry: Registry
-                      ) -> tuple[list[Confirm], int]:
-    """One confirmation per message of this run's first wave, and how many persons they
-    confirm for (an SMS reply confirms everyone who has that phone number)."""
+                      ) -> tuple[list[PreparedRequest], int]:
+    """One confirmation per message of this run's first wave, signed by the simulator as
+    its provider signs it, and how many persons they confirm for (an SMS reply confirms
+    everyone who has that phone number)."""
     if via == "wecom":
         cards = [c for c in world.wecom.sent if not c.duplicate]
-        return [functools.partial(world.wecom.click, c) for c in cards], len(
+        return _all_prepared([world.wecom.prepare_click(c) for c in cards]), len(
             {c.touser for c in cards})
     records = list(world.twilio.calls if via == "dtmf" else world.twilio.messages)
     phones = {r.to for r in records}
     persons = sum(1 for p in registry.data.persons.values() if p.phone in phones)
     if via == "dtmf":
-        return [functools.partial(world.twilio.press, r) for r in records], persons
-    return [functools.partial(world.twilio.reply, r) for r in records], persons
+        return _all_prepared([world.twilio.prepare_press(r) for r in records]), persons
+    return _all_prepared([world.twilio.prepare_reply(r) for r in records]), persons
 
 
-def _serve(env: BenchEnv, registry: Path, port: int, token: str,
-           configs: Mapping[str, Mapping[str, Any]] | None = None) -> subprocess.Popen[bytes]:
-    """`warnbus serve` (every role) on our Redis: test channels, or the given ones."""
-    channels = configs or {n: {"type": "test"} for n in CHANNELS}
-    cfg = write_config(env, registry, port, channels, "serve",
-                       mqtt_url=env.mqtt_url if configs else NO_BROKER)
-    log = (env.tmp / "serve.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "WARNBUS_API_TOKEN": token})
+def _all_prepared(requests: Sequence[PreparedRequest | None]) -> list[PreparedRequest]:
+    if any(r is None for r in requests):
+        raise BenchError("a simulator has no webhook URL to confirm through")
+    return [r for r in requests if r is not None]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+class _Servers:
+    """`warnbus serve` (every role) on our Redis, with test channels or the given ones, and
+    `extra` more `--role api` processes on the same port (SO_REUSEPORT)."""
+
+    def __init__(self, env: BenchEnv, registry: Path, port: int, token: str, extra: int,
+                 configs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        channels = configs or {n: {"type": "test"} for n in CHANNELS}
+        cfg = write_config(env, registry, port, channels, "serve",
+                           mqtt_url=env.mqtt_url if configs else NO_BROKER)
+        self.env, self.base = env, f"http://127.0.0.1:{port}"
+        self.ready = [env.tmp / f"api-{i}.ready" for i in range(extra)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        with (env.tmp / "serve.log").open("wb") as log:
+            for i, roles in enumerate([[]] + [["--role", "api"]] * extra):
+                ready = ["--ready-file", str(self.ready[i - 1])] if i else []
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port),
+                     *roles, *ready],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    env={**os.environ, "WARNBUS_API_TOKEN": token}))
+
+    async def wait(self) -> None:
+        log = self.env.tmp / "serve.log"
+        await wait_http(f"{self.base}/healthz", self.exited, 60.0, f"warnbus serve (see {log})",
+                        log)
+        deadline = time.monotonic() + 60.0
+        while not all(r.exists() for r in self.ready):
+            if self.exited() is not None or time.monotonic() > deadline:
+                raise BenchError(f"an extra API process did not start: {log_tail(log)}")
+            await asyncio.sleep(0.1)
+
+    def exited(self) -> int | None:
+        """The exit code of a server process that has exited (None: all are running)."""
+        return next((code for p in self.procs if (code := p.poll()) is not None), None)
+
+    def cpu(self) -> float:
+        return sum(pid_cpu(p.pid) for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: bytes) -> str:
@@ -215,48 +256,23 @@ async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: 
     return str(reply["campaign_id"])
 
 
-Confirm = Callable[[], Awaitable[int | None]]  # one confirmation; the app's HTTP status
-
-
-def _link_post(http: aiohttp.ClientSession, base: str, token: str) -> Confirm:
-    async def post() -> int:
-        async with http.post(f"{base}/ack/{token}", headers={"Accept": "application/json"}) as r:
-            await r.read()
-            return r.status
-    return post
-
-
-async def _measure(confirms: Sequence[Confirm], pid: int, probe: Redis, opts: AckOptions
-                   ) -> dict[str, Any]:
+async def _measure(posts: Sequence[PreparedRequest], servers: _Servers, probe: Redis,
+                   opts: AckOptions) -> dict[str, Any]:
     """Send every confirmation once with `opts.connections` in flight; time and account."""
-    queue = list(reversed(confirms))
-    latencies: list[float] = []
-    statuses: Counter[int | None] = Counter()
-
-    async def worker() -> None:
-        while queue:
-            confirm = queue.pop()
-            t = time.perf_counter()
-            statuses[await confirm()] += 1
-            latencies.append(time.perf_counter() - t)
-
-    server0, client0, redis0 = pid_cpu(pid), process_cpu(), await redis_cpu(probe)
-    t0 = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(opts.connections))),
-                           opts.timeout_s)
-    elapsed = time.perf_counter() - t0
-    server1, client1, redis1 = pid_cpu(pid), process_cpu(), await redis_cpu(probe)
-    if set(statuses) != {200}:
-        raise BenchError(f"ack replies by status: {dict(statuses)} (all should be 200)")
-    latencies.sort()
+    server0, client0, redis0 = servers.cpu(), process_cpu(), await redis_cpu(probe)
+    sent = await post_all(posts, opts.connections, opts.timeout_s)
+    server1, client1, redis1 = servers.cpu(), process_cpu(), await redis_cpu(probe)
+    if set(sent.statuses) != {200}:
+        raise BenchError(f"ack replies by status: {dict(sent.statuses)} (all should be 200)")
+    latencies = sorted(sent.latencies)
     return {
-        "acks": len(confirms),
-        "acks_per_s": round(len(confirms) / elapsed, 1),
+        "acks": len(posts),
+        "acks_per_s": round(len(posts) / sent.elapsed_s, 1),
         "ack_p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
         "ack_p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
         "server_cpu_s": round(server1 - server0, 3),
         "client_cpu_s": round(client1 - client0, 3),
         "redis_cpu_s": round(redis1 - redis0, 3),
-        "elapsed_s": round(elapsed, 3),
+        "elapsed_s": round(sent.elapsed_s, 3),
     }
 

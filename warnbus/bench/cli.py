@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--via", choices=("link", "dtmf", "sms", "wecom"), default="link",
                    help="acks: confirm through the signed ack link (default) or a provider's "
                         "signed webhook: a key pressed in the call, an SMS reply, WeCom's button")
+    p.add_argument("--api-processes", type=int, default=1, metavar="N",
+                   help="acks: N processes serve the API on one port (SO_REUSEPORT): "
+                        "`warnbus serve` and N-1 `--role api` ones")
     p.add_argument("--api", choices=("process", "inproc"), default="inproc",
                    help="end to end: the HTTP API that takes the providers' callbacks in the "
                         "engine's process (default) or in an `--role api` process, as "
@@ -130,7 +133,8 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
         # The webhook confirmations come from the simulators, whose speakers need a broker.
         with bench_env(mqtt=ns.via != "link", log_level=ns.log_level) as env:
             samples, fixed = await run_acks(
-                AckOptions(counties, runs, ns.timeout, via=ns.via), env)
+                AckOptions(counties, runs, ns.timeout, via=ns.via,
+                           api_processes=ns.api_processes), env)
         return summarize("acks", samples, **fixed, **common)
     if scenario == "match":
         from warnbus.bench.match import run_match

@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import signal
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +47,8 @@ def lift(web_app: web.Application) -> None:
         for lim in web_app[key])
 
 
-async def serve(config: str, port: int, lift_limits: bool, roles: Iterable[str] = ROLES
-                ) -> None:
+async def serve(config: str, port: int, lift_limits: bool, roles: Iterable[str] = ROLES,
+                ready: Path | None = None) -> None:
     settings = load_settings(config)
     configure_logging(level=settings.log_level)
     app = await build_app(settings, roles=roles, base_url=f"http://127.0.0.1:{port}")
@@ -57,7 +58,10 @@ async def serve(config: str, port: int, lift_limits: bool, roles: Iterable[str] 
         lift(web_app)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    # reuse_port: more API processes of a run may serve the same port (acks --api-processes)
+    await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+    if ready is not None:
+        await asyncio.to_thread(ready.write_text, "serving\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,8 +80,9 @@ def main() -> None:
     p.add_argument("--lift-limits", action="store_true")
     p.add_argument("--role", action="append", choices=sorted(ROLES),
                    help="run only these roles (repeatable; default all), as `warnbus serve --role`")
+    p.add_argument("--ready-file", type=Path, help="written once the port is served")
     ns = p.parse_args()
-    asyncio.run(serve(ns.config, ns.port, ns.lift_limits, ns.role or ROLES))
+    asyncio.run(serve(ns.config, ns.port, ns.lift_limits, ns.role or ROLES, ns.ready_file))
 
 
 if __name__ == "__main__":

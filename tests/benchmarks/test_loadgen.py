@@ -1,0 +1,45 @@
+"""The bench's lean HTTP/1.1 client against a real aiohttp server: bodies, headers, statuses
+and chunked answers arrive as sent, each request once."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from channels.sim.prepared import PreparedRequest
+from warnbus.bench.loadgen import post_all
+from warnbus.services import free_port
+
+
+async def test_every_prepared_request_is_sent_once_as_prepared() -> None:
+    seen: list[tuple[str, bytes, str]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append((request.path_qs, await request.read(), request.headers.get("X-Sig", "")))
+        n = int(request.query["n"])
+        if n % 3 == 0:  # a chunked answer
+            resp = web.StreamResponse(status=200)
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            await resp.write(b"part one, ")
+            await resp.write(b"part two")
+            await resp.write_eof()
+            return resp
+        return web.Response(status=200 if n % 3 == 1 else 409, text="x" * n)
+
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        reqs = [PreparedRequest(f"http://127.0.0.1:{port}/hook?n={i}&a=%2F%20",
+                                f"body {i} 红色预警".encode(), {"X-Sig": f"s{i}"})
+                for i in range(300)]
+        result = await post_all(reqs, connections=8, timeout_s=30)
+    finally:
+        await runner.cleanup()
+    assert sorted(seen) == sorted((f"/hook?n={i}&a=%2F%20", f"body {i} 红色预警".encode(),
+                                   f"s{i}") for i in range(300))
+    assert result.statuses == {200: 200, 409: 100}
+    assert len(result.latencies) == 300 and result.elapsed_s > 0
