@@ -157,9 +157,8 @@ class TwilioVoice:
         digits = form.get("Digits", "")
         if digits == "1":
             self._remember(form.get("CallSid", ""))
+            # The engine marks the call delivered with the confirmation (one atomic step).
             recorded = await sink.confirm(campaign_id, target_id, AckVia.DTMF, delivery_id)
-            await sink.delivery_status(campaign_id, delivery_id, target_id,
-                                       ProviderStatus.DELIVERED, "answered, pressed 1")
             log.info("call confirmed by key", channel=self.name, campaign_id=campaign_id,
                      delivery_id=delivery_id, recorded=recorded)
             return self._hangup(CONFIRMED)

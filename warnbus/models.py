@@ -527,7 +527,9 @@ class EventSink(Protocol):
     def confirm(
         self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
     ) -> Awaitable[bool]:
-        """A person confirmed (DTMF key, WeCom button). True when it was recorded now."""
+        """A person confirmed (DTMF key, WeCom button). True when it was recorded now.
+        With `delivery_id` (the confirmation came through that delivery) the engine also
+        marks the delivery delivered: the channel need not report it separately."""
         ...
 
     def confirm_from(self, channel: str, address: str, via: AckVia) -> Awaitable[list[str]]:

@@ -240,10 +240,12 @@ class Store:
 
     async def ack(self, ack: Ack) -> tuple[int, float | None]:
         """Record a confirmation: (1 new, 2 duplicate, 0 no such campaign, -1 not a target;
-        the time of the person's first wave when the confirmation is new)."""
+        the time of the person's first wave when the confirmation is new). A confirmation
+        through a delivery (`ack.delivery_id`) marks that delivery delivered too."""
         ck = keys.campaign(ack.campaign_id)
         code, first = await self._ack(
-            keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first],
+            keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first,
+                  ck.dstate],
             args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
                   ack.delivery_id or "", ack.by or ""],
         )

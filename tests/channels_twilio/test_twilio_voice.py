@@ -51,8 +51,9 @@ async def test_press_1_confirms_with_dtmf(make_env: EnvFactory) -> None:
     assert env.sim.calls[0].digits == "1"
     gather = next(w for w in env.sim.webhooks if "/gather" in w.url)
     assert gather.status == 200 and "已确认，谢谢" in gather.body and "<Hangup" in gather.body
-    # Only the final call event is asked for (CALL_EVENTS): the key press, then completed.
-    assert [s[3] for s in env.sink.statuses] == [S.DELIVERED, S.DELIVERED]
+    # The key press is a confirmation through the delivery (the engine marks the call
+    # delivered with it); the only call event asked for (CALL_EVENTS) is the final one.
+    assert [(s[3], s[4]) for s in env.sink.statuses] == [(S.DELIVERED, "completed, pressed 1")]
 
 
 async def test_answered_without_key_is_no_answer(make_env: EnvFactory) -> None:

@@ -280,3 +280,25 @@ async def test_a_late_confirmation_takes_a_grid_off_the_unreached_list(h: Harnes
     view = await alert_view(h.ctx, res.alert_id)
     assert view["counts"]["unreached"] == len(gstates) - sum(
         1 for x in after.values() if x.state.value == "confirmed")
+
+
+async def test_a_confirmation_through_a_delivery_marks_it_delivered(h: Harness) -> None:
+    """A key pressed in a call (or a card's button) confirms the person and shows that the
+    call arrived: one atomic step moves that delivery to delivered and records both, also
+    when the person had already confirmed another way; other deliveries keep their state."""
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)))
+    await h.drain()
+    calls = [d for d in h.sent("voice") if d.kind is DeliveryKind.WARNING]
+    first, second = calls[0], calls[1]
+    sink = h.app.engine.sink
+    assert await sink.confirm(res.campaign_id, first.target_id, AckVia.DTMF, first.id)
+    await record_ack(h.ctx, res.campaign_id, second.target_id, AckVia.LINK)
+    assert not await sink.confirm(res.campaign_id, second.target_id, AckVia.DTMF, second.id)
+    states = await h.ctx.store.delivery_states(res.campaign_id)
+    assert states[first.id] == states[second.id] == "delivered"
+    assert {states[d.id] for d in calls[2:]} == {"sent"}
+    sms = next(d for d in h.sent("sms") if d.target_id == first.target_id)
+    assert states[sms.id] == "sent"
+    marked = [(ev["d"], ev["x"]) for ev in await h.ctx.store.audit(res.campaign_id)
+              if ev.get("ev") == "status" and ev.get("s") == "delivered"]
+    assert marked == [(first.id, "confirmed by dtmf"), (second.id, "confirmed by dtmf")]

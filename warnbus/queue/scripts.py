@@ -232,16 +232,30 @@ return 1
 """
 )
 
-# KEYS: meta, acks, holds, grids, stopped, tstate, audit, first
+# KEYS: meta, acks, holds, grids, stopped, tstate, audit, first, dstate
 # ARGV: person_id, ack_blob, now, via, delivery_id, by
 # Returns {code, first}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
 # campaign, -1 not a target; first the time of the person's first wave ('' if unknown), for
 # the ack latency metric without another round trip.
+# A confirmation through a delivery (a key pressed in its call, its card's button) also
+# shows that the delivery arrived: it moves to delivered here, duplicate or not, rather than
+# by a second script call from the channel.
 ACK = (
     _HELPERS
     + r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local person = ARGV[1]
+if ARGV[5] ~= '' then
+  local st = redis.call('HGET', KEYS[9], ARGV[5])
+  if st then
+    local p = split(st, '|')
+    if p[1] == 'sent' or p[1] == 'sending' then
+      redis.call('HSET', KEYS[9], ARGV[5], 'delivered|' .. p[2] .. '|0')
+      redis.call('XADD', KEYS[7], '*', 'ev', 'status', 'at', ARGV[3], 'd', ARGV[5], 'tg', person,
+        's', 'delivered', 'x', 'confirmed by ' .. ARGV[4])
+    end
+  end
+end
 local held = redis.call('HGET', KEYS[3], person)
 if not held then return {-1, ''} end
 if redis.call('HSETNX', KEYS[2], person, ARGV[2]) == 0 then return {2, ''} end
