@@ -47,10 +47,16 @@ async def record_ack(
     delivery_id: str | None = None,
     by: str | None = None,
     reason: str | None = None,
+    open_only: bool = False,
 ) -> AckResult:
+    """Record a confirmation. `open_only`: a reply that names no campaign, tried on every
+    active one; where the person is no target (or the campaign just ended) it was simply
+    not meant for that campaign, and is neither counted nor logged."""
     ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
-    code, first = await ctx.store.ack(ack)
+    code, first = await ctx.store.ack(ack, open_only=open_only)
     result = AckResult(code)
+    if open_only and code in (NO_CAMPAIGN, NOT_TARGET):
+        return result
     metrics.ACKS.labels(via.value, result.status).inc()
     if result.recorded and first is not None:
         metrics.ACK_LATENCY.observe(max(0.0, ack.at - first))

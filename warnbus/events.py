@@ -65,10 +65,12 @@ class EngineSink:
     async def confirm_from(self, channel: str, address: str, via: AckVia) -> list[str]:
         field = _ADDRESS_FIELD.get(channel, "phone")
         confirmed: list[str] = []
-        for pid in self._by_address.get((field, address), []):
-            for cid in await self.ctx.store.open_campaigns(pid):
-                if (await record_ack(self.ctx, cid, pid, via)).recorded:
+        persons = self._by_address.get((field, address), [])
+        campaigns = await self.ctx.store.active_campaigns() if persons else []
+        for pid in persons:
+            for cid in campaigns:
+                if (await record_ack(self.ctx, cid, pid, via, open_only=True)).recorded:
                     confirmed.append(cid)
         if not confirmed:
             log.info("reply without an open campaign", channel=channel, address=address)
-        return confirmed
+        return sorted(confirmed)

@@ -161,12 +161,12 @@ class Store:
         ck = keys.campaign(campaign_id)
         moved = bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
         # After the state moved (a crash in between leaves a stale index entry, which
-        # `open_campaigns` filters out by the campaign's state).
+        # the ack script of a reply filters out by the campaign's state).
         await self.redis.zrem(keys.ACTIVE, campaign_id)
         return moved
 
     async def activate(self, campaign_id: str, now: float) -> None:
-        """List a started campaign among the active ones (see `open_campaigns`)."""
+        """List a started campaign among the active ones (see `active_campaigns`)."""
         await self.redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
 
     # ----------------------------------------------------------------- deliveries
@@ -238,16 +238,17 @@ class Store:
 
     # ----------------------------------------------------------------- acks
 
-    async def ack(self, ack: Ack) -> tuple[int, float | None]:
+    async def ack(self, ack: Ack, *, open_only: bool = False) -> tuple[int, float | None]:
         """Record a confirmation: (1 new, 2 duplicate, 0 no such campaign, -1 not a target;
         the time of the person's first wave when the confirmation is new). A confirmation
-        through a delivery (`ack.delivery_id`) marks that delivery delivered too."""
+        through a delivery (`ack.delivery_id`) marks that delivery delivered too. With
+        `open_only`, a campaign that is no longer active counts as no campaign."""
         ck = keys.campaign(ack.campaign_id)
         code, first = await self._ack(
             keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first,
                   ck.dstate],
             args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
-                  ack.delivery_id or "", ack.by or ""],
+                  ack.delivery_id or "", ack.by or "", "1" if open_only else ""],
         )
         return int(code), float(first) if first else None
 
@@ -258,28 +259,12 @@ class Store:
     async def is_acked(self, campaign_id: str, person_id: str) -> bool:
         return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
 
-    async def open_campaigns(self, person_id: str) -> list[str]:
-        """Active campaigns that call this person and have no confirmation from them yet
-        (an SMS reply carries no campaign: it confirms every one of these).
+    async def active_campaigns(self) -> list[str]:
+        """Campaigns started and not yet ended (a handful at a time, even in a flood season).
 
-        Looked up over the active campaigns (a handful at a time, even in a flood season)
-        rather than kept per person, which cost a write per target and per campaign."""
-        active = [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
-        if not active:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for cid in active:
-            ck = keys.campaign(cid)
-            pipe.hexists(ck.targets, person_id)
-            pipe.hexists(ck.acks, person_id)
-            pipe.hget(ck.meta, "state")
-        flags = await pipe.execute()
-        return sorted(
-            cid for i, cid in enumerate(active)
-            if flags[3 * i] and not flags[3 * i + 1] and s(flags[3 * i + 2]) == "active"
-        )
-
-    # ----------------------------------------------------------------- audit
+        An SMS reply carries no campaign: it confirms the sender in each of these where they
+        are a target (the ack script checks that, and that the campaign is still active)."""
+        return [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
 
     async def audit(self, campaign_id: str) -> list[dict[str, str]]:
         """The whole append-only audit stream of a campaign, oldest first."""

@@ -302,3 +302,35 @@ async def test_a_confirmation_through_a_delivery_marks_it_delivered(h: Harness) 
     marked = [(ev["d"], ev["x"]) for ev in await h.ctx.store.audit(res.campaign_id)
               if ev.get("ev") == "status" and ev.get("s") == "delivered"]
     assert marked == [(first.id, "confirmed by dtmf"), (second.id, "confirmed by dtmf")]
+
+
+async def test_an_sms_reply_confirms_the_active_campaigns_that_call_the_sender(h: Harness
+                                                                               ) -> None:
+    """A reply names no campaign: it confirms the sender in each active campaign where they
+    are a target, once; an ended campaign and one that does not call them are left alone
+    (and not counted as refused confirmations)."""
+    from warnbus import metrics
+
+    town = await accept(h.ctx, cap_alert("a-town", codes=("430623101000",)))
+    other = await accept(h.ctx, cap_alert("a-other", codes=("430623105000",)))
+    ended = await accept(h.ctx, cap_alert("a-ended", codes=("430623101000",)))
+    await h.drain()
+    cancel = cap_alert("a-ended-cancel", msg_type=MsgType.CANCEL, codes=("430623101000",),
+                       references=(Reference(cap_alert().sender, "a-ended",
+                                             "2026-07-15T05:30:00+08:00"),))
+    await accept(h.ctx, cancel)
+    await h.drain()
+    # As if the process cancelling it died between the state change and the index update:
+    # the ended campaign is still listed among the active ones.
+    await h.ctx.store.activate(ended.campaign_id, h.clock.now())
+    sms = next(d for d in h.sent("sms") if d.campaign_id == town.campaign_id)
+    person = h.ctx.person(sms.target_id)
+    assert person is not None and person.phone
+    refused = metrics.ACKS.labels("sms", "not_target")._value.get()
+    sink = h.app.engine.sink
+    assert await sink.confirm_from("sms", person.phone, AckVia.SMS) == [town.campaign_id]
+    assert await sink.confirm_from("sms", person.phone, AckVia.SMS) == []  # already confirmed
+    assert metrics.ACKS.labels("sms", "not_target")._value.get() == refused
+    for cid, acked in ((town.campaign_id, True), (other.campaign_id, False),
+                       (ended.campaign_id, False)):
+        assert await h.ctx.store.is_acked(cid, person.id) is acked

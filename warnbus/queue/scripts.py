@@ -233,9 +233,10 @@ return 1
 )
 
 # KEYS: meta, acks, holds, grids, stopped, tstate, audit, first, dstate
-# ARGV: person_id, ack_blob, now, via, delivery_id, by
+# ARGV: person_id, ack_blob, now, via, delivery_id, by, open_only ('1': only while the
+# campaign is active, for a reply that names no campaign)
 # Returns {code, first}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
-# campaign, -1 not a target; first the time of the person's first wave ('' if unknown), for
+# campaign (or not active, with open_only), -1 not a target; first the time of the person's first wave ('' if unknown), for
 # the ack latency metric without another round trip.
 # A confirmation through a delivery (a key pressed in its call, its card's button) also
 # shows that the delivery arrived: it moves to delivered here, duplicate or not, rather than
@@ -244,6 +245,7 @@ ACK = (
     _HELPERS
     + r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+if ARGV[7] == '1' and redis.call('HGET', KEYS[1], 'state') ~= 'active' then return {0, ''} end
 local person = ARGV[1]
 if ARGV[5] ~= '' then
   local st = redis.call('HGET', KEYS[9], ARGV[5])
