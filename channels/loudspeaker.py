@@ -200,7 +200,12 @@ class Loudspeakers:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # aiomqtt waits up to the client timeout for the broker's side of DISCONNECT; a
+            # close must not hang past that whatever the connection's state (tests have seen
+            # a close that did not return at all), so it is bounded here too.
+            done, _ = await asyncio.wait({task}, timeout=self.config.publish_timeout_s + 2)
+            if not done:
+                log.warning("loudspeaker channel did not close in time", broker=self.config.url)
 
     # ----------------------------------------------------------------- sending
 

@@ -173,7 +173,8 @@ class SpeakerFleet:
         tasks = [t for t in (dev.task, dev.player) if t is not None]
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:  # bounded: aiomqtt's DISCONNECT wait is (timeout=5), a stuck one is not
+            await asyncio.wait(tasks, timeout=8)
         dev.task = dev.player = None
         dev.client = None
         dev.connected.clear()
