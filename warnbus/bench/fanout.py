@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import sys
@@ -96,6 +97,10 @@ async def run_fanout(opts: FanoutOptions, env: BenchEnv, window: Window) -> list
         sample = await engine_run(env, registry, reg_dir, alert, opts, window)
         sample["grids"] = len(registry.data.grids)
         samples.append(sample)
+        # The closed engine (its matcher index alone is tens of MB) is cyclic garbage until
+        # the collector runs: collect it now, so that the peak RSS of the runs is that of
+        # one engine, as deployed, not of one engine plus the remains of the previous run.
+        gc.collect()
     peak = rss_mb()
     for sample in samples:
         sample["rss_mb"] = peak

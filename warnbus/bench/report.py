@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,23 @@ def machine() -> dict[str, Any]:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     # Load at the start: other work on the machine shows up here, and in the figures.
     return {"nproc": os.cpu_count(), "cpu": cpu or "?", "mem_gb": round(mem_gb, 1),
-            "python": platform.python_version(), "loadavg_1m": round(os.getloadavg()[0], 2)}
+            "python": platform.python_version(), "loadavg_1m": round(os.getloadavg()[0], 2),
+            "loop_ms": loop_ms()}
+
+
+def loop_ms(n: int = 1_000_000) -> float:
+    """The machine's speed now: the best of 3 timings of a fixed pure-Python loop, in ms.
+
+    A shared or virtual machine's speed varies (the same unchanged code measured twice as
+    slow within an hour here); figures are comparable when their `loop_ms` are."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        x = 0
+        for i in range(n):
+            x += i
+        best = min(best, time.perf_counter() - t)
+    return round(1000 * best, 1)
 
 
 def revision() -> str | None:
