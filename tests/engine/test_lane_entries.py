@@ -82,3 +82,15 @@ async def test_an_entry_of_the_one_delivery_format_is_still_sent(h: Harness) -> 
     sent = [d.id for d in h.sent("sms") if d.kind is DeliveryKind.WARNING]
     assert one.id in sent and sent.count(one.id) == 1
     assert set(sent) == {i for e in entries[1:] for i in e} | {one.id}
+
+
+async def test_a_sweep_takes_about_count_deliveries_in_whole_entries(h: Harness) -> None:
+    """What one sweep reclaims is bounded in deliveries, not entries: a rate-limited channel
+    sends it well inside a lease, so it is not reclaimed again meanwhile."""
+    _lane, entries = await _planned(h, "sms")
+    assert len(entries) >= 2
+    await h.ctx.lanes.read("sms", "dead", 10 * PER_ENTRY, 0)  # a worker reads all, then dies
+    one = await h.ctx.lanes.reclaim("sms", "sweeper", 0, count=1)
+    assert [e.delivery.id for e in one] == entries[0]
+    rest = await h.ctx.lanes.reclaim("sms", "sweeper", 0, count=10 * PER_ENTRY)
+    assert sorted(e.delivery.id for e in rest) == sorted(i for e in entries for i in e)

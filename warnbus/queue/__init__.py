@@ -139,11 +139,15 @@ class Lanes:
     async def reclaim(
         self, channel: str, consumer: str, min_idle_ms: int, count: int = 500
     ) -> list[LaneEntry]:
-        """Take over entries a dead (or stuck) worker read but never acknowledged."""
+        """Take over entries a dead (or stuck) worker read but never acknowledged: about
+        `count` deliveries per lane (whole entries), so that what one sweep takes is sent
+        well inside a lease even at a provider's rate, and is not reclaimed again meanwhile."""
         out: list[LaneEntry] = []
+        entries = -(-count // self.per_entry)
         for lane in self.lanes_of(channel):
             reply: Any = await self.redis.xautoclaim(
-                lane, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
+                lane, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0",
+                count=entries,
             )
             # reply: [next_id, [(id, fields), ...], deleted_ids]
             for entry_id, fields in reply[1]:
