@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
 from warnbus import keys
@@ -45,9 +46,7 @@ from warnbus.web.console.auth import Users
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "cap"
 TOKEN = "cluster-slot-feed-token"
-PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
-_META = re.compile(r'<meta name="csrf" content="([^"]*)"')
 
 # Every Lua script the project registers, by where it lives. A new register_script() call
 # must be added here (test_every_registered_script_is_listed) so that it is checked too.
@@ -143,21 +142,6 @@ def test_lua_never_builds_a_key_name(name: str) -> None:
 # --------------------------------------------------------------------------- the workload
 
 
-async def _sign_in(client: TestClient, user: str) -> str:  # type: ignore[type-arg]
-    client.session.cookie_jar.clear()
-    r = await client.get("/console/login")
-    token = _CSRF.search(await r.text())
-    assert token
-    r = await client.post("/console/login", data={
-        "_csrf": token.group(1), "username": user, "password": PASSWORD, "next": "/console/"},
-        allow_redirects=False)
-    assert r.status == 303, await r.text()
-    r = await client.get("/console/", headers={"Accept": "text/html"})
-    m = _META.search(await r.text())
-    assert m
-    return m.group(1)
-
-
 async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-def,type-arg]
     """Sign-in (one failure first), a red draft approved by a second person, a board page."""
     users = Users(h.ctx.redis)
@@ -169,7 +153,7 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     await client.post("/console/login", data={"_csrf": token.group(1), "username": "dora",
                                               "password": "wrong-password", "next": "/console/"},
                       allow_redirects=False)
-    csrf = await _sign_in(client, "dora")
+    csrf = (await sign_in(client, "dora")).csrf
     form = {"_csrf": csrf, "kind": "alert", "hazard": "rainstorm", "level": "red",
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",
             "description": "预计未来3小时降雨量将达100毫米以上。", "instruction": "危险区域人员立即转移。",
@@ -178,7 +162,7 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     r = await client.post("/console/compose", data=form, allow_redirects=False)
     assert r.status == 303 and "/drafts/df_" in r.headers["Location"], await r.text()
     draft = r.headers["Location"].split("/drafts/")[1].split("?")[0]
-    csrf = await _sign_in(client, "alan")
+    csrf = (await sign_in(client, "alan")).csrf
     r = await client.post(f"/console/drafts/{draft}/approve", data={"_csrf": csrf},
                           allow_redirects=False)
     assert r.status == 303 and "/campaigns/cp_" in r.headers["Location"], await r.text()

@@ -263,6 +263,14 @@ async def wait_first_wave(redis: Any, lanes: Lanes, timeout_s: float) -> WaveTim
         await asyncio.sleep(min(0.02, max(0.002, (now - start) / 100)))
 
 
+async def hold(announce: str) -> None:
+    """In a child process of a benchmark: tell the parent we are ready (one line on standard
+    output, which it waits for), then return when it releases us (`until_released`)."""
+    sys.stdout.write(announce + "\n")
+    sys.stdout.flush()
+    await until_released()
+
+
 async def until_released() -> None:
     """In a child process of a benchmark: return when the parent closes our standard input
     (it is done, or died) or on SIGTERM / SIGINT."""

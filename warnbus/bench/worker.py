@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
 from warnbus.app import build_app
 from warnbus.bench.channels import NullChannel
-from warnbus.bench.env import ACK_SECRET, NO_BROKER, until_released
+from warnbus.bench.env import ACK_SECRET, NO_BROKER, hold
 from warnbus.clock import SystemClock
 from warnbus.config import EngineSettings, Secret, Settings
 from warnbus.logs import configure_logging
@@ -34,9 +33,7 @@ async def run(redis_url: str, registry_dir: str, data_dir: str) -> None:
                           base_url="http://127.0.0.1:9")
     try:
         await app.engine.start()
-        sys.stdout.write("ready\n")
-        sys.stdout.flush()
-        await until_released()
+        await hold("ready")
     finally:
         await asyncio.wait_for(app.close(), 15)
 

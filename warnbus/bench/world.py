@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 
 from channels.sim.officers import OfficerModel
-from warnbus.bench.env import until_released
+from warnbus.bench.env import hold
 from warnbus.logs import configure_logging
 from warnbus.registry import load_registry
 from warnbus.simulation import start_world
@@ -37,9 +36,7 @@ async def run(registry_dir: str, base_url: str, mqtt_url: str, time_factor: floa
     world = await start_world(registry.data, base_url=base_url, mqtt_url=mqtt_url,
                               officers=officers(seed), time_factor=time_factor)
     try:
-        sys.stdout.write(json.dumps({"configs": world.configs}) + "\n")
-        sys.stdout.flush()
-        await until_released()
+        await hold(json.dumps({"configs": world.configs}))
     finally:
         await asyncio.wait_for(world.stop(), 10)
 

@@ -49,8 +49,13 @@ def decode_entry(fields: Mapping[bytes, bytes]) -> list[Delivery]:
     if b"b" in fields:
         return _dec_batch.decode(fields[b"b"])
     if b"d" in fields:
-        return [_dec_delivery.decode(fields[b"d"])]
+        return [decode_delivery(fields[b"d"])]
     return []
+
+
+def _entries_for(deliveries: int) -> int:
+    """How many whole lane entries hold about `deliveries` deliveries (at least one)."""
+    return max(1, -(-deliveries // PER_ENTRY))
 
 
 class LaneEntry(msgspec.Struct, frozen=True):
@@ -95,11 +100,10 @@ async def ensure_group(redis: Redis, stream: str) -> None:
 class Lanes:
     """The delivery lanes of all channels."""
 
-    def __init__(self, redis: Redis, channels: Iterable[str], per_entry: int = PER_ENTRY) -> None:
+    def __init__(self, redis: Redis, channels: Iterable[str]) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.channels = tuple(channels)
-        self.per_entry = max(1, per_entry)
         self._enqueue = redis.register_script(scripts.ENQUEUE)
         self._done = redis.register_script(scripts.DONE)
 
@@ -112,15 +116,14 @@ class Lanes:
                 await ensure_group(self.redis, lane)
 
     async def enqueue(self, deliveries: Sequence[Delivery], chunk: int = 1000) -> int:
-        """Append deliveries to their lanes, `per_entry` deliveries per entry and up to
+        """Append deliveries to their lanes, `PER_ENTRY` deliveries per entry and up to
         `chunk` entries per Lua call. Replays are harmless: the claim script skips a delivery
         already in flight or done."""
         by_lane: dict[str, list[Delivery]] = {}
         for d in deliveries:
             by_lane.setdefault(keys.lane(d.channel, d.priority), []).append(d)
-        step = self.per_entry
         for lane, ds in by_lane.items():
-            blobs = [_enc.encode(ds[i : i + step]) for i in range(0, len(ds), step)]
+            blobs = [_enc.encode(ds[i : i + PER_ENTRY]) for i in range(0, len(ds), PER_ENTRY)]
             for i in range(0, len(blobs), chunk):
                 await self._enqueue(keys=[lane], args=[scripts.pack_args(blobs[i : i + chunk])])
         return len(deliveries)
@@ -131,7 +134,7 @@ class Lanes:
         """Read about `count` new deliveries of a channel (whole entries), most urgent first."""
         streams: dict[Any, Any] = {lane: ">" for lane in self.lanes_of(channel)}
         reply = await self.redis.xreadgroup(
-            keys.GROUP, consumer, streams, count=-(-count // self.per_entry),
+            keys.GROUP, consumer, streams, count=_entries_for(count),
             block=block_ms or None,
         )
         return _entries(reply)
@@ -143,7 +146,7 @@ class Lanes:
         `count` deliveries per lane (whole entries), so that what one sweep takes is sent
         well inside a lease even at a provider's rate, and is not reclaimed again meanwhile."""
         out: list[LaneEntry] = []
-        entries = -(-count // self.per_entry)
+        entries = _entries_for(count)
         for lane in self.lanes_of(channel):
             reply: Any = await self.redis.xautoclaim(
                 lane, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0",
