@@ -7,7 +7,6 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from warnbus.models import (
     Alert,
     Area,
     CampaignState,
+    Delivery,
     DeliveryKind,
     GridState,
     Info,
@@ -36,9 +36,11 @@ from warnbus.models import (
 from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.ports import LevelPolicyLike, MatchLike
 from warnbus.queue import ensure_group
+from warnbus.tasks import Bounded
 
 log = structlog.get_logger("warnbus.intake")
-PLAN_CHUNK = 2000  # targets planned and queued per step of a first wave
+PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
+PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
 _json = msgspec.json.Encoder()
 
 
@@ -270,6 +272,8 @@ def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPoli
 class Intake:
     """The planner role: reads the inbox and runs the campaign lifecycle."""
 
+    plan_chunk = PLAN_CHUNK
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
@@ -315,13 +319,15 @@ class Intake:
     async def _first_wave(
         self, cid: str, alert: Alert, level: Level, policy: LevelPolicyLike,
         targets: Sequence[Target], villages: Sequence[str], kind: DeliveryKind,
-        chunk: int = PLAN_CHUNK,
     ) -> int:
-        """Plan and queue a first wave `chunk` targets at a time: dispatch starts after the
+        """Plan and queue a first wave `plan_chunk` targets at a time: dispatch starts after the
         first chunk, and the deliveries of a province never sit in memory all together.
 
-        Every step is idempotent, so a worker that dies halfway leaves a replay to finish it.
-        Loudspeaker areas go first: one command per village reaches a whole village."""
+        A chunk's writes to Redis run while the next chunk is planned (at most
+        `PLAN_AHEAD` chunks in flight): planning waiting on each chunk's writes left the
+        worker's core and Redis idle in turns. Every step is idempotent, so a worker that
+        dies halfway leaves a replay to finish it. Loudspeaker areas go first: one command
+        per village reaches a whole village."""
         ctx = self.ctx
         pctx = self._plan_ctx(cid, alert, level)
         n = 0
@@ -329,29 +335,41 @@ class Intake:
             area_wave = plan_areas(pctx, villages, ch, kind)
             await ctx.lanes.enqueue(area_wave)
             n += len(area_wave)
-        for i in range(0, len(targets), chunk):
-            part = targets[i : i + chunk]
-            now = ctx.clock.now()
-            # Targets and grids are stored before their deliveries are queued: a claim and
-            # its record find the campaign state they move.
-            firsts = await ctx.store.put_targets(cid, part, now)
-            await ctx.store.init_grids(
-                cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
-            )
-            persons = self._persons(part)
-            deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
-            await ctx.lanes.enqueue(deliveries)
-            n += len(deliveries)
-            if policy.ack_deadline_s:
-                # Step 0's deadline is the person's first wave plus a fixed offset.
-                offset = deadline_for(policy, 0, 0.0, now)
-                await ctx.timers.schedule([
-                    (encode_timer(Deadline(cid, p.id, 0)), firsts.get(p.id, now) + offset)
-                    for p in persons
-                ])
-            # Let the lane workers of this process send the chunk while the next is planned.
-            await asyncio.sleep(0)
+        writes = Bounded(PLAN_AHEAD)
+        chunk = self.plan_chunk
+        try:
+            for i in range(0, len(targets), chunk):
+                part = targets[i : i + chunk]
+                persons = self._persons(part)
+                deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+                n += len(deliveries)
+                await writes.submit(self._queue_chunk(cid, policy, part, persons, deliveries))
+            await writes.join()
+        finally:
+            writes.cancel()
         return n
+
+    async def _queue_chunk(
+        self, cid: str, policy: LevelPolicyLike, part: Sequence[Target], persons: Sequence[Person],
+        deliveries: Sequence[Delivery],
+    ) -> None:
+        """Store one chunk's targets and grids, then queue its deliveries and deadlines."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        # Targets and grids are stored before their deliveries are queued: a claim and
+        # its record find the campaign state they move.
+        firsts = await ctx.store.put_targets(cid, part, now)
+        await ctx.store.init_grids(
+            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
+        )
+        await ctx.lanes.enqueue(deliveries)
+        if policy.ack_deadline_s:
+            # Step 0's deadline is the person's first wave plus a fixed offset.
+            offset = deadline_for(policy, 0, 0.0, now)
+            await ctx.timers.schedule([
+                (encode_timer(Deadline(cid, p.id, 0)), firsts.get(p.id, now) + offset)
+                for p in persons
+            ])
 
     async def _start(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx

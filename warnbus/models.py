@@ -277,7 +277,7 @@ CHAIN_ORDER: tuple[Role, ...] = (
 )
 
 
-class Region(msgspec.Struct, frozen=True):
+class Region(msgspec.Struct, frozen=True, gc=False):
     """An administrative region with its 12-digit 统计用区划代码."""
 
     code: str
@@ -286,7 +286,7 @@ class Region(msgspec.Struct, frozen=True):
     parent: str | None = None
 
 
-class Grid(msgspec.Struct, frozen=True):
+class Grid(msgspec.Struct, frozen=True, gc=False):
     """A grid (网格): a polygon inside a village with its responsible officers."""
 
     id: str
@@ -298,7 +298,7 @@ class Grid(msgspec.Struct, frozen=True):
     tags: tuple[str, ...] = ()
 
 
-class Person(msgspec.Struct, frozen=True):
+class Person(msgspec.Struct, frozen=True, gc=False):
     """A responsible person and the contact points warnbus may use."""
 
     id: str
@@ -310,7 +310,7 @@ class Person(msgspec.Struct, frozen=True):
     drill: bool = False  # takes part in exercises (演练)
 
 
-class Device(msgspec.Struct, frozen=True):
+class Device(msgspec.Struct, frozen=True, gc=False):
     """A village loudspeaker (村村响) reachable over MQTT."""
 
     id: str
@@ -337,7 +337,7 @@ class TargetKind(StrEnum):
     DEVICE = "device"
 
 
-class Target(msgspec.Struct, frozen=True):
+class Target(msgspec.Struct, frozen=True, gc=False):
     """A person or device matched to an alert, with the grids it answers for."""
 
     id: str
@@ -356,7 +356,7 @@ class DeliveryKind(StrEnum):
     NOTICE = "notice"  # e.g. a speaker did not play: door-to-door notice
 
 
-class Delivery(msgspec.Struct, frozen=True, array_like=True):
+class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What to send: one message to one target over one channel at one step.
 
     The id is deterministic (campaign, message, target, channel, step) so a replay never
@@ -414,14 +414,14 @@ class Outcome(StrEnum):
     FAILED_PERM = "failed-perm"
 
 
-class Receipt(msgspec.Struct, frozen=True):
+class Receipt(msgspec.Struct, frozen=True, gc=False):
     """What a channel returns when the provider took the message."""
 
     provider_id: str | None = None
     outcome: Outcome = Outcome.ACCEPTED
 
 
-class Attempt(msgspec.Struct, frozen=True, array_like=True):
+class Attempt(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What happened: one provider call for a delivery."""
 
     delivery_id: str
@@ -443,7 +443,7 @@ class AckVia(StrEnum):
     DEVICE = "device"
 
 
-class Ack(msgspec.Struct, frozen=True):
+class Ack(msgspec.Struct, frozen=True, gc=False):
     """A person's confirmation (应) for a campaign."""
 
     campaign_id: str

@@ -58,7 +58,7 @@ def _entries_for(deliveries: int) -> int:
     return max(1, -(-deliveries // PER_ENTRY))
 
 
-class LaneEntry(msgspec.Struct, frozen=True):
+class LaneEntry(msgspec.Struct, frozen=True, gc=False):
     """One delivery read from a lane, with the entry it came in (for XACK)."""
 
     lane: str
@@ -201,7 +201,7 @@ def _entries(reply: Any) -> list[LaneEntry]:
 # --------------------------------------------------------------------------- timers
 
 
-class TimerEntry(msgspec.Struct, frozen=True):
+class TimerEntry(msgspec.Struct, frozen=True, gc=False):
     entry_id: bytes
     member: bytes
 
