@@ -146,6 +146,19 @@ async def test_long_text_keeps_twiml_under_twilios_limit(make_env: EnvFactory) -
     assert (say.text or "").endswith("确认收到请按1。")
 
 
+@pytest.mark.parametrize("text", [TEXT, "a < b & c > \"d\" 'e'\n\tf\r", "wb-action-8d1f3a 在文中"])
+@pytest.mark.parametrize("voice_name", [None, "Polly.Zhiyu"])
+def test_kept_call_script_is_what_the_sdk_writes(text: str, voice_name: str | None) -> None:
+    raw = {"type": "twilio-voice", "callback_url": "https://warn.example.cn/hooks/voice",
+           "account_sid": SID, "auth_token": "t", "from_number": FROM, "tts_voice": voice_name}
+    voice = TwilioVoice.from_config("voice", raw)
+    actions = ["https://warn.example.cn/hooks/voice/gather?c=cp_1&d=dl_2&t=p%3A3",
+               'http://h/x?a="q"&b=<1>\n\t\r', "https://h/gather?c=1"]
+    for _ in range(2):  # written, then kept
+        for action in actions:
+            assert voice.call_twiml(text, action) == voice._write_twiml(text, action)
+
+
 def test_config_limits() -> None:
     raw = {"type": "twilio-voice", "callback_url": "https://warn.example.cn/hooks/voice",
            "account_sid": SID, "auth_token": "t", "from_number": FROM}
