@@ -37,6 +37,11 @@ async def main(url: str) -> None:
         print(f"plain pool                   {await per_call_us(aioredis.Redis.from_url(url)):6.1f} µs")
         single = aioredis.Redis.from_url(url, single_connection_client=True)
         print(f"single connection            {await per_call_us(single):6.1f} µs")
+        # redis-py 8 sets socket_timeout=5 by default: every send then runs in
+        # asyncio.wait_for (a task of its own) and every read in a timeout context.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64,
+                                                        socket_timeout=None)
+        print(f"blocking pool, no socket_timeout {await per_call_us(aioredis.Redis(connection_pool=pool)):6.1f} µs")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,26 @@ async def test_status_with_a_good_signature_is_applied(make_env: EnvFactory) -> 
     assert env.sink.statuses == [("cmp-1", "dl_1", "p-1", S.DELIVERED, "delivered")]
 
 
+async def test_a_signature_over_the_url_without_its_port_is_accepted(make_env: EnvFactory
+                                                                    ) -> None:
+    """Twilio signs the URL with or without its port: the one as given is tried first,
+    then the SDK's check of both."""
+    env = await make_env("sms")
+    url = f"{env.hooks}/status{QUERY}"
+    no_port = url.replace(f":{env.hooks.split(':')[2].split('/')[0]}/", "/", 1)
+    assert no_port != url and "127.0.0.1/hooks" in no_port
+    resp = await env.post_signed("status" + QUERY, STATUS, signed_url=no_port)
+    assert resp.status == 200
+    assert env.sink.statuses == [("cmp-1", "dl_1", "p-1", S.DELIVERED, "delivered")]
+
+
+async def test_a_signature_header_that_is_not_base64_is_refused(make_env: EnvFactory) -> None:
+    env = await make_env("sms")
+    resp = await env.http.post(f"{env.hooks}/status{QUERY}", data=STATUS,
+                               headers={"X-Twilio-Signature": "签名=="})
+    assert resp.status == 403 and not env.sink.touched
+
+
 @pytest.mark.parametrize("forgery", ["missing", "wrong-token", "tampered-params",
                                      "tampered-query", "other-path"])
 async def test_forged_callbacks_are_refused(make_env: EnvFactory, forgery: str) -> None:

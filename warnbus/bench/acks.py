@@ -49,10 +49,12 @@ from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE, QUOTA_LIFT
 from warnbus.bench.loadgen import post_all
 from warnbus.bench.server import public_limits
 from warnbus.ingest.jsonform import alert_to_json
+from warnbus.models import CampaignState
 from warnbus.queue import Lanes
 from warnbus.registry import Registry, load_registry
 from warnbus.services import free_port
 from warnbus.simulation import SimulatedWorld, start_world
+from warnbus.store import Store
 
 CONNECTIONS = 64  # concurrent requests of the load generator
 
@@ -148,12 +150,17 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
                 await world.twilio.wait_idle(opts.timeout_s)
                 await world.wecom.drain(opts.timeout_s)
                 confirms, persons = _webhook_confirms(world, opts.via, registry)
+                active = int(await probe.zcard(keys.ACTIVE))
                 sample = await _measure(confirms, servers, probe, opts)
                 acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
                 if acked != persons:
                     raise BenchError(f"{len(confirms)} {opts.via} confirmations for {persons} "
                                      f"persons, but {acked} acks recorded")
-                samples.append(sample)
+                # An SMS reply names no campaign: it is tried on every active one, so each
+                # run must find as many as the first did. End this run's campaign as its
+                # expiry would (no notices), so the next run starts with one active too.
+                await Store(probe).finish(cid, CampaignState.EXPIRED.value, time.time())
+                samples.append(sample | {"active_campaigns": active})
     finally:
         await probe.aclose()
         servers.stop()
