@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 from twilio_harness import EVERYONE, FROM, PHONE, SID, TOKEN, EnvFactory, delivery
@@ -140,6 +141,16 @@ async def test_a_signature_header_that_is_not_base64_is_refused(make_env: EnvFac
     env = await make_env("sms")
     resp = await env.http.post(f"{env.hooks}/status{QUERY}", data=STATUS,
                                headers={"X-Twilio-Signature": "签名=="})
+    assert resp.status == 403 and not env.sink.touched
+
+
+async def test_a_file_upload_to_a_webhook_is_refused(make_env: EnvFactory) -> None:
+    env = await make_env("sms")
+    form = aiohttp.FormData({**STATUS})
+    form.add_field("Body", b"\x00\x01", filename="x.bin",
+                   content_type="application/octet-stream")
+    resp = await env.http.post(f"{env.hooks}/status{QUERY}", data=form,
+                               headers={"X-Twilio-Signature": "c2lnbmF0dXJl"})
     assert resp.status == 403 and not env.sink.touched
 
 
