@@ -123,7 +123,7 @@ class TwilioVoice:
 
         Every call of a warning says the same text and differs only in its Gather action:
         the script is written once per text and the action put in its place (TwiML's XML
-        writer was a sixth of the CPU of sending a call)."""
+        writer was about a third of the CPU of sending a call)."""
         if _ACTION in text:
             return self._write_twiml(text, action)
         parts = self._scripts.get(text)
