@@ -27,6 +27,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
 
 from warnbus.errors import (
     ChannelError,
@@ -229,6 +230,11 @@ def ids_query(campaign_id: str, delivery_id: str, target_id: str) -> str:
 def ids_of(query: Mapping[str, str]) -> tuple[str, str, str] | None:
     c, d, t = query.get("c", ""), query.get("d", ""), query.get("t", "")
     return (c, d, t) if c and d and t else None
+
+
+# The empty TwiML answer to a callback (`<Response />`, the same for messages and calls),
+# built once: status callbacks come several per message, and the XML writer is not free.
+EMPTY_TWIML = str(VoiceResponse())
 
 
 def twiml_response(xml: str) -> web.Response:

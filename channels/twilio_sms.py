@@ -13,9 +13,9 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.twilio_common import (
+    EMPTY_TWIML,
     SignedWebhooks,
     TwilioConfig,
     build_client,
@@ -30,9 +30,6 @@ from channels.twilio_common import (
 from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.twilio_sms")
-# The empty TwiML answer to a callback, built once: status callbacks come several per
-# message, and the XML writer is not free.
-_NOTHING = str(MessagingResponse())
 
 GSM_SINGLE, GSM_PART = 160, 153  # septets in one SMS / in each part of a long one
 UCS2_SINGLE, UCS2_PART = 70, 67  # UTF-16 units: any Chinese character forces UCS-2
@@ -170,7 +167,7 @@ class TwilioSms:
         status = _STATUS.get(raw)
         if ids is None or status is None:
             log.warning("sms status callback not understood", channel=self.name, status=raw)
-            return twiml_response(_NOTHING)  # 200: Twilio must not retry
+            return twiml_response(EMPTY_TWIML)  # 200: Twilio must not retry
         code = form.get("ErrorCode", "")
         if status in (ProviderStatus.FAILED, ProviderStatus.UNDELIVERED) and code.isdigit():
             if int(code) in _UNREACHABLE:
@@ -180,7 +177,7 @@ class TwilioSms:
         detail = f"{raw} (Twilio {code})" if code else raw
         # Out of order (delivered before sent) is fine: the engine never moves backwards.
         await sink.delivery_status(*ids, status, detail)
-        return twiml_response(_NOTHING)
+        return twiml_response(EMPTY_TWIML)
 
     async def _on_inbound(self, sink: EventSink, form: Mapping[str, str]) -> web.Response:
         sender, body = form.get("From", ""), form.get("Body", "")
@@ -191,4 +188,4 @@ class TwilioSms:
         else:
             log.info("sms reply is not a confirmation", channel=self.name,
                      phone_masked=mask_phone(sender), length=len(body))
-        return twiml_response(_NOTHING)
+        return twiml_response(EMPTY_TWIML)

@@ -17,6 +17,7 @@ from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
 from channels.twilio_common import (
+    EMPTY_TWIML,
     SignedWebhooks,
     TwilioConfig,
     build_client,
@@ -30,9 +31,6 @@ from channels.twilio_common import (
 from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.twilio_voice")
-# The empty TwiML answer to a callback, built once: status callbacks come several per
-# message, and the XML writer is not free.
-_NOTHING = str(VoiceResponse())
 
 TWIML_MAX = 4000  # Twilio rejects longer inline TwiML (error 32018)
 # Only the final outcome: the engine acts on it alone (initiated/ringing/answered change
@@ -220,7 +218,7 @@ class TwilioVoice:
         raw = form.get("CallStatus", "")
         if ids is None or (raw not in _STATUS and raw != "completed"):
             log.warning("call status callback not understood", channel=self.name, status=raw)
-            return twiml_response(_NOTHING)  # 200: Twilio must not retry
+            return twiml_response(EMPTY_TWIML)  # 200: Twilio must not retry
         if raw == "completed":
             pressed = form.get("CallSid", "") in self._pressed
             status = ProviderStatus.DELIVERED if pressed else ProviderStatus.NO_ANSWER
@@ -230,4 +228,4 @@ class TwilioVoice:
         if form.get("ErrorCode"):
             detail += f" (Twilio {form['ErrorCode']})"
         await sink.delivery_status(*ids, status, detail)
-        return twiml_response(_NOTHING)
+        return twiml_response(EMPTY_TWIML)

@@ -266,6 +266,8 @@ class Store:
         are a target (the ack script checks that, and that the campaign is still active)."""
         return [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
 
+    # ----------------------------------------------------------------- audit
+
     async def audit(self, campaign_id: str) -> list[dict[str, str]]:
         """The whole append-only audit stream of a campaign, oldest first."""
         out: list[dict[str, str]] = []

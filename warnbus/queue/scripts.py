@@ -236,8 +236,9 @@ return 1
 # ARGV: person_id, ack_blob, now, via, delivery_id, by, open_only ('1': only while the
 # campaign is active, for a reply that names no campaign)
 # Returns {code, first}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
-# campaign (or not active, with open_only), -1 not a target; first the time of the person's first wave ('' if unknown), for
-# the ack latency metric without another round trip.
+# campaign (or not active, with open_only), -1 not a target; first the time of the
+# person's first wave ('' if unknown), for the ack latency metric without another round
+# trip.
 # A confirmation through a delivery (a key pressed in its call, its card's button) also
 # shows that the delivery arrived: it moves to delivered here, duplicate or not, rather than
 # by a second script call from the channel.
