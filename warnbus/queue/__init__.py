@@ -213,6 +213,7 @@ class Timers:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self._promote = redis.register_script(scripts.PROMOTE)
+        self._schedule = redis.register_script(scripts.SCHEDULE)
         self._done = redis.register_script(scripts.DONE)
 
     async def setup(self) -> None:
@@ -220,8 +221,11 @@ class Timers:
 
     async def schedule(self, items: Sequence[tuple[bytes, float]]) -> None:
         """Add timers; a member already scheduled keeps its due time (idempotent)."""
-        if items:
-            await self.redis.zadd(keys.TIMERS, {m: due for m, due in items}, nx=True)
+        args: list[str | bytes] = []
+        for member, due in items:
+            args += (member, repr(float(due)))
+        for i in range(0, len(args), 20_000):
+            await self._schedule(keys=[keys.TIMERS], args=[scripts.pack_args(args[i : i + 20_000])])
 
     async def cancel(self, members: Sequence[bytes]) -> None:
         if members:
