@@ -71,13 +71,16 @@ class AckLinks:
         if len(secret) < 16:
             raise ValueError("ack link secret must be at least 16 bytes")
         self._key = secret
+        # Keyed once and copied per link: a first wave signs one link per person.
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
         self.base_url = base_url.rstrip("/")
         self.ttl_s = ttl_s
 
     def token(self, campaign_id: str, person_id: str, now: float) -> str:
         body = f"{campaign_id}|{person_id}|{int(now + self.ttl_s)}".encode()
-        sig = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
-        return _b64(body) + "." + _b64(sig)
+        mac = self._keyed.copy()
+        mac.update(body)
+        return _b64(body) + "." + _b64(mac.digest()[:16])
 
     def url(self, campaign_id: str, person_id: str, now: float) -> str:
         return f"{self.base_url}/ack/{self.token(campaign_id, person_id, now)}"

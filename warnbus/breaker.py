@@ -1,7 +1,8 @@
 """A circuit breaker per provider: stop calling a provider that is down, probe it, resume.
 
-The dispatcher asks `Breakers.check(key)` before each send and reports each outcome with
-`Breakers.record(key, ok)`. The key is the channel's `breaker_key` attribute when it has one
+The dispatcher asks `Breakers.admit(key, n)` before each chunk of sends (they start together)
+and reports their outcomes with `Breakers.record_many(key, ok, failed)`; `check` and `record`
+are the same for one send. The key is the channel's `breaker_key` attribute when it has one
 (so channels sharing one provider account can share a breaker), else the channel name.
 
 States (classic closed / open / half-open):
@@ -72,47 +73,65 @@ class Breaker:
     in_probe: int = 0  # half-open sends not yet reported
     opened: int = 0  # how many times it opened (for tests and metrics)
     rejected: int = 0  # sends it refused
-    _calls: deque[tuple[float, bool]] = field(default_factory=deque)
+    # (time, calls, failures) per report: one entry per dispatched chunk, not per send.
+    _calls: deque[tuple[float, int, int]] = field(default_factory=deque)
+    _n: int = 0  # calls in _calls
     _failures: int = 0  # failures among _calls
 
     def check(self, now: float) -> float | None:
         """None: go ahead (and report the outcome). Else: seconds until the next probe."""
+        go, wait = self.admit(now, 1)
+        return None if go else wait
+
+    def admit(self, now: float, n: int) -> tuple[int, float | None]:
+        """How many of `n` sends starting together may go out (report each outcome), and,
+        if not all, how many seconds the others should wait."""
         if self.state is State.OPEN:
             if now < self.opened_until:
-                self.rejected += 1
-                return self.opened_until - now
+                self.rejected += n
+                return 0, self.opened_until - now
             self.state = State.HALF_OPEN
             self.in_probe = 0
         if self.state is State.HALF_OPEN:
-            if self.in_probe >= self.policy.probes:
-                self.rejected += 1
+            go = max(0, min(n, self.policy.probes - self.in_probe))
+            self.in_probe += go
+            if go < n:
+                self.rejected += n - go
                 # A probe is out: come back after a short open period, by when it has
                 # answered (sooner would only burn the delivery's attempts).
-                return self.policy.open_s
-            self.in_probe += 1
-        return None
+                return go, self.policy.open_s
+            return go, None
+        return n, None
 
     def record(self, now: float, *, ok: bool) -> None:
         """Report the outcome of a send that `check` let through."""
+        self.record_many(now, int(ok), int(not ok))
+
+    def record_many(self, now: float, ok: int, failed: int) -> None:
+        """Report the outcomes of sends that `admit` let through: `ok` answered (the
+        provider is up), `failed` did not."""
+        if ok + failed == 0:
+            return
         if self.state is State.HALF_OPEN:
-            self.in_probe = max(0, self.in_probe - 1)
+            self.in_probe = max(0, self.in_probe - ok - failed)
             if ok:
                 self._close()
             else:
                 self._open(now, min(self.policy.max_open_s, 2 * self.open_for))
             return
         if self.state is State.OPEN:
-            return  # a send that started before the breaker opened: already counted
-        # A running count of failures in the window: this runs once per send, so it must
-        # not rescan the window (the province benchmark spent 59 % of its CPU doing so).
-        self._calls.append((now, ok))
-        self._failures += not ok
+            return  # sends that started before the breaker opened: already counted
+        # Running counts over the window: this runs once per chunk of sends, so it must not
+        # rescan the window (the province benchmark spent 59 % of its CPU doing so).
+        self._calls.append((now, ok + failed, failed))
+        self._n += ok + failed
+        self._failures += failed
         horizon = now - self.policy.window_s
         while self._calls and self._calls[0][0] < horizon:
-            _t, good = self._calls.popleft()
-            self._failures -= not good
-        n = len(self._calls)
-        if n >= self.policy.min_calls and self._failures >= self.policy.failure_ratio * n:
+            _t, calls, failures = self._calls.popleft()
+            self._n -= calls
+            self._failures -= failures
+        if self._n >= self.policy.min_calls and self._failures >= self.policy.failure_ratio * self._n:
             self._open(now, self.policy.open_s)
 
     def _open(self, now: float, length: float) -> None:
@@ -121,6 +140,7 @@ class Breaker:
         self.opened_until = now + length
         self.opened += 1
         self._calls.clear()
+        self._n = 0
         self._failures = 0
         log.warning("circuit opened", provider=self.key, open_s=round(length, 3))
 
@@ -128,6 +148,7 @@ class Breaker:
         self.state = State.CLOSED
         self.open_for = 0.0
         self._calls.clear()
+        self._n = 0
         self._failures = 0
         log.info("circuit closed", provider=self.key, rejected=self.rejected)
 
@@ -151,6 +172,12 @@ class Breakers:
 
     def record(self, key: str, *, ok: bool) -> None:
         self.get(key).record(self._now(), ok=ok)
+
+    def admit(self, key: str, n: int) -> tuple[int, float | None]:
+        return self.get(key).admit(self._now(), n)
+
+    def record_many(self, key: str, ok: int, failed: int) -> None:
+        self.get(key).record_many(self._now(), ok, failed)
 
     def states(self) -> dict[str, State]:
         return {k: b.state for k, b in self._by_key.items()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import NamedTuple
@@ -80,8 +80,9 @@ class Dispatcher:
         self.ctx = ctx
         self.channels = dict(channels)
         self.consumer = consumer
-        cfg = ctx.settings.engine
-        self._sem = {name: asyncio.Semaphore(cfg.concurrency) for name in self.channels}
+        # One chunk's sends in flight per channel (a chunk holds at most `concurrency`): the
+        # lane loop's and a sweep's chunks take turns.
+        self._sending: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.sent = 0  # deliveries handed to a provider by this process (for progress/bench)
         self._limiter = RateLimiter(ctx.redis)
         self.breakers = Breakers(ctx.clock.now)  # per provider, in memory (see breaker.py)
@@ -156,8 +157,7 @@ class Dispatcher:
                     to_send.append((e, n))
                 if code != IN_FLIGHT:
                     finished.append(e)
-        results = await asyncio.gather(*(self._send(channel, e.delivery, n) for e, n in to_send))
-        stored = [r for r in results if r is not None]
+        stored = await self._send_all(channel, [(e.delivery, n) for e, n in to_send])
         await io.store.record(stored, ctx.clock.now())
         # Counted per chunk: a labelled counter costs a lookup and a lock per increment.
         counts: Counter[tuple[str, str]] = Counter()
@@ -173,47 +173,60 @@ class Dispatcher:
         await self._follow_up(stored)
         return finished
 
-    async def _send(self, channel: str, d: Delivery, n: int) -> Stored | None:
+    async def _send_all(self, channel: str, sends: Sequence[tuple[Delivery, int]]
+                        ) -> list[Stored]:
+        """Send a chunk's claimed deliveries at once; return their attempts."""
         impl = self.channels.get(channel)
         at = self.ctx.clock.now()
         if impl is None:
             err = f"channel {channel} is not configured"
-            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err), "failed")
+            return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
+                           "failed") for d, n in sends]
         key = str(getattr(impl, "breaker_key", None) or channel)
-        async with self._sem[channel]:
-            # Asked under the semaphore: a breaker that opened while this send queued holds it.
-            wait = self.breakers.check(key)
-            if wait is not None:
-                # The provider is down: wait on the durable timers (jittered, so the retries
-                # do not come back as one herd), not in memory. Each refusal is an attempt,
-                # so a breaker that stays open ends in the dead letters and the policy's
-                # fallback channel, as a failing provider would.
-                delay = wait + random.uniform(0.0, min(wait, 2.0))
-                return self._transient(d, n, at, f"circuit open: {key} is failing", delay)
-            try:
-                receipt = await impl.send(d)
-            except TransientChannelError as e:
-                self.breakers.record(key, ok=False)
-                # Spread a provider's Retry-After too: every refused send got the same one.
-                after = e.retry_after * random.uniform(1.0, 1.25) if e.retry_after else None
-                return self._transient(d, n, at, e.message, after)
-            except PermanentChannelError as e:
-                self.breakers.record(key, ok=True)  # the provider answered: it is up
-                log.warning("permanent failure", delivery_id=d.id, channel=channel, error=e.message)
-                return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
-                                         error=e.message), "failed")
-            except Exception as e:  # a channel bug must not lose the delivery: retry it
-                self.breakers.record(key, ok=False)
-                log.exception("channel raised an unclassified error", channel=channel)
-                return self._transient(d, n, at, f"{type(e).__name__}: {e}", None)
-        self.breakers.record(key, ok=True)
+        async with self._sending[channel]:
+            # Asked when the sends start (all of them start together): a breaker that
+            # opened while this chunk waited holds it.
+            go, wait = self.breakers.admit(key, len(sends))
+            info = _info_enabled()  # one event per send: not even built when filtered out
+            results = await asyncio.gather(*(self._send(impl, channel, d, n, at, info)
+                                             for d, n in sends[:go]))
+        up = sum(1 for _o, ok in results if ok)
+        self.breakers.record_many(key, up, len(results) - up)
+        out = [o for o, _ok in results]
+        for d, n in sends[go:]:
+            # The provider is down: wait on the durable timers (jittered, so the retries
+            # do not come back as one herd), not in memory. Each refusal is an attempt,
+            # so a breaker that stays open ends in the dead letters and the policy's
+            # fallback channel, as a failing provider would.
+            held = wait or 0.0
+            delay = held + random.uniform(0.0, min(held, 2.0))
+            out.append(self._transient(d, n, at, f"circuit open: {key} is failing", delay))
+        return out
+
+    async def _send(self, impl: Channel, channel: str, d: Delivery, n: int, at: float,
+                    info: bool) -> tuple[Stored, bool]:
+        """One send: its attempt, and whether the provider answered (for the breaker)."""
+        try:
+            receipt = await impl.send(d)
+        except TransientChannelError as e:
+            # Spread a provider's Retry-After too: every refused send got the same one.
+            after = e.retry_after * random.uniform(1.0, 1.25) if e.retry_after else None
+            return self._transient(d, n, at, e.message, after), False
+        except PermanentChannelError as e:
+            # The provider answered: it is up.
+            log.warning("permanent failure", delivery_id=d.id, channel=channel, error=e.message)
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
+                                     error=e.message), "failed"), True
+        except Exception as e:  # a channel bug must not lose the delivery: retry it
+            log.exception("channel raised an unclassified error", channel=channel)
+            return self._transient(d, n, at, f"{type(e).__name__}: {e}", None), False
         self.sent += 1
         state = "delivered" if receipt.outcome is Outcome.DELIVERED else "sent"
-        if _info_enabled():  # one event per send: not even built when info is filtered out
+        if info:
             log.info("sent", delivery_id=d.id, campaign_id=d.campaign_id, channel=channel,
                      target=d.target_id, step=d.step, kind=d.kind.value, attempt=n)
         return Stored(d, Attempt(d.id, n, channel, at, receipt.outcome,
-                                 provider_id=receipt.provider_id), state)
+                                 provider_id=receipt.provider_id), state), True
 
     def _transient(self, d: Delivery, n: int, at: float, error: str, retry_after: float | None
                    ) -> Stored:

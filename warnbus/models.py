@@ -393,8 +393,24 @@ class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 def delivery_id_for(campaign_id: str, alert_id: str, target_id: str, channel: str, step: int) -> str:
     """Deterministic delivery id."""
-    raw = f"{campaign_id}\x1f{alert_id}\x1f{target_id}\x1f{channel}\x1f{step}"
-    return "dl_" + hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+    return delivery_ids(campaign_id, alert_id)(target_id, channel, step)
+
+
+def delivery_ids(campaign_id: str, alert_id: str) -> Callable[[str, str, int], str]:
+    """`delivery_id_for` of one message: (target_id, channel, step) -> id.
+
+    The hash of the message's part is computed once and copied per delivery (a planning
+    call makes hundreds of thousands of ids). The ids never change across versions: a
+    replay after an upgrade must find the deliveries it queued before.
+    """
+    base = hashlib.blake2b(f"{campaign_id}\x1f{alert_id}\x1f".encode(), digest_size=12)
+
+    def make(target_id: str, channel: str, step: int) -> str:
+        h = base.copy()
+        h.update(f"{target_id}\x1f{channel}\x1f{step}".encode())
+        return "dl_" + h.hexdigest()
+
+    return make
 
 
 class DeliveryState(StrEnum):

@@ -22,7 +22,7 @@ from warnbus.models import (
     Level,
     Person,
     TargetKind,
-    delivery_id_for,
+    delivery_ids,
 )
 from warnbus.ports import Renderer
 
@@ -69,6 +69,10 @@ class PlanContext:
     @cached_property
     def alert_id(self) -> str:
         return self.alert.alert_id  # a hash each time: computed once per planning call
+
+    @cached_property
+    def delivery_id(self) -> Callable[[str, str, int], str]:
+        return delivery_ids(self.campaign_id, self.alert_id)
 
     @cached_property
     def drill(self) -> bool:
@@ -137,7 +141,7 @@ def _delivery(
 ) -> Delivery:
     alert_id = ctx.alert_id
     return Delivery(
-        id=delivery_id_for(ctx.campaign_id, alert_id, target_id, channel, step),
+        id=ctx.delivery_id(target_id, channel, step),
         campaign_id=ctx.campaign_id, alert_id=alert_id, target_id=target_id,
         target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
         address=address, text=text, created_at=ctx.now, drill=ctx.drill, ack_url=ack_url,

@@ -67,6 +67,38 @@ def test_breakers_are_per_key() -> None:
     assert bs.states() == {"twilio": State.OPEN, "wecom": State.CLOSED}
 
 
+def test_a_chunk_is_admitted_whole_when_closed_and_one_probe_when_half_open() -> None:
+    b = Breaker("sms", BreakerPolicy(window_s=10, min_calls=4, failure_ratio=0.5, open_s=2,
+                                     max_open_s=5, probes=2))
+    assert b.admit(0, 64) == (64, None)
+    b.record_many(0, 1, 63)  # a chunk's outcomes, reported together
+    assert b.state is State.OPEN
+    assert b.admit(1, 64) == (0, pytest.approx(1))  # all wait for the open period
+    assert b.admit(2, 64) == (2, 2)  # half-open: the probes go, the others come back later
+    assert b.admit(2, 5) == (0, 2)  # the probes are out
+    assert b.rejected == 64 + 62 + 5
+    b.record_many(2.5, 0, 2)
+    assert b.state is State.OPEN and b.open_for == 4
+    assert b.admit(6.5, 1) == (1, None)
+    b.record_many(6.6, 1, 0)
+    assert b.state is State.CLOSED
+
+
+def test_chunk_reports_count_each_send_in_the_window() -> None:
+    b = Breaker("wecom", P)
+    b.record_many(0, 3, 0)
+    b.record_many(1, 0, 2)  # 2 of 5 failed: under the ratio
+    assert b.state is State.CLOSED
+    b.record_many(2, 0, 1)  # 3 of 6
+    assert b.state is State.OPEN
+    c = Breaker("wecom", P)
+    c.record_many(0, 0, 3)
+    c.record_many(20, 0, 1)  # the three old failures left the window: 1 call
+    assert c.state is State.CLOSED
+    c.record_many(20, 0, 0)  # nothing to report
+    assert c.state is State.CLOSED
+
+
 @pytest.mark.parametrize("kwargs", [{"failure_ratio": 0}, {"min_calls": 0}, {"open_s": 0},
                                     {"open_s": 10, "max_open_s": 5}, {"probes": 0}])
 def test_policy_is_validated(kwargs: dict[str, float]) -> None:
