@@ -8,13 +8,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
 from warnbus import keys
-from warnbus.models import Ack, Alert, Attempt, Delivery, GridState, Target
+from warnbus.models import (
+    Ack,
+    Alert,
+    Attempt,
+    Delivery,
+    DeliveryKind,
+    GridState,
+    Level,
+    Target,
+    TargetKind,
+)
+from warnbus.models import Outcome as AttemptOutcome
 from warnbus.queue import scripts
 from warnbus.queue.scripts import pack_args
 
@@ -22,6 +34,10 @@ _enc = msgspec.msgpack.Encoder()
 _dec_target = msgspec.msgpack.Decoder(Target)
 _dec_ack = msgspec.msgpack.Decoder(Ack)
 _json_alert = msgspec.json.Decoder(Alert)
+#: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
+#: property call; and `pack_args` takes its fast path only when every item is a plain str).
+_VALUE: dict[StrEnum, str] = {
+    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome) for m in e}
 
 
 def s(v: bytes | str | None) -> str:
@@ -39,9 +55,10 @@ class GridView:
     holder: str
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The outcome of one send to store: the attempt and where the delivery goes next."""
+class Outcome(msgspec.Struct, frozen=True, gc=False):
+    """The outcome of one send to store: the attempt and where the delivery goes next.
+
+    Untracked by the cyclic collector, like the records it holds (see models.py)."""
 
     delivery: Delivery
     attempt: Attempt
@@ -180,7 +197,7 @@ class Store:
             ck = keys.campaign(cid)
             args: list[str] = [str(now), str(lease_s)]
             for d in batch:
-                args += [d.id, d.kind.value, d.target_id]
+                args += (d.id, _VALUE[d.kind], d.target_id)
             calls.append(self._claim(keys=[ck.meta, ck.dstate, ck.stopped],
                                      args=[pack_args(args)]))
         replies = await _all(calls)
@@ -198,12 +215,16 @@ class Store:
         for cid, items in by_c.items():
             ck = keys.campaign(cid)
             args: list[str] = [str(now)]
+            infos: dict[tuple[str, str, str], str] = {}  # one per message: built once
             for o in items:
                 a, d = o.attempt, o.delivery
                 detail = a.error or a.provider_id or ""
-                info = f"{d.alert_id}|{d.level.value}|{d.target_kind.value}"
-                args += [d.id, d.target_id, d.channel, str(d.step), d.kind.value, str(a.n),
-                         a.outcome.value, o.next_state, detail, info]
+                what = (d.alert_id, _VALUE[d.level], _VALUE[d.target_kind])
+                info = infos.get(what)
+                if info is None:
+                    info = infos[what] = "|".join(what)
+                args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
+                         _VALUE[a.outcome], o.next_state, detail, info)
             calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo],
                                       args=[pack_args(args)]))
         await _all(calls)

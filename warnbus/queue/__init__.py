@@ -119,10 +119,11 @@ class Lanes:
         """Append deliveries to their lanes, `PER_ENTRY` deliveries per entry and up to
         `chunk` entries per Lua call. Replays are harmless: the claim script skips a delivery
         already in flight or done."""
-        by_lane: dict[str, list[Delivery]] = {}
+        by_lane: dict[tuple[str, Level], list[Delivery]] = {}
         for d in deliveries:
-            by_lane.setdefault(keys.lane(d.channel, d.priority), []).append(d)
-        for lane, ds in by_lane.items():
+            by_lane.setdefault((d.channel, d.level), []).append(d)
+        for (channel, level), ds in by_lane.items():
+            lane = keys.lane(channel, level.rank)
             blobs = [_enc.encode(ds[i : i + PER_ENTRY]) for i in range(0, len(ds), PER_ENTRY)]
             for i in range(0, len(blobs), chunk):
                 await self._enqueue(keys=[lane], args=[scripts.pack_args(blobs[i : i + chunk])])
