@@ -67,8 +67,9 @@ class Engine:
                     await ch.start(self.sink)
             spawn(asyncio.create_task(self._inbox_loop(), name="inbox"))
             for name in self.channels:
-                spawn(asyncio.create_task(self.dispatcher.run_channel(name, self._stop),
-                                          name=f"lane-{name}"))
+                for i in range(self.ctx.settings.engine.lane_readers):
+                    spawn(asyncio.create_task(self.dispatcher.run_channel(name, self._stop),
+                                              name=f"lane-{name}-{i}"))
         if "timer" in self.roles:
             spawn(asyncio.create_task(self.ticker.run(self._stop), name="timers"))
             await self.feeds.start()

@@ -26,6 +26,7 @@ from warnbus.models import (
     TargetKind,
 )
 from warnbus.queue import LaneEntry, TimerEntry
+from warnbus.store import Outcome as Stored
 
 
 def test_records_without_references_are_not_tracked() -> None:
@@ -46,6 +47,7 @@ def test_records_without_references_are_not_tracked() -> None:
         Device("d_1", "喇叭", "430623101001"),
         LaneEntry("lane", b"1-0", d),
         TimerEntry(b"1-0", b"m"),
+        Stored(d, Attempt("dl_1", 1, "sms", 0.0, Outcome.ACCEPTED), "sent"),
     ]
     for r in records:
         assert not gc.is_tracked(r), type(r).__name__

@@ -1,0 +1,46 @@
+"""`engine.lane_readers`: several loops read each channel's lanes; every delivery goes once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import msgspec
+import pytest
+
+from tests.engine.helpers import cap_alert, make_harness
+from warnbus.config import EngineSettings
+from warnbus.intake import accept
+
+
+async def test_each_channel_runs_its_readers_and_sends_each_delivery_once(
+    redis_url: str,
+) -> None:
+    h = await make_harness(redis_url, lane_readers=3, batch=8, concurrency=4)
+    try:
+        await h.app.engine.start()
+        names = sorted(t.get_name() for t in h.app.engine._tasks)
+        assert [n for n in names if n.startswith("lane-sms")] == [
+            "lane-sms-0", "lane-sms-1", "lane-sms-2"]
+        # Two townships: many chunks of 4 for the three readers of each channel to share.
+        res = await accept(h.ctx, cap_alert(codes=("430623101000", "430623102000")))
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            meta = await h.ctx.store.meta(res.campaign_id)
+            if int(meta.get("attempts", 0)) and not any((await h.ctx.lanes.depth()).values()):
+                sent = h.sent()
+                if len(sent) == int(meta["attempts"]):
+                    break
+            await asyncio.sleep(0.05)
+        sent = h.sent()
+        assert len(sent) > 3 * 16
+        assert Counter(d.id for d in sent).most_common(1)[0][1] == 1, "a delivery went twice"
+        assert int(meta["attempts"]) == len(sent) and int(meta.get("duplicates", 0)) == 0
+    finally:
+        await h.app.close()
+
+
+def test_lane_readers_must_be_at_least_one() -> None:
+    with pytest.raises(msgspec.ValidationError, match="lane_readers"):
+        msgspec.convert({"lane_readers": 0}, EngineSettings)
