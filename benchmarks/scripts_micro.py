@@ -4,9 +4,10 @@
 
 Runs CLAIM, RECORD, PUT_TARGETS and INIT_GRIDS of `warnbus/queue/scripts.py` on chunks of
 64 deliveries (3 per person, as voice + SMS + WeCom), then a loop that writes the attempt's
-audit entry as 11 fields or as 4, and prints Redis's own time (`INFO commandstats`, µs of
-EVALSHA) per delivery (docs/benchmarks.md, "What limits each figure now"). Starts its own
-redis-server (AOF everysec) in a temporary directory.
+audit entry as 11 fields (as RECORD did before 2026-11-23) or as 4 (as it does now), and
+prints Redis's own time (`INFO commandstats`, µs of EVALSHA) per delivery
+(docs/benchmarks.md, "What limits each figure now"). Starts its own redis-server (AOF
+everysec) in a temporary directory.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from channels.sim.officers import OfficerModel
-from warnbus import keys
 from warnbus.app import App, build_app
 from warnbus.clock import ScaledClock
 from warnbus.config import EngineSettings, ServerSettings, Settings
@@ -84,24 +83,22 @@ class AuditCounter:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.last = "-"
+        self.last = ""
         self.counts: Counter[str] = Counter()
 
     async def update(self, campaign_id: str) -> Counter[str]:
-        key = keys.campaign(campaign_id).audit
         while True:
-            lo = self.last if self.last == "-" else "(" + self.last
-            batch = await self.app.ctx.redis.xrange(key, min=lo, count=2000)
-            if not batch:
+            rows = await self.app.ctx.store.audit_after(campaign_id, self.last, 2000)
+            if not rows:
                 return self.counts
-            for entry_id, f in batch:
-                ev = f.get(b"ev", b"").decode()
-                if ev == "attempt" and f.get(b"s") in (b"sent", b"delivered"):
-                    ch = f.get(b"ch", b"").decode()
-                    self.counts["speaker" if ch == "loudspeaker" else f.get(b"k", b"").decode()] += 1
+            for row in rows:
+                ev = row.get("ev", "")
+                if ev == "attempt" and row.get("s") in ("sent", "delivered"):
+                    ch = row.get("ch", "")
+                    self.counts["speaker" if ch == "loudspeaker" else row.get("k", "")] += 1
                 elif ev == "ack":
-                    self.counts["ack:" + f.get(b"via", b"").decode()] += 1
-                self.last = entry_id.decode()
+                    self.counts["ack:" + row.get("via", "")] += 1
+                self.last = row["id"]
 
 
 async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:

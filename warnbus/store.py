@@ -292,19 +292,36 @@ class Store:
     async def audit(self, campaign_id: str) -> list[dict[str, str]]:
         """The whole append-only audit stream of a campaign, oldest first."""
         out: list[dict[str, str]] = []
-        last = "-"
+        last = ""
         while True:
-            batch = await self.redis.xrange(keys.campaign(campaign_id).audit, min=last, count=5000)
-            if last != "-" and batch:
-                batch = batch[1:]
-            if not batch:
-                break
-            for entry_id, fields in batch:
-                row = {s(k): s(v) for k, v in fields.items()}
-                row["id"] = s(entry_id)
-                out.append(row)
-            last = s(batch[-1][0])
-        return out
+            rows = await self.audit_after(campaign_id, last, 5000)
+            if not rows:
+                return out
+            out += rows
+            last = rows[-1]["id"]
+
+    async def audit_after(self, campaign_id: str, last: str, count: int) -> list[dict[str, str]]:
+        """Up to `count` audit events after the entry id `last` ("" from the start)."""
+        lo = "(" + last if last else "-"
+        batch = await self.redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
+        return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
+
+
+#: The fields an attempt's audit entry packs into its `a` field, in order (scripts.RECORD).
+ATTEMPT_FIELDS = ("d", "tg", "ch", "st", "k", "n", "o", "s")
+
+
+def audit_row(entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str]:
+    """One audit event as a dict of its fields and its entry `id`.
+
+    An attempt written as one packed `a` field comes back as its eight fields (d, tg, ch, st,
+    k, n, o, s), as attempts written before that change still are."""
+    row = {s(k): s(v) for k, v in fields.items()}
+    packed = row.pop("a", None)
+    if packed is not None:
+        row.update(zip(ATTEMPT_FIELDS, packed.split("|"), strict=True))
+    row["id"] = entry_id
+    return row
 
 
 async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
