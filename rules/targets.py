@@ -16,13 +16,7 @@ def build_targets(data: RegistryData, grid_ids: Iterable[str], device_ids: Itera
     targets, and no devices: loudspeakers would broadcast the exercise to the public.
     Ids unknown to the registry are skipped (the matcher only yields known ones).
     """
-    grids_of: dict[str, list[str]] = {}
-    for gid in sorted(set(grid_ids)):
-        grid = data.grids.get(gid)
-        person = data.persons.get(grid.primary) if grid else None
-        if person is None or (drill and not person.drill):
-            continue
-        grids_of.setdefault(person.id, []).append(gid)
+    grids_of = _primaries(data, sorted(set(grid_ids)), drill)
     targets = [
         Target(id=pid, kind=TargetKind.PERSON, region=data.persons[pid].region,
                role=Role.PRIMARY, grids=tuple(gids))
@@ -37,6 +31,28 @@ def build_targets(data: RegistryData, grid_ids: Iterable[str], device_ids: Itera
             targets.append(Target(id=did, kind=TargetKind.DEVICE, region=device.region,
                                   grids=grids))
     return targets
+
+
+def count_targets(data: RegistryData, grid_ids: Iterable[str], device_ids: Iterable[str], *,
+                  drill: bool) -> int:
+    """`len(build_targets(...))` without building them: the 202 of a province-wide alert
+    counts its targets, the planner builds them later."""
+    n = len(_primaries(data, set(grid_ids), drill))
+    if not drill:
+        n += sum(1 for did in set(device_ids) if did in data.devices)
+    return n
+
+
+def _primaries(data: RegistryData, grid_ids: Iterable[str], drill: bool) -> dict[str, list[str]]:
+    """Person id -> the grids (in the order given) of which the person is the primary."""
+    grids_of: dict[str, list[str]] = {}
+    for gid in grid_ids:
+        grid = data.grids.get(gid)
+        person = data.persons.get(grid.primary) if grid else None
+        if person is None or (drill and not person.drill):
+            continue
+        grids_of.setdefault(person.id, []).append(gid)
+    return grids_of
 
 
 def chain_for(data: RegistryData, grid_id: str) -> tuple[str | None, ...]:

@@ -22,7 +22,7 @@ from rules.hazards import HazardTable
 from rules.levels import level_of
 from rules.match import Matcher
 from rules.policy import Policy
-from rules.targets import build_targets
+from rules.targets import build_targets, count_targets
 from rules.templates import Templates
 from warnbus import services
 from warnbus.acks import AckLinks
@@ -73,6 +73,11 @@ class RulesFacade:
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
     ) -> list[Target]:
         return build_targets(data, grids, devices, drill=drill)
+
+    def count_targets(
+        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
+    ) -> int:
+        return count_targets(data, grids, devices, drill=drill)
 
 
 def load_channels(

@@ -104,9 +104,8 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
         match = ctx.rules.match(alert)
         _check_regions(ctx, match.grids, scope)
         warnings = _check_registry(ctx, alert, match)
-        n_targets = len(match.grids) and len(
-            ctx.rules.targets(ctx.registry.data, match.grids, match.devices, drill=alert.is_drill)
-        )
+        n_targets = len(match.grids) and ctx.rules.count_targets(
+            ctx.registry.data, match.grids, match.devices, drill=alert.is_drill)
     ck = keys.campaign(cid)
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.hsetnx(ck.alerts, aid, _json.encode(alert))

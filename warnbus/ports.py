@@ -77,3 +77,6 @@ class Rules(Protocol):
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
     ) -> list[Target]: ...
+    def count_targets(
+        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
+    ) -> int: ...

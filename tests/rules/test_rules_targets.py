@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from rules.targets import build_targets, chain_for
+from rules.targets import build_targets, chain_for, count_targets
 from warnbus.models import RegistryData, Role, TargetKind
 from warnbus.registry import Registry
 
@@ -55,6 +55,25 @@ def test_unknown_ids_are_skipped(sample_data: RegistryData) -> None:
 
 def test_no_targets_without_grids(sample_data: RegistryData) -> None:
     assert build_targets(sample_data, [], [], drill=False) == []
+
+
+@pytest.mark.parametrize("drill", [False, True])
+@pytest.mark.parametrize("part", ["all", "township", "shared", "repeats and unknown ids"])
+def test_counting_targets_is_building_them(sample_data: RegistryData, drill: bool,
+                                           part: str) -> None:
+    grids, devices = sorted(sample_data.grids), sorted(sample_data.devices)
+    if part == "township":
+        grids = [g for g in grids if sample_data.grids[g].village.startswith("430623101")]
+        devices = [d for d in devices if sample_data.devices[d].region.startswith("430623101")]
+    elif part == "shared":
+        grids = _shared_primary(sample_data)[1]
+        devices = devices[:1]
+    elif part == "repeats and unknown ids":
+        grids = [*grids[:5], grids[0], "nope"]
+        devices = [devices[0], devices[0], "nada"]
+    want = len(build_targets(sample_data, grids, devices, drill=drill))
+    assert want > 0 or drill  # a drill may have no participant there
+    assert count_targets(sample_data, grids, devices, drill=drill) == want
 
 
 @pytest.mark.parametrize("index", [0, 100, 776])
