@@ -15,6 +15,8 @@ log = structlog.get_logger("warnbus.events")
 _DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.DONE}
 _FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
 _ADDRESS_FIELD = {"sms": "phone", "voice": "phone", "wecom": "wecom"}
+#: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
+ACTIVE_TTL_S = 1.0
 
 
 class EngineSink:
@@ -24,6 +26,8 @@ class EngineSink:
         self.ctx = ctx
         self._devices = DeviceStatusBook(ctx.redis)
         self._by_address: dict[tuple[str, str], list[str]] = {}
+        self._active_list: list[str] = []
+        self._active_at: float | None = None
         for p in ctx.registry.data.persons.values():
             for field in ("phone", "wecom"):
                 value = getattr(p, field)
@@ -63,14 +67,40 @@ class EngineSink:
         return res.recorded
 
     async def confirm_from(self, channel: str, address: str, via: AckVia) -> list[str]:
+        """A reply that names no campaign (an SMS "1") confirms its sender in every active
+        campaign where they are an unconfirmed target."""
         field = _ADDRESS_FIELD.get(channel, "phone")
-        confirmed: list[str] = []
         persons = self._by_address.get((field, address), [])
-        campaigns = await self.ctx.store.active_campaigns() if persons else []
+        if not persons:
+            log.info("reply without an open campaign", channel=channel, address=address)
+            return []
+        confirmed = await self._confirm_in(await self._active(fresh=False), persons, via)
+        if not confirmed:
+            # The list may be a moment old: a miss asks Redis again before giving up.
+            confirmed = await self._confirm_in(await self._active(fresh=True), persons, via)
+        if not confirmed:
+            log.info("reply without an open campaign", channel=channel, address=address)
+        return sorted(confirmed)
+
+    async def _confirm_in(self, campaigns: list[str], persons: list[str], via: AckVia
+                          ) -> list[str]:
+        confirmed: list[str] = []
         for pid in persons:
             for cid in campaigns:
                 if (await record_ack(self.ctx, cid, pid, via, open_only=True)).recorded:
                     confirmed.append(cid)
-        if not confirmed:
-            log.info("reply without an open campaign", channel=channel, address=address)
-        return sorted(confirmed)
+        return confirmed
+
+    async def _active(self, *, fresh: bool) -> list[str]:
+        """The active campaigns, read at most once per `ACTIVE_TTL_S` of the engine's clock.
+
+        Replies come in bursts (a province's officers answering one warning), each tried on
+        every active campaign; the list read once serves the burst. A campaign missing from
+        a list that old started less than a second ago: its SMS has not reached anyone yet,
+        so no reply can be meant for it. Ended campaigns on the list are harmless (the ack
+        script checks the state)."""
+        now = self.ctx.clock.now()
+        if fresh or self._active_at is None or not 0 <= now - self._active_at < ACTIVE_TTL_S:
+            self._active_list = await self.ctx.store.active_campaigns()
+            self._active_at = now
+        return self._active_list

@@ -334,3 +334,36 @@ async def test_an_sms_reply_confirms_the_active_campaigns_that_call_the_sender(h
     for cid, acked in ((town.campaign_id, True), (other.campaign_id, False),
                        (ended.campaign_id, False)):
         assert await h.ctx.store.is_acked(cid, person.id) is acked
+
+
+async def test_sms_replies_read_the_active_campaigns_once_per_second(h: Harness) -> None:
+    """A burst of replies reads the active campaigns once; a reply that finds nothing to
+    confirm in that list reads it again, so a campaign started meanwhile is not missed."""
+    first = await accept(h.ctx, cap_alert("a-first", codes=("430623101000",)))
+    await h.drain()
+    sink = h.app.engine.sink
+    phones = sorted({p.phone for d in h.sent("sms") if d.campaign_id == first.campaign_id
+                     if (p := h.ctx.person(d.target_id)) is not None and p.phone})
+    assert len(phones) > 3
+    reads = 0
+    real = h.ctx.store.active_campaigns
+
+    async def counted() -> list[str]:
+        nonlocal reads
+        reads += 1
+        return await real()
+
+    h.ctx.store.active_campaigns = counted  # type: ignore[method-assign]
+    for phone in phones[:3]:
+        assert await sink.confirm_from("sms", phone, AckVia.SMS) == [first.campaign_id]
+    assert reads == 1
+    # A second campaign for other persons starts within the second the list was read.
+    second = await accept(h.ctx, cap_alert("a-second", codes=("430623105000",)))
+    await h.drain()
+    phone = next(p.phone for d in h.sent("sms") if d.campaign_id == second.campaign_id
+                 if (p := h.ctx.person(d.target_id)) is not None and p.phone)
+    assert await sink.confirm_from("sms", phone, AckVia.SMS) == [second.campaign_id]
+    assert reads == 2
+    h.clock.advance(1.5)
+    assert await sink.confirm_from("sms", phones[3], AckVia.SMS) == [first.campaign_id]
+    assert reads == 3
