@@ -13,7 +13,6 @@ import asyncio
 import functools
 import secrets
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -21,6 +20,7 @@ import aiohttp
 import msgspec
 import structlog
 from aiohttp import web
+from lxml import etree
 
 from channels import wecom_crypto as proto
 from warnbus.errors import AuthError, ConfigError, PermanentChannelError, TransientChannelError
@@ -377,7 +377,7 @@ class WeCom:
             return self._reject(request, 400, f"inner XML: {e}")
         return await self._on_event(request, event, sink, signed[0])
 
-    async def _on_event(self, request: web.Request, event: ET.Element, sink: EventSink,
+    async def _on_event(self, request: web.Request, event: etree._Element, sink: EventSink,
                         signature: str) -> web.Response:
         if event.findtext("MsgType") != "event" or event.findtext("Event") != "template_card_event":
             return web.Response()  # other messages and events: nothing to do
