@@ -91,8 +91,10 @@ class Dispatcher:
         cfg = self.ctx.settings.engine
         rate = getattr(self.channels.get(channel), "rate_per_s", None)
         # Read about a second's worth under a provider rate, so entries do not sit idle in
-        # this worker's pending list long enough to look abandoned.
+        # this worker's pending list long enough to look abandoned; the channel's readers
+        # share it (their sends take turns, so each batch waits on the others').
         count = cfg.batch if not rate else max(1, min(cfg.batch, int(rate)))
+        count = max(1, count // cfg.lane_readers)
         async with _pinned(self.ctx) as io:
             while not stop.is_set():
                 try:
