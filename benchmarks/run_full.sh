@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full benchmark runs behind the figures in docs/benchmarks.md: each scenario at its full
 # size, 3 runs, JSON into benchmarks/results/<scenario>.json (one object per file).
-# Takes about 18 minutes on the 2-core reference machine; everything runs on 127.0.0.1.
+# Takes about 12 minutes on the 2-core reference machine; everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results
