@@ -179,8 +179,8 @@ class Dispatcher:
                         ) -> list[Stored]:
         """Send a chunk's claimed deliveries at once; return their attempts."""
         impl = self.channels.get(channel)
-        at = self.ctx.clock.now()
         if impl is None:
+            at = self.ctx.clock.now()
             err = f"channel {channel} is not configured"
             return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
                            "failed") for d, n in sends]
@@ -188,6 +188,7 @@ class Dispatcher:
         async with self._sending[channel]:
             # Asked when the sends start (all of them start together): a breaker that
             # opened while this chunk waited holds it.
+            at = self.ctx.clock.now()
             go, wait = self.breakers.admit(key, len(sends))
             info = _info_enabled()  # one event per send: not even built when filtered out
             results = await asyncio.gather(*(self._send(impl, channel, d, n, at, info)

@@ -74,10 +74,12 @@ class EngineSink:
         if not persons:
             log.info("reply without an open campaign", channel=channel, address=address)
             return []
-        confirmed = await self._confirm_in(await self._active(fresh=False), persons, via)
+        tried = await self._active(fresh=False)
+        confirmed = await self._confirm_in(tried, persons, via)
         if not confirmed:
-            # The list may be a moment old: a miss asks Redis again before giving up.
-            confirmed = await self._confirm_in(await self._active(fresh=True), persons, via)
+            # The list may be a moment old: a miss asks Redis for campaigns started since.
+            fresh = [c for c in await self._active(fresh=True) if c not in tried]
+            confirmed = await self._confirm_in(fresh, persons, via)
         if not confirmed:
             log.info("reply without an open campaign", channel=channel, address=address)
         return sorted(confirmed)

@@ -65,6 +65,7 @@ _FILES: tuple[tuple[str, type[msgspec.Struct], type[msgspec.Struct], str], ...] 
 _CODE12 = re.compile(r"\d{12}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _CN_MOBILE = re.compile(r"\+861[3-9]\d{9}")
+_ID_BAD = re.compile(r"[|,:\s]")
 
 #: The kind of region each role serves.
 _ROLE_LEVEL: Mapping[Role, RegionLevel] = {
@@ -289,9 +290,20 @@ def _device_problems(data: RegistryData) -> Iterable[str]:
                 yield f"{where}: grid {d.grid} lies in {grid.village}, not in {d.region}"
 
 
+def _id_problems(data: RegistryData) -> Iterable[str]:
+    """Ids are fields of the campaign state's strings ("state|attempts|lease", a person's
+    "grid:level,grid:level", an attempt's audit entry): a separator or a space in one would
+    split it."""
+    for kind, ids in (("grid", data.grids), ("person", data.persons), ("device", data.devices)):
+        for key in ids:
+            if not key or _ID_BAD.search(key):
+                yield f"{kind} {key!r}: an id must not be empty or hold '|', ',', ':' or spaces"
+
+
 def validate_registry(data: RegistryData) -> list[str]:
     """Return every problem of `data`, one human-readable line per problem naming the record."""
     return [
+        *_id_problems(data),
         *_region_problems(data.regions),
         *_grid_problems(data),
         *_person_problems(data),

@@ -317,9 +317,11 @@ def audit_row(entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str]:
     An attempt written as one packed `a` field comes back as its eight fields (d, tg, ch, st,
     k, n, o, s), as attempts written before that change still are."""
     row = {s(k): s(v) for k, v in fields.items()}
-    packed = row.pop("a", None)
-    if packed is not None:
-        row.update(zip(ATTEMPT_FIELDS, packed.split("|"), strict=True))
+    parts = row["a"].split("|") if "a" in row else ()
+    # Registry ids hold no "|" (validate_registry); anything else stays packed, never lost.
+    if len(parts) == len(ATTEMPT_FIELDS):
+        del row["a"]
+        row.update(zip(ATTEMPT_FIELDS, parts, strict=True))
     row["id"] = entry_id
     return row
 

@@ -52,3 +52,9 @@ async def test_recorded_attempts_come_back_in_full(redis: AsyncRedis) -> None:
         (d.id, "人员-1", "voice", "0", "warning", "2", "failed-temp", "retry", "a|b"),
     ]
     assert await store.audit_after(cid, rows[0]["id"], 10) == rows[1:]
+
+
+def test_a_packed_field_that_does_not_split_in_eight_is_kept_whole() -> None:
+    odd = {b"ev": b"attempt", b"a": b"dl_1|p|1|sms|0|warning|1|accepted|sent", b"x": b""}
+    row = audit_row("3-0", odd)
+    assert row["a"] == "dl_1|p|1|sms|0|warning|1|accepted|sent" and "tg" not in row

@@ -52,6 +52,18 @@ def _add_device(did: str) -> Edit:
     return edit
 
 
+def _add_person_as(pid: str) -> Edit:
+    def edit(d: RegistryData) -> None:
+        d.persons[pid] = msgspec.structs.replace(d.persons["p3"], id=pid)
+    return edit
+
+
+def _add_grid_as(gid: str) -> Edit:
+    def edit(d: RegistryData) -> None:
+        d.grids[gid] = msgspec.structs.replace(d.grids["g1"], id=gid)
+    return edit
+
+
 BOWTIE = ((29.40, 112.70), (29.41, 112.71), (29.40, 112.71), (29.41, 112.70), (29.40, 112.70))
 FLAT = ((29.40, 112.70), (29.40, 112.71), (29.40, 112.72), (29.40, 112.70))
 
@@ -96,6 +108,10 @@ CASES: list[tuple[str, Edit, str]] = [
      "device d1: region '430623101299' does not exist"),
     ("device on unknown grid", _device(grid="g9"), "device d1: grid 'g9' does not exist"),
     ("device id shared with a person", _add_device("p1"), "person p1: id is also a device id"),
+    ("device id with a separator", _add_device("spk|1"), "device 'spk|1': an id must not"),
+    ("device id with a space", _add_device("spk 1"), "device 'spk 1': an id must not"),
+    ("person id with a colon", _add_person_as("p:1"), "person 'p:1': an id must not"),
+    ("grid id with a comma", _add_grid_as("g,1"), "grid 'g,1': an id must not"),
 ]
 
 
