@@ -1,9 +1,10 @@
 """A circuit breaker per provider: stop calling a provider that is down, probe it, resume.
 
 The dispatcher asks `Breakers.admit(key, n)` before each chunk of sends (they start together)
-and reports their outcomes with `Breakers.record_many(key, ok, failed)`; `check` and `record`
-are the same for one send. The key is the channel's `breaker_key` attribute when it has one
-(so channels sharing one provider account can share a breaker), else the channel name.
+and reports their outcomes with `Breakers.record_many(key, ok, failed)`; a breaker's own
+`check` and `record` are the same for one send. The key is the channel's `breaker_key`
+attribute when it has one (so channels sharing one provider account can share a breaker),
+else the channel name.
 
 States (classic closed / open / half-open):
 
@@ -166,12 +167,6 @@ class Breakers:
         if b is None:
             b = self._by_key[key] = Breaker(key, self.policy)
         return b
-
-    def check(self, key: str) -> float | None:
-        return self.get(key).check(self._now())
-
-    def record(self, key: str, *, ok: bool) -> None:
-        self.get(key).record(self._now(), ok=ok)
 
     def admit(self, key: str, n: int) -> tuple[int, float | None]:
         return self.get(key).admit(self._now(), n)

@@ -62,7 +62,7 @@ async def _pinned(ctx: Context) -> AsyncIterator[IO]:
 
     The loop's commands follow one another (read, claim, record, acknowledge), so a
     connection of its own serves it as well as the pool, and each command skips the pool's
-    checkout (a lock and bookkeeping: about a third of the client's CPU per command,
+    checkout (a lock and bookkeeping: about a quarter of the client's CPU per command,
     `benchmarks/redis_checkout_micro.py`). A cluster client keeps its own connections.
     """
     if not isinstance(ctx.redis, Redis):

@@ -215,14 +215,10 @@ class Store:
         for cid, items in by_c.items():
             ck = keys.campaign(cid)
             args: list[str] = [str(now)]
-            infos: dict[tuple[str, str, str], str] = {}  # one per message: built once
             for o in items:
                 a, d = o.attempt, o.delivery
                 detail = a.error or a.provider_id or ""
-                what = (d.alert_id, _VALUE[d.level], _VALUE[d.target_kind])
-                info = infos.get(what)
-                if info is None:
-                    info = infos[what] = "|".join(what)
+                info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
                 args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
                          _VALUE[a.outcome], o.next_state, detail, info)
             calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo],

@@ -60,10 +60,10 @@ def test_breakers_are_per_key() -> None:
     now = [0.0]
     bs = Breakers(lambda: now[0], P)
     for _ in range(4):
-        bs.check("twilio")
-        bs.record("twilio", ok=False)
-    assert bs.check("twilio") is not None
-    assert bs.check("wecom") is None
+        assert bs.admit("twilio", 1) == (1, None)
+        bs.record_many("twilio", 0, 1)
+    assert bs.admit("twilio", 1)[0] == 0
+    assert bs.admit("wecom", 1) == (1, None)
     assert bs.states() == {"twilio": State.OPEN, "wecom": State.CLOSED}
 
 
