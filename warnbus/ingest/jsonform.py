@@ -80,9 +80,10 @@ def parse_json(
     try:
         raw = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise malformed(f"not valid JSON: {exc}") from None
-    except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
-        raise malformed(f"not valid JSON: {_not_utf8(body)}") from None
+        # msgspec >= 0.21 says only "Invalid UTF-8 encoded string": name the byte and offset.
+        raise malformed(f"not valid JSON: {_not_utf8(body) or exc}") from None
+    except UnicodeDecodeError:  # older msgspec raised it for a string that is not UTF-8
+        raise malformed(f"not valid JSON: {_not_utf8(body) or 'the body is not UTF-8'}") from None
     if not isinstance(raw, dict):
         raise malformed(f"expected a JSON object (an alert), got {type(raw).__name__}")
     check_area_counts(_area_counts(raw), max_areas, max_area_entries)
@@ -101,12 +102,13 @@ def parse_json(
 
 
 def _not_utf8(body: bytes) -> str:
-    """Where a body stops being UTF-8 (RFC 8259: JSON text exchanged between systems is)."""
+    """Where a body stops being UTF-8 (RFC 8259: JSON text exchanged between systems is);
+    "" when it is UTF-8 throughout."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"the body is not UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
-    return "the body is not UTF-8"
+    return ""
 
 
 def _area_counts(raw: dict[str, Any]) -> list[tuple[int, int]]:
