@@ -13,7 +13,6 @@ confirm (voice keys, WeCom and ack links still do).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -35,29 +34,25 @@ from channels.aliyun_common import (
     sdk_config,
 )
 from channels.cn_common import (
-    HookGuard,
     PullLoop,
-    Seen,
-    SentBook,
     SentRef,
     e164,
-    items_of,
     load_strict,
     mask_phone,
     national_number,
 )
+from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
-from channels.sms_replies import is_confirmation
 from warnbus.errors import PermanentChannelError
-from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
+from warnbus.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.aliyun_sms")
 
 ENDPOINT = "dysmsapi.aliyuncs.com"
 CHINA = timezone(timedelta(hours=8))  # SendDate of QuerySendDetails is Beijing's date
 OK_REPLY = {"code": 0, "msg": "成功"}
+BAD_REPLY = {"code": 1, "msg": "格式错误"}
 _SENT_WAITING, _SENT_FAILED, _SENT_OK = 1, 2, 3  # QuerySendDetails SendStatus
-_PULL_CONCURRENCY = 8
 
 
 class AliyunSmsConfig(AliyunConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -108,9 +103,7 @@ class AliyunSms:
         self.max_length = min(t.capacity() for t in self.templates.templates) * (
             config.max_messages)
         self._client = DysmsClient(sdk_config(config, ENDPOINT))
-        self._guard = HookGuard(name, config)
-        self.book = SentBook()
-        self._seen = Seen()
+        self.receipts = Receipts(name, PROVIDER, config)
         self._sink: EventSink | None = None
         self._pull = PullLoop(name, config.pull_interval_s, self.pull_once)
 
@@ -139,7 +132,7 @@ class AliyunSms:
                                   f"{self.name}: SMS", delivery.address)
             biz_id = str(response.body.biz_id or "")
             ids.append(biz_id)
-            self.book.add(biz_id, SentRef(delivery.campaign_id, delivery.id, delivery.target_id,
+            self.receipts.sent(biz_id, SentRef(delivery.campaign_id, delivery.id, delivery.target_id,
                                           delivery.address, time.time(), "SendSms"))
         return Receipt(provider_id=",".join(ids))
 
@@ -156,82 +149,31 @@ class AliyunSms:
     def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
         if self.config.receipts != "push":
             return []
+        rx = self.receipts
 
         async def report(request: web.Request) -> web.StreamResponse:
-            return await self._on_push(request, sink, SmsReport, self._report)
+            return await rx.on_push(request, SmsReport, lambda r: self._report(sink, r),
+                                    OK_REPLY, BAD_REPLY)
 
         async def up(request: web.Request) -> web.StreamResponse:
-            return await self._on_push(request, sink, SmsUp, self._reply)
+            return await rx.on_push(request, SmsUp, lambda r: rx.reply(
+                sink, e164(r.phone_number), r.content, f"{r.sequence_id}|{r.send_time}"),
+                OK_REPLY, BAD_REPLY)
 
-        return [("POST", self._guard.path("sms-report"), report),
-                ("POST", self._guard.path("sms-up"), up)]
-
-    async def _on_push(self, request: web.Request, sink: EventSink, kind: type[Any],
-                       apply: Any) -> web.StreamResponse:
-        data = await self._guard.json(request)
-        if isinstance(data, web.StreamResponse):
-            return data
-        try:
-            items = items_of(data, kind)
-        except msgspec.ValidationError:
-            return web.json_response({"code": 1, "msg": "格式错误"}, status=400)
-        for item in items:
-            await apply(sink, item)  # an error here is a 500: Aliyun pushes it again
-        return web.json_response(OK_REPLY)
+        return [("POST", rx.guard.path("sms-report"), report),
+                ("POST", rx.guard.path("sms-up"), up)]
 
     async def _report(self, sink: EventSink, r: SmsReport) -> None:
         status = ProviderStatus.DELIVERED if r.success else ProviderStatus.UNDELIVERED
-        detail = f"{r.err_code} {r.err_msg}".strip()
-        await self._apply_status(sink, r.biz_id, status, detail)
-
-    async def _apply_status(self, sink: EventSink, biz_id: str, status: ProviderStatus,
-                            detail: str) -> None:
-        ref = self.book.get(biz_id)
-        if ref is None:
-            log.info("sms receipt for a message this process did not send", channel=self.name,
-                     biz_id=biz_id, status=status.value)
-            return
-        self.book.close(biz_id)
-        if not self._seen.first(ref.delivery_id, status.value):
-            return  # a duplicate, a late repeat, or another part of the same delivery
-        try:
-            await sink.delivery_status(ref.campaign_id, ref.delivery_id, ref.target_id, status,
-                                       f"{detail} (Aliyun)")
-        except BaseException:
-            self._seen.forget(ref.delivery_id, status.value)
-            raise
-
-    async def _reply(self, sink: EventSink, r: SmsUp) -> None:
-        sender = e164(r.phone_number)
-        if not self._seen.first("up", sender, str(r.sequence_id), r.send_time):
-            return
-        if not is_confirmation(r.content):
-            log.info("sms reply is not a confirmation", channel=self.name,
-                     phone_masked=mask_phone(sender), length=len(r.content))
-            return
-        try:
-            campaigns = await sink.confirm_from("sms", sender, AckVia.SMS)
-        except BaseException:
-            self._seen.forget("up", sender, str(r.sequence_id), r.send_time)
-            raise
-        log.info("sms reply confirmed", channel=self.name, phone_masked=mask_phone(sender),
-                 campaigns=len(campaigns))
+        await self.receipts.status(sink, r.biz_id, status, f"{r.err_code} {r.err_msg}".strip())
 
     # ------------------------------------------------------------------ pull
 
     async def pull_once(self) -> None:
-        """Ask QuerySendDetails about every message still open (a few at a time)."""
+        """Ask QuerySendDetails about every message still open."""
         sink = self._sink
-        if sink is None:
-            return
-        limit = asyncio.Semaphore(_PULL_CONCURRENCY)
-
-        async def one(biz_id: str, ref: SentRef) -> None:
-            async with limit:
-                await self._query(sink, biz_id, ref)
-
-        open_ids = self.book.open_ids(time.time(), self.config.pull_max_age_s)
-        await asyncio.gather(*(one(b, r) for b, r in open_ids))
+        if sink is not None:
+            await self.receipts.pull_each(lambda biz_id, ref: self._query(sink, biz_id, ref))
 
     async def _query(self, sink: EventSink, biz_id: str, ref: SentRef) -> None:
         day = datetime.fromtimestamp(ref.at, CHINA).strftime("%Y%m%d")
@@ -243,11 +185,11 @@ class AliyunSms:
         dtos = response.body.sms_send_detail_dtos
         for dto in (dtos.sms_send_detail_dto or []) if dtos else []:
             if dto.send_status == _SENT_OK:
-                await self._apply_status(sink, biz_id, ProviderStatus.DELIVERED,
-                                         str(dto.err_code or "DELIVERED"))
+                await self.receipts.status(sink, biz_id, ProviderStatus.DELIVERED,
+                                           str(dto.err_code or "DELIVERED"))
             elif dto.send_status == _SENT_FAILED:
-                await self._apply_status(sink, biz_id, ProviderStatus.UNDELIVERED,
-                                         str(dto.err_code or "FAILED"))
+                await self.receipts.status(sink, biz_id, ProviderStatus.UNDELIVERED,
+                                           str(dto.err_code or "FAILED"))
 
 
 __all__ = ["PROVIDER", "AliyunSms", "AliyunSmsConfig"]

@@ -17,7 +17,6 @@ that "heard it in full" is a missed call, never answered.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -29,15 +28,19 @@ from aiohttp import web
 from alibabacloud_dyvmsapi20170525 import models as vms_models
 from alibabacloud_dyvmsapi20170525.client import Client as DyvmsClient
 
-from channels.aliyun_common import VOICE_RULES, AliyunConfig, call, params_json, runtime, sdk_config
+from channels.aliyun_common import (
+    PROVIDER,
+    VOICE_RULES,
+    AliyunConfig,
+    call,
+    params_json,
+    runtime,
+    sdk_config,
+)
 from channels.cn_common import (
-    HookGuard,
     PullLoop,
-    Seen,
-    SentBook,
     SentRef,
     e164,
-    items_of,
     load_strict,
     mask_phone,
     national_number,
@@ -45,18 +48,18 @@ from channels.cn_common import (
 from channels.cn_outcomes import (
     ALIYUN_KEY_EVENT,
     ALIYUN_MACHINE_CODES,
-    OUTCOME_STATUS,
-    CallOutcome,
     aliyun_call_outcome,
 )
+from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
 from warnbus.errors import PermanentChannelError
-from warnbus.models import AckVia, Delivery, DeliveryKind, EventSink, Receipt, WebhookHandler
+from warnbus.models import Delivery, DeliveryKind, EventSink, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.aliyun_voice")
 
 ENDPOINT = "dyvmsapi.aliyuncs.com"
 OK_REPLY = {"code": 0, "msg": "成功"}
+BAD_REPLY = {"code": 1, "msg": "格式错误"}
 CONFIRM_KEY = "1"
 CONFIRM_KINDS = frozenset({DeliveryKind.WARNING, DeliveryKind.UPDATE, DeliveryKind.REDIAL,
                            DeliveryKind.ESCALATION})
@@ -64,7 +67,6 @@ CONFIRM_KINDS = frozenset({DeliveryKind.WARNING, DeliveryKind.UPDATE, DeliveryKi
 PROD_IDS = {"IvrCall": "11000000300005", "SingleCallByTts": "11010000138001"}
 OUT_ID_BYTES = 15  # OutId is 1-15 bytes: a delivery id's first hex digits, for the log
 _MACHINE_MEMORY = 8192
-_PULL_CONCURRENCY = 8
 
 
 class AliyunVoiceConfig(AliyunConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -119,9 +121,7 @@ class AliyunVoice:
         self.templates = TemplateSet(name, config.templates, VOICE_RULES)
         self.max_length = min(t.capacity() for t in self.templates.templates)
         self._client = DyvmsClient(sdk_config(config, ENDPOINT))
-        self._guard = HookGuard(name, config)
-        self.book = SentBook()
-        self._seen = Seen()
+        self.receipts = Receipts(name, PROVIDER, config)
         self._machines: OrderedDict[str, str] = OrderedDict()  # call id -> 智能状态码
         self._sink: EventSink | None = None
         self._pull = PullLoop(name, config.pull_interval_s, self.pull_once)
@@ -162,7 +162,7 @@ class AliyunVoice:
             pending = self._client.single_call_by_tts_with_options_async(tts, runtime())
         response = await call(pending, f"{self.name}: {api}", delivery.address)
         call_id = str(response.body.call_id or "")
-        self.book.add(call_id, SentRef(delivery.campaign_id, delivery.id, delivery.target_id,
+        self.receipts.sent(call_id, SentRef(delivery.campaign_id, delivery.id, delivery.target_id,
                                        delivery.address, time.time(), api))
         return Receipt(provider_id=call_id)
 
@@ -179,29 +179,18 @@ class AliyunVoice:
     def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
         if self.config.receipts != "push":
             return []
+        rx = self.receipts
 
         async def final(request: web.Request) -> web.StreamResponse:
-            return await self._on_push(request, VoiceReport, lambda r: self._final(sink, r))
+            return await rx.on_push(request, VoiceReport, lambda r: self._final(sink, r),
+                                    OK_REPLY, BAD_REPLY)
 
         async def progress(request: web.Request) -> web.StreamResponse:
-            return await self._on_push(request, VoiceCallReport,
-                                       lambda r: self._progress(sink, r))
+            return await rx.on_push(request, VoiceCallReport, lambda r: self._progress(sink, r),
+                                    OK_REPLY, BAD_REPLY)
 
-        return [("POST", self._guard.path("voice-report"), final),
-                ("POST", self._guard.path("voice-call-report"), progress)]
-
-    async def _on_push(self, request: web.Request, kind: type[Any], apply: Any
-                       ) -> web.StreamResponse:
-        data = await self._guard.json(request)
-        if isinstance(data, web.StreamResponse):
-            return data
-        try:
-            items = items_of(data, kind)
-        except msgspec.ValidationError:
-            return web.json_response({"code": 1, "msg": "格式错误"}, status=400)
-        for item in items:
-            await apply(item)  # an error here is a 500: Aliyun pushes it again
-        return web.json_response(OK_REPLY)
+        return [("POST", rx.guard.path("voice-report"), final),
+                ("POST", rx.guard.path("voice-call-report"), progress)]
 
     async def _progress(self, sink: EventSink, r: VoiceCallReport) -> None:
         if r.smart_status_code in ALIYUN_MACHINE_CODES:
@@ -209,72 +198,24 @@ class AliyunVoice:
             while len(self._machines) > _MACHINE_MEMORY:
                 self._machines.popitem(last=False)
         if r.status_code == ALIYUN_KEY_EVENT and CONFIRM_KEY in (r.dtmf or ""):
-            await self._confirm(sink, r.call_id, "")
+            await self.receipts.key(sink, r.call_id, "")
 
     async def _final(self, sink: EventSink, r: VoiceReport) -> None:
         if CONFIRM_KEY in (r.dtmf or ""):
             # The key press may come only here (its progress report lost or not subscribed).
-            await self._confirm(sink, r.call_id, r.callee)
+            await self.receipts.key(sink, r.call_id, e164(r.callee) if r.callee else "")
             return
         smart = r.smart_status_code or self._machines.get(r.call_id, "")
         outcome, detail = aliyun_call_outcome(r.status_code, smart)
-        await self._report(sink, r.call_id, outcome, detail)
-
-    async def _confirm(self, sink: EventSink, call_id: str, callee: str) -> None:
-        if not self._seen.first(call_id, "key"):
-            return
-        ref = self.book.get(call_id)
-        try:
-            if ref is not None:
-                self.book.close(call_id)
-                recorded = await sink.confirm(ref.campaign_id, ref.target_id, AckVia.DTMF,
-                                              ref.delivery_id)
-                log.info("call confirmed by key", channel=self.name, delivery_id=ref.delivery_id,
-                         recorded=recorded)
-            elif callee:
-                # A call placed by another process or before a restart: by its number.
-                number = e164(callee)
-                campaigns = await sink.confirm_from("voice", number, AckVia.DTMF)
-                log.info("call confirmed by key, matched by number", channel=self.name,
-                         phone_masked=mask_phone(number), campaigns=len(campaigns))
-            else:
-                self._seen.forget(call_id, "key")  # the final report names the callee
-        except BaseException:
-            self._seen.forget(call_id, "key")
-            raise
-
-    async def _report(self, sink: EventSink, call_id: str, outcome: CallOutcome,
-                      detail: str) -> None:
-        ref = self.book.get(call_id)
-        if ref is None:
-            log.info("call report for a call this process did not place", channel=self.name,
-                     outcome=outcome.value)
-            return
-        self.book.close(call_id)
-        if not self._seen.first(call_id, "final"):
-            return
-        try:
-            await sink.delivery_status(ref.campaign_id, ref.delivery_id, ref.target_id,
-                                       OUTCOME_STATUS[outcome], f"{outcome.value}: {detail}")
-        except BaseException:
-            self._seen.forget(call_id, "final")
-            raise
+        await self.receipts.outcome(sink, r.call_id, outcome, detail)
 
     # ------------------------------------------------------------------ pull
 
     async def pull_once(self) -> None:
-        """Ask QueryCallDetailByCallId about every call still open (a few at a time)."""
+        """Ask QueryCallDetailByCallId about every call still open."""
         sink = self._sink
-        if sink is None:
-            return
-        limit = asyncio.Semaphore(_PULL_CONCURRENCY)
-
-        async def one(call_id: str, ref: SentRef) -> None:
-            async with limit:
-                await self._query(sink, call_id, ref)
-
-        open_ids = self.book.open_ids(time.time(), self.config.pull_max_age_s)
-        await asyncio.gather(*(one(c, r) for c, r in open_ids))
+        if sink is not None:
+            await self.receipts.pull_each(lambda call_id, ref: self._query(sink, call_id, ref))
 
     async def _query(self, sink: EventSink, call_id: str, ref: SentRef) -> None:
         request = vms_models.QueryCallDetailByCallIdRequest(
@@ -291,10 +232,9 @@ class AliyunVoice:
             log.warning("call detail not understood", channel=self.name, call_id=call_id)
             return
         state = str(detail.get("state") or "") if isinstance(detail, dict) else ""
-        if not state:
-            return
-        outcome, text = aliyun_call_outcome(state)
-        await self._report(sink, call_id, outcome, text)
+        if state:
+            outcome, text = aliyun_call_outcome(state)
+            await self.receipts.outcome(sink, call_id, outcome, text)
 
 
 __all__ = ["AliyunVoice", "AliyunVoiceConfig"]

@@ -245,6 +245,9 @@ class Seen:
             self._keys.popitem(last=False)
         return True
 
+    def has(self, *key: str) -> bool:
+        return key in self._keys
+
     def forget(self, *key: str) -> None:
         self._keys.pop(key, None)
 
