@@ -43,12 +43,13 @@ async def make_env() -> AsyncIterator[EnvFactory]:
         sock.bind(("127.0.0.1", 0))  # bound first: the simulator needs the hook URLs
         base = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/{kind}"
         hooks = f"{base}/{HOOK_SECRET}"
-        sim = AliyunSimulator(
-            AK_ID, AK_SECRET, officers, sign_names=(SIGN,), sms_templates=REGISTERED_SMS,
-            voice_templates=REGISTERED_VOICE, show_numbers=(SHOW,),
-            sms_report_url=f"{hooks}/sms-report", sms_up_url=f"{hooks}/sms-up",
-            voice_report_url=f"{hooks}/voice-report",
-            voice_call_report_url=f"{hooks}/voice-call-report", **sim_kwargs)
+        kwargs: dict[str, Any] = {
+            "sign_names": (SIGN,), "sms_templates": REGISTERED_SMS,
+            "voice_templates": REGISTERED_VOICE, "show_numbers": (SHOW,),
+            "sms_report_url": f"{hooks}/sms-report", "sms_up_url": f"{hooks}/sms-up",
+            "voice_report_url": f"{hooks}/voice-report",
+            "voice_call_report_url": f"{hooks}/voice-call-report", **sim_kwargs}
+        sim = AliyunSimulator(AK_ID, AK_SECRET, officers, **kwargs)
         endpoint = await sim.start()
         cfg = (sms_config if kind == "sms" else voice_config)(endpoint, base,
                                                              **(channel_cfg or {}))
