@@ -118,7 +118,8 @@ class AliyunSimulator:
         habits: CallHabits | None = None, scripted: Mapping[str, str] | None = None,
         failures: Mapping[str, str] | None = None, duplicate: bool = False,
         late_s: float = 0.0, out_of_order: bool = False, step_delay_s: float = 0.01,
-        clock: Callable[[], float] = time.time, max_records: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        auth_clock: Callable[[], float] = time.time, max_records: int = 10_000,
     ) -> None:
         self.keys = {access_key_id: access_key_secret}
         self.officers = officers
@@ -135,7 +136,8 @@ class AliyunSimulator:
         self.failures = dict(failures or {})  # number -> error code answered to a send
         self.duplicate, self.late_s, self.out_of_order = duplicate, late_s, out_of_order
         self.step_delay_s = step_delay_s
-        self.clock = clock
+        self.clock = clock  # the provider's business time: limits, nights, reports
+        self.auth_clock = auth_clock  # the time request signatures are checked against
         self.messages: deque[SmsRecord] = deque(maxlen=max_records)
         self.calls: deque[CallRecord] = deque(maxlen=max_records)
         self.pushes: deque[Push] = deque(maxlen=max_records)
@@ -219,7 +221,7 @@ class AliyunSimulator:
                                      "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
         except ValueError as e:
             raise AcsError("InvalidTimeStamp.Format", "x-acs-date is not ISO 8601.") from e
-        if abs(self.clock() - sent) > MAX_SKEW_S:
+        if abs(self.auth_clock() - sent) > MAX_SKEW_S:
             raise AcsError("InvalidTimeStamp.Expired",
                            "Specified time stamp or date value is expired.")
         signed = parts["SignedHeaders"].split(";")
@@ -232,7 +234,7 @@ class AliyunSimulator:
             raise AcsError("SignatureDoesNotMatch",
                            "Specified signature is not matched with our calculation.")
         nonce = request.headers.get("x-acs-signature-nonce", "")
-        now = self.clock()
+        now = self.auth_clock()
         self._nonces = {n: t for n, t in self._nonces.items() if now - t < MAX_SKEW_S}
         if not nonce or nonce in self._nonces:
             raise AcsError("SignatureNonceUsed", "Specified signature nonce was used already.")

@@ -171,7 +171,7 @@ async def test_unknown_key_id(make_env: EnvFactory) -> None:
 async def test_a_skewed_clock_is_refused(make_env: EnvFactory) -> None:
     import time
 
-    env = await make_env("sms", clock=lambda: time.time() + 1800)
+    env = await make_env("sms", auth_clock=lambda: time.time() + 1800)
     with pytest.raises(PermanentChannelError, match="clock"):
         await env.channel.send(delivery())
 
