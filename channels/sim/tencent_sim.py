@@ -330,7 +330,7 @@ class TencentSimulator:
                 "ExtendCode": "", "CountryCode": "86",
                 "SubscriberNumber": r.number.removeprefix("+86"), "PhoneNumber": r.number,
                 "SignName": next(iter(self.sign_names), ""), "ReplyContent": text,
-                "ReplyTime": _local(now), "ReplyUnixTime": int(now)})
+                "ReplyTime": _local(now)})
             return 200
         return await self._push("sms-reply", {
             "extend": "", "mobile": r.number.removeprefix("+86"), "nationcode": "86",

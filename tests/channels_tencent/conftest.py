@@ -43,12 +43,13 @@ async def make_env() -> AsyncIterator[EnvFactory]:
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/{kind}"
         hooks = f"{base}/{HOOK_SECRET}"
-        sim_kwargs.setdefault("sms_var_max", 12)
-        sim = TencentSimulator(
-            SECRET_ID, SECRET_KEY, officers, sdk_app_id=APP_ID, sign_names=(SIGN,),
-            sms_templates={SMS_CODE: SMS_CONTENT}, voice_templates={VOICE_CODE: VOICE_CONTENT},
-            sms_status_url=f"{hooks}/sms-status", sms_reply_url=f"{hooks}/sms-reply",
-            voice_url=f"{hooks}/voice", **sim_kwargs)
+        kwargs: dict[str, Any] = {
+            "sdk_app_id": APP_ID, "sign_names": (SIGN,), "sms_var_max": 12,
+            "sms_templates": {SMS_CODE: SMS_CONTENT},
+            "voice_templates": {VOICE_CODE: VOICE_CONTENT},
+            "sms_status_url": f"{hooks}/sms-status", "sms_reply_url": f"{hooks}/sms-reply",
+            "voice_url": f"{hooks}/voice", **sim_kwargs}
+        sim = TencentSimulator(SECRET_ID, SECRET_KEY, officers, **kwargs)
         endpoint = await sim.start()
         cls = TencentSms if kind == "sms" else TencentVoice
         channel = cls.from_config(kind, config(kind, endpoint, base, **(channel_cfg or {})))
