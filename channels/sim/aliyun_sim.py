@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from channels.sim.cn_limits import ALIYUN_SMS, ALIYUN_VOICE, CHINA, NumberCounter, NumberLimits
+from channels.sim.cn_server import SimServer
 from channels.sim.officers import CallHabits, OfficerModel
 
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -103,7 +104,7 @@ def acs3_signature(secret: str, method: str, path: str, query: Mapping[str, str]
     return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-class AliyunSimulator:
+class AliyunSimulator(SimServer):
     """A local stand-in for dysmsapi/dyvmsapi.aliyuncs.com and the people they reach."""
 
     def __init__(
@@ -121,6 +122,7 @@ class AliyunSimulator:
         clock: Callable[[], float] = time.time,
         auth_clock: Callable[[], float] = time.time, max_records: int = 10_000,
     ) -> None:
+        super().__init__()
         self.keys = {access_key_id: access_key_secret}
         self.officers = officers
         self.sign_names = set(sign_names)
@@ -143,36 +145,11 @@ class AliyunSimulator:
         self.pushes: deque[Push] = deque(maxlen=max_records)
         self.refusals: deque[tuple[str, str]] = deque(maxlen=max_records)  # (action, code)
         self._nonces: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port; returns the `endpoint` (host:port) for the channels' config."""
-        app = web.Application()
-        app.router.add_route("*", "/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        return f"{host}:{self._runner.addresses[0][1]}"
-
-    async def wait_idle(self, within_s: float = 5.0) -> None:
-        """Wait until every scheduled push has been made (or `within_s` passed)."""
-        deadline = time.monotonic() + within_s
-        while self._tasks and time.monotonic() < deadline:
-            await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def _handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        return self._handle
 
     # ------------------------------------------------------------------ the API
 
@@ -335,11 +312,6 @@ class AliyunSimulator:
             "gmtCreate": _local(r.sent_at)}, ensure_ascii=False)}
 
     # ------------------------------------------------------------------ what happens next
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _sms_life(self, r: SmsRecord) -> None:
         reaction = self.officers.react(r.number, r.text)

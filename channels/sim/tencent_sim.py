@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +36,7 @@ from channels.sim.cn_limits import (
     NumberCounter,
     NumberLimits,
 )
+from channels.sim.cn_server import SimServer
 from channels.sim.officers import CallHabits, OfficerModel
 
 MAX_SKEW_S = 300.0
@@ -84,7 +85,7 @@ def tc3_signature(secret_key: str, date: str, service: str, method: str, query: 
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-class TencentSimulator:
+class TencentSimulator(SimServer):
     """A local stand-in for sms/vms.tencentcloudapi.com and the people they reach."""
 
     def __init__(
@@ -102,6 +103,7 @@ class TencentSimulator:
         clock: Callable[[], float] = time.time,
         auth_clock: Callable[[], float] = time.time, max_records: int = 10_000,
     ) -> None:
+        super().__init__()
         self.keys = {secret_id: secret_key}
         self.officers = officers
         self.sdk_app_id = sdk_app_id
@@ -127,33 +129,9 @@ class TencentSimulator:
         self.refusals: deque[tuple[str, str]] = deque(maxlen=max_records)
         self.held_statuses: list[dict[str, Any]] = []
         self.held_replies: list[dict[str, Any]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port; returns the `endpoint` (host:port) for the channels' config."""
-        app = web.Application()
-        app.router.add_route("*", "/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        return f"{host}:{self._runner.addresses[0][1]}"
-
-    async def wait_idle(self, within_s: float = 5.0) -> None:
-        deadline = time.monotonic() + within_s
-        while self._tasks and time.monotonic() < deadline:
-            await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def _handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        return self._handle
 
     # ------------------------------------------------------------------ the API
 
@@ -293,11 +271,6 @@ class TencentSimulator:
         return {"SendStatus": {"CallId": r.id, "SessionContext": r.context}}
 
     # ------------------------------------------------------------------ what happens next
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _sms_life(self, r: TcRecord) -> None:
         reaction = self.officers.react(r.number, r.text)
