@@ -7,13 +7,13 @@ every open campaign of the sender's number. A delivered SMS is not a confirmatio
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from channels.sms_replies import CONFIRM_REPLIES, is_confirmation, normalize_reply
 from channels.twilio_common import (
     EMPTY_TWIML,
     SignedWebhooks,
@@ -30,6 +30,9 @@ from channels.twilio_common import (
 from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.twilio_sms")
+# Re-exported: the reply rules were born here and are still imported from here.
+__all__ = ["CONFIRM_REPLIES", "TwilioSms", "fit_sms", "is_confirmation", "normalize_reply",
+           "sms_segments"]
 
 GSM_SINGLE, GSM_PART = 160, 153  # septets in one SMS / in each part of a long one
 UCS2_SINGLE, UCS2_PART = 70, 67  # UTF-16 units: any Chinese character forces UCS-2
@@ -63,10 +66,6 @@ _STATUS = {
     "canceled": ProviderStatus.FAILED,
 }
 
-#: Replies that confirm, after `normalize_reply`.
-CONFIRM_REPLIES = frozenset({"1", "收到", "确认", "收到了", "确认收到", "已收到", "ok", "好", "好的"})
-_TRADITIONAL = str.maketrans({"確": "确", "認": "认"})
-_TRAILING = " \t\r\n。.!！~～,，、"
 
 
 def is_gsm7(text: str) -> bool:
@@ -90,16 +89,6 @@ def sms_segments(text: str) -> int:
 def fit_sms(text: str, max_segments: int, link: str | None = None) -> str:
     """Shorten `text` to at most `max_segments` parts, keeping headline, ack text and link."""
     return fit_sentences(text, lambda s: sms_segments(s) <= max_segments, keep=link)
-
-
-def normalize_reply(body: str) -> str:
-    """`" １。"` → `"1"`, `"確認"` → `"确认"`, `"OK!"` → `"ok"`."""
-    text = unicodedata.normalize("NFKC", body).translate(_TRADITIONAL)
-    return text.strip(_TRAILING).casefold()
-
-
-def is_confirmation(body: str) -> bool:
-    return normalize_reply(body) in CONFIRM_REPLIES
 
 
 class TwilioSmsConfig(TwilioConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -102,3 +102,15 @@ class PermanentChannelError(ChannelError):
     """Do not retry this address on this channel; the policy may switch channel."""
 
     code = "channel_permanent"
+
+
+class LimitedChannelError(TransientChannelError):
+    """The provider refused this number for now under its own per-number limit.
+
+    Neither the person's failure nor an outage: e.g. Tencent voice's one call per 30 s, Aliyun's
+    isv.BUSINESS_LIMIT_CONTROL. `retry_after` is when the window that refused it ends, when
+    known. It is a TransientChannelError so that a dispatcher that does not know it retries
+    after that window (never drops the delivery); one that does takes another path instead.
+    """
+
+    code = "channel_limited"

@@ -530,6 +530,8 @@ class ProviderStatus(StrEnum):
     FAILED = "failed"  # permanent: the policy may switch channel
     UNDELIVERED = "undelivered"
     NO_ANSWER = "no-answer"  # calls: rang out, busy, answered without the key
+    ANSWERED = "answered"  # calls: heard (in full or in part) without the key: not an ack
+    LIMITED = "limited"  # refused by the provider's per-number limit: not the person's failure
     PLAYING = "playing"  # loudspeakers
     DONE = "done"
 

@@ -40,3 +40,32 @@ class OfficerModel:
             self.per_message)
         rnd = random.Random(f"{self.seed}|{person}|{message}")
         return Reaction(reachable, answers, rnd.uniform(*self.delay_s))
+
+
+#: How an unconfirmed call can end at the mainland simulators (Aliyun, Tencent).
+CALL_ENDINGS = ("heard", "hangup", "voicemail", "forwarded", "busy", "no-answer")
+
+
+@dataclass(frozen=True)
+class CallHabits:
+    """What people who do not confirm a call do with it, as shares of `CALL_ENDINGS`.
+
+    `heard` listens to the end without pressing, `hangup` hangs up early, `voicemail` and
+    `forwarded` let a machine or another phone take it; the rest ring out (`no-answer`).
+    Deterministic for a seed, a person and a message, like `OfficerModel`."""
+
+    heard: float = 0.3
+    hangup: float = 0.15
+    voicemail: float = 0.1
+    forwarded: float = 0.05
+    busy: float = 0.1
+
+    def ending(self, seed: int, person: str, message: str) -> str:
+        u = _unit(seed, "ending", person, message)
+        for name, share in (("heard", self.heard), ("hangup", self.hangup),
+                            ("voicemail", self.voicemail), ("forwarded", self.forwarded),
+                            ("busy", self.busy)):
+            if u < share:
+                return name
+            u -= share
+        return "no-answer"

@@ -1,0 +1,141 @@
+"""Receipts of the mainland channels: what a push or a pull says, applied once to the engine.
+
+Both providers push the same receipt more than once, late, and out of order. Each delivery
+gets each status once (`Seen` keyed by delivery and status), each call one final outcome and
+one key press; an event the engine could not store is forgotten again, so the provider's
+retry (a non-2xx answer) or the next pull applies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from channels.cn_common import HookConfig, HookGuard, Seen, SentBook, SentRef, items_of, mask_phone
+from channels.cn_outcomes import OUTCOME_STATUS, CallOutcome
+from channels.sms_replies import is_confirmation
+from warnbus.models import AckVia, EventSink, ProviderStatus
+
+log = structlog.get_logger("channels.cn")
+
+PULL_CONCURRENCY = 8
+
+
+class Receipts:
+    """One channel's memory of its sends and how their receipts reach the sink."""
+
+    def __init__(self, channel: str, provider: str, config: HookConfig) -> None:
+        self.channel, self.provider, self.config = channel, provider, config
+        self.guard = HookGuard(channel, config)
+        self.book = SentBook()
+        self.seen = Seen()
+
+    def sent(self, provider_id: str, ref: SentRef) -> None:
+        self.book.add(provider_id, ref)
+
+    async def on_push(self, request: web.Request, kind: type[Any],
+                      apply: Callable[[Any], Awaitable[None]], ok: dict[str, Any],
+                      bad: dict[str, Any]) -> web.StreamResponse:
+        """Parse a push into `kind` items and apply each; answer as the provider expects."""
+        data = await self.guard.json(request)
+        if isinstance(data, web.StreamResponse):
+            return data
+        try:
+            items = items_of(data, kind)
+        except Exception:
+            return web.json_response(bad, status=400)
+        for item in items:
+            await apply(item)  # an error here is a 500: the provider pushes it again
+        return web.json_response(ok)
+
+    async def once(self, key: tuple[str, ...], act: Callable[[], Awaitable[Any]]) -> bool:
+        """Run `act` unless `key` was acted on; forget the key if `act` fails."""
+        if not self.seen.first(*key):
+            return False
+        try:
+            await act()
+        except BaseException:
+            self.seen.forget(*key)
+            raise
+        return True
+
+    async def status(self, sink: EventSink, provider_id: str, status: ProviderStatus,
+                     detail: str) -> None:
+        """A message's delivery status (each status once per delivery)."""
+        ref = self.book.get(provider_id)
+        if ref is None:
+            log.info("receipt for a send this process did not make", channel=self.channel,
+                     status=status.value)
+            return
+        self.book.close(provider_id)
+        await self.once((ref.delivery_id, status.value), lambda: sink.delivery_status(
+            ref.campaign_id, ref.delivery_id, ref.target_id, status,
+            f"{detail} ({self.provider})"))
+
+    async def outcome(self, sink: EventSink, call_id: str, outcome: CallOutcome,
+                      detail: str) -> None:
+        """A call's final outcome (once per call)."""
+        ref = self.book.get(call_id)
+        if ref is None:
+            log.info("call report for a call this process did not place", channel=self.channel,
+                     outcome=outcome.value)
+            return
+        self.book.close(call_id)
+        await self.once((call_id, "final"), lambda: sink.delivery_status(
+            ref.campaign_id, ref.delivery_id, ref.target_id, OUTCOME_STATUS[outcome],
+            f"{outcome.value}: {detail} ({self.provider})"))
+
+    async def key(self, sink: EventSink, call_id: str, number: str) -> None:
+        """Key 1 on a call: the confirmation, through its delivery, or else by its number.
+
+        A call placed by another process or before a restart is not in the book: its number
+        confirms the person in their open campaigns, as an SMS reply does."""
+        ref = self.book.get(call_id)
+        if ref is None and not number:
+            return  # a later report of this call names the number
+        if ref is not None:
+            self.book.close(call_id)
+
+        async def act() -> None:
+            if ref is not None:
+                recorded = await sink.confirm(ref.campaign_id, ref.target_id, AckVia.DTMF,
+                                              ref.delivery_id)
+                log.info("call confirmed by key", channel=self.channel,
+                         delivery_id=ref.delivery_id, recorded=recorded)
+            else:
+                campaigns = await sink.confirm_from("voice", number, AckVia.DTMF)
+                log.info("call confirmed by key, matched by number", channel=self.channel,
+                         phone_masked=mask_phone(number), campaigns=len(campaigns))
+
+        await self.once((call_id, "key"), act)
+
+    async def reply(self, sink: EventSink, number: str, content: str, key: str) -> None:
+        """An SMS reply: "1" / 收到 / 确认 confirm the sender's open campaigns."""
+        if not is_confirmation(content):
+            if self.seen.first("up", number, key):
+                log.info("sms reply is not a confirmation", channel=self.channel,
+                         phone_masked=mask_phone(number), length=len(content))
+            return
+
+        async def act() -> None:
+            campaigns = await sink.confirm_from("sms", number, AckVia.SMS)
+            log.info("sms reply confirmed", channel=self.channel,
+                     phone_masked=mask_phone(number), campaigns=len(campaigns))
+
+        await self.once(("up", number, key), act)
+
+    async def pull_each(self, ask: Callable[[str, SentRef], Awaitable[None]]) -> None:
+        """`ask` about every send still open, a few at a time."""
+        limit = asyncio.Semaphore(PULL_CONCURRENCY)
+
+        async def one(pid: str, ref: SentRef) -> None:
+            async with limit:
+                await ask(pid, ref)
+
+        open_ids = self.book.open_ids(time.time(), self.config.pull_max_age_s)
+        await asyncio.gather(*(one(p, r) for p, r in open_ids))

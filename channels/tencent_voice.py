@@ -1,0 +1,156 @@
+"""Tencent Cloud voice (vms 2020-09-02): SendTtsVoice, with the key press as the confirmation.
+
+The approved TTS template is read `play_times` times; pressing 1 is reported by the key-press
+callback (voicekey_callback) and confirms. How the call ended comes as voiceprompt_callback
+(result 0 answered, 1 not answered, 2 failed) or voice_failure_callback (with the reason:
+空号 and 停机 are permanent). All are answered `{"result":0}`. Tencent tells neither voicemail
+nor forwarding apart from a person who answered: such a call is "answered" without the key,
+which confirms nothing, so the 叫应 goes on.
+
+VMS has no pull API: `receipts = "pull"` is refused at start-up. Per-number limits
+(LimitExceeded.DeliveryFrequencyLimit: by default 1 call per 30 s, 2 per 10 minutes, 3 a day,
+1 at night) are refused at the send and raised as LimitedChannelError.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from tencentcloud.common.common_client_async import CommonClient
+from tencentcloud.vms.v20200902 import models as vms_models
+
+from channels.cn_common import SentRef, e164, load_strict, mask_phone, national_number
+from channels.cn_outcomes import CallOutcome, tencent_failure_outcome
+from channels.cn_receipts import Receipts
+from channels.cn_templates import TemplateSet
+from channels.tencent_common import (
+    PROVIDER,
+    TencentConfig,
+    answer_ok,
+    call,
+    credential,
+    profile,
+    rules,
+)
+from warnbus.errors import PermanentChannelError
+from warnbus.models import Delivery, EventSink, Receipt, WebhookHandler
+
+SERVICE, VERSION = "vms", "2020-09-02"
+CONFIRM_KEY = "1"
+BAD_REPLY = {"result": 1, "errmsg": "bad request"}
+_PROMPT = {"0": (CallOutcome.HEARD, "接听未按键"), "1": (CallOutcome.RETRY, "用户未接听"),
+           "2": (CallOutcome.RETRY, "呼叫异常")}
+
+
+class TencentVoiceConfig(TencentConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    type: str = "tencent-voice"
+    play_times: int = 2  # readings of the warning (1-3)
+    # Characters per TTS variable: set it to the account's value (the console shows it).
+    variable_max_chars: int = 20
+
+    def __post_init__(self) -> None:
+        if self.receipts == "pull":
+            raise ValueError("Tencent voice has no pull API: receipts must be 'push'")
+        super().__post_init__()
+        if not 1 <= self.play_times <= 3:
+            raise ValueError("play_times must be between 1 and 3")
+
+
+class VoiceCallback(msgspec.Struct):
+    callid: str = ""
+    mobile: str = ""
+    nationcode: str = "86"
+    result: str | int = ""
+    keypress: str = ""
+    failure_code: int | str = ""
+    failure_reason: str = ""
+
+
+class Envelope(msgspec.Struct):
+    voiceprompt_callback: VoiceCallback | None = None
+    voicekey_callback: VoiceCallback | None = None
+    voice_failure_callback: VoiceCallback | None = None
+
+
+class TencentVoice:
+    """Voice calls through Tencent Cloud's SendTtsVoice; key 1 confirms."""
+
+    address_field: str = "phone"
+    person_or_device: str = "person"
+    secret_fields: tuple[str, ...] = ("secret_key", "hook_secret")
+    rate_per_s: float | None = 50.0
+    max_length: int | None = 200
+
+    def __init__(self, name: str, config: TencentVoiceConfig) -> None:
+        self.name = name
+        self.config = config
+        self.rate_per_s = config.rate_per_s
+        self.templates = TemplateSet(name, config.templates, rules(config))
+        self.max_length = min(t.capacity() for t in self.templates.templates)
+        self._client = CommonClient(SERVICE, VERSION, credential(config), config.region,
+                                    profile(config))
+        self.receipts = Receipts(name, PROVIDER, config)
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> TencentVoice:
+        return cls(name, load_strict(TencentVoiceConfig, name, raw))
+
+    def __repr__(self) -> str:
+        return f"TencentVoice({self.name!r})"
+
+    async def send(self, delivery: Delivery) -> Receipt:
+        where = f"{self.name}: call"
+        try:
+            number = "+86" + national_number(delivery.address)
+        except ValueError as e:
+            raise PermanentChannelError(
+                f"{where} to {mask_phone(delivery.address)}: {e}",
+                provider_code="InvalidParameterValue.CalledNumberVerifyFail") from e
+        [message] = self.templates.messages(delivery, 1)
+        params = {"TemplateId": message.template.code, "TemplateParamSet": message.as_list(),
+                  "CalledNumber": number, "VoiceSdkAppid": self.config.sdk_app_id,
+                  "PlayTimes": self.config.play_times, "SessionContext": delivery.id}
+        response = await call(self._client.call_and_deserialize(
+            "SendTtsVoice", params, vms_models.SendTtsVoiceResponse), where, delivery.address)
+        call_id = str(response.SendStatus.CallId if response.SendStatus else "")
+        self.receipts.sent(call_id, SentRef(delivery.campaign_id, delivery.id,
+                                            delivery.target_id, delivery.address, time.time(),
+                                            "SendTtsVoice"))
+        return Receipt(provider_id=call_id)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    # ------------------------------------------------------------------ push
+
+    def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
+        async def voice(request: web.Request) -> web.StreamResponse:
+            return await self.receipts.on_push(request, Envelope,
+                                               lambda e: self._on_event(sink, e),
+                                               answer_ok(), BAD_REPLY)
+
+        return [("POST", self.receipts.guard.path("voice"), voice)]
+
+    async def _on_event(self, sink: EventSink, e: Envelope) -> None:
+        rx = self.receipts
+        if e.voicekey_callback is not None:
+            k = e.voicekey_callback
+            if CONFIRM_KEY in k.keypress:
+                await rx.key(sink, k.callid, e164(k.mobile, k.nationcode) if k.mobile else "")
+        if e.voice_failure_callback is not None:
+            f = e.voice_failure_callback
+            outcome, detail = tencent_failure_outcome(f.failure_code, f.failure_reason)
+            await rx.outcome(sink, f.callid, outcome, detail)
+        if e.voiceprompt_callback is not None:
+            p = e.voiceprompt_callback
+            if rx.seen.has(p.callid, "key"):
+                return  # the key press came first: the confirmation says it all
+            outcome, detail = _PROMPT.get(str(p.result), (CallOutcome.RETRY, "未知结果"))
+            await rx.outcome(sink, p.callid, outcome, f"{detail} (result {p.result})")
+
+
+__all__ = ["TencentVoice", "TencentVoiceConfig"]
