@@ -172,6 +172,11 @@ class Matcher:
         ignored: list[tuple[str, str]] = []
         return self._result(self._areas_mask(areas, tuple(required_tags), ignored), (), ignored)
 
+    def region_codes(self, area: Area) -> list[str]:
+        """The region-code prefixes an area's geocodes name (the most specific ones), as
+        `match` reads them; geocodes of other kinds are left out. Cheap: no geometry."""
+        return most_specific(self._prefixes(area.geocodes, []))
+
     # ------------------------------------------------------------------ internals
 
     def _empty(self) -> BoolArray:

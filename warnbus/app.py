@@ -27,12 +27,13 @@ from rules.templates import Templates
 from warnbus import services
 from warnbus.acks import AckLinks
 from warnbus.clock import Clock, ScaledClock, SystemClock
-from warnbus.config import Settings, TokenSettings
+from warnbus.config import ANY_SENDER, Settings, TokenSettings, check_credentials
 from warnbus.context import Context
+from warnbus.credentials import console_sender
 from warnbus.engine import ROLES, Engine
 from warnbus.errors import ConfigError
-from warnbus.models import Alert, Channel, Level, RegistryData, Target
-from warnbus.ports import LevelPolicyLike, MatchLike
+from warnbus.models import Alert, Area, Channel, Info, Level, RegistryData, Target
+from warnbus.ports import HazardLike, LevelPolicyLike, MatchLike
 from warnbus.queue import Lanes, Timers
 from warnbus.registry import Registry, default_registry_path, load_registry
 from warnbus.store import Store
@@ -59,6 +60,12 @@ class RulesFacade:
 
     def match(self, alert: Alert) -> MatchLike:
         return self.matcher.match(alert)
+
+    def hazard_of(self, info: Info) -> HazardLike | None:
+        return self.hazards.hazard_of(info)
+
+    def region_codes(self, area: Area) -> Sequence[str]:
+        return self.matcher.region_codes(area)
 
     def level_of(self, alert: Alert) -> Level:
         return level_of(alert)
@@ -142,6 +149,10 @@ async def build_app(
     base_url: str | None = None,
 ) -> App:
     """Wire everything; start embedded Redis/broker when no URL is configured."""
+    if registry is None:
+        registry = load_registry(settings.registry or default_registry_path())
+    # Before any server is started: a token that could speak for others is a config error.
+    check_credentials(settings, console_sender(settings, registry))
     started: list[services.ManagedService] = []
     data_dir = Path(settings.data_dir) if settings.data_dir else services.default_data_dir()
     redis_url, mqtt_url = settings.redis_url, settings.mqtt_url
@@ -160,8 +171,6 @@ async def build_app(
     pool = BlockingConnectionPool.from_url(
         redis_url, max_connections=settings.engine.redis_connections, timeout=60)
     redis = Redis(connection_pool=pool)
-    if registry is None:
-        registry = load_registry(settings.registry or default_registry_path())
     if clock is None:
         f = settings.engine.clock_factor
         clock = ScaledClock(f) if f != 1.0 else SystemClock()
@@ -205,9 +214,9 @@ async def build_app(
     api_token = None
     if settings.api_token:
         tokens += (TokenSettings("local", token_hash(settings.api_token.reveal()),
-                                 roles=("feed", "officer", "admin")),)
+                                 roles=("feed", "officer", "admin"), senders=(ANY_SENDER,)),)
     else:
         api_token = secrets.token_urlsafe(24)
         tokens += (TokenSettings("generated", token_hash(api_token),
-                                 roles=("feed", "officer", "admin")),)
+                                 roles=("feed", "officer", "admin"), senders=(ANY_SENDER,)),)
     return App(settings, ctx, engine, links, tokens, mqtt_url, api_token, started, world)

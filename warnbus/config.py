@@ -59,12 +59,26 @@ class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     redis_connections: int = 64  # per process; commands wait for a free one
 
 
+#: In `senders`: any sender. Only the local full-scope token (`WARNBUS_API_TOKEN`, or the one
+#: generated at start-up) has it; `[[tokens]]` and `[[feeds]]` must name their senders.
+ANY_SENDER = "*"
+
+
 class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """A feed or officer token. Store `sha256` (hex of the token), not the token itself."""
+    """A feed or officer token. Store `sha256` (hex of the token), not the token itself.
+
+    `senders` are the CAP `sender` values the token may publish under: an alert of any other
+    sender is refused (403), and the token never sees, continues, cancels or pre-empts another
+    sender's thread. A token that may publish (role `feed` or `admin`) must list them (see
+    `check_credentials`). `"*"` (any sender but the console's) is meant only for the local
+    full-scope token that `warnbus.app` adds from `WARNBUS_API_TOKEN` or generates; a
+    configured token may not use it.
+    """
 
     name: str
     sha256: str
     roles: tuple[str, ...] = ("feed",)  # feed (publish alerts), officer (acks), admin
+    senders: tuple[str, ...] = ()  # CAP senders the token may publish under
     regions: tuple[str, ...] = ()  # code prefixes the token may publish to; empty = all
     categories: tuple[str, ...] = ()  # CAP categories allowed; empty = all
     revoked: bool = False
@@ -80,6 +94,9 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     max_backoff_s: Annotated[float, msgspec.Meta(ge=1)] = 900.0  # cap of the error backoff
     max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 * 1024 * 1024  # per index or CAP file
+    # The CAP senders this feed speaks for (required, like a feed token's): an entry of any
+    # other sender is rejected, counted and logged.
+    senders: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()  # the same scope as a feed token: code prefixes, empty = all
     categories: tuple[str, ...] = ()  # CAP categories allowed; empty = all
     enabled: bool = True
@@ -98,6 +115,9 @@ class ConsoleConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     there (the console keeps its own settings in Redis)."""
 
     approval_levels: tuple[LevelName, ...] = ("red", "orange")  # need a second person
+    # The CAP sender the console publishes under; no token or feed may list it. Default:
+    # <county code>00000000@console.warnbus (the county of the registry).
+    sender: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^\s,<&*]*$")] = ""
 
 
 def _level_list(var: str, value: str) -> list[str]:
@@ -129,6 +149,38 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     channels: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     feeds: tuple[FeedSettings, ...] = ()
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
+
+
+def check_credentials(settings: Settings, console_sender: str) -> None:
+    """Refuse, at start-up, a token or feed that could speak for senders it should not.
+
+    A token that may publish (role `feed` or `admin`, not revoked) and every feed must list
+    their CAP senders; none may list `"*"` (the local full-scope token's alone), a blank or
+    malformed sender, or the console's own sender (`console_sender`).
+    """
+    named: list[tuple[str, tuple[str, ...], bool]] = [
+        (f"tokens[{i}] (name {t.name!r})", t.senders,
+         not t.revoked and bool({"feed", "admin"} & set(t.roles)))
+        for i, t in enumerate(settings.tokens)]
+    named += [(f"feeds[{i}] (name {f.name!r})", f.senders, True)
+              for i, f in enumerate(settings.feeds)]
+    for where, senders, publishes in named:
+        if publishes and not senders:
+            raise ConfigError(
+                f"{where}: list the CAP senders it may publish under, e.g. senders = "
+                '["430623@qx.example.cn"]; an alert of any other sender is refused')
+        for sender in senders:
+            if sender == ANY_SENDER:
+                raise ConfigError(
+                    f'{where}: senders = ["*"] (any sender) is only for the local full-scope '
+                    "token (WARNBUS_API_TOKEN); list the CAP senders this one speaks for")
+            if not sender or any(c.isspace() or c in ",<&" for c in sender):
+                raise ConfigError(f"{where}: {sender!r} is not a CAP sender (no spaces, commas, "
+                                  "'<' or '&')")
+            if sender == console_sender:
+                raise ConfigError(
+                    f"{where}: {sender!r} is the console's own sender ([console] sender); "
+                    "only the console publishes under it")
 
 
 _ENV_KEYS = {

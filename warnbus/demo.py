@@ -26,6 +26,7 @@ from channels.sim.officers import OfficerModel
 from warnbus.app import App, build_app
 from warnbus.clock import ScaledClock
 from warnbus.config import EngineSettings, ServerSettings, Settings
+from warnbus.credentials import ENGINE
 from warnbus.ingest import parse_cap
 from warnbus.intake import accept
 from warnbus.logs import configure_logging
@@ -157,7 +158,7 @@ async def _script(app: App, world: SimulatedWorld, console: Console) -> int:
     alert = _load("demo-rainstorm-red.xml", t0)
     info: Info | None = alert.primary_info()
     console.print(f"[bold red]{info.headline if info else alert.identifier}[/bold red]")
-    res = await accept(app.ctx, alert)
+    res = await accept(app.ctx, alert, ENGINE)
     console.print(f"accepted {res.alert_id} → campaign {res.campaign_id}, {res.targets} targets")
     policy = app.ctx.rules.policy_for(app.ctx.rules.level_of(alert))
     end_s = (policy.ack_deadline_s or 0) + policy.redial_window_s + len(policy.chain) * (
@@ -171,11 +172,11 @@ async def _script(app: App, world: SimulatedWorld, console: Console) -> int:
             elapsed = clock.now() - t0
             if not updated and elapsed >= update_at:
                 upd = _load("demo-rainstorm-red-update.xml", clock.now())
-                await accept(app.ctx, upd)
+                await accept(app.ctx, upd, ENGINE)
                 updated, phase = True, "预警更新 Update · 叫应继续"
             if not cancelled and elapsed >= cancel_at:
                 cancel = _load("demo-rainstorm-red-cancel.xml", clock.now())
-                await accept(app.ctx, cancel)
+                await accept(app.ctx, cancel, ENGINE)
                 cancelled, phase = True, "预警解除 Cancel"
                 cancel_seen = time.monotonic()
             view = await alert_view(app.ctx, res.alert_id)

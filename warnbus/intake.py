@@ -15,17 +15,26 @@ import structlog
 
 from warnbus import keys, metrics
 from warnbus.context import Context
-from warnbus.errors import AuthError, IngestError
+from warnbus.credentials import (
+    Credential,
+    categories_of,
+    check_area_codes,
+    check_categories,
+    check_reach,
+    check_sender,
+    check_villages,
+    foreign_thread,
+    reach_of,
+)
+from warnbus.errors import IngestError
 from warnbus.escalation import Deadline, Expiry, deadline_for, encode_timer
-from warnbus.ingest.checks import OutsideRegistryError
+from warnbus.matching import LISTED, AcceptWarning, match_alert, reach
 from warnbus.models import (
     Alert,
-    Area,
     CampaignState,
     Delivery,
     DeliveryKind,
     GridState,
-    Info,
     Level,
     MsgType,
     Person,
@@ -34,7 +43,7 @@ from warnbus.models import (
     alert_id_for,
 )
 from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
-from warnbus.ports import LevelPolicyLike, MatchLike
+from warnbus.ports import LevelPolicyLike
 from warnbus.queue import ensure_group
 from warnbus.tasks import Bounded
 
@@ -42,15 +51,6 @@ log = structlog.get_logger("warnbus.intake")
 PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
 PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
 _json = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True)
-class AcceptWarning:
-    """Something the sender of an accepted alert should fix (the 202 body's `warnings`)."""
-
-    code: str  # area_outside_registry
-    field: str  # the CAP path, e.g. info[0].area[2]
-    message: str
 
 
 @dataclass(frozen=True)
@@ -62,20 +62,31 @@ class Accepted:
     warnings: tuple[AcceptWarning, ...] = ()
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What a credential may publish: region code prefixes and CAP categories (empty = all)."""
-
-    regions: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
-
-
 def campaign_id_for(alert: Alert) -> str:
     return "cp_" + alert_id_for(alert.sender, alert.identifier)[3:]
 
 
-async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted:
-    """Dedup, thread and persist an alert; return once it is durably queued for planning."""
+def root_alert_id(campaign_id: str) -> str:
+    """The id of the Alert that started a campaign (the inverse of `campaign_id_for`)."""
+    return "al_" + campaign_id[3:]
+
+
+async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
+    """Check, dedup, thread and persist an alert under a credential; return once it is
+    durably queued for planning.
+
+    Cheapest first, each before anything costlier: the sender and references (no look-up:
+    dedup and threads only ever see the credential's own senders), the categories and the
+    areas' geocodes, then Redis (dedup, the thread and what it reached), then matching (in a
+    worker thread when the alert is large) and the villages it reaches.
+    """
+    check_sender(cred, alert)
+    if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
+        raise IngestError(
+            "invalid", f"msgType {alert.msg_type.value} messages are not disseminated", "msgType"
+        )
+    check_categories(cred, alert, ctx.rules.hazard_of)
+    check_area_codes(cred, alert, ctx.rules.region_codes)
     store = ctx.store
     aid = alert.alert_id
     known = await store.campaign_of(aid)
@@ -83,11 +94,6 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
         metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
         meta = await store.meta(known)
         return Accepted(aid, known, int(meta.get("targets", "0") or 0), created=False)
-    if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
-        raise IngestError(
-            "invalid", f"msgType {alert.msg_type.value} messages are not disseminated", "msgType"
-        )
-    _check_categories(alert, scope)
     expires = alert.expires_at()
     if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
         # Accepting it would send nothing (the campaign would be over at once): say so.
@@ -97,159 +103,53 @@ async def accept(ctx: Context, alert: Alert, scope: Scope = Scope()) -> Accepted
         cid = campaign_id_for(alert)
     else:
         cid = await _thread_of(ctx, alert)
+        if cred.scoped:
+            check_reach(cred, alert, await _thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
+    reached: list[str] = []
     if alert.msg_type is MsgType.CANCEL:
+        if cred.regions and any(info.areas for info in alert.infos):
+            check_villages(cred, (await match_alert(ctx, alert)).villages)
         n_targets = len(await store.targets(cid))
     else:
-        match = ctx.rules.match(alert)
-        _check_regions(ctx, match.grids, scope)
-        warnings = _check_registry(ctx, alert, match)
-        n_targets = len(match.grids) and ctx.rules.count_targets(
-            ctx.registry.data, match.grids, match.devices, drill=alert.is_drill)
+        got = await reach(ctx, alert, cred)
+        warnings, n_targets = got.warnings, got.targets
+        reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
     ck = keys.campaign(cid)
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.hsetnx(ck.alerts, aid, _json.encode(alert))
     pipe.zadd(keys.CAMPAIGNS, {cid: ctx.clock.now()}, nx=True)
     if alert.msg_type is MsgType.ALERT:
         pipe.hsetnx(ck.meta, "targets", n_targets)
+        pipe.hsetnx(ck.meta, "sender", alert.sender)
+    if reached:
+        pipe.sadd(ck.reach, *reached)
     pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
     pipe.set(keys.alert_index(aid), cid, nx=True)
     pipe.zadd(keys.MESSAGES, {aid: ctx.clock.now()}, nx=True)
     await pipe.execute()
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
-             targets=n_targets)
+             targets=n_targets, credential=cred.name)
     if warnings:
         log.warning("alert areas outside the registry", alert_id=aid, campaign_id=cid,
                     areas=[w.field for w in warnings],
-                    detail="; ".join(w.message for w in warnings[:_LISTED]))
+                    detail="; ".join(w.message for w in warnings[:LISTED]))
     return Accepted(aid, cid, n_targets, created=True, warnings=warnings)
 
 
-def _check_categories(alert: Alert, scope: Scope) -> None:
-    if not scope.categories:
-        return
-    allowed = set(scope.categories)
-    for i, info in enumerate(alert.infos):
-        for c in info.categories:
-            if c.value not in allowed:
-                raise AuthError(
-                    f"info[{i}].category: this token may not publish category {c.value}",
-                    forbidden=True,
-                )
-
-
-_LISTED = 10  # areas named in one message; the rest are counted
-
-
-def _check_registry(ctx: Context, alert: Alert, match: MatchLike) -> tuple[AcceptWarning, ...]:
-    """Refuse an Alert or Update none of whose areas holds a grid of the registry; warn of
-    the areas that hold none when others do.
-
-    An alert for other regions (a province feed's alert for another county) would reach
-    nobody: accepting it with 0 targets hides the mistake of a wrong code. Refused (422
-    `outside_registry`), the sender learns at once, and a feed poller records it as not ours.
-    One mistyped area among good ones must not delay the warning to the others: accepted,
-    with a warning naming it. "Holds a grid" is geography only: an area whose grids the
-    hazard's tags exclude (地质灾害 → hazard points) is inside the registry.
-    """
-    areas = [(f"info[{i}].area[{j}]", info, area)
-             for i, info in enumerate(alert.infos) for j, area in enumerate(info.areas)]
-    if not areas:
-        metrics.ALERTS.labels(alert.msg_type.value, "outside_registry").inc()
-        raise OutsideRegistryError(
-            "the alert names no area (no <area> in any <info>), so no grid of the registry "
-            "lies in it; list the areas it warns", "info")
-    if match.grids and len({area for _, _, area in areas}) == 1:
-        return ()  # one area (in every language), and it matched
-    inside: dict[Area, bool] = {}
-    for _, info, area in areas:
-        if area not in inside:
-            inside[area] = bool(_where(ctx, alert, info, area).grids)
-    outside = [(path, area) for path, _, area in areas if not inside[area]]
-    if not outside:
-        return ()
-    if len(outside) == len(areas) and not match.grids and not match.devices:
-        listed = "; ".join(f"{path} {_describe(area)}" for path, area in outside[:_LISTED])
-        more = len(outside) - _LISTED
-        tail = ""
-        if alert.msg_type is MsgType.UPDATE:
-            tail = ("; the campaign it updates carries on with its earlier areas (send a "
-                    "Cancel to end it)")
-        metrics.ALERTS.labels(alert.msg_type.value, "outside_registry").inc()
-        log.info("alert outside the registry", alert_id=alert.alert_id,
-                 msg_type=alert.msg_type.value, areas=len(outside))
-        raise OutsideRegistryError(
-            f"no grid of the registry lies in any area of this alert: {listed}"
-            + (f"; and {more} more area(s)" if more > 0 else "")
-            + f". This engine serves {_coverage(ctx)}{tail}", "info.area")
-    return tuple(
-        AcceptWarning("area_outside_registry", path,
-                      f"{path}: no grid of the registry lies in this area: {_describe(area)}; "
-                      "the alert goes to the grids of its other areas")
-        for path, area in outside)
-
-
-def _where(ctx: Context, alert: Alert, info: Info, area: Area) -> MatchLike:
-    """The grids one area covers, whatever the hazard: matched as an info of no known hazard
-    (no event, no event code), which carries no tag filter."""
-    probe = msgspec.structs.replace(info, event="", event_codes=(), areas=(area,))
-    return ctx.rules.match(msgspec.structs.replace(alert, infos=(probe,)))
-
-
-def _describe(area: Area) -> str:
-    """An area as a sender would recognise it: its codes or shapes, then its areaDesc."""
-    parts = []
-    if area.geocodes:
-        values = [v for _, v in area.geocodes[:5]]
-        more = ", …" if len(area.geocodes) > 5 else ""
-        parts.append(f"geocode{'s' if len(area.geocodes) > 1 else ''} {', '.join(values)}{more}")
-    for ring in area.polygons[:2]:
-        lats, lons = [p[0] for p in ring], [p[1] for p in ring]
-        parts.append(f"polygon lat {min(lats):g}..{max(lats):g}, lon {min(lons):g}..{max(lons):g}")
-    for c in area.circles[:2]:
-        parts.append(f"circle {c.lat:g},{c.lon:g} {c.radius_km:g} km")
-    if not parts:
-        parts.append("no polygon, circle or geocode")
-    desc = " ".join(area.desc.split())
-    desc = desc if len(desc) <= 40 else desc[:39] + "…"
-    return f"{', '.join(parts)} ({desc})" if desc else ", ".join(parts)
-
-
-def _coverage(ctx: Context) -> str:
-    regions = ctx.registry.data.regions
-    tops = sorted((r for r in regions.values() if r.parent is None or r.parent not in regions),
-                  key=lambda r: r.code)
-    if not tops:
-        return "no region (the registry is empty)"
-    named = ", ".join(f"{r.code} {r.name}" for r in tops[:3])
-    return named + (f" and {len(tops) - 3} more regions" if len(tops) > 3 else "")
-
-
-def _check_regions(ctx: Context, grids: Sequence[str], scope: Scope) -> None:
-    if not scope.regions:
-        return
-    grid_map = ctx.registry.data.grids
-    for g in grids:
-        village = grid_map[g].village
-        if not any(village.startswith(p) for p in scope.regions):
-            raise AuthError(
-                f"area: grid {g} ({village}) is outside this token's regions "
-                f"{', '.join(scope.regions)}",
-                forbidden=True,
-            )
-
-
 async def _thread_of(ctx: Context, alert: Alert) -> str:
+    """The campaign an Update or Cancel continues. Its references name its own sender
+    (`check_sender`); the thread must be that sender's too."""
     for ref in alert.references:
         cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
         if cid:
-            if ref.sender != alert.sender:
-                raise IngestError(
-                    "invalid",
-                    f"{alert.msg_type.value} of an alert of another sender ({ref.sender})",
-                    "references",
-                )
+            owner = (await ctx.store.meta(cid)).get("sender")
+            if not owner:  # accepted before the sender was kept at acceptance, not started
+                root = await ctx.alert(cid, root_alert_id(cid))
+                owner = root.sender if root else ""
+            if owner != alert.sender:
+                raise foreign_thread(alert)
             return cid
     raise IngestError(
         "unknown_reference",
@@ -257,6 +157,18 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
         + " ".join(f"{r.sender},{r.identifier}" for r in alert.references),
         "references",
     )
+
+
+async def _thread_reach(ctx: Context, cid: str) -> set[str]:
+    """The villages and categories a thread's messages reached (`keys.CampaignKeys.reach`)."""
+    got = await ctx.store.reach(cid)
+    if got:
+        return got
+    # A thread accepted before reaches were kept: what its messages reach now.
+    for alert in await ctx.store.thread_alerts(cid):
+        m = await match_alert(ctx, alert)
+        got.update(reach_of(m.villages, categories_of(alert, ctx.rules.hazard_of)))
+    return got
 
 
 # --------------------------------------------------------------------------- worker side
@@ -374,7 +286,7 @@ class Intake:
         ctx = self.ctx
         level = ctx.rules.level_of(alert)
         policy = ctx.rules.policy_for(level)
-        match = ctx.rules.match(alert)
+        match = await match_alert(ctx, alert)
         targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
                                     drill=alert.is_drill)
         now = ctx.clock.now()
@@ -409,7 +321,7 @@ class Intake:
             return
         level = ctx.rules.level_of(alert)
         policy = ctx.rules.policy_for(level)
-        match = ctx.rules.match(alert)
+        match = await match_alert(ctx, alert)
         new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
                                         drill=alert.is_drill)
         old = await ctx.store.targets(cid)

@@ -26,6 +26,7 @@ class CampaignKeys:
         "grids",
         "holds",
         "meta",
+        "reach",
         "stopped",
         "targets",
         "tstate",
@@ -45,6 +46,9 @@ class CampaignKeys:
         self.audit = f"{base}:audit"  # stream: every attempt, callback, ack, step
         self.first = f"{base}:first"  # hash: target_id -> time of its first wave
         self.dinfo = f"{base}:dinfo"  # hash: delivery_id -> target|channel|step|kind|alert|level|tkind
+        # set: what the thread's messages reached, `v:<village>` and `c:<CAP category>`
+        # (intake.accept; an Update or Cancel is checked against the credential's scope by it)
+        self.reach = f"{base}:reach"
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from warnbus.models import Alert, DeliveryKind, Info, Level, RegistryData, Role, Target
+from warnbus.models import (
+    Alert,
+    Area,
+    Category,
+    DeliveryKind,
+    Info,
+    Level,
+    RegistryData,
+    Role,
+    Target,
+)
 
 
 class MatchLike(Protocol):
@@ -64,6 +74,15 @@ class Renderer(Protocol):
     ) -> str: ...
 
 
+class HazardLike(Protocol):
+    """A hazard of the hazard table (rules.hazards.Hazard)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> Category: ...
+
+
 class Rules(Protocol):
     """Who gets what, how and when."""
 
@@ -71,6 +90,12 @@ class Rules(Protocol):
     def renderer(self) -> Renderer: ...
 
     def match(self, alert: Alert) -> MatchLike: ...
+    def hazard_of(self, info: Info) -> HazardLike | None:
+        """The hazard an info's event or event code names (what will be sent), if known."""
+        ...
+    def region_codes(self, area: Area) -> Sequence[str]:
+        """The region-code prefixes an area's geocodes name, as matching reads them."""
+        ...
     def level_of(self, alert: Alert) -> Level: ...
     def policy_for(self, level: Level) -> LevelPolicyLike: ...
     def fallback_for(self, channel: str) -> str | None: ...

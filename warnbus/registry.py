@@ -331,6 +331,8 @@ class Registry:
             sorted(c for c, r in regions.items() if r.level is RegionLevel.COUNTY)
         )
         self._grids_of = _group((g.village, g.id) for g in data.grids.values())
+        self._held = _group((pid, g.id) for g in data.grids.values()
+                            for pid in (g.primary, g.backup) if pid)
         self._devices_of = _group((d.region, d.id) for d in data.devices.values())
         self._children = _group((r.parent, r.code) for r in regions.values() if r.parent)
         # One duty person per (region, role): the lowest id when a region has several.
@@ -359,6 +361,10 @@ class Registry:
 
     def grids_of_village(self, code: str) -> tuple[str, ...]:
         return self._grids_of.get(code, ())
+
+    def grids_held_by(self, person_id: str) -> tuple[str, ...]:
+        """The grids a person answers for, as primary or backup officer."""
+        return self._held.get(person_id, ())
 
     def devices_of_village(self, code: str) -> tuple[str, ...]:
         return self._devices_of.get(code, ())

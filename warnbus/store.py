@@ -89,6 +89,15 @@ class Store:
         blob = await self.redis.hget(keys.campaign(campaign_id).alerts, alert_id)
         return _json_alert.decode(blob) if blob else None
 
+    async def thread_alerts(self, campaign_id: str) -> list[Alert]:
+        """Every message accepted in a campaign's thread (Alert, Updates, Cancel)."""
+        blobs = await self.redis.hvals(keys.campaign(campaign_id).alerts)
+        return [_json_alert.decode(b) for b in blobs]
+
+    async def reach(self, campaign_id: str) -> set[str]:
+        """What the thread's messages reached (see keys.CampaignKeys.reach)."""
+        return {s(m) for m in await self.redis.smembers(keys.campaign(campaign_id).reach)}
+
     async def meta(self, campaign_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).meta)
         return {s(k): s(v) for k, v in raw.items()}

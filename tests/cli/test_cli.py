@@ -69,12 +69,13 @@ async def test_record_exports_csv_and_json(redis_url: str) -> None:
 
     from tests.engine.helpers import cap_alert, make_harness
     from warnbus.acks import record_ack
+    from warnbus.credentials import ENGINE
     from warnbus.intake import accept
     from warnbus.models import AckVia
 
     h = await make_harness(redis_url)
     try:
-        res = await accept(h.ctx, cap_alert())
+        res = await accept(h.ctx, cap_alert(), ENGINE)
         await h.drain()
         pid = h.sent("voice")[0].target_id
         await record_ack(h.ctx, res.campaign_id, pid, AckVia.DTMF)

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 from console_kit import PASSWORD, USERS, console_client, red_form, sign_in
 
 from tests.engine.helpers import Harness, cap_alert
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.web.console import ROUTES, ensure_admin
 from warnbus.web.console.auth import MAX_FAILURES, Users, check_password, hash_password
@@ -27,7 +28,7 @@ def _path(path: str, cid: str) -> str:
 
 async def test_every_route_refuses_the_wrong_role_and_the_anonymous(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
-    cid = (await accept(h.ctx, cap_alert())).campaign_id
+    cid = (await accept(h.ctx, cap_alert(), ENGINE)).campaign_id
     await h.drain()
     checked = 0
     for user, roles in USERS.items():

@@ -9,6 +9,7 @@ import pytest_asyncio
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.acks import record_ack
+from warnbus.credentials import ENGINE
 from warnbus.errors import IngestError
 from warnbus.escalation import redial_offsets
 from warnbus.intake import accept
@@ -32,7 +33,7 @@ def grids_of(h: Harness, towns: tuple[str, ...]) -> dict[str, object]:
 
 
 async def test_first_wave_reaches_every_primary_on_every_channel(h: Harness) -> None:
-    res = await accept(h.ctx, cap_alert())
+    res = await accept(h.ctx, cap_alert(), ENGINE)
     assert res.created and res.campaign_id.startswith("cp_")
     await h.drain()
     grids = grids_of(h, TOWNS)
@@ -57,8 +58,8 @@ async def test_first_wave_reaches_every_primary_on_every_channel(h: Harness) -> 
 
 
 async def test_same_alert_twice_is_one_alert(h: Harness) -> None:
-    a = await accept(h.ctx, cap_alert())
-    b = await accept(h.ctx, cap_alert())
+    a = await accept(h.ctx, cap_alert(), ENGINE)
+    b = await accept(h.ctx, cap_alert(), ENGINE)
     assert (a.alert_id, a.campaign_id) == (b.alert_id, b.campaign_id)
     assert a.created and not b.created
     await h.drain()
@@ -70,13 +71,13 @@ async def test_unknown_reference_is_rejected_not_a_new_alert(h: Harness) -> None
     upd = cap_alert("X_2", msg_type=MsgType.UPDATE,
                     references=(Reference("430623@qx.example.cn", "nope", "2026-07-15T05:30:00+08:00"),))
     with pytest.raises(IngestError) as e:
-        await accept(h.ctx, upd)
+        await accept(h.ctx, upd, ENGINE)
     assert e.value.code == "unknown_reference" and e.value.field == "references"
     assert await h.ctx.store.campaign_of(upd.alert_id) is None
 
 
 async def test_redials_escalation_and_unreached_follow_the_policy(h: Harness) -> None:
-    res = await accept(h.ctx, cap_alert())
+    res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.drain()
     cid = res.campaign_id
     reg = h.ctx.registry
@@ -144,7 +145,7 @@ async def test_redials_escalation_and_unreached_follow_the_policy(h: Harness) ->
 
 
 async def test_ack_stops_queued_calls(h: Harness) -> None:
-    res = await accept(h.ctx, cap_alert())
+    res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.app.engine.inbox_once()  # planned and queued, nothing sent yet
     grids = grids_of(h, TOWNS)
     pid = sorted({g.primary for g in grids.values()})[0]  # type: ignore[attr-defined]
@@ -155,12 +156,12 @@ async def test_ack_stops_queued_calls(h: Harness) -> None:
 
 async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harness) -> None:
     first = cap_alert()
-    res = await accept(h.ctx, first)
+    res = await accept(h.ctx, first, ENGINE)
     await h.drain()
     ref = Reference(first.sender, first.identifier, "2026-07-15T05:30:00+08:00")
     upd = cap_alert("43062304100000_20260715083000_2", msg_type=MsgType.UPDATE,
                     codes=("430623101000", "430623103000"), references=(ref,))
-    ures = await accept(h.ctx, upd)
+    ures = await accept(h.ctx, upd, ENGINE)
     assert ures.campaign_id == res.campaign_id
     await h.drain()
     old = grids_of(h, TOWNS)
@@ -182,7 +183,7 @@ async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harn
     # Cancel: 解除 notices to the people reached, then nothing more.
     cancel = cap_alert("43062304100000_20260715143000_3", msg_type=MsgType.CANCEL,
                        references=(ref,))
-    cres = await accept(h.ctx, cancel)
+    cres = await accept(h.ctx, cancel, ENGINE)
     assert cres.campaign_id == res.campaign_id
     await h.drain()
     notices = [d for d in h.sent() if d.kind is DeliveryKind.CANCEL]
@@ -199,7 +200,7 @@ async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harn
 
 
 async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
-    res = await accept(h.ctx, cap_alert(hours=1))
+    res = await accept(h.ctx, cap_alert(hours=1), ENGINE)
     await h.drain()
     policy = h.ctx.rules.policy_for(Level.RED)
     h.clock.advance(policy.ack_deadline_s or 0)
@@ -218,7 +219,7 @@ async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
 async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness) -> None:
     from warnbus.models import ProviderStatus
 
-    res = await accept(h.ctx, cap_alert())
+    res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.drain()
     reg = h.ctx.registry
     area = next(d for d in h.sent("loudspeaker") if reg.devices_of_village(d.address)
@@ -250,7 +251,7 @@ async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness)
 async def test_exercise_goes_to_drill_participants_only_and_is_marked(h: Harness) -> None:
     from warnbus.models import Status
 
-    res = await accept(h.ctx, cap_alert(codes=("430623",), status=Status.EXERCISE))
+    res = await accept(h.ctx, cap_alert(codes=("430623",), status=Status.EXERCISE), ENGINE)
     await h.drain()
     persons = h.ctx.registry.data.persons
     sent = h.sent()
@@ -263,7 +264,7 @@ async def test_exercise_goes_to_drill_participants_only_and_is_marked(h: Harness
 
 
 async def test_a_late_confirmation_takes_a_grid_off_the_unreached_list(h: Harness) -> None:
-    res = await accept(h.ctx, cap_alert())
+    res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.drain()
     for _ in range(12):
         h.clock.advance(300)
@@ -286,7 +287,7 @@ async def test_a_confirmation_through_a_delivery_marks_it_delivered(h: Harness) 
     """A key pressed in a call (or a card's button) confirms the person and shows that the
     call arrived: one atomic step moves that delivery to delivered and records both, also
     when the person had already confirmed another way; other deliveries keep their state."""
-    res = await accept(h.ctx, cap_alert(codes=("430623101000",)))
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
     await h.drain()
     calls = [d for d in h.sent("voice") if d.kind is DeliveryKind.WARNING]
     first, second = calls[0], calls[1]
@@ -311,14 +312,14 @@ async def test_an_sms_reply_confirms_the_active_campaigns_that_call_the_sender(h
     (and not counted as refused confirmations)."""
     from warnbus import metrics
 
-    town = await accept(h.ctx, cap_alert("a-town", codes=("430623101000",)))
-    other = await accept(h.ctx, cap_alert("a-other", codes=("430623105000",)))
-    ended = await accept(h.ctx, cap_alert("a-ended", codes=("430623101000",)))
+    town = await accept(h.ctx, cap_alert("a-town", codes=("430623101000",)), ENGINE)
+    other = await accept(h.ctx, cap_alert("a-other", codes=("430623105000",)), ENGINE)
+    ended = await accept(h.ctx, cap_alert("a-ended", codes=("430623101000",)), ENGINE)
     await h.drain()
     cancel = cap_alert("a-ended-cancel", msg_type=MsgType.CANCEL, codes=("430623101000",),
                        references=(Reference(cap_alert().sender, "a-ended",
                                              "2026-07-15T05:30:00+08:00"),))
-    await accept(h.ctx, cancel)
+    await accept(h.ctx, cancel, ENGINE)
     await h.drain()
     # As if the process cancelling it died between the state change and the index update:
     # the ended campaign is still listed among the active ones.
@@ -339,7 +340,7 @@ async def test_an_sms_reply_confirms_the_active_campaigns_that_call_the_sender(h
 async def test_sms_replies_read_the_active_campaigns_once_per_second(h: Harness) -> None:
     """A burst of replies reads the active campaigns once; a reply that finds nothing to
     confirm in that list reads it again, so a campaign started meanwhile is not missed."""
-    first = await accept(h.ctx, cap_alert("a-first", codes=("430623101000",)))
+    first = await accept(h.ctx, cap_alert("a-first", codes=("430623101000",)), ENGINE)
     await h.drain()
     sink = h.app.engine.sink
     phones = sorted({p.phone for d in h.sent("sms") if d.campaign_id == first.campaign_id
@@ -358,7 +359,7 @@ async def test_sms_replies_read_the_active_campaigns_once_per_second(h: Harness)
         assert await sink.confirm_from("sms", phone, AckVia.SMS) == [first.campaign_id]
     assert reads == 1
     # A second campaign for other persons starts within the second the list was read.
-    second = await accept(h.ctx, cap_alert("a-second", codes=("430623105000",)))
+    second = await accept(h.ctx, cap_alert("a-second", codes=("430623105000",)), ENGINE)
     await h.drain()
     phone = next(p.phone for d in h.sent("sms") if d.campaign_id == second.campaign_id
                  if (p := h.ctx.person(d.target_id)) is not None and p.phone)

@@ -177,7 +177,8 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
 async def run_workload(url: str) -> dict[str, int]:
     """Everything the engine does to Redis in a campaign's life, on the server at `url`."""
     h = await make_harness(url)
-    h.app.tokens = (TokenSettings("met", token_hash(TOKEN), roles=("feed", "officer")),)
+    h.app.tokens = (TokenSettings("met", token_hash(TOKEN), roles=("feed", "officer"),
+                                  senders=("430623@qx.example.cn",)),)
     # A provider rate on SMS, so the dispatcher takes tokens from its shared bucket.
     h.channels["sms"].rate_per_s = 5000.0
     client = TestClient(TestServer(make_web_app(h.app)))
@@ -230,7 +231,8 @@ async def run_workload(url: str) -> dict[str, int]:
             await eng.dispatcher.sweep(ch)
         await eng.ticker.sweep()
         # The feed poller and its lease, reading this engine's own CAP feed (all duplicates).
-        feed = FeedSettings(name="self.feed", url=str(client.make_url("/cap/feed.atom")))
+        feed = FeedSettings(name="self.feed", url=str(client.make_url("/cap/feed.atom")),
+                            senders=("430623@qx.example.cn",))
         async with aiohttp.ClientSession() as session:
             poller = FeedPoller(h.ctx, feed, session)
             assert await poller.state.hold("tok-1", 30)

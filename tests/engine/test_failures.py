@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.engine.helpers import cap_alert, make_harness
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
 from warnbus.queue import decode_delivery
@@ -23,7 +24,7 @@ async def test_permanent_failure_switches_to_the_fallback_channel(redis_url: str
     # Only the voice channel finds the number dead; SMS to it works.
     h = await make_harness(redis_url, fail_perm={"voice": (phone,)})
     try:
-        res = await accept(h.ctx, cap_alert())
+        res = await accept(h.ctx, cap_alert(), ENGINE)
         await h.drain()
         assert not [d for d in h.sent("voice") if d.target_id == pid]
         sms = [d for d in h.sent("sms") if d.target_id == pid]
@@ -42,7 +43,7 @@ async def test_transient_failures_retry_then_dead_letter(redis_url: str) -> None
                            max_attempts=3, retry_base_s=10,
                            retry_max_s=40)
     try:
-        res = await accept(h.ctx, cap_alert())
+        res = await accept(h.ctx, cap_alert(), ENGINE)
         await h.drain()
         due = [s for _m, s in await h.ctx.redis.zrange(keys.TIMERS, 0, -1, withscores=True)]
         assert any(h.clock.now() + 4 <= s <= h.clock.now() + 10 for s in due), "jittered backoff"

@@ -9,6 +9,7 @@ import pytest
 
 from tests.engine.helpers import cap_alert, make_harness
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
 
@@ -16,7 +17,7 @@ from warnbus.models import DeliveryKind
 async def test_long_planning_keeps_its_inbox_item(redis_url: str) -> None:
     h = await make_harness(redis_url, lease_s=1.0)
     try:
-        await accept(h.ctx, cap_alert())
+        await accept(h.ctx, cap_alert(), ENGINE)
         real = h.app.engine.intake.handle
 
         async def slow(*args: Any) -> None:  # a province-sized plan
@@ -52,7 +53,7 @@ async def test_a_first_wave_whose_write_failed_is_finished_by_the_replay(redis_u
             return await real(deliveries, *args, **kw)
 
         h.ctx.lanes.enqueue = flaky  # type: ignore[method-assign]
-        res = await accept(h.ctx, cap_alert(codes=("430623",)))
+        res = await accept(h.ctx, cap_alert(codes=("430623",)), ENGINE)
         with pytest.raises(ConnectionError):
             await eng.inbox_once()
         pending = await h.ctx.redis.xpending(keys.INBOX, keys.GROUP)

@@ -8,6 +8,7 @@ import pytest_asyncio
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
 from warnbus.queue import PER_ENTRY, decode_entry, encode_delivery
@@ -24,7 +25,7 @@ async def h(redis_url: str) -> AsyncIterator[Harness]:
 
 async def _planned(h: Harness, channel: str) -> tuple[str, list[list[str]]]:
     """Accept a township warning, plan it, and return the channel's lane and its entries."""
-    await accept(h.ctx, cap_alert(codes=TOWNSHIP))
+    await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
     await h.app.engine.inbox_once()
     (lane,) = [lane for lane, n in (await h.ctx.lanes.depth()).items()
                if n and f"{{q:{channel}}}" in lane]

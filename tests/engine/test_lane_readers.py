@@ -11,6 +11,7 @@ import pytest
 
 from tests.engine.helpers import cap_alert, make_harness
 from warnbus.config import EngineSettings
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 
 
@@ -24,7 +25,7 @@ async def test_each_channel_runs_its_readers_and_sends_each_delivery_once(
         assert [n for n in names if n.startswith("lane-sms")] == [
             "lane-sms-0", "lane-sms-1", "lane-sms-2"]
         # Two townships: many chunks of 4 for the three readers of each channel to share.
-        res = await accept(h.ctx, cap_alert(codes=("430623101000", "430623102000")))
+        res = await accept(h.ctx, cap_alert(codes=("430623101000", "430623102000")), ENGINE)
         end = time.monotonic() + 30
         while time.monotonic() < end:
             meta = await h.ctx.store.meta(res.campaign_id)

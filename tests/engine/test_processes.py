@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
 from tests.engine.helpers import Harness, cap_alert, make_harness
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
 from warnbus.queue import decode_entry
@@ -66,7 +67,7 @@ async def planner(redis_url: str) -> AsyncIterator[Harness]:
 async def _first_wave_ids(h: Harness) -> set[str]:
     """Plan the campaign in-process (deterministic ids) and return what must be sent."""
     now = datetime.fromtimestamp(h.clock.now(), UTC).replace(microsecond=0)
-    res = await accept(h.ctx, cap_alert(codes=COUNTY, sent=now))
+    res = await accept(h.ctx, cap_alert(codes=COUNTY, sent=now), ENGINE)
     await h.app.engine.inbox_once()
     lanes = await h.ctx.lanes.depth()
     ids: set[str] = set()

@@ -61,13 +61,14 @@ async def test_broker_restarts_and_network_cuts(
     await speaker.start(h.app.engine.sink)
     await fleet.start()
     try:
+        from warnbus.credentials import ENGINE
         from warnbus.intake import accept
 
         await fleet.drop(cut)  # this speaker's network is cut for the whole first part
         await asyncio.to_thread(broker.stop)
         await _until(lambda: not speaker.connected, "the channel to see the outage")
         res = await accept(h.ctx, cap_alert(codes=(TOWNSHIP,),
-                                            sent=datetime.now(UTC).replace(microsecond=0)))
+                                            sent=datetime.now(UTC).replace(microsecond=0)), ENGINE)
         await h.drain()
         states = await h.ctx.store.delivery_states(res.campaign_id)
         areas = [d for d, st in states.items() if st == "retry"]

@@ -15,6 +15,7 @@ import pytest
 from faultkit import FAST_POLICY
 
 from tests.engine.helpers import cap_alert, make_harness
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 
 async def test_overdue_timers_fire_once_after_a_long_pause(redis_url: str) -> None:
     h = await make_harness(redis_url, policy=str(FAST_POLICY))
-    res = await accept(h.ctx, cap_alert(codes=("430623101000",)))
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
     await h.drain()
     start = h.clock.now()
     first = {d.target_id for d in h.sent("voice") if d.kind is DeliveryKind.WARNING}

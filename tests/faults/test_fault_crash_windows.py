@@ -15,6 +15,7 @@ import pytest_asyncio
 from faultkit import FAST_POLICY
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
+from warnbus.credentials import ENGINE
 from warnbus.escalation import Deadline, decode_timer
 from warnbus.intake import accept
 from warnbus.models import Delivery, DeliveryKind
@@ -45,7 +46,7 @@ async def _deadline_timers(h: Harness) -> set[tuple[str, int]]:
 async def test_kill_between_escalation_cas_and_its_messages(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP))
+    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
     await h.drain()
     h.clock.advance(3.1)  # past the ack deadline: the redial goes out
     await h.drain()
@@ -81,7 +82,7 @@ async def test_kill_between_escalation_cas_and_its_messages(
 
 async def test_kill_between_claim_and_record_resends_once_and_counts_it(h: Harness) -> None:
     """A worker that claimed and sent, then died before recording: one counted resend."""
-    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP))
+    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
     eng = h.app.engine
     await eng.inbox_once()
     entries = await h.ctx.lanes.read("sms", "doomed", 20, 0)

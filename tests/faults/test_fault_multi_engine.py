@@ -28,6 +28,7 @@ from faultkit import (
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -56,7 +57,7 @@ async def test_one_of_three_engines_killed_its_work_is_reclaimed(
     from datetime import UTC, datetime
 
     res = await accept(h.ctx, cap_alert(codes=("430623",),
-                                        sent=datetime.now(UTC).replace(microsecond=0)))
+                                        sent=datetime.now(UTC).replace(microsecond=0)), ENGINE)
     await h.app.engine.inbox_once()
     expected = await lane_ids(redis, list(await h.ctx.lanes.depth()))
     cfg = write_config(tmp_path, redis_url, delay=0.05)

@@ -19,6 +19,7 @@ from providerkit import World, start_world
 from tests.engine.helpers import cap_alert
 from warnbus import keys
 from warnbus.breaker import BreakerPolicy, State
+from warnbus.credentials import ENGINE
 from warnbus.escalation import Retry, decode_timer
 from warnbus.intake import accept
 from warnbus.models import Severity, TargetKind
@@ -46,7 +47,7 @@ def _persons(w: World, cid_targets: dict[str, object]) -> list[str]:
 async def test_twilio_outage_breaker_backoff_and_recovery(world: World) -> None:
     w, h = world, world.h
     w.twilio.outage.mode = "500"
-    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP))
+    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
     await h.drain()
     targets = await h.ctx.store.targets(res.campaign_id)
     people = [h.ctx.person(p) for p in _persons(w, targets)]
@@ -95,7 +96,7 @@ async def test_wecom_down_for_good_falls_back_to_sms(redis_url: str) -> None:
         w.wecom.outage.mode = "500"
         # Blue: WeCom only, with SMS as its fallback (rules/policy.toml).
         res = await accept(h.ctx, cap_alert(codes=TOWNSHIP, severity=Severity.MINOR,
-                                            level_zh="蓝色"))
+                                            level_zh="蓝色"), ENGINE)
         await h.drain()
         targets = await h.ctx.store.targets(res.campaign_id)
         people = [h.ctx.person(p) for p in _persons(w, targets)]

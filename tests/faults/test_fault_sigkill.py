@@ -34,6 +34,7 @@ from faultkit import (
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.escalation import Deadline, decode_timer
 from warnbus.intake import accept
 from warnbus.models import DeliveryKind
@@ -81,7 +82,7 @@ async def test_sigkill_again_and_again_loses_nothing(
 ) -> None:
     h, redis = planner, planner.ctx.redis
     rnd = random.Random(os.environ.get("WARNBUS_FAULT_SEED", "6"))
-    first = await accept(h.ctx, cap_alert(codes=("430623",), sent=_now()))
+    first = await accept(h.ctx, cap_alert(codes=("430623",), sent=_now()), ENGINE)
     await h.app.engine.inbox_once()
     lanes = list(await h.ctx.lanes.depth())
     expected = await lane_ids(redis, lanes)
@@ -105,7 +106,7 @@ async def test_sigkill_again_and_again_loses_nothing(
             cuts.append(int(await redis.llen("wbtest:sent")))
             if k == 2:  # accepted while no worker runs: the next one must plan it
                 second = await accept(h.ctx, cap_alert(
-                    "43062304100000_20260715060000_2", codes=("430623105000",), sent=_now()))
+                    "43062304100000_20260715060000_2", codes=("430623105000",), sent=_now()), ENGINE)
             worker = start_worker(cfg, tmp_path, f"w{k + 1}")
         assert second is not None
 

@@ -114,6 +114,8 @@ def rss(items: list[tuple[str, str, datetime | None]]) -> bytes:
 
 
 def feed_settings(name: str, url: str, **kw: object) -> FeedSettings:
+    """A feed of the county's met bureau (the sender of most fixtures), unless `senders`."""
+    kw.setdefault("senders", ("430623@qx.example.cn",))
     kw.setdefault("interval_s", 1.0)
     kw.setdefault("timeout_s", 2.0)
     return FeedSettings(name=name, url=url, **kw)  # type: ignore[arg-type]

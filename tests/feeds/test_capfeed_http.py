@@ -13,6 +13,7 @@ from feedkit import feed_settings, fixture
 from lxml import etree
 
 from tests.engine.helpers import Harness, cap_alert, make_harness, web_client
+from warnbus.credentials import ENGINE
 from warnbus.feeds import FeedPoller
 from warnbus.ingest import parse_cap
 from warnbus.intake import accept
@@ -38,7 +39,7 @@ async def publish(h: Harness) -> tuple[list[Alert], list[Alert]]:
     draft = msgspec.structs.replace(cap_alert("43062304100000_20260716000000_2"),
                                     status=Status.DRAFT)
     for a in (public[0], restricted, draft, *public[1:]):
-        assert (await accept(h.ctx, a)).created
+        assert (await accept(h.ctx, a, ENGINE)).created
         await h.drain()
     return public, [restricted, draft]
 

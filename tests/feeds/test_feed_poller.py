@@ -115,7 +115,8 @@ async def test_validators_and_seen_entries_are_shared_through_redis(kit: Kit) ->
 
 async def test_single_cap_url_and_embedded_cap(kit: Kit) -> None:
     kit.server.put("/latest.xml", fixture("flood-circle.xml"), etag='"f1"')
-    p = kit.poller(feed_settings("sl-cap", kit.server.url("/latest.xml"), kind="cap"))
+    p = kit.poller(feed_settings("sl-cap", kit.server.url("/latest.xml"), kind="cap",
+                                 senders=("430623@sl.example.cn",)))
     assert (await p.poll_once()).counts["accepted"] == 1
     assert (await p.poll_once()).outcome == "not_modified"
     kit.server.put("/latest.xml", fixture("flood-circle.xml"))  # same body, no ETag: seen
@@ -124,7 +125,8 @@ async def test_single_cap_url_and_embedded_cap(kit: Kit) -> None:
 
     body = atom([{"id": "urn:e:geo", "cap": fixture("geohazard-orange.xml").decode()}])
     kit.server.put("/embedded.atom", body)
-    res = await kit.poller(feed_settings("zr-atom", kit.server.url("/embedded.atom"))).poll_once()
+    res = await kit.poller(feed_settings("zr-atom", kit.server.url("/embedded.atom"),
+                                         senders=("430623@zrzy.example.cn",))).poll_once()
     assert res.counts["accepted"] == 1
     aid = parse_cap(fixture("geohazard-orange.xml")).alert_id
     assert await kit.h.ctx.store.campaign_of(aid)

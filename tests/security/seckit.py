@@ -17,13 +17,18 @@ from warnbus.config import TokenSettings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from faultkit import cap_xml
 
-FEED = "feed-token-430623-met"  # region 430623101 (one township), category Met
-WIDE = "feed-token-county"  # the whole county, every category
-OFFICER = "officer-token"
+SENDER = "430623@qx.example.cn"  # the county's met bureau (cap_xml's default sender)
+TOWN_SENDER = "430623101@xz.example.cn"  # a township's own office
+FEED = "feed-token-430623-met"  # the bureau's sender; region 430623101 (one township), Met
+WIDE = "feed-token-county"  # the bureau's sender; the whole county, every category
+TOWN = "feed-token-town"  # the township's own sender; region 430623101, every category
+OFFICER = "officer-token"  # the whole county
+TOWN_OFFICER = "officer-token-town"  # region 430623101
 REVOKED = "revoked-token"
 CAP = {"Content-Type": "application/cap+xml"}
 
-__all__ = ["CAP", "FEED", "OFFICER", "REVOKED", "WIDE", "api_client", "auth", "cap_xml"]
+__all__ = ["CAP", "FEED", "OFFICER", "REVOKED", "SENDER", "TOWN", "TOWN_OFFICER", "TOWN_SENDER",
+           "WIDE", "api_client", "auth", "cap_xml"]
 
 
 def auth(token: str = WIDE) -> dict[str, str]:
@@ -32,13 +37,17 @@ def auth(token: str = WIDE) -> dict[str, str]:
 
 @pytest_asyncio.fixture
 async def api_client(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    """The web app on a harness (real clock time, real Redis) with four kinds of tokens."""
+    """The web app on a harness (real clock time, real Redis) with these kinds of tokens."""
     h = await make_harness(redis_url, start=time.time())
     h.app.tokens = (
-        TokenSettings("met", token_hash(FEED), roles=("feed",), regions=("430623101",),
-                      categories=("Met",)),
-        TokenSettings("county", token_hash(WIDE), roles=("feed",)),
+        TokenSettings("met", token_hash(FEED), roles=("feed",), senders=(SENDER,),
+                      regions=("430623101",), categories=("Met",)),
+        TokenSettings("county", token_hash(WIDE), roles=("feed",), senders=(SENDER,)),
+        TokenSettings("town", token_hash(TOWN), roles=("feed",), senders=(TOWN_SENDER,),
+                      regions=("430623101",)),
         TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
+        TokenSettings("town-duty", token_hash(TOWN_OFFICER), roles=("officer",),
+                      regions=("430623101",)),
         TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
     )
     async with web_client(h) as client:

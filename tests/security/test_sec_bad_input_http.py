@@ -129,12 +129,13 @@ async def test_unknown_reference_and_cancel_of_another_senders_alert(api_client:
     r = await client.post("/api/v1/alerts", data=ghost, headers=auth())
     err = (await r.json())["error"]
     assert r.status == 422 and err["code"] == "unknown_reference" and "references" in err["message"]
-    # Another sender tries to cancel it (a real reference to a real alert).
+    # Another sender tries to cancel it (a real reference to a real alert): a sender the
+    # token does not speak for is refused before anything is looked up.
     intruder = cap_xml("B-3", ("430623101000",), msg_type="Cancel", sender="evil@x.example",
                        references="430623@qx.example.cn,B-1,2026-01-01T00:00:00+00:00")
     r = await client.post("/api/v1/alerts", data=intruder, headers=auth())
     err = (await r.json())["error"]
-    assert r.status == 422 and "another sender" in err["message"], err
+    assert r.status == 403 and err["message"].startswith("sender:"), err
     states = {(await h.ctx.store.meta(c)).get("state")
               for c in [m.decode() for m in await h.ctx.redis.zrange(keys.CAMPAIGNS, 0, -1)]}
     assert states == {"active"}, "the campaign was not cancelled"

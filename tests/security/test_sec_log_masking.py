@@ -18,6 +18,7 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.engine.helpers import cap_alert
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.logs import configure_logging
 from warnbus.web.api import make_web_app
@@ -36,7 +37,7 @@ async def test_no_secret_phone_or_name_in_json_logs_or_error_bodies(redis_url: s
     try:
         h = w.h
         w.twilio.outage.mode = "500"  # failures log too, with the provider's answers
-        res = await accept(h.ctx, cap_alert(codes=("430623101000",)))
+        res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
         await h.drain()
         w.twilio.outage.mode = "up"
         h.clock.advance(30)

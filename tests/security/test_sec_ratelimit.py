@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from tests.engine.helpers import cap_alert, make_harness
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.web.api import LIMITS, PublicLimit, make_web_app
 
@@ -29,7 +30,7 @@ async def test_ack_link_flood_is_limited_and_the_engine_carries_on(redis_url: st
     client = TestClient(TestServer(web_app))
     await client.start_server()
     try:
-        res = await accept(h.ctx, cap_alert(codes=("430623101000",)))
+        res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
         codes: list[int] = []
         retry_after: set[str] = set()
 

@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from channels import wecom_crypto as proto
 from tests.engine.helpers import cap_alert
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.web.api import make_web_app
 
@@ -36,7 +37,7 @@ TOWNSHIP = ("430623101000",)
 @pytest_asyncio.fixture
 async def env(redis_url: str) -> AsyncIterator[tuple[TestClient, World, str]]:  # type: ignore[type-arg]
     w = await start_world(redis_url, concurrency=8)
-    res = await accept(w.h.ctx, cap_alert(codes=TOWNSHIP))
+    res = await accept(w.h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
     await w.h.drain()
     client = TestClient(TestServer(make_web_app(w.h.app)))
     await client.start_server()

@@ -18,9 +18,11 @@ from warnbus.web.api import make_web_app
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 FEED = "feed-token-430623"
 NARROW = "feed-token-other-county"
+ANYWHERE = "feed-token-no-region"
 OFFICER = "officer-token"
 REVOKED = "revoked-token"
 CAP = {"Content-Type": "application/cap+xml"}
+SENDERS = ("430623@qx.example.cn", "430623@zrzy.example.cn")  # the fixtures' senders
 
 
 def auth(token: str = FEED) -> dict[str, str]:
@@ -31,9 +33,11 @@ def auth(token: str = FEED) -> dict[str, str]:
 async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
     h = await make_harness(redis_url)
     h.app.tokens = (
-        TokenSettings("met", token_hash(FEED), roles=("feed",), regions=("430623",)),
-        TokenSettings("other", token_hash(NARROW), roles=("feed",), regions=("430624",),
-                      categories=("Geo",)),
+        TokenSettings("met", token_hash(FEED), roles=("feed",), senders=SENDERS,
+                      regions=("430623",)),
+        TokenSettings("other", token_hash(NARROW), roles=("feed",), senders=SENDERS,
+                      regions=("430624",), categories=("Geo",)),
+        TokenSettings("anywhere", token_hash(ANYWHERE), roles=("feed",), senders=SENDERS),
         TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
         TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
     )
@@ -130,7 +134,7 @@ async def test_scope_outside_region_or_category_is_403(api) -> None:  # type: ig
     body = (FIXTURES / "geohazard-orange.xml").read_bytes()
     r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth(NARROW)})
     assert r.status == 403
-    assert "outside this token's regions" in (await r.json())["error"]["message"]
+    assert "outside the regions of other (430624)" in (await r.json())["error"]["message"]
 
 
 async def test_too_large_is_413(api) -> None:  # type: ignore[no-untyped-def]
@@ -198,7 +202,7 @@ async def test_console_ack_needs_officer_and_reason(api) -> None:  # type: ignor
     res = await r.json()
     await h.drain()
     pid = h.sent("voice")[0].target_id
-    payload = {"campaign_id": res["campaign_id"], "person_id": pid, "reason": "", "by": "值班员"}
+    payload = {"campaign_id": res["campaign_id"], "person_id": pid, "reason": ""}
     r = await client.post("/api/v1/acks", json=payload, headers=auth(OFFICER))
     assert r.status == 422
     r = await client.post("/api/v1/acks", json={**payload, "reason": "电话回访确认"},
@@ -232,7 +236,7 @@ async def test_get_unknown_alert_is_404(api) -> None:  # type: ignore[no-untyped
 
 async def test_redis_down_is_503_and_nothing_accepted(fresh_redis_service) -> None:  # type: ignore[no-untyped-def]
     h = await make_harness(fresh_redis_service.url)
-    h.app.tokens = (TokenSettings("met", token_hash(FEED), roles=("feed",)),)
+    h.app.tokens = (TokenSettings("met", token_hash(FEED), roles=("feed",), senders=SENDERS),)
     client = TestClient(TestServer(make_web_app(h.app)))
     await client.start_server()
     try:
@@ -298,11 +302,18 @@ async def test_areas_outside_the_registry_json_form(api) -> None:  # type: ignor
 
     client, h = api
     headers = {"Content-Type": "application/json", **auth()}
+    anywhere = {**headers, **auth(ANYWHERE)}  # a token with no region scope
     r = await client.post("/api/v1/alerts", data=_json_alert("J-1", "440000000000"),
-                          headers=headers)
+                          headers=anywhere)
     err = (await r.json())["error"]
     assert (r.status, err["code"]) == (422, "outside_registry"), err
     assert "info[0].area[0] geocode 440000000000 (乡镇440000000000)" in err["message"]
+    # A token scoped to the county is refused the same alert by its geocode, before matching.
+    r = await client.post("/api/v1/alerts", data=_json_alert("J-1", "440000000000"),
+                          headers=headers)
+    err = (await r.json())["error"]
+    assert (r.status, err["code"]) == (403, "forbidden"), err
+    assert err["message"].startswith("info[0].area[0]: the geocode of region 44 ")
     assert not await h.ctx.redis.zcard(keys.CAMPAIGNS)
 
     r = await client.post("/api/v1/alerts", headers=headers,

@@ -13,6 +13,7 @@ from lxml import etree
 
 from tests.engine.helpers import T0, Harness, cap_alert, make_harness, web_client
 from warnbus import keys
+from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.models import MsgType, Reference, Scope
 from warnbus.web.api import make_web_app
@@ -43,18 +44,18 @@ async def test_update_and_cancel_of_an_old_campaign_top_the_feed(api) -> None:  
     client, h = api
     limit = 5
     old = cap_alert(ident(0), codes=("430623101000",))
-    assert (await accept(h.ctx, old)).created
+    assert (await accept(h.ctx, old, ENGINE)).created
     # Many newer campaigns: the old one falls out of the newest `limit` by creation.
     for n in range(1, 2 * limit + 1):
         h.clock.advance(60)
         a = cap_alert(ident(n), codes=("430623102000",), sent=T0 + timedelta(minutes=n))
-        assert (await accept(h.ctx, a)).created
+        assert (await accept(h.ctx, a, ENGINE)).created
     h.clock.advance(60)
     upd_sent = T0 + timedelta(hours=1)
     upd = cap_alert(ident(100), msg_type=MsgType.UPDATE, codes=("430623101000",), sent=upd_sent,
                     references=(Reference(SENDER, old.identifier, "2026-07-15T13:30:00+08:00"),))
-    res = await accept(h.ctx, upd)
-    assert res.created and res.campaign_id == (await accept(h.ctx, old)).campaign_id
+    res = await accept(h.ctx, upd, ENGINE)
+    assert res.created and res.campaign_id == (await accept(h.ctx, old, ENGINE)).campaign_id
     entries = await feed(client, limit)
     assert len(entries) == limit
     top = entries[0]
@@ -77,7 +78,7 @@ async def test_update_and_cancel_of_an_old_campaign_top_the_feed(api) -> None:  
     cancel = cap_alert(ident(101), msg_type=MsgType.CANCEL, codes=("430623101000",),
                        sent=upd_sent + timedelta(minutes=5),
                        references=(Reference(SENDER, upd.identifier, "2026-07-15T14:30:00+08:00"),))
-    assert (await accept(h.ctx, cancel)).created
+    assert (await accept(h.ctx, cancel, ENGINE)).created
     other = TestClient(TestServer(make_web_app(h.app)))
     await other.start_server()
     try:
@@ -96,12 +97,12 @@ async def test_restricted_messages_do_not_shorten_the_feed(api) -> None:  # type
     client, h = api
     for n in range(3):
         h.clock.advance(60)
-        await accept(h.ctx, cap_alert(ident(n), sent=T0 + timedelta(minutes=n)))
+        await accept(h.ctx, cap_alert(ident(n), sent=T0 + timedelta(minutes=n)), ENGINE)
     for n in range(3, 8):
         h.clock.advance(60)
         hidden = msgspec.structs.replace(cap_alert(ident(n)), scope=Scope.RESTRICTED,
                                          restriction="internal")
-        await accept(h.ctx, hidden)
+        await accept(h.ctx, hidden, ENGINE)
     entries = await feed(client, 3)
     assert [e.findtext(A + "id") for e in entries] == [
         entry_id(cap_alert(ident(n))) for n in (2, 1, 0)]
@@ -112,10 +113,10 @@ async def test_messages_accepted_before_the_index_are_still_listed(api) -> None:
     campaign's creation time, among indexed ones."""
     client, h = api
     first = cap_alert(ident(1))
-    await accept(h.ctx, first)
+    await accept(h.ctx, first, ENGINE)
     await h.ctx.redis.delete(keys.MESSAGES)  # as an older version left it
     h.clock.advance(60)
     second = cap_alert(ident(2), sent=T0 + timedelta(minutes=1))
-    await accept(h.ctx, second)
+    await accept(h.ctx, second, ENGINE)
     entries = await feed(client, 10)
     assert [e.findtext(A + "id") for e in entries] == [entry_id(second), entry_id(first)]

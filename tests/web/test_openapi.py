@@ -81,8 +81,10 @@ def api_schema() -> Any:
 async def live(redis_url: str) -> AsyncIterator[tuple[str, Harness]]:
     h = await make_harness(redis_url)
     h.app.tokens = (
-        TokenSettings("root", token_hash(ADMIN), roles=("admin",)),
-        TokenSettings("met", token_hash(FEED), roles=("feed",), regions=("430623",)),
+        TokenSettings("root", token_hash(ADMIN), roles=("admin",),
+                      senders=("430623@qx.example.cn",)),
+        TokenSettings("met", token_hash(FEED), roles=("feed",), regions=("430623",),
+                      senders=("430623@qx.example.cn", "430623@zrzy.example.cn")),
         TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
         TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
     )
@@ -183,8 +185,7 @@ async def test_real_requests_conform(live: tuple[str, Harness], api_schema: Any)
                                      ("bad ack", "x.y", {})):
             seen[name] = _validate(api_schema, base, "/ack/{token}", "POST",
                                    path_parameters={"token": token}, headers=headers).status_code
-        ack = {"campaign_id": ids["campaign_id"], "person_id": pid, "reason": "电话回访确认",
-               "by": "值班员"}
+        ack = {"campaign_id": ids["campaign_id"], "person_id": pid, "reason": "电话回访确认"}
         for name, body in (("console ack", ack), ("blank reason", {**ack, "reason": " "}),
                            ("no campaign", {**ack, "campaign_id": "cp_nope"})):
             seen[name] = _validate(api_schema, base, "/api/v1/acks", "POST", body=body,

@@ -48,6 +48,7 @@ from warnbus.bench.env import (
 from warnbus.bench.world import officers
 from warnbus.clock import SystemClock
 from warnbus.config import Settings
+from warnbus.credentials import ENGINE
 from warnbus.engine import ROLES
 from warnbus.intake import accept
 from warnbus.models import Alert, Channel
@@ -287,7 +288,7 @@ async def first_wave(app: App, alert: Alert, meter: SendMeter, timeout_s: float,
             window.start()
         t0 = time.perf_counter()
         try:
-            await accept(app.ctx, alert)
+            await accept(app.ctx, alert, ENGINE)
             accepted = time.perf_counter()
             times = await wait_first_wave(probe, app.ctx.lanes, timeout_s)
             # Snapshot now: fallbacks and callbacks after the wave must not move its end.

@@ -22,6 +22,7 @@ import structlog
 
 from warnbus.config import FeedSettings
 from warnbus.context import Context
+from warnbus.credentials import of_feed
 from warnbus.errors import AuthError, IngestError
 from warnbus.feeds.errors import FeedError
 from warnbus.feeds.fetch import ACCEPT_CAP, ACCEPT_INDEX, fetch
@@ -31,7 +32,7 @@ from warnbus.feeds.state import FeedState
 from warnbus.ingest import parse_cap
 from warnbus.ingest.checks import OutsideRegistryError
 from warnbus.ingest.signature import read_trust_files, verify_signature
-from warnbus.intake import Scope, accept
+from warnbus.intake import accept
 from warnbus.models import Alert, MsgType
 
 log = structlog.get_logger("warnbus.feeds")
@@ -70,7 +71,7 @@ class FeedPoller:
         self.feed = feed
         self.session = session
         self.state = FeedState(ctx.redis, feed.name)
-        self.scope = Scope(feed.regions, feed.categories)
+        self.credential = of_feed(feed)
         # Read the trust store once, at start-up: a missing file is a configuration error.
         self.trust = read_trust_files(feed.trust) if feed.trust else ()
         self.held_until = 0.0  # monotonic time the lease is surely ours until
@@ -183,7 +184,7 @@ class FeedPoller:
                      identifier=alert.identifier)
             return "skipped"
         try:
-            res = await accept(self.ctx, alert, self.scope)
+            res = await accept(self.ctx, alert, self.credential)
         except OutsideRegistryError as e:
             # A province feed carries every county's alerts: one for another county is not
             # ours. Not a fault of the feed, and never fetched again (it is marked seen).

@@ -21,9 +21,10 @@ from redis.exceptions import RedisError
 from warnbus.acks import AckResult, record_ack
 from warnbus.app import App, token_hash
 from warnbus.config import TokenSettings
+from warnbus.credentials import Credential, check_person, console_sender, of_token
 from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
 from warnbus.ingest import parse_alert
-from warnbus.intake import Scope, accept
+from warnbus.intake import accept
 from warnbus.models import AckVia, WebhookChannel
 from warnbus.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
@@ -135,6 +136,12 @@ async def public_rate_limit_mw(
     return await handler(request)
 
 
+def credential(request: web.Request, token: TokenSettings) -> Credential:
+    """What `token` may speak for (every sender but the console's, for the local token)."""
+    ctx = request.app[APP].ctx
+    return of_token(token, console_sender(ctx.settings, ctx.registry))
+
+
 def authenticate(request: web.Request, role: str) -> TokenSettings:
     """The token of the request, which must carry `role`; 401/403 otherwise."""
     header = request.headers.get("Authorization", "")
@@ -168,7 +175,7 @@ async def post_alert(request: web.Request) -> web.Response:
     alert = await asyncio.to_thread(parse_alert, body, request.headers.get("Content-Type"),
                                     max_bytes=limit, max_areas=server.max_areas,
                                     max_area_entries=server.max_area_entries)
-    res = await accept(app.ctx, alert, Scope(token.regions, token.categories))
+    res = await accept(app.ctx, alert, credential(request, token))
     payload: dict[str, Any] = {"alert_id": res.alert_id, "campaign_id": res.campaign_id,
                                "targets": res.targets}
     if res.warnings:  # accepted, but some areas hold no grid of the registry
@@ -199,21 +206,27 @@ class ConsoleAck(msgspec.Struct, forbid_unknown_fields=True):
     campaign_id: str
     person_id: str
     reason: str
-    by: str
+    by: Any = msgspec.UNSET  # refused: who confirmed is the token's name
 
 
 async def post_ack(request: web.Request) -> web.Response:
-    """A confirmation entered at the console, with the reason (e.g. phoned back)."""
+    """A confirmation entered for a person (e.g. phoned back), with the reason.
+
+    Recorded as by the token (its name); the person must serve inside the token's regions."""
     app = request.app[APP]
-    authenticate(request, "officer")
+    token = authenticate(request, "officer")
     try:
         body = msgspec.json.decode(await request.read(), type=ConsoleAck)
     except msgspec.DecodeError as e:
         return error(422, "invalid", f"ack: {e}")
+    if body.by is not msgspec.UNSET:
+        return error(422, "invalid", "by: who confirmed comes from the credential (the token's "
+                     "name), never from the body; leave `by` out")
     if not body.reason.strip():
         return error(422, "invalid", "reason: a console confirmation needs a reason")
+    check_person(app.ctx.registry, credential(request, token), body.person_id)
     res = await record_ack(app.ctx, body.campaign_id, body.person_id, AckVia.CONSOLE,
-                           by=body.by, reason=body.reason)
+                           by=token.name, reason=body.reason)
     return _ack_reply(res)
 
 

@@ -157,13 +157,14 @@ SCHEMAS: dict[str, Any] = {
     },
     "ConsoleAck": {
         "type": "object",
-        "required": ["campaign_id", "person_id", "reason", "by"],
+        "description": "Who entered it is the token (its name is recorded as `by`); a body "
+                       "that names `by` itself is refused (422).",
+        "required": ["campaign_id", "person_id", "reason"],
         "additionalProperties": False,
         "properties": {
             "campaign_id": {"type": "string"},
             "person_id": {"type": "string"},
             "reason": {"type": "string", "description": "Why (e.g. phoned back); not blank."},
-            "by": {"type": "string", "description": "Who entered it."},
         },
     },
     "AckStatus": {
@@ -201,8 +202,12 @@ POST_ALERTS: dict[str, Any] = {
         "200": _json(_ref("Accepted"), "The same alert again: the same ids, nothing new."),
         "400": _err("Malformed body (code `malformed`)."),
         "401": UNAUTHORIZED,
-        "403": _err("The token lacks the `feed` role, or the alert is outside its regions "
-                    "or categories (code `forbidden`)."),
+        "403": _err("The token lacks the `feed` role; the alert's `sender` is not one of the "
+                    "token's senders; an Update or Cancel references an alert of another "
+                    "sender (the same reply whether or not that alert exists); or the alert, "
+                    "or the thread an Update or Cancel continues, is outside the token's "
+                    "regions or categories (judged by the hazard its event names, not only "
+                    "by `<category>`) (code `forbidden`; the message names the field)."),
         "413": _err("The body is larger than the configured limit, or the alert lists more "
                     "areas (or polygon, circle and geocode entries in them) than the "
                     "configured limits `server.max_areas` (default 1,000) and "
@@ -259,11 +264,13 @@ POST_ACK: dict[str, Any] = {
     "responses": {
         "200": _json(_ref("AckStatus"), "Recorded, or already confirmed (`duplicate`)."),
         "401": UNAUTHORIZED,
-        "403": FORBIDDEN,
+        "403": _err("The token lacks the `officer` role, or the person serves outside the "
+                    "token's regions (code `forbidden`)."),
         "404": _err("No such campaign, or the person is not one of its targets (code "
                     "`no_campaign` or `not_target`)."),
         "413": _err("The body is larger than the configured limit (code `too_large`)."),
-        "422": _err("Not a valid ack, or a blank reason (code `invalid`)."),
+        "422": _err("Not a valid ack, a blank reason, or a body that names `by` (who "
+                    "confirmed comes from the token) (code `invalid`)."),
         "503": UNAVAILABLE,
     },
 }
@@ -380,8 +387,10 @@ OPENAPI_DOC: dict[str, Any] = {
         "schemas": SCHEMAS,
         "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",
-            "description": "A feed token (role `feed`: POST alerts) or an officer token "
-                           "(role `officer`: reads and console acks); `admin` may do both.",
+            "description": "A feed token (role `feed`: POST alerts under the CAP senders it "
+                           "is configured for, inside its regions and categories) or an "
+                           "officer token (role `officer`: reads, and console acks for "
+                           "persons inside its regions); `admin` may do both.",
         }},
         "headers": {
             "RetryAfter": {"description": "Seconds to wait before retrying.",

@@ -10,8 +10,9 @@ import msgspec
 
 from warnbus import keys
 from warnbus.context import Context
+from warnbus.credentials import console_sender, of_console
 from warnbus.errors import NotFoundError, WarnbusError
-from warnbus.intake import Accepted, Scope, accept
+from warnbus.intake import Accepted, accept
 from warnbus.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
 from warnbus.planner import PlanContext, area_text, plan_persons
 from warnbus.web.console.base import ConsoleSettings
@@ -57,7 +58,7 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
         ident = await new_identifier(ctx, settings)
         alert = build_alert(ctx, draft.form, settings, ident, msg_type=KIND_TYPE[draft.kind],
                             references=references)
-        res = await accept(ctx, alert, Scope())
+        res = await accept(ctx, alert, of_console(console_sender(ctx.settings, ctx.registry)))
     except WarnbusError as e:
         await drafts.move(draft.id, "publishing", "failed", reason=e.message)
         raise PublishError(e.message) from e

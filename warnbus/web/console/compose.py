@@ -16,6 +16,7 @@ import msgspec
 
 from warnbus import keys
 from warnbus.context import Context
+from warnbus.credentials import console_sender
 from warnbus.errors import IngestError
 from warnbus.ingest import alert_to_json, parse_json
 from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
@@ -224,7 +225,9 @@ def org_code(ctx: Context, settings: ConsoleSettings) -> str:
 
 
 def sender_of(ctx: Context, settings: ConsoleSettings) -> str:
-    return f"{org_code(ctx, settings)}@console.warnbus"
+    """The console's own CAP sender (`[console] sender`), whatever the org code: no token or
+    feed may publish under it, which is checked at start-up."""
+    return console_sender(ctx.settings, ctx.registry)
 
 
 async def new_identifier(ctx: Context, settings: ConsoleSettings) -> str:
