@@ -16,9 +16,12 @@ from warnbus.errors import WarnbusError
 def _validate(args: argparse.Namespace) -> int:
     from warnbus.ingest.validate_cmd import validate_paths
 
-    return validate_paths(
-        list(args.files), sys.stdout, signature=args.signature, trust=args.trust or ()
-    )
+    if args.signature == "require" and not args.trust:
+        print("warnbus: no --trust: each signature is checked against the certificate it "
+              "carries, which anyone can make; this shows the file was not changed, not who "
+              "signed it", file=sys.stderr)
+    return validate_paths(list(args.files), sys.stdout, signature=args.signature,
+                          trust=args.trust or (), at=args.at)
 
 
 def _registry(args: argparse.Namespace, rest: list[str]) -> int:
@@ -124,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--trust", action="append", metavar="PEM",
                    help="trust store: a PEM file of CA or signing certificates (repeatable); "
                    "without it a signature is checked against the certificate it carries")
+    v.add_argument("--at", default="now", metavar="now|sent|TIME",
+                   help="when certificates must have been valid: now (default), sent (each "
+                   "alert's own <sent>: archives), or an ISO-8601 time with its offset")
     s = sub.add_parser("serve", help="run the engine and the HTTP API")
     s.add_argument("--config")
     s.add_argument("--port", type=int)

@@ -88,6 +88,16 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # signature must verify against the certificate it carries).
     signature: Literal["require", "verify", "ignore"] = "ignore"
     trust: tuple[str, ...] = ()
+    # `require` with no trust store would accept a signature anyone can make with a
+    # certificate of their own: refused unless the feed says so here (logged at start).
+    trust_carried_certificate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.signature == "require" and not self.trust and not self.trust_carried_certificate:
+            raise ValueError(
+                f"feed {self.name!r}: signature = \"require\" needs a trust store (trust = "
+                "[\"ca.pem\"]); without one any self-made certificate passes. To accept that "
+                "(integrity only, not who signed), set trust_carried_certificate = true")
 
 
 LevelName = Literal["red", "orange", "yellow", "blue"]

@@ -73,6 +73,11 @@ class FeedPoller:
         self.scope = Scope(feed.regions, feed.categories)
         # Read the trust store once, at start-up: a missing file is a configuration error.
         self.trust = read_trust_files(feed.trust) if feed.trust else ()
+        if feed.signature != "ignore" and not self.trust and feed.trust_carried_certificate:
+            log.warning("feed trusts the certificate each alert carries: anyone can sign with "
+                        "a certificate of their own, so a valid signature shows only that the "
+                        "alert was not changed on the way, not who sent it; configure a trust "
+                        "store (trust = [...]) to know the signer", feed=feed.name)
         self.held_until = 0.0  # monotonic time the lease is surely ours until
         self.polls = 0  # polls this process made (tests, debugging)
 
