@@ -33,6 +33,7 @@ class Doc:
     etag: str = ""
     last_modified: str = ""
     delay: float = 0.0
+    reason: str | None = None  # the status line's reason phrase, when not the standard one
 
 
 @dataclass
@@ -69,7 +70,7 @@ class FeedServer:
                                   or (doc.last_modified and ims == doc.last_modified)):
             return web.Response(status=304, headers=headers)
         return web.Response(status=doc.status, body=doc.body, headers=headers,
-                            content_type=doc.content_type)
+                            content_type=doc.content_type, reason=doc.reason)
 
     async def start(self) -> None:
         app = web.Application()
@@ -116,4 +117,5 @@ def rss(items: list[tuple[str, str, datetime | None]]) -> bytes:
 def feed_settings(name: str, url: str, **kw: object) -> FeedSettings:
     kw.setdefault("interval_s", 1.0)
     kw.setdefault("timeout_s", 2.0)
+    kw.setdefault("allow_private", True)  # the feed server is on 127.0.0.1
     return FeedSettings(name=name, url=url, **kw)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
@@ -35,13 +34,15 @@ RED, UPDATE, CANCEL = "rainstorm-red.xml", "rainstorm-red-update.xml", "rainstor
 class Kit:
     h: Harness
     server: FeedServer
-    session: aiohttp.ClientSession
+    pollers: list[FeedPoller]
 
     def poller(self, feed: FeedSettings) -> FeedPoller:
         # health reads the configured feeds: configure this one
         ctx = self.h.ctx
         ctx.settings = msgspec.structs.replace(ctx.settings, feeds=(feed,))
-        return FeedPoller(ctx, feed, self.session)
+        poller = FeedPoller(ctx, feed)
+        self.pollers.append(poller)
+        return poller
 
 
 @pytest_asyncio.fixture
@@ -49,9 +50,10 @@ async def kit(redis_url: str) -> AsyncIterator[Kit]:
     h = await make_harness(redis_url)
     server = FeedServer()
     await server.start()
-    session = aiohttp.ClientSession()
-    yield Kit(h, server, session)
-    await session.close()
+    kit = Kit(h, server, [])
+    yield kit
+    for poller in kit.pollers:
+        await poller.aclose()
     await server.close()
     await h.app.close()
 
@@ -133,7 +135,7 @@ async def test_single_cap_url_and_embedded_cap(kit: Kit) -> None:
 @pytest.mark.parametrize(("doc", "words"), [
     ({"body": b"oops", "status": 500}, "HTTP 500"),
     ({"body": b"<html><title>Service Unavailable</title></html>"}, "HTML page"),
-    ({"body": b"\x89PNG\r\n garbage"}, "not well-formed"),
+    ({"body": b"\x89PNG\r\n garbage"}, "not readable XML (malformed)"),
     ({"body": b"<feed/>", "delay": 1.0}, "within 0.3 s"),
     ({"body": b"x" * 5000}, "over the limit"),
 ])
