@@ -280,34 +280,54 @@ def test_deploy_redis_conf_runs_with_aof(tmp_path: Path) -> None:
         proc.wait(5)
 
 
+class _DeployBroker:
+    """deploy/mosquitto.conf run by the real mosquitto, on free loopback ports."""
+
+    def __init__(self, tmp_path: Path, acl: Path = ROOT / "deploy" / "mosquitto.acl") -> None:
+        binary = find_executable("mosquitto")
+        if binary is None:
+            pytest.skip("mosquitto is not installed")
+        self.port, self.health_port = free_port(), free_port()
+        self.passwd = tmp_path / "passwd"
+        shutil.copy(ROOT / "deploy" / "mosquitto.passwd", self.passwd)
+        shutil.copy(ROOT / "deploy" / "healthcheck.acl", tmp_path / "health.acl")
+        shutil.copy(acl, tmp_path / "mosquitto.acl")
+        text = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
+        for mount in ("mosquitto.passwd", "healthcheck.acl", "mosquitto.acl"):
+            assert f"/mosquitto/config/{mount}" in text, mount
+        text = (
+            text.replace("listener 1883\n", f"listener {self.port} 127.0.0.1\n")
+            .replace("listener 1880 127.0.0.1", f"listener {self.health_port} 127.0.0.1")
+            .replace("/mosquitto/data/", f"{tmp_path}/")
+            .replace("/mosquitto/config/mosquitto.passwd", str(self.passwd))
+            .replace("/mosquitto/config/healthcheck.acl", str(tmp_path / "health.acl"))
+            .replace("/mosquitto/config/mosquitto.acl", str(tmp_path / "mosquitto.acl"))
+        )
+        self.conf = tmp_path / "mosquitto.conf"
+        # As root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path.
+        self.conf.write_text(text + f"user {pwd.getpwuid(os.geteuid()).pw_name}\n")
+        self.binary = binary
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> _DeployBroker:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL)
+        _wait_listening(self.proc, self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
 def test_deploy_mosquitto_conf_accepts_only_the_password(tmp_path: Path) -> None:
-    binary = find_executable("mosquitto")
-    if binary is None:
-        pytest.skip("mosquitto is not installed")
-    port, health_port = free_port(), free_port()
-    text = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
-    shutil.copy(ROOT / "deploy" / "mosquitto.passwd", tmp_path / "passwd")
-    shutil.copy(ROOT / "deploy" / "healthcheck.acl", tmp_path / "acl")
-    text = (
-        text.replace("listener 1883\n", f"listener {port} 127.0.0.1\n")
-        .replace("listener 1880 127.0.0.1", f"listener {health_port} 127.0.0.1")
-        .replace("/mosquitto/data/", f"{tmp_path}/")
-        .replace("/mosquitto/config/mosquitto.passwd", str(tmp_path / "passwd"))
-        .replace("/mosquitto/config/healthcheck.acl", str(tmp_path / "acl"))
-    )
-    conf = tmp_path / "mosquitto.conf"
-    # As root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path.
-    conf.write_text(text + f"user {pwd.getpwuid(os.geteuid()).pw_name}\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL)
-    try:
-        _wait_listening(proc, port)
+    with _DeployBroker(tmp_path) as broker:
+        port = broker.port
         assert _connect(port, None, None) != 0
         assert _connect(port, "warnbus", "wrong") != 0
         assert _connect(port, "warnbus", "change-me") == 0
-        assert _connect(health_port, None, None) == 0  # the health check's own listener
-    finally:
-        proc.terminate()
-        proc.wait(5)
+        assert _connect(broker.health_port, None, None) == 0  # the health check's listener
 
 
 def _connect(port: int, user: str | None, password: str | None) -> int:

@@ -104,6 +104,12 @@ async def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker(rest: list[str]) -> int:
+    from warnbus.brokerauth import broker_main
+
+    return broker_main(rest)
+
+
 def _bench(rest: list[str]) -> int:
     from warnbus.bench.cli import bench_main
 
@@ -141,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("bench", help="performance figures: county | province | acks | match | peer",
                    add_help=False)
+    sub.add_parser("broker", help="the MQTT broker's ACL and device accounts (acl | add-device)",
+                   add_help=False)
     r = sub.add_parser("record", help="export the 叫应 record of an alert (CSV or JSON)")
     r.add_argument("alert_id")
     r.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -151,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if args_list[:1] in (["registry"], ["bench"]):
+    if args_list[:1] in (["registry"], ["bench"], ["broker"]):
         args, rest = parser.parse_known_args(args_list[:1])
         rest = args_list[1:]
     else:
@@ -163,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _registry(args, rest)
         if args.cmd == "bench":
             return _bench(rest)
+        if args.cmd == "broker":
+            return _broker(rest)
         if args.cmd == "serve":
             return asyncio.run(_serve(args))
         if args.cmd == "record":
