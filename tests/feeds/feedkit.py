@@ -13,10 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import msgspec
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.engine.helpers import Harness
 from warnbus.config import FeedSettings
+from warnbus.feeds import FeedPoller
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 
@@ -119,3 +122,18 @@ def feed_settings(name: str, url: str, **kw: object) -> FeedSettings:
     kw.setdefault("timeout_s", 2.0)
     kw.setdefault("allow_private", True)  # the feed server is on 127.0.0.1
     return FeedSettings(name=name, url=url, **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class Kit:
+    h: Harness
+    server: FeedServer
+    pollers: list[FeedPoller]
+
+    def poller(self, feed: FeedSettings) -> FeedPoller:
+        # health reads the configured feeds: configure this one
+        ctx = self.h.ctx
+        ctx.settings = msgspec.structs.replace(ctx.settings, feeds=(feed,))
+        poller = FeedPoller(ctx, feed)
+        self.pollers.append(poller)
+        return poller

@@ -16,12 +16,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
-from feedkit import FeedServer, atom, feed_settings, fixture
+from feedkit import Kit, atom, feed_settings, fixture
 from structlog.testing import capture_logs
 
-from tests.engine.helpers import Harness, make_harness
 from warnbus.config import FeedSettings
-from warnbus.feeds import FeedPoller, feed_health
+from warnbus.feeds import feed_health
 from warnbus.feeds.errors import FeedRefused, public_text
 from warnbus.feeds.fetch import fetch
 from warnbus.feeds.hosts import HostPolicy, PublicOnlyResolver, not_public
@@ -48,64 +47,39 @@ class StaticResolver(AbstractResolver):
         pass
 
 
-class Env:
-    def __init__(self, h: Harness, server: FeedServer) -> None:
-        self.h, self.server = h, server
-        self.pollers: list[FeedPoller] = []
-
-    def poller(self, feed: FeedSettings) -> FeedPoller:
-        self.h.ctx.settings = msgspec.structs.replace(self.h.ctx.settings, feeds=(feed,))
-        poller = FeedPoller(self.h.ctx, feed)
-        self.pollers.append(poller)
-        return poller
-
-
-@pytest_asyncio.fixture
-async def env(redis_url: str) -> AsyncIterator[Env]:
-    h = await make_harness(redis_url)
-    server = FeedServer()
-    await server.start()
-    e = Env(h, server)
-    yield e
-    for p in e.pollers:
-        await p.aclose()
-    await server.close()
-    await h.app.close()
-
-
 # --------------------------------------------------------------------- private addresses
 
 
-async def test_a_feed_on_127_0_0_1_is_refused_without_allow_private(env: Env) -> None:
-    env.server.put("/cap/red.xml", fixture(RED))
-    env.server.put("/f.atom", atom([{"id": "red", "href": env.server.url("/cap/red.xml")}]))
-    feed = feed_settings("local", env.server.url("/f.atom"), allow_private=False)
-    res = await env.poller(feed).poll_once()
+async def test_a_feed_on_127_0_0_1_is_refused_without_allow_private(kit: Kit) -> None:
+    kit.server.put("/cap/red.xml", fixture(RED))
+    kit.server.put("/f.atom", atom([{"id": "red", "href": kit.server.url("/cap/red.xml")}]))
+    feed = feed_settings("local", kit.server.url("/f.atom"), allow_private=False)
+    res = await kit.poller(feed).poll_once()
     assert res.outcome == "error" and res.error and "loopback" in res.error, res
     assert "allow_private" in res.error
-    assert sum(env.server.hits.values()) == 0  # refused before connecting
-    health = (await feed_health(env.h.ctx))["local"]
+    assert sum(kit.server.hits.values()) == 0  # refused before connecting
+    health = (await feed_health(kit.h.ctx))["local"]
     assert health["status"] == "failing" and "loopback" in health["last_error"]
     # The same feed allowed to reach private addresses reads it.
-    res = await env.poller(msgspec.structs.replace(feed, allow_private=True)).poll_once()
+    res = await kit.poller(msgspec.structs.replace(feed, allow_private=True)).poll_once()
     assert res.outcome == "ok" and res.counts["accepted"] == 1, res
 
 
-async def test_a_name_that_resolves_to_loopback_is_refused_at_connect_time(env: Env) -> None:
-    env.server.put("/f.atom", atom([]))
-    assert env.server.server is not None
-    url = f"http://localhost:{env.server.server.port}/f.atom"  # a name, not a literal
-    res = await env.poller(feed_settings("byname", url, allow_private=False)).poll_once()
+async def test_a_name_that_resolves_to_loopback_is_refused_at_connect_time(kit: Kit) -> None:
+    kit.server.put("/f.atom", atom([]))
+    assert kit.server.server is not None
+    url = f"http://localhost:{kit.server.server.port}/f.atom"  # a name, not a literal
+    res = await kit.poller(feed_settings("byname", url, allow_private=False)).poll_once()
     assert res.outcome == "error" and res.error and "resolves to" in res.error, res
-    assert sum(env.server.hits.values()) == 0
-    res = await env.poller(feed_settings("byname2", url, allow_private=True)).poll_once()
+    assert sum(kit.server.hits.values()) == 0
+    res = await kit.poller(feed_settings("byname2", url, allow_private=True)).poll_once()
     assert res.outcome == "ok", res
 
 
-async def test_the_resolver_refuses_any_private_address_of_a_name(env: Env) -> None:
-    assert env.server.server is not None
-    port = env.server.server.port
-    env.server.put("/x", b"<feed/>")
+async def test_the_resolver_refuses_any_private_address_of_a_name(kit: Kit) -> None:
+    assert kit.server.server is not None
+    port = kit.server.server.port
+    kit.server.put("/x", b"<feed/>")
     names = {"intranet.test": "127.0.0.1", "metadata.test": "169.254.169.254",
              "office.test": "10.1.2.3", "mapped.test": "::ffff:127.0.0.1"}
     connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(StaticResolver(names)))
@@ -115,7 +89,7 @@ async def test_the_resolver_refuses_any_private_address_of_a_name(env: Env) -> N
             with pytest.raises(FeedRefused, match=f"{name} resolves to"):
                 await fetch(session, f"http://{name}:{port}/x", policy=policy, timeout_s=5,
                             max_bytes=1000)
-    assert env.server.hits["/x"] == 0
+    assert kit.server.hits["/x"] == 0
 
 
 @pytest.mark.parametrize(("address", "why"), [
@@ -133,35 +107,35 @@ def test_what_is_not_public(address: str, why: str) -> None:
 # --------------------------------------------------------------------- hosts and redirects
 
 
-async def test_an_entry_link_to_another_host_is_refused_and_not_tried_again(env: Env) -> None:
-    assert env.server.server is not None
-    port = env.server.server.port
-    env.server.put("/cap/red.xml", fixture(RED))
-    env.server.put("/cap/geo.xml", fixture("geohazard-orange.xml"))
+async def test_an_entry_link_to_another_host_is_refused_and_not_tried_again(kit: Kit) -> None:
+    assert kit.server.server is not None
+    port = kit.server.server.port
+    kit.server.put("/cap/red.xml", fixture(RED))
+    kit.server.put("/cap/geo.xml", fixture("geohazard-orange.xml"))
     # The same server under another name: another host as far as the feed may know.
-    env.server.put("/f.atom", atom([
+    kit.server.put("/f.atom", atom([
         {"id": "red", "href": f"http://localhost:{port}/cap/red.xml"},
-        {"id": "geo", "href": env.server.url("/cap/geo.xml")},
+        {"id": "geo", "href": kit.server.url("/cap/geo.xml")},
     ]))
-    poller = env.poller(feed_settings("hosts", env.server.url("/f.atom")))
+    poller = kit.poller(feed_settings("hosts", kit.server.url("/f.atom")))
     with capture_logs() as logs:
         res = await poller.poll_once()
     assert res.outcome == "ok" and res.counts["rejected"] == 1 and res.counts["accepted"] == 1
     refused = next(e for e in logs if e["event"] == "feed entry refused")
     assert "localhost is not one the feed may fetch from" in refused["error"]
-    assert env.server.hits["/cap/red.xml"] == 0 and env.server.hits["/cap/geo.xml"] == 1
-    assert not await env.h.ctx.store.campaign_of(parse_cap(fixture(RED)).alert_id)
-    env.server.put("/f.atom", atom([{"id": "red", "href": f"http://localhost:{port}/cap/red.xml"},
-                                    {"id": "geo", "href": env.server.url("/cap/geo.xml")}]),
+    assert kit.server.hits["/cap/red.xml"] == 0 and kit.server.hits["/cap/geo.xml"] == 1
+    assert not await kit.h.ctx.store.campaign_of(parse_cap(fixture(RED)).alert_id)
+    kit.server.put("/f.atom", atom([{"id": "red", "href": f"http://localhost:{port}/cap/red.xml"},
+                                    {"id": "geo", "href": kit.server.url("/cap/geo.xml")}]),
                    etag='"2"')
     res = await poller.poll_once()
     assert res.counts["seen"] == 0  # a refused link is a definite outcome
 
     # Named in allowed_hosts, the other host is fetched.
-    feed = feed_settings("hosts2", env.server.url("/f.atom"),
+    feed = feed_settings("hosts2", kit.server.url("/f.atom"),
                          allowed_hosts=("127.0.0.1", "localhost"))
-    res = await env.poller(feed).poll_once()
-    assert res.counts["accepted"] == 1 and env.server.hits["/cap/red.xml"] == 1, res
+    res = await kit.poller(feed).poll_once()
+    assert res.counts["accepted"] == 1 and kit.server.hits["/cap/red.xml"] == 1, res
 
 
 def _redirect(to: str) -> web.Response:
@@ -265,24 +239,24 @@ def test_allowed_hosts_are_checked_at_start_up() -> None:
 # --------------------------------------------------------------------- upstream words
 
 
-async def test_upstream_words_never_reach_healthz(env: Env) -> None:
+async def test_upstream_words_never_reach_healthz(kit: Kit) -> None:
     secret = "S3CRET-UPSTREAM-TEXT"
 
-    env.server.put("/teapot", f"<p>{secret}</p>".encode(), status=502, reason=f"Bad {secret}")
+    kit.server.put("/teapot", f"<p>{secret}</p>".encode(), status=502, reason=f"Bad {secret}")
     cases = {
         "/teapot": "HTTP 502 Bad Gateway",
         "/html.atom": "HTML page",
         "/root.atom": "expected an Atom <feed>",
         "/broken.atom": "not readable XML",
     }
-    env.server.put("/html.atom", f"<html><title>{secret}</title></html>".encode())
-    env.server.put("/root.atom", f"<{secret}/>".encode())
-    env.server.put("/broken.atom", f"<feed><{secret}></x></feed>".encode())
+    kit.server.put("/html.atom", f"<html><title>{secret}</title></html>".encode())
+    kit.server.put("/root.atom", f"<{secret}/>".encode())
+    kit.server.put("/broken.atom", f"<feed><{secret}></x></feed>".encode())
     for n, (path, words) in enumerate(cases.items()):
-        url = env.server.url(path)
-        res = await env.poller(feed_settings(f"up{n}", url)).poll_once()
+        url = kit.server.url(path)
+        res = await kit.poller(feed_settings(f"up{n}", url)).poll_once()
         assert res.outcome == "error" and res.error and words in res.error, res
-        health = (await feed_health(env.h.ctx))[f"up{n}"]
+        health = (await feed_health(kit.h.ctx))[f"up{n}"]
         assert secret not in str(health) and words in health["last_error"], health
 
 
@@ -292,10 +266,10 @@ def test_stored_error_texts_are_bounded_and_printable() -> None:
     assert public_text("HTTP 500  Internal\tServer Error") == "HTTP 500 Internal Server Error"
 
 
-async def test_trusting_the_carried_certificate_is_logged(env: Env) -> None:
-    feed = feed_settings("carried", env.server.url("/f.atom"), signature="require",
+async def test_trusting_the_carried_certificate_is_logged(kit: Kit) -> None:
+    feed = feed_settings("carried", kit.server.url("/f.atom"), signature="require",
                          trust_carried_certificate=True)
     with capture_logs() as logs:
-        env.poller(feed)
+        kit.poller(feed)
     [warning] = [e for e in logs if e["log_level"] == "warning"]
     assert warning["feed"] == "carried" and "anyone can sign" in warning["event"]
