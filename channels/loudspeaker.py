@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -145,7 +146,9 @@ class Loudspeakers:
         self.config = config
         self.topics = Topics(config.topic_prefix)
         self.broker = parse_broker_url(config.url)
-        self.display_url = self.broker.display  # the URL in logs and errors: no password
+        # The URL in logs and errors: the account's name, never its password.
+        self.display_url = dataclasses.replace(
+            self.broker, username=config.username or self.broker.username).display
         # Stable for this process's life, so reconnects resume the session; unique per
         # process, so several engine processes never take each other's session over.
         self.client_id = f"{config.client_id}-{name}-{socket.gethostname()}-{os.getpid()}"[:128]
@@ -161,9 +164,16 @@ class Loudspeakers:
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> Loudspeakers:
         try:
             config = msgspec.convert(dict(raw), LoudspeakerConfig, dec_hook=_secret_hook)
-            parse_broker_url(config.url)
+            broker = parse_broker_url(config.url)
         except (msgspec.ValidationError, ValueError) as e:
             raise ConfigError(f"channels.{name}: {e}") from e
+        if broker.username or broker.password:
+            # Credentials from the URL (WARNBUS_MQTT_URL) move to the secret fields, so
+            # that the configuration's url (and its repr) never holds a password.
+            config = msgspec.structs.replace(
+                config, url=broker.bare, username=config.username or broker.username or "",
+                password=config.password if config.password.reveal()
+                else Secret(broker.password or ""))
         if len(config.command_key.reveal()) < MIN_KEY_CHARS:
             raise ConfigError(
                 f"channels.{name}.command_key: set the deployment's command signing key (at "

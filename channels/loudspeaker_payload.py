@@ -267,6 +267,11 @@ class BrokerAddress:
     password: str | None = field(default=None, repr=False)
 
     @property
+    def bare(self) -> str:
+        """The URL without credentials."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
     def display(self) -> str:
         """The URL for logs and messages: the user name shown, the password never."""
         user = f"{self.username}:***@" if self.username else ""

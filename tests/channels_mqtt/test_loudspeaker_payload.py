@@ -172,3 +172,16 @@ def test_password_never_shows() -> None:
     assert ch.config.password.reveal() == "hunter2"
     assert ch.secret_fields == ("password", "command_key")
     assert ch.client_id.startswith("warnbus-ls-")
+
+
+def test_credentials_in_the_url_become_secret_fields() -> None:
+    ch = Loudspeakers.from_config("ls", {"type": "mqtt-loudspeaker", "command_key": "k" * 40,
+                                         "url": "mqtt://warnbus:p%40ss%2Fw0rd@broker:1884"})
+    assert ch.config.url == "mqtt://broker:1884" and ch.config.username == "warnbus"
+    assert ch.config.password.reveal() == "p@ss/w0rd"
+    assert "p@ss" not in repr(ch.config) and "p%40ss" not in repr(ch.config)
+    assert ch.display_url == "mqtt://warnbus:***@broker:1884"
+    # A username or password set in the configuration wins over the URL's.
+    ch = Loudspeakers.from_config("ls", {"type": "mqtt-loudspeaker", "command_key": "k" * 40,
+                                         "url": "mqtt://u:p@broker", "password": "own"})
+    assert (ch.config.username, ch.config.password.reveal()) == ("u", "own")
