@@ -8,6 +8,12 @@ engine's EventSink and keeps a view of which devices are online (their LWT says 
 and of their heartbeats (`channels.loudspeaker_status`), which it also hands to a sink that
 keeps device status, so the console of any process sees it.
 
+Every publish carries the origin check speakers verify: an HMAC-SHA256 of topic and payload
+in the MQTT 5 user property `wb-sig`, under the deployment's `command_key`
+(`channels.loudspeaker_sig`, docs/devices.md). A device's playout report counts only from its
+own topic and only for a command sent to it or to its area: the area comes from the registry
+when the sink knows devices (`DeviceDirectory`), else from the device's own status.
+
 The connection is resumable (clean start off, a session expiry, a client id stable for the
 process), and device acks are PUBACKed only after the sink took them: acks sent while we were
 briefly away, or while the sink failed, are redelivered by the broker when we reconnect.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -36,6 +43,7 @@ from channels.loudspeaker_payload import (
     AckState,
     Address,
     CommandKind,
+    SpeakerAck,
     SpeakerCommand,
     Topics,
     backoff,
@@ -49,7 +57,14 @@ from channels.loudspeaker_payload import (
     topic_level_ok,
     valid_prefix,
 )
-from channels.loudspeaker_status import DeviceTracker, DeviceView
+from channels.loudspeaker_sig import (
+    KEY_ID,
+    MIN_KEY_CHARS,
+    SIG_PROPERTY,
+    report_binds,
+    sign,
+)
+from channels.loudspeaker_status import DeviceDirectory, DeviceTracker, DeviceView
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
 from warnbus.models import Delivery, DeliveryKind, EventSink, ProviderStatus, Receipt
 
@@ -80,9 +95,12 @@ PositiveS = Annotated[float, msgspec.Meta(gt=0)]
 class LoudspeakerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: str = "mqtt-loudspeaker"
     callback_url: str = ""  # unused: acks come over MQTT, not HTTP
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str = ""
-    password: Secret = Secret("")
+    url: str = "mqtt://127.0.0.1:1883"  # may carry user:password (percent-encoded)
+    username: str = ""  # else the URL's
+    password: Secret = Secret("")  # else the URL's
+    # The per-deployment key commands are signed with (wb-sig), shared with the speakers.
+    command_key: Secret = Secret("")
+    command_key_id: str = "k1"
     client_id: str = "warnbus"  # prefix; the id adds the channel name, host and pid
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
     topic_prefix: str = DEFAULT_PREFIX
@@ -118,7 +136,7 @@ class _SinkDown(Exception):
 class Loudspeakers:
     """The `mqtt-loudspeaker` channel; also a ListeningChannel for device acks and status."""
 
-    secret_fields: tuple[str, ...] = ("password",)
+    secret_fields: tuple[str, ...] = ("password", "command_key")
     rate_per_s: float | None = None  # one publish per area: the broker does the fan-out
     max_length: int | None = 2000  # TTS text; longer warnings are summarised upstream
 
@@ -128,6 +146,9 @@ class Loudspeakers:
         self.config = config
         self.topics = Topics(config.topic_prefix)
         self.broker = parse_broker_url(config.url)
+        # The URL in logs and errors: the account's name, never its password.
+        self.display_url = dataclasses.replace(
+            self.broker, username=config.username or self.broker.username).display
         # Stable for this process's life, so reconnects resume the session; unique per
         # process, so several engine processes never take each other's session over.
         self.client_id = f"{config.client_id}-{name}-{socket.gethostname()}-{os.getpid()}"[:128]
@@ -143,9 +164,24 @@ class Loudspeakers:
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> Loudspeakers:
         try:
             config = msgspec.convert(dict(raw), LoudspeakerConfig, dec_hook=_secret_hook)
-            parse_broker_url(config.url)
+            broker = parse_broker_url(config.url)
         except (msgspec.ValidationError, ValueError) as e:
             raise ConfigError(f"channels.{name}: {e}") from e
+        if broker.username or broker.password:
+            # Credentials from the URL (WARNBUS_MQTT_URL) move to the secret fields, so
+            # that the configuration's url (and its repr) never holds a password.
+            config = msgspec.structs.replace(
+                config, url=broker.bare, username=config.username or broker.username or "",
+                password=config.password if config.password.reveal()
+                else Secret(broker.password or ""))
+        if len(config.command_key.reveal()) < MIN_KEY_CHARS:
+            raise ConfigError(
+                f"channels.{name}.command_key: set the deployment's command signing key (at "
+                f"least {MIN_KEY_CHARS} characters, shared with the speakers; e.g. "
+                f"WARNBUS_CHANNELS__{name.upper()}__COMMAND_KEY): speakers refuse unsigned "
+                "commands (docs/devices.md)")
+        if not KEY_ID.fullmatch(config.command_key_id):
+            raise ConfigError(f"channels.{name}.command_key_id: 1-32 of A-Z a-z 0-9 . _ -")
         if not valid_prefix(config.topic_prefix):
             raise ConfigError(f"channels.{name}.topic_prefix: {config.topic_prefix!r} is not "
                               "a topic prefix (no empty levels, no wildcards)")
@@ -205,7 +241,7 @@ class Loudspeakers:
             # a close that did not return at all), so it is bounded here too.
             done, _ = await asyncio.wait({task}, timeout=self.config.publish_timeout_s + 2)
             if not done:
-                log.warning("loudspeaker channel did not close in time", broker=self.config.url)
+                log.warning("loudspeaker channel did not close in time", broker=self.display_url)
 
     # ----------------------------------------------------------------- sending
 
@@ -245,15 +281,18 @@ class Loudspeakers:
                 await asyncio.wait_for(self._up.wait(), self.config.connect_wait_s)
         if self._link is None:
             raise TransientChannelError(
-                f"loudspeaker: not connected to the MQTT broker at {self.config.url}",
+                f"loudspeaker: not connected to the MQTT broker at {self.display_url}",
                 provider_code="not-connected")
         return self._link
 
     async def _publish(self, link: _Link, topic: str, payload: bytes, retain: bool,
                        expiry: int | None) -> None:
-        props = None
+        c = self.config
+        sig = sign(c.command_key.reveal(), c.command_key_id, int(time.time()), topic, payload)
+        values: dict[str, object] = {"UserProperty": [(SIG_PROPERTY, sig)]}
         if expiry is not None:
-            props = properties(PacketTypes.PUBLISH, MessageExpiryInterval=expiry)
+            values["MessageExpiryInterval"] = expiry
+        props = properties(PacketTypes.PUBLISH, **values)
         pub = asyncio.ensure_future(link.client.publish(
             topic, payload, qos=1, retain=retain, properties=props, timeout=float("inf")))
         lost = asyncio.ensure_future(link.lost.wait())
@@ -285,7 +324,8 @@ class Loudspeakers:
         props = properties(PacketTypes.CONNECT, SessionExpiryInterval=c.session_expiry_s)
         client = aiomqtt.Client(
             self.broker.host, self.broker.port, identifier=self.client_id,
-            username=c.username or None, password=c.password.reveal() or None,
+            username=c.username or self.broker.username,
+            password=c.password.reveal() or self.broker.password,
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props,
             keepalive=c.keepalive_s, timeout=c.publish_timeout_s,
             tls_context=ssl.create_default_context() if self.broker.tls else None,
@@ -309,12 +349,12 @@ class Loudspeakers:
                     self._link = link
                     self._up.set()
                     attempt = 0
-                    log.info("loudspeaker channel connected", broker=self.config.url,
+                    log.info("loudspeaker channel connected", broker=self.display_url,
                              client_id=self.client_id)
                     async for message in client.messages:
                         await self._handle(link, message)
             except (aiomqtt.MqttError, _SinkDown, OSError) as e:
-                log.warning("loudspeaker channel disconnected", broker=self.config.url,
+                log.warning("loudspeaker channel disconnected", broker=self.display_url,
                             error=str(e) or type(e).__name__, attempt=attempt)
             finally:
                 self._up.clear()
@@ -354,6 +394,12 @@ class Loudspeakers:
             return
         if sink is None:
             return
+        if why := self._foreign(device, ack, sink):
+            # Not this device's to report: changes nothing (and the broker's ACL should
+            # not have let it through: a sign of a misconfigured or hostile device).
+            log.warning("loudspeaker report refused", device=device, delivery_id=ack.cmd_id,
+                        campaign_id=ack.campaign_id, reason=why)
+            return
         status = _ACK_STATUS[ack.state]
         for n in range(_SINK_TRIES):
             try:
@@ -365,3 +411,16 @@ class Loudspeakers:
                             delivery_id=ack.cmd_id, error=repr(e), try_=n + 1)
                 await asyncio.sleep(0.2 * 2**n)
         raise _SinkDown(f"the sink refused an ack of {device} {_SINK_TRIES} times")
+
+    def _foreign(self, device: str, ack: SpeakerAck, sink: object) -> str | None:
+        """Why a report on `dev/{device}/ack` is not this device's to make, or None."""
+        if ack.device and ack.device != device:
+            return f"the report names device {ack.device[:64]!r}"
+        if isinstance(sink, DeviceDirectory):
+            area = sink.device_area(device)
+        else:  # no registry at hand: the area the device itself reported
+            area = self._status.area_of(device)
+        if not report_binds(ack.cmd_id, ack.campaign_id, ack.alert_id, ack.step, self.name,
+                            device=device, area=area):
+            return "the command was not sent to this device or its area"
+        return None

@@ -21,11 +21,11 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 from paho.mqtt.properties import Properties
@@ -85,6 +85,7 @@ class SpeakerCommand(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     repeat: Repeat = 1
     volume: Volume = 80
     drill: bool = False  # 演练: an exercise, announced as such
+    step: int = 0  # the delivery's step: echoed in acks, it binds a report to its command
     v: int = 1
 
     @property
@@ -103,6 +104,11 @@ class SpeakerAck(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: AckState
     at: datetime
     detail: str = ""
+    # Echoed from the command, so the engine can tell the command was this device's (or its
+    # area's): a report that does not bind to one changes nothing (channels.loudspeaker_sig).
+    alert_id: str = ""
+    step: int = 0
+    device: str = ""  # the reporting device; when given, it must be the topic's
 
 
 class DeviceStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -111,6 +117,7 @@ class DeviceStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     state: DeviceState
     at: datetime | None = None  # absent in the LWT, which is fixed at connect time
     area: str | None = None
+    device: str | None = None  # when given, it must be the topic's
 
 
 _encoder = msgspec.json.Encoder()
@@ -237,6 +244,7 @@ def command_for(delivery: Delivery, target: Address, *, now: float, volume: int,
         repeat=repeat,
         volume=volume,
         drill=delivery.drill,
+        step=delivery.step,
     )
 
 
@@ -255,17 +263,42 @@ class BrokerAddress:
     host: str
     port: int
     tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def bare(self) -> str:
+        """The URL without credentials."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
+    def display(self) -> str:
+        """The URL for logs and messages: the user name shown, the password never."""
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """`mqtt://host[:1883]` or `mqtts://host[:8883]`; raises ValueError otherwise."""
+    """`mqtt://[user:pass@]host[:1883]` or `mqtts://...[:8883]`; raises ValueError otherwise.
+
+    Credentials are percent-decoded; the error message never repeats the URL (it may hold a
+    password)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an mqtt:// or mqtts:// URL with a host")
-    if parts.username or parts.password:
-        raise ValueError("credentials do not belong in the URL: set username and password")
+        shown = url if "@" not in url else url.rsplit("@", 1)[-1]
+        raise ValueError(f"{shown!r} is not an mqtt:// or mqtts:// URL with a host")
     tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls,
+                         unquote(parts.username) if parts.username else None,
+                         unquote(parts.password) if parts.password else None)
+
+
+def redact_url(url: str) -> str:
+    """A broker URL without its password (as given when it does not parse)."""
+    try:
+        return parse_broker_url(url).display
+    except ValueError:
+        return url.rsplit("@", 1)[-1]
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -277,7 +310,7 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = N
 _rng = random.Random()
 
 
-def properties(packet_type: int, **values: int) -> Properties:
+def properties(packet_type: int, **values: object) -> Properties:
     """MQTT 5 properties, e.g. `properties(PacketTypes.PUBLISH, MessageExpiryInterval=60)`."""
     props = Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
     for key, value in values.items():

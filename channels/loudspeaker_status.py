@@ -46,6 +46,14 @@ class DeviceStatusSink(Protocol):
                       area: str | None) -> Awaitable[None]: ...
 
 
+@runtime_checkable
+class DeviceDirectory(Protocol):
+    """Optional ability of the sink: the registry's area (village code) of a device, None
+    for a device it does not hold. Playout reports are judged against it."""
+
+    def device_area(self, device_id: str) -> str | None: ...
+
+
 class DeviceTracker:
     """This process's view of every device's status, fed by the channel's listener."""
 
@@ -55,6 +63,11 @@ class DeviceTracker:
 
     def view(self) -> dict[str, DeviceView]:
         return dict(self._devices)
+
+    def area_of(self, device: str) -> str | None:
+        """The area the device last reported being in (its own word, not the registry's)."""
+        view = self._devices.get(device)
+        return view.area if view is not None else None
 
     async def on_status(self, device: str, payload: bytes, sink: object) -> None:
         if not payload:  # the retained status was cleared: the device was retired
@@ -66,6 +79,15 @@ class DeviceTracker:
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             log.warning("malformed loudspeaker status dropped", device=device, error=str(e))
             return
+        if status.device and status.device != device:
+            log.warning("loudspeaker status refused", device=device,
+                        reason=f"the status names device {status.device[:64]!r}")
+            return
+        if isinstance(sink, DeviceDirectory) and (known := sink.device_area(device)):
+            if status.area and status.area != known:
+                log.warning("loudspeaker status names another area", device=device,
+                            area=status.area[:16], registry_area=known)
+            status = msgspec.structs.replace(status, area=known)
         now = self._clock()
         before = self._devices.get(device)
         online = status.state is DeviceState.ONLINE

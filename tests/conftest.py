@@ -20,6 +20,7 @@ import pytest_asyncio
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
+from warnbus.brokerauth import BrokerAccounts
 from warnbus.services import ManagedService, find_executable, start_mosquitto, start_redis
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -140,6 +141,26 @@ def fresh_mosquitto_service(tmp_path: Path) -> Iterator[ManagedService]:
     """A broker of this test's own: no retained messages from others, free to restart."""
     with _mosquitto(tmp_path / "mosquitto") as service:
         yield service
+
+
+@pytest.fixture
+def auth_mosquitto(tmp_path: Path) -> Iterator[Callable[..., ManagedService]]:
+    """Start brokers as `serve` does: no anonymous clients, an engine account and one per
+    device with the ACL. `auth_mosquitto([(device_id, area), ...])`; `.url` carries the
+    engine's account, `.accounts.device_passwords` the devices'."""
+    started: list[ManagedService] = []
+
+    def start(devices: list[tuple[str, str]], prefix: str = "wb/v1") -> ManagedService:
+        _require("mosquitto", "mosquitto")
+        accounts = BrokerAccounts.generate(devices, prefix=prefix)
+        service = start_mosquitto(tmp_path / f"auth-mqtt-{len(started)}", accounts=accounts,
+                                  fallback=False)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
 
 
 @pytest.fixture

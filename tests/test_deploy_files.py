@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -280,34 +281,54 @@ def test_deploy_redis_conf_runs_with_aof(tmp_path: Path) -> None:
         proc.wait(5)
 
 
+class _DeployBroker:
+    """deploy/mosquitto.conf run by the real mosquitto, on free loopback ports."""
+
+    def __init__(self, tmp_path: Path, acl: Path = ROOT / "deploy" / "mosquitto.acl") -> None:
+        binary = find_executable("mosquitto")
+        if binary is None:
+            pytest.skip("mosquitto is not installed")
+        self.port, self.health_port = free_port(), free_port()
+        self.passwd = tmp_path / "passwd"
+        shutil.copy(ROOT / "deploy" / "mosquitto.passwd", self.passwd)
+        shutil.copy(ROOT / "deploy" / "healthcheck.acl", tmp_path / "health.acl")
+        shutil.copy(acl, tmp_path / "mosquitto.acl")
+        text = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
+        for mount in ("mosquitto.passwd", "healthcheck.acl", "mosquitto.acl"):
+            assert f"/mosquitto/config/{mount}" in text, mount
+        text = (
+            text.replace("listener 1883\n", f"listener {self.port} 127.0.0.1\n")
+            .replace("listener 1880 127.0.0.1", f"listener {self.health_port} 127.0.0.1")
+            .replace("/mosquitto/data/", f"{tmp_path}/")
+            .replace("/mosquitto/config/mosquitto.passwd", str(self.passwd))
+            .replace("/mosquitto/config/healthcheck.acl", str(tmp_path / "health.acl"))
+            .replace("/mosquitto/config/mosquitto.acl", str(tmp_path / "mosquitto.acl"))
+        )
+        self.conf = tmp_path / "mosquitto.conf"
+        # As root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path.
+        self.conf.write_text(text + f"user {pwd.getpwuid(os.geteuid()).pw_name}\n")
+        self.binary = binary
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> _DeployBroker:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL)
+        _wait_listening(self.proc, self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
 def test_deploy_mosquitto_conf_accepts_only_the_password(tmp_path: Path) -> None:
-    binary = find_executable("mosquitto")
-    if binary is None:
-        pytest.skip("mosquitto is not installed")
-    port, health_port = free_port(), free_port()
-    text = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
-    shutil.copy(ROOT / "deploy" / "mosquitto.passwd", tmp_path / "passwd")
-    shutil.copy(ROOT / "deploy" / "healthcheck.acl", tmp_path / "acl")
-    text = (
-        text.replace("listener 1883\n", f"listener {port} 127.0.0.1\n")
-        .replace("listener 1880 127.0.0.1", f"listener {health_port} 127.0.0.1")
-        .replace("/mosquitto/data/", f"{tmp_path}/")
-        .replace("/mosquitto/config/mosquitto.passwd", str(tmp_path / "passwd"))
-        .replace("/mosquitto/config/healthcheck.acl", str(tmp_path / "acl"))
-    )
-    conf = tmp_path / "mosquitto.conf"
-    # As root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path.
-    conf.write_text(text + f"user {pwd.getpwuid(os.geteuid()).pw_name}\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL)
-    try:
-        _wait_listening(proc, port)
+    with _DeployBroker(tmp_path) as broker:
+        port = broker.port
         assert _connect(port, None, None) != 0
         assert _connect(port, "warnbus", "wrong") != 0
         assert _connect(port, "warnbus", "change-me") == 0
-        assert _connect(health_port, None, None) == 0  # the health check's own listener
-    finally:
-        proc.terminate()
-        proc.wait(5)
+        assert _connect(broker.health_port, None, None) == 0  # the health check's listener
 
 
 def _connect(port: int, user: str | None, password: str | None) -> int:
@@ -331,3 +352,83 @@ def _connect(port: int, user: str | None, password: str | None) -> int:
         client.disconnect()
         client.loop_stop()
     return result[0]
+
+
+# --- the loudspeakers' accounts and ACL ------------------------------------------------------
+
+
+def _registry_devices() -> list[tuple[str, str]]:
+    from warnbus.registry import default_registry_path, load_registry
+
+    data = load_registry(default_registry_path()).data
+    return sorted((d.id, d.region) for d in data.devices.values())
+
+
+def test_deploy_acl_is_the_registry_s_and_is_mounted(compose: dict[str, Any]) -> None:
+    from warnbus.brokerauth import acl_text
+
+    text = (ROOT / "deploy" / "mosquitto.acl").read_text(encoding="utf-8")
+    assert text == acl_text(_registry_devices()), "regenerate: warnbus broker acl --out ..."
+    words = _conf(ROOT / "deploy" / "mosquitto.conf")
+    [acl] = [w[1] for w in words if w[0] == "acl_file" and "healthcheck" not in w[1]]
+    mosquitto = compose["services"]["mosquitto"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in mosquitto["volumes"]}
+    assert mounts["./deploy/mosquitto.acl"] == acl
+    # The ACL belongs to the 1883 listener (per_listener_settings): after it, before 1880.
+    flat = [" ".join(w) for w in words]
+    assert flat.index("listener 1883") < flat.index(f"acl_file {acl}") < flat.index(
+        "listener 1880 127.0.0.1")
+    # Every warnbus process signs loudspeaker commands with the deployment's key.
+    for name in ("warnbus-api", "warnbus-worker"):
+        env = compose["services"][name]["environment"]
+        assert "WARNBUS_COMMAND_KEY" in env["WARNBUS_CHANNELS__LOUDSPEAKER__COMMAND_KEY"]
+
+
+def test_deploy_acl_bounds_each_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    from tests.mqtt_probe import NOT_AUTHORIZED, Probe
+    from warnbus.cli import main as cli_main
+
+    devices = _registry_devices()
+    (a, area_a), (b, area_b) = devices[0], next(d for d in devices if d[1] != devices[0][1])
+    with _DeployBroker(tmp_path) as broker:
+        # A county provisions two speakers: each gets a password, printed once.
+        assert cli_main(["broker", "add-device", a, b, "--passwd", str(broker.passwd)]) == 0
+        printed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+        assert set(printed) == {a, b}
+        assert printed[a] not in broker.passwd.read_text()  # hashed
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
+        deadline = time.monotonic() + 5
+        while _connect(broker.port, a, printed[a]) != 0:
+            assert time.monotonic() < deadline, "the new account was not taken"
+            time.sleep(0.1)
+        assert _connect(broker.port, a, printed[b]) != 0
+        with Probe(broker.port, "warnbus", "change-me") as engine, \
+                Probe(broker.port, a, printed[a]) as dev_a, Probe(broker.port) as nobody:
+            assert nobody.connect() != 0
+            assert engine.connect() == 0 and dev_a.connect() == 0
+            engine.subscribe("wb/v1/dev/+/ack")
+            engine.subscribe("wb/v1/dev/+/status")
+            assert dev_a.publish(f"wb/v1/dev/{b}/ack", b"forged") == NOT_AUTHORIZED
+            assert dev_a.publish(f"wb/v1/dev/{b}/status", b"offline") == NOT_AUTHORIZED
+            assert dev_a.publish(f"wb/v1/area/{area_b}/cmd", b"forged") == NOT_AUTHORIZED
+            assert dev_a.publish(f"wb/v1/dev/{a}/ack", b"mine") == 0
+            assert engine.received(f"wb/v1/dev/{a}/ack") == [b"mine"]
+            assert engine.received(f"wb/v1/dev/{b}/ack", within=0.3) == []
+            dev_a.subscribe("wb/v1/area/+/cmd")
+            assert engine.publish(f"wb/v1/area/{area_b}/cmd", b"theirs") == 0
+            assert engine.publish(f"wb/v1/area/{area_a}/cmd", b"ours") == 0
+            assert dev_a.received(f"wb/v1/area/{area_a}/cmd") == [b"ours"]
+            assert dev_a.received(f"wb/v1/area/{area_b}/cmd", within=0.3) == []
+
+
+def test_broker_add_device_refuses_ids_that_break_the_acl(tmp_path: Path) -> None:
+    from warnbus.brokerauth import acl_text, check_device
+    from warnbus.errors import ConfigError
+
+    for bad in ("a/b", "a+", "#", "warnbus", "", "x" * 200):
+        with pytest.raises(ConfigError):
+            check_device(bad)
+    with pytest.raises(ConfigError, match="area"):
+        acl_text([("spk-1", "4306/+")])

@@ -257,3 +257,90 @@ def test_free_port_is_bindable() -> None:
     port = services.free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+# --- the embedded broker of serve/demo: accounts and ACL --------------------------------
+
+
+DEVICES = [("spk-a", "430623101001"), ("spk-b", "430623102001")]
+
+
+def test_embedded_broker_refuses_anonymous_and_bounds_each_device(
+    auth_mosquitto: Callable[..., ManagedService],
+) -> None:
+    from tests.mqtt_probe import NOT_AUTHORIZED, Probe
+
+    svc = auth_mosquitto(DEVICES)
+    assert svc.accounts is not None
+    engine_pw = svc.accounts.engine_password
+    pw = svc.accounts.device_passwords
+    assert svc.url == f"mqtt://warnbus:{engine_pw}@127.0.0.1:{svc.port}"
+    assert engine_pw not in repr(svc) and engine_pw not in svc.display_url
+    assert engine_pw not in svc.description
+    assert "accounts and ACL" in svc.description
+    for name in ("mosquitto.passwd", "mosquitto.acl"):
+        assert (svc.data_dir / name).stat().st_mode & 0o077 == 0, name
+    assert engine_pw not in (svc.data_dir / "mosquitto.passwd").read_text()  # hashed
+
+    with Probe(svc.port) as anonymous:
+        assert anonymous.connect() != 0  # CONNACK: not authorized
+    with Probe(svc.port, "spk-a", "wrong") as guess:
+        assert guess.connect() != 0
+    with Probe(svc.port, "warnbus", engine_pw) as engine, \
+            Probe(svc.port, "spk-a", pw["spk-a"]) as a:
+        assert engine.connect() == 0 and a.connect() == 0
+        assert engine.subscribe("wb/v1/dev/+/ack") == 1
+        assert engine.subscribe("wb/v1/dev/+/status") == 1
+        # A device speaks only for itself ...
+        assert a.publish("wb/v1/dev/spk-b/ack", b'{"forged": 1}') == NOT_AUTHORIZED
+        assert a.publish("wb/v1/dev/spk-b/status", b"offline") == NOT_AUTHORIZED
+        assert a.publish("wb/v1/dev/spk-a/ack", b'{"own": 1}') == 0
+        assert engine.received("wb/v1/dev/spk-a/ack") == [b'{"own": 1}']
+        assert engine.received("wb/v1/dev/spk-b/ack", within=0.3) == []
+        # ... never commands anyone ...
+        for topic in ("wb/v1/area/430623101001/cmd", "wb/v1/dev/spk-b/cmd",
+                      "wb/v1/area/430623101001/active/cp_x"):
+            assert a.publish(topic, b"{}") == NOT_AUTHORIZED, topic
+        # ... and hears only its own area and itself. (mosquitto 2.0 grants any SUBSCRIBE
+        # and applies the ACL's read rules to each message it would deliver.)
+        for topic in ("wb/v1/area/430623101001/cmd", "wb/v1/area/430623101001/active/+",
+                      "wb/v1/dev/spk-a/cmd", "wb/v1/area/+/cmd", "wb/v1/dev/+/cmd", "#"):
+            a.subscribe(topic)
+        engine.subscribe("wb/v1/dev/spk-a/ack")
+        assert engine.publish("wb/v1/area/430623102001/cmd", b"other area") == 0
+        assert engine.publish("wb/v1/dev/spk-b/cmd", b"other device") == 0
+        assert engine.publish("wb/v1/area/430623101001/active/cp_1", b"mine", retain=True) == 0
+        assert engine.publish("wb/v1/dev/spk-a/cmd", b"me") == 0
+        assert engine.publish("wb/v1/area/430623101001/cmd", b"play") == 0
+        assert b"play" in a.received("wb/v1/area/430623101001/cmd")  # published last
+        seen = {(t, p) for t, p, _ in a.messages}
+        assert seen == {("wb/v1/area/430623101001/cmd", b"play"),
+                        ("wb/v1/area/430623101001/active/cp_1", b"mine"),
+                        ("wb/v1/dev/spk-a/cmd", b"me")}, seen
+        # The engine's account reads reports and sends commands; it makes no reports.
+        assert engine.publish("wb/v1/dev/spk-a/ack", b"{}") == NOT_AUTHORIZED
+
+
+@pytest.mark.usefixtures("no_binaries")
+def test_amqtt_is_refused_for_a_broker_with_accounts(tmp_path: Path) -> None:
+    from warnbus.brokerauth import BrokerAccounts
+
+    with pytest.raises(ConfigError, match="apt-get install mosquitto"):
+        start_mosquitto(tmp_path, accounts=BrokerAccounts.generate(DEVICES))
+
+
+def test_mosquitto_hashes_are_mosquitto_passwd_compatible(tmp_path: Path) -> None:
+    from warnbus.brokerauth import hash_password
+
+    tool = services.find_executable("mosquitto_passwd")
+    if tool is None:
+        pytest.skip("mosquitto_passwd is not installed")
+    theirs = tmp_path / "passwd"
+    theirs.touch()
+    subprocess.run([tool, "-b", str(theirs), "u", "pw"], check=True)
+    _, h = theirs.read_text().strip().split(":", 1)
+    _, version, iterations, salt, _digest = h.split("$")
+    import base64
+
+    ours = hash_password("pw", salt=base64.b64decode(salt), iterations=int(iterations))
+    assert version == "7" and ours == h

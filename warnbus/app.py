@@ -26,6 +26,7 @@ from rules.targets import build_targets, count_targets
 from rules.templates import Templates
 from warnbus import services
 from warnbus.acks import AckLinks
+from warnbus.brokerauth import BrokerAccounts
 from warnbus.clock import Clock, ScaledClock, SystemClock
 from warnbus.config import ANY_SENDER, Settings, TokenSettings, check_credentials
 from warnbus.context import Context
@@ -161,8 +162,15 @@ async def build_app(
         started.append(svc)
         redis_url = svc.url
         log.info("embedded redis started", service=svc.description)
+    if registry is None:
+        registry = load_registry(settings.registry or default_registry_path())
+    accounts = None
     if not mqtt_url:
-        svc = services.start_mosquitto(data_dir / "mqtt")
+        # Not open to anonymous clients: the engine and each of the registry's speakers get
+        # an account of their own, made afresh on every start; the ACL bounds each device.
+        accounts = BrokerAccounts.generate(
+            (d.id, d.region) for d in registry.data.devices.values())
+        svc = services.start_mosquitto(data_dir / "mqtt", accounts=accounts)
         started.append(svc)
         mqtt_url = svc.url
         log.info("embedded broker started", service=svc.description)
@@ -205,7 +213,8 @@ async def build_app(
 
         world = await start_world(registry.data, base_url=url, mqtt_url=mqtt_url,
                                   officers=OfficerModel(),
-                                  time_factor=settings.engine.clock_factor)
+                                  time_factor=settings.engine.clock_factor,
+                                  device_passwords=accounts.device_passwords if accounts else None)
         chans = dict(world.channels)
         log.info("no channels configured: using the provider simulators")
     ctx.lanes.channels = tuple(chans)

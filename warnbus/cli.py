@@ -16,9 +16,12 @@ from warnbus.errors import WarnbusError
 def _validate(args: argparse.Namespace) -> int:
     from warnbus.ingest.validate_cmd import validate_paths
 
-    return validate_paths(
-        list(args.files), sys.stdout, signature=args.signature, trust=args.trust or ()
-    )
+    if args.signature == "require" and not args.trust:
+        print("warnbus: no --trust: each signature is checked against the certificate it "
+              "carries, which anyone can make; this shows the file was not changed, not who "
+              "signed it", file=sys.stderr)
+    return validate_paths(list(args.files), sys.stdout, signature=args.signature,
+                          trust=args.trust or (), at=args.at)
 
 
 def _registry(args: argparse.Namespace, rest: list[str]) -> int:
@@ -101,6 +104,12 @@ async def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker(rest: list[str]) -> int:
+    from warnbus.brokerauth import broker_main
+
+    return broker_main(rest)
+
+
 def _bench(rest: list[str]) -> int:
     from warnbus.bench.cli import bench_main
 
@@ -124,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--trust", action="append", metavar="PEM",
                    help="trust store: a PEM file of CA or signing certificates (repeatable); "
                    "without it a signature is checked against the certificate it carries")
+    v.add_argument("--at", default="now", metavar="now|sent|TIME",
+                   help="when certificates must have been valid: now (default), sent (each "
+                   "alert's own <sent>: archives), or an ISO-8601 time with its offset")
     s = sub.add_parser("serve", help="run the engine and the HTTP API")
     s.add_argument("--config")
     s.add_argument("--port", type=int)
@@ -135,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("bench", help="performance figures: county | province | acks | match | peer",
                    add_help=False)
+    sub.add_parser("broker", help="the MQTT broker's ACL and device accounts (acl | add-device)",
+                   add_help=False)
     r = sub.add_parser("record", help="export the 叫应 record of an alert (CSV or JSON)")
     r.add_argument("alert_id")
     r.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -145,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if args_list[:1] in (["registry"], ["bench"]):
+    if args_list[:1] in (["registry"], ["bench"], ["broker"]):
         args, rest = parser.parse_known_args(args_list[:1])
         rest = args_list[1:]
     else:
@@ -157,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _registry(args, rest)
         if args.cmd == "bench":
             return _bench(rest)
+        if args.cmd == "broker":
+            return _broker(rest)
         if args.cmd == "serve":
             return asyncio.run(_serve(args))
         if args.cmd == "record":

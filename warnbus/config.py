@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -84,6 +85,9 @@ class TokenSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     revoked: bool = False
 
 
+_HOST = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:.]+\]$"
+
+
 class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A feed warnbus polls (`[[feeds]]`): an Atom/RSS index of CAP files, or one CAP URL."""
 
@@ -100,11 +104,32 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     regions: tuple[str, ...] = ()  # the same scope as a feed token: code prefixes, empty = all
     categories: tuple[str, ...] = ()  # CAP categories allowed; empty = all
     enabled: bool = True
+    # Hosts entry links and redirects may lead to ("*.example.cn" for any name under it);
+    # empty: the feed URL's host only. Loopback, private and link-local addresses are
+    # refused (checked on the resolved address) unless allow_private is true.
+    allowed_hosts: tuple[Annotated[str, msgspec.Meta(pattern=_HOST)], ...] = ()
+    allow_private: bool = False
     # XML-DSig policy for this source: require a valid signature, verify one when present,
     # or ignore; `trust` names PEM files the signing certificate must chain to (empty: the
     # signature must verify against the certificate it carries).
     signature: Literal["require", "verify", "ignore"] = "ignore"
     trust: tuple[str, ...] = ()
+    # `require` with no trust store would accept a signature anyone can make with a
+    # certificate of their own: refused unless the feed says so here (logged at start).
+    trust_carried_certificate: bool = False
+
+    def __post_init__(self) -> None:
+        host = (urlsplit(self.url).hostname or "").lower()
+        if self.allowed_hosts and not any(
+                host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower()))
+                for h in self.allowed_hosts):
+            raise ValueError(f"feed {self.name!r}: allowed_hosts does not hold the feed URL's "
+                             f"host {host!r}")
+        if self.signature == "require" and not self.trust and not self.trust_carried_certificate:
+            raise ValueError(
+                f"feed {self.name!r}: signature = \"require\" needs a trust store (trust = "
+                "[\"ca.pem\"]); without one any self-made certificate passes. To accept that "
+                "(integrity only, not who signed), set trust_carried_certificate = true")
 
 
 LevelName = Literal["red", "orange", "yellow", "blue"]

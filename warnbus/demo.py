@@ -24,6 +24,7 @@ from rich.table import Table
 
 from channels.sim.officers import OfficerModel
 from warnbus.app import App, build_app
+from warnbus.brokerauth import BrokerAccounts
 from warnbus.clock import ScaledClock
 from warnbus.config import EngineSettings, ServerSettings, Settings
 from warnbus.credentials import ENGINE
@@ -110,25 +111,28 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="warnbus-demo-"))
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
-    broker = start_mosquitto(tmp / "mqtt")
+    registry = load_registry(default_registry_path())
+    # Not open to anonymous clients: the engine and each speaker log in with their own account.
+    accounts = BrokerAccounts.generate((d.id, d.region) for d in registry.data.devices.values())
+    broker = start_mosquitto(tmp / "mqtt", accounts=accounts)
     console.print(f"[dim]started {broker.description}[/dim]")
     settings = Settings(
         data_dir=str(tmp), mqtt_url=broker.url,
         server=ServerSettings(port=port),
         engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=20 * factor),
     )
-    registry = load_registry(default_registry_path())
     officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,
                             delay_s=(0.3, 3.0))
     world = await start_world(registry.data, base_url=base, mqtt_url=broker.url,
-                              officers=officers, time_factor=factor)
+                              officers=officers, time_factor=factor,
+                              device_passwords=accounts.device_passwords)
     app = await build_app(settings, channels=world.channels, clock=ScaledClock(factor),
                           registry=registry, base_url=base)
     for svc in app.started:
         console.print(f"[dim]started {svc.description}[/dim]")
     console.print(f"[dim]simulators: Twilio {world.configs['sms']['api_base']} · WeCom "
                   f"{world.configs['wecom']['api_base']} · {len(registry.data.devices)} speakers on "
-                  f"{broker.url}[/dim]")
+                  f"{broker.display_url}[/dim]")
     runner = web.AppRunner(_web(app), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

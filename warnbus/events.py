@@ -55,6 +55,11 @@ class EngineSink:
         log.info("provider status", campaign_id=campaign_id, delivery_id=delivery_id,
                  status=status.value, applied=res == 1)
 
+    def device_area(self, device_id: str) -> str | None:
+        """The registry's area of a loudspeaker (the channel judges playout reports by it)."""
+        device = self.ctx.registry.data.devices.get(device_id)
+        return device.region if device is not None else None
+
     async def device_status(self, device_id: str, state: str | None, since: float,
                             seen: float, area: str | None) -> None:
         """A speaker's status or heartbeat, kept in Redis for every process (the console)."""

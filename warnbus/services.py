@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from warnbus.brokerauth import BrokerAccounts
 from warnbus.errors import ConfigError
 
 __all__ = [
@@ -125,13 +126,24 @@ class ManagedService:
     ready: ReadyCheck = field(repr=False)
     mqtt_version: int | None = None  # 5, or 4 (MQTT 3.1.1) for the amqtt fallback
     host: str = HOST
+    # The broker's accounts when it is not open to anonymous clients; `url` then carries the
+    # engine's account (never printed: `display_url`).
+    accounts: BrokerAccounts | None = field(default=None, repr=False)
     _process: _Process = field(default_factory=_Process, repr=False)
 
     @property
     def url(self) -> str:
         if self.kind == "redis":
             return f"redis://{self.host}:{self.port}/0"
-        return f"mqtt://{self.host}:{self.port}"
+        userinfo = self.accounts.userinfo() if self.accounts is not None else ""
+        return f"mqtt://{userinfo}{self.host}:{self.port}"
+
+    @property
+    def display_url(self) -> str:
+        """The URL to print: the account's user name, never its password."""
+        if self.kind == "mqtt" and self.accounts is not None:
+            return f"mqtt://{self.accounts.engine_user}:***@{self.host}:{self.port}"
+        return self.url
 
     @property
     def pid(self) -> int | None:
@@ -144,7 +156,7 @@ class ManagedService:
         return self.pid is not None
 
     def __repr__(self) -> str:
-        return f"<ManagedService {self.kind} {self.url} pid={self.pid}>"
+        return f"<ManagedService {self.kind} {self.display_url} pid={self.pid}>"
 
     def start(self, timeout: float = 15.0) -> None:
         """Spawn the server and wait until it answers; raise ConfigError with its log if not."""
@@ -443,12 +455,20 @@ asyncio.run(main())
 """
 
 
-def _mosquitto_conf(port: int, data_dir: Path) -> str:
+def _mosquitto_conf(port: int, data_dir: Path, accounts: BrokerAccounts | None) -> str:
+    if accounts is None:
+        # Tests and benchmarks that are not about the broker's auth, on loopback only.
+        auth = ["allow_anonymous true"]
+    else:
+        # Fresh on every start: a password file (hashed) and the ACL, readable by us only.
+        _private_file(data_dir / "mosquitto.passwd", accounts.passwd_text())
+        _private_file(data_dir / "mosquitto.acl", accounts.acl_text())
+        auth = ["allow_anonymous false", f"password_file {data_dir}/mosquitto.passwd",
+                f"acl_file {data_dir}/mosquitto.acl"]
     lines = [
         "# written by warnbus.services on every start; local embedded default only",
         f"listener {port} {HOST}",
-        # Anonymous is acceptable only because the listener is bound to loopback.
-        "allow_anonymous true",
+        *auth,
         "persistence true",
         f"persistence_location {data_dir}/",
         "persistence_file mosquitto.db",
@@ -465,18 +485,37 @@ def _mosquitto_conf(port: int, data_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _private_file(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # an older file of another mode is rewritten in place
+
+
 def start_mosquitto(
     data_dir: Path,
     port: int | None = None,
     *,
+    accounts: BrokerAccounts | None = None,
     fallback: bool = True,
     timeout: float = 15.0,
 ) -> ManagedService:
     """Start an MQTT broker on 127.0.0.1: mosquitto (MQTT 5, persistent), else amqtt.
 
-    `fallback=False` refuses the amqtt broker (tests that need MQTT 5).
+    With `accounts` (what `serve` and `demo` pass) nobody connects anonymously: the engine
+    and each device log in with their own account and the ACL bounds what each may publish
+    and read; the service's `url` carries the engine's account. Without, the broker is open
+    to anonymous clients on loopback (tests and benchmarks that are not about auth).
+    `fallback=False` refuses the amqtt broker (tests that need MQTT 5); with accounts it is
+    refused too, as it has neither MQTT 5 (the command signatures) nor mosquitto's ACLs.
     """
     binary = find_executable("mosquitto")
+    if binary is None and accounts is not None:
+        raise ConfigError(
+            f"no mosquitto found on PATH or in {', '.join(EXTRA_BIN_DIRS)}: the embedded "
+            "Python broker (amqtt) cannot enforce the loudspeakers' accounts, ACLs and signed "
+            "MQTT 5 commands; install mosquitto: `apt-get install mosquitto`"
+        )
     if binary is None and not (fallback and importlib.util.find_spec("amqtt") is not None):
         raise ConfigError(
             f"no mosquitto found on PATH or in {', '.join(EXTRA_BIN_DIRS)}; " + MQTT_HINT
@@ -485,7 +524,10 @@ def start_mosquitto(
     data_dir.mkdir(parents=True, exist_ok=True)
     if binary is not None:
         version = _version([binary, "-h"], r"mosquitto version (\S+)")
-        description = f"mosquitto {version} ({binary}), MQTT 5, persistence in {data_dir}"
+        auth = ("accounts and ACL per device" if accounts is not None
+                else "anonymous on loopback")
+        description = (f"mosquitto {version} ({binary}), MQTT 5, {auth}, persistence in "
+                       f"{data_dir}")
     else:
         version = getattr(importlib.import_module("amqtt"), "__version__", "?")
         description = (
@@ -496,7 +538,7 @@ def start_mosquitto(
     def make(port: int) -> ManagedService:
         if binary is not None:
             conf = data_dir / "mosquitto.conf"
-            conf.write_text(_mosquitto_conf(port, data_dir))
+            conf.write_text(_mosquitto_conf(port, data_dir, accounts))
             argv: tuple[str, ...] = (binary, "-c", str(conf))
         else:
             argv = (sys.executable, "-c", _AMQTT_RUNNER, f"{HOST}:{port}")
@@ -509,6 +551,7 @@ def start_mosquitto(
             log_path=data_dir / "mqtt.log",
             ready=_accepts,
             mqtt_version=5 if binary is not None else 4,
+            accounts=accounts,
         )
 
     return _launch(make, port, timeout)

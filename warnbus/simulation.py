@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,13 +41,19 @@ class SimulatedWorld:
 async def start_world(
     registry: RegistryData, *, base_url: str, mqtt_url: str, officers: OfficerModel,
     speaker_fail_rate: float = 0.02, offline_speakers: int = 2, time_factor: float = 1.0,
+    device_passwords: Mapping[str, str] | None = None,
 ) -> SimulatedWorld:
     """Start the simulators and build the real channels pointed at them.
+
+    `mqtt_url` carries the engine's broker account, if any; each simulated speaker logs in
+    with its own (`device_passwords`, user name = device id; else the URL's). The channel
+    signs commands with a key made here, which the simulated speakers verify.
 
     Provider rate limits are real-time; on a clock compressed `time_factor` times they are
     scaled by the same factor, so the campaign sees the limits it would see in real time.
     """
     auth_token = secrets.token_hex(16)
+    command_key = secrets.token_urlsafe(32)
     corp_secret, cb_token = secrets.token_hex(16), secrets.token_hex(8)
     aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     twilio = TwilioSimulator(ACCOUNT_SID, auth_token, officers,
@@ -64,13 +71,14 @@ async def start_world(
         "wecom": {"type": "wecom", "corp_id": CORP_ID, "corp_secret": corp_secret,
                   "agent_id": 1000002, "token": cb_token, "encoding_aes_key": aes_key,
                   "api_base": wecom_url, "rate_per_s": 40.0 * time_factor},
-        "loudspeaker": {"type": "mqtt-loudspeaker"},
+        "loudspeaker": {"type": "mqtt-loudspeaker", "command_key": command_key},
     }
     channels = load_channels(configs, base_url=base_url, mqtt_url=mqtt_url)
     devices = sorted((d.id, d.region) for d in registry.devices.values())
     offline = [d for d, _ in devices[:: max(1, len(devices) // max(offline_speakers, 1))]][
         :offline_speakers]
     speakers = SpeakerFleet(mqtt_url, devices, fail_rate=speaker_fail_rate, offline=offline,
-                            seed=officers.seed)
+                            seed=officers.seed, command_key=command_key,
+                            passwords=device_passwords)
     await speakers.start()
     return SimulatedWorld(twilio, wecom, speakers, channels, configs)

@@ -6,6 +6,12 @@ subscribes to its area's cmd and active topics and to its own cmd topic, says `o
 `received`, then `playing`, then `done` (or `failed`, by `fail_rate`) after a random
 `play_s`. Stop ends the campaign's playback.
 
+Like a real speaker, each checks a command's origin (the `wb-sig` HMAC of
+`channels.loudspeaker_sig`, under the deployment's `command_key`) and refuses an unsigned,
+mis-signed or stale one: it reports `failed` with the reason and plays nothing. Each device
+logs in with its own account when `passwords` are given (user name = device id, as the
+broker's ACL patterns expect), else with the URL's credentials, if any.
+
 Devices use a clean session on purpose: what a speaker missed while offline reaches it only
 through the retained active message, which is the mechanism under test. A cmd id is played
 once, however many times it arrives (cmd topic, active topic, redelivery after reconnect).
@@ -18,7 +24,7 @@ import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiomqtt
@@ -42,6 +48,7 @@ from channels.loudspeaker_payload import (
     encode,
     parse_broker_url,
 )
+from channels.loudspeaker_sig import CommandRefused, signature_of, verify
 
 log = structlog.get_logger("channels.sim.speakers")
 
@@ -87,8 +94,14 @@ class SpeakerFleet:
         reconnect_max_s: float = 2.0,
         connect_timeout_s: float = 15.0,
         heartbeat_s: float = 60.0,
+        command_key: str,
+        command_key_id: str = "k1",
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
         self.broker = parse_broker_url(url)
+        self.keys = {command_key_id: command_key}  # what a speaker trusts commands from
+        self._passwords = dict(passwords or {})
+        self.refused: dict[str, list[str]] = {d: [] for d, _ in devices}  # reasons, per device
         self.topics = Topics(topic_prefix)
         self.play_s = play_s
         self.seed = seed
@@ -190,15 +203,17 @@ class SpeakerFleet:
                                          qos=1, retain=True, timeout=2)
 
     def _status(self, dev: _Device, state: DeviceState) -> DeviceStatus:
-        return DeviceStatus(state=state, area=dev.area,
+        return DeviceStatus(state=state, area=dev.area, device=dev.id,
                             at=beijing(time.time()) if state is DeviceState.ONLINE else None)
 
     async def _run(self, dev: _Device) -> None:
         t = self.topics
         attempt = 0
         while not (self._closing or dev.cut):
+            user, password = self._account(dev.id)
             client = aiomqtt.Client(
                 self.broker.host, self.broker.port, identifier=f"wbsim-{self._tag}-{dev.id}",
+                username=user, password=password,
                 protocol=aiomqtt.ProtocolVersion.V5, clean_start=True,
                 keepalive=self.keepalive_s, timeout=5,
                 will=aiomqtt.Will(t.dev_status(dev.id),
@@ -220,7 +235,7 @@ class SpeakerFleet:
                     try:
                         async for message in client.messages:
                             if isinstance(message.payload, bytes) and message.payload:
-                                await self._on_command(dev, message.payload)
+                                await self._on_message(dev, message)
                     finally:
                         if beat is not None:
                             beat.cancel()
@@ -231,6 +246,11 @@ class SpeakerFleet:
                 dev.client = None
             await asyncio.sleep(backoff(attempt, 0.1, self.reconnect_max_s))
             attempt += 1
+
+    def _account(self, device_id: str) -> tuple[str | None, str | None]:
+        if device_id in self._passwords:
+            return device_id, self._passwords[device_id]
+        return self.broker.username, self.broker.password
 
     async def _heartbeat(self, dev: _Device, client: aiomqtt.Client) -> None:
         """Say `online` again now and then (retained, with the time): the last heartbeat."""
@@ -244,12 +264,28 @@ class SpeakerFleet:
 
     # ----------------------------------------------------------------- behaviour
 
-    async def _on_command(self, dev: _Device, payload: bytes) -> None:
+    async def _on_message(self, dev: _Device, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        assert isinstance(payload, bytes)
         try:
             cmd = decode_command(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             log.warning("speaker ignored a malformed command", device=dev.id, error=str(e))
             return
+        props = getattr(message.properties, "UserProperty", None)
+        try:
+            verify(signature_of(props), message.topic.value, payload, self.keys,
+                   now=time.time(), retained=message.retain)
+        except CommandRefused as e:
+            # Not marked seen: the genuine command with this id may still come.
+            self.refused[dev.id].append(str(e))
+            log.warning("speaker refused a command", device=dev.id, cmd_id=cmd.cmd_id,
+                        reason=str(e))
+            await self._ack(dev, cmd, AckState.FAILED, f"refused: {e}")
+            return
+        await self._on_command(dev, cmd)
+
+    async def _on_command(self, dev: _Device, cmd: SpeakerCommand) -> None:
         if cmd.cmd_id in dev.seen:
             return
         dev.seen.add(cmd.cmd_id)
@@ -291,7 +327,8 @@ class SpeakerFleet:
                    detail: str = "") -> None:
         """Publish an ack; across a broker restart, wait for the reconnect (bounded)."""
         ack = SpeakerAck(cmd_id=cmd.cmd_id, campaign_id=cmd.campaign_id, state=state,
-                         at=beijing(time.time()), detail=detail)
+                         at=beijing(time.time()), detail=detail, alert_id=cmd.alert_id,
+                         step=cmd.step, device=dev.id)
         for _ in range(5):
             client = dev.client
             if client is None or not dev.connected.is_set():

@@ -7,11 +7,12 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiomqtt
 
 from channels.loudspeaker import Loudspeakers
-from channels.loudspeaker_payload import parse_broker_url
+from channels.loudspeaker_payload import AckState, SpeakerAck, parse_broker_url
 from warnbus.models import (
     AckVia,
     Delivery,
@@ -24,6 +25,8 @@ from warnbus.models import (
 
 AREA_A = "430623101001"
 AREA_B = "430623101002"
+#: The tests' command signing key (test-only): the channel signs with it, speakers verify.
+KEY = "test-only-command-key-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -69,23 +72,30 @@ class RecordingSink:
 def delivery(address: str = AREA_A, *, kind: DeliveryKind = DeliveryKind.WARNING,
              level: Level = Level.RED, expires_in: float | None = 600.0,
              campaign: str = "cp_test", alert: str = "al_test", step: int = 0,
-             drill: bool = False, text: str = "【暴雨红色预警】请立即转移。") -> Delivery:
+             drill: bool = False, text: str = "【暴雨红色预警】请立即转移。",
+             channel: str = "loudspeaker") -> Delivery:
     target = address if address.startswith("dev:") else f"area:{address}"
     now = time.time()
     return Delivery(
-        id=delivery_id_for(campaign, alert, target, "loudspeaker", step),
+        id=delivery_id_for(campaign, alert, target, channel, step),
         campaign_id=campaign, alert_id=alert, target_id=target, target_kind=TargetKind.DEVICE,
-        channel="loudspeaker", step=step, kind=kind, level=level, address=address, text=text,
+        channel=channel, step=step, kind=kind, level=level, address=address, text=text,
         created_at=now, drill=drill, region=None if address.startswith("dev:") else address,
         expires_at=None if expires_in is None else now + expires_in,
     )
+
+
+def ack_for(d: Delivery, state: AckState, *, device: str = "") -> SpeakerAck:
+    """The report a speaker makes of delivery `d` (echoing what binds it to the command)."""
+    return SpeakerAck(cmd_id=d.id, campaign_id=d.campaign_id, state=state,
+                      at=datetime.now(UTC), alert_id=d.alert_id, step=d.step, device=device)
 
 
 def channel(url: str, prefix: str, name: str = "loudspeaker", **extra: object) -> Loudspeakers:
     raw: dict[str, object] = {
         "type": "mqtt-loudspeaker", "url": url, "topic_prefix": prefix,
         "client_id": f"t{secrets.token_hex(3)}", "reconnect_min_s": 0.1,
-        "reconnect_max_s": 0.5, "publish_timeout_s": 3.0,
+        "reconnect_max_s": 0.5, "publish_timeout_s": 3.0, "command_key": KEY,
     }
     raw.update(extra)
     return Loudspeakers.from_config(name, raw)

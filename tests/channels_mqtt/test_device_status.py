@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from loudspeaker_kit import RecordingSink, channel
+from loudspeaker_kit import KEY, RecordingSink, channel
 from redis.asyncio import Redis
 
 from channels.loudspeaker import Loudspeakers
@@ -102,7 +102,7 @@ async def test_console_without_the_channel_shows_lwt_and_heartbeats(
     (a, area_a), (b, area_b) = devices = two_speakers(h)
     assert (await shown(client))[a]["state"] == "unknown"
     ch = await listening(mqtt_url, prefix, StatusSink(worker_redis))
-    fleet = SpeakerFleet(mqtt_url, devices, topic_prefix=prefix, heartbeat_s=0.3)
+    fleet = SpeakerFleet(mqtt_url, devices, command_key=KEY, topic_prefix=prefix, heartbeat_s=0.3)
     await fleet.start()
     try:
         async def both_online() -> dict[str, dict[str, Any]] | None:
@@ -160,14 +160,15 @@ async def test_worker_process_and_api_process_share_device_status(
     redis_url: str, mqtt_url: str, prefix: str,
 ) -> None:
     settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, channels={
-        "loudspeaker": {"type": "mqtt-loudspeaker", "topic_prefix": prefix}})
+        "loudspeaker": {"type": "mqtt-loudspeaker", "topic_prefix": prefix,
+                        "command_key": KEY}})
     worker = await build_app(settings, roles=("worker",))
     api = await build_app(settings, roles=("api",))
     fleet: SpeakerFleet | None = None
     try:
         await worker.engine.start()
         device = sorted(api.ctx.registry.data.devices.values(), key=lambda d: d.id)[0]
-        fleet = SpeakerFleet(mqtt_url, [(device.id, device.region)], topic_prefix=prefix)
+        fleet = SpeakerFleet(mqtt_url, [(device.id, device.region)], command_key=KEY, topic_prefix=prefix)
         await fleet.start()
 
         async def kept() -> bool:

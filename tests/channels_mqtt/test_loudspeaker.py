@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
 from loudspeaker_kit import (
     AREA_A,
     AREA_B,
+    KEY,
     RecordingSink,
+    ack_for,
     channel,
     delivery,
     publish,
@@ -24,7 +25,6 @@ from channels.loudspeaker import Loudspeakers
 from channels.loudspeaker_payload import (
     AckState,
     DeviceState,
-    SpeakerAck,
     decode_status,
     encode,
 )
@@ -56,7 +56,7 @@ async def test_one_publish_per_area_reaches_its_speakers_only(
 ) -> None:
     a = ["a1", "a2", "a3"]
     devices = [(d, AREA_A) for d in a] + [("b1", AREA_B), ("b2", AREA_B)]
-    async with SpeakerFleet(mqtt_url, devices, play_s=FAST, topic_prefix=prefix) as fleet:
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST, topic_prefix=prefix) as fleet:
         d = delivery(AREA_A)
         receipt = await speakers.send(d)
         assert receipt.provider_id == d.id
@@ -74,7 +74,7 @@ async def test_device_address_and_failed_playout(
     mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
 ) -> None:
     devices = [("c1", AREA_A), ("c2", AREA_A)]
-    async with SpeakerFleet(mqtt_url, devices, play_s=FAST, fail_rate=1.0,
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST, fail_rate=1.0,
                             topic_prefix=prefix) as fleet:
         d = delivery("dev:c2", kind=DeliveryKind.REDIAL, step=1)
         await speakers.send(d)
@@ -89,7 +89,7 @@ async def test_offline_speaker_catches_up_before_expiry_not_after(
     mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
 ) -> None:
     devices = [("on", AREA_A), ("soon", AREA_A), ("late", AREA_A)]
-    async with SpeakerFleet(mqtt_url, devices, play_s=FAST, offline=("soon", "late"),
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST, offline=("soon", "late"),
                             topic_prefix=prefix) as fleet:
         d = delivery(AREA_A, expires_in=2.0)
         assert d.expires_at is not None
@@ -115,7 +115,7 @@ async def test_cancel_stops_playback_and_clears_the_retained_copy(
     mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
 ) -> None:
     devices = [("s1", AREA_A), ("s2", AREA_A), ("away", AREA_A), ("other", AREA_B)]
-    async with SpeakerFleet(mqtt_url, devices, play_s=(30.0, 30.0), offline=("away",),
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=(30.0, 30.0), offline=("away",),
                             topic_prefix=prefix) as fleet:
         d = delivery(AREA_A)
         other = delivery(AREA_B, campaign="cp_other")
@@ -145,7 +145,7 @@ async def test_lwt_marks_a_dropped_speaker_offline(
     mqtt_url: str, prefix: str, speakers: Loudspeakers,
 ) -> None:
     devices = [("x", AREA_A), ("y", AREA_B)]
-    async with SpeakerFleet(mqtt_url, devices, topic_prefix=prefix) as fleet:
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, topic_prefix=prefix) as fleet:
         online = DeviceState.ONLINE
         await wait_until(lambda: {k: v.state for k, v in speakers.devices_status().items()}
                          == {"x": online, "y": online}, "both online")
@@ -170,14 +170,13 @@ async def test_acks_sent_while_the_channel_is_away_are_not_lost(
     await first.start(sink)
     await wait_until(lambda: first.connected, "connect")
     await first.aclose()
-    ack = SpeakerAck(cmd_id="dl_away", campaign_id="cp_test", state=AckState.DONE,
-                     at=datetime.now(UTC))
-    await publish(mqtt_url, f"{prefix}/dev/z/ack", encode(ack))
+    away = delivery("dev:z", channel="ls-session")
+    await publish(mqtt_url, f"{prefix}/dev/z/ack", encode(ack_for(away, AckState.DONE)))
     again = channel(mqtt_url, prefix, name="ls-session", client_id="tsession")
     assert again.client_id == first.client_id
     await again.start(sink)
     try:
-        await wait_until(lambda: sink.seen("dl_away") == {"dev:z": [P.DONE]}, "the queued ack")
+        await wait_until(lambda: sink.seen(away.id) == {"dev:z": [P.DONE]}, "the queued ack")
     finally:
         await again.aclose()
 
@@ -203,10 +202,9 @@ async def test_an_ack_the_sink_refused_is_redelivered(mqtt_url: str, prefix: str
     await ch.start(sink)
     try:
         await wait_until(lambda: ch.connected, "connect")
-        ack = SpeakerAck(cmd_id="dl_flaky", campaign_id="cp_test", state=AckState.RECEIVED,
-                         at=datetime.now(UTC))
-        await publish(mqtt_url, f"{prefix}/dev/f/ack", encode(ack))
-        await wait_until(lambda: sink.seen("dl_flaky") == {"dev:f": [P.DELIVERED]},
+        flaky = delivery("dev:f")
+        await publish(mqtt_url, f"{prefix}/dev/f/ack", encode(ack_for(flaky, AckState.RECEIVED)))
+        await wait_until(lambda: sink.seen(flaky.id) == {"dev:f": [P.DELIVERED]},
                          "the redelivered ack", within=8)
     finally:
         await ch.aclose()

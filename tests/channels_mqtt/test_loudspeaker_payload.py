@@ -150,11 +150,15 @@ def test_broker_url(url: str, host: str, port: int, tls: bool) -> None:
 @pytest.mark.parametrize(("raw", "field"), [
     ({"type": "mqtt-loudspeaker", "colour": "red"}, "colour"),
     ({"type": "mqtt-loudspeaker", "url": "http://x"}, "mqtt://"),
-    ({"type": "mqtt-loudspeaker", "url": "mqtt://u:p@x"}, "credentials"),
+    ({"type": "mqtt-loudspeaker", "command_key": "short"}, "command_key"),
+    ({"type": "mqtt-loudspeaker", "command_key": ""}, "command_key"),
+    ({"type": "mqtt-loudspeaker", "command_key": "k" * 40, "command_key_id": "a b"},
+     "command_key_id"),
     ({"type": "mqtt-loudspeaker", "volume": 101}, "volume"),
     ({"type": "mqtt-loudspeaker", "topic_prefix": "wb/+/v1"}, "topic_prefix"),
 ])
 def test_config_is_strict(raw: dict[str, object], field: str) -> None:
+    raw = {"command_key": "k" * 40, **raw}  # a valid key unless the case is about it
     with pytest.raises(ConfigError, match=r"channels\.ls") as err:
         Loudspeakers.from_config("ls", raw)
     assert field in str(err.value)
@@ -162,8 +166,22 @@ def test_config_is_strict(raw: dict[str, object], field: str) -> None:
 
 def test_password_never_shows() -> None:
     ch = Loudspeakers.from_config("ls", {"type": "mqtt-loudspeaker", "username": "wb",
-                                         "password": "hunter2", "callback_url": "http://x"})
-    assert "hunter2" not in repr(ch.config)
+                                         "password": "hunter2", "callback_url": "http://x",
+                                         "command_key": "sekrit-" * 6})
+    assert "hunter2" not in repr(ch.config) and "sekrit" not in repr(ch.config)
     assert ch.config.password.reveal() == "hunter2"
-    assert ch.secret_fields == ("password",)
+    assert ch.secret_fields == ("password", "command_key")
     assert ch.client_id.startswith("warnbus-ls-")
+
+
+def test_credentials_in_the_url_become_secret_fields() -> None:
+    ch = Loudspeakers.from_config("ls", {"type": "mqtt-loudspeaker", "command_key": "k" * 40,
+                                         "url": "mqtt://warnbus:p%40ss%2Fw0rd@broker:1884"})
+    assert ch.config.url == "mqtt://broker:1884" and ch.config.username == "warnbus"
+    assert ch.config.password.reveal() == "p@ss/w0rd"
+    assert "p@ss" not in repr(ch.config) and "p%40ss" not in repr(ch.config)
+    assert ch.display_url == "mqtt://warnbus:***@broker:1884"
+    # A username or password set in the configuration wins over the URL's.
+    ch = Loudspeakers.from_config("ls", {"type": "mqtt-loudspeaker", "command_key": "k" * 40,
+                                         "url": "mqtt://u:p@broker", "password": "own"})
+    assert (ch.config.username, ch.config.password.reveal()) == ("u", "own")

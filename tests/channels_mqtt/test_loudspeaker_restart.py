@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from loudspeaker_kit import AREA_A, RecordingSink, channel, delivery, wait_until
+from loudspeaker_kit import AREA_A, KEY, RecordingSink, channel, delivery, wait_until
 
 from channels.sim.speakers import SpeakerFleet
 from warnbus.errors import TransientChannelError
@@ -22,7 +22,7 @@ async def test_channel_survives_a_broker_restart(
 ) -> None:
     broker = fresh_mosquitto_service
     ch = channel(broker.url, PREFIX)
-    fleet = SpeakerFleet(broker.url, [("r1", AREA_A), ("r2", AREA_A)], play_s=(0.05, 0.1),
+    fleet = SpeakerFleet(broker.url, [("r1", AREA_A), ("r2", AREA_A)], command_key=KEY, play_s=(0.05, 0.1),
                          topic_prefix=PREFIX, reconnect_max_s=0.5)
     await ch.start(sink)
     await fleet.start()

@@ -51,6 +51,12 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
         assert "mosquitto" in out, out
         token = re.search(r"API token \(full scope, generated for this run\): (\S+)", out)
         assert token, out
+        # The embedded broker takes no anonymous client, and its password is never printed.
+        conf = (tmp_path / "mqtt" / "mosquitto.conf").read_text()
+        assert "allow_anonymous false" in conf and "acl_file" in conf
+        broker_port = int(re.search(r"^listener (\d+)", conf, re.M)[1])  # type: ignore[index]
+        assert await asyncio.to_thread(_anonymous_connack, broker_port) != 0
+        assert not re.search(r"mqtt://warnbus:(?!\*\*\*@)", out), out
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as r:
@@ -81,3 +87,10 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
             await proc.wait()
             raise AssertionError("warnbus serve did not stop on SIGTERM within 20 s") from None
     assert rc == 0, "serve exits cleanly on SIGTERM"
+
+
+def _anonymous_connack(port: int) -> int:
+    from tests.mqtt_probe import Probe
+
+    with Probe(port) as probe:
+        return probe.connect()

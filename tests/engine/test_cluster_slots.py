@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
@@ -232,14 +231,17 @@ async def run_workload(url: str) -> dict[str, int]:
         await eng.ticker.sweep()
         # The feed poller and its lease, reading this engine's own CAP feed (all duplicates).
         feed = FeedSettings(name="self.feed", url=str(client.make_url("/cap/feed.atom")),
-                            senders=("430623@qx.example.cn",))
-        async with aiohttp.ClientSession() as session:
-            poller = FeedPoller(h.ctx, feed, session)
+                            senders=("430623@qx.example.cn",),
+                            allow_private=True)  # this engine, on 127.0.0.1
+        poller = FeedPoller(h.ctx, feed)
+        try:
             assert await poller.state.hold("tok-1", 30)
             assert not await poller.state.hold("tok-2", 30)
             res_poll = await poller.poll_once()
             assert res_poll.outcome == "ok", res_poll
             await poller.state.release("tok-1")
+        finally:
+            await poller.aclose()
         # Update (more townships), then Cancel, through the API.
         for name in ("rainstorm-red-update.xml", "rainstorm-red-cancel.xml"):
             r = await client.post("/api/v1/alerts", data=(FIXTURES / name).read_bytes(),

@@ -26,6 +26,8 @@ from tests.engine.helpers import cap_alert, make_harness
 from warnbus import keys
 from warnbus.services import ManagedService
 
+KEY = "test-only-command-key-0123456789abcdef"  # signs the commands; speakers verify
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 TOWNSHIP = "430623101000"
 
@@ -49,7 +51,7 @@ async def test_broker_restarts_and_network_cuts(
     h = await make_harness(redis_url, start=time.time())
     speaker = Loudspeakers.from_config("loudspeaker", {
         "url": broker.url, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5,
-        "connect_wait_s": 0.5, "publish_timeout_s": 2.0})
+        "connect_wait_s": 0.5, "publish_timeout_s": 2.0, "command_key": KEY})
     h.app.engine.channels["loudspeaker"] = speaker
     h.app.engine.dispatcher.channels["loudspeaker"] = speaker
     h.channels["loudspeaker"] = speaker  # type: ignore[assignment]
@@ -57,7 +59,8 @@ async def test_broker_restarts_and_network_cuts(
     devices = sorted((d.id, d.region) for d in reg.devices.values()
                      if d.region.startswith(TOWNSHIP[:9]))
     cut = devices[0][0]
-    fleet = SpeakerFleet(broker.url, devices, play_s=(0.5, 1.0), reconnect_max_s=0.3)
+    fleet = SpeakerFleet(broker.url, devices, play_s=(0.5, 1.0), reconnect_max_s=0.3,
+                         command_key=KEY)
     await speaker.start(h.app.engine.sink)
     await fleet.start()
     try:

@@ -13,10 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import msgspec
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.engine.helpers import Harness
 from warnbus.config import FeedSettings
+from warnbus.feeds import FeedPoller
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 
@@ -33,6 +36,7 @@ class Doc:
     etag: str = ""
     last_modified: str = ""
     delay: float = 0.0
+    reason: str | None = None  # the status line's reason phrase, when not the standard one
 
 
 @dataclass
@@ -69,7 +73,7 @@ class FeedServer:
                                   or (doc.last_modified and ims == doc.last_modified)):
             return web.Response(status=304, headers=headers)
         return web.Response(status=doc.status, body=doc.body, headers=headers,
-                            content_type=doc.content_type)
+                            content_type=doc.content_type, reason=doc.reason)
 
     async def start(self) -> None:
         app = web.Application()
@@ -118,4 +122,20 @@ def feed_settings(name: str, url: str, **kw: object) -> FeedSettings:
     kw.setdefault("senders", ("430623@qx.example.cn",))
     kw.setdefault("interval_s", 1.0)
     kw.setdefault("timeout_s", 2.0)
+    kw.setdefault("allow_private", True)  # the feed server is on 127.0.0.1
     return FeedSettings(name=name, url=url, **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class Kit:
+    h: Harness
+    server: FeedServer
+    pollers: list[FeedPoller]
+
+    def poller(self, feed: FeedSettings) -> FeedPoller:
+        # health reads the configured feeds: configure this one
+        ctx = self.h.ctx
+        ctx.settings = msgspec.structs.replace(ctx.settings, feeds=(feed,))
+        poller = FeedPoller(ctx, feed)
+        self.pollers.append(poller)
+        return poller

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
@@ -95,9 +94,11 @@ async def test_another_warnbus_polls_this_feed(api, redis_url: str) -> None:  # 
     public, _ = await publish(h)
     other = await make_harness(redis_url.rsplit("/", 1)[0] + "/1")
     try:
-        async with aiohttp.ClientSession() as session:
-            url = str(client.make_url("/cap/feed.atom"))
-            res = await FeedPoller(other.ctx, feed_settings("upstream", url), session).poll_once()
+        poller = FeedPoller(other.ctx, feed_settings("upstream", str(client.make_url("/cap/feed.atom"))))
+        try:
+            res = await poller.poll_once()
+        finally:
+            await poller.aclose()
         assert res.outcome == "ok" and res.counts["accepted"] == 3, res
         cid = await other.ctx.store.campaign_of(public[0].alert_id)
         assert cid and await other.ctx.store.alert(cid, public[2].alert_id) == public[2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import msgspec
 import pytest_asyncio
 from feedkit import FeedServer, atom, feed_settings, fixture
@@ -18,21 +17,19 @@ RED = "rainstorm-red.xml"
 
 
 @pytest_asyncio.fixture
-async def env(redis_url: str) -> AsyncIterator[tuple[Harness, FeedServer, aiohttp.ClientSession]]:
+async def env(redis_url: str) -> AsyncIterator[tuple[Harness, FeedServer]]:
     h = await make_harness(redis_url)
     server = FeedServer()
     await server.start()
-    session = aiohttp.ClientSession()
-    yield h, server, session
-    await session.close()
+    yield h, server
     await server.close()
     await h.app.close()
 
 
 async def test_an_alert_for_another_county_is_skipped_not_an_error(
-    env: tuple[Harness, FeedServer, aiohttp.ClientSession],
+    env: tuple[Harness, FeedServer],
 ) -> None:
-    h, server, session = env
+    h, server = env
     # 湘阴县 (430624): a neighbour county of the same province feed.
     other = cap_alert("43062404100000_20260715053000_1", codes=("430624101000", "430624102000"))
     server.put("/cap/other.xml", alert_to_cap(other))
@@ -43,7 +40,7 @@ async def test_an_alert_for_another_county_is_skipped_not_an_error(
     ]), etag='"p1"')
     feed = feed_settings("province", server.url("/province.atom"))
     h.ctx.settings = msgspec.structs.replace(h.ctx.settings, feeds=(feed,))
-    poller = FeedPoller(h.ctx, feed, session)
+    poller = FeedPoller(h.ctx, feed)
 
     with capture_logs() as logs:
         res = await poller.poll_once()
@@ -68,3 +65,4 @@ async def test_an_alert_for_another_county_is_skipped_not_an_error(
     res = await poller.poll_once()
     assert res.outcome == "ok" and res.counts["seen"] == 0, res
     assert server.hits["/cap/other.xml"] == 1
+    await poller.aclose()

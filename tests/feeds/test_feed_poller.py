@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
-import msgspec
 import pytest
-import pytest_asyncio
-from feedkit import FeedServer, atom, feed_settings, fixture, rss
+from feedkit import FeedServer, Kit, atom, feed_settings, fixture, rss
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from tests.engine.helpers import T0, Harness, cap_alert, make_harness
-from warnbus.config import FeedSettings
+from tests.engine.helpers import T0, cap_alert
 from warnbus.feeds import (
-    FeedPoller,
     alert_to_cap,
     backoff_delay,
     feed_health,
@@ -29,31 +22,6 @@ from warnbus.ingest import parse_cap
 
 FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 RED, UPDATE, CANCEL = "rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel.xml"
-
-
-@dataclass
-class Kit:
-    h: Harness
-    server: FeedServer
-    session: aiohttp.ClientSession
-
-    def poller(self, feed: FeedSettings) -> FeedPoller:
-        # health reads the configured feeds: configure this one
-        ctx = self.h.ctx
-        ctx.settings = msgspec.structs.replace(ctx.settings, feeds=(feed,))
-        return FeedPoller(ctx, feed, self.session)
-
-
-@pytest_asyncio.fixture
-async def kit(redis_url: str) -> AsyncIterator[Kit]:
-    h = await make_harness(redis_url)
-    server = FeedServer()
-    await server.start()
-    session = aiohttp.ClientSession()
-    yield Kit(h, server, session)
-    await session.close()
-    await server.close()
-    await h.app.close()
 
 
 def publish_red_thread(server: FeedServer, names: tuple[str, ...] = (RED, UPDATE, CANCEL)) -> None:
@@ -135,7 +103,7 @@ async def test_single_cap_url_and_embedded_cap(kit: Kit) -> None:
 @pytest.mark.parametrize(("doc", "words"), [
     ({"body": b"oops", "status": 500}, "HTTP 500"),
     ({"body": b"<html><title>Service Unavailable</title></html>"}, "HTML page"),
-    ({"body": b"\x89PNG\r\n garbage"}, "not well-formed"),
+    ({"body": b"\x89PNG\r\n garbage"}, "not readable XML (malformed)"),
     ({"body": b"<feed/>", "delay": 1.0}, "within 0.3 s"),
     ({"body": b"x" * 5000}, "over the limit"),
 ])

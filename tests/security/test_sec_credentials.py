@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -92,10 +91,10 @@ async def test_a_feed_takes_only_its_own_senders_alerts(redis_url: str) -> None:
     server.put("/f.atom", atom([{"id": n, "href": server.url(f"/cap/{n}.xml")}
                                 for n in ("red", "flood", "forged")]))
     feed = feed_settings("qx", server.url("/f.atom"), senders=("430623@qx.example.cn",))
+    poller = FeedPoller(h.ctx, feed)
     try:
-        async with aiohttp.ClientSession() as session:
-            with capture_logs() as logs:
-                res = await FeedPoller(h.ctx, feed, session).poll_once()
+        with capture_logs() as logs:
+            res = await poller.poll_once()
         assert (res.counts["accepted"], res.counts["rejected"]) == (1, 2), res
         rejected = [e for e in logs if e["event"] == "feed alert rejected"]
         assert [e["code"] for e in rejected] == ["forbidden", "forbidden"]
@@ -107,5 +106,6 @@ async def test_a_feed_takes_only_its_own_senders_alerts(redis_url: str) -> None:
         await h.drain()
         assert (await h.ctx.store.meta(cid))["state"] == "active"
     finally:
+        await poller.aclose()
         await server.close()
         await h.app.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -88,7 +89,8 @@ async def _warnbus(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Aler
                    sink_url: str, timeout_s: float) -> dict[str, Any]:
     await env.flush()
     channels: dict[str, Channel] = {n: HttpSinkChannel(n, sink_url) for n in PERSON_CHANNELS}
-    channels |= load_channels({"loudspeaker": {"type": "mqtt-loudspeaker"}},
+    key = secrets.token_urlsafe(32)  # commands are signed, as in production
+    channels |= load_channels({"loudspeaker": {"type": "mqtt-loudspeaker", "command_key": key}},
                               base_url="http://127.0.0.1:9", mqtt_url=env.mqtt_url)
     meter = SendMeter(keep=True)
     for ch in channels.values():

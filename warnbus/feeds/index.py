@@ -61,8 +61,10 @@ def parse_index(body: bytes, base_url: str) -> list[Entry]:
         read = _rss_item
     else:
         local = etree.QName(root).localname if tag else "?"
-        hint = " (a single CAP message: set kind = \"cap\")" if local == "alert" else ""
-        raise FeedError(f"expected an Atom <feed> or RSS <rss><channel>, got <{local}>{hint}")
+        # The root's name is the upstream's: only named when it is one we know.
+        got = " (got a CAP <alert>: set kind = \"cap\" for a single CAP message)" if (
+            local == "alert") else ""
+        raise FeedError(f"expected an Atom <feed> or RSS <rss><channel>{got}")
     entries = [e for el in items[:MAX_ENTRIES] if (e := read(el, base_url)) is not None]
     return _oldest_first(entries)
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import structlog
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -63,16 +62,14 @@ class FeedManager:
         self.token = f"{owner}:{secrets.token_hex(4)}"  # unique even for two managers in a pid
         self.pollers: dict[str, FeedPoller] = {}
         self._scheduler: AsyncIOScheduler | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._running: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         """Start polling (nothing to do without enabled feeds)."""
         if not self.feeds or self._scheduler is not None:
             return
-        # Per-request timeouts are the feeds' own; proxies from the environment are not used.
-        self._session = aiohttp.ClientSession()
-        self.pollers = {f.name: FeedPoller(self.ctx, f, self._session) for f in self.feeds}
+        # Each poller has its own session (its feed's address rule); per-request timeouts.
+        self.pollers = {f.name: FeedPoller(self.ctx, f) for f in self.feeds}
         sched = AsyncIOScheduler(
             timezone=UTC, executors={_EXECUTOR: AsyncIOExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -104,9 +101,7 @@ class FeedManager:
                     log.warning("feed lease not released", feed=name)
             p.held_until = 0.0
             LEASE.labels(feed=name).set(0)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+            await p.aclose()
 
     async def renew_leases(self) -> None:
         """Take or keep each feed's lease; start or stop its poll job accordingly."""

@@ -24,9 +24,10 @@ from warnbus.config import FeedSettings
 from warnbus.context import Context
 from warnbus.credentials import of_feed
 from warnbus.errors import AuthError, IngestError
-from warnbus.feeds.errors import FeedError
+from warnbus.feeds.errors import FeedError, FeedRefused
 from warnbus.feeds.fetch import ACCEPT_CAP, ACCEPT_INDEX, fetch
 from warnbus.feeds.health import ENTRIES, POLL_SECONDS, POLLS
+from warnbus.feeds.hosts import HostPolicy, open_session
 from warnbus.feeds.index import Entry, parse_index
 from warnbus.feeds.state import FeedState
 from warnbus.ingest import parse_cap
@@ -66,16 +67,34 @@ class PollResult:
 class FeedPoller:
     """Polls one feed; whether this process may poll it is the manager's lease business."""
 
-    def __init__(self, ctx: Context, feed: FeedSettings, session: aiohttp.ClientSession) -> None:
+    def __init__(self, ctx: Context, feed: FeedSettings) -> None:
         self.ctx = ctx
         self.feed = feed
-        self.session = session
+        self.policy = HostPolicy.of(feed.name, feed.url, feed.allowed_hosts, feed.allow_private)
+        # The feed's own session: its resolver refuses private addresses unless allowed.
+        self._session: aiohttp.ClientSession | None = None
         self.state = FeedState(ctx.redis, feed.name)
         self.credential = of_feed(feed)
         # Read the trust store once, at start-up: a missing file is a configuration error.
         self.trust = read_trust_files(feed.trust) if feed.trust else ()
+        if feed.signature != "ignore" and not self.trust and feed.trust_carried_certificate:
+            log.warning("feed trusts the certificate each alert carries: anyone can sign with "
+                        "a certificate of their own, so a valid signature shows only that the "
+                        "alert was not changed on the way, not who sent it; configure a trust "
+                        "store (trust = [...]) to know the signer", feed=feed.name)
         self.held_until = 0.0  # monotonic time the lease is surely ours until
         self.polls = 0  # polls this process made (tests, debugging)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = open_session(self.policy)
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     @property
     def holding(self) -> bool:
@@ -88,7 +107,8 @@ class FeedPoller:
         t0 = time.monotonic()
         etag, modified = await self.state.validators()
         try:
-            got = await fetch(self.session, f.url, timeout_s=f.timeout_s, max_bytes=f.max_bytes,
+            got = await fetch(self.session, f.url, policy=self.policy, timeout_s=f.timeout_s,
+                              max_bytes=f.max_bytes,
                               accept=ACCEPT_CAP if f.kind == "cap" else ACCEPT_INDEX,
                               etag=etag, last_modified=modified)
             if got.not_modified:
@@ -98,8 +118,12 @@ class FeedPoller:
                 entries = [Entry("sha256:" + hashlib.sha256(got.body).hexdigest(), cap=got.body)]
             else:
                 entries = parse_index(got.body, f.url)
-        except (FeedError, IngestError) as e:
+        except FeedError as e:
             return self._done(await self.failed(e.message), t0)
+        except IngestError as e:
+            # The parser's remark may quote the document: logged, not kept for /healthz.
+            log.warning("feed index not readable", feed=f.name, code=e.code, error=e.message)
+            return self._done(await self.failed(f"the index is not readable XML ({e.code})"), t0)
         counts, complete = await self._handle(entries)
         validators = (got.etag, got.last_modified) if complete else ("", "")
         await self.state.success(self.ctx.clock.now(), counts, validators)
@@ -133,6 +157,12 @@ class FeedPoller:
         counts["seen"] = len(fresh)
         bodies = await self._bodies(fresh)
         for entry, body in zip(fresh, bodies, strict=True):
+            if isinstance(body, FeedRefused):  # definite: the link is never tried again
+                counts["rejected"] += 1
+                log.warning("feed entry refused", feed=self.feed.name, entry_id=entry.id[:200],
+                            error=body.message)
+                await self.state.mark_seen(entry.key, self.ctx.clock.now())
+                continue
             if isinstance(body, FeedError):
                 counts["errors"] += 1
                 complete = False
@@ -157,8 +187,8 @@ class FeedPoller:
             assert e.link is not None  # an entry has a link or its CAP
             async with sem:
                 try:
-                    got = await fetch(self.session, e.link, timeout_s=f.timeout_s,
-                                      max_bytes=f.max_bytes)
+                    got = await fetch(self.session, e.link, policy=self.policy,
+                                      timeout_s=f.timeout_s, max_bytes=f.max_bytes)
                 except FeedError as err:
                     return err
             return got.body

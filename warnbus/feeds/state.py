@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from warnbus import keys
+from warnbus.feeds.errors import public_text
 from warnbus.store import s
 
 SEEN_TTL_S = 30 * 24 * 3600.0  # an entry not listed for this long may be fetched again
@@ -83,7 +84,8 @@ class FeedState:
     async def failure(self, now: float, error: str) -> int:
         """Record a failed poll; return the consecutive failures (the backoff exponent)."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.state, mapping={"last_error": error[:500], "last_error_at": now})
+        pipe.hset(self.keys.state, mapping={"last_error": public_text(error),
+                                            "last_error_at": now})
         pipe.hincrby(self.keys.state, "failures", 1)
         pipe.hincrby(self.keys.state, "poll_errors", 1)
         return int((await pipe.execute())[1])

@@ -9,7 +9,14 @@ cryptography; this module decides beforehand what shape is acceptable, and whom 
 - with a trust store, the signing certificate must chain to one of its certificates (a CA, or
   the pinned signing certificate itself), every certificate on the path valid at the time;
 - without one, the signature must verify against the certificate it carries, and that
-  certificate must be valid (as the WMO CAP validator does: integrity, not identity).
+  certificate must be valid (as the WMO CAP validator does: integrity, not identity). Anyone
+  can sign with a certificate of their own, so a feed that *requires* signatures needs a
+  trust store or an explicit `trust_carried_certificate` (FeedSettings).
+
+Integrity is judged before identity: digests and the signature value are checked first, so a
+changed alert is reported as changed even when its certificate has also expired. Validity is
+judged at a chosen time: now for live feeds, the alert's `<sent>` for archives (`warnbus
+validate --at sent`), so an alert signed in 2024 verifies as it did then.
 
 The body is parsed by `safexml.parse_xml`, the very parse the CAP reader uses, so what is
 verified is what is read. That parse drops comments (a URI "" reference excludes them anyway)
@@ -99,8 +106,9 @@ def verify_signature(
     """Check the signature of a CAP XML body under `policy`; raise IngestError if it fails.
 
     `trust` holds PEM texts (CA or signing certificates); certificates are checked for
-    validity `at` that time (timezone-aware; default now: an archive check passes the time
-    the alert was received). Failures are `IngestError("invalid", ...,
+    validity `at` that time (timezone-aware; default now: an archive check passes the
+    alert's `<sent>`, see `validity_time`). A digest or signature value that does not verify
+    is reported before anything about the certificates. Failures are `IngestError("invalid", ...,
     field="Signature")`; a body that is not XML is `malformed` as for the CAP parser; a bad
     policy or trust store is a ConfigError (the caller's configuration, not the alert).
     """
@@ -119,10 +127,12 @@ def verify_signature(
     _check_signed_info(root, signature)
     certs = _certificates(signature)
     leaf = _signing_certificate(certs)
+    # Integrity first: digests and signature value, judged inside the certificate's own
+    # validity, so that a tampered alert is never reported as "certificate expired".
+    _verify_integrity(root, leaf)
     _check_leaf(leaf, when)
     if anchors:
         _check_chain(leaf, [c for c in certs if c is not leaf], anchors, when)
-    _verify(root, leaf, when)
     return SignatureResult(
         signed=True,
         subject=leaf.subject.rfc4514_string(),
@@ -130,6 +140,33 @@ def verify_signature(
         fingerprint=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
         trusted=bool(anchors),
     )
+
+
+#: `--at` words: judge certificates now, or at the alert's own `<sent>` (archives).
+AT_NOW, AT_SENT = "now", "sent"
+
+
+def parse_at(at: str) -> datetime | str:
+    """`now`, `sent`, or an ISO-8601 time with an offset; ConfigError for anything else."""
+    if at in (AT_NOW, AT_SENT):
+        return at
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ConfigError(
+            f"--at must be now, sent, or an ISO-8601 time with its offset (e.g. "
+            f"2024-07-15T08:00:00+08:00); got {at!r}"
+        )
+    return when
+
+
+def validity_time(at: datetime | str, sent: datetime) -> datetime | None:
+    """The time to judge certificates at for an alert sent at `sent` (None: now)."""
+    if isinstance(at, datetime):
+        return at
+    return sent if at == AT_SENT else None
 
 
 def parse_policy(policy: str) -> SignaturePolicy:
@@ -357,14 +394,20 @@ def _why(exc: Exception) -> str:
     return text[:200]
 
 
-def _verify(root: etree._Element, leaf: x509.Certificate, when: datetime) -> None:
+def _verify_integrity(root: etree._Element, leaf: x509.Certificate) -> None:
+    """Check the digest and the signature value against the leaf's key, nothing else.
+
+    signxml refuses a certificate outside its validity before it looks at the signature;
+    asked at a moment inside that validity, it reports only integrity. Validity at the
+    chosen time is judged afterwards (`_check_leaf`, `_check_chain`).
+    """
     config = SignatureConfiguration(
         require_x509=True,
         location="./",  # a child of <alert>, as _the_signature made sure
         expect_references=1,
         signature_methods=_SIGNATURE_METHODS,
         digest_algorithms=_DIGESTS,
-        verification_time=when,
+        verification_time=leaf.not_valid_before_utc,
         # XML-DSig turns a node-set into octets with Canonical XML 1.0 when no transform says.
         default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0,
     )

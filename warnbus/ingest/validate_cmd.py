@@ -5,33 +5,47 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TextIO
 
 from warnbus.errors import ConfigError, IngestError
 from warnbus.ingest import DEFAULT_MAX_BODY, parse_alert
 from warnbus.ingest.signature import (
+    AT_NOW,
     SignaturePolicy,
+    parse_at,
     parse_policy,
     read_trust_files,
+    validity_time,
     verify_signature,
 )
 
 
 def validate_paths(
-    paths: list[str], out: TextIO, *, signature: str = "ignore", trust: Sequence[str] = ()
+    paths: list[str],
+    out: TextIO,
+    *,
+    signature: str = "ignore",
+    trust: Sequence[str] = (),
+    at: str = AT_NOW,
 ) -> int:
     """Print `ok FILE` or `error FILE: reason` per file; return 0 only if every file is ok.
 
     `signature` is the XML-DSig policy (require, verify, ignore) and `trust` the PEM files of
-    the trust store. A bad policy or trust store raises ConfigError before any file is read.
+    the trust store; `at` when certificates must have been valid: `now`, `sent` (each
+    alert's own <sent>, for archives) or an ISO-8601 time. A bad policy, time or trust store
+    raises ConfigError before any file is read.
     """
     policy = parse_policy(signature)
     if trust and policy is SignaturePolicy.IGNORE:
         raise ConfigError("--trust needs --signature verify or require")
+    when = parse_at(at)
+    if when != AT_NOW and policy is SignaturePolicy.IGNORE:
+        raise ConfigError("--at needs --signature verify or require")
     pems = read_trust_files(trust)
     failed = 0
     for path in paths:
-        reason = _check(path, policy, pems)
+        reason = _check(path, policy, pems, when)
         if reason is None:
             out.write(f"ok {path}\n")
         else:
@@ -40,7 +54,9 @@ def validate_paths(
     return 1 if failed else 0
 
 
-def _check(path: str, policy: SignaturePolicy, pems: tuple[bytes, ...]) -> str | None:
+def _check(
+    path: str, policy: SignaturePolicy, pems: tuple[bytes, ...], at: datetime | str
+) -> str | None:
     """The reason a file is not a valid alert, or None. The form is sniffed from the content."""
     try:
         with open(path, "rb") as fh:
@@ -58,7 +74,7 @@ def _check(path: str, policy: SignaturePolicy, pems: tuple[bytes, ...]) -> str |
             if policy is SignaturePolicy.REQUIRE:
                 return "Signature: a JSON alert cannot carry the required XML signature"
             return None
-        verify_signature(body, policy, pems)
+        verify_signature(body, policy, pems, at=validity_time(at, alert.sent))
     except IngestError as exc:
         return str(exc)
     return None
