@@ -73,8 +73,10 @@ async def test_red_needs_a_second_person_and_the_record_names_both(web) -> None:
     draft = await Drafts(h.ctx.redis).get(draft_id)
     assert draft and draft.state == "published" and draft.approved_by == "alan"
     alert = await h.ctx.alert(cid, draft.alert_id)
-    assert alert is not None and is_gb35965(alert.identifier) and alert.status is Status.ACTUAL
-    assert alert.identifier.endswith("_20260715133000_0")  # Beijing time, first of its second
+    assert alert is not None and alert.status is Status.ACTUAL
+    # GB/T 35965.1 (Beijing time, first of its second), then the random part.
+    gb, rand = alert.identifier.split("-")
+    assert is_gb35965(gb) and gb.endswith("_20260715133000_0") and len(rand) == 20
     await h.drain()
     assert h.sent("voice")
     r = await client.get(f"/console/campaigns/{cid}", headers={"Accept": "text/html"})

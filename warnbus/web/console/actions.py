@@ -6,7 +6,10 @@ Both go the engine's one way: a draft becomes a `models.Alert` and enters throug
 
 from __future__ import annotations
 
+import random
+
 import msgspec
+import structlog
 
 from warnbus import keys
 from warnbus.context import Context
@@ -18,6 +21,7 @@ from warnbus.planner import PlanContext, area_text, plan_persons
 from warnbus.web.console.base import ConsoleSettings
 from warnbus.web.console.board import DoorOrder
 from warnbus.web.console.compose import (
+    SYSTEM_RANDOM,
     DraftForm,
     build_alert,
     form_times,
@@ -28,6 +32,7 @@ from warnbus.web.console.compose import (
 from warnbus.web.console.drafts import Draft, Drafts, Provenance
 from warnbus.web.console.html import BEIJING
 
+log = structlog.get_logger("warnbus.console")
 DOOR_STEP = 95  # planner step of console door-to-door orders (chain steps are 0..49, 90 notices)
 KIND_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
 
@@ -45,23 +50,37 @@ async def latest_alert(ctx: Context, cid: str) -> Alert:
 
 
 async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleSettings,
-                  approved_by: str = "") -> Accepted:
+                  approved_by: str = "", rng: random.Random = SYSTEM_RANDOM) -> Accepted:
     """Build the draft's alert now (identifier, sent time) and hand it to the intake.
 
     The draft must have been moved to `publishing` by the caller (one CAS: published once).
+    Only an alert the intake newly accepted is published: an answer that it existed already
+    (`created=False`, whoever posted it) or any error moves the draft to `failed` with the
+    reason for the officer, records nothing, and raises PublishError.
     """
+    ident = ""
     try:
         references: tuple[Reference, ...] = ()
         if draft.kind != "alert":
             prev = await latest_alert(ctx, draft.campaign_id)
             references = (Reference(prev.sender, prev.identifier, prev.sent.isoformat()),)
-        ident = await new_identifier(ctx, settings)
+        ident = await new_identifier(ctx, settings, rng)
         alert = build_alert(ctx, draft.form, settings, ident, msg_type=KIND_TYPE[draft.kind],
                             references=references)
         res = await accept(ctx, alert, of_console(console_sender(ctx.settings, ctx.registry)))
     except WarnbusError as e:
-        await drafts.move(draft.id, "publishing", "failed", reason=e.message)
-        raise PublishError(e.message) from e
+        raise await _failed(drafts, draft, refusal_reason(e)) from e
+    except Exception as e:
+        # Not a refusal the engine explains (e.g. Redis failed mid-way): the alert may or may
+        # not have been accepted. Say exactly that, never "published".
+        log.exception("console publish failed", draft=draft.id, identifier=ident)
+        raise await _failed(drafts, draft, f"发布时出错（{type(e).__name__}），无法确认预警是否已被"
+                                           "受理：请在值守台核对后再处理") from e
+    if not res.created:
+        log.warning("console identifier already taken", draft=draft.id, identifier=ident,
+                    alert_id=res.alert_id, campaign_id=res.campaign_id)
+        raise await _failed(drafts, draft, f"标识符 {ident} 已被另一条预警占用，本预警未发布，"
+                                           "未发出任何消息。请重新起草并提交。")
     now = ctx.clock.now()
     await drafts.move(draft.id, "publishing", "published", alert_id=res.alert_id,
                       campaign_id=res.campaign_id, approved_by=approved_by,
@@ -69,6 +88,23 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
     await drafts.record(res.campaign_id, res.alert_id, Provenance(
         draft.id, draft.kind, draft.drafted_by, approved_by, now))
     return res
+
+
+#: What an intake refusal means, for the officer (the detail, naming the field, follows).
+REFUSAL_ZH = {"invalid": "内容不符合要求", "malformed": "内容格式错误", "too_large": "内容过长",
+              "forbidden": "无权发布", "unauthorized": "无权发布",
+              "outside_registry": "预警区域内没有台账中的网格",
+              "unknown_reference": "找不到要更新或解除的预警", "not_found": "找不到要更新或解除的预警"}
+
+
+def refusal_reason(e: WarnbusError) -> str:
+    """Why the engine refused a console message, in Chinese, with the engine's detail."""
+    return f"未发布（{REFUSAL_ZH.get(e.code, '引擎拒绝受理')}）：{e.message}"
+
+
+async def _failed(drafts: Drafts, draft: Draft, reason: str) -> PublishError:
+    await drafts.move(draft.id, "publishing", "failed", reason=reason)
+    return PublishError(reason)
 
 
 def cancel_form(ctx: Context, alert: Alert, reason: str) -> DraftForm:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import random
+import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +39,8 @@ class Console:
     app: App
     users: Users
     sessions: Sessions
+    #: Where the random part of console identifiers comes from (a test may seed its own).
+    rng: random.Random = field(default_factory=secrets.SystemRandom)
 
     @property
     def default_approval_levels(self) -> tuple[str, ...]:

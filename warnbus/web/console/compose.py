@@ -7,6 +7,8 @@ plan_persons/plan_areas), so what it shows is what publishing would send.
 from __future__ import annotations
 
 import math
+import random
+import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -230,8 +232,28 @@ def sender_of(ctx: Context, settings: ConsoleSettings) -> str:
     return console_sender(ctx.settings, ctx.registry)
 
 
-async def new_identifier(ctx: Context, settings: ConsoleSettings) -> str:
-    """GB/T 35965.1 form ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N in Beijing time.
+#: Random bits after the GB/T 35965.1 part of a console identifier (20 hex digits).
+RANDOM_BITS = 80
+SYSTEM_RANDOM: random.Random = secrets.SystemRandom()
+
+
+def console_identifier(ctx: Context, settings: ConsoleSettings, when: datetime, seq: int,
+                       rng: random.Random = SYSTEM_RANDOM) -> str:
+    """`ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N-<20 random hex digits>`.
+
+    The part before `-` is the GB/T 35965.1 identifier of the issuing unit, entry time and
+    sequence; the random part (80 bits from `rng`, the OS's generator unless a test seeds its
+    own) makes the identifier impossible to know before it is published, so nobody can post
+    an alert under it first. The whole stays a valid CAP identifier (no space, comma, `<`, `&`).
+    """
+    code = org_code(ctx, settings)
+    base = gb35965_identifier(code[:6], code[6:9], code[9:12], code[12:14], when, seq)
+    return f"{base}-{rng.getrandbits(RANDOM_BITS):0{RANDOM_BITS // 4}x}"
+
+
+async def new_identifier(ctx: Context, settings: ConsoleSettings,
+                         rng: random.Random = SYSTEM_RANDOM) -> str:
+    """A new console identifier (`console_identifier`) in Beijing time.
 
     N counts the console's alerts of the same second (0-9), across processes, in Redis; an
     eleventh alert in one second is entered at the next second.
@@ -240,10 +262,12 @@ async def new_identifier(ctx: Context, settings: ConsoleSettings) -> str:
     when = datetime.fromtimestamp(ctx.clock.now(), BEIJING).replace(microsecond=0)
     for _ in range(60):
         k = keys.console_seq(code + when.strftime("%Y%m%d%H%M%S"))
-        n = int(await ctx.redis.incr(k))
-        await ctx.redis.expire(k, 300)
+        pipe = ctx.redis.pipeline(transaction=True)  # the counter never outlives its TTL
+        pipe.incr(k)
+        pipe.expire(k, 300)
+        n = int((await pipe.execute())[0])
         if n <= 10:
-            return gb35965_identifier(code[:6], code[6:9], code[9:12], code[12:14], when, n - 1)
+            return console_identifier(ctx, settings, when, n - 1, rng)
         when += timedelta(seconds=1)
     raise IngestError("invalid", "too many console alerts in one minute", "identifier")
 

@@ -247,9 +247,9 @@ async def _submit(request: web.Request, kind: str, level: str, f: DraftForm,
         raise back(f"{PREFIX}/drafts/{draft.id}", "已提交，等待审批人批准")
     await drafts.move(draft.id, "pending", "publishing")
     try:
-        res = await publish(ctx, drafts, draft, settings)
+        res = await publish(ctx, drafts, draft, settings, rng=con.rng)
     except PublishError as e:
-        raise back(f"{PREFIX}/drafts/{draft.id}", f"发布失败：{e.message}") from e
+        raise back(f"{PREFIX}/drafts/{draft.id}") from e  # the draft page says why
     raise back(f"{PREFIX}/campaigns/{res.campaign_id}", "已发布")
 
 
@@ -304,6 +304,11 @@ async def draft_page(request: web.Request) -> web.Response:
             f'<dt>有效期</dt><dd>{esc(f.effective)} 至 {esc(f.expires)}</dd>'
             f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
             + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "") + "</dl>")
+    if d.state == "failed":
+        # Plainly, above everything: this message was NOT sent.
+        msg = ""
+        info = (f'<p class="err" id="publish-failed">发布失败，预警未发出：{esc(d.reason)}</p>'
+                + info)
     actions = ""
     csrf = session_of(request).csrf
     if d.state == "pending" and user.has("approver") and user.name != d.drafted_by:
@@ -358,9 +363,10 @@ async def draft_approve(request: web.Request) -> web.StreamResponse:
     if not await drafts.move(d.id, "pending", "publishing", approved_by=user.name):
         raise back(f"{PREFIX}/drafts/{d.id}", "该草稿已被处理")
     try:
-        res = await publish(con.app.ctx, drafts, d, await con.settings(), approved_by=user.name)
+        res = await publish(con.app.ctx, drafts, d, await con.settings(), approved_by=user.name,
+                            rng=con.rng)
     except PublishError as e:
-        raise back(f"{PREFIX}/drafts/{d.id}", f"发布失败：{e.message}") from e
+        raise back(f"{PREFIX}/drafts/{d.id}") from e  # the draft page says why
     raise back(f"{PREFIX}/campaigns/{res.campaign_id}", "已批准并发布")
 
 
