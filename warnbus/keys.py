@@ -113,6 +113,13 @@ def feed(name: str) -> FeedKeys:
 CONSOLE_USERS = f"{PREFIX}:console:users"  # hash: username -> JSON user (scrypt hash)
 CONSOLE_DRAFTS = f"{PREFIX}:console:drafts"  # zset: draft id by creation time
 CONSOLE_SETTINGS = f"{PREFIX}:console:settings"  # hash: approval levels, unit prices, sender
+# Hash: username -> session generation; a user's sessions carry the generation they began in,
+# so one HINCRBY (password reset, disable, sign-out) ends all of them.
+CONSOLE_SESSION_GEN = f"{PREFIX}:console:session_gen"
+# Hash (with TTL, bounded): failed sign-ins per client address `a:<addr>`, account and
+# address `p:<user>|<addr>`, account `u:<user>` -> "count|last_ms" (web/console/throttle.py).
+CONSOLE_LOGIN_FAILS = f"{PREFIX}:console:login_fails"
+CONSOLE_AUDIT = f"{PREFIX}:console:audit"  # stream (capped): admins' changes to users, unlocks
 
 
 def console_session(digest: str) -> str:
@@ -128,11 +135,6 @@ def console_draft(draft_id: str) -> str:
 def console_seq(unit_second: str) -> str:
     """Counter (with TTL): console alerts of one unit code and second (N of the identifier)."""
     return f"{PREFIX}:console:seq:{unit_second}"
-
-
-def console_login_failures(username: str) -> str:
-    """Counter (with TTL): failed sign-ins of one user name, to slow down guessing."""
-    return f"{PREFIX}:console:fail:{username}"
 
 
 def console_campaign(campaign_id: str) -> str:

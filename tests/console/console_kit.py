@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from tests.engine.helpers import Harness, make_harness, web_client
@@ -74,3 +75,31 @@ def red_form(csrf: str, level: str = "red", **extra: str) -> dict[str, str]:
             "area": "430623101000"}
     data.update(extra)
     return data
+
+
+@contextlib.asynccontextmanager
+async def from_address(client: TestClient, address: str) -> AsyncIterator[aiohttp.ClientSession]:  # type: ignore[type-arg]
+    """A browser on another loopback address (127.0.0.2, ...): the server sees it as the
+    client's address, as it would see another machine."""
+    server = client.server
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(f"http://{server.host}:{server.port}", connector=connector,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def login_token(http: aiohttp.ClientSession | TestClient) -> str:  # type: ignore[type-arg]
+    """The sign-in form's double-submit token (its cookie stays in `http`'s jar)."""
+    r = await http.get("/console/login")
+    token = _CSRF.search(await r.text())
+    assert token, "the sign-in form carries a CSRF token"
+    return token.group(1)
+
+
+async def attempt(http: aiohttp.ClientSession | TestClient, user: str, password: str,  # type: ignore[type-arg]
+                  token: str) -> tuple[int, str]:
+    """One sign-in attempt: the status (303 signed in) and the page's text."""
+    r = await http.post("/console/login", data={"_csrf": token, "username": user,
+                                                "password": password, "next": "/console/"},
+                        allow_redirects=False)
+    return r.status, await r.text()

@@ -40,7 +40,9 @@ from warnbus.queue import scripts
 from warnbus.services import ManagedService
 from warnbus.web.api import make_web_app
 from warnbus.web.console import drafts as console_drafts
+from warnbus.web.console import throttle as console_throttle
 from warnbus.web.console.auth import Users
+from warnbus.web.console.base import CONSOLE
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "cap"
@@ -55,6 +57,9 @@ SCRIPTS: dict[str, str] = {
     "feeds.state._HOLD": feed_state._HOLD,
     "feeds.state._RELEASE": feed_state._RELEASE,
     "web.console.drafts._MOVE": console_drafts._MOVE,
+    "web.console.throttle.ADMIT": console_throttle.ADMIT,
+    "web.console.throttle.SETTLE": console_throttle.SETTLE,
+    "web.console.throttle.UNLOCK": console_throttle.UNLOCK,
 }
 REGISTERED = re.compile(r"register_script\(\s*([A-Za-z_][\w.]*)\s*\)")
 
@@ -152,6 +157,7 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     await client.post("/console/login", data={"_csrf": token.group(1), "username": "dora",
                                               "password": "wrong-password", "next": "/console/"},
                       allow_redirects=False)
+    await client.server.app[CONSOLE].guard.unlock("dora")  # what the admin page's unlock does
     csrf = (await sign_in(client, "dora")).csrf
     form = {"_csrf": csrf, "kind": "alert", "hazard": "rainstorm", "level": "red",
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",

@@ -15,6 +15,7 @@ from warnbus.app import App
 from warnbus.web.console import pages_auth, pages_board, pages_compose, pages_registry, records
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
 from warnbus.web.console.base import CONSOLE, PREFIX, Console, Handler
+from warnbus.web.console.passwords import PasswordHasher
 
 STATIC = Path(__file__).with_name("static")
 
@@ -24,6 +25,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin", pages_auth.admin_page),
     ("POST", "/admin/users", pages_auth.admin_create_user),
     ("POST", "/admin/users/{name}", pages_auth.admin_update_user),
+    ("POST", "/admin/users/{name}/unlock", pages_auth.admin_unlock_user),
     ("POST", "/admin/settings", pages_auth.admin_settings),
     ("GET", "/", pages_board.index),
     ("GET", "/campaigns/{cid}", pages_board.board_page),
@@ -62,7 +64,8 @@ async def _bare(_request: web.Request) -> web.StreamResponse:
 
 def setup_console(web_app: web.Application, app: App) -> None:
     """Mount the console on the engine's aiohttp application."""
-    web_app[CONSOLE] = Console(app, Users(app.ctx.redis), Sessions(app.ctx.redis))
+    web_app[CONSOLE] = Console(app, Users(app.ctx.redis, PasswordHasher()),
+                               Sessions(app.ctx.redis))
     r = web_app.router
     r.add_get("/", _root)
     r.add_get(PREFIX, _bare)

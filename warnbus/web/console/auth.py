@@ -1,15 +1,19 @@
 """Console users, passwords, server-side sessions and CSRF tokens, all in Redis.
 
-Passwords are scrypt hashes (stdlib). A session is a random cookie value; Redis keeps only its
-sha256, so a copy of the database gives nobody a usable cookie. Every session carries its own
-CSRF token, which every POST must echo (form field `_csrf` or header `X-CSRF-Token`).
+Passwords are scrypt hashes (`passwords.py`, computed off the event loop). A session is a
+random cookie value; Redis keeps only its sha256, so a copy of the database gives nobody a
+usable cookie. Every session carries its own CSRF token, which every POST must echo (form
+field `_csrf` or header `X-CSRF-Token`), and the generation of its user's sessions it began
+in: a password reset, a disable or a sign-out moves the generation on, which ends every
+session of that user at once (`Console.signed_in` compares them on each request and in
+every live stream).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -17,14 +21,22 @@ from typing import Any
 import msgspec
 
 from warnbus import keys
+from warnbus.store import s
+from warnbus.web.console.passwords import PasswordHasher
 
 ROLES = ("drafter", "approver", "admin")
 ROLE_NAMES = {"drafter": "起草", "approver": "审批", "admin": "管理"}
 ADMIN_USER = "admin"
 SESSION_TTL_S = 12 * 3600
-MAX_FAILURES = 10  # wrong passwords per user name within FAILURE_WINDOW_S before a lock-out
-FAILURE_WINDOW_S = 900
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+#: A user name: checked before anything in Redis is looked up or named after it.
+NAME = re.compile(r"[A-Za-z0-9_.-]{2,32}")
+AUDIT_KEEP = 10_000  # admin audit entries kept (about)
+
+
+def name_problem(name: str) -> str | None:
+    if NAME.fullmatch(name) is None:
+        return "用户名须为2-32个字符：英文字母、数字或 _ . -"
+    return None
 
 
 class User(msgspec.Struct, frozen=True):
@@ -42,6 +54,7 @@ class Session(msgspec.Struct, frozen=True):
     user: str
     csrf: str
     at: float
+    gen: int = 0  # the user's session generation when it began
 
 
 _user_dec = msgspec.json.Decoder(User)
@@ -49,39 +62,35 @@ _sess_dec = msgspec.json.Decoder(Session)
 _enc = msgspec.json.Encoder()
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + f"{_b64(salt)}${_b64(digest)}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r),
-                             p=int(p), dklen=32)
-    except ValueError:
-        return False
-    return hmac.compare_digest(got, _unb64(digest))
-
-
-def password_problem(password: str) -> str | None:
-    if len(password) < 10:
-        return "密码至少10个字符"
-    return None
-
-
 class Users:
-    """The console's user table (one Redis hash)."""
+    """The console's user table (one Redis hash) and its users' session generations."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, hasher: PasswordHasher | None = None) -> None:
         self.redis = redis
+        self.hasher = hasher or PasswordHasher()
 
     async def get(self, name: str) -> User | None:
+        if name_problem(name):
+            return None
         raw = await self.redis.hget(keys.CONSOLE_USERS, name)
         return _user_dec.decode(raw) if raw else None
+
+    async def get_with_generation(self, name: str) -> tuple[User | None, int]:
+        """The user and their session generation, in one round trip."""
+        if name_problem(name):
+            return None, 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.CONSOLE_USERS, name)
+        pipe.hget(keys.CONSOLE_SESSION_GEN, name)
+        raw, gen = await pipe.execute()
+        return (_user_dec.decode(raw) if raw else None), int(gen or 0)
+
+    async def generation(self, name: str) -> int:
+        return int(await self.redis.hget(keys.CONSOLE_SESSION_GEN, name) or 0)
+
+    async def end_sessions(self, name: str) -> None:
+        """End every session of `name` (they carry an older generation from now on)."""
+        await self.redis.hincrby(keys.CONSOLE_SESSION_GEN, name, 1)
 
     async def all(self) -> list[User]:
         raw = await self.redis.hgetall(keys.CONSOLE_USERS)
@@ -92,28 +101,24 @@ class Users:
 
     async def create(self, name: str, display: str, roles: tuple[str, ...], password: str,
                      *, only_if_new: bool = True) -> bool:
-        user = User(name, display or name, roles, hash_password(password))
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        user = User(name, display or name, roles, await self.hasher.hash(password))
         if only_if_new:
             return bool(await self.redis.hsetnx(keys.CONSOLE_USERS, name, _enc.encode(user)))
         await self.put(user)
         return True
 
-    async def authenticate(self, name: str, password: str) -> User | None:
-        """The user if the password is right; None otherwise (also while locked out)."""
-        fails = keys.console_login_failures(name)
-        if int(await self.redis.get(fails) or 0) >= MAX_FAILURES:
-            return None
+    async def verify(self, name: str, password: str) -> User | None:
+        """The user if the password is right and the user enabled; None otherwise.
+
+        Not throttled (see throttle.SignInGuard); an unknown name costs one scrypt too.
+        Raises passwords.HasherBusy when too many checks are running in this process.
+        """
         user = await self.get(name)
-        # Hash even for unknown users, so timing does not tell which names exist.
-        ok = check_password(password, user.pw if user else hash_password("x" * 12))
-        if user is None or not ok or user.disabled:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.incr(fails)
-            pipe.expire(fails, FAILURE_WINDOW_S)
-            await pipe.execute()
-            return None
-        await self.redis.delete(fails)
-        return user
+        ok = await self.hasher.check(password, user.pw if user else None)
+        return user if ok and user is not None and not user.disabled else None
 
 
 class Sessions:
@@ -121,24 +126,24 @@ class Sessions:
         self.redis = redis
         self.ttl_s = ttl_s
 
-    async def create(self, user: str) -> tuple[str, Session]:
+    async def create(self, user: str, gen: int) -> tuple[str, Session]:
+        """A new session of `user` in generation `gen` (read before the password was checked,
+        so a reset meanwhile ends it)."""
         sid = secrets.token_urlsafe(32)
-        sess = Session(user, secrets.token_urlsafe(24), time.time())
-        await self.redis.set(keys.console_session(_digest(sid)), _enc.encode(sess), ex=self.ttl_s)
+        sess = Session(user, secrets.token_urlsafe(24), time.time(), gen)
+        await self.redis.set(keys.console_session(session_digest(sid)), _enc.encode(sess),
+                             ex=self.ttl_s)
         return sid, sess
 
     async def get(self, sid: str) -> Session | None:
         if not sid or len(sid) > 100:
             return None
-        k = keys.console_session(_digest(sid))
-        raw = await self.redis.get(k)
-        if not raw:
-            return None
-        await self.redis.expire(k, self.ttl_s)  # sliding: a console left open stays signed in
-        return _sess_dec.decode(raw)
+        # Sliding: a console left open stays signed in.
+        raw = await self.redis.getex(keys.console_session(session_digest(sid)), ex=self.ttl_s)
+        return _sess_dec.decode(raw) if raw else None
 
     async def drop(self, sid: str) -> None:
-        await self.redis.delete(keys.console_session(_digest(sid)))
+        await self.redis.delete(keys.console_session(session_digest(sid)))
 
 
 def csrf_ok(expected: str, given: str | None) -> bool:
@@ -161,13 +166,28 @@ async def ensure_admin(redis: Any, password: str | None = None) -> str | None:
     return generated if created else None
 
 
-def _digest(sid: str) -> str:
+def session_digest(sid: str) -> str:
+    """What Redis knows of a session cookie (and what its live streams are counted by)."""
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
+class AdminEntry(msgspec.Struct, frozen=True):
+    """One audited admin action: who did what to which user, when."""
+
+    at: float
+    by: str
+    action: str  # create | update | unlock
+    user: str
+    detail: str = ""
 
 
-def _unb64(v: str) -> bytes:
-    return base64.b64decode(v.encode())
+async def audit(redis: Any, entry: AdminEntry) -> None:
+    await redis.xadd(keys.CONSOLE_AUDIT, {"e": _enc.encode(entry)}, maxlen=AUDIT_KEEP,
+                     approximate=True)
+
+
+async def audit_log(redis: Any, count: int = 20) -> list[AdminEntry]:
+    """The latest admin actions, newest first."""
+    rows = await redis.xrevrange(keys.CONSOLE_AUDIT, count=count)
+    return [msgspec.json.decode(s(fields.get(b"e")), type=AdminEntry) for _id, fields in rows]
+

@@ -16,7 +16,10 @@ from aiohttp import web
 from warnbus import keys
 from warnbus.app import App
 from warnbus.web.console import html
-from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok
+from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok, name_problem
+from warnbus.web.console.passwords import HasherBusy
+from warnbus.web.console.streams import StreamSlots
+from warnbus.web.console.throttle import Admission, SignInGuard
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "wb_console"
@@ -34,6 +37,17 @@ class ConsoleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sse_interval_s: float = 1.0  # how often the live board looks for changes
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in: a session, or why not (`refused`; neither: wrong name or
+    password; `busy`: too many passwords being checked in this process)."""
+
+    sid: str = ""
+    user: User | None = None
+    refused: Admission | None = None
+    busy: bool = False
+
+
 @dataclass
 class Console:
     app: App
@@ -41,6 +55,50 @@ class Console:
     sessions: Sessions
     #: Where the random part of console identifiers comes from (a test may seed its own).
     rng: random.Random = field(default_factory=secrets.SystemRandom)
+    streams: StreamSlots = field(default_factory=StreamSlots)
+    guard: SignInGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.guard = SignInGuard(self.app.ctx.redis, self.app.ctx.clock)
+
+    async def signed_in(self, sid: str) -> tuple[User, Session] | None:
+        """The user and session of a cookie, if the session has not ended: it exists, its
+        user exists and is enabled, and no reset, disable or sign-out came after it began."""
+        sess = await self.sessions.get(sid)
+        if sess is None:
+            return None
+        user, gen = await self.users.get_with_generation(sess.user)
+        if user is None or user.disabled or gen != sess.gen:
+            return None
+        return user, sess
+
+    async def sign_in(self, name: str, password: str, client: str) -> SignIn:
+        """Check a sign-in from `client` (throttle.client_address) and open a session.
+
+        The guard admits the attempt first (counting it as a failure), so neither a flood nor
+        concurrent attempts get more password checks than the limits allow; a name that cannot
+        be a user name is counted on the address and never looked up or hashed.
+        """
+        if self.users.hasher.full:
+            return SignIn(busy=True)
+        valid = name_problem(name) is None
+        who = name if valid else None
+        admission = await self.guard.admit(who, client)
+        if not admission.admitted:
+            return SignIn(refused=admission)
+        if not valid:
+            return SignIn()
+        gen = await self.users.generation(name)  # before the check: a reset meanwhile wins
+        try:
+            user = await self.users.verify(name, password)
+        except HasherBusy:
+            await self.guard.settle(name, client, right=False)  # never checked: not a failure
+            return SignIn(busy=True)
+        if user is None:
+            return SignIn()
+        await self.guard.settle(name, client, right=True)
+        sid, _sess = await self.sessions.create(user.name, gen)
+        return SignIn(sid, user)
 
     @property
     def default_approval_levels(self) -> tuple[str, ...]:
@@ -98,13 +156,12 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
         @functools.wraps(fn)
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            con = console(request)
-            sess = await con.sessions.get(request.cookies.get(COOKIE, ""))
-            user = await con.users.get(sess.user) if sess else None
-            if sess is None or user is None or user.disabled:
+            signed = await console(request).signed_in(request.cookies.get(COOKIE, ""))
+            if signed is None:
                 if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
                     raise web.HTTPFound(f"{PREFIX}/login?next={request.rel_url}")
                 return deny(request, 401, "请先登录")
+            user, sess = signed
             request[USER], request[SESSION] = user, sess
             if request.method == "POST":
                 given = request.headers.get("X-CSRF-Token")

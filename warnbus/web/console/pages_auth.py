@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
 import msgspec
+import structlog
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from warnbus.web.console import html
-from warnbus.web.console.auth import ROLES, User, hash_password, password_problem
+from warnbus.web.console.auth import ROLES, AdminEntry, User, audit, audit_log, name_problem
 from warnbus.web.console.base import (
     COOKIE,
     PREFIX,
@@ -25,7 +27,10 @@ from warnbus.web.console.base import (
     user_of,
 )
 from warnbus.web.console.html import csrf_field, esc
+from warnbus.web.console.passwords import password_problem
+from warnbus.web.console.throttle import client_address
 
+log = structlog.get_logger("warnbus.console")
 LOGIN_CSRF = "wb_login_csrf"
 
 
@@ -38,7 +43,8 @@ def _secure(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto") == "https"
 
 
-async def login_page(request: web.Request, error: str = "") -> web.Response:
+async def login_page(request: web.Request, error: str = "", *, status: int = 401,
+                     retry_after: int = 0) -> web.Response:
     # Double submit: the form echoes the cookie (kept across retries of the same form).
     token = request.cookies.get(LOGIN_CSRF) or secrets.token_urlsafe(16)
     nxt = _safe_next(request.query.get("next", ""))
@@ -49,8 +55,11 @@ async def login_page(request: web.Request, error: str = "") -> web.Response:
             '<label>用户名<input name="username" autocomplete="username" required autofocus></label>'
             '<label>密码<input name="password" type="password" autocomplete="current-password" '
             'required></label><button class="primary">登录</button></form>')
+    headers = dict(SECURITY_HEADERS)
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
     resp = web.Response(text=html.bare("登录", body), content_type="text/html",
-                        status=401 if error else 200, headers=SECURITY_HEADERS)
+                        status=status if error else 200, headers=headers)
     resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="Strict", path=f"{PREFIX}/login",
                     secure=_secure(request))
     return resp
@@ -63,12 +72,17 @@ async def login(request: web.Request) -> web.StreamResponse:
         return web.Response(status=403, text=html.bare("登录", '<p class="err">表单已失效，请刷新后重新登录</p>'),
                             content_type="text/html")
     con = console(request)
-    user = await con.users.authenticate(data.get("username", ""), data.get("password", ""))
-    if user is None:
-        return await login_page(request, "用户名或密码错误（多次错误将暂时锁定）")
-    sid, _sess = await con.sessions.create(user.name)
+    res = await con.sign_in(data.get("username", ""), data.get("password", ""),
+                            client_address(request.remote))
+    if res.busy:
+        return await login_page(request, "登录请求过多，请稍后再试", status=503, retry_after=2)
+    if res.refused is not None:
+        return await login_page(request, res.refused.message(), status=429,
+                                retry_after=max(1, math.ceil(res.refused.wait_s)))
+    if res.user is None:
+        return await login_page(request, "用户名或密码错误（多次错误将暂时限制登录）")
     resp = web.HTTPSeeOther(_safe_next(data.get("next", "")))
-    resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path=PREFIX,
+    resp.set_cookie(COOKIE, res.sid, httponly=True, samesite="Strict", path=PREFIX,
                     secure=_secure(request), max_age=con.sessions.ttl_s)
     resp.del_cookie(LOGIN_CSRF, path=f"{PREFIX}/login")
     raise resp
@@ -76,7 +90,11 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @requires()
 async def logout(request: web.Request) -> web.StreamResponse:
-    await console(request).sessions.drop(request.cookies.get(COOKIE, ""))
+    """Sign out everywhere: every session of the user ends (a device left signed in, a copied
+    cookie), and their live boards stop within seconds."""
+    con = console(request)
+    await con.users.end_sessions(user_of(request).name)
+    await con.sessions.drop(request.cookies.get(COOKIE, ""))
     resp = web.HTTPSeeOther(f"{PREFIX}/login")
     resp.del_cookie(COOKIE, path=PREFIX)
     raise resp
@@ -93,7 +111,9 @@ async def admin_page(request: web.Request) -> web.Response:
     con = console(request)
     csrf = session_of(request).csrf
     rows = []
-    for u in await con.users.all():
+    users = await con.users.all()
+    failures = await con.guard.failures([u.name for u in users])
+    for u in users:
         rows.append([
             esc(u.name), esc(u.display),
             f'<form method="post" action="{PREFIX}/admin/users/{esc(u.name)}" class="row">'
@@ -101,7 +121,12 @@ async def admin_page(request: web.Request) -> web.Response:
             '<input name="password" type="password" placeholder="新密码（不改则留空）" '
             'autocomplete="new-password">'
             f'<label class="inline"><input type="checkbox" name="disabled" value="1"'
-            f'{" checked" if u.disabled else ""}>停用</label><button>保存</button></form>'])
+            f'{" checked" if u.disabled else ""}>停用</label><button>保存</button></form>',
+            _sign_in_state(u.name, failures.get(u.name, 0), con.guard.limits.window_s, csrf)])
+    entries = "".join(
+        f'<li>{html.bj(e.at)} {esc(e.by)} {ADMIN_ACTION_ZH.get(e.action, esc(e.action))} '
+        f'{esc(e.user)}{"：" + esc(e.detail) if e.detail else ""}</li>'
+        for e in await audit_log(con.app.ctx.redis))
     st = await con.settings()
     levels = "".join(
         f'<label class="inline"><input type="checkbox" name="approval" value="{lv}"'
@@ -114,7 +139,9 @@ async def admin_page(request: web.Request) -> web.Response:
     msg = request.query.get("msg", "")
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
-        + "<h2>用户</h2>" + html.table(["用户名", "姓名", "角色 / 密码"], rows)
+        + "<h2>用户</h2>" + html.table(["用户名", "姓名", "角色 / 密码", "登录"], rows)
+        + f'<details><summary>管理记录</summary><ul class="audit">{entries or "<li>无</li>"}</ul>'
+        '</details>'
         + f'<h2>新建用户</h2><form method="post" action="{PREFIX}/admin/users" class="card">'
         f'{csrf_field(csrf)}<label>用户名<input name="username" required pattern="[A-Za-z0-9_.-]{{2,32}}"></label>'
         '<label>姓名<input name="display" required></label>'
@@ -135,39 +162,85 @@ def _roles(data: MultiDictProxy[Any]) -> tuple[str, ...]:
     return tuple(r for r in ROLES if r in data.getall("role", []))
 
 
+def _sign_in_state(name: str, failures: int, window_s: float, csrf: str) -> str:
+    """Recent failed sign-ins of an account and the admin's unlock button."""
+    state = f"{window_s / 60:.0f}分钟内失败{failures}次" if failures else "正常"
+    return (f'<span class="muted">{state}</span><form method="post" class="inline" '
+            f'action="{PREFIX}/admin/users/{esc(name)}/unlock">{csrf_field(csrf)}'
+            '<button data-confirm="解除该账户的登录锁定（所有地址）？">解除锁定</button></form>')
+
+
+ADMIN_ACTION_ZH = {"create": "创建用户", "update": "修改用户", "unlock": "解除登录锁定"}
+
+
+async def _audit(request: web.Request, action: str, name: str, detail: str = "") -> None:
+    con = console(request)
+    entry = AdminEntry(con.app.ctx.clock.now(), user_of(request).name, action, name, detail)
+    await audit(con.app.ctx.redis, entry)
+    log.info("console admin action", by=entry.by, action=action, user=name, detail=detail)
+
+
 @requires("admin")
 async def admin_create_user(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     f = await form(request)
     name, password = f.get("username", "").strip(), f.get("password", "")
-    problem = password_problem(password)
-    if problem or not name:
-        raise back(f"{PREFIX}/admin", f"{problem or '请填写用户名'}")
-    created = await console(request).users.create(name, f.get("display", name), _roles(data),
-                                                  password)
+    problem = name_problem(name) or password_problem(password)
+    if problem:
+        raise back(f"{PREFIX}/admin", problem)
+    roles = _roles(data)
+    created = await console(request).users.create(name, f.get("display", name), roles, password)
+    if created:
+        await _audit(request, "create", name, "、".join(html.ROLE_ZH[r] for r in roles))
     raise back(f"{PREFIX}/admin", f"{'已创建 ' + name if created else '用户名已存在'}")
+
+
+async def _existing(request: web.Request) -> User:
+    user = await console(request).users.get(request.match_info["name"])
+    if user is None:
+        raise web.HTTPNotFound(text="no such user")
+    return user
 
 
 @requires("admin")
 async def admin_update_user(request: web.Request) -> web.StreamResponse:
+    """Roles, a new password, enabled or not. A new password or a disable ends every session
+    of the user (their live boards too); so does enabling again what was disabled."""
     con = console(request)
-    name = request.match_info["name"]
-    user = await con.users.get(name)
-    if user is None:
-        raise web.HTTPNotFound(text="no such user")
+    user = await _existing(request)
+    name = user.name
     data = await request.post()
     f = await form(request)
     roles = _roles(data)
     if name == user_of(request).name and "admin" not in roles:
         raise back(f"{PREFIX}/admin", "不能取消自己的管理权限")
-    pw = user.pw
+    pw, changes = user.pw, []
     if f.get("password"):
         problem = password_problem(f["password"])
         if problem:
             raise back(f"{PREFIX}/admin", f"{problem}")
-        pw = hash_password(f["password"])
-    await con.users.put(User(user.name, user.display, roles, pw, f.get("disabled") == "1"))
+        pw = await con.users.hasher.hash(f["password"])
+        changes.append("重设密码")
+    disabled = f.get("disabled") == "1"
+    if disabled != user.disabled:
+        changes.append("停用" if disabled else "启用")
+    if roles != user.roles:
+        changes.append("角色：" + ("、".join(html.ROLE_ZH[r] for r in roles) or "无"))
+    await con.users.put(User(user.name, user.display, roles, pw, disabled))
+    if pw != user.pw or disabled != user.disabled:
+        await con.users.end_sessions(name)
+    if changes:
+        await _audit(request, "update", name, "，".join(changes))
     raise back(f"{PREFIX}/admin", f"已保存 {name}")
+
+
+@requires("admin")
+async def admin_unlock_user(request: web.Request) -> web.StreamResponse:
+    """Forget an account's failed sign-ins and lift its locks from every address."""
+    user = await _existing(request)
+    removed = await console(request).guard.unlock(user.name)
+    await _audit(request, "unlock", user.name, f"清除{removed}条失败记录")
+    raise back(f"{PREFIX}/admin", f"已解除 {user.name} 的登录锁定")
 
 
 @requires("admin")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import msgspec
 from aiohttp import web
@@ -16,7 +17,9 @@ from warnbus.registry import Registry
 from warnbus.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.actions import order_door_to_door
+from warnbus.web.console.auth import session_digest
 from warnbus.web.console.base import (
+    COOKIE,
     PREFIX,
     back,
     console,
@@ -197,30 +200,55 @@ async def chase_fragment(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/html")
 
 
+#: How often a live stream checks that its session has not ended (seconds, at most).
+RECHECK_S = 1.0
+ENDED = "event: end\ndata: " + '{"message": "登录已失效（已退出、密码已重设或账户已停用），请重新登录"}\n\n'
+
+
 @requires()
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the board's snapshot whenever it changes (and a heartbeat)."""
+    """Server-sent events: the board's snapshot whenever it changes (and a heartbeat).
+
+    The stream ends (an `end` event, then close) within about RECHECK_S of its session
+    ending; a session may hold `streams.per_session` of them, a process `streams.total`.
+    """
     con = console(request)
     ctx = con.app.ctx
     cid = request.match_info["cid"]
     await campaign_meta(ctx, cid)
+    sid = request.cookies.get(COOKIE, "")
+    session = session_digest(sid)
+    refusal = con.streams.refusal(session)
+    if refusal is not None:
+        code = "too_many_streams" if refusal.status == 429 else "unavailable"
+        return web.json_response({"error": {"code": code, "message": refusal.message}},
+                                 status=refusal.status,
+                                 headers={"Retry-After": str(refusal.retry_after_s)})
     interval = max(0.1, (await con.settings()).sse_interval_s)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    await resp.prepare(request)
-    last = b""
-    idle = 0.0
-    with contextlib.suppress(ConnectionResetError):  # the browser went away
+    with con.streams.hold(session), contextlib.suppress(ConnectionResetError):
+        await resp.prepare(request)  # the browser may go away at any write
+        last = b""
+        now = written = time.monotonic()
+        look, check = now, now + RECHECK_S
         while True:
-            blob = msgspec.json.encode(await snapshot(ctx, cid))
-            if blob != last:
-                await resp.write(b"event: state\ndata: " + blob + b"\n\n")
-                last, idle = blob, 0.0
-            elif idle >= 15:
-                await resp.write(b": keep-alive\n\n")  # proxies drop silent connections
-                idle = 0.0
-            await asyncio.sleep(interval)
-            idle += interval
+            if now >= check:
+                if await con.signed_in(sid) is None:
+                    await resp.write(ENDED.encode())
+                    break
+                check = now + RECHECK_S
+            if now >= look:
+                blob = msgspec.json.encode(await snapshot(ctx, cid))
+                if blob != last:
+                    await resp.write(b"event: state\ndata: " + blob + b"\n\n")
+                    last, written = blob, now
+                elif now - written >= 15:
+                    await resp.write(b": keep-alive\n\n")  # proxies drop silent connections
+                    written = now
+                look = now + interval
+            await asyncio.sleep(max(0.01, min(look, check) - time.monotonic()))
+            now = time.monotonic()
     return resp
 
 

@@ -40,6 +40,27 @@
       unreached = u;
       board.dataset.updates = String(Number(board.dataset.updates || 0) + 1);
     });
+    // The session ended (signed out, password reset, account disabled): say so, stop.
+    es.addEventListener("end", (ev) => {
+      es.close();
+      let text = "登录已失效，请重新登录";
+      try { text = JSON.parse(ev.data).message || text; } catch (e) { /* keep the default */ }
+      liveNotice(text);
+    });
+    // Refused (too many live boards, signed out) or gone for good: the figures are frozen.
+    es.addEventListener("error", () => {
+      if (es.readyState === EventSource.CLOSED) liveNotice("实时更新已停止，请刷新页面");
+    });
+  }
+  function liveNotice(text) {
+    let p = document.getElementById("live-ended");
+    if (!p) {
+      p = document.createElement("p");
+      p.id = "live-ended";
+      p.className = "err";
+      board.prepend(p);
+    }
+    p.textContent = text;
   }
   function refreshChase() {
     const box = document.getElementById("chase");
