@@ -119,6 +119,9 @@ CONSOLE_SESSION_GEN = f"{PREFIX}:console:session_gen"
 # Hash (with TTL, bounded): failed sign-ins per client address `a:<addr>`, account and
 # address `p:<user>|<addr>`, account `u:<user>` -> "count|last_ms" (web/console/throttle.py).
 CONSOLE_LOGIN_FAILS = f"{PREFIX}:console:login_fails"
+# Zset: "<user>|<digest of a browser's device id>" by its last sign-in (ms): browsers an
+# account signed in from, judged apart from their address when they sign in again.
+CONSOLE_DEVICES = f"{PREFIX}:console:devices"
 CONSOLE_AUDIT = f"{PREFIX}:console:audit"  # stream (capped): admins' changes to users, unlocks
 
 

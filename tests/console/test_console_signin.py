@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
 
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from console_kit import PASSWORD, attempt, console_client, from_address, login_token, sign_in
+from yarl import URL
 
 from tests.engine.helpers import Harness
 from warnbus import keys
@@ -85,6 +87,44 @@ async def test_a_burst_against_the_approver_locks_only_the_stranger_out(web) -> 
         assert status == 303
 
 
+async def test_a_browser_that_signed_in_before_is_not_held_back_by_its_address(web) -> None:  # type: ignore[no-untyped-def]
+    client, h = web
+    limits = _con(client).guard.limits
+    proxy = "127.0.0.5"  # everyone behind one reverse proxy or office NAT: one address
+    async with from_address(client, proxy) as known, from_address(client, proxy) as bad, \
+            from_address(client, proxy) as new:
+        planted = SimpleCookie()
+        planted["wb_device"] = "A" * 32  # planted (or copied from elsewhere): never trusted
+        planted["wb_device"]["path"] = "/console/login"
+        known.cookie_jar.update_cookies(planted, URL(str(client.make_url("/"))))
+        status, _text = await attempt(known, "alan", PASSWORD, await login_token(known))
+        assert status == 303
+        device = next(c.value for c in known.cookie_jar if c.key == "wb_device")
+        assert device != "A" * 32 and len(device) == 32
+        known.cookie_jar.clear(lambda c: c.key == "wb_console")  # the session ends, not the trust
+        # A stranger behind the same address: throttles the address, locks alan there.
+        token = await login_token(bad)
+        await asyncio.gather(*(attempt(bad, f"guess{i}", "wrong-password", token)
+                               for i in range(limits.address.free)))
+        for _ in range(limits.lock_after):
+            h.clock.advance(limits.address.cap_s)
+            await attempt(bad, "alan", "wrong-password", token)
+        status, text = await attempt(new, "alan", PASSWORD, await login_token(new))
+        assert status == 429 and "账户已锁定" in text  # a browser never used: as the address
+        # Alan's own browser: at once.
+        status, text = await attempt(known, "alan", PASSWORD, await login_token(known))
+        assert status == 303, text
+        # It is judged by its own failures (free ones, then a backoff), no one else's.
+        token = await login_token(known)
+        known.cookie_jar.clear(lambda c: c.key == "wb_console")
+        for _ in range(limits.pair.free):
+            assert (await attempt(known, "alan", "typo-password", token))[0] == 401
+        status, text = await attempt(known, "alan", PASSWORD, token)
+        assert status == 429 and "尝试过于频繁，2 秒后再试" in text
+        h.clock.advance(limits.pair.base_s)
+        assert (await attempt(known, "alan", PASSWORD, token))[0] == 303
+
+
 async def test_unknown_names_are_throttled_like_real_ones(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
     limits = _con(client).guard.limits
@@ -140,7 +180,8 @@ async def test_concurrent_attempts_cannot_slip_past_a_limit(web) -> None:  # typ
     assert fails[f"a:{ATTACKER}"].split("|")[0] == str(limits.pair.free)
     # The guard alone, many more at once: exactly `free` admitted, and counted.
     guard = SignInGuard(h.ctx.redis, h.clock)
-    verdicts = await asyncio.gather(*(guard.admit("alan", OTHER) for _ in range(300)))
+    who = await guard.attempt("alan", OTHER)
+    verdicts = await asyncio.gather(*(guard.admit(who) for _ in range(300)))
     assert sum(v.admitted for v in verdicts) == guard.limits.pair.free
     assert (await _fails(h))["u:alan"].split("|")[0] == str(guard.limits.pair.free)
 
@@ -163,13 +204,13 @@ async def test_no_redis_key_per_name_and_the_state_stays_bounded(web) -> None:  
     guard = SignInGuard(h.ctx.redis, h.clock, SignInLimits(
         address=NO_LIMIT, pair=NO_LIMIT, account=NO_LIMIT, lock_after=10**9, max_entries=300))
     for i in range(1000):
-        await guard.admit(secrets.token_hex(6), f"10.0.{i // 250}.{i % 250}")
+        await guard.admit(await guard.attempt(secrets.token_hex(6), f"10.0.{i // 250}.{i % 250}"))
     assert await h.ctx.redis.hlen(keys.CONSOLE_LOGIN_FAILS) <= 300 + 1 + 3
     # Entries are forgotten once their window has passed: the sampling cursor walks the
     # whole hash over successive admissions.
     h.clock.advance(guard.limits.window_s + 1)
     for _ in range(100):
-        await guard.admit(secrets.token_hex(6), OTHER)
+        await guard.admit(await guard.attempt(secrets.token_hex(6), OTHER))
     fails = await _fails(h)
     oldest = min(int(v.split("|")[1]) for v in fails.values()) / 1000
     assert oldest >= h.clock.now() - guard.limits.window_s and len(fails) == 1 + 2 * 100

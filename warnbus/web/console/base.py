@@ -19,10 +19,11 @@ from warnbus.web.console import html
 from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok, name_problem
 from warnbus.web.console.passwords import HasherBusy
 from warnbus.web.console.streams import StreamSlots
-from warnbus.web.console.throttle import Admission, SignInGuard
+from warnbus.web.console.throttle import Admission, SignInGuard, new_device
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "wb_console"
+DEVICE_COOKIE = "wb_device"  # a browser's device id, sent to the sign-in form only
 PREFIX = "/console"
 
 
@@ -46,6 +47,7 @@ class SignIn:
     user: User | None = None
     refused: Admission | None = None
     busy: bool = False
+    device: str = ""  # the browser's device id (cookie DEVICE_COOKIE) after a sign-in
 
 
 @dataclass
@@ -72,8 +74,9 @@ class Console:
             return None
         return user, sess
 
-    async def sign_in(self, name: str, password: str, client: str) -> SignIn:
-        """Check a sign-in from `client` (throttle.client_address) and open a session.
+    async def sign_in(self, name: str, password: str, client: str, device: str = "") -> SignIn:
+        """Check a sign-in from `client` (throttle.client_address) with the browser's device
+        cookie, and open a session.
 
         The guard admits the attempt first (counting it as a failure), so neither a flood nor
         concurrent attempts get more password checks than the limits allow; a name that cannot
@@ -82,8 +85,8 @@ class Console:
         if self.users.hasher.full:
             return SignIn(busy=True)
         valid = name_problem(name) is None
-        who = name if valid else None
-        admission = await self.guard.admit(who, client)
+        who = await self.guard.attempt(name if valid else None, client, device)
+        admission = await self.guard.admit(who)
         if not admission.admitted:
             return SignIn(refused=admission)
         if not valid:
@@ -92,13 +95,16 @@ class Console:
         try:
             user = await self.users.verify(name, password)
         except HasherBusy:
-            await self.guard.settle(name, client, right=False)  # never checked: not a failure
+            await self.guard.settle(who, right=False)  # never checked: not a failure
             return SignIn(busy=True)
         if user is None:
             return SignIn()
-        await self.guard.settle(name, client, right=True)
+        await self.guard.settle(who, right=True)
+        # A known browser keeps its id; any other gets a new one (never one it chose).
+        device = device if who.known else new_device()
+        await self.guard.remember(user.name, device)
         sid, _sess = await self.sessions.create(user.name, gen)
-        return SignIn(sid, user)
+        return SignIn(sid, user, device=device)
 
     @property
     def default_approval_levels(self) -> tuple[str, ...]:

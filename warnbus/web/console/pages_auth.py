@@ -15,6 +15,7 @@ from warnbus.web.console import html
 from warnbus.web.console.auth import ROLES, AdminEntry, User, audit, audit_log, name_problem
 from warnbus.web.console.base import (
     COOKIE,
+    DEVICE_COOKIE,
     PREFIX,
     SECURITY_HEADERS,
     ConsoleSettings,
@@ -28,7 +29,7 @@ from warnbus.web.console.base import (
 )
 from warnbus.web.console.html import csrf_field, esc
 from warnbus.web.console.passwords import password_problem
-from warnbus.web.console.throttle import client_address
+from warnbus.web.console.throttle import DEVICE_TTL_S, client_address
 
 log = structlog.get_logger("warnbus.console")
 LOGIN_CSRF = "wb_login_csrf"
@@ -73,7 +74,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                             content_type="text/html")
     con = console(request)
     res = await con.sign_in(data.get("username", ""), data.get("password", ""),
-                            client_address(request.remote))
+                            client_address(request.remote), request.cookies.get(DEVICE_COOKIE, ""))
     if res.busy:
         return await login_page(request, "登录请求过多，请稍后再试", status=503, retry_after=2)
     if res.refused is not None:
@@ -85,6 +86,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     resp.set_cookie(COOKIE, res.sid, httponly=True, samesite="Strict", path=PREFIX,
                     secure=_secure(request), max_age=con.sessions.ttl_s)
     resp.del_cookie(LOGIN_CSRF, path=f"{PREFIX}/login")
+    resp.set_cookie(DEVICE_COOKIE, res.device, httponly=True, samesite="Strict",
+                    path=f"{PREFIX}/login", secure=_secure(request), max_age=DEVICE_TTL_S)
     raise resp
 
 

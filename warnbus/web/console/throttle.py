@@ -9,14 +9,21 @@ Failed sign-ins are counted for three subjects, each with its own backoff:
   wait doubles; at `lock_after` failures the account is locked **for that address only**
   for `lock_s` ("账户已锁定，N 分钟后再试").
 - the account (`u:<name>`): failures from every address. Its backoff, short and capped
-  (`account.cap_s`), applies only to addresses that have themselves failed on the account.
+  (`account.cap_s`), applies only to addresses that have themselves failed on the account,
+  counted from their own last failure (others failing cannot postpone it).
+
+A browser that signed in to the account before (its device cookie, see SignInGuard) is judged
+only by its own failures on the account: neither its address nor the account's failures
+elsewhere hold it back. That is what keeps an approver's known browser working when everyone
+shares one address (an office NAT, a reverse proxy), where the address and its pairs are the
+stranger's as much as the approver's.
 
 Why so: a lock per account alone would let anyone lock an approver out during an emergency
 by typing wrong passwords; here a stranger's failures slow down and lock the stranger's own
-address, never the approver signing in from theirs (unless they share it). What stops guessing
-from many addresses is the account's backoff on each of them, their pair locks, and passwords
-of at least ten characters; the admin page shows every account's recent failures and unlocks
-an account (all its pair locks) at once.
+address (or browser), never the approver signing in from a browser they have used, nor from
+another address. What stops guessing from many addresses is each address's own limits, the
+account's backoff on each of them, and passwords of at least ten characters; the admin page
+shows every account's recent failures and unlocks an account (every lock on it) at once.
 
 Each attempt is admitted by one script that counts it as a failure before the password is
 checked, so concurrent attempts can never slip past a limit together; a right password
@@ -29,8 +36,11 @@ names or addresses can grow it without bound, and the hash expires when nobody f
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
+import re
+import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -42,7 +52,9 @@ from warnbus.clock import Clock
 # ARGV[1] now_ms, ARGV[2] window_ms, ARGV[3] max_entries, ARGV[4] sample size,
 # ARGV[5] address field, ARGV[6] pair field, ARGV[7] account field ('' without a valid name),
 # ARGV[8..10] address free, base_ms, cap_ms; ARGV[11..13] pair free, base_ms, cap_ms;
-# ARGV[14] lock_after, ARGV[15] lock_ms; ARGV[16..18] account free, base_ms, cap_ms.
+# ARGV[14] lock_after, ARGV[15] lock_ms; ARGV[16..18] account free, base_ms, cap_ms;
+# ARGV[19] '1' from a browser the account signed in from before (address field '': only the
+# pair of account and browser is judged; the account's failures are counted, not applied).
 # Returns {verdict, wait_ms}: verdict 0 admitted (and counted), 1 throttled, 2 locked.
 ADMIT = r"""
 local h = KEYS[1]
@@ -69,8 +81,8 @@ local locked = 0
 if pc > 0 then
   -- Counted from this address's own last failure on the account: others failing on it
   -- (from anywhere, however often) lengthen the wait up to its cap, never postpone it.
-  local d = math.max(backoff(pc, ARGV[11], ARGV[12], ARGV[13]),
-                     backoff(uc, ARGV[16], ARGV[17], ARGV[18]))
+  local d = backoff(pc, ARGV[11], ARGV[12], ARGV[13])
+  if ARGV[19] ~= '1' then d = math.max(d, backoff(uc, ARGV[16], ARGV[17], ARGV[18])) end
   wait = math.max(wait, pl + d - now)
   if pc >= tonumber(ARGV[14]) and pl + tonumber(ARGV[15]) > now then
     locked = pl + tonumber(ARGV[15]) - now
@@ -79,7 +91,7 @@ end
 if locked > 0 then return {2, math.ceil(math.max(wait, locked))} end
 if wait > 0 then return {1, math.ceil(wait)} end
 local stamp = '|' .. string.format('%d', now)
-redis.call('HSET', h, fa, (ac + 1) .. stamp)
+if fa ~= '' then redis.call('HSET', h, fa, (ac + 1) .. stamp) end
 if fp ~= '' then redis.call('HSET', h, fp, (pc + 1) .. stamp) end
 if fu ~= '' then redis.call('HSET', h, fu, (uc + 1) .. stamp) end
 -- Forget a sample of entries past the window; above the cap, drop the least recently failed.
@@ -122,7 +134,7 @@ local function undo(f)
     redis.call('HSET', h, f, (tonumber(c) - 1) .. '|' .. last)
   end
 end
-undo(ARGV[1])
+if ARGV[1] ~= '' then undo(ARGV[1]) end
 undo(ARGV[3])
 if ARGV[4] == '1' then redis.call('HDEL', h, ARGV[2]) else undo(ARGV[2]) end
 return 1
@@ -175,6 +187,8 @@ class Verdict(StrEnum):
 
 
 _VERDICTS = (Verdict.ADMITTED, Verdict.THROTTLED, Verdict.LOCKED)  # ADMIT's return codes
+DEVICE = re.compile(r"[A-Za-z0-9_-]{32}")  # a browser's device id (new_device)
+DEVICE_TTL_S = 180 * 86400  # a browser not signed in from for this long is a stranger again
 
 
 @dataclass(frozen=True)
@@ -206,38 +220,75 @@ def client_address(remote: str | None) -> str:
     return str(ip)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """Who a sign-in attempt is counted against (the failure hash's fields)."""
+
+    address: str  # a:<address>, or '' from a known browser
+    pair: str  # p:<name>|<address> or p:<name>|d:<browser digest>; '' without a valid name
+    account: str  # u:<name>, or ''
+    known: bool = False  # from a browser the account signed in from before
+
+
 @dataclass
 class SignInGuard:
-    """Admit, settle and unlock sign-in attempts (names must be valid user names already)."""
+    """Admit, settle and unlock sign-in attempts (names must be valid user names already).
+
+    A browser that signed in to an account gets a random device id (a cookie); the guard
+    keeps the digest of (account, device) for `device_ttl_s` after its last sign-in. An
+    attempt for that account from that browser is judged only by the browser's own failures:
+    no address (an office NAT, a reverse proxy) and no stranger's failures can hold back an
+    officer on a browser they have used before.
+    """
 
     redis: Any
     clock: Clock
     limits: SignInLimits = field(default_factory=SignInLimits)
+    device_ttl_s: float = DEVICE_TTL_S
 
     def __post_init__(self) -> None:
         self._admit = self.redis.register_script(ADMIT)
         self._settle = self.redis.register_script(SETTLE)
         self._unlock = self.redis.register_script(UNLOCK)
 
-    async def admit(self, name: str | None, client: str) -> Admission:
-        """Whether an attempt for `name` (None: not a possible user name) may check a password."""
+    async def attempt(self, name: str | None, client: str, device: str = "") -> Attempt:
+        """The subjects of an attempt for `name` (None: not a possible user name)."""
+        if name is None:
+            return Attempt(f"a:{client}", "", "")
+        # User names are [A-Za-z0-9_.-] (auth.NAME): no '|' or glob character in a field.
+        if DEVICE.fullmatch(device):
+            member = f"{name}|{_digest(device)}"
+            seen = await self.redis.zscore(keys.CONSOLE_DEVICES, member)
+            if seen is not None and self.clock.now() - float(seen) / 1000 <= self.device_ttl_s:
+                return Attempt("", f"p:{name}|d:{_digest(device)}", f"u:{name}", known=True)
+        return Attempt(f"a:{client}", f"p:{name}|{client}", f"u:{name}")
+
+    async def admit(self, who: Attempt) -> Admission:
+        """Whether the attempt may check a password; if so it is counted as a failure."""
         lim = self.limits
-        fa, fp, fu = _fields(name, client)
         verdict, wait_ms = await self._admit(keys=[keys.CONSOLE_LOGIN_FAILS], args=[
-            _ms(self.clock.now()), _ms(lim.window_s), lim.max_entries, lim.sample, fa, fp, fu,
-            *lim.address.args(), *lim.pair.args(), lim.lock_after, _ms(lim.lock_s),
-            *lim.account.args()])
+            _ms(self.clock.now()), _ms(lim.window_s), lim.max_entries, lim.sample,
+            who.address, who.pair, who.account, *lim.address.args(), *lim.pair.args(),
+            lim.lock_after, _ms(lim.lock_s), *lim.account.args(), int(who.known)])
         return Admission(_VERDICTS[int(verdict)], int(wait_ms) / 1000)
 
-    async def settle(self, name: str | None, client: str, *, right: bool) -> None:
+    async def settle(self, who: Attempt, *, right: bool) -> None:
         """Take back an admitted attempt's failure: the password was right, or never checked."""
-        fa, fp, fu = _fields(name, client)
-        await self._settle(keys=[keys.CONSOLE_LOGIN_FAILS], args=[fa, fp, fu, int(right)])
+        await self._settle(keys=[keys.CONSOLE_LOGIN_FAILS],
+                           args=[who.address, who.pair, who.account, int(right)])
+
+    async def remember(self, name: str, device: str) -> None:
+        """`device` (a new random id, or the cookie the browser sent) signed in to `name`."""
+        now = _ms(self.clock.now())
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keys.CONSOLE_DEVICES, {f"{name}|{_digest(device)}": now})
+        pipe.zremrangebyscore(keys.CONSOLE_DEVICES, "-inf", now - _ms(self.device_ttl_s))
+        await pipe.execute()
 
     async def unlock(self, name: str) -> int:
         """Forget the account's failures and its locks from every address; entries removed."""
-        _fa, _fp, fu = _fields(name, "")
-        return int(await self._unlock(keys=[keys.CONSOLE_LOGIN_FAILS], args=[fu, f"p:{name}|*"]))
+        return int(await self._unlock(keys=[keys.CONSOLE_LOGIN_FAILS],
+                                      args=[f"u:{name}", f"p:{name}|*"]))
 
     async def failures(self, names: list[str]) -> dict[str, int]:
         """Recent failed sign-ins of each account (from every address), for the admin page."""
@@ -253,11 +304,12 @@ class SignInGuard:
         return out
 
 
-def _fields(name: str | None, client: str) -> tuple[str, str, str]:
-    # User names are [A-Za-z0-9_.-] (auth.NAME): no '|' or glob character in a field.
-    if name is None:
-        return f"a:{client}", "", ""
-    return f"a:{client}", f"p:{name}|{client}", f"u:{name}"
+def new_device() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _digest(device: str) -> str:
+    return hashlib.sha256(device.encode()).hexdigest()[:32]
 
 
 def _ms(seconds: float) -> int:
