@@ -67,6 +67,11 @@ async def sign_in(client: TestClient, user: str, password: str = PASSWORD) -> Si
     return Signed(client, m.group(1))
 
 
+async def campaigns(h: Harness) -> list[str]:
+    """The campaign ids, oldest first."""
+    return [x.decode() for x in await h.ctx.redis.zrange("wb:campaigns", 0, -1)]
+
+
 def red_form(csrf: str, level: str = "red", **extra: str) -> dict[str, str]:
     data = {"_csrf": csrf, "kind": "alert", "hazard": "rainstorm", "level": level,
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
-from aiohttp.test_utils import TestClient
-from console_kit import PASSWORD, USERS, console_client, red_form, sign_in
+from console_kit import PASSWORD, USERS, red_form, sign_in
 
-from tests.engine.helpers import Harness, cap_alert
+from tests.engine.helpers import cap_alert
 from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.web.console import ROUTES, ensure_admin
 from warnbus.web.console.auth import Users
 from warnbus.web.console.passwords import check_password, hash_password
-
-
-@pytest_asyncio.fixture
-async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    async with console_client(redis_url) as pair:
-        yield pair
 
 
 def _path(path: str, cid: str) -> str:

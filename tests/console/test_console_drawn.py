@@ -3,12 +3,8 @@ on the approval page and the record, and published as a CAP <polygon>."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
-from aiohttp.test_utils import TestClient
-from console_kit import console_client, red_form, sign_in
+from console_kit import red_form, sign_in
 
 from rules.match import Matcher
 from tests.engine.helpers import Harness
@@ -20,12 +16,6 @@ from warnbus.web.console.drawn import cap_text
 # A slanted quadrilateral in the middle of the sample county (29.30–29.80 N, 112.30–112.90 E).
 RING = ((29.52, 112.52), (29.50, 112.63), (29.58, 112.66), (29.61, 112.55), (29.52, 112.52))
 TOWN = "430623101000"
-
-
-@pytest_asyncio.fixture
-async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    async with console_client(redis_url) as pair:
-        yield pair
 
 
 def drawn_form(csrf: str, ring: str = cap_text(RING), **extra: str) -> dict[str, str]:

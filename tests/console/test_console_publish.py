@@ -5,26 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import AsyncIterator
 
-import pytest_asyncio
-from aiohttp.test_utils import TestClient
-from console_kit import console_client, red_form, sign_in
+from console_kit import campaigns, red_form, sign_in
 
-from tests.engine.helpers import Harness
 from warnbus.ingest.identifiers import is_gb35965
 from warnbus.models import AckVia, MsgType, Status
 from warnbus.web.console.drafts import Drafts
-
-
-@pytest_asyncio.fixture
-async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    async with console_client(redis_url) as pair:
-        yield pair
-
-
-async def _campaigns(h: Harness) -> list[str]:
-    return [x.decode() for x in await h.ctx.redis.zrange("wb:campaigns", 0, -1)]
 
 
 async def test_preview_runs_the_real_rules(web) -> None:  # type: ignore[no-untyped-def]
@@ -55,10 +41,10 @@ async def test_red_needs_a_second_person_and_the_record_names_both(web) -> None:
     r = await client.post("/console/compose", data=red_form(s.csrf), allow_redirects=False)
     assert r.status == 303 and "/console/drafts/df_" in r.headers["Location"]
     draft_id = r.headers["Location"].split("/drafts/")[1].split("?")[0]
-    assert await _campaigns(h) == []  # nothing published alone
+    assert await campaigns(h) == []  # nothing published alone
     r = await client.post(f"/console/drafts/{draft_id}/approve", data={"_csrf": s.csrf},
                           allow_redirects=False)
-    assert r.status == 403 and await _campaigns(h) == []
+    assert r.status == 403 and await campaigns(h) == []
     s = await sign_in(client, "dora")
     r = await client.post(f"/console/drafts/{draft_id}/approve", data={"_csrf": s.csrf})
     assert r.status == 403  # a drafter has no approver role
@@ -69,7 +55,7 @@ async def test_red_needs_a_second_person_and_the_record_names_both(web) -> None:
     r = await client.post(f"/console/drafts/{draft_id}/approve", data={"_csrf": s.csrf},
                           allow_redirects=False)
     assert "/drafts/" in r.headers["Location"]  # already handled: published once
-    (cid,) = await _campaigns(h)
+    (cid,) = await campaigns(h)
     draft = await Drafts(h.ctx.redis).get(draft_id)
     assert draft and draft.state == "published" and draft.approved_by == "alan"
     alert = await h.ctx.alert(cid, draft.alert_id)
@@ -92,7 +78,7 @@ async def test_yellow_is_published_by_the_drafter_alone(web) -> None:  # type: i
     r = await client.post("/console/compose", data=red_form(
         s.csrf, level="yellow", status="Exercise"), allow_redirects=False)
     assert r.status == 303 and "/campaigns/cp_" in r.headers["Location"]
-    (cid,) = await _campaigns(h)
+    (cid,) = await campaigns(h)
     meta = await h.ctx.store.meta(cid)
     alert = await h.ctx.alert(cid, meta.get("root") or (await Drafts(h.ctx.redis).recent())[0].alert_id)
     assert alert is not None and alert.is_drill

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 
-import pytest_asyncio
-from aiohttp.test_utils import TestClient
-from console_kit import console_client, red_form, sign_in
+from console_kit import campaigns, red_form, sign_in
 
-from tests.engine.helpers import Harness
 from warnbus.credentials import of_console
 from warnbus.ingest import alert_to_json, parse_json
 from warnbus.ingest.identifiers import is_gb35965, parse_identifier
@@ -34,16 +30,6 @@ from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import BEIJING
 
 _ID = re.compile(r"^(\d{14}_\d{14}_\d)-([0-9a-f]{20})$")
-
-
-@pytest_asyncio.fixture
-async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    async with console_client(redis_url) as pair:
-        yield pair
-
-
-async def _campaigns(h: Harness) -> list[str]:
-    return [x.decode() for x in await h.ctx.redis.zrange("wb:campaigns", 0, -1)]
 
 
 async def test_identifiers_of_one_second_differ_in_a_random_part(web) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +89,7 @@ async def test_a_taken_identifier_fails_the_draft_visibly_and_records_nothing(we
     assert not draft.campaign_id and taken in draft.reason
     # Nothing recorded as published: the squatter's campaign is the only one and carries no
     # console provenance (nobody "drafted" or "approved" it); no red message went out.
-    assert await _campaigns(h) == [squat.campaign_id]
+    assert await campaigns(h) == [squat.campaign_id]
     assert await Drafts(h.ctx.redis).provenance(squat.campaign_id) == {}
     await h.drain()
     assert all(d.campaign_id == squat.campaign_id for d in h.sent())
@@ -123,4 +109,4 @@ async def test_a_refused_publish_says_why_in_chinese(web) -> None:  # type: igno
     assert r.headers["Location"].startswith(f"/console/drafts/{draft_id}")
     page = await (await client.get(r.headers["Location"], headers={"Accept": "text/html"})).text()
     assert "发布失败，预警未发出" in page and "未发布（内容不符合要求）" in page
-    assert await _campaigns(h) == []
+    assert await campaigns(h) == []

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 
-import pytest_asyncio
 from aiohttp.test_utils import TestClient
-from console_kit import PASSWORD, attempt, console_client, from_address, login_token, sign_in
+from console_kit import PASSWORD, attempt, from_address, login_token, sign_in
 from yarl import URL
 
 from tests.engine.helpers import Harness
@@ -24,12 +22,6 @@ from warnbus.web.console.throttle import Backoff, SignInGuard, SignInLimits, cli
 
 ATTACKER, APPROVER, OTHER = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 NO_LIMIT = Backoff(free=10**9, base_s=1, cap_s=1)
-
-
-@pytest_asyncio.fixture
-async def web(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
-    async with console_client(redis_url) as pair:
-        yield pair
 
 
 def _con(client: TestClient) -> Console:  # type: ignore[type-arg]
