@@ -114,28 +114,33 @@ async def test_a_sign_out_ends_every_session_of_the_user_and_their_live_boards(w
         assert await _status(client) == 200
 
 
-async def test_live_boards_are_capped_per_session_and_in_total(web) -> None:  # type: ignore[no-untyped-def]
+async def test_live_boards_are_capped_per_session_per_user_and_in_total(web) -> None:  # type: ignore[no-untyped-def]
     client, _h, cid = web
     con: Console = client.server.app[CONSOLE]
-    con.streams = StreamSlots(per_session=2, total=3)
+    con.streams = StreamSlots(per_session=2, per_user=3, total=4)
     async with from_address(client, "127.0.0.2") as one, \
-            from_address(client, "127.0.0.3") as two:
+            from_address(client, "127.0.0.3") as again, \
+            from_address(client, "127.0.0.4") as alan:
         await _signed(one, "dora")
-        await _signed(two, "alan")
+        await _signed(again, "dora")  # the same user signed in a second time
+        await _signed(alan, "alan")
         boards = [await _open_board(one, cid), await _open_board(one, cid)]
         r = await one.get(f"/console/campaigns/{cid}/events")
-        body = await r.json()
+        message = (await r.json())["error"]["message"]
         assert r.status == 429 and r.headers["Retry-After"]
-        assert "实时看板" in body["error"]["message"] and "上限" in body["error"]["message"]
-        boards.append(await _open_board(two, cid))
-        r = await two.get(f"/console/campaigns/{cid}/events")
+        assert "本次登录已打开2个实时看板" in message and "上限" in message
+        boards.append(await _open_board(again, cid))
+        r = await again.get(f"/console/campaigns/{cid}/events")
+        assert r.status == 429 and "该账户已打开3个实时看板" in (await r.json())["error"]["message"]
+        boards.append(await _open_board(alan, cid))
+        r = await alan.get(f"/console/campaigns/{cid}/events")
         assert r.status == 503 and "实时看板连接已满" in (await r.json())["error"]["message"]
-        assert con.streams.open == 3
+        assert con.streams.open == 4
         boards[0].close()  # a board closed frees its place
         for _ in range(100):
-            if con.streams.open < 3:
+            if con.streams.open < 4:
                 break
             await asyncio.sleep(0.05)
-        boards.append(await _open_board(two, cid))
+        boards.append(await _open_board(alan, cid))
         for b in boards[1:]:
             b.close()

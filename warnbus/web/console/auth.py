@@ -110,14 +110,15 @@ class Users:
         await self.put(user)
         return True
 
-    async def verify(self, name: str, password: str) -> User | None:
+    async def verify(self, name: str, password: str, *, known: bool = False) -> User | None:
         """The user if the password is right and the user enabled; None otherwise.
 
         Not throttled (see throttle.SignInGuard); an unknown name costs one scrypt too.
+        `known`: from a browser the user signed in from before (its own hashing lane).
         Raises passwords.HasherBusy when too many checks are running in this process.
         """
         user = await self.get(name)
-        ok = await self.hasher.check(password, user.pw if user else None)
+        ok = await self.hasher.check(password, user.pw if user else None, known=known)
         return user if ok and user is not None and not user.disabled else None
 
 

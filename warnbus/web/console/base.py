@@ -82,10 +82,10 @@ class Console:
         concurrent attempts get more password checks than the limits allow; a name that cannot
         be a user name is counted on the address and never looked up or hashed.
         """
-        if self.users.hasher.full:
-            return SignIn(busy=True)
         valid = name_problem(name) is None
         who = await self.guard.attempt(name if valid else None, client, device)
+        if self.users.hasher.full(known=who.known):
+            return SignIn(busy=True)
         admission = await self.guard.admit(who)
         if not admission.admitted:
             return SignIn(refused=admission)
@@ -93,7 +93,7 @@ class Console:
             return SignIn()
         gen = await self.users.generation(name)  # before the check: a reset meanwhile wins
         try:
-            user = await self.users.verify(name, password)
+            user = await self.users.verify(name, password, known=who.known)
         except HasherBusy:
             await self.guard.settle(who, right=False)  # never checked: not a failure
             return SignIn(busy=True)

@@ -210,7 +210,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the board's snapshot whenever it changes (and a heartbeat).
 
     The stream ends (an `end` event, then close) within about RECHECK_S of its session
-    ending; a session may hold `streams.per_session` of them, a process `streams.total`.
+    ending; a session may hold `streams.per_session` of them, a user `streams.per_user`, a
+    process `streams.total`.
     """
     con = console(request)
     ctx = con.app.ctx
@@ -218,7 +219,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     await campaign_meta(ctx, cid)
     sid = request.cookies.get(COOKIE, "")
     session = session_digest(sid)
-    refusal = con.streams.refusal(session)
+    user = user_of(request).name
+    refusal = con.streams.refusal(session, user)
     if refusal is not None:
         code = "too_many_streams" if refusal.status == 429 else "unavailable"
         return web.json_response({"error": {"code": code, "message": refusal.message}},
@@ -227,7 +229,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     interval = max(0.1, (await con.settings()).sse_interval_s)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    with con.streams.hold(session), contextlib.suppress(ConnectionResetError):
+    with con.streams.hold(session, user), contextlib.suppress(ConnectionResetError):
         await resp.prepare(request)  # the browser may go away at any write
         last = b""
         now = written = time.monotonic()

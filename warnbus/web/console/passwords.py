@@ -5,8 +5,9 @@ of sign-in attempts would stall every route of the process (the board, the API, 
 callbacks), so every hash runs on a small thread pool of its own (not asyncio's default pool,
 which the engine uses for other work): at most `HASH_THREADS` at once per process, at most
 `HASH_WAITING` more waiting for a thread; beyond that a sign-in is refused at once
-(`HasherBusy`, 503) instead of queueing without bound. hashlib.scrypt releases the GIL, so
-the loop keeps running while a hash is computed.
+(`HasherBusy`, 503) instead of queueing without bound. Browsers that signed in to the
+account before have one more thread of their own (PasswordHasher), so a flood never turns a
+known officer away. hashlib.scrypt releases the GIL, so the loop keeps running meanwhile.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD, MAX_PASSWORD = 10, 256  # characters; longer ones are never hashed
 HASH_THREADS = max(1, (os.cpu_count() or 2) // 2)  # leave the other cores to the engine
 HASH_WAITING = 32
+KNOWN_WAITING = 8  # the known browsers' lane (see PasswordHasher)
 # What an unknown user name is checked against: the same work as a real check, so the time
 # of an answer does not tell which names exist. No password matches it (no user either).
 DUMMY = ("scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
@@ -35,6 +37,7 @@ DUMMY = ("scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
 # One pool per process: however many consoles a process mounts (tests mount many), hashing
 # never takes more than HASH_THREADS cores.
 _POOL = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="warnbus-scrypt")
+_KNOWN_POOL = ThreadPoolExecutor(1, thread_name_prefix="warnbus-scrypt-known")
 T = TypeVar("T")
 
 
@@ -74,42 +77,63 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-class PasswordHasher:
-    """Hash and check passwords on the process's scrypt pool, a bounded number at a time."""
+class _Lane:
+    """One thread pool and its bounded waiting room."""
 
-    def __init__(self, threads: int = HASH_THREADS, waiting: int = HASH_WAITING) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, threads: int, waiting: int) -> None:
+        self.pool = pool
         self.threads = threads
         self.room = threads + waiting
-        self._inside = 0  # running or waiting for a thread
-        self._slots: asyncio.Semaphore | None = None  # made on first use, on the running loop
+        self.inside = 0  # running or waiting for a thread
+        self.slots: asyncio.Semaphore | None = None  # made on first use, on the running loop
 
     @property
     def full(self) -> bool:
-        return self._inside >= self.room
+        return self.inside >= self.room
 
-    async def hash(self, password: str) -> str:
-        return await self._run(hash_password, password)
-
-    async def check(self, password: str, stored: str | None) -> bool:
-        """Whether `password` matches `stored`; None (no such user) costs the same, is False."""
-        ok = await self._run(check_password, password, stored or DUMMY)
-        return ok and stored is not None
-
-    async def _run(self, fn: Callable[..., T], *args: str) -> T:
+    async def run(self, fn: Callable[..., T], *args: str) -> T:
         if self.full:
             raise HasherBusy("too many sign-ins are being checked; try again in a moment")
-        self._inside += 1
+        self.inside += 1
         try:
-            if self._slots is None:
-                self._slots = asyncio.Semaphore(self.threads)
-            await self._slots.acquire()
+            if self.slots is None:
+                self.slots = asyncio.Semaphore(self.threads)
+            await self.slots.acquire()
             loop = asyncio.get_running_loop()
-            job: Future[T] = _POOL.submit(fn, *args)
+            job: Future[T] = self.pool.submit(fn, *args)
             # The slot is free when the thread is, even if the waiting request went away.
-            job.add_done_callback(lambda _j: _release(loop, self._slots))
+            job.add_done_callback(lambda _j: _release(loop, self.slots))
             return await asyncio.wrap_future(job)
         finally:
-            self._inside -= 1
+            self.inside -= 1
+
+
+class PasswordHasher:
+    """Hash and check passwords off the event loop, a bounded number at a time.
+
+    Two lanes: sign-ins from browsers that signed in to the account before (and an admin's
+    password changes) have a thread of their own, so a flood of strangers' attempts, which
+    fills the open lane, never makes a known officer wait behind it or be turned away.
+    """
+
+    def __init__(self, threads: int = HASH_THREADS, waiting: int = HASH_WAITING) -> None:
+        self.open = _Lane(_POOL, threads, waiting)
+        self.known = _Lane(_KNOWN_POOL, 1, KNOWN_WAITING)
+
+    def full(self, *, known: bool = False) -> bool:
+        return (self.known if known else self.open).full
+
+    async def hash(self, password: str) -> str:
+        return await self.known.run(hash_password, password)
+
+    async def check(self, password: str, stored: str | None, *, known: bool = False) -> bool:
+        """Whether `password` matches `stored`; None (no such user) costs the same, is False.
+
+        `known`: the attempt comes from a browser the account signed in from before.
+        """
+        lane = self.known if known else self.open
+        ok = await lane.run(check_password, password, stored or DUMMY)
+        return ok and stored is not None
 
 
 def _release(loop: asyncio.AbstractEventLoop, slots: asyncio.Semaphore | None) -> None:
