@@ -16,6 +16,7 @@ from typing import Any
 
 from seckit import WIDE, auth, cap_xml
 
+from tests.engine.helpers import worst_lag
 from warnbus.bench.alerts import irregular_ring
 from warnbus.ingest import parse_cap
 from warnbus.matching import check_registry, costly
@@ -32,16 +33,6 @@ def many_areas(n: int = 1000) -> bytes:
     body = cap_xml("S-1", ())
     return body.replace("<area><areaDesc>华容县</areaDesc></area>".encode(),
                         "".join(areas).encode())
-
-
-async def worst_lag(stop: asyncio.Event, tick: float = 0.005) -> float:
-    """The longest the event loop was late to wake this task, until `stop` is set."""
-    worst = 0.0
-    while not stop.is_set():
-        t = time.perf_counter()
-        await asyncio.sleep(tick)
-        worst = max(worst, time.perf_counter() - t - tick)
-    return worst
 
 
 async def test_a_1000_area_alert_does_not_stall_the_loop_while_matched(api_client: Any) -> None:
