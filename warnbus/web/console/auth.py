@@ -16,6 +16,7 @@ import hmac
 import re
 import secrets
 import time
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -172,12 +173,18 @@ def session_digest(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
+class AdminAction(StrEnum):
+    CREATE = "create"  # a user created
+    UPDATE = "update"  # roles, password reset, disabled or enabled
+    UNLOCK = "unlock"  # sign-in failures and locks lifted
+
+
 class AdminEntry(msgspec.Struct, frozen=True):
     """One audited admin action: who did what to which user, when."""
 
     at: float
     by: str
-    action: str  # create | update | unlock
+    action: AdminAction
     user: str
     detail: str = ""
 
@@ -191,4 +198,3 @@ async def audit_log(redis: Any, count: int = 20) -> list[AdminEntry]:
     """The latest admin actions, newest first."""
     rows = await redis.xrevrange(keys.CONSOLE_AUDIT, count=count)
     return [msgspec.json.decode(s(fields.get(b"e")), type=AdminEntry) for _id, fields in rows]
-

@@ -12,7 +12,15 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from warnbus.web.console import html
-from warnbus.web.console.auth import ROLES, AdminEntry, User, audit, audit_log, name_problem
+from warnbus.web.console.auth import (
+    ROLES,
+    AdminAction,
+    AdminEntry,
+    User,
+    audit,
+    audit_log,
+    name_problem,
+)
 from warnbus.web.console.base import (
     COOKIE,
     DEVICE_COOKIE,
@@ -127,7 +135,7 @@ async def admin_page(request: web.Request) -> web.Response:
             f'{" checked" if u.disabled else ""}>停用</label><button>保存</button></form>',
             _sign_in_state(u.name, failures.get(u.name, 0), con.guard.limits.window_s, csrf)])
     entries = "".join(
-        f'<li>{html.bj(e.at)} {esc(e.by)} {ADMIN_ACTION_ZH.get(e.action, esc(e.action))} '
+        f'<li>{html.bj(e.at)} {esc(e.by)} {ADMIN_ACTION_ZH[e.action]} '
         f'{esc(e.user)}{"：" + esc(e.detail) if e.detail else ""}</li>'
         for e in await audit_log(con.app.ctx.redis))
     st = await con.settings()
@@ -173,10 +181,11 @@ def _sign_in_state(name: str, failures: int, window_s: float, csrf: str) -> str:
             '<button data-confirm="解除该账户的登录锁定（所有地址）？">解除锁定</button></form>')
 
 
-ADMIN_ACTION_ZH = {"create": "创建用户", "update": "修改用户", "unlock": "解除登录锁定"}
+ADMIN_ACTION_ZH = {AdminAction.CREATE: "创建用户", AdminAction.UPDATE: "修改用户",
+                   AdminAction.UNLOCK: "解除登录锁定"}
 
 
-async def _audit(request: web.Request, action: str, name: str, detail: str = "") -> None:
+async def _audit(request: web.Request, action: AdminAction, name: str, detail: str = "") -> None:
     con = console(request)
     entry = AdminEntry(con.app.ctx.clock.now(), user_of(request).name, action, name, detail)
     await audit(con.app.ctx.redis, entry)
@@ -194,7 +203,7 @@ async def admin_create_user(request: web.Request) -> web.StreamResponse:
     roles = _roles(data)
     created = await console(request).users.create(name, f.get("display", name), roles, password)
     if created:
-        await _audit(request, "create", name, "、".join(html.ROLE_ZH[r] for r in roles))
+        await _audit(request, AdminAction.CREATE, name, "、".join(html.ROLE_ZH[r] for r in roles))
     raise back(f"{PREFIX}/admin", f"{'已创建 ' + name if created else '用户名已存在'}")
 
 
@@ -233,7 +242,7 @@ async def admin_update_user(request: web.Request) -> web.StreamResponse:
     if pw != user.pw or disabled != user.disabled:
         await con.users.end_sessions(name)
     if changes:
-        await _audit(request, "update", name, "，".join(changes))
+        await _audit(request, AdminAction.UPDATE, name, "，".join(changes))
     raise back(f"{PREFIX}/admin", f"已保存 {name}")
 
 
@@ -242,7 +251,7 @@ async def admin_unlock_user(request: web.Request) -> web.StreamResponse:
     """Forget an account's failed sign-ins and lift its locks from every address."""
     user = await _existing(request)
     removed = await console(request).guard.unlock(user.name)
-    await _audit(request, "unlock", user.name, f"清除{removed}条失败记录")
+    await _audit(request, AdminAction.UNLOCK, user.name, f"清除{removed}条失败记录")
     raise back(f"{PREFIX}/admin", f"已解除 {user.name} 的登录锁定")
 
 
