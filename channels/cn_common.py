@@ -21,9 +21,9 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from channels.twilio_common import mask_phone
 from channels.wecom import Secret
 from warnbus.errors import ConfigError
+from warnbus.models import mask_phone
 
 log = structlog.get_logger("channels.cn")
 

@@ -35,6 +35,7 @@ from warnbus.errors import (
     PermanentChannelError,
     TransientChannelError,
 )
+from warnbus.models import mask_phone, mask_phones_in
 
 log = structlog.get_logger("channels.twilio")
 _sdk_log = logging.getLogger("twilio.http_client")
@@ -52,7 +53,6 @@ COMMON_PERMANENT: Mapping[int, str] = {
 #: Codes that mean "later": rate limits and queue overflows.
 TRANSIENT_CODES = frozenset({20429, 14107, 21611, 30001})
 
-_PHONE = re.compile(r"\+?\d[\d ()-]{5,}\d")
 # Set by RebasedHttpClient for each response: TwilioRestException drops the response
 # headers, and Retry-After lives there. A ContextVar is per task, so concurrent sends
 # never see each other's value.
@@ -173,18 +173,6 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-def mask_phone(value: str) -> str:
-    """`+8613812345678` → `+86*******5678`: enough to tell numbers apart in a log."""
-    v = value.strip()
-    if len(v) < 10:
-        return "*" * max(0, len(v) - 2) + v[-2:]
-    return v[:3] + "*" * (len(v) - 7) + v[-4:]
-
-
-def mask_phones_in(text: str) -> str:
-    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def classify(

@@ -24,10 +24,17 @@ from channels.twilio_common import (
     ids_of,
     ids_query,
     load_config,
-    mask_phone,
     twiml_response,
 )
-from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
+from warnbus.models import (
+    AckVia,
+    Delivery,
+    EventSink,
+    ProviderStatus,
+    Receipt,
+    WebhookHandler,
+    mask_phone,
+)
 
 log = structlog.get_logger("channels.twilio_sms")
 # Re-exported: the reply rules were born here and are still imported from here.

@@ -12,7 +12,6 @@ that are not a person's: a value under `name` is always treated as a person's na
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -21,6 +20,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from warnbus.errors import ConfigError
+from warnbus.models import mask_phone, mask_phones_in, mask_text
 
 __all__ = [
     "configure_logging",
@@ -47,42 +47,6 @@ _HARMLESS_KEYS = frozenset(
      "dedup_key", "routing_key", "sort_key", "partition_key"}
 )  # fmt: skip
 
-# Phone numbers inside free text. The lookarounds keep longer digit runs (region codes,
-# timestamps, ids) intact.
-_PHONE_RE = re.compile(
-    r"(?<![\w+])\+[1-9](?:[ -]?\d){6,14}(?!\d)"  # E.164
-    r"|(?<!\d)(?:86)?1[3-9]\d{9}(?!\d)"  # Chinese mobile
-)
-_CN_MSISDN = re.compile(r"861[3-9]\d{9}")
-_PHONE_LIKE = re.compile(r"\+?[\d][\d ()-]{4,}\d")
-# ITU country codes of one and two digits; every other code has three.
-_CC1 = frozenset({"1", "7"})
-_CC2_TEXT = (
-    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
-    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
-)
-_CC2 = frozenset(_CC2_TEXT.split())
-
-
-def mask_phone(value: str) -> str:
-    """Mask a phone number, keeping country code, first 3 and last 4 national digits.
-
-    `+8613812345678` → `+86138****5678`, `13812345678` → `138****5678`. Numbers too short
-    for that keep only their last 2 digits. Not a phone number at all → `mask_text`.
-    """
-    digits = re.sub(r"\D", "", value)
-    if not _PHONE_LIKE.fullmatch(value.strip()) or len(digits) < 5:
-        return mask_text(value)
-    prefix = ""
-    if value.strip().startswith("+"):
-        cc_len = 1 if digits[:1] in _CC1 else 2 if digits[:2] in _CC2 else 3
-        prefix, digits = "+" + digits[:cc_len], digits[cc_len:]
-    elif _CN_MSISDN.fullmatch(digits):  # 86 and a mobile, as MSISDNs are written
-        prefix, digits = "86", digits[2:]
-    if len(digits) >= 8:
-        return prefix + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-    return prefix + "*" * (len(digits) - 2) + digits[-2:]
-
 
 def mask_name(value: str) -> str:
     """Keep a person's first character: `张三` → `张*`, `张三丰` → `张**`."""
@@ -90,18 +54,6 @@ def mask_name(value: str) -> str:
     if len(value) <= 1:
         return "*" * len(value)
     return value[0] + "*" * (len(value) - 1)
-
-
-def mask_text(value: str) -> str:
-    """Mask an address that is not a phone number (a WeCom user id, an e-mail): keep the ends."""
-    if len(value) <= 2:
-        return "*" * len(value)
-    return value[0] + "*" * (len(value) - 2) + value[-1]
-
-
-def mask_phones_in(text: str) -> str:
-    """Mask every phone number found inside free text."""
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def _is_secret_key(key: str) -> bool:

@@ -8,6 +8,7 @@ CAP; conversion to (x=lon, y=lat) happens only inside the geometry code of `rule
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -501,6 +502,59 @@ CLOSED_GRID_STATES: frozenset[GridState] = frozenset(
     {GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.UNREACHED, GridState.DROPPED,
      GridState.CANCELLED}
 )
+
+
+# --------------------------------------------------------------------------- personal data
+# One way to mask a phone number, for logs, console pages and exports alike; here because
+# the engine, the console and the channels may all import this module.
+
+_PHONE_LIKE = re.compile(r"\+?[\d][\d ()-]{4,}\d")
+_CN_MSISDN = re.compile(r"861[3-9]\d{9}")
+# Phone numbers inside free text. The lookarounds keep longer digit runs (region codes,
+# timestamps, ids) intact.
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![\w+])\+[1-9](?:[ -]?\d){6,14}(?!\d)"  # E.164
+    r"|(?<!\d)(?:86)?1[3-9]\d{9}(?!\d)"  # Chinese mobile
+)
+# ITU country codes of one and two digits; every other code has three.
+_CC1 = frozenset({"1", "7"})
+_CC2_TEXT = (
+    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
+    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
+)
+_CC2 = frozenset(_CC2_TEXT.split())
+
+
+def mask_phone(value: str) -> str:
+    """Mask a phone number, keeping country code, first 3 and last 4 national digits.
+
+    `+8613812345678` → `+86138****5678`, `13812345678` → `138****5678`. Numbers too short
+    for that keep only their last 2 digits. Not a phone number at all → `mask_text`.
+    """
+    digits = re.sub(r"\D", "", value)
+    if not _PHONE_LIKE.fullmatch(value.strip()) or len(digits) < 5:
+        return mask_text(value)
+    prefix = ""
+    if value.strip().startswith("+"):
+        cc_len = 1 if digits[:1] in _CC1 else 2 if digits[:2] in _CC2 else 3
+        prefix, digits = "+" + digits[:cc_len], digits[cc_len:]
+    elif _CN_MSISDN.fullmatch(digits):  # 86 and a mobile, as MSISDNs are written
+        prefix, digits = "86", digits[2:]
+    if len(digits) >= 8:
+        return prefix + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return prefix + "*" * (len(digits) - 2) + digits[-2:]
+
+
+def mask_text(value: str) -> str:
+    """Mask an address that is not a phone number (a WeCom user id, an e-mail): keep the ends."""
+    if len(value) <= 2:
+        return "*" * len(value)
+    return value[0] + "*" * (len(value) - 2) + value[-1]
+
+
+def mask_phones_in(text: str) -> str:
+    """Mask every phone number found inside free text."""
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 # --------------------------------------------------------------------------- channels

@@ -30,6 +30,7 @@ from warnbus.models import (
     RegionLevel,
     RegistryData,
     Role,
+    mask_phone,
 )
 
 # Strict twins of the model records: decoding rejects unknown keys, encoding omits defaults.
@@ -161,16 +162,12 @@ def dump_registry(data: RegistryData, path: str | Path) -> None:
 # --------------------------------------------------------------------------- validation
 
 
-def _mask(phone: str) -> str:
-    return phone if len(phone) < 8 else phone[:5] + "*" * (len(phone) - 7) + phone[-2:]
-
-
 def phone_problem(phone: str) -> str | None:
     """Say what is wrong with a phone number, or None if it is a valid E.164 number."""
     if not _E164.fullmatch(phone):
-        return f"phone {_mask(phone)!r} is not E.164 (+, country code, number; no spaces)"
+        return f"phone {mask_phone(phone)!r} is not E.164 (+, country code, number; no spaces)"
     if phone.startswith("+861") and not _CN_MOBILE.fullmatch(phone):
-        return f"phone {_mask(phone)!r} is not a Chinese mobile number (+861[3-9] + 9 digits)"
+        return f"phone {mask_phone(phone)!r} is not a Chinese mobile number (+861[3-9] + 9 digits)"
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,11 +130,30 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
     return rows
 
 
+#: What makes a spreadsheet read a cell as a formula when it comes first (OWASP, CSV
+#: Injection), and the full-width forms a Chinese input method types for them.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+
+
+def csv_cell(value: str) -> str:
+    """`value` as a spreadsheet reads it as text: a formula's first character gets a "'"."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def write_csv(buf: io.StringIO, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Write a CSV table that spreadsheet programs open without running anything in it.
+
+    Every cell is neutralised (`csv_cell`) and quoted: a quoted cell stays one cell also
+    where a spreadsheet splits at ";" (OWASP: prefix, escape quotes, quote every field)."""
+    w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    w.writerow([csv_cell(h) for h in header])
+    w.writerows([csv_cell(str(v)) for v in row] for row in rows)
+
+
 def rows_csv(rows: list[dict[str, str]]) -> str:
+    """The 叫应 record as CSV (the API, the console and `warnbus record` all write this)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RECORD_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
+    write_csv(buf, RECORD_COLUMNS, ([row.get(c, "") for c in RECORD_COLUMNS] for row in rows))
     return buf.getvalue()
 
 

@@ -13,9 +13,9 @@ from channels.twilio_common import (
     RebasedHttpClient,
     classify,
     fit_sentences,
-    mask_phone,
     parse_retry_after,
 )
+from warnbus import logs, models
 from warnbus.errors import PermanentChannelError, TransientChannelError
 
 
@@ -59,10 +59,16 @@ def test_classification(status: int, code: int | None, kind: type[Exception]) ->
     assert PHONE not in err.message and "+86" in err.message
 
 
-def test_mask_phone() -> None:
-    assert mask_phone("+8613812345678") == "+86*******5678"
-    assert mask_phone("13812345678") == "138****5678"
-    assert mask_phone("10086") == "***86"
+def test_channels_logs_and_console_mask_phones_one_way() -> None:
+    """One masking function (`warnbus.models.mask_phone`) for channels, logs and console."""
+    import channels.twilio_common as common
+    import channels.twilio_sms as sms
+    from warnbus.web.console import pages_registry
+
+    for module in (common, sms, logs, pages_registry):
+        assert module.mask_phone is models.mask_phone, module
+    assert models.mask_phone("+8613812345678") == "+86138****5678"
+    assert models.mask_phone("13812345678") == "138****5678"
 
 
 def test_fit_sentences_keeps_the_kept_part_whole() -> None:

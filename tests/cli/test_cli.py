@@ -85,7 +85,7 @@ async def test_record_exports_csv_and_json(redis_url: str) -> None:
     r = await asyncio.to_thread(warnbus, "record", res.alert_id, env=env)
     assert r.returncode == 0, r.stderr
     rows = r.stdout.splitlines()
-    assert rows[0].startswith("person_id,name,role,grids,channel")
+    assert rows[0].startswith('"person_id","name","role","grids","channel"')
     assert any(pid in row and "dtmf" in row for row in rows[1:])
     r = await asyncio.to_thread(warnbus, "record", res.alert_id, "--format", "json", env=env)
     data = json.loads(r.stdout)

@@ -14,10 +14,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from warnbus import services
 from warnbus.devices import DeviceRecord, DeviceState, DeviceStatusBook
+from warnbus.models import RegistryData, mask_phone
 from warnbus.registry import dump_registry, read_registry, validate_registry
 from warnbus.web.console import html
 from warnbus.web.console.base import (
@@ -34,10 +36,6 @@ from warnbus.web.console.html import PERSON_ROLE_ZH, csrf_field, esc
 
 FILES = ("regions.json", "grids.json", "persons.json", "devices.json")
 LIMIT = 300
-
-
-def _mask(phone: str | None) -> str:
-    return "" if not phone else phone[:-8] + "****" + phone[-4:]
 
 
 def _nav(active: str) -> str:
@@ -100,7 +98,7 @@ async def people_page(request: web.Request) -> web.Response:
         if q and q not in f"{p.id}{p.name}{region.name if region else ''}":
             continue
         rows.append([esc(p.id), esc(p.name), PERSON_ROLE_ZH.get(p.role.value, p.role.value),
-                     esc(region.name if region else p.region), esc(_mask(p.phone)),
+                     esc(region.name if region else p.region), esc(mask_phone(p.phone) if p.phone else ""),
                      "是" if p.wecom else "", "是" if p.drill else ""])
     return page(request, "网格台账 · 人员", _nav("/people") + _search(q) + _limited(
         ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练"], rows), active="registry")
@@ -174,17 +172,28 @@ def _limited(head: list[str], rows: list[list[str]]) -> str:
     return note + html.table(head, rows[:LIMIT], "small")
 
 
+def masked(data: RegistryData) -> RegistryData:
+    """The registry with every phone number masked (`models.mask_phone`)."""
+    persons = {pid: msgspec.structs.replace(p, phone=mask_phone(p.phone))
+               for pid, p in data.persons.items() if p.phone}
+    return msgspec.structs.replace(data, persons={**data.persons, **persons})
+
+
 @requires()
 async def export_zip(request: web.Request) -> web.Response:
-    reg = console(request).app.ctx.registry
+    """The registry as a zip of its JSON files: with full phone numbers for an admin (the
+    zip then re-imports as it is), with masked ones for every other role."""
+    data = console(request).app.ctx.registry.data
+    full = user_of(request).has("admin")
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
-        dump_registry(reg.data, tmp)
+        dump_registry(data if full else masked(data), tmp)
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for name in FILES:
                 z.write(Path(tmp) / name, name)
+    name = "registry.zip" if full else "registry-masked.zip"
     return web.Response(body=buf.getvalue(), content_type="application/zip", headers={
-        "Content-Disposition": 'attachment; filename="registry.zip"'})
+        "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @requires("admin")
