@@ -18,3 +18,7 @@ ACK_LATENCY = Histogram(
     "Time from a person's first message to their confirmation (叫应 time to confirm)",
     buckets=(30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200),
 )
+CAP_RENDERS = Counter("warnbus_cap_renders_total",
+                      "Renders for the public CAP routes: a CAP file, or the feed's newest "
+                      "messages (one read and render serves every request for a while)",
+                      ["what"])

@@ -60,7 +60,7 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
         await wait_for(sending, 60, "the campaign to be under way")
         await asyncio.to_thread(svc.kill)  # a crash: no shutdown, no final fsync
         t_down = time.monotonic()
-        r = await client.get("/healthz")
+        r = await client.get("/healthz", headers=auth)
         body = await r.json()
         assert r.status == 503 and body["redis"] is False and body["broker"] is True, body
         r = await client.post("/api/v1/alerts", data=cap_xml("R-2", ("430623101000",)),
@@ -69,7 +69,7 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
         await asyncio.sleep(3.0)  # the worker's loops fail and wait meanwhile
         await asyncio.to_thread(svc.start)
         outage = time.monotonic() - t_down
-        r = await client.get("/healthz")
+        r = await client.get("/healthz", headers=auth)
         assert r.status == 200 and (await r.json())["redis"] is True
         r = await client.post("/api/v1/alerts", data=cap_xml("R-3", ("430623105000",)),
                               headers=auth)

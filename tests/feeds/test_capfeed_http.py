@@ -7,16 +7,19 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest_asyncio
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from feedkit import feed_settings, fixture
 from lxml import etree
 
-from tests.engine.helpers import Harness, cap_alert, make_harness, web_client
+from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.credentials import ENGINE
 from warnbus.feeds import FeedPoller
 from warnbus.ingest import parse_cap
 from warnbus.intake import accept
 from warnbus.models import Alert, Scope, Status
+from warnbus.services import free_port
+from warnbus.web.api import make_web_app
+from warnbus.web.capfeed import CAP_FEED
 
 A = "{http://www.w3.org/2005/Atom}"
 THREAD = ("rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel.xml")
@@ -24,9 +27,20 @@ THREAD = ("rainstorm-red.xml", "rainstorm-red-update.xml", "rainstorm-red-cancel
 
 @pytest_asyncio.fixture
 async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
+    """The feed routes on a test server whose public URL (what links start with) is its own."""
     h = await make_harness(redis_url)
-    async with web_client(h) as client:
+    port = free_port()
+    h.app.links.base_url = f"http://127.0.0.1:{port}"
+    client = TestClient(TestServer(make_web_app(h.app), port=port))
+    await client.start_server()
+    # These tests are about content: no staleness (tests/security/test_sec_public_routes.py
+    # is about the cache).
+    client.server.app[CAP_FEED].cache_s = 0.0
+    try:
         yield client, h
+    finally:
+        await client.close()
+        await h.app.close()
 
 
 async def publish(h: Harness) -> tuple[list[Alert], list[Alert]]:

@@ -221,9 +221,11 @@ async def test_console_ack_needs_officer_and_reason(api) -> None:  # type: ignor
 async def test_health_and_metrics(api) -> None:  # type: ignore[no-untyped-def]
     client, _h = api
     r = await client.get("/healthz")
+    assert r.status == 503 and await r.json() == {"ok": False}  # the harness has no broker
+    r = await client.get("/healthz", headers=auth(OFFICER))
     detail = await r.json()
     assert detail["redis"] is True
-    assert detail["broker"] is False and r.status == 503  # the harness has no broker
+    assert detail["broker"] is False and r.status == 503
     r = await client.get("/metrics")
     assert r.status == 200 and "warnbus_queue_depth" in await r.text()
 
@@ -275,7 +277,7 @@ async def test_worker_processes_serve_only_health_and_metrics(redis_url: str) ->
     client = TestClient(TestServer(make_ops_app(h.app)))
     await client.start_server()
     try:
-        r = await client.get("/healthz")
+        r = await client.get("/healthz", headers=auth(h.app.api_token or ""))
         assert (await r.json())["redis"] is True
         assert (await client.get("/metrics")).status == 200
         r = await client.post("/api/v1/alerts", data=b"<alert/>", headers={**CAP, **auth()})

@@ -83,12 +83,12 @@ async def test_update_and_cancel_of_an_old_campaign_top_the_feed(api) -> None:  
     await other.start_server()
     try:
         entries = await feed(other, limit)
+        doc = etree.fromstring(await (await other.get(f"/cap/feed.atom?limit={limit + 1}")).read())
     finally:
         await other.close()
     assert [e.findtext(A + "id") for e in entries[:2]] == [entry_id(cancel), entry_id(upd)]
     assert (entries[0].findtext(A + "title") or "").startswith("Cancel: ")
     assert entries[0].findtext(A + "updated") == "2026-07-15T06:35:00+00:00"
-    doc = etree.fromstring(await (await client.get(f"/cap/feed.atom?limit={limit + 1}")).read())
     assert doc.findtext(A + "updated") == "2026-07-15T06:35:00+00:00"  # the newest message
 
 

@@ -192,6 +192,8 @@ async def test_real_requests_conform(live: tuple[str, Harness], api_schema: Any)
                                    media_type="application/json",
                                    headers=auth(OFFICER)).status_code
         get("/healthz", "healthz")
+        get("/healthz", "healthz detail", headers=auth(OFFICER))
+        get("/healthz", "healthz bad token", headers=auth("nobody"))
         get("/metrics", "metrics")
         get("/cap/feed.atom", "feed")
         get("/cap/feed.atom", "feed limit", query={"limit": 1})
@@ -213,6 +215,7 @@ async def test_real_requests_conform(live: tuple[str, Harness], api_schema: Any)
         "record csv": 200, "ack page": 200, "bad ack page": 403, "ack": 200, "ack again": 200,
         "ack html": 200, "bad ack": 403, "console ack": 200, "blank reason": 422,
         "no campaign": 404, "healthz": 503,  # the harness has no MQTT broker
+        "healthz detail": 503, "healthz bad token": 401,
         "metrics": 200, "feed": 200, "feed limit": 200, "cap file": 200, "cap file unknown": 404,
         "cap file cached": 304, "openapi": 200,
     }

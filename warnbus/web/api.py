@@ -33,6 +33,7 @@ from warnbus.web.console import setup_console
 log = structlog.get_logger("warnbus.web")
 
 APP: web.AppKey[App] = web.AppKey("warnbus", App)
+HEALTH: web.AppKey[views.HealthProbe] = web.AppKey("health", views.HealthProbe)
 CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml", "application/json")
 
 
@@ -273,8 +274,14 @@ def _page(title: str, body: str) -> str:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    app = request.app[APP]
-    detail = await views.health(app)
+    """200/503 `{"ok": ...}` for anyone (load balancers, compose); the detail (Redis, broker,
+    roles, feeds with their upstream errors) only with an officer's or admin's token."""
+    probe = request.app[HEALTH]
+    if "Authorization" not in request.headers:
+        up = await probe.up()
+        return ok({"ok": up}, 200 if up else 503)
+    authenticate(request, "officer")
+    detail = await probe.detail()
     return ok(detail, 200 if detail["ok"] else 503)
 
 
@@ -288,6 +295,7 @@ def make_ops_app(app: App) -> web.Application:
     """What a worker or timer process serves: health and metrics only (no public routes)."""
     ops = web.Application(middlewares=[errors_mw])
     ops[APP] = app
+    ops[HEALTH] = views.HealthProbe(app)
     ops.router.add_get("/healthz", healthz)
     ops.router.add_get("/metrics", metrics)
     return ops
@@ -297,6 +305,7 @@ def make_web_app(app: App) -> web.Application:
     web_app = web.Application(middlewares=[public_rate_limit_mw, errors_mw],
                               client_max_size=app.settings.server.max_body_bytes)
     web_app[APP] = app
+    web_app[HEALTH] = views.HealthProbe(app)
     web_app[LIMITS] = PUBLIC_LIMITS  # a test or deployment may replace it before start
     web_app[SHARED_LIMIT] = SharedLimit(app.ctx.redis)
     web_app.router.add_post("/api/v1/alerts", post_alert)
@@ -312,6 +321,6 @@ def make_web_app(app: App) -> web.Application:
                 web_app.router.add_route(method, f"/hooks/{name}/{path.lstrip('/')}", handler)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
-    capfeed.add_routes(web_app, app.ctx)
+    capfeed.add_routes(web_app, app.ctx, app.links.base_url)
     setup_console(web_app, app)  # the warning officer's console under /console/ (and / → it)
     return web_app

@@ -174,7 +174,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["ok", "redis", "broker", "roles"],
+        "required": ["ok"],
+        "description": "Without a token only `ok`; with an officer's or admin's token also "
+                       "the detail (the other fields).",
         "properties": {
             "ok": {"type": "boolean"},
             "redis": {"type": "boolean"},
@@ -307,10 +309,15 @@ POST_ACK_LINK: dict[str, Any] = {
 
 HEALTHZ: dict[str, Any] = {
     "operationId": "healthz",
-    "summary": "Liveness of this process's dependencies.",
+    "summary": "Liveness of this process's dependencies: up or down for anyone; the detail "
+               "(Redis, broker, roles, feeds) with an officer's or admin's token.",
+    "security": [{}, *BEARER],
     "responses": {
         "200": _json(_ref("Health"), "Redis and the MQTT broker are reachable."),
-        "503": _json(_ref("Health"), "Redis or the broker is unreachable (see the flags)."),
+        "503": _json(_ref("Health"), "Redis or the broker is unreachable (with a token: "
+                     "see the flags)."),
+        "401": UNAUTHORIZED,
+        "403": FORBIDDEN,
     },
 }
 
@@ -329,7 +336,10 @@ CAP_FEED: dict[str, Any] = {
     "summary": "Atom feed of the published (Public, non-Draft) CAP messages, newest first.",
     "parameters": [
         {"name": "limit", "in": "query", "required": False,
-         "description": "How many of the newest campaigns to list.",
+         "description": "How many of the newest messages to list (ASCII digits; the "
+                        "feed is read at most every few seconds, so it may lag that much). "
+                        "Other parameters are ignored; links start with the configured "
+                        "public URL, whatever the Host header says.",
          "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
         IF_NONE_MATCH,
     ],
@@ -338,7 +348,8 @@ CAP_FEED: dict[str, Any] = {
                 "headers": NOT_MODIFIED["headers"],
                 "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
         "304": NOT_MODIFIED,
-        "400": _err("`limit` is not a number 1..500 (code `invalid`)."),
+        "400": _err("`limit` is not a number 1..500 in ASCII digits, or given twice (code "
+                    "`invalid`)."),
         "503": UNAVAILABLE,
     },
 }

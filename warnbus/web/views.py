@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -13,7 +14,7 @@ from warnbus.app import App
 from warnbus.feeds.health import feed_health, refresh_feed_metrics
 from warnbus.report import alert_view, record_rows, rows_csv
 
-__all__ = ["alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
+__all__ = ["HealthProbe", "alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
 
 QUEUE_DEPTH = Gauge("warnbus_queue_depth", "Entries waiting in a lane (up to 64 deliveries each)",
                     ["lane"])
@@ -32,7 +33,8 @@ async def _broker_ok(url: str) -> bool:
     return True
 
 
-async def health(app: App) -> dict[str, Any]:
+async def health(app: App, *, feeds: bool = True) -> dict[str, Any]:
+    """Whether Redis and the broker answer, this process's roles, and the feeds' health."""
     try:
         redis_ok = bool(await asyncio.wait_for(app.ctx.redis.ping(), 2.0))
     except Exception:
@@ -40,10 +42,42 @@ async def health(app: App) -> dict[str, Any]:
     broker_ok = await _broker_ok(app.mqtt_url)
     detail: dict[str, Any] = {"ok": redis_ok and broker_ok, "redis": redis_ok,
                               "broker": broker_ok, "roles": sorted(app.engine.roles)}
-    if redis_ok and app.settings.feeds:
+    if feeds and redis_ok and app.settings.feeds:
         # Feed health is detail: a failing agency feed does not make this process unhealthy.
         detail["feeds"] = await feed_health(app.ctx)
     return detail
+
+
+class HealthProbe:
+    """`/healthz` of one process: up or down for anyone, the detail for a credential.
+
+    Anyone may ask whether the process is up, as often as they like: the answer is probed
+    (a Redis PING, a TCP connection to the broker) at most once per `ttl_s` for all of them,
+    one probe at a time, so a flood of health checks costs neither Redis nor the broker a
+    connection each. The detail (`health`) is probed afresh each time it is asked for.
+    """
+
+    def __init__(self, app: App, ttl_s: float = 1.0) -> None:
+        self.app = app
+        self.ttl_s = ttl_s
+        self._ok = False
+        self._at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> bool:
+        return self._at is not None and time.monotonic() - self._at < self.ttl_s
+
+    async def up(self) -> bool:
+        if not self._fresh():
+            async with self._lock:
+                if not self._fresh():
+                    await self.detail(feeds=False)
+        return self._ok
+
+    async def detail(self, *, feeds: bool = True) -> dict[str, Any]:
+        detail = await health(self.app, feeds=feeds)
+        self._ok, self._at = bool(detail["ok"]), time.monotonic()
+        return detail
 
 
 async def refresh_metrics(app: App) -> None:
