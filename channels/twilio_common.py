@@ -35,7 +35,7 @@ from warnbus.errors import (
     PermanentChannelError,
     TransientChannelError,
 )
-from warnbus.models import mask_phone, mask_phones_in
+from warnbus.models import admit_request, mask_phone, mask_phones_in
 
 log = structlog.get_logger("channels.twilio")
 _sdk_log = logging.getLogger("twilio.http_client")
@@ -260,11 +260,16 @@ class SignedWebhooks:
         return bool(self._validator.validate(url, form, signature))
 
     def wrap(self, path: str, handler: FormHandler) -> Callable[[web.Request], Awaitable[Any]]:
+        """`handler` behind the signature check; the check comes before anything else, and
+        decides which rate limit the request spends (`models.RequestGate`)."""
+
         async def checked(request: web.Request) -> web.StreamResponse:
             form = await request.post()
             url = self.public_url(path, request.rel_url.raw_query_string)
             signature = request.headers.get("X-Twilio-Signature", "")
-            if not signature or not self.valid(url, form, signature):
+            signed = bool(signature) and self.valid(url, form, signature)
+            await admit_request(signed)
+            if not signed:
                 log.warning("twilio webhook rejected: bad or missing signature",
                             channel=self.channel, path=path, signed=bool(signature),
                             phone_masked=mask_phone(str(form.get("From", form.get("To", "")))))

@@ -32,6 +32,7 @@ from warnbus.models import (
     EventSink,
     Receipt,
     WebhookHandler,
+    admit_request,
 )
 
 log = structlog.get_logger("channels.wecom")
@@ -325,7 +326,10 @@ class WeCom:
         return [("GET", "callback", self._verify_url),
                 ("POST", "callback", functools.partial(self._receive, sink=sink))]
 
-    def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+    async def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+        # Before the signature was checked (or when it failed) the request spends the
+        # budget of failed requests (`models.RequestGate`); after, this changes nothing.
+        await admit_request(False)
         log.warning("wecom callback rejected", channel=self.name, status=status, reason=reason,
                     peer=request.remote)
         return web.Response(status=status, text="forbidden" if status == 403 else "bad request")
@@ -341,12 +345,13 @@ class WeCom:
         # Base64 never has spaces: a "+" that reached us as a space was decoded from the query.
         echostr = request.query.get("echostr", "").replace(" ", "+")
         if signed is None or not echostr:
-            return self._reject(request, 400, "missing msg_signature/timestamp/nonce/echostr")
+            return await self._reject(request, 400, "missing msg_signature/timestamp/nonce/echostr")
         try:
             self._replays.check_time(signed[1])
             plain = self._crypto.open(*signed, echostr)
         except AuthError as e:
-            return self._reject(request, 403, e.message)
+            return await self._reject(request, 403, e.message)
+        await admit_request(True)
         log.info("wecom callback URL verified", channel=self.name)
         return web.Response(body=plain, content_type="text/plain")
 
@@ -354,27 +359,28 @@ class WeCom:
         """POST: an encrypted event; a 确认收到 click becomes sink.confirm."""
         signed = self._signed(request)
         if signed is None:
-            return self._reject(request, 400, "missing msg_signature/timestamp/nonce")
+            return await self._reject(request, 400, "missing msg_signature/timestamp/nonce")
         if (request.content_length or 0) > CALLBACK_MAX_BYTES:
-            return self._reject(request, 400, "body too large")
+            return await self._reject(request, 400, "body too large")
         body = await request.read()  # bounded by the app's client_max_size
         if len(body) > CALLBACK_MAX_BYTES:  # chunked bodies have no Content-Length
-            return self._reject(request, 400, "body too large")
+            return await self._reject(request, 400, "body too large")
         try:
             encrypted = proto.parse_xml(body).findtext("Encrypt") or ""
         except ValueError as e:
-            return self._reject(request, 400, f"outer XML: {e}")
+            return await self._reject(request, 400, f"outer XML: {e}")
         if not encrypted:
-            return self._reject(request, 400, "no Encrypt element")
+            return await self._reject(request, 400, "no Encrypt element")
         try:
             self._replays.check_time(signed[1])
             plain = self._crypto.open(*signed, encrypted)
         except AuthError as e:
-            return self._reject(request, 403, e.message)
+            return await self._reject(request, 403, e.message)
+        await admit_request(True)
         try:
             event = proto.parse_xml(plain)
         except ValueError as e:
-            return self._reject(request, 400, f"inner XML: {e}")
+            return await self._reject(request, 400, f"inner XML: {e}")
         return await self._on_event(request, event, sink, signed[0])
 
     async def _on_event(self, request: web.Request, event: etree._Element, sink: EventSink,
@@ -383,16 +389,16 @@ class WeCom:
             return web.Response()  # other messages and events: nothing to do
         agent = (event.findtext("AgentID") or "").strip()
         if agent and agent != str(self.config.agent_id):
-            return self._reject(request, 403, f"event for agent {agent}, not ours")
+            return await self._reject(request, 403, f"event for agent {agent}, not ours")
         if (event.findtext("EventKey") or "") != ACK_KEY:
             return web.Response()
         user = (event.findtext("FromUserName") or "").strip()
         try:
             ref = proto.decode_task_id((event.findtext("TaskId") or "").strip())
         except ValueError as e:
-            return self._reject(request, 403, f"TaskId not issued by warnbus: {e}")
+            return await self._reject(request, 403, f"TaskId not issued by warnbus: {e}")
         if not proto.sent_to(self.config.corp_id, ref, user):
-            return self._reject(request, 403,
+            return await self._reject(request, 403,
                                 f"card of delivery {ref.delivery_id} clicked by another user")
         if not self._replays.first_time(signature):
             # WeCom resends when it got no reply within 5 s; the first one is being handled.

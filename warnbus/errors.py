@@ -76,6 +76,16 @@ class AuthError(WarnbusError):
         self.forbidden = forbidden
 
 
+class RateLimitedError(WarnbusError):
+    """A public route's budget is spent (429); `retry_after` in whole seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ChannelError(WarnbusError):
     """A channel could not hand a message to its provider."""
 

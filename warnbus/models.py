@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -617,6 +618,30 @@ class EventSink(Protocol):
 
 #: aiohttp-style handler: the channel module owns the request parsing (signatures etc.).
 WebhookHandler = Callable[[Any], Awaitable[Any]]
+
+class RequestGate(Protocol):
+    """The rate limits of a public route whose requests carry a signature (provider callbacks
+    under `/hooks/`, ack links): genuine requests and failed ones spend separate budgets.
+
+    A handler asks once, right after checking the signature (a cheap HMAC) and before any other
+    work: `admit(True)` spends from the budget genuine requests share, `admit(False)` from the
+    smaller one of requests that failed the check. Either raises `RateLimitedError` (a 429)
+    when its budget is spent; later calls for the same request change nothing. So a flood of
+    unsigned or forged requests never costs a genuine one its place."""
+
+    def admit(self, verified: bool) -> Awaitable[None]: ...
+
+
+#: The gate of the public request being handled, set by the HTTP layer around its handler.
+REQUEST_GATE: ContextVar[RequestGate | None] = ContextVar("warnbus_request_gate", default=None)
+
+
+async def admit_request(verified: bool) -> None:
+    """Ask the gate of the request being handled whether it may go on (see `RequestGate`).
+    Outside the engine's HTTP layer (a channel's own test server) there is none: it may."""
+    gate = REQUEST_GATE.get()
+    if gate is not None:
+        await gate.admit(verified)
 
 
 @runtime_checkable

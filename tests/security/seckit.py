@@ -16,6 +16,11 @@ from warnbus.config import TokenSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from faultkit import cap_xml
+from providerkit import World
+from twilio.request_validator import RequestValidator
+
+from channels import wecom_crypto as proto
+from channels.wecom import ACK_KEY
 
 SENDER = "430623@qx.example.cn"  # the county's met bureau (cap_xml's default sender)
 TOWN_SENDER = "430623101@xz.example.cn"  # a township's own office
@@ -28,7 +33,7 @@ REVOKED = "revoked-token"
 CAP = {"Content-Type": "application/cap+xml"}
 
 __all__ = ["CAP", "FEED", "OFFICER", "REVOKED", "SENDER", "TOWN", "TOWN_OFFICER", "TOWN_SENDER",
-           "WIDE", "api_client", "auth", "cap_xml"]
+           "WIDE", "api_client", "auth", "cap_xml", "twilio_signed", "wecom_click"]
 
 
 def auth(token: str = WIDE) -> dict[str, str]:
@@ -52,3 +57,25 @@ async def api_client(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]
     )
     async with web_client(h) as client:
         yield client, h
+
+
+def wecom_click(w: World, user: str, task_id: str, *, token: str | None = None,
+                key: str = ACK_KEY) -> tuple[dict[str, str], str]:
+    """A WeCom card button click by `user`, encrypted and signed as WeCom sends it (with the
+    channel's callback token, or `token`): (query parameters, body)."""
+    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
+    ts, nonce = str(int(time.time())), "12345"
+    event = (f"<xml><ToUserName>{cfg.corp_id}</ToUserName><FromUserName>{user}</FromUserName>"
+             f"<CreateTime>{ts}</CreateTime><MsgType>event</MsgType>"
+             f"<Event>template_card_event</Event><EventKey>{key}</EventKey>"
+             f"<TaskId>{task_id}</TaskId><AgentID>{cfg.agent_id}</AgentID></xml>")
+    crypto = proto.WeComCrypto(token or str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
+    encrypted, sig = crypto.seal(event.encode(), ts, nonce)
+    return ({"msg_signature": sig, "timestamp": ts, "nonce": nonce},
+            proto.callback_body(cfg.corp_id, encrypted, cfg.agent_id))
+
+
+def twilio_signed(w: World, public_url: str, params: dict[str, str]) -> dict[str, str]:
+    """The X-Twilio-Signature header Twilio sends for `params` posted to `public_url`."""
+    token = str(w.h.channels["sms"].config.auth_token)  # type: ignore[attr-defined]
+    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(public_url, params)}

@@ -11,7 +11,6 @@ logged; a genuine request of each kind (the positive control) does change it.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from providerkit import World, start_world
+from seckit import wecom_click
 
 TOWNSHIP = ("430623101000",)
 
@@ -97,16 +97,8 @@ async def test_forged_twilio_callbacks_change_nothing(env: Any) -> None:
 
 
 def _click(w: World, user: str, task_id: str, *, token: str | None = None) -> tuple[dict[str, str], str]:
-    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
-    ts, nonce = str(int(time.time())), "12345"
-    event = (f"<xml><ToUserName>{cfg.corp_id}</ToUserName><FromUserName>{user}</FromUserName>"
-             f"<CreateTime>{ts}</CreateTime><MsgType>event</MsgType>"
-             "<Event>template_card_event</Event><EventKey>ack</EventKey>"
-             f"<TaskId>{task_id}</TaskId><AgentID>{cfg.agent_id}</AgentID></xml>")
-    crypto = proto.WeComCrypto(token or str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
-    encrypted, sig = crypto.seal(event.encode(), ts, nonce)
-    return ({"msg_signature": sig, "timestamp": ts, "nonce": nonce},
-            proto.callback_body(cfg.corp_id, encrypted, cfg.agent_id))
+    # The event key "ack" is spelled out by the tests that need it.
+    return wecom_click(w, user, task_id, token=token, key="ack")
 
 
 async def test_forged_wecom_clicks_change_nothing(env: Any) -> None:

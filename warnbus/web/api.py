@@ -6,8 +6,10 @@ Errors are `{"error": {"code": ..., "message": ...}}` with the documented status
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import html
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +24,16 @@ from warnbus.acks import AckResult, record_ack
 from warnbus.app import App, token_hash
 from warnbus.config import TokenSettings
 from warnbus.credentials import Credential, check_person, console_sender, of_token
-from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
+from warnbus.errors import (
+    AuthError,
+    IngestError,
+    NotFoundError,
+    RateLimitedError,
+    WarnbusError,
+)
 from warnbus.ingest import parse_alert
 from warnbus.intake import accept
-from warnbus.models import AckVia, WebhookChannel
+from warnbus.models import REQUEST_GATE, AckVia, WebhookChannel, admit_request
 from warnbus.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.console import setup_console
@@ -58,6 +66,8 @@ async def errors_mw(
         return await handler(request)
     except IngestError as e:
         return error(e.http_status, e.code, e.message)
+    except RateLimitedError as e:
+        return rate_limited(e.retry_after)
     except AuthError as e:
         return error(403 if e.forbidden else 401, e.code, e.message)
     except NotFoundError as e:
@@ -80,13 +90,18 @@ async def errors_mw(
 class PublicLimit:
     """Token buckets (requests/s, burst) guarding one class of public, unauthenticated routes.
 
-    `per_client` is per remote address; `total` is shared by all clients, so a flood from many
-    addresses still cannot take more than that share of Redis from the engine.
+    Requests there carry a signature (an ack link's HMAC, a provider's): their handler checks
+    it first and then asks the request's gate (`models.RequestGate`). Verified requests spend
+    `total`, shared by all clients, so a flood from many addresses still cannot take more
+    than that share of Redis from the engine; requests that fail the check spend `failures`,
+    a budget of their own, so that a flood of forged ones never makes a genuine one wait.
+    `per_client` (per remote address, before any handler work) is optional.
     """
 
     prefix: str
     per_client: tuple[float, float] | None
     total: tuple[float, float]
+    failures: tuple[float, float] = (200.0, 400.0)
 
 
 # Global buckets only by default: behind a reverse proxy every client has the proxy's address,
@@ -104,37 +119,109 @@ PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
 LIMITS: web.AppKey[tuple[PublicLimit, ...]] = web.AppKey("public_limits", tuple)
 SHARED_LIMIT: web.AppKey[SharedLimit] = web.AppKey("shared_limit", SharedLimit)
 LIMIT_WAIT_S = 0.5
+#: Largest body under `/hooks/`: a provider's callback is a few KB (WeCom's under 1 KB).
+HOOK_MAX_BYTES = 64 * 1024
+
+
+class _RefusalLog:
+    """One warning per bucket and second for refused requests, however many a flood sends."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def refused(self, bucket: str, prefix: str) -> None:
+        self._count[bucket] = self._count.get(bucket, 0) + 1
+        now = time.monotonic()
+        if now - self._last.get(bucket, -1.0) >= 1.0:
+            self._last[bucket] = now
+            log.warning("public endpoint rate limited", path_prefix=prefix, bucket=bucket,
+                        refused=self._count.pop(bucket))
+
+
+_REFUSALS = _RefusalLog()
+
+
+async def _spend(request: web.Request, bucket: str, rate_burst: tuple[float, float],
+                 prefix: str) -> None:
+    """Take one token of `bucket`; RateLimitedError when it is empty."""
+    try:
+        # Bounded: a limiter that cannot answer quickly must not hold requests (or a
+        # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
+        ok, wait_ms = await asyncio.wait_for(
+            request.app[SHARED_LIMIT].take(bucket, *rate_burst), LIMIT_WAIT_S)
+    except (RedisError, TimeoutError):
+        return  # Redis is down: the handler fails on its own; do not hide that as a 429
+    if not ok:
+        _REFUSALS.refused(bucket, prefix)
+        raise RateLimitedError("too many requests; try again later",
+                               retry_after=max(1, -(-int(wait_ms) // 1000)))
+
+
+class _Gate:
+    """The `models.RequestGate` of one request under a `PublicLimit`."""
+
+    __slots__ = ("asked", "limit", "request")
+
+    def __init__(self, request: web.Request, limit: PublicLimit) -> None:
+        self.request = request
+        self.limit = limit
+        self.asked = False
+
+    async def admit(self, verified: bool) -> None:
+        if self.asked:
+            return
+        self.asked = True
+        name = "http:" + self.limit.prefix.strip("/")
+        if verified:
+            await _spend(self.request, name, self.limit.total, self.limit.prefix)
+        else:
+            await _spend(self.request, name + ":failed", self.limit.failures, self.limit.prefix)
+
+    async def settle(self, ok: bool) -> None:
+        """Charge a request its handler answered without asking: never refused, it is done."""
+        with contextlib.suppress(RateLimitedError):
+            await self.admit(ok)
+
+
+def rate_limited(retry_after: int) -> web.Response:
+    resp = error(429, "rate_limited", "too many requests; try again later")
+    resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 @web.middleware
 async def public_rate_limit_mw(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """429 for public routes beyond their token buckets (shared in Redis by every process)."""
+    """429 for public routes beyond their token buckets (shared in Redis by every process).
+
+    The handler decides which budget a request spends (`_Gate`), after its signature check;
+    a handler that never asks (an unknown path, a channel that does not know the gate) is
+    charged by its answer afterwards: a success as verified, anything else as a failure."""
     limit = next((x for x in request.app[LIMITS] if request.path.startswith(x.prefix)), None)
     if limit is None:
         return await handler(request)
-    shared = request.app[SHARED_LIMIT]
-    name = limit.prefix.strip("/")
-    buckets = [(f"http:{name}", limit.total)]
-    if limit.per_client is not None:
-        buckets.append((f"http:{name}:{request.remote or '-'}", limit.per_client))
-    for bucket, (rate, burst) in buckets:
+    try:
+        if limit.per_client is not None:
+            name = "http:" + limit.prefix.strip("/")
+            await _spend(request, f"{name}:{request.remote or '-'}", limit.per_client,
+                         limit.prefix)
+        if limit.prefix == "/hooks/":
+            request = request.clone(client_max_size=HOOK_MAX_BYTES)
+        gate = _Gate(request, limit)
+        bound = REQUEST_GATE.set(gate)
         try:
-            # Bounded: a limiter that cannot answer quickly must not hold requests (or a
-            # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
-            ok, wait_ms = await asyncio.wait_for(shared.take(bucket, rate, burst), LIMIT_WAIT_S)
-        except (RedisError, TimeoutError):
-            break  # Redis is down: the handler fails on its own; do not hide that as a 429
-        if not ok:
-            log.warning("public endpoint rate limited", path_prefix=limit.prefix,
-                        remote=request.remote, bucket_scope="total" if bucket.count(":") == 1
-                        else "client")
-            retry = max(1, -(-int(wait_ms) // 1000))
-            resp = error(429, "rate_limited", "too many requests; try again later")
-            resp.headers["Retry-After"] = str(retry)
-            return resp
-    return await handler(request)
+            resp = await handler(request)
+        except web.HTTPException as e:
+            await gate.settle(e.status < 400)
+            raise
+        finally:
+            REQUEST_GATE.reset(bound)
+        await gate.settle(resp.status < 400)
+        return resp
+    except RateLimitedError as e:
+        return rate_limited(e.retry_after)
 
 
 def credential(request: web.Request, token: TokenSettings) -> Credential:
@@ -244,9 +331,11 @@ async def ack_link_page(request: web.Request) -> web.Response:
     try:
         app.links.verify(token, app.ctx.clock.now())
     except AuthError as e:
+        await admit_request(False)
         log.warning("ack link rejected", reason=e.message)
         return web.Response(status=403, text=_page("链接无效", html.escape(e.message)),
                             content_type="text/html")
+    await admit_request(True)
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             '<button style="font-size:2em;padding:.5em 2em">确认收到</button></form>')
     return web.Response(text=_page("确认收到预警", form), content_type="text/html")
@@ -257,8 +346,10 @@ async def ack_link_post(request: web.Request) -> web.Response:
     try:
         cid, pid = app.links.verify(request.match_info["token"], app.ctx.clock.now())
     except AuthError as e:
+        await admit_request(False)
         log.warning("ack link rejected", reason=e.message)
         return error(403, "forbidden", e.message)
+    await admit_request(True)
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         text = "已确认，谢谢。" if res.code in (1, 2) else "未找到对应的预警。"
