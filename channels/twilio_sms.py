@@ -178,7 +178,10 @@ class TwilioSms:
     async def _on_inbound(self, sink: EventSink, form: Mapping[str, str]) -> web.Response:
         sender, body = form.get("From", ""), form.get("Body", "")
         if sender and is_confirmation(body):
-            campaigns = await sink.confirm_from("sms", sender, AckVia.SMS)
+            # Deduplicated by the message's id: a resent (or replayed) reply, answered the
+            # same way, confirms nothing more.
+            reply_id = form.get("MessageSid") or form.get("SmsSid") or ""
+            campaigns = await sink.confirm_from(self.name, sender, AckVia.SMS, reply_id)
             log.info("sms reply confirmed", channel=self.name, phone_masked=mask_phone(sender),
                      campaigns=len(campaigns))
         else:

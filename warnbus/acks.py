@@ -2,7 +2,8 @@
 
 A confirmation is per person and per campaign, recorded by one Lua compare-and-set that also
 closes the person's grids, stops further calls to them and appends to the audit stream.
-Recording the same confirmation twice changes nothing.
+Recording the same confirmation twice changes nothing; neither does one that comes after
+the campaign ended, which is recorded as late (audit and metric).
 """
 
 from __future__ import annotations
@@ -17,25 +18,39 @@ import structlog
 from warnbus import metrics
 from warnbus.context import Context
 from warnbus.errors import AuthError
-from warnbus.models import Ack, AckVia
+from warnbus.models import Ack, AckVia, CampaignState
 
 log = structlog.get_logger("warnbus.acks")
 
-RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET = 1, 2, 0, -1
+RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET, NOT_REACHED, LATE = 1, 2, 0, -1, -2, 3
+_STATUS = {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
+           NOT_TARGET: "not_target", NOT_REACHED: "not_reached", LATE: "late"}
+#: What a person reads who confirms after the end (the ack link page, the console).
+LATE_ZH = {CampaignState.CANCELLED.value: "该预警已解除，无需确认。"}
+LATE_ZH_DEFAULT = "该预警已结束，无需确认。"
 
 
 @dataclass(frozen=True)
 class AckResult:
     code: int
+    state: str = ""  # the campaign's state, when the confirmation came late
 
     @property
     def recorded(self) -> bool:
         return self.code == RECORDED
 
     @property
+    def late(self) -> bool:
+        return self.code == LATE
+
+    @property
     def status(self) -> str:
-        return {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
-                NOT_TARGET: "not_target"}[self.code]
+        return _STATUS[self.code]
+
+    @property
+    def late_zh(self) -> str:
+        """For a late confirmation: that the warning was lifted (解除) or has ended."""
+        return late_zh(self.state)
 
 
 async def record_ack(
@@ -47,21 +62,47 @@ async def record_ack(
     delivery_id: str | None = None,
     by: str | None = None,
     reason: str | None = None,
-    open_only: bool = False,
+    reply_via: str | None = None,
 ) -> AckResult:
-    """Record a confirmation. `open_only`: a reply that names no campaign, tried on every
-    active one; where the person is no target (or the campaign just ended) it was simply
-    not meant for that campaign, and is neither counted nor logged."""
+    """Record a confirmation. One for a campaign that has ended (cancelled, expired) changes
+    nothing and is recorded as late (audited once per person, counted).
+
+    `reply_via`: a reply that names no campaign, tried on each candidate, through that
+    channel; it counts only where a delivery through the channel had reached the person (a
+    provider had accepted it) before the reply arrived. Where the person is no target, or
+    nothing had reached them, it was simply not meant for that campaign, and is neither
+    counted nor logged."""
     ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
-    code, first = await ctx.store.ack(ack, open_only=open_only)
-    result = AckResult(code)
-    if open_only and code in (NO_CAMPAIGN, NOT_TARGET):
+    code, extra = await ctx.store.ack(ack, reply_via=reply_via or "")
+    result = AckResult(code, extra if code == LATE else "")
+    if reply_via is not None and code in (NO_CAMPAIGN, NOT_TARGET, NOT_REACHED):
         return result
     metrics.ACKS.labels(via.value, result.status).inc()
-    if result.recorded and first is not None:
-        metrics.ACK_LATENCY.observe(max(0.0, ack.at - first))
-    log.info("ack", campaign_id=campaign_id, person=person_id, via=via.value, result=result.status)
+    if result.recorded and extra:
+        metrics.ACK_LATENCY.observe(max(0.0, ack.at - float(extra)))
+    if result.late:
+        log.info("late confirmation: the campaign has ended", campaign_id=campaign_id,
+                 person=person_id, via=via.value, campaign_state=result.state)
+    else:
+        log.info("ack", campaign_id=campaign_id, person=person_id, via=via.value,
+                 result=result.status)
     return result
+
+
+async def ended_state(ctx: Context, campaign_id: str) -> str | None:
+    """The state of a campaign that has ended (cancelled, expired, or past its expiry while
+    the timer has not yet said so: the ack script judges the same way), else None."""
+    meta = await ctx.store.meta(campaign_id)
+    state = meta.get("state", "")
+    expires = float(meta.get("expires_at") or "inf")
+    if not meta or (state == CampaignState.ACTIVE.value and ctx.clock.now() < expires):
+        return None
+    return state
+
+
+def late_zh(state: str) -> str:
+    """What a person reads who confirms after the end: lifted (解除) or ended."""
+    return LATE_ZH.get(state, LATE_ZH_DEFAULT)
 
 
 class AckLinks:

@@ -17,6 +17,7 @@ class CampaignKeys:
     """The keys of one campaign."""
 
     __slots__ = (
+        "accepted",
         "acks",
         "alerts",
         "audit",
@@ -25,6 +26,7 @@ class CampaignKeys:
         "first",
         "grids",
         "holds",
+        "late",
         "meta",
         "reach",
         "stopped",
@@ -49,6 +51,8 @@ class CampaignKeys:
         # set: what the thread's messages reached, `v:<village>` and `c:<CAP category>`
         # (intake.accept; an Update or Cancel is checked against the credential's scope by it)
         self.reach = f"{base}:reach"
+        self.accepted = f"{base}:accepted"  # hash: "target|channel" -> first provider accept
+        self.late = f"{base}:late"  # hash: person_id -> first confirmation after the end
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -72,6 +76,7 @@ DEAD = f"{PREFIX}:dead"  # stream: dead-lettered deliveries (visible, never sile
 TIMERS = f"{PREFIX}:{{t}}:timers"  # zset: timer member by absolute due time
 TIMERS_DUE = f"{PREFIX}:{{t}}:due"  # stream: timers promoted when due
 ACTIVE = f"{PREFIX}:active"  # zset: campaigns being carried out, by start time
+ENDED = f"{PREFIX}:ended"  # zset: campaigns that ended (cancelled, expired), by end time
 
 GROUP = "warnbus"  # consumer group name on every stream
 
@@ -88,6 +93,10 @@ def lane(channel: str, priority: int) -> str:
 def rate_bucket(channel: str) -> str:
     """Token bucket of one channel (one provider account or sender number)."""
     return f"{PREFIX}:rl:{channel}"
+
+def reply(channel: str, reply_id: str) -> str:
+    """String (with TTL): an inbound reply already handled, by its provider message id."""
+    return f"{PREFIX}:reply:{channel}:{reply_id}"
 
 
 class FeedKeys:

@@ -611,8 +611,13 @@ class EventSink(Protocol):
         marks the delivery delivered: the channel need not report it separately."""
         ...
 
-    def confirm_from(self, channel: str, address: str, via: AckVia) -> Awaitable[list[str]]:
-        """An inbound reply (e.g. SMS "1" from a phone): confirm the sender's open campaigns."""
+    def confirm_from(self, channel: str, address: str, via: AckVia, reply_id: str = ""
+                     ) -> Awaitable[list[str]]:
+        """An inbound reply (e.g. SMS "1" from a phone): confirm the sender's open campaigns,
+        those where a message through `channel` (the name of the channel the reply came
+        through) had reached them before. `reply_id`, the provider's id of the reply (e.g.
+        Twilio's MessageSid): the same reply again, resent or replayed, confirms nothing
+        more. Returns the campaigns confirmed now."""
         ...
 
 

@@ -34,6 +34,8 @@ _enc = msgspec.msgpack.Encoder()
 _dec_target = msgspec.msgpack.Decoder(Target)
 _dec_ack = msgspec.msgpack.Decoder(Ack)
 _json_alert = msgspec.json.Decoder(Alert)
+#: How long an ended campaign stays in `keys.ENDED` (replies to it are late, not lost).
+ENDED_KEPT_S = 7 * 86400.0
 #: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
 #: property call; and `pack_args` takes its fast path only when every item is a plain str).
 _VALUE: dict[StrEnum, str] = {
@@ -188,7 +190,11 @@ class Store:
         moved = bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
         # After the state moved (a crash in between leaves a stale index entry, which
         # the ack script of a reply filters out by the campaign's state).
-        await self.redis.zrem(keys.ACTIVE, campaign_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(keys.ACTIVE, campaign_id)
+        pipe.zadd(keys.ENDED, {campaign_id: now}, nx=True)
+        pipe.zremrangebyscore(keys.ENDED, "-inf", now - ENDED_KEPT_S)
+        await pipe.execute()
         return moved
 
     async def activate(self, campaign_id: str, now: float) -> None:
@@ -230,7 +236,8 @@ class Store:
                 info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
                 args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
                          _VALUE[a.outcome], o.next_state, detail, info)
-            calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo],
+            calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo,
+                                            ck.accepted],
                                       args=[pack_args(args)]))
         await _all(calls)
 
@@ -264,19 +271,21 @@ class Store:
 
     # ----------------------------------------------------------------- acks
 
-    async def ack(self, ack: Ack, *, open_only: bool = False) -> tuple[int, float | None]:
-        """Record a confirmation: (1 new, 2 duplicate, 0 no such campaign, -1 not a target;
-        the time of the person's first wave when the confirmation is new). A confirmation
-        through a delivery (`ack.delivery_id`) marks that delivery delivered too. With
-        `open_only`, a campaign that is no longer active counts as no campaign."""
+    async def ack(self, ack: Ack, *, reply_via: str = "") -> tuple[int, str]:
+        """Record a confirmation: (code, extra) as `scripts.ACK` returns them: 1 new (extra:
+        the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
+        a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
+        person through it in this campaign, 3 late: the campaign has ended (extra: its state),
+        nothing changes but the audit. A confirmation through a delivery (`ack.delivery_id`)
+        marks that delivery delivered too, while the campaign runs."""
         ck = keys.campaign(ack.campaign_id)
-        code, first = await self._ack(
+        code, extra = await self._ack(
             keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first,
-                  ck.dstate],
+                  ck.dstate, ck.accepted, ck.late],
             args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
-                  ack.delivery_id or "", ack.by or "", "1" if open_only else ""],
+                  ack.delivery_id or "", ack.by or "", reply_via],
         )
-        return int(code), float(first) if first else None
+        return int(code), s(extra)
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).acks)
@@ -284,6 +293,21 @@ class Store:
 
     async def is_acked(self, campaign_id: str, person_id: str) -> bool:
         return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
+
+    async def ended_campaigns(self, since: float) -> list[str]:
+        """Campaigns that ended (cancelled, expired) at `since` or later, newest first; a
+        reply to one of them is recorded as late."""
+        return [s(c) for c in await self.redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
+
+    async def claim_reply(self, channel: str, reply_id: str, ttl_s: float) -> bool:
+        """Whether an inbound reply (by its provider message id) is new; it is then marked
+        handled for `ttl_s`, so that a resend or a replay of it confirms nothing new."""
+        return bool(await self.redis.set(keys.reply(channel, reply_id), "1", nx=True,
+                                         px=int(ttl_s * 1000)))
+
+    async def forget_reply(self, channel: str, reply_id: str) -> None:
+        """Let a reply that could not be handled through again (the provider resends it)."""
+        await self.redis.delete(keys.reply(channel, reply_id))
 
     async def active_campaigns(self) -> list[str]:
         """Campaigns started and not yet ended (a handful at a time, even in a flood season).

@@ -52,7 +52,8 @@ class RecordingSink:
                       delivery_id: str | None = None) -> bool:
         return False
 
-    async def confirm_from(self, channel: str, address: str, via: AckVia) -> list[str]:
+    async def confirm_from(self, channel: str, address: str, via: AckVia,
+                           reply_id: str = "") -> list[str]:
         return []
 
     def seen(self, delivery_id: str) -> dict[str, list[ProviderStatus]]:

@@ -186,6 +186,7 @@ async def test_confirming_replies(make_env: EnvFactory, body: str) -> None:
     assert resp.status == 200 and resp.content_type == "application/xml"
     assert "<Response />" in await resp.text()
     assert env.sink.replies == [("sms", PHONE, AckVia.SMS)]
+    assert env.sink.reply_ids == ["SM2"], "the engine deduplicates replies by this id"
 
 
 @pytest.mark.parametrize("body", ["hello", "2", "", "不收到", "STOP"])

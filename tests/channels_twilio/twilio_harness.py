@@ -35,6 +35,7 @@ class RecordingSink:
     statuses: list[tuple[str, str, str, ProviderStatus, str]] = field(default_factory=list)
     confirms: list[tuple[str, str, AckVia, str | None]] = field(default_factory=list)
     replies: list[tuple[str, str, AckVia]] = field(default_factory=list)
+    reply_ids: list[str] = field(default_factory=list)
 
     async def delivery_status(self, campaign_id: str, delivery_id: str, target_id: str,
                               status: ProviderStatus, detail: str = "") -> None:
@@ -45,8 +46,10 @@ class RecordingSink:
         self.confirms.append((campaign_id, person_id, via, delivery_id))
         return True
 
-    async def confirm_from(self, channel: str, address: str, via: AckVia) -> list[str]:
+    async def confirm_from(self, channel: str, address: str, via: AckVia,
+                           reply_id: str = "") -> list[str]:
         self.replies.append((channel, address, via))
+        self.reply_ids.append(reply_id)
         return ["cmp-1"]
 
     @property

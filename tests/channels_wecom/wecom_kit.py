@@ -79,7 +79,8 @@ class RecordingSink:
         self._acked.add((campaign_id, person_id))
         return new
 
-    async def confirm_from(self, channel: str, address: str, via: AckVia) -> list[str]:
+    async def confirm_from(self, channel: str, address: str, via: AckVia,
+                           reply_id: str = "") -> list[str]:
         self.replies.append((channel, address, via))
         return []
 

@@ -162,12 +162,14 @@ return out
 """
 )
 
-# KEYS: meta, dstate, tstate, audit, dinfo
+# KEYS: meta, dstate, tstate, audit, dinfo, accepted
 # ARGV[1]: msgpack array of strings: now, then 10-tuples (delivery_id, target_id, channel,
 #       step, kind, n, outcome,
 #       next_state, detail, info) where next_state is sent|delivered|retry|failed|dead, detail
 #       is the provider id or the error text, and info what a later status callback needs to
 #       re-plan the delivery on another channel ("alert_id|level|target_kind").
+# `accepted` keeps when a provider first accepted something for a target through a channel
+# ("target|channel" -> time): a reply naming no campaign counts only where it had.
 RECORD = (
     _HELPERS
     + r"""
@@ -184,6 +186,7 @@ for i = 2, #A, 10 do
   count(acc, 'attempts', 1)
   if nxt == 'sent' or nxt == 'delivered' then
     target_forward(KEYS[1], KEYS[3], target, nxt, acc)
+    redis.call('HSETNX', KEYS[6], target .. '|' .. channel, now)
   elseif nxt == 'failed' or nxt == 'dead' then
     if not redis.call('HGET', KEYS[3], target) then
       redis.call('HSET', KEYS[3], target, 'failed')
@@ -235,36 +238,53 @@ return 1
 """
 )
 
-# KEYS: meta, acks, holds, grids, stopped, tstate, audit, first, dstate
-# ARGV: person_id, ack_blob, now, via, delivery_id, by, open_only ('1': only while the
-# campaign is active, for a reply that names no campaign)
-# Returns {code, first}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
-# campaign (or not active, with open_only), -1 not a target; first the time of the
-# person's first wave ('' if unknown), for the ack latency metric without another round
-# trip.
+# KEYS: meta, acks, holds, grids, stopped, tstate, audit, first, dstate, accepted, late
+# ARGV: person_id, ack_blob, now, via, delivery_id, by, reply_via ('' for a confirmation that
+# names its campaign; for a reply that names none, the channel it came through)
+# Returns {code, extra}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
+# campaign, -1 not a target, -2 (a reply) nothing reached the person through `reply_via` in
+# this campaign before the reply arrived, 3 late (the campaign has ended: cancelled, expired,
+# or past its expiry; nothing changes but the audit entry of the first late confirmation).
+# extra: with 1 the time of the person's first wave ('' if unknown), for the ack latency
+# metric without another round trip; with 3 the campaign's state.
 # A confirmation through a delivery (a key pressed in its call, its card's button) also
 # shows that the delivery arrived: it moves to delivered here, duplicate or not, rather than
-# by a second script call from the channel.
+# by a second script call from the channel; not in an ended campaign.
 ACK = (
     _HELPERS
     + r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
-if ARGV[7] == '1' and redis.call('HGET', KEYS[1], 'state') ~= 'active' then return {0, ''} end
+local now, via, reply_via = ARGV[3], ARGV[4], ARGV[7]
+local cstate = redis.call('HGET', KEYS[1], 'state')
+local expires = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '')
+local over = (cstate ~= 'active') or (expires ~= nil and tonumber(now) >= expires)
 local person = ARGV[1]
-if ARGV[5] ~= '' then
+if ARGV[5] ~= '' and not over then
   local st = redis.call('HGET', KEYS[9], ARGV[5])
   if st then
     local p = split(st, '|')
     if p[1] == 'sent' or p[1] == 'sending' then
       redis.call('HSET', KEYS[9], ARGV[5], 'delivered|' .. p[2] .. '|0')
-      redis.call('XADD', KEYS[7], '*', 'ev', 'status', 'at', ARGV[3], 'd', ARGV[5], 'tg', person,
-        's', 'delivered', 'x', 'confirmed by ' .. ARGV[4])
+      redis.call('XADD', KEYS[7], '*', 'ev', 'status', 'at', now, 'd', ARGV[5], 'tg', person,
+        's', 'delivered', 'x', 'confirmed by ' .. via)
     end
   end
 end
 local held = redis.call('HGET', KEYS[3], person)
 if not held then return {-1, ''} end
-if redis.call('HSETNX', KEYS[2], person, ARGV[2]) == 0 then return {2, ''} end
+if reply_via ~= '' then
+  local at = tonumber(redis.call('HGET', KEYS[10], person .. '|' .. reply_via) or '')
+  if at == nil or at > tonumber(now) then return {-2, ''} end
+end
+if redis.call('HEXISTS', KEYS[2], person) == 1 then return {2, ''} end
+if over then
+  if redis.call('HSETNX', KEYS[11], person, now) == 1 then
+    redis.call('XADD', KEYS[7], '*', 'ev', 'late', 'at', now, 'tg', person, 'via', via,
+      'd', ARGV[5], 'by', ARGV[6], 's', cstate or '')
+  end
+  return {3, cstate or ''}
+end
+redis.call('HSET', KEYS[2], person, ARGV[2])
 redis.call('SADD', KEYS[5], person)
 target_forward(KEYS[1], KEYS[6], person, 'acked')
 if held ~= '' then
@@ -283,7 +303,7 @@ if held ~= '' then
     end
   end
 end
-redis.call('XADD', KEYS[7], '*', 'ev', 'ack', 'at', ARGV[3], 'tg', person, 'via', ARGV[4],
+redis.call('XADD', KEYS[7], '*', 'ev', 'ack', 'at', now, 'tg', person, 'via', via,
   'd', ARGV[5], 'by', ARGV[6])
 return {1, redis.call('HGET', KEYS[8], person) or ''}
 """

@@ -20,7 +20,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from warnbus.acks import AckResult, record_ack
+from warnbus.acks import (
+    DUPLICATE,
+    LATE,
+    RECORDED,
+    AckResult,
+    ended_state,
+    late_zh,
+    record_ack,
+)
 from warnbus.app import App, token_hash
 from warnbus.config import TokenSettings
 from warnbus.credentials import Credential, check_person, console_sender, of_token
@@ -319,7 +327,8 @@ async def post_ack(request: web.Request) -> web.Response:
 
 
 def _ack_reply(res: AckResult) -> web.Response:
-    if res.code in (0, -1):
+    """200 recorded, duplicate or late (the campaign had ended: nothing changed); else 404."""
+    if res.code not in (RECORDED, DUPLICATE, LATE):
         return error(404, res.status, "no such campaign or person in it")
     return ok({"status": res.status}, 200)
 
@@ -329,13 +338,16 @@ async def ack_link_page(request: web.Request) -> web.Response:
     app = request.app[APP]
     token = request.match_info["token"]
     try:
-        app.links.verify(token, app.ctx.clock.now())
+        cid, _pid = app.links.verify(token, app.ctx.clock.now())
     except AuthError as e:
         await admit_request(False)
         log.warning("ack link rejected", reason=e.message)
         return web.Response(status=403, text=_page("链接无效", html.escape(e.message)),
                             content_type="text/html")
     await admit_request(True)
+    state = await ended_state(app.ctx, cid)
+    if state is not None:  # nothing to confirm any more: no button
+        return web.Response(text=_page("无需确认", late_zh(state)), content_type="text/html")
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             '<button style="font-size:2em;padding:.5em 2em">确认收到</button></form>')
     return web.Response(text=_page("确认收到预警", form), content_type="text/html")
@@ -352,7 +364,10 @@ async def ack_link_post(request: web.Request) -> web.Response:
     await admit_request(True)
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
-        text = "已确认，谢谢。" if res.code in (1, 2) else "未找到对应的预警。"
+        if res.late:
+            text = res.late_zh
+        else:
+            text = "已确认，谢谢。" if res.code in (RECORDED, DUPLICATE) else "未找到对应的预警。"
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
 

@@ -170,7 +170,10 @@ SCHEMAS: dict[str, Any] = {
     "AckStatus": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["recorded", "duplicate"]}},
+        "properties": {"status": {"type": "string", "enum": ["recorded", "duplicate", "late"],
+                                  "description": "`late`: the campaign had ended "
+                                                 "(cancelled, expired); nothing changed, the "
+                                                 "confirmation is on record as late."}},
     },
     "Health": {
         "type": "object",
@@ -264,7 +267,8 @@ POST_ACK: dict[str, Any] = {
     "requestBody": {"required": True,
                     "content": {"application/json": {"schema": _ref("ConsoleAck")}}},
     "responses": {
-        "200": _json(_ref("AckStatus"), "Recorded, or already confirmed (`duplicate`)."),
+        "200": _json(_ref("AckStatus"), "Recorded, already confirmed (`duplicate`), or after "
+                     "the campaign ended (`late`)."),
         "401": UNAUTHORIZED,
         "403": _err("The token lacks the `officer` role, or the person serves outside the "
                     "token's regions (code `forbidden`)."),
@@ -283,7 +287,8 @@ GET_ACK_LINK: dict[str, Any] = {
                "previews cannot confirm for people).",
     "parameters": [ACK_TOKEN],
     "responses": {
-        "200": {"description": "The confirm page.", "content": HTML},
+        "200": {"description": "The confirm page; once the campaign has ended, a page "
+                               "saying there is nothing to confirm.", "content": HTML},
         "403": {"description": "The link is malformed, forged or expired.", "content": HTML},
         "429": RATE_LIMITED,
         "503": UNAVAILABLE,
@@ -296,8 +301,9 @@ POST_ACK_LINK: dict[str, Any] = {
                "accepts text/html, else JSON.",
     "parameters": [ACK_TOKEN],
     "responses": {
-        "200": {"description": "Recorded or duplicate (JSON); or a thank-you page (HTML), "
-                               "which also says when the campaign is not found.",
+        "200": {"description": "Recorded, duplicate or late (JSON); or a thank-you page "
+                               "(HTML), which also says when the campaign is not found or "
+                               "has ended (nothing to confirm).",
                 "content": {"application/json": {"schema": _ref("AckStatus")}, **HTML}},
         "403": _err("The link is malformed, forged or expired (code `forbidden`)."),
         "404": _err("The link's campaign or person is gone (code `no_campaign` or "

@@ -267,6 +267,8 @@ async def manual_ack(request: web.Request) -> web.StreamResponse:
     if res.code in (0, -1):
         raise NotFoundError("no such campaign or person in it")
     p = ctx.person(f.get("person", ""))
+    if res.late:
+        raise back(f"{PREFIX}/campaigns/{cid}", res.late_zh)
     msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
     raise back(f"{PREFIX}/campaigns/{cid}", msg)
 
