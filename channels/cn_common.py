@@ -23,7 +23,7 @@ from aiohttp import web
 
 from channels.wecom import Secret
 from warnbus.errors import ConfigError
-from warnbus.models import mask_phone
+from warnbus.models import admit_request, mask_phone
 
 log = structlog.get_logger("channels.cn")
 
@@ -152,10 +152,14 @@ class HookGuard:
 
     async def json(self, request: web.Request) -> Any:
         """The pushed JSON, or a web.Response to answer instead (refused or unreadable)."""
+        # The secret path (routing) and the source network are what this push is signed
+        # with: they decide which rate limit it spends (`models.RequestGate`).
         if not self.allowed(request):
+            await admit_request(False)
             log.warning("cn push refused: source not allowed", channel=self.channel,
                         peer=request.remote)
             return web.Response(status=403, text="forbidden")
+        await admit_request(True)
         if (request.content_length or 0) > CALLBACK_MAX_BYTES:
             return web.Response(status=413, text="too large")
         body = await request.content.read(CALLBACK_MAX_BYTES + 1)

@@ -108,7 +108,10 @@ class Receipts:
                 log.info("call confirmed by key", channel=self.channel,
                          delivery_id=ref.delivery_id, recorded=recorded)
             else:
-                campaigns = await sink.confirm_from("voice", number, AckVia.DTMF)
+                # Matched by number, on this channel's calls, once per call however often
+                # (and by whichever process) the provider reports the key.
+                campaigns = await sink.confirm_from(self.channel, number, AckVia.DTMF,
+                                                    f"call|{call_id}")
                 log.info("call confirmed by key, matched by number", channel=self.channel,
                          phone_masked=mask_phone(number), campaigns=len(campaigns))
 
@@ -123,7 +126,8 @@ class Receipts:
             return
 
         async def act() -> None:
-            campaigns = await sink.confirm_from("sms", number, AckVia.SMS)
+            # `key` identifies the reply: the engine confirms with it once, in every process.
+            campaigns = await sink.confirm_from(self.channel, number, AckVia.SMS, f"up|{key}")
             log.info("sms reply confirmed", channel=self.channel,
                      phone_masked=mask_phone(number), campaigns=len(campaigns))
 

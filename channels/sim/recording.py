@@ -17,6 +17,7 @@ class RecordingSink:
     statuses: list[tuple[str, str, str, ProviderStatus, str]] = field(default_factory=list)
     confirms: list[tuple[str, str, AckVia, str | None]] = field(default_factory=list)
     replies: list[tuple[str, str, AckVia]] = field(default_factory=list)
+    reply_ids: list[str] = field(default_factory=list)  # the provider's id of each reply
     campaigns: list[str] = field(default_factory=lambda: ["cmp-1"])
     fail: int = 0  # the next `fail` calls raise (an engine that could not store the event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -39,9 +40,11 @@ class RecordingSink:
         self.changed.set()
         return True
 
-    async def confirm_from(self, channel: str, address: str, via: AckVia) -> list[str]:
+    async def confirm_from(self, channel: str, address: str, via: AckVia,
+                           reply_id: str = "") -> list[str]:
         self._maybe_fail()
         self.replies.append((channel, address, via))
+        self.reply_ids.append(reply_id)
         self.changed.set()
         return list(self.campaigns)
 

@@ -232,6 +232,8 @@ async def test_sms_replies_confirm_by_number(make_env: EnvFactory, content: str)
     again = await env.push("sms-up", [{"phone_number": NATIONAL, "content": content,
                                        "send_time": "2024-07-01 12:00:00", "sequence_id": 7}])
     assert again.status == 200 and len(env.sink.replies) == 1  # a duplicate push
+    # The reply's id goes with it: the engine confirms with it once, in every process.
+    assert env.sink.reply_ids == ["up|7|2024-07-01 12:00:00"]
 
 
 async def test_simulated_officer_replies(make_env: EnvFactory) -> None:

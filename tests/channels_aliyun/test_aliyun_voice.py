@@ -100,6 +100,7 @@ async def test_a_key_for_a_call_of_another_process_confirms_by_number(
                                             "callee": NATIONAL, "dtmf": "1"}])
     assert resp.status == 200 and (await resp.json())["code"] == 0
     assert env.sink.replies == [("voice", PHONE, AckVia.DTMF)]
+    assert env.sink.reply_ids == ["call|999^1"], "once per call, in every process"
 
 
 async def test_per_number_limit_one_call_a_minute(make_env: EnvFactory) -> None:

@@ -127,6 +127,7 @@ async def test_reply_callback_confirms_and_answers_result_0(make_env: EnvFactory
     assert resp.status == 200 and await resp.json() == {"result": 0, "errmsg": "OK"}
     await env.push("sms-reply", body)  # pushed again
     assert env.sink.replies == [("sms", PHONE, AckVia.SMS)]
+    assert env.sink.reply_ids == ["up|1470724000||收到"]
 
 
 async def test_simulated_officer_replies(make_env: EnvFactory) -> None:

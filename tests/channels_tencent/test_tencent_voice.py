@@ -99,6 +99,7 @@ async def test_a_key_for_an_unknown_call_confirms_by_number(make_env: EnvFactory
         "nationcode": "86"}})
     assert resp.status == 200 and await resp.json() == {"result": 0, "errmsg": "OK"}
     assert env.sink.replies == [("voice", PHONE, AckVia.DTMF)]
+    assert env.sink.reply_ids == ["call|other"]
 
 
 def test_pull_is_refused_at_start_up() -> None:

@@ -21,7 +21,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from channels.aliyun_sms import AliyunSms
+from channels.testing import TestChannel, TestChannelConfig
+from tests.channels_aliyun.aliyun_kit import HOOK_SECRET, sms_config
 from tests.engine.helpers import cap_alert, make_harness
+from warnbus.app import build_app
+from warnbus.config import Settings
 from warnbus.credentials import ENGINE
 from warnbus.intake import accept
 from warnbus.web.api import LIMITS, PublicLimit, make_web_app
@@ -206,3 +211,54 @@ async def test_per_client_bucket_when_configured(redis_url: str) -> None:
     finally:
         await client.close()
         await h.app.close()
+
+
+async def test_a_flood_on_wrong_push_paths_never_refuses_a_cloud_providers_push(
+    redis_url: str,
+) -> None:
+    """Aliyun and Tencent sign a push with a secret path (and the source network): pushes to
+    any other path spend the failures' budget, after the fact; genuine ones are all served."""
+    channels = {"sms": AliyunSms.from_config("sms", sms_config(
+        "127.0.0.1:9", "http://127.0.0.1:9/hooks/sms")),
+        **{n: TestChannel(n, TestChannelConfig()) for n in ("voice", "wecom", "loudspeaker")}}
+    app = await build_app(Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9"),
+                          channels=channels, base_url="http://test")
+    web_app = make_web_app(app)
+    web_app[LIMITS] = (PublicLimit("/hooks/", per_client=None, total=(20.0, 40.0),
+                                   failures=(5.0, 10.0)),)
+    client = TestClient(TestServer(web_app))
+    await client.start_server()
+    try:
+        flood: list[int] = []
+
+        async def wrong(i: int) -> None:
+            r = await client.post(f"/hooks/sms/guess-{i}/sms-report", json=[{"biz_id": "x"}])
+            flood.append(r.status)
+
+        async def flooding() -> None:
+            sem = asyncio.Semaphore(50)
+
+            async def bounded(i: int) -> None:
+                async with sem:
+                    await wrong(i)
+
+            await asyncio.gather(*(bounded(i) for i in range(2000)))
+
+        task = asyncio.create_task(flooding())
+        genuine = []
+        for i in range(40):
+            r = await client.post(f"/hooks/sms/{HOOK_SECRET}/sms-report",
+                                  json=[{"biz_id": f"b{i}", "success": True}])
+            genuine.append(r.status)
+            await asyncio.sleep(0)
+        await task
+        assert genuine == [200] * 40, genuine
+        assert set(flood) == {404}
+        # Genuine pushes spend the budget they share, checked before any work.
+        more = await asyncio.gather(*(client.post(
+            f"/hooks/sms/{HOOK_SECRET}/sms-report", json=[{"biz_id": f"m{i}"}])
+            for i in range(100)))
+        assert {r.status for r in more} == {200, 429}
+    finally:
+        await client.close()
+        await app.close()
