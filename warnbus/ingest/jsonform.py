@@ -25,6 +25,7 @@ from warnbus.ingest.checks import (
     invalid,
     malformed,
 )
+from warnbus.ingest.limits import COUNT_LIMITS, check_count, check_limits
 from warnbus.ingest.safexml import html_error, html_page_title
 from warnbus.models import Alert
 
@@ -65,7 +66,8 @@ def parse_json(
 ) -> Alert:
     """Parse the JSON form; raise IngestError (malformed/invalid/too_large).
 
-    The area limits are checked on the decoded document, before it is converted.
+    The area limits are checked on the decoded document, before it is converted; the other
+    limits (`limits.check_limits`) on the converted alert, before anything walks it in Python.
     """
     if isinstance(body, str):
         try:
@@ -85,7 +87,9 @@ def parse_json(
         raise malformed(f"not valid JSON: {_not_utf8(body)}") from None
     if not isinstance(raw, dict):
         raise malformed(f"expected a JSON object (an alert), got {type(raw).__name__}")
-    check_area_counts(_area_counts(raw), max_areas, max_area_entries)
+    if isinstance(infos := raw.get("infos"), list):
+        check_count("info", len(infos), "info")
+    check_area_counts(_area_counts(raw, max_areas), max_areas, max_area_entries)
     _reject_unknown(raw, Alert, "$")
     raw.setdefault("cap_version", "json")
     try:
@@ -97,7 +101,7 @@ def parse_json(
         if missing:
             field = _join(field, cap_path("$." + missing.group(1)))
         raise invalid(field, message) from None
-    return check_alert(alert)
+    return check_alert(check_limits(alert))
 
 
 def _not_utf8(body: bytes) -> str:
@@ -109,15 +113,18 @@ def _not_utf8(body: bytes) -> str:
     return "the body is not UTF-8"
 
 
-def _area_counts(raw: dict[str, Any]) -> list[tuple[int, int]]:
+def _area_counts(raw: dict[str, Any], max_areas: int) -> list[tuple[int, int]]:
     """Per info: its areas and their polygon/circle/geocode entries (wrong types count 0:
-    the conversion that follows names them)."""
+    the conversion that follows names them). Once the areas are over `max_areas`, their
+    entries are not counted (0): the areas alone refuse the alert."""
     infos = raw.get("infos")
     out = []
+    total = 0
     for info in infos if isinstance(infos, list) else ():
         areas = info.get("areas") if isinstance(info, dict) else None
         areas = areas if isinstance(areas, list) else []
-        entries = sum(
+        total += len(areas)
+        entries = 0 if total > max_areas else sum(
             len(value)
             for area in areas
             if isinstance(area, dict)
@@ -144,7 +151,10 @@ def _shape(cls: type) -> tuple[frozenset[str], dict[str, type]]:
 
 
 def _reject_unknown(obj: dict[str, Any], cls: type, path: str) -> None:
-    """Unknown keys are errors at every depth (the model Structs themselves allow them)."""
+    """Unknown keys are errors at every depth (the model Structs themselves allow them).
+
+    A list of records is counted (`limits.COUNT_LIMITS`) before it is walked: the walk is
+    bounded by the table, not by the body."""
     names, nested = _shape(cls)
     for key in obj:
         if key not in names:
@@ -152,6 +162,8 @@ def _reject_unknown(obj: dict[str, Any], cls: type, path: str) -> None:
     for key, item_cls in nested.items():
         items = obj.get(key)
         if isinstance(items, list):
+            if (name := _CAP_NAMES.get(key, key)) in COUNT_LIMITS:
+                check_count(name, len(items), cap_path(f"{path}.{key}") or name)
             for i, item in enumerate(items):
                 if isinstance(item, dict):
                     _reject_unknown(item, item_cls, f"{path}.{key}[{i}]")
