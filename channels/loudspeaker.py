@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from channels.loudspeaker_payload import (
     DEFAULT_PREFIX,
+    TTS_MAX,
     AckState,
     Address,
     CommandKind,
@@ -120,7 +121,7 @@ class Loudspeakers:
 
     secret_fields: tuple[str, ...] = ("password",)
     rate_per_s: float | None = None  # one publish per area: the broker does the fan-out
-    max_length: int | None = 2000  # TTS text; longer warnings are summarised upstream
+    max_length: int | None = TTS_MAX  # TTS text; longer warnings are shortened (tts_text)
 
     def __init__(self, name: str, config: LoudspeakerConfig,
                  clock: Callable[[], float] = time.time) -> None:

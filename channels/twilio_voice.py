@@ -16,12 +16,12 @@ import structlog
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
+from channels.textfit import fit_sentences
 from channels.twilio_common import (
     EMPTY_TWIML,
     SignedWebhooks,
     TwilioConfig,
     build_client,
-    fit_sentences,
     guarded,
     ids_of,
     ids_query,
@@ -33,6 +33,8 @@ from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt,
 log = structlog.get_logger("channels.twilio_voice")
 
 TWIML_MAX = 4000  # Twilio rejects longer inline TwiML (error 32018)
+# The script says the text twice: no longer text can fit in TWIML_MAX.
+TEXT_BOUND = TWIML_MAX // 2
 # Only the final outcome: the engine acts on it alone (initiated/ringing/answered change
 # nothing), and every event is a signed callback; 4 per call were 44 % of a county wave's
 # callbacks and would be 296k in a province-wide one.
@@ -141,10 +143,12 @@ class TwilioVoice:
     async def send(self, delivery: Delivery) -> Receipt:
         ids = ids_query(delivery.campaign_id, delivery.id, delivery.target_id)
         action = f"{self._hooks.base}/gather?{ids}"
-        twiml = self.call_twiml(delivery.text, action)
-        if len(twiml) > TWIML_MAX:  # built once when it fits (it nearly always does)
-            text = fit_sentences(delivery.text,
-                                 lambda s: len(self.call_twiml(s, action)) <= TWIML_MAX)
+        text = delivery.text
+        twiml = self.call_twiml(text, action) if len(text) <= TEXT_BOUND else ""
+        if not twiml or len(twiml) > TWIML_MAX:  # built once when it fits (it nearly always does)
+            # Candidates are measured unkept: only the script sent is worth keeping ready.
+            text = fit_sentences(text, lambda s: len(self._write_twiml(s, action)) <= TWIML_MAX,
+                                 bound=TEXT_BOUND)
             twiml = self.call_twiml(text, action)
         call = await guarded(
             self._client.calls.create_async(

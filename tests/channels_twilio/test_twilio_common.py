@@ -9,10 +9,10 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio_harness import PHONE, EnvFactory, delivery
 
+from channels.textfit import fit_sentences
 from channels.twilio_common import (
     RebasedHttpClient,
     classify,
-    fit_sentences,
     mask_phone,
     parse_retry_after,
 )
@@ -67,5 +67,5 @@ def test_mask_phone() -> None:
 
 def test_fit_sentences_keeps_the_kept_part_whole() -> None:
     text = "标题。说明一。说明二。请点击 https://x.cn/a?b=1。"
-    out = fit_sentences(text, lambda s: len(s) <= 30, keep="https://x.cn/a?b=1")
+    out = fit_sentences(text, lambda s: len(s) <= 30, keep="https://x.cn/a?b=1", bound=30)
     assert out == "标题。说明一。请点击 https://x.cn/a?b=1。"
