@@ -43,3 +43,30 @@ async def test_every_prepared_request_is_sent_once_as_prepared() -> None:
                                    f"s{i}") for i in range(300))
     assert result.statuses == {200: 200, 409: 100}
     assert len(result.latencies) == 300 and result.elapsed_s > 0
+
+
+async def test_a_server_closing_the_connection_gets_the_rest_on_a_new_one() -> None:
+    """`Connection: close` (aiohttp answers so to some refusals): the worker reconnects."""
+    seen: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        n = int(request.query["n"])
+        seen.append(n)
+        resp = web.Response(status=403 if n % 2 else 200, text="no")
+        if n % 2:
+            resp.force_close()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/x", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        reqs = [PreparedRequest(f"http://127.0.0.1:{port}/x?n={i}", b"", {}) for i in range(40)]
+        result = await post_all(reqs, connections=2, timeout_s=30)
+    finally:
+        await runner.cleanup()
+    assert sorted(seen) == list(range(40))
+    assert result.statuses == {200: 20, 403: 20}
