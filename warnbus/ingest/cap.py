@@ -195,7 +195,9 @@ class _Reader:
             if len(found) >= slots[j][2]:
                 raise invalid(field, f"<{local}> may appear only once in <{parent}>")
             if len(found) == COUNT_LIMITS.get(local, -1):  # one over: count them all, in C
-                check_count(local, len(el.findall(child.tag)), field)
+                n = el.xpath(f"count(c:{local})", namespaces={"c": self.q[1:-1]})
+                assert isinstance(n, float)
+                check_count(local, int(n), field)
             found.append(child)
             pos = j
         self._required(slots[pos:], groups, path, None, None)
