@@ -53,12 +53,13 @@ def resource(**fields: object) -> Alert:
 
 
 @dataclass(frozen=True)
-class Text:
-    name: str  # the TEXT_LIMITS entry
+class Case:
+    name: str  # the TEXT_LIMITS or COUNT_LIMITS entry
     path: str
     build: Callable[[int], Alert]
 
 
+Text = Count = Case
 TEXTS = [
     Text("identifier", "identifier", lambda n: alert(identifier="i" * n)),
     Text("sender", "sender", lambda n: alert(sender="s" * n)),
@@ -107,15 +108,20 @@ def forms(a: Alert) -> list[tuple[str, Callable[[], Alert]]]:
             ("json", lambda: parse_json(js, max_bytes=BIG))]
 
 
-@pytest.mark.parametrize("case", TEXTS, ids=[c.path for c in TEXTS])
-def test_a_text_at_its_limit_is_accepted_and_one_more_character_is_422(case: Text) -> None:
-    limit = TEXT_LIMITS[case.name]
+def at_and_over(case: Case, limit: int, code: str, says: str) -> None:
+    """At `limit` both forms parse; one over, both refuse with `code`, the path and `says`."""
     for _form, parse in forms(case.build(limit)):
         parse()
     for form, parse in forms(case.build(limit + 1)):
-        err = rejects(parse, "invalid", case.path)
-        assert err.http_status == 422
-        assert f"{limit + 1:,} characters; at most {limit:,}" in err.reason, (form, err)
+        err = rejects(parse, code, case.path)
+        assert err.http_status == {"invalid": 422, "too_large": 413}[code]
+        assert says in err.reason and f"at most {limit:,}" in err.reason, (form, err)
+
+
+@pytest.mark.parametrize("case", TEXTS, ids=[c.path for c in TEXTS])
+def test_a_text_at_its_limit_is_accepted_and_one_more_character_is_422(case: Text) -> None:
+    limit = TEXT_LIMITS[case.name]
+    at_and_over(case, limit, "invalid", f"{limit + 1:,} characters;")
 
 
 def test_every_text_field_of_the_model_has_a_limit() -> None:
@@ -134,13 +140,6 @@ def test_every_text_field_of_the_model_has_a_limit() -> None:
             name = name[cls.__name__] if isinstance(name, dict) else name
             assert name in TEXT_LIMITS, f"{cls.__name__}.{field.name} has no limit"
     assert tested == set(TEXT_LIMITS), set(TEXT_LIMITS) ^ tested
-
-
-@dataclass(frozen=True)
-class Count:
-    name: str  # the COUNT_LIMITS entry
-    path: str
-    build: Callable[[int], Alert]
 
 
 def _refs(n: int) -> tuple[Reference, ...]:
@@ -164,12 +163,7 @@ COUNTS = [
 @pytest.mark.parametrize("case", COUNTS, ids=[c.path for c in COUNTS])
 def test_a_count_at_its_limit_is_accepted_and_one_more_is_413(case: Count) -> None:
     limit = COUNT_LIMITS[case.name]
-    for _form, parse in forms(case.build(limit)):
-        parse()
-    for form, parse in forms(case.build(limit + 1)):
-        err = rejects(parse, "too_large", case.path)
-        assert err.http_status == 413
-        assert f"{limit + 1:,} " in err.reason and f"at most {limit:,}" in err.reason, (form, err)
+    at_and_over(case, limit, "too_large", f"{limit + 1:,} ")
 
 
 def test_every_repeated_element_of_the_model_has_a_limit() -> None:

@@ -20,7 +20,7 @@ import pytest
 from tests.ingest.helpers import FIXTURES
 from warnbus.bench.hostile_loads import Target, build
 from warnbus.errors import IngestError
-from warnbus.ingest import DEFAULT_MAX_BODY, parse_alert
+from warnbus.ingest import DEFAULT_MAX_BODY, LARGE_BODY, parse_alert, parse_off_loop
 
 TARGET_MS = 50.0
 VILLAGES = tuple(f"430623{t:03d}{v:03d}" for t in range(101, 114) for v in range(201, 208))
@@ -52,7 +52,7 @@ CASES: dict[str, Callable[[], tuple[bytes, str]]] = {
 }
 
 
-async def _worst_lag(body: bytes, ctype: str) -> float:
+async def _worst_lag(body: bytes, ctype: str, at_once: int = 1) -> float:
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     done = asyncio.Event()
@@ -65,8 +65,14 @@ async def _worst_lag(body: bytes, ctype: str) -> float:
 
     task = asyncio.create_task(probe())
     await asyncio.sleep(0.03)
-    with contextlib.suppress(IngestError):
-        await asyncio.to_thread(parse_alert, body, ctype)
+    async def parse() -> None:
+        with contextlib.suppress(IngestError):
+            if at_once == 1:
+                await asyncio.to_thread(parse_alert, body, ctype)
+            else:
+                await parse_off_loop(body, ctype)
+
+    await asyncio.gather(*(parse() for _ in range(at_once)))
     await asyncio.sleep(0.02)
     done.set()
     await task
@@ -84,3 +90,29 @@ async def test_parsing_a_large_body_in_a_thread_does_not_stall_the_loop(case: st
             break
         await asyncio.sleep(0.2)  # let a busy machine settle
     assert min(tries) < TARGET_MS, f"{case}: worst stalls {tries} ms"
+
+
+async def test_large_bodies_arriving_together_are_parsed_one_at_a_time() -> None:
+    """Six large bodies at once (what a feed, or an attacker, can send): through
+    `parse_off_loop` they take turns, so the loop waits behind one thread, never six."""
+    body, ctype = CASES["xml: 150,000 categories"]()
+    tries = []
+    for _ in range(3):
+        tries.append(await _worst_lag(body, ctype, at_once=6))
+        if tries[-1] < TARGET_MS:
+            break
+        await asyncio.sleep(0.2)
+    assert min(tries) < TARGET_MS, f"worst stalls {tries} ms"
+
+
+async def test_small_bodies_never_wait_behind_a_large_one() -> None:
+    """A real alert (a few KB) is parsed at once while a 3.5 MB body is being parsed."""
+    large, ctype = CASES["xml: the largest alert accepted (3.5 MB polygon, 1,000 areas)"]()
+    small = (FIXTURES / "rainstorm-red.xml").read_bytes()
+    assert len(small) < LARGE_BODY <= len(large)
+    first = asyncio.create_task(parse_off_loop(large, ctype))
+    queued = asyncio.create_task(parse_off_loop(large, ctype))
+    await asyncio.sleep(0.01)  # the first large parse has started, the second waits its turn
+    alert = await parse_off_loop(small, ctype)
+    assert alert.identifier and not queued.done()
+    await asyncio.gather(first, queued)

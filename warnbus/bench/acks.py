@@ -21,7 +21,6 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from channels.sim.officers import OfficerModel
 from channels.sim.prepared import PreparedRequest
 from warnbus import keys
 from warnbus.acks import AckLinks
@@ -34,16 +33,16 @@ from warnbus.bench.env import (
     redis_cpu,
     wait_first_wave,
 )
-from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE, QUOTA_LIFT
+from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE
 from warnbus.bench.loadgen import post_all
 from warnbus.bench.server import public_limits
-from warnbus.bench.serving import Servers
+from warnbus.bench.serving import Servers, silent_stage
 from warnbus.ingest.jsonform import alert_to_json
 from warnbus.models import CampaignState
 from warnbus.queue import Lanes
-from warnbus.registry import Registry, load_registry
+from warnbus.registry import Registry
 from warnbus.services import free_port
-from warnbus.simulation import SimulatedWorld, start_world
+from warnbus.simulation import SimulatedWorld
 from warnbus.store import Store
 
 CONNECTIONS = 64  # concurrent requests of the load generator
@@ -112,16 +111,10 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
     to, once, with `opts.connections` in flight. The engine runs every role in its own
     process with the real channels pointed at the simulators.
     """
-    reg = env.registry(opts.counties)
-    registry = load_registry(reg)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    token = secrets.token_urlsafe(24)
-    silent = OfficerModel(seed=7, responsive=0.0, unreachable=0.0)
-    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
-                              officers=silent, time_factor=QUOTA_LIFT, offline_speakers=0,
-                              speaker_fail_rate=0.0)
-    servers = Servers(env, reg, port, token, opts.api_processes - 1, world.configs)
+    stage = await silent_stage(env, opts.counties)
+    registry, base, token, world = stage.registry, stage.base, stage.token, stage.world
+    servers = Servers(env, stage.registry_dir, stage.port, token, opts.api_processes - 1,
+                      world.configs)
     probe = Redis.from_url(env.redis.url)
     samples: list[dict[str, Any]] = []
     try:

@@ -17,7 +17,6 @@ the target (50 ms). An idle window first gives the machine's own noise.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -26,19 +25,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from channels.sim.officers import OfficerModel
 from warnbus import keys
 from warnbus.bench.env import BenchEnv, BenchError, wait_first_wave
-from warnbus.bench.fanout import CHANNELS, QUOTA_LIFT
+from warnbus.bench.fanout import CHANNELS
 from warnbus.bench.hostile_loads import LOADS, SIZES, Target, build
 from warnbus.bench.loadgen import post_all
 from warnbus.bench.server import LAG_PERIOD_S
-from warnbus.bench.serving import Servers
+from warnbus.bench.serving import Servers, silent_stage
 from warnbus.models import CampaignState, RegionLevel
 from warnbus.queue import Lanes
-from warnbus.registry import load_registry
-from warnbus.services import free_port
-from warnbus.simulation import SimulatedWorld, start_world
+from warnbus.simulation import SimulatedWorld
 from warnbus.store import Store
 
 TARGET_MS = 50.0  # the worst stall a load may cause (issue 14)
@@ -58,21 +54,14 @@ class HostileOptions:
 async def run_hostile(opts: HostileOptions, env: BenchEnv
                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run every load `opts.runs` times against one engine; return per-run figures."""
-    reg = env.registry(opts.counties)
-    registry = load_registry(reg)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    token = secrets.token_urlsafe(24)
-    silent = OfficerModel(seed=7, responsive=0.0, unreachable=0.0)
-    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
-                              officers=silent, time_factor=QUOTA_LIFT, offline_speakers=0,
-                              speaker_fail_rate=0.0)
+    stage = await silent_stage(env, opts.counties)
+    world = stage.world
     lags = LagFile(env.tmp / "loop-lag.txt")
-    servers = Servers(env, reg, port, token, 0, world.configs,
+    servers = Servers(env, stage.registry_dir, stage.port, stage.token, 0, world.configs,
                       args=("--lag-file", str(lags.path)))
-    villages = tuple(sorted(code for code, r in registry.data.regions.items()
+    villages = tuple(sorted(code for code, r in stage.registry.data.regions.items()
                             if r.level is RegionLevel.VILLAGE))
-    target = Target(base, token, villages, tuple(
+    target = Target(stage.base, stage.token, villages, tuple(
         (name, str(cfg.get("type", ""))) for name, cfg in sorted(world.configs.items())))
     probe = Redis.from_url(env.redis.url)
     samples: list[dict[str, Any]] = []

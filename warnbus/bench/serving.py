@@ -1,17 +1,21 @@
-"""The engine as `warnbus serve` processes of a benchmark run (see `warnbus.bench.server`)."""
+"""The engine as `warnbus serve` processes of a benchmark run (see `warnbus.bench.server`),
+and the stage of the runs that confirm or attack through the providers' webhooks."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from channels.sim.officers import OfficerModel
 from warnbus.bench.env import (
     NO_BROKER,
     BenchEnv,
@@ -21,7 +25,37 @@ from warnbus.bench.env import (
     wait_http,
     write_config,
 )
-from warnbus.bench.fanout import CHANNELS
+from warnbus.bench.fanout import CHANNELS, QUOTA_LIFT
+from warnbus.registry import Registry, load_registry
+from warnbus.services import free_port
+from warnbus.simulation import SimulatedWorld, start_world
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a run with the simulated providers sets up before its engine starts: the
+    registry, the engine's port and URL, a full-scope feed token, and the simulators."""
+
+    registry_dir: Path
+    registry: Registry
+    port: int
+    base: str
+    token: str
+    world: SimulatedWorld
+
+
+async def silent_stage(env: BenchEnv, counties: int) -> Stage:
+    """A registry of `counties`, and the simulators in this process with quotas lifted and
+    officers who never answer by themselves (a run tells them to, or nobody confirms)."""
+    reg = env.registry(counties)
+    registry = load_registry(reg)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    silent = OfficerModel(seed=7, responsive=0.0, unreachable=0.0)
+    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
+                              officers=silent, time_factor=QUOTA_LIFT, offline_speakers=0,
+                              speaker_fail_rate=0.0)
+    return Stage(reg, registry, port, base, secrets.token_urlsafe(24), world)
 
 
 class Servers:

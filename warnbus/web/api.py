@@ -22,7 +22,7 @@ from warnbus.acks import AckResult, record_ack
 from warnbus.app import App, token_hash
 from warnbus.config import TokenSettings
 from warnbus.errors import AuthError, IngestError, NotFoundError, WarnbusError
-from warnbus.ingest import parse_alert
+from warnbus.ingest import parse_off_loop
 from warnbus.intake import Scope, accept
 from warnbus.models import AckVia, WebhookChannel
 from warnbus.ratelimit import SharedLimit
@@ -165,9 +165,9 @@ async def post_alert(request: web.Request) -> web.Response:
     body = await request.read()
     # Parsing a national feed's 2 MB polygon takes real CPU: keep the event loop free for the
     # webhooks and acks that other requests carry.
-    alert = await asyncio.to_thread(parse_alert, body, request.headers.get("Content-Type"),
-                                    max_bytes=limit, max_areas=server.max_areas,
-                                    max_area_entries=server.max_area_entries)
+    alert = await parse_off_loop(body, request.headers.get("Content-Type"), max_bytes=limit,
+                                 max_areas=server.max_areas,
+                                 max_area_entries=server.max_area_entries)
     res = await accept(app.ctx, alert, Scope(token.regions, token.categories))
     payload: dict[str, Any] = {"alert_id": res.alert_id, "campaign_id": res.campaign_id,
                                "targets": res.targets}
