@@ -102,6 +102,7 @@ class TwilioVoice:
         self._pressed: OrderedDict[str, None] = OrderedDict()
         self._hangups: dict[str, str] = {}  # text -> TwiML of "say it, hang up"
         self._scripts: dict[str, list[str]] = {}  # text -> call script split at the action
+        self._fits: dict[tuple[str, int], str] = {}  # (long text, action length) -> fitted
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TwilioVoice:
@@ -133,6 +134,30 @@ class TwilioVoice:
             parts = self._scripts[text] = self._write_twiml(text, _ACTION).split(_ACTION)
         return escape(action, _ATTR).join(parts)
 
+    def _fitted(self, text: str, action: str) -> str:
+        """`text` shortened so that its call script fits TWIML_MAX, once per text.
+
+        Every call of a warning says the same text, and its script differs only in the
+        Gather action, so the fit depends on the action's length alone: it is measured on the
+        script with the placeholder action and kept for the next calls (a chunk of calls
+        fitting a long text each would hold the event loop for their sum)."""
+        if _ACTION in text:
+            return fit_sentences(text, lambda s: len(self._write_twiml(s, action)) <= TWIML_MAX,
+                                 bound=TEXT_BOUND)
+        extra = len(escape(action, _ATTR)) - len(_ACTION)
+        key = (text, extra)
+        fitted = self._fits.get(key)
+        if fitted is None:
+            if len(self._fits) >= _SCRIPTS_KEPT:
+                self._fits.clear()
+
+            def fits(s: str) -> bool:  # candidates are measured unkept, not in _scripts
+                script = self._write_twiml(s, _ACTION)
+                return len(script) + script.count(_ACTION) * extra <= TWIML_MAX
+
+            fitted = self._fits[key] = fit_sentences(text, fits, bound=TEXT_BOUND)
+        return fitted
+
     def _write_twiml(self, text: str, action: str) -> str:
         r = VoiceResponse()
         self._say(self._gather(r, action), text)
@@ -146,10 +171,7 @@ class TwilioVoice:
         text = delivery.text
         twiml = self.call_twiml(text, action) if len(text) <= TEXT_BOUND else ""
         if not twiml or len(twiml) > TWIML_MAX:  # built once when it fits (it nearly always does)
-            # Candidates are measured unkept: only the script sent is worth keeping ready.
-            text = fit_sentences(text, lambda s: len(self._write_twiml(s, action)) <= TWIML_MAX,
-                                 bound=TEXT_BOUND)
-            twiml = self.call_twiml(text, action)
+            twiml = self.call_twiml(self._fitted(text, action), action)
         call = await guarded(
             self._client.calls.create_async(
                 to=delivery.address, from_=self.config.from_number, twiml=twiml,

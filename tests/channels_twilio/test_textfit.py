@@ -23,7 +23,7 @@ from twilio_harness import EnvFactory, delivery
 from channels.loudspeaker_payload import TTS_MAX, Address, command_for, tts_text
 from channels.textfit import fit_sentences
 from channels.twilio_sms import fit_sms, max_chars, sms_segments
-from channels.twilio_voice import TWIML_MAX
+from channels.twilio_voice import TEXT_BOUND, TWIML_MAX
 from rules.hazards import HazardTable
 from rules.templates import Templates
 from warnbus.ingest import parse_alert
@@ -297,3 +297,19 @@ async def test_a_call_and_a_text_of_a_100k_character_warning_go_out_at_once(
     body = env.sim.messages[0].get("Body") or ""
     assert sms_segments(body) <= 6 and body.endswith(LINK) and body.startswith("【红色预警】暴")
     assert took < 0.5, f"{took:.2f}s"
+
+
+async def test_a_calls_fit_is_the_one_measured_on_its_own_script(make_env: EnvFactory) -> None:
+    """The voice channel fits a text once for all calls with actions of one length, measured
+    on the script with a placeholder action; the result is the text measured on each real
+    script (actions of other lengths and with characters XML escapes included)."""
+    env = await make_env("voice")
+    channel = env.channel
+    text = "县气象台发布暴雨红色预警。" + "请立即转移危险区域群众，加强巡查。" * 200 + "确认收到请按1。"
+    for action in (f"{env.hooks}/gather?c=cp_1&d=dl_1&t=p1",
+                   f"{env.hooks}/gather?c=cp_1&d=dl_22&t=p" + "9" * 300):
+        direct = fit_sentences(text, lambda s, a=action: len(channel._write_twiml(s, a))
+                               <= TWIML_MAX, bound=TEXT_BOUND)
+        assert channel._fitted(text, action) == direct
+        assert channel._fitted(text, action) is channel._fitted(text, action)  # kept
+        assert len(channel.call_twiml(direct, action)) <= TWIML_MAX
