@@ -28,7 +28,7 @@ from typing import Literal
 import msgspec
 
 from channels.cn_common import without_links
-from channels.twilio_common import fit_sentences
+from channels.textfit import fit_sentences
 from warnbus.errors import ConfigError
 from warnbus.models import LEVEL_NAMES_ZH, Delivery, DeliveryKind
 
@@ -203,10 +203,12 @@ def split_text(text: str, capacity: int, max_messages: int = 1) -> list[str]:
     if len(text) <= capacity:
         return [text]
     if max_messages <= 1:
-        return [_cut(fit_sentences(text, lambda s: len(s) <= capacity), capacity)]
+        return [_cut(fit_sentences(text, lambda s: len(s) <= capacity, bound=capacity), capacity)]
     per = capacity - _LABEL
     budget = per * max_messages
-    text = _cut(fit_sentences(text, lambda s: len(_pack(s, per)) <= max_messages), budget)
+    # Packed parts hold at most `budget` characters: no longer text can fit.
+    text = _cut(fit_sentences(text, lambda s: len(_pack(s, per)) <= max_messages,
+                              bound=budget), budget)
     parts = _pack(text, per)[:max_messages]
     return [f"({i}/{len(parts)}){p}" for i, p in enumerate(parts, 1)]
 

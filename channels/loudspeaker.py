@@ -40,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from channels.loudspeaker_payload import (
     DEFAULT_PREFIX,
+    TTS_MAX,
     AckState,
     Address,
     CommandKind,
@@ -138,7 +139,7 @@ class Loudspeakers:
 
     secret_fields: tuple[str, ...] = ("password", "command_key")
     rate_per_s: float | None = None  # one publish per area: the broker does the fan-out
-    max_length: int | None = 2000  # TTS text; longer warnings are summarised upstream
+    max_length: int | None = TTS_MAX  # TTS text; longer warnings are shortened (tts_text)
 
     def __init__(self, name: str, config: LoudspeakerConfig,
                  clock: Callable[[], float] = time.time) -> None:

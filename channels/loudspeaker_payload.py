@@ -30,11 +30,13 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 from paho.mqtt.properties import Properties
 
+from channels.textfit import fit_sentences
 from warnbus.models import Delivery, DeliveryKind, Level
 
 DEFAULT_PREFIX = "wb/v1"
 BEIJING = timezone(timedelta(hours=8), "CST")
 MAX_EXPIRY_S = 2**32 - 1  # MQTT 5 message expiry is a four-byte integer
+TTS_MAX = 2000  # characters a command's TTS text may hold; longer warnings are shortened
 
 # 统计用区划代码 are digits (6 for a county, 9 or 12 below); device ids and campaign ids must
 # be a single topic level: no '/', no wildcards, nothing a broker would treat specially.
@@ -240,12 +242,17 @@ def command_for(delivery: Delivery, target: Address, *, now: float, volume: int,
         start_time=beijing(now),
         end_time=beijing(delivery.expires_at) if delivery.expires_at is not None else None,
         areas=(area,) if area else (),
-        text="" if stop else delivery.text,
+        text="" if stop else tts_text(delivery.text),
         repeat=repeat,
         volume=volume,
         drill=delivery.drill,
         step=delivery.step,
     )
+
+
+def tts_text(text: str) -> str:
+    """The text a speaker says: at most TTS_MAX characters, shortened at sentence ends."""
+    return fit_sentences(text, lambda s: len(s) <= TTS_MAX, bound=TTS_MAX)
 
 
 def expiry_seconds(expires_at: float | None, now: float, default_s: int) -> int:

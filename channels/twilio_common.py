@@ -11,7 +11,6 @@ import base64
 import contextvars
 import hmac
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -278,38 +277,3 @@ class SignedWebhooks:
             return await handler(request, fields)
 
         return checked
-
-
-_SENTENCE = re.compile(r"[^。！？]*[。！？]+|[^。！？]+$")
-
-
-def fit_sentences(text: str, fits: Callable[[str], bool], keep: str | None = None) -> str:
-    """Shorten `text` until `fits`, dropping whole sentences (ending 。！？) from the middle.
-
-    The first sentence (level, headline) and the tail from the sentence holding `keep` (the
-    ack instruction and link) or else the last sentence stay; middle sentences go from the
-    end. Only if that is not enough is the first sentence cut, with "…". `keep` is never cut,
-    even when that means going over the limit.
-    """
-    if fits(text):
-        return text
-    parts = _SENTENCE.findall(text)
-    at = next((i for i, p in enumerate(parts) if keep and keep in p), len(parts) - 1)
-    if at <= 0:  # the kept part is in the first sentence: cut just before it
-        cut = text.find(keep) if keep and keep in text else len(text)
-        head, tail, middle = text[:cut], text[cut:], []
-    else:
-        head, tail, middle = parts[0], "".join(parts[at:]), parts[1:at]
-    for n in range(len(middle), -1, -1):
-        candidate = head + "".join(middle[:n]) + tail
-        if fits(candidate):
-            return candidate
-    if not fits("…" + tail):
-        # Even the tail alone is too long: going over the limit beats losing the headline
-        # or the link (the provider still sends a longer message, in more parts).
-        return head + tail
-    for n in range(len(head) - 1, -1, -1):
-        candidate = head[:n].rstrip() + "…" + tail
-        if fits(candidate):
-            return candidate
-    return "…" + tail

@@ -14,12 +14,12 @@ import structlog
 from aiohttp import web
 
 from channels.sms_replies import CONFIRM_REPLIES, is_confirmation, normalize_reply
+from channels.textfit import fit_sentences
 from channels.twilio_common import (
     EMPTY_TWIML,
     SignedWebhooks,
     TwilioConfig,
     build_client,
-    fit_sentences,
     guarded,
     ids_of,
     ids_query,
@@ -47,6 +47,7 @@ _GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 _GSM_EXT = frozenset("^{}\\[~]|€\f")  # two septets each (escape + char)
+_GSM = _GSM_BASIC | _GSM_EXT
 
 # Error codes that will not change on a retry (Twilio REST API, Messages resource).
 SMS_PERMANENT: Mapping[int, str] = {
@@ -76,26 +77,37 @@ _STATUS = {
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in _GSM_BASIC or ch in _GSM_EXT for ch in text)
+    return _GSM.issuperset(text)
 
 
 def sms_units(text: str) -> int:
     """Length as the network counts it: GSM-7 septets, or UTF-16 units for UCS-2."""
-    if is_gsm7(text):
-        return sum(2 if ch in _GSM_EXT else 1 for ch in text)
+    return _units(text, is_gsm7(text))
+
+
+def _units(text: str, gsm: bool) -> int:
+    if gsm:  # (counted in C: this runs for each candidate while a long text is fitted)
+        return len(text) + sum(text.count(ch) for ch in _GSM_EXT)
     return len(text.encode("utf-16-le")) // 2
 
 
 def sms_segments(text: str) -> int:
     """How many SMS parts `text` is sent as (70 / 67 per part for Chinese)."""
-    units = sms_units(text)
-    single, part = (GSM_SINGLE, GSM_PART) if is_gsm7(text) else (UCS2_SINGLE, UCS2_PART)
+    gsm = is_gsm7(text)
+    units = _units(text, gsm)
+    single, part = (GSM_SINGLE, GSM_PART) if gsm else (UCS2_SINGLE, UCS2_PART)
     return 1 if units <= single else math.ceil(units / part)
+
+
+def max_chars(max_segments: int) -> int:
+    """The most characters `max_segments` parts can carry (GSM-7, one septet each)."""
+    return GSM_SINGLE if max_segments == 1 else max_segments * GSM_PART
 
 
 def fit_sms(text: str, max_segments: int, link: str | None = None) -> str:
     """Shorten `text` to at most `max_segments` parts, keeping headline, ack text and link."""
-    return fit_sentences(text, lambda s: sms_segments(s) <= max_segments, keep=link)
+    return fit_sentences(text, lambda s: sms_segments(s) <= max_segments, keep=link,
+                         bound=max_chars(max_segments))
 
 
 class TwilioSmsConfig(TwilioConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):

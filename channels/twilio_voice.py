@@ -16,12 +16,12 @@ import structlog
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
+from channels.textfit import fit_sentences
 from channels.twilio_common import (
     EMPTY_TWIML,
     SignedWebhooks,
     TwilioConfig,
     build_client,
-    fit_sentences,
     guarded,
     ids_of,
     ids_query,
@@ -33,6 +33,8 @@ from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt,
 log = structlog.get_logger("channels.twilio_voice")
 
 TWIML_MAX = 4000  # Twilio rejects longer inline TwiML (error 32018)
+# The script says the text twice: no longer text can fit in TWIML_MAX.
+TEXT_BOUND = TWIML_MAX // 2
 # Only the final outcome: the engine acts on it alone (initiated/ringing/answered change
 # nothing), and every event is a signed callback; 4 per call were 44 % of a county wave's
 # callbacks and would be 296k in a province-wide one.
@@ -100,6 +102,7 @@ class TwilioVoice:
         self._pressed: OrderedDict[str, None] = OrderedDict()
         self._hangups: dict[str, str] = {}  # text -> TwiML of "say it, hang up"
         self._scripts: dict[str, list[str]] = {}  # text -> call script split at the action
+        self._fits: dict[tuple[str, int], str] = {}  # (long text, action length) -> fitted
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TwilioVoice:
@@ -131,6 +134,30 @@ class TwilioVoice:
             parts = self._scripts[text] = self._write_twiml(text, _ACTION).split(_ACTION)
         return escape(action, _ATTR).join(parts)
 
+    def _fitted(self, text: str, action: str) -> str:
+        """`text` shortened so that its call script fits TWIML_MAX, once per text.
+
+        Every call of a warning says the same text, and its script differs only in the
+        Gather action, so the fit depends on the action's length alone: it is measured on the
+        script with the placeholder action and kept for the next calls (a chunk of calls
+        fitting a long text each would hold the event loop for their sum)."""
+        if _ACTION in text:
+            return fit_sentences(text, lambda s: len(self._write_twiml(s, action)) <= TWIML_MAX,
+                                 bound=TEXT_BOUND)
+        extra = len(escape(action, _ATTR)) - len(_ACTION)
+        key = (text, extra)
+        fitted = self._fits.get(key)
+        if fitted is None:
+            if len(self._fits) >= _SCRIPTS_KEPT:
+                self._fits.clear()
+
+            def fits(s: str) -> bool:  # candidates are measured unkept, not in _scripts
+                script = self._write_twiml(s, _ACTION)
+                return len(script) + script.count(_ACTION) * extra <= TWIML_MAX
+
+            fitted = self._fits[key] = fit_sentences(text, fits, bound=TEXT_BOUND)
+        return fitted
+
     def _write_twiml(self, text: str, action: str) -> str:
         r = VoiceResponse()
         self._say(self._gather(r, action), text)
@@ -141,11 +168,10 @@ class TwilioVoice:
     async def send(self, delivery: Delivery) -> Receipt:
         ids = ids_query(delivery.campaign_id, delivery.id, delivery.target_id)
         action = f"{self._hooks.base}/gather?{ids}"
-        twiml = self.call_twiml(delivery.text, action)
-        if len(twiml) > TWIML_MAX:  # built once when it fits (it nearly always does)
-            text = fit_sentences(delivery.text,
-                                 lambda s: len(self.call_twiml(s, action)) <= TWIML_MAX)
-            twiml = self.call_twiml(text, action)
+        text = delivery.text
+        twiml = self.call_twiml(text, action) if len(text) <= TEXT_BOUND else ""
+        if not twiml or len(twiml) > TWIML_MAX:  # built once when it fits (it nearly always does)
+            twiml = self.call_twiml(self._fitted(text, action), action)
         call = await guarded(
             self._client.calls.create_async(
                 to=delivery.address, from_=self.config.from_number, twiml=twiml,

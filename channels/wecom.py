@@ -152,8 +152,12 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _clip_bytes(text: str, limit: int) -> str:
-    raw = text.encode()
-    return text if len(raw) <= limit else raw[: limit - 3].decode(errors="ignore") + "…"
+    # A character is at least one byte: a longer text cannot fit, and only its first `limit`
+    # characters can be sent (encoding a warning's whole outside text would be wasted work).
+    raw = text[:limit].encode()
+    if len(text) <= limit and len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "…"
 
 
 # --------------------------------------------------------------------------- the channel

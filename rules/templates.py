@@ -12,6 +12,11 @@ from warnbus.errors import ConfigError
 from warnbus.models import LEVEL_NAMES_ZH, Alert, DeliveryKind, Info, Level
 
 _DEFAULT = Path(__file__).with_name("templates.toml")
+#: Most characters of one placeholder's value. No channel sends more than 2,000 characters
+#: (a speaker's TTS text; a call 1,800, an SMS at most 10 parts): a longer value is cut before
+#: it is rendered, so a delivery's text stays bounded however long the CAP fields or the list
+#: of areas or grids were (a text is stored with every delivery, and fitted by its channel).
+VALUE_MAX = 2_000
 
 
 class _Missing(dict[str, str]):
@@ -26,7 +31,8 @@ class Templates:
     then [hazard.<key>] likewise, then [<kind>] "<channel>", then [<kind>] "default".
     """
 
-    def __init__(self, table: Mapping[str, Any], hazards: HazardTable | None = None) -> None:
+    def __init__(self, table: Mapping[str, Any], hazards: HazardTable | None = None, *,
+                 value_max: int = VALUE_MAX) -> None:
         for kind in DeliveryKind:
             if kind.value not in table or "default" not in table[kind.value]:
                 raise ConfigError(f"templates: [{kind.value}] needs a 'default' entry")
@@ -41,6 +47,7 @@ class Templates:
                         raise ConfigError(f"templates: [hazard.{hkey}] {name!r}: unknown kind")
         self.table = table
         self.hazards = hazards
+        self.value_max = value_max
 
     @classmethod
     def load(cls, path: str | Path | None = None, hazards: HazardTable | None = None
@@ -86,25 +93,43 @@ class Templates:
             ack = ack + "，" + acks.get("link", "{url}").replace("{url}", ack_url)
         if kind in (DeliveryKind.CANCEL, DeliveryKind.NOTICE):
             ack = ""
+        cap = self.value_max
         values = _Missing(
             drill="【演练】" if alert.is_drill else "",
             level_zh=LEVEL_NAMES_ZH[level],
-            event=(info.event if info else "") or "",
-            headline=" ".join((info.headline or info.event).split()) if info else "",
-            description=_clean(info.description if info else None),
-            instruction=_clean(info.instruction if info else None) or guidance,
-            sender=(info.sender_name if info and info.sender_name else alert.sender),
-            area=area,
+            event=bounded((info.event if info else "") or "", cap),
+            headline=bounded(" ".join((info.headline or info.event).split()), cap) if info
+            else "",
+            description=_clean(info.description if info else None, cap),
+            instruction=_clean(info.instruction if info else None, cap) or guidance,
+            sender=bounded(info.sender_name if info and info.sender_name else alert.sender, cap),
+            area=bounded(area, cap),
             ack=ack,
         )
         if extra:
-            values.update(extra)
+            values.update((k, bounded(v, cap)) for k, v in extra.items())
         return template.format_map(values)
 
 
-def _clean(text: str | None) -> str:
+def bounded(text: str, limit: int = VALUE_MAX) -> str:
+    """`text` if it has at most `limit` characters; else its beginning, cut after its last
+    sentence end (。！？) or before its last list separator (、, then "等") in the second half
+    of the limit, or else with "…". The result has at most `limit` characters."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    end = max(head.rfind(c) for c in "。！？")
+    if end >= limit // 2:
+        return head[: end + 1]
+    sep = head.rfind("、")
+    if sep >= limit // 2:
+        return head[:sep] + "等"
+    return head + "…"
+
+
+def _clean(text: str | None, limit: int) -> str:
     """Single-line text; a sentence ends with 。 so templates can run texts together."""
     if not text:
         return ""
-    t = " ".join(text.split())
+    t = bounded(" ".join(text.split()), limit - 1)
     return t if t.endswith(("。", ".", "!", "！")) else t + "。"

@@ -30,6 +30,8 @@ from warnbus.ports import Renderer
 ADDRESS_FIELD: Mapping[str, str] = {"voice": "phone", "sms": "phone", "wecom": "wecom"}
 DEVICE_CHANNELS = frozenset({"loudspeaker"})
 _URL_MARK = "\x00ACKURL\x00"
+#: Most characters of the area text of a message (more than any channel sends).
+AREA_TEXT_MAX = 2_000
 
 
 def step_of(chain_level: int, redial: int = 0) -> int:
@@ -41,11 +43,24 @@ def chain_level_of(step: int) -> int:
 
 
 def area_text(alert: Alert) -> str:
-    """The area as people read it: the areaDesc of the disseminated info, joined."""
+    """The area as people read it: the areaDesc of the disseminated info, joined.
+
+    At most AREA_TEXT_MAX characters: the list ends with "等" after the last area that fits
+    (1,000 areas of long names would otherwise make a text no message can carry).
+    """
     info = alert.primary_info()
     if info is None:
         return ""
-    return "、".join(a.desc for a in info.areas if a.desc)
+    names: list[str] = []
+    size = -1
+    for a in info.areas:
+        if not a.desc:
+            continue
+        size += len(a.desc) + 1
+        if size >= AREA_TEXT_MAX:
+            return "、".join(names) + "等" if names else a.desc[: AREA_TEXT_MAX - 1] + "…"
+        names.append(a.desc)
+    return "、".join(names)
 
 
 def address_of(person: Person, channel: str) -> str | None:

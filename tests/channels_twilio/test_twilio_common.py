@@ -9,10 +9,10 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio_harness import PHONE, EnvFactory, delivery
 
+from channels.textfit import fit_sentences
 from channels.twilio_common import (
     RebasedHttpClient,
     classify,
-    fit_sentences,
     parse_retry_after,
 )
 from warnbus import logs, models
@@ -73,5 +73,5 @@ def test_channels_logs_and_console_mask_phones_one_way() -> None:
 
 def test_fit_sentences_keeps_the_kept_part_whole() -> None:
     text = "标题。说明一。说明二。请点击 https://x.cn/a?b=1。"
-    out = fit_sentences(text, lambda s: len(s) <= 30, keep="https://x.cn/a?b=1")
+    out = fit_sentences(text, lambda s: len(s) <= 30, keep="https://x.cn/a?b=1", bound=30)
     assert out == "标题。说明一。请点击 https://x.cn/a?b=1。"

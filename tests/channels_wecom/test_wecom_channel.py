@@ -100,6 +100,19 @@ async def test_card_titles_and_long_text(channel: WeCom) -> None:
     assert len(long) == CARD_TEXT_MAX and long.endswith("…")
 
 
+@pytest.mark.parametrize("text", ["雨" * 682, "雨" * 683, "a" * 2048, "a" * 2049, "雨a" * 700,
+                                  "é" * 1025, "暴" * 1_000_000])
+async def test_long_text_messages_are_cut_to_2048_bytes_as_before(channel: WeCom,
+                                                                  text: str) -> None:
+    """Only the text's first 2,048 characters are encoded (a character is at least a byte):
+    the same cut as encoding it all, at a cost that does not grow with outside text."""
+    body = channel.build_message(delivery(kind=DeliveryKind.CANCEL, text=text))
+    raw = text.encode()
+    expected = text if len(raw) <= 2048 else raw[:2045].decode(errors="ignore") + "…"
+    assert body["text"]["content"] == expected
+    assert len(expected.encode()) <= 2048
+
+
 @pytest.mark.parametrize("kind", [DeliveryKind.CANCEL, DeliveryKind.UPDATE, DeliveryKind.NOTICE])
 async def test_no_ack_wanted_goes_as_text(channel: WeCom, sim: WeComSimulator,
                                           kind: DeliveryKind) -> None:

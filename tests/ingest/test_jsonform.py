@@ -12,6 +12,7 @@ import pytest
 from tests.ingest.helpers import FIXTURES, SHARED_FILES, VALID_FILES, ids, rejects
 from warnbus.ingest import alert_to_json, parse_alert, parse_cap, parse_json
 from warnbus.ingest.jsonform import cap_path
+from warnbus.models import Alert
 
 ROUND_TRIP = VALID_FILES + SHARED_FILES
 
@@ -145,3 +146,43 @@ def test_utc_z_and_offsets_are_accepted() -> None:
 )
 def test_cap_path(json_path: str, field: str | None) -> None:
     assert cap_path(json_path) == field
+
+
+_MINIMAL = {  # a valid item of each list of records, for the walk below
+    "Circle": {"lat": 29.5, "lon": 112.6, "radius_km": 1},
+    "Resource": {"desc": "map", "mime_type": "image/png"},
+    "Reference": {"sender": "a@b", "identifier": "x", "sent": "2026-08-03T17:00:00+08:00"},
+}
+
+
+def _record_lists(cls: type, trail: tuple[tuple[str, str], ...] = ()
+                  ) -> list[tuple[tuple[str, str], ...]]:
+    """Every list of records in the model, at any depth, as its trail of (key, record)."""
+    out = []
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for f in info.fields:
+        t = f.type
+        if isinstance(t, msgspec.inspect.VarTupleType | msgspec.inspect.ListType) and isinstance(
+                t.item_type, msgspec.inspect.StructType):
+            here = (*trail, (f.encode_name, t.item_type.cls.__name__))
+            out += [here, *_record_lists(t.item_type.cls, here)]
+    return out
+
+
+TRAILS = _record_lists(Alert)
+
+
+@pytest.mark.parametrize("trail", TRAILS, ids=[".".join(k for k, _ in t) for t in TRAILS])
+def test_an_unknown_key_is_refused_in_every_record(trail: tuple[tuple[str, str], ...]) -> None:
+    """Found from the model, so a list of records added to it is checked too."""
+    data = doc()
+    node: Any = data
+    for key, record in trail:
+        if not node.get(key):
+            node[key] = [dict(_MINIMAL[record])]
+        node = node[key][0]
+    node["colour"] = "red"
+    field = cap_path("$" + "".join(f".{key}[0]" for key, _ in trail) + ".colour")
+    err = rejects(lambda: parse_json(body(data)), "invalid", field)
+    assert "unknown field 'colour'" in err.reason

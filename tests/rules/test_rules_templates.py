@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from rules.hazards import HazardTable
-from rules.templates import Templates
+from rules.templates import VALUE_MAX, Templates, bounded
 from warnbus.errors import ConfigError
+from warnbus.ingest import parse_alert
 from warnbus.models import (
     Alert,
     Category,
@@ -22,6 +26,7 @@ from warnbus.models import (
     Status,
     Urgency,
 )
+from warnbus.planner import area_text
 
 T = Templates.load(hazards=HazardTable.load())
 
@@ -84,3 +89,72 @@ def test_bad_template_files_are_config_errors() -> None:
         Templates({**base, "hazard": {"rainstorm": {"purple": {"warning": "x"}}}})
     with pytest.raises(ConfigError, match="default"):
         Templates({k: v for k, v in base.items() if k != "cancel"})
+
+
+# --------------------------------------------------------------------------- bounded values
+
+REPO = Path(__file__).resolve().parents[2]
+REAL = sorted([*(REPO / "tests" / "fixtures" / "cap").glob("*.*"),
+               *(REPO / "config" / "alerts").glob("*.xml"),
+               *(REPO.parent / "shared" / "data" / "cap").glob("*/*.*")])
+KINDS_CHANNELS = [(k, c) for k in DeliveryKind for c in ("sms", "voice", "wecom", "loudspeaker")]
+
+
+def test_real_alerts_render_as_without_the_bound() -> None:
+    unbounded = Templates(T.table, T.hazards, value_max=10**9)
+    extra = {"redial": "2", "grids": "1号网格、2号网格", "speakers": "3台"}
+    checked = 0
+    for path in REAL:
+        if path.suffix not in (".xml", ".json", ".cap"):
+            continue
+        a = parse_alert(path.read_bytes())
+        info = a.primary_info()
+        for kind, channel in KINDS_CHANNELS:
+            for level in Level:
+                args = (kind, channel, a, info, level)
+                kw = {"area": area_text(a), "ack_url": "http://x/ack/t", "extra": extra}
+                assert T.render(*args, **kw) == unbounded.render(*args, **kw), path.name
+                checked += 1
+    assert checked > 1000
+
+
+def test_a_warning_of_100k_character_fields_renders_a_bounded_text_quickly() -> None:
+    long = Info(categories=(Category.MET,), event="暴雨" * 50_000, urgency=Urgency.IMMEDIATE,
+                severity=Severity.EXTREME, certainty=Certainty.LIKELY, language="zh-CN",
+                sender_name="台" * 100_000, headline="暴" * 100_000,
+                description="雨持续。" * 25_000, instruction="撤离、" * 30_000)
+    a = Alert("X_1", "s@example", datetime(2026, 7, 15, tzinfo=UTC), Status.ACTUAL,
+              MsgType.ALERT, Scope.PUBLIC, infos=(long,))
+    extra = {"grids": "网格、" * 50_000, "redial": "1", "speakers": "喇叭" * 50_000}
+    start = time.perf_counter()
+    for kind, channel in KINDS_CHANNELS:
+        text = T.render(kind, channel, a, long, Level.RED, area="镇、" * 100_000,
+                        ack_url="http://x/ack/t", extra=extra)
+        placeholders = len(re.findall(r"\{\w+\}", _template(kind, channel)))
+        assert len(text) <= len(_template(kind, channel)) + placeholders * VALUE_MAX, (kind,
+                                                                                        channel)
+    took = time.perf_counter() - start
+    assert took < 0.5, f"{took:.2f}s for {len(KINDS_CHANNELS)} renderings"
+
+
+def _template(kind: DeliveryKind, channel: str) -> str:
+    """The longest template a kind and channel may use (any hazard, any level)."""
+    found = [T.table[kind.value].get(channel) or T.table[kind.value]["default"]]
+    for section in T.table.get("hazard", {}).values():
+        for layer in [section, *(v for v in section.values() if isinstance(v, dict))]:
+            for name in (kind.value, f"{kind.value}.{channel}"):
+                if isinstance(layer.get(name), str):
+                    found.append(layer[name])
+    return max(found, key=len)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("短句。" * 8, "短句。" * 8),  # within the limit: untouched
+    ("句子一。" + "长" * 30, "句子一。" + "长" * 19 + "…"),  # the sentence end is too early
+    ("长" * 12 + "。" + "长" * 30, "长" * 12 + "。"),  # cut after the last sentence end
+    ("城关镇、" * 10, "城关镇、城关镇、城关镇、城关镇、城关镇等"),  # before a separator, 等
+    ("长" * 40, "长" * 23 + "…"),
+])
+def test_bounded_cuts_at_a_sentence_end_or_a_list_separator(text: str, expected: str) -> None:
+    assert bounded(text, 24) == expected
+    assert len(bounded(text, 24)) <= 24

@@ -12,48 +12,37 @@ confirmation is prepared (signed as its sender signs it) and the lean client of
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
 
-from channels.sim.officers import OfficerModel
 from channels.sim.prepared import PreparedRequest
 from warnbus import keys
 from warnbus.acks import AckLinks
 from warnbus.bench.alerts import geocode_area, red_alert
 from warnbus.bench.env import (
     ACK_SECRET,
-    NO_BROKER,
     BenchEnv,
     BenchError,
-    log_tail,
-    pid_cpu,
     process_cpu,
     redis_cpu,
     wait_first_wave,
-    wait_http,
-    write_config,
 )
-from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE, QUOTA_LIFT
+from warnbus.bench.fanout import CHANNELS, PROVINCE_CODE
 from warnbus.bench.loadgen import post_all
 from warnbus.bench.server import public_limits
+from warnbus.bench.serving import Servers, silent_stage
 from warnbus.ingest.jsonform import alert_to_json
 from warnbus.models import CampaignState
 from warnbus.queue import Lanes
-from warnbus.registry import Registry, load_registry
+from warnbus.registry import Registry
 from warnbus.services import free_port
-from warnbus.simulation import SimulatedWorld, start_world
+from warnbus.simulation import SimulatedWorld
 from warnbus.store import Store
 
 CONNECTIONS = 64  # concurrent requests of the load generator
@@ -81,7 +70,7 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
-    servers = _Servers(env, reg, port, token, opts.api_processes - 1)
+    servers = Servers(env, reg, port, token, opts.api_processes - 1)
     probe = Redis.from_url(env.redis.url)
     links = AckLinks(ACK_SECRET.encode(), base, 24 * 3600.0)
     samples: list[dict[str, Any]] = []
@@ -122,16 +111,10 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
     to, once, with `opts.connections` in flight. The engine runs every role in its own
     process with the real channels pointed at the simulators.
     """
-    reg = env.registry(opts.counties)
-    registry = load_registry(reg)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    token = secrets.token_urlsafe(24)
-    silent = OfficerModel(seed=7, responsive=0.0, unreachable=0.0)
-    world = await start_world(registry.data, base_url=base, mqtt_url=env.mqtt_url,
-                              officers=silent, time_factor=QUOTA_LIFT, offline_speakers=0,
-                              speaker_fail_rate=0.0)
-    servers = _Servers(env, reg, port, token, opts.api_processes - 1, world.configs)
+    stage = await silent_stage(env, opts.counties)
+    registry, base, token, world = stage.registry, stage.base, stage.token, stage.world
+    servers = Servers(env, stage.registry_dir, stage.port, token, opts.api_processes - 1,
+                      world.configs)
     probe = Redis.from_url(env.redis.url)
     samples: list[dict[str, Any]] = []
     try:
@@ -204,56 +187,6 @@ def _all_prepared(requests: Sequence[PreparedRequest | None]) -> list[PreparedRe
     return [r for r in requests if r is not None]
 
 
-class _Servers:
-    """`warnbus serve` (every role) on our Redis, with test channels or the given ones, and
-    `extra` more `--role api` processes on the same port (SO_REUSEPORT)."""
-
-    def __init__(self, env: BenchEnv, registry: Path, port: int, token: str, extra: int,
-                 configs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        channels = configs or {n: {"type": "test"} for n in CHANNELS}
-        cfg = write_config(env, registry, port, channels, "serve",
-                           mqtt_url=env.mqtt_url if configs else NO_BROKER)
-        self.env, self.base = env, f"http://127.0.0.1:{port}"
-        self.ready = [env.tmp / f"api-{i}.ready" for i in range(extra)]
-        self.procs: list[subprocess.Popen[bytes]] = []
-        with (env.tmp / "serve.log").open("wb") as log:
-            for i, roles in enumerate([[]] + [["--role", "api"]] * extra):
-                ready = ["--ready-file", str(self.ready[i - 1])] if i else []
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "warnbus.bench.server", str(cfg), str(port),
-                     *roles, *ready],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    env={**os.environ, "WARNBUS_API_TOKEN": token}))
-
-    async def wait(self) -> None:
-        log = self.env.tmp / "serve.log"
-        await wait_http(f"{self.base}/healthz", self.exited, 60.0, f"warnbus serve (see {log})",
-                        log)
-        deadline = time.monotonic() + 60.0
-        while not all(r.exists() for r in self.ready):
-            if self.exited() is not None or time.monotonic() > deadline:
-                raise BenchError(f"an extra API process did not start: {log_tail(log)}")
-            await asyncio.sleep(0.1)
-
-    def exited(self) -> int | None:
-        """The exit code of a server process that has exited (None: all are running)."""
-        return next((code for p in self.procs if (code := p.poll()) is not None), None)
-
-    def cpu(self) -> float:
-        return sum(pid_cpu(p.pid) for p in self.procs)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: bytes) -> str:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with http.post(f"{base}/api/v1/alerts", data=body, headers=headers) as resp:
@@ -263,7 +196,7 @@ async def _post_alert(http: aiohttp.ClientSession, base: str, token: str, body: 
     return str(reply["campaign_id"])
 
 
-async def _measure(posts: Sequence[PreparedRequest], servers: _Servers, probe: Redis,
+async def _measure(posts: Sequence[PreparedRequest], servers: Servers, probe: Redis,
                    opts: AckOptions) -> dict[str, Any]:
     """Send every confirmation once with `opts.connections` in flight; time and account."""
     server0, client0, redis0 = servers.cpu(), process_cpu(), await redis_cpu(probe)

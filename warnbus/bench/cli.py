@@ -16,7 +16,7 @@ from warnbus.bench.report import machine, render_text, revision, summarize
 from warnbus.errors import WarnbusError
 
 T = TypeVar("T")
-SCENARIOS = ("county", "province", "acks", "match", "peer")
+SCENARIOS = ("county", "province", "acks", "match", "peer", "hostile")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ SIZES = {
     "acks": Sizes(10, 1),
     "match": Sizes(100, 1),
     "peer": Sizes(1, 1),
+    "hostile": Sizes(1, 1),
 }
 
 
@@ -148,6 +149,15 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
         with bench_env(mqtt=True, log_level=ns.log_level) as env:
             samples, fixed = await run_peer(PeerOptions(counties, runs, ns.quick, ns.timeout), env)
         return summarize("peer", samples, **fixed, **common)
+    if scenario == "hostile":
+        from warnbus.bench.hostile import HostileOptions, over_target, run_hostile
+
+        with bench_env(mqtt=True, log_level=ns.log_level) as env:
+            samples, fixed = await run_hostile(
+                HostileOptions(counties, runs, bool(ns.quick), ns.timeout), env)
+        result = summarize("hostile", samples, **fixed, **common)
+        result["over_target_loads"] = over_target(result)
+        return result
     raise BenchError(f"unknown scenario {scenario}")
 
 

@@ -45,9 +45,12 @@ async def post_all(requests: Sequence[PreparedRequest], connections: int, timeou
                 raw = queue.pop()
                 t = time.perf_counter()
                 writer.write(raw)
-                status = await _read_response(reader)
+                status, close = await _read_response(reader)
                 result.latencies.append(time.perf_counter() - t)
                 result.statuses[status] += 1
+                if close and queue:  # the server ended the connection: open another
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
         finally:
             writer.close()
 
@@ -66,8 +69,8 @@ def _encode(req: PreparedRequest, host: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + req.body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """Read one whole response; return its status code."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one whole response; return its status code and whether the server closes."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     try:
@@ -87,4 +90,4 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
                 break
     else:
         await reader.readexactly(int(headers.get("content-length", "0")))
-    return status
+    return status, headers.get("connection", "").lower() == "close"

@@ -150,9 +150,26 @@ def render_text(result: Mapping[str, Any]) -> str:
             grids = result.get("match_grids", {}).get(kind, "")
             label = f"match {kind}" + (f" ({grids:,} grids)" if grids != "" else "")
             lines.append(_line(label, value, spread.get("match_ms", {}).get(kind), "ms", "{:.2f}"))
+    if "worst_stall_ms" in result:
+        lines += _stall_lines(result)
     for note in result.get("notes", ()):
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _stall_lines(result: Mapping[str, Any]) -> list[str]:
+    """`hostile`: one line per load: worst and p99 stall, requests and their statuses."""
+    target = result.get("target_stall_ms", 50.0)
+    lines = [f"  {'load':<18} {'worst stall':>12} {'p99 stall':>10} {'requests':>9}  statuses"
+             f" (target: worst <= {target:g} ms)"]
+    for load in ("idle", *result.get("loads", ())):
+        worst = result["worst_stall_ms"].get(load, 0.0)
+        codes = result.get("statuses", {}).get(load, {})
+        mark = "  OVER" if load != "idle" and worst > target else ""
+        lines.append(f"  {load:<18} {worst:>9.1f} ms {result['p99_stall_ms'].get(load, 0.0):>7.1f}"
+                     f" ms {result['requests'].get(load, 0):>9,}  "
+                     + (" ".join(f"{k}x{v}" for k, v in codes.items()) or "-") + mark)
+    return lines
 
 
 def _line(label: str, value: Any, rng: Sequence[float] | None, unit: str, fmt: str) -> str:

@@ -34,6 +34,14 @@ from warnbus.ingest.checks import (
     pick,
     show,
 )
+from warnbus.ingest.limits import (
+    COUNT_LIMITS,
+    MAX_EXTENSIONS,
+    check_count,
+    check_limits,
+    check_ring_points,
+    too_many,
+)
 from warnbus.ingest.safexml import XINCLUDE_NS, html_error, html_page_title, parse_xml
 from warnbus.models import Alert, Area, Info, Resource
 
@@ -141,23 +149,32 @@ class _Reader:
         """
         parent = _split(el.tag)[1]
         index = {name: i for i, (name, _, _) in enumerate(slots)}
-        kids = [c for c in el if isinstance(c.tag, str)]
-        self._no_text(el, kids, path or parent)
+        where = path or parent
+        self._no_text(el.text, where)
         groups: Groups = {}
         pos = 0
-        in_extensions = False
-        for n, child in enumerate(kids):
+        extras = 0
+        # One child at a time, never a list of them all: a repeated element is refused at the
+        # first one over its limit, so an element with 100,000 children costs ~limit of them.
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue
+            self._no_text(child.tail, where)
             ns, local = _split(child.tag)
             field = _join(path, local)
             if not child.tag.startswith(self.q):
                 if ns in XINCLUDE_NS:
                     raise malformed("XInclude is not allowed")
                 if not (extensions and ns and ns not in NAMESPACES):
-                    where = f"namespace {ns!r}" if ns else "no namespace"
-                    raise invalid(field, f"<{local}> ({where}) is not allowed in CAP <{parent}>")
-                in_extensions = True
+                    where_ns = f"namespace {ns!r}" if ns else "no namespace"
+                    raise invalid(field, f"<{local}> ({where_ns}) is not allowed in CAP <{parent}>")
+                extras += 1
+                if extras > MAX_EXTENSIONS:  # count them all, in C
+                    n = el.xpath("count(*[namespace-uri() != $ns])", ns=self.q[1:-1])
+                    assert isinstance(n, float)
+                    raise too_many(where, "extension elements", int(n), MAX_EXTENSIONS)
                 continue
-            if in_extensions:
+            if extras:
                 raise invalid(field, f"<{local}> must come before the extension elements")
             if local in skip:
                 groups.setdefault(local, []).append(child)
@@ -173,13 +190,17 @@ class _Reader:
                 raise invalid(
                     field, f"<{local}> is out of order: it must come before <{slots[pos][0]}>"
                 )
-            self._required(slots[pos:j], groups, path, kids[n + 1 :], local)
+            self._required(slots[pos:j], groups, path, child, local)
             found = groups.setdefault(local, [])
             if len(found) >= slots[j][2]:
                 raise invalid(field, f"<{local}> may appear only once in <{parent}>")
+            if len(found) == COUNT_LIMITS.get(local, -1):  # one over: count them all, in C
+                n = el.xpath(f"count(c:{local})", namespaces={"c": self.q[1:-1]})
+                assert isinstance(n, float)
+                check_count(local, int(n), field)
             found.append(child)
             pos = j
-        self._required(slots[pos:], groups, path, [], None)
+        self._required(slots[pos:], groups, path, None, None)
         return groups
 
     def _required(
@@ -187,23 +208,23 @@ class _Reader:
         slots: tuple[Slot, ...],
         groups: Groups,
         path: str,
-        rest: list[etree._Element],
+        at: etree._Element | None,
         before: str | None,
     ) -> None:
+        """Refuse a required slot left empty before `at` (named `before`), or at the end."""
         for name, low, _ in slots:
             if len(groups.get(name, ())) < low:
                 field = _join(path, name)
-                if before and any(c.tag == self.q + name for c in rest):
+                if at is not None and any(c.tag == self.q + name for c in at.itersiblings()):
                     raise invalid(
                         field, f"<{name}> is out of order: it must come before <{before}>"
                     )
                 raise invalid(field, f"required element <{name}> is missing")
 
     @staticmethod
-    def _no_text(el: etree._Element, kids: list[etree._Element], field: str) -> None:
-        for text in (el.text, *(c.tail for c in kids)):
-            if text and not text.isspace():
-                raise invalid(field, f"unexpected text {show(text)} between elements")
+    def _no_text(text: str | None, field: str) -> None:
+        if text and not text.isspace():
+            raise invalid(field, f"unexpected text {show(text)} between elements")
 
     # -- leaves
 
@@ -258,6 +279,8 @@ class _Reader:
         skip = frozenset({"password"}) if v == "1.0" else frozenset()
         g = self.children(root, _ALERT, "", extensions=True, skip=skip)
         references = self.opt(g, "references", "")
+        if references:  # entries are counted before they are split (each has two commas)
+            check_count("references", references.count(",") // 2, "references")
         return Alert(
             identifier=self.req(g, "identifier", ""),
             sender=self.req(g, "sender", ""),
@@ -311,7 +334,9 @@ class _Reader:
         polygons = []
         for i, e in enumerate(g.get("polygon", ())):
             field = f"{path}.polygon[{i}]"
-            polygons.append(parse_points(self.text(e, field), field))
+            text = self.text(e, field)
+            check_ring_points(text.count(","), field)  # one comma per point, counted in C
+            polygons.append(parse_points(text, field))
         circles = []
         for i, e in enumerate(g.get("circle", ())):
             field = f"{path}.circle[{i}]"
@@ -350,7 +375,8 @@ def parse_cap(
 
     `max_areas` and `max_area_entries` bound the <area> elements of the whole alert and the
     polygon/circle/geocode entries in them; they are counted on the parsed tree (in C) before
-    any area is read, so a 100,000-area alert costs its XML parse and nothing more.
+    any area is read, so a 100,000-area alert costs its XML parse and nothing more. The other
+    repeated elements, a ring's points and every text field are bounded by `limits`.
     """
     check_size(len(body), max_bytes)
     root = parse_xml(body)
@@ -365,7 +391,7 @@ def parse_cap(
     if areas > max_areas or entries > max_area_entries:  # then say in which info
         per_info = [_count(info, ns, "") for info in root.iterchildren("{" + ns + "}info")]
         check_area_counts(per_info, max_areas, max_area_entries)
-    return check_alert(_Reader(ns, version).alert(root))
+    return check_alert(check_limits(_Reader(ns, version).alert(root)))
 
 
 def _count(el: etree._Element, ns: str, info: str) -> tuple[int, int]:

@@ -4,32 +4,56 @@ from __future__ import annotations
 
 import re
 
+from warnbus.errors import IngestError
 from warnbus.ingest.checks import invalid, show
 from warnbus.models import Circle, Reference
 
 _POINT_CHARS = re.compile(r"[^0-9.,+\-\s]", re.ASCII)
 _TWO_COMMAS = re.compile(r",\S*,", re.ASCII)
-_NO_COMMA = re.compile(r"(?:^|\s)[^\s,]+(?=\s|$)", re.ASCII)
+_LONE_COMMA = re.compile(r"(?:^|\s),|,(?:\s|$)", re.ASCII)
+_SPACE = re.compile(r"\s", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+#: Characters of a coordinate list handled by one round of C calls. Each call holds the
+#: GIL (a thread parsing a national feed's 3 MB polygon would hold the event loop for
+#: ~200 ms in one go); between rounds the interpreter can hand the GIL to the loop.
+CHUNK = 64 * 1024
 
 
 def parse_points(text: str, field: str) -> tuple[tuple[float, float], ...]:
     """Parse "lat,lon lat,lon ..." into (lat, lon) pairs.
 
     The checks are regex scans and the conversion one `map(float)`, all in C: national feeds
-    carry polygons of ~800 KB and a per-token Python loop would dominate the parse.
+    carry polygons of ~800 KB and a per-token Python loop would dominate the parse. They run
+    on pieces of about CHUNK characters cut at whitespace, so no token spans two pieces.
+    Every token has exactly one comma with a number on each side: no character other than
+    digits, signs, points, commas and whitespace; no token with two commas; no comma beside
+    whitespace or an end; and as many numbers as twice the commas.
     """
-    bad = _POINT_CHARS.search(text) or _TWO_COMMAS.search(text) or _NO_COMMA.search(text)
-    flat = text.replace(",", " ").split()
-    if bad or len(flat) != 2 * text.count(","):
-        raise invalid(field, f"{show(text)} is not a list of 'lat,lon' pairs separated by spaces")
-    try:
-        numbers = list(map(float, flat))
-    except ValueError:
-        raise invalid(field, f"{show(text)} holds a coordinate that is not a number") from None
-    pairs = iter(numbers)
-    return tuple(zip(pairs, pairs, strict=True))
+    pairs: list[tuple[float, float]] = []
+    start = 0
+    while start < len(text):
+        cut = _SPACE.search(text, start + CHUNK)
+        end = cut.start() if cut else len(text)
+        piece = text[start:end]
+        start = end
+        if _POINT_CHARS.search(piece) or _TWO_COMMAS.search(piece) or _LONE_COMMA.search(piece):
+            raise _not_points(text, field)
+        flat = piece.replace(",", " ").split()
+        if len(flat) != 2 * piece.count(","):
+            raise _not_points(text, field)
+        try:
+            numbers = iter(list(map(float, flat)))
+        except ValueError:
+            raise invalid(field, f"{show(text)} holds a coordinate that is not a number") from None
+        pairs.extend(zip(numbers, numbers, strict=True))
+    if not pairs and text.strip():
+        raise _not_points(text, field)
+    return tuple(pairs)
+
+
+def _not_points(text: str, field: str) -> IngestError:
+    return invalid(field, f"{show(text)} is not a list of 'lat,lon' pairs separated by spaces")
 
 
 def parse_circle(text: str, field: str) -> Circle:

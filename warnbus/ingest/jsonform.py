@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,11 +24,14 @@ from warnbus.ingest.checks import (
     check_size,
     invalid,
     malformed,
+    show,
 )
+from warnbus.ingest.limits import check_count, check_limits
 from warnbus.ingest.safexml import html_error, html_page_title
-from warnbus.models import Alert
+from warnbus.models import Alert, Area, Circle, Info, Reference, Resource
 
 _ENCODER = msgspec.json.Encoder()
+T = TypeVar("T")
 
 # JSON field name -> CAP element name, for error paths.
 _CAP_NAMES = {
@@ -48,6 +51,7 @@ _CAP_NAMES = {
     "mime_type": "mimeType",
 }
 _DESC = {"area": "areaDesc", "resource": "resourceDesc"}
+_JSON_NAMES = {cap: name for name, cap in _CAP_NAMES.items()}
 _SEGMENT = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 
@@ -65,7 +69,9 @@ def parse_json(
 ) -> Alert:
     """Parse the JSON form; raise IngestError (malformed/invalid/too_large).
 
-    The area limits are checked on the decoded document, before it is converted.
+    The document's structure is decoded first, its values left raw: unknown keys are refused
+    and the areas and other elements counted before any value is decoded. The other limits
+    (`limits.check_limits`) are checked on the decoded alert, before the semantic checks.
     """
     if isinstance(body, str):
         try:
@@ -77,28 +83,48 @@ def parse_json(
     title = html_page_title(body)
     if title is not None:
         raise html_error("JSON", title)
+    # Typed decodes only, never an untyped one: a decode holds the GIL, and 4 MB of tiny
+    # JSON values made into Python objects held it (and the API's event loop) for ~0.5 s.
+    given = _check_structure(body, max_areas, max_area_entries)
+    alert = _decode(body, Alert)
+    if "cap_version" not in given:
+        alert = msgspec.structs.replace(alert, cap_version="json")
+    return check_alert(check_limits(alert))
+
+
+_JSON_TYPES = {"array": "list", "str": "str", "int": "int", "float": "float", "bool": "bool",
+               "null": "NoneType"}
+
+
+def _decode(body: bytes | msgspec.Raw, cls: type[T], at: str = "$") -> T:
+    """Decode `body` (the value at JSON path `at`) as `cls`; errors name the field in CAP
+    terms (`info[0].event`)."""
     try:
-        raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        # msgspec >= 0.21 says only "Invalid UTF-8 encoded string": name the byte and offset.
-        raise malformed(f"not valid JSON: {_not_utf8(body) or exc}") from None
-    except UnicodeDecodeError:  # older msgspec raised it for a string that is not UTF-8
-        raise malformed(f"not valid JSON: {_not_utf8(body) or 'the body is not UTF-8'}") from None
-    if not isinstance(raw, dict):
-        raise malformed(f"expected a JSON object (an alert), got {type(raw).__name__}")
-    check_area_counts(_area_counts(raw), max_areas, max_area_entries)
-    _reject_unknown(raw, Alert, "$")
-    raw.setdefault("cap_version", "json")
-    try:
-        alert = msgspec.convert(raw, Alert)
+        return msgspec.json.decode(body, type=cls)
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `")
-        field = cap_path(where.rstrip("`")) if where else None
+        root = re.fullmatch(r"Expected `object`, got `(\w+)`", message)
+        if root and not where and at == "$":
+            got = _JSON_TYPES.get(root.group(1), root.group(1))
+            raise malformed(f"expected a JSON object (an alert), got {got}") from None
+        path = at + where.rstrip("`")[1:] if where else at
+        field = cap_path(path) if path != "$" else None
+        unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message, re.DOTALL)
+        if unknown:
+            name = unknown.group(1)
+            raise invalid(cap_path(f"{path}.{name}"), f"unknown field {show(name)}") from None
         missing = re.search(r"missing required field `(\w+)`", message)
         if missing:
             field = _join(field, cap_path("$." + missing.group(1)))
         raise invalid(field, message) from None
-    return check_alert(alert)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        whole = bytes(body) if isinstance(body, msgspec.Raw) else body
+        if "UTF-8" in str(exc):
+            raise malformed(f"not valid JSON: {_not_utf8(whole)}") from None
+        raise malformed(f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
+        whole = bytes(body) if isinstance(body, msgspec.Raw) else body
+        raise malformed(f"not valid JSON: {_not_utf8(whole)}") from None
 
 
 def _not_utf8(body: bytes) -> str:
@@ -111,52 +137,58 @@ def _not_utf8(body: bytes) -> str:
     return ""
 
 
-def _area_counts(raw: dict[str, Any]) -> list[tuple[int, int]]:
-    """Per info: its areas and their polygon/circle/geocode entries (wrong types count 0:
-    the conversion that follows names them)."""
-    infos = raw.get("infos")
-    out = []
-    for info in infos if isinstance(infos, list) else ():
-        areas = info.get("areas") if isinstance(info, dict) else None
-        areas = areas if isinstance(areas, list) else []
-        entries = sum(
-            len(value)
-            for area in areas
-            if isinstance(area, dict)
-            for key in ("polygons", "circles", "geocodes")
-            if isinstance(value := area.get(key), list)
-        )
-        out.append((len(areas), entries))
-    return out
+def _check_structure(body: bytes, max_areas: int, max_area_entries: int) -> frozenset[str]:
+    """Refuse unknown keys, wrong containers and too many elements, level by level; return
+    the alert's keys.
+
+    Each level is decoded with its values kept raw (`_mirror`) and its lists counted before
+    any item of them is decoded, so the work is bounded by the limits, not by the body: 4 MB
+    of empty infos or areas costs one pass of the decoder over them, not a million objects.
+    """
+    alert: Any = _decode(body, _mirror(Alert))
+    check_count("info", len(alert.infos), "info")
+    check_count("code", len(alert.codes), "code")
+    check_count("references", len(alert.references), "references")
+    infos: list[Any] = []
+    for i, raw in enumerate(alert.infos):
+        info = _decode(raw, _mirror(Info), f"$.infos[{i}]")
+        for name in ("category", "responseType", "eventCode", "parameter", "resource"):
+            check_count(name, len(getattr(info, _JSON_NAMES[name])), f"info[{i}].{name}")
+        infos.append(info)
+    check_area_counts([(len(info.areas), 0) for info in infos], max_areas, max_area_entries)
+    entries: list[tuple[int, int]] = []
+    for i, info in enumerate(infos):
+        areas = [_decode(raw, _mirror(Area), f"$.infos[{i}].areas[{j}]")
+                 for j, raw in enumerate(info.areas)]
+        entries.append((len(areas), sum(len(a.polygons) + len(a.circles) + len(a.geocodes)
+                                        for a in areas)))
+        for j, area in enumerate(areas):
+            for k, raw in enumerate(area.circles):
+                _decode(raw, _mirror(Circle), f"$.infos[{i}].areas[{j}].circles[{k}]")
+        for j, raw in enumerate(info.resources):
+            _decode(raw, _mirror(Resource), f"$.infos[{i}].resources[{j}]")
+    check_area_counts(entries, max_areas, max_area_entries)
+    for k, raw in enumerate(alert.references):
+        _decode(raw, _mirror(Reference), f"$.references[{k}]")
+    return frozenset(f.encode_name for f in msgspec.structs.fields(alert)
+                     if len(getattr(alert, f.name)))
 
 
 @cache
-def _shape(cls: type) -> tuple[frozenset[str], dict[str, type]]:
-    """Field names of a model Struct, and which fields hold sequences of nested Structs."""
+def _mirror(cls: type) -> type[Any]:
+    """A Struct with the fields of the model record `cls`, unknown fields forbidden, every
+    value kept raw (undecoded), lists as lists of raw items (empty if absent): one level of
+    the document, decoded at little cost, to check before its values are."""
     info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
-    nested: dict[str, type] = {}
+    fields: list[tuple[str, Any, Any]] = []
     for f in info.fields:
-        t = f.type
-        if isinstance(t, msgspec.inspect.VarTupleType | msgspec.inspect.ListType) and isinstance(
-            t.item_type, msgspec.inspect.StructType
-        ):
-            nested[f.encode_name] = t.item_type.cls
-    return frozenset(f.encode_name for f in info.fields), nested
-
-
-def _reject_unknown(obj: dict[str, Any], cls: type, path: str) -> None:
-    """Unknown keys are errors at every depth (the model Structs themselves allow them)."""
-    names, nested = _shape(cls)
-    for key in obj:
-        if key not in names:
-            raise invalid(cap_path(f"{path}.{key}"), f"unknown field {key!r}")
-    for key, item_cls in nested.items():
-        items = obj.get(key)
-        if isinstance(items, list):
-            for i, item in enumerate(items):
-                if isinstance(item, dict):
-                    _reject_unknown(item, item_cls, f"{path}.{key}[{i}]")
+        if isinstance(f.type, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+            fields.append((f.encode_name, list[msgspec.Raw], ()))
+        else:
+            fields.append((f.encode_name, msgspec.Raw, msgspec.Raw()))  # absent: empty
+    return msgspec.defstruct(f"{cls.__name__}Level", fields, forbid_unknown_fields=True,
+                             kw_only=True)
 
 
 def cap_path(json_path: str) -> str | None:

@@ -39,7 +39,7 @@ from warnbus.errors import (
     RateLimitedError,
     WarnbusError,
 )
-from warnbus.ingest import parse_alert
+from warnbus.ingest import parse_off_loop
 from warnbus.intake import accept
 from warnbus.models import REQUEST_GATE, AckVia, WebhookChannel, admit_request
 from warnbus.ratelimit import SharedLimit
@@ -268,9 +268,9 @@ async def post_alert(request: web.Request) -> web.Response:
     body = await request.read()
     # Parsing a national feed's 2 MB polygon takes real CPU: keep the event loop free for the
     # webhooks and acks that other requests carry.
-    alert = await asyncio.to_thread(parse_alert, body, request.headers.get("Content-Type"),
-                                    max_bytes=limit, max_areas=server.max_areas,
-                                    max_area_entries=server.max_area_entries)
+    alert = await parse_off_loop(body, request.headers.get("Content-Type"), max_bytes=limit,
+                                 max_areas=server.max_areas,
+                                 max_area_entries=server.max_area_entries)
     res = await accept(app.ctx, alert, credential(request, token))
     payload: dict[str, Any] = {"alert_id": res.alert_id, "campaign_id": res.campaign_id,
                                "targets": res.targets}
