@@ -38,6 +38,7 @@ from warnbus.queue import EntryTracker, LaneEntry, Lanes, encode_delivery
 from warnbus.ratelimit import RateLimiter
 from warnbus.store import Outcome as Stored
 from warnbus.store import Store
+from warnbus.tasks import gather_paced
 
 log = structlog.get_logger("warnbus.dispatch")
 _stdlib_log = logging.getLogger("warnbus.dispatch")
@@ -186,13 +187,13 @@ class Dispatcher:
                            "failed") for d, n in sends]
         key = str(getattr(impl, "breaker_key", None) or channel)
         async with self._sending[channel]:
-            # Asked when the sends start (all of them start together): a breaker that
-            # opened while this chunk waited holds it.
+            # Asked when the sends start (all of them within a few loop turns, see
+            # gather_paced): a breaker that opened while this chunk waited holds it.
             at = self.ctx.clock.now()
             go, wait = self.breakers.admit(key, len(sends))
             info = _info_enabled()  # one event per send: not even built when filtered out
-            results = await asyncio.gather(*(self._send(impl, channel, d, n, at, info)
-                                             for d, n in sends[:go]))
+            results = await gather_paced(self._send(impl, channel, d, n, at, info)
+                                         for d, n in sends[:go])
         up = sum(1 for _o, ok in results if ok)
         self.breakers.record_many(key, up, len(results) - up)
         out = [o for o, _ok in results]

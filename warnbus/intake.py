@@ -127,7 +127,12 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
     pipe.set(keys.alert_index(aid), cid, nx=True)
     pipe.zadd(keys.MESSAGES, {aid: ctx.clock.now()}, nx=True)
-    await pipe.execute()
+    # Kept before the inbox item can reach the planner of this process, which then reads
+    # it from here rather than decoding it again (see Context.keep_alert).
+    ctx.keep_alert(alert)
+    stored = (await pipe.execute())[0]
+    if not stored:  # the same alert, accepted at the same moment through another request
+        ctx.forget_alert(alert)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets, credential=cred.name)

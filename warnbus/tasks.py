@@ -1,10 +1,53 @@
-"""A bounded set of background tasks whose first failure reaches the one who submitted them."""
+"""Running many coroutines: a bounded set of background tasks whose first failure reaches
+the one who submitted them, and a gather that starts its coroutines a few per loop turn."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Coroutines `gather_paced` starts per turn of the event loop.
+STARTS_PER_TURN = 4
+
+
+async def gather_paced(coros: Iterable[Coroutine[Any, Any, T]],
+                       per_turn: int = STARTS_PER_TURN) -> list[T]:
+    """`asyncio.gather` of `coros`, started at most `per_turn` per turn of the event loop.
+
+    A task's first step runs in the loop turn after it is created, together with every
+    other task created before that turn. A chunk of 64 provider sends, each building its
+    request (0.3 to 0.9 ms for a long warning), held the loop up to ~55 ms in one turn, and
+    every timer, webhook and ack of the process waited that long. Started a few per turn,
+    the same work leaves the loop free in between. The caller's cancellation cancels the
+    tasks started; coroutines not yet started are closed.
+    """
+    if per_turn < 1:
+        raise ValueError("per_turn must be at least 1")
+    tasks: list[asyncio.Future[T]] = []
+    pending = iter(coros)
+    try:
+        for coro in pending:
+            if tasks and len(tasks) % per_turn == 0:
+                try:
+                    await asyncio.sleep(0)
+                except BaseException:
+                    coro.close()
+                    raise
+            tasks.append(asyncio.ensure_future(coro))
+    except BaseException:
+        close = getattr(pending, "close", None)
+        if close is not None:  # a generator: what it has not made yet is never made
+            close()
+        else:
+            for coro in pending:
+                coro.close()
+        for task in tasks:
+            task.cancel()
+        raise
+    return await asyncio.gather(*tasks)
 
 
 class Bounded:

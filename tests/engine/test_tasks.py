@@ -1,4 +1,5 @@
-"""`Bounded`: a limit on tasks in flight, and no failure lost."""
+"""`Bounded`: a limit on tasks in flight, and no failure lost. `gather_paced`: a few starts
+per loop turn, results in order, nothing left running or unawaited."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import gc
 
 import pytest
 
-from warnbus.tasks import Bounded
+from warnbus.tasks import Bounded, gather_paced
 
 
 async def test_at_most_limit_run_at_once_and_join_waits_for_all() -> None:
@@ -91,3 +92,69 @@ async def test_cancel_stops_what_runs() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Bounded(0)
+
+
+class Turns:
+    """Counts the turns of the event loop (one increment per turn), while running."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._task = asyncio.create_task(self._count())
+
+    async def _count(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.n += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+async def test_gather_paced_starts_a_few_per_turn_and_keeps_the_order() -> None:
+    turns = Turns()
+    started: list[int] = []
+
+    async def work(i: int) -> int:
+        started.append(turns.n)
+        await asyncio.sleep(0.001 * (i % 4))
+        return i * i
+
+    try:
+        assert await gather_paced((work(i) for i in range(64)), per_turn=4) == [
+            i * i for i in range(64)]
+    finally:
+        turns.stop()
+    per_turn = {t: started.count(t) for t in started}
+    assert max(per_turn.values()) == 4 and len(per_turn) == 16, per_turn
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+async def test_gather_paced_cancelled_cancels_what_it_started(lazy: bool) -> None:
+    started: list[int] = []
+    never: list[int] = []
+
+    async def work(i: int) -> None:
+        started.append(i)
+        await asyncio.sleep(10)
+
+    def coros():  # type: ignore[no-untyped-def]
+        for i in range(40):
+            never.append(i)
+            yield work(i)
+
+    task = asyncio.create_task(gather_paced(coros() if lazy else list(coros()), per_turn=2))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert 0 < len(started) < 40 and (len(never) < 40 or not lazy)
+    # Nothing is left running, and no coroutine is left "never awaited".
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    gc.collect()
+
+
+def test_per_turn_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="per_turn"):
+        asyncio.run(gather_paced([], per_turn=0))
