@@ -215,3 +215,11 @@ def test_a_polygon_over_its_points_is_refused_before_it_is_decoded() -> None:
     with pytest.raises(IngestError) as e:
         parse_json(msgspec.json.encode(doc))
     assert (e.value.code, e.value.field) == ("too_large", "info[0].area[0].polygon[0]")
+
+
+def test_a_large_polygon_is_encoded_in_pieces_to_the_same_bytes() -> None:
+    villages = tuple(f"430623{t:03d}{v:03d}" for t in range(101, 114) for v in range(201, 208))
+    body = build("max_accepted", Target("http://x", "t", villages, ()), 1, 0)[0].body
+    alert = parse_cap(body, max_bytes=len(body))
+    assert len(alert.infos[0].areas[0].polygons[0]) > 4 * jsonform.RING_PIECE
+    assert alert_to_json(alert) == msgspec.json.encode(alert)

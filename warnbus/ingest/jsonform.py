@@ -57,8 +57,28 @@ _SEGMENT = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 
 def alert_to_json(alert: Alert) -> bytes:
-    """Encode an alert in the JSON form (UTF-8)."""
-    return _ENCODER.encode(alert)
+    """Encode an alert in the JSON form (UTF-8).
+
+    A polygon of more than RING_PIECE points is encoded RING_PIECE points per call: the
+    largest alert in one call held the GIL ~20 ms (of the event loop, or of a worker
+    thread the loop then waited for).
+    """
+    if not any(len(ring) > RING_PIECE for info in alert.infos for area in info.areas
+               for ring in area.polygons):
+        return _ENCODER.encode(alert)
+    infos = tuple(msgspec.structs.replace(info, areas=tuple(_raw_rings(a) for a in info.areas))
+                  for info in alert.infos)
+    return _ENCODER.encode(msgspec.structs.replace(alert, infos=infos))
+
+
+def _raw_rings(area: Area) -> Area:
+    """`area` with its polygons as JSON already encoded (msgspec writes Raw as it is)."""
+    if all(len(ring) <= RING_PIECE for ring in area.polygons):
+        return area
+    rings: Any = tuple(msgspec.Raw(b"[" + b",".join(
+        _ENCODER.encode(ring[i : i + RING_PIECE])[1:-1] for i in range(0, len(ring), RING_PIECE)
+    ) + b"]") for ring in area.polygons)
+    return msgspec.structs.replace(area, polygons=rings)
 
 
 def parse_json(
