@@ -43,8 +43,8 @@ from channels.cn_common import (
 )
 from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
+from warnbus.domain.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 from warnbus.errors import PermanentChannelError
-from warnbus.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.aliyun_sms")
 

@@ -52,8 +52,8 @@ from channels.cn_outcomes import (
 )
 from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
+from warnbus.domain.models import Delivery, DeliveryKind, EventSink, Receipt, WebhookHandler
 from warnbus.errors import PermanentChannelError
-from warnbus.models import Delivery, DeliveryKind, EventSink, Receipt, WebhookHandler
 
 log = structlog.get_logger("channels.aliyun_voice")
 

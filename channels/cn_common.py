@@ -22,8 +22,8 @@ import structlog
 from aiohttp import web
 
 from channels.wecom import Secret
+from warnbus.domain.models import admit_request, mask_phone
 from warnbus.errors import ConfigError
-from warnbus.models import admit_request, mask_phone
 
 log = structlog.get_logger("channels.cn")
 

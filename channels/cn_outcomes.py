@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from warnbus.domain.models import ProviderStatus, mask_phones_in
 from warnbus.errors import (
     ChannelError,
     LimitedChannelError,
     PermanentChannelError,
     TransientChannelError,
 )
-from warnbus.models import ProviderStatus, mask_phones_in
 
 
 class CallOutcome(StrEnum):

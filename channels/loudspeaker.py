@@ -66,8 +66,8 @@ from channels.loudspeaker_sig import (
     sign,
 )
 from channels.loudspeaker_status import DeviceDirectory, DeviceTracker, DeviceView
+from warnbus.domain.models import Delivery, DeliveryKind, EventSink, ProviderStatus, Receipt
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.models import Delivery, DeliveryKind, EventSink, ProviderStatus, Receipt
 
 log = structlog.get_logger("channels.loudspeaker")
 
@@ -81,7 +81,7 @@ _SINK_TRIES = 3  # then reconnect, so the broker redelivers what we did not PUBA
 
 
 class Secret(str):
-    """A password that shows as *** in reprs and logs (channels cannot import warnbus.config)."""
+    """A password that shows as *** in reprs and logs (channels cannot import warnbus.runtime.config)."""
 
     def __repr__(self) -> str:
         return "'***'"

@@ -32,8 +32,8 @@ from channels.tencent_common import (
     profile,
     rules,
 )
+from warnbus.domain.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 from warnbus.errors import PermanentChannelError
-from warnbus.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
 
 BAD_REPLY = {"result": 1, "errmsg": "bad request"}
 PULL_LIMIT = 100  # receipts per pull request (Tencent's maximum)

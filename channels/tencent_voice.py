@@ -36,8 +36,8 @@ from channels.tencent_common import (
     profile,
     rules,
 )
+from warnbus.domain.models import Delivery, EventSink, Receipt, WebhookHandler
 from warnbus.errors import PermanentChannelError
-from warnbus.models import Delivery, EventSink, Receipt, WebhookHandler
 
 SERVICE, VERSION = "vms", "2020-09-02"
 CONFIRM_KEY = "1"

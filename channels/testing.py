@@ -19,8 +19,8 @@ import aiohttp
 import msgspec
 from redis.asyncio import Redis
 
+from warnbus.domain.models import Delivery, Receipt
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.models import Delivery, Receipt
 
 RECORD_KEY = "wbtest:sent"  # list of msgpack [id, channel, address, kind, step, text, pid]
 

@@ -28,13 +28,13 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from warnbus.domain.models import admit_request, mask_phone, mask_phones_in
 from warnbus.errors import (
     ChannelError,
     ConfigError,
     PermanentChannelError,
     TransientChannelError,
 )
-from warnbus.models import admit_request, mask_phone, mask_phones_in
 
 log = structlog.get_logger("channels.twilio")
 _sdk_log = logging.getLogger("twilio.http_client")

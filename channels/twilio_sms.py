@@ -26,7 +26,7 @@ from channels.twilio_common import (
     load_config,
     twiml_response,
 )
-from warnbus.models import (
+from warnbus.domain.models import (
     AckVia,
     Delivery,
     EventSink,

@@ -28,7 +28,14 @@ from channels.twilio_common import (
     load_config,
     twiml_response,
 )
-from warnbus.models import AckVia, Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
+from warnbus.domain.models import (
+    AckVia,
+    Delivery,
+    EventSink,
+    ProviderStatus,
+    Receipt,
+    WebhookHandler,
+)
 
 log = structlog.get_logger("channels.twilio_voice")
 

@@ -23,8 +23,7 @@ from aiohttp import web
 from lxml import etree
 
 from channels import wecom_crypto as proto
-from warnbus.errors import AuthError, ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.models import (
+from warnbus.domain.models import (
     LEVEL_NAMES_ZH,
     AckVia,
     Delivery,
@@ -34,6 +33,7 @@ from warnbus.models import (
     WebhookHandler,
     admit_request,
 )
+from warnbus.errors import AuthError, ConfigError, PermanentChannelError, TransientChannelError
 
 log = structlog.get_logger("channels.wecom")
 

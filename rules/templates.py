@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rules.hazards import HazardTable
+from warnbus.domain.models import LEVEL_NAMES_ZH, Alert, DeliveryKind, Info, Level
 from warnbus.errors import ConfigError
-from warnbus.models import LEVEL_NAMES_ZH, Alert, DeliveryKind, Info, Level
 
 _DEFAULT = Path(__file__).with_name("templates.toml")
 #: Most characters of one placeholder's value. No channel sends more than 2,000 characters

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from warnbus.config import Secret, load_settings
 from warnbus.errors import ConfigError
+from warnbus.runtime.config import Secret, load_settings
 
 
 def test_defaults_without_a_file() -> None:

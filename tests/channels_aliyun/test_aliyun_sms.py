@@ -20,13 +20,13 @@ from aliyun_kit import (
 from channels.aliyun_common import call, params_json, runtime
 from channels.aliyun_sms import AliyunSms
 from channels.sim.cn_limits import NONE
+from warnbus.domain.models import AckVia, ProviderStatus
 from warnbus.errors import (
     ConfigError,
     LimitedChannelError,
     PermanentChannelError,
     TransientChannelError,
 )
-from warnbus.models import AckVia, ProviderStatus
 
 S = ProviderStatus
 LINK = "https://warn.example.cn/ack/eyJjIjoiY21wLTEifQ.c2ln"

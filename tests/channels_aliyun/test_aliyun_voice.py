@@ -15,8 +15,8 @@ from aliyun_kit import (
 )
 
 from channels.cn_outcomes import CallOutcome, aliyun_call_outcome
+from warnbus.domain.models import AckVia, DeliveryKind, ProviderStatus
 from warnbus.errors import LimitedChannelError, PermanentChannelError
-from warnbus.models import AckVia, DeliveryKind, ProviderStatus
 
 S = ProviderStatus
 

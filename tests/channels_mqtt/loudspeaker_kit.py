@@ -13,7 +13,7 @@ import aiomqtt
 
 from channels.loudspeaker import Loudspeakers
 from channels.loudspeaker_payload import AckState, SpeakerAck, parse_broker_url
-from warnbus.models import (
+from warnbus.domain.models import (
     AckVia,
     Delivery,
     DeliveryKind,

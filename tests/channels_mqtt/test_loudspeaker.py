@@ -29,9 +29,9 @@ from channels.loudspeaker_payload import (
     encode,
 )
 from channels.sim.speakers import SpeakerFleet
+from warnbus.domain.models import DeliveryKind, ProviderStatus
 from warnbus.errors import PermanentChannelError, TransientChannelError
-from warnbus.models import DeliveryKind, ProviderStatus
-from warnbus.services import free_port
+from warnbus.runtime.services import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -27,8 +27,8 @@ from channels.loudspeaker_payload import (
     parse_address,
     parse_broker_url,
 )
+from warnbus.domain.models import DeliveryKind, Level
 from warnbus.errors import ConfigError
-from warnbus.models import DeliveryKind, Level
 
 
 @pytest.mark.parametrize(("level", "severity"), [

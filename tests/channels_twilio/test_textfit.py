@@ -26,9 +26,9 @@ from channels.twilio_sms import fit_sms, max_chars, sms_segments
 from channels.twilio_voice import TEXT_BOUND, TWIML_MAX
 from rules.hazards import HazardTable
 from rules.templates import Templates
+from warnbus.domain.models import DeliveryKind, Level
+from warnbus.flow.planner import area_text
 from warnbus.ingest import parse_alert
-from warnbus.models import DeliveryKind, Level
-from warnbus.planner import area_text
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = sorted([*(REPO / "tests" / "fixtures" / "cap").glob("*.*"),

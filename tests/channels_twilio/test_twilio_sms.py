@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 from twilio_harness import EVERYONE, FROM, PHONE, SID, TOKEN, EnvFactory, delivery
 
 from channels.twilio_sms import TwilioSms, fit_sms, is_confirmation, sms_segments
+from warnbus.domain.models import AckVia, ProviderStatus
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.models import AckVia, ProviderStatus
 
 S = ProviderStatus
 

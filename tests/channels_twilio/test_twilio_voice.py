@@ -10,8 +10,8 @@ import pytest
 from twilio_harness import EVERYONE, FROM, PHONE, SID, EnvFactory, delivery
 
 from channels.twilio_voice import TWIML_MAX, TwilioVoice
+from warnbus.domain.models import AckVia, Delivery, ProviderStatus
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.models import AckVia, Delivery, ProviderStatus
 
 S = ProviderStatus
 TEXT = ("县气象台发布暴雨红色预警。城关镇三小时内降雨将达100毫米以上。影响区域：城关镇。"

@@ -14,8 +14,8 @@ from wecom_kit import AGENT_ID, CAMPAIGN, CORP_SECRET, TEXT, channel_config, del
 from channels.sim.wecom_sim import WeComSimulator
 from channels.wecom import CARD_TEXT_MAX, WeCom
 from channels.wecom_crypto import decode_task_id
+from warnbus.domain.models import Channel, DeliveryKind, Level, Receipt, WebhookChannel
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.models import Channel, DeliveryKind, Level, Receipt, WebhookChannel
 
 # --------------------------------------------------------------------------- tokens
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from channels.wecom import WeCom
-from warnbus.models import (
+from warnbus.domain.models import (
     AckVia,
     Delivery,
     DeliveryKind,

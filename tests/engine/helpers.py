@@ -12,10 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestClient, TestServer
 
 from channels.testing import TestChannel, TestChannelConfig
-from warnbus.app import App, build_app
-from warnbus.clock import ManualClock
-from warnbus.config import EngineSettings, Settings
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Area,
     Category,
@@ -28,6 +25,9 @@ from warnbus.models import (
     Status,
     Urgency,
 )
+from warnbus.runtime.app import App, build_app
+from warnbus.runtime.clock import ManualClock
+from warnbus.runtime.config import EngineSettings, Settings
 from warnbus.web.api import make_web_app
 
 CHANNELS = ("voice", "sms", "wecom", "loudspeaker")

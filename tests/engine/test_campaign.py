@@ -8,14 +8,14 @@ import pytest
 import pytest_asyncio
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus.acks import record_ack
-from warnbus.credentials import ENGINE
+from warnbus.domain.models import AckVia, DeliveryKind, Level, MsgType, Reference, Role
 from warnbus.errors import IngestError
-from warnbus.escalation import redial_offsets
-from warnbus.intake import accept
-from warnbus.models import AckVia, DeliveryKind, Level, MsgType, Reference, Role
-from warnbus.planner import address_of
-from warnbus.report import alert_view, record_rows, summary
+from warnbus.flow.acks import record_ack
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.escalation import redial_offsets
+from warnbus.flow.intake import accept
+from warnbus.flow.planner import address_of
+from warnbus.flow.record import alert_view, record_rows, summary
 
 TOWNS = ("430623101000", "430623102000")
 
@@ -217,7 +217,7 @@ async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
 
 
 async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness) -> None:
-    from warnbus.models import ProviderStatus
+    from warnbus.domain.models import ProviderStatus
 
     res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.drain()
@@ -249,7 +249,7 @@ async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness)
 
 
 async def test_exercise_goes_to_drill_participants_only_and_is_marked(h: Harness) -> None:
-    from warnbus.models import Status
+    from warnbus.domain.models import Status
 
     res = await accept(h.ctx, cap_alert(codes=("430623",), status=Status.EXERCISE), ENGINE)
     await h.drain()
@@ -310,7 +310,7 @@ async def test_an_sms_reply_confirms_the_active_campaigns_that_call_the_sender(h
     """A reply names no campaign: it confirms the sender in each active campaign where they
     are a target, once; an ended campaign and one that does not call them are left alone
     (and not counted as refused confirmations)."""
-    from warnbus import metrics
+    from warnbus.runtime import metrics
 
     town = await accept(h.ctx, cap_alert("a-town", codes=("430623101000",)), ENGINE)
     other = await accept(h.ctx, cap_alert("a-other", codes=("430623105000",)), ENGINE)

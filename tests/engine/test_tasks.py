@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from warnbus.tasks import Bounded
+from warnbus.runtime.tasks import Bounded
 
 
 async def test_at_most_limit_run_at_once_and_join_waits_for_all() -> None:

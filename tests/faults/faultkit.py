@@ -23,7 +23,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
-from warnbus.queue import decode_entry
+from warnbus.state.queue import decode_entry
 
 FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.toml"
 TERMINAL = frozenset({"sent", "delivered", "failed", "dead", "cancelled"})
@@ -72,7 +72,7 @@ def start_worker(cfg: Path, tmp: Path, name: str, roles: str = "worker,timer") -
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "warnbus.cli", "serve", "--config", str(cfg), "--role", roles],
+            [sys.executable, "-m", "warnbus.runtime.cli", "serve", "--config", str(cfg), "--role", roles],
             stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "WARNBUS_LOG_LEVEL": "warning"}, start_new_session=True)
     return Worker(proc, log)

@@ -24,10 +24,10 @@ from channels.twilio_sms import TwilioSms
 from channels.twilio_voice import TwilioVoice
 from channels.wecom import WeCom
 from tests.engine.helpers import T0, Harness
-from warnbus.app import build_app
-from warnbus.breaker import BreakerPolicy, Breakers
-from warnbus.clock import ManualClock
-from warnbus.config import EngineSettings, Settings
+from warnbus.flow.breaker import BreakerPolicy, Breakers
+from warnbus.runtime.app import build_app
+from warnbus.runtime.clock import ManualClock
+from warnbus.runtime.config import EngineSettings, Settings
 
 SID = "AC" + "1" * 32
 NOBODY = OfficerModel(responsive=0.0, per_message=0.0, unreachable=0.0, delay_s=(0.01, 0.02))

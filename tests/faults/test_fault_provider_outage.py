@@ -17,13 +17,13 @@ import pytest_asyncio
 from providerkit import World, start_world
 
 from tests.engine.helpers import cap_alert
-from warnbus import keys
-from warnbus.breaker import BreakerPolicy, State
-from warnbus.credentials import ENGINE
-from warnbus.escalation import Retry, decode_timer
-from warnbus.intake import accept
-from warnbus.models import Severity, TargetKind
-from warnbus.queue import decode_delivery
+from warnbus.domain.models import Severity, TargetKind
+from warnbus.flow.breaker import BreakerPolicy, State
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.escalation import Retry, decode_timer
+from warnbus.flow.intake import accept
+from warnbus.state import keys
+from warnbus.state.queue import decode_delivery
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -17,10 +17,10 @@ import msgspec
 import pytest
 
 from tests.ingest.helpers import FIXTURES, SHARED_FILES, VALID_FILES, ids, rejects
+from warnbus.domain.models import Alert, Area, Category, Info, Reference, Resource, ResponseType
 from warnbus.feeds.capxml import alert_to_cap
 from warnbus.ingest import alert_to_json, parse_alert, parse_cap, parse_json
 from warnbus.ingest.limits import COUNT_LIMITS, MAX_EXTENSIONS, MAX_RING_POINTS, TEXT_LIMITS
-from warnbus.models import Alert, Area, Category, Info, Reference, Resource, ResponseType
 
 BASE = parse_cap((FIXTURES / "rainstorm-red.xml").read_bytes())
 INFO = BASE.infos[0]

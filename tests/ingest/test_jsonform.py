@@ -10,9 +10,9 @@ import msgspec
 import pytest
 
 from tests.ingest.helpers import FIXTURES, SHARED_FILES, VALID_FILES, ids, rejects
+from warnbus.domain.models import Alert
 from warnbus.ingest import alert_to_json, parse_alert, parse_cap, parse_json
 from warnbus.ingest.jsonform import cap_path
-from warnbus.models import Alert
 
 ROUND_TRIP = VALID_FILES + SHARED_FILES
 

@@ -11,9 +11,7 @@ import pytest
 
 from rules.hazards import HazardTable
 from rules.templates import VALUE_MAX, Templates, bounded
-from warnbus.errors import ConfigError
-from warnbus.ingest import parse_alert
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Category,
     Certainty,
@@ -26,7 +24,9 @@ from warnbus.models import (
     Status,
     Urgency,
 )
-from warnbus.planner import area_text
+from warnbus.errors import ConfigError
+from warnbus.flow.planner import area_text
+from warnbus.ingest import parse_alert
 
 T = Templates.load(hazards=HazardTable.load())
 

@@ -11,8 +11,8 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
 from tests.engine.helpers import Harness, make_harness, web_client
-from warnbus.app import token_hash
-from warnbus.config import TokenSettings
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import TokenSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from faultkit import cap_xml

@@ -17,9 +17,9 @@ from typing import Any
 from seckit import WIDE, auth, cap_xml
 
 from tests.engine.helpers import worst_lag
-from warnbus.bench.alerts import irregular_ring
+from warnbus.flow.matching import check_registry, costly
 from warnbus.ingest import parse_cap
-from warnbus.matching import check_registry, costly
+from warnbus.tools.bench.alerts import irregular_ring
 
 
 def many_areas(n: int = 1000) -> bytes:

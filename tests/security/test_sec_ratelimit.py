@@ -25,10 +25,10 @@ from channels.aliyun_sms import AliyunSms
 from channels.testing import TestChannel, TestChannelConfig
 from tests.channels_aliyun.aliyun_kit import HOOK_SECRET, sms_config
 from tests.engine.helpers import cap_alert, make_harness
-from warnbus.app import build_app
-from warnbus.config import Settings
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.runtime.app import build_app
+from warnbus.runtime.config import Settings
 from warnbus.web.api import LIMITS, PublicLimit, make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))

@@ -10,6 +10,7 @@ import asyncio
 import re
 import weakref
 
+from warnbus.domain.models import Alert
 from warnbus.errors import IngestError
 from warnbus.ingest.cap import parse_cap
 from warnbus.ingest.checks import (
@@ -20,7 +21,6 @@ from warnbus.ingest.checks import (
     malformed,
 )
 from warnbus.ingest.jsonform import alert_to_json, parse_json
-from warnbus.models import Alert
 
 __all__ = [
     "DEFAULT_MAX_AREAS",

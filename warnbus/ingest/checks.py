@@ -19,8 +19,7 @@ from typing import TypeVar
 import numpy as np
 import shapely
 
-from warnbus.errors import IngestError
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Area,
     Category,
@@ -33,6 +32,7 @@ from warnbus.models import (
     Status,
     Urgency,
 )
+from warnbus.errors import IngestError
 
 #: Largest body accepted by default. Real national feeds carry polygons of ~800 KB.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024

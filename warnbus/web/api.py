@@ -20,7 +20,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from warnbus.acks import (
+from warnbus.domain.models import REQUEST_GATE, AckVia, WebhookChannel, admit_request
+from warnbus.errors import (
+    AuthError,
+    IngestError,
+    NotFoundError,
+    RateLimitedError,
+    WarnbusError,
+)
+from warnbus.flow.acks import (
     DUPLICATE,
     LATE,
     RECORDED,
@@ -29,20 +37,12 @@ from warnbus.acks import (
     late_zh,
     record_ack,
 )
-from warnbus.app import App, token_hash
-from warnbus.config import TokenSettings
-from warnbus.credentials import Credential, check_person, console_sender, of_token
-from warnbus.errors import (
-    AuthError,
-    IngestError,
-    NotFoundError,
-    RateLimitedError,
-    WarnbusError,
-)
+from warnbus.flow.credentials import Credential, check_person, console_sender, of_token
+from warnbus.flow.intake import accept
 from warnbus.ingest import parse_off_loop
-from warnbus.intake import accept
-from warnbus.models import REQUEST_GATE, AckVia, WebhookChannel, admit_request
-from warnbus.ratelimit import SharedLimit
+from warnbus.runtime.app import App, token_hash
+from warnbus.runtime.config import TokenSettings
+from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.console import setup_console
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from warnbus.report import RECORD_COLUMNS
+from warnbus.flow.record import RECORD_COLUMNS
 
 PATH = "/api/v1/openapi.json"
 

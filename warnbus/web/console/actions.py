@@ -11,13 +11,13 @@ import random
 import msgspec
 import structlog
 
-from warnbus import keys
-from warnbus.context import Context
-from warnbus.credentials import console_sender, of_console
+from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
 from warnbus.errors import NotFoundError, WarnbusError
-from warnbus.intake import Accepted, accept
-from warnbus.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
-from warnbus.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.credentials import console_sender, of_console
+from warnbus.flow.intake import Accepted, accept
+from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.runtime.context import Context
+from warnbus.state import keys
 from warnbus.web.console.base import ConsoleSettings
 from warnbus.web.console.board import DoorOrder
 from warnbus.web.console.compose import (

@@ -16,13 +16,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from warnbus import keys
-from warnbus.context import Context
-from warnbus.credentials import console_sender
-from warnbus.errors import IngestError
-from warnbus.ingest import alert_to_json, parse_json
-from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Area,
     Category,
@@ -40,7 +34,13 @@ from warnbus.models import (
     TargetKind,
     Urgency,
 )
-from warnbus.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.errors import IngestError
+from warnbus.flow.credentials import console_sender
+from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.ingest import alert_to_json, parse_json
+from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
+from warnbus.runtime.context import Context
+from warnbus.state import keys
 from warnbus.web.console import drawn, svgmap
 from warnbus.web.console.base import ConsoleSettings
 from warnbus.web.console.html import BEIJING, LEVEL_ZH

@@ -9,12 +9,12 @@ import time
 import msgspec
 from aiohttp import web
 
-from warnbus import keys
-from warnbus.acks import record_ack
+from warnbus.domain.models import AckVia
 from warnbus.errors import NotFoundError
-from warnbus.models import AckVia
+from warnbus.flow.acks import record_ack
 from warnbus.registry import Registry
-from warnbus.store import s
+from warnbus.state import keys
+from warnbus.state.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.actions import order_door_to_door
 from warnbus.web.console.auth import session_digest

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from warnbus.models import Level
+from warnbus.domain.models import Level
 from warnbus.registry import Registry
 from warnbus.web.console import drawn, html, svgmap
 from warnbus.web.console.actions import (
