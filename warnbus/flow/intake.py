@@ -105,7 +105,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     else:
         cid = await _thread_of(ctx, alert)
         if cred.scoped:
-            check_reach(cred, alert, await _thread_reach(ctx, cid))
+            check_reach(cred, alert, await thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
     reached: list[str] = []
     if alert.msg_type is MsgType.CANCEL:
@@ -160,7 +160,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
     )
 
 
-async def _thread_reach(ctx: Context, cid: str) -> set[str]:
+async def thread_reach(ctx: Context, cid: str) -> set[str]:
     """The villages and categories a thread's messages reached (`keys.CampaignKeys.reach`)."""
     got = await ctx.store.reach(cid)
     if got:
