@@ -13,6 +13,7 @@ import structlog
 
 from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
 from warnbus.errors import NotFoundError, WarnbusError
+from warnbus.flow.acks import ended_state
 from warnbus.flow.credentials import console_sender, of_console
 from warnbus.flow.intake import Accepted, accept
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
@@ -146,15 +147,30 @@ def update_form(ctx: Context, alert: Alert) -> DraftForm:
                      effective=eff, expires=exp)
 
 
+class CampaignOver(WarnbusError):
+    """The campaign has ended (cancelled, expired): nothing more is sent for it."""
+
+    code = "campaign_over"
+
+    def __init__(self, campaign_id: str, state: str) -> None:
+        super().__init__(f"campaign {campaign_id} is {state}")
+        self.state = state
+
+
 async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> str:
     """Tell the grid's village head (else township duty officer) to go door to door.
 
-    Returns the name of who was told. Idempotent: the delivery ids are deterministic.
+    Returns the name of who was told. Idempotent: the delivery ids are deterministic. Only
+    for a grid the campaign reaches (NotFoundError), while it has not ended (CampaignOver):
+    nobody is sent to knock on doors about another warning, or one that was lifted.
     """
     reg = ctx.registry
     grid = reg.data.grids.get(grid_id)
-    if grid is None:
-        raise NotFoundError(f"no grid {grid_id}")
+    if grid is None or grid_id not in await ctx.store.grids(cid):
+        raise NotFoundError(f"no grid {grid_id} in campaign {cid}")
+    over = await ended_state(ctx, cid)
+    if over is not None:
+        raise CampaignOver(cid, over)
     chain = reg.chain(grid_id)
     pid = chain[CHAIN_ORDER.index(Role.VILLAGE_HEAD)] or chain[CHAIN_ORDER.index(
         Role.TOWNSHIP_DUTY)]
