@@ -368,11 +368,17 @@ class Intake:
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         now = ctx.clock.now()
+        # One 解除 per thread: a later Cancel (another identifier, or a sender resending)
+        # joins the thread but notifies nobody again; the same Cancel replayed after a
+        # crash carries on where it stopped (the delivery ids are deterministic).
+        first = await ctx.store.cancelled_by(cid, alert.alert_id)
+        if first != alert.alert_id:
+            log.info("cancel of a thread already cancelled: no notice again", cancelled_by=first)
+            return
         await ctx.store.finish(cid, CampaignState.CANCELLED.value, now)
         meta = await ctx.store.meta(cid)
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        await ctx.store.set_meta(cid, {"cancelled_by": alert.alert_id})
         level = Level(meta.get("level") or "blue")
         policy = ctx.rules.policy_for(level)
         # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
