@@ -1,4 +1,5 @@
-"""The console updates and cancels only its own threads, and only while they are live.
+"""The console updates and cancels only its own threads, and only while they are live; it
+says what it did to a draft.
 
 An Update of another sender's warning (a bureau's, received by API) was drafted and sent to an
 approver, to fail only when approved; an Update of a thread that had ended was "published"
@@ -74,3 +75,21 @@ async def test_an_ended_thread_is_not_continued(web) -> None:  # type: ignore[no
     r = await client.get(f"/console/drafts/{waiting}", headers={"Accept": "text/html"})
     assert f"发布失败，预警未发出：未发布：{LIFTED}。" in await r.text()
     assert await h.ctx.redis.zcard(keys.MESSAGES) == messages, "nothing was accepted"
+
+
+async def test_a_draft_already_handled_is_not_rejected(web) -> None:  # type: ignore[no-untyped-def]
+    """Rejecting a draft another approver had just published said 已退回 while it was out."""
+    client, _h = web
+    s = await sign_in(client, "dora")
+    r = await client.post("/console/compose", data=red_form(s.csrf), allow_redirects=False)
+    draft = r.headers["Location"].split("/drafts/")[1].split("?")[0]
+    s = await sign_in(client, "alan")
+    r = await client.post(f"/console/drafts/{draft}/approve", data={"_csrf": s.csrf},
+                          allow_redirects=False)
+    assert "/campaigns/" in r.headers["Location"]
+    s = await sign_in(client, "anna")
+    r = await client.post(f"/console/drafts/{draft}/reject", allow_redirects=False,
+                          data={"_csrf": s.csrf, "reason": "区域有误"})
+    assert said(r) == "该草稿已被处理"
+    r = await client.get(f"/console/drafts/{draft}", headers={"Accept": "text/html"})
+    assert "已发布" in await r.text()

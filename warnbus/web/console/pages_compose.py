@@ -387,5 +387,7 @@ async def draft_reject(request: web.Request) -> web.StreamResponse:
     reason = (await form(request)).get("reason", "").strip() or "未说明"
     if user.name == d.drafted_by:
         return web.Response(status=403, text="不能审批自己起草的预警")
-    await _drafts(request).move(d.id, "pending", "rejected", rejected_by=user.name, reason=reason)
+    if not await _drafts(request).move(d.id, "pending", "rejected", rejected_by=user.name,
+                                       reason=reason):
+        raise back(f"{PREFIX}/drafts/{d.id}", "该草稿已被处理")  # published, rejected, failed
     raise back(f"{PREFIX}/drafts/{d.id}", "已退回")
