@@ -13,7 +13,7 @@ import hashlib
 import os
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import msgspec
@@ -43,8 +43,8 @@ class TestChannelConfig(ChannelConfig, kw_only=True, forbid_unknown_fields=True,
     __test__ = False  # not a pytest test class
     medium: Medium
     type: str = "test"
-    rate_per_s: float | None = None
-    max_length: int | None = None
+    rate_per_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    max_length: Annotated[int, msgspec.Meta(ge=1)] | None = None
     record_url: str = ""  # redis URL to record sends in (multi-process tests)
     fail_temp: tuple[str, ...] = ()  # addresses that fail transiently
     fail_perm: tuple[str, ...] = ()  # addresses that fail permanently
