@@ -23,10 +23,14 @@ import aiomqtt
 from channels.sim.officers import OfficerModel
 from channels.sim.twilio_sim import TwilioSimulator
 from channels.sim.wecom_sim import WeComSimulator
+from rules.hazards import HazardTable
+from rules.templates import Templates
 from tests.engine.helpers import Harness, cap_alert
-from warnbus.domain.models import AckVia, Person, TargetKind
+from warnbus.domain.models import AckVia, DeliveryKind, Level, Person, Role, TargetKind
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
+from warnbus.flow.planner import PlanContext, plan_areas, plan_persons
+from warnbus.plugin import MEDIUM_ADDRESS, ChannelInfo, Medium
 from warnbus.runtime.app import build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import Settings
@@ -156,3 +160,31 @@ async def test_channels_get_what_their_type_takes_whatever_the_deployment_calls_
         await app.close()
         await twilio.stop()
         await wecom.stop()
+
+
+def test_a_channel_called_like_another_medium_is_planned_as_what_it_is() -> None:
+    """Pure planner: an SMS channel a deployment called "voice", a call channel called "sms",
+    a WeCom channel called "loudspeaker"."""
+    def info(medium: Medium) -> ChannelInfo:
+        return ChannelInfo(kind="test", provider="test", medium=medium,
+                           address=MEDIUM_ADDRESS[medium], breaker_key="test:x")
+
+    alert = cap_alert(codes=(TOWN,))
+    ctx = PlanContext(campaign_id="cp_x", alert=alert, info=alert.primary_info(),
+                      level=Level.RED, area="三封寺镇", now=0.0,
+                      renderer=Templates.load(hazards=HazardTable.load()),
+                      channels={"voice": info(Medium.SMS), "sms": info(Medium.VOICE),
+                                "loudspeaker": info(Medium.WECOM)},
+                      ack_url=lambda pid: f"http://x/ack/{pid}")
+    person = Person(id="p1", name="张三", role=Role.PRIMARY, region=TOWN,
+                    phone="+8613812345678", wecom="u1")
+    got = {d.channel: d for d in plan_persons(ctx, [person], ["voice", "sms", "loudspeaker",
+                                                              "gone"], 0, DeliveryKind.WARNING)}
+    assert set(got) == {"voice", "sms", "loudspeaker"}  # "gone" is configured nowhere
+    assert got["voice"].address == got["sms"].address == "+8613812345678"
+    assert "回复1确认收到" in got["voice"].text and "http://x/ack/p1" in got["voice"].text
+    assert "确认收到请按1" in got["sms"].text and "/ack/" not in got["sms"].text
+    assert got["loudspeaker"].address == "u1"
+    assert all(d.target_kind is TargetKind.PERSON for d in got.values())
+    # Not a channel to areas: no area command goes to it.
+    assert plan_areas(ctx, ["430623101001"], "loudspeaker", DeliveryKind.WARNING) == []

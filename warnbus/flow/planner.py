@@ -32,6 +32,7 @@ from warnbus.flow.ports import Renderer
 from warnbus.plugin import PERSON_FIELD, ChannelInfo, Medium
 
 _URL_MARK = "\x00ACKURL\x00"
+_MEDIA = frozenset(Medium)
 #: Most characters of the area text of a message (more than any channel sends).
 AREA_TEXT_MAX = 2_000
 
@@ -175,7 +176,10 @@ def _render(
     ctx: PlanContext, kind: DeliveryKind, channel: str, medium: Medium, url: str | None,
     extra: Mapping[str, str],
 ) -> str:
+    # Templates named after a medium are that medium's: an SMS channel a deployment called
+    # "voice" gets the SMS texts, not the call's.
+    own = medium if channel in _MEDIA and channel != medium else channel
     return ctx.renderer.render(
-        kind, channel, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
+        kind, own, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
         ack_url=url, extra=extra,
     )
