@@ -17,6 +17,7 @@ from warnbus.domain.models import (
     Area,
     Category,
     Certainty,
+    Channel,
     Info,
     MsgType,
     Reference,
@@ -72,9 +73,13 @@ class Harness:
 
 async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]] | None = None,
                        fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
-                       start: float | None = None, **engine: float) -> Harness:
+                       start: float | None = None, hooks: Mapping[str, Channel] | None = None,
+                       mqtt_url: str = "mqtt://127.0.0.1:9", **engine: float) -> Harness:
+    """An engine on the test channels (which `drain` runs); `hooks`: more channels, whose
+    provider webhooks the web app mounts, that no policy sends through; `mqtt_url`: the
+    broker `/healthz` asks about (by default nothing listens there)."""
     clock = ManualClock(T0.timestamp() if start is None else start)
-    settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9", policy=policy,
+    settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
         name: TestChannel(name, TestChannelConfig(
@@ -82,7 +87,8 @@ async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]]
             fail_temp=tuple((fail_temp or {}).get(name, ()))))
         for name, medium in DEFAULT_MEDIA.items()
     }
-    app = await build_app(settings, clock=clock, channels=channels, base_url="http://test")
+    app = await build_app(settings, clock=clock, channels={**channels, **(hooks or {})},
+                          base_url="http://test")
     await app.engine.setup()
     return Harness(app, clock, channels)
 

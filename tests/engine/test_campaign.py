@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from structlog.testing import capture_logs
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.domain.models import AckVia, DeliveryKind, Level, MsgType, Reference, Role
@@ -198,6 +199,30 @@ async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harn
     view = await alert_view(h.ctx, res.alert_id)
     assert view["campaign"]["state"] == "cancelled"
     assert view["counts"]["pending"] == 0
+
+
+async def test_a_thread_is_lifted_once_a_later_cancel_notifies_nobody(h: Harness) -> None:
+    """Every Cancel of a cancelled thread (its sender resending, another identifier) sent
+    the 解除 notice to everyone reached again; it joins the thread and sends nothing."""
+    first = cap_alert(codes=("430623101000",))
+    res = await accept(h.ctx, first, ENGINE)
+    await h.drain()
+    ref = Reference(first.sender, first.identifier, "2026-07-15T05:30:00+08:00")
+    notices: list[set[str]] = []
+    cancels = [cap_alert(f"43062304100000_2026071514300{n}_1", msg_type=MsgType.CANCEL,
+                         codes=("430623101000",), references=(ref,)) for n in (1, 2)]
+    for cancel in cancels:
+        got = await accept(h.ctx, cancel, ENGINE)
+        assert got.created and got.campaign_id == res.campaign_id
+        await h.drain()
+        notices.append({d.id for d in h.sent() if d.kind is DeliveryKind.CANCEL})
+    assert notices[0] and notices[1] == notices[0]
+    assert {d.alert_id for d in h.sent() if d.kind is DeliveryKind.CANCEL} == {
+        cancels[0].alert_id}
+    # The first Cancel handled again (a worker died after taking it): it carries on.
+    with capture_logs() as logs:
+        await h.app.engine.intake.handle(res.campaign_id, cancels[0].alert_id)
+    assert any(e["event"] == "campaign cancelled" for e in logs)
 
 
 async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:

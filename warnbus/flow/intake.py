@@ -105,7 +105,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     else:
         cid = await _thread_of(ctx, alert)
         if cred.scoped:
-            check_reach(cred, alert, await _thread_reach(ctx, cid))
+            check_reach(cred, alert, await thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
     reached: list[str] = []
     if alert.msg_type is MsgType.CANCEL:
@@ -160,7 +160,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
     )
 
 
-async def _thread_reach(ctx: Context, cid: str) -> set[str]:
+async def thread_reach(ctx: Context, cid: str) -> set[str]:
     """The villages and categories a thread's messages reached (`keys.CampaignKeys.reach`)."""
     got = await ctx.store.reach(cid)
     if got:
@@ -369,11 +369,17 @@ class Intake:
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         now = ctx.clock.now()
+        # One 解除 per thread: a later Cancel (another identifier, or a sender resending)
+        # joins the thread but notifies nobody again; the same Cancel replayed after a
+        # crash carries on where it stopped (the delivery ids are deterministic).
+        first = await ctx.store.cancelled_by(cid, alert.alert_id)
+        if first != alert.alert_id:
+            log.info("cancel of a thread already cancelled: no notice again", cancelled_by=first)
+            return
         await ctx.store.finish(cid, CampaignState.CANCELLED.value, now)
         meta = await ctx.store.meta(cid)
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        await ctx.store.set_meta(cid, {"cancelled_by": alert.alert_id})
         level = Level(meta.get("level") or "blue")
         policy = ctx.rules.policy_for(level)
         # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).

@@ -106,6 +106,16 @@ class Store:
     async def set_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
         await self.redis.hset(keys.campaign(campaign_id).meta, mapping=dict(fields))
 
+    async def cancelled_by(self, campaign_id: str, alert_id: str) -> str:
+        """Keep `alert_id` as the Cancel that ended the thread unless one did before; the
+        alert id of the one that did."""
+        k = keys.campaign(campaign_id).meta
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(k, "cancelled_by", alert_id)
+        pipe.hget(k, "cancelled_by")
+        _first, got = await pipe.execute()
+        return s(got)
+
     async def init_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
         """Set meta fields that are not set yet (a replay keeps the first values)."""
         k = keys.campaign(campaign_id).meta
