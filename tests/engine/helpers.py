@@ -17,7 +17,6 @@ from warnbus.domain.models import (
     Area,
     Category,
     Certainty,
-    Channel,
     Info,
     MsgType,
     Reference,
@@ -26,6 +25,7 @@ from warnbus.domain.models import (
     Status,
     Urgency,
 )
+from warnbus.plugin import Channel
 from warnbus.runtime.app import DEFAULT_MEDIA, App, build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, Settings
