@@ -17,7 +17,6 @@ from warnbus.domain.models import (
     Area,
     Category,
     Certainty,
-    Channel,
     Info,
     MsgType,
     Reference,
@@ -26,12 +25,13 @@ from warnbus.domain.models import (
     Status,
     Urgency,
 )
-from warnbus.runtime.app import App, build_app
+from warnbus.plugin import Channel
+from warnbus.runtime.app import DEFAULT_MEDIA, App, build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, Settings
 from warnbus.web.api import make_web_app
 
-CHANNELS = ("voice", "sms", "wecom", "loudspeaker")
+CHANNELS = tuple(DEFAULT_MEDIA)  # the bundled policy's
 T0 = datetime(2026, 7, 15, 5, 30, tzinfo=UTC)
 
 
@@ -83,9 +83,9 @@ async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]]
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
         name: TestChannel(name, TestChannelConfig(
-            fail_perm=tuple((fail_perm or {}).get(name, ())),
+            medium=medium, fail_perm=tuple((fail_perm or {}).get(name, ())),
             fail_temp=tuple((fail_temp or {}).get(name, ()))))
-        for name in CHANNELS
+        for name, medium in DEFAULT_MEDIA.items()
     }
     app = await build_app(settings, clock=clock, channels={**channels, **(hooks or {})},
                           base_url="http://test")

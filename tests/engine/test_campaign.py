@@ -15,8 +15,8 @@ from warnbus.flow.acks import record_ack
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.escalation import redial_offsets
 from warnbus.flow.intake import accept
-from warnbus.flow.planner import address_of
 from warnbus.flow.record import alert_view, record_rows, summary
+from warnbus.plugin import person_address
 
 TOWNS = ("430623101000", "430623102000")
 
@@ -44,7 +44,8 @@ async def test_first_wave_reaches_every_primary_on_every_channel(h: Harness) -> 
     persons = h.ctx.registry.data.persons
     for channel in policy.channels:
         got = {d.target_id for d in h.sent(channel) if d.kind is DeliveryKind.WARNING}
-        reachable = {p for p in primaries if address_of(persons[p], channel)}
+        info = h.ctx.channels[channel]
+        reachable = {p for p in primaries if person_address(persons[p], info.address)}
         assert got == reachable, channel
         assert len(reachable) >= 0.8 * len(primaries)
         assert all(d.step == 0 for d in h.sent(channel))
@@ -242,7 +243,7 @@ async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
 
 
 async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness) -> None:
-    from warnbus.domain.models import ProviderStatus
+    from warnbus.plugin import ProviderStatus
 
     res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.drain()

@@ -48,7 +48,7 @@ from tests.channels_aliyun import aliyun_kit
 from tests.channels_tencent import tencent_kit
 from tests.console.console_kit import PASSWORD, add_users, from_address, open_session, red_form
 from tests.engine.helpers import T0, Harness, make_harness, web_client
-from warnbus.domain.models import Channel
+from warnbus.plugin import Channel
 from warnbus.web.console.auth import Users
 from warnbus.web.console.base import COOKIE
 from warnbus.web.console.compose import parse_form

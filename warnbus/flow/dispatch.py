@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 
 from warnbus.domain.models import (
     Attempt,
-    Channel,
     Delivery,
     DeliveryKind,
     Outcome,
@@ -32,6 +31,7 @@ from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
 from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
 from warnbus.flow.fallback import plan_fallbacks
+from warnbus.plugin import Channel
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state import keys
@@ -90,7 +90,8 @@ class Dispatcher:
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
-        rate = getattr(self.channels.get(channel), "rate_per_s", None)
+        impl = self.channels.get(channel)
+        rate = impl.info.rate_per_s if impl is not None else None
         # Read about a second's worth under a provider rate, so entries do not sit idle in
         # this worker's pending list long enough to look abandoned; the channel's readers
         # share it (their sends take turns, so each batch waits on the others').
@@ -130,7 +131,8 @@ class Dispatcher:
         """
         io = io or IO(self.ctx.store, self.ctx.lanes)
         step = max(1, self.ctx.settings.engine.concurrency)
-        rate = getattr(self.channels.get(channel), "rate_per_s", None)
+        impl = self.channels.get(channel)
+        rate = impl.info.rate_per_s if impl is not None else None
         tracker = EntryTracker(entries)
         complete: list[LaneEntry] = []
         for i in range(0, len(entries), step):
@@ -185,7 +187,7 @@ class Dispatcher:
             err = f"channel {channel} is not configured"
             return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
                            "failed") for d, n in sends]
-        key = str(getattr(impl, "breaker_key", None) or channel)
+        key = impl.info.breaker_key
         async with self._sending[channel]:
             # Asked when the sends start (all of them start together): a breaker that
             # opened while this chunk waited holds it.

@@ -217,6 +217,7 @@ class Intake:
             area=area_text(alert),
             now=self.ctx.clock.now(),
             renderer=self.ctx.rules.renderer,
+            channels=self.ctx.channels,
             ack_url=lambda pid: self.ctx.ack_url(cid, pid),
         )
 

@@ -16,16 +16,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 from warnbus.errors import ConfigError
-
-
-class Secret(str):
-    """A string that never shows itself in repr/str formatting of containers or logs."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def reveal(self) -> str:
-        return str.__str__(self)
+from warnbus.plugin import Secret as Secret  # the one Secret class, shared with the channels
+from warnbus.plugin import secret_hook
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -219,12 +211,6 @@ _ENV_KEYS = {
 }
 
 
-def _dec_hook(tp: type, obj: Any) -> Any:
-    if tp is Secret and isinstance(obj, str):
-        return Secret(obj)
-    raise NotImplementedError
-
-
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
     """Load settings from `path` (TOML; optional) and the environment; raise ConfigError."""
     env = dict(os.environ) if env is None else env
@@ -257,6 +243,6 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             raise ConfigError("WARNBUS_PORT must be a number") from e
         raw.setdefault("server", {})["port"] = port
     try:
-        return msgspec.convert(raw, Settings, dec_hook=_dec_hook)
+        return msgspec.convert(raw, Settings, dec_hook=secret_hook)
     except msgspec.ValidationError as e:
         raise ConfigError(f"configuration: {e}") from e

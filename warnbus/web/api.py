@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from warnbus.domain.models import REQUEST_GATE, AckVia, WebhookChannel, admit_request
+from warnbus.domain.models import AckVia
 from warnbus.errors import (
     AuthError,
     IngestError,
@@ -47,6 +47,7 @@ from warnbus.flow.credentials import (
 )
 from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
+from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
 from warnbus.runtime.app import App, token_hash
 from warnbus.runtime.config import TokenSettings
 from warnbus.state.ratelimit import SharedLimit

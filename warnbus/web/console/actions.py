@@ -202,7 +202,7 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     policy = ctx.rules.policy_for(level)
     pctx = PlanContext(campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
                        area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
-                       renderer=ctx.rules.renderer)
+                       renderer=ctx.rules.renderer, channels=ctx.channels)
     channels = policy.escalation_channels or policy.channels
     deliveries = plan_persons(pctx, [person], channels, DOOR_STEP, DeliveryKind.ESCALATION,
                               extra={person.id: {"grids": grid.name}})
