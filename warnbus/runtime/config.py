@@ -11,7 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -166,6 +166,30 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     channels: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     feeds: tuple[FeedSettings, ...] = ()
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
+
+    def __repr__(self) -> str:
+        """Settings as a log line may show them: channel tables hold provider secrets as
+        plain strings until each channel loads its own (typed) configuration, and the Redis and
+        broker URLs may carry passwords, so those show only what is not secret."""
+        shown: list[str] = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name == "channels":
+                value = {ch: {"type": raw.get("type", "?"), "...": f"{len(raw)} keys"}
+                         for ch, raw in value.items()}
+            elif name in ("redis_url", "mqtt_url"):
+                value = _without_password(value)
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def check_credentials(settings: Settings, console_sender: str) -> None:
