@@ -15,8 +15,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from warnbus.queue.scripts import ENQUEUE, pack_args
-from warnbus.services import start_redis
+from warnbus.runtime.services import start_redis
+from warnbus.state.scripts import ENQUEUE, pack_args
 
 ENTRIES, CHUNK, PAYLOAD = 68_000, 1_000, b"x" * 400
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from warnbus.services import start_redis
+from warnbus.runtime.services import start_redis
 
 CALLS = 20_000
 

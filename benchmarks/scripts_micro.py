@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/scripts_micro.py
 
-Runs CLAIM, RECORD, PUT_TARGETS and INIT_GRIDS of `warnbus/queue/scripts.py` on chunks of
+Runs CLAIM, RECORD, PUT_TARGETS and INIT_GRIDS of `warnbus/state/scripts.py` on chunks of
 64 deliveries (3 per person, as voice + SMS + WeCom), then a loop that writes the attempt's
 audit entry as 11 fields (as RECORD did before 2026-11-23) or as 4 (as it does now), and
 prints Redis's own time (`INFO commandstats`, µs of EVALSHA) per delivery
@@ -18,8 +18,8 @@ from pathlib import Path
 import msgspec
 from redis import Redis
 
-from warnbus.queue import scripts
-from warnbus.services import start_redis
+from warnbus.runtime.services import start_redis
+from warnbus.state import scripts
 
 CHUNKS, N = 300, 64
 LOOP = """

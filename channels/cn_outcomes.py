@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from warnbus.errors import (
+from warnbus.plugin import (
     ChannelError,
     LimitedChannelError,
     PermanentChannelError,
+    ProviderStatus,
     TransientChannelError,
+    mask_phones_in,
 )
-from warnbus.models import ProviderStatus, mask_phones_in
 
 
 class CallOutcome(StrEnum):

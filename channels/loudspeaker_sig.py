@@ -17,7 +17,7 @@ cmd id once, however often it arrives. docs/devices.md has the scheme and a work
 The other direction: a playout report on `dev/{id}/ack` counts only for a command that was
 sent to that device or to its area. The report echoes the command's campaign, alert and step;
 with the delivery's target (`area:{code}` or `dev:{id}`) they give the delivery id the engine
-made (`warnbus.models.delivery_ids`), so a speaker cannot claim another area's command.
+made (`warnbus.domain.models.delivery_ids`), so a speaker cannot claim another area's command.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import hmac
 import re
 from collections.abc import Mapping
 
-from warnbus.models import delivery_id_for
+from warnbus.plugin import delivery_id_for
 
 SIG_PROPERTY = "wb-sig"
 SIG_VERSION = "v1"

@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 
 from rules._data import load_toml
+from warnbus.domain.models import Category, Info, Level
 from warnbus.errors import ConfigError
-from warnbus.models import Category, Info, Level
 
 
 class Hazard(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 
 from rules._data import load_toml
+from warnbus.domain.models import Alert, Info, Level, Severity
 from warnbus.errors import ConfigError
-from warnbus.models import Alert, Info, Level, Severity
 
 
 class _LevelFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

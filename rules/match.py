@@ -23,8 +23,8 @@ import shapely
 from shapely import STRtree
 
 from rules.hazards import HazardTable, default_hazards
+from warnbus.domain.models import Alert, Area, Circle, RegistryData
 from warnbus.errors import ConfigError
-from warnbus.models import Alert, Area, Circle, RegistryData
 
 ADMIN, IGNORE = "admin", "ignore"
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 
 from rules._data import convert, load_toml
+from warnbus.domain.models import Level, Role
 from warnbus.errors import ConfigError
-from warnbus.models import Level, Role
 
 
 class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from warnbus.models import CHAIN_ORDER, RegistryData, Role, Target, TargetKind
+from warnbus.domain.models import CHAIN_ORDER, RegistryData, Role, Target, TargetKind
 
 
 def build_targets(data: RegistryData, grid_ids: Iterable[str], device_ids: Iterable[str], *,

@@ -20,8 +20,8 @@ import pytest_asyncio
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
-from warnbus.brokerauth import BrokerAccounts
-from warnbus.services import ManagedService, find_executable, start_mosquitto, start_redis
+from warnbus.runtime.brokerauth import BrokerAccounts
+from warnbus.runtime.services import ManagedService, find_executable, start_mosquitto, start_redis
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO_ROOT = Path(__file__).resolve().parents[1]

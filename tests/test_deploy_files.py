@@ -28,7 +28,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from redis import Redis
 
-from warnbus.services import find_executable, free_port
+from warnbus.runtime.services import find_executable, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -365,7 +365,7 @@ def _registry_devices() -> list[tuple[str, str]]:
 
 
 def test_deploy_acl_is_the_registry_s_and_is_mounted(compose: dict[str, Any]) -> None:
-    from warnbus.brokerauth import acl_text
+    from warnbus.runtime.brokerauth import acl_text
 
     text = (ROOT / "deploy" / "mosquitto.acl").read_text(encoding="utf-8")
     assert text == acl_text(_registry_devices()), "regenerate: warnbus broker acl --out ..."
@@ -387,7 +387,7 @@ def test_deploy_acl_is_the_registry_s_and_is_mounted(compose: dict[str, Any]) ->
 def test_deploy_acl_bounds_each_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                        ) -> None:
     from tests.mqtt_probe import NOT_AUTHORIZED, Probe
-    from warnbus.cli import main as cli_main
+    from warnbus.runtime.cli import main as cli_main
 
     devices = _registry_devices()
     (a, area_a), (b, area_b) = devices[0], next(d for d in devices if d[1] != devices[0][1])
@@ -424,8 +424,8 @@ def test_deploy_acl_bounds_each_device(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_broker_add_device_refuses_ids_that_break_the_acl(tmp_path: Path) -> None:
-    from warnbus.brokerauth import acl_text, check_device
     from warnbus.errors import ConfigError
+    from warnbus.runtime.brokerauth import acl_text, check_device
 
     for bad in ("a/b", "a+", "#", "warnbus", "", "x" * 200):
         with pytest.raises(ConfigError):

@@ -13,7 +13,13 @@ import structlog
 from structlog.testing import capture_logs
 
 from warnbus.errors import ConfigError
-from warnbus.logs import configure_logging, mask_name, mask_personal_data, mask_phone, redact
+from warnbus.runtime.logs import (
+    configure_logging,
+    mask_name,
+    mask_personal_data,
+    mask_phone,
+    redact,
+)
 
 
 @pytest.fixture(autouse=True)

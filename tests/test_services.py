@@ -16,9 +16,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from redis import Redis
 
-from warnbus import services
 from warnbus.errors import ConfigError
-from warnbus.services import ManagedService, default_data_dir, start_mosquitto, start_redis
+from warnbus.runtime import services
+from warnbus.runtime.services import ManagedService, default_data_dir, start_mosquitto, start_redis
 
 StartRedis = Callable[..., ManagedService]
 Topic = Callable[[str], str]
@@ -115,7 +115,7 @@ def test_server_dies_with_an_engine_killed_without_atexit(tmp_path: Path) -> Non
 _ENGINE = """
 import sys, time
 from pathlib import Path
-from warnbus.services import start_redis
+from warnbus.runtime.services import start_redis
 print(start_redis(Path(sys.argv[1]), fallback=False).pid, flush=True)
 time.sleep(60)
 """
@@ -323,14 +323,14 @@ def test_embedded_broker_refuses_anonymous_and_bounds_each_device(
 
 @pytest.mark.usefixtures("no_binaries")
 def test_amqtt_is_refused_for_a_broker_with_accounts(tmp_path: Path) -> None:
-    from warnbus.brokerauth import BrokerAccounts
+    from warnbus.runtime.brokerauth import BrokerAccounts
 
     with pytest.raises(ConfigError, match="apt-get install mosquitto"):
         start_mosquitto(tmp_path, accounts=BrokerAccounts.generate(DEVICES))
 
 
 def test_mosquitto_hashes_are_mosquitto_passwd_compatible(tmp_path: Path) -> None:
-    from warnbus.brokerauth import hash_password
+    from warnbus.runtime.brokerauth import hash_password
 
     tool = services.find_executable("mosquitto_passwd")
     if tool is None:

@@ -1,7 +1,7 @@
 """The grid registry: regions, grids, people and devices; load, validate, dump, index.
 
 On disk a registry is a directory of four JSON arrays (`regions.json`, `grids.json`,
-`persons.json`, `devices.json`) of the `warnbus.models` records; polygons are
+`persons.json`, `devices.json`) of the `warnbus.domain.models` records; polygons are
 `[[lat, lon], ...]`. Decoding is strict: an unknown key is an error naming the file and key.
 """
 
@@ -20,8 +20,7 @@ import msgspec
 import numpy as np
 import shapely
 
-from warnbus.errors import NotFoundError, RegistryError
-from warnbus.models import (
+from warnbus.domain.models import (
     CHAIN_ORDER,
     Device,
     Grid,
@@ -32,6 +31,7 @@ from warnbus.models import (
     Role,
     mask_phone,
 )
+from warnbus.errors import NotFoundError, RegistryError
 
 # Strict twins of the model records: decoding rejects unknown keys, encoding omits defaults.
 # Decoded records are converted back to the model types (msgspec equality is per type).

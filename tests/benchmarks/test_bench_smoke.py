@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from warnbus.bench.hostile_loads import FEED_LOADS, LOADS
-from warnbus.queue import PER_ENTRY
-from warnbus.services import find_executable
+from warnbus.runtime.services import find_executable
+from warnbus.state.queue import PER_ENTRY
+from warnbus.tools.bench.hostile_loads import FEED_LOADS, LOADS
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ENGINE_FLOOR_PER_S = 1_000  # target 30,000/s; measured ~9,000/s on the 2-core CI machine
@@ -44,7 +44,7 @@ def quick(scenario: str, *options: str, timeout_s: float = 180) -> list[dict[str
                 pytest.fail(message + "; CI=true, so this is a broken setup", pytrace=False)
             pytest.skip(message)
     done = subprocess.run(
-        [sys.executable, "-m", "warnbus.cli", "bench", scenario, "--quick", "--json",
+        [sys.executable, "-m", "warnbus.runtime.cli", "bench", scenario, "--quick", "--json",
          "--timeout", "60", *options],
         capture_output=True, text=True, timeout=timeout_s, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

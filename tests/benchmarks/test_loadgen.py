@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from channels.sim.prepared import PreparedRequest
-from warnbus.bench.loadgen import post_all
-from warnbus.services import free_port
+from warnbus.runtime.services import free_port
+from warnbus.tools.bench.loadgen import post_all
 
 
 @asynccontextmanager

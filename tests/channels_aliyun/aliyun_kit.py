@@ -15,7 +15,7 @@ import aiohttp
 from channels.sim.aliyun_sim import AliyunSimulator
 from channels.sim.officers import OfficerModel
 from channels.sim.recording import RecordingSink
-from warnbus.models import Delivery, DeliveryKind, Level, TargetKind
+from warnbus.domain.models import Delivery, DeliveryKind, Level, TargetKind
 
 AK_ID = "LTAI5tSimulatorKey0001"
 AK_SECRET = "sim-secret-0123456789abcdefABCDEF"

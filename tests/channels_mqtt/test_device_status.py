@@ -22,9 +22,9 @@ from channels.loudspeaker_status import DeviceStatusSink
 from channels.sim.speakers import SpeakerFleet
 from tests.console.console_kit import add_users, sign_in
 from tests.engine.helpers import Harness, make_harness
-from warnbus.app import build_app
-from warnbus.config import Settings
-from warnbus.devices import DeviceStatusBook
+from warnbus.runtime.app import build_app
+from warnbus.runtime.config import Settings
+from warnbus.state.devices import DeviceStatusBook
 from warnbus.web.api import make_web_app
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,7 +33,7 @@ Device = tuple[str, str]  # (device id, its village code)
 
 
 class StatusSink(RecordingSink):
-    """The worker's sink: keeps device status the way the engine does (warnbus.devices)."""
+    """The worker's sink: keeps device status the way the engine does (warnbus.state.devices)."""
 
     def __init__(self, redis: Redis) -> None:
         super().__init__()

@@ -29,9 +29,10 @@ from channels.loudspeaker_payload import (
     encode,
 )
 from channels.sim.speakers import SpeakerFleet
+from warnbus.domain.models import DeliveryKind
 from warnbus.errors import PermanentChannelError, TransientChannelError
-from warnbus.models import DeliveryKind, ProviderStatus
-from warnbus.services import free_port
+from warnbus.plugin import ProviderStatus
+from warnbus.runtime.services import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -11,7 +11,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from channels.loudspeaker_payload import AckState, encode, parse_broker_url, properties
-from warnbus.models import ProviderStatus
+from warnbus.plugin import ProviderStatus
 
 REPORTS = 300
 

@@ -27,8 +27,8 @@ from channels.loudspeaker_payload import (
     parse_address,
     parse_broker_url,
 )
+from warnbus.domain.models import DeliveryKind, Level
 from warnbus.errors import ConfigError
-from warnbus.models import DeliveryKind, Level
 
 
 @pytest.mark.parametrize(("level", "severity"), [
@@ -170,7 +170,7 @@ def test_password_never_shows() -> None:
                                          "command_key": "sekrit-" * 6})
     assert "hunter2" not in repr(ch.config) and "sekrit" not in repr(ch.config)
     assert ch.config.password.reveal() == "hunter2"
-    assert ch.secret_fields == ("password", "command_key")
+    assert set(ch.info.secret_fields) == {"password", "command_key"}
     assert ch.client_id.startswith("warnbus-ls-")
 
 

@@ -9,7 +9,7 @@ from loudspeaker_kit import AREA_A, KEY, RecordingSink, channel, delivery, wait_
 
 from channels.sim.speakers import SpeakerFleet
 from warnbus.errors import TransientChannelError
-from warnbus.services import ManagedService
+from warnbus.runtime.services import ManagedService
 
 pytestmark = pytest.mark.timeout(40)
 

@@ -11,7 +11,7 @@ import aiohttp
 from channels.sim.officers import OfficerModel
 from channels.sim.recording import RecordingSink
 from channels.sim.tencent_sim import TencentSimulator
-from warnbus.models import Delivery, DeliveryKind, Level, TargetKind
+from warnbus.domain.models import Delivery, DeliveryKind, Level, TargetKind
 
 SECRET_ID = "AKIDsimulator0000000000000000000001"
 SECRET_KEY = "sim-secret-key-0123456789abcdef"

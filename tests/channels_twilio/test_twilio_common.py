@@ -15,8 +15,9 @@ from channels.twilio_common import (
     classify,
     parse_retry_after,
 )
-from warnbus import logs, models
+from warnbus.domain import models
 from warnbus.errors import PermanentChannelError, TransientChannelError
+from warnbus.runtime import logs
 
 
 def test_rebase_keeps_path_and_query_and_adds_a_prefix() -> None:
@@ -60,7 +61,7 @@ def test_classification(status: int, code: int | None, kind: type[Exception]) ->
 
 
 def test_channels_logs_and_console_mask_phones_one_way() -> None:
-    """One masking function (`warnbus.models.mask_phone`) for channels, logs and console."""
+    """One masking function (`warnbus.domain.models.mask_phone`) for channels, logs and console."""
     import channels.twilio_common as common
     import channels.twilio_sms as sms
     from warnbus.web.console import pages_registry

@@ -25,7 +25,7 @@ from yarl import URL
 
 from channels.wecom import WeCom
 from channels.wecom_crypto import parse_xml
-from warnbus.models import AckVia, Delivery
+from warnbus.domain.models import AckVia, Delivery
 
 # --------------------------------------------------------------------------- URL verification
 

@@ -24,7 +24,7 @@ from wecom_kit import (
 from channels.sim.officers import OfficerModel
 from channels.sim.wecom_sim import CallbackResult, WeComSimulator
 from channels.wecom import WeCom
-from warnbus.models import AckVia, DeliveryKind
+from warnbus.domain.models import AckVia, DeliveryKind
 
 EVERYONE_ANSWERS = OfficerModel(responsive=1.0, per_message=1.0, unreachable=0.0,
                                 delay_s=(0.05, 0.15))

@@ -68,10 +68,10 @@ async def test_record_exports_csv_and_json(redis_url: str) -> None:
     import os
 
     from tests.engine.helpers import cap_alert, make_harness
-    from warnbus.acks import record_ack
-    from warnbus.credentials import ENGINE
-    from warnbus.intake import accept
-    from warnbus.models import AckVia
+    from warnbus.domain.models import AckVia
+    from warnbus.flow.acks import record_ack
+    from warnbus.flow.credentials import ENGINE
+    from warnbus.flow.intake import accept
 
     h = await make_harness(redis_url)
     try:

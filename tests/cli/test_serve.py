@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from warnbus.services import free_port
+from warnbus.runtime.services import free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 
@@ -34,7 +34,7 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
     env = {**os.environ, "WARNBUS_DATA_DIR": str(tmp_path), "WARNBUS_LOG_LEVEL": "warning"}
     env.pop("WARNBUS_API_TOKEN", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "warnbus.cli", "serve", "--port", str(port),
+        sys.executable, "-m", "warnbus.runtime.cli", "serve", "--port", str(port),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
         start_new_session=True)
     try:

@@ -6,8 +6,8 @@ import pytest
 from console_kit import PASSWORD, USERS, red_form, sign_in
 
 from tests.engine.helpers import cap_alert
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
 from warnbus.web.console import ROUTES, ensure_admin
 from warnbus.web.console.auth import Users
 from warnbus.web.console.passwords import check_password, hash_password

@@ -24,8 +24,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from rules.match import Matcher
 from tests.engine.helpers import Harness, make_harness
-from warnbus.acks import record_ack
-from warnbus.models import AckVia, Area
+from warnbus.domain.models import AckVia, Area
+from warnbus.flow.acks import record_ack
 from warnbus.web.api import make_web_app
 from warnbus.web.console import svgmap
 from warnbus.web.console.base import Console, ConsoleSettings

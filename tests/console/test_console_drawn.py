@@ -8,8 +8,8 @@ from console_kit import red_form, sign_in
 
 from rules.match import Matcher
 from tests.engine.helpers import Harness
+from warnbus.domain.models import Area
 from warnbus.feeds.capxml import alert_to_cap
-from warnbus.models import Area
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.drawn import cap_text
 

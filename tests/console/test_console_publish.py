@@ -8,8 +8,8 @@ import zipfile
 
 from console_kit import campaigns, red_form, sign_in
 
+from warnbus.domain.models import AckVia, MsgType, Status
 from warnbus.ingest.identifiers import is_gb35965
-from warnbus.models import AckVia, MsgType, Status
 from warnbus.web.console.drafts import Drafts
 
 

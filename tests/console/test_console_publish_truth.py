@@ -13,10 +13,10 @@ from datetime import datetime
 
 from console_kit import campaigns, red_form, sign_in
 
-from warnbus.credentials import of_console
+from warnbus.flow.credentials import of_console
+from warnbus.flow.intake import accept
 from warnbus.ingest import alert_to_json, parse_json
 from warnbus.ingest.identifiers import is_gb35965, parse_identifier
-from warnbus.intake import accept
 from warnbus.web.console.base import CONSOLE, ConsoleSettings
 from warnbus.web.console.compose import (
     RANDOM_BITS,

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from warnbus.services import free_port
+from warnbus.runtime.services import free_port
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ async def test_serve_prints_the_admin_password_once_and_it_signs_in(tmp_path: Pa
     env = {**os.environ, "WARNBUS_DATA_DIR": str(tmp_path), "WARNBUS_LOG_LEVEL": "warning"}
     env.pop("WARNBUS_ADMIN_PASSWORD", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "warnbus.cli", "serve", "--port", str(port), "--role", "api",
+        sys.executable, "-m", "warnbus.runtime.cli", "serve", "--port", str(port), "--role", "api",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
         start_new_session=True)
     try:

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from console_kit import PASSWORD, attempt, console_client, from_address, login_token, sign_in
 
 from tests.engine.helpers import Harness, cap_alert
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
 from warnbus.web.console.base import CONSOLE, Console, ConsoleSettings
 from warnbus.web.console.streams import StreamSlots
 

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from console_kit import console_client, red_form, sign_in
 
 from tests.engine.helpers import Harness
-from warnbus.config import ConsoleConfig, load_settings
 from warnbus.errors import ConfigError
+from warnbus.runtime.config import ConsoleConfig, load_settings
 
 ENV = "WARNBUS_CONSOLE__APPROVAL_LEVELS"
 

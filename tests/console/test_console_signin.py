@@ -15,7 +15,7 @@ from console_kit import PASSWORD, attempt, from_address, login_token, sign_in
 from yarl import URL
 
 from tests.engine.helpers import Harness, worst_lag
-from warnbus import keys
+from warnbus.state import keys
 from warnbus.web.console.base import CONSOLE, Console
 from warnbus.web.console.passwords import HasherBusy, PasswordHasher
 from warnbus.web.console.throttle import Backoff, SignInGuard, SignInLimits, client_address

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import msgspec
 
+from warnbus.domain.models import Alert, Area
+from warnbus.flow.planner import AREA_TEXT_MAX, area_text
 from warnbus.ingest import parse_alert, parse_cap
-from warnbus.models import Alert, Area
-from warnbus.planner import AREA_TEXT_MAX, area_text
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "cap"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis as AsyncRedis
 
-from warnbus import keys
-from warnbus.models import (
+from warnbus.domain.models import (
     Attempt,
     Delivery,
     DeliveryKind,
@@ -14,8 +13,9 @@ from warnbus.models import (
     TargetKind,
     delivery_id_for,
 )
-from warnbus.store import Outcome as Stored
-from warnbus.store import Store, audit_row
+from warnbus.state import keys
+from warnbus.state.store import Outcome as Stored
+from warnbus.state.store import Store, audit_row
 
 ATTEMPT = {"ev": "attempt", "at": "100.5", "d": "dl_1", "tg": "p_1", "ch": "sms", "st": "10",
            "k": "warning", "n": "2", "o": "failed-temp", "s": "retry", "x": "503 | busy"}

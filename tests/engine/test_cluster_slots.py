@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
@@ -29,15 +30,15 @@ from redis.crc import key_slot
 from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
-from warnbus import keys
-from warnbus.app import token_hash
-from warnbus.config import FeedSettings, TokenSettings
-from warnbus.escalation import redial_offsets
+from warnbus.domain.models import AckVia, DeliveryKind, Level
 from warnbus.feeds import FeedPoller
 from warnbus.feeds import state as feed_state
-from warnbus.models import AckVia, DeliveryKind, Level, ProviderStatus
-from warnbus.queue import scripts
-from warnbus.services import ManagedService
+from warnbus.flow.escalation import redial_offsets
+from warnbus.plugin import ProviderStatus
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import FeedSettings, TokenSettings
+from warnbus.runtime.services import ManagedService
+from warnbus.state import keys, scripts
 from warnbus.web.api import make_web_app
 from warnbus.web.console import drafts as console_drafts
 from warnbus.web.console import throttle as console_throttle
@@ -185,7 +186,8 @@ async def run_workload(url: str) -> dict[str, int]:
     h.app.tokens = (TokenSettings("met", token_hash(TOKEN), roles=("feed", "officer"),
                                   senders=("430623@qx.example.cn",)),)
     # A provider rate on SMS, so the dispatcher takes tokens from its shared bucket.
-    h.channels["sms"].rate_per_s = 5000.0
+    sms = h.channels["sms"]
+    sms.info = msgspec.structs.replace(sms.info, rate_per_s=5000.0)
     client = TestClient(TestServer(make_web_app(h.app)))
     await client.start_server()
     seen: dict[str, int] = {}
@@ -300,7 +302,7 @@ async def test_every_multi_key_operation_stays_in_one_slot(
 
 
 def test_lane_keys_of_one_channel_share_a_slot() -> None:
-    from warnbus.queue import PRIORITIES
+    from warnbus.state.queue import PRIORITIES
 
     for ch in ("sms", "voice", "wecom", "loudspeaker", "a:b", "x{y}z"):
         lanes = [keys.lane(ch, p) for p in PRIORITIES]
@@ -341,7 +343,7 @@ async def test_the_checker_reports_what_a_cluster_refuses(redis: Redis, redis_ur
 async def test_old_lane_names_fail_the_check(redis: Redis, redis_url: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Before lanes shared a tag, reading a channel's lanes in one XREADGROUP spanned slots."""
-    from warnbus.queue import Lanes
+    from warnbus.state.queue import Lanes
 
     monkeypatch.setattr(keys, "lane", lambda channel, priority: f"wb:q:{channel}:{priority}")
     lanes = Lanes(redis, ["sms"])

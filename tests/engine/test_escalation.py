@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from warnbus.escalation import (
+from warnbus.domain.models import GridState, Role
+from warnbus.flow.escalation import (
     Advance,
     Deadline,
     Expiry,
@@ -18,7 +19,6 @@ from warnbus.escalation import (
     encode_timer,
     redial_offsets,
 )
-from warnbus.models import GridState, Role
 
 
 @dataclass(frozen=True)

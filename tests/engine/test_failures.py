@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from tests.engine.helpers import cap_alert, make_harness
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import DeliveryKind
-from warnbus.queue import decode_delivery
+from warnbus.domain.models import DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state import keys
+from warnbus.state.queue import decode_delivery
 
 
 def _one_primary(h) -> tuple[str, str]:  # type: ignore[no-untyped-def]

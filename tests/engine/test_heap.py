@@ -7,7 +7,7 @@ import gc
 import msgspec
 
 from tests.engine.helpers import make_harness
-from warnbus.models import (
+from warnbus.domain.models import (
     Ack,
     AckVia,
     Attempt,
@@ -25,8 +25,8 @@ from warnbus.models import (
     Target,
     TargetKind,
 )
-from warnbus.queue import LaneEntry, TimerEntry
-from warnbus.store import Outcome as Stored
+from warnbus.state.queue import LaneEntry, TimerEntry
+from warnbus.state.store import Outcome as Stored
 
 
 def test_records_without_references_are_not_tracked() -> None:

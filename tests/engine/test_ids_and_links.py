@@ -9,9 +9,9 @@ import hmac
 
 import pytest
 
-from warnbus.acks import AckLinks
+from warnbus.domain.models import delivery_id_for, delivery_ids
 from warnbus.errors import AuthError
-from warnbus.models import delivery_id_for, delivery_ids
+from warnbus.flow.acks import AckLinks
 
 CASES = [
     ("cp_1", "alert-1", "p4306231010010001", "voice", 0),

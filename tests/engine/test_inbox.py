@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from tests.engine.helpers import cap_alert, make_harness
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import DeliveryKind
+from warnbus.domain.models import DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state import keys
 
 
 async def test_long_planning_keeps_its_inbox_item(redis_url: str) -> None:

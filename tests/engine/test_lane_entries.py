@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import DeliveryKind
-from warnbus.queue import PER_ENTRY, decode_entry, encode_delivery
+from warnbus.domain.models import DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state import keys
+from warnbus.state.queue import PER_ENTRY, decode_entry, encode_delivery
 
 TOWNSHIP = ("430623101000",)
 

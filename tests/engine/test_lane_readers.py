@@ -10,9 +10,9 @@ import msgspec
 import pytest
 
 from tests.engine.helpers import cap_alert, make_harness
-from warnbus.config import EngineSettings
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.runtime.config import EngineSettings
 
 
 async def test_each_channel_runs_its_readers_and_sends_each_delivery_once(

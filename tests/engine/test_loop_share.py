@@ -13,12 +13,12 @@ from channels.testing import TestChannel
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from tests.engine.redis_monitor import Monitor
 from tests.engine.test_tasks import Turns
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import Delivery, DeliveryKind, Receipt
-from warnbus.queue import PER_ENTRY, Lanes
-from warnbus.tasks import STARTS_PER_TURN
+from warnbus.domain.models import Delivery, DeliveryKind, Receipt
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.runtime.tasks import STARTS_PER_TURN
+from warnbus.state import keys
+from warnbus.state.queue import PER_ENTRY, Lanes
 
 COUNTY = ("430623",)
 

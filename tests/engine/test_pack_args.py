@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from warnbus.queue.scripts import pack_args
+from warnbus.state.scripts import pack_args
 
 # Returns the unpacked items, so the test compares them byte for byte.
 ECHO = "return cmsgpack.unpack(ARGV[1])"

@@ -19,10 +19,10 @@ from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import DeliveryKind
-from warnbus.queue import decode_entry
+from warnbus.domain.models import DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state.queue import decode_entry
 
 COUNTY = ("430623",)
 FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.toml"
@@ -30,8 +30,8 @@ FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.to
 
 def _config(tmp: Path, redis_url: str, delay: float) -> Path:
     chans = "\n".join(
-        f'[channels.{n}]\ntype = "test"\nrecord_url = "{redis_url}"\ndelay_s = {delay}\n'
-        for n in ("voice", "sms", "wecom", "loudspeaker"))
+        f'[channels.{n}]\ntype = "test"\nmedium = "{n}"\nrecord_url = "{redis_url}"\n'
+        f"delay_s = {delay}\n" for n in ("voice", "sms", "wecom", "loudspeaker"))
     cfg = tmp / "warnbus.toml"
     cfg.write_text(
         f'redis_url = "{redis_url}"\nmqtt_url = "mqtt://127.0.0.1:9"\npolicy = "{FAST_POLICY}"\n'
@@ -44,7 +44,7 @@ def _config(tmp: Path, redis_url: str, delay: float) -> Path:
 def _start(cfg: Path, tmp: Path, name: str) -> subprocess.Popen[bytes]:
     log = (tmp / f"{name}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "warnbus.cli", "serve", "--config", str(cfg), "--role",
+        [sys.executable, "-m", "warnbus.runtime.cli", "serve", "--config", str(cfg), "--role",
          "worker,timer"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WARNBUS_LOG_LEVEL": "warning"},
         start_new_session=True)

@@ -6,9 +6,8 @@ import time
 
 from redis.asyncio import Redis
 
-from warnbus import keys
-from warnbus.queue import scripts
-from warnbus.ratelimit import RateLimiter
+from warnbus.state import keys, scripts
+from warnbus.state.ratelimit import RateLimiter
 
 
 async def test_bucket_is_shared_between_processes(redis: Redis) -> None:

@@ -25,10 +25,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 
 from tests.conftest import IN_CI
-from warnbus import keys
-from warnbus.escalation import Deadline, encode_timer
-from warnbus.feeds.state import FeedState
-from warnbus.models import (
+from warnbus.domain.models import (
     Ack,
     AckVia,
     Attempt,
@@ -42,10 +39,13 @@ from warnbus.models import (
     TargetKind,
     delivery_id_for,
 )
-from warnbus.queue import Lanes, Timers
-from warnbus.ratelimit import RateLimiter
-from warnbus.store import Outcome as Stored
-from warnbus.store import Store
+from warnbus.feeds.state import FeedState
+from warnbus.flow.escalation import Deadline, encode_timer
+from warnbus.state import keys
+from warnbus.state.queue import Lanes, Timers
+from warnbus.state.ratelimit import RateLimiter
+from warnbus.state.store import Outcome as Stored
+from warnbus.state.store import Store
 
 NOW = 1_784_093_400.0
 

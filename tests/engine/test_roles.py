@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from channels.testing import RECORD_KEY
 from tests.cli.test_serve import _fresh
 from tests.engine.test_processes import _config
-from warnbus.services import free_port
+from warnbus.runtime.services import free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 
@@ -31,7 +31,7 @@ def _serve(cfg: Path, tmp: Path, role: str, port: int, name: str = "") -> subpro
     log = (tmp / f"{name or role}.log").open("wb")
     env = {**os.environ, "WARNBUS_LOG_LEVEL": "warning", "WARNBUS_API_TOKEN": "roles-token"}
     return subprocess.Popen(
-        [sys.executable, "-m", "warnbus.cli", "serve", "--config", str(cfg), "--role", role,
+        [sys.executable, "-m", "warnbus.runtime.cli", "serve", "--config", str(cfg), "--role", role,
          "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
         start_new_session=True)
 

@@ -7,7 +7,7 @@ import time
 
 from redis.asyncio import Redis
 
-from warnbus.ratelimit import SharedLimit
+from warnbus.state.ratelimit import SharedLimit
 
 
 async def test_processes_together_stay_within_the_rate(redis_url: str) -> None:

@@ -8,7 +8,7 @@ import gc
 
 import pytest
 
-from warnbus.tasks import Bounded, gather_paced
+from warnbus.runtime.tasks import Bounded, gather_paced
 
 
 async def test_at_most_limit_run_at_once_and_join_waits_for_all() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis as AsyncRedis
 
-from warnbus import keys
-from warnbus.queue import Timers
+from warnbus.state import keys
+from warnbus.state.queue import Timers
 
 
 async def test_many_timers_land_with_their_due_times(redis: AsyncRedis) -> None:

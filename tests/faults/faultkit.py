@@ -23,7 +23,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
-from warnbus.queue import decode_entry
+from warnbus.state.queue import decode_entry
 
 FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.toml"
 TERMINAL = frozenset({"sent", "delivered", "failed", "dead", "cancelled"})
@@ -34,8 +34,8 @@ def write_config(tmp: Path, redis_url: str, *, delay: float, concurrency: int = 
                  lease_s: float = 2.0, name: str = "warnbus.toml") -> Path:
     """A worker configuration: the fast policy on the real clock, recording test channels."""
     chans = "\n".join(
-        f'[channels.{n}]\ntype = "test"\nrecord_url = "{redis_url}"\ndelay_s = {delay}\n'
-        for n in ("voice", "sms", "wecom", "loudspeaker"))
+        f'[channels.{n}]\ntype = "test"\nmedium = "{n}"\nrecord_url = "{redis_url}"\n'
+        f"delay_s = {delay}\n" for n in ("voice", "sms", "wecom", "loudspeaker"))
     cfg = tmp / name
     cfg.write_text(
         f'redis_url = "{redis_url}"\nmqtt_url = "mqtt://127.0.0.1:9"\npolicy = "{FAST_POLICY}"\n'
@@ -72,7 +72,7 @@ def start_worker(cfg: Path, tmp: Path, name: str, roles: str = "worker,timer") -
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "warnbus.cli", "serve", "--config", str(cfg), "--role", roles],
+            [sys.executable, "-m", "warnbus.runtime.cli", "serve", "--config", str(cfg), "--role", roles],
             stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "WARNBUS_LOG_LEVEL": "warning"}, start_new_session=True)
     return Worker(proc, log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warnbus.breaker import Breaker, BreakerPolicy, Breakers, State
+from warnbus.flow.breaker import Breaker, BreakerPolicy, Breakers, State
 
 P = BreakerPolicy(window_s=10, min_calls=4, failure_ratio=0.5, open_s=2, max_open_s=5)
 

@@ -23,8 +23,8 @@ import pytest
 from channels.loudspeaker import Loudspeakers
 from channels.sim.speakers import SpeakerFleet
 from tests.engine.helpers import cap_alert, make_harness
-from warnbus import keys
-from warnbus.services import ManagedService
+from warnbus.runtime.services import ManagedService
+from warnbus.state import keys
 
 KEY = "test-only-command-key-0123456789abcdef"  # signs the commands; speakers verify
 
@@ -64,8 +64,8 @@ async def test_broker_restarts_and_network_cuts(
     await speaker.start(h.app.engine.sink)
     await fleet.start()
     try:
-        from warnbus.credentials import ENGINE
-        from warnbus.intake import accept
+        from warnbus.flow.credentials import ENGINE
+        from warnbus.flow.intake import accept
 
         await fleet.drop(cut)  # this speaker's network is cut for the whole first part
         await asyncio.to_thread(broker.stop)

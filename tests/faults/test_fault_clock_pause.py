@@ -15,9 +15,9 @@ import pytest
 from faultkit import FAST_POLICY
 
 from tests.engine.helpers import cap_alert, make_harness
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import DeliveryKind
+from warnbus.domain.models import DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
 
 pytestmark = pytest.mark.timeout(60)
 

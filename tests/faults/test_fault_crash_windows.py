@@ -15,10 +15,10 @@ import pytest_asyncio
 from faultkit import FAST_POLICY
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus.credentials import ENGINE
-from warnbus.escalation import Deadline, decode_timer
-from warnbus.intake import accept
-from warnbus.models import Delivery, DeliveryKind
+from warnbus.domain.models import Delivery, DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.escalation import Deadline, decode_timer
+from warnbus.flow.intake import accept
 
 TOWNSHIP = ("430623101000",)
 

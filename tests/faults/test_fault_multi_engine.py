@@ -27,9 +27,9 @@ from faultkit import (
 )
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state import keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

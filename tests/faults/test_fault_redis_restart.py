@@ -28,7 +28,7 @@ from faultkit import (
 )
 
 from tests.engine.helpers import make_harness
-from warnbus.services import ManagedService
+from warnbus.runtime.services import ManagedService
 from warnbus.web.api import make_web_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]

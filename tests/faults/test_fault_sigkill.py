@@ -33,11 +33,11 @@ from faultkit import (
 )
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.escalation import Deadline, decode_timer
-from warnbus.intake import accept
-from warnbus.models import DeliveryKind
+from warnbus.domain.models import DeliveryKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.escalation import Deadline, decode_timer
+from warnbus.flow.intake import accept
+from warnbus.state import keys
 
 KILLS = int(os.environ.get("WARNBUS_FAULT_KILLS", "10"))
 CONCURRENCY = 8  # per channel per process: the in-flight window is 4 channels x 8

@@ -18,8 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.engine.helpers import Harness
-from warnbus.config import FeedSettings
 from warnbus.feeds import FeedPoller
+from warnbus.runtime.config import FeedSettings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 

@@ -12,12 +12,12 @@ from feedkit import feed_settings, fixture
 from lxml import etree
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
-from warnbus.credentials import ENGINE
+from warnbus.domain.models import Alert, Scope, Status
 from warnbus.feeds import FeedPoller
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
 from warnbus.ingest import parse_cap
-from warnbus.intake import accept
-from warnbus.models import Alert, Scope, Status
-from warnbus.services import free_port
+from warnbus.runtime.services import free_port
 from warnbus.web.api import make_web_app
 from warnbus.web.capfeed import CAP_FEED
 

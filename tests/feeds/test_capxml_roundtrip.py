@@ -10,9 +10,7 @@ import pytest
 from lxml import etree
 
 from tests.engine.helpers import cap_alert
-from warnbus.feeds.capxml import alert_to_cap
-from warnbus.ingest import parse_alert, parse_cap
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Area,
     Certainty,
@@ -23,6 +21,8 @@ from warnbus.models import (
     Scope,
     Status,
 )
+from warnbus.feeds.capxml import alert_to_cap
+from warnbus.ingest import parse_alert, parse_cap
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 VALID = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".xml", ".json"))

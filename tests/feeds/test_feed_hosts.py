@@ -19,12 +19,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from feedkit import Kit, atom, feed_settings, fixture
 from structlog.testing import capture_logs
 
-from warnbus.config import FeedSettings
 from warnbus.feeds import feed_health
 from warnbus.feeds.errors import FeedRefused, public_text
 from warnbus.feeds.fetch import fetch
 from warnbus.feeds.hosts import HostPolicy, PublicOnlyResolver, not_public
 from warnbus.ingest import parse_cap
+from warnbus.runtime.config import FeedSettings
 
 RED = "rainstorm-red.xml"
 pytestmark = pytest.mark.timeout(30)

@@ -13,14 +13,14 @@ import pytest_asyncio
 from feedkit import FeedServer, atom, feed_settings, fixture
 
 from tests.engine.helpers import T0, Harness, make_harness
-from warnbus import keys
-from warnbus.app import build_app
-from warnbus.clock import ManualClock
-from warnbus.config import FeedSettings, Settings, load_settings
-from warnbus.context import Context
 from warnbus.errors import ConfigError
 from warnbus.feeds import FeedManager, feed_health
 from warnbus.ingest import parse_cap
+from warnbus.runtime.app import build_app
+from warnbus.runtime.clock import ManualClock
+from warnbus.runtime.config import FeedSettings, Settings, load_settings
+from warnbus.runtime.context import Context
+from warnbus.state import keys
 
 LEASE_S = 1.0
 

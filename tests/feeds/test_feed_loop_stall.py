@@ -11,10 +11,10 @@ from feedkit import Kit, atom, feed_settings
 
 from tests.engine.helpers import worst_lag
 from tests.ingest.signing import issue, sign
-from warnbus.bench.hostile_loads import Target, build
+from warnbus.domain.models import RegionLevel
 from warnbus.ingest import parse_cap
 from warnbus.ingest.signature import verify_signature
-from warnbus.models import RegionLevel
+from warnbus.tools.bench.hostile_loads import Target, build
 
 
 def largest_signed(kit: Kit) -> tuple[bytes, bytes]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from warnbus.domain.models import Alert
 from warnbus.errors import IngestError
-from warnbus.models import Alert
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "cap"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.ingest.helpers import FIXTURES, INVALID, SHARED, SHARED_FILES, VALID_FILES, ids, rejects
+from warnbus.domain.models import Certainty, Circle, MsgType, Reference, Severity, Status
 from warnbus.ingest import parse_alert, parse_cap
-from warnbus.models import Certainty, Circle, MsgType, Reference, Severity, Status
 
 CST = timezone(timedelta(hours=8))
 SENDER = "430623@qx.example.cn"

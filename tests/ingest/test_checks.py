@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from tests.ingest.helpers import FIXTURES, rejects
+from warnbus.domain.models import Area, Circle, Info, MsgType, Scope
 from warnbus.ingest import parse_cap
 from warnbus.ingest.checks import RULES, check_alert, check_id, check_ring, parse_datetime
-from warnbus.models import Area, Circle, Info, MsgType, Scope
 
 CST = timezone(timedelta(hours=8))
 

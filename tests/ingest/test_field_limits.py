@@ -17,10 +17,10 @@ import msgspec
 import pytest
 
 from tests.ingest.helpers import FIXTURES, SHARED_FILES, VALID_FILES, ids, rejects
+from warnbus.domain.models import Alert, Area, Category, Info, Reference, Resource, ResponseType
 from warnbus.feeds.capxml import alert_to_cap
 from warnbus.ingest import alert_to_json, parse_alert, parse_cap, parse_json
 from warnbus.ingest.limits import COUNT_LIMITS, MAX_EXTENSIONS, MAX_RING_POINTS, TEXT_LIMITS
-from warnbus.models import Alert, Area, Category, Info, Reference, Resource, ResponseType
 
 BASE = parse_cap((FIXTURES / "rainstorm-red.xml").read_bytes())
 INFO = BASE.infos[0]
@@ -245,7 +245,8 @@ def test_a_body_of_repeated_elements_is_refused_before_they_are_read(form: str) 
 
 @pytest.mark.parametrize("path", VALID_FILES + SHARED_FILES, ids=ids(VALID_FILES + SHARED_FILES))
 def test_real_alerts_are_far_inside_every_limit(path: object) -> None:
-    """Every shipped and shared sample parses, with each text at most a fifth of its limit."""
+    """Every shipped and shared sample parses, each text at most a third of its limit (the
+    longest real identifier, NWS's, is 69 characters of 256)."""
     from pathlib import Path
 
     assert isinstance(path, Path)
@@ -258,5 +259,5 @@ def test_real_alerts_are_far_inside_every_limit(path: object) -> None:
         texts += [("areaDesc", ar.desc) for ar in i.areas]
         texts += [("value", v) for _, v in i.parameters]
     for name, value in texts:
-        assert len(value or "") * 5 <= TEXT_LIMITS[name], (name, len(value or ""))
+        assert len(value or "") * 3 <= TEXT_LIMITS[name], (name, len(value or ""))
     assert isinstance(a.sent, datetime)

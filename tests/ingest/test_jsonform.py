@@ -11,12 +11,12 @@ import pytest
 
 from tests.engine.helpers import cap_alert
 from tests.ingest.helpers import FIXTURES, SHARED_FILES, VALID_FILES, ids, rejects
-from warnbus.bench.hostile_loads import Target, build
+from warnbus.domain.models import Alert
 from warnbus.errors import IngestError
 from warnbus.ingest import alert_to_json, jsonform, parse_alert, parse_cap, parse_json
 from warnbus.ingest.jsonform import cap_path
 from warnbus.ingest.limits import MAX_RING_POINTS
-from warnbus.models import Alert
+from warnbus.tools.bench.hostile_loads import Target, build
 
 ROUND_TRIP = VALID_FILES + SHARED_FILES
 

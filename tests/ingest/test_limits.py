@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.ingest.helpers import FIXTURES, rejects
-from warnbus.config import ServerSettings, load_settings
 from warnbus.ingest import (
     DEFAULT_MAX_AREA_ENTRIES,
     DEFAULT_MAX_AREAS,
@@ -18,6 +17,7 @@ from warnbus.ingest import (
     parse_cap,
     parse_json,
 )
+from warnbus.runtime.config import ServerSettings, load_settings
 
 RED = (FIXTURES / "rainstorm-red.xml").read_text(encoding="utf-8")
 AREA_START = "<area>"

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.ingest.helpers import FIXTURES
-from warnbus.bench.hostile_loads import Target, build
 from warnbus.errors import IngestError
 from warnbus.ingest import DEFAULT_MAX_BODY, LARGE_BODY, parse_alert, parse_off_loop
+from warnbus.tools.bench.hostile_loads import Target, build
 
 TARGET_MS = 50.0
 VILLAGES = tuple(f"430623{t:03d}{v:03d}" for t in range(101, 114) for v in range(201, 208))

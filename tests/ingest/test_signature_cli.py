@@ -9,9 +9,9 @@ import pytest
 
 from tests.ingest.helpers import FIXTURES, VALID_FILES
 from tests.ingest.signing import Identity
-from warnbus.cli import main as cli_main
 from warnbus.errors import ConfigError
 from warnbus.ingest.validate_cmd import validate_paths
+from warnbus.runtime.cli import main as cli_main
 
 RAINSTORM = (FIXTURES / "rainstorm-red.xml").read_bytes()
 PLACEHOLDER = FIXTURES / "signed-rainstorm.xml"

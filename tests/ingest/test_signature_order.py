@@ -19,11 +19,11 @@ from lxml import etree
 
 from tests.fixtures.make_signed import OUT
 from tests.ingest.signing import DS, NOW, Identity, issue, sign
-from warnbus.cli import main as cli_main
-from warnbus.config import FeedSettings, load_settings
 from warnbus.errors import ConfigError, IngestError
 from warnbus.ingest.signature import verify_signature
 from warnbus.ingest.validate_cmd import validate_paths
+from warnbus.runtime.cli import main as cli_main
+from warnbus.runtime.config import FeedSettings, load_settings
 
 ARCHIVE = OUT / "rainstorm-red-2024.signed.xml"
 ARCHIVE_CA = OUT / "archive-ca.pem"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warnbus.models import Device, Grid, Person, Region, RegionLevel, RegistryData, Role
+from warnbus.domain.models import Device, Grid, Person, Region, RegionLevel, RegistryData, Role
 
 SQUARE = ((29.40, 112.70), (29.40, 112.71), (29.41, 112.71), (29.41, 112.70), (29.40, 112.70))
 

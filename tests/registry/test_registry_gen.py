@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from warnbus.registry import Registry, load_registry, validate_registry
-from warnbus.registry_gen import build, county_codes, generate, registry_main, tile
+from warnbus.tools.registry_gen import build, county_codes, generate, registry_main, tile
 
 
 def test_deterministic_for_a_seed(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 from registry_kit import SQUARE, tiny_registry
 
+from warnbus.domain.models import Device, Grid, Person, Region, RegionLevel, RegistryData, Role
 from warnbus.errors import NotFoundError, RegistryError
-from warnbus.models import Device, Grid, Person, Region, RegionLevel, RegistryData, Role
 from warnbus.registry import (
     Registry,
     dump_registry,

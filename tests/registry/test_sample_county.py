@@ -7,9 +7,9 @@ from pathlib import Path
 
 import shapely
 
-from warnbus.models import Role
+from warnbus.domain.models import Role
 from warnbus.registry import Registry, default_registry_path, validate_registry
-from warnbus.registry_gen import TOWNSHIPS, write_sample_county
+from warnbus.tools.registry_gen import TOWNSHIPS, write_sample_county
 
 COUNTY = "430623000000"
 # The project's CAP samples name these townships by code.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rules.match import Matcher
-from warnbus.models import RegistryData
+from warnbus.domain.models import RegistryData
 from warnbus.registry import default_registry_path, load_registry
 
 

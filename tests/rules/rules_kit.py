@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Area,
     Category,

@@ -8,8 +8,8 @@ import pytest
 from rules_kit import info
 
 from rules.hazards import HazardTable, default_hazards
+from warnbus.domain.models import Category, Level
 from warnbus.errors import ConfigError
-from warnbus.models import Category, Level
 
 METEOROLOGICAL = ["台风", "暴雨", "暴雪", "寒潮", "大风", "沙尘暴", "高温", "干旱", "雷电", "冰雹",
                   "霜冻", "大雾", "霾", "道路结冰"]

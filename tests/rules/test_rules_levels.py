@@ -8,8 +8,8 @@ import pytest
 from rules_kit import alert, info
 
 from rules.levels import LevelTable, level_of, severity_of
+from warnbus.domain.models import Level, Severity
 from warnbus.errors import ConfigError
-from warnbus.models import Level, Severity
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [

@@ -18,8 +18,8 @@ from rules_kit import (
 
 import rules.match
 from rules.match import Matcher, admin_prefix, circle_geometry, most_specific
+from warnbus.domain.models import Circle, RegistryData
 from warnbus.errors import ConfigError
-from warnbus.models import Circle, RegistryData
 
 
 def township_grids(data: RegistryData, *suffixes: int) -> set[str]:

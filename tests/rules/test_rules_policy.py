@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from rules.policy import LevelPolicy, Policy, default_policy
+from warnbus.domain.models import Level, Role
 from warnbus.errors import ConfigError
-from warnbus.models import Level, Role
 
 BUNDLED = (Path(__import__("rules").__file__).parent / "policy.toml").read_text("utf-8")
 R = Role

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from rules.targets import build_targets, chain_for, count_targets
-from warnbus.models import RegistryData, Role, TargetKind
+from warnbus.domain.models import RegistryData, Role, TargetKind
 from warnbus.registry import Registry
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from seckit import auth, cap_xml
 
-from warnbus import keys
+from warnbus.state import keys
 
 GOOD = cap_xml("B-0", ("430623101000",)).decode()
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'

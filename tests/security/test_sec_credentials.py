@@ -14,11 +14,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.engine.helpers import make_harness
-from warnbus.app import build_app
-from warnbus.config import load_settings
 from warnbus.errors import ConfigError
 from warnbus.feeds import FeedPoller
 from warnbus.ingest import parse_cap
+from warnbus.runtime.app import build_app
+from warnbus.runtime.config import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "feeds"))
 from feedkit import FeedServer, atom, feed_settings, fixture

@@ -3,10 +3,10 @@
 A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@` (or a tab or CR before them) as
 a formula (OWASP: CSV Injection): a console confirmation's reason typed by an officer, a
 provider's error text or a name in the registry could carry one. Every CSV warnbus writes goes
-through `warnbus.report.rows_csv`, which neutralises such cells with a leading `'` and quotes
+through `warnbus.flow.record.rows_csv`, which neutralises such cells with a leading `'` and quotes
 every cell. The registry export (`/console/registry/export.zip`) carries full phone numbers
 only for an admin (it re-imports as it is); other roles get them masked by the one masking
-function, `warnbus.models.mask_phone`.
+function, `warnbus.domain.models.mask_phone`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import zipfile
 
 from tests.console.console_kit import console_client, sign_in
 from tests.engine.helpers import Harness, cap_alert
-from warnbus.app import token_hash
-from warnbus.config import TokenSettings
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import mask_phone
-from warnbus.report import RECORD_COLUMNS, rows_csv
+from warnbus.domain.models import mask_phone
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.flow.record import RECORD_COLUMNS, rows_csv
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import TokenSettings
 
 OFFICER = "officer-token-exports"
 #: Reasons an officer could type, each of which a spreadsheet would run as a formula.

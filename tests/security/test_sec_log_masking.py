@@ -18,9 +18,9 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.engine.helpers import cap_alert
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.logs import configure_logging
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.runtime.logs import configure_logging
 from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))

@@ -19,13 +19,13 @@ import pytest
 from seckit import SENDER, WIDE, auth, cap_xml
 
 from tests.engine.helpers import worst_lag
-from warnbus.bench.alerts import SENDER as BENCH_SENDER
-from warnbus.bench.alerts import irregular_ring
-from warnbus.bench.hostile_loads import Target, build
+from warnbus.domain.models import Alert, RegionLevel
+from warnbus.flow.matching import check_registry, costly
+from warnbus.flow.ports import MatchLike
 from warnbus.ingest import parse_cap
-from warnbus.matching import check_registry, costly
-from warnbus.models import Alert, RegionLevel
-from warnbus.ports import MatchLike
+from warnbus.tools.bench.alerts import SENDER as BENCH_SENDER
+from warnbus.tools.bench.alerts import irregular_ring
+from warnbus.tools.bench.hostile_loads import Target, build
 
 
 def many_areas(n: int = 1000) -> bytes:

@@ -11,8 +11,8 @@ from typing import Any
 
 from seckit import OFFICER, TOWN_OFFICER, WIDE, auth, cap_xml
 
-from warnbus import keys
-from warnbus.models import Role
+from warnbus.domain.models import Role
+from warnbus.state import keys
 
 ACKS = "/api/v1/acks"
 

@@ -21,12 +21,12 @@ from aiohttp.test_utils import TestClient
 from lxml import etree
 
 from tests.engine.helpers import Harness, cap_alert, make_harness, web_client
-from warnbus import metrics
-from warnbus.app import token_hash
-from warnbus.config import FeedSettings, TokenSettings
-from warnbus.credentials import ENGINE
 from warnbus.feeds.state import FeedState
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.runtime import metrics
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import FeedSettings, TokenSettings
 from warnbus.web.api import HEALTH
 
 PUBLIC = "https://warn.example.gov.cn/wb"

@@ -47,7 +47,7 @@ def test_broken_registry_is_refused_with_every_problem(tmp_path: Path) -> None:
     assert "duplicate" in text.lower()
     assert "not a Chinese mobile number" in text and "is not E.164" in text
     assert bad_phone not in text, "phone numbers are masked in problem messages"
-    run = subprocess.run([sys.executable, "-m", "warnbus.cli", "registry", "validate", str(path)],
+    run = subprocess.run([sys.executable, "-m", "warnbus.runtime.cli", "registry", "validate", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "p-nobody" in run.stdout + run.stderr and bad_phone not in run.stdout + run.stderr
@@ -57,7 +57,7 @@ def test_serve_does_not_start_on_a_broken_registry(tmp_path: Path) -> None:
     path, bad_phone = _broken(tmp_path)
     env = {**os.environ, "WARNBUS_REGISTRY": str(path), "WARNBUS_REDIS_URL": "redis://127.0.0.1:9",
            "WARNBUS_MQTT_URL": "mqtt://127.0.0.1:9", "WARNBUS_LOG_LEVEL": "warning"}
-    run = subprocess.run([sys.executable, "-m", "warnbus.cli", "serve", "--port", "0"],
+    run = subprocess.run([sys.executable, "-m", "warnbus.runtime.cli", "serve", "--port", "0"],
                          capture_output=True, text=True, timeout=60, env=env)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out[-2000:]

@@ -27,12 +27,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.console.console_kit import console_client, sign_in
 from tests.engine.helpers import cap_alert
-from warnbus import keys, metrics
-from warnbus.app import token_hash
-from warnbus.config import TokenSettings
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import MsgType, Reference, TargetKind
+from warnbus.domain.models import MsgType, Reference, TargetKind
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.runtime import metrics
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import TokenSettings
+from warnbus.state import keys
 from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))

@@ -13,12 +13,12 @@ from typing import Any
 
 from seckit import FEED, SENDER, TOWN, TOWN_SENDER, WIDE, auth, cap_xml
 
-from warnbus import keys
-from warnbus.app import token_hash
-from warnbus.config import ANY_SENDER, TokenSettings
-from warnbus.credentials import console_sender
+from warnbus.flow.credentials import console_sender
+from warnbus.flow.intake import campaign_id_for
 from warnbus.ingest import parse_cap
-from warnbus.intake import campaign_id_for
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import ANY_SENDER, TokenSettings
+from warnbus.state import keys
 
 COUNTY = ("430623000000",)  # the whole county: 13 townships
 TOWNSHIP = ("430623101000",)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from seckit import auth, cap_xml
 
-from warnbus import keys
 from warnbus.ingest import alert_to_json, parse_cap
+from warnbus.state import keys
 
 HUGE = "暴" * 100_000
 

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 from seckit import FEED, OFFICER, REVOKED, WIDE, auth, cap_xml
 
-from warnbus.app import token_hash
-from warnbus.config import load_settings
 from warnbus.errors import ConfigError
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import load_settings
 
 
 async def test_scope_region_and_category(api_client: Any) -> None:

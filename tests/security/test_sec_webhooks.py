@@ -22,9 +22,9 @@ from twilio.request_validator import RequestValidator
 
 from channels import wecom_crypto as proto
 from tests.engine.helpers import cap_alert
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state import keys
 from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))

@@ -10,9 +10,9 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.engine.helpers import Harness, make_harness, web_client
-from warnbus import keys
-from warnbus.app import token_hash
-from warnbus.config import TokenSettings
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import TokenSettings
+from warnbus.state import keys
 from warnbus.web.api import make_web_app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"

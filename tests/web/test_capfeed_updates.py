@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
 from tests.engine.helpers import T0, Harness, cap_alert, make_harness, web_client
-from warnbus import keys
-from warnbus.credentials import ENGINE
-from warnbus.intake import accept
-from warnbus.models import MsgType, Reference, Scope
+from warnbus.domain.models import MsgType, Reference, Scope
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.state import keys
 from warnbus.web.api import make_web_app
 from warnbus.web.capfeed import entry_id
 

@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.engine.helpers import Harness, make_harness
-from warnbus.app import token_hash
-from warnbus.config import TokenSettings
+from warnbus.runtime.app import token_hash
+from warnbus.runtime.config import TokenSettings
 from warnbus.web.api import make_web_app
 from warnbus.web.openapi import CAP_XML_TYPES, OPENAPI_DOC, PATH
 

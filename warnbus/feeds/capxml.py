@@ -13,9 +13,9 @@ from decimal import Decimal
 
 from lxml import etree
 
+from warnbus.domain.models import Alert, Area, Certainty, Info, Resource
 from warnbus.errors import IngestError
 from warnbus.ingest.checks import RULES, parse_datetime
-from warnbus.models import Alert, Area, Certainty, Info, Resource
 
 CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
 _Q = "{" + CAP12 + "}"

@@ -10,8 +10,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from warnbus.context import Context
 from warnbus.feeds.state import FeedState
+from warnbus.runtime.context import Context
 
 POLLS = Counter("warnbus_feed_polls", "Feed polls by outcome (ok, not_modified, error)",
                 ["feed", "outcome"])

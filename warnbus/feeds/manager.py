@@ -22,11 +22,11 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from warnbus.config import FeedSettings
-from warnbus.context import Context
 from warnbus.errors import ConfigError
 from warnbus.feeds.health import LEASE
 from warnbus.feeds.poller import FeedPoller, PollResult
+from warnbus.runtime.config import FeedSettings
+from warnbus.runtime.context import Context
 
 log = structlog.get_logger("warnbus.feeds")
 

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
-from warnbus.config import FeedSettings
-from warnbus.context import Context
-from warnbus.credentials import of_feed
+from warnbus.domain.models import Alert, MsgType
 from warnbus.errors import AuthError, IngestError
 from warnbus.feeds.errors import FeedError, FeedRefused
 from warnbus.feeds.fetch import ACCEPT_CAP, ACCEPT_INDEX, fetch
@@ -30,11 +28,13 @@ from warnbus.feeds.health import ENTRIES, POLL_SECONDS, POLLS
 from warnbus.feeds.hosts import HostPolicy, open_session
 from warnbus.feeds.index import Entry, parse_index
 from warnbus.feeds.state import FeedState
+from warnbus.flow.credentials import of_feed
+from warnbus.flow.intake import accept
 from warnbus.ingest import off_loop, parse_cap
 from warnbus.ingest.checks import OutsideRegistryError
 from warnbus.ingest.signature import read_trust_files, verify_signature
-from warnbus.intake import accept
-from warnbus.models import Alert, MsgType
+from warnbus.runtime.config import FeedSettings
+from warnbus.runtime.context import Context
 
 log = structlog.get_logger("warnbus.feeds")
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from warnbus import keys
 from warnbus.feeds.errors import public_text
-from warnbus.store import s
+from warnbus.state import keys
+from warnbus.state.store import s
 
 SEEN_TTL_S = 30 * 24 * 3600.0  # an entry not listed for this long may be fetched again
 COUNTS = ("accepted", "duplicate", "skipped", "rejected", "errors")

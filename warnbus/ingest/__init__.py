@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from warnbus.domain.models import Alert
 from warnbus.errors import IngestError
 from warnbus.ingest.cap import parse_cap
 from warnbus.ingest.checks import (
@@ -22,7 +23,6 @@ from warnbus.ingest.checks import (
     malformed,
 )
 from warnbus.ingest.jsonform import alert_to_json, parse_json
-from warnbus.models import Alert
 
 __all__ = [
     "DEFAULT_MAX_AREAS",

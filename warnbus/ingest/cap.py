@@ -15,6 +15,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from warnbus.domain.models import Alert, Area, Info, Resource
 from warnbus.ingest.capvalues import integer, number, parse_circle, parse_points, parse_references
 from warnbus.ingest.checks import (
     DEFAULT_MAX_AREA_ENTRIES,
@@ -43,7 +44,6 @@ from warnbus.ingest.limits import (
     too_many,
 )
 from warnbus.ingest.safexml import XINCLUDE_NS, html_error, html_page_title, parse_xml
-from warnbus.models import Alert, Area, Info, Resource
 
 NAMESPACES = {
     "http://www.incident.com/cap/1.0": "1.0",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from warnbus.domain.models import Circle, Reference
 from warnbus.errors import IngestError
 from warnbus.ingest.checks import invalid, show
-from warnbus.models import Circle, Reference
 
 _POINT_CHARS = re.compile(r"[^0-9.,+\-\s]", re.ASCII)
 _TWO_COMMAS = re.compile(r",\S*,", re.ASCII)

@@ -20,8 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from warnbus.errors import IngestError
-from warnbus.models import (
+from warnbus.domain.models import (
     Alert,
     Area,
     Category,
@@ -34,6 +33,7 @@ from warnbus.models import (
     Status,
     Urgency,
 )
+from warnbus.errors import IngestError
 
 #: Largest body accepted by default. Real national feeds carry polygons of ~800 KB.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024

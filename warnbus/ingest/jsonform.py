@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from warnbus.domain.models import Alert, Area, Circle, Info, Reference, Resource
 from warnbus.ingest.checks import (
     DEFAULT_MAX_AREA_ENTRIES,
     DEFAULT_MAX_AREAS,
@@ -28,7 +29,6 @@ from warnbus.ingest.checks import (
 )
 from warnbus.ingest.limits import MAX_RING_POINTS, check_count, check_limits, check_ring_points
 from warnbus.ingest.safexml import html_error, html_page_title
-from warnbus.models import Alert, Area, Circle, Info, Reference, Resource
 
 _ENCODER = msgspec.json.Encoder()
 T = TypeVar("T")

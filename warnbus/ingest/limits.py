@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from warnbus.domain.models import Alert, Area, Info
 from warnbus.errors import IngestError
-from warnbus.models import Alert, Area, Info
 
 #: Most characters of each text field, by CAP element name (valueName/value: of a parameter,
 #: eventCode or geocode; code: each <code>).

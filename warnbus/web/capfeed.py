@@ -23,11 +23,12 @@ import msgspec
 from aiohttp import web
 from lxml import etree
 
-from warnbus import keys, metrics
-from warnbus.context import Context
+from warnbus.domain.models import Alert, MsgType, Scope, Status
 from warnbus.feeds.capxml import alert_to_cap, xml_safe
-from warnbus.models import Alert, MsgType, Scope, Status
-from warnbus.store import s
+from warnbus.runtime import metrics
+from warnbus.runtime.context import Context
+from warnbus.state import keys
+from warnbus.state.store import s
 
 ATOM = "http://www.w3.org/2005/Atom"
 _A = "{" + ATOM + "}"

@@ -1,4 +1,4 @@
-"""Views the HTTP layer serves: reports (from warnbus.report), health and metrics."""
+"""Views the HTTP layer serves: reports (from warnbus.flow.record), health and metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from urllib.parse import urlparse
 
 from prometheus_client import Gauge
 
-from warnbus.app import App
 from warnbus.feeds.health import feed_health, refresh_feed_metrics
-from warnbus.report import alert_view, record_rows, rows_csv
+from warnbus.flow.record import alert_view, record_rows, rows_csv
+from warnbus.runtime.app import App
 
 __all__ = ["HealthProbe", "alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from warnbus.app import App
+from warnbus.runtime.app import App
 from warnbus.web.console import pages_auth, pages_board, pages_compose, pages_registry, records
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
 from warnbus.web.console.base import CONSOLE, PREFIX, Console, Handler

@@ -21,8 +21,8 @@ from typing import Any
 
 import msgspec
 
-from warnbus import keys
-from warnbus.store import s
+from warnbus.state import keys
+from warnbus.state.store import s
 from warnbus.web.console.passwords import PasswordHasher
 
 ROLES = ("drafter", "approver", "admin")

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import msgspec
 from aiohttp import web
 
-from warnbus import keys
-from warnbus.app import App
+from warnbus.runtime.app import App
+from warnbus.state import keys
 from warnbus.web.console import html
 from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok, name_problem
 from warnbus.web.console.passwords import HasherBusy

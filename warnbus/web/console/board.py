@@ -13,12 +13,12 @@ from typing import Any
 
 import msgspec
 
-from warnbus import keys
-from warnbus.context import Context
+from warnbus.domain.models import GridState
 from warnbus.errors import NotFoundError
-from warnbus.models import GridState
-from warnbus.report import alert_view
-from warnbus.store import GridView, s
+from warnbus.flow.record import alert_view
+from warnbus.runtime.context import Context
+from warnbus.state import keys
+from warnbus.state.store import GridView, s
 
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
                 "unreached", "closed")

@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from warnbus import keys
-from warnbus.store import s
+from warnbus.state import keys
+from warnbus.state.store import s
 from warnbus.web.console.compose import DraftForm
 
 # KEYS: draft hash. ARGV: from_state, to_state, then field/value pairs.

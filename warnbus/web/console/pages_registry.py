@@ -17,10 +17,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from warnbus import services
-from warnbus.devices import DeviceRecord, DeviceState, DeviceStatusBook
-from warnbus.models import RegistryData, mask_phone
+from warnbus.domain.models import RegistryData, mask_phone
 from warnbus.registry import dump_registry, read_registry, validate_registry
+from warnbus.runtime import services
+from warnbus.state.devices import DeviceRecord, DeviceState, DeviceStatusBook
 from warnbus.web.console import html
 from warnbus.web.console.base import (
     PREFIX,
@@ -106,7 +106,7 @@ async def people_page(request: web.Request) -> web.Response:
 
 async def device_status(app: Any) -> dict[str, DeviceRecord]:
     """Speakers' last status as kept in Redis by whichever process runs the loudspeaker
-    channel (`warnbus.devices`); a channel of this very process fills in devices Redis has
+    channel (`warnbus.state.devices`); a channel of this very process fills in devices Redis has
     no record of yet."""
     out: dict[str, DeviceRecord] = {}
     for ch in app.engine.channels.values():

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from warnbus import keys
-from warnbus.context import Context
-from warnbus.models import Role, TargetKind
-from warnbus.report import record_rows, rows_csv, unreached
-from warnbus.store import s
+from warnbus.domain.models import Role, TargetKind
+from warnbus.flow.record import record_rows, rows_csv, unreached
+from warnbus.runtime.context import Context
+from warnbus.state import keys
+from warnbus.state.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import PREFIX, console, page, requires
 from warnbus.web.console.board import campaign_meta, drawn_areas

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from warnbus import keys
-from warnbus.clock import Clock
+from warnbus.runtime.clock import Clock
+from warnbus.state import keys
 
 # KEYS[1]: the failure hash (field -> "count|last_ms"; field "~" holds the sampling cursor).
 # ARGV[1] now_ms, ARGV[2] window_ms, ARGV[3] max_entries, ARGV[4] sample size,

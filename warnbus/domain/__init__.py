@@ -1,0 +1,1 @@
+"""The records and states of warnbus: pure data, no I/O."""

@@ -1,0 +1,153 @@
+"""Acks (应): the only writer of confirmations, and the signed ack links.
+
+A confirmation is per person and per campaign, recorded by one Lua compare-and-set that also
+closes the person's grids, stops further calls to them and appends to the audit stream.
+Recording the same confirmation twice changes nothing; neither does one that comes after
+the campaign ended, which is recorded as late (audit and metric).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import structlog
+
+from warnbus.domain.models import Ack, AckVia, CampaignState
+from warnbus.errors import AuthError
+from warnbus.runtime import metrics
+from warnbus.runtime.context import Context
+
+log = structlog.get_logger("warnbus.flow.acks")
+
+RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET, NOT_REACHED, LATE = 1, 2, 0, -1, -2, 3
+_STATUS = {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
+           NOT_TARGET: "not_target", NOT_REACHED: "not_reached", LATE: "late"}
+#: What a person reads who confirms after the end (the ack link page, the console).
+LATE_ZH = {CampaignState.CANCELLED.value: "该预警已解除，无需确认。"}
+LATE_ZH_DEFAULT = "该预警已结束，无需确认。"
+
+
+@dataclass(frozen=True)
+class AckResult:
+    code: int
+    state: str = ""  # the campaign's state, when the confirmation came late
+
+    @property
+    def recorded(self) -> bool:
+        return self.code == RECORDED
+
+    @property
+    def late(self) -> bool:
+        return self.code == LATE
+
+    @property
+    def status(self) -> str:
+        return _STATUS[self.code]
+
+    @property
+    def late_zh(self) -> str:
+        """For a late confirmation: that the warning was lifted (解除) or has ended."""
+        return late_zh(self.state)
+
+
+async def record_ack(
+    ctx: Context,
+    campaign_id: str,
+    person_id: str,
+    via: AckVia,
+    *,
+    delivery_id: str | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    reply_via: str | None = None,
+) -> AckResult:
+    """Record a confirmation. One for a campaign that has ended (cancelled, expired) changes
+    nothing and is recorded as late (audited once per person, counted).
+
+    `reply_via`: a reply that names no campaign, tried on each candidate, through that
+    channel; it counts only where a delivery through the channel had reached the person (a
+    provider had accepted it) before the reply arrived. Where the person is no target, or
+    nothing had reached them, it was simply not meant for that campaign, and is neither
+    counted nor logged."""
+    ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
+    code, extra = await ctx.store.ack(ack, reply_via=reply_via or "")
+    result = AckResult(code, extra if code == LATE else "")
+    if reply_via is not None and code in (NO_CAMPAIGN, NOT_TARGET, NOT_REACHED):
+        return result
+    metrics.ACKS.labels(via.value, result.status).inc()
+    if result.recorded and extra:
+        metrics.ACK_LATENCY.observe(max(0.0, ack.at - float(extra)))
+    if result.late:
+        log.info("late confirmation: the campaign has ended", campaign_id=campaign_id,
+                 person=person_id, via=via.value, campaign_state=result.state)
+    else:
+        log.info("ack", campaign_id=campaign_id, person=person_id, via=via.value,
+                 result=result.status)
+    return result
+
+
+async def ended_state(ctx: Context, campaign_id: str) -> str | None:
+    """The state of a campaign that has ended (cancelled, expired, or past its expiry while
+    the timer has not yet said so: the ack script judges the same way), else None."""
+    meta = await ctx.store.meta(campaign_id)
+    state = meta.get("state", "")
+    expires = float(meta.get("expires_at") or "inf")
+    if not meta or (state == CampaignState.ACTIVE.value and ctx.clock.now() < expires):
+        return None
+    return state
+
+
+def late_zh(state: str) -> str:
+    """What a person reads who confirms after the end: lifted (解除) or ended."""
+    return LATE_ZH.get(state, LATE_ZH_DEFAULT)
+
+
+class AckLinks:
+    """HMAC-signed, single-person, expiring ack links: /ack/<token>."""
+
+    def __init__(self, secret: bytes, base_url: str, ttl_s: float) -> None:
+        if len(secret) < 16:
+            raise ValueError("ack link secret must be at least 16 bytes")
+        self._key = secret
+        # Keyed once and copied per link: a first wave signs one link per person.
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        self.base_url = base_url.rstrip("/")
+        self.ttl_s = ttl_s
+
+    def token(self, campaign_id: str, person_id: str, now: float) -> str:
+        body = f"{campaign_id}|{person_id}|{int(now + self.ttl_s)}".encode()
+        mac = self._keyed.copy()
+        mac.update(body)
+        return _b64(body) + "." + _b64(mac.digest()[:16])
+
+    def url(self, campaign_id: str, person_id: str, now: float) -> str:
+        return f"{self.base_url}/ack/{self.token(campaign_id, person_id, now)}"
+
+    def verify(self, token: str, now: float) -> tuple[str, str]:
+        """Return (campaign_id, person_id) of a valid token; raise AuthError otherwise."""
+        try:
+            body_s, sig_s = token.split(".", 1)
+            body, sig = _unb64(body_s), _unb64(sig_s)
+            want = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+            if not hmac.compare_digest(sig, want):
+                raise AuthError("ack link signature is not valid")
+            campaign_id, person_id, exp = body.decode().split("|")
+            expires = int(exp)
+        except AuthError:
+            raise
+        except (ValueError, UnicodeDecodeError) as e:
+            raise AuthError("ack link is malformed") from e
+        if now > expires:
+            raise AuthError("ack link has expired")
+        return campaign_id, person_id
+
+
+def _b64(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _unb64(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))

@@ -1,0 +1,152 @@
+"""The engine side of `plugin.EventSink`: provider callbacks become statuses and acks."""
+
+from __future__ import annotations
+
+import hashlib
+
+import structlog
+
+from warnbus.domain.models import AckVia
+from warnbus.flow.acks import record_ack
+from warnbus.flow.fallback import plan_fallback_for
+from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
+from warnbus.runtime import metrics
+from warnbus.runtime.context import Context
+from warnbus.state.devices import DeviceStatusBook
+
+log = structlog.get_logger("warnbus.flow.events")
+
+_DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.DONE}
+_FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
+#: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
+ACTIVE_TTL_S = 1.0
+#: How long a reply's provider message id is remembered: a resend or replay within it
+#: confirms nothing new (a day's province-wide wave is some 80k keys of ~100 bytes).
+REPLY_MEMORY_S = 30 * 86400.0
+#: A reply that confirms nothing is recorded as late in campaigns that ended this recently,
+#: at most this many of them (the newest).
+LATE_REPLY_S = 86400.0
+LATE_REPLY_CAMPAIGNS = 20
+
+
+class EngineSink:
+    """Applies channel events to the campaign state (idempotent, like everything it calls)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._devices = DeviceStatusBook(ctx.redis)
+        self._by_address: dict[tuple[Address, str], list[str]] = {}
+        self._active_list: list[str] = []
+        self._active_at: float | None = None
+        for p in ctx.registry.data.persons.values():
+            for address, field in PERSON_FIELD.items():
+                value = field(p)
+                if value:
+                    self._by_address.setdefault((address, value), []).append(p.id)
+
+    async def delivery_status(
+        self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
+        detail: str = "",
+    ) -> None:
+        device = target_id.startswith("dev:")
+        if status in _DELIVERED:
+            state = "delivered"
+        elif status in _FAILED:
+            # One speaker failing does not fail the area's command: only that speaker is
+            # recorded (and its officer is put on notice when the playout deadline passes).
+            state = "device-failed" if device else "failed"
+        else:
+            return  # queued/sent/no-answer: nothing to change; deadlines drive redials
+        res = await self.ctx.store.status(campaign_id, delivery_id, target_id, state, detail,
+                                          self.ctx.clock.now())
+        if res == 1 and state == "failed":
+            # Accepted, then undeliverable (e.g. SMS 30003): the policy's next channel.
+            await self.ctx.lanes.enqueue(await plan_fallback_for(self.ctx, campaign_id, delivery_id))
+        log.info("provider status", campaign_id=campaign_id, delivery_id=delivery_id,
+                 status=status.value, applied=res == 1)
+
+    def device_area(self, device_id: str) -> str | None:
+        """The registry's area of a loudspeaker (the channel judges playout reports by it)."""
+        device = self.ctx.registry.data.devices.get(device_id)
+        return device.region if device is not None else None
+
+    async def device_status(self, device_id: str, state: str | None, since: float,
+                            seen: float, area: str | None) -> None:
+        """A speaker's status or heartbeat, kept in Redis for every process (the console)."""
+        await self._devices.device_status(device_id, state, since, seen, area)
+
+    async def confirm(
+        self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
+    ) -> bool:
+        res = await record_ack(self.ctx, campaign_id, person_id, via, delivery_id=delivery_id)
+        return res.recorded
+
+    async def confirm_from(self, channel: str, address: str, via: AckVia, reply_id: str = ""
+                           ) -> list[str]:
+        """A reply that names no campaign (an SMS "1") confirms its sender in every active
+        campaign where they are an unconfirmed target and where a message through `channel`
+        (the channel the reply came through) had reached them before the reply arrived.
+
+        `reply_id`, the provider's message id: a reply handled once (resent by the
+        provider, or replayed) confirms nothing more. A reply that finds nothing to confirm
+        is recorded as late in the campaigns that ended lately (within `LATE_REPLY_S`) where
+        it would have counted."""
+        info = self.ctx.channels.get(channel)
+        # What `address` is comes from the channel's info (a WeCom channel named "wx" gives
+        # WeCom ids); a channel this process does not know confirms nobody.
+        persons = self._by_address.get((info.address, address), []) if info else []
+        if not persons:
+            log.info("reply without an open campaign", channel=channel, address=address)
+            return []
+        if len(reply_id) > 64:  # a key name, whatever a provider sends
+            reply_id = hashlib.sha256(reply_id.encode()).hexdigest()
+        if reply_id and not await self.ctx.store.claim_reply(channel, reply_id, REPLY_MEMORY_S):
+            metrics.ACKS.labels(via.value, "duplicate").inc()
+            log.info("reply already handled", channel=channel, address=address)
+            return []
+        try:
+            return await self._confirm_reply(channel, address, persons, via)
+        except BaseException:
+            if reply_id:  # not handled: let the provider's resend through
+                await self.ctx.store.forget_reply(channel, reply_id)
+            raise
+
+    async def _confirm_reply(self, channel: str, address: str, persons: list[str],
+                             via: AckVia) -> list[str]:
+        tried = await self._active(fresh=False)
+        confirmed = await self._confirm_in(tried, persons, via, channel)
+        if not confirmed:
+            # The list may be a moment old: a miss asks Redis for campaigns started since.
+            fresh = [c for c in await self._active(fresh=True) if c not in tried]
+            confirmed = await self._confirm_in(fresh, persons, via, channel)
+            tried += fresh
+        if not confirmed:
+            since = self.ctx.clock.now() - LATE_REPLY_S
+            ended = [c for c in await self.ctx.store.ended_campaigns(since) if c not in tried]
+            await self._confirm_in(ended[:LATE_REPLY_CAMPAIGNS], persons, via, channel)
+            log.info("reply without an open campaign", channel=channel, address=address)
+        return sorted(confirmed)
+
+    async def _confirm_in(self, campaigns: list[str], persons: list[str], via: AckVia,
+                          channel: str) -> list[str]:
+        confirmed: list[str] = []
+        for pid in persons:
+            for cid in campaigns:
+                res = await record_ack(self.ctx, cid, pid, via, reply_via=channel)
+                if res.recorded:
+                    confirmed.append(cid)
+        return confirmed
+
+    async def _active(self, *, fresh: bool) -> list[str]:
+        """The active campaigns, read at most once per `ACTIVE_TTL_S` of the engine's clock.
+
+        Replies come in bursts (a province's officers answering one warning), each tried on
+        every active campaign; the list read once serves the burst. A campaign missing from
+        a list that old started less than a second ago: its SMS has not reached anyone yet,
+        so no reply can be meant for it. Ended campaigns on the list are harmless (the ack
+        script checks the state: the reply is late there)."""
+        now = self.ctx.clock.now()
+        if fresh or self._active_at is None or not 0 <= now - self._active_at < ACTIVE_TTL_S:
+            self._active_list = await self.ctx.store.active_campaigns()
+            self._active_at = now
+        return list(self._active_list)

@@ -1,0 +1,403 @@
+"""Accept an alert (dedup, thread, persist) and carry its campaign: start, update, cancel.
+
+`accept` runs in the API process and returns once the alert and its work item are written
+to Redis (the 202 promise). `Intake.handle` runs in a worker: it matches, plans and queues,
+idempotently, so a crash anywhere makes the next worker redo the same work harmlessly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from warnbus.domain.models import (
+    Alert,
+    CampaignState,
+    Delivery,
+    DeliveryKind,
+    GridState,
+    Level,
+    MsgType,
+    Person,
+    Target,
+    TargetKind,
+    alert_id_for,
+)
+from warnbus.errors import IngestError
+from warnbus.flow.credentials import (
+    Credential,
+    categories_of,
+    check_area_codes,
+    check_categories,
+    check_reach,
+    check_sender,
+    check_villages,
+    foreign_thread,
+    reach_of,
+)
+from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
+from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
+from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.flow.ports import LevelPolicyLike
+from warnbus.ingest import alert_to_json
+from warnbus.runtime import metrics
+from warnbus.runtime.context import Context
+from warnbus.runtime.tasks import Bounded
+from warnbus.state import keys
+from warnbus.state.queue import ensure_group
+
+log = structlog.get_logger("warnbus.flow.intake")
+PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
+PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
+
+
+@dataclass(frozen=True)
+class Accepted:
+    alert_id: str
+    campaign_id: str
+    targets: int
+    created: bool  # False: the same alert was already accepted
+    warnings: tuple[AcceptWarning, ...] = ()
+
+
+def campaign_id_for(alert: Alert) -> str:
+    return "cp_" + alert_id_for(alert.sender, alert.identifier)[3:]
+
+
+def root_alert_id(campaign_id: str) -> str:
+    """The id of the Alert that started a campaign (the inverse of `campaign_id_for`)."""
+    return "al_" + campaign_id[3:]
+
+
+async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
+    """Check, dedup, thread and persist an alert under a credential; return once it is
+    durably queued for planning.
+
+    Cheapest first, each before anything costlier: the sender and references (no look-up:
+    dedup and threads only ever see the credential's own senders), the categories and the
+    areas' geocodes, then Redis (dedup, the thread and what it reached), then matching (in a
+    worker thread when the alert is large) and the villages it reaches.
+    """
+    check_sender(cred, alert)
+    if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
+        raise IngestError(
+            "invalid", f"msgType {alert.msg_type.value} messages are not disseminated", "msgType"
+        )
+    check_categories(cred, alert, ctx.rules.hazard_of)
+    check_area_codes(cred, alert, ctx.rules.region_codes)
+    store = ctx.store
+    aid = alert.alert_id
+    known = await store.campaign_of(aid)
+    if known:
+        metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
+        meta = await store.meta(known)
+        return Accepted(aid, known, int(meta.get("targets", "0") or 0), created=False)
+    expires = alert.expires_at()
+    if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
+        # Accepting it would send nothing (the campaign would be over at once): say so.
+        raise IngestError("invalid", f"the alert expired at {expires.isoformat()}, before it "
+                          "was received", "info.expires")
+    if alert.msg_type is MsgType.ALERT:
+        cid = campaign_id_for(alert)
+    else:
+        cid = await _thread_of(ctx, alert)
+        if cred.scoped:
+            check_reach(cred, alert, await thread_reach(ctx, cid))
+    warnings: tuple[AcceptWarning, ...] = ()
+    reached: list[str] = []
+    if alert.msg_type is MsgType.CANCEL:
+        if cred.regions and any(info.areas for info in alert.infos):
+            check_villages(cred, (await match_alert(ctx, alert)).villages)
+        n_targets = len(await store.targets(cid))
+    else:
+        got = await reach(ctx, alert, cred)
+        warnings, n_targets = got.warnings, got.targets
+        reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
+    # Its JSON form, in a worker thread when the alert is large (the largest took ~20 ms).
+    blob = await off_loop(ctx, alert, lambda: alert_to_json(alert))
+    ck = keys.campaign(cid)
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.hsetnx(ck.alerts, aid, blob)
+    pipe.zadd(keys.CAMPAIGNS, {cid: ctx.clock.now()}, nx=True)
+    if alert.msg_type is MsgType.ALERT:
+        pipe.hsetnx(ck.meta, "targets", n_targets)
+        pipe.hsetnx(ck.meta, "sender", alert.sender)
+    if reached:
+        pipe.sadd(ck.reach, *reached)
+    pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
+    pipe.set(keys.alert_index(aid), cid, nx=True)
+    pipe.zadd(keys.MESSAGES, {aid: ctx.clock.now()}, nx=True)
+    # Kept before the inbox item can reach the planner of this process, which then reads
+    # it from here rather than decoding it again (see Context.keep_alert).
+    ctx.keep_alert(alert)
+    stored = (await pipe.execute())[0]
+    if not stored:  # the same alert, accepted at the same moment through another request
+        ctx.forget_alert(alert)
+    metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
+    log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
+             targets=n_targets, credential=cred.name)
+    if warnings:
+        log.warning("alert areas outside the registry", alert_id=aid, campaign_id=cid,
+                    areas=[w.field for w in warnings],
+                    detail="; ".join(w.message for w in warnings[:LISTED]))
+    return Accepted(aid, cid, n_targets, created=True, warnings=warnings)
+
+
+async def _thread_of(ctx: Context, alert: Alert) -> str:
+    """The campaign an Update or Cancel continues. Its references name its own sender
+    (`check_sender`); the thread must be that sender's too."""
+    for ref in alert.references:
+        cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
+        if cid:
+            owner = (await ctx.store.meta(cid)).get("sender")
+            if not owner:  # accepted before the sender was kept at acceptance, not started
+                root = await ctx.alert(cid, root_alert_id(cid))
+                owner = root.sender if root else ""
+            if owner != alert.sender:
+                raise foreign_thread(alert)
+            return cid
+    raise IngestError(
+        "unknown_reference",
+        "no earlier alert of this thread is known: "
+        + " ".join(f"{r.sender},{r.identifier}" for r in alert.references),
+        "references",
+    )
+
+
+async def thread_reach(ctx: Context, cid: str) -> set[str]:
+    """The villages and categories a thread's messages reached (`keys.CampaignKeys.reach`)."""
+    got = await ctx.store.reach(cid)
+    if got:
+        return got
+    # A thread accepted before reaches were kept: what its messages reach now.
+    for alert in await ctx.store.thread_alerts(cid):
+        m = await match_alert(ctx, alert)
+        got.update(reach_of(m.villages, categories_of(alert, ctx.rules.hazard_of)))
+    return got
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPolicyLike) -> int:
+    """What the campaign sends to: persons, plus one area per village for loudspeakers."""
+    persons = sum(1 for t in targets if t.kind is TargetKind.PERSON)
+    return persons + (len(villages) if policy.device_channels else 0)
+
+
+class Intake:
+    """The planner role: reads the inbox and runs the campaign lifecycle."""
+
+    plan_chunk = PLAN_CHUNK
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def setup(self) -> None:
+        await ensure_group(self.ctx.redis, keys.INBOX)
+
+    async def handle(self, campaign_id: str, alert_id: str) -> None:
+        alert = await self.ctx.alert(campaign_id, alert_id)
+        if alert is None:
+            log.error("inbox item without alert", alert_id=alert_id, campaign_id=campaign_id)
+            return
+        structlog.contextvars.bind_contextvars(alert_id=alert_id, campaign_id=campaign_id)
+        try:
+            if alert.msg_type is MsgType.ALERT:
+                await self._start(campaign_id, alert)
+            elif alert.msg_type is MsgType.UPDATE:
+                await self._update(campaign_id, alert)
+            elif alert.msg_type is MsgType.CANCEL:
+                await self._cancel(campaign_id, alert)
+        finally:
+            structlog.contextvars.unbind_contextvars("alert_id", "campaign_id")
+
+    def _plan_ctx(self, cid: str, alert: Alert, level: Level) -> PlanContext:
+        return PlanContext(
+            campaign_id=cid,
+            alert=alert,
+            info=alert.primary_info(),
+            level=level,
+            area=area_text(alert),
+            now=self.ctx.clock.now(),
+            renderer=self.ctx.rules.renderer,
+            channels=self.ctx.channels,
+            ack_url=lambda pid: self.ctx.ack_url(cid, pid),
+        )
+
+    def _persons(self, targets: Sequence[Target]) -> list[Person]:
+        out = []
+        for t in targets:
+            p = self.ctx.person(t.id) if t.kind is TargetKind.PERSON else None
+            if p is not None:
+                out.append(p)
+        return out
+
+    async def _first_wave(
+        self, cid: str, alert: Alert, level: Level, policy: LevelPolicyLike,
+        targets: Sequence[Target], villages: Sequence[str], kind: DeliveryKind,
+    ) -> int:
+        """Plan and queue a first wave `plan_chunk` targets at a time: dispatch starts after the
+        first chunk, and the deliveries of a province never sit in memory all together.
+
+        A chunk's writes to Redis run while the next chunk is planned (at most
+        `PLAN_AHEAD` chunks in flight): planning waiting on each chunk's writes left the
+        worker's core and Redis idle in turns. Every step is idempotent, so a worker that
+        dies halfway leaves a replay to finish it. Loudspeaker areas go first: one command
+        per village reaches a whole village."""
+        ctx = self.ctx
+        pctx = self._plan_ctx(cid, alert, level)
+        n = 0
+        for ch in policy.device_channels:
+            area_wave = plan_areas(pctx, villages, ch, kind)
+            await ctx.lanes.enqueue(area_wave)
+            n += len(area_wave)
+        writes = Bounded(PLAN_AHEAD)
+        chunk = self.plan_chunk
+        try:
+            for i in range(0, len(targets), chunk):
+                part = targets[i : i + chunk]
+                persons = self._persons(part)
+                deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+                n += len(deliveries)
+                await writes.submit(self._queue_chunk(cid, policy, part, persons, deliveries))
+            await writes.join()
+        finally:
+            writes.cancel()
+        return n
+
+    async def _queue_chunk(
+        self, cid: str, policy: LevelPolicyLike, part: Sequence[Target], persons: Sequence[Person],
+        deliveries: Sequence[Delivery],
+    ) -> None:
+        """Store one chunk's targets and grids, then queue its deliveries and deadlines."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        # Targets and grids are stored before their deliveries are queued: a claim and
+        # its record find the campaign state they move.
+        firsts = await ctx.store.put_targets(cid, part, now)
+        await ctx.store.init_grids(
+            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
+        )
+        await ctx.lanes.enqueue(deliveries)
+        if policy.ack_deadline_s:
+            # Step 0's deadline is the person's first wave plus a fixed offset.
+            offset = deadline_for(policy, 0, 0.0, now)
+            await ctx.timers.schedule([
+                (encode_timer(Deadline(cid, p.id, 0)), firsts.get(p.id, now) + offset)
+                for p in persons
+            ])
+
+    async def _start(self, cid: str, alert: Alert) -> None:
+        ctx = self.ctx
+        level = ctx.rules.level_of(alert)
+        policy = ctx.rules.policy_for(level)
+        match = await match_alert(ctx, alert)
+        targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
+                                    drill=alert.is_drill)
+        now = ctx.clock.now()
+        expires = alert.expires_at()
+        info = alert.primary_info()
+        await ctx.store.init_meta(cid, {
+            "state": CampaignState.ACTIVE.value, "level": level.value, "root": alert.alert_id,
+            "sender": alert.sender, "created_at": now, "t0": now, "drill": int(alert.is_drill),
+            "expires_at": expires.timestamp() if expires else "",
+            "event": info.event if info else "", "villages": ",".join(match.villages),
+        })
+        await ctx.store.set_meta(cid, {
+            "latest": alert.alert_id, "headline": (info.headline or "") if info else "",
+            "area": area_text(alert),
+            "targets": _reach(targets, () if alert.is_drill else match.villages, policy),
+        })
+        await ctx.store.activate(cid, now)
+        # Drills (演练) go to drill participants only, never to the public loudspeakers.
+        areas = () if alert.is_drill else match.villages
+        n = await self._first_wave(cid, alert, level, policy, targets, areas,
+                                   DeliveryKind.WARNING)
+        if expires:
+            await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
+        log.info("campaign started", level=level.value, grids=len(match.grids),
+                 targets=len(targets), deliveries=n)
+
+    async def _update(self, cid: str, alert: Alert) -> None:
+        ctx = self.ctx
+        meta = await ctx.store.meta(cid)
+        if meta.get("state") != CampaignState.ACTIVE.value:
+            log.warning("update of a campaign that is over", state=meta.get("state"))
+            return
+        level = ctx.rules.level_of(alert)
+        policy = ctx.rules.policy_for(level)
+        match = await match_alert(ctx, alert)
+        new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
+                                        drill=alert.is_drill)
+        old = await ctx.store.targets(cid)
+        grids_now = set(match.grids)
+        old_grids = {g for t in old.values() for g in t.grids if t.role is not None and t.kind is
+                     TargetKind.PERSON and t.role.value == "primary"}
+        dropped_grids = sorted(old_grids - grids_now)
+        keep_ids = {t.id for t in new_targets}
+        dropped_people = [t.id for t in old.values()
+                          if t.kind is TargetKind.PERSON and t.id not in keep_ids
+                          and t.role is not None and t.role.value == "primary"]
+        now = ctx.clock.now()
+        await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
+        expires = alert.expires_at()
+        info = alert.primary_info()
+        await ctx.store.set_meta(cid, {
+            "latest": alert.alert_id, "level": level.value,
+            "headline": (info.headline or "") if info else "", "area": area_text(alert),
+            "expires_at": expires.timestamp() if expires else "",
+            "villages": ",".join(match.villages),
+            "targets": _reach(new_targets, match.villages, policy),
+        })
+        added = [t for t in new_targets if t.id not in old]
+        kept = [t for t in new_targets if t.id in old]
+        n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
+        # Everyone still in the area gets the new content; those who confirmed already get it
+        # on the notice channels only (they need not confirm again).
+        pctx = self._plan_ctx(cid, alert, level)
+        acks = await ctx.store.acks(cid)
+        calling = self._persons([t for t in kept if t.id not in acks])
+        confirmed = self._persons([t for t in kept if t.id in acks])
+        deliveries = plan_persons(pctx, calling, policy.channels, 0, DeliveryKind.UPDATE)
+        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, 0, DeliveryKind.UPDATE)
+        for ch in policy.device_channels:
+            if not alert.is_drill:
+                deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
+        await ctx.lanes.enqueue(deliveries)
+        if expires:
+            await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
+        log.info("campaign updated", added=len(added), dropped=len(dropped_people),
+                 dropped_grids=len(dropped_grids), deliveries=n + len(deliveries))
+
+    async def _cancel(self, cid: str, alert: Alert) -> None:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        # One 解除 per thread: a later Cancel (another identifier, or a sender resending)
+        # joins the thread but notifies nobody again; the same Cancel replayed after a
+        # crash carries on where it stopped (the delivery ids are deterministic).
+        first = await ctx.store.cancelled_by(cid, alert.alert_id)
+        if first != alert.alert_id:
+            log.info("cancel of a thread already cancelled: no notice again", cancelled_by=first)
+            return
+        await ctx.store.finish(cid, CampaignState.CANCELLED.value, now)
+        meta = await ctx.store.meta(cid)
+        grids = await ctx.store.grids(cid)
+        await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
+        level = Level(meta.get("level") or "blue")
+        policy = ctx.rules.policy_for(level)
+        # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
+        states = await ctx.store.target_states(cid)
+        reached = [pid for pid, st in states.items() if st in ("sent", "delivered", "acked")]
+        pctx = self._plan_ctx(cid, alert, level)
+        deliveries = plan_persons(pctx, self._persons(
+            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels, 0,
+            DeliveryKind.CANCEL)
+        villages = [v for v in meta.get("villages", "").split(",") if v]
+        reached_areas = [v for v in villages if states.get(f"area:{v}") in ("sent", "delivered")]
+        for ch in policy.device_channels:
+            deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
+        await ctx.lanes.enqueue(deliveries)
+        log.info("campaign cancelled", reached=len(reached), notices=len(deliveries))

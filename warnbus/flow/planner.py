@@ -1,0 +1,185 @@
+"""alert + targets + policy + step -> deliveries. The only place that fans out.
+
+Pure: no I/O. Delivery ids are deterministic (campaign, message, target, channel, step), so
+planning the same step twice yields the same deliveries and the queue drops the repeats.
+
+What a channel is comes from its `ChannelInfo` (`PlanContext.channels`), never from the name a
+deployment gave it: the person field it sends to, or that it sends to areas; its medium picks
+the message template. A channel this process does not know is not planned.
+
+Steps: `10 * chain_level + redial`. Step 0 is the first wave to a grid's primary officer,
+1..R its redials, 10 the backup officer, 20 the village head, 30 the township duty officer,
+40 the county duty officer. Cancel and update notices reuse the step of the message they follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from warnbus.domain.models import (
+    Alert,
+    Delivery,
+    DeliveryKind,
+    Info,
+    Level,
+    Person,
+    TargetKind,
+    delivery_ids,
+)
+from warnbus.flow.ports import Renderer
+from warnbus.plugin import PERSON_FIELD, ChannelInfo, Medium
+
+_URL_MARK = "\x00ACKURL\x00"
+_MEDIA = frozenset(Medium)
+#: Most characters of the area text of a message (more than any channel sends).
+AREA_TEXT_MAX = 2_000
+
+
+def step_of(chain_level: int, redial: int = 0) -> int:
+    return 10 * chain_level + redial
+
+
+def chain_level_of(step: int) -> int:
+    return step // 10
+
+
+def area_text(alert: Alert) -> str:
+    """The area as people read it: the areaDesc of the disseminated info, joined.
+
+    At most AREA_TEXT_MAX characters: the list ends with "等" after the last area that fits
+    (1,000 areas of long names would otherwise make a text no message can carry).
+    """
+    info = alert.primary_info()
+    if info is None:
+        return ""
+    names: list[str] = []
+    size = -1
+    for a in info.areas:
+        if not a.desc:
+            continue
+        size += len(a.desc) + 1
+        if size >= AREA_TEXT_MAX:
+            return "、".join(names) + "等" if names else a.desc[: AREA_TEXT_MAX - 1] + "…"
+        names.append(a.desc)
+    return "、".join(names)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What every delivery of one planning call shares."""
+
+    campaign_id: str
+    alert: Alert
+    info: Info | None
+    level: Level
+    area: str
+    now: float
+    renderer: Renderer
+    channels: Mapping[str, ChannelInfo]  # what each configured channel is, by name
+    ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
+
+    @cached_property
+    def alert_id(self) -> str:
+        return self.alert.alert_id  # a hash each time: computed once per planning call
+
+    @cached_property
+    def delivery_id(self) -> Callable[[str, str, int], str]:
+        return delivery_ids(self.campaign_id, self.alert_id)
+
+    @cached_property
+    def drill(self) -> bool:
+        return self.alert.is_drill
+
+    @cached_property
+    def expires_at(self) -> float | None:
+        when = self.alert.expires_at()
+        return when.timestamp() if when else None
+
+
+def plan_persons(
+    ctx: PlanContext,
+    persons: Sequence[Person],
+    channels: Sequence[str],
+    step: int,
+    kind: DeliveryKind,
+    *,
+    extra: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Delivery]:
+    """One delivery per person and channel that the person has an address for.
+
+    `extra` gives per-person template values (e.g. the grids of an escalation); a person with
+    extra values gets a text of their own, everyone else shares one rendering per channel.
+    """
+    base_text: dict[str, str] = {}
+    out: list[Delivery] = []
+    # One signed link per person, shared by their channels (signing is an HMAC each).
+    urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
+    for channel in channels:
+        info = ctx.channels.get(channel)
+        if info is None or info.target is not TargetKind.PERSON:
+            continue  # not configured here, or a channel to areas (`plan_areas`)
+        field = PERSON_FIELD[info.address]
+        medium = info.medium
+        for person in persons:
+            address = field(person)
+            if not address:
+                continue
+            url = urls.get(person.id)
+            own = extra.get(person.id) if extra else None
+            if own is not None:
+                text = _render(ctx, kind, channel, medium, url, own)
+            else:
+                if channel not in base_text:
+                    base_text[channel] = _render(ctx, kind, channel, medium,
+                                                 _URL_MARK if url else None, {})
+                text = base_text[channel]
+                if url:
+                    text = text.replace(_URL_MARK, url)
+            out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, step, kind,
+                                 address, text, person.region, url))
+    return out
+
+
+def plan_areas(
+    ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind, step: int = 0
+) -> list[Delivery]:
+    """One loudspeaker delivery per area (village code), not per device: the broker fans out.
+
+    Nothing for a channel to persons, or for one this process does not know."""
+    info = ctx.channels.get(channel)
+    if info is None or info.target is not TargetKind.DEVICE:
+        return []
+    text = _render(ctx, kind, channel, info.medium, None, {})
+    return [
+        _delivery(ctx, f"area:{code}", TargetKind.DEVICE, channel, step, kind, code, text, code)
+        for code in villages
+    ]
+
+
+def _delivery(
+    ctx: PlanContext, target_id: str, target_kind: TargetKind, channel: str, step: int,
+    kind: DeliveryKind, address: str, text: str, region: str, ack_url: str | None = None,
+) -> Delivery:
+    alert_id = ctx.alert_id
+    return Delivery(
+        id=ctx.delivery_id(target_id, channel, step),
+        campaign_id=ctx.campaign_id, alert_id=alert_id, target_id=target_id,
+        target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
+        address=address, text=text, created_at=ctx.now, drill=ctx.drill, ack_url=ack_url,
+        region=region, expires_at=ctx.expires_at,
+    )
+
+
+def _render(
+    ctx: PlanContext, kind: DeliveryKind, channel: str, medium: Medium, url: str | None,
+    extra: Mapping[str, str],
+) -> str:
+    # Templates named after a medium are that medium's: an SMS channel a deployment called
+    # "voice" gets the SMS texts, not the call's.
+    own = medium if channel in _MEDIA and channel != medium else channel
+    return ctx.renderer.render(
+        kind, own, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
+        ack_url=url, extra=extra,
+    )

@@ -1,0 +1,190 @@
+"""Read views: an alert's campaign state and counts, and the auditable 叫应 record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from warnbus.domain.models import TargetKind
+from warnbus.errors import NotFoundError
+from warnbus.runtime.context import Context
+
+RECORD_COLUMNS = (
+    "person_id", "name", "role", "grids", "channel", "step", "kind", "attempt", "sent_at",
+    "outcome", "state", "detail", "confirmed_at", "confirmed_via", "confirmed_by", "reason",
+)
+
+
+def _ts(x: float | str | None) -> str:
+    if x in (None, ""):
+        return ""
+    return datetime.fromtimestamp(float(x), UTC).astimezone().isoformat(timespec="seconds")
+
+
+def _n(meta: dict[str, str], key: str) -> int:
+    return int(meta.get(key) or 0)
+
+
+async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
+    cid = await ctx.store.campaign_of(alert_id)
+    if not cid:
+        raise NotFoundError(f"no alert {alert_id}")
+    alert = await ctx.alert(cid, alert_id)
+    meta = await ctx.store.meta(cid)
+    grids = {k[2:]: int(v or 0) for k, v in meta.items() if k.startswith("g_")}
+    acked = _n(meta, "t_acked")
+    counts = {
+        "targets": _n(meta, "targets"),
+        "sent": _n(meta, "t_sent") + _n(meta, "t_delivered") + acked,
+        "delivered": _n(meta, "t_delivered"),
+        "acknowledged": acked,
+        "pending": grids.get("calling", 0) + grids.get("escalated", 0),
+        "escalated": grids.get("escalated", 0) + grids.get("taken_over", 0),
+        "unreached": grids.get("unreached", 0),
+        "failed": _n(meta, "t_failed"),
+        "attempts": _n(meta, "attempts"),
+        "duplicates": _n(meta, "duplicates"),
+    }
+    return {
+        "alert_id": alert_id,
+        "campaign_id": cid,
+        "alert": msgspec.to_builtins(alert) if alert else None,
+        "campaign": {
+            "state": meta.get("state", "planning"),
+            "level": meta.get("level"),
+            "root_alert_id": meta.get("root"),
+            "latest_alert_id": meta.get("latest"),
+            "created_at": _ts(meta.get("created_at")),
+            "expires_at": _ts(meta.get("expires_at")),
+            "headline": meta.get("headline"),
+        },
+        "counts": counts,
+        "grids": {k: v for k, v in sorted(grids.items()) if v},
+    }
+
+
+async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
+    """The 未叫醒 list: grids whose whole chain did not confirm, and who was last called."""
+    out = []
+    for g in (await ctx.store.grids(campaign_id)).values():
+        if g.state.value == "unreached":
+            grid = ctx.registry.data.grids.get(g.grid_id)
+            person = ctx.person(g.holder)
+            officer = ctx.person(grid.primary) if grid else None
+            out.append({
+                "grid_id": g.grid_id, "grid": grid.name if grid else "",
+                "village": grid.village if grid else "",
+                "officer": officer.id if officer else "",
+                "officer_name": officer.name if officer else "",
+                "officer_phone": (officer.phone or "") if officer else "",
+                "last_called": g.holder, "last_called_name": person.name if person else "",
+            })
+    return sorted(out, key=lambda r: r["grid_id"])
+
+
+async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
+    """The 叫应 record: one row per attempt (and per person never attempted)."""
+    cid = await ctx.store.campaign_of(alert_id)
+    if not cid:
+        raise NotFoundError(f"no alert {alert_id}")
+    targets = await ctx.store.targets(cid)
+    acks = await ctx.store.acks(cid)
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+
+    def person_cols(pid: str) -> dict[str, str]:
+        p = ctx.person(pid)
+        t = targets.get(pid)
+        a = acks.get(pid)
+        return {
+            "person_id": pid, "name": p.name if p else "",
+            "role": (t.role.value if t and t.role else (p.role.value if p else "device")),
+            "grids": " ".join(t.grids) if t else "",
+            "confirmed_at": _ts(a.at) if a else "", "confirmed_via": a.via.value if a else "",
+            "confirmed_by": (a.by or "") if a else "", "reason": (a.reason or "") if a else "",
+        }
+
+    for ev in await ctx.store.audit(cid):
+        if ev.get("ev") != "attempt":
+            continue
+        pid = ev.get("tg", "")
+        seen.add(pid)
+        row = dict.fromkeys(RECORD_COLUMNS, "")
+        row.update(person_cols(pid))
+        row.update({"channel": ev.get("ch", ""), "step": ev.get("st", ""), "kind": ev.get("k", ""),
+                    "attempt": ev.get("n", ""), "sent_at": _ts(ev.get("at")),
+                    "outcome": ev.get("o", ""), "state": ev.get("s", ""),
+                    "detail": ev.get("x", "")})
+        rows.append(row)
+    for pid, t in sorted(targets.items()):
+        if pid not in seen and t.kind is TargetKind.PERSON:
+            row = dict.fromkeys(RECORD_COLUMNS, "")
+            row.update(person_cols(pid))
+            rows.append(row)
+    return rows
+
+
+#: What makes a spreadsheet read a cell as a formula when it comes first (OWASP, CSV
+#: Injection), and the full-width forms a Chinese input method types for them.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+
+
+def csv_cell(value: str) -> str:
+    """`value` as a spreadsheet reads it as text: a formula's first character gets a "'"."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def write_csv(buf: io.StringIO, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Write a CSV table that spreadsheet programs open without running anything in it.
+
+    Every cell is neutralised (`csv_cell`) and quoted: a quoted cell stays one cell also
+    where a spreadsheet splits at ";" (OWASP: prefix, escape quotes, quote every field)."""
+    w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    w.writerow([csv_cell(h) for h in header])
+    w.writerows([csv_cell(str(v)) for v in row] for row in rows)
+
+
+def rows_csv(rows: list[dict[str, str]]) -> str:
+    """The 叫应 record as CSV (the API, the console and `warnbus record` all write this)."""
+    buf = io.StringIO()
+    write_csv(buf, RECORD_COLUMNS, ([row.get(c, "") for c in RECORD_COLUMNS] for row in rows))
+    return buf.getvalue()
+
+
+async def summary(ctx: Context, alert_id: str) -> dict[str, Any]:
+    """The 叫应 summary: confirmed per township, time to confirm, the 未叫醒 list."""
+    cid = await ctx.store.campaign_of(alert_id)
+    if not cid:
+        raise NotFoundError(f"no alert {alert_id}")
+    meta = await ctx.store.meta(cid)
+    t0 = float(meta.get("t0") or 0)
+    acks = await ctx.store.acks(cid)
+    delays = sorted(a.at - t0 for a in acks.values())
+    per_town: dict[str, dict[str, int]] = {}
+    reg = ctx.registry
+    for g in (await ctx.store.grids(cid)).values():
+        grid = reg.data.grids.get(g.grid_id)
+        town = reg.township_of(grid.village) if grid else None
+        name = reg.data.regions[town].name if town and town in reg.data.regions else "?"
+        row = per_town.setdefault(name, {"grids": 0, "confirmed": 0, "taken_over": 0,
+                                         "unreached": 0})
+        row["grids"] += 1
+        if g.state.value in row:
+            row[g.state.value] += 1
+    return {
+        "alert_id": alert_id,
+        "campaign_id": cid,
+        "confirmed": len(acks),
+        "time_to_confirm_s": {
+            "median": statistics.median(delays) if delays else None,
+            "p90": delays[int(0.9 * (len(delays) - 1))] if delays else None,
+        },
+        "per_township": dict(sorted(per_town.items())),
+        "unreached": await unreached(ctx, cid),
+    }

@@ -1,0 +1,205 @@
+"""The timer role: promote due timers, then act on each: escalate, retry, expire.
+
+Escalation decisions come from the pure `escalation.decide`; their deliveries are planned by
+the planner and queued on the lanes, the same path as the first wave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from warnbus.domain.models import (
+    CHAIN_ORDER,
+    CampaignState,
+    DeliveryKind,
+    Level,
+    Role,
+    Target,
+    TargetKind,
+)
+from warnbus.flow.escalation import (
+    Deadline,
+    Expiry,
+    HeldGrid,
+    Retry,
+    SpeakerCheck,
+    deadline_for,
+    decide,
+    decode_timer,
+    encode_timer,
+)
+from warnbus.flow.planner import PlanContext, area_text, plan_persons, step_of
+from warnbus.runtime.context import Context
+from warnbus.state import keys
+from warnbus.state.queue import TimerEntry
+
+log = structlog.get_logger("warnbus.timers")
+
+NOTICE_STEP = 90  # step of "your speaker did not play" notices (see planner: steps)
+
+
+class Ticker:
+    def __init__(self, ctx: Context, consumer: str) -> None:
+        self.ctx = ctx
+        self.consumer = consumer
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick(block_ms=int(self.ctx.settings.engine.tick_s * 1000))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer loop error")
+                await asyncio.sleep(1.0)
+
+    async def tick(self, block_ms: int = 0) -> int:
+        """Promote what is due now and handle every due timer; return how many."""
+        ctx = self.ctx
+        while await ctx.timers.promote(ctx.clock.now()) >= 1000:
+            pass
+        entries = await ctx.timers.read_due(self.consumer, 200, block_ms)
+        await self.handle(entries)
+        return len(entries)
+
+    async def sweep(self) -> int:
+        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        entries = await self.ctx.timers.reclaim(self.consumer, max(idle_ms, 1000))
+        await self.handle(entries)
+        return len(entries)
+
+    async def handle(self, entries: Sequence[TimerEntry]) -> None:
+        for e in entries:
+            item = decode_timer(e.member)
+            if isinstance(item, Deadline):
+                await self.deadline(item)
+            elif isinstance(item, Retry):
+                await self.ctx.lanes.enqueue([item.delivery])
+            elif isinstance(item, SpeakerCheck):
+                await self.speakers(item)
+            elif isinstance(item, Expiry) and await self.ctx.store.finish(
+                item.campaign_id, CampaignState.EXPIRED.value, self.ctx.clock.now()
+            ):
+                log.info("campaign expired", campaign_id=item.campaign_id)
+        await self.ctx.timers.done(entries)
+
+    async def deadline(self, timer: Deadline) -> None:
+        ctx = self.ctx
+        cid, pid = timer.campaign_id, timer.person_id
+        meta = await ctx.store.meta(cid)
+        now = ctx.clock.now()
+        expires = float(meta["expires_at"]) if meta.get("expires_at") else None
+        active = meta.get("state") == CampaignState.ACTIVE.value and (
+            expires is None or now < expires
+        )
+        level = Level(meta.get("level") or "blue")
+        policy = ctx.rules.policy_for(level)
+        held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
+                for g in await ctx.store.held(cid, pid)]
+        decision = decide(
+            timer,
+            acked=await ctx.store.is_acked(cid, pid),
+            active=active,
+            policy=policy,
+            held=held,
+            chain=ctx.registry.chain,
+        )
+        if decision.redial is None and not decision.advances:
+            return
+        alert = await ctx.alert(cid, meta.get("latest") or meta.get("root", ""))
+        if alert is None:
+            log.error("campaign without its alert", campaign_id=cid)
+            return
+        pctx = PlanContext(
+            campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
+            area=meta.get("area") or area_text(alert), now=now, renderer=ctx.rules.renderer,
+            channels=ctx.channels, ack_url=lambda p: ctx.ack_url(cid, p),
+        )
+        if decision.redial is not None:
+            person = ctx.person(pid)
+            if person is None:
+                return
+            step = step_of(0, decision.redial)
+            deliveries = plan_persons(pctx, [person], policy.redial_channels, step,
+                                      DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
+            await ctx.lanes.enqueue(deliveries)
+            t0 = await ctx.store.first_wave_at(cid, pid) or float(meta.get("t0") or now)
+            due = deadline_for(policy, step, t0, now)
+            await ctx.timers.schedule([(encode_timer(Deadline(cid, pid, step)), due)])
+            log.info("redial", person=pid, redial=decision.redial, deliveries=len(deliveries))
+            return
+        quads = [(a.grid_id, a.from_level, a.to_level, a.new_holder or "")
+                 for a in decision.advances]
+        done = await ctx.store.advance(cid, pid, quads, now)
+        moved: dict[tuple[str, int], list[str]] = {}
+        unreached = 0
+        for a, ok in zip(decision.advances, done, strict=True):
+            if not ok:
+                continue
+            if a.new_holder is None:
+                unreached += 1
+            else:
+                moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
+        grid_names = ctx.registry.data.grids
+        for (holder, lv), grids in moved.items():
+            person = ctx.person(holder)
+            if person is None:
+                continue
+            step = step_of(lv)
+            names = "、".join(grid_names[g].name for g in grids[:10]) + (
+                f"等{len(grids)}个网格" if len(grids) > 10 else "")
+            # A chain person may already answer for other grids of this campaign: keep them.
+            known = await ctx.store.target(cid, holder)
+            answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
+            await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, person.region,
+                                                     CHAIN_ORDER[lv], answers_for)], now)
+            deliveries = plan_persons(pctx, [person], policy.escalation_channels, step,
+                                      DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
+            await ctx.lanes.enqueue(deliveries)
+            due = deadline_for(policy, step, now, now)
+            await ctx.timers.schedule([(encode_timer(Deadline(cid, holder, step)), due)])
+        log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
+                 unreached=unreached)
+
+    async def speakers(self, check: SpeakerCheck) -> None:
+        """Speakers of an area that did not report playout in time: notify their officers."""
+        ctx = self.ctx
+        cid = check.campaign_id
+        meta = await ctx.store.meta(cid)
+        if meta.get("state") != CampaignState.ACTIVE.value:
+            return
+        reg = ctx.registry
+        devices = [reg.data.devices[d] for d in reg.devices_of_village(check.village)]
+        if not devices:
+            return
+        states = await ctx.redis.hmget(keys.campaign(cid).tstate, [f"dev:{d.id}" for d in devices])
+        silent = [d for d, st in zip(devices, states, strict=True) if st != b"delivered"]
+        if not silent:
+            return
+        heads = [p.id for p in reg.persons_by_role(Role.VILLAGE_HEAD) if p.region == check.village]
+        by_officer: dict[str, list[str]] = {}
+        for d in silent:
+            grid = reg.data.grids.get(d.grid) if d.grid else None
+            officer = grid.primary if grid else (heads[0] if heads else None)
+            if officer:
+                by_officer.setdefault(officer, []).append(d.name or d.id)
+        alert = await ctx.alert(cid, check.alert_id)
+        level = Level(meta.get("level") or "blue")
+        if alert is None or not by_officer:
+            return
+        policy = ctx.rules.policy_for(level)
+        pctx = PlanContext(
+            campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
+            area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+            renderer=ctx.rules.renderer, channels=ctx.channels,
+        )
+        persons = [p for p in (ctx.person(pid) for pid in by_officer) if p is not None]
+        extra = {pid: {"speakers": "、".join(names)} for pid, names in by_officer.items()}
+        deliveries = plan_persons(pctx, persons, policy.cancel_channels, NOTICE_STEP,
+                                  DeliveryKind.NOTICE, extra=extra)
+        await ctx.lanes.enqueue(deliveries)
+        log.warning("speakers did not confirm playout", campaign_id=cid, village=check.village,
+                    silent=[d.id for d in silent], notified=len(persons))

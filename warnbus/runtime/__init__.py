@@ -1,0 +1,1 @@
+"""Process wiring: configuration, services, the engine's roles, CLI, logs, metrics."""

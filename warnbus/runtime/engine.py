@@ -1,0 +1,165 @@
+"""The engine's roles as asyncio tasks: worker (inbox + lanes), timer, sweeper.
+
+One process runs every role by default; `--role` splits them and any number of processes
+share one Redis (DESIGN section 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+from collections.abc import Iterable, Mapping
+
+import structlog
+
+from warnbus.feeds import FeedManager
+from warnbus.flow.dispatch import Dispatcher
+from warnbus.flow.events import EngineSink
+from warnbus.flow.intake import Intake
+from warnbus.flow.ticker import Ticker
+from warnbus.plugin import Channel, ListeningChannel
+from warnbus.runtime.context import Context
+from warnbus.state import keys
+
+log = structlog.get_logger("warnbus.runtime.engine")
+
+ROLES = frozenset({"api", "worker", "timer"})
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Engine:
+    def __init__(
+        self,
+        ctx: Context,
+        channels: Mapping[str, Channel],
+        roles: Iterable[str] = ROLES,
+        consumer: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.channels = dict(channels)
+        self.roles = frozenset(roles)
+        self.consumer = consumer or consumer_name()
+        self.intake = Intake(ctx)
+        self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
+        self.ticker = Ticker(ctx, self.consumer)
+        self.sink = EngineSink(ctx)
+        self.feeds = FeedManager(ctx, self.consumer)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def setup(self) -> None:
+        await self.ctx.lanes.setup()
+        await self.ctx.timers.setup()
+        await self.intake.setup()
+
+    async def start(self) -> None:
+        await self.setup()
+        self._stop.clear()
+        spawn = self._tasks.append
+        if "worker" in self.roles:
+            for ch in self.channels.values():
+                if isinstance(ch, ListeningChannel):
+                    await ch.start(self.sink)
+            spawn(asyncio.create_task(self._inbox_loop(), name="inbox"))
+            for name in self.channels:
+                for i in range(self.ctx.settings.engine.lane_readers):
+                    spawn(asyncio.create_task(self.dispatcher.run_channel(name, self._stop),
+                                              name=f"lane-{name}-{i}"))
+        if "timer" in self.roles:
+            spawn(asyncio.create_task(self.ticker.run(self._stop), name="timers"))
+            await self.feeds.start()
+        if self.roles & {"worker", "timer"}:
+            spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
+        # What is alive now (the registry, the matcher's index, every module) lives as long
+        # as the process: keep it out of the cyclic collector's full passes, which walked it
+        # all each time (about a tenth of the CPU of a county's first wave).
+        gc.freeze()
+        log.info("engine started", roles=sorted(self.roles), consumer=self.consumer,
+                 channels=sorted(self.channels))
+
+    async def stop(self) -> None:
+        # A process that starts several engines (tests, the benchmarks) must be able to
+        # collect the cyclic garbage of the stopped ones.
+        gc.unfreeze()
+        self._stop.set()
+        await self.feeds.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for name, ch in self.channels.items():
+            # A provider connection that does not close must not keep the process alive.
+            try:
+                await asyncio.wait_for(ch.aclose(), 5.0)
+            except Exception:  # includes the timeout
+                log.warning("channel did not close cleanly", channel=name)
+
+    # ----------------------------------------------------------------- inbox
+
+    async def inbox_once(self, block_ms: int = 0, *, reclaim_idle_ms: int | None = None) -> int:
+        """Plan what is waiting in the inbox; with reclaim, take over a dead worker's items."""
+        redis = self.ctx.redis
+        if reclaim_idle_ms is not None:
+            reply = await redis.xautoclaim(keys.INBOX, keys.GROUP, self.consumer,
+                                           min_idle_time=reclaim_idle_ms, start_id="0-0", count=50)
+            items = reply[1]
+        else:
+            # One at a time: planning a province-wide alert takes a while, and items waiting
+            # in this worker's pending list would look abandoned to the sweepers.
+            reply = await redis.xreadgroup(keys.GROUP, self.consumer, {keys.INBOX: ">"}, count=1,
+                                           block=block_ms or None)
+            items = [m for _s, msgs in (reply or []) for m in msgs]
+        for entry_id, fields in items:
+            if fields:
+                beat = asyncio.create_task(self._keep_claimed(entry_id))
+                try:
+                    await self.intake.handle(fields[b"c"].decode(), fields[b"a"].decode())
+                finally:
+                    beat.cancel()
+            pipe = redis.pipeline(transaction=False)
+            pipe.xack(keys.INBOX, keys.GROUP, entry_id)
+            pipe.xdel(keys.INBOX, entry_id)
+            await pipe.execute()
+        return len(items)
+
+    async def _keep_claimed(self, entry_id: bytes) -> None:
+        """Reset the idle time of an inbox item while it is being planned, so no sweeper
+        reclaims (and plans again) work that is alive; a dead worker stops resetting it."""
+        cfg = self.ctx.settings.engine
+        every = max(0.5, cfg.lease_s / cfg.clock_factor / 3)
+        while True:
+            await asyncio.sleep(every)
+            await self.ctx.redis.xclaim(keys.INBOX, keys.GROUP, self.consumer, 0, [entry_id],
+                                        justid=True)
+
+    async def _inbox_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.inbox_once(block_ms=500)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("inbox loop error")
+                await asyncio.sleep(1.0)
+
+    async def _sweep_loop(self) -> None:
+        cfg = self.ctx.settings.engine
+        idle_ms = max(1000, int(cfg.lease_s * 1000 / cfg.clock_factor))
+        while not self._stop.is_set():
+            try:
+                await asyncio.sleep(cfg.sweep_s)
+                if "worker" in self.roles:
+                    await self.inbox_once(reclaim_idle_ms=idle_ms)
+                    for name in self.channels:
+                        await self.dispatcher.sweep(name)
+                if "timer" in self.roles:
+                    await self.ticker.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeper error")

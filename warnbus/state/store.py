@@ -1,0 +1,378 @@
+"""Campaign state in Redis: the owner of a campaign's keys and of its Lua transitions.
+
+Every write to a campaign goes through this module; reads for the API and the 叫应 record too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from warnbus.domain.models import (
+    Ack,
+    Alert,
+    Attempt,
+    Delivery,
+    DeliveryKind,
+    GridState,
+    Level,
+    Target,
+    TargetKind,
+)
+from warnbus.domain.models import Outcome as AttemptOutcome
+from warnbus.state import keys, scripts
+from warnbus.state.scripts import pack_args
+
+_enc = msgspec.msgpack.Encoder()
+_dec_target = msgspec.msgpack.Decoder(Target)
+_dec_ack = msgspec.msgpack.Decoder(Ack)
+_json_alert = msgspec.json.Decoder(Alert)
+#: How long an ended campaign stays in `keys.ENDED` (replies to it are late, not lost).
+ENDED_KEPT_S = 7 * 86400.0
+#: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
+#: property call; and `pack_args` takes its fast path only when every item is a plain str).
+_VALUE: dict[StrEnum, str] = {
+    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome) for m in e}
+
+
+def s(v: bytes | str | None) -> str:
+    """Decode a Redis reply value."""
+    if v is None:
+        return ""
+    return v.decode() if isinstance(v, bytes) else v
+
+
+@dataclass(frozen=True)
+class GridView:
+    grid_id: str
+    state: GridState
+    level: int
+    holder: str
+
+
+class Outcome(msgspec.Struct, frozen=True, gc=False):
+    """The outcome of one send to store: the attempt and where the delivery goes next.
+
+    Untracked by the cyclic collector, like the records it holds (see models.py)."""
+
+    delivery: Delivery
+    attempt: Attempt
+    next_state: str  # sent | delivered | retry | failed | dead
+
+
+class Store:
+    def __init__(self, redis: Redis) -> None:
+        # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
+        self.redis: Any = redis
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._record = redis.register_script(scripts.RECORD)
+        self._status = redis.register_script(scripts.STATUS)
+        self._ack = redis.register_script(scripts.ACK)
+        self._init_grids = redis.register_script(scripts.INIT_GRIDS)
+        self._close_grids = redis.register_script(scripts.CLOSE_GRIDS)
+        self._advance = redis.register_script(scripts.ADVANCE)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._put_targets = redis.register_script(scripts.PUT_TARGETS)
+
+    # ----------------------------------------------------------------- alerts and meta
+
+    async def campaign_of(self, alert_id: str) -> str | None:
+        v = await self.redis.get(keys.alert_index(alert_id))
+        return s(v) or None
+
+    async def alert(self, campaign_id: str, alert_id: str) -> Alert | None:
+        blob = await self.redis.hget(keys.campaign(campaign_id).alerts, alert_id)
+        return _json_alert.decode(blob) if blob else None
+
+    async def thread_alerts(self, campaign_id: str) -> list[Alert]:
+        """Every message accepted in a campaign's thread (Alert, Updates, Cancel)."""
+        blobs = await self.redis.hvals(keys.campaign(campaign_id).alerts)
+        return [_json_alert.decode(b) for b in blobs]
+
+    async def reach(self, campaign_id: str) -> set[str]:
+        """What the thread's messages reached (see keys.CampaignKeys.reach)."""
+        return {s(m) for m in await self.redis.smembers(keys.campaign(campaign_id).reach)}
+
+    async def meta(self, campaign_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).meta)
+        return {s(k): s(v) for k, v in raw.items()}
+
+    async def set_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
+        await self.redis.hset(keys.campaign(campaign_id).meta, mapping=dict(fields))
+
+    async def cancelled_by(self, campaign_id: str, alert_id: str) -> str:
+        """Keep `alert_id` as the Cancel that ended the thread unless one did before; the
+        alert id of the one that did."""
+        k = keys.campaign(campaign_id).meta
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(k, "cancelled_by", alert_id)
+        pipe.hget(k, "cancelled_by")
+        _first, got = await pipe.execute()
+        return s(got)
+
+    async def init_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
+        """Set meta fields that are not set yet (a replay keeps the first values)."""
+        k = keys.campaign(campaign_id).meta
+        pipe = self.redis.pipeline(transaction=False)
+        for name, value in fields.items():
+            pipe.hsetnx(k, name, value)
+        await pipe.execute()
+
+    # ----------------------------------------------------------------- targets and grids
+
+    async def put_targets(self, campaign_id: str, targets: Sequence[Target], now: float,
+                          chunk: int = 2000) -> dict[str, float]:
+        """Store targets; return each one's first-wave time (`now`, or an earlier one kept)."""
+        ck = keys.campaign(campaign_id)
+        firsts: dict[str, float] = {}
+        for i in range(0, len(targets), chunk):
+            part = targets[i : i + chunk]
+            args: list[str | bytes] = [str(now)]
+            for t in part:
+                args += [t.id, _enc.encode(t)]
+            got = await self._put_targets(keys=[ck.targets, ck.first], args=[pack_args(args)])
+            firsts.update(zip((t.id for t in part), map(float, got), strict=True))
+        return firsts
+
+    async def targets(self, campaign_id: str) -> dict[str, Target]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
+        return {s(k): _dec_target.decode(v) for k, v in raw.items()}
+
+    async def target(self, campaign_id: str, target_id: str) -> Target | None:
+        blob = await self.redis.hget(keys.campaign(campaign_id).targets, target_id)
+        return _dec_target.decode(blob) if blob else None
+
+    async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
+        v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)
+        return float(v) if v else None
+
+    async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]]) -> int:
+        ck = keys.campaign(campaign_id)
+        args: list[str] = [x for pair in grid_primary for x in pair]
+        added = 0
+        for i in range(0, len(args), 2000):
+            added += int(await self._init_grids(keys=[ck.meta, ck.grids, ck.holds],
+                                                args=[pack_args(args[i : i + 2000])]))
+        return added
+
+    async def close_grids(
+        self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str], now: float
+    ) -> int:
+        ck = keys.campaign(campaign_id)
+        args: list[Any] = [now, state.value, *grids, "--", *stop]
+        return int(await self._close_grids(keys=[ck.meta, ck.grids, ck.stopped, ck.audit], args=args))
+
+    async def grids(self, campaign_id: str) -> dict[str, GridView]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).grids)
+        return {s(k): _grid_view(s(k), s(v)) for k, v in raw.items()}
+
+    async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
+        """The grids a person answers for in this campaign, with where each stands."""
+        ck = keys.campaign(campaign_id)
+        held = s(await self.redis.hget(ck.holds, person_id))
+        ids = [item.split(":")[0] for item in held.split(",") if item]
+        if not ids:
+            return []
+        values = await self.redis.hmget(ck.grids, ids)
+        return [_grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
+
+    async def advance(
+        self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
+    ) -> list[bool]:
+        if not quads:
+            return []
+        ck = keys.campaign(campaign_id)
+        args: list[Any] = [now, from_holder]
+        for g, fl, tl, to in quads:
+            args += [g, fl, tl, to]
+        res = await self._advance(keys=[ck.meta, ck.grids, ck.holds, ck.audit], args=args)
+        return [bool(int(x)) for x in res]
+
+    async def finish(self, campaign_id: str, state: str, now: float) -> bool:
+        ck = keys.campaign(campaign_id)
+        moved = bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
+        # After the state moved (a crash in between leaves a stale index entry, which
+        # the ack script of a reply filters out by the campaign's state).
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(keys.ACTIVE, campaign_id)
+        pipe.zadd(keys.ENDED, {campaign_id: now}, nx=True)
+        pipe.zremrangebyscore(keys.ENDED, "-inf", now - ENDED_KEPT_S)
+        await pipe.execute()
+        return moved
+
+    async def activate(self, campaign_id: str, now: float) -> None:
+        """List a started campaign among the active ones (see `active_campaigns`)."""
+        await self.redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
+
+    # ----------------------------------------------------------------- deliveries
+
+    async def claim(
+        self, batches: Mapping[str, Sequence[Delivery]], now: float, lease_s: float
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Claim deliveries for sending: one Lua call per campaign, concurrently."""
+        calls = []
+        for cid, batch in batches.items():
+            ck = keys.campaign(cid)
+            args: list[str] = [str(now), str(lease_s)]
+            for d in batch:
+                args += (d.id, _VALUE[d.kind], d.target_id)
+            calls.append(self._claim(keys=[ck.meta, ck.dstate, ck.stopped],
+                                     args=[pack_args(args)]))
+        replies = await _all(calls)
+        out: dict[str, list[tuple[int, int]]] = {}
+        for cid, flat in zip(batches, replies, strict=True):
+            out[cid] = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return out
+
+    async def record(self, outcomes: Sequence[Outcome], now: float) -> None:
+        """Store attempts and the deliveries' next states: one Lua call per campaign."""
+        by_c: dict[str, list[Outcome]] = {}
+        for o in outcomes:
+            by_c.setdefault(o.delivery.campaign_id, []).append(o)
+        calls = []
+        for cid, items in by_c.items():
+            ck = keys.campaign(cid)
+            args: list[str] = [str(now)]
+            for o in items:
+                a, d = o.attempt, o.delivery
+                detail = a.error or a.provider_id or ""
+                info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
+                args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
+                         _VALUE[a.outcome], o.next_state, detail, info)
+            calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo,
+                                            ck.accepted],
+                                      args=[pack_args(args)]))
+        await _all(calls)
+
+    async def status(
+        self, campaign_id: str, delivery_id: str, target_id: str, status: str, detail: str, now: float
+    ) -> int:
+        """Apply a provider status callback (delivered / failed)."""
+        ck = keys.campaign(campaign_id)
+        return int(
+            await self._status(
+                keys=[ck.meta, ck.dstate, ck.tstate, ck.audit],
+                args=[now, delivery_id, target_id, status, detail],
+            )
+        )
+
+    async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
+        """What was sent by a delivery (for a status callback that needs to re-plan it)."""
+        raw = s(await self.redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
+        if not raw:
+            return None
+        names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind")
+        return dict(zip(names, raw.split("|"), strict=True))
+
+    async def delivery_states(self, campaign_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).dstate)
+        return {s(k): s(v).split("|")[0] for k, v in raw.items()}
+
+    async def target_states(self, campaign_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).tstate)
+        return {s(k): s(v) for k, v in raw.items()}
+
+    # ----------------------------------------------------------------- acks
+
+    async def ack(self, ack: Ack, *, reply_via: str = "") -> tuple[int, str]:
+        """Record a confirmation: (code, extra) as `scripts.ACK` returns them: 1 new (extra:
+        the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
+        a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
+        person through it in this campaign, 3 late: the campaign has ended (extra: its state),
+        nothing changes but the audit. A confirmation through a delivery (`ack.delivery_id`)
+        marks that delivery delivered too, while the campaign runs."""
+        ck = keys.campaign(ack.campaign_id)
+        code, extra = await self._ack(
+            keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first,
+                  ck.dstate, ck.accepted, ck.late],
+            args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
+                  ack.delivery_id or "", ack.by or "", reply_via],
+        )
+        return int(code), s(extra)
+
+    async def acks(self, campaign_id: str) -> dict[str, Ack]:
+        raw = await self.redis.hgetall(keys.campaign(campaign_id).acks)
+        return {s(k): _dec_ack.decode(v) for k, v in raw.items()}
+
+    async def is_acked(self, campaign_id: str, person_id: str) -> bool:
+        return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
+
+    async def ended_campaigns(self, since: float) -> list[str]:
+        """Campaigns that ended (cancelled, expired) at `since` or later, newest first; a
+        reply to one of them is recorded as late."""
+        return [s(c) for c in await self.redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
+
+    async def claim_reply(self, channel: str, reply_id: str, ttl_s: float) -> bool:
+        """Whether an inbound reply (by its provider message id) is new; it is then marked
+        handled for `ttl_s`, so that a resend or a replay of it confirms nothing new."""
+        return bool(await self.redis.set(keys.reply(channel, reply_id), "1", nx=True,
+                                         px=int(ttl_s * 1000)))
+
+    async def forget_reply(self, channel: str, reply_id: str) -> None:
+        """Let a reply that could not be handled through again (the provider resends it)."""
+        await self.redis.delete(keys.reply(channel, reply_id))
+
+    async def active_campaigns(self) -> list[str]:
+        """Campaigns started and not yet ended (a handful at a time, even in a flood season).
+
+        An SMS reply carries no campaign: it confirms the sender in each of these where they
+        are a target (the ack script checks that, and that the campaign is still active)."""
+        return [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
+
+    # ----------------------------------------------------------------- audit
+
+    async def audit(self, campaign_id: str) -> list[dict[str, str]]:
+        """The whole append-only audit stream of a campaign, oldest first."""
+        out: list[dict[str, str]] = []
+        last = ""
+        while True:
+            rows = await self.audit_after(campaign_id, last, 5000)
+            if not rows:
+                return out
+            out += rows
+            last = rows[-1]["id"]
+
+    async def audit_after(self, campaign_id: str, last: str, count: int) -> list[dict[str, str]]:
+        """Up to `count` audit events after the entry id `last` ("" from the start)."""
+        lo = "(" + last if last else "-"
+        batch = await self.redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
+        return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
+
+
+#: The fields an attempt's audit entry packs into its `a` field, in order (scripts.RECORD).
+ATTEMPT_FIELDS = ("d", "tg", "ch", "st", "k", "n", "o", "s")
+
+
+def audit_row(entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str]:
+    """One audit event as a dict of its fields and its entry `id`.
+
+    An attempt written as one packed `a` field comes back as its eight fields (d, tg, ch, st,
+    k, n, o, s), as attempts written before that change still are."""
+    row = {s(k): s(v) for k, v in fields.items()}
+    parts = row["a"].split("|") if "a" in row else ()
+    # Registry ids hold no "|" (validate_registry); anything else stays packed, never lost.
+    if len(parts) == len(ATTEMPT_FIELDS):
+        del row["a"]
+        row.update(zip(ATTEMPT_FIELDS, parts, strict=True))
+    row["id"] = entry_id
+    return row
+
+
+async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
+    """Await Redis calls: one at once (the usual case: a chunk of one campaign) or together.
+
+    Script calls are not pipelined: a pipeline with scripts asks SCRIPT EXISTS every time."""
+    if len(calls) == 1:
+        return [await calls[0]]
+    return list(await asyncio.gather(*calls))
+
+
+def _grid_view(grid_id: str, raw: str) -> GridView:
+    state, level, holder = [*raw.split("|"), "", "0", ""][:3]
+    return GridView(grid_id, GridState(state), int(level or 0), holder)

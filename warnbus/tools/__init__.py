@@ -1,0 +1,1 @@
+"""Beside the engine: the demo, provider simulation wiring, registry generator, bench."""
