@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 import msgspec
+import pytest
 
 from tests.engine.helpers import make_harness
 from warnbus.domain.models import (
@@ -25,6 +27,7 @@ from warnbus.domain.models import (
     Target,
     TargetKind,
 )
+from warnbus.runtime.engine import SWITCH_INTERVAL_S
 from warnbus.state.queue import LaneEntry, TimerEntry
 from warnbus.state.store import Outcome as Stored
 
@@ -65,3 +68,21 @@ async def test_a_running_engine_keeps_its_startup_heap_out_of_collections(
     finally:
         await h.app.close()
     assert gc.get_freeze_count() == 0, "a stopped engine's garbage must be collectable"
+
+
+async def test_a_running_engine_takes_the_gil_back_from_worker_threads_soon(
+    redis_url: str,
+) -> None:
+    """Worker threads (parsing, matching, signatures) share the GIL with the event loop: a
+    running engine lets none of them keep it more than SWITCH_INTERVAL_S when the loop
+    wants it back (Python's default, 5 ms, once per socket call of a loop turn)."""
+    was = sys.getswitchinterval()
+    h = await make_harness(redis_url)
+    try:
+        sys.setswitchinterval(0.005)
+        await h.app.engine.start()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        assert SWITCH_INTERVAL_S <= 0.001
+    finally:
+        await h.app.close()
+        sys.setswitchinterval(was)
