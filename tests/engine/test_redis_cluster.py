@@ -31,7 +31,6 @@ from warnbus.domain.models import (
     Attempt,
     Delivery,
     DeliveryKind,
-    GridState,
     Level,
     Outcome,
     Role,
@@ -39,6 +38,7 @@ from warnbus.domain.models import (
     TargetKind,
     delivery_id_for,
 )
+from warnbus.domain.states import CampaignState, DeliveryReport, DeliveryState, GridState
 from warnbus.feeds.state import FeedState
 from warnbus.flow.escalation import Deadline, encode_timer
 from warnbus.state import keys
@@ -170,20 +170,20 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
     claimed = await store.claim(by_c, NOW, 30.0)
     assert all(code == 1 for codes in claimed.values() for code, _n in codes), claimed
     await store.record([Stored(d, Attempt(d.id, 1, d.channel, NOW, Outcome.ACCEPTED, "SM1"),
-                               "sent") for ds in by_c.values() for d in ds], NOW)
+                               DeliveryState.SENT) for ds in by_c.values() for d in ds], NOW)
     await lanes.done(entries)
     assert await lanes.reclaim("voice", "w2", 0) == []  # nothing read yet on voice
     voice = await lanes.read("voice", "w1", 100, 0)
     assert len(await lanes.reclaim("voice", "w2", 0)) == len(voice)  # a dead worker's entries
     d = by_c[cids[0]][0]
-    assert await store.status(cids[0], d.id, d.target_id, "delivered", "", NOW) == 1
+    assert await store.status(cids[0], d.id, d.target_id, DeliveryReport.DELIVERED, "", NOW) == 1
     ack = Ack(cids[0], "p1", NOW + 5, AckVia.SMS)
     assert (await store.ack(ack))[0] == 1
     assert (await store.ack(ack))[0] == 2
     assert (await store.grids(cids[0]))["gp1"].state is GridState.CONFIRMED
     assert await store.advance(cids[0], "p2", [("gp2", 0, 1, "b2")], NOW + 200) == [True]
     assert await store.close_grids(cids[1], ["gp1", "gp2"], GridState.CANCELLED, [], NOW) == 2
-    assert await store.finish(cids[1], "cancelled", NOW)
+    assert await store.finish(cids[1], CampaignState.CANCELLED, NOW)
     assert [r["ev"] for r in await store.audit(cids[0])].count("ack") == 1
     # Timers: the promote script moves due members between two keys of one slot ({t}).
     member = encode_timer(Deadline(cids[0], "p2", 0))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from warnbus.domain.models import Ack, AckVia, CampaignState
+from warnbus.domain.models import Ack, AckVia
+from warnbus.domain.states import CampaignState
 from warnbus.errors import AuthError
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context

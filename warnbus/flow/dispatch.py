@@ -28,6 +28,7 @@ from warnbus.domain.models import (
     Outcome,
     TargetKind,
 )
+from warnbus.domain.states import DeliveryState
 from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
 from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
@@ -184,7 +185,7 @@ class Dispatcher:
             at = self.ctx.clock.now()
             err = f"channel {channel} is not configured"
             return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
-                           "failed") for d, n in sends]
+                           DeliveryState.FAILED) for d, n in sends]
         key = str(getattr(impl, "breaker_key", None) or channel)
         async with self._sending[channel]:
             # Asked when the sends start (all of them start together): a breaker that
@@ -220,12 +221,13 @@ class Dispatcher:
             # The provider answered: it is up.
             log.warning("permanent failure", delivery_id=d.id, channel=channel, error=e.message)
             return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
-                                     error=e.message), "failed"), True
+                                     error=e.message), DeliveryState.FAILED), True
         except Exception as e:  # a channel bug must not lose the delivery: retry it
             log.exception("channel raised an unclassified error", channel=channel)
             return self._transient(d, n, at, f"{type(e).__name__}: {e}", None), False
         self.sent += 1
-        state = "delivered" if receipt.outcome is Outcome.DELIVERED else "sent"
+        state = (DeliveryState.DELIVERED if receipt.outcome is Outcome.DELIVERED
+                 else DeliveryState.SENT)
         if info:
             log.info("sent", delivery_id=d.id, campaign_id=d.campaign_id, channel=channel,
                      target=d.target_id, step=d.step, kind=d.kind.value, attempt=n)
@@ -237,11 +239,11 @@ class Dispatcher:
         cfg = self.ctx.settings.engine
         if n >= cfg.max_attempts:
             return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error),
-                          "dead")
+                          DeliveryState.DEAD)
         backoff = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** (n - 1))
         delay = retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.0)
         return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error,
-                                 retry_after=delay), "retry")
+                                 retry_after=delay), DeliveryState.RETRY)
 
     async def _follow_up(self, stored: Sequence[Stored]) -> None:
         """Retries go to the timers; permanent failures and dead letters switch channel."""
@@ -251,19 +253,19 @@ class Dispatcher:
         dead = []
         for o in stored:
             d = o.delivery
-            if (o.next_state in ("sent", "delivered") and d.target_kind is TargetKind.DEVICE
+            if (o.next_state in DeliveryState.REACHED and d.target_kind is TargetKind.DEVICE
                     and d.kind in (DeliveryKind.WARNING, DeliveryKind.UPDATE)):
                 # Speakers must report playout in time, or their grid officer is put on notice.
                 wait = ctx.rules.policy_for(d.level).speaker_deadline_s
                 if wait:
                     check = SpeakerCheck(d.campaign_id, d.alert_id, d.address)
                     retries.append((encode_timer(check), o.attempt.at + wait))
-            if o.next_state == "retry":
+            if o.next_state is DeliveryState.RETRY:
                 due = o.attempt.at + (o.attempt.retry_after or 0.0)
                 retries.append((encode_timer(Retry(o.delivery, o.attempt.n)), due))
-            elif o.next_state in ("failed", "dead"):
+            elif o.next_state in DeliveryState.GAVE_UP:
                 switch.append(o.delivery)
-                if o.next_state == "dead":
+                if o.next_state is DeliveryState.DEAD:
                     dead.append(o)
         if retries:
             await ctx.timers.schedule(retries)

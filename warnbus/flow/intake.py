@@ -15,17 +15,19 @@ import structlog
 
 from warnbus.domain.models import (
     Alert,
-    CampaignState,
     Delivery,
     DeliveryKind,
-    GridState,
     Level,
     MsgType,
     Person,
+    Role,
     Target,
     TargetKind,
     alert_id_for,
 )
+from warnbus.domain.states import CampaignState, GridState, TargetState
+from warnbus.domain.steps import Step
+from warnbus.domain.targets import area_id
 from warnbus.errors import IngestError
 from warnbus.flow.credentials import (
     Credential,
@@ -253,7 +255,7 @@ class Intake:
             for i in range(0, len(targets), chunk):
                 part = targets[i : i + chunk]
                 persons = self._persons(part)
-                deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+                deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(), kind)
                 n += len(deliveries)
                 await writes.submit(self._queue_chunk(cid, policy, part, persons, deliveries))
             await writes.join()
@@ -276,10 +278,11 @@ class Intake:
         )
         await ctx.lanes.enqueue(deliveries)
         if policy.ack_deadline_s:
-            # Step 0's deadline is the person's first wave plus a fixed offset.
-            offset = deadline_for(policy, 0, 0.0, now)
+            # The first wave's deadline is the person's first wave plus a fixed offset.
+            first = Step.first_wave()
+            offset = deadline_for(policy, first, 0.0, now)
             await ctx.timers.schedule([
-                (encode_timer(Deadline(cid, p.id, 0)), firsts.get(p.id, now) + offset)
+                (encode_timer(Deadline.at(cid, p.id, first)), firsts.get(p.id, now) + offset)
                 for p in persons
             ])
 
@@ -327,13 +330,13 @@ class Intake:
                                         drill=alert.is_drill)
         old = await ctx.store.targets(cid)
         grids_now = set(match.grids)
-        old_grids = {g for t in old.values() for g in t.grids if t.role is not None and t.kind is
-                     TargetKind.PERSON and t.role.value == "primary"}
+        old_grids = {g for t in old.values() for g in t.grids
+                     if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY}
         dropped_grids = sorted(old_grids - grids_now)
         keep_ids = {t.id for t in new_targets}
         dropped_people = [t.id for t in old.values()
                           if t.kind is TargetKind.PERSON and t.id not in keep_ids
-                          and t.role is not None and t.role.value == "primary"]
+                          and t.role is Role.PRIMARY]
         now = ctx.clock.now()
         await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
         expires = alert.expires_at()
@@ -354,8 +357,10 @@ class Intake:
         acks = await ctx.store.acks(cid)
         calling = self._persons([t for t in kept if t.id not in acks])
         confirmed = self._persons([t for t in kept if t.id in acks])
-        deliveries = plan_persons(pctx, calling, policy.channels, 0, DeliveryKind.UPDATE)
-        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, 0, DeliveryKind.UPDATE)
+        first = Step.first_wave()
+        deliveries = plan_persons(pctx, calling, policy.channels, first, DeliveryKind.UPDATE)
+        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, first,
+                                   DeliveryKind.UPDATE)
         for ch in policy.device_channels:
             if not alert.is_drill:
                 deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
@@ -368,7 +373,7 @@ class Intake:
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         now = ctx.clock.now()
-        await ctx.store.finish(cid, CampaignState.CANCELLED.value, now)
+        await ctx.store.finish(cid, CampaignState.CANCELLED, now)
         meta = await ctx.store.meta(cid)
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
@@ -377,13 +382,13 @@ class Intake:
         policy = ctx.rules.policy_for(level)
         # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
         states = await ctx.store.target_states(cid)
-        reached = [pid for pid, st in states.items() if st in ("sent", "delivered", "acked")]
+        reached = [pid for pid, st in states.items() if st in TargetState.REACHED]
         pctx = self._plan_ctx(cid, alert, level)
         deliveries = plan_persons(pctx, self._persons(
-            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels, 0,
-            DeliveryKind.CANCEL)
+            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels,
+            Step.first_wave(), DeliveryKind.CANCEL)
         villages = [v for v in meta.get("villages", "").split(",") if v]
-        reached_areas = [v for v in villages if states.get(f"area:{v}") in ("sent", "delivered")]
+        reached_areas = [v for v in villages if states.get(area_id(v)) in TargetState.REACHED]
         for ch in policy.device_channels:
             deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
         await ctx.lanes.enqueue(deliveries)

@@ -2,10 +2,7 @@
 
 Pure: no I/O. Delivery ids are deterministic (campaign, message, target, channel, step), so
 planning the same step twice yields the same deliveries and the queue drops the repeats.
-
-Steps: `10 * chain_level + redial`. Step 0 is the first wave to a grid's primary officer,
-1..R its redials, 10 the backup officer, 20 the village head, 30 the township duty officer,
-40 the county duty officer. Cancel and update notices reuse the step of the message they follow.
+Steps (first wave, redials, chain levels, notices) are `warnbus.domain.steps.Step`.
 """
 
 from __future__ import annotations
@@ -24,6 +21,8 @@ from warnbus.domain.models import (
     TargetKind,
     delivery_ids,
 )
+from warnbus.domain.steps import Step
+from warnbus.domain.targets import area_id
 from warnbus.flow.ports import Renderer
 
 #: Which contact field of a Person each channel sends to.
@@ -32,14 +31,6 @@ DEVICE_CHANNELS = frozenset({"loudspeaker"})
 _URL_MARK = "\x00ACKURL\x00"
 #: Most characters of the area text of a message (more than any channel sends).
 AREA_TEXT_MAX = 2_000
-
-
-def step_of(chain_level: int, redial: int = 0) -> int:
-    return 10 * chain_level + redial
-
-
-def chain_level_of(step: int) -> int:
-    return step // 10
 
 
 def area_text(alert: Alert) -> str:
@@ -103,7 +94,7 @@ def plan_persons(
     ctx: PlanContext,
     persons: Sequence[Person],
     channels: Sequence[str],
-    step: int,
+    step: Step,
     kind: DeliveryKind,
     *,
     extra: Mapping[str, Mapping[str, str]] | None = None,
@@ -115,6 +106,7 @@ def plan_persons(
     """
     base_text: dict[str, str] = {}
     out: list[Delivery] = []
+    code = int(step)
     # One signed link per person, shared by their channels (signing is an HMAC each).
     urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
     for channel in channels:
@@ -134,18 +126,20 @@ def plan_persons(
                 text = base_text[channel]
                 if url:
                     text = text.replace(_URL_MARK, url)
-            out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, step, kind,
+            out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, code, kind,
                                  address, text, person.region, url))
     return out
 
 
 def plan_areas(
-    ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind, step: int = 0
+    ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind
 ) -> list[Delivery]:
-    """One loudspeaker delivery per area (village code), not per device: the broker fans out."""
+    """One loudspeaker delivery per area (village code), not per device: the broker fans out.
+    Areas are sent at the first wave's step (a speaker is never redialled or escalated)."""
     text = _render(ctx, kind, channel, None, {})
+    step = int(Step.first_wave())
     return [
-        _delivery(ctx, f"area:{code}", TargetKind.DEVICE, channel, step, kind, code, text, code)
+        _delivery(ctx, area_id(code), TargetKind.DEVICE, channel, step, kind, code, text, code)
         for code in villages
     ]
 

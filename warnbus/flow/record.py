@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from warnbus.domain.models import TargetKind
+from warnbus.domain.states import AuditEvent, GridState
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
 
@@ -73,7 +74,7 @@ async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
     """The 未叫醒 list: grids whose whole chain did not confirm, and who was last called."""
     out = []
     for g in (await ctx.store.grids(campaign_id)).values():
-        if g.state.value == "unreached":
+        if g.state is GridState.UNREACHED:
             grid = ctx.registry.data.grids.get(g.grid_id)
             person = ctx.person(g.holder)
             officer = ctx.person(grid.primary) if grid else None
@@ -111,7 +112,7 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
         }
 
     for ev in await ctx.store.audit(cid):
-        if ev.get("ev") != "attempt":
+        if ev.get("ev") != AuditEvent.ATTEMPT:
             continue
         pid = ev.get("tg", "")
         seen.add(pid)

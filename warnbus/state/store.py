@@ -20,12 +20,18 @@ from warnbus.domain.models import (
     Attempt,
     Delivery,
     DeliveryKind,
-    GridState,
     Level,
     Target,
     TargetKind,
 )
 from warnbus.domain.models import Outcome as AttemptOutcome
+from warnbus.domain.states import (
+    CampaignState,
+    DeliveryReport,
+    DeliveryState,
+    GridState,
+    TargetState,
+)
 from warnbus.state import keys, scripts
 from warnbus.state.scripts import pack_args
 
@@ -38,7 +44,8 @@ ENDED_KEPT_S = 7 * 86400.0
 #: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
 #: property call; and `pack_args` takes its fast path only when every item is a plain str).
 _VALUE: dict[StrEnum, str] = {
-    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome) for m in e}
+    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome, DeliveryState,
+                              DeliveryReport, CampaignState) for m in e}
 
 
 def s(v: bytes | str | None) -> str:
@@ -63,7 +70,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 
     delivery: Delivery
     attempt: Attempt
-    next_state: str  # sent | delivered | retry | failed | dead
+    next_state: DeliveryState  # one of DeliveryState.RECORDED
 
 
 class Store:
@@ -184,9 +191,11 @@ class Store:
         res = await self._advance(keys=[ck.meta, ck.grids, ck.holds, ck.audit], args=args)
         return [bool(int(x)) for x in res]
 
-    async def finish(self, campaign_id: str, state: str, now: float) -> bool:
+    async def finish(self, campaign_id: str, state: CampaignState, now: float) -> bool:
+        """End an active campaign (`state`: one of CampaignState.ENDED); False if it was not
+        active. It leaves the active campaigns and joins the ended ones either way."""
         ck = keys.campaign(campaign_id)
-        moved = bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
+        moved = bool(int(await self._finish(keys=[ck.meta], args=[_VALUE[state], now])))
         # After the state moved (a crash in between leaves a stale index entry, which
         # the ack script of a reply filters out by the campaign's state).
         pipe = self.redis.pipeline(transaction=False)
@@ -234,21 +243,23 @@ class Store:
                 detail = a.error or a.provider_id or ""
                 info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
                 args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
-                         _VALUE[a.outcome], o.next_state, detail, info)
+                         _VALUE[a.outcome], _VALUE[o.next_state], detail, info)
             calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo,
                                             ck.accepted],
                                       args=[pack_args(args)]))
         await _all(calls)
 
     async def status(
-        self, campaign_id: str, delivery_id: str, target_id: str, status: str, detail: str, now: float
+        self, campaign_id: str, delivery_id: str, target_id: str, report: DeliveryReport,
+        detail: str, now: float,
     ) -> int:
-        """Apply a provider status callback (delivered / failed)."""
+        """Apply a provider's report on a delivery: 1 applied, 2 it changed nothing (out of
+        order), 0 no such delivery."""
         ck = keys.campaign(campaign_id)
         return int(
             await self._status(
                 keys=[ck.meta, ck.dstate, ck.tstate, ck.audit],
-                args=[now, delivery_id, target_id, status, detail],
+                args=[now, delivery_id, target_id, _VALUE[report], detail],
             )
         )
 
@@ -260,13 +271,21 @@ class Store:
         names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind")
         return dict(zip(names, raw.split("|"), strict=True))
 
-    async def delivery_states(self, campaign_id: str) -> dict[str, str]:
+    async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).dstate)
-        return {s(k): s(v).split("|")[0] for k, v in raw.items()}
+        return {s(k): DeliveryState(s(v).split("|")[0]) for k, v in raw.items()}
 
-    async def target_states(self, campaign_id: str) -> dict[str, str]:
+    async def target_states(self, campaign_id: str) -> dict[str, TargetState]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).tstate)
-        return {s(k): s(v) for k, v in raw.items()}
+        return {s(k): TargetState(s(v)) for k, v in raw.items()}
+
+    async def target_states_of(self, campaign_id: str, target_ids: Sequence[str]
+                               ) -> list[TargetState | None]:
+        """The states of some targets, in their order (None: nothing happened to it yet)."""
+        if not target_ids:
+            return []
+        raw = await self.redis.hmget(keys.campaign(campaign_id).tstate, list(target_ids))
+        return [TargetState(s(v)) if v else None for v in raw]
 
     # ----------------------------------------------------------------- acks
 

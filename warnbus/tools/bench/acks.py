@@ -22,7 +22,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from channels.sim.prepared import PreparedRequest
-from warnbus.domain.models import CampaignState
+from warnbus.domain.states import CampaignState
 from warnbus.flow.acks import AckLinks
 from warnbus.ingest.jsonform import alert_to_json
 from warnbus.registry import Registry
@@ -142,7 +142,7 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
                 # An SMS reply names no campaign: it is tried on every active one, so each
                 # run must find as many as the first did. End this run's campaign as its
                 # expiry would (no notices), so the next run starts with one active too.
-                await Store(probe).finish(cid, CampaignState.EXPIRED.value, time.time())
+                await Store(probe).finish(cid, CampaignState.EXPIRED, time.time())
                 samples.append(sample | {"active_campaigns": active})
     finally:
         await probe.aclose()

@@ -25,7 +25,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from warnbus.domain.models import CampaignState, RegionLevel
+from warnbus.domain.models import RegionLevel
+from warnbus.domain.states import CampaignState
 from warnbus.state import keys
 from warnbus.state.queue import Lanes
 from warnbus.state.store import Store
@@ -123,7 +124,7 @@ async def _settle(probe: Redis, world: SimulatedWorld, timeout_s: float) -> None
     store = Store(probe)
     for raw in await probe.zrange(keys.ACTIVE, 0, -1):
         cid = raw.decode() if isinstance(raw, bytes) else str(raw)
-        await store.finish(cid, CampaignState.EXPIRED.value, time.time())
+        await store.finish(cid, CampaignState.EXPIRED, time.time())
     world.twilio.calls.clear()
     world.twilio.messages.clear()
     world.wecom.sent.clear()

@@ -12,6 +12,7 @@ import msgspec
 import structlog
 
 from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
+from warnbus.domain.steps import Step
 from warnbus.errors import NotFoundError, WarnbusError
 from warnbus.flow.credentials import console_sender, of_console
 from warnbus.flow.intake import Accepted, accept
@@ -33,7 +34,6 @@ from warnbus.web.console.drafts import Draft, Drafts, Provenance
 from warnbus.web.console.html import BEIJING
 
 log = structlog.get_logger("warnbus.console")
-DOOR_STEP = 95  # planner step of console door-to-door orders (chain steps are 0..49, 90 notices)
 KIND_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
 
 
@@ -169,7 +169,7 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
                        area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
                        renderer=ctx.rules.renderer)
     channels = policy.escalation_channels or policy.channels
-    deliveries = plan_persons(pctx, [person], channels, DOOR_STEP, DeliveryKind.ESCALATION,
+    deliveries = plan_persons(pctx, [person], channels, Step.DOOR_TO_DOOR, DeliveryKind.ESCALATION,
                               extra={person.id: {"grids": grid.name}})
     await ctx.lanes.enqueue(deliveries)
     order = DoorOrder(by, ctx.clock.now(), person.name)

@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-from warnbus.domain.models import GridState
+from warnbus.domain.states import AuditEvent, GridState, TargetState
+from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
 from warnbus.flow.record import alert_view
 from warnbus.runtime.context import Context
@@ -26,6 +27,11 @@ _ATTEMPT_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp":
                "failed-perm": "失败"}
 
 
+#: A grid still calling its primary officer shows how far the officer's messages got.
+_HOLDER_DISPLAY: dict[str, str] = {TargetState.ACKED: "confirmed",
+                                   TargetState.DELIVERED: "delivered", TargetState.SENT: "sent"}
+
+
 def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
     st = g.state
     if st in (GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.ESCALATED,
@@ -35,8 +41,7 @@ def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
         return "closed"
     if g.level > 0:  # cancelled while escalated
         return "escalated"
-    return {"acked": "confirmed", "delivered": "delivered", "sent": "sent"}.get(
-        tstate.get(g.holder, ""), "pending")
+    return _HOLDER_DISPLAY.get(tstate.get(g.holder, ""), "pending")
 
 
 async def campaign_meta(ctx: Context, cid: str) -> dict[str, str]:
@@ -118,7 +123,7 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
                          g.state.value, officers, door=doors.get(g.grid_id)))
     by_person: dict[str, list[dict[str, str]]] = {}
     for ev in await ctx.store.audit(cid):
-        if ev.get("ev") == "attempt" and ev.get("tg") in people:
+        if ev.get("ev") == AuditEvent.ATTEMPT and ev.get("tg") in people:
             by_person.setdefault(ev["tg"], []).append({
                 "at": ev.get("at", ""), "ch": ev.get("ch", ""), "n": ev.get("n", ""),
                 "k": ev.get("k", ""), "o": _ATTEMPT_ZH.get(ev.get("o", ""), ev.get("o", "")),
@@ -139,10 +144,10 @@ async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> li
     reg = ctx.registry
     out = []
     for v in villages:
-        if tstate.get(f"area:{v}") not in ("sent", "delivered"):
+        if tstate.get(area_id(v)) not in TargetState.REACHED:
             continue
         for did in reg.devices_of_village(v):
-            if tstate.get(f"dev:{did}") != "delivered":
+            if tstate.get(device_id(did)) != TargetState.DELIVERED:
                 d = reg.data.devices[did]
                 region = reg.data.regions.get(v)
                 out.append({"id": did, "name": d.name, "village": region.name if region else v,
