@@ -27,6 +27,13 @@ _enc = msgspec.msgpack.Encoder()
 _dec_delivery = msgspec.msgpack.Decoder(Delivery)
 _dec_batch = msgspec.msgpack.Decoder(list[Delivery])
 
+# The scripts of the lanes and timers, each in its .lua file beside this module.
+ENQUEUE = scripts.load(__file__, "enqueue")
+DONE = scripts.load(__file__, "done")
+SCHEDULE = scripts.load(__file__, "schedule")
+PROMOTE = scripts.load(__file__, "promote")
+_TIMER_KEYS = {"timers": keys.TIMERS, "due": keys.TIMERS_DUE}
+
 PRIORITIES = tuple(level.rank for level in Level)
 #: Deliveries per lane entry: the engine's default send concurrency, so one entry is about
 #: one chunk of claim -> send -> record. At a provider's rate of 40/s an entry takes 1.6 s,
@@ -103,8 +110,8 @@ class Lanes:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.channels = tuple(channels)
-        self._enqueue = redis.register_script(scripts.ENQUEUE)
-        self._done = redis.register_script(scripts.DONE)
+        self._enqueue = ENQUEUE.bind(redis)
+        self._done = DONE.bind(redis)
 
     def lanes_of(self, channel: str) -> list[str]:
         return [keys.lane(channel, p) for p in PRIORITIES]
@@ -125,7 +132,7 @@ class Lanes:
             lane = keys.lane(channel, level.rank)
             blobs = [_enc.encode(ds[i : i + PER_ENTRY]) for i in range(0, len(ds), PER_ENTRY)]
             for i in range(0, len(blobs), chunk):
-                await self._enqueue(keys=[lane], args=[scripts.pack_args(blobs[i : i + chunk])])
+                await self._enqueue({"lane": lane}, batch=scripts.pack_args(blobs[i : i + chunk]))
         return len(deliveries)
 
     async def read(
@@ -179,10 +186,10 @@ class Lanes:
         return dict(zip(names, await pipe.execute(), strict=True))
 
 
-async def ack_delete(done: Any, stream: str, ids: Sequence[bytes]) -> None:
+async def ack_delete(done: scripts.BoundScript, stream: str, ids: Sequence[bytes]) -> None:
     """XACK and XDEL `ids` of `stream` with the DONE script (`done`), a thousand at a time."""
     for i in range(0, len(ids), 1000):
-        await done(keys=[stream], args=[keys.GROUP, *ids[i : i + 1000]])
+        await done({"stream": stream}, *ids[i : i + 1000], group=keys.GROUP)
 
 
 def _entries(reply: Any) -> list[LaneEntry]:
@@ -212,9 +219,9 @@ class Timers:
     def __init__(self, redis: Redis) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
-        self._promote = redis.register_script(scripts.PROMOTE)
-        self._schedule = redis.register_script(scripts.SCHEDULE)
-        self._done = redis.register_script(scripts.DONE)
+        self._promote = PROMOTE.bind(redis)
+        self._schedule = SCHEDULE.bind(redis)
+        self._done = DONE.bind(redis)
 
     async def setup(self) -> None:
         await ensure_group(self.redis, keys.TIMERS_DUE)
@@ -225,14 +232,14 @@ class Timers:
         for member, due in items:
             args += (member, repr(float(due)))
         for i in range(0, len(args), 20_000):
-            await self._schedule(keys=[keys.TIMERS], args=[scripts.pack_args(args[i : i + 20_000])])
+            await self._schedule(_TIMER_KEYS, batch=scripts.pack_args(args[i : i + 20_000]))
 
     async def cancel(self, members: Sequence[bytes]) -> None:
         if members:
             await self.redis.zrem(keys.TIMERS, *members)
 
     async def promote(self, now: float, limit: int = 1000) -> int:
-        n = await self._promote(keys=[keys.TIMERS, keys.TIMERS_DUE], args=[now, limit])
+        n = await self._promote(_TIMER_KEYS, now=now, limit=limit)
         return int(n)
 
     async def read_due(self, consumer: str, count: int, block_ms: int) -> list[TimerEntry]:

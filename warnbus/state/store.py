@@ -35,6 +35,17 @@ from warnbus.domain.states import (
 from warnbus.state import keys, scripts
 from warnbus.state.scripts import pack_args
 
+# The scripts of the campaign state, each in its .lua file beside this module.
+CLAIM = scripts.load(__file__, "claim")
+RECORD = scripts.load(__file__, "record")
+STATUS = scripts.load(__file__, "status")
+ACK = scripts.load(__file__, "ack")
+PUT_TARGETS = scripts.load(__file__, "put_targets")
+INIT_GRIDS = scripts.load(__file__, "init_grids")
+CLOSE_GRIDS = scripts.load(__file__, "close_grids")
+ADVANCE = scripts.load(__file__, "advance")
+FINISH = scripts.load(__file__, "finish")
+
 _enc = msgspec.msgpack.Encoder()
 _dec_target = msgspec.msgpack.Decoder(Target)
 _dec_ack = msgspec.msgpack.Decoder(Ack)
@@ -45,7 +56,7 @@ ENDED_KEPT_S = 7 * 86400.0
 #: property call; and `pack_args` takes its fast path only when every item is a plain str).
 _VALUE: dict[StrEnum, str] = {
     m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome, DeliveryState,
-                              DeliveryReport, CampaignState) for m in e}
+                              DeliveryReport, CampaignState, GridState) for m in e}
 
 
 def s(v: bytes | str | None) -> str:
@@ -77,15 +88,15 @@ class Store:
     def __init__(self, redis: Redis) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
-        self._claim = redis.register_script(scripts.CLAIM)
-        self._record = redis.register_script(scripts.RECORD)
-        self._status = redis.register_script(scripts.STATUS)
-        self._ack = redis.register_script(scripts.ACK)
-        self._init_grids = redis.register_script(scripts.INIT_GRIDS)
-        self._close_grids = redis.register_script(scripts.CLOSE_GRIDS)
-        self._advance = redis.register_script(scripts.ADVANCE)
-        self._finish = redis.register_script(scripts.FINISH)
-        self._put_targets = redis.register_script(scripts.PUT_TARGETS)
+        self._claim = CLAIM.bind(redis)
+        self._record = RECORD.bind(redis)
+        self._status = STATUS.bind(redis)
+        self._ack = ACK.bind(redis)
+        self._init_grids = INIT_GRIDS.bind(redis)
+        self._close_grids = CLOSE_GRIDS.bind(redis)
+        self._advance = ADVANCE.bind(redis)
+        self._finish = FINISH.bind(redis)
+        self._put_targets = PUT_TARGETS.bind(redis)
 
     # ----------------------------------------------------------------- alerts and meta
 
@@ -133,7 +144,7 @@ class Store:
             args: list[str | bytes] = [str(now)]
             for t in part:
                 args += [t.id, _enc.encode(t)]
-            got = await self._put_targets(keys=[ck.targets, ck.first], args=[pack_args(args)])
+            got = await self._put_targets(ck, batch=pack_args(args))
             firsts.update(zip((t.id for t in part), map(float, got), strict=True))
         return firsts
 
@@ -154,16 +165,15 @@ class Store:
         args: list[str] = [x for pair in grid_primary for x in pair]
         added = 0
         for i in range(0, len(args), 2000):
-            added += int(await self._init_grids(keys=[ck.meta, ck.grids, ck.holds],
-                                                args=[pack_args(args[i : i + 2000])]))
+            added += int(await self._init_grids(ck, batch=pack_args(args[i : i + 2000])))
         return added
 
     async def close_grids(
         self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str], now: float
     ) -> int:
         ck = keys.campaign(campaign_id)
-        args: list[Any] = [now, state.value, *grids, "--", *stop]
-        return int(await self._close_grids(keys=[ck.meta, ck.grids, ck.stopped, ck.audit], args=args))
+        return int(await self._close_grids(ck, *grids, "--", *stop, now=now,
+                                           new_state=_VALUE[state]))
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
         raw = await self.redis.hgetall(keys.campaign(campaign_id).grids)
@@ -185,17 +195,15 @@ class Store:
         if not quads:
             return []
         ck = keys.campaign(campaign_id)
-        args: list[Any] = [now, from_holder]
-        for g, fl, tl, to in quads:
-            args += [g, fl, tl, to]
-        res = await self._advance(keys=[ck.meta, ck.grids, ck.holds, ck.audit], args=args)
+        res = await self._advance(ck, *(x for quad in quads for x in quad), now=now,
+                                  from_holder=from_holder)
         return [bool(int(x)) for x in res]
 
     async def finish(self, campaign_id: str, state: CampaignState, now: float) -> bool:
         """End an active campaign (`state`: one of CampaignState.ENDED); False if it was not
         active. It leaves the active campaigns and joins the ended ones either way."""
         ck = keys.campaign(campaign_id)
-        moved = bool(int(await self._finish(keys=[ck.meta], args=[_VALUE[state], now])))
+        moved = bool(int(await self._finish(ck, new_state=_VALUE[state], now=now)))
         # After the state moved (a crash in between leaves a stale index entry, which
         # the ack script of a reply filters out by the campaign's state).
         pipe = self.redis.pipeline(transaction=False)
@@ -221,8 +229,7 @@ class Store:
             args: list[str] = [str(now), str(lease_s)]
             for d in batch:
                 args += (d.id, _VALUE[d.kind], d.target_id)
-            calls.append(self._claim(keys=[ck.meta, ck.dstate, ck.stopped],
-                                     args=[pack_args(args)]))
+            calls.append(self._claim(ck, batch=pack_args(args)))
         replies = await _all(calls)
         out: dict[str, list[tuple[int, int]]] = {}
         for cid, flat in zip(batches, replies, strict=True):
@@ -244,9 +251,7 @@ class Store:
                 info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
                 args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
                          _VALUE[a.outcome], _VALUE[o.next_state], detail, info)
-            calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo,
-                                            ck.accepted],
-                                      args=[pack_args(args)]))
+            calls.append(self._record(ck, batch=pack_args(args)))
         await _all(calls)
 
     async def status(
@@ -256,12 +261,8 @@ class Store:
         """Apply a provider's report on a delivery: 1 applied, 2 it changed nothing (out of
         order), 0 no such delivery."""
         ck = keys.campaign(campaign_id)
-        return int(
-            await self._status(
-                keys=[ck.meta, ck.dstate, ck.tstate, ck.audit],
-                args=[now, delivery_id, target_id, _VALUE[report], detail],
-            )
-        )
+        return int(await self._status(ck, now=now, delivery_id=delivery_id, target_id=target_id,
+                                      report=_VALUE[report], detail=detail))
 
     async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
         """What was sent by a delivery (for a status callback that needs to re-plan it)."""
@@ -290,7 +291,7 @@ class Store:
     # ----------------------------------------------------------------- acks
 
     async def ack(self, ack: Ack, *, reply_via: str = "") -> tuple[int, str]:
-        """Record a confirmation: (code, extra) as `scripts.ACK` returns them: 1 new (extra:
+        """Record a confirmation: (code, extra) as `ack.lua` returns them: 1 new (extra:
         the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
         a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
         person through it in this campaign, 3 late: the campaign has ended (extra: its state),
@@ -298,11 +299,9 @@ class Store:
         marks that delivery delivered too, while the campaign runs."""
         ck = keys.campaign(ack.campaign_id)
         code, extra = await self._ack(
-            keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first,
-                  ck.dstate, ck.accepted, ck.late],
-            args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
-                  ack.delivery_id or "", ack.by or "", reply_via],
-        )
+            ck, person=ack.person_id, ack_blob=_enc.encode(ack), now=ack.at,
+            via=ack.via.value, delivery_id=ack.delivery_id or "", by=ack.by or "",
+            reply_via=reply_via)
         return int(code), s(extra)
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
@@ -354,7 +353,7 @@ class Store:
         return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
 
 
-#: The fields an attempt's audit entry packs into its `a` field, in order (scripts.RECORD).
+#: The fields an attempt's audit entry packs into its `a` field, in order (record.lua).
 ATTEMPT_FIELDS = ("d", "tg", "ch", "st", "k", "n", "o", "s")
 
 
