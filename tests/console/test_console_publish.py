@@ -80,7 +80,8 @@ async def test_yellow_is_published_by_the_drafter_alone(web) -> None:  # type: i
     assert r.status == 303 and "/campaigns/cp_" in r.headers["Location"]
     (cid,) = await campaigns(h)
     meta = await h.ctx.store.meta(cid)
-    alert = await h.ctx.alert(cid, meta.get("root") or (await Drafts(h.ctx.redis).recent())[0].alert_id)
+    alert = await h.ctx.alert(cid, (meta.root if meta else "")
+                              or (await Drafts(h.ctx.redis).recent())[0].alert_id)
     assert alert is not None and alert.is_drill
 
 
@@ -149,10 +150,11 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
                               allow_redirects=False)
         assert "/campaigns/" in r.headers["Location"], r.headers["Location"]
         await h.drain()
-    assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
+    meta = await h.ctx.store.meta(cid)
+    assert meta and meta.state == "cancelled"
     kinds = [x.kind for x in (await Drafts(h.ctx.redis).provenance(cid)).values()]
     assert sorted(kinds) == ["alert", "cancel", "update"]
-    latest = await h.ctx.alert(cid, (await h.ctx.store.meta(cid))["latest"])
+    latest = await h.ctx.alert(cid, meta.latest)
     assert latest is not None and latest.msg_type is MsgType.UPDATE
     assert any(d.kind.value == "cancel" for d in h.sent())
     # The record: CSV (with BOM for spreadsheet programs) and the records list.

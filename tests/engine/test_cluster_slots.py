@@ -261,7 +261,8 @@ async def run_workload(url: str) -> dict[str, int]:
             assert (await r.json())["campaign_id"] == cid
             await h.drain()
         assert {DeliveryKind.UPDATE, DeliveryKind.CANCEL} <= {d.kind for d in h.sent()}
-        assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
+        meta = await h.ctx.store.meta(cid)
+        assert meta and meta.state == "cancelled"
         await _console(client, h)
         # Expiry of what is left (the console alert), then one more tick of everything.
         h.clock.advance(7 * 24 * 3600)

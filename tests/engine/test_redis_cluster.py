@@ -25,6 +25,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 
 from tests.conftest import IN_CI
+from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Ack,
     AckVia,
@@ -151,7 +152,9 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
         keys.campaign(cids[1]).meta.encode())
     people = ["p1", "p2"]
     for cid in cids:
-        await store.init_meta(cid, {"state": "active", "level": "red", "created_at": NOW})
+        await store.start(cid, MessageMeta(latest="al_1", level=Level.RED, headline="h", area="a",
+                                           expires_at=None, villages=(), targets=2),
+                          root="al_1", sender="s", event="暴雨", drill=False, now=NOW)
         await store.put_targets(cid, [Target(p, TargetKind.PERSON, "430623101001", Role.PRIMARY,
                                              (f"g{p}",)) for p in people], NOW)
         assert await store.init_grids(cid, [(f"g{p}", p) for p in people]) == 2

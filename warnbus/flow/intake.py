@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import msgspec
 import structlog
 
+from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Alert,
     Delivery,
@@ -95,8 +96,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     known = await store.campaign_of(aid)
     if known:
         metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
-        meta = await store.meta(known)
-        return Accepted(aid, known, int(meta.get("targets", "0") or 0), created=False)
+        return Accepted(aid, known, await store.accepted_targets(known), created=False)
     expires = alert.expires_at()
     if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
         # Accepting it would send nothing (the campaign would be over at once): say so.
@@ -147,7 +147,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
     for ref in alert.references:
         cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
         if cid:
-            owner = (await ctx.store.meta(cid)).get("sender")
+            owner = await ctx.store.thread_sender(cid)
             if not owner:  # accepted before the sender was kept at acceptance, not started
                 root = await ctx.alert(cid, root_alert_id(cid))
                 owner = root.sender if root else ""
@@ -175,6 +175,16 @@ async def _thread_reach(ctx: Context, cid: str) -> set[str]:
 
 
 # --------------------------------------------------------------------------- worker side
+
+
+def _message(alert: Alert, level: Level, villages: Sequence[str], targets: int) -> MessageMeta:
+    """What the campaign's meta keeps of the message it carries now."""
+    info = alert.primary_info()
+    expires = alert.expires_at()
+    return MessageMeta(latest=alert.alert_id, level=level,
+                       headline=(info.headline or "") if info else "", area=area_text(alert),
+                       expires_at=expires.timestamp() if expires else None,
+                       villages=tuple(villages), targets=targets)
 
 
 def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPolicyLike) -> int:
@@ -296,18 +306,10 @@ class Intake:
         now = ctx.clock.now()
         expires = alert.expires_at()
         info = alert.primary_info()
-        await ctx.store.init_meta(cid, {
-            "state": CampaignState.ACTIVE.value, "level": level.value, "root": alert.alert_id,
-            "sender": alert.sender, "created_at": now, "t0": now, "drill": int(alert.is_drill),
-            "expires_at": expires.timestamp() if expires else "",
-            "event": info.event if info else "", "villages": ",".join(match.villages),
-        })
-        await ctx.store.set_meta(cid, {
-            "latest": alert.alert_id, "headline": (info.headline or "") if info else "",
-            "area": area_text(alert),
-            "targets": _reach(targets, () if alert.is_drill else match.villages, policy),
-        })
-        await ctx.store.activate(cid, now)
+        msg = _message(alert, level, match.villages,
+                       _reach(targets, () if alert.is_drill else match.villages, policy))
+        await ctx.store.start(cid, msg, root=alert.alert_id, sender=alert.sender,
+                              event=info.event if info else "", drill=alert.is_drill, now=now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
         areas = () if alert.is_drill else match.villages
         n = await self._first_wave(cid, alert, level, policy, targets, areas,
@@ -320,8 +322,9 @@ class Intake:
     async def _update(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         meta = await ctx.store.meta(cid)
-        if meta.get("state") != CampaignState.ACTIVE.value:
-            log.warning("update of a campaign that is over", state=meta.get("state"))
+        if meta is None or meta.state is not CampaignState.ACTIVE:
+            log.warning("update of a campaign that is over",
+                        state=meta.state.value if meta else None)
             return
         level = ctx.rules.level_of(alert)
         policy = ctx.rules.policy_for(level)
@@ -340,14 +343,8 @@ class Intake:
         now = ctx.clock.now()
         await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
         expires = alert.expires_at()
-        info = alert.primary_info()
-        await ctx.store.set_meta(cid, {
-            "latest": alert.alert_id, "level": level.value,
-            "headline": (info.headline or "") if info else "", "area": area_text(alert),
-            "expires_at": expires.timestamp() if expires else "",
-            "villages": ",".join(match.villages),
-            "targets": _reach(new_targets, match.villages, policy),
-        })
+        await ctx.store.carry(cid, _message(alert, level, match.villages,
+                                            _reach(new_targets, match.villages, policy)))
         added = [t for t in new_targets if t.id not in old]
         kept = [t for t in new_targets if t.id in old]
         n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
@@ -375,10 +372,13 @@ class Intake:
         now = ctx.clock.now()
         await ctx.store.finish(cid, CampaignState.CANCELLED, now)
         meta = await ctx.store.meta(cid)
+        if meta is None:
+            log.error("cancel of a campaign that has no state", campaign_id=cid)
+            return
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        await ctx.store.set_meta(cid, {"cancelled_by": alert.alert_id})
-        level = Level(meta.get("level") or "blue")
+        await ctx.store.cancelled_by(cid, alert.alert_id)
+        level = meta.require_level()
         policy = ctx.rules.policy_for(level)
         # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
         states = await ctx.store.target_states(cid)
@@ -387,8 +387,7 @@ class Intake:
         deliveries = plan_persons(pctx, self._persons(
             [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels,
             Step.first_wave(), DeliveryKind.CANCEL)
-        villages = [v for v in meta.get("villages", "").split(",") if v]
-        reached_areas = [v for v in villages if states.get(area_id(v)) in TargetState.REACHED]
+        reached_areas = [v for v in meta.villages if states.get(area_id(v)) in TargetState.REACHED]
         for ch in policy.device_channels:
             deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
         await ctx.lanes.enqueue(deliveries)

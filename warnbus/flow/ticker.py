@@ -14,7 +14,6 @@ import structlog
 from warnbus.domain.models import (
     CHAIN_ORDER,
     DeliveryKind,
-    Level,
     Role,
     Target,
     TargetKind,
@@ -89,12 +88,12 @@ class Ticker:
         ctx = self.ctx
         cid, pid = timer.campaign_id, timer.person_id
         meta = await ctx.store.meta(cid)
+        if meta is None:
+            log.error("deadline of a campaign that has no state", campaign_id=cid)
+            return
         now = ctx.clock.now()
-        expires = float(meta["expires_at"]) if meta.get("expires_at") else None
-        active = meta.get("state") == CampaignState.ACTIVE.value and (
-            expires is None or now < expires
-        )
-        level = Level(meta.get("level") or "blue")
+        active = not meta.over(now)
+        level = meta.require_level()
         policy = ctx.rules.policy_for(level)
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
@@ -108,13 +107,13 @@ class Ticker:
         )
         if decision.redial is None and not decision.advances:
             return
-        alert = await ctx.alert(cid, meta.get("latest") or meta.get("root", ""))
+        alert = await ctx.alert(cid, meta.latest_alert_id)
         if alert is None:
             log.error("campaign without its alert", campaign_id=cid)
             return
         pctx = PlanContext(
             campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-            area=meta.get("area") or area_text(alert), now=now, renderer=ctx.rules.renderer,
+            area=meta.area or area_text(alert), now=now, renderer=ctx.rules.renderer,
             ack_url=lambda p: ctx.ack_url(cid, p),
         )
         if decision.redial is not None:
@@ -125,7 +124,7 @@ class Ticker:
             deliveries = plan_persons(pctx, [person], policy.redial_channels, step,
                                       DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
             await ctx.lanes.enqueue(deliveries)
-            t0 = await ctx.store.first_wave_at(cid, pid) or float(meta.get("t0") or now)
+            t0 = await ctx.store.first_wave_at(cid, pid) or meta.t0 or now
             due = deadline_for(policy, step, t0, now)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, pid, step)), due)])
             log.info("redial", person=pid, redial=decision.redial, deliveries=len(deliveries))
@@ -168,7 +167,7 @@ class Ticker:
         ctx = self.ctx
         cid = check.campaign_id
         meta = await ctx.store.meta(cid)
-        if meta.get("state") != CampaignState.ACTIVE.value:
+        if meta is None or meta.state is not CampaignState.ACTIVE:
             return
         reg = ctx.registry
         devices = [reg.data.devices[d] for d in reg.devices_of_village(check.village)]
@@ -187,13 +186,13 @@ class Ticker:
             if officer:
                 by_officer.setdefault(officer, []).append(d.name or d.id)
         alert = await ctx.alert(cid, check.alert_id)
-        level = Level(meta.get("level") or "blue")
+        level = meta.require_level()
         if alert is None or not by_officer:
             return
         policy = ctx.rules.policy_for(level)
         pctx = PlanContext(
             campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-            area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+            area=meta.area or area_text(alert), now=ctx.clock.now(),
             renderer=ctx.rules.renderer,
         )
         persons = [p for p in (ctx.person(pid) for pid in by_officer) if p is not None]

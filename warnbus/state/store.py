@@ -14,6 +14,13 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from warnbus.domain.meta import (
+    CampaignMeta,
+    MessageMeta,
+    decode_meta,
+    encode_fields,
+    message_fields,
+)
 from warnbus.domain.models import (
     Ack,
     Alert,
@@ -117,20 +124,47 @@ class Store:
         """What the thread's messages reached (see keys.CampaignKeys.reach)."""
         return {s(m) for m in await self.redis.smembers(keys.campaign(campaign_id).reach)}
 
-    async def meta(self, campaign_id: str) -> dict[str, str]:
+    async def meta(self, campaign_id: str) -> CampaignMeta | None:
+        """What the campaign's meta says (None: no such campaign). CampaignStateError when it
+        does not read, e.g. a started campaign without its level."""
         raw = await self.redis.hgetall(keys.campaign(campaign_id).meta)
-        return {s(k): s(v) for k, v in raw.items()}
+        return decode_meta(campaign_id, {s(k): s(v) for k, v in raw.items()}) if raw else None
 
-    async def set_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
-        await self.redis.hset(keys.campaign(campaign_id).meta, mapping=dict(fields))
+    async def thread_sender(self, campaign_id: str) -> str:
+        """The CAP sender that owns a campaign's thread ("" if it was accepted before the
+        sender was kept at acceptance). Read alone: whatever else its meta holds, a thread
+        can be continued and cancelled."""
+        return s(await self.redis.hget(keys.campaign(campaign_id).meta, "sender"))
 
-    async def init_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
-        """Set meta fields that are not set yet (a replay keeps the first values)."""
+    async def accepted_targets(self, campaign_id: str) -> int:
+        """How many targets the campaign's first message reached when it was accepted."""
+        v = s(await self.redis.hget(keys.campaign(campaign_id).meta, "targets"))
+        return int(v) if v.isdigit() else 0
+
+    async def start(self, campaign_id: str, msg: MessageMeta, *, root: str, sender: str,
+                    event: str, drill: bool, now: float) -> None:
+        """Start a campaign: active, with its level, root, times and first message, and list
+        it among the active ones. A replay keeps what the first run wrote of the start
+        (`t0`, ...) and writes the message's content again."""
+        first = {"state": CampaignState.ACTIVE, "level": msg.level, "root": root,
+                 "sender": sender, "created_at": now, "t0": now, "drill": drill,
+                 "expires_at": msg.expires_at, "event": event, "villages": msg.villages}
         k = keys.campaign(campaign_id).meta
         pipe = self.redis.pipeline(transaction=False)
-        for name, value in fields.items():
+        for name, value in encode_fields(first).items():
             pipe.hsetnx(k, name, value)
+        pipe.hset(k, mapping=encode_fields({"latest": msg.latest, "headline": msg.headline,
+                                            "area": msg.area, "targets": msg.targets}))
         await pipe.execute()
+        await self.activate(campaign_id, now)
+
+    async def carry(self, campaign_id: str, msg: MessageMeta) -> None:
+        """An Update: the campaign carries `msg`'s content, level, expiry and reach now."""
+        await self.redis.hset(keys.campaign(campaign_id).meta, mapping=message_fields(msg))
+
+    async def cancelled_by(self, campaign_id: str, alert_id: str) -> None:
+        await self.redis.hset(keys.campaign(campaign_id).meta,
+                              mapping=encode_fields({"cancelled_by": alert_id}))
 
     # ----------------------------------------------------------------- targets and grids
 

@@ -11,7 +11,7 @@ import random
 import msgspec
 import structlog
 
-from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
+from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, MsgType, Reference, Role
 from warnbus.domain.steps import Step
 from warnbus.errors import NotFoundError, WarnbusError
 from warnbus.flow.credentials import console_sender, of_console
@@ -20,7 +20,7 @@ from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.runtime.context import Context
 from warnbus.state import keys
 from warnbus.web.console.base import ConsoleSettings
-from warnbus.web.console.board import DoorOrder
+from warnbus.web.console.board import DoorOrder, campaign_meta
 from warnbus.web.console.compose import (
     SYSTEM_RANDOM,
     DraftForm,
@@ -43,7 +43,7 @@ class PublishError(WarnbusError):
 
 async def latest_alert(ctx: Context, cid: str) -> Alert:
     meta = await ctx.store.meta(cid)
-    alert = await ctx.alert(cid, meta.get("latest") or meta.get("root", ""))
+    alert = await ctx.alert(cid, meta.latest_alert_id) if meta else None
     if alert is None:
         raise NotFoundError(f"no campaign {cid}")
     return alert
@@ -161,12 +161,12 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     person = ctx.person(pid) if pid else None
     if person is None:
         raise NotFoundError(f"grid {grid_id} has no village head or township duty officer")
-    meta = await ctx.store.meta(cid)
+    meta = await campaign_meta(ctx, cid)
     alert = await latest_alert(ctx, cid)
-    level = Level(meta.get("level") or "blue")
+    level = meta.require_level()
     policy = ctx.rules.policy_for(level)
     pctx = PlanContext(campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-                       area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+                       area=meta.area or area_text(alert), now=ctx.clock.now(),
                        renderer=ctx.rules.renderer)
     channels = policy.escalation_channels or policy.channels
     deliveries = plan_persons(pctx, [person], channels, Step.DOOR_TO_DOOR, DeliveryKind.ESCALATION,

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.states import AuditEvent, GridState, TargetState
 from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
@@ -44,9 +45,9 @@ def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
     return _HOLDER_DISPLAY.get(tstate.get(g.holder, ""), "pending")
 
 
-async def campaign_meta(ctx: Context, cid: str) -> dict[str, str]:
+async def campaign_meta(ctx: Context, cid: str) -> CampaignMeta:
     meta = await ctx.store.meta(cid)
-    if not meta:
+    if meta is None:
         raise NotFoundError(f"no campaign {cid}")
     return meta
 
@@ -67,11 +68,11 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
         towns.setdefault(reg.township_of(grid.village) or "", Counter())[st] += 1
         villages.setdefault(grid.village, Counter())[st] += 1
     counts: dict[str, int] = {}
-    if meta.get("root"):
-        counts = dict((await alert_view(ctx, meta["root"]))["counts"])
+    if meta.root:
+        counts = dict((await alert_view(ctx, meta.root))["counts"])
     return {
-        "state": meta.get("state", "planning"),
-        "level": meta.get("level", ""),
+        "state": meta.state.value,
+        "level": meta.level.value if meta.level else "",
         "counts": counts,
         "grid_counts": {k: v for k, v in Counter(display.values()).items()},
         "grids": display,
@@ -135,9 +136,9 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
     return out
 
 
-async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> list[dict[str, str]]:
+async def silent_speakers(ctx: Context, cid: str, meta: CampaignMeta) -> list[dict[str, str]]:
     """Speakers of areas whose command went out that have not reported playing."""
-    villages = [v for v in meta.get("villages", "").split(",") if v]
+    villages = meta.villages
     if not villages:
         return []
     tstate = await ctx.store.target_states(cid)
@@ -155,10 +156,10 @@ async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> li
     return out
 
 
-async def drawn_areas(ctx: Context, cid: str, meta: Mapping[str, str]) -> list[
+async def drawn_areas(ctx: Context, cid: str, meta: CampaignMeta) -> list[
         tuple[str, tuple[tuple[float, float], ...]]]:
     """(areaDesc, ring) of every polygon of the campaign's latest alert, for its maps."""
-    alert_id = meta.get("latest") or meta.get("root", "")
+    alert_id = meta.latest_alert_id
     if not alert_id:  # accepted, not planned yet: its one alert is stored already
         ids = [s(x) for x in await ctx.redis.hkeys(keys.campaign(cid).alerts)]
         alert_id = ids[0] if len(ids) == 1 else ""

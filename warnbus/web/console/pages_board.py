@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from warnbus.domain.models import AckVia
+from warnbus.domain.states import CampaignState
 from warnbus.errors import NotFoundError
 from warnbus.flow.acks import record_ack
 from warnbus.registry import Registry
@@ -54,12 +55,11 @@ async def index(request: web.Request) -> web.Response:
     rows = []
     for cid in ids:
         meta = await ctx.store.meta(cid)
-        if not meta:
+        if meta is None:
             continue
-        state = meta.get("state", "planning")
-        rows.append([html.bj(meta.get("created_at"), "%m-%d %H:%M"), html.level_badge(meta.get("level")),
-                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.get("headline") or cid)}</a>',
-                     esc(meta.get("area", ""))[:60], html.CAMPAIGN_STATE_ZH.get(state, state)])
+        rows.append([html.bj(meta.created_at, "%m-%d %H:%M"), html.level_badge(meta.level),
+                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
+                     esc(meta.area)[:60], html.CAMPAIGN_STATE_ZH[meta.state]])
     pending = sum(1 for d in await Drafts(ctx.redis).recent(50) if d.state == "pending")
     note = (f'<p class="warn"><a href="{PREFIX}/drafts">{pending} 条预警等待审批</a></p>'
             if pending else "")
@@ -153,10 +153,10 @@ async def board_page(request: web.Request) -> web.Response:
     speakers = await silent_speakers(ctx, cid, meta)
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
-    state = snap["state"]
+    state = CampaignState(snap["state"])
     tools = ""
-    ours = meta.get("sender") == sender_of(ctx, await con.settings())
-    if state == "active" and ours and user.has("drafter"):
+    ours = meta.sender == sender_of(ctx, await con.settings())
+    if state is CampaignState.ACTIVE and ours and user.has("drafter"):
         tools = (f'<a class="button" href="{PREFIX}/compose?campaign={cid}">更新</a>'
                  f'<form method="post" action="{base}/cancel" class="inline">'
                  f'{csrf_field(session_of(request).csrf)}<input name="reason" required '
@@ -168,8 +168,8 @@ async def board_page(request: web.Request) -> web.Response:
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
         + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events">'
-        f'<p>{html.level_badge(meta.get("level"))} <span id="cstate">{html.CAMPAIGN_STATE_ZH.get(state, state)}</span>'
-        f' · {esc(meta.get("area", ""))} · 开始 {html.bj(meta.get("created_at"))}</p>'
+        f'<p>{html.level_badge(meta.level)} <span id="cstate">{html.CAMPAIGN_STATE_ZH[state]}</span>'
+        f' · {esc(meta.area)} · 开始 {html.bj(meta.created_at)}</p>'
         f'<ul class="prov">{who}</ul><div class="tools">{tools}</div>'
         f'<div class="stats">{counts}</div>'
         f'<div class="split"><div class="card"><p>{crumbs}</p>'
@@ -178,7 +178,7 @@ async def board_page(request: web.Request) -> web.Response:
         f'<div class="card">{regions}</div></div>'
         f'<h2>未叫醒名单</h2><div id="chase" class="chases" data-src="{esc(base + "/chase" + ("?" + request.query_string if request.query_string else ""))}">{chase}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul></div>')
-    return page(request, meta.get("headline") or cid, body, active="board")
+    return page(request, meta.headline or cid, body, active="board")
 
 
 def _within(reg: Registry, items: list[Chase], region: str) -> list[Chase]:
