@@ -132,6 +132,8 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
     assert r.status == 303
     await h.drain()
     assert any(d.step == 95 and d.kind.value == "escalation" for d in h.sent())
+    order = (await h.ctx.store.console.door_orders(cid))[other]
+    assert order.by == "anna" and order.to
     # Update: the form is pre-filled from the campaign; red again needs a second person.
     s = await sign_in(client, "dora")
     r = await client.get(f"/console/compose?campaign={cid}", headers={"Accept": "text/html"})
@@ -152,7 +154,7 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
         await h.drain()
     meta = await h.ctx.store.meta(cid)
     assert meta and meta.state == "cancelled"
-    kinds = [x.kind for x in (await Drafts(h.ctx.redis).provenance(cid)).values()]
+    kinds = [x.kind for x in (await h.ctx.store.console.provenance(cid)).values()]
     assert sorted(kinds) == ["alert", "cancel", "update"]
     latest = await h.ctx.alert(cid, meta.latest)
     assert latest is not None and latest.msg_type is MsgType.UPDATE

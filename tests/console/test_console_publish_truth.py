@@ -90,7 +90,7 @@ async def test_a_taken_identifier_fails_the_draft_visibly_and_records_nothing(we
     # Nothing recorded as published: the squatter's campaign is the only one and carries no
     # console provenance (nobody "drafted" or "approved" it); no red message went out.
     assert await campaigns(h) == [squat.campaign_id]
-    assert await Drafts(h.ctx.redis).provenance(squat.campaign_id) == {}
+    assert await h.ctx.store.console.provenance(squat.campaign_id) == {}
     await h.drain()
     assert all(d.campaign_id == squat.campaign_id for d in h.sent())
     meta = await h.ctx.store.meta(squat.campaign_id)

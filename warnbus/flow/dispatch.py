@@ -13,12 +13,9 @@ import asyncio
 import logging
 import random
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
 
 import structlog
-from redis.asyncio import Redis
 
 from warnbus.domain.models import (
     Attempt,
@@ -35,11 +32,10 @@ from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
 from warnbus.flow.fallback import plan_fallbacks
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
-from warnbus.state import keys
-from warnbus.state.queue import EntryTracker, LaneEntry, Lanes, encode_delivery
+from warnbus.state.pinned import IO, pinned
+from warnbus.state.queue import EntryTracker, LaneEntry
 from warnbus.state.ratelimit import RateLimiter
 from warnbus.state.store import Outcome as Stored
-from warnbus.state.store import Store
 
 log = structlog.get_logger("warnbus.dispatch")
 _stdlib_log = logging.getLogger("warnbus.dispatch")
@@ -49,32 +45,6 @@ def _info_enabled() -> bool:
     return _stdlib_log.isEnabledFor(logging.INFO)
 
 SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
-
-
-class IO(NamedTuple):
-    """The Redis access of one lane loop."""
-
-    store: Store
-    lanes: Lanes
-
-
-@asynccontextmanager
-async def _pinned(ctx: Context) -> AsyncIterator[IO]:
-    """A connection of the pool for one lane loop's own use.
-
-    The loop's commands follow one another (read, claim, record, acknowledge), so a
-    connection of its own serves it as well as the pool, and each command skips the pool's
-    checkout (a lock and bookkeeping: about a quarter of the client's CPU per command,
-    `benchmarks/redis_checkout_micro.py`). A cluster client keeps its own connections.
-    """
-    if not isinstance(ctx.redis, Redis):
-        yield IO(ctx.store, ctx.lanes)
-        return
-    client = ctx.redis.client()
-    try:
-        yield IO(Store(client), Lanes(client, ctx.lanes.channels))
-    finally:
-        await client.aclose()
 
 
 class Dispatcher:
@@ -97,7 +67,7 @@ class Dispatcher:
         # share it (their sends take turns, so each batch waits on the others').
         count = cfg.batch if not rate else max(1, min(cfg.batch, int(rate)))
         count = max(1, count // cfg.lane_readers)
-        async with _pinned(self.ctx) as io:
+        async with pinned(self.ctx.redis, self.ctx.store, self.ctx.lanes) as io:
             while not stop.is_set():
                 try:
                     entries = await io.lanes.read(channel, self.consumer, count, 500)
@@ -270,10 +240,7 @@ class Dispatcher:
         if retries:
             await ctx.timers.schedule(retries)
         if dead:
-            pipe = ctx.redis.pipeline(transaction=False)
-            for o in dead:
-                pipe.xadd(keys.DEAD, {"d": encode_delivery(o.delivery), "e": o.attempt.error or ""})
-            await pipe.execute()
+            await ctx.lanes.dead_letter([(o.delivery, o.attempt.error or "") for o in dead])
             log.error("dead-lettered", n=len(dead), ids=[o.delivery.id for o in dead][:10])
         if switch:
             await ctx.lanes.enqueue(await plan_fallbacks(ctx, switch))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import msgspec
 import structlog
 
 from warnbus.domain.meta import MessageMeta
@@ -48,13 +47,10 @@ from warnbus.flow.ports import LevelPolicyLike
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.runtime.tasks import Bounded
-from warnbus.state import keys
-from warnbus.state.queue import ensure_group
 
 log = structlog.get_logger("warnbus.flow.intake")
 PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
 PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
-_json = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -118,19 +114,9 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         got = await reach(ctx, alert, cred)
         warnings, n_targets = got.warnings, got.targets
         reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
-    ck = keys.campaign(cid)
-    pipe = ctx.redis.pipeline(transaction=False)
-    pipe.hsetnx(ck.alerts, aid, _json.encode(alert))
-    pipe.zadd(keys.CAMPAIGNS, {cid: ctx.clock.now()}, nx=True)
-    if alert.msg_type is MsgType.ALERT:
-        pipe.hsetnx(ck.meta, "targets", n_targets)
-        pipe.hsetnx(ck.meta, "sender", alert.sender)
-    if reached:
-        pipe.sadd(ck.reach, *reached)
-    pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
-    pipe.set(keys.alert_index(aid), cid, nx=True)
-    pipe.zadd(keys.MESSAGES, {aid: ctx.clock.now()}, nx=True)
-    await pipe.execute()
+    await store.messages.accept(
+        cid, alert, now=ctx.clock.now(), reached=reached,
+        first_targets=n_targets if alert.msg_type is MsgType.ALERT else None)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets, credential=cred.name)
@@ -200,9 +186,6 @@ class Intake:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-
-    async def setup(self) -> None:
-        await ensure_group(self.ctx.redis, keys.INBOX)
 
     async def handle(self, campaign_id: str, alert_id: str) -> None:
         alert = await self.ctx.alert(campaign_id, alert_id)

@@ -178,6 +178,14 @@ class Lanes:
         for lane, ids in by_lane.items():
             await ack_delete(self._done, lane, list(ids))
 
+    async def dead_letter(self, failed: Sequence[tuple[Delivery, str]]) -> None:
+        """Keep deliveries whose transient failures ran out, with their last error, in
+        `keys.DEAD` (visible, never silent)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for delivery, error in failed:
+            pipe.xadd(keys.DEAD, {"d": encode_delivery(delivery), "e": error})
+        await pipe.execute()
+
     async def depth(self) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)
         names = [lane for c in self.channels for lane in self.lanes_of(c)]
@@ -203,6 +211,60 @@ def _entries(reply: Any) -> list[LaneEntry]:
             out += [LaneEntry(lane, entry_id, d) for d in decode_entry(fields or {})]
     out.sort(key=lambda e: e.delivery.priority)
     return out
+
+
+# --------------------------------------------------------------------------- inbox
+
+
+class InboxItem(msgspec.Struct, frozen=True, gc=False):
+    """An accepted message to plan; an entry deleted while pending names none ("")."""
+
+    entry_id: bytes
+    campaign_id: str
+    alert_id: str
+
+
+class Inbox:
+    """Accepted messages waiting to be planned (`keys.INBOX`, written at acceptance by
+    `Store.messages.accept`), read through a consumer group: an item is deleted only after
+    its planning finished, so a dead worker's item is planned again by another."""
+
+    def __init__(self, redis: Redis) -> None:
+        # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
+        self.redis: Any = redis
+
+    async def setup(self) -> None:
+        await ensure_group(self.redis, keys.INBOX)
+
+    async def read(self, consumer: str, block_ms: int) -> list[InboxItem]:
+        """The next item (one at a time: planning a province-wide alert takes a while, and
+        items waiting in this worker's pending list would look abandoned to the sweepers)."""
+        reply = await self.redis.xreadgroup(keys.GROUP, consumer, {keys.INBOX: ">"}, count=1,
+                                            block=block_ms or None)
+        return [_inbox_item(i, f) for _s, msgs in (reply or []) for i, f in msgs]
+
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 50) -> list[InboxItem]:
+        """Take over items a dead worker read and never finished."""
+        reply = await self.redis.xautoclaim(keys.INBOX, keys.GROUP, consumer,
+                                            min_idle_time=min_idle_ms, start_id="0-0",
+                                            count=count)
+        return [_inbox_item(i, f) for i, f in reply[1]]
+
+    async def keep(self, consumer: str, entry_id: bytes) -> None:
+        """Reset an item's idle time: it is being planned, no sweeper may take it."""
+        await self.redis.xclaim(keys.INBOX, keys.GROUP, consumer, 0, [entry_id], justid=True)
+
+    async def done(self, entry_id: bytes) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(keys.INBOX, keys.GROUP, entry_id)
+        pipe.xdel(keys.INBOX, entry_id)
+        await pipe.execute()
+
+
+def _inbox_item(entry_id: bytes, fields: Mapping[bytes, bytes] | None) -> InboxItem:
+    if not fields:
+        return InboxItem(entry_id, "", "")
+    return InboxItem(entry_id, fields[b"c"].decode(), fields[b"a"].decode())
 
 
 # --------------------------------------------------------------------------- timers

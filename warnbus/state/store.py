@@ -1,6 +1,10 @@
 """Campaign state in Redis: the owner of a campaign's keys and of its Lua transitions.
 
-Every write to a campaign goes through this module; reads for the API and the 叫应 record too.
+Every read and write of a campaign's keys goes through the Store: its own methods (meta,
+targets, grids, deliveries, acks, audit, each transition one Lua script beside this module),
+`Store.messages` (accepted messages and their indexes, `messages.py`) and `Store.console`
+(what the console adds to a campaign, `consolebook.py`). tests/engine/test_one_owner.py
+checks that no module outside `warnbus/state/` touches them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ from warnbus.domain.states import (
     TargetState,
 )
 from warnbus.state import keys, scripts
+from warnbus.state.consolebook import ConsoleBook
+from warnbus.state.messages import Messages
+from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
 
 # The scripts of the campaign state, each in its .lua file beside this module.
@@ -66,13 +73,6 @@ _VALUE: dict[StrEnum, str] = {
                               DeliveryReport, CampaignState, GridState) for m in e}
 
 
-def s(v: bytes | str | None) -> str:
-    """Decode a Redis reply value."""
-    if v is None:
-        return ""
-    return v.decode() if isinstance(v, bytes) else v
-
-
 @dataclass(frozen=True)
 class GridView:
     grid_id: str
@@ -94,7 +94,9 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 class Store:
     def __init__(self, redis: Redis) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
-        self.redis: Any = redis
+        self._redis: Any = redis
+        self.messages = Messages(redis)
+        self.console = ConsoleBook(redis)
         self._claim = CLAIM.bind(redis)
         self._record = RECORD.bind(redis)
         self._status = STATUS.bind(redis)
@@ -108,37 +110,37 @@ class Store:
     # ----------------------------------------------------------------- alerts and meta
 
     async def campaign_of(self, alert_id: str) -> str | None:
-        v = await self.redis.get(keys.alert_index(alert_id))
+        v = await self._redis.get(keys.alert_index(alert_id))
         return s(v) or None
 
     async def alert(self, campaign_id: str, alert_id: str) -> Alert | None:
-        blob = await self.redis.hget(keys.campaign(campaign_id).alerts, alert_id)
+        blob = await self._redis.hget(keys.campaign(campaign_id).alerts, alert_id)
         return _json_alert.decode(blob) if blob else None
 
     async def thread_alerts(self, campaign_id: str) -> list[Alert]:
         """Every message accepted in a campaign's thread (Alert, Updates, Cancel)."""
-        blobs = await self.redis.hvals(keys.campaign(campaign_id).alerts)
+        blobs = await self._redis.hvals(keys.campaign(campaign_id).alerts)
         return [_json_alert.decode(b) for b in blobs]
 
     async def reach(self, campaign_id: str) -> set[str]:
         """What the thread's messages reached (see keys.CampaignKeys.reach)."""
-        return {s(m) for m in await self.redis.smembers(keys.campaign(campaign_id).reach)}
+        return {s(m) for m in await self._redis.smembers(keys.campaign(campaign_id).reach)}
 
     async def meta(self, campaign_id: str) -> CampaignMeta | None:
         """What the campaign's meta says (None: no such campaign). CampaignStateError when it
         does not read, e.g. a started campaign without its level."""
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).meta)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).meta)
         return decode_meta(campaign_id, {s(k): s(v) for k, v in raw.items()}) if raw else None
 
     async def thread_sender(self, campaign_id: str) -> str:
         """The CAP sender that owns a campaign's thread ("" if it was accepted before the
         sender was kept at acceptance). Read alone: whatever else its meta holds, a thread
         can be continued and cancelled."""
-        return s(await self.redis.hget(keys.campaign(campaign_id).meta, "sender"))
+        return s(await self._redis.hget(keys.campaign(campaign_id).meta, "sender"))
 
     async def accepted_targets(self, campaign_id: str) -> int:
         """How many targets the campaign's first message reached when it was accepted."""
-        v = s(await self.redis.hget(keys.campaign(campaign_id).meta, "targets"))
+        v = s(await self._redis.hget(keys.campaign(campaign_id).meta, "targets"))
         return int(v) if v.isdigit() else 0
 
     async def start(self, campaign_id: str, msg: MessageMeta, *, root: str, sender: str,
@@ -150,7 +152,7 @@ class Store:
                  "sender": sender, "created_at": now, "t0": now, "drill": drill,
                  "expires_at": msg.expires_at, "event": event, "villages": msg.villages}
         k = keys.campaign(campaign_id).meta
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for name, value in encode_fields(first).items():
             pipe.hsetnx(k, name, value)
         pipe.hset(k, mapping=encode_fields({"latest": msg.latest, "headline": msg.headline,
@@ -160,10 +162,10 @@ class Store:
 
     async def carry(self, campaign_id: str, msg: MessageMeta) -> None:
         """An Update: the campaign carries `msg`'s content, level, expiry and reach now."""
-        await self.redis.hset(keys.campaign(campaign_id).meta, mapping=message_fields(msg))
+        await self._redis.hset(keys.campaign(campaign_id).meta, mapping=message_fields(msg))
 
     async def cancelled_by(self, campaign_id: str, alert_id: str) -> None:
-        await self.redis.hset(keys.campaign(campaign_id).meta,
+        await self._redis.hset(keys.campaign(campaign_id).meta,
                               mapping=encode_fields({"cancelled_by": alert_id}))
 
     # ----------------------------------------------------------------- targets and grids
@@ -183,15 +185,19 @@ class Store:
         return firsts
 
     async def targets(self, campaign_id: str) -> dict[str, Target]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).targets)
         return {s(k): _dec_target.decode(v) for k, v in raw.items()}
 
     async def target(self, campaign_id: str, target_id: str) -> Target | None:
-        blob = await self.redis.hget(keys.campaign(campaign_id).targets, target_id)
+        blob = await self._redis.hget(keys.campaign(campaign_id).targets, target_id)
         return _dec_target.decode(blob) if blob else None
 
+    async def holders(self, campaign_id: str) -> list[str]:
+        """Everyone who answers for a grid of the campaign (primaries and chain people)."""
+        return sorted(s(p) for p in await self._redis.hkeys(keys.campaign(campaign_id).holds))
+
     async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
-        v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)
+        v = await self._redis.hget(keys.campaign(campaign_id).first, person_id)
         return float(v) if v else None
 
     async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]]) -> int:
@@ -210,17 +216,17 @@ class Store:
                                            new_state=_VALUE[state]))
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).grids)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
         return {s(k): _grid_view(s(k), s(v)) for k, v in raw.items()}
 
     async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
         """The grids a person answers for in this campaign, with where each stands."""
         ck = keys.campaign(campaign_id)
-        held = s(await self.redis.hget(ck.holds, person_id))
+        held = s(await self._redis.hget(ck.holds, person_id))
         ids = [item.split(":")[0] for item in held.split(",") if item]
         if not ids:
             return []
-        values = await self.redis.hmget(ck.grids, ids)
+        values = await self._redis.hmget(ck.grids, ids)
         return [_grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
 
     async def advance(
@@ -240,7 +246,7 @@ class Store:
         moved = bool(int(await self._finish(ck, new_state=_VALUE[state], now=now)))
         # After the state moved (a crash in between leaves a stale index entry, which
         # the ack script of a reply filters out by the campaign's state).
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(keys.ACTIVE, campaign_id)
         pipe.zadd(keys.ENDED, {campaign_id: now}, nx=True)
         pipe.zremrangebyscore(keys.ENDED, "-inf", now - ENDED_KEPT_S)
@@ -249,7 +255,7 @@ class Store:
 
     async def activate(self, campaign_id: str, now: float) -> None:
         """List a started campaign among the active ones (see `active_campaigns`)."""
-        await self.redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
+        await self._redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
 
     # ----------------------------------------------------------------- deliveries
 
@@ -300,18 +306,18 @@ class Store:
 
     async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
         """What was sent by a delivery (for a status callback that needs to re-plan it)."""
-        raw = s(await self.redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
+        raw = s(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
         if not raw:
             return None
         names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind")
         return dict(zip(names, raw.split("|"), strict=True))
 
     async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).dstate)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).dstate)
         return {s(k): DeliveryState(s(v).split("|")[0]) for k, v in raw.items()}
 
     async def target_states(self, campaign_id: str) -> dict[str, TargetState]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).tstate)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).tstate)
         return {s(k): TargetState(s(v)) for k, v in raw.items()}
 
     async def target_states_of(self, campaign_id: str, target_ids: Sequence[str]
@@ -319,7 +325,7 @@ class Store:
         """The states of some targets, in their order (None: nothing happened to it yet)."""
         if not target_ids:
             return []
-        raw = await self.redis.hmget(keys.campaign(campaign_id).tstate, list(target_ids))
+        raw = await self._redis.hmget(keys.campaign(campaign_id).tstate, list(target_ids))
         return [TargetState(s(v)) if v else None for v in raw]
 
     # ----------------------------------------------------------------- acks
@@ -339,33 +345,33 @@ class Store:
         return int(code), s(extra)
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).acks)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).acks)
         return {s(k): _dec_ack.decode(v) for k, v in raw.items()}
 
     async def is_acked(self, campaign_id: str, person_id: str) -> bool:
-        return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
+        return bool(await self._redis.hexists(keys.campaign(campaign_id).acks, person_id))
 
     async def ended_campaigns(self, since: float) -> list[str]:
         """Campaigns that ended (cancelled, expired) at `since` or later, newest first; a
         reply to one of them is recorded as late."""
-        return [s(c) for c in await self.redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
+        return [s(c) for c in await self._redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
 
     async def claim_reply(self, channel: str, reply_id: str, ttl_s: float) -> bool:
         """Whether an inbound reply (by its provider message id) is new; it is then marked
         handled for `ttl_s`, so that a resend or a replay of it confirms nothing new."""
-        return bool(await self.redis.set(keys.reply(channel, reply_id), "1", nx=True,
+        return bool(await self._redis.set(keys.reply(channel, reply_id), "1", nx=True,
                                          px=int(ttl_s * 1000)))
 
     async def forget_reply(self, channel: str, reply_id: str) -> None:
         """Let a reply that could not be handled through again (the provider resends it)."""
-        await self.redis.delete(keys.reply(channel, reply_id))
+        await self._redis.delete(keys.reply(channel, reply_id))
 
     async def active_campaigns(self) -> list[str]:
         """Campaigns started and not yet ended (a handful at a time, even in a flood season).
 
         An SMS reply carries no campaign: it confirms the sender in each of these where they
         are a target (the ack script checks that, and that the campaign is still active)."""
-        return [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
+        return [s(c) for c in await self._redis.zrange(keys.ACTIVE, 0, -1)]
 
     # ----------------------------------------------------------------- audit
 
@@ -383,7 +389,7 @@ class Store:
     async def audit_after(self, campaign_id: str, last: str, count: int) -> list[dict[str, str]]:
         """Up to `count` audit events after the entry id `last` ("" from the start)."""
         lo = "(" + last if last else "-"
-        batch = await self.redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
+        batch = await self._redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
         return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
 
 

@@ -27,7 +27,6 @@ from redis.asyncio import Redis
 
 from warnbus.domain.models import RegionLevel
 from warnbus.domain.states import CampaignState
-from warnbus.state import keys
 from warnbus.state.queue import Lanes
 from warnbus.state.store import Store
 from warnbus.tools.bench.env import BenchEnv, BenchError, wait_first_wave
@@ -122,8 +121,7 @@ async def _settle(probe: Redis, world: SimulatedWorld, timeout_s: float) -> None
     await world.twilio.wait_idle(timeout_s)
     await world.wecom.drain(timeout_s)
     store = Store(probe)
-    for raw in await probe.zrange(keys.ACTIVE, 0, -1):
-        cid = raw.decode() if isinstance(raw, bytes) else str(raw)
+    for cid in await store.active_campaigns():
         await store.finish(cid, CampaignState.EXPIRED, time.time())
     world.twilio.calls.clear()
     world.twilio.messages.clear()

@@ -18,9 +18,9 @@ from warnbus.flow.credentials import console_sender, of_console
 from warnbus.flow.intake import Accepted, accept
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.runtime.context import Context
-from warnbus.state import keys
+from warnbus.state.consolebook import DoorOrder, Provenance
 from warnbus.web.console.base import ConsoleSettings
-from warnbus.web.console.board import DoorOrder, campaign_meta
+from warnbus.web.console.board import campaign_meta
 from warnbus.web.console.compose import (
     SYSTEM_RANDOM,
     DraftForm,
@@ -30,7 +30,7 @@ from warnbus.web.console.compose import (
     local_time,
     new_identifier,
 )
-from warnbus.web.console.drafts import Draft, Drafts, Provenance
+from warnbus.web.console.drafts import Draft, Drafts
 from warnbus.web.console.html import BEIJING
 
 log = structlog.get_logger("warnbus.console")
@@ -85,7 +85,7 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
     await drafts.move(draft.id, "publishing", "published", alert_id=res.alert_id,
                       campaign_id=res.campaign_id, approved_by=approved_by,
                       approved_at=now if approved_by else 0)
-    await drafts.record(res.campaign_id, res.alert_id, Provenance(
+    await ctx.store.console.record_provenance(res.campaign_id, res.alert_id, Provenance(
         draft.id, draft.kind, draft.drafted_by, approved_by, now))
     return res
 
@@ -172,6 +172,5 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     deliveries = plan_persons(pctx, [person], channels, Step.DOOR_TO_DOOR, DeliveryKind.ESCALATION,
                               extra={person.id: {"grids": grid.name}})
     await ctx.lanes.enqueue(deliveries)
-    order = DoorOrder(by, ctx.clock.now(), person.name)
-    await ctx.redis.hset(keys.console_campaign(cid), f"d2d:{grid_id}", msgspec.json.encode(order))
+    await ctx.store.console.order_door(cid, grid_id, DoorOrder(by, ctx.clock.now(), person.name))
     return person.name

@@ -11,16 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.states import AuditEvent, GridState, TargetState
 from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
 from warnbus.flow.record import alert_view
 from warnbus.runtime.context import Context
-from warnbus.state import keys
-from warnbus.state.store import GridView, s
+from warnbus.state.consolebook import DoorOrder
+from warnbus.state.store import GridView
 
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
                 "unreached", "closed")
@@ -91,7 +89,7 @@ class Chase:
     state: str
     officers: list[dict[str, str]]
     attempts: list[dict[str, str]] = field(default_factory=list)
-    door: dict[str, str] | None = None
+    door: DoorOrder | None = None
 
 
 async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
@@ -103,7 +101,7 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
         return []
     reg = ctx.registry
     acks = await ctx.store.acks(cid)
-    doors = await door_orders(ctx, cid)
+    doors = await ctx.store.console.door_orders(cid)
     people: dict[str, list[str]] = {}
     out: list[Chase] = []
     for g in sorted(want, key=lambda x: x.grid_id):
@@ -161,25 +159,8 @@ async def drawn_areas(ctx: Context, cid: str, meta: CampaignMeta) -> list[
     """(areaDesc, ring) of every polygon of the campaign's latest alert, for its maps."""
     alert_id = meta.latest_alert_id
     if not alert_id:  # accepted, not planned yet: its one alert is stored already
-        ids = [s(x) for x in await ctx.redis.hkeys(keys.campaign(cid).alerts)]
+        (ids,) = await ctx.store.messages.alert_ids([cid])
         alert_id = ids[0] if len(ids) == 1 else ""
     alert = await ctx.alert(cid, alert_id) if alert_id else None
     info = alert.primary_info() if alert is not None else None
     return [(a.desc, ring) for a in (info.areas if info else ()) for ring in a.polygons]
-
-
-class DoorOrder(msgspec.Struct, frozen=True):
-    by: str
-    at: float
-    to: str
-
-
-async def door_orders(ctx: Context, cid: str) -> dict[str, dict[str, str]]:
-    raw = await ctx.redis.hgetall(keys.console_campaign(cid))
-    out = {}
-    for k, v in raw.items():
-        key = s(k)
-        if key.startswith("d2d:"):
-            o = msgspec.json.decode(v, type=DoorOrder)
-            out[key[4:]] = {"by": o.by, "at": str(o.at), "to": o.to}
-    return out

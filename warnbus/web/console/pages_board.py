@@ -14,8 +14,6 @@ from warnbus.domain.states import CampaignState
 from warnbus.errors import NotFoundError
 from warnbus.flow.acks import record_ack
 from warnbus.registry import Registry
-from warnbus.state import keys
-from warnbus.state.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.actions import order_door_to_door
 from warnbus.web.console.auth import session_digest
@@ -51,9 +49,8 @@ COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "�
 @requires()
 async def index(request: web.Request) -> web.Response:
     ctx = console(request).app.ctx
-    ids = [s(x) for x in await ctx.redis.zrevrange(keys.CAMPAIGNS, 0, 49)]
     rows = []
-    for cid in ids:
+    for cid, _created in await ctx.store.messages.newest_campaigns(50):
         meta = await ctx.store.meta(cid)
         if meta is None:
             continue
@@ -111,8 +108,8 @@ def chase_html(request: web.Request, cid: str, items: list[Chase], can_act: bool
             acts += (f'<form method="post" action="{PREFIX}/campaigns/{cid}/door" class="row">'
                      f'{csrf_field(csrf)}<input type="hidden" name="grid" value="{esc(c.grid_id)}">'
                      '<button data-confirm="通知村负责人入户叫应？">安排入户</button></form>')
-        door = (f'<p class="warn">已安排入户：{esc(c.door["to"])}（{esc(c.door["by"])}，'
-                f'{html.bj(c.door["at"], "%H:%M")}）</p>' if c.door else "")
+        door = (f'<p class="warn">已安排入户：{esc(c.door.to)}（{esc(c.door.by)}，'
+                f'{html.bj(c.door.at, "%H:%M")}）</p>' if c.door else "")
         out.append(f'<div class="chase s-{c.state}" data-grid="{esc(c.grid_id)}"><h3>{esc(c.grid)}'
                    f'<small>{esc(c.village)} · {GRID_STATE_ZH.get(c.state, c.state)}</small></h3>'
                    f'<ul>{people}</ul><details><summary>呼叫记录（{len(c.attempts)}）</summary>'
@@ -143,7 +140,7 @@ async def board_page(request: web.Request) -> web.Response:
         codes = [t for t in reg.children_of(reg.county_code) if t in snap["towns"]]
         regions = _region_table(request, snap["towns"], codes, f"{base}?town=")
         crumbs = "全县"
-    prov = await Drafts(ctx.redis).provenance(cid)
+    prov = await ctx.store.console.provenance(cid)
     who = "".join(f'<li>{html.KIND_ZH.get(p.kind, p.kind)}：起草 {esc(p.drafted_by)}'
                   f'{"，审批 " + esc(p.approved_by) if p.approved_by else "（无需审批）"}'
                   f'，{html.bj(p.at, "%H:%M:%S")}</li>' for p in prov.values())

@@ -15,12 +15,9 @@ from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import Role, TargetKind
 from warnbus.flow.record import record_rows, rows_csv, unreached
 from warnbus.runtime.context import Context
-from warnbus.state import keys
-from warnbus.state.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import PREFIX, console, page, requires
 from warnbus.web.console.board import campaign_meta, drawn_areas
-from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
 
 WITHIN_MIN = (3, 5, 10)
@@ -105,8 +102,7 @@ async def records_page(request: web.Request) -> web.Response:
     names = {c: r.name for c, r in reg.data.regions.items()}
     pooled: dict[str, Tally] = {}
     rows = []
-    for raw in await ctx.redis.zrevrange(keys.CAMPAIGNS, 0, 499):
-        cid = s(raw)
+    for cid, _created in await ctx.store.messages.newest_campaigns(500):
         meta = await ctx.store.meta(cid)
         if meta is None or not matches(meta, q):
             continue
@@ -167,7 +163,7 @@ async def print_page(request: web.Request) -> web.Response:
     cid = request.match_info["cid"]
     root, meta = await _root(ctx, cid)
     names = {c: r.name for c, r in ctx.registry.data.regions.items()}
-    prov = await Drafts(ctx.redis).provenance(cid)
+    prov = await ctx.store.console.provenance(cid)
     who = "；".join(f"{html.KIND_ZH.get(p.kind, p.kind)}：起草 {p.drafted_by}"
                    + (f"，审批 {p.approved_by}" if p.approved_by else "") for p in prov.values())
     lost = await unreached(ctx, cid)
