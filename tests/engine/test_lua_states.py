@@ -146,6 +146,20 @@ async def test_generated_tables_read_back_as_the_enums(redis: Redis) -> None:
         assert got == want, name
 
 
+def test_members_a_script_names_are_constants_of_their_values() -> None:
+    defined = re.compile(r"^local ([A-Z]{2})_([A-Z][A-Z0-9_]*) = '([^']*)'$", re.M)
+    seen = 0
+    for name, sc in scripts.LOADED.items():
+        for table, member, value in defined.findall(sc.source):
+            want = member.lower() if table == "MF" else scripts.ENUMS[table][member].value
+            assert value == want, (name, table, member)
+            seen += 1
+        assert not MEMBER.search(sc.source), f"{name}: a member left as a table lookup"
+    assert seen > 30
+    with pytest.raises(ValueError, match=r"DS\.SENDINGG"):
+        scripts.parse("typo", "local k = unpack(KEYS)\nlocal a = unpack(ARGV)\nreturn DS.SENDINGG")
+
+
 def _delivery(cid: str) -> Delivery:
     return Delivery("dl_1", cid, "al_1", "p1", TargetKind.PERSON, "sms", 0, DeliveryKind.WARNING,
                     Level.RED, "+8613800000001", "text", 0.0)
