@@ -15,8 +15,9 @@ from warnbus.domain.models import (
 )
 from warnbus.domain.states import DeliveryState
 from warnbus.state import keys
+from warnbus.state.audit import audit_row
 from warnbus.state.store import Outcome as Stored
-from warnbus.state.store import Store, audit_row
+from warnbus.state.store import Store
 
 ATTEMPT = {"ev": "attempt", "at": "100.5", "d": "dl_1", "tg": "p_1", "ch": "sms", "st": "10",
            "k": "warning", "n": "2", "o": "failed-temp", "s": "retry", "x": "503 | busy"}

@@ -92,7 +92,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     known = await store.campaign_of(aid)
     if known:
         metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
-        return Accepted(aid, known, await store.accepted_targets(known), created=False)
+        return Accepted(aid, known, await store.messages.accepted_targets(known), created=False)
     expires = alert.expires_at()
     if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
         # Accepting it would send nothing (the campaign would be over at once): say so.
@@ -133,7 +133,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
     for ref in alert.references:
         cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
         if cid:
-            owner = await ctx.store.thread_sender(cid)
+            owner = await ctx.store.messages.thread_sender(cid)
             if not owner:  # accepted before the sender was kept at acceptance, not started
                 root = await ctx.alert(cid, root_alert_id(cid))
                 owner = root.sender if root else ""

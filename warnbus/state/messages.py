@@ -51,6 +51,17 @@ class Messages:
         pipe.zadd(keys.MESSAGES, {aid: now}, nx=True)
         await pipe.execute()
 
+    async def thread_sender(self, campaign_id: str) -> str:
+        """The CAP sender that owns a campaign's thread ("" if it was accepted before the
+        sender was kept at acceptance). Read alone: whatever else its meta holds, a thread
+        can be continued and cancelled."""
+        return s(await self._redis.hget(keys.campaign(campaign_id).meta, "sender"))
+
+    async def accepted_targets(self, campaign_id: str) -> int:
+        """How many targets the thread's Alert reached when it was accepted."""
+        v = s(await self._redis.hget(keys.campaign(campaign_id).meta, "targets"))
+        return int(v) if v.isdigit() else 0
+
     async def newest(self, offset: int, count: int) -> list[tuple[str, float]]:
         """(alert id, acceptance time) of accepted messages, newest first."""
         rows = await self._redis.zrevrange(keys.MESSAGES, offset, offset + count - 1,

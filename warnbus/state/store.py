@@ -44,6 +44,7 @@ from warnbus.domain.states import (
     TargetState,
 )
 from warnbus.state import keys, scripts
+from warnbus.state.audit import audit_row
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
@@ -131,17 +132,6 @@ class Store:
         does not read, e.g. a started campaign without its level."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).meta)
         return decode_meta(campaign_id, {s(k): s(v) for k, v in raw.items()}) if raw else None
-
-    async def thread_sender(self, campaign_id: str) -> str:
-        """The CAP sender that owns a campaign's thread ("" if it was accepted before the
-        sender was kept at acceptance). Read alone: whatever else its meta holds, a thread
-        can be continued and cancelled."""
-        return s(await self._redis.hget(keys.campaign(campaign_id).meta, "sender"))
-
-    async def accepted_targets(self, campaign_id: str) -> int:
-        """How many targets the campaign's first message reached when it was accepted."""
-        v = s(await self._redis.hget(keys.campaign(campaign_id).meta, "targets"))
-        return int(v) if v.isdigit() else 0
 
     async def start(self, campaign_id: str, msg: MessageMeta, *, root: str, sender: str,
                     event: str, drill: bool, now: float) -> None:
@@ -391,25 +381,6 @@ class Store:
         lo = "(" + last if last else "-"
         batch = await self._redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
         return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
-
-
-#: The fields an attempt's audit entry packs into its `a` field, in order (record.lua).
-ATTEMPT_FIELDS = ("d", "tg", "ch", "st", "k", "n", "o", "s")
-
-
-def audit_row(entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str]:
-    """One audit event as a dict of its fields and its entry `id`.
-
-    An attempt written as one packed `a` field comes back as its eight fields (d, tg, ch, st,
-    k, n, o, s), as attempts written before that change still are."""
-    row = {s(k): s(v) for k, v in fields.items()}
-    parts = row["a"].split("|") if "a" in row else ()
-    # Registry ids hold no "|" (validate_registry); anything else stays packed, never lost.
-    if len(parts) == len(ATTEMPT_FIELDS):
-        del row["a"]
-        row.update(zip(ATTEMPT_FIELDS, parts, strict=True))
-    row["id"] = entry_id
-    return row
 
 
 async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
