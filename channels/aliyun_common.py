@@ -19,10 +19,10 @@ from darabonba.exceptions import ResponseException
 from darabonba.runtime import RuntimeOptions
 from Tea.exceptions import TeaException
 
-from channels.cn_common import HookConfig, Secret, mask_phone
+from channels.cn_common import HookConfig
 from channels.cn_outcomes import classify
 from channels.cn_templates import ALIYUN_VAR, TemplateConfig, TemplateRules
-from warnbus.errors import TransientChannelError
+from warnbus.plugin import Secret, TransientChannelError, breaker_key_for, mask_phone
 
 T = TypeVar("T")
 PROVIDER = "Aliyun"
@@ -54,16 +54,17 @@ class AliyunConfig(HookConfig, kw_only=True, forbid_unknown_fields=True, frozen=
         if self.rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(type={self.type!r}, access_key_id="
-                f"{self.access_key_id!r}, access_key_secret='***', endpoint={self.endpoint!r})")
+
+def breaker_key(c: AliyunConfig, default_endpoint: str) -> str:
+    """The configured breaker key, else the AccessKey at the product's endpoint."""
+    return breaker_key_for(c, "aliyun", c.access_key_id, c.endpoint or default_endpoint)
 
 
 def sdk_config(c: AliyunConfig, default_endpoint: str) -> SdkConfig:
     """The SDK's Config for `c`: its credentials, endpoint, protocol and timeouts."""
     ms = int(c.timeout_s * 1000)
     return SdkConfig(access_key_id=c.access_key_id,
-                     access_key_secret=str.__str__(c.access_key_secret),
+                     access_key_secret=c.access_key_secret.reveal(),
                      endpoint=c.endpoint or default_endpoint, protocol=c.protocol,
                      region_id=c.region_id, read_timeout=ms, connect_timeout=ms)
 

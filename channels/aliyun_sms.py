@@ -28,6 +28,7 @@ from channels.aliyun_common import (
     PROVIDER,
     SMS_RULES,
     AliyunConfig,
+    breaker_key,
     call,
     params_json,
     runtime,
@@ -37,14 +38,24 @@ from channels.cn_common import (
     PullLoop,
     SentRef,
     e164,
-    load_strict,
-    mask_phone,
     national_number,
 )
 from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
-from warnbus.domain.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
-from warnbus.errors import PermanentChannelError
+from warnbus.plugin import (
+    Address,
+    ChannelInfo,
+    Delivery,
+    EventSink,
+    Medium,
+    PermanentChannelError,
+    ProviderStatus,
+    Receipt,
+    WebhookHandler,
+    load_config,
+    mask_phone,
+    secret_fields_of,
+)
 
 log = structlog.get_logger("channels.aliyun_sms")
 
@@ -89,19 +100,15 @@ class SmsUp(msgspec.Struct):
 class AliyunSms:
     """SMS through Aliyun's SendSms, receipts pushed to us or pulled by QuerySendDetails."""
 
-    address_field: str = "phone"
-    person_or_device: str = "person"
-    secret_fields: tuple[str, ...] = ("access_key_secret", "hook_secret")
-    rate_per_s: float | None = 100.0
-    max_length: int | None = 500
-
     def __init__(self, name: str, config: AliyunSmsConfig) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
         self.templates = TemplateSet(name, config.templates, SMS_RULES)
-        self.max_length = min(t.capacity() for t in self.templates.templates) * (
-            config.max_messages)
+        self.info = ChannelInfo(
+            kind="aliyun-sms", provider="aliyun", medium=Medium.SMS, address=Address.PHONE,
+            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
+            max_length=min(t.capacity() for t in self.templates.templates) * config.max_messages,
+            secret_fields=secret_fields_of(AliyunSmsConfig))
         self._client = DysmsClient(sdk_config(config, ENDPOINT))
         self.receipts = Receipts(name, PROVIDER, config)
         self._sink: EventSink | None = None
@@ -109,7 +116,7 @@ class AliyunSms:
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> AliyunSms:
-        return cls(name, load_strict(AliyunSmsConfig, name, raw))
+        return cls(name, load_config(AliyunSmsConfig, name, raw))
 
     def __repr__(self) -> str:
         return f"AliyunSms({self.name!r})"

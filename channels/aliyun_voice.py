@@ -32,6 +32,7 @@ from channels.aliyun_common import (
     PROVIDER,
     VOICE_RULES,
     AliyunConfig,
+    breaker_key,
     call,
     params_json,
     runtime,
@@ -41,8 +42,6 @@ from channels.cn_common import (
     PullLoop,
     SentRef,
     e164,
-    load_strict,
-    mask_phone,
     national_number,
 )
 from channels.cn_outcomes import (
@@ -52,8 +51,20 @@ from channels.cn_outcomes import (
 )
 from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
-from warnbus.domain.models import Delivery, DeliveryKind, EventSink, Receipt, WebhookHandler
-from warnbus.errors import PermanentChannelError
+from warnbus.plugin import (
+    Address,
+    ChannelInfo,
+    Delivery,
+    DeliveryKind,
+    EventSink,
+    Medium,
+    PermanentChannelError,
+    Receipt,
+    WebhookHandler,
+    load_config,
+    mask_phone,
+    secret_fields_of,
+)
 
 log = structlog.get_logger("channels.aliyun_voice")
 
@@ -108,18 +119,15 @@ class VoiceCallReport(msgspec.Struct):
 class AliyunVoice:
     """Voice calls through Aliyun: key 1 confirms; outcomes from the call reports."""
 
-    address_field: str = "phone"
-    person_or_device: str = "person"
-    secret_fields: tuple[str, ...] = ("access_key_secret", "hook_secret")
-    rate_per_s: float | None = 100.0
-    max_length: int | None = 249
-
     def __init__(self, name: str, config: AliyunVoiceConfig) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
         self.templates = TemplateSet(name, config.templates, VOICE_RULES)
-        self.max_length = min(t.capacity() for t in self.templates.templates)
+        self.info = ChannelInfo(
+            kind="aliyun-voice", provider="aliyun", medium=Medium.VOICE, address=Address.PHONE,
+            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
+            max_length=min(t.capacity() for t in self.templates.templates),
+            secret_fields=secret_fields_of(AliyunVoiceConfig))
         self._client = DyvmsClient(sdk_config(config, ENDPOINT))
         self.receipts = Receipts(name, PROVIDER, config)
         self._machines: OrderedDict[str, str] = OrderedDict()  # call id -> 智能状态码
@@ -128,7 +136,7 @@ class AliyunVoice:
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> AliyunVoice:
-        return cls(name, load_strict(AliyunVoiceConfig, name, raw))
+        return cls(name, load_config(AliyunVoiceConfig, name, raw))
 
     def __repr__(self) -> str:
         return f"AliyunVoice({self.name!r})"

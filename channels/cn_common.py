@@ -13,21 +13,18 @@ import ipaddress
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import msgspec
 import structlog
 from aiohttp import web
 
-from channels.wecom import Secret
-from warnbus.domain.models import admit_request, mask_phone
-from warnbus.errors import ConfigError
+from warnbus.plugin import ChannelConfig, Secret, admit_request
 
 log = structlog.get_logger("channels.cn")
 
-C = TypeVar("C", bound=msgspec.Struct)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CALLBACK_MAX_BYTES = 256 * 1024  # a push carries at most a few hundred receipts
@@ -35,30 +32,13 @@ SECRET_MIN_CHARS = 16
 _E164_CN = re.compile(r"^\+86(1\d{10}|0\d{9,11})$")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 
-__all__ = ["CALLBACK_MAX_BYTES", "HookConfig", "HookGuard", "PullLoop", "Secret", "Seen",
-           "SentBook", "SentRef", "e164", "items_of", "load_strict", "mask_phone", "national_number",
-           "without_links"]
+__all__ = ["CALLBACK_MAX_BYTES", "HookConfig", "HookGuard", "PullLoop", "Seen", "SentBook",
+           "SentRef", "e164", "items_of", "national_number", "without_links"]
 
 
-def _dec_hook(tp: type, obj: Any) -> Any:
-    if tp is Secret and isinstance(obj, str):
-        return Secret(obj)
-    raise NotImplementedError
-
-
-def load_strict(cls: type[C], name: str, raw: Mapping[str, Any]) -> C:
-    """Validate a channel's raw config once, strictly; errors name the channel."""
-    try:
-        # strict=False: values set through the environment arrive as strings ("5" -> 5.0)
-        return msgspec.convert(dict(raw), cls, strict=False, dec_hook=_dec_hook)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"channels.{name}: {e}") from e
-
-
-class HookConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+class HookConfig(ChannelConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """How receipts come back: pushed to our hooks, or pulled from the query APIs."""
 
-    callback_url: str = ""  # public base of /hooks/<name>/; set by the composition root
     receipts: Literal["push", "pull"] = "push"
     hook_secret: Secret = Secret("")  # the secret path segment of every push URL
     allow_from: tuple[str, ...] = ()  # source networks allowed to push (CIDR); () = any
@@ -131,7 +111,7 @@ class HookGuard:
 
     def __init__(self, channel: str, config: HookConfig) -> None:
         self.channel = channel
-        self.secret = str.__str__(config.hook_secret)
+        self.secret = config.hook_secret.reveal()
         self.nets = tuple(ipaddress.ip_network(n, strict=False) for n in config.allow_from)
 
     def path(self, name: str) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from warnbus.domain.models import ProviderStatus, mask_phones_in
-from warnbus.errors import (
+from warnbus.plugin import (
     ChannelError,
     LimitedChannelError,
     PermanentChannelError,
+    ProviderStatus,
     TransientChannelError,
+    mask_phones_in,
 )
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from channels.cn_common import HookConfig, HookGuard, Seen, SentBook, SentRef, items_of, mask_phone
+from channels.cn_common import HookConfig, HookGuard, Seen, SentBook, SentRef, items_of
 from channels.cn_outcomes import OUTCOME_STATUS, CallOutcome
 from channels.sms_replies import is_confirmation
-from warnbus.domain.models import AckVia, EventSink, ProviderStatus
+from warnbus.plugin import AckVia, EventSink, ProviderStatus, mask_phone
 
 log = structlog.get_logger("channels.cn")
 

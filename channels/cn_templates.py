@@ -29,8 +29,7 @@ import msgspec
 
 from channels.cn_common import without_links
 from channels.textfit import fit_sentences
-from warnbus.domain.models import LEVEL_NAMES_ZH, Delivery, DeliveryKind
-from warnbus.errors import ConfigError
+from warnbus.plugin import LEVEL_NAMES_ZH, ConfigError, Delivery, DeliveryKind
 
 Source = Literal["text", "level", "kind"]
 SOURCES: frozenset[str] = frozenset({"text", "level", "kind"})

@@ -66,8 +66,24 @@ from channels.loudspeaker_sig import (
     sign,
 )
 from channels.loudspeaker_status import DeviceDirectory, DeviceTracker, DeviceView
-from warnbus.domain.models import Delivery, DeliveryKind, EventSink, ProviderStatus, Receipt
-from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.plugin import Address as SendsTo
+from warnbus.plugin import (
+    ChannelConfig,
+    ChannelInfo,
+    ConfigError,
+    Delivery,
+    DeliveryKind,
+    EventSink,
+    Medium,
+    PermanentChannelError,
+    ProviderStatus,
+    Receipt,
+    Secret,
+    TransientChannelError,
+    breaker_key_for,
+    load_config,
+    secret_fields_of,
+)
 
 log = structlog.get_logger("channels.loudspeaker")
 
@@ -80,22 +96,13 @@ _ACK_STATUS: Mapping[AckState, ProviderStatus] = {
 _SINK_TRIES = 3  # then reconnect, so the broker redelivers what we did not PUBACK
 
 
-class Secret(str):
-    """A password that shows as *** in reprs and logs (channels cannot import warnbus.runtime.config)."""
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    def reveal(self) -> str:
-        return str.__str__(self)
-
-
 PositiveS = Annotated[float, msgspec.Meta(gt=0)]
 
 
-class LoudspeakerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class LoudspeakerConfig(ChannelConfig, forbid_unknown_fields=True, frozen=True):
     type: str = "mqtt-loudspeaker"
-    callback_url: str = ""  # unused: acks come over MQTT, not HTTP
+    # None: one publish per area, and the broker does the fan-out
+    rate_per_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     url: str = "mqtt://127.0.0.1:1883"  # may carry user:password (percent-encoded)
     username: str = ""  # else the URL's
     password: Secret = Secret("")  # else the URL's
@@ -115,12 +122,6 @@ class LoudspeakerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     reconnect_max_s: PositiveS = 30.0
 
 
-def _secret_hook(kind: type, obj: Any) -> Any:
-    if kind is Secret and isinstance(obj, str):
-        return Secret(obj)
-    raise NotImplementedError
-
-
 @dataclass
 class _Link:
     """One live connection; `lost` is set when it ends, waking sends awaiting a PUBACK."""
@@ -137,16 +138,20 @@ class _SinkDown(Exception):
 class Loudspeakers:
     """The `mqtt-loudspeaker` channel; also a ListeningChannel for device acks and status."""
 
-    secret_fields: tuple[str, ...] = ("password", "command_key")
-    rate_per_s: float | None = None  # one publish per area: the broker does the fan-out
-    max_length: int | None = TTS_MAX  # TTS text; longer warnings are shortened (tts_text)
-
     def __init__(self, name: str, config: LoudspeakerConfig,
                  clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.config = config
         self.topics = Topics(config.topic_prefix)
         self.broker = parse_broker_url(config.url)
+        account = config.username or self.broker.username or ""
+        self.info = ChannelInfo(
+            kind="mqtt-loudspeaker", provider="mqtt", medium=Medium.LOUDSPEAKER,
+            address=SendsTo.AREA, rate_per_s=config.rate_per_s,
+            breaker_key=breaker_key_for(config, "mqtt", account,
+                                        f"{self.broker.host}:{self.broker.port}"),
+            # TTS text; longer warnings are shortened (tts_text)
+            max_length=TTS_MAX, secret_fields=secret_fields_of(LoudspeakerConfig))
         # The URL in logs and errors: the account's name, never its password.
         self.display_url = dataclasses.replace(
             self.broker, username=config.username or self.broker.username).display
@@ -163,11 +168,11 @@ class Loudspeakers:
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> Loudspeakers:
+        config = load_config(LoudspeakerConfig, name, raw)
         try:
-            config = msgspec.convert(dict(raw), LoudspeakerConfig, dec_hook=_secret_hook)
             broker = parse_broker_url(config.url)
-        except (msgspec.ValidationError, ValueError) as e:
-            raise ConfigError(f"channels.{name}: {e}") from e
+        except ValueError as e:
+            raise ConfigError(f"channels.{name}.url: {e}") from e
         if broker.username or broker.password:
             # Credentials from the URL (WARNBUS_MQTT_URL) move to the secret fields, so
             # that the configuration's url (and its repr) never holds a password.

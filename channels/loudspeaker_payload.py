@@ -31,7 +31,7 @@ import msgspec
 from paho.mqtt.properties import Properties
 
 from channels.textfit import fit_sentences
-from warnbus.domain.models import Delivery, DeliveryKind, Level
+from warnbus.plugin import Delivery, DeliveryKind, Level
 
 DEFAULT_PREFIX = "wb/v1"
 BEIJING = timezone(timedelta(hours=8), "CST")

@@ -27,7 +27,7 @@ import hmac
 import re
 from collections.abc import Mapping
 
-from warnbus.domain.models import delivery_id_for
+from warnbus.plugin import delivery_id_for
 
 SIG_PROPERTY = "wb-sig"
 SIG_VERSION = "v1"

@@ -24,10 +24,10 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from channels.cn_common import HookConfig, Secret, mask_phone
+from channels.cn_common import HookConfig
 from channels.cn_outcomes import classify
 from channels.cn_templates import TENCENT_VAR, TemplateConfig, TemplateRules
-from warnbus.errors import TransientChannelError
+from warnbus.plugin import Secret, TransientChannelError, breaker_key_for, mask_phone
 
 T = TypeVar("T")
 PROVIDER = "Tencent"
@@ -59,9 +59,10 @@ class TencentConfig(HookConfig, kw_only=True, forbid_unknown_fields=True, frozen
         if not 1 <= self.variable_max_chars <= 500 or self.rate_per_s <= 0:
             raise ValueError("variable_max_chars 1..500; rate_per_s must be positive")
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(type={self.type!r}, secret_id={self.secret_id!r}, "
-                f"secret_key='***', endpoint={self.endpoint!r})")
+
+def breaker_key(c: TencentConfig, default_endpoint: str) -> str:
+    """The configured breaker key, else the SecretId at the product's endpoint."""
+    return breaker_key_for(c, "tencent", c.secret_id, c.endpoint or default_endpoint)
 
 
 def rules(config: TencentConfig) -> TemplateRules:
@@ -71,7 +72,7 @@ def rules(config: TencentConfig) -> TemplateRules:
 
 
 def credential(c: TencentConfig) -> Credential:
-    return Credential(c.secret_id, str.__str__(c.secret_key))
+    return Credential(c.secret_id, c.secret_key.reveal())
 
 
 def profile(c: TencentConfig) -> ClientProfile:
@@ -101,4 +102,5 @@ def answer_ok() -> dict[str, Any]:
     return {"result": 0, "errmsg": "OK"}
 
 
-__all__ = ["PROVIDER", "TencentConfig", "answer_ok", "call", "credential", "profile", "rules"]
+__all__ = ["PROVIDER", "TencentConfig", "answer_ok", "breaker_key", "call", "credential", "profile",
+           "rules"]

@@ -19,7 +19,7 @@ from aiohttp import web
 from tencentcloud.sms.v20210111 import models as sms_models
 from tencentcloud.sms.v20210111.sms_client_async import SmsClient
 
-from channels.cn_common import PullLoop, SentRef, e164, load_strict, mask_phone, national_number
+from channels.cn_common import PullLoop, SentRef, e164, national_number
 from channels.cn_outcomes import classify
 from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
@@ -27,14 +27,28 @@ from channels.tencent_common import (
     PROVIDER,
     TencentConfig,
     answer_ok,
+    breaker_key,
     call,
     credential,
     profile,
     rules,
 )
-from warnbus.domain.models import Delivery, EventSink, ProviderStatus, Receipt, WebhookHandler
-from warnbus.errors import PermanentChannelError
+from warnbus.plugin import (
+    Address,
+    ChannelInfo,
+    Delivery,
+    EventSink,
+    Medium,
+    PermanentChannelError,
+    ProviderStatus,
+    Receipt,
+    WebhookHandler,
+    load_config,
+    mask_phone,
+    secret_fields_of,
+)
 
+ENDPOINT = "sms.tencentcloudapi.com"  # the SDK's, when `endpoint` is not set
 BAD_REPLY = {"result": 1, "errmsg": "bad request"}
 PULL_LIMIT = 100  # receipts per pull request (Tencent's maximum)
 
@@ -74,19 +88,15 @@ class ReplyReport(msgspec.Struct):
 class TencentSms:
     """SMS through Tencent Cloud's SendSms; receipts by callback or by pull."""
 
-    address_field: str = "phone"
-    person_or_device: str = "person"
-    secret_fields: tuple[str, ...] = ("secret_key", "hook_secret")
-    rate_per_s: float | None = 50.0
-    max_length: int | None = 500
-
     def __init__(self, name: str, config: TencentSmsConfig) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
         self.templates = TemplateSet(name, config.templates, rules(config))
-        self.max_length = min(t.capacity() for t in self.templates.templates) * (
-            config.max_messages)
+        self.info = ChannelInfo(
+            kind="tencent-sms", provider="tencent", medium=Medium.SMS, address=Address.PHONE,
+            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
+            max_length=min(t.capacity() for t in self.templates.templates) * config.max_messages,
+            secret_fields=secret_fields_of(TencentSmsConfig))
         self._client = SmsClient(credential(config), config.region, profile(config))
         self.receipts = Receipts(name, PROVIDER, config)
         self._sink: EventSink | None = None
@@ -95,7 +105,7 @@ class TencentSms:
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TencentSms:
-        return cls(name, load_strict(TencentSmsConfig, name, raw))
+        return cls(name, load_config(TencentSmsConfig, name, raw))
 
     def __repr__(self) -> str:
         return f"TencentSms({self.name!r})"

@@ -23,7 +23,7 @@ from aiohttp import web
 from tencentcloud.common.common_client_async import CommonClient
 from tencentcloud.vms.v20200902 import models as vms_models
 
-from channels.cn_common import SentRef, e164, load_strict, mask_phone, national_number
+from channels.cn_common import SentRef, e164, national_number
 from channels.cn_outcomes import CallOutcome, tencent_failure_outcome
 from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
@@ -31,15 +31,28 @@ from channels.tencent_common import (
     PROVIDER,
     TencentConfig,
     answer_ok,
+    breaker_key,
     call,
     credential,
     profile,
     rules,
 )
-from warnbus.domain.models import Delivery, EventSink, Receipt, WebhookHandler
-from warnbus.errors import PermanentChannelError
+from warnbus.plugin import (
+    Address,
+    ChannelInfo,
+    Delivery,
+    EventSink,
+    Medium,
+    PermanentChannelError,
+    Receipt,
+    WebhookHandler,
+    load_config,
+    mask_phone,
+    secret_fields_of,
+)
 
 SERVICE, VERSION = "vms", "2020-09-02"
+ENDPOINT = "vms.tencentcloudapi.com"  # the SDK's, when `endpoint` is not set
 CONFIRM_KEY = "1"
 BAD_REPLY = {"result": 1, "errmsg": "bad request"}
 _PROMPT = {"0": (CallOutcome.HEARD, "接听未按键"), "1": (CallOutcome.RETRY, "用户未接听"),
@@ -79,25 +92,22 @@ class Envelope(msgspec.Struct):
 class TencentVoice:
     """Voice calls through Tencent Cloud's SendTtsVoice; key 1 confirms."""
 
-    address_field: str = "phone"
-    person_or_device: str = "person"
-    secret_fields: tuple[str, ...] = ("secret_key", "hook_secret")
-    rate_per_s: float | None = 50.0
-    max_length: int | None = 200
-
     def __init__(self, name: str, config: TencentVoiceConfig) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
         self.templates = TemplateSet(name, config.templates, rules(config))
-        self.max_length = min(t.capacity() for t in self.templates.templates)
+        self.info = ChannelInfo(
+            kind="tencent-voice", provider="tencent", medium=Medium.VOICE, address=Address.PHONE,
+            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
+            max_length=min(t.capacity() for t in self.templates.templates),
+            secret_fields=secret_fields_of(TencentVoiceConfig))
         self._client = CommonClient(SERVICE, VERSION, credential(config), config.region,
                                     profile(config))
         self.receipts = Receipts(name, PROVIDER, config)
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TencentVoice:
-        return cls(name, load_strict(TencentVoiceConfig, name, raw))
+        return cls(name, load_config(TencentVoiceConfig, name, raw))
 
     def __repr__(self) -> str:
         return f"TencentVoice({self.name!r})"

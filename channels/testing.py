@@ -13,21 +13,38 @@ import hashlib
 import os
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import msgspec
 from redis.asyncio import Redis
 
-from warnbus.domain.models import Delivery, Receipt
-from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.plugin import (
+    MEDIUM_ADDRESS,
+    ChannelConfig,
+    ChannelInfo,
+    Delivery,
+    Medium,
+    PermanentChannelError,
+    Receipt,
+    TransientChannelError,
+    breaker_key_for,
+    load_config,
+    secret_fields_of,
+)
 
 RECORD_KEY = "wbtest:sent"  # list of msgpack [id, channel, address, kind, step, text, pid]
 
 
-class TestChannelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class TestChannelConfig(ChannelConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """`medium` says which real channel the test channel stands in for: it decides what the
+    engine sends it (phones for voice and SMS, WeCom ids, areas for loudspeakers)."""
+
+    __test__ = False  # not a pytest test class
+    medium: Medium
     type: str = "test"
-    callback_url: str = ""  # unused: the test channel has no provider calling back
+    rate_per_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    max_length: Annotated[int, msgspec.Meta(ge=1)] | None = None
     record_url: str = ""  # redis URL to record sends in (multi-process tests)
     fail_temp: tuple[str, ...] = ()  # addresses that fail transiently
     fail_perm: tuple[str, ...] = ()  # addresses that fail permanently
@@ -42,13 +59,15 @@ class TestChannel:
     """A channel that hands messages to nobody (or to simulated officers)."""
 
     __test__ = False  # not a pytest test class
-    secret_fields: tuple[str, ...] = ()
-    rate_per_s: float | None = None
-    max_length: int | None = None
 
     def __init__(self, name: str, config: TestChannelConfig) -> None:
         self.name = name
         self.config = config
+        self.info = ChannelInfo(
+            kind="test", provider="test", medium=config.medium,
+            address=MEDIUM_ADDRESS[config.medium], rate_per_s=config.rate_per_s,
+            breaker_key=breaker_key_for(config, "test", name), max_length=config.max_length,
+            secret_fields=secret_fields_of(TestChannelConfig))
         self.sent: list[Delivery] = []
         self._fail_temp = set(config.fail_temp)
         self._fail_perm = set(config.fail_perm)
@@ -59,10 +78,7 @@ class TestChannel:
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TestChannel:
-        try:
-            return cls(name, msgspec.convert(dict(raw), TestChannelConfig))
-        except msgspec.ValidationError as e:
-            raise ConfigError(f"channels.{name}: {e}") from e
+        return cls(name, load_config(TestChannelConfig, name, raw))
 
     async def send(self, delivery: Delivery) -> Receipt:
         if self.config.delay_s:

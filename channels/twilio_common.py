@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-import msgspec
 import structlog
 from aiohttp import web
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -28,19 +27,21 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from warnbus.domain.models import admit_request, mask_phone, mask_phones_in
-from warnbus.errors import (
+from warnbus.plugin import (
+    ChannelConfig,
     ChannelError,
-    ConfigError,
     PermanentChannelError,
+    Secret,
     TransientChannelError,
+    admit_request,
+    mask_phone,
+    mask_phones_in,
 )
 
 log = structlog.get_logger("channels.twilio")
 _sdk_log = logging.getLogger("twilio.http_client")
 
 T = TypeVar("T")
-C = TypeVar("C", bound="TwilioConfig")
 FormHandler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResponse]]
 
 #: Codes that mean "this request will never succeed", whatever the channel.
@@ -59,13 +60,13 @@ _RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "twilio_retry_after", default=None)
 
 
-class TwilioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """Settings shared by the Twilio channels. `auth_token` is secret: never repr'd."""
+class TwilioConfig(ChannelConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Settings shared by the Twilio channels. `auth_token` is a Secret: never repr'd."""
 
     type: str
     callback_url: str  # public base of this channel's webhooks, e.g. https://x/hooks/sms
     account_sid: str
-    auth_token: str
+    auth_token: Secret
     from_number: str
     api_base: str = "https://api.twilio.com"
     timeout_s: float = 10.0
@@ -80,23 +81,6 @@ class TwilioConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
             raise ValueError("account_sid, auth_token and from_number must not be empty")
         if self.timeout_s <= 0 or self.rate_per_s <= 0:
             raise ValueError("timeout_s and rate_per_s must be positive")
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(type={self.type!r}, account_sid={self.account_sid!r}, "
-                f"auth_token='***', api_base={self.api_base!r})")
-
-    def __rich_repr__(self) -> Any:  # rich would otherwise print every field
-        yield "account_sid", self.account_sid
-        yield "auth_token", "***"
-
-
-def load_config(cls: type[C], name: str, raw: Mapping[str, Any]) -> C:
-    """Validate a channel's raw config once, strictly; errors name the channel."""
-    try:
-        # strict=False: values set through the environment arrive as strings ("5" → 5.0)
-        return msgspec.convert(dict(raw), cls, strict=False)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"channels.{name}: {e}") from e
 
 
 class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
@@ -150,7 +134,7 @@ class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
 def build_client(config: TwilioConfig) -> tuple[Client, RebasedHttpClient]:
     """An SDK client bound to `config` (its base URL, credentials and timeout)."""
     http = RebasedHttpClient(config.api_base, config.timeout_s)
-    client = Client(config.account_sid, config.auth_token, http_client=http)
+    client = Client(config.account_sid, config.auth_token.reveal(), http_client=http)
     # The SDK reads TWILIO_EDGE/TWILIO_REGION from the environment into the host name;
     # the config alone decides where requests go.
     client.edge = client.region = None

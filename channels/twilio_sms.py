@@ -23,17 +23,22 @@ from channels.twilio_common import (
     guarded,
     ids_of,
     ids_query,
-    load_config,
     twiml_response,
 )
-from warnbus.domain.models import (
+from warnbus.plugin import (
     AckVia,
+    Address,
+    ChannelInfo,
     Delivery,
     EventSink,
+    Medium,
     ProviderStatus,
     Receipt,
     WebhookHandler,
+    breaker_key_for,
+    load_config,
     mask_phone,
+    secret_fields_of,
 )
 
 log = structlog.get_logger("channels.twilio_sms")
@@ -123,18 +128,19 @@ class TwilioSmsConfig(TwilioConfig, kw_only=True, forbid_unknown_fields=True, fr
 class TwilioSms:
     """SMS through Twilio's Messages API, with signed status and inbound webhooks."""
 
-    secret_fields: tuple[str, ...] = ("auth_token",)
-    rate_per_s: float | None = 1.0
-    max_length: int | None = 6 * UCS2_PART  # Chinese characters at the default 6 parts
-
     def __init__(self, name: str, config: TwilioSmsConfig) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
-        self.max_length = UCS2_SINGLE if config.max_segments == 1 else (
-            config.max_segments * UCS2_PART)
+        self.info = ChannelInfo(
+            kind="twilio-sms", provider="twilio", medium=Medium.SMS, address=Address.PHONE,
+            rate_per_s=config.rate_per_s,
+            breaker_key=breaker_key_for(config, "twilio", config.account_sid, config.api_base),
+            # Chinese characters in the configured parts
+            max_length=UCS2_SINGLE if config.max_segments == 1 else (
+                config.max_segments * UCS2_PART),
+            secret_fields=secret_fields_of(TwilioSmsConfig))
         self._client, self._http = build_client(config)
-        self._hooks = SignedWebhooks(name, config.callback_url, config.auth_token)
+        self._hooks = SignedWebhooks(name, config.callback_url, config.auth_token.reveal())
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TwilioSms:

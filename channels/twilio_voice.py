@@ -25,16 +25,21 @@ from channels.twilio_common import (
     guarded,
     ids_of,
     ids_query,
-    load_config,
     twiml_response,
 )
-from warnbus.domain.models import (
+from warnbus.plugin import (
     AckVia,
+    Address,
+    ChannelInfo,
     Delivery,
     EventSink,
+    Medium,
     ProviderStatus,
     Receipt,
     WebhookHandler,
+    breaker_key_for,
+    load_config,
+    secret_fields_of,
 )
 
 log = structlog.get_logger("channels.twilio_voice")
@@ -42,6 +47,7 @@ log = structlog.get_logger("channels.twilio_voice")
 TWIML_MAX = 4000  # Twilio rejects longer inline TwiML (error 32018)
 # The script says the text twice: no longer text can fit in TWIML_MAX.
 TEXT_BOUND = TWIML_MAX // 2
+TEXT_MAX = 1800  # characters a call says (twice, with its prompts, within TWIML_MAX)
 # Only the final outcome: the engine acts on it alone (initiated/ringing/answered change
 # nothing), and every event is a signed callback; 4 per call were 44 % of a county wave's
 # callbacks and would be 296k in a province-wide one.
@@ -94,16 +100,16 @@ class TwilioVoiceConfig(TwilioConfig, kw_only=True, forbid_unknown_fields=True, 
 class TwilioVoice:
     """Voice calls through Twilio's Calls API with a press-1 confirmation."""
 
-    secret_fields: tuple[str, ...] = ("auth_token",)
-    rate_per_s: float | None = 1.0  # Twilio's default calls-per-second for an account
-    max_length: int | None = 1800  # characters: the text is said twice within TWIML_MAX
-
     def __init__(self, name: str, config: TwilioVoiceConfig) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
+        self.info = ChannelInfo(
+            kind="twilio-voice", provider="twilio", medium=Medium.VOICE, address=Address.PHONE,
+            rate_per_s=config.rate_per_s,
+            breaker_key=breaker_key_for(config, "twilio", config.account_sid, config.api_base),
+            max_length=TEXT_MAX, secret_fields=secret_fields_of(TwilioVoiceConfig))
         self._client, self._http = build_client(config)
-        self._hooks = SignedWebhooks(name, config.callback_url, config.auth_token)
+        self._hooks = SignedWebhooks(name, config.callback_url, config.auth_token.reveal())
         # The status callback must tell "answered, pressed 1" from "answered, no key". The ack
         # itself is durable (sink.confirm); this memory only sharpens the reported status.
         self._pressed: OrderedDict[str, None] = OrderedDict()

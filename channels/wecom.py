@@ -23,17 +23,28 @@ from aiohttp import web
 from lxml import etree
 
 from channels import wecom_crypto as proto
-from warnbus.domain.models import (
+from warnbus.plugin import (
     LEVEL_NAMES_ZH,
     AckVia,
+    Address,
+    AuthError,
+    ChannelConfig,
+    ChannelInfo,
+    ConfigError,
     Delivery,
     DeliveryKind,
     EventSink,
+    Medium,
+    PermanentChannelError,
     Receipt,
+    Secret,
+    TransientChannelError,
     WebhookHandler,
     admit_request,
+    breaker_key_for,
+    load_config,
+    secret_fields_of,
 )
-from warnbus.errors import AuthError, ConfigError, PermanentChannelError, TransientChannelError
 
 log = structlog.get_logger("channels.wecom")
 
@@ -71,31 +82,17 @@ PERMANENT: Mapping[int, str] = {
 _CREDENTIALS = frozenset({40001, 40013, 40091})  # from gettoken: wrong corp_id / corp_secret
 
 
-class Secret(str):
-    """A config string that hides itself in reprs (and so in logs and error messages)."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-
-class WeComConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class WeComConfig(ChannelConfig, forbid_unknown_fields=True, frozen=True, kw_only=True):
     corp_id: str
     corp_secret: Secret
     agent_id: int
     token: Secret  # callback token (接收消息 Token)
     encoding_aes_key: Secret  # 43 characters (EncodingAESKey)
     type: str = "wecom"
-    callback_url: str = ""  # public base of /hooks/<name>/; set by the composition root
     api_base: str = DEFAULT_API
     timeout_s: float = 10.0
     # WeCom allows 10,000 calls a minute but 150,000 an hour per API and corp: 40/s fits both.
     rate_per_s: float = 40.0
-
-
-def _dec_hook(tp: type, obj: Any) -> Any:
-    if tp is Secret and isinstance(obj, str):
-        return Secret(obj)
-    raise NotImplementedError
 
 
 def _problems(c: WeComConfig) -> list[str]:
@@ -104,7 +101,8 @@ def _problems(c: WeComConfig) -> list[str]:
               (c.agent_id > 0, "agent_id: must be a positive integer"),
               (bool(c.token), "token: must not be empty"),
               (c.api_base.startswith(("http://", "https://")), "api_base: must be an http(s) URL"),
-              (c.timeout_s > 0, "timeout_s: must be positive")]
+              (c.timeout_s > 0, "timeout_s: must be positive"),
+              (c.rate_per_s > 0, "rate_per_s: must be positive")]
     out = [message for ok, message in checks if not ok]
     try:
         proto.decode_aes_key(c.encoding_aes_key)
@@ -166,16 +164,16 @@ def _clip_bytes(text: str, limit: int) -> str:
 class WeCom:
     """WeCom app messages with a confirm button (a Channel and a WebhookChannel)."""
 
-    secret_fields: tuple[str, ...] = ("corp_secret", "token", "encoding_aes_key")
-    rate_per_s: float | None = 40.0  # the instance takes the configured value
-    # The card's sub_title_text, which carries warnings; longer texts are cut with "…".
-    max_length: int | None = CARD_TEXT_MAX
-
     def __init__(self, name: str, config: WeComConfig, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.config = config
-        self.rate_per_s = config.rate_per_s
+        self.info = ChannelInfo(
+            kind="wecom", provider="wecom", medium=Medium.WECOM, address=Address.WECOM,
+            rate_per_s=config.rate_per_s,
+            breaker_key=breaker_key_for(config, "wecom", config.corp_id, config.api_base),
+            # The card's sub_title_text, which carries warnings; longer texts are cut with "…".
+            max_length=CARD_TEXT_MAX, secret_fields=secret_fields_of(WeComConfig))
         self._clock = clock  # wall clock of callback timestamps (injectable for tests)
         self._crypto = proto.WeComCrypto(config.token, config.encoding_aes_key, config.corp_id)
         self._http: aiohttp.ClientSession | None = None
@@ -185,10 +183,7 @@ class WeCom:
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> WeCom:
-        try:
-            config = msgspec.convert(dict(raw), WeComConfig, dec_hook=_dec_hook)
-        except msgspec.ValidationError as e:
-            raise ConfigError(f"channels.{name}: {e}") from e
+        config = load_config(WeComConfig, name, raw)
         problems = _problems(config)
         if problems:
             raise ConfigError("; ".join(f"channels.{name}.{p}" for p in problems))
@@ -272,7 +267,7 @@ class WeCom:
     async def _fetch_token(self) -> _Token:
         c = self.config
         reply = await self._call("GET", "/cgi-bin/gettoken",
-                                 {"corpid": c.corp_id, "corpsecret": str.__str__(c.corp_secret)})
+                                 {"corpid": c.corp_id, "corpsecret": c.corp_secret.reveal()})
         if reply.errcode in _CREDENTIALS:
             log.error("wecom refused the credentials", channel=self.name, errcode=reply.errcode)
             raise PermanentChannelError(

@@ -26,8 +26,7 @@ from typing import NamedTuple
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
-from warnbus.errors import AuthError, IngestError
-from warnbus.ingest import safexml
+from warnbus.plugin import AuthError, parse_xml_safely
 
 BLOCK = 32  # WeCom pads to 32 bytes, not to the AES block size of 16
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9+/]{43}\Z")
@@ -132,12 +131,12 @@ class WeComCrypto:
 def parse_xml(data: bytes) -> etree._Element:
     """Parse WeCom XML with DTDs, entities and external references refused; ValueError.
 
-    The same hardened parser as the CAP reader (`warnbus.ingest.safexml`): one XML boundary
+    The same hardened parser as the CAP reader (`plugin.parse_xml_safely`): one XML boundary
     for everything that comes from outside, and a third of defusedxml's time per callback."""
     try:
-        root = safexml.parse_xml(data)
-    except IngestError as e:
-        raise ValueError(f"unreadable XML: {e.message}") from e
+        root = parse_xml_safely(data)
+    except ValueError as e:
+        raise ValueError(f"unreadable XML: {e}") from e
     if root.tag != "xml":
         raise ValueError("root element is not <xml>")
     return root

@@ -27,8 +27,11 @@ class _Missing(dict[str, str]):
 class Templates:
     """Render the text of a delivery. Unknown placeholders render empty, never crash.
 
-    Lookup, most specific first: [hazard.<key>.<level>] "<kind>.<channel>" then "<kind>",
-    then [hazard.<key>] likewise, then [<kind>] "<channel>", then [<kind>] "default".
+    Lookup, most specific first: [hazard.<key>.<level>] "<kind>.<channel>", "<kind>.<medium>",
+    then "<kind>", then [hazard.<key>] likewise, then [<kind>] "<channel>", "<medium>", then
+    [<kind>] "default". `channel` is the name a deployment gave the channel, `medium` what it
+    is (voice, sms, wecom, loudspeaker: `warnbus.plugin.Medium`), so a channel named "tel"
+    that calls gets the voice texts; without a medium the name is taken for it.
     """
 
     def __init__(self, table: Mapping[str, Any], hazards: HazardTable | None = None, *,
@@ -75,21 +78,28 @@ class Templates:
         info: Info | None,
         level: Level,
         *,
+        medium: str | None = None,
         area: str = "",
         ack_url: str | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> str:
+        medium = medium or channel
+        names = (channel,) if medium == channel else (channel, medium)
         layers = self._layers(info, level)
+        section = self.table[kind.value]
         template = next(
-            (t for layer in layers for t in (layer.get(f"{kind.value}.{channel}"),
-                                             layer.get(kind.value)) if isinstance(t, str)),
+            (t for layer in layers
+             for t in (*(layer.get(f"{kind.value}.{n}") for n in names), layer.get(kind.value))
+             if isinstance(t, str)),
             None,
-        ) or self.table[kind.value].get(channel) or self.table[kind.value]["default"]
+        ) or next((t for n in names if isinstance(t := section.get(n), str)), None) or (
+            section["default"])
         guidance = next((g for layer in layers if isinstance(g := layer.get("guidance"), str)),
                         "")
         acks = self.table.get("ack", {})
-        ack = acks.get(channel) or acks.get("default", "")
-        if ack_url and channel not in ("voice", "loudspeaker"):
+        ack = next((a for n in names if (a := acks.get(n))), None) or acks.get("default", "")
+        # A call or a broadcast cannot show a link.
+        if ack_url and medium not in ("voice", "loudspeaker"):
             ack = ack + "，" + acks.get("link", "{url}").replace("{url}", ack_url)
         if kind in (DeliveryKind.CANCEL, DeliveryKind.NOTICE):
             ack = ""

@@ -50,3 +50,18 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 def test_the_deploy_example_loads(repo_root: Path) -> None:
     s = load_settings(repo_root / "deploy" / "warnbus.toml", env={})
     assert s.channels["sms"]["type"] == "twilio-sms"
+
+
+def test_settings_never_show_channel_secrets_or_url_passwords() -> None:
+    """A channel's table holds its secrets as plain strings until the channel loads it, and the
+    store's URLs may carry passwords: printing the settings shows neither."""
+    settings = load_settings(env={
+        "WARNBUS_REDIS_URL": "redis://:hunter2-redis@127.0.0.1:6390/0",
+        "WARNBUS_MQTT_URL": "mqtt://engine:hunter2-mqtt@127.0.0.1:1884",
+        "WARNBUS_CHANNELS__SMS__TYPE": "twilio-sms",
+        "WARNBUS_CHANNELS__SMS__AUTH_TOKEN": "hunter2-twilio",
+        "WARNBUS_API_TOKEN": "hunter2-api",
+    })
+    text = repr(settings) + str(settings) + f"{settings}"
+    assert "hunter2" not in text, text
+    assert "twilio-sms" in text and "127.0.0.1:6390" in text and "engine:***@" in text

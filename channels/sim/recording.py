@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from warnbus.domain.models import AckVia, ProviderStatus
+from warnbus.plugin import AckVia, ProviderStatus
 
 
 @dataclass

@@ -28,7 +28,7 @@ from aiohttp import web
 from channels import wecom_crypto as proto
 from channels.sim.officers import OfficerModel
 from channels.sim.prepared import PreparedRequest
-from warnbus.errors import AuthError
+from warnbus.plugin import AuthError
 
 log = structlog.get_logger("channels.sim.wecom")
 

@@ -20,13 +20,14 @@ from aliyun_kit import (
 from channels.aliyun_common import call, params_json, runtime
 from channels.aliyun_sms import AliyunSms
 from channels.sim.cn_limits import NONE
-from warnbus.domain.models import AckVia, ProviderStatus
+from warnbus.domain.models import AckVia
 from warnbus.errors import (
     ConfigError,
     LimitedChannelError,
     PermanentChannelError,
     TransientChannelError,
 )
+from warnbus.plugin import ProviderStatus
 
 S = ProviderStatus
 LINK = "https://warn.example.cn/ack/eyJjIjoiY21wLTEifQ.c2ln"
@@ -108,7 +109,7 @@ def test_config_is_strict_and_secrets_hidden() -> None:
            "sign_name": "单位", "hook_secret": HOOK_SECRET, "templates": SMS_TEMPLATES}
     channel = AliyunSms.from_config("sms", raw)
     assert AK_SECRET not in repr(channel.config) and HOOK_SECRET not in repr(channel.config)
-    assert channel.secret_fields == ("access_key_secret", "hook_secret")
+    assert set(channel.info.secret_fields) == {"access_key_secret", "hook_secret"}
     with pytest.raises(ConfigError, match="unknown field"):
         AliyunSms.from_config("sms", {**raw, "api_key": "x"})
     with pytest.raises(ConfigError, match="hook_secret"):

@@ -15,8 +15,9 @@ from aliyun_kit import (
 )
 
 from channels.cn_outcomes import CallOutcome, aliyun_call_outcome
-from warnbus.domain.models import AckVia, DeliveryKind, ProviderStatus
+from warnbus.domain.models import AckVia, DeliveryKind
 from warnbus.errors import LimitedChannelError, PermanentChannelError
+from warnbus.plugin import ProviderStatus
 
 S = ProviderStatus
 

@@ -13,15 +13,8 @@ import aiomqtt
 
 from channels.loudspeaker import Loudspeakers
 from channels.loudspeaker_payload import AckState, SpeakerAck, parse_broker_url
-from warnbus.domain.models import (
-    AckVia,
-    Delivery,
-    DeliveryKind,
-    Level,
-    ProviderStatus,
-    TargetKind,
-    delivery_id_for,
-)
+from warnbus.domain.models import AckVia, Delivery, DeliveryKind, Level, TargetKind, delivery_id_for
+from warnbus.plugin import ProviderStatus
 
 AREA_A = "430623101001"
 AREA_B = "430623101002"

@@ -29,8 +29,9 @@ from channels.loudspeaker_payload import (
     encode,
 )
 from channels.sim.speakers import SpeakerFleet
-from warnbus.domain.models import DeliveryKind, ProviderStatus
+from warnbus.domain.models import DeliveryKind
 from warnbus.errors import PermanentChannelError, TransientChannelError
+from warnbus.plugin import ProviderStatus
 from warnbus.runtime.services import free_port
 
 pytestmark = pytest.mark.timeout(30)

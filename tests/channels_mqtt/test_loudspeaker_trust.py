@@ -55,8 +55,9 @@ from channels.loudspeaker_sig import (
 )
 from channels.sim.speakers import SpeakerFleet
 from tests.mqtt_probe import NOT_AUTHORIZED, Probe
-from warnbus.domain.models import Delivery, ProviderStatus
+from warnbus.domain.models import Delivery
 from warnbus.errors import TransientChannelError
+from warnbus.plugin import ProviderStatus
 from warnbus.runtime.services import ManagedService, free_port
 
 pytestmark = pytest.mark.timeout(40)

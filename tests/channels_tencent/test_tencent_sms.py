@@ -17,13 +17,14 @@ from tencent_kit import (
 )
 
 from channels.tencent_sms import TencentSms
-from warnbus.domain.models import AckVia, ProviderStatus
+from warnbus.domain.models import AckVia
 from warnbus.errors import (
     ConfigError,
     LimitedChannelError,
     PermanentChannelError,
     TransientChannelError,
 )
+from warnbus.plugin import ProviderStatus
 
 S = ProviderStatus
 

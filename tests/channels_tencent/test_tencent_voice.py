@@ -10,8 +10,9 @@ from tencent_kit import EVERYONE, PHONE, SECRET_KEY, VOICE_CODE, EnvFactory, del
 
 from channels.sim.cn_limits import CHINA
 from channels.tencent_voice import TencentVoice
-from warnbus.domain.models import AckVia, DeliveryKind, ProviderStatus
+from warnbus.domain.models import AckVia, DeliveryKind
 from warnbus.errors import ConfigError, LimitedChannelError, PermanentChannelError
+from warnbus.plugin import ProviderStatus
 
 S = ProviderStatus
 DAY = datetime(2024, 7, 1, 10, 0, tzinfo=CHINA).timestamp()

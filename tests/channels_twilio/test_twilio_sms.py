@@ -11,8 +11,9 @@ from structlog.testing import capture_logs
 from twilio_harness import EVERYONE, FROM, PHONE, SID, TOKEN, EnvFactory, delivery
 
 from channels.twilio_sms import TwilioSms, fit_sms, is_confirmation, sms_segments
-from warnbus.domain.models import AckVia, ProviderStatus
+from warnbus.domain.models import AckVia
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.plugin import ProviderStatus
 
 S = ProviderStatus
 
@@ -263,8 +264,8 @@ def test_config_is_strict_and_the_token_secret() -> None:
            "account_sid": SID, "auth_token": TOKEN, "from_number": FROM}
     channel = TwilioSms.from_config("sms", raw)
     assert TOKEN not in repr(channel.config) and TOKEN not in repr(channel)
-    assert channel.secret_fields == ("auth_token",)
-    assert (channel.rate_per_s, channel.max_length) == (1.0, 6 * 67)
+    assert channel.info.secret_fields == ("auth_token",)
+    assert (channel.info.rate_per_s, channel.info.max_length) == (1.0, 6 * 67)
     with pytest.raises(ConfigError, match="unknown field"):
         TwilioSms.from_config("sms", {**raw, "api_key": "x"})
     with pytest.raises(ConfigError, match="callback_url"):

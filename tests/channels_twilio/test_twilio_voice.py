@@ -10,8 +10,9 @@ import pytest
 from twilio_harness import EVERYONE, FROM, PHONE, SID, EnvFactory, delivery
 
 from channels.twilio_voice import TWIML_MAX, TwilioVoice
-from warnbus.domain.models import AckVia, Delivery, ProviderStatus
+from warnbus.domain.models import AckVia, Delivery
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.plugin import ProviderStatus
 
 S = ProviderStatus
 TEXT = ("县气象台发布暴雨红色预警。城关镇三小时内降雨将达100毫米以上。影响区域：城关镇。"
@@ -163,7 +164,7 @@ def test_config_limits() -> None:
     raw = {"type": "twilio-voice", "callback_url": "https://warn.example.cn/hooks/voice",
            "account_sid": SID, "auth_token": "t", "from_number": FROM}
     voice = TwilioVoice.from_config("voice", raw)
-    assert voice.secret_fields == ("auth_token",) and voice.rate_per_s == 1.0
+    assert voice.info.secret_fields == ("auth_token",) and voice.info.rate_per_s == 1.0
     with pytest.raises(ConfigError, match="ring_timeout_s"):
         TwilioVoice.from_config("voice", {**raw, "ring_timeout_s": 1})
     with pytest.raises(ConfigError, match="unknown field"):

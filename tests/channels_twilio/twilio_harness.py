@@ -15,7 +15,8 @@ from twilio.request_validator import RequestValidator
 
 from channels.sim.officers import OfficerModel
 from channels.sim.twilio_sim import TwilioSimulator
-from warnbus.domain.models import AckVia, Delivery, DeliveryKind, Level, ProviderStatus, TargetKind
+from warnbus.domain.models import AckVia, Delivery, DeliveryKind, Level, TargetKind
+from warnbus.plugin import ProviderStatus
 
 SID = "AC" + "0" * 32
 TOKEN = "test-auth-token-0123456789abcdef"

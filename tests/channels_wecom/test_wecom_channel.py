@@ -14,8 +14,9 @@ from wecom_kit import AGENT_ID, CAMPAIGN, CORP_SECRET, TEXT, channel_config, del
 from channels.sim.wecom_sim import WeComSimulator
 from channels.wecom import CARD_TEXT_MAX, WeCom
 from channels.wecom_crypto import decode_task_id
-from warnbus.domain.models import Channel, DeliveryKind, Level, Receipt, WebhookChannel
+from warnbus.domain.models import DeliveryKind, Level, Receipt
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
+from warnbus.plugin import Channel, WebhookChannel
 
 # --------------------------------------------------------------------------- tokens
 
@@ -238,7 +239,7 @@ def test_config_is_strict_and_secrets_stay_hidden() -> None:
     assert isinstance(channel, Channel) and isinstance(channel, WebhookChannel)
     assert CORP_SECRET not in repr(channel.config)
     assert channel.callback_endpoint == "https://warnbus.example/hooks/wecom/callback"
-    assert set(WeCom.secret_fields) == {"corp_secret", "token", "encoding_aes_key"}
+    assert set(channel.info.secret_fields) == {"corp_secret", "token", "encoding_aes_key"}
     with pytest.raises(ConfigError, match="unknown field"):
         WeCom.from_config("wecom", channel_config("http://x", extra=1))
     with pytest.raises(ConfigError, match=r"channels\.wecom\.encoding_aes_key"):

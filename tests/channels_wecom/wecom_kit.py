@@ -15,15 +15,8 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from channels.wecom import WeCom
-from warnbus.domain.models import (
-    AckVia,
-    Delivery,
-    DeliveryKind,
-    Level,
-    ProviderStatus,
-    TargetKind,
-    delivery_id_for,
-)
+from warnbus.domain.models import AckVia, Delivery, DeliveryKind, Level, TargetKind, delivery_id_for
+from warnbus.plugin import ProviderStatus
 
 CORP_ID = "ww5f3c1a2b4d6e8f90"
 CORP_SECRET = "sim-corp-secret-0123456789abcdef"

@@ -54,17 +54,19 @@ async def add_users(h: Harness) -> None:
 async def sign_in(client: TestClient, user: str, password: str = PASSWORD) -> Signed:  # type: ignore[type-arg]
     """Sign in on `client` (dropping any earlier session); return the session's CSRF token."""
     client.session.cookie_jar.clear()
-    r = await client.get("/console/login")
-    token = _CSRF.search(await r.text())
-    assert token, "the sign-in form carries a CSRF token"
-    r = await client.post("/console/login", data={
-        "_csrf": token.group(1), "username": user, "password": password, "next": "/console/"},
-        allow_redirects=False)
-    assert r.status == 303, await r.text()
-    r = await client.get("/console/", headers={"Accept": "text/html"})
+    return Signed(client, await open_session(client, user, password))
+
+
+async def open_session(http: aiohttp.ClientSession | TestClient, user: str,  # type: ignore[type-arg]
+                       password: str = PASSWORD) -> str:
+    """Sign in through the form on `http` (its cookie jar keeps the session); the session's
+    CSRF token."""
+    status, text = await attempt(http, user, password, await login_token(http))
+    assert status == 303, text
+    r = await http.get("/console/", headers={"Accept": "text/html"})
     m = _META.search(await r.text())
     assert r.status == 200 and m and m.group(1)
-    return Signed(client, m.group(1))
+    return m.group(1)
 
 
 async def campaigns(h: Harness) -> list[str]:

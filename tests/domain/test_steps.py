@@ -17,6 +17,7 @@ from warnbus.domain.models import DeliveryKind, Level, Person, Role
 from warnbus.domain.steps import Step
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.ingest import parse_cap
+from warnbus.plugin import MEDIUM_ADDRESS, ChannelInfo, Medium
 
 CAP = Path(__file__).resolve().parents[1] / "fixtures" / "cap" / "rainstorm-red.xml"
 
@@ -54,8 +55,12 @@ def test_what_is_no_step_is_refused(make) -> None:  # type: ignore[no-untyped-de
 def test_the_planner_ids_hash_the_same_integers() -> None:
     alert = parse_cap(CAP.read_bytes())
     hazards = HazardTable.load()
+    channels = {n: ChannelInfo(kind="test", provider="test", medium=m, address=MEDIUM_ADDRESS[m],
+                               breaker_key=f"test:{n}")
+                for n, m in (("sms", Medium.SMS), ("loudspeaker", Medium.LOUDSPEAKER))}
     ctx = PlanContext(campaign_id="cp_1", alert=alert, info=alert.primary_info(), level=Level.RED,
-                      area=area_text(alert), now=0.0, renderer=Templates.load(None, hazards))
+                      area=area_text(alert), now=0.0, renderer=Templates.load(None, hazards),
+                      channels=channels)
     person = Person("p1", "张三", Role.PRIMARY, "430623101001", phone="+8613800000001")
     for step in (Step.first_wave(), Step.redial(2), Step.chain(3), Step.NOTICE,
                  Step.DOOR_TO_DOOR):

@@ -25,12 +25,13 @@ from warnbus.domain.models import (
     Status,
     Urgency,
 )
-from warnbus.runtime.app import App, build_app
+from warnbus.plugin import Channel
+from warnbus.runtime.app import DEFAULT_MEDIA, App, build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, Settings
 from warnbus.web.api import make_web_app
 
-CHANNELS = ("voice", "sms", "wecom", "loudspeaker")
+CHANNELS = tuple(DEFAULT_MEDIA)  # the bundled policy's
 T0 = datetime(2026, 7, 15, 5, 30, tzinfo=UTC)
 
 
@@ -72,17 +73,22 @@ class Harness:
 
 async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]] | None = None,
                        fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
-                       start: float | None = None, **engine: float) -> Harness:
+                       start: float | None = None, hooks: Mapping[str, Channel] | None = None,
+                       mqtt_url: str = "mqtt://127.0.0.1:9", **engine: float) -> Harness:
+    """An engine on the test channels (which `drain` runs); `hooks`: more channels, whose
+    provider webhooks the web app mounts, that no policy sends through; `mqtt_url`: the
+    broker `/healthz` asks about (by default nothing listens there)."""
     clock = ManualClock(T0.timestamp() if start is None else start)
-    settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9", policy=policy,
+    settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
         name: TestChannel(name, TestChannelConfig(
-            fail_perm=tuple((fail_perm or {}).get(name, ())),
+            medium=medium, fail_perm=tuple((fail_perm or {}).get(name, ())),
             fail_temp=tuple((fail_temp or {}).get(name, ()))))
-        for name in CHANNELS
+        for name, medium in DEFAULT_MEDIA.items()
     }
-    app = await build_app(settings, clock=clock, channels=channels, base_url="http://test")
+    app = await build_app(settings, clock=clock, channels={**channels, **(hooks or {})},
+                          base_url="http://test")
     await app.engine.setup()
     return Harness(app, clock, channels)
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from structlog.testing import capture_logs
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.domain.models import AckVia, DeliveryKind, Level, MsgType, Reference, Role
@@ -14,8 +15,8 @@ from warnbus.flow.acks import record_ack
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.escalation import redial_offsets
 from warnbus.flow.intake import accept
-from warnbus.flow.planner import address_of
 from warnbus.flow.record import alert_view, record_rows, summary
+from warnbus.plugin import person_address
 
 TOWNS = ("430623101000", "430623102000")
 
@@ -43,7 +44,8 @@ async def test_first_wave_reaches_every_primary_on_every_channel(h: Harness) -> 
     persons = h.ctx.registry.data.persons
     for channel in policy.channels:
         got = {d.target_id for d in h.sent(channel) if d.kind is DeliveryKind.WARNING}
-        reachable = {p for p in primaries if address_of(persons[p], channel)}
+        info = h.ctx.channels[channel]
+        reachable = {p for p in primaries if person_address(persons[p], info.address)}
         assert got == reachable, channel
         assert len(reachable) >= 0.8 * len(primaries)
         assert all(d.step == 0 for d in h.sent(channel))
@@ -199,6 +201,30 @@ async def test_update_adds_and_drops_targets_and_cancel_stops_everything(h: Harn
     assert view["counts"]["pending"] == 0
 
 
+async def test_a_thread_is_lifted_once_a_later_cancel_notifies_nobody(h: Harness) -> None:
+    """Every Cancel of a cancelled thread (its sender resending, another identifier) sent
+    the 解除 notice to everyone reached again; it joins the thread and sends nothing."""
+    first = cap_alert(codes=("430623101000",))
+    res = await accept(h.ctx, first, ENGINE)
+    await h.drain()
+    ref = Reference(first.sender, first.identifier, "2026-07-15T05:30:00+08:00")
+    notices: list[set[str]] = []
+    cancels = [cap_alert(f"43062304100000_2026071514300{n}_1", msg_type=MsgType.CANCEL,
+                         codes=("430623101000",), references=(ref,)) for n in (1, 2)]
+    for cancel in cancels:
+        got = await accept(h.ctx, cancel, ENGINE)
+        assert got.created and got.campaign_id == res.campaign_id
+        await h.drain()
+        notices.append({d.id for d in h.sent() if d.kind is DeliveryKind.CANCEL})
+    assert notices[0] and notices[1] == notices[0]
+    assert {d.alert_id for d in h.sent() if d.kind is DeliveryKind.CANCEL} == {
+        cancels[0].alert_id}
+    # The first Cancel handled again (a worker died after taking it): it carries on.
+    with capture_logs() as logs:
+        await h.app.engine.intake.handle(res.campaign_id, cancels[0].alert_id)
+    assert any(e["event"] == "campaign cancelled" for e in logs)
+
+
 async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
     res = await accept(h.ctx, cap_alert(hours=1), ENGINE)
     await h.drain()
@@ -217,7 +243,7 @@ async def test_expiry_stops_redials_and_escalation(h: Harness) -> None:
 
 
 async def test_speakers_that_do_not_play_put_their_officer_on_notice(h: Harness) -> None:
-    from warnbus.domain.models import ProviderStatus
+    from warnbus.plugin import ProviderStatus
 
     res = await accept(h.ctx, cap_alert(), ENGINE)
     await h.drain()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
@@ -29,10 +30,11 @@ from redis.crc import key_slot
 from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
-from warnbus.domain.models import AckVia, DeliveryKind, Level, ProviderStatus
+from warnbus.domain.models import AckVia, DeliveryKind, Level
 from warnbus.feeds import FeedPoller
 from warnbus.feeds import state as feed_state
 from warnbus.flow.escalation import redial_offsets
+from warnbus.plugin import ProviderStatus
 from warnbus.runtime.app import token_hash
 from warnbus.runtime.config import FeedSettings, TokenSettings
 from warnbus.runtime.services import ManagedService
@@ -190,7 +192,8 @@ async def run_workload(url: str) -> dict[str, int]:
     h.app.tokens = (TokenSettings("met", token_hash(TOKEN), roles=("feed", "officer"),
                                   senders=("430623@qx.example.cn",)),)
     # A provider rate on SMS, so the dispatcher takes tokens from its shared bucket.
-    h.channels["sms"].rate_per_s = 5000.0
+    sms = h.channels["sms"]
+    sms.info = msgspec.structs.replace(sms.info, rate_per_s=5000.0)
     client = TestClient(TestServer(make_web_app(h.app)))
     await client.start_server()
     seen: dict[str, int] = {}

@@ -30,8 +30,8 @@ FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.to
 
 def _config(tmp: Path, redis_url: str, delay: float) -> Path:
     chans = "\n".join(
-        f'[channels.{n}]\ntype = "test"\nrecord_url = "{redis_url}"\ndelay_s = {delay}\n'
-        for n in ("voice", "sms", "wecom", "loudspeaker"))
+        f'[channels.{n}]\ntype = "test"\nmedium = "{n}"\nrecord_url = "{redis_url}"\n'
+        f"delay_s = {delay}\n" for n in ("voice", "sms", "wecom", "loudspeaker"))
     cfg = tmp / "warnbus.toml"
     cfg.write_text(
         f'redis_url = "{redis_url}"\nmqtt_url = "mqtt://127.0.0.1:9"\npolicy = "{FAST_POLICY}"\n'

@@ -25,6 +25,7 @@ from channels.twilio_voice import TwilioVoice
 from channels.wecom import WeCom
 from tests.engine.helpers import T0, Harness
 from warnbus.flow.breaker import BreakerPolicy, Breakers
+from warnbus.plugin import Medium
 from warnbus.runtime.app import build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, Settings
@@ -136,7 +137,7 @@ async def start_world(redis_url: str, *, policy: BreakerPolicy | None = None,
             "type": "wecom", "corp_id": "wwfault0000000001", "corp_secret": corp_secret,
             "agent_id": 1000002, "token": cb_token, "encoding_aes_key": aes, "api_base": w_url,
             "timeout_s": 0.3, "rate_per_s": 1000.0, "callback_url": f"{hooks}/wecom"}),
-        "loudspeaker": TestChannel("loudspeaker", TestChannelConfig()),
+        "loudspeaker": TestChannel("loudspeaker", TestChannelConfig(medium=Medium.LOUDSPEAKER)),
     }
     clock = ManualClock(T0.timestamp())
     settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9",

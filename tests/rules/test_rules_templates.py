@@ -158,3 +158,30 @@ def _template(kind: DeliveryKind, channel: str) -> str:
 def test_bounded_cuts_at_a_sentence_end_or_a_list_separator(text: str, expected: str) -> None:
     assert bounded(text, 24) == expected
     assert len(bounded(text, 24)) <= 24
+
+
+@pytest.mark.parametrize("kind", list(DeliveryKind))
+@pytest.mark.parametrize("medium", ["voice", "sms", "wecom", "loudspeaker"])
+def test_a_channel_named_by_the_deployment_gets_the_texts_of_its_medium(
+        kind: DeliveryKind, medium: str) -> None:
+    a = alert()
+    kw = {"area": "三封寺镇", "ack_url": "http://x/ack/t"}
+    assert T.render(kind, "tel", a, a.infos[0], Level.RED, medium=medium, **kw) == T.render(
+        kind, medium, a, a.infos[0], Level.RED, **kw)
+
+
+def test_a_channels_own_template_comes_before_its_mediums() -> None:
+    table: dict[str, dict[str, str]] = {k.value: {"default": "D{ack}"} for k in DeliveryKind}
+    table["warning"] |= {"voice": "V{ack}", "tel": "T{ack}"}
+    table["ack"] = {"voice": "按1", "sms": "回1", "default": "确认", "link": "或{url}"}
+    t = Templates(table)
+    a = alert()
+
+    def render(channel: str, medium: str | None) -> str:
+        return t.render(DeliveryKind.WARNING, channel, a, None, Level.RED, medium=medium,
+                        ack_url="L")
+
+    assert render("tel", "voice") == "T按1"  # its own text, its medium's ack, no link on a call
+    assert render("fax", "voice") == "V按1"
+    assert render("txt", "sms") == "D回1，或L"
+    assert render("voice", None) == "V按1"  # no medium: the name is taken for it

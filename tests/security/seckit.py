@@ -20,7 +20,7 @@ from providerkit import World
 from twilio.request_validator import RequestValidator
 
 from channels import wecom_crypto as proto
-from channels.wecom import ACK_KEY
+from channels.wecom import ACK_KEY, WeComConfig
 
 SENDER = "430623@qx.example.cn"  # the county's met bureau (cap_xml's default sender)
 TOWN_SENDER = "430623101@xz.example.cn"  # a township's own office
@@ -32,8 +32,23 @@ TOWN_OFFICER = "officer-token-town"  # region 430623101
 REVOKED = "revoked-token"
 CAP = {"Content-Type": "application/cap+xml"}
 
-__all__ = ["CAP", "FEED", "OFFICER", "REVOKED", "SENDER", "TOWN", "TOWN_OFFICER", "TOWN_SENDER",
-           "WIDE", "api_client", "auth", "cap_xml", "twilio_signed", "wecom_click"]
+__all__ = ["CAP", "FEED", "OFFICER", "REVOKED", "SENDER", "TOKENS", "TOWN", "TOWN_OFFICER",
+           "TOWN_SENDER", "WIDE", "api_client", "auth", "cap_xml", "twilio_signature",
+           "twilio_signed", "wecom_click", "wecom_event"]
+
+
+#: The tokens the security tests hold: each kind of feed and officer token, and a revoked one.
+TOKENS = (
+    TokenSettings("met", token_hash(FEED), roles=("feed",), senders=(SENDER,),
+                  regions=("430623101",), categories=("Met",)),
+    TokenSettings("county", token_hash(WIDE), roles=("feed",), senders=(SENDER,)),
+    TokenSettings("town", token_hash(TOWN), roles=("feed",), senders=(TOWN_SENDER,),
+                  regions=("430623101",)),
+    TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
+    TokenSettings("town-duty", token_hash(TOWN_OFFICER), roles=("officer",),
+                  regions=("430623101",)),
+    TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
+)
 
 
 def auth(token: str = WIDE) -> dict[str, str]:
@@ -44,17 +59,7 @@ def auth(token: str = WIDE) -> dict[str, str]:
 async def api_client(redis_url: str) -> AsyncIterator[tuple[TestClient, Harness]]:  # type: ignore[type-arg]
     """The web app on a harness (real clock time, real Redis) with these kinds of tokens."""
     h = await make_harness(redis_url, start=time.time())
-    h.app.tokens = (
-        TokenSettings("met", token_hash(FEED), roles=("feed",), senders=(SENDER,),
-                      regions=("430623101",), categories=("Met",)),
-        TokenSettings("county", token_hash(WIDE), roles=("feed",), senders=(SENDER,)),
-        TokenSettings("town", token_hash(TOWN), roles=("feed",), senders=(TOWN_SENDER,),
-                      regions=("430623101",)),
-        TokenSettings("duty", token_hash(OFFICER), roles=("officer",)),
-        TokenSettings("town-duty", token_hash(TOWN_OFFICER), roles=("officer",),
-                      regions=("430623101",)),
-        TokenSettings("old", token_hash(REVOKED), roles=("feed",), revoked=True),
-    )
+    h.app.tokens = TOKENS
     async with web_client(h) as client:
         yield client, h
 
@@ -63,7 +68,13 @@ def wecom_click(w: World, user: str, task_id: str, *, token: str | None = None,
                 key: str = ACK_KEY) -> tuple[dict[str, str], str]:
     """A WeCom card button click by `user`, encrypted and signed as WeCom sends it (with the
     channel's callback token, or `token`): (query parameters, body)."""
-    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
+    return wecom_event(w.h.channels["wecom"].config, user, task_id,  # type: ignore[attr-defined]
+                       token=token, key=key)
+
+
+def wecom_event(cfg: WeComConfig, user: str, task_id: str, *, token: str | None = None,
+                key: str = ACK_KEY) -> tuple[dict[str, str], str]:
+    """A card button click on the WeCom channel configured by `cfg` (see wecom_click)."""
     ts, nonce = str(int(time.time())), "12345"
     event = (f"<xml><ToUserName>{cfg.corp_id}</ToUserName><FromUserName>{user}</FromUserName>"
              f"<CreateTime>{ts}</CreateTime><MsgType>event</MsgType>"
@@ -78,4 +89,10 @@ def wecom_click(w: World, user: str, task_id: str, *, token: str | None = None,
 def twilio_signed(w: World, public_url: str, params: dict[str, str]) -> dict[str, str]:
     """The X-Twilio-Signature header Twilio sends for `params` posted to `public_url`."""
     token = str(w.h.channels["sms"].config.auth_token)  # type: ignore[attr-defined]
-    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(public_url, params)}
+    return twilio_signature(token, public_url, params)
+
+
+def twilio_signature(auth_token: str, public_url: str, params: dict[str, str]) -> dict[str, str]:
+    """The X-Twilio-Signature header of an account whose auth token is `auth_token`."""
+    return {"X-Twilio-Signature":
+            RequestValidator(auth_token).compute_signature(public_url, params)}

@@ -28,6 +28,7 @@ from tests.engine.helpers import cap_alert, make_harness
 from warnbus.domain.states import TargetState
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
+from warnbus.plugin import Medium
 from warnbus.runtime.app import build_app
 from warnbus.runtime.config import Settings
 from warnbus.web.api import LIMITS, PublicLimit, make_web_app
@@ -221,7 +222,8 @@ async def test_a_flood_on_wrong_push_paths_never_refuses_a_cloud_providers_push(
     any other path spend the failures' budget, after the fact; genuine ones are all served."""
     channels = {"sms": AliyunSms.from_config("sms", sms_config(
         "127.0.0.1:9", "http://127.0.0.1:9/hooks/sms")),
-        **{n: TestChannel(n, TestChannelConfig()) for n in ("voice", "wecom", "loudspeaker")}}
+        **{n: TestChannel(n, TestChannelConfig(medium=Medium(n)))
+           for n in ("voice", "wecom", "loudspeaker")}}
     app = await build_app(Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9"),
                           channels=channels, base_url="http://test")
     web_app = make_web_app(app)

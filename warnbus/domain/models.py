@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import msgspec
 
@@ -475,7 +474,7 @@ class Ack(msgspec.Struct, frozen=True, gc=False):
 
 # --------------------------------------------------------------------------- personal data
 # One way to mask a phone number, for logs, console pages and exports alike; here because
-# the engine, the console and the channels may all import this module.
+# the engine and the console import this module; channels get it from `warnbus.plugin`.
 
 _PHONE_LIKE = re.compile(r"\+?[\d][\d ()-]{4,}\d")
 _CN_MSISDN = re.compile(r"861[3-9]\d{9}")
@@ -524,110 +523,3 @@ def mask_text(value: str) -> str:
 def mask_phones_in(text: str) -> str:
     """Mask every phone number found inside free text."""
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
-
-
-# --------------------------------------------------------------------------- channels
-
-
-@runtime_checkable
-class Channel(Protocol):
-    """How a message reaches a person or device. See channels/ for implementations.
-
-    `send` returns a Receipt or raises TransientChannelError (retry after a while) or
-    PermanentChannelError (do not retry; the policy may switch channel).
-    """
-
-    name: str
-
-    def send(self, delivery: Delivery) -> Awaitable[Receipt]: ...
-
-    def aclose(self) -> Awaitable[None]: ...
-
-
-class ProviderStatus(StrEnum):
-    """A provider's report on a delivery (status callbacks, playout reports)."""
-
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    FAILED = "failed"  # permanent: the policy may switch channel
-    UNDELIVERED = "undelivered"
-    NO_ANSWER = "no-answer"  # calls: rang out, busy, answered without the key
-    ANSWERED = "answered"  # calls: heard (in full or in part) without the key: not an ack
-    LIMITED = "limited"  # refused by the provider's per-number limit: not the person's failure
-    PLAYING = "playing"  # loudspeakers
-    DONE = "done"
-
-
-class EventSink(Protocol):
-    """How a channel hands provider events to the engine without importing it.
-
-    Channels put `campaign_id`, `delivery_id` and `target_id` into what the provider echoes
-    back (callback URLs, card keys, MQTT payloads); every method is idempotent.
-    """
-
-    def delivery_status(
-        self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
-        detail: str = "",
-    ) -> Awaitable[None]: ...
-
-    def confirm(
-        self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
-    ) -> Awaitable[bool]:
-        """A person confirmed (DTMF key, WeCom button). True when it was recorded now.
-        With `delivery_id` (the confirmation came through that delivery) the engine also
-        marks the delivery delivered: the channel need not report it separately."""
-        ...
-
-    def confirm_from(self, channel: str, address: str, via: AckVia, reply_id: str = ""
-                     ) -> Awaitable[list[str]]:
-        """An inbound reply (e.g. SMS "1" from a phone): confirm the sender's open campaigns,
-        those where a message through `channel` (the name of the channel the reply came
-        through) had reached them before. `reply_id`, the provider's id of the reply (e.g.
-        Twilio's MessageSid): the same reply again, resent or replayed, confirms nothing
-        more. Returns the campaigns confirmed now."""
-        ...
-
-
-#: aiohttp-style handler: the channel module owns the request parsing (signatures etc.).
-WebhookHandler = Callable[[Any], Awaitable[Any]]
-
-class RequestGate(Protocol):
-    """The rate limits of a public route whose requests carry a signature (provider callbacks
-    under `/hooks/`, ack links): genuine requests and failed ones spend separate budgets.
-
-    A handler asks once, right after checking the signature (a cheap HMAC) and before any other
-    work: `admit(True)` spends from the budget genuine requests share, `admit(False)` from the
-    smaller one of requests that failed the check. Either raises `RateLimitedError` (a 429)
-    when its budget is spent; later calls for the same request change nothing. So a flood of
-    unsigned or forged requests never costs a genuine one its place."""
-
-    def admit(self, verified: bool) -> Awaitable[None]: ...
-
-
-#: The gate of the public request being handled, set by the HTTP layer around its handler.
-REQUEST_GATE: ContextVar[RequestGate | None] = ContextVar("warnbus_request_gate", default=None)
-
-
-async def admit_request(verified: bool) -> None:
-    """Ask the gate of the request being handled whether it may go on (see `RequestGate`).
-    Outside the engine's HTTP layer (a channel's own test server) there is none: it may."""
-    gate = REQUEST_GATE.get()
-    if gate is not None:
-        await gate.admit(verified)
-
-
-@runtime_checkable
-class WebhookChannel(Protocol):
-    """A channel that receives provider callbacks over HTTP (mounted under /hooks/<name>/)."""
-
-    def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
-        """(method, path relative to /hooks/<channel name>/, handler) triples."""
-        ...
-
-
-@runtime_checkable
-class ListeningChannel(Protocol):
-    """A channel with a background listener (e.g. MQTT device acks)."""
-
-    def start(self, sink: EventSink) -> Awaitable[None]: ...

@@ -102,7 +102,6 @@ class GridState(StrEnum):
 GridState.CLOSED = frozenset({GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.UNREACHED,
                               GridState.DROPPED, GridState.CANCELLED})
 GridState.OPEN = frozenset(GridState) - GridState.CLOSED
-CLOSED_GRID_STATES = GridState.CLOSED
 
 
 class CampaignState(StrEnum):

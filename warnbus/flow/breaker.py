@@ -2,9 +2,9 @@
 
 The dispatcher asks `Breakers.admit(key, n)` before each chunk of sends (they start together)
 and reports their outcomes with `Breakers.record_many(key, ok, failed)`; a breaker's own
-`check` and `record` are the same for one send. The key is the channel's `breaker_key`
-attribute when it has one (so channels sharing one provider account can share a breaker),
-else the channel name.
+`check` and `record` are the same for one send. The key is the channel's
+`info.breaker_key`: by default its provider account at the endpoint it calls, so channels on
+one account and endpoint (Twilio's SMS and voice) share a breaker; configurable per channel.
 
 States (classic closed / open / half-open):
 

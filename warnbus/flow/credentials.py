@@ -25,6 +25,7 @@ from warnbus.runtime.config import ANY_SENDER, FeedSettings, Settings, TokenSett
 HazardOf = Callable[[Info], HazardLike | None]
 #: Members of a thread's reach (keys.CampaignKeys.reach): a village, a CAP category.
 VILLAGE, CATEGORY = "v:", "c:"
+AREA = "area:"  # the target id of a village's loudspeakers (planner.plan_areas)
 
 
 @dataclass(frozen=True)
@@ -166,17 +167,42 @@ def check_villages(cred: Credential, villages: Iterable[str], field: str = "area
 
 
 def check_person(registry: Registry, cred: Credential, person_id: str) -> None:
-    """A person a credential confirms for serves inside its regions: every grid they hold
-    lies in a village inside, or, holding none (a duty officer), their region does.
+    """A person a credential confirms for serves inside its regions (`serves_within`)."""
+    code = _served_outside(registry, cred, person_id)
+    if code is not None:
+        raise _forbidden(f"person_id: {person_id} serves {code}, {_outside(cred)}")
+
+
+def serves_within(registry: Registry, cred: Credential, target_id: str) -> bool:
+    """Whether a campaign target lies inside the credential's regions: a person whose every
+    grid lies in a village inside or, holding none (a duty officer), whose region does; a
+    village's loudspeakers (`area:<village>`, as the planner names them) by their village.
 
     A person the registry does not know passes: no campaign has them as a target."""
+    if target_id.startswith(AREA):
+        return cred.covers(target_id[len(AREA):])
+    return _served_outside(registry, cred, target_id) is None
+
+
+def _served_outside(registry: Registry, cred: Credential, person_id: str) -> str | None:
     person = registry.data.persons.get(person_id)
     if not cred.regions or person is None:
-        return
+        return None
     grids = registry.data.grids
     for code in [grids[g].village for g in registry.grids_held_by(person_id)] or [person.region]:
         if not cred.covers(code):
-            raise _forbidden(f"person_id: {person_id} serves {code}, {_outside(cred)}")
+            return code
+    return None
+
+
+def check_thread_read(cred: Credential, reach: Iterable[str], field: str = "alert_id") -> None:
+    """A credential bounded to regions reads only threads that reached a village inside
+    them: a thread's record names people (and what they typed) beyond them otherwise."""
+    if not cred.regions:
+        return
+    if not any(m.startswith(VILLAGE) and cred.covers(m[len(VILLAGE):]) for m in reach):
+        raise _forbidden(f"{field}: this thread reaches no village inside the regions of "
+                         f"{cred.name} ({', '.join(cred.regions)})")
 
 
 def reach_of(villages: Iterable[str], categories: Iterable[str]) -> list[str]:

@@ -19,7 +19,6 @@ import structlog
 
 from warnbus.domain.models import (
     Attempt,
-    Channel,
     Delivery,
     DeliveryKind,
     Outcome,
@@ -30,6 +29,7 @@ from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
 from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
 from warnbus.flow.fallback import plan_fallbacks
+from warnbus.plugin import Channel
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.pinned import IO, pinned
@@ -61,7 +61,8 @@ class Dispatcher:
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
-        rate = getattr(self.channels.get(channel), "rate_per_s", None)
+        impl = self.channels.get(channel)
+        rate = impl.info.rate_per_s if impl is not None else None
         # Read about a second's worth under a provider rate, so entries do not sit idle in
         # this worker's pending list long enough to look abandoned; the channel's readers
         # share it (their sends take turns, so each batch waits on the others').
@@ -101,7 +102,8 @@ class Dispatcher:
         """
         io = io or IO(self.ctx.store, self.ctx.lanes)
         step = max(1, self.ctx.settings.engine.concurrency)
-        rate = getattr(self.channels.get(channel), "rate_per_s", None)
+        impl = self.channels.get(channel)
+        rate = impl.info.rate_per_s if impl is not None else None
         tracker = EntryTracker(entries)
         complete: list[LaneEntry] = []
         for i in range(0, len(entries), step):
@@ -156,7 +158,7 @@ class Dispatcher:
             err = f"channel {channel} is not configured"
             return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
                            DeliveryState.FAILED) for d, n in sends]
-        key = str(getattr(impl, "breaker_key", None) or channel)
+        key = impl.info.breaker_key
         async with self._sending[channel]:
             # Asked when the sends start (all of them start together): a breaker that
             # opened while this chunk waited holds it.

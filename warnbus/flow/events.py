@@ -1,4 +1,4 @@
-"""The engine side of `models.EventSink`: provider callbacks become statuses and acks."""
+"""The engine side of `plugin.EventSink`: provider callbacks become statuses and acks."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import hashlib
 
 import structlog
 
-from warnbus.domain.models import AckVia, ProviderStatus
+from warnbus.domain.models import AckVia
 from warnbus.domain.states import DeliveryReport
 from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.acks import record_ack
 from warnbus.flow.fallback import plan_fallback_for
+from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.devices import DeviceStatusBook
@@ -19,7 +20,6 @@ log = structlog.get_logger("warnbus.flow.events")
 
 _DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.DONE}
 _FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
-_ADDRESS_FIELD = {"sms": "phone", "voice": "phone", "wecom": "wecom"}
 #: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
 ACTIVE_TTL_S = 1.0
 #: How long a reply's provider message id is remembered: a resend or replay within it
@@ -37,14 +37,14 @@ class EngineSink:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._devices = DeviceStatusBook(ctx.redis)
-        self._by_address: dict[tuple[str, str], list[str]] = {}
+        self._by_address: dict[tuple[Address, str], list[str]] = {}
         self._active_list: list[str] = []
         self._active_at: float | None = None
         for p in ctx.registry.data.persons.values():
-            for field in ("phone", "wecom"):
-                value = getattr(p, field)
+            for address, field in PERSON_FIELD.items():
+                value = field(p)
                 if value:
-                    self._by_address.setdefault((field, value), []).append(p.id)
+                    self._by_address.setdefault((address, value), []).append(p.id)
 
     async def delivery_status(
         self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
@@ -93,8 +93,10 @@ class EngineSink:
         provider, or replayed) confirms nothing more. A reply that finds nothing to confirm
         is recorded as late in the campaigns that ended lately (within `LATE_REPLY_S`) where
         it would have counted."""
-        field = _ADDRESS_FIELD.get(channel, "phone")
-        persons = self._by_address.get((field, address), [])
+        info = self.ctx.channels.get(channel)
+        # What `address` is comes from the channel's info (a WeCom channel named "wx" gives
+        # WeCom ids); a channel this process does not know confirms nobody.
+        persons = self._by_address.get((info.address, address), []) if info else []
         if not persons:
             log.info("reply without an open campaign", channel=channel, address=address)
             return []

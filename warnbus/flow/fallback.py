@@ -29,7 +29,8 @@ async def plan_fallbacks(ctx: Context, failed: Sequence[Delivery]) -> list[Deliv
         pctx = PlanContext(
             campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
             level=Level(d.level), area=area_text(alert), now=ctx.clock.now(),
-            renderer=ctx.rules.renderer, ack_url=partial(ctx.ack_url, d.campaign_id),
+            renderer=ctx.rules.renderer, channels=ctx.channels,
+            ack_url=partial(ctx.ack_url, d.campaign_id),
         )
         out += plan_persons(pctx, [person], [nxt], Step.of(d.step), DeliveryKind(d.kind))
     return out

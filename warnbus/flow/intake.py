@@ -103,7 +103,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     else:
         cid = await _thread_of(ctx, alert)
         if cred.scoped:
-            check_reach(cred, alert, await _thread_reach(ctx, cid))
+            check_reach(cred, alert, await thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
     reached: list[str] = []
     if alert.msg_type is MsgType.CANCEL:
@@ -148,7 +148,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
     )
 
 
-async def _thread_reach(ctx: Context, cid: str) -> set[str]:
+async def thread_reach(ctx: Context, cid: str) -> set[str]:
     """The villages and categories a thread's messages reached (`keys.CampaignKeys.reach`)."""
     got = await ctx.store.reach(cid)
     if got:
@@ -212,6 +212,7 @@ class Intake:
             area=area_text(alert),
             now=self.ctx.clock.now(),
             renderer=self.ctx.rules.renderer,
+            channels=self.ctx.channels,
             ack_url=lambda pid: self.ctx.ack_url(cid, pid),
         )
 
@@ -353,6 +354,13 @@ class Intake:
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         now = ctx.clock.now()
+        # One 解除 per thread: a later Cancel (another identifier, or a sender resending)
+        # joins the thread but notifies nobody again; the same Cancel replayed after a
+        # crash carries on where it stopped (the delivery ids are deterministic).
+        first = await ctx.store.cancelled_by(cid, alert.alert_id)
+        if first != alert.alert_id:
+            log.info("cancel of a thread already cancelled: no notice again", cancelled_by=first)
+            return
         await ctx.store.finish(cid, CampaignState.CANCELLED, now)
         meta = await ctx.store.meta(cid)
         if meta is None:
@@ -360,7 +368,6 @@ class Intake:
             return
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        await ctx.store.cancelled_by(cid, alert.alert_id)
         level = meta.require_level()
         policy = ctx.rules.policy_for(level)
         # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).

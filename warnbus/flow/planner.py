@@ -2,6 +2,11 @@
 
 Pure: no I/O. Delivery ids are deterministic (campaign, message, target, channel, step), so
 planning the same step twice yields the same deliveries and the queue drops the repeats.
+
+What a channel is comes from its `ChannelInfo` (`PlanContext.channels`), never from the name a
+deployment gave it: the person field it sends to, or that it sends to areas; its medium picks
+the message template. A channel this process does not know is not planned.
+
 Steps (first wave, redials, chain levels, notices) are `warnbus.domain.steps.Step`.
 """
 
@@ -24,11 +29,10 @@ from warnbus.domain.models import (
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import area_id
 from warnbus.flow.ports import Renderer
+from warnbus.plugin import PERSON_FIELD, ChannelInfo, Medium
 
-#: Which contact field of a Person each channel sends to.
-ADDRESS_FIELD: Mapping[str, str] = {"voice": "phone", "sms": "phone", "wecom": "wecom"}
-DEVICE_CHANNELS = frozenset({"loudspeaker"})
 _URL_MARK = "\x00ACKURL\x00"
+_MEDIA = frozenset(Medium)
 #: Most characters of the area text of a message (more than any channel sends).
 AREA_TEXT_MAX = 2_000
 
@@ -54,11 +58,6 @@ def area_text(alert: Alert) -> str:
     return "、".join(names)
 
 
-def address_of(person: Person, channel: str) -> str | None:
-    value = getattr(person, ADDRESS_FIELD.get(channel, "phone"), None)
-    return value if isinstance(value, str) and value else None
-
-
 @dataclass(frozen=True)
 class PlanContext:
     """What every delivery of one planning call shares."""
@@ -70,6 +69,7 @@ class PlanContext:
     area: str
     now: float
     renderer: Renderer
+    channels: Mapping[str, ChannelInfo]  # what each configured channel is, by name
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
 
     @cached_property
@@ -110,19 +110,23 @@ def plan_persons(
     # One signed link per person, shared by their channels (signing is an HMAC each).
     urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
     for channel in channels:
-        if channel in DEVICE_CHANNELS:
-            continue
+        info = ctx.channels.get(channel)
+        if info is None or info.target is not TargetKind.PERSON:
+            continue  # not configured here, or a channel to areas (`plan_areas`)
+        field = PERSON_FIELD[info.address]
+        medium = info.medium
         for person in persons:
-            address = address_of(person, channel)
-            if address is None:
+            address = field(person)
+            if not address:
                 continue
             url = urls.get(person.id)
             own = extra.get(person.id) if extra else None
             if own is not None:
-                text = _render(ctx, kind, channel, url, own)
+                text = _render(ctx, kind, channel, medium, url, own)
             else:
                 if channel not in base_text:
-                    base_text[channel] = _render(ctx, kind, channel, _URL_MARK if url else None, {})
+                    base_text[channel] = _render(ctx, kind, channel, medium,
+                                                 _URL_MARK if url else None, {})
                 text = base_text[channel]
                 if url:
                     text = text.replace(_URL_MARK, url)
@@ -135,8 +139,12 @@ def plan_areas(
     ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind
 ) -> list[Delivery]:
     """One loudspeaker delivery per area (village code), not per device: the broker fans out.
-    Areas are sent at the first wave's step (a speaker is never redialled or escalated)."""
-    text = _render(ctx, kind, channel, None, {})
+    Areas are sent at the first wave's step (a speaker is never redialled or escalated).
+    Nothing for a channel to persons, or for one this process does not know."""
+    info = ctx.channels.get(channel)
+    if info is None or info.target is not TargetKind.DEVICE:
+        return []
+    text = _render(ctx, kind, channel, info.medium, None, {})
     step = int(Step.first_wave())
     return [
         _delivery(ctx, area_id(code), TargetKind.DEVICE, channel, step, kind, code, text, code)
@@ -159,8 +167,13 @@ def _delivery(
 
 
 def _render(
-    ctx: PlanContext, kind: DeliveryKind, channel: str, url: str | None, extra: Mapping[str, str]
+    ctx: PlanContext, kind: DeliveryKind, channel: str, medium: Medium, url: str | None,
+    extra: Mapping[str, str],
 ) -> str:
+    # Templates named after a medium are that medium's: an SMS channel a deployment called
+    # "voice" gets the SMS texts, not the call's.
+    own = medium if channel in _MEDIA and channel != medium else channel
     return ctx.renderer.render(
-        kind, channel, ctx.alert, ctx.info, ctx.level, area=ctx.area, ack_url=url, extra=extra
+        kind, own, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
+        ack_url=url, extra=extra,
     )

@@ -60,6 +60,9 @@ class LevelPolicyLike(Protocol):
 
 
 class Renderer(Protocol):
+    """The text of a delivery: the template of the channel's name if there is one, else of
+    its `medium` (`ChannelInfo.medium`; None: the name is the medium), else the default."""
+
     def render(
         self,
         kind: DeliveryKind,
@@ -68,6 +71,7 @@ class Renderer(Protocol):
         info: Info | None,
         level: Level,
         *,
+        medium: str | None = None,
         area: str = "",
         ack_url: str | None = None,
         extra: Mapping[str, str] | None = None,

@@ -114,7 +114,7 @@ class Ticker:
         pctx = PlanContext(
             campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
             area=meta.area or area_text(alert), now=now, renderer=ctx.rules.renderer,
-            ack_url=lambda p: ctx.ack_url(cid, p),
+            channels=ctx.channels, ack_url=lambda p: ctx.ack_url(cid, p),
         )
         if decision.redial is not None:
             person = ctx.person(pid)
@@ -193,7 +193,7 @@ class Ticker:
         pctx = PlanContext(
             campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
             area=meta.area or area_text(alert), now=ctx.clock.now(),
-            renderer=ctx.rules.renderer,
+            renderer=ctx.rules.renderer, channels=ctx.channels,
         )
         persons = [p for p in (ctx.person(pid) for pid in by_officer) if p is not None]
         extra = {pid: {"speakers": "、".join(names)} for pid, names in by_officer.items()}

@@ -24,11 +24,12 @@ from rules.match import Matcher
 from rules.policy import Policy
 from rules.targets import build_targets, count_targets
 from rules.templates import Templates
-from warnbus.domain.models import Alert, Area, Channel, Info, Level, RegistryData, Target
+from warnbus.domain.models import Alert, Area, Info, Level, RegistryData, Target, TargetKind
 from warnbus.errors import ConfigError
 from warnbus.flow.acks import AckLinks
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike
+from warnbus.plugin import Channel, ChannelInfo, Medium
 from warnbus.registry import Registry, default_registry_path, load_registry
 from warnbus.runtime import services
 from warnbus.runtime.brokerauth import BrokerAccounts
@@ -41,11 +42,15 @@ from warnbus.state.store import Store
 
 log = structlog.get_logger("warnbus.runtime.app")
 
+#: The channels the bundled policy names, and what each is.
+DEFAULT_MEDIA: Mapping[str, Medium] = {
+    "voice": Medium.VOICE, "sms": Medium.SMS, "wecom": Medium.WECOM,
+    "loudspeaker": Medium.LOUDSPEAKER,
+}
+#: With no `[channels.*]`, those on the test channel (a process without the worker role; a
+#: worker uses the provider simulators, `tools.simulation`).
 DEFAULT_CHANNELS: Mapping[str, Mapping[str, Any]] = {
-    "voice": {"type": "test"},
-    "sms": {"type": "test"},
-    "wecom": {"type": "test"},
-    "loudspeaker": {"type": "test"},
+    name: {"type": "test", "medium": medium.value} for name, medium in DEFAULT_MEDIA.items()
 }
 ACK_SECRET_KEY = "wb:secret:ack"
 
@@ -93,8 +98,9 @@ def load_channels(
 ) -> dict[str, Channel]:
     """Instantiate configured channels through the `warnbus.channels` entry points.
 
-    Each channel gets `callback_url` (where its provider webhooks are mounted) unless its
-    configuration sets one; MQTT channels get the engine's broker `url` the same way.
+    Each entry point names a class of the `plugin.Channel` protocol, built by its
+    `from_config`. Each channel gets `callback_url` (where its provider webhooks are mounted)
+    unless its configuration sets one; MQTT channels get the engine's broker `url` the same way.
     """
     kinds = {ep.name: ep for ep in entry_points(group="warnbus.channels")}
     out: dict[str, Channel] = {}
@@ -104,12 +110,68 @@ def load_channels(
             raise ConfigError(
                 f"channels.{name}.type: unknown channel type {kind!r} (known: {', '.join(sorted(kinds))})"
             )
-        cls = kinds[kind].load()
+        cls: type[Channel] = kinds[kind].load()
         full = {"callback_url": f"{base_url.rstrip('/')}/hooks/{name}", **raw}
         if kind.startswith("mqtt"):
             full.setdefault("url", mqtt_url)
-        out[name] = cls.from_config(name, full)
+        channel = cls.from_config(name, full)
+        if not isinstance(channel, Channel) or not isinstance(channel.info, ChannelInfo):
+            raise ConfigError(f"channels.{name}: the channel type {kind!r} does not keep the "
+                              "channel contract (warnbus.plugin.Channel, with a ChannelInfo)")
+        out[name] = channel
     return out
+
+
+def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo]) -> list[str]:
+    """Check the policy's channels against what the configured ones are.
+
+    A channel to persons where the policy wants areas (or the other way round) is a
+    ConfigError naming both. Returns the channels the policy names that are not configured
+    (nothing is planned on them: `flow.planner`)."""
+    wrong: list[str] = []
+    named: set[str] = set()
+    for level, p in policy.levels.items():
+        lists = {"channels": p.channels, "redial_channels": p.redial_channels,
+                 "escalation_channels": p.escalation_channels,
+                 "cancel_channels": p.cancel_channels, "device_channels": p.device_channels}
+        for field_name, names in lists.items():
+            want = TargetKind.DEVICE if field_name == "device_channels" else TargetKind.PERSON
+            for name in names:
+                named.add(name)
+                info = channels.get(name)
+                if info is not None and info.target is not want:
+                    wrong.append(f"levels.{level}.{field_name}: {name!r} is a "
+                                 f"{info.kind} channel, which sends to "
+                                 f"{'areas' if info.target is TargetKind.DEVICE else 'persons'}")
+    for source, target in policy.fallback.items():
+        named.update((source, target))
+        info = channels.get(target)
+        if info is not None and info.target is not TargetKind.PERSON:
+            wrong.append(f"fallback.{source}: {target!r} is a {info.kind} channel, which "
+                         "sends to areas")
+    if wrong:
+        raise ConfigError("policy: " + "; ".join(wrong))
+    return sorted(named - set(channels))
+
+
+async def _build_channels(
+    settings: Settings, roles: frozenset[str], data: RegistryData, url: str, mqtt_url: str,
+    accounts: BrokerAccounts | None,
+) -> tuple[dict[str, Channel], Any]:
+    """The configured channels, or the embedded default's (and its simulated world)."""
+    if settings.channels or "worker" not in roles:
+        return load_channels(settings.channels or DEFAULT_CHANNELS, base_url=url,
+                             mqtt_url=mqtt_url), None
+    # Embedded default: the real channels against the shipped provider simulators, so a
+    # fresh `warnbus serve` works end to end (simulated officers confirm, speakers play).
+    from channels.sim.officers import OfficerModel
+    from warnbus.tools.simulation import start_world
+
+    world = await start_world(data, base_url=url, mqtt_url=mqtt_url, officers=OfficerModel(),
+                              time_factor=settings.engine.clock_factor,
+                              device_passwords=accounts.device_passwords if accounts else None)
+    log.info("no channels configured: using the provider simulators")
+    return dict(world.channels), world
 
 
 def token_hash(token: str) -> str:
@@ -198,26 +260,29 @@ async def build_app(
         timers=Timers(redis),
     )
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
-    world = None
     roles = frozenset(roles)
     if channels is not None:
-        chans = dict(channels)
-    elif settings.channels or "worker" not in roles:
-        chans = load_channels(settings.channels or DEFAULT_CHANNELS, base_url=url,
-                              mqtt_url=mqtt_url)
+        chans, world = dict(channels), None
     else:
-        # Embedded default: the real channels against the shipped provider simulators, so a
-        # fresh `warnbus serve` works end to end (simulated officers confirm, speakers play).
-        from channels.sim.officers import OfficerModel
-        from warnbus.tools.simulation import start_world
-
-        world = await start_world(registry.data, base_url=url, mqtt_url=mqtt_url,
-                                  officers=OfficerModel(),
-                                  time_factor=settings.engine.clock_factor,
-                                  device_passwords=accounts.device_passwords if accounts else None)
-        chans = dict(world.channels)
-        log.info("no channels configured: using the provider simulators")
+        chans, world = await _build_channels(settings, roles, registry.data, url, mqtt_url,
+                                             accounts)
     ctx.lanes.channels = tuple(chans)
+    ctx.channels = {name: ch.info for name, ch in chans.items()}
+    try:
+        missing = check_channels(rules.policy, ctx.channels)
+    except ConfigError:
+        # Found only once the channels are built: leave nothing running behind the error.
+        for ch in chans.values():
+            await ch.aclose()
+        if world is not None:
+            await world.stop()
+        await redis.aclose()
+        for svc in started:
+            svc.stop()
+        raise
+    if missing and chans:
+        log.warning("the policy names channels that are not configured: nothing is sent "
+                    "through them", channels=missing)
     engine = Engine(ctx, chans, roles)
     tokens = tuple(settings.tokens)
     api_token = None

@@ -11,21 +11,13 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from warnbus.errors import ConfigError
-
-
-class Secret(str):
-    """A string that never shows itself in repr/str formatting of containers or logs."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def reveal(self) -> str:
-        return str.__str__(self)
+from warnbus.plugin import Secret as Secret  # the one Secret class, shared with the channels
+from warnbus.plugin import secret_hook
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -175,6 +167,30 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     feeds: tuple[FeedSettings, ...] = ()
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
 
+    def __repr__(self) -> str:
+        """Settings as a log line may show them: channel tables hold provider secrets as
+        plain strings until each channel loads its own (typed) configuration, and the Redis and
+        broker URLs may carry passwords, so those show only what is not secret."""
+        shown: list[str] = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name == "channels":
+                value = {ch: {"type": raw.get("type", "?"), "...": f"{len(raw)} keys"}
+                         for ch, raw in value.items()}
+            elif name in ("redis_url", "mqtt_url"):
+                value = _without_password(value)
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
 
 def check_credentials(settings: Settings, console_sender: str) -> None:
     """Refuse, at start-up, a token or feed that could speak for senders it should not.
@@ -219,12 +235,6 @@ _ENV_KEYS = {
 }
 
 
-def _dec_hook(tp: type, obj: Any) -> Any:
-    if tp is Secret and isinstance(obj, str):
-        return Secret(obj)
-    raise NotImplementedError
-
-
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
     """Load settings from `path` (TOML; optional) and the environment; raise ConfigError."""
     env = dict(os.environ) if env is None else env
@@ -257,6 +267,6 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             raise ConfigError("WARNBUS_PORT must be a number") from e
         raw.setdefault("server", {})["port"] = port
     try:
-        return msgspec.convert(raw, Settings, dec_hook=_dec_hook)
+        return msgspec.convert(raw, Settings, dec_hook=secret_hook)
     except msgspec.ValidationError as e:
         raise ConfigError(f"configuration: {e}") from e

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from warnbus.domain.models import Alert, Person
 from warnbus.flow.ports import Rules
+from warnbus.plugin import ChannelInfo
 from warnbus.registry import Registry
 from warnbus.runtime.clock import Clock
 from warnbus.runtime.config import Settings
@@ -30,6 +31,8 @@ class Context:
     lanes: Lanes
     timers: Timers
     ack_url: Callable[[str, str], str | None] = _no_link
+    #: What each configured channel is, by the name the deployment gave it (`load_channels`).
+    channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
     _alerts: dict[str, Alert] = field(default_factory=dict)
 
     def person(self, person_id: str) -> Person | None:

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 
 import structlog
 
-from warnbus.domain.models import Channel, ListeningChannel
 from warnbus.feeds import FeedManager
 from warnbus.flow.dispatch import Dispatcher
 from warnbus.flow.events import EngineSink
 from warnbus.flow.intake import Intake
 from warnbus.flow.ticker import Ticker
+from warnbus.plugin import Channel, ListeningChannel
 from warnbus.runtime.context import Context
 from warnbus.state.queue import Inbox
 

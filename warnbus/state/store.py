@@ -154,9 +154,16 @@ class Store:
         """An Update: the campaign carries `msg`'s content, level, expiry and reach now."""
         await self._redis.hset(keys.campaign(campaign_id).meta, mapping=message_fields(msg))
 
-    async def cancelled_by(self, campaign_id: str, alert_id: str) -> None:
-        await self._redis.hset(keys.campaign(campaign_id).meta,
-                              mapping=encode_fields({"cancelled_by": alert_id}))
+    async def cancelled_by(self, campaign_id: str, alert_id: str) -> str:
+        """Keep `alert_id` as the Cancel that ended the thread unless one did before; the
+        alert id of the one that did."""
+        k = keys.campaign(campaign_id).meta
+        pipe = self._redis.pipeline(transaction=False)
+        for name, value in encode_fields({"cancelled_by": alert_id}).items():
+            pipe.hsetnx(k, name, value)
+            pipe.hget(k, name)
+        _first, got = await pipe.execute()
+        return s(got)
 
     # ----------------------------------------------------------------- targets and grids
 

@@ -17,7 +17,8 @@ from channels.sim.officers import OfficerModel
 from channels.sim.speakers import SpeakerFleet
 from channels.sim.twilio_sim import TwilioSimulator
 from channels.sim.wecom_sim import WeComSimulator
-from warnbus.domain.models import Channel, RegistryData
+from warnbus.domain.models import RegistryData
+from warnbus.plugin import Channel
 from warnbus.runtime.app import load_channels
 
 ACCOUNT_SID = "AC" + "0" * 30 + "de"

@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from warnbus.domain.models import REQUEST_GATE, AckVia, WebhookChannel, admit_request
+from warnbus.domain.models import AckVia
 from warnbus.errors import (
     AuthError,
     CampaignStateError,
@@ -38,9 +38,17 @@ from warnbus.flow.acks import (
     late_zh,
     record_ack,
 )
-from warnbus.flow.credentials import Credential, check_person, console_sender, of_token
-from warnbus.flow.intake import accept
+from warnbus.flow.credentials import (
+    Credential,
+    check_person,
+    check_thread_read,
+    console_sender,
+    of_token,
+    serves_within,
+)
+from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
+from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
 from warnbus.runtime.app import App, token_hash
 from warnbus.runtime.config import TokenSettings
 from warnbus.state.ratelimit import SharedLimit
@@ -285,19 +293,34 @@ async def post_alert(request: web.Request) -> web.Response:
     return ok(payload, 202 if res.created else 200)
 
 
+async def reader(request: web.Request, alert_id: str) -> Credential:
+    """The officer's credential a thread is read with: one bounded to regions reads only a
+    thread that reached them (403 otherwise; 404 for no such alert, as for anyone)."""
+    ctx = request.app[APP].ctx
+    cred = credential(request, authenticate(request, "officer"))
+    if cred.regions:
+        cid = await ctx.store.campaign_of(alert_id)
+        if not cid:
+            raise NotFoundError(f"no alert {alert_id}")
+        check_thread_read(cred, await thread_reach(ctx, cid))
+    return cred
+
+
 async def get_alert(request: web.Request) -> web.Response:
     app = request.app[APP]
-    authenticate(request, "officer")
-    view = await views.alert_view(app.ctx, request.match_info["alert_id"])
-    return ok(view)
+    aid = request.match_info["alert_id"]
+    await reader(request, aid)
+    return ok(await views.alert_view(app.ctx, aid))
 
 
 async def get_record(request: web.Request) -> web.StreamResponse:
+    """The 叫应 record; for a credential bounded to regions, the rows of its people only."""
     app = request.app[APP]
-    authenticate(request, "officer")
     aid = request.match_info["alert_id"]
+    cred = await reader(request, aid)
     fmt = request.query.get("format", "json")
-    rows = await views.record_rows(app.ctx, aid)
+    rows = [r for r in await views.record_rows(app.ctx, aid)
+            if serves_within(app.ctx.registry, cred, r["person_id"])]
     if fmt == "csv":
         return web.Response(text=views.rows_csv(rows), content_type="text/csv", charset="utf-8")
     return ok({"alert_id": aid, "rows": rows})

@@ -228,6 +228,9 @@ POST_ALERTS: dict[str, Any] = {
     },
 }
 
+READ_FORBIDDEN = _err("The token lacks the `officer` role, or is bounded to regions that the "
+                      "alert's thread does not reach (code `forbidden`).")
+
 GET_ALERT: dict[str, Any] = {
     "operationId": "getAlert",
     "summary": "The alert, its campaign state and counts.",
@@ -236,7 +239,7 @@ GET_ALERT: dict[str, Any] = {
     "responses": {
         "200": _json(_ref("AlertView"), "The alert's view."),
         "401": UNAUTHORIZED,
-        "403": FORBIDDEN,
+        "403": READ_FORBIDDEN,
         "404": _err("No such alert (code `not_found`)."),
         "503": UNAVAILABLE,
     },
@@ -244,7 +247,8 @@ GET_ALERT: dict[str, Any] = {
 
 GET_RECORD: dict[str, Any] = {
     "operationId": "getAlertRecord",
-    "summary": "The auditable 叫应 record: one row per attempt (and per person never tried).",
+    "summary": "The auditable 叫应 record: one row per attempt (and per person never tried); "
+               "for a token bounded to regions, the rows of people serving inside them.",
     "security": BEARER,
     "parameters": [ALERT_ID, {"name": "format", "in": "query", "required": False,
                               "schema": {"type": "string", "enum": ["json", "csv"],
@@ -254,7 +258,7 @@ GET_RECORD: dict[str, Any] = {
                 "content": {"application/json": {"schema": _ref("Record")},
                             "text/csv": {"schema": {"type": "string"}}}},
         "401": UNAUTHORIZED,
-        "403": FORBIDDEN,
+        "403": READ_FORBIDDEN,
         "404": _err("No such alert (code `not_found`)."),
         "503": UNAVAILABLE,
     },

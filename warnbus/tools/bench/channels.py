@@ -1,7 +1,7 @@
 """Channels of the benchmarks, and a meter of when deliveries reach a provider.
 
-`NullChannel` is a provider that takes every message at once: with it on every channel name
-the figures are the engine's alone (planning, Redis, claims, records), on the same Redis path
+`NullChannel` is a provider that takes every message at once: with it on every channel the
+figures are the engine's alone (planning, Redis, claims, records), on the same Redis path
 as production. `HttpSinkChannel` POSTs each delivery to a local HTTP sink, for the side-by-side
 with a naive fan-out (`peer`). `SendMeter` times the moment each `send` returns.
 """
@@ -10,24 +10,45 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
-from warnbus.domain.models import Channel, Delivery, Receipt
-from warnbus.errors import TransientChannelError
+from warnbus.plugin import (
+    MEDIUM_ADDRESS,
+    Channel,
+    ChannelConfig,
+    ChannelInfo,
+    Delivery,
+    Medium,
+    Receipt,
+    TransientChannelError,
+    load_config,
+)
+
+
+class BenchConfig(ChannelConfig, kw_only=True, frozen=True):
+    medium: Medium  # what the channel stands in for
+    url: str = ""  # HttpSinkChannel: the sink's base URL
+
+
+def _info(kind: str, name: str, medium: Medium) -> ChannelInfo:
+    return ChannelInfo(kind=kind, provider="bench", medium=medium,
+                       address=MEDIUM_ADDRESS[medium], breaker_key=f"bench:{name}")
 
 
 class NullChannel:
     """A channel whose provider accepts every message immediately."""
 
-    secret_fields: tuple[str, ...] = ()
-    rate_per_s: float | None = None
-    max_length: int | None = None
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, medium: Medium) -> None:
         self.name = name
+        self.info = _info("null", name, medium)
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> NullChannel:
+        return cls(name, load_config(BenchConfig, name, raw).medium)
 
     async def send(self, delivery: Delivery) -> Receipt:
         # A provider id as long as a real one (a Twilio SID is 34 characters), so the Redis
@@ -41,15 +62,17 @@ class NullChannel:
 class HttpSinkChannel:
     """POST each delivery as JSON to `url/<channel>` over a pooled keep-alive session."""
 
-    secret_fields: tuple[str, ...] = ()
-    rate_per_s: float | None = None
-    max_length: int | None = None
-
-    def __init__(self, name: str, url: str, connections: int = 64) -> None:
+    def __init__(self, name: str, medium: Medium, url: str, connections: int = 64) -> None:
         self.name = name
+        self.info = _info("http-sink", name, medium)
         self._url = f"{url.rstrip('/')}/{name}"
         self._connections = connections
         self._http: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> HttpSinkChannel:
+        config = load_config(BenchConfig, name, raw)
+        return cls(name, config.medium, config.url)
 
     async def send(self, delivery: Delivery) -> Receipt:
         if self._http is None:

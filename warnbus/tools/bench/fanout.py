@@ -24,11 +24,12 @@ from typing import Any, Protocol
 from aiohttp import web
 from redis.asyncio import Redis
 
-from warnbus.domain.models import Alert, Channel
+from warnbus.domain.models import Alert
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
+from warnbus.plugin import Channel
 from warnbus.registry import Registry, load_registry
-from warnbus.runtime.app import App, build_app, load_channels
+from warnbus.runtime.app import DEFAULT_MEDIA, App, build_app, load_channels
 from warnbus.runtime.clock import SystemClock
 from warnbus.runtime.config import Settings
 from warnbus.runtime.engine import ROLES
@@ -57,7 +58,7 @@ from warnbus.tools.bench.world import officers
 from warnbus.tools.simulation import start_world
 from warnbus.web.api import make_web_app
 
-CHANNELS = ("voice", "sms", "wecom", "loudspeaker")
+CHANNELS = tuple(DEFAULT_MEDIA)  # the bundled policy's
 SAMPLE_COUNTY_CODE = "430623"  # 华容县, the bundled sample county
 PROVINCE_CODE = "430000"  # every generated county is under 43 (湖南省)
 QUOTA_LIFT = 1000.0  # provider rates x1000: no simulated quota is reached
@@ -128,7 +129,7 @@ async def engine_run(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Al
                      opts: FanoutOptions, window: Window) -> dict[str, Any]:
     """One engine-only first wave on a freshly emptied Redis."""
     await env.flush()
-    channels: dict[str, Channel] = {name: NullChannel(name) for name in CHANNELS}
+    channels: dict[str, Channel] = {n: NullChannel(n, m) for n, m in DEFAULT_MEDIA.items()}
     meter = SendMeter()
     for ch in channels.values():
         meter.wrap(ch)

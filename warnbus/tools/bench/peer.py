@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from warnbus.domain.models import Alert, Channel
+from warnbus.domain.models import Alert
+from warnbus.plugin import Channel, Medium
 from warnbus.registry import Registry, load_registry
 from warnbus.runtime.app import build_app, load_channels
 from warnbus.runtime.clock import SystemClock
@@ -32,7 +33,7 @@ from warnbus.tools.bench.channels import HttpSinkChannel, SendMeter
 from warnbus.tools.bench.env import BenchEnv, BenchError, close_app
 from warnbus.tools.bench.fanout import SAMPLE_COUNTY_CODE, first_wave
 
-PERSON_CHANNELS = ("voice", "sms", "wecom")
+PERSON_CHANNELS = {"voice": Medium.VOICE, "sms": Medium.SMS, "wecom": Medium.WECOM}
 QUICK_AREA = SAMPLE_COUNTY_CODE + "101000"  # one township (95 grids) for --quick
 
 
@@ -88,7 +89,8 @@ async def run_peer(opts: PeerOptions, env: BenchEnv) -> tuple[list[dict[str, Any
 async def _warnbus(env: BenchEnv, registry: Registry, reg_dir: Path, alert: Alert,
                    sink_url: str, timeout_s: float) -> dict[str, Any]:
     await env.flush()
-    channels: dict[str, Channel] = {n: HttpSinkChannel(n, sink_url) for n in PERSON_CHANNELS}
+    channels: dict[str, Channel] = {n: HttpSinkChannel(n, m, sink_url)
+                                    for n, m in PERSON_CHANNELS.items()}
     key = secrets.token_urlsafe(32)  # commands are signed, as in production
     channels |= load_channels({"loudspeaker": {"type": "mqtt-loudspeaker", "command_key": key}},
                               base_url="http://127.0.0.1:9", mqtt_url=env.mqtt_url)

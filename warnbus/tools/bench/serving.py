@@ -17,6 +17,7 @@ from typing import Any
 
 from channels.sim.officers import OfficerModel
 from warnbus.registry import Registry, load_registry
+from warnbus.runtime.app import DEFAULT_CHANNELS
 from warnbus.runtime.services import free_port
 from warnbus.tools.bench.env import (
     NO_BROKER,
@@ -27,7 +28,7 @@ from warnbus.tools.bench.env import (
     wait_http,
     write_config,
 )
-from warnbus.tools.bench.fanout import CHANNELS, QUOTA_LIFT
+from warnbus.tools.bench.fanout import QUOTA_LIFT
 from warnbus.tools.simulation import SimulatedWorld, start_world
 
 
@@ -65,7 +66,7 @@ class Servers:
     def __init__(self, env: BenchEnv, registry: Path, port: int, token: str, extra: int,
                  configs: Mapping[str, Mapping[str, Any]] | None = None,
                  args: Sequence[str] = ()) -> None:
-        channels = configs or {n: {"type": "test"} for n in CHANNELS}
+        channels = configs or DEFAULT_CHANNELS
         cfg = write_config(env, registry, port, channels, "serve",
                            mqtt_url=env.mqtt_url if configs else NO_BROKER)
         self.env, self.base = env, f"http://127.0.0.1:{port}"

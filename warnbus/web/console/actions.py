@@ -12,8 +12,10 @@ import msgspec
 import structlog
 
 from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, MsgType, Reference, Role
+from warnbus.domain.states import CampaignState
 from warnbus.domain.steps import Step
 from warnbus.errors import NotFoundError, WarnbusError
+from warnbus.flow.acks import ended_state
 from warnbus.flow.credentials import console_sender, of_console
 from warnbus.flow.intake import Accepted, accept
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
@@ -31,7 +33,7 @@ from warnbus.web.console.compose import (
     new_identifier,
 )
 from warnbus.web.console.drafts import Draft, Drafts
-from warnbus.web.console.html import BEIJING
+from warnbus.web.console.html import BEIJING, CAMPAIGN_STATE_ZH
 
 log = structlog.get_logger("warnbus.console")
 KIND_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
@@ -49,6 +51,20 @@ async def latest_alert(ctx: Context, cid: str) -> Alert:
     return alert
 
 
+async def why_not_continue(ctx: Context, cid: str) -> str | None:
+    """Why the console may not update or cancel campaign `cid` (for the officer), or None:
+    the thread must be the console's own (its sender's) and must not have ended.
+
+    NotFoundError for no such campaign."""
+    alert = await latest_alert(ctx, cid)
+    if alert.sender != console_sender(ctx.settings, ctx.registry):
+        return "只能更新或解除本控制台发布的预警"
+    state = await ended_state(ctx, cid)
+    if state is not None:
+        return f"该预警{CAMPAIGN_STATE_ZH.get(state, '已结束')}，不能再更新或解除"
+    return None
+
+
 async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleSettings,
                   approved_by: str = "", rng: random.Random = SYSTEM_RANDOM) -> Accepted:
     """Build the draft's alert now (identifier, sent time) and hand it to the intake.
@@ -56,9 +72,14 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
     The draft must have been moved to `publishing` by the caller (one CAS: published once).
     Only an alert the intake newly accepted is published: an answer that it existed already
     (`created=False`, whoever posted it) or any error moves the draft to `failed` with the
-    reason for the officer, records nothing, and raises PublishError.
+    reason for the officer, records nothing, and raises PublishError. So does an Update or
+    Cancel whose thread ended while it waited for approval (the engine would drop it).
     """
     ident = ""
+    if draft.kind != "alert":
+        why = await why_not_continue(ctx, draft.campaign_id)
+        if why is not None:
+            raise await _failed(drafts, draft, f"未发布：{why}。")
     try:
         references: tuple[Reference, ...] = ()
         if draft.kind != "alert":
@@ -146,15 +167,30 @@ def update_form(ctx: Context, alert: Alert) -> DraftForm:
                      effective=eff, expires=exp)
 
 
+class CampaignOver(WarnbusError):
+    """The campaign has ended (cancelled, expired): nothing more is sent for it."""
+
+    code = "campaign_over"
+
+    def __init__(self, campaign_id: str, state: CampaignState) -> None:
+        super().__init__(f"campaign {campaign_id} is {state.value}")
+        self.state = state
+
+
 async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> str:
     """Tell the grid's village head (else township duty officer) to go door to door.
 
-    Returns the name of who was told. Idempotent: the delivery ids are deterministic.
+    Returns the name of who was told. Idempotent: the delivery ids are deterministic. Only
+    for a grid the campaign reaches (NotFoundError), while it has not ended (CampaignOver):
+    nobody is sent to knock on doors about another warning, or one that was lifted.
     """
     reg = ctx.registry
     grid = reg.data.grids.get(grid_id)
-    if grid is None:
-        raise NotFoundError(f"no grid {grid_id}")
+    if grid is None or grid_id not in await ctx.store.grids(cid):
+        raise NotFoundError(f"no grid {grid_id} in campaign {cid}")
+    over = await ended_state(ctx, cid)
+    if over is not None:
+        raise CampaignOver(cid, over)
     chain = reg.chain(grid_id)
     pid = chain[CHAIN_ORDER.index(Role.VILLAGE_HEAD)] or chain[CHAIN_ORDER.index(
         Role.TOWNSHIP_DUTY)]
@@ -167,7 +203,7 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     policy = ctx.rules.policy_for(level)
     pctx = PlanContext(campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
                        area=meta.area or area_text(alert), now=ctx.clock.now(),
-                       renderer=ctx.rules.renderer)
+                       renderer=ctx.rules.renderer, channels=ctx.channels)
     channels = policy.escalation_channels or policy.channels
     deliveries = plan_persons(pctx, [person], channels, Step.DOOR_TO_DOOR, DeliveryKind.ESCALATION,
                               extra={person.id: {"grids": grid.name}})

@@ -40,6 +40,7 @@ from warnbus.flow.credentials import console_sender
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.ingest import alert_to_json, parse_json
 from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
+from warnbus.plugin import Medium
 from warnbus.runtime.context import Context
 from warnbus.state import keys
 from warnbus.web.console import drawn, svgmap
@@ -290,6 +291,7 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
     info = alert.primary_info()
     pctx = PlanContext(campaign_id="cp_preview", alert=alert, info=info, level=level,
                        area=area_text(alert), now=ctx.clock.now(), renderer=ctx.rules.renderer,
+                       channels=ctx.channels,
                        ack_url=lambda _pid: PREVIEW_URL)
     deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(),
                               DeliveryKind.WARNING)
@@ -298,14 +300,25 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
         deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
     per_channel = Counter(d.channel for d in deliveries)
     texts = {d.channel: d.text for d in deliveries}
-    sms = sum(sms_segments(d.text) for d in deliveries if d.channel == "sms")
-    minutes = sum(math.ceil(len(d.text) / VOICE_CHARS_PER_MIN) for d in deliveries
-                  if d.channel == "voice")
+    # Priced by what each channel is (its medium), whatever the deployment named it.
+    sms_by: Counter[str] = Counter()
+    minutes_by: Counter[str] = Counter()
+    for d in deliveries:
+        medium = ctx.channels[d.channel].medium
+        if medium is Medium.SMS:
+            sms_by[d.channel] += sms_segments(d.text)
+        elif medium is Medium.VOICE:
+            minutes_by[d.channel] += math.ceil(len(d.text) / VOICE_CHARS_PER_MIN)
+    sms, minutes = sum(sms_by.values()), sum(minutes_by.values())
     redials = policy.redials
     cost_first = sms * settings.sms_price + minutes * settings.voice_price
-    # Worst case: nobody confirms and every redial goes out on SMS and voice too.
-    sms_max = sms * (1 + (redials if "sms" in policy.redial_channels else 0))
-    min_max = minutes * (1 + (redials if "voice" in policy.redial_channels else 0))
+
+    def worst(by: Counter[str]) -> int:
+        # Nobody confirms: every redial goes out again on the channels redials use.
+        return sum(n * (1 + (redials if c in policy.redial_channels else 0))
+                   for c, n in by.items())
+
+    sms_max, min_max = worst(sms_by), worst(minutes_by)
     devices = sum(len(ctx.registry.devices_of_village(v)) for v in villages) if (
         policy.device_channels) else 0
     return {

@@ -15,7 +15,7 @@ from warnbus.errors import NotFoundError
 from warnbus.flow.acks import record_ack
 from warnbus.registry import Registry
 from warnbus.web.console import html, svgmap
-from warnbus.web.console.actions import order_door_to_door
+from warnbus.web.console.actions import CampaignOver, order_door_to_door
 from warnbus.web.console.auth import session_digest
 from warnbus.web.console.base import (
     COOKIE,
@@ -275,6 +275,10 @@ async def door(request: web.Request) -> web.StreamResponse:
     ctx = console(request).app.ctx
     cid = request.match_info["cid"]
     await campaign_meta(ctx, cid)
-    name = await order_door_to_door(ctx, cid, (await form(request)).get("grid", ""),
-                                    user_of(request).name)
+    try:
+        name = await order_door_to_door(ctx, cid, (await form(request)).get("grid", ""),
+                                        user_of(request).name)
+    except CampaignOver as e:
+        state = html.CAMPAIGN_STATE_ZH.get(e.state, "已结束")
+        raise back(f"{PREFIX}/campaigns/{cid}", f"该预警{state}，未安排入户叫应") from e
     raise back(f"{PREFIX}/campaigns/{cid}", f"已通知{name}入户叫应")

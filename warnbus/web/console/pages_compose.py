@@ -16,6 +16,7 @@ from warnbus.web.console.actions import (
     latest_alert,
     publish,
     update_form,
+    why_not_continue,
 )
 from warnbus.web.console.base import (
     PREFIX,
@@ -39,7 +40,6 @@ from warnbus.web.console.compose import (
     hazards_of,
     parse_form,
     preview,
-    sender_of,
 )
 from warnbus.web.console.drafts import Draft, Drafts
 from warnbus.web.console.html import CHANNEL_ZH, LEVEL_ZH, csrf_field, esc, options
@@ -137,6 +137,7 @@ async def compose_page(request: web.Request) -> web.Response:
     ctx = con.app.ctx
     campaign = request.query.get("campaign", "")
     if campaign:
+        await _may_continue(con, campaign)
         f = update_form(ctx, await latest_alert(ctx, campaign))
         eff, _ = form_times(ctx)
         f = msgspec.structs.replace(f, effective=eff)
@@ -219,10 +220,12 @@ def _needs_approval(level: str, approval_levels: tuple[str, ...]) -> bool:
 async def compose_submit(request: web.Request) -> web.StreamResponse:
     con = console(request)
     ctx = con.app.ctx
-    f, errs = await _parsed(request)
     data = await form(request)
     kind = "update" if data.get("kind") == "update" and data.get("campaign") else "alert"
     campaign = data.get("campaign", "") if kind == "update" else ""
+    if campaign:
+        await _may_continue(con, campaign)
+    f, errs = await _parsed(request)
     if not errs and f.polygon and drawn_reaches_nobody(ctx, build_alert(
             ctx, f, await con.settings(), "preview")):
         errs = {"polygon": NOBODY}
@@ -263,12 +266,19 @@ async def cancel_submit(request: web.Request) -> web.StreamResponse:
     reason = (await form(request)).get("reason", "").strip()
     if not reason:
         raise back(f"{PREFIX}/campaigns/{cid}", "解除须填写原因")
+    await _may_continue(con, cid)
     alert = await latest_alert(ctx, cid)
-    if alert.sender != sender_of(ctx, await con.settings()):
-        raise back(f"{PREFIX}/campaigns/{cid}", "只能解除本控制台发布的预警")
     meta = await campaign_meta(ctx, cid)
     return await _submit(request, "cancel", meta.require_level(),
                          cancel_form(ctx, alert, reason), cid)
+
+
+async def _may_continue(con: Console, cid: str) -> None:
+    """Back to the board, saying why, unless the console may update or cancel `cid`: no
+    draft is made of what could never be published."""
+    why = await why_not_continue(con.app.ctx, cid)
+    if why is not None:
+        raise back(f"{PREFIX}/campaigns/{cid}", why)
 
 
 @requires("drafter", "approver")
@@ -379,5 +389,7 @@ async def draft_reject(request: web.Request) -> web.StreamResponse:
     reason = (await form(request)).get("reason", "").strip() or "未说明"
     if user.name == d.drafted_by:
         return web.Response(status=403, text="不能审批自己起草的预警")
-    await _drafts(request).move(d.id, "pending", "rejected", rejected_by=user.name, reason=reason)
+    if not await _drafts(request).move(d.id, "pending", "rejected", rejected_by=user.name,
+                                       reason=reason):
+        raise back(f"{PREFIX}/drafts/{d.id}", "该草稿已被处理")  # published, rejected, failed
     raise back(f"{PREFIX}/drafts/{d.id}", "已退回")

@@ -1,0 +1,281 @@
+"""The requests of the trust walk (test_sec_walk.py): what a row sends, given the world and the
+credential kind it is walked with.
+
+A maker builds the request a holder of that kind would send: the same request for every kind
+(the credential is added by `World.send`), except where the credential is part of the request
+itself: a provider's signature, an ack link's path, a secret push path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import aiohttp
+from seckit import cap_xml, twilio_signature, wecom_event
+from walkkit import (
+    BASE,
+    CAP_TYPE,
+    IN_101,
+    IN_BOTH,
+    PROVIDER,
+    ROLES_HELD,
+    TWILIO_TOKEN,
+    Kind,
+    Maker,
+    Req,
+    Thread,
+    World,
+    with_event,
+)
+
+from channels import wecom_crypto as proto
+from tests.channels_aliyun.aliyun_kit import HOOK_SECRET as ALIYUN_SECRET
+from tests.channels_tencent.tencent_kit import HOOK_SECRET as TENCENT_SECRET
+from tests.console.console_kit import red_form
+from tests.engine.helpers import T0
+from warnbus.flow.credentials import console_sender
+from warnbus.flow.intake import root_alert_id
+
+MAIN = "bureau-two"  # the thread routes are walked on: the bureau's, townships 101 and 102
+
+
+def at(method: str, path: str, form: Callable[[World], object] | None = None) -> Maker:
+    """`path` (a route's, its parameters filled in from the main thread) and a form."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(MAIN)
+        url = path.format(alert_id=root_alert_id(t.cid), cid=t.cid, id=w.pending,
+                          name="target")
+        return Req(method, url, data=form(w) if form else None)
+
+    return make
+
+
+def compose(w: World) -> dict[str, str]:
+    return red_form("", area=IN_101[0])  # the CSRF token rides in the header
+
+
+def new_user(w: World) -> dict[str, str]:
+    return {"username": w.ident("user"), "display": "新用户", "password": "walk-password-123",
+            "role": "drafter"}
+
+
+def settings(w: World) -> list[tuple[str, str]]:
+    """The console's settings as they are (approval for red and orange, default prices)."""
+    return [("approval", "red"), ("approval", "orange"), ("sms_price", "0.05"),
+            ("voice_price", "0.12")]
+
+
+def upload(w: World) -> aiohttp.FormData:
+    data = aiohttp.FormData()
+    data.add_field("file", b"not a zip", filename="registry.zip",
+                   content_type="application/zip")
+    return data
+
+
+async def thread_or_lifted(w: World, name: str) -> Thread:
+    """A live thread (walkkit.THREADS, "console"); "ended": the bureau's, cancelled;
+    "lifted": the console's, cancelled."""
+    if name in ("ended", "lifted"):
+        t = w.ended if name == "ended" else w.lifted_console
+        assert t is not None
+        return t
+    return await w.thread(name)
+
+
+# --------------------------------------------------------------------------- the API
+
+
+async def new_alert(w: World, kind: Kind) -> Req:
+    return Req("POST", "/api/v1/alerts", CAP_TYPE, cap_xml(w.ident(), IN_BOTH, sent=T0))
+
+
+def alert_as(sender: str | None, codes: tuple[str, ...], event: str = "暴雨") -> Maker:
+    """A new Alert of `sender` (None: the console's) for township codes."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        who = sender or console_sender(w.h.ctx.settings, w.h.ctx.registry)
+        body = with_event(cap_xml(w.ident(), codes, sent=T0, sender=who), event)
+        return Req("POST", "/api/v1/alerts", CAP_TYPE, body)
+
+    return make
+
+
+def continued(name: str, msg_type: str) -> Maker:
+    """An Update or Cancel of a live thread, as its sender would send it (the same sender,
+    areas and hazard, referencing the thread)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(name)
+        return Req("POST", "/api/v1/alerts", CAP_TYPE, t.message(msg_type, w.ident()))
+
+    return make
+
+
+def read(name: str, tail: str = "") -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(name)
+        return Req("GET", f"/api/v1/alerts/{root_alert_id(t.cid)}{tail}")
+
+    return make
+
+
+def confirm_in(township: str) -> Maker:
+    """An officer's confirmation (API) of a person of the main thread in `township`."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t, (person,) = await w.unconfirmed(MAIN, township)
+        body = {"campaign_id": t.cid, "person_id": person, "reason": "电话回拨已确认"}
+        return Req("POST", "/api/v1/acks", json=body)
+
+    return make
+
+
+def ack_link(method: str) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t, (person, other) = await w.unconfirmed(MAIN, n=2)
+        return Req(method, f"/ack/{w.link(kind, t.cid, person, other)}")
+
+    return make
+
+
+# --------------------------------------------------------------------------- the console
+
+
+async def logout(w: World, kind: Kind) -> Req:
+    # Signing out ends every session of the user: a user of its own, with the kind's roles.
+    return Req("POST", "/console/logout",
+               session=await w.fresh_session(kind) if kind in ROLES_HELD else None)
+
+
+def confirm_by_hand(name: str, outsider: bool = False) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        if name in ("ended", "lifted") or outsider:
+            t = await thread_or_lifted(w, name)
+            pid = w.outsider() if outsider else (await w.people(t.cid))[0]
+        else:
+            t, (pid,) = await w.unconfirmed(name)
+        return Req("POST", f"/console/campaigns/{t.cid}/ack",
+                   data={"person": pid, "reason": "电话回拨已确认"})
+
+    return make
+
+
+def door_to_door(name: str, outsider: bool = False) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        grid = w.outsider_grid() if outsider else sorted(await w.h.ctx.store.grids(t.cid))[0]
+        return Req("POST", f"/console/campaigns/{t.cid}/door", data={"grid": grid})
+
+    return make
+
+
+def console_cancel(name: str) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        return Req("POST", f"/console/campaigns/{t.cid}/cancel", data={"reason": "险情解除"})
+
+    return make
+
+
+def console_update(name: str) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        return Req("POST", "/console/compose",
+                   data=red_form("", level="yellow", kind="update", campaign=t.cid,
+                                  area=IN_101[0]))
+
+    return make
+
+
+def update_form(name: str) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        return Req("GET", f"/console/compose?campaign={(await w.thread(name)).cid}")
+
+    return make
+
+
+def drafted(action: str, own: bool = False) -> Maker:
+    """Approve or reject a pending draft: dora's, or (own) the requester's own."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        draft = await w.own_draft(kind) if own else await w.draft()
+        return Req("POST", f"/console/drafts/{draft}/{action}", data={"reason": "区域有误"})
+
+    return make
+
+
+# --------------------------------------------------------------------------- the providers
+
+PHONE = "+8613812345678"
+SMS_STATUS = {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered", "To": PHONE}
+SMS_REPLY = {"MessageSid": "SM" + "4" * 32, "AccountSid": "AC" + "2" * 32, "From": PHONE,
+             "To": "+8673012110", "Body": "1", "NumMedia": "0"}
+CALL = {"CallSid": "CA" + "5" * 32, "CallStatus": "completed", "Digits": "1", "To": PHONE}
+ALIYUN_REPORT = [{"biz_id": "walk-1", "phone_number": "13812345678", "success": True}]
+ALIYUN_UP = [{"phone_number": "13812345678", "content": "1", "sequence_id": 7,
+              "send_time": "2026-07-15 13:31:00"}]
+ALIYUN_CALL = [{"call_id": "walk-call", "status_code": "200000", "callee": "13812345678"}]
+TENCENT_STATUS = [{"sid": "walk-1", "mobile": "13812345678", "report_status": "SUCCESS"}]
+TENCENT_REPLY = {"mobile": "13812345678", "text": "1", "time": 1784093460, "extend": ""}
+TENCENT_CALL = {"voiceprompt_callback": {"callid": "walk-call", "mobile": "13812345678",
+                                         "result": "0"}}
+#: The pushes of the mainland providers: (channel, secret path segment, hook, a push).
+PUSHES: tuple[tuple[str, str, str, object], ...] = (
+    ("aliyun-sms", ALIYUN_SECRET, "sms-report", ALIYUN_REPORT),
+    ("aliyun-sms", ALIYUN_SECRET, "sms-up", ALIYUN_UP),
+    ("aliyun-voice", ALIYUN_SECRET, "voice-report", ALIYUN_CALL),
+    ("aliyun-voice", ALIYUN_SECRET, "voice-call-report", ALIYUN_CALL),
+    ("tencent-sms", TENCENT_SECRET, "sms-status", TENCENT_STATUS),
+    ("tencent-sms", TENCENT_SECRET, "sms-reply", TENCENT_REPLY),
+    ("tencent-voice", TENCENT_SECRET, "voice", TENCENT_CALL),
+)
+
+
+def twilio(channel: str, hook: str, form: dict[str, str]) -> Maker:
+    """A Twilio callback: signed with the account's auth token, or another account's."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        url = f"{BASE}/hooks/{channel}/{hook}"
+        token = {Kind.SIGNED: TWILIO_TOKEN, Kind.FORGED: "another-account-token"}.get(kind)
+        headers = twilio_signature(token, url, form) if token else {}
+        return Req("POST", f"/hooks/{channel}/{hook}", headers, form)
+
+    return make
+
+
+def wecom(method: str) -> Maker:
+    """WeCom's URL check (GET) or an event (POST), sealed with the callback token or another;
+    without a signature for anyone else."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        cfg = w.h.app.engine.channels["wecom-app"].config  # type: ignore[attr-defined]
+        token = {Kind.SIGNED: None, Kind.FORGED: "not-the-callback-token"}
+        if kind not in token:
+            return Req(method, "/hooks/wecom-app/callback", data=b"<xml></xml>")
+        if method == "GET":
+            crypto = proto.WeComCrypto(token[kind] or str(cfg.token), str(cfg.encoding_aes_key),
+                                       cfg.corp_id)
+            ts = str(int(time.time()))  # WeCom's clock: a stale timestamp is a replay
+            echo, sig = crypto.seal(b"walk-echo", ts, "7")
+            query = f"msg_signature={sig}&timestamp={ts}&nonce=7&echostr={echo}"
+            return Req("GET", "/hooks/wecom-app/callback?" + query.replace("+", "%2B"))
+        params, body = wecom_event(cfg, "walker", "", token=token[kind], key="walk")
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return Req("POST", "/hooks/wecom-app/callback?" + query, data=body)
+
+    return make
+
+
+def pushed(channel: str, secret: str, hook: str, payload: object) -> Maker:
+    """A push of a mainland provider: its credential is the secret path, from its network;
+    forged: the right path from another network; anyone else does not know the path."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        if kind in PROVIDER:
+            return Req("POST", f"/hooks/{channel}/{secret}/{hook}", json=payload,
+                       far=kind is Kind.FORGED)
+        return Req("POST", f"/hooks/{channel}/not-the-secret-0000/{hook}", json=payload)
+
+    return make
