@@ -45,6 +45,10 @@ def _info_enabled() -> bool:
     return _stdlib_log.isEnabledFor(logging.INFO)
 
 SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
+# Read once per delivery: module names, not attribute lookups on the enum class (each of
+# those costs about 0.15 µs in Python 3.11, a few per delivery).
+_SENT, _DELIVERED, _RETRY = DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.RETRY
+_REACHED, _GAVE_UP = DeliveryState.REACHED, DeliveryState.GAVE_UP
 
 
 class Dispatcher:
@@ -198,8 +202,7 @@ class Dispatcher:
             log.exception("channel raised an unclassified error", channel=channel)
             return self._transient(d, n, at, f"{type(e).__name__}: {e}", None), False
         self.sent += 1
-        state = (DeliveryState.DELIVERED if receipt.outcome is Outcome.DELIVERED
-                 else DeliveryState.SENT)
+        state = _DELIVERED if receipt.outcome is Outcome.DELIVERED else _SENT
         if info:
             log.info("sent", delivery_id=d.id, campaign_id=d.campaign_id, channel=channel,
                      target=d.target_id, step=d.step, kind=d.kind.value, attempt=n)
@@ -225,17 +228,17 @@ class Dispatcher:
         dead = []
         for o in stored:
             d = o.delivery
-            if (o.next_state in DeliveryState.REACHED and d.target_kind is TargetKind.DEVICE
+            if (o.next_state in _REACHED and d.target_kind is TargetKind.DEVICE
                     and d.kind in (DeliveryKind.WARNING, DeliveryKind.UPDATE)):
                 # Speakers must report playout in time, or their grid officer is put on notice.
                 wait = ctx.rules.policy_for(d.level).speaker_deadline_s
                 if wait:
                     check = SpeakerCheck(d.campaign_id, d.alert_id, d.address)
                     retries.append((encode_timer(check), o.attempt.at + wait))
-            if o.next_state is DeliveryState.RETRY:
+            if o.next_state is _RETRY:
                 due = o.attempt.at + (o.attempt.retry_after or 0.0)
                 retries.append((encode_timer(Retry(o.delivery, o.attempt.n)), due))
-            elif o.next_state in DeliveryState.GAVE_UP:
+            elif o.next_state in _GAVE_UP:
                 switch.append(o.delivery)
                 if o.next_state is DeliveryState.DEAD:
                     dead.append(o)

@@ -275,8 +275,9 @@ class Intake:
             # The first wave's deadline is the person's first wave plus a fixed offset.
             first = Step.first_wave()
             offset = deadline_for(policy, first, 0.0, now)
+            step = int(first)  # once, not per person: a province's first wave has 74,000
             await ctx.timers.schedule([
-                (encode_timer(Deadline.at(cid, p.id, first)), firsts.get(p.id, now) + offset)
+                (encode_timer(Deadline(cid, p.id, step)), firsts.get(p.id, now) + offset)
                 for p in persons
             ])
 
