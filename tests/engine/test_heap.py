@@ -29,6 +29,7 @@ from warnbus.domain.models import (
     Target,
     TargetKind,
 )
+from warnbus.domain.states import DeliveryState
 from warnbus.ingest import alert_to_json, parse_cap
 from warnbus.runtime.engine import SWITCH_INTERVAL_S
 from warnbus.state.queue import LaneEntry, TimerEntry
@@ -55,7 +56,7 @@ def test_records_without_references_are_not_tracked() -> None:
         Device("d_1", "喇叭", "430623101001"),
         LaneEntry("lane", b"1-0", d),
         TimerEntry(b"1-0", b"m"),
-        Stored(d, Attempt("dl_1", 1, "sms", 0.0, Outcome.ACCEPTED), "sent"),
+        Stored(d, Attempt("dl_1", 1, "sms", 0.0, Outcome.ACCEPTED), DeliveryState.SENT),
     ]
     for r in records:
         assert not gc.is_tracked(r), type(r).__name__

@@ -22,7 +22,7 @@ from warnbus.flow.intake import Intake
 from warnbus.flow.ticker import Ticker
 from warnbus.plugin import Channel, ListeningChannel
 from warnbus.runtime.context import Context
-from warnbus.state import keys
+from warnbus.state.queue import Inbox
 
 log = structlog.get_logger("warnbus.runtime.engine")
 
@@ -52,6 +52,7 @@ class Engine:
         self.channels = dict(channels)
         self.roles = frozenset(roles)
         self.consumer = consumer or consumer_name()
+        self.inbox = Inbox(ctx.redis)
         self.intake = Intake(ctx)
         self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
         self.ticker = Ticker(ctx, self.consumer)
@@ -63,7 +64,7 @@ class Engine:
     async def setup(self) -> None:
         await self.ctx.lanes.setup()
         await self.ctx.timers.setup()
-        await self.intake.setup()
+        await self.inbox.setup()
 
     async def start(self) -> None:
         await self.setup()
@@ -112,28 +113,18 @@ class Engine:
 
     async def inbox_once(self, block_ms: int = 0, *, reclaim_idle_ms: int | None = None) -> int:
         """Plan what is waiting in the inbox; with reclaim, take over a dead worker's items."""
-        redis = self.ctx.redis
         if reclaim_idle_ms is not None:
-            reply = await redis.xautoclaim(keys.INBOX, keys.GROUP, self.consumer,
-                                           min_idle_time=reclaim_idle_ms, start_id="0-0", count=50)
-            items = reply[1]
+            items = await self.inbox.reclaim(self.consumer, reclaim_idle_ms)
         else:
-            # One at a time: planning a province-wide alert takes a while, and items waiting
-            # in this worker's pending list would look abandoned to the sweepers.
-            reply = await redis.xreadgroup(keys.GROUP, self.consumer, {keys.INBOX: ">"}, count=1,
-                                           block=block_ms or None)
-            items = [m for _s, msgs in (reply or []) for m in msgs]
-        for entry_id, fields in items:
-            if fields:
-                beat = asyncio.create_task(self._keep_claimed(entry_id))
+            items = await self.inbox.read(self.consumer, block_ms)
+        for item in items:
+            if item.alert_id:
+                beat = asyncio.create_task(self._keep_claimed(item.entry_id))
                 try:
-                    await self.intake.handle(fields[b"c"].decode(), fields[b"a"].decode())
+                    await self.intake.handle(item.campaign_id, item.alert_id)
                 finally:
                     beat.cancel()
-            pipe = redis.pipeline(transaction=False)
-            pipe.xack(keys.INBOX, keys.GROUP, entry_id)
-            pipe.xdel(keys.INBOX, entry_id)
-            await pipe.execute()
+            await self.inbox.done(item.entry_id)
         return len(items)
 
     async def _keep_claimed(self, entry_id: bytes) -> None:
@@ -143,8 +134,7 @@ class Engine:
         every = max(0.5, cfg.lease_s / cfg.clock_factor / 3)
         while True:
             await asyncio.sleep(every)
-            await self.ctx.redis.xclaim(keys.INBOX, keys.GROUP, self.consumer, 0, [entry_id],
-                                        justid=True)
+            await self.inbox.keep(self.consumer, entry_id)
 
     async def _inbox_loop(self) -> None:
         while not self._stop.is_set():

@@ -81,6 +81,16 @@ ENDED = f"{PREFIX}:ended"  # zset: campaigns that ended (cancelled, expired), by
 GROUP = "warnbus"  # consumer group name on every stream
 
 
+def family_of(name: str) -> str:
+    """Group a key name by its role, for memory accounting: `campaign:audit`, `lanes` ..."""
+    if name.startswith(f"{PREFIX}:{{c:"):
+        return "campaign:" + name.rsplit(":", 1)[1]
+    for prefix, family in _FAMILIES:
+        if name.startswith(prefix):
+            return family
+    return "other"
+
+
 def lane(channel: str, priority: int) -> str:
     """Stream of deliveries for one channel at one priority (0 = red, sooner).
 
@@ -159,3 +169,13 @@ def console_campaign(campaign_id: str) -> str:
 # in the api process, the channel in the workers). One hash for the county, not per campaign.
 
 DEVICES_STATUS = f"{PREFIX}:devices:status"  # hash: device_id -> JSON state|since|seen|area
+
+
+_FAMILIES = (
+    (ACTIVE, "active"),
+    (f"{PREFIX}:q:", "lanes"),
+    (TIMERS, "timers"),
+    (TIMERS_DUE, "timers_due"),
+    (INBOX, "inbox"),
+    (f"{PREFIX}:alert:", "alert_index"),
+)

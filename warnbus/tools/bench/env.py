@@ -137,7 +137,7 @@ async def key_bytes(redis: Any) -> dict[str, int]:
         for name in chunk:
             pipe.memory_usage(name, samples=0)
         for name, used in zip(chunk, await pipe.execute(), strict=True):
-            kind = key_kind(name.decode())
+            kind = keys.family_of(name.decode())
             sizes[kind] = sizes.get(kind, 0) + int(used or 0)
     return sizes
 
@@ -172,26 +172,6 @@ def command_us(before: Mapping[str, float], after: Mapping[str, float], per: int
     spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
     ranked = sorted(((k, v) for k, v in spent.items() if v > 0), key=lambda kv: -kv[1])
     return {k: round(v / max(per, 1), 2) for k, v in ranked[:top]}
-
-
-def key_kind(name: str) -> str:
-    """Group a key name by its role: `campaign:audit`, `lanes`, `timers`..."""
-    if name.startswith(f"{keys.PREFIX}:{{c:"):
-        return "campaign:" + name.rsplit(":", 1)[1]
-    for prefix, kind in _KINDS:
-        if name.startswith(prefix):
-            return kind
-    return "other"
-
-
-_KINDS = (
-    (keys.ACTIVE, "active"),
-    (f"{keys.PREFIX}:q:", "lanes"),
-    (keys.TIMERS, "timers"),
-    (keys.TIMERS_DUE, "timers_due"),
-    (keys.INBOX, "inbox"),
-    (f"{keys.PREFIX}:alert:", "alert_index"),
-)
 
 
 async def lane_entries_added(redis: Any, lanes: Lanes) -> int:

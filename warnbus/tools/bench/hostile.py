@@ -32,8 +32,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from warnbus.domain.models import CampaignState, RegionLevel
-from warnbus.state import keys
+from warnbus.domain.models import RegionLevel
+from warnbus.domain.states import CampaignState
 from warnbus.state.queue import Lanes
 from warnbus.state.store import Store
 from warnbus.tools.bench.env import BenchEnv, BenchError, wait_first_wave
@@ -147,9 +147,8 @@ async def _settle(probe: Redis, world: SimulatedWorld, timeout_s: float) -> None
     await world.twilio.wait_idle(timeout_s)
     await world.wecom.drain(timeout_s)
     store = Store(probe)
-    for raw in await probe.zrange(keys.ACTIVE, 0, -1):
-        cid = raw.decode() if isinstance(raw, bytes) else str(raw)
-        await store.finish(cid, CampaignState.EXPIRED.value, time.time())
+    for cid in await store.active_campaigns():
+        await store.finish(cid, CampaignState.EXPIRED, time.time())
     world.twilio.calls.clear()
     world.twilio.messages.clear()
     world.wecom.sent.clear()
