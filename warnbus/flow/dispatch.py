@@ -25,10 +25,11 @@ from warnbus.domain.models import (
     TargetKind,
 )
 from warnbus.domain.states import DeliveryState
-from warnbus.errors import PermanentChannelError, TransientChannelError
+from warnbus.errors import LimitedChannelError, PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
 from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
 from warnbus.flow.fallback import plan_fallbacks
+from warnbus.flow.reroute import LimitGate
 from warnbus.plugin import Channel
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
@@ -50,6 +51,7 @@ SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
 # those costs about 0.15 µs in Python 3.11, a few per delivery).
 _SENT, _DELIVERED, _RETRY = DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.RETRY
 _REACHED, _GAVE_UP = DeliveryState.REACHED, DeliveryState.GAVE_UP
+_REROUTED = DeliveryState.REROUTED
 
 
 class Dispatcher:
@@ -63,6 +65,7 @@ class Dispatcher:
         self.sent = 0  # deliveries handed to a provider by this process (for progress/bench)
         self._limiter = RateLimiter(ctx.redis)
         self.breakers = Breakers(ctx.clock.now)  # per provider, in memory (see breaker.py)
+        self.limits = LimitGate(ctx)  # per-number limits of provider accounts (reroute.py)
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
@@ -138,7 +141,15 @@ class Dispatcher:
                     to_send.append((e, n))
                 if code != IN_FLIGHT:
                     finished.append(e)
-        stored = await self._send_all(channel, [(e.delivery, n) for e, n in to_send])
+        # A send its account's per-number limit would refuse goes by another path instead,
+        # as does one the provider refused under its own limit (flow/reroute.py).
+        sends, refused = await self.limits.admit(channel, [(e.delivery, n) for e, n in to_send])
+        stored = await self._send_all(channel, sends)
+        refused += [(o.delivery, o.attempt.n, o.attempt.error or "") for o in stored
+                    if o.next_state is _REROUTED]
+        if refused:
+            stored = [o for o in stored if o.next_state is not _REROUTED]
+            stored += await self.limits.reroute(refused)
         await io.store.record(stored, ctx.clock.now())
         # Counted per chunk: a labelled counter costs a lookup and a lock per increment.
         counts: Counter[tuple[str, str]] = Counter()
@@ -190,6 +201,11 @@ class Dispatcher:
         """One send: its attempt, and whether the provider answered (for the breaker)."""
         try:
             receipt = await impl.send(d)
+        except LimitedChannelError as e:
+            # The provider's per-number limit: neither the person's failure nor an outage.
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.LIMITED,
+                                     error=f"refused by {channel}'s limit: {e.message}"),
+                          _REROUTED), True
         except TransientChannelError as e:
             # Spread a provider's Retry-After too: every refused send got the same one.
             after = e.retry_after * random.uniform(1.0, 1.25) if e.retry_after else None

@@ -29,6 +29,7 @@ from warnbus.errors import ConfigError
 from warnbus.flow.acks import AckLinks
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike
+from warnbus.flow.routes import RoutedChannels
 from warnbus.plugin import Channel, ChannelInfo, Medium
 from warnbus.registry import Registry, default_registry_path, load_registry
 from warnbus.runtime import services
@@ -156,7 +157,7 @@ def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo]) -> list[
 
 async def _build_channels(
     settings: Settings, roles: frozenset[str], data: RegistryData, url: str, mqtt_url: str,
-    accounts: BrokerAccounts | None,
+    accounts: BrokerAccounts | None, providers: str, clock: Clock,
 ) -> tuple[dict[str, Channel], Any]:
     """The configured channels, or the embedded default's (and its simulated world)."""
     if settings.channels or "worker" not in roles:
@@ -165,12 +166,13 @@ async def _build_channels(
     # Embedded default: the real channels against the shipped provider simulators, so a
     # fresh `warnbus serve` works end to end (simulated officers confirm, speakers play).
     from channels.sim.officers import OfficerModel
-    from warnbus.tools.simulation import start_world
+    from warnbus.tools.simulation import start_providers
 
-    world = await start_world(data, base_url=url, mqtt_url=mqtt_url, officers=OfficerModel(),
-                              time_factor=settings.engine.clock_factor,
-                              device_passwords=accounts.device_passwords if accounts else None)
-    log.info("no channels configured: using the provider simulators")
+    world = await start_providers(
+        providers, data, base_url=url, mqtt_url=mqtt_url, officers=OfficerModel(),
+        time_factor=settings.engine.clock_factor, clock=clock.now,
+        device_passwords=accounts.device_passwords if accounts else None)
+    log.info("no channels configured: using the provider simulators", providers=providers)
     return dict(world.channels), world
 
 
@@ -210,8 +212,12 @@ async def build_app(
     channels: Mapping[str, Channel] | None = None,
     registry: Registry | None = None,
     base_url: str | None = None,
+    providers: str = "twilio",
 ) -> App:
-    """Wire everything; start embedded Redis/broker when no URL is configured."""
+    """Wire everything; start embedded Redis/broker when no URL is configured.
+
+    `providers`: the simulated provider set of the embedded default (no `[channels.*]`):
+    `twilio`, or `cn` (Aliyun and Tencent Cloud; `warnbus.tools.cn_world`)."""
     if registry is None:
         registry = load_registry(settings.registry or default_registry_path())
     # Before any server is started: a token that could speak for others is a config error.
@@ -265,11 +271,15 @@ async def build_app(
         chans, world = dict(channels), None
     else:
         chans, world = await _build_channels(settings, roles, registry.data, url, mqtt_url,
-                                             accounts)
+                                             accounts, providers, clock)
     ctx.lanes.channels = tuple(chans)
-    ctx.channels = {name: ch.info for name, ch in chans.items()}
     try:
-        missing = check_channels(rules.policy, ctx.channels)
+        routes = dict(settings.routes or (world.routes if world is not None else {}))
+        limits = dict(settings.limits or (world.limits if world is not None else {}))
+        ctx.channels = RoutedChannels.build({name: ch.info for name, ch in chans.items()},
+                                            routes, limits)
+        missing = [m for m in check_channels(rules.policy, ctx.channels)
+                   if m not in ctx.channels.routes]
     except ConfigError:
         # Found only once the channels are built: leave nothing running behind the error.
         for ch in chans.values():

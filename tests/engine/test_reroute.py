@@ -1,0 +1,92 @@
+"""Per-number limits in the dispatcher: a call that would exceed one goes by another path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from channels.testing import TestChannel, TestChannelConfig
+from tests.engine.helpers import T0, Harness, cap_alert
+from warnbus.domain.models import DeliveryKind, Outcome
+from warnbus.domain.states import DeliveryState
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.intake import accept
+from warnbus.flow.record import alert_view, record_rows
+from warnbus.plugin import Medium
+from warnbus.runtime.app import build_app
+from warnbus.runtime.clock import ManualClock
+from warnbus.runtime.config import EngineSettings, LimitSettings, Settings
+
+MEDIA = {"voice-a": (Medium.VOICE, 2000.0), "voice-b": (Medium.VOICE, 100.0),
+         "sms": (Medium.SMS, None), "wecom": (Medium.WECOM, None),
+         "loudspeaker": (Medium.LOUDSPEAKER, None)}
+
+
+@pytest_asyncio.fixture
+async def h(redis_url: str) -> AsyncIterator[Harness]:
+    """The policy's `voice` over two accounts: voice-a (2,000/s, Tencent voice's default
+    limits) and voice-b (100/s, no per-number limits)."""
+    clock = ManualClock(T0.timestamp())
+    channels = {name: TestChannel(name, TestChannelConfig(medium=m, rate_per_s=rate))
+                for name, (m, rate) in MEDIA.items()}
+    settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9",
+                        engine=EngineSettings(),
+                        routes={"voice": ("voice-a", "voice-b")},
+                        limits={"tc": LimitSettings(channels=("voice-a",),
+                                                    preset="tencent-voice")})
+    app = await build_app(settings, clock=clock, channels=channels, base_url="http://test")
+    await app.engine.setup()
+    harness = Harness(app, clock, channels)
+    yield harness
+    await app.close()
+
+
+async def test_calls_past_a_limit_go_by_the_other_account_and_say_why(h: Harness) -> None:
+    res = await accept(h.ctx, cap_alert(), ENGINE)
+    await h.drain()
+    a, b = h.sent("voice-a"), h.sent("voice-b")
+    persons = len(a) + len(b)
+    assert persons > 40 and len(b) == round(persons * 100 / 2100), "spread by rate"
+    assert {d.target_id for d in a}.isdisjoint({d.target_id for d in b}), "one call each"
+    first_on_a = {d.target_id for d in a}
+    t0 = h.clock.now()
+    for offset in (180.0, 280.0):  # the first two redials, on the fastest account
+        h.clock.set(t0 + offset)
+        await h.drain()
+    # Tencent's 2 calls in 10 minutes: the third call to a number on voice-a went by voice-b.
+    moved = {d.target_id for d in h.sent("voice-b") if d.kind is DeliveryKind.REDIAL}
+    assert moved == first_on_a - await _confirmed(h, res.campaign_id)
+    redials_a = [d for d in h.sent("voice-a") if d.kind is DeliveryKind.REDIAL]
+    assert all(d.target_id not in first_on_a or d.step == redials_a[0].step
+               for d in redials_a), "voice-a never made a third call in 10 minutes"
+    rows = [r for r in await record_rows(h.ctx, res.alert_id)
+            if r["state"] == DeliveryState.REROUTED]
+    assert {r["person_id"] for r in rows} == moved
+    assert {r["outcome"] for r in rows} == {Outcome.LIMITED}
+    assert {r["detail"] for r in rows} == {"skipped voice-a: 2 calls in 10 min -> voice-b"}
+    view = await alert_view(h.ctx, res.alert_id)
+    assert view["counts"]["failed"] == 0, "a skipped call is not the person's failure"
+
+
+async def test_with_no_path_left_the_person_is_not_failed(h: Harness) -> None:
+    """voice-b and SMS gone: the skipped call has nowhere to go; the record says so and the
+    person stays in the 叫应 (called again at the next step), never failed for it."""
+    del h.ctx.channels["voice-b"]
+    del h.ctx.channels["sms"]
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+    await h.drain()
+    t0 = h.clock.now()
+    for offset in (180.0, 280.0):
+        h.clock.set(t0 + offset)
+        await h.drain()
+    rows = [r for r in await record_rows(h.ctx, res.alert_id)
+            if r["state"] == DeliveryState.REROUTED]
+    assert rows and {r["detail"] for r in rows} == {
+        "skipped voice-a: 2 calls in 10 min -> no path left at this step"}
+    view = await alert_view(h.ctx, res.alert_id)
+    assert view["counts"]["failed"] == 0
+
+
+async def _confirmed(h: Harness, campaign_id: str) -> set[str]:
+    return set(await h.ctx.store.acks(campaign_id))

@@ -1,0 +1,116 @@
+"""The dispatcher's per-number limit gate: take a send from the account's limits, or re-route.
+
+Before a chunk's claimed deliveries go to their provider, each one on a channel with
+per-number limits (`flow.routes`) takes its send from the shared record of its account and
+number (`state.numberlimits`, atomic). One that would exceed a limit is not sent: its message
+goes by the next path that admits it (`RoutedChannels.next_paths`: another account of the
+route, then the policy's fallback chain, each path's limit taken in turn), and the delivery is
+recorded as re-routed (`DeliveryState.REROUTED`, outcome `limited`) with why and where to:
+"skipped voice-tencent: 2 calls in 10 min -> voice-aliyun". A provider's own refusal under its
+limit (`LimitedChannelError`) is re-routed the same way. Neither marks the person failed; a
+person with no path left is still called at the next step, and is 未叫醒 only when the
+escalation chain runs out.
+
+The next path's delivery has the deterministic id of its person, channel and step, so a crash
+and replay plans the same one, and its limit was taken under that id (taking again is free).
+It is queued before the re-routed delivery is recorded: a worker dying in between leaves the
+entry to be reclaimed, which re-routes it to the same delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import structlog
+
+from warnbus.domain.models import Attempt, Delivery, DeliveryKind, Level, Outcome, TargetKind
+from warnbus.domain.states import DeliveryState
+from warnbus.domain.steps import Step
+from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.routes import RoutedChannels, noun
+from warnbus.runtime.context import Context
+from warnbus.state.numberlimits import NumberLimitBook
+from warnbus.state.store import Outcome as Stored
+
+log = structlog.get_logger("warnbus.flow.reroute")
+
+#: (delivery, attempt number of its claim, why it was not sent)
+Refused = tuple[Delivery, int, str]
+
+
+class LimitGate:
+    """Per-number limits for the dispatcher (see the module)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.book = NumberLimitBook(ctx.redis)
+
+    def _routes(self) -> RoutedChannels | None:
+        ch = self.ctx.channels
+        return ch if isinstance(ch, RoutedChannels) else None
+
+    async def admit(self, channel: str, sends: Sequence[tuple[Delivery, int]]
+                    ) -> tuple[list[tuple[Delivery, int]], list[Refused]]:
+        """Split claimed sends into those their account's limits admit (taken now) and
+        those that would exceed a limit, with which one."""
+        routes = self._routes()
+        account = routes.account(channel) if routes is not None else None
+        if account is None or not sends:
+            return list(sends), []
+        persons = [(d, n) for d, n in sends if d.target_kind is TargetKind.PERSON]
+        now = self.ctx.clock.now()
+        refusals = await self.book.take_many(
+            [(account.name, account.limits, d.address, d.id) for d, _n in persons], now)
+        what = noun(self.ctx.channels[channel].medium)
+        refused: list[Refused] = []
+        skip: set[str] = set()
+        for (d, n), r in zip(persons, refusals, strict=True):
+            if r is not None:
+                refused.append((d, n, f"skipped {channel}: {account.limits.describe(r.which, what)}"))
+                skip.add(d.id)
+        return [(d, n) for d, n in sends if d.id not in skip], refused
+
+    async def reroute(self, refused: Sequence[Refused]) -> list[Stored]:
+        """Queue the next path of each refused delivery; return their records (REROUTED)."""
+        if not refused:
+            return []
+        ctx = self.ctx
+        at = ctx.clock.now()
+        nexts: list[Delivery] = []
+        out: list[Stored] = []
+        for d, n, why in refused:
+            alt = await self._next(d, at)
+            dest = alt.channel if alt is not None else "no path left at this step"
+            if alt is not None:
+                nexts.append(alt)
+            log.info("re-routed before a per-number limit", delivery_id=d.id, channel=d.channel,
+                     to=dest, why=why)
+            out.append(Stored(d, Attempt(d.id, n, d.channel, at, Outcome.LIMITED,
+                                         error=f"{why} -> {dest}"), DeliveryState.REROUTED))
+        if nexts:
+            await ctx.lanes.enqueue(nexts)
+        return out
+
+    async def _next(self, d: Delivery, now: float) -> Delivery | None:
+        """The message of `d` on the first next path whose limits admit it (taken)."""
+        routes = self._routes()
+        person = self.ctx.person(d.target_id)
+        alert = await self.ctx.alert(d.campaign_id, d.alert_id)
+        if routes is None or person is None or alert is None:
+            return None
+        pctx = PlanContext(
+            campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
+            level=Level(d.level), area=area_text(alert), now=now,
+            renderer=self.ctx.rules.renderer, channels=routes,
+            ack_url=partial(self.ctx.ack_url, d.campaign_id))
+        for channel in routes.next_paths(d.channel, self.ctx.rules.fallback_for):
+            got = plan_persons(pctx, [person], [channel], Step.of(d.step), DeliveryKind(d.kind))
+            if not got:
+                continue  # no address of the person for it
+            alt = got[0]
+            account = routes.account(channel)
+            if account is None or await self.book.take(
+                    account.name, account.limits, alt.address, alt.id, now) is None:
+                return alt
+        return None
