@@ -12,6 +12,7 @@ from warnbus.state.numberlimits import CHINA, PRESETS, NumberLimitBook, NumberLi
 TENCENT = PRESETS["tencent-voice"]
 ALIYUN = PRESETS["aliyun-voice"]
 NUMBER = "+8613800000001"
+M = TENCENT.margin_s  # added to each window: the provider counts a send a little later
 
 
 def at(text: str) -> float:
@@ -26,12 +27,12 @@ async def test_tencent_voice_defaults_refuse_as_the_provider_does(redis: Redis) 
     t0 = at("2026-07-01 10:00:00")
     assert await book.take("tc", TENCENT, NUMBER, "d0", t0) is None
     r = await book.take("tc", TENCENT, NUMBER, "d1", t0 + 10)
-    assert r is not None and r.which == "1" and r.free_at == t0 + 30
+    assert r is not None and r.which == "1" and r.free_at == t0 + 30 + M
     assert TENCENT.describe(r.which, "call") == "1 call in 30 s"
     assert await book.take("tc", TENCENT, NUMBER, "d1", t0 + 180) is None
     r = await book.take("tc", TENCENT, NUMBER, "d2", t0 + 280)
     assert r is not None and TENCENT.describe(r.which, "call") == "2 calls in 10 min"
-    assert r.free_at == t0 + 600  # the call at 0 leaves the 10-minute window
+    assert r.free_at == t0 + 600 + M  # the call at 0 leaves the 10-minute window
     assert await book.take("tc", TENCENT, NUMBER, "d2", t0 + 700) is None
     r = await book.take("tc", TENCENT, NUMBER, "d3", t0 + 3 * 3600)
     assert r is not None and r.which == "day" and r.free_at == at("2026-07-02 00:00:00")
@@ -63,7 +64,7 @@ async def test_a_delivery_taking_again_counts_once(redis: Redis) -> None:
     assert await book.take("a", lim, NUMBER, "d0", t0 + 5) is None
     assert await book.take("a", lim, NUMBER, "d1", t0 + 10) is None
     r = await book.take("a", lim, NUMBER, "d2", t0 + 20)
-    assert r is not None and r.free_at == t0 + 605  # d0 counts from its retry at +5
+    assert r is not None and r.free_at == t0 + 605 + M  # d0 counts from its retry at +5
     # Refused again, d1's own send is kept as it was.
     r = await book.take("a", lim, NUMBER, "d1", t0 + 20)
     assert r is None, "d1 retaking leaves itself out of the count"
@@ -77,6 +78,16 @@ async def test_concurrent_takes_never_pass_a_limit(redis: Redis) -> None:
     got = await asyncio.gather(*(books[i % 4].take("acct", lim, NUMBER, f"d{i}", t0 + i / 100)
                                  for i in range(40)))
     assert sum(1 for r in got if r is None) == 5
+
+
+async def test_a_send_just_past_a_window_waits_for_the_margin(redis: Redis) -> None:
+    """The provider counts a send when it arrives: one taken exactly a window later could
+    still be in the provider's window, so the engine keeps a margin."""
+    book = NumberLimitBook(redis)
+    t0 = at("2026-07-01 10:00:00")
+    assert await book.take("ali", ALIYUN, NUMBER, "a", t0) is None
+    assert await book.take("ali", ALIYUN, NUMBER, "b", t0 + 60.5) is not None
+    assert await book.take("ali", ALIYUN, NUMBER, "b", t0 + 60 + M) is None
 
 
 async def test_no_limits_take_nothing(redis: Redis) -> None:

@@ -45,7 +45,7 @@ def account_limits(entry: LimitSettings) -> NumberLimits:
         windows=windows,
         per_day=base.per_day if entry.per_day is None else entry.per_day,
         per_night=base.per_night if entry.per_night is None else entry.per_night,
-        night=entry.night)
+        night=entry.night, margin_s=entry.margin_s)
 
 
 class RoutedChannels(dict[str, ChannelInfo]):
@@ -150,9 +150,21 @@ def routed(channels: Mapping[str, ChannelInfo], names: Sequence[str],
 
 def spread(rates: Sequence[float], persons: Sequence[Person]) -> list[list[Person]]:
     """Split `persons` over channels of `rates` in proportion (largest remainder), so that
-    each finishes its share at the same time. Persons are taken in an order of their ids'
-    hashes, so a channel's share is not one township; one person goes to the fastest."""
+    each finishes its share at the same time.
+
+    Persons are taken in the order of their ids' hashes (a channel's share is not one
+    township), the lowest to the first channel. One person alone (a redial, an escalation)
+    goes where the hash falls among the rates' shares of [0, 1), which is where a wave put
+    them: each is called again by the account that called them first, and that account's
+    per-number limits are the ones their calls run into (then `next_paths`)."""
     n, total = len(persons), sum(rates)
+    if n == 1:
+        u = int.from_bytes(_rank(persons[0]), "big") / 2**64
+        edge = 0.0
+        for i, r in enumerate(rates):
+            edge += r / total
+            if u < edge or i == len(rates) - 1:
+                return [list(persons) if j == i else [] for j in range(len(rates))]
     quotas = [n * r / total for r in rates]
     counts = [int(q) for q in quotas]
     order = sorted(range(len(rates)), key=lambda i: (-(quotas[i] - counts[i]), -rates[i], i))

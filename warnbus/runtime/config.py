@@ -131,6 +131,10 @@ class WindowSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     seconds: Annotated[float, msgspec.Meta(gt=0)]
 
 
+#: The providers' documented per-number defaults a `[limits.*]` entry may start from.
+Preset = Literal["tencent-voice", "aliyun-voice", "tencent-sms", "aliyun-sms", "none", ""]
+
+
 class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """`[limits.<account>]`: one provider account's limits per called number.
 
@@ -142,12 +146,15 @@ class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     Beijing time, `night = [22, 8]` (22:00-08:00)."""
 
     channels: tuple[str, ...] = ()
-    preset: Literal["tencent-voice", "aliyun-voice", "tencent-sms", "aliyun-sms", "none", ""] = ""
+    preset: Preset = ""
     windows: tuple[WindowSettings, ...] | None = None
     per_day: Annotated[int, msgspec.Meta(ge=0)] | None = None
     per_night: Annotated[int, msgspec.Meta(ge=0)] | None = None
     night: tuple[Annotated[int, msgspec.Meta(ge=0, le=23)], Annotated[int, msgspec.Meta(
         ge=0, le=23)]] = (22, 8)
+    # Seconds added to each window (the provider counts a send when it arrives, a little
+    # after the engine took it); more when the engine's clock is compressed (the demo).
+    margin_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
 
     def __post_init__(self) -> None:
         if self.night[0] == self.night[1]:

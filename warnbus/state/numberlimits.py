@@ -48,10 +48,14 @@ class NumberLimits:
     per_day: int = 0  # per natural day, Beijing time
     per_night: int = 0  # per night, from night[0]:00 to night[1]:00 Beijing time
     night: tuple[int, int] = (22, 8)
+    # Seconds added to each window: the provider counts a send when it arrives, a little
+    # after the engine took it, so a window checked to the second could admit a send the
+    # provider still counts within the window.
+    margin_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.per_day < 0 or self.per_night < 0:
-            raise ValueError("per_day and per_night must be >= 0")
+        if self.per_day < 0 or self.per_night < 0 or self.margin_s < 0:
+            raise ValueError("per_day, per_night and margin_s must be >= 0")
         if not all(0 <= h <= 23 for h in self.night) or self.night[0] == self.night[1]:
             raise ValueError("night is two different hours, 0..23 (start, end)")
 
@@ -139,7 +143,7 @@ class NumberLimitBook:
         longest = max([w.seconds for w in limits.windows] + [KEEP_S])
         pairs: list[str] = []
         for w in limits.windows:
-            pairs += (str(w.count), repr(w.seconds))
+            pairs += (str(w.count), repr(w.seconds + limits.margin_s))
         reply = await self._take(
             {"record": keys.number_limit(account, number)}, *pairs, now=repr(now),
             member=member, day_start=repr(d0), day_end=repr(d1), night_start=repr(n0),

@@ -26,6 +26,7 @@ from channels.sim.officers import OfficerModel
 from channels.sim.tencent_sim import TencentSimulator
 from warnbus.domain.models import RegistryData
 from warnbus.runtime.app import load_channels
+from warnbus.runtime.config import LimitSettings, Preset
 from warnbus.tools.simulation import ProviderWorld, start_common, start_speakers
 
 SIGN = "华容县应急管理局"
@@ -40,6 +41,10 @@ ALIYUN_VOICE = {"TTS_300001": "${kind}。${text}。确认收到请按1。",
 TENCENT_SMS = {"2300001": "{1}{2}：{3}{4}{5}{6}{7}{8}{9}{10}。回复1确认收到。"}
 TENCENT_VOICE = {"3300001": "{1}{2}。{3}{4}{5}{6}。确认收到请按1。"}
 RATES = {"voice-aliyun": 100.0, "voice-tencent": 5.0, "sms": 50.0}
+#: Each account's provider defaults (per-number limits), by channel.
+PRESET_OF: dict[str, Preset] = {"voice-aliyun": "aliyun-voice", "voice-tencent": "tencent-voice",
+                                "sms": "tencent-sms"}
+MARGIN_REAL_S = 0.5  # real seconds a request may take from the limit's check to the provider
 
 
 @dataclass(kw_only=True)
@@ -115,5 +120,10 @@ async def start_cn_world(
         aliyun=aliyun, tencent=tencent, wecom=common.wecom, speakers=speakers,
         channels=channels, configs=configs, servers=[aliyun, tencent],
         routes={"voice": ("voice-aliyun", "voice-tencent")},
+        # The providers' defaults, with a margin for the time a request takes to arrive,
+        # which a compressed clock stretches as much as it compresses everything else.
+        limits={kind: LimitSettings(channels=(name,), preset=kind,
+                                    margin_s=MARGIN_REAL_S * time_factor)
+                for name, kind in PRESET_OF.items()},
         description=f"Aliyun {aliyun_at} · Tencent Cloud {tencent_at} · WeCom "
                     f"{common.configs['wecom']['api_base']}")

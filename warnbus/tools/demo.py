@@ -42,7 +42,7 @@ from warnbus.tools.simulation import ProviderWorld, start_providers
 ALERTS = default_registry_path().parent / "alerts"
 
 
-def _load(name: str, now: float, hours: float = 6) -> Alert:
+def load_bundled(name: str, now: float, hours: float = 6) -> Alert:
     """A bundled alert with its times moved to now (the files carry fixed example times)."""
     from datetime import datetime, timedelta, timezone
 
@@ -161,7 +161,7 @@ def _web(app: App) -> web.Application:
 async def _script(app: App, world: ProviderWorld, console: Console) -> int:
     clock = app.ctx.clock
     t0 = clock.now()
-    alert = _load("demo-rainstorm-red.xml", t0)
+    alert = load_bundled("demo-rainstorm-red.xml", t0)
     info: Info | None = alert.primary_info()
     console.print(f"[bold red]{info.headline if info else alert.identifier}[/bold red]")
     res = await accept(app.ctx, alert, ENGINE)
@@ -177,11 +177,11 @@ async def _script(app: App, world: ProviderWorld, console: Console) -> int:
         while True:
             elapsed = clock.now() - t0
             if not updated and elapsed >= update_at:
-                upd = _load("demo-rainstorm-red-update.xml", clock.now())
+                upd = load_bundled("demo-rainstorm-red-update.xml", clock.now())
                 await accept(app.ctx, upd, ENGINE)
                 updated, phase = True, "预警更新 Update · 叫应继续"
             if not cancelled and elapsed >= cancel_at:
-                cancel = _load("demo-rainstorm-red-cancel.xml", clock.now())
+                cancel = load_bundled("demo-rainstorm-red-cancel.xml", clock.now())
                 await accept(app.ctx, cancel, ENGINE)
                 cancelled, phase = True, "预警解除 Cancel"
                 cancel_seen = time.monotonic()
