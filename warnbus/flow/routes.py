@@ -131,6 +131,23 @@ class RoutedChannels(dict[str, ChannelInfo]):
         return persons / sum(r for r in rates if r is not None)
 
 
+def first_round_s(channels: Mapping[str, ChannelInfo], sends: Mapping[str, int]
+                  ) -> float | None:
+    """How long a first wave of `sends` (messages per channel) takes at the declared rates:
+    the slowest channel's, a route's channels counting together (they are spread by rate);
+    None when no channel declares a rate."""
+    routes = channels.routes if isinstance(channels, RoutedChannels) else {}
+    groups: dict[str, list[str]] = {}
+    for name in sends:
+        route = next((r for r, ms in routes.items() if name in ms), name)
+        groups.setdefault(route, []).append(name)
+    times = [sum(sends[m] for m in ms) / sum(rates)
+             for ms in groups.values()
+             if (rates := [r for m in ms if m in channels
+                           and (r := channels[m].rate_per_s) is not None]) and len(rates) == len(ms)]
+    return max(times) if times else None
+
+
 def routed(channels: Mapping[str, ChannelInfo], names: Sequence[str],
            persons: Sequence[Person]) -> list[tuple[str, Sequence[Person]]]:
     """(channel, persons) for each channel or route of `names`: a route's persons spread

@@ -38,6 +38,7 @@ from warnbus.domain.steps import Step
 from warnbus.errors import IngestError
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.flow.routes import first_round_s
 from warnbus.ingest import alert_to_json, parse_json
 from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
 from warnbus.plugin import Medium
@@ -332,4 +333,8 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
         "chain": [r.value for r in policy.chain],
         "needs_approval": level.value in settings.approval_levels,
         "drill": alert.is_drill,
+        # At the providers' declared rates (a route's accounts together): when the first
+        # message to every person of the first wave has been handed over.
+        "first_round_s": first_round_s(ctx.channels, {
+            c: n for c, n in per_channel.items() if ctx.channels[c].target is TargetKind.PERSON}),
     }

@@ -191,7 +191,17 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
         f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
         f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
-        f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。叫应：{deadline}。</p>{texts}')
+        f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。叫应：{deadline}。</p>'
+        f'{_first_round(p.get("first_round_s"))}{texts}')
+
+
+def _first_round(seconds: float | None) -> str:
+    """How long the first round takes at the providers' rates (several accounts together)."""
+    if seconds is None:
+        return ""
+    took = f"{seconds:.0f} 秒" if seconds < 120 else f"{seconds / 60:.1f} 分钟"
+    return (f'<p class="muted" data-p="first_round">按各渠道账号的速率，首轮消息约 {took}'
+            "内全部发出。</p>")
 
 
 @requires("drafter")
