@@ -22,6 +22,7 @@ from warnbus.domain.states import DeliveryState, GridState
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.flow.record import alert_view, record_rows
+from warnbus.flow.routes import routed
 from warnbus.registry import default_registry_path, load_registry
 from warnbus.runtime.app import App, build_app
 from warnbus.runtime.clock import ScaledClock
@@ -56,6 +57,14 @@ async def test_a_night_red_drill_takes_other_paths_before_every_limit(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await app.engine.start()
+    # One officer's calls by Aliyun are accepted, then refused by the carrier (200119 超频
+    # 限呼, a limit the engine cannot know): each is re-routed when its report comes.
+    data = registry.data
+    carrier = next(p for g in sorted(data.grids) if (p := data.persons[data.grids[g].primary])
+                   and p.phone and routed(app.ctx.channels, ["voice"], [p])[0][0]
+                   == "voice-aliyun")
+    assert carrier.phone
+    world.aliyun.scripted[carrier.phone.removeprefix("+86")] = "carrier-limit"
     try:
         t0 = clock.now()
         res = await accept(app.ctx, load_bundled("demo-rainstorm-red.xml", t0), ENGINE)
@@ -94,6 +103,10 @@ async def test_a_night_red_drill_takes_other_paths_before_every_limit(
                and r["step"] == moved["step"] and r["state"] in DeliveryState.REACHED
                for r in rows)
     assert {r["confirmed_via"] for r in rows} >= {"dtmf", "sms"}
+    # The carrier's refusal after Aliyun accepted: the same call went by Tencent.
+    refused_by_carrier = [c for c in world.aliyun.calls if c.number == carrier.phone[3:]]
+    assert refused_by_carrier and {c.state for c in refused_by_carrier} == {"200119"}
+    assert any(c.number == carrier.phone for c in world.tencent.calls)
     assert view["counts"]["failed"] == 0, "a skipped call is never the person's failure"
 
 

@@ -11,6 +11,7 @@ from warnbus.domain.states import DeliveryReport
 from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.acks import record_ack
 from warnbus.flow.fallback import plan_fallback_for
+from warnbus.flow.reroute import LimitGate
 from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
@@ -37,6 +38,7 @@ class EngineSink:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._devices = DeviceStatusBook(ctx.redis)
+        self._limits = LimitGate(ctx)
         self._by_address: dict[tuple[Address, str], list[str]] = {}
         self._active_list: list[str] = []
         self._active_at: float | None = None
@@ -50,6 +52,11 @@ class EngineSink:
         self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
         detail: str = "",
     ) -> None:
+        if status is ProviderStatus.LIMITED:
+            # Refused under the provider's per-number limit after it accepted the call:
+            # not the person's failure; the message goes by the next path (flow/reroute.py).
+            await self._limits.after_report(campaign_id, delivery_id, detail)
+            return
         if status in _DELIVERED:
             report = DeliveryReport.DELIVERED
         elif status in _FAILED:

@@ -92,6 +92,29 @@ class LimitGate:
             await ctx.lanes.enqueue(nexts)
         return out
 
+    async def after_report(self, campaign_id: str, delivery_id: str, detail: str
+                           ) -> Delivery | None:
+        """A call the provider accepted, then refused under its limit (Aliyun 200118 时间段
+        限呼, 200119 超频限呼): the same message by the next path (queued), as before a
+        send. The delivery stays as recorded (its report is audited by the caller's log);
+        the person is not failed for it."""
+        info = await self.ctx.store.delivery_info(campaign_id, delivery_id)
+        if info is None:
+            return None
+        sent = Delivery(
+            id=delivery_id, campaign_id=campaign_id, alert_id=info["alert_id"],
+            target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
+            channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
+            level=Level(info["level"]), address="", text="", created_at=self.ctx.clock.now())
+        if sent.target_kind is not TargetKind.PERSON:
+            return None
+        alt = await self._next(sent, self.ctx.clock.now())
+        log.info("re-routed after the provider's limit refused a call", channel=sent.channel,
+                 delivery_id=delivery_id, to=alt.channel if alt else None, detail=detail)
+        if alt is not None:
+            await self.ctx.lanes.enqueue([alt])
+        return alt
+
     async def _next(self, d: Delivery, now: float) -> Delivery | None:
         """The message of `d` on the first next path whose limits admit it (taken)."""
         routes = self._routes()
