@@ -6,6 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
+from channels.sim.cn_limits import NumberLimits, Window
+from channels.sim.officers import OfficerModel
+from channels.sim.tencent_sim import TencentSimulator
+from channels.tencent_voice import TencentVoice
 from channels.testing import TestChannel, TestChannelConfig
 from tests.engine.helpers import T0, Harness, cap_alert
 from warnbus.domain.models import DeliveryKind, Outcome
@@ -18,6 +22,9 @@ from warnbus.runtime.app import build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, LimitSettings, Settings
 
+TTS = "{1}预警。{2}{3}{4}{5}。确认收到请按1。"
+CODE = "LimitExceeded.DeliveryFrequencyLimit"
+NOBODY = OfficerModel(responsive=0.0, per_message=0.0, unreachable=0.0, delay_s=(0.01, 0.02))
 MEDIA = {"voice-a": (Medium.VOICE, 2000.0), "voice-b": (Medium.VOICE, 100.0),
          "sms": (Medium.SMS, None), "wecom": (Medium.WECOM, None),
          "loudspeaker": (Medium.LOUDSPEAKER, None)}
@@ -92,3 +99,51 @@ async def test_with_no_path_left_the_person_is_not_failed(h: Harness) -> None:
 
 async def _confirmed(h: Harness, campaign_id: str) -> set[str]:
     return set(await h.ctx.store.acks(campaign_id))
+
+
+async def test_a_refusal_by_the_providers_own_limit_is_re_routed(redis_url: str) -> None:
+    """The account's real limits are stricter than configured (here: none configured, the
+    provider allows one call per 10 minutes): Tencent refuses the redial with
+    LimitExceeded.DeliveryFrequencyLimit, and the call goes by the other account, recorded
+    as re-routed, never as the person's failure."""
+    sim = TencentSimulator("AKIDengine0000000000000000000000001", "engine-secret-key-0123456789",
+                           NOBODY, sdk_app_id="1400000001", voice_templates={"3300001": TTS},
+                           voice_limits=NumberLimits(windows=(Window(1, 600, CODE),)),
+                           clock=lambda: clock.now())
+    clock = ManualClock(T0.timestamp())
+    endpoint = await sim.start()
+    tc = TencentVoice.from_config("voice-tc", {
+        "type": "tencent-voice", "secret_id": "AKIDengine0000000000000000000000001",
+        "secret_key": "engine-secret-key-0123456789", "sdk_app_id": "1400000001",
+        "endpoint": endpoint, "protocol": "http", "hook_secret": "hook-0123456789abcdef",
+        "rate_per_s": 2000.0, "timeout_s": 3.0, "templates": {"default": {
+            "code": "3300001", "content": TTS,
+            "params": {"1": "level", **{str(i): "text" for i in range(2, 6)}}}}})
+    tests = {name: TestChannel(name, TestChannelConfig(medium=m, rate_per_s=rate))
+             for name, (m, rate) in MEDIA.items() if name != "voice-a"}
+    settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9",
+                        routes={"voice": ("voice-tc", "voice-b")},
+                        limits={"tc": LimitSettings(channels=("voice-tc",), preset="none")})
+    app = await build_app(settings, clock=clock, channels={"voice-tc": tc, **tests},
+                          base_url="http://test")
+    await app.engine.setup()
+    h = Harness(app, clock, {"voice-tc": tc, **tests})  # type: ignore[dict-item]
+    try:
+        res = await accept(h.ctx, cap_alert(), ENGINE)
+        await h.drain()
+        first_tc = {c.number for c in sim.calls}
+        assert first_tc, "the wave was spread over both accounts"
+        h.clock.set(h.clock.now() + 180.0)
+        await h.drain()
+        assert {n for _a, n in sim.refusals} == {CODE}, "the provider refused the redials"
+        moved = {d.address for d in h.sent("voice-b") if d.kind is DeliveryKind.REDIAL}
+        assert moved >= first_tc
+        rows = [r for r in await record_rows(h.ctx, res.alert_id)
+                if r["state"] == DeliveryState.REROUTED]
+        assert len(rows) == len(first_tc)
+        assert all(r["detail"].startswith("refused by voice-tc's limit: ")
+                   and r["detail"].endswith("-> voice-b") for r in rows)
+        assert (await alert_view(h.ctx, res.alert_id))["counts"]["failed"] == 0
+    finally:
+        await app.close()
+        await sim.stop()
