@@ -18,6 +18,7 @@ import structlog
 from warnbus.domain.models import Ack, AckVia
 from warnbus.domain.states import CampaignState
 from warnbus.errors import AuthError
+from warnbus.plugin import Confirmation
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 
@@ -47,6 +48,18 @@ class AckResult:
     @property
     def status(self) -> str:
         return _STATUS[self.code]
+
+    @property
+    def confirmation(self) -> Confirmation:
+        """What a channel tells the person (`plugin.Confirmation`)."""
+        if self.code == RECORDED:
+            return Confirmation.RECORDED
+        if self.code == DUPLICATE:
+            return Confirmation.DUPLICATE
+        if self.code == LATE:
+            lifted = self.state == CampaignState.CANCELLED
+            return Confirmation.LIFTED if lifted else Confirmation.ENDED
+        return Confirmation.UNKNOWN
 
     @property
     def late_zh(self) -> str:

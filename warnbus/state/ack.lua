@@ -5,7 +5,8 @@
 -- Returns {code, extra}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
 -- campaign, -1 not a target, -2 (a reply) nothing reached the person through `reply_via` in
 -- this campaign before the reply arrived, 3 late (the campaign has ended: cancelled, expired,
--- or past its expiry; nothing changes but the audit entry of the first late confirmation).
+-- or past its expiry; nothing changes but the audit entry of the first late confirmation,
+-- whether or not the person had confirmed before the end).
 -- extra: with 1 the time of the person's first wave ('' if unknown), for the ack latency
 -- metric without another round trip; with 3 the campaign's state.
 -- A confirmation through a delivery (a key pressed in its call, its card's button) also
@@ -34,7 +35,8 @@ if reply_via ~= '' then
   local at = tonumber(redis.call('HGET', accepted, person .. '|' .. reply_via) or '')
   if at == nil or at > tonumber(now) then return {-2, ''} end
 end
-if redis.call('HEXISTS', acks, person) == 1 then return {2, ''} end
+-- After the end every confirmation is late, also from a person who had confirmed in time:
+-- the first one is audited (a 解除 the policy asked to confirm is confirmed this way).
 if over then
   if redis.call('HSETNX', late, person, now) == 1 then
     redis.call('XADD', audit, '*', 'ev', EV.LATE, 'at', now, 'tg', person, 'via', via,
@@ -42,6 +44,7 @@ if over then
   end
   return {3, cstate or ''}
 end
+if redis.call('HEXISTS', acks, person) == 1 then return {2, ''} end
 redis.call('HSET', acks, person, ack_blob)
 redis.call('SADD', stopped, person)
 target_forward(meta, tstate, person, TS.ACKED)
