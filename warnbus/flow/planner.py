@@ -185,9 +185,13 @@ def _render(
     medium = info.medium
     own = medium if channel in _MEDIA and channel != medium else channel
     values = {**ctx.values, **extra} if ctx.values else extra
-    # `longer`: how much longer than `url` the text's real link is (a mark stands for it).
-    limit = None if info.max_length is None else info.max_length - longer
-    return ctx.renderer.render(
+    text = ctx.renderer.render(
         kind, own, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
-        ack_url=url, extra=values, confirm=confirm, max_length=limit,
+        ack_url=url, extra=values, confirm=confirm,
+        # `longer`: how much longer than `url` the text's real link is (a mark stands for it).
+        max_length=None if info.max_length is None else info.max_length - longer,
     )
+    if longer and url is not None and url not in text:
+        # The medium shows no link (a call, a WeCom card): the whole room is the text's.
+        return _render(ctx, kind, channel, info, url, extra, confirm)
+    return text

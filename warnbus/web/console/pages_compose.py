@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from warnbus.domain.models import Level, MsgType
+from warnbus.domain.models import Level, MsgType, Reference
 from warnbus.registry import Registry
 from warnbus.web.console import drawn, html, svgmap
 from warnbus.web.console.actions import (
@@ -201,9 +201,11 @@ async def preview_of(con: Console, f: DraftForm, kind: str, campaign: str) -> di
     ctx = con.app.ctx
     settings = await con.settings()
     msg_type = KIND_TYPE.get(kind, MsgType.ALERT)
-    alert = build_alert(ctx, f, settings, "preview", msg_type=msg_type)
     if msg_type is MsgType.ALERT or not campaign:
-        return preview(ctx, alert, settings)
+        return preview(ctx, build_alert(ctx, f, settings, "preview"), settings)
+    prev = await latest_alert(ctx, campaign)  # as publishing builds it (`actions.publish`)
+    alert = build_alert(ctx, f, settings, "preview", msg_type=msg_type, references=(
+        Reference(prev.sender, prev.identifier, prev.sent.isoformat()),))
     return await continuation_preview(ctx, alert, settings, campaign)
 
 
