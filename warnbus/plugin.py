@@ -291,7 +291,8 @@ class Confirmation(StrEnum):
 
     RECORDED = "recorded"  # confirmed now
     DUPLICATE = "duplicate"  # had confirmed before: nothing new
-    LIFTED = "lifted"  # the warning had been lifted (解除): kept as a late confirmation only
+    LIFTED = "lifted"  # the warning had been lifted (解除), or an Update had dropped the
+    # person's area: kept as a late confirmation only
     ENDED = "ended"  # the campaign had ended (expired): kept as a late confirmation only
     UNKNOWN = "unknown"  # no such campaign, or not its target: nothing recorded
 
@@ -340,7 +341,8 @@ class EventSink(Protocol):
     ) -> Awaitable[Confirmation]:
         """A person confirmed (DTMF key, WeCom button): what became of it, for the channel
         to word (`Confirmation`; true only when recorded now). A confirmation after the
-        campaign ended is kept as late and answered `LIFTED` or `ENDED`, never as confirmed.
+        campaign ended (or after an Update dropped the person's area) is kept as late and
+        answered `LIFTED` or `ENDED`, never as confirmed.
         With `delivery_id` (the confirmation came through that delivery) the engine also
         marks the delivery delivered: the channel need not report it separately."""
         ...

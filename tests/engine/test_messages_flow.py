@@ -207,3 +207,37 @@ async def test_a_cancel_the_policy_wants_confirmed_is_confirmed_after_the_end(
             assert "已确认收到解除通知" in await r.text()
     finally:
         await h.app.close()
+
+
+async def test_a_confirmation_from_the_dropped_area_is_late_as_after_a_cancel(
+        h: Harness) -> None:
+    """Whoever an Update dropped got their area's 解除: a key, a click or the ack link of
+    the warning then (a call or card of before) is late, never confirmed as in time."""
+    first = cap_alert(codes=TOWNS)
+    res = await accept(h.ctx, first, ENGINE)
+    await h.drain()
+    cid = res.campaign_id
+    dropped_people = sorted(primaries_of(h, DROPPED) - primaries_of(h, KEPT))
+    kept_person = sorted(primaries_of(h, KEPT) - primaries_of(h, DROPPED))[0]
+    upd = cap_alert("43062304100000_20260715083000_2", msg_type=MsgType.UPDATE, codes=(KEPT,),
+                    references=(ref_of(first),), sent=LIFTED_AT)
+    await accept(h.ctx, upd, ENGINE)
+    await h.drain()
+    pid, link_pid = dropped_people[0], dropped_people[1]
+    call = next(d for d in h.sent() if d.target_id == pid and d.kind is DeliveryKind.WARNING)
+    got = await h.app.engine.sink.confirm(cid, pid, AckVia.DTMF, call.id)
+    assert got is Confirmation.LIFTED and not got
+    assert not await h.ctx.store.is_acked(cid, pid)
+    late = [e for e in await h.ctx.store.audit(cid) if e.get("ev") == "late"]
+    assert [(e["tg"], e["s"]) for e in late] == [(pid, "dropped")]
+    # The ack link of the warning says the area's warning was lifted, and asks nothing.
+    link = h.app.links.token(cid, link_pid, h.clock.now())
+    async with web_client(h) as client:
+        page = await (await client.get(f"/ack/{link}")).text()
+        assert "您所在区域的预警已解除，无需确认" in page and "<button" not in page, page
+        r = await client.post(f"/ack/{link}", headers={"Accept": "text/html"})
+        assert "您所在区域的预警已解除" in await r.text()
+    assert not await h.ctx.store.is_acked(cid, link_pid)
+    # Those still in the area confirm as before.
+    got = await h.app.engine.sink.confirm(cid, kept_person, AckVia.WECOM)
+    assert got is Confirmation.RECORDED and await h.ctx.store.is_acked(cid, kept_person)

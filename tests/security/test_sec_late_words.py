@@ -108,3 +108,32 @@ async def test_a_key_or_click_past_the_expiry_hears_it_has_ended(env: Any) -> No
     heard = await _press(client, w, calls[0])
     assert "该预警已结束" in heard and "已确认" not in heard, heard
     assert await _click(client, w, cards[0].touser, cards[0].task_id or "") == "预警已结束"
+
+
+async def test_a_key_from_the_area_an_update_dropped_hears_it_was_lifted(env: Any) -> None:
+    """An Update narrows the warning: a call of before, answered in the dropped township,
+    hears its warning was lifted; in the township still warned, a key confirms."""
+    client, w = env
+    h = w.h
+    res = await accept(h.ctx, cap_alert(IDENT, codes=("430623101000", "430623102000")), ENGINE)
+    await h.drain()
+    cid = res.campaign_id
+    upd = cap_alert("43062304100000_20260715083000_2", msg_type=MsgType.UPDATE,
+                    codes=("430623101000",), references=(
+                        Reference(cap_alert().sender, IDENT, "2026-07-15T13:30:00+08:00"),))
+    await accept(h.ctx, upd, ENGINE)
+    await h.drain()
+    by_phone = {p.phone: p.id for p in h.ctx.registry.data.persons.values() if p.phone}
+    calls = [c for c in w.twilio.calls if f"c={cid}" in (c.get("StatusCallback") or "")
+             and w.twilio.prepare_press(c) is not None]
+
+    async def dropped(call: SimRecord) -> bool:
+        held = await h.ctx.store.held(cid, by_phone[call.to])
+        return bool(held) and all(g.state == "dropped" for g in held)
+
+    gone = [c for c in calls if await dropped(c)]
+    kept = [c for c in calls if not await dropped(c)]
+    assert gone and kept
+    heard = await _press(client, w, gone[0])
+    assert "该预警已解除" in heard and "已确认" not in heard, heard
+    assert "已确认" in await _press(client, w, kept[0])

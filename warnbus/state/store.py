@@ -332,6 +332,7 @@ class Store:
         the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
         a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
         person through it in this campaign, 3 late: the campaign has ended (extra: its state),
+        or an Update dropped every grid the person answers for (extra: GridState.DROPPED),
         nothing changes but the audit. A confirmation through a delivery (`ack.delivery_id`)
         marks that delivery delivered too, while the campaign runs."""
         ck = keys.campaign(ack.campaign_id)

@@ -15,13 +15,14 @@ from html import escape
 
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import Alert
-from warnbus.domain.states import CampaignState
-from warnbus.flow.acks import AckResult, late_zh
+from warnbus.domain.states import CampaignState, GridState
+from warnbus.flow.acks import AckResult, ended_state, late_zh
 from warnbus.flow.planner import area_text
 from warnbus.runtime.context import Context
 
 BEIJING = timezone(timedelta(hours=8))
 LIFT_CONFIRMED = "已确认收到解除通知，谢谢。"
+AREA_LIFTED = "您所在区域的预警已解除。"
 
 
 @dataclass(frozen=True)
@@ -60,33 +61,51 @@ def alert_html(alert: Alert) -> str:
             + "".join(rows) + "</section>")
 
 
-def wants_lift_confirmed(ctx: Context, meta: CampaignMeta | None) -> bool:
-    """The campaign was lifted and its level's policy wants the 解除 confirmed."""
-    if meta is None or meta.state is not CampaignState.CANCELLED or meta.level is None:
+def wants_lift_confirmed(ctx: Context, meta: CampaignMeta | None, ended: str | None) -> bool:
+    """The warning was lifted (the campaign by a Cancel, or the person's area by an Update:
+    `ended` is `GridState.DROPPED`) and its level's policy wants the 解除 confirmed."""
+    if meta is None or meta.level is None:
+        return False
+    if ended != GridState.DROPPED and meta.state is not CampaignState.CANCELLED:
         return False
     return ctx.rules.policy_for(meta.level).cancel_confirm
 
 
-async def ack_page(ctx: Context, campaign_id: str, ended: CampaignState | None) -> AckPage:
+async def over_for(ctx: Context, campaign_id: str, person_id: str) -> str | None:
+    """Why a confirmation by the person would be late (as the ack script judges): the
+    campaign's state once it has ended, `GridState.DROPPED` when an Update dropped every
+    grid they answer for; else None."""
+    ended = await ended_state(ctx, campaign_id)
+    if ended is not None:
+        return ended
+    held = await ctx.store.held(campaign_id, person_id)
+    if held and all(g.state is GridState.DROPPED for g in held):
+        return GridState.DROPPED
+    return None
+
+
+async def ack_page(ctx: Context, campaign_id: str, ended: str | None) -> AckPage:
     """What the ack link shows: the message the person was sent, in full, and whether (and
-    what) they are asked to confirm."""
+    what) they are asked to confirm (`ended`: as `over_for` says)."""
     meta = await ctx.store.meta(campaign_id)
-    lift = wants_lift_confirmed(ctx, meta)
+    lift = wants_lift_confirmed(ctx, meta, ended)
     shown: Alert | None = None
-    if meta is not None:
+    if meta is not None and ended != GridState.DROPPED:
         shown_id = meta.cancelled_by if lift and meta.cancelled_by else meta.latest_alert_id
         shown = await ctx.alert(campaign_id, shown_id) if shown_id else None
+    # The person's area dropped: the message now in force is for others (nothing shown).
     text = alert_html(shown) if shown is not None else ""
     if ended is None:
         return AckPage("确认收到预警", text, "确认收到")
     if lift:
-        return AckPage("确认收到解除通知", text, "确认收到")
+        lifted = "" if shown is not None else f"<p>{escape(AREA_LIFTED)}</p>"
+        return AckPage("确认收到解除通知", lifted + text, "确认收到")
     return AckPage("无需确认", f"<p>{escape(late_zh(ended))}</p>{text}", "")
 
 
 async def late_text(ctx: Context, campaign_id: str, res: AckResult) -> str:
     """What a person reads who confirmed after the end: the 解除 confirmed when the policy
     asked for that, else that the warning was lifted or has ended."""
-    if wants_lift_confirmed(ctx, await ctx.store.meta(campaign_id)):
+    if wants_lift_confirmed(ctx, await ctx.store.meta(campaign_id), res.state):
         return LIFT_CONFIRMED
     return res.late_zh

@@ -34,7 +34,6 @@ from warnbus.flow.acks import (
     LATE,
     RECORDED,
     AckResult,
-    ended_state,
     record_ack,
 )
 from warnbus.flow.credentials import (
@@ -52,7 +51,7 @@ from warnbus.runtime.app import App, token_hash
 from warnbus.runtime.config import TokenSettings
 from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
-from warnbus.web.ackpage import ack_page, late_text
+from warnbus.web.ackpage import ack_page, late_text, over_for
 from warnbus.web.console import setup_console
 
 log = structlog.get_logger("warnbus.web")
@@ -366,7 +365,7 @@ async def ack_link_page(request: web.Request) -> web.Response:
     app = request.app[APP]
     token = request.match_info["token"]
     try:
-        cid, _pid = app.links.verify(token, app.ctx.clock.now())
+        cid, pid = app.links.verify(token, app.ctx.clock.now())
     except AuthError as e:
         await admit_request(False)
         log.warning("ack link rejected", reason=e.message)
@@ -375,7 +374,7 @@ async def ack_link_page(request: web.Request) -> web.Response:
     await admit_request(True)
     # The message in full (what a card or an SMS could not carry), and a button only while
     # a confirmation is wanted.
-    page = await ack_page(app.ctx, cid, await ended_state(app.ctx, cid))
+    page = await ack_page(app.ctx, cid, await over_for(app.ctx, cid, pid))
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
             if page.button else "")
