@@ -17,6 +17,7 @@ from channels.wecom import CARD_TEXT_MAX, WeCom
 from tests.engine.helpers import T0, Harness, cap_alert, make_harness, web_client
 from warnbus.domain.models import AckVia, DeliveryKind, Level, MsgType, Reference, TargetKind
 from warnbus.domain.states import GridState
+from warnbus.domain.steps import Step
 from warnbus.flow.acks import record_ack
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
@@ -241,3 +242,51 @@ async def test_a_confirmation_from_the_dropped_area_is_late_as_after_a_cancel(
     # Those still in the area confirm as before.
     got = await h.app.engine.sink.confirm(cid, kept_person, AckVia.WECOM)
     assert got is Confirmation.RECORDED and await h.ctx.store.is_acked(cid, kept_person)
+
+
+async def test_an_area_an_update_puts_back_is_warned_and_called_again(h: Harness) -> None:
+    """Dropped, then put back by a later Update: its persons (who heard the 解除) get the
+    warning again, asking to confirm; their grids call again (redials come), and a key
+    confirms in time, not late as for a dropped area."""
+    first = cap_alert(codes=TOWNS)
+    res = await accept(h.ctx, first, ENGINE)
+    await h.drain()
+    cid = res.campaign_id
+    narrow = cap_alert("43062304100000_20260715083000_2", msg_type=MsgType.UPDATE,
+                       codes=(KEPT,), references=(ref_of(first),), sent=LIFTED_AT)
+    await accept(h.ctx, narrow, ENGINE)
+    await h.drain()
+    for _ in range(3):  # the first chain's deadlines pass (nothing for the dropped area)
+        h.clock.advance(600)
+        await h.drain()
+    back = cap_alert("43062304100000_20260715093000_4", msg_type=MsgType.UPDATE, codes=TOWNS,
+                     references=(ref_of(narrow),), sent=LIFTED_AT + timedelta(minutes=30))
+    await accept(h.ctx, back, ENGINE)
+    await h.drain()
+    returning = sorted(primaries_of(h, DROPPED) - primaries_of(h, KEPT))
+    warned = {d.target_id for d in h.sent() if d.alert_id == back.alert_id
+              and d.kind is DeliveryKind.WARNING and d.asks_confirmation}
+    assert set(returning) <= warned
+    grids = await h.ctx.store.grids(cid)
+    town_grids = [g for g in grids if h.ctx.registry.data.grids[g].village[:9] == DROPPED[:9]]
+    assert town_grids and all(grids[g].state is GridState.CALLING for g in town_grids)
+    # Their deadlines count from now: a redial at the level's ack deadline, not at once.
+    policy = h.ctx.rules.policy_for(Level.RED)
+    def redials() -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for d in h.sent():
+            if d.kind is DeliveryKind.REDIAL and d.alert_id == back.alert_id:
+                out.setdefault(d.target_id, set()).add(int(d.step))
+        return out
+
+    h.clock.advance((policy.ack_deadline_s or 0) - 1)
+    await h.drain()
+    assert not set(redials()) & set(returning)
+    h.clock.advance(2)
+    await h.drain()
+    # The first redial, once each (a chain counted from the first wave long ago would
+    # have run all its redials at once).
+    assert {pid: redials().get(pid) for pid in returning} == {
+        pid: {int(Step.redial(1))} for pid in returning}
+    got = await h.app.engine.sink.confirm(cid, returning[0], AckVia.WECOM)
+    assert got is Confirmation.RECORDED and await h.ctx.store.is_acked(cid, returning[0])

@@ -151,6 +151,9 @@ class UpdatePlan:
     deliveries: list[Delivery]
     lifted_people: int = 0
     lifted_villages: int = 0
+    #: (grid, primary) of grids an earlier Update dropped that this one puts back: they
+    #: reopen and their persons start again among `added` (they had heard the 解除).
+    reopened: tuple[tuple[str, str], ...] = ()
 
 
 async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta, *,
@@ -160,7 +163,8 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
     - everyone still in the area gets the new content, saying 更新 and what changed (level,
       area, expiry against the message it updates); those who confirmed already get it on
       the notice channels (`cancel_channels`) and are not asked again;
-    - those new to the area are `added` (a first wave);
+    - those new to the area are `added` (a first wave), and so are those an earlier Update
+      dropped whose grids this one puts back (`reopened`: they had heard the 解除);
     - the area it drops gets its 解除: the persons reached there who answer for no grid left
       in the area (once: not again when a later Update leaves it out too), and the speakers
       of the dropped villages that had been reached (not in a drill)."""
@@ -187,7 +191,12 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
     pctx = plan_context(ctx, cid, alert, level, ack_url=ack_url, values={"changes": changes})
     first = Step.first_wave()
     acks = await ctx.store.acks(cid)
-    kept = [t for t in targets if t.id in old]
+    back = {g for g in in_area if g in grids and grids[g].state is GridState.DROPPED}
+    returning = {t.id for t in targets if t.id in old and t.kind is TargetKind.PERSON
+                 and back.intersection(t.grids)}
+    reopened = tuple((g, t.id) for t in targets if t.id in returning for g in t.grids
+                     if g in back)
+    kept = [t for t in targets if t.id in old and t.id not in returning]
     out = plan_persons(pctx, persons_of(ctx, (t for t in kept if t.id not in acks)),
                        policy.channels, first, DeliveryKind.UPDATE)
     out += plan_persons(pctx, persons_of(ctx, (t for t in kept if t.id in acks)),
@@ -213,9 +222,9 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
     if not alert.is_drill:
         for ch in policy.device_channels:
             out += plan_areas(lctx, gone, ch, DeliveryKind.CANCEL)
-    added = [t for t in targets if t.id not in old]
+    added = [t for t in targets if t.id not in old or t.id in returning]
     return UpdatePlan(level, policy, match, added, dropped_grids, dropped_people, message,
-                      pctx, out, len(lifted), len(gone))
+                      pctx, out, len(lifted), len(gone), reopened)
 
 
 async def plan_cancel(ctx: Context, cid: str, alert: Alert, meta: CampaignMeta, *,

@@ -302,6 +302,15 @@ class Intake:
         now = ctx.clock.now()
         await ctx.store.close_grids(cid, plan.dropped_grids, GridState.DROPPED,
                                     plan.dropped_people, now)
+        if plan.reopened:
+            # Their deadlines first: handled again after the grids reopened, the Update
+            # finds these persons still in the area (no first wave, no deadline of theirs).
+            returning = sorted({pid for _, pid in plan.reopened})
+            if plan.policy.ack_deadline_s:
+                due = deadline_for(plan.policy, Step.first_wave(), now, now)
+                await ctx.timers.schedule([(encode_timer(Deadline(cid, pid, int(
+                    Step.first_wave()))), due) for pid in returning])
+            await ctx.store.reopen_grids(cid, plan.reopened, now)
         await ctx.store.carry(cid, plan.message)
         n = await self._first_wave(cid, alert, plan.level, plan.policy, plan.added, (),
                                    DeliveryKind.WARNING)
@@ -309,6 +318,7 @@ class Intake:
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
         log.info("campaign updated", added=len(plan.added), dropped=len(plan.dropped_people),
+                 reopened=len(plan.reopened),
                  dropped_grids=len(plan.dropped_grids), lifted=plan.lifted_people,
                  lifted_villages=plan.lifted_villages, deliveries=n + len(plan.deliveries))
 
