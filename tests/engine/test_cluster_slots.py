@@ -31,6 +31,7 @@ from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
 from warnbus.domain.models import AckVia, DeliveryKind, Level
+from warnbus.domain.states import GridState
 from warnbus.feeds import FeedPoller
 from warnbus.feeds import state as feed_state
 from warnbus.flow.escalation import redial_offsets
@@ -256,6 +257,12 @@ async def run_workload(url: str) -> dict[str, int]:
             await poller.state.release("tok-1")
         finally:
             await poller.aclose()
+        # A grid an Update dropped, put back by a later one.
+        grid, view = next((g, v) for g, v in (await h.ctx.store.grids(cid)).items()
+                          if v.state in GridState.OPEN)
+        await h.ctx.store.close_grids(cid, [grid], GridState.DROPPED, [view.holder],
+                                      h.clock.now())
+        assert await h.ctx.store.reopen_grids(cid, [(grid, view.holder)], h.clock.now()) == 1
         # Update (more townships), then Cancel, through the API.
         for name in ("rainstorm-red-update.xml", "rainstorm-red-cancel.xml"):
             r = await client.post("/api/v1/alerts", data=(FIXTURES / name).read_bytes(),
