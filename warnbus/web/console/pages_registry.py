@@ -14,11 +14,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from warnbus.domain.models import RegistryData, mask_phone
-from warnbus.registry import dump_registry, read_registry, validate_registry
+from warnbus.domain.models import mask_phone
+from warnbus.registry import dump_registry, masked, read_registry, validate_registry
 from warnbus.runtime import services
 from warnbus.state.devices import DeviceRecord, DeviceState, DeviceStatusBook
 from warnbus.web.console import html
@@ -170,13 +169,6 @@ def _limited(head: list[str], rows: list[list[str]]) -> str:
     more = f"，仅显示前 {LIMIT} 条，请搜索缩小范围" if len(rows) > LIMIT else ""
     note = f'<p class="muted">共 {len(rows)} 条{more}。</p>'
     return note + html.table(head, rows[:LIMIT], "small")
-
-
-def masked(data: RegistryData) -> RegistryData:
-    """The registry with every phone number masked (`models.mask_phone`)."""
-    persons = {pid: msgspec.structs.replace(p, phone=mask_phone(p.phone))
-               for pid, p in data.persons.items() if p.phone}
-    return msgspec.structs.replace(data, persons={**data.persons, **persons})
 
 
 @requires()
