@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from warnbus.registry_io.gcj02 import gcj02_to_wgs84
-from warnbus.registry_io.sandbox import Refused, check_zip
+from warnbus.registry_io.sandbox import MAX_UNPACKED, Refused, check_zip
 
 MAX_FEATURES = 200_000
 MAX_RING_POINTS = 100_000
@@ -26,14 +26,14 @@ _SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 _DATUMS = ("China 2000", "World Geodetic System 1984")
 
 
-def _open(payload: bytes, name: str) -> tuple[Any, str | None, str]:
+def _open(payload: bytes, name: str, unpacked: int) -> tuple[Any, str | None, str]:
     """(pyogrio raw.read result, declared CRS or None, what the file is)."""
     from pyogrio import errors, raw
 
     head = payload[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     try:
         if payload[:4] == b"PK\x03\x04":
-            z = check_zip(payload)
+            z = check_zip(payload, limit=unpacked)
             shps = [n for n in z.namelist() if n.lower().endswith(".shp")
                     and not n.startswith("__MACOSX")]
             if len(shps) != 1:
@@ -88,13 +88,14 @@ def _crs(declared: str | None, option: str, kind: str) -> tuple[Any, bool, str]:
     return crs, False, f"{crs.name}（{crs.to_string()}）"
 
 
-def read_boundaries(payload: bytes, name: str, option: str) -> dict[str, Any]:
+def read_boundaries(payload: bytes, name: str, option: str, unpacked: int = MAX_UNPACKED,
+                    ) -> dict[str, Any]:
     """The features of a boundary file: their attributes as text and their ring in WGS 84
     (lat, lon), or why a feature has none."""
     import shapely
     from pyproj import CRS, Transformer
 
-    (meta, _fids, wkbs, columns), declared, kind = _open(payload, name)
+    (meta, _fids, wkbs, columns), declared, kind = _open(payload, name, unpacked)
     crs, gcj, said = _crs(declared, option, kind)
     if len(wkbs) > MAX_FEATURES:
         raise Refused(f"要素过多（{len(wkbs)} 个，最多 {MAX_FEATURES} 个）")

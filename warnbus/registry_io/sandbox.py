@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
+import structlog
 
 from warnbus.errors import RegistryImportError
 
@@ -34,6 +35,8 @@ MAX_COLUMNS = 64
 CHILD_MEMORY = 3 * 1024 * 1024 * 1024  # address space of the child (calamine: ~350 MB/province)
 CHILD_CPU_S = 240
 CHILD_WALL_S = 300.0
+
+log = structlog.get_logger("warnbus.registry_io")
 
 _DATE_EXT = 1
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (BIFF in an OLE container)
@@ -75,10 +78,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def read_workbook(payload: bytes) -> list[Sheet]:
+def read_workbook(payload: bytes, unpacked: int = MAX_UNPACKED) -> list[Sheet]:
     """Every worksheet's cells from A1, merged ranges filled with their first cell's value."""
     if payload[:4] == b"PK\x03\x04":
-        check_zip(payload)
+        check_zip(payload, limit=unpacked)
     elif payload[:8] != _OLE:
         raise Refused("不是 Excel 工作簿（应为 .xlsx 或 .xls 文件）")
     from python_calamine import CalamineError, CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
@@ -132,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--crs", default="")
     p.add_argument("--memory", type=int, default=CHILD_MEMORY)
     p.add_argument("--cpu", type=int, default=CHILD_CPU_S)
+    p.add_argument("--unpacked", type=int, default=MAX_UNPACKED)
     args = p.parse_args(argv)
     _limit(args.memory, args.cpu)
     payload = sys.stdin.buffer.read(MAX_UPLOAD + 1)
@@ -140,16 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(payload) > MAX_UPLOAD:
             raise Refused(f"文件超过 {MAX_UPLOAD // 2**20} MB")
         if args.what == "workbook":
-            result: Any = read_workbook(payload)
+            result: Any = read_workbook(payload, args.unpacked)
         else:
             from warnbus.registry_io.gisread import read_boundaries
 
-            result = read_boundaries(payload, args.name, args.crs)
+            result = read_boundaries(payload, args.name, args.crs, args.unpacked)
         reply = enc.encode({"ok": result})
     except Refused as e:
         reply = enc.encode({"error": str(e)})
     except MemoryError:
         reply = enc.encode({"error": "文件过大或过于复杂：读取时超出内存上限"})
+    except Exception as e:  # a parser's own error on a malformed file
+        reply = enc.encode({"error": f"无法读取文件（{type(e).__name__}：{str(e)[:160]}）"})
     sys.stdout.buffer.write(reply)
     sys.stdout.buffer.flush()
     return 0
@@ -162,13 +168,14 @@ def _ext(code: int, data: memoryview) -> Any:
 
 
 async def run_child(what: str, payload: bytes, *, name: str = "", crs: str = "",
-                    wall_s: float = CHILD_WALL_S, memory: int = CHILD_MEMORY) -> Any:
+                    wall_s: float = CHILD_WALL_S, memory: int = CHILD_MEMORY,
+                    unpacked: int = MAX_UNPACKED) -> Any:
     """Parse `payload` in a child process; its result, or RegistryImportError in Chinese."""
     if len(payload) > MAX_UPLOAD:
         raise RegistryImportError(f"文件超过 {MAX_UPLOAD // 2**20} MB")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "warnbus.registry_io.sandbox", what, "--name", name[:200],
-        "--crs", crs[:100], "--memory", str(memory),
+        "--crs", crs[:100], "--memory", str(memory), "--unpacked", str(unpacked),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
@@ -182,6 +189,8 @@ async def run_child(what: str, payload: bytes, *, name: str = "", crs: str = "",
     except msgspec.DecodeError:
         reply = None
     if not isinstance(reply, dict) or proc.returncode != 0:
+        log.warning("registry file parser failed", returncode=proc.returncode,
+                    stderr=_err.decode(errors="replace")[-500:])
         raise RegistryImportError("无法读取文件：解析器超出内存或时间上限，或文件已损坏"
                                   f"（退出码 {proc.returncode}）")
     if "error" in reply:
@@ -195,4 +204,8 @@ async def workbook_sheets(payload: bytes) -> list[Sheet]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy's: the readers raise the
+    # imported module's Refused, which this copy's `except Refused` would not catch.
+    from warnbus.registry_io import sandbox
+
+    raise SystemExit(sandbox.main())
