@@ -123,6 +123,8 @@ class LiveRegistry:
         reg, rules = await asyncio.to_thread(index, data, self.ctx.rules, validate=not validated)
         current = await self.book.current()
         base = current.base if current else self.ctx.registry_base
+        if year is None and current is not None:
+            year = current.year  # the roster's year stands until a workbook names another
         version = await self.book.apply(data, expected=expected, by=by, source=source, base=base,
                                         at=self.ctx.clock.now(), year=year, summary=summary,
                                         diff=diff)
