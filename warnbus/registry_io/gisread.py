@@ -73,7 +73,7 @@ def _crs(declared: str | None, option: str, kind: str) -> tuple[Any, bool, str]:
         raise Refused(f"无法识别的坐标系：{str(e)[:120]}") from e
     if crs is None and given is None and not gcj:
         if kind == "GeoJSON":
-            return CRS.from_epsg(4326), False, "GeoJSON 未声明坐标系，按 RFC 7946 视为 WGS 84"
+            return CRS.from_epsg(4326), False, "未声明（GeoJSON 按 RFC 7946 视为 WGS 84）"
         raise Refused("shapefile 缺少坐标系（.prj 文件）：请在 zip 中附上 .prj，或指定坐标系")
     if given is not None and crs is not None and not given.equals(crs, ignore_axis_order=True):
         raise Refused(f"文件声明的坐标系是「{crs.name}」，与指定的「{given.name}」不一致")

@@ -67,8 +67,7 @@ async def registry_page(request: web.Request) -> web.Response:
     body = ((f'<pre class="ok">{esc(msg)}</pre>' if msg else "") + _nav("")
             + f'<div class="stats">{stats}</div>'
             f'<p class="muted">台账版本 {version}（0 为配置的台账文件）</p>'
-            + pages_registry_io.tools(request)
-            + f'<p><a class="button" href="{PREFIX}/registry/export.zip">导出台账（JSON zip）</a></p>{imp}')
+            + pages_registry_io.tools(request) + imp)
     return page(request, "网格台账", body, active="registry")
 
 

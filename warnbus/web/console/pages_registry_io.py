@@ -89,6 +89,7 @@ def tools(request: web.Request) -> str:
     """Links every signed-in user has on the registry page."""
     return (f'<p class="row"><a class="button" href="{HOME}/template.xlsx">下载 Excel 模板</a>'
             f'<a class="button" href="{HOME}/export.xlsx">导出台账（Excel）</a>'
+            f'<a class="button" href="{HOME}/export.zip">导出台账（JSON zip）</a>'
             f'<a href="{HOME}/history">变更记录</a></p>')
 
 
@@ -202,7 +203,9 @@ async def preview_page(request: web.Request) -> web.StreamResponse:
     action = ""
     if stale:
         action = (f'<p class="err">台账已被他人更新（当前版本 {current}）：此预览不能应用，请重新上传。</p>')
-    elif not r.problems and not r.diff.empty:
+    elif r.problems or r.diff.empty:
+        action = f'<p><a href="{HOME}">返回，改好后重新上传</a></p>'
+    else:
         action = (f'<form method="post" action="{HOME}/imports/{esc(staged.stage_id)}/apply" '
                   f'class="row">{csrf_field(session_of(request).csrf)}'
                   f'<button>确认应用（版本 {current} → {current + 1}）</button>'
