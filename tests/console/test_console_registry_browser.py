@@ -9,11 +9,11 @@ import io
 import sys
 from pathlib import Path
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 from test_console_browser import SHOTS, _signed_page, live  # noqa: F401  (the fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry_io"))
-from xlsx_kit import append, edit, geojson, put, row_of
+from xlsx_kit import geojson, office_edit, row_of
 
 PID = "p43062300128"
 RING = ((29.690, 112.500), (29.690, 112.501), (29.691, 112.501), (29.691, 112.500),
@@ -21,15 +21,8 @@ RING = ((29.690, 112.500), (29.690, 112.501), (29.691, 112.501), (29.691, 112.50
 
 
 def _edited(blob: bytes, *, broken: bool) -> bytes:
-    def change(wb: Workbook) -> None:
-        people, grids = wb["人员"], wb["网格"]
-        put(people, row_of(people, "人员编号", PID), "手机", "13900001234")
-        if broken:
-            put(people, row_of(people, "人员编号", "p43062300130"), "手机", "1380013800")
-        append(grids, {"村ADCD": "430623101001", "网格编号": "430623101001-99",
-                       "网格名": "柳岗社区新网格", "网格员编号": "p43062300132"})
-
-    return edit(blob, change)
+    return office_edit(blob, pid=PID, phone="13900001234",
+                       broken="p43062300130" if broken else "", new_grid_officer="p43062300132")
 
 
 async def test_registry_workbook_in_the_browser(live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 import pytest_asyncio
-from openpyxl import Workbook
 from structlog.testing import capture_logs
-from xlsx_kit import append, edit, geojson, preview, put, row_of, sample_xlsx
+from xlsx_kit import geojson, office_edit, preview, sample_xlsx
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.domain.models import Delivery, DeliveryKind, Level, RegistryData
@@ -39,15 +38,8 @@ async def h(redis_url: str) -> AsyncIterator[Harness]:
 
 
 def _workbook(*, broken: bool) -> bytes:
-    def change(wb: Workbook) -> None:
-        people, grids = wb["人员"], wb["网格"]
-        put(people, row_of(people, "人员编号", PID), "手机", "13900001234")
-        if broken:
-            put(people, row_of(people, "人员编号", "p43062300130"), "手机", "139000")
-        append(grids, {"村ADCD": "430623101001", "网格编号": "430623101001-99",
-                       "网格名": "柳岗社区新网格", "网格员编号": "p43062300130"})
-
-    return edit(sample_xlsx(), change)
+    return office_edit(sample_xlsx(), pid=PID, phone="13900001234",
+                       broken="p43062300132" if broken else "", new_grid_officer="p43062300130")
 
 
 def mark(h: Harness) -> dict[str, int]:

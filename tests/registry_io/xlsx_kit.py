@@ -71,6 +71,28 @@ def append(ws: Worksheet, values: Mapping[str, Any]) -> int:
     return row
 
 
+NEW_GRID = "430623101001-99"  # the grid an office adds in 柳岗社区
+NEW_RING = ((29.690, 112.500), (29.690, 112.501), (29.691, 112.501), (29.691, 112.500),
+            (29.690, 112.500))
+
+
+def office_edit(blob: bytes, *, pid: str, phone: str, broken: str = "",
+                new_grid_officer: str = "") -> bytes:
+    """What the Show asks of a workbook: `pid`'s phone changed, optionally a broken phone on
+    person `broken` and grid NEW_GRID added (officer `new_grid_officer`)."""
+
+    def change(wb: Workbook) -> None:
+        people, grids = wb["人员"], wb["网格"]
+        put(people, row_of(people, "人员编号", pid), "手机", phone)
+        if broken:
+            put(people, row_of(people, "人员编号", broken), "手机", "1380013800")
+        if new_grid_officer:
+            append(grids, {"村ADCD": "430623101001", "村网格名": "柳岗社区", "网格编号": NEW_GRID,
+                           "网格名": "柳岗社区新网格", "网格员编号": new_grid_officer})
+
+    return edit(blob, change)
+
+
 async def preview(blob: bytes | None, base: RegistryData | None = None, *,
                   boundary: bytes | None = None, name: str = "b.geojson", crs: str = "",
                   key: str = "") -> Preview:

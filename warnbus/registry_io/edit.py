@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from warnbus.domain.models import RegistryData, Role
-from warnbus.registry import validate_registry
+from warnbus.registry import ROLE_LEVEL, validate_registry
 from warnbus.registry_io import cells
-from warnbus.registry_io.kinds import _ROLE_WORDS, LEVEL_ZH, ROLE_LEVEL, ROLE_ZH
+from warnbus.registry_io.kinds import _ROLE_WORDS, LEVEL_ZH, ROLE_ZH
 
 
 def edit_person(base: RegistryData, pid: str, *, phone: str, role: str,

@@ -46,12 +46,6 @@ _LEVEL_WORDS: Mapping[str, RegionLevel] = {
     "街道": RegionLevel.TOWNSHIP, "村": RegionLevel.VILLAGE, "社区": RegionLevel.VILLAGE,
     "村(社区)": RegionLevel.VILLAGE,
 }
-#: The region level each role serves.
-ROLE_LEVEL: Mapping[Role, RegionLevel] = {
-    Role.PRIMARY: RegionLevel.VILLAGE, Role.BACKUP: RegionLevel.VILLAGE,
-    Role.VILLAGE_HEAD: RegionLevel.VILLAGE, Role.TOWNSHIP_DUTY: RegionLevel.TOWNSHIP,
-    Role.COUNTY_DUTY: RegionLevel.COUNTY,
-}
 TAG_ZH: Mapping[str, str] = {"hazard_point": "地质灾害隐患点"}
 _TAG_WORDS = {**{v: k for k, v in TAG_ZH.items()}, "隐患点": "hazard_point"}
 _ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")

@@ -7,13 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 import msgspec
 
 from warnbus.domain.models import Person, Region, RegionLevel, RegistryData, Role
+from warnbus.registry import ROLE_LEVEL
 from warnbus.registry_io import cells
 from warnbus.registry_io.kinds import (
     _NOTE,
     _ROLE_WORDS,
     _YEAR,
     LEVEL_ZH,
-    ROLE_LEVEL,
     ROLE_ZH,
     Build,
     _cell,

@@ -25,7 +25,7 @@ from warnbus.registry_io.export import export_workbook, template_workbook
 from warnbus.registry_io.kinds import ROLE_ZH
 from warnbus.registry_io.sandbox import MAX_UPLOAD
 from warnbus.registry_io.service import Report, decode_report, encode_report, prepare, report
-from warnbus.state.registrybook import RegistryBook
+from warnbus.state.registrybook import RegistryBook, Staged
 from warnbus.web.console import html
 from warnbus.web.console.base import (
     PREFIX,
@@ -189,14 +189,19 @@ def _diff_html(d: Diff) -> str:
                if d.changes else "") + more)
 
 
-@requires("admin")
-async def preview_page(request: web.Request) -> web.StreamResponse:
-    con = console(request)
-    book = RegistryBook(con.app.ctx.redis)
+async def _staged(request: web.Request) -> tuple[RegistryBook, Staged, Report]:
+    """The staged import a route names, or back to the registry page saying it is gone."""
+    book = RegistryBook(console(request).app.ctx.redis)
     staged = await book.staged(request.match_info["id"])
     if staged is None:
         raise back(HOME, "该导入预览已过期或已应用，请重新上传")
-    r = decode_report(staged.report)
+    return book, staged, decode_report(staged.report)
+
+
+@requires("admin")
+async def preview_page(request: web.Request) -> web.StreamResponse:
+    con = console(request)
+    _book, staged, r = await _staged(request)
     current = con.app.ctx.registry_version
     stale = current != staged.base_version
     head = (f'<p>{esc(staged.source)}（{esc(staged.by)} 上传，基于台账版本 {staged.base_version}）</p>')
@@ -217,11 +222,7 @@ async def preview_page(request: web.Request) -> web.StreamResponse:
 @requires("admin")
 async def apply_import(request: web.Request) -> web.StreamResponse:
     con = console(request)
-    book = RegistryBook(con.app.ctx.redis)
-    staged = await book.staged(request.match_info["id"])
-    if staged is None:
-        raise back(HOME, "该导入预览已过期或已应用，请重新上传")
-    r = decode_report(staged.report)
+    book, staged, r = await _staged(request)
     if r.problems or r.diff.empty:
         raise back(f"{HOME}/imports/{staged.stage_id}", "有问题或没有变化，未应用")
     try:
