@@ -83,3 +83,10 @@ def test_text_refuses_dates_and_overlong() -> None:
     with pytest.raises(CellError, match="内容过长"):
         cells.text("字" * 201)
     assert cells.text(1.5) == "1.5" and cells.text(12.0) == "12"
+
+
+def test_control_characters_never_reach_a_record() -> None:
+    """A terminal escape in a name would act on whoever reads the CLI's output; a tab or a
+    newline inside a cell is a space."""
+    assert cells.text("张\x1b[2J三\x07") == "张[2J三"
+    assert cells.text("备注\n第二行\t完") == "备注 第二行 完"

@@ -69,3 +69,13 @@ async def test_a_parser_out_of_memory_or_time_fails_the_import_only() -> None:
     with pytest.raises(RegistryImportError, match="读取文件超时"):
         await run_child("workbook", sample_xlsx(), wall_s=0.001)
     assert len(await workbook_sheets(sample_xlsx())) == 4  # and the next import works
+
+
+def test_the_child_gets_no_secret_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from warnbus.registry_io.sandbox import _child_env
+
+    monkeypatch.setenv("WARNBUS_API_TOKEN", "secret-token")
+    monkeypatch.setenv("WARNBUS_REDIS_URL", "redis://:password@127.0.0.1:6379/0")
+    env = _child_env()
+    assert not [k for k in env if k.startswith("WARNBUS_")]
+    assert "secret" not in repr(env) and "password" not in repr(env)

@@ -17,7 +17,10 @@ Cell = str | int | float | bool | date | datetime | time | timedelta | None
 
 #: Longest text a cell may hold for a name, an id or a note (a workbook cell holds 32,767).
 MAX_TEXT = 200
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060\ufeff]")
+# Zero-width and bidi marks (pasted from web pages) and control characters (a terminal
+# escape in a name would reach whoever reads the CLI's output) are not text anyone typed.
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060\ufeff]")
+_SPACES = re.compile(r"[\t\n\r\u3000\xa0]")
 _PHONE_SEPARATORS = re.compile(r"[\s\-()（）.]")
 
 
@@ -43,7 +46,7 @@ def text(value: Cell, *, limit: int = MAX_TEXT) -> str:
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, (date, datetime, time, timedelta)):
         raise CellError("应为文字，这里是日期或时间（请将单元格格式设为“文本”）")
-    out = _INVISIBLE.sub("", str(value)).replace("\u3000", " ").replace("\xa0", " ").strip()
+    out = _INVISIBLE.sub("", _SPACES.sub(" ", str(value))).strip()
     if len(out) > limit:
         raise CellError(f"内容过长（{len(out)}个字符，最多{limit}个）")
     return out

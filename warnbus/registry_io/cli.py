@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +23,13 @@ from warnbus.domain.models import RegistryData
 from warnbus.errors import RegistryConflictError, RegistryError, RegistryImportError, WarnbusError
 
 SHOWN = 500  # changes printed without --all
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(line: str) -> str:
+    """A line for the terminal: what came from a file (a sheet's name, a file name) carries
+    no control characters (an escape sequence would act on the reader's terminal)."""
+    return _CONTROL.sub("?", line)
 
 
 def add_commands(sub: Any) -> None:
@@ -116,17 +124,17 @@ async def _import(ns: argparse.Namespace, out: TextIO) -> int:
                           key=ns.key)
         c = p.candidate
         for w in c.warnings:
-            print(f"提示：{w}", file=out)
+            print(_shown(f"提示：{w}"), file=out)
         if c.boundary:
-            print(f"边界：{c.boundary}", file=out)
+            print(_shown(f"边界：{c.boundary}"), file=out)
         if c.problems:
             print(f"发现 {len(c.problems)} 个问题，未导入：", file=out)
             for problem in c.problems:
-                print(f"  {problem}", file=out)
+                print(_shown(f"  {problem}"), file=out)
             return 1
         print(f"变化（基于版本 {version}）：{p.diff.summary()}", file=out)
         for line in p.diff.lines(0 if ns.all else SHOWN):
-            print(f"  {line}", file=out)
+            print(_shown(f"  {line}"), file=out)
         if ns.out:
             dump_registry(c.data, ns.out)
             print(f"wrote the registry to {ns.out}", file=out)
@@ -180,13 +188,13 @@ async def _history(ns: argparse.Namespace, out: TextIO) -> int:
                   file=sys.stderr)
             return 2
         for _id, h in await RegistryBook(redis).history(ns.n):
-            print(f"版本 {h.version}  {bj(h.at)}  {h.by}  {h.source}：{h.summary}", file=out)
+            print(_shown(f"版本 {h.version}  {bj(h.at)}  {h.by}  {h.source}：{h.summary}"), file=out)
             try:
                 lines = decode_report(h.diff).diff.lines(20)
             except Exception:  # an entry not written as a report (start-up records a diff)
                 lines = []
             for line in lines:
-                print(f"    {line}", file=out)
+                print(_shown(f"    {line}"), file=out)
         return 0
 
     return await _with_engine(ns, work)

@@ -15,6 +15,7 @@ import asyncio
 import io
 import os
 import sys
+import weakref
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -173,11 +174,42 @@ async def run_child(what: str, payload: bytes, *, name: str = "", crs: str = "",
     """Parse `payload` in a child process; its result, or RegistryImportError in Chinese."""
     if len(payload) > MAX_UPLOAD:
         raise RegistryImportError(f"文件超过 {MAX_UPLOAD // 2**20} MB")
+    async with _slot():
+        return await _run(what, payload, name=name, crs=crs, wall_s=wall_s, memory=memory,
+                          unpacked=unpacked)
+
+
+#: Children at once per process: each may take CHILD_MEMORY; more uploads wait their turn.
+CHILDREN = 2
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+def _slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slot = _slots.get(loop)
+    if slot is None:
+        slot = _slots[loop] = asyncio.Semaphore(CHILDREN)
+    return slot
+
+
+def _child_env() -> dict[str, str]:
+    """What the child needs of the environment, nothing more (no WARNBUS_* secrets); GDAL
+    never reaches for a network path."""
+    keep = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "PROJ_DATA", "GDAL_DATA")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update({"PYTHONWARNINGS": "ignore", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none",
+                "GDAL_HTTP_TIMEOUT": "1", "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"})
+    return env
+
+
+async def _run(what: str, payload: bytes, *, name: str, crs: str, wall_s: float, memory: int,
+               unpacked: int) -> Any:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "warnbus.registry_io.sandbox", what, "--name", name[:200],
         "--crs", crs[:100], "--memory", str(memory), "--unpacked", str(unpacked),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        stderr=asyncio.subprocess.PIPE, env=_child_env())
     try:
         out, _err = await asyncio.wait_for(proc.communicate(payload), wall_s)
     except TimeoutError:
