@@ -120,7 +120,7 @@ async def test_only_an_admin_uploads_and_every_role_exports_masked(web) -> None:
     s = await sign_in(client, "dora")
     r = await _upload(client, s.csrf, _workbook(h, phone="13900001234"))
     assert r.status == 403
-    assert not [k async for k in h.ctx.redis.scan_iter("wb:{reg}:*")]
+    assert not [k async for k in h.ctx.redis.scan_iter("wb:{reg}:staged:*")]
     r = await client.get("/console/registry/export.xlsx")
     ws = load_workbook(io.BytesIO(await r.read()))["人员"]
     assert ws.cell(row_of(ws, "人员编号", PID), 7).value == "+86199****2078"

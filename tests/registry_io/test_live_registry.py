@@ -4,6 +4,7 @@ serves the applied version (unless the configured files changed: then they win, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -253,5 +254,32 @@ async def test_a_delivery_waiting_for_its_retry_goes_to_the_new_phone(redis_url:
             await h.drain()
         sms = [d for d in since(h, start) if d.target_id == PID and d.channel == "sms"]
         assert sms and sms[0].kind is DeliveryKind.WARNING and sms[0].address == NEW_PHONE
+    finally:
+        await h.app.close()
+
+
+async def test_a_running_engine_serves_a_change_another_process_applied(redis_url: str) -> None:
+    """The engine's own watch (not a test's refresh) picks up what the CLI applied: the CLI
+    builds on the files the engine said it serves, so a restart keeps the change."""
+    h = await make_harness(redis_url)
+    await h.app.engine.start()
+    try:
+        book = RegistryBook(h.ctx.redis)
+        assert await book.files_sha() == h.ctx.registry_base != ""
+        p = await preview(_workbook(broken=False), boundary=geojson({"430623101001-99": RING}))
+        await book.apply(p.candidate.data, expected=0, by="cli:test", source="t.xlsx",
+                         base=await book.files_sha(), at=0.0, year=None, summary="", diff=b"{}")
+        for _ in range(200):  # the watch polls each second; no event to await from here
+            if h.ctx.registry_version == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert h.ctx.registry_version == 1
+        assert h.ctx.registry.data.persons[PID].phone == NEW_PHONE
+        again = await build_app(h.app.settings, clock=h.clock, channels=h.channels,
+                                base_url="http://test")
+        try:
+            assert again.ctx.registry_version == 1  # not "the files changed"
+        finally:
+            await again.close()
     finally:
         await h.app.close()

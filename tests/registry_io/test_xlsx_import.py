@@ -235,3 +235,24 @@ async def test_export_never_writes_a_formula() -> None:
     p = await preview(blob)
     got = p.candidate.data.persons[pid]
     assert (got.name, got.note) == (evil, "+cmd|' /C calc'!A0")
+
+
+async def test_history_keeps_the_first_changes_of_a_large_one_and_counts_all() -> None:
+    from warnbus.registry_io.service import (
+        HISTORY_CHANGES,
+        decode_report,
+        encode_report,
+        for_history,
+        report,
+    )
+
+    data = sample().data
+    persons = {k: msgspec.structs.replace(v, note="2027年核对") for k, v in data.persons.items()}
+    p = await preview(export_workbook(msgspec.structs.replace(data, persons=persons)))
+    assert len(p.diff.changes) == len(persons) and len(persons) < HISTORY_CHANGES
+    full = encode_report(report(p))
+    assert for_history(full) == full
+    big = msgspec.structs.replace(report(p), diff=type(p.diff)(p.diff.changes * 2))
+    kept = decode_report(for_history(encode_report(big)))
+    assert len(kept.diff.changes) == HISTORY_CHANGES
+    assert kept.omitted == 2 * len(persons) - HISTORY_CHANGES

@@ -169,12 +169,15 @@ async def _apply(redis: Any, p: Any, *, by: str, report: bytes) -> int:
     current = await book.current()
     if current is not None:
         base = current.base
-    else:  # the first change on top of the configured files: the engine compares this sha
-        settings = load_settings(None)
-        base = data_sha(load_registry(settings.registry or default_registry_path()).data)
+    else:  # the first change on top of the configured files the engine serves (it says
+        # which at start); an engine never started: the files this configuration names
+        base = await book.files_sha() or data_sha(
+            load_registry(load_settings(None).registry or default_registry_path()).data)
+    from warnbus.registry_io.service import for_history
+
     return await book.apply(p.candidate.data, expected=p.base_version, by=by, source=p.source,
                             base=base, at=time.time(), year=p.candidate.year,
-                            summary=p.diff.summary(), diff=report)
+                            summary=p.diff.summary(), diff=for_history(report))
 
 
 async def _history(ns: argparse.Namespace, out: TextIO) -> int:

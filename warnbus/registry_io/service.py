@@ -29,6 +29,13 @@ class Preview:
     source: str  # which files, in words
 
 
+#: Problems a report keeps (a province's broken workbook can have one per row); counted all.
+REPORT_PROBLEMS = 5_000
+#: Changes a history entry keeps in detail (a yearly refresh of a province changes most
+#: people); its summary counts them all.
+HISTORY_CHANGES = 2_000
+
+
 class Report(msgspec.Struct, frozen=True):
     """What a preview shows and the history keeps (phones masked)."""
 
@@ -37,6 +44,8 @@ class Report(msgspec.Struct, frozen=True):
     warnings: tuple[str, ...] = ()
     boundary: str = ""
     kinds: tuple[str, ...] = ()
+    problem_count: int = 0  # all problems found (`problems` holds the first ones)
+    omitted: int = 0  # changes left out of `diff` (history entries)
 
 
 def _prepare(base: RegistryData, sheets: Sequence[Sheet] | None, boundary: BoundaryFile | None,
@@ -59,7 +68,21 @@ async def prepare(base: RegistryData, base_version: int, *, workbook: bytes | No
 
 def report(p: Preview) -> Report:
     c = p.candidate
-    return Report(p.diff, tuple(map(str, c.problems)), tuple(c.warnings), c.boundary, c.kinds)
+    return Report(p.diff, tuple(map(str, c.problems[:REPORT_PROBLEMS])), tuple(c.warnings),
+                  c.boundary, c.kinds, problem_count=len(c.problems))
+
+
+def for_history(blob: bytes) -> bytes:
+    """A report as the history keeps it: its first HISTORY_CHANGES changes in detail."""
+    try:
+        r = decode_report(blob)
+    except msgspec.DecodeError:  # not a report (a record made by hand): kept as it is
+        return blob
+    extra = len(r.diff.changes) - HISTORY_CHANGES
+    if extra <= 0:
+        return blob
+    kept = Diff(r.diff.changes[:HISTORY_CHANGES])
+    return encode_report(msgspec.structs.replace(r, diff=kept, omitted=r.omitted + extra))
 
 
 def encode_report(r: Report) -> bytes:

@@ -56,6 +56,7 @@ async def resolve(redis: object, registry: Registry, rules: Rules, clock_now: fl
     base = await asyncio.to_thread(data_sha, registry.data)
     got = await book.load()
     if got is None:
+        await book.set_files_sha(base)  # what a first change (console or CLI) builds on
         return registry, rules, 0, base
     current, data = got
     if current.base == base:
@@ -125,9 +126,11 @@ class LiveRegistry:
         base = current.base if current else self.ctx.registry_base
         if year is None and current is not None:
             year = current.year  # the roster's year stands until a workbook names another
+        from warnbus.registry_io.service import for_history
+
         version = await self.book.apply(data, expected=expected, by=by, source=source, base=base,
                                         at=self.ctx.clock.now(), year=year, summary=summary,
-                                        diff=diff)
+                                        diff=for_history(diff))
         self.swap(reg, rules, version)
         return version
 

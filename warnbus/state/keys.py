@@ -168,6 +168,9 @@ DEVICES_STATUS = f"{PREFIX}:devices:status"  # hash: device_id -> JSON state|sin
 REGISTRY_CURRENT = f"{PREFIX}:{{reg}}:current"  # hash: version, sha, base, at, by, source, year
 REGISTRY_DATA = f"{PREFIX}:{{reg}}:data"  # string: the current version's records (zlib msgpack)
 REGISTRY_HISTORY = f"{PREFIX}:{{reg}}:history"  # stream: every change: who, when, what (diff)
+# String: sha of the configured files the engine serves as version 0 (what a first change is
+# made on top of, also when it comes from a CLI on another machine).
+REGISTRY_FILES = f"{PREFIX}:{{reg}}:files"
 
 
 def registry_staged(stage_id: str) -> str:

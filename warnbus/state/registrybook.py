@@ -109,6 +109,13 @@ class RegistryBook:
         raw = await self.redis.hget(keys.REGISTRY_CURRENT, "version")
         return int(_s(raw) or 0)
 
+    async def files_sha(self) -> str:
+        """The sha of the configured files the engine serves as version 0 ("" if unknown)."""
+        return _s(await self.redis.get(keys.REGISTRY_FILES))
+
+    async def set_files_sha(self, sha: str) -> None:
+        await self.redis.set(keys.REGISTRY_FILES, sha)
+
     async def current(self) -> Current | None:
         return _current(await self.redis.hgetall(keys.REGISTRY_CURRENT))
 

@@ -169,8 +169,9 @@ def _report_html(r: Report) -> str:
         out.append('<ul class="warn">' + "".join(f"<li>提示：{esc(w)}</li>" for w in r.warnings)
                    + "</ul>")
     if r.problems:
-        more = f"（仅列出前 {SHOWN} 个）" if len(r.problems) > SHOWN else ""
-        out.append(f'<h2 class="err">发现 {len(r.problems)} 个问题，不能应用{more}</h2><ol class="problems">'
+        total = max(r.problem_count, len(r.problems))
+        more = f"（仅列出前 {SHOWN} 个）" if total > SHOWN else ""
+        out.append(f'<h2 class="err">发现 {total} 个问题，不能应用{more}</h2><ol class="problems">'
                    + "".join(f"<li>{esc(p)}</li>" for p in r.problems[:SHOWN]) + "</ol>")
         return "".join(out)
     out.append(_diff_html(r.diff))
@@ -242,10 +243,13 @@ async def history_page(request: web.Request) -> web.Response:
     rows = []
     for _id, h in await RegistryBook(con.app.ctx.redis).history(100):
         try:
-            details = _change_rows(decode_report(h.diff).diff.changes[:50])
+            kept = decode_report(h.diff)
         except Exception:  # an entry without a readable report: its summary says enough
-            details = []
-        what = "<br>".join(f"{r[0]}{r[1]} {r[2]} {r[3]} {r[4]}" for r in details)
+            kept = Report(Diff())
+        details = _change_rows(kept.diff.changes[:200])
+        left = len(kept.diff.changes) - len(details) + kept.omitted
+        what = "<br>".join(f"{r[0]}{r[1]} {r[2]} {r[3]} {r[4]}" for r in details) + (
+            f"<br>……另有 {left} 处变化" if left > 0 and details else "")
         rows.append([str(h.version), html.bj(h.at), esc(h.by), esc(h.source),
                      f"{esc(h.summary)}<details><summary>明细</summary>{what}</details>"
                      if what else esc(h.summary)])
