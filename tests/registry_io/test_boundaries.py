@@ -106,6 +106,13 @@ async def test_a_crs_that_is_not_read_is_refused(blob: object, crs: str, message
     assert e.value.message.startswith(message)
 
 
+@pytest.mark.parametrize("crs", ["+proj=merc +datum=WGS84", "https://example.org/crs.json",
+                                 "EPSG:4490 extra", "wgs84"])
+async def test_a_crs_option_is_gcj02_or_an_epsg_code(crs: str) -> None:
+    with pytest.raises(RegistryImportError, match="坐标系应为 gcj02，或 EPSG:代码"):
+        await preview(None, boundary=geojson(_new_rings()), crs=crs)
+
+
 async def test_a_shapefile_without_prj_takes_an_explicit_crs() -> None:
     rings = _new_rings()
     got = await preview(None, boundary=shapefile_zip(rings, epsg=None), crs="EPSG:4490")

@@ -7,12 +7,14 @@ province's workbook is ~250k rows), so neither holds the event loop of the proce
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from warnbus.domain.models import RegistryData
+from warnbus.errors import RegistryImportError
 from warnbus.registry_io.boundaries import BoundaryFile, read_boundary_file
 from warnbus.registry_io.diff import Diff, diff
 from warnbus.registry_io.sandbox import Sheet, workbook_sheets
@@ -29,6 +31,9 @@ class Preview:
     source: str  # which files, in words
 
 
+#: What a caller may name as the boundary file's CRS: GCJ-02, or an EPSG code (never a PROJ
+#: string or a URL for the parser to resolve).
+_CRS_OPTION = re.compile(r"(?i)gcj-?02|EPSG:\d{4,5}")
 #: Problems a report keeps (a province's broken workbook can have one per row); counted all.
 REPORT_PROBLEMS = 5_000
 #: Changes a history entry keeps in detail (a yearly refresh of a province changes most
@@ -59,6 +64,8 @@ async def prepare(base: RegistryData, base_version: int, *, workbook: bytes | No
                   boundary_name: str = "", crs: str = "", key: str = "") -> Preview:
     """Read a workbook and/or a boundary file onto `base`. RegistryImportError (Chinese)
     when a file cannot be read at all; problems of its content are in the candidate."""
+    if crs and not _CRS_OPTION.fullmatch(crs.strip()):
+        raise RegistryImportError("坐标系应为 gcj02，或 EPSG:代码（如 EPSG:4490）")
     sheets = await workbook_sheets(workbook) if workbook is not None else None
     bf = await read_boundary_file(boundary, boundary_name, crs) if boundary is not None else None
     cand, d = await asyncio.to_thread(_prepare, base, sheets, bf, key)
