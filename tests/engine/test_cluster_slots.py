@@ -38,7 +38,8 @@ from warnbus.plugin import ProviderStatus
 from warnbus.runtime.app import token_hash
 from warnbus.runtime.config import FeedSettings, TokenSettings
 from warnbus.runtime.services import ManagedService
-from warnbus.state import keys, scripts
+from warnbus.state import keys, registrybook, scripts
+from warnbus.state.registrybook import RegistryBook
 from warnbus.web.api import make_web_app
 from warnbus.web.console import drafts as console_drafts
 from warnbus.web.console import throttle as console_throttle
@@ -61,6 +62,7 @@ SCRIPTS: dict[str, str] = {
     "web.console.throttle.ADMIT": console_throttle.ADMIT,
     "web.console.throttle.SETTLE": console_throttle.SETTLE,
     "web.console.throttle.UNLOCK": console_throttle.UNLOCK,
+    "state.registrybook._APPLY": registrybook._APPLY,
 }
 REGISTERED = re.compile(r"register_script\(\s*([A-Za-z_][\w.]*)\s*\)")
 
@@ -180,6 +182,24 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     assert r.status == 200
 
 
+async def _registry_change(h) -> None:  # type: ignore[no-untyped-def]
+    """A registry change staged, applied (as the console and the CLI do), and picked up."""
+    book = RegistryBook(h.ctx.redis)
+    data = h.ctx.registry.data
+    pid = sorted(data.persons)[0]
+    changed = msgspec.structs.replace(data, persons={
+        **data.persons, pid: msgspec.structs.replace(data.persons[pid], note="核对")})
+    stage = await book.stage(changed, base_version=0, by="root", source="t", report=b"{}",
+                             year=None)
+    staged = await book.staged(stage)
+    assert staged is not None
+    await book.apply(staged.data, expected=0, by="root", source="t",
+                     base=await book.files_sha(), at=0.0, year=None, summary="", diff=b"{}")
+    await book.drop_stage(stage)
+    assert await h.app.engine.registry.refresh()
+    assert await book.history()
+
+
 async def run_workload(url: str) -> dict[str, int]:
     """Everything the engine does to Redis in a campaign's life, on the server at `url`."""
     h = await make_harness(url)
@@ -260,6 +280,7 @@ async def run_workload(url: str) -> dict[str, int]:
         assert {DeliveryKind.UPDATE, DeliveryKind.CANCEL} <= {d.kind for d in h.sent()}
         assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
         await _console(client, h)
+        await _registry_change(h)
         # Expiry of what is left (the console alert), then one more tick of everything.
         h.clock.advance(7 * 24 * 3600)
         await h.drain()
