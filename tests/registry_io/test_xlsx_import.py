@@ -256,3 +256,17 @@ async def test_history_keeps_the_first_changes_of_a_large_one_and_counts_all() -
     kept = decode_report(for_history(encode_report(big)))
     assert len(kept.diff.changes) == HISTORY_CHANGES
     assert kept.omitted == 2 * len(persons) - HISTORY_CHANGES
+
+
+def test_every_table_of_the_registry_is_compared() -> None:
+    """A change the workbook does not make (configured files replaced: a loudspeaker renamed)
+    is shown too, never passed over."""
+    from warnbus.registry_io.diff import diff
+
+    data = sample().data
+    did = sorted(data.devices)[0]
+    renamed = msgspec.structs.replace(data, devices={
+        **data.devices, did: msgspec.structs.replace(data.devices[did], name="新广播")})
+    d = diff(data, renamed)
+    assert d.summary() == "应急广播：修改1"
+    assert d.lines() == [f"应急广播 修改 {did} 新广播：名称 {data.devices[did].name} → 新广播"]

@@ -11,10 +11,18 @@ from typing import Any
 
 import msgspec
 
-from warnbus.domain.models import Grid, Person, Region, RegistryData, mask_phone, mask_text
+from warnbus.domain.models import (
+    Device,
+    Grid,
+    Person,
+    Region,
+    RegistryData,
+    mask_phone,
+    mask_text,
+)
 from warnbus.registry_io.kinds import LEVEL_ZH, ROLE_ZH, TAG_ZH
 
-KIND_ZH = {"regions": "区划", "persons": "人员", "grids": "网格"}
+KIND_ZH = {"regions": "区划", "persons": "人员", "grids": "网格", "devices": "应急广播"}
 OP_ZH = {"added": "新增", "changed": "修改", "removed": "删除"}
 
 
@@ -125,27 +133,49 @@ def _table(kind: str, old: Mapping[str, Any], new: Mapping[str, Any],
         if a == b:
             continue
         if a is None and b is not None:
-            out.append(Change(kind, "added", rid, b.name, tuple(
+            out.append(Change(kind, "added", rid, getattr(b, "name", ""), tuple(
                 FieldChange(label, "", show(b), label == "手机") for label, show in new_fields.items()
                 if show(b))))
         elif b is None and a is not None:
-            out.append(Change(kind, "removed", rid, a.name))
+            out.append(Change(kind, "removed", rid, getattr(a, "name", "")))
         elif a is not None and b is not None:
             fields = []
             for label, show in new_fields.items():
                 before, after = old_fields[label](a), show(b)
-                if label == "边界" and a.polygon != b.polygon:
+                if label == "边界" and getattr(a, "polygon", None) != getattr(b, "polygon", None):
                     fields.append(FieldChange(label, before, after + "（已更新）"))
-                elif before != after or (label == "手机" and a.phone != b.phone):
+                elif before != after or (label == "手机" and getattr(a, "phone", None) != getattr(
+                        b, "phone", None)):
                     fields.append(FieldChange(label, before, after, label == "手机"))
-            out.append(Change(kind, "changed", rid, b.name, tuple(fields)))
+            out.append(Change(kind, "changed", rid, getattr(b, "name", ""), tuple(fields)))
     return out
 
 
+def _device_fields(data: RegistryData) -> Mapping[str, Callable[[Device], str]]:
+    region = _region(data)
+    return {"名称": lambda d: d.name, "村": lambda d: region(d.region),
+            "网格": lambda d: d.grid or ""}
+
+
+Fields = Callable[[RegistryData], Mapping[str, Callable[[Any], str]]]
+#: The tables compared, in order, with how each shows its fields. Duty rosters and sites join
+#: here (and in KIND_ZH) when their records exist; a table not listed is compared as a whole
+#: record (`_whole`), so no change of the registry goes unshown.
+TABLES: dict[str, Fields] = {
+    "regions": _region_fields, "persons": _person_fields, "grids": _grid_fields,
+    "devices": _device_fields,
+}
+
+
+def _whole(data: RegistryData) -> Mapping[str, Callable[[Any], str]]:
+    return {"内容": lambda r: msgspec.json.encode(msgspec.to_builtins(r)).decode()[:200]}
+
+
 def diff(old: RegistryData, new: RegistryData) -> Diff:
-    """Regions, then persons, then grids: what `new` changes of `old`."""
-    return Diff((
-        *_table("regions", old.regions, new.regions, _region_fields(old), _region_fields(new)),
-        *_table("persons", old.persons, new.persons, _person_fields(old), _person_fields(new)),
-        *_table("grids", old.grids, new.grids, _grid_fields(old), _grid_fields(new)),
-    ))
+    """What `new` changes of `old`: the TABLES in order, then any other table."""
+    names = [*TABLES, *(f for f in new.__struct_fields__ if f not in TABLES)]
+    out: list[Change] = []
+    for name in names:
+        fields = TABLES.get(name, _whole)
+        out += _table(name, getattr(old, name), getattr(new, name), fields(old), fields(new))
+    return Diff(tuple(out))

@@ -115,4 +115,5 @@ def export_workbook(data: RegistryData, *, year: int | None = None,
 
 def template_workbook() -> bytes:
     """The empty workbook an office fills in: the sheets, their headers, the 说明 sheet."""
-    return export_workbook(RegistryData({}, {}, {}, {}), title="网格化管理台账（模板）")
+    empty = RegistryData(**{f: {} for f in RegistryData.__struct_fields__})
+    return export_workbook(empty, title="网格化管理台账（模板）")

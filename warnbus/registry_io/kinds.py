@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from warnbus.domain.models import (
     Device,
@@ -72,14 +72,20 @@ class Build:
     #: (kind, id) of rows that had a problem: what refers to them says nothing more (the
     #: row's own problem is the one to fix), so one mistake is reported once.
     broken: set[tuple[str, str]] = field(default_factory=set)
+    #: Every other table of the registry (duty rosters, sites, ... as RegistryData grows):
+    #: carried through as it is unless a kind of this module reads its sheet into it.
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def on(cls, base: RegistryData) -> Build:
+        known = ("regions", "grids", "persons", "devices")
+        others = {f: dict(getattr(base, f)) for f in base.__struct_fields__ if f not in known}
         return cls(base, dict(base.regions), dict(base.grids), dict(base.persons),
-                   dict(base.devices))
+                   dict(base.devices), others=others)
 
     def data(self) -> RegistryData:
-        return RegistryData(self.regions, self.grids, self.persons, self.devices)
+        return RegistryData(regions=self.regions, grids=self.grids, persons=self.persons,
+                            devices=self.devices, **self.others)
 
     def is_broken(self, kind: str, rid: str | None) -> bool:
         return (kind, rid or "") in self.broken
