@@ -22,6 +22,7 @@ from warnbus.registry_io.sandbox import MAX_UNPACKED, Refused, check_zip
 
 MAX_FEATURES = 200_000
 MAX_RING_POINTS = 100_000
+MAX_POINTS = 5_000_000  # all features together
 _SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 _DATUMS = ("China 2000", "World Geodetic System 1984")
 
@@ -104,13 +105,17 @@ def read_boundaries(payload: bytes, name: str, option: str, unpacked: int = MAX_
         to_geo = Transformer.from_crs(crs, CRS.from_epsg(4490), always_xy=True)
     fields = [str(f) for f in meta["fields"]]
     features = []
+    points = 0
     for i, wkb in enumerate(wkbs):
         attrs = {f: _text(col[i]) for f, col in zip(fields, columns, strict=True)}
         feature: dict[str, Any] = {"n": i + 1, "attrs": attrs}
         try:
             feature["ring"] = _ring(shapely.from_wkb(wkb) if wkb is not None else None, to_geo, gcj)
+            points += len(feature["ring"])
         except Refused as e:
             feature["error"] = str(e)
+        if points > MAX_POINTS:
+            raise Refused(f"边界点数过多（所有要素共超过 {MAX_POINTS} 个点）")
         features.append(feature)
     return {"kind": kind, "crs": said, "fields": fields, "features": features}
 

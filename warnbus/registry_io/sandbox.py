@@ -33,6 +33,9 @@ MAX_UPLOAD = 64 * 1024 * 1024
 MAX_UNPACKED = 512 * 1024 * 1024
 MAX_ROWS = 500_000  # per sheet: a province has ~250k people
 MAX_COLUMNS = 64
+MAX_CELLS = 8_000_000  # all sheets together (a province: ~3 million)
+#: Most bytes a child's reply may have: the parent holds it in memory.
+MAX_REPLY = 512 * 1024 * 1024
 CHILD_MEMORY = 3 * 1024 * 1024 * 1024  # address space of the child (calamine: ~350 MB/province)
 CHILD_CPU_S = 240
 CHILD_WALL_S = 300.0
@@ -90,6 +93,7 @@ def read_workbook(payload: bytes, unpacked: int = MAX_UNPACKED) -> list[Sheet]:
     try:
         wb = CalamineWorkbook.from_filelike(io.BytesIO(payload))
         out = []
+        cells = 0
         for meta in wb.sheets_metadata:
             if meta.typ != SheetTypeEnum.WorkSheet:
                 continue
@@ -109,6 +113,9 @@ def read_workbook(payload: bytes, unpacked: int = MAX_UNPACKED) -> list[Sheet]:
                     for c in range(c0, min(c1, MAX_COLUMNS - 1) + 1):
                         row[c] = value
             cleaned = [[_cell(v) for v in _trim(row)] for row in rows]
+            cells += sum(map(len, cleaned))
+            if cells > MAX_CELLS:
+                raise Refused(f"工作簿的单元格过多（超过 {MAX_CELLS} 个）")
             out.append(Sheet(meta.name, meta.visible == SheetVisibleEnum.Visible, cleaned))
         return out
     except CalamineError as e:
@@ -151,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             result = read_boundaries(payload, args.name, args.crs, args.unpacked)
         reply = enc.encode({"ok": result})
+        if len(reply) > MAX_REPLY:
+            raise Refused(f"文件内容过多（读出超过 {MAX_REPLY // 2**20} MB）")
     except Refused as e:
         reply = enc.encode({"error": str(e)})
     except MemoryError:
