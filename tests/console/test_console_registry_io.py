@@ -160,3 +160,35 @@ async def test_edit_one_person_audited(web) -> None:  # type: ignore[no-untyped-
     r = await client.post(url, data={"_csrf": s2.csrf, "phone": "13900007777", "role": "primary",
                                      "v": "1"}, allow_redirects=False)
     assert r.status == 403 and h.ctx.registry_version == 1
+
+
+async def test_the_board_of_a_campaign_whose_grid_was_removed(web) -> None:  # type: ignore[no-untyped-def]
+    """A registry change removes a grid a running campaign holds: the board, its township
+    view and its chase list still answer; the grid is on the 未叫醒 list when it comes up."""
+    from tests.engine.helpers import cap_alert
+    from warnbus.domain.models import RegistryData
+    from warnbus.flow.credentials import ENGINE
+    from warnbus.flow.intake import accept
+
+    client, h = web
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+    await h.drain()
+    data = h.ctx.registry.data
+    gone = "430623101001-01"
+    await h.app.engine.registry.apply(
+        RegistryData(data.regions, {k: v for k, v in data.grids.items() if k != gone},
+                     data.persons, data.devices),
+        expected=0, by="root", source="test", year=None, summary="", diff=b"{}",
+        validated=False)
+    h.clock.advance(3600)  # past the whole chain: the removed grid goes on the 未叫醒 list
+    await h.drain()
+    assert (await h.ctx.store.grids(res.campaign_id))[gone].state.value == "unreached"
+    await sign_in(client, "alan")
+    cid = res.campaign_id
+    for path in (f"/console/campaigns/{cid}", f"/console/campaigns/{cid}?town=430623101000",
+                 f"/console/campaigns/{cid}/chase?town=430623101000",
+                 f"/console/campaigns/{cid}/chase?village=430623101001", "/console/"):
+        r = await client.get(path, headers={"Accept": "text/html"})
+        assert r.status == 200, (path, r.status, (await r.text())[:300])
+    county = await (await client.get(f"/console/campaigns/{cid}/chase")).text()
+    assert f"{gone}（已从台账删除）" in county
