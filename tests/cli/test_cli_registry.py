@@ -31,6 +31,14 @@ def _edited(path: Path, *, phone: str) -> bytes:
     return edit(path.read_bytes(), change)
 
 
+def _exported_and_edited(tmp_path: Path, env: dict[str, str], phone: str) -> tuple[Path, Path]:
+    """The engine's registry exported by the CLI, and a copy with PID's phone changed."""
+    out, new = tmp_path / "county.xlsx", tmp_path / "new.xlsx"
+    assert warnbus("registry", "export", "--out", str(out), env=env).returncode == 0
+    new.write_bytes(_edited(out, phone=phone))
+    return out, new
+
+
 def test_template_export_and_import_round_trip(tmp_path: Path) -> None:
     r = warnbus("registry", "template", "--out", str(tmp_path / "t.xlsx"), env=_env())
     assert r.returncode == 0, r.stderr
@@ -44,10 +52,7 @@ def test_template_export_and_import_round_trip(tmp_path: Path) -> None:
 
 
 def test_import_prints_each_problem_with_sheet_row_column(tmp_path: Path) -> None:
-    out = tmp_path / "county.xlsx"
-    assert warnbus("registry", "export", "--out", str(out), env=_env()).returncode == 0
-    bad = tmp_path / "bad.xlsx"
-    bad.write_bytes(_edited(out, phone="1390000"))
+    _out, bad = _exported_and_edited(tmp_path, _env(), "1390000")
     row = row_of(load_workbook(io.BytesIO(bad.read_bytes()))["人员"], "人员编号", PID)
     r = warnbus("registry", "import", str(bad), env=_env())
     assert r.returncode == 1
@@ -56,10 +61,7 @@ def test_import_prints_each_problem_with_sheet_row_column(tmp_path: Path) -> Non
 
 
 def test_apply_to_the_engine_and_read_the_history(tmp_path: Path, redis_url: str) -> None:
-    out = tmp_path / "county.xlsx"
-    assert warnbus("registry", "export", "--out", str(out), env=_env(redis_url)).returncode == 0
-    new = tmp_path / "new.xlsx"
-    new.write_bytes(_edited(out, phone="13900001234"))
+    _out, new = _exported_and_edited(tmp_path, _env(redis_url), "13900001234")
     r = warnbus("registry", "import", str(new), "--apply", "--by", "王科长", env=_env(redis_url))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -83,10 +85,7 @@ def test_apply_to_the_engine_and_read_the_history(tmp_path: Path, redis_url: str
 
 
 def test_apply_without_the_engine_says_what_to_do(tmp_path: Path) -> None:
-    out = tmp_path / "county.xlsx"
-    assert warnbus("registry", "export", "--out", str(out), env=_env()).returncode == 0
-    new = tmp_path / "new.xlsx"
-    new.write_bytes(_edited(out, phone="13900001234"))
+    _out, new = _exported_and_edited(tmp_path, _env(), "13900001234")
     r = warnbus("registry", "import", str(new), "--apply", env=_env())
     assert r.returncode == 2 and "--apply needs the engine's Redis" in r.stderr
     r = warnbus("registry", "import", str(new), "--out", str(tmp_path / "dir"), env=_env())

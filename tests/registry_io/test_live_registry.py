@@ -5,6 +5,7 @@ serves the applied version (unless the configured files changed: then they win, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -21,7 +22,7 @@ from warnbus.flow.escalation import redial_offsets
 from warnbus.flow.intake import accept
 from warnbus.registry import Registry
 from warnbus.registry_io.service import Preview, decode_report, encode_report, report
-from warnbus.runtime.app import build_app
+from warnbus.runtime.app import App, build_app
 from warnbus.state import keys
 from warnbus.state.registrybook import RegistryBook
 
@@ -41,6 +42,17 @@ async def h(redis_url: str) -> AsyncIterator[Harness]:
 def _workbook(*, broken: bool) -> bytes:
     return office_edit(sample_xlsx(), pid=PID, phone="13900001234",
                        broken="p43062300132" if broken else "", new_grid_officer="p43062300130")
+
+
+@contextlib.asynccontextmanager
+async def _restarted(h: Harness, registry: Registry | None = None) -> AsyncIterator[App]:
+    """Another start of the engine on the same Redis (its configured files: `registry`)."""
+    again = await build_app(h.app.settings, clock=h.clock, channels=h.channels,
+                            registry=registry, base_url="http://test")
+    try:
+        yield again
+    finally:
+        await again.close()
 
 
 def mark(h: Harness) -> dict[str, int]:
@@ -147,13 +159,9 @@ async def test_history_keeps_who_when_what(h: Harness) -> None:
 async def test_a_restart_serves_the_applied_version(h: Harness) -> None:
     p = await preview(_workbook(broken=False), boundary=geojson({"430623101001-99": RING}))
     await _apply(h, p)
-    again = await build_app(h.app.settings, clock=h.clock, channels=h.channels,
-                            base_url="http://test")
-    try:
+    async with _restarted(h) as again:
         assert again.ctx.registry_version == 1
         assert again.ctx.registry.data.persons[PID].phone == NEW_PHONE
-    finally:
-        await again.close()
 
 
 async def test_changed_configured_files_win_and_are_recorded(h: Harness) -> None:
@@ -166,20 +174,16 @@ async def test_changed_configured_files_win_and_are_recorded(h: Harness) -> None
                                                                  phone="+8613700000000")},
         grids={k: v for k, v in data.grids.items() if k != "430623101001-99"})
     with capture_logs() as logs:
-        again = await build_app(h.app.settings, clock=h.clock, channels=h.channels,
-                                registry=Registry(files), base_url="http://test")
-    try:
-        assert again.ctx.registry_version == 2
-        assert again.ctx.registry.data.persons[PID].name == "新名字"
-        assert any("configured files changed" in e["event"] for e in logs)
-        [(_, latest), *_] = await RegistryBook(h.ctx.redis).history()
-        assert (latest.version, latest.by) == (2, "system")
-        assert latest.source == "配置的台账文件已更换：以文件为准"
-        # The first process follows: every process serves one registry.
-        assert await h.app.engine.registry.refresh() is True
-        assert h.ctx.registry.data.persons[PID].name == "新名字"
-    finally:
-        await again.close()
+        async with _restarted(h, Registry(files)) as again:
+            assert again.ctx.registry_version == 2
+            assert again.ctx.registry.data.persons[PID].name == "新名字"
+            assert any("configured files changed" in e["event"] for e in logs)
+            [(_, latest), *_] = await RegistryBook(h.ctx.redis).history()
+            assert (latest.version, latest.by) == (2, "system")
+            assert latest.source == "配置的台账文件已更换：以文件为准"
+            # The first process follows: every process serves one registry.
+            assert await h.app.engine.registry.refresh() is True
+            assert h.ctx.registry.data.persons[PID].name == "新名字"
 
 
 async def test_an_invalid_version_in_redis_is_not_served(h: Harness) -> None:
@@ -275,11 +279,7 @@ async def test_a_running_engine_serves_a_change_another_process_applied(redis_ur
             await asyncio.sleep(0.05)
         assert h.ctx.registry_version == 1
         assert h.ctx.registry.data.persons[PID].phone == NEW_PHONE
-        again = await build_app(h.app.settings, clock=h.clock, channels=h.channels,
-                                base_url="http://test")
-        try:
+        async with _restarted(h) as again:
             assert again.ctx.registry_version == 1  # not "the files changed"
-        finally:
-            await again.close()
     finally:
         await h.app.close()
