@@ -81,6 +81,13 @@ class NotFoundError(WarnbusError):
     code = "not_found"
 
 
+class CampaignStateError(WarnbusError):
+    """A campaign's stored state does not read (e.g. a started campaign without its level):
+    nothing is guessed in its place."""
+
+    code = "campaign_state"
+
+
 class AuthError(WarnbusError):
     """No or bad credentials (401) or outside the credential's scope (403)."""
 

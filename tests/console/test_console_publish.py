@@ -80,7 +80,8 @@ async def test_yellow_is_published_by_the_drafter_alone(web) -> None:  # type: i
     assert r.status == 303 and "/campaigns/cp_" in r.headers["Location"]
     (cid,) = await campaigns(h)
     meta = await h.ctx.store.meta(cid)
-    alert = await h.ctx.alert(cid, meta.get("root") or (await Drafts(h.ctx.redis).recent())[0].alert_id)
+    alert = await h.ctx.alert(cid, (meta.root if meta else "")
+                              or (await Drafts(h.ctx.redis).recent())[0].alert_id)
     assert alert is not None and alert.is_drill
 
 
@@ -131,6 +132,8 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
     assert r.status == 303
     await h.drain()
     assert any(d.step == 95 and d.kind.value == "escalation" for d in h.sent())
+    order = (await h.ctx.store.console.door_orders(cid))[other]
+    assert order.by == "anna" and order.to
     # Update: the form is pre-filled from the campaign; red again needs a second person.
     s = await sign_in(client, "dora")
     r = await client.get(f"/console/compose?campaign={cid}", headers={"Accept": "text/html"})
@@ -149,10 +152,11 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
                               allow_redirects=False)
         assert "/campaigns/" in r.headers["Location"], r.headers["Location"]
         await h.drain()
-    assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
-    kinds = [x.kind for x in (await Drafts(h.ctx.redis).provenance(cid)).values()]
+    meta = await h.ctx.store.meta(cid)
+    assert meta and meta.state == "cancelled"
+    kinds = [x.kind for x in (await h.ctx.store.console.provenance(cid)).values()]
     assert sorted(kinds) == ["alert", "cancel", "update"]
-    latest = await h.ctx.alert(cid, (await h.ctx.store.meta(cid))["latest"])
+    latest = await h.ctx.alert(cid, meta.latest)
     assert latest is not None and latest.msg_type is MsgType.UPDATE
     assert any(d.kind.value == "cancel" for d in h.sent())
     # The record: CSV (with BOM for spreadsheet programs) and the records list.

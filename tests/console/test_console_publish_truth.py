@@ -90,11 +90,11 @@ async def test_a_taken_identifier_fails_the_draft_visibly_and_records_nothing(we
     # Nothing recorded as published: the squatter's campaign is the only one and carries no
     # console provenance (nobody "drafted" or "approved" it); no red message went out.
     assert await campaigns(h) == [squat.campaign_id]
-    assert await Drafts(h.ctx.redis).provenance(squat.campaign_id) == {}
+    assert await h.ctx.store.console.provenance(squat.campaign_id) == {}
     await h.drain()
     assert all(d.campaign_id == squat.campaign_id for d in h.sent())
     meta = await h.ctx.store.meta(squat.campaign_id)
-    assert meta.get("level") == "blue"
+    assert meta and meta.level == "blue"
 
 
 async def test_a_refused_publish_says_why_in_chinese(web) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from warnbus.domain.models import GridState, Role
+from warnbus.domain.models import Role
+from warnbus.domain.states import GridState
+from warnbus.domain.steps import Step
 from warnbus.flow.escalation import (
     Advance,
     Deadline,
@@ -94,12 +96,12 @@ def test_timeline() -> None:
     p = P()
     times, chain_at = redial_offsets(p)
     assert times == (180, 280, 380) and chain_at == 480
-    assert deadline_for(p, 0, 1000, 1000) == 1180
-    assert deadline_for(p, 2, 1000, 1100) == 1380
-    assert deadline_for(p, 3, 1000, 1400) == 1480
-    assert deadline_for(p, 20, 1000, 2000) == 2180
+    assert deadline_for(p, Step.first_wave(), 1000, 1000) == 1180
+    assert deadline_for(p, Step.redial(2), 1000, 1100) == 1380
+    assert deadline_for(p, Step.redial(3), 1000, 1400) == 1480
+    assert deadline_for(p, Step.chain(2), 1000, 2000) == 2180
     no_redial = P(redials=0)
-    assert deadline_for(no_redial, 0, 0, 0) == 180
+    assert deadline_for(no_redial, Step.first_wave(), 0, 0) == 180
 
 
 def test_timer_members_are_deterministic_and_round_trip() -> None:

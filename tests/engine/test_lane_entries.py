@@ -69,7 +69,8 @@ async def test_an_entry_with_a_delivery_in_flight_elsewhere_stays_pending(h: Har
     sent = [d.id for d in h.sent("sms")]
     assert sent.count(held.id) == 1 and len(sent) == len(set(sent))
     assert await h.ctx.redis.xpending_range(lane, keys.GROUP, "-", "+", 10) == []
-    assert int((await h.ctx.store.meta(cid))["duplicates"]) == 1
+    meta = await h.ctx.store.meta(cid)
+    assert meta and meta.duplicates == 1
 
 
 async def test_an_entry_of_the_one_delivery_format_is_still_sent(h: Harness) -> None:

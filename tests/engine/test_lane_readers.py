@@ -29,15 +29,15 @@ async def test_each_channel_runs_its_readers_and_sends_each_delivery_once(
         end = time.monotonic() + 30
         while time.monotonic() < end:
             meta = await h.ctx.store.meta(res.campaign_id)
-            if int(meta.get("attempts", 0)) and not any((await h.ctx.lanes.depth()).values()):
+            if meta and meta.attempts and not any((await h.ctx.lanes.depth()).values()):
                 sent = h.sent()
-                if len(sent) == int(meta["attempts"]):
+                if len(sent) == meta.attempts:
                     break
             await asyncio.sleep(0.05)
         sent = h.sent()
         assert len(sent) > 3 * 16
         assert Counter(d.id for d in sent).most_common(1)[0][1] == 1, "a delivery went twice"
-        assert int(meta["attempts"]) == len(sent) and int(meta.get("duplicates", 0)) == 0
+        assert meta and meta.attempts == len(sent) and meta.duplicates == 0
     finally:
         await h.app.close()
 

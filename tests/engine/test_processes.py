@@ -118,7 +118,7 @@ async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
             # Only deliveries in flight in the killed worker may go twice.
             assert dups <= 8 * 4, dups
             counted = await planner.ctx.store.meta(campaign_id_of(planner))
-            assert int(counted.get("duplicates") or 0) >= dups, "every resend is counted"
+            assert counted and counted.duplicates >= dups, "every resend is counted"
             # Escalation timers still fire after the restart: redials (step 1) go out.
             async def redialled() -> bool:
                 return any(r[3] == DeliveryKind.REDIAL.value for r in await _recorded(redis))

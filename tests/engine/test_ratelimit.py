@@ -6,18 +6,18 @@ import time
 
 from redis.asyncio import Redis
 
-from warnbus.state import keys, scripts
-from warnbus.state.ratelimit import RateLimiter
+from warnbus.state import keys
+from warnbus.state.ratelimit import TAKE_TOKENS, RateLimiter
 
 
 async def test_bucket_is_shared_between_processes(redis: Redis) -> None:
-    a = redis.register_script(scripts.TAKE_TOKENS)
-    b = redis.register_script(scripts.TAKE_TOKENS)  # another process's handle, same bucket
-    got, wait = await a(keys=[keys.rate_bucket("sms")], args=[10, 10, 15])
+    a = TAKE_TOKENS.bind(redis)
+    b = TAKE_TOKENS.bind(redis)  # another process's handle, same bucket
+    got, wait = await a({"bucket": keys.rate_bucket("sms")}, rate=10, burst=10, want=15)
     assert got == 10 and wait > 0
-    got2, _ = await b(keys=[keys.rate_bucket("sms")], args=[10, 10, 5])
+    got2, _ = await b({"bucket": keys.rate_bucket("sms")}, rate=10, burst=10, want=5)
     assert got2 == 0, "the burst was spent by the other process"
-    got3, _ = await a(keys=[keys.rate_bucket("voice")], args=[10, 10, 5])
+    got3, _ = await a({"bucket": keys.rate_bucket("voice")}, rate=10, burst=10, want=5)
     assert got3 == 5, "each channel has its own bucket"
 
 

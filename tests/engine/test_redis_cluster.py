@@ -25,13 +25,13 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 
 from tests.conftest import IN_CI
+from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Ack,
     AckVia,
     Attempt,
     Delivery,
     DeliveryKind,
-    GridState,
     Level,
     Outcome,
     Role,
@@ -39,6 +39,7 @@ from warnbus.domain.models import (
     TargetKind,
     delivery_id_for,
 )
+from warnbus.domain.states import CampaignState, DeliveryReport, DeliveryState, GridState
 from warnbus.feeds.state import FeedState
 from warnbus.flow.escalation import Deadline, encode_timer
 from warnbus.state import keys
@@ -151,7 +152,9 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
         keys.campaign(cids[1]).meta.encode())
     people = ["p1", "p2"]
     for cid in cids:
-        await store.init_meta(cid, {"state": "active", "level": "red", "created_at": NOW})
+        await store.start(cid, MessageMeta(latest="al_1", level=Level.RED, headline="h", area="a",
+                                           expires_at=None, villages=(), targets=2),
+                          root="al_1", sender="s", event="暴雨", drill=False, now=NOW)
         await store.put_targets(cid, [Target(p, TargetKind.PERSON, "430623101001", Role.PRIMARY,
                                              (f"g{p}",)) for p in people], NOW)
         assert await store.init_grids(cid, [(f"g{p}", p) for p in people]) == 2
@@ -170,20 +173,20 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
     claimed = await store.claim(by_c, NOW, 30.0)
     assert all(code == 1 for codes in claimed.values() for code, _n in codes), claimed
     await store.record([Stored(d, Attempt(d.id, 1, d.channel, NOW, Outcome.ACCEPTED, "SM1"),
-                               "sent") for ds in by_c.values() for d in ds], NOW)
+                               DeliveryState.SENT) for ds in by_c.values() for d in ds], NOW)
     await lanes.done(entries)
     assert await lanes.reclaim("voice", "w2", 0) == []  # nothing read yet on voice
     voice = await lanes.read("voice", "w1", 100, 0)
     assert len(await lanes.reclaim("voice", "w2", 0)) == len(voice)  # a dead worker's entries
     d = by_c[cids[0]][0]
-    assert await store.status(cids[0], d.id, d.target_id, "delivered", "", NOW) == 1
+    assert await store.status(cids[0], d.id, d.target_id, DeliveryReport.DELIVERED, "", NOW) == 1
     ack = Ack(cids[0], "p1", NOW + 5, AckVia.SMS)
     assert (await store.ack(ack))[0] == 1
     assert (await store.ack(ack))[0] == 2
     assert (await store.grids(cids[0]))["gp1"].state is GridState.CONFIRMED
     assert await store.advance(cids[0], "p2", [("gp2", 0, 1, "b2")], NOW + 200) == [True]
     assert await store.close_grids(cids[1], ["gp1", "gp2"], GridState.CANCELLED, [], NOW) == 2
-    assert await store.finish(cids[1], "cancelled", NOW)
+    assert await store.finish(cids[1], CampaignState.CANCELLED, NOW)
     assert [r["ev"] for r in await store.audit(cids[0])].count("ack") == 1
     # Timers: the promote script moves due members between two keys of one slot ({t}).
     member = encode_timer(Deadline(cids[0], "p2", 0))

@@ -43,10 +43,10 @@ async def test_batches_cut_redis_calls_and_expire_unspent(redis_url: str) -> Non
     lim = SharedLimit(client, hold_s=0.05)
     take = lim._take
 
-    async def counting(**kw: object) -> object:
+    async def counting(keys: object, **kw: object) -> object:
         nonlocal calls
         calls += 1
-        return await take(**kw)
+        return await take(keys, **kw)
 
     lim._take = counting
     bucket = f"test:batch:{time.time_ns()}"

@@ -97,6 +97,6 @@ async def test_kill_between_claim_and_record_resends_once_and_counts_it(h: Harne
     await eng.dispatcher.process("sms", reclaimed)
     await h.drain()
     meta = await h.ctx.store.meta(res.campaign_id)
-    assert int(meta["duplicates"]) == len(entries)
+    assert meta and meta.duplicates == len(entries)
     ids = [d.id for d in h.sent("sms") if d.kind is DeliveryKind.WARNING]
     assert len(ids) == len(set(ids)), "the survivor sent each once"

@@ -27,6 +27,7 @@ from faultkit import (
 )
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
+from warnbus.domain.states import GridState
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.state import keys
@@ -81,7 +82,7 @@ async def test_one_of_three_engines_killed_its_work_is_reclaimed(
 
         async def done() -> bool:
             meta = await h.ctx.store.meta(res.campaign_id)
-            return (int(meta.get("g_calling") or 0) + int(meta.get("g_escalated") or 0) == 0
+            return (meta is not None and sum(meta.grid_count(g) for g in GridState.OPEN) == 0
                     and not await open_work(h.ctx.store, res.campaign_id)
                     and sum((await h.ctx.lanes.depth()).values()) == 0)
 

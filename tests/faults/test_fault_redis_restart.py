@@ -28,6 +28,7 @@ from faultkit import (
 )
 
 from tests.engine.helpers import make_harness
+from warnbus.domain.states import GridState
 from warnbus.runtime.services import ManagedService
 from warnbus.web.api import make_web_app
 
@@ -79,7 +80,7 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
         async def done() -> bool:
             for cid in (first["campaign_id"], third["campaign_id"]):
                 meta = await h.ctx.store.meta(cid)
-                if int(meta.get("g_calling") or 0) + int(meta.get("g_escalated") or 0):
+                if meta is None or sum(meta.grid_count(g) for g in GridState.OPEN):
                     return False
                 if await open_work(h.ctx.store, cid):
                     return False
@@ -101,7 +102,7 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
             assert not [d for d, st in states.items() if st in ("failed", "dead")]
         assert lost == 0
         meta = await h.ctx.store.meta(first["campaign_id"])
-        assert int(meta["g_unreached"]) == 777, "every grid ran its chain: timers survived"
+        assert meta and meta.grid_count(GridState.UNREACHED) == 777, "timers survived"
         dups = len(rows) - len(sent_ids)
         assert dups <= 4 * 8, dups
         planned = 0
@@ -110,7 +111,7 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
         save_figures({"test": "redis-crash", "outage_s": round(outage, 1),
                       "deliveries": planned,
                       "sends": len(rows), "lost": lost, "duplicates": dups,
-                      "counted": int(meta.get("duplicates") or 0)})
+                      "counted": meta.duplicates})
     finally:
         worker.kill()
         await client.close()

@@ -34,6 +34,7 @@ from faultkit import (
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.domain.models import DeliveryKind
+from warnbus.domain.states import GridState
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.escalation import Deadline, decode_timer
 from warnbus.flow.intake import accept
@@ -60,7 +61,8 @@ def _now() -> datetime:
 
 async def _campaign_done(h: Harness, cid: str) -> bool:
     """Planned, no delivery open, and no ack deadline left to fire for the campaign."""
-    if not (await h.ctx.store.meta(cid)).get("t0") or await open_work(h.ctx.store, cid):
+    meta = await h.ctx.store.meta(cid)
+    if meta is None or not meta.t0 or await open_work(h.ctx.store, cid):
         return False
     for m in await h.ctx.redis.zrange(keys.TIMERS, 0, -1):
         t = decode_timer(m)
@@ -73,8 +75,8 @@ async def _stuck(h: Harness, cid: str) -> int:
     """Grids left 'escalated' when the campaign's work is done: none may be (an interrupted
     escalation is redone by the replayed timer; see test_fault_crash_windows.py)."""
     meta = await h.ctx.store.meta(cid)
-    assert int(meta.get("g_calling") or 0) == 0, meta
-    return int(meta.get("g_escalated") or 0)
+    assert meta is not None and meta.grid_count(GridState.CALLING) == 0, meta
+    return meta.grid_count(GridState.ESCALATED)
 
 
 async def test_sigkill_again_and_again_loses_nothing(
@@ -118,9 +120,8 @@ async def test_sigkill_again_and_again_loses_nothing(
                     and sum((await h.ctx.lanes.depth()).values()) == 0)
 
         async def diagnose() -> str:
-            m1, m2 = (await h.ctx.store.meta(c) for c in (first.campaign_id, second.campaign_id))
-            g = {k: v for k, v in {**m1, **{"2" + k: v for k, v in m2.items()}}.items()
-                 if "g_" in k}
+            g = [m.grid_counts if m else None for m in
+                 [await h.ctx.store.meta(c) for c in (first.campaign_id, second.campaign_id)]]
             timers = await redis.zrange("wb:{t}:timers", 0, 5, withscores=True)
             due = await redis.xpending("wb:{t}:due", "warnbus")
             return (f"grids {g}; timers {await redis.zcard('wb:{t}:timers')} {timers} "
@@ -156,13 +157,14 @@ async def test_sigkill_again_and_again_loses_nothing(
     stuck = await _stuck(h, first.campaign_id) + await _stuck(h, second.campaign_id)
     meta1 = await h.ctx.store.meta(first.campaign_id)
     assert stuck == 0, f"{stuck} grids escalated to someone never called"
-    assert int(meta1.get("g_unreached") or 0) == 777
+    assert meta1 and meta1.grid_count(GridState.UNREACHED) == 777
 
     per_kill = duplicates_by_segment(rows, cuts)
     dups = sum(per_kill)
     counted = 0
     for c in (first.campaign_id, second.campaign_id):
-        counted += int((await h.ctx.store.meta(c)).get("duplicates") or 0)
+        m = await h.ctx.store.meta(c)
+        counted += m.duplicates if m else 0
     # A resend is attributed to the stretch between kills where it happened; a reclaim can
     # land after the next kill, so the bound that holds is the window per kill, summed.
     assert dups <= WINDOW * KILLS, per_kill

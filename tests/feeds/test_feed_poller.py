@@ -53,7 +53,8 @@ async def test_atom_entries_are_accepted_once_and_304_is_used(kit: Kit) -> None:
     assert res.outcome == "ok" and res.counts["accepted"] == 1 and res.counts["seen"] == 1
     assert [kit.server.hits[f"/cap/{n}"] for n in (RED, UPDATE, CANCEL)] == [1, 1, 1]
     await kit.h.drain()
-    assert (await kit.h.ctx.store.meta(cid))["state"] == "cancelled"
+    meta = await kit.h.ctx.store.meta(cid)
+    assert meta and meta.state == "cancelled"
 
     health = (await feed_health(kit.h.ctx))["met-atom"]
     assert health["status"] == "ok" and health["consecutive_failures"] == 0

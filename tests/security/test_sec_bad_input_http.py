@@ -136,7 +136,7 @@ async def test_unknown_reference_and_cancel_of_another_senders_alert(api_client:
     r = await client.post("/api/v1/alerts", data=intruder, headers=auth())
     err = (await r.json())["error"]
     assert r.status == 403 and err["message"].startswith("sender:"), err
-    states = {(await h.ctx.store.meta(c)).get("state")
+    states = {getattr(await h.ctx.store.meta(c), "state", None)
               for c in [m.decode() for m in await h.ctx.redis.zrange(keys.CAMPAIGNS, 0, -1)]}
     assert states == {"active"}, "the campaign was not cancelled"
 
@@ -209,12 +209,13 @@ async def test_an_update_moving_out_of_the_registry_is_refused_and_a_cancel_is_n
     assert "carries on with its earlier areas" in err["message"]
     await h.drain()
     meta = await h.ctx.store.meta(cid)
-    assert meta["state"] == "active" and meta["latest"] == meta["root"], meta
+    assert meta and meta.state == "active" and meta.latest == meta.root, meta
     cancel = cap_xml("B-10", ("440000",), msg_type="Cancel", references=ref)
     r = await client.post("/api/v1/alerts", data=cancel, headers=auth())
     assert r.status == 202, await r.text()
     await h.drain()
-    assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
+    meta = await h.ctx.store.meta(cid)
+    assert meta and meta.state == "cancelled"
 
 
 async def test_a_geohazard_alert_inside_the_registry_with_no_hazard_point_is_accepted(

@@ -104,7 +104,8 @@ async def test_a_feed_takes_only_its_own_senders_alerts(redis_url: str) -> None:
         assert cid and not await h.ctx.store.campaign_of(parse_cap(forged).alert_id)
         assert not await h.ctx.store.campaign_of(parse_cap(fixture("flood-circle.xml")).alert_id)
         await h.drain()
-        assert (await h.ctx.store.meta(cid))["state"] == "active"
+        meta = await h.ctx.store.meta(cid)
+        assert meta and meta.state == "active"
     finally:
         await poller.aclose()
         await server.close()

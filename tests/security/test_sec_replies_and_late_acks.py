@@ -162,7 +162,8 @@ async def test_confirmations_of_a_cancelled_campaign_are_late_on_every_channel(e
         Reference(cap_alert().sender, _ident(1), "2026-07-15T13:30:00+08:00"),))
     await accept(h.ctx, cancel, ENGINE)
     await h.drain()
-    assert (await h.ctx.store.meta(cid))["state"] == "cancelled"
+    meta = await h.ctx.store.meta(cid)
+    assert meta and meta.state == "cancelled"
     before = await _state(w, cid)
     audit = len(await h.ctx.store.audit(cid))
     late = {via: metrics.ACKS.labels(via, "late")._value.get()

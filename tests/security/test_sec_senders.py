@@ -45,7 +45,8 @@ async def county_red(client: Any, h: Any, identifier: str = "Q-1") -> str:
     assert r.status == 202, await r.text()
     await h.drain()
     cid: str = (await r.json())["campaign_id"]
-    assert (await h.ctx.store.meta(cid))["state"] == "active"
+    meta = await h.ctx.store.meta(cid)
+    assert meta and meta.state == "active"
     return cid
 
 
@@ -99,7 +100,8 @@ async def test_a_squatted_identifier_does_not_preempt_the_real_alert(api_client:
     assert r.status == 202, got
     assert got["campaign_id"] == campaign_id_for(parse_cap(real)) != own["campaign_id"]
     await h.drain()
-    assert (await h.ctx.store.meta(got["campaign_id"]))["level"] == "red"
+    meta = await h.ctx.store.meta(got["campaign_id"])
+    assert meta and meta.level == "red"
 
 
 async def test_duplicates_and_references_reveal_nothing_of_another_sender(api_client: Any) -> None:

@@ -251,7 +251,8 @@ class World:
     async def thread(self, name: str) -> Thread:
         """A live thread of `name` (THREADS, or "console"): a new one when a row ended it."""
         t = self.threads.get(name)
-        if t is not None and (await self.h.ctx.store.meta(t.cid)).get("state") == "active":
+        meta = await self.h.ctx.store.meta(t.cid) if t is not None else None
+        if t is not None and meta is not None and meta.state == "active":
             return t
         if name == "console":
             t = await self.console_thread()
@@ -268,7 +269,8 @@ class World:
         """A red alert of the console's (drafted by dora, approved by alan), sent."""
         cid = await self.approve(await self.draft())
         meta = await self.h.ctx.store.meta(cid)
-        root = await self.h.ctx.alert(cid, meta["root"])
+        assert meta is not None
+        root = await self.h.ctx.alert(cid, meta.root)
         assert root is not None
         return Thread(cid, root.sender, root.identifier, IN_101)
 
@@ -287,7 +289,7 @@ class World:
                                  headers=self.credential(Kind.DRAFTER), allow_redirects=False)
         assert r.status == 303 and "/console/drafts/df_" in r.headers["Location"], r.headers
         await self.approve(r.headers["Location"].split("/console/drafts/")[1].split("?")[0])
-        assert (await self.h.ctx.store.meta(t.cid))["state"] == "cancelled"
+        assert getattr(await self.h.ctx.store.meta(t.cid), "state", None) == "cancelled"
         return t
 
     async def draft(self, level: str = "red") -> str:
@@ -310,7 +312,7 @@ class World:
         """A thread of the bureau's in township 101, sent and then cancelled."""
         t = await self.thread("ended")
         await self.post_alert(Kind.WIDE, t.message("Cancel", self.ident("ended")))
-        assert (await self.h.ctx.store.meta(t.cid))["state"] == "cancelled"
+        assert getattr(await self.h.ctx.store.meta(t.cid), "state", None) == "cancelled"
         return t
 
     async def unconfirmed(self, name: str, township: str = "430623101",

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 import msgspec
 
@@ -96,7 +97,12 @@ class Certainty(StrEnum):
     VERY_LIKELY = "Very Likely"  # CAP 1.0 only; kept so 1.0 feeds parse
 
 
-class Circle(msgspec.Struct, frozen=True):
+# The CAP records are untracked by the cyclic collector too (see the note on gc=False
+# below): an accepted alert is kept decoded for the planner, and the largest one's 1,000
+# areas were walked by every full collection of the engine while it was kept.
+
+
+class Circle(msgspec.Struct, frozen=True, gc=False):
     """A CAP circle: centre (WGS 84) and radius in kilometres."""
 
     lat: float
@@ -104,7 +110,7 @@ class Circle(msgspec.Struct, frozen=True):
     radius_km: float
 
 
-class Area(msgspec.Struct, frozen=True):
+class Area(msgspec.Struct, frozen=True, gc=False):
     """A CAP area. Polygons are closed rings of (lat, lon)."""
 
     desc: str
@@ -115,7 +121,7 @@ class Area(msgspec.Struct, frozen=True):
     ceiling: float | None = None
 
 
-class Resource(msgspec.Struct, frozen=True):
+class Resource(msgspec.Struct, frozen=True, gc=False):
     desc: str
     mime_type: str
     size: int | None = None
@@ -123,7 +129,7 @@ class Resource(msgspec.Struct, frozen=True):
     digest: str | None = None
 
 
-class Info(msgspec.Struct, frozen=True):
+class Info(msgspec.Struct, frozen=True, gc=False):
     """One CAP info block (one language of the warning)."""
 
     categories: tuple[Category, ...]
@@ -157,7 +163,7 @@ class Info(msgspec.Struct, frozen=True):
         return None
 
 
-class Reference(msgspec.Struct, frozen=True):
+class Reference(msgspec.Struct, frozen=True, gc=False):
     """One entry of CAP `references`: `sender,identifier,sent`."""
 
     sender: str
@@ -175,7 +181,7 @@ def alert_id_for(sender: str, identifier: str) -> str:
     return "al_" + digest[:20]
 
 
-class Alert(msgspec.Struct, frozen=True):
+class Alert(msgspec.Struct, frozen=True, gc=False):
     """One normalized warning. Its key is (sender, identifier)."""
 
     identifier: str
@@ -363,6 +369,16 @@ class DeliveryKind(StrEnum):
     CANCEL = "cancel"  # 解除 notice
     NOTICE = "notice"  # e.g. a speaker did not play: door-to-door notice
 
+    #: Calls for a confirmation: not sent once the campaign is over or the person is stopped
+    #: (confirmed, or dropped by an Update).
+    CALLS: ClassVar[frozenset[DeliveryKind]]
+    #: Not sent once the campaign is over (a Cancel's 解除 notice always goes).
+    WHILE_ACTIVE: ClassVar[frozenset[DeliveryKind]]
+
+
+DeliveryKind.CALLS = frozenset({DeliveryKind.WARNING, DeliveryKind.REDIAL, DeliveryKind.ESCALATION})
+DeliveryKind.WHILE_ACTIVE = DeliveryKind.CALLS | {DeliveryKind.UPDATE, DeliveryKind.NOTICE}
+
 
 class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What to send: one message to one target over one channel at one step.
@@ -415,22 +431,6 @@ def delivery_ids(campaign_id: str, alert_id: str) -> Callable[[str, str, int], s
     return make
 
 
-class DeliveryState(StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"  # accepted by the provider
-    DELIVERED = "delivered"  # provider says it reached the handset/device
-    FAILED = "failed"  # permanent failure; the policy may switch channel
-    DEAD = "dead"  # transient failures exhausted; dead-lettered
-    CANCELLED = "cancelled"  # stopped before it was sent (Cancel, ack, expiry)
-
-
-TERMINAL_DELIVERY_STATES: frozenset[DeliveryState] = frozenset(
-    {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.DEAD,
-     DeliveryState.CANCELLED}
-)
-
-
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DELIVERED = "delivered"
@@ -477,32 +477,6 @@ class Ack(msgspec.Struct, frozen=True, gc=False):
     delivery_id: str | None = None
     by: str | None = None  # console user who recorded it
     reason: str | None = None
-
-
-class CampaignState(StrEnum):
-    ACTIVE = "active"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    DONE = "done"  # every grid closed or exhausted
-
-
-class GridState(StrEnum):
-    """Where a grid stands in its 叫应."""
-
-    PENDING = "pending"  # first wave not yet sent
-    CALLING = "calling"  # primary being called / redialled
-    ESCALATED = "escalated"  # moved up the chain, nobody has confirmed yet
-    CONFIRMED = "confirmed"  # primary or backup confirmed
-    TAKEN_OVER = "taken_over"  # a higher level confirmed and goes door to door
-    UNREACHED = "unreached"  # chain exhausted: on the 未叫醒 list
-    DROPPED = "dropped"  # no longer in the area after an Update
-    CANCELLED = "cancelled"
-
-
-CLOSED_GRID_STATES: frozenset[GridState] = frozenset(
-    {GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.UNREACHED, GridState.DROPPED,
-     GridState.CANCELLED}
-)
 
 
 # --------------------------------------------------------------------------- personal data

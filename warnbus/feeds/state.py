@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from warnbus.feeds.errors import public_text
 from warnbus.state import keys
-from warnbus.state.store import s
+from warnbus.state.replies import s
 
 SEEN_TTL_S = 30 * 24 * 3600.0  # an entry not listed for this long may be fetched again
 COUNTS = ("accepted", "duplicate", "skipped", "rejected", "errors")

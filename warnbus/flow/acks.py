@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from warnbus.domain.models import Ack, AckVia, CampaignState
+from warnbus.domain.models import Ack, AckVia
+from warnbus.domain.states import CampaignState
 from warnbus.errors import AuthError
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
@@ -26,7 +27,7 @@ RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET, NOT_REACHED, LATE = 1, 2, 0, -1, -
 _STATUS = {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
            NOT_TARGET: "not_target", NOT_REACHED: "not_reached", LATE: "late"}
 #: What a person reads who confirms after the end (the ack link page, the console).
-LATE_ZH = {CampaignState.CANCELLED.value: "该预警已解除，无需确认。"}
+LATE_ZH: dict[str, str] = {CampaignState.CANCELLED: "该预警已解除，无需确认。"}
 LATE_ZH_DEFAULT = "该预警已结束，无需确认。"
 
 
@@ -89,15 +90,13 @@ async def record_ack(
     return result
 
 
-async def ended_state(ctx: Context, campaign_id: str) -> str | None:
+async def ended_state(ctx: Context, campaign_id: str) -> CampaignState | None:
     """The state of a campaign that has ended (cancelled, expired, or past its expiry while
     the timer has not yet said so: the ack script judges the same way), else None."""
     meta = await ctx.store.meta(campaign_id)
-    state = meta.get("state", "")
-    expires = float(meta.get("expires_at") or "inf")
-    if not meta or (state == CampaignState.ACTIVE.value and ctx.clock.now() < expires):
+    if meta is None or not meta.over(ctx.clock.now()):
         return None
-    return state
+    return meta.state
 
 
 def late_zh(state: str) -> str:

@@ -19,17 +19,23 @@ from typing import Protocol
 
 import msgspec
 
-from warnbus.domain.models import CHAIN_ORDER, CLOSED_GRID_STATES, Delivery, GridState, Role
+from warnbus.domain.models import CHAIN_ORDER, Delivery, Role
+from warnbus.domain.states import GridState
+from warnbus.domain.steps import Step
 
 # --------------------------------------------------------------------------- timers
 
 
 class Deadline(msgspec.Struct, frozen=True, array_like=True, tag="d"):
-    """Ack deadline of one person at one step of a campaign."""
+    """Ack deadline of one person at one step of a campaign (`int` of a `Step`)."""
 
     campaign_id: str
     person_id: str
     step: int
+
+    @classmethod
+    def at(cls, campaign_id: str, person_id: str, step: Step) -> Deadline:
+        return cls(campaign_id, person_id, int(step))
 
 
 class Retry(msgspec.Struct, frozen=True, array_like=True, tag="r"):
@@ -90,13 +96,12 @@ def redial_offsets(policy: EscalationPolicy) -> tuple[tuple[float, ...], float]:
     return times, deadline + (policy.redial_window_s if times else 0.0)
 
 
-def deadline_for(policy: EscalationPolicy, step: int, t0: float, now: float) -> float:
+def deadline_for(policy: EscalationPolicy, step: Step, t0: float, now: float) -> float:
     """When the ack deadline of `step` falls (t0: the person's first wave)."""
-    level, redial = divmod(step, 10)
-    if level > 0:
+    if step.level > 0:
         return now + (policy.step_s or policy.ack_deadline_s or 0.0)
     times, escalate = redial_offsets(policy)
-    return t0 + (times[redial] if redial < len(times) else escalate)
+    return t0 + (times[step.redials] if step.redials < len(times) else escalate)
 
 
 # --------------------------------------------------------------------------- decision
@@ -141,13 +146,14 @@ def decide(
         return Decision(reason="campaign over")
     if acked:
         return Decision(reason="confirmed")
-    level, redial = divmod(timer.step, 10)
-    if level == 0 and redial < policy.redials:
-        return Decision(redial=redial + 1, reason="no answer: redial")
+    step = Step.of(timer.step)
+    level = step.level
+    if level == 0 and step.redials < policy.redials:
+        return Decision(redial=step.redials + 1, reason="no answer: redial")
     levels = [CHAIN_ORDER.index(role) for role in policy.chain if role in CHAIN_ORDER]
     advances: list[Advance] = []
     for g in held:
-        if g.state in CLOSED_GRID_STATES:
+        if g.state in GridState.CLOSED:
             continue
         nxt = _next_in_chain(chain(g.grid_id), levels, level, timer.person_id)
         if g.level == level and g.holder == timer.person_id:

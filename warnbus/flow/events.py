@@ -7,6 +7,8 @@ import hashlib
 import structlog
 
 from warnbus.domain.models import AckVia
+from warnbus.domain.states import DeliveryReport
+from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.acks import record_ack
 from warnbus.flow.fallback import plan_fallback_for
 from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
@@ -48,18 +50,18 @@ class EngineSink:
         self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
         detail: str = "",
     ) -> None:
-        device = target_id.startswith("dev:")
         if status in _DELIVERED:
-            state = "delivered"
+            report = DeliveryReport.DELIVERED
         elif status in _FAILED:
             # One speaker failing does not fail the area's command: only that speaker is
             # recorded (and its officer is put on notice when the playout deadline passes).
-            state = "device-failed" if device else "failed"
+            device = kind_of(target_id) is RefKind.DEVICE
+            report = DeliveryReport.DEVICE_FAILED if device else DeliveryReport.FAILED
         else:
             return  # queued/sent/no-answer: nothing to change; deadlines drive redials
-        res = await self.ctx.store.status(campaign_id, delivery_id, target_id, state, detail,
+        res = await self.ctx.store.status(campaign_id, delivery_id, target_id, report, detail,
                                           self.ctx.clock.now())
-        if res == 1 and state == "failed":
+        if res == 1 and report is DeliveryReport.FAILED:
             # Accepted, then undeliverable (e.g. SMS 30003): the policy's next channel.
             await self.ctx.lanes.enqueue(await plan_fallback_for(self.ctx, campaign_id, delivery_id))
         log.info("provider status", campaign_id=campaign_id, delivery_id=delivery_id,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from warnbus.domain.models import Delivery, DeliveryKind, Level, TargetKind
+from warnbus.domain.steps import Step
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.runtime.context import Context
 
@@ -31,7 +32,7 @@ async def plan_fallbacks(ctx: Context, failed: Sequence[Delivery]) -> list[Deliv
             renderer=ctx.rules.renderer, channels=ctx.channels,
             ack_url=partial(ctx.ack_url, d.campaign_id),
         )
-        out += plan_persons(pctx, [person], [nxt], d.step, DeliveryKind(d.kind))
+        out += plan_persons(pctx, [person], [nxt], Step.of(d.step), DeliveryKind(d.kind))
     return out
 
 

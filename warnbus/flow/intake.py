@@ -10,22 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import msgspec
 import structlog
 
+from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Alert,
-    CampaignState,
     Delivery,
     DeliveryKind,
-    GridState,
     Level,
     MsgType,
     Person,
+    Role,
     Target,
     TargetKind,
     alert_id_for,
 )
+from warnbus.domain.states import CampaignState, GridState, TargetState
+from warnbus.domain.steps import Step
+from warnbus.domain.targets import area_id
 from warnbus.errors import IngestError
 from warnbus.flow.credentials import (
     Credential,
@@ -39,19 +41,17 @@ from warnbus.flow.credentials import (
     reach_of,
 )
 from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
-from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, reach
+from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
+from warnbus.ingest import alert_to_json
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.runtime.tasks import Bounded
-from warnbus.state import keys
-from warnbus.state.queue import ensure_group
 
 log = structlog.get_logger("warnbus.flow.intake")
 PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
 PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
-_json = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     known = await store.campaign_of(aid)
     if known:
         metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
-        meta = await store.meta(known)
-        return Accepted(aid, known, int(meta.get("targets", "0") or 0), created=False)
+        return Accepted(aid, known, await store.messages.accepted_targets(known), created=False)
     expires = alert.expires_at()
     if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
         # Accepting it would send nothing (the campaign would be over at once): say so.
@@ -116,19 +115,16 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         got = await reach(ctx, alert, cred)
         warnings, n_targets = got.warnings, got.targets
         reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
-    ck = keys.campaign(cid)
-    pipe = ctx.redis.pipeline(transaction=False)
-    pipe.hsetnx(ck.alerts, aid, _json.encode(alert))
-    pipe.zadd(keys.CAMPAIGNS, {cid: ctx.clock.now()}, nx=True)
-    if alert.msg_type is MsgType.ALERT:
-        pipe.hsetnx(ck.meta, "targets", n_targets)
-        pipe.hsetnx(ck.meta, "sender", alert.sender)
-    if reached:
-        pipe.sadd(ck.reach, *reached)
-    pipe.xadd(keys.INBOX, {"a": aid, "c": cid})
-    pipe.set(keys.alert_index(aid), cid, nx=True)
-    pipe.zadd(keys.MESSAGES, {aid: ctx.clock.now()}, nx=True)
-    await pipe.execute()
+    # Its JSON form, in a worker thread when the alert is large (the largest took ~20 ms).
+    blob = await off_loop(ctx, alert, lambda: alert_to_json(alert))
+    # Kept before the inbox item can reach the planner of this process, which then reads
+    # it from here rather than decoding it again (see Context.keep_alert).
+    ctx.keep_alert(alert)
+    stored = await store.messages.accept(
+        cid, alert, now=ctx.clock.now(), reached=reached, blob=blob,
+        first_targets=n_targets if alert.msg_type is MsgType.ALERT else None)
+    if not stored:  # the same alert, accepted at the same moment through another request
+        ctx.forget_alert(alert)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets, credential=cred.name)
@@ -145,7 +141,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
     for ref in alert.references:
         cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
         if cid:
-            owner = (await ctx.store.meta(cid)).get("sender")
+            owner = await ctx.store.messages.thread_sender(cid)
             if not owner:  # accepted before the sender was kept at acceptance, not started
                 root = await ctx.alert(cid, root_alert_id(cid))
                 owner = root.sender if root else ""
@@ -175,6 +171,16 @@ async def thread_reach(ctx: Context, cid: str) -> set[str]:
 # --------------------------------------------------------------------------- worker side
 
 
+def _message(alert: Alert, level: Level, villages: Sequence[str], targets: int) -> MessageMeta:
+    """What the campaign's meta keeps of the message it carries now."""
+    info = alert.primary_info()
+    expires = alert.expires_at()
+    return MessageMeta(latest=alert.alert_id, level=level,
+                       headline=(info.headline or "") if info else "", area=area_text(alert),
+                       expires_at=expires.timestamp() if expires else None,
+                       villages=tuple(villages), targets=targets)
+
+
 def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPolicyLike) -> int:
     """What the campaign sends to: persons, plus one area per village for loudspeakers."""
     persons = sum(1 for t in targets if t.kind is TargetKind.PERSON)
@@ -188,9 +194,6 @@ class Intake:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-
-    async def setup(self) -> None:
-        await ensure_group(self.ctx.redis, keys.INBOX)
 
     async def handle(self, campaign_id: str, alert_id: str) -> None:
         alert = await self.ctx.alert(campaign_id, alert_id)
@@ -254,7 +257,7 @@ class Intake:
             for i in range(0, len(targets), chunk):
                 part = targets[i : i + chunk]
                 persons = self._persons(part)
-                deliveries = plan_persons(pctx, persons, policy.channels, 0, kind)
+                deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(), kind)
                 n += len(deliveries)
                 await writes.submit(self._queue_chunk(cid, policy, part, persons, deliveries))
             await writes.join()
@@ -277,10 +280,12 @@ class Intake:
         )
         await ctx.lanes.enqueue(deliveries)
         if policy.ack_deadline_s:
-            # Step 0's deadline is the person's first wave plus a fixed offset.
-            offset = deadline_for(policy, 0, 0.0, now)
+            # The first wave's deadline is the person's first wave plus a fixed offset.
+            first = Step.first_wave()
+            offset = deadline_for(policy, first, 0.0, now)
+            step = int(first)  # once, not per person: a province's first wave has 74,000
             await ctx.timers.schedule([
-                (encode_timer(Deadline(cid, p.id, 0)), firsts.get(p.id, now) + offset)
+                (encode_timer(Deadline(cid, p.id, step)), firsts.get(p.id, now) + offset)
                 for p in persons
             ])
 
@@ -294,18 +299,10 @@ class Intake:
         now = ctx.clock.now()
         expires = alert.expires_at()
         info = alert.primary_info()
-        await ctx.store.init_meta(cid, {
-            "state": CampaignState.ACTIVE.value, "level": level.value, "root": alert.alert_id,
-            "sender": alert.sender, "created_at": now, "t0": now, "drill": int(alert.is_drill),
-            "expires_at": expires.timestamp() if expires else "",
-            "event": info.event if info else "", "villages": ",".join(match.villages),
-        })
-        await ctx.store.set_meta(cid, {
-            "latest": alert.alert_id, "headline": (info.headline or "") if info else "",
-            "area": area_text(alert),
-            "targets": _reach(targets, () if alert.is_drill else match.villages, policy),
-        })
-        await ctx.store.activate(cid, now)
+        msg = _message(alert, level, match.villages,
+                       _reach(targets, () if alert.is_drill else match.villages, policy))
+        await ctx.store.start(cid, msg, root=alert.alert_id, sender=alert.sender,
+                              event=info.event if info else "", drill=alert.is_drill, now=now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
         areas = () if alert.is_drill else match.villages
         n = await self._first_wave(cid, alert, level, policy, targets, areas,
@@ -318,8 +315,9 @@ class Intake:
     async def _update(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         meta = await ctx.store.meta(cid)
-        if meta.get("state") != CampaignState.ACTIVE.value:
-            log.warning("update of a campaign that is over", state=meta.get("state"))
+        if meta is None or meta.state is not CampaignState.ACTIVE:
+            log.warning("update of a campaign that is over",
+                        state=meta.state.value if meta else None)
             return
         level = ctx.rules.level_of(alert)
         policy = ctx.rules.policy_for(level)
@@ -328,24 +326,18 @@ class Intake:
                                         drill=alert.is_drill)
         old = await ctx.store.targets(cid)
         grids_now = set(match.grids)
-        old_grids = {g for t in old.values() for g in t.grids if t.role is not None and t.kind is
-                     TargetKind.PERSON and t.role.value == "primary"}
+        old_grids = {g for t in old.values() for g in t.grids
+                     if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY}
         dropped_grids = sorted(old_grids - grids_now)
         keep_ids = {t.id for t in new_targets}
         dropped_people = [t.id for t in old.values()
                           if t.kind is TargetKind.PERSON and t.id not in keep_ids
-                          and t.role is not None and t.role.value == "primary"]
+                          and t.role is Role.PRIMARY]
         now = ctx.clock.now()
         await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
         expires = alert.expires_at()
-        info = alert.primary_info()
-        await ctx.store.set_meta(cid, {
-            "latest": alert.alert_id, "level": level.value,
-            "headline": (info.headline or "") if info else "", "area": area_text(alert),
-            "expires_at": expires.timestamp() if expires else "",
-            "villages": ",".join(match.villages),
-            "targets": _reach(new_targets, match.villages, policy),
-        })
+        await ctx.store.carry(cid, _message(alert, level, match.villages,
+                                            _reach(new_targets, match.villages, policy)))
         added = [t for t in new_targets if t.id not in old]
         kept = [t for t in new_targets if t.id in old]
         n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
@@ -355,8 +347,10 @@ class Intake:
         acks = await ctx.store.acks(cid)
         calling = self._persons([t for t in kept if t.id not in acks])
         confirmed = self._persons([t for t in kept if t.id in acks])
-        deliveries = plan_persons(pctx, calling, policy.channels, 0, DeliveryKind.UPDATE)
-        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, 0, DeliveryKind.UPDATE)
+        first = Step.first_wave()
+        deliveries = plan_persons(pctx, calling, policy.channels, first, DeliveryKind.UPDATE)
+        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, first,
+                                   DeliveryKind.UPDATE)
         for ch in policy.device_channels:
             if not alert.is_drill:
                 deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
@@ -376,21 +370,23 @@ class Intake:
         if first != alert.alert_id:
             log.info("cancel of a thread already cancelled: no notice again", cancelled_by=first)
             return
-        await ctx.store.finish(cid, CampaignState.CANCELLED.value, now)
+        await ctx.store.finish(cid, CampaignState.CANCELLED, now)
         meta = await ctx.store.meta(cid)
+        if meta is None:
+            log.error("cancel of a campaign that has no state", campaign_id=cid)
+            return
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        level = Level(meta.get("level") or "blue")
+        level = meta.require_level()
         policy = ctx.rules.policy_for(level)
         # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
         states = await ctx.store.target_states(cid)
-        reached = [pid for pid, st in states.items() if st in ("sent", "delivered", "acked")]
+        reached = [pid for pid, st in states.items() if st in TargetState.REACHED]
         pctx = self._plan_ctx(cid, alert, level)
         deliveries = plan_persons(pctx, self._persons(
-            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels, 0,
-            DeliveryKind.CANCEL)
-        villages = [v for v in meta.get("villages", "").split(",") if v]
-        reached_areas = [v for v in villages if states.get(f"area:{v}") in ("sent", "delivered")]
+            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels,
+            Step.first_wave(), DeliveryKind.CANCEL)
+        reached_areas = [v for v in meta.villages if states.get(area_id(v)) in TargetState.REACHED]
         for ch in policy.device_channels:
             deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
         await ctx.lanes.enqueue(deliveries)

@@ -7,9 +7,7 @@ What a channel is comes from its `ChannelInfo` (`PlanContext.channels`), never f
 deployment gave it: the person field it sends to, or that it sends to areas; its medium picks
 the message template. A channel this process does not know is not planned.
 
-Steps: `10 * chain_level + redial`. Step 0 is the first wave to a grid's primary officer,
-1..R its redials, 10 the backup officer, 20 the village head, 30 the township duty officer,
-40 the county duty officer. Cancel and update notices reuse the step of the message they follow.
+Steps (first wave, redials, chain levels, notices) are `warnbus.domain.steps.Step`.
 """
 
 from __future__ import annotations
@@ -28,6 +26,8 @@ from warnbus.domain.models import (
     TargetKind,
     delivery_ids,
 )
+from warnbus.domain.steps import Step
+from warnbus.domain.targets import area_id
 from warnbus.flow.ports import Renderer
 from warnbus.plugin import PERSON_FIELD, ChannelInfo, Medium
 
@@ -35,14 +35,6 @@ _URL_MARK = "\x00ACKURL\x00"
 _MEDIA = frozenset(Medium)
 #: Most characters of the area text of a message (more than any channel sends).
 AREA_TEXT_MAX = 2_000
-
-
-def step_of(chain_level: int, redial: int = 0) -> int:
-    return 10 * chain_level + redial
-
-
-def chain_level_of(step: int) -> int:
-    return step // 10
 
 
 def area_text(alert: Alert) -> str:
@@ -102,7 +94,7 @@ def plan_persons(
     ctx: PlanContext,
     persons: Sequence[Person],
     channels: Sequence[str],
-    step: int,
+    step: Step,
     kind: DeliveryKind,
     *,
     extra: Mapping[str, Mapping[str, str]] | None = None,
@@ -114,6 +106,7 @@ def plan_persons(
     """
     base_text: dict[str, str] = {}
     out: list[Delivery] = []
+    code = int(step)
     # One signed link per person, shared by their channels (signing is an HMAC each).
     urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
     for channel in channels:
@@ -137,23 +130,24 @@ def plan_persons(
                 text = base_text[channel]
                 if url:
                     text = text.replace(_URL_MARK, url)
-            out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, step, kind,
+            out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, code, kind,
                                  address, text, person.region, url))
     return out
 
 
 def plan_areas(
-    ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind, step: int = 0
+    ctx: PlanContext, villages: Sequence[str], channel: str, kind: DeliveryKind
 ) -> list[Delivery]:
     """One loudspeaker delivery per area (village code), not per device: the broker fans out.
-
+    Areas are sent at the first wave's step (a speaker is never redialled or escalated).
     Nothing for a channel to persons, or for one this process does not know."""
     info = ctx.channels.get(channel)
     if info is None or info.target is not TargetKind.DEVICE:
         return []
     text = _render(ctx, kind, channel, info.medium, None, {})
+    step = int(Step.first_wave())
     return [
-        _delivery(ctx, f"area:{code}", TargetKind.DEVICE, channel, step, kind, code, text, code)
+        _delivery(ctx, area_id(code), TargetKind.DEVICE, channel, step, kind, code, text, code)
         for code in villages
     ]
 

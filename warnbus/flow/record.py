@@ -11,7 +11,9 @@ from typing import Any
 
 import msgspec
 
+from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import TargetKind
+from warnbus.domain.states import AuditEvent, CampaignState, GridState, TargetState
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
 
@@ -22,13 +24,9 @@ RECORD_COLUMNS = (
 
 
 def _ts(x: float | str | None) -> str:
-    if x in (None, ""):
+    if x is None or x == "":
         return ""
     return datetime.fromtimestamp(float(x), UTC).astimezone().isoformat(timespec="seconds")
-
-
-def _n(meta: dict[str, str], key: str) -> int:
-    return int(meta.get(key) or 0)
 
 
 async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
@@ -36,36 +34,37 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
     if not cid:
         raise NotFoundError(f"no alert {alert_id}")
     alert = await ctx.alert(cid, alert_id)
-    meta = await ctx.store.meta(cid)
-    grids = {k[2:]: int(v or 0) for k, v in meta.items() if k.startswith("g_")}
-    acked = _n(meta, "t_acked")
+    meta = await ctx.store.meta(cid) or CampaignMeta(campaign_id=cid)
+    grid = meta.grid_count
+    acked = meta.target_count(TargetState.ACKED)
     counts = {
-        "targets": _n(meta, "targets"),
-        "sent": _n(meta, "t_sent") + _n(meta, "t_delivered") + acked,
-        "delivered": _n(meta, "t_delivered"),
+        "targets": meta.targets,
+        "sent": meta.target_count(TargetState.SENT) + meta.target_count(TargetState.DELIVERED)
+        + acked,
+        "delivered": meta.target_count(TargetState.DELIVERED),
         "acknowledged": acked,
-        "pending": grids.get("calling", 0) + grids.get("escalated", 0),
-        "escalated": grids.get("escalated", 0) + grids.get("taken_over", 0),
-        "unreached": grids.get("unreached", 0),
-        "failed": _n(meta, "t_failed"),
-        "attempts": _n(meta, "attempts"),
-        "duplicates": _n(meta, "duplicates"),
+        "pending": sum(grid(g) for g in GridState.OPEN),
+        "escalated": grid(GridState.ESCALATED) + grid(GridState.TAKEN_OVER),
+        "unreached": grid(GridState.UNREACHED),
+        "failed": meta.target_count(TargetState.FAILED),
+        "attempts": meta.attempts,
+        "duplicates": meta.duplicates,
     }
     return {
         "alert_id": alert_id,
         "campaign_id": cid,
         "alert": msgspec.to_builtins(alert) if alert else None,
         "campaign": {
-            "state": meta.get("state", "planning"),
-            "level": meta.get("level"),
-            "root_alert_id": meta.get("root"),
-            "latest_alert_id": meta.get("latest"),
-            "created_at": _ts(meta.get("created_at")),
-            "expires_at": _ts(meta.get("expires_at")),
-            "headline": meta.get("headline"),
+            "state": meta.state.value,
+            "level": meta.level.value if meta.level else None,
+            "root_alert_id": meta.root or None,
+            "latest_alert_id": meta.latest or None,
+            "created_at": _ts(meta.created_at),
+            "expires_at": _ts(meta.expires_at),
+            "headline": meta.headline if meta.state is not CampaignState.PLANNING else None,
         },
         "counts": counts,
-        "grids": {k: v for k, v in sorted(grids.items()) if v},
+        "grids": {g.value: n for g, n in sorted(meta.grid_counts.items()) if n},
     }
 
 
@@ -73,7 +72,7 @@ async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
     """The 未叫醒 list: grids whose whole chain did not confirm, and who was last called."""
     out = []
     for g in (await ctx.store.grids(campaign_id)).values():
-        if g.state.value == "unreached":
+        if g.state is GridState.UNREACHED:
             grid = ctx.registry.data.grids.get(g.grid_id)
             person = ctx.person(g.holder)
             officer = ctx.person(grid.primary) if grid else None
@@ -111,7 +110,7 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
         }
 
     for ev in await ctx.store.audit(cid):
-        if ev.get("ev") != "attempt":
+        if ev.get("ev") != AuditEvent.ATTEMPT:
             continue
         pid = ev.get("tg", "")
         seen.add(pid)
@@ -163,7 +162,7 @@ async def summary(ctx: Context, alert_id: str) -> dict[str, Any]:
     if not cid:
         raise NotFoundError(f"no alert {alert_id}")
     meta = await ctx.store.meta(cid)
-    t0 = float(meta.get("t0") or 0)
+    t0 = (meta.t0 if meta else None) or 0.0
     acks = await ctx.store.acks(cid)
     delays = sorted(a.at - t0 for a in acks.values())
     per_town: dict[str, dict[str, int]] = {}

@@ -13,13 +13,14 @@ import structlog
 
 from warnbus.domain.models import (
     CHAIN_ORDER,
-    CampaignState,
     DeliveryKind,
-    Level,
     Role,
     Target,
     TargetKind,
 )
+from warnbus.domain.states import CampaignState, TargetState
+from warnbus.domain.steps import Step
+from warnbus.domain.targets import device_id
 from warnbus.flow.escalation import (
     Deadline,
     Expiry,
@@ -31,15 +32,12 @@ from warnbus.flow.escalation import (
     decode_timer,
     encode_timer,
 )
-from warnbus.flow.planner import PlanContext, area_text, plan_persons, step_of
+from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.registry import Registry
 from warnbus.runtime.context import Context
-from warnbus.state import keys
 from warnbus.state.queue import TimerEntry
 
 log = structlog.get_logger("warnbus.timers")
-
-NOTICE_STEP = 90  # step of "your speaker did not play" notices (see planner: steps)
 
 
 def _chain(reg: Registry, grid_id: str) -> tuple[str | None, ...]:
@@ -90,7 +88,7 @@ class Ticker:
             elif isinstance(item, SpeakerCheck):
                 await self.speakers(item)
             elif isinstance(item, Expiry) and await self.ctx.store.finish(
-                item.campaign_id, CampaignState.EXPIRED.value, self.ctx.clock.now()
+                item.campaign_id, CampaignState.EXPIRED, self.ctx.clock.now()
             ):
                 log.info("campaign expired", campaign_id=item.campaign_id)
         await self.ctx.timers.done(entries)
@@ -99,12 +97,12 @@ class Ticker:
         ctx = self.ctx
         cid, pid = timer.campaign_id, timer.person_id
         meta = await ctx.store.meta(cid)
+        if meta is None:
+            log.error("deadline of a campaign that has no state", campaign_id=cid)
+            return
         now = ctx.clock.now()
-        expires = float(meta["expires_at"]) if meta.get("expires_at") else None
-        active = meta.get("state") == CampaignState.ACTIVE.value and (
-            expires is None or now < expires
-        )
-        level = Level(meta.get("level") or "blue")
+        active = not meta.over(now)
+        level = meta.require_level()
         policy = ctx.rules.policy_for(level)
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
@@ -115,28 +113,28 @@ class Ticker:
         if decision.redial is not None and reg.data.persons.get(pid) is None:
             # Removed from the registry while being called: no number to redial, so their
             # grids move up the chain now instead of waiting for redials that cannot be made.
-            last = Deadline(cid, pid, step_of(0, policy.redials))
+            last = Deadline.at(cid, pid, Step.of(policy.redials))  # its last redial (0: none)
             decision = decide(last, acked=acked, active=active, policy=policy, held=held,
                               chain=lambda g: _chain(reg, g))
         if decision.redial is None and not decision.advances:
             return
-        alert = await ctx.alert(cid, meta.get("latest") or meta.get("root", ""))
+        alert = await ctx.alert(cid, meta.latest_alert_id)
         if alert is None:
             log.error("campaign without its alert", campaign_id=cid)
             return
         pctx = PlanContext(
             campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-            area=meta.get("area") or area_text(alert), now=now, renderer=ctx.rules.renderer,
+            area=meta.area or area_text(alert), now=now, renderer=ctx.rules.renderer,
             channels=ctx.channels, ack_url=lambda p: ctx.ack_url(cid, p),
         )
         if decision.redial is not None:
-            step = step_of(0, decision.redial)
+            step = Step.redial(decision.redial)
             deliveries = plan_persons(pctx, [reg.data.persons[pid]], policy.redial_channels, step,
                                       DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
             await ctx.lanes.enqueue(deliveries)
-            t0 = await ctx.store.first_wave_at(cid, pid) or float(meta.get("t0") or now)
+            t0 = await ctx.store.first_wave_at(cid, pid) or meta.t0 or now
             due = deadline_for(policy, step, t0, now)
-            await ctx.timers.schedule([(encode_timer(Deadline(cid, pid, step)), due)])
+            await ctx.timers.schedule([(encode_timer(Deadline.at(cid, pid, step)), due)])
             log.info("redial", person=pid, redial=decision.redial, deliveries=len(deliveries))
             return
         quads = [(a.grid_id, a.from_level, a.to_level, a.new_holder or "")
@@ -156,7 +154,7 @@ class Ticker:
             chained = reg.data.persons.get(holder)
             if chained is None:
                 continue
-            step = step_of(lv)
+            step = Step.chain(lv)
             names = "、".join(grid_names[g].name if g in grid_names else g for g in grids[:10]) + (
                 f"等{len(grids)}个网格" if len(grids) > 10 else "")
             # A chain person may already answer for other grids of this campaign: keep them.
@@ -168,7 +166,7 @@ class Ticker:
                                       DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
             await ctx.lanes.enqueue(deliveries)
             due = deadline_for(policy, step, now, now)
-            await ctx.timers.schedule([(encode_timer(Deadline(cid, holder, step)), due)])
+            await ctx.timers.schedule([(encode_timer(Deadline.at(cid, holder, step)), due)])
         log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
                  unreached=unreached)
 
@@ -177,14 +175,15 @@ class Ticker:
         ctx = self.ctx
         cid = check.campaign_id
         meta = await ctx.store.meta(cid)
-        if meta.get("state") != CampaignState.ACTIVE.value:
+        if meta is None or meta.state is not CampaignState.ACTIVE:
             return
         reg = ctx.registry
         devices = [reg.data.devices[d] for d in reg.devices_of_village(check.village)]
         if not devices:
             return
-        states = await ctx.redis.hmget(keys.campaign(cid).tstate, [f"dev:{d.id}" for d in devices])
-        silent = [d for d, st in zip(devices, states, strict=True) if st != b"delivered"]
+        states = await ctx.store.target_states_of(cid, [device_id(d.id) for d in devices])
+        silent = [d for d, st in zip(devices, states, strict=True)
+                  if st is not TargetState.DELIVERED]
         if not silent:
             return
         heads = [p.id for p in reg.persons_by_role(Role.VILLAGE_HEAD) if p.region == check.village]
@@ -195,18 +194,18 @@ class Ticker:
             if officer:
                 by_officer.setdefault(officer, []).append(d.name or d.id)
         alert = await ctx.alert(cid, check.alert_id)
-        level = Level(meta.get("level") or "blue")
+        level = meta.require_level()
         if alert is None or not by_officer:
             return
         policy = ctx.rules.policy_for(level)
         pctx = PlanContext(
             campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-            area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+            area=meta.area or area_text(alert), now=ctx.clock.now(),
             renderer=ctx.rules.renderer, channels=ctx.channels,
         )
         persons = [p for p in (ctx.person(pid) for pid in by_officer) if p is not None]
         extra = {pid: {"speakers": "、".join(names)} for pid, names in by_officer.items()}
-        deliveries = plan_persons(pctx, persons, policy.cancel_channels, NOTICE_STEP,
+        deliveries = plan_persons(pctx, persons, policy.cancel_channels, Step.NOTICE,
                                   DeliveryKind.NOTICE, extra=extra)
         await ctx.lanes.enqueue(deliveries)
         log.warning("speakers did not confirm playout", campaign_id=cid, village=check.village,

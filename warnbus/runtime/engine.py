@@ -10,6 +10,7 @@ import asyncio
 import gc
 import os
 import socket
+import sys
 from collections.abc import Iterable, Mapping
 
 import structlog
@@ -22,11 +23,18 @@ from warnbus.flow.ticker import Ticker
 from warnbus.plugin import Channel, ListeningChannel
 from warnbus.runtime.context import Context
 from warnbus.runtime.live_registry import LiveRegistry
-from warnbus.state import keys
+from warnbus.state.queue import Inbox
 
 log = structlog.get_logger("warnbus.runtime.engine")
 
 ROLES = frozenset({"api", "worker", "timer"})
+#: The longest a thread waits for the GIL while another keeps running Python (or C that
+#: holds the GIL). Worker threads parse, match and check signatures beside the event loop;
+#: each time the loop lets the GIL go (every socket call, every select) such a thread may
+#: keep it this long before the loop gets it back. At Python's 5 ms, a loop turn of a few
+#: dozen socket calls waited up to ~0.1 s behind one thread parsing a 5 MB feed entry
+#: (the convoy effect); at 1 ms the hostile loads' worst waits for the GIL about halved.
+SWITCH_INTERVAL_S = 0.001
 
 
 def consumer_name() -> str:
@@ -45,6 +53,7 @@ class Engine:
         self.channels = dict(channels)
         self.roles = frozenset(roles)
         self.consumer = consumer or consumer_name()
+        self.inbox = Inbox(ctx.redis)
         self.intake = Intake(ctx)
         self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
         self.ticker = Ticker(ctx, self.consumer)
@@ -57,7 +66,7 @@ class Engine:
     async def setup(self) -> None:
         await self.ctx.lanes.setup()
         await self.ctx.timers.setup()
-        await self.intake.setup()
+        await self.inbox.setup()
 
     async def start(self) -> None:
         await self.setup()
@@ -83,6 +92,7 @@ class Engine:
         # as the process: keep it out of the cyclic collector's full passes, which walked it
         # all each time (about a tenth of the CPU of a county's first wave).
         gc.freeze()
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         log.info("engine started", roles=sorted(self.roles), consumer=self.consumer,
                  channels=sorted(self.channels))
 
@@ -107,28 +117,18 @@ class Engine:
 
     async def inbox_once(self, block_ms: int = 0, *, reclaim_idle_ms: int | None = None) -> int:
         """Plan what is waiting in the inbox; with reclaim, take over a dead worker's items."""
-        redis = self.ctx.redis
         if reclaim_idle_ms is not None:
-            reply = await redis.xautoclaim(keys.INBOX, keys.GROUP, self.consumer,
-                                           min_idle_time=reclaim_idle_ms, start_id="0-0", count=50)
-            items = reply[1]
+            items = await self.inbox.reclaim(self.consumer, reclaim_idle_ms)
         else:
-            # One at a time: planning a province-wide alert takes a while, and items waiting
-            # in this worker's pending list would look abandoned to the sweepers.
-            reply = await redis.xreadgroup(keys.GROUP, self.consumer, {keys.INBOX: ">"}, count=1,
-                                           block=block_ms or None)
-            items = [m for _s, msgs in (reply or []) for m in msgs]
-        for entry_id, fields in items:
-            if fields:
-                beat = asyncio.create_task(self._keep_claimed(entry_id))
+            items = await self.inbox.read(self.consumer, block_ms)
+        for item in items:
+            if item.alert_id:
+                beat = asyncio.create_task(self._keep_claimed(item.entry_id))
                 try:
-                    await self.intake.handle(fields[b"c"].decode(), fields[b"a"].decode())
+                    await self.intake.handle(item.campaign_id, item.alert_id)
                 finally:
                     beat.cancel()
-            pipe = redis.pipeline(transaction=False)
-            pipe.xack(keys.INBOX, keys.GROUP, entry_id)
-            pipe.xdel(keys.INBOX, entry_id)
-            await pipe.execute()
+            await self.inbox.done(item.entry_id)
         return len(items)
 
     async def _keep_claimed(self, entry_id: bytes) -> None:
@@ -138,8 +138,7 @@ class Engine:
         every = max(0.5, cfg.lease_s / cfg.clock_factor / 3)
         while True:
             await asyncio.sleep(every)
-            await self.ctx.redis.xclaim(keys.INBOX, keys.GROUP, self.consumer, 0, [entry_id],
-                                        justid=True)
+            await self.inbox.keep(self.consumer, entry_id)
 
     async def _inbox_loop(self) -> None:
         while not self._stop.is_set():

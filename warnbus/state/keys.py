@@ -81,6 +81,16 @@ ENDED = f"{PREFIX}:ended"  # zset: campaigns that ended (cancelled, expired), by
 GROUP = "warnbus"  # consumer group name on every stream
 
 
+def family_of(name: str) -> str:
+    """Group a key name by its role, for memory accounting: `campaign:audit`, `lanes` ..."""
+    if name.startswith(f"{PREFIX}:{{c:"):
+        return "campaign:" + name.rsplit(":", 1)[1]
+    for prefix, family in _FAMILIES:
+        if name.startswith(prefix):
+            return family
+    return "other"
+
+
 def lane(channel: str, priority: int) -> str:
     """Stream of deliveries for one channel at one priority (0 = red, sooner).
 
@@ -176,3 +186,13 @@ REGISTRY_FILES = f"{PREFIX}:{{reg}}:files"
 def registry_staged(stage_id: str) -> str:
     """Hash (with TTL): an import previewed and not yet applied (candidate, diff, base version)."""
     return f"{PREFIX}:{{reg}}:staged:{stage_id}"
+
+
+_FAMILIES = (
+    (ACTIVE, "active"),
+    (f"{PREFIX}:q:", "lanes"),
+    (TIMERS, "timers"),
+    (TIMERS_DUE, "timers_due"),
+    (INBOX, "inbox"),
+    (f"{PREFIX}:alert:", "alert_index"),
+)

@@ -27,11 +27,20 @@ _enc = msgspec.msgpack.Encoder()
 _dec_delivery = msgspec.msgpack.Decoder(Delivery)
 _dec_batch = msgspec.msgpack.Decoder(list[Delivery])
 
+# The scripts of the lanes and timers, each in its .lua file beside this module.
+ENQUEUE = scripts.load(__file__, "enqueue")
+DONE = scripts.load(__file__, "done")
+SCHEDULE = scripts.load(__file__, "schedule")
+PROMOTE = scripts.load(__file__, "promote")
+_TIMER_KEYS = {"timers": keys.TIMERS, "due": keys.TIMERS_DUE}
+
 PRIORITIES = tuple(level.rank for level in Level)
 #: Deliveries per lane entry: the engine's default send concurrency, so one entry is about
 #: one chunk of claim -> send -> record. At a provider's rate of 40/s an entry takes 1.6 s,
 #: far inside the 30-s lease after which an unacknowledged entry counts as abandoned.
 PER_ENTRY = 64
+#: Most bytes of lane entries appended by one call (see `Lanes.enqueue`).
+CALL_BYTES = 1 << 20
 
 
 def encode_delivery(delivery: Delivery) -> bytes:
@@ -103,8 +112,8 @@ class Lanes:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.channels = tuple(channels)
-        self._enqueue = redis.register_script(scripts.ENQUEUE)
-        self._done = redis.register_script(scripts.DONE)
+        self._enqueue = ENQUEUE.bind(redis)
+        self._done = DONE.bind(redis)
 
     def lanes_of(self, channel: str) -> list[str]:
         return [keys.lane(channel, p) for p in PRIORITIES]
@@ -114,18 +123,32 @@ class Lanes:
             for lane in self.lanes_of(channel):
                 await ensure_group(self.redis, lane)
 
-    async def enqueue(self, deliveries: Sequence[Delivery], chunk: int = 1000) -> int:
+    async def enqueue(self, deliveries: Sequence[Delivery], chunk: int = 1000,
+                      call_bytes: int = CALL_BYTES) -> int:
         """Append deliveries to their lanes, `PER_ENTRY` deliveries per entry and up to
-        `chunk` entries per Lua call. Replays are harmless: the claim script skips a delivery
-        already in flight or done."""
+        `chunk` entries or `call_bytes` (at least one entry) per Lua call. Replays are
+        harmless: the claim script skips a delivery already in flight or done.
+
+        Each call is encoded when it is sent: a first wave of long warnings (11 KB a
+        delivery) made one call of ~10 MB, and encoding and writing it held the event loop
+        ~30 ms.
+        """
         by_lane: dict[tuple[str, Level], list[Delivery]] = {}
         for d in deliveries:
             by_lane.setdefault((d.channel, d.level), []).append(d)
         for (channel, level), ds in by_lane.items():
             lane = keys.lane(channel, level.rank)
-            blobs = [_enc.encode(ds[i : i + PER_ENTRY]) for i in range(0, len(ds), PER_ENTRY)]
-            for i in range(0, len(blobs), chunk):
-                await self._enqueue(keys=[lane], args=[scripts.pack_args(blobs[i : i + chunk])])
+            blobs: list[bytes] = []
+            size = 0
+            for i in range(0, len(ds), PER_ENTRY):
+                blob = _enc.encode(ds[i : i + PER_ENTRY])
+                if blobs and (len(blobs) >= chunk or size + len(blob) > call_bytes):
+                    await self._enqueue({"lane": lane}, batch=scripts.pack_args(blobs))
+                    blobs, size = [], 0
+                blobs.append(blob)
+                size += len(blob)
+            if blobs:
+                await self._enqueue({"lane": lane}, batch=scripts.pack_args(blobs))
         return len(deliveries)
 
     async def read(
@@ -171,6 +194,14 @@ class Lanes:
         for lane, ids in by_lane.items():
             await ack_delete(self._done, lane, list(ids))
 
+    async def dead_letter(self, failed: Sequence[tuple[Delivery, str]]) -> None:
+        """Keep deliveries whose transient failures ran out, with their last error, in
+        `keys.DEAD` (visible, never silent)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for delivery, error in failed:
+            pipe.xadd(keys.DEAD, {"d": encode_delivery(delivery), "e": error})
+        await pipe.execute()
+
     async def depth(self) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)
         names = [lane for c in self.channels for lane in self.lanes_of(c)]
@@ -179,10 +210,10 @@ class Lanes:
         return dict(zip(names, await pipe.execute(), strict=True))
 
 
-async def ack_delete(done: Any, stream: str, ids: Sequence[bytes]) -> None:
+async def ack_delete(done: scripts.BoundScript, stream: str, ids: Sequence[bytes]) -> None:
     """XACK and XDEL `ids` of `stream` with the DONE script (`done`), a thousand at a time."""
     for i in range(0, len(ids), 1000):
-        await done(keys=[stream], args=[keys.GROUP, *ids[i : i + 1000]])
+        await done({"stream": stream}, *ids[i : i + 1000], group=keys.GROUP)
 
 
 def _entries(reply: Any) -> list[LaneEntry]:
@@ -196,6 +227,60 @@ def _entries(reply: Any) -> list[LaneEntry]:
             out += [LaneEntry(lane, entry_id, d) for d in decode_entry(fields or {})]
     out.sort(key=lambda e: e.delivery.priority)
     return out
+
+
+# --------------------------------------------------------------------------- inbox
+
+
+class InboxItem(msgspec.Struct, frozen=True, gc=False):
+    """An accepted message to plan; an entry deleted while pending names none ("")."""
+
+    entry_id: bytes
+    campaign_id: str
+    alert_id: str
+
+
+class Inbox:
+    """Accepted messages waiting to be planned (`keys.INBOX`, written at acceptance by
+    `Store.messages.accept`), read through a consumer group: an item is deleted only after
+    its planning finished, so a dead worker's item is planned again by another."""
+
+    def __init__(self, redis: Redis) -> None:
+        # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
+        self.redis: Any = redis
+
+    async def setup(self) -> None:
+        await ensure_group(self.redis, keys.INBOX)
+
+    async def read(self, consumer: str, block_ms: int) -> list[InboxItem]:
+        """The next item (one at a time: planning a province-wide alert takes a while, and
+        items waiting in this worker's pending list would look abandoned to the sweepers)."""
+        reply = await self.redis.xreadgroup(keys.GROUP, consumer, {keys.INBOX: ">"}, count=1,
+                                            block=block_ms or None)
+        return [_inbox_item(i, f) for _s, msgs in (reply or []) for i, f in msgs]
+
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 50) -> list[InboxItem]:
+        """Take over items a dead worker read and never finished."""
+        reply = await self.redis.xautoclaim(keys.INBOX, keys.GROUP, consumer,
+                                            min_idle_time=min_idle_ms, start_id="0-0",
+                                            count=count)
+        return [_inbox_item(i, f) for i, f in reply[1]]
+
+    async def keep(self, consumer: str, entry_id: bytes) -> None:
+        """Reset an item's idle time: it is being planned, no sweeper may take it."""
+        await self.redis.xclaim(keys.INBOX, keys.GROUP, consumer, 0, [entry_id], justid=True)
+
+    async def done(self, entry_id: bytes) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(keys.INBOX, keys.GROUP, entry_id)
+        pipe.xdel(keys.INBOX, entry_id)
+        await pipe.execute()
+
+
+def _inbox_item(entry_id: bytes, fields: Mapping[bytes, bytes] | None) -> InboxItem:
+    if not fields:
+        return InboxItem(entry_id, "", "")
+    return InboxItem(entry_id, fields[b"c"].decode(), fields[b"a"].decode())
 
 
 # --------------------------------------------------------------------------- timers
@@ -212,9 +297,9 @@ class Timers:
     def __init__(self, redis: Redis) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
-        self._promote = redis.register_script(scripts.PROMOTE)
-        self._schedule = redis.register_script(scripts.SCHEDULE)
-        self._done = redis.register_script(scripts.DONE)
+        self._promote = PROMOTE.bind(redis)
+        self._schedule = SCHEDULE.bind(redis)
+        self._done = DONE.bind(redis)
 
     async def setup(self) -> None:
         await ensure_group(self.redis, keys.TIMERS_DUE)
@@ -225,14 +310,14 @@ class Timers:
         for member, due in items:
             args += (member, repr(float(due)))
         for i in range(0, len(args), 20_000):
-            await self._schedule(keys=[keys.TIMERS], args=[scripts.pack_args(args[i : i + 20_000])])
+            await self._schedule(_TIMER_KEYS, batch=scripts.pack_args(args[i : i + 20_000]))
 
     async def cancel(self, members: Sequence[bytes]) -> None:
         if members:
             await self.redis.zrem(keys.TIMERS, *members)
 
     async def promote(self, now: float, limit: int = 1000) -> int:
-        n = await self._promote(keys=[keys.TIMERS, keys.TIMERS_DUE], args=[now, limit])
+        n = await self._promote(_TIMER_KEYS, now=now, limit=limit)
         return int(n)
 
     async def read_due(self, consumer: str, count: int, block_ms: int) -> list[TimerEntry]:

@@ -8,12 +8,15 @@ from typing import Any
 
 from warnbus.state import keys, scripts
 
+#: The token bucket script, in its .lua file beside this module.
+TAKE_TOKENS = scripts.load(__file__, "take_tokens")
+
 
 class RateLimiter:
     """Wait until `n` sends of a channel fit its declared rate (`Channel.rate_per_s`)."""
 
     def __init__(self, redis: Any) -> None:
-        self._take = redis.register_script(scripts.TAKE_TOKENS)
+        self._take = TAKE_TOKENS.bind(redis)
 
     async def acquire(self, channel: str, rate_per_s: float | None, n: int) -> None:
         if not rate_per_s or n <= 0:
@@ -22,8 +25,8 @@ class RateLimiter:
         left = n
         while left > 0:
             want = min(left, int(burst))
-            got, wait_ms = await self._take(keys=[keys.rate_bucket(channel)],
-                                            args=[rate_per_s, burst, want])
+            got, wait_ms = await self._take({"bucket": keys.rate_bucket(channel)},
+                                            rate=rate_per_s, burst=burst, want=want)
             left -= int(got)
             if left > 0:
                 await asyncio.sleep(max(int(wait_ms), 1) / 1000)
@@ -41,7 +44,7 @@ class SharedLimit:
 
     def __init__(self, redis: Any, hold_s: float = 0.1, max_batch: int = 100,
                  max_buckets: int = 10_000) -> None:
-        self._take = redis.register_script(scripts.TAKE_TOKENS)
+        self._take = TAKE_TOKENS.bind(redis)
         self.hold_s = hold_s
         self.max_batch = max_batch
         self.max_buckets = max_buckets
@@ -59,8 +62,8 @@ class SharedLimit:
             if now < held.empty_until:
                 return False, max(1, int(1000 * (held.empty_until - now)))
             batch = max(1, min(int(rate * self.hold_s), int(burst), self.max_batch))
-            got, wait_ms = await self._take(keys=[keys.rate_bucket(bucket)],
-                                            args=[rate, burst, batch])
+            got, wait_ms = await self._take({"bucket": keys.rate_bucket(bucket)},
+                                            rate=rate, burst=burst, want=batch)
             now = time.monotonic()
             if int(got) < 1:
                 held.empty_until = now + int(wait_ms) / 1000

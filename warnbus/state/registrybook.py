@@ -18,25 +18,16 @@ import msgspec
 
 from warnbus.domain.models import RegistryData
 from warnbus.errors import RegistryConflictError
-from warnbus.state import keys
+from warnbus.state import keys, scripts
+from warnbus.state.replies import s
 
 STAGE_TTL_S = 3600  # a previewed import waits this long for someone to apply it
 HISTORY_MAX = 100_000  # changes kept (a county makes a few a week)
 
-# KEYS: current, data, history. ARGV: expected version, blob, sha, base, at, by, source,
-# year, summary, diff. Returns {1, new version} or {0, current version}.
-_APPLY = """
-local current, data, history = KEYS[1], KEYS[2], KEYS[3]
-local have = redis.call('HGET', current, 'version') or '0'
-if have ~= ARGV[1] then return {0, have} end
-local v = tostring(tonumber(have) + 1)
-redis.call('SET', data, ARGV[2])
-redis.call('HSET', current, 'version', v, 'sha', ARGV[3], 'base', ARGV[4], 'at', ARGV[5],
-            'by', ARGV[6], 'source', ARGV[7], 'year', ARGV[8])
-redis.call('XADD', history, 'MAXLEN', '~', ARGV[11], '*', 'version', v, 'at', ARGV[5],
-           'by', ARGV[6], 'source', ARGV[7], 'summary', ARGV[9], 'diff', ARGV[10])
-return {1, v}
-"""
+#: The compare-and-set that applies a change, in its .lua file beside this module.
+APPLY = scripts.load(__file__, "registry_apply")
+_KEYS = {"current": keys.REGISTRY_CURRENT, "data": keys.REGISTRY_DATA,
+         "history": keys.REGISTRY_HISTORY}
 
 
 @dataclass(frozen=True)
@@ -71,12 +62,8 @@ class Staged:
     year: int | None
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else ("" if v is None else str(v))
-
-
 def _current(raw: Any) -> Current | None:
-    h = {_s(k): _s(v) for k, v in (raw or {}).items()}
+    h = {s(k): s(v) for k, v in (raw or {}).items()}
     if not h.get("version"):
         return None
     return Current(int(h["version"]), h.get("sha", ""), h.get("base", ""),
@@ -102,26 +89,26 @@ def _unpack(blob: bytes) -> RegistryData:
 
 class RegistryBook:
     def __init__(self, redis: Any) -> None:
-        self.redis = redis
-        self._apply = redis.register_script(_APPLY)
+        self._redis: Any = redis
+        self._apply = APPLY.bind(redis)
 
     async def version(self) -> int:
-        raw = await self.redis.hget(keys.REGISTRY_CURRENT, "version")
-        return int(_s(raw) or 0)
+        raw = await self._redis.hget(keys.REGISTRY_CURRENT, "version")
+        return int(s(raw) or 0)
 
     async def files_sha(self) -> str:
         """The sha of the configured files the engine serves as version 0 ("" if unknown)."""
-        return _s(await self.redis.get(keys.REGISTRY_FILES))
+        return s(await self._redis.get(keys.REGISTRY_FILES))
 
     async def set_files_sha(self, sha: str) -> None:
-        await self.redis.set(keys.REGISTRY_FILES, sha)
+        await self._redis.set(keys.REGISTRY_FILES, sha)
 
     async def current(self) -> Current | None:
-        return _current(await self.redis.hgetall(keys.REGISTRY_CURRENT))
+        return _current(await self._redis.hgetall(keys.REGISTRY_CURRENT))
 
     async def load(self) -> tuple[Current, RegistryData] | None:
         """The applied version and its records (None before any change was applied)."""
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self._redis.pipeline(transaction=True)
         pipe.hgetall(keys.REGISTRY_CURRENT)
         pipe.get(keys.REGISTRY_DATA)
         raw, blob = await pipe.execute()
@@ -135,23 +122,23 @@ class RegistryBook:
         """Make `data` the current registry if the current version is still `expected`;
         return the new version. RegistryConflictError when another change came first."""
         ok, got = await self._apply(
-            keys=[keys.REGISTRY_CURRENT, keys.REGISTRY_DATA, keys.REGISTRY_HISTORY],
-            args=[str(expected), _pack(data), data_sha(data), base, repr(at), by, source,
-                  str(year or ""), summary, diff, str(HISTORY_MAX)])
+            _KEYS, expected=str(expected), blob=_pack(data), sha=data_sha(data), base=base,
+            at=repr(at), by=by, source=source, year=str(year or ""), summary=summary, diff=diff,
+            keep=str(HISTORY_MAX))
         if int(ok) != 1:
             raise RegistryConflictError(
-                f"台账已被他人更新（当前版本 {_s(got)}，本次变更基于版本 {expected}）：请重新导入并预览")
-        return int(_s(got))
+                f"台账已被他人更新（当前版本 {s(got)}，本次变更基于版本 {expected}）：请重新导入并预览")
+        return int(s(got))
 
     async def history(self, count: int = 50, before: str = "+") -> list[tuple[str, HistoryEntry]]:
         """The newest changes first: (stream id, entry)."""
         out = []
-        for entry_id, f in await self.redis.xrevrange(keys.REGISTRY_HISTORY, before, "-",
+        for entry_id, f in await self._redis.xrevrange(keys.REGISTRY_HISTORY, before, "-",
                                                        count=count):
-            g = {_s(k): v for k, v in f.items()}
-            out.append((_s(entry_id), HistoryEntry(int(_s(g.get("version")) or 0),
-                                                   float(_s(g.get("at")) or 0), _s(g.get("by")),
-                                                   _s(g.get("source")), _s(g.get("summary")),
+            g = {s(k): v for k, v in f.items()}
+            out.append((s(entry_id), HistoryEntry(int(s(g.get("version")) or 0),
+                                                   float(s(g.get("at")) or 0), s(g.get("by")),
+                                                   s(g.get("source")), s(g.get("summary")),
                                                    g.get("diff") or b"")))
         return out
 
@@ -159,7 +146,7 @@ class RegistryBook:
                     report: bytes, year: int | None) -> str:
         stage_id = secrets.token_urlsafe(12)
         key = keys.registry_staged(stage_id)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self._redis.pipeline(transaction=True)
         pipe.hset(key, mapping={"data": _pack(data), "base": str(base_version), "by": by,
                                 "source": source, "report": report, "year": str(year or "")})
         pipe.expire(key, STAGE_TTL_S)
@@ -169,12 +156,12 @@ class RegistryBook:
     async def staged(self, stage_id: str) -> Staged | None:
         if not stage_id.replace("-", "").replace("_", "").isalnum() or len(stage_id) > 40:
             return None
-        h = {_s(k): v for k, v in (await self.redis.hgetall(keys.registry_staged(stage_id))).items()}
+        h = {s(k): v for k, v in (await self._redis.hgetall(keys.registry_staged(stage_id))).items()}
         if not h.get("data"):
             return None
-        return Staged(stage_id, int(_s(h.get("base")) or 0), _s(h.get("by")), _s(h.get("source")),
+        return Staged(stage_id, int(s(h.get("base")) or 0), s(h.get("by")), s(h.get("source")),
                       _unpack(h["data"]), h.get("report") or b"",
-                      int(_s(h["year"])) if _s(h.get("year")) else None)
+                      int(s(h["year"])) if s(h.get("year")) else None)
 
     async def drop_stage(self, stage_id: str) -> None:
-        await self.redis.delete(keys.registry_staged(stage_id))
+        await self._redis.delete(keys.registry_staged(stage_id))

@@ -1,6 +1,10 @@
 """Campaign state in Redis: the owner of a campaign's keys and of its Lua transitions.
 
-Every write to a campaign goes through this module; reads for the API and the 叫应 record too.
+Every read and write of a campaign's keys goes through the Store: its own methods (meta,
+targets, grids, deliveries, acks, audit, each transition one Lua script beside this module),
+`Store.messages` (accepted messages and their indexes, `messages.py`) and `Store.console`
+(what the console adds to a campaign, `consolebook.py`). tests/engine/test_one_owner.py
+checks that no module outside `warnbus/state/` touches them.
 """
 
 from __future__ import annotations
@@ -14,20 +18,48 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from warnbus.domain.meta import (
+    CampaignMeta,
+    MessageMeta,
+    decode_meta,
+    encode_fields,
+    message_fields,
+)
 from warnbus.domain.models import (
     Ack,
     Alert,
     Attempt,
     Delivery,
     DeliveryKind,
-    GridState,
     Level,
     Target,
     TargetKind,
 )
 from warnbus.domain.models import Outcome as AttemptOutcome
+from warnbus.domain.states import (
+    CampaignState,
+    DeliveryReport,
+    DeliveryState,
+    GridState,
+    TargetState,
+)
 from warnbus.state import keys, scripts
+from warnbus.state.audit import audit_row
+from warnbus.state.consolebook import ConsoleBook
+from warnbus.state.messages import Messages
+from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
+
+# The scripts of the campaign state, each in its .lua file beside this module.
+CLAIM = scripts.load(__file__, "claim")
+RECORD = scripts.load(__file__, "record")
+STATUS = scripts.load(__file__, "status")
+ACK = scripts.load(__file__, "ack")
+PUT_TARGETS = scripts.load(__file__, "put_targets")
+INIT_GRIDS = scripts.load(__file__, "init_grids")
+CLOSE_GRIDS = scripts.load(__file__, "close_grids")
+ADVANCE = scripts.load(__file__, "advance")
+FINISH = scripts.load(__file__, "finish")
 
 _enc = msgspec.msgpack.Encoder()
 _dec_target = msgspec.msgpack.Decoder(Target)
@@ -38,14 +70,8 @@ ENDED_KEPT_S = 7 * 86400.0
 #: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
 #: property call; and `pack_args` takes its fast path only when every item is a plain str).
 _VALUE: dict[StrEnum, str] = {
-    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome) for m in e}
-
-
-def s(v: bytes | str | None) -> str:
-    """Decode a Redis reply value."""
-    if v is None:
-        return ""
-    return v.decode() if isinstance(v, bytes) else v
+    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome, DeliveryState,
+                              DeliveryReport, CampaignState, GridState) for m in e}
 
 
 @dataclass(frozen=True)
@@ -63,66 +89,81 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 
     delivery: Delivery
     attempt: Attempt
-    next_state: str  # sent | delivered | retry | failed | dead
+    next_state: DeliveryState  # one of DeliveryState.RECORDED
 
 
 class Store:
     def __init__(self, redis: Redis) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
-        self.redis: Any = redis
-        self._claim = redis.register_script(scripts.CLAIM)
-        self._record = redis.register_script(scripts.RECORD)
-        self._status = redis.register_script(scripts.STATUS)
-        self._ack = redis.register_script(scripts.ACK)
-        self._init_grids = redis.register_script(scripts.INIT_GRIDS)
-        self._close_grids = redis.register_script(scripts.CLOSE_GRIDS)
-        self._advance = redis.register_script(scripts.ADVANCE)
-        self._finish = redis.register_script(scripts.FINISH)
-        self._put_targets = redis.register_script(scripts.PUT_TARGETS)
+        self._redis: Any = redis
+        self.messages = Messages(redis)
+        self.console = ConsoleBook(redis)
+        self._claim = CLAIM.bind(redis)
+        self._record = RECORD.bind(redis)
+        self._status = STATUS.bind(redis)
+        self._ack = ACK.bind(redis)
+        self._init_grids = INIT_GRIDS.bind(redis)
+        self._close_grids = CLOSE_GRIDS.bind(redis)
+        self._advance = ADVANCE.bind(redis)
+        self._finish = FINISH.bind(redis)
+        self._put_targets = PUT_TARGETS.bind(redis)
 
     # ----------------------------------------------------------------- alerts and meta
 
     async def campaign_of(self, alert_id: str) -> str | None:
-        v = await self.redis.get(keys.alert_index(alert_id))
+        v = await self._redis.get(keys.alert_index(alert_id))
         return s(v) or None
 
     async def alert(self, campaign_id: str, alert_id: str) -> Alert | None:
-        blob = await self.redis.hget(keys.campaign(campaign_id).alerts, alert_id)
+        blob = await self._redis.hget(keys.campaign(campaign_id).alerts, alert_id)
         return _json_alert.decode(blob) if blob else None
 
     async def thread_alerts(self, campaign_id: str) -> list[Alert]:
         """Every message accepted in a campaign's thread (Alert, Updates, Cancel)."""
-        blobs = await self.redis.hvals(keys.campaign(campaign_id).alerts)
+        blobs = await self._redis.hvals(keys.campaign(campaign_id).alerts)
         return [_json_alert.decode(b) for b in blobs]
 
     async def reach(self, campaign_id: str) -> set[str]:
         """What the thread's messages reached (see keys.CampaignKeys.reach)."""
-        return {s(m) for m in await self.redis.smembers(keys.campaign(campaign_id).reach)}
+        return {s(m) for m in await self._redis.smembers(keys.campaign(campaign_id).reach)}
 
-    async def meta(self, campaign_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).meta)
-        return {s(k): s(v) for k, v in raw.items()}
+    async def meta(self, campaign_id: str) -> CampaignMeta | None:
+        """What the campaign's meta says (None: no such campaign). CampaignStateError when it
+        does not read, e.g. a started campaign without its level."""
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).meta)
+        return decode_meta(campaign_id, {s(k): s(v) for k, v in raw.items()}) if raw else None
 
-    async def set_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
-        await self.redis.hset(keys.campaign(campaign_id).meta, mapping=dict(fields))
+    async def start(self, campaign_id: str, msg: MessageMeta, *, root: str, sender: str,
+                    event: str, drill: bool, now: float) -> None:
+        """Start a campaign: active, with its level, root, times and first message, and list
+        it among the active ones. A replay keeps what the first run wrote of the start
+        (`t0`, ...) and writes the message's content again."""
+        first = {"state": CampaignState.ACTIVE, "level": msg.level, "root": root,
+                 "sender": sender, "created_at": now, "t0": now, "drill": drill,
+                 "expires_at": msg.expires_at, "event": event, "villages": msg.villages}
+        k = keys.campaign(campaign_id).meta
+        pipe = self._redis.pipeline(transaction=False)
+        for name, value in encode_fields(first).items():
+            pipe.hsetnx(k, name, value)
+        pipe.hset(k, mapping=encode_fields({"latest": msg.latest, "headline": msg.headline,
+                                            "area": msg.area, "targets": msg.targets}))
+        await pipe.execute()
+        await self.activate(campaign_id, now)
+
+    async def carry(self, campaign_id: str, msg: MessageMeta) -> None:
+        """An Update: the campaign carries `msg`'s content, level, expiry and reach now."""
+        await self._redis.hset(keys.campaign(campaign_id).meta, mapping=message_fields(msg))
 
     async def cancelled_by(self, campaign_id: str, alert_id: str) -> str:
         """Keep `alert_id` as the Cancel that ended the thread unless one did before; the
         alert id of the one that did."""
         k = keys.campaign(campaign_id).meta
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(k, "cancelled_by", alert_id)
-        pipe.hget(k, "cancelled_by")
+        pipe = self._redis.pipeline(transaction=False)
+        for name, value in encode_fields({"cancelled_by": alert_id}).items():
+            pipe.hsetnx(k, name, value)
+            pipe.hget(k, name)
         _first, got = await pipe.execute()
         return s(got)
-
-    async def init_meta(self, campaign_id: str, fields: Mapping[str, str | float | int]) -> None:
-        """Set meta fields that are not set yet (a replay keeps the first values)."""
-        k = keys.campaign(campaign_id).meta
-        pipe = self.redis.pipeline(transaction=False)
-        for name, value in fields.items():
-            pipe.hsetnx(k, name, value)
-        await pipe.execute()
 
     # ----------------------------------------------------------------- targets and grids
 
@@ -136,20 +177,24 @@ class Store:
             args: list[str | bytes] = [str(now)]
             for t in part:
                 args += [t.id, _enc.encode(t)]
-            got = await self._put_targets(keys=[ck.targets, ck.first], args=[pack_args(args)])
+            got = await self._put_targets(ck, batch=pack_args(args))
             firsts.update(zip((t.id for t in part), map(float, got), strict=True))
         return firsts
 
     async def targets(self, campaign_id: str) -> dict[str, Target]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).targets)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).targets)
         return {s(k): _dec_target.decode(v) for k, v in raw.items()}
 
     async def target(self, campaign_id: str, target_id: str) -> Target | None:
-        blob = await self.redis.hget(keys.campaign(campaign_id).targets, target_id)
+        blob = await self._redis.hget(keys.campaign(campaign_id).targets, target_id)
         return _dec_target.decode(blob) if blob else None
 
+    async def holders(self, campaign_id: str) -> list[str]:
+        """Everyone who answers for a grid of the campaign (primaries and chain people)."""
+        return sorted(s(p) for p in await self._redis.hkeys(keys.campaign(campaign_id).holds))
+
     async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
-        v = await self.redis.hget(keys.campaign(campaign_id).first, person_id)
+        v = await self._redis.hget(keys.campaign(campaign_id).first, person_id)
         return float(v) if v else None
 
     async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]]) -> int:
@@ -157,29 +202,28 @@ class Store:
         args: list[str] = [x for pair in grid_primary for x in pair]
         added = 0
         for i in range(0, len(args), 2000):
-            added += int(await self._init_grids(keys=[ck.meta, ck.grids, ck.holds],
-                                                args=[pack_args(args[i : i + 2000])]))
+            added += int(await self._init_grids(ck, batch=pack_args(args[i : i + 2000])))
         return added
 
     async def close_grids(
         self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str], now: float
     ) -> int:
         ck = keys.campaign(campaign_id)
-        args: list[Any] = [now, state.value, *grids, "--", *stop]
-        return int(await self._close_grids(keys=[ck.meta, ck.grids, ck.stopped, ck.audit], args=args))
+        return int(await self._close_grids(ck, *grids, "--", *stop, now=now,
+                                           new_state=_VALUE[state]))
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).grids)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
         return {s(k): _grid_view(s(k), s(v)) for k, v in raw.items()}
 
     async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
         """The grids a person answers for in this campaign, with where each stands."""
         ck = keys.campaign(campaign_id)
-        held = s(await self.redis.hget(ck.holds, person_id))
+        held = s(await self._redis.hget(ck.holds, person_id))
         ids = [item.split(":")[0] for item in held.split(",") if item]
         if not ids:
             return []
-        values = await self.redis.hmget(ck.grids, ids)
+        values = await self._redis.hmget(ck.grids, ids)
         return [_grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
 
     async def advance(
@@ -188,18 +232,18 @@ class Store:
         if not quads:
             return []
         ck = keys.campaign(campaign_id)
-        args: list[Any] = [now, from_holder]
-        for g, fl, tl, to in quads:
-            args += [g, fl, tl, to]
-        res = await self._advance(keys=[ck.meta, ck.grids, ck.holds, ck.audit], args=args)
+        res = await self._advance(ck, *(x for quad in quads for x in quad), now=now,
+                                  from_holder=from_holder)
         return [bool(int(x)) for x in res]
 
-    async def finish(self, campaign_id: str, state: str, now: float) -> bool:
+    async def finish(self, campaign_id: str, state: CampaignState, now: float) -> bool:
+        """End an active campaign (`state`: one of CampaignState.ENDED); False if it was not
+        active. It leaves the active campaigns and joins the ended ones either way."""
         ck = keys.campaign(campaign_id)
-        moved = bool(int(await self._finish(keys=[ck.meta], args=[state, now])))
+        moved = bool(int(await self._finish(ck, new_state=_VALUE[state], now=now)))
         # After the state moved (a crash in between leaves a stale index entry, which
         # the ack script of a reply filters out by the campaign's state).
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(keys.ACTIVE, campaign_id)
         pipe.zadd(keys.ENDED, {campaign_id: now}, nx=True)
         pipe.zremrangebyscore(keys.ENDED, "-inf", now - ENDED_KEPT_S)
@@ -208,7 +252,7 @@ class Store:
 
     async def activate(self, campaign_id: str, now: float) -> None:
         """List a started campaign among the active ones (see `active_campaigns`)."""
-        await self.redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
+        await self._redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
 
     # ----------------------------------------------------------------- deliveries
 
@@ -222,8 +266,7 @@ class Store:
             args: list[str] = [str(now), str(lease_s)]
             for d in batch:
                 args += (d.id, _VALUE[d.kind], d.target_id)
-            calls.append(self._claim(keys=[ck.meta, ck.dstate, ck.stopped],
-                                     args=[pack_args(args)]))
+            calls.append(self._claim(ck, batch=pack_args(args)))
         replies = await _all(calls)
         out: dict[str, list[tuple[int, int]]] = {}
         for cid, flat in zip(batches, replies, strict=True):
@@ -244,44 +287,48 @@ class Store:
                 detail = a.error or a.provider_id or ""
                 info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
                 args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
-                         _VALUE[a.outcome], o.next_state, detail, info)
-            calls.append(self._record(keys=[ck.meta, ck.dstate, ck.tstate, ck.audit, ck.dinfo,
-                                            ck.accepted],
-                                      args=[pack_args(args)]))
+                         _VALUE[a.outcome], _VALUE[o.next_state], detail, info)
+            calls.append(self._record(ck, batch=pack_args(args)))
         await _all(calls)
 
     async def status(
-        self, campaign_id: str, delivery_id: str, target_id: str, status: str, detail: str, now: float
+        self, campaign_id: str, delivery_id: str, target_id: str, report: DeliveryReport,
+        detail: str, now: float,
     ) -> int:
-        """Apply a provider status callback (delivered / failed)."""
+        """Apply a provider's report on a delivery: 1 applied, 2 it changed nothing (out of
+        order), 0 no such delivery."""
         ck = keys.campaign(campaign_id)
-        return int(
-            await self._status(
-                keys=[ck.meta, ck.dstate, ck.tstate, ck.audit],
-                args=[now, delivery_id, target_id, status, detail],
-            )
-        )
+        return int(await self._status(ck, now=now, delivery_id=delivery_id, target_id=target_id,
+                                      report=_VALUE[report], detail=detail))
 
     async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
         """What was sent by a delivery (for a status callback that needs to re-plan it)."""
-        raw = s(await self.redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
+        raw = s(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
         if not raw:
             return None
         names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind")
         return dict(zip(names, raw.split("|"), strict=True))
 
-    async def delivery_states(self, campaign_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).dstate)
-        return {s(k): s(v).split("|")[0] for k, v in raw.items()}
+    async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).dstate)
+        return {s(k): DeliveryState(s(v).split("|")[0]) for k, v in raw.items()}
 
-    async def target_states(self, campaign_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).tstate)
-        return {s(k): s(v) for k, v in raw.items()}
+    async def target_states(self, campaign_id: str) -> dict[str, TargetState]:
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).tstate)
+        return {s(k): TargetState(s(v)) for k, v in raw.items()}
+
+    async def target_states_of(self, campaign_id: str, target_ids: Sequence[str]
+                               ) -> list[TargetState | None]:
+        """The states of some targets, in their order (None: nothing happened to it yet)."""
+        if not target_ids:
+            return []
+        raw = await self._redis.hmget(keys.campaign(campaign_id).tstate, list(target_ids))
+        return [TargetState(s(v)) if v else None for v in raw]
 
     # ----------------------------------------------------------------- acks
 
     async def ack(self, ack: Ack, *, reply_via: str = "") -> tuple[int, str]:
-        """Record a confirmation: (code, extra) as `scripts.ACK` returns them: 1 new (extra:
+        """Record a confirmation: (code, extra) as `ack.lua` returns them: 1 new (extra:
         the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
         a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
         person through it in this campaign, 3 late: the campaign has ended (extra: its state),
@@ -289,41 +336,39 @@ class Store:
         marks that delivery delivered too, while the campaign runs."""
         ck = keys.campaign(ack.campaign_id)
         code, extra = await self._ack(
-            keys=[ck.meta, ck.acks, ck.holds, ck.grids, ck.stopped, ck.tstate, ck.audit, ck.first,
-                  ck.dstate, ck.accepted, ck.late],
-            args=[ack.person_id, _enc.encode(ack), ack.at, ack.via.value,
-                  ack.delivery_id or "", ack.by or "", reply_via],
-        )
+            ck, person=ack.person_id, ack_blob=_enc.encode(ack), now=ack.at,
+            via=ack.via.value, delivery_id=ack.delivery_id or "", by=ack.by or "",
+            reply_via=reply_via)
         return int(code), s(extra)
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
-        raw = await self.redis.hgetall(keys.campaign(campaign_id).acks)
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).acks)
         return {s(k): _dec_ack.decode(v) for k, v in raw.items()}
 
     async def is_acked(self, campaign_id: str, person_id: str) -> bool:
-        return bool(await self.redis.hexists(keys.campaign(campaign_id).acks, person_id))
+        return bool(await self._redis.hexists(keys.campaign(campaign_id).acks, person_id))
 
     async def ended_campaigns(self, since: float) -> list[str]:
         """Campaigns that ended (cancelled, expired) at `since` or later, newest first; a
         reply to one of them is recorded as late."""
-        return [s(c) for c in await self.redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
+        return [s(c) for c in await self._redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
 
     async def claim_reply(self, channel: str, reply_id: str, ttl_s: float) -> bool:
         """Whether an inbound reply (by its provider message id) is new; it is then marked
         handled for `ttl_s`, so that a resend or a replay of it confirms nothing new."""
-        return bool(await self.redis.set(keys.reply(channel, reply_id), "1", nx=True,
+        return bool(await self._redis.set(keys.reply(channel, reply_id), "1", nx=True,
                                          px=int(ttl_s * 1000)))
 
     async def forget_reply(self, channel: str, reply_id: str) -> None:
         """Let a reply that could not be handled through again (the provider resends it)."""
-        await self.redis.delete(keys.reply(channel, reply_id))
+        await self._redis.delete(keys.reply(channel, reply_id))
 
     async def active_campaigns(self) -> list[str]:
         """Campaigns started and not yet ended (a handful at a time, even in a flood season).
 
         An SMS reply carries no campaign: it confirms the sender in each of these where they
         are a target (the ack script checks that, and that the campaign is still active)."""
-        return [s(c) for c in await self.redis.zrange(keys.ACTIVE, 0, -1)]
+        return [s(c) for c in await self._redis.zrange(keys.ACTIVE, 0, -1)]
 
     # ----------------------------------------------------------------- audit
 
@@ -341,27 +386,8 @@ class Store:
     async def audit_after(self, campaign_id: str, last: str, count: int) -> list[dict[str, str]]:
         """Up to `count` audit events after the entry id `last` ("" from the start)."""
         lo = "(" + last if last else "-"
-        batch = await self.redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
+        batch = await self._redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
         return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
-
-
-#: The fields an attempt's audit entry packs into its `a` field, in order (scripts.RECORD).
-ATTEMPT_FIELDS = ("d", "tg", "ch", "st", "k", "n", "o", "s")
-
-
-def audit_row(entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str]:
-    """One audit event as a dict of its fields and its entry `id`.
-
-    An attempt written as one packed `a` field comes back as its eight fields (d, tg, ch, st,
-    k, n, o, s), as attempts written before that change still are."""
-    row = {s(k): s(v) for k, v in fields.items()}
-    parts = row["a"].split("|") if "a" in row else ()
-    # Registry ids hold no "|" (validate_registry); anything else stays packed, never lost.
-    if len(parts) == len(ATTEMPT_FIELDS):
-        del row["a"]
-        row.update(zip(ATTEMPT_FIELDS, parts, strict=True))
-    row["id"] = entry_id
-    return row
 
 
 async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:

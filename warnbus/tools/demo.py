@@ -24,6 +24,7 @@ from rich.table import Table
 
 from channels.sim.officers import OfficerModel
 from warnbus.domain.models import Alert, Info
+from warnbus.domain.states import AuditEvent, DeliveryState
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.flow.record import alert_view, summary
@@ -94,10 +95,10 @@ class AuditCounter:
                 return self.counts
             for row in rows:
                 ev = row.get("ev", "")
-                if ev == "attempt" and row.get("s") in ("sent", "delivered"):
+                if ev == AuditEvent.ATTEMPT and row.get("s") in DeliveryState.REACHED:
                     ch = row.get("ch", "")
                     self.counts["speaker" if ch == "loudspeaker" else row.get("k", "")] += 1
-                elif ev == "ack":
+                elif ev == AuditEvent.ACK:
                     self.counts["ack:" + row.get("via", "")] += 1
                 self.last = row["id"]
 

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from warnbus.domain.models import AckVia
 from warnbus.errors import (
     AuthError,
+    CampaignStateError,
     IngestError,
     NotFoundError,
     RateLimitedError,
@@ -88,6 +89,10 @@ async def errors_mw(
         return error(403 if e.forbidden else 401, e.code, e.message)
     except NotFoundError as e:
         return error(404, e.code, e.message)
+    except CampaignStateError as e:
+        # Stored state that does not read is the engine's fault, never the caller's.
+        log.error("campaign state unreadable", error=e.message)
+        return error(500, e.code, e.message)
     except web.HTTPRequestEntityTooLarge:
         return error(413, "too_large", "the request body is larger than the configured limit")
     except WarnbusError as e:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-import msgspec
 from aiohttp import web
 from lxml import etree
 
@@ -27,8 +26,6 @@ from warnbus.domain.models import Alert, MsgType, Scope, Status
 from warnbus.feeds.capxml import alert_to_cap, xml_safe
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
-from warnbus.state import keys
-from warnbus.state.store import s
 
 ATOM = "http://www.w3.org/2005/Atom"
 _A = "{" + ATOM + "}"
@@ -39,7 +36,6 @@ MAX_SCAN = 5000  # index entries one feed build reads at most (restricted ones a
 _ALERT_ID = re.compile(r"al_[0-9a-f]{20}")
 _DIGITS = re.compile(r"[0-9]{1,4}")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
-_decode = msgspec.json.Decoder(Alert)
 T = TypeVar("T")
 
 
@@ -61,27 +57,23 @@ async def recent_alerts(ctx: Context, limit: int) -> list[Alert]:
     """Published messages, newest first by when warnbus accepted them, at most `limit`.
 
     Every message (Alert, Update, Cancel) is its own entry, taken from the index of accepted
-    messages (`keys.MESSAGES`, written by `intake.accept`), so an Update or Cancel of an old
+    messages (`Store.messages`, written at acceptance), so an Update or Cancel of an old
     campaign comes first when it is the newest message. Messages accepted before that index
     existed are found through the newest campaigns, at their campaign's creation time.
     """
-    redis: Any = ctx.redis
+    messages = ctx.store.messages
     found: list[tuple[float, Alert]] = []
     seen: set[str] = set()
     # The index, a page at a time, until `limit` published messages (or the end, or a bound:
     # an unauthenticated route must not read without end past restricted messages).
     offset, page = 0, max(limit, 50)
     while len(found) < limit and offset < MAX_SCAN:
-        rows = await redis.zrevrange(keys.MESSAGES, offset, offset + page - 1, withscores=True)
-        if not rows:
+        scored = await messages.newest(offset, page)
+        if not scored:
             break
         offset += page
-        scored = [(s(aid), float(score)) for aid, score in rows]
         seen.update(aid for aid, _score in scored)
-        pipe = redis.pipeline(transaction=False)
-        for aid, _score in scored:
-            pipe.get(keys.alert_index(aid))
-        cids = [s(c) for c in await pipe.execute()]
+        cids = await messages.campaigns_of([aid for aid, _score in scored])
         found += await _published(ctx, [(cid, aid, score) for (aid, score), cid
                                          in zip(scored, cids, strict=True) if cid])
     found += await _legacy(ctx, limit, seen)
@@ -92,37 +84,22 @@ async def recent_alerts(ctx: Context, limit: int) -> list[Alert]:
 async def _legacy(ctx: Context, limit: int, indexed: set[str]) -> list[tuple[float, Alert]]:
     """Messages of the `limit` newest campaigns that are not in the index (accepted by an
     older version), scored by their campaign's creation time."""
-    redis: Any = ctx.redis
-    camps = [(s(c), float(score)) for c, score in
-             await redis.zrevrange(keys.CAMPAIGNS, 0, limit - 1, withscores=True)]
+    messages = ctx.store.messages
+    camps = await messages.newest_campaigns(limit)
     if not camps:
         return []
-    pipe = redis.pipeline(transaction=False)
-    for cid, _score in camps:
-        pipe.hkeys(keys.campaign(cid).alerts)
-    items = [(cid, s(aid), score) for (cid, score), aids in zip(camps, await pipe.execute(),
-                                                                strict=True) for aid in aids]
-    items = [x for x in items if x[1] not in indexed]
-    if not items:
-        return []
-    known = await redis.zmscore(keys.MESSAGES, [aid for _cid, aid, _score in items])
-    return await _published(ctx, [x for x, k in zip(items, known, strict=True) if k is None])
+    thread_ids = await messages.alert_ids([cid for cid, _score in camps])
+    items = [(cid, aid, score) for (cid, score), aids in zip(camps, thread_ids, strict=True)
+             for aid in aids if aid not in indexed]
+    missing = await messages.unindexed([aid for _cid, aid, _score in items])
+    return await _published(ctx, [x for x, m in zip(items, missing, strict=True) if m])
 
 
 async def _published(ctx: Context, items: list[tuple[str, str, float]]) -> list[tuple[float, Alert]]:
     """(score, alert) of the published ones among (campaign, alert, score) items."""
-    if not items:
-        return []
-    pipe: Any = ctx.redis.pipeline(transaction=False)
-    for cid, aid, _score in items:
-        pipe.hget(keys.campaign(cid).alerts, aid)
-    out: list[tuple[float, Alert]] = []
-    for (_cid, _aid, score), blob in zip(items, await pipe.execute(), strict=True):
-        if blob:
-            alert = _decode.decode(blob)
-            if published(alert):
-                out.append((score, alert))
-    return out
+    alerts = await ctx.store.messages.alerts([(cid, aid) for cid, aid, _score in items])
+    return [(score, alert) for (_cid, _aid, score), alert in zip(items, alerts, strict=True)
+            if alert is not None and published(alert)]
 
 
 def atom_feed(alerts: list[Alert], base: str, now: float) -> bytes:

@@ -22,12 +22,11 @@ import aiohttp
 from redis.asyncio import Redis
 
 from channels.sim.prepared import PreparedRequest
-from warnbus.domain.models import CampaignState
+from warnbus.domain.states import CampaignState, TargetState
 from warnbus.flow.acks import AckLinks
 from warnbus.ingest.jsonform import alert_to_json
 from warnbus.registry import Registry
 from warnbus.runtime.services import free_port
-from warnbus.state import keys
 from warnbus.state.queue import Lanes
 from warnbus.state.store import Store
 from warnbus.tools.bench.alerts import geocode_area, red_alert
@@ -82,12 +81,11 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
                 alert = red_alert(f"bench-acks-{i}-{time.time_ns()}", geocode_area(PROVINCE_CODE))
                 cid = await _post_alert(http, base, token, alert_to_json(alert))
                 await wait_first_wave(probe, Lanes(probe, CHANNELS), opts.timeout_s)
-                held = await probe.hkeys(keys.campaign(cid).holds)
-                persons = sorted(p.decode() if isinstance(p, bytes) else p for p in held)
+                persons = await Store(probe).holders(cid)
                 posts = [PreparedRequest(links.url(cid, pid, time.time()), b"",
                                          {"Accept": "application/json"}) for pid in persons]
                 sample = await _measure(posts, servers, probe, opts)
-                acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
+                acked = await _acked(probe, cid)
                 if acked != len(persons):
                     raise BenchError(f"{len(persons)} acks sent but {acked} recorded")
                 samples.append(sample)
@@ -99,6 +97,12 @@ async def run_acks(opts: AckOptions, env: BenchEnv) -> tuple[list[dict[str, Any]
              "connections": opts.connections, "api_processes": opts.api_processes,
              "shipped_public_limits": public_limits()}
     return samples, fixed
+
+
+async def _acked(probe: Redis, cid: str) -> int:
+    """How many persons the engine recorded as confirmed in a campaign."""
+    meta = await Store(probe).meta(cid)
+    return meta.target_count(TargetState.ACKED) if meta else 0
 
 
 async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
@@ -133,16 +137,16 @@ async def _run_webhook_acks(opts: AckOptions, env: BenchEnv
                 await world.twilio.wait_idle(opts.timeout_s)
                 await world.wecom.drain(opts.timeout_s)
                 confirms, persons = _webhook_confirms(world, opts.via, registry)
-                active = int(await probe.zcard(keys.ACTIVE))
+                active = len(await Store(probe).active_campaigns())
                 sample = await _measure(confirms, servers, probe, opts)
-                acked = int(await probe.hget(keys.campaign(cid).meta, "t_acked") or 0)
+                acked = await _acked(probe, cid)
                 if acked != persons:
                     raise BenchError(f"{len(confirms)} {opts.via} confirmations for {persons} "
                                      f"persons, but {acked} acks recorded")
                 # An SMS reply names no campaign: it is tried on every active one, so each
                 # run must find as many as the first did. End this run's campaign as its
                 # expiry would (no notices), so the next run starts with one active too.
-                await Store(probe).finish(cid, CampaignState.EXPIRED.value, time.time())
+                await Store(probe).finish(cid, CampaignState.EXPIRED, time.time())
                 samples.append(sample | {"active_campaigns": active})
     finally:
         await probe.aclose()

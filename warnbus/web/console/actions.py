@@ -11,16 +11,18 @@ import random
 import msgspec
 import structlog
 
-from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, Level, MsgType, Reference, Role
+from warnbus.domain.models import CHAIN_ORDER, Alert, DeliveryKind, MsgType, Reference, Role
+from warnbus.domain.states import CampaignState
+from warnbus.domain.steps import Step
 from warnbus.errors import NotFoundError, WarnbusError
 from warnbus.flow.acks import ended_state
 from warnbus.flow.credentials import console_sender, of_console
 from warnbus.flow.intake import Accepted, accept
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.runtime.context import Context
-from warnbus.state import keys
+from warnbus.state.consolebook import DoorOrder, Provenance
 from warnbus.web.console.base import ConsoleSettings
-from warnbus.web.console.board import DoorOrder
+from warnbus.web.console.board import campaign_meta
 from warnbus.web.console.compose import (
     SYSTEM_RANDOM,
     DraftForm,
@@ -30,11 +32,10 @@ from warnbus.web.console.compose import (
     local_time,
     new_identifier,
 )
-from warnbus.web.console.drafts import Draft, Drafts, Provenance
+from warnbus.web.console.drafts import Draft, Drafts
 from warnbus.web.console.html import BEIJING, CAMPAIGN_STATE_ZH
 
 log = structlog.get_logger("warnbus.console")
-DOOR_STEP = 95  # planner step of console door-to-door orders (chain steps are 0..49, 90 notices)
 KIND_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
 
 
@@ -44,7 +45,7 @@ class PublishError(WarnbusError):
 
 async def latest_alert(ctx: Context, cid: str) -> Alert:
     meta = await ctx.store.meta(cid)
-    alert = await ctx.alert(cid, meta.get("latest") or meta.get("root", ""))
+    alert = await ctx.alert(cid, meta.latest_alert_id) if meta else None
     if alert is None:
         raise NotFoundError(f"no campaign {cid}")
     return alert
@@ -105,7 +106,7 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
     await drafts.move(draft.id, "publishing", "published", alert_id=res.alert_id,
                       campaign_id=res.campaign_id, approved_by=approved_by,
                       approved_at=now if approved_by else 0)
-    await drafts.record(res.campaign_id, res.alert_id, Provenance(
+    await ctx.store.console.record_provenance(res.campaign_id, res.alert_id, Provenance(
         draft.id, draft.kind, draft.drafted_by, approved_by, now))
     return res
 
@@ -171,8 +172,8 @@ class CampaignOver(WarnbusError):
 
     code = "campaign_over"
 
-    def __init__(self, campaign_id: str, state: str) -> None:
-        super().__init__(f"campaign {campaign_id} is {state}")
+    def __init__(self, campaign_id: str, state: CampaignState) -> None:
+        super().__init__(f"campaign {campaign_id} is {state.value}")
         self.state = state
 
 
@@ -196,17 +197,16 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     person = ctx.person(pid) if pid else None
     if person is None:
         raise NotFoundError(f"grid {grid_id} has no village head or township duty officer")
-    meta = await ctx.store.meta(cid)
+    meta = await campaign_meta(ctx, cid)
     alert = await latest_alert(ctx, cid)
-    level = Level(meta.get("level") or "blue")
+    level = meta.require_level()
     policy = ctx.rules.policy_for(level)
     pctx = PlanContext(campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-                       area=meta.get("area") or area_text(alert), now=ctx.clock.now(),
+                       area=meta.area or area_text(alert), now=ctx.clock.now(),
                        renderer=ctx.rules.renderer, channels=ctx.channels)
     channels = policy.escalation_channels or policy.channels
-    deliveries = plan_persons(pctx, [person], channels, DOOR_STEP, DeliveryKind.ESCALATION,
+    deliveries = plan_persons(pctx, [person], channels, Step.DOOR_TO_DOOR, DeliveryKind.ESCALATION,
                               extra={person.id: {"grids": grid.name}})
     await ctx.lanes.enqueue(deliveries)
-    order = DoorOrder(by, ctx.clock.now(), person.name)
-    await ctx.redis.hset(keys.console_campaign(cid), f"d2d:{grid_id}", msgspec.json.encode(order))
+    await ctx.store.console.order_door(cid, grid_id, DoorOrder(by, ctx.clock.now(), person.name))
     return person.name

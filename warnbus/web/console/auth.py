@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from warnbus.state import keys
-from warnbus.state.store import s
+from warnbus.state.replies import s
 from warnbus.web.console.passwords import PasswordHasher
 
 ROLES = ("drafter", "approver", "admin")

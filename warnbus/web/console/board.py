@@ -11,19 +11,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from warnbus.domain.models import GridState
+from warnbus.domain.meta import CampaignMeta
+from warnbus.domain.states import AuditEvent, GridState, TargetState
+from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
 from warnbus.flow.record import alert_view
 from warnbus.runtime.context import Context
-from warnbus.state import keys
-from warnbus.state.store import GridView, s
+from warnbus.state.consolebook import DoorOrder
+from warnbus.state.store import GridView
 
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
                 "unreached", "closed")
 _ATTEMPT_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
                "failed-perm": "失败"}
+
+
+#: A grid still calling its primary officer shows how far the officer's messages got.
+_HOLDER_DISPLAY: dict[str, str] = {TargetState.ACKED: "confirmed",
+                                   TargetState.DELIVERED: "delivered", TargetState.SENT: "sent"}
 
 
 def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
@@ -35,13 +40,12 @@ def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
         return "closed"
     if g.level > 0:  # cancelled while escalated
         return "escalated"
-    return {"acked": "confirmed", "delivered": "delivered", "sent": "sent"}.get(
-        tstate.get(g.holder, ""), "pending")
+    return _HOLDER_DISPLAY.get(tstate.get(g.holder, ""), "pending")
 
 
-async def campaign_meta(ctx: Context, cid: str) -> dict[str, str]:
+async def campaign_meta(ctx: Context, cid: str) -> CampaignMeta:
     meta = await ctx.store.meta(cid)
-    if not meta:
+    if meta is None:
         raise NotFoundError(f"no campaign {cid}")
     return meta
 
@@ -62,11 +66,11 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
         towns.setdefault(reg.township_of(grid.village) or "", Counter())[st] += 1
         villages.setdefault(grid.village, Counter())[st] += 1
     counts: dict[str, int] = {}
-    if meta.get("root"):
-        counts = dict((await alert_view(ctx, meta["root"]))["counts"])
+    if meta.root:
+        counts = dict((await alert_view(ctx, meta.root))["counts"])
     return {
-        "state": meta.get("state", "planning"),
-        "level": meta.get("level", ""),
+        "state": meta.state.value,
+        "level": meta.level.value if meta.level else "",
         "counts": counts,
         "grid_counts": {k: v for k, v in Counter(display.values()).items()},
         "grids": display,
@@ -85,7 +89,7 @@ class Chase:
     state: str
     officers: list[dict[str, str]]
     attempts: list[dict[str, str]] = field(default_factory=list)
-    door: dict[str, str] | None = None
+    door: DoorOrder | None = None
 
 
 async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
@@ -97,7 +101,7 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
         return []
     reg = ctx.registry
     acks = await ctx.store.acks(cid)
-    doors = await door_orders(ctx, cid)
+    doors = await ctx.store.console.door_orders(cid)
     people: dict[str, list[str]] = {}
     out: list[Chase] = []
     for g in sorted(want, key=lambda x: x.grid_id):
@@ -119,7 +123,7 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
                          g.state.value, officers, door=doors.get(g.grid_id)))
     by_person: dict[str, list[dict[str, str]]] = {}
     for ev in await ctx.store.audit(cid):
-        if ev.get("ev") == "attempt" and ev.get("tg") in people:
+        if ev.get("ev") == AuditEvent.ATTEMPT and ev.get("tg") in people:
             by_person.setdefault(ev["tg"], []).append({
                 "at": ev.get("at", ""), "ch": ev.get("ch", ""), "n": ev.get("n", ""),
                 "k": ev.get("k", ""), "o": _ATTEMPT_ZH.get(ev.get("o", ""), ev.get("o", "")),
@@ -131,19 +135,19 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
     return out
 
 
-async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> list[dict[str, str]]:
+async def silent_speakers(ctx: Context, cid: str, meta: CampaignMeta) -> list[dict[str, str]]:
     """Speakers of areas whose command went out that have not reported playing."""
-    villages = [v for v in meta.get("villages", "").split(",") if v]
+    villages = meta.villages
     if not villages:
         return []
     tstate = await ctx.store.target_states(cid)
     reg = ctx.registry
     out = []
     for v in villages:
-        if tstate.get(f"area:{v}") not in ("sent", "delivered"):
+        if tstate.get(area_id(v)) not in TargetState.REACHED:
             continue
         for did in reg.devices_of_village(v):
-            if tstate.get(f"dev:{did}") != "delivered":
+            if tstate.get(device_id(did)) != TargetState.DELIVERED:
                 d = reg.data.devices[did]
                 region = reg.data.regions.get(v)
                 out.append({"id": did, "name": d.name, "village": region.name if region else v,
@@ -151,30 +155,13 @@ async def silent_speakers(ctx: Context, cid: str, meta: Mapping[str, str]) -> li
     return out
 
 
-async def drawn_areas(ctx: Context, cid: str, meta: Mapping[str, str]) -> list[
+async def drawn_areas(ctx: Context, cid: str, meta: CampaignMeta) -> list[
         tuple[str, tuple[tuple[float, float], ...]]]:
     """(areaDesc, ring) of every polygon of the campaign's latest alert, for its maps."""
-    alert_id = meta.get("latest") or meta.get("root", "")
+    alert_id = meta.latest_alert_id
     if not alert_id:  # accepted, not planned yet: its one alert is stored already
-        ids = [s(x) for x in await ctx.redis.hkeys(keys.campaign(cid).alerts)]
+        (ids,) = await ctx.store.messages.alert_ids([cid])
         alert_id = ids[0] if len(ids) == 1 else ""
     alert = await ctx.alert(cid, alert_id) if alert_id else None
     info = alert.primary_info() if alert is not None else None
     return [(a.desc, ring) for a in (info.areas if info else ()) for ring in a.polygons]
-
-
-class DoorOrder(msgspec.Struct, frozen=True):
-    by: str
-    at: float
-    to: str
-
-
-async def door_orders(ctx: Context, cid: str) -> dict[str, dict[str, str]]:
-    raw = await ctx.redis.hgetall(keys.console_campaign(cid))
-    out = {}
-    for k, v in raw.items():
-        key = s(k)
-        if key.startswith("d2d:"):
-            o = msgspec.json.decode(v, type=DoorOrder)
-            out[key[4:]] = {"by": o.by, "at": str(o.at), "to": o.to}
-    return out

@@ -34,6 +34,7 @@ from warnbus.domain.models import (
     TargetKind,
     Urgency,
 )
+from warnbus.domain.steps import Step
 from warnbus.errors import IngestError
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
@@ -292,7 +293,8 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
                        area=area_text(alert), now=ctx.clock.now(), renderer=ctx.rules.renderer,
                        channels=ctx.channels,
                        ack_url=lambda _pid: PREVIEW_URL)
-    deliveries = plan_persons(pctx, persons, policy.channels, 0, DeliveryKind.WARNING)
+    deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(),
+                              DeliveryKind.WARNING)
     villages = match.villages if match.grids else ()
     for ch in policy.device_channels:  # as the intake plans it: one command per village
         deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)

@@ -2,7 +2,8 @@
 
 A draft moves pending -> publishing -> published (or failed), or pending -> rejected, each
 move one compare-and-set, so two approvers clicking at once publish it once. Who drafted and
-who approved each published message is kept with the campaign (`keys.console_campaign`).
+who approved each published message is kept with the campaign, by the store
+(`Store.console.record_provenance`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import msgspec
 
 from warnbus.state import keys
-from warnbus.state.store import s
+from warnbus.state.replies import s
 from warnbus.web.console.compose import DraftForm
 
 # KEYS: draft hash. ARGV: from_state, to_state, then field/value pairs.
@@ -40,16 +41,6 @@ class Draft(msgspec.Struct, frozen=True):
     rejected_by: str = ""
     reason: str = ""  # why it was rejected, or the error publishing met
     alert_id: str = ""
-
-
-class Provenance(msgspec.Struct, frozen=True):
-    """Who drafted and who approved one published console message."""
-
-    draft: str
-    kind: str
-    drafted_by: str
-    approved_by: str
-    at: float
 
 
 class Drafts:
@@ -94,11 +85,3 @@ class Drafts:
             args += [k, v]
         return bool(int(await self._move(keys=[keys.console_draft(draft_id)], args=args)))
 
-    async def record(self, campaign_id: str, alert_id: str, prov: Provenance) -> None:
-        await self.redis.hset(keys.console_campaign(campaign_id), alert_id,
-                              msgspec.json.encode(prov))
-
-    async def provenance(self, campaign_id: str) -> dict[str, Provenance]:
-        raw = await self.redis.hgetall(keys.console_campaign(campaign_id))
-        return {s(k): msgspec.json.decode(v, type=Provenance) for k, v in raw.items()
-                if not s(k).startswith("d2d:")}

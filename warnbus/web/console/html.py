@@ -7,13 +7,16 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
 
+from warnbus.domain.states import CampaignState
+
 BEIJING = timezone(timedelta(hours=8))
 LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 ROLE_ZH = {"drafter": "起草", "approver": "审批", "admin": "管理"}
 PERSON_ROLE_ZH = {"primary": "网格员", "backup": "备岗网格员", "village_head": "村负责人",
                   "township_duty": "乡镇值班员", "county_duty": "县值班员"}
-CAMPAIGN_STATE_ZH = {"active": "进行中", "cancelled": "已解除", "expired": "已过期",
-                     "done": "已完成", "planning": "准备中"}
+CAMPAIGN_STATE_ZH: dict[CampaignState, str] = {
+    CampaignState.PLANNING: "准备中", CampaignState.ACTIVE: "进行中",
+    CampaignState.CANCELLED: "已解除", CampaignState.EXPIRED: "已过期"}
 #: Grid colours on the board, in legend order (the board's own states; see board.py).
 GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已送达",
                  "confirmed": "已确认", "taken_over": "上级已确认", "escalated": "已升级",

@@ -10,11 +10,10 @@ import msgspec
 from aiohttp import web
 
 from warnbus.domain.models import AckVia
+from warnbus.domain.states import CampaignState
 from warnbus.errors import NotFoundError
 from warnbus.flow.acks import record_ack
 from warnbus.registry import Registry
-from warnbus.state import keys
-from warnbus.state.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.actions import CampaignOver, order_door_to_door
 from warnbus.web.console.auth import session_digest
@@ -50,16 +49,14 @@ COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "�
 @requires()
 async def index(request: web.Request) -> web.Response:
     ctx = console(request).app.ctx
-    ids = [s(x) for x in await ctx.redis.zrevrange(keys.CAMPAIGNS, 0, 49)]
     rows = []
-    for cid in ids:
+    for cid, _created in await ctx.store.messages.newest_campaigns(50):
         meta = await ctx.store.meta(cid)
-        if not meta:
+        if meta is None:
             continue
-        state = meta.get("state", "planning")
-        rows.append([html.bj(meta.get("created_at"), "%m-%d %H:%M"), html.level_badge(meta.get("level")),
-                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.get("headline") or cid)}</a>',
-                     esc(meta.get("area", ""))[:60], html.CAMPAIGN_STATE_ZH.get(state, state)])
+        rows.append([html.bj(meta.created_at, "%m-%d %H:%M"), html.level_badge(meta.level),
+                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
+                     esc(meta.area)[:60], html.CAMPAIGN_STATE_ZH[meta.state]])
     pending = sum(1 for d in await Drafts(ctx.redis).recent(50) if d.state == "pending")
     note = (f'<p class="warn"><a href="{PREFIX}/drafts">{pending} 条预警等待审批</a></p>'
             if pending else "")
@@ -111,8 +108,8 @@ def chase_html(request: web.Request, cid: str, items: list[Chase], can_act: bool
             acts += (f'<form method="post" action="{PREFIX}/campaigns/{cid}/door" class="row">'
                      f'{csrf_field(csrf)}<input type="hidden" name="grid" value="{esc(c.grid_id)}">'
                      '<button data-confirm="通知村负责人入户叫应？">安排入户</button></form>')
-        door = (f'<p class="warn">已安排入户：{esc(c.door["to"])}（{esc(c.door["by"])}，'
-                f'{html.bj(c.door["at"], "%H:%M")}）</p>' if c.door else "")
+        door = (f'<p class="warn">已安排入户：{esc(c.door.to)}（{esc(c.door.by)}，'
+                f'{html.bj(c.door.at, "%H:%M")}）</p>' if c.door else "")
         out.append(f'<div class="chase s-{c.state}" data-grid="{esc(c.grid_id)}"><h3>{esc(c.grid)}'
                    f'<small>{esc(c.village)} · {GRID_STATE_ZH.get(c.state, c.state)}</small></h3>'
                    f'<ul>{people}</ul><details><summary>呼叫记录（{len(c.attempts)}）</summary>'
@@ -143,7 +140,7 @@ async def board_page(request: web.Request) -> web.Response:
         codes = [t for t in reg.children_of(reg.county_code) if t in snap["towns"]]
         regions = _region_table(request, snap["towns"], codes, f"{base}?town=")
         crumbs = "全县"
-    prov = await Drafts(ctx.redis).provenance(cid)
+    prov = await ctx.store.console.provenance(cid)
     who = "".join(f'<li>{html.KIND_ZH.get(p.kind, p.kind)}：起草 {esc(p.drafted_by)}'
                   f'{"，审批 " + esc(p.approved_by) if p.approved_by else "（无需审批）"}'
                   f'，{html.bj(p.at, "%H:%M:%S")}</li>' for p in prov.values())
@@ -153,10 +150,10 @@ async def board_page(request: web.Request) -> web.Response:
     speakers = await silent_speakers(ctx, cid, meta)
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
-    state = snap["state"]
+    state = CampaignState(snap["state"])
     tools = ""
-    ours = meta.get("sender") == sender_of(ctx, await con.settings())
-    if state == "active" and ours and user.has("drafter"):
+    ours = meta.sender == sender_of(ctx, await con.settings())
+    if state is CampaignState.ACTIVE and ours and user.has("drafter"):
         tools = (f'<a class="button" href="{PREFIX}/compose?campaign={cid}">更新</a>'
                  f'<form method="post" action="{base}/cancel" class="inline">'
                  f'{csrf_field(session_of(request).csrf)}<input name="reason" required '
@@ -168,8 +165,8 @@ async def board_page(request: web.Request) -> web.Response:
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
         + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events">'
-        f'<p>{html.level_badge(meta.get("level"))} <span id="cstate">{html.CAMPAIGN_STATE_ZH.get(state, state)}</span>'
-        f' · {esc(meta.get("area", ""))} · 开始 {html.bj(meta.get("created_at"))}</p>'
+        f'<p>{html.level_badge(meta.level)} <span id="cstate">{html.CAMPAIGN_STATE_ZH[state]}</span>'
+        f' · {esc(meta.area)} · 开始 {html.bj(meta.created_at)}</p>'
         f'<ul class="prov">{who}</ul><div class="tools">{tools}</div>'
         f'<div class="stats">{counts}</div>'
         f'<div class="split"><div class="card"><p>{crumbs}</p>'
@@ -178,7 +175,7 @@ async def board_page(request: web.Request) -> web.Response:
         f'<div class="card">{regions}</div></div>'
         f'<h2>未叫醒名单</h2><div id="chase" class="chases" data-src="{esc(base + "/chase" + ("?" + request.query_string if request.query_string else ""))}">{chase}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul></div>')
-    return page(request, meta.get("headline") or cid, body, active="board")
+    return page(request, meta.headline or cid, body, active="board")
 
 
 def _within(reg: Registry, items: list[Chase], region: str) -> list[Chase]:

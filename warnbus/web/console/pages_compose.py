@@ -30,6 +30,7 @@ from warnbus.web.console.base import (
     session_of,
     user_of,
 )
+from warnbus.web.console.board import campaign_meta
 from warnbus.web.console.compose import (
     DraftForm,
     build_alert,
@@ -234,7 +235,8 @@ async def compose_submit(request: web.Request) -> web.StreamResponse:
     level = f.level
     if campaign:
         meta = await ctx.store.meta(campaign)
-        old = meta.get("level") or level
+        # Not planned yet, the thread has no level: the update's own decides.
+        old = (meta.level if meta else None) or level
         level = min((level, old), key=lambda lv: Level(lv).rank)  # the more urgent decides
     return await _submit(request, kind, level, f, campaign)
 
@@ -266,8 +268,8 @@ async def cancel_submit(request: web.Request) -> web.StreamResponse:
         raise back(f"{PREFIX}/campaigns/{cid}", "解除须填写原因")
     await _may_continue(con, cid)
     alert = await latest_alert(ctx, cid)
-    meta = await ctx.store.meta(cid)
-    return await _submit(request, "cancel", meta.get("level") or "blue",
+    meta = await campaign_meta(ctx, cid)
+    return await _submit(request, "cancel", meta.require_level(),
                          cancel_form(ctx, alert, reason), cid)
 
 

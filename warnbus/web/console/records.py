@@ -11,15 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
+from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import Role, TargetKind
 from warnbus.flow.record import record_rows, rows_csv, unreached
 from warnbus.runtime.context import Context
-from warnbus.state import keys
-from warnbus.state.store import s
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import PREFIX, console, page, requires
 from warnbus.web.console.board import campaign_meta, drawn_areas
-from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
 
 WITHIN_MIN = (3, 5, 10)
@@ -53,9 +51,9 @@ def _dur(sec: float) -> str:
     return f"{int(sec // 60)}分{int(sec % 60):02d}秒"
 
 
-async def tallies(ctx: Context, cid: str, meta: dict[str, str]) -> dict[str, Tally]:
+async def tallies(ctx: Context, cid: str, meta: CampaignMeta) -> dict[str, Tally]:
     """Per township code (and "" for the whole campaign)."""
-    t0 = float(meta.get("t0") or 0)
+    t0 = meta.t0 or 0.0
     acks = await ctx.store.acks(cid)
     out: dict[str, Tally] = {"": Tally()}
     for t in (await ctx.store.targets(cid)).values():
@@ -71,18 +69,18 @@ async def tallies(ctx: Context, cid: str, meta: dict[str, str]) -> dict[str, Tal
     return out
 
 
-def matches(meta: dict[str, str], q: dict[str, str]) -> bool:
-    created = html.bj(meta.get("created_at"), "%Y-%m-%d")
+def matches(meta: CampaignMeta, q: dict[str, str]) -> bool:
+    created = html.bj(meta.created_at, "%Y-%m-%d")
     if q.get("from") and created < q["from"]:
         return False
     if q.get("to") and created > q["to"]:
         return False
-    if q.get("level") and meta.get("level") != q["level"]:
+    if q.get("level") and meta.level != q["level"]:
         return False
-    if q.get("event") and q["event"] not in meta.get("event", ""):
+    if q.get("event") and q["event"] not in meta.event:
         return False
     town = q.get("town", "")
-    return not town or any(v.startswith(town[:9]) for v in meta.get("villages", "").split(","))
+    return not town or any(v.startswith(town[:9]) for v in meta.villages)
 
 
 def stats_table(reg_names: dict[str, str], by_town: dict[str, Tally]) -> str:
@@ -104,19 +102,17 @@ async def records_page(request: web.Request) -> web.Response:
     names = {c: r.name for c, r in reg.data.regions.items()}
     pooled: dict[str, Tally] = {}
     rows = []
-    for raw in await ctx.redis.zrevrange(keys.CAMPAIGNS, 0, 499):
-        cid = s(raw)
+    for cid, _created in await ctx.store.messages.newest_campaigns(500):
         meta = await ctx.store.meta(cid)
-        if not meta or not matches(meta, q):
+        if meta is None or not matches(meta, q):
             continue
         tal = await tallies(ctx, cid, meta)
         for k, t in tal.items():
             pooled.setdefault(k, Tally()).add(t)
-        state = meta.get("state", "planning")
-        rows.append([html.bj(meta.get("created_at"), "%Y-%m-%d %H:%M"), esc(meta.get("event")),
-                     html.level_badge(meta.get("level")),
-                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.get("headline") or cid)}</a>',
-                     html.CAMPAIGN_STATE_ZH.get(state, state), tal[""].first(),
+        rows.append([html.bj(meta.created_at, "%Y-%m-%d %H:%M"), esc(meta.event),
+                     html.level_badge(meta.level),
+                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
+                     html.CAMPAIGN_STATE_ZH[meta.state], tal[""].first(),
                      tal[""].share(5),
                      f'<a href="{PREFIX}/campaigns/{cid}/record.csv">CSV</a> · '
                      f'<a href="{PREFIX}/campaigns/{cid}/print">打印</a>'])
@@ -135,9 +131,9 @@ async def records_page(request: web.Request) -> web.Response:
     return page(request, "记录统计", body, active="records")
 
 
-async def _root(ctx: Context, cid: str) -> tuple[str, dict[str, str]]:
+async def _root(ctx: Context, cid: str) -> tuple[str, CampaignMeta]:
     meta = await campaign_meta(ctx, cid)
-    return meta.get("root", ""), meta
+    return meta.root, meta
 
 
 @requires()
@@ -167,7 +163,7 @@ async def print_page(request: web.Request) -> web.Response:
     cid = request.match_info["cid"]
     root, meta = await _root(ctx, cid)
     names = {c: r.name for c, r in ctx.registry.data.regions.items()}
-    prov = await Drafts(ctx.redis).provenance(cid)
+    prov = await ctx.store.console.provenance(cid)
     who = "；".join(f"{html.KIND_ZH.get(p.kind, p.kind)}：起草 {p.drafted_by}"
                    + (f"，审批 {p.approved_by}" if p.approved_by else "") for p in prov.values())
     lost = await unreached(ctx, cid)
@@ -175,7 +171,6 @@ async def print_page(request: web.Request) -> web.Response:
                   esc(x["officer_name"]), esc(x["officer_phone"]), esc(x["last_called_name"])]
                  for x in lost]
     rows: list[dict[str, Any]] = await record_rows(ctx, root)
-    state = meta.get("state", "")
     shapes = await drawn_areas(ctx, cid, meta)
     drawn = "".join(
         f'<dt>多边形</dt><dd>{esc(desc)}（{len(ring) - 1}个顶点）<p class="msg">'
@@ -189,10 +184,10 @@ async def print_page(request: web.Request) -> web.Response:
                  + "</div>")
     body = (
         f'<p class="noprint"><button type="button" data-print>打印</button></p>'
-        f'<dl class="kv"><dt>预警</dt><dd>{esc(meta.get("headline"))} {html.level_badge(meta.get("level"))}</dd>'
-        f'<dt>区域</dt><dd>{esc(meta.get("area"))}</dd>{drawn}'
-        f'<dt>开始</dt><dd>{html.bj(meta.get("created_at"))}</dd>'
-        f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH.get(state, state)} {html.bj(meta.get("ended_at"))}</dd>'
+        f'<dl class="kv"><dt>预警</dt><dd>{esc(meta.headline)} {html.level_badge(meta.level)}</dd>'
+        f'<dt>区域</dt><dd>{esc(meta.area)}</dd>{drawn}'
+        f'<dt>开始</dt><dd>{html.bj(meta.created_at)}</dd>'
+        f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH[meta.state]} {html.bj(meta.ended_at)}</dd>'
         f'<dt>发布</dt><dd>{esc(who or "外部预警源")}</dd></dl>{small}'
         "<h2>叫应统计</h2>" + stats_table(names, await tallies(ctx, cid, meta))
         + f"<h2>未叫醒名单（{len(lost)}）</h2>"

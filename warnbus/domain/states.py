@@ -1,0 +1,130 @@
+"""The states of a campaign's records, each in one StrEnum with its named sets.
+
+Redis keeps these as plain strings and the Lua scripts of `warnbus.state` write and compare
+them: the scripts get them as constants generated from these enums (`warnbus.state.scripts`),
+never as hand copies, and tests/engine/test_lua_states.py checks both sides. Pure: no I/O.
+
+A named set is a class attribute (`GridState.CLOSED`), defined once below its enum, and
+says what the code asks of a state: which ones a claim may send from, which ones are closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import ClassVar
+
+
+class DeliveryState(StrEnum):
+    """Where one delivery stands (`dstate`: "state|attempts|lease_until")."""
+
+    QUEUED = "queued"  # on its lane, never claimed (no dstate entry yet)
+    SENDING = "sending"  # claimed by a worker under a lease; the provider call may be running
+    RETRY = "retry"  # a transient failure: back on its lane when its retry timer fires
+    SENT = "sent"  # accepted by the provider; its report may still come
+    DELIVERED = "delivered"  # the provider (or a confirmation through it) says it arrived
+    FAILED = "failed"  # failed for good; the policy's fallback channel takes over
+    DEAD = "dead"  # transient failures exhausted: dead-lettered, then the fallback channel
+    CANCELLED = "cancelled"  # not sent: the campaign was over, or the person needed no more calls
+
+    #: A claim sends from these (anything else is done, or in flight under a lease).
+    CLAIMABLE: ClassVar[frozenset[DeliveryState]]
+    #: What a send's record may write: the outcome of one attempt.
+    RECORDED: ClassVar[frozenset[DeliveryState]]
+    #: The provider took it: the target was reached (a target state follows, `TARGET_OF`).
+    REACHED: ClassVar[frozenset[DeliveryState]]
+    #: No more tries on this channel: the policy's fallback channel takes over.
+    GAVE_UP: ClassVar[frozenset[DeliveryState]]
+    #: Handed (or being handed) to the provider, outcome unknown: a report settles it.
+    AWAITING_REPORT: ClassVar[frozenset[DeliveryState]]
+    #: Settled by an outcome: a later failure report changes nothing.
+    SETTLED: ClassVar[frozenset[DeliveryState]]
+
+
+_D = DeliveryState
+_D.CLAIMABLE = frozenset({_D.QUEUED, _D.RETRY})
+_D.RECORDED = frozenset({_D.SENT, _D.DELIVERED, _D.RETRY, _D.FAILED, _D.DEAD})
+_D.REACHED = frozenset({_D.SENT, _D.DELIVERED})
+_D.GAVE_UP = frozenset({_D.FAILED, _D.DEAD})
+_D.AWAITING_REPORT = frozenset({_D.SENDING, _D.SENT})
+_D.SETTLED = frozenset({_D.DELIVERED, _D.FAILED, _D.DEAD})
+
+
+class DeliveryReport(StrEnum):
+    """What a provider's report (status callback, playout report) does to a delivery."""
+
+    DELIVERED = "delivered"  # it arrived (a speaker's report: that speaker played)
+    FAILED = "failed"  # undeliverable after the provider accepted it: the fallback channel
+    DEVICE_FAILED = "device-failed"  # one speaker of an area did not play: audited only
+
+
+class TargetState(StrEnum):
+    """How far a campaign got with one target (`tstate`); only ever moves forward."""
+
+    FAILED = "failed"  # every delivery so far failed, none reached the target
+    SENT = "sent"  # a provider accepted a message for the target
+    DELIVERED = "delivered"  # a message arrived (a speaker: it played)
+    ACKED = "acked"  # the person confirmed (应)
+
+    #: The forward order: a target moves only to a later state of it; `FAILED` is before all.
+    FORWARD: ClassVar[tuple[TargetState, ...]]
+    #: A message got to the target: they get the 解除 notice of a Cancel.
+    REACHED: ClassVar[frozenset[TargetState]]
+
+
+TargetState.FORWARD = (TargetState.SENT, TargetState.DELIVERED, TargetState.ACKED)
+TargetState.REACHED = frozenset(TargetState.FORWARD)
+
+#: The target state a delivery's record moves its target to.
+TARGET_OF: Mapping[DeliveryState, TargetState] = {
+    DeliveryState.SENT: TargetState.SENT,
+    DeliveryState.DELIVERED: TargetState.DELIVERED,
+}
+
+
+class GridState(StrEnum):
+    """Where a grid stands in its 叫应 (`grids`: "state|level|holder")."""
+
+    CALLING = "calling"  # its primary officer is being called or redialled
+    ESCALATED = "escalated"  # moved up the chain, nobody has confirmed yet
+    CONFIRMED = "confirmed"  # its primary or backup officer confirmed
+    TAKEN_OVER = "taken_over"  # a higher level confirmed and goes door to door
+    UNREACHED = "unreached"  # chain exhausted: on the 未叫醒 list (a late confirmation reopens it)
+    DROPPED = "dropped"  # no longer in the area after an Update
+    CANCELLED = "cancelled"  # the warning was lifted (解除) while it was open
+
+    #: Nobody is called for it any more.
+    CLOSED: ClassVar[frozenset[GridState]]
+    #: Still being called: counted as pending.
+    OPEN: ClassVar[frozenset[GridState]]
+
+
+GridState.CLOSED = frozenset({GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.UNREACHED,
+                              GridState.DROPPED, GridState.CANCELLED})
+GridState.OPEN = frozenset(GridState) - GridState.CLOSED
+
+
+class CampaignState(StrEnum):
+    """Where a campaign stands (`meta.state`)."""
+
+    PLANNING = "planning"  # accepted, its first wave not yet planned (no state stored yet)
+    ACTIVE = "active"  # being carried out: messages, redials, escalation
+    CANCELLED = "cancelled"  # lifted (解除) by a Cancel
+    EXPIRED = "expired"  # past the alert's expiry
+
+    #: Over: nothing more is sent, a confirmation is late.
+    ENDED: ClassVar[frozenset[CampaignState]]
+
+
+CampaignState.ENDED = frozenset({CampaignState.CANCELLED, CampaignState.EXPIRED})
+
+
+class AuditEvent(StrEnum):
+    """The kinds of entry in a campaign's audit stream (`ev`)."""
+
+    ATTEMPT = "attempt"  # one provider call and its outcome
+    STATUS = "status"  # a provider's report on a delivery
+    ACK = "ack"  # a confirmation
+    LATE = "late"  # the first confirmation of a person after the campaign ended
+    GRIDS = "grids"  # grids closed by an Update (dropped) or a Cancel
+    ESCALATE = "escalate"  # a grid moved to the next person of its chain, or to 未叫醒
