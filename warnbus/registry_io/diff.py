@@ -20,7 +20,7 @@ from warnbus.domain.models import (
     mask_phone,
     mask_text,
 )
-from warnbus.registry_io.kinds import LEVEL_ZH, ROLE_ZH, TAG_ZH
+from warnbus.registry_io.kinds import LEVEL_ZH, TAG_ZH, role_zh
 
 KIND_ZH = {"regions": "区划", "persons": "人员", "grids": "网格", "devices": "应急广播"}
 OP_ZH = {"added": "新增", "changed": "修改", "removed": "删除"}
@@ -96,7 +96,7 @@ def _region(data: RegistryData) -> Callable[[str | None], str]:
 def _person_fields(data: RegistryData) -> Mapping[str, Callable[[Person], str]]:
     region = _region(data)
     return {
-        "姓名": lambda p: p.name, "职位": lambda p: ROLE_ZH[p.role],
+        "姓名": lambda p: p.name, "职位": lambda p: role_zh(p.role),
         "所属": lambda p: region(p.region), "手机": lambda p: mask_phone(p.phone) if p.phone else "",
         "企业微信": lambda p: mask_text(p.wecom) if p.wecom else "",
         "参加演练": lambda p: "是" if p.drill else "否", "备注": lambda p: p.note or "",

@@ -5,9 +5,16 @@ from __future__ import annotations
 import msgspec
 
 from warnbus.domain.models import RegistryData, Role
-from warnbus.registry import ROLE_LEVEL, validate_registry
+from warnbus.registry import validate_registry
 from warnbus.registry_io import cells
-from warnbus.registry_io.kinds import _ROLE_WORDS, LEVEL_ZH, ROLE_ZH
+from warnbus.registry_io.kinds import (
+    _ROLE_WORDS,
+    LEVEL_ZH,
+    ROLE_ZH,
+    levels_zh,
+    role_levels,
+    role_zh,
+)
 
 
 def edit_person(base: RegistryData, pid: str, *, phone: str, role: str,
@@ -28,8 +35,8 @@ def edit_person(base: RegistryData, pid: str, *, phone: str, role: str,
         problems.append("职位应为：" + "、".join(ROLE_ZH.values()))
         new_role = person.role
     region = base.regions.get(person.region)
-    if region is not None and region.level is not ROLE_LEVEL[new_role]:
-        problems.append(f"职位：{ROLE_ZH[new_role]}应属于{LEVEL_ZH[ROLE_LEVEL[new_role]]}，"
+    if region is not None and region.level not in role_levels(new_role):
+        problems.append(f"职位：{role_zh(new_role)}应属于{levels_zh(role_levels(new_role))}，"
                         f"此人属于{region.name}（{LEVEL_ZH[region.level]}）")
     if not new_phone and not person.wecom:
         problems.append("手机：没有手机号，也没有企业微信账号：无法通知此人")
@@ -37,7 +44,7 @@ def edit_person(base: RegistryData, pid: str, *, phone: str, role: str,
         for g in sorted(base.grids.values(), key=lambda g: g.id):
             for held, as_role in ((g.primary, Role.PRIMARY), (g.backup, Role.BACKUP)):
                 if held == pid and new_role is not as_role:
-                    problems.append(f"职位：此人是网格 {g.id}（{g.name}）的{ROLE_ZH[as_role]}，"
+                    problems.append(f"职位：此人是网格 {g.id}（{g.name}）的{role_zh(as_role)}，"
                                     "请先在网格中换人，再改职位")
     if problems:
         return base, problems

@@ -20,7 +20,6 @@ from warnbus.registry_io.kinds import (
     _TAG,
     _TAG_WORDS,
     _YEAR,
-    ROLE_ZH,
     TAG_ZH,
     Build,
     _cell,
@@ -28,6 +27,7 @@ from warnbus.registry_io.kinds import (
     _name_check,
     _year,
     next_free,
+    role_zh,
 )
 from warnbus.registry_io.sheets import Column, SheetSpec, Table
 
@@ -140,7 +140,7 @@ class Grids:
         name = table.text(n, row, name_key) if table.has(name_key) else ""
         if pid is None or name is None:
             return failed
-        label = ROLE_ZH[role]
+        label = role_zh(role)
         if pid:
             if not (isinstance(pid, str) and _ID.fullmatch(pid)):
                 table.problem(n, id_key, "编号只能由字母、数字和 _ . - 组成")
@@ -152,7 +152,7 @@ class Grids:
                 table.problem(n, id_key, f"「人员」表中没有编号为 {pid} 的人员")
                 return failed
             if person.role is not role:
-                table.problem(n, id_key, f"{pid}（{person.name}）的职位是{ROLE_ZH[person.role]}，"
+                table.problem(n, id_key, f"{pid}（{person.name}）的职位是{role_zh(person.role)}，"
                               f"不是{label}")
                 return failed
             if name and name != person.name:
@@ -179,7 +179,7 @@ class Grids:
             for pid, role in ((g.primary, Role.PRIMARY), (g.backup, Role.BACKUP)):
                 p = build.persons.get(pid or "")
                 if pid and (p is None or p.role is not role) and not build.is_broken("persons", pid):
-                    build.at("persons", pid, None, f"网格 {gid}（{g.name}）的{ROLE_ZH[role]} {pid} "
+                    build.at("persons", pid, None, f"网格 {gid}（{g.name}）的{role_zh(role)} {pid} "
                              "已不在「人员」表中（或职位已改）", "人员")
             village = build.regions.get(g.village)
             if village is None or village.level is not RegionLevel.VILLAGE:

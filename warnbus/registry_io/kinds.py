@@ -4,6 +4,11 @@ Each kind is one `Kind`: a `SheetSpec`, `read` (the sheet's rows into the build,
 located), `check` (after every sheet is read: references between kinds) and `rows` (export).
 `KINDS` lists them in reading order; duty rosters and sites join it as kinds of their own when
 their records exist (issue 19 items 1-2): a sheet, a reader and an exporter, nothing else.
+
+What this module knows of roles and region levels is asked through `role_zh` and
+`role_levels` alone, so that when the domain grows roles (duty leaders, site people: branch
+reg-duty's `warnbus.domain.roles`, with its `ROLE_ZH` and `ROLE_LEVELS`), these two and the
+tables below are the one place that changes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from warnbus.domain.models import (
     RegistryData,
     Role,
 )
+from warnbus.registry import ROLE_LEVEL
 from warnbus.registry_io import cells
 from warnbus.registry_io.cells import CellError
 from warnbus.registry_io.sheets import Column, Problem, SheetSpec, Table
@@ -52,6 +58,21 @@ _ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _TAG = re.compile(r"[A-Za-z0-9_\-]{1,40}")
 
 Ring = tuple[tuple[float, float], ...]
+
+
+def role_zh(role: Role) -> str:
+    """A role's name in the workbook and the console (its value for a role not named here)."""
+    return ROLE_ZH.get(role, role.value)
+
+
+def role_levels(role: Role) -> frozenset[RegionLevel]:
+    """The kinds of region a person of `role` may belong to (the registry's rule)."""
+    return frozenset({ROLE_LEVEL[role]})
+
+
+def levels_zh(levels: Iterable[RegionLevel]) -> str:
+    """`乡镇或县` for a set of region levels."""
+    return "或".join(LEVEL_ZH[lv] for lv in RegionLevel if lv in set(levels))
 
 
 @dataclass

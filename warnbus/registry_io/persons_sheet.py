@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 import msgspec
 
 from warnbus.domain.models import Person, Region, RegionLevel, RegistryData, Role
-from warnbus.registry import ROLE_LEVEL
 from warnbus.registry_io import cells
 from warnbus.registry_io.kinds import (
     _NOTE,
@@ -20,7 +19,10 @@ from warnbus.registry_io.kinds import (
     _id,
     _name_check,
     _year,
+    levels_zh,
     next_free,
+    role_levels,
+    role_zh,
 )
 from warnbus.registry_io.sheets import Column, SheetSpec, Table
 
@@ -112,14 +114,14 @@ class Persons:
     @staticmethod
     def _fits(table: Table, build: Build, n: int, role: Role, code: str) -> bool:
         region = build.regions.get(code)
-        want = ROLE_LEVEL[role]
+        want = role_levels(role)
         if region is None and build.is_broken("regions", code):
             return False  # its own row says what is wrong
         if region is None:
             table.problem(n, "region", f"区划 {code} 不在「区划」中")
             return False
-        if region.level is not want:
-            table.problem(n, "region", f"{ROLE_ZH[role]}应属于{LEVEL_ZH[want]}，"
+        if region.level not in want:
+            table.problem(n, "region", f"{role_zh(role)}应属于{levels_zh(want)}，"
                           f"{code}（{region.name}）是{LEVEL_ZH[region.level]}")
             return False
         return True
@@ -129,7 +131,7 @@ class Persons:
             return
         for pid, p in build.persons.items():  # persons kept while the 区划 sheet changed
             region = build.regions.get(p.region)
-            if region is None or region.level is not ROLE_LEVEL[p.role]:
+            if region is None or region.level not in role_levels(p.role):
                 build.at("persons", pid, None, f"人员 {pid}（{p.name}）所属的区划 {p.region} "
                          "已不在「区划」中", SPEC.name)
 
@@ -139,7 +141,7 @@ class Persons:
             p = data.persons[pid]
             region = regions.get(p.region)
             town = regions.get(_township_of(data.regions, p.region) or "")
-            yield (p.id, p.name, ROLE_ZH[p.role], p.region, region.name if region else None,
+            yield (p.id, p.name, role_zh(p.role), p.region, region.name if region else None,
                    town.name if town else None, p.phone, p.wecom, "是" if p.drill else None, p.note,
                    str(year) if year else None)
 

@@ -22,7 +22,7 @@ from warnbus.registry import masked
 from warnbus.registry_io.diff import KIND_ZH, OP_ZH, Change, Diff, diff
 from warnbus.registry_io.edit import edit_person
 from warnbus.registry_io.export import export_workbook, template_workbook
-from warnbus.registry_io.kinds import ROLE_ZH
+from warnbus.registry_io.kinds import role_zh
 from warnbus.registry_io.sandbox import MAX_UPLOAD
 from warnbus.registry_io.service import Report, decode_report, encode_report, prepare, report
 from warnbus.state.registrybook import RegistryBook, Staged
@@ -267,7 +267,7 @@ async def person_page(request: web.Request) -> web.StreamResponse:
     if person is None:
         raise web.HTTPNotFound(text="没有此人员")
     msg = request.query.get("msg", "")
-    roles = html.options(((r.value, ROLE_ZH[r]) for r in Role), person.role.value)
+    roles = html.options(((r.value, role_zh(r)) for r in Role), person.role.value)
     region = con.app.ctx.registry.data.regions.get(person.region)
     body = ((f'<pre class="err">{esc(msg)}</pre>' if msg else "")
             + f'<form method="post" class="card" id="person-edit">{csrf_field(session_of(request).csrf)}'
