@@ -159,13 +159,6 @@ def dump_registry(data: RegistryData, path: str | Path) -> None:
         (root / name).write_bytes(b"[\n" + body + b"\n]\n" if lines else b"[]\n")
 
 
-def masked(data: RegistryData) -> RegistryData:
-    """The registry with every phone number masked (`models.mask_phone`): for non-admins."""
-    persons = {pid: msgspec.structs.replace(p, phone=mask_phone(p.phone))
-               for pid, p in data.persons.items() if p.phone}
-    return msgspec.structs.replace(data, persons={**data.persons, **persons})
-
-
 # --------------------------------------------------------------------------- validation
 
 

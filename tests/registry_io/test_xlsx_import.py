@@ -8,11 +8,20 @@ import zipfile
 import msgspec
 import pytest
 from openpyxl import Workbook
-from xlsx_kit import append, edit, geojson, preview, put, row_of, sample, sample_xlsx
+from xlsx_kit import (
+    append,
+    edit,
+    geojson,
+    office_edit,
+    preview,
+    put,
+    row_of,
+    sample,
+    sample_xlsx,
+)
 
-from warnbus.domain.models import Role
-from warnbus.registry import masked
-from warnbus.registry_io.export import export_workbook, template_workbook
+from warnbus.domain.models import Region, RegistryData, Role
+from warnbus.registry_io.export import export_workbook, masked, template_workbook
 
 NEW_RING = ((29.690, 112.500), (29.690, 112.501), (29.691, 112.501), (29.691, 112.500),
             (29.690, 112.500))
@@ -270,3 +279,25 @@ def test_every_table_of_the_registry_is_compared() -> None:
     d = diff(data, renamed)
     assert d.summary() == "应急广播：修改1"
     assert d.lines() == [f"应急广播 修改 {did} 新广播：名称 {data.devices[did].name} → 新广播"]
+
+
+class _Grown(RegistryData, frozen=True):
+    """The registry as it grows (duty rosters and sites, issue 19 items 1-2): a table that no
+    sheet of the workbook reads yet."""
+
+    later: dict[str, Region] = msgspec.field(default_factory=dict)
+
+
+async def test_a_table_no_sheet_reads_is_kept_by_an_import_and_its_changes_shown() -> None:
+    from warnbus.registry_io.diff import diff
+
+    data = sample().data
+    kept = dict(sorted(data.regions.items())[:2])
+    base = _Grown(**{f: getattr(data, f) for f in RegistryData.__struct_fields__}, later=kept)
+    pid = sorted(data.persons)[0]
+    p = await preview(office_edit(sample_xlsx(), pid=pid, phone="13900001234"), base)
+    assert p.candidate.problems == [], [str(x) for x in p.candidate.problems]
+    assert isinstance(p.candidate.data, _Grown) and p.candidate.data.later == kept
+    assert p.diff.summary() == "人员：修改1；其中手机号变更 1 人"
+    gone = diff(base, msgspec.structs.replace(base, later={}))
+    assert [(c.kind, c.op) for c in gone.changes] == [("later", "removed")] * 2

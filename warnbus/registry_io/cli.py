@@ -95,7 +95,7 @@ async def _export(ns: argparse.Namespace, out: TextIO) -> int:
             current = await RegistryBook(redis).current()
             year = current.year if current else None
         if ns.masked:
-            from warnbus.registry import masked
+            from warnbus.registry_io.export import masked
 
             data = masked(data)
         blob = await asyncio.to_thread(export_workbook, data, year=year)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 
+import msgspec
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import Cell
@@ -19,7 +20,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from warnbus.domain.models import RegistryData
+from warnbus.domain.models import RegistryData, mask_phone
 from warnbus.registry_io.kinds import LEVEL_ZH, ROLE_ZH, Kind
 from warnbus.registry_io.sheets import SheetSpec
 from warnbus.registry_io.workbook import KINDS, README_SHEET
@@ -33,6 +34,13 @@ _CHOICES = {("persons", "role"): tuple(ROLE_ZH.values()),
             ("regions", "level"): tuple(LEVEL_ZH.values()),
             ("persons", "drill"): ("是", "否")}
 _EXTRA_ROWS = 2000  # rows below the data that keep the text format and the lists
+
+
+def masked(data: RegistryData) -> RegistryData:
+    """The registry with every phone number masked (`models.mask_phone`): for non-admins."""
+    persons = {pid: msgspec.structs.replace(p, phone=mask_phone(p.phone))
+               for pid, p in data.persons.items() if p.phone}
+    return msgspec.structs.replace(data, persons={**data.persons, **persons})
 
 
 def _text_cell(ws: Worksheet, value: str | None, as_text: bool) -> Cell:

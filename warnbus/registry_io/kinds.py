@@ -105,7 +105,7 @@ class Build:
                    dict(base.devices), others=others)
 
     def data(self) -> RegistryData:
-        return RegistryData(regions=self.regions, grids=self.grids, persons=self.persons,
+        return type(self.base)(regions=self.regions, grids=self.grids, persons=self.persons,
                             devices=self.devices, **self.others)
 
     def is_broken(self, kind: str, rid: str | None) -> bool:

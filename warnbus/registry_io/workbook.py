@@ -21,8 +21,23 @@ from warnbus.registry_io.regions_sheet import Regions
 from warnbus.registry_io.sandbox import Sheet
 from warnbus.registry_io.sheets import Problem, Table, find_sheet, make_table
 
-#: The kinds a workbook carries, in reading order (a kind reads the ones before it). Duty
-#: rosters and sites are added here, after grids, once their records exist.
+#: The kinds a workbook carries, in reading order (a kind reads the ones before it).
+#:
+#: Duty rosters and sites (issue 19 items 1-2, branch reg-duty: `RegistryData.rosters`,
+#: `RegistryData.sites`) join here, after grids, once their records are on main; until then
+#: an import carries those tables through untouched (`Build.others`) and the diff compares
+#: them whole (`diff._whole`). Each is a module like `persons_sheet.py` (SPEC, read, check,
+#: rows) plus its fields in `diff.TABLES` and `diff.KIND_ZH`:
+#:
+#: - 「值班表」 one row per shift, as offices keep them: 值班表编号, 值班表名称, 区划代码
+#:   (乡镇 or 县), 乡镇 (to check), 日期, 值班员, 值班员手机 (to check), 带班领导, 带班领导手机
+#:   (to check), 交班时间 (default 08:00), 审批人, 备注. A version's rows become its dated
+#:   shifts (`Shift`) per region and role; rotation-only versions export as their dated days.
+#: - 「场所」 one row per site: 场所编号, 名称, 类型 (地质灾害隐患点/水库/山塘/危险区/避灾场所),
+#:   统一编号 (`Site.code`), 村ADCD, 网格编号, 经度, 纬度, 户数, 人数, 容纳人数, 备注; and
+#:   「场所责任人」 one row per site and person: 场所编号, 人员编号, 姓名 (to check), 场所职责
+#:   (群测群防员, 巡查员 ...: `SiteRole`). Polygons come from a boundary file, matched by
+#:   场所编号 as grids are by 网格编号 (`boundaries.apply_boundaries`).
 KINDS: tuple[Kind, ...] = (Regions(), Persons(), Grids())
 README_SHEET = "说明"
 

@@ -18,7 +18,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from warnbus.domain.models import mask_phone
-from warnbus.registry import dump_registry, masked, read_registry, validate_registry
+from warnbus.registry import dump_registry, read_registry, validate_registry
+from warnbus.registry_io.export import masked
 from warnbus.runtime import services
 from warnbus.state.devices import DeviceRecord, DeviceState, DeviceStatusBook
 from warnbus.web.console import html, pages_registry_io

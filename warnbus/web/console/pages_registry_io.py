@@ -18,10 +18,9 @@ from aiohttp import web
 
 from warnbus.domain.models import Role, mask_phone
 from warnbus.errors import RegistryConflictError, RegistryImportError
-from warnbus.registry import masked
 from warnbus.registry_io.diff import KIND_ZH, OP_ZH, Change, Diff, diff
 from warnbus.registry_io.edit import edit_person
-from warnbus.registry_io.export import export_workbook, template_workbook
+from warnbus.registry_io.export import export_workbook, masked, template_workbook
 from warnbus.registry_io.kinds import role_zh
 from warnbus.registry_io.sandbox import MAX_UPLOAD
 from warnbus.registry_io.service import Report, decode_report, encode_report, prepare, report
