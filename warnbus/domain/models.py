@@ -308,6 +308,7 @@ class Grid(msgspec.Struct, frozen=True, gc=False):
     primary: str  # person id
     backup: str | None = None
     tags: tuple[str, ...] = ()
+    note: str | None = None  # 备注, as the office's workbook has it
 
 
 class Person(msgspec.Struct, frozen=True, gc=False):
@@ -320,6 +321,7 @@ class Person(msgspec.Struct, frozen=True, gc=False):
     phone: str | None = None  # E.164, e.g. +8613800000000
     wecom: str | None = None  # WeCom userid
     drill: bool = False  # takes part in exercises (演练)
+    note: str | None = None  # 备注, as the office's workbook has it
 
 
 class Device(msgspec.Struct, frozen=True, gc=False):

@@ -121,3 +121,6 @@ class Rules(Protocol):
     def count_targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
     ) -> int: ...
+    def for_registry(self, data: RegistryData) -> Rules:
+        """The same rules indexed on another registry (a change applied while running)."""
+        ...
