@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--providers", choices=("twilio", "cn"), default="twilio",
                    help="twilio: Twilio voice and SMS; cn: Aliyun and Tencent Cloud voice "
                    "(spread by rate, under their per-number limits) and Tencent SMS")
-    sub.add_parser("registry", help="generate | validate | stats the grid registry",
+    sub.add_parser("registry", help="the grid registry: generate | validate | stats | export | "
+                   "template | import | history",
                    add_help=False)
     sub.add_parser("bench", help="performance figures: county | province | acks | match | peer",
                    add_help=False)
