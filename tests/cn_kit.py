@@ -1,4 +1,4 @@
-"""What the Aliyun and Tencent channel tests share: the webhook side and the test's handles.
+"""What the channel tests share: the webhook side, and the Aliyun and Tencent tests' handles.
 
 Each test builds a channel on the real SDK against its simulator; the channel's webhooks are
 mounted under `/hooks/<name>/` of a small aiohttp app, as the engine's web app does, with a
