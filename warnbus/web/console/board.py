@@ -23,7 +23,7 @@ from warnbus.state.store import GridView
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
                 "unreached", "closed")
 _ATTEMPT_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
-               "failed-perm": "失败"}
+               "failed-perm": "失败", "limited": "超出号码限额，已改道"}
 
 
 #: A grid still calling its primary officer shows how far the officer's messages got.
