@@ -147,3 +147,12 @@ async def test_a_refusal_by_the_providers_own_limit_is_re_routed(redis_url: str)
     finally:
         await app.close()
         await sim.stop()
+
+
+async def test_a_routes_channel_follows_the_policys_fallback_of_its_route(h: Harness) -> None:
+    """The policy says `voice = "sms"` after a failure; voice-a and voice-b are `voice`."""
+    rules = h.ctx.rules
+    assert rules.fallback_for("voice") == "sms"
+    assert rules.fallback_for("voice-a") == "sms" and rules.fallback_for("voice-b") == "sms"
+    assert rules.fallback_for("sms") == "voice"  # which plan_persons spreads over the route
+    assert rules.fallback_for("loudspeaker") is None

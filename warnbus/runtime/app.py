@@ -65,6 +65,8 @@ class RulesFacade:
         self.policy = Policy.load(settings.policy or None)
         self.renderer = Templates.load(settings.templates or None, self.hazards)
         self.matcher = Matcher(data, hazards=self.hazards)
+        #: The routes over the configured channels (`[routes]`), once they are built.
+        self.routes: Mapping[str, Sequence[str]] = {}
 
     def for_registry(self, data: RegistryData) -> RulesFacade:
         """The same hazards, policy and templates, matching on `data`."""
@@ -88,7 +90,13 @@ class RulesFacade:
         return self.policy.for_level(level)
 
     def fallback_for(self, channel: str) -> str | None:
-        return self.policy.fallback_for(channel)
+        """The policy's next channel after `channel`: a channel of a route (voice-aliyun
+        behind `voice`) follows its route's entry unless the policy names it itself."""
+        own = self.policy.fallback_for(channel)
+        if own is not None or channel in self.policy.fallback:
+            return own
+        route = next((r for r, ms in self.routes.items() if channel in ms), None)
+        return self.policy.fallback_for(route) if route is not None else None
 
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
@@ -292,6 +300,7 @@ async def build_app(
                                             routes, limits)
         missing = [m for m in check_channels(facade.policy, ctx.channels)
                    if m not in ctx.channels.routes]
+        facade.routes = ctx.channels.routes
     except ConfigError:
         # Found only once the channels are built: leave nothing running behind the error.
         for ch in chans.values():
