@@ -144,13 +144,13 @@ class Dispatcher:
                     finished.append(e)
         # A send its account's per-number limit would refuse goes by another path instead,
         # as does one the provider refused under its own limit (flow/reroute.py).
-        sends, refused = await self.limits.admit(channel, [(e.delivery, n) for e, n in to_send])
+        sends, limited = await self.limits.admit(channel, [(e.delivery, n) for e, n in to_send])
         stored = await self._send_all(channel, sends)
-        refused += [(o.delivery, o.attempt.n, o.attempt.error or "") for o in stored
+        limited += [(o.delivery, o.attempt.n, o.attempt.error or "") for o in stored
                     if o.next_state is _REROUTED]
-        if refused:
+        if limited:
             stored = [o for o in stored if o.next_state is not _REROUTED]
-            stored += await self.limits.reroute(refused)
+            stored += await self.limits.reroute(limited)
         await io.store.record(stored, ctx.clock.now())
         # Counted per chunk: a labelled counter costs a lookup and a lock per increment.
         counts: Counter[tuple[str, str]] = Counter()
