@@ -36,7 +36,8 @@ from warnbus.runtime.brokerauth import BrokerAccounts
 from warnbus.runtime.clock import Clock, ScaledClock, SystemClock
 from warnbus.runtime.config import ANY_SENDER, Settings, TokenSettings, check_credentials
 from warnbus.runtime.context import Context
-from warnbus.runtime.engine import ROLES, Engine
+from warnbus.runtime.engine import ROLES, Engine, consumer_name
+from warnbus.runtime.journal import Journal
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -192,6 +193,8 @@ class App:
 
     async def close(self) -> None:
         await self.engine.stop()
+        if self.ctx.journal is not None:
+            self.ctx.journal.close()
         if self.world is not None:
             try:
                 await asyncio.wait_for(self.world.stop(), 10.0)
@@ -260,6 +263,12 @@ async def build_app(
         timers=Timers(redis),
     )
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
+    eng = settings.engine
+    # One file per process (a name no other process, nor a later run of this one, takes);
+    # made only when Redis first fails to take a confirmation.
+    ctx.journal = Journal(Path(eng.journal_dir) if eng.journal_dir else data_dir / "journal",
+                          f"{consumer_name()}-{secrets.token_hex(3)}",
+                          int(eng.journal_max_mb * 1024 * 1024))
     roles = frozenset(roles)
     if channels is not None:
         chans, world = dict(channels), None

@@ -12,6 +12,7 @@ from warnbus.plugin import ChannelInfo
 from warnbus.registry import Registry
 from warnbus.runtime.clock import Clock
 from warnbus.runtime.config import Settings
+from warnbus.runtime.journal import Journal
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -33,6 +34,8 @@ class Context:
     ack_url: Callable[[str, str], str | None] = _no_link
     #: What each configured channel is, by the name the deployment gave it (`load_channels`).
     channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
+    #: Where confirmations go while Redis is unavailable (`flow.durable`); None: nowhere.
+    journal: Journal | None = None
     _alerts: dict[str, Alert] = field(default_factory=dict)
 
     def person(self, person_id: str) -> Person | None:

@@ -10,22 +10,30 @@ import asyncio
 import gc
 import os
 import socket
+import time
 from collections.abc import Iterable, Mapping
 
 import structlog
 
 from warnbus.feeds import FeedManager
 from warnbus.flow.dispatch import Dispatcher
+from warnbus.flow.durable import UNAVAILABLE, replay
 from warnbus.flow.events import EngineSink
 from warnbus.flow.intake import Intake
 from warnbus.flow.ticker import Ticker
 from warnbus.plugin import Channel, ListeningChannel
+from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
+from warnbus.runtime.journal import Journal
 from warnbus.state.queue import Inbox
 
 log = structlog.get_logger("warnbus.runtime.engine")
 
 ROLES = frozenset({"api", "worker", "timer"})
+#: How often (real seconds) a journal that holds something is replayed while Redis is away,
+#: and how often the directory is searched for journals that stopped processes left.
+JOURNAL_REPLAY_S = 1.0
+ORPHANS_EVERY_S = 30.0
 
 
 def consumer_name() -> str:
@@ -76,6 +84,8 @@ class Engine:
             await self.feeds.start()
         if self.roles & {"worker", "timer"}:
             spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
+        if self.ctx.journal is not None:
+            spawn(asyncio.create_task(self._journal_loop(self.ctx.journal), name="journal"))
         # What is alive now (the registry, the matcher's index, every module) lives as long
         # as the process: keep it out of the cyclic collector's full passes, which walked it
         # all each time (about a tenth of the CPU of a county's first wave).
@@ -136,6 +146,26 @@ class Engine:
             except Exception:
                 log.exception("inbox loop error")
                 await asyncio.sleep(1.0)
+
+    async def _journal_loop(self, journal: Journal) -> None:
+        """Replay the journal into Redis whenever it holds something and Redis answers
+        (and, now and then, the journals that stopped processes left in the directory)."""
+        last_orphans = -ORPHANS_EVERY_S
+        while not self._stop.is_set():
+            orphans = time.monotonic() - last_orphans >= ORPHANS_EVERY_S
+            try:
+                if journal.pending or orphans:
+                    await replay(journal, self.sink.apply, orphans=orphans)
+                if orphans:
+                    last_orphans = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except UNAVAILABLE:
+                pass  # Redis is still away: try again in a moment
+            except Exception:
+                log.exception("journal replay error")
+            metrics.JOURNAL_BYTES.set(journal.size)
+            await asyncio.sleep(JOURNAL_REPLAY_S)
 
     async def _sweep_loop(self) -> None:
         cfg = self.ctx.settings.engine

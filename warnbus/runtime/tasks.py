@@ -1,10 +1,32 @@
-"""A bounded set of background tasks whose first failure reaches the one who submitted them."""
+"""A bounded set of background tasks whose first failure reaches the one who submitted them;
+waiting for a Redis command at most so long."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def within(aw: Awaitable[T], seconds: float) -> T:
+    """Await `aw` for at most `seconds` (TimeoutError after), leaving it to finish alone.
+
+    Not cancelled: cancelling a Redis command that waits on a stalled server can take as
+    long as the command (Python 3.11's `wait_for` waits for the cancellation to end); what
+    it finally raises is retrieved, not logged."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        task.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class Bounded:
