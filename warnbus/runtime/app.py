@@ -175,6 +175,18 @@ async def _build_channels(
     return dict(world.channels), world
 
 
+async def _synced(clock: Clock | None, settings: Settings, redis: Redis) -> Clock:
+    """`clock`, or the settings' (real, or compressed for the demo), on Redis's time: the
+    offset of this process's clock to Redis's measured now (the engine measures it again)."""
+    if clock is None:
+        f = settings.engine.clock_factor
+        clock = ScaledClock(f) if f != 1.0 else SystemClock()
+    source = clock.source()
+    if source is not None:
+        await source.sync(redis)
+    return clock
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -244,9 +256,7 @@ async def build_app(
     pool = BlockingConnectionPool.from_url(
         redis_url, max_connections=settings.engine.redis_connections, timeout=60)
     redis = Redis(connection_pool=pool)
-    if clock is None:
-        f = settings.engine.clock_factor
-        clock = ScaledClock(f) if f != 1.0 else SystemClock()
+    clock = await _synced(clock, settings, redis)
     rules = RulesFacade(registry.data, settings)
     secret = settings.ack_secret.reveal() if settings.ack_secret else ""
     if not secret:

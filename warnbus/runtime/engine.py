@@ -23,6 +23,7 @@ from warnbus.flow.intake import Intake
 from warnbus.flow.ticker import Ticker
 from warnbus.plugin import Channel, ListeningChannel
 from warnbus.runtime import metrics
+from warnbus.runtime.clock import RedisTime
 from warnbus.runtime.context import Context
 from warnbus.runtime.journal import Journal
 from warnbus.state.queue import Inbox
@@ -33,6 +34,8 @@ ROLES = frozenset({"api", "worker", "timer"})
 #: How often (real seconds) a journal that holds something is replayed while Redis is away,
 #: and how often the directory is searched for journals that stopped processes left.
 JOURNAL_REPLAY_S = 1.0
+#: How often (real seconds) the offset of this process's clock to Redis's is measured again.
+CLOCK_SYNC_S = 30.0
 ORPHANS_EVERY_S = 30.0
 
 
@@ -60,6 +63,7 @@ class Engine:
         self.feeds = FeedManager(ctx, self.consumer)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._timer_task: asyncio.Task[None] | None = None
 
     async def setup(self) -> None:
         await self.ctx.lanes.setup()
@@ -70,6 +74,10 @@ class Engine:
         await self.setup()
         self._stop.clear()
         spawn = self._tasks.append
+        source = self.ctx.clock.source()
+        if source is not None:
+            await self._check_clock(source)
+            spawn(asyncio.create_task(self._clock_loop(source), name="clock"))
         if "worker" in self.roles:
             for ch in self.channels.values():
                 if isinstance(ch, ListeningChannel):
@@ -80,7 +88,8 @@ class Engine:
                     spawn(asyncio.create_task(self.dispatcher.run_channel(name, self._stop),
                                               name=f"lane-{name}-{i}"))
         if "timer" in self.roles:
-            spawn(asyncio.create_task(self.ticker.run(self._stop), name="timers"))
+            self._timer_task = asyncio.create_task(self.ticker.run(self._stop), name="timers")
+            spawn(self._timer_task)
             await self.feeds.start()
         if self.roles & {"worker", "timer"}:
             spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
@@ -146,6 +155,35 @@ class Engine:
             except Exception:
                 log.exception("inbox loop error")
                 await asyncio.sleep(1.0)
+
+    async def _check_clock(self, source: RedisTime) -> bool:
+        """Measure this process's clock against Redis's; one further off than
+        `max_clock_skew_s` refuses the timer role (deadlines are Redis's; api and worker go
+        on, on Redis's time). False when it was refused now."""
+        offset = await source.sync(self.ctx.redis)
+        metrics.CLOCK_OFFSET.set(offset)
+        limit = self.ctx.settings.engine.max_clock_skew_s
+        if source.skew <= limit or "timer" not in self.roles:
+            return True
+        self.roles -= {"timer"}
+        log.error("this process's clock differs from Redis's: the timer role is refused "
+                  "(fix the clock, e.g. NTP, and restart it)", offset_s=round(offset, 3),
+                  max_clock_skew_s=limit, roles=sorted(self.roles))
+        return False
+
+    async def _clock_loop(self, source: RedisTime) -> None:
+        """Measure the offset again now and then: a clock stepped later is corrected, and
+        one gone too far stops the timer role."""
+        while not self._stop.is_set():
+            await asyncio.sleep(CLOCK_SYNC_S)
+            try:
+                if not await self._check_clock(source) and self._timer_task is not None:
+                    self._timer_task.cancel()
+                    await self.feeds.stop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("clock sync failed; keeping the last offset", exc_info=True)
 
     async def _journal_loop(self, journal: Journal) -> None:
         """Replay the journal into Redis whenever it holds something and Redis answers

@@ -300,8 +300,14 @@ class Timers:
         if members:
             await self.redis.zrem(keys.TIMERS, *members)
 
-    async def promote(self, now: float, limit: int = 1000) -> int:
-        n = await self._promote(_TIMER_KEYS, now=now, limit=limit)
+    async def promote(self, frame: tuple[float, float, float], limit: int = 1000) -> int:
+        """Move timers due by Redis's time (TIME in the script) to the due stream.
+
+        `frame`, the engine clock's (`runtime.clock.Frame`): its time as a function of
+        Redis's, `at + (redis_now - redis_at) * factor`."""
+        at, redis_at, factor = frame
+        n = await self._promote(_TIMER_KEYS, at=repr(float(at)), redis_at=repr(float(redis_at)),
+                                factor=repr(float(factor)), limit=limit)
         return int(n)
 
     async def read_due(self, consumer: str, count: int, block_ms: int) -> list[TimerEntry]:
