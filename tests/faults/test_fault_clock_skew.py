@@ -10,12 +10,11 @@ The right one fires each deadline when it is due, not before.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
 import pytest
-from faultkit import FAST_POLICY, save_figures
+from faultkit import FAST_POLICY, save_figures, wait_for
 from structlog.testing import capture_logs
 
 from channels.testing import TestChannel, TestChannelConfig
@@ -64,13 +63,10 @@ async def test_a_process_600s_ahead_refuses_the_timer_role_and_fires_nothing_ear
         voice = ahead.engine.channels["voice"]
         assert isinstance(voice, TestChannel)
 
-        async def first_wave() -> None:
-            while not any(d.kind is DeliveryKind.WARNING for d in voice.sent):
-                await asyncio.sleep(0.05)
-            while (n := len(voice.sent)) and (await asyncio.sleep(0.3) or n != len(voice.sent)):
-                pass
+        async def first_wave() -> bool:
+            return any(d.kind is DeliveryKind.WARNING for d in voice.sent)
 
-        await asyncio.wait_for(first_wave(), 20)
+        await wait_for(first_wave, 20, "the first wave")
         # Deadlines the process ahead scheduled are due on Redis's clock, not 600 s late.
         scored = await ahead.ctx.redis.zrange(keys.TIMERS, 0, -1, withscores=True)
         deadlines = [due for member, due in scored
@@ -83,11 +79,10 @@ async def test_a_process_600s_ahead_refuses_the_timer_role_and_fires_nothing_ear
         assert await ahead.ctx.timers.pending() == pending
         await right.engine.start()
 
-        async def redialled() -> None:
-            while not any(d.kind is DeliveryKind.REDIAL for d in voice.sent):
-                await asyncio.sleep(0.05)
+        async def redialled() -> bool:
+            return any(d.kind is DeliveryKind.REDIAL for d in voice.sent)
 
-        await asyncio.wait_for(redialled(), 20)
+        await wait_for(redialled, 20, "the first redial")
         first_redial = time.time()
         assert first_redial >= t0 + ACK_DEADLINE_S, "no redial before its deadline"
         audit = await ahead.ctx.store.audit(cid)
