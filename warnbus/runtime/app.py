@@ -38,6 +38,7 @@ from warnbus.runtime.config import ANY_SENDER, Settings, TokenSettings, check_cr
 from warnbus.runtime.context import Context
 from warnbus.runtime.engine import ROLES, Engine, consumer_name
 from warnbus.runtime.journal import Journal
+from warnbus.state.heartbeat import Heartbeats
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -235,7 +236,7 @@ async def build_app(
     data_dir = Path(settings.data_dir) if settings.data_dir else services.default_data_dir()
     redis_url, mqtt_url = settings.redis_url, settings.mqtt_url
     if not redis_url:
-        svc = services.start_redis(data_dir / "redis")
+        svc = services.start_redis(data_dir / "redis", appendfsync=settings.redis_appendfsync)
         started.append(svc)
         redis_url = svc.url
         log.info("embedded redis started", service=svc.description)
@@ -267,10 +268,11 @@ async def build_app(
     srv = settings.server
     url = base_url or srv.public_url or f"http://{srv.host}:{srv.port}"
     links = AckLinks(secret.encode(), url, settings.ack_ttl_s)
+    heartbeats = Heartbeats(redis, settings.engine.heartbeat_ttl_s)
     ctx = Context(
         redis=redis, registry=registry, rules=rules, clock=clock, settings=settings,
-        store=Store(redis), lanes=Lanes(redis, ()),
-        timers=Timers(redis),
+        store=Store(redis), lanes=Lanes(redis, (), heartbeats),
+        timers=Timers(redis, heartbeats),
     )
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
     eng = settings.engine

@@ -7,6 +7,7 @@ share one Redis (DESIGN section 8).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import socket
@@ -26,6 +27,7 @@ from warnbus.runtime import metrics
 from warnbus.runtime.clock import RedisTime
 from warnbus.runtime.context import Context
 from warnbus.runtime.journal import Journal
+from warnbus.runtime.tasks import within
 from warnbus.state.queue import Inbox
 
 log = structlog.get_logger("warnbus.runtime.engine")
@@ -55,7 +57,7 @@ class Engine:
         self.channels = dict(channels)
         self.roles = frozenset(roles)
         self.consumer = consumer or consumer_name()
-        self.inbox = Inbox(ctx.redis)
+        self.inbox = Inbox(ctx.redis, ctx.lanes.heartbeats)
         self.intake = Intake(ctx)
         self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
         self.ticker = Ticker(ctx, self.consumer)
@@ -92,6 +94,8 @@ class Engine:
             spawn(self._timer_task)
             await self.feeds.start()
         if self.roles & {"worker", "timer"}:
+            await self.ctx.lanes.heartbeats.beat(self.consumer)  # alive before it reads
+            spawn(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
             spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
         if self.ctx.journal is not None:
             spawn(asyncio.create_task(self._journal_loop(self.ctx.journal), name="journal"))
@@ -111,6 +115,10 @@ class Engine:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks and self.roles & {"worker", "timer"}:
+            # What this process leaves pending is taken over at once by the others.
+            with contextlib.suppress(Exception):
+                await within(self.ctx.lanes.heartbeats.stopped(self.consumer), 2.0)
         self._tasks.clear()
         for name, ch in self.channels.items():
             # A provider connection that does not close must not keep the process alive.
@@ -155,6 +163,20 @@ class Engine:
             except Exception:
                 log.exception("inbox loop error")
                 await asyncio.sleep(1.0)
+
+    async def _heartbeat_loop(self) -> None:
+        """Say this process lives; one silent for `heartbeat_ttl_s` is dead, and what it
+        holds (timers, lane entries, inbox items) is taken over at once by the sweepers."""
+        heartbeats = self.ctx.lanes.heartbeats
+        every = self.ctx.settings.engine.heartbeat_s
+        while not self._stop.is_set():
+            await asyncio.sleep(every)
+            try:
+                await within(heartbeats.beat(self.consumer), every)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
 
     async def _check_clock(self, source: RedisTime) -> bool:
         """Measure this process's clock against Redis's; one further off than
@@ -217,6 +239,7 @@ class Engine:
                         await self.dispatcher.sweep(name)
                 if "timer" in self.roles:
                     await self.ticker.sweep()
+                await self.ctx.lanes.heartbeats.forget_old()
             except asyncio.CancelledError:
                 raise
             except Exception:
