@@ -52,12 +52,12 @@ def test_redis_runs_with_aof_on_loopback(fresh_redis_service: ManagedService) ->
     svc = fresh_redis_service
     assert svc.kind == "redis"
     assert svc.url == f"redis://127.0.0.1:{svc.port}/0"
-    assert "AOF everysec" in svc.description and "redis-server" in svc.description
+    assert "AOF always" in svc.description and "redis-server" in svc.description
     client = Redis.from_url(svc.url)
     try:
         config = client.config_get("*")
         assert config["appendonly"] == "yes"
-        assert config["appendfsync"] == "everysec"
+        assert config["appendfsync"] == "always"  # the shipped default
         assert config["protected-mode"] == "yes"
         assert config["bind"] == "127.0.0.1"
         assert Path(str(config["dir"])) == svc.data_dir
@@ -67,7 +67,7 @@ def test_redis_runs_with_aof_on_loopback(fresh_redis_service: ManagedService) ->
 
 def test_redis_data_survives_sigkill_and_restart(redis_factory: StartRedis) -> None:
     # appendfsync always: the write is on disk before the reply, so SIGKILL right after loses
-    # nothing; with everysec up to a second could be lost, which is what production accepts.
+    # nothing (the shipped default); with everysec a power cut could lose up to a second.
     svc = redis_factory(appendfsync="always")
     port, first_pid = svc.port, svc.pid
     client = Redis.from_url(svc.url)
