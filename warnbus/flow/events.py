@@ -12,7 +12,7 @@ from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.acks import apply_ack, record_ack
 from warnbus.flow.durable import AckOp, Op, ReplyOp, StatusOp, durably
 from warnbus.flow.fallback import plan_fallback_for
-from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
+from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.devices import DeviceStatusBook
@@ -97,11 +97,11 @@ class EngineSink:
 
     async def confirm(
         self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
-    ) -> bool:
-        """True when the confirmation was recorded now, or journaled (Redis unavailable:
-        recorded when it returns)."""
+    ) -> Confirmation:
+        """What became of the confirmation; one journaled (Redis unavailable: recorded when
+        it returns) reads as recorded."""
         res = await record_ack(self.ctx, campaign_id, person_id, via, delivery_id=delivery_id)
-        return res.recorded or res.journaled
+        return res.confirmation
 
     async def confirm_from(self, channel: str, address: str, via: AckVia, reply_id: str = ""
                            ) -> list[str]:

@@ -28,6 +28,7 @@ from warnbus.runtime import metrics
 from warnbus.runtime.clock import RedisTime
 from warnbus.runtime.context import Context
 from warnbus.runtime.journal import Journal
+from warnbus.runtime.live_registry import LiveRegistry
 from warnbus.runtime.tasks import within
 from warnbus.state.queue import Inbox
 
@@ -71,6 +72,7 @@ class Engine:
         self.ticker = Ticker(ctx, self.consumer)
         self.sink = EngineSink(ctx)
         self.feeds = FeedManager(ctx, self.consumer)
+        self.registry = LiveRegistry(ctx)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_task: asyncio.Task[None] | None = None
@@ -107,6 +109,8 @@ class Engine:
             spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
         if self.ctx.journal is not None:
             spawn(asyncio.create_task(self._journal_loop(self.ctx.journal), name="journal"))
+        # Every role serves the registry version Redis holds (a change applied while running).
+        spawn(asyncio.create_task(self.registry.run(self._stop), name="registry"))
         # What is alive now (the registry, the matcher's index, every module) lives as long
         # as the process: keep it out of the cyclic collector's full passes, which walked it
         # all each time (about a tenth of the CPU of a county's first wave).
