@@ -182,14 +182,21 @@ class Engine:
         holds (timers, lane entries, inbox items) is taken over at once by the sweepers."""
         heartbeats = self.ctx.lanes.heartbeats
         every = self.ctx.settings.engine.heartbeat_s
+        failing = False
         while not self._stop.is_set():
             await asyncio.sleep(every)
             try:
                 await within(heartbeats.beat(self.consumer), every)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("heartbeat failed", exc_info=True)
+            except Exception as e:
+                if not failing:  # once per outage, not every second of it
+                    log.warning("heartbeat failed", error=repr(e))
+                failing = True
+            else:
+                if failing:
+                    log.info("heartbeat restored")
+                failing = False
 
     async def _check_clock(self, source: RedisTime) -> bool:
         """Measure this process's clock against Redis's; one further off than
