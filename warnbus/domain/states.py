@@ -128,3 +128,4 @@ class AuditEvent(StrEnum):
     LATE = "late"  # the first confirmation of a person after the campaign ended
     GRIDS = "grids"  # grids closed by an Update (dropped) or a Cancel
     ESCALATE = "escalate"  # a grid moved to the next person of its chain, or to 未叫醒
+    REPAIR = "repair"  # the sweeper found a grid open with nothing to move it, and closed it

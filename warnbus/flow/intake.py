@@ -7,9 +7,10 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
 import structlog
 
 from warnbus.domain.meta import MessageMeta
@@ -268,7 +269,7 @@ class Intake:
         # its record find the campaign state they move.
         firsts = await ctx.store.put_targets(cid, part, now)
         await ctx.store.init_grids(
-            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
+            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids], now
         )
         await ctx.lanes.enqueue(deliveries)
         if policy.ack_deadline_s:
@@ -333,10 +334,11 @@ class Intake:
         added = [t for t in new_targets if t.id not in old]
         kept = [t for t in new_targets if t.id in old]
         n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
+        acks = await ctx.store.acks(cid)
+        await self._grow_kept(cid, policy, old, kept, acks, now)
         # Everyone still in the area gets the new content; those who confirmed already get it
         # on the notice channels only (they need not confirm again).
         pctx = self._plan_ctx(cid, alert, level)
-        acks = await ctx.store.acks(cid)
         calling = self._persons([t for t in kept if t.id not in acks])
         confirmed = self._persons([t for t in kept if t.id in acks])
         first = Step.first_wave()
@@ -351,6 +353,31 @@ class Intake:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
         log.info("campaign updated", added=len(added), dropped=len(dropped_people),
                  dropped_grids=len(dropped_grids), deliveries=n + len(deliveries))
+
+    async def _grow_kept(self, cid: str, policy: LevelPolicyLike, old: Mapping[str, Target],
+                         kept: Sequence[Target], acked: Collection[str], now: float) -> None:
+        """Grids an Update adds to people it keeps: their targets answer for them, the grids
+        are set up (confirmed at once for someone who has confirmed), and the others' grids
+        follow their timeline (a deadline of their first wave; one already due fires now)."""
+        ctx = self.ctx
+        grown: list[tuple[Target, list[str]]] = []
+        for t in kept:
+            known = old[t.id]
+            new = [g for g in t.grids if g not in known.grids]
+            if new and t.kind is TargetKind.PERSON:
+                grown.append((msgspec.structs.replace(known, grids=(*known.grids, *new)), new))
+        if not grown:
+            return
+        firsts = await ctx.store.put_targets(cid, [t for t, _new in grown], now)
+        await ctx.store.init_grids(cid, [(g, t.id) for t, new in grown for g in new], now)
+        if policy.ack_deadline_s:
+            first = Step.first_wave()
+            offset = deadline_for(policy, first, 0.0, now)
+            await ctx.timers.schedule([
+                (encode_timer(Deadline.at(cid, t.id, first)), firsts.get(t.id, now) + offset)
+                for t, _new in grown if t.id not in acked])
+        log.info("update adds grids to people it keeps", people=len(grown),
+                 grids=sum(len(new) for _t, new in grown))
 
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx

@@ -7,6 +7,8 @@ the planner and queued on the lanes, the same path as the first wave.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Sequence
 
 import structlog
@@ -33,8 +35,10 @@ from warnbus.flow.escalation import (
     encode_timer,
 )
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.repair import check_grids
 from warnbus.runtime.context import Context
 from warnbus.state.queue import TimerEntry
+from warnbus.state.store import CLOSED_AT_ONCE, MOVED
 
 log = structlog.get_logger("warnbus.timers")
 
@@ -43,6 +47,7 @@ class Ticker:
     def __init__(self, ctx: Context, consumer: str) -> None:
         self.ctx = ctx
         self.consumer = consumer
+        self._grids_checked = -math.inf  # time.monotonic() of the last grid check
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -64,9 +69,14 @@ class Ticker:
         return len(entries)
 
     async def sweep(self) -> int:
-        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        """Take over due timers of a dead process; now and then, check the open grids."""
+        cfg = self.ctx.settings.engine
+        idle_ms = int(cfg.lease_s * 1000 / cfg.clock_factor)
         entries = await self.ctx.timers.reclaim(self.consumer, max(idle_ms, 1000))
         await self.handle(entries)
+        if time.monotonic() - self._grids_checked >= cfg.grid_check_s:
+            self._grids_checked = time.monotonic()
+            await check_grids(self.ctx)
         return len(entries)
 
     async def handle(self, entries: Sequence[TimerEntry]) -> None:
@@ -133,11 +143,13 @@ class Ticker:
                  for a in decision.advances]
         done = await ctx.store.advance(cid, pid, quads, now)
         moved: dict[tuple[str, int], list[str]] = {}
-        unreached = 0
-        for a, ok in zip(decision.advances, done, strict=True):
-            if not ok:
+        unreached = closed = 0
+        for a, code in zip(decision.advances, done, strict=True):
+            if code == CLOSED_AT_ONCE:
+                closed += 1  # the new holder had confirmed already: nothing to send
+            elif code != MOVED:
                 continue
-            if a.new_holder is None:
+            elif a.new_holder is None:
                 unreached += 1
             else:
                 moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
@@ -160,7 +172,7 @@ class Ticker:
             due = deadline_for(policy, step, now, now)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, holder, step)), due)])
         log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
-                 unreached=unreached)
+                 unreached=unreached, closed_by_confirmed=closed)
 
     async def speakers(self, check: SpeakerCheck) -> None:
         """Speakers of an area that did not report playout in time: notify their officers."""

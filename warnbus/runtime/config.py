@@ -48,6 +48,9 @@ class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     retry_max_s: float = 120.0
     tick_s: float = 0.25  # timer promotion interval (real seconds)
     sweep_s: float = 10.0  # how often dead workers' entries are reclaimed (real seconds)
+    # How often the sweeper checks that every open grid will move on (real seconds; see
+    # warnbus/flow/repair.py): one read of each active campaign's grids.
+    grid_check_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     clock_factor: float = 1.0  # >1 compresses time (demo only)
     redis_connections: int = 64  # per process; commands wait for a free one
 

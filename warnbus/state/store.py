@@ -59,6 +59,7 @@ PUT_TARGETS = scripts.load(__file__, "put_targets")
 INIT_GRIDS = scripts.load(__file__, "init_grids")
 CLOSE_GRIDS = scripts.load(__file__, "close_grids")
 ADVANCE = scripts.load(__file__, "advance")
+SETTLE_GRIDS = scripts.load(__file__, "settle_grids")
 FINISH = scripts.load(__file__, "finish")
 
 _enc = msgspec.msgpack.Encoder()
@@ -80,6 +81,11 @@ class GridView:
     state: GridState
     level: int
     holder: str
+    since: float | None = None  # when it got to this state (None: written by an older version)
+
+
+#: What `Store.advance` did to each grid.
+NOT_MOVED, MOVED, CLOSED_AT_ONCE = 0, 1, 2
 
 
 class Outcome(msgspec.Struct, frozen=True, gc=False):
@@ -105,6 +111,7 @@ class Store:
         self._init_grids = INIT_GRIDS.bind(redis)
         self._close_grids = CLOSE_GRIDS.bind(redis)
         self._advance = ADVANCE.bind(redis)
+        self._settle_grids = SETTLE_GRIDS.bind(redis)
         self._finish = FINISH.bind(redis)
         self._put_targets = PUT_TARGETS.bind(redis)
 
@@ -197,12 +204,16 @@ class Store:
         v = await self._redis.hget(keys.campaign(campaign_id).first, person_id)
         return float(v) if v else None
 
-    async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]]) -> int:
+    async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]],
+                         now: float) -> int:
+        """Set up the grids not yet known, each calling its primary (confirmed at once when
+        the primary has confirmed already); return how many were new."""
         ck = keys.campaign(campaign_id)
         args: list[str] = [x for pair in grid_primary for x in pair]
         added = 0
         for i in range(0, len(args), 2000):
-            added += int(await self._init_grids(ck, batch=pack_args(args[i : i + 2000])))
+            added += int(await self._init_grids(ck, now=now,
+                                                batch=pack_args(args[i : i + 2000])))
         return added
 
     async def close_grids(
@@ -228,13 +239,24 @@ class Store:
 
     async def advance(
         self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
-    ) -> list[bool]:
+    ) -> list[int]:
+        """Move grids on from `from_holder`: (grid, from_level, to_level, new_holder or "")
+        each. Per grid: NOT_MOVED, MOVED (call the new holder), or CLOSED_AT_ONCE (the new
+        holder had confirmed already: the grid is theirs, confirmed; see advance.lua)."""
         if not quads:
             return []
         ck = keys.campaign(campaign_id)
         res = await self._advance(ck, *(x for quad in quads for x in quad), now=now,
                                   from_holder=from_holder)
-        return [bool(int(x)) for x in res]
+        return [int(x) for x in res]
+
+    async def settle_grids(self, campaign_id: str, grids: Sequence[str], now: float) -> list[str]:
+        """Close the open grids of `grids` whose holder has confirmed, as that confirmation
+        closes a grid; return those closed."""
+        if not grids:
+            return []
+        return [s(g) for g in await self._settle_grids(keys.campaign(campaign_id), *grids,
+                                                       now=now)]
 
     async def finish(self, campaign_id: str, state: CampaignState, now: float) -> bool:
         """End an active campaign (`state`: one of CampaignState.ENDED); False if it was not
@@ -400,5 +422,6 @@ async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
 
 
 def _grid_view(grid_id: str, raw: str) -> GridView:
-    state, level, holder = [*raw.split("|"), "", "0", ""][:3]
-    return GridView(grid_id, GridState(state), int(level or 0), holder)
+    state, level, holder, since = [*raw.split("|"), "", "0", "", ""][:4]
+    return GridView(grid_id, GridState(state), int(level or 0), holder,
+                    float(since) if since else None)
