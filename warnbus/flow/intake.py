@@ -8,7 +8,7 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 import structlog
@@ -239,6 +239,10 @@ class Intake:
         per village reaches a whole village."""
         ctx = self.ctx
         pctx = self._plan_ctx(cid, alert, level)
+        if policy.ack_deadline_s:
+            # Retried until the first deadline (the first redial), when that step takes over.
+            first = deadline_for(policy, Step.first_wave(), 0.0, 0.0)
+            pctx = replace(pctx, until=pctx.now + first)
         n = 0
         for ch in policy.device_channels:
             area_wave = plan_areas(pctx, villages, ch, kind)
@@ -272,15 +276,17 @@ class Intake:
             cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids], now
         )
         await ctx.lanes.enqueue(deliveries)
+        await self._first_deadlines(cid, policy, [p.id for p in persons], firsts, now)
+
+    async def _first_deadlines(self, cid: str, policy: LevelPolicyLike, persons: Sequence[str],
+                               firsts: Mapping[str, float], now: float) -> None:
+        """The first wave's deadlines: each person's first wave plus a fixed offset."""
         if policy.ack_deadline_s:
-            # The first wave's deadline is the person's first wave plus a fixed offset.
-            first = Step.first_wave()
-            offset = deadline_for(policy, first, 0.0, now)
-            step = int(first)  # once, not per person: a province's first wave has 74,000
-            await ctx.timers.schedule([
-                (encode_timer(Deadline(cid, p.id, step)), firsts.get(p.id, now) + offset)
-                for p in persons
-            ])
+            offset = deadline_for(policy, Step.first_wave(), 0.0, now)
+            step = int(Step.first_wave())  # once, not per person: a province has 74,000
+            await self.ctx.timers.schedule([
+                (encode_timer(Deadline(cid, p, step)), firsts.get(p, now) + offset)
+                for p in persons])
 
     async def _start(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -356,9 +362,8 @@ class Intake:
 
     async def _grow_kept(self, cid: str, policy: LevelPolicyLike, old: Mapping[str, Target],
                          kept: Sequence[Target], acked: Collection[str], now: float) -> None:
-        """Grids an Update adds to people it keeps: their targets answer for them, the grids
-        are set up (confirmed at once for someone who has confirmed), and the others' grids
-        follow their timeline (a deadline of their first wave; one already due fires now)."""
+        """Grids an Update adds to people it keeps: set up (confirmed at once for someone who
+        confirmed), on the others' timeline (their first deadline; one past fires now)."""
         ctx = self.ctx
         grown: list[tuple[Target, list[str]]] = []
         for t in kept:
@@ -370,12 +375,8 @@ class Intake:
             return
         firsts = await ctx.store.put_targets(cid, [t for t, _new in grown], now)
         await ctx.store.init_grids(cid, [(g, t.id) for t, new in grown for g in new], now)
-        if policy.ack_deadline_s:
-            first = Step.first_wave()
-            offset = deadline_for(policy, first, 0.0, now)
-            await ctx.timers.schedule([
-                (encode_timer(Deadline.at(cid, t.id, first)), firsts.get(t.id, now) + offset)
-                for t, _new in grown if t.id not in acked])
+        await self._first_deadlines(cid, policy, [t.id for t, _new in grown if t.id not in acked],
+                                    firsts, now)
         log.info("update adds grids to people it keeps", people=len(grown),
                  grids=sum(len(new) for _t, new in grown))
 

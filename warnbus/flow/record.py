@@ -49,6 +49,8 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
         "failed": meta.target_count(TargetState.FAILED),
         "attempts": meta.attempts,
         "duplicates": meta.duplicates,
+        # grids moved on past a person no message had reached (audit: escalate, nc=1)
+        "uncontacted": meta.uncontacted,
     }
     return {
         "alert_id": alert_id,

@@ -10,6 +10,7 @@ import asyncio
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
 
@@ -131,11 +132,13 @@ class Ticker:
             if person is None:
                 return
             step = Step.redial(decision.redial)
-            deliveries = plan_persons(pctx, [person], policy.redial_channels, step,
-                                      DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
-            await ctx.lanes.enqueue(deliveries)
             t0 = await ctx.store.first_wave_at(cid, pid) or meta.t0 or now
             due = deadline_for(policy, step, t0, now)
+            # Retried until the next step's deadline, when that step takes over.
+            deliveries = plan_persons(replace(pctx, until=due), [person], policy.redial_channels,
+                                      step, DeliveryKind.REDIAL,
+                                      extra={pid: {"redial": str(decision.redial)}})
+            await ctx.lanes.enqueue(deliveries)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, pid, step)), due)])
             log.info("redial", person=pid, redial=decision.redial, deliveries=len(deliveries))
             return
@@ -166,10 +169,11 @@ class Ticker:
             answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
             await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, person.region,
                                                      CHAIN_ORDER[lv], answers_for)], now)
-            deliveries = plan_persons(pctx, [person], policy.escalation_channels, step,
-                                      DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
-            await ctx.lanes.enqueue(deliveries)
             due = deadline_for(policy, step, now, now)
+            deliveries = plan_persons(replace(pctx, until=due), [person],
+                                      policy.escalation_channels, step, DeliveryKind.ESCALATION,
+                                      extra={holder: {"grids": names}})
+            await ctx.lanes.enqueue(deliveries)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, holder, step)), due)])
         log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
                  unreached=unreached, closed_by_confirmed=closed)

@@ -4,7 +4,7 @@
 -- step, kind, n, outcome, next_state, detail, info) where next_state is one of
 -- DeliveryState.RECORDED, detail the provider id or the error text, and info what a later
 -- status callback needs to re-plan the delivery on another channel
--- ("alert_id|level|target_kind").
+-- ("alert_id|level|target_kind|tried": tried, the channels a fallback followed).
 -- `accepted` keeps when a provider first accepted something for a target through a channel
 -- ("target|channel" -> time): a reply naming no campaign counts only where it had.
 local meta, dstate, tstate, audit, dinfo, accepted = unpack(KEYS)
