@@ -1,7 +1,12 @@
 -- Claim deliveries for sending (Store.claim): one call per campaign and chunk.
 -- batch: msgpack array of strings (see `pack_args`): now, lease_s, the number of fallbacks
 -- F, then F triples (delivery_id, twin_id, "channel|step") of the fallback deliveries of
--- the chunk, then (delivery_id, kind, target_id) triples of every delivery.
+-- the chunk, then (delivery_id, kind, target_id, info) of every delivery, where info is
+-- what a delivery sends ("target|channel|step|kind|alert_id|level|target_kind|tried"), kept
+-- in `dinfo` at its first claim: a claimed delivery is the record's row of an attempt whose
+-- outcome is not known until it is recorded (a worker that dies after the provider's accept
+-- leaves it so: `warnbus record` shows it, `flow.record`), and a provider's report may need
+-- it to re-plan the delivery on another channel.
 -- A fallback's twin is the delivery the policy planned at its step on its channel: when the
 -- twin has reached the person, or is under way (being sent, waiting to retry), the fallback
 -- is not sent, and the audit says so (EV.FALLBACK); otherwise it is sent in the twin's place
@@ -12,7 +17,7 @@
 -- (campaign over, the person needs no more calls, or a fallback not needed), 4 in flight
 -- under another worker's lease (leave the entry pending: if that worker is dead, a later
 -- reclaim resends it).
-local meta, dstate, stopped, audit = unpack(KEYS)
+local meta, dstate, stopped, audit, dinfo = unpack(KEYS)
 local batch = unpack(ARGV)
 local A = cmsgpack.unpack(batch)
 local now = tonumber(A[1])
@@ -26,7 +31,7 @@ local cstate = redis.call('HGET', meta, MF.STATE)
 local expires = tonumber(redis.call('HGET', meta, MF.EXPIRES_AT) or '')
 local any_stopped = redis.call('SCARD', stopped) > 0  -- none in a first wave: skip the lookups
 local out = {}
-for i = first, #A, 3 do
+for i = first, #A, 4 do
   local id, kind, target = A[i], A[i + 1], A[i + 2]
   local st = redis.call('HGET', dstate, id)
   local state, n, until_ = DS.QUEUED, 0, 0
@@ -73,6 +78,7 @@ for i = first, #A, 3 do
       code = 3
     else
       if code == 2 then redis.call('HINCRBY', meta, MF.DUPLICATES, 1) end
+      if n == 0 then redis.call('HSET', dinfo, id, A[i + 3]) end
       n = n + 1
       redis.call('HSET', dstate, id, DS.SENDING .. '|' .. n .. '|' .. (now + lease))
     end

@@ -56,6 +56,21 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     next_state: DeliveryState  # one of DeliveryState.RECORDED
 
 
+#: What `dinfo` keeps of a delivery, in order ("tried" is missing where older versions wrote it).
+INFO_FIELDS = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind",
+               "tried")
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    """A delivery as its claims left it: how many provider calls were started for it."""
+
+    delivery_id: str
+    state: DeliveryState
+    attempts: int  # claims that handed it to a send (a refused one was given back)
+    lease_until: float  # while sending: when its lease runs out
+    info: dict[str, str]  # INFO_FIELDS
+
+
 class Deliveries:
     """The deliveries' part of the Store."""
 
@@ -80,7 +95,10 @@ class Deliveries:
                 args += (d.id, delivery_id_for(cid, d.alert_id, d.target_id, d.channel, d.step),
                          f"{d.channel}|{d.step}")
             for d in batch:
-                args += (d.id, _VALUE[d.kind], d.target_id)
+                kind = _VALUE[d.kind]
+                args += (d.id, kind, d.target_id,
+                         f"{d.target_id}|{d.channel}|{d.step}|{kind}|{d.alert_id}|"
+                         f"{_VALUE[d.level]}|{_VALUE[d.target_kind]}|{','.join(d.tried)}")
             calls.append(self._claim(ck, batch=pack_args(args)))
         replies = await _all(calls)
         out: dict[str, list[tuple[int, int]]] = {}
@@ -100,10 +118,8 @@ class Deliveries:
             for o in items:
                 a, d = o.attempt, o.delivery
                 detail = a.error or a.provider_id or ""
-                info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}|" + ",".join(
-                    d.tried)
                 args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
-                         _VALUE[a.outcome], _VALUE[o.next_state], detail, info)
+                         _VALUE[a.outcome], _VALUE[o.next_state], detail)
             calls.append(self._record(ck, batch=pack_args(args)))
         await _all(calls)
 
@@ -143,10 +159,23 @@ class Deliveries:
         raw = s(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
         if not raw:
             return None
-        # "tried" (the channels a fallback followed) is missing from what older versions wrote.
-        names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind",
-                 "tried")
-        return dict(zip(names, raw.split("|"), strict=False))
+        return dict(zip(INFO_FIELDS, raw.split("|"), strict=False))
+
+    async def claimed(self, campaign_id: str) -> list[Claimed]:
+        """Every delivery of a campaign that was claimed for sending, with what it sends."""
+        ck = keys.campaign(campaign_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(ck.dstate)
+        pipe.hgetall(ck.dinfo)
+        states, infos = await pipe.execute()
+        out = []
+        for k, v in infos.items():
+            st = s(states.get(k, b"")).split("|")
+            if len(st) < 3:
+                continue
+            out.append(Claimed(s(k), DeliveryState(st[0]), int(st[1] or 0), float(st[2] or 0),
+                               dict(zip(INFO_FIELDS, s(v).split("|"), strict=False))))
+        return out
 
     async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).dstate)
