@@ -20,14 +20,12 @@ import structlog
 from warnbus.domain.models import (
     Attempt,
     Delivery,
-    DeliveryKind,
     Outcome,
-    TargetKind,
 )
 from warnbus.domain.states import DeliveryState
 from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
-from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
+from warnbus.flow.escalation import Retry, encode_timer
 from warnbus.flow.fallback import Cause, plan_fallbacks
 from warnbus.flow.retry import backoff, next_try, out_of_attempts, spread
 from warnbus.plugin import Channel
@@ -50,7 +48,7 @@ SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
 # Read once per delivery: module names, not attribute lookups on the enum class (each of
 # those costs about 0.15 µs in Python 3.11, a few per delivery).
 _SENT, _DELIVERED, _RETRY = DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.RETRY
-_REACHED, _GAVE_UP = DeliveryState.REACHED, DeliveryState.GAVE_UP
+_GAVE_UP = DeliveryState.GAVE_UP
 
 
 class Dispatcher:
@@ -266,14 +264,6 @@ class Dispatcher:
         switch: list[tuple[Delivery, Cause]] = []
         dead = []
         for o in stored:
-            d = o.delivery
-            if (o.next_state in _REACHED and d.target_kind is TargetKind.DEVICE
-                    and d.kind in (DeliveryKind.WARNING, DeliveryKind.UPDATE)):
-                # Speakers must report playout in time, or their grid officer is put on notice.
-                wait = ctx.rules.policy_for(d.level).speaker_deadline_s
-                if wait:
-                    check = SpeakerCheck(d.campaign_id, d.alert_id, d.address)
-                    retries.append((encode_timer(check), o.attempt.at + wait))
             if o.next_state is _RETRY:
                 due = o.attempt.at + (o.attempt.retry_after or 0.0)
                 retries.append((encode_timer(Retry(o.delivery, o.attempt.n)), due))

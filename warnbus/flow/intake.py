@@ -41,7 +41,13 @@ from warnbus.flow.credentials import (
     foreign_thread,
     reach_of,
 )
-from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
+from warnbus.flow.escalation import (
+    Deadline,
+    Expiry,
+    deadline_for,
+    encode_timer,
+    playout_checks,
+)
 from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
@@ -255,6 +261,8 @@ class Intake:
         for ch in policy.device_channels:
             area_wave = plan_areas(pctx, villages, ch, kind)
             await ctx.lanes.enqueue(area_wave)
+            await ctx.timers.schedule(playout_checks(area_wave, policy.speaker_deadline_s,
+                                                     pctx.now))
             n += len(area_wave)
         writes = Bounded(PLAN_AHEAD)
         chunk = self.plan_chunk
@@ -363,6 +371,7 @@ class Intake:
             if not alert.is_drill:
                 deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
         await ctx.lanes.enqueue(deliveries)
+        await ctx.timers.schedule(playout_checks(deliveries, policy.speaker_deadline_s, pctx.now))
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
         log.info("campaign updated", added=len(added), dropped=len(dropped_people),
