@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
-from faultkit import save_figures
+from faultkit import save_figures, wait_for
 
 from channels.loudspeaker import Loudspeakers
 from channels.sim.speakers import SpeakerFleet
@@ -42,16 +42,10 @@ CODES = ("430623101000", "430623102000")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-async def _until(cond: Callable[[], object], what: str, within: float = 20.0) -> None:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        res = cond()
-        if asyncio.iscoroutine(res):
-            res = await res
-        if res:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def _now(cond: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return cond()
+    return check
 
 
 @dataclass
@@ -91,7 +85,7 @@ async def _warn_during_outage(rig: Rig, outage_s: int) -> tuple[str, str, list[s
     return the campaign, the alert and the area commands' delivery ids."""
     h = rig.h
     await asyncio.to_thread(rig.broker.stop)
-    await _until(lambda: not rig.speaker.connected, "the channel to see the outage")
+    await wait_for(_now(lambda: not rig.speaker.connected), 20, "the channel to see the outage")
     res = await accept(h.ctx, cap_alert(codes=CODES,
                                         sent=datetime.now(UTC).replace(microsecond=0)), ENGINE)
     await h.drain()
@@ -111,7 +105,7 @@ async def _after_return(rig: Rig, areas: list[str], cid: str, within_s: int) -> 
     h = rig.h
     await asyncio.to_thread(rig.broker.start)
     back = h.clock.now()
-    await _until(lambda: rig.speaker.connected, "the channel to reconnect", within=10)
+    await wait_for(_now(lambda: rig.speaker.connected), 10, "the channel to reconnect")
     for _ in range(within_s):
         states = await h.ctx.store.delivery_states(cid)
         if all(states.get(d) in ("sent", "delivered") for d in areas):
@@ -132,8 +126,8 @@ async def _played(rig: Rig, cid: str) -> None:
                                            [f"dev:{d}" for d in online])
         return all(v == b"delivered" for v in vals)
 
-    await _until(lambda: all(rig.fleet.is_online(d) for d in online), "speakers online")
-    await _until(all_confirmed, "every speaker's playout report", within=30)
+    await wait_for(_now(lambda: all(map(rig.fleet.is_online, online))), 20, "speakers online")
+    await wait_for(all_confirmed, 30, "every speaker's playout report")
     assert all(len(rig.fleet.played[d]) == 1 for d in online), "each played once"
 
 

@@ -18,11 +18,11 @@ from faultkit import save_figures
 from providerkit import World, start_world
 
 from tests.engine.helpers import cap_alert
-from warnbus.domain.models import Level, Severity, TargetKind
+from warnbus.domain.models import Level, Person, Severity, TargetKind
 from warnbus.flow.breaker import BreakerPolicy, State
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.escalation import Retry, decode_timer, redial_offsets
-from warnbus.flow.intake import accept
+from warnbus.flow.intake import Accepted, accept
 from warnbus.state import keys
 from warnbus.state.queue import decode_delivery
 
@@ -43,16 +43,25 @@ def _persons(w: World, cid_targets: dict[str, object]) -> list[str]:
     return [t for t, v in cid_targets.items() if getattr(v, "kind", None) is TargetKind.PERSON]
 
 
-async def test_twilio_outage_breaker_backoff_and_recovery(world: World) -> None:
-    w, h = world, world.h
+async def _warn_while_twilio_fails(w: World) -> tuple[float, Accepted, list[Person],
+                                                       set[str]]:
+    """Twilio answers 500; a red warning for the township: its start, the accept, the
+    people it reaches and their phones."""
+    h = w.h
     w.twilio.outage.mode = "500"
     t0 = h.clock.now()
     res = await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
     await h.drain()
     targets = await h.ctx.store.targets(res.campaign_id)
-    people = [h.ctx.person(p) for p in _persons(w, targets)]
-    phones = {p.phone for p in people if p is not None and p.phone}
+    people = [p for p in map(h.ctx.person, _persons(w, targets)) if p is not None]
+    phones = {p.phone for p in people if p.phone}
     assert len(phones) > 20
+    return t0, res, people, phones
+
+
+async def test_twilio_outage_breaker_backoff_and_recovery(world: World) -> None:
+    w, h = world, world.h
+    t0, _res, people, phones = await _warn_while_twilio_fails(w)
     breakers = h.app.engine.dispatcher.breakers
     # SMS and voice on one Twilio account and endpoint: one breaker (ChannelInfo.breaker_key).
     key = h.ctx.channels["sms"].breaker_key
@@ -141,14 +150,7 @@ async def test_a_60s_twilio_outage_with_default_settings_drops_nobody(redis_url:
     w = await start_world(redis_url)
     try:
         h = w.h
-        w.twilio.outage.mode = "500"
-        t0 = h.clock.now()
-        res = await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
-        await h.drain()
-        targets = await h.ctx.store.targets(res.campaign_id)
-        people = [h.ctx.person(p) for p in _persons(w, targets)]
-        phones = {p.phone for p in people if p is not None and p.phone}
-        assert len(phones) > 20
+        t0, res, people, phones = await _warn_while_twilio_fails(w)
         while h.clock.now() < t0 + 60:
             h.clock.advance(5)
             await h.drain()
