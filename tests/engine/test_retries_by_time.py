@@ -20,7 +20,7 @@ from warnbus.domain.models import DeliveryKind, Level
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.escalation import redial_offsets
 from warnbus.flow.intake import accept
-from warnbus.flow.record import alert_view
+from warnbus.flow.record import alert_view, record_rows
 from warnbus.plugin import ProviderStatus
 from warnbus.state import keys
 from warnbus.state.pinned import IO
@@ -166,6 +166,13 @@ async def test_a_provider_down_past_the_deadline_hands_over_to_another_provider(
         skipped = [r for r in audit if r.get("ev") == "fallback"]
         assert skipped and {r["ch"] for r in skipped} == {"wecom"}
         assert {r["s"] for r in skipped} <= {"sent", "delivered"}
+        # The 叫应 record says both: given up at the deadline (no call), fallback not needed.
+        rows = await record_rows(h.ctx, res.alert_id)
+        by = {o: {(r["person_id"], r["delivery_id"]) for r in rows if r["outcome"] == o}
+              for o in ("gave-up", "skipped")}
+        assert by["gave-up"] == {(r["tg"], r["d"]) for r in gave_up}
+        assert by["skipped"] == {(r["tg"], r["d"]) for r in skipped}
+        assert not [r for r in rows if r["outcome"] in ("gave-up", "skipped") and r["attempt"]]
     finally:
         await h.app.close()
 
@@ -246,5 +253,9 @@ async def test_an_escalation_past_someone_never_reached_says_so(redis_url: str) 
         assert others and not [r for r in others if r.get("nc")]
         view = await alert_view(h.ctx, res.alert_id)
         assert view["counts"]["uncontacted"] == len(moved)
+        rows = [r for r in await record_rows(h.ctx, res.alert_id)
+                if r["outcome"] == "uncontacted"]
+        assert [r["person_id"] for r in rows] == [person.id] * len(moved)
+        assert all(r["kind"] == "escalation" and r["sent_at"] for r in rows)
     finally:
         await h.app.close()
