@@ -181,8 +181,10 @@ async def board_page(request: web.Request) -> web.Response:
 def _within(reg: Registry, items: list[Chase], region: str) -> list[Chase]:
     """The grids of a drilled-down township or village; unreached ones first."""
     if region:
-        items = [c for c in items if reg.data.grids[c.grid_id].village.startswith(
-            region[:9] if region.endswith("000") else region)]
+        prefix = region[:9] if region.endswith("000") else region
+        # A grid removed from the registry while the campaign holds it lies in no region.
+        items = [c for c in items if (g := reg.data.grids.get(c.grid_id)) is not None
+                 and g.village.startswith(prefix)]
     return sorted(items, key=lambda c: (c.state != "unreached", c.grid_id))
 
 
