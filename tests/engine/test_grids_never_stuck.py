@@ -185,3 +185,33 @@ async def test_an_update_giving_a_kept_officer_another_grid_puts_it_on_their_tim
     await h.drain()
     grids = await h.ctx.store.grids(cid)
     assert grids[g2].level == 1 and grids[g1].level == 1, "both moved on with the officer"
+
+
+async def test_a_grid_put_back_to_an_officer_who_confirmed_meanwhile_is_confirmed(h: Harness
+                                                                                  ) -> None:
+    """An officer holds grids A and B; an Update drops B, the officer confirms (for A), a
+    later Update puts B back: B comes back confirmed by them (after the merge of main's
+    reopen_grids it came back calling, and their deadline, finding them confirmed, left it
+    so until the sweeper's check)."""
+    res = await accept(h.ctx, cap_alert(codes=(TOWNSHIP,)), ENGINE)
+    await h.drain()
+    cid = res.campaign_id
+    grids = await h.ctx.store.grids(cid)
+    reg = h.ctx.registry.data
+    held: dict[str, list[str]] = {}
+    for g, v in sorted(grids.items()):
+        if v.state is GridState.CALLING:
+            held.setdefault(reg.grids[g].primary, []).append(g)
+    officer, (_kept, gid, *_more) = next((p, gs) for p, gs in held.items() if len(gs) >= 2)
+    now = h.clock.now()
+    await h.ctx.store.close_grids(cid, [gid], GridState.DROPPED, [], now)
+    assert (await record_ack(h.ctx, cid, officer, AckVia.DTMF)).recorded
+    assert await h.ctx.store.reopen_grids(cid, [(gid, officer)], now) == 1
+    back = (await h.ctx.store.grids(cid))[gid]
+    assert (back.state, back.holder) == (GridState.CONFIRMED, officer)
+    meta = await h.ctx.store.meta(cid)
+    now_grids = (await h.ctx.store.grids(cid)).values()
+    assert meta is not None and all(meta.grid_count(st) == sum(1 for v in now_grids
+                                                             if v.state is st)
+                                    for st in (GridState.CALLING, GridState.CONFIRMED,
+                                               GridState.DROPPED))
