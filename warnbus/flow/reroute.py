@@ -126,8 +126,10 @@ class LimitGate:
             campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
             level=Level(d.level), area=area_text(alert), now=now,
             renderer=self.ctx.rules.renderer, channels=routes,
-            ack_url=partial(self.ctx.ack_url, d.campaign_id))
+            ack_url=partial(self.ctx.ack_url, d.campaign_id), until=d.retry_until)
         for channel in routes.next_paths(d.channel, self.ctx.rules.fallback_for):
+            if channel in d.tried:
+                continue  # it failed this message at this step already (a fallback)
             got = plan_persons(pctx, [person], [channel], Step.of(d.step), DeliveryKind(d.kind))
             if not got:
                 continue  # no address of the person for it

@@ -148,6 +148,17 @@ def first_round_s(channels: Mapping[str, ChannelInfo], sends: Mapping[str, int]
     return max(times) if times else None
 
 
+def paths_of(channels: Mapping[str, ChannelInfo], name: str, person: Person) -> list[str]:
+    """The channels `name` stands for to `person`: a route's channels, the one a wave gives
+    the person first, then the others in the route's order; anything else itself."""
+    routes = channels.routes if isinstance(channels, RoutedChannels) else {}
+    members = [m for m in routes.get(name, ()) if m in channels]
+    if not members:
+        return [name]
+    own = routed(channels, [name], [person])[0][0]
+    return [own] + [m for m in members if m != own]
+
+
 def routed(channels: Mapping[str, ChannelInfo], names: Sequence[str],
            persons: Sequence[Person]) -> list[tuple[str, Sequence[Person]]]:
     """(channel, persons) for each channel or route of `names`: a route's persons spread

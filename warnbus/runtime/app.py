@@ -91,14 +91,14 @@ class RulesFacade:
     def policy_for(self, level: Level) -> LevelPolicyLike:
         return self.policy.for_level(level)
 
-    def fallback_for(self, channel: str) -> str | None:
-        """The policy's next channel after `channel`: a channel of a route (voice-aliyun
-        behind `voice`) follows its route's entry unless the policy names it itself."""
-        own = self.policy.fallback_for(channel)
-        if own is not None or channel in self.policy.fallback:
-            return own
+    def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
+        """The policy's next channel after `channel` not in `tried`: a channel of a route
+        (voice-aliyun behind `voice`) follows its route's entry unless the policy names it
+        itself. It may be a route: `flow.fallback` picks the person's channel of it."""
+        if channel in self.policy.fallback:
+            return self.policy.fallback_for(channel, tried)
         route = next((r for r, ms in self.routes.items() if channel in ms), None)
-        return self.policy.fallback_for(route) if route is not None else None
+        return self.policy.fallback_for(route, tried) if route is not None else None
 
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
