@@ -11,10 +11,12 @@ limit (`LimitedChannelError`) is re-routed the same way. Neither marks the perso
 person with no path left is still called at the next step, and is 未叫醒 only when the
 escalation chain runs out.
 
-The next path's delivery has the deterministic id of its person, channel and step, so a crash
-and replay plans the same one, and its limit was taken under that id (taking again is free).
-It is queued before the re-routed delivery is recorded: a worker dying in between leaves the
-entry to be reclaimed, which re-routes it to the same delivery.
+The next path's delivery is a fallback (`planner.plan_fallback`: a deterministic id of its own,
+the channels tried at the step): a crash and replay plans the same one, and its limit was taken
+under that id (taking again is free); when the step's own delivery on that channel already
+reached the person, the claim skips it and the audit says so. It is queued before the re-routed
+delivery is recorded: a worker dying in between leaves the entry to be reclaimed, which
+re-routes it to the same delivery.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import structlog
 from warnbus.domain.models import Attempt, Delivery, DeliveryKind, Level, Outcome, TargetKind
 from warnbus.domain.states import DeliveryState
 from warnbus.domain.steps import Step
-from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.planner import PlanContext, area_text, plan_fallback
 from warnbus.flow.routes import RoutedChannels, noun
 from warnbus.runtime.context import Context
 from warnbus.state.numberlimits import NumberLimitBook
@@ -105,7 +107,8 @@ class LimitGate:
             id=delivery_id, campaign_id=campaign_id, alert_id=info["alert_id"],
             target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
             channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
-            level=Level(info["level"]), address="", text="", created_at=self.ctx.clock.now())
+            level=Level(info["level"]), address="", text="", created_at=self.ctx.clock.now(),
+            tried=tuple(filter(None, info.get("tried", "").split(","))))
         if sent.target_kind is not TargetKind.PERSON:
             return None
         alt = await self._next(sent, self.ctx.clock.now())
@@ -130,10 +133,10 @@ class LimitGate:
         for channel in routes.next_paths(d.channel, self.ctx.rules.fallback_for):
             if channel in d.tried:
                 continue  # it failed this message at this step already (a fallback)
-            got = plan_persons(pctx, [person], [channel], Step.of(d.step), DeliveryKind(d.kind))
-            if not got:
+            alt = plan_fallback(pctx, person, channel, Step.of(d.step), DeliveryKind(d.kind),
+                                (*d.tried, d.channel))
+            if alt is None:
                 continue  # no address of the person for it
-            alt = got[0]
             account = routes.account(channel)
             if account is None or await self.book.take(
                     account.name, account.limits, alt.address, alt.id, now) is None:
