@@ -4,7 +4,7 @@ The real channels on the official SDKs against the Aliyun and Tencent simulators
 enforce the providers' default per-number limits with their error codes on the engine's
 (compressed) clock. Tencent voice allows one call a night per number and Aliyun one a
 minute: the red policy's redials (each person is called again by the account that called them
-first) and the escalation break both. The engine must take another path before each (zero
+first), the escalation and an Update right after the third redial break both. The engine must take another path before each (zero
 calls refused by a provider's limit), close every grid, and the record must say which path
 reached whom and why a path was skipped.
 """
@@ -68,6 +68,9 @@ async def test_a_night_red_drill_takes_other_paths_before_every_limit(
     try:
         t0 = clock.now()
         res = await accept(app.ctx, load_bundled("demo-rainstorm-red.xml", t0), ENGINE)
+        await _until(clock, t0 + 400)  # after the third redial (380 s): an Update
+        await accept(app.ctx, load_bundled("demo-rainstorm-red-update.xml", clock.now()),
+                     ENGINE)
         grids = await _all_closed(app, res.campaign_id, timeout_s=120)
         await accept(app.ctx, load_bundled("demo-rainstorm-red-cancel.xml", clock.now()),
                      ENGINE)
@@ -93,6 +96,7 @@ async def test_a_night_red_drill_takes_other_paths_before_every_limit(
     skipped = [r for r in rows if r["state"] == DeliveryState.REROUTED]
     reasons = {r["detail"] for r in skipped}
     assert "skipped voice-tencent: 1 call at night (22:00-08:00) -> voice-aliyun" in reasons
+    assert "skipped voice-aliyun: 1 call in 1 min -> voice-tencent" in reasons  # the Update
     assert all(r["outcome"] == "limited" and r["channel"] in r["detail"] for r in skipped)
     # ... and which path reached whom: the re-routed person's call on the other account.
     moved = next(r for r in skipped if r["detail"].endswith("-> voice-aliyun"))

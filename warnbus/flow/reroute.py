@@ -13,7 +13,7 @@ escalation chain runs out.
 
 The next path's delivery is a fallback (`planner.plan_fallback`: a deterministic id of its own,
 the channels tried at the step): a crash and replay plans the same one, and its limit was taken
-under that id (taking again is free); when the step's own delivery on that channel already
+under its first attempt (taking again is free); when the step's own delivery on that channel already
 reached the person, the claim skips it and the audit says so. It is queued before the re-routed
 delivery is recorded: a worker dying in between leaves the entry to be reclaimed, which
 re-routes it to the same delivery.
@@ -41,6 +41,13 @@ log = structlog.get_logger("warnbus.flow.reroute")
 Refused = tuple[Delivery, int, str]
 
 
+def attempt(delivery_id: str, n: int) -> str:
+    """What a send takes from a number's record: one attempt of a delivery. A replay of the
+    same attempt takes nothing more; a retry is a send of its own (the provider may have
+    counted the one that failed: a timeout after it was accepted)."""
+    return f"{delivery_id}#{n}"
+
+
 class LimitGate:
     """Per-number limits for the dispatcher (see the module)."""
 
@@ -63,7 +70,8 @@ class LimitGate:
         persons = [(d, n) for d, n in sends if d.target_kind is TargetKind.PERSON]
         now = self.ctx.clock.now()
         refusals = await self.book.take_many(
-            [(account.name, account.limits, d.address, d.id) for d, _n in persons], now)
+            [(account.name, account.limits, d.address, attempt(d.id, n)) for d, n in persons],
+            now)
         what = noun(self.ctx.channels[channel].medium)
         refused: list[Refused] = []
         skip: set[str] = set()
@@ -139,6 +147,6 @@ class LimitGate:
                 continue  # no address of the person for it
             account = routes.account(channel)
             if account is None or await self.book.take(
-                    account.name, account.limits, alt.address, alt.id, now) is None:
+                    account.name, account.limits, alt.address, attempt(alt.id, 1), now) is None:
                 return alt
         return None

@@ -135,8 +135,9 @@ class NumberLimitBook:
 
     async def take(self, account: str, limits: NumberLimits, number: str, member: str,
                    now: float) -> Refusal | None:
-        """Take one send of `member` (a delivery id) to `number`: None when admitted (it
-        counts from now on), else the limit that refuses it (nothing is taken)."""
+        """Take one send of `member` (a delivery's attempt) to `number`: None when admitted
+        (it counts from now on), else the limit that refuses it (nothing is taken). The same
+        member taking again moves its send to `now` and counts once."""
         if limits.empty:
             return None
         d0, d1, n0, n1 = limits.bounds(now)
