@@ -20,7 +20,6 @@ from warnbus.domain.models import (
     Level,
     MsgType,
     Person,
-    Role,
     Target,
     TargetKind,
     alert_id_for,
@@ -42,7 +41,13 @@ from warnbus.flow.credentials import (
 )
 from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
 from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
-from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.flow.planner import (
+    PlanContext,
+    area_text,
+    plan_areas,
+    plan_persons,
+    target_changes,
+)
 from warnbus.flow.ports import LevelPolicyLike
 from warnbus.ingest import alert_to_json
 from warnbus.runtime import metrics
@@ -324,22 +329,14 @@ class Intake:
         match = await match_alert(ctx, alert)
         new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
                                         drill=alert.is_drill)
-        old = await ctx.store.targets(cid)
-        grids_now = set(match.grids)
-        old_grids = {g for t in old.values() for g in t.grids
-                     if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY}
-        dropped_grids = sorted(old_grids - grids_now)
-        keep_ids = {t.id for t in new_targets}
-        dropped_people = [t.id for t in old.values()
-                          if t.kind is TargetKind.PERSON and t.id not in keep_ids
-                          and t.role is Role.PRIMARY]
+        changes = target_changes(await ctx.store.targets(cid), new_targets, match.grids)
         now = ctx.clock.now()
-        await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
+        await ctx.store.close_grids(cid, changes.dropped_grids, GridState.DROPPED,
+                                    changes.dropped_people, now)
         expires = alert.expires_at()
         await ctx.store.carry(cid, _message(alert, level, match.villages,
                                             _reach(new_targets, match.villages, policy)))
-        added = [t for t in new_targets if t.id not in old]
-        kept = [t for t in new_targets if t.id in old]
+        added, kept = changes.added, changes.kept
         n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
         # Everyone still in the area gets the new content; those who confirmed already get it
         # on the notice channels only (they need not confirm again).
@@ -357,8 +354,8 @@ class Intake:
         await ctx.lanes.enqueue(deliveries)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
-        log.info("campaign updated", added=len(added), dropped=len(dropped_people),
-                 dropped_grids=len(dropped_grids), deliveries=n + len(deliveries))
+        log.info("campaign updated", added=len(added), dropped=len(changes.dropped_people),
+                 dropped_grids=len(changes.dropped_grids), deliveries=n + len(deliveries))
 
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx

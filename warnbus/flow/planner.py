@@ -12,7 +12,7 @@ Steps (first wave, redials, chain levels, notices) are `warnbus.domain.steps.Ste
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +23,8 @@ from warnbus.domain.models import (
     Info,
     Level,
     Person,
+    Role,
+    Target,
     TargetKind,
     delivery_ids,
 )
@@ -150,6 +152,39 @@ def plan_areas(
         _delivery(ctx, area_id(code), TargetKind.DEVICE, channel, step, kind, code, text, code)
         for code in villages
     ]
+
+
+@dataclass(frozen=True)
+class TargetChanges:
+    """What an Update changes in a campaign's targets (`Intake._update` applies it)."""
+
+    added: tuple[Target, ...]  # matched now and not before: they get a first wave of their own
+    kept: tuple[Target, ...]  # matched before and now: they get the new content
+    dropped_grids: tuple[str, ...]  # grids of a primary officer before, not matched now (sorted)
+    dropped_people: tuple[str, ...]  # primary officers matched before and not now: stopped
+
+
+def target_changes(
+    old: Mapping[str, Target], new: Sequence[Target], grids: Iterable[str]
+) -> TargetChanges:
+    """Compare the campaign's targets (`old`, by id) with an Update's (`new`, in its `grids`).
+
+    Only primary officers are matched (`rules.targets`), so only their grids and persons can
+    be dropped: a chain person (backup, village head, duty officer) whom escalation called is
+    no match of the alert and is not stopped by an Update.
+    """
+    now = set(grids)
+    held = {g for t in old.values() if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY
+            for g in t.grids}
+    matched = {t.id for t in new}
+    return TargetChanges(
+        added=tuple(t for t in new if t.id not in old),
+        kept=tuple(t for t in new if t.id in old),
+        dropped_grids=tuple(sorted(held - now)),
+        dropped_people=tuple(t.id for t in old.values()
+                             if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY
+                             and t.id not in matched),
+    )
 
 
 def _delivery(
