@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from loudspeaker_kit import AREA_A, KEY, RecordingSink, channel, delivery, wait_until
+from loudspeaker_kit import AREA_A, KEY, RecordingSink, channel, delivery
 
 from channels.sim.speakers import SpeakerFleet
+from tests.waits import until
 from warnbus.errors import TransientChannelError
 from warnbus.runtime.services import ManagedService
 
@@ -29,23 +30,23 @@ async def test_channel_survives_a_broker_restart(
     try:
         before = delivery(AREA_A, alert="al_before")
         await ch.send(before)
-        await wait_until(lambda: sink.finished(before.id) == {"dev:r1", "dev:r2"}, "acks")
+        await until(lambda: sink.finished(before.id) == {"dev:r1", "dev:r2"}, "acks")
 
         await asyncio.to_thread(broker.stop)
-        await wait_until(lambda: not ch.connected, "the channel to notice the outage")
+        await until(lambda: not ch.connected, "the channel to notice the outage")
         with pytest.raises(TransientChannelError):
             await ch.send(delivery(AREA_A, alert="al_during"))
         if not keep_state:  # no sessions survive: only re-subscribing brings acks back
             (broker.data_dir / "mosquitto.db").unlink(missing_ok=True)
         await asyncio.to_thread(broker.start)
 
-        await wait_until(lambda: ch.connected and fleet.is_online("r1")
+        await until(lambda: ch.connected and fleet.is_online("r1")
                          and fleet.is_online("r2"), "reconnects", within=10)
         after = delivery(AREA_A, alert="al_after")
         await ch.send(after)
-        await wait_until(lambda: sink.finished(after.id) == {"dev:r1", "dev:r2"},
+        await until(lambda: sink.finished(after.id) == {"dev:r1", "dev:r2"},
                          "acks after the restart")
-        await wait_until(lambda: len(ch.devices_status()) == 2, "device status again")
+        await until(lambda: len(ch.devices_status()) == 2, "device status again")
     finally:
         await fleet.stop()
         await ch.aclose()
