@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 _DOOR = "d2d:"  # field prefix of a grid's door-to-door order; other fields are alert ids
@@ -38,8 +39,8 @@ _door = msgspec.json.Decoder(DoorOrder)
 
 
 class ConsoleBook:
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis  # replies decoded here
 
     async def record_provenance(self, campaign_id: str, alert_id: str, prov: Provenance) -> None:
         await self._redis.hset(keys.console_campaign(campaign_id), alert_id,

@@ -51,6 +51,7 @@ from warnbus.domain.states import (
     TargetState,
 )
 from warnbus.domain.targets import DEVICE_PREFIX
+from warnbus.state.client import RedisClient
 
 # --------------------------------------------------------------------------- constants
 
@@ -164,7 +165,7 @@ class Script:
     argv: tuple[str, ...]
     variadic: bool  # more ARGV follow the named ones
 
-    def bind(self, redis: Any) -> BoundScript:
+    def bind(self, redis: RedisClient) -> BoundScript:
         return BoundScript(self, redis)
 
 
@@ -230,7 +231,7 @@ class BoundScript:
 
     __slots__ = ("_run", "script")
 
-    def __init__(self, script: Script, redis: Any) -> None:
+    def __init__(self, script: Script, redis: RedisClient) -> None:
         self.script = script
         self._run = redis.register_script(script.source)
 

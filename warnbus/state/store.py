@@ -16,7 +16,6 @@ from enum import StrEnum
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from warnbus.domain.meta import (
     CampaignMeta,
@@ -45,6 +44,7 @@ from warnbus.domain.states import (
 )
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
+from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
@@ -93,7 +93,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 
 
 class Store:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self._redis: Any = redis
         self.messages = Messages(redis)
