@@ -3,8 +3,7 @@
 What each level of the shipped policy plans for persons and for loudspeaker areas; that a
 channel's address comes from its `ChannelInfo`, never from the name a deployment gave it;
 which text each kind and medium gets; the steps of each kind of message and the deadlines of
-the shipped timeline, walked through `escalation.decide` as the ticker does; and what an
-Update changes in a campaign's targets.
+the shipped timeline, walked through `escalation.decide` as the ticker does.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from warnbus.domain.models import (
     Level,
     Person,
     Role,
-    Target,
     TargetKind,
 )
 from warnbus.domain.states import GridState
@@ -34,11 +32,9 @@ from warnbus.domain.targets import TargetRef
 from warnbus.flow.escalation import Deadline, HeldGrid, deadline_for, decide
 from warnbus.flow.planner import (
     PlanContext,
-    TargetChanges,
     area_text,
     plan_areas,
     plan_persons,
-    target_changes,
 )
 from warnbus.ingest import parse_cap
 from warnbus.plugin import MEDIUM_ADDRESS, ChannelInfo, Medium
@@ -190,10 +186,10 @@ def test_a_person_without_the_channels_address_gets_nothing_on_it() -> None:
 
 @pytest.mark.parametrize(("kind", "channel", "extra", "marks"), [
     (DeliveryKind.WARNING, "sms", {}, ("红色预警", "回复1确认收到")),
-    (DeliveryKind.WARNING, "voice", {}, ("暴雨红色预警", "确认收到请按1", "重复一遍")),
+    (DeliveryKind.WARNING, "voice", {}, ("影响区域", "确认收到请按1")),
     (DeliveryKind.WARNING, "wecom", {}, ("红色预警", "请点击“确认收到”")),
     (DeliveryKind.UPDATE, "sms", {}, ("红色预警更新",)),
-    (DeliveryKind.UPDATE, "voice", {}, ("预警更新", "确认收到请按1")),
+    (DeliveryKind.UPDATE, "voice", {}, ("更新暴雨红色预警", "确认收到请按1")),
     (DeliveryKind.REDIAL, "sms", {"redial": "2"}, ("第2次提醒", "您尚未确认")),
     (DeliveryKind.REDIAL, "voice", {"redial": "3"}, ("第3次提醒",)),
     (DeliveryKind.ESCALATION, "wecom", {"grids": "一组、二组"}, ("叫应升级", "一组、二组")),
@@ -225,10 +221,11 @@ def test_one_signed_link_per_person_shown_where_it_can_be() -> None:
     assert sorted(signed) == ["p_full", "p_phone"]  # signed once each, not per channel
     for d in got:
         assert d.ack_url == f"https://x/ack/{d.target_id}"
-        # A call cannot show a link; a text and a card show the person's own.
-        assert (d.ack_url in d.text) is (d.channel != "voice"), d
+        # A call cannot show a link and a WeCom card has its button: a text shows the
+        # person's own.
+        assert (d.ack_url in d.text) is (d.channel == "sms"), d
     texts = {d.text for d in got if d.channel == "sms"}
-    assert len(texts) == 2  # shared rendering, each with its own link
+    assert len(texts) == 2  # one rendering shared, each with its own link
     bare = plan_persons(context(ack_url=None), [FULL], ["sms"], Step.first_wave(),
                         DeliveryKind.WARNING)
     assert bare[0].ack_url is None and "/ack/" not in bare[0].text
@@ -350,45 +347,3 @@ def test_blue_asks_no_confirmation_so_has_no_deadline() -> None:
     blue = POLICY.for_level(Level.BLUE)
     assert blue.ack_deadline_s is None and blue.unreached_after() is None
     assert blue.redial_times() == () and blue.escalation_times() == ()
-
-
-# --------------------------------------------------------------------------- updates
-
-
-def person(pid: str, *grids: str, role: Role = Role.PRIMARY) -> Target:
-    return Target(pid, TargetKind.PERSON, "430623101001", role, grids)
-
-
-def device(did: str, grid: str) -> Target:
-    return Target(did, TargetKind.DEVICE, "430623101001", None, (grid,))
-
-
-@pytest.mark.parametrize(("old", "new", "grids", "want"), [
-    # The area grows: the new grid's officer is added, the others are kept.
-    ([person("a", "g1")], [person("a", "g1"), person("b", "g2")], ["g1", "g2"],
-     TargetChanges(added=(person("b", "g2"),), kept=(person("a", "g1"),), dropped_grids=(),
-                   dropped_people=())),
-    # The area shrinks: a grid no longer matched is dropped with its officer.
-    ([person("a", "g1"), person("b", "g2", "g3")], [person("a", "g1")], ["g1"],
-     TargetChanges(added=(), kept=(person("a", "g1"),), dropped_grids=("g2", "g3"),
-                   dropped_people=("b",))),
-    # An officer who keeps one of two grids is kept; only the grid that left is dropped.
-    ([person("a", "g3", "g1")], [person("a", "g1")], ["g1"],
-     TargetChanges(added=(), kept=(person("a", "g1"),), dropped_grids=("g3",),
-                   dropped_people=())),
-    # The area moves: everyone is new, everyone of before is dropped.
-    ([person("a", "g1"), device("d1", "g1")], [person("b", "g2"), device("d2", "g2")], ["g2"],
-     TargetChanges(added=(person("b", "g2"), device("d2", "g2")), kept=(),
-                   dropped_grids=("g1",), dropped_people=("a",))),
-    # A chain person whom escalation called is no match of the alert: not dropped.
-    ([person("a", "g1"), person("bk", "g2", role=Role.BACKUP)], [person("a", "g1")], ["g1"],
-     TargetChanges(added=(), kept=(person("a", "g1"),), dropped_grids=(), dropped_people=())),
-    # The same area again: nothing added, nothing dropped.
-    ([person("a", "g1"), device("d1", "g1")], [person("a", "g1"), device("d1", "g1")], ["g1"],
-     TargetChanges(added=(), kept=(person("a", "g1"), device("d1", "g1")), dropped_grids=(),
-                   dropped_people=())),
-])
-def test_an_update_adds_and_drops_by_what_it_matches(
-    old: list[Target], new: list[Target], grids: list[str], want: TargetChanges,
-) -> None:
-    assert target_changes({t.id: t for t in old}, new, grids) == want

@@ -34,6 +34,6 @@ async def pinned(redis: RedisClient, store: Store, lanes: Lanes) -> AsyncIterato
         return
     client = redis.client()
     try:
-        yield IO(Store(client), Lanes(client, lanes.channels))
+        yield IO(Store(client), Lanes(client, lanes.channels, lanes.heartbeats))
     finally:
         await client.aclose()
