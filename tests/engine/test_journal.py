@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import cap_alert, make_harness, web_client
+from tests.waits import until
 from warnbus.domain.models import AckVia
 from warnbus.errors import JournalError
 from warnbus.flow.credentials import ENGINE
@@ -86,13 +87,12 @@ async def test_acks_while_redis_is_down_are_journaled_then_recorded(
         r = await client.post(f"/ack/{h.app.links.token(cid, targets[2], h.clock.now())}")
         assert r.status == 503 and (await r.json())["error"]["code"] == "unavailable"
         await asyncio.to_thread(svc.start)
-        for _ in range(100):
-            if await h.ctx.store.is_acked(cid, targets[0]) and await h.ctx.store.is_acked(
-                    cid, targets[1]):
-                break
-            await asyncio.sleep(0.1)
-        assert await h.ctx.store.is_acked(cid, targets[0])
-        assert await h.ctx.store.is_acked(cid, targets[1])
+        async def both_acked() -> bool:
+            return (await h.ctx.store.is_acked(cid, targets[0])
+                    and await h.ctx.store.is_acked(cid, targets[1]))
+
+        await until(both_acked, "the journaled confirmations to reach Redis", within=10,
+                    every=0.1)
         assert not await h.ctx.store.is_acked(cid, targets[2])  # answered 503: not taken
         acks = await h.ctx.store.acks(cid)
         assert acks[targets[0]].via is AckVia.CONSOLE and acks[targets[0]].by == "generated"
