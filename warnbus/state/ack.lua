@@ -52,8 +52,9 @@ if held ~= '' then
     local gs = redis.call('HGET', grids, g)
     if gs then
       local p = split(gs, '|')
-      -- a late confirmation takes a grid off the 未叫醒 list too
-      if (not GS_CLOSED[p[1]]) or p[1] == GS.UNREACHED then
+      -- a late confirmation takes a grid off the 未叫醒 list too, and one after the calling
+      -- was stopped closes its grid as confirmed (GridState.CONFIRMABLE)
+      if GS_CONFIRMABLE[p[1]] then
         local new = GS.TAKEN_OVER
         if mylevel <= 1 then new = GS.CONFIRMED end
         grid_set(meta, grids, g, p[1], new, p[2], person)

@@ -29,6 +29,7 @@ class CampaignKeys:
         "late",
         "meta",
         "reach",
+        "sources",
         "stopped",
         "targets",
         "tstate",
@@ -53,6 +54,8 @@ class CampaignKeys:
         self.reach = f"{base}:reach"
         self.accepted = f"{base}:accepted"  # hash: "target|channel" -> first provider accept
         self.late = f"{base}:late"  # hash: person_id -> first confirmation after the end
+        # hash: alert_id -> the credential it came in under (a feed's, a token's, "console")
+        self.sources = f"{base}:sources"
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)

@@ -2,8 +2,9 @@
 
 Every read and write of a campaign's keys goes through the Store: its own methods (meta,
 targets, grids, deliveries, acks, audit, each transition one Lua script beside this module),
-`Store.messages` (accepted messages and their indexes, `messages.py`) and `Store.console`
-(what the console adds to a campaign, `consolebook.py`). tests/engine/test_one_owner.py
+`Store.messages` (accepted messages and their indexes, `messages.py`), `Store.console`
+(what the console adds to a campaign, `consolebook.py`) and `Store.board` (what the
+console's board reads, `boardreads.py`). tests/engine/test_one_owner.py
 checks that no module outside `warnbus/state/` touches them.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +45,7 @@ from warnbus.domain.states import (
 )
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
+from warnbus.state.boardreads import BoardReads, GridView, grid_view
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
@@ -74,14 +75,6 @@ _VALUE: dict[StrEnum, str] = {
                               DeliveryReport, CampaignState, GridState) for m in e}
 
 
-@dataclass(frozen=True)
-class GridView:
-    grid_id: str
-    state: GridState
-    level: int
-    holder: str
-
-
 class Outcome(msgspec.Struct, frozen=True, gc=False):
     """The outcome of one send to store: the attempt and where the delivery goes next.
 
@@ -98,6 +91,7 @@ class Store:
         self._redis: Any = redis
         self.messages = Messages(redis)
         self.console = ConsoleBook(redis)
+        self.board = BoardReads(redis)
         self._claim = CLAIM.bind(redis)
         self._record = RECORD.bind(redis)
         self._status = STATUS.bind(redis)
@@ -214,7 +208,7 @@ class Store:
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
-        return {s(k): _grid_view(s(k), s(v)) for k, v in raw.items()}
+        return {s(k): grid_view(s(k), s(v)) for k, v in raw.items()}
 
     async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
         """The grids a person answers for in this campaign, with where each stands."""
@@ -224,7 +218,7 @@ class Store:
         if not ids:
             return []
         values = await self._redis.hmget(ck.grids, ids)
-        return [_grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
+        return [grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
 
     async def advance(
         self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
@@ -399,6 +393,4 @@ async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
     return list(await asyncio.gather(*calls))
 
 
-def _grid_view(grid_id: str, raw: str) -> GridView:
-    state, level, holder = [*raw.split("|"), "", "0", ""][:3]
-    return GridView(grid_id, GridState(state), int(level or 0), holder)
+__all__ = ["GridView", "Outcome", "Store"]
