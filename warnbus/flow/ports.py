@@ -29,6 +29,10 @@ class MatchLike(Protocol):
     def devices(self) -> tuple[str, ...]: ...
     @property
     def villages(self) -> tuple[str, ...]: ...
+    @property
+    def empty_areas(self) -> tuple[tuple[int, int], ...]:
+        """(info, area) positions of the areas in which no grid lies, by geography alone."""
+        ...
 
 
 class LevelPolicyLike(Protocol):

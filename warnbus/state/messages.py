@@ -30,17 +30,20 @@ class Messages:
 
     async def accept(self, campaign_id: str, alert: Alert, *, now: float,
                      first_targets: int | None = None, reached: Sequence[str] = (),
-                     source: str = "") -> None:
+                     blob: bytes | None = None, source: str = "") -> bool:
         """Persist an accepted message and queue it for planning, in one round trip.
 
-        `first_targets`: for a thread's Alert, the count the 202 reports, kept with the
-        thread's sender (later messages of the thread keep the first). `reached`: what the
-        message reaches (`keys.CampaignKeys.reach`). `source`: the name of the credential it
-        came in under (`sources`). Every write keeps what a replay found."""
+        Returns False when the same message was already kept (accepted at the same moment
+        through another request). `blob`: its JSON form when the caller encoded it already
+        (off the event loop for a large alert). `first_targets`: for a thread's Alert, the
+        count the 202 reports, kept with the thread's sender (later messages of the thread
+        keep the first). `reached`: what the message reaches (`keys.CampaignKeys.reach`).
+        `source`: the name of the credential it came in under (`sources`). Every write keeps
+        what a replay found."""
         aid = alert.alert_id
         ck = keys.campaign(campaign_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hsetnx(ck.alerts, aid, _json.encode(alert))
+        pipe.hsetnx(ck.alerts, aid, _json.encode(alert) if blob is None else blob)
         pipe.zadd(keys.CAMPAIGNS, {campaign_id: now}, nx=True)
         if first_targets is not None:
             for name, value in encode_fields({"targets": first_targets,
@@ -53,7 +56,7 @@ class Messages:
         pipe.xadd(keys.INBOX, {"a": aid, "c": campaign_id})
         pipe.set(keys.alert_index(aid), campaign_id, nx=True)
         pipe.zadd(keys.MESSAGES, {aid: now}, nx=True)
-        await pipe.execute()
+        return bool((await pipe.execute())[0])
 
     async def sources(self, campaign_id: str) -> dict[str, str]:
         """The credential each message of the thread came in under, by alert id (a feed's
