@@ -82,6 +82,10 @@ async def test_persons_grids_and_loudspeakers_are_counted_apart(web) -> None:  #
     assert later["p_reached"] <= later["p_total"]
     assert sum(later.get(f"p_{k}", 0) for k in ("pending", "confirmed", "escalated",
                                                   "unreached", "closed")) == later["p_total"]
+    # So do the grids' (one tile per state, the three colours of calling its officer as one).
+    assert sum(later.get(f"g_{k}", 0) for k in (
+        "calling", "confirmed", "taken_over", "escalated", "unreached", "door", "visited",
+        "stopped", "closed")) == later["g_total"] == len(live.grids)
     await sign_in(client, "alan")
     r = await client.get(f"/console/campaigns/{cid}", headers=HTML)
     page = await r.text()
@@ -106,6 +110,9 @@ async def test_the_pending_list_names_everyone_from_the_first_minute(web) -> Non
     assert officer.name in card and f'href="tel:{officer.phone}"' in card
     first_redial = bj(T0.timestamp() + 180, "%H:%M:%S")
     assert f"叫应中 · 第1轮 · 已呼叫3次 · 下一步 {first_redial} 第1次重拨" in _text(card)
+    # The backup officer, listed with the grid, has not been called: never "ended".
+    backup = reg.data.persons[reg.chain(gid)[1] or ""]
+    assert f"{backup.name}（备岗网格员） {backup.phone} 尚未呼叫" in _text(card)
     # Somebody confirms: their grid leaves the list.
     await record_ack(h.ctx, cid, officer.id, AckVia.DTMF)
     r = await client.get(f"/console/campaigns/{cid}/chase")

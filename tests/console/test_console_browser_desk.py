@@ -122,6 +122,7 @@ async def test_the_pending_list_from_the_first_minute(live) -> None:  # type: ig
         f"document.querySelector('[data-c=\"waiting\"]').textContent === '{len(grids) - 5}'")
     for gid in gone:
         assert await desk.locator(f'#chase .chase[data-grid="{gid}"]').count() == 0
+    await desk.locator("h2:has-text('待确认名单')").evaluate("e => e.scrollIntoView()")
     await desk.screenshot(path=str(SHOTS / "board-pending.png"))
     # A grid clicked on the map shows its people and calls.
     gid = grids[-1]
@@ -208,6 +209,8 @@ async def test_stop_calling(live) -> None:  # type: ignore[no-untyped-def]
     banner = await desk.inner_text("#stopped")
     assert "alan" in banner and "气象台电话告知为误报" in banner
     assert await desk.inner_text('[data-c="p_pending"]') == "0"
+    assert await desk.inner_text('[data-c="g_stopped"]') == str(len(grids))
+    assert await desk.inner_text('[data-c="g_calling"]') == "0"
     assert await desk.locator("svg.map path.s-stopped").count() == len(grids)
     assert "没有待确认的网格（已停止叫应）" in await desk.inner_text("#chase")
     await desk.screenshot(path=str(SHOTS / "board-stopped.png"))

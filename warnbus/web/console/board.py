@@ -23,6 +23,8 @@ from warnbus.web.console.people import person_counts
 #: The board's grid colours, in legend order (labels: html.GRID_STATE_ZH).
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
                 "unreached", "door", "visited", "stopped", "closed")
+#: Display states of grids still calling their first officer.
+CALLING = ("pending", "sent", "delivered")
 #: Display states of grids nobody has answered for yet (the pending list shows them).
 WAITING = ("pending", "sent", "delivered", "escalated", "unreached", "door")
 
@@ -96,6 +98,10 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
     counts = {f"p_{k}": v for k, v in person_counts(live).items()}
     counts |= {f"g_{k}": v for k, v in grid_counts.items()}
     counts["g_total"] = len(display)
+    # Still calling its officer, however far their messages got (未送达, 已发送, 已送达); a
+    # lifted grid keeps its colour but is called no more.
+    counts["g_calling"] = sum(1 for gid, st in display.items()
+                              if st in CALLING and live.grids[gid].state in GridState.OPEN)
     counts |= {f"s_{k}": v for k, v in speaker_counts(ctx, meta, live).items()}
     return {
         "state": meta.state.value,

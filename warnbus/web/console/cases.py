@@ -125,7 +125,7 @@ def _line(ctx: Context, planner: Planner, live: Live, acks: dict[str, Ack], case
     held = tuple(h for h in live.holds.get(pid, ()) if h[0] == case.grid_id)
     calls = planner.digest.calls.get(pid, [])
     state = (person_state(pid, held, live) if held or pid in live.acked
-             else PersonState.CLOSED)
+             else PersonState.NOT_CALLED)
     line = PersonLine(pid, p.name if p else pid, role or (p.role.value if p else ""),
                       (p.phone or "") if p else "", state, acks.get(pid), calls,
                       len({c.step for c in calls}))

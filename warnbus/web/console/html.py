@@ -24,7 +24,8 @@ GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已�
                  "stopped": "已停止叫应", "closed": "已移出"}
 #: Where a person stands (people.PersonState).
 PERSON_STATE_ZH = {"pending": "叫应中", "confirmed": "已确认", "escalated": "已升级",
-                   "unreached": "未叫醒", "closed": "未确认·已结束"}
+                   "unreached": "未叫醒", "closed": "未确认·已结束",
+                   "not_called": "尚未呼叫"}
 #: What a door-to-door visit found (domain.doors.DoorOutcome).
 DOOR_OUTCOME_ZH = {"told": "已当面告知", "nobody_home": "无人在家", "moved": "已转移",
                    "other": "其他"}

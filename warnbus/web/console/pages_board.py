@@ -26,11 +26,14 @@ from warnbus.web.console.html import GRID_STATE_ZH, csrf_field, esc
 from warnbus.web.console.live import stream
 
 #: The board's counts, by group: persons, grids, loudspeakers (never summed together).
-PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已送达（人）"), ("p_confirmed", "已确认"),
-           ("p_pending", "叫应中"), ("p_escalated", "已升级"), ("p_unreached", "未叫醒"))
-GRIDS = (("g_total", "网格"), ("g_confirmed", "已确认"), ("g_taken_over", "上级已确认"),
-         ("g_escalated", "已升级"), ("g_unreached", "未叫醒"), ("g_door", "入户中"),
-         ("g_visited", "已入户"))
+#: After each total, its parts add up to it (persons: 已送达 is a count of its own).
+PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已送达（人）"), ("p_pending", "叫应中"),
+           ("p_confirmed", "已确认"), ("p_escalated", "已升级"), ("p_unreached", "未叫醒"),
+           ("p_closed", "未确认·已结束"))
+GRIDS = (("g_total", "网格"), ("g_calling", "叫应中"), ("g_confirmed", "已确认"),
+         ("g_taken_over", "上级已确认"), ("g_escalated", "已升级"), ("g_unreached", "未叫醒"),
+         ("g_door", "入户中"), ("g_visited", "已入户"), ("g_stopped", "已停止叫应"),
+         ("g_closed", "已移出"))
 SPEAKERS = (("s_total", "应急广播"), ("s_played", "已播放"), ("s_silent", "未确认播放"))
 
 

@@ -47,7 +47,8 @@ async def index(request: web.Request) -> web.Response:
             f'<h2>进行中的预警</h2><div id="live" class="live-list">'
             f'{live_html(await live_rows(ctx), now)}</div>{drafts}'
             '<h2>最近的预警</h2>'
-            + html.table(["时间", "级别", "预警", "来源", "区域", "状态"], rows) + "</div>")
+            + (html.table(["时间", "级别", "预警", "来源", "区域", "状态"], rows) if rows
+               else '<p class="muted">还没有预警。</p>') + "</div>")
     return page(request, "值守台", body, active="board")
 
 

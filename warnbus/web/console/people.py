@@ -9,7 +9,9 @@ own, never summed together. A person is
 - 已升级 (escalated): not confirmed, and a grid of theirs moved on to someone else;
 - 未叫醒 (unreached): not confirmed, and a grid of theirs ran out of chain;
 - 未确认·已结束 (closed): not confirmed, their grids closed otherwise (another person
-  confirmed, a door-to-door result, calling stopped, dropped by an Update, lifted).
+  confirmed, a door-to-door result, calling stopped, dropped by an Update, lifted);
+- 尚未呼叫 (not called): shown beside a grid's people (its backup officer, say) whom the
+  campaign has not called; never counted as a person of the campaign.
 
 What happens next to a pending person (the next redial, or the move up the chain) follows the
 level's policy from their own first wave (`escalation.deadline_for`): an area added by an
@@ -40,6 +42,7 @@ class PersonState(StrEnum):
     ESCALATED = "escalated"
     UNREACHED = "unreached"
     CLOSED = "closed"
+    NOT_CALLED = "not_called"  # listed with a grid, not called (yet): not a person counted
 
 
 def person_state(pid: str, held: Held, live: Live) -> PersonState:
