@@ -163,8 +163,14 @@ def console_seq(unit_second: str) -> str:
 
 
 def console_campaign(campaign_id: str) -> str:
-    """Hash: alert_id -> provenance JSON; `d2d:<grid>` -> door-to-door order JSON."""
+    """Hash: alert_id -> provenance JSON; `d2d:<grid>` -> door-to-door order JSON,
+    `d2r:<grid>` -> its latest result; `calls-stopped` -> the stop of its calling."""
     return f"{PREFIX}:{{c:{campaign_id}}}:console"
+
+
+def console_notified(item: str) -> str:
+    """String (with TTL): a message or draft the duty group was told of (web/console/notify)."""
+    return f"{PREFIX}:console:notified:{item}"
 
 
 # --------------------------------------------------------------------------- devices

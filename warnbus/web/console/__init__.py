@@ -7,6 +7,9 @@ walk this table to check that each route refuses the wrong role.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -25,6 +28,7 @@ from warnbus.web.console import (
 )
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
 from warnbus.web.console.base import CONSOLE, PREFIX, Console, Handler
+from warnbus.web.console.notify import DutyNotifier
 from warnbus.web.console.passwords import PasswordHasher
 
 STATIC = Path(__file__).with_name("static")
@@ -91,6 +95,21 @@ def setup_console(web_app: web.Application, app: App) -> None:
     r.add_post("/door/{token}", pages_door.door_link_post)
     for method, path, handler in ROUTES:
         r.add_route(method, PREFIX + path, handler)
+    if app.settings.console.notify_webhook:
+        web_app.cleanup_ctx.append(lambda _web_app: _duty_notices(app))
+
+
+async def _duty_notices(app: App) -> AsyncIterator[None]:
+    """Tell the duty group of each new message and draft while the web app runs."""
+    cfg = app.settings.console
+    notifier = DutyNotifier(app.ctx, str(cfg.notify_webhook), cfg.notify_mention,
+                            app.links.base_url, app.ctx.clock.now())
+    task = asyncio.create_task(notifier.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await notifier.aclose()
 
 
 __all__ = ["ROUTES", "ensure_admin", "setup_console"]
