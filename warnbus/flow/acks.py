@@ -105,17 +105,25 @@ def late_zh(state: str) -> str:
     return LATE_ZH.get(state, LATE_ZH_DEFAULT)
 
 
-class AckLinks:
-    """HMAC-signed, single-person, expiring ack links: /ack/<token>."""
+class SignedLinks:
+    """HMAC-signed, expiring links under one key (`seal`, `unseal`); `WHAT` names them."""
+
+    WHAT = "signed link"
 
     def __init__(self, secret: bytes, base_url: str, ttl_s: float) -> None:
         if len(secret) < 16:
-            raise ValueError("ack link secret must be at least 16 bytes")
+            raise ValueError(f"{self.WHAT} secret must be at least 16 bytes")
         self._key = secret
         # Keyed once and copied per link: a first wave signs one link per person.
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
         self.base_url = base_url.rstrip("/")
         self.ttl_s = ttl_s
+
+
+class AckLinks(SignedLinks):
+    """HMAC-signed, single-person, expiring ack links: /ack/<token>."""
+
+    WHAT = "ack link"
 
     def derive(self, purpose: str) -> bytes:
         """A key of its own for other signed links (`purpose`, e.g. "door"): a token signed
@@ -130,7 +138,7 @@ class AckLinks:
 
     def verify(self, token: str, now: float) -> tuple[str, str]:
         """Return (campaign_id, person_id) of a valid token; raise AuthError otherwise."""
-        campaign_id, person_id = unseal(self._key, token, 2, "ack link", now)
+        campaign_id, person_id = unseal(self._key, token, 2, self.WHAT, now)
         return campaign_id, person_id
 
 

@@ -8,30 +8,21 @@ the order being acknowledged; every result is kept and audited (`Store.console.r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 import structlog
 
 from warnbus.domain.doors import NOTE_MAX, DoorOutcome, DoorResult, DoorVia
 from warnbus.errors import IngestError, NotFoundError
-from warnbus.flow.acks import seal, unseal
+from warnbus.flow.acks import SignedLinks, seal, unseal
 from warnbus.runtime.context import Context
 
 log = structlog.get_logger("warnbus.flow.doors")
 
 
-class DoorLinks:
+class DoorLinks(SignedLinks):
     """HMAC-signed, expiring links for one person sent door to door for one grid, under a key
     of their own (`AckLinks.derive("door")`): an ack link is never a door link."""
 
-    def __init__(self, key: bytes, base_url: str, ttl_s: float) -> None:
-        if len(key) < 16:
-            raise ValueError("door link key must be at least 16 bytes")
-        self._key = key
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
-        self.base_url = base_url.rstrip("/")
-        self.ttl_s = ttl_s
+    WHAT = "door link"
 
     def token(self, campaign_id: str, grid_id: str, person_id: str, now: float) -> str:
         return seal(self._keyed, f"{campaign_id}|{grid_id}|{person_id}|{int(now + self.ttl_s)}")
@@ -41,7 +32,7 @@ class DoorLinks:
 
     def verify(self, token: str, now: float) -> tuple[str, str, str]:
         """(campaign_id, grid_id, person_id) of a valid token; AuthError otherwise."""
-        campaign_id, grid_id, person_id = unseal(self._key, token, 3, "door link", now)
+        campaign_id, grid_id, person_id = unseal(self._key, token, 3, self.WHAT, now)
         return campaign_id, grid_id, person_id
 
 
