@@ -77,3 +77,32 @@ async def test_an_approver_stops_every_call_of_a_feeds_campaign(web) -> None:  #
     await h.drain()
     assert any(d.kind is DeliveryKind.CANCEL for d in h.sent())
     assert (await stop(s.csrf, "已解除"))[1].endswith("msg=该预警已解除，无需停止叫应")
+
+
+async def test_an_update_after_the_stop_calls_nobody_in_the_areas_it_adds(web) -> None:  # type: ignore[no-untyped-def]
+    client, h = web
+    alert = cap_alert(codes=("430623101000",))
+    cid = (await accept(h.ctx, alert, ENGINE)).campaign_id
+    await h.drain()
+    before = set(await h.ctx.store.grids(cid))
+    s = await sign_in(client, "alan")
+    r = await client.post(f"/console/campaigns/{cid}/stop", allow_redirects=False,
+                          data={"_csrf": s.csrf, "reason": "误报"})
+    assert r.status == 303
+    calls = [d for d in h.sent() if d.kind in DeliveryKind.CALLS]
+    # The bureau's feed widens its warning to township 102 afterwards.
+    update = cap_alert("43062304100000_20260715060000_2", msg_type=MsgType.UPDATE,
+                       codes=("430623101000", "430623102000"),
+                       references=(Reference(alert.sender, alert.identifier, "x"),))
+    await accept(h.ctx, update, ENGINE)
+    await h.drain()
+    grids = await h.ctx.store.grids(cid)
+    added = set(grids) - before
+    assert added, "township 102 has grids"
+    assert {grids[g].state for g in added} == {GridState.STOPPED}
+    for _ in range(8):  # nor later: no redial, no escalation
+        h.clock.advance(200)
+        await h.drain()
+    assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
+    page = await (await client.get(f"/console/campaigns/{cid}", headers=HTML)).text()
+    assert "没有待确认的网格（已停止叫应）" in page

@@ -21,8 +21,8 @@ from warnbus.state.replies import s
 
 _DOOR = "d2d:"  # field prefix of a grid's door-to-door order
 _RESULT = "d2r:"  # field prefix of a grid's latest door-to-door result
-_STOP = "calls-stopped"  # the field of a stop of the campaign's calling
-_NOT_PROVENANCE = (_DOOR, _RESULT, _STOP)  # every other field is an alert id
+STOP_FIELD = "calls-stopped"  # the field of a stop of the campaign's calling
+_NOT_PROVENANCE = (_DOOR, _RESULT, STOP_FIELD)  # every other field is an alert id
 
 STOP = scripts.load(__file__, "stop")
 DOOR = scripts.load(__file__, "door")
@@ -115,13 +115,13 @@ class ConsoleBook:
         ck = keys.campaign(campaign_id)
         names = {"meta": ck.meta, "grids": ck.grids, "holds": ck.holds, "stopped": ck.stopped,
                  "audit": ck.audit, "console": keys.console_campaign(campaign_id)}
-        return int(await self._stop(names, now=order.at, field=_STOP,
+        return int(await self._stop(names, now=order.at, field=STOP_FIELD,
                                     order=msgspec.json.encode(order), by=order.by,
-                                    reason=order.reason))
+                                    reason=order.reason, everyone=keys.STOPPED_ALL))
 
     async def calls_stopped(self, campaign_id: str) -> StopOrder | None:
         """Who stopped the campaign's calling, when and why (None: nobody)."""
-        raw = await self._redis.hget(keys.console_campaign(campaign_id), _STOP)
+        raw = await self._redis.hget(keys.console_campaign(campaign_id), STOP_FIELD)
         return _stop.decode(raw) if raw else None
 
     async def _prefixed(self, campaign_id: str, prefix: str) -> dict[str, bytes]:

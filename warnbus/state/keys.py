@@ -70,6 +70,10 @@ def alert_index(alert_id: str) -> str:
     return f"{PREFIX}:alert:{alert_id}"
 
 
+#: A member of a campaign's `stopped` set that is no target (no id has a "|": the registry
+#: refuses one): a duty officer stopped its calling (停止叫应), so nobody an Update adds is
+#: called either (init_grids.lua).
+STOPPED_ALL = "|everyone"
 CAMPAIGNS = f"{PREFIX}:campaigns"  # zset: campaign_id by creation time
 # zset: alert_id of every accepted message (Alert, Update, Cancel) by acceptance time, written
 # by intake.accept; the outbound CAP feed lists messages newest first from it.

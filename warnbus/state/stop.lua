@@ -4,7 +4,7 @@
 -- Returns how many grids closed now; -1 the calling had been stopped before, -2 no such
 -- campaign or it is not active (ended: nothing is called any more anyway).
 local meta, grids, holds, stopped, audit, console = unpack(KEYS)
-local now, field, order, by, reason = unpack(ARGV)
+local now, field, order, by, reason, everyone = unpack(ARGV)
 if redis.call('HGET', meta, MF.STATE) ~= CS.ACTIVE then return -2 end
 if redis.call('HSETNX', console, field, order) == 0 then return -1 end
 local flat = redis.call('HGETALL', grids)
@@ -21,6 +21,7 @@ for i = 1, #flat, 2 do
 end
 flush_counts(meta, acc)
 local people = redis.call('hkeys', holds)  -- lower case: the loader reserves the word KEYS
+redis.call('SADD', stopped, everyone)  -- and whoever an Update adds (init_grids.lua)
 for i = 1, #people, 1000 do
   redis.call('SADD', stopped, unpack(people, i, math.min(i + 999, #people)))
 end

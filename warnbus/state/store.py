@@ -196,7 +196,8 @@ class Store:
         args: list[str] = [x for pair in grid_primary for x in pair]
         added = 0
         for i in range(0, len(args), 2000):
-            added += int(await self._init_grids(ck, batch=pack_args(args[i : i + 2000])))
+            added += int(await self._init_grids(ck, batch=pack_args(args[i : i + 2000]),
+                                                everyone=keys.STOPPED_ALL))
         return added
 
     async def close_grids(
