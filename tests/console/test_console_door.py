@@ -146,6 +146,13 @@ async def test_a_result_entered_at_the_console(web) -> None:  # type: ignore[no-
     assert (await h.ctx.store.grids(cid))[other].state is GridState.CONFIRMED
     outside = next(g for g in sorted(h.ctx.registry.data.grids) if g.startswith("430623103"))
     assert (await enter("told", "", outside))[0] == 404
+    # From a grid's page the answer goes back there; only ever to a grid's page.
+    for g, back_to in ((grid, f"/console/campaigns/{cid}/grids/{grid}?"),
+                       ("../../../admin", f"/console/campaigns/{cid}?")):
+        r = await client.post(f"/console/campaigns/{cid}/door/result", allow_redirects=False,
+                              data={"_csrf": s.csrf, "grid": g, "outcome": "asleep",
+                                    "from": "grid"})
+        assert r.headers["Location"].startswith(back_to), r.headers["Location"]
 
 
 async def test_door_links_are_for_one_person_and_one_grid(web) -> None:  # type: ignore[no-untyped-def]

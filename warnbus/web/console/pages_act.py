@@ -23,9 +23,10 @@ from warnbus.web.console.board import campaign_meta
 
 
 def _back_to(request: web.Request, cid: str, f: dict[str, str]) -> str:
-    """The page a form came from: a grid's page (`from=grid`) or the board."""
+    """The page a form came from: a grid's page (`from=grid`, a grid of the registry: the
+    redirect names nothing the form made up) or the board."""
     grid = f.get("grid", "")
-    if f.get("from") == "grid" and grid:
+    if f.get("from") == "grid" and grid in console(request).app.ctx.registry.data.grids:
         return f"{PREFIX}/campaigns/{cid}/grids/{grid}"
     return f"{PREFIX}/campaigns/{cid}"
 
