@@ -8,6 +8,7 @@ had come in, and nothing said where one came from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -35,7 +36,9 @@ class Events:
         async with asyncio.timeout(10):
             name = ""
             while True:
-                line = (await self.resp.content.readline()).decode().rstrip("\n")
+                raw = await self.resp.content.readline()
+                assert raw, "the stream ended"  # (readline at the end returns at once)
+                line = raw.decode().rstrip("\n")
                 if line.startswith("event: "):
                     name = line[7:]
                 elif line.startswith("data: ") and name == want:
@@ -103,3 +106,29 @@ async def test_the_stream_announces_new_alerts_and_drafts_to_approvers(web) -> N
     async with client.get("/console/events") as resp:
         got = await Events(resp).next()
         assert got["desk"]["drafts"] == [] and "华容县应急管理局发布暴雨红色预警" in got["drafts"]
+
+
+async def test_open_pages_look_at_redis_once_a_turn_between_them(web) -> None:  # type: ignore[no-untyped-def]
+    """Four desks and four boards open (a session's most): the newest messages and the
+    board's grids are read once a turn for all of them, not once per page."""
+    client, h = web
+    interval = 0.2
+    await client.server.app[CONSOLE].save_settings(ConsoleSettings(sse_interval_s=interval))
+    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    await h.drain()
+    await sign_in(client, "alan")
+    async with contextlib.AsyncExitStack() as stack:
+        for path, want in (("/console/events", "desk"),
+                           (f"/console/campaigns/{cid}/events", "state")) * 4:
+            resp = await stack.enter_async_context(client.get(path))
+            assert resp.status == 200
+            await Events(resp).next(want)  # each page is running
+        await h.ctx.redis.config_resetstat()
+        await asyncio.sleep(10 * interval)  # a rate: ten turns of every page
+        stats = await h.ctx.redis.info("commandstats")
+    looks = stats.get("cmdstat_zrevrange", {}).get("calls", 0)  # the newest messages
+    grids = stats.get("cmdstat_hgetall", {}).get("calls", 0)  # a board's grids (and more)
+    # Each page's own look: ~160 and ~350 (measured). Shared: at most two computations a
+    # turn (pages ask at their own moments around the end of a turn).
+    assert 0 < looks <= 3 * 10, looks
+    assert 0 < grids <= 2 * 10 * 6, grids  # a board's turn reads ~5 hashes, once for all

@@ -20,6 +20,7 @@ from warnbus.web.console import html
 from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok, name_problem
 from warnbus.web.console.history import Histories
 from warnbus.web.console.passwords import HasherBusy
+from warnbus.web.console.shared import Shared
 from warnbus.web.console.streams import StreamSlots
 from warnbus.web.console.throttle import Admission, SignInGuard, new_device
 
@@ -62,6 +63,8 @@ class Console:
     streams: StreamSlots = field(default_factory=StreamSlots)
     #: What the audit streams of the campaigns the boards look at say (read incrementally).
     histories: Histories = field(default_factory=Histories)
+    #: What every live page reads alike (desk, boards), computed once a turn for all of them.
+    shared: Shared = field(default_factory=Shared)
     guard: SignInGuard = field(init=False)
     doors: DoorLinks = field(init=False)  # the links of people sent door to door
 

@@ -17,6 +17,7 @@ from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
+from warnbus.web.console.shared import Shared
 
 #: Newest messages and drafts a desk looks at (a notice for each one it has not seen).
 WATCHED = 8
@@ -40,20 +41,23 @@ def notices_bar(known_ids: str) -> str:
 
 @dataclass
 class DeskWatch:
-    """What is new at the desk; it reads the messages' details only when the newest change."""
+    """What is new at the desk; it reads the messages' details only when the newest change.
+    Shared by every stream of the process (`shared`): one look per `ttl_s` for all."""
 
     approver: bool  # sees the drafts waiting for approval
-    _key: tuple[str, ...] = ()
-    _msgs: list[dict[str, Any]] = field(default_factory=list)
+    shared: Shared = field(default_factory=Shared)
+    ttl_s: float = 0.0
 
     async def poll(self, ctx: Context) -> dict[str, Any]:
+        return dict(await self.shared.get(("desk", self.approver), self.ttl_s,
+                                          lambda: self._look(ctx)))
+
+    async def _look(self, ctx: Context) -> dict[str, Any]:
         newest = await ctx.store.messages.newest(0, WATCHED)
-        key = tuple(aid for aid, _at in newest)
-        if key != self._key:
-            self._msgs = await messages(ctx, newest)
-            self._key = key
+        msgs = await self.shared.get(("msgs", tuple(newest)), 3600.0,
+                                     lambda: messages(ctx, newest))
         drafts = await pending_drafts(ctx) if self.approver else []
-        return {"msgs": self._msgs, "drafts": drafts}
+        return {"msgs": msgs, "drafts": drafts}
 
 
 async def messages(ctx: Context, newest: list[tuple[str, float]]) -> list[dict[str, Any]]:

@@ -197,13 +197,15 @@ async def chase_fragment(request: web.Request) -> web.Response:
 @requires()
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the board's snapshot and the desk's news whenever they change."""
-    ctx = console(request).app.ctx
+    con = console(request)
+    ctx = con.app.ctx
     cid = request.match_info["cid"]
     await campaign_meta(ctx, cid)
-    watch = DeskWatch(approver=user_of(request).has("approver"))
+    ttl = (await con.settings()).sse_interval_s
+    watch = DeskWatch(user_of(request).has("approver"), con.shared, ttl)
 
     async def state() -> dict[str, Any]:
-        snap = await snapshot(ctx, cid)
+        snap = dict(await con.shared.get(("board", cid), ttl, lambda: snapshot(ctx, cid)))
         snap["desk"] = await watch.poll(ctx)
         snap.pop("now")  # the page counts the seconds itself: send only what changed
         return snap

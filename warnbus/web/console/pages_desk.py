@@ -56,18 +56,20 @@ async def index(request: web.Request) -> web.Response:
 async def desk_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events of the home page: the live campaigns, the drafts waiting, and the
     newest messages (each new one raises a notice), whenever they change."""
-    ctx = console(request).app.ctx
+    con = console(request)
+    ctx = con.app.ctx
     user = user_of(request)
-    watch = DeskWatch(approver=user.has("approver"))
+    ttl = (await con.settings()).sse_interval_s
+    watch = DeskWatch(user.has("approver"), con.shared, ttl)
     show_drafts = user.has("drafter", "approver")
 
     async def state() -> dict[str, Any]:
         news = await watch.poll(ctx)
-        out: dict[str, Any] = {"live": live_html(await live_rows(ctx), ctx.clock.now()),
-                               "desk": news}
+        rows = await con.shared.get("live", ttl, lambda: live_rows(ctx))
+        out: dict[str, Any] = {"live": live_html(rows, ctx.clock.now()), "desk": news}
         if show_drafts:
-            out["drafts"] = drafts_html(news["drafts"] if watch.approver
-                                        else await pending_drafts(ctx))
+            out["drafts"] = drafts_html(news["drafts"] if watch.approver else await
+                                        con.shared.get("drafts", ttl, lambda: pending_drafts(ctx)))
         return out
 
     return await stream(request, state, "desk")
