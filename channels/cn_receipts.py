@@ -19,7 +19,7 @@ from aiohttp import web
 from channels.cn_common import HookConfig, HookGuard, Seen, SentBook, SentRef, items_of
 from channels.cn_outcomes import OUTCOME_STATUS, CallOutcome
 from channels.sms_replies import is_confirmation
-from warnbus.plugin import AckVia, EventSink, ProviderStatus, mask_phone
+from warnbus.plugin import AckVia, Confirmation, EventSink, ProviderStatus, mask_phone
 
 log = structlog.get_logger("channels.cn")
 
@@ -103,10 +103,11 @@ class Receipts:
 
         async def act() -> None:
             if ref is not None:
-                recorded = await sink.confirm(ref.campaign_id, ref.target_id, AckVia.DTMF,
-                                              ref.delivery_id)
+                # The provider plays its own configured reply: nothing here to word.
+                result = Confirmation.of(await sink.confirm(
+                    ref.campaign_id, ref.target_id, AckVia.DTMF, ref.delivery_id))
                 log.info("call confirmed by key", channel=self.channel,
-                         delivery_id=ref.delivery_id, recorded=recorded)
+                         delivery_id=ref.delivery_id, result=result.value)
             else:
                 # Matched by number, on this channel's calls, once per call however often
                 # (and by whichever process) the provider reports the key.

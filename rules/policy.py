@@ -27,6 +27,7 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     step_deadline_s: float | None = None
     escalation_channels: tuple[str, ...] = ()
     cancel_channels: tuple[str, ...] = ()
+    cancel_confirm: bool = False
     speaker_deadline_s: float | None = None
 
     @property
@@ -86,6 +87,8 @@ def _problems(level: Level, p: LevelPolicy) -> list[str]:
             out.append(f"{at}.escalation_channels: a chain needs at least one channel")
         if Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain):
             out.append(f"{at}.chain: roles after the primary, each at most once")
+    if p.cancel_confirm and not p.cancel_channels:
+        out.append(f"{at}.cancel_confirm: a 解除 to confirm needs cancel_channels")
     if p.device_channels and p.speaker_deadline_s is None:
         out.append(f"{at}.speaker_deadline_s: needed when device_channels are set")
     return out

@@ -69,7 +69,7 @@ _CN_MOBILE = re.compile(r"\+861[3-9]\d{9}")
 _ID_BAD = re.compile(r"[|,:\s]")
 
 #: The kind of region each role serves.
-_ROLE_LEVEL: Mapping[Role, RegionLevel] = {
+ROLE_LEVEL: Mapping[Role, RegionLevel] = {
     Role.PRIMARY: RegionLevel.VILLAGE,
     Role.BACKUP: RegionLevel.VILLAGE,
     Role.VILLAGE_HEAD: RegionLevel.VILLAGE,
@@ -265,8 +265,8 @@ def _person_problems(data: RegistryData) -> Iterable[str]:
         region = data.regions.get(p.region)
         if region is None:
             yield f"{where}: region {p.region!r} does not exist"
-        elif region.level is not _ROLE_LEVEL[p.role]:
-            yield f"{where}: a {p.role} serves a {_ROLE_LEVEL[p.role]}, {p.region} is a {region.level}"
+        elif region.level is not ROLE_LEVEL[p.role]:
+            yield f"{where}: a {p.role} serves a {ROLE_LEVEL[p.role]}, {p.region} is a {region.level}"
         if key in data.devices:
             yield f"{where}: id is also a device id (target ids must be unique)"
 

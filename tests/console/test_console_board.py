@@ -199,3 +199,31 @@ async def test_an_exercise_is_marked_on_the_desk_and_the_board(web) -> None:  # 
     for path in ("/console/", f"/console/campaigns/{cid}"):
         page = await (await client.get(path, headers=HTML)).text()
         assert '<span class="drill">演练</span>' in page, path
+
+
+async def test_a_grid_removed_from_the_registry_while_it_is_called(web) -> None:  # type: ignore[no-untyped-def]
+    """The registry drops a grid whose officer is being called: the pending list, the
+    township's view and the grid's own page still answer, and name it under its id."""
+    from warnbus.domain.models import RegistryData
+
+    client, h = web
+    _alert, cid = await _started(h)
+    h.clock.advance(30)
+    data = h.ctx.registry.data
+    gone = sorted(await h.ctx.store.grids(cid))[0]
+    officer = data.persons[data.grids[gone].primary]
+    await h.app.engine.registry.apply(
+        RegistryData(data.regions, {k: v for k, v in data.grids.items() if k != gone},
+                     data.persons, data.devices),
+        expected=0, by="root", source="test", year=None, summary="", diff=b"{}",
+        validated=False)
+    await sign_in(client, "alan")
+    for path in (f"/console/campaigns/{cid}/chase", f"/console/campaigns/{cid}?town={TOWN}",
+                 f"/console/campaigns/{cid}/grids/{gone}",
+                 f"/console/campaigns/{cid}/grids/{gone}?part=panel"):
+        r = await client.get(path, headers=HTML)
+        assert r.status == 200, (path, r.status)
+        if "grids" in path:
+            text = _text(await r.text())
+            assert f"{gone}（已从台账删除）" in text and officer.name in text
+            assert "叫应中" in text

@@ -106,3 +106,34 @@ async def test_an_update_after_the_stop_calls_nobody_in_the_areas_it_adds(web) -
     assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
     page = await (await client.get(f"/console/campaigns/{cid}", headers=HTML)).text()
     assert "没有待确认的网格（已停止叫应）" in page
+
+
+async def test_an_area_put_back_after_the_stop_is_not_called_again(web) -> None:  # type: ignore[no-untyped-def]
+    client, h = web
+    alert = cap_alert(codes=("430623101000", "430623102000"))
+    cid = (await accept(h.ctx, alert, ENGINE)).campaign_id
+    await h.drain()
+    ref = (Reference(alert.sender, alert.identifier, "x"),)
+    narrow = cap_alert("43062304100000_20260715060000_2", msg_type=MsgType.UPDATE,
+                       codes=("430623101000",), references=ref)
+    await accept(h.ctx, narrow, ENGINE)
+    await h.drain()
+    dropped = {g for g, v in (await h.ctx.store.grids(cid)).items()
+               if v.state is GridState.DROPPED}
+    assert dropped, "township 102 was dropped"
+    s = await sign_in(client, "alan")
+    r = await client.post(f"/console/campaigns/{cid}/stop", allow_redirects=False,
+                          data={"_csrf": s.csrf, "reason": "误报"})
+    assert r.status == 303
+    calls = [d for d in h.sent() if d.kind in DeliveryKind.CALLS]
+    wide = cap_alert("43062304100000_20260715061000_3", msg_type=MsgType.UPDATE,
+                     codes=("430623101000", "430623102000"),
+                     references=(Reference(narrow.sender, narrow.identifier, "x"),))
+    await accept(h.ctx, wide, ENGINE)
+    await h.drain()
+    grids = await h.ctx.store.grids(cid)
+    assert {grids[g].state for g in dropped} == {GridState.STOPPED}
+    for _ in range(8):
+        h.clock.advance(200)
+        await h.drain()
+    assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls

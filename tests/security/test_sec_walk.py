@@ -65,6 +65,7 @@ from walkreq import (
     new_alert,
     new_user,
     on_behalf,
+    person_as_is,
     pushed,
     read,
     settings,
@@ -73,6 +74,7 @@ from walkreq import (
     update_form,
     upload,
     wecom,
+    workbook,
 )
 
 from warnbus.runtime.services import ManagedService
@@ -225,6 +227,15 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/registry/export.zip", SIGNED_IN),  # full phones for an admin only
     route("POST /console/registry/import", console(admin=303),
           at("POST", "/console/registry/import", upload)),
+    route("GET /console/registry/template.xlsx", SIGNED_IN),
+    route("GET /console/registry/export.xlsx", SIGNED_IN),  # full phones for an admin only
+    route("POST /console/registry/upload", console(admin=303),  # staged for a preview
+          at("POST", "/console/registry/upload", workbook)),
+    route("GET /console/registry/imports/{id}", console(admin=303)),  # no such import: back
+    route("POST /console/registry/imports/{id}/apply", console(admin=Refused(303))),
+    route("GET /console/registry/history", SIGNED_IN),
+    route("GET /console/registry/people/{id}", console(admin=404)),  # no such person
+    route("POST /console/registry/people/{id}", console(admin=Refused(303)), person_as_is),
     # Provider callbacks: the provider's signature (or secret path and network) first.
     route("POST /hooks/twilio-sms/status", hook(), twilio("twilio-sms", "status", SMS_STATUS)),
     route("POST /hooks/twilio-sms/inbound", hook(), twilio("twilio-sms", "inbound", SMS_REPLY)),

@@ -17,8 +17,9 @@ from typing import Any
 import structlog
 
 from warnbus.domain.models import Ack, AckVia
-from warnbus.domain.states import CampaignState
+from warnbus.domain.states import CampaignState, GridState
 from warnbus.errors import AuthError
+from warnbus.plugin import Confirmation
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 
@@ -27,8 +28,11 @@ log = structlog.get_logger("warnbus.flow.acks")
 RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET, NOT_REACHED, LATE = 1, 2, 0, -1, -2, 3
 _STATUS = {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
            NOT_TARGET: "not_target", NOT_REACHED: "not_reached", LATE: "late"}
-#: What a person reads who confirms after the end (the ack link page, the console).
-LATE_ZH: dict[str, str] = {CampaignState.CANCELLED: "该预警已解除，无需确认。"}
+#: What a person reads who confirms after the end (the ack link page, the console): the
+#: state the ack script answers, the campaign's or, for a person whose area an Update dropped
+#: (whose 解除 they were sent), `GridState.DROPPED`.
+LATE_ZH: dict[str, str] = {CampaignState.CANCELLED: "该预警已解除，无需确认。",
+                           GridState.DROPPED: "您所在区域的预警已解除，无需确认。"}
 LATE_ZH_DEFAULT = "该预警已结束，无需确认。"
 
 
@@ -48,6 +52,18 @@ class AckResult:
     @property
     def status(self) -> str:
         return _STATUS[self.code]
+
+    @property
+    def confirmation(self) -> Confirmation:
+        """What a channel tells the person (`plugin.Confirmation`)."""
+        if self.code == RECORDED:
+            return Confirmation.RECORDED
+        if self.code == DUPLICATE:
+            return Confirmation.DUPLICATE
+        if self.code == LATE:
+            lifted = self.state in (CampaignState.CANCELLED, GridState.DROPPED)
+            return Confirmation.LIFTED if lifted else Confirmation.ENDED
+        return Confirmation.UNKNOWN
 
     @property
     def late_zh(self) -> str:

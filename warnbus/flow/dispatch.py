@@ -15,6 +15,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
+import msgspec
 import structlog
 
 from warnbus.domain.models import (
@@ -29,7 +30,7 @@ from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
 from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
 from warnbus.flow.fallback import plan_fallbacks
-from warnbus.plugin import Channel
+from warnbus.plugin import PERSON_FIELD, Channel
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.runtime.tasks import gather_paced
@@ -188,6 +189,12 @@ class Dispatcher:
     async def _send(self, impl: Channel, channel: str, d: Delivery, n: int, at: float,
                     info: bool) -> tuple[Stored, bool]:
         """One send: its attempt, and whether the provider answered (for the breaker)."""
+        current = self._readdressed(impl, d)
+        if current is None:
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
+                                     error="no longer in the registry (or no address there)"),
+                          DeliveryState.FAILED), True
+        d = current
         try:
             receipt = await impl.send(d)
         except TransientChannelError as e:
@@ -209,6 +216,18 @@ class Dispatcher:
                      target=d.target_id, step=d.step, kind=d.kind.value, attempt=n)
         return Stored(d, Attempt(d.id, n, channel, at, receipt.outcome,
                                  provider_id=receipt.provider_id), state), True
+
+    def _readdressed(self, impl: Channel, d: Delivery) -> Delivery | None:
+        """The delivery to the person's address in the registry served now: a registry
+        change applied while the delivery waited on its lane or for a retry (a new phone)
+        is what it goes to; None when the person, or their address, is gone."""
+        if d.target_kind is not TargetKind.PERSON:
+            return d
+        person = self.ctx.person(d.target_id)
+        address = PERSON_FIELD[impl.info.address](person) if person is not None else None
+        if not address:
+            return None
+        return d if address == d.address else msgspec.structs.replace(d, address=address)
 
     def _transient(self, d: Delivery, n: int, at: float, error: str, retry_after: float | None
                    ) -> Stored:

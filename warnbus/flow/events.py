@@ -11,7 +11,7 @@ from warnbus.domain.states import DeliveryReport
 from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.acks import record_ack
 from warnbus.flow.fallback import plan_fallback_for
-from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
+from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.devices import DeviceStatusBook
@@ -79,9 +79,9 @@ class EngineSink:
 
     async def confirm(
         self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
-    ) -> bool:
+    ) -> Confirmation:
         res = await record_ack(self.ctx, campaign_id, person_id, via, delivery_id=delivery_id)
-        return res.recorded
+        return res.confirmation
 
     async def confirm_from(self, channel: str, address: str, via: AckVia, reply_id: str = ""
                            ) -> list[str]:

@@ -7,12 +7,11 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Alert,
     Delivery,
@@ -20,15 +19,21 @@ from warnbus.domain.models import (
     Level,
     MsgType,
     Person,
-    Role,
     Target,
     TargetKind,
     alert_id_for,
 )
-from warnbus.domain.states import CampaignState, GridState, TargetState
+from warnbus.domain.states import CampaignState, GridState
 from warnbus.domain.steps import Step
-from warnbus.domain.targets import area_id
 from warnbus.errors import IngestError
+from warnbus.flow.changes import (
+    message_meta,
+    persons_of,
+    plan_cancel,
+    plan_context,
+    plan_update,
+    reach_count,
+)
 from warnbus.flow.credentials import (
     Credential,
     categories_of,
@@ -42,7 +47,7 @@ from warnbus.flow.credentials import (
 )
 from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
 from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
-from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.flow.planner import PlanContext, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
 from warnbus.ingest import alert_to_json
 from warnbus.runtime import metrics
@@ -172,22 +177,6 @@ async def thread_reach(ctx: Context, cid: str) -> set[str]:
 # --------------------------------------------------------------------------- worker side
 
 
-def _message(alert: Alert, level: Level, villages: Sequence[str], targets: int) -> MessageMeta:
-    """What the campaign's meta keeps of the message it carries now."""
-    info = alert.primary_info()
-    expires = alert.expires_at()
-    return MessageMeta(latest=alert.alert_id, level=level,
-                       headline=(info.headline or "") if info else "", area=area_text(alert),
-                       expires_at=expires.timestamp() if expires else None,
-                       villages=tuple(villages), targets=targets)
-
-
-def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPolicyLike) -> int:
-    """What the campaign sends to: persons, plus one area per village for loudspeakers."""
-    persons = sum(1 for t in targets if t.kind is TargetKind.PERSON)
-    return persons + (len(villages) if policy.device_channels else 0)
-
-
 class Intake:
     """The planner role: reads the inbox and runs the campaign lifecycle."""
 
@@ -213,25 +202,10 @@ class Intake:
             structlog.contextvars.unbind_contextvars("alert_id", "campaign_id")
 
     def _plan_ctx(self, cid: str, alert: Alert, level: Level) -> PlanContext:
-        return PlanContext(
-            campaign_id=cid,
-            alert=alert,
-            info=alert.primary_info(),
-            level=level,
-            area=area_text(alert),
-            now=self.ctx.clock.now(),
-            renderer=self.ctx.rules.renderer,
-            channels=self.ctx.channels,
-            ack_url=lambda pid: self.ctx.ack_url(cid, pid),
-        )
+        return plan_context(self.ctx, cid, alert, level, ack_url=self._ack_url(cid))
 
-    def _persons(self, targets: Sequence[Target]) -> list[Person]:
-        out = []
-        for t in targets:
-            p = self.ctx.person(t.id) if t.kind is TargetKind.PERSON else None
-            if p is not None:
-                out.append(p)
-        return out
+    def _ack_url(self, cid: str) -> Callable[[str], str | None]:
+        return lambda pid: self.ctx.ack_url(cid, pid)
 
     async def _first_wave(
         self, cid: str, alert: Alert, level: Level, policy: LevelPolicyLike,
@@ -257,7 +231,7 @@ class Intake:
         try:
             for i in range(0, len(targets), chunk):
                 part = targets[i : i + chunk]
-                persons = self._persons(part)
+                persons = persons_of(ctx, part)
                 deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(), kind)
                 n += len(deliveries)
                 await writes.submit(self._queue_chunk(cid, policy, part, persons, deliveries))
@@ -300,8 +274,8 @@ class Intake:
         now = ctx.clock.now()
         expires = alert.expires_at()
         info = alert.primary_info()
-        msg = _message(alert, level, match.villages,
-                       _reach(targets, () if alert.is_drill else match.villages, policy))
+        msg = message_meta(alert, level, match.villages,
+                           reach_count(targets, () if alert.is_drill else match.villages, policy))
         await ctx.store.start(cid, msg, root=alert.alert_id, sender=alert.sender,
                               event=info.event if info else "", drill=alert.is_drill, now=now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
@@ -320,46 +294,34 @@ class Intake:
             log.warning("update of a campaign that is over",
                         state=meta.state.value if meta else None)
             return
-        level = ctx.rules.level_of(alert)
-        policy = ctx.rules.policy_for(level)
-        match = await match_alert(ctx, alert)
-        new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                        drill=alert.is_drill)
-        old = await ctx.store.targets(cid)
-        grids_now = set(match.grids)
-        old_grids = {g for t in old.values() for g in t.grids
-                     if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY}
-        dropped_grids = sorted(old_grids - grids_now)
-        keep_ids = {t.id for t in new_targets}
-        dropped_people = [t.id for t in old.values()
-                          if t.kind is TargetKind.PERSON and t.id not in keep_ids
-                          and t.role is Role.PRIMARY]
+        plan = await plan_update(ctx, cid, alert, meta, ack_url=self._ack_url(cid))
+        # Queued before the state moves on: the plan compares with the message it updates
+        # and the grids still open, so an Update handled again after a crash finds its
+        # deliveries queued already (the same ids: sent once) rather than a state with
+        # nothing left to announce.
+        await ctx.lanes.enqueue(plan.deliveries)
         now = ctx.clock.now()
-        await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
+        await ctx.store.close_grids(cid, plan.dropped_grids, GridState.DROPPED,
+                                    plan.dropped_people, now)
+        if plan.reopened:
+            # Their deadlines first: handled again after the grids reopened, the Update
+            # finds these persons still in the area (no first wave, no deadline of theirs).
+            returning = sorted({pid for _, pid in plan.reopened})
+            if plan.policy.ack_deadline_s:
+                due = deadline_for(plan.policy, Step.first_wave(), now, now)
+                await ctx.timers.schedule([(encode_timer(Deadline(cid, pid, int(
+                    Step.first_wave()))), due) for pid in returning])
+            await ctx.store.reopen_grids(cid, plan.reopened, now)
+        await ctx.store.carry(cid, plan.message)
+        n = await self._first_wave(cid, alert, plan.level, plan.policy, plan.added, (),
+                                   DeliveryKind.WARNING)
         expires = alert.expires_at()
-        await ctx.store.carry(cid, _message(alert, level, match.villages,
-                                            _reach(new_targets, match.villages, policy)))
-        added = [t for t in new_targets if t.id not in old]
-        kept = [t for t in new_targets if t.id in old]
-        n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
-        # Everyone still in the area gets the new content; those who confirmed already get it
-        # on the notice channels only (they need not confirm again).
-        pctx = self._plan_ctx(cid, alert, level)
-        acks = await ctx.store.acks(cid)
-        calling = self._persons([t for t in kept if t.id not in acks])
-        confirmed = self._persons([t for t in kept if t.id in acks])
-        first = Step.first_wave()
-        deliveries = plan_persons(pctx, calling, policy.channels, first, DeliveryKind.UPDATE)
-        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, first,
-                                   DeliveryKind.UPDATE)
-        for ch in policy.device_channels:
-            if not alert.is_drill:
-                deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
-        await ctx.lanes.enqueue(deliveries)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
-        log.info("campaign updated", added=len(added), dropped=len(dropped_people),
-                 dropped_grids=len(dropped_grids), deliveries=n + len(deliveries))
+        log.info("campaign updated", added=len(plan.added), dropped=len(plan.dropped_people),
+                 reopened=len(plan.reopened),
+                 dropped_grids=len(plan.dropped_grids), lifted=plan.lifted_people,
+                 lifted_villages=plan.lifted_villages, deliveries=n + len(plan.deliveries))
 
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -378,17 +340,6 @@ class Intake:
             return
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        level = meta.require_level()
-        policy = ctx.rules.policy_for(level)
-        # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
-        states = await ctx.store.target_states(cid)
-        reached = [pid for pid, st in states.items() if st in TargetState.REACHED]
-        pctx = self._plan_ctx(cid, alert, level)
-        deliveries = plan_persons(pctx, self._persons(
-            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels,
-            Step.first_wave(), DeliveryKind.CANCEL)
-        reached_areas = [v for v in meta.villages if states.get(area_id(v)) in TargetState.REACHED]
-        for ch in policy.device_channels:
-            deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
+        deliveries = await plan_cancel(ctx, cid, alert, meta, ack_url=self._ack_url(cid))
         await ctx.lanes.enqueue(deliveries)
-        log.info("campaign cancelled", reached=len(reached), notices=len(deliveries))
+        log.info("campaign cancelled", notices=len(deliveries))

@@ -13,7 +13,7 @@ Steps (first wave, redials, chain levels, notices) are `warnbus.domain.steps.Ste
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from warnbus.domain.models import (
@@ -71,6 +71,9 @@ class PlanContext:
     renderer: Renderer
     channels: Mapping[str, ChannelInfo]  # what each configured channel is, by name
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
+    #: Template values every delivery of the call shares: an Update's {changes}, the area a
+    #: dropped area's 解除 names ("lifted"); a person's own `extra` comes on top.
+    values: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def alert_id(self) -> str:
@@ -98,40 +101,46 @@ def plan_persons(
     kind: DeliveryKind,
     *,
     extra: Mapping[str, Mapping[str, str]] | None = None,
+    confirm: bool | None = None,
 ) -> list[Delivery]:
     """One delivery per person and channel that the person has an address for.
 
     `extra` gives per-person template values (e.g. the grids of an escalation); a person with
     extra values gets a text of their own, everyone else shares one rendering per channel.
+    `confirm`: whether the messages ask for a confirmation (None: as `kind` does,
+    `DeliveryKind.CONFIRMING`); only those that ask carry the person's ack link. Each text
+    is rendered within its channel's `max_length`.
     """
+    asks = kind in DeliveryKind.CONFIRMING if confirm is None else confirm
     base_text: dict[str, str] = {}
     out: list[Delivery] = []
     code = int(step)
     # One signed link per person, shared by their channels (signing is an HMAC each).
-    urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
+    urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url and asks else {}
     for channel in channels:
         info = ctx.channels.get(channel)
         if info is None or info.target is not TargetKind.PERSON:
             continue  # not configured here, or a channel to areas (`plan_areas`)
-        field = PERSON_FIELD[info.address]
-        medium = info.medium
+        field_of = PERSON_FIELD[info.address]
         for person in persons:
-            address = field(person)
+            address = field_of(person)
             if not address:
                 continue
             url = urls.get(person.id)
             own = extra.get(person.id) if extra else None
             if own is not None:
-                text = _render(ctx, kind, channel, medium, url, own)
+                text = _render(ctx, kind, channel, info, url, own, asks)
             else:
                 if channel not in base_text:
-                    base_text[channel] = _render(ctx, kind, channel, medium,
-                                                 _URL_MARK if url else None, {})
+                    # Rendered once with a mark for the link, fitted as if the link were there.
+                    base_text[channel] = _render(ctx, kind, channel, info,
+                                                 _URL_MARK if url else None, {}, asks,
+                                                 len(url) - len(_URL_MARK) if url else 0)
                 text = base_text[channel]
                 if url:
                     text = text.replace(_URL_MARK, url)
             out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, code, kind,
-                                 address, text, person.region, url))
+                                 address, text, person.region, url, asks))
     return out
 
 
@@ -144,7 +153,7 @@ def plan_areas(
     info = ctx.channels.get(channel)
     if info is None or info.target is not TargetKind.DEVICE:
         return []
-    text = _render(ctx, kind, channel, info.medium, None, {})
+    text = _render(ctx, kind, channel, info, None, {}, False)
     step = int(Step.first_wave())
     return [
         _delivery(ctx, area_id(code), TargetKind.DEVICE, channel, step, kind, code, text, code)
@@ -155,6 +164,7 @@ def plan_areas(
 def _delivery(
     ctx: PlanContext, target_id: str, target_kind: TargetKind, channel: str, step: int,
     kind: DeliveryKind, address: str, text: str, region: str, ack_url: str | None = None,
+    confirm: bool = False,
 ) -> Delivery:
     alert_id = ctx.alert_id
     return Delivery(
@@ -162,18 +172,26 @@ def _delivery(
         campaign_id=ctx.campaign_id, alert_id=alert_id, target_id=target_id,
         target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
         address=address, text=text, created_at=ctx.now, drill=ctx.drill, ack_url=ack_url,
-        region=region, expires_at=ctx.expires_at,
+        region=region, expires_at=ctx.expires_at, confirm=confirm,
     )
 
 
 def _render(
-    ctx: PlanContext, kind: DeliveryKind, channel: str, medium: Medium, url: str | None,
-    extra: Mapping[str, str],
+    ctx: PlanContext, kind: DeliveryKind, channel: str, info: ChannelInfo, url: str | None,
+    extra: Mapping[str, str], confirm: bool, longer: int = 0,
 ) -> str:
     # Templates named after a medium are that medium's: an SMS channel a deployment called
     # "voice" gets the SMS texts, not the call's.
+    medium = info.medium
     own = medium if channel in _MEDIA and channel != medium else channel
-    return ctx.renderer.render(
+    values = {**ctx.values, **extra} if ctx.values else extra
+    text = ctx.renderer.render(
         kind, own, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
-        ack_url=url, extra=extra,
+        ack_url=url, extra=values, confirm=confirm,
+        # `longer`: how much longer than `url` the text's real link is (a mark stands for it).
+        max_length=None if info.max_length is None else info.max_length - longer,
     )
+    if longer and url is not None and url not in text:
+        # The medium shows no link (a call, a WeCom card): the whole room is the text's.
+        return _render(ctx, kind, channel, info, url, extra, confirm)
+    return text

@@ -33,10 +33,19 @@ from warnbus.flow.escalation import (
     encode_timer,
 )
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.registry import Registry
 from warnbus.runtime.context import Context
 from warnbus.state.queue import TimerEntry
 
 log = structlog.get_logger("warnbus.timers")
+
+
+def _chain(reg: Registry, grid_id: str) -> tuple[str | None, ...]:
+    """A grid's chain; a grid removed from the registry while a campaign holds it has nobody
+    left to call, so its 叫应 goes on the 未叫醒 list (people act on it) instead of failing."""
+    if grid_id not in reg.data.grids:
+        return (None,) * len(CHAIN_ORDER)
+    return reg.chain(grid_id)
 
 
 class Ticker:
@@ -97,14 +106,16 @@ class Ticker:
         policy = ctx.rules.policy_for(level)
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
-        decision = decide(
-            timer,
-            acked=await ctx.store.is_acked(cid, pid),
-            active=active,
-            policy=policy,
-            held=held,
-            chain=ctx.registry.chain,
-        )
+        reg = ctx.registry  # one view: a registry change may be applied while this runs
+        acked = await ctx.store.is_acked(cid, pid)
+        decision = decide(timer, acked=acked, active=active, policy=policy, held=held,
+                          chain=lambda g: _chain(reg, g))
+        if decision.redial is not None and reg.data.persons.get(pid) is None:
+            # Removed from the registry while being called: no number to redial, so their
+            # grids move up the chain now instead of waiting for redials that cannot be made.
+            last = Deadline.at(cid, pid, Step.of(policy.redials))  # its last redial (0: none)
+            decision = decide(last, acked=acked, active=active, policy=policy, held=held,
+                              chain=lambda g: _chain(reg, g))
         if decision.redial is None and not decision.advances:
             return
         alert = await ctx.alert(cid, meta.latest_alert_id)
@@ -117,11 +128,8 @@ class Ticker:
             channels=ctx.channels, ack_url=lambda p: ctx.ack_url(cid, p),
         )
         if decision.redial is not None:
-            person = ctx.person(pid)
-            if person is None:
-                return
             step = Step.redial(decision.redial)
-            deliveries = plan_persons(pctx, [person], policy.redial_channels, step,
+            deliveries = plan_persons(pctx, [reg.data.persons[pid]], policy.redial_channels, step,
                                       DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
             await ctx.lanes.enqueue(deliveries)
             t0 = await ctx.store.first_wave_at(cid, pid) or meta.t0 or now
@@ -141,20 +149,20 @@ class Ticker:
                 unreached += 1
             else:
                 moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
-        grid_names = ctx.registry.data.grids
+        grid_names = reg.data.grids
         for (holder, lv), grids in moved.items():
-            person = ctx.person(holder)
-            if person is None:
+            chained = reg.data.persons.get(holder)
+            if chained is None:
                 continue
             step = Step.chain(lv)
-            names = "、".join(grid_names[g].name for g in grids[:10]) + (
+            names = "、".join(grid_names[g].name if g in grid_names else g for g in grids[:10]) + (
                 f"等{len(grids)}个网格" if len(grids) > 10 else "")
             # A chain person may already answer for other grids of this campaign: keep them.
             known = await ctx.store.target(cid, holder)
             answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
-            await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, person.region,
+            await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, chained.region,
                                                      CHAIN_ORDER[lv], answers_for)], now)
-            deliveries = plan_persons(pctx, [person], policy.escalation_channels, step,
+            deliveries = plan_persons(pctx, [chained], policy.escalation_channels, step,
                                       DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
             await ctx.lanes.enqueue(deliveries)
             due = deadline_for(policy, step, now, now)

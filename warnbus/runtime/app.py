@@ -7,6 +7,7 @@ found through the `warnbus.channels` entry-point group, so a third party can add
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,10 +29,10 @@ from warnbus.domain.models import Alert, Area, Info, Level, RegistryData, Target
 from warnbus.errors import ConfigError
 from warnbus.flow.acks import AckLinks
 from warnbus.flow.credentials import console_sender
-from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike
+from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike, Rules
 from warnbus.plugin import Channel, ChannelInfo, Medium
 from warnbus.registry import Registry, default_registry_path, load_registry
-from warnbus.runtime import services
+from warnbus.runtime import live_registry, services
 from warnbus.runtime.brokerauth import BrokerAccounts
 from warnbus.runtime.clock import Clock, ScaledClock, SystemClock
 from warnbus.runtime.config import ANY_SENDER, Settings, TokenSettings, check_credentials
@@ -63,6 +64,12 @@ class RulesFacade:
         self.policy = Policy.load(settings.policy or None)
         self.renderer = Templates.load(settings.templates or None, self.hazards)
         self.matcher = Matcher(data, hazards=self.hazards)
+
+    def for_registry(self, data: RegistryData) -> RulesFacade:
+        """The same hazards, policy and templates, matching on `data`."""
+        other = copy.copy(self)
+        other.matcher = Matcher(data, hazards=self.hazards)
+        return other
 
     def match(self, alert: Alert) -> MatchLike:
         return self.matcher.match(alert)
@@ -244,7 +251,11 @@ async def build_app(
     if clock is None:
         f = settings.engine.clock_factor
         clock = ScaledClock(f) if f != 1.0 else SystemClock()
-    rules = RulesFacade(registry.data, settings)
+    facade = RulesFacade(registry.data, settings)
+    rules: Rules = facade
+    # A change applied while running (console, CLI) is served from Redis, also after a restart.
+    registry, rules, version, base = await live_registry.resolve(redis, registry, rules,
+                                                                clock.now())
     secret = settings.ack_secret.reveal() if settings.ack_secret else ""
     if not secret:
         # One secret shared by every process of this deployment, kept in Redis.
@@ -259,6 +270,7 @@ async def build_app(
         store=Store(redis), lanes=Lanes(redis, ()),
         timers=Timers(redis),
     )
+    ctx.registry_version, ctx.registry_base = version, base
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
     roles = frozenset(roles)
     if channels is not None:
@@ -269,7 +281,7 @@ async def build_app(
     ctx.lanes.channels = tuple(chans)
     ctx.channels = {name: ch.info for name, ch in chans.items()}
     try:
-        missing = check_channels(rules.policy, ctx.channels)
+        missing = check_channels(facade.policy, ctx.channels)
     except ConfigError:
         # Found only once the channels are built: leave nothing running behind the error.
         for ch in chans.values():

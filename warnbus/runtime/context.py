@@ -43,8 +43,16 @@ class Context:
     ack_url: Callable[[str, str], str | None] = _no_link
     #: What each configured channel is, by the name the deployment gave it (`load_channels`).
     channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
+    #: The registry version served (0: the configured files; N: applied, `live_registry`)
+    #: and the sha of the configured files it was made on top of.
+    registry_version: int = 0
+    registry_base: str = ""
     _alerts: dict[str, Alert] = field(default_factory=dict)
     _alerts_weight: int = 0
+
+    def use_registry(self, registry: Registry, rules: Rules, version: int) -> None:
+        """Serve another registry (and the rules indexed on it) from now on, in one step."""
+        self.registry, self.rules, self.registry_version = registry, rules, version
 
     def person(self, person_id: str) -> Person | None:
         return self.registry.data.persons.get(person_id)

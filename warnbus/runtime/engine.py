@@ -22,6 +22,7 @@ from warnbus.flow.intake import Intake
 from warnbus.flow.ticker import Ticker
 from warnbus.plugin import Channel, ListeningChannel
 from warnbus.runtime.context import Context
+from warnbus.runtime.live_registry import LiveRegistry
 from warnbus.state.queue import Inbox
 
 log = structlog.get_logger("warnbus.runtime.engine")
@@ -58,6 +59,7 @@ class Engine:
         self.ticker = Ticker(ctx, self.consumer)
         self.sink = EngineSink(ctx)
         self.feeds = FeedManager(ctx, self.consumer)
+        self.registry = LiveRegistry(ctx)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -84,6 +86,8 @@ class Engine:
             await self.feeds.start()
         if self.roles & {"worker", "timer"}:
             spawn(asyncio.create_task(self._sweep_loop(), name="sweeper"))
+        # Every role serves the registry version Redis holds (a change applied while running).
+        spawn(asyncio.create_task(self.registry.run(self._stop), name="registry"))
         # What is alive now (the registry, the matcher's index, every module) lives as long
         # as the process: keep it out of the cyclic collector's full passes, which walked it
         # all each time (about a tenth of the CPU of a county's first wave).

@@ -184,6 +184,23 @@ def console_notified(item: str) -> str:
 DEVICES_STATUS = f"{PREFIX}:devices:status"  # hash: device_id -> JSON state|since|seen|area
 
 
+# --------------------------------------------------------------------------- registry
+# The registry every process serves once a change has been applied (console, CLI); before
+# that, the configured files are version 0. One hash tag: a change is one script in one slot.
+
+REGISTRY_CURRENT = f"{PREFIX}:{{reg}}:current"  # hash: version, sha, base, at, by, source, year
+REGISTRY_DATA = f"{PREFIX}:{{reg}}:data"  # string: the current version's records (zlib msgpack)
+REGISTRY_HISTORY = f"{PREFIX}:{{reg}}:history"  # stream: every change: who, when, what (diff)
+# String: sha of the configured files the engine serves as version 0 (what a first change is
+# made on top of, also when it comes from a CLI on another machine).
+REGISTRY_FILES = f"{PREFIX}:{{reg}}:files"
+
+
+def registry_staged(stage_id: str) -> str:
+    """Hash (with TTL): an import previewed and not yet applied (candidate, diff, base version)."""
+    return f"{PREFIX}:{{reg}}:staged:{stage_id}"
+
+
 _FAMILIES = (
     (ACTIVE, "active"),
     (f"{PREFIX}:q:", "lanes"),

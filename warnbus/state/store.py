@@ -59,6 +59,7 @@ ACK = scripts.load(__file__, "ack")
 PUT_TARGETS = scripts.load(__file__, "put_targets")
 INIT_GRIDS = scripts.load(__file__, "init_grids")
 CLOSE_GRIDS = scripts.load(__file__, "close_grids")
+REOPEN_GRIDS = scripts.load(__file__, "reopen_grids")
 ADVANCE = scripts.load(__file__, "advance")
 FINISH = scripts.load(__file__, "finish")
 
@@ -98,6 +99,7 @@ class Store:
         self._ack = ACK.bind(redis)
         self._init_grids = INIT_GRIDS.bind(redis)
         self._close_grids = CLOSE_GRIDS.bind(redis)
+        self._reopen_grids = REOPEN_GRIDS.bind(redis)
         self._advance = ADVANCE.bind(redis)
         self._finish = FINISH.bind(redis)
         self._put_targets = PUT_TARGETS.bind(redis)
@@ -206,6 +208,17 @@ class Store:
         ck = keys.campaign(campaign_id)
         return int(await self._close_grids(ck, *grids, "--", *stop, now=now,
                                            new_state=_VALUE[state]))
+
+    async def reopen_grids(
+        self, campaign_id: str, pairs: Sequence[tuple[str, str]], now: float
+    ) -> int:
+        """Grids dropped by an Update that a later one puts back: (grid, primary) pairs call
+        their primary again from the start (`reopen_grids.lua`); how many reopened now."""
+        if not pairs:
+            return 0
+        ck = keys.campaign(campaign_id)
+        return int(await self._reopen_grids(ck, *(x for pair in pairs for x in pair), now=now,
+                                            everyone=keys.STOPPED_ALL))
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
@@ -327,6 +340,7 @@ class Store:
         the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
         a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
         person through it in this campaign, 3 late: the campaign has ended (extra: its state),
+        or an Update dropped every grid the person answers for (extra: GridState.DROPPED),
         nothing changes but the audit. A confirmation through a delivery (`ack.delivery_id`)
         marks that delivery delivered too, while the campaign runs."""
         ck = keys.campaign(ack.campaign_id)

@@ -34,8 +34,6 @@ from warnbus.flow.acks import (
     LATE,
     RECORDED,
     AckResult,
-    ended_state,
-    late_zh,
     record_ack,
 )
 from warnbus.flow.credentials import (
@@ -53,6 +51,7 @@ from warnbus.runtime.app import App, token_hash
 from warnbus.runtime.config import TokenSettings
 from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
+from warnbus.web.ackpage import ack_page, late_text, over_for
 from warnbus.web.console import setup_console
 
 log = structlog.get_logger("warnbus.web")
@@ -368,19 +367,20 @@ async def ack_link_page(request: web.Request) -> web.Response:
     app = request.app[APP]
     token = request.match_info["token"]
     try:
-        cid, _pid = app.links.verify(token, app.ctx.clock.now())
+        cid, pid = app.links.verify(token, app.ctx.clock.now())
     except AuthError as e:
         await admit_request(False)
         log.warning("ack link rejected", reason=e.message)
         return web.Response(status=403, text=_page("链接无效", html.escape(e.message)),
                             content_type="text/html")
     await admit_request(True)
-    state = await ended_state(app.ctx, cid)
-    if state is not None:  # nothing to confirm any more: no button
-        return web.Response(text=_page("无需确认", late_zh(state)), content_type="text/html")
+    # The message in full (what a card or an SMS could not carry), and a button only while
+    # a confirmation is wanted.
+    page = await ack_page(app.ctx, cid, await over_for(app.ctx, cid, pid))
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
-            '<button style="font-size:2em;padding:.5em 2em">确认收到</button></form>')
-    return web.Response(text=_page("确认收到预警", form), content_type="text/html")
+            f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
+            if page.button else "")
+    return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
 async def ack_link_post(request: web.Request) -> web.Response:
@@ -395,7 +395,7 @@ async def ack_link_post(request: web.Request) -> web.Response:
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         if res.late:
-            text = res.late_zh
+            text = await late_text(app.ctx, cid, res)
         else:
             text = "已确认，谢谢。" if res.code in (RECORDED, DUPLICATE) else "未找到对应的预警。"
         return web.Response(text=_page("确认", text), content_type="text/html")

@@ -24,6 +24,7 @@ from warnbus.web.console import (
     pages_door,
     pages_grid,
     pages_registry,
+    pages_registry_io,
     records,
 )
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
@@ -69,6 +70,14 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/registry/devices", pages_registry.devices_page),
     ("GET", "/registry/export.zip", pages_registry.export_zip),
     ("POST", "/registry/import", pages_registry.import_zip),
+    ("GET", "/registry/template.xlsx", pages_registry_io.template),
+    ("GET", "/registry/export.xlsx", pages_registry_io.export_xlsx),
+    ("POST", "/registry/upload", pages_registry_io.upload),
+    ("GET", "/registry/imports/{id}", pages_registry_io.preview_page),
+    ("POST", "/registry/imports/{id}/apply", pages_registry_io.apply_import),
+    ("GET", "/registry/history", pages_registry_io.history_page),
+    ("GET", "/registry/people/{id}", pages_registry_io.person_page),
+    ("POST", "/registry/people/{id}", pages_registry_io.person_save),
 )
 
 

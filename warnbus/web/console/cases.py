@@ -57,8 +57,8 @@ class Cases:
 def within(reg: Registry, grid_id: str, region: str) -> bool:
     """Whether a grid lies in a township or village code ("" for the whole county)."""
     grid = reg.data.grids.get(grid_id)
-    if grid is None:
-        return False
+    if grid is None:  # removed from the registry while the campaign held it: in no region
+        return not region
     return not region or grid.village.startswith(region[:9] if region.endswith("000") else region)
 
 
@@ -90,25 +90,29 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
     cases = []
     for gid in ids[:shown]:
         g = reg.data.grids.get(gid)
-        if g is None:
-            continue
-        village = reg.data.regions.get(g.village)
-        town = reg.data.regions.get(reg.township_of(g.village) or "")
-        case = GridCase(gid, g.name, village.name if village else g.village,
+        village = reg.data.regions.get(g.village) if g else None
+        town = reg.data.regions.get(reg.township_of(g.village) or "") if g else None
+        # A grid removed from the registry while the campaign held it is still a 叫应 nobody
+        # answered: listed under its id, with whoever was called for it.
+        case = GridCase(gid, g.name if g else f"{gid}（已从台账删除）",
+                        (village.name if village else g.village) if g else "",
                         town.name if town else "", display[gid], live.grids[gid], since(gid),
                         door=doors.get(gid), result=results.get(gid),
                         events=list(digest.of_grid.get(gid, ())))
         case.people = [_line(ctx, planner, live, acks, case, pid, role, now)
-                       for pid, role in _people(reg, gid, digest)]
+                       for pid, role in _people(reg, gid, digest, live.grids[gid].holder)]
         cases.append(case)
     return Cases(cases, len(ids), now, await ctx.store.console.calls_stopped(cid), digest)
 
 
-def _people(reg: Registry, grid_id: str, digest: Digest) -> list[tuple[str, str]]:
+def _people(reg: Registry, grid_id: str, digest: Digest, holder: str) -> list[tuple[str, str]]:
     """Who answers for a grid, with the role they answer at: its officers, then everyone the
-    chain moved it to, then whoever was sent door to door (each once)."""
-    chain = reg.chain(grid_id)
+    chain moved it to, then whoever was sent door to door (each once); for a grid removed
+    from the registry, whoever was called for it and its holder."""
+    chain = reg.chain(grid_id) if grid_id in reg.data.grids else ()
     out: dict[str, str] = {}
+    if not chain and holder:
+        out[holder] = ""
     for lv, pid in enumerate(chain[:2]):
         if pid:
             out.setdefault(pid, CHAIN_ORDER[lv].value)

@@ -131,6 +131,8 @@ class Planner:
 
     def _up(self, grid_id: str, level: int, pid: str) -> str:
         assert self.policy is not None
+        if grid_id not in self.registry.data.grids:  # removed from the registry meanwhile
+            return "列入未叫醒"
         people = self.registry.chain(grid_id)
         for role in self.policy.chain:
             lv = CHAIN_ORDER.index(role)
