@@ -79,61 +79,52 @@ async def test_an_approver_stops_every_call_of_a_feeds_campaign(web) -> None:  #
     assert (await stop(s.csrf, "已解除"))[1].endswith("msg=该预警已解除，无需停止叫应")
 
 
-async def test_an_update_after_the_stop_calls_nobody_in_the_areas_it_adds(web) -> None:  # type: ignore[no-untyped-def]
-    client, h = web
-    alert = cap_alert(codes=("430623101000",))
+async def _stop_then_update(client, h, first: tuple[str, ...], then: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A warning for `first`, its calling stopped by an approver, then an Update for `then`
+    (after an Update for the first township alone when `first` has more): the grids it
+    calls or puts back. Nothing more is called, even as the chain's time passes."""
+    alert = cap_alert(codes=first)
     cid = (await accept(h.ctx, alert, ENGINE)).campaign_id
     await h.drain()
-    before = set(await h.ctx.store.grids(cid))
+    last = alert
+    if len(first) > 1:  # narrowed first: township 102 dropped
+        last = cap_alert("43062304100000_20260715055000_2", msg_type=MsgType.UPDATE,
+                         codes=first[:1], references=(Reference(alert.sender, alert.identifier, "x"),))
+        await accept(h.ctx, last, ENGINE)
+        await h.drain()
+    before = {g: v.state for g, v in (await h.ctx.store.grids(cid)).items()}
     s = await sign_in(client, "alan")
     r = await client.post(f"/console/campaigns/{cid}/stop", allow_redirects=False,
                           data={"_csrf": s.csrf, "reason": "误报"})
     assert r.status == 303
     calls = [d for d in h.sent() if d.kind in DeliveryKind.CALLS]
-    # The bureau's feed widens its warning to township 102 afterwards.
-    update = cap_alert("43062304100000_20260715060000_2", msg_type=MsgType.UPDATE,
-                       codes=("430623101000", "430623102000"),
-                       references=(Reference(alert.sender, alert.identifier, "x"),))
+    update = cap_alert("43062304100000_20260715060000_3", msg_type=MsgType.UPDATE, codes=then,
+                       references=(Reference(last.sender, last.identifier, "x"),))
     await accept(h.ctx, update, ENGINE)
     await h.drain()
-    grids = await h.ctx.store.grids(cid)
-    added = set(grids) - before
-    assert added, "township 102 has grids"
-    assert {grids[g].state for g in added} == {GridState.STOPPED}
-    for _ in range(8):  # nor later: no redial, no escalation
+    for _ in range(8):  # no first wave, no redial, no escalation
         h.clock.advance(200)
         await h.drain()
     assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
+    return cid, before, await h.ctx.store.grids(cid)
+
+
+async def test_an_update_after_the_stop_calls_nobody_in_the_areas_it_adds(web) -> None:  # type: ignore[no-untyped-def]
+    client, h = web
+    # The bureau's feed widens its warning to township 102 after the stop.
+    cid, before, grids = await _stop_then_update(client, h, ("430623101000",),
+                                                 ("430623101000", "430623102000"))
+    added = set(grids) - set(before)
+    assert added, "township 102 has grids"
+    assert {grids[g].state for g in added} == {GridState.STOPPED}
     page = await (await client.get(f"/console/campaigns/{cid}", headers=HTML)).text()
     assert "没有待确认的网格（已停止叫应）" in page
 
 
 async def test_an_area_put_back_after_the_stop_is_not_called_again(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
-    alert = cap_alert(codes=("430623101000", "430623102000"))
-    cid = (await accept(h.ctx, alert, ENGINE)).campaign_id
-    await h.drain()
-    ref = (Reference(alert.sender, alert.identifier, "x"),)
-    narrow = cap_alert("43062304100000_20260715060000_2", msg_type=MsgType.UPDATE,
-                       codes=("430623101000",), references=ref)
-    await accept(h.ctx, narrow, ENGINE)
-    await h.drain()
-    dropped = {g for g, v in (await h.ctx.store.grids(cid)).items()
-               if v.state is GridState.DROPPED}
+    both = ("430623101000", "430623102000")
+    _cid, before, grids = await _stop_then_update(client, h, both, both)
+    dropped = {g for g, st in before.items() if st is GridState.DROPPED}
     assert dropped, "township 102 was dropped"
-    s = await sign_in(client, "alan")
-    r = await client.post(f"/console/campaigns/{cid}/stop", allow_redirects=False,
-                          data={"_csrf": s.csrf, "reason": "误报"})
-    assert r.status == 303
-    calls = [d for d in h.sent() if d.kind in DeliveryKind.CALLS]
-    wide = cap_alert("43062304100000_20260715061000_3", msg_type=MsgType.UPDATE,
-                     codes=("430623101000", "430623102000"),
-                     references=(Reference(narrow.sender, narrow.identifier, "x"),))
-    await accept(h.ctx, wide, ENGINE)
-    await h.drain()
-    grids = await h.ctx.store.grids(cid)
     assert {grids[g].state for g in dropped} == {GridState.STOPPED}
-    for _ in range(8):
-        h.clock.advance(200)
-        await h.drain()
-    assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
