@@ -25,6 +25,7 @@ from warnbus.web.console import svgmap
 from warnbus.web.console.drawn import parse_ring
 
 __all__ = ["live"]  # the fixture, from browser_kit
+_signed_page = signed_page  # test_console_registry_browser.py imports it from here
 
 async def _count(page: Any, key: str) -> int:
     return int(await page.inner_text(f'[data-c="{key}"]'))
