@@ -47,6 +47,8 @@ async def manual_ack(request: web.Request) -> web.StreamResponse:
     p = ctx.person(f.get("person", ""))
     if res.late:
         raise back(to, res.late_zh)
+    if res.journaled:  # Redis unavailable: held in the journal, recorded when it returns
+        raise back(to, f"已收到{p.name if p else ''}的人工确认，存储恢复后自动记录")
     raise back(to, f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认")
 
 
