@@ -65,7 +65,8 @@ TEXT_MAX_BYTES = 2048  # text.content: WeCom cuts longer content itself
 CALLBACK_MAX_BYTES = 64 * 1024  # a card event is under 1 KB
 CALLBACK_MAX_AGE_S = 600.0  # callbacks signed longer ago (or ahead) than this are replays
 _TITLE_SUFFIX = {DeliveryKind.REDIAL: "·再次提醒", DeliveryKind.ESCALATION: "·叫应升级",
-                 DeliveryKind.UPDATE: "·更新", DeliveryKind.NOTICE: "·叫应提醒"}
+                 DeliveryKind.UPDATE: "·更新", DeliveryKind.NOTICE: "·叫应提醒",
+                 DeliveryKind.FEEDBACK: "·反馈提醒"}
 FULL_TEXT = "查看预警全文"  # the card's link to the ack page, which shows the full text
 #: The clicked button's new label, by what became of the click.
 BUTTON_ZH: Mapping[Confirmation, str] = {

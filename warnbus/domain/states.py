@@ -128,3 +128,5 @@ class AuditEvent(StrEnum):
     LATE = "late"  # the first confirmation of a person after the campaign ended
     GRIDS = "grids"  # grids closed by an Update (dropped) or a Cancel
     ESCALATE = "escalate"  # a grid moved to the next person of its chain, or to 未叫醒
+    FEEDBACK = "feedback"  # a report after the ack (到岗, 转移 N 人, 险情, 零报告)
+    FEEDBACK_OVERDUE = "feedback-overdue"  # no report by the deadline: the next person told

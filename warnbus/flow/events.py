@@ -9,9 +9,10 @@ import structlog
 from warnbus.domain.models import AckVia
 from warnbus.domain.states import DeliveryReport
 from warnbus.domain.targets import RefKind, kind_of
-from warnbus.flow.acks import record_ack
+from warnbus.flow.acks import DUPLICATE, RECORDED, record_ack
 from warnbus.flow.fallback import plan_fallback_for
-from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus
+from warnbus.flow.feedback import record_feedback
+from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus, Report
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.devices import DeviceStatusBook
@@ -111,6 +112,41 @@ class EngineSink:
         except BaseException:
             if reply_id:  # not handled: let the provider's resend through
                 await self.ctx.store.forget_reply(channel, reply_id)
+            raise
+
+    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
+                     ) -> bool:
+        res = await record_feedback(self.ctx, campaign_id, person_id, report, via)
+        return res.recorded
+
+    async def report_from(self, channel: str, address: str, via: AckVia, report: Report,
+                          reply_id: str = "") -> list[str]:
+        """A report by a reply that names no campaign (an SMS "转移 35"): in every active
+        campaign where a message through `channel` had reached the sender, it confirms them
+        (as "1" would: a report shows receipt) and is kept. Once per `reply_id`."""
+        info = self.ctx.channels.get(channel)
+        persons = self._by_address.get((info.address, address), []) if info else []
+        if not persons:
+            log.info("report without an open campaign", channel=channel, address=address)
+            return []
+        if len(reply_id) > 64:
+            reply_id = hashlib.sha256(reply_id.encode()).hexdigest()
+        if reply_id and not await self.ctx.store.claim_reply(channel, "fb|" + reply_id,
+                                                             REPLY_MEMORY_S):
+            log.info("report already handled", channel=channel, address=address)
+            return []
+        try:
+            kept: list[str] = []
+            for cid in await self._active(fresh=True):
+                for pid in persons:
+                    ack = await record_ack(self.ctx, cid, pid, via, reply_via=channel)
+                    if ack.code in (RECORDED, DUPLICATE) and (await record_feedback(
+                            self.ctx, cid, pid, report, via)).recorded:
+                        kept.append(cid)
+            return sorted(set(kept))
+        except BaseException:
+            if reply_id:
+                await self.ctx.store.forget_reply(channel, "fb|" + reply_id)
             raise
 
     async def _confirm_reply(self, channel: str, address: str, persons: list[str],

@@ -2,8 +2,9 @@
 
 Every read and write of a campaign's keys goes through the Store: its own methods (meta,
 targets, grids, deliveries, acks, audit, each transition one Lua script beside this module),
-`Store.messages` (accepted messages and their indexes, `messages.py`) and `Store.console`
-(what the console adds to a campaign, `consolebook.py`). tests/engine/test_one_owner.py
+`Store.messages` (accepted messages and their indexes, `messages.py`), `Store.console`
+(what the console adds to a campaign, `consolebook.py`) and `Store.feedback` (reports after
+the ack, `feedbackbook.py`). tests/engine/test_one_owner.py
 checks that no module outside `warnbus/state/` touches them.
 """
 
@@ -46,6 +47,7 @@ from warnbus.domain.states import (
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
 from warnbus.state.consolebook import ConsoleBook
+from warnbus.state.feedbackbook import FeedbackBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
@@ -99,6 +101,7 @@ class Store:
         self._redis: Any = redis
         self.messages = Messages(redis)
         self.console = ConsoleBook(redis)
+        self.feedback = FeedbackBook(redis)
         self._claim = CLAIM.bind(redis)
         self._record = RECORD.bind(redis)
         self._status = STATUS.bind(redis)
