@@ -378,6 +378,8 @@ async def ack_link_page(request: web.Request) -> web.Response:
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
             if page.button else "")
+    if page.button and await app.ctx.store.is_acked(cid, pid):
+        form = _feedback_form(token)  # confirmed: what they did, 到岗 … 零报告
     return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
@@ -396,8 +398,16 @@ async def ack_link_post(request: web.Request) -> web.Response:
             text = await late_text(app.ctx, cid, res)
         else:
             text = "已确认，谢谢。" if res.code in (RECORDED, DUPLICATE) else "未找到对应的预警。"
+            if res.code in (RECORDED, DUPLICATE):
+                text += _feedback_form(request.match_info["token"])
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
+
+
+def _feedback_form(token: str) -> str:
+    from warnbus.web.feedback import feedback_form
+
+    return feedback_form(token)
 
 
 def _page(title: str, body: str) -> str:
@@ -456,5 +466,9 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     capfeed.add_routes(web_app, app.ctx, app.links.base_url)
+    # Imported here: its handlers use this module's helpers (APP, error, authenticate).
+    from warnbus.web import feedback
+
+    feedback.add_routes(web_app)
     setup_console(web_app, app)  # the warning officer's console under /console/ (and / → it)
     return web_app

@@ -1,0 +1,152 @@
+"""Reports after the ack over HTTP: the ack page's form and the console's entry.
+
+`POST /ack/{token}/feedback` (the signed link's person, after confirming; form fields or
+JSON) and `POST /api/v1/feedback` (an officer's token enters a report for a person it serves,
+kept as entered by the token's name). A report's fields are checked as `Report` checks them;
+an error names the field (`{"error": {"code", "message"}}`, in Chinese on the page).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from warnbus.domain.feedback import FEEDBACK_ZH, FeedbackKind, Report
+from warnbus.domain.models import AckVia
+from warnbus.errors import AuthError
+from warnbus.flow.credentials import check_person
+from warnbus.flow.feedback import FeedbackResult, record_feedback
+from warnbus.plugin import admit_request
+from warnbus.web.api import APP, _page, authenticate, credential, error, ok
+
+log = structlog.get_logger("warnbus.web.feedback")
+
+_FIELDS = ("kind", "count", "text", "photo")
+_KIND_NAMES = "、".join(f"{k.value}（{FEEDBACK_ZH[k]}）" for k in FeedbackKind)
+
+
+class BadReport(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def report_of(fields: Mapping[str, str]) -> Report:
+    """A report from form fields or JSON values (all as text); BadReport names the field."""
+    unknown = sorted(set(fields) - {*_FIELDS, "campaign_id", "person_id", "_csrf"})
+    if unknown:
+        raise BadReport(unknown[0], "不认识的字段")
+    raw_kind = str(fields.get("kind", "")).strip()
+    try:
+        kind = FeedbackKind(raw_kind)
+    except ValueError:
+        raise BadReport("kind", f"报送类型须是 {_KIND_NAMES} 之一") from None
+    count: int | None = None
+    raw_count = str(fields.get("count", "") or "").strip()
+    if kind is FeedbackKind.EVACUATED:
+        if not raw_count.isdigit() or not raw_count.isascii():
+            raise BadReport("count", "已转移人数须是 0 或正整数")
+        count = int(raw_count)
+    elif raw_count:
+        raise BadReport("count", "只有“已转移”报送人数")
+    text = str(fields.get("text", "") or "").strip()
+    photo = str(fields.get("photo", "") or "").strip()
+    if kind is FeedbackKind.HAZARD and not text:
+        raise BadReport("text", "请填写险情/灾情情况")
+    if kind is not FeedbackKind.HAZARD and (text or photo):
+        raise BadReport("text" if text else "photo", "只有险情/灾情报送文字和照片链接")
+    try:
+        return Report(kind, count, text, photo)
+    except ValueError as e:
+        field = str(e).split(":", 1)[0]
+        raise BadReport(field if field in _FIELDS else "kind", f"不符合要求（{e}）") from None
+
+
+def feedback_form(token: str) -> str:
+    """The ack page's form after confirming: 到岗, 转移 N 人, 险情 (words, photo link), 零报告."""
+    t = html.escape(token)
+    options = "".join(f'<option value="{k.value}">{FEEDBACK_ZH[k]}</option>' for k in FeedbackKind)
+    return (f'<section id="feedback"><h2>报送反馈</h2>'
+            f'<form method="post" action="/ack/{t}/feedback">'
+            f'<p><label>类型 <select name="kind">{options}</select></label></p>'
+            '<p><label>已转移人数 <input name="count" inputmode="numeric" size="6"></label></p>'
+            '<p><label>险情/灾情 <input name="text" maxlength="500"></label></p>'
+            '<p><label>照片链接 <input name="photo" type="url" maxlength="500"></label></p>'
+            '<button style="font-size:1.5em">报送</button></form></section>')
+
+
+def _answer(res: FeedbackResult) -> web.Response:
+    if res.recorded:
+        return ok({"status": res.status})
+    if res.status == "not_confirmed":
+        return error(409, res.status, "the person has not confirmed: a report comes after the ack")
+    return error(404, res.status, "no such campaign or person in it")
+
+
+async def _fields(request: web.Request) -> dict[str, str]:
+    if request.content_type == "application/json":
+        try:
+            raw = msgspec.json.decode(await request.read(), type=dict[str, str | int | None])
+        except msgspec.DecodeError as e:
+            raise BadReport("body", f"不是有效的 JSON 对象（{e}）") from None
+        return {k: "" if v is None else str(v) for k, v in raw.items()}
+    form = await request.post()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def ack_feedback_post(request: web.Request) -> web.Response:
+    """The signed link's person reports (after confirming)."""
+    app = request.app[APP]
+    token = request.match_info["token"]
+    try:
+        cid, pid = app.links.verify(token, app.ctx.clock.now())
+    except AuthError as e:
+        await admit_request(False)
+        return error(403, "forbidden", e.message)
+    await admit_request(True)
+    page = "text/html" in request.headers.get("Accept", "")
+    try:
+        report = report_of(await _fields(request))
+    except BadReport as e:
+        if page:
+            return web.Response(status=422, text=_page("报送未成功", html.escape(str(e))),
+                                content_type="text/html")
+        return error(422, "invalid", str(e))
+    res = await record_feedback(app.ctx, cid, pid, report, AckVia.LINK)
+    if not page:
+        return _answer(res)
+    if res.recorded:
+        body = f"<p>已报送：{html.escape(report.zh)}，谢谢。</p>" + feedback_form(token)
+        return web.Response(text=_page("已报送", body), content_type="text/html")
+    words = "请先确认收到预警，再报送。" if res.status == "not_confirmed" else "未找到对应的预警。"
+    return web.Response(status=409 if res.status == "not_confirmed" else 404,
+                        text=_page("报送未成功", words), content_type="text/html")
+
+
+async def post_feedback(request: web.Request) -> web.Response:
+    """A report entered for a person (phoned in): kept as entered by the token's name."""
+    app = request.app[APP]
+    token = authenticate(request, "officer")
+    try:
+        fields = await _fields(request)
+        if "by" in fields:
+            raise BadReport("by", "who entered it comes from the credential (the token's name); "
+                            "leave `by` out")
+        cid, pid = fields.pop("campaign_id", ""), fields.pop("person_id", "")
+        if not cid or not pid:
+            raise BadReport("campaign_id" if not cid else "person_id", "required")
+        report = report_of(fields)
+    except BadReport as e:
+        return error(422, "invalid", str(e))
+    check_person(app.ctx.registry, credential(request, token), pid)
+    return _answer(await record_feedback(app.ctx, cid, pid, report, AckVia.CONSOLE,
+                                         by=token.name))
+
+
+def add_routes(web_app: web.Application) -> None:
+    web_app.router.add_post("/ack/{token}/feedback", ack_feedback_post)
+    web_app.router.add_post("/api/v1/feedback", post_feedback)
