@@ -28,7 +28,14 @@ from urllib.parse import urlsplit
 import msgspec
 from lxml import etree
 
-from warnbus.domain.feedback import FEEDBACK_ZH, FeedbackKind, Report, parse_report
+from warnbus.domain.feedback import (
+    FEEDBACK_ZH,
+    KEYPAD_PROMPT,
+    FeedbackKind,
+    Report,
+    keypad_report,
+    parse_report,
+)
 from warnbus.domain.models import (
     LEVEL_NAMES_ZH,
     AckVia,
@@ -58,6 +65,7 @@ from warnbus.ingest.safexml import parse_xml as _parse_xml
 __all__ = [
     "CONFIRMATION_ZH",
     "FEEDBACK_ZH",
+    "KEYPAD_PROMPT",
     "LEVEL_NAMES_ZH",
     "MEDIUM_ADDRESS",
     "PERSON_FIELD",
@@ -93,6 +101,7 @@ __all__ = [
     "admit_request",
     "breaker_key_for",
     "delivery_id_for",
+    "keypad_report",
     "load_config",
     "mask_phone",
     "mask_phones_in",

@@ -97,6 +97,26 @@ class Feedback(msgspec.Struct, frozen=True):
     by: str = ""  # the console user (or token) who entered it for the person
 
 
+# --------------------------------------------------------------------------- keypad
+
+#: What a call asks after the confirmation (keys, then # to end).
+KEYPAD_PROMPT = "如需报送：已到岗请按2，零报告请按3，已转移人数请先按4再输入人数，以井号键结束。"
+
+
+def keypad_report(digits: str) -> Report | None:
+    """The keys pressed after the confirmation: 2 到岗, 3 零报告, 4 and the number 转移 N
+    ("435#": 35 people); None for anything else."""
+    keys = digits.strip().rstrip("#")
+    if keys == "2":
+        return Report(FeedbackKind.ARRIVED)
+    if keys == "3":
+        return Report(FeedbackKind.ZERO)
+    if len(keys) > 1 and keys[0] == "4" and keys[1:].isdigit() and keys.isascii():
+        n = int(keys[1:])
+        return Report(FeedbackKind.EVACUATED, count=n) if n <= MAX_COUNT else None
+    return None
+
+
 # --------------------------------------------------------------------------- SMS keywords
 
 _URL = re.compile(r"https?://[^\s<>\"']{1,490}")
