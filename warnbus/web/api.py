@@ -44,6 +44,7 @@ from warnbus.flow.credentials import (
     of_token,
     serves_within,
 )
+from warnbus.flow.feedback_view import feedback_csv, feedback_rows
 from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
 from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
@@ -53,6 +54,7 @@ from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.ackpage import ack_page, late_text, over_for
 from warnbus.web.console import setup_console
+from warnbus.web.feedback_form import feedback_form
 
 log = structlog.get_logger("warnbus.web")
 
@@ -320,9 +322,14 @@ async def get_record(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     rows = [r for r in await views.record_rows(app.ctx, aid)
             if serves_within(app.ctx.registry, cred, r["person_id"])]
+    cid = await app.ctx.store.campaign_of(aid) or ""
+    fb = [r for r in await feedback_rows(app.ctx, cid)
+          if serves_within(app.ctx.registry, cred, r["person_id"])]
+    if fmt == "csv" and request.query.get("section") == "feedback":
+        return web.Response(text=feedback_csv(fb), content_type="text/csv", charset="utf-8")
     if fmt == "csv":
         return web.Response(text=views.rows_csv(rows), content_type="text/csv", charset="utf-8")
-    return ok({"alert_id": aid, "rows": rows})
+    return ok({"alert_id": aid, "rows": rows, "feedback": fb})
 
 
 class ConsoleAck(msgspec.Struct, forbid_unknown_fields=True):
@@ -379,7 +386,7 @@ async def ack_link_page(request: web.Request) -> web.Response:
             f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
             if page.button else "")
     if page.button and await app.ctx.store.is_acked(cid, pid):
-        form = _feedback_form(token)  # confirmed: what they did, 到岗 … 零报告
+        form = feedback_form(token)  # confirmed: what they did, 到岗 … 零报告
     return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
@@ -399,15 +406,9 @@ async def ack_link_post(request: web.Request) -> web.Response:
         else:
             text = "已确认，谢谢。" if res.code in (RECORDED, DUPLICATE) else "未找到对应的预警。"
             if res.code in (RECORDED, DUPLICATE):
-                text += _feedback_form(request.match_info["token"])
+                text += feedback_form(request.match_info["token"])
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
-
-
-def _feedback_form(token: str) -> str:
-    from warnbus.web.feedback import feedback_form
-
-    return feedback_form(token)
 
 
 def _page(title: str, body: str) -> str:

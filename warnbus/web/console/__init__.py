@@ -13,6 +13,7 @@ from aiohttp import web
 
 from warnbus.runtime.app import App
 from warnbus.web.console import (
+    feedback,
     pages_auth,
     pages_board,
     pages_compose,
@@ -43,6 +44,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/campaigns/{cid}/cancel", pages_compose.cancel_submit),
     ("GET", "/campaigns/{cid}/record.csv", records.record_csv),
     ("GET", "/campaigns/{cid}/print", records.print_page),
+    ("POST", "/campaigns/{cid}/feedback", feedback.enter_feedback),
+    ("GET", "/campaigns/{cid}/feedback.csv", feedback.feedback_csv_download),
     ("GET", "/compose", pages_compose.compose_page),
     ("GET", "/compose/defaults", pages_compose.compose_defaults),
     ("POST", "/compose/preview", pages_compose.compose_preview),

@@ -39,6 +39,7 @@ from warnbus.web.console.board import (
 )
 from warnbus.web.console.compose import sender_of
 from warnbus.web.console.drafts import Drafts
+from warnbus.web.console.feedback import feedback_section
 from warnbus.web.console.html import CHANNEL_ZH, GRID_STATE_ZH, csrf_field, esc
 
 COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "已送达"),
@@ -174,7 +175,8 @@ async def board_page(request: web.Request) -> web.Response:
         f'{_legend(bool(shapes))}</div>'
         f'<div class="card">{regions}</div></div>'
         f'<h2>未叫醒名单</h2><div id="chase" class="chases" data-src="{esc(base + "/chase" + ("?" + request.query_string if request.query_string else ""))}">{chase}</div>'
-        f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul></div>')
+        f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul>'
+        + await feedback_section(ctx, cid, town, session_of(request).csrf, can_act) + "</div>")
     return page(request, meta.headline or cid, body, active="board")
 
 
