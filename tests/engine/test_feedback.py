@@ -178,3 +178,18 @@ async def test_no_reminder_or_escalation_after_the_campaign_ends(h: Harness) -> 
     h.clock.set(t + 3600)
     await h.drain()
     assert _feedback_sent(h, Step.FEEDBACK_REMIND) == _feedback_sent(h, Step.FEEDBACK_OVERDUE) == []
+
+
+async def test_one_person_keeps_a_bounded_number_of_reports(h: Harness) -> None:
+    """What a leaked link or a looping phone can append to a campaign is bounded."""
+    from warnbus.state.feedbackbook import MOST_REPORTS
+
+    cid = await _campaign(h)
+    pid = _sms_person(h, cid)
+    await record_ack(h.ctx, cid, pid, AckVia.LINK)
+    zero = Report(FeedbackKind.ZERO)
+    for _ in range(MOST_REPORTS):
+        assert (await record_feedback(h.ctx, cid, pid, zero, AckVia.LINK)).recorded
+    assert (await record_feedback(h.ctx, cid, pid, zero, AckVia.LINK)).status == "too_many"
+    assert len(await h.ctx.store.feedback.history(cid)) == MOST_REPORTS
+    assert (await h.ctx.store.feedback.latest_of(cid, pid)).n == MOST_REPORTS

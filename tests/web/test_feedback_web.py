@@ -110,3 +110,30 @@ async def test_the_console_enters_a_report_as_the_token(api) -> None:  # type: i
     history = await h.ctx.store.feedback.history(cid)
     assert [(f.report.count, f.via, f.by) for f in history] == [(12, "console", "duty-lee")]
     _ = aid
+
+
+async def test_the_api_record_has_the_feedback_section(api) -> None:  # type: ignore[no-untyped-def]
+    """JSON and CSV, in Beijing time, with who entered it; a token bounded to other regions
+    reads none of these people's reports."""
+    client, h = api
+    cid, aid, sms = await _started(client, h)
+    pid = sms[0].target_id
+    await client.post(sms[0].ack_url.replace("http://test", ""))
+    await client.post("/api/v1/feedback", json={"campaign_id": cid, "person_id": pid,
+                                                "kind": "hazard", "text": "=1+1 山体滑坡"},
+                      headers=auth(OFFICER))
+    r = await client.get(f"/api/v1/alerts/{aid}/record", headers=auth(OFFICER))
+    fb = (await r.json())["feedback"]
+    assert [(x["person_id"], x["kind"], x["text"], x["via"], x["entered_by"]) for x in fb] == [
+        (pid, "险情", "=1+1 山体滑坡", "console", "duty-lee")]
+    assert fb[0]["reported_at"] == "2026-07-15 13:30:00"  # Beijing time of 05:30 UTC
+    r = await client.get(f"/api/v1/alerts/{aid}/record?format=csv&section=feedback",
+                         headers=auth(OFFICER))
+    text = await r.text()
+    assert "录入人" in text and "'=1+1 山体滑坡" in text  # no formula in a spreadsheet
+    person = h.ctx.person(pid)
+    if person is not None and not person.region.startswith("430623113"):
+        r = await client.get(f"/api/v1/alerts/{aid}/record", headers=auth(NARROW))
+        assert r.status in (200, 403)
+        if r.status == 200:
+            assert (await r.json())["feedback"] == []

@@ -31,7 +31,7 @@ from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.registry import Registry
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
-from warnbus.state.feedbackbook import NO_CAMPAIGN, NOT_CONFIRMED, NOT_TARGET
+from warnbus.state.feedbackbook import NO_CAMPAIGN, NOT_CONFIRMED, NOT_TARGET, TOO_MANY
 from warnbus.state.feedbackbook import RECORDED as FB_RECORDED
 
 log = structlog.get_logger("warnbus.flow.feedback")
@@ -43,7 +43,7 @@ REPORTS_TO: dict[RegionLevel, tuple[Role, RegionLevel]] = {
 }
 HOW_TO_REPORT = "回复“到岗”“转移 人数”“险情 情况”或“零报告”"
 _STATUS = {FB_RECORDED: "recorded", NO_CAMPAIGN: "no_campaign", NOT_TARGET: "not_target",
-           NOT_CONFIRMED: "not_confirmed"}
+           NOT_CONFIRMED: "not_confirmed", TOO_MANY: "too_many"}
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,18 @@
 -- HAZARD's words and link; via: an AckVia; by: who entered it for the person ('' if they did).
 -- Returns {code, state}: 1 recorded (state: the campaign's, a report after the end is kept
 -- too), 0 no such campaign, -1 not a target, -2 the person has not confirmed (a report
--- comes after the ack: the caller confirms first where the report itself shows receipt).
+-- comes after the ack: the caller confirms first where the report itself shows receipt),
+-- -3 the person has made `most` reports in this campaign already (nothing kept: a bound on
+-- what one person's link or number can append).
 local meta, acks, holds, feedback, fbhist, audit = unpack(KEYS)
-local person, kind, count, text, photo, via, by, now = unpack(ARGV)
+local person, kind, count, text, photo, via, by, now, most = unpack(ARGV)
 if redis.call('EXISTS', meta) == 0 then return {0, ''} end
 if redis.call('HEXISTS', holds, person) == 0 then return {-1, ''} end
 if redis.call('HEXISTS', acks, person) == 0 then return {-2, ''} end
 local raw = redis.call('HGET', feedback, person)
 local st = {}
 if raw then st = cjson.decode(raw) end
+if (st.n or 0) >= tonumber(most) then return {-3, ''} end
 local t = tonumber(now)
 st.n = (st.n or 0) + 1
 st.last = t

@@ -20,7 +20,10 @@ RECORD = scripts.load(__file__, "feedback")
 OVERDUE = scripts.load(__file__, "feedback_overdue")
 
 #: `FeedbackBook.record` codes, as feedback.lua returns them.
-RECORDED, NO_CAMPAIGN, NOT_TARGET, NOT_CONFIRMED = 1, 0, -1, -2
+RECORDED, NO_CAMPAIGN, NOT_TARGET, NOT_CONFIRMED, TOO_MANY = 1, 0, -1, -2, -3
+#: The most reports one person keeps in one campaign: what a leaked link or a looping phone
+#: can append is bounded (a real officer reports a handful of times).
+MOST_REPORTS = 100
 
 _state = msgspec.json.Decoder(FeedbackState)
 
@@ -38,7 +41,7 @@ class FeedbackBook:
         count = "" if report.count is None else str(report.count)
         code, state = await self._record(
             ck, person=person_id, kind=report.kind.value, count=count, text=report.text,
-            photo=report.photo, via=via, by=by, now=now)
+            photo=report.photo, via=via, by=by, now=now, most=MOST_REPORTS)
         return int(code), s(state)
 
     async def overdue(self, campaign_id: str, person_id: str, to: str, now: float) -> int:

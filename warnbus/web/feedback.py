@@ -20,7 +20,7 @@ from warnbus.flow.credentials import check_person
 from warnbus.flow.feedback import FeedbackResult, record_feedback
 from warnbus.plugin import admit_request
 from warnbus.web.api import APP, _page, authenticate, credential, error, ok
-from warnbus.web.feedback_form import BadReport, feedback_form, report_of
+from warnbus.web.feedback_form import REFUSED_ZH, BadReport, feedback_form, report_of
 
 log = structlog.get_logger("warnbus.web.feedback")
 
@@ -29,6 +29,8 @@ def _answer(res: FeedbackResult) -> web.Response:
         return ok({"status": res.status})
     if res.status == "not_confirmed":
         return error(409, res.status, "the person has not confirmed: a report comes after the ack")
+    if res.status == "too_many":
+        return error(429, res.status, "this person has made the most reports one campaign keeps")
     return error(404, res.status, "no such campaign or person in it")
 
 
@@ -67,9 +69,9 @@ async def ack_feedback_post(request: web.Request) -> web.Response:
     if res.recorded:
         body = f"<p>已报送：{html.escape(report.zh)}，谢谢。</p>" + feedback_form(token)
         return web.Response(text=_page("已报送", body), content_type="text/html")
-    words = "请先确认收到预警，再报送。" if res.status == "not_confirmed" else "未找到对应的预警。"
-    return web.Response(status=409 if res.status == "not_confirmed" else 404,
-                        text=_page("报送未成功", words), content_type="text/html")
+    status = {"not_confirmed": 409, "too_many": 429}.get(res.status, 404)
+    return web.Response(status=status, text=_page("报送未成功", REFUSED_ZH[res.status]),
+                        content_type="text/html")
 
 
 async def post_feedback(request: web.Request) -> web.Response:

@@ -10,6 +10,9 @@ from collections.abc import Mapping
 
 from warnbus.domain.feedback import FEEDBACK_ZH, FeedbackKind, Report
 
+#: Why a report was not kept, as a person reads it (FeedbackResult.status).
+REFUSED_ZH = {"not_confirmed": "请先确认收到预警，再报送。", "too_many": "报送次数已达上限。",
+              "not_target": "未找到对应的预警或人员。", "no_campaign": "未找到对应的预警或人员。"}
 _FIELDS = ("kind", "count", "text", "photo")
 _KIND_NAMES = "、".join(f"{k.value}（{FEEDBACK_ZH[k]}）" for k in FeedbackKind)
 

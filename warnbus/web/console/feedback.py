@@ -16,7 +16,7 @@ from warnbus.flow.feedback_view import Tally, feedback_csv, feedback_rows, feedb
 from warnbus.runtime.context import Context
 from warnbus.web.console.base import PREFIX, back, console, form, requires, user_of
 from warnbus.web.console.html import csrf_field, esc, table
-from warnbus.web.feedback_form import BadReport, report_of
+from warnbus.web.feedback_form import REFUSED_ZH, BadReport, report_of
 
 VIA_ZH = {"sms": "短信", "dtmf": "电话按键", "wecom": "企业微信", "link": "链接",
           "console": "值班台录入"}
@@ -80,8 +80,7 @@ async def enter_feedback(request: web.Request) -> web.StreamResponse:
     res = await record_feedback(ctx, cid, pid, report, AckVia.CONSOLE, by=user_of(request).name)
     if res.recorded:
         raise back(at, f"已录入{esc(pid)}的反馈：{report.zh}")
-    raise back(at, "反馈未录入：此人尚未确认收到预警" if res.status == "not_confirmed"
-               else "反馈未录入：未找到此人或此预警")
+    raise back(at, "反馈未录入：" + REFUSED_ZH[res.status])
 
 
 @requires()
