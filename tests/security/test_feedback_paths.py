@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from channels.wecom_crypto import WeComCrypto, parse_xml
 from tests.engine.helpers import cap_alert
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
@@ -21,7 +20,7 @@ from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from providerkit import SimRecord, World, start_world
-from seckit import wecom_click
+from seckit import wecom_label
 
 TOWNSHIP = ("430623101000",)
 
@@ -90,15 +89,8 @@ async def test_a_wecom_card_button_confirms_and_reports(env: Any) -> None:
     await w.h.drain()
     cid = res.campaign_id
     card = next(m for m in w.wecom.sent if m.task_id)
-    params, body = wecom_click(w, card.touser, card.task_id or "", key="fb:arrived")
-    r = await client.post("/hooks/wecom/callback", params=params, data=body)
-    assert r.status == 200
-    reply = parse_xml((await r.text()).encode())
-    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
-    crypto = WeComCrypto(str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
-    plain = crypto.open(reply.findtext("MsgSignature") or "", reply.findtext("TimeStamp") or "",
-                        reply.findtext("Nonce") or "", reply.findtext("Encrypt") or "")
-    assert parse_xml(plain).findtext("Button/ReplaceName") == "已确认·已到岗"
+    label = await wecom_label(client, w, card.touser, card.task_id or "", key="fb:arrived")
+    assert label == "已确认·已到岗"
     persons = {p.wecom: p.id for p in w.h.ctx.registry.data.persons.values() if p.wecom}
     pid = persons[card.touser]
     assert await w.h.ctx.store.is_acked(cid, pid)

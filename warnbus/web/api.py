@@ -390,7 +390,9 @@ async def ack_link_page(request: web.Request) -> web.Response:
     return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
-async def ack_link_post(request: web.Request) -> web.Response:
+async def link_of(request: web.Request) -> tuple[str, str] | web.Response:
+    """The (campaign, person) of the request's signed ack link, charged to the public gate as
+    verified; a 403 answer (charged as a failure) when the link is not valid."""
     app = request.app[APP]
     try:
         cid, pid = app.links.verify(request.match_info["token"], app.ctx.clock.now())
@@ -399,6 +401,15 @@ async def ack_link_post(request: web.Request) -> web.Response:
         log.warning("ack link rejected", reason=e.message)
         return error(403, "forbidden", e.message)
     await admit_request(True)
+    return cid, pid
+
+
+async def ack_link_post(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    link = await link_of(request)
+    if isinstance(link, web.Response):
+        return link
+    cid, pid = link
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         if res.late:

@@ -15,11 +15,9 @@ import structlog
 from aiohttp import web
 
 from warnbus.domain.models import AckVia
-from warnbus.errors import AuthError
 from warnbus.flow.credentials import check_person
 from warnbus.flow.feedback import FeedbackResult, record_feedback
-from warnbus.plugin import admit_request
-from warnbus.web.api import APP, _page, authenticate, credential, error, ok
+from warnbus.web.api import APP, _page, authenticate, credential, error, link_of, ok
 from warnbus.web.feedback_form import REFUSED_ZH, BadReport, feedback_form, report_of
 
 log = structlog.get_logger("warnbus.web.feedback")
@@ -49,12 +47,10 @@ async def ack_feedback_post(request: web.Request) -> web.Response:
     """The signed link's person reports (after confirming)."""
     app = request.app[APP]
     token = request.match_info["token"]
-    try:
-        cid, pid = app.links.verify(token, app.ctx.clock.now())
-    except AuthError as e:
-        await admit_request(False)
-        return error(403, "forbidden", e.message)
-    await admit_request(True)
+    link = await link_of(request)
+    if isinstance(link, web.Response):
+        return link
+    cid, pid = link
     page = "text/html" in request.headers.get("Accept", "")
     try:
         report = report_of(await _fields(request))
