@@ -191,8 +191,8 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
     # Timers: the promote script moves due members between two keys of one slot ({t}).
     member = encode_timer(Deadline(cids[0], "p2", 0))
     await timers.schedule([(member, NOW + 60)])
-    assert await timers.promote(NOW) == 0
-    assert await timers.promote(NOW + 60) == 1
+    assert await timers.promote((NOW, 0.0, 0.0)) == 0
+    assert await timers.promote((NOW + 60, 0.0, 0.0)) == 1
     due = await timers.read_due("t1", 10, 0)
     assert [t.member for t in due] == [member]
     await timers.done(due)

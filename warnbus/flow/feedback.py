@@ -26,6 +26,7 @@ from rules.wording import beijing
 from warnbus.domain.feedback import FeedbackState, Report
 from warnbus.domain.models import AckVia, Alert, DeliveryKind, Level, Person, RegionLevel, Role
 from warnbus.domain.steps import Step
+from warnbus.flow.durable import ReportOp, durably
 from warnbus.flow.escalation import FeedbackDue, encode_timer
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.registry import Registry
@@ -42,7 +43,9 @@ REPORTS_TO: dict[RegionLevel, tuple[Role, RegionLevel]] = {
     RegionLevel.TOWNSHIP: (Role.COUNTY_DUTY, RegionLevel.COUNTY),
 }
 HOW_TO_REPORT = "回复“到岗”“转移 人数”“险情 情况”或“零报告”"
-_STATUS = {FB_RECORDED: "recorded", NO_CAMPAIGN: "no_campaign", NOT_TARGET: "not_target",
+#: A report journaled while Redis was unavailable (recorded when it returns).
+JOURNALED = 2
+_STATUS = {FB_RECORDED: "recorded", JOURNALED: "journaled", NO_CAMPAIGN: "no_campaign", NOT_TARGET: "not_target",
            NOT_CONFIRMED: "not_confirmed", TOO_MANY: "too_many"}
 
 
@@ -54,6 +57,11 @@ class FeedbackResult:
     @property
     def recorded(self) -> bool:
         return self.code == FB_RECORDED
+
+    @property
+    def kept(self) -> bool:
+        """Recorded, or journaled (durable: recorded when Redis returns)."""
+        return self.code in (FB_RECORDED, JOURNALED)
 
     @property
     def status(self) -> str:
@@ -95,13 +103,25 @@ def reports_to(reg: Registry, person: Person, at: float) -> str | None:
 
 async def record_feedback(ctx: Context, campaign_id: str, person_id: str, report: Report,
                           via: AckVia, *, by: str | None = None) -> FeedbackResult:
-    """Keep a report of a person who has confirmed (else `not_confirmed`, nothing kept)."""
+    """Keep a report of a person who has confirmed (else `not_confirmed`, nothing kept),
+    durably: in Redis, or (Redis unavailable) in the journal, replayed later (`journaled`)."""
+    op = ReportOp(report, via, ctx.clock.now(), campaign_id=campaign_id, person_id=person_id,
+                  by=by or "")
+    result = await durably(ctx, op, lambda o: apply_report(ctx, o))
+    if result is None:
+        metrics.FEEDBACK.labels(via.value, report.kind.value, "journaled").inc()
+        return FeedbackResult(JOURNALED)
+    return result
+
+
+async def apply_report(ctx: Context, op: ReportOp) -> FeedbackResult:
+    """Write a report that names its campaign to Redis (raises when Redis is unavailable)."""
     code, state = await ctx.store.feedback.record(
-        campaign_id, person_id, report, via=via.value, by=by or "", now=ctx.clock.now())
+        op.campaign_id, op.person_id, op.report, via=op.via.value, by=op.by, now=op.at)
     result = FeedbackResult(code, state)
-    metrics.FEEDBACK.labels(via.value, report.kind.value, result.status).inc()
-    log.info("feedback", campaign_id=campaign_id, person=person_id, via=via.value,
-             kind=report.kind.value, result=result.status, by=by)
+    metrics.FEEDBACK.labels(op.via.value, op.report.kind.value, result.status).inc()
+    log.info("feedback", campaign_id=op.campaign_id, person=op.person_id, via=op.via.value,
+             kind=op.report.kind.value, result=result.status, by=op.by)
     return result
 
 

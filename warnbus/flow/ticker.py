@@ -68,7 +68,7 @@ class Ticker:
     async def tick(self, block_ms: int = 0) -> int:
         """Promote what is due now and handle every due timer; return how many."""
         ctx = self.ctx
-        while await ctx.timers.promote(ctx.clock.now()) >= 1000:
+        while await ctx.timers.promote(ctx.clock.frame()) >= 1000:
             pass
         entries = await ctx.timers.read_due(self.consumer, 200, block_ms)
         await self.handle(entries)

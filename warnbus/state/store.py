@@ -369,15 +369,15 @@ class Store:
         reply to one of them is recorded as late."""
         return [s(c) for c in await self._redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
 
-    async def claim_reply(self, channel: str, reply_id: str, ttl_s: float) -> bool:
-        """Whether an inbound reply (by its provider message id) is new; it is then marked
-        handled for `ttl_s`, so that a resend or a replay of it confirms nothing new."""
-        return bool(await self._redis.set(keys.reply(channel, reply_id), "1", nx=True,
-                                         px=int(ttl_s * 1000)))
+    async def reply_handled(self, channel: str, reply_id: str) -> bool:
+        """Whether an inbound reply (by its provider message id) was handled: a resend or a
+        replay of it confirms nothing new."""
+        return bool(await self._redis.exists(keys.reply(channel, reply_id)))
 
-    async def forget_reply(self, channel: str, reply_id: str) -> None:
-        """Let a reply that could not be handled through again (the provider resends it)."""
-        await self._redis.delete(keys.reply(channel, reply_id))
+    async def reply_done(self, channel: str, reply_id: str, ttl_s: float) -> None:
+        """Mark an inbound reply handled for `ttl_s`: only once its confirmations are
+        written, so that a reply never counts as handled while it is not."""
+        await self._redis.set(keys.reply(channel, reply_id), "1", px=int(ttl_s * 1000))
 
     async def active_campaigns(self) -> list[str]:
         """Campaigns started and not yet ended (a handful at a time, even in a flood season).

@@ -270,7 +270,10 @@ async def manual_ack(request: web.Request) -> web.StreamResponse:
     p = ctx.person(f.get("person", ""))
     if res.late:
         raise back(f"{PREFIX}/campaigns/{cid}", res.late_zh)
-    msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
+    if res.journaled:  # Redis unavailable: held in the journal, recorded when it returns
+        msg = f"已收到{p.name if p else ''}的人工确认，存储恢复后自动记录"
+    else:
+        msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
     raise back(f"{PREFIX}/campaigns/{cid}", msg)
 
 
