@@ -23,8 +23,8 @@ from warnbus.web.feedback_form import REFUSED_ZH, BadReport, feedback_form, repo
 log = structlog.get_logger("warnbus.web.feedback")
 
 def _answer(res: FeedbackResult) -> web.Response:
-    if res.recorded:
-        return ok({"status": res.status})
+    if res.kept:  # journaled (Redis unavailable): durable, recorded when it returns
+        return ok({"status": res.status}, 200 if res.recorded else 202)
     if res.status == "not_confirmed":
         return error(409, res.status, "the person has not confirmed: a report comes after the ack")
     if res.status == "too_many":
@@ -62,7 +62,7 @@ async def ack_feedback_post(request: web.Request) -> web.Response:
     res = await record_feedback(app.ctx, cid, pid, report, AckVia.LINK)
     if not page:
         return _answer(res)
-    if res.recorded:
+    if res.kept:
         body = f"<p>已报送：{html.escape(report.zh)}，谢谢。</p>" + feedback_form(token)
         return web.Response(text=_page("已报送", body), content_type="text/html")
     status = {"not_confirmed": 409, "too_many": 429}.get(res.status, 404)

@@ -78,7 +78,7 @@ async def enter_feedback(request: web.Request) -> web.StreamResponse:
     except BadReport as e:
         raise back(at, f"反馈未录入：{e}") from None
     res = await record_feedback(ctx, cid, pid, report, AckVia.CONSOLE, by=user_of(request).name)
-    if res.recorded:
+    if res.kept:
         raise back(at, f"已录入{esc(pid)}的反馈：{report.zh}")
     raise back(at, "反馈未录入：" + REFUSED_ZH[res.status])
 
