@@ -193,3 +193,32 @@ async def test_one_person_keeps_a_bounded_number_of_reports(h: Harness) -> None:
     assert (await record_feedback(h.ctx, cid, pid, zero, AckVia.LINK)).status == "too_many"
     assert len(await h.ctx.store.feedback.history(cid)) == MOST_REPORTS
     assert (await h.ctx.store.feedback.latest_of(cid, pid)).n == MOST_REPORTS
+
+
+async def test_an_overdue_report_with_nobody_on_duty_is_still_marked_and_audited(
+        h: Harness) -> None:
+    """A township with no duty officer: the report goes overdue all the same (on the board,
+    audited with nobody told), and no notice is planned for anybody."""
+    from warnbus.registry import Registry
+
+    cid = await _campaign(h)
+    pid = _sms_person(h, cid)
+    person = h.ctx.person(pid)
+    assert person is not None
+    reg = h.ctx.registry
+    chief = reports_to(reg, person, h.clock.now())
+    assert chief is not None
+    data = reg.data
+    persons = {k: v for k, v in data.persons.items() if k != chief}
+    h.ctx.use_registry(Registry(type(data)(data.regions, data.grids, persons, data.devices)),
+                       h.ctx.rules, 99)
+    assert reports_to(h.ctx.registry, person, h.clock.now()) is None
+    t = h.clock.now()
+    await record_ack(h.ctx, cid, pid, AckVia.LINK)
+    h.clock.set(t + 3600)
+    await h.drain()
+    assert _feedback_sent(h, Step.FEEDBACK_OVERDUE) == []
+    state = await h.ctx.store.feedback.latest_of(cid, pid)
+    assert (state.overdue, state.overdue_to) == (t + 3600, "")
+    overdue = [e for e in await h.ctx.store.audit(cid) if e["ev"] == "feedback-overdue"]
+    assert [(e["tg"], e["to"]) for e in overdue] == [(pid, "")]
