@@ -88,8 +88,8 @@ class RulesFacade:
     def policy_for(self, level: Level) -> LevelPolicyLike:
         return self.policy.for_level(level)
 
-    def fallback_for(self, channel: str) -> str | None:
-        return self.policy.fallback_for(channel)
+    def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
+        return self.policy.fallback_for(channel, tried)
 
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool

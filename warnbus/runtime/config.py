@@ -43,13 +43,21 @@ class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # (tests/faults, a slow test provider) finish later; see docs/benchmarks.md.
     lane_readers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
     lease_s: float = 30.0  # a claimed delivery not recorded by then may be resent
-    max_attempts: int = 5  # transient failures before dead-letter + fallback channel
-    retry_base_s: float = 2.0
+    # Retries are bounded by time (warnbus/flow/retry.py): a person's message of the 叫应
+    # chain until its step's deadline, an area command while its alert is valid, anything
+    # else for retry_window_s; then dead-letter + the fallback channel. max_attempts, when
+    # not 0, also caps the provider calls of one delivery.
+    max_attempts: Annotated[int, msgspec.Meta(ge=0)] = 0
+    retry_window_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    retry_base_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0  # backoff; last try this early
     retry_max_s: float = 120.0
     tick_s: float = 0.25  # timer promotion interval (real seconds)
     # How often dead workers' entries are reclaimed (real seconds): those of a process whose
     # heartbeat stopped at once, any other after the lease.
     sweep_s: float = 2.0
+    # How often the sweeper checks that every open grid will move on (real seconds; see
+    # warnbus/flow/repair.py): one read of each active campaign's grids.
+    grid_check_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     clock_factor: float = 1.0  # >1 compresses time (demo only)
     redis_connections: int = 64  # per process; commands wait for a free one
     # Each process beats every `heartbeat_s` (real seconds); one silent for `heartbeat_ttl_s`

@@ -26,6 +26,10 @@ CAP_RENDERS = Counter("warnbus_cap_renders_total",
                       "Renders for the public CAP routes: a CAP file, or the feed's newest "
                       "messages (one read and render serves every request for a while)",
                       ["what"])
+GRIDS_REPAIRED = Counter("warnbus_grids_repaired_total",
+                         "Open grids the sweeper found with nothing to move them, repaired: "
+                         "closed (confirmed: their holder had confirmed) or their deadline "
+                         "set again (overdue)", ["why"])
 JOURNAL = Counter("warnbus_journal_ops_total",
                   "Confirmations and provider reports in the local journal while Redis was "
                   "unavailable: written (fsynced, then answered 2xx), replayed into Redis, "

@@ -44,7 +44,7 @@ from warnbus.web.console.html import CHANNEL_ZH, GRID_STATE_ZH, csrf_field, esc
 
 COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "已送达"),
             ("acknowledged", "已确认"), ("pending", "叫应中"), ("escalated", "已升级"),
-            ("unreached", "未叫醒"))
+            ("unreached", "未叫醒"), ("uncontacted", "未联系上即升级"))
 
 
 @requires()
