@@ -39,6 +39,7 @@ from typing import Any
 
 import msgspec
 
+from warnbus.domain.feedback import FeedbackKind
 from warnbus.domain.meta import GRID_COUNT, META_FIELDS, TARGET_COUNT
 from warnbus.domain.models import DeliveryKind
 from warnbus.domain.states import (
@@ -58,7 +59,7 @@ from warnbus.state.client import RedisClient
 #: The enums a script may name, by the name of their Lua table (`DS.SENDING`).
 ENUMS: dict[str, type[StrEnum]] = {
     "DS": DeliveryState, "DR": DeliveryReport, "TS": TargetState, "GS": GridState,
-    "CS": CampaignState, "DK": DeliveryKind, "EV": AuditEvent,
+    "CS": CampaignState, "DK": DeliveryKind, "EV": AuditEvent, "FK": FeedbackKind,
 }
 #: Named sets a script may test (`DS_CLAIMABLE[state]`), each a Lua table of value -> true.
 SETS: dict[str, frozenset[StrEnum]] = {

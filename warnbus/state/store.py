@@ -4,8 +4,9 @@ Every read and write of a campaign's keys goes through the Store: its own method
 targets, grids, acks, audit, each transition one Lua script beside this module; the
 deliveries' claims, records and reports in `deliveries.py`, whose class it extends),
 `Store.messages` (accepted messages and their indexes, `messages.py`), `Store.console`
-(what the console adds to a campaign, `consolebook.py`) and `Store.board` (what the
-console's board reads, `boardreads.py`). tests/engine/test_one_owner.py
+(what the console adds to a campaign, `consolebook.py`), `Store.board` (what the
+console's board reads, `boardreads.py`) and `Store.feedback` (reports after the ack,
+`feedbackbook.py`). tests/engine/test_one_owner.py
 checks that no module outside `warnbus/state/` touches them.
 """
 
@@ -39,6 +40,7 @@ from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.deliveries import _VALUE, Deliveries
 from warnbus.state.deliveries import Outcome as Outcome  # the record of one send
+from warnbus.state.feedbackbook import FeedbackBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
@@ -71,6 +73,7 @@ class Store(Deliveries):
         self.messages = Messages(redis)
         self.console = ConsoleBook(redis)
         self.board = BoardReads(redis)
+        self.feedback = FeedbackBook(redis)
         self._ack = ACK.bind(redis)
         self._init_grids = INIT_GRIDS.bind(redis)
         self._close_grids = CLOSE_GRIDS.bind(redis)
