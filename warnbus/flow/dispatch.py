@@ -148,12 +148,12 @@ class Dispatcher:
                     to_send.append((e, n))
                 if code != IN_FLIGHT:
                     finished.append(e)
-        # A send its account's per-number limit would refuse goes by another path instead,
-        # as does one the provider refused under its own limit (flow/reroute.py).
-        sends, limited = await self.limits.admit(channel, [(e.delivery, n) for e, n in to_send])
-        stored, refused, wait = await self._send_all(channel, sends)
-        limited += [(o.delivery, o.attempt.n, o.attempt.error or "") for o in stored
-                    if o.next_state is _REROUTED]
+        stored, refused, wait = await self._send_all(channel,
+                                                     [(e.delivery, n) for e, n in to_send])
+        # A send its account's per-number limit would refuse went by no provider (`_send`),
+        # nor did one the provider refused under its own limit: another path takes them.
+        limited = [(o.delivery, o.attempt.n, o.attempt.error or "") for o in stored
+                   if o.next_state is _REROUTED]
         if limited:
             stored = [o for o in stored if o.next_state is not _REROUTED]
             stored += await self.limits.reroute(limited)
@@ -193,19 +193,26 @@ class Dispatcher:
             info = _info_enabled()  # one event per send: not even built when filtered out
             results = await gather_paced(self._send(impl, channel, d, n, at, info)
                                          for d, n in sends[:go])
-        up = sum(1 for _o, ok in results if ok)
-        self.breakers.record_many(key, up, len(results) - up)
+        up = sum(1 for _o, ok in results if ok is True)
+        self.breakers.record_many(key, up, sum(1 for _o, ok in results if ok is False))
         return [o for o, _ok in results], list(sends[go:]), wait or 0.0
 
     async def _send(self, impl: Channel, channel: str, d: Delivery, n: int, at: float,
-                    info: bool) -> tuple[Stored, bool]:
-        """One send: its attempt, and whether the provider answered (for the breaker)."""
+                    info: bool) -> tuple[Stored, bool | None]:
+        """One send: its attempt, and whether the provider answered (for the breaker; None:
+        not asked)."""
         current = self._readdressed(impl, d)
         if current is None:
             return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
                                      error="no longer in the registry (or no address there)"),
                           DeliveryState.FAILED), True
         d = current
+        # Taken from the account's per-number record right before the provider call, so the
+        # provider counts it a request's latency later, not a chunk's (flow/reroute.py).
+        over = await self.limits.take(channel, d, n)
+        if over is not None:
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.LIMITED, error=over),
+                          _REROUTED), None
         try:
             receipt = await impl.send(d)
         except LimitedChannelError as e:

@@ -1,8 +1,8 @@
 """The dispatcher's per-number limit gate: take a send from the account's limits, or re-route.
 
-Before a chunk's claimed deliveries go to their provider, each one on a channel with
-per-number limits (`flow.routes`) takes its send from the shared record of its account and
-number (`state.numberlimits`, atomic). One that would exceed a limit is not sent: its message
+Right before a claimed delivery goes to its provider, one on a channel with per-number limits
+(`flow.routes`) takes its send from the shared record of its account and number
+(`state.numberlimits`, atomic). One that would exceed a limit is not sent: its message
 goes by the next path that admits it (`RoutedChannels.next_paths`: another account of the
 route, then the policy's fallback chain, each path's limit taken in turn), and the delivery is
 recorded as re-routed (`DeliveryState.REROUTED`, outcome `limited`) with why and where to:
@@ -59,27 +59,19 @@ class LimitGate:
         ch = self.ctx.channels
         return ch if isinstance(ch, RoutedChannels) else None
 
-    async def admit(self, channel: str, sends: Sequence[tuple[Delivery, int]]
-                    ) -> tuple[list[tuple[Delivery, int]], list[Refused]]:
-        """Split claimed sends into those their account's limits admit (taken now) and
-        those that would exceed a limit, with which one."""
+    async def take(self, channel: str, d: Delivery, n: int) -> str | None:
+        """Take attempt `n` of `d` from its account's per-number record, right before the
+        provider call: None when admitted (or no limits), else why it is not sent."""
         routes = self._routes()
         account = routes.account(channel) if routes is not None else None
-        if account is None or not sends:
-            return list(sends), []
-        persons = [(d, n) for d, n in sends if d.target_kind is TargetKind.PERSON]
-        now = self.ctx.clock.now()
-        refusals = await self.book.take_many(
-            [(account.name, account.limits, d.address, attempt(d.id, n)) for d, n in persons],
-            now)
+        if account is None or d.target_kind is not TargetKind.PERSON:
+            return None
+        r = await self.book.take(account.name, account.limits, d.address, attempt(d.id, n),
+                                 self.ctx.clock.now())
+        if r is None:
+            return None
         what = noun(self.ctx.channels[channel].medium)
-        refused: list[Refused] = []
-        skip: set[str] = set()
-        for (d, n), r in zip(persons, refusals, strict=True):
-            if r is not None:
-                refused.append((d, n, f"skipped {channel}: {account.limits.describe(r.which, what)}"))
-                skip.add(d.id)
-        return [(d, n) for d, n in sends if d.id not in skip], refused
+        return f"skipped {channel}: {account.limits.describe(r.which, what)}"
 
     async def reroute(self, refused: Sequence[Refused]) -> list[Stored]:
         """Queue the next path of each refused delivery; return their records (REROUTED)."""

@@ -13,8 +13,6 @@ simulators it drives); days and nights are Beijing's.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -154,12 +152,6 @@ class NumberLimitBook:
             return None
         which = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
         return Refusal(which, float(reply[2]))
-
-    async def take_many(self, items: Sequence[tuple[str, NumberLimits, str, str]], now: float
-                        ) -> list[Refusal | None]:
-        """`take` for each (account, limits, number, member), in order, concurrently."""
-        return list(await asyncio.gather(*(self.take(a, lim, num, m, now)
-                                           for a, lim, num, m in items)))
 
 
 __all__ = ["KEEP_S", "PRESETS", "NumberLimitBook", "NumberLimits", "Refusal", "Window"]
