@@ -13,6 +13,7 @@ from aiohttp import web
 
 from warnbus.runtime.app import App
 from warnbus.web.console import (
+    errors,
     pages_auth,
     pages_board,
     pages_compose,
@@ -81,6 +82,7 @@ def setup_console(web_app: web.Application, app: App) -> None:
     """Mount the console on the engine's aiohttp application."""
     web_app[CONSOLE] = Console(app, Users(app.ctx.redis, PasswordHasher()),
                                Sessions(app.ctx.redis))
+    web_app.middlewares.append(errors.console_errors)  # innermost: Chinese error pages
     r = web_app.router
     r.add_get("/", _root)
     r.add_get(PREFIX, _bare)

@@ -29,6 +29,7 @@ from warnbus.web.console.base import (
     ConsoleSettings,
     back,
     console,
+    flash,
     form,
     page,
     requires,
@@ -147,7 +148,7 @@ async def admin_page(request: web.Request) -> web.Response:
     levels += (f'<label class="inline"><input type="checkbox" name="approval_default" value="1"'
                f'{" checked" if await con.approval_from_config() else ""}>'
                f'使用配置文件的默认值（[console] approval_levels：{conf}）</label>')
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
         + "<h2>用户</h2>" + html.table(["用户名", "姓名", "角色 / 密码", "登录"], rows)

@@ -22,6 +22,7 @@ from warnbus.web.console.base import (
     PREFIX,
     back,
     console,
+    flash,
     form,
     page,
     requires,
@@ -161,7 +162,7 @@ async def board_page(request: web.Request) -> web.Response:
                  'data-confirm="确认解除该预警？">解除预警</button></form>')
     tools += (f'<a class="button" href="{base}/record.csv" download>导出叫应记录</a>'
               f'<a class="button" href="{base}/print">打印</a>')
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
         + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events">'

@@ -24,6 +24,7 @@ from warnbus.web.console.base import (
     Console,
     back,
     console,
+    flash,
     form,
     json_reply,
     page,
@@ -305,7 +306,7 @@ async def draft_page(request: web.Request) -> web.Response:
     con = console(request)
     d = await _draft(request)
     user = user_of(request)
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     f = d.form
     info = (f'<dl class="kv"><dt>类型</dt><dd>{html.KIND_ZH.get(d.kind, d.kind)}</dd>'
             f'<dt>状态</dt><dd id="draft-state">{html.DRAFT_STATE_ZH.get(d.state, d.state)}</dd>'
