@@ -22,7 +22,7 @@ GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已�
                  "confirmed": "已确认", "taken_over": "上级已确认", "escalated": "已升级",
                  "unreached": "未叫醒", "closed": "已关闭"}
 DRAFT_STATE_ZH = {"pending": "待审批", "publishing": "发布中", "published": "已发布",
-                  "rejected": "已退回", "failed": "发布失败（未发出）"}
+                  "rejected": "已退回", "failed": "发布失败（未发出）", "withdrawn": "已撤回"}
 KIND_ZH = {"alert": "新预警", "update": "更新", "cancel": "解除"}
 VIA_ZH = {"dtmf": "电话按键", "sms": "短信回复", "wecom": "企业微信", "link": "确认链接",
           "console": "人工确认", "device": "设备"}
