@@ -20,6 +20,8 @@ log = structlog.get_logger("warnbus.flow.events")
 
 _DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.DONE}
 _FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
+_NOTED = {ProviderStatus.NO_ANSWER: DeliveryReport.NO_ANSWER,
+          ProviderStatus.ANSWERED: DeliveryReport.ANSWERED}
 #: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
 ACTIVE_TTL_S = 1.0
 #: How long a reply's provider message id is remembered: a resend or replay within it
@@ -57,8 +59,12 @@ class EngineSink:
             # recorded (and its officer is put on notice when the playout deadline passes).
             device = kind_of(target_id) is RefKind.DEVICE
             report = DeliveryReport.DEVICE_FAILED if device else DeliveryReport.FAILED
+        elif status in _NOTED:
+            # Recorded against the call (the record says 未接 / 忙 / 已接通), nothing changes:
+            # deadlines drive redials.
+            report = _NOTED[status]
         else:
-            return  # queued/sent/no-answer: nothing to change; deadlines drive redials
+            return  # queued/sent/limited: nothing to record
         res = await self.ctx.store.status(campaign_id, delivery_id, target_id, report, detail,
                                           self.ctx.clock.now())
         if res == 1 and report is DeliveryReport.FAILED:

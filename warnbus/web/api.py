@@ -44,6 +44,7 @@ from warnbus.flow.credentials import (
     of_token,
     serves_within,
 )
+from warnbus.flow.filed import with_words, words_csv
 from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
 from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
@@ -320,8 +321,12 @@ async def get_record(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     rows = [r for r in await views.record_rows(app.ctx, aid)
             if serves_within(app.ctx.registry, cred, r["person_id"])]
+    cid = await app.ctx.store.campaign_of(aid)
+    rows = with_words(app.ctx, rows, await app.ctx.store.audit(cid) if cid else [])
     if fmt == "csv":
-        return web.Response(text=views.rows_csv(rows), content_type="text/csv", charset="utf-8")
+        # A BOM: spreadsheet programs read it as UTF-8 (the console's CSV has one too).
+        return web.Response(text="\ufeff" + words_csv(rows), content_type="text/csv",
+                            charset="utf-8")
     return ok({"alert_id": aid, "rows": rows})
 
 

@@ -20,6 +20,7 @@ from warnbus.web.console import (
     pages_drafts,
     pages_registry,
     pages_registry_io,
+    record_print,
     records,
 )
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
@@ -44,7 +45,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/campaigns/{cid}/door", pages_board.door),
     ("POST", "/campaigns/{cid}/cancel", pages_compose.cancel_submit),
     ("GET", "/campaigns/{cid}/record.csv", records.record_csv),
-    ("GET", "/campaigns/{cid}/print", records.print_page),
+    ("GET", "/campaigns/{cid}/print", record_print.print_page),
     ("GET", "/compose", pages_compose.compose_page),
     ("GET", "/compose/defaults", pages_compose.compose_defaults),
     ("POST", "/compose/preview", pages_compose.compose_preview),
