@@ -16,7 +16,6 @@ from aiohttp import web
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import AckVia, TargetKind
 from warnbus.domain.states import GridState
-from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.filed import COLUMNS, ZONE_ZH, bj, filed_rows
 from warnbus.flow.record import record_rows, unreached
 from warnbus.runtime.context import Context
@@ -42,7 +41,7 @@ async def township_totals(ctx: Context, cid: str) -> list[list[str]]:
         if t.kind is TargetKind.PERSON:
             persons[town] += 1
             acked[town] += t.id in acks
-        elif kind_of(t.id) is RefKind.DEVICE:
+        elif t.kind is TargetKind.DEVICE:
             speakers[town] += 1
     grids: dict[str, Counter[GridState]] = defaultdict(Counter)
     for g in (await ctx.store.grids(cid)).values():
