@@ -101,3 +101,26 @@ async def test_a_failure_inside_a_page_is_a_chinese_500(web) -> None:  # type: i
     await h.ctx.redis.hset(f"wb:{{c:{cid}}}:meta", "level", "purple")
     status, text = await _page(client, f"/console/campaigns/{cid}/print")
     assert status == 500 and "系统出错" in text and "Internal Server Error" not in text
+
+
+async def test_settings_say_what_is_not_applied(web) -> None:  # type: ignore[no-untyped-def]
+    client, _h = web
+    s = await sign_in(client, "root")
+
+    async def save(**form: str) -> str:
+        data = [("_csrf", s.csrf), ("sms_price", "0.05"), ("voice_price", "0.12"),
+                *form.items()]
+        data += [("approval", lv) for lv in form.pop("levels", "").split(",") if lv]
+        r = await client.post("/console/admin/settings", data=[
+            (k, v) for k, v in data if k != "levels"], headers=HTML)
+        return await r.text()
+
+    # Levels ticked while the configuration's default is chosen: said, not silently dropped.
+    text = await save(levels="yellow", approval_default="1")
+    assert "所选的（黄色）未采用" in text and "审批级别按配置（红色、橙色）" in text
+    text = await save(levels="red,orange,yellow")
+    assert "审批级别对此后提交的草稿生效" in text
+    text = await save(levels="red,orange,yellow", sms_price="nan")
+    assert "未保存：单价必须在0到100元之间" in text
+    text = await save(levels="red,orange,yellow", sender_name="华容县防汛抗旱指挥部")
+    assert "用于此后发出的预警、更新和解除" in text

@@ -267,13 +267,36 @@ async def admin_settings(request: web.Request) -> web.StreamResponse:
             sms_price=float(f.get("sms_price", "0")), voice_price=float(f.get("voice_price", "0")),
             sender_name=f.get("sender_name", "").strip(), org_code=f.get("org_code", "").strip())
     except ValueError:
-        raise back(f"{PREFIX}/admin", "单价必须是数字") from None
+        raise back(f"{PREFIX}/admin", "未保存：单价必须是数字") from None
+    if not all(math.isfinite(p) and 0 <= p <= 100 for p in (st.sms_price, st.voice_price)):
+        raise back(f"{PREFIX}/admin", "未保存：单价必须在0到100元之间")
     if st.org_code and not (len(st.org_code) == 14 and st.org_code.isdigit()):
-        raise back(f"{PREFIX}/admin", "发布单位编码必须是14位数字")
+        raise back(f"{PREFIX}/admin", "未保存：发布单位编码必须是14位数字")
     old = await con.settings()
     from_config = f.get("approval_default") == "1"
+    notes = settings_notes(old, st, from_config, con.default_approval_levels)
     if from_config:
         st = msgspec.structs.replace(st, approval_levels=con.default_approval_levels)
     await con.save_settings(msgspec.structs.replace(st, sse_interval_s=old.sse_interval_s),
                             approval_from_config=from_config)
-    raise back(f"{PREFIX}/admin", "设置已保存")
+    raise back(f"{PREFIX}/admin", "设置已保存" + "".join(f"；{n}" for n in notes))
+
+
+def settings_notes(old: ConsoleSettings, new: ConsoleSettings, from_config: bool,
+                   config_levels: tuple[str, ...]) -> list[str]:
+    """What saving `new` does not apply, or applies only from now on: said, never silent."""
+    notes = []
+
+    def zh(levels: tuple[str, ...]) -> str:
+        return "、".join(html.LEVEL_ZH[lv] for lv in levels) or "无"
+
+    if from_config and set(new.approval_levels) != set(config_levels):
+        notes.append(f"已勾选使用配置文件的默认值，审批级别按配置（{zh(config_levels)}），"
+                     f"所选的（{zh(new.approval_levels)}）未采用")
+    elif set(new.approval_levels) != set(old.approval_levels) or from_config:
+        notes.append("审批级别对此后提交的草稿生效，已在等待审批的草稿仍需审批")
+    if (new.sender_name, new.org_code) != (old.sender_name, old.org_code):
+        notes.append("发布单位名称和编码用于此后发出的预警、更新和解除，已发出的消息不变")
+    if (new.sms_price, new.voice_price) != (old.sms_price, old.voice_price):
+        notes.append("单价只用于预览中的费用估算")
+    return notes
