@@ -193,3 +193,32 @@ async def test_an_update_draft_is_titled_with_the_level_it_sets(web) -> None:  #
     listing = await (await client.get("/console/drafts", headers=HTML)).text()
     row = next(r for r in listing.split("<tr>") if draft in r)
     assert "lv-yellow" in row and "Dora" in row and ">dora<" not in row
+
+
+async def test_an_update_shows_the_area_before_and_after(web) -> None:  # type: ignore[no-untyped-def]
+    client, h = web
+    s = await sign_in(client, "dora")
+    form = [*red_form(s.csrf).items(), ("area", "430623102000")]
+    draft = _draft_of(await client.post("/console/compose", data=form, allow_redirects=False))
+    a = await sign_in(client, "alan")
+    await client.post(f"/console/drafts/{draft}/approve", data={"_csrf": a.csrf})
+    (cid,) = await campaigns(h)
+    await h.drain()
+    grids = await h.ctx.store.grids(cid)
+    town = [g for g in grids if g.startswith("430623101")]
+    s = await sign_in(client, "dora")
+    # Narrowed to 章华镇: 鲇鱼须镇's grids are dropped (they get their 解除).
+    r = await client.post("/console/compose", headers=HTML, data=_unconfirmed(
+        s.csrf, kind="update", campaign=cid))
+    page = await r.text()
+    change = page.split('id="update-change"')[1].split("</svg>")[0]
+    assert (f"网格：<b>{len(grids)}</b> → <b>{len(town)}</b>（新增0个，"
+            f"移出{len(grids) - len(town)}个，保留{len(town)}个）") in change
+    assert change.count('class="s-dropped"') == len(grids) - len(town)
+    assert change.count('class="s-kept"') == len(town)
+    # The approver's page shows the same.
+    draft = _draft_of(await client.post("/console/compose", allow_redirects=False, data=red_form(
+        s.csrf, kind="update", campaign=cid)))
+    await sign_in(client, "alan")
+    page = await (await client.get(f"/console/drafts/{draft}", headers=HTML)).text()
+    assert f"移出{len(grids) - len(town)}个" in page

@@ -8,9 +8,13 @@ would reach nobody is refused with the reason, at both steps.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from warnbus.web.console import drawn, html
+from warnbus.domain.states import GridState
+from warnbus.registry import Registry
+from warnbus.runtime.context import Context
+from warnbus.web.console import drawn, html, svgmap
 from warnbus.web.console.base import PREFIX
 from warnbus.web.console.compose import DraftForm
 from warnbus.web.console.html import csrf_field, esc
@@ -67,3 +71,28 @@ def confirm_html(csrf: str, f: DraftForm, *, kind: str, campaign: str, draft: st
         f'<form method="post" action="{PREFIX}/compose" class="inline">{csrf_field(csrf)}'
         f'{fields}<input type="hidden" name="edit" value="1">'
         '<button id="back-edit">返回修改</button></form></div>')
+
+
+#: An Update's map: grids the area keeps, adds and drops (classes s-kept, s-added, s-dropped).
+CHANGE_ZH = {"kept": "保留", "added": "新增", "dropped": "移出（发解除）"}
+
+
+async def area_before(ctx: Context, campaign: str) -> set[str]:
+    """The grids a campaign's area holds now (not dropped by an earlier Update)."""
+    return {g for g, st in (await ctx.store.grids(campaign)).items()
+            if st.state is not GridState.DROPPED}
+
+
+def changes_html(registry: Registry, before: Collection[str], after: Collection[str],
+                 persons_after: int, map_id: str = "change-map") -> str:
+    """What an Update changes: the area before and after, on a map and in counts."""
+    b, a = set(before), set(after)
+    added, dropped = a - b, b - a
+    states = ({g: "kept" for g in a & b} | {g: "added" for g in added}
+              | {g: "dropped" for g in dropped})
+    legend = "".join(f'<span><i class="s-{k}"></i>{v}</span>' for k, v in CHANGE_ZH.items())
+    grids_html = svgmap.svg(registry, states, focus=None, map_id=map_id, region_names=True)
+    return (f'<div class="change" id="update-change"><h3>更新前后的区域</h3>'
+            f'<p>网格：<b>{len(b)}</b> → <b>{len(a)}</b>（新增{len(added)}个，移出{len(dropped)}个，'
+            f'保留{len(a & b)}个）；更新后责任人{persons_after}名。</p>'
+            f'{grids_html}<div class="legend">{legend}</div></div>')

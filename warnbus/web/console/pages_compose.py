@@ -41,7 +41,7 @@ from warnbus.web.console.compose import (
     hazards_of,
     parse_form,
 )
-from warnbus.web.console.confirm import confirm_html, reach_problem
+from warnbus.web.console.confirm import area_before, changes_html, confirm_html, reach_problem
 from warnbus.web.console.drafts import EDITABLE, Draft, Drafts, DraftState
 from warnbus.web.console.html import LEVEL_ZH, csrf_field, esc, options
 from warnbus.web.console.preview import continuation_preview, preview, preview_html
@@ -261,9 +261,12 @@ async def compose_submit(request: web.Request) -> web.StreamResponse:
         old = (meta.level if meta else None) or level
         level = min((level, old), key=lambda lv: Level(lv).rank)  # the more urgent decides
     if data.get("confirmed") != "1":
+        changes = (changes_html(ctx.registry, await area_before(ctx, campaign), p["grid_ids"],
+                                p["persons"]) if campaign else "")
         body = confirm_html(session_of(request).csrf, f, kind=kind, campaign=campaign,
                             draft=draft_id, p=p, hazard=hazard, area=area_summary(con, f),
-                            needs_approval=_needs_approval(level, settings.approval_levels))
+                            needs_approval=_needs_approval(level, settings.approval_levels),
+                            changes=changes)
         return page(request, "确认发布", body + f'<div class="card">{preview_html(p)}</div>',
                     active="compose")
     return await _submit(request, kind, level, f, campaign, draft)

@@ -23,6 +23,7 @@ from warnbus.web.console.base import (
     session_of,
     user_of,
 )
+from warnbus.web.console.confirm import area_before, changes_html
 from warnbus.web.console.drafts import EDITABLE, Draft, DraftEvent, Drafts, DraftState
 from warnbus.web.console.html import csrf_field, esc
 from warnbus.web.console.pages_compose import area_summary, compose_response, preview_of
@@ -115,6 +116,9 @@ async def draft_page(request: web.Request) -> web.Response:
             else:
                 p = await preview_of(con, f, d.kind, d.campaign_id)
                 reach, chosen = preview_html(p), p["grid_ids"]
+                if d.kind == "update":
+                    reach = changes_html(con.app.ctx.registry, await area_before(
+                        con.app.ctx, d.campaign_id), chosen, p["persons"]) + reach
         except Exception as e:  # a draft that no longer builds (e.g. expired) says so
             reach = f'<p class="err">{esc(getattr(e, "message", str(e)))}</p>'
     actions = ""
