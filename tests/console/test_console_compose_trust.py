@@ -27,6 +27,13 @@ def _unconfirmed(csrf: str, **extra: str) -> dict[str, str]:
     return data
 
 
+async def _red_draft(client, **form: str) -> str:  # type: ignore[no-untyped-def]
+    """A red draft of dora's, waiting for an approver (dora stays signed in)."""
+    s = await sign_in(client, "dora")
+    return _draft_of(await client.post("/console/compose", data=red_form(s.csrf, **form),
+                                       allow_redirects=False))
+
+
 def _draft_of(r) -> str:  # type: ignore[no-untyped-def]
     assert r.status == 303 and "/drafts/df_" in r.headers["Location"], r.status
     return str(r.headers["Location"].split("/drafts/")[1].split("?")[0])
@@ -112,9 +119,7 @@ async def test_the_whole_county_is_one_choice(web) -> None:  # type: ignore[no-u
 
 async def test_a_rejected_draft_is_edited_and_resubmitted_then_approved(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
-    s = await sign_in(client, "dora")
-    draft = _draft_of(await client.post("/console/compose", data=red_form(s.csrf),
-                                        allow_redirects=False))
+    draft = await _red_draft(client)
     a = await sign_in(client, "alan")
     r = await client.post(f"/console/drafts/{draft}/reject", allow_redirects=False,
                           data={"_csrf": a.csrf, "reason": "区域应为两个乡镇"})
@@ -155,9 +160,7 @@ async def test_a_rejected_draft_is_edited_and_resubmitted_then_approved(web) -> 
 
 async def test_a_draft_is_withdrawn_by_its_drafter_only(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
-    s = await sign_in(client, "dora")
-    draft = _draft_of(await client.post("/console/compose", data=red_form(s.csrf),
-                                        allow_redirects=False))
+    draft = await _red_draft(client)
     b = await sign_in(client, "both")
     r = await client.post(f"/console/drafts/{draft}/withdraw", data={"_csrf": b.csrf})
     assert "只有起草人可以撤回该草稿" in await r.text()
@@ -176,9 +179,7 @@ async def test_a_draft_is_withdrawn_by_its_drafter_only(web) -> None:  # type: i
 
 async def test_an_update_draft_is_titled_with_the_level_it_sets(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
-    s = await sign_in(client, "dora")
-    draft = _draft_of(await client.post("/console/compose", data=red_form(s.csrf),
-                                        allow_redirects=False))
+    draft = await _red_draft(client)
     a = await sign_in(client, "alan")
     await client.post(f"/console/drafts/{draft}/approve", data={"_csrf": a.csrf})
     (cid,) = await campaigns(h)

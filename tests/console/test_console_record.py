@@ -33,6 +33,13 @@ SENT = "发送时间（北京时间（UTC+8））"
 MEDIUM_ZH = {"voice": "语音电话", "sms": "短信", "wecom": "企业微信"}
 
 
+async def _drill(h) -> str:  # type: ignore[no-untyped-def]
+    """A red warning for 章华镇, its first wave sent: the campaign id."""
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+    await h.drain()
+    return res.campaign_id
+
+
 def _rows(text: str) -> list[dict[str, str]]:
     assert text.startswith("\ufeff")
     return list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
@@ -41,9 +48,7 @@ def _rows(text: str) -> list[dict[str, str]]:
 async def test_every_row_agrees_with_the_providers_and_says_it_in_chinese(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
     ctx = h.ctx
-    res = await accept(ctx, cap_alert(codes=("430623101000",)), ENGINE)
-    cid = res.campaign_id
-    await h.drain()
+    cid = await _drill(h)
     sink = EngineSink(ctx)
     voice = [d for d in h.sent("voice")]
     sms = [d for d in h.sent("sms")]
@@ -123,9 +128,7 @@ async def test_every_row_agrees_with_the_providers_and_says_it_in_chinese(web) -
 async def test_the_printed_record_is_in_chinese_and_beijing_time(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
     ctx = h.ctx
-    res = await accept(ctx, cap_alert(codes=("430623101000",)), ENGINE)
-    cid = res.campaign_id
-    await h.drain()
+    cid = await _drill(h)
     targets = await ctx.store.targets(cid)
     pid = next(t.id for t in targets.values() if t.role and t.role.value == "primary")
     await record_ack(ctx, cid, pid, AckVia.CONSOLE, by="dora", reason="电话回拨确认")

@@ -135,9 +135,11 @@ async def admin_page(request: web.Request) -> web.Response:
             f'<label class="inline"><input type="checkbox" name="disabled" value="1"'
             f'{" checked" if u.disabled else ""}>停用</label><button>保存</button></form>',
             _sign_in_state(u.name, failures.get(u.name, 0), con.guard.limits.window_s, csrf)])
-    entries = "".join(
-        f'<li>{html.bj(e.at)} {esc(e.by)} {ADMIN_ACTION_ZH[e.action]} '
-        f'{esc(e.user)}{"：" + esc(e.detail) if e.detail else ""}</li>'
+    shown = {u.name: u.display or u.name for u in users}
+    entries = "".join(  # display names (姓名), with the account's user name
+        f'<li>{html.bj(e.at)} {esc(shown.get(e.by, e.by))} {ADMIN_ACTION_ZH[e.action]} '
+        f'{esc(shown.get(e.user, e.user))}（{esc(e.user)}）'
+        f'{"：" + esc(e.detail) if e.detail else ""}</li>'
         for e in await audit_log(con.app.ctx.redis))
     st = await con.settings()
     levels = "".join(
