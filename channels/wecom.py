@@ -31,6 +31,7 @@ from aiohttp import web
 from lxml import etree
 
 from channels import wecom_crypto as proto
+from channels.once import Once
 from channels.textfit import fit_sentences
 from warnbus.plugin import (
     LEVEL_NAMES_ZH,
@@ -200,6 +201,7 @@ class WeCom:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._replays = proto.ReplayGuard(CALLBACK_MAX_AGE_S, clock)
+        self._clicks: Once[Confirmation] = Once(10_000, max_age_s=2 * CALLBACK_MAX_AGE_S)
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> WeCom:
@@ -431,19 +433,21 @@ class WeCom:
         if not proto.sent_to(self.config.corp_id, ref, user):
             return await self._reject(request, 403,
                                 f"card of delivery {ref.delivery_id} clicked by another user")
-        if not self._replays.first_time(signature):
-            # WeCom resends when it got no reply within 5 s; the first one is being handled.
-            log.info("wecom duplicate callback ignored", channel=self.name)
-            return web.Response()
-        try:
-            result = Confirmation.of(await sink.confirm(ref.campaign_id, ref.target_id,
-                                                        AckVia.WECOM, ref.delivery_id))
-        except BaseException:
-            self._replays.forget(signature)  # not recorded: let WeCom's resend through
-            raise
-        log.info("wecom confirmation", channel=self.name, campaign_id=ref.campaign_id,
-                 delivery_id=ref.delivery_id, target_id=ref.target_id, result=result.value)
+        # WeCom resends when it got no reply within 5 s. A resend is answered like the
+        # first only once the first is durable (the sink returned: in Redis or in the
+        # engine's journal); while it is under way the resend waits for it, and after a
+        # failure it confirms by itself (`channels.once`).
+        first, result = await self._clicks.run(
+            signature, lambda: self._confirm(sink, ref))
+        log.info("wecom confirmation" if first else "wecom duplicate callback",
+                 channel=self.name, campaign_id=ref.campaign_id, delivery_id=ref.delivery_id,
+                 target_id=ref.target_id, result=result.value)
         return self._button_reply(user, BUTTON_ZH[result])
+
+    @staticmethod
+    async def _confirm(sink: EventSink, ref: proto.TaskRef) -> Confirmation:
+        return Confirmation.of(await sink.confirm(ref.campaign_id, ref.target_id,
+                                                  AckVia.WECOM, ref.delivery_id))
 
     def _button_reply(self, user: str, label: str) -> web.Response:
         """Passive reply that turns the clicked button grey for that user, labelled with

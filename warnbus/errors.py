@@ -88,6 +88,13 @@ class CampaignStateError(WarnbusError):
     code = "campaign_state"
 
 
+class JournalError(WarnbusError):
+    """A confirmation could be written neither to Redis nor to the local journal (full, or
+    the disk failed): nothing was accepted, and the caller must say so (a non-2xx)."""
+
+    code = "unavailable"
+
+
 class AuthError(WarnbusError):
     """No or bad credentials (401) or outside the credential's scope (403)."""
 

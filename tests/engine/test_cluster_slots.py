@@ -34,6 +34,7 @@ from warnbus.domain.models import AckVia, DeliveryKind, Level
 from warnbus.domain.states import GridState
 from warnbus.feeds import FeedPoller
 from warnbus.feeds import state as feed_state
+from warnbus.flow.breaker import State
 from warnbus.flow.escalation import redial_offsets
 from warnbus.plugin import ProviderStatus
 from warnbus.runtime.app import token_hash
@@ -257,6 +258,14 @@ async def run_workload(url: str) -> dict[str, int]:
             await h.drain()
         kinds = {d.kind for d in h.sent()}
         assert {DeliveryKind.REDIAL, DeliveryKind.ESCALATION} <= kinds, kinds
+        # A provider down past a delivery's deadline: its breaker refuses, the delivery
+        # gives up unsent (a replayed one here, already sent: the script changes nothing).
+        voice = h.channels["voice"]
+        breaker = h.app.engine.dispatcher.breakers.get(voice.info.breaker_key)
+        breaker.record_many(h.clock.now(), 0, 1000)
+        assert breaker.state is State.OPEN
+        await h.ctx.lanes.enqueue([h.sent("voice")[0]])
+        await h.drain()
         # Sweepers of every role (nothing is stuck, but their commands must be cluster-safe).
         eng = h.app.engine
         await eng.inbox_once(reclaim_idle_ms=0)

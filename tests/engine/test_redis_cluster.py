@@ -157,7 +157,7 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
                           root="al_1", sender="s", event="暴雨", drill=False, now=NOW)
         await store.put_targets(cid, [Target(p, TargetKind.PERSON, "430623101001", Role.PRIMARY,
                                              (f"g{p}",)) for p in people], NOW)
-        assert await store.init_grids(cid, [(f"g{p}", p) for p in people]) == 2
+        assert await store.init_grids(cid, [(f"g{p}", p) for p in people], NOW) == 2
     deliveries = [_delivery(c, p, ch, lv) for c in cids for p in people
                   for ch in ("sms", "voice") for lv in (Level.RED, Level.YELLOW)]
     assert await lanes.enqueue(deliveries) == len(deliveries)
@@ -191,8 +191,8 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
     # Timers: the promote script moves due members between two keys of one slot ({t}).
     member = encode_timer(Deadline(cids[0], "p2", 0))
     await timers.schedule([(member, NOW + 60)])
-    assert await timers.promote(NOW) == 0
-    assert await timers.promote(NOW + 60) == 1
+    assert await timers.promote((NOW, 0.0, 0.0)) == 0
+    assert await timers.promote((NOW + 60, 0.0, 0.0)) == 1
     due = await timers.read_due("t1", 10, 0)
     assert [t.member for t in due] == [member]
     await timers.done(due)

@@ -410,6 +410,13 @@ class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
     #: Whether the message asks its person to confirm (a key, a button, a reply, a link), as
     #: the planner decided; None (queued by a version before it said): by `kind`.
     confirm: bool | None = None
+    # Transient failures are retried until then: the step's deadline (the person's next
+    # redial or escalation); None: the alert's validity or `engine.retry_window_s`
+    # (`flow.dispatch.retry_horizon`).
+    retry_until: float | None = None
+    # The channels this message already failed on at this step: a fallback delivery (its id
+    # is its own, `planner.plan_fallback`); empty for a delivery the policy planned.
+    tried: tuple[str, ...] = ()
 
     @property
     def priority(self) -> int:

@@ -154,6 +154,9 @@ class UpdatePlan:
     #: (grid, primary) of grids an earlier Update dropped that this one puts back: they
     #: reopen and their persons start again among `added` (they had heard the 解除).
     reopened: tuple[tuple[str, str], ...] = ()
+    #: Persons in the area before and still (as this Update matches them): an officer given
+    #: another grid gets it set up and on their timeline (`Intake._grow_kept`).
+    kept: tuple[Target, ...] = ()
 
 
 async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta, *,
@@ -224,7 +227,7 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
             out += plan_areas(lctx, gone, ch, DeliveryKind.CANCEL)
     added = [t for t in targets if t.id not in old or t.id in returning]
     return UpdatePlan(level, policy, match, added, dropped_grids, dropped_people, message,
-                      pctx, out, len(lifted), len(gone), reopened)
+                      pctx, out, len(lifted), len(gone), reopened, tuple(kept))
 
 
 async def plan_cancel(ctx: Context, cid: str, alert: Alert, meta: CampaignMeta, *,

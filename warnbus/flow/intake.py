@@ -7,9 +7,10 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
+import msgspec
 import structlog
 
 from warnbus.domain.models import (
@@ -45,7 +46,13 @@ from warnbus.flow.credentials import (
     foreign_thread,
     reach_of,
 )
-from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
+from warnbus.flow.escalation import (
+    Deadline,
+    Expiry,
+    deadline_for,
+    encode_timer,
+    playout_checks,
+)
 from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
 from warnbus.flow.planner import PlanContext, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
@@ -220,10 +227,16 @@ class Intake:
         per village reaches a whole village."""
         ctx = self.ctx
         pctx = self._plan_ctx(cid, alert, level)
+        if policy.ack_deadline_s:
+            # Retried until the first deadline (the first redial), when that step takes over.
+            first = deadline_for(policy, Step.first_wave(), 0.0, 0.0)
+            pctx = replace(pctx, until=pctx.now + first)
         n = 0
         for ch in policy.device_channels:
             area_wave = plan_areas(pctx, villages, ch, kind)
             await ctx.lanes.enqueue(area_wave)
+            await ctx.timers.schedule(playout_checks(area_wave, policy.speaker_deadline_s,
+                                                     pctx.now))
             n += len(area_wave)
         writes = Bounded(PLAN_AHEAD)
         chunk = self.plan_chunk
@@ -250,18 +263,20 @@ class Intake:
         # its record find the campaign state they move.
         firsts = await ctx.store.put_targets(cid, part, now)
         await ctx.store.init_grids(
-            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
+            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids], now
         )
         await ctx.lanes.enqueue(deliveries)
+        await self._first_deadlines(cid, policy, [p.id for p in persons], firsts, now)
+
+    async def _first_deadlines(self, cid: str, policy: LevelPolicyLike, persons: Sequence[str],
+                               firsts: Mapping[str, float], now: float) -> None:
+        """The first wave's deadlines: each person's first wave plus a fixed offset."""
         if policy.ack_deadline_s:
-            # The first wave's deadline is the person's first wave plus a fixed offset.
-            first = Step.first_wave()
-            offset = deadline_for(policy, first, 0.0, now)
-            step = int(first)  # once, not per person: a province's first wave has 74,000
-            await ctx.timers.schedule([
-                (encode_timer(Deadline(cid, p.id, step)), firsts.get(p.id, now) + offset)
-                for p in persons
-            ])
+            offset = deadline_for(policy, Step.first_wave(), 0.0, now)
+            step = int(Step.first_wave())  # once, not per person: a province has 74,000
+            await self.ctx.timers.schedule([
+                (encode_timer(Deadline(cid, p, step)), firsts.get(p, now) + offset)
+                for p in persons])
 
     async def _start(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -300,6 +315,8 @@ class Intake:
         # nothing left to announce.
         await ctx.lanes.enqueue(plan.deliveries)
         now = ctx.clock.now()
+        await ctx.timers.schedule(playout_checks(plan.deliveries, plan.policy.speaker_deadline_s,
+                                                 now))
         await ctx.store.close_grids(cid, plan.dropped_grids, GridState.DROPPED,
                                     plan.dropped_people, now)
         if plan.reopened:
@@ -314,6 +331,7 @@ class Intake:
         await ctx.store.carry(cid, plan.message)
         n = await self._first_wave(cid, alert, plan.level, plan.policy, plan.added, (),
                                    DeliveryKind.WARNING)
+        await self._grow_kept(cid, plan.policy, plan.kept, now)
         expires = alert.expires_at()
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
@@ -321,6 +339,28 @@ class Intake:
                  reopened=len(plan.reopened),
                  dropped_grids=len(plan.dropped_grids), lifted=plan.lifted_people,
                  lifted_villages=plan.lifted_villages, deliveries=n + len(plan.deliveries))
+
+    async def _grow_kept(self, cid: str, policy: LevelPolicyLike, kept: Sequence[Target],
+                         now: float) -> None:
+        """Grids an Update adds to people it keeps: set up (confirmed at once for someone who
+        confirmed), on the others' timeline (their first deadline; one past fires now)."""
+        ctx = self.ctx
+        old = await ctx.store.targets(cid)
+        acked = await ctx.store.acks(cid)
+        grown: list[tuple[Target, list[str]]] = []
+        for t in kept:
+            known = old[t.id]
+            new = [g for g in t.grids if g not in known.grids]
+            if new and t.kind is TargetKind.PERSON:
+                grown.append((msgspec.structs.replace(known, grids=(*known.grids, *new)), new))
+        if not grown:
+            return
+        firsts = await ctx.store.put_targets(cid, [t for t, _new in grown], now)
+        await ctx.store.init_grids(cid, [(g, t.id) for t, new in grown for g in new], now)
+        await self._first_deadlines(cid, policy, [t.id for t, _new in grown if t.id not in acked],
+                                    firsts, now)
+        log.info("update adds grids to people it keeps", people=len(grown),
+                 grids=sum(len(new) for _t, new in grown))
 
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import msgspec
+
 from warnbus.domain.models import (
     Alert,
     Delivery,
@@ -71,6 +73,9 @@ class PlanContext:
     renderer: Renderer
     channels: Mapping[str, ChannelInfo]  # what each configured channel is, by name
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
+    #: Until when a person's delivery is retried: the step's deadline (None: see
+    #: `Delivery.retry_until`). Areas wait for as long as the alert is valid.
+    until: float | None = None
     #: Template values every delivery of the call shares: an Update's {changes}, the area a
     #: dropped area's 解除 names ("lifted"); a person's own `extra` comes on top.
     values: Mapping[str, str] = field(default_factory=dict)
@@ -140,8 +145,25 @@ def plan_persons(
                 if url:
                     text = text.replace(_URL_MARK, url)
             out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, code, kind,
-                                 address, text, person.region, url, asks))
+                                 address, text, person.region, url, asks, ctx.until))
     return out
+
+
+def plan_fallback(ctx: PlanContext, person: Person, channel: str, step: Step,
+                  kind: DeliveryKind, tried: Sequence[str]) -> Delivery | None:
+    """The same message to `person` over `channel` after the channels `tried` failed at
+    `step`; None when the person has no address for it.
+
+    Its id is its own, never that of the step's delivery on `channel` (its twin): a fallback
+    merged into an id that exists vanished. Whether the twin already reached the person (or
+    is under way), so that the fallback is skipped, and recorded as skipped, is decided when
+    it is claimed (claim.lua)."""
+    got = plan_persons(ctx, [person], [channel], step, kind)
+    if not got:
+        return None
+    key = f"{channel}<{','.join(tried)}"  # deterministic: a replay plans the same fallback
+    return msgspec.structs.replace(got[0], id=ctx.delivery_id(person.id, key, int(step)),
+                                   tried=tuple(tried))
 
 
 def plan_areas(
@@ -164,7 +186,7 @@ def plan_areas(
 def _delivery(
     ctx: PlanContext, target_id: str, target_kind: TargetKind, channel: str, step: int,
     kind: DeliveryKind, address: str, text: str, region: str, ack_url: str | None = None,
-    confirm: bool = False,
+    confirm: bool = False, until: float | None = None,
 ) -> Delivery:
     alert_id = ctx.alert_id
     return Delivery(
@@ -172,7 +194,7 @@ def _delivery(
         campaign_id=ctx.campaign_id, alert_id=alert_id, target_id=target_id,
         target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
         address=address, text=text, created_at=ctx.now, drill=ctx.drill, ack_url=ack_url,
-        region=region, expires_at=ctx.expires_at, confirm=confirm,
+        region=region, expires_at=ctx.expires_at, confirm=confirm, retry_until=until,
     )
 
 

@@ -7,7 +7,10 @@ the planner and queued on the lanes, the same path as the first wave.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
 
@@ -33,9 +36,11 @@ from warnbus.flow.escalation import (
     encode_timer,
 )
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.repair import check_grids
 from warnbus.registry import Registry
 from warnbus.runtime.context import Context
 from warnbus.state.queue import TimerEntry
+from warnbus.state.store import CLOSED_AT_ONCE, MOVED
 
 log = structlog.get_logger("warnbus.timers")
 
@@ -52,6 +57,7 @@ class Ticker:
     def __init__(self, ctx: Context, consumer: str) -> None:
         self.ctx = ctx
         self.consumer = consumer
+        self._grids_checked = -math.inf  # time.monotonic() of the last grid check
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -66,16 +72,21 @@ class Ticker:
     async def tick(self, block_ms: int = 0) -> int:
         """Promote what is due now and handle every due timer; return how many."""
         ctx = self.ctx
-        while await ctx.timers.promote(ctx.clock.now()) >= 1000:
+        while await ctx.timers.promote(ctx.clock.frame()) >= 1000:
             pass
         entries = await ctx.timers.read_due(self.consumer, 200, block_ms)
         await self.handle(entries)
         return len(entries)
 
     async def sweep(self) -> int:
-        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        """Take over due timers of a dead process; now and then, check the open grids."""
+        cfg = self.ctx.settings.engine
+        idle_ms = int(cfg.lease_s * 1000 / cfg.clock_factor)
         entries = await self.ctx.timers.reclaim(self.consumer, max(idle_ms, 1000))
         await self.handle(entries)
+        if time.monotonic() - self._grids_checked >= cfg.grid_check_s:
+            self._grids_checked = time.monotonic()
+            await check_grids(self.ctx)
         return len(entries)
 
     async def handle(self, entries: Sequence[TimerEntry]) -> None:
@@ -129,11 +140,13 @@ class Ticker:
         )
         if decision.redial is not None:
             step = Step.redial(decision.redial)
-            deliveries = plan_persons(pctx, [reg.data.persons[pid]], policy.redial_channels, step,
-                                      DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
-            await ctx.lanes.enqueue(deliveries)
             t0 = await ctx.store.first_wave_at(cid, pid) or meta.t0 or now
             due = deadline_for(policy, step, t0, now)
+            # Retried until the next step's deadline, when that step takes over.
+            deliveries = plan_persons(replace(pctx, until=due), [reg.data.persons[pid]],
+                                      policy.redial_channels, step, DeliveryKind.REDIAL,
+                                      extra={pid: {"redial": str(decision.redial)}})
+            await ctx.lanes.enqueue(deliveries)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, pid, step)), due)])
             log.info("redial", person=pid, redial=decision.redial, deliveries=len(deliveries))
             return
@@ -141,11 +154,13 @@ class Ticker:
                  for a in decision.advances]
         done = await ctx.store.advance(cid, pid, quads, now)
         moved: dict[tuple[str, int], list[str]] = {}
-        unreached = 0
-        for a, ok in zip(decision.advances, done, strict=True):
-            if not ok:
+        unreached = closed = 0
+        for a, code in zip(decision.advances, done, strict=True):
+            if code == CLOSED_AT_ONCE:
+                closed += 1  # the new holder had confirmed already: nothing to send
+            elif code != MOVED:
                 continue
-            if a.new_holder is None:
+            elif a.new_holder is None:
                 unreached += 1
             else:
                 moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
@@ -162,13 +177,14 @@ class Ticker:
             answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
             await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, chained.region,
                                                      CHAIN_ORDER[lv], answers_for)], now)
-            deliveries = plan_persons(pctx, [chained], policy.escalation_channels, step,
-                                      DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
-            await ctx.lanes.enqueue(deliveries)
             due = deadline_for(policy, step, now, now)
+            deliveries = plan_persons(replace(pctx, until=due), [chained],
+                                      policy.escalation_channels, step, DeliveryKind.ESCALATION,
+                                      extra={holder: {"grids": names}})
+            await ctx.lanes.enqueue(deliveries)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, holder, step)), due)])
         log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
-                 unreached=unreached)
+                 unreached=unreached, closed_by_confirmed=closed)
 
     async def speakers(self, check: SpeakerCheck) -> None:
         """Speakers of an area that did not report playout in time: notify their officers."""

@@ -37,7 +37,9 @@ from warnbus.runtime.brokerauth import BrokerAccounts
 from warnbus.runtime.clock import Clock, ScaledClock, SystemClock
 from warnbus.runtime.config import ANY_SENDER, Settings, TokenSettings, check_credentials
 from warnbus.runtime.context import Context
-from warnbus.runtime.engine import ROLES, Engine
+from warnbus.runtime.engine import ROLES, Engine, consumer_name
+from warnbus.runtime.journal import Journal
+from warnbus.state.heartbeat import Heartbeats
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -86,8 +88,8 @@ class RulesFacade:
     def policy_for(self, level: Level) -> LevelPolicyLike:
         return self.policy.for_level(level)
 
-    def fallback_for(self, channel: str) -> str | None:
-        return self.policy.fallback_for(channel)
+    def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
+        return self.policy.fallback_for(channel, tried)
 
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
@@ -181,6 +183,18 @@ async def _build_channels(
     return dict(world.channels), world
 
 
+async def _synced(clock: Clock | None, settings: Settings, redis: Redis) -> Clock:
+    """`clock`, or the settings' (real, or compressed for the demo), on Redis's time: the
+    offset of this process's clock to Redis's measured now (the engine measures it again)."""
+    if clock is None:
+        f = settings.engine.clock_factor
+        clock = ScaledClock(f) if f != 1.0 else SystemClock()
+    source = clock.source()
+    if source is not None:
+        await source.sync(redis)
+    return clock
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -199,6 +213,8 @@ class App:
 
     async def close(self) -> None:
         await self.engine.stop()
+        if self.ctx.journal is not None:
+            self.ctx.journal.close()
         if self.world is not None:
             try:
                 await asyncio.wait_for(self.world.stop(), 10.0)
@@ -227,7 +243,7 @@ async def build_app(
     data_dir = Path(settings.data_dir) if settings.data_dir else services.default_data_dir()
     redis_url, mqtt_url = settings.redis_url, settings.mqtt_url
     if not redis_url:
-        svc = services.start_redis(data_dir / "redis")
+        svc = services.start_redis(data_dir / "redis", appendfsync=settings.redis_appendfsync)
         started.append(svc)
         redis_url = svc.url
         log.info("embedded redis started", service=svc.description)
@@ -248,9 +264,7 @@ async def build_app(
     pool = BlockingConnectionPool.from_url(
         redis_url, max_connections=settings.engine.redis_connections, timeout=60)
     redis = Redis(connection_pool=pool)
-    if clock is None:
-        f = settings.engine.clock_factor
-        clock = ScaledClock(f) if f != 1.0 else SystemClock()
+    clock = await _synced(clock, settings, redis)
     facade = RulesFacade(registry.data, settings)
     rules: Rules = facade
     # A change applied while running (console, CLI) is served from Redis, also after a restart.
@@ -265,13 +279,20 @@ async def build_app(
     srv = settings.server
     url = base_url or srv.public_url or f"http://{srv.host}:{srv.port}"
     links = AckLinks(secret.encode(), url, settings.ack_ttl_s)
+    heartbeats = Heartbeats(redis, settings.engine.heartbeat_ttl_s)
     ctx = Context(
         redis=redis, registry=registry, rules=rules, clock=clock, settings=settings,
-        store=Store(redis), lanes=Lanes(redis, ()),
-        timers=Timers(redis),
+        store=Store(redis), lanes=Lanes(redis, (), heartbeats),
+        timers=Timers(redis, heartbeats),
     )
     ctx.registry_version, ctx.registry_base = version, base
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
+    eng = settings.engine
+    # One file per process (a name no other process, nor a later run of this one, takes);
+    # made only when Redis first fails to take a confirmation.
+    ctx.journal = Journal(Path(eng.journal_dir) if eng.journal_dir else data_dir / "journal",
+                          f"{consumer_name()}-{secrets.token_hex(3)}",
+                          int(eng.journal_max_mb * 1024 * 1024))
     roles = frozenset(roles)
     if channels is not None:
         chans, world = dict(channels), None

@@ -12,6 +12,7 @@ from warnbus.plugin import ChannelInfo
 from warnbus.registry import Registry
 from warnbus.runtime.clock import Clock
 from warnbus.runtime.config import Settings
+from warnbus.runtime.journal import Journal
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -43,6 +44,8 @@ class Context:
     ack_url: Callable[[str, str], str | None] = _no_link
     #: What each configured channel is, by the name the deployment gave it (`load_channels`).
     channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
+    #: Where confirmations go while Redis is unavailable (`flow.durable`); None: nowhere.
+    journal: Journal | None = None
     #: The registry version served (0: the configured files; N: applied, `live_registry`)
     #: and the sha of the configured files it was made on top of.
     registry_version: int = 0

@@ -70,9 +70,7 @@ if held ~= '' then
       local p = split(gs, '|')
       -- a late confirmation takes a grid off the 未叫醒 list too
       if (not GS_CLOSED[p[1]]) or p[1] == GS.UNREACHED then
-        local new = GS.TAKEN_OVER
-        if mylevel <= 1 then new = GS.CONFIRMED end
-        grid_set(meta, grids, g, p[1], new, p[2], person)
+        grid_set(meta, grids, g, p[1], confirmed_state(mylevel), p[2], person, now)
       end
     end
   end

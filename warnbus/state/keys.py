@@ -75,6 +75,8 @@ INBOX = f"{PREFIX}:inbox"  # stream: accepted alerts waiting to be planned
 DEAD = f"{PREFIX}:dead"  # stream: dead-lettered deliveries (visible, never silent)
 TIMERS = f"{PREFIX}:{{t}}:timers"  # zset: timer member by absolute due time
 TIMERS_DUE = f"{PREFIX}:{{t}}:due"  # stream: timers promoted when due
+#: zset: each engine process's last heartbeat (ms of Redis's time; 0: stopped cleanly)
+HEARTBEATS = f"{PREFIX}:heartbeats"
 ACTIVE = f"{PREFIX}:active"  # zset: campaigns being carried out, by start time
 ENDED = f"{PREFIX}:ended"  # zset: campaigns that ended (cancelled, expired), by end time
 

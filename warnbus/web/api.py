@@ -5,7 +5,6 @@ Errors are `{"error": {"code": ..., "message": ...}}` with the documented status
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import html
@@ -25,12 +24,14 @@ from warnbus.errors import (
     AuthError,
     CampaignStateError,
     IngestError,
+    JournalError,
     NotFoundError,
     RateLimitedError,
     WarnbusError,
 )
 from warnbus.flow.acks import (
     DUPLICATE,
+    JOURNALED,
     LATE,
     RECORDED,
     AckResult,
@@ -50,6 +51,7 @@ from warnbus.ingest import parse_off_loop
 from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
 from warnbus.runtime.app import App, token_hash
 from warnbus.runtime.config import TokenSettings
+from warnbus.runtime.tasks import within
 from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.ackpage import ack_page, late_text, over_for
@@ -95,6 +97,13 @@ async def errors_mw(
         return error(500, e.code, e.message)
     except web.HTTPRequestEntityTooLarge:
         return error(413, "too_large", "the request body is larger than the configured limit")
+    except JournalError as e:
+        # Neither Redis nor the local journal took a confirmation: nothing was accepted.
+        resp = error(503, "unavailable", "the engine could not store this now (Redis and "
+                     f"its journal are unavailable: {e.message}); nothing was accepted, retry "
+                     "shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
     except WarnbusError as e:
         log.warning("request failed", error=e.message)
         return error(400, e.code, e.message)
@@ -169,8 +178,8 @@ async def _spend(request: web.Request, bucket: str, rate_burst: tuple[float, flo
     try:
         # Bounded: a limiter that cannot answer quickly must not hold requests (or a
         # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
-        ok, wait_ms = await asyncio.wait_for(
-            request.app[SHARED_LIMIT].take(bucket, *rate_burst), LIMIT_WAIT_S)
+        ok, wait_ms = await within(request.app[SHARED_LIMIT].take(bucket, *rate_burst),
+                                   LIMIT_WAIT_S)
     except (RedisError, TimeoutError):
         return  # Redis is down: the handler fails on its own; do not hide that as a 429
     if not ok:
@@ -359,7 +368,10 @@ async def post_ack(request: web.Request) -> web.Response:
 
 
 def _ack_reply(res: AckResult) -> web.Response:
-    """200 recorded, duplicate or late (the campaign had ended: nothing changed); else 404."""
+    """200 recorded, duplicate or late (the campaign had ended: nothing changed); 202
+    journaled (Redis unavailable: held durably, recorded when it returns); else 404."""
+    if res.code == JOURNALED:
+        return ok({"status": res.status}, 202)
     if res.code not in (RECORDED, DUPLICATE, LATE):
         return error(404, res.status, "no such campaign or person in it")
     return ok({"status": res.status}, 200)
@@ -400,7 +412,8 @@ async def ack_link_post(request: web.Request) -> web.Response:
         if res.late:
             text = await late_text(app.ctx, cid, res)
         else:
-            text = "已确认，谢谢。" if res.code in (RECORDED, DUPLICATE) else "未找到对应的预警。"
+            text = ("已确认，谢谢。" if res.code in (RECORDED, DUPLICATE, JOURNALED)
+                    else "未找到对应的预警。")
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
 

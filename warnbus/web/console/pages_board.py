@@ -44,7 +44,7 @@ from warnbus.web.console.html import CHANNEL_ZH, GRID_STATE_ZH, csrf_field, esc
 
 COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "已送达"),
             ("acknowledged", "已确认"), ("pending", "叫应中"), ("escalated", "已升级"),
-            ("unreached", "未叫醒"))
+            ("unreached", "未叫醒"), ("uncontacted", "未联系上即升级"))
 
 
 @requires()
@@ -269,7 +269,10 @@ async def manual_ack(request: web.Request) -> web.StreamResponse:
     p = ctx.person(f.get("person", ""))
     if res.late:
         raise back(f"{PREFIX}/campaigns/{cid}", res.late_zh)
-    msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
+    if res.journaled:  # Redis unavailable: held in the journal, recorded when it returns
+        msg = f"已收到{p.name if p else ''}的人工确认，存储恢复后自动记录"
+    else:
+        msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
     raise back(f"{PREFIX}/campaigns/{cid}", msg)
 
 
