@@ -62,7 +62,16 @@ async def township_totals(ctx: Context, cid: str) -> list[list[str]]:
     return rows
 
 
-async def _header(ctx: Context, cid: str, meta: CampaignMeta, users: dict[str, str]) -> str:
+def drawn_html(shapes: list[tuple[str, tuple[tuple[float, float], ...]]]) -> str:
+    """The drawn areas of the alert: name, corners and CAP coordinates (up to 200)."""
+    return "".join(
+        f'<dt>多边形</dt><dd>{esc(desc)}（{len(ring) - 1}个顶点）<p class="msg">'
+        + (esc(" ".join(f"{lat},{lon}" for lat, lon in ring)) if len(ring) <= 201
+           else "坐标过多，略") + "</p></dd>" for desc, ring in shapes)
+
+
+async def _header(ctx: Context, cid: str, meta: CampaignMeta, users: dict[str, str],
+                  drawn: str = "") -> str:
     alert = await ctx.alert(cid, meta.latest_alert_id) if meta.latest_alert_id else None
     info = alert.primary_info() if alert else None
     prov = await ctx.store.console.provenance(cid)
@@ -80,7 +89,7 @@ async def _header(ctx: Context, cid: str, meta: CampaignMeta, users: dict[str, s
         f'<dt>灾种</dt><dd>{esc(meta.event)}</dd>'
         f'<dt>级别</dt><dd>{esc(html.LEVEL_ZH.get(meta.level or "", ""))}</dd>'
         f'<dt>预警内容</dt><dd><p class="msg">{esc(text) or "—"}</p></dd>'
-        f'<dt>区域</dt><dd>{esc(meta.area)}</dd>'
+        f'<dt>区域</dt><dd>{esc(meta.area)}</dd>{drawn}'
         f'<dt>开始</dt><dd>{bj(meta.created_at)}</dd>'
         f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH[meta.state]} {bj(meta.ended_at)}</dd>'
         f'<dt>发布</dt><dd>{who or "外部预警源"}</dd></dl>')
@@ -126,7 +135,7 @@ async def print_page(request: web.Request) -> web.Response:
             shapes=[r for _d, r in shapes], fit_shapes=True) + "</div>")
     body = (
         '<p class="noprint"><button type="button" data-print>打印</button></p>'
-        + await _header(ctx, cid, meta, users) + small
+        + await _header(ctx, cid, meta, users, drawn_html(list(shapes))) + small
         + "<h2>分乡镇统计（人员、网格、应急广播分别计数）</h2>"
         + _table(["乡镇", "责任人（人）", "已确认（人）", "网格（个）", "已确认网格", "未叫醒网格",
                   "应急广播（个）"], await township_totals(ctx, cid), "small totals")
