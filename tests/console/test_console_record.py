@@ -17,14 +17,16 @@ import io
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from console_kit import sign_in
 
 from tests.engine.helpers import T0, cap_alert
 from warnbus.domain.models import AckVia
+from warnbus.domain.states import DeliveryReport
 from warnbus.flow.acks import record_ack
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.events import EngineSink
-from warnbus.flow.filed import step_zh
+from warnbus.flow.filed import Report, report_zh, step_zh
 from warnbus.flow.intake import accept
 from warnbus.plugin import ProviderStatus
 
@@ -153,3 +155,26 @@ async def test_the_printed_record_is_in_chinese_and_beijing_time(web) -> None:  
     assert speakers and f"<td>{speakers}</td></tr>" in total, total
     assert "升级至备岗网格员" in page and "超时未确认" in page
     assert "accepted" not in page.split("叫应记录（")[1]
+
+
+@pytest.mark.parametrize(("what", "detail", "medium", "said"), [
+    (DeliveryReport.NO_ANSWER, "busy", "voice", "忙"),  # Twilio CallStatus
+    (DeliveryReport.NO_ANSWER, "no-answer", "voice", "未接"),
+    (DeliveryReport.NO_ANSWER, "canceled", "voice", "未接"),
+    (DeliveryReport.NO_ANSWER, "answered without a key press", "voice", "已接通（未按键确认）"),
+    (DeliveryReport.NO_ANSWER, "200002 用户占线", "voice", "忙"),  # Aliyun's codes
+    (DeliveryReport.NO_ANSWER, "200010 关机", "voice", "关机"),
+    (DeliveryReport.NO_ANSWER, "200007 用户不在服务区", "voice", "不在服务区"),
+    (DeliveryReport.NO_ANSWER, "VOICE_MAILBOX 语音信箱", "voice", "语音信箱/转接（未接通本人）"),
+    (DeliveryReport.ANSWERED, "用户提前挂机未完整收听", "voice", "已接通（提前挂机，未按键）"),
+    (DeliveryReport.ANSWERED, "接听未按键", "voice", "已接通（未按键确认）"),
+    (DeliveryReport.DELIVERED, "completed, pressed 1", "voice", "已接通"),
+    (DeliveryReport.DELIVERED, "DELIVRD", "sms", "已送达"),
+    (DeliveryReport.DELIVERED, "confirmed by sms", "sms", "已确认"),
+    (DeliveryReport.READ, "", "wecom", "已读"),
+    (DeliveryReport.FAILED, "30003", "sms", "发送失败（30003）"),
+    (DeliveryReport.DELIVERED, "done", "loudspeaker", "已播放"),
+])
+def test_a_providers_report_in_words(what: DeliveryReport, detail: str, medium: str,
+                                     said: str) -> None:
+    assert report_zh(Report(what.value, detail, "0"), medium) == said

@@ -76,6 +76,18 @@ def step_zh(step: str, kind: str = "") -> str:
     return f"升级至{role}" + (f"·{again}" if again else "")
 
 
+#: What a call that reached nobody says, by the words of the provider's detail (Twilio's
+#: CallStatus, Aliyun's and Tencent's codes as channels/cn_outcomes.py words them).
+NO_ANSWER_ZH: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("answered without", "接听未按键"), "已接通（未按键确认）"),
+    (("busy", "占线"), "忙"),
+    (("关机", "power off", "poweroff"), "关机"),
+    (("不在服务区", "out of reach", "unreachable"), "不在服务区"),
+    (("信箱", "助理", "呼叫转移", "machine", "voicemail"), "语音信箱/转接（未接通本人）"),
+    (("无法接通",), "无法接通"),
+)
+
+
 @dataclass
 class Report:
     """A provider's later report on a call (`AuditEvent.STATUS`)."""
@@ -93,13 +105,10 @@ def report_zh(r: Report, medium: str) -> str:
             return "已确认"
         return {"voice": "已接通", "loudspeaker": "已播放"}.get(medium, "已送达")
     if r.what == DeliveryReport.ANSWERED:
-        return "已接通（未按键确认）"
+        return "已接通（提前挂机，未按键）" if "提前挂机" in detail else "已接通（未按键确认）"
     if r.what == DeliveryReport.NO_ANSWER:
-        if "busy" in detail or "忙" in detail:
-            return "忙"
-        if any(w in detail for w in ("power", "关机", "unreachable", "停机", "off")):
-            return "关机/不在服务区"
-        return "未接"
+        return next((said for words, said in NO_ANSWER_ZH if any(w in detail for w in words)),
+                    "未接")
     if r.what == DeliveryReport.READ:
         return "已读"
     if r.what == DeliveryReport.DEVICE_FAILED:
