@@ -82,7 +82,11 @@ async def test_rejected_draft_edited_resubmitted_and_the_record_filed(live) -> N
     small = await phone.new_page()
     for path, shot in ((f"/console/campaigns/{cid}/print", "record-print-phone.png"),
                        ("/console/records", "records-phone.png"),
-                       ("/console/registry", "registry-phone.png")):
+                       ("/console/registry", "registry-phone.png"),
+                       ("/console/registry/grids?q=柳岗", "registry-grids-phone.png"),
+                       ("/console/registry/people?q=柳岗", "registry-people-phone.png"),
+                       ("/console/registry/devices", "registry-devices-phone.png"),
+                       ("/console/registry/history", "registry-history-phone.png")):
         await small.goto(f"{base}{path}")
         await _fits(small)
         await small.screenshot(path=str(SHOTS / shot), full_page=False)
