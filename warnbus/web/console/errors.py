@@ -75,7 +75,8 @@ def error_response(request: web.Request, status: int, message: str = "") -> web.
 @web.middleware
 async def console_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Chinese error pages for the console's paths; every other path is left as it is."""
-    if not _ours(request):
+    if not _ours(request) or request.path.endswith("/events"):
+        # A live stream has sent its headers long before it can fail: nothing to replace.
         return await handler(request)
     try:
         return await handler(request)
