@@ -157,7 +157,8 @@ def test_lua_never_builds_a_key_name(name: str) -> None:
 
 
 async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-def,type-arg]
-    """Sign-in (one failure first), a red draft approved by a second person, a board page."""
+    """Sign-in (one failure first), a red draft approved by a second person, a board page,
+    a grid's page, a door-to-door order and its result, a stop of the calling."""
     users = Users(h.ctx.redis)
     await users.create("dora", "Dora", ("drafter",), PASSWORD)
     await users.create("alan", "Alan", ("approver",), PASSWORD)
@@ -187,6 +188,16 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     assert r.status == 200
     r = await client.get("/console/", headers={"Accept": "text/html"})
     assert r.status == 200
+    grid = sorted(await h.ctx.store.grids(cid))[0]
+    r = await client.get(f"/console/campaigns/{cid}/grids/{grid}", headers={"Accept": "text/html"})
+    assert r.status == 200
+    for path, data in (("door", {"grid": grid}),
+                       ("door/result", {"grid": grid, "outcome": "told", "note": ""}),
+                       ("stop", {"reason": "误报"})):
+        r = await client.post(f"/console/campaigns/{cid}/{path}", allow_redirects=False,
+                              data={"_csrf": csrf, **data})
+        assert r.status == 303, path
+    await h.drain()
 
 
 async def _registry_change(h) -> None:  # type: ignore[no-untyped-def]

@@ -50,7 +50,7 @@ from tests.console.console_kit import PASSWORD, add_users, from_address, open_se
 from tests.engine.helpers import T0, Harness, make_harness, web_client
 from warnbus.plugin import Channel
 from warnbus.web.console.auth import Users
-from warnbus.web.console.base import COOKIE
+from warnbus.web.console.base import CONSOLE, COOKIE
 from warnbus.web.console.compose import parse_form
 from warnbus.web.console.drafts import Drafts
 
@@ -181,6 +181,7 @@ THREADS: dict[str, tuple[Kind, str, tuple[str, ...], str]] = {
     "town-101": (Kind.TOWN, TOWN_SENDER, IN_101, "暴雨"),
     "town-102": (Kind.LOCAL, TOWN_SENDER, IN_102, "暴雨"),
     "ended": (Kind.WIDE, SENDER, IN_101, "暴雨"),  # see World.cancelled
+    "stop-me": (Kind.WIDE, SENDER, IN_101, "暴雨"),  # a thread whose calling a row stops
 }
 
 
@@ -360,6 +361,23 @@ class World:
             theirs = links.token(cid, other, now)
             raw = base64.urlsafe_b64decode(theirs.split(".")[0] + "==")
             return _b64(raw.replace(other.encode(), person.encode())) + "." + theirs.split(".")[1]
+        return "not-a-link"
+
+    def door_link(self, kind: Kind, cid: str, grid: str, other: str, person: str) -> str:
+        """The door link path segment `kind` holds for `person` sent to `grid` (LINK_OTHER:
+        the link of another grid, re-pointed at this one; anyone else: junk)."""
+        links, now = self.client.server.app[CONSOLE].doors, self.h.clock.now()
+        good = links.token(cid, grid, person, now)
+        if kind is Kind.LINK:
+            return good
+        if kind is Kind.LINK_FORGED:
+            return good.split(".")[0] + "." + _b64(b"\x00" * 16)
+        if kind is Kind.LINK_EXPIRED:
+            return links.token(cid, grid, person, now - links.ttl_s - 10)
+        if kind is Kind.LINK_OTHER:
+            theirs = links.token(cid, other, person, now)
+            raw = base64.urlsafe_b64decode(theirs.split(".")[0] + "==")
+            return _b64(raw.replace(other.encode(), grid.encode())) + "." + theirs.split(".")[1]
         return "not-a-link"
 
     async def fresh_session(self, kind: Kind) -> tuple[str, str]:

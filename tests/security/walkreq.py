@@ -45,8 +45,9 @@ def at(method: str, path: str, form: Callable[[World], object] | None = None) ->
 
     async def make(w: World, kind: Kind) -> Req:
         t = await w.thread(MAIN)
+        gid = sorted(await w.h.ctx.store.grids(t.cid))[0] if "{gid}" in path else ""
         url = path.format(alert_id=root_alert_id(t.cid), cid=t.cid, id=w.pending,
-                          name="target")
+                          name="target", gid=gid)
         return Req(method, url, data=form(w) if form else None)
 
     return make
@@ -185,6 +186,53 @@ def door_to_door(name: str, outsider: bool = False) -> Maker:
         t = await thread_or_lifted(w, name)
         grid = w.outsider_grid() if outsider else sorted(await w.h.ctx.store.grids(t.cid))[0]
         return Req("POST", f"/console/campaigns/{t.cid}/door", data={"grid": grid})
+
+    return make
+
+
+def door_result(name: str, outsider: bool = False) -> Maker:
+    """A door-to-door result entered at the console for a grid of the thread (or beyond it)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        grid = w.outsider_grid() if outsider else sorted(await w.h.ctx.store.grids(t.cid))[0]
+        return Req("POST", f"/console/campaigns/{t.cid}/door/result",
+                   data={"grid": grid, "outcome": "told", "note": "已逐户告知"})
+
+    return make
+
+
+def door_link(method: str) -> Maker:
+    """The page of the person sent door to door for a grid of the main thread: its link."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(MAIN)
+        grid, other = sorted(await w.h.ctx.store.grids(t.cid))[:2]
+        person = w.h.ctx.registry.chain(grid)[2] or "nobody"
+        data = {"outcome": "told", "note": "已逐户告知"} if method == "POST" else None
+        return Req(method, f"/door/{w.door_link(kind, t.cid, grid, other, person)}", data=data)
+
+    return make
+
+
+def stop_calling(name: str) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        return Req("POST", f"/console/campaigns/{t.cid}/stop", data={"reason": "误报，停止叫应"})
+
+    return make
+
+
+def on_behalf(name: str) -> Maker:
+    """Approve a Cancel of another sender's thread that dora drafted on the county's behalf."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(name)
+        r = await w.http.post(f"/console/campaigns/{t.cid}/cancel", data={"reason": "代为解除"},
+                              headers=w.credential(Kind.DRAFTER), allow_redirects=False)
+        assert r.status == 303 and "/console/drafts/df_" in r.headers["Location"], r.headers
+        draft = r.headers["Location"].split("/console/drafts/")[1].split("?")[0]
+        return Req("POST", f"/console/drafts/{draft}/approve")
 
     return make
 

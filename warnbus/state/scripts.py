@@ -69,6 +69,8 @@ SETS: dict[str, frozenset[StrEnum]] = {
     "DS_SETTLED": DeliveryState.SETTLED,
     "DR_ALL": frozenset(DeliveryReport),
     "GS_CLOSED": GridState.CLOSED,
+    "GS_CONFIRMABLE": GridState.CONFIRMABLE,
+    "GS_VISITABLE": GridState.VISITABLE,
     "CS_ENDED": CampaignState.ENDED,
     "DK_CALLS": DeliveryKind.CALLS,
     "DK_WHILE_ACTIVE": DeliveryKind.WHILE_ACTIVE,

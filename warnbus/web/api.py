@@ -142,6 +142,8 @@ class PublicLimit:
 # anyway (docs/benchmarks.md, `acks`), so it cannot starve the engine's Redis.
 PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
     PublicLimit("/ack/", per_client=None, total=(5000.0, 10000.0)),
+    # The pages of people sent door to door (a few per unreached grid): a small share.
+    PublicLimit("/door/", per_client=None, total=(200.0, 400.0)),
     # Provider callbacks of a province-wide wave come by the hundred thousand (2-3 per SMS,
     # one per call), and a refused one is not retried by the provider: the same headroom.
     PublicLimit("/hooks/", per_client=None, total=(5000.0, 10000.0)),

@@ -15,6 +15,7 @@ from warnbus.web.console.actions import (
     PublishError,
     cancel_form,
     latest_alert,
+    on_behalf_of,
     publish,
     update_form,
     why_not_continue,
@@ -43,7 +44,7 @@ from warnbus.web.console.compose import (
 )
 from warnbus.web.console.confirm import area_before, changes_html, confirm_html, reach_problem
 from warnbus.web.console.drafts import EDITABLE, Draft, Drafts, DraftState
-from warnbus.web.console.html import LEVEL_ZH, csrf_field, esc, options
+from warnbus.web.console.html import KIND_ZH, LEVEL_ZH, csrf_field, esc, options
 from warnbus.web.console.preview import continuation_preview, preview, preview_html
 
 
@@ -265,7 +266,8 @@ async def compose_submit(request: web.Request) -> web.StreamResponse:
                                 p["persons"]) if campaign else "")
         body = confirm_html(session_of(request).csrf, f, kind=kind, campaign=campaign,
                             draft=draft_id, p=p, hazard=hazard, area=area_summary(con, f),
-                            needs_approval=_needs_approval(level, settings.approval_levels),
+                            needs_approval=_needs_approval(level, settings.approval_levels)
+                            or bool(campaign and await on_behalf_of(ctx, campaign)),
                             changes=changes)
         return page(request, "确认发布", body + f'<div class="card">{preview_html(p)}</div>',
                     active="compose")
@@ -303,7 +305,9 @@ async def _submit(request: web.Request, kind: str, level: str, f: DraftForm,
         draft = await drafts.get(editing.id)
         said = "已修改并重新提交，等待审批人批准"
     assert draft is not None
-    if _needs_approval(level, settings.approval_levels):
+    # Another sender's thread is continued on its behalf only with an approver's approval.
+    if _needs_approval(level, settings.approval_levels) or (
+            campaign and await on_behalf_of(ctx, campaign)):
         raise back(f"{PREFIX}/drafts/{draft.id}", said)
     if not await drafts.move(draft.id, DraftState.PENDING, DraftState.PUBLISHING,
                              at_rev=draft.rev):
@@ -347,3 +351,14 @@ def area_summary(con: Console, f: DraftForm) -> str:
                      f'<details><summary>CAP 多边形坐标</summary><p class="msg">'
                      f'{esc(drawn.cap_text(f.polygon))}</p></details>')
     return "、".join(parts) or "—"
+
+
+async def behalf_row(con: Console, d: Draft) -> str:
+    """For an Update or Cancel of another sender's thread: that it is published on its
+    behalf (under the console's sender), which is why it needs an approver."""
+    if d.kind == "alert" or not d.campaign_id or await con.app.ctx.store.meta(
+            d.campaign_id) is None:
+        return ""
+    owner = await on_behalf_of(con.app.ctx, d.campaign_id)
+    return (f'<dt>代发</dt><dd class="warn" id="on-behalf">本县代 {esc(owner)} '
+            f'{KIND_ZH.get(d.kind, "")}该预警，须审批人批准</dd>' if owner else "")

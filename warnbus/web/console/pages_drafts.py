@@ -26,7 +26,12 @@ from warnbus.web.console.base import (
 from warnbus.web.console.confirm import area_before, changes_html
 from warnbus.web.console.drafts import EDITABLE, Draft, DraftEvent, Drafts, DraftState
 from warnbus.web.console.html import csrf_field, esc
-from warnbus.web.console.pages_compose import area_summary, compose_response, preview_of
+from warnbus.web.console.pages_compose import (
+    area_summary,
+    behalf_row,
+    compose_response,
+    preview_of,
+)
 from warnbus.web.console.preview import preview_html
 
 #: What a step of a draft's history says (DraftEvent.what).
@@ -96,7 +101,8 @@ async def draft_page(request: web.Request) -> web.Response:
             f'<dt>标题</dt><dd>{esc(f.headline)}</dd><dt>内容</dt><dd>{esc(f.description)}</dd>'
             f'<dt>有效期</dt><dd>{esc(f.effective)} 至 {esc(f.expires)}</dd>'
             f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
-            + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "") + "</dl>")
+            + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "")
+            + await behalf_row(con, d) + "</dl>")
     if d.state == DraftState.FAILED:
         # Plainly, above everything: this message was NOT sent.
         msg = ""
