@@ -30,6 +30,7 @@ from redis.crc import key_slot
 from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
+from warnbus.domain.feedback import FeedbackKind, Report
 from warnbus.domain.models import AckVia, DeliveryKind, Level
 from warnbus.domain.states import GridState
 from warnbus.feeds import FeedPoller
@@ -252,6 +253,10 @@ async def run_workload(url: str) -> dict[str, int]:
         person = h.ctx.person(sms[1].target_id)
         assert person is not None and person.phone
         assert await sink.confirm_from("sms", person.phone, AckVia.SMS) == [cid]
+        # Feedback after the ack: an SMS report, and a report gone overdue.
+        assert await sink.report_from("sms", person.phone, AckVia.SMS,
+                                      Report(FeedbackKind.EVACUATED, count=35)) == [cid]
+        assert await h.ctx.store.feedback.overdue(cid, sms[0].target_id, "", h.clock.now()) == 1
         # Provider callbacks: delivered, failed (re-planned on the next channel), playout.
         await sink.delivery_status(cid, sms[2].id, sms[2].target_id, ProviderStatus.DELIVERED)
         await sink.delivery_status(cid, sms[3].id, sms[3].target_id, ProviderStatus.FAILED,

@@ -157,3 +157,5 @@ class AuditEvent(StrEnum):
     STOP = "stop"  # a duty officer stopped the campaign's calling (停止叫应), with the reason
     DOOR_ORDER = "door-order"  # a console user sent someone door to door for a grid
     DOOR = "door"  # the result of a door-to-door visit of a grid
+    FEEDBACK = "feedback"  # a report after the ack (到岗, 转移 N 人, 险情, 零报告)
+    FEEDBACK_OVERDUE = "feedback-overdue"  # no report by the deadline: the next person told

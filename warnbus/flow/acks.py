@@ -20,6 +20,7 @@ from warnbus.domain.models import Ack, AckVia
 from warnbus.domain.states import CampaignState, GridState
 from warnbus.errors import AuthError
 from warnbus.flow.durable import AckOp, durably
+from warnbus.flow.feedback import schedule_feedback
 from warnbus.plugin import Confirmation
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
@@ -120,6 +121,9 @@ async def apply_ack(ctx: Context, op: AckOp, *, reply_via: str | None = None) ->
     metrics.ACKS.labels(via.value, result.status).inc()
     if result.recorded and extra:
         metrics.ACK_LATENCY.observe(max(0.0, ack.at - float(extra)))
+    if result.recorded:
+        # The report after the ack is due from now (its timers are added only if absent).
+        await schedule_feedback(ctx, op.campaign_id, op.person_id, ack.at)
     if result.late:
         log.info("late confirmation: the campaign has ended", campaign_id=op.campaign_id,
                  person=op.person_id, via=via.value, campaign_state=result.state)

@@ -10,6 +10,7 @@ from typing import Any
 
 from warnbus.domain.states import GridState, TargetState
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 
@@ -54,8 +55,8 @@ def _held(raw: str) -> Held:
 
 
 class BoardReads:
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis  # replies decoded here
 
     async def live(self, campaign_id: str) -> Live:
         """Grids, target states, holds and who confirmed, in one round trip."""

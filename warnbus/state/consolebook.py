@@ -17,6 +17,7 @@ import msgspec
 from warnbus.domain.doors import DoorResult
 from warnbus.domain.states import AuditEvent
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 _DOOR = "d2d:"  # field prefix of a grid's door-to-door order
@@ -63,8 +64,8 @@ _stop = msgspec.json.Decoder(StopOrder)
 
 
 class ConsoleBook:
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis  # replies decoded here
         self._stop = STOP.bind(redis)
         self._door = DOOR.bind(redis)
 

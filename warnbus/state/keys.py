@@ -23,6 +23,8 @@ class CampaignKeys:
         "audit",
         "dinfo",
         "dstate",
+        "fbhist",
+        "feedback",
         "first",
         "grids",
         "holds",
@@ -56,6 +58,10 @@ class CampaignKeys:
         self.late = f"{base}:late"  # hash: person_id -> first confirmation after the end
         # hash: alert_id -> the credential it came in under (a feed's, a token's, "console")
         self.sources = f"{base}:sources"
+        # Feedback after the ack (feedbackbook.py): each person's latest counts (JSON
+        # FeedbackState), and every report in order (append-only).
+        self.feedback = f"{base}:feedback"  # hash: person_id -> JSON FeedbackState
+        self.fbhist = f"{base}:fbhist"  # stream: every report: tg, k, n, x, p, via, by, at
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)

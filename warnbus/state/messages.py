@@ -16,6 +16,7 @@ import msgspec
 from warnbus.domain.meta import encode_fields
 from warnbus.domain.models import Alert
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 _json = msgspec.json.Encoder()
@@ -25,8 +26,8 @@ _json_alert = msgspec.json.Decoder(Alert)
 class Messages:
     """The messages a campaign's thread accepted, and the indexes over them."""
 
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis  # replies decoded here
 
     async def accept(self, campaign_id: str, alert: Alert, *, now: float,
                      first_targets: int | None = None, reached: Sequence[str] = (),

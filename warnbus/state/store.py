@@ -4,8 +4,9 @@ Every read and write of a campaign's keys goes through the Store: its own method
 targets, grids, acks, audit, each transition one Lua script beside this module; the
 deliveries' claims, records and reports in `deliveries.py`, whose class it extends),
 `Store.messages` (accepted messages and their indexes, `messages.py`), `Store.console`
-(what the console adds to a campaign, `consolebook.py`) and `Store.board` (what the
-console's board reads, `boardreads.py`). tests/engine/test_one_owner.py
+(what the console adds to a campaign, `consolebook.py`), `Store.board` (what the
+console's board reads, `boardreads.py`) and `Store.feedback` (reports after the ack,
+`feedbackbook.py`). tests/engine/test_one_owner.py
 checks that no module outside `warnbus/state/` touches them.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
-from redis.asyncio import Redis
 
 from warnbus.domain.meta import (
     CampaignMeta,
@@ -36,9 +36,11 @@ from warnbus.domain.states import (
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
 from warnbus.state.boardreads import BoardReads, GridView, grid_view
+from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.deliveries import _VALUE, Deliveries
 from warnbus.state.deliveries import Outcome as Outcome  # the record of one send
+from warnbus.state.feedbackbook import FeedbackBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
@@ -66,11 +68,12 @@ NOT_MOVED, MOVED, CLOSED_AT_ONCE = 0, 1, 2
 
 
 class Store(Deliveries):
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         super().__init__(redis)  # self._redis, and the deliveries' scripts (deliveries.py)
         self.messages = Messages(redis)
         self.console = ConsoleBook(redis)
         self.board = BoardReads(redis)
+        self.feedback = FeedbackBook(redis)
         self._ack = ACK.bind(redis)
         self._init_grids = INIT_GRIDS.bind(redis)
         self._close_grids = CLOSE_GRIDS.bind(redis)

@@ -45,6 +45,7 @@ from warnbus.flow.credentials import (
     of_token,
     serves_within,
 )
+from warnbus.flow.feedback_view import feedback_csv, feedback_rows
 from warnbus.flow.filed import with_words, words_csv
 from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
@@ -56,6 +57,7 @@ from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.ackpage import ack_page, late_text, over_for
 from warnbus.web.console import setup_console
+from warnbus.web.feedback_form import feedback_form
 
 log = structlog.get_logger("warnbus.web")
 
@@ -332,13 +334,17 @@ async def get_record(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     rows = [r for r in await views.record_rows(app.ctx, aid)
             if serves_within(app.ctx.registry, cred, r["person_id"])]
-    cid = await app.ctx.store.campaign_of(aid)
+    cid = await app.ctx.store.campaign_of(aid) or ""
     rows = with_words(app.ctx, rows, await app.ctx.store.audit(cid) if cid else [])
+    fb = [r for r in await feedback_rows(app.ctx, cid)
+          if serves_within(app.ctx.registry, cred, r["person_id"])]
+    if fmt == "csv" and request.query.get("section") == "feedback":
+        return web.Response(text=feedback_csv(fb), content_type="text/csv", charset="utf-8")
     if fmt == "csv":
         # A BOM: spreadsheet programs read it as UTF-8 (the console's CSV has one too).
         return web.Response(text="\ufeff" + words_csv(rows), content_type="text/csv",
                             charset="utf-8")
-    return ok({"alert_id": aid, "rows": rows})
+    return ok({"alert_id": aid, "rows": rows, "feedback": fb})
 
 
 class ConsoleAck(msgspec.Struct, forbid_unknown_fields=True):
@@ -397,10 +403,14 @@ async def ack_link_page(request: web.Request) -> web.Response:
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
             if page.button else "")
+    if page.button and await app.ctx.store.is_acked(cid, pid):
+        form = feedback_form(token)  # confirmed: what they did, 到岗 … 零报告
     return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
-async def ack_link_post(request: web.Request) -> web.Response:
+async def link_of(request: web.Request) -> tuple[str, str] | web.Response:
+    """The (campaign, person) of the request's signed ack link, charged to the public gate as
+    verified; a 403 answer (charged as a failure) when the link is not valid."""
     app = request.app[APP]
     try:
         cid, pid = app.links.verify(request.match_info["token"], app.ctx.clock.now())
@@ -409,6 +419,15 @@ async def ack_link_post(request: web.Request) -> web.Response:
         log.warning("ack link rejected", reason=e.message)
         return error(403, "forbidden", e.message)
     await admit_request(True)
+    return cid, pid
+
+
+async def ack_link_post(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    link = await link_of(request)
+    if isinstance(link, web.Response):
+        return link
+    cid, pid = link
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         if res.late:
@@ -416,6 +435,8 @@ async def ack_link_post(request: web.Request) -> web.Response:
         else:
             text = ("已确认，谢谢。" if res.code in (RECORDED, DUPLICATE, JOURNALED)
                     else "未找到对应的预警。")
+            if res.code in (RECORDED, DUPLICATE, JOURNALED):
+                text += feedback_form(request.match_info["token"])
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
 
@@ -476,5 +497,9 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     capfeed.add_routes(web_app, app.ctx, app.links.base_url)
+    # Imported here: its handlers use this module's helpers (APP, error, authenticate).
+    from warnbus.web import feedback
+
+    feedback.add_routes(web_app)
     setup_console(web_app, app)  # the warning officer's console under /console/ (and / → it)
     return web_app

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from warnbus.flow.filed import API_WORDS
 from warnbus.flow.record import RECORD_COLUMNS
+from warnbus.web import openapi_feedback
 
 PATH = "/api/v1/openapi.json"
 
@@ -402,6 +403,7 @@ OPENAPI_DOC: dict[str, Any] = {
         "/api/v1/alerts/{alert_id}/record": {"get": GET_RECORD},
         "/api/v1/acks": {"post": POST_ACK},
         "/ack/{token}": {"get": GET_ACK_LINK, "post": POST_ACK_LINK},
+        **openapi_feedback.PATHS,
         "/healthz": {"get": HEALTHZ},
         "/metrics": {"get": METRICS},
         "/cap/feed.atom": {"get": CAP_FEED},
@@ -413,7 +415,7 @@ OPENAPI_DOC: dict[str, Any] = {
         }},
     },
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **openapi_feedback.SCHEMAS},
         "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",
             "description": "A feed token (role `feed`: POST alerts under the CAP senders it "

@@ -17,6 +17,7 @@ from aiohttp import web
 from warnbus.runtime.app import App
 from warnbus.web.console import (
     errors,
+    feedback,
     pages_act,
     pages_auth,
     pages_board,
@@ -58,6 +59,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/campaigns/{cid}/cancel", pages_compose.cancel_submit),
     ("GET", "/campaigns/{cid}/record.csv", records.record_csv),
     ("GET", "/campaigns/{cid}/print", record_print.print_page),
+    ("POST", "/campaigns/{cid}/feedback", feedback.enter_feedback),
+    ("GET", "/campaigns/{cid}/feedback.csv", feedback.feedback_csv_download),
     ("GET", "/compose", pages_compose.compose_page),
     ("GET", "/compose/defaults", pages_compose.compose_defaults),
     ("POST", "/compose/preview", pages_compose.compose_preview),

@@ -30,6 +30,7 @@ from warnbus.web.console.board import (
 )
 from warnbus.web.console.cases import build
 from warnbus.web.console.desk import DeskWatch, known, notices_bar
+from warnbus.web.console.feedback import feedback_section
 from warnbus.web.console.html import GRID_STATE_ZH, csrf_field, esc
 from warnbus.web.console.live import stream
 
@@ -184,7 +185,8 @@ async def board_page(request: web.Request) -> web.Response:
         f'<h2>待确认名单（<span data-c="waiting">{got.total}</span>个网格）</h2>'
         f'<div id="chase" class="chases" data-src="{esc(base + "/chase" + query)}">{pending}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul>'
-        f'<h2>消息记录（预警 → 更新 → 解除）</h2>{thread.history_html(meta, items)}</div>')
+        f'<h2>消息记录（预警 → 更新 → 解除）</h2>{thread.history_html(meta, items)}'
+        + await feedback_section(ctx, cid, town, session_of(request).csrf, can_act) + "</div>")
     return page(request, meta.headline or cid, body, active="board")
 
 

@@ -16,12 +16,14 @@ from aiohttp import web
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import AckVia, TargetKind
 from warnbus.domain.states import GridState
+from warnbus.flow.feedback_view import feedback_rows
 from warnbus.flow.filed import COLUMNS, ZONE_ZH, bj, filed_rows
 from warnbus.flow.record import record_rows, unreached
 from warnbus.runtime.context import Context
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import console, page, requires
 from warnbus.web.console.board import campaign_meta, drawn_areas
+from warnbus.web.console.feedback import rows_html as feedback_rows_html
 from warnbus.web.console.html import esc
 from warnbus.web.console.records import stats_table, tallies
 
@@ -120,6 +122,7 @@ async def print_page(request: web.Request) -> web.Response:
                  for x in lost]
     audit = await ctx.store.audit(cid)
     filed = filed_rows(ctx, await record_rows(ctx, meta.root), audit, users)
+    fb = await feedback_rows(ctx, cid)
     acks = await ctx.store.acks(cid)
     manual = [[esc(_person_name(ctx, a.person_id)), bj(a.at), esc(users.get(a.by or "", a.by or "")), esc(a.reason or "")]
               for a in sorted(acks.values(), key=lambda a: a.at) if a.via is AckVia.CONSOLE]
@@ -150,6 +153,7 @@ async def print_page(request: web.Request) -> web.Response:
         + html.table(["责任人", "确认时间", "确认人", "原因"], manual, "small")
         + f"<h2>叫应记录（{len(filed.rows)}条）</h2>"
         + _table(PRINT_COLUMNS, filed.rows, "small record")
+        + f"<h2>反馈（{len(fb)}条）</h2>" + feedback_rows_html(fb)
         + '<div class="signatures"><p>值班员（签字）：<span class="line"></span>'
         '日期：<span class="line short"></span></p>'
         '<p>带班领导（签字）：<span class="line"></span>日期：<span class="line short"></span>'
