@@ -44,11 +44,13 @@ from walkkit import (
 )
 from walkreq import (
     CALL,
+    KEYED_REPORT,
     MAIN,
     PUSHES,
     SMS_REPLY,
     SMS_STATUS,
     ack_link,
+    ack_report,
     alert_as,
     at,
     compose,
@@ -68,6 +70,7 @@ from walkreq import (
     person_as_is,
     pushed,
     read,
+    report_for,
     settings,
     stop_calling,
     twilio,
@@ -175,6 +178,10 @@ ROUTES: tuple[Row, ...] = (
     # Ack links: the link is the credential.
     route("GET /ack/{token}", ack(200), ack_link("GET")),  # a page with a button: no change
     route("POST /ack/{token}", ack(200), ack_link("POST")),
+    route("POST /ack/{token}/feedback", ack(200), ack_report()),  # after confirming
+    # Reports entered for a person (phoned in): as the token's name, inside its regions.
+    route("POST /api/v1/feedback", api(officer=200, town_officer=200, local=200),
+          report_for()),
     # What warnbus publishes (public-scope alerts only).
     route("GET /cap/feed.atom", public(200)),
     route("GET /cap/alerts/{alert_id}.xml", public(200)),
@@ -205,6 +212,8 @@ ROUTES: tuple[Row, ...] = (
     route("POST /console/campaigns/{cid}/ack", OPERATOR, confirm_by_hand(MAIN)),
     route("POST /console/campaigns/{cid}/door", OPERATOR, door_to_door(MAIN)),
     route("POST /console/campaigns/{cid}/door/result", OPERATOR, door_result(MAIN)),
+    route("POST /console/campaigns/{cid}/feedback", OPERATOR, report_for(console=True)),
+    route("GET /console/campaigns/{cid}/feedback.csv", SIGNED_IN),  # no phones in it
     route("POST /console/campaigns/{cid}/stop", console(approver=303), stop_calling("stop-me")),
     route("POST /console/campaigns/{cid}/cancel", console(drafter=303),
           console_cancel("console")),  # red: the Cancel waits for an approver
@@ -219,6 +228,11 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/drafts/{id}", console(drafter=200, approver=200)),
     route("POST /console/drafts/{id}/approve", console(approver=303), drafted("approve")),
     route("POST /console/drafts/{id}/reject", console(approver=303), drafted("reject")),
+    # Only its drafter withdraws or edits a draft (another drafter is sent back to it, 303).
+    route("POST /console/drafts/{id}/withdraw", console(drafter=303),
+          drafted("withdraw", own=True)),
+    route("GET /console/drafts/{id}/edit", console(drafter=200),
+          drafted("edit", own=True, method="GET")),
     route("GET /console/records", SIGNED_IN),
     route("GET /console/registry", SIGNED_IN),
     route("GET /console/registry/grids", SIGNED_IN),
@@ -241,6 +255,8 @@ ROUTES: tuple[Row, ...] = (
     route("POST /hooks/twilio-sms/inbound", hook(), twilio("twilio-sms", "inbound", SMS_REPLY)),
     route("POST /hooks/twilio-voice/gather", hook(), twilio("twilio-voice", "gather", CALL)),
     route("POST /hooks/twilio-voice/status", hook(), twilio("twilio-voice", "status", CALL)),
+    route("POST /hooks/twilio-voice/feedback", hook(),
+          twilio("twilio-voice", "feedback", KEYED_REPORT, reports=True)),
     route("GET /hooks/wecom-app/callback", hook(unsigned=400), wecom("GET")),
     route("POST /hooks/wecom-app/callback", hook(unsigned=400), wecom("POST")),
     # Aliyun and Tencent sign nothing: the secret path (from an allowed network) is the key.
@@ -334,6 +350,36 @@ ACTIONS: tuple[Row, ...] = (
     action("enter a door-to-door result in a grid of the campaign", OPERATOR, door_result(MAIN)),
     action("enter a door-to-door result in a grid the campaign does not reach",
            console(drafter=404, approver=404), door_result(MAIN, outsider=True)),
+    # Reports after the ack: only for a target who has confirmed; `by` is the credential's.
+    action("report for a confirmed person of township 101 (API)",
+           api(officer=200, town_officer=200, local=200), report_for()),
+    action("report for a confirmed person of township 102 (API)", api(officer=200, local=200),
+           report_for(township="430623102")),
+    action("report for a person who has not confirmed (API)",
+           api(officer=409, town_officer=409, local=409), report_for(whom="unconfirmed")),
+    action("report for a person the campaign does not call (API)", api(officer=404, local=404),
+           report_for(whom="outsider")),  # of township 103: beyond the township officer's
+    action("report naming who entered it (by, API)",
+           api(officer=422, town_officer=422, local=422), report_for(by="someone-else")),
+    action("report in a cancelled campaign (API; kept: a report after the 解除 counts)",
+           api(officer=200, town_officer=200, local=200), report_for("ended")),
+    action("report by one's ack link", ack(200), ack_report()),
+    action("report by one's ack link before confirming", ack(409),
+           ack_report(whom="unconfirmed")),
+    action("report by one's ack link in a cancelled campaign", ack(200), ack_report("ended")),
+    action("enter a report for a confirmed person (console)", OPERATOR,
+           report_for(console=True)),
+    action("enter a report for a person who has not confirmed (console)",
+           console(drafter=Refused(303), approver=Refused(303)),
+           report_for(whom="unconfirmed", console=True)),
+    action("enter a report for a person the campaign does not call (console)",
+           console(drafter=Refused(303), approver=Refused(303)),
+           report_for(whom="outsider", console=True)),
+    action("enter a report naming who entered it (by, console)",
+           console(drafter=Refused(303), approver=Refused(303)),
+           report_for(console=True, by="someone-else")),
+    action("enter a report in a cancelled campaign (console)", OPERATOR,
+           report_for("ended", console=True)),
     action(f"stop the calling of {BUREAU}'s thread", console(approver=303),
            stop_calling("stop-me")),
     action("stop the calling of a cancelled thread", console(approver=Refused(303)),

@@ -30,6 +30,7 @@ from walkkit import (
 )
 
 from channels import wecom_crypto as proto
+from channels.twilio_common import ids_query
 from tests.channels_aliyun.aliyun_kit import HOOK_SECRET as ALIYUN_SECRET
 from tests.channels_tencent.tencent_kit import HOOK_SECRET as TENCENT_SECRET
 from tests.console.console_kit import red_form
@@ -159,6 +160,54 @@ def ack_link(method: str) -> Maker:
     return make
 
 
+# --------------------------------------------------------------------------- reports after the ack
+
+REPORT = {"kind": "evacuated", "count": "12"}  # 已转移 12 人
+
+
+async def reporter(w: World, name: str, whom: str, township: str) -> tuple[Thread, str]:
+    """Whom a report is for: a person of thread `name` in `township` who has "confirmed",
+    one who has not ("unconfirmed"), a person the campaign does not call ("outsider"); for
+    "ended", the person of the cancelled thread who had confirmed before its 解除."""
+    if name == "ended":
+        assert w.ended is not None
+        return w.ended, w.ended_reporter
+    if whom == "outsider":
+        return await w.thread(name), w.outsider()
+    if whom == "unconfirmed":
+        t, (pid,) = await w.unconfirmed(name, township)
+        return t, pid
+    return await w.confirmed(name, township)
+
+
+def report_for(name: str = MAIN, whom: str = "confirmed", township: str = "430623101",
+               console: bool = False, **extra: str) -> Maker:
+    """A report (12 people moved) for a person (`reporter`), entered by API (`POST
+    /api/v1/feedback`) or through the console's form on the board; `extra`: more fields
+    (a `by`, which no request may set)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t, pid = await reporter(w, name, whom, township)
+        fields = {"person_id": pid, **REPORT, **extra}
+        if console:
+            return Req("POST", f"/console/campaigns/{t.cid}/feedback", data=fields)
+        return Req("POST", "/api/v1/feedback", json={"campaign_id": t.cid, **fields})
+
+    return make
+
+
+def ack_report(name: str = MAIN, whom: str = "confirmed") -> Maker:
+    """A report by the person's ack link (`POST /ack/{token}/feedback`), the link `kind`
+    holds for them (anyone else: junk)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t, pid = await reporter(w, name, whom, "430623101")
+        other = next(p for p in sorted(await w.h.ctx.store.targets(t.cid)) if p != pid)
+        return Req("POST", f"/ack/{w.link(kind, t.cid, pid, other)}/feedback", json=REPORT)
+
+    return make
+
+
 # --------------------------------------------------------------------------- the console
 
 
@@ -262,12 +311,13 @@ def update_form(name: str) -> Maker:
     return make
 
 
-def drafted(action: str, own: bool = False) -> Maker:
-    """Approve or reject a pending draft: dora's, or (own) the requester's own."""
+def drafted(action: str, own: bool = False, method: str = "POST") -> Maker:
+    """Approve, reject, withdraw or edit a pending draft: dora's, or (own) the requester's."""
 
     async def make(w: World, kind: Kind) -> Req:
         draft = await w.own_draft(kind) if own else await w.draft()
-        return Req("POST", f"/console/drafts/{draft}/{action}", data={"reason": "区域有误"})
+        data = {"reason": "区域有误"} if method == "POST" else None
+        return Req(method, f"/console/drafts/{draft}/{action}", data=data)
 
     return make
 
@@ -279,6 +329,7 @@ SMS_STATUS = {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered", "To":
 SMS_REPLY = {"MessageSid": "SM" + "4" * 32, "AccountSid": "AC" + "2" * 32, "From": PHONE,
              "To": "+8673012110", "Body": "1", "NumMedia": "0"}
 CALL = {"CallSid": "CA" + "5" * 32, "CallStatus": "completed", "Digits": "1", "To": PHONE}
+KEYED_REPORT = {**CALL, "Digits": "412#"}  # 转移 12 人, keyed after the confirmation
 ALIYUN_REPORT = [{"biz_id": "walk-1", "phone_number": "13812345678", "success": True}]
 ALIYUN_UP = [{"phone_number": "13812345678", "content": "1", "sequence_id": 7,
               "send_time": "2026-07-15 13:31:00"}]
@@ -299,14 +350,19 @@ PUSHES: tuple[tuple[str, str, str, object], ...] = (
 )
 
 
-def twilio(channel: str, hook: str, form: dict[str, str]) -> Maker:
-    """A Twilio callback: signed with the account's auth token, or another account's."""
+def twilio(channel: str, hook: str, form: dict[str, str], reports: bool = False) -> Maker:
+    """A Twilio callback: signed with the account's auth token, or another account's.
+    `reports`: it names the call of a person of the main thread who has confirmed (the
+    query of the report's Gather, as `TwilioVoice._ask_report` gives it)."""
 
     async def make(w: World, kind: Kind) -> Req:
-        url = f"{BASE}/hooks/{channel}/{hook}"
+        path = f"/hooks/{channel}/{hook}"
+        if reports:
+            t, pid = await w.confirmed(MAIN)
+            path += "?" + ids_query(t.cid, "walk-call", pid)
         token = {Kind.SIGNED: TWILIO_TOKEN, Kind.FORGED: "another-account-token"}.get(kind)
-        headers = twilio_signature(token, url, form) if token else {}
-        return Req("POST", f"/hooks/{channel}/{hook}", headers, form)
+        headers = twilio_signature(token, BASE + path, form) if token else {}
+        return Req("POST", path, headers, form)
 
     return make
 

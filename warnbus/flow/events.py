@@ -23,6 +23,8 @@ log = structlog.get_logger("warnbus.flow.events")
 
 _DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.DONE}
 _FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
+_NOTED = {ProviderStatus.NO_ANSWER: DeliveryReport.NO_ANSWER,
+          ProviderStatus.ANSWERED: DeliveryReport.ANSWERED}
 _LIMITED = {ProviderStatus.LIMITED}
 #: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
 ACTIVE_TTL_S = 1.0
@@ -56,8 +58,9 @@ class EngineSink:
         detail: str = "",
     ) -> None:
         """Apply a provider's report, durably (Redis, or the journal while it is away)."""
-        if status not in _DELIVERED and status not in _FAILED and status not in _LIMITED:
-            return  # queued/sent/no-answer: nothing to change; deadlines drive redials
+        if (status not in _DELIVERED and status not in _FAILED and status not in _NOTED
+                and status not in _LIMITED):
+            return  # queued/sent: nothing to record
         op = StatusOp(campaign_id, delivery_id, target_id, status.value, self.ctx.clock.now(),
                       detail)
         await durably(self.ctx, op, self._apply_status)
@@ -71,6 +74,10 @@ class EngineSink:
             return
         if status in _DELIVERED:
             report = DeliveryReport.DELIVERED
+        elif status in _NOTED:
+            # Recorded against the call (the record says 未接 / 忙 / 已接通), nothing changes:
+            # deadlines drive redials.
+            report = _NOTED[status]
         else:
             # One speaker failing does not fail the area's command: only that speaker is
             # recorded (and its officer is put on notice when the playout deadline passes).

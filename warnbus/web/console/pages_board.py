@@ -12,7 +12,15 @@ from warnbus.domain.states import CampaignState
 from warnbus.registry import Registry
 from warnbus.web.console import caseview, html, svgmap, thread
 from warnbus.web.console.actions import on_behalf_of
-from warnbus.web.console.base import PREFIX, console, page, requires, session_of, user_of
+from warnbus.web.console.base import (
+    PREFIX,
+    console,
+    flash,
+    page,
+    requires,
+    session_of,
+    user_of,
+)
 from warnbus.web.console.board import (
     BOARD_STATES,
     campaign_meta,
@@ -151,7 +159,7 @@ async def board_page(request: web.Request) -> web.Response:
     latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
     t0 = meta.t0 or meta.created_at or ctx.clock.now()
     end = meta.ended_at or 0
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     query = "?" + request.query_string if request.query_string else ""
     stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(stop.by)}于{html.bj(stop.at, "%H:%M:%S")}'
                f'停止，原因：{esc(stop.reason)}。不再呼叫、重拨或升级。</p>' if stop else "")
