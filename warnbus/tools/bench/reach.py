@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,8 @@ async def _one(env: BenchEnv, registry: Registry, reg_dir: Path, area: str,
     voice = {n: channels[n] for n in ACCOUNTS}
     try:
         await app.engine.start()
-        alert = red_alert(f"bench-reach-{time.time_ns()}", geocode_area(area))
+        alert = _sent_at(red_alert(f"bench-reach-{time.time_ns()}", geocode_area(area)),
+                         app.ctx.clock.now())
         began = time.monotonic()
         res = await accept(app.ctx, alert, ENGINE)
         while (n := _first_calls(voice.values())) < officers:
@@ -147,6 +148,15 @@ async def _one(env: BenchEnv, registry: Registry, reg_dir: Path, area: str,
             "by_account": {n: _first_calls([c]) for n, c in voice.items()},
             # Calls an account's limit would have refused, taken by the other instead.
             "rerouted": sum(1 for st in states.values() if st is DeliveryState.REROUTED)}
+
+
+def _sent_at(alert: Alert, when: float) -> Alert:
+    """`alert` sent at `when` (the engine's clock: tonight's), its validity moved with it."""
+    shift = datetime.fromtimestamp(when, UTC) - alert.sent
+    infos = tuple(msgspec.structs.replace(
+        i, effective=i.effective + shift if i.effective else None,
+        expires=i.expires + shift if i.expires else None) for i in alert.infos)
+    return msgspec.structs.replace(alert, sent=alert.sent + shift, infos=infos)
 
 
 def _first_calls(voice: Iterable[TestChannel]) -> int:
