@@ -67,7 +67,7 @@ async def test_red_needs_a_second_person_and_the_record_names_both(web) -> None:
     assert h.sent("voice")
     r = await client.get(f"/console/campaigns/{cid}", headers={"Accept": "text/html"})
     page = await r.text()
-    assert r.status == 200 and "起草 both" in page and "审批 alan" in page
+    assert r.status == 200 and "起草 Both" in page and "审批 Alan" in page  # display names
     r = await client.get(f"/console/campaigns/{cid}/print")
     assert "起草 Both，审批 Alan" in await r.text()  # display names
 

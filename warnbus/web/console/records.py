@@ -111,7 +111,8 @@ async def records_page(request: web.Request) -> web.Response:
             pooled.setdefault(k, Tally()).add(t)
         rows.append([html.bj(meta.created_at, "%Y-%m-%d %H:%M"), esc(meta.event),
                      html.level_badge(meta.level),
-                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
+                     html.drill_badge(meta.drill)
+                     + f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
                      html.CAMPAIGN_STATE_ZH[meta.state], tal[""].first(),
                      tal[""].share(5),
                      f'<a href="{PREFIX}/campaigns/{cid}/record.csv">CSV</a> · '
