@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 
 TAKE_NUMBER = scripts.load(__file__, "take_number")
 CHINA = timezone(timedelta(hours=8))
@@ -128,7 +128,7 @@ class Refusal:
 class NumberLimitBook:
     """The shared per-number records: check and take a send atomically."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._take = TAKE_NUMBER.bind(redis)
 
     async def take(self, account: str, limits: NumberLimits, number: str, member: str,
