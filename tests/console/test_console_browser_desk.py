@@ -207,7 +207,7 @@ async def test_stop_calling(live) -> None:  # type: ignore[no-untyped-def]
         await desk.click("#stop-btn")  # confirmed in the dialog
     await desk.wait_for_selector(f"p.ok:has-text('已停止叫应，{len(grids)}个网格不再呼叫')")
     banner = await desk.inner_text("#stopped")
-    assert "alan" in banner and "气象台电话告知为误报" in banner
+    assert "Alan" in banner and "气象台电话告知为误报" in banner
     assert await desk.inner_text('[data-c="p_pending"]') == "0"
     assert await desk.inner_text('[data-c="g_stopped"]') == str(len(grids))
     assert await desk.inner_text('[data-c="g_calling"]') == "0"
