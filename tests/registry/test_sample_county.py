@@ -57,7 +57,7 @@ def test_village_codes(sample: Registry) -> None:
 def test_every_grid_has_its_officers(sample: Registry) -> None:
     mobile = re.compile(r"\+861[3-9]\d{9}")
     for gid, grid in sample.data.grids.items():
-        chain = sample.chain(gid)
+        chain = sample.chain(gid, at=0)[:5]
         assert None not in chain, gid
         assert len(set(chain)) == 5
         for pid, role in zip(chain, (Role.PRIMARY, Role.BACKUP, Role.VILLAGE_HEAD,

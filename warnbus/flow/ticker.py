@@ -103,7 +103,7 @@ class Ticker:
             active=active,
             policy=policy,
             held=held,
-            chain=ctx.registry.chain,
+            chain=lambda g: ctx.registry.chain(g, at=now),
         )
         if decision.redial is None and not decision.advances:
             return
