@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from rules._data import convert, load_toml
-from warnbus.domain.models import Level, Role
+from warnbus.domain.models import CHAIN_ORDER, Level, Role
 from warnbus.errors import ConfigError
 
 
@@ -84,8 +84,10 @@ def _problems(level: Level, p: LevelPolicy) -> list[str]:
             out.append(f"{at}.chain: an escalation chain needs ack_deadline_s")
         if not p.escalation_channels:
             out.append(f"{at}.escalation_channels: a chain needs at least one channel")
-        if Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain):
-            out.append(f"{at}.chain: roles after the primary, each at most once")
+        if (Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain)
+                or any(r not in CHAIN_ORDER for r in p.chain)):
+            names = ", ".join(r.value for r in CHAIN_ORDER[1:])
+            out.append(f"{at}.chain: roles after the primary ({names}), each at most once")
     if p.device_channels and p.speaker_deadline_s is None:
         out.append(f"{at}.speaker_deadline_s: needed when device_channels are set")
     return out

@@ -74,6 +74,13 @@ class CampaignStateError(WarnbusError):
     code = "campaign_state"
 
 
+class DutyConflict(WarnbusError):
+    """A duty change was made on a shift that changed meanwhile (its holder is no longer who
+    the person making it saw): nothing is written; the message says so in Chinese."""
+
+    code = "duty_conflict"
+
+
 class AuthError(WarnbusError):
     """No or bad credentials (401) or outside the credential's scope (403)."""
 

@@ -306,6 +306,14 @@ class Registry:
                    **self._on_duty(site.village, at, duty)}
         return tuple(at_role.get(role) if role else None for role in SITE_CHAIN_ORDER)
 
+    def name_of(self, key: str) -> str:
+        """The name of a campaign's grid key: a grid's, or a site's with its kind."""
+        site = self.data.sites.get(key)
+        if site is not None:
+            return site.name
+        grid = self.data.grids.get(key)
+        return grid.name if grid else key
+
     def chain_of(self, key: str, *, at: float, duty: DutyBook | None = None
                  ) -> tuple[str | None, ...]:
         """The chain of a campaign's grid key: a site's or a grid's."""

@@ -51,7 +51,9 @@ async def test_post_alert_then_same_again_then_get(api) -> None:  # type: ignore
     r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
     assert r.status == 202, await r.text()
     first = await r.json()
-    assert set(first) == {"alert_id", "campaign_id", "targets"} and first["targets"] > 0
+    assert set(first) == {"alert_id", "campaign_id", "targets", "reach"} and first["targets"] > 0
+    reach = first["reach"]
+    assert first["targets"] == reach["persons"] + reach["loudspeakers"] and reach["grids"] > 0
     r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
     assert r.status == 200 and await r.json() == first
     await h.drain()

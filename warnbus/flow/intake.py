@@ -7,8 +7,8 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -51,6 +51,8 @@ from warnbus.runtime.tasks import Bounded
 log = structlog.get_logger("warnbus.flow.intake")
 PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
 PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
+#: The roles of a first wave's targets: grid officers and the called people of sites.
+FIRST_WAVE_ROLES = frozenset({Role.PRIMARY, Role.SITE})
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Accepted:
     targets: int
     created: bool  # False: the same alert was already accepted
     warnings: tuple[AcceptWarning, ...] = ()
+    #: An accepted Alert or Update: persons, grids, sites and loudspeakers it calls.
+    counts: Mapping[str, int] = field(default_factory=dict)
 
 
 def campaign_id_for(alert: Alert) -> str:
@@ -92,7 +96,10 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     known = await store.campaign_of(aid)
     if known:
         metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
-        return Accepted(aid, known, await store.messages.accepted_targets(known), created=False)
+        again = await store.messages.accepted_counts(known) if (
+            alert.msg_type is MsgType.ALERT) else {}
+        return Accepted(aid, known, await store.messages.accepted_targets(known), created=False,
+                        counts=again)
     expires = alert.expires_at()
     if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
         # Accepting it would send nothing (the campaign would be over at once): say so.
@@ -105,6 +112,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         if cred.scoped:
             check_reach(cred, alert, await thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
+    counts: Mapping[str, int] = {}
     reached: list[str] = []
     if alert.msg_type is MsgType.CANCEL:
         if cred.regions and any(info.areas for info in alert.infos):
@@ -112,11 +120,12 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         n_targets = len(await store.targets(cid))
     else:
         got = await reach(ctx, alert, cred)
-        warnings, n_targets = got.warnings, got.targets
+        warnings, n_targets, counts = got.warnings, got.targets, got.counts
         reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
+    first = alert.msg_type is MsgType.ALERT
     await store.messages.accept(
         cid, alert, now=ctx.clock.now(), reached=reached,
-        first_targets=n_targets if alert.msg_type is MsgType.ALERT else None)
+        first_targets=n_targets if first else None, first_counts=counts if first else None)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets, credential=cred.name)
@@ -124,7 +133,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         log.warning("alert areas outside the registry", alert_id=aid, campaign_id=cid,
                     areas=[w.field for w in warnings],
                     detail="; ".join(w.message for w in warnings[:LISTED]))
-    return Accepted(aid, cid, n_targets, created=True, warnings=warnings)
+    return Accepted(aid, cid, n_targets, created=True, warnings=warnings, counts=counts)
 
 
 async def _thread_of(ctx: Context, alert: Alert) -> str:
@@ -281,13 +290,29 @@ class Intake:
                 for p in persons
             ])
 
+    async def _waves(
+        self, cid: str, alert: Alert, level: Level, targets: Sequence[Target],
+        villages: Sequence[str], kind: DeliveryKind,
+    ) -> int:
+        """First waves: persons holding a grid (and the areas) on the level's policy, the
+        people of sites only on the sites' policy (rules/sites.toml)."""
+        site_only = [t for t in targets if t.role is Role.SITE]
+        rest = [t for t in targets if t.role is not Role.SITE]
+        n = await self._first_wave(cid, alert, level, self.ctx.rules.policy_for(level), rest,
+                                   villages, kind)
+        if site_only:
+            n += await self._first_wave(cid, alert, level, self.ctx.rules.site_policy_for(level),
+                                        site_only, (), kind)
+        return n
+
     async def _start(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         level = ctx.rules.level_of(alert)
         policy = ctx.rules.policy_for(level)
         match = await match_alert(ctx, alert)
         targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                    drill=alert.is_drill)
+                                    drill=alert.is_drill, sites=match.sites,
+                                    hazards=match.hazards)
         now = ctx.clock.now()
         expires = alert.expires_at()
         info = alert.primary_info()
@@ -297,12 +322,11 @@ class Intake:
                               event=info.event if info else "", drill=alert.is_drill, now=now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
         areas = () if alert.is_drill else match.villages
-        n = await self._first_wave(cid, alert, level, policy, targets, areas,
-                                   DeliveryKind.WARNING)
+        n = await self._waves(cid, alert, level, targets, areas, DeliveryKind.WARNING)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
         log.info("campaign started", level=level.value, grids=len(match.grids),
-                 targets=len(targets), deliveries=n)
+                 sites=len(match.sites), targets=len(targets), deliveries=n)
 
     async def _update(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -315,16 +339,17 @@ class Intake:
         policy = ctx.rules.policy_for(level)
         match = await match_alert(ctx, alert)
         new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                        drill=alert.is_drill)
+                                        drill=alert.is_drill, sites=match.sites,
+                                        hazards=match.hazards)
         old = await ctx.store.targets(cid)
-        grids_now = set(match.grids)
+        grids_now = {*match.grids, *match.sites}
         old_grids = {g for t in old.values() for g in t.grids
-                     if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY}
+                     if t.kind is TargetKind.PERSON and t.role in FIRST_WAVE_ROLES}
         dropped_grids = sorted(old_grids - grids_now)
         keep_ids = {t.id for t in new_targets}
         dropped_people = [t.id for t in old.values()
                           if t.kind is TargetKind.PERSON and t.id not in keep_ids
-                          and t.role is Role.PRIMARY]
+                          and t.role in FIRST_WAVE_ROLES]
         now = ctx.clock.now()
         await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
         expires = alert.expires_at()
@@ -332,7 +357,7 @@ class Intake:
                                             _reach(new_targets, match.villages, policy)))
         added = [t for t in new_targets if t.id not in old]
         kept = [t for t in new_targets if t.id in old]
-        n = await self._first_wave(cid, alert, level, policy, added, (), DeliveryKind.WARNING)
+        n = await self._waves(cid, alert, level, added, (), DeliveryKind.WARNING)
         # Everyone still in the area gets the new content; those who confirmed already get it
         # on the notice channels only (they need not confirm again).
         pctx = self._plan_ctx(cid, alert, level)

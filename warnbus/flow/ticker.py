@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import structlog
 
 from warnbus.domain.models import (
-    CHAIN_ORDER,
     DeliveryKind,
     Role,
     Target,
@@ -21,6 +20,7 @@ from warnbus.domain.models import (
 from warnbus.domain.states import CampaignState, TargetState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import device_id
+from warnbus.flow.chains import Chains, decide_held
 from warnbus.flow.escalation import (
     Deadline,
     Expiry,
@@ -28,7 +28,6 @@ from warnbus.flow.escalation import (
     Retry,
     SpeakerCheck,
     deadline_for,
-    decide,
     decode_timer,
     encode_timer,
 )
@@ -94,17 +93,15 @@ class Ticker:
         now = ctx.clock.now()
         active = not meta.over(now)
         level = meta.require_level()
-        policy = ctx.rules.policy_for(level)
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
-        decision = decide(
-            timer,
-            acked=await ctx.store.is_acked(cid, pid),
-            active=active,
-            policy=policy,
-            held=held,
-            chain=lambda g: ctx.registry.chain(g, at=now),
-        )
+        # Who is on duty is asked now, at the moment of this step (rosters, console changes).
+        reg, book = ctx.registry, await ctx.duty_book()
+        chains = Chains(ctx.rules.policy_for(level), ctx.rules.site_policy_for(level),
+                        lambda g: reg.chain(g, at=now, duty=book),
+                        lambda s: reg.site_chain(s, at=now, duty=book), reg.is_site)
+        decision = decide_held(timer, acked=await ctx.store.is_acked(cid, pid), active=active,
+                               held=held, chains=chains)
         if decision.redial is None and not decision.advances:
             return
         alert = await ctx.alert(cid, meta.latest_alert_id)
@@ -121,6 +118,7 @@ class Ticker:
             if person is None:
                 return
             step = Step.redial(decision.redial)
+            policy = chains.policy_of([g.grid_id for g in held if g.holder == pid and g.level == 0])
             deliveries = plan_persons(pctx, [person], policy.redial_channels, step,
                                       DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
             await ctx.lanes.enqueue(deliveries)
@@ -141,19 +139,20 @@ class Ticker:
                 unreached += 1
             else:
                 moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
-        grid_names = ctx.registry.data.grids
         for (holder, lv), grids in moved.items():
             person = ctx.person(holder)
             if person is None:
                 continue
             step = Step.chain(lv)
-            names = "、".join(grid_names[g].name for g in grids[:10]) + (
+            policy = chains.policy_of(grids)
+            names = "、".join(reg.name_of(g) for g in grids[:10]) + (
                 f"等{len(grids)}个网格" if len(grids) > 10 else "")
             # A chain person may already answer for other grids of this campaign: keep them.
             known = await ctx.store.target(cid, holder)
             answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
             await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, person.region,
-                                                     CHAIN_ORDER[lv], answers_for)], now)
+                                                     chains.role_at(grids[0], lv), answers_for)],
+                                        now)
             deliveries = plan_persons(pctx, [person], policy.escalation_channels, step,
                                       DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
             await ctx.lanes.enqueue(deliveries)

@@ -6,12 +6,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from warnbus.domain.duty import DutyBook
 from warnbus.domain.models import Alert, Person
 from warnbus.flow.ports import Rules
 from warnbus.plugin import ChannelInfo
 from warnbus.registry import Registry
 from warnbus.runtime.clock import Clock
 from warnbus.runtime.config import Settings
+from warnbus.state.duty import DutyDesk
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -33,7 +35,15 @@ class Context:
     ack_url: Callable[[str, str], str | None] = _no_link
     #: What each configured channel is, by the name the deployment gave it (`load_channels`).
     channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
+    #: The console's duty changes and roster approvals (None: the registry's rosters only).
+    duty: DutyDesk | None = None
     _alerts: dict[str, Alert] = field(default_factory=dict)
+
+    async def duty_book(self) -> DutyBook:
+        """Who is on duty: the registry's rosters with the console's approvals and changes."""
+        if self.duty is None:
+            return self.registry.duty
+        return await self.duty.book(self.registry.duty)
 
     def person(self, person_id: str) -> Person | None:
         return self.registry.data.persons.get(person_id)

@@ -287,6 +287,8 @@ async def post_alert(request: web.Request) -> web.Response:
     res = await accept(app.ctx, alert, credential(request, token))
     payload: dict[str, Any] = {"alert_id": res.alert_id, "campaign_id": res.campaign_id,
                                "targets": res.targets}
+    if res.counts:  # an Alert or Update accepted now: persons, grids, sites, loudspeakers
+        payload["reach"] = dict(res.counts)
     if res.warnings:  # accepted, but some areas hold no grid of the registry
         payload["warnings"] = [{"code": w.code, "field": w.field, "message": w.message}
                                for w in res.warnings]

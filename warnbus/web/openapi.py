@@ -90,6 +90,19 @@ SCHEMAS: dict[str, Any] = {
             "campaign_id": {"type": "string", "description": "The campaign (thread) the "
                             "alert starts, or continues for an Update or Cancel."},
             "targets": {"type": "integer", "minimum": 0},
+            "reach": {
+                "type": "object",
+                "description": "An Alert or Update accepted now (202): whom its first wave "
+                               "calls, counted separately: `persons` (grid officers and the "
+                               "people of sites the hazard calls, each once), `grids`, `sites` "
+                               "(hazard points, reservoirs and ponds, danger zones, shelters: "
+                               "rules/sites.toml) and `loudspeakers`; `targets` is persons + "
+                               "loudspeakers. Absent for a Cancel and for the same alert again.",
+                "required": ["persons", "grids", "sites", "loudspeakers"],
+                "additionalProperties": False,
+                "properties": {k: {"type": "integer", "minimum": 0}
+                               for k in ("persons", "grids", "sites", "loudspeakers")},
+            },
             "warnings": {
                 "type": "array",
                 "description": "Present when an accepted alert has something its sender "
