@@ -76,9 +76,15 @@ class CampaignStateError(WarnbusError):
 
 class DutyConflict(WarnbusError):
     """A duty change was made on a shift that changed meanwhile (its holder is no longer who
-    the person making it saw): nothing is written; the message says so in Chinese."""
+    the person making it saw): nothing is written; the message says so in Chinese. `day` and
+    `holder`: the shift and who holds it now, when known."""
 
     code = "duty_conflict"
+
+    def __init__(self, message: str, *, day: str = "", holder: str | None = None) -> None:
+        super().__init__(message)
+        self.day = day
+        self.holder = holder
 
 
 class AuthError(WarnbusError):

@@ -26,6 +26,7 @@ from warnbus.domain.models import (
     Urgency,
 )
 from warnbus.plugin import Channel
+from warnbus.registry import Registry
 from warnbus.runtime.app import DEFAULT_MEDIA, App, build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, Settings
@@ -74,10 +75,12 @@ class Harness:
 async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]] | None = None,
                        fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
                        start: float | None = None, hooks: Mapping[str, Channel] | None = None,
-                       mqtt_url: str = "mqtt://127.0.0.1:9", **engine: float) -> Harness:
+                       mqtt_url: str = "mqtt://127.0.0.1:9", registry: Registry | None = None,
+                       **engine: float) -> Harness:
     """An engine on the test channels (which `drain` runs); `hooks`: more channels, whose
     provider webhooks the web app mounts, that no policy sends through; `mqtt_url`: the
-    broker `/healthz` asks about (by default nothing listens there)."""
+    broker `/healthz` asks about (by default nothing listens there); `registry`: instead of
+    the sample county."""
     clock = ManualClock(T0.timestamp() if start is None else start)
     settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
@@ -88,7 +91,7 @@ async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]]
         for name, medium in DEFAULT_MEDIA.items()
     }
     app = await build_app(settings, clock=clock, channels={**channels, **(hooks or {})},
-                          base_url="http://test")
+                          base_url="http://test", registry=registry)
     await app.engine.setup()
     return Harness(app, clock, channels)
 

@@ -59,11 +59,13 @@ from walkreq import (
     continued,
     door_to_door,
     drafted,
+    duty_change,
     logout,
     new_alert,
     new_user,
     pushed,
     read,
+    roster_approval,
     settings,
     twilio,
     update_form,
@@ -214,6 +216,11 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/registry/export.zip", SIGNED_IN),  # full phones for an admin only
     route("POST /console/registry/import", console(admin=303),
           at("POST", "/console/registry/import", upload)),
+    # Duty: anyone signed in reads it; approvers and admins change shifts (audited);
+    # approvers approve roster versions.
+    route("GET /console/duty", SIGNED_IN),
+    route("POST /console/duty/change", console(approver=303, admin=303), duty_change),
+    route("POST /console/duty/rosters/{id}/approve", console(approver=303), roster_approval),
     # Provider callbacks: the provider's signature (or secret path and network) first.
     route("POST /hooks/twilio-sms/status", hook(), twilio("twilio-sms", "status", SMS_STATUS)),
     route("POST /hooks/twilio-sms/inbound", hook(), twilio("twilio-sms", "inbound", SMS_REPLY)),

@@ -25,6 +25,7 @@ from warnbus.state.replies import s
 AUDIT_MAX = 100_000
 _change = msgspec.json.Decoder(DutyChange)
 _approval = msgspec.json.Decoder(Approval)
+_APPROVE = "approve"  # the audit event of an approval (a change's is its kind)
 
 
 def change_field(change: DutyChange) -> str:
@@ -77,7 +78,7 @@ class DutyDesk:
                     now = book.shift(c.region, c.role, day).person
                     if now != c.was:
                         raise DutyConflict(f"{c.day} 的班次已由他人改为 {now or '无人'}，"
-                                           "请刷新后重试")
+                                           "请刷新后重试", day=c.day, holder=now)
                 pipe.multi()
                 for c in changes:
                     blob = msgspec.json.encode(c)
@@ -98,7 +99,7 @@ class DutyDesk:
                 return False
             pipe.multi()
             pipe.hset(keys.DUTY_APPROVALS, roster_id, blob)
-            pipe.xadd(keys.DUTY_AUDIT, {"ev": "approve", "roster": roster_id, "j": blob},
+            pipe.xadd(keys.DUTY_AUDIT, {"ev": _APPROVE, "roster": roster_id, "j": blob},
                       maxlen=AUDIT_MAX, approximate=True)
             pipe.incr(keys.DUTY_GEN)
             try:
@@ -107,15 +108,15 @@ class DutyDesk:
                 return False
         return True
 
-    async def history(self, count: int = 100) -> list[tuple[str, DutyChange | Approval, str]]:
-        """The newest audit entries: (event, record, roster id of an approval or "")."""
+    async def history(self, count: int = 100) -> list[tuple[DutyChange | Approval, str]]:
+        """The newest audit entries, newest first: (a change, "") or (an approval, its
+        roster version's id)."""
         rows = await self._redis.xrevrange(keys.DUTY_AUDIT, count=count)
-        out: list[tuple[str, DutyChange | Approval, str]] = []
+        out: list[tuple[DutyChange | Approval, str]] = []
         for _id, fields in rows:
             f = {s(k): v for k, v in fields.items()}
-            ev = s(f.get("ev", b""))
-            if ev == "approve":
-                out.append((ev, _approval.decode(f["j"]), s(f.get("roster", b""))))
+            if s(f.get("ev")) == _APPROVE:
+                out.append((_approval.decode(f["j"]), s(f.get("roster"))))
             else:
-                out.append((ev, _change.decode(f["j"]), ""))
+                out.append((_change.decode(f["j"]), ""))
         return out

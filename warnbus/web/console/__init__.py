@@ -12,7 +12,14 @@ from pathlib import Path
 from aiohttp import web
 
 from warnbus.runtime.app import App
-from warnbus.web.console import pages_auth, pages_board, pages_compose, pages_registry, records
+from warnbus.web.console import (
+    pages_auth,
+    pages_board,
+    pages_compose,
+    pages_duty,
+    pages_registry,
+    records,
+)
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
 from warnbus.web.console.base import CONSOLE, PREFIX, Console, Handler
 from warnbus.web.console.passwords import PasswordHasher
@@ -51,6 +58,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/registry/devices", pages_registry.devices_page),
     ("GET", "/registry/export.zip", pages_registry.export_zip),
     ("POST", "/registry/import", pages_registry.import_zip),
+    ("GET", "/duty", pages_duty.duty_page),
+    ("POST", "/duty/change", pages_duty.duty_change),
+    ("POST", "/duty/rosters/{id}/approve", pages_duty.roster_approve),
 )
 
 

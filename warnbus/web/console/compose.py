@@ -28,6 +28,7 @@ from warnbus.domain.models import (
     Reference,
     RegionLevel,
     ResponseType,
+    Role,
     Scope,
     Severity,
     Status,
@@ -214,14 +215,15 @@ def build_alert(
 
 
 def drawn_reaches_nobody(ctx: Context, alert: Alert) -> bool:
-    """True when the alert's drawn area (its last area, see build_alert) holds no grid that
-    the alert's hazard would warn: a drawing that reaches nobody is a mistake."""
+    """True when the alert's drawn area (its last area, see build_alert) holds no grid and
+    no site that the alert's hazard would warn: a drawing that reaches nobody is a mistake."""
     info = alert.primary_info()
     if info is None or not info.areas or not info.areas[-1].polygons:
         return False
     only = msgspec.structs.replace(alert, infos=(msgspec.structs.replace(
         info, areas=(info.areas[-1],)),))
-    return not ctx.rules.match(only).grids
+    got = ctx.rules.match(only)
+    return not (got.grids or got.sites)
 
 
 def org_code(ctx: Context, settings: ConsoleSettings) -> str:
@@ -285,16 +287,21 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
     policy = ctx.rules.policy_for(level)
     match = ctx.rules.match(alert)
     targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                drill=alert.is_drill)
+                                drill=alert.is_drill, sites=match.sites, hazards=match.hazards)
     persons = [p for t in targets if t.kind is TargetKind.PERSON
                if (p := ctx.person(t.id)) is not None]
+    # As the intake plans them: the people of sites only on the sites' own policy.
+    site_only = {t.id for t in targets if t.role is Role.SITE}
     info = alert.primary_info()
     pctx = PlanContext(campaign_id="cp_preview", alert=alert, info=info, level=level,
                        area=area_text(alert), now=ctx.clock.now(), renderer=ctx.rules.renderer,
                        channels=ctx.channels,
                        ack_url=lambda _pid: PREVIEW_URL)
-    deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(),
-                              DeliveryKind.WARNING)
+    deliveries = plan_persons(pctx, [p for p in persons if p.id not in site_only],
+                              policy.channels, Step.first_wave(), DeliveryKind.WARNING)
+    deliveries += plan_persons(pctx, [p for p in persons if p.id in site_only],
+                               ctx.rules.site_policy_for(level).channels, Step.first_wave(),
+                               DeliveryKind.WARNING)
     villages = match.villages if match.grids else ()
     for ch in policy.device_channels:  # as the intake plans it: one command per village
         deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
@@ -323,6 +330,8 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
         policy.device_channels) else 0
     return {
         "level": level.value, "grids": len(match.grids), "grid_ids": list(match.grids),
+        "sites": len(match.sites), "site_kinds": dict(sorted(Counter(
+            ctx.registry.data.sites[s].kind.value for s in match.sites).items())),
         "villages": len(match.villages), "persons": len(persons), "speakers": devices,
         "per_channel": dict(sorted(per_channel.items())), "texts": texts,
         "sms_segments": sms, "voice_minutes": minutes,

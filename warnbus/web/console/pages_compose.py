@@ -186,6 +186,7 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<h2>覆盖范围预览 {html.level_badge(p["level"])}</h2>{approval}{drill}'
         '<div class="stats">'
         f'<div><b data-p="grids">{p["grids"]}</b>网格</div>'
+        f'<div><b data-p="sites">{p["sites"]}</b>隐患点/水库/危险区等</div>'
         f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
         f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
