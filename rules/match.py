@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain
 
 import msgspec
@@ -44,6 +45,7 @@ _KM_PER_DEG = 6371.0088 * math.pi / 180  # mean Earth radius; one degree of lati
 _CIRCLE_SEGMENTS = 72
 _LEVEL_LENGTHS = (2, 4, 6, 9)  # province, prefecture, county, township parts of a code
 _EXACT_MAX = 2000  # up to this many candidate grids, test each one exactly
+RING_PIECE = 16_384  # polygon points converted per C call (each holds the GIL ~1 ms)
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -57,6 +59,9 @@ class MatchResult(msgspec.Struct, frozen=True):
     hazards: tuple[str, ...] = ()  # keys of the hazards recognised in the infos
     #: geocodes not used: unknown valueName, or not a region code (the caller logs them)
     ignored_geocodes: tuple[tuple[str, str], ...] = ()
+    #: (info, area) positions of the areas in which no grid lies, judged by geography
+    #: alone (before a hazard's tags keep only some grids), in document order
+    empty_areas: tuple[tuple[int, int], ...] = ()
     sites: tuple[str, ...] = ()  # sites of the kinds the hazards call (rules/sites.toml)
 
 
@@ -97,12 +102,21 @@ def circle_geometry(circle: Circle) -> shapely.Geometry:
                                             circle.lat + dlat * np.cos(angles))))
 
 
-def polygon_geometry(ring: Iterable[tuple[float, float]]) -> shapely.Geometry | None:
-    """A CAP polygon of (lat, lon) as a valid (lon, lat) geometry; None if degenerate."""
-    points = [(lon, lat) for lat, lon in ring]
-    if len(points) < 3:
+def polygon_geometry(ring: Sequence[tuple[float, float]]) -> shapely.Geometry | None:
+    """A CAP polygon of (lat, lon) as a valid (lon, lat) geometry; None if degenerate.
+
+    Built from one array (a point at a time in Python, a 160,000-point ring took 0.2 s of
+    a thread that held the GIL, and the event loop of its process waited in turns), filled
+    RING_PIECE points per C call (the largest ring in one call held the GIL ~15 ms).
+    """
+    if len(ring) < 3:
         return None
-    geom = shapely.Polygon(points)
+    lonlat = np.empty((len(ring), 2))
+    for start in range(0, len(ring), RING_PIECE):
+        part = ring[start : start + RING_PIECE]
+        flat = np.fromiter(chain.from_iterable(part), dtype=float, count=2 * len(part))
+        lonlat[start : start + len(part)] = flat.reshape(-1, 2)[:, ::-1]
+    geom = shapely.polygons(lonlat)
     if geom.is_valid:
         return geom
     # A self-intersecting ring (a bow-tie) becomes the polygons it encloses.
@@ -119,6 +133,12 @@ def _boundary_pieces(geom: shapely.Geometry, length: float) -> npt.NDArray[np.ob
         coords = shapely.get_coordinates(line)
         segments.append(np.stack((coords[:-1], coords[1:]), axis=1))
     return shapely.linestrings(np.concatenate(segments))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _AreasMask:
+    mask: BoolArray  # the grids of the areas, a hazard's tags applied
+    empty: list[int]  # positions of the areas in which no grid lies (geography alone)
 
 
 class Matcher:
@@ -162,27 +182,36 @@ class Matcher:
         self._sites = _SiteIndex(data)
 
     def match(self, alert: Alert) -> MatchResult:
-        """The grids, devices and villages an alert reaches (union over infos and areas)."""
+        """The grids, devices and villages an alert reaches (union over infos and areas).
+
+        An area repeated in several infos (the same warning in two languages) is matched
+        once.
+        """
         mask = self._empty()
         sites = self._sites.empty()
         ignored: list[tuple[str, str]] = []
         found: list[str] = []
-        for info in alert.infos:
+        empty: list[tuple[int, int]] = []
+        seen: dict[Area, npt.NDArray[np.intp]] = {}
+        for i, info in enumerate(alert.infos):
             hazard = self._hazards.hazard_of(info)
             tags = hazard.required_tags if hazard else ()
             if hazard and hazard.key not in found:
                 found.append(hazard.key)
-            mask |= self._areas_mask(info.areas, tags, ignored)
+            part = self._areas_mask(info.areas, tags, ignored, seen)
+            mask |= part.mask
+            empty += [(i, j) for j in part.empty]
             kinds = self._site_rules.kinds_for(hazard.key if hazard else None)
             if kinds:
                 sites |= self._sites.mask(info.areas, kinds, self._prefixes)
-        return msgspec.structs.replace(self._result(mask, tuple(found), ignored),
+        return msgspec.structs.replace(self._result(mask, tuple(found), ignored, tuple(empty)),
                                        sites=self._sites.ids_of(sites))
 
     def match_areas(self, areas: Iterable[Area], required_tags: Iterable[str] = ()) -> MatchResult:
         """Match bare areas (e.g. a console preview), optionally keeping only tagged grids."""
         ignored: list[tuple[str, str]] = []
-        return self._result(self._areas_mask(areas, tuple(required_tags), ignored), (), ignored)
+        part = self._areas_mask(areas, tuple(required_tags), ignored, {})
+        return self._result(part.mask, (), ignored, tuple((0, j) for j in part.empty))
 
     def region_codes(self, area: Area) -> list[str]:
         """The region-code prefixes an area's geocodes name (the most specific ones), as
@@ -195,23 +224,34 @@ class Matcher:
         return np.zeros(len(self._ids), dtype=bool)
 
     def _areas_mask(self, areas: Iterable[Area], tags: tuple[str, ...],
-                    ignored: list[tuple[str, str]]) -> BoolArray:
+                    ignored: list[tuple[str, str]], seen: dict[Area, npt.NDArray[np.intp]]
+                    ) -> _AreasMask:
         mask = self._empty()
-        for area in areas:
-            geoms = [polygon_geometry(p) for p in area.polygons]
-            geoms += [circle_geometry(c) for c in area.circles]
-            shapes = [g for g in geoms if g is not None and not g.is_empty]
-            if shapes:  # a degenerate polygon falls back to the area's geocodes
-                for geom in shapes:
-                    mask[self._query(geom)] = True
-            else:
-                for prefix in most_specific(self._prefixes(area.geocodes, ignored)):
-                    lo = bisect_left(self._village_sorted, prefix)
-                    hi = bisect_left(self._village_sorted, prefix + ":", lo)  # ':' follows '9'
-                    mask[self._by_village[lo:hi]] = True
+        empty: list[int] = []
+        for j, area in enumerate(areas):
+            grids = seen.get(area)
+            if grids is None:
+                grids = seen[area] = self._area_grids(area, ignored)
+            if len(grids) == 0:
+                empty.append(j)
+            mask[grids] = True
         if tags:
             mask &= self._tag_mask(frozenset(tags))
-        return mask
+        return _AreasMask(mask, empty)
+
+    def _area_grids(self, area: Area, ignored: list[tuple[str, str]]) -> npt.NDArray[np.intp]:
+        """Positions of the grids in one area (repeats possible), by geography alone."""
+        geoms = [polygon_geometry(p) for p in area.polygons]
+        geoms += [circle_geometry(c) for c in area.circles]
+        shapes = [g for g in geoms if g is not None and not g.is_empty]
+        if shapes:  # a degenerate polygon falls back to the area's geocodes
+            return np.concatenate([self._query(geom) for geom in shapes])
+        runs = []
+        for prefix in most_specific(self._prefixes(area.geocodes, ignored)):
+            lo = bisect_left(self._village_sorted, prefix)
+            hi = bisect_left(self._village_sorted, prefix + ":", lo)  # ':' follows '9'
+            runs.append(self._by_village[lo:hi])
+        return np.concatenate(runs) if runs else np.empty(0, dtype=np.intp)
 
     def _prefixes(self, geocodes: Iterable[tuple[str, str]],
                   ignored: list[tuple[str, str]]) -> list[str]:
@@ -260,7 +300,8 @@ class Matcher:
         return mask
 
     def _result(self, mask: BoolArray, hazards: tuple[str, ...],
-                ignored: list[tuple[str, str]]) -> MatchResult:
+                ignored: list[tuple[str, str]], empty: tuple[tuple[int, int], ...]
+                ) -> MatchResult:
         idx = np.flatnonzero(mask)
         villages = tuple(self._village_codes[i] for i in np.unique(self._village[idx]).tolist())
         devices = sorted(chain.from_iterable(self._devices.get(v, ()) for v in villages))
@@ -270,6 +311,7 @@ class Matcher:
             villages=villages,
             hazards=hazards,
             ignored_geocodes=tuple(ignored),
+            empty_areas=empty,
         )
 
 

@@ -9,10 +9,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.engine.helpers import cap_alert
 from tests.ingest.helpers import FIXTURES, SHARED_FILES, VALID_FILES, ids, rejects
 from warnbus.domain.models import Alert
-from warnbus.ingest import alert_to_json, parse_alert, parse_cap, parse_json
+from warnbus.errors import IngestError
+from warnbus.ingest import alert_to_json, jsonform, parse_alert, parse_cap, parse_json
 from warnbus.ingest.jsonform import cap_path
+from warnbus.ingest.limits import MAX_RING_POINTS
+from warnbus.tools.bench.hostile_loads import Target, build
 
 ROUND_TRIP = VALID_FILES + SHARED_FILES
 
@@ -186,3 +190,36 @@ def test_an_unknown_key_is_refused_in_every_record(trail: tuple[tuple[str, str],
     field = cap_path("$" + "".join(f".{key}[0]" for key, _ in trail) + ".colour")
     err = rejects(lambda: parse_json(body(data)), "invalid", field)
     assert "unknown field 'colour'" in err.reason
+
+
+def test_the_largest_alert_is_decoded_in_pieces_to_the_same_alert() -> None:
+    """Level by level, each polygon in pieces of RING_PIECE points: the alert a single
+    decode of the whole document gives, and an error names the same point."""
+    villages = tuple(f"430623{t:03d}{v:03d}" for t in range(101, 114) for v in range(201, 208))
+    body = build("max_accepted", Target("http://x", "t", villages, ()), 2, 0)[1].body
+    alert = parse_json(body)
+    whole = msgspec.json.decode(body, type=Alert)
+    assert alert == whole
+    ring = alert.infos[0].areas[0].polygons[0]
+    assert len(ring) > 4 * jsonform.RING_PIECE
+    bad = body.replace(b"]]]", b"],[1,\"x\"]]]", 1)
+    with pytest.raises(IngestError) as e:
+        parse_json(bad)
+    assert e.value.field == f"info[0].area[0].polygon[0][{len(ring)}][1]", e.value.field
+
+
+def test_a_polygon_over_its_points_is_refused_before_it_is_decoded() -> None:
+    small = alert_to_json(cap_alert())
+    doc = msgspec.json.decode(small)
+    doc["infos"][0]["areas"][0]["polygons"] = [[[0, 0]] * (MAX_RING_POINTS + 1)]
+    with pytest.raises(IngestError) as e:
+        parse_json(msgspec.json.encode(doc))
+    assert (e.value.code, e.value.field) == ("too_large", "info[0].area[0].polygon[0]")
+
+
+def test_a_large_polygon_is_encoded_in_pieces_to_the_same_bytes() -> None:
+    villages = tuple(f"430623{t:03d}{v:03d}" for t in range(101, 114) for v in range(201, 208))
+    body = build("max_accepted", Target("http://x", "t", villages, ()), 1, 0)[0].body
+    alert = parse_cap(body, max_bytes=len(body))
+    assert len(alert.infos[0].areas[0].polygons[0]) > 4 * jsonform.RING_PIECE
+    assert alert_to_json(alert) == msgspec.json.encode(alert)

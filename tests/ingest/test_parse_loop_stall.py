@@ -37,6 +37,10 @@ def _json(**info: object) -> bytes:
 CASES: dict[str, Callable[[], tuple[bytes, str]]] = {
     "xml: the largest alert accepted (3.5 MB polygon, 1,000 areas)":
         lambda: (build("max_accepted", LOADS, 1, 0)[0].body, "application/cap+xml"),
+    "json: the largest alert accepted (a 135,000-point polygon, 1,000 areas)":
+        lambda: (build("max_accepted", LOADS, 2, 0)[1].body, "application/json"),
+    "json: a polygon of 600,000 points (refused)":
+        lambda: (build("too_many_areas", LOADS, 3, 0)[2].body, "application/json"),
     "json: 1,000 polygon areas":
         lambda: (build("many_areas", LOADS, 2, 0)[1].body, "application/json"),
     "json: 380,000 parameters": lambda: (_json(parameters=[["a", "b"]] * 380_000),

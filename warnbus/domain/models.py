@@ -107,7 +107,12 @@ class Certainty(StrEnum):
     VERY_LIKELY = "Very Likely"  # CAP 1.0 only; kept so 1.0 feeds parse
 
 
-class Circle(msgspec.Struct, frozen=True):
+# The CAP records are untracked by the cyclic collector too (see the note on gc=False
+# below): an accepted alert is kept decoded for the planner, and the largest one's 1,000
+# areas were walked by every full collection of the engine while it was kept.
+
+
+class Circle(msgspec.Struct, frozen=True, gc=False):
     """A CAP circle: centre (WGS 84) and radius in kilometres."""
 
     lat: float
@@ -115,7 +120,7 @@ class Circle(msgspec.Struct, frozen=True):
     radius_km: float
 
 
-class Area(msgspec.Struct, frozen=True):
+class Area(msgspec.Struct, frozen=True, gc=False):
     """A CAP area. Polygons are closed rings of (lat, lon)."""
 
     desc: str
@@ -126,7 +131,7 @@ class Area(msgspec.Struct, frozen=True):
     ceiling: float | None = None
 
 
-class Resource(msgspec.Struct, frozen=True):
+class Resource(msgspec.Struct, frozen=True, gc=False):
     desc: str
     mime_type: str
     size: int | None = None
@@ -134,7 +139,7 @@ class Resource(msgspec.Struct, frozen=True):
     digest: str | None = None
 
 
-class Info(msgspec.Struct, frozen=True):
+class Info(msgspec.Struct, frozen=True, gc=False):
     """One CAP info block (one language of the warning)."""
 
     categories: tuple[Category, ...]
@@ -168,7 +173,7 @@ class Info(msgspec.Struct, frozen=True):
         return None
 
 
-class Reference(msgspec.Struct, frozen=True):
+class Reference(msgspec.Struct, frozen=True, gc=False):
     """One entry of CAP `references`: `sender,identifier,sent`."""
 
     sender: str
@@ -186,7 +191,7 @@ def alert_id_for(sender: str, identifier: str) -> str:
     return "al_" + digest[:20]
 
 
-class Alert(msgspec.Struct, frozen=True):
+class Alert(msgspec.Struct, frozen=True, gc=False):
     """One normalized warning. Its key is (sender, identifier)."""
 
     identifier: str

@@ -30,7 +30,7 @@ from warnbus.feeds.index import Entry, parse_index
 from warnbus.feeds.state import FeedState
 from warnbus.flow.credentials import of_feed
 from warnbus.flow.intake import accept
-from warnbus.ingest import parse_cap
+from warnbus.ingest import off_loop, parse_cap
 from warnbus.ingest.checks import OutsideRegistryError
 from warnbus.ingest.signature import read_trust_files, verify_signature
 from warnbus.runtime.config import FeedSettings
@@ -114,10 +114,7 @@ class FeedPoller:
             if got.not_modified:
                 await self.state.success(self.ctx.clock.now(), {}, None)
                 return self._done(PollResult("not_modified"), t0)
-            if f.kind == "cap":
-                entries = [Entry("sha256:" + hashlib.sha256(got.body).hexdigest(), cap=got.body)]
-            else:
-                entries = parse_index(got.body, f.url)
+            entries = await off_loop(len(got.body), self._entries, got.body)
         except FeedError as e:
             return self._done(await self.failed(e.message), t0)
         except IngestError as e:
@@ -128,6 +125,12 @@ class FeedPoller:
         validators = (got.etag, got.last_modified) if complete else ("", "")
         await self.state.success(self.ctx.clock.now(), counts, validators)
         return self._done(PollResult("ok", counts), t0)
+
+    def _entries(self, body: bytes) -> list[Entry]:
+        """The entries of what the feed's URL served (in a worker thread: up to 8 MB)."""
+        if self.feed.kind == "cap":
+            return [Entry("sha256:" + hashlib.sha256(body).hexdigest(), cap=body)]
+        return parse_index(body, self.feed.url)
 
     async def failed(self, message: str) -> PollResult:
         """Record a failed poll and compute when to try again."""
@@ -195,15 +198,21 @@ class FeedPoller:
 
         return list(await asyncio.gather(*(one(e) for e in entries)))
 
+    def _read(self, body: bytes) -> Alert:
+        """Check one CAP's signature (by the feed's policy) and parse it, in a worker thread:
+        on the event loop, an entry of the most a feed may serve (8 MB) held every request
+        and timer of the process for the half second these take."""
+        if self.feed.signature != "ignore":
+            verify_signature(body, self.feed.signature, self.trust)
+        server = self.ctx.settings.server
+        return parse_cap(body, max_bytes=self.feed.max_bytes, max_areas=server.max_areas,
+                         max_area_entries=server.max_area_entries)
+
     async def _ingest(self, entry: Entry, body: bytes) -> str:
         """Parse and accept one CAP; return its outcome. Only infrastructure errors raise."""
         name = self.feed.name
         try:
-            if self.feed.signature != "ignore":
-                verify_signature(body, self.feed.signature, self.trust)
-            server = self.ctx.settings.server
-            alert = parse_cap(body, max_bytes=self.feed.max_bytes, max_areas=server.max_areas,
-                              max_area_entries=server.max_area_entries)
+            alert = await off_loop(len(body), self._read, body)
         except IngestError as e:
             log.warning("feed entry rejected", feed=name, entry_id=entry.id, code=e.code,
                         error=e.message)

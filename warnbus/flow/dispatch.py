@@ -32,6 +32,7 @@ from warnbus.flow.fallback import plan_fallbacks
 from warnbus.plugin import Channel
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
+from warnbus.runtime.tasks import gather_paced
 from warnbus.state.pinned import IO, pinned
 from warnbus.state.queue import EntryTracker, LaneEntry
 from warnbus.state.ratelimit import RateLimiter
@@ -164,13 +165,13 @@ class Dispatcher:
                            DeliveryState.FAILED) for d, n in sends]
         key = impl.info.breaker_key
         async with self._sending[channel]:
-            # Asked when the sends start (all of them start together): a breaker that
-            # opened while this chunk waited holds it.
+            # Asked when the sends start (all of them within a few loop turns, see
+            # gather_paced): a breaker that opened while this chunk waited holds it.
             at = self.ctx.clock.now()
             go, wait = self.breakers.admit(key, len(sends))
             info = _info_enabled()  # one event per send: not even built when filtered out
-            results = await asyncio.gather(*(self._send(impl, channel, d, n, at, info)
-                                             for d, n in sends[:go]))
+            results = await gather_paced(self._send(impl, channel, d, n, at, info)
+                                         for d, n in sends[:go])
         up = sum(1 for _o, ok in results if ok)
         self.breakers.record_many(key, up, len(results) - up)
         out = [o for o, _ok in results]

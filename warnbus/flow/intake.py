@@ -41,9 +41,10 @@ from warnbus.flow.credentials import (
     reach_of,
 )
 from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
-from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, reach
+from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
+from warnbus.ingest import alert_to_json
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.runtime.tasks import Bounded
@@ -122,10 +123,17 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         got = await reach(ctx, alert, cred)
         warnings, n_targets, counts = got.warnings, got.targets, got.counts
         reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
+    # Its JSON form, in a worker thread when the alert is large (the largest took ~20 ms).
+    blob = await off_loop(ctx, alert, lambda: alert_to_json(alert))
+    # Kept before the inbox item can reach the planner of this process, which then reads
+    # it from here rather than decoding it again (see Context.keep_alert).
+    ctx.keep_alert(alert)
     first = alert.msg_type is MsgType.ALERT
-    await store.messages.accept(
-        cid, alert, now=ctx.clock.now(), reached=reached,
+    stored = await store.messages.accept(
+        cid, alert, now=ctx.clock.now(), reached=reached, blob=blob,
         first_targets=n_targets if first else None, first_counts=counts if first else None)
+    if not stored:  # the same alert, accepted at the same moment through another request
+        ctx.forget_alert(alert)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
     log.info("alert accepted", alert_id=aid, campaign_id=cid, msg_type=alert.msg_type.value,
              targets=n_targets, credential=cred.name)

@@ -37,6 +37,10 @@ class MatchLike(Protocol):
     def hazards(self) -> tuple[str, ...]:
         """Keys of the hazards recognised in the alert's infos."""
         ...
+    @property
+    def empty_areas(self) -> tuple[tuple[int, int], ...]:
+        """(info, area) positions of the areas in which no grid lies, by geography alone."""
+        ...
 
 
 class LevelPolicyLike(Protocol):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from warnbus.domain.models import Alert
 from warnbus.errors import IngestError
@@ -27,11 +29,14 @@ __all__ = [
     "DEFAULT_MAX_AREA_ENTRIES",
     "DEFAULT_MAX_BODY",
     "alert_to_json",
+    "off_loop",
     "parse_alert",
     "parse_cap",
     "parse_json",
     "parse_off_loop",
 ]
+
+T = TypeVar("T")
 
 #: Bodies at least this large are parsed one at a time (`parse_off_loop`); real alerts are
 #: a few KB, a national feed's polygon ~800 KB.
@@ -93,18 +98,23 @@ async def parse_off_loop(
     max_areas: int = DEFAULT_MAX_AREAS,
     max_area_entries: int = DEFAULT_MAX_AREA_ENTRIES,
 ) -> Alert:
-    """`parse_alert` in a worker thread, keeping the event loop free; large bodies one at a
-    time.
+    """`parse_alert` in a worker thread, keeping the event loop free (see `off_loop`)."""
+    limits = {"max_bytes": max_bytes, "max_areas": max_areas, "max_area_entries": max_area_entries}
+    return await off_loop(len(body), parse_alert, body, content_type, **limits)
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `work(*args, **kwargs)`, which reads a body of `size` bytes (parses it, checks its
+    signature), in a worker thread, keeping the event loop free; large bodies one at a time.
 
     A parsing thread and the loop take turns with the GIL; several threads parsing
     megabytes at once all took their turns before the loop got one (six 3.5 MB bodies at
     once stalled it ~60 ms, one at a time ~10 ms). Small bodies, which real alerts are,
     never wait behind large ones.
     """
-    limits = {"max_bytes": max_bytes, "max_areas": max_areas, "max_area_entries": max_area_entries}
-    if len(body) < LARGE_BODY:
-        return await asyncio.to_thread(parse_alert, body, content_type, **limits)
+    if size < LARGE_BODY:
+        return await asyncio.to_thread(work, *args, **kwargs)
     loop = asyncio.get_running_loop()
     gate = _one_at_a_time.setdefault(loop, asyncio.Semaphore(1))
     async with gate:
-        return await asyncio.to_thread(parse_alert, body, content_type, **limits)
+        return await asyncio.to_thread(work, *args, **kwargs)

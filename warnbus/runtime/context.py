@@ -22,6 +22,16 @@ def _no_link(_campaign_id: str, _person_id: str) -> str | None:
     return None
 
 
+#: The decoded alerts a process keeps: at most this many, and at most this much weight (an
+#: area and a polygon point weigh one each; the largest accepted alert weighs ~150,000).
+ALERTS_KEPT = 1024
+ALERT_WEIGHT_KEPT = 2_000_000
+
+
+def _weight(alert: Alert) -> int:
+    return sum(1 + sum(map(len, a.polygons)) for info in alert.infos for a in info.areas)
+
+
 @dataclass
 class Context:
     redis: Any
@@ -38,6 +48,7 @@ class Context:
     #: The console's duty changes and roster approvals (None: the registry's rosters only).
     duty: DutyDesk | None = None
     _alerts: dict[str, Alert] = field(default_factory=dict)
+    _alerts_weight: int = 0
 
     async def duty_book(self) -> DutyBook:
         """Who is on duty: the registry's rosters with the console's approvals and changes."""
@@ -55,7 +66,25 @@ class Context:
             return hit
         alert = await self.store.alert(campaign_id, alert_id)
         if alert is not None:
-            if len(self._alerts) > 1024:
-                self._alerts.clear()
-            self._alerts[alert_id] = alert
+            self.keep_alert(alert)
         return alert
+
+    def keep_alert(self, alert: Alert) -> None:
+        """Keep an alert as accepted (decoded) for the roles of this process that read it.
+
+        The API keeps what it accepts, so the planner of the same process does not decode
+        it again: decoding the largest accepted alert from Redis held the event loop ~40 ms.
+        """
+        weight = _weight(alert)
+        if len(self._alerts) >= ALERTS_KEPT or self._alerts_weight + weight > ALERT_WEIGHT_KEPT:
+            self._alerts.clear()
+            self._alerts_weight = 0
+        if alert.alert_id not in self._alerts:
+            self._alerts[alert.alert_id] = alert
+            self._alerts_weight += weight
+
+    def forget_alert(self, alert: Alert) -> None:
+        """Drop `alert` if it is the one kept under its id (its store lost a race)."""
+        if self._alerts.get(alert.alert_id) is alert:
+            del self._alerts[alert.alert_id]
+            self._alerts_weight -= _weight(alert)

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import os
 import socket
+import sys
 from collections.abc import Iterable, Mapping
 
 import structlog
@@ -26,6 +27,13 @@ from warnbus.state.queue import Inbox
 log = structlog.get_logger("warnbus.runtime.engine")
 
 ROLES = frozenset({"api", "worker", "timer"})
+#: The longest a thread waits for the GIL while another keeps running Python (or C that
+#: holds the GIL). Worker threads parse, match and check signatures beside the event loop;
+#: each time the loop lets the GIL go (every socket call, every select) such a thread may
+#: keep it this long before the loop gets it back. At Python's 5 ms, a loop turn of a few
+#: dozen socket calls waited up to ~0.1 s behind one thread parsing a 5 MB feed entry
+#: (the convoy effect); at 1 ms the hostile loads' worst waits for the GIL about halved.
+SWITCH_INTERVAL_S = 0.001
 
 
 def consumer_name() -> str:
@@ -80,6 +88,7 @@ class Engine:
         # as the process: keep it out of the cyclic collector's full passes, which walked it
         # all each time (about a tenth of the CPU of a county's first wave).
         gc.freeze()
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         log.info("engine started", roles=sorted(self.roles), consumer=self.consumer,
                  channels=sorted(self.channels))
 

@@ -1,10 +1,71 @@
-"""A bounded set of background tasks whose first failure reaches the one who submitted them."""
+"""Running many coroutines: a bounded set of background tasks whose first failure reaches
+the one who submitted them, and a gather that starts its coroutines a few per loop turn."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Coroutines `gather_paced` starts in its first turn of the event loop; then it starts
+#: twice as many per turn while a turn takes under half of TURN_BUDGET_S, half as many
+#: when one takes longer (first steps that cost little go together, costly ones apart).
+STARTS_PER_TURN = 4
+TURN_BUDGET_S = 0.005
+MAX_STARTS_PER_TURN = 256
+
+
+async def gather_paced(coros: Iterable[Coroutine[Any, Any, T]],
+                       per_turn: int = STARTS_PER_TURN,
+                       budget_s: float = TURN_BUDGET_S) -> list[T]:
+    """`asyncio.gather` of `coros`, started a few per turn of the event loop, as many as
+    keep a turn within `budget_s`.
+
+    A task's first step runs in the loop turn after it is created, together with every
+    other task created before that turn. A chunk of 64 provider sends, each building its
+    request (0.3 to 0.9 ms for a long warning), held the loop up to ~55 ms in one turn, and
+    every timer, webhook and ack of the process waited that long. Started a few per turn,
+    the same work leaves the loop free in between; sends that start cheaply (a provider
+    without a request to build) are started more per turn, so they lose no time. How long a
+    turn took is all that is measured: the other work of the turn counts too. The caller's
+    cancellation cancels the tasks started; coroutines not yet started are closed.
+    """
+    if per_turn < 1:
+        raise ValueError("per_turn must be at least 1")
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Future[T]] = []
+    pending = iter(coros)
+    batch = 0
+    try:
+        for coro in pending:
+            if batch >= per_turn:
+                start = loop.time()
+                try:
+                    await asyncio.sleep(0)
+                except BaseException:
+                    coro.close()
+                    raise
+                took = loop.time() - start
+                if took > budget_s:
+                    per_turn = max(1, per_turn // 2)
+                elif took < budget_s / 2:
+                    per_turn = min(MAX_STARTS_PER_TURN, 2 * per_turn)
+                batch = 0
+            tasks.append(asyncio.ensure_future(coro))
+            batch += 1
+    except BaseException:
+        close = getattr(pending, "close", None)
+        if close is not None:  # a generator: what it has not made yet is never made
+            close()
+        else:
+            for coro in pending:
+                coro.close()
+        for task in tasks:
+            task.cancel()
+        raise
+    return await asyncio.gather(*tasks)
 
 
 class Bounded:

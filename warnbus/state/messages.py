@@ -32,17 +32,21 @@ class Messages:
 
     async def accept(self, campaign_id: str, alert: Alert, *, now: float,
                      first_targets: int | None = None, reached: Sequence[str] = (),
-                     first_counts: Mapping[str, int] | None = None) -> None:
+                     first_counts: Mapping[str, int] | None = None,
+                     blob: bytes | None = None) -> bool:
         """Persist an accepted message and queue it for planning, in one round trip.
 
-        `first_targets` and `first_counts`: for a thread's Alert, the count and the counts
-        (persons, grids, sites ...) the 202 reports, kept with the thread's sender (later
-        messages of the thread keep the first). `reached`: what the message reaches
-        (`keys.CampaignKeys.reach`). Every write keeps what a replay found."""
+        Returns False when the same message was already kept (accepted at the same moment
+        through another request). `blob`: its JSON form when the caller encoded it already
+        (off the event loop for a large alert). `first_targets` and `first_counts`: for a
+        thread's Alert, the count and the counts (persons, grids, sites ...) the 202 reports,
+        kept with the thread's sender (later messages of the thread keep the first).
+        `reached`: what the message reaches (`keys.CampaignKeys.reach`). Every write keeps
+        what a replay found."""
         aid = alert.alert_id
         ck = keys.campaign(campaign_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hsetnx(ck.alerts, aid, _json.encode(alert))
+        pipe.hsetnx(ck.alerts, aid, _json.encode(alert) if blob is None else blob)
         pipe.zadd(keys.CAMPAIGNS, {campaign_id: now}, nx=True)
         if first_targets is not None:
             for name, value in encode_fields({"targets": first_targets,
@@ -57,7 +61,7 @@ class Messages:
         pipe.xadd(keys.INBOX, {"a": aid, "c": campaign_id})
         pipe.set(keys.alert_index(aid), campaign_id, nx=True)
         pipe.zadd(keys.MESSAGES, {aid: now}, nx=True)
-        await pipe.execute()
+        return bool((await pipe.execute())[0])
 
     async def thread_sender(self, campaign_id: str) -> str:
         """The CAP sender that owns a campaign's thread ("" if it was accepted before the

@@ -39,6 +39,8 @@ PRIORITIES = tuple(level.rank for level in Level)
 #: one chunk of claim -> send -> record. At a provider's rate of 40/s an entry takes 1.6 s,
 #: far inside the 30-s lease after which an unacknowledged entry counts as abandoned.
 PER_ENTRY = 64
+#: Most bytes of lane entries appended by one call (see `Lanes.enqueue`).
+CALL_BYTES = 1 << 20
 
 
 def encode_delivery(delivery: Delivery) -> bytes:
@@ -121,18 +123,32 @@ class Lanes:
             for lane in self.lanes_of(channel):
                 await ensure_group(self.redis, lane)
 
-    async def enqueue(self, deliveries: Sequence[Delivery], chunk: int = 1000) -> int:
+    async def enqueue(self, deliveries: Sequence[Delivery], chunk: int = 1000,
+                      call_bytes: int = CALL_BYTES) -> int:
         """Append deliveries to their lanes, `PER_ENTRY` deliveries per entry and up to
-        `chunk` entries per Lua call. Replays are harmless: the claim script skips a delivery
-        already in flight or done."""
+        `chunk` entries or `call_bytes` (at least one entry) per Lua call. Replays are
+        harmless: the claim script skips a delivery already in flight or done.
+
+        Each call is encoded when it is sent: a first wave of long warnings (11 KB a
+        delivery) made one call of ~10 MB, and encoding and writing it held the event loop
+        ~30 ms.
+        """
         by_lane: dict[tuple[str, Level], list[Delivery]] = {}
         for d in deliveries:
             by_lane.setdefault((d.channel, d.level), []).append(d)
         for (channel, level), ds in by_lane.items():
             lane = keys.lane(channel, level.rank)
-            blobs = [_enc.encode(ds[i : i + PER_ENTRY]) for i in range(0, len(ds), PER_ENTRY)]
-            for i in range(0, len(blobs), chunk):
-                await self._enqueue({"lane": lane}, batch=scripts.pack_args(blobs[i : i + chunk]))
+            blobs: list[bytes] = []
+            size = 0
+            for i in range(0, len(ds), PER_ENTRY):
+                blob = _enc.encode(ds[i : i + PER_ENTRY])
+                if blobs and (len(blobs) >= chunk or size + len(blob) > call_bytes):
+                    await self._enqueue({"lane": lane}, batch=scripts.pack_args(blobs))
+                    blobs, size = [], 0
+                blobs.append(blob)
+                size += len(blob)
+            if blobs:
+                await self._enqueue({"lane": lane}, batch=scripts.pack_args(blobs))
         return len(deliveries)
 
     async def read(

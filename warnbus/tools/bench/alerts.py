@@ -20,9 +20,11 @@ from warnbus.domain.models import (
 )
 
 Ring = tuple[tuple[float, float], ...]
+#: The CAP sender of the benchmarks' alerts (a provincial met bureau).
+SENDER = "430000@qx.example.cn"
 
 
-def red_alert(identifier: str, area: Area, *, sender: str = "430000@qx.example.cn",
+def red_alert(identifier: str, area: Area, *, sender: str = SENDER,
               hours: float = 6.0) -> Alert:
     """A red rainstorm warning (暴雨红色预警) for `area`, sent now, valid for `hours`."""
     sent = datetime.now(UTC).replace(microsecond=0)

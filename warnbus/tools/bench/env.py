@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -271,9 +271,9 @@ async def until_released() -> None:
 
 def write_config(env: BenchEnv, registry: Path, port: int,
                  channels: Mapping[str, Mapping[str, Any]], name: str, *,
-                 mqtt_url: str | None = None) -> Path:
+                 mqtt_url: str | None = None, feeds: Sequence[Mapping[str, Any]] = ()) -> Path:
     """A `warnbus serve` TOML file for an engine process on the scenario's Redis: the API on
-    `port`, the given channel configurations, the benchmarks' ack secret."""
+    `port`, the given channel (and feed) configurations, the benchmarks' ack secret."""
     top = {"data_dir": str(env.tmp / f"{name}-data"), "redis_url": env.redis.url,
            "mqtt_url": mqtt_url or env.mqtt_url, "registry": str(registry),
            "ack_secret": ACK_SECRET, "log_level": env.log_level}
@@ -283,13 +283,17 @@ def write_config(env: BenchEnv, registry: Path, port: int,
     for channel, fields in channels.items():
         lines.append(f"[channels.{channel}]")
         lines += [f"{k} = {_toml(v)}" for k, v in fields.items()]
+    for feed in feeds:
+        lines.append("[[feeds]]")
+        lines += [f"{k} = {_toml(v)}" for k, v in feed.items()]
     path = env.tmp / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 def _toml(value: Any) -> str:
-    """A TOML value for a string, number or boolean (JSON strings are TOML basic strings)."""
+    """A TOML value for a string, number, boolean or a list of them (JSON strings are TOML
+    basic strings, JSON arrays of them TOML arrays)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value, ensure_ascii=False)

@@ -29,12 +29,14 @@ from warnbus.tools.bench.alerts import geocode_area, irregular_ring, polygon_are
 
 #: The loads, in the order they run (an idle window is measured first, for reference).
 LOADS = ("huge_text", "max_accepted", "many_areas", "too_many_areas", "login_flood",
-         "forged_callbacks", "forged_ack_links", "xml_bombs")
+         "forged_callbacks", "forged_ack_links", "xml_bombs", "signed_feed")
+#: Loads that are not requests to the API: entries of a feed the engine polls.
+FEED_LOADS = frozenset({"signed_feed"})
 #: Requests per load (full, --quick); xml_bombs: rounds of every kind of bomb.
 SIZES: dict[str, tuple[int, int]] = {
     "huge_text": (40, 8), "max_accepted": (2, 1), "many_areas": (4, 2),
     "too_many_areas": (10, 2), "login_flood": (200, 20), "forged_callbacks": (2000, 200),
-    "forged_ack_links": (2000, 200), "xml_bombs": (5, 1),
+    "forged_ack_links": (2000, 200), "xml_bombs": (5, 1), "signed_feed": (2, 1),
 }
 HUGE = 100_000  # characters of the attack run's headline
 COUNTY = (29.55, 112.6)  # the sample county's centre (lat, lon)
@@ -95,12 +97,19 @@ def _huge_text(target: Target, count: int, rng: random.Random, stamp: str
 def _max_accepted(target: Target, count: int, rng: random.Random, stamp: str
                   ) -> list[PreparedRequest]:
     """Alerts at the most the engine accepts: every text and count at its limit, 1,000
-    areas, one of them a polygon as large as the rest of a 4 MB body allows."""
-    return [_post_alert(target, _max_body(target, f"hostile-max-{stamp}-{i}"))
-            for i in range(count)]
+    areas, one of them a polygon as large as the rest of a 4 MB body allows; CAP XML and
+    the JSON form in turns."""
+    out = []
+    for i in range(count):
+        form = "json" if i % 2 else "cap"
+        out.append(_post_alert(target, _max_body(target, f"hostile-max-{stamp}-{i}", form),
+                               "application/json" if form == "json" else CAP_XML))
+    return out
 
 
-def _max_body(target: Target, identifier: str) -> bytes:
+def _max_body(target: Target, identifier: str, form: str = "cap",
+              limit: int = DEFAULT_MAX_BODY) -> bytes:
+    encode = alert_to_json if form == "json" else alert_to_cap
     villages = target.villages
     areas = [geocode_area(villages[k % len(villages)], "某镇某村" * 25)
              for k in range(DEFAULT_MAX_AREAS - 1)]
@@ -110,13 +119,20 @@ def _max_body(target: Target, identifier: str) -> bytes:
                   description=_sentences("", TEXT_LIMITS["description"]),
                   instruction=_sentences("立即转移。", TEXT_LIMITS["instruction"]),
                   parameters=(("level", "红色"),) * COUNT_LIMITS["parameter"])
-    small = alert_to_cap(_with(alert, areas=(polygon_area(_circle(1000)), *areas)))
-    per_point = (len(small) - len(alert_to_cap(_with(alert, areas=tuple(areas))))) / 1000
-    points = min(MAX_RING_POINTS, int((DEFAULT_MAX_BODY - len(small)) / per_point * 0.97))
-    body = alert_to_cap(_with(alert, areas=(polygon_area(_circle(points)), *areas)))
-    if len(body) > DEFAULT_MAX_BODY:  # the estimate is 3 % short of the limit: never here
+    small = encode(_with(alert, areas=(polygon_area(_circle(1000)), *areas)))
+    per_point = (len(small) - len(encode(_with(alert, areas=tuple(areas))))) / 1000
+    points = min(MAX_RING_POINTS, int((limit - len(small)) / per_point * 0.97))
+    body = encode(_with(alert, areas=(polygon_area(_circle(points)), *areas)))
+    if len(body) > limit:  # the estimate is 3 % short of the limit: never here
         raise ValueError(f"the largest accepted alert came out at {len(body):,} bytes")
     return body
+
+
+def feed_entries(target: Target, count: int, run: int, limit: int) -> list[bytes]:
+    """The CAP files of the `signed_feed` load (signed by the feed before they are served):
+    the largest alert a feed may serve, its polygon at the most points a ring may have."""
+    stamp = f"{run}-{time.time_ns()}"
+    return [_max_body(target, f"hostile-feed-{stamp}-{i}", "cap", limit) for i in range(count)]
 
 
 def _circle(points: int, radius: float = 0.25) -> tuple[tuple[float, float], ...]:
@@ -147,11 +163,17 @@ def _many_areas(target: Target, count: int, rng: random.Random, stamp: str
 
 def _too_many_areas(target: Target, count: int, rng: random.Random, stamp: str
                     ) -> list[PreparedRequest]:
-    """100,000 areas in 3 MB of XML, 20,000 in JSON: refused by counting them."""
+    """100,000 areas in 3 MB of XML, 20,000 in JSON, a 3.6 MB JSON polygon of 600,000
+    points: refused by counting them."""
     out = []
     for i in range(count):
         alert = red_alert(f"hostile-toomany-{stamp}-{i}", geocode_area(target.villages[0]))
-        if i % 2:
+        if i % 3 == 2:
+            small = alert_to_json(_with(alert, areas=(polygon_area(((0.0, 0.0),) * 4),)))
+            huge = b"[" + b"[0,0]," * 599_999 + b"[0,0]]"
+            out.append(_post_alert(target, small.replace(b"[[0.0,0.0]" + b",[0.0,0.0]" * 3 + b"]",
+                                                         huge, 1), "application/json"))
+        elif i % 3 == 1:
             bare = Area(desc="a")
             out.append(_post_alert(target, alert_to_json(_with(alert, areas=(bare,) * 20_000)),
                                    "application/json"))

@@ -158,16 +158,19 @@ def render_text(result: Mapping[str, Any]) -> str:
 
 
 def _stall_lines(result: Mapping[str, Any]) -> list[str]:
-    """`hostile`: one line per load: worst and p99 stall, requests and their statuses."""
+    """`hostile`: one line per load: worst, p99 and own (less CPU waits) stall, requests
+    and their statuses."""
     target = result.get("target_stall_ms", 50.0)
-    lines = [f"  {'load':<18} {'worst stall':>12} {'p99 stall':>10} {'requests':>9}  statuses"
-             f" (target: worst <= {target:g} ms)"]
+    own = result.get("worst_own_stall_ms", {})
+    lines = [f"  {'load':<18} {'worst stall':>12} {'p99 stall':>10} {'own':>10} {'requests':>9}"
+             f"  statuses (target: worst <= {target:g} ms; own: less the engine's waits "
+             "for a CPU)"]
     for load in ("idle", *result.get("loads", ())):
         worst = result["worst_stall_ms"].get(load, 0.0)
         codes = result.get("statuses", {}).get(load, {})
         mark = "  OVER" if load != "idle" and worst > target else ""
         lines.append(f"  {load:<18} {worst:>9.1f} ms {result['p99_stall_ms'].get(load, 0.0):>7.1f}"
-                     f" ms {result['requests'].get(load, 0):>9,}  "
+                     f" ms {own.get(load, 0.0):>7.1f} ms {result['requests'].get(load, 0):>9,}  "
                      + (" ".join(f"{k}x{v}" for k, v in codes.items()) or "-") + mark)
     return lines
 

@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -53,22 +53,46 @@ def lift(web_app: web.Application) -> None:
 
 
 async def probe_loop_lag(path: Path, period_s: float = LAG_PERIOD_S) -> None:
-    """Append `wall_time lag_ms` for each `period_s` sleep of this loop: how late it woke.
+    """Append `wall_time lag_ms waited_ms` for each `period_s` sleep of this loop: how late
+    it woke, and how much of the sleep and the lateness the loop's thread spent ready to run
+    but waiting for a CPU (other processes had them; Linux only, 0 elsewhere).
 
     Nothing on the loop runs while a handler holds it, so the lag is the stall every other
     request saw. Lines are written to the buffer at each wake and flushed once a second.
     """
     loop = asyncio.get_running_loop()
-    with path.open("a", encoding="ascii") as out:
+    with path.open("a", encoding="ascii") as out, contextlib.closing(_RunQueue()) as waited:
         flushed = loop.time()
         while True:
-            start = loop.time()
+            start, queued = loop.time(), waited.ms()
             await asyncio.sleep(period_s)
             now = loop.time()
-            out.write(f"{time.time():.4f} {1000 * (now - start - period_s):.3f}\n")
+            out.write(f"{time.time():.4f} {1000 * (now - start - period_s):.3f} "
+                      f"{waited.ms() - queued:.3f}\n")
             if now - flushed >= 1.0:
                 out.flush()
                 flushed = now
+
+
+class _RunQueue:
+    """The time this thread has spent ready to run but not running (/proc schedstat)."""
+
+    def __init__(self) -> None:
+        try:
+            self._file: BinaryIO | None = open("/proc/thread-self/schedstat", "rb",  # noqa: SIM115
+                                               buffering=0)
+        except OSError:
+            self._file = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def ms(self) -> float:
+        if self._file is None:
+            return 0.0
+        self._file.seek(0)
+        return int(self._file.read().split()[1]) / 1e6
 
 
 async def serve(config: str, port: int, lift_limits: bool, roles: Iterable[str] = ROLES,

@@ -65,10 +65,10 @@ class Servers:
 
     def __init__(self, env: BenchEnv, registry: Path, port: int, token: str, extra: int,
                  configs: Mapping[str, Mapping[str, Any]] | None = None,
-                 args: Sequence[str] = ()) -> None:
+                 args: Sequence[str] = (), feeds: Sequence[Mapping[str, Any]] = ()) -> None:
         channels = configs or DEFAULT_CHANNELS
         cfg = write_config(env, registry, port, channels, "serve",
-                           mqtt_url=env.mqtt_url if configs else NO_BROKER)
+                           mqtt_url=env.mqtt_url if configs else NO_BROKER, feeds=feeds)
         self.env, self.base = env, f"http://127.0.0.1:{port}"
         self.ready = [env.tmp / f"api-{i}.ready" for i in range(extra)]
         self.procs: list[subprocess.Popen[bytes]] = []
