@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,10 +66,23 @@ class _PolicyFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def _problems(level: Level, p: LevelPolicy) -> list[str]:
     at = f"levels.{level}"
+    out = timing_problems(at, p, ("ack_deadline_s", "step_deadline_s", "speaker_deadline_s"))
+    if p.chain and (Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain)
+                    or any(r not in CHAIN_ORDER for r in p.chain)):
+        names = ", ".join(r.value for r in CHAIN_ORDER[1:])
+        out.append(f"{at}.chain: roles after the primary ({names}), each at most once")
+    if p.device_channels and p.speaker_deadline_s is None:
+        out.append(f"{at}.speaker_deadline_s: needed when device_channels are set")
+    return out
+
+
+def timing_problems(at: str, p: LevelPolicy, deadlines: Iterable[str]) -> list[str]:
+    """What is wrong with a level's channels, deadlines, redials and chain timing (not
+    with the roles its chain names: grids' and sites' chains differ there)."""
     out = []
     if not p.channels:
         out.append(f"{at}.channels: at least one channel is needed")
-    for key in ("ack_deadline_s", "step_deadline_s", "speaker_deadline_s"):
+    for key in deadlines:
         value = getattr(p, key)
         if value is not None and value <= 0:
             out.append(f"{at}.{key}: must be > 0")
@@ -84,12 +97,6 @@ def _problems(level: Level, p: LevelPolicy) -> list[str]:
             out.append(f"{at}.chain: an escalation chain needs ack_deadline_s")
         if not p.escalation_channels:
             out.append(f"{at}.escalation_channels: a chain needs at least one channel")
-        if (Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain)
-                or any(r not in CHAIN_ORDER for r in p.chain)):
-            names = ", ".join(r.value for r in CHAIN_ORDER[1:])
-            out.append(f"{at}.chain: roles after the primary ({names}), each at most once")
-    if p.device_channels and p.speaker_deadline_s is None:
-        out.append(f"{at}.speaker_deadline_s: needed when device_channels are set")
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from rules._data import convert, load_toml
-from rules.policy import LevelPolicy
+from rules.policy import LevelPolicy, timing_problems
 from warnbus.domain.models import SITE_CHAIN_ORDER, Level, SiteKind, SiteRole
 from warnbus.errors import ConfigError
 
@@ -35,31 +35,14 @@ CHAIN_ROLES = frozenset(r for r in SITE_CHAIN_ORDER[1:] if r is not None)
 
 def _problems(level: Level, p: LevelPolicy) -> list[str]:
     at = f"levels.{level}"
-    out = []
-    if not p.channels:
-        out.append(f"{at}.channels: at least one channel is needed")
+    out = timing_problems(at, p, ("ack_deadline_s", "step_deadline_s"))
     if p.device_channels or p.speaker_deadline_s is not None:
         out.append(f"{at}: sites have no loudspeakers (no device_channels, speaker_deadline_s)")
-    for key in ("ack_deadline_s", "step_deadline_s"):
-        value = getattr(p, key)
-        if value is not None and value <= 0:
-            out.append(f"{at}.{key}: must be > 0")
-    if p.redials < 0 or p.redial_window_s < 0:
-        out.append(f"{at}: redials and redial_window_s must be >= 0")
-    if p.redials > 0 and (p.ack_deadline_s is None or p.redial_window_s <= 0):
-        out.append(f"{at}: redials need ack_deadline_s and a redial_window_s > 0")
-    if p.redials > 0 and not p.redial_channels:
-        out.append(f"{at}.redial_channels: redials need at least one channel")
-    if p.chain:
-        if p.ack_deadline_s is None:
-            out.append(f"{at}.chain: an escalation chain needs ack_deadline_s")
-        if not p.escalation_channels:
-            out.append(f"{at}.escalation_channels: a chain needs at least one channel")
-        bad = [r.value for r in p.chain if r not in CHAIN_ROLES]
-        if bad or len(set(p.chain)) != len(p.chain):
-            names = ", ".join(sorted(r.value for r in CHAIN_ROLES))
-            out.append(f"{at}.chain: roles after the site's people ({names}), each at most "
-                       f"once" + (f"; not one: {', '.join(bad)}" if bad else ""))
+    bad = [r.value for r in p.chain if r not in CHAIN_ROLES]
+    if bad or len(set(p.chain)) != len(p.chain):
+        names = ", ".join(sorted(r.value for r in CHAIN_ROLES))
+        out.append(f"{at}.chain: roles after the site's people ({names}), each at most "
+                   f"once" + (f"; not one: {', '.join(bad)}" if bad else ""))
     return out
 
 
