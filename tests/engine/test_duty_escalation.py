@@ -10,12 +10,15 @@ from datetime import date, datetime
 import pytest_asyncio
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
+from tests.registry.registry_kit import tiny_with_sites_and_rosters
 from warnbus.domain.duty import BEIJING, ChangeKind, DutyChange, DutySource
 from warnbus.domain.models import DeliveryKind, Level, Role
 from warnbus.domain.steps import Step
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
+from warnbus.registry import Registry
 from warnbus.state.duty import DutyDesk
+from warnbus.web.console.actions import order_door_to_door
 
 TOWN = "430623101000"
 GRID = "430623101001-01"
@@ -86,3 +89,29 @@ async def test_an_override_is_used_and_audited(h: Harness) -> None:
     history = await h.ctx.duty.history()
     assert [rec for rec, _ in history] == [change]
     assert (change.by, change.reason, change.was) == ("alan", "病假，由同事替班", day)
+
+
+async def test_a_door_to_door_order_goes_to_who_is_on_duty_after_an_override(
+        redis_url: str) -> None:
+    # A village without a head: the order goes to the township duty officer of the moment,
+    # the console's override included (not the registry's roster alone).
+    data = tiny_with_sites_and_rosters()
+    del data.persons["p3"], data.sites["hp1"]
+    h = await make_harness(redis_url, start=START, registry=Registry(data))
+    try:
+        town = "430623101000"
+        rostered = h.ctx.registry.duty.on_duty(town, Role.TOWNSHIP_DUTY, START)
+        stand_in = next(p for p in ("p4", "p7") if p != rostered)
+        res = await accept(h.ctx, cap_alert(codes=(town,)), ENGINE)
+        await h.drain()
+        assert h.ctx.duty is not None
+        shift = h.ctx.registry.duty.shift(town, Role.TOWNSHIP_DUTY, date(2026, 7, 14))
+        await h.ctx.duty.change(h.ctx.registry.duty, [DutyChange(
+            town, Role.TOWNSHIP_DUTY, "2026-07-14", stand_in, ChangeKind.OVERRIDE, "alan",
+            "临时替班", START, was=shift.person)])
+        name = await order_door_to_door(h.ctx, res.campaign_id, "g1", "dora")
+        await h.drain()
+        assert name == h.ctx.registry.data.persons[stand_in].name
+        assert {d.target_id for d in h.sent() if d.step == int(Step.DOOR_TO_DOOR)} == {stand_in}
+    finally:
+        await h.app.close()

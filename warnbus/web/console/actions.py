@@ -191,7 +191,8 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     over = await ended_state(ctx, cid)
     if over is not None:
         raise CampaignOver(cid, over)
-    chain = reg.chain(grid_id, at=ctx.clock.now())
+    # Whoever is on duty now, the console's overrides and swaps included.
+    chain = reg.chain(grid_id, at=ctx.clock.now(), duty=await ctx.duty_book())
     pid = chain[CHAIN_ORDER.index(Role.VILLAGE_HEAD)] or chain[CHAIN_ORDER.index(
         Role.TOWNSHIP_DUTY)]
     person = ctx.person(pid) if pid else None
