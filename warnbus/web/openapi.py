@@ -92,12 +92,13 @@ SCHEMAS: dict[str, Any] = {
             "targets": {"type": "integer", "minimum": 0},
             "reach": {
                 "type": "object",
-                "description": "An Alert or Update accepted now (202): whom its first wave "
-                               "calls, counted separately: `persons` (grid officers and the "
-                               "people of sites the hazard calls, each once), `grids`, `sites` "
-                               "(hazard points, reservoirs and ponds, danger zones, shelters: "
-                               "rules/sites.toml) and `loudspeakers`; `targets` is persons + "
-                               "loudspeakers. Absent for a Cancel and for the same alert again.",
+                "description": "Only when asked for (`?reach=1`), for an Alert or Update: "
+                               "whom its first wave calls, counted separately: `persons` (grid "
+                               "officers and the people of sites the hazard calls, each once), "
+                               "`grids`, `sites` (hazard points, reservoirs and ponds, danger "
+                               "zones, shelters: rules/sites.toml) and `loudspeakers`; `targets` "
+                               "is persons + loudspeakers. The same alert again (200) gives the "
+                               "same counts; absent for a Cancel.",
                 "required": ["persons", "grids", "sites", "loudspeakers"],
                 "additionalProperties": False,
                 "properties": {k: {"type": "integer", "minimum": 0}
@@ -210,6 +211,10 @@ POST_ALERTS: dict[str, Any] = {
     "operationId": "postAlert",
     "summary": "Submit a CAP alert (or an Update/Cancel of one) for dissemination.",
     "security": BEARER,
+    "parameters": [{"name": "reach", "in": "query", "required": False,
+                    "description": "1: the reply adds `reach`, whom the alert calls counted "
+                                   "as persons, grids, sites and loudspeakers.",
+                    "schema": {"type": "string", "enum": ["0", "1"], "default": "0"}}],
     "requestBody": {"required": True, "content": {
         **{t: {"schema": _CAP_BODY} for t in CAP_XML_TYPES},
         "application/json": {"schema": _ref("AlertJson")},
