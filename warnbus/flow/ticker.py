@@ -95,13 +95,15 @@ class Ticker:
         level = meta.require_level()
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
-        # Who is on duty is asked now, at the moment of this step (rosters, console changes).
-        reg, book = ctx.registry, await ctx.duty_book()
+        acked = await ctx.store.is_acked(cid, pid)
+        # Who is on duty is asked now, at the moment of this step (rosters, console changes);
+        # a confirmed call or an ended campaign goes along no chain (no read).
+        reg = ctx.registry
+        book = await ctx.duty_book() if active and not acked else reg.duty
         chains = Chains(ctx.rules.policy_for(level), ctx.rules.site_policy_for(level),
                         lambda g: reg.chain(g, at=now, duty=book),
                         lambda s: reg.site_chain(s, at=now, duty=book), reg.is_site)
-        decision = decide_held(timer, acked=await ctx.store.is_acked(cid, pid), active=active,
-                               held=held, chains=chains)
+        decision = decide_held(timer, acked=acked, active=active, held=held, chains=chains)
         if decision.redial is None and not decision.advances:
             return
         alert = await ctx.alert(cid, meta.latest_alert_id)
