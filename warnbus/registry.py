@@ -231,7 +231,7 @@ class Registry:
         #: fixed duty persons as the fallback; the console's changes come on top of it
         #: (`warnbus.state.duty.DutyDesk.book`).
         self.duty = DutyBook(data.rosters, {k: pid for k, pid in self._duty.items()
-                                            if k[1] in DUTY_ROLES})
+                                            if k[1] in DUTY_ROLES}, persons=data.persons.keys())
 
     @property
     def county_code(self) -> str:

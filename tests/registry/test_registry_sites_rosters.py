@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 from registry_kit import tiny_registry, tiny_with_sites_and_rosters
 
-from warnbus.domain.duty import BEIJING, RosterEntry, Shift
+from warnbus.domain.duty import BEIJING, ChangeKind, DutyChange, DutySource, RosterEntry, Shift
 from warnbus.domain.models import Person, RegistryData, Role, SitePerson, SiteRole
 from warnbus.errors import RegistryError
 from warnbus.registry import (
@@ -173,3 +173,22 @@ def test_person_role_levels() -> None:
     data = tiny_with_sites_and_rosters()
     data.persons["s1"] = Person("s1", "赵敏", Role.SITE, "430623000000", "+8613800000011")
     assert any("a site serves a township or village" in p for p in validate_registry(data))
+
+
+def test_a_change_naming_a_person_no_longer_in_the_registry_is_ignored() -> None:
+    # A console override kept in Redis outlives a registry import that removed its person:
+    # the roster holds that shift again, rather than a step going to nobody who can be called.
+    reg = Registry(tiny_with_sites_and_rosters())
+    at = bj("2026-07-02T12:00")
+    assert reg.person_at("g1", Role.TOWNSHIP_DUTY, at=at) == "p7"
+
+    def override(person: str) -> DutyChange:
+        return DutyChange("430623101000", Role.TOWNSHIP_DUTY, "2026-07-02", person,
+                          ChangeKind.OVERRIDE, "alan", "替班", at, was="p7")
+
+    book = reg.duty.with_state({}, [override("p4")])
+    assert reg.person_at("g1", Role.TOWNSHIP_DUTY, at=at, duty=book) == "p4"
+    gone = reg.duty.with_state({}, [override("p9")])
+    assert reg.person_at("g1", Role.TOWNSHIP_DUTY, at=at, duty=gone) == "p7"
+    assert reg.duty.with_state({}, [override("p9")]).shift(
+        "430623101000", Role.TOWNSHIP_DUTY, date(2026, 7, 2)).source is DutySource.ROSTER

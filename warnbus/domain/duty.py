@@ -24,7 +24,7 @@ Pure: no I/O, no clock (every question carries its time).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
@@ -187,11 +187,17 @@ class DutyBook:
         fallback: Mapping[tuple[str, Role], str],
         approvals: Mapping[str, Approval] | None = None,
         changes: Iterable[DutyChange] = (),
+        persons: Collection[str] | None = None,
     ) -> None:
         self.rosters = rosters
         self.fallback = fallback
         self.approvals: Mapping[str, Approval] = dict(approvals or {})
-        self.changes: Mapping[tuple[str, Role, str], DutyChange] = {c.key: c for c in changes}
+        #: The registry's person ids: a change naming anyone else (removed from the registry
+        #: since it was made) is ignored, and the roster holds that shift again, so no step
+        #: goes to a person who cannot be called.
+        self.persons = persons
+        self.changes: Mapping[tuple[str, Role, str], DutyChange] = {
+            c.key: c for c in changes if persons is None or c.person in persons}
         index: dict[tuple[str, Role], list[_Version]] = {}
         for rid in sorted(rosters):
             r = rosters[rid]
@@ -209,7 +215,7 @@ class DutyBook:
     def with_state(self, approvals: Mapping[str, Approval],
                    changes: Iterable[DutyChange]) -> DutyBook:
         """The same rosters and fallback with the console's approvals and changes."""
-        return DutyBook(self.rosters, self.fallback, approvals, changes)
+        return DutyBook(self.rosters, self.fallback, approvals, changes, self.persons)
 
     def approved(self, roster_id: str) -> bool:
         """Whether a version is in force: approved in its file or in the console."""
