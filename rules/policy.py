@@ -76,6 +76,18 @@ def _problems(level: Level, p: LevelPolicy) -> list[str]:
     return out
 
 
+def level_rows(raw: Mapping[str, Mapping[str, Any]], where: str) -> dict[Level, LevelPolicy]:
+    """A file's `[levels.<level>]` tables as policy rows, one at a time (errors name the
+    level: msgspec would not)."""
+    levels: dict[Level, LevelPolicy] = {}
+    for key, row in raw.items():
+        if key not in Level.__members__.values():
+            known = ", ".join(Level)
+            raise ConfigError(f"{where}: levels.{key}: not a level (one of {known})")
+        levels[Level(key)] = convert(row, LevelPolicy, f"{where}: levels.{key}")
+    return levels
+
+
 def timing_problems(at: str, p: LevelPolicy, deadlines: Iterable[str]) -> list[str]:
     """What is wrong with a level's channels, deadlines, redials and chain timing (not
     with the roles its chain names: grids' and sites' chains differ there)."""
@@ -118,13 +130,7 @@ class Policy:
     def load(cls, path: str | Path | None = None) -> Policy:
         """Load `path`, or the bundled rules/policy.toml."""
         data, where = load_toml(path, "policy.toml", _PolicyFile)
-        levels: dict[Level, LevelPolicy] = {}
-        for key, raw in data.levels.items():
-            if key not in Level.__members__.values():
-                known = ", ".join(Level)
-                raise ConfigError(f"{where}: levels.{key}: not a level (one of {known})")
-            levels[Level(key)] = convert(raw, LevelPolicy, f"{where}: levels.{key}")
-        return cls(levels, data.fallback, str(where))
+        return cls(level_rows(data.levels, str(where)), data.fallback, str(where))
 
     def for_level(self, level: Level) -> LevelPolicy:
         return self.levels[level]

@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from rules._data import convert, load_toml
-from rules.policy import LevelPolicy, timing_problems
+from rules._data import load_toml
+from rules.policy import LevelPolicy, level_rows, timing_problems
 from warnbus.domain.models import SITE_CHAIN_ORDER, Level, SiteKind, SiteRole
 from warnbus.errors import ConfigError
 
@@ -78,13 +78,7 @@ class SiteRules:
              hazards: Collection[str] | None = None) -> SiteRules:
         """Load `path`, or the bundled rules/sites.toml; `hazards`: the known hazard keys."""
         data, where = load_toml(path, "sites.toml", _SitesFile)
-        levels: dict[Level, LevelPolicy] = {}
-        for key, raw in data.levels.items():
-            if key not in Level.__members__.values():
-                known = ", ".join(Level)
-                raise ConfigError(f"{where}: levels.{key}: not a level (one of {known})")
-            levels[Level(key)] = convert(raw, LevelPolicy, f"{where}: levels.{key}")
-        return cls(data.rule, levels, str(where), hazards)
+        return cls(data.rule, level_rows(data.levels, str(where)), str(where), hazards)
 
     def kinds_for(self, hazard: str | None) -> frozenset[SiteKind]:
         """The site kinds a warning of `hazard` calls (none for an unknown hazard)."""
