@@ -193,24 +193,26 @@ class Matcher:
         found: list[str] = []
         empty: list[tuple[int, int]] = []
         seen: dict[Area, npt.NDArray[np.intp]] = {}
+        shapes: dict[Area, list[shapely.Geometry]] = {}  # built once for grids and sites
         for i, info in enumerate(alert.infos):
             hazard = self._hazards.hazard_of(info)
             tags = hazard.required_tags if hazard else ()
             if hazard and hazard.key not in found:
                 found.append(hazard.key)
-            part = self._areas_mask(info.areas, tags, ignored, seen)
+            part = self._areas_mask(info.areas, tags, ignored, seen, shapes)
             mask |= part.mask
             empty += [(i, j) for j in part.empty]
             kinds = self._site_rules.kinds_for(hazard.key if hazard else None)
             if kinds:
-                sites |= self._sites.mask(info.areas, kinds, self._prefixes)
+                sites |= self._sites.mask(info.areas, kinds, self._prefixes,
+                                          lambda a: _area_shapes(a, shapes))
         return msgspec.structs.replace(self._result(mask, tuple(found), ignored, tuple(empty)),
                                        sites=self._sites.ids_of(sites))
 
     def match_areas(self, areas: Iterable[Area], required_tags: Iterable[str] = ()) -> MatchResult:
         """Match bare areas (e.g. a console preview), optionally keeping only tagged grids."""
         ignored: list[tuple[str, str]] = []
-        part = self._areas_mask(areas, tuple(required_tags), ignored, {})
+        part = self._areas_mask(areas, tuple(required_tags), ignored, {}, {})
         return self._result(part.mask, (), ignored, tuple((0, j) for j in part.empty))
 
     def region_codes(self, area: Area) -> list[str]:
@@ -224,14 +226,14 @@ class Matcher:
         return np.zeros(len(self._ids), dtype=bool)
 
     def _areas_mask(self, areas: Iterable[Area], tags: tuple[str, ...],
-                    ignored: list[tuple[str, str]], seen: dict[Area, npt.NDArray[np.intp]]
-                    ) -> _AreasMask:
+                    ignored: list[tuple[str, str]], seen: dict[Area, npt.NDArray[np.intp]],
+                    shapes: dict[Area, list[shapely.Geometry]]) -> _AreasMask:
         mask = self._empty()
         empty: list[int] = []
         for j, area in enumerate(areas):
             grids = seen.get(area)
             if grids is None:
-                grids = seen[area] = self._area_grids(area, ignored)
+                grids = seen[area] = self._area_grids(area, ignored, shapes)
             if len(grids) == 0:
                 empty.append(j)
             mask[grids] = True
@@ -239,11 +241,10 @@ class Matcher:
             mask &= self._tag_mask(frozenset(tags))
         return _AreasMask(mask, empty)
 
-    def _area_grids(self, area: Area, ignored: list[tuple[str, str]]) -> npt.NDArray[np.intp]:
+    def _area_grids(self, area: Area, ignored: list[tuple[str, str]],
+                    memo: dict[Area, list[shapely.Geometry]]) -> npt.NDArray[np.intp]:
         """Positions of the grids in one area (repeats possible), by geography alone."""
-        geoms = [polygon_geometry(p) for p in area.polygons]
-        geoms += [circle_geometry(c) for c in area.circles]
-        shapes = [g for g in geoms if g is not None and not g.is_empty]
+        shapes = _area_shapes(area, memo)
         if shapes:  # a degenerate polygon falls back to the area's geocodes
             return np.concatenate([self._query(geom) for geom in shapes])
         runs = []
@@ -341,15 +342,13 @@ class _SiteIndex:
 
     def mask(self, areas: Iterable[Area], kinds: frozenset[SiteKind],
              prefixes: Callable[[Iterable[tuple[str, str]], list[tuple[str, str]]], list[str]],
-             ) -> BoolArray:
+             shapes_of: Callable[[Area], list[shapely.Geometry]]) -> BoolArray:
         """Sites of `kinds` in any of `areas` (shapes first, else the areas' geocodes)."""
         mask = self.empty()
         if not len(self._ids):
             return mask
         for area in areas:
-            geoms = [polygon_geometry(p) for p in area.polygons]
-            geoms += [circle_geometry(c) for c in area.circles]
-            shapes = [g for g in geoms if g is not None and not g.is_empty]
+            shapes = shapes_of(area)
             if shapes:
                 for geom in shapes:
                     hit = self._tree.query(geom, predicate="intersects")
@@ -364,6 +363,18 @@ class _SiteIndex:
                     mask[self._by_village[lo:hi]] = True
         mask &= np.isin(self._kind, [k.value for k in kinds])
         return mask
+
+
+def _area_shapes(area: Area, memo: dict[Area, list[shapely.Geometry]]
+                 ) -> list[shapely.Geometry]:
+    """An area's polygons and circles as geometries (degenerate ones left out), built once
+    per match: the largest polygon accepted takes ~0.1 s to build."""
+    got = memo.get(area)
+    if got is None:
+        geoms = [polygon_geometry(p) for p in area.polygons]
+        geoms += [circle_geometry(c) for c in area.circles]
+        got = memo[area] = [g for g in geoms if g is not None and not g.is_empty]
+    return got
 
 
 def _grid_polygons(rings: list[tuple[tuple[float, float], ...]]) -> npt.NDArray[np.object_]:
