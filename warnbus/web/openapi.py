@@ -150,11 +150,13 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": list(COUNTS),
                 "properties": {k: {"type": "integer", "minimum": 0} for k in COUNTS},
-                "description": "`unreached` is the 未叫醒 count (grids whose chain never "
-                               "confirmed).",
+                "description": "`unreached` is the 未叫醒 count (grids, and the sites the "
+                               "hazard calls, whose chain never confirmed); `pending` and "
+                               "`escalated` count them alike.",
             },
             "grids": {"type": "object", "additionalProperties": {"type": "integer"},
-                      "description": "Grids per 叫应 state (non-zero states only)."},
+                      "description": "Grids (and the sites the hazard calls, tracked like "
+                                     "grids) per 叫应 state (non-zero states only)."},
         },
     },
     "Record": {
