@@ -76,13 +76,13 @@ async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]]
                        fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
                        start: float | None = None, hooks: Mapping[str, Channel] | None = None,
                        mqtt_url: str = "mqtt://127.0.0.1:9", registry: Registry | None = None,
-                       **engine: float) -> Harness:
+                       sites: str = "", **engine: float) -> Harness:
     """An engine on the test channels (which `drain` runs); `hooks`: more channels, whose
     provider webhooks the web app mounts, that no policy sends through; `mqtt_url`: the
     broker `/healthz` asks about (by default nothing listens there); `registry`: instead of
-    the sample county."""
+    the sample county; `sites`: the sites' rules and policy (rules/sites.toml by default)."""
     clock = ManualClock(T0.timestamp() if start is None else start)
-    settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy,
+    settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy, sites=sites,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
         name: TestChannel(name, TestChannelConfig(
