@@ -23,9 +23,11 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WARNBUS_DATA_DIR=/var/lib/warnbus \
     WARNBUS_PORT=8080
+# The journal's volume (compose.yaml) takes the owner of its directory when first made.
 RUN groupadd --system --gid 10001 warnbus \
     && useradd --system --uid 10001 --gid warnbus --home-dir /var/lib/warnbus \
-       --create-home --shell /usr/sbin/nologin warnbus
+       --create-home --shell /usr/sbin/nologin warnbus \
+    && install -d -o warnbus -g warnbus /var/lib/warnbus/journal
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels
 COPY deploy/warnbus.toml /etc/warnbus/warnbus.toml

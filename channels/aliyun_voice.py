@@ -55,7 +55,6 @@ from warnbus.plugin import (
     Address,
     ChannelInfo,
     Delivery,
-    DeliveryKind,
     EventSink,
     Medium,
     PermanentChannelError,
@@ -72,8 +71,6 @@ ENDPOINT = "dyvmsapi.aliyuncs.com"
 OK_REPLY = {"code": 0, "msg": "成功"}
 BAD_REPLY = {"code": 1, "msg": "格式错误"}
 CONFIRM_KEY = "1"
-CONFIRM_KINDS = frozenset({DeliveryKind.WARNING, DeliveryKind.UPDATE, DeliveryKind.REDIAL,
-                           DeliveryKind.ESCALATION})
 #: QueryCallDetailByCallId's ProdId per API that placed the call.
 PROD_IDS = {"IvrCall": "11000000300005", "SingleCallByTts": "11010000138001"}
 OUT_ID_BYTES = 15  # OutId is 1-15 bytes: a delivery id's first hex digits, for the log
@@ -151,7 +148,7 @@ class AliyunVoice:
         [message] = self.templates.messages(delivery, 1)
         c = self.config
         out_id = delivery.id.removeprefix("dl_")[:OUT_ID_BYTES]
-        if delivery.kind in CONFIRM_KINDS:
+        if delivery.asks_confirmation:  # an IVR call takes the key; a TTS call asks nothing
             api = "IvrCall"
             ivr = vms_models.IvrCallRequest(
                 called_number=number, called_show_number=c.called_show_number,

@@ -3,7 +3,9 @@
 Both providers push the same receipt more than once, late, and out of order. Each delivery
 gets each status once (`Seen` keyed by delivery and status), each call one final outcome and
 one key press; an event the engine could not store is forgotten again, so the provider's
-retry (a non-2xx answer) or the next pull applies it.
+retry (a non-2xx answer) or the next pull applies it. The sink returns once an event is
+durable (in Redis, or in the engine's journal while Redis is away), and only then does it
+count as done: a repeat never answers "done" for something not recorded.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from aiohttp import web
 
 from channels.cn_common import HookConfig, HookGuard, Seen, SentBook, SentRef, items_of
 from channels.cn_outcomes import OUTCOME_STATUS, CallOutcome
+from channels.once import Once
 from channels.sms_replies import is_confirmation
-from warnbus.plugin import AckVia, EventSink, ProviderStatus, mask_phone
+from warnbus.plugin import AckVia, Confirmation, EventSink, ProviderStatus, mask_phone
 
 log = structlog.get_logger("channels.cn")
 
@@ -33,7 +36,8 @@ class Receipts:
         self.channel, self.provider, self.config = channel, provider, config
         self.guard = HookGuard(channel, config)
         self.book = SentBook()
-        self.seen = Seen()
+        self.seen = Seen()  # replies that confirm nothing, logged once
+        self.acts: Once[Any] = Once()
 
     def sent(self, provider_id: str, ref: SentRef) -> None:
         self.book.add(provider_id, ref)
@@ -54,15 +58,15 @@ class Receipts:
         return web.json_response(ok)
 
     async def once(self, key: tuple[str, ...], act: Callable[[], Awaitable[Any]]) -> bool:
-        """Run `act` unless `key` was acted on; forget the key if `act` fails."""
-        if not self.seen.first(*key):
-            return False
-        try:
-            await act()
-        except BaseException:
-            self.seen.forget(*key)
-            raise
-        return True
+        """Run `act` unless `key` was acted on. Done only once `act` returned (the sink
+        returns once the event is durable); a repeat while it runs waits for it, and one
+        after a failure runs it again (`channels.once`)."""
+        ran, _ = await self.acts.run(key, act)
+        return ran
+
+    def acted(self, *key: str) -> bool:
+        """Whether `key` was acted on (its act returned)."""
+        return self.acts.done(key)
 
     async def status(self, sink: EventSink, provider_id: str, status: ProviderStatus,
                      detail: str) -> None:
@@ -103,10 +107,11 @@ class Receipts:
 
         async def act() -> None:
             if ref is not None:
-                recorded = await sink.confirm(ref.campaign_id, ref.target_id, AckVia.DTMF,
-                                              ref.delivery_id)
+                # The provider plays its own configured reply: nothing here to word.
+                result = Confirmation.of(await sink.confirm(
+                    ref.campaign_id, ref.target_id, AckVia.DTMF, ref.delivery_id))
                 log.info("call confirmed by key", channel=self.channel,
-                         delivery_id=ref.delivery_id, recorded=recorded)
+                         delivery_id=ref.delivery_id, result=result.value)
             else:
                 # Matched by number, on this channel's calls, once per call however often
                 # (and by whichever process) the provider reports the key.

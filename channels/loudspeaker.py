@@ -15,7 +15,10 @@ own topic and only for a command sent to it or to its area: the area comes from 
 when the sink knows devices (`DeviceDirectory`), else from the device's own status.
 
 The connection is resumable (clean start off, a session expiry, a client id stable for the
-process), and device acks are PUBACKed only after the sink took them: acks sent while we were
+process) and comes back within `reconnect_max_s` of the broker; on each reconnect the active
+warnings this process published are published again (retained, with what is left of their
+expiry), so that a broker that lost its retained messages (restarted without persistence,
+or since its last save) still gives them to speakers that come online later. Device acks are PUBACKed only after the sink took them: acks sent while we were
 briefly away, or while the sink failed, are redelivered by the broker when we reconnect.
 """
 
@@ -133,7 +136,8 @@ class LoudspeakerConfig(ChannelConfig, forbid_unknown_fields=True, frozen=True):
     publish_timeout_s: PositiveS = 10.0  # no PUBACK by then: transient failure
     connect_wait_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # send waits this for a link
     reconnect_min_s: PositiveS = 0.5
-    reconnect_max_s: PositiveS = 30.0
+    # At most this long between tries while the broker is away: back within seconds of it.
+    reconnect_max_s: PositiveS = 5.0
 
 
 @dataclass
@@ -179,6 +183,9 @@ class Loudspeakers:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._status = DeviceTracker(clock)
+        # The active warnings this process published: retained topic -> (payload, expiry).
+        self._active: dict[str, tuple[bytes, float]] = {}
+        self._again: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> Loudspeakers:
@@ -246,6 +253,7 @@ class Loudspeakers:
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+        self._keep(publishes, now)
         log.debug("loudspeaker command published", delivery_id=delivery.id,
                   kind=cmd.kind.value, address=delivery.address)
         return Receipt(provider_id=cmd.cmd_id)
@@ -253,6 +261,8 @@ class Loudspeakers:
     async def aclose(self) -> None:
         """Disconnect cleanly (the session stays for `session_expiry_s`) and stop listening."""
         self._closed = True
+        if self._again is not None:
+            self._again.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -285,6 +295,36 @@ class Loudspeakers:
         if target.area is not None:
             out.append((self._active_topic(target.area, cmd.campaign_id), payload, True, ttl))
         return out
+
+    def _keep(self, publishes: list[tuple[str, bytes, bool, int | None]], now: float) -> None:
+        """Remember the retained copies just published (an empty one clears its topic)."""
+        for topic, payload, retain, expiry in publishes:
+            if not retain:
+                continue
+            if payload and expiry:
+                self._active[topic] = (payload, now + expiry)
+            else:
+                self._active.pop(topic, None)
+
+    async def _publish_again(self, link: _Link) -> None:
+        """Publish the still-valid active warnings again after a reconnect (retained)."""
+        now = self._clock()
+        for topic, (payload, until) in list(self._active.items()):
+            left = int(until - now)
+            if left < 1:
+                self._active.pop(topic, None)
+                continue
+            if self._active.get(topic) != (payload, until):
+                continue  # stopped or replaced meanwhile
+            try:
+                await self._publish(link, topic, payload, True, left)
+            except TransientChannelError as e:  # the link went again: the next one retries
+                log.warning("active warnings not published again", broker=self.display_url,
+                            error=e.message)
+                return
+        if self._active:
+            log.info("active warnings published again", broker=self.display_url,
+                     n=len(self._active))
 
     def _active_topic(self, area: str, campaign_id: str) -> str:
         if not topic_level_ok(campaign_id):
@@ -370,6 +410,8 @@ class Loudspeakers:
                     self._link = link
                     self._up.set()
                     attempt = 0
+                    if self._active:
+                        self._again = asyncio.create_task(self._publish_again(link))
                     log.info("loudspeaker channel connected", broker=self.display_url,
                              client_id=self.client_id)
                     async for message in client.messages:

@@ -230,7 +230,8 @@ def topic_level_ok(value: str) -> bool:
 
 def command_for(delivery: Delivery, target: Address, *, now: float, volume: int,
                 repeat: int) -> SpeakerCommand:
-    """The command for one delivery: a cancel becomes stop, everything else play."""
+    """The command for one delivery: a cancel becomes stop, everything else play. A stop
+    carries the 解除 text: the speaker stops the warning and announces its lifting."""
     stop = delivery.kind is DeliveryKind.CANCEL
     area = target.area or delivery.region
     return SpeakerCommand(
@@ -242,7 +243,7 @@ def command_for(delivery: Delivery, target: Address, *, now: float, volume: int,
         start_time=beijing(now),
         end_time=beijing(delivery.expires_at) if delivery.expires_at is not None else None,
         areas=(area,) if area else (),
-        text="" if stop else tts_text(delivery.text),
+        text=tts_text(delivery.text),
         repeat=repeat,
         volume=volume,
         drill=delivery.drill,

@@ -157,7 +157,7 @@ class TencentVoice:
             await rx.outcome(sink, f.callid, outcome, detail)
         if e.voiceprompt_callback is not None:
             p = e.voiceprompt_callback
-            if rx.seen.has(p.callid, "key"):
+            if rx.acted(p.callid, "key"):
                 return  # the key press came first: the confirmation says it all
             outcome, detail = _PROMPT.get(str(p.result), (CallOutcome.RETRY, "未知结果"))
             await rx.outcome(sink, p.callid, outcome, f"{detail} (result {p.result})")

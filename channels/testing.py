@@ -48,7 +48,8 @@ class TestChannelConfig(ChannelConfig, kw_only=True, forbid_unknown_fields=True,
     record_url: str = ""  # redis URL to record sends in (multi-process tests)
     fail_temp: tuple[str, ...] = ()  # addresses that fail transiently
     fail_perm: tuple[str, ...] = ()  # addresses that fail permanently
-    delay_s: float = 0.0  # time a send takes
+    delay_s: float = 0.0  # time a send takes before the provider accepts it
+    after_s: float = 0.0  # time its answer takes after the provider accepted (and recorded) it
     answer_rate: float = 0.0  # share of people who confirm (simulated officers)
     answer_call_rate: float = 1.0  # chance a responsive person confirms a given message
     answer_delay_s: tuple[float, float] = (0.2, 2.0)  # real seconds before they confirm
@@ -93,6 +94,8 @@ class TestChannel:
             await self._redis.rpush(RECORD_KEY, self._enc.encode(
                 [delivery.id, self.name, delivery.address, delivery.kind.value, delivery.step,
                  delivery.text, os.getpid()]))
+        if self.config.after_s:
+            await asyncio.sleep(self.config.after_s)
         if delivery.ack_url and self._answers(delivery):
             task = asyncio.create_task(self._confirm(delivery.ack_url))
             self._tasks.add(task)

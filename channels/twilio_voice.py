@@ -1,8 +1,11 @@
 """Twilio voice calls: read the warning in Mandarin and take "press 1" as the confirmation.
 
 The call carries its TwiML inline: the text inside a DTMF `<Gather>`, said twice, then a
-closing line. The Gather action (a signed webhook) records the ack; the call status callback
-reports how the call ended. Redials are the engine's job: this channel only reports.
+closing line. The Gather action (a signed webhook) records the ack and says what became of
+it (`plugin.Confirmation`: confirmed, or that the warning had been lifted or had ended); the
+call status callback reports how the call ended. A call that asks nothing (a 解除, a notice:
+`Delivery.asks_confirmation`) says its text twice and hangs up, and counts as delivered when
+answered. Redials are the engine's job: this channel only reports.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from channels.twilio_common import (
     twiml_response,
 )
 from warnbus.plugin import (
+    CONFIRMATION_ZH,
     AckVia,
     Address,
     ChannelInfo,
+    Confirmation,
     Delivery,
     EventSink,
     Medium,
@@ -52,7 +57,6 @@ TEXT_MAX = 1800  # characters a call says (twice, with its prompts, within TWIML
 # nothing), and every event is a signed callback; 4 per call were 44 % of a county wave's
 # callbacks and would be 296k in a province-wide one.
 CALL_EVENTS = ("completed",)
-CONFIRMED = "已确认，谢谢。"
 NOT_CONFIRMED = "未收到确认，我们将再次呼叫。"
 REPROMPT = "确认收到预警请按1。"
 REPEAT = "再播报一遍。"
@@ -74,6 +78,8 @@ _STATUS = {
     "busy": ProviderStatus.NO_ANSWER, "no-answer": ProviderStatus.NO_ANSWER,
     "canceled": ProviderStatus.NO_ANSWER, "failed": ProviderStatus.FAILED,
 }
+#: In a status callback's query: the call asked for no key (`Delivery.asks_confirmation`).
+_NOTHING_ASKED = "n"
 _PRESSED_MEMORY = 4096  # calls whose key press this process saw, newest kept
 _SCRIPTS_KEPT = 256  # call scripts (one per warning text) kept ready
 # Stands for the Gather action in a kept call script; XML escaping leaves it as it is.
@@ -116,6 +122,7 @@ class TwilioVoice:
         self._hangups: dict[str, str] = {}  # text -> TwiML of "say it, hang up"
         self._scripts: dict[str, list[str]] = {}  # text -> call script split at the action
         self._fits: dict[tuple[str, int], str] = {}  # (long text, action length) -> fitted
+        self._notices: dict[str, str] = {}  # text -> TwiML of a call that asks nothing
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> TwilioVoice:
@@ -171,6 +178,25 @@ class TwilioVoice:
             fitted = self._fits[key] = fit_sentences(text, fits, bound=TEXT_BOUND)
         return fitted
 
+    def notice_twiml(self, text: str) -> str:
+        """The script of a call that asks nothing: the text twice, then it hangs up; fitted
+        to TWIML_MAX at sentence boundaries, written once per text."""
+        twiml = self._notices.get(text)
+        if twiml is None:
+            if len(self._notices) >= _SCRIPTS_KEPT:
+                self._notices.clear()
+            fitted = fit_sentences(text, lambda s: len(self._write_notice(s)) <= TWIML_MAX,
+                                   bound=TEXT_BOUND)
+            twiml = self._notices[text] = self._write_notice(fitted)
+        return twiml
+
+    def _write_notice(self, text: str) -> str:
+        r = VoiceResponse()
+        self._say(r, text)
+        self._say(r, REPEAT + text)
+        r.hangup()
+        return str(r.to_xml(xml_declaration=False))
+
     def _write_twiml(self, text: str, action: str) -> str:
         r = VoiceResponse()
         self._say(self._gather(r, action), text)
@@ -180,15 +206,20 @@ class TwilioVoice:
 
     async def send(self, delivery: Delivery) -> Receipt:
         ids = ids_query(delivery.campaign_id, delivery.id, delivery.target_id)
-        action = f"{self._hooks.base}/gather?{ids}"
         text = delivery.text
-        twiml = self.call_twiml(text, action) if len(text) <= TEXT_BOUND else ""
-        if not twiml or len(twiml) > TWIML_MAX:  # built once when it fits (it nearly always does)
-            twiml = self.call_twiml(self._fitted(text, action), action)
+        status = f"{self._hooks.base}/status?{ids}"
+        if delivery.asks_confirmation:
+            action = f"{self._hooks.base}/gather?{ids}"
+            twiml = self.call_twiml(text, action) if len(text) <= TEXT_BOUND else ""
+            if not twiml or len(twiml) > TWIML_MAX:  # built once when it fits (nearly always)
+                twiml = self.call_twiml(self._fitted(text, action), action)
+        else:
+            twiml = self.notice_twiml(text)
+            status += f"&{_NOTHING_ASKED}=1"  # answered is all such a call wants
         call = await guarded(
             self._client.calls.create_async(
                 to=delivery.address, from_=self.config.from_number, twiml=twiml,
-                status_callback=f"{self._hooks.base}/status?{ids}",
+                status_callback=status,
                 status_callback_event=list(CALL_EVENTS), status_callback_method="POST",
                 timeout=self.config.ring_timeout_s),
             f"{self.name}: call", delivery.address, VOICE_PERMANENT)
@@ -219,10 +250,12 @@ class TwilioVoice:
         if digits == "1":
             self._remember(form.get("CallSid", ""))
             # The engine marks the call delivered with the confirmation (one atomic step).
-            recorded = await sink.confirm(campaign_id, target_id, AckVia.DTMF, delivery_id)
+            result = Confirmation.of(
+                await sink.confirm(campaign_id, target_id, AckVia.DTMF, delivery_id))
             log.info("call confirmed by key", channel=self.name, campaign_id=campaign_id,
-                     delivery_id=delivery_id, recorded=recorded)
-            return self._hangup(CONFIRMED)
+                     delivery_id=delivery_id, result=result.value)
+            # Late (lifted, ended) is never 已确认: the person hears why nothing more is asked.
+            return self._hangup(CONFIRMATION_ZH[result])
         # A wrong key: ask again, a bounded number of times (the count rides in the URL).
         asked = int(request.query.get("r", "0")) if request.query.get("r", "").isdigit() else 0
         if asked >= self.config.max_reprompts:
@@ -258,7 +291,9 @@ class TwilioVoice:
         if ids is None or (raw not in _STATUS and raw != "completed"):
             log.warning("call status callback not understood", channel=self.name, status=raw)
             return twiml_response(EMPTY_TWIML)  # 200: Twilio must not retry
-        if raw == "completed":
+        if raw == "completed" and request.query.get(_NOTHING_ASKED) == "1":
+            status, detail = ProviderStatus.DELIVERED, "completed (no key asked)"
+        elif raw == "completed":
             pressed = form.get("CallSid", "") in self._pressed
             status = ProviderStatus.DELIVERED if pressed else ProviderStatus.NO_ANSWER
             detail = "completed, pressed 1" if pressed else "answered without a key press"

@@ -4,7 +4,15 @@ Direct HTTP with aiohttp against `api_base`: the real API, or `channels.sim.weco
 demos and tests. Warnings, redials and escalations go out as a `button_interaction` card whose
 task_id carries the campaign, delivery and target plus a tag bound to the addressee, so the
 button event routes back to `sink.confirm` without a lookup, and only for the person the card
-was sent to. Cancel, update and notice messages want no confirmation: they go out as text.
+was sent to. Every message that asks for a confirmation (`Delivery.asks_confirmation`: a
+warning, a redial, an escalation, an Update to someone who has not confirmed, a 解除 when the
+policy wants it confirmed) is such a card; the others (a 解除, a notice) go out as text.
+
+A card carries at most CARD_TEXT_MAX characters: its text is fitted at sentence boundaries
+(the planner renders it within the channel's `max_length` already), and the card links to
+the full text (the person's ack page) instead of cutting it silently. The button's answer
+says what became of the click (`plugin.Confirmation`): 已确认收到, or that the warning had
+been lifted or had ended.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from aiohttp import web
 from lxml import etree
 
 from channels import wecom_crypto as proto
+from channels.once import Once
+from channels.textfit import fit_sentences
 from warnbus.plugin import (
     LEVEL_NAMES_ZH,
     AckVia,
@@ -31,6 +41,7 @@ from warnbus.plugin import (
     ChannelConfig,
     ChannelInfo,
     ConfigError,
+    Confirmation,
     Delivery,
     DeliveryKind,
     EventSink,
@@ -54,8 +65,15 @@ CARD_TEXT_MAX = 160  # sub_title_text: WeCom advises at most 160 characters
 TEXT_MAX_BYTES = 2048  # text.content: WeCom cuts longer content itself
 CALLBACK_MAX_BYTES = 64 * 1024  # a card event is under 1 KB
 CALLBACK_MAX_AGE_S = 600.0  # callbacks signed longer ago (or ahead) than this are replays
-CONFIRM_KINDS = frozenset({DeliveryKind.WARNING, DeliveryKind.REDIAL, DeliveryKind.ESCALATION})
-_TITLE_SUFFIX = {DeliveryKind.REDIAL: "·再次提醒", DeliveryKind.ESCALATION: "·叫应升级"}
+_TITLE_SUFFIX = {DeliveryKind.REDIAL: "·再次提醒", DeliveryKind.ESCALATION: "·叫应升级",
+                 DeliveryKind.UPDATE: "·更新", DeliveryKind.NOTICE: "·叫应提醒"}
+FULL_TEXT = "查看预警全文"  # the card's link to the ack page, which shows the full text
+#: The clicked button's new label, by what became of the click.
+BUTTON_ZH: Mapping[Confirmation, str] = {
+    Confirmation.RECORDED: "已确认收到", Confirmation.DUPLICATE: "已确认收到",
+    Confirmation.LIFTED: "预警已解除", Confirmation.ENDED: "预警已结束",
+    Confirmation.UNKNOWN: "未能确认",
+}
 
 # errcodes from WeCom's global table (developer.work.weixin.qq.com/document/path/90313)
 TOKEN_ERRORS = frozenset({40001, 40014, 41001, 42001})  # refresh the token once, then resend
@@ -145,8 +163,10 @@ def classify(code: int, errmsg: str) -> TransientChannelError | PermanentChannel
     return PermanentChannelError(f"wecom: {reason} ({detail})", provider_code=str(code))
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def card_text(text: str) -> str:
+    """A card's text: within CARD_TEXT_MAX characters, keeping its first sentence and its
+    last (how to confirm) and as many between as fit (`textfit.fit_sentences`)."""
+    return fit_sentences(text, lambda s: len(s) <= CARD_TEXT_MAX, bound=CARD_TEXT_MAX)
 
 
 def _clip_bytes(text: str, limit: int) -> str:
@@ -172,7 +192,8 @@ class WeCom:
             kind="wecom", provider="wecom", medium=Medium.WECOM, address=Address.WECOM,
             rate_per_s=config.rate_per_s,
             breaker_key=breaker_key_for(config, "wecom", config.corp_id, config.api_base),
-            # The card's sub_title_text, which carries warnings; longer texts are cut with "…".
+            # The card's sub_title_text, which carries warnings; longer texts are fitted, and the
+            # card links to the full text.
             max_length=CARD_TEXT_MAX, secret_fields=secret_fields_of(WeComConfig))
         self._clock = clock  # wall clock of callback timestamps (injectable for tests)
         self._crypto = proto.WeComCrypto(config.token, config.encoding_aes_key, config.corp_id)
@@ -180,6 +201,7 @@ class WeCom:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._replays = proto.ReplayGuard(CALLBACK_MAX_AGE_S, clock)
+        self._clicks: Once[Confirmation] = Once(10_000, max_age_s=2 * CALLBACK_MAX_AGE_S)
 
     @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> WeCom:
@@ -198,26 +220,38 @@ class WeCom:
     # ------------------------------------------------------------------ sending
 
     def build_message(self, d: Delivery) -> dict[str, Any]:
-        """The message/send body for a delivery: a button card, or text when no ack is wanted."""
+        """The message/send body for a delivery: a button card when it asks for a
+        confirmation, else text."""
         msg: dict[str, Any] = {"touser": d.address, "agentid": self.config.agent_id}
-        if d.kind not in CONFIRM_KINDS:
+        if not d.asks_confirmation:
             # WeCom drops an identical text within the interval: a resend after a lost reply
             # is not shown twice. (Cards get the same from their unique task_id.)
             return msg | {"msgtype": "text", "text": {"content": _clip_bytes(d.text, TEXT_MAX_BYTES)},
                           "enable_duplicate_check": 1, "duplicate_check_interval": 1800}
-        if len(d.text) > CARD_TEXT_MAX:
+        text = card_text(d.text)
+        if text != d.text and not d.ack_url:
             log.warning("wecom card text cut", channel=self.name, delivery_id=d.id,
                         length=len(d.text), limit=CARD_TEXT_MAX)
-        title = ("【演练】" if d.drill else "") + LEVEL_NAMES_ZH[d.level] + "预警" + (
-            _TITLE_SUFFIX.get(d.kind, ""))
-        return msg | {"msgtype": "template_card", "template_card": {
+        if d.kind is DeliveryKind.CANCEL:
+            title = "预警解除"
+        else:
+            title = LEVEL_NAMES_ZH[d.level] + "预警" + _TITLE_SUFFIX.get(d.kind, "")
+        card: dict[str, Any] = {
             "card_type": "button_interaction",
             "source": {"desc": "预警叫应"},
-            "main_title": {"title": title, "desc": "阅读后请点击“确认收到”"},
-            "sub_title_text": _clip(d.text, CARD_TEXT_MAX),
+            "main_title": {"title": ("【演练】" if d.drill else "") + title,
+                           "desc": "阅读后请点击“确认收到”"},
+            "sub_title_text": text,
             "task_id": self._task_id(d),
             "button_list": [{"text": "确认收到", "style": 1, "key": ACK_KEY}],
-        }}
+        }
+        if d.ack_url:
+            # The whole text, whatever the card could carry: the person's ack page shows it,
+            # behind a link on the card and a tap on the card itself.
+            card["horizontal_content_list"] = [
+                {"type": 1, "keyname": "全文", "value": FULL_TEXT, "url": d.ack_url}]
+            card["card_action"] = {"type": 1, "url": d.ack_url}
+        return msg | {"msgtype": "template_card", "template_card": card}
 
     def _task_id(self, d: Delivery) -> str:
         try:
@@ -399,24 +433,27 @@ class WeCom:
         if not proto.sent_to(self.config.corp_id, ref, user):
             return await self._reject(request, 403,
                                 f"card of delivery {ref.delivery_id} clicked by another user")
-        if not self._replays.first_time(signature):
-            # WeCom resends when it got no reply within 5 s; the first one is being handled.
-            log.info("wecom duplicate callback ignored", channel=self.name)
-            return web.Response()
-        try:
-            recorded = await sink.confirm(ref.campaign_id, ref.target_id, AckVia.WECOM,
-                                          ref.delivery_id)
-        except BaseException:
-            self._replays.forget(signature)  # not recorded: let WeCom's resend through
-            raise
-        log.info("wecom confirmation", channel=self.name, campaign_id=ref.campaign_id,
-                 delivery_id=ref.delivery_id, target_id=ref.target_id, recorded=recorded)
-        return self._button_reply(user)
+        # WeCom resends when it got no reply within 5 s. A resend is answered like the
+        # first only once the first is durable (the sink returned: in Redis or in the
+        # engine's journal); while it is under way the resend waits for it, and after a
+        # failure it confirms by itself (`channels.once`).
+        first, result = await self._clicks.run(
+            signature, lambda: self._confirm(sink, ref))
+        log.info("wecom confirmation" if first else "wecom duplicate callback",
+                 channel=self.name, campaign_id=ref.campaign_id, delivery_id=ref.delivery_id,
+                 target_id=ref.target_id, result=result.value)
+        return self._button_reply(user, BUTTON_ZH[result])
 
-    def _button_reply(self, user: str) -> web.Response:
-        """Passive reply that turns the clicked button into a grey 已确认收到 for that user."""
+    @staticmethod
+    async def _confirm(sink: EventSink, ref: proto.TaskRef) -> Confirmation:
+        return Confirmation.of(await sink.confirm(ref.campaign_id, ref.target_id,
+                                                  AckVia.WECOM, ref.delivery_id))
+
+    def _button_reply(self, user: str, label: str) -> web.Response:
+        """Passive reply that turns the clicked button grey for that user, labelled with
+        what became of the click (已确认收到, 预警已解除 ...)."""
         ts, nonce = str(int(self._clock())), secrets.token_hex(8)
-        plain = proto.update_button_xml(user, self.config.corp_id, ts, "已确认收到")
+        plain = proto.update_button_xml(user, self.config.corp_id, ts, label)
         encrypted, signature = self._crypto.seal(plain.encode(), ts, nonce)
         return web.Response(text=proto.envelope(encrypted, signature, ts, nonce),
                             content_type="text/xml")

@@ -19,7 +19,6 @@ import os
 import re
 import struct
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -151,18 +150,12 @@ def update_button_xml(user: str, corp_id: str, timestamp: str, replace_name: str
 
 
 class ReplayGuard:
-    """Refuses callbacks signed outside a time window and spots resends of the same one.
+    """Refuses callbacks signed outside a time window (resends of one inside it: the
+    channel's `channels.once.Once`)."""
 
-    Memory only, bounded: the sink is idempotent, so this is a first filter, not the guard
-    of correctness.
-    """
-
-    def __init__(self, max_age_s: float, clock: Callable[[], float] = time.time,
-                 capacity: int = 10_000) -> None:
+    def __init__(self, max_age_s: float, clock: Callable[[], float] = time.time) -> None:
         self.max_age_s = max_age_s
         self._clock = clock
-        self._capacity = capacity
-        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> monotonic time
 
     def check_time(self, timestamp: str) -> None:
         """AuthError unless `timestamp` (Unix seconds) is within the window of now."""
@@ -172,22 +165,6 @@ class ReplayGuard:
             raise AuthError("wecom: timestamp is not a number", forbidden=True) from e
         if abs(self._clock() - at) > self.max_age_s:
             raise AuthError("wecom: timestamp outside the replay window", forbidden=True)
-
-    def first_time(self, signature: str) -> bool:
-        """True the first time a signature is seen within the window (and records it)."""
-        now = time.monotonic()
-        seen = self._seen
-        while seen and (next(iter(seen.values())) < now - 2 * self.max_age_s
-                        or len(seen) >= self._capacity):
-            seen.popitem(last=False)
-        if signature in seen:
-            return False
-        seen[signature] = now
-        return True
-
-    def forget(self, signature: str) -> None:
-        """Let a resend through again (the first one was not handled)."""
-        self._seen.pop(signature, None)
 
 
 # --------------------------------------------------------------------------- card task ids

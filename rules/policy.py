@@ -27,6 +27,7 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     step_deadline_s: float | None = None
     escalation_channels: tuple[str, ...] = ()
     cancel_channels: tuple[str, ...] = ()
+    cancel_confirm: bool = False
     speaker_deadline_s: float | None = None
 
     @property
@@ -109,6 +110,8 @@ def timing_problems(at: str, p: LevelPolicy, deadlines: Iterable[str]) -> list[s
             out.append(f"{at}.chain: an escalation chain needs ack_deadline_s")
         if not p.escalation_channels:
             out.append(f"{at}.escalation_channels: a chain needs at least one channel")
+    if p.cancel_confirm and not p.cancel_channels:
+        out.append(f"{at}.cancel_confirm: a 解除 to confirm needs cancel_channels")
     return out
 
 

@@ -38,8 +38,10 @@ def _require(binary: str, package: str) -> None:
 
 def _redis(data_dir: Path) -> ManagedService:
     _require("redis-server", "redis-server")
-    # fallback=False: the tests are about the real server, never a stand-in.
-    return start_redis(data_dir, fallback=False)
+    # fallback=False: the tests are about the real server, never a stand-in. The session's
+    # server fsyncs every second, as before: the tests about durability start their own
+    # (`redis_factory`, `fresh_redis_service`: the shipped default, fsync always).
+    return start_redis(data_dir, fallback=False, appendfsync="everysec")
 
 
 def _mosquitto(data_dir: Path) -> ManagedService:

@@ -172,7 +172,7 @@ def test_compose_redis_uses_aof(compose: dict[str, Any]) -> None:
     assert conf_mount.split(":")[1] in redis["command"]
     assert any(v.endswith(":/data") for v in redis["volumes"]), "AOF needs a volume"
     words = _conf(ROOT / "deploy" / "redis.conf")
-    assert ["appendonly", "yes"] in words and ["appendfsync", "everysec"] in words
+    assert ["appendonly", "yes"] in words and ["appendfsync", "always"] in words
     assert "--requirepass" in redis["command"]
 
 
@@ -274,7 +274,7 @@ def test_deploy_redis_conf_runs_with_aof(tmp_path: Path) -> None:
         client = Redis(port=port, password="pw")
         config = client.config_get("*")
         client.close()
-        assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
+        assert config["appendonly"] == "yes" and config["appendfsync"] == "always"
         assert config["maxmemory-policy"] == "noeviction" and config["save"] == ""
     finally:
         proc.terminate()

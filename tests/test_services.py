@@ -16,9 +16,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from redis import Redis
 
+from channels.testing import TestChannel, TestChannelConfig
 from warnbus.errors import ConfigError
 from warnbus.runtime import services
+from warnbus.runtime.app import DEFAULT_MEDIA, build_app
+from warnbus.runtime.clock import ManualClock
+from warnbus.runtime.config import Settings
 from warnbus.runtime.services import ManagedService, default_data_dir, start_mosquitto, start_redis
+from warnbus.state.replies import s
 
 StartRedis = Callable[..., ManagedService]
 Topic = Callable[[str], str]
@@ -52,12 +57,12 @@ def test_redis_runs_with_aof_on_loopback(fresh_redis_service: ManagedService) ->
     svc = fresh_redis_service
     assert svc.kind == "redis"
     assert svc.url == f"redis://127.0.0.1:{svc.port}/0"
-    assert "AOF everysec" in svc.description and "redis-server" in svc.description
+    assert "AOF always" in svc.description and "redis-server" in svc.description
     client = Redis.from_url(svc.url)
     try:
         config = client.config_get("*")
         assert config["appendonly"] == "yes"
-        assert config["appendfsync"] == "everysec"
+        assert config["appendfsync"] == "always"  # the shipped default
         assert config["protected-mode"] == "yes"
         assert config["bind"] == "127.0.0.1"
         assert Path(str(config["dir"])) == svc.data_dir
@@ -65,9 +70,28 @@ def test_redis_runs_with_aof_on_loopback(fresh_redis_service: ManagedService) ->
         client.close()
 
 
+@pytest.mark.parametrize(("configured", "fsync"), [
+    ({}, "always"), ({"redis_appendfsync": "everysec"}, "everysec")])
+async def test_serve_runs_its_embedded_redis_with_the_configured_fsync(
+    tmp_path: Path, mqtt_url: str, configured: dict[str, str], fsync: str,
+) -> None:
+    """`serve` without a Redis URL: AOF fsynced before every reply unless configured."""
+    channels = {name: TestChannel(name, TestChannelConfig(medium=medium))
+                for name, medium in DEFAULT_MEDIA.items()}
+    settings = Settings(data_dir=str(tmp_path), mqtt_url=mqtt_url, **configured)  # type: ignore[arg-type]
+    app = await build_app(settings, clock=ManualClock(time.time()), channels=channels,
+                          base_url="http://test")
+    try:
+        config = await app.ctx.redis.config_get("appendfsync")
+        assert {s(k): s(v) for k, v in config.items()} == {"appendfsync": fsync}
+        assert f"AOF {fsync}" in app.started[0].description
+    finally:
+        await app.close()
+
+
 def test_redis_data_survives_sigkill_and_restart(redis_factory: StartRedis) -> None:
     # appendfsync always: the write is on disk before the reply, so SIGKILL right after loses
-    # nothing; with everysec up to a second could be lost, which is what production accepts.
+    # nothing (the shipped default); with everysec a power cut could lose up to a second.
     svc = redis_factory(appendfsync="always")
     port, first_pid = svc.port, svc.pid
     client = Redis.from_url(svc.url)

@@ -63,6 +63,20 @@ class RegistryError(WarnbusError):
         self.problems = problems
 
 
+class RegistryImportError(WarnbusError):
+    """A registry workbook or boundary file cannot be read at all (not a workbook, too large,
+    a parser that gave up); its message is in Chinese, fit for the console and the CLI."""
+
+    code = "registry_import"
+
+
+class RegistryConflictError(WarnbusError):
+    """A registry change was prepared on a version that is no longer current (someone else
+    applied a change in between): prepare it again on the current one."""
+
+    code = "registry_conflict"
+
+
 class NotFoundError(WarnbusError):
     code = "not_found"
 
@@ -85,6 +99,13 @@ class DutyConflict(WarnbusError):
         super().__init__(message)
         self.day = day
         self.holder = holder
+
+
+class JournalError(WarnbusError):
+    """A confirmation could be written neither to Redis nor to the local journal (full, or
+    the disk failed): nothing was accepted, and the caller must say so (a non-2xx)."""
+
+    code = "unavailable"
 
 
 class AuthError(WarnbusError):

@@ -55,6 +55,7 @@ from warnbus.errors import (
 from warnbus.ingest.safexml import parse_xml as _parse_xml
 
 __all__ = [
+    "CONFIRMATION_ZH",
     "LEVEL_NAMES_ZH",
     "MEDIUM_ADDRESS",
     "PERSON_FIELD",
@@ -67,6 +68,7 @@ __all__ = [
     "ChannelError",
     "ChannelInfo",
     "ConfigError",
+    "Confirmation",
     "Delivery",
     "DeliveryKind",
     "EventSink",
@@ -282,6 +284,46 @@ class Channel(Protocol):
     def aclose(self) -> Awaitable[None]: ...
 
 
+class Confirmation(StrEnum):
+    """What became of a person's confirmation (`EventSink.confirm`), for the channel to word
+    to the person: only `RECORDED` is true (so `if await sink.confirm(...)` reads as before,
+    when it returned True for "recorded now"). `CONFIRMATION_ZH` says each in Chinese."""
+
+    RECORDED = "recorded"  # confirmed now
+    DUPLICATE = "duplicate"  # had confirmed before: nothing new
+    LIFTED = "lifted"  # the warning had been lifted (解除), or an Update had dropped the
+    # person's area: kept as a late confirmation only
+    ENDED = "ended"  # the campaign had ended (expired): kept as a late confirmation only
+    UNKNOWN = "unknown"  # no such campaign, or not its target: nothing recorded
+
+    def __bool__(self) -> bool:
+        return self is Confirmation.RECORDED
+
+    @property
+    def confirmed(self) -> bool:
+        """The person stands confirmed in a running campaign (now or before)."""
+        return self in (Confirmation.RECORDED, Confirmation.DUPLICATE)
+
+    @classmethod
+    def of(cls, value: Confirmation | bool) -> Confirmation:
+        """A sink's answer as a Confirmation: an older sink's True is `RECORDED` and its
+        False `DUPLICATE` (it said only whether the confirmation was recorded now)."""
+        if isinstance(value, Confirmation):
+            return value
+        return cls.RECORDED if value else cls.DUPLICATE
+
+
+#: What a person hears or reads after confirming (a call's closing line, a page). A late one
+#: never says 已确认: the engine keeps it as late, and the person learns why no more is asked.
+CONFIRMATION_ZH: Mapping[Confirmation, str] = {
+    Confirmation.RECORDED: "已确认，谢谢。",
+    Confirmation.DUPLICATE: "您已确认过，谢谢。",
+    Confirmation.LIFTED: "已收到。该预警已解除。",
+    Confirmation.ENDED: "已收到。该预警已结束。",
+    Confirmation.UNKNOWN: "未找到需要您确认的预警。",
+}
+
+
 class EventSink(Protocol):
     """How a channel hands provider events to the engine without importing it.
 
@@ -296,8 +338,11 @@ class EventSink(Protocol):
 
     def confirm(
         self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
-    ) -> Awaitable[bool]:
-        """A person confirmed (DTMF key, WeCom button). True when it was recorded now.
+    ) -> Awaitable[Confirmation]:
+        """A person confirmed (DTMF key, WeCom button): what became of it, for the channel
+        to word (`Confirmation`; true only when recorded now). A confirmation after the
+        campaign ended (or after an Update dropped the person's area) is kept as late and
+        answered `LIFTED` or `ENDED`, never as confirmed.
         With `delivery_id` (the confirmation came through that delivery) the engine also
         marks the delivery delivered: the channel need not report it separately."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from warnbus.plugin import AckVia, ProviderStatus
+from warnbus.plugin import AckVia, Confirmation, ProviderStatus
 
 
 @dataclass
@@ -19,6 +19,7 @@ class RecordingSink:
     replies: list[tuple[str, str, AckVia]] = field(default_factory=list)
     reply_ids: list[str] = field(default_factory=list)  # the provider's id of each reply
     campaigns: list[str] = field(default_factory=lambda: ["cmp-1"])
+    answer: Confirmation = Confirmation.RECORDED  # what `confirm` answers
     fail: int = 0  # the next `fail` calls raise (an engine that could not store the event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -34,11 +35,11 @@ class RecordingSink:
         self.changed.set()
 
     async def confirm(self, campaign_id: str, person_id: str, via: AckVia,
-                      delivery_id: str | None = None) -> bool:
+                      delivery_id: str | None = None) -> Confirmation:
         self._maybe_fail()
         self.confirms.append((campaign_id, person_id, via, delivery_id))
         self.changed.set()
-        return True
+        return self.answer
 
     async def confirm_from(self, channel: str, address: str, via: AckVia,
                            reply_id: str = "") -> list[str]:

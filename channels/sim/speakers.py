@@ -26,6 +26,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiomqtt
 import msgspec
@@ -65,8 +66,16 @@ class _Device:
     current: SpeakerCommand | None = None
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     seen: set[str] = field(default_factory=set)  # cmd ids taken (play once)
-    stopped: set[str] = field(default_factory=set)  # campaign ids stopped
+    #: campaign id -> start_time of its last stop: a play issued before it is not played;
+    #: one issued after it (an Update that puts the village back) is.
+    stopped: dict[str, datetime] = field(default_factory=dict)
     cut: bool = False  # a simulated network cut: stay offline until revived
+
+
+def _stopped(dev: _Device, cmd: SpeakerCommand) -> bool:
+    """A play of a campaign stopped after the play was issued."""
+    at = dev.stopped.get(cmd.campaign_id)
+    return at is not None and cmd.start_time <= at
 
 
 def _unit(*parts: object) -> float:
@@ -290,13 +299,14 @@ class SpeakerFleet:
             return
         dev.seen.add(cmd.cmd_id)
         if cmd.kind is CommandKind.STOP:
-            dev.stopped.add(cmd.campaign_id)
-            if dev.current is not None and dev.current.campaign_id == cmd.campaign_id:
+            dev.stopped[cmd.campaign_id] = max(cmd.start_time, dev.stopped.get(
+                cmd.campaign_id, cmd.start_time))
+            if dev.current is not None and _stopped(dev, dev.current):
                 dev.interrupt.set()
             await self._ack(dev, cmd, AckState.DONE, "stopped")
             return
         # A speaker never plays a warning past its end time, whatever the broker delivers.
-        if cmd.campaign_id in dev.stopped or cmd.expired(time.time()):
+        if _stopped(dev, cmd) or cmd.expired(time.time()):
             return
         await self._ack(dev, cmd, AckState.RECEIVED)
         dev.queue.put_nowait(cmd)
@@ -304,7 +314,7 @@ class SpeakerFleet:
     async def _play_loop(self, dev: _Device) -> None:
         while True:
             cmd = await dev.queue.get()
-            if cmd.campaign_id in dev.stopped:
+            if _stopped(dev, cmd):
                 await self._ack(dev, cmd, AckState.DONE, "stopped before playing")
                 continue
             dev.current = cmd

@@ -66,11 +66,12 @@ class Env:
 
 def delivery(text: str = TEXT, *, address: str = PHONE, channel: str = "sms",
              kind: DeliveryKind = DeliveryKind.WARNING, did: str = "dl_1",
-             ack_url: str | None = None) -> Delivery:
+             ack_url: str | None = None, confirm: bool | None = None) -> Delivery:
     return Delivery(
         id=did, campaign_id="cmp-1", alert_id="al_1", target_id="p-1",
         target_kind=TargetKind.PERSON, channel=channel, step=0, kind=kind,
-        level=Level.RED, address=address, text=text, created_at=0.0, ack_url=ack_url)
+        level=Level.RED, address=address, text=text, created_at=0.0, ack_url=ack_url,
+        confirm=confirm)
 
 
 def sms_config(endpoint: str, hooks: str, **over: Any) -> dict[str, Any]:

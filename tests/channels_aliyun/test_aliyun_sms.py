@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from alibabacloud_dysmsapi20170525 import models as sms_models
 from aliyun_kit import (
@@ -258,6 +261,35 @@ async def test_a_reply_the_engine_could_not_store_is_taken_again(make_env: EnvFa
     assert first.status == 500 and not env.sink.replies  # Aliyun pushes it again
     second = await env.push("sms-up", item)
     assert second.status == 200 and env.sink.replies == [("sms", PHONE, AckVia.SMS)]
+
+
+async def test_a_repeat_during_the_first_push_waits_for_it_and_takes_over_its_failure(
+    make_env: EnvFactory,
+) -> None:
+    """Aliyun pushes a reply again while the engine is still storing the first (a Redis
+    stall): the repeat is not answered "done" before the first is stored; when the first
+    fails, the repeat stores it. Nothing answered 200 is left unrecorded."""
+    env = await make_env("sms")
+    held, release = asyncio.Event(), asyncio.Event()
+    store = env.sink.confirm_from
+
+    async def stalled(*args: Any, **kwargs: Any) -> list[str]:
+        held.set()
+        await release.wait()
+        return await store(*args, **kwargs)
+
+    env.sink.confirm_from = stalled  # type: ignore[method-assign]
+    item = [{"phone_number": NATIONAL, "content": "1", "sequence_id": 11}]
+    first = asyncio.create_task(env.push("sms-up", item))
+    await held.wait()
+    repeat = asyncio.create_task(env.push("sms-up", item))
+    done, _ = await asyncio.wait({repeat}, timeout=0.5)
+    assert not done, "the repeat was answered while the first was not yet stored"
+    env.sink.fail = 1  # the first store fails
+    release.set()
+    assert (await first).status == 500
+    assert (await repeat).status == 200
+    assert env.sink.replies == [("sms", PHONE, AckVia.SMS)]
 
 
 async def test_a_push_without_the_secret_path_is_not_found(make_env: EnvFactory) -> None:

@@ -43,6 +43,21 @@ async def test_cancel_is_a_tts_call_of_its_own_template(make_env: EnvFactory) ->
     assert (c.api, c.template) == ("SingleCallByTts", NOTICE_CODE)
 
 
+@pytest.mark.parametrize(("kind", "confirm", "api"), [
+    (DeliveryKind.UPDATE, False, "SingleCallByTts"),  # to someone who confirmed already
+    (DeliveryKind.UPDATE, None, "IvrCall"),  # to someone who has not
+    (DeliveryKind.CANCEL, True, "IvrCall"),  # a 解除 the policy wants confirmed
+])
+async def test_a_call_takes_the_key_when_its_message_asks(make_env: EnvFactory,
+                                                          kind: DeliveryKind,
+                                                          confirm: bool | None,
+                                                          api: str) -> None:
+    env = await make_env("voice")
+    await env.channel.send(delivery(channel="voice", kind=kind, confirm=confirm))
+    [c] = env.sim.calls
+    assert c.api == api
+
+
 async def test_key_1_confirms_through_the_delivery(make_env: EnvFactory) -> None:
     env = await make_env("voice", EVERYONE)
     await env.channel.send(call())

@@ -142,6 +142,28 @@ async def test_cancel_stops_playback_and_clears_the_retained_copy(
         assert fleet.played["away"] == []
 
 
+async def test_a_village_put_back_after_its_stop_plays_again(
+    mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
+) -> None:
+    """An Update drops the village (stop, with its 解除 text), a later one puts it back: the
+    later play of the campaign plays; a play issued before the stop does not."""
+    async with SpeakerFleet(mqtt_url, [("s1", AREA_A)], command_key=KEY, play_s=FAST,
+                            topic_prefix=prefix) as fleet:
+        d = delivery(AREA_A)
+        await speakers.send(d)
+        await wait_until(lambda: sink.finished(d.id) == {"dev:s1"}, "the warning to play")
+        c = delivery(AREA_A, kind=DeliveryKind.CANCEL, alert="al_dropped",
+                     text="预警解除通知。华容县气象台于7月15日14时30分解除章华镇暴雨红色预警。")
+        await speakers.send(c)
+        await wait_until(lambda: sink.finished(c.id) == {"dev:s1"}, "the stop to be acked")
+        back = delivery(AREA_A, kind=DeliveryKind.UPDATE, alert="al_back")
+        await speakers.send(back)
+        await wait_until(lambda: sink.finished(back.id) == {"dev:s1"}, "the update to play")
+        assert {s.detail for s in sink.statuses
+                if s.delivery_id == back.id and s.status is P.DONE} == {""}
+        assert fleet.played["s1"] == [d.id, back.id]
+
+
 async def test_lwt_marks_a_dropped_speaker_offline(
     mqtt_url: str, prefix: str, speakers: Loudspeakers,
 ) -> None:

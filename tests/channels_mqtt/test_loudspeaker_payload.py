@@ -64,7 +64,8 @@ def test_command_round_trip_keeps_every_field() -> None:
 def test_cancel_is_stop_and_device_address_keeps_region() -> None:
     d = delivery(kind=DeliveryKind.CANCEL)
     cmd = command_for(d, parse_address(d.address), now=time.time(), volume=80, repeat=1)
-    assert cmd.kind is CommandKind.STOP and cmd.text == ""
+    # The speaker stops the warning and announces its lifting (the 解除 text).
+    assert cmd.kind is CommandKind.STOP and cmd.text == d.text and cmd.text
     d2 = delivery("dev:spk-7")
     assert command_for(d2, parse_address(d2.address), now=0, volume=1, repeat=1).areas == ()
 

@@ -10,9 +10,9 @@ import pytest
 from twilio_harness import EVERYONE, FROM, PHONE, SID, EnvFactory, delivery
 
 from channels.twilio_voice import TWIML_MAX, TwilioVoice
-from warnbus.domain.models import AckVia, Delivery
+from warnbus.domain.models import AckVia, Delivery, DeliveryKind
 from warnbus.errors import ConfigError, PermanentChannelError, TransientChannelError
-from warnbus.plugin import ProviderStatus
+from warnbus.plugin import Confirmation, ProviderStatus
 
 S = ProviderStatus
 TEXT = ("县气象台发布暴雨红色预警。城关镇三小时内降雨将达100毫米以上。影响区域：城关镇。"
@@ -55,6 +55,40 @@ async def test_press_1_confirms_with_dtmf(make_env: EnvFactory) -> None:
     # The key press is a confirmation through the delivery (the engine marks the call
     # delivered with it); the only call event asked for (CALL_EVENTS) is the final one.
     assert [(s[3], s[4]) for s in env.sink.statuses] == [(S.DELIVERED, "completed, pressed 1")]
+
+
+@pytest.mark.parametrize(("late", "heard"), [(Confirmation.LIFTED, "该预警已解除"),
+                                             (Confirmation.ENDED, "该预警已结束")])
+async def test_a_late_key_press_is_not_told_it_confirmed(make_env: EnvFactory,
+                                                        late: Confirmation, heard: str) -> None:
+    """The engine keeps a key pressed after the end as late: the caller hears why nothing
+    more is asked, never 已确认."""
+    env = await make_env("voice", EVERYONE)
+    env.sink.answer = late
+    await env.channel.send(call())
+    await env.sim.wait_idle()
+    gather = next(w for w in env.sim.webhooks if "/gather" in w.url)
+    assert heard in gather.body and "已确认" not in gather.body and "<Hangup" in gather.body
+
+
+@pytest.mark.parametrize(("kind", "confirm"), [(DeliveryKind.CANCEL, None),
+                                               (DeliveryKind.NOTICE, None),
+                                               (DeliveryKind.UPDATE, False)])
+async def test_a_call_that_asks_nothing_says_it_and_hangs_up(
+        make_env: EnvFactory, kind: DeliveryKind, confirm: bool | None) -> None:
+    """A 解除 was read inside a Gather, ended with 未收到确认，我们将再次呼叫 and was never
+    counted delivered: it is said twice, the call hangs up, and answered is delivered."""
+    env = await make_env("voice", EVERYONE)
+    text = "预警解除通知。县应急管理局于7月15日14时30分解除暴雨红色预警，解除区域：城关镇。"
+    await env.channel.send(delivery(text, channel="voice", kind=kind, confirm=confirm))
+    await env.sim.wait_idle()
+    [c] = env.sim.calls
+    script = SafeET.fromstring(c.get("Twiml") or "")
+    assert [e.tag for e in script] == ["Say", "Say", "Hangup"]
+    assert text in (script[0].text or "") and text in (script[1].text or "")
+    assert "未收到确认" not in (c.get("Twiml") or "")
+    assert not env.sink.confirms
+    assert [(s[3], s[4]) for s in env.sink.statuses] == [(S.DELIVERED, "completed (no key asked)")]
 
 
 async def test_answered_without_key_is_no_answer(make_env: EnvFactory) -> None:

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from channels.sim.officers import OfficerModel
 from channels.sim.twilio_sim import TwilioSimulator
 from warnbus.domain.models import AckVia, Delivery, DeliveryKind, Level, TargetKind
-from warnbus.plugin import ProviderStatus
+from warnbus.plugin import Confirmation, ProviderStatus
 
 SID = "AC" + "0" * 32
 TOKEN = "test-auth-token-0123456789abcdef"
@@ -37,15 +37,16 @@ class RecordingSink:
     confirms: list[tuple[str, str, AckVia, str | None]] = field(default_factory=list)
     replies: list[tuple[str, str, AckVia]] = field(default_factory=list)
     reply_ids: list[str] = field(default_factory=list)
+    answer: Confirmation = Confirmation.RECORDED  # what `confirm` answers
 
     async def delivery_status(self, campaign_id: str, delivery_id: str, target_id: str,
                               status: ProviderStatus, detail: str = "") -> None:
         self.statuses.append((campaign_id, delivery_id, target_id, status, detail))
 
     async def confirm(self, campaign_id: str, person_id: str, via: AckVia,
-                      delivery_id: str | None = None) -> bool:
+                      delivery_id: str | None = None) -> Confirmation:
         self.confirms.append((campaign_id, person_id, via, delivery_id))
-        return True
+        return self.answer
 
     async def confirm_from(self, channel: str, address: str, via: AckVia,
                            reply_id: str = "") -> list[str]:
@@ -79,11 +80,13 @@ class Env:
 
 
 def delivery(text: str = "【红色预警】暴雨红色预警。回复1确认收到", *, address: str = PHONE,
-             channel: str = "sms", ack_url: str | None = None) -> Delivery:
+             channel: str = "sms", ack_url: str | None = None,
+             kind: DeliveryKind = DeliveryKind.WARNING, confirm: bool | None = None) -> Delivery:
     return Delivery(
         id="dl_1", campaign_id="cmp-1", alert_id="al_1", target_id="p-1",
-        target_kind=TargetKind.PERSON, channel=channel, step=0, kind=DeliveryKind.WARNING,
-        level=Level.RED, address=address, text=text, created_at=0.0, ack_url=ack_url)
+        target_kind=TargetKind.PERSON, channel=channel, step=0, kind=kind,
+        level=Level.RED, address=address, text=text, created_at=0.0, ack_url=ack_url,
+        confirm=confirm)
 
 
 EnvFactory = Callable[..., Awaitable[Env]]

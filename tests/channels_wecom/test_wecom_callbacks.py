@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from wecom_kit import (
     AGENT_ID,
     CORP_ID,
@@ -26,6 +27,7 @@ from yarl import URL
 from channels.wecom import WeCom
 from channels.wecom_crypto import parse_xml
 from warnbus.domain.models import AckVia, Delivery
+from warnbus.plugin import Confirmation
 
 # --------------------------------------------------------------------------- URL verification
 
@@ -102,6 +104,23 @@ async def test_button_click_confirms(channel: WeCom, hooks: str, sink: Recording
     assert inner.findtext("ToUserName") == d.address
 
 
+@pytest.mark.parametrize(("late", "label"), [(Confirmation.LIFTED, "预警已解除"),
+                                             (Confirmation.ENDED, "预警已结束")])
+async def test_a_late_click_is_not_told_it_confirmed(channel: WeCom, hooks: str,
+                                                    sink: RecordingSink,
+                                                    http: aiohttp.ClientSession,
+                                                    late: Confirmation, label: str) -> None:
+    """A click after the warning was lifted (or ended) is kept as late by the engine: the
+    button says so, never 已确认收到."""
+    sink.late = late
+    d = delivery()
+    params, body = signed_callback(card_event(d.address, _task_id(channel, d)))
+    status, text = await _post(http, hooks, params, body)
+    assert status == 200 and len(sink.confirms) == 1
+    message, _ = ref_decrypt(parse_xml(text.encode()).findtext("Encrypt") or "")
+    assert parse_xml(message).findtext("Button/ReplaceName") == label
+
+
 async def test_userid_case_does_not_matter(channel: WeCom, hooks: str, sink: RecordingSink,
                                            http: aiohttp.ClientSession) -> None:
     d = delivery(address="ZhangSan")
@@ -115,7 +134,9 @@ async def test_resent_callback_confirms_once(channel: WeCom, hooks: str, sink: R
     d = delivery()
     params, body = signed_callback(card_event(d.address, _task_id(channel, d)))
     assert (await _post(http, hooks, params, body))[0] == 200
-    assert (await _post(http, hooks, params, body)) == (200, "")  # WeCom's own resend
+    # WeCom's own resend: answered as the first was (its button turns grey), confirms nothing
+    status, text = await _post(http, hooks, params, body)
+    assert status == 200 and "<Encrypt>" in text
     assert len(sink.confirms) == 1
 
 

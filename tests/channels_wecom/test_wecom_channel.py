@@ -114,14 +114,50 @@ async def test_long_text_messages_are_cut_to_2048_bytes_as_before(channel: WeCom
     assert len(expected.encode()) <= 2048
 
 
-@pytest.mark.parametrize("kind", [DeliveryKind.CANCEL, DeliveryKind.UPDATE, DeliveryKind.NOTICE])
+@pytest.mark.parametrize(("kind", "confirm"), [(DeliveryKind.CANCEL, None),
+                                               (DeliveryKind.NOTICE, None),
+                                               (DeliveryKind.UPDATE, False),
+                                               (DeliveryKind.WARNING, False)])
 async def test_no_ack_wanted_goes_as_text(channel: WeCom, sim: WeComSimulator,
-                                          kind: DeliveryKind) -> None:
-    await channel.send(delivery(kind=kind, text="【预警解除】暴雨红色预警解除。"))
+                                          kind: DeliveryKind, confirm: bool | None) -> None:
+    """A message that asks nothing (a 解除, a notice, an Update to someone who confirmed
+    already) has no button: text, whatever its kind."""
+    await channel.send(delivery(kind=kind, text="【预警解除】暴雨红色预警解除。", confirm=confirm))
     body = sim.sent[-1].body
     assert body["msgtype"] == "text"
     assert body["text"] == {"content": "【预警解除】暴雨红色预警解除。"}
     assert "template_card" not in body and sim.sent[-1].task_id is None
+
+
+@pytest.mark.parametrize(("kind", "confirm", "title"), [
+    (DeliveryKind.UPDATE, None, "红色预警·更新"),  # to someone who has not confirmed yet
+    (DeliveryKind.CANCEL, True, "预警解除"),  # a 解除 the policy wants confirmed
+])
+async def test_every_message_that_asks_is_a_card(channel: WeCom, sim: WeComSimulator,
+                                                 kind: DeliveryKind, confirm: bool | None,
+                                                 title: str) -> None:
+    """An Update asked people to 确认收到 in a text without a button; a 解除 to confirm
+    would have been text too."""
+    await channel.send(delivery(kind=kind, confirm=confirm, step=7))
+    card = sim.sent[-1].body["template_card"]
+    assert card["main_title"]["title"] == title
+    assert card["button_list"][0]["key"] == "ack"
+
+
+async def test_a_card_links_to_the_full_text_it_cannot_carry(channel: WeCom) -> None:
+    """A card carries 160 characters: its text keeps its headline and how to confirm, and
+    links to the ack page, which shows the full text, rather than cutting it silently."""
+    url = "https://warnbus.example/ack/tok"
+    figures = "".join(f"第{i}站累计降雨量{100 + i}毫米。" for i in range(40))
+    text = f"华容县气象台发布暴雨红色预警信号。{figures}请点击“确认收到”"
+    card = channel.build_message(delivery(text=text, ack_url=url))["template_card"]
+    sub = card["sub_title_text"]
+    assert len(sub) <= CARD_TEXT_MAX
+    assert sub.startswith("华容县气象台发布暴雨红色预警信号。第0站累计降雨量100毫米。")
+    assert sub.endswith("请点击“确认收到”")
+    assert card["horizontal_content_list"] == [
+        {"type": 1, "keyname": "全文", "value": "查看预警全文", "url": url}]
+    assert card["card_action"] == {"type": 1, "url": url}
 
 
 async def test_text_is_cut_within_2048_bytes(channel: WeCom, sim: WeComSimulator) -> None:

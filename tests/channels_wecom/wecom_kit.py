@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from channels.wecom import WeCom
 from warnbus.domain.models import AckVia, Delivery, DeliveryKind, Level, TargetKind, delivery_id_for
-from warnbus.plugin import ProviderStatus
+from warnbus.plugin import Confirmation, ProviderStatus
 
 CORP_ID = "ww5f3c1a2b4d6e8f90"
 CORP_SECRET = "sim-corp-secret-0123456789abcdef"
@@ -44,12 +44,13 @@ def channel_config(api_base: str, **overrides: object) -> dict[str, object]:
 
 def delivery(*, kind: DeliveryKind = DeliveryKind.WARNING, target: str = "p43062300004",
              address: str = "u43062300004", step: int = 0, text: str = TEXT,
-             campaign: str = CAMPAIGN, level: Level = Level.RED, drill: bool = False) -> Delivery:
+             campaign: str = CAMPAIGN, level: Level = Level.RED, drill: bool = False,
+             confirm: bool | None = None, ack_url: str | None = None) -> Delivery:
     return Delivery(
         id=delivery_id_for(campaign, ALERT, target, "wecom", step), campaign_id=campaign,
         alert_id=ALERT, target_id=target, target_kind=TargetKind.PERSON, channel="wecom",
         step=step, kind=kind, level=level, address=address, text=text, created_at=time.time(),
-        drill=drill)
+        drill=drill, confirm=confirm, ack_url=ack_url)
 
 
 class RecordingSink:
@@ -60,17 +61,20 @@ class RecordingSink:
         self.statuses: list[tuple[str, str, str, ProviderStatus, str]] = []
         self.replies: list[tuple[str, str, AckVia]] = []
         self._acked: set[tuple[str, str]] = set()
+        self.late: Confirmation | None = None  # set: every confirmation comes after the end
 
     async def delivery_status(self, campaign_id: str, delivery_id: str, target_id: str,
                               status: ProviderStatus, detail: str = "") -> None:
         self.statuses.append((campaign_id, delivery_id, target_id, status, detail))
 
     async def confirm(self, campaign_id: str, person_id: str, via: AckVia,
-                      delivery_id: str | None = None) -> bool:
+                      delivery_id: str | None = None) -> Confirmation:
         self.confirms.append((campaign_id, person_id, via, delivery_id))
+        if self.late is not None:
+            return self.late
         new = (campaign_id, person_id) not in self._acked
         self._acked.add((campaign_id, person_id))
-        return new
+        return Confirmation.RECORDED if new else Confirmation.DUPLICATE
 
     async def confirm_from(self, channel: str, address: str, via: AckVia,
                            reply_id: str = "") -> list[str]:

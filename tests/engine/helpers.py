@@ -76,18 +76,22 @@ async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]]
                        fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
                        start: float | None = None, hooks: Mapping[str, Channel] | None = None,
                        mqtt_url: str = "mqtt://127.0.0.1:9", registry: Registry | None = None,
-                       sites: str = "", **engine: float) -> Harness:
+                       sites: str = "", max_length: Mapping[str, int] | None = None,
+                       **engine: float) -> Harness:
     """An engine on the test channels (which `drain` runs); `hooks`: more channels, whose
     provider webhooks the web app mounts, that no policy sends through; `mqtt_url`: the
     broker `/healthz` asks about (by default nothing listens there); `registry`: instead of
-    the sample county; `sites`: the sites' rules and policy (rules/sites.toml by default)."""
+    the sample county; `sites`: the sites' rules and policy (rules/sites.toml by default);
+    `max_length`: the characters a test channel declares it carries (as a real one of its
+    medium does)."""
     clock = ManualClock(T0.timestamp() if start is None else start)
     settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy, sites=sites,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
         name: TestChannel(name, TestChannelConfig(
             medium=medium, fail_perm=tuple((fail_perm or {}).get(name, ())),
-            fail_temp=tuple((fail_temp or {}).get(name, ()))))
+            fail_temp=tuple((fail_temp or {}).get(name, ())),
+            max_length=(max_length or {}).get(name)))
         for name, medium in DEFAULT_MEDIA.items()
     }
     app = await build_app(settings, clock=clock, channels={**channels, **(hooks or {})},

@@ -31,14 +31,17 @@ from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
 from warnbus.domain.models import AckVia, DeliveryKind, Level
+from warnbus.domain.states import GridState
 from warnbus.feeds import FeedPoller
 from warnbus.feeds import state as feed_state
+from warnbus.flow.breaker import State
 from warnbus.flow.escalation import redial_offsets
 from warnbus.plugin import ProviderStatus
 from warnbus.runtime.app import token_hash
 from warnbus.runtime.config import FeedSettings, TokenSettings
 from warnbus.runtime.services import ManagedService
-from warnbus.state import keys, queue, ratelimit, scripts, store
+from warnbus.state import keys, queue, ratelimit, registrybook, scripts, store
+from warnbus.state.registrybook import RegistryBook
 from warnbus.web.api import make_web_app
 from warnbus.web.console import drafts as console_drafts
 from warnbus.web.console import throttle as console_throttle
@@ -53,7 +56,7 @@ _CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 # Every Lua script the project registers, by where it lives: the state layer's .lua files
 # (`scripts.LOADED`) and the few scripts other modules keep. A new register_script() call must
 # be added here (test_every_registered_script_is_listed) so that it is checked too.
-_STATE_MODULES = (store, queue, ratelimit)  # importing them loads their scripts
+_STATE_MODULES = (store, queue, ratelimit, registrybook)  # importing them loads their scripts
 SCRIPTS: dict[str, str] = {
     **{f"state.{n}": sc.source for n, sc in scripts.LOADED.items()},
     "feeds.state._HOLD": feed_state._HOLD,
@@ -186,6 +189,24 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     assert r.status == 200
 
 
+async def _registry_change(h) -> None:  # type: ignore[no-untyped-def]
+    """A registry change staged, applied (as the console and the CLI do), and picked up."""
+    book = RegistryBook(h.ctx.redis)
+    data = h.ctx.registry.data
+    pid = sorted(data.persons)[0]
+    changed = msgspec.structs.replace(data, persons={
+        **data.persons, pid: msgspec.structs.replace(data.persons[pid], note="核对")})
+    stage = await book.stage(changed, base_version=0, by="root", source="t", report=b"{}",
+                             year=None)
+    staged = await book.staged(stage)
+    assert staged is not None
+    await book.apply(staged.data, expected=0, by="root", source="t",
+                     base=await book.files_sha(), at=0.0, year=None, summary="", diff=b"{}")
+    await book.drop_stage(stage)
+    assert await h.app.engine.registry.refresh()
+    assert await book.history()
+
+
 async def run_workload(url: str) -> dict[str, int]:
     """Everything the engine does to Redis in a campaign's life, on the server at `url`."""
     h = await make_harness(url)
@@ -237,6 +258,14 @@ async def run_workload(url: str) -> dict[str, int]:
             await h.drain()
         kinds = {d.kind for d in h.sent()}
         assert {DeliveryKind.REDIAL, DeliveryKind.ESCALATION} <= kinds, kinds
+        # A provider down past a delivery's deadline: its breaker refuses, the delivery
+        # gives up unsent (a replayed one here, already sent: the script changes nothing).
+        voice = h.channels["voice"]
+        breaker = h.app.engine.dispatcher.breakers.get(voice.info.breaker_key)
+        breaker.record_many(h.clock.now(), 0, 1000)
+        assert breaker.state is State.OPEN
+        await h.ctx.lanes.enqueue([h.sent("voice")[0]])
+        await h.drain()
         # Sweepers of every role (nothing is stuck, but their commands must be cluster-safe).
         eng = h.app.engine
         await eng.inbox_once(reclaim_idle_ms=0)
@@ -256,6 +285,12 @@ async def run_workload(url: str) -> dict[str, int]:
             await poller.state.release("tok-1")
         finally:
             await poller.aclose()
+        # A grid an Update dropped, put back by a later one.
+        grid, view = next((g, v) for g, v in (await h.ctx.store.grids(cid)).items()
+                          if v.state in GridState.OPEN)
+        await h.ctx.store.close_grids(cid, [grid], GridState.DROPPED, [view.holder],
+                                      h.clock.now())
+        assert await h.ctx.store.reopen_grids(cid, [(grid, view.holder)], h.clock.now()) == 1
         # Update (more townships), then Cancel, through the API.
         for name in ("rainstorm-red-update.xml", "rainstorm-red-cancel.xml"):
             r = await client.post("/api/v1/alerts", data=(FIXTURES / name).read_bytes(),
@@ -267,6 +302,7 @@ async def run_workload(url: str) -> dict[str, int]:
         meta = await h.ctx.store.meta(cid)
         assert meta and meta.state == "cancelled"
         await _console(client, h)
+        await _registry_change(h)
         # Expiry of what is left (the console alert), then one more tick of everything.
         h.clock.advance(7 * 24 * 3600)
         await h.drain()

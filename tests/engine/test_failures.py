@@ -50,17 +50,27 @@ async def test_transient_failures_retry_then_dead_letter(redis_url: str) -> None
         for _ in range(4):
             h.clock.advance(60)
             await h.drain()
-        dead = await h.ctx.redis.xrange(keys.DEAD)
-        dead_ids = {decode_delivery(f[b"d"]).id for _i, f in dead}
+        dead = {d.id: d for d in (decode_delivery(f[b"d"])
+                                  for _i, f in await h.ctx.redis.xrange(keys.DEAD))}
         rows = [r for r in await h.ctx.store.audit(res.campaign_id)
                 if r.get("tg") == pid and r.get("ev") == "attempt" and r.get("k") == "warning"
                 and r.get("ch") in ("voice", "sms")]
         per_delivery: dict[str, int] = {}
         for r in rows:
             per_delivery[r["d"]] = per_delivery.get(r["d"], 0) + 1
-        assert per_delivery and all(n == 3 for n in per_delivery.values()), per_delivery
-        assert set(per_delivery) <= dead_ids
+        assert set(per_delivery) <= set(dead)
+        planned = {d: n for d, n in per_delivery.items() if not dead[d].tried}
+        assert len(planned) == 2 and all(n == 3 for n in planned.values()), per_delivery
         assert {r["s"] for r in rows} == {"retry", "dead"}
+        # Each one's fallback (the other channel, with an id of its own) was tried until the
+        # step's deadline and gave up too, or was skipped, recorded, while the step's own
+        # message on that channel was still under way: none vanished.
+        tried = {(d.channel, d.tried) for d in dead.values() if d.tried}
+        skipped = {(r["ch"], r["twin"]) for r in await h.ctx.store.audit(res.campaign_id)
+                   if r.get("ev") == "fallback" and r.get("tg") == pid}
+        for ch, other in (("sms", "voice"), ("voice", "sms")):
+            twin = next(d for d in planned if dead[d].channel == ch)
+            assert (ch, (other,)) in tried or (ch, twin) in skipped, (ch, tried, skipped)
         # WeCom does not use the phone number, so the person was still reached there.
         assert [d for d in h.sent("wecom") if d.target_id == pid
                 and d.kind is DeliveryKind.WARNING] or not h.ctx.person(pid).wecom  # type: ignore[union-attr]

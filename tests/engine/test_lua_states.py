@@ -105,7 +105,7 @@ def test_each_script_names_its_keys_and_arguments() -> None:
     assert ack.argv == ("person", "ack_blob", "now", "via", "delivery_id", "by", "reply_via")
     ck = keys.campaign("cp_x")
     for name, sc in scripts.LOADED.items():
-        if name.startswith("store."):
+        if name.startswith(("store.", "deliveries.")):
             assert all(k in ck.__slots__ for k in sc.keys), name  # all of them campaign keys
 
 

@@ -157,7 +157,7 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
                           root="al_1", sender="s", event="暴雨", drill=False, now=NOW)
         await store.put_targets(cid, [Target(p, TargetKind.PERSON, "430623101001", Role.PRIMARY,
                                              (f"g{p}",)) for p in people], NOW)
-        assert await store.init_grids(cid, [(f"g{p}", p) for p in people]) == 2
+        assert await store.init_grids(cid, [(f"g{p}", p) for p in people], NOW) == 2
     deliveries = [_delivery(c, p, ch, lv) for c in cids for p in people
                   for ch in ("sms", "voice") for lv in (Level.RED, Level.YELLOW)]
     assert await lanes.enqueue(deliveries) == len(deliveries)
@@ -191,8 +191,8 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
     # Timers: the promote script moves due members between two keys of one slot ({t}).
     member = encode_timer(Deadline(cids[0], "p2", 0))
     await timers.schedule([(member, NOW + 60)])
-    assert await timers.promote(NOW) == 0
-    assert await timers.promote(NOW + 60) == 1
+    assert await timers.promote((NOW, 0.0, 0.0)) == 0
+    assert await timers.promote((NOW + 60, 0.0, 0.0)) == 1
     due = await timers.read_due("t1", 10, 0)
     assert [t.member for t in due] == [member]
     await timers.done(due)
@@ -214,3 +214,27 @@ async def test_the_old_lane_names_are_refused_by_a_cluster(rc: Any) -> None:
     assert len({key_slot(k.encode()) for k in old}) > 1
     with pytest.raises(RedisClusterException, match="same key slot"):
         await rc.xreadgroup(keys.GROUP, "w1", old, count=1)
+
+
+async def test_the_registry_book_runs_on_a_cluster(rc: Any) -> None:
+    """Applied registry versions (one tag, {reg}): the apply script, the load's transaction,
+    staged imports and the history, through a cluster client."""
+    from warnbus.registry import default_registry_path, load_registry
+    from warnbus.state.registrybook import RegistryBook
+
+    data = load_registry(default_registry_path()).data
+    book = RegistryBook(rc)
+    await book.set_files_sha("files")
+    assert await book.load() is None
+    stage = await book.stage(data, base_version=0, by="root", source="t", report=b"{}",
+                             year=2026)
+    staged = await book.staged(stage)
+    assert staged is not None and staged.data == data
+    assert await book.apply(staged.data, expected=0, by="root", source="t",
+                            base=await book.files_sha(), at=NOW, year=2026, summary="s",
+                            diff=b"{}") == 1
+    got = await book.load()
+    assert got is not None and got[0].version == 1 and got[0].base == "files"
+    assert got[1] == data
+    assert [e.version for _id, e in await book.history()] == [1]
+    await book.drop_stage(stage)

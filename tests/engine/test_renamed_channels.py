@@ -36,7 +36,7 @@ from warnbus.runtime.app import build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import Settings
 from warnbus.web.console.base import ConsoleSettings
-from warnbus.web.console.compose import preview
+from warnbus.web.console.preview import preview
 
 TOWN = "430623101000"
 SID = "AC" + "5" * 32

@@ -33,11 +33,12 @@ _dec = msgspec.msgpack.Decoder(list)
 
 
 def write_config(tmp: Path, redis_url: str, *, delay: float, concurrency: int = 8,
-                 lease_s: float = 2.0, name: str = "warnbus.toml") -> Path:
-    """A worker configuration: the fast policy on the real clock, recording test channels."""
+                 lease_s: float = 2.0, name: str = "warnbus.toml", after: float = 0.0) -> Path:
+    """A worker configuration: the fast policy on the real clock, recording test channels
+    (`delay`: before the provider accepts a send, `after`: until its answer comes back)."""
     chans = "\n".join(
         f'[channels.{n}]\ntype = "test"\nmedium = "{n}"\nrecord_url = "{redis_url}"\n'
-        f"delay_s = {delay}\n" for n in ("voice", "sms", "wecom", "loudspeaker"))
+        f"delay_s = {delay}\nafter_s = {after}\n" for n in ("voice", "sms", "wecom", "loudspeaker"))
     cfg = tmp / name
     cfg.write_text(
         f'redis_url = "{redis_url}"\nmqtt_url = "mqtt://127.0.0.1:9"\npolicy = "{FAST_POLICY}"\n'

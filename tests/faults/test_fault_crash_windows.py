@@ -7,6 +7,7 @@ worker reclaim the step, and check that the replay finishes the job.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from warnbus.domain.models import Delivery, DeliveryKind
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.escalation import Deadline, decode_timer
 from warnbus.flow.intake import accept
+from warnbus.flow.record import record_rows
+from warnbus.plugin import ProviderStatus
 
 TOWNSHIP = ("430623101000",)
 
@@ -100,3 +103,45 @@ async def test_kill_between_claim_and_record_resends_once_and_counts_it(h: Harne
     assert meta and meta.duplicates == len(entries)
     ids = [d.id for d in h.sent("sms") if d.kind is DeliveryKind.WARNING]
     assert len(ids) == len(set(ids)), "the survivor sent each once"
+
+
+async def test_a_call_whose_worker_died_before_its_record_is_in_the_record(h: Harness) -> None:
+    """Claimed, handed to the provider (which accepted), and the worker died before recording
+    it: the record shows the call with its outcome unknown at once; after the survivor's
+    resend, both calls; a provider's report settles the state of another one."""
+    res = await accept(h.ctx, cap_alert(codes=TOWNSHIP), ENGINE)
+    cid = res.campaign_id
+    eng = h.app.engine
+    await eng.inbox_once()
+    entries = await h.ctx.lanes.read("sms", "doomed", 20, 0)
+    assert len(entries) >= 3
+    claims = await h.ctx.store.claim({cid: [e.delivery for e in entries]}, h.clock.now(),
+                                     h.ctx.settings.engine.lease_s)
+    assert all(code == 1 for code, _n in claims[cid])
+    for e in entries:  # ... the provider accepts every one, and the worker dies
+        await h.channels["sms"].send(e.delivery)
+    ids = {e.delivery.id for e in entries}
+
+    async def rows_of() -> dict[str, list[dict[str, str]]]:
+        out: dict[str, list[dict[str, str]]] = {}
+        for r in await record_rows(h.ctx, res.alert_id):
+            if r["delivery_id"] in ids and r["attempt"]:
+                out.setdefault(r["delivery_id"], []).append(r)
+        return {d: sorted(rs, key=lambda r: int(r["attempt"])) for d, rs in out.items()}
+
+    rows = await rows_of()
+    assert set(rows) == ids, f"{len(ids - set(rows))} calls missing from the record"
+    assert all([(r["outcome"], r["state"], r["attempt"]) for r in rs] == [
+        ("unknown", "sending", "1")] for rs in rows.values())
+    settled = entries[0].delivery
+    await eng.sink.delivery_status(cid, settled.id, settled.target_id, ProviderStatus.DELIVERED)
+    h.clock.advance(h.ctx.settings.engine.lease_s + 1)
+    await eng.dispatcher.process("sms", await h.ctx.lanes.reclaim("sms", "survivor", 0))
+    await h.drain()
+    rows = await rows_of()
+    assert [(r["outcome"], r["state"]) for r in rows[settled.id]] == [("unknown", "delivered")]
+    for d in ids - {settled.id}:
+        assert [(r["attempt"], r["outcome"]) for r in rows[d]] == [
+            ("1", "unknown"), ("2", "accepted")], rows[d]
+    calls = Counter(d.id for d in h.sent("sms") if d.id in ids)
+    assert all(len(rows[d]) == calls[d] for d in ids), "a row per provider call"

@@ -63,6 +63,7 @@ from walkreq import (
     logout,
     new_alert,
     new_user,
+    person_as_is,
     pushed,
     read,
     roster_approval,
@@ -71,6 +72,7 @@ from walkreq import (
     update_form,
     upload,
     wecom,
+    workbook,
 )
 
 from warnbus.runtime.services import ManagedService
@@ -221,6 +223,15 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/duty", SIGNED_IN),
     route("POST /console/duty/change", console(approver=303, admin=303), duty_change),
     route("POST /console/duty/rosters/{id}/approve", console(approver=303), roster_approval),
+    route("GET /console/registry/template.xlsx", SIGNED_IN),
+    route("GET /console/registry/export.xlsx", SIGNED_IN),  # full phones for an admin only
+    route("POST /console/registry/upload", console(admin=303),  # staged for a preview
+          at("POST", "/console/registry/upload", workbook)),
+    route("GET /console/registry/imports/{id}", console(admin=303)),  # no such import: back
+    route("POST /console/registry/imports/{id}/apply", console(admin=Refused(303))),
+    route("GET /console/registry/history", SIGNED_IN),
+    route("GET /console/registry/people/{id}", console(admin=404)),  # no such person
+    route("POST /console/registry/people/{id}", console(admin=Refused(303)), person_as_is),
     # Provider callbacks: the provider's signature (or secret path and network) first.
     route("POST /hooks/twilio-sms/status", hook(), twilio("twilio-sms", "status", SMS_STATUS)),
     route("POST /hooks/twilio-sms/inbound", hook(), twilio("twilio-sms", "inbound", SMS_REPLY)),

@@ -76,6 +76,24 @@ def upload(w: World) -> aiohttp.FormData:
     return data
 
 
+def workbook(w: World) -> aiohttp.FormData:
+    """The empty template: a staged import that changes nothing."""
+    from warnbus.registry_io.export import template_workbook
+
+    data = aiohttp.FormData()
+    data.add_field("workbook", template_workbook(), filename="台账.xlsx",
+                   content_type="application/octet-stream")
+    return data
+
+
+async def person_as_is(w: World, kind: Kind) -> Req:
+    """Save a person's form with what it holds: nothing to change."""
+    person = w.h.ctx.registry.data.persons["p43062300128"]
+    return Req("POST", f"/console/registry/people/{person.id}",
+               data={"phone": person.phone, "role": person.role.value,
+                     "v": str(w.h.ctx.registry_version)})
+
+
 async def thread_or_lifted(w: World, name: str) -> Thread:
     """A live thread (walkkit.THREADS, "console"); "ended": the bureau's, cancelled;
     "lifted": the console's, cancelled."""

@@ -44,6 +44,7 @@ class CampaignMeta(msgspec.Struct, frozen=True, kw_only=True):
     cancelled_by: str = ""  # the Cancel that lifted it
     attempts: int = 0  # provider calls recorded
     duplicates: int = 0  # possible duplicate sends (a lease ran out mid-send)
+    uncontacted: int = 0  # grids moved on past a person no message had reached
     target_counts: dict[TargetState, int] = {}
     grid_counts: dict[GridState, int] = {}
 

@@ -293,6 +293,7 @@ class Grid(msgspec.Struct, frozen=True, gc=False):
     primary: str  # person id
     backup: str | None = None
     tags: tuple[str, ...] = ()
+    note: str | None = None  # 备注, as the office's workbook has it
 
 
 class Person(msgspec.Struct, frozen=True, gc=False):
@@ -305,6 +306,7 @@ class Person(msgspec.Struct, frozen=True, gc=False):
     phone: str | None = None  # E.164, e.g. +8613800000000
     wecom: str | None = None  # WeCom userid
     drill: bool = False  # takes part in exercises (演练)
+    note: str | None = None  # 备注, as the office's workbook has it
 
 
 class Device(msgspec.Struct, frozen=True, gc=False):
@@ -362,10 +364,14 @@ class DeliveryKind(StrEnum):
     CALLS: ClassVar[frozenset[DeliveryKind]]
     #: Not sent once the campaign is over (a Cancel's 解除 notice always goes).
     WHILE_ACTIVE: ClassVar[frozenset[DeliveryKind]]
+    #: Ask the person to confirm, unless the planner says otherwise (`Delivery.confirm`): an
+    #: Update to someone who confirmed already does not, a 解除 does when the policy wants it.
+    CONFIRMING: ClassVar[frozenset[DeliveryKind]]
 
 
 DeliveryKind.CALLS = frozenset({DeliveryKind.WARNING, DeliveryKind.REDIAL, DeliveryKind.ESCALATION})
 DeliveryKind.WHILE_ACTIVE = DeliveryKind.CALLS | {DeliveryKind.UPDATE, DeliveryKind.NOTICE}
+DeliveryKind.CONFIRMING = DeliveryKind.CALLS | {DeliveryKind.UPDATE}
 
 
 class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -391,10 +397,28 @@ class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
     ack_url: str | None = None
     region: str | None = None
     expires_at: float | None = None  # the alert's expiry (e.g. retained speaker messages)
+    #: Whether the message asks its person to confirm (a key, a button, a reply, a link), as
+    #: the planner decided; None (queued by a version before it said): by `kind`.
+    confirm: bool | None = None
+    # Transient failures are retried until then: the step's deadline (the person's next
+    # redial or escalation); None: the alert's validity or `engine.retry_window_s`
+    # (`flow.dispatch.retry_horizon`).
+    retry_until: float | None = None
+    # The channels this message already failed on at this step: a fallback delivery (its id
+    # is its own, `planner.plan_fallback`); empty for a delivery the policy planned.
+    tried: tuple[str, ...] = ()
 
     @property
     def priority(self) -> int:
         return self.level.rank
+
+    @property
+    def asks_confirmation(self) -> bool:
+        """A call gathers the key, a WeCom message is a card with its button: the text asks
+        for the confirmation. Never for a device."""
+        if self.target_kind is not TargetKind.PERSON:
+            return False
+        return self.confirm if self.confirm is not None else self.kind in DeliveryKind.CONFIRMING
 
 
 def delivery_id_for(campaign_id: str, alert_id: str, target_id: str, channel: str, step: int) -> str:

@@ -128,3 +128,10 @@ class AuditEvent(StrEnum):
     LATE = "late"  # the first confirmation of a person after the campaign ended
     GRIDS = "grids"  # grids closed by an Update (dropped) or a Cancel
     ESCALATE = "escalate"  # a grid moved to the next person of its chain, or to 未叫醒
+    REPAIR = "repair"  # the sweeper found a grid open with nothing to move it, and closed it
+    #: A fallback not sent: the step's own delivery on that channel had reached the person,
+    #: or was under way (claim.lua).
+    FALLBACK = "fallback"
+    #: A delivery's retries ran out at its deadline while its provider was refused (circuit
+    #: open): no attempt was made; the fallback channel takes over.
+    GAVE_UP = "gave_up"

@@ -30,9 +30,10 @@ from warnbus.feeds.index import Entry, parse_index
 from warnbus.feeds.state import FeedState
 from warnbus.flow.credentials import of_feed
 from warnbus.flow.intake import accept
-from warnbus.ingest import off_loop, parse_cap
+from warnbus.ingest import off_loop
 from warnbus.ingest.checks import OutsideRegistryError
-from warnbus.ingest.signature import read_trust_files, verify_signature
+from warnbus.ingest.child import read_cap_off_loop
+from warnbus.ingest.signature import read_trust_files
 from warnbus.runtime.config import FeedSettings
 from warnbus.runtime.context import Context
 
@@ -198,21 +199,16 @@ class FeedPoller:
 
         return list(await asyncio.gather(*(one(e) for e in entries)))
 
-    def _read(self, body: bytes) -> Alert:
-        """Check one CAP's signature (by the feed's policy) and parse it, in a worker thread:
-        on the event loop, an entry of the most a feed may serve (8 MB) held every request
-        and timer of the process for the half second these take."""
-        if self.feed.signature != "ignore":
-            verify_signature(body, self.feed.signature, self.trust)
-        server = self.ctx.settings.server
-        return parse_cap(body, max_bytes=self.feed.max_bytes, max_areas=server.max_areas,
-                         max_area_entries=server.max_area_entries)
-
     async def _ingest(self, entry: Entry, body: bytes) -> str:
         """Parse and accept one CAP; return its outcome. Only infrastructure errors raise."""
         name = self.feed.name
         try:
-            alert = await off_loop(len(body), self._read, body)
+            # Its signature and parse away from the loop: a worker thread, or a child
+            # process for the largest (see warnbus.ingest.child).
+            server = self.ctx.settings.server
+            alert = await read_cap_off_loop(
+                body, self.feed.signature, self.trust, max_bytes=self.feed.max_bytes,
+                max_areas=server.max_areas, max_area_entries=server.max_area_entries)
         except IngestError as e:
             log.warning("feed entry rejected", feed=name, entry_id=entry.id, code=e.code,
                         error=e.message)

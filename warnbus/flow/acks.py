@@ -16,18 +16,27 @@ from dataclasses import dataclass
 import structlog
 
 from warnbus.domain.models import Ack, AckVia
-from warnbus.domain.states import CampaignState
+from warnbus.domain.states import CampaignState, GridState
 from warnbus.errors import AuthError
+from warnbus.flow.durable import AckOp, durably
+from warnbus.plugin import Confirmation
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 
 log = structlog.get_logger("warnbus.flow.acks")
 
 RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET, NOT_REACHED, LATE = 1, 2, 0, -1, -2, 3
+#: Redis was unavailable: the confirmation is in the local journal (durable), recorded when
+#: Redis returns (`flow.durable`).
+JOURNALED = 4
 _STATUS = {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campaign",
-           NOT_TARGET: "not_target", NOT_REACHED: "not_reached", LATE: "late"}
-#: What a person reads who confirms after the end (the ack link page, the console).
-LATE_ZH: dict[str, str] = {CampaignState.CANCELLED: "该预警已解除，无需确认。"}
+           NOT_TARGET: "not_target", NOT_REACHED: "not_reached", LATE: "late",
+           JOURNALED: "journaled"}
+#: What a person reads who confirms after the end (the ack link page, the console): the
+#: state the ack script answers, the campaign's or, for a person whose area an Update dropped
+#: (whose 解除 they were sent), `GridState.DROPPED`.
+LATE_ZH: dict[str, str] = {CampaignState.CANCELLED: "该预警已解除，无需确认。",
+                           GridState.DROPPED: "您所在区域的预警已解除，无需确认。"}
 LATE_ZH_DEFAULT = "该预警已结束，无需确认。"
 
 
@@ -45,8 +54,24 @@ class AckResult:
         return self.code == LATE
 
     @property
+    def journaled(self) -> bool:
+        return self.code == JOURNALED
+
+    @property
     def status(self) -> str:
         return _STATUS[self.code]
+
+    @property
+    def confirmation(self) -> Confirmation:
+        """What a channel tells the person (`plugin.Confirmation`)."""
+        if self.code in (RECORDED, JOURNALED):  # journaled: durable, recorded on replay
+            return Confirmation.RECORDED
+        if self.code == DUPLICATE:
+            return Confirmation.DUPLICATE
+        if self.code == LATE:
+            lifted = self.state in (CampaignState.CANCELLED, GridState.DROPPED)
+            return Confirmation.LIFTED if lifted else Confirmation.ENDED
+        return Confirmation.UNKNOWN
 
     @property
     def late_zh(self) -> str:
@@ -63,29 +88,42 @@ async def record_ack(
     delivery_id: str | None = None,
     by: str | None = None,
     reason: str | None = None,
-    reply_via: str | None = None,
 ) -> AckResult:
-    """Record a confirmation. One for a campaign that has ended (cancelled, expired) changes
-    nothing and is recorded as late (audited once per person, counted).
+    """Record a confirmation, durably: in Redis, or (Redis unavailable) in the local journal,
+    replayed later: then the result is JOURNALED. JournalError when neither took it.
+
+    One for a campaign that has ended (cancelled, expired) changes nothing and is recorded
+    as late (audited once per person, counted)."""
+    op = AckOp(campaign_id, person_id, via, ctx.clock.now(), delivery_id, by, reason)
+    result = await durably(ctx, op, lambda o: apply_ack(ctx, o))
+    if result is None:
+        metrics.ACKS.labels(via.value, _STATUS[JOURNALED]).inc()
+        return AckResult(JOURNALED)
+    return result
+
+
+async def apply_ack(ctx: Context, op: AckOp, *, reply_via: str | None = None) -> AckResult:
+    """Write a confirmation to Redis (raises when Redis is unavailable).
 
     `reply_via`: a reply that names no campaign, tried on each candidate, through that
     channel; it counts only where a delivery through the channel had reached the person (a
-    provider had accepted it) before the reply arrived. Where the person is no target, or
-    nothing had reached them, it was simply not meant for that campaign, and is neither
-    counted nor logged."""
-    ack = Ack(campaign_id, person_id, ctx.clock.now(), via, delivery_id, by, reason)
+    provider had accepted it) before the reply arrived (`op.at`). Where the person is no
+    target, or nothing had reached them, it was simply not meant for that campaign, and is
+    neither counted nor logged."""
+    ack = Ack(op.campaign_id, op.person_id, op.at, op.via, op.delivery_id, op.by, op.reason)
     code, extra = await ctx.store.ack(ack, reply_via=reply_via or "")
     result = AckResult(code, extra if code == LATE else "")
     if reply_via is not None and code in (NO_CAMPAIGN, NOT_TARGET, NOT_REACHED):
         return result
+    via = op.via
     metrics.ACKS.labels(via.value, result.status).inc()
     if result.recorded and extra:
         metrics.ACK_LATENCY.observe(max(0.0, ack.at - float(extra)))
     if result.late:
-        log.info("late confirmation: the campaign has ended", campaign_id=campaign_id,
-                 person=person_id, via=via.value, campaign_state=result.state)
+        log.info("late confirmation: the campaign has ended", campaign_id=op.campaign_id,
+                 person=op.person_id, via=via.value, campaign_state=result.state)
     else:
-        log.info("ack", campaign_id=campaign_id, person=person_id, via=via.value,
+        log.info("ack", campaign_id=op.campaign_id, person=op.person_id, via=via.value,
                  result=result.status)
     return result
 

@@ -12,9 +12,10 @@ States (classic closed / open / half-open):
   are at least `min_calls` of them and `failure_ratio` or more failed, the breaker opens.
   A minimum volume matters: one person's phone failing five times in a row is that address,
   not the provider, and must not cut everyone else off.
-- open: no send goes out until `open_s` has passed; `check` says how long to wait. The
-  dispatcher turns that into a transient failure with that `retry_after` (plus jitter), so
-  the delivery waits on the durable timers, not in memory.
+- open: no send goes out until `open_s` has passed; `check` (or `holding`, asked before a
+  chunk is even claimed) says how long to wait. A refused delivery was not sent: the
+  dispatcher records no attempt for it and puts it on the durable timers for the next probe
+  (plus jitter), not in memory, until its deadline (`flow.retry`).
 - half-open: up to `probes` sends go out at once. A success closes the breaker; a failure
   opens it again for twice as long (up to `max_open_s`).
 
@@ -104,6 +105,14 @@ class Breaker:
             return go, None
         return n, None
 
+    def holding(self, now: float, n: int) -> float | None:
+        """While open: seconds until the next probe (the `n` sends asked about are refused);
+        None: ask `admit` when the sends start."""
+        if self.state is State.OPEN and now < self.opened_until:
+            self.rejected += n
+            return self.opened_until - now
+        return None
+
     def record(self, now: float, *, ok: bool) -> None:
         """Report the outcome of a send that `check` let through."""
         self.record_many(now, int(ok), int(not ok))
@@ -173,6 +182,14 @@ class Breakers:
 
     def record_many(self, key: str, ok: int, failed: int) -> None:
         self.get(key).record_many(self._now(), ok, failed)
+
+    def holding(self, key: str, n: int) -> float | None:
+        return self.get(key).holding(self._now(), n)
+
+    def failing(self, key: str) -> bool:
+        """The provider fails broadly: its breaker is open or probing."""
+        b = self._by_key.get(key)
+        return b is not None and b.state is not State.CLOSED
 
     def states(self) -> dict[str, State]:
         return {k: b.state for k, b in self._by_key.items()}

@@ -15,21 +15,22 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
+import msgspec
 import structlog
 
 from warnbus.domain.models import (
     Attempt,
     Delivery,
-    DeliveryKind,
     Outcome,
     TargetKind,
 )
 from warnbus.domain.states import DeliveryState
 from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
-from warnbus.flow.escalation import Retry, SpeakerCheck, encode_timer
-from warnbus.flow.fallback import plan_fallbacks
-from warnbus.plugin import Channel
+from warnbus.flow.escalation import Retry, encode_timer
+from warnbus.flow.fallback import Cause, plan_fallbacks
+from warnbus.flow.retry import backoff, next_try, out_of_attempts, spread
+from warnbus.plugin import PERSON_FIELD, Channel
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.runtime.tasks import gather_paced
@@ -49,7 +50,7 @@ SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
 # Read once per delivery: module names, not attribute lookups on the enum class (each of
 # those costs about 0.15 µs in Python 3.11, a few per delivery).
 _SENT, _DELIVERED, _RETRY = DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.RETRY
-_REACHED, _GAVE_UP = DeliveryState.REACHED, DeliveryState.GAVE_UP
+_GAVE_UP = DeliveryState.GAVE_UP
 
 
 class Dispatcher:
@@ -113,6 +114,12 @@ class Dispatcher:
         complete: list[LaneEntry] = []
         for i in range(0, len(entries), step):
             chunk = entries[i : i + step]
+            held = self.breakers.holding(impl.info.breaker_key, len(chunk)) if impl else None
+            if held is not None:
+                # The provider is down: neither claimed nor sent, and no attempt.
+                await self._defer(channel, [(e.delivery, None) for e in chunk], held)
+                complete += tracker.finish(chunk)
+                continue
             # Wait for the provider's rate before claiming, so a lease never runs out in a queue.
             await self._limiter.acquire(channel, rate, len(chunk))
             complete += tracker.finish(await self._process_chunk(channel, chunk, io))
@@ -138,8 +145,11 @@ class Dispatcher:
                     to_send.append((e, n))
                 if code != IN_FLIGHT:
                     finished.append(e)
-        stored = await self._send_all(channel, [(e.delivery, n) for e, n in to_send])
+        stored, refused, wait = await self._send_all(channel,
+                                                     [(e.delivery, n) for e, n in to_send])
         await io.store.record(stored, ctx.clock.now())
+        if refused:
+            await self._defer(channel, refused, wait)
         # Counted per chunk: a labelled counter costs a lookup and a lock per increment.
         counts: Counter[tuple[str, str]] = Counter()
         errors: Counter[str] = Counter()
@@ -155,14 +165,15 @@ class Dispatcher:
         return finished
 
     async def _send_all(self, channel: str, sends: Sequence[tuple[Delivery, int]]
-                        ) -> list[Stored]:
-        """Send a chunk's claimed deliveries at once; return their attempts."""
+                        ) -> tuple[list[Stored], list[tuple[Delivery, int | None]], float]:
+        """Send a chunk's claimed deliveries at once: their attempts, and those the breaker
+        refused (not sent: no attempt) with how long it holds them."""
         impl = self.channels.get(channel)
         if impl is None:
             at = self.ctx.clock.now()
             err = f"channel {channel} is not configured"
             return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
-                           DeliveryState.FAILED) for d, n in sends]
+                           DeliveryState.FAILED) for d, n in sends], [], 0.0
         key = impl.info.breaker_key
         async with self._sending[channel]:
             # Asked when the sends start (all of them within a few loop turns, see
@@ -174,20 +185,17 @@ class Dispatcher:
                                          for d, n in sends[:go])
         up = sum(1 for _o, ok in results if ok)
         self.breakers.record_many(key, up, len(results) - up)
-        out = [o for o, _ok in results]
-        for d, n in sends[go:]:
-            # The provider is down: wait on the durable timers (jittered, so the retries
-            # do not come back as one herd), not in memory. Each refusal is an attempt,
-            # so a breaker that stays open ends in the dead letters and the policy's
-            # fallback channel, as a failing provider would.
-            held = wait or 0.0
-            delay = held + random.uniform(0.0, min(held, 2.0))
-            out.append(self._transient(d, n, at, f"circuit open: {key} is failing", delay))
-        return out
+        return [o for o, _ok in results], list(sends[go:]), wait or 0.0
 
     async def _send(self, impl: Channel, channel: str, d: Delivery, n: int, at: float,
                     info: bool) -> tuple[Stored, bool]:
         """One send: its attempt, and whether the provider answered (for the breaker)."""
+        current = self._readdressed(impl, d)
+        if current is None:
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
+                                     error="no longer in the registry (or no address there)"),
+                          DeliveryState.FAILED), True
+        d = current
         try:
             receipt = await impl.send(d)
         except TransientChannelError as e:
@@ -210,39 +218,86 @@ class Dispatcher:
         return Stored(d, Attempt(d.id, n, channel, at, receipt.outcome,
                                  provider_id=receipt.provider_id), state), True
 
+    def _readdressed(self, impl: Channel, d: Delivery) -> Delivery | None:
+        """The delivery to the person's address in the registry served now: a registry
+        change applied while the delivery waited on its lane or for a retry (a new phone)
+        is what it goes to; None when the person, or their address, is gone."""
+        if d.target_kind is not TargetKind.PERSON:
+            return d
+        person = self.ctx.person(d.target_id)
+        address = PERSON_FIELD[impl.info.address](person) if person is not None else None
+        if not address:
+            return None
+        return d if address == d.address else msgspec.structs.replace(d, address=address)
+
     def _transient(self, d: Delivery, n: int, at: float, error: str, retry_after: float | None
                    ) -> Stored:
+        """A transient failure: tried again inside the delivery's horizon, else dead."""
         cfg = self.ctx.settings.engine
-        if n >= cfg.max_attempts:
+        delay = retry_after if retry_after is not None else backoff(cfg, n)
+        due = None if out_of_attempts(cfg, n) else next_try(cfg, d, at, delay)
+        if due is None:
             return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error),
                           DeliveryState.DEAD)
-        backoff = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** (n - 1))
-        delay = retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.0)
         return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error,
-                                 retry_after=delay), DeliveryState.RETRY)
+                                 retry_after=due - at), DeliveryState.RETRY)
+
+    async def _defer(self, channel: str, items: Sequence[tuple[Delivery, int | None]],
+                     wait: float) -> None:
+        """Deliveries the breaker refused (`n`: the attempt number their claim gave, None when
+        they were not claimed): back to retry on the durable timers after its next probe
+        (jittered), or, past their horizon, given up (no attempt), dead-lettered and handed
+        to a channel of another provider."""
+        ctx = self.ctx
+        cfg = ctx.settings.engine
+        now = ctx.clock.now()
+        later: list[tuple[Delivery, int | None, float]] = []
+        over: list[tuple[Delivery, int | None]] = []
+        for d, n in items:
+            due = next_try(cfg, d, now, spread(wait))
+            if due is None:
+                over.append((d, n))
+            else:
+                later.append((d, n, due))
+        why = f"circuit open: the provider of {channel} is failing"
+        applied = await ctx.store.unsent(
+            [(d, n, False, "") for d, n, _due in later if n is not None]
+            + [(d, n, True, why) for d, n in over], now)
+        released = iter(applied)
+        retries = [(encode_timer(Retry(d, (n or 1) - 1)), due) for d, n, due in later
+                   if n is None or next(released)]
+        gave_up = [d for (d, _n), ok in zip(over, released, strict=True) if ok]
+        if retries:
+            await ctx.timers.schedule(retries)
+        if gave_up:
+            metrics.DELIVERIES.labels(channel, "any", DeliveryState.DEAD.value).inc(len(gave_up))
+            await ctx.lanes.dead_letter([(d, why) for d in gave_up])
+            log.error("gave up: the provider refused until the deadline", channel=channel,
+                      n=len(gave_up), ids=[d.id for d in gave_up][:10])
+            await ctx.lanes.enqueue(await plan_fallbacks(ctx, [(d, Cause.PROVIDER)
+                                                               for d in gave_up]))
 
     async def _follow_up(self, stored: Sequence[Stored]) -> None:
         """Retries go to the timers; permanent failures and dead letters switch channel."""
         ctx = self.ctx
         retries = []
-        switch: list[Delivery] = []
+        switch: list[tuple[Delivery, Cause]] = []
         dead = []
         for o in stored:
-            d = o.delivery
-            if (o.next_state in _REACHED and d.target_kind is TargetKind.DEVICE
-                    and d.kind in (DeliveryKind.WARNING, DeliveryKind.UPDATE)):
-                # Speakers must report playout in time, or their grid officer is put on notice.
-                wait = ctx.rules.policy_for(d.level).speaker_deadline_s
-                if wait:
-                    check = SpeakerCheck(d.campaign_id, d.alert_id, d.address)
-                    retries.append((encode_timer(check), o.attempt.at + wait))
             if o.next_state is _RETRY:
                 due = o.attempt.at + (o.attempt.retry_after or 0.0)
                 retries.append((encode_timer(Retry(o.delivery, o.attempt.n)), due))
             elif o.next_state in _GAVE_UP:
-                switch.append(o.delivery)
                 if o.next_state is DeliveryState.DEAD:
                     dead.append(o)
+                    # Failing until its deadline: the provider's doing while its breaker
+                    # is not closed (it fails broadly), else this address's.
+                    key = o.delivery.channel
+                    impl = self.channels.get(key)
+                    broad = impl is not None and self.breakers.failing(impl.info.breaker_key)
+                    switch.append((o.delivery, Cause.PROVIDER if broad else Cause.ADDRESS))
+                else:
+                    switch.append((o.delivery, Cause.ADDRESS))
         if retries:
             await ctx.timers.schedule(retries)
         if dead:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import msgspec
 
-from warnbus.domain.models import CHAIN_ORDER, Delivery, Role
+from warnbus.domain.models import CHAIN_ORDER, Delivery, DeliveryKind, Role, TargetKind
 from warnbus.domain.states import GridState
 from warnbus.domain.steps import Step
 
@@ -58,6 +58,7 @@ class SpeakerCheck(msgspec.Struct, frozen=True, array_like=True, tag="s"):
 
 
 TimerItem = Deadline | Retry | Expiry | SpeakerCheck
+
 _timer_enc = msgspec.msgpack.Encoder()
 _timer_dec: msgspec.msgpack.Decoder[TimerItem] = msgspec.msgpack.Decoder(TimerItem)
 
@@ -68,6 +69,23 @@ def encode_timer(item: TimerItem) -> bytes:
 
 def decode_timer(blob: bytes) -> TimerItem:
     return _timer_dec.decode(blob)
+
+
+def playout_checks(deliveries: Sequence[Delivery], wait_s: float | None, now: float
+                   ) -> list[tuple[bytes, float]]:
+    """The playout deadlines of the area commands among `deliveries` (Warnings and Updates),
+    `wait_s` after they are queued.
+
+    Scheduled when a command is queued, not when it was sent: a command that cannot reach
+    its speakers in time (the broker is down, its breaker open) puts the grid officers of
+    its village on notice at the deadline as a silent speaker does (`Ticker.speakers`),
+    while the command itself keeps waiting for the broker as long as its alert is valid."""
+    if not wait_s:
+        return []
+    return [(encode_timer(SpeakerCheck(d.campaign_id, d.alert_id, d.address)), now + wait_s)
+            for d in deliveries
+            if d.target_kind is TargetKind.DEVICE
+            and d.kind in (DeliveryKind.WARNING, DeliveryKind.UPDATE)]
 
 
 # --------------------------------------------------------------------------- policy view

@@ -9,9 +9,10 @@ import structlog
 from warnbus.domain.models import AckVia
 from warnbus.domain.states import DeliveryReport
 from warnbus.domain.targets import RefKind, kind_of
-from warnbus.flow.acks import record_ack
+from warnbus.flow.acks import apply_ack, record_ack
+from warnbus.flow.durable import AckOp, Op, ReplyOp, StatusOp, durably
 from warnbus.flow.fallback import plan_fallback_for
-from warnbus.plugin import PERSON_FIELD, Address, ProviderStatus
+from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.devices import DeviceStatusBook
@@ -50,22 +51,39 @@ class EngineSink:
         self, campaign_id: str, delivery_id: str, target_id: str, status: ProviderStatus,
         detail: str = "",
     ) -> None:
+        """Apply a provider's report, durably (Redis, or the journal while it is away)."""
+        if status not in _DELIVERED and status not in _FAILED:
+            return  # queued/sent/no-answer: nothing to change; deadlines drive redials
+        op = StatusOp(campaign_id, delivery_id, target_id, status.value, self.ctx.clock.now(),
+                      detail)
+        await durably(self.ctx, op, self._apply_status)
+
+    async def _apply_status(self, op: StatusOp) -> None:
+        status = ProviderStatus(op.status)
         if status in _DELIVERED:
             report = DeliveryReport.DELIVERED
-        elif status in _FAILED:
+        else:
             # One speaker failing does not fail the area's command: only that speaker is
             # recorded (and its officer is put on notice when the playout deadline passes).
-            device = kind_of(target_id) is RefKind.DEVICE
+            device = kind_of(op.target_id) is RefKind.DEVICE
             report = DeliveryReport.DEVICE_FAILED if device else DeliveryReport.FAILED
-        else:
-            return  # queued/sent/no-answer: nothing to change; deadlines drive redials
-        res = await self.ctx.store.status(campaign_id, delivery_id, target_id, report, detail,
-                                          self.ctx.clock.now())
+        res = await self.ctx.store.status(op.campaign_id, op.delivery_id, op.target_id, report,
+                                          op.detail, op.at)
         if res == 1 and report is DeliveryReport.FAILED:
             # Accepted, then undeliverable (e.g. SMS 30003): the policy's next channel.
-            await self.ctx.lanes.enqueue(await plan_fallback_for(self.ctx, campaign_id, delivery_id))
-        log.info("provider status", campaign_id=campaign_id, delivery_id=delivery_id,
+            await self.ctx.lanes.enqueue(
+                await plan_fallback_for(self.ctx, op.campaign_id, op.delivery_id))
+        log.info("provider status", campaign_id=op.campaign_id, delivery_id=op.delivery_id,
                  status=status.value, applied=res == 1)
+
+    async def apply(self, op: Op) -> None:
+        """Apply a journaled op to Redis (the replay; raises while Redis is unavailable)."""
+        if isinstance(op, AckOp):
+            await apply_ack(self.ctx, op)
+        elif isinstance(op, ReplyOp):
+            await self._apply_reply(op)
+        else:
+            await self._apply_status(op)
 
     def device_area(self, device_id: str) -> str | None:
         """The registry's area of a loudspeaker (the channel judges playout reports by it)."""
@@ -79,9 +97,11 @@ class EngineSink:
 
     async def confirm(
         self, campaign_id: str, person_id: str, via: AckVia, delivery_id: str | None = None
-    ) -> bool:
+    ) -> Confirmation:
+        """What became of the confirmation; one journaled (Redis unavailable: recorded when
+        it returns) reads as recorded."""
         res = await record_ack(self.ctx, campaign_id, person_id, via, delivery_id=delivery_id)
-        return res.recorded
+        return res.confirmation
 
     async def confirm_from(self, channel: str, address: str, via: AckVia, reply_id: str = ""
                            ) -> list[str]:
@@ -92,7 +112,8 @@ class EngineSink:
         `reply_id`, the provider's message id: a reply handled once (resent by the
         provider, or replayed) confirms nothing more. A reply that finds nothing to confirm
         is recorded as late in the campaigns that ended lately (within `LATE_REPLY_S`) where
-        it would have counted."""
+        it would have counted. Durable like every confirmation: with Redis unavailable the
+        reply is journaled (and [] returned), and judged as of its arrival when replayed."""
         info = self.ctx.channels.get(channel)
         # What `address` is comes from the channel's info (a WeCom channel named "wx" gives
         # WeCom ids); a channel this process does not know confirms nobody.
@@ -102,39 +123,46 @@ class EngineSink:
             return []
         if len(reply_id) > 64:  # a key name, whatever a provider sends
             reply_id = hashlib.sha256(reply_id.encode()).hexdigest()
-        if reply_id and not await self.ctx.store.claim_reply(channel, reply_id, REPLY_MEMORY_S):
-            metrics.ACKS.labels(via.value, "duplicate").inc()
-            log.info("reply already handled", channel=channel, address=address)
-            return []
-        try:
-            return await self._confirm_reply(channel, address, persons, via)
-        except BaseException:
-            if reply_id:  # not handled: let the provider's resend through
-                await self.ctx.store.forget_reply(channel, reply_id)
-            raise
+        op = ReplyOp(channel, address, via, self.ctx.clock.now(), reply_id)
+        return await durably(self.ctx, op, self._apply_reply) or []
 
-    async def _confirm_reply(self, channel: str, address: str, persons: list[str],
-                             via: AckVia) -> list[str]:
+    async def _apply_reply(self, op: ReplyOp) -> list[str]:
+        info = self.ctx.channels.get(op.channel)
+        persons = self._by_address.get((info.address, op.address), []) if info else []
+        store = self.ctx.store
+        if op.reply_id and await store.reply_handled(op.channel, op.reply_id):
+            metrics.ACKS.labels(op.via.value, "duplicate").inc()
+            log.info("reply already handled", channel=op.channel, address=op.address)
+            return []
+        confirmed = await self._confirm_reply(op, persons)
+        # Marked handled only now that it is: a resend that comes while this one is under
+        # way confirms again (the same confirmations: no change), one after it nothing.
+        if op.reply_id:
+            await store.reply_done(op.channel, op.reply_id, REPLY_MEMORY_S)
+        return confirmed
+
+    async def _confirm_reply(self, op: ReplyOp, persons: list[str]) -> list[str]:
         tried = await self._active(fresh=False)
-        confirmed = await self._confirm_in(tried, persons, via, channel)
+        confirmed = await self._confirm_in(tried, persons, op)
         if not confirmed:
             # The list may be a moment old: a miss asks Redis for campaigns started since.
             fresh = [c for c in await self._active(fresh=True) if c not in tried]
-            confirmed = await self._confirm_in(fresh, persons, via, channel)
+            confirmed = await self._confirm_in(fresh, persons, op)
             tried += fresh
         if not confirmed:
-            since = self.ctx.clock.now() - LATE_REPLY_S
+            since = op.at - LATE_REPLY_S
             ended = [c for c in await self.ctx.store.ended_campaigns(since) if c not in tried]
-            await self._confirm_in(ended[:LATE_REPLY_CAMPAIGNS], persons, via, channel)
-            log.info("reply without an open campaign", channel=channel, address=address)
+            await self._confirm_in(ended[:LATE_REPLY_CAMPAIGNS], persons, op)
+            log.info("reply without an open campaign", channel=op.channel, address=op.address)
         return sorted(confirmed)
 
-    async def _confirm_in(self, campaigns: list[str], persons: list[str], via: AckVia,
-                          channel: str) -> list[str]:
+    async def _confirm_in(self, campaigns: list[str], persons: list[str], op: ReplyOp
+                          ) -> list[str]:
         confirmed: list[str] = []
         for pid in persons:
             for cid in campaigns:
-                res = await record_ack(self.ctx, cid, pid, via, reply_via=channel)
+                ack = AckOp(cid, pid, op.via, op.at)
+                res = await apply_ack(self.ctx, ack, reply_via=op.channel)
                 if res.recorded:
                     confirmed.append(cid)
         return confirmed

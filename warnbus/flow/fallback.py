@@ -1,43 +1,93 @@
-"""The policy's next channel after a permanent failure: the same message, another channel."""
+"""The policy's next channel after a channel failed a person: the same message, another way.
+
+Why the channel failed decides where the message may go next (`Cause`):
+
+- the address: the provider refused the number or id for good (a permanent failure), or
+  accepted the message and then reported it undeliverable: any channel the person has an
+  address for may take over;
+- the provider: it kept failing (or its breaker kept refusing) until the step's deadline: a
+  channel of the same provider (`ChannelInfo.provider`: Twilio's SMS after its voice) would
+  fail the same way, so only another provider's channel takes over.
+
+A fallback has an id of its own (`planner.plan_fallback`), so it is never dropped because the
+step's delivery on that channel exists; claim.lua skips it, recorded in the audit, when that
+delivery (its twin) has already reached the person or is still under way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from functools import partial
 
-from warnbus.domain.models import Delivery, DeliveryKind, Level, TargetKind
+import structlog
+
+from warnbus.domain.models import Delivery, DeliveryKind, Level, Person, TargetKind
 from warnbus.domain.steps import Step
-from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.planner import PlanContext, area_text, plan_fallback
+from warnbus.plugin import person_address
 from warnbus.runtime.context import Context
 
+log = structlog.get_logger("warnbus.flow.fallback")
 
-async def plan_fallbacks(ctx: Context, failed: Sequence[Delivery]) -> list[Delivery]:
-    """Deliveries on the fallback channel of each failed person delivery.
 
-    Ids are deterministic, so a fallback onto a channel the person already got this step
-    (e.g. voice -> sms when the first wave sent an SMS too) is dropped by the queue.
-    """
+class Cause(StrEnum):
+    """Why a channel gave up on a person's delivery."""
+
+    ADDRESS = "address"  # refused for good, or undeliverable: any other channel
+    PROVIDER = "provider"  # the provider kept failing: a channel of another provider
+
+
+def next_channel(ctx: Context, d: Delivery, person: Person, cause: Cause) -> str | None:
+    """The first channel of the policy's fallback chain after `d`'s that was not tried at
+    this step, that the person has an address for, and (for `Cause.PROVIDER`) that another
+    provider runs."""
+    failed = ctx.channels.get(d.channel)
+    skip = {*d.tried, d.channel}
+    while (nxt := ctx.rules.fallback_for(d.channel, tuple(skip))) is not None:
+        info = ctx.channels.get(nxt)
+        if (info is not None and info.target is TargetKind.PERSON
+                and person_address(person, info.address)
+                and not (cause is Cause.PROVIDER and failed is not None
+                         and info.provider == failed.provider)):
+            return nxt
+        skip.add(nxt)
+    return None
+
+
+async def plan_fallbacks(ctx: Context, failed: Sequence[tuple[Delivery, Cause]]
+                         ) -> list[Delivery]:
+    """Fallback deliveries of failed person deliveries (see the module)."""
     out: list[Delivery] = []
-    for d in failed:
+    for d, cause in failed:
         if d.target_kind is not TargetKind.PERSON:
             continue
-        nxt = ctx.rules.fallback_for(d.channel)
         person = ctx.person(d.target_id)
         alert = await ctx.alert(d.campaign_id, d.alert_id)
-        if not nxt or person is None or alert is None:
+        if person is None or alert is None:
+            continue
+        nxt = next_channel(ctx, d, person, cause)
+        if nxt is None:
+            log.warning("no channel left to fall back to", campaign_id=d.campaign_id,
+                        delivery_id=d.id, person=d.target_id, channel=d.channel,
+                        tried=list(d.tried), cause=cause.value)
             continue
         pctx = PlanContext(
             campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
             level=Level(d.level), area=area_text(alert), now=ctx.clock.now(),
             renderer=ctx.rules.renderer, channels=ctx.channels,
-            ack_url=partial(ctx.ack_url, d.campaign_id),
+            ack_url=partial(ctx.ack_url, d.campaign_id), until=d.retry_until,
         )
-        out += plan_persons(pctx, [person], [nxt], Step.of(d.step), DeliveryKind(d.kind))
+        got = plan_fallback(pctx, person, nxt, Step.of(d.step), DeliveryKind(d.kind),
+                            (*d.tried, d.channel))
+        if got is not None:
+            out.append(got)
     return out
 
 
 async def plan_fallback_for(ctx: Context, campaign_id: str, delivery_id: str) -> list[Delivery]:
-    """Fallback deliveries for a delivery a provider reported failed after accepting it."""
+    """Fallback deliveries for a delivery a provider reported failed after accepting it: the
+    address was the cause (the provider was up: it accepted the message)."""
     info = await ctx.store.delivery_info(campaign_id, delivery_id)
     if info is None:
         return []
@@ -46,5 +96,6 @@ async def plan_fallback_for(ctx: Context, campaign_id: str, delivery_id: str) ->
         target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
         channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
         level=Level(info["level"]), address="", text="", created_at=ctx.clock.now(),
+        tried=tuple(filter(None, info.get("tried", "").split(","))),
     )
-    return await plan_fallbacks(ctx, [skeleton])
+    return await plan_fallbacks(ctx, [(skeleton, Cause.ADDRESS)])

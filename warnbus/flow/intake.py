@@ -7,12 +7,12 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
+import msgspec
 import structlog
 
-from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Alert,
     Delivery,
@@ -25,10 +25,19 @@ from warnbus.domain.models import (
     TargetKind,
     alert_id_for,
 )
-from warnbus.domain.states import CampaignState, GridState, TargetState
+from warnbus.domain.states import CampaignState, GridState
 from warnbus.domain.steps import Step
-from warnbus.domain.targets import area_id
 from warnbus.errors import IngestError
+from warnbus.flow.changes import (
+    UpdatePlan,
+    by_policy,
+    message_meta,
+    persons_of,
+    plan_cancel,
+    plan_context,
+    plan_update,
+    reach_count,
+)
 from warnbus.flow.credentials import (
     Credential,
     categories_of,
@@ -40,9 +49,15 @@ from warnbus.flow.credentials import (
     foreign_thread,
     reach_of,
 )
-from warnbus.flow.escalation import Deadline, Expiry, deadline_for, encode_timer
+from warnbus.flow.escalation import (
+    Deadline,
+    Expiry,
+    deadline_for,
+    encode_timer,
+    playout_checks,
+)
 from warnbus.flow.matching import LISTED, AcceptWarning, match_alert, off_loop, reach
-from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.flow.planner import PlanContext, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
 from warnbus.ingest import alert_to_json
 from warnbus.runtime import metrics
@@ -52,8 +67,6 @@ from warnbus.runtime.tasks import Bounded
 log = structlog.get_logger("warnbus.flow.intake")
 PLAN_CHUNK = 1000  # targets planned and queued per step of a first wave
 PLAN_AHEAD = 2  # chunks whose writes may be in flight while the next one is planned
-#: The roles of a first wave's targets: grid officers and the called people of sites.
-FIRST_WAVE_ROLES = frozenset({Role.PRIMARY, Role.SITE})
 
 
 @dataclass(frozen=True)
@@ -180,22 +193,6 @@ async def thread_reach(ctx: Context, cid: str) -> set[str]:
 # --------------------------------------------------------------------------- worker side
 
 
-def _message(alert: Alert, level: Level, villages: Sequence[str], targets: int) -> MessageMeta:
-    """What the campaign's meta keeps of the message it carries now."""
-    info = alert.primary_info()
-    expires = alert.expires_at()
-    return MessageMeta(latest=alert.alert_id, level=level,
-                       headline=(info.headline or "") if info else "", area=area_text(alert),
-                       expires_at=expires.timestamp() if expires else None,
-                       villages=tuple(villages), targets=targets)
-
-
-def _reach(targets: Sequence[Target], villages: Sequence[str], policy: LevelPolicyLike) -> int:
-    """What the campaign sends to: persons, plus one area per village for loudspeakers."""
-    persons = sum(1 for t in targets if t.kind is TargetKind.PERSON)
-    return persons + (len(villages) if policy.device_channels else 0)
-
-
 class Intake:
     """The planner role: reads the inbox and runs the campaign lifecycle."""
 
@@ -221,25 +218,10 @@ class Intake:
             structlog.contextvars.unbind_contextvars("alert_id", "campaign_id")
 
     def _plan_ctx(self, cid: str, alert: Alert, level: Level) -> PlanContext:
-        return PlanContext(
-            campaign_id=cid,
-            alert=alert,
-            info=alert.primary_info(),
-            level=level,
-            area=area_text(alert),
-            now=self.ctx.clock.now(),
-            renderer=self.ctx.rules.renderer,
-            channels=self.ctx.channels,
-            ack_url=lambda pid: self.ctx.ack_url(cid, pid),
-        )
+        return plan_context(self.ctx, cid, alert, level, ack_url=self._ack_url(cid))
 
-    def _persons(self, targets: Sequence[Target]) -> list[Person]:
-        out = []
-        for t in targets:
-            p = self.ctx.person(t.id) if t.kind is TargetKind.PERSON else None
-            if p is not None:
-                out.append(p)
-        return out
+    def _ack_url(self, cid: str) -> Callable[[str], str | None]:
+        return lambda pid: self.ctx.ack_url(cid, pid)
 
     async def _first_wave(
         self, cid: str, alert: Alert, level: Level, policy: LevelPolicyLike,
@@ -255,17 +237,23 @@ class Intake:
         per village reaches a whole village."""
         ctx = self.ctx
         pctx = self._plan_ctx(cid, alert, level)
+        if policy.ack_deadline_s:
+            # Retried until the first deadline (the first redial), when that step takes over.
+            first = deadline_for(policy, Step.first_wave(), 0.0, 0.0)
+            pctx = replace(pctx, until=pctx.now + first)
         n = 0
         for ch in policy.device_channels:
             area_wave = plan_areas(pctx, villages, ch, kind)
             await ctx.lanes.enqueue(area_wave)
+            await ctx.timers.schedule(playout_checks(area_wave, policy.speaker_deadline_s,
+                                                     pctx.now))
             n += len(area_wave)
         writes = Bounded(PLAN_AHEAD)
         chunk = self.plan_chunk
         try:
             for i in range(0, len(targets), chunk):
                 part = targets[i : i + chunk]
-                persons = self._persons(part)
+                persons = persons_of(ctx, part)
                 deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(), kind)
                 n += len(deliveries)
                 await writes.submit(self._queue_chunk(cid, policy, part, persons, deliveries))
@@ -285,18 +273,20 @@ class Intake:
         # its record find the campaign state they move.
         firsts = await ctx.store.put_targets(cid, part, now)
         await ctx.store.init_grids(
-            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids]
+            cid, [(g, t.id) for t in part if t.kind is TargetKind.PERSON for g in t.grids], now
         )
         await ctx.lanes.enqueue(deliveries)
+        await self._first_deadlines(cid, policy, [p.id for p in persons], firsts, now)
+
+    async def _first_deadlines(self, cid: str, policy: LevelPolicyLike, persons: Sequence[str],
+                               firsts: Mapping[str, float], now: float) -> None:
+        """The first wave's deadlines: each person's first wave plus a fixed offset."""
         if policy.ack_deadline_s:
-            # The first wave's deadline is the person's first wave plus a fixed offset.
-            first = Step.first_wave()
-            offset = deadline_for(policy, first, 0.0, now)
-            step = int(first)  # once, not per person: a province's first wave has 74,000
-            await ctx.timers.schedule([
-                (encode_timer(Deadline(cid, p.id, step)), firsts.get(p.id, now) + offset)
-                for p in persons
-            ])
+            offset = deadline_for(policy, Step.first_wave(), 0.0, now)
+            step = int(Step.first_wave())  # once, not per person: a province has 74,000
+            await self.ctx.timers.schedule([
+                (encode_timer(Deadline(cid, p, step)), firsts.get(p, now) + offset)
+                for p in persons])
 
     async def _waves(
         self, cid: str, alert: Alert, level: Level, targets: Sequence[Target],
@@ -324,8 +314,8 @@ class Intake:
         now = ctx.clock.now()
         expires = alert.expires_at()
         info = alert.primary_info()
-        msg = _message(alert, level, match.villages,
-                       _reach(targets, () if alert.is_drill else match.villages, policy))
+        msg = message_meta(alert, level, match.villages,
+                           reach_count(targets, () if alert.is_drill else match.villages, policy))
         await ctx.store.start(cid, msg, root=alert.alert_id, sender=alert.sender,
                               event=info.event if info else "", drill=alert.is_drill, now=now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
@@ -343,47 +333,59 @@ class Intake:
             log.warning("update of a campaign that is over",
                         state=meta.state.value if meta else None)
             return
-        level = ctx.rules.level_of(alert)
-        policy = ctx.rules.policy_for(level)
-        match = await match_alert(ctx, alert)
-        new_targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                        drill=alert.is_drill, sites=match.sites,
-                                        hazards=match.hazards)
-        old = await ctx.store.targets(cid)
-        grids_now = {*match.grids, *match.sites}
-        old_grids = {g for t in old.values() for g in t.grids
-                     if t.kind is TargetKind.PERSON and t.role in FIRST_WAVE_ROLES}
-        dropped_grids = sorted(old_grids - grids_now)
-        keep_ids = {t.id for t in new_targets}
-        dropped_people = [t.id for t in old.values()
-                          if t.kind is TargetKind.PERSON and t.id not in keep_ids
-                          and t.role in FIRST_WAVE_ROLES]
+        plan = await plan_update(ctx, cid, alert, meta, ack_url=self._ack_url(cid))
+        # Queued before the state moves on: the plan compares with the message it updates
+        # and the grids still open, so an Update handled again after a crash finds its
+        # deliveries queued already (the same ids: sent once) rather than a state with
+        # nothing left to announce.
+        await ctx.lanes.enqueue(plan.deliveries)
         now = ctx.clock.now()
-        await ctx.store.close_grids(cid, dropped_grids, GridState.DROPPED, dropped_people, now)
+        await ctx.timers.schedule(playout_checks(plan.deliveries, plan.policy.speaker_deadline_s,
+                                                 now))
+        await ctx.store.close_grids(cid, plan.dropped_grids, GridState.DROPPED,
+                                    plan.dropped_people, now)
+        if plan.reopened:
+            # Their deadlines first: handled again after the grids reopened, the Update
+            # finds these persons still in the area (no first wave, no deadline of theirs).
+            returning = {pid for _, pid in plan.reopened}
+            first = Step.first_wave()
+            await ctx.timers.schedule([
+                (encode_timer(Deadline(cid, t.id, int(first))),
+                 deadline_for(plan.policy_of(t), first, now, now))
+                for t in plan.added if t.id in returning and plan.policy_of(t).ack_deadline_s])
+            await ctx.store.reopen_grids(cid, plan.reopened, now)
+        await ctx.store.carry(cid, plan.message)
+        n = await self._waves(cid, alert, plan.level, plan.added, (), DeliveryKind.WARNING)
+        await self._grow_kept(cid, plan, now)
         expires = alert.expires_at()
-        await ctx.store.carry(cid, _message(alert, level, match.villages,
-                                            _reach(new_targets, match.villages, policy)))
-        added = [t for t in new_targets if t.id not in old]
-        kept = [t for t in new_targets if t.id in old]
-        n = await self._waves(cid, alert, level, added, (), DeliveryKind.WARNING)
-        # Everyone still in the area gets the new content; those who confirmed already get it
-        # on the notice channels only (they need not confirm again).
-        pctx = self._plan_ctx(cid, alert, level)
-        acks = await ctx.store.acks(cid)
-        calling = self._persons([t for t in kept if t.id not in acks])
-        confirmed = self._persons([t for t in kept if t.id in acks])
-        first = Step.first_wave()
-        deliveries = plan_persons(pctx, calling, policy.channels, first, DeliveryKind.UPDATE)
-        deliveries += plan_persons(pctx, confirmed, policy.cancel_channels, first,
-                                   DeliveryKind.UPDATE)
-        for ch in policy.device_channels:
-            if not alert.is_drill:
-                deliveries += plan_areas(pctx, match.villages, ch, DeliveryKind.UPDATE)
-        await ctx.lanes.enqueue(deliveries)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
-        log.info("campaign updated", added=len(added), dropped=len(dropped_people),
-                 dropped_grids=len(dropped_grids), deliveries=n + len(deliveries))
+        log.info("campaign updated", added=len(plan.added), dropped=len(plan.dropped_people),
+                 reopened=len(plan.reopened),
+                 dropped_grids=len(plan.dropped_grids), lifted=plan.lifted_people,
+                 lifted_villages=plan.lifted_villages, deliveries=n + len(plan.deliveries))
+
+    async def _grow_kept(self, cid: str, plan: UpdatePlan, now: float) -> None:
+        """Grids an Update adds to people it keeps: set up (confirmed at once for someone who
+        confirmed), on the others' timeline (their first deadline; one past fires now)."""
+        ctx = self.ctx
+        old = await ctx.store.targets(cid)
+        acked = await ctx.store.acks(cid)
+        grown: list[tuple[Target, list[str]]] = []
+        for t in plan.kept:
+            known = old[t.id]
+            new = [g for g in t.grids if g not in known.grids]
+            if new and t.kind is TargetKind.PERSON:
+                grown.append((msgspec.structs.replace(known, grids=(*known.grids, *new)), new))
+        if not grown:
+            return
+        firsts = await ctx.store.put_targets(cid, [t for t, _new in grown], now)
+        await ctx.store.init_grids(cid, [(g, t.id) for t, new in grown for g in new], now)
+        waiting = [t for t, _new in grown if t.id not in acked]
+        for policy, group in by_policy(waiting, plan.policy, plan.site_policy):
+            await self._first_deadlines(cid, policy, [t.id for t in group], firsts, now)
+        log.info("update adds grids to people it keeps", people=len(grown),
+                 grids=sum(len(new) for _t, new in grown))
 
     async def _cancel(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -402,17 +404,6 @@ class Intake:
             return
         grids = await ctx.store.grids(cid)
         await ctx.store.close_grids(cid, list(grids), GridState.CANCELLED, [], now)
-        level = meta.require_level()
-        policy = ctx.rules.policy_for(level)
-        # The 解除 notice goes to everyone who was reached (a message accepted or confirmed).
-        states = await ctx.store.target_states(cid)
-        reached = [pid for pid, st in states.items() if st in TargetState.REACHED]
-        pctx = self._plan_ctx(cid, alert, level)
-        deliveries = plan_persons(pctx, self._persons(
-            [Target(pid, TargetKind.PERSON, "") for pid in reached]), policy.cancel_channels,
-            Step.first_wave(), DeliveryKind.CANCEL)
-        reached_areas = [v for v in meta.villages if states.get(area_id(v)) in TargetState.REACHED]
-        for ch in policy.device_channels:
-            deliveries += plan_areas(pctx, reached_areas, ch, DeliveryKind.CANCEL)
+        deliveries = await plan_cancel(ctx, cid, alert, meta, ack_url=self._ack_url(cid))
         await ctx.lanes.enqueue(deliveries)
-        log.info("campaign cancelled", reached=len(reached), notices=len(deliveries))
+        log.info("campaign cancelled", notices=len(deliveries))

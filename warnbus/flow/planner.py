@@ -13,8 +13,10 @@ Steps (first wave, redials, chain levels, notices) are `warnbus.domain.steps.Ste
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+
+import msgspec
 
 from warnbus.domain.models import (
     Alert,
@@ -71,6 +73,12 @@ class PlanContext:
     renderer: Renderer
     channels: Mapping[str, ChannelInfo]  # what each configured channel is, by name
     ack_url: Callable[[str], str | None] | None = None  # person_id -> signed ack link
+    #: Until when a person's delivery is retried: the step's deadline (None: see
+    #: `Delivery.retry_until`). Areas wait for as long as the alert is valid.
+    until: float | None = None
+    #: Template values every delivery of the call shares: an Update's {changes}, the area a
+    #: dropped area's 解除 names ("lifted"); a person's own `extra` comes on top.
+    values: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def alert_id(self) -> str:
@@ -98,41 +106,64 @@ def plan_persons(
     kind: DeliveryKind,
     *,
     extra: Mapping[str, Mapping[str, str]] | None = None,
+    confirm: bool | None = None,
 ) -> list[Delivery]:
     """One delivery per person and channel that the person has an address for.
 
     `extra` gives per-person template values (e.g. the grids of an escalation); a person with
     extra values gets a text of their own, everyone else shares one rendering per channel.
+    `confirm`: whether the messages ask for a confirmation (None: as `kind` does,
+    `DeliveryKind.CONFIRMING`); only those that ask carry the person's ack link. Each text
+    is rendered within its channel's `max_length`.
     """
+    asks = kind in DeliveryKind.CONFIRMING if confirm is None else confirm
     base_text: dict[str, str] = {}
     out: list[Delivery] = []
     code = int(step)
     # One signed link per person, shared by their channels (signing is an HMAC each).
-    urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url else {}
+    urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url and asks else {}
     for channel in channels:
         info = ctx.channels.get(channel)
         if info is None or info.target is not TargetKind.PERSON:
             continue  # not configured here, or a channel to areas (`plan_areas`)
-        field = PERSON_FIELD[info.address]
-        medium = info.medium
+        field_of = PERSON_FIELD[info.address]
         for person in persons:
-            address = field(person)
+            address = field_of(person)
             if not address:
                 continue
             url = urls.get(person.id)
             own = extra.get(person.id) if extra else None
             if own is not None:
-                text = _render(ctx, kind, channel, medium, url, own)
+                text = _render(ctx, kind, channel, info, url, own, asks)
             else:
                 if channel not in base_text:
-                    base_text[channel] = _render(ctx, kind, channel, medium,
-                                                 _URL_MARK if url else None, {})
+                    # Rendered once with a mark for the link, fitted as if the link were there.
+                    base_text[channel] = _render(ctx, kind, channel, info,
+                                                 _URL_MARK if url else None, {}, asks,
+                                                 len(url) - len(_URL_MARK) if url else 0)
                 text = base_text[channel]
                 if url:
                     text = text.replace(_URL_MARK, url)
             out.append(_delivery(ctx, person.id, TargetKind.PERSON, channel, code, kind,
-                                 address, text, person.region, url))
+                                 address, text, person.region, url, asks, ctx.until))
     return out
+
+
+def plan_fallback(ctx: PlanContext, person: Person, channel: str, step: Step,
+                  kind: DeliveryKind, tried: Sequence[str]) -> Delivery | None:
+    """The same message to `person` over `channel` after the channels `tried` failed at
+    `step`; None when the person has no address for it.
+
+    Its id is its own, never that of the step's delivery on `channel` (its twin): a fallback
+    merged into an id that exists vanished. Whether the twin already reached the person (or
+    is under way), so that the fallback is skipped, and recorded as skipped, is decided when
+    it is claimed (claim.lua)."""
+    got = plan_persons(ctx, [person], [channel], step, kind)
+    if not got:
+        return None
+    key = f"{channel}<{','.join(tried)}"  # deterministic: a replay plans the same fallback
+    return msgspec.structs.replace(got[0], id=ctx.delivery_id(person.id, key, int(step)),
+                                   tried=tuple(tried))
 
 
 def plan_areas(
@@ -144,7 +175,7 @@ def plan_areas(
     info = ctx.channels.get(channel)
     if info is None or info.target is not TargetKind.DEVICE:
         return []
-    text = _render(ctx, kind, channel, info.medium, None, {})
+    text = _render(ctx, kind, channel, info, None, {}, False)
     step = int(Step.first_wave())
     return [
         _delivery(ctx, area_id(code), TargetKind.DEVICE, channel, step, kind, code, text, code)
@@ -155,6 +186,7 @@ def plan_areas(
 def _delivery(
     ctx: PlanContext, target_id: str, target_kind: TargetKind, channel: str, step: int,
     kind: DeliveryKind, address: str, text: str, region: str, ack_url: str | None = None,
+    confirm: bool = False, until: float | None = None,
 ) -> Delivery:
     alert_id = ctx.alert_id
     return Delivery(
@@ -162,18 +194,26 @@ def _delivery(
         campaign_id=ctx.campaign_id, alert_id=alert_id, target_id=target_id,
         target_kind=target_kind, channel=channel, step=step, kind=kind, level=ctx.level,
         address=address, text=text, created_at=ctx.now, drill=ctx.drill, ack_url=ack_url,
-        region=region, expires_at=ctx.expires_at,
+        region=region, expires_at=ctx.expires_at, confirm=confirm, retry_until=until,
     )
 
 
 def _render(
-    ctx: PlanContext, kind: DeliveryKind, channel: str, medium: Medium, url: str | None,
-    extra: Mapping[str, str],
+    ctx: PlanContext, kind: DeliveryKind, channel: str, info: ChannelInfo, url: str | None,
+    extra: Mapping[str, str], confirm: bool, longer: int = 0,
 ) -> str:
     # Templates named after a medium are that medium's: an SMS channel a deployment called
     # "voice" gets the SMS texts, not the call's.
+    medium = info.medium
     own = medium if channel in _MEDIA and channel != medium else channel
-    return ctx.renderer.render(
+    values = {**ctx.values, **extra} if ctx.values else extra
+    text = ctx.renderer.render(
         kind, own, ctx.alert, ctx.info, ctx.level, medium=medium, area=ctx.area,
-        ack_url=url, extra=extra,
+        ack_url=url, extra=values, confirm=confirm,
+        # `longer`: how much longer than `url` the text's real link is (a mark stands for it).
+        max_length=None if info.max_length is None else info.max_length - longer,
     )
+    if longer and url is not None and url not in text:
+        # The medium shows no link (a call, a WeCom card): the whole room is the text's.
+        return _render(ctx, kind, channel, info, url, extra, confirm)
+    return text

@@ -65,6 +65,8 @@ class LevelPolicyLike(Protocol):
     @property
     def cancel_channels(self) -> Sequence[str]: ...
     @property
+    def cancel_confirm(self) -> bool: ...
+    @property
     def speaker_deadline_s(self) -> float | None: ...
     @property
     def step_s(self) -> float | None: ...
@@ -73,7 +75,11 @@ class LevelPolicyLike(Protocol):
 
 class Renderer(Protocol):
     """The text of a delivery: the template of the channel's name if there is one, else of
-    its `medium` (`ChannelInfo.medium`; None: the name is the medium), else the default."""
+    its `medium` (`ChannelInfo.medium`; None: the name is the medium), else the default.
+
+    `confirm`: whether the text asks for a confirmation (None: as its kind does);
+    `max_length`: the characters the channel carries (`ChannelInfo.max_length`), within
+    which the text keeps a part of each of the alert's description, instruction and area."""
 
     def render(
         self,
@@ -87,6 +93,8 @@ class Renderer(Protocol):
         area: str = "",
         ack_url: str | None = None,
         extra: Mapping[str, str] | None = None,
+        confirm: bool | None = None,
+        max_length: int | None = None,
     ) -> str: ...
 
 
@@ -117,7 +125,10 @@ class Rules(Protocol):
     def site_policy_for(self, level: Level) -> LevelPolicyLike:
         """The sites' own policy row of a level (rules/sites.toml)."""
         ...
-    def fallback_for(self, channel: str) -> str | None: ...
+    def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
+        """The next channel of the policy's fallback chain after `channel`, skipping
+        `tried`; None when the chain ends."""
+        ...
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
         sites: Sequence[str] = (), hazards: Sequence[str] = (),
@@ -129,3 +140,6 @@ class Rules(Protocol):
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
         sites: Sequence[str] = (), hazards: Sequence[str] = (),
     ) -> int: ...
+    def for_registry(self, data: RegistryData) -> Rules:
+        """The same rules indexed on another registry (a change applied while running)."""
+        ...

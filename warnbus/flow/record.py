@@ -13,13 +13,20 @@ import msgspec
 
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import TargetKind
-from warnbus.domain.states import AuditEvent, CampaignState, GridState, TargetState
+from warnbus.domain.states import (
+    AuditEvent,
+    CampaignState,
+    DeliveryState,
+    GridState,
+    TargetState,
+)
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
 
 RECORD_COLUMNS = (
     "person_id", "name", "role", "grids", "channel", "step", "kind", "attempt", "sent_at",
     "outcome", "state", "detail", "confirmed_at", "confirmed_via", "confirmed_by", "reason",
+    "delivery_id",
 )
 
 
@@ -49,6 +56,8 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
         "failed": meta.target_count(TargetState.FAILED),
         "attempts": meta.attempts,
         "duplicates": meta.duplicates,
+        # grids moved on past a person no message had reached (audit: escalate, nc=1)
+        "uncontacted": meta.uncontacted,
     }
     return {
         "alert_id": alert_id,
@@ -92,7 +101,14 @@ async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
 
 
 async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
-    """The 叫应 record: one row per attempt (and per person never attempted)."""
+    """The 叫应 record: one row per provider call (and per person never called).
+
+    A call is recorded when its outcome is stored; one whose worker died (or lost Redis)
+    between the provider's accept and that record, or that is being made now, is a row all
+    the same: its claim counted it (`Store.claimed`), and a row says its outcome is unknown
+    (`UNKNOWN`), with the delivery's state as a provider's report may have settled it. Rows
+    also say what was not a call: a fallback not needed (skipped), a delivery given up at its
+    deadline while its provider was refused, a grid moved on past someone never reached."""
     cid = await ctx.store.campaign_of(alert_id)
     if not cid:
         raise NotFoundError(f"no alert {alert_id}")
@@ -100,6 +116,7 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
     acks = await ctx.store.acks(cid)
     rows: list[dict[str, str]] = []
     seen: set[str] = set()
+    calls: set[tuple[str, str]] = set()
 
     def person_cols(pid: str) -> dict[str, str]:
         p = ctx.person(pid)
@@ -113,24 +130,71 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
             "confirmed_by": (a.by or "") if a else "", "reason": (a.reason or "") if a else "",
         }
 
-    for ev in await ctx.store.audit(cid):
-        if ev.get("ev") != AuditEvent.ATTEMPT:
-            continue
-        pid = ev.get("tg", "")
+    def add(pid: str, **cols: str) -> None:
         seen.add(pid)
         row = dict.fromkeys(RECORD_COLUMNS, "")
         row.update(person_cols(pid))
-        row.update({"channel": ev.get("ch", ""), "step": ev.get("st", ""), "kind": ev.get("k", ""),
-                    "attempt": ev.get("n", ""), "sent_at": _ts(ev.get("at")),
-                    "outcome": ev.get("o", ""), "state": ev.get("s", ""),
-                    "detail": ev.get("x", "")})
+        row.update(cols)
         rows.append(row)
+
+    for ev in await ctx.store.audit(cid):
+        kind = ev.get("ev")
+        if kind == AuditEvent.ATTEMPT:
+            calls.add((ev.get("d", ""), ev.get("n", "")))
+            add(ev.get("tg", ""), delivery_id=ev.get("d", ""), channel=ev.get("ch", ""),
+                step=ev.get("st", ""),
+                kind=ev.get("k", ""), attempt=ev.get("n", ""), sent_at=_ts(ev.get("at")),
+                outcome=ev.get("o", ""), state=ev.get("s", ""), detail=ev.get("x", ""))
+        elif kind in _NOT_CALLS and (kind != AuditEvent.ESCALATE or ev.get("nc")):
+            add(**_not_a_call(ev))
+    lease_s = ctx.settings.engine.lease_s
+    for c in sorted(await ctx.store.claimed(cid), key=lambda c: c.delivery_id):
+        for n in range(1, c.attempts + 1):
+            if (c.delivery_id, str(n)) in calls:
+                continue
+            now_sending = n == c.attempts and c.state is DeliveryState.SENDING
+            add(c.info.get("target_id", ""), delivery_id=c.delivery_id,
+                channel=c.info.get("channel", ""),
+                step=c.info.get("step", ""), kind=c.info.get("kind", ""), attempt=str(n),
+                sent_at=_ts(c.lease_until - lease_s) if now_sending else "", outcome=UNKNOWN,
+                state=DeliveryState.SENDING.value if now_sending else c.state.value,
+                detail=_UNKNOWN_ZH[now_sending])
     for pid, t in sorted(targets.items()):
         if pid not in seen and t.kind is TargetKind.PERSON:
             row = dict.fromkeys(RECORD_COLUMNS, "")
             row.update(person_cols(pid))
             rows.append(row)
     return rows
+
+
+#: The outcome of a provider call that was made (claimed and handed to the provider) but
+#: whose outcome was never recorded.
+UNKNOWN = "unknown"
+_UNKNOWN_ZH = {
+    True: "发送中：结果未知（正在发送，或工作进程在记录结果前中止）",
+    False: "结果未知：工作进程在记录结果前中止（之后已重发或已由回执更新状态）",
+}
+_NOT_CALLS = frozenset({AuditEvent.FALLBACK, AuditEvent.GAVE_UP, AuditEvent.ESCALATE})
+
+
+def _not_a_call(ev: dict[str, str]) -> dict[str, str]:
+    """The record row of an audit event that is not a provider call (`pid`: whose)."""
+    at = _ts(ev.get("at"))
+    if ev["ev"] == AuditEvent.FALLBACK:
+        return {"pid": ev.get("tg", ""), "delivery_id": ev.get("d", ""),
+                "channel": ev.get("ch", ""), "step": ev.get("st", ""),
+                "kind": ev.get("k", ""), "sent_at": at, "outcome": "skipped",
+                "state": DeliveryState.CANCELLED.value,
+                "detail": f"无需补发：本步{ev.get('ch', '')}消息已送达或正在发送（{ev.get('s', '')}）"}
+    if ev["ev"] == AuditEvent.GAVE_UP:
+        return {"pid": ev.get("tg", ""), "delivery_id": ev.get("d", ""),
+                "channel": ev.get("ch", ""), "step": ev.get("st", ""),
+                "kind": ev.get("k", ""), "sent_at": at, "outcome": "gave-up",
+                "state": DeliveryState.DEAD.value,
+                "detail": "服务商持续故障至本步截止时间，未发送（熔断中），转其他渠道：" + ev.get("x", "")}
+    return {"pid": ev.get("from", ""), "kind": "escalation", "sent_at": at,
+            "outcome": "uncontacted",
+            "detail": f"网格{ev.get('g', '')}已转交{ev.get('to') or '未叫醒名单'}：此前未能联系到本人"}
 
 
 #: What makes a spreadsheet read a cell as a formula when it comes first (OWASP, CSV

@@ -7,11 +7,16 @@ the planner and queued on the lanes, the same path as the first wave.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
 
+from warnbus.domain.duty import DutyBook
 from warnbus.domain.models import (
+    CHAIN_ORDER,
     DeliveryKind,
     Role,
     Target,
@@ -32,16 +37,34 @@ from warnbus.flow.escalation import (
     encode_timer,
 )
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.ports import LevelPolicyLike
+from warnbus.flow.repair import check_grids
+from warnbus.registry import Registry
 from warnbus.runtime.context import Context
 from warnbus.state.queue import TimerEntry
+from warnbus.state.store import CLOSED_AT_ONCE, MOVED
 
 log = structlog.get_logger("warnbus.timers")
+
+
+def _chains(reg: Registry, policy: LevelPolicyLike, site_policy: LevelPolicyLike, at: float,
+            book: DutyBook) -> Chains:
+    """The grids' and sites' chains with whoever is on duty at `at`. A grid or site removed
+    from the registry while a campaign holds it has nobody left to call, so its 叫应 goes on
+    the 未叫醒 list (people act on it) instead of failing (a removed site reads as a grid)."""
+    def grid_chain(grid_id: str) -> tuple[str | None, ...]:
+        if grid_id not in reg.data.grids:
+            return (None,) * len(CHAIN_ORDER)
+        return reg.chain(grid_id, at=at, duty=book)
+    return Chains(policy, site_policy, grid_chain,
+                  lambda s: reg.site_chain(s, at=at, duty=book), reg.is_site)
 
 
 class Ticker:
     def __init__(self, ctx: Context, consumer: str) -> None:
         self.ctx = ctx
         self.consumer = consumer
+        self._grids_checked = -math.inf  # time.monotonic() of the last grid check
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -56,16 +79,21 @@ class Ticker:
     async def tick(self, block_ms: int = 0) -> int:
         """Promote what is due now and handle every due timer; return how many."""
         ctx = self.ctx
-        while await ctx.timers.promote(ctx.clock.now()) >= 1000:
+        while await ctx.timers.promote(ctx.clock.frame()) >= 1000:
             pass
         entries = await ctx.timers.read_due(self.consumer, 200, block_ms)
         await self.handle(entries)
         return len(entries)
 
     async def sweep(self) -> int:
-        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        """Take over due timers of a dead process; now and then, check the open grids."""
+        cfg = self.ctx.settings.engine
+        idle_ms = int(cfg.lease_s * 1000 / cfg.clock_factor)
         entries = await self.ctx.timers.reclaim(self.consumer, max(idle_ms, 1000))
         await self.handle(entries)
+        if time.monotonic() - self._grids_checked >= cfg.grid_check_s:
+            self._grids_checked = time.monotonic()
+            await check_grids(self.ctx)
         return len(entries)
 
     async def handle(self, entries: Sequence[TimerEntry]) -> None:
@@ -95,15 +123,21 @@ class Ticker:
         level = meta.require_level()
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
+        reg = ctx.registry  # one view: a registry change may be applied while this runs
         acked = await ctx.store.is_acked(cid, pid)
         # Who is on duty is asked now, at the moment of this step (rosters, console changes);
         # a confirmed call or an ended campaign goes along no chain (no read).
-        reg = ctx.registry
         book = await ctx.duty_book() if active and not acked else reg.duty
-        chains = Chains(ctx.rules.policy_for(level), ctx.rules.site_policy_for(level),
-                        lambda g: reg.chain(g, at=now, duty=book),
-                        lambda s: reg.site_chain(s, at=now, duty=book), reg.is_site)
+        chains = _chains(reg, ctx.rules.policy_for(level), ctx.rules.site_policy_for(level),
+                         now, book)
         decision = decide_held(timer, acked=acked, active=active, held=held, chains=chains)
+        # The policy of this person's own deadline: the grids' when they answer for a grid.
+        policy = chains.policy_of([g.grid_id for g in held if g.holder == pid and g.level == 0])
+        if decision.redial is not None and reg.data.persons.get(pid) is None:
+            # Removed from the registry while being called: no number to redial, so their
+            # grids move up the chain now instead of waiting for redials that cannot be made.
+            last = Deadline.at(cid, pid, Step.of(policy.redials))  # its last redial (0: none)
+            decision = decide_held(last, acked=acked, active=active, held=held, chains=chains)
         if decision.redial is None and not decision.advances:
             return
         alert = await ctx.alert(cid, meta.latest_alert_id)
@@ -116,16 +150,14 @@ class Ticker:
             channels=ctx.channels, ack_url=lambda p: ctx.ack_url(cid, p),
         )
         if decision.redial is not None:
-            person = ctx.person(pid)
-            if person is None:
-                return
             step = Step.redial(decision.redial)
-            policy = chains.policy_of([g.grid_id for g in held if g.holder == pid and g.level == 0])
-            deliveries = plan_persons(pctx, [person], policy.redial_channels, step,
-                                      DeliveryKind.REDIAL, extra={pid: {"redial": str(decision.redial)}})
-            await ctx.lanes.enqueue(deliveries)
             t0 = await ctx.store.first_wave_at(cid, pid) or meta.t0 or now
             due = deadline_for(policy, step, t0, now)
+            # Retried until the next step's deadline, when that step takes over.
+            deliveries = plan_persons(replace(pctx, until=due), [reg.data.persons[pid]],
+                                      policy.redial_channels, step, DeliveryKind.REDIAL,
+                                      extra={pid: {"redial": str(decision.redial)}})
+            await ctx.lanes.enqueue(deliveries)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, pid, step)), due)])
             log.info("redial", person=pid, redial=decision.redial, deliveries=len(deliveries))
             return
@@ -133,17 +165,19 @@ class Ticker:
                  for a in decision.advances]
         done = await ctx.store.advance(cid, pid, quads, now)
         moved: dict[tuple[str, int], list[str]] = {}
-        unreached = 0
-        for a, ok in zip(decision.advances, done, strict=True):
-            if not ok:
+        unreached = closed = 0
+        for a, code in zip(decision.advances, done, strict=True):
+            if code == CLOSED_AT_ONCE:
+                closed += 1  # the new holder had confirmed already: nothing to send
+            elif code != MOVED:
                 continue
-            if a.new_holder is None:
+            elif a.new_holder is None:
                 unreached += 1
             else:
                 moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
         for (holder, lv), grids in moved.items():
-            person = ctx.person(holder)
-            if person is None:
+            chained = reg.data.persons.get(holder)
+            if chained is None:
                 continue
             step = Step.chain(lv)
             policy = chains.policy_of(grids)
@@ -152,16 +186,17 @@ class Ticker:
             # A chain person may already answer for other grids of this campaign: keep them.
             known = await ctx.store.target(cid, holder)
             answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
-            await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, person.region,
+            await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, chained.region,
                                                      chains.role_at(grids[0], lv), answers_for)],
                                         now)
-            deliveries = plan_persons(pctx, [person], policy.escalation_channels, step,
-                                      DeliveryKind.ESCALATION, extra={holder: {"grids": names}})
-            await ctx.lanes.enqueue(deliveries)
             due = deadline_for(policy, step, now, now)
+            deliveries = plan_persons(replace(pctx, until=due), [chained],
+                                      policy.escalation_channels, step, DeliveryKind.ESCALATION,
+                                      extra={holder: {"grids": names}})
+            await ctx.lanes.enqueue(deliveries)
             await ctx.timers.schedule([(encode_timer(Deadline.at(cid, holder, step)), due)])
         log.info("escalated", person=pid, moved=sum(len(g) for g in moved.values()),
-                 unreached=unreached)
+                 unreached=unreached, closed_by_confirmed=closed)
 
     async def speakers(self, check: SpeakerCheck) -> None:
         """Speakers of an area that did not report playout in time: notify their officers."""

@@ -71,6 +71,12 @@ def alert_to_json(alert: Alert) -> bytes:
     return _ENCODER.encode(msgspec.structs.replace(alert, infos=infos))
 
 
+def alert_from_json(blob: bytes) -> Alert:
+    """Decode an alert's JSON form as `alert_to_json` wrote it (already checked: no limits,
+    no semantic checks), a level at a time and each polygon in pieces (see `_decode_alert`)."""
+    return _decode_alert(blob)
+
+
 def _raw_rings(area: Area) -> Area:
     """`area` with its polygons as JSON already encoded (msgspec writes Raw as it is)."""
     if all(len(ring) <= RING_PIECE for ring in area.polygons):

@@ -7,6 +7,7 @@ found through the `warnbus.channels` entry-point group, so a third party can add
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,16 +30,18 @@ from warnbus.domain.models import Alert, Area, Info, Level, RegistryData, Target
 from warnbus.errors import ConfigError
 from warnbus.flow.acks import AckLinks
 from warnbus.flow.credentials import console_sender
-from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike
+from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike, Rules
 from warnbus.plugin import Channel, ChannelInfo, Medium
 from warnbus.registry import Registry, default_registry_path, load_registry
-from warnbus.runtime import services
+from warnbus.runtime import live_registry, services
 from warnbus.runtime.brokerauth import BrokerAccounts
 from warnbus.runtime.clock import Clock, ScaledClock, SystemClock
 from warnbus.runtime.config import ANY_SENDER, Settings, TokenSettings, check_credentials
 from warnbus.runtime.context import Context
-from warnbus.runtime.engine import ROLES, Engine
+from warnbus.runtime.engine import ROLES, Engine, consumer_name
+from warnbus.runtime.journal import Journal
 from warnbus.state.duty import DutyDesk
+from warnbus.state.heartbeat import Heartbeats
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -68,6 +71,12 @@ class RulesFacade:
                                     hazards={h.key for h in self.hazards.hazards})
         self.matcher = Matcher(data, hazards=self.hazards, sites=self.sites)
 
+    def for_registry(self, data: RegistryData) -> RulesFacade:
+        """The same hazards, policy and templates, matching on `data`."""
+        other = copy.copy(self)
+        other.matcher = Matcher(data, hazards=self.hazards, sites=self.sites)
+        return other
+
     def match(self, alert: Alert) -> MatchLike:
         return self.matcher.match(alert)
 
@@ -86,8 +95,8 @@ class RulesFacade:
     def site_policy_for(self, level: Level) -> LevelPolicyLike:
         return self.sites.policy_for(level)
 
-    def fallback_for(self, channel: str) -> str | None:
-        return self.policy.fallback_for(channel)
+    def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
+        return self.policy.fallback_for(channel, tried)
 
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
@@ -195,6 +204,18 @@ async def _build_channels(
     return dict(world.channels), world
 
 
+async def _synced(clock: Clock | None, settings: Settings, redis: Redis) -> Clock:
+    """`clock`, or the settings' (real, or compressed for the demo), on Redis's time: the
+    offset of this process's clock to Redis's measured now (the engine measures it again)."""
+    if clock is None:
+        f = settings.engine.clock_factor
+        clock = ScaledClock(f) if f != 1.0 else SystemClock()
+    source = clock.source()
+    if source is not None:
+        await source.sync(redis)
+    return clock
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -213,6 +234,8 @@ class App:
 
     async def close(self) -> None:
         await self.engine.stop()
+        if self.ctx.journal is not None:
+            self.ctx.journal.close()
         if self.world is not None:
             try:
                 await asyncio.wait_for(self.world.stop(), 10.0)
@@ -241,7 +264,7 @@ async def build_app(
     data_dir = Path(settings.data_dir) if settings.data_dir else services.default_data_dir()
     redis_url, mqtt_url = settings.redis_url, settings.mqtt_url
     if not redis_url:
-        svc = services.start_redis(data_dir / "redis")
+        svc = services.start_redis(data_dir / "redis", appendfsync=settings.redis_appendfsync)
         started.append(svc)
         redis_url = svc.url
         log.info("embedded redis started", service=svc.description)
@@ -262,10 +285,12 @@ async def build_app(
     pool = BlockingConnectionPool.from_url(
         redis_url, max_connections=settings.engine.redis_connections, timeout=60)
     redis = Redis(connection_pool=pool)
-    if clock is None:
-        f = settings.engine.clock_factor
-        clock = ScaledClock(f) if f != 1.0 else SystemClock()
-    rules = RulesFacade(registry.data, settings)
+    clock = await _synced(clock, settings, redis)
+    facade = RulesFacade(registry.data, settings)
+    rules: Rules = facade
+    # A change applied while running (console, CLI) is served from Redis, also after a restart.
+    registry, rules, version, base = await live_registry.resolve(redis, registry, rules,
+                                                                clock.now())
     secret = settings.ack_secret.reveal() if settings.ack_secret else ""
     if not secret:
         # One secret shared by every process of this deployment, kept in Redis.
@@ -275,12 +300,20 @@ async def build_app(
     srv = settings.server
     url = base_url or srv.public_url or f"http://{srv.host}:{srv.port}"
     links = AckLinks(secret.encode(), url, settings.ack_ttl_s)
+    heartbeats = Heartbeats(redis, settings.engine.heartbeat_ttl_s)
     ctx = Context(
         redis=redis, registry=registry, rules=rules, clock=clock, settings=settings,
-        store=Store(redis), lanes=Lanes(redis, ()),
-        timers=Timers(redis), duty=DutyDesk(redis),
+        store=Store(redis), lanes=Lanes(redis, (), heartbeats),
+        timers=Timers(redis, heartbeats), duty=DutyDesk(redis),
     )
+    ctx.registry_version, ctx.registry_base = version, base
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
+    eng = settings.engine
+    # One file per process (a name no other process, nor a later run of this one, takes);
+    # made only when Redis first fails to take a confirmation.
+    ctx.journal = Journal(Path(eng.journal_dir) if eng.journal_dir else data_dir / "journal",
+                          f"{consumer_name()}-{secrets.token_hex(3)}",
+                          int(eng.journal_max_mb * 1024 * 1024))
     roles = frozenset(roles)
     if channels is not None:
         chans, world = dict(channels), None
@@ -290,7 +323,7 @@ async def build_app(
     ctx.lanes.channels = tuple(chans)
     ctx.channels = {name: ch.info for name, ch in chans.items()}
     try:
-        missing = check_channels(rules.policy, ctx.channels, rules.sites)
+        missing = check_channels(facade.policy, ctx.channels, facade.sites)
     except ConfigError:
         # Found only once the channels are built: leave nothing running behind the error.
         for ch in chans.values():

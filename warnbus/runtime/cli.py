@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a red warning for the sample county, live 叫应 progress")
     d.add_argument("--fast", action="store_true", help="a shorter run (used by the tests)")
     d.add_argument("--port", type=int, default=0)
-    sub.add_parser("registry", help="generate | validate | stats the grid registry",
+    sub.add_parser("registry", help="the grid registry: generate | validate | stats | export | "
+                   "template | import | history",
                    add_help=False)
     sub.add_parser("bench", help="performance figures: county | province | acks | match | peer",
                    add_help=False)

@@ -43,13 +43,37 @@ class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # (tests/faults, a slow test provider) finish later; see docs/benchmarks.md.
     lane_readers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
     lease_s: float = 30.0  # a claimed delivery not recorded by then may be resent
-    max_attempts: int = 5  # transient failures before dead-letter + fallback channel
-    retry_base_s: float = 2.0
+    # Retries are bounded by time (warnbus/flow/retry.py): a person's message of the 叫应
+    # chain until its step's deadline, an area command while its alert is valid, anything
+    # else for retry_window_s; then dead-letter + the fallback channel. max_attempts, when
+    # not 0, also caps the provider calls of one delivery.
+    max_attempts: Annotated[int, msgspec.Meta(ge=0)] = 0
+    retry_window_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    retry_base_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0  # backoff; last try this early
     retry_max_s: float = 120.0
     tick_s: float = 0.25  # timer promotion interval (real seconds)
-    sweep_s: float = 10.0  # how often dead workers' entries are reclaimed (real seconds)
+    # How often dead workers' entries are reclaimed (real seconds): those of a process whose
+    # heartbeat stopped at once, any other after the lease.
+    sweep_s: float = 2.0
+    # How often the sweeper checks that every open grid will move on (real seconds; see
+    # warnbus/flow/repair.py): one read of each active campaign's grids.
+    grid_check_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     clock_factor: float = 1.0  # >1 compresses time (demo only)
     redis_connections: int = 64  # per process; commands wait for a free one
+    # Each process beats every `heartbeat_s` (real seconds); one silent for `heartbeat_ttl_s`
+    # is dead, and the sweepers take over its timers and lane entries without waiting for
+    # the lease.
+    heartbeat_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    heartbeat_ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # A process whose clock is further than this from Redis's (seconds) refuses the timer
+    # role (it keeps api and worker, on Redis's time); deadlines are kept on Redis's clock.
+    max_clock_skew_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    # A confirmation or provider report that Redis has not taken within this (real
+    # seconds: WeCom resends after 5) is written to the local journal, fsynced, and
+    # answered; the journal is replayed into Redis when it returns.
+    durable_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    journal_dir: str = ""  # empty: <data_dir>/journal; one file per process
+    journal_max_mb: Annotated[float, msgspec.Meta(gt=0)] = 64.0  # per process; then 503
 
 
 #: In `senders`: any sender. Only the local full-scope token (`WARNBUS_API_TOKEN`, or the one
@@ -151,6 +175,11 @@ def _level_list(var: str, value: str) -> list[str]:
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     data_dir: str = ""
     redis_url: str = ""  # empty: start an embedded redis-server
+    # The embedded redis-server's AOF fsync: "always" (every write is on disk before its
+    # reply: nothing answered 2xx or 202 is lost to a power cut) or "everysec" (faster; a
+    # power cut loses up to the last second, docs/reliability.md). Production Redis: its
+    # own redis.conf (deploy/redis.conf).
+    redis_appendfsync: Literal["always", "everysec"] = "always"
     mqtt_url: str = ""  # empty: start an embedded broker
     registry: str = ""  # empty: the bundled sample county
     policy: str = ""
@@ -228,6 +257,7 @@ def check_credentials(settings: Settings, console_sender: str) -> None:
 _ENV_KEYS = {
     "WARNBUS_DATA_DIR": "data_dir",
     "WARNBUS_REDIS_URL": "redis_url",
+    "WARNBUS_REDIS_APPENDFSYNC": "redis_appendfsync",
     "WARNBUS_MQTT_URL": "mqtt_url",
     "WARNBUS_REGISTRY": "registry",
     "WARNBUS_ACK_SECRET": "ack_secret",

@@ -13,6 +13,7 @@ from warnbus.plugin import ChannelInfo
 from warnbus.registry import Registry
 from warnbus.runtime.clock import Clock
 from warnbus.runtime.config import Settings
+from warnbus.runtime.journal import Journal
 from warnbus.state.duty import DutyDesk
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
@@ -47,8 +48,18 @@ class Context:
     channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
     #: The console's duty changes and roster approvals (None: the registry's rosters only).
     duty: DutyDesk | None = None
+    #: Where confirmations go while Redis is unavailable (`flow.durable`); None: nowhere.
+    journal: Journal | None = None
+    #: The registry version served (0: the configured files; N: applied, `live_registry`)
+    #: and the sha of the configured files it was made on top of.
+    registry_version: int = 0
+    registry_base: str = ""
     _alerts: dict[str, Alert] = field(default_factory=dict)
     _alerts_weight: int = 0
+
+    def use_registry(self, registry: Registry, rules: Rules, version: int) -> None:
+        """Serve another registry (and the rules indexed on it) from now on, in one step."""
+        self.registry, self.rules, self.registry_version = registry, rules, version
 
     async def duty_book(self) -> DutyBook:
         """Who is on duty: the registry's rosters with the console's approvals and changes."""

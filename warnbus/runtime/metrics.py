@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ALERTS = Counter("warnbus_alerts_total", "Alerts received, by message type and result",
                  ["msg_type", "result"])
@@ -22,3 +22,15 @@ CAP_RENDERS = Counter("warnbus_cap_renders_total",
                       "Renders for the public CAP routes: a CAP file, or the feed's newest "
                       "messages (one read and render serves every request for a while)",
                       ["what"])
+GRIDS_REPAIRED = Counter("warnbus_grids_repaired_total",
+                         "Open grids the sweeper found with nothing to move them, repaired: "
+                         "closed (confirmed: their holder had confirmed) or their deadline "
+                         "set again (overdue)", ["why"])
+JOURNAL = Counter("warnbus_journal_ops_total",
+                  "Confirmations and provider reports in the local journal while Redis was "
+                  "unavailable: written (fsynced, then answered 2xx), replayed into Redis, "
+                  "refused (the journal was full or failed: answered non-2xx)", ["result"])
+JOURNAL_BYTES = Gauge("warnbus_journal_bytes",
+                      "Bytes in this process's journal not yet replayed into Redis")
+CLOCK_OFFSET = Gauge("warnbus_clock_offset_seconds",
+                     "Redis's time minus this process's clock, as last measured")

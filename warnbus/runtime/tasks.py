@@ -1,13 +1,34 @@
 """Running many coroutines: a bounded set of background tasks whose first failure reaches
-the one who submitted them, and a gather that starts its coroutines a few per loop turn."""
+the one who submitted them, a gather that starts its coroutines a few per loop turn, and
+waiting for a Redis command at most so long."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+async def within(aw: Awaitable[T], seconds: float) -> T:
+    """Await `aw` for at most `seconds` (TimeoutError after), leaving it to finish alone.
+
+    Not cancelled: cancelling a Redis command that waits on a stalled server can take as
+    long as the command (Python 3.11's `wait_for` waits for the cancellation to end); what
+    it finally raises is retrieved, not logged."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        task.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
 
 #: Coroutines `gather_paced` starts in its first turn of the event loop; then it starts
 #: twice as many per turn while a turn takes under half of TURN_BUDGET_S, half as many

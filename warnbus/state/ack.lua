@@ -5,9 +5,12 @@
 -- Returns {code, extra}: code 1 recorded, 2 duplicate (already confirmed), 0 no such
 -- campaign, -1 not a target, -2 (a reply) nothing reached the person through `reply_via` in
 -- this campaign before the reply arrived, 3 late (the campaign has ended: cancelled, expired,
--- or past its expiry; nothing changes but the audit entry of the first late confirmation).
+-- or past its expiry; or an Update dropped every grid the person answers for, whose 解除 they
+-- were sent; nothing changes but the audit entry of the first late confirmation, whether or
+-- not the person had confirmed before).
 -- extra: with 1 the time of the person's first wave ('' if unknown), for the ack latency
--- metric without another round trip; with 3 the campaign's state.
+-- metric without another round trip; with 3 the campaign's state, or GS.DROPPED for a
+-- person whose area was dropped from a running campaign.
 -- A confirmation through a delivery (a key pressed in its call, its card's button) also
 -- shows that the delivery arrived: it moves to delivered here, duplicate or not, rather than
 -- by a second script call from the channel; not in an ended campaign.
@@ -34,14 +37,27 @@ if reply_via ~= '' then
   local at = tonumber(redis.call('HGET', accepted, person .. '|' .. reply_via) or '')
   if at == nil or at > tonumber(now) then return {-2, ''} end
 end
-if redis.call('HEXISTS', acks, person) == 1 then return {2, ''} end
+-- For a person every grid of whom an Update dropped, the warning was lifted as for everyone
+-- after a Cancel: what they confirm now (a call or card of before) is late, not in time.
+local ended = cstate or ''
+if not over and held ~= '' then
+  over = true
+  for _, item in ipairs(split(held, ',')) do
+    local gs = redis.call('HGET', grids, split(item, ':')[1])
+    if not gs or split(gs, '|')[1] ~= GS.DROPPED then over = false; break end
+  end
+  if over then ended = GS.DROPPED end
+end
+-- After the end every confirmation is late, also from a person who had confirmed in time:
+-- the first one is audited (a 解除 the policy asked to confirm is confirmed this way).
 if over then
   if redis.call('HSETNX', late, person, now) == 1 then
     redis.call('XADD', audit, '*', 'ev', EV.LATE, 'at', now, 'tg', person, 'via', via,
-      'd', delivery_id, 'by', by, 's', cstate or '')
+      'd', delivery_id, 'by', by, 's', ended)
   end
-  return {3, cstate or ''}
+  return {3, ended}
 end
+if redis.call('HEXISTS', acks, person) == 1 then return {2, ''} end
 redis.call('HSET', acks, person, ack_blob)
 redis.call('SADD', stopped, person)
 target_forward(meta, tstate, person, TS.ACKED)
@@ -54,9 +70,7 @@ if held ~= '' then
       local p = split(gs, '|')
       -- a late confirmation takes a grid off the 未叫醒 list too
       if (not GS_CLOSED[p[1]]) or p[1] == GS.UNREACHED then
-        local new = GS.TAKEN_OVER
-        if mylevel <= 1 then new = GS.CONFIRMED end
-        grid_set(meta, grids, g, p[1], new, p[2], person)
+        grid_set(meta, grids, g, p[1], confirmed_state(mylevel), p[2], person, now)
       end
     end
   end

@@ -12,7 +12,7 @@ while i <= #ARGV and ARGV[i] ~= '--' do
   if gs then
     local p = split(gs, '|')
     if not GS_CLOSED[p[1]] then
-      grid_set(meta, grids, g, p[1], new_state, p[2], p[3])
+      grid_set(meta, grids, g, p[1], new_state, p[2], p[3], now)
       closed = closed + 1
     end
   end

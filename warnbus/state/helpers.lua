@@ -12,11 +12,18 @@ local function split(s, sep)
   end
   return out
 end
--- A grid's new "state|level|holder", and the grid counters of the campaign's meta.
-local function grid_set(meta, grids, g, old_state, state, level, holder)
-  redis.call('HSET', grids, g, state .. '|' .. level .. '|' .. holder)
+-- A grid's new "state|level|holder|since" (since: when it got there), and the grid counters
+-- of the campaign's meta.
+local function grid_set(meta, grids, g, old_state, state, level, holder, now)
+  redis.call('HSET', grids, g, state .. '|' .. level .. '|' .. holder .. '|' .. now)
   if old_state then redis.call('HINCRBY', meta, GRID_COUNT .. old_state, -1) end
   redis.call('HINCRBY', meta, GRID_COUNT .. state, 1)
+end
+-- The closed state of a grid confirmed by the person of its chain at `level`: confirmed by its
+-- primary or backup officer, taken over (door to door) by anyone above them.
+local function confirmed_state(level)
+  if tonumber(level) <= 1 then return GS.CONFIRMED end
+  return GS.TAKEN_OVER
 end
 local function holds_add(holds, person, g, level)
   local cur = redis.call('HGET', holds, person)

@@ -75,6 +75,8 @@ INBOX = f"{PREFIX}:inbox"  # stream: accepted alerts waiting to be planned
 DEAD = f"{PREFIX}:dead"  # stream: dead-lettered deliveries (visible, never silent)
 TIMERS = f"{PREFIX}:{{t}}:timers"  # zset: timer member by absolute due time
 TIMERS_DUE = f"{PREFIX}:{{t}}:due"  # stream: timers promoted when due
+#: zset: each engine process's last heartbeat (ms of Redis's time; 0: stopped cleanly)
+HEARTBEATS = f"{PREFIX}:heartbeats"
 ACTIVE = f"{PREFIX}:active"  # zset: campaigns being carried out, by start time
 ENDED = f"{PREFIX}:ended"  # zset: campaigns that ended (cancelled, expired), by end time
 
@@ -180,6 +182,23 @@ DUTY_GEN = f"{PREFIX}:{{duty}}:gen"  # counter: bumped by every change and appro
 # in the api process, the channel in the workers). One hash for the county, not per campaign.
 
 DEVICES_STATUS = f"{PREFIX}:devices:status"  # hash: device_id -> JSON state|since|seen|area
+
+
+# --------------------------------------------------------------------------- registry
+# The registry every process serves once a change has been applied (console, CLI); before
+# that, the configured files are version 0. One hash tag: a change is one script in one slot.
+
+REGISTRY_CURRENT = f"{PREFIX}:{{reg}}:current"  # hash: version, sha, base, at, by, source, year
+REGISTRY_DATA = f"{PREFIX}:{{reg}}:data"  # string: the current version's records (zlib msgpack)
+REGISTRY_HISTORY = f"{PREFIX}:{{reg}}:history"  # stream: every change: who, when, what (diff)
+# String: sha of the configured files the engine serves as version 0 (what a first change is
+# made on top of, also when it comes from a CLI on another machine).
+REGISTRY_FILES = f"{PREFIX}:{{reg}}:files"
+
+
+def registry_staged(stage_id: str) -> str:
+    """Hash (with TTL): an import previewed and not yet applied (candidate, diff, base version)."""
+    return f"{PREFIX}:{{reg}}:staged:{stage_id}"
 
 
 _FAMILIES = (

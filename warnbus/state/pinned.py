@@ -33,6 +33,6 @@ async def pinned(redis: Any, store: Store, lanes: Lanes) -> AsyncIterator[IO]:
         return
     client = redis.client()
     try:
-        yield IO(Store(client), Lanes(client, lanes.channels))
+        yield IO(Store(client), Lanes(client, lanes.channels, lanes.heartbeats))
     finally:
         await client.aclose()

@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 
 from warnbus.domain.models import Delivery, Level
 from warnbus.state import keys, scripts
+from warnbus.state.heartbeat import Heartbeats
 
 _enc = msgspec.msgpack.Encoder()
 _dec_delivery = msgspec.msgpack.Decoder(Delivery)
@@ -108,10 +109,12 @@ async def ensure_group(redis: Redis, stream: str) -> None:
 class Lanes:
     """The delivery lanes of all channels."""
 
-    def __init__(self, redis: Redis, channels: Iterable[str]) -> None:
+    def __init__(self, redis: Redis, channels: Iterable[str],
+                 heartbeats: Heartbeats | None = None) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.channels = tuple(channels)
+        self.heartbeats = heartbeats or Heartbeats(redis)
         self._enqueue = ENQUEUE.bind(redis)
         self._done = DONE.bind(redis)
 
@@ -167,10 +170,14 @@ class Lanes:
     ) -> list[LaneEntry]:
         """Take over entries a dead (or stuck) worker read but never acknowledged: about
         `count` deliveries per lane (whole entries), so that what one sweep takes is sent
-        well inside a lease even at a provider's rate, and is not reclaimed again meanwhile."""
+        well inside a lease even at a provider's rate, and is not reclaimed again meanwhile.
+        Those of a worker whose heartbeat stopped are taken at once, others after the lease
+        (`min_idle_ms`)."""
         out: list[LaneEntry] = []
         entries = _entries_for(count)
         for lane in self.lanes_of(channel):
+            for entry_id, fields in await self.heartbeats.take_over(lane, consumer, entries):
+                out += [LaneEntry(lane, entry_id, d) for d in decode_entry(fields or {})]
             reply: Any = await self.redis.xautoclaim(
                 lane, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0",
                 count=entries,
@@ -245,9 +252,10 @@ class Inbox:
     `Store.messages.accept`), read through a consumer group: an item is deleted only after
     its planning finished, so a dead worker's item is planned again by another."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, heartbeats: Heartbeats | None = None) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
+        self.heartbeats = heartbeats or Heartbeats(redis)
 
     async def setup(self) -> None:
         await ensure_group(self.redis, keys.INBOX)
@@ -260,11 +268,13 @@ class Inbox:
         return [_inbox_item(i, f) for _s, msgs in (reply or []) for i, f in msgs]
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 50) -> list[InboxItem]:
-        """Take over items a dead worker read and never finished."""
+        """Take over items a dead worker read and never finished (at once when its
+        heartbeat stopped, else after `min_idle_ms`)."""
+        taken = await self.heartbeats.take_over(keys.INBOX, consumer, count)
         reply = await self.redis.xautoclaim(keys.INBOX, keys.GROUP, consumer,
                                             min_idle_time=min_idle_ms, start_id="0-0",
                                             count=count)
-        return [_inbox_item(i, f) for i, f in reply[1]]
+        return [_inbox_item(i, f) for i, f in [*taken, *reply[1]]]
 
     async def keep(self, consumer: str, entry_id: bytes) -> None:
         """Reset an item's idle time: it is being planned, no sweeper may take it."""
@@ -294,9 +304,10 @@ class TimerEntry(msgspec.Struct, frozen=True, gc=False):
 class Timers:
     """Timers scored by absolute due time, promoted atomically, consumed by a group."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, heartbeats: Heartbeats | None = None) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
+        self.heartbeats = heartbeats or Heartbeats(redis)
         self._promote = PROMOTE.bind(redis)
         self._schedule = SCHEDULE.bind(redis)
         self._done = DONE.bind(redis)
@@ -316,8 +327,14 @@ class Timers:
         if members:
             await self.redis.zrem(keys.TIMERS, *members)
 
-    async def promote(self, now: float, limit: int = 1000) -> int:
-        n = await self._promote(_TIMER_KEYS, now=now, limit=limit)
+    async def promote(self, frame: tuple[float, float, float], limit: int = 1000) -> int:
+        """Move timers due by Redis's time (TIME in the script) to the due stream.
+
+        `frame`, the engine clock's (`runtime.clock.Frame`): its time as a function of
+        Redis's, `at + (redis_now - redis_at) * factor`."""
+        at, redis_at, factor = frame
+        n = await self._promote(_TIMER_KEYS, at=repr(float(at)), redis_at=repr(float(redis_at)),
+                                factor=repr(float(factor)), limit=limit)
         return int(n)
 
     async def read_due(self, consumer: str, count: int, block_ms: int) -> list[TimerEntry]:
@@ -331,11 +348,15 @@ class Timers:
         return out
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 500) -> list[TimerEntry]:
+        """Take over due timers a dead timer process read and never handled: at once when
+        its heartbeat stopped (a redial a few seconds late, not a lease), else after
+        `min_idle_ms`."""
+        taken = await self.heartbeats.take_over(keys.TIMERS_DUE, consumer, count)
         reply: Any = await self.redis.xautoclaim(
             keys.TIMERS_DUE, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0",
             count=count,
         )
-        return [TimerEntry(i, f[b"m"]) for i, f in reply[1] if f]
+        return [TimerEntry(i, f[b"m"]) for i, f in [*taken, *reply[1]] if f]
 
     async def done(self, entries: Sequence[TimerEntry]) -> None:
         await ack_delete(self._done, keys.TIMERS_DUE, [e.entry_id for e in entries])

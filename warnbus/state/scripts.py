@@ -64,6 +64,7 @@ SETS: dict[str, frozenset[StrEnum]] = {
     "DS_CLAIMABLE": DeliveryState.CLAIMABLE,
     "DS_RECORDED": DeliveryState.RECORDED,
     "DS_GAVE_UP": DeliveryState.GAVE_UP,
+    "DS_REACHED": DeliveryState.REACHED,
     "DS_AWAITING_REPORT": DeliveryState.AWAITING_REPORT,
     "DS_SETTLED": DeliveryState.SETTLED,
     "DR_ALL": frozenset(DeliveryReport),

@@ -1,7 +1,8 @@
 """Campaign state in Redis: the owner of a campaign's keys and of its Lua transitions.
 
 Every read and write of a campaign's keys goes through the Store: its own methods (meta,
-targets, grids, deliveries, acks, audit, each transition one Lua script beside this module),
+targets, grids, acks, audit, each transition one Lua script beside this module; the
+deliveries' claims, records and reports in `deliveries.py`, whose class it extends),
 `Store.messages` (accepted messages and their indexes, `messages.py`) and `Store.console`
 (what the console adds to a campaign, `consolebook.py`). tests/engine/test_one_owner.py
 checks that no module outside `warnbus/state/` touches them.
@@ -9,11 +10,8 @@ checks that no module outside `warnbus/state/` touches them.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -28,37 +26,30 @@ from warnbus.domain.meta import (
 from warnbus.domain.models import (
     Ack,
     Alert,
-    Attempt,
-    Delivery,
-    DeliveryKind,
-    Level,
     Target,
-    TargetKind,
 )
-from warnbus.domain.models import Outcome as AttemptOutcome
 from warnbus.domain.states import (
     CampaignState,
-    DeliveryReport,
-    DeliveryState,
     GridState,
     TargetState,
 )
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
 from warnbus.state.consolebook import ConsoleBook
+from warnbus.state.deliveries import _VALUE, Deliveries
+from warnbus.state.deliveries import Outcome as Outcome  # the record of one send
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
 
 # The scripts of the campaign state, each in its .lua file beside this module.
-CLAIM = scripts.load(__file__, "claim")
-RECORD = scripts.load(__file__, "record")
-STATUS = scripts.load(__file__, "status")
 ACK = scripts.load(__file__, "ack")
 PUT_TARGETS = scripts.load(__file__, "put_targets")
 INIT_GRIDS = scripts.load(__file__, "init_grids")
 CLOSE_GRIDS = scripts.load(__file__, "close_grids")
+REOPEN_GRIDS = scripts.load(__file__, "reopen_grids")
 ADVANCE = scripts.load(__file__, "advance")
+SETTLE_GRIDS = scripts.load(__file__, "settle_grids")
 FINISH = scripts.load(__file__, "finish")
 
 _enc = msgspec.msgpack.Encoder()
@@ -67,11 +58,6 @@ _dec_ack = msgspec.msgpack.Decoder(Ack)
 _json_alert = msgspec.json.Decoder(Alert)
 #: How long an ended campaign stays in `keys.ENDED` (replies to it are late, not lost).
 ENDED_KEPT_S = 7 * 86400.0
-#: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
-#: property call; and `pack_args` takes its fast path only when every item is a plain str).
-_VALUE: dict[StrEnum, str] = {
-    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome, DeliveryState,
-                              DeliveryReport, CampaignState, GridState) for m in e}
 
 
 @dataclass(frozen=True)
@@ -80,31 +66,24 @@ class GridView:
     state: GridState
     level: int
     holder: str
+    since: float | None = None  # when it got to this state (None: written by an older version)
 
 
-class Outcome(msgspec.Struct, frozen=True, gc=False):
-    """The outcome of one send to store: the attempt and where the delivery goes next.
-
-    Untracked by the cyclic collector, like the records it holds (see models.py)."""
-
-    delivery: Delivery
-    attempt: Attempt
-    next_state: DeliveryState  # one of DeliveryState.RECORDED
+#: What `Store.advance` did to each grid.
+NOT_MOVED, MOVED, CLOSED_AT_ONCE = 0, 1, 2
 
 
-class Store:
+class Store(Deliveries):
     def __init__(self, redis: Redis) -> None:
-        # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
-        self._redis: Any = redis
+        super().__init__(redis)  # self._redis, and the deliveries' scripts (deliveries.py)
         self.messages = Messages(redis)
         self.console = ConsoleBook(redis)
-        self._claim = CLAIM.bind(redis)
-        self._record = RECORD.bind(redis)
-        self._status = STATUS.bind(redis)
         self._ack = ACK.bind(redis)
         self._init_grids = INIT_GRIDS.bind(redis)
         self._close_grids = CLOSE_GRIDS.bind(redis)
+        self._reopen_grids = REOPEN_GRIDS.bind(redis)
         self._advance = ADVANCE.bind(redis)
+        self._settle_grids = SETTLE_GRIDS.bind(redis)
         self._finish = FINISH.bind(redis)
         self._put_targets = PUT_TARGETS.bind(redis)
 
@@ -197,12 +176,16 @@ class Store:
         v = await self._redis.hget(keys.campaign(campaign_id).first, person_id)
         return float(v) if v else None
 
-    async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]]) -> int:
+    async def init_grids(self, campaign_id: str, grid_primary: Sequence[tuple[str, str]],
+                         now: float) -> int:
+        """Set up the grids not yet known, each calling its primary (confirmed at once when
+        the primary has confirmed already); return how many were new."""
         ck = keys.campaign(campaign_id)
         args: list[str] = [x for pair in grid_primary for x in pair]
         added = 0
         for i in range(0, len(args), 2000):
-            added += int(await self._init_grids(ck, batch=pack_args(args[i : i + 2000])))
+            added += int(await self._init_grids(ck, now=now,
+                                                batch=pack_args(args[i : i + 2000])))
         return added
 
     async def close_grids(
@@ -211,6 +194,16 @@ class Store:
         ck = keys.campaign(campaign_id)
         return int(await self._close_grids(ck, *grids, "--", *stop, now=now,
                                            new_state=_VALUE[state]))
+
+    async def reopen_grids(
+        self, campaign_id: str, pairs: Sequence[tuple[str, str]], now: float
+    ) -> int:
+        """Grids dropped by an Update that a later one puts back: (grid, primary) pairs call
+        their primary again from the start (`reopen_grids.lua`); how many reopened now."""
+        if not pairs:
+            return 0
+        ck = keys.campaign(campaign_id)
+        return int(await self._reopen_grids(ck, *(x for pair in pairs for x in pair), now=now))
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
@@ -228,13 +221,24 @@ class Store:
 
     async def advance(
         self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
-    ) -> list[bool]:
+    ) -> list[int]:
+        """Move grids on from `from_holder`: (grid, from_level, to_level, new_holder or "")
+        each. Per grid: NOT_MOVED, MOVED (call the new holder), or CLOSED_AT_ONCE (the new
+        holder had confirmed already: the grid is theirs, confirmed; see advance.lua)."""
         if not quads:
             return []
         ck = keys.campaign(campaign_id)
         res = await self._advance(ck, *(x for quad in quads for x in quad), now=now,
                                   from_holder=from_holder)
-        return [bool(int(x)) for x in res]
+        return [int(x) for x in res]
+
+    async def settle_grids(self, campaign_id: str, grids: Sequence[str], now: float) -> list[str]:
+        """Close the open grids of `grids` whose holder has confirmed, as that confirmation
+        closes a grid; return those closed."""
+        if not grids:
+            return []
+        return [s(g) for g in await self._settle_grids(keys.campaign(campaign_id), *grids,
+                                                       now=now)]
 
     async def finish(self, campaign_id: str, state: CampaignState, now: float) -> bool:
         """End an active campaign (`state`: one of CampaignState.ENDED); False if it was not
@@ -253,65 +257,6 @@ class Store:
     async def activate(self, campaign_id: str, now: float) -> None:
         """List a started campaign among the active ones (see `active_campaigns`)."""
         await self._redis.zadd(keys.ACTIVE, {campaign_id: now}, nx=True)
-
-    # ----------------------------------------------------------------- deliveries
-
-    async def claim(
-        self, batches: Mapping[str, Sequence[Delivery]], now: float, lease_s: float
-    ) -> dict[str, list[tuple[int, int]]]:
-        """Claim deliveries for sending: one Lua call per campaign, concurrently."""
-        calls = []
-        for cid, batch in batches.items():
-            ck = keys.campaign(cid)
-            args: list[str] = [str(now), str(lease_s)]
-            for d in batch:
-                args += (d.id, _VALUE[d.kind], d.target_id)
-            calls.append(self._claim(ck, batch=pack_args(args)))
-        replies = await _all(calls)
-        out: dict[str, list[tuple[int, int]]] = {}
-        for cid, flat in zip(batches, replies, strict=True):
-            out[cid] = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
-        return out
-
-    async def record(self, outcomes: Sequence[Outcome], now: float) -> None:
-        """Store attempts and the deliveries' next states: one Lua call per campaign."""
-        by_c: dict[str, list[Outcome]] = {}
-        for o in outcomes:
-            by_c.setdefault(o.delivery.campaign_id, []).append(o)
-        calls = []
-        for cid, items in by_c.items():
-            ck = keys.campaign(cid)
-            args: list[str] = [str(now)]
-            for o in items:
-                a, d = o.attempt, o.delivery
-                detail = a.error or a.provider_id or ""
-                info = f"{d.alert_id}|{_VALUE[d.level]}|{_VALUE[d.target_kind]}"
-                args += (d.id, d.target_id, d.channel, str(d.step), _VALUE[d.kind], str(a.n),
-                         _VALUE[a.outcome], _VALUE[o.next_state], detail, info)
-            calls.append(self._record(ck, batch=pack_args(args)))
-        await _all(calls)
-
-    async def status(
-        self, campaign_id: str, delivery_id: str, target_id: str, report: DeliveryReport,
-        detail: str, now: float,
-    ) -> int:
-        """Apply a provider's report on a delivery: 1 applied, 2 it changed nothing (out of
-        order), 0 no such delivery."""
-        ck = keys.campaign(campaign_id)
-        return int(await self._status(ck, now=now, delivery_id=delivery_id, target_id=target_id,
-                                      report=_VALUE[report], detail=detail))
-
-    async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
-        """What was sent by a delivery (for a status callback that needs to re-plan it)."""
-        raw = s(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
-        if not raw:
-            return None
-        names = ("target_id", "channel", "step", "kind", "alert_id", "level", "target_kind")
-        return dict(zip(names, raw.split("|"), strict=True))
-
-    async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
-        raw = await self._redis.hgetall(keys.campaign(campaign_id).dstate)
-        return {s(k): DeliveryState(s(v).split("|")[0]) for k, v in raw.items()}
 
     async def target_states(self, campaign_id: str) -> dict[str, TargetState]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).tstate)
@@ -332,6 +277,7 @@ class Store:
         the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
         a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
         person through it in this campaign, 3 late: the campaign has ended (extra: its state),
+        or an Update dropped every grid the person answers for (extra: GridState.DROPPED),
         nothing changes but the audit. A confirmation through a delivery (`ack.delivery_id`)
         marks that delivery delivered too, while the campaign runs."""
         ck = keys.campaign(ack.campaign_id)
@@ -353,15 +299,15 @@ class Store:
         reply to one of them is recorded as late."""
         return [s(c) for c in await self._redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
 
-    async def claim_reply(self, channel: str, reply_id: str, ttl_s: float) -> bool:
-        """Whether an inbound reply (by its provider message id) is new; it is then marked
-        handled for `ttl_s`, so that a resend or a replay of it confirms nothing new."""
-        return bool(await self._redis.set(keys.reply(channel, reply_id), "1", nx=True,
-                                         px=int(ttl_s * 1000)))
+    async def reply_handled(self, channel: str, reply_id: str) -> bool:
+        """Whether an inbound reply (by its provider message id) was handled: a resend or a
+        replay of it confirms nothing new."""
+        return bool(await self._redis.exists(keys.reply(channel, reply_id)))
 
-    async def forget_reply(self, channel: str, reply_id: str) -> None:
-        """Let a reply that could not be handled through again (the provider resends it)."""
-        await self._redis.delete(keys.reply(channel, reply_id))
+    async def reply_done(self, channel: str, reply_id: str, ttl_s: float) -> None:
+        """Mark an inbound reply handled for `ttl_s`: only once its confirmations are
+        written, so that a reply never counts as handled while it is not."""
+        await self._redis.set(keys.reply(channel, reply_id), "1", px=int(ttl_s * 1000))
 
     async def active_campaigns(self) -> list[str]:
         """Campaigns started and not yet ended (a handful at a time, even in a flood season).
@@ -390,15 +336,7 @@ class Store:
         return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
 
 
-async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
-    """Await Redis calls: one at once (the usual case: a chunk of one campaign) or together.
-
-    Script calls are not pipelined: a pipeline with scripts asks SCRIPT EXISTS every time."""
-    if len(calls) == 1:
-        return [await calls[0]]
-    return list(await asyncio.gather(*calls))
-
-
 def _grid_view(grid_id: str, raw: str) -> GridView:
-    state, level, holder = [*raw.split("|"), "", "0", ""][:3]
-    return GridView(grid_id, GridState(state), int(level or 0), holder)
+    state, level, holder, since = [*raw.split("|"), "", "0", "", ""][:4]
+    return GridView(grid_id, GridState(state), int(level or 0), holder,
+                    float(since) if since else None)

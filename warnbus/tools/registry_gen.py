@@ -276,7 +276,7 @@ def _print_stats(stats: dict[str, int]) -> None:
 
 
 def registry_main(args: list[str]) -> int:
-    """`warnbus registry generate|validate|stats ...`; return the exit status."""
+    """`warnbus registry generate|validate|stats|export|template|import|history ...`."""
     parser = argparse.ArgumentParser(prog="warnbus registry", description="the grid registry")
     sub = parser.add_subparsers(dest="cmd", required=True)
     gen = sub.add_parser("generate", help="write a synthetic registry")
@@ -286,7 +286,12 @@ def registry_main(args: list[str]) -> int:
     for name, text in (("validate", "check a registry"), ("stats", "count a registry")):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", nargs="?", help="registry directory (default: the sample county)")
+    from warnbus.registry_io import cli as io_cli
+
+    io_cli.add_commands(sub)
     ns = parser.parse_args(args)
+    if ns.cmd in ("export", "template", "import", "history"):
+        return io_cli.run(ns)
     if ns.cmd == "generate":
         data = generate(ns.out, ns.counties, ns.seed)
         print(f"wrote {len(data.grids)} grids in {ns.counties} county(ies) to {ns.out}")

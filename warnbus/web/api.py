@@ -5,7 +5,6 @@ Errors are `{"error": {"code": ..., "message": ...}}` with the documented status
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import html
@@ -25,17 +24,17 @@ from warnbus.errors import (
     AuthError,
     CampaignStateError,
     IngestError,
+    JournalError,
     NotFoundError,
     RateLimitedError,
     WarnbusError,
 )
 from warnbus.flow.acks import (
     DUPLICATE,
+    JOURNALED,
     LATE,
     RECORDED,
     AckResult,
-    ended_state,
-    late_zh,
     record_ack,
 )
 from warnbus.flow.credentials import (
@@ -51,8 +50,10 @@ from warnbus.ingest import parse_off_loop
 from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
 from warnbus.runtime.app import App, token_hash
 from warnbus.runtime.config import TokenSettings
+from warnbus.runtime.tasks import within
 from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
+from warnbus.web.ackpage import ack_page, late_text, over_for
 from warnbus.web.console import setup_console
 
 log = structlog.get_logger("warnbus.web")
@@ -95,6 +96,13 @@ async def errors_mw(
         return error(500, e.code, e.message)
     except web.HTTPRequestEntityTooLarge:
         return error(413, "too_large", "the request body is larger than the configured limit")
+    except JournalError as e:
+        # Neither Redis nor the local journal took a confirmation: nothing was accepted.
+        resp = error(503, "unavailable", "the engine could not store this now (Redis and "
+                     f"its journal are unavailable: {e.message}); nothing was accepted, retry "
+                     "shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
     except WarnbusError as e:
         log.warning("request failed", error=e.message)
         return error(400, e.code, e.message)
@@ -169,8 +177,8 @@ async def _spend(request: web.Request, bucket: str, rate_burst: tuple[float, flo
     try:
         # Bounded: a limiter that cannot answer quickly must not hold requests (or a
         # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
-        ok, wait_ms = await asyncio.wait_for(
-            request.app[SHARED_LIMIT].take(bucket, *rate_burst), LIMIT_WAIT_S)
+        ok, wait_ms = await within(request.app[SHARED_LIMIT].take(bucket, *rate_burst),
+                                   LIMIT_WAIT_S)
     except (RedisError, TimeoutError):
         return  # Redis is down: the handler fails on its own; do not hide that as a 429
     if not ok:
@@ -363,7 +371,10 @@ async def post_ack(request: web.Request) -> web.Response:
 
 
 def _ack_reply(res: AckResult) -> web.Response:
-    """200 recorded, duplicate or late (the campaign had ended: nothing changed); else 404."""
+    """200 recorded, duplicate or late (the campaign had ended: nothing changed); 202
+    journaled (Redis unavailable: held durably, recorded when it returns); else 404."""
+    if res.code == JOURNALED:
+        return ok({"status": res.status}, 202)
     if res.code not in (RECORDED, DUPLICATE, LATE):
         return error(404, res.status, "no such campaign or person in it")
     return ok({"status": res.status}, 200)
@@ -374,19 +385,20 @@ async def ack_link_page(request: web.Request) -> web.Response:
     app = request.app[APP]
     token = request.match_info["token"]
     try:
-        cid, _pid = app.links.verify(token, app.ctx.clock.now())
+        cid, pid = app.links.verify(token, app.ctx.clock.now())
     except AuthError as e:
         await admit_request(False)
         log.warning("ack link rejected", reason=e.message)
         return web.Response(status=403, text=_page("链接无效", html.escape(e.message)),
                             content_type="text/html")
     await admit_request(True)
-    state = await ended_state(app.ctx, cid)
-    if state is not None:  # nothing to confirm any more: no button
-        return web.Response(text=_page("无需确认", late_zh(state)), content_type="text/html")
+    # The message in full (what a card or an SMS could not carry), and a button only while
+    # a confirmation is wanted.
+    page = await ack_page(app.ctx, cid, await over_for(app.ctx, cid, pid))
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
-            '<button style="font-size:2em;padding:.5em 2em">确认收到</button></form>')
-    return web.Response(text=_page("确认收到预警", form), content_type="text/html")
+            f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
+            if page.button else "")
+    return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
 async def ack_link_post(request: web.Request) -> web.Response:
@@ -401,9 +413,10 @@ async def ack_link_post(request: web.Request) -> web.Response:
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         if res.late:
-            text = res.late_zh
+            text = await late_text(app.ctx, cid, res)
         else:
-            text = "已确认，谢谢。" if res.code in (RECORDED, DUPLICATE) else "未找到对应的预警。"
+            text = ("已确认，谢谢。" if res.code in (RECORDED, DUPLICATE, JOURNALED)
+                    else "未找到对应的预警。")
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
 

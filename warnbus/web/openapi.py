@@ -37,8 +37,8 @@ def _retry(response: dict[str, Any]) -> dict[str, Any]:
     return {**response, "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}}
 
 
-UNAVAILABLE = _retry(_err("Redis is unreachable: nothing was done, retry shortly "
-                          "(code `unavailable`)."))
+UNAVAILABLE = _retry(_err("Redis is unreachable (and, for a confirmation, the local "
+                          "journal too): nothing was done, retry shortly (code `unavailable`)."))
 RATE_LIMITED = _retry(_err("Too many requests on this public route (code `rate_limited`)."))
 UNAUTHORIZED = _err("No bearer token, an unknown one, or a revoked one (code `unauthorized`).")
 FORBIDDEN = _err("The token lacks the role this route needs (code `forbidden`).")
@@ -186,7 +186,8 @@ SCHEMAS: dict[str, Any] = {
     "AckStatus": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["recorded", "duplicate", "late"],
+        "properties": {"status": {"type": "string",
+                                  "enum": ["recorded", "duplicate", "late", "journaled"],
                                   "description": "`late`: the campaign had ended "
                                                  "(cancelled, expired); nothing changed, the "
                                                  "confirmation is on record as late."}},
@@ -293,6 +294,9 @@ POST_ACK: dict[str, Any] = {
     "responses": {
         "200": _json(_ref("AckStatus"), "Recorded, already confirmed (`duplicate`), or after "
                      "the campaign ended (`late`)."),
+        "202": _json(_ref("AckStatus"), "`journaled`: Redis was unavailable; the "
+                     "confirmation is in the engine's local journal (on disk) and is recorded "
+                     "when Redis returns."),
         "401": UNAUTHORIZED,
         "403": _err("The token lacks the `officer` role, or the person serves outside the "
                     "token's regions (code `forbidden`)."),
@@ -329,6 +333,9 @@ POST_ACK_LINK: dict[str, Any] = {
                                "(HTML), which also says when the campaign is not found or "
                                "has ended (nothing to confirm).",
                 "content": {"application/json": {"schema": _ref("AckStatus")}, **HTML}},
+        "202": _json(_ref("AckStatus"), "`journaled`: Redis was unavailable; the "
+                     "confirmation is in the engine's local journal (on disk) and is recorded "
+                     "when Redis returns."),
         "403": _err("The link is malformed, forged or expired (code `forbidden`)."),
         "404": _err("The link's campaign or person is gone (code `no_campaign` or "
                     "`not_target`)."),

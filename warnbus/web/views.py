@@ -13,6 +13,7 @@ from prometheus_client import Gauge
 from warnbus.feeds.health import feed_health, refresh_feed_metrics
 from warnbus.flow.record import alert_view, record_rows, rows_csv
 from warnbus.runtime.app import App
+from warnbus.runtime.tasks import within
 
 __all__ = ["HealthProbe", "alert_view", "health", "record_rows", "refresh_metrics", "rows_csv"]
 
@@ -36,7 +37,7 @@ async def _broker_ok(url: str) -> bool:
 async def health(app: App, *, feeds: bool = True) -> dict[str, Any]:
     """Whether Redis and the broker answer, this process's roles, and the feeds' health."""
     try:
-        redis_ok = bool(await asyncio.wait_for(app.ctx.redis.ping(), 2.0))
+        redis_ok = bool(await within(app.ctx.redis.ping(), 2.0))  # a stalled Redis too
     except Exception:
         redis_ok = False
     broker_ok = await _broker_ok(app.mqtt_url)

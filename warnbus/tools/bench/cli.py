@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end to end: the simulated providers in a process of their own "
                         "(default, as remote providers cost the engine no CPU) or in the "
                         "engine's process")
+    p.add_argument("--appendfsync", choices=("always", "everysec"), default="always",
+                   help="the Redis AOF fsync policy (default: always, the shipped default; "
+                        "everysec to compare)")
     p.add_argument("--redis-max-connections", type=int, metavar="N",
                    help="county/province what-if: the engine's Redis pool size "
                         "(engine.redis_connections; default: the engine's default)")
@@ -125,6 +128,7 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
     sizes = SIZES[scenario]
     counties = ns.counties or (sizes.quick if ns.quick else sizes.full)
     common = {"counties": counties, "machine": machine(), "log_level": ns.log_level,
+              "appendfsync": ns.appendfsync,
               "quick": bool(ns.quick), "revision": revision()}
     if scenario in ("county", "province"):
         return await _fanout(scenario, ns, runs, counties, common)
@@ -132,7 +136,8 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
         from warnbus.tools.bench.acks import AckOptions, run_acks
 
         # The webhook confirmations come from the simulators, whose speakers need a broker.
-        with bench_env(mqtt=ns.via != "link", log_level=ns.log_level) as env:
+        with bench_env(mqtt=ns.via != "link", log_level=ns.log_level,
+                       appendfsync=ns.appendfsync) as env:
             samples, fixed = await run_acks(
                 AckOptions(counties, runs, ns.timeout, via=ns.via,
                            api_processes=ns.api_processes), env)
@@ -140,19 +145,19 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
     if scenario == "match":
         from warnbus.tools.bench.match import run_match
 
-        with bench_env(log_level=ns.log_level) as env:
+        with bench_env(log_level=ns.log_level, appendfsync=ns.appendfsync) as env:
             samples, fixed = await run_match(counties, runs, reps=5 if ns.quick else 25, env=env)
         return summarize("match", samples, **fixed, **common)
     if scenario == "peer":
         from warnbus.tools.bench.peer import PeerOptions, run_peer
 
-        with bench_env(mqtt=True, log_level=ns.log_level) as env:
+        with bench_env(mqtt=True, log_level=ns.log_level, appendfsync=ns.appendfsync) as env:
             samples, fixed = await run_peer(PeerOptions(counties, runs, ns.quick, ns.timeout), env)
         return summarize("peer", samples, **fixed, **common)
     if scenario == "hostile":
         from warnbus.tools.bench.hostile import HostileOptions, over_target, run_hostile
 
-        with bench_env(mqtt=True, log_level=ns.log_level) as env:
+        with bench_env(mqtt=True, log_level=ns.log_level, appendfsync=ns.appendfsync) as env:
             samples, fixed = await run_hostile(
                 HostileOptions(counties, runs, bool(ns.quick), ns.timeout), env)
         result = summarize("hostile", samples, **fixed, **common)
@@ -176,7 +181,7 @@ async def _fanout(scenario: str, ns: argparse.Namespace, runs: int, counties: in
     opts = FanoutOptions(scenario, counties, runs, e2e, ns.timeout, area,
                          ns.redis_max_connections, ns.world, ns.workers, ns.api)
     window = WindowProfiler(ns.profile) if ns.profile else None
-    with bench_env(mqtt=e2e, log_level=ns.log_level) as env:
+    with bench_env(mqtt=e2e, log_level=ns.log_level, appendfsync=ns.appendfsync) as env:
         samples = await run_fanout(opts, env, window or NoProfiler())
     title = (f"red warning for {'the sample county' if scenario == 'county' else 'the province'}"
              f" ({counties} county(ies)), first wave voice+SMS+WeCom+loudspeakers")

@@ -1,4 +1,4 @@
-"""What a scenario runs in: a temp dir, real Redis (AOF everysec) and mosquitto, a registry.
+"""What a scenario runs in: a temp dir, real Redis (AOF) and mosquitto, a registry.
 
 Everything is started on 127.0.0.1 and stopped (and the temp dir removed) on exit.
 """
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import aiohttp
 import structlog
@@ -95,11 +95,13 @@ class BenchEnv:
 
 
 @contextlib.contextmanager
-def bench_env(*, mqtt: bool = False, log_level: str = "warning") -> Iterator[BenchEnv]:
-    """Start Redis (AOF everysec) and optionally mosquitto in a temp dir; stop both after."""
+def bench_env(*, mqtt: bool = False, log_level: str = "warning",
+              appendfsync: Literal["always", "everysec"] = "always") -> Iterator[BenchEnv]:
+    """Start Redis (AOF, fsync `appendfsync`: the shipped default is always) and optionally
+    mosquitto in a temp dir; stop both after."""
     with tempfile.TemporaryDirectory(prefix="warnbus-bench-") as raw:
         tmp = Path(raw)
-        redis = start_redis(tmp / "redis", appendonly=True, appendfsync="everysec")
+        redis = start_redis(tmp / "redis", appendonly=True, appendfsync=appendfsync)
         broker: ManagedService | None = None
         env = BenchEnv(tmp, redis, log_level=log_level)
         try:

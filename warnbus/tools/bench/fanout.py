@@ -2,9 +2,10 @@
 
 Engine-only: a `NullChannel` on every channel name (voice, sms, wecom, loudspeaker), so what
 is measured is the engine's own path (accept, match, plan, enqueue on Redis streams, claim
-Lua, send, record Lua, XACK) on a real Redis with AOF everysec. End to end (county): the
-real Twilio, WeCom and MQTT loudspeaker channels against the shipped simulators and a real
-mosquitto, with the HTTP API up for the simulators' status callbacks and confirmations.
+Lua, send, record Lua, XACK) on a real Redis with AOF (fsync always by default). End to end
+(county): the real Twilio, WeCom and MQTT loudspeaker channels against the shipped simulators
+and a real mosquitto, with the HTTP API up for the simulators' status callbacks and
+confirmations.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from warnbus.web.console import (
     pages_compose,
     pages_duty,
     pages_registry,
+    pages_registry_io,
     records,
 )
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
@@ -58,6 +59,14 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/registry/devices", pages_registry.devices_page),
     ("GET", "/registry/export.zip", pages_registry.export_zip),
     ("POST", "/registry/import", pages_registry.import_zip),
+    ("GET", "/registry/template.xlsx", pages_registry_io.template),
+    ("GET", "/registry/export.xlsx", pages_registry_io.export_xlsx),
+    ("POST", "/registry/upload", pages_registry_io.upload),
+    ("GET", "/registry/imports/{id}", pages_registry_io.preview_page),
+    ("POST", "/registry/imports/{id}/apply", pages_registry_io.apply_import),
+    ("GET", "/registry/history", pages_registry_io.history_page),
+    ("GET", "/registry/people/{id}", pages_registry_io.person_page),
+    ("POST", "/registry/people/{id}", pages_registry_io.person_save),
     ("GET", "/duty", pages_duty.duty_page),
     ("POST", "/duty/change", pages_duty.duty_change),
     ("POST", "/duty/rosters/{id}/approve", pages_duty.roster_approve),

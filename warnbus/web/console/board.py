@@ -106,9 +106,9 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
     out: list[Chase] = []
     for g in sorted(want, key=lambda x: x.grid_id):
         grid = reg.data.grids.get(g.grid_id)
-        if grid is None:
-            continue
-        ids = [p for p in (grid.primary, grid.backup, g.holder) if p]
+        # A grid removed from the registry while the campaign held it is still a 叫应 nobody
+        # answered: listed under its id, with the person last called for it.
+        ids = [p for p in ((grid.primary, grid.backup) if grid else ()) + (g.holder,) if p]
         officers = []
         for pid in dict.fromkeys(ids):
             p = ctx.person(pid)
@@ -117,8 +117,9 @@ async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
                              "role": p.role.value if p else "", "phone": (p.phone or "") if p
                              else "", "acked": a.via.value if a else ""})
             people.setdefault(pid, []).append(g.grid_id)
-        village = reg.data.regions.get(grid.village)
-        out.append(Chase(g.grid_id, grid.name, village.name if village else grid.village,
+        village = reg.data.regions.get(grid.village) if grid else None
+        out.append(Chase(g.grid_id, grid.name if grid else f"{g.grid_id}（已从台账删除）",
+                         village.name if village else (grid.village if grid else ""),
                          g.state.value, officers, door=doors.get(g.grid_id)))
     by_person: dict[str, list[dict[str, str]]] = {}
     for ev in await ctx.store.audit(cid):

@@ -1,15 +1,10 @@
-"""A manual alert: the form, the `models.Alert` built from it, and the preview of its reach.
-
-The preview runs the engine's own rules and planner on the alert (match, targets, policy,
-plan_persons/plan_areas), so what it shows is what publishing would send.
-"""
+"""A manual alert: the form and the `models.Alert` built from it (its preview of what
+publishing sends is `console.preview`)."""
 
 from __future__ import annotations
 
-import math
 import random
 import secrets
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,27 +16,21 @@ from warnbus.domain.models import (
     Area,
     Category,
     Certainty,
-    DeliveryKind,
     Info,
     Level,
     MsgType,
     Reference,
     RegionLevel,
     ResponseType,
-    Role,
     Scope,
     Severity,
     Status,
-    TargetKind,
     Urgency,
 )
-from warnbus.domain.steps import Step
 from warnbus.errors import IngestError
 from warnbus.flow.credentials import console_sender
-from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.ingest import alert_to_json, parse_json
 from warnbus.ingest.identifiers import new_identifier as gb35965_identifier
-from warnbus.plugin import Medium
 from warnbus.runtime.context import Context
 from warnbus.state import keys
 from warnbus.web.console import drawn, svgmap
@@ -51,9 +40,6 @@ from warnbus.web.console.html import BEIJING, LEVEL_ZH
 #: The CAP severity of a colour (as rules/levels.toml); the `level` parameter is what counts.
 SEVERITY = {Level.RED: Severity.EXTREME, Level.ORANGE: Severity.SEVERE,
             Level.YELLOW: Severity.MODERATE, Level.BLUE: Severity.MINOR}
-SMS_SEGMENT, SMS_LONG_SEGMENT = 70, 67
-VOICE_CHARS_PER_MIN = 240  # Mandarin TTS reads about four characters a second
-PREVIEW_URL = "https://example.invalid/ack/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 
 
 class HazardLike(Protocol):
@@ -274,71 +260,3 @@ async def new_identifier(ctx: Context, settings: ConsoleSettings,
             return console_identifier(ctx, settings, when, n - 1, rng)
         when += timedelta(seconds=1)
     raise IngestError("invalid", "too many console alerts in one minute", "identifier")
-
-
-def sms_segments(text: str) -> int:
-    n = len(text)
-    return 1 if n <= SMS_SEGMENT else math.ceil(n / SMS_LONG_SEGMENT)
-
-
-def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, Any]:
-    """Grids, persons, loudspeakers, messages per channel and cost of publishing `alert`."""
-    level = ctx.rules.level_of(alert)
-    policy = ctx.rules.policy_for(level)
-    match = ctx.rules.match(alert)
-    targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                drill=alert.is_drill, sites=match.sites, hazards=match.hazards)
-    persons = [p for t in targets if t.kind is TargetKind.PERSON
-               if (p := ctx.person(t.id)) is not None]
-    # As the intake plans them: the people of sites only on the sites' own policy.
-    site_only = {t.id for t in targets if t.role is Role.SITE}
-    info = alert.primary_info()
-    pctx = PlanContext(campaign_id="cp_preview", alert=alert, info=info, level=level,
-                       area=area_text(alert), now=ctx.clock.now(), renderer=ctx.rules.renderer,
-                       channels=ctx.channels,
-                       ack_url=lambda _pid: PREVIEW_URL)
-    deliveries = plan_persons(pctx, [p for p in persons if p.id not in site_only],
-                              policy.channels, Step.first_wave(), DeliveryKind.WARNING)
-    deliveries += plan_persons(pctx, [p for p in persons if p.id in site_only],
-                               ctx.rules.site_policy_for(level).channels, Step.first_wave(),
-                               DeliveryKind.WARNING)
-    villages = match.villages if match.grids else ()
-    for ch in policy.device_channels:  # as the intake plans it: one command per village
-        deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
-    per_channel = Counter(d.channel for d in deliveries)
-    texts = {d.channel: d.text for d in deliveries}
-    # Priced by what each channel is (its medium), whatever the deployment named it.
-    sms_by: Counter[str] = Counter()
-    minutes_by: Counter[str] = Counter()
-    for d in deliveries:
-        medium = ctx.channels[d.channel].medium
-        if medium is Medium.SMS:
-            sms_by[d.channel] += sms_segments(d.text)
-        elif medium is Medium.VOICE:
-            minutes_by[d.channel] += math.ceil(len(d.text) / VOICE_CHARS_PER_MIN)
-    sms, minutes = sum(sms_by.values()), sum(minutes_by.values())
-    redials = policy.redials
-    cost_first = sms * settings.sms_price + minutes * settings.voice_price
-
-    def worst(by: Counter[str]) -> int:
-        # Nobody confirms: every redial goes out again on the channels redials use.
-        return sum(n * (1 + (redials if c in policy.redial_channels else 0))
-                   for c, n in by.items())
-
-    sms_max, min_max = worst(sms_by), worst(minutes_by)
-    devices = sum(len(ctx.registry.devices_of_village(v)) for v in villages) if (
-        policy.device_channels) else 0
-    return {
-        "level": level.value, "grids": len(match.grids), "grid_ids": list(match.grids),
-        "sites": len(match.sites), "site_kinds": dict(sorted(Counter(
-            ctx.registry.data.sites[s].kind.value for s in match.sites).items())),
-        "villages": len(match.villages), "persons": len(persons), "speakers": devices,
-        "per_channel": dict(sorted(per_channel.items())), "texts": texts,
-        "sms_segments": sms, "voice_minutes": minutes,
-        "cost": round(cost_first, 2), "cost_max": round(sms_max * settings.sms_price
-                                                        + min_max * settings.voice_price, 2),
-        "ack_deadline_s": policy.ack_deadline_s, "redials": redials,
-        "chain": [r.value for r in policy.chain],
-        "needs_approval": level.value in settings.approval_levels,
-        "drill": alert.is_drill,
-    }

@@ -43,7 +43,7 @@ from warnbus.web.console.html import CHANNEL_ZH, GRID_STATE_ZH, csrf_field, esc
 
 COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "已送达"),
             ("acknowledged", "已确认"), ("pending", "叫应中"), ("escalated", "已升级"),
-            ("unreached", "未叫醒"))
+            ("unreached", "未叫醒"), ("uncontacted", "未联系上即升级"))
 
 
 @requires()
@@ -181,8 +181,10 @@ async def board_page(request: web.Request) -> web.Response:
 def _within(reg: Registry, items: list[Chase], region: str) -> list[Chase]:
     """The grids of a drilled-down township or village; unreached ones first."""
     if region:
-        items = [c for c in items if reg.data.grids[c.grid_id].village.startswith(
-            region[:9] if region.endswith("000") else region)]
+        prefix = region[:9] if region.endswith("000") else region
+        # A grid removed from the registry while the campaign holds it lies in no region.
+        items = [c for c in items if (g := reg.data.grids.get(c.grid_id)) is not None
+                 and g.village.startswith(prefix)]
     return sorted(items, key=lambda c: (c.state != "unreached", c.grid_id))
 
 
@@ -266,7 +268,10 @@ async def manual_ack(request: web.Request) -> web.StreamResponse:
     p = ctx.person(f.get("person", ""))
     if res.late:
         raise back(f"{PREFIX}/campaigns/{cid}", res.late_zh)
-    msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
+    if res.journaled:  # Redis unavailable: held in the journal, recorded when it returns
+        msg = f"已收到{p.name if p else ''}的人工确认，存储恢复后自动记录"
+    else:
+        msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
     raise back(f"{PREFIX}/campaigns/{cid}", msg)
 
 

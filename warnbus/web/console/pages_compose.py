@@ -7,10 +7,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from warnbus.domain.models import Level
+from warnbus.domain.models import Level, MsgType, Reference
 from warnbus.registry import Registry
 from warnbus.web.console import drawn, html, svgmap
 from warnbus.web.console.actions import (
+    KIND_TYPE,
     PublishError,
     cancel_form,
     latest_alert,
@@ -39,10 +40,10 @@ from warnbus.web.console.compose import (
     form_times,
     hazards_of,
     parse_form,
-    preview,
 )
 from warnbus.web.console.drafts import Draft, Drafts
-from warnbus.web.console.html import CHANNEL_ZH, LEVEL_ZH, csrf_field, esc, options
+from warnbus.web.console.html import LEVEL_ZH, csrf_field, esc, options
+from warnbus.web.console.preview import continuation_preview, preview, preview_html
 
 
 def _drafts(request: web.Request) -> Drafts:
@@ -172,29 +173,6 @@ async def _parsed(request: web.Request) -> tuple[DraftForm, dict[str, str]]:
     return parse_form(ctx, await form(request), areas)
 
 
-def preview_html(p: dict[str, Any]) -> str:
-    chans = "".join(f"<tr><td>{esc(CHANNEL_ZH.get(c, c))}</td><td>{n}</td></tr>"
-                    for c, n in p["per_channel"].items())
-    texts = "".join(f'<details><summary>{esc(CHANNEL_ZH.get(c, c))}（{len(t)}字）</summary>'
-                    f'<p class="msg">{esc(t)}</p></details>' for c, t in p["texts"].items())
-    approval = ('<p class="warn">该级别须由第二人（审批人）批准后发布。</p>'
-                if p["needs_approval"] else "")
-    drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
-    deadline = (f"{int(p['ack_deadline_s'] // 60)}分钟内须确认，未确认重拨{p['redials']}次后逐级升级"
-                if p["ack_deadline_s"] else "无需确认")
-    return (
-        f'<h2>覆盖范围预览 {html.level_badge(p["level"])}</h2>{approval}{drill}'
-        '<div class="stats">'
-        f'<div><b data-p="grids">{p["grids"]}</b>网格</div>'
-        f'<div><b data-p="sites">{p["sites"]}</b>隐患点/水库/危险区等</div>'
-        f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
-        f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
-        f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
-        f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
-        f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
-        f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。叫应：{deadline}。</p>{texts}')
-
-
 @requires("drafter")
 async def compose_preview(request: web.Request) -> web.Response:
     con = console(request)
@@ -202,12 +180,33 @@ async def compose_preview(request: web.Request) -> web.Response:
     if errs:
         return json_reply({"errors": errs}, 422)
     settings = await con.settings()
+    data = await form(request)
+    kind = "update" if data.get("kind") == "update" and data.get("campaign") else "alert"
+    campaign = data.get("campaign", "") if kind == "update" else ""
+    if campaign:
+        why = await why_not_continue(con.app.ctx, campaign)
+        if why is not None:
+            return json_reply({"errors": {"campaign": why}}, 422)
     alert = build_alert(con.app.ctx, f, settings, "preview")
     if drawn_reaches_nobody(con.app.ctx, alert):
         return json_reply({"errors": {"polygon": NOBODY}}, 422)
-    p = preview(con.app.ctx, alert, settings)
+    p = await preview_of(con, f, kind, campaign)
     return json_reply({"html": preview_html(p), "grids": p["grid_ids"], "preview": {
         k: v for k, v in p.items() if k not in ("grid_ids", "texts")}})
+
+
+async def preview_of(con: Console, f: DraftForm, kind: str, campaign: str) -> dict[str, Any]:
+    """What publishing the form as `kind` would send: a new alert's first wave, or what the
+    intake would do with the Update or Cancel of `campaign` as it stands now."""
+    ctx = con.app.ctx
+    settings = await con.settings()
+    msg_type = KIND_TYPE.get(kind, MsgType.ALERT)
+    if msg_type is MsgType.ALERT or not campaign:
+        return preview(ctx, build_alert(ctx, f, settings, "preview"), settings)
+    prev = await latest_alert(ctx, campaign)  # as publishing builds it (`actions.publish`)
+    alert = build_alert(ctx, f, settings, "preview", msg_type=msg_type, references=(
+        Reference(prev.sender, prev.identifier, prev.sent.isoformat()),))
+    return await continuation_preview(ctx, alert, settings, campaign)
 
 
 NOBODY = "手绘区域内没有需要通知的网格，请重新绘制"
@@ -306,7 +305,6 @@ async def draft_page(request: web.Request) -> web.Response:
     con = console(request)
     d = await _draft(request)
     user = user_of(request)
-    settings = await con.settings()
     msg = request.query.get("msg", "")
     f = d.form
     info = (f'<dl class="kv"><dt>类型</dt><dd>{html.KIND_ZH.get(d.kind, d.kind)}</dd>'
@@ -337,10 +335,14 @@ async def draft_page(request: web.Request) -> web.Response:
         actions += f'<p><a class="button" href="{PREFIX}/campaigns/{d.campaign_id}">查看叫应进展</a></p>'
     reach, chosen = "", []
     if d.state == "pending":
+        why = (await why_not_continue(con.app.ctx, d.campaign_id)
+               if d.kind != "alert" and d.campaign_id else None)
         try:
-            alert = build_alert(con.app.ctx, f, settings, "preview")
-            p = preview(con.app.ctx, alert, settings)
-            reach, chosen = preview_html(p), p["grid_ids"]
+            if why is not None:  # publishing it would fail: nothing would be sent
+                reach = f'<p class="err">{esc(why)}</p>'
+            else:
+                p = await preview_of(con, f, d.kind, d.campaign_id)
+                reach, chosen = preview_html(p), p["grid_ids"]
         except Exception as e:  # a draft that no longer builds (e.g. expired) says so
             reach = f'<p class="err">{esc(getattr(e, "message", str(e)))}</p>'
     small = svgmap.svg(con.app.ctx.registry, selected=chosen, focus=",".join(f.areas),

@@ -13,15 +13,16 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import msgspec
 from aiohttp import web
 
-from warnbus.domain.models import RegistryData, mask_phone
+from warnbus.domain.models import mask_phone
 from warnbus.registry import dump_registry, read_registry, validate_registry
+from warnbus.registry_io.export import masked
 from warnbus.runtime import services
 from warnbus.state.devices import DeviceRecord, DeviceState, DeviceStatusBook
-from warnbus.web.console import html
+from warnbus.web.console import html, pages_registry_io
 from warnbus.web.console.base import (
     PREFIX,
     back,
@@ -39,7 +40,8 @@ LIMIT = 300
 
 
 def _nav(active: str) -> str:
-    links = (("", "概览"), ("/grids", "网格"), ("/people", "人员"), ("/devices", "应急广播"))
+    links = (("", "概览"), ("/grids", "网格"), ("/people", "人员"), ("/devices", "应急广播"),
+             ("/history", "变更记录"))
     return '<p class="tabs">' + "".join(
         f'<a href="{PREFIX}/registry{p}"{" class=on" if p == active else ""}>{n}</a>'
         for p, n in links) + "</p>"
@@ -55,15 +57,18 @@ async def registry_page(request: web.Request) -> web.Response:
     stats = "".join(f'<div><b>{st[k]}</b>{v}</div>' for k, v in labels)
     imp = ""
     if user_of(request).has("admin"):
-        imp = (f'<h2>导入</h2><form method="post" action="{PREFIX}/registry/import" '
+        imp = pages_registry_io.import_form(session_of(request).csrf) + (
+               f'<h2>导入 JSON 台账</h2><form method="post" action="{PREFIX}/registry/import" '
                f'enctype="multipart/form-data" class="card row">{csrf_field(session_of(request).csrf)}'
                '<input type="file" name="file" accept=".zip" required>'
                '<button>校验并暂存</button></form><p class="muted">上传含 regions.json、grids.json、'
                'persons.json、devices.json 的 zip；校验通过后暂存，重启服务并指定该目录后生效。</p>')
     msg = request.query.get("msg", "")
+    version = con.app.ctx.registry_version
     body = ((f'<pre class="ok">{esc(msg)}</pre>' if msg else "") + _nav("")
             + f'<div class="stats">{stats}</div>'
-            f'<p><a class="button" href="{PREFIX}/registry/export.zip">导出台账（zip）</a></p>{imp}')
+            f'<p class="muted">台账版本 {version}（0 为配置的台账文件）</p>'
+            + pages_registry_io.tools(request) + imp)
     return page(request, "网格台账", body, active="registry")
 
 
@@ -92,16 +97,20 @@ async def people_page(request: web.Request) -> web.Response:
     reg = console(request).app.ctx.registry
     q = request.query.get("q", "").strip()
     regions = reg.data.regions
+    admin = user_of(request).has("admin")
     rows = []
     for p in reg.data.persons.values():
         region = regions.get(p.region)
         if q and q not in f"{p.id}{p.name}{region.name if region else ''}":
             continue
+        edit = (f'<a href="{PREFIX}/registry/people/{quote(p.id)}">编辑</a>' if admin else "")
         rows.append([esc(p.id), esc(p.name), PERSON_ROLE_ZH.get(p.role.value, p.role.value),
                      esc(region.name if region else p.region), esc(mask_phone(p.phone) if p.phone else ""),
-                     "是" if p.wecom else "", "是" if p.drill else ""])
-    return page(request, "网格台账 · 人员", _nav("/people") + _search(q) + _limited(
-        ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练"], rows), active="registry")
+                     "是" if p.wecom else "", "是" if p.drill else "", edit])
+    msg = request.query.get("msg", "")
+    shown = f'<pre class="ok">{esc(msg)}</pre>' if msg else ""
+    return page(request, "网格台账 · 人员", shown + _nav("/people") + _search(q) + _limited(
+        ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练", ""], rows), active="registry")
 
 
 async def device_status(app: Any) -> dict[str, DeviceRecord]:
@@ -170,13 +179,6 @@ def _limited(head: list[str], rows: list[list[str]]) -> str:
     more = f"，仅显示前 {LIMIT} 条，请搜索缩小范围" if len(rows) > LIMIT else ""
     note = f'<p class="muted">共 {len(rows)} 条{more}。</p>'
     return note + html.table(head, rows[:LIMIT], "small")
-
-
-def masked(data: RegistryData) -> RegistryData:
-    """The registry with every phone number masked (`models.mask_phone`)."""
-    persons = {pid: msgspec.structs.replace(p, phone=mask_phone(p.phone))
-               for pid, p in data.persons.items() if p.phone}
-    return msgspec.structs.replace(data, persons={**data.persons, **persons})
 
 
 @requires()

@@ -9,6 +9,7 @@ point drawn on the map back into the latitude and longitude the server would dra
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -57,11 +58,13 @@ class MapGeometry:
     extent: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
-_cache: dict[int, MapGeometry] = {}
+# By the registry itself, weakly: a registry applied while running replaces the old one, and
+# an id() could be reused by the new object (a stale map of the old grids).
+_cache: weakref.WeakKeyDictionary[Registry, MapGeometry] = weakref.WeakKeyDictionary()
 
 
 def geometry(registry: Registry) -> MapGeometry:
-    hit = _cache.get(id(registry))
+    hit = _cache.get(registry)
     if hit is not None:
         return hit
     grids = registry.data.grids
@@ -101,7 +104,7 @@ def geometry(registry: Registry) -> MapGeometry:
         {k: (a[0] / a[2], a[1] / a[2]) for k, a in sums.items() if a[2]},
         proj, (lat0, lon0, lat1, lon1),
     )
-    _cache[id(registry)] = geom
+    _cache[registry] = geom
     return geom
 
 

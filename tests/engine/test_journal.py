@@ -1,0 +1,98 @@
+"""The local journal: fsynced records, torn tails, a bound, dead processes' files; and the
+confirmations of the API and ack links while Redis is down (202 journaled, then recorded)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.engine.helpers import cap_alert, make_harness, web_client
+from warnbus.domain.models import AckVia
+from warnbus.errors import JournalError
+from warnbus.flow.credentials import ENGINE
+from warnbus.flow.durable import AckOp, Op, StatusOp, replay
+from warnbus.flow.intake import accept
+from warnbus.runtime.journal import Journal, records
+from warnbus.runtime.services import ManagedService
+
+
+async def test_records_read_back_and_a_torn_tail_ends_the_file(tmp_path: Path) -> None:
+    j = Journal(tmp_path, "host-1-ab", 1 << 20)
+    await asyncio.gather(*(j.append(f"r{i}".encode()) for i in range(50)))  # group commits
+    assert [r.decode() for r in records(j.path)] == [f"r{i}" for i in range(50)]
+    with j.path.open("ab") as f:  # power lost in the middle of a write: never acknowledged
+        f.write(b"\x00\x00\x00\x09\x12\x34")
+    assert len(list(records(j.path))) == 50
+    j.close()
+
+
+async def test_a_full_journal_refuses(tmp_path: Path) -> None:
+    j = Journal(tmp_path, "host-2-ab", 100)
+    await j.append(b"x" * 50)
+    with pytest.raises(JournalError):
+        await j.append(b"x" * 50)
+    assert len(list(records(j.path))) == 1
+    j.close()
+
+
+async def test_a_dead_process_journal_is_replayed_by_another_and_removed(tmp_path: Path) -> None:
+    dead = Journal(tmp_path, "host-3-ab", 1 << 20)
+    ops: list[Op] = [AckOp("cp_1", "p1", AckVia.SMS, 1.0), StatusOp("cp_1", "dl_1", "p1",
+                                                                     "delivered", 2.0)]
+    import msgspec
+
+    for op in ops:
+        await dead.append(msgspec.msgpack.encode(op))
+    live = Journal(tmp_path, "host-4-cd", 1 << 20)
+    await live.append(msgspec.msgpack.encode(AckOp("cp_2", "p2", AckVia.LINK, 3.0)))
+    assert live.orphans() == []  # the dead one still holds its lock: it lives
+    dead.close()  # its process ends: the lock goes with it
+    applied: list[Op] = []
+
+    async def apply(op: Op) -> None:
+        applied.append(op)
+
+    assert await replay(live, apply) == 3
+    assert applied[0] == AckOp("cp_2", "p2", AckVia.LINK, 3.0) and applied[1:] == ops
+    assert not dead.path.exists() and live.path.stat().st_size == 0 and not live.pending
+    live.close()
+
+
+async def test_acks_while_redis_is_down_are_journaled_then_recorded(
+    redis_factory: Callable[..., ManagedService], tmp_path: Path,
+) -> None:
+    svc = redis_factory(appendfsync="always")
+    h = await make_harness(svc.url, journal_dir=str(tmp_path / "j"),
+                           durable_wait_s=0.5)  # type: ignore[arg-type]
+    token = h.app.api_token
+    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    await h.drain()
+    targets = sorted(await h.ctx.store.holders(cid))
+    async with web_client(h) as client:
+        h.app.engine.roles = frozenset({"api"})  # an API process: its journal's replay loop
+        await h.app.engine.start()
+        await asyncio.to_thread(svc.kill)
+        r = await client.post("/api/v1/acks", json={"campaign_id": cid, "person_id": targets[0],
+                                                    "reason": "电话回拨确认"},
+                              headers={"Authorization": f"Bearer {token}"})
+        assert r.status == 202 and (await r.json()) == {"status": "journaled"}
+        link = h.app.links.token(cid, targets[1], h.clock.now())
+        r = await client.post(f"/ack/{link}", headers={"Accept": "text/html"})
+        assert r.status == 200 and "已确认" in await r.text()
+        h.ctx.journal.max_bytes = h.ctx.journal.size  # full: nothing more is durable
+        r = await client.post(f"/ack/{h.app.links.token(cid, targets[2], h.clock.now())}")
+        assert r.status == 503 and (await r.json())["error"]["code"] == "unavailable"
+        await asyncio.to_thread(svc.start)
+        for _ in range(100):
+            if await h.ctx.store.is_acked(cid, targets[0]) and await h.ctx.store.is_acked(
+                    cid, targets[1]):
+                break
+            await asyncio.sleep(0.1)
+        assert await h.ctx.store.is_acked(cid, targets[0])
+        assert await h.ctx.store.is_acked(cid, targets[1])
+        assert not await h.ctx.store.is_acked(cid, targets[2])  # answered 503: not taken
+        acks = await h.ctx.store.acks(cid)
+        assert acks[targets[0]].via is AckVia.CONSOLE and acks[targets[0]].by == "generated"

@@ -1,0 +1,79 @@
+"""Boundaries from a file onto the grids of a registry being built, matched by a key field.
+
+The file is read in the sandbox child (`gisread`); here its features are matched to grids by
+the key field's value (a grid id, else a grid name that only one grid has), each problem
+located at the feature (「边界文件」第N个要素).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import shapely
+
+from warnbus.registry_io.kinds import Build
+from warnbus.registry_io.sandbox import run_child
+from warnbus.registry_io.sheets import BOUNDARY_SHEET, Problem
+
+#: Fields tried, in order, when the key field is not named.
+KEY_FIELDS = ("网格编号", "grid_id", "GRID_ID", "WGBH", "id", "ID", "网格名", "网格名称", "name",
+              "NAME")
+
+
+@dataclass(frozen=True)
+class BoundaryFile:
+    name: str
+    kind: str  # GeoJSON / shapefile x.shp
+    crs: str  # what the coordinates were, in words
+    fields: list[str]
+    features: list[dict[str, Any]]
+
+
+async def read_boundary_file(payload: bytes, name: str, crs: str = "") -> BoundaryFile:
+    """Parse a boundary file in the sandbox; RegistryImportError (Chinese) when it cannot be."""
+    got = await run_child("boundaries", payload, name=name, crs=crs)
+    return BoundaryFile(name, str(got["kind"]), str(got["crs"]), [str(f) for f in got["fields"]],
+                        list(got["features"]))
+
+
+def apply_boundaries(build: Build, bf: BoundaryFile, key: str = "") -> str:
+    """Set the polygon of each grid a feature names; return what was done, in words."""
+    field = key or next((f for f in KEY_FIELDS if f in bf.fields), "")
+    if field not in bf.fields:
+        build.problems.append(Problem(BOUNDARY_SHEET, None, key or None,
+                                      f"没有用来对应网格的字段（可用字段：{'、'.join(bf.fields) or '无'}；"
+                                      f"应为{'、'.join(KEY_FIELDS[:3])}或网格名）"))
+        return f"{bf.kind}，坐标系 {bf.crs}"
+    names = Counter(g.name for g in build.grids.values())
+    by_name = {g.name: gid for gid, g in build.grids.items() if names[g.name] == 1}
+    done: dict[str, int] = {}
+    for f in bf.features:
+        n, value = int(f["n"]), str(f["attrs"].get(field, "")).strip()
+        if "error" in f:
+            build.problems.append(Problem(BOUNDARY_SHEET, n, None, str(f["error"])))
+            continue
+        gid = value if value in build.grids else by_name.get(value)
+        if gid is None and build.is_broken("grids", value):
+            continue  # the grid's own row says what is wrong
+        if not value or gid is None:
+            why = ("不止一个网格叫这个名字，请用网格编号" if names.get(value, 0) > 1
+                   else "台账中没有这个编号或名称的网格")
+            build.problems.append(Problem(BOUNDARY_SHEET, n, field, f"「{value}」：{why}"))
+            continue
+        if gid in done:
+            build.problems.append(Problem(BOUNDARY_SHEET, n, field,
+                                          f"网格 {gid} 已由第{done[gid]}个要素给出边界"))
+            continue
+        ring = tuple((float(lat), float(lon)) for lat, lon in f["ring"])
+        poly = shapely.Polygon([(lon, lat) for lat, lon in ring]) if len(ring) >= 4 else None
+        if poly is None or not poly.is_valid or poly.area <= 0:
+            reason = shapely.is_valid_reason(poly) if poly is not None else "少于4个点"
+            build.problems.append(Problem(BOUNDARY_SHEET, n, None, f"网格 {gid} 的边界无效（{reason}）"))
+            continue
+        done[gid] = n
+        build.grids[gid] = msgspec.structs.replace(build.grids[gid], polygon=ring)
+    return (f"{bf.kind}，坐标系 {bf.crs}，按字段「{field}」对应，"
+            f"{len(done)} 个网格的边界已更新")

@@ -1,0 +1,27 @@
+-- Reopen grids an Update had dropped that a later Update puts back in the area
+-- (Store.reopen_grids): each calls its primary officer again from the start, the officer is
+-- no longer stopped, and their first wave counts from now (their deadlines, redials and
+-- escalation start again; a confirmation is in time again, not late as for a dropped area).
+-- Then ARGV[2..]: (grid_id, primary person) pairs. Idempotent: a grid not dropped is left
+-- as it is. A primary who has confirmed in this campaign meanwhile has the grid back
+-- confirmed, as init_grids does: their deadline would find them confirmed and leave the
+-- grid calling with nothing to move it. Returns how many grids were reopened now.
+local meta, grids, stopped, first, audit, acks = unpack(KEYS)
+local now = unpack(ARGV, 1, 1)
+local reopened = 0
+for i = 2, #ARGV - 1, 2 do
+  local g, person = ARGV[i], ARGV[i + 1]
+  local gs = redis.call('HGET', grids, g)
+  if gs and split(gs, '|')[1] == GS.DROPPED then
+    local state = GS.CALLING
+    if redis.call('HEXISTS', acks, person) == 1 then state = confirmed_state(0) end
+    grid_set(meta, grids, g, GS.DROPPED, state, 0, person, now)
+    redis.call('SREM', stopped, person)
+    redis.call('HSET', first, person, now)
+    reopened = reopened + 1
+  end
+end
+if reopened > 0 then
+  redis.call('XADD', audit, '*', 'ev', EV.GRIDS, 'at', now, 's', GS.CALLING, 'n', reopened)
+end
+return reopened

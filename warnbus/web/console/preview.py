@@ -1,0 +1,212 @@
+"""What publishing a console message would send, shown before it is: reach, texts, cost.
+
+A new alert's preview plans its first wave with the engine's own rules and planner; an
+Update's and a Cancel's run the intake's own plans (`flow.changes.plan_update`,
+`plan_cancel`), read-only, on the campaign as it stands. So the preview promises what is
+really sent: a 解除 shows the 解除 texts, to whom they go, and that nobody is asked to
+confirm or redialled (unless the level's policy wants the 解除 confirmed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from warnbus.domain.models import Alert, Delivery, DeliveryKind, MsgType, Target, TargetKind
+from warnbus.domain.steps import Step
+from warnbus.domain.targets import RefKind, kind_of
+from warnbus.flow.changes import by_policy, persons_of, plan_cancel, plan_update
+from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
+from warnbus.flow.ports import LevelPolicyLike
+from warnbus.plugin import Medium
+from warnbus.runtime.context import Context
+from warnbus.web.console import html
+from warnbus.web.console.base import ConsoleSettings
+from warnbus.web.console.html import CHANNEL_ZH, esc
+
+SMS_SEGMENT, SMS_LONG_SEGMENT = 70, 67
+VOICE_CHARS_PER_MIN = 240  # Mandarin TTS reads about four characters a second
+PREVIEW_URL = "https://example.invalid/ack/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#: What each kind of message is, as the officer reads the preview.
+KIND_ZH = {DeliveryKind.WARNING: "预警", DeliveryKind.UPDATE: "更新",
+           DeliveryKind.CANCEL: "解除", DeliveryKind.REDIAL: "重拨",
+           DeliveryKind.ESCALATION: "升级", DeliveryKind.NOTICE: "提醒"}
+
+
+def sms_segments(text: str) -> int:
+    n = len(text)
+    return 1 if n <= SMS_SEGMENT else math.ceil(n / SMS_LONG_SEGMENT)
+
+
+def _label(d: Delivery, alert: Alert) -> str:
+    """Which message of a continuation a text is: 更新, 预警 to those new to the area, the
+    解除 (of the warning, or of the area an Update drops), and whether it asks to confirm."""
+    channel = CHANNEL_ZH.get(d.channel, d.channel)
+    what = KIND_ZH.get(d.kind, d.kind.value)
+    if d.kind is DeliveryKind.WARNING:
+        what = "预警（新增区域的对象）"
+    elif d.kind is DeliveryKind.CANCEL and alert.msg_type is MsgType.UPDATE:
+        what = "解除（移出预警范围的区域）"
+    elif d.kind is DeliveryKind.UPDATE and d.target_kind is TargetKind.PERSON:
+        what += "（须确认）" if d.asks_confirmation else "（已确认者，无需再确认）"
+    return f"{channel}·{what}"
+
+
+def summary(ctx: Context, deliveries: Sequence[Delivery], policy: LevelPolicyLike,
+            settings: ConsoleSettings, *, texts: list[tuple[str, str]],
+            redials: int) -> dict[str, Any]:
+    """Messages per channel, SMS parts, call minutes and cost of `deliveries`: the first
+    round, and at most when nobody confirms and every message that asks is redialled
+    `redials` times on the redial channels. Priced by each channel's medium."""
+    sms_by: Counter[str] = Counter()
+    minutes_by: Counter[str] = Counter()
+    worst = 0.0
+    for d in deliveries:
+        medium = ctx.channels[d.channel].medium
+        again = redials if d.asks_confirmation and d.channel in policy.redial_channels else 0
+        if medium is Medium.SMS:
+            n = sms_segments(d.text)
+            sms_by[d.channel] += n
+            worst += n * (1 + again) * settings.sms_price
+        elif medium is Medium.VOICE:
+            n = math.ceil(len(d.text) / VOICE_CHARS_PER_MIN)
+            minutes_by[d.channel] += n
+            worst += n * (1 + again) * settings.voice_price
+    sms, minutes = sum(sms_by.values()), sum(minutes_by.values())
+    return {
+        "per_channel": dict(sorted(Counter(d.channel for d in deliveries).items())),
+        "texts": texts, "sms_segments": sms, "voice_minutes": minutes,
+        "cost": round(sms * settings.sms_price + minutes * settings.voice_price, 2),
+        "cost_max": round(worst, 2),
+    }
+
+
+def deadline_zh(policy: LevelPolicyLike) -> str:
+    """The 叫应 a warning's persons are held to."""
+    if not policy.ack_deadline_s:
+        return "无需确认"
+    return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，未确认重拨{policy.redials}次后逐级升级")
+
+
+def site_counts(ctx: Context, sites: Sequence[str]) -> dict[str, Any]:
+    """How many of the sites (hazard points, reservoirs, ...) a message reaches, and by kind
+    (sites the registry no longer has are left out)."""
+    known = ctx.registry.data.sites
+    kinds = Counter(known[s].kind.value for s in sites if s in known)
+    return {"sites": sum(kinds.values()), "site_kinds": dict(sorted(kinds.items()))}
+
+
+def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, Any]:
+    """Grids, sites, persons, loudspeakers, messages per channel and cost of publishing
+    `alert`."""
+    level = ctx.rules.level_of(alert)
+    policy = ctx.rules.policy_for(level)
+    match = ctx.rules.match(alert)
+    targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
+                                drill=alert.is_drill, sites=match.sites, hazards=match.hazards)
+    pctx = PlanContext(campaign_id="cp_preview", alert=alert, info=alert.primary_info(),
+                       level=level, area=area_text(alert), now=ctx.clock.now(),
+                       renderer=ctx.rules.renderer, channels=ctx.channels,
+                       ack_url=lambda _pid: PREVIEW_URL)
+    # As the intake plans them: the people of sites only on the sites' own policy.
+    deliveries = _first_waves(ctx, pctx, targets, policy, ctx.rules.site_policy_for(level))
+    villages = match.villages if match.grids else ()
+    for ch in policy.device_channels:  # as the intake plans it: one command per village
+        deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
+    texts = {d.channel: d.text for d in deliveries}
+    devices = sum(len(ctx.registry.devices_of_village(v)) for v in villages) if (
+        policy.device_channels) else 0
+    return {
+        "level": level.value, "kind": "alert", "grids": len(match.grids),
+        "grid_ids": list(match.grids), **site_counts(ctx, match.sites),
+        "villages": len(match.villages),
+        "persons": len(persons_of(ctx, targets)), "speakers": devices,
+        **summary(ctx, deliveries, policy, settings, redials=policy.redials,
+                  texts=[(CHANNEL_ZH.get(c, c), t) for c, t in texts.items()]),
+        "ack_deadline_s": policy.ack_deadline_s, "redials": policy.redials,
+        "chain": [r.value for r in policy.chain], "deadline": deadline_zh(policy),
+        "needs_approval": level.value in settings.approval_levels, "drill": alert.is_drill,
+    }
+
+
+async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSettings,
+                               campaign_id: str) -> dict[str, Any]:
+    """What an Update or a Cancel (`alert`) of campaign `campaign_id` would send now: the
+    intake's own plan of it, on the campaign's state. NotFoundError-free: a campaign with no
+    state previews nothing."""
+    meta = await ctx.store.meta(campaign_id)
+    if meta is None:
+        raise LookupError(campaign_id)
+    if alert.msg_type is MsgType.CANCEL:
+        level = meta.require_level()
+        policy = ctx.rules.policy_for(level)
+        deliveries = await plan_cancel(ctx, campaign_id, alert, meta,
+                                       ack_url=lambda _pid: PREVIEW_URL)
+        keys = sorted(await ctx.store.grids(campaign_id))
+        grids = [g for g in keys if not ctx.registry.is_site(g)]
+        sites = [g for g in keys if ctx.registry.is_site(g)]
+        deadline = ("解除通知请对象确认收到（不重拨、不升级）" if policy.cancel_confirm
+                    else "解除通知无需确认，不重拨、不升级")
+        redials = 0
+    else:
+        plan = await plan_update(ctx, campaign_id, alert, meta,
+                                 ack_url=lambda _pid: PREVIEW_URL)
+        level, policy = plan.level, plan.policy
+        added = _first_waves(ctx, plan.pctx, plan.added, policy, plan.site_policy)
+        deliveries = added + plan.deliveries
+        grids, sites = list(plan.match.grids), list(plan.match.sites)
+        deadline = "仍未确认的对象" + deadline_zh(policy)
+        redials = policy.redials
+    seen: dict[tuple[str, DeliveryKind, bool], tuple[str, str]] = {}
+    for d in deliveries:
+        seen.setdefault((d.channel, d.kind, d.asks_confirmation), (_label(d, alert), d.text))
+    persons = {d.target_id for d in deliveries if d.target_kind is TargetKind.PERSON}
+    areas = {d.address for d in deliveries if kind_of(d.target_id) is RefKind.AREA}
+    return {
+        "level": level.value, "kind": alert.msg_type.value.lower(), "grids": len(grids),
+        "grid_ids": grids, **site_counts(ctx, sites), "villages": len(areas),
+        "persons": len(persons),
+        "speakers": sum(len(ctx.registry.devices_of_village(v)) for v in areas),
+        **summary(ctx, deliveries, policy, settings, redials=redials,
+                  texts=list(seen.values())),
+        "ack_deadline_s": policy.ack_deadline_s, "redials": redials,
+        "chain": [r.value for r in policy.chain], "deadline": deadline,
+        "needs_approval": level.value in settings.approval_levels, "drill": alert.is_drill,
+    }
+
+
+def _first_waves(ctx: Context, pctx: PlanContext, targets: Sequence[Target],
+                 policy: LevelPolicyLike, site_policy: LevelPolicyLike) -> list[Delivery]:
+    """The first wave to the persons of `targets`, the people of sites only on the sites'
+    policy (as `Intake._waves` plans it)."""
+    out: list[Delivery] = []
+    for pol, group in by_policy(targets, policy, site_policy):
+        out += plan_persons(pctx, persons_of(ctx, group), pol.channels, Step.first_wave(),
+                            DeliveryKind.WARNING)
+    return out
+
+
+def preview_html(p: dict[str, Any]) -> str:
+    """The preview as the officer reads it (the compose page's and a draft's)."""
+    chans = "".join(f"<tr><td>{esc(CHANNEL_ZH.get(c, c))}</td><td>{n}</td></tr>"
+                    for c, n in p["per_channel"].items())
+    texts = "".join(f'<details><summary>{esc(label)}（{len(t)}字）</summary>'
+                    f'<p class="msg">{esc(t)}</p></details>' for label, t in p["texts"])
+    approval = ('<p class="warn">该级别须由第二人（审批人）批准后发布。</p>'
+                if p["needs_approval"] else "")
+    drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
+    title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
+    return (
+        f'<h2>{title} {html.level_badge(p["level"])}</h2>{approval}{drill}'
+        '<div class="stats">'
+        f'<div><b data-p="grids">{p["grids"]}</b>网格</div>'
+        f'<div><b data-p="sites">{p["sites"]}</b>隐患点/水库/危险区等</div>'
+        f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
+        f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
+        f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
+        f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
+        f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
+        f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。'
+        f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>{texts}')
