@@ -22,7 +22,15 @@ from channels.cn_common import HookConfig, HookGuard, Seen, SentBook, SentRef, i
 from channels.cn_outcomes import OUTCOME_STATUS, CallOutcome
 from channels.once import Once
 from channels.sms_replies import is_confirmation
-from warnbus.plugin import AckVia, Confirmation, EventSink, ProviderStatus, mask_phone
+from warnbus.plugin import (
+    AckVia,
+    Confirmation,
+    EventSink,
+    ProviderStatus,
+    Report,
+    mask_phone,
+    parse_report,
+)
 
 log = structlog.get_logger("channels.cn")
 
@@ -123,7 +131,12 @@ class Receipts:
         await self.once((call_id, "key"), act)
 
     async def reply(self, sink: EventSink, number: str, content: str, key: str) -> None:
-        """An SMS reply: "1" / 收到 / 确认 confirm the sender's open campaigns."""
+        """An SMS reply: "1" / 收到 / 确认 confirm the sender's open campaigns; a report
+        ("到岗", "转移 35", "零报告", "险情 …") is kept in them."""
+        report = None if is_confirmation(content) else parse_report(content)
+        if report is not None:
+            await self.once(("up", number, key), lambda: self._report(sink, number, key, report))
+            return
         if not is_confirmation(content):
             if self.seen.first("up", number, key):
                 log.info("sms reply is not a confirmation", channel=self.channel,
@@ -137,6 +150,11 @@ class Receipts:
                      phone_masked=mask_phone(number), campaigns=len(campaigns))
 
         await self.once(("up", number, key), act)
+
+    async def _report(self, sink: EventSink, number: str, key: str, report: Report) -> None:
+        campaigns = await sink.report_from(self.channel, number, AckVia.SMS, report, f"up|{key}")
+        log.info("sms reply reported", channel=self.channel, phone_masked=mask_phone(number),
+                 kind=report.kind.value, campaigns=len(campaigns))
 
     async def pull_each(self, ask: Callable[[str, SentRef], Awaitable[None]]) -> None:
         """`ask` about every send still open, a few at a time."""

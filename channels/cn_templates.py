@@ -37,6 +37,7 @@ KIND_NAMES_ZH: Mapping[DeliveryKind, str] = {
     DeliveryKind.WARNING: "预警", DeliveryKind.UPDATE: "预警更新",
     DeliveryKind.REDIAL: "再次提醒", DeliveryKind.ESCALATION: "叫应升级",
     DeliveryKind.CANCEL: "预警解除", DeliveryKind.NOTICE: "叫应提醒",
+    DeliveryKind.FEEDBACK: "反馈提醒",
 }
 MIN_TEXT_CHARS = 20  # a template must carry at least a headline's worth of the message
 _LABEL = 5  # "(1/3)" in front of each part of a text sent as several messages

@@ -38,6 +38,7 @@ from warnbus.plugin import (
     breaker_key_for,
     load_config,
     mask_phone,
+    parse_report,
     secret_fields_of,
 )
 
@@ -202,6 +203,11 @@ class TwilioSms:
             campaigns = await sink.confirm_from(self.name, sender, AckVia.SMS, reply_id)
             log.info("sms reply confirmed", channel=self.name, phone_masked=mask_phone(sender),
                      campaigns=len(campaigns))
+        elif sender and (report := parse_report(body)) is not None:
+            reply_id = form.get("MessageSid") or form.get("SmsSid") or ""
+            campaigns = await sink.report_from(self.name, sender, AckVia.SMS, report, reply_id)
+            log.info("sms reply reported", channel=self.name, phone_masked=mask_phone(sender),
+                     kind=report.kind.value, campaigns=len(campaigns))
         else:
             log.info("sms reply is not a confirmation", channel=self.name,
                      phone_masked=mask_phone(sender), length=len(body))

@@ -32,6 +32,8 @@ from channels.twilio_common import (
 )
 from warnbus.plugin import (
     CONFIRMATION_ZH,
+    FEEDBACK_ZH,
+    KEYPAD_PROMPT,
     AckVia,
     Address,
     ChannelInfo,
@@ -43,6 +45,7 @@ from warnbus.plugin import (
     Receipt,
     WebhookHandler,
     breaker_key_for,
+    keypad_report,
     load_config,
     secret_fields_of,
 )
@@ -60,6 +63,8 @@ CALL_EVENTS = ("completed",)
 NOT_CONFIRMED = "未收到确认，我们将再次呼叫。"
 REPROMPT = "确认收到预警请按1。"
 REPEAT = "再播报一遍。"
+FEEDBACK_BYE = "也可以回复短信报送。再见。"
+FEEDBACK_UNKNOWN = "未能报送，请回复短信或打开链接报送。"
 
 VOICE_PERMANENT: Mapping[int, str] = {
     13223: "the number is not in a valid format",
@@ -93,6 +98,9 @@ class TwilioVoiceConfig(TwilioConfig, kw_only=True, forbid_unknown_fields=True, 
     ring_timeout_s: int = 30  # how long the phone rings before "no-answer"
     gather_timeout_s: int = 10  # how long to wait for the key after each reading
     max_reprompts: int = 2  # wrong keys get this many "press 1" prompts, then the call ends
+    #: After the confirmation the call asks for a report by keys (2 到岗, 3 零报告, 4 and the
+    #: number of people moved, then #); false: it says the confirmation and ends.
+    feedback_keys: bool = True
     language: str = "zh-CN"
     tts_voice: str | None = None  # e.g. "Polly.Zhiyu"; None: Twilio's default for language
 
@@ -235,7 +243,11 @@ class TwilioVoice:
         async def status(request: web.Request, form: Mapping[str, str]) -> web.Response:
             return await self._on_status(sink, request, form)
 
+        async def feedback(request: web.Request, form: Mapping[str, str]) -> web.Response:
+            return await self._on_feedback(sink, request, form)
+
         return [("POST", "gather", self._hooks.wrap("gather", gather)),
+                ("POST", "feedback", self._hooks.wrap("feedback", feedback)),
                 ("POST", "status", self._hooks.wrap("status", status))]
 
     async def _on_gather(
@@ -255,6 +267,8 @@ class TwilioVoice:
             log.info("call confirmed by key", channel=self.name, campaign_id=campaign_id,
                      delivery_id=delivery_id, result=result.value)
             # Late (lifted, ended) is never 已确认: the person hears why nothing more is asked.
+            if result.confirmed and self.config.feedback_keys:
+                return self._ask_report(ids, CONFIRMATION_ZH[result])
             return self._hangup(CONFIRMATION_ZH[result])
         # A wrong key: ask again, a bounded number of times (the count rides in the URL).
         asked = int(request.query.get("r", "0")) if request.query.get("r", "").isdigit() else 0
@@ -265,6 +279,32 @@ class TwilioVoice:
         self._say(self._gather(r, again), REPROMPT)
         self._say(r, NOT_CONFIRMED)
         return twiml_response(str(r))
+
+    def _ask_report(self, ids: tuple[str, str, str], said: str) -> web.Response:
+        """The confirmation, then a Gather of the report's keys (ended by #, or by silence)."""
+        r = VoiceResponse()
+        self._say(r, said)
+        gather = r.gather(input="dtmf", finish_on_key="#", timeout=self.config.gather_timeout_s,
+                          action=f"{self._hooks.base}/feedback?{ids_query(*ids)}", method="POST")
+        self._say(gather, KEYPAD_PROMPT)
+        self._say(r, FEEDBACK_BYE)
+        r.hangup()
+        return twiml_response(str(r))
+
+    async def _on_feedback(self, sink: EventSink, request: web.Request,
+                           form: Mapping[str, str]) -> web.Response:
+        ids = ids_of(request.query)
+        report = keypad_report(form.get("Digits", ""))
+        if ids is None or report is None:
+            return self._hangup(FEEDBACK_UNKNOWN)
+        campaign_id, _delivery_id, target_id = ids
+        kept = await sink.report(campaign_id, target_id, AckVia.DTMF, report)
+        log.info("call reported by keys", channel=self.name, campaign_id=campaign_id,
+                 kind=report.kind.value, kept=kept)
+        if not kept:
+            return self._hangup(FEEDBACK_UNKNOWN)
+        count = f"{report.count}人" if report.count is not None else ""
+        return self._hangup(f"已报送{FEEDBACK_ZH[report.kind]}{count}，谢谢。")
 
     def _hangup(self, text: str) -> web.Response:
         # The same few replies every time: built once each (TwiML's XML writer was a tenth

@@ -34,6 +34,7 @@ from channels import wecom_crypto as proto
 from channels.once import Once
 from channels.textfit import fit_sentences
 from warnbus.plugin import (
+    FEEDBACK_ZH,
     LEVEL_NAMES_ZH,
     AckVia,
     Address,
@@ -45,9 +46,11 @@ from warnbus.plugin import (
     Delivery,
     DeliveryKind,
     EventSink,
+    FeedbackKind,
     Medium,
     PermanentChannelError,
     Receipt,
+    Report,
     Secret,
     TransientChannelError,
     WebhookHandler,
@@ -61,12 +64,17 @@ log = structlog.get_logger("channels.wecom")
 
 DEFAULT_API = "https://qyapi.weixin.qq.com"
 ACK_KEY = "ack"
+#: Buttons beside 确认收到 that confirm and report at once (a report after the ack); the
+#: number of people moved and a 险情 go by the card's link to the ack page, or by SMS.
+REPORT_KEYS: Mapping[str, FeedbackKind] = {"fb:arrived": FeedbackKind.ARRIVED,
+                                            "fb:zero": FeedbackKind.ZERO}
 CARD_TEXT_MAX = 160  # sub_title_text: WeCom advises at most 160 characters
 TEXT_MAX_BYTES = 2048  # text.content: WeCom cuts longer content itself
 CALLBACK_MAX_BYTES = 64 * 1024  # a card event is under 1 KB
 CALLBACK_MAX_AGE_S = 600.0  # callbacks signed longer ago (or ahead) than this are replays
 _TITLE_SUFFIX = {DeliveryKind.REDIAL: "·再次提醒", DeliveryKind.ESCALATION: "·叫应升级",
-                 DeliveryKind.UPDATE: "·更新", DeliveryKind.NOTICE: "·叫应提醒"}
+                 DeliveryKind.UPDATE: "·更新", DeliveryKind.NOTICE: "·叫应提醒",
+                 DeliveryKind.FEEDBACK: "·反馈提醒"}
 FULL_TEXT = "查看预警全文"  # the card's link to the ack page, which shows the full text
 #: The clicked button's new label, by what became of the click.
 BUTTON_ZH: Mapping[Confirmation, str] = {
@@ -111,6 +119,8 @@ class WeComConfig(ChannelConfig, forbid_unknown_fields=True, frozen=True, kw_onl
     timeout_s: float = 10.0
     # WeCom allows 10,000 calls a minute but 150,000 an hour per API and corp: 40/s fits both.
     rate_per_s: float = 40.0
+    #: The card also has 确认并已到岗 / 确认并零报告 buttons (a report after the ack).
+    feedback_buttons: bool = True
 
 
 def _problems(c: WeComConfig) -> list[str]:
@@ -245,6 +255,9 @@ class WeCom:
             "task_id": self._task_id(d),
             "button_list": [{"text": "确认收到", "style": 1, "key": ACK_KEY}],
         }
+        if self.config.feedback_buttons:
+            card["button_list"] += [{"text": "确认并" + FEEDBACK_ZH[kind], "style": 2, "key": key}
+                                    for key, kind in REPORT_KEYS.items()]
         if d.ack_url:
             # The whole text, whatever the card could carry: the person's ack page shows it,
             # behind a link on the card and a tap on the card itself.
@@ -423,7 +436,8 @@ class WeCom:
         agent = (event.findtext("AgentID") or "").strip()
         if agent and agent != str(self.config.agent_id):
             return await self._reject(request, 403, f"event for agent {agent}, not ours")
-        if (event.findtext("EventKey") or "") != ACK_KEY:
+        key = event.findtext("EventKey") or ""
+        if key != ACK_KEY and key not in REPORT_KEYS:
             return web.Response()
         user = (event.findtext("FromUserName") or "").strip()
         try:
@@ -438,16 +452,24 @@ class WeCom:
         # engine's journal); while it is under way the resend waits for it, and after a
         # failure it confirms by itself (`channels.once`).
         first, result = await self._clicks.run(
-            signature, lambda: self._confirm(sink, ref))
+            signature, lambda: self._confirm(sink, ref, REPORT_KEYS.get(key)))
         log.info("wecom confirmation" if first else "wecom duplicate callback",
                  channel=self.name, campaign_id=ref.campaign_id, delivery_id=ref.delivery_id,
                  target_id=ref.target_id, result=result.value)
+        kind = REPORT_KEYS.get(key)
+        if kind is not None and result.confirmed:
+            return self._button_reply(user, "已确认·" + FEEDBACK_ZH[kind])
         return self._button_reply(user, BUTTON_ZH[result])
 
     @staticmethod
-    async def _confirm(sink: EventSink, ref: proto.TaskRef) -> Confirmation:
-        return Confirmation.of(await sink.confirm(ref.campaign_id, ref.target_id,
-                                                  AckVia.WECOM, ref.delivery_id))
+    async def _confirm(sink: EventSink, ref: proto.TaskRef, kind: FeedbackKind | None
+                       ) -> Confirmation:
+        """Confirm; with `kind` (a report button) then report it, once confirmed."""
+        result = Confirmation.of(await sink.confirm(ref.campaign_id, ref.target_id,
+                                                    AckVia.WECOM, ref.delivery_id))
+        if kind is not None and result.confirmed:
+            await sink.report(ref.campaign_id, ref.target_id, AckVia.WECOM, Report(kind))
+        return result
 
     def _button_reply(self, user: str, label: str) -> web.Response:
         """Passive reply that turns the clicked button grey for that user, labelled with

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from rules._data import convert, load_toml
-from warnbus.domain.models import CHAIN_ORDER, Level, Role
+from warnbus.domain.models import CHAIN_ORDER, Level, RegionLevel, Role
 from warnbus.errors import ConfigError
 
 
@@ -29,6 +29,18 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     cancel_channels: tuple[str, ...] = ()
     cancel_confirm: bool = False
     speaker_deadline_s: float | None = None
+    feedback_village_s: float | None = None
+    feedback_township_s: float | None = None
+    feedback_remind_s: float | None = None
+    feedback_channels: tuple[str, ...] = ()
+
+    def feedback_deadline_s(self, region_level: RegionLevel) -> float | None:
+        """How long after confirming a person of a village or township has to report."""
+        if region_level is RegionLevel.VILLAGE:
+            return self.feedback_village_s
+        if region_level is RegionLevel.TOWNSHIP:
+            return self.feedback_township_s
+        return None
 
     @property
     def step_s(self) -> float | None:
@@ -90,12 +102,12 @@ def level_rows(raw: Mapping[str, Mapping[str, Any]], where: str) -> dict[Level, 
 
 
 def timing_problems(at: str, p: LevelPolicy, deadlines: Iterable[str]) -> list[str]:
-    """What is wrong with a level's channels, deadlines, redials and chain timing (not
+    """What is wrong with a level's channels, deadlines, redials, chain and feedback timing (not
     with the roles its chain names: grids' and sites' chains differ there)."""
     out = []
     if not p.channels:
         out.append(f"{at}.channels: at least one channel is needed")
-    for key in deadlines:
+    for key in (*deadlines, "feedback_village_s", "feedback_township_s", "feedback_remind_s"):
         value = getattr(p, key)
         if value is not None and value <= 0:
             out.append(f"{at}.{key}: must be > 0")
@@ -112,6 +124,19 @@ def timing_problems(at: str, p: LevelPolicy, deadlines: Iterable[str]) -> list[s
             out.append(f"{at}.escalation_channels: a chain needs at least one channel")
     if p.cancel_confirm and not p.cancel_channels:
         out.append(f"{at}.cancel_confirm: a 解除 to confirm needs cancel_channels")
+    out += _feedback_problems(at, p)
+    return out
+
+
+def _feedback_problems(at: str, p: LevelPolicy) -> list[str]:
+    out = []
+    deadlines = [d for d in (p.feedback_village_s, p.feedback_township_s) if d is not None]
+    if deadlines and not p.feedback_channels:
+        out.append(f"{at}.feedback_channels: feedback deadlines need at least one channel")
+    if deadlines and p.ack_deadline_s is None:
+        out.append(f"{at}: feedback deadlines need ack_deadline_s (a report follows the ack)")
+    if p.feedback_remind_s is not None and any(p.feedback_remind_s >= d for d in deadlines):
+        out.append(f"{at}.feedback_remind_s: the reminder comes before each feedback deadline")
     return out
 
 

@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from redis import Redis
 
+from tests.waits import until_sync
 from warnbus.runtime.services import find_executable, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,14 +248,15 @@ def test_dockerfile_healthcheck_asks_healthz(healthy: bool) -> None:
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
-    for _ in range(200):
+    def listening() -> bool:
         assert proc.poll() is None, f"the server exited with code {proc.returncode}"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
         except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
+            return False
+        return True
+
+    until_sync(listening, f"a server listening on {port}", within=10, every=0.05)
 
 
 def test_deploy_redis_conf_runs_with_aof(tmp_path: Path) -> None:
@@ -399,10 +400,8 @@ def test_deploy_acl_bounds_each_device(tmp_path: Path, capsys: pytest.CaptureFix
         assert printed[a] not in broker.passwd.read_text()  # hashed
         assert broker.proc is not None
         broker.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
-        deadline = time.monotonic() + 5
-        while _connect(broker.port, a, printed[a]) != 0:
-            assert time.monotonic() < deadline, "the new account was not taken"
-            time.sleep(0.1)
+        until_sync(lambda: _connect(broker.port, a, printed[a]) == 0,
+                   "the broker to take the new account", within=5, every=0.1)
         assert _connect(broker.port, a, printed[b]) != 0
         with Probe(broker.port, "warnbus", "change-me") as engine, \
                 Probe(broker.port, a, printed[a]) as dev_a, Probe(broker.port) as nobody:

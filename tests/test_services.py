@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from redis import Redis
 
 from channels.testing import TestChannel, TestChannelConfig
+from tests.waits import until_sync
 from warnbus.errors import ConfigError
 from warnbus.runtime import services
 from warnbus.runtime.app import DEFAULT_MEDIA, build_app
@@ -130,10 +131,8 @@ def test_server_dies_with_an_engine_killed_without_atexit(tmp_path: Path) -> Non
     assert not _gone(pid)
     engine.kill()  # SIGKILL: no atexit, no cleanup of any kind
     engine.wait()
-    deadline = time.monotonic() + 5
-    while not _gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _gone(pid), "redis-server outlived the process that started it"
+    until_sync(lambda: _gone(pid), "redis-server to end with the process that started it",
+               within=5, every=0.05)
 
 
 _ENGINE = """

@@ -28,6 +28,14 @@ from urllib.parse import urlsplit
 import msgspec
 from lxml import etree
 
+from warnbus.domain.feedback import (
+    FEEDBACK_ZH,
+    KEYPAD_PROMPT,
+    FeedbackKind,
+    Report,
+    keypad_report,
+    parse_report,
+)
 from warnbus.domain.models import (
     LEVEL_NAMES_ZH,
     AckVia,
@@ -56,6 +64,8 @@ from warnbus.ingest.safexml import parse_xml as _parse_xml
 
 __all__ = [
     "CONFIRMATION_ZH",
+    "FEEDBACK_ZH",
+    "KEYPAD_PROMPT",
     "LEVEL_NAMES_ZH",
     "MEDIUM_ADDRESS",
     "PERSON_FIELD",
@@ -72,6 +82,7 @@ __all__ = [
     "Delivery",
     "DeliveryKind",
     "EventSink",
+    "FeedbackKind",
     "Level",
     "LimitedChannelError",
     "ListeningChannel",
@@ -80,6 +91,7 @@ __all__ = [
     "PermanentChannelError",
     "ProviderStatus",
     "Receipt",
+    "Report",
     "RequestGate",
     "Secret",
     "TargetKind",
@@ -89,10 +101,12 @@ __all__ = [
     "admit_request",
     "breaker_key_for",
     "delivery_id_for",
+    "keypad_report",
     "load_config",
     "mask_phone",
     "mask_phones_in",
     "mask_text",
+    "parse_report",
     "parse_xml_safely",
     "person_address",
     "secret_fields_of",
@@ -354,6 +368,21 @@ class EventSink(Protocol):
         through; its `info.address` says what `address` is) had reached them before.
         `reply_id`, the provider's id of the reply (e.g. Twilio's MessageSid): the same reply
         again, resent or replayed, confirms nothing more. Returns the campaigns confirmed now."""
+        ...
+
+    def report_from(self, channel: str, address: str, via: AckVia, report: Report,
+                    reply_id: str = "") -> Awaitable[list[str]]:
+        """An inbound reply that reports after the ack (an SMS "转移 35", `parse_report`):
+        kept in the sender's active campaigns where a message through `channel` had reached
+        them (it confirms them there first, as "1" would). `reply_id` as for `confirm_from`.
+        Returns the campaigns where the report was kept."""
+        ...
+
+    def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
+               ) -> Awaitable[bool]:
+        """A person who confirmed reports through what names the campaign (keys after the
+        confirmation on a call, the WeCom card): whether it was kept (False: no such
+        campaign or person, or they have not confirmed)."""
         ...
 
 

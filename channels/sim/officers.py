@@ -32,6 +32,17 @@ class OfficerModel:
     per_message: float = 0.6
     unreachable: float = 0.02
     delay_s: tuple[float, float] = (0.3, 3.0)
+    #: Share of people who, having confirmed a message by SMS, then report what they did.
+    reports: float = 0.0
+
+    def report(self, person: str, message: str) -> str | None:
+        """What a person who confirmed then reports by SMS (到岗, 转移 N, 零报告, 险情 …),
+        or None; as deterministic as `react`."""
+        if _unit(self.seed, "report", person, message) >= self.reports:
+            return None
+        rnd = random.Random(f"{self.seed}|report|{person}|{message}")
+        return rnd.choice(["到岗", "已到岗", "零报告", f"转移 {rnd.randint(3, 60)}",
+                           f"已转移{rnd.randint(3, 60)}人", "险情 村口道路积水约30厘米"])
 
     def react(self, person: str, message: str) -> Reaction:
         reachable = _unit(self.seed, "reach", person) >= self.unreachable

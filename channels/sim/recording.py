@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from warnbus.plugin import AckVia, Confirmation, ProviderStatus
+from warnbus.plugin import AckVia, Confirmation, ProviderStatus, Report
 
 
 @dataclass
@@ -18,6 +18,8 @@ class RecordingSink:
     confirms: list[tuple[str, str, AckVia, str | None]] = field(default_factory=list)
     replies: list[tuple[str, str, AckVia]] = field(default_factory=list)
     reply_ids: list[str] = field(default_factory=list)  # the provider's id of each reply
+    #: Reports after the ack: (campaign or "" for a reply, person or address, via, report).
+    reports: list[tuple[str, str, AckVia, Report]] = field(default_factory=list)
     campaigns: list[str] = field(default_factory=lambda: ["cmp-1"])
     answer: Confirmation = Confirmation.RECORDED  # what `confirm` answers
     fail: int = 0  # the next `fail` calls raise (an engine that could not store the event)
@@ -49,9 +51,24 @@ class RecordingSink:
         self.changed.set()
         return list(self.campaigns)
 
+    async def report_from(self, channel: str, address: str, via: AckVia, report: Report,
+                          reply_id: str = "") -> list[str]:
+        self._maybe_fail()
+        self.reports.append(("", address, via, report))
+        self.reply_ids.append(reply_id)
+        self.changed.set()
+        return list(self.campaigns)
+
+    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
+                     ) -> bool:
+        self._maybe_fail()
+        self.reports.append((campaign_id, person_id, via, report))
+        self.changed.set()
+        return True
+
     @property
     def touched(self) -> bool:
-        return bool(self.statuses or self.confirms or self.replies)
+        return bool(self.statuses or self.confirms or self.replies or self.reports)
 
     async def wait_for(self, check: object, within_s: float = 5.0) -> None:
         """Wait until `check()` is true (each recorded event wakes the wait)."""

@@ -232,6 +232,10 @@ class TwilioSimulator:
         if final == "delivered" and reaction.answers and self.inbound_sms_url:
             await asyncio.sleep(reaction.delay_s)
             await self.reply(r, random.Random(f"{r.to}|{r.get('Body')}").choice(["1", "收到"]))
+            said = self.officers.report(r.to, r.get("Body") or "")
+            if said is not None:
+                await asyncio.sleep(reaction.delay_s)
+                await self.reply(r, said)
 
     async def _message_status(self, r: SimRecord, status: str, extra: dict[str, str]) -> None:
         r.statuses.append(status)

@@ -323,3 +323,17 @@ async def test_pull_mode_reads_query_send_details(make_env: EnvFactory) -> None:
     assert [s[:4] for s in env.sink.statuses] == [("cmp-1", "dl_1", "p-1", S.DELIVERED)]
     await env.channel.pull_once()  # closed: asked no more, reported once
     assert len(env.sink.statuses) == 1
+
+
+async def test_a_report_reply_goes_to_the_engine_once_as_a_report(make_env: EnvFactory) -> None:
+    """"转移 ３５人" is a report after the ack: handed over parsed, with the reply's id, once."""
+    from warnbus.plugin import FeedbackKind, Report
+
+    env = await make_env("sms")
+    up = [{"phone_number": NATIONAL, "content": "转移 ３５人", "send_time": "2024-07-01 12:00:00",
+           "sequence_id": 8}]
+    assert (await env.push("sms-up", up)).status == 200
+    assert (await env.push("sms-up", up)).status == 200  # a duplicate push
+    assert env.sink.reports == [("", PHONE, AckVia.SMS, Report(FeedbackKind.EVACUATED, count=35))]
+    assert env.sink.reply_ids == ["up|8|2024-07-01 12:00:00"]
+    assert env.sink.replies == []  # not a confirmation

@@ -1,11 +1,10 @@
-"""Helpers of the loudspeaker tests: a recording sink, deliveries, bounded waits, raw MQTT."""
+"""Helpers of the loudspeaker tests: a recording sink, deliveries, raw MQTT (waits: tests.waits)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -93,14 +92,6 @@ def channel(url: str, prefix: str, name: str = "loudspeaker", **extra: object) -
     }
     raw.update(extra)
     return Loudspeakers.from_config(name, raw)
-
-
-async def wait_until(check: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def retained(url: str, topic: str, listen_s: float = 0.5) -> list[bytes]:

@@ -6,9 +6,8 @@ Real mosquitto and redis-server; simulated speakers go offline (their LWT) and c
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from channels.loudspeaker_status import DeviceStatusSink
 from channels.sim.speakers import SpeakerFleet
 from tests.console.console_kit import add_users, sign_in
 from tests.engine.helpers import Harness, make_harness
+from tests.waits import until
 from warnbus.runtime.app import build_app
 from warnbus.runtime.config import Settings
 from warnbus.state.devices import DeviceStatusBook
@@ -38,22 +38,12 @@ class StatusSink(RecordingSink):
     def __init__(self, redis: Redis) -> None:
         super().__init__()
         self.book = DeviceStatusBook(redis)
+        self.kept: list[str] = []  # device ids, as each report is written
 
     async def device_status(self, device_id: str, state: str | None, since: float, seen: float,
                             area: str | None) -> None:
         await self.book.device_status(device_id, state, since, seen, area)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 10.0) -> Any:
-    """Poll `check` until it returns something true; return that."""
-    deadline = time.monotonic() + within
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
+        self.kept.append(device_id)
 
 
 @pytest_asyncio.fixture
@@ -110,13 +100,14 @@ async def test_console_without_the_channel_shows_lwt_and_heartbeats(
             ok = all(s[d]["state"] == "online" and s[d]["last_heartbeat"] for d in (a, b))
             return s if ok else None
 
-        first = (await eventually(both_online, "both speakers online"))[a]["last_heartbeat"]
+        first = (await until(both_online, "both speakers online",
+                             within=10.0))[a]["last_heartbeat"]
         assert time.time() - 10 < first <= time.time()
 
         async def beat() -> bool:
             return bool((await shown(client))[a]["last_heartbeat"] > first)
 
-        await eventually(beat, "a later heartbeat of a")
+        await until(beat, "a later heartbeat of a", within=10.0)
         # a's network is cut: mosquitto publishes its LWT (offline, retained).
         cut = time.time()
         await fleet.drop(a)
@@ -125,7 +116,7 @@ async def test_console_without_the_channel_shows_lwt_and_heartbeats(
             s = await shown(client)
             return s if s[a]["state"] == "offline" else None
 
-        s = await eventually(a_offline, "a offline (LWT)")
+        s = await until(a_offline, "a offline (LWT)", within=10.0)
         last = s[a]["last_heartbeat"]
         assert s[b]["state"] == "online" and last is not None and first < last <= cut + 0.1
         assert s[a]["since"] >= cut - 0.5
@@ -136,10 +127,10 @@ async def test_console_without_the_channel_shows_lwt_and_heartbeats(
         # The worker restarts: its new channel hears a's retained LWT but no heartbeat of
         # it; the last heartbeat kept in Redis stays.
         await ch.aclose()
-        ch = await listening(mqtt_url, prefix, StatusSink(worker_redis))
-        await eventually(lambda: asyncio.sleep(0, result=a in ch.devices_status()),
-                         "the new channel to hear a's status")
-        await asyncio.sleep(0.2)
+        restarted = StatusSink(worker_redis)
+        ch = await listening(mqtt_url, prefix, restarted)
+        await until(lambda: a in ch.devices_status() and a in restarted.kept,
+                    "the new channel to hear a's status and keep it", within=10.0)
         s = await shown(client)
         assert s[a]["state"] == "offline" and s[a]["last_heartbeat"] == last
         # Back online: the console shows it again, with a fresh heartbeat.
@@ -149,7 +140,7 @@ async def test_console_without_the_channel_shows_lwt_and_heartbeats(
             s = await shown(client)
             return s[a]["state"] == "online" and s[a]["last_heartbeat"] > last
 
-        await eventually(a_back, "a online again")
+        await until(a_back, "a online again", within=10.0)
         assert area_a and area_b
     finally:
         await fleet.stop()
@@ -175,14 +166,14 @@ async def test_worker_process_and_api_process_share_device_status(
             rec = (await DeviceStatusBook(api.ctx.redis).all()).get(device.id)
             return rec is not None and rec.state.value == "online"
 
-        await eventually(kept, "the worker to keep the speaker's status", within=5.0)
+        await until(kept, "the worker to keep the speaker's status", within=5.0)
         await fleet.drop(device.id)
 
         async def offline() -> bool:
             rec = (await DeviceStatusBook(api.ctx.redis).all()).get(device.id)
             return rec is not None and rec.state.value == "offline" and rec.seen > 0
 
-        await eventually(offline, "the LWT to reach the api process", within=5.0)
+        await until(offline, "the LWT to reach the api process", within=5.0)
     finally:
         if fleet is not None:
             await fleet.stop()

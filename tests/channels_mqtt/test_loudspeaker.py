@@ -18,7 +18,6 @@ from loudspeaker_kit import (
     delivery,
     publish,
     retained,
-    wait_until,
 )
 
 from channels.loudspeaker import Loudspeakers
@@ -29,6 +28,7 @@ from channels.loudspeaker_payload import (
     encode,
 )
 from channels.sim.speakers import SpeakerFleet
+from tests.waits import until
 from warnbus.domain.models import DeliveryKind
 from warnbus.errors import PermanentChannelError, TransientChannelError
 from warnbus.plugin import ProviderStatus
@@ -45,11 +45,24 @@ async def speakers(mqtt_url: str, prefix: str,
                    sink: RecordingSink) -> AsyncIterator[Loudspeakers]:
     ch = channel(mqtt_url, prefix)
     await ch.start(sink)
-    await wait_until(lambda: ch.connected, "the channel to connect")
+    await until(lambda: ch.connected, "the channel to connect")
     try:
         yield ch
     finally:
         await ch.aclose()
+
+
+async def played_next(speakers: Loudspeakers, fleet: SpeakerFleet, device: str) -> list[str]:
+    """What `device` played before a command sent to it now, once it plays that one.
+
+    A speaker handles what reaches it in order, and the broker sends the retained copies of a
+    subscription before anything published later: when the new command plays, every copy
+    that came on (re)connecting has been played or refused (no fixed wait for "nothing")."""
+    probe = delivery(f"dev:{device}", campaign="cp_probe", alert="al_probe")
+    await speakers.send(probe)
+    await until(lambda: probe.id in fleet.played[device], f"{device} to play a new command")
+    played = fleet.played[device]
+    return played[: played.index(probe.id)]
 
 
 async def test_one_publish_per_area_reaches_its_speakers_only(
@@ -61,12 +74,15 @@ async def test_one_publish_per_area_reaches_its_speakers_only(
         d = delivery(AREA_A)
         receipt = await speakers.send(d)
         assert receipt.provider_id == d.id
-        await wait_until(lambda: sink.finished(d.id) == {f"dev:{x}" for x in a}, "3 playouts")
+        await until(lambda: sink.finished(d.id) == {f"dev:{x}" for x in a}, "3 playouts")
         for x in a:
             assert sink.seen(d.id)[f"dev:{x}"] == [P.DELIVERED, P.PLAYING, P.DONE]
             assert fleet.played[x] == [d.id]  # the cmd and the active copy: played once
-        await asyncio.sleep(0.2)
-        assert fleet.played["b1"] == fleet.played["b2"] == []
+        # Area B's speakers heard nothing of it: the first they play is B's own, sent after.
+        to_b = delivery(AREA_B)
+        await speakers.send(to_b)
+        await until(lambda: sink.finished(to_b.id) == {"dev:b1", "dev:b2"}, "B's playouts")
+        assert fleet.played["b1"] == fleet.played["b2"] == [to_b.id]
         assert {s.campaign_id for s in sink.statuses} == {d.campaign_id}
         assert set(sink.seen(d.id)) == {f"dev:{x}" for x in a}
 
@@ -79,7 +95,7 @@ async def test_device_address_and_failed_playout(
                             topic_prefix=prefix) as fleet:
         d = delivery("dev:c2", kind=DeliveryKind.REDIAL, step=1)
         await speakers.send(d)
-        await wait_until(lambda: sink.finished(d.id) == {"dev:c2"}, "c2 to report")
+        await until(lambda: sink.finished(d.id) == {"dev:c2"}, "c2 to report")
         assert sink.seen(d.id)["dev:c2"] == [P.DELIVERED, P.PLAYING, P.FAILED]
         assert fleet.played == {"c1": [], "c2": [d.id]}
         # a direct command leaves no retained copy for the area
@@ -96,19 +112,17 @@ async def test_offline_speaker_catches_up_before_expiry_not_after(
         assert d.expires_at is not None
         await speakers.send(d)
         await fleet.revive("soon")  # back before expiry: the retained copy plays
-        await wait_until(lambda: sink.finished(d.id) == {"dev:on", "dev:soon"}, "catch-up")
+        await until(lambda: sink.finished(d.id) == {"dev:on", "dev:soon"}, "catch-up")
         assert fleet.played["soon"] == [d.id]
         # A reconnect brings the retained copy again; the same cmd id is not played twice.
         await fleet.drop("soon")
         await fleet.revive("soon")
-        await asyncio.sleep(0.3)
-        assert fleet.played["soon"] == [d.id]
+        assert await played_next(speakers, fleet, "soon") == [d.id]
         # After expiry the broker has dropped the copy, so a speaker back now stays silent.
         await asyncio.sleep(max(0.0, d.expires_at + 1.2 - time.time()))
         assert await retained(mqtt_url, f"{prefix}/area/{AREA_A}/active/+", 0.3) == []
         await fleet.revive("late")
-        await asyncio.sleep(0.3)
-        assert fleet.played["late"] == []
+        assert await played_next(speakers, fleet, "late") == []
         assert "dev:late" not in sink.seen(d.id)
 
 
@@ -123,14 +137,14 @@ async def test_cancel_stops_playback_and_clears_the_retained_copy(
         await speakers.send(d)
         await speakers.send(other)
         playing = {"dev:s1", "dev:s2"}
-        await wait_until(lambda: {t for t, st in sink.seen(d.id).items() if P.PLAYING in st}
+        await until(lambda: {t for t, st in sink.seen(d.id).items() if P.PLAYING in st}
                          == playing, "playback to start")
         assert len(await retained(mqtt_url, f"{prefix}/area/{AREA_A}/active/+", 0.3)) == 1
         started = time.monotonic()
         c = delivery(AREA_A, kind=DeliveryKind.CANCEL, alert="al_cancel")
         assert (await speakers.send(c)).provider_id == c.id
-        await wait_until(lambda: sink.finished(c.id) == playing, "stop to be acked")
-        await wait_until(lambda: sink.finished(d.id) == playing, "playback to end")
+        await until(lambda: sink.finished(c.id) == playing, "stop to be acked")
+        await until(lambda: sink.finished(d.id) == playing, "playback to end")
         assert time.monotonic() - started < 5  # stopped, not played out (30 s)
         assert {s.detail for s in sink.statuses
                 if s.delivery_id == d.id and s.status is P.DONE} == {"stopped"}
@@ -138,8 +152,7 @@ async def test_cancel_stops_playback_and_clears_the_retained_copy(
         # Another campaign's warning, elsewhere, is untouched.
         assert len(await retained(mqtt_url, f"{prefix}/area/{AREA_B}/active/+", 0.3)) == 1
         await fleet.revive("away")
-        await asyncio.sleep(0.3)
-        assert fleet.played["away"] == []
+        assert await played_next(speakers, fleet, "away") == []
 
 
 async def test_a_village_put_back_after_its_stop_plays_again(
@@ -151,14 +164,14 @@ async def test_a_village_put_back_after_its_stop_plays_again(
                             topic_prefix=prefix) as fleet:
         d = delivery(AREA_A)
         await speakers.send(d)
-        await wait_until(lambda: sink.finished(d.id) == {"dev:s1"}, "the warning to play")
+        await until(lambda: sink.finished(d.id) == {"dev:s1"}, "the warning to play")
         c = delivery(AREA_A, kind=DeliveryKind.CANCEL, alert="al_dropped",
                      text="预警解除通知。华容县气象台于7月15日14时30分解除章华镇暴雨红色预警。")
         await speakers.send(c)
-        await wait_until(lambda: sink.finished(c.id) == {"dev:s1"}, "the stop to be acked")
+        await until(lambda: sink.finished(c.id) == {"dev:s1"}, "the stop to be acked")
         back = delivery(AREA_A, kind=DeliveryKind.UPDATE, alert="al_back")
         await speakers.send(back)
-        await wait_until(lambda: sink.finished(back.id) == {"dev:s1"}, "the update to play")
+        await until(lambda: sink.finished(back.id) == {"dev:s1"}, "the update to play")
         assert {s.detail for s in sink.statuses
                 if s.delivery_id == back.id and s.status is P.DONE} == {""}
         assert fleet.played["s1"] == [d.id, back.id]
@@ -170,19 +183,19 @@ async def test_lwt_marks_a_dropped_speaker_offline(
     devices = [("x", AREA_A), ("y", AREA_B)]
     async with SpeakerFleet(mqtt_url, devices, command_key=KEY, topic_prefix=prefix) as fleet:
         online = DeviceState.ONLINE
-        await wait_until(lambda: {k: v.state for k, v in speakers.devices_status().items()}
+        await until(lambda: {k: v.state for k, v in speakers.devices_status().items()}
                          == {"x": online, "y": online}, "both online")
         assert speakers.devices_status()["x"].area == AREA_A
         await fleet.drop("x")
-        await wait_until(lambda: speakers.devices_status()["x"].state is DeviceState.OFFLINE,
+        await until(lambda: speakers.devices_status()["x"].state is DeviceState.OFFLINE,
                          "the LWT")
         assert speakers.devices_status()["y"].state is online
         [status] = await retained(mqtt_url, f"{prefix}/dev/x/status", 0.3)
         assert decode_status(status).state is DeviceState.OFFLINE
         await fleet.revive("x")
-        await wait_until(lambda: speakers.devices_status()["x"].state is online, "x back")
+        await until(lambda: speakers.devices_status()["x"].state is online, "x back")
     # a clean stop says offline too
-    await wait_until(lambda: speakers.devices_status()["y"].state is DeviceState.OFFLINE,
+    await until(lambda: speakers.devices_status()["y"].state is DeviceState.OFFLINE,
                      "y offline after stop")
 
 
@@ -191,7 +204,7 @@ async def test_acks_sent_while_the_channel_is_away_are_not_lost(
 ) -> None:
     first = channel(mqtt_url, prefix, name="ls-session", client_id="tsession")
     await first.start(sink)
-    await wait_until(lambda: first.connected, "connect")
+    await until(lambda: first.connected, "connect")
     await first.aclose()
     away = delivery("dev:z", channel="ls-session")
     await publish(mqtt_url, f"{prefix}/dev/z/ack", encode(ack_for(away, AckState.DONE)))
@@ -199,7 +212,7 @@ async def test_acks_sent_while_the_channel_is_away_are_not_lost(
     assert again.client_id == first.client_id
     await again.start(sink)
     try:
-        await wait_until(lambda: sink.seen(away.id) == {"dev:z": [P.DONE]}, "the queued ack")
+        await until(lambda: sink.seen(away.id) == {"dev:z": [P.DONE]}, "the queued ack")
     finally:
         await again.aclose()
 
@@ -224,10 +237,10 @@ async def test_an_ack_the_sink_refused_is_redelivered(mqtt_url: str, prefix: str
     ch = channel(mqtt_url, prefix)
     await ch.start(sink)
     try:
-        await wait_until(lambda: ch.connected, "connect")
+        await until(lambda: ch.connected, "connect")
         flaky = delivery("dev:f")
         await publish(mqtt_url, f"{prefix}/dev/f/ack", encode(ack_for(flaky, AckState.RECEIVED)))
-        await wait_until(lambda: sink.seen(flaky.id) == {"dev:f": [P.DELIVERED]},
+        await until(lambda: sink.seen(flaky.id) == {"dev:f": [P.DELIVERED]},
                          "the redelivered ack", within=8)
     finally:
         await ch.aclose()

@@ -6,11 +6,12 @@ import asyncio
 import gc
 
 import aiomqtt
-from loudspeaker_kit import RecordingSink, ack_for, channel, delivery, wait_until
+from loudspeaker_kit import RecordingSink, ack_for, channel, delivery
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from channels.loudspeaker_payload import AckState, encode, parse_broker_url, properties
+from tests.waits import until
 from warnbus.plugin import ProviderStatus
 
 REPORTS = 300
@@ -43,7 +44,7 @@ async def test_waiting_reports_are_kept_without_their_mqtt5_properties(
     await ch.start(sink)
     before = live(Properties)
     try:
-        await wait_until(lambda: ch.connected, "connect")
+        await until(lambda: ch.connected, "connect")
         broker = parse_broker_url(mqtt_url)
         ds = [delivery(f"dev:d{i}") for i in range(REPORTS)]
         async with aiomqtt.Client(broker.host, broker.port,
@@ -53,10 +54,10 @@ async def test_waiting_reports_are_kept_without_their_mqtt5_properties(
                 await speaker.publish(f"{prefix}/dev/d{i}/ack",
                                       encode(ack_for(d, AckState.RECEIVED)), qos=0,
                                       properties=props)
-            await wait_until(lambda: live(aiomqtt.Message) >= REPORTS, "the reports queued")
+            await until(lambda: live(aiomqtt.Message) >= REPORTS, "the reports queued")
         assert live(Properties) - before < 20
         sink.release.set()
-        await wait_until(lambda: len(sink.statuses) == REPORTS, "every report handled")
+        await until(lambda: len(sink.statuses) == REPORTS, "every report handled")
     finally:
         sink.release.set()
         await ch.aclose()

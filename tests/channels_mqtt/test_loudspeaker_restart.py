@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from loudspeaker_kit import AREA_A, KEY, RecordingSink, channel, delivery, wait_until
+from loudspeaker_kit import AREA_A, KEY, RecordingSink, channel, delivery
 
 from channels.sim.speakers import SpeakerFleet
+from tests.waits import until
 from warnbus.errors import TransientChannelError
 from warnbus.runtime.services import ManagedService
 
@@ -29,23 +30,23 @@ async def test_channel_survives_a_broker_restart(
     try:
         before = delivery(AREA_A, alert="al_before")
         await ch.send(before)
-        await wait_until(lambda: sink.finished(before.id) == {"dev:r1", "dev:r2"}, "acks")
+        await until(lambda: sink.finished(before.id) == {"dev:r1", "dev:r2"}, "acks")
 
         await asyncio.to_thread(broker.stop)
-        await wait_until(lambda: not ch.connected, "the channel to notice the outage")
+        await until(lambda: not ch.connected, "the channel to notice the outage")
         with pytest.raises(TransientChannelError):
             await ch.send(delivery(AREA_A, alert="al_during"))
         if not keep_state:  # no sessions survive: only re-subscribing brings acks back
             (broker.data_dir / "mosquitto.db").unlink(missing_ok=True)
         await asyncio.to_thread(broker.start)
 
-        await wait_until(lambda: ch.connected and fleet.is_online("r1")
+        await until(lambda: ch.connected and fleet.is_online("r1")
                          and fleet.is_online("r2"), "reconnects", within=10)
         after = delivery(AREA_A, alert="al_after")
         await ch.send(after)
-        await wait_until(lambda: sink.finished(after.id) == {"dev:r1", "dev:r2"},
+        await until(lambda: sink.finished(after.id) == {"dev:r1", "dev:r2"},
                          "acks after the restart")
-        await wait_until(lambda: len(ch.devices_status()) == 2, "device status again")
+        await until(lambda: len(ch.devices_status()) == 2, "device status again")
     finally:
         await fleet.stop()
         await ch.aclose()
@@ -68,15 +69,15 @@ async def test_a_broker_that_lost_its_retained_warnings_gets_them_again(
         await fleet.drop("r2")  # its network is down while the warning goes out
         warning = delivery(AREA_A, alert="al_active")
         await ch.send(warning)
-        await wait_until(lambda: sink.finished(warning.id) == {"dev:r1"}, "r1 plays")
+        await until(lambda: sink.finished(warning.id) == {"dev:r1"}, "r1 plays")
         await asyncio.to_thread(broker.stop)
-        await wait_until(lambda: not ch.connected, "the channel to notice the outage")
+        await until(lambda: not ch.connected, "the channel to notice the outage")
         (broker.data_dir / "mosquitto.db").unlink(missing_ok=True)
         await asyncio.to_thread(broker.start)
-        await wait_until(lambda: ch.connected, "the channel to reconnect", within=10)
-        await wait_until(lambda: fleet.is_online("r1"), "r1 to reconnect", within=10)
+        await until(lambda: ch.connected, "the channel to reconnect", within=10)
+        await until(lambda: fleet.is_online("r1"), "r1 to reconnect", within=10)
         await fleet.revive("r2")
-        await wait_until(lambda: sink.finished(warning.id) == {"dev:r1", "dev:r2"},
+        await until(lambda: sink.finished(warning.id) == {"dev:r1", "dev:r2"},
                          "r2 plays the active warning after the restart", within=10)
         assert len(fleet.played["r1"]) == 1, "r1 played it once, not again"
     finally:

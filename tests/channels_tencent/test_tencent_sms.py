@@ -163,3 +163,17 @@ async def test_a_pulled_reply_the_engine_could_not_store_is_applied_later(
     assert not env.sim.held_replies and not env.sink.replies  # Tencent gave it once
     await env.channel.pull_once()
     assert env.sink.replies == [("sms", PHONE, AckVia.SMS)]
+
+
+async def test_a_report_reply_goes_to_the_engine_as_a_report(make_env: EnvFactory) -> None:
+    """"零报告" is a report after the ack: handed over parsed, once however often pushed."""
+    from warnbus.plugin import FeedbackKind, Report
+
+    env = await make_env("sms")
+    body = {"extend": "", "mobile": "13812345678", "nationcode": "86", "sign": "x",
+            "text": "零报告", "time": 1470724001}
+    resp = await env.push("sms-reply", body)
+    assert resp.status == 200 and await resp.json() == {"result": 0, "errmsg": "OK"}
+    await env.push("sms-reply", body)
+    assert env.sink.reports == [("", PHONE, AckVia.SMS, Report(FeedbackKind.ZERO))]
+    assert env.sink.replies == []

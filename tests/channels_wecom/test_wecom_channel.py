@@ -85,7 +85,9 @@ async def test_warning_goes_as_a_button_card(channel: WeCom, sim: WeComSimulator
     assert card["source"] == {"desc": "预警叫应"}
     assert card["main_title"]["title"] == "红色预警"
     assert card["sub_title_text"] == TEXT
-    assert card["button_list"] == [{"text": "确认收到", "style": 1, "key": "ack"}]
+    assert card["button_list"] == [{"text": "确认收到", "style": 1, "key": "ack"},
+                                   {"text": "确认并已到岗", "style": 2, "key": "fb:arrived"},
+                                   {"text": "确认并零报告", "style": 2, "key": "fb:zero"}]
     ref = decode_task_id(card["task_id"])
     assert (ref.campaign_id, ref.delivery_id, ref.target_id) == (CAMPAIGN, d.id, d.target_id)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.waits import until
 from warnbus.runtime.services import free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
@@ -67,15 +68,17 @@ async def test_serve_on_the_embedded_default(tmp_path: Path) -> None:
             async with http.post(f"{base}/api/v1/alerts", data=body, headers=hdr) as r:
                 assert r.status == 202, await r.text()
                 res = await r.json()
-            view = {}
-            for _ in range(100):
+
+            async def counts() -> dict[str, int]:
                 async with http.get(f"{base}/api/v1/alerts/{res['alert_id']}",
                                     headers=hdr) as r:
-                    view = await r.json()
-                if view["counts"]["sent"] >= view["counts"]["targets"] > 0:
-                    break
-                await asyncio.sleep(0.1)
-            assert view["counts"]["sent"] >= view["counts"]["targets"] > 0, view["counts"]
+                    return (await r.json())["counts"]  # type: ignore[no-any-return]
+
+            async def all_sent() -> bool:
+                got = await counts()
+                return got["sent"] >= got["targets"] > 0
+
+            await until(all_sent, "the first wave sent", within=30, every=0.1, detail=counts)
         aof = await asyncio.to_thread(lambda: list(tmp_path.rglob("appendonly*")))
         assert aof, "the embedded Redis keeps an AOF"
     finally:

@@ -14,7 +14,7 @@ from warnbus.web.console.passwords import check_password, hash_password
 
 
 def _path(path: str, cid: str) -> str:
-    return "/console" + path.format(cid=cid, id="df_0000", name="dora")
+    return "/console" + path.format(cid=cid, id="df_0000", name="dora", gid="g_0000")
 
 
 async def test_every_route_refuses_the_wrong_role_and_the_anonymous(web) -> None:  # type: ignore[no-untyped-def]

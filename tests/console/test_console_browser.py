@@ -10,83 +10,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import pytest_asyncio
 import shapely
-from aiohttp.test_utils import TestServer
-from console_kit import PASSWORD, add_users
+from browser_kit import SHOTS, live, signed_page, to_screen
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from rules.match import Matcher
-from tests.engine.helpers import Harness, make_harness
+from tests.engine.helpers import Harness
 from warnbus.domain.models import AckVia, Area
 from warnbus.flow.acks import record_ack
-from warnbus.web.api import make_web_app
 from warnbus.web.console import svgmap
-from warnbus.web.console.base import Console, ConsoleSettings
 from warnbus.web.console.drawn import parse_ring
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    # Locally a missing browser skips; under CI=true the test script installs it, so it fails.
-    if IN_CI:
-        pytest.fail(f"{reason}; CI=true, so this is a broken setup, not a skip", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not Path(CHROMIUM).exists():
-    _unavailable(f"{CHROMIUM} is not installed: apt-get install chromium (scripts/bootstrap.sh does)")
-try:
-    from playwright import async_api
-except ImportError:
-    _unavailable("playwright is not installed: pip install -e '.[test]' (scripts/bootstrap.sh does)")
-
-
-@pytest_asyncio.fixture
-async def live(redis_url: str) -> AsyncIterator[tuple[str, Harness, Any]]:
-    h = await make_harness(redis_url)
-    await add_users(h)
-    con = Console(h.app, None, None)  # type: ignore[arg-type]
-    await con.save_settings(ConsoleSettings(sse_interval_s=0.2))
-    server = TestServer(make_web_app(h.app), host="127.0.0.1")
-    await server.start_server()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield str(server.make_url("")).rstrip("/"), h, browser
-        finally:
-            await browser.close()
-    await server.close()
-    await h.app.close()
-
-
-async def _signed_page(browser: Any, base: str, user: str, **ctx: Any) -> Any:
-    # bypass_csp: wait_for_function evaluates strings, which the console's CSP rightly forbids.
-    context = await browser.new_context(locale="zh-CN", accept_downloads=True, bypass_csp=True,
-                                        **ctx)
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
-    await page.goto(f"{base}/")  # the root redirects to the console, which asks to sign in
-    assert "/console/login" in page.url
-    await page.fill("input[name=username]", user)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button.primary")
-    await page.wait_for_url(f"{base}/console/")
-    return page
-
+__all__ = ["live"]  # the fixture, from browser_kit
+_signed_page = signed_page  # test_console_registry_browser.py imports it from here
 
 async def _count(page: Any, key: str) -> int:
     return int(await page.inner_text(f'[data-c="{key}"]'))
@@ -95,7 +34,7 @@ async def _count(page: Any, key: str) -> int:
 async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyped-def]
     base, h, browser = live
     ctx = h.ctx
-    drafter = await _signed_page(browser, base, "dora", viewport={"width": 1366, "height": 900})
+    drafter = await signed_page(browser, base, "dora", viewport={"width": 1366, "height": 900})
     # --- compose: hazard table, pre-filled texts, township tree, preview of reach
     await drafter.click("text=发布预警")
     await drafter.select_option("#hazard", "rainstorm")
@@ -116,22 +55,22 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     await drafter.wait_for_selector("text=等待审批人批准")
     assert not await ctx.redis.zcard("wb:campaigns")  # a drafter cannot publish red alone
     # --- approve with a second user
-    approver = await _signed_page(browser, base, "alan", viewport={"width": 1366, "height": 900})
+    approver = await signed_page(browser, base, "alan", viewport={"width": 1366, "height": 900})
     await approver.click("text=审批")
     await approver.click("text=华容县应急管理局发布暴雨红色预警")
     await approver.click("#approve-btn")
     await approver.wait_for_selector("#board")
     cid = await approver.get_attribute("#board", "data-cid")
-    assert cid and "审批 alan" in await approver.inner_text(".prov")
+    assert cid and "审批 alan" in await approver.inner_text(".source")
     # --- live: the engine sends, officers confirm; counts and map follow without reload
     await h.drain()
-    await approver.wait_for_function("Number(document.querySelector('[data-c=sent]').textContent) > 0")
+    await approver.wait_for_function("Number(document.querySelector('[data-c=p_reached]').textContent) > 0")
     targets = await ctx.store.targets(cid)
     primaries = sorted(t.id for t in targets.values() if t.role is not None and t.role.value == "primary")
     for pid in primaries[: len(primaries) // 2]:
         await record_ack(ctx, cid, pid, AckVia.LINK)
     await approver.wait_for_function(
-        f"Number(document.querySelector('[data-c=acknowledged]').textContent) >= {len(primaries) // 2}")
+        f"Number(document.querySelector('[data-c=p_confirmed]').textContent) >= {len(primaries) // 2}")
     assert await approver.locator("svg.map path.s-confirmed").count() >= len(primaries) // 2
     # Nobody else answers: redials, then escalation; the 未叫醒 list fills in by itself.
     for step in (200, 400):
@@ -185,16 +124,6 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     assert "起草 dora，审批 alan" in await approver.inner_text("main")
 
 
-async def _to_screen(page: Any, map_sel: str, x: float, y: float) -> tuple[float, float]:
-    """Map units -> page pixels, as the browser lays out an SVG (xMidYMid meet)."""
-    box = await page.locator(map_sel).bounding_box()
-    vx, vy, vw, vh = (float(v) for v in (await page.get_attribute(map_sel, "viewBox")).split())
-    k = min(box["width"] / vw, box["height"] / vh)
-    ox = box["x"] + (box["width"] - vw * k) / 2
-    oy = box["y"] + (box["height"] - vh * k) / 2
-    return ox + (x - vx) * k, oy + (y - vy) * k
-
-
 def _corner_grids(h: Harness, spots: list[tuple[float, float]]) -> list[tuple[str, float, float]]:
     """For spots given as fractions of the map, the grid there and a point inside it (map
     units): clicking there must give a corner inside that grid."""
@@ -215,7 +144,7 @@ def _corner_grids(h: Harness, spots: list[tuple[float, float]]) -> list[tuple[st
 async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untyped-def]
     base, h, browser = live
     reg = h.ctx.registry
-    drafter = await _signed_page(browser, base, "dora", viewport={"width": 1366, "height": 900})
+    drafter = await signed_page(browser, base, "dora", viewport={"width": 1366, "height": 900})
     await drafter.goto(f"{base}/console/compose")
     await drafter.select_option("#hazard", "rainstorm")
     await drafter.select_option("#level", "orange")
@@ -225,7 +154,7 @@ async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untype
     # --- draw: four corners and a stray one, undo the stray one, finish
     await drafter.click("#draw-btn")
     for _gid, x, y in [*corners, (0, 500.0, 480.0)]:
-        await drafter.mouse.click(*await _to_screen(drafter, "#compose-map", x, y))
+        await drafter.mouse.click(*await to_screen(drafter, "#compose-map", x, y))
     assert await drafter.inner_text("#drawn-state") == "绘制中（5个点，未完成）"
     await drafter.click("#undo-btn")
     assert await drafter.inner_text("#drawn-state") == "绘制中（4个点，未完成）"
@@ -252,7 +181,7 @@ async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untype
     await drafter.click("#submit-btn")
     await drafter.wait_for_selector("text=等待审批人批准")  # orange: a second person
     # --- approve: the approver sees the drawn area on the draft's map
-    approver = await _signed_page(browser, base, "alan", viewport={"width": 1366, "height": 900})
+    approver = await signed_page(browser, base, "alan", viewport={"width": 1366, "height": 900})
     await approver.click("text=审批")
     await approver.click("text=华容县应急管理局发布暴雨橙色预警")
     await approver.wait_for_selector("#draft-map path.drawn")
@@ -278,7 +207,7 @@ async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untype
     await small.locator("#draw-btn").tap()
     taps = [(300.0, 200.0), (560.0, 230.0), (450.0, 430.0), (300.0, 200.0)]
     for x, y in taps:
-        await small.touchscreen.tap(*await _to_screen(small, "#compose-map", x, y))
+        await small.touchscreen.tap(*await to_screen(small, "#compose-map", x, y))
     assert await small.inner_text("#drawn-state") == "已绘制（3个顶点）"
     assert len(parse_ring(await small.input_value("#polygon"))) == 4
     await small.locator("#draw-card").screenshot(path=str(SHOTS / "compose-draw-phone.png"))

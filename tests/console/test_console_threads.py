@@ -1,10 +1,11 @@
-"""The console updates and cancels only its own threads, and only while they are live; it
-says what it did to a draft.
+"""The console updates and cancels threads only while they are live, another sender's only
+on its behalf with an approver; it says what it did to a draft.
 
-An Update of another sender's warning (a bureau's, received by API) was drafted and sent to an
-approver, to fail only when approved; an Update of a thread that had ended was "published"
-while the engine dropped it. Both are now refused before any draft, saying why; a draft that
-waited while its thread ended fails on approval, and nothing is sent.
+An Update of a thread that had ended was "published" while the engine dropped it: it is now
+refused before any draft, saying why; a draft that waited while its thread ended fails on
+approval, and nothing is sent. Another sender's warning (a bureau's, received by API or a
+feed) is updated or cancelled on the county's behalf (test_console_on_behalf.py): always
+through an approver, whatever the level.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from urllib.parse import unquote
 from console_kit import campaigns, red_form, sign_in
 
 from tests.engine.helpers import cap_alert
+from warnbus.domain.models import Severity
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.state import keys
 
-NOT_OURS = "只能更新或解除本控制台发布的预警"
 LIFTED = "该预警已解除，不能再更新或解除"
 
 
@@ -37,15 +38,19 @@ async def update_and_cancel(client, csrf: str, cid: str) -> tuple[str, str]:  # 
     return update, said(r)
 
 
-async def test_another_senders_thread_is_refused_before_any_draft(web) -> None:  # type: ignore[no-untyped-def]
+async def test_another_senders_thread_goes_to_an_approver_whatever_its_level(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
-    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    alert = cap_alert(codes=("430623101000",), severity=Severity.MODERATE, level_zh="黄色")
+    cid = (await accept(h.ctx, alert, ENGINE)).campaign_id
     await h.drain()
     s = await sign_in(client, "dora")
     r = await client.get(f"/console/compose?campaign={cid}", allow_redirects=False)
-    assert said(r) == NOT_OURS
-    assert await update_and_cancel(client, s.csrf, cid) == (NOT_OURS, NOT_OURS)
-    assert not await h.ctx.redis.zcard(keys.CONSOLE_DRAFTS)
+    assert r.status == 200 and 'name="campaign" value="' + cid in await r.text()
+    update, cancel = await update_and_cancel(client, s.csrf, cid)
+    # Yellow needs no approval for the console's own threads; on another's behalf it does.
+    assert update == cancel == "已提交，等待审批人批准"
+    assert await h.ctx.redis.zcard(keys.CONSOLE_DRAFTS) == 2
+    assert len(await h.ctx.store.thread_alerts(cid)) == 1, "nothing published yet"
 
 
 async def test_an_ended_thread_is_not_continued(web) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from warnbus.domain.models import DeliveryKind, Level, MsgType, Reference, Sever
 from warnbus.domain.states import CampaignState, GridState, TargetState
 from warnbus.errors import CampaignStateError
 from warnbus.flow.credentials import ENGINE
+from warnbus.flow.doors import DoorLinks
 from warnbus.flow.escalation import Deadline
 from warnbus.flow.intake import accept
 from warnbus.runtime.app import token_hash
@@ -113,7 +114,8 @@ async def test_a_started_campaign_without_a_known_level_is_an_error_never_blue(
         await h.app.engine.ticker.deadline(Deadline(cid, person, 0))
     grid = next(iter(await h.ctx.store.grids(cid)))
     with pytest.raises(CampaignStateError):
-        await order_door_to_door(h.ctx, cid, grid, "dora")
+        await order_door_to_door(h.ctx, cid, grid, "dora",
+                                 DoorLinks(h.app.links.derive("door"), "http://test", 600))
     # A Cancel waits in the inbox (its 解除 notices are sent at the campaign's level).
     cancel = cap_alert("43062304100000_20260715143000_3", msg_type=MsgType.CANCEL,
                        references=(_ref(first),))

@@ -30,6 +30,7 @@ from redis.crc import key_slot
 from tests.console.console_kit import PASSWORD, sign_in
 from tests.engine.helpers import make_harness
 from tests.engine.redis_monitor import Monitor, analyse, parse_line, quote
+from warnbus.domain.feedback import FeedbackKind, Report
 from warnbus.domain.models import AckVia, DeliveryKind, Level
 from warnbus.domain.states import GridState
 from warnbus.feeds import FeedPoller
@@ -157,7 +158,8 @@ def test_lua_never_builds_a_key_name(name: str) -> None:
 
 
 async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-def,type-arg]
-    """Sign-in (one failure first), a red draft approved by a second person, a board page."""
+    """Sign-in (one failure first), a red draft approved by a second person, a board page,
+    a grid's page, a door-to-door order and its result, a stop of the calling."""
     users = Users(h.ctx.redis)
     await users.create("dora", "Dora", ("drafter",), PASSWORD)
     await users.create("alan", "Alan", ("approver",), PASSWORD)
@@ -187,6 +189,16 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     assert r.status == 200
     r = await client.get("/console/", headers={"Accept": "text/html"})
     assert r.status == 200
+    grid = sorted(await h.ctx.store.grids(cid))[0]
+    r = await client.get(f"/console/campaigns/{cid}/grids/{grid}", headers={"Accept": "text/html"})
+    assert r.status == 200
+    for path, data in (("door", {"grid": grid}),
+                       ("door/result", {"grid": grid, "outcome": "told", "note": ""}),
+                       ("stop", {"reason": "误报"})):
+        r = await client.post(f"/console/campaigns/{cid}/{path}", allow_redirects=False,
+                              data={"_csrf": csrf, **data})
+        assert r.status == 303, path
+    await h.drain()
 
 
 async def _registry_change(h) -> None:  # type: ignore[no-untyped-def]
@@ -241,6 +253,10 @@ async def run_workload(url: str) -> dict[str, int]:
         person = h.ctx.person(sms[1].target_id)
         assert person is not None and person.phone
         assert await sink.confirm_from("sms", person.phone, AckVia.SMS) == [cid]
+        # Feedback after the ack: an SMS report, and a report gone overdue.
+        assert await sink.report_from("sms", person.phone, AckVia.SMS,
+                                      Report(FeedbackKind.EVACUATED, count=35)) == [cid]
+        assert await h.ctx.store.feedback.overdue(cid, sms[0].target_id, "", h.clock.now()) == 1
         # Provider callbacks: delivered, failed (re-planned on the next channel), playout.
         await sink.delivery_status(cid, sms[2].id, sms[2].target_id, ProviderStatus.DELIVERED)
         await sink.delivery_status(cid, sms[3].id, sms[3].target_id, ProviderStatus.FAILED,

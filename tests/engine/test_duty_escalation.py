@@ -15,6 +15,7 @@ from warnbus.domain.duty import BEIJING, ChangeKind, DutyChange, DutySource
 from warnbus.domain.models import DeliveryKind, Level, Role
 from warnbus.domain.steps import Step
 from warnbus.flow.credentials import ENGINE
+from warnbus.flow.doors import DoorLinks
 from warnbus.flow.intake import accept
 from warnbus.registry import Registry
 from warnbus.state.duty import DutyDesk
@@ -109,7 +110,8 @@ async def test_a_door_to_door_order_goes_to_who_is_on_duty_after_an_override(
         await h.ctx.duty.change(h.ctx.registry.duty, [DutyChange(
             town, Role.TOWNSHIP_DUTY, "2026-07-14", stand_in, ChangeKind.OVERRIDE, "alan",
             "临时替班", START, was=shift.person)])
-        name = await order_door_to_door(h.ctx, res.campaign_id, "g1", "dora")
+        name = await order_door_to_door(h.ctx, res.campaign_id, "g1", "dora",
+                                        DoorLinks(h.app.links.derive("door"), "http://test", 600))
         await h.drain()
         assert name == h.ctx.registry.data.persons[stand_in].name
         assert {d.target_id for d in h.sent() if d.step == int(Step.DOOR_TO_DOOR)} == {stand_in}

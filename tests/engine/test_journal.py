@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import cap_alert, make_harness, web_client
+from tests.waits import until
 from warnbus.domain.models import AckVia
 from warnbus.errors import JournalError
 from warnbus.flow.credentials import ENGINE
@@ -86,13 +87,56 @@ async def test_acks_while_redis_is_down_are_journaled_then_recorded(
         r = await client.post(f"/ack/{h.app.links.token(cid, targets[2], h.clock.now())}")
         assert r.status == 503 and (await r.json())["error"]["code"] == "unavailable"
         await asyncio.to_thread(svc.start)
-        for _ in range(100):
-            if await h.ctx.store.is_acked(cid, targets[0]) and await h.ctx.store.is_acked(
-                    cid, targets[1]):
-                break
-            await asyncio.sleep(0.1)
-        assert await h.ctx.store.is_acked(cid, targets[0])
-        assert await h.ctx.store.is_acked(cid, targets[1])
+        async def both_acked() -> bool:
+            return (await h.ctx.store.is_acked(cid, targets[0])
+                    and await h.ctx.store.is_acked(cid, targets[1]))
+
+        await until(both_acked, "the journaled confirmations to reach Redis", within=10,
+                    every=0.1)
         assert not await h.ctx.store.is_acked(cid, targets[2])  # answered 503: not taken
         acks = await h.ctx.store.acks(cid)
         assert acks[targets[0]].via is AckVia.CONSOLE and acks[targets[0]].by == "generated"
+
+
+async def test_reports_while_redis_is_down_are_journaled_then_recorded(
+    redis_factory: Callable[..., ManagedService], tmp_path: Path,
+) -> None:
+    """A report entered at the console and an SMS report, while Redis is down: journaled
+    (202 / kept), then in the feedback history once Redis is back, as of their arrival."""
+    from warnbus.domain.feedback import FeedbackKind, Report
+    from warnbus.flow.acks import record_ack
+
+    svc = redis_factory(appendfsync="always")
+    h = await make_harness(svc.url, journal_dir=str(tmp_path / "j"),
+                           durable_wait_s=0.5)  # type: ignore[arg-type]
+    token = h.app.api_token
+    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    await h.drain()
+    sms = sorted({d.target_id for d in h.sent("sms") if d.campaign_id == cid})
+    entered, texted = sms[0], sms[1]
+    await record_ack(h.ctx, cid, entered, AckVia.LINK)
+    phone = h.ctx.person(texted).phone
+    async with web_client(h) as client:
+        h.app.engine.roles = frozenset({"api"})  # an API process: its journal's replay loop
+        await h.app.engine.start()
+        await asyncio.to_thread(svc.kill)
+        at = h.clock.now()
+        r = await client.post("/api/v1/feedback", json={
+            "campaign_id": cid, "person_id": entered, "kind": "evacuated", "count": 35},
+            headers={"Authorization": f"Bearer {token}"})
+        assert r.status == 202 and (await r.json()) == {"status": "journaled"}
+        sink = h.app.engine.sink
+        assert await sink.report_from("sms", phone, AckVia.SMS, Report(FeedbackKind.ZERO),
+                                      "SMjournal") == []
+        await asyncio.to_thread(svc.start)
+        for _ in range(100):
+            try:
+                if len(await h.ctx.store.feedback.history(cid)) == 2:
+                    break
+            except Exception:  # Redis is starting
+                pass
+            await asyncio.sleep(0.1)
+        history = await h.ctx.store.feedback.history(cid)
+        assert sorted((f.person_id, f.report.kind.value, f.via, f.at) for f in history) == sorted(
+            [(entered, "evacuated", "console", at), (texted, "zero", "sms", at)])
+        assert await h.ctx.store.is_acked(cid, texted)  # the SMS report confirmed them too

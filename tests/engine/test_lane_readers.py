@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 
 import msgspec
 import pytest
 
 from tests.engine.helpers import cap_alert, make_harness
+from tests.waits import until
+from warnbus.domain.meta import CampaignMeta
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.runtime.config import EngineSettings
@@ -26,14 +26,13 @@ async def test_each_channel_runs_its_readers_and_sends_each_delivery_once(
             "lane-sms-0", "lane-sms-1", "lane-sms-2"]
         # Two townships: many chunks of 4 for the three readers of each channel to share.
         res = await accept(h.ctx, cap_alert(codes=("430623101000", "430623102000")), ENGINE)
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
+
+        async def settled() -> CampaignMeta | None:
             meta = await h.ctx.store.meta(res.campaign_id)
-            if meta and meta.attempts and not any((await h.ctx.lanes.depth()).values()):
-                sent = h.sent()
-                if len(sent) == meta.attempts:
-                    break
-            await asyncio.sleep(0.05)
+            idle = meta and meta.attempts and not any((await h.ctx.lanes.depth()).values())
+            return meta if idle and len(h.sent()) == meta.attempts else None
+
+        meta = await until(settled, "every lane read and every attempt recorded", within=30)
         sent = h.sent()
         assert len(sent) > 3 * 16
         assert Counter(d.id for d in sent).most_common(1)[0][1] == 1, "a delivery went twice"

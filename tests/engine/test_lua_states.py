@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 
 from warnbus.domain.meta import META_FIELDS
 from warnbus.domain.models import Attempt, Delivery, DeliveryKind, Level, Outcome, TargetKind
-from warnbus.domain.states import CampaignState, DeliveryState, GridState
+from warnbus.domain.states import AuditEvent, CampaignState, DeliveryState, GridState
 from warnbus.state import keys, queue, ratelimit, scripts, store
 from warnbus.state.store import Outcome as Stored
 from warnbus.state.store import Store
@@ -35,6 +35,7 @@ ATTRIBUTE = re.compile(r"\.[A-Za-z_][A-Za-z0-9_]*")
 PYTHON_ONLY: dict[StrEnum, str] = {
     CampaignState.PLANNING: "never stored: what a campaign is before its meta has a state",
     DeliveryKind.CANCEL: "a claim sends a 解除 notice whatever the campaign's state",
+    AuditEvent.DOOR_ORDER: "appended with the order in one transaction: nothing is compared",
 }
 STATE_VALUES = {m.value for e in scripts.ENUMS.values() for m in e}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
 from tests.engine.helpers import Harness, cap_alert, make_harness
+from tests.waits import until
 from warnbus.domain.models import DeliveryKind
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
@@ -80,15 +80,6 @@ async def _first_wave_ids(h: Harness) -> set[str]:
     return ids
 
 
-async def _wait(cond, within: float) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if await cond():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.slow
 async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
     planner: Harness, redis_url: str, tmp_path: Path
@@ -98,7 +89,8 @@ async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
     redis = planner.ctx.redis
     a = _start(cfg, tmp_path, "a")
     try:
-        await _wait(lambda: _len_at_least(redis, len(expected) // 3), 60)
+        await until(lambda: _len_at_least(redis, len(expected) // 3),
+                    "a third of the first wave sent", within=60, every=0.1)
         os.killpg(a.pid, signal.SIGKILL)
         a.wait()
         sent_before = await redis.llen(RECORD_KEY)
@@ -108,10 +100,8 @@ async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
             async def all_sent() -> bool:
                 got = {r[0] for r in await _recorded(redis)}
                 return expected <= got
-            try:
-                await _wait(all_sent, 90)
-            except AssertionError:
-                raise AssertionError(await _diagnose(planner, expected)) from None
+            await until(all_sent, "the second worker to send the whole first wave", within=90,
+                        every=0.1, detail=lambda: _diagnose(planner, expected))
             rows = await _recorded(redis)
             ids = [r[0] for r in rows if r[0] in expected]
             dups = len(ids) - len(set(ids))
@@ -122,7 +112,7 @@ async def test_sigkill_mid_campaign_loses_nothing_and_timers_fire(
             # Escalation timers still fire after the restart: redials (step 1) go out.
             async def redialled() -> bool:
                 return any(r[3] == DeliveryKind.REDIAL.value for r in await _recorded(redis))
-            await _wait(redialled, 30)
+            await until(redialled, "a redial after the restart", within=30, every=0.1)
         finally:
             os.killpg(b.pid, signal.SIGKILL)
             b.wait()
@@ -163,7 +153,8 @@ async def test_two_workers_share_the_work_without_duplicates(
         async def all_sent() -> bool:
             got = {r[0] for r in await _recorded(planner.ctx.redis)}
             return expected <= got
-        await _wait(all_sent, 90)
+        await until(all_sent, "the two workers to send the whole first wave", within=90,
+                    every=0.1)
         rows = [r for r in await _recorded(planner.ctx.redis) if r[0] in expected]
         assert len(rows) == len(expected), "no delivery sent twice"
         pids = {r[6] for r in rows}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 
 from tests.conftest import IN_CI
+from tests.waits import until_sync
 from warnbus.domain.meta import MessageMeta
 from warnbus.domain.models import (
     Ack,
@@ -90,14 +90,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                  "--appendonly", "no", "--logfile", str(d / "redis.log")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in ports:
-            _wait(lambda p=port: _cli(cli, p, "ping") == "PONG", f"node {port} up")
+            until_sync(lambda p=port: _cli(cli, p, "ping") == "PONG", f"node {port} up",
+                       within=20, every=0.05)
         create = subprocess.run(
             [cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
             capture_output=True, text=True, timeout=60, check=False)
         assert create.returncode == 0, create.stdout + create.stderr
         for port in ports:
-            _wait(lambda p=port: "cluster_state:ok" in _cli(cli, p, "cluster", "info"),
-                  f"node {port} in a healthy cluster")
+            until_sync(lambda p=port: "cluster_state:ok" in _cli(cli, p, "cluster", "info"),
+                       f"node {port} in a healthy cluster", within=20, every=0.05)
         yield ports[0]
     finally:
         for p in procs:
@@ -114,14 +115,6 @@ def _cli(cli: str, port: int, *args: str) -> str:
     out = subprocess.run([cli, "-p", str(port), *args], capture_output=True, text=True,
                          timeout=10, check=False)
     return out.stdout.strip()
-
-
-def _wait(ok: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest_asyncio.fixture

@@ -25,8 +25,8 @@ from channels.sim.twilio_sim import TwilioSimulator
 from channels.sim.wecom_sim import WeComSimulator
 from rules.hazards import HazardTable
 from rules.templates import Templates
-from tests.channels_mqtt.loudspeaker_kit import wait_until
 from tests.engine.helpers import Harness, cap_alert
+from tests.waits import until
 from warnbus.domain.models import AckVia, DeliveryKind, Level, Person, Role, TargetKind
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
@@ -110,7 +110,7 @@ async def test_channels_get_what_their_type_takes_whatever_the_deployment_calls_
             data = h.ctx.registry.data
             villages = {g.village for g in data.grids.values() if g.village.startswith(TOWN[:9])}
             expected = {f"{prefix}/area/{v}/cmd" for v in villages}
-            await wait_until(lambda: commands >= expected, "a command on every village's area topic",
+            await until(lambda: commands >= expected, "a command on every village's area topic",
                              within=10.0)
             listener.cancel()
         assert villages and commands == expected  # one per area, not per device, nothing else

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +16,7 @@ from redis.asyncio import Redis
 from channels.testing import RECORD_KEY
 from tests.cli.test_serve import _fresh
 from tests.engine.test_processes import _config
+from tests.waits import until
 from warnbus.runtime.services import free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
@@ -47,26 +46,32 @@ async def test_api_worker_and_timer_processes_share_one_redis(
     try:
         base = f"http://127.0.0.1:{ports['api']}"
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):  # wait for the api process
+            async def serving() -> bool:
                 try:
                     async with http.get(f"{base}/healthz") as r:
                         await r.read()
-                        break
+                        return True
                 except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
+                    return False
+
+            await until(serving, "the api process to serve", within=30, every=0.1)
             hdr = {"Authorization": "Bearer roles-token", "Content-Type": "application/cap+xml"}
             async with http.post(f"{base}/api/v1/alerts", data=_fresh_alert(),
                                  headers=hdr) as r:
                 assert r.status == 202, await r.text()
             # The worker sends the first wave; the timer fires ack deadlines (fast policy:
             # 3 s), and the redials it plans are sent by the worker.
-            kinds: set[str] = set()
-            deadline = time.monotonic() + 60
             dec = msgspec.msgpack.Decoder(list)
-            while time.monotonic() < deadline and "redial" not in kinds:
-                kinds = {dec.decode(b)[3] for b in await redis.lrange(RECORD_KEY, 0, -1)}
-                await asyncio.sleep(0.2)
-            assert {"warning", "redial"} <= kinds, kinds
+
+            async def kinds() -> set[str]:
+                return {dec.decode(b)[3] for b in await redis.lrange(RECORD_KEY, 0, -1)}
+
+            async def redialled() -> set[str] | None:
+                got = await kinds()
+                return got if "redial" in got else None
+
+            sent = await until(redialled, "a redial sent", within=60, every=0.2, detail=kinds)
+            assert {"warning", "redial"} <= sent, sent
             for role in ("worker", "timer"):  # the other roles serve health and metrics only
                 async with http.get(f"http://127.0.0.1:{ports[role]}/metrics") as r:
                     assert r.status == 200
@@ -99,11 +104,11 @@ async def test_two_api_processes_serve_one_port_with_reuse_port(
     second = _serve(cfg, tmp_path, "api", port, "api2")
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 60
-            while b"serving on" not in (tmp_path / "api2.log").read_bytes():
+            def serving() -> bool:
                 assert second.poll() is None, (tmp_path / "api2.log").read_text()
-                assert time.monotonic() < deadline, "the second process did not serve"
-                await asyncio.sleep(0.1)
+                return b"serving on" in (tmp_path / "api2.log").read_bytes()
+
+            await until(serving, "the second process to serve", within=60, every=0.1)
             os.killpg(first.pid, signal.SIGTERM)
             first.wait(timeout=20)
             async with http.get(f"http://127.0.0.1:{port}/healthz") as r:

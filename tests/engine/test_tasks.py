@@ -97,9 +97,9 @@ def test_limit_must_be_positive() -> None:
 
 
 def hold(seconds: float) -> None:
-    """Keep the thread (and so the event loop) busy for `seconds`."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    """Keep the thread (and so the event loop) busy for `seconds` of its CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
@@ -158,6 +158,26 @@ async def test_gather_paced_spreads_costly_first_steps_over_turns() -> None:
         turns.stop()
     per_turn = [started.count(t) for t in sorted(set(started))]
     assert per_turn[:3] == [4, 2, 1] and max(per_turn[2:]) == 1, per_turn
+
+
+async def test_gather_paced_counts_the_loops_cpu_not_its_waits() -> None:
+    """A turn that only waited (as the loop waits for a CPU on a loaded machine: here a
+    blocking sleep, 3 ms per first step) is not work of the loop: the starts per turn grow
+    as for cheap first steps, never falling to one per turn."""
+    turns = Turns()
+    started: list[int] = []
+
+    async def work() -> None:
+        started.append(turns.n)
+        time.sleep(0.003)  # noqa: ASYNC251 -- the thread waits, using no CPU, on purpose
+        await asyncio.sleep(0)
+
+    try:
+        await gather_paced((work() for _ in range(28)), per_turn=4, budget_s=0.005)
+    finally:
+        turns.stop()
+    per_turn = [started.count(t) for t in sorted(set(started))]
+    assert per_turn[:2] == [4, 8], per_turn
 
 
 @pytest.mark.parametrize("lazy", [True, False])

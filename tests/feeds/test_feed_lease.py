@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -13,6 +13,7 @@ import pytest_asyncio
 from feedkit import FeedServer, atom, feed_settings, fixture
 
 from tests.engine.helpers import T0, Harness, make_harness
+from tests.waits import until
 from warnbus.errors import ConfigError
 from warnbus.feeds import FeedManager, feed_health
 from warnbus.ingest import parse_cap
@@ -36,14 +37,6 @@ async def two(redis_url: str) -> AsyncIterator[tuple[Harness, Harness, FeedServe
         await h.app.close()
 
 
-async def until(cond: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {within} s")
-        await asyncio.sleep(0.02)
-
-
 def polls(m: FeedManager) -> int:
     return sum(p.polls for p in m.pollers.values())
 
@@ -63,11 +56,12 @@ async def test_one_poller_at_a_time_and_takeover(two: tuple[Harness, Harness, Fe
     m1 = FeedManager(h1.ctx, "p1", lease_s=LEASE_S)
     m2 = FeedManager(h2.ctx, "p2", lease_s=LEASE_S)
     await m1.start()
-    await until(lambda: polls(m1) >= 1)
+    await until(lambda: polls(m1) >= 1, "the first process to poll")
     await m2.start()
-    # Both run for more than an interval: only the lease holder polls.
-    await asyncio.sleep(1.3)
-    assert polls(m1) >= 2 and polls(m2) == 0
+    # Both run for more than an interval (the holder polls twice more): only it polls.
+    n = polls(m1)
+    await until(lambda: polls(m1) >= n + 2, "two more polls of the lease holder")
+    assert polls(m2) == 0
     assert server.hits["/cap/red.xml"] == 1  # fetched once, then 304s
     aid = parse_cap(fixture("rainstorm-red.xml")).alert_id
     assert await h2.ctx.store.campaign_of(aid)  # visible through either engine's store
@@ -77,7 +71,7 @@ async def test_one_poller_at_a_time_and_takeover(two: tuple[Harness, Harness, Fe
     # A clean stop releases the lease: the other process takes over at its next renewal.
     await m1.stop()
     t0 = time.monotonic()
-    await until(lambda: polls(m2) >= 1)
+    await until(lambda: polls(m2) >= 1, "the other process to take over")
     assert time.monotonic() - t0 < LEASE_S
     assert server.conditional[-1] == ("/index.atom", '"1"', "")  # validators from Redis
     assert server.hits["/cap/red.xml"] == 1
@@ -85,11 +79,14 @@ async def test_one_poller_at_a_time_and_takeover(two: tuple[Harness, Harness, Fe
     # A crash (no release): the lease runs out, then the first process takes over again.
     m1 = FeedManager(h1.ctx, "p1", feeds=[f], lease_s=LEASE_S)
     await m1.start()
-    await asyncio.sleep(0.3)
-    assert polls(m1) == 0
+    # Its bid for the lease is refused: its poll job stays paused, it has not polled.
+    await m1.renew_leases()
+    assert not m1.pollers["shared"].holding and polls(m1) == 0
+    assert m1._scheduler is not None
+    assert m1._scheduler.get_job("feed:shared").next_run_time is None
     await m2.stop(release=False)
     t0 = time.monotonic()
-    await until(lambda: polls(m1) >= 1)
+    await until(lambda: polls(m1) >= 1, "the first process to take the expired lease")
     assert LEASE_S / 2 < time.monotonic() - t0 < LEASE_S * 2
     await m1.stop()
 
@@ -99,7 +96,7 @@ async def test_a_lost_lease_stops_polling_at_once(two: tuple[Harness, Harness, F
     f = feed(server)
     m1 = FeedManager(h1.ctx, "p1", feeds=[f], lease_s=LEASE_S)
     await m1.start()
-    await until(lambda: polls(m1) >= 1)
+    await until(lambda: polls(m1) >= 1, "the first poll")
     # Say the lease expired during a long pause and another process took it.
     await h1.ctx.redis.set(keys.feed("shared").lease, "someone-else", px=60_000)
     await m1.renew_leases()
@@ -124,7 +121,7 @@ async def test_engine_polls_feeds_in_the_timer_role_only(redis_url: str) -> None
     try:
         for app in apps:
             await app.engine.start()
-        await until(lambda: server.hits["/index.atom"] >= 1)
+        await until(lambda: server.hits["/index.atom"] >= 1, "the timer role to poll")
         assert polls(apps[1].engine.feeds) >= 1 and apps[0].engine.feeds.pollers == {}
         await apps[1].engine.stop()
         assert not await apps[1].ctx.redis.exists(keys.feed("shared").lease)  # released

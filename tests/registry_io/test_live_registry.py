@@ -4,7 +4,6 @@ serves the applied version (unless the configured files changed: then they win, 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from structlog.testing import capture_logs
 from xlsx_kit import geojson, office_edit, preview, sample_xlsx
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
+from tests.waits import until
 from warnbus.domain.models import (
     Alert,
     Area,
@@ -330,11 +330,9 @@ async def test_a_running_engine_serves_a_change_another_process_applied(redis_ur
         p = await preview(_workbook(broken=False), boundary=geojson({"430623101001-99": RING}))
         await book.apply(p.candidate.data, expected=0, by="cli:test", source="t.xlsx",
                          base=await book.files_sha(), at=0.0, year=None, summary="", diff=b"{}")
-        for _ in range(200):  # the watch polls each second; no event to await from here
-            if h.ctx.registry_version == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert h.ctx.registry_version == 1
+        # The watch polls each second; no event to await from here.
+        await until(lambda: h.ctx.registry_version == 1, "the watch to serve version 1",
+                    within=10, every=0.05)
         assert h.ctx.registry.data.persons[PID].phone == NEW_PHONE
         async with _restarted(h) as again:
             assert again.ctx.registry_version == 1  # not "the files changed"

@@ -62,8 +62,10 @@ def message(msg_type: MsgType, level: Level, *, drill: bool = False, description
 
 KIND_MESSAGE = {DeliveryKind.WARNING: MsgType.ALERT, DeliveryKind.UPDATE: MsgType.UPDATE,
                 DeliveryKind.REDIAL: MsgType.ALERT, DeliveryKind.ESCALATION: MsgType.ALERT,
-                DeliveryKind.CANCEL: MsgType.CANCEL, DeliveryKind.NOTICE: MsgType.ALERT}
+                DeliveryKind.CANCEL: MsgType.CANCEL, DeliveryKind.NOTICE: MsgType.ALERT,
+                DeliveryKind.FEEDBACK: MsgType.ALERT}
 EXTRA = {"redial": "2", "grids": "马家嘴村1号网格", "speakers": "马家嘴村1号喇叭",
+         "feedback": "请于7月15日14时30分前报送到岗、转移人数、险情或零报告。",
          "changes": "变化：级别由橙色升为红色；新增区域：东山镇；有效期延至7月15日20时30分。"}
 
 
@@ -173,6 +175,15 @@ def test_the_area_an_update_drops_gets_its_own_lifting(medium: str, level: Level
     # Re-rendered without the dropped area's name (a fallback channel): never the area kept.
     again = T.render(DeliveryKind.CANCEL, medium, upd, upd.primary_info(), level, area=AREA)
     assert "三封寺镇" not in again and "解除" in again, again
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("medium", ["voice", "sms", "wecom"])
+def test_a_feedback_reminder_says_what_to_report_and_asks_no_key(medium: str, level: Level
+                                                                  ) -> None:
+    text = render(DeliveryKind.FEEDBACK, medium, level, confirm=False)
+    assert "反馈" in text and "转移人数" in text and "14时30分" in text, text
+    assert "按1" not in text and "回复1" not in text and LINK not in text, text
 
 
 @pytest.mark.parametrize("level", LEVELS)

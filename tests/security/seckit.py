@@ -72,6 +72,21 @@ def wecom_click(w: World, user: str, task_id: str, *, token: str | None = None,
                        token=token, key=key)
 
 
+async def wecom_label(client: TestClient, w: World, user: str, task_id: str,  # type: ignore[type-arg]
+                      key: str = ACK_KEY) -> str:
+    """A click on a card's button through the engine's web app: the label WeCom then shows
+    on it (the encrypted passive reply, opened)."""
+    params, body = wecom_click(w, user, task_id, key=key)
+    r = await client.post("/hooks/wecom/callback", params=params, data=body)
+    assert r.status == 200
+    reply = proto.parse_xml((await r.text()).encode())
+    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
+    crypto = proto.WeComCrypto(str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
+    plain = crypto.open(reply.findtext("MsgSignature") or "", reply.findtext("TimeStamp") or "",
+                        reply.findtext("Nonce") or "", reply.findtext("Encrypt") or "")
+    return proto.parse_xml(plain).findtext("Button/ReplaceName") or ""
+
+
 def wecom_event(cfg: WeComConfig, user: str, task_id: str, *, token: str | None = None,
                 key: str = ACK_KEY) -> tuple[dict[str, str], str]:
     """A card button click on the WeCom channel configured by `cfg` (see wecom_click)."""

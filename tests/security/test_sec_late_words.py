@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from channels.wecom_crypto import WeComCrypto, parse_xml
 from tests.engine.helpers import cap_alert
 from warnbus.domain.models import MsgType, Reference
 from warnbus.flow.credentials import ENGINE
@@ -27,7 +26,7 @@ from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from providerkit import SimRecord, World, start_world
-from seckit import wecom_click
+from seckit import wecom_label
 
 TOWNSHIP = ("430623101000",)
 IDENT = "43062304100000_20260715053001_1"
@@ -56,15 +55,7 @@ async def _press(client: TestClient, w: World, call: SimRecord) -> str:  # type:
 
 async def _click(client: TestClient, w: World, user: str, task_id: str) -> str:  # type: ignore[type-arg]
     """A click on the card's button: the label WeCom then shows on it."""
-    params, body = wecom_click(w, user, task_id)
-    r = await client.post("/hooks/wecom/callback", params=params, data=body)
-    assert r.status == 200
-    reply = parse_xml((await r.text()).encode())
-    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
-    crypto = WeComCrypto(str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
-    plain = crypto.open(reply.findtext("MsgSignature") or "", reply.findtext("TimeStamp") or "",
-                        reply.findtext("Nonce") or "", reply.findtext("Encrypt") or "")
-    return parse_xml(plain).findtext("Button/ReplaceName") or ""
+    return await wecom_label(client, w, user, task_id)
 
 
 async def _started(w: World, hours: int = 6) -> tuple[str, list[SimRecord], list[Any]]:

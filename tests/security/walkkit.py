@@ -48,9 +48,11 @@ from tests.channels_aliyun import aliyun_kit
 from tests.channels_tencent import tencent_kit
 from tests.console.console_kit import PASSWORD, add_users, from_address, open_session, red_form
 from tests.engine.helpers import T0, Harness, make_harness, web_client
+from warnbus.domain.models import AckVia
+from warnbus.flow.acks import RECORDED, record_ack
 from warnbus.plugin import Channel
 from warnbus.web.console.auth import Users
-from warnbus.web.console.base import COOKIE
+from warnbus.web.console.base import CONSOLE, COOKIE
 from warnbus.web.console.compose import parse_form
 from warnbus.web.console.drafts import Drafts
 
@@ -181,6 +183,7 @@ THREADS: dict[str, tuple[Kind, str, tuple[str, ...], str]] = {
     "town-101": (Kind.TOWN, TOWN_SENDER, IN_101, "暴雨"),
     "town-102": (Kind.LOCAL, TOWN_SENDER, IN_102, "暴雨"),
     "ended": (Kind.WIDE, SENDER, IN_101, "暴雨"),  # see World.cancelled
+    "stop-me": (Kind.WIDE, SENDER, IN_101, "暴雨"),  # a thread whose calling a row stops
 }
 
 
@@ -196,6 +199,8 @@ class World:
     pending: str = ""  # a draft waiting for an approver
     ended: Thread | None = None  # a thread of the bureau's, cancelled
     lifted_console: Thread | None = None  # a thread of the console's, cancelled
+    ended_reporter: str = ""  # a person of `ended` who confirmed before it was cancelled
+    reporters: dict[str, tuple[Thread, str]] = field(default_factory=dict)
 
     # --------------------------------------------------------------------- sending
 
@@ -309,8 +314,9 @@ class World:
         return d.id
 
     async def cancelled(self) -> Thread:
-        """A thread of the bureau's in township 101, sent and then cancelled."""
-        t = await self.thread("ended")
+        """A thread of the bureau's in township 101, sent and then cancelled (one of its
+        people, `ended_reporter`, had confirmed: a report comes after the ack)."""
+        t, self.ended_reporter = await self.confirmed("ended")
         await self.post_alert(Kind.WIDE, t.message("Cancel", self.ident("ended")))
         assert getattr(await self.h.ctx.store.meta(t.cid), "state", None) == "cancelled"
         return t
@@ -327,6 +333,23 @@ class World:
             people = await self.people(t.cid, township)
         assert len(people) >= n, f"{name} calls fewer than {n} people in {township}"
         return t, people[:n]
+
+    async def confirmed(self, name: str, township: str = "430623101") -> tuple[Thread, str]:
+        """A live thread `name` and one of its grid officers in `township` who has confirmed
+        (entered by the console, as one phoned back would be): whom a report may be for. The
+        same person while the thread lives (a person keeps up to 100 reports)."""
+        key = f"{name}/{township}"
+        t = await self.thread(name)
+        known = self.reporters.get(key)
+        if known is not None and known[0].cid == t.cid:
+            return known
+        t, (person,) = await self.unconfirmed(name, township)
+        res = await record_ack(self.h.ctx, t.cid, person, AckVia.CONSOLE, by="walk",
+                               reason="电话回拨已确认")
+        assert res.code == RECORDED, res
+        await self.settle()
+        self.reporters[key] = (t, person)
+        return t, person
 
     async def people(self, cid: str, township: str = "430623101") -> list[str]:
         """The grid officers the campaign calls in `township` who have not confirmed."""
@@ -360,6 +383,23 @@ class World:
             theirs = links.token(cid, other, now)
             raw = base64.urlsafe_b64decode(theirs.split(".")[0] + "==")
             return _b64(raw.replace(other.encode(), person.encode())) + "." + theirs.split(".")[1]
+        return "not-a-link"
+
+    def door_link(self, kind: Kind, cid: str, grid: str, other: str, person: str) -> str:
+        """The door link path segment `kind` holds for `person` sent to `grid` (LINK_OTHER:
+        the link of another grid, re-pointed at this one; anyone else: junk)."""
+        links, now = self.client.server.app[CONSOLE].doors, self.h.clock.now()
+        good = links.token(cid, grid, person, now)
+        if kind is Kind.LINK:
+            return good
+        if kind is Kind.LINK_FORGED:
+            return good.split(".")[0] + "." + _b64(b"\x00" * 16)
+        if kind is Kind.LINK_EXPIRED:
+            return links.token(cid, grid, person, now - links.ttl_s - 10)
+        if kind is Kind.LINK_OTHER:
+            theirs = links.token(cid, other, person, now)
+            raw = base64.urlsafe_b64decode(theirs.split(".")[0] + "==")
+            return _b64(raw.replace(other.encode(), grid.encode())) + "." + theirs.split(".")[1]
         return "not-a-link"
 
     async def fresh_session(self, kind: Kind) -> tuple[str, str]:

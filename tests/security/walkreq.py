@@ -30,6 +30,7 @@ from walkkit import (
 )
 
 from channels import wecom_crypto as proto
+from channels.twilio_common import ids_query
 from tests.channels_aliyun.aliyun_kit import HOOK_SECRET as ALIYUN_SECRET
 from tests.channels_tencent.tencent_kit import HOOK_SECRET as TENCENT_SECRET
 from tests.console.console_kit import red_form
@@ -47,8 +48,9 @@ def at(method: str, path: str, form: Callable[[World], object] | None = None) ->
 
     async def make(w: World, kind: Kind) -> Req:
         t = await w.thread(MAIN)
+        gid = sorted(await w.h.ctx.store.grids(t.cid))[0] if "{gid}" in path else ""
         url = path.format(alert_id=root_alert_id(t.cid), cid=t.cid, id=w.pending,
-                          name="target")
+                          name="target", gid=gid)
         return Req(method, url, data=form(w) if form else None)
 
     return make
@@ -160,6 +162,54 @@ def ack_link(method: str) -> Maker:
     return make
 
 
+# --------------------------------------------------------------------------- reports after the ack
+
+REPORT = {"kind": "evacuated", "count": "12"}  # 已转移 12 人
+
+
+async def reporter(w: World, name: str, whom: str, township: str) -> tuple[Thread, str]:
+    """Whom a report is for: a person of thread `name` in `township` who has "confirmed",
+    one who has not ("unconfirmed"), a person the campaign does not call ("outsider"); for
+    "ended", the person of the cancelled thread who had confirmed before its 解除."""
+    if name == "ended":
+        assert w.ended is not None
+        return w.ended, w.ended_reporter
+    if whom == "outsider":
+        return await w.thread(name), w.outsider()
+    if whom == "unconfirmed":
+        t, (pid,) = await w.unconfirmed(name, township)
+        return t, pid
+    return await w.confirmed(name, township)
+
+
+def report_for(name: str = MAIN, whom: str = "confirmed", township: str = "430623101",
+               console: bool = False, **extra: str) -> Maker:
+    """A report (12 people moved) for a person (`reporter`), entered by API (`POST
+    /api/v1/feedback`) or through the console's form on the board; `extra`: more fields
+    (a `by`, which no request may set)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t, pid = await reporter(w, name, whom, township)
+        fields = {"person_id": pid, **REPORT, **extra}
+        if console:
+            return Req("POST", f"/console/campaigns/{t.cid}/feedback", data=fields)
+        return Req("POST", "/api/v1/feedback", json={"campaign_id": t.cid, **fields})
+
+    return make
+
+
+def ack_report(name: str = MAIN, whom: str = "confirmed") -> Maker:
+    """A report by the person's ack link (`POST /ack/{token}/feedback`), the link `kind`
+    holds for them (anyone else: junk)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t, pid = await reporter(w, name, whom, "430623101")
+        other = next(p for p in sorted(await w.h.ctx.store.targets(t.cid)) if p != pid)
+        return Req("POST", f"/ack/{w.link(kind, t.cid, pid, other)}/feedback", json=REPORT)
+
+    return make
+
+
 # --------------------------------------------------------------------------- the console
 
 
@@ -187,6 +237,53 @@ def door_to_door(name: str, outsider: bool = False) -> Maker:
         t = await thread_or_lifted(w, name)
         grid = w.outsider_grid() if outsider else sorted(await w.h.ctx.store.grids(t.cid))[0]
         return Req("POST", f"/console/campaigns/{t.cid}/door", data={"grid": grid})
+
+    return make
+
+
+def door_result(name: str, outsider: bool = False) -> Maker:
+    """A door-to-door result entered at the console for a grid of the thread (or beyond it)."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        grid = w.outsider_grid() if outsider else sorted(await w.h.ctx.store.grids(t.cid))[0]
+        return Req("POST", f"/console/campaigns/{t.cid}/door/result",
+                   data={"grid": grid, "outcome": "told", "note": "已逐户告知"})
+
+    return make
+
+
+def door_link(method: str) -> Maker:
+    """The page of the person sent door to door for a grid of the main thread: its link."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(MAIN)
+        grid, other = sorted(await w.h.ctx.store.grids(t.cid))[:2]
+        person = w.h.ctx.registry.chain(grid)[2] or "nobody"
+        data = {"outcome": "told", "note": "已逐户告知"} if method == "POST" else None
+        return Req(method, f"/door/{w.door_link(kind, t.cid, grid, other, person)}", data=data)
+
+    return make
+
+
+def stop_calling(name: str) -> Maker:
+    async def make(w: World, kind: Kind) -> Req:
+        t = await thread_or_lifted(w, name)
+        return Req("POST", f"/console/campaigns/{t.cid}/stop", data={"reason": "误报，停止叫应"})
+
+    return make
+
+
+def on_behalf(name: str) -> Maker:
+    """Approve a Cancel of another sender's thread that dora drafted on the county's behalf."""
+
+    async def make(w: World, kind: Kind) -> Req:
+        t = await w.thread(name)
+        r = await w.http.post(f"/console/campaigns/{t.cid}/cancel", data={"reason": "代为解除"},
+                              headers=w.credential(Kind.DRAFTER), allow_redirects=False)
+        assert r.status == 303 and "/console/drafts/df_" in r.headers["Location"], r.headers
+        draft = r.headers["Location"].split("/console/drafts/")[1].split("?")[0]
+        return Req("POST", f"/console/drafts/{draft}/approve")
 
     return make
 
@@ -233,6 +330,7 @@ SMS_STATUS = {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered", "To":
 SMS_REPLY = {"MessageSid": "SM" + "4" * 32, "AccountSid": "AC" + "2" * 32, "From": PHONE,
              "To": "+8673012110", "Body": "1", "NumMedia": "0"}
 CALL = {"CallSid": "CA" + "5" * 32, "CallStatus": "completed", "Digits": "1", "To": PHONE}
+KEYED_REPORT = {**CALL, "Digits": "412#"}  # 转移 12 人, keyed after the confirmation
 ALIYUN_REPORT = [{"biz_id": "walk-1", "phone_number": "13812345678", "success": True}]
 ALIYUN_UP = [{"phone_number": "13812345678", "content": "1", "sequence_id": 7,
               "send_time": "2026-07-15 13:31:00"}]
@@ -253,14 +351,19 @@ PUSHES: tuple[tuple[str, str, str, object], ...] = (
 )
 
 
-def twilio(channel: str, hook: str, form: dict[str, str]) -> Maker:
-    """A Twilio callback: signed with the account's auth token, or another account's."""
+def twilio(channel: str, hook: str, form: dict[str, str], reports: bool = False) -> Maker:
+    """A Twilio callback: signed with the account's auth token, or another account's.
+    `reports`: it names the call of a person of the main thread who has confirmed (the
+    query of the report's Gather, as `TwilioVoice._ask_report` gives it)."""
 
     async def make(w: World, kind: Kind) -> Req:
-        url = f"{BASE}/hooks/{channel}/{hook}"
+        path = f"/hooks/{channel}/{hook}"
+        if reports:
+            t, pid = await w.confirmed(MAIN)
+            path += "?" + ids_query(t.cid, "walk-call", pid)
         token = {Kind.SIGNED: TWILIO_TOKEN, Kind.FORGED: "another-account-token"}.get(kind)
-        headers = twilio_signature(token, url, form) if token else {}
-        return Req("POST", f"/hooks/{channel}/{hook}", headers, form)
+        headers = twilio_signature(token, BASE + path, form) if token else {}
+        return Req("POST", path, headers, form)
 
     return make
 

@@ -358,6 +358,7 @@ class DeliveryKind(StrEnum):
     ESCALATION = "escalation"  # the next person in a grid's chain
     CANCEL = "cancel"  # 解除 notice
     NOTICE = "notice"  # e.g. a speaker did not play: door-to-door notice
+    FEEDBACK = "feedback"  # a report after the ack is due soon, or overdue (told up the chain)
 
     #: Calls for a confirmation: not sent once the campaign is over or the person is stopped
     #: (confirmed, or dropped by an Update).
@@ -370,7 +371,8 @@ class DeliveryKind(StrEnum):
 
 
 DeliveryKind.CALLS = frozenset({DeliveryKind.WARNING, DeliveryKind.REDIAL, DeliveryKind.ESCALATION})
-DeliveryKind.WHILE_ACTIVE = DeliveryKind.CALLS | {DeliveryKind.UPDATE, DeliveryKind.NOTICE}
+DeliveryKind.WHILE_ACTIVE = DeliveryKind.CALLS | {DeliveryKind.UPDATE, DeliveryKind.NOTICE,
+                                                  DeliveryKind.FEEDBACK}
 DeliveryKind.CONFIRMING = DeliveryKind.CALLS | {DeliveryKind.UPDATE}
 
 

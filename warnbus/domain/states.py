@@ -92,16 +92,29 @@ class GridState(StrEnum):
     UNREACHED = "unreached"  # chain exhausted: on the 未叫醒 list (a late confirmation reopens it)
     DROPPED = "dropped"  # no longer in the area after an Update
     CANCELLED = "cancelled"  # the warning was lifted (解除) while it was open
+    STOPPED = "stopped"  # a duty officer stopped the campaign's calling (停止叫应) while open
+    VISITED = "visited"  # closed by the result of a door-to-door visit (入户叫应)
 
     #: Nobody is called for it any more.
     CLOSED: ClassVar[frozenset[GridState]]
     #: Still being called: counted as pending.
     OPEN: ClassVar[frozenset[GridState]]
+    #: A confirmation of its officer (or of a higher level) closes it as confirmed (taken
+    #: over): still open, or closed without anybody answering (未叫醒, calling stopped).
+    CONFIRMABLE: ClassVar[frozenset[GridState]]
+    #: A door-to-door result closes it as VISITED: still open, closed without anybody
+    #: answering, or taken over by a higher level that was to go door to door. A grid its own
+    #: officer confirmed, dropped by an Update or lifted keeps its state (the result is kept).
+    VISITABLE: ClassVar[frozenset[GridState]]
 
 
 GridState.CLOSED = frozenset({GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.UNREACHED,
-                              GridState.DROPPED, GridState.CANCELLED})
+                              GridState.DROPPED, GridState.CANCELLED, GridState.STOPPED,
+                              GridState.VISITED})
 GridState.OPEN = frozenset(GridState) - GridState.CLOSED
+GridState.CONFIRMABLE = GridState.OPEN | {GridState.UNREACHED, GridState.STOPPED}
+GridState.VISITABLE = GridState.OPEN | {GridState.UNREACHED, GridState.STOPPED,
+                                        GridState.TAKEN_OVER}
 
 
 class CampaignState(StrEnum):
@@ -135,3 +148,8 @@ class AuditEvent(StrEnum):
     #: A delivery's retries ran out at its deadline while its provider was refused (circuit
     #: open): no attempt was made; the fallback channel takes over.
     GAVE_UP = "gave_up"
+    STOP = "stop"  # a duty officer stopped the campaign's calling (停止叫应), with the reason
+    DOOR_ORDER = "door-order"  # a console user sent someone door to door for a grid
+    DOOR = "door"  # the result of a door-to-door visit of a grid
+    FEEDBACK = "feedback"  # a report after the ack (到岗, 转移 N 人, 险情, 零报告)
+    FEEDBACK_OVERDUE = "feedback-overdue"  # no report by the deadline: the next person told

@@ -3,8 +3,10 @@
 Step 0 is the first wave to a grid's primary officer, 1..9 its redials; 10 is the backup
 officer, 20 the village head, 30 the township duty officer, 40 the county duty officer (the
 chain level is the index in `models.CHAIN_ORDER`). `Step.NOTICE` (90) tells an officer that
-a loudspeaker of their grid did not play, `Step.DOOR_TO_DOOR` (95) is the console's order to
-go door to door. Update and Cancel notices go at the first wave's step.
+a loudspeaker of their grid did not play, `Step.FEEDBACK_REMIND` (91) reminds a person that
+their report after the ack is due, `Step.FEEDBACK_OVERDUE` (92) tells the next person that it
+is overdue (one per overdue person: its deliveries' ids are salted with that person, see
+`PlanContext.id_salt`), `Step.DOOR_TO_DOOR` (95) is the console's order to go door to door. Update and Cancel notices go at the first wave's step.
 
 The integers never change: a delivery's id hashes its step (`models.delivery_ids`), and a
 replay after an upgrade must find the deliveries queued before it. A `Delivery` and a
@@ -28,6 +30,8 @@ class Step:
     code: int
 
     NOTICE: ClassVar[Step]
+    FEEDBACK_REMIND: ClassVar[Step]
+    FEEDBACK_OVERDUE: ClassVar[Step]
     DOOR_TO_DOOR: ClassVar[Step]
 
     @classmethod
@@ -78,4 +82,6 @@ class Step:
 
 
 Step.NOTICE = Step(90)
+Step.FEEDBACK_REMIND = Step(91)
+Step.FEEDBACK_OVERDUE = Step(92)
 Step.DOOR_TO_DOOR = Step(95)

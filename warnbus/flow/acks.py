@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -19,6 +20,7 @@ from warnbus.domain.models import Ack, AckVia
 from warnbus.domain.states import CampaignState, GridState
 from warnbus.errors import AuthError
 from warnbus.flow.durable import AckOp, durably
+from warnbus.flow.feedback import schedule_feedback
 from warnbus.plugin import Confirmation
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
@@ -119,6 +121,9 @@ async def apply_ack(ctx: Context, op: AckOp, *, reply_via: str | None = None) ->
     metrics.ACKS.labels(via.value, result.status).inc()
     if result.recorded and extra:
         metrics.ACK_LATENCY.observe(max(0.0, ack.at - float(extra)))
+    if result.recorded:
+        # The report after the ack is due from now (its timers are added only if absent).
+        await schedule_feedback(ctx, op.campaign_id, op.person_id, ack.at)
     if result.late:
         log.info("late confirmation: the campaign has ended", campaign_id=op.campaign_id,
                  person=op.person_id, via=via.value, campaign_state=result.state)
@@ -142,44 +147,72 @@ def late_zh(state: str) -> str:
     return LATE_ZH.get(state, LATE_ZH_DEFAULT)
 
 
-class AckLinks:
-    """HMAC-signed, single-person, expiring ack links: /ack/<token>."""
+class SignedLinks:
+    """HMAC-signed, expiring links under one key (`seal`, `unseal`); `WHAT` names them."""
+
+    WHAT = "signed link"
 
     def __init__(self, secret: bytes, base_url: str, ttl_s: float) -> None:
         if len(secret) < 16:
-            raise ValueError("ack link secret must be at least 16 bytes")
+            raise ValueError(f"{self.WHAT} secret must be at least 16 bytes")
         self._key = secret
         # Keyed once and copied per link: a first wave signs one link per person.
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
         self.base_url = base_url.rstrip("/")
         self.ttl_s = ttl_s
 
+
+class AckLinks(SignedLinks):
+    """HMAC-signed, single-person, expiring ack links: /ack/<token>."""
+
+    WHAT = "ack link"
+
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for other signed links (`purpose`, e.g. "door"): a token signed
+        for one purpose is never valid for another, nor as an ack link."""
+        return hmac.new(self._key, b"warnbus-links\x1f" + purpose.encode(), hashlib.sha256).digest()
+
     def token(self, campaign_id: str, person_id: str, now: float) -> str:
-        body = f"{campaign_id}|{person_id}|{int(now + self.ttl_s)}".encode()
-        mac = self._keyed.copy()
-        mac.update(body)
-        return _b64(body) + "." + _b64(mac.digest()[:16])
+        return seal(self._keyed, f"{campaign_id}|{person_id}|{int(now + self.ttl_s)}")
 
     def url(self, campaign_id: str, person_id: str, now: float) -> str:
         return f"{self.base_url}/ack/{self.token(campaign_id, person_id, now)}"
 
     def verify(self, token: str, now: float) -> tuple[str, str]:
         """Return (campaign_id, person_id) of a valid token; raise AuthError otherwise."""
-        try:
-            body_s, sig_s = token.split(".", 1)
-            body, sig = _unb64(body_s), _unb64(sig_s)
-            want = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
-            if not hmac.compare_digest(sig, want):
-                raise AuthError("ack link signature is not valid")
-            campaign_id, person_id, exp = body.decode().split("|")
-            expires = int(exp)
-        except AuthError:
-            raise
-        except (ValueError, UnicodeDecodeError) as e:
-            raise AuthError("ack link is malformed") from e
-        if now > expires:
-            raise AuthError("ack link has expired")
+        campaign_id, person_id = unseal(self._key, token, 2, self.WHAT, now)
         return campaign_id, person_id
+
+
+def seal(keyed: Any, body: str) -> str:
+    """A link token: `body` ("id|...|expiry") and its MAC under `keyed` (an hmac object,
+    copied: signing a first wave's links keys it once)."""
+    raw = body.encode()
+    mac = keyed.copy()
+    mac.update(raw)
+    return _b64(raw) + "." + _b64(mac.digest()[:16])
+
+
+def unseal(key: bytes, token: str, fields: int, what: str, now: float) -> list[str]:
+    """The `fields` ids a token `seal`ed under `key` carries; AuthError (naming `what`) when
+    its signature is not valid, it is malformed or it has expired."""
+    try:
+        body_s, sig_s = token.split(".", 1)
+        body, sig = _unb64(body_s), _unb64(sig_s)
+        want = hmac.new(key, body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(sig, want):
+            raise AuthError(f"{what} signature is not valid")
+        *ids, exp = body.decode().split("|")
+        expires = int(exp)
+        if len(ids) != fields:
+            raise ValueError(f"{len(ids)} ids, not {fields}")
+    except AuthError:
+        raise
+    except (ValueError, UnicodeDecodeError) as e:
+        raise AuthError(f"{what} is malformed") from e
+    if now > expires:
+        raise AuthError(f"{what} has expired")
+    return ids
 
 
 def _b64(b: bytes) -> str:

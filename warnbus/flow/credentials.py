@@ -3,7 +3,10 @@
 Every way in has one: an API token (`of_token`), a polled feed (`of_feed`), the console
 (`of_console`). A credential names the CAP senders it may publish under and its scope: region
 code prefixes and CAP categories (empty = all). A thread belongs to its sender, so a credential
-never sees, continues, cancels or pre-empts another sender's thread.
+never sees, continues, cancels or pre-empts another sender's thread. One exception, never
+for a token or a feed: the console continues another sender's thread (an Update or Cancel on
+the county's behalf) under its own sender once an approver approved it (`of_console` with
+`on_behalf`); docs/security.md, Decisions.
 
 `intake.accept` runs these checks cheapest first, each before anything costlier: the sender
 and the references (no look-up at all), the categories (declared, and of the hazard the event
@@ -37,6 +40,9 @@ class Credential:
     regions: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     reserved: tuple[str, ...] = ()  # senders that "*" does not cover: the console's
+    #: May continue a thread of another sender (references naming it), under its own sender:
+    #: only the console's credential for a message an approver approved (`of_console`).
+    on_behalf: bool = False
 
     def speaks_for(self, sender: str) -> bool:
         if sender in self.senders:
@@ -66,8 +72,10 @@ def of_feed(feed: FeedSettings) -> Credential:
     return Credential(f"feed {feed.name}", feed.senders, feed.regions, feed.categories)
 
 
-def of_console(sender: str) -> Credential:
-    return Credential("console", (sender,))
+def of_console(sender: str, *, on_behalf: bool = False) -> Credential:
+    """The console's credential; `on_behalf`: for an approved Update or Cancel of another
+    sender's thread, published under the console's sender."""
+    return Credential("console", (sender,), on_behalf=on_behalf)
 
 
 def console_sender(settings: Settings, registry: Registry) -> str:
@@ -89,14 +97,14 @@ def _outside(cred: Credential) -> str:
 
 def check_sender(cred: Credential, alert: Alert) -> None:
     """The alert's sender is one the credential speaks for, and an Update or Cancel references
-    alerts of that same sender only.
+    alerts of that same sender only (unless the credential is `on_behalf`).
 
     Runs before any look-up: a credential learns nothing of another sender's alerts, not even
     whether one exists (the same 403 either way)."""
     if not cred.speaks_for(alert.sender):
         raise _forbidden(f"sender: {cred.name} may not publish as sender {alert.sender!r} "
                          f"(its senders: {', '.join(cred.senders) or 'none'})")
-    if alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL):
+    if alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL) and not cred.on_behalf:
         for k, ref in enumerate(alert.references):
             if ref.sender != alert.sender:
                 raise foreign_thread(alert, f"references[{k}]")

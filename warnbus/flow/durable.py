@@ -19,6 +19,7 @@ import msgspec
 import structlog
 from redis.exceptions import RedisError
 
+from warnbus.domain.feedback import Report
 from warnbus.domain.models import AckVia
 from warnbus.errors import JournalError
 from warnbus.runtime import metrics
@@ -65,8 +66,24 @@ class StatusOp(msgspec.Struct, frozen=True, tag="status"):
     detail: str = ""
 
 
-Op = AckOp | ReplyOp | StatusOp
-OpT = TypeVar("OpT", AckOp, ReplyOp, StatusOp)
+class ReportOp(msgspec.Struct, frozen=True, tag="report"):
+    """A report after the ack (到岗, 转移 N 人, 险情, 零报告): one that names its campaign and
+    person (the ack page, a key, a card, the console: `by` who entered it), or a reply that
+    names none (`channel`, `address`, `reply_id`: an SMS keyword)."""
+
+    report: Report
+    via: AckVia
+    at: float
+    campaign_id: str = ""
+    person_id: str = ""
+    by: str = ""
+    channel: str = ""
+    address: str = ""
+    reply_id: str = ""
+
+
+Op = AckOp | ReplyOp | StatusOp | ReportOp
+OpT = TypeVar("OpT", AckOp, ReplyOp, StatusOp, ReportOp)
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(Op)
 #: What says Redis is not there: refused, reset, timed out (a stall).

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import msgspec
 
@@ -57,7 +57,19 @@ class SpeakerCheck(msgspec.Struct, frozen=True, array_like=True, tag="s"):
     village: str
 
 
-TimerItem = Deadline | Retry | Expiry | SpeakerCheck
+class FeedbackDue(msgspec.Struct, frozen=True, array_like=True, tag="f"):
+    """A person's report after the ack: its reminder (`REMIND`) or its deadline (`OVERDUE`),
+    flow/feedback.py."""
+
+    campaign_id: str
+    person_id: str
+    stage: int
+
+    REMIND: ClassVar[int] = 0
+    OVERDUE: ClassVar[int] = 1
+
+
+TimerItem = Deadline | Retry | Expiry | SpeakerCheck | FeedbackDue
 
 _timer_enc = msgspec.msgpack.Encoder()
 _timer_dec: msgspec.msgpack.Decoder[TimerItem] = msgspec.msgpack.Decoder(TimerItem)

@@ -9,10 +9,11 @@ import structlog
 from warnbus.domain.models import AckVia
 from warnbus.domain.states import DeliveryReport
 from warnbus.domain.targets import RefKind, kind_of
-from warnbus.flow.acks import apply_ack, record_ack
-from warnbus.flow.durable import AckOp, Op, ReplyOp, StatusOp, durably
+from warnbus.flow.acks import DUPLICATE, RECORDED, apply_ack, record_ack
+from warnbus.flow.durable import AckOp, Op, ReplyOp, ReportOp, StatusOp, durably
 from warnbus.flow.fallback import plan_fallback_for
-from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus
+from warnbus.flow.feedback import apply_report, record_feedback
+from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus, Report
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 from warnbus.state.devices import DeviceStatusBook
@@ -82,6 +83,10 @@ class EngineSink:
             await apply_ack(self.ctx, op)
         elif isinstance(op, ReplyOp):
             await self._apply_reply(op)
+        elif isinstance(op, ReportOp) and op.channel:
+            await self._apply_report_reply(op)
+        elif isinstance(op, ReportOp):
+            await apply_report(self.ctx, op)
         else:
             await self._apply_status(op)
 
@@ -125,6 +130,51 @@ class EngineSink:
             reply_id = hashlib.sha256(reply_id.encode()).hexdigest()
         op = ReplyOp(channel, address, via, self.ctx.clock.now(), reply_id)
         return await durably(self.ctx, op, self._apply_reply) or []
+
+    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
+                     ) -> bool:
+        """Whether the report was kept (or journaled: kept when Redis returns)."""
+        res = await record_feedback(self.ctx, campaign_id, person_id, report, via)
+        return res.kept
+
+    async def report_from(self, channel: str, address: str, via: AckVia, report: Report,
+                          reply_id: str = "") -> list[str]:
+        """A report by a reply that names no campaign (an SMS "转移 35"): in every active
+        campaign where a message through `channel` had reached the sender before it came,
+        it confirms them (as "1" would: a report shows receipt) and is kept. Once per
+        `reply_id`; durable like a reply (journaled while Redis is unavailable: [])."""
+        info = self.ctx.channels.get(channel)
+        persons = self._by_address.get((info.address, address), []) if info else []
+        if not persons:
+            log.info("report without an open campaign", channel=channel, address=address)
+            return []
+        if len(reply_id) > 64:
+            reply_id = hashlib.sha256(reply_id.encode()).hexdigest()
+        op = ReportOp(report, via, self.ctx.clock.now(), channel=channel, address=address,
+                      reply_id=reply_id)
+        return await durably(self.ctx, op, self._apply_report_reply) or []
+
+    async def _apply_report_reply(self, op: ReportOp) -> list[str]:
+        info = self.ctx.channels.get(op.channel)
+        persons = self._by_address.get((info.address, op.address), []) if info else []
+        store = self.ctx.store
+        handled = "fb|" + op.reply_id  # not the same reply as a confirmation of that id
+        if op.reply_id and await store.reply_handled(op.channel, handled):
+            log.info("report already handled", channel=op.channel, address=op.address)
+            return []
+        kept: list[str] = []
+        for cid in await self._active(fresh=True):
+            for pid in persons:
+                ack = await apply_ack(self.ctx, AckOp(cid, pid, op.via, op.at),
+                                      reply_via=op.channel)
+                if ack.code not in (RECORDED, DUPLICATE):
+                    continue
+                named = ReportOp(op.report, op.via, op.at, campaign_id=cid, person_id=pid)
+                if (await apply_report(self.ctx, named)).kept:
+                    kept.append(cid)
+        if op.reply_id:
+            await store.reply_done(op.channel, handled, REPLY_MEMORY_S)
+        return sorted(set(kept))
 
     async def _apply_reply(self, op: ReplyOp) -> list[str]:
         info = self.ctx.channels.get(op.channel)

@@ -122,7 +122,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     if alert.msg_type is MsgType.ALERT:
         cid = campaign_id_for(alert)
     else:
-        cid = await _thread_of(ctx, alert)
+        cid = await _thread_of(ctx, alert, cred)
         if cred.scoped:
             check_reach(cred, alert, await thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
@@ -144,7 +144,8 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     first = alert.msg_type is MsgType.ALERT
     stored = await store.messages.accept(
         cid, alert, now=ctx.clock.now(), reached=reached, blob=blob,
-        first_targets=n_targets if first else None, first_counts=counts if first else None)
+        first_targets=n_targets if first else None, first_counts=counts if first else None,
+        source=cred.name)
     if not stored:  # the same alert, accepted at the same moment through another request
         ctx.forget_alert(alert)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
@@ -157,9 +158,10 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     return Accepted(aid, cid, n_targets, created=True, warnings=warnings, counts=counts)
 
 
-async def _thread_of(ctx: Context, alert: Alert) -> str:
+async def _thread_of(ctx: Context, alert: Alert, cred: Credential) -> str:
     """The campaign an Update or Cancel continues. Its references name its own sender
-    (`check_sender`); the thread must be that sender's too."""
+    (`check_sender`); the thread must be that sender's too, unless the credential continues
+    threads on their senders' behalf (the console's, once an approver approved)."""
     for ref in alert.references:
         cid = await ctx.store.campaign_of(alert_id_for(ref.sender, ref.identifier))
         if cid:
@@ -167,7 +169,7 @@ async def _thread_of(ctx: Context, alert: Alert) -> str:
             if not owner:  # accepted before the sender was kept at acceptance, not started
                 root = await ctx.alert(cid, root_alert_id(cid))
                 owner = root.sender if root else ""
-            if owner != alert.sender:
+            if owner != alert.sender and not cred.on_behalf:
                 raise foreign_thread(alert)
             return cid
     raise IngestError(

@@ -79,6 +79,9 @@ class PlanContext:
     #: Template values every delivery of the call shares: an Update's {changes}, the area a
     #: dropped area's 解除 names ("lifted"); a person's own `extra` comes on top.
     values: Mapping[str, str] = field(default_factory=dict)
+    #: Makes the call's delivery ids its own where one (target, channel, step) gets several
+    #: messages of one alert: the overdue notices about different persons to one officer.
+    id_salt: str = ""
 
     @cached_property
     def alert_id(self) -> str:
@@ -86,6 +89,8 @@ class PlanContext:
 
     @cached_property
     def delivery_id(self) -> Callable[[str, str, int], str]:
+        if self.id_salt:
+            return delivery_ids(self.campaign_id, f"{self.alert_id}\x1e{self.id_salt}")
         return delivery_ids(self.campaign_id, self.alert_id)
 
     @cached_property

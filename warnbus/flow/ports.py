@@ -16,6 +16,7 @@ from warnbus.domain.models import (
     DeliveryKind,
     Info,
     Level,
+    RegionLevel,
     RegistryData,
     Role,
     Target,
@@ -71,6 +72,11 @@ class LevelPolicyLike(Protocol):
     @property
     def step_s(self) -> float | None: ...
     def redial_times(self) -> tuple[float, ...]: ...
+    @property
+    def feedback_remind_s(self) -> float | None: ...
+    @property
+    def feedback_channels(self) -> Sequence[str]: ...
+    def feedback_deadline_s(self, region_level: RegionLevel) -> float | None: ...
 
 
 class Renderer(Protocol):

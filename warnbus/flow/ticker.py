@@ -29,6 +29,7 @@ from warnbus.flow.chains import Chains, decide_held
 from warnbus.flow.escalation import (
     Deadline,
     Expiry,
+    FeedbackDue,
     HeldGrid,
     Retry,
     SpeakerCheck,
@@ -36,6 +37,7 @@ from warnbus.flow.escalation import (
     decode_timer,
     encode_timer,
 )
+from warnbus.flow.feedback import feedback_due
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
 from warnbus.flow.repair import check_grids
@@ -105,6 +107,8 @@ class Ticker:
                 await self.ctx.lanes.enqueue([item.delivery])
             elif isinstance(item, SpeakerCheck):
                 await self.speakers(item)
+            elif isinstance(item, FeedbackDue):
+                await feedback_due(self.ctx, item)
             elif isinstance(item, Expiry) and await self.ctx.store.finish(
                 item.campaign_id, CampaignState.EXPIRED, self.ctx.clock.now()
             ):

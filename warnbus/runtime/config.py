@@ -159,6 +159,10 @@ class ConsoleConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The CAP sender the console publishes under; no token or feed may list it. Default:
     # <county code>00000000@console.warnbus (the county of the registry).
     sender: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^\s,<&*]*$")] = ""
+    # A WeCom group robot's webhook URL: each new message and each draft waiting for approval
+    # is posted there (web/console/notify.py); its key is a secret. Empty: none.
+    notify_webhook: Secret = Secret("")
+    notify_mention: tuple[str, ...] = ()  # WeCom user ids @-mentioned (the approvers on duty)
 
 
 def _level_list(var: str, value: str) -> list[str]:

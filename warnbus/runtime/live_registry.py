@@ -29,6 +29,7 @@ import structlog
 from warnbus.domain.models import RegistryData
 from warnbus.errors import RegistryError
 from warnbus.registry import Registry, validate_registry
+from warnbus.state.client import RedisClient
 from warnbus.state.registrybook import RegistryBook, data_sha
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def index(data: RegistryData, rules: Rules, *, validate: bool = True) -> tuple[R
     return Registry(data), rules.for_registry(data)
 
 
-async def resolve(redis: object, registry: Registry, rules: Rules, clock_now: float,
+async def resolve(redis: RedisClient, registry: Registry, rules: Rules, clock_now: float,
                   ) -> tuple[Registry, Rules, int, str]:
     """The registry to start on: (registry, rules, version, sha of the configured files)."""
     book = RegistryBook(redis)

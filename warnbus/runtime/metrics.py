@@ -13,6 +13,10 @@ PROVIDER_ERRORS = Counter("warnbus_provider_errors_total",
                           "Provider failures by channel and class (transient, permanent)",
                           ["channel", "error"])
 ACKS = Counter("warnbus_acks_total", "Confirmations by channel and result", ["via", "result"])
+FEEDBACK = Counter("warnbus_feedback_total", "Reports after the ack by channel, kind and result",
+                   ["via", "kind", "result"])
+FEEDBACK_OVERDUE = Counter("warnbus_feedback_overdue_total",
+                           "Reports after the ack not made by their deadline (escalated)")
 ACK_LATENCY = Histogram(
     "warnbus_ack_latency_seconds",
     "Time from a person's first message to their confirmation (叫应 time to confirm)",

@@ -68,8 +68,9 @@ if held ~= '' then
     local gs = redis.call('HGET', grids, g)
     if gs then
       local p = split(gs, '|')
-      -- a late confirmation takes a grid off the 未叫醒 list too
-      if (not GS_CLOSED[p[1]]) or p[1] == GS.UNREACHED then
+      -- a late confirmation takes a grid off the 未叫醒 list too, and one after the calling
+      -- was stopped closes its grid as confirmed (GridState.CONFIRMABLE)
+      if GS_CONFIRMABLE[p[1]] then
         grid_set(meta, grids, g, p[1], confirmed_state(mylevel), p[2], person, now)
       end
     end

@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from warnbus.domain.models import (
     Attempt,
@@ -31,6 +30,7 @@ from warnbus.domain.states import (
     GridState,
 )
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
 
@@ -74,7 +74,7 @@ class Claimed(msgspec.Struct, frozen=True):
 class Deliveries:
     """The deliveries' part of the Store."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self._redis: Any = redis
         self._claim = CLAIM.bind(redis)

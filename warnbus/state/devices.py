@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 
 
 class DeviceState(StrEnum):
@@ -38,8 +39,8 @@ class DeviceStatusBook:
     once (each runs the channel); they hear the same messages, so they agree, and a lost
     race is corrected by the next heartbeat."""
 
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self.redis: Any = redis  # replies decoded here
 
     async def device_status(self, device_id: str, state: str | None, since: float,
                             seen: float, area: str | None) -> None:

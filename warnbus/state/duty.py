@@ -19,6 +19,7 @@ from redis.exceptions import WatchError
 from warnbus.domain.duty import Approval, DutyBook, DutyChange, parse_day
 from warnbus.errors import DutyConflict
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 #: Audit entries kept (about 30 years of a county's daily changes).
@@ -35,8 +36,8 @@ def change_field(change: DutyChange) -> str:
 class DutyDesk:
     """Reads and writes the console's part of who is on duty."""
 
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis
         self._cached: tuple[int, DutyBook, DutyBook] | None = None
 
     async def generation(self) -> int:
@@ -48,12 +49,12 @@ class DutyDesk:
         hit = self._cached
         if hit is not None and hit[0] == gen and hit[1] is base:
             return hit[2]
-        gen, book = await self._read(self._redis, base)
+        gen, book = await self._read(base)
         self._cached = (gen, base, book)
         return book
 
-    async def _read(self, client: Any, base: DutyBook) -> tuple[int, DutyBook]:
-        pipe = client.pipeline(transaction=True)
+    async def _read(self, base: DutyBook) -> tuple[int, DutyBook]:
+        pipe = self._redis.pipeline(transaction=True)
         pipe.get(keys.DUTY_GEN)
         pipe.hgetall(keys.DUTY_CHANGES)
         pipe.hgetall(keys.DUTY_APPROVALS)
@@ -73,7 +74,7 @@ class DutyDesk:
         async with self._redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(keys.DUTY_GEN)
-                _gen, book = await self._read(self._redis, base)
+                _gen, book = await self._read(base)
                 for c, day in shifts:
                     now = book.shift(c.region, c.role, day).person
                     if now != c.was:

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 #: How long a dead process's name is kept (its entries were taken long before).
@@ -26,7 +25,7 @@ FORGET_AFTER_S = 86400.0
 
 
 class Heartbeats:
-    def __init__(self, redis: Redis, dead_after_s: float = 5.0) -> None:
+    def __init__(self, redis: RedisClient, dead_after_s: float = 5.0) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.dead_after_s = dead_after_s

@@ -23,12 +23,15 @@ class CampaignKeys:
         "audit",
         "dinfo",
         "dstate",
+        "fbhist",
+        "feedback",
         "first",
         "grids",
         "holds",
         "late",
         "meta",
         "reach",
+        "sources",
         "stopped",
         "targets",
         "tstate",
@@ -53,6 +56,12 @@ class CampaignKeys:
         self.reach = f"{base}:reach"
         self.accepted = f"{base}:accepted"  # hash: "target|channel" -> first provider accept
         self.late = f"{base}:late"  # hash: person_id -> first confirmation after the end
+        # hash: alert_id -> the credential it came in under (a feed's, a token's, "console")
+        self.sources = f"{base}:sources"
+        # Feedback after the ack (feedbackbook.py): each person's latest counts (JSON
+        # FeedbackState), and every report in order (append-only).
+        self.feedback = f"{base}:feedback"  # hash: person_id -> JSON FeedbackState
+        self.fbhist = f"{base}:fbhist"  # stream: every report: tg, k, n, x, p, via, by, at
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -67,6 +76,10 @@ def alert_index(alert_id: str) -> str:
     return f"{PREFIX}:alert:{alert_id}"
 
 
+#: A member of a campaign's `stopped` set that is no target (no id has a "|": the registry
+#: refuses one): a duty officer stopped its calling (停止叫应), so nobody an Update adds is
+#: called either (init_grids.lua).
+STOPPED_ALL = "|everyone"
 CAMPAIGNS = f"{PREFIX}:campaigns"  # zset: campaign_id by creation time
 # zset: alert_id of every accepted message (Alert, Update, Cancel) by acceptance time, written
 # by intake.accept; the outbound CAP feed lists messages newest first from it.
@@ -162,8 +175,14 @@ def console_seq(unit_second: str) -> str:
 
 
 def console_campaign(campaign_id: str) -> str:
-    """Hash: alert_id -> provenance JSON; `d2d:<grid>` -> door-to-door order JSON."""
+    """Hash: alert_id -> provenance JSON; `d2d:<grid>` -> door-to-door order JSON,
+    `d2r:<grid>` -> its latest result; `calls-stopped` -> the stop of its calling."""
     return f"{PREFIX}:{{c:{campaign_id}}}:console"
+
+
+def console_notified(item: str) -> str:
+    """String (with TTL): a message or draft the duty group was told of (web/console/notify)."""
+    return f"{PREFIX}:console:notified:{item}"
 
 
 # --------------------------------------------------------------------------- duty

@@ -16,6 +16,7 @@ import msgspec
 from warnbus.domain.meta import encode_fields
 from warnbus.domain.models import Alert
 from warnbus.state import keys
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 _json = msgspec.json.Encoder()
@@ -27,13 +28,13 @@ _REACH = "reach"  # meta field: JSON of the 202's counts
 class Messages:
     """The messages a campaign's thread accepted, and the indexes over them."""
 
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis  # replies decoded here
 
     async def accept(self, campaign_id: str, alert: Alert, *, now: float,
                      first_targets: int | None = None, reached: Sequence[str] = (),
                      first_counts: Mapping[str, int] | None = None,
-                     blob: bytes | None = None) -> bool:
+                     blob: bytes | None = None, source: str = "") -> bool:
         """Persist an accepted message and queue it for planning, in one round trip.
 
         Returns False when the same message was already kept (accepted at the same moment
@@ -41,7 +42,8 @@ class Messages:
         (off the event loop for a large alert). `first_targets` and `first_counts`: for a
         thread's Alert, the count and the counts (persons, grids, sites ...) the 202 reports,
         kept with the thread's sender (later messages of the thread keep the first).
-        `reached`: what the message reaches (`keys.CampaignKeys.reach`). Every write keeps
+        `reached`: what the message reaches (`keys.CampaignKeys.reach`). `source`: the name
+        of the credential it came in under (`sources`). Every write keeps
         what a replay found."""
         aid = alert.alert_id
         ck = keys.campaign(campaign_id)
@@ -58,10 +60,19 @@ class Messages:
             pipe.hsetnx(ck.meta, _REACH, _json.encode(dict(first_counts)))
         if reached:
             pipe.sadd(ck.reach, *reached)
+        if source:
+            pipe.hsetnx(ck.sources, aid, source)
         pipe.xadd(keys.INBOX, {"a": aid, "c": campaign_id})
         pipe.set(keys.alert_index(aid), campaign_id, nx=True)
         pipe.zadd(keys.MESSAGES, {aid: now}, nx=True)
         return bool((await pipe.execute())[0])
+
+    async def sources(self, campaign_id: str) -> dict[str, str]:
+        """The credential each message of the thread came in under, by alert id (a feed's
+        `feed <name>`, a token's name, `console`, `engine`; none for messages accepted
+        before it was kept)."""
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).sources)
+        return {s(k): s(v) for k, v in raw.items()}
 
     async def thread_sender(self, campaign_id: str) -> str:
         """The CAP sender that owns a campaign's thread ("" if it was accepted before the
@@ -104,6 +115,13 @@ class Messages:
         for cid in campaign_ids:
             pipe.hkeys(keys.campaign(cid).alerts)
         return [[s(a) for a in aids] for aids in await pipe.execute()]
+
+    async def accepted_at(self, alert_ids: Sequence[str]) -> list[float | None]:
+        """When each message was accepted (None: before `keys.MESSAGES` kept it)."""
+        if not alert_ids:
+            return []
+        return [None if v is None else float(v)
+                for v in await self._redis.zmscore(keys.MESSAGES, list(alert_ids))]
 
     async def unindexed(self, alert_ids: Sequence[str]) -> list[bool]:
         """Whether each message is missing from `keys.MESSAGES` (accepted by an older version)."""

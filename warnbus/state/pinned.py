@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 
+from warnbus.state.client import RedisClient
 from warnbus.state.queue import Lanes
 from warnbus.state.store import Store
 
@@ -20,7 +21,7 @@ class IO(NamedTuple):
 
 
 @asynccontextmanager
-async def pinned(redis: Any, store: Store, lanes: Lanes) -> AsyncIterator[IO]:
+async def pinned(redis: RedisClient, store: Store, lanes: Lanes) -> AsyncIterator[IO]:
     """A connection of the pool for one lane loop's own use (else `store` and `lanes`).
 
     The loop's commands follow one another (read, claim, record, acknowledge), so a

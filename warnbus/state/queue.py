@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from warnbus.domain.models import Delivery, Level
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 from warnbus.state.heartbeat import Heartbeats
 
 _enc = msgspec.msgpack.Encoder()
@@ -97,7 +97,7 @@ class EntryTracker:
         return out
 
 
-async def ensure_group(redis: Redis, stream: str) -> None:
+async def ensure_group(redis: RedisClient, stream: str) -> None:
     """Create the consumer group of `stream` (and the stream) if missing."""
     try:
         await redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
@@ -109,7 +109,7 @@ async def ensure_group(redis: Redis, stream: str) -> None:
 class Lanes:
     """The delivery lanes of all channels."""
 
-    def __init__(self, redis: Redis, channels: Iterable[str],
+    def __init__(self, redis: RedisClient, channels: Iterable[str],
                  heartbeats: Heartbeats | None = None) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
@@ -252,7 +252,7 @@ class Inbox:
     `Store.messages.accept`), read through a consumer group: an item is deleted only after
     its planning finished, so a dead worker's item is planned again by another."""
 
-    def __init__(self, redis: Redis, heartbeats: Heartbeats | None = None) -> None:
+    def __init__(self, redis: RedisClient, heartbeats: Heartbeats | None = None) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.heartbeats = heartbeats or Heartbeats(redis)
@@ -304,7 +304,7 @@ class TimerEntry(msgspec.Struct, frozen=True, gc=False):
 class Timers:
     """Timers scored by absolute due time, promoted atomically, consumed by a group."""
 
-    def __init__(self, redis: Redis, heartbeats: Heartbeats | None = None) -> None:
+    def __init__(self, redis: RedisClient, heartbeats: Heartbeats | None = None) -> None:
         # redis-py's reply types are unions of every RESP shape; we decode replies ourselves.
         self.redis: Any = redis
         self.heartbeats = heartbeats or Heartbeats(redis)

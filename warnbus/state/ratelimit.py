@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 
 #: The token bucket script, in its .lua file beside this module.
 TAKE_TOKENS = scripts.load(__file__, "take_tokens")
@@ -15,7 +15,7 @@ TAKE_TOKENS = scripts.load(__file__, "take_tokens")
 class RateLimiter:
     """Wait until `n` sends of a channel fit its declared rate (`Channel.rate_per_s`)."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._take = TAKE_TOKENS.bind(redis)
 
     async def acquire(self, channel: str, rate_per_s: float | None, n: int) -> None:
@@ -42,7 +42,7 @@ class SharedLimit:
     it refills, so a flood costs no Redis call per request either.
     """
 
-    def __init__(self, redis: Any, hold_s: float = 0.1, max_batch: int = 100,
+    def __init__(self, redis: RedisClient, hold_s: float = 0.1, max_batch: int = 100,
                  max_buckets: int = 10_000) -> None:
         self._take = TAKE_TOKENS.bind(redis)
         self.hold_s = hold_s

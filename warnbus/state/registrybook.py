@@ -19,6 +19,7 @@ import msgspec
 from warnbus.domain.models import RegistryData
 from warnbus.errors import RegistryConflictError
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 STAGE_TTL_S = 3600  # a previewed import waits this long for someone to apply it
@@ -88,7 +89,7 @@ def _unpack(blob: bytes) -> RegistryData:
 
 
 class RegistryBook:
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis: Any = redis
         self._apply = APPLY.bind(redis)
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import msgspec
 
+from warnbus.domain.feedback import FeedbackKind
 from warnbus.domain.meta import GRID_COUNT, META_FIELDS, TARGET_COUNT
 from warnbus.domain.models import DeliveryKind
 from warnbus.domain.states import (
@@ -51,13 +52,14 @@ from warnbus.domain.states import (
     TargetState,
 )
 from warnbus.domain.targets import DEVICE_PREFIX
+from warnbus.state.client import RedisClient
 
 # --------------------------------------------------------------------------- constants
 
 #: The enums a script may name, by the name of their Lua table (`DS.SENDING`).
 ENUMS: dict[str, type[StrEnum]] = {
     "DS": DeliveryState, "DR": DeliveryReport, "TS": TargetState, "GS": GridState,
-    "CS": CampaignState, "DK": DeliveryKind, "EV": AuditEvent,
+    "CS": CampaignState, "DK": DeliveryKind, "EV": AuditEvent, "FK": FeedbackKind,
 }
 #: Named sets a script may test (`DS_CLAIMABLE[state]`), each a Lua table of value -> true.
 SETS: dict[str, frozenset[StrEnum]] = {
@@ -69,6 +71,8 @@ SETS: dict[str, frozenset[StrEnum]] = {
     "DS_SETTLED": DeliveryState.SETTLED,
     "DR_ALL": frozenset(DeliveryReport),
     "GS_CLOSED": GridState.CLOSED,
+    "GS_CONFIRMABLE": GridState.CONFIRMABLE,
+    "GS_VISITABLE": GridState.VISITABLE,
     "CS_ENDED": CampaignState.ENDED,
     "DK_CALLS": DeliveryKind.CALLS,
     "DK_WHILE_ACTIVE": DeliveryKind.WHILE_ACTIVE,
@@ -165,7 +169,7 @@ class Script:
     argv: tuple[str, ...]
     variadic: bool  # more ARGV follow the named ones
 
-    def bind(self, redis: Any) -> BoundScript:
+    def bind(self, redis: RedisClient) -> BoundScript:
         return BoundScript(self, redis)
 
 
@@ -231,7 +235,7 @@ class BoundScript:
 
     __slots__ = ("_run", "script")
 
-    def __init__(self, script: Script, redis: Any) -> None:
+    def __init__(self, script: Script, redis: RedisClient) -> None:
         self.script = script
         self._run = redis.register_script(script.source)
 

@@ -3,18 +3,18 @@
 Every read and write of a campaign's keys goes through the Store: its own methods (meta,
 targets, grids, acks, audit, each transition one Lua script beside this module; the
 deliveries' claims, records and reports in `deliveries.py`, whose class it extends),
-`Store.messages` (accepted messages and their indexes, `messages.py`) and `Store.console`
-(what the console adds to a campaign, `consolebook.py`). tests/engine/test_one_owner.py
+`Store.messages` (accepted messages and their indexes, `messages.py`), `Store.console`
+(what the console adds to a campaign, `consolebook.py`), `Store.board` (what the
+console's board reads, `boardreads.py`) and `Store.feedback` (reports after the ack,
+`feedbackbook.py`). tests/engine/test_one_owner.py
 checks that no module outside `warnbus/state/` touches them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
-from redis.asyncio import Redis
 
 from warnbus.domain.meta import (
     CampaignMeta,
@@ -35,9 +35,12 @@ from warnbus.domain.states import (
 )
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
+from warnbus.state.boardreads import BoardReads, GridView, grid_view
+from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.deliveries import _VALUE, Deliveries
 from warnbus.state.deliveries import Outcome as Outcome  # the record of one send
+from warnbus.state.feedbackbook import FeedbackBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import s
 from warnbus.state.scripts import pack_args
@@ -60,24 +63,17 @@ _json_alert = msgspec.json.Decoder(Alert)
 ENDED_KEPT_S = 7 * 86400.0
 
 
-@dataclass(frozen=True)
-class GridView:
-    grid_id: str
-    state: GridState
-    level: int
-    holder: str
-    since: float | None = None  # when it got to this state (None: written by an older version)
-
-
 #: What `Store.advance` did to each grid.
 NOT_MOVED, MOVED, CLOSED_AT_ONCE = 0, 1, 2
 
 
 class Store(Deliveries):
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         super().__init__(redis)  # self._redis, and the deliveries' scripts (deliveries.py)
         self.messages = Messages(redis)
         self.console = ConsoleBook(redis)
+        self.board = BoardReads(redis)
+        self.feedback = FeedbackBook(redis)
         self._ack = ACK.bind(redis)
         self._init_grids = INIT_GRIDS.bind(redis)
         self._close_grids = CLOSE_GRIDS.bind(redis)
@@ -185,7 +181,8 @@ class Store(Deliveries):
         added = 0
         for i in range(0, len(args), 2000):
             added += int(await self._init_grids(ck, now=now,
-                                                batch=pack_args(args[i : i + 2000])))
+                                                batch=pack_args(args[i : i + 2000]),
+                                                everyone=keys.STOPPED_ALL))
         return added
 
     async def close_grids(
@@ -203,11 +200,12 @@ class Store(Deliveries):
         if not pairs:
             return 0
         ck = keys.campaign(campaign_id)
-        return int(await self._reopen_grids(ck, *(x for pair in pairs for x in pair), now=now))
+        return int(await self._reopen_grids(ck, *(x for pair in pairs for x in pair), now=now,
+                                            everyone=keys.STOPPED_ALL))
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
-        return {s(k): _grid_view(s(k), s(v)) for k, v in raw.items()}
+        return {s(k): grid_view(s(k), s(v)) for k, v in raw.items()}
 
     async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
         """The grids a person answers for in this campaign, with where each stands."""
@@ -217,7 +215,7 @@ class Store(Deliveries):
         if not ids:
             return []
         values = await self._redis.hmget(ck.grids, ids)
-        return [_grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
+        return [grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
 
     async def advance(
         self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
@@ -336,7 +334,4 @@ class Store(Deliveries):
         return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
 
 
-def _grid_view(grid_id: str, raw: str) -> GridView:
-    state, level, holder, since = [*raw.split("|"), "", "0", "", ""][:4]
-    return GridView(grid_id, GridState(state), int(level or 0), holder,
-                    float(since) if since else None)
+__all__ = ["GridView", "Outcome", "Store"]

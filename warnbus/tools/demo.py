@@ -26,6 +26,7 @@ from channels.sim.officers import OfficerModel
 from warnbus.domain.models import Alert, Info
 from warnbus.domain.states import AuditEvent, DeliveryState
 from warnbus.flow.credentials import ENGINE
+from warnbus.flow.feedback_view import Tally, feedback_tallies
 from warnbus.flow.intake import accept
 from warnbus.flow.record import alert_view, summary
 from warnbus.ingest import parse_cap
@@ -122,7 +123,7 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
         engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=20 * factor),
     )
     officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,
-                            delay_s=(0.3, 3.0))
+                            delay_s=(0.3, 3.0), reports=0.4)
     world = await start_world(registry.data, base_url=base, mqtt_url=broker.url,
                               officers=officers, time_factor=factor,
                               device_passwords=accounts.device_passwords)
@@ -226,3 +227,6 @@ async def _print_summary(app: App, world: SimulatedWorld, alert_id: str, console
     acks = Counter({k[4:]: v for k, v in (await AuditCounter(app).update(s["campaign_id"])).items()
                     if k.startswith("ack:")})
     console.print("confirmed by: " + ", ".join(f"{k} {v}" for k, v in sorted(acks.items())))
+    fb = (await feedback_tallies(app.ctx, s["campaign_id"])).get("", Tally())
+    console.print(f"反馈 feedback: 已转移 {fb.evacuated} 人 · 已报送 {fb.reported} · "
+                  f"待报送 {fb.due} · 逾期 {fb.overdue} · 险情 {fb.hazards}")

@@ -45,6 +45,7 @@ from warnbus.flow.credentials import (
     of_token,
     serves_within,
 )
+from warnbus.flow.feedback_view import feedback_csv, feedback_rows
 from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
 from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
@@ -55,6 +56,7 @@ from warnbus.state.ratelimit import SharedLimit
 from warnbus.web import capfeed, openapi, views
 from warnbus.web.ackpage import ack_page, late_text, over_for
 from warnbus.web.console import setup_console
+from warnbus.web.feedback_form import feedback_form
 
 log = structlog.get_logger("warnbus.web")
 
@@ -141,6 +143,8 @@ class PublicLimit:
 # anyway (docs/benchmarks.md, `acks`), so it cannot starve the engine's Redis.
 PUBLIC_LIMITS: tuple[PublicLimit, ...] = (
     PublicLimit("/ack/", per_client=None, total=(5000.0, 10000.0)),
+    # The pages of people sent door to door (a few per unreached grid): a small share.
+    PublicLimit("/door/", per_client=None, total=(200.0, 400.0)),
     # Provider callbacks of a province-wide wave come by the hundred thousand (2-3 per SMS,
     # one per call), and a refused one is not retried by the provider: the same headroom.
     PublicLimit("/hooks/", per_client=None, total=(5000.0, 10000.0)),
@@ -337,9 +341,14 @@ async def get_record(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     rows = [r for r in await views.record_rows(app.ctx, aid)
             if serves_within(app.ctx.registry, cred, r["person_id"])]
+    cid = await app.ctx.store.campaign_of(aid) or ""
+    fb = [r for r in await feedback_rows(app.ctx, cid)
+          if serves_within(app.ctx.registry, cred, r["person_id"])]
+    if fmt == "csv" and request.query.get("section") == "feedback":
+        return web.Response(text=feedback_csv(fb), content_type="text/csv", charset="utf-8")
     if fmt == "csv":
         return web.Response(text=views.rows_csv(rows), content_type="text/csv", charset="utf-8")
-    return ok({"alert_id": aid, "rows": rows})
+    return ok({"alert_id": aid, "rows": rows, "feedback": fb})
 
 
 class ConsoleAck(msgspec.Struct, forbid_unknown_fields=True):
@@ -398,10 +407,14 @@ async def ack_link_page(request: web.Request) -> web.Response:
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
             if page.button else "")
+    if page.button and await app.ctx.store.is_acked(cid, pid):
+        form = feedback_form(token)  # confirmed: what they did, 到岗 … 零报告
     return web.Response(text=_page(page.title, page.body + form), content_type="text/html")
 
 
-async def ack_link_post(request: web.Request) -> web.Response:
+async def link_of(request: web.Request) -> tuple[str, str] | web.Response:
+    """The (campaign, person) of the request's signed ack link, charged to the public gate as
+    verified; a 403 answer (charged as a failure) when the link is not valid."""
     app = request.app[APP]
     try:
         cid, pid = app.links.verify(request.match_info["token"], app.ctx.clock.now())
@@ -410,6 +423,15 @@ async def ack_link_post(request: web.Request) -> web.Response:
         log.warning("ack link rejected", reason=e.message)
         return error(403, "forbidden", e.message)
     await admit_request(True)
+    return cid, pid
+
+
+async def ack_link_post(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    link = await link_of(request)
+    if isinstance(link, web.Response):
+        return link
+    cid, pid = link
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         if res.late:
@@ -417,6 +439,8 @@ async def ack_link_post(request: web.Request) -> web.Response:
         else:
             text = ("已确认，谢谢。" if res.code in (RECORDED, DUPLICATE, JOURNALED)
                     else "未找到对应的预警。")
+            if res.code in (RECORDED, DUPLICATE, JOURNALED):
+                text += feedback_form(request.match_info["token"])
         return web.Response(text=_page("确认", text), content_type="text/html")
     return _ack_reply(res)
 
@@ -477,5 +501,9 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     capfeed.add_routes(web_app, app.ctx, app.links.base_url)
+    # Imported here: its handlers use this module's helpers (APP, error, authenticate).
+    from warnbus.web import feedback
+
+    feedback.add_routes(web_app)
     setup_console(web_app, app)  # the warning officer's console under /console/ (and / → it)
     return web_app

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from warnbus.flow.record import RECORD_COLUMNS
+from warnbus.web import openapi_feedback
 
 PATH = "/api/v1/openapi.json"
 
@@ -421,6 +422,7 @@ OPENAPI_DOC: dict[str, Any] = {
         "/api/v1/alerts/{alert_id}/record": {"get": GET_RECORD},
         "/api/v1/acks": {"post": POST_ACK},
         "/ack/{token}": {"get": GET_ACK_LINK, "post": POST_ACK_LINK},
+        **openapi_feedback.PATHS,
         "/healthz": {"get": HEALTHZ},
         "/metrics": {"get": METRICS},
         "/cap/feed.atom": {"get": CAP_FEED},
@@ -432,7 +434,7 @@ OPENAPI_DOC: dict[str, Any] = {
         }},
     },
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **openapi_feedback.SCHEMAS},
         "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",
             "description": "A feed token (role `feed`: POST alerts under the CAP senders it "

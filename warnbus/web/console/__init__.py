@@ -7,22 +7,31 @@ walk this table to check that each route refuses the wrong role.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from warnbus.runtime.app import App
 from warnbus.web.console import (
+    feedback,
+    pages_act,
     pages_auth,
     pages_board,
     pages_compose,
+    pages_desk,
+    pages_door,
     pages_duty,
+    pages_grid,
     pages_registry,
     pages_registry_io,
     records,
 )
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
 from warnbus.web.console.base import CONSOLE, PREFIX, Console, Handler
+from warnbus.web.console.notify import DutyNotifier
 from warnbus.web.console.passwords import PasswordHasher
 
 STATIC = Path(__file__).with_name("static")
@@ -35,15 +44,21 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/admin/users/{name}", pages_auth.admin_update_user),
     ("POST", "/admin/users/{name}/unlock", pages_auth.admin_unlock_user),
     ("POST", "/admin/settings", pages_auth.admin_settings),
-    ("GET", "/", pages_board.index),
+    ("GET", "/", pages_desk.index),
+    ("GET", "/events", pages_desk.desk_events),
     ("GET", "/campaigns/{cid}", pages_board.board_page),
     ("GET", "/campaigns/{cid}/events", pages_board.events),
     ("GET", "/campaigns/{cid}/chase", pages_board.chase_fragment),
-    ("POST", "/campaigns/{cid}/ack", pages_board.manual_ack),
-    ("POST", "/campaigns/{cid}/door", pages_board.door),
+    ("GET", "/campaigns/{cid}/grids/{gid}", pages_grid.grid_page),
+    ("POST", "/campaigns/{cid}/ack", pages_act.manual_ack),
+    ("POST", "/campaigns/{cid}/door", pages_act.door),
+    ("POST", "/campaigns/{cid}/door/result", pages_act.door_result),
+    ("POST", "/campaigns/{cid}/stop", pages_act.stop),
     ("POST", "/campaigns/{cid}/cancel", pages_compose.cancel_submit),
     ("GET", "/campaigns/{cid}/record.csv", records.record_csv),
     ("GET", "/campaigns/{cid}/print", records.print_page),
+    ("POST", "/campaigns/{cid}/feedback", feedback.enter_feedback),
+    ("GET", "/campaigns/{cid}/feedback.csv", feedback.feedback_csv_download),
     ("GET", "/compose", pages_compose.compose_page),
     ("GET", "/compose/defaults", pages_compose.compose_defaults),
     ("POST", "/compose/preview", pages_compose.compose_preview),
@@ -91,8 +106,26 @@ def setup_console(web_app: web.Application, app: App) -> None:
     r.add_get(f"{PREFIX}/login", pages_auth.login_page)
     r.add_post(f"{PREFIX}/login", pages_auth.login)
     r.add_static(f"{PREFIX}/static", STATIC, append_version=False)
+    # The page of a person sent door to door: public, its signed link is the credential.
+    r.add_get("/door/{token}", pages_door.door_link_page)
+    r.add_post("/door/{token}", pages_door.door_link_post)
     for method, path, handler in ROUTES:
         r.add_route(method, PREFIX + path, handler)
+    if app.settings.console.notify_webhook:
+        web_app.cleanup_ctx.append(lambda _web_app: _duty_notices(app))
+
+
+async def _duty_notices(app: App) -> AsyncIterator[None]:
+    """Tell the duty group of each new message and draft while the web app runs."""
+    cfg = app.settings.console
+    notifier = DutyNotifier(app.ctx, str(cfg.notify_webhook), cfg.notify_mention,
+                            app.links.base_url, app.ctx.clock.now())
+    task = asyncio.create_task(notifier.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await notifier.aclose()
 
 
 __all__ = ["ROUTES", "ensure_admin", "setup_console"]

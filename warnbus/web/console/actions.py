@@ -1,7 +1,13 @@
-"""What console buttons do to the engine: publish a draft, order door-to-door visits.
+"""What console buttons do to the engine: publish a draft, order door-to-door visits, stop
+a campaign's calling.
 
-Both go the engine's one way: a draft becomes a `models.Alert` and enters through
-`intake.accept`; a door-to-door order is planned by the planner and queued like any message.
+Each goes the engine's one way: a draft becomes a `models.Alert` and enters through
+`intake.accept`; a door-to-door order is planned by the planner and queued like any message;
+a stop closes the open grids and stops every call of the campaign in one script.
+
+The console continues its own threads, and another sender's (a feed's, an API token's) on
+the county's behalf: published under the console's sender, referencing the thread, only once
+an approver approved it (`on_behalf_of`; docs/security.md, Decisions).
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ from warnbus.domain.steps import Step
 from warnbus.errors import NotFoundError, WarnbusError
 from warnbus.flow.acks import ended_state
 from warnbus.flow.credentials import console_sender, of_console
-from warnbus.flow.intake import Accepted, accept
+from warnbus.flow.doors import DoorLinks
+from warnbus.flow.intake import Accepted, accept, root_alert_id
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.runtime.context import Context
-from warnbus.state.consolebook import DoorOrder, Provenance
+from warnbus.state.consolebook import DoorOrder, Provenance, StopOrder
 from warnbus.web.console.base import ConsoleSettings
 from warnbus.web.console.board import campaign_meta
 from warnbus.web.console.compose import (
@@ -31,6 +38,7 @@ from warnbus.web.console.compose import (
     hazards_of,
     local_time,
     new_identifier,
+    sender_name,
 )
 from warnbus.web.console.drafts import Draft, Drafts
 from warnbus.web.console.html import BEIJING, CAMPAIGN_STATE_ZH
@@ -51,14 +59,20 @@ async def latest_alert(ctx: Context, cid: str) -> Alert:
     return alert
 
 
+async def on_behalf_of(ctx: Context, cid: str) -> str:
+    """The sender of a thread that is not the console's ("" for the console's own): an Update
+    or Cancel of it is published on its behalf, and always needs an approver."""
+    meta = await ctx.store.meta(cid)
+    owner = meta.sender if meta and meta.sender else (await latest_alert(ctx, cid)).sender
+    return "" if owner == console_sender(ctx.settings, ctx.registry) else owner
+
+
 async def why_not_continue(ctx: Context, cid: str) -> str | None:
     """Why the console may not update or cancel campaign `cid` (for the officer), or None:
-    the thread must be the console's own (its sender's) and must not have ended.
+    the thread must not have ended (another sender's is continued on its behalf).
 
     NotFoundError for no such campaign."""
-    alert = await latest_alert(ctx, cid)
-    if alert.sender != console_sender(ctx.settings, ctx.registry):
-        return "只能更新或解除本控制台发布的预警"
+    await latest_alert(ctx, cid)
     state = await ended_state(ctx, cid)
     if state is not None:
         return f"该预警{CAMPAIGN_STATE_ZH.get(state, '已结束')}，不能再更新或解除"
@@ -76,19 +90,29 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
     Cancel whose thread ended while it waited for approval (the engine would drop it).
     """
     ident = ""
+    owner = ""
     if draft.kind != "alert":
         why = await why_not_continue(ctx, draft.campaign_id)
+        owner = await on_behalf_of(ctx, draft.campaign_id)
+        if why is None and owner and not approved_by:
+            why = "代其他发布单位更新或解除预警须经审批人批准"
         if why is not None:
             raise await _failed(drafts, draft, f"未发布：{why}。")
     try:
         references: tuple[Reference, ...] = ()
+        note = ""
         if draft.kind != "alert":
             prev = await latest_alert(ctx, draft.campaign_id)
             references = (Reference(prev.sender, prev.identifier, prev.sent.isoformat()),)
+            if owner:
+                note = await _on_behalf_note(ctx, settings, draft, owner, approved_by)
         ident = await new_identifier(ctx, settings, rng)
         alert = build_alert(ctx, draft.form, settings, ident, msg_type=KIND_TYPE[draft.kind],
                             references=references)
-        res = await accept(ctx, alert, of_console(console_sender(ctx.settings, ctx.registry)))
+        if note:
+            alert = msgspec.structs.replace(alert, note=note)
+        cred = of_console(console_sender(ctx.settings, ctx.registry), on_behalf=bool(owner))
+        res = await accept(ctx, alert, cred)
     except WarnbusError as e:
         raise await _failed(drafts, draft, refusal_reason(e)) from e
     except Exception as e:
@@ -107,8 +131,20 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
                       campaign_id=res.campaign_id, approved_by=approved_by,
                       approved_at=now if approved_by else 0)
     await ctx.store.console.record_provenance(res.campaign_id, res.alert_id, Provenance(
-        draft.id, draft.kind, draft.drafted_by, approved_by, now))
+        draft.id, draft.kind, draft.drafted_by, approved_by, now, on_behalf_of=owner))
     return res
+
+
+async def _on_behalf_note(ctx: Context, settings: ConsoleSettings, draft: Draft, owner: str,
+                          approved_by: str) -> str:
+    """The CAP note of an Update or Cancel published on another sender's behalf: who
+    published it for whom, and who drafted and approved it."""
+    root = await ctx.alert(draft.campaign_id, root_alert_id(draft.campaign_id))
+    info = root.primary_info() if root else None
+    whom = (info.sender_name if info and info.sender_name else "") or owner
+    what = "解除" if draft.kind == "cancel" else "更新"
+    return (f"{sender_name(ctx, settings)}代{whom}{what}该预警（原发布者：{owner}；"
+            f"起草：{draft.drafted_by}，审批：{approved_by}）")
 
 
 #: What an intake refusal means, for the officer (the detail, naming the field, follows).
@@ -177,12 +213,25 @@ class CampaignOver(WarnbusError):
         self.state = state
 
 
-async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> str:
-    """Tell the grid's village head (else township duty officer) to go door to door.
+class CallsStopped(WarnbusError):
+    """A duty officer stopped the campaign's calling: nobody is called for it any more."""
+
+    code = "calls_stopped"
+
+    def __init__(self, campaign_id: str, order: StopOrder) -> None:
+        super().__init__(f"the calling of campaign {campaign_id} was stopped")
+        self.order = order
+
+
+async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str,
+                             links: DoorLinks) -> str:
+    """Tell the grid's village head (else township duty officer) to go door to door, with a
+    link signed for them and the grid where they enter what the visit found.
 
     Returns the name of who was told. Idempotent: the delivery ids are deterministic. Only
-    for a grid the campaign reaches (NotFoundError), while it has not ended (CampaignOver):
-    nobody is sent to knock on doors about another warning, or one that was lifted.
+    for a grid the campaign reaches (NotFoundError), while it has not ended (CampaignOver)
+    and its calling has not been stopped (CallsStopped): nobody is sent to knock on doors
+    about another warning, one that was lifted, or one whose calling an officer stopped.
     """
     reg = ctx.registry
     grid = reg.data.grids.get(grid_id)
@@ -191,6 +240,9 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     over = await ended_state(ctx, cid)
     if over is not None:
         raise CampaignOver(cid, over)
+    stopped = await ctx.store.console.calls_stopped(cid)
+    if stopped is not None:
+        raise CallsStopped(cid, stopped)
     # Whoever is on duty now, the console's overrides and swaps included.
     chain = reg.chain(grid_id, at=ctx.clock.now(), duty=await ctx.duty_book())
     pid = chain[CHAIN_ORDER.index(Role.VILLAGE_HEAD)] or chain[CHAIN_ORDER.index(
@@ -202,12 +254,32 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str) -> s
     alert = await latest_alert(ctx, cid)
     level = meta.require_level()
     policy = ctx.rules.policy_for(level)
+    now = ctx.clock.now()
     pctx = PlanContext(campaign_id=cid, alert=alert, info=alert.primary_info(), level=level,
-                       area=meta.area or area_text(alert), now=ctx.clock.now(),
-                       renderer=ctx.rules.renderer, channels=ctx.channels)
+                       area=meta.area or area_text(alert), now=now,
+                       renderer=ctx.rules.renderer, channels=ctx.channels,
+                       ack_url=lambda p: links.url(cid, grid_id, p, now))
     channels = policy.escalation_channels or policy.channels
     deliveries = plan_persons(pctx, [person], channels, Step.DOOR_TO_DOOR, DeliveryKind.ESCALATION,
                               extra={person.id: {"grids": grid.name}})
     await ctx.lanes.enqueue(deliveries)
-    await ctx.store.console.order_door(cid, grid_id, DoorOrder(by, ctx.clock.now(), person.name))
+    await ctx.store.console.order_door(cid, grid_id, DoorOrder(by, now, person.name, person.id))
     return person.name
+
+
+async def stop_calling(ctx: Context, cid: str, by: str, reason: str) -> int:
+    """Stop the campaign's calling (停止叫应): its open grids close as stopped, nobody of it
+    is called, redialled or escalated to any more; recorded with who and why (audit, board).
+    How many grids closed. CampaignOver once it has ended, CallsStopped if stopped before."""
+    over = await ended_state(ctx, cid)
+    if over is not None:
+        raise CampaignOver(cid, over)
+    order = StopOrder(by, ctx.clock.now(), reason)
+    closed = await ctx.store.console.stop_calls(cid, order)
+    if closed == -1:
+        raise CallsStopped(cid, await ctx.store.console.calls_stopped(cid) or order)
+    if closed < 0:  # ended (or not started) between the check and the script
+        meta = await campaign_meta(ctx, cid)
+        raise CampaignOver(cid, meta.state)
+    log.info("calling stopped", campaign_id=cid, by=by, grids=closed)
+    return closed

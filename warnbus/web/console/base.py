@@ -13,11 +13,14 @@ from urllib.parse import quote
 import msgspec
 from aiohttp import web
 
+from warnbus.flow.doors import DoorLinks
 from warnbus.runtime.app import App
 from warnbus.state import keys
 from warnbus.web.console import html
 from warnbus.web.console.auth import Session, Sessions, User, Users, csrf_ok, name_problem
+from warnbus.web.console.history import Histories
 from warnbus.web.console.passwords import HasherBusy
+from warnbus.web.console.shared import Shared
 from warnbus.web.console.streams import StreamSlots
 from warnbus.web.console.throttle import Admission, SignInGuard, new_device
 
@@ -58,10 +61,17 @@ class Console:
     #: Where the random part of console identifiers comes from (a test may seed its own).
     rng: random.Random = field(default_factory=secrets.SystemRandom)
     streams: StreamSlots = field(default_factory=StreamSlots)
+    #: What the audit streams of the campaigns the boards look at say (read incrementally).
+    histories: Histories = field(default_factory=Histories)
+    #: What every live page reads alike (desk, boards), computed once a turn for all of them.
+    shared: Shared = field(default_factory=Shared)
     guard: SignInGuard = field(init=False)
+    doors: DoorLinks = field(init=False)  # the links of people sent door to door
 
     def __post_init__(self) -> None:
         self.guard = SignInGuard(self.app.ctx.redis, self.app.ctx.clock)
+        links = self.app.links
+        self.doors = DoorLinks(links.derive("door"), links.base_url, links.ttl_s)
 
     async def signed_in(self, sid: str) -> tuple[User, Session] | None:
         """The user and session of a cookie, if the session has not ended: it exists, its

@@ -1,40 +1,46 @@
-"""What the live board shows: counts, each grid's state, per township, the 未叫醒 list.
+"""What the live board shows: persons, grids and loudspeakers, each counted on its own, each
+grid's colour, per township and village.
 
 Grid colours refine the engine's grid state: a grid still calling its officer shows how far
-the officer's messages got (not yet sent, sent, delivered); closed grids keep their outcome.
+the officer's messages got (not yet sent, sent, delivered); a grid someone was sent door to
+door for shows that until the visit's result closes it; closed grids keep their outcome.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from warnbus.domain.meta import CampaignMeta
-from warnbus.domain.states import AuditEvent, GridState, TargetState
+from warnbus.domain.states import GridState, TargetState
 from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
-from warnbus.flow.record import alert_view
 from warnbus.runtime.context import Context
-from warnbus.state.consolebook import DoorOrder
-from warnbus.state.store import GridView
+from warnbus.state.boardreads import GridView, Live
+from warnbus.web.console.people import person_counts
 
+#: The board's grid colours, in legend order (labels: html.GRID_STATE_ZH).
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
-                "unreached", "closed")
-_ATTEMPT_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
-               "failed-perm": "失败"}
-
+                "unreached", "door", "visited", "stopped", "closed")
+#: Display states of grids still calling their first officer.
+CALLING = ("pending", "sent", "delivered")
+#: Display states of grids nobody has answered for yet (the pending list shows them).
+WAITING = ("pending", "sent", "delivered", "escalated", "unreached", "door")
 
 #: A grid still calling its primary officer shows how far the officer's messages got.
 _HOLDER_DISPLAY: dict[str, str] = {TargetState.ACKED: "confirmed",
                                    TargetState.DELIVERED: "delivered", TargetState.SENT: "sent"}
+_AS_IS = frozenset({GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.ESCALATED,
+                    GridState.UNREACHED, GridState.VISITED, GridState.STOPPED})
 
 
-def grid_display(g: GridView, tstate: Mapping[str, str]) -> str:
+def grid_display(g: GridView, tstate: Mapping[str, str], door: bool = False) -> str:
+    """A grid's colour on the board; `door`: someone was sent door to door for it."""
     st = g.state
-    if st in (GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.ESCALATED,
-              GridState.UNREACHED):
+    if door and st in GridState.VISITABLE:
+        return "door"  # until the visit's result closes it
+    if st in _AS_IS:
         return st.value
     if st is GridState.DROPPED:
         return "closed"
@@ -50,12 +56,35 @@ async def campaign_meta(ctx: Context, cid: str) -> CampaignMeta:
     return meta
 
 
+def speaker_counts(ctx: Context, meta: CampaignMeta, live: Live) -> dict[str, int]:
+    """The loudspeakers of the villages the campaign reaches: in all, in villages whose area
+    command went out, played (reported playing), silent (commanded, not reported)."""
+    reg = ctx.registry
+    out = {"total": 0, "commanded": 0, "played": 0, "silent": 0}
+    if meta.drill:  # drills never reach the public loudspeakers
+        return out
+    for v in meta.villages:
+        devices = reg.devices_of_village(v)
+        out["total"] += len(devices)
+        if live.tstate.get(area_id(v)) not in TargetState.REACHED:
+            continue
+        out["commanded"] += len(devices)
+        played = sum(1 for d in devices if live.tstate.get(device_id(d)) is TargetState.DELIVERED)
+        out["played"] += played
+        out["silent"] += len(devices) - played
+    return out
+
+
+def displays(live: Live, doors: Mapping[str, object]) -> dict[str, str]:
+    return {gid: grid_display(g, live.tstate, gid in doors) for gid, g in live.grids.items()}
+
+
 async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
     """Everything the board updates live, small enough to send on every change."""
     meta = await campaign_meta(ctx, cid)
-    grids = await ctx.store.grids(cid)
-    tstate = await ctx.store.target_states(cid)
-    display = {gid: grid_display(g, tstate) for gid, g in grids.items()}
+    live = await ctx.store.board.live(cid)
+    doors = await ctx.store.console.door_orders(cid)
+    display = displays(live, doors)
     towns: dict[str, Counter[str]] = {}
     villages: dict[str, Counter[str]] = {}
     reg = ctx.registry
@@ -65,74 +94,29 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
             continue
         towns.setdefault(reg.township_of(grid.village) or "", Counter())[st] += 1
         villages.setdefault(grid.village, Counter())[st] += 1
-    counts: dict[str, int] = {}
-    if meta.root:
-        counts = dict((await alert_view(ctx, meta.root))["counts"])
+    grid_counts = Counter(display.values())
+    counts = {f"p_{k}": v for k, v in person_counts(live).items()}
+    counts |= {f"g_{k}": v for k, v in grid_counts.items()}
+    counts["g_total"] = len(display)
+    # Still calling its officer, however far their messages got (未送达, 已发送, 已送达); a
+    # lifted grid keeps its colour but is called no more.
+    counts["g_calling"] = sum(1 for gid, st in display.items()
+                              if st in CALLING and live.grids[gid].state in GridState.OPEN)
+    counts |= {f"s_{k}": v for k, v in speaker_counts(ctx, meta, live).items()}
+    counts["uncontacted"] = meta.uncontacted
     return {
         "state": meta.state.value,
         "level": meta.level.value if meta.level else "",
+        "drill": meta.drill,
+        "now": ctx.clock.now(),
+        "t0": meta.t0 or meta.created_at or 0,
+        "ended_at": meta.ended_at or 0,
         "counts": counts,
-        "grid_counts": {k: v for k, v in Counter(display.values()).items()},
+        "grid_counts": dict(grid_counts),
         "grids": display,
         "towns": {k: dict(v) for k, v in towns.items()},
         "villages": {k: dict(v) for k, v in villages.items()},
     }
-
-
-@dataclass
-class Chase:
-    """One grid of the 未叫醒 list, with who was called how often."""
-
-    grid_id: str
-    grid: str
-    village: str
-    state: str
-    officers: list[dict[str, str]]
-    attempts: list[dict[str, str]] = field(default_factory=list)
-    door: DoorOrder | None = None
-
-
-async def chase_list(ctx: Context, cid: str, *, states: tuple[str, ...] = (
-        "unreached", "escalated")) -> list[Chase]:
-    """Grids still unconfirmed after their first deadline (escalated) or for good (unreached)."""
-    grids = await ctx.store.grids(cid)
-    want = [g for g in grids.values() if g.state.value in states]
-    if not want:
-        return []
-    reg = ctx.registry
-    acks = await ctx.store.acks(cid)
-    doors = await ctx.store.console.door_orders(cid)
-    people: dict[str, list[str]] = {}
-    out: list[Chase] = []
-    for g in sorted(want, key=lambda x: x.grid_id):
-        grid = reg.data.grids.get(g.grid_id)
-        # A grid removed from the registry while the campaign held it is still a 叫应 nobody
-        # answered: listed under its id, with the person last called for it.
-        ids = [p for p in ((grid.primary, grid.backup) if grid else ()) + (g.holder,) if p]
-        officers = []
-        for pid in dict.fromkeys(ids):
-            p = ctx.person(pid)
-            a = acks.get(pid)
-            officers.append({"id": pid, "name": p.name if p else pid,
-                             "role": p.role.value if p else "", "phone": (p.phone or "") if p
-                             else "", "acked": a.via.value if a else ""})
-            people.setdefault(pid, []).append(g.grid_id)
-        village = reg.data.regions.get(grid.village) if grid else None
-        out.append(Chase(g.grid_id, grid.name if grid else f"{g.grid_id}（已从台账删除）",
-                         village.name if village else (grid.village if grid else ""),
-                         g.state.value, officers, door=doors.get(g.grid_id)))
-    by_person: dict[str, list[dict[str, str]]] = {}
-    for ev in await ctx.store.audit(cid):
-        if ev.get("ev") == AuditEvent.ATTEMPT and ev.get("tg") in people:
-            by_person.setdefault(ev["tg"], []).append({
-                "at": ev.get("at", ""), "ch": ev.get("ch", ""), "n": ev.get("n", ""),
-                "k": ev.get("k", ""), "o": _ATTEMPT_ZH.get(ev.get("o", ""), ev.get("o", "")),
-                "tg": ev["tg"]})
-    for c in out:
-        for o in c.officers:
-            c.attempts += by_person.get(o["id"], [])
-        c.attempts.sort(key=lambda a: float(a["at"] or 0))
-    return out
 
 
 async def silent_speakers(ctx: Context, cid: str, meta: CampaignMeta) -> list[dict[str, str]]:

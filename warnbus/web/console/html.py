@@ -20,7 +20,16 @@ CAMPAIGN_STATE_ZH: dict[CampaignState, str] = {
 #: Grid colours on the board, in legend order (the board's own states; see board.py).
 GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已送达",
                  "confirmed": "已确认", "taken_over": "上级已确认", "escalated": "已升级",
-                 "unreached": "未叫醒", "closed": "已关闭"}
+                 "unreached": "未叫醒", "door": "入户中", "visited": "已入户",
+                 "stopped": "已停止叫应", "closed": "已移出"}
+#: Where a person stands (people.PersonState).
+PERSON_STATE_ZH = {"pending": "叫应中", "confirmed": "已确认", "escalated": "已升级",
+                   "unreached": "未叫醒", "closed": "未确认·已结束",
+                   "not_called": "尚未呼叫"}
+#: What a door-to-door visit found (domain.doors.DoorOutcome).
+DOOR_OUTCOME_ZH = {"told": "已当面告知", "nobody_home": "无人在家", "moved": "已转移",
+                   "other": "其他"}
+MSG_TYPE_ZH = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}
 DRAFT_STATE_ZH = {"pending": "待审批", "publishing": "发布中", "published": "已发布",
                   "rejected": "已退回", "failed": "发布失败（未发出）"}
 KIND_ZH = {"alert": "新预警", "update": "更新", "cancel": "解除"}
@@ -43,6 +52,32 @@ def bj(ts: float | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 def level_badge(level: str | None) -> str:
     lv = level or ""
     return f'<span class="lv lv-{esc(lv)}">{esc(LEVEL_ZH.get(lv, lv))}</span>'
+
+
+def drill_badge(drill: bool) -> str:
+    """The 演练 mark of an exercise (CAP Exercise/Test): on every page that shows one."""
+    return '<span class="drill">演练</span>' if drill else ""
+
+
+def source_zh(source: str) -> str:
+    """Who a message came in through, from the credential's name (`Store.messages.sources`)."""
+    if source.startswith("feed "):
+        return f"数据源 {source[5:]}（自动接入）"
+    if source == "console":
+        return "本值守台"
+    if source == "engine":
+        return "引擎（演示/测试）"
+    return f"接口令牌 {source}" if source else "未记录"
+
+
+def duration(seconds: float) -> str:
+    """A span of time as an officer reads it: 45秒, 12分05秒, 2小时03分."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}秒"
+    if s < 3600:
+        return f"{s // 60}分{s % 60:02d}秒"
+    return f"{s // 3600}小时{s % 3600 // 60:02d}分"
 
 
 def csrf_field(token: str) -> str:

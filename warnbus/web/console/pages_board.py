@@ -1,73 +1,60 @@
-"""The live campaign board: counts, grid map, drill-down, the 未叫醒 list and its buttons."""
+"""The live campaign board: persons, grids and loudspeakers, the map, drill-down to villages
+and grids, the pending list from the first minute, the alert's text, source and history."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
+from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from warnbus.domain.models import AckVia
+from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.states import CampaignState
-from warnbus.errors import NotFoundError
-from warnbus.flow.acks import record_ack
 from warnbus.registry import Registry
-from warnbus.web.console import html, svgmap
-from warnbus.web.console.actions import CampaignOver, order_door_to_door
-from warnbus.web.console.auth import session_digest
-from warnbus.web.console.base import (
-    COOKIE,
-    PREFIX,
-    back,
-    console,
-    form,
-    page,
-    requires,
-    session_of,
-    user_of,
-)
+from warnbus.web.console import caseview, html, svgmap, thread
+from warnbus.web.console.actions import on_behalf_of
+from warnbus.web.console.base import PREFIX, console, page, requires, session_of, user_of
 from warnbus.web.console.board import (
     BOARD_STATES,
-    Chase,
     campaign_meta,
-    chase_list,
     drawn_areas,
     silent_speakers,
     snapshot,
 )
-from warnbus.web.console.compose import sender_of
-from warnbus.web.console.drafts import Drafts
-from warnbus.web.console.html import CHANNEL_ZH, GRID_STATE_ZH, csrf_field, esc
+from warnbus.web.console.cases import build
+from warnbus.web.console.desk import DeskWatch, known, notices_bar
+from warnbus.web.console.feedback import feedback_section
+from warnbus.web.console.html import GRID_STATE_ZH, csrf_field, esc
+from warnbus.web.console.live import stream
 
-COUNT_ZH = (("targets", "叫应对象"), ("sent", "已发送"), ("delivered", "已送达"),
-            ("acknowledged", "已确认"), ("pending", "叫应中"), ("escalated", "已升级"),
-            ("unreached", "未叫醒"), ("uncontacted", "未联系上即升级"))
-
-
-@requires()
-async def index(request: web.Request) -> web.Response:
-    ctx = console(request).app.ctx
-    rows = []
-    for cid, _created in await ctx.store.messages.newest_campaigns(50):
-        meta = await ctx.store.meta(cid)
-        if meta is None:
-            continue
-        rows.append([html.bj(meta.created_at, "%m-%d %H:%M"), html.level_badge(meta.level),
-                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
-                     esc(meta.area)[:60], html.CAMPAIGN_STATE_ZH[meta.state]])
-    pending = sum(1 for d in await Drafts(ctx.redis).recent(50) if d.state == "pending")
-    note = (f'<p class="warn"><a href="{PREFIX}/drafts">{pending} 条预警等待审批</a></p>'
-            if pending else "")
-    body = note + html.table(["时间", "级别", "预警", "区域", "状态"], rows)
-    return page(request, "值守台", body, active="board")
+#: The board's counts, by group: persons, grids, loudspeakers (never summed together).
+#: After each total, its parts add up to it (persons: 已送达 is a count of its own).
+PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已送达（人）"), ("p_pending", "叫应中"),
+           ("p_confirmed", "已确认"), ("p_escalated", "已升级"), ("p_unreached", "未叫醒"),
+           ("p_closed", "未确认·已结束"))
+GRIDS = (("g_total", "网格"), ("g_calling", "叫应中"), ("g_confirmed", "已确认"),
+         ("g_taken_over", "上级已确认"), ("g_escalated", "已升级"), ("g_unreached", "未叫醒"),
+         ("g_door", "入户中"), ("g_visited", "已入户"), ("g_stopped", "已停止叫应"),
+         ("g_closed", "已移出"))
+SPEAKERS = (("s_total", "应急广播"), ("s_played", "已播放"), ("s_silent", "未确认播放"))
+#: Not a part of a total: how many grids moved up their chain past a person no message had
+#: reached (the record's `uncontacted` rows).
+NOTES = (("uncontacted", "未联系上即升级（网格）"),)
 
 
 def _legend(drawn: bool = False) -> str:
     shape = '<span><i class="drawn"></i>预警多边形</span>' if drawn else ""
     return '<div class="legend">' + "".join(
         f'<span><i class="s-{k}"></i>{v}</span>' for k, v in GRID_STATE_ZH.items()) + shape + "</div>"
+
+
+def _stats(counts: dict[str, int]) -> str:
+    def group(name: str, items: tuple[tuple[str, str], ...]) -> str:
+        cells = "".join(f'<div><b data-c="{k}">{counts.get(k, 0)}</b>{label}</div>'
+                        for k, label in items)
+        return f'<div class="stats {name}">{cells}</div>'
+
+    return ('<div class="counts">' + group("persons", PERSONS) + group("grids", GRIDS)
+            + group("speakers", SPEAKERS) + group("notes", NOTES) + "</div>")
 
 
 def _region_table(request: web.Request, counts: dict[str, dict[str, int]], codes: list[str],
@@ -84,37 +71,41 @@ def _region_table(request: web.Request, counts: dict[str, dict[str, int]], codes
     return html.table(head, rows, "small regions")
 
 
-def chase_html(request: web.Request, cid: str, items: list[Chase], can_act: bool) -> str:
-    if not items:
-        return '<p class="muted">暂无未叫醒或升级中的网格。</p>'
-    csrf = session_of(request).csrf
-    out = []
-    for c in items:
-        people = "".join(
-            f'<li>{esc(o["name"])}（{html.PERSON_ROLE_ZH.get(o["role"], o["role"])}）'
-            f'<a href="tel:{esc(o["phone"])}">{esc(o["phone"])}</a>'
-            + (f' <b class="okc">已确认·{html.VIA_ZH.get(o["acked"], o["acked"])}</b>' if o["acked"] else "")
-            + "</li>" for o in c.officers)
-        tries = "".join(
-            f'<li>{html.bj(a["at"], "%H:%M:%S")} {esc(CHANNEL_ZH.get(a["ch"], a["ch"]))} '
-            f'第{esc(a["n"])}次 → {esc(a["o"])}</li>' for a in c.attempts[-12:])
-        acts = ""
-        if can_act:
-            who = html.options((o["id"], o["name"]) for o in c.officers if not o["acked"])
-            acts = (f'<form method="post" action="{PREFIX}/campaigns/{cid}/ack" class="row">'
-                    f'{csrf_field(csrf)}<input type="hidden" name="grid" value="{esc(c.grid_id)}">'
-                    f'<select name="person">{who}</select><input name="reason" required '
-                    'placeholder="确认方式，如：电话回拨已确认"><button>人工确认</button></form>')
-            acts += (f'<form method="post" action="{PREFIX}/campaigns/{cid}/door" class="row">'
-                     f'{csrf_field(csrf)}<input type="hidden" name="grid" value="{esc(c.grid_id)}">'
-                     '<button data-confirm="通知村负责人入户叫应？">安排入户</button></form>')
-        door = (f'<p class="warn">已安排入户：{esc(c.door.to)}（{esc(c.door.by)}，'
-                f'{html.bj(c.door.at, "%H:%M")}）</p>' if c.door else "")
-        out.append(f'<div class="chase s-{c.state}" data-grid="{esc(c.grid_id)}"><h3>{esc(c.grid)}'
-                   f'<small>{esc(c.village)} · {GRID_STATE_ZH.get(c.state, c.state)}</small></h3>'
-                   f'<ul>{people}</ul><details><summary>呼叫记录（{len(c.attempts)}）</summary>'
-                   f'<ul class="tries">{tries}</ul></details>{door}{acts}</div>')
-    return "".join(out)
+def _grid_table(reg: Registry, cid: str, display: dict[str, str], village: str) -> str:
+    """A village's grids: state, officers; each grid links to its page."""
+    rows = []
+    for gid in reg.grids_of_village(village):
+        if gid not in display:
+            continue
+        g = reg.data.grids[gid]
+        people = "、".join(esc(p.name) for p in (reg.data.persons.get(x or "")
+                                                for x in (g.primary, g.backup)) if p)
+        rows.append([f'<a class="grid-link" data-g="{esc(gid)}" '
+                     f'href="{PREFIX}/campaigns/{esc(cid)}/grids/{esc(gid)}">{esc(g.name)}</a>',
+                     f'<span class="gs s-{display[gid]}">{GRID_STATE_ZH[display[gid]]}</span>',
+                     people])
+    return html.table(["网格", "状态", "网格员、备岗"], rows, "small grids")
+
+
+def _tools(request: web.Request, cid: str, meta: CampaignMeta, owner: str, stopped: bool) -> str:
+    user = user_of(request)
+    csrf = csrf_field(session_of(request).csrf)
+    base = f"{PREFIX}/campaigns/{cid}"
+    tools = ""
+    if meta.state is CampaignState.ACTIVE and user.has("drafter"):
+        behalf = "代为" if owner else ""
+        tools += (f'<a class="button" href="{PREFIX}/compose?campaign={cid}">{behalf}更新</a>'
+                  f'<form method="post" action="{base}/cancel" class="inline">{csrf}'
+                  '<input name="reason" required placeholder="解除原因">'
+                  f'<button class="danger" id="cancel-btn" data-confirm="确认{behalf}解除该预警？">'
+                  f'{behalf}解除预警</button></form>')
+    if meta.state is CampaignState.ACTIVE and not stopped and user.has("approver"):
+        tools += (f'<form method="post" action="{base}/stop" class="inline" id="stop-form">{csrf}'
+                  '<input name="reason" required placeholder="停止叫应的原因">'
+                  '<button class="danger" id="stop-btn" data-confirm="停止后不再呼叫、重拨或升级，'
+                  '确认停止该预警的叫应？">停止叫应</button></form>')
+    return tools + (f'<a class="button" href="{base}/record.csv" download>导出叫应记录</a>'
+                    f'<a class="button" href="{base}/print">打印</a>')
 
 
 @requires()
@@ -129,161 +120,99 @@ async def board_page(request: web.Request) -> web.Response:
     reg = ctx.registry
     # Without a drill-down the map shows the townships the alert reaches, not the county.
     focus = village or town or ",".join(snap["towns"]) or None
-    counts = "".join(f'<div><b data-c="{k}">{snap["counts"].get(k, 0)}</b>{v}</div>'
-                     for k, v in COUNT_ZH)
     base = f"{PREFIX}/campaigns/{cid}"
-    if town:
+    names = reg.data.regions
+    if village:
+        t = reg.township_of(village) or ""
+        regions = _grid_table(reg, cid, snap["grids"], village)
+        crumbs = (f'<a href="{base}">全县</a> › <a href="{base}?town={t}">'
+                  f'{esc(names[t].name if t in names else t)}</a> › '
+                  f'{esc(names[village].name if village in names else village)}')
+    elif town:
         codes = [v for v in reg.children_of(town) if v in snap["villages"]]
         regions = _region_table(request, snap["villages"], codes, f"{base}?town={town}&village=")
-        crumbs = f'<a href="{base}">全县</a> › {esc(reg.data.regions[town].name if town in reg.data.regions else town)}'
+        crumbs = f'<a href="{base}">全县</a> › {esc(names[town].name if town in names else town)}'
     else:
         codes = [t for t in reg.children_of(reg.county_code) if t in snap["towns"]]
         regions = _region_table(request, snap["towns"], codes, f"{base}?town=")
         crumbs = "全县"
-    prov = await ctx.store.console.provenance(cid)
-    who = "".join(f'<li>{html.KIND_ZH.get(p.kind, p.kind)}：起草 {esc(p.drafted_by)}'
-                  f'{"，审批 " + esc(p.approved_by) if p.approved_by else "（无需审批）"}'
-                  f'，{html.bj(p.at, "%H:%M:%S")}</li>' for p in prov.values())
+    owner = await on_behalf_of(ctx, cid)
+    stop = await ctx.store.console.calls_stopped(cid)
     can_act = user.has("drafter", "approver")
-    chase = chase_html(request, cid, _within(reg, await chase_list(ctx, cid), village or town),
-                       can_act)
+    got = await build(ctx, con.histories, cid, meta, region=village or town)
+    door_ok = meta.state is CampaignState.ACTIVE and stop is None
+    pending = caseview.pending_html(cid, got, session_of(request).csrf, can_act=can_act,
+                                    door_ok=door_ok)
     speakers = await silent_speakers(ctx, cid, meta)
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
-    state = CampaignState(snap["state"])
-    tools = ""
-    ours = meta.sender == sender_of(ctx, await con.settings())
-    if state is CampaignState.ACTIVE and ours and user.has("drafter"):
-        tools = (f'<a class="button" href="{PREFIX}/compose?campaign={cid}">更新</a>'
-                 f'<form method="post" action="{base}/cancel" class="inline">'
-                 f'{csrf_field(session_of(request).csrf)}<input name="reason" required '
-                 'placeholder="解除原因"><button class="danger" id="cancel-btn" '
-                 'data-confirm="确认解除该预警？">解除预警</button></form>')
-    tools += (f'<a class="button" href="{base}/record.csv" download>导出叫应记录</a>'
-              f'<a class="button" href="{base}/print">打印</a>')
+    items = await thread.messages(ctx, cid)
+    root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
+    latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
+    t0 = meta.t0 or meta.created_at or ctx.clock.now()
+    end = meta.ended_at or 0
     msg = request.query.get("msg", "")
+    query = "?" + request.query_string if request.query_string else ""
+    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(stop.by)}于{html.bj(stop.at, "%H:%M:%S")}'
+               f'停止，原因：{esc(stop.reason)}。不再呼叫、重拨或升级。</p>' if stop else "")
     body = (
-        (f'<p class="ok">{esc(msg)}</p>' if msg else "")
-        + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events">'
-        f'<p>{html.level_badge(meta.level)} <span id="cstate">{html.CAMPAIGN_STATE_ZH[state]}</span>'
-        f' · {esc(meta.area)} · 开始 {html.bj(meta.created_at)}</p>'
-        f'<ul class="prov">{who}</ul><div class="tools">{tools}</div>'
-        f'<div class="stats">{counts}</div>'
+        (f'<p class="ok">{esc(msg)}</p>' if msg else "") + notices_bar(await known(ctx))
+        + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events" '
+        f'data-since="{ctx.clock.now()}" data-t0="{t0}" data-end="{end}" '
+        f'data-grid-src="{base}/grids/">'
+        f'<p class="head">{html.level_badge(meta.level.value if meta.level else "")}'
+        f'{html.drill_badge(meta.drill)} <span id="cstate">{html.CAMPAIGN_STATE_ZH[meta.state]}</span>'
+        f' · {esc(meta.area)} · 开始 {html.bj(t0)} · 已用时 <b id="elapsed">'
+        f'{html.duration((end or ctx.clock.now()) - t0)}</b></p>'
+        f'<p class="source">来源：{thread.source_html(root) if root else "未记录"}'
+        + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
+        + stopped + f'<div class="tools">{_tools(request, cid, meta, owner, stop is not None)}</div>'
+        f'{_stats(snap["counts"])}'
         f'<div class="split"><div class="card"><p>{crumbs}</p>'
         f'{svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes, fit_shapes=not (town or village))}'
-        f'{_legend(bool(shapes))}</div>'
-        f'<div class="card">{regions}</div></div>'
-        f'<h2>未叫醒名单</h2><div id="chase" class="chases" data-src="{esc(base + "/chase" + ("?" + request.query_string if request.query_string else ""))}">{chase}</div>'
-        f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul></div>')
+        f'{_legend(bool(shapes))}<div id="grid-panel" hidden></div></div>'
+        f'<div><details class="card alert-card" open><summary>预警内容</summary>'
+        f'{thread.alert_text(latest.alert) if latest else ""}</details>'
+        f'<div class="card">{regions}</div></div></div>'
+        f'<h2>待确认名单（<span data-c="waiting">{got.total}</span>个网格）</h2>'
+        f'<div id="chase" class="chases" data-src="{esc(base + "/chase" + query)}">{pending}</div>'
+        f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul>'
+        f'<h2>消息记录（预警 → 更新 → 解除）</h2>{thread.history_html(meta, items)}'
+        + await feedback_section(ctx, cid, town, session_of(request).csrf, can_act) + "</div>")
     return page(request, meta.headline or cid, body, active="board")
-
-
-def _within(reg: Registry, items: list[Chase], region: str) -> list[Chase]:
-    """The grids of a drilled-down township or village; unreached ones first."""
-    if region:
-        prefix = region[:9] if region.endswith("000") else region
-        # A grid removed from the registry while the campaign holds it lies in no region.
-        items = [c for c in items if (g := reg.data.grids.get(c.grid_id)) is not None
-                 and g.village.startswith(prefix)]
-    return sorted(items, key=lambda c: (c.state != "unreached", c.grid_id))
 
 
 @requires()
 async def chase_fragment(request: web.Request) -> web.Response:
-    ctx = console(request).app.ctx
+    """The pending list alone (the board refreshes it as grids change)."""
+    con = console(request)
+    ctx = con.app.ctx
     cid = request.match_info["cid"]
-    await campaign_meta(ctx, cid)
+    meta = await campaign_meta(ctx, cid)
     region = request.query.get("village") or request.query.get("town", "")
-    text = chase_html(request, cid, _within(ctx.registry, await chase_list(ctx, cid), region),
-                      user_of(request).has("drafter", "approver"))
-    return web.Response(text=text, content_type="text/html")
-
-
-#: How often a live stream checks that its session has not ended (seconds, at most).
-RECHECK_S = 1.0
-ENDED = "event: end\ndata: " + '{"message": "登录已失效（已退出、密码已重设或账户已停用），请重新登录"}\n\n'
+    got = await build(ctx, con.histories, cid, meta, region=region)
+    stop = await ctx.store.console.calls_stopped(cid)
+    text = caseview.pending_html(
+        cid, got, session_of(request).csrf, can_act=user_of(request).has("drafter", "approver"),
+        door_ok=meta.state is CampaignState.ACTIVE and stop is None)
+    return web.Response(text=text, content_type="text/html",
+                        headers={"X-Waiting": str(got.total)})
 
 
 @requires()
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the board's snapshot whenever it changes (and a heartbeat).
-
-    The stream ends (an `end` event, then close) within about RECHECK_S of its session
-    ending; a session may hold `streams.per_session` of them, a user `streams.per_user`, a
-    process `streams.total`.
-    """
+    """Server-sent events: the board's snapshot and the desk's news whenever they change."""
     con = console(request)
     ctx = con.app.ctx
     cid = request.match_info["cid"]
     await campaign_meta(ctx, cid)
-    sid = request.cookies.get(COOKIE, "")
-    session = session_digest(sid)
-    user = user_of(request).name
-    refusal = con.streams.refusal(session, user)
-    if refusal is not None:
-        code = "too_many_streams" if refusal.status == 429 else "unavailable"
-        return web.json_response({"error": {"code": code, "message": refusal.message}},
-                                 status=refusal.status,
-                                 headers={"Retry-After": str(refusal.retry_after_s)})
-    interval = max(0.1, (await con.settings()).sse_interval_s)
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    with con.streams.hold(session, user), contextlib.suppress(ConnectionResetError):
-        await resp.prepare(request)  # the browser may go away at any write
-        last = b""
-        now = written = time.monotonic()
-        look, check = now, now + RECHECK_S
-        while True:
-            if now >= check:
-                if await con.signed_in(sid) is None:
-                    await resp.write(ENDED.encode())
-                    break
-                check = now + RECHECK_S
-            if now >= look:
-                blob = msgspec.json.encode(await snapshot(ctx, cid))
-                if blob != last:
-                    await resp.write(b"event: state\ndata: " + blob + b"\n\n")
-                    last, written = blob, now
-                elif now - written >= 15:
-                    await resp.write(b": keep-alive\n\n")  # proxies drop silent connections
-                    written = now
-                look = now + interval
-            await asyncio.sleep(max(0.01, min(look, check) - time.monotonic()))
-            now = time.monotonic()
-    return resp
+    ttl = (await con.settings()).sse_interval_s
+    watch = DeskWatch(user_of(request).has("approver"), con.shared, ttl)
 
+    async def state() -> dict[str, Any]:
+        snap = dict(await con.shared.get(("board", cid), ttl, lambda: snapshot(ctx, cid)))
+        snap["desk"] = await watch.poll(ctx)
+        snap.pop("now")  # the page counts the seconds itself: send only what changed
+        return snap
 
-@requires("drafter", "approver")
-async def manual_ack(request: web.Request) -> web.StreamResponse:
-    ctx = console(request).app.ctx
-    cid = request.match_info["cid"]
-    f = await form(request)
-    reason = f.get("reason", "").strip()
-    if not reason:
-        raise back(f"{PREFIX}/campaigns/{cid}", "人工确认须填写原因")
-    res = await record_ack(ctx, cid, f.get("person", ""), AckVia.CONSOLE,
-                           by=user_of(request).name, reason=reason)
-    if res.code in (0, -1):
-        raise NotFoundError("no such campaign or person in it")
-    p = ctx.person(f.get("person", ""))
-    if res.late:
-        raise back(f"{PREFIX}/campaigns/{cid}", res.late_zh)
-    if res.journaled:  # Redis unavailable: held in the journal, recorded when it returns
-        msg = f"已收到{p.name if p else ''}的人工确认，存储恢复后自动记录"
-    else:
-        msg = f"已记录{p.name if p else ''}的人工确认" if res.recorded else "此人此前已确认"
-    raise back(f"{PREFIX}/campaigns/{cid}", msg)
-
-
-@requires("drafter", "approver")
-async def door(request: web.Request) -> web.StreamResponse:
-    ctx = console(request).app.ctx
-    cid = request.match_info["cid"]
-    await campaign_meta(ctx, cid)
-    try:
-        name = await order_door_to_door(ctx, cid, (await form(request)).get("grid", ""),
-                                        user_of(request).name)
-    except CampaignOver as e:
-        state = html.CAMPAIGN_STATE_ZH.get(e.state, "已结束")
-        raise back(f"{PREFIX}/campaigns/{cid}", f"该预警{state}，未安排入户叫应") from e
-    raise back(f"{PREFIX}/campaigns/{cid}", f"已通知{name}入户叫应")
+    return await stream(request, state)

@@ -15,6 +15,7 @@ from warnbus.web.console.actions import (
     PublishError,
     cancel_form,
     latest_alert,
+    on_behalf_of,
     publish,
     update_form,
     why_not_continue,
@@ -248,7 +249,9 @@ async def _submit(request: web.Request, kind: str, level: str, f: DraftForm,
     drafts = _drafts(request)
     settings = await con.settings()
     draft = await drafts.create(kind, level, f, user_of(request).name, ctx.clock.now(), campaign)
-    if _needs_approval(level, settings.approval_levels):
+    # Another sender's thread is continued on its behalf only with an approver's approval.
+    if _needs_approval(level, settings.approval_levels) or (
+            campaign and await on_behalf_of(ctx, campaign)):
         raise back(f"{PREFIX}/drafts/{draft.id}", "已提交，等待审批人批准")
     await drafts.move(draft.id, "pending", "publishing")
     try:
@@ -314,7 +317,8 @@ async def draft_page(request: web.Request) -> web.Response:
             f'<dt>标题</dt><dd>{esc(f.headline)}</dd><dt>内容</dt><dd>{esc(f.description)}</dd>'
             f'<dt>有效期</dt><dd>{esc(f.effective)} 至 {esc(f.expires)}</dd>'
             f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
-            + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "") + "</dl>")
+            + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "")
+            + await _behalf_row(con, d) + "</dl>")
     if d.state == "failed":
         # Plainly, above everything: this message was NOT sent.
         msg = ""
@@ -353,6 +357,17 @@ async def draft_page(request: web.Request) -> web.Response:
             f'<div class="card">{small}</div><div class="card">{reach}</div></div></div>')
     return page(request, f"{html.LEVEL_ZH.get(d.level, '')}预警 · {html.KIND_ZH.get(d.kind, '')}",
                 body, active="drafts")
+
+
+async def _behalf_row(con: Console, d: Draft) -> str:
+    """For an Update or Cancel of another sender's thread: that it is published on its
+    behalf (under the console's sender), which is why it needs an approver."""
+    if d.kind == "alert" or not d.campaign_id or await con.app.ctx.store.meta(
+            d.campaign_id) is None:
+        return ""
+    owner = await on_behalf_of(con.app.ctx, d.campaign_id)
+    return (f'<dt>代发</dt><dd class="warn" id="on-behalf">本县代 {esc(owner)} '
+            f'{html.KIND_ZH.get(d.kind, "")}该预警，须审批人批准</dd>' if owner else "")
 
 
 def area_summary(con: Console, f: DraftForm) -> str:

@@ -32,7 +32,8 @@ PREVIEW_URL = "https://example.invalid/ack/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
 #: What each kind of message is, as the officer reads the preview.
 KIND_ZH = {DeliveryKind.WARNING: "预警", DeliveryKind.UPDATE: "更新",
            DeliveryKind.CANCEL: "解除", DeliveryKind.REDIAL: "重拨",
-           DeliveryKind.ESCALATION: "升级", DeliveryKind.NOTICE: "提醒"}
+           DeliveryKind.ESCALATION: "升级", DeliveryKind.NOTICE: "提醒",
+           DeliveryKind.FEEDBACK: "反馈"}
 
 
 def sms_segments(text: str) -> int:

@@ -13,11 +13,13 @@ from aiohttp import web
 
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import Role, TargetKind
+from warnbus.flow.feedback_view import feedback_rows
 from warnbus.flow.record import record_rows, rows_csv, unreached
 from warnbus.runtime.context import Context
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import PREFIX, console, page, requires
 from warnbus.web.console.board import campaign_meta, drawn_areas
+from warnbus.web.console.feedback import rows_html as feedback_rows_html
 from warnbus.web.console.html import esc
 
 WITHIN_MIN = (3, 5, 10)
@@ -171,6 +173,7 @@ async def print_page(request: web.Request) -> web.Response:
                   esc(x["officer_name"]), esc(x["officer_phone"]), esc(x["last_called_name"])]
                  for x in lost]
     rows: list[dict[str, Any]] = await record_rows(ctx, root)
+    fb = await feedback_rows(ctx, cid)
     shapes = await drawn_areas(ctx, cid, meta)
     drawn = "".join(
         f'<dt>多边形</dt><dd>{esc(desc)}（{len(ring) - 1}个顶点）<p class="msg">'
@@ -192,5 +195,6 @@ async def print_page(request: web.Request) -> web.Response:
         "<h2>叫应统计</h2>" + stats_table(names, await tallies(ctx, cid, meta))
         + f"<h2>未叫醒名单（{len(lost)}）</h2>"
         + html.table(["网格", "村", "网格员", "电话", "最后呼叫"], lost_rows, "small")
-        + f"<h2>叫应记录（{len(rows)}条）</h2>" + _rows_html(rows))
+        + f"<h2>叫应记录（{len(rows)}条）</h2>" + _rows_html(rows)
+        + f"<h2>反馈（{len(fb)}条）</h2>" + feedback_rows_html(fb))
     return page(request, "叫应记录", body, active="records")

@@ -11,16 +11,137 @@
     if (b && !window.confirm(b.dataset.confirm)) ev.preventDefault();
   });
 
+  // ---------------------------------------------------------------- notices and sound
+  // A new message (alert, update, cancel) and a draft waiting for approval raise a notice
+  // on any page that listens (the desk, a board): a bar, the tab's title and a beep made
+  // with Web Audio (no sound file: nothing is downloaded). Browsers let a page make sound
+  // only after a click on it: the switch says so, and the first click anywhere starts it.
+  const KIND_ZH = { Alert: "新预警", Update: "预警更新", Cancel: "预警解除" };
+  const title = document.title;
+  let audio = null;
+  const soundWanted = () => localStorage.getItem("wb-sound") !== "off";
+  function audioCtx() {
+    const AC = window.AudioContext || window.webkitAudioContext;
+    if (!audio && AC) audio = new AC();
+    if (audio && audio.state === "suspended") audio.resume().then(soundState, soundState);
+    return audio;
+  }
+  function soundState() {
+    const btn = document.getElementById("sound-btn");
+    const st = document.getElementById("sound-state");
+    const running = !!audio && audio.state === "running";
+    document.body.dataset.sound = soundWanted() ? (running ? "on" : "waiting") : "off";
+    if (!btn) return;
+    if (!soundWanted()) { btn.textContent = "开启声音提示"; st.textContent = "声音提示已关闭"; }
+    else if (running) { btn.textContent = "关闭声音提示"; st.textContent = "声音提示已开启"; }
+    else { btn.textContent = "开启声音提示"; st.textContent = "点击页面任意处后可响铃"; }
+  }
+  function beep(times) {
+    if (!soundWanted()) return;
+    const ac = audioCtx();
+    if (!ac || ac.state !== "running") return;
+    for (let i = 0; i < times; i++) {
+      const o = ac.createOscillator(), g = ac.createGain(), t0 = ac.currentTime + i * 0.35;
+      o.type = "square";
+      o.frequency.value = i % 2 ? 660 : 880;
+      g.gain.setValueAtTime(0.12, t0);
+      g.gain.exponentialRampToValueAtTime(0.001, t0 + 0.3);
+      o.connect(g).connect(ac.destination);
+      o.start(t0);
+      o.stop(t0 + 0.3);
+    }
+    document.body.dataset.beeps = String(Number(document.body.dataset.beeps || 0) + 1);
+  }
+  if (soundWanted()) {
+    audioCtx();
+    const start = () => { audioCtx(); soundState(); };
+    document.addEventListener("pointerdown", start, { once: true });
+    document.addEventListener("keydown", start, { once: true });
+  }
+  const soundBtn = document.getElementById("sound-btn");
+  if (soundBtn) {
+    soundBtn.addEventListener("click", () => {
+      const running = !!audio && audio.state === "running";
+      localStorage.setItem("wb-sound", soundWanted() && running ? "off" : "on");
+      if (soundWanted()) { audioCtx(); beep(1); }
+      setTimeout(soundState, 50);
+    });
+  }
+  soundState();
+
+  // What the page showed when it was served is known; a notice is for what comes after.
+  const notices = document.getElementById("notices");
+  const seen = new Set(((notices && notices.dataset.known) || "").split(" ").filter(Boolean));
+  function deskNews(d) {
+    if (!d || !notices) return;
+    let fresh = 0;
+    for (const m of d.msgs || []) {
+      if (seen.has(m.id)) continue;
+      seen.add(m.id);
+      fresh += 1;
+      notice("n-" + m.type.toLowerCase(), KIND_ZH[m.type] || "新消息",
+        level(m.level) + (m.drill ? '<span class="drill">演练</span>' : "") + esc(m.headline) +
+        '<span class="muted">（' + esc(m.source) + "）</span>", "/console/campaigns/" + m.cid);
+    }
+    for (const r of d.drafts || []) {
+      if (seen.has(r.id)) continue;
+      seen.add(r.id);
+      fresh += 1;
+      notice("n-draft", "待审批", level(r.level) + esc(r.headline) +
+        '<span class="muted">（起草 ' + esc(r.by) + "）</span>", "/console/drafts/" + r.id);
+    }
+    if (fresh) {
+      beep(3);
+      document.title = "【" + fresh + "条新提示】" + title;
+    }
+  }
+  function notice(cls, kind, body, href) {
+    const box = document.createElement("div");
+    box.className = "notice " + cls;
+    box.innerHTML = "<b>" + esc(kind) + "</b> " + body + ' <a href="' + esc(href) + '">查看</a>' +
+      '<button type="button" class="dismiss">知道了</button>';
+    notices.prepend(box);
+    document.body.dataset.notices = String(notices.children.length);
+  }
+  if (notices) {
+    notices.addEventListener("click", (ev) => {
+      const b = ev.target.closest(".dismiss");
+      if (!b) return;
+      b.parentElement.remove();
+      document.body.dataset.notices = String(notices.children.length);
+      if (!notices.children.length) document.title = title;
+    });
+  }
+  function level(lv) {
+    return lv ? '<span class="lv lv-' + esc(lv) + '">' + esc(LEVEL_ZH[lv] || lv) + "</span> " : "";
+  }
+
+  // ---------------------------------------------------------------- the desk (home page)
+  const deskPage = document.getElementById("desk");
+  if (deskPage && window.EventSource) {
+    const es = new EventSource(deskPage.dataset.events);
+    es.addEventListener("desk", (ev) => {
+      const s = JSON.parse(ev.data);
+      const live = document.getElementById("live");
+      if (live && live.innerHTML !== s.live) live.innerHTML = s.live;
+      const drafts = document.getElementById("drafts-box");
+      if (drafts && s.drafts !== undefined && drafts.innerHTML !== s.drafts) drafts.innerHTML = s.drafts;
+      deskNews(s.desk);
+      deskPage.dataset.updates = String(Number(deskPage.dataset.updates || 0) + 1);
+    });
+    endings(es, deskPage);
+  }
+
   // ---------------------------------------------------------------- live board
   const board = document.getElementById("board");
   if (board && window.EventSource) {
-    let unreached = null;
+    let grids = null;
     const es = new EventSource(board.dataset.events);
     es.addEventListener("state", (ev) => {
       const s = JSON.parse(ev.data);
-      for (const [k, v] of Object.entries(s.counts || {})) {
-        const el = board.querySelector(`[data-c="${k}"]`);
-        if (el) el.textContent = v;
+      for (const el of board.querySelectorAll("[data-c]")) {
+        const v = (s.counts || {})[el.dataset.c];
+        if (v !== undefined || el.dataset.c.match(/^[pgs]_/)) el.textContent = v || 0;
       }
       for (const p of board.querySelectorAll("svg.map path[data-g]")) {
         const st = s.grids[p.dataset.g] || "none";
@@ -31,43 +152,109 @@
         const c = (s.towns[cell.dataset.r] || s.villages[cell.dataset.r] || {});
         cell.textContent = c[cell.dataset.k] || 0;
       }
-      const names = { active: "进行中", cancelled: "已解除", expired: "已过期", done: "已完成" };
+      const names = { active: "进行中", cancelled: "已解除", expired: "已过期", planning: "准备中" };
       const cs = document.getElementById("cstate");
       if (cs) cs.textContent = names[s.state] || s.state;
       board.dataset.state = s.state;
-      const u = (s.grid_counts.unreached || 0) + "/" + (s.grid_counts.escalated || 0);
-      if (unreached !== null && u !== unreached) refreshChase();
-      unreached = u;
+      if (s.ended_at) board.dataset.end = String(s.ended_at);
+      const g = JSON.stringify(s.grid_counts) + "/" + ((s.counts || {}).p_confirmed || 0);
+      if (grids !== null && g !== grids) refreshChase();
+      grids = g;
+      deskNews(s.desk);
       board.dataset.updates = String(Number(board.dataset.updates || 0) + 1);
     });
+    endings(es, board);
+    tickElapsed();
+  }
+  function endings(es, where) {
     // The session ended (signed out, password reset, account disabled): say so, stop.
     es.addEventListener("end", (ev) => {
       es.close();
       let text = "登录已失效，请重新登录";
       try { text = JSON.parse(ev.data).message || text; } catch (e) { /* keep the default */ }
-      liveNotice(text);
+      liveNotice(where, text);
     });
     // Refused (too many live boards, signed out) or gone for good: the figures are frozen.
     es.addEventListener("error", () => {
-      if (es.readyState === EventSource.CLOSED) liveNotice("实时更新已停止，请刷新页面");
+      if (es.readyState === EventSource.CLOSED) liveNotice(where, "实时更新已停止，请刷新页面");
     });
   }
-  function liveNotice(text) {
+  function liveNotice(where, text) {
     let p = document.getElementById("live-ended");
     if (!p) {
       p = document.createElement("p");
       p.id = "live-ended";
       p.className = "err";
-      board.prepend(p);
+      where.prepend(p);
     }
     p.textContent = text;
   }
+  // Elapsed time since issue, counted by the page from the server's clock at load.
+  function tickElapsed() {
+    const el = document.getElementById("elapsed");
+    if (!el) return;
+    const loaded = Date.now(), t0 = Number(board.dataset.t0), at = Number(board.dataset.since);
+    const show = () => {
+      const end = Number(board.dataset.end || 0);
+      const now = end || at + (Date.now() - loaded) / 1000;
+      el.textContent = duration(now - t0);
+      if (!end) setTimeout(show, 1000);
+    };
+    show();
+  }
+  function duration(sec) {
+    const s = Math.max(0, Math.floor(sec));
+    if (s < 60) return s + "秒";
+    if (s < 3600) return Math.floor(s / 60) + "分" + String(s % 60).padStart(2, "0") + "秒";
+    return Math.floor(s / 3600) + "小时" + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + "分";
+  }
+  // The pending list follows the grids: at most one refresh every 2 s, and never while the
+  // officer is typing in one of its forms (a refresh would drop what they typed).
+  let chaseBusy = false, chaseAgain = false, chaseLast = 0;
   function refreshChase() {
     const box = document.getElementById("chase");
     if (!box) return;
+    const typing = box.contains(document.activeElement) ||
+      [...box.querySelectorAll("input[name=reason], input[name=note]")].some((i) => i.value);
+    const wait = 2000 - (Date.now() - chaseLast);
+    if (chaseBusy || typing || wait > 0) {
+      if (!chaseAgain) {
+        chaseAgain = true;
+        setTimeout(() => { chaseAgain = false; refreshChase(); }, Math.max(wait, 1000));
+      }
+      return;
+    }
+    chaseBusy = true;
+    chaseLast = Date.now();
     fetch(box.dataset.src, { credentials: "same-origin" })
-      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((t) => { box.innerHTML = t; }).catch(() => {});
+      .then((r) => (r.ok ? r.text().then((t) => [t, r.headers.get("X-Waiting")]) : Promise.reject(r.status)))
+      .then(([t, n]) => {
+        box.innerHTML = t;
+        const w = document.querySelector('[data-c="waiting"]');
+        if (w && n !== null) w.textContent = n;
+        box.dataset.refreshed = String(Number(box.dataset.refreshed || 0) + 1);
+      })
+      .catch(() => {})
+      .finally(() => { chaseBusy = false; });
+  }
+  // A grid clicked on the board's map (or its name): its people and calls in a panel.
+  const panel = document.getElementById("grid-panel");
+  if (board && panel) {
+    board.addEventListener("click", (ev) => {
+      if (ev.target.closest("#grid-panel .close")) { panel.hidden = true; return; }
+      const hit = ev.target.closest("svg.map path[data-g]");
+      if (!hit || document.querySelector("svg.map.drawing")) return;
+      ev.preventDefault();
+      fetch(board.dataset.gridSrc + encodeURIComponent(hit.dataset.g) + "?part=panel",
+        { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+        .then((t) => {
+          panel.innerHTML = t;
+          panel.hidden = false;
+          panel.dataset.grid = hit.dataset.g;
+          panel.scrollIntoView({ block: "nearest" });
+        }).catch(() => {});
+    });
   }
 
   // Printable pages: a button, not an inline handler (the CSP allows no inline script).

@@ -1,0 +1,192 @@
+"""The HTML of grid cases: the pending list's cards, and a grid's page with its timeline.
+
+Each person of a grid shows where they stand (叫应中 with the round, calls and the next
+step; 已确认 how and when; 已升级 to whom; 未叫醒), with their number as a `tel:` link; each
+card lists every call to the grid's people by name, the earliest first.
+"""
+
+from __future__ import annotations
+
+from warnbus.domain.states import AuditEvent
+from warnbus.web.console import html
+from warnbus.web.console.base import PREFIX
+from warnbus.web.console.cases import Cases, GridCase
+from warnbus.web.console.history import Call, Event
+from warnbus.web.console.html import CHANNEL_ZH, DOOR_OUTCOME_ZH, GRID_STATE_ZH, VIA_ZH, esc
+from warnbus.web.console.people import PersonLine, PersonState
+
+_OUTCOME_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
+               "failed-perm": "失败"}
+_KIND_ZH = {"warning": "预警", "update": "更新", "redial": "重拨", "escalation": "升级",
+            "cancel": "解除", "notice": "提醒"}
+#: Calls a card lists before it leaves the middle out (the grid's page lists them all).
+CARD_CALLS = 30
+
+
+def step_zh(step: int) -> str:
+    if step == 95:
+        return "入户通知"
+    if step == 90:
+        return "广播未播提醒"
+    if step >= 10:
+        return f"第{step // 10}级升级" + (f"·重拨{step % 10}" if step % 10 else "")
+    return f"第{step}次重拨" if step else "首轮"
+
+
+def person_html(line: PersonLine) -> str:
+    role = html.PERSON_ROLE_ZH.get(line.role, line.role)
+    tel = (f' <a class="tel" href="tel:{esc(line.phone)}">{esc(line.phone)}</a>'
+           if line.phone else "")
+    state = html.PERSON_STATE_ZH[line.state]
+    if line.state is PersonState.CONFIRMED and line.ack is not None:
+        a = line.ack
+        how = VIA_ZH.get(a.via.value, a.via.value) + (f"（{a.by}：{a.reason}）" if a.by else "")
+        state += f" · {how} · {html.bj(a.at, '%H:%M:%S')}"
+    elif line.state is PersonState.PENDING:
+        state += f" · 第{max(1, line.rounds)}轮 · 已呼叫{len(line.calls)}次"
+        if line.next is not None:
+            state += f" · 下一步 {html.bj(line.next.at, '%H:%M:%S')} {line.next.what}"
+    elif line.state is PersonState.ESCALATED and line.moved_to:
+        state = f"未确认 · 已升级至 {line.moved_to}"
+    elif line.calls:
+        state += f" · 已呼叫{len(line.calls)}次"
+    return (f'<li class="ps-{line.state.value}" data-p="{esc(line.pid)}"><b>{esc(line.name)}</b>'
+            f'（{esc(role)}）{tel} <span class="pst">{esc(state)}</span></li>')
+
+
+def calls_html(case: GridCase, limit: int | None = CARD_CALLS) -> str:
+    """Every call to the grid's people, by name, the earliest first (`limit`: the first and
+    the latest ones, with how many were left out between)."""
+    names = {p.pid: (p.name, p.role) for p in case.people}
+    calls = sorted(((c, pid) for pid in names for c in next(
+        (p.calls for p in case.people if p.pid == pid), [])), key=lambda x: x[0].at)
+    shown: list[tuple[Call, str] | None] = list(calls)
+    if limit is not None and len(calls) > limit:
+        head = limit // 3
+        shown = [*calls[:head], None, *calls[len(calls) - (limit - head):]]
+    items = []
+    for item in shown:
+        if item is None:
+            items.append(f'<li class="muted">……省略{len(calls) - limit}条（见网格详情）</li>'
+                         if limit else "")
+            continue
+        c, pid = item
+        name, role = names[pid]
+        items.append(f'<li>{html.bj(c.at, "%H:%M:%S")} {esc(name)}'
+                     f'（{esc(html.PERSON_ROLE_ZH.get(role, role))}）'
+                     f'{esc(CHANNEL_ZH.get(c.channel, c.channel))} {step_zh(c.step)}'
+                     f'·{_KIND_ZH.get(c.kind, c.kind)} → '
+                     f'{esc(_OUTCOME_ZH.get(c.outcome, c.outcome))}</li>')
+    return (f'<details class="calls"><summary>呼叫记录（{len(calls)}）</summary>'
+            f'<ul class="tries">{"".join(items)}</ul></details>')
+
+
+def door_html(case: GridCase) -> str:
+    out = ""
+    if case.door is not None:
+        d = case.door
+        out += (f'<p class="warn door-order">已安排入户：{esc(d.to)}（{esc(d.by)}，'
+                f'{html.bj(d.at, "%H:%M")}）</p>')
+    if case.result is not None:
+        r = case.result
+        who = r.by if r.via.value == "console" else f"{r.by}（本人）"
+        out += (f'<p class="ok door-result">入户结果：<b>{DOOR_OUTCOME_ZH[r.outcome.value]}</b>'
+                f'{"：" + esc(r.note) if r.note else ""}（{esc(who)}，{html.bj(r.at, "%H:%M")}）</p>')
+    return out
+
+
+def actions_html(cid: str, case: GridCase, csrf: str, *, door_ok: bool,
+                 from_grid: bool = False) -> str:
+    base = f"{PREFIX}/campaigns/{esc(cid)}"
+    grid = f'<input type="hidden" name="grid" value="{esc(case.grid_id)}">' + (
+        '<input type="hidden" name="from" value="grid">' if from_grid else "")
+    token = html.csrf_field(csrf)
+    who = html.options((p.pid, p.name) for p in case.people
+                       if p.state is not PersonState.CONFIRMED)
+    out = ""
+    if who:
+        out += (f'<form method="post" action="{base}/ack" class="row">{token}{grid}'
+                f'<select name="person">{who}</select><input name="reason" required '
+                'placeholder="确认方式，如：电话回拨已确认"><button>人工确认</button></form>')
+    if door_ok and case.result is None and case.display != "door":
+        out += (f'<form method="post" action="{base}/door" class="row">{token}{grid}'
+                '<button data-confirm="通知村负责人入户叫应？">安排入户</button></form>')
+    if case.door is not None or case.display in ("unreached", "escalated"):
+        outcomes = html.options(DOOR_OUTCOME_ZH.items())
+        out += (f'<form method="post" action="{base}/door/result" class="row door-form">{token}'
+                f'{grid}<select name="outcome">{outcomes}</select><input name="note" '
+                'maxlength="500" placeholder="说明（选“其他”时必填）"><button>登记入户结果</button></form>')
+    return out
+
+
+def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bool,
+              now: float, calls_limit: int | None = CARD_CALLS, from_grid: bool = False) -> str:
+    people = "".join(person_html(p) for p in case.people)
+    acts = (actions_html(cid, case, csrf, door_ok=door_ok, from_grid=from_grid)
+            if can_act else "")
+    if acts:
+        # Open where the officer has to act now; folded while the engine is still calling.
+        urgent = from_grid or case.display in ("unreached", "door", "escalated")
+        acts = (f'<details class="acts"{" open" if urgent else ""}><summary>处理</summary>'
+                f"{acts}</details>")
+    return (f'<div class="chase s-{case.display}" data-grid="{esc(case.grid_id)}">'
+            f'<h3><a class="grid-link" data-g="{esc(case.grid_id)}" '
+            f'href="{PREFIX}/campaigns/{esc(cid)}/grids/{esc(case.grid_id)}">{esc(case.name)}</a>'
+            f'<small>{esc(case.village)} · {esc(case.town)} · '
+            f'<b class="gst">{GRID_STATE_ZH.get(case.display, case.display)}</b> · '
+            f'{html.bj(case.since, "%H:%M")} 起叫，已 {html.duration(now - case.since)}</small></h3>'
+            f'<ul class="people">{people}</ul>{door_html(case)}'
+            f'{calls_html(case, calls_limit)}{acts}</div>')
+
+
+def pending_html(cid: str, got: Cases, csrf: str, *, can_act: bool, door_ok: bool) -> str:
+    """The pending list (待确认名单): the grids nobody has answered for yet."""
+    if not got.cases:
+        stopped = "（已停止叫应）" if got.stop else ""
+        return f'<p class="muted" id="none-pending">没有待确认的网格{stopped}。</p>'
+    more = (f'<p class="muted">共{got.total}个网格待确认，仅显示最急的{len(got.cases)}个；'
+            '请在右侧进入乡镇或村查看其余网格。</p>' if got.total > len(got.cases) else "")
+    return more + "".join(card_html(cid, c, csrf, can_act=can_act, door_ok=door_ok, now=got.now)
+                          for c in got.cases)
+
+
+def timeline_html(case: GridCase, got: Cases) -> str:
+    """Everything that happened to a grid, in time order: calls to its people by name,
+    confirmations, escalations, door-to-door orders and results, a stop of the calling."""
+    names = {p.pid: p.name for p in case.people}
+    rows: list[tuple[float, str]] = []
+    for p in case.people:
+        for c in p.calls:
+            rows.append((c.at, f'{esc(p.name)}：{esc(CHANNEL_ZH.get(c.channel, c.channel))} '
+                               f'{step_zh(c.step)}·{_KIND_ZH.get(c.kind, c.kind)} → '
+                               f'{esc(_OUTCOME_ZH.get(c.outcome, c.outcome))}'))
+        for e in got.digest.of_person.get(p.pid, ()):
+            rows.append((e.at, _person_event(p.name, e)))
+    for e in case.events:
+        rows.append((e.at, _grid_event(e, names)))
+    for e in got.digest.campaign:
+        if e.ev == AuditEvent.STOP:
+            rows.append((e.at, f'停止叫应（{esc(e.get("by"))}：{esc(e.get("x"))}）'))
+    rows.sort(key=lambda r: r[0])
+    items = "".join(f"<li>{html.bj(at, '%m-%d %H:%M:%S')} {text}</li>" for at, text in rows)
+    return f'<ol class="timeline">{items}</ol>'
+
+
+def _person_event(name: str, e: Event) -> str:
+    via = VIA_ZH.get(e.get("via"), e.get("via"))
+    by = f"（{esc(e.get('by'))}）" if e.get("by") else ""
+    if e.ev == AuditEvent.LATE:
+        return f"{esc(name)}：预警结束后确认（{esc(via)}）"
+    return f"<b>{esc(name)}：已确认</b>（{esc(via)}）{by}"
+
+
+def _grid_event(e: Event, names: dict[str, str]) -> str:
+    if e.ev == AuditEvent.ESCALATE:
+        to = e.get("to")
+        return (f"升级：{esc(names.get(to, to))}（第{esc(e.get('lv'))}级）" if to
+                else "<b>列入未叫醒</b>（叫应链已用尽）")
+    if e.ev == AuditEvent.DOOR_ORDER:
+        return f"安排入户：{esc(e.get('to'))}（{esc(e.get('by'))}）"
+    outcome = DOOR_OUTCOME_ZH.get(e.get("r"), e.get("r"))
+    note = f"：{esc(e.get('x'))}" if e.get("x") else ""
+    return f"<b>入户结果：{esc(outcome)}</b>{note}（{esc(e.get('by'))}）"

@@ -1,0 +1,67 @@
+"""A report after the ack from form fields (the ack page, the console), and the page's form.
+
+Kept apart from the handlers (`web/feedback.py`) so that the console can use it too.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+from warnbus.domain.feedback import FEEDBACK_ZH, FeedbackKind, Report
+
+#: Why a report was not kept, as a person reads it (FeedbackResult.status).
+REFUSED_ZH = {"not_confirmed": "请先确认收到预警，再报送。", "too_many": "报送次数已达上限。",
+              "not_target": "未找到对应的预警或人员。", "no_campaign": "未找到对应的预警或人员。"}
+_FIELDS = ("kind", "count", "text", "photo")
+_KIND_NAMES = "、".join(f"{k.value}（{FEEDBACK_ZH[k]}）" for k in FeedbackKind)
+
+
+class BadReport(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def report_of(fields: Mapping[str, str]) -> Report:
+    """A report from form fields or JSON values (all as text); BadReport names the field."""
+    unknown = sorted(set(fields) - {*_FIELDS, "campaign_id", "person_id", "_csrf"})
+    if unknown:
+        raise BadReport(unknown[0], "不认识的字段")
+    raw_kind = str(fields.get("kind", "")).strip()
+    try:
+        kind = FeedbackKind(raw_kind)
+    except ValueError:
+        raise BadReport("kind", f"报送类型须是 {_KIND_NAMES} 之一") from None
+    count: int | None = None
+    raw_count = str(fields.get("count", "") or "").strip()
+    if kind is FeedbackKind.EVACUATED:
+        if not raw_count.isdigit() or not raw_count.isascii():
+            raise BadReport("count", "已转移人数须是 0 或正整数")
+        count = int(raw_count)
+    elif raw_count:
+        raise BadReport("count", "只有“已转移”报送人数")
+    text = str(fields.get("text", "") or "").strip()
+    photo = str(fields.get("photo", "") or "").strip()
+    if kind is FeedbackKind.HAZARD and not text:
+        raise BadReport("text", "请填写险情/灾情情况")
+    if kind is not FeedbackKind.HAZARD and (text or photo):
+        raise BadReport("text" if text else "photo", "只有险情/灾情报送文字和照片链接")
+    try:
+        return Report(kind, count, text, photo)
+    except ValueError as e:
+        field = str(e).split(":", 1)[0]
+        raise BadReport(field if field in _FIELDS else "kind", f"不符合要求（{e}）") from None
+
+
+def feedback_form(token: str) -> str:
+    """The ack page's form after confirming: 到岗, 转移 N 人, 险情 (words, photo link), 零报告."""
+    t = html.escape(token)
+    options = "".join(f'<option value="{k.value}">{FEEDBACK_ZH[k]}</option>' for k in FeedbackKind)
+    return (f'<section id="feedback"><h2>报送反馈</h2>'
+            f'<form method="post" action="/ack/{t}/feedback">'
+            f'<p><label>类型 <select name="kind">{options}</select></label></p>'
+            '<p><label>已转移人数 <input name="count" inputmode="numeric" size="6"></label></p>'
+            '<p><label>险情/灾情 <input name="text" maxlength="500"></label></p>'
+            '<p><label>照片链接 <input name="photo" type="url" maxlength="500"></label></p>'
+            '<button style="font-size:1.5em">报送</button></form></section>')
