@@ -192,13 +192,16 @@ async def test_drill_down_from_village_to_grids_and_people(web) -> None:  # type
     assert r.status == 404
 
 
-async def test_an_exercise_is_marked_on_the_desk_and_the_board(web) -> None:  # type: ignore[no-untyped-def]
+async def test_an_exercise_is_marked_on_the_desk_the_board_and_the_records(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
     _alert, cid = await _started(h, codes=("430623",), status=Status.EXERCISE)
     await sign_in(client, "alan")
-    for path in ("/console/", f"/console/campaigns/{cid}"):
+    for path in ("/console/", f"/console/campaigns/{cid}", "/console/records",
+                 f"/console/campaigns/{cid}/print"):
         page = await (await client.get(path, headers=HTML)).text()
-        assert '<span class="drill">演练</span>' in page, path
+        assert "演练" in page, path
+        if path != f"/console/campaigns/{cid}/print":  # the printed title says （演练）
+            assert '<span class="drill">演练</span>' in page, path
 
 
 async def test_a_grid_removed_from_the_registry_while_it_is_called(web) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,11 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     assert "须由第二人" in await drafter.inner_text("#preview")
     await drafter.screenshot(path=str(SHOTS / "compose.png"), full_page=True)
     await drafter.click("#submit-btn")
+    # Confirmed before it goes anywhere: the level and the reach, once more.
+    await drafter.wait_for_selector("#confirm-btn")
+    assert f"覆盖{grids}个网格" in await drafter.inner_text("#confirm-publish")
+    await drafter.screenshot(path=str(SHOTS / "compose-confirm.png"), full_page=True)
+    await drafter.click("#confirm-btn")
     await drafter.wait_for_selector("text=等待审批人批准")
     assert not await ctx.redis.zcard("wb:campaigns")  # a drafter cannot publish red alone
     # --- approve with a second user
@@ -118,10 +123,10 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     path = await (await dl.value).path()
     text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert any(r["confirmed_via"] == "console" and r["confirmed_by"] == "alan" for r in rows)
-    assert any(r["kind"] == "cancel" for r in rows)
+    assert any(r["确认方式"] == "人工确认" and r["确认人"] == "Alan" for r in rows)
+    assert any(r["步骤"] == "解除通知" for r in rows)
     await approver.goto(f"{base}/console/campaigns/{cid}/print")
-    assert "起草 dora，审批 alan" in await approver.inner_text("main")
+    assert "起草 Dora，审批 Alan" in await approver.inner_text("main")
 
 
 def _corner_grids(h: Harness, spots: list[tuple[float, float]]) -> list[tuple[str, float, float]]:
@@ -179,6 +184,7 @@ async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untype
     assert set(sel) == want
     await drafter.screenshot(path=str(SHOTS / "compose-draw.png"), full_page=True)
     await drafter.click("#submit-btn")
+    await drafter.click("#confirm-btn")
     await drafter.wait_for_selector("text=等待审批人批准")  # orange: a second person
     # --- approve: the approver sees the drawn area on the draft's map
     approver = await signed_page(browser, base, "alan", viewport={"width": 1366, "height": 900})

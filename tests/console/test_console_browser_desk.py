@@ -83,7 +83,7 @@ async def test_a_feed_alert_rings_on_the_open_desk(live) -> None:  # type: ignor
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",
             "description": "预计未来3小时降雨量将达100毫米以上。", "instruction": "立即转移。",
             "effective": "2026-07-15T13:30", "expires": "2026-07-15T19:30",
-            "area": "430623102000"})
+            "area": "430623102000", "confirmed": "1"})
         assert r.status == 303
         await desk.wait_for_selector(".notice.n-draft:has-text('华容县应急管理局发布暴雨红色预警')")
         await desk.wait_for_function("Number(document.body.dataset.beeps) >= 2")

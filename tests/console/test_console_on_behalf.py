@@ -62,7 +62,7 @@ async def test_a_feeds_warning_is_updated_and_cancelled_on_its_behalf(web) -> No
                                                                        alert.sender)
     page = await (await client.get(f"/console/campaigns/{cid}", headers=HTML)).text()
     assert "数据源 qx-met（自动接入）" in page
-    assert "本值守台：起草 dora，审批 alan；代 430623@qx.example.cn 发布" in page
+    assert "本值守台：起草 Dora，审批 Alan；代 430623@qx.example.cn 发布" in page
     assert "华容县暴雨红色预警更新" in page  # the text the campaign carries now
     # The feed still continues its own thread.
     again = cap_alert("43062304100000_20260715060000_2", msg_type=MsgType.UPDATE,

@@ -67,9 +67,9 @@ async def test_red_needs_a_second_person_and_the_record_names_both(web) -> None:
     assert h.sent("voice")
     r = await client.get(f"/console/campaigns/{cid}", headers={"Accept": "text/html"})
     page = await r.text()
-    assert r.status == 200 and "起草 both" in page and "审批 alan" in page
+    assert r.status == 200 and "起草 Both" in page and "审批 Alan" in page  # display names
     r = await client.get(f"/console/campaigns/{cid}/print")
-    assert "起草 both，审批 alan" in await r.text()
+    assert "起草 Both，审批 Alan" in await r.text()  # display names
 
 
 async def test_yellow_is_published_by_the_drafter_alone(web) -> None:  # type: ignore[no-untyped-def]
@@ -163,7 +163,7 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
     r = await client.get(f"/console/campaigns/{cid}/record.csv")
     body = (await r.text()).lstrip("\ufeff")
     rows = list(csv.DictReader(io.StringIO(body)))
-    assert any(row["confirmed_via"] == "console" and row["confirmed_by"] == "anna" for row in rows)
+    assert any(row["确认方式"] == "人工确认" and row["确认人"] == "Anna" for row in rows)
     r = await client.get("/console/records?level=red&town=430623101000")
     assert cid in await r.text()
     r = await client.get("/console/records?level=blue")

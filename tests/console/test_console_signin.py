@@ -150,7 +150,7 @@ async def test_admin_unlocks_an_account_and_the_unlock_is_audited(web) -> None: 
         status, text = await attempt(dora, "dora", PASSWORD, token)
         assert status == 303, text
     page = await (await client.get("/console/admin", headers={"Accept": "text/html"})).text()
-    assert "root 解除登录锁定 dora" in page  # who, and when (the line starts with the time)
+    assert "Root 解除登录锁定 Dora（dora）" in page  # who, and when (the line starts with the time)
     r = await client.post("/console/admin/users/nobody/unlock", data={"_csrf": s.csrf})
     assert r.status == 404
     s = await sign_in(client, "alan")

@@ -57,7 +57,7 @@ async def test_an_approver_stops_every_call_of_a_feeds_campaign(web) -> None:  #
         await h.drain()
     assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
     page = await (await client.get(f"/console/campaigns/{cid}", headers=HTML)).text()
-    assert "已停止叫应：alan于" in page and "原因：气象台电话告知为误报" in page
+    assert "已停止叫应：Alan于" in page and "原因：气象台电话告知为误报" in page
     assert 'id="stop-btn"' not in page and "没有待确认的网格（已停止叫应）" in page
     again = (await stop(s.csrf, "再次停止"))[1]
     assert "由alan停止叫应" in again and len(

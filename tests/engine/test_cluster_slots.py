@@ -175,7 +175,7 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",
             "description": "预计未来3小时降雨量将达100毫米以上。", "instruction": "危险区域人员立即转移。",
             "effective": "2026-07-15T13:30", "expires": "2026-07-15T19:30",
-            "area": "430623105000"}
+            "area": "430623105000", "confirmed": "1"}
     r = await client.post("/console/compose", data=form, allow_redirects=False)
     assert r.status == 303 and "/drafts/df_" in r.headers["Location"], await r.text()
     draft = r.headers["Location"].split("/drafts/")[1].split("?")[0]

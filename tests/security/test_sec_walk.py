@@ -230,6 +230,11 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/drafts/{id}", console(drafter=200, approver=200)),
     route("POST /console/drafts/{id}/approve", console(approver=303), drafted("approve")),
     route("POST /console/drafts/{id}/reject", console(approver=303), drafted("reject")),
+    # Only its drafter withdraws or edits a draft (another drafter is sent back to it, 303).
+    route("POST /console/drafts/{id}/withdraw", console(drafter=303),
+          drafted("withdraw", own=True)),
+    route("GET /console/drafts/{id}/edit", console(drafter=200),
+          drafted("edit", own=True, method="GET")),
     route("GET /console/records", SIGNED_IN),
     route("GET /console/registry", SIGNED_IN),
     route("GET /console/registry/grids", SIGNED_IN),

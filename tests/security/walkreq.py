@@ -313,12 +313,13 @@ def update_form(name: str) -> Maker:
     return make
 
 
-def drafted(action: str, own: bool = False) -> Maker:
-    """Approve or reject a pending draft: dora's, or (own) the requester's own."""
+def drafted(action: str, own: bool = False, method: str = "POST") -> Maker:
+    """Approve, reject, withdraw or edit a pending draft: dora's, or (own) the requester's."""
 
     async def make(w: World, kind: Kind) -> Req:
         draft = await w.own_draft(kind) if own else await w.draft()
-        return Req("POST", f"/console/drafts/{draft}/{action}", data={"reason": "区域有误"})
+        data = {"reason": "区域有误"} if method == "POST" else None
+        return Req(method, f"/console/drafts/{draft}/{action}", data=data)
 
     return make
 

@@ -238,7 +238,7 @@ async def test_console_ack_needs_officer_and_reason(api) -> None:  # type: ignor
     r = await client.get(f"/api/v1/alerts/{res['alert_id']}/record?format=csv",
                          headers=auth(OFFICER))
     text = await r.text()
-    assert r.status == 200 and text.startswith('"person_id",')
+    assert r.status == 200 and text.startswith('\ufeff"person_id",')
     assert "电话回访确认" in text and "console" in text
 
 

@@ -56,6 +56,12 @@ class DeliveryReport(StrEnum):
     DELIVERED = "delivered"  # it arrived (a speaker's report: that speaker played)
     FAILED = "failed"  # undeliverable after the provider accepted it: the fallback channel
     DEVICE_FAILED = "device-failed"  # one speaker of an area did not play: audited only
+    # What became of a call or message that neither settles nor fails it (audited only, for
+    # the record: the deadline drives the redial): the call rang out or was busy (the
+    # provider's words in the detail), was answered without the key, or the message was read.
+    NO_ANSWER = "no-answer"
+    ANSWERED = "answered"
+    READ = "read"
 
 
 class TargetState(StrEnum):

@@ -22,6 +22,8 @@ log = structlog.get_logger("warnbus.flow.events")
 
 _DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.DONE}
 _FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
+_NOTED = {ProviderStatus.NO_ANSWER: DeliveryReport.NO_ANSWER,
+          ProviderStatus.ANSWERED: DeliveryReport.ANSWERED}
 #: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
 ACTIVE_TTL_S = 1.0
 #: How long a reply's provider message id is remembered: a resend or replay within it
@@ -53,8 +55,8 @@ class EngineSink:
         detail: str = "",
     ) -> None:
         """Apply a provider's report, durably (Redis, or the journal while it is away)."""
-        if status not in _DELIVERED and status not in _FAILED:
-            return  # queued/sent/no-answer: nothing to change; deadlines drive redials
+        if status not in _DELIVERED and status not in _FAILED and status not in _NOTED:
+            return  # queued/sent/limited: nothing to record
         op = StatusOp(campaign_id, delivery_id, target_id, status.value, self.ctx.clock.now(),
                       detail)
         await durably(self.ctx, op, self._apply_status)
@@ -63,6 +65,10 @@ class EngineSink:
         status = ProviderStatus(op.status)
         if status in _DELIVERED:
             report = DeliveryReport.DELIVERED
+        elif status in _NOTED:
+            # Recorded against the call (the record says 未接 / 忙 / 已接通), nothing changes:
+            # deadlines drive redials.
+            report = _NOTED[status]
         else:
             # One speaker failing does not fail the area's command: only that speaker is
             # recorded (and its officer is put on notice when the playout deadline passes).

@@ -14,6 +14,7 @@ import msgspec
 
 from warnbus.domain.feedback import Feedback, FeedbackKind, FeedbackState, Report
 from warnbus.state import keys, scripts
+from warnbus.state.client import RedisClient
 from warnbus.state.replies import s
 
 RECORD = scripts.load(__file__, "feedback")
@@ -29,8 +30,8 @@ _state = msgspec.json.Decoder(FeedbackState)
 
 
 class FeedbackBook:
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis: Any = redis  # replies decoded here
         self._record = RECORD.bind(redis)
         self._overdue = OVERDUE.bind(redis)
 

@@ -10,6 +10,8 @@ local p = split(st, '|')
 local state, n = p[1], p[2]
 if report == DR.DEVICE_FAILED then
   -- only the audit below: the area command stands, the speaker did not play
+elseif report == DR.NO_ANSWER or report == DR.ANSWERED or report == DR.READ then
+  -- only the audit below, for the record: the deadline drives the redial
 elseif report == DR.DELIVERED and string.sub(target_id, 1, #DEVICE_PREFIX) == DEVICE_PREFIX then
   -- a speaker's playout report: the speaker's own state (no target counters), and the
   -- area command counts as delivered from the first report on

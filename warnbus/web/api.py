@@ -46,6 +46,7 @@ from warnbus.flow.credentials import (
     serves_within,
 )
 from warnbus.flow.feedback_view import feedback_csv, feedback_rows
+from warnbus.flow.filed import with_words, words_csv
 from warnbus.flow.intake import accept, thread_reach
 from warnbus.ingest import parse_off_loop
 from warnbus.plugin import REQUEST_GATE, WebhookChannel, admit_request
@@ -342,12 +343,15 @@ async def get_record(request: web.Request) -> web.StreamResponse:
     rows = [r for r in await views.record_rows(app.ctx, aid)
             if serves_within(app.ctx.registry, cred, r["person_id"])]
     cid = await app.ctx.store.campaign_of(aid) or ""
+    rows = with_words(app.ctx, rows, await app.ctx.store.audit(cid) if cid else [])
     fb = [r for r in await feedback_rows(app.ctx, cid)
           if serves_within(app.ctx.registry, cred, r["person_id"])]
     if fmt == "csv" and request.query.get("section") == "feedback":
         return web.Response(text=feedback_csv(fb), content_type="text/csv", charset="utf-8")
     if fmt == "csv":
-        return web.Response(text=views.rows_csv(rows), content_type="text/csv", charset="utf-8")
+        # A BOM: spreadsheet programs read it as UTF-8 (the console's CSV has one too).
+        return web.Response(text="\ufeff" + words_csv(rows), content_type="text/csv",
+                            charset="utf-8")
     return ok({"alert_id": aid, "rows": rows, "feedback": fb})
 
 

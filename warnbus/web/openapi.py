@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from warnbus.flow.filed import API_WORDS
 from warnbus.flow.record import RECORD_COLUMNS
 from warnbus.web import openapi_feedback
 
@@ -168,7 +169,7 @@ SCHEMAS: dict[str, Any] = {
             "rows": {"type": "array", "items": {
                 "type": "object",
                 "required": list(RECORD_COLUMNS),
-                "properties": {k: {"type": "string"} for k in RECORD_COLUMNS},
+                "properties": {k: {"type": "string"} for k in (*RECORD_COLUMNS, *API_WORDS)},
             }},
         },
     },

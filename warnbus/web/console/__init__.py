@@ -16,6 +16,7 @@ from aiohttp import web
 
 from warnbus.runtime.app import App
 from warnbus.web.console import (
+    errors,
     feedback,
     pages_act,
     pages_auth,
@@ -23,10 +24,12 @@ from warnbus.web.console import (
     pages_compose,
     pages_desk,
     pages_door,
+    pages_drafts,
     pages_duty,
     pages_grid,
     pages_registry,
     pages_registry_io,
+    record_print,
     records,
 )
 from warnbus.web.console.auth import Sessions, Users, ensure_admin
@@ -56,17 +59,19 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/campaigns/{cid}/stop", pages_act.stop),
     ("POST", "/campaigns/{cid}/cancel", pages_compose.cancel_submit),
     ("GET", "/campaigns/{cid}/record.csv", records.record_csv),
-    ("GET", "/campaigns/{cid}/print", records.print_page),
+    ("GET", "/campaigns/{cid}/print", record_print.print_page),
     ("POST", "/campaigns/{cid}/feedback", feedback.enter_feedback),
     ("GET", "/campaigns/{cid}/feedback.csv", feedback.feedback_csv_download),
     ("GET", "/compose", pages_compose.compose_page),
     ("GET", "/compose/defaults", pages_compose.compose_defaults),
     ("POST", "/compose/preview", pages_compose.compose_preview),
     ("POST", "/compose", pages_compose.compose_submit),
-    ("GET", "/drafts", pages_compose.drafts_page),
-    ("GET", "/drafts/{id}", pages_compose.draft_page),
-    ("POST", "/drafts/{id}/approve", pages_compose.draft_approve),
-    ("POST", "/drafts/{id}/reject", pages_compose.draft_reject),
+    ("GET", "/drafts", pages_drafts.drafts_page),
+    ("GET", "/drafts/{id}", pages_drafts.draft_page),
+    ("POST", "/drafts/{id}/approve", pages_drafts.draft_approve),
+    ("POST", "/drafts/{id}/reject", pages_drafts.draft_reject),
+    ("POST", "/drafts/{id}/withdraw", pages_drafts.draft_withdraw),
+    ("GET", "/drafts/{id}/edit", pages_drafts.draft_edit),
     ("GET", "/records", records.records_page),
     ("GET", "/registry", pages_registry.registry_page),
     ("GET", "/registry/grids", pages_registry.grids_page),
@@ -100,6 +105,7 @@ def setup_console(web_app: web.Application, app: App) -> None:
     """Mount the console on the engine's aiohttp application."""
     web_app[CONSOLE] = Console(app, Users(app.ctx.redis, PasswordHasher()),
                                Sessions(app.ctx.redis))
+    web_app.middlewares.append(errors.console_errors)  # innermost: Chinese error pages
     r = web_app.router
     r.add_get("/", _root)
     r.add_get(PREFIX, _bare)

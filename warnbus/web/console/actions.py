@@ -40,7 +40,7 @@ from warnbus.web.console.compose import (
     new_identifier,
     sender_name,
 )
-from warnbus.web.console.drafts import Draft, Drafts
+from warnbus.web.console.drafts import Draft, DraftEvent, Drafts
 from warnbus.web.console.html import BEIJING, CAMPAIGN_STATE_ZH
 
 log = structlog.get_logger("warnbus.console")
@@ -97,7 +97,7 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
         if why is None and owner and not approved_by:
             why = "代其他发布单位更新或解除预警须经审批人批准"
         if why is not None:
-            raise await _failed(drafts, draft, f"未发布：{why}。")
+            raise await _failed(ctx, drafts, draft, f"未发布：{why}。")
     try:
         references: tuple[Reference, ...] = ()
         note = ""
@@ -114,20 +114,21 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
         cred = of_console(console_sender(ctx.settings, ctx.registry), on_behalf=bool(owner))
         res = await accept(ctx, alert, cred)
     except WarnbusError as e:
-        raise await _failed(drafts, draft, refusal_reason(e)) from e
+        raise await _failed(ctx, drafts, draft, refusal_reason(e)) from e
     except Exception as e:
         # Not a refusal the engine explains (e.g. Redis failed mid-way): the alert may or may
         # not have been accepted. Say exactly that, never "published".
         log.exception("console publish failed", draft=draft.id, identifier=ident)
-        raise await _failed(drafts, draft, f"发布时出错（{type(e).__name__}），无法确认预警是否已被"
+        raise await _failed(ctx, drafts, draft, f"发布时出错（{type(e).__name__}），无法确认预警是否已被"
                                            "受理：请在值守台核对后再处理") from e
     if not res.created:
         log.warning("console identifier already taken", draft=draft.id, identifier=ident,
                     alert_id=res.alert_id, campaign_id=res.campaign_id)
-        raise await _failed(drafts, draft, f"标识符 {ident} 已被另一条预警占用，本预警未发布，"
+        raise await _failed(ctx, drafts, draft, f"标识符 {ident} 已被另一条预警占用，本预警未发布，"
                                            "未发出任何消息。请重新起草并提交。")
     now = ctx.clock.now()
     await drafts.move(draft.id, "publishing", "published", alert_id=res.alert_id,
+                      event=DraftEvent(now, approved_by or draft.drafted_by, "published"),
                       campaign_id=res.campaign_id, approved_by=approved_by,
                       approved_at=now if approved_by else 0)
     await ctx.store.console.record_provenance(res.campaign_id, res.alert_id, Provenance(
@@ -159,8 +160,9 @@ def refusal_reason(e: WarnbusError) -> str:
     return f"未发布（{REFUSAL_ZH.get(e.code, '引擎拒绝受理')}）：{e.message}"
 
 
-async def _failed(drafts: Drafts, draft: Draft, reason: str) -> PublishError:
-    await drafts.move(draft.id, "publishing", "failed", reason=reason)
+async def _failed(ctx: Context, drafts: Drafts, draft: Draft, reason: str) -> PublishError:
+    await drafts.move(draft.id, "publishing", "failed", reason=reason,
+                      event=DraftEvent(ctx.clock.now(), draft.drafted_by, "failed", reason))
     return PublishError(reason)
 
 

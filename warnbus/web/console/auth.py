@@ -97,6 +97,10 @@ class Users:
         raw = await self.redis.hgetall(keys.CONSOLE_USERS)
         return sorted((_user_dec.decode(v) for v in raw.values()), key=lambda u: u.name)
 
+    async def displays(self) -> dict[str, str]:
+        """User name -> display name (姓名), for pages that say who did something."""
+        return {u.name: u.display or u.name for u in await self.all()}
+
     async def put(self, user: User) -> None:
         await self.redis.hset(keys.CONSOLE_USERS, user.name, _enc.encode(user))
 

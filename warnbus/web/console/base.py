@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 from aiohttp import web
@@ -189,7 +191,10 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
             if roles and not user.has(*roles):
                 names = "、".join(html.ROLE_ZH.get(r, r) for r in roles)
                 return deny(request, 403, f"需要{names}权限")
-            return await fn(request)
+            try:
+                return await fn(request)
+            except Back as e:
+                raise e.signed(sess) from e
 
         wrapper.roles = roles  # type: ignore[attr-defined]
         return wrapper
@@ -230,11 +235,46 @@ async def form(request: web.Request) -> dict[str, str]:
     return {k: str(v) for k, v in data.items() if isinstance(v, str)}
 
 
-def back(location: str, msg: str = "") -> web.HTTPSeeOther:
-    """A 303 to `location`, with a message for the page to show (URL-encoded)."""
-    if msg:
-        location += ("&" if "?" in location else "?") + "msg=" + quote(msg)
-    return web.HTTPSeeOther(location)
+class Back(web.HTTPSeeOther):
+    """A 303 of a console route, with a message for the page it leads to (a flash).
+
+    `requires` signs the message for the session it is meant for (`signed`): a page shows
+    only a message the server said to this session on this path (`flash`), so a crafted link
+    (`?msg=已发布`) makes no page say anything. Outside `requires` the message is dropped."""
+
+    def __init__(self, location: str, msg: str = "") -> None:
+        super().__init__(location)
+        self.target, self.flash = location, msg
+
+    def signed(self, sess: Session) -> web.HTTPSeeOther:
+        if not self.flash:
+            return web.HTTPSeeOther(self.target)
+        sep = "&" if "?" in self.target else "?"
+        sig = flash_sig(sess, urlsplit(self.target).path, self.flash)
+        # The message last: what it says stays readable at the end of the address.
+        return web.HTTPSeeOther(f"{self.target}{sep}ms={sig}&msg={quote(self.flash)}")
+
+
+def back(location: str, msg: str = "") -> Back:
+    """A 303 to `location`, with a message for the page to show (`Back`, `flash`)."""
+    return Back(location, msg)
+
+
+def flash_sig(sess: Session, path: str, msg: str) -> str:
+    """The session's signature of a message shown on `path` (keyed by its CSRF secret,
+    which never leaves the session's own pages)."""
+    key = hashlib.sha256(b"wb-flash|" + sess.csrf.encode()).digest()
+    data = f"{path}\n{msg}".encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
+
+
+def flash(request: web.Request) -> str:
+    """The message a redirect of this session left for this page (`Back`), else ""."""
+    msg, sig = request.query.get("msg", ""), request.query.get("ms", "")
+    sess = request.get(SESSION)
+    if not msg or not sig or sess is None:
+        return ""
+    return msg if hmac.compare_digest(sig, flash_sig(sess, request.path, msg)) else ""
 
 
 def json_reply(obj: Any, status: int = 200) -> web.Response:

@@ -42,6 +42,11 @@ SEVERITY = {Level.RED: Severity.EXTREME, Level.ORANGE: Severity.SEVERE,
             Level.YELLOW: Severity.MODERATE, Level.BLUE: Severity.MINOR}
 
 
+#: The CAP geocode valueName of a ticked region (rules.match reads each as a code prefix).
+GEOCODE_NAME = {RegionLevel.COUNTY: "统计用区划代码", RegionLevel.TOWNSHIP: "TOWNSHIP",
+                RegionLevel.VILLAGE: "VILLAGE"}
+
+
 class HazardLike(Protocol):
     @property
     def key(self) -> str: ...
@@ -125,16 +130,18 @@ def parse_form(ctx: Context, data: Mapping[str, str], areas: Sequence[str]) -> t
     h = next((x for x in hazards_of(ctx) if x.key == f.hazard), None)
     if h is None:
         errs["hazard"] = "请选择灾种"
-    elif f.level not in {lv.value for lv in h.levels}:
+    if not f.level:  # no default: a level is chosen, never inherited from a form's first option
+        errs["level"] = "请选择级别"
+    elif h is not None and f.level not in {lv.value for lv in h.levels}:
         errs["level"] = f"{h.name}没有{LEVEL_ZH.get(f.level, f.level or '该')}级别的预警"
     if f.status not in ("Actual", "Exercise"):
         errs["status"] = "性质只能是正式或演练"
-    regions = ctx.registry.data.regions
-    bad = [a for a in f.areas if a not in regions or regions[a].level is RegionLevel.COUNTY]
-    if not f.areas and not f.polygon and "polygon" not in errs:
-        errs["areas"] = "请选择预警区域（乡镇或村），或在地图上绘制区域"
-    elif bad:
-        errs["areas"] = f"未知区域：{'、'.join(bad)}"
+    county = ctx.registry.county_code
+    if county in f.areas:  # 全县: the whole county, nothing narrower beside it
+        f = msgspec.structs.replace(f, areas=(county,))
+    area_problem = _area_problem(ctx, f)
+    if area_problem and "polygon" not in errs:
+        errs["areas"] = area_problem
     if not f.headline:
         errs["headline"] = "请填写标题"
     eff, exp = local_time(f.effective), local_time(f.expires)
@@ -147,6 +154,15 @@ def parse_form(ctx: Context, data: Mapping[str, str], areas: Sequence[str]) -> t
     elif exp.timestamp() <= ctx.clock.now():
         errs["expires"] = "失效时间已过"
     return f, errs
+
+
+def _area_problem(ctx: Context, f: DraftForm) -> str | None:
+    regions = ctx.registry.data.regions
+    bad = [a for a in f.areas if a not in regions or (
+        regions[a].level is RegionLevel.COUNTY and a != ctx.registry.county_code)]
+    if not f.areas and not f.polygon:
+        return "请选择预警区域（全县、乡镇或村），或在地图上绘制区域"
+    return f"未知区域：{'、'.join(bad)}" if bad else None
 
 
 def local_time(value: str) -> datetime | None:
@@ -171,9 +187,7 @@ def build_alert(
     h = next(x for x in hazards_of(ctx) if x.key == f.hazard)
     level = Level(f.level)
     regions = ctx.registry.data.regions
-    geocodes = tuple(
-        ("TOWNSHIP" if regions[a].level is RegionLevel.TOWNSHIP else "VILLAGE", a)
-        for a in f.areas)
+    geocodes = tuple((GEOCODE_NAME[regions[a].level], a) for a in f.areas)
     # Two <area> blocks: in one, the polygon would define the area and the geocodes would
     # be mere context (rules.match); apart, the alert reaches their union.
     areas: list[Area] = []

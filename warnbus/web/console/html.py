@@ -31,7 +31,7 @@ DOOR_OUTCOME_ZH = {"told": "已当面告知", "nobody_home": "无人在家", "mo
                    "other": "其他"}
 MSG_TYPE_ZH = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}
 DRAFT_STATE_ZH = {"pending": "待审批", "publishing": "发布中", "published": "已发布",
-                  "rejected": "已退回", "failed": "发布失败（未发出）"}
+                  "rejected": "已退回", "failed": "发布失败（未发出）", "withdrawn": "已撤回"}
 KIND_ZH = {"alert": "新预警", "update": "更新", "cancel": "解除"}
 VIA_ZH = {"dtmf": "电话按键", "sms": "短信回复", "wecom": "企业微信", "link": "确认链接",
           "console": "人工确认", "device": "设备"}

@@ -29,6 +29,7 @@ from warnbus.web.console.base import (
     ConsoleSettings,
     back,
     console,
+    flash,
     form,
     page,
     requires,
@@ -134,9 +135,11 @@ async def admin_page(request: web.Request) -> web.Response:
             f'<label class="inline"><input type="checkbox" name="disabled" value="1"'
             f'{" checked" if u.disabled else ""}>停用</label><button>保存</button></form>',
             _sign_in_state(u.name, failures.get(u.name, 0), con.guard.limits.window_s, csrf)])
-    entries = "".join(
-        f'<li>{html.bj(e.at)} {esc(e.by)} {ADMIN_ACTION_ZH[e.action]} '
-        f'{esc(e.user)}{"：" + esc(e.detail) if e.detail else ""}</li>'
+    shown = {u.name: u.display or u.name for u in users}
+    entries = "".join(  # display names (姓名), with the account's user name
+        f'<li>{html.bj(e.at)} {esc(shown.get(e.by, e.by))} {ADMIN_ACTION_ZH[e.action]} '
+        f'{esc(shown.get(e.user, e.user))}（{esc(e.user)}）'
+        f'{"：" + esc(e.detail) if e.detail else ""}</li>'
         for e in await audit_log(con.app.ctx.redis))
     st = await con.settings()
     levels = "".join(
@@ -147,7 +150,7 @@ async def admin_page(request: web.Request) -> web.Response:
     levels += (f'<label class="inline"><input type="checkbox" name="approval_default" value="1"'
                f'{" checked" if await con.approval_from_config() else ""}>'
                f'使用配置文件的默认值（[console] approval_levels：{conf}）</label>')
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "")
         + "<h2>用户</h2>" + html.table(["用户名", "姓名", "角色 / 密码", "登录"], rows)
@@ -266,13 +269,36 @@ async def admin_settings(request: web.Request) -> web.StreamResponse:
             sms_price=float(f.get("sms_price", "0")), voice_price=float(f.get("voice_price", "0")),
             sender_name=f.get("sender_name", "").strip(), org_code=f.get("org_code", "").strip())
     except ValueError:
-        raise back(f"{PREFIX}/admin", "单价必须是数字") from None
+        raise back(f"{PREFIX}/admin", "未保存：单价必须是数字") from None
+    if not all(math.isfinite(p) and 0 <= p <= 100 for p in (st.sms_price, st.voice_price)):
+        raise back(f"{PREFIX}/admin", "未保存：单价必须在0到100元之间")
     if st.org_code and not (len(st.org_code) == 14 and st.org_code.isdigit()):
-        raise back(f"{PREFIX}/admin", "发布单位编码必须是14位数字")
+        raise back(f"{PREFIX}/admin", "未保存：发布单位编码必须是14位数字")
     old = await con.settings()
     from_config = f.get("approval_default") == "1"
+    notes = settings_notes(old, st, from_config, con.default_approval_levels)
     if from_config:
         st = msgspec.structs.replace(st, approval_levels=con.default_approval_levels)
     await con.save_settings(msgspec.structs.replace(st, sse_interval_s=old.sse_interval_s),
                             approval_from_config=from_config)
-    raise back(f"{PREFIX}/admin", "设置已保存")
+    raise back(f"{PREFIX}/admin", "设置已保存" + "".join(f"；{n}" for n in notes))
+
+
+def settings_notes(old: ConsoleSettings, new: ConsoleSettings, from_config: bool,
+                   config_levels: tuple[str, ...]) -> list[str]:
+    """What saving `new` does not apply, or applies only from now on: said, never silent."""
+    notes = []
+
+    def zh(levels: tuple[str, ...]) -> str:
+        return "、".join(html.LEVEL_ZH[lv] for lv in levels) or "无"
+
+    if from_config and set(new.approval_levels) != set(config_levels):
+        notes.append(f"已勾选使用配置文件的默认值，审批级别按配置（{zh(config_levels)}），"
+                     f"所选的（{zh(new.approval_levels)}）未采用")
+    elif set(new.approval_levels) != set(old.approval_levels) or from_config:
+        notes.append("审批级别对此后提交的草稿生效，已在等待审批的草稿仍需审批")
+    if (new.sender_name, new.org_code) != (old.sender_name, old.org_code):
+        notes.append("发布单位名称和编码用于此后发出的预警、更新和解除，已发出的消息不变")
+    if (new.sms_price, new.voice_price) != (old.sms_price, old.voice_price):
+        notes.append("单价只用于预览中的费用估算")
+    return notes

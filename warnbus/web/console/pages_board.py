@@ -12,7 +12,15 @@ from warnbus.domain.states import CampaignState
 from warnbus.registry import Registry
 from warnbus.web.console import caseview, html, svgmap, thread
 from warnbus.web.console.actions import on_behalf_of
-from warnbus.web.console.base import PREFIX, console, page, requires, session_of, user_of
+from warnbus.web.console.base import (
+    PREFIX,
+    console,
+    flash,
+    page,
+    requires,
+    session_of,
+    user_of,
+)
 from warnbus.web.console.board import (
     BOARD_STATES,
     campaign_meta,
@@ -147,13 +155,14 @@ async def board_page(request: web.Request) -> web.Response:
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
     items = await thread.messages(ctx, cid)
+    users = await console(request).users.displays()  # user name -> 姓名
     root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
     latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
     t0 = meta.t0 or meta.created_at or ctx.clock.now()
     end = meta.ended_at or 0
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     query = "?" + request.query_string if request.query_string else ""
-    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(stop.by)}于{html.bj(stop.at, "%H:%M:%S")}'
+    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(users.get(stop.by, stop.by))}于{html.bj(stop.at, "%H:%M:%S")}'
                f'停止，原因：{esc(stop.reason)}。不再呼叫、重拨或升级。</p>' if stop else "")
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "") + notices_bar(await known(ctx))
@@ -164,7 +173,7 @@ async def board_page(request: web.Request) -> web.Response:
         f'{html.drill_badge(meta.drill)} <span id="cstate">{html.CAMPAIGN_STATE_ZH[meta.state]}</span>'
         f' · {esc(meta.area)} · 开始 {html.bj(t0)} · 已用时 <b id="elapsed">'
         f'{html.duration((end or ctx.clock.now()) - t0)}</b></p>'
-        f'<p class="source">来源：{thread.source_html(root) if root else "未记录"}'
+        f'<p class="source">来源：{thread.source_html(root, users) if root else "未记录"}'
         + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
         + stopped + f'<div class="tools">{_tools(request, cid, meta, owner, stop is not None)}</div>'
         f'{_stats(snap["counts"])}'
@@ -177,7 +186,7 @@ async def board_page(request: web.Request) -> web.Response:
         f'<h2>待确认名单（<span data-c="waiting">{got.total}</span>个网格）</h2>'
         f'<div id="chase" class="chases" data-src="{esc(base + "/chase" + query)}">{pending}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul>'
-        f'<h2>消息记录（预警 → 更新 → 解除）</h2>{thread.history_html(meta, items)}'
+        f'<h2>消息记录（预警 → 更新 → 解除）</h2>{thread.history_html(meta, items, users)}'
         + await feedback_section(ctx, cid, town, session_of(request).csrf, can_act) + "</div>")
     return page(request, meta.headline or cid, body, active="board")
 

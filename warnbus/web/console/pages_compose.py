@@ -9,7 +9,7 @@ from aiohttp import web
 
 from warnbus.domain.models import Level, MsgType, Reference
 from warnbus.registry import Registry
-from warnbus.web.console import drawn, html, svgmap
+from warnbus.web.console import drawn, svgmap
 from warnbus.web.console.actions import (
     KIND_TYPE,
     PublishError,
@@ -42,8 +42,9 @@ from warnbus.web.console.compose import (
     hazards_of,
     parse_form,
 )
-from warnbus.web.console.drafts import Draft, Drafts
-from warnbus.web.console.html import LEVEL_ZH, csrf_field, esc, options
+from warnbus.web.console.confirm import area_before, changes_html, confirm_html, reach_problem
+from warnbus.web.console.drafts import EDITABLE, Draft, Drafts, DraftState
+from warnbus.web.console.html import KIND_ZH, LEVEL_ZH, csrf_field, esc, options
 from warnbus.web.console.preview import continuation_preview, preview, preview_html
 
 
@@ -52,11 +53,16 @@ def _drafts(request: web.Request) -> Drafts:
 
 
 def area_tree(reg: Registry, chosen: tuple[str, ...]) -> str:
-    out = ['<div class="tree">']
+    county = reg.county_code
+    whole = county in chosen
+    name = reg.data.regions[county].name if county in reg.data.regions else ""
+    out = ['<div class="tree"><label class="whole"><input type="checkbox" name="area" '
+           f'value="{esc(county)}" id="whole-county"{" checked" if whole else ""}>'
+           f'全县（{esc(name)}全境）</label>']
     for town in reg.children_of(reg.county_code):
         t = reg.data.regions[town]
         villages = reg.children_of(town)
-        on = town in chosen
+        on = whole or town in chosen
         out.append(f'<details{" open" if any(v in chosen for v in villages) else ""}><summary>'
                    f'<label><input type="checkbox" name="area" value="{town}" class="town"'
                    f'{" checked" if on else ""}>{esc(t.name)}</label></summary><div class="vils">')
@@ -72,13 +78,15 @@ def area_tree(reg: Registry, chosen: tuple[str, ...]) -> str:
 def _areas(reg: Registry, values: list[str]) -> list[str]:
     # A township chosen whole stands for its villages: listing them too would narrow the
     # area to those villages (the matcher keeps the most specific of nested codes).
+    if reg.county_code in values:  # 全县: the county's code stands for all of it
+        return [reg.county_code]
     towns = {v for v in values if reg.data.regions.get(v) and v in reg.children_of(
         reg.county_code)}
     return [v for v in values if v in towns or reg.township_of(v) not in towns]
 
 
 def compose_form(con: Console, csrf: str, f: DraftForm, errs: dict[str, str], *,
-                 kind: str = "alert", campaign: str = "") -> str:
+                 kind: str = "alert", campaign: str = "", draft: str = "") -> str:
     ctx = con.app.ctx
     hz = hazards_of(ctx)
     levels = next((h.levels for h in hz if h.key == f.hazard), tuple(Level))
@@ -92,9 +100,10 @@ def compose_form(con: Console, csrf: str, f: DraftForm, errs: dict[str, str], *,
         f'<form method="post" action="{PREFIX}/compose" id="compose" class="card" '
         f'data-hazards="{esc(hz_data)}">{csrf_field(csrf)}'
         f'<input type="hidden" name="kind" value="{kind}"><input type="hidden" name="campaign" '
-        f'value="{esc(campaign)}"><div class="grid2">'
+        f'value="{esc(campaign)}"><input type="hidden" name="draft" value="{esc(draft)}">'
+        '<div class="grid2">'
         f'<label>灾种<select name="hazard" id="hazard">{options([("", "请选择")] + [(h.key, h.name) for h in hz], f.hazard)}</select>{err("hazard")}</label>'
-        f'<label>级别<select name="level" id="level">{options([(lv.value, LEVEL_ZH[lv.value]) for lv in levels], f.level)}</select>{err("level")}</label>'
+        f'<label>级别<select name="level" id="level">{options([("", "请选择级别")] + [(lv.value, LEVEL_ZH[lv.value]) for lv in levels], f.level)}</select>{err("level")}</label>'
         f'<label>性质<select name="status">{status}</select>{err("status")}</label>'
         f'<label>生效时间（北京时间）<input type="datetime-local" name="effective" value="{esc(f.effective)}">{err("effective")}</label>'
         f'<label>失效时间（北京时间）<input type="datetime-local" name="expires" value="{esc(f.expires)}">{err("expires")}</label></div>'
@@ -148,13 +157,15 @@ async def compose_page(request: web.Request) -> web.Response:
         eff, exp = form_times(ctx)
         f = DraftForm(hazard="", level="", effective=eff, expires=exp)
         title, kind = "发布预警", "alert"
-    return _compose(request, title, f, {}, kind, campaign)
+    return compose_response(request, title, f, {}, kind, campaign)
 
 
-def _compose(request: web.Request, title: str, f: DraftForm, errs: dict[str, str], kind: str,
-             campaign: str) -> web.Response:
+def compose_response(request: web.Request, title: str, f: DraftForm, errs: dict[str, str], kind: str,
+             campaign: str, draft: str = "") -> web.Response:
     con = console(request)
-    body = (f'<div class="split"><div>{compose_form(con, session_of(request).csrf, f, errs, kind=kind, campaign=campaign)}</div>'
+    form_html = compose_form(con, session_of(request).csrf, f, errs, kind=kind,
+                             campaign=campaign, draft=draft)
+    body = (f'<div class="split"><div>{form_html}</div>'
             f'<div>{draw_map(con)}'
             '<div id="preview" class="card"><p class="muted">选择区域后点击“预览覆盖范围”。</p></div></div></div>')
     return page(request, title, body, active="compose", status=422 if errs else 200)
@@ -219,41 +230,88 @@ def _needs_approval(level: str, approval_levels: tuple[str, ...]) -> bool:
 
 @requires("drafter")
 async def compose_submit(request: web.Request) -> web.StreamResponse:
+    """Check the form, then show what it would send (`confirm`); publish (or submit for
+    approval) only when confirmed. With `draft`: its drafter's edit of a pending or
+    rejected draft, resubmitted as a new revision."""
     con = console(request)
     ctx = con.app.ctx
     data = await form(request)
     kind = "update" if data.get("kind") == "update" and data.get("campaign") else "alert"
     campaign = data.get("campaign", "") if kind == "update" else ""
+    draft = await _editing(request, data.get("draft", ""), kind, campaign)
     if campaign:
         await _may_continue(con, campaign)
     f, errs = await _parsed(request)
+    settings = await con.settings()
     if not errs and f.polygon and drawn_reaches_nobody(ctx, build_alert(
-            ctx, f, await con.settings(), "preview")):
+            ctx, f, settings, "preview")):
         errs = {"polygon": NOBODY}
-    if errs:
-        return _compose(request, "发布预警" if kind == "alert" else "更新预警", f, errs, kind,
-                        campaign)
+    title = ("修改草稿" if draft else "发布预警") if kind == "alert" else "更新预警"
+    draft_id = draft.id if draft else ""
+    if errs or data.get("edit") == "1":
+        return compose_response(request, title, f, errs, kind, campaign, draft_id)
+    p = await preview_of(con, f, kind, campaign)
+    hazard = next((h.name for h in hazards_of(ctx) if h.key == f.hazard), "")
+    problem = reach_problem(p, hazard)
+    if problem:
+        return compose_response(request, title, f, {"areas": problem}, kind, campaign, draft_id)
     level = f.level
     if campaign:
         meta = await ctx.store.meta(campaign)
         # Not planned yet, the thread has no level: the update's own decides.
         old = (meta.level if meta else None) or level
         level = min((level, old), key=lambda lv: Level(lv).rank)  # the more urgent decides
-    return await _submit(request, kind, level, f, campaign)
+    if data.get("confirmed") != "1":
+        changes = (changes_html(ctx.registry, await area_before(ctx, campaign), p["grid_ids"],
+                                p["persons"]) if campaign else "")
+        body = confirm_html(session_of(request).csrf, f, kind=kind, campaign=campaign,
+                            draft=draft_id, p=p, hazard=hazard, area=area_summary(con, f),
+                            needs_approval=_needs_approval(level, settings.approval_levels)
+                            or bool(campaign and await on_behalf_of(ctx, campaign)),
+                            changes=changes)
+        return page(request, "确认发布", body + f'<div class="card">{preview_html(p)}</div>',
+                    active="compose")
+    return await _submit(request, kind, level, f, campaign, draft)
+
+
+async def _editing(request: web.Request, draft_id: str, kind: str, campaign: str
+                   ) -> Draft | None:
+    """The draft a submission edits (its own drafter's, still editable), or None."""
+    if not draft_id:
+        return None
+    d = await _drafts(request).get(draft_id)
+    if d is None:
+        raise web.HTTPNotFound()
+    if d.drafted_by != user_of(request).name:
+        raise back(f"{PREFIX}/drafts/{d.id}", "只有起草人可以修改该草稿")
+    if d.state not in EDITABLE or d.kind != kind or d.campaign_id != campaign:
+        raise back(f"{PREFIX}/drafts/{d.id}", "该草稿已被处理，不能再修改")
+    return d
 
 
 async def _submit(request: web.Request, kind: str, level: str, f: DraftForm,
-                  campaign: str) -> web.StreamResponse:
+                  campaign: str, editing: Draft | None = None) -> web.StreamResponse:
     con = console(request)
     ctx = con.app.ctx
     drafts = _drafts(request)
     settings = await con.settings()
-    draft = await drafts.create(kind, level, f, user_of(request).name, ctx.clock.now(), campaign)
+    user = user_of(request).name
+    if editing is None:
+        draft: Draft | None = await drafts.create(kind, level, f, user, ctx.clock.now(), campaign)
+        said = "已提交，等待审批人批准"
+    else:
+        if not await drafts.resubmit(editing, f, level, user, ctx.clock.now()):
+            raise back(f"{PREFIX}/drafts/{editing.id}", "该草稿已被处理或已被修改，未重新提交")
+        draft = await drafts.get(editing.id)
+        said = "已修改并重新提交，等待审批人批准"
+    assert draft is not None
     # Another sender's thread is continued on its behalf only with an approver's approval.
     if _needs_approval(level, settings.approval_levels) or (
             campaign and await on_behalf_of(ctx, campaign)):
-        raise back(f"{PREFIX}/drafts/{draft.id}", "已提交，等待审批人批准")
-    await drafts.move(draft.id, "pending", "publishing")
+        raise back(f"{PREFIX}/drafts/{draft.id}", said)
+    if not await drafts.move(draft.id, DraftState.PENDING, DraftState.PUBLISHING,
+                             at_rev=draft.rev):
+        raise back(f"{PREFIX}/drafts/{draft.id}", "该草稿已被处理")
     try:
         res = await publish(ctx, drafts, draft, settings, rng=con.rng)
     except PublishError as e:
@@ -284,92 +342,6 @@ async def _may_continue(con: Console, cid: str) -> None:
         raise back(f"{PREFIX}/campaigns/{cid}", why)
 
 
-@requires("drafter", "approver")
-async def drafts_page(request: web.Request) -> web.Response:
-    rows = []
-    for d in await _drafts(request).recent():
-        link = f'<a href="{PREFIX}/drafts/{d.id}">{esc(d.form.headline or d.id)}</a>'
-        rows.append([html.bj(d.drafted_at, "%m-%d %H:%M"), html.KIND_ZH.get(d.kind, d.kind),
-                     html.level_badge(d.level), link, esc(d.drafted_by),
-                     esc(d.approved_by or d.rejected_by), html.DRAFT_STATE_ZH.get(d.state, d.state)])
-    body = html.table(["起草时间", "类型", "级别", "标题", "起草人", "审批人", "状态"], rows)
-    return page(request, "审批", body, active="drafts")
-
-
-async def _draft(request: web.Request) -> Draft:
-    d = await _drafts(request).get(request.match_info["id"])
-    if d is None:
-        raise web.HTTPNotFound(text="no such draft")
-    return d
-
-
-@requires("drafter", "approver")
-async def draft_page(request: web.Request) -> web.Response:
-    con = console(request)
-    d = await _draft(request)
-    user = user_of(request)
-    msg = request.query.get("msg", "")
-    f = d.form
-    info = (f'<dl class="kv"><dt>类型</dt><dd>{html.KIND_ZH.get(d.kind, d.kind)}</dd>'
-            f'<dt>状态</dt><dd id="draft-state">{html.DRAFT_STATE_ZH.get(d.state, d.state)}</dd>'
-            f'<dt>起草人</dt><dd>{esc(d.drafted_by)}（{html.bj(d.drafted_at)}）</dd>'
-            f'<dt>审批人</dt><dd>{esc(d.approved_by or d.rejected_by or "—")}</dd>'
-            f'<dt>标题</dt><dd>{esc(f.headline)}</dd><dt>内容</dt><dd>{esc(f.description)}</dd>'
-            f'<dt>有效期</dt><dd>{esc(f.effective)} 至 {esc(f.expires)}</dd>'
-            f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
-            + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "")
-            + await _behalf_row(con, d) + "</dl>")
-    if d.state == "failed":
-        # Plainly, above everything: this message was NOT sent.
-        msg = ""
-        info = (f'<p class="err" id="publish-failed">发布失败，预警未发出：{esc(d.reason)}</p>'
-                + info)
-    actions = ""
-    csrf = session_of(request).csrf
-    if d.state == "pending" and user.has("approver") and user.name != d.drafted_by:
-        actions = (f'<form method="post" action="{PREFIX}/drafts/{d.id}/approve" class="inline">'
-                   f'{csrf_field(csrf)}<button class="primary" id="approve-btn" '
-                   'data-confirm="确认批准并立即发布？">批准并发布</button></form>'
-                   f'<form method="post" action="{PREFIX}/drafts/{d.id}/reject" class="inline">'
-                   f'{csrf_field(csrf)}<input name="reason" placeholder="退回原因" required>'
-                   '<button>退回</button></form>')
-    elif d.state == "pending":
-        actions = '<p class="muted">等待另一位审批人批准（不能批准自己起草的预警）。</p>'
-    if d.campaign_id and d.state == "published":
-        actions += f'<p><a class="button" href="{PREFIX}/campaigns/{d.campaign_id}">查看叫应进展</a></p>'
-    reach, chosen = "", []
-    if d.state == "pending":
-        why = (await why_not_continue(con.app.ctx, d.campaign_id)
-               if d.kind != "alert" and d.campaign_id else None)
-        try:
-            if why is not None:  # publishing it would fail: nothing would be sent
-                reach = f'<p class="err">{esc(why)}</p>'
-            else:
-                p = await preview_of(con, f, d.kind, d.campaign_id)
-                reach, chosen = preview_html(p), p["grid_ids"]
-        except Exception as e:  # a draft that no longer builds (e.g. expired) says so
-            reach = f'<p class="err">{esc(getattr(e, "message", str(e)))}</p>'
-    small = svgmap.svg(con.app.ctx.registry, selected=chosen, focus=",".join(f.areas),
-                       shapes=(f.polygon,) if f.polygon else (), fit_shapes=True,
-                       map_id="draft-map")
-    body = ((f'<p class="ok">{esc(msg)}</p>' if msg else "")
-            + f'<div class="split"><div class="card">{info}{actions}</div><div>'
-            f'<div class="card">{small}</div><div class="card">{reach}</div></div></div>')
-    return page(request, f"{html.LEVEL_ZH.get(d.level, '')}预警 · {html.KIND_ZH.get(d.kind, '')}",
-                body, active="drafts")
-
-
-async def _behalf_row(con: Console, d: Draft) -> str:
-    """For an Update or Cancel of another sender's thread: that it is published on its
-    behalf (under the console's sender), which is why it needs an approver."""
-    if d.kind == "alert" or not d.campaign_id or await con.app.ctx.store.meta(
-            d.campaign_id) is None:
-        return ""
-    owner = await on_behalf_of(con.app.ctx, d.campaign_id)
-    return (f'<dt>代发</dt><dd class="warn" id="on-behalf">本县代 {esc(owner)} '
-            f'{html.KIND_ZH.get(d.kind, "")}该预警，须审批人批准</dd>' if owner else "")
-
-
 def area_summary(con: Console, f: DraftForm) -> str:
     """The regions ticked and the drawn area of a draft, as the approver reads them."""
     regions = con.app.ctx.registry.data.regions
@@ -381,33 +353,12 @@ def area_summary(con: Console, f: DraftForm) -> str:
     return "、".join(parts) or "—"
 
 
-@requires("approver")
-async def draft_approve(request: web.Request) -> web.StreamResponse:
-    con = console(request)
-    d = await _draft(request)
-    user = user_of(request)
-    if user.name == d.drafted_by:
-        return web.Response(status=403, text=html.bare("不能审批", '<p class="err">不能批准自己起草的预警，须由另一位审批人批准。</p>'),
-                            content_type="text/html")
-    drafts = _drafts(request)
-    if not await drafts.move(d.id, "pending", "publishing", approved_by=user.name):
-        raise back(f"{PREFIX}/drafts/{d.id}", "该草稿已被处理")
-    try:
-        res = await publish(con.app.ctx, drafts, d, await con.settings(), approved_by=user.name,
-                            rng=con.rng)
-    except PublishError as e:
-        raise back(f"{PREFIX}/drafts/{d.id}") from e  # the draft page says why
-    raise back(f"{PREFIX}/campaigns/{res.campaign_id}", "已批准并发布")
-
-
-@requires("approver")
-async def draft_reject(request: web.Request) -> web.StreamResponse:
-    d = await _draft(request)
-    user = user_of(request)
-    reason = (await form(request)).get("reason", "").strip() or "未说明"
-    if user.name == d.drafted_by:
-        return web.Response(status=403, text="不能审批自己起草的预警")
-    if not await _drafts(request).move(d.id, "pending", "rejected", rejected_by=user.name,
-                                       reason=reason):
-        raise back(f"{PREFIX}/drafts/{d.id}", "该草稿已被处理")  # published, rejected, failed
-    raise back(f"{PREFIX}/drafts/{d.id}", "已退回")
+async def behalf_row(con: Console, d: Draft) -> str:
+    """For an Update or Cancel of another sender's thread: that it is published on its
+    behalf (under the console's sender), which is why it needs an approver."""
+    if d.kind == "alert" or not d.campaign_id or await con.app.ctx.store.meta(
+            d.campaign_id) is None:
+        return ""
+    owner = await on_behalf_of(con.app.ctx, d.campaign_id)
+    return (f'<dt>代发</dt><dd class="warn" id="on-behalf">本县代 {esc(owner)} '
+            f'{KIND_ZH.get(d.kind, "")}该预警，须审批人批准</dd>' if owner else "")

@@ -10,7 +10,15 @@ from warnbus.domain.states import CampaignState, TargetState
 from warnbus.domain.targets import device_id
 from warnbus.errors import NotFoundError
 from warnbus.web.console import caseview, html
-from warnbus.web.console.base import PREFIX, console, page, requires, session_of, user_of
+from warnbus.web.console.base import (
+    PREFIX,
+    console,
+    flash,
+    page,
+    requires,
+    session_of,
+    user_of,
+)
 from warnbus.web.console.board import campaign_meta
 from warnbus.web.console.cases import build
 from warnbus.web.console.html import esc
@@ -45,7 +53,7 @@ async def grid_page(request: web.Request) -> web.Response:
     spk = "".join(
         f'<li>{esc(d.name)}：{"已播放" if st is TargetState.DELIVERED else "未确认播放"}</li>'
         for d, st in speakers) or '<li class="muted">本网格没有应急广播</li>'
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     body = ((f'<p class="ok">{esc(msg)}</p>' if msg else "")
             + f'<p><a href="{board}">← 返回叫应看板</a> · {html.level_badge(meta.level.value if meta.level else "")}'
             f'{html.drill_badge(meta.drill)} {esc(meta.headline)}</p>'

@@ -27,6 +27,7 @@ from warnbus.web.console.base import (
     PREFIX,
     back,
     console,
+    flash,
     json_reply,
     page,
     requires,
@@ -63,7 +64,7 @@ async def registry_page(request: web.Request) -> web.Response:
                '<input type="file" name="file" accept=".zip" required>'
                '<button>校验并暂存</button></form><p class="muted">上传含 regions.json、grids.json、'
                'persons.json、devices.json 的 zip；校验通过后暂存，重启服务并指定该目录后生效。</p>')
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     version = con.app.ctx.registry_version
     body = ((f'<pre class="ok">{esc(msg)}</pre>' if msg else "") + _nav("")
             + f'<div class="stats">{stats}</div>'
@@ -107,7 +108,7 @@ async def people_page(request: web.Request) -> web.Response:
         rows.append([esc(p.id), esc(p.name), PERSON_ROLE_ZH.get(p.role.value, p.role.value),
                      esc(region.name if region else p.region), esc(mask_phone(p.phone) if p.phone else ""),
                      "是" if p.wecom else "", "是" if p.drill else "", edit])
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     shown = f'<pre class="ok">{esc(msg)}</pre>' if msg else ""
     return page(request, "网格台账 · 人员", shown + _nav("/people") + _search(q) + _limited(
         ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练", ""], rows), active="registry")

@@ -31,6 +31,7 @@ from warnbus.web.console.base import (
     Handler,
     back,
     console,
+    flash,
     page,
     requires,
     session_of,
@@ -265,7 +266,7 @@ async def person_page(request: web.Request) -> web.StreamResponse:
     person = con.app.ctx.registry.data.persons.get(pid)
     if person is None:
         raise web.HTTPNotFound(text="没有此人员")
-    msg = request.query.get("msg", "")
+    msg = flash(request)
     roles = html.options(((r.value, role_zh(r)) for r in Role), person.role.value)
     region = con.app.ctx.registry.data.regions.get(person.region)
     body = ((f'<pre class="err">{esc(msg)}</pre>' if msg else "")

@@ -4,22 +4,20 @@ minutes, per township)."""
 
 from __future__ import annotations
 
+import io
 import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import Role, TargetKind
-from warnbus.flow.feedback_view import feedback_rows
-from warnbus.flow.record import record_rows, rows_csv, unreached
+from warnbus.flow.filed import COLUMNS, filed_rows
+from warnbus.flow.record import record_rows, write_csv
 from warnbus.runtime.context import Context
-from warnbus.web.console import html, svgmap
+from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX, console, page, requires
-from warnbus.web.console.board import campaign_meta, drawn_areas
-from warnbus.web.console.feedback import rows_html as feedback_rows_html
+from warnbus.web.console.board import campaign_meta
 from warnbus.web.console.html import esc
 
 WITHIN_MIN = (3, 5, 10)
@@ -113,7 +111,8 @@ async def records_page(request: web.Request) -> web.Response:
             pooled.setdefault(k, Tally()).add(t)
         rows.append([html.bj(meta.created_at, "%Y-%m-%d %H:%M"), esc(meta.event),
                      html.level_badge(meta.level),
-                     f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
+                     html.drill_badge(meta.drill)
+                     + f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
                      html.CAMPAIGN_STATE_ZH[meta.state], tal[""].first(),
                      tal[""].share(5),
                      f'<a href="{PREFIX}/campaigns/{cid}/record.csv">CSV</a> · '
@@ -140,61 +139,15 @@ async def _root(ctx: Context, cid: str) -> tuple[str, CampaignMeta]:
 
 @requires()
 async def record_csv(request: web.Request) -> web.Response:
-    ctx = console(request).app.ctx
+    """The 叫应 record for a spreadsheet: Chinese headers, Beijing time (said in the time
+    columns' headers), outcomes in words; UTF-8 with a BOM, every cell neutralised."""
+    con = console(request)
+    ctx = con.app.ctx
     cid = request.match_info["cid"]
     root, _meta = await _root(ctx, cid)
-    text = "\ufeff" + rows_csv(await record_rows(ctx, root))  # BOM: Excel reads it as UTF-8
-    return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
-        "Content-Disposition": f'attachment; filename="jiaoying-{cid}.csv"'})
-
-
-def _rows_html(rows: Iterable[dict[str, str]]) -> str:
-    head = ["责任人", "角色", "渠道", "步骤", "第几次", "发送时间", "结果", "确认时间", "确认方式",
-            "确认人", "原因"]
-    body = [[esc(r["name"] or r["person_id"]), esc(html.PERSON_ROLE_ZH.get(r["role"], r["role"])),
-             esc(html.CHANNEL_ZH.get(r["channel"], r["channel"])), esc(r["step"]), esc(r["attempt"]),
-             esc(r["sent_at"][11:19]), esc(r["outcome"]), esc(r["confirmed_at"][11:19]),
-             esc(html.VIA_ZH.get(r["confirmed_via"], r["confirmed_via"])), esc(r["confirmed_by"]),
-             esc(r["reason"])] for r in rows]
-    return html.table(head, body, "small record")
-
-
-@requires()
-async def print_page(request: web.Request) -> web.Response:
-    ctx = console(request).app.ctx
-    cid = request.match_info["cid"]
-    root, meta = await _root(ctx, cid)
-    names = {c: r.name for c, r in ctx.registry.data.regions.items()}
-    prov = await ctx.store.console.provenance(cid)
-    who = "；".join(f"{html.KIND_ZH.get(p.kind, p.kind)}：起草 {p.drafted_by}"
-                   + (f"，审批 {p.approved_by}" if p.approved_by else "") for p in prov.values())
-    lost = await unreached(ctx, cid)
-    lost_rows = [[esc(x["grid"]), esc(names.get(x["village"], x["village"])),
-                  esc(x["officer_name"]), esc(x["officer_phone"]), esc(x["last_called_name"])]
-                 for x in lost]
-    rows: list[dict[str, Any]] = await record_rows(ctx, root)
-    fb = await feedback_rows(ctx, cid)
-    shapes = await drawn_areas(ctx, cid, meta)
-    drawn = "".join(
-        f'<dt>多边形</dt><dd>{esc(desc)}（{len(ring) - 1}个顶点）<p class="msg">'
-        + (esc(" ".join(f"{lat},{lon}" for lat, lon in ring)) if len(ring) <= 201 else "坐标过多，略")
-        + "</p></dd>" for desc, ring in shapes)
-    small = ""
-    if shapes:
-        reached = list(await ctx.store.grids(cid))
-        small = ('<div class="card print-map">' + svgmap.svg(
-            ctx.registry, selected=reached, shapes=[r for _d, r in shapes], fit_shapes=True)
-                 + "</div>")
-    body = (
-        f'<p class="noprint"><button type="button" data-print>打印</button></p>'
-        f'<dl class="kv"><dt>预警</dt><dd>{esc(meta.headline)} {html.level_badge(meta.level)}</dd>'
-        f'<dt>区域</dt><dd>{esc(meta.area)}</dd>{drawn}'
-        f'<dt>开始</dt><dd>{html.bj(meta.created_at)}</dd>'
-        f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH[meta.state]} {html.bj(meta.ended_at)}</dd>'
-        f'<dt>发布</dt><dd>{esc(who or "外部预警源")}</dd></dl>{small}'
-        "<h2>叫应统计</h2>" + stats_table(names, await tallies(ctx, cid, meta))
-        + f"<h2>未叫醒名单（{len(lost)}）</h2>"
-        + html.table(["网格", "村", "网格员", "电话", "最后呼叫"], lost_rows, "small")
-        + f"<h2>叫应记录（{len(rows)}条）</h2>" + _rows_html(rows)
-        + f"<h2>反馈（{len(fb)}条）</h2>" + feedback_rows_html(fb))
-    return page(request, "叫应记录", body, active="records")
+    filed = filed_rows(ctx, await record_rows(ctx, root), await ctx.store.audit(cid),
+                       await con.users.displays())
+    buf = io.StringIO()
+    write_csv(buf, COLUMNS, ([r[c] for c in COLUMNS] for r in filed.rows))
+    return web.Response(text="\ufeff" + buf.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="jiaoying-{cid}.csv"'})

@@ -4,6 +4,7 @@ message history (alert → updates → cancel) in the order they were sent."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from warnbus.domain.meta import CampaignMeta
@@ -35,13 +36,15 @@ async def messages(ctx: Context, cid: str) -> list[Message]:
     return sorted(out, key=lambda m: (m.alert.sent, m.accepted_at or 0.0))
 
 
-def source_html(m: Message) -> str:
-    """Where a message came from, for the officer."""
+def source_html(m: Message, names: Mapping[str, str] | None = None) -> str:
+    """Where a message came from, for the officer; console users by their display names
+    (`names`: user name -> 姓名)."""
     text = html.source_zh(m.source)
     p = m.prov
     if p is not None:
-        text = "本值守台：起草 " + p.drafted_by + (
-            f"，审批 {p.approved_by}" if p.approved_by else "（无需审批）")
+        who = names or {}
+        text = "本值守台：起草 " + who.get(p.drafted_by, p.drafted_by) + (
+            f"，审批 {who.get(p.approved_by, p.approved_by)}" if p.approved_by else "（无需审批）")
         if p.on_behalf_of:
             text += f"；代 {p.on_behalf_of} 发布"
     return esc(text)
@@ -66,7 +69,8 @@ def alert_text(alert: Alert) -> str:
     return f'<dl class="kv alert-text">{body}</dl>'
 
 
-def history_html(meta: CampaignMeta, items: list[Message]) -> str:
+def history_html(meta: CampaignMeta, items: list[Message],
+                 names: Mapping[str, str] | None = None) -> str:
     """The CAP message history: one row per message, what it did to the campaign."""
     rows = []
     for m in items:
@@ -82,5 +86,5 @@ def history_html(meta: CampaignMeta, items: list[Message]) -> str:
                      esc(html.MSG_TYPE_ZH.get(a.msg_type.value, a.msg_type.value)),
                      f'<details><summary>{esc((info.headline if info else "") or a.identifier)}'
                      f"</summary>{alert_text(a)}</details>",
-                     source_html(m), esc(did)])
+                     source_html(m, names), esc(did)])
     return html.table(["发送时间", "类型", "消息", "来源", "作用"], rows, "small history")

@@ -277,7 +277,9 @@
   function levels() {
     const want = hazards[hz.value] || Object.keys(LEVEL_ZH);
     const cur = lv.value;
-    lv.innerHTML = want.map((l) => `<option value="${l}">${LEVEL_ZH[l]}</option>`).join("");
+    // No default level: the officer chooses one, after the hazard too.
+    lv.innerHTML = '<option value="">请选择级别</option>' +
+      want.map((l) => `<option value="${l}">${LEVEL_ZH[l]}</option>`).join("");
     if (want.includes(cur)) lv.value = cur;
   }
   function prefill() {
@@ -293,8 +295,15 @@
   }
   hz.addEventListener("change", () => { levels(); prefill(); });
   lv.addEventListener("change", prefill);
+  const whole = document.getElementById("whole-county");
+  if (whole) {  // 全县 ticks (and shows) every township and village
+    whole.addEventListener("change", () => {
+      for (const b of form.querySelectorAll("input.town, input.vil")) b.checked = whole.checked;
+    });
+  }
   for (const t of form.querySelectorAll("input.town")) {
     t.addEventListener("change", () => {
+      if (whole && !t.checked) whole.checked = false;
       for (const v of form.querySelectorAll(`input.vil[data-town="${t.value}"]`)) v.checked = t.checked;
     });
   }
