@@ -152,7 +152,7 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
     gid = await card.get_attribute("data-grid") or ""
     async with desk.expect_navigation():
         await card.locator("button:has-text('安排入户')").click()
-    head = h.ctx.person(h.ctx.registry.chain(gid)[2] or "")
+    head = h.ctx.person(h.ctx.registry.chain(gid, at=h.clock.now())[2] or "")
     assert head is not None
     await desk.wait_for_selector(f"p.ok:has-text('已通知{head.name}入户叫应')")
     await h.drain()
@@ -207,7 +207,7 @@ async def test_stop_calling(live) -> None:  # type: ignore[no-untyped-def]
         await desk.click("#stop-btn")  # confirmed in the dialog
     await desk.wait_for_selector(f"p.ok:has-text('已停止叫应，{len(grids)}个网格不再呼叫')")
     banner = await desk.inner_text("#stopped")
-    assert "alan" in banner and "气象台电话告知为误报" in banner
+    assert "Alan" in banner and "气象台电话告知为误报" in banner
     assert await desk.inner_text('[data-c="p_pending"]') == "0"
     assert await desk.inner_text('[data-c="g_stopped"]') == str(len(grids))
     assert await desk.inner_text('[data-c="g_calling"]') == "0"

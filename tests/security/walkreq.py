@@ -259,7 +259,7 @@ def door_link(method: str) -> Maker:
     async def make(w: World, kind: Kind) -> Req:
         t = await w.thread(MAIN)
         grid, other = sorted(await w.h.ctx.store.grids(t.cid))[:2]
-        person = w.h.ctx.registry.chain(grid)[2] or "nobody"
+        person = w.h.ctx.registry.chain(grid, at=w.h.clock.now())[2] or "nobody"
         data = {"outcome": "told", "note": "已逐户告知"} if method == "POST" else None
         return Req(method, f"/door/{w.door_link(kind, t.cid, grid, other, person)}", data=data)
 
