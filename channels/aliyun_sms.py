@@ -14,13 +14,11 @@ confirm (voice keys, WeCom and ack links still do).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import msgspec
 import structlog
-from aiohttp import web
 from alibabacloud_dysmsapi20170525 import models as sms_models
 from alibabacloud_dysmsapi20170525.client import Client as DysmsClient
 
@@ -34,27 +32,15 @@ from channels.aliyun_common import (
     runtime,
     sdk_config,
 )
-from channels.cn_common import (
-    PullLoop,
-    SentRef,
-    e164,
-    national_number,
-)
-from channels.cn_receipts import Receipts
+from channels.cn_common import CloudChannel, SentRef, called_number, e164, national_number
 from channels.cn_templates import TemplateSet
 from warnbus.plugin import (
-    Address,
-    ChannelInfo,
     Delivery,
     EventSink,
     Medium,
-    PermanentChannelError,
     ProviderStatus,
     Receipt,
     WebhookHandler,
-    load_config,
-    mask_phone,
-    secret_fields_of,
 )
 
 log = structlog.get_logger("channels.aliyun_sms")
@@ -97,37 +83,21 @@ class SmsUp(msgspec.Struct):
     send_time: str = ""
 
 
-class AliyunSms:
+class AliyunSms(CloudChannel):
     """SMS through Aliyun's SendSms, receipts pushed to us or pulled by QuerySendDetails."""
 
+    KIND, MEDIUM, CONFIG = "aliyun-sms", Medium.SMS, AliyunSmsConfig
+
     def __init__(self, name: str, config: AliyunSmsConfig) -> None:
-        self.name = name
         self.config = config
         self.templates = TemplateSet(name, config.templates, SMS_RULES)
-        self.info = ChannelInfo(
-            kind="aliyun-sms", provider="aliyun", medium=Medium.SMS, address=Address.PHONE,
-            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
-            max_length=min(t.capacity() for t in self.templates.templates) * config.max_messages,
-            secret_fields=secret_fields_of(AliyunSmsConfig))
+        self._setup(name, config, PROVIDER, rate_per_s=config.rate_per_s,
+                    breaker_key=breaker_key(config, ENDPOINT), max_length=min(
+                        t.capacity() for t in self.templates.templates) * config.max_messages)
         self._client = DysmsClient(sdk_config(config, ENDPOINT))
-        self.receipts = Receipts(name, PROVIDER, config)
-        self._sink: EventSink | None = None
-        self._pull = PullLoop(name, config.pull_interval_s, self.pull_once)
-
-    @classmethod
-    def from_config(cls, name: str, raw: Mapping[str, Any]) -> AliyunSms:
-        return cls(name, load_config(AliyunSmsConfig, name, raw))
-
-    def __repr__(self) -> str:
-        return f"AliyunSms({self.name!r})"
 
     async def send(self, delivery: Delivery) -> Receipt:
-        try:
-            number = national_number(delivery.address)
-        except ValueError as e:
-            raise PermanentChannelError(
-                f"{self.name}: SMS to {mask_phone(delivery.address)}: {e}",
-                provider_code="isv.MOBILE_NUMBER_ILLEGAL") from e
+        number = called_number(delivery.address, f"{self.name}: SMS", "isv.MOBILE_NUMBER_ILLEGAL")
         ids: list[str] = []
         for message in self.templates.messages(delivery, self.config.max_messages):
             request = sms_models.SendSmsRequest(
@@ -143,32 +113,15 @@ class AliyunSms:
                                           delivery.address, time.time(), "SendSms"))
         return Receipt(provider_id=",".join(ids))
 
-    async def start(self, sink: EventSink) -> None:
-        self._sink = sink
-        if self.config.receipts == "pull":
-            self._pull.start()
-
-    async def aclose(self) -> None:
-        await self._pull.stop()
-
     # ------------------------------------------------------------------ push
 
     def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
-        if self.config.receipts != "push":
-            return []
         rx = self.receipts
-
-        async def report(request: web.Request) -> web.StreamResponse:
-            return await rx.on_push(request, SmsReport, lambda r: self._report(sink, r),
-                                    OK_REPLY, BAD_REPLY)
-
-        async def up(request: web.Request) -> web.StreamResponse:
-            return await rx.on_push(request, SmsUp, lambda r: rx.reply(
-                sink, e164(r.phone_number), r.content, f"{r.sequence_id}|{r.send_time}"),
-                OK_REPLY, BAD_REPLY)
-
-        return [("POST", rx.guard.path("sms-report"), report),
-                ("POST", rx.guard.path("sms-up"), up)]
+        return self.push_routes([
+            ("sms-report", SmsReport, lambda r: self._report(sink, r)),
+            ("sms-up", SmsUp, lambda r: rx.reply(sink, e164(r.phone_number), r.content,
+                                                 f"{r.sequence_id}|{r.send_time}")),
+        ], OK_REPLY, BAD_REPLY)
 
     async def _report(self, sink: EventSink, r: SmsReport) -> None:
         status = ProviderStatus.DELIVERED if r.success else ProviderStatus.UNDELIVERED
@@ -176,11 +129,9 @@ class AliyunSms:
 
     # ------------------------------------------------------------------ pull
 
-    async def pull_once(self) -> None:
+    async def _pull_into(self, sink: EventSink) -> None:
         """Ask QuerySendDetails about every message still open."""
-        sink = self._sink
-        if sink is not None:
-            await self.receipts.pull_each(lambda biz_id, ref: self._query(sink, biz_id, ref))
+        await self.receipts.pull_each(lambda biz_id, ref: self._query(sink, biz_id, ref))
 
     async def _query(self, sink: EventSink, biz_id: str, ref: SentRef) -> None:
         day = datetime.fromtimestamp(ref.at, CHINA).strftime("%Y%m%d")

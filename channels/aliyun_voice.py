@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import structlog
-from aiohttp import web
 from alibabacloud_dyvmsapi20170525 import models as vms_models
 from alibabacloud_dyvmsapi20170525.client import Client as DyvmsClient
 
@@ -38,31 +37,19 @@ from channels.aliyun_common import (
     runtime,
     sdk_config,
 )
-from channels.cn_common import (
-    PullLoop,
-    SentRef,
-    e164,
-    national_number,
-)
+from channels.cn_common import CloudChannel, SentRef, called_number, e164
 from channels.cn_outcomes import (
     ALIYUN_KEY_EVENT,
     ALIYUN_MACHINE_CODES,
     aliyun_call_outcome,
 )
-from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
 from warnbus.plugin import (
-    Address,
-    ChannelInfo,
     Delivery,
     EventSink,
     Medium,
-    PermanentChannelError,
     Receipt,
     WebhookHandler,
-    load_config,
-    mask_phone,
-    secret_fields_of,
 )
 
 log = structlog.get_logger("channels.aliyun_voice")
@@ -113,38 +100,23 @@ class VoiceCallReport(msgspec.Struct):
     status_time: str = ""
 
 
-class AliyunVoice:
+class AliyunVoice(CloudChannel):
     """Voice calls through Aliyun: key 1 confirms; outcomes from the call reports."""
 
+    KIND, MEDIUM, CONFIG = "aliyun-voice", Medium.VOICE, AliyunVoiceConfig
+
     def __init__(self, name: str, config: AliyunVoiceConfig) -> None:
-        self.name = name
         self.config = config
         self.templates = TemplateSet(name, config.templates, VOICE_RULES)
-        self.info = ChannelInfo(
-            kind="aliyun-voice", provider="aliyun", medium=Medium.VOICE, address=Address.PHONE,
-            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
-            max_length=min(t.capacity() for t in self.templates.templates),
-            secret_fields=secret_fields_of(AliyunVoiceConfig))
+        self._setup(name, config, PROVIDER, rate_per_s=config.rate_per_s,
+                    breaker_key=breaker_key(config, ENDPOINT),
+                    max_length=min(t.capacity() for t in self.templates.templates))
         self._client = DyvmsClient(sdk_config(config, ENDPOINT))
-        self.receipts = Receipts(name, PROVIDER, config)
         self._machines: OrderedDict[str, str] = OrderedDict()  # call id -> 智能状态码
-        self._sink: EventSink | None = None
-        self._pull = PullLoop(name, config.pull_interval_s, self.pull_once)
-
-    @classmethod
-    def from_config(cls, name: str, raw: Mapping[str, Any]) -> AliyunVoice:
-        return cls(name, load_config(AliyunVoiceConfig, name, raw))
-
-    def __repr__(self) -> str:
-        return f"AliyunVoice({self.name!r})"
 
     async def send(self, delivery: Delivery) -> Receipt:
-        try:
-            number = national_number(delivery.address)
-        except ValueError as e:
-            raise PermanentChannelError(
-                f"{self.name}: call to {mask_phone(delivery.address)}: {e}",
-                provider_code="isv.MOBILE_NUMBER_ILLEGAL") from e
+        number = called_number(delivery.address, f"{self.name}: call",
+                               "isv.MOBILE_NUMBER_ILLEGAL")
         [message] = self.templates.messages(delivery, 1)
         c = self.config
         out_id = delivery.id.removeprefix("dl_")[:OUT_ID_BYTES]
@@ -171,31 +143,13 @@ class AliyunVoice:
                                        delivery.address, time.time(), api))
         return Receipt(provider_id=call_id)
 
-    async def start(self, sink: EventSink) -> None:
-        self._sink = sink
-        if self.config.receipts == "pull":
-            self._pull.start()
-
-    async def aclose(self) -> None:
-        await self._pull.stop()
-
     # ------------------------------------------------------------------ push
 
     def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
-        if self.config.receipts != "push":
-            return []
-        rx = self.receipts
-
-        async def final(request: web.Request) -> web.StreamResponse:
-            return await rx.on_push(request, VoiceReport, lambda r: self._final(sink, r),
-                                    OK_REPLY, BAD_REPLY)
-
-        async def progress(request: web.Request) -> web.StreamResponse:
-            return await rx.on_push(request, VoiceCallReport, lambda r: self._progress(sink, r),
-                                    OK_REPLY, BAD_REPLY)
-
-        return [("POST", rx.guard.path("voice-report"), final),
-                ("POST", rx.guard.path("voice-call-report"), progress)]
+        return self.push_routes([
+            ("voice-report", VoiceReport, lambda r: self._final(sink, r)),
+            ("voice-call-report", VoiceCallReport, lambda r: self._progress(sink, r)),
+        ], OK_REPLY, BAD_REPLY)
 
     async def _progress(self, sink: EventSink, r: VoiceCallReport) -> None:
         if r.smart_status_code in ALIYUN_MACHINE_CODES:
@@ -216,11 +170,9 @@ class AliyunVoice:
 
     # ------------------------------------------------------------------ pull
 
-    async def pull_once(self) -> None:
+    async def _pull_into(self, sink: EventSink) -> None:
         """Ask QueryCallDetailByCallId about every call still open."""
-        sink = self._sink
-        if sink is not None:
-            await self.receipts.pull_each(lambda call_id, ref: self._query(sink, call_id, ref))
+        await self.receipts.pull_each(lambda call_id, ref: self._query(sink, call_id, ref))
 
     async def _query(self, sink: EventSink, call_id: str, ref: SentRef) -> None:
         request = vms_models.QueryCallDetailByCallIdRequest(

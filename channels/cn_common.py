@@ -13,15 +13,31 @@ import ipaddress
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import msgspec
 import structlog
 from aiohttp import web
 
-from warnbus.plugin import ChannelConfig, Secret, admit_request
+from warnbus.plugin import (
+    Address,
+    ChannelConfig,
+    ChannelInfo,
+    EventSink,
+    Medium,
+    PermanentChannelError,
+    Secret,
+    WebhookHandler,
+    admit_request,
+    load_config,
+    mask_phone,
+    secret_fields_of,
+)
+
+if TYPE_CHECKING:
+    from channels.cn_receipts import Receipts
 
 log = structlog.get_logger("channels.cn")
 
@@ -32,8 +48,9 @@ SECRET_MIN_CHARS = 16
 _E164_CN = re.compile(r"^\+86(1\d{10}|0\d{9,11})$")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 
-__all__ = ["CALLBACK_MAX_BYTES", "HookConfig", "HookGuard", "PullLoop", "Seen", "SentBook",
-           "SentRef", "e164", "items_of", "national_number", "without_links"]
+__all__ = ["CALLBACK_MAX_BYTES", "CloudChannel", "HookConfig", "HookGuard", "PullLoop", "Seen",
+           "SentBook", "SentRef", "called_number", "e164", "items_of", "national_number",
+           "without_links"]
 
 
 class HookConfig(ChannelConfig, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -77,6 +94,16 @@ def national_number(address: str) -> str:
     if not _E164_CN.match(value):
         raise ValueError("not a mainland China number")
     return value[3:]
+
+
+def called_number(address: str, where: str, code: str) -> str:
+    """The national number of `address` for a send; PermanentChannelError (with the
+    provider's own `code` for a bad number) when it is not a mainland number."""
+    try:
+        return national_number(address)
+    except ValueError as e:
+        raise PermanentChannelError(f"{where} to {mask_phone(address)}: {e}",
+                                    provider_code=code) from e
 
 
 def e164(number: str, nationcode: str = "86") -> str:
@@ -265,3 +292,86 @@ class PullLoop:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+
+# --------------------------------------------------------------------------- the channels
+
+
+#: A push route: (name of the hook, the kind of item it carries, what to do with each item).
+Push = tuple[str, type[Any], Callable[[Any], Awaitable[None]]]
+
+
+class CloudChannel:
+    """What the four cloud channels (Aliyun and Tencent, SMS and voice) share: their
+    `ChannelInfo`, receipts, the pull loop, start and close, and their push routes.
+
+    A channel sets the class's KIND, MEDIUM and CONFIG and calls `_setup` from its
+    `__init__`; it implements `send`, `_pull_into` (pull mode) and `webhooks` (through
+    `push_routes`), and `_close` when its SDK client holds connections."""
+
+    KIND: ClassVar[str]  # "aliyun-sms", ...: the entry point's name
+    MEDIUM: ClassVar[Medium]
+    CONFIG: ClassVar[type[HookConfig]]
+
+    name: str
+    info: ChannelInfo
+    receipts: Receipts
+
+    def __init__(self, name: str, config: Any) -> None:
+        raise NotImplementedError
+
+    def _setup(self, name: str, config: HookConfig, provider: str, *, rate_per_s: float,
+               breaker_key: str, max_length: int) -> None:
+        from channels.cn_receipts import Receipts
+
+        self.name = name
+        self._hooks = config
+        self.info = ChannelInfo(
+            kind=self.KIND, provider=self.KIND.split("-")[0], medium=self.MEDIUM,
+            address=Address.PHONE, rate_per_s=rate_per_s, breaker_key=breaker_key,
+            max_length=max_length, secret_fields=secret_fields_of(self.CONFIG))
+        self.receipts = Receipts(name, provider, config)
+        self._sink: EventSink | None = None
+        self._pull = PullLoop(name, config.pull_interval_s, self.pull_once)
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> Self:
+        return cls(name, load_config(cls.CONFIG, name, raw))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        if self._hooks.receipts == "pull":
+            self._pull.start()
+
+    async def aclose(self) -> None:
+        await self._pull.stop()
+        await self._close()
+
+    async def _close(self) -> None:
+        """Close the SDK's client (the Tencent SDK's async clients hold connections)."""
+
+    async def pull_once(self) -> None:
+        """Pull what the provider holds for this channel's sends (pull mode)."""
+        sink = self._sink
+        if sink is not None:
+            await self._pull_into(sink)
+
+    async def _pull_into(self, sink: EventSink) -> None:
+        """Nothing to pull (a channel with no pull API)."""
+
+    def push_routes(self, routes: Sequence[Push], ok: dict[str, Any], bad: dict[str, Any]
+                    ) -> list[tuple[str, str, WebhookHandler]]:
+        """The webhooks of `routes`, each under the secret path; none in pull mode."""
+        if self._hooks.receipts != "push":
+            return []
+        rx = self.receipts
+
+        def handler(kind: type[Any], apply: Callable[[Any], Awaitable[None]]) -> Handler:
+            async def push(request: web.Request) -> web.StreamResponse:
+                return await rx.on_push(request, kind, apply, ok, bad)
+            return push
+
+        return [("POST", rx.guard.path(name), handler(kind, apply)) for name, kind, apply in routes]

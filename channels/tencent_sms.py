@@ -11,17 +11,14 @@ offers for exactly the deployments that cannot take pushes (each receipt is pull
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
-from aiohttp import web
 from tencentcloud.sms.v20210111 import models as sms_models
 from tencentcloud.sms.v20210111.sms_client_async import SmsClient
 
-from channels.cn_common import PullLoop, SentRef, e164, national_number
+from channels.cn_common import CloudChannel, SentRef, called_number, e164
 from channels.cn_outcomes import classify
-from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
 from channels.tencent_common import (
     PROVIDER,
@@ -34,18 +31,13 @@ from channels.tencent_common import (
     rules,
 )
 from warnbus.plugin import (
-    Address,
-    ChannelInfo,
     Delivery,
     EventSink,
     Medium,
-    PermanentChannelError,
     ProviderStatus,
     Receipt,
     WebhookHandler,
-    load_config,
     mask_phone,
-    secret_fields_of,
 )
 
 ENDPOINT = "sms.tencentcloudapi.com"  # the SDK's, when `endpoint` is not set
@@ -85,39 +77,24 @@ class ReplyReport(msgspec.Struct):
     extend: str = ""
 
 
-class TencentSms:
+class TencentSms(CloudChannel):
     """SMS through Tencent Cloud's SendSms; receipts by callback or by pull."""
 
+    KIND, MEDIUM, CONFIG = "tencent-sms", Medium.SMS, TencentSmsConfig
+
     def __init__(self, name: str, config: TencentSmsConfig) -> None:
-        self.name = name
         self.config = config
         self.templates = TemplateSet(name, config.templates, rules(config))
-        self.info = ChannelInfo(
-            kind="tencent-sms", provider="tencent", medium=Medium.SMS, address=Address.PHONE,
-            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
-            max_length=min(t.capacity() for t in self.templates.templates) * config.max_messages,
-            secret_fields=secret_fields_of(TencentSmsConfig))
+        self._setup(name, config, PROVIDER, rate_per_s=config.rate_per_s,
+                    breaker_key=breaker_key(config, ENDPOINT), max_length=min(
+                        t.capacity() for t in self.templates.templates) * config.max_messages)
         self._client = SmsClient(credential(config), config.region, profile(config))
-        self.receipts = Receipts(name, PROVIDER, config)
-        self._sink: EventSink | None = None
         self._replies: list[tuple[str, str, str]] = []  # pulled, not yet applied
-        self._pull = PullLoop(name, config.pull_interval_s, self.pull_once)
-
-    @classmethod
-    def from_config(cls, name: str, raw: Mapping[str, Any]) -> TencentSms:
-        return cls(name, load_config(TencentSmsConfig, name, raw))
-
-    def __repr__(self) -> str:
-        return f"TencentSms({self.name!r})"
 
     async def send(self, delivery: Delivery) -> Receipt:
         where = f"{self.name}: SMS"
-        try:
-            number = "+86" + national_number(delivery.address)
-        except ValueError as e:
-            raise PermanentChannelError(
-                f"{where} to {mask_phone(delivery.address)}: {e}",
-                provider_code="InvalidParameterValue.IncorrectPhoneNumber") from e
+        number = "+86" + called_number(delivery.address, where,
+                                       "InvalidParameterValue.IncorrectPhoneNumber")
         ids: list[str] = []
         for message in self.templates.messages(delivery, self.config.max_messages):
             request = sms_models.SendSmsRequest()
@@ -139,33 +116,18 @@ class TencentSms:
                 time.time(), "SendSms"))
         return Receipt(provider_id=",".join(ids))
 
-    async def start(self, sink: EventSink) -> None:
-        self._sink = sink
-        if self.config.receipts == "pull":
-            self._pull.start()
-
-    async def aclose(self) -> None:
-        await self._pull.stop()
+    async def _close(self) -> None:
         await self._client.close()
 
     # ------------------------------------------------------------------ push
 
     def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
-        if self.config.receipts != "push":
-            return []
         rx = self.receipts
-
-        async def status(request: web.Request) -> web.StreamResponse:
-            return await rx.on_push(request, StatusReport, lambda r: self._status(sink, r),
-                                    answer_ok(), BAD_REPLY)
-
-        async def reply(request: web.Request) -> web.StreamResponse:
-            return await rx.on_push(request, ReplyReport, lambda r: rx.reply(
-                sink, e164(r.mobile, r.nationcode), r.text, f"{r.time}|{r.extend}|{r.text}"),
-                answer_ok(), BAD_REPLY)
-
-        return [("POST", rx.guard.path("sms-status"), status),
-                ("POST", rx.guard.path("sms-reply"), reply)]
+        return self.push_routes([
+            ("sms-status", StatusReport, lambda r: self._status(sink, r)),
+            ("sms-reply", ReplyReport, lambda r: rx.reply(
+                sink, e164(r.mobile, r.nationcode), r.text, f"{r.time}|{r.extend}|{r.text}")),
+        ], answer_ok(), BAD_REPLY)
 
     async def _status(self, sink: EventSink, r: StatusReport) -> None:
         ok = r.report_status.upper() == "SUCCESS"
@@ -174,11 +136,8 @@ class TencentSms:
 
     # ------------------------------------------------------------------ pull
 
-    async def pull_once(self) -> None:
+    async def _pull_into(self, sink: EventSink) -> None:
         """Pull the statuses and replies Tencent holds for this app (each is pulled once)."""
-        sink = self._sink
-        if sink is None:
-            return
         where = f"{self.name}: pull"
         request = sms_models.PullSmsSendStatusRequest()
         request.Limit, request.SmsSdkAppId = PULL_LIMIT, self.config.sdk_app_id

@@ -15,17 +15,14 @@ VMS has no pull API: `receipts = "pull"` is refused at start-up. Per-number limi
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
-from aiohttp import web
 from tencentcloud.common.common_client_async import CommonClient
 from tencentcloud.vms.v20200902 import models as vms_models
 
-from channels.cn_common import SentRef, e164, national_number
+from channels.cn_common import CloudChannel, SentRef, called_number, e164
 from channels.cn_outcomes import CallOutcome, tencent_failure_outcome
-from channels.cn_receipts import Receipts
 from channels.cn_templates import TemplateSet
 from channels.tencent_common import (
     PROVIDER,
@@ -38,17 +35,11 @@ from channels.tencent_common import (
     rules,
 )
 from warnbus.plugin import (
-    Address,
-    ChannelInfo,
     Delivery,
     EventSink,
     Medium,
-    PermanentChannelError,
     Receipt,
     WebhookHandler,
-    load_config,
-    mask_phone,
-    secret_fields_of,
 )
 
 SERVICE, VERSION = "vms", "2020-09-02"
@@ -89,37 +80,24 @@ class Envelope(msgspec.Struct):
     voice_failure_callback: VoiceCallback | None = None
 
 
-class TencentVoice:
+class TencentVoice(CloudChannel):
     """Voice calls through Tencent Cloud's SendTtsVoice; key 1 confirms."""
 
+    KIND, MEDIUM, CONFIG = "tencent-voice", Medium.VOICE, TencentVoiceConfig
+
     def __init__(self, name: str, config: TencentVoiceConfig) -> None:
-        self.name = name
         self.config = config
         self.templates = TemplateSet(name, config.templates, rules(config))
-        self.info = ChannelInfo(
-            kind="tencent-voice", provider="tencent", medium=Medium.VOICE, address=Address.PHONE,
-            rate_per_s=config.rate_per_s, breaker_key=breaker_key(config, ENDPOINT),
-            max_length=min(t.capacity() for t in self.templates.templates),
-            secret_fields=secret_fields_of(TencentVoiceConfig))
+        self._setup(name, config, PROVIDER, rate_per_s=config.rate_per_s,
+                    breaker_key=breaker_key(config, ENDPOINT),
+                    max_length=min(t.capacity() for t in self.templates.templates))
         self._client = CommonClient(SERVICE, VERSION, credential(config), config.region,
                                     profile(config))
-        self.receipts = Receipts(name, PROVIDER, config)
-
-    @classmethod
-    def from_config(cls, name: str, raw: Mapping[str, Any]) -> TencentVoice:
-        return cls(name, load_config(TencentVoiceConfig, name, raw))
-
-    def __repr__(self) -> str:
-        return f"TencentVoice({self.name!r})"
 
     async def send(self, delivery: Delivery) -> Receipt:
         where = f"{self.name}: call"
-        try:
-            number = "+86" + national_number(delivery.address)
-        except ValueError as e:
-            raise PermanentChannelError(
-                f"{where} to {mask_phone(delivery.address)}: {e}",
-                provider_code="InvalidParameterValue.CalledNumberVerifyFail") from e
+        number = "+86" + called_number(delivery.address, where,
+                                       "InvalidParameterValue.CalledNumberVerifyFail")
         [message] = self.templates.messages(delivery, 1)
         params = {"TemplateId": message.template.code, "TemplateParamSet": message.as_list(),
                   "CalledNumber": number, "VoiceSdkAppid": self.config.sdk_app_id,
@@ -132,18 +110,14 @@ class TencentVoice:
                                             "SendTtsVoice"))
         return Receipt(provider_id=call_id)
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         await self._client.close()
 
     # ------------------------------------------------------------------ push
 
     def webhooks(self, sink: EventSink) -> Sequence[tuple[str, str, WebhookHandler]]:
-        async def voice(request: web.Request) -> web.StreamResponse:
-            return await self.receipts.on_push(request, Envelope,
-                                               lambda e: self._on_event(sink, e),
-                                               answer_ok(), BAD_REPLY)
-
-        return [("POST", self.receipts.guard.path("voice"), voice)]
+        return self.push_routes([("voice", Envelope, lambda e: self._on_event(sink, e))],
+                                answer_ok(), BAD_REPLY)
 
     async def _on_event(self, sink: EventSink, e: Envelope) -> None:
         rx = self.receipts

@@ -49,7 +49,8 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 
 def test_the_deploy_example_loads(repo_root: Path) -> None:
     s = load_settings(repo_root / "deploy" / "warnbus.toml", env={})
-    assert s.channels["sms"]["type"] == "twilio-sms"
+    assert s.channels["sms"]["type"] == "tencent-sms"
+    assert s.channels["voice"]["type"] == "aliyun-voice"
 
 
 def test_settings_never_show_channel_secrets_or_url_passwords() -> None:

@@ -32,6 +32,8 @@ KEYS = {
     "peer": {"scenario", "deliveries", "peer_ratio", "runs"},
     "hostile": {"scenario", "loads", "requests", "statuses", "worst_stall_ms", "p99_stall_ms",
                 "worst_own_stall_ms", "target_stall_ms", "over_target_loads", "runs"},
+    "reach": {"scenario", "reach_ratio", "night_reach_ratio", "worst_reach_ratio",
+              "c1_officers", "c1_reach_s", "c1_bound_s", "c1_night_rerouted", "runs"},
 }
 
 
@@ -149,3 +151,16 @@ def test_hostile_runs_every_load_and_reports_the_loops_stalls(
         assert all(code.startswith("4") for code in codes[load]), (load, codes[load])
     assert "idle" in r["worst_stall_ms"]
     assert set(r["over_target_loads"]) <= set(LOADS)
+
+
+def test_reach_spreads_first_calls_by_rate_and_takes_aliyun_at_night(
+        results: dict[str, dict[str, Any]]) -> None:
+    """`bench reach`: Aliyun 100/s + Tencent 5/s; every primary officer's first call within
+    1.1 times the bound of the combined rates, by day and at night after an earlier warning,
+    when Tencent's one call a night goes by Aliyun instead."""
+    r = results["reach"]
+    assert r["c1_officers"] > 700
+    assert r["c1_by_account"]["voice-tencent"] == round(r["c1_officers"] * 5 / 105)
+    assert r["reach_ratio"] <= 1.1 and r["night_reach_ratio"] <= 1.1, r
+    assert r["c1_night_by_account"]["voice-tencent"] == 0
+    assert r["c1_night_rerouted"] == r["c1_by_account"]["voice-tencent"]

@@ -1,28 +1,21 @@
 """Helpers of the Aliyun channel tests: the real SDKs against the bundled simulator.
 
-The webhook side is a small aiohttp app mounting the channel's `webhooks(sink)` under
-`/hooks/<name>/`, as the engine's web app does, with a recording EventSink.
+The webhook side and the test's handles are tests/cn_kit.py's, shared with the Tencent tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
-from channels.sim.aliyun_sim import AliyunSimulator
-from channels.sim.officers import OfficerModel
-from channels.sim.recording import RecordingSink
-from warnbus.domain.models import Delivery, DeliveryKind, Level, TargetKind
+from tests.cn_kit import EVERYONE, NOBODY, PHONE, Env, EnvFactory
+from tests.cn_kit import delivery as cn_delivery
+from warnbus.domain.models import Delivery
 
 AK_ID = "LTAI5tSimulatorKey0001"
 AK_SECRET = "sim-secret-0123456789abcdefABCDEF"
 HOOK_SECRET = "hook-0123456789abcdef"
 SIGN = "华容县应急管理局"
 SHOW = "057100001111"
-PHONE = "+8613812345678"
 NATIONAL = "13812345678"
 SMS_CODE, VOICE_CODE, NOTICE_CODE, CONFIRM_CODE = "SMS_100001", "TTS_200001", "TTS_200002", "TTS_200009"
 SMS_CONTENT = "${level}${kind}：${t1}${t2}${t3}${t4}。回复1确认收到。"
@@ -42,36 +35,10 @@ REGISTERED_VOICE = {VOICE_CODE: VOICE_CONTENT, NOTICE_CODE: "预警解除通知�
                     CONFIRM_CODE: "已确认，谢谢。"}
 TEXT = "【红色预警】县气象台发布暴雨红色预警。影响区域：城关镇。请立即转移危险区域群众。回复1确认收到"
 
-#: Everyone answers at once: for the confirmation paths.
-EVERYONE = OfficerModel(responsive=1.0, per_message=1.0, unreachable=0.0, delay_s=(0.01, 0.02))
-#: Nobody confirms, everyone reachable.
-NOBODY = OfficerModel(responsive=0.0, per_message=0.0, unreachable=0.0, delay_s=(0.01, 0.02))
 
 
-@dataclass
-class Env:
-    channel: Any  # AliyunSms | AliyunVoice
-    sim: AliyunSimulator
-    sink: RecordingSink
-    hooks: str  # public base of the channel's webhooks, secret segment included
-    http: aiohttp.ClientSession
-
-    async def push(self, hook: str, payload: Any, *, secret: str = HOOK_SECRET
-                   ) -> aiohttp.ClientResponse:
-        base = self.hooks.rsplit("/", 1)[0]
-        resp = await self.http.post(f"{base}/{secret}/{hook}", json=payload)
-        await resp.read()
-        return resp
-
-
-def delivery(text: str = TEXT, *, address: str = PHONE, channel: str = "sms",
-             kind: DeliveryKind = DeliveryKind.WARNING, did: str = "dl_1",
-             ack_url: str | None = None, confirm: bool | None = None) -> Delivery:
-    return Delivery(
-        id=did, campaign_id="cmp-1", alert_id="al_1", target_id="p-1",
-        target_kind=TargetKind.PERSON, channel=channel, step=0, kind=kind,
-        level=Level.RED, address=address, text=text, created_at=0.0, ack_url=ack_url,
-        confirm=confirm)
+def delivery(text: str = TEXT, **kw: Any) -> Delivery:
+    return cn_delivery(text, **kw)
 
 
 def sms_config(endpoint: str, hooks: str, **over: Any) -> dict[str, Any]:
@@ -89,4 +56,6 @@ def voice_config(endpoint: str, hooks: str, **over: Any) -> dict[str, Any]:
             **over}
 
 
-EnvFactory = Callable[..., Awaitable[Env]]
+
+
+__all__ = ["EVERYONE", "NOBODY", "PHONE", "Env", "EnvFactory"]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aliyun_kit import (
     AK_ID,
     AK_SECRET,
@@ -29,6 +27,7 @@ from channels.aliyun_voice import AliyunVoice
 from channels.sim.aliyun_sim import AliyunSimulator
 from channels.sim.officers import OfficerModel
 from channels.sim.recording import RecordingSink
+from tests.cn_kit import hook_socket, serve_hooks
 
 
 @pytest.fixture
@@ -39,10 +38,7 @@ async def make_env() -> AsyncIterator[EnvFactory]:
     async def build(kind: str = "sms", officers: OfficerModel = NOBODY, *,
                     channel_cfg: dict[str, Any] | None = None, start: bool = True,
                     **sim_kwargs: Any) -> Env:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))  # bound first: the simulator needs the hook URLs
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/{kind}"
-        hooks = f"{base}/{HOOK_SECRET}"
+        sock, base, hooks = hook_socket(kind, HOOK_SECRET)
         kwargs: dict[str, Any] = {
             "sign_names": (SIGN,), "sms_templates": REGISTERED_SMS,
             "voice_templates": REGISTERED_VOICE, "show_numbers": (SHOW,),
@@ -55,17 +51,11 @@ async def make_env() -> AsyncIterator[EnvFactory]:
                                                              **(channel_cfg or {}))
         channel = (AliyunSms if kind == "sms" else AliyunVoice).from_config(kind, cfg)
         sink = RecordingSink()
-        app = web.Application()
-        for method, path, handler in channel.webhooks(sink):
-            app.router.add_route(method, f"/hooks/{kind}/{path}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        if start:
-            await channel.start(sink)
         http = aiohttp.ClientSession()
-        cleanups.extend([sim.stop, channel.aclose, runner.cleanup, http.close])
-        return Env(channel, sim, sink, hooks, http)
+        cleanups.append(sim.stop)
+        cleanups.extend(await serve_hooks(channel, kind, sock, sink, start=start))
+        cleanups.append(http.close)
+        return Env(channel, sim, sink, hooks, http, HOOK_SECRET)
 
     yield build
     for cleanup in cleanups:

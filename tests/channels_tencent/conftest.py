@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from tencent_kit import (
     APP_ID,
     HOOK_SECRET,
@@ -30,6 +28,7 @@ from channels.sim.recording import RecordingSink
 from channels.sim.tencent_sim import TencentSimulator
 from channels.tencent_sms import TencentSms
 from channels.tencent_voice import TencentVoice
+from tests.cn_kit import hook_socket, serve_hooks
 
 
 @pytest.fixture
@@ -39,10 +38,7 @@ async def make_env() -> AsyncIterator[EnvFactory]:
 
     async def build(kind: str = "sms", officers: OfficerModel = NOBODY, *,
                     channel_cfg: dict[str, Any] | None = None, **sim_kwargs: Any) -> Env:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/{kind}"
-        hooks = f"{base}/{HOOK_SECRET}"
+        sock, base, hooks = hook_socket(kind, HOOK_SECRET)
         kwargs: dict[str, Any] = {
             "sdk_app_id": APP_ID, "sign_names": (SIGN,), "sms_var_max": 12,
             "sms_templates": {SMS_CODE: SMS_CONTENT},
@@ -54,17 +50,11 @@ async def make_env() -> AsyncIterator[EnvFactory]:
         cls = TencentSms if kind == "sms" else TencentVoice
         channel = cls.from_config(kind, config(kind, endpoint, base, **(channel_cfg or {})))
         sink = RecordingSink()
-        app = web.Application()
-        for method, path, handler in channel.webhooks(sink):
-            app.router.add_route(method, f"/hooks/{kind}/{path}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        if hasattr(channel, "start"):
-            await channel.start(sink)
         http = aiohttp.ClientSession()
-        cleanups.extend([sim.stop, channel.aclose, runner.cleanup, http.close])
-        return Env(channel, sim, sink, hooks, http)
+        cleanups.append(sim.stop)
+        cleanups.extend(await serve_hooks(channel, kind, sock, sink, start=True))
+        cleanups.append(http.close)
+        return Env(channel, sim, sink, hooks, http, HOOK_SECRET)
 
     yield build
     for cleanup in cleanups:

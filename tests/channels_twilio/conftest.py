@@ -8,13 +8,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from twilio_harness import FROM, NOBODY, SID, TOKEN, Env, EnvFactory, RecordingSink
 
 from channels.sim.officers import OfficerModel
 from channels.sim.twilio_sim import TwilioSimulator
 from channels.twilio_sms import TwilioSms
 from channels.twilio_voice import TwilioVoice
+from tests.cn_kit import serve_hooks
 
 
 @pytest.fixture
@@ -36,14 +36,10 @@ async def make_env() -> AsyncIterator[EnvFactory]:
                "timeout_s": 2.0, **(channel_cfg or {})}
         channel = cls.from_config(kind, raw)
         sink = RecordingSink()
-        app = web.Application()
-        for method, path, handler in channel.webhooks(sink):
-            app.router.add_route(method, f"/hooks/{kind}/{path}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
+        cleanups.append(sim.stop)
+        cleanups.extend(await serve_hooks(channel, kind, sock, sink, start=False))
         http = aiohttp.ClientSession()
-        cleanups.extend([sim.stop, channel.aclose, runner.cleanup, http.close])
+        cleanups.append(http.close)
         return Env(channel, sim, sink, hooks, http)
 
     yield build

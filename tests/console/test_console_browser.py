@@ -66,7 +66,7 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     await approver.click("#approve-btn")
     await approver.wait_for_selector("#board")
     cid = await approver.get_attribute("#board", "data-cid")
-    assert cid and "审批 alan" in await approver.inner_text(".source")
+    assert cid and "审批 Alan" in await approver.inner_text(".source")  # display name
     # --- live: the engine sends, officers confirm; counts and map follow without reload
     await h.drain()
     await approver.wait_for_function("Number(document.querySelector('[data-c=p_reached]').textContent) > 0")

@@ -37,11 +37,12 @@ from warnbus.feeds import FeedPoller
 from warnbus.feeds import state as feed_state
 from warnbus.flow.breaker import State
 from warnbus.flow.escalation import redial_offsets
+from warnbus.flow.routes import RoutedChannels
 from warnbus.plugin import ProviderStatus
 from warnbus.runtime.app import token_hash
-from warnbus.runtime.config import FeedSettings, TokenSettings
+from warnbus.runtime.config import FeedSettings, LimitSettings, TokenSettings
 from warnbus.runtime.services import ManagedService
-from warnbus.state import keys, queue, ratelimit, registrybook, scripts, store
+from warnbus.state import keys, numberlimits, queue, ratelimit, registrybook, scripts, store
 from warnbus.state.registrybook import RegistryBook
 from warnbus.web.api import make_web_app
 from warnbus.web.console import drafts as console_drafts
@@ -57,7 +58,8 @@ _CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 # Every Lua script the project registers, by where it lives: the state layer's .lua files
 # (`scripts.LOADED`) and the few scripts other modules keep. A new register_script() call must
 # be added here (test_every_registered_script_is_listed) so that it is checked too.
-_STATE_MODULES = (store, queue, ratelimit, registrybook)  # importing them loads their scripts
+# importing them loads their scripts
+_STATE_MODULES = (store, queue, ratelimit, registrybook, numberlimits)
 SCRIPTS: dict[str, str] = {
     **{f"state.{n}": sc.source for n, sc in scripts.LOADED.items()},
     "feeds.state._HOLD": feed_state._HOLD,
@@ -227,6 +229,11 @@ async def run_workload(url: str) -> dict[str, int]:
     # A provider rate on SMS, so the dispatcher takes tokens from its shared bucket.
     sms = h.channels["sms"]
     sms.info = msgspec.structs.replace(sms.info, rate_per_s=5000.0)
+    # Tencent voice's per-number limits on voice: each call takes from a number's record, and
+    # the redials past 2 in 10 minutes are re-routed.
+    h.ctx.channels = RoutedChannels.build(
+        {n: c.info for n, c in h.channels.items()}, {},
+        {"voice-account": LimitSettings(channels=("voice",), preset="tencent-voice")})
     client = TestClient(TestServer(make_web_app(h.app)))
     await client.start_server()
     seen: dict[str, int] = {}

@@ -450,6 +450,9 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     FAILED_TEMP = "failed-temp"
     FAILED_PERM = "failed-perm"
+    # Not sent, or refused by the provider, under a per-number limit of the account: the
+    # message went by another path (`flow.reroute`); not the person's failure.
+    LIMITED = "limited"
 
 
 class Receipt(msgspec.Struct, frozen=True, gc=False):

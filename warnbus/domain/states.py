@@ -26,6 +26,9 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # failed for good; the policy's fallback channel takes over
     DEAD = "dead"  # transient failures exhausted: dead-lettered, then the fallback channel
     CANCELLED = "cancelled"  # not sent: the campaign was over, or the person needed no more calls
+    #: Not sent: a per-number limit of its provider account would refuse it (or the provider
+    #: did); its message went by the next path (`flow.reroute`). Not the person's failure.
+    REROUTED = "rerouted"
 
     #: A claim sends from these (anything else is done, or in flight under a lease).
     CLAIMABLE: ClassVar[frozenset[DeliveryState]]
@@ -43,11 +46,11 @@ class DeliveryState(StrEnum):
 
 _D = DeliveryState
 _D.CLAIMABLE = frozenset({_D.QUEUED, _D.RETRY})
-_D.RECORDED = frozenset({_D.SENT, _D.DELIVERED, _D.RETRY, _D.FAILED, _D.DEAD})
+_D.RECORDED = frozenset({_D.SENT, _D.DELIVERED, _D.RETRY, _D.FAILED, _D.DEAD, _D.REROUTED})
 _D.REACHED = frozenset({_D.SENT, _D.DELIVERED})
 _D.GAVE_UP = frozenset({_D.FAILED, _D.DEAD})
 _D.AWAITING_REPORT = frozenset({_D.SENDING, _D.SENT})
-_D.SETTLED = frozenset({_D.DELIVERED, _D.FAILED, _D.DEAD})
+_D.SETTLED = frozenset({_D.DELIVERED, _D.FAILED, _D.DEAD, _D.REROUTED})
 
 
 class DeliveryReport(StrEnum):

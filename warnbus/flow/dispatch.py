@@ -25,10 +25,11 @@ from warnbus.domain.models import (
     TargetKind,
 )
 from warnbus.domain.states import DeliveryState
-from warnbus.errors import PermanentChannelError, TransientChannelError
+from warnbus.errors import LimitedChannelError, PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
 from warnbus.flow.escalation import Retry, encode_timer
 from warnbus.flow.fallback import Cause, plan_fallbacks
+from warnbus.flow.reroute import LimitGate
 from warnbus.flow.retry import backoff, next_try, out_of_attempts, spread
 from warnbus.plugin import PERSON_FIELD, Channel
 from warnbus.runtime import metrics
@@ -51,6 +52,7 @@ SEND, RESEND, SKIP, CANCELLED, IN_FLIGHT = 1, 2, 0, 3, 4
 # those costs about 0.15 µs in Python 3.11, a few per delivery).
 _SENT, _DELIVERED, _RETRY = DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.RETRY
 _GAVE_UP = DeliveryState.GAVE_UP
+_REROUTED = DeliveryState.REROUTED
 
 
 class Dispatcher:
@@ -64,6 +66,7 @@ class Dispatcher:
         self.sent = 0  # deliveries handed to a provider by this process (for progress/bench)
         self._limiter = RateLimiter(ctx.redis)
         self.breakers = Breakers(ctx.clock.now)  # per provider, in memory (see breaker.py)
+        self.limits = LimitGate(ctx)  # per-number limits of provider accounts (reroute.py)
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
@@ -147,6 +150,13 @@ class Dispatcher:
                     finished.append(e)
         stored, refused, wait = await self._send_all(channel,
                                                      [(e.delivery, n) for e, n in to_send])
+        # A send its account's per-number limit would refuse went by no provider (`_send`),
+        # nor did one the provider refused under its own limit: another path takes them.
+        limited = [(o.delivery, o.attempt.n, o.attempt.error or "") for o in stored
+                   if o.next_state is _REROUTED]
+        if limited:
+            stored = [o for o in stored if o.next_state is not _REROUTED]
+            stored += await self.limits.reroute(limited)
         await io.store.record(stored, ctx.clock.now())
         if refused:
             await self._defer(channel, refused, wait)
@@ -183,21 +193,33 @@ class Dispatcher:
             info = _info_enabled()  # one event per send: not even built when filtered out
             results = await gather_paced(self._send(impl, channel, d, n, at, info)
                                          for d, n in sends[:go])
-        up = sum(1 for _o, ok in results if ok)
-        self.breakers.record_many(key, up, len(results) - up)
+        up = sum(1 for _o, ok in results if ok is True)
+        self.breakers.record_many(key, up, sum(1 for _o, ok in results if ok is False))
         return [o for o, _ok in results], list(sends[go:]), wait or 0.0
 
     async def _send(self, impl: Channel, channel: str, d: Delivery, n: int, at: float,
-                    info: bool) -> tuple[Stored, bool]:
-        """One send: its attempt, and whether the provider answered (for the breaker)."""
+                    info: bool) -> tuple[Stored, bool | None]:
+        """One send: its attempt, and whether the provider answered (for the breaker; None:
+        not asked)."""
         current = self._readdressed(impl, d)
         if current is None:
             return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
                                      error="no longer in the registry (or no address there)"),
                           DeliveryState.FAILED), True
         d = current
+        # Taken from the account's per-number record right before the provider call, so the
+        # provider counts it a request's latency later, not a chunk's (flow/reroute.py).
+        over = await self.limits.take(channel, d, n)
+        if over is not None:
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.LIMITED, error=over),
+                          _REROUTED), None
         try:
             receipt = await impl.send(d)
+        except LimitedChannelError as e:
+            # The provider's per-number limit: neither the person's failure nor an outage.
+            return Stored(d, Attempt(d.id, n, channel, at, Outcome.LIMITED,
+                                     error=f"refused by {channel}'s limit: {e.message}"),
+                          _REROUTED), True
         except TransientChannelError as e:
             # Spread a provider's Retry-After too: every refused send got the same one.
             after = e.retry_after * random.uniform(1.0, 1.25) if e.retry_after else None

@@ -13,6 +13,7 @@ from warnbus.flow.acks import DUPLICATE, RECORDED, apply_ack, record_ack
 from warnbus.flow.durable import AckOp, Op, ReplyOp, ReportOp, StatusOp, durably
 from warnbus.flow.fallback import plan_fallback_for
 from warnbus.flow.feedback import apply_report, record_feedback
+from warnbus.flow.reroute import LimitGate
 from warnbus.plugin import PERSON_FIELD, Address, Confirmation, ProviderStatus, Report
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
@@ -24,6 +25,7 @@ _DELIVERED = {ProviderStatus.DELIVERED, ProviderStatus.PLAYING, ProviderStatus.D
 _FAILED = {ProviderStatus.FAILED, ProviderStatus.UNDELIVERED}
 _NOTED = {ProviderStatus.NO_ANSWER: DeliveryReport.NO_ANSWER,
           ProviderStatus.ANSWERED: DeliveryReport.ANSWERED}
+_LIMITED = {ProviderStatus.LIMITED}
 #: How long (engine seconds) a read of the active campaigns serves replies (`_active`).
 ACTIVE_TTL_S = 1.0
 #: How long a reply's provider message id is remembered: a resend or replay within it
@@ -41,6 +43,7 @@ class EngineSink:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._devices = DeviceStatusBook(ctx.redis)
+        self._limits = LimitGate(ctx)
         self._by_address: dict[tuple[Address, str], list[str]] = {}
         self._active_list: list[str] = []
         self._active_at: float | None = None
@@ -55,14 +58,20 @@ class EngineSink:
         detail: str = "",
     ) -> None:
         """Apply a provider's report, durably (Redis, or the journal while it is away)."""
-        if status not in _DELIVERED and status not in _FAILED and status not in _NOTED:
-            return  # queued/sent/limited: nothing to record
+        if (status not in _DELIVERED and status not in _FAILED and status not in _NOTED
+                and status not in _LIMITED):
+            return  # queued/sent: nothing to record
         op = StatusOp(campaign_id, delivery_id, target_id, status.value, self.ctx.clock.now(),
                       detail)
         await durably(self.ctx, op, self._apply_status)
 
     async def _apply_status(self, op: StatusOp) -> None:
         status = ProviderStatus(op.status)
+        if status in _LIMITED:
+            # Refused under the provider's per-number limit after it accepted the call:
+            # not the person's failure; the message goes by the next path (flow/reroute.py).
+            await self._limits.after_report(op.campaign_id, op.delivery_id, op.detail)
+            return
         if status in _DELIVERED:
             report = DeliveryReport.DELIVERED
         elif status in _NOTED:

@@ -25,6 +25,7 @@ import structlog
 from warnbus.domain.models import Delivery, DeliveryKind, Level, Person, TargetKind
 from warnbus.domain.steps import Step
 from warnbus.flow.planner import PlanContext, area_text, plan_fallback
+from warnbus.flow.routes import paths_of
 from warnbus.plugin import person_address
 from warnbus.runtime.context import Context
 
@@ -45,12 +46,15 @@ def next_channel(ctx: Context, d: Delivery, person: Person, cause: Cause) -> str
     failed = ctx.channels.get(d.channel)
     skip = {*d.tried, d.channel}
     while (nxt := ctx.rules.fallback_for(d.channel, tuple(skip))) is not None:
-        info = ctx.channels.get(nxt)
-        if (info is not None and info.target is TargetKind.PERSON
-                and person_address(person, info.address)
-                and not (cause is Cause.PROVIDER and failed is not None
-                         and info.provider == failed.provider)):
-            return nxt
+        # A route (several accounts behind one policy name): the person's own account
+        # first, then the others (`flow.routes.paths_of`).
+        for channel in paths_of(ctx.channels, nxt, person):
+            info = ctx.channels.get(channel)
+            if (channel not in skip and info is not None and info.target is TargetKind.PERSON
+                    and person_address(person, info.address)
+                    and not (cause is Cause.PROVIDER and failed is not None
+                             and info.provider == failed.provider)):
+                return channel
         skip.add(nxt)
     return None
 

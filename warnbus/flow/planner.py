@@ -31,6 +31,7 @@ from warnbus.domain.models import (
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import area_id
 from warnbus.flow.ports import Renderer
+from warnbus.flow.routes import routed
 from warnbus.plugin import PERSON_FIELD, ChannelInfo, Medium
 
 _URL_MARK = "\x00ACKURL\x00"
@@ -113,7 +114,8 @@ def plan_persons(
     extra: Mapping[str, Mapping[str, str]] | None = None,
     confirm: bool | None = None,
 ) -> list[Delivery]:
-    """One delivery per person and channel that the person has an address for.
+    """One delivery per person and channel that the person has an address for (per person
+    and route: `flow.routes.routed`).
 
     `extra` gives per-person template values (e.g. the grids of an escalation); a person with
     extra values gets a text of their own, everyone else shares one rendering per channel.
@@ -127,12 +129,14 @@ def plan_persons(
     code = int(step)
     # One signed link per person, shared by their channels (signing is an HMAC each).
     urls = {p.id: ctx.ack_url(p.id) for p in persons} if ctx.ack_url and asks else {}
-    for channel in channels:
+    # A route (several accounts behind one name of the policy) gets each person once, over
+    # one of its channels, spread by their rates (`flow.routes`).
+    for channel, people in routed(ctx.channels, channels, persons):
         info = ctx.channels.get(channel)
         if info is None or info.target is not TargetKind.PERSON:
             continue  # not configured here, or a channel to areas (`plan_areas`)
         field_of = PERSON_FIELD[info.address]
-        for person in persons:
+        for person in people:
             address = field_of(person)
             if not address:
                 continue

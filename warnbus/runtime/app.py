@@ -31,6 +31,7 @@ from warnbus.errors import ConfigError
 from warnbus.flow.acks import AckLinks
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.ports import HazardLike, LevelPolicyLike, MatchLike, Rules
+from warnbus.flow.routes import RoutedChannels
 from warnbus.plugin import Channel, ChannelInfo, Medium
 from warnbus.registry import Registry, default_registry_path, load_registry
 from warnbus.runtime import live_registry, services
@@ -70,6 +71,8 @@ class RulesFacade:
         self.sites = SiteRules.load(settings.sites or None,
                                     hazards={h.key for h in self.hazards.hazards})
         self.matcher = Matcher(data, hazards=self.hazards, sites=self.sites)
+        #: The routes over the configured channels (`[routes]`), once they are built.
+        self.routes: Mapping[str, Sequence[str]] = {}
 
     def for_registry(self, data: RegistryData) -> RulesFacade:
         """The same hazards, policy and templates, matching on `data`."""
@@ -96,7 +99,13 @@ class RulesFacade:
         return self.sites.policy_for(level)
 
     def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
-        return self.policy.fallback_for(channel, tried)
+        """The policy's next channel after `channel` not in `tried`: a channel of a route
+        (voice-aliyun behind `voice`) follows its route's entry unless the policy names it
+        itself. It may be a route: `flow.fallback` picks the person's channel of it."""
+        if channel in self.policy.fallback:
+            return self.policy.fallback_for(channel, tried)
+        route = next((r for r, ms in self.routes.items() if channel in ms), None)
+        return self.policy.fallback_for(route, tried) if route is not None else None
 
     def targets(
         self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
@@ -186,7 +195,7 @@ def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo],
 
 async def _build_channels(
     settings: Settings, roles: frozenset[str], data: RegistryData, url: str, mqtt_url: str,
-    accounts: BrokerAccounts | None,
+    accounts: BrokerAccounts | None, providers: str, clock: Clock,
 ) -> tuple[dict[str, Channel], Any]:
     """The configured channels, or the embedded default's (and its simulated world)."""
     if settings.channels or "worker" not in roles:
@@ -195,12 +204,13 @@ async def _build_channels(
     # Embedded default: the real channels against the shipped provider simulators, so a
     # fresh `warnbus serve` works end to end (simulated officers confirm, speakers play).
     from channels.sim.officers import OfficerModel
-    from warnbus.tools.simulation import start_world
+    from warnbus.tools.simulation import start_providers
 
-    world = await start_world(data, base_url=url, mqtt_url=mqtt_url, officers=OfficerModel(),
-                              time_factor=settings.engine.clock_factor,
-                              device_passwords=accounts.device_passwords if accounts else None)
-    log.info("no channels configured: using the provider simulators")
+    world = await start_providers(
+        providers, data, base_url=url, mqtt_url=mqtt_url, officers=OfficerModel(),
+        time_factor=settings.engine.clock_factor, clock=clock.now,
+        device_passwords=accounts.device_passwords if accounts else None)
+    log.info("no channels configured: using the provider simulators", providers=providers)
     return dict(world.channels), world
 
 
@@ -254,8 +264,12 @@ async def build_app(
     channels: Mapping[str, Channel] | None = None,
     registry: Registry | None = None,
     base_url: str | None = None,
+    providers: str = "twilio",
 ) -> App:
-    """Wire everything; start embedded Redis/broker when no URL is configured."""
+    """Wire everything; start embedded Redis/broker when no URL is configured.
+
+    `providers`: the simulated provider set of the embedded default (no `[channels.*]`):
+    `twilio`, or `cn` (Aliyun and Tencent Cloud; `warnbus.tools.cn_world`)."""
     if registry is None:
         registry = load_registry(settings.registry or default_registry_path())
     # Before any server is started: a token that could speak for others is a config error.
@@ -319,11 +333,16 @@ async def build_app(
         chans, world = dict(channels), None
     else:
         chans, world = await _build_channels(settings, roles, registry.data, url, mqtt_url,
-                                             accounts)
+                                             accounts, providers, clock)
     ctx.lanes.channels = tuple(chans)
-    ctx.channels = {name: ch.info for name, ch in chans.items()}
     try:
-        missing = check_channels(facade.policy, ctx.channels, facade.sites)
+        routes = dict(settings.routes or (world.routes if world is not None else {}))
+        limits = dict(settings.limits or (world.limits if world is not None else {}))
+        ctx.channels = RoutedChannels.build({name: ch.info for name, ch in chans.items()},
+                                            routes, limits)
+        missing = [m for m in check_channels(facade.policy, ctx.channels, facade.sites)
+                   if m not in ctx.channels.routes]
+        facade.routes = ctx.channels.routes
     except ConfigError:
         # Found only once the channels are built: leave nothing running behind the error.
         for ch in chans.values():

@@ -43,12 +43,17 @@ async def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.server.port
     roles = set(args.role.split(",")) if args.role else {"api", "worker", "timer"}
     base_url = settings.server.public_url or f"http://{settings.server.host}:{port}"
-    app = await build_app(settings, roles=roles, base_url=base_url)
+    if args.providers and settings.channels:
+        print("error: --providers chooses the simulated providers of the embedded default; "
+              "this configuration names its own [channels]", file=sys.stderr)
+        return 2
+    app = await build_app(settings, roles=roles, base_url=base_url,
+                          providers=args.providers or "twilio")
     for svc in app.started:
         print(f"warnbus: started {svc.description}", flush=True)
     if app.world is not None:
         print("warnbus: no channels configured: voice/SMS/WeCom/speakers go to the shipped "
-              "provider simulators (simulated officers)", flush=True)
+              f"provider simulators (simulated officers): {app.world.description}", flush=True)
     if app.api_token:
         print(f"warnbus: API token (full scope, generated for this run): {app.api_token}",
               flush=True)
@@ -119,7 +124,7 @@ def _bench(rest: list[str]) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from warnbus.tools.demo import run_demo
 
-    return asyncio.run(run_demo(fast=args.fast, port=args.port))
+    return asyncio.run(run_demo(fast=args.fast, port=args.port, providers=args.providers))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,9 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config")
     s.add_argument("--port", type=int)
     s.add_argument("--role", help="comma-separated roles: api,worker,timer (default: all)")
+    s.add_argument("--providers", choices=("twilio", "cn"),
+                   help="embedded default only: the simulated providers (twilio: Twilio voice "
+                   "and SMS; cn: Aliyun and Tencent Cloud voice, Tencent SMS); default twilio")
     d = sub.add_parser("demo", help="a red warning for the sample county, live 叫应 progress")
     d.add_argument("--fast", action="store_true", help="a shorter run (used by the tests)")
     d.add_argument("--port", type=int, default=0)
+    d.add_argument("--providers", choices=("twilio", "cn"), default="twilio",
+                   help="twilio: Twilio voice and SMS; cn: Aliyun and Tencent Cloud voice "
+                   "(spread by rate, under their per-number limits) and Tencent SMS")
     sub.add_parser("registry", help="the grid registry: generate | validate | stats | export | "
                    "template | import | history",
                    add_help=False)

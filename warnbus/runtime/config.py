@@ -148,6 +148,43 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 "(integrity only, not who signed), set trust_carried_certificate = true")
 
 
+class WindowSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """At most `count` sends to one number within any `seconds`."""
+
+    count: Annotated[int, msgspec.Meta(ge=1)]
+    seconds: Annotated[float, msgspec.Meta(gt=0)]
+
+
+#: The providers' documented per-number defaults a `[limits.*]` entry may start from.
+Preset = Literal["tencent-voice", "aliyun-voice", "tencent-sms", "aliyun-sms", "none", ""]
+
+
+class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`[limits.<account>]`: one provider account's limits per called number.
+
+    Every Aliyun or Tencent SMS or voice channel has its provider's documented defaults
+    without an entry (`warnbus.state.numberlimits.PRESETS`) (one record per account: its type and breaker key). An entry names the channels
+    that send through the account (they share one record per number: two caller numbers of
+    one account count together) and may start from a `preset`, then set its own windows,
+    `per_day` and `per_night`; `preset = "none"` with nothing else: no limits. Nights are
+    Beijing time, `night = [22, 8]` (22:00-08:00)."""
+
+    channels: tuple[str, ...] = ()
+    preset: Preset = ""
+    windows: tuple[WindowSettings, ...] | None = None
+    per_day: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    per_night: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    night: tuple[Annotated[int, msgspec.Meta(ge=0, le=23)], Annotated[int, msgspec.Meta(
+        ge=0, le=23)]] = (22, 8)
+    # Seconds added to each window (the provider counts a send when it arrives, a little
+    # after the engine took it); more when the engine's clock is compressed (the demo).
+    margin_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+
+    def __post_init__(self) -> None:
+        if self.night[0] == self.night[1]:
+            raise ValueError("night: two different hours (start, end), e.g. [22, 8]")
+
+
 LevelName = Literal["red", "orange", "yellow", "blue"]
 
 
@@ -200,6 +237,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     channels: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     feeds: tuple[FeedSettings, ...] = ()
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
+    # Per-number limits per provider account (see LimitSettings), by account name.
+    limits: dict[str, LimitSettings] = msgspec.field(default_factory=dict)
+    # A channel name the policy uses -> the channels that carry it: a first wave is spread
+    # over them by their rates, and each is the others' next path when a per-number limit
+    # would refuse a call (`warnbus.flow.routes`). E.g. voice = ["voice-aliyun", "voice-tc"].
+    routes: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:
         """Settings as a log line may show them: channel tables hold provider secrets as

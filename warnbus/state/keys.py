@@ -119,6 +119,12 @@ def rate_bucket(channel: str) -> str:
     """Token bucket of one channel (one provider account or sender number)."""
     return f"{PREFIX}:rl:{channel}"
 
+
+def number_limit(account: str, number: str) -> str:
+    """ZSET: the sends to one number through one provider account, by time (NumberLimitBook)."""
+    return f"{PREFIX}:nl:{account}:{number}"
+
+
 def reply(channel: str, reply_id: str) -> str:
     """String (with TTL): an inbound reply already handled, by its provider message id."""
     return f"{PREFIX}:reply:{channel}:{reply_id}"
@@ -227,4 +233,5 @@ _FAMILIES = (
     (TIMERS_DUE, "timers_due"),
     (INBOX, "inbox"),
     (f"{PREFIX}:alert:", "alert_index"),
+    (f"{PREFIX}:nl:", "number_limits"),
 )

@@ -37,13 +37,13 @@ from warnbus.runtime.clock import ScaledClock
 from warnbus.runtime.config import EngineSettings, ServerSettings, Settings
 from warnbus.runtime.logs import configure_logging
 from warnbus.runtime.services import free_port, start_mosquitto
-from warnbus.tools.simulation import SimulatedWorld, start_world
+from warnbus.tools.simulation import ProviderWorld, start_providers
 
 # Beside the bundled county: config/ in a checkout, warnbus/_config in a wheel.
 ALERTS = default_registry_path().parent / "alerts"
 
 
-def _load(name: str, now: float, hours: float = 6) -> Alert:
+def load_bundled(name: str, now: float, hours: float = 6) -> Alert:
     """A bundled alert with its times moved to now (the files carry fixed example times)."""
     from datetime import datetime, timedelta, timezone
 
@@ -104,7 +104,8 @@ class AuditCounter:
                 self.last = row["id"]
 
 
-async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
+async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7,
+                   providers: str = "twilio") -> int:
     console = Console()
     # The live view is the demo's output; the engine's own log lines would scroll it away.
     configure_logging(level="warning", stream=sys.stderr)
@@ -117,23 +118,24 @@ async def run_demo(*, fast: bool = False, port: int = 0, seed: int = 7) -> int:
     accounts = BrokerAccounts.generate((d.id, d.region) for d in registry.data.devices.values())
     broker = start_mosquitto(tmp / "mqtt", accounts=accounts)
     console.print(f"[dim]started {broker.description}[/dim]")
+    officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,
+                            delay_s=(0.3, 3.0), reports=0.4)
+    clock = ScaledClock(factor)
+    world = await start_providers(providers, registry.data, base_url=base,
+                                  mqtt_url=broker.url, officers=officers, time_factor=factor,
+                                  device_passwords=accounts.device_passwords, clock=clock.now)
     settings = Settings(
         data_dir=str(tmp), mqtt_url=broker.url,
         server=ServerSettings(port=port),
         engine=EngineSettings(clock_factor=factor, tick_s=0.2, sweep_s=5.0, lease_s=20 * factor),
+        routes=world.routes, limits=world.limits,
     )
-    officers = OfficerModel(seed=seed, responsive=0.85, per_message=0.55, unreachable=0.02,
-                            delay_s=(0.3, 3.0), reports=0.4)
-    world = await start_world(registry.data, base_url=base, mqtt_url=broker.url,
-                              officers=officers, time_factor=factor,
-                              device_passwords=accounts.device_passwords)
-    app = await build_app(settings, channels=world.channels, clock=ScaledClock(factor),
+    app = await build_app(settings, channels=world.channels, clock=clock,
                           registry=registry, base_url=base)
     for svc in app.started:
         console.print(f"[dim]started {svc.description}[/dim]")
-    console.print(f"[dim]simulators: Twilio {world.configs['sms']['api_base']} · WeCom "
-                  f"{world.configs['wecom']['api_base']} · {len(registry.data.devices)} speakers on "
-                  f"{broker.display_url}[/dim]")
+    console.print(f"[dim]simulators: {world.description} · {len(registry.data.devices)} "
+                  f"speakers on {broker.display_url}[/dim]")
     runner = web.AppRunner(_web(app), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -157,10 +159,10 @@ def _web(app: App) -> web.Application:
     return make_web_app(app)
 
 
-async def _script(app: App, world: SimulatedWorld, console: Console) -> int:
+async def _script(app: App, world: ProviderWorld, console: Console) -> int:
     clock = app.ctx.clock
     t0 = clock.now()
-    alert = _load("demo-rainstorm-red.xml", t0)
+    alert = load_bundled("demo-rainstorm-red.xml", t0)
     info: Info | None = alert.primary_info()
     console.print(f"[bold red]{info.headline if info else alert.identifier}[/bold red]")
     res = await accept(app.ctx, alert, ENGINE)
@@ -176,11 +178,11 @@ async def _script(app: App, world: SimulatedWorld, console: Console) -> int:
         while True:
             elapsed = clock.now() - t0
             if not updated and elapsed >= update_at:
-                upd = _load("demo-rainstorm-red-update.xml", clock.now())
+                upd = load_bundled("demo-rainstorm-red-update.xml", clock.now())
                 await accept(app.ctx, upd, ENGINE)
                 updated, phase = True, "预警更新 Update · 叫应继续"
             if not cancelled and elapsed >= cancel_at:
-                cancel = _load("demo-rainstorm-red-cancel.xml", clock.now())
+                cancel = load_bundled("demo-rainstorm-red-cancel.xml", clock.now())
                 await accept(app.ctx, cancel, ENGINE)
                 cancelled, phase = True, "预警解除 Cancel"
                 cancel_seen = time.monotonic()
@@ -197,7 +199,7 @@ async def _script(app: App, world: SimulatedWorld, console: Console) -> int:
     return 0
 
 
-async def _print_summary(app: App, world: SimulatedWorld, alert_id: str, console: Console
+async def _print_summary(app: App, world: ProviderWorld, alert_id: str, console: Console
                          ) -> None:
     s = await summary(app.ctx, alert_id)
     ttc = s["time_to_confirm_s"]

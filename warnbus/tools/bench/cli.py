@@ -16,7 +16,7 @@ from warnbus.tools.bench.env import BenchError, bench_env
 from warnbus.tools.bench.report import machine, render_text, revision, summarize
 
 T = TypeVar("T")
-SCENARIOS = ("county", "province", "acks", "match", "peer", "hostile")
+SCENARIOS = ("county", "province", "acks", "match", "peer", "hostile", "reach")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ SIZES = {
     "match": Sizes(100, 1),
     "peer": Sizes(1, 1),
     "hostile": Sizes(1, 1),
+    "reach": Sizes(10, 1),  # the county, then a 10-county registry (--quick: the county)
 }
 
 
@@ -163,6 +164,13 @@ async def run_scenario(scenario: str, ns: argparse.Namespace) -> dict[str, Any]:
         result = summarize("hostile", samples, **fixed, **common)
         result["over_target_loads"] = over_target(result)
         return result
+    if scenario == "reach":
+        from warnbus.tools.bench.reach import ReachOptions, run_reach
+
+        sizes_run = (1,) if counties == 1 else (1, counties)
+        with bench_env(log_level=ns.log_level) as env:
+            samples, fixed = await run_reach(ReachOptions(sizes_run, runs, ns.timeout), env)
+        return summarize("reach", samples, **fixed, **common)
     raise BenchError(f"unknown scenario {scenario}")
 
 

@@ -16,7 +16,7 @@ from warnbus.web.console.html import CHANNEL_ZH, DOOR_OUTCOME_ZH, GRID_STATE_ZH,
 from warnbus.web.console.people import PersonLine, PersonState
 
 _OUTCOME_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
-               "failed-perm": "失败"}
+               "failed-perm": "失败", "limited": "超出号码限额，已改道"}
 _KIND_ZH = {"warning": "预警", "update": "更新", "redial": "重拨", "escalation": "升级",
             "cancel": "解除", "notice": "提醒"}
 #: Calls a card lists before it leaves the middle out (the grid's page lists them all).

@@ -20,6 +20,7 @@ from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.changes import by_policy, persons_of, plan_cancel, plan_update
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
+from warnbus.flow.routes import first_round_s
 from warnbus.plugin import Medium
 from warnbus.runtime.context import Context
 from warnbus.web.console import html
@@ -81,6 +82,10 @@ def summary(ctx: Context, deliveries: Sequence[Delivery], policy: LevelPolicyLik
         "texts": texts, "sms_segments": sms, "voice_minutes": minutes,
         "cost": round(sms * settings.sms_price + minutes * settings.voice_price, 2),
         "cost_max": round(worst, 2),
+        # At the providers' declared rates (a route's accounts together): when the first
+        # message to every person has been handed over.
+        "first_round_s": first_round_s(ctx.channels, Counter(
+            d.channel for d in deliveries if d.target_kind is TargetKind.PERSON)),
     }
 
 
@@ -210,4 +215,14 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
         f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
         f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。'
-        f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>{texts}')
+        f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>'
+        f'{_first_round(p.get("first_round_s"))}{texts}')
+
+
+def _first_round(seconds: float | None) -> str:
+    """How long the first round takes at the providers' rates (several accounts together)."""
+    if seconds is None:
+        return ""
+    took = f"{seconds:.0f} 秒" if seconds < 120 else f"{seconds / 60:.1f} 分钟"
+    return (f'<p class="muted" data-p="first_round">按各渠道账号的速率，首轮消息约 {took}'
+            "内全部发出。</p>")
