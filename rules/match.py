@@ -5,6 +5,9 @@ context, typically the issuing county); otherwise its administrative geocodes do
 that are prefixes of one another only the most specific count (county 430623 listed with its
 townships means those townships). The result is the union over all areas and infos; an info
 whose hazard has `required_tags` (地质灾害 -> hazard_point) keeps only grids with such a tag.
+Sites (`domain.sites`) of the kinds an info's hazard calls (`rules/sites.toml`) are matched
+the same way: a site lies in an area when its point is inside it or its polygon overlaps it
+beyond a shared edge, or by its village's code.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -23,7 +26,8 @@ import shapely
 from shapely import STRtree
 
 from rules.hazards import HazardTable, default_hazards
-from warnbus.domain.models import Alert, Area, Circle, RegistryData
+from rules.sites import SiteRules, default_site_rules
+from warnbus.domain.models import Alert, Area, Circle, RegistryData, SiteKind
 from warnbus.errors import ConfigError
 
 ADMIN, IGNORE = "admin", "ignore"
@@ -47,7 +51,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 class MatchResult(msgspec.Struct, frozen=True):
-    """Matched grid ids, device ids and village codes (each sorted)."""
+    """Matched grid ids, device ids, village codes and site ids (each sorted)."""
 
     grids: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
@@ -58,6 +62,7 @@ class MatchResult(msgspec.Struct, frozen=True):
     #: (info, area) positions of the areas in which no grid lies, judged by geography
     #: alone (before a hazard's tags keep only some grids), in document order
     empty_areas: tuple[tuple[int, int], ...] = ()
+    sites: tuple[str, ...] = ()  # sites of the kinds the hazards call (rules/sites.toml)
 
 
 def _norm_name(name: str) -> str:
@@ -140,7 +145,7 @@ class Matcher:
     """Indexes built once per registry; `match` is then cheap (bisect and STRtree)."""
 
     def __init__(self, data: RegistryData, geocode_names: Mapping[str, str] | None = None,
-                 hazards: HazardTable | None = None) -> None:
+                 hazards: HazardTable | None = None, sites: SiteRules | None = None) -> None:
         names = {**DEFAULT_GEOCODE_NAMES, **(geocode_names or {})}
         bad = {k: v for k, v in names.items() if v not in (ADMIN, IGNORE)}
         if bad:
@@ -173,6 +178,8 @@ class Matcher:
             devices.setdefault(d.region, []).append(d.id)
         self._devices = devices
         self._tag_masks: dict[frozenset[str], BoolArray] = {}
+        self._site_rules = sites if sites is not None else default_site_rules()
+        self._sites = _SiteIndex(data)
 
     def match(self, alert: Alert) -> MatchResult:
         """The grids, devices and villages an alert reaches (union over infos and areas).
@@ -181,24 +188,31 @@ class Matcher:
         once.
         """
         mask = self._empty()
+        sites = self._sites.empty()
         ignored: list[tuple[str, str]] = []
         found: list[str] = []
         empty: list[tuple[int, int]] = []
         seen: dict[Area, npt.NDArray[np.intp]] = {}
+        shapes: dict[Area, list[shapely.Geometry]] = {}  # built once for grids and sites
         for i, info in enumerate(alert.infos):
             hazard = self._hazards.hazard_of(info)
             tags = hazard.required_tags if hazard else ()
             if hazard and hazard.key not in found:
                 found.append(hazard.key)
-            part = self._areas_mask(info.areas, tags, ignored, seen)
+            part = self._areas_mask(info.areas, tags, ignored, seen, shapes)
             mask |= part.mask
             empty += [(i, j) for j in part.empty]
-        return self._result(mask, tuple(found), ignored, tuple(empty))
+            kinds = self._site_rules.kinds_for(hazard.key if hazard else None)
+            if kinds:
+                sites |= self._sites.mask(info.areas, kinds, self._prefixes,
+                                          lambda a: _area_shapes(a, shapes))
+        return msgspec.structs.replace(self._result(mask, tuple(found), ignored, tuple(empty)),
+                                       sites=self._sites.ids_of(sites))
 
     def match_areas(self, areas: Iterable[Area], required_tags: Iterable[str] = ()) -> MatchResult:
         """Match bare areas (e.g. a console preview), optionally keeping only tagged grids."""
         ignored: list[tuple[str, str]] = []
-        part = self._areas_mask(areas, tuple(required_tags), ignored, {})
+        part = self._areas_mask(areas, tuple(required_tags), ignored, {}, {})
         return self._result(part.mask, (), ignored, tuple((0, j) for j in part.empty))
 
     def region_codes(self, area: Area) -> list[str]:
@@ -212,14 +226,14 @@ class Matcher:
         return np.zeros(len(self._ids), dtype=bool)
 
     def _areas_mask(self, areas: Iterable[Area], tags: tuple[str, ...],
-                    ignored: list[tuple[str, str]], seen: dict[Area, npt.NDArray[np.intp]]
-                    ) -> _AreasMask:
+                    ignored: list[tuple[str, str]], seen: dict[Area, npt.NDArray[np.intp]],
+                    shapes: dict[Area, list[shapely.Geometry]]) -> _AreasMask:
         mask = self._empty()
         empty: list[int] = []
         for j, area in enumerate(areas):
             grids = seen.get(area)
             if grids is None:
-                grids = seen[area] = self._area_grids(area, ignored)
+                grids = seen[area] = self._area_grids(area, ignored, shapes)
             if len(grids) == 0:
                 empty.append(j)
             mask[grids] = True
@@ -227,11 +241,10 @@ class Matcher:
             mask &= self._tag_mask(frozenset(tags))
         return _AreasMask(mask, empty)
 
-    def _area_grids(self, area: Area, ignored: list[tuple[str, str]]) -> npt.NDArray[np.intp]:
+    def _area_grids(self, area: Area, ignored: list[tuple[str, str]],
+                    memo: dict[Area, list[shapely.Geometry]]) -> npt.NDArray[np.intp]:
         """Positions of the grids in one area (repeats possible), by geography alone."""
-        geoms = [polygon_geometry(p) for p in area.polygons]
-        geoms += [circle_geometry(c) for c in area.circles]
-        shapes = [g for g in geoms if g is not None and not g.is_empty]
+        shapes = _area_shapes(area, memo)
         if shapes:  # a degenerate polygon falls back to the area's geocodes
             return np.concatenate([self._query(geom) for geom in shapes])
         runs = []
@@ -301,6 +314,67 @@ class Matcher:
             ignored_geocodes=tuple(ignored),
             empty_areas=empty,
         )
+
+
+class _SiteIndex:
+    """Where the registry's sites are: their shapes in an STRtree, their villages sorted."""
+
+    def __init__(self, data: RegistryData) -> None:
+        ids = sorted(data.sites)
+        sites = [data.sites[i] for i in ids]
+        self._ids = np.array(ids, dtype=object)
+        self._kind = np.array([s.kind.value for s in sites], dtype=object)
+        self._areal = np.array([len(s.polygon) >= 4 for s in sites], dtype=bool)
+        shapes = [polygon_geometry(s.polygon) if len(s.polygon) >= 4 else
+                  shapely.Point(s.point[1], s.point[0]) if s.point else None for s in sites]
+        self._shapes = np.array([g if g is not None else shapely.Point() for g in shapes],
+                                dtype=object)
+        self._tree = STRtree(self._shapes)
+        self._by_village = np.array(sorted(range(len(ids)), key=lambda i: sites[i].village),
+                                    dtype=np.intp)
+        self._village_sorted = [sites[i].village for i in self._by_village]
+
+    def empty(self) -> BoolArray:
+        return np.zeros(len(self._ids), dtype=bool)
+
+    def ids_of(self, mask: BoolArray) -> tuple[str, ...]:
+        return tuple(self._ids[np.flatnonzero(mask)].tolist())
+
+    def mask(self, areas: Iterable[Area], kinds: frozenset[SiteKind],
+             prefixes: Callable[[Iterable[tuple[str, str]], list[tuple[str, str]]], list[str]],
+             shapes_of: Callable[[Area], list[shapely.Geometry]]) -> BoolArray:
+        """Sites of `kinds` in any of `areas` (shapes first, else the areas' geocodes)."""
+        mask = self.empty()
+        if not len(self._ids):
+            return mask
+        for area in areas:
+            shapes = shapes_of(area)
+            if shapes:
+                for geom in shapes:
+                    hit = self._tree.query(geom, predicate="intersects")
+                    areal = hit[self._areal[hit]]
+                    # A polygon that only shares an edge with the area is not in it.
+                    mask[hit[~self._areal[hit]]] = True
+                    mask[areal[~shapely.touches(geom, self._shapes[areal])]] = True
+            else:
+                for prefix in most_specific(prefixes(area.geocodes, [])):
+                    lo = bisect_left(self._village_sorted, prefix)
+                    hi = bisect_left(self._village_sorted, prefix + ":", lo)  # ':' follows '9'
+                    mask[self._by_village[lo:hi]] = True
+        mask &= np.isin(self._kind, [k.value for k in kinds])
+        return mask
+
+
+def _area_shapes(area: Area, memo: dict[Area, list[shapely.Geometry]]
+                 ) -> list[shapely.Geometry]:
+    """An area's polygons and circles as geometries (degenerate ones left out), built once
+    per match: the largest polygon accepted takes ~0.1 s to build."""
+    got = memo.get(area)
+    if got is None:
+        geoms = [polygon_geometry(p) for p in area.polygons]
+        geoms += [circle_geometry(c) for c in area.circles]
+        got = memo[area] = [g for g in geoms if g is not None and not g.is_empty]
+    return got
 
 
 def _grid_polygons(rings: list[tuple[tuple[float, float], ...]]) -> npt.NDArray[np.object_]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from rules._data import convert, load_toml
-from warnbus.domain.models import Level, RegionLevel, Role
+from warnbus.domain.models import CHAIN_ORDER, Level, RegionLevel, Role
 from warnbus.errors import ConfigError
 
 
@@ -79,11 +79,35 @@ class _PolicyFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def _problems(level: Level, p: LevelPolicy) -> list[str]:
     at = f"levels.{level}"
+    out = timing_problems(at, p, ("ack_deadline_s", "step_deadline_s", "speaker_deadline_s"))
+    if p.chain and (Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain)
+                    or any(r not in CHAIN_ORDER for r in p.chain)):
+        names = ", ".join(r.value for r in CHAIN_ORDER[1:])
+        out.append(f"{at}.chain: roles after the primary ({names}), each at most once")
+    if p.device_channels and p.speaker_deadline_s is None:
+        out.append(f"{at}.speaker_deadline_s: needed when device_channels are set")
+    return out
+
+
+def level_rows(raw: Mapping[str, Mapping[str, Any]], where: str) -> dict[Level, LevelPolicy]:
+    """A file's `[levels.<level>]` tables as policy rows, one at a time (errors name the
+    level: msgspec would not)."""
+    levels: dict[Level, LevelPolicy] = {}
+    for key, row in raw.items():
+        if key not in Level.__members__.values():
+            known = ", ".join(Level)
+            raise ConfigError(f"{where}: levels.{key}: not a level (one of {known})")
+        levels[Level(key)] = convert(row, LevelPolicy, f"{where}: levels.{key}")
+    return levels
+
+
+def timing_problems(at: str, p: LevelPolicy, deadlines: Iterable[str]) -> list[str]:
+    """What is wrong with a level's channels, deadlines, redials, chain and feedback timing (not
+    with the roles its chain names: grids' and sites' chains differ there)."""
     out = []
     if not p.channels:
         out.append(f"{at}.channels: at least one channel is needed")
-    for key in ("ack_deadline_s", "step_deadline_s", "speaker_deadline_s", "feedback_village_s",
-                "feedback_township_s", "feedback_remind_s"):
+    for key in (*deadlines, "feedback_village_s", "feedback_township_s", "feedback_remind_s"):
         value = getattr(p, key)
         if value is not None and value <= 0:
             out.append(f"{at}.{key}: must be > 0")
@@ -98,13 +122,9 @@ def _problems(level: Level, p: LevelPolicy) -> list[str]:
             out.append(f"{at}.chain: an escalation chain needs ack_deadline_s")
         if not p.escalation_channels:
             out.append(f"{at}.escalation_channels: a chain needs at least one channel")
-        if Role.PRIMARY in p.chain or len(set(p.chain)) != len(p.chain):
-            out.append(f"{at}.chain: roles after the primary, each at most once")
     if p.cancel_confirm and not p.cancel_channels:
         out.append(f"{at}.cancel_confirm: a 解除 to confirm needs cancel_channels")
     out += _feedback_problems(at, p)
-    if p.device_channels and p.speaker_deadline_s is None:
-        out.append(f"{at}.speaker_deadline_s: needed when device_channels are set")
     return out
 
 
@@ -138,13 +158,7 @@ class Policy:
     def load(cls, path: str | Path | None = None) -> Policy:
         """Load `path`, or the bundled rules/policy.toml."""
         data, where = load_toml(path, "policy.toml", _PolicyFile)
-        levels: dict[Level, LevelPolicy] = {}
-        for key, raw in data.levels.items():
-            if key not in Level.__members__.values():
-                known = ", ".join(Level)
-                raise ConfigError(f"{where}: levels.{key}: not a level (one of {known})")
-            levels[Level(key)] = convert(raw, LevelPolicy, f"{where}: levels.{key}")
-        return cls(levels, data.fallback, str(where))
+        return cls(level_rows(data.levels, str(where)), data.fallback, str(where))
 
     def for_level(self, level: Level) -> LevelPolicy:
         return self.levels[level]

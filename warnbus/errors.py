@@ -88,6 +88,19 @@ class CampaignStateError(WarnbusError):
     code = "campaign_state"
 
 
+class DutyConflict(WarnbusError):
+    """A duty change was made on a shift that changed meanwhile (its holder is no longer who
+    the person making it saw): nothing is written; the message says so in Chinese. `day` and
+    `holder`: the shift and who holds it now, when known."""
+
+    code = "duty_conflict"
+
+    def __init__(self, message: str, *, day: str = "", holder: str | None = None) -> None:
+        super().__init__(message)
+        self.day = day
+        self.holder = holder
+
+
 class JournalError(WarnbusError):
     """A confirmation could be written neither to Redis nor to the local journal (full, or
     the disk failed): nothing was accepted, and the caller must say so (a non-2xx)."""

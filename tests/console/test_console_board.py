@@ -111,7 +111,7 @@ async def test_the_pending_list_names_everyone_from_the_first_minute(web) -> Non
     first_redial = bj(T0.timestamp() + 180, "%H:%M:%S")
     assert f"叫应中 · 第1轮 · 已呼叫3次 · 下一步 {first_redial} 第1次重拨" in _text(card)
     # The backup officer, listed with the grid, has not been called: never "ended".
-    backup = reg.data.persons[reg.chain(gid)[1] or ""]
+    backup = reg.data.persons[reg.chain(gid, at=h.clock.now())[1] or ""]
     assert f"{backup.name}（备岗网格员） {backup.phone} 尚未呼叫" in _text(card)
     # Somebody confirms: their grid leaves the list.
     await record_ack(h.ctx, cid, officer.id, AckVia.DTMF)
@@ -125,7 +125,7 @@ async def test_each_person_says_where_they_stand_and_every_call_is_listed(web) -
     reg = h.ctx.registry
     gid = sorted(await h.ctx.store.grids(cid))[0]
     primary, backup, head, township = (reg.data.persons[p] if p else None
-                                       for p in reg.chain(gid)[:4])
+                                       for p in reg.chain(gid, at=h.clock.now())[:4])
     assert primary and backup and head and township
     h.clock.advance(500)  # redials at 180, 280, 380; the backup at 480
     await h.drain()

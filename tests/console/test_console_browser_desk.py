@@ -152,7 +152,7 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
     gid = await card.get_attribute("data-grid") or ""
     async with desk.expect_navigation():
         await card.locator("button:has-text('安排入户')").click()
-    head = h.ctx.person(h.ctx.registry.chain(gid)[2] or "")
+    head = h.ctx.person(h.ctx.registry.chain(gid, at=h.clock.now())[2] or "")
     assert head is not None
     await desk.wait_for_selector(f"p.ok:has-text('已通知{head.name}入户叫应')")
     await h.drain()

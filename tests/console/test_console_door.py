@@ -91,7 +91,7 @@ async def test_the_grid_closes_on_the_visits_result_not_on_the_order(web) -> Non
     s = await sign_in(client, "dora")
     # Redials (180-380 s), the backup (480 s), then the village head holds the grid (660 s).
     _alert, cid, grid = await _ordered(client, h, s, after=(500, 200))
-    head = h.ctx.registry.chain(grid)[2]
+    head = h.ctx.registry.chain(grid, at=h.clock.now())[2]
     assert head
     views = await h.ctx.store.grids(cid)
     assert (views[grid].state, views[grid].holder) == (GridState.ESCALATED, head)
@@ -160,7 +160,7 @@ async def test_door_links_are_for_one_person_and_one_grid(web) -> None:  # type:
     s = await sign_in(client, "dora")
     _alert, cid, grid = await _ordered(client, h, s)
     con = client.server.app[CONSOLE]
-    head = h.ctx.registry.chain(grid)[2]
+    head = h.ctx.registry.chain(grid, at=h.clock.now())[2]
     assert head
     other = sorted(await h.ctx.store.grids(cid))[1]
     now = h.clock.now()

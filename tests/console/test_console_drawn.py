@@ -4,11 +4,12 @@ on the approval page and the record, and published as a CAP <polygon>."""
 from __future__ import annotations
 
 import pytest
+import shapely
 from console_kit import red_form, sign_in
 
 from rules.match import Matcher
 from tests.engine.helpers import Harness
-from warnbus.domain.models import Area
+from warnbus.domain.models import Area, SiteKind, SiteRole
 from warnbus.feeds.capxml import alert_to_cap
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.drawn import cap_text
@@ -16,6 +17,9 @@ from warnbus.web.console.drawn import cap_text
 # A slanted quadrilateral in the middle of the sample county (29.30–29.80 N, 112.30–112.90 E).
 RING = ((29.52, 112.52), (29.50, 112.63), (29.58, 112.66), (29.61, 112.55), (29.52, 112.52))
 TOWN = "430623101000"
+#: Whom a rainstorm calls at sites (rules/sites.toml).
+RAINSTORM_CALLS = {SiteKind.RESERVOIR: SiteRole.PATROLLER, SiteKind.POND: SiteRole.PATROLLER,
+                   SiteKind.DANGER_ZONE: SiteRole.FLOOD_WARDEN}
 
 
 def drawn_form(csrf: str, ring: str = cap_text(RING), **extra: str) -> dict[str, str]:
@@ -38,7 +42,15 @@ async def test_preview_of_a_drawn_area_is_what_the_matcher_finds(web) -> None:  
     got = await r.json()
     assert sorted(got["grids"]) == want and got["preview"]["grids"] == len(want)
     reg = h.ctx.registry
-    assert got["preview"]["persons"] == len({reg.data.grids[g].primary for g in want})
+    # The people of the sites in the area that a rainstorm calls (rules/sites.toml) count too,
+    # each person once.
+    shape = shapely.Polygon([(lon, lat) for lat, lon in RING])
+    inside = [x for x in reg.data.sites.values() if x.kind in RAINSTORM_CALLS and shape.intersects(
+        shapely.Polygon([(b, a) for a, b in x.polygon]) if x.polygon else
+        shapely.Point(x.point[::-1] if x.point else ()))]
+    called = {p.person for x in inside for p in x.people if p.role is RAINSTORM_CALLS[x.kind]}
+    assert inside and got["preview"]["sites"] == len(inside)
+    assert got["preview"]["persons"] == len({reg.data.grids[g].primary for g in want} | called)
     # With a township ticked too, the alert reaches the union (two <area> blocks).
     r = await client.post("/console/compose/preview", data=drawn_form(s.csrf, area=TOWN))
     union = sorted(set(want) | set(matched(h, Area("town", geocodes=(("TOWNSHIP", TOWN),)))))
@@ -111,7 +123,8 @@ async def test_drawn_area_is_drafted_approved_shown_and_published(web) -> None: 
     assert "<areaDesc>沿河 低洼区</areaDesc>" in cap
     await h.drain()
     want = sorted(set(matched(h, *info.areas)))
-    assert sorted(await h.ctx.store.grids(cid)) == want  # the engine reached the union
+    reached = await h.ctx.store.grids(cid)  # with the sites in it, tracked beside the grids
+    assert sorted(g for g in reached if not h.ctx.registry.is_site(g)) == want  # the union
     # The board and the printed record show the polygon; an update starts from it.
     r = await client.get(f"/console/campaigns/{cid}", headers={"Accept": "text/html"})
     assert 'class="drawn"' in await r.text()

@@ -26,6 +26,7 @@ from warnbus.domain.models import (
     Urgency,
 )
 from warnbus.plugin import Channel
+from warnbus.registry import Registry
 from warnbus.runtime.app import DEFAULT_MEDIA, App, build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, Settings
@@ -74,14 +75,17 @@ class Harness:
 async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]] | None = None,
                        fail_temp: Mapping[str, Sequence[str]] | None = None, policy: str = "",
                        start: float | None = None, hooks: Mapping[str, Channel] | None = None,
-                       mqtt_url: str = "mqtt://127.0.0.1:9",
-                       max_length: Mapping[str, int] | None = None, **engine: float) -> Harness:
+                       mqtt_url: str = "mqtt://127.0.0.1:9", registry: Registry | None = None,
+                       sites: str = "", max_length: Mapping[str, int] | None = None,
+                       **engine: float) -> Harness:
     """An engine on the test channels (which `drain` runs); `hooks`: more channels, whose
     provider webhooks the web app mounts, that no policy sends through; `mqtt_url`: the
-    broker `/healthz` asks about (by default nothing listens there); `max_length`: the
-    characters a test channel declares it carries (as a real one of its medium does)."""
+    broker `/healthz` asks about (by default nothing listens there); `registry`: instead of
+    the sample county; `sites`: the sites' rules and policy (rules/sites.toml by default);
+    `max_length`: the characters a test channel declares it carries (as a real one of its
+    medium does)."""
     clock = ManualClock(T0.timestamp() if start is None else start)
-    settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy,
+    settings = Settings(redis_url=redis_url, mqtt_url=mqtt_url, policy=policy, sites=sites,
                         engine=EngineSettings(**engine))  # type: ignore[arg-type]
     channels = {
         name: TestChannel(name, TestChannelConfig(
@@ -91,7 +95,7 @@ async def make_harness(redis_url: str, *, fail_perm: Mapping[str, Sequence[str]]
         for name, medium in DEFAULT_MEDIA.items()
     }
     app = await build_app(settings, clock=clock, channels={**channels, **(hooks or {})},
-                          base_url="http://test")
+                          base_url="http://test", registry=registry)
     await app.engine.setup()
     return Harness(app, clock, channels)
 

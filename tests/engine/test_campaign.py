@@ -108,7 +108,7 @@ async def test_redials_escalation_and_unreached_follow_the_policy(h: Harness) ->
     h.clock.set(t0 + escalate_at)
     await h.drain()
     silent_grids = {g for g, v in grids.items() if v.primary in silent}  # type: ignore[attr-defined]
-    backups = {reg.chain(g)[1] for g in silent_grids}
+    backups = {reg.chain(g, at=h.clock.now())[1] for g in silent_grids}
     esc = [d for d in h.sent() if d.kind is DeliveryKind.ESCALATION and d.step == 10]
     assert {d.target_id for d in esc} == backups
     assert {d.channel for d in esc} == set(policy.escalation_channels)
@@ -128,7 +128,7 @@ async def test_redials_escalation_and_unreached_follow_the_policy(h: Harness) ->
     confirmed = {g for g, v in gstates.items() if v.state.value == "confirmed"}
     unreached = {g for g, v in gstates.items() if v.state.value == "unreached"}
     expect_confirmed = {g for g, v in grids.items()
-                        if v.primary in answered or reg.chain(g)[1] in backup_answer}  # type: ignore[attr-defined]
+                        if v.primary in answered or reg.chain(g, at=h.clock.now())[1] in backup_answer}  # type: ignore[attr-defined]
     assert confirmed == expect_confirmed
     assert unreached == set(grids) - expect_confirmed
     assert levels_seen[-1] == [10 * (i + 1) for i in range(len(policy.chain))]

@@ -83,8 +83,9 @@ async def test_a_night_red_drill_takes_other_paths_before_every_limit(
         await app.close()
         await world.stop()
     # Every grid was closed (confirmed, taken over or 未叫醒) before the Cancel.
-    assert len(grids) == 777
-    still = [(state, holder) for state, holder in grids if state not in GridState.CLOSED]
+    # The county's 777 grids, and the sites the rainstorm calls (reservoirs, danger zones).
+    assert sum(1 for _s, _h, k in grids if k in data.grids) == 777
+    still = [(state, holder) for state, holder, _k in grids if state not in GridState.CLOSED]
     assert still == []
     # Not one call or SMS refused by a provider's per-number limit: each was re-routed before.
     refused = [r for r in (*world.aliyun.refusals, *world.tencent.refusals)
@@ -124,13 +125,14 @@ async def _until(clock: ScaledClock, when: float) -> None:
 
 
 async def _all_closed(app: App, campaign_id: str, timeout_s: float
-                      ) -> list[tuple[GridState, str]]:
-    """The grids (state, holder) once all are closed, or as they are after `timeout_s` (a
-    loaded machine runs behind the compressed clock)."""
+                      ) -> list[tuple[GridState, str, str]]:
+    """The grids and sites (state, holder, id) once all are closed, or as they are after
+    `timeout_s` (a loaded machine runs behind the compressed clock)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        grids = [(g.state, g.holder) for g in (await app.ctx.store.grids(campaign_id)).values()]
-        if (grids and all(s in GridState.CLOSED for s, _h in grids)) or (
+        grids = [(g.state, g.holder, k)
+                 for k, g in (await app.ctx.store.grids(campaign_id)).items()]
+        if (grids and all(s in GridState.CLOSED for s, _h, _k in grids)) or (
                 time.monotonic() > deadline):
             return grids
         await asyncio.sleep(0.5)

@@ -44,8 +44,8 @@ def _village_with_two_primaries(h: Harness) -> tuple[str, str, str]:
         by_primary = {reg.data.grids[g].primary: g for g in grids}
         if len(by_primary) >= 2:
             a, b = sorted(by_primary.values())[:2]
-            head = reg.chain(a)[2]
-            assert head and head == reg.chain(b)[2]
+            head = reg.chain(a, at=h.clock.now())[2]
+            assert head and head == reg.chain(b, at=h.clock.now())[2]
             return a, b, head
     raise AssertionError("no village with two primaries")
 
@@ -114,7 +114,7 @@ async def test_the_check_repairs_a_grid_whose_holder_confirmed_and_one_with_no_d
     lost = reg.data.grids[second].primary
     # Grid 1 as an older version left it: a village head confirmed (for another grid), then
     # grid 1 was escalated to them.
-    head = reg.chain(first)[2]
+    head = reg.chain(first, at=h.clock.now())[2]
     assert head is not None
     ck = keys.campaign(cid)
     await h.ctx.redis.hset(ck.holds, head, "")

@@ -26,6 +26,8 @@ from channels.testing import RECORD_KEY
 from warnbus.state.queue import decode_entry
 
 FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.toml"
+#: The sites' policy in seconds too: a campaign's sites close as soon as its grids.
+FAST_SITES = FAST_POLICY.with_name("sites-fast.toml")
 TERMINAL = frozenset({"sent", "delivered", "failed", "dead", "cancelled"})
 _dec = msgspec.msgpack.Decoder(list)
 
@@ -40,6 +42,7 @@ def write_config(tmp: Path, redis_url: str, *, delay: float, concurrency: int = 
     cfg = tmp / name
     cfg.write_text(
         f'redis_url = "{redis_url}"\nmqtt_url = "mqtt://127.0.0.1:9"\npolicy = "{FAST_POLICY}"\n'
+        f'sites = "{FAST_SITES}"\n'
         'ack_secret = "0123456789abcdef0123456789abcdef"\n'
         f"[engine]\nconcurrency = {concurrency}\nlease_s = {lease_s}\nsweep_s = 0.5\n"
         "tick_s = 0.1\n" + chans,

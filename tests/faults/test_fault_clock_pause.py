@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from faultkit import FAST_POLICY
+from faultkit import FAST_POLICY, FAST_SITES
 
 from tests.engine.helpers import cap_alert, make_harness
 from warnbus.domain.models import DeliveryKind
@@ -23,14 +23,14 @@ pytestmark = pytest.mark.timeout(60)
 
 
 async def test_overdue_timers_fire_once_after_a_long_pause(redis_url: str) -> None:
-    h = await make_harness(redis_url, policy=str(FAST_POLICY))
+    h = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES))
     res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
     await h.drain()
     start = h.clock.now()
     first = {d.target_id for d in h.sent("voice") if d.kind is DeliveryKind.WARNING}
     await h.app.close()  # the engine is down ...
 
-    h2 = await make_harness(redis_url, policy=str(FAST_POLICY), start=start + 3600)
+    h2 = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=start + 3600)
     try:
         for _ in range(5):  # ... an hour later a new one starts and ticks a few times
             await h2.drain()

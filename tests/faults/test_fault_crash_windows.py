@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from faultkit import FAST_POLICY
+from faultkit import FAST_POLICY, FAST_SITES
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.domain.models import Delivery, DeliveryKind
@@ -32,7 +32,7 @@ class Killed(Exception):
 
 @pytest_asyncio.fixture
 async def h(redis_url: str) -> AsyncIterator[Harness]:
-    harness = await make_harness(redis_url, policy=str(FAST_POLICY))
+    harness = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES))
     yield harness
     await harness.app.close()
 

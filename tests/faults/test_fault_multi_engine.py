@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from faultkit import (
     FAST_POLICY,
+    FAST_SITES,
     lane_ids,
     open_work,
     recorded,
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 @pytest_asyncio.fixture
 async def planner(redis_url: str) -> AsyncIterator[Harness]:
-    h = await make_harness(redis_url, policy=str(FAST_POLICY), start=time.time())
+    h = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=time.time())
     yield h
     await h.app.close()
 

@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from faultkit import (
     FAST_POLICY,
+    FAST_SITES,
     cap_xml,
     open_work,
     recorded,
@@ -41,7 +42,7 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
     tmp_path: Path,
 ) -> None:
     svc = redis_factory(appendfsync="always")
-    h = await make_harness(svc.url, policy=str(FAST_POLICY), start=time.time())
+    h = await make_harness(svc.url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=time.time())
     h.app.mqtt_url = mosquitto_service.url  # /healthz checks the broker too
     token = h.app.api_token
     assert token
@@ -102,7 +103,10 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
             assert not [d for d, st in states.items() if st in ("failed", "dead")]
         assert lost == 0
         meta = await h.ctx.store.meta(first["campaign_id"])
-        assert meta and meta.grid_count(GridState.UNREACHED) == 777, "timers survived"
+        # The county's 777 grids and the sites the rainstorm calls, tracked like them.
+        tracked = await h.ctx.store.grids(first["campaign_id"])
+        assert len(tracked) - sum(map(h.ctx.registry.is_site, tracked)) == 777
+        assert meta and meta.grid_count(GridState.UNREACHED) == len(tracked), "timers survived"
         dups = len(rows) - len(sent_ids)
         assert dups <= 4 * 8, dups
         planned = 0

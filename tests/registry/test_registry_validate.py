@@ -201,17 +201,17 @@ def test_registry_indexes() -> None:
     assert reg.grids_of_village("430623101201") == ("g1", "g2")
     assert reg.devices_of_village("430623101201") == ("d1",)
     assert reg.devices_of_village("430623101202") == ()
-    # Several county duty officers: the chain takes the lowest id.
-    assert reg.chain("g1") == ("p1", "p2", "p3", "p4", "p5")
-    assert reg.person_at("g1", Role.TOWNSHIP_DUTY) == "p4"
+    # Several county duty officers and no roster: the chain takes the lowest id.
+    assert reg.chain("g1", at=0) == ("p1", "p2", "p3", "p4", "p5", None, None)
+    assert reg.person_at("g1", Role.TOWNSHIP_DUTY, at=0) == "p4"
     assert [p.id for p in reg.persons_by_role(Role.COUNTY_DUTY)] == ["p5", "p6"]
     assert reg.stats()["grids"] == 2 and reg.stats()["role.county_duty"] == 2
     with pytest.raises(NotFoundError):
-        reg.chain("nope")
+        reg.chain("nope", at=0)
 
 
 def test_chain_with_vacant_roles() -> None:
     data = tiny_registry()
     del data.persons["p3"], data.persons["p5"]
     data.grids["g1"] = msgspec.structs.replace(data.grids["g1"], backup=None)
-    assert Registry(data).chain("g1") == ("p1", None, None, "p4", None)
+    assert Registry(data).chain("g1", at=0) == ("p1", None, None, "p4", None, None, None)

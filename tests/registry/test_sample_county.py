@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import shapely
 
-from warnbus.domain.models import Role
-from warnbus.registry import Registry, default_registry_path, validate_registry
+from warnbus.domain.duty import DutySource
+from warnbus.domain.models import CHAIN_ORDER, Role, SiteKind
+from warnbus.registry import FILE_NAMES, Registry, default_registry_path, validate_registry
 from warnbus.tools.registry_gen import TOWNSHIPS, write_sample_county
 
 COUNTY = "430623000000"
@@ -19,7 +22,7 @@ CAP_TOWNSHIPS = {"430623103000": "三封寺镇", "430623104000": "治河渡镇",
 
 def test_bundled_files_are_what_the_generator_writes(tmp_path: Path) -> None:
     write_sample_county(tmp_path)
-    for name in ("regions.json", "grids.json", "persons.json", "devices.json"):
+    for name in FILE_NAMES:
         assert (tmp_path / name).read_bytes() == (default_registry_path() / name).read_bytes(), (
             f"config/county/{name} is stale: regenerate with write_sample_county")
 
@@ -57,11 +60,10 @@ def test_village_codes(sample: Registry) -> None:
 def test_every_grid_has_its_officers(sample: Registry) -> None:
     mobile = re.compile(r"\+861[3-9]\d{9}")
     for gid, grid in sample.data.grids.items():
-        chain = sample.chain(gid)
+        chain = sample.chain(gid, at=time.time())
         assert None not in chain, gid
-        assert len(set(chain)) == 5
-        for pid, role in zip(chain, (Role.PRIMARY, Role.BACKUP, Role.VILLAGE_HEAD,
-                                     Role.TOWNSHIP_DUTY, Role.COUNTY_DUTY), strict=True):
+        assert len(set(chain)) == len(CHAIN_ORDER)
+        for pid, role in zip(chain, CHAIN_ORDER, strict=True):
             person = sample.data.persons[pid or ""]
             assert person.role is role
             assert person.phone and mobile.fullmatch(person.phone)
@@ -109,3 +111,44 @@ def test_drill_participants(sample: Registry) -> None:
     for g in sample.data.grids.values():
         if sample.data.persons[g.primary].drill and g.backup:
             assert sample.data.persons[g.backup].drill
+
+
+def test_rosters_for_a_month_and_for_whenever_the_demo_runs(sample: Registry) -> None:
+    desks = [(COUNTY, Role.COUNTY_DUTY), (COUNTY, Role.COUNTY_LEADER)] + [
+        (t, role) for t in sample.children_of(COUNTY)
+        for role in (Role.TOWNSHIP_DUTY, Role.TOWNSHIP_LEADER)]
+    book = sample.duty
+    # July 2026 (the CAP samples' month) as dated shifts, approved: a month of them.
+    july = sample.data.rosters["430623-2026-07"]
+    assert book.approved(july.id)
+    first = date(2026, 7, 1)
+    for region, role in desks:
+        holders = [book.shift(region, role, first + timedelta(days=n)) for n in range(31)]
+        assert all(h.source is DutySource.ROSTER and h.roster == july.id for h in holders)
+        assert len({h.person for h in holders}) > 1  # people take turns
+    # Whenever the demo runs (today, and the next years): someone is on duty by a roster.
+    for at in (time.time(), time.time() + 400 * 86400):
+        for region, role in desks:
+            on = book.holder(region, role, at)
+            assert on.person and on.source is DutySource.ROSTER, (region, role)
+    # The next flood season waits for an approver.
+    assert not book.approved("430623-2027-flood")
+
+
+def test_sites_of_every_kind(sample: Registry) -> None:
+    sites = sample.data.sites.values()
+    by_kind = {kind: [s for s in sites if s.kind is kind] for kind in SiteKind}
+    assert len(by_kind[SiteKind.RESERVOIR]) == 2
+    assert by_kind[SiteKind.POND] and by_kind[SiteKind.DANGER_ZONE]
+    # A hazard point in every grid tagged as holding one, and none elsewhere.
+    tagged = {g.id for g in sample.data.grids.values() if "hazard_point" in g.tags}
+    assert {s.grid for s in by_kind[SiteKind.HAZARD_POINT]} == tagged
+    assert all(s.households and s.residents and s.residents >= s.households
+               for s in by_kind[SiteKind.DANGER_ZONE])
+    # A shelter in every township, with its capacity.
+    towns = {s.village[:9] for s in by_kind[SiteKind.SHELTER] if s.capacity}
+    assert towns == {t[:9] for t in sample.children_of(COUNTY)}
+    for s in sites:
+        lat, lon = s.point or s.polygon[0]
+        assert 29.30 <= lat <= 29.80 and 112.30 <= lon <= 112.90, s.id
+        assert s.people

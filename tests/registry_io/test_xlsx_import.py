@@ -21,6 +21,7 @@ from xlsx_kit import (
 )
 
 from warnbus.domain.models import Region, RegistryData, Role
+from warnbus.domain.roles import ROLE_ZH
 from warnbus.registry_io.export import export_workbook, masked, template_workbook
 
 NEW_RING = ((29.690, 112.500), (29.690, 112.501), (29.691, 112.501), (29.691, 112.500),
@@ -120,8 +121,8 @@ async def test_offices_layouts_title_rows_aliases_merged_cells_unknown_columns()
     base = sample().data
     village = [p for p in base.persons.values() if p.region == "430623101001"]
     for p in village:
-        ws.append(["章华镇", p.name, (p.phone or "")[3:], {"primary": "网格员", "backup": "备岗网格员",
-                   "village_head": "村负责人"}[p.role.value], p.region + "000", "柳岗社区", "x"])
+        ws.append(["章华镇", p.name, (p.phone or "")[3:], ROLE_ZH[p.role], p.region + "000",
+                   "柳岗社区", "x"])
     ws.merge_cells(f"A3:A{2 + len(village)}")
     out = io.BytesIO()
     wb.save(out)
@@ -136,7 +137,8 @@ async def test_offices_layouts_title_rows_aliases_merged_cells_unknown_columns()
 
 
 @pytest.mark.parametrize(("cells", "where", "message"), [
-    ({"职位": "组长"}, "职位", "职位应为：网格员、备岗网格员、村负责人、乡镇值班员、县值班员"),
+    ({"职位": "组长"}, "职位", "职位应为：网格员、备岗网格员、村负责人、乡镇值班员、县值班员、"
+                             "乡镇带班领导、县带班领导、场所责任人"),
     ({"所属区划代码": "430623101000"}, "所属区划代码",
      "网格员应属于村（社区），430623101000（章华镇）是乡镇"),
     ({"所属区划代码": "430623101999"}, "所属区划代码", "区划 430623101999 不在「区划」中"),
@@ -279,6 +281,19 @@ def test_every_table_of_the_registry_is_compared() -> None:
     d = diff(data, renamed)
     assert d.summary() == "应急广播：修改1"
     assert d.lines() == [f"应急广播 修改 {did} 新广播：名称 {data.devices[did].name} → 新广播"]
+
+
+async def test_an_import_keeps_the_sites_and_duty_rosters() -> None:
+    """No sheet reads sites or rosters (yet): a workbook of people applied to the sample
+    county keeps every site with its people and every roster version as they were."""
+    data = sample().data
+    assert data.sites and data.rosters
+    pid = sorted(data.persons)[0]
+    p = await preview(office_edit(sample_xlsx(), pid=pid, phone="13900001234"))
+    assert p.candidate.problems == [], [str(x) for x in p.candidate.problems]
+    assert p.candidate.data.sites == data.sites
+    assert p.candidate.data.rosters == data.rosters
+    assert p.diff.summary() == "人员：修改1；其中手机号变更 1 人"
 
 
 class _Grown(RegistryData, frozen=True):

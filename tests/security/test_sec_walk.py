@@ -63,6 +63,7 @@ from walkreq import (
     door_result,
     door_to_door,
     drafted,
+    duty_change,
     logout,
     new_alert,
     new_user,
@@ -71,6 +72,7 @@ from walkreq import (
     pushed,
     read,
     report_for,
+    roster_approval,
     settings,
     stop_calling,
     twilio,
@@ -241,6 +243,11 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/registry/export.zip", SIGNED_IN),  # full phones for an admin only
     route("POST /console/registry/import", console(admin=303),
           at("POST", "/console/registry/import", upload)),
+    # Duty: anyone signed in reads it; approvers and admins change shifts (audited);
+    # approvers approve roster versions.
+    route("GET /console/duty", SIGNED_IN),
+    route("POST /console/duty/change", console(approver=303, admin=303), duty_change),
+    route("POST /console/duty/rosters/{id}/approve", console(approver=303), roster_approval),
     route("GET /console/registry/template.xlsx", SIGNED_IN),
     route("GET /console/registry/export.xlsx", SIGNED_IN),  # full phones for an admin only
     route("POST /console/registry/upload", console(admin=303),  # staged for a preview

@@ -35,6 +35,8 @@ from tests.channels_aliyun.aliyun_kit import HOOK_SECRET as ALIYUN_SECRET
 from tests.channels_tencent.tencent_kit import HOOK_SECRET as TENCENT_SECRET
 from tests.console.console_kit import red_form
 from tests.engine.helpers import T0
+from warnbus.domain.duty import shift_day
+from warnbus.domain.models import Role
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.intake import root_alert_id
 
@@ -257,7 +259,7 @@ def door_link(method: str) -> Maker:
     async def make(w: World, kind: Kind) -> Req:
         t = await w.thread(MAIN)
         grid, other = sorted(await w.h.ctx.store.grids(t.cid))[:2]
-        person = w.h.ctx.registry.chain(grid)[2] or "nobody"
+        person = w.h.ctx.registry.chain(grid, at=w.h.clock.now())[2] or "nobody"
         data = {"outcome": "told", "note": "已逐户告知"} if method == "POST" else None
         return Req(method, f"/door/{w.door_link(kind, t.cid, grid, other, person)}", data=data)
 
@@ -401,3 +403,24 @@ def pushed(channel: str, secret: str, hook: str, payload: object) -> Maker:
         return Req("POST", f"/hooks/{channel}/not-the-secret-0000/{hook}", json=payload)
 
     return make
+
+
+#: The township whose duty the walk changes, and the sample county's draft roster version.
+DUTY_TOWN, DRAFT_ROSTER = "430623101000", "430623-2027-flood"
+
+
+async def duty_change(w: World, kind: Kind) -> Req:
+    """An override of today's township duty shift by another duty officer of the township."""
+    ctx = w.h.ctx
+    book = await ctx.duty_book()
+    day = shift_day(ctx.clock.now())
+    now = book.shift(DUTY_TOWN, Role.TOWNSHIP_DUTY, day).person
+    other = next(p.id for p in sorted(ctx.registry.data.persons.values(), key=lambda p: p.id)
+                 if p.role is Role.TOWNSHIP_DUTY and p.region == DUTY_TOWN and p.id != now)
+    return Req("POST", "/console/duty/change", data={
+        "desk": f"{DUTY_TOWN}|township_duty", "day": day.isoformat(), "kind": "override",
+        "person": other, "was": now or "", "reason": "病假替班"})
+
+
+async def roster_approval(w: World, kind: Kind) -> Req:
+    return Req("POST", f"/console/duty/rosters/{DRAFT_ROSTER}/approve")

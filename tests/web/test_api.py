@@ -65,6 +65,30 @@ async def test_post_alert_then_same_again_then_get(api) -> None:  # type: ignore
     assert view["alert"]["identifier"]
 
 
+async def test_reach_counts_persons_grids_and_sites_when_asked(api) -> None:  # type: ignore[no-untyped-def]
+    client, h = api
+    body = (FIXTURES / "rainstorm-red.xml").read_bytes()
+    r = await client.post("/api/v1/alerts?reach=2", data=body, headers={**CAP, **auth()})
+    assert r.status == 422 and "reach" in (await r.json())["error"]["message"]
+    r = await client.post("/api/v1/alerts?reach=1", data=body, headers={**CAP, **auth()})
+    assert r.status == 202, await r.text()
+    first = await r.json()
+    reach = first["reach"]
+    assert set(reach) == {"persons", "grids", "sites", "loudspeakers"}
+    assert first["targets"] == reach["persons"] + reach["loudspeakers"]
+    # The same alert again gives the same counts; without asking, the contract's fields.
+    r = await client.post("/api/v1/alerts?reach=1", data=body, headers={**CAP, **auth()})
+    assert r.status == 200 and await r.json() == first
+    r = await client.post("/api/v1/alerts", data=body, headers={**CAP, **auth()})
+    assert await r.json() == {k: first[k] for k in ("alert_id", "campaign_id", "targets")}
+    # A rainstorm calls the reservoirs' and ponds' patrollers and the danger zones' wardens
+    # (rules/sites.toml) beside the grid officers: each site counted apart from the grids.
+    await h.drain()
+    tracked = await h.ctx.store.grids(first["campaign_id"])
+    sites = [g for g in tracked if h.ctx.registry.is_site(g)]
+    assert reach["sites"] == len(sites) > 0 and reach["grids"] == len(tracked) - len(sites)
+
+
 async def test_update_and_cancel_continue_the_thread(api) -> None:  # type: ignore[no-untyped-def]
     client, h = api
     ids = []

@@ -16,6 +16,16 @@ from typing import ClassVar
 
 import msgspec
 
+from warnbus.domain.duty import Roster as Roster
+from warnbus.domain.roles import CHAIN_ORDER as CHAIN_ORDER
+from warnbus.domain.roles import SITE_CHAIN_ORDER as SITE_CHAIN_ORDER
+from warnbus.domain.roles import RegionLevel as RegionLevel
+from warnbus.domain.roles import Role as Role
+from warnbus.domain.sites import Site as Site
+from warnbus.domain.sites import SiteKind as SiteKind
+from warnbus.domain.sites import SitePerson as SitePerson
+from warnbus.domain.sites import SiteRole as SiteRole
+
 # --------------------------------------------------------------------------- CAP
 
 
@@ -255,33 +265,8 @@ LEVEL_NAMES_ZH: Mapping[Level, str] = {
 }
 
 # --------------------------------------------------------------------------- registry
-
-
-class RegionLevel(StrEnum):
-    COUNTY = "county"
-    TOWNSHIP = "township"
-    VILLAGE = "village"
-
-
-class Role(StrEnum):
-    """Who a person is in the 叫应 chain of a grid."""
-
-    PRIMARY = "primary"  # 网格员
-    BACKUP = "backup"  # 备岗网格员
-    VILLAGE_HEAD = "village_head"  # 村(社区)负责人
-    TOWNSHIP_DUTY = "township_duty"  # 乡镇值班员
-    COUNTY_DUTY = "county_duty"  # 县值班员
-
-
-#: The default escalation order after a grid's primary officer.
-CHAIN_ORDER: tuple[Role, ...] = (
-    Role.PRIMARY,
-    Role.BACKUP,
-    Role.VILLAGE_HEAD,
-    Role.TOWNSHIP_DUTY,
-    Role.COUNTY_DUTY,
-)
-
+# Regions and roles are in `roles.py`, sites in `sites.py`, duty rosters in `duty.py`; this
+# module re-exports their records.
 
 # gc=False on records that hold only strings, numbers, enums and tuples of them: they can
 # be in no reference cycle, so the cyclic collector need not track them. A province is
@@ -335,12 +320,17 @@ class Device(msgspec.Struct, frozen=True, gc=False):
 
 
 class RegistryData(msgspec.Struct, frozen=True):
-    """The whole grid registry, indexed by id/code. Built and validated by warnbus.registry."""
+    """The whole registry, indexed by id/code. Built and validated by warnbus.registry.
+
+    Sites (`warnbus.domain.sites`) and duty roster versions (`warnbus.domain.duty`) are
+    optional: a registry without them calls grids only, with its fixed duty persons."""
 
     regions: dict[str, Region]
     grids: dict[str, Grid]
     persons: dict[str, Person]
     devices: dict[str, Device]
+    sites: dict[str, Site] = {}
+    rosters: dict[str, Roster] = {}
 
 
 # --------------------------------------------------------------------------- dissemination

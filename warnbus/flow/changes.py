@@ -38,6 +38,8 @@ NAMES_MAX = 10
 _BEIJING_OFFSET_S = 8 * 3600
 
 AckUrl = Callable[[str], str | None]
+#: The roles of a first wave's targets: grid officers and the called people of sites.
+FIRST_WAVE_ROLES = frozenset({Role.PRIMARY, Role.SITE})
 
 
 def area_names(registry: Registry, villages: Iterable[str], limit: int = NAMES_MAX) -> str:
@@ -140,6 +142,8 @@ class UpdatePlan:
 
     level: Level
     policy: LevelPolicyLike
+    #: The sites' policy row of the level: the people called for sites only follow it.
+    site_policy: LevelPolicyLike
     match: MatchLike
     added: list[Target]  # new to the campaign: their first wave (the intake plans it in chunks)
     dropped_grids: list[str]  # grids no longer in the area: they close as dropped
@@ -158,6 +162,10 @@ class UpdatePlan:
     #: another grid gets it set up and on their timeline (`Intake._grow_kept`).
     kept: tuple[Target, ...] = ()
 
+    def policy_of(self, target: Target) -> LevelPolicyLike:
+        """The policy a target's calls follow: the sites' for people called for sites only."""
+        return self.site_policy if target.role is Role.SITE else self.policy
+
 
 async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta, *,
                       ack_url: AckUrl | None = None) -> UpdatePlan:
@@ -170,22 +178,27 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
       dropped whose grids this one puts back (`reopened`: they had heard the 解除);
     - the area it drops gets its 解除: the persons reached there who answer for no grid left
       in the area (once: not again when a later Update leaves it out too), and the speakers
-      of the dropped villages that had been reached (not in a drill)."""
+      of the dropped villages that had been reached (not in a drill).
+
+    Sites count as grids here (a campaign tracks them alike); the people called for sites
+    only are sent to on the sites' policy row (`UpdatePlan.policy_of`)."""
     rules = ctx.rules
     level = rules.level_of(alert)
     policy = rules.policy_for(level)
+    site_policy = rules.site_policy_for(level)
     match = await match_alert(ctx, alert)
-    targets = rules.targets(ctx.registry.data, match.grids, match.devices, drill=alert.is_drill)
+    targets = rules.targets(ctx.registry.data, match.grids, match.devices, drill=alert.is_drill,
+                            sites=match.sites, hazards=match.hazards)
     old = await ctx.store.targets(cid)
     grids = await ctx.store.grids(cid)
     keep = {t.id for t in targets}
-    in_area = set(match.grids)
+    in_area = {*match.grids, *match.sites}
     old_grids = {g for t in old.values() for g in t.grids
-                 if t.kind is TargetKind.PERSON and t.role is Role.PRIMARY}
+                 if t.kind is TargetKind.PERSON and t.role in FIRST_WAVE_ROLES}
     dropped_grids = sorted(old_grids - in_area)
     newly = {g for g in dropped_grids if g not in grids or grids[g].state is not GridState.DROPPED}
     dropped_people = [t.id for t in old.values() if t.kind is TargetKind.PERSON
-                      and t.id not in keep and t.role is Role.PRIMARY]
+                      and t.id not in keep and t.role in FIRST_WAVE_ROLES]
     expires = alert.expires_at()
     expires_at = expires.timestamp() if expires else None
     villages = match.villages
@@ -200,10 +213,12 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
     reopened = tuple((g, t.id) for t in targets if t.id in returning for g in t.grids
                      if g in back)
     kept = [t for t in targets if t.id in old and t.id not in returning]
-    out = plan_persons(pctx, persons_of(ctx, (t for t in kept if t.id not in acks)),
-                       policy.channels, first, DeliveryKind.UPDATE)
-    out += plan_persons(pctx, persons_of(ctx, (t for t in kept if t.id in acks)),
-                        policy.cancel_channels, first, DeliveryKind.UPDATE, confirm=False)
+    out: list[Delivery] = []
+    for pol, group in by_policy(kept, policy, site_policy):
+        out += plan_persons(pctx, persons_of(ctx, (t for t in group if t.id not in acks)),
+                            pol.channels, first, DeliveryKind.UPDATE)
+        out += plan_persons(pctx, persons_of(ctx, (t for t in group if t.id in acks)),
+                            pol.cancel_channels, first, DeliveryKind.UPDATE, confirm=False)
     if not alert.is_drill:
         for ch in policy.device_channels:
             out += plan_areas(pctx, villages, ch, DeliveryKind.UPDATE)
@@ -215,19 +230,32 @@ async def plan_update(ctx: Context, cid: str, alert: Alert, before: CampaignMeta
     left = set(before.villages) - set(villages)
     gone = sorted(v for v in left if states.get(area_id(v)) in TargetState.REACHED)
     if not left:  # a campaign started before its villages were kept: its dropped grids'
-        reg = ctx.registry.data.grids
-        left = {reg[g].village for g in dropped_grids if g in reg} - set(villages)
+        reg = ctx.registry.data
+        left = {reg.grids[g].village if g in reg.grids else reg.sites[g].village
+                for g in dropped_grids if g in reg.grids or g in reg.sites} - set(villages)
     # The level lifted there is the one the area had.
     lctx = plan_context(ctx, cid, alert, before.level or level, ack_url=ack_url,
                         values={"lifted": area_names(ctx.registry, left)})
-    out += plan_persons(lctx, persons_of(ctx, lifted), policy.cancel_channels, first,
-                        DeliveryKind.CANCEL, confirm=policy.cancel_confirm)
+    for pol, group in by_policy(lifted, policy, site_policy):
+        out += plan_persons(lctx, persons_of(ctx, group), pol.cancel_channels, first,
+                            DeliveryKind.CANCEL, confirm=pol.cancel_confirm)
     if not alert.is_drill:
         for ch in policy.device_channels:
             out += plan_areas(lctx, gone, ch, DeliveryKind.CANCEL)
     added = [t for t in targets if t.id not in old or t.id in returning]
-    return UpdatePlan(level, policy, match, added, dropped_grids, dropped_people, message,
+    return UpdatePlan(level, policy, site_policy, match, added, dropped_grids, dropped_people,
+                      message,
                       pctx, out, len(lifted), len(gone), reopened, tuple(kept))
+
+
+def by_policy(targets: Iterable[Target], policy: LevelPolicyLike,
+               site_policy: LevelPolicyLike) -> list[tuple[LevelPolicyLike, list[Target]]]:
+    """`targets` in two groups: on the level's policy, and the people of sites only on the
+    sites' (empty groups left out)."""
+    ts = list(targets)
+    groups = [(policy, [t for t in ts if t.role is not Role.SITE]),
+              (site_policy, [t for t in ts if t.role is Role.SITE])]
+    return [(pol, group) for pol, group in groups if group]
 
 
 async def plan_cancel(ctx: Context, cid: str, alert: Alert, meta: CampaignMeta, *,
@@ -235,9 +263,11 @@ async def plan_cancel(ctx: Context, cid: str, alert: Alert, meta: CampaignMeta, 
     """The 解除 of campaign `cid` (its meta `meta`): to everyone reached who still answered
     for the area (those an Update dropped had their 解除 then), on the level's
     `cancel_channels`, asking a confirmation only when the policy's `cancel_confirm` says
-    so; and to the speakers of the villages reached. Nothing is written."""
+    so (the people of sites only: on the sites' policy row); and to the speakers of the
+    villages reached. Nothing is written."""
     level = meta.require_level()
     policy = ctx.rules.policy_for(level)
+    site_policy = ctx.rules.site_policy_for(level)
     states = await ctx.store.target_states(cid)
     grids = await ctx.store.grids(cid)
     targets = await ctx.store.targets(cid)
@@ -247,11 +277,17 @@ async def plan_cancel(ctx: Context, cid: str, alert: Alert, meta: CampaignMeta, 
         t = targets.get(pid)
         return t is not None and bool(t.grids) and dropped.issuperset(t.grids)
 
-    reached = [Target(pid, TargetKind.PERSON, "") for pid, st in states.items()
+    def role(pid: str) -> Role | None:
+        t = targets.get(pid)
+        return t.role if t is not None else None
+
+    reached = [Target(pid, TargetKind.PERSON, "", role(pid)) for pid, st in states.items()
                if st in TargetState.REACHED and not lifted_before(pid)]
     pctx = plan_context(ctx, cid, alert, level, area=meta.area, ack_url=ack_url)
-    out = plan_persons(pctx, persons_of(ctx, reached), policy.cancel_channels,
-                       Step.first_wave(), DeliveryKind.CANCEL, confirm=policy.cancel_confirm)
+    out: list[Delivery] = []
+    for pol, group in by_policy(reached, policy, site_policy):
+        out += plan_persons(pctx, persons_of(ctx, group), pol.cancel_channels,
+                            Step.first_wave(), DeliveryKind.CANCEL, confirm=pol.cancel_confirm)
     villages = [v for v in meta.villages if states.get(area_id(v)) in TargetState.REACHED]
     for ch in policy.device_channels:
         out += plan_areas(pctx, villages, ch, DeliveryKind.CANCEL)

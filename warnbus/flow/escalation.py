@@ -170,8 +170,10 @@ def decide(
     policy: EscalationPolicy,
     held: Sequence[HeldGrid],
     chain: Callable[[str], Sequence[str | None]],
+    order: Sequence[Role | None] = CHAIN_ORDER,
 ) -> Decision:
-    """What to do when `timer` is due. `chain(grid)` gives person ids in CHAIN_ORDER."""
+    """What to do when `timer` is due. `chain(grid)` gives person ids in `order` (a grid's
+    CHAIN_ORDER; a site's SITE_CHAIN_ORDER), each role's index being its chain level."""
     if not active:
         return Decision(reason="campaign over")
     if acked:
@@ -180,7 +182,7 @@ def decide(
     level = step.level
     if level == 0 and step.redials < policy.redials:
         return Decision(redial=step.redials + 1, reason="no answer: redial")
-    levels = [CHAIN_ORDER.index(role) for role in policy.chain if role in CHAIN_ORDER]
+    levels = [order.index(role) for role in policy.chain if role in order]
     advances: list[Advance] = []
     for g in held:
         if g.state in GridState.CLOSED:
@@ -200,9 +202,14 @@ def decide(
 def _next_in_chain(
     people: Sequence[str | None], levels: Sequence[int], level: int, current: str
 ) -> tuple[int, str] | None:
-    """The next (level, person) of the chain after `level`, skipping vacancies."""
-    for lv in levels:
-        if level < lv < len(people):
+    """The next (level, person) after `level` in the policy's order (`levels`), skipping
+    vacancies. Levels need not grow along a chain (a site's grid officer has a level of its
+    own); from the first wave, or a level the policy does not name (an Update changed the
+    level), the chain goes on with the levels above it."""
+    after = levels[levels.index(level) + 1:] if level in levels else [
+        lv for lv in levels if lv > level]
+    for lv in after:
+        if lv < len(people):
             pid = people[lv]
             if pid and pid != current:
                 return lv, pid

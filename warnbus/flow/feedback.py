@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import structlog
 
 from rules.wording import beijing
+from warnbus.domain.duty import DutyBook
 from warnbus.domain.feedback import FeedbackState, Report
 from warnbus.domain.models import AckVia, Alert, DeliveryKind, Level, Person, RegionLevel, Role
 from warnbus.domain.steps import Step
@@ -68,17 +69,12 @@ class FeedbackResult:
         return _STATUS[self.code]
 
 
-def on_duty(reg: Registry, role: Role, region: str, at: float) -> str | None:
-    """Who serves `role` for `region` at `at` (a duty officer of a township or the county).
-
-    HOOK for the duty rosters (issue 19 item 1, branch reg-duty): the roster's "on duty now"
-    answers here once it lands. Until then the registry's one person per region and role,
-    the lowest id, as `Registry.chain` picks them; `at` is unused."""
-    del at
-    for person in reg.persons_by_role(role):  # in id order
-        if person.region == region:
-            return person.id
-    return None
+def on_duty(reg: Registry, role: Role, region: str, at: float,
+            duty: DutyBook | None = None) -> str | None:
+    """Who serves `role` for `region` at `at` (a duty officer of a township or the county):
+    whoever is on duty then by `duty` (the rosters with the console's changes) or the
+    registry's own rosters, the fixed duty person where no roster exists."""
+    return (duty or reg.duty).on_duty(region, role, at)
 
 
 def region_level(reg: Registry, person: Person) -> RegionLevel | None:
@@ -86,7 +82,8 @@ def region_level(reg: Registry, person: Person) -> RegionLevel | None:
     return region.level if region is not None else None
 
 
-def reports_to(reg: Registry, person: Person, at: float) -> str | None:
+def reports_to(reg: Registry, person: Person, at: float,
+               duty: DutyBook | None = None) -> str | None:
     """Who is told when the person's report is overdue (None: nobody above them here)."""
     level = region_level(reg, person)
     if level is None or level not in REPORTS_TO:
@@ -96,7 +93,7 @@ def reports_to(reg: Registry, person: Person, at: float) -> str | None:
     while code is not None and code in reg.data.regions:
         region = reg.data.regions[code]
         if region.level is above:
-            return on_duty(reg, role, code, at)
+            return on_duty(reg, role, code, at, duty)
         code = region.parent
     return None
 
@@ -180,7 +177,7 @@ async def feedback_due(ctx: Context, timer: FeedbackDue) -> None:
         await ctx.lanes.enqueue(deliveries)
         log.info("feedback reminder", campaign_id=cid, person=pid, deliveries=len(deliveries))
         return
-    to = reports_to(reg, person, now)
+    to = reports_to(reg, person, now, await ctx.duty_book())
     if not await ctx.store.feedback.overdue(cid, pid, to or "", now):
         return  # the report came in meanwhile
     metrics.FEEDBACK_OVERDUE.inc()

@@ -8,7 +8,7 @@ idempotently, so a crash anywhere makes the next worker redo the same work harml
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import msgspec
 import structlog
@@ -20,6 +20,7 @@ from warnbus.domain.models import (
     Level,
     MsgType,
     Person,
+    Role,
     Target,
     TargetKind,
     alert_id_for,
@@ -28,6 +29,8 @@ from warnbus.domain.states import CampaignState, GridState
 from warnbus.domain.steps import Step
 from warnbus.errors import IngestError
 from warnbus.flow.changes import (
+    UpdatePlan,
+    by_policy,
     message_meta,
     persons_of,
     plan_cancel,
@@ -73,6 +76,8 @@ class Accepted:
     targets: int
     created: bool  # False: the same alert was already accepted
     warnings: tuple[AcceptWarning, ...] = ()
+    #: An accepted Alert or Update: persons, grids, sites and loudspeakers it calls.
+    counts: Mapping[str, int] = field(default_factory=dict)
 
 
 def campaign_id_for(alert: Alert) -> str:
@@ -105,7 +110,10 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
     known = await store.campaign_of(aid)
     if known:
         metrics.ALERTS.labels(alert.msg_type.value, "duplicate").inc()
-        return Accepted(aid, known, await store.messages.accepted_targets(known), created=False)
+        again = await store.messages.accepted_counts(known) if (
+            alert.msg_type is MsgType.ALERT) else {}
+        return Accepted(aid, known, await store.messages.accepted_targets(known), created=False,
+                        counts=again)
     expires = alert.expires_at()
     if alert.msg_type is not MsgType.CANCEL and expires and expires.timestamp() <= ctx.clock.now():
         # Accepting it would send nothing (the campaign would be over at once): say so.
@@ -118,6 +126,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         if cred.scoped:
             check_reach(cred, alert, await thread_reach(ctx, cid))
     warnings: tuple[AcceptWarning, ...] = ()
+    counts: Mapping[str, int] = {}
     reached: list[str] = []
     if alert.msg_type is MsgType.CANCEL:
         if cred.regions and any(info.areas for info in alert.infos):
@@ -125,16 +134,18 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         n_targets = len(await store.targets(cid))
     else:
         got = await reach(ctx, alert, cred)
-        warnings, n_targets = got.warnings, got.targets
+        warnings, n_targets, counts = got.warnings, got.targets, got.counts
         reached = reach_of(got.match.villages, categories_of(alert, ctx.rules.hazard_of))
     # Its JSON form, in a worker thread when the alert is large (the largest took ~20 ms).
     blob = await off_loop(ctx, alert, lambda: alert_to_json(alert))
     # Kept before the inbox item can reach the planner of this process, which then reads
     # it from here rather than decoding it again (see Context.keep_alert).
     ctx.keep_alert(alert)
+    first = alert.msg_type is MsgType.ALERT
     stored = await store.messages.accept(
         cid, alert, now=ctx.clock.now(), reached=reached, blob=blob,
-        first_targets=n_targets if alert.msg_type is MsgType.ALERT else None, source=cred.name)
+        first_targets=n_targets if first else None, first_counts=counts if first else None,
+        source=cred.name)
     if not stored:  # the same alert, accepted at the same moment through another request
         ctx.forget_alert(alert)
     metrics.ALERTS.labels(alert.msg_type.value, "accepted").inc()
@@ -144,7 +155,7 @@ async def accept(ctx: Context, alert: Alert, cred: Credential) -> Accepted:
         log.warning("alert areas outside the registry", alert_id=aid, campaign_id=cid,
                     areas=[w.field for w in warnings],
                     detail="; ".join(w.message for w in warnings[:LISTED]))
-    return Accepted(aid, cid, n_targets, created=True, warnings=warnings)
+    return Accepted(aid, cid, n_targets, created=True, warnings=warnings, counts=counts)
 
 
 async def _thread_of(ctx: Context, alert: Alert, cred: Credential) -> str:
@@ -279,13 +290,29 @@ class Intake:
                 (encode_timer(Deadline(cid, p, step)), firsts.get(p, now) + offset)
                 for p in persons])
 
+    async def _waves(
+        self, cid: str, alert: Alert, level: Level, targets: Sequence[Target],
+        villages: Sequence[str], kind: DeliveryKind,
+    ) -> int:
+        """First waves: persons holding a grid (and the areas) on the level's policy, the
+        people of sites only on the sites' policy (rules/sites.toml)."""
+        site_only = [t for t in targets if t.role is Role.SITE]
+        rest = [t for t in targets if t.role is not Role.SITE]
+        n = await self._first_wave(cid, alert, level, self.ctx.rules.policy_for(level), rest,
+                                   villages, kind)
+        if site_only:
+            n += await self._first_wave(cid, alert, level, self.ctx.rules.site_policy_for(level),
+                                        site_only, (), kind)
+        return n
+
     async def _start(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
         level = ctx.rules.level_of(alert)
         policy = ctx.rules.policy_for(level)
         match = await match_alert(ctx, alert)
         targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                    drill=alert.is_drill)
+                                    drill=alert.is_drill, sites=match.sites,
+                                    hazards=match.hazards)
         now = ctx.clock.now()
         expires = alert.expires_at()
         info = alert.primary_info()
@@ -295,12 +322,11 @@ class Intake:
                               event=info.event if info else "", drill=alert.is_drill, now=now)
         # Drills (演练) go to drill participants only, never to the public loudspeakers.
         areas = () if alert.is_drill else match.villages
-        n = await self._first_wave(cid, alert, level, policy, targets, areas,
-                                   DeliveryKind.WARNING)
+        n = await self._waves(cid, alert, level, targets, areas, DeliveryKind.WARNING)
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
         log.info("campaign started", level=level.value, grids=len(match.grids),
-                 targets=len(targets), deliveries=n)
+                 sites=len(match.sites), targets=len(targets), deliveries=n)
 
     async def _update(self, cid: str, alert: Alert) -> None:
         ctx = self.ctx
@@ -323,16 +349,16 @@ class Intake:
         if plan.reopened:
             # Their deadlines first: handled again after the grids reopened, the Update
             # finds these persons still in the area (no first wave, no deadline of theirs).
-            returning = sorted({pid for _, pid in plan.reopened})
-            if plan.policy.ack_deadline_s:
-                due = deadline_for(plan.policy, Step.first_wave(), now, now)
-                await ctx.timers.schedule([(encode_timer(Deadline(cid, pid, int(
-                    Step.first_wave()))), due) for pid in returning])
+            returning = {pid for _, pid in plan.reopened}
+            first = Step.first_wave()
+            await ctx.timers.schedule([
+                (encode_timer(Deadline(cid, t.id, int(first))),
+                 deadline_for(plan.policy_of(t), first, now, now))
+                for t in plan.added if t.id in returning and plan.policy_of(t).ack_deadline_s])
             await ctx.store.reopen_grids(cid, plan.reopened, now)
         await ctx.store.carry(cid, plan.message)
-        n = await self._first_wave(cid, alert, plan.level, plan.policy, plan.added, (),
-                                   DeliveryKind.WARNING)
-        await self._grow_kept(cid, plan.policy, plan.kept, now)
+        n = await self._waves(cid, alert, plan.level, plan.added, (), DeliveryKind.WARNING)
+        await self._grow_kept(cid, plan, now)
         expires = alert.expires_at()
         if expires:
             await ctx.timers.schedule([(encode_timer(Expiry(cid)), expires.timestamp())])
@@ -341,15 +367,14 @@ class Intake:
                  dropped_grids=len(plan.dropped_grids), lifted=plan.lifted_people,
                  lifted_villages=plan.lifted_villages, deliveries=n + len(plan.deliveries))
 
-    async def _grow_kept(self, cid: str, policy: LevelPolicyLike, kept: Sequence[Target],
-                         now: float) -> None:
+    async def _grow_kept(self, cid: str, plan: UpdatePlan, now: float) -> None:
         """Grids an Update adds to people it keeps: set up (confirmed at once for someone who
         confirmed), on the others' timeline (their first deadline; one past fires now)."""
         ctx = self.ctx
         old = await ctx.store.targets(cid)
         acked = await ctx.store.acks(cid)
         grown: list[tuple[Target, list[str]]] = []
-        for t in kept:
+        for t in plan.kept:
             known = old[t.id]
             new = [g for g in t.grids if g not in known.grids]
             if new and t.kind is TargetKind.PERSON:
@@ -358,8 +383,9 @@ class Intake:
             return
         firsts = await ctx.store.put_targets(cid, [t for t, _new in grown], now)
         await ctx.store.init_grids(cid, [(g, t.id) for t, new in grown for g in new], now)
-        await self._first_deadlines(cid, policy, [t.id for t, _new in grown if t.id not in acked],
-                                    firsts, now)
+        waiting = [t for t, _new in grown if t.id not in acked]
+        for policy, group in by_policy(waiting, plan.policy, plan.site_policy):
+            await self._first_deadlines(cid, policy, [t.id for t in group], firsts, now)
         log.info("update adds grids to people it keeps", people=len(grown),
                  grids=sum(len(new) for _t, new in grown))
 

@@ -12,8 +12,8 @@ what the thread hop would (0.03 to 0.1 ms).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
@@ -74,6 +74,21 @@ class Reached:
     match: MatchLike
     warnings: tuple[AcceptWarning, ...]
     targets: int
+    #: What the targets are: persons, grids, sites and loudspeakers, counted separately.
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+def reach_counts(ctx: Context, m: MatchLike, *, drill: bool) -> dict[str, int]:
+    """Persons (grid officers and sites' people, each once), grids, sites and loudspeakers
+    the first wave calls (no loudspeakers in a drill). Cheap: targets are counted, not built."""
+    if not (m.grids or m.sites):
+        return {"persons": 0, "grids": 0, "sites": 0, "loudspeakers": 0}
+    data = ctx.registry.data
+    persons = ctx.rules.count_targets(data, m.grids, (), drill=drill, sites=m.sites,
+                                      hazards=m.hazards)
+    speakers = 0 if drill else sum(1 for d in set(m.devices) if d in data.devices)
+    return {"persons": persons, "grids": len(m.grids), "sites": len(m.sites),
+            "loudspeakers": speakers}
 
 
 async def reach(ctx: Context, alert: Alert, cred: Credential) -> Reached:
@@ -84,9 +99,8 @@ async def reach(ctx: Context, alert: Alert, cred: Credential) -> Reached:
         m = ctx.rules.match(alert)
         check_villages(cred, m.villages)
         warnings = check_registry(ctx, alert, m)
-        n = len(m.grids) and ctx.rules.count_targets(ctx.registry.data, m.grids, m.devices,
-                                                     drill=alert.is_drill)
-        return Reached(m, warnings, n)
+        counts = reach_counts(ctx, m, drill=alert.is_drill)
+        return Reached(m, warnings, counts["persons"] + counts["loudspeakers"], counts)
 
     return await off_loop(ctx, alert, work)
 

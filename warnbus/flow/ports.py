@@ -31,6 +31,14 @@ class MatchLike(Protocol):
     @property
     def villages(self) -> tuple[str, ...]: ...
     @property
+    def sites(self) -> tuple[str, ...]:
+        """Sites of the kinds the alert's hazards call (rules/sites.toml)."""
+        ...
+    @property
+    def hazards(self) -> tuple[str, ...]:
+        """Keys of the hazards recognised in the alert's infos."""
+        ...
+    @property
     def empty_areas(self) -> tuple[tuple[int, int], ...]:
         """(info, area) positions of the areas in which no grid lies, by geography alone."""
         ...
@@ -120,15 +128,23 @@ class Rules(Protocol):
         ...
     def level_of(self, alert: Alert) -> Level: ...
     def policy_for(self, level: Level) -> LevelPolicyLike: ...
+    def site_policy_for(self, level: Level) -> LevelPolicyLike:
+        """The sites' own policy row of a level (rules/sites.toml)."""
+        ...
     def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
         """The next channel of the policy's fallback chain after `channel`, skipping
         `tried`; None when the chain ends."""
         ...
     def targets(
-        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
-    ) -> list[Target]: ...
+        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
+        sites: Sequence[str] = (), hazards: Sequence[str] = (),
+    ) -> list[Target]:
+        """Persons of the grids and of the sites (their people with the roles `hazards`
+        call), then devices."""
+        ...
     def count_targets(
-        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
+        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
+        sites: Sequence[str] = (), hazards: Sequence[str] = (),
     ) -> int: ...
     def for_registry(self, data: RegistryData) -> Rules:
         """The same rules indexed on another registry (a change applied while running)."""

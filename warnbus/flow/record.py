@@ -78,16 +78,20 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
 
 
 async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
-    """The 未叫醒 list: grids whose whole chain did not confirm, and who was last called."""
+    """The 未叫醒 list: grids (and sites) whose whole chain did not confirm, and who was last
+    called; a site's officer is its first person."""
     out = []
+    reg = ctx.registry
     for g in (await ctx.store.grids(campaign_id)).values():
         if g.state is GridState.UNREACHED:
-            grid = ctx.registry.data.grids.get(g.grid_id)
+            grid = reg.data.grids.get(g.grid_id)
+            site = reg.data.sites.get(g.grid_id)
             person = ctx.person(g.holder)
-            officer = ctx.person(grid.primary) if grid else None
+            first = grid.primary if grid else site.people[0].person if site and site.people else ""
+            officer = ctx.person(first)
             out.append({
-                "grid_id": g.grid_id, "grid": grid.name if grid else "",
-                "village": grid.village if grid else "",
+                "grid_id": g.grid_id, "grid": reg.name_of(g.grid_id) if grid or site else "",
+                "village": grid.village if grid else site.village if site else "",
                 "officer": officer.id if officer else "",
                 "officer_name": officer.name if officer else "",
                 "officer_phone": (officer.phone or "") if officer else "",
@@ -231,7 +235,13 @@ async def summary(ctx: Context, alert_id: str) -> dict[str, Any]:
     delays = sorted(a.at - t0 for a in acks.values())
     per_town: dict[str, dict[str, int]] = {}
     reg = ctx.registry
+    sites = {"sites": 0, "confirmed": 0, "taken_over": 0, "unreached": 0}
     for g in (await ctx.store.grids(cid)).values():
+        if reg.is_site(g.grid_id):  # counted apart: per township are grids
+            sites["sites"] += 1
+            if g.state.value in sites:
+                sites[g.state.value] += 1
+            continue
         grid = reg.data.grids.get(g.grid_id)
         town = reg.township_of(grid.village) if grid else None
         name = reg.data.regions[town].name if town and town in reg.data.regions else "?"
@@ -249,5 +259,6 @@ async def summary(ctx: Context, alert_id: str) -> dict[str, Any]:
             "p90": delays[int(0.9 * (len(delays) - 1))] if delays else None,
         },
         "per_township": dict(sorted(per_town.items())),
+        "sites": sites,
         "unreached": await unreached(ctx, cid),
     }

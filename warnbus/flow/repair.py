@@ -60,8 +60,10 @@ async def check_grids(ctx: Context) -> Counter[str]:
         meta = await ctx.store.meta(cid)
         if meta is None or meta.over(now) or meta.level is None:
             continue
-        policy = ctx.rules.policy_for(meta.level)
-        if policy.ack_deadline_s is None:
+        reg = ctx.registry
+        # A site (tracked like a grid) moves on by the sites' policy row (rules/sites.toml).
+        policies = (ctx.rules.policy_for(meta.level), ctx.rules.site_policy_for(meta.level))
+        if all(p.ack_deadline_s is None for p in policies):
             continue  # no confirmation asked: nothing moves a grid but a confirmation
         open_grids = [g for g in (await ctx.store.grids(cid)).values()
                       if g.state in GridState.OPEN]
@@ -71,15 +73,19 @@ async def check_grids(ctx: Context) -> Counter[str]:
         since_default = meta.t0 or now
         overdue: dict[tuple[str, int], list[GridView]] = {}
         for g in open_grids:
-            if g.grid_id in closed:
+            policy = policies[reg.is_site(g.grid_id)]
+            if g.grid_id in closed or policy.ack_deadline_s is None:
                 continue
             since = g.since if g.since is not None else since_default
             if now > since + level_window(policy, g.level) + grace:
                 overdue.setdefault((g.holder, g.level), []).append(g)
         if overdue:
+            # The deadline step by the policy of what the holder answers for at that level
+            # (the grids' when a grid is among it, as the ticker times it).
             await ctx.timers.schedule([
-                (encode_timer(Deadline.at(cid, holder, deadline_step(policy, level))), now)
-                for holder, level in overdue])
+                (encode_timer(Deadline.at(cid, holder, deadline_step(policies[all(
+                    reg.is_site(g.grid_id) for g in gs)], level))), now)
+                for (holder, level), gs in overdue.items()])
         n_over = sum(len(gs) for gs in overdue.values())
         if closed or n_over:
             log.warning("grids left open with nothing to move them, repaired", campaign_id=cid,

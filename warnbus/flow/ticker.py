@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import structlog
 
+from warnbus.domain.duty import DutyBook
 from warnbus.domain.models import (
     CHAIN_ORDER,
     DeliveryKind,
@@ -24,6 +25,7 @@ from warnbus.domain.models import (
 from warnbus.domain.states import CampaignState, TargetState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import device_id
+from warnbus.flow.chains import Chains, decide_held
 from warnbus.flow.escalation import (
     Deadline,
     Expiry,
@@ -32,12 +34,12 @@ from warnbus.flow.escalation import (
     Retry,
     SpeakerCheck,
     deadline_for,
-    decide,
     decode_timer,
     encode_timer,
 )
 from warnbus.flow.feedback import feedback_due
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
+from warnbus.flow.ports import LevelPolicyLike
 from warnbus.flow.repair import check_grids
 from warnbus.registry import Registry
 from warnbus.runtime.context import Context
@@ -47,12 +49,17 @@ from warnbus.state.store import CLOSED_AT_ONCE, MOVED
 log = structlog.get_logger("warnbus.timers")
 
 
-def _chain(reg: Registry, grid_id: str) -> tuple[str | None, ...]:
-    """A grid's chain; a grid removed from the registry while a campaign holds it has nobody
-    left to call, so its 叫应 goes on the 未叫醒 list (people act on it) instead of failing."""
-    if grid_id not in reg.data.grids:
-        return (None,) * len(CHAIN_ORDER)
-    return reg.chain(grid_id)
+def _chains(reg: Registry, policy: LevelPolicyLike, site_policy: LevelPolicyLike, at: float,
+            book: DutyBook) -> Chains:
+    """The grids' and sites' chains with whoever is on duty at `at`. A grid or site removed
+    from the registry while a campaign holds it has nobody left to call, so its 叫应 goes on
+    the 未叫醒 list (people act on it) instead of failing (a removed site reads as a grid)."""
+    def grid_chain(grid_id: str) -> tuple[str | None, ...]:
+        if grid_id not in reg.data.grids:
+            return (None,) * len(CHAIN_ORDER)
+        return reg.chain(grid_id, at=at, duty=book)
+    return Chains(policy, site_policy, grid_chain,
+                  lambda s: reg.site_chain(s, at=at, duty=book), reg.is_site)
 
 
 class Ticker:
@@ -118,19 +125,23 @@ class Ticker:
         now = ctx.clock.now()
         active = not meta.over(now)
         level = meta.require_level()
-        policy = ctx.rules.policy_for(level)
         held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
                 for g in await ctx.store.held(cid, pid)]
         reg = ctx.registry  # one view: a registry change may be applied while this runs
         acked = await ctx.store.is_acked(cid, pid)
-        decision = decide(timer, acked=acked, active=active, policy=policy, held=held,
-                          chain=lambda g: _chain(reg, g))
+        # Who is on duty is asked now, at the moment of this step (rosters, console changes);
+        # a confirmed call or an ended campaign goes along no chain (no read).
+        book = await ctx.duty_book() if active and not acked else reg.duty
+        chains = _chains(reg, ctx.rules.policy_for(level), ctx.rules.site_policy_for(level),
+                         now, book)
+        decision = decide_held(timer, acked=acked, active=active, held=held, chains=chains)
+        # The policy of this person's own deadline: the grids' when they answer for a grid.
+        policy = chains.policy_of([g.grid_id for g in held if g.holder == pid and g.level == 0])
         if decision.redial is not None and reg.data.persons.get(pid) is None:
             # Removed from the registry while being called: no number to redial, so their
             # grids move up the chain now instead of waiting for redials that cannot be made.
             last = Deadline.at(cid, pid, Step.of(policy.redials))  # its last redial (0: none)
-            decision = decide(last, acked=acked, active=active, policy=policy, held=held,
-                              chain=lambda g: _chain(reg, g))
+            decision = decide_held(last, acked=acked, active=active, held=held, chains=chains)
         if decision.redial is None and not decision.advances:
             return
         alert = await ctx.alert(cid, meta.latest_alert_id)
@@ -168,19 +179,20 @@ class Ticker:
                 unreached += 1
             else:
                 moved.setdefault((a.new_holder, a.to_level), []).append(a.grid_id)
-        grid_names = reg.data.grids
         for (holder, lv), grids in moved.items():
             chained = reg.data.persons.get(holder)
             if chained is None:
                 continue
             step = Step.chain(lv)
-            names = "、".join(grid_names[g].name if g in grid_names else g for g in grids[:10]) + (
+            policy = chains.policy_of(grids)
+            names = "、".join(reg.name_of(g) for g in grids[:10]) + (
                 f"等{len(grids)}个网格" if len(grids) > 10 else "")
             # A chain person may already answer for other grids of this campaign: keep them.
             known = await ctx.store.target(cid, holder)
             answers_for = tuple(dict.fromkeys((*(known.grids if known else ()), *grids)))
             await ctx.store.put_targets(cid, [Target(holder, TargetKind.PERSON, chained.region,
-                                                     CHAIN_ORDER[lv], answers_for)], now)
+                                                     chains.role_at(grids[0], lv), answers_for)],
+                                        now)
             due = deadline_for(policy, step, now, now)
             deliveries = plan_persons(replace(pctx, until=due), [chained],
                                       policy.escalation_channels, step, DeliveryKind.ESCALATION,

@@ -6,9 +6,8 @@ located), `check` (after every sheet is read: references between kinds) and `row
 their records exist (issue 19 items 1-2): a sheet, a reader and an exporter, nothing else.
 
 What this module knows of roles and region levels is asked through `role_zh` and
-`role_levels` alone, so that when the domain grows roles (duty leaders, site people: branch
-reg-duty's `warnbus.domain.roles`, with its `ROLE_ZH` and `ROLE_LEVELS`), these two and the
-tables below are the one place that changes.
+`role_levels` alone, which read the domain's tables (`warnbus.domain.roles`: `ROLE_ZH`,
+`ROLE_LEVELS`), so a role the domain grows is named and placed here too.
 """
 
 from __future__ import annotations
@@ -27,15 +26,12 @@ from warnbus.domain.models import (
     RegistryData,
     Role,
 )
-from warnbus.registry import ROLE_LEVEL
+from warnbus.domain.roles import ROLE_LEVELS
+from warnbus.domain.roles import ROLE_ZH as ROLE_ZH
 from warnbus.registry_io import cells
 from warnbus.registry_io.cells import CellError
 from warnbus.registry_io.sheets import Column, Problem, SheetSpec, Table
 
-ROLE_ZH: Mapping[Role, str] = {
-    Role.PRIMARY: "网格员", Role.BACKUP: "备岗网格员", Role.VILLAGE_HEAD: "村负责人",
-    Role.TOWNSHIP_DUTY: "乡镇值班员", Role.COUNTY_DUTY: "县值班员",
-}
 _ROLE_WORDS: Mapping[str, Role] = {
     **{v: k for k, v in ROLE_ZH.items()}, **{r.value: r for r in Role},
     "专职网格员": Role.PRIMARY, "备岗": Role.BACKUP, "村(社区)负责人": Role.VILLAGE_HEAD,
@@ -67,7 +63,7 @@ def role_zh(role: Role) -> str:
 
 def role_levels(role: Role) -> frozenset[RegionLevel]:
     """The kinds of region a person of `role` may belong to (the registry's rule)."""
-    return frozenset({ROLE_LEVEL[role]})
+    return ROLE_LEVELS[role]
 
 
 def levels_zh(levels: Iterable[RegionLevel]) -> str:

@@ -23,7 +23,8 @@ from rules.hazards import HazardTable
 from rules.levels import level_of
 from rules.match import Matcher
 from rules.policy import Policy
-from rules.targets import build_targets, count_targets
+from rules.sites import SiteRules
+from rules.targets import SiteCall, build_targets, count_targets
 from rules.templates import Templates
 from warnbus.domain.models import Alert, Area, Info, Level, RegistryData, Target, TargetKind
 from warnbus.errors import ConfigError
@@ -40,6 +41,7 @@ from warnbus.runtime.config import ANY_SENDER, Settings, TokenSettings, check_cr
 from warnbus.runtime.context import Context
 from warnbus.runtime.engine import ROLES, Engine, consumer_name
 from warnbus.runtime.journal import Journal
+from warnbus.state.duty import DutyDesk
 from warnbus.state.heartbeat import Heartbeats
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
@@ -66,14 +68,16 @@ class RulesFacade:
         self.hazards = HazardTable.load(settings.hazards or None)
         self.policy = Policy.load(settings.policy or None)
         self.renderer = Templates.load(settings.templates or None, self.hazards)
-        self.matcher = Matcher(data, hazards=self.hazards)
+        self.sites = SiteRules.load(settings.sites or None,
+                                    hazards={h.key for h in self.hazards.hazards})
+        self.matcher = Matcher(data, hazards=self.hazards, sites=self.sites)
         #: The routes over the configured channels (`[routes]`), once they are built.
         self.routes: Mapping[str, Sequence[str]] = {}
 
     def for_registry(self, data: RegistryData) -> RulesFacade:
         """The same hazards, policy and templates, matching on `data`."""
         other = copy.copy(self)
-        other.matcher = Matcher(data, hazards=self.hazards)
+        other.matcher = Matcher(data, hazards=self.hazards, sites=self.sites)
         return other
 
     def match(self, alert: Alert) -> MatchLike:
@@ -91,6 +95,9 @@ class RulesFacade:
     def policy_for(self, level: Level) -> LevelPolicyLike:
         return self.policy.for_level(level)
 
+    def site_policy_for(self, level: Level) -> LevelPolicyLike:
+        return self.sites.policy_for(level)
+
     def fallback_for(self, channel: str, tried: Sequence[str] = ()) -> str | None:
         """The policy's next channel after `channel` not in `tried`: a channel of a route
         (voice-aliyun behind `voice`) follows its route's entry unless the policy names it
@@ -101,14 +108,24 @@ class RulesFacade:
         return self.policy.fallback_for(route, tried) if route is not None else None
 
     def targets(
-        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
+        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
+        sites: Sequence[str] = (), hazards: Sequence[str] = (),
     ) -> list[Target]:
-        return build_targets(data, grids, devices, drill=drill)
+        return build_targets(data, grids, devices, drill=drill,
+                             sites=self._calls(data, sites, hazards))
 
     def count_targets(
-        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool
+        self, data: RegistryData, grids: Sequence[str], devices: Sequence[str], *, drill: bool,
+        sites: Sequence[str] = (), hazards: Sequence[str] = (),
     ) -> int:
-        return count_targets(data, grids, devices, drill=drill)
+        return count_targets(data, grids, devices, drill=drill,
+                             sites=self._calls(data, sites, hazards))
+
+    def _calls(self, data: RegistryData, sites: Sequence[str], hazards: Sequence[str]
+               ) -> list[SiteCall]:
+        """Each site with the roles of its people that the hazards call."""
+        return [(sid, self.sites.roles_for(hazards, data.sites[sid].kind))
+                for sid in sites if sid in data.sites]
 
 
 def load_channels(
@@ -140,15 +157,19 @@ def load_channels(
     return out
 
 
-def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo]) -> list[str]:
-    """Check the policy's channels against what the configured ones are.
+def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo],
+                   sites: SiteRules | None = None) -> list[str]:
+    """Check the channels of the policy (and of the sites' policy) against what the
+    configured ones are.
 
     A channel to persons where the policy wants areas (or the other way round) is a
     ConfigError naming both. Returns the channels the policy names that are not configured
     (nothing is planned on them: `flow.planner`)."""
     wrong: list[str] = []
     named: set[str] = set()
-    for level, p in policy.levels.items():
+    rows = [("", lv, p) for lv, p in policy.levels.items()]
+    rows += [("sites: ", lv, p) for lv, p in (sites.levels.items() if sites else ())]
+    for where, level, p in rows:
         lists = {"channels": p.channels, "redial_channels": p.redial_channels,
                  "escalation_channels": p.escalation_channels,
                  "cancel_channels": p.cancel_channels, "device_channels": p.device_channels}
@@ -158,7 +179,7 @@ def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo]) -> list[
                 named.add(name)
                 info = channels.get(name)
                 if info is not None and info.target is not want:
-                    wrong.append(f"levels.{level}.{field_name}: {name!r} is a "
+                    wrong.append(f"{where}levels.{level}.{field_name}: {name!r} is a "
                                  f"{info.kind} channel, which sends to "
                                  f"{'areas' if info.target is TargetKind.DEVICE else 'persons'}")
     for source, target in policy.fallback.items():
@@ -297,7 +318,7 @@ async def build_app(
     ctx = Context(
         redis=redis, registry=registry, rules=rules, clock=clock, settings=settings,
         store=Store(redis), lanes=Lanes(redis, (), heartbeats),
-        timers=Timers(redis, heartbeats),
+        timers=Timers(redis, heartbeats), duty=DutyDesk(redis),
     )
     ctx.registry_version, ctx.registry_base = version, base
     ctx.ack_url = lambda cid, pid: links.url(cid, pid, ctx.clock.now())
@@ -319,7 +340,7 @@ async def build_app(
         limits = dict(settings.limits or (world.limits if world is not None else {}))
         ctx.channels = RoutedChannels.build({name: ch.info for name, ch in chans.items()},
                                             routes, limits)
-        missing = [m for m in check_channels(facade.policy, ctx.channels)
+        missing = [m for m in check_channels(facade.policy, ctx.channels, facade.sites)
                    if m not in ctx.channels.routes]
         facade.routes = ctx.channels.routes
     except ConfigError:

@@ -226,6 +226,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     policy: str = ""
     hazards: str = ""
     templates: str = ""
+    sites: str = ""  # which sites each hazard calls, and their policy (rules/sites.toml)
     ack_secret: Secret = Secret("")
     ack_ttl_s: float = 24 * 3600.0
     api_token: Secret = Secret("")

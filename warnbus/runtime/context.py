@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from warnbus.domain.duty import DutyBook
 from warnbus.domain.models import Alert, Person
 from warnbus.flow.ports import Rules
 from warnbus.plugin import ChannelInfo
@@ -13,6 +14,7 @@ from warnbus.registry import Registry
 from warnbus.runtime.clock import Clock
 from warnbus.runtime.config import Settings
 from warnbus.runtime.journal import Journal
+from warnbus.state.duty import DutyDesk
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.store import Store
 
@@ -44,6 +46,8 @@ class Context:
     ack_url: Callable[[str, str], str | None] = _no_link
     #: What each configured channel is, by the name the deployment gave it (`load_channels`).
     channels: Mapping[str, ChannelInfo] = field(default_factory=dict)
+    #: The console's duty changes and roster approvals (None: the registry's rosters only).
+    duty: DutyDesk | None = None
     #: Where confirmations go while Redis is unavailable (`flow.durable`); None: nowhere.
     journal: Journal | None = None
     #: The registry version served (0: the configured files; N: applied, `live_registry`)
@@ -56,6 +60,12 @@ class Context:
     def use_registry(self, registry: Registry, rules: Rules, version: int) -> None:
         """Serve another registry (and the rules indexed on it) from now on, in one step."""
         self.registry, self.rules, self.registry_version = registry, rules, version
+
+    async def duty_book(self) -> DutyBook:
+        """Who is on duty: the registry's rosters with the console's approvals and changes."""
+        if self.duty is None:
+            return self.registry.duty
+        return await self.duty.book(self.registry.duty)
 
     def person(self, person_id: str) -> Person | None:
         return self.registry.data.persons.get(person_id)

@@ -191,6 +191,17 @@ def console_notified(item: str) -> str:
     return f"{PREFIX}:console:notified:{item}"
 
 
+# --------------------------------------------------------------------------- duty
+# The console's overrides and swaps of duty shifts and approvals of roster versions
+# (warnbus/state/duty.py), tagged `{duty}`: one MULTI writes a change, its audit entry and the
+# generation every process compares before it reuses what it read.
+
+DUTY_CHANGES = f"{PREFIX}:{{duty}}:changes"  # hash: "region|role|day" -> JSON DutyChange
+DUTY_APPROVALS = f"{PREFIX}:{{duty}}:approvals"  # hash: roster id -> JSON Approval
+DUTY_AUDIT = f"{PREFIX}:{{duty}}:audit"  # stream (capped): every change and approval
+DUTY_GEN = f"{PREFIX}:{{duty}}:gen"  # counter: bumped by every change and approval
+
+
 # --------------------------------------------------------------------------- devices
 # What the loudspeaker channel hears about devices, kept for every process (the console runs
 # in the api process, the channel in the workers). One hash for the county, not per campaign.

@@ -8,7 +8,7 @@ thread reached, the inbox item, the alert index and `keys.MESSAGES`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -21,6 +21,8 @@ from warnbus.state.replies import s
 
 _json = msgspec.json.Encoder()
 _json_alert = msgspec.json.Decoder(Alert)
+_counts = msgspec.json.Decoder(dict[str, int])
+_REACH = "reach"  # meta field: JSON of the 202's counts
 
 
 class Messages:
@@ -31,15 +33,17 @@ class Messages:
 
     async def accept(self, campaign_id: str, alert: Alert, *, now: float,
                      first_targets: int | None = None, reached: Sequence[str] = (),
+                     first_counts: Mapping[str, int] | None = None,
                      blob: bytes | None = None, source: str = "") -> bool:
         """Persist an accepted message and queue it for planning, in one round trip.
 
         Returns False when the same message was already kept (accepted at the same moment
         through another request). `blob`: its JSON form when the caller encoded it already
-        (off the event loop for a large alert). `first_targets`: for a thread's Alert, the
-        count the 202 reports, kept with the thread's sender (later messages of the thread
-        keep the first). `reached`: what the message reaches (`keys.CampaignKeys.reach`).
-        `source`: the name of the credential it came in under (`sources`). Every write keeps
+        (off the event loop for a large alert). `first_targets` and `first_counts`: for a
+        thread's Alert, the count and the counts (persons, grids, sites ...) the 202 reports,
+        kept with the thread's sender (later messages of the thread keep the first).
+        `reached`: what the message reaches (`keys.CampaignKeys.reach`). `source`: the name
+        of the credential it came in under (`sources`). Every write keeps
         what a replay found."""
         aid = alert.alert_id
         ck = keys.campaign(campaign_id)
@@ -50,6 +54,10 @@ class Messages:
             for name, value in encode_fields({"targets": first_targets,
                                               "sender": alert.sender}).items():
                 pipe.hsetnx(ck.meta, name, value)
+        if first_counts:
+            # Not a field of the typed meta (decode_meta leaves it alone): the 202's counts,
+            # read back only to answer the same alert again alike.
+            pipe.hsetnx(ck.meta, _REACH, _json.encode(dict(first_counts)))
         if reached:
             pipe.sadd(ck.reach, *reached)
         if source:
@@ -76,6 +84,12 @@ class Messages:
         """How many targets the thread's Alert reached when it was accepted."""
         v = s(await self._redis.hget(keys.campaign(campaign_id).meta, "targets"))
         return int(v) if v.isdigit() else 0
+
+    async def accepted_counts(self, campaign_id: str) -> dict[str, int]:
+        """The counts (persons, grids, sites, loudspeakers) the thread's Alert's 202 gave
+        ({} for a thread accepted before they were kept)."""
+        v = await self._redis.hget(keys.campaign(campaign_id).meta, _REACH)
+        return _counts.decode(v) if v else {}
 
     async def newest(self, offset: int, count: int) -> list[tuple[str, float]]:
         """(alert id, acceptance time) of accepted messages, newest first."""

@@ -212,6 +212,9 @@ async def _print_summary(app: App, world: ProviderWorld, alert_id: str, console:
         t.add_row(name, str(row["grids"]), str(row["confirmed"]), str(row["taken_over"]),
                   str(row["unreached"]))
     console.print(t)
+    st = s["sites"]
+    console.print(f"sites (reservoirs, ponds, danger zones ...): {st['sites']}   confirmed "
+                  f"{st['confirmed']}, taken over {st['taken_over']}, 未叫醒 {st['unreached']}")
     un = s["unreached"]
     console.print(f"未叫醒 list ({len(un)} grids):")
     for r in un[:15]:

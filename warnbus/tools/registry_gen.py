@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warnbus.domain.models import Device, Grid, Person, Region, RegionLevel, RegistryData, Role
+import msgspec
+
+from warnbus.domain.models import (
+    Device,
+    Grid,
+    Person,
+    Region,
+    RegionLevel,
+    RegistryData,
+    Role,
+    Roster,
+    Site,
+)
 from warnbus.errors import RegistryError
 from warnbus.registry import (
     Registry,
@@ -25,6 +37,7 @@ from warnbus.registry import (
     read_registry,
     validate_registry,
 )
+from warnbus.tools import sites_gen
 
 SAMPLE_COUNTY = ("430623", "华容县")
 BOX_LAT, BOX_LON = 29.30, 112.30  # south-west corner of the sample county
@@ -50,6 +63,8 @@ TOWNSHIPS: tuple[tuple[int, str, int, float, float, float, float], ...] = (
     (113, "团洲乡", 54, 0.00, 0.10, 0.40, 0.60),
 )
 HILLY = frozenset({106, 107})  # townships whose grids may carry `hazard_point` (地质灾害隐患点)
+RIVER = (104,)  # 治河渡: danger zones on the river's low banks
+GAUGE = (0.22, 0.30)  # the flood sample's gauge (29.52 N, 112.60 E) from the south-west corner
 SEAT = 101  # the county seat: more 社区 (urban communities)
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程魏吕丁任沈姚卢钟谭汪范金廖夏付方邹熊邱"
@@ -214,14 +229,30 @@ def county_codes(counties: int) -> list[tuple[str, str]]:
 
 
 def build(counties: int = 1, seed: int = 0) -> RegistryData:
-    """Build a registry of `counties` counties side by side (the first is the sample county)."""
+    """Build a registry of `counties` counties side by side (the first is the sample county),
+    each with its duty rosters and sites (`sites_gen`), added after all grids and officers."""
     b = _Builder(random.Random(seed))
     cols = math.ceil(math.sqrt(counties))
+    origins: list[tuple[str, tuple[float, float]]] = []
     for i, (code6, name) in enumerate(county_codes(counties)):
         origin = (round(BOX_LAT + (i // cols) * BOX_H, 5), round(BOX_LON + (i % cols) * BOX_W, 5))
         b.county(code6, name, origin)
         b.mark_drill(code6)
-    return RegistryData(b.regions, b.grids, b.persons, b.devices)
+        origins.append((code6, origin))
+    sites: dict[str, Site] = {}
+    rosters: dict[str, Roster] = {}
+    for code6, origin in origins:
+        got = sites_gen.add(code6, b.regions, b.grids, b.persons, b.person, seed=seed,
+                            hilly=sorted(HILLY), river=RIVER,
+                            toward=(origin[0] + GAUGE[0], origin[1] + GAUGE[1]))
+        sites.update(got.sites)
+        rosters.update(got.rosters)
+        # The seat's duty desks take part in drills, as their first officers do (mark_drill).
+        desks = {f"{code6}{SEAT:03d}000", code6 + "000000"}
+        for pid, p in got.persons.items():
+            if p.region in desks:
+                b.persons[pid] = msgspec.structs.replace(p, drill=True)
+    return RegistryData(b.regions, b.grids, b.persons, b.devices, sites, rosters)
 
 
 def generate(out_dir: str | Path, counties: int = 1, seed: int = 0) -> RegistryData:

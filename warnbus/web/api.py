@@ -288,6 +288,12 @@ async def post_alert(request: web.Request) -> web.Response:
         return error(415, "unsupported_type",
                      f"Content-Type {ctype or '(none)'} is not accepted; use one of {', '.join(CAP_TYPES)}")
     server = app.settings.server
+    # The reach counts are asked for: the contract's 202 stays its three fields (and
+    # warnings), which clients comparing the whole reply rely on.
+    want_reach = request.query.get("reach", "0")
+    if want_reach not in ("0", "1"):
+        return error(422, "invalid", "reach: 1 (add the counts of persons, grids, sites and "
+                     "loudspeakers to the reply) or 0")
     limit = server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return error(413, "too_large", f"the body is larger than {limit} bytes")
@@ -300,6 +306,8 @@ async def post_alert(request: web.Request) -> web.Response:
     res = await accept(app.ctx, alert, credential(request, token))
     payload: dict[str, Any] = {"alert_id": res.alert_id, "campaign_id": res.campaign_id,
                                "targets": res.targets}
+    if want_reach == "1" and res.counts:  # an Alert or Update: persons, grids, sites ...
+        payload["reach"] = dict(res.counts)
     if res.warnings:  # accepted, but some areas hold no grid of the registry
         payload["warnings"] = [{"code": w.code, "field": w.field, "message": w.message}
                                for w in res.warnings]

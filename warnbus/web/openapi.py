@@ -92,6 +92,20 @@ SCHEMAS: dict[str, Any] = {
             "campaign_id": {"type": "string", "description": "The campaign (thread) the "
                             "alert starts, or continues for an Update or Cancel."},
             "targets": {"type": "integer", "minimum": 0},
+            "reach": {
+                "type": "object",
+                "description": "Only when asked for (`?reach=1`), for an Alert or Update: "
+                               "whom its first wave calls, counted separately: `persons` (grid "
+                               "officers and the people of sites the hazard calls, each once), "
+                               "`grids`, `sites` (hazard points, reservoirs and ponds, danger "
+                               "zones, shelters: rules/sites.toml) and `loudspeakers`; `targets` "
+                               "is persons + loudspeakers. The same alert again (200) gives the "
+                               "same counts; absent for a Cancel.",
+                "required": ["persons", "grids", "sites", "loudspeakers"],
+                "additionalProperties": False,
+                "properties": {k: {"type": "integer", "minimum": 0}
+                               for k in ("persons", "grids", "sites", "loudspeakers")},
+            },
             "warnings": {
                 "type": "array",
                 "description": "Present when an accepted alert has something its sender "
@@ -138,11 +152,13 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": list(COUNTS),
                 "properties": {k: {"type": "integer", "minimum": 0} for k in COUNTS},
-                "description": "`unreached` is the 未叫醒 count (grids whose chain never "
-                               "confirmed).",
+                "description": "`unreached` is the 未叫醒 count (grids, and the sites the "
+                               "hazard calls, whose chain never confirmed); `pending` and "
+                               "`escalated` count them alike.",
             },
             "grids": {"type": "object", "additionalProperties": {"type": "integer"},
-                      "description": "Grids per 叫应 state (non-zero states only)."},
+                      "description": "Grids (and the sites the hazard calls, tracked like "
+                                     "grids) per 叫应 state (non-zero states only)."},
         },
     },
     "Record": {
@@ -200,6 +216,10 @@ POST_ALERTS: dict[str, Any] = {
     "operationId": "postAlert",
     "summary": "Submit a CAP alert (or an Update/Cancel of one) for dissemination.",
     "security": BEARER,
+    "parameters": [{"name": "reach", "in": "query", "required": False,
+                    "description": "1: the reply adds `reach`, whom the alert calls counted "
+                                   "as persons, grids, sites and loudspeakers.",
+                    "schema": {"type": "string", "enum": ["0", "1"], "default": "0"}}],
     "requestBody": {"required": True, "content": {
         **{t: {"schema": _CAP_BODY} for t in CAP_XML_TYPES},
         "application/json": {"schema": _ref("AlertJson")},

@@ -25,6 +25,7 @@ from warnbus.web.console import (
     pages_desk,
     pages_door,
     pages_drafts,
+    pages_duty,
     pages_grid,
     pages_registry,
     pages_registry_io,
@@ -86,6 +87,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/registry/history", pages_registry_io.history_page),
     ("GET", "/registry/people/{id}", pages_registry_io.person_page),
     ("POST", "/registry/people/{id}", pages_registry_io.person_save),
+    ("GET", "/duty", pages_duty.duty_page),
+    ("POST", "/duty/change", pages_duty.duty_change),
+    ("POST", "/duty/rosters/{id}/approve", pages_duty.roster_approve),
 )
 
 

@@ -245,7 +245,8 @@ async def order_door_to_door(ctx: Context, cid: str, grid_id: str, by: str,
     stopped = await ctx.store.console.calls_stopped(cid)
     if stopped is not None:
         raise CallsStopped(cid, stopped)
-    chain = reg.chain(grid_id)
+    # Whoever is on duty now, the console's overrides and swaps included.
+    chain = reg.chain(grid_id, at=ctx.clock.now(), duty=await ctx.duty_book())
     pid = chain[CHAIN_ORDER.index(Role.VILLAGE_HEAD)] or chain[CHAIN_ORDER.index(
         Role.TOWNSHIP_DUTY)]
     person = ctx.person(pid) if pid else None

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from warnbus.domain.doors import DoorResult
+from warnbus.domain.duty import DutyBook
 from warnbus.domain.meta import CampaignMeta
-from warnbus.domain.models import CHAIN_ORDER, Ack
+from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Ack, Grid, Site
 from warnbus.registry import Registry
 from warnbus.runtime.context import Context
 from warnbus.state.boardreads import GridView, Live
@@ -55,8 +56,8 @@ class Cases:
 
 
 def within(reg: Registry, grid_id: str, region: str) -> bool:
-    """Whether a grid lies in a township or village code ("" for the whole county)."""
-    grid = reg.data.grids.get(grid_id)
+    """Whether a grid or site lies in a township or village code ("" for the whole county)."""
+    grid: Grid | Site | None = reg.data.grids.get(grid_id) or reg.data.sites.get(grid_id)
     if grid is None:  # removed from the registry while the campaign held it: in no region
         return not region
     return not region or grid.village.startswith(region[:9] if region.endswith("000") else region)
@@ -85,11 +86,13 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
     digest = await histories.of(ctx, cid)
     acks = await ctx.store.acks(cid) if ids else {}
     policy = ctx.rules.policy_for(meta.level) if meta.level else None
-    planner = Planner(policy, reg, digest, first, t0)
+    site_policy = ctx.rules.site_policy_for(meta.level) if meta.level else None
+    book = await ctx.duty_book()
+    planner = Planner(policy, reg, digest, first, t0, site_policy, book)
     now = ctx.clock.now()
     cases = []
     for gid in ids[:shown]:
-        g = reg.data.grids.get(gid)
+        g: Grid | Site | None = reg.data.grids.get(gid) or reg.data.sites.get(gid)
         village = reg.data.regions.get(g.village) if g else None
         town = reg.data.regions.get(reg.township_of(g.village) or "") if g else None
         # A grid removed from the registry while the campaign held it is still a 叫应 nobody
@@ -100,24 +103,34 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
                         door=doors.get(gid), result=results.get(gid),
                         events=list(digest.of_grid.get(gid, ())))
         case.people = [_line(ctx, planner, live, acks, case, pid, role, now)
-                       for pid, role in _people(reg, gid, digest, live.grids[gid].holder)]
+                       for pid, role in _people(reg, gid, digest, live.grids[gid].holder,
+                                                now, book)]
         cases.append(case)
     return Cases(cases, len(ids), now, await ctx.store.console.calls_stopped(cid), digest)
 
 
-def _people(reg: Registry, grid_id: str, digest: Digest, holder: str) -> list[tuple[str, str]]:
-    """Who answers for a grid, with the role they answer at: its officers, then everyone the
-    chain moved it to, then whoever was sent door to door (each once); for a grid removed
-    from the registry, whoever was called for it and its holder."""
-    chain = reg.chain(grid_id) if grid_id in reg.data.grids else ()
+def _people(reg: Registry, grid_id: str, digest: Digest, holder: str, at: float,
+            duty: DutyBook) -> list[tuple[str, str]]:
+    """Who answers for a grid or site, with the role they answer at: its officers (a site's
+    first person), then everyone the chain moved it to (duty roles: whoever is on duty at
+    `at`), then whoever was sent door to door (each once); for a grid removed from the
+    registry, whoever was called for it and its holder."""
+    known = grid_id in reg.data.grids or reg.is_site(grid_id)
+    chain = reg.chain_of(grid_id, at=at, duty=duty) if known else ()
+    order = SITE_CHAIN_ORDER if reg.is_site(grid_id) else CHAIN_ORDER
+
+    def role_at(lv: int) -> str:
+        role = order[lv] if lv < len(order) else None
+        return role.value if role is not None else ""
+
     out: dict[str, str] = {}
     if not chain and holder:
         out[holder] = ""
     for lv, pid in enumerate(chain[:2]):
         if pid:
-            out.setdefault(pid, CHAIN_ORDER[lv].value)
+            out.setdefault(pid, role_at(lv))
     for pid in digest.called_for(grid_id):
-        role = next((CHAIN_ORDER[lv].value for lv, p in enumerate(chain) if p == pid), "")
+        role = next((role_at(lv) for lv, p in enumerate(chain) if p == pid), "")
         out.setdefault(pid, role)
     return list(out.items())
 
@@ -138,6 +151,8 @@ def _line(ctx: Context, planner: Planner, live: Live, acks: dict[str, Ack], case
         line.next = planner.next_step(case.grid_id, g.level, pid, calls, now)
     elif state is PersonState.ESCALATED and g.holder != pid and g.holder:
         h = ctx.person(g.holder)
-        role_zh = PERSON_ROLE_ZH[CHAIN_ORDER[g.level].value] if g.level < len(CHAIN_ORDER) else ""
+        order = SITE_CHAIN_ORDER if ctx.registry.is_site(case.grid_id) else CHAIN_ORDER
+        at_level = order[g.level] if g.level < len(order) else None
+        role_zh = PERSON_ROLE_ZH[at_level.value] if at_level is not None else ""
         line.moved_to = f"{h.name}（{role_zh}）" if h else g.holder
     return line

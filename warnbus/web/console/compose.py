@@ -215,14 +215,15 @@ def build_alert(
 
 
 def drawn_reaches_nobody(ctx: Context, alert: Alert) -> bool:
-    """True when the alert's drawn area (its last area, see build_alert) holds no grid that
-    the alert's hazard would warn: a drawing that reaches nobody is a mistake."""
+    """True when the alert's drawn area (its last area, see build_alert) holds no grid and
+    no site that the alert's hazard would warn: a drawing that reaches nobody is a mistake."""
     info = alert.primary_info()
     if info is None or not info.areas or not info.areas[-1].polygons:
         return False
     only = msgspec.structs.replace(alert, infos=(msgspec.structs.replace(
         info, areas=(info.areas[-1],)),))
-    return not ctx.rules.match(only).grids
+    got = ctx.rules.match(only)
+    return not (got.grids or got.sites)
 
 
 def org_code(ctx: Context, settings: ConsoleSettings) -> str:

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
 
+from warnbus.domain.roles import ROLE_ZH as ROLE_ZH_OF_PERSON
 from warnbus.domain.states import CampaignState
 
 BEIJING = timezone(timedelta(hours=8))
 LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 ROLE_ZH = {"drafter": "起草", "approver": "审批", "admin": "管理"}
-PERSON_ROLE_ZH = {"primary": "网格员", "backup": "备岗网格员", "village_head": "村负责人",
-                  "township_duty": "乡镇值班员", "county_duty": "县值班员"}
+PERSON_ROLE_ZH = {role.value: name for role, name in ROLE_ZH_OF_PERSON.items()}
 CAMPAIGN_STATE_ZH: dict[CampaignState, str] = {
     CampaignState.PLANNING: "准备中", CampaignState.ACTIVE: "进行中",
     CampaignState.CANCELLED: "已解除", CampaignState.EXPIRED: "已过期"}
@@ -104,6 +104,7 @@ _NAV = (
     ("drafts", "/console/drafts", "审批", ("drafter", "approver")),
     ("records", "/console/records", "记录统计", ()),
     ("registry", "/console/registry", "网格台账", ()),
+    ("duty", "/console/duty", "值班", ()),
     ("admin", "/console/admin", "系统管理", ("admin",)),
 )
 

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from warnbus.domain.models import CHAIN_ORDER, Ack
+from warnbus.domain.duty import DutyBook
+from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Ack
 from warnbus.domain.states import GridState, TargetState
 from warnbus.domain.steps import Step
 from warnbus.flow.escalation import deadline_for
@@ -103,20 +104,26 @@ class PersonLine:
 
 @dataclass(frozen=True)
 class Planner:
-    """What the next step of a pending person depends on: the policy, the registry, the
-    campaign's history and first-wave times."""
+    """What the next step of a pending person depends on: the policy (a site's: the sites'
+    row), the registry and who is on duty, the campaign's history and first-wave times."""
 
     policy: LevelPolicyLike | None
     registry: Registry
     digest: Digest
     first: Mapping[str, float]
     t0: float
+    site_policy: LevelPolicyLike | None = None
+    duty: DutyBook | None = None  # the rosters with the console's changes (None: the registry's)
+
+    def policy_of(self, key: str) -> LevelPolicyLike | None:
+        """The policy a campaign's grid key follows: a site's is the sites' row."""
+        return self.site_policy if self.registry.is_site(key) else self.policy
 
     def next_step(self, grid_id: str, level: int, pid: str, calls: Iterable[Call],
                   now: float) -> NextStep | None:
         """When the engine acts next for a pending person, and what it will do: the next
         redial of a grid officer, then the move up the chain (the ticker's own deadlines)."""
-        policy = self.policy
+        policy = self.policy_of(grid_id)
         if policy is None or policy.ack_deadline_s is None:
             return None  # the level needs no confirmation: nothing follows
         if level == 0:
@@ -127,15 +134,19 @@ class Planner:
         else:
             since = self.digest.escalated_at(grid_id, pid) or now
             at = deadline_for(policy, Step.chain(level), since, since)
-        return NextStep(at, self._up(grid_id, level, pid))
+        return NextStep(at, self._up(grid_id, level, pid, policy, at))
 
-    def _up(self, grid_id: str, level: int, pid: str) -> str:
-        assert self.policy is not None
-        if grid_id not in self.registry.data.grids:  # removed from the registry meanwhile
+    def _up(self, grid_id: str, level: int, pid: str, policy: LevelPolicyLike, at: float
+            ) -> str:
+        """Who the grid or site moves to at `at` (who is on duty then)."""
+        reg = self.registry
+        site = reg.is_site(grid_id)
+        if not site and grid_id not in reg.data.grids:  # removed from the registry meanwhile
             return "列入未叫醒"
-        people = self.registry.chain(grid_id)
-        for role in self.policy.chain:
-            lv = CHAIN_ORDER.index(role)
+        people = reg.chain_of(grid_id, at=at, duty=self.duty)
+        order: tuple[object, ...] = SITE_CHAIN_ORDER if site else CHAIN_ORDER
+        for role in policy.chain:
+            lv = order.index(role)
             nxt = people[lv] if lv < len(people) else None
             if level < lv and nxt and nxt != pid:
                 p = self.registry.data.persons.get(nxt)

@@ -14,10 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from warnbus.domain.models import Alert, Delivery, DeliveryKind, MsgType, TargetKind
+from warnbus.domain.models import Alert, Delivery, DeliveryKind, MsgType, Target, TargetKind
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import RefKind, kind_of
-from warnbus.flow.changes import persons_of, plan_cancel, plan_update
+from warnbus.flow.changes import by_policy, persons_of, plan_cancel, plan_update
 from warnbus.flow.planner import PlanContext, area_text, plan_areas, plan_persons
 from warnbus.flow.ports import LevelPolicyLike
 from warnbus.flow.routes import first_round_s
@@ -96,20 +96,28 @@ def deadline_zh(policy: LevelPolicyLike) -> str:
     return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，未确认重拨{policy.redials}次后逐级升级")
 
 
+def site_counts(ctx: Context, sites: Sequence[str]) -> dict[str, Any]:
+    """How many of the sites (hazard points, reservoirs, ...) a message reaches, and by kind
+    (sites the registry no longer has are left out)."""
+    known = ctx.registry.data.sites
+    kinds = Counter(known[s].kind.value for s in sites if s in known)
+    return {"sites": sum(kinds.values()), "site_kinds": dict(sorted(kinds.items()))}
+
+
 def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, Any]:
-    """Grids, persons, loudspeakers, messages per channel and cost of publishing `alert`."""
+    """Grids, sites, persons, loudspeakers, messages per channel and cost of publishing
+    `alert`."""
     level = ctx.rules.level_of(alert)
     policy = ctx.rules.policy_for(level)
     match = ctx.rules.match(alert)
     targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
-                                drill=alert.is_drill)
-    persons = persons_of(ctx, targets)
+                                drill=alert.is_drill, sites=match.sites, hazards=match.hazards)
     pctx = PlanContext(campaign_id="cp_preview", alert=alert, info=alert.primary_info(),
                        level=level, area=area_text(alert), now=ctx.clock.now(),
                        renderer=ctx.rules.renderer, channels=ctx.channels,
                        ack_url=lambda _pid: PREVIEW_URL)
-    deliveries = plan_persons(pctx, persons, policy.channels, Step.first_wave(),
-                              DeliveryKind.WARNING)
+    # As the intake plans them: the people of sites only on the sites' own policy.
+    deliveries = _first_waves(ctx, pctx, targets, policy, ctx.rules.site_policy_for(level))
     villages = match.villages if match.grids else ()
     for ch in policy.device_channels:  # as the intake plans it: one command per village
         deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
@@ -118,8 +126,9 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
         policy.device_channels) else 0
     return {
         "level": level.value, "kind": "alert", "grids": len(match.grids),
-        "grid_ids": list(match.grids), "villages": len(match.villages),
-        "persons": len(persons), "speakers": devices,
+        "grid_ids": list(match.grids), **site_counts(ctx, match.sites),
+        "villages": len(match.villages),
+        "persons": len(persons_of(ctx, targets)), "speakers": devices,
         **summary(ctx, deliveries, policy, settings, redials=policy.redials,
                   texts=[(CHANNEL_ZH.get(c, c), t) for c, t in texts.items()]),
         "ack_deadline_s": policy.ack_deadline_s, "redials": policy.redials,
@@ -141,7 +150,9 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
         policy = ctx.rules.policy_for(level)
         deliveries = await plan_cancel(ctx, campaign_id, alert, meta,
                                        ack_url=lambda _pid: PREVIEW_URL)
-        grids = sorted(await ctx.store.grids(campaign_id))
+        keys = sorted(await ctx.store.grids(campaign_id))
+        grids = [g for g in keys if not ctx.registry.is_site(g)]
+        sites = [g for g in keys if ctx.registry.is_site(g)]
         deadline = ("解除通知请对象确认收到（不重拨、不升级）" if policy.cancel_confirm
                     else "解除通知无需确认，不重拨、不升级")
         redials = 0
@@ -149,10 +160,9 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
         plan = await plan_update(ctx, campaign_id, alert, meta,
                                  ack_url=lambda _pid: PREVIEW_URL)
         level, policy = plan.level, plan.policy
-        added = plan_persons(plan.pctx, persons_of(ctx, plan.added), policy.channels,
-                             Step.first_wave(), DeliveryKind.WARNING)
+        added = _first_waves(ctx, plan.pctx, plan.added, policy, plan.site_policy)
         deliveries = added + plan.deliveries
-        grids = list(plan.match.grids)
+        grids, sites = list(plan.match.grids), list(plan.match.sites)
         deadline = "仍未确认的对象" + deadline_zh(policy)
         redials = policy.redials
     seen: dict[tuple[str, DeliveryKind, bool], tuple[str, str]] = {}
@@ -162,7 +172,8 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
     areas = {d.address for d in deliveries if kind_of(d.target_id) is RefKind.AREA}
     return {
         "level": level.value, "kind": alert.msg_type.value.lower(), "grids": len(grids),
-        "grid_ids": grids, "villages": len(areas), "persons": len(persons),
+        "grid_ids": grids, **site_counts(ctx, sites), "villages": len(areas),
+        "persons": len(persons),
         "speakers": sum(len(ctx.registry.devices_of_village(v)) for v in areas),
         **summary(ctx, deliveries, policy, settings, redials=redials,
                   texts=list(seen.values())),
@@ -170,6 +181,17 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
         "chain": [r.value for r in policy.chain], "deadline": deadline,
         "needs_approval": level.value in settings.approval_levels, "drill": alert.is_drill,
     }
+
+
+def _first_waves(ctx: Context, pctx: PlanContext, targets: Sequence[Target],
+                 policy: LevelPolicyLike, site_policy: LevelPolicyLike) -> list[Delivery]:
+    """The first wave to the persons of `targets`, the people of sites only on the sites'
+    policy (as `Intake._waves` plans it)."""
+    out: list[Delivery] = []
+    for pol, group in by_policy(targets, policy, site_policy):
+        out += plan_persons(pctx, persons_of(ctx, group), pol.channels, Step.first_wave(),
+                            DeliveryKind.WARNING)
+    return out
 
 
 def preview_html(p: dict[str, Any]) -> str:
@@ -186,6 +208,7 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<h2>{title} {html.level_badge(p["level"])}</h2>{approval}{drill}'
         '<div class="stats">'
         f'<div><b data-p="grids">{p["grids"]}</b>网格</div>'
+        f'<div><b data-p="sites">{p["sites"]}</b>隐患点/水库/危险区等</div>'
         f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
         f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
