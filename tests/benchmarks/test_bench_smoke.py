@@ -163,4 +163,6 @@ def test_reach_spreads_first_calls_by_rate_and_takes_aliyun_at_night(
     assert r["c1_by_account"]["voice-tencent"] == round(r["c1_officers"] * 5 / 105)
     assert r["reach_ratio"] <= 1.1 and r["night_reach_ratio"] <= 1.1, r
     assert r["c1_night_by_account"]["voice-tencent"] == 0
-    assert r["c1_night_rerouted"] == r["c1_by_account"]["voice-tencent"]
+    # Every call Tencent placed by day goes by Aliyun at night (and the calls of the sites'
+    # people, who are not primary officers and may come after the day's measure ended).
+    assert r["c1_night_rerouted"] >= r["c1_by_account"]["voice-tencent"]

@@ -34,7 +34,7 @@ from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.plugin import Channel, Medium
 from warnbus.registry import Registry, default_registry_path, load_registry
-from warnbus.runtime.app import build_app
+from warnbus.runtime.app import App, build_app
 from warnbus.runtime.clock import ScaledClock
 from warnbus.runtime.config import LimitSettings, Preset, Settings
 from warnbus.state.numberlimits import CHINA
@@ -80,6 +80,21 @@ async def run_reach(opts: ReachOptions, env: BenchEnv) -> tuple[list[dict[str, A
     fixed = {"rates": {n: r for n, (r, _k) in ACCOUNTS.items()}, "target_reach_ratio": 1.1,
              "registries": list(opts.counties)}
     return samples, fixed
+
+
+async def _sent_out(app: App, campaign_id: str, began: float, timeout_s: float) -> None:
+    """Wait until nothing of the campaign is on a lane or being sent (twice in a row: the
+    planner queues a large wave in parts)."""
+    quiet = 0
+    while quiet < 2:
+        if time.monotonic() - began > timeout_s:
+            raise BenchError(f"reach: the earlier wave not sent after {timeout_s:.0f} s")
+        await asyncio.sleep(POLL_S)
+        depth = sum((await app.ctx.lanes.depth()).values())
+        states = await app.ctx.store.delivery_states(campaign_id)
+        busy = depth or any(st in (DeliveryState.SENDING, DeliveryState.RETRY)
+                            for st in states.values())
+        quiet = 0 if busy else quiet + 1
 
 
 def _night() -> float:
@@ -139,7 +154,13 @@ async def _one(env: BenchEnv, registry: Registry, reg_dir: Path, area: str,
         reach_s = time.monotonic() - began
         states = await app.ctx.store.delivery_states(res.campaign_id)
         if cancel:
+            # The earlier warning's whole first wave, the sites' people too (they are not
+            # primary officers), before it is lifted: the measured night wave then finds
+            # every number's night call used.
+            await _sent_out(app, res.campaign_id, began, timeout_s)
             await accept(app.ctx, _cancel_of(alert), ENGINE)
+            # Its 解除 too, or the measured wave's engine would find them on the lanes.
+            await _sent_out(app, res.campaign_id, time.monotonic(), timeout_s)
     finally:
         await close_app(app)
     bound = officers / sum(r for r, _k in ACCOUNTS.values())
