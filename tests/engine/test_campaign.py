@@ -221,7 +221,7 @@ async def test_a_thread_is_lifted_once_a_later_cancel_notifies_nobody(h: Harness
         cancels[0].alert_id}
     # The first Cancel handled again (a worker died after taking it): it carries on.
     with capture_logs() as logs:
-        await h.app.engine.intake.handle(res.campaign_id, cancels[0].alert_id)
+        await h.app.engine.lifecycle.handle(res.campaign_id, cancels[0].alert_id)
     assert any(e["event"] == "campaign cancelled" for e in logs)
 
 

@@ -186,7 +186,7 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
 def _first_waves(ctx: Context, pctx: PlanContext, targets: Sequence[Target],
                  policy: LevelPolicyLike, site_policy: LevelPolicyLike) -> list[Delivery]:
     """The first wave to the persons of `targets`, the people of sites only on the sites'
-    policy (as `Intake._waves` plans it)."""
+    policy (as `CampaignLifecycle._waves` plans it)."""
     out: list[Delivery] = []
     for pol, group in by_policy(targets, policy, site_policy):
         out += plan_persons(pctx, persons_of(ctx, group), pol.channels, Step.first_wave(),
