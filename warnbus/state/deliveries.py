@@ -31,7 +31,7 @@ from warnbus.domain.states import (
 )
 from warnbus.state import keys, scripts
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 from warnbus.state.scripts import pack_args
 
 CLAIM = scripts.load(__file__, "claim")
@@ -156,7 +156,7 @@ class Deliveries:
 
     async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
         """What was sent by a delivery (for a status callback that needs to re-plan it)."""
-        raw = s(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
+        raw = text_of(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
         if not raw:
             return None
         return dict(zip(INFO_FIELDS, raw.split("|"), strict=False))
@@ -170,16 +170,16 @@ class Deliveries:
         states, infos = await pipe.execute()
         out = []
         for k, v in infos.items():
-            st = s(states.get(k, b"")).split("|")
+            st = text_of(states.get(k, b"")).split("|")
             if len(st) < 3:
                 continue
-            out.append(Claimed(s(k), DeliveryState(st[0]), int(st[1] or 0), float(st[2] or 0),
-                               dict(zip(INFO_FIELDS, s(v).split("|"), strict=False))))
+            out.append(Claimed(text_of(k), DeliveryState(st[0]), int(st[1] or 0), float(st[2] or 0),
+                               dict(zip(INFO_FIELDS, text_of(v).split("|"), strict=False))))
         return out
 
     async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).dstate)
-        return {s(k): DeliveryState(s(v).split("|")[0]) for k, v in raw.items()}
+        return {text_of(k): DeliveryState(text_of(v).split("|")[0]) for k, v in raw.items()}
 
 
 
