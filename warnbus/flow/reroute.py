@@ -33,7 +33,7 @@ from warnbus.flow.planner import PlanContext, area_text, plan_fallback
 from warnbus.flow.routes import RoutedChannels, noun
 from warnbus.runtime.context import Context
 from warnbus.state.numberlimits import NumberLimitBook
-from warnbus.state.store import Outcome as Stored
+from warnbus.state.store import SendRecord
 
 log = structlog.get_logger("warnbus.flow.reroute")
 
@@ -73,14 +73,14 @@ class LimitGate:
         what = noun(self.ctx.channels[channel].medium)
         return f"skipped {channel}: {account.limits.describe(r.which, what)}"
 
-    async def reroute(self, refused: Sequence[Refused]) -> list[Stored]:
+    async def reroute(self, refused: Sequence[Refused]) -> list[SendRecord]:
         """Queue the next path of each refused delivery; return their records (REROUTED)."""
         if not refused:
             return []
         ctx = self.ctx
         at = ctx.clock.now()
         nexts: list[Delivery] = []
-        out: list[Stored] = []
+        out: list[SendRecord] = []
         for d, n, why in refused:
             alt = await self._next(d, at)
             dest = alt.channel if alt is not None else "no path left at this step"
@@ -88,7 +88,7 @@ class LimitGate:
                 nexts.append(alt)
             log.info("re-routed before a per-number limit", delivery_id=d.id, channel=d.channel,
                      to=dest, why=why)
-            out.append(Stored(d, Attempt(d.id, n, d.channel, at, Outcome.LIMITED,
+            out.append(SendRecord(d, Attempt(d.id, n, d.channel, at, Outcome.LIMITED,
                                          error=f"{why} -> {dest}"), DeliveryState.REROUTED))
         if nexts:
             await ctx.lanes.enqueue(nexts)

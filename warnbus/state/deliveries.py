@@ -19,10 +19,10 @@ from warnbus.domain.models import (
     Delivery,
     DeliveryKind,
     Level,
+    Outcome,
     TargetKind,
     delivery_id_for,
 )
-from warnbus.domain.models import Outcome as AttemptOutcome
 from warnbus.domain.states import (
     CampaignState,
     DeliveryReport,
@@ -42,11 +42,11 @@ STATUS = scripts.load(__file__, "status")
 #: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
 #: property call; and `pack_args` takes its fast path only when every item is a plain str).
 _VALUE: dict[StrEnum, str] = {
-    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome, DeliveryState,
+    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, Outcome, DeliveryState,
                               DeliveryReport, CampaignState, GridState) for m in e}
 
 
-class Outcome(msgspec.Struct, frozen=True, gc=False):
+class SendRecord(msgspec.Struct, frozen=True, gc=False):
     """The outcome of one send to store: the attempt and where the delivery goes next.
 
     Untracked by the cyclic collector, like the records it holds (see models.py)."""
@@ -106,9 +106,9 @@ class Deliveries:
             out[cid] = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
         return out
 
-    async def record(self, outcomes: Sequence[Outcome], now: float) -> None:
+    async def record(self, outcomes: Sequence[SendRecord], now: float) -> None:
         """Store attempts and the deliveries' next states: one Lua call per campaign."""
-        by_c: dict[str, list[Outcome]] = {}
+        by_c: dict[str, list[SendRecord]] = {}
         for o in outcomes:
             by_c.setdefault(o.delivery.campaign_id, []).append(o)
         calls = []

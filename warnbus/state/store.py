@@ -38,8 +38,11 @@ from warnbus.state.audit import audit_row
 from warnbus.state.boardreads import BoardReads, GridView, grid_view
 from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
-from warnbus.state.deliveries import _VALUE, Deliveries
-from warnbus.state.deliveries import Outcome as Outcome  # the record of one send
+from warnbus.state.deliveries import (
+    _VALUE,
+    Deliveries,
+    SendRecord,  # the record of one send
+)
 from warnbus.state.feedbackbook import FeedbackBook
 from warnbus.state.messages import Messages
 from warnbus.state.replies import text_of
@@ -334,4 +337,4 @@ class Store(Deliveries):
         return [audit_row(text_of(entry_id), fields) for entry_id, fields in batch]
 
 
-__all__ = ["GridView", "Outcome", "Store"]
+__all__ = ["GridView", "SendRecord", "Store"]
