@@ -45,9 +45,9 @@ from channels.loudspeaker_payload import (
     DEFAULT_PREFIX,
     TTS_MAX,
     AckState,
-    Address,
     CommandKind,
     SpeakerAck,
+    SpeakerAddress,
     SpeakerCommand,
     Topics,
     backoff,
@@ -69,8 +69,8 @@ from channels.loudspeaker_sig import (
     sign,
 )
 from channels.loudspeaker_status import DeviceDirectory, DeviceTracker, DeviceView
-from warnbus.plugin import Address as SendsTo
 from warnbus.plugin import (
+    Address,
     ChannelConfig,
     ChannelInfo,
     ConfigError,
@@ -165,7 +165,7 @@ class Loudspeakers:
         account = config.username or self.broker.username or ""
         self.info = ChannelInfo(
             kind="mqtt-loudspeaker", provider="mqtt", medium=Medium.LOUDSPEAKER,
-            address=SendsTo.AREA, rate_per_s=config.rate_per_s,
+            address=Address.AREA, rate_per_s=config.rate_per_s,
             breaker_key=breaker_key_for(config, "mqtt", account,
                                         f"{self.broker.host}:{self.broker.port}"),
             # TTS text; longer warnings are shortened (tts_text)
@@ -275,7 +275,7 @@ class Loudspeakers:
 
     # ----------------------------------------------------------------- sending
 
-    def _plan(self, cmd: SpeakerCommand, target: Address, expires_at: float | None,
+    def _plan(self, cmd: SpeakerCommand, target: SpeakerAddress, expires_at: float | None,
               now: float) -> list[tuple[str, bytes, bool, int | None]]:
         """(topic, payload, retain, expiry) for each publish a command needs."""
         payload = encode(cmd)

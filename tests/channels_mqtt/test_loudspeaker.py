@@ -23,7 +23,6 @@ from loudspeaker_kit import (
 from channels.loudspeaker import Loudspeakers
 from channels.loudspeaker_payload import (
     AckState,
-    DeviceState,
     decode_status,
     encode,
 )
@@ -31,7 +30,7 @@ from channels.sim.speakers import SpeakerFleet
 from tests.waits import until
 from warnbus.domain.models import DeliveryKind
 from warnbus.errors import PermanentChannelError, TransientChannelError
-from warnbus.plugin import ProviderStatus
+from warnbus.plugin import DeviceState, ProviderStatus
 from warnbus.runtime.services import free_port
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,19 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from warnbus.domain.states import GridState, TargetState
+from warnbus.domain.states import GridState, GridView, TargetState
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
 from warnbus.state.replies import text_of
-
-
-@dataclass(frozen=True)
-class GridView:
-    grid_id: str
-    state: GridState
-    level: int
-    holder: str
-    since: float | None = None  # when it got to this state (None: written by an older version)
 
 
 def grid_view(grid_id: str, raw: str) -> GridView:

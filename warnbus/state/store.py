@@ -31,11 +31,12 @@ from warnbus.domain.models import (
 from warnbus.domain.states import (
     CampaignState,
     GridState,
+    GridView,
     TargetState,
 )
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
-from warnbus.state.boardreads import BoardReads, GridView, grid_view
+from warnbus.state.boardreads import BoardReads, grid_view
 from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
 from warnbus.state.deliveries import (
@@ -337,4 +338,4 @@ class Store(Deliveries):
         return [audit_row(text_of(entry_id), fields) for entry_id, fields in batch]
 
 
-__all__ = ["GridView", "SendRecord", "Store"]
+__all__ = ["SendRecord", "Store"]

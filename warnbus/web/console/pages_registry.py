@@ -18,10 +18,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from warnbus.domain.models import mask_phone
+from warnbus.domain.states import DeviceState
 from warnbus.registry import dump_registry, read_registry, validate_registry
 from warnbus.registry_io.export import masked
 from warnbus.runtime import services
-from warnbus.state.devices import DeviceRecord, DeviceState, DeviceStatusBook
+from warnbus.state.devices import DeviceRecord, DeviceStatusBook
 from warnbus.web.console import html, pages_registry_io
 from warnbus.web.console.base import (
     PREFIX,
