@@ -18,8 +18,9 @@ The connection is resumable (clean start off, a session expiry, a client id stab
 process) and comes back within `reconnect_max_s` of the broker; on each reconnect the active
 warnings this process published are published again (retained, with what is left of their
 expiry), so that a broker that lost its retained messages (restarted without persistence,
-or since its last save) still gives them to speakers that come online later. Device acks are PUBACKed only after the sink took them: acks sent while we were
-briefly away, or while the sink failed, are redelivered by the broker when we reconnect.
+or since its last save) still gives them to speakers that come online later. Device acks are
+PUBACKed only after the sink took them: acks sent while we were briefly away, or while the
+sink failed, are redelivered by the broker when we reconnect.
 """
 
 from __future__ import annotations

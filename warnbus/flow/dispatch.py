@@ -91,7 +91,8 @@ class Dispatcher:
 
     async def sweep(self, channel: str) -> int:
         """Reclaim and process entries whose worker died (idle longer than the lease)."""
-        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        engine = self.ctx.settings.engine
+        idle_ms = int(engine.lease_s * 1000 / engine.clock_factor)
         entries = await self.ctx.lanes.reclaim(channel, self.consumer, max(idle_ms, 1000))
         if entries:
             log.warning("reclaimed entries of a dead worker", channel=channel, n=len(entries))
@@ -166,7 +167,8 @@ class Dispatcher:
         for o in stored:
             counts[(o.delivery.kind.value, o.next_state)] += 1
             if o.attempt.error:
-                errors["permanent" if o.attempt.outcome is Outcome.FAILED_PERM else "transient"] += 1
+                perm = o.attempt.outcome is Outcome.FAILED_PERM
+                errors["permanent" if perm else "transient"] += 1
         for (kind, state), n in counts.items():
             metrics.DELIVERIES.labels(channel, kind, state).inc(n)
         for klass, n in errors.items():

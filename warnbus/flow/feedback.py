@@ -46,8 +46,8 @@ REPORTS_TO: dict[RegionLevel, tuple[Role, RegionLevel]] = {
 HOW_TO_REPORT = "回复“到岗”“转移 人数”“险情 情况”或“零报告”"
 #: A report journaled while Redis was unavailable (recorded when it returns).
 JOURNALED = 2
-_STATUS = {FB_RECORDED: "recorded", JOURNALED: "journaled", NO_CAMPAIGN: "no_campaign", NOT_TARGET: "not_target",
-           NOT_CONFIRMED: "not_confirmed", TOO_MANY: "too_many"}
+_STATUS = {FB_RECORDED: "recorded", JOURNALED: "journaled", NO_CAMPAIGN: "no_campaign",
+           NOT_TARGET: "not_target", NOT_CONFIRMED: "not_confirmed", TOO_MANY: "too_many"}
 
 
 @dataclass(frozen=True)

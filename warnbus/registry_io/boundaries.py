@@ -44,7 +44,8 @@ def apply_boundaries(build: Build, bf: BoundaryFile, key: str = "") -> str:
     field = key or next((f for f in KEY_FIELDS if f in bf.fields), "")
     if field not in bf.fields:
         build.problems.append(Problem(BOUNDARY_SHEET, None, key or None,
-                                      f"没有用来对应网格的字段（可用字段：{'、'.join(bf.fields) or '无'}；"
+                                      "没有用来对应网格的字段（可用字段："
+                                      f"{'、'.join(bf.fields) or '无'}；"
                                       f"应为{'、'.join(KEY_FIELDS[:3])}或网格名）"))
         return f"{bf.kind}，坐标系 {bf.crs}"
     names = Counter(g.name for g in build.grids.values())
@@ -71,7 +72,8 @@ def apply_boundaries(build: Build, bf: BoundaryFile, key: str = "") -> str:
         poly = shapely.Polygon([(lon, lat) for lat, lon in ring]) if len(ring) >= 4 else None
         if poly is None or not poly.is_valid or poly.area <= 0:
             reason = shapely.is_valid_reason(poly) if poly is not None else "少于4个点"
-            build.problems.append(Problem(BOUNDARY_SHEET, n, None, f"网格 {gid} 的边界无效（{reason}）"))
+            build.problems.append(Problem(BOUNDARY_SHEET, n, None, f"网格 {gid} 的边界无效"
+                                                                   f"（{reason}）"))
             continue
         done[gid] = n
         build.grids[gid] = msgspec.structs.replace(build.grids[gid], polygon=ring)

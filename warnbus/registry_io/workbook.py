@@ -1,9 +1,10 @@
 """A workbook (and a boundary file) on top of the current registry -> a candidate registry.
 
 Each sheet present replaces its kind; a kind whose sheet is absent (or has no data rows, as
-in the template) is kept as it is (a workbook of people alone changes people alone). Loudspeakers are not in the workbook and
-are kept. Every problem is located (sheet, row, column) in Chinese; when the sheets have
-none, the registry's own validation runs as a last net (its findings are listed too).
+in the template) is kept as it is (a workbook of people alone changes people alone).
+Loudspeakers are not in the workbook and are kept. Every problem is located (sheet, row,
+column) in Chinese; when the sheets have none, the registry's own validation runs as a last
+net (its findings are listed too).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def build_candidate(base: RegistryData, sheets: Sequence[Sheet] | None = None,
             continue
         tables[spec.kind] = make_table(spec, sheet.name, sheet.rows)
     if sheets is not None and not tables:
-        build.problems.append(Problem("工作簿", None, None, f"没有可导入的工作表（应有：{_names()}）"))
+        build.problems.append(Problem("工作簿", None, None, "没有可导入的工作表（应有："
+                                                            f"{_names()}）"))
     for kind in KINDS:
         table = tables.get(kind.spec.kind)
         if table is None:

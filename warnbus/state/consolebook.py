@@ -127,4 +127,5 @@ class ConsoleBook:
 
     async def _prefixed(self, campaign_id: str, prefix: str) -> dict[str, bytes]:
         raw = await self._redis.hgetall(keys.console_campaign(campaign_id))
-        return {text_of(k)[len(prefix):]: v for k, v in raw.items() if text_of(k).startswith(prefix)}
+        return {text_of(k)[len(prefix):]: v for k, v in raw.items()
+                if text_of(k).startswith(prefix)}

@@ -127,7 +127,8 @@ class Messages:
         """Whether each message is missing from `keys.MESSAGES` (accepted by an older version)."""
         if not alert_ids:
             return []
-        return [score is None for score in await self._redis.zmscore(keys.MESSAGES, list(alert_ids))]
+        scores = await self._redis.zmscore(keys.MESSAGES, list(alert_ids))
+        return [score is None for score in scores]
 
     async def alerts(self, items: Sequence[tuple[str, str]]) -> list[Alert | None]:
         """The messages of (campaign id, alert id) pairs, in one round trip."""

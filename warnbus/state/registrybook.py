@@ -128,7 +128,8 @@ class RegistryBook:
             keep=str(HISTORY_MAX))
         if int(ok) != 1:
             raise RegistryConflictError(
-                f"台账已被他人更新（当前版本 {text_of(got)}，本次变更基于版本 {expected}）：请重新导入并预览")
+                f"台账已被他人更新（当前版本 {text_of(got)}，本次变更基于版本 {expected}）："
+                "请重新导入并预览")
         return int(text_of(got))
 
     async def history(self, count: int = 50, before: str = "+") -> list[tuple[str, HistoryEntry]]:
@@ -137,10 +138,10 @@ class RegistryBook:
         for entry_id, f in await self._redis.xrevrange(keys.REGISTRY_HISTORY, before, "-",
                                                        count=count):
             g = {text_of(k): v for k, v in f.items()}
-            out.append((text_of(entry_id), HistoryEntry(int(text_of(g.get("version")) or 0),
-                                                   float(text_of(g.get("at")) or 0), text_of(g.get("by")),
-                                                   text_of(g.get("source")), text_of(g.get("summary")),
-                                                   g.get("diff") or b"")))
+            out.append((text_of(entry_id), HistoryEntry(
+                int(text_of(g.get("version")) or 0), float(text_of(g.get("at")) or 0),
+                text_of(g.get("by")), text_of(g.get("source")), text_of(g.get("summary")),
+                g.get("diff") or b"")))
         return out
 
     async def stage(self, data: RegistryData, *, base_version: int, by: str, source: str,
@@ -157,11 +158,12 @@ class RegistryBook:
     async def staged(self, stage_id: str) -> Staged | None:
         if not stage_id.replace("-", "").replace("_", "").isalnum() or len(stage_id) > 40:
             return None
-        h = {text_of(k): v for k, v in (await self._redis.hgetall(keys.registry_staged(stage_id))).items()}
+        raw = await self._redis.hgetall(keys.registry_staged(stage_id))
+        h = {text_of(k): v for k, v in raw.items()}
         if not h.get("data"):
             return None
-        return Staged(stage_id, int(text_of(h.get("base")) or 0), text_of(h.get("by")), text_of(h.get("source")),
-                      _unpack(h["data"]), h.get("report") or b"",
+        return Staged(stage_id, int(text_of(h.get("base")) or 0), text_of(h.get("by")),
+                      text_of(h.get("source")), _unpack(h["data"]), h.get("report") or b"",
                       int(text_of(h["year"])) if text_of(h.get("year")) else None)
 
     async def drop_stage(self, stage_id: str) -> None:

@@ -110,7 +110,9 @@ class Store(Deliveries):
         """What the campaign's meta says (None: no such campaign). CampaignStateError when it
         does not read, e.g. a started campaign without its level."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).meta)
-        return decode_meta(campaign_id, {text_of(k): text_of(v) for k, v in raw.items()}) if raw else None
+        if not raw:
+            return None
+        return decode_meta(campaign_id, {text_of(k): text_of(v) for k, v in raw.items()})
 
     async def start(self, campaign_id: str, msg: MessageMeta, *, root: str, sender: str,
                     event: str, drill: bool, now: float) -> None:
@@ -190,7 +192,8 @@ class Store(Deliveries):
         return added
 
     async def close_grids(
-        self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str], now: float
+        self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str],
+        now: float,
     ) -> int:
         ck = keys.campaign(campaign_id)
         return int(await self._close_grids(ck, *grids, "--", *stop, now=now,
@@ -222,7 +225,8 @@ class Store(Deliveries):
         return [grid_view(g, text_of(v)) for g, v in zip(ids, values, strict=True) if v]
 
     async def advance(
-        self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
+        self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]],
+        now: float,
     ) -> list[int]:
         """Move grids on from `from_holder`: (grid, from_level, to_level, new_holder or "")
         each. Per grid: NOT_MOVED, MOVED (call the new holder), or CLOSED_AT_ONCE (the new

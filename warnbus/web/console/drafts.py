@@ -109,7 +109,8 @@ class Drafts:
         return d
 
     async def get(self, draft_id: str) -> Draft | None:
-        raw = {text_of(k): text_of(v) for k, v in (await self.redis.hgetall(keys.console_draft(draft_id))).items()}
+        got = await self.redis.hgetall(keys.console_draft(draft_id))
+        raw = {text_of(k): text_of(v) for k, v in got.items()}
         if not raw:
             return None
         return Draft(

@@ -93,7 +93,8 @@ def deadline_zh(policy: LevelPolicyLike) -> str:
     """The 叫应 a warning's persons are held to."""
     if not policy.ack_deadline_s:
         return "无需确认"
-    return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，未确认重拨{policy.redials}次后逐级升级")
+    return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，"
+            f"未确认重拨{policy.redials}次后逐级升级")
 
 
 def site_counts(ctx: Context, sites: Sequence[str]) -> dict[str, Any]:
@@ -202,7 +203,8 @@ def preview_html(p: dict[str, Any]) -> str:
                     f'<p class="msg">{esc(t)}</p></details>' for label, t in p["texts"])
     approval = ('<p class="warn">该级别须由第二人（审批人）批准后发布。</p>'
                 if p["needs_approval"] else "")
-    drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
+    drill = ('<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>'
+             if p["drill"] else "")
     title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
     return (
         f'<h2>{title} {html.level_badge(p["level"])}</h2>{approval}{drill}'
@@ -212,7 +214,8 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
         f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
-        f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
+        '<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>'
+        f'{chans}</tbody></table>'
         f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
         f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。'
         f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>'
