@@ -67,12 +67,14 @@ def test_apply_to_the_engine_and_read_the_history(tmp_path: Path, redis_url: str
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "变化（基于版本 0）：人员：修改1；其中手机号变更 1 人"
-    assert lines[1] == "  人员 修改 p43062300128 肖飞秀：手机 +86199****2078 → +86139****1234 ◆手机号变更"
+    assert lines[1] == ("  人员 修改 p43062300128 肖飞秀：手机 +86199****2078 → +86139****1234 "
+                        "◆手机号变更")
     assert lines[-1] == "已应用：台账版本 1（运行中的各进程随即使用新台账）"
     r = warnbus("registry", "history", env=_env(redis_url))
     assert r.returncode == 0, r.stderr
     head = r.stdout.splitlines()
-    assert head[0].startswith("版本 1  ") and "王科长  导入 new.xlsx：人员：修改1；其中手机号变更 1 人" in head[0]
+    assert head[0].startswith("版本 1  ")
+    assert "王科长  导入 new.xlsx：人员：修改1；其中手机号变更 1 人" in head[0]
     assert head[1].strip().startswith("人员 修改 p43062300128 肖飞秀：手机")
     # The engine's registry is now version 1: an export carries the new phone.
     again = tmp_path / "again.xlsx"
