@@ -154,12 +154,20 @@ class Deliveries:
         return int(await self._status(ck, now=now, delivery_id=delivery_id, target_id=target_id,
                                       report=_VALUE[report], detail=detail))
 
-    async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
-        """What was sent by a delivery (for a status callback that needs to re-plan it)."""
+    async def sent_delivery(self, campaign_id: str, delivery_id: str,
+                            now: float) -> Delivery | None:
+        """What a delivery sent, as its `dinfo` keeps it: a Delivery without its address and
+        text (`created_at` = `now`), for a provider's later report that re-plans it."""
         raw = text_of(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
         if not raw:
             return None
-        return dict(zip(INFO_FIELDS, raw.split("|"), strict=False))
+        info = dict(zip(INFO_FIELDS, raw.split("|"), strict=False))
+        return Delivery(
+            id=delivery_id, campaign_id=campaign_id, alert_id=info["alert_id"],
+            target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
+            channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
+            level=Level(info["level"]), address="", text="", created_at=now,
+            tried=tuple(filter(None, info.get("tried", "").split(","))))
 
     async def claimed(self, campaign_id: str) -> list[Claimed]:
         """Every delivery of a campaign that was claimed for sending, with what it sends."""
