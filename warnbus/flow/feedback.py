@@ -122,15 +122,14 @@ async def apply_report(ctx: Context, op: ReportOp) -> FeedbackResult:
     return result
 
 
-async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, acked_at: float
-                            ) -> None:
-    """After a confirmation: the person's reminder and report deadline, if their level's
-    policy and their region give them one."""
+async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, warning: Level,
+                            acked_at: float) -> None:
+    """After a confirmation: the person's reminder and report deadline, if the `warning`
+    level's policy and their region give them one."""
     person = ctx.person(person_id)
-    meta = await ctx.store.meta(campaign_id)
-    if person is None or meta is None or meta.level is None:
+    if person is None:
         return
-    policy = ctx.rules.policy_for(meta.level)
+    policy = ctx.rules.policy_for(warning)
     level = region_level(ctx.registry, person)
     deadline = policy.feedback_deadline_s(level) if level is not None else None
     if deadline is None:
