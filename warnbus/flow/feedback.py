@@ -139,7 +139,7 @@ async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, warn
     if policy.feedback_remind_s is not None:
         timers.append((encode_timer(FeedbackDue(campaign_id, person_id, FeedbackDue.REMIND)),
                        acked_at + deadline - policy.feedback_remind_s))
-    await ctx.timers.schedule(timers)
+    await ctx.timers.schedule_joined(timers)
 
 
 async def feedback_due(ctx: Context, timer: FeedbackDue) -> None:
