@@ -29,6 +29,7 @@ from warnbus.domain.models import AckVia, Alert, DeliveryKind, Level, Person, Re
 from warnbus.domain.steps import Step
 from warnbus.flow.durable import ReportOp, durably
 from warnbus.flow.escalation import FeedbackDue, encode_timer
+from warnbus.flow.person_policy import person_policy
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.registry import Registry
 from warnbus.runtime import metrics
@@ -145,7 +146,8 @@ async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, acke
     meta = await ctx.store.meta(campaign_id)
     if person is None or meta is None or meta.level is None:
         return
-    policy = ctx.rules.policy_for(meta.level)
+    # The row the person is called on: the sites' for the people of sites only.
+    policy = await person_policy(ctx, campaign_id, person_id, meta.level)
     level = region_level(ctx.registry, person)
     deadline = policy.feedback_deadline_s(level) if level is not None else None
     if deadline is None:
@@ -174,7 +176,7 @@ async def feedback_due(ctx: Context, timer: FeedbackDue) -> None:
     ack = (await ctx.store.acks(cid)).get(pid) if person is not None else None
     if person is None or ack is None:
         return
-    policy = ctx.rules.policy_for(meta.level)
+    policy = await person_policy(ctx, cid, pid, meta.level)
     level = region_level(reg, person)
     deadline = policy.feedback_deadline_s(level) if level is not None else None
     if deadline is None:
