@@ -4,11 +4,13 @@ The approved TTS template is read `play_times` times; pressing 1 is reported by 
 callback (voicekey_callback) and confirms. The keys after the 1 in the same push are a report
 (the template asks, e.g. "确认收到请按1；按1后如需报送：已到岗按2，零报告按3，已转移人数先按4
 再输入人数，以井号键结束。"; "1435#": 转移 35 人), read by `keypad_report` as every voice channel
-reads it and kept once per call; keys pushed without the 1 report nothing. How the call ended comes as voiceprompt_callback
-(result 0 answered, 1 not answered, 2 failed) or voice_failure_callback (with the reason:
-空号 and 停机 are permanent). All are answered `{"result":0}`. Tencent tells neither voicemail
-nor forwarding apart from a person who answered: such a call is "answered" without the key,
-which confirms nothing, so the 叫应 goes on.
+reads it and kept once per call; keys pushed without the 1 report nothing.
+
+How the call ended comes as voiceprompt_callback (result 0 answered, 1 not answered, 2
+failed) or voice_failure_callback (with the reason: 空号 and 停机 are permanent). All are
+answered `{"result":0}`. Tencent tells neither voicemail nor forwarding apart from a person
+who answered: such a call is "answered" without the key, which confirms nothing, so the 叫应
+goes on.
 
 VMS has no pull API: `receipts = "pull"` is refused at start-up. Per-number limits
 (LimitExceeded.DeliveryFrequencyLimit: by default 1 call per 30 s, 2 per 10 minutes, 3 a day,

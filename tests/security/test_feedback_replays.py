@@ -8,44 +8,20 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 
 from channels import wecom_crypto as proto
 from tests.engine.helpers import cap_alert
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
-from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
-from providerkit import World, start_world
+from providerkit import World
+from seckit import post_prepared, wecom_reply_label
 
 TOWNSHIP = ("430623101000",)
-
-
-@pytest_asyncio.fixture
-async def env(redis_url: str) -> AsyncIterator[tuple[TestClient, World]]:  # type: ignore[type-arg]
-    w = await start_world(redis_url, concurrency=8)
-    w.twilio.inbound_sms_url = "http://127.0.0.1:9/hooks/sms/inbound"
-    client = TestClient(TestServer(make_web_app(w.h.app)))
-    await client.start_server()
-    yield client, w
-    await client.close()
-    await w.close()
-
-
-async def _post(client: TestClient, req: Any) -> str:  # type: ignore[type-arg]
-    url = urlsplit(req.url)
-    r = await client.post(f"{url.path}?{url.query}" if url.query else url.path, data=req.body,
-                          headers=dict(req.headers))
-    assert r.status == 200, await r.text()
-    return await r.text()
 
 
 async def _campaign(w: World, ident: str) -> str:
@@ -54,15 +30,15 @@ async def _campaign(w: World, ident: str) -> str:
     return res.campaign_id
 
 
-async def test_replayed_keys_on_a_twilio_call_are_kept_once(env: Any) -> None:
-    client, w = env
+async def test_replayed_keys_on_a_twilio_call_are_kept_once(provider_world: Any) -> None:
+    client, w = provider_world
     cid = await _campaign(w, "43062304100000_20260715053101_1")
     call = next(c for c in w.twilio.calls if f"c={cid}" in (c.get("StatusCallback") or ""))
-    asked = await _post(client, w.twilio.prepare_press(call))
+    asked = await post_prepared(client, w.twilio.prepare_press(call))
     keys = w.twilio.prepare_press(replace(call, form={**call.form, "Twiml": [asked]}), "435#")
-    first = await _post(client, keys)
+    first = await post_prepared(client, keys)
     # Twilio retries an action it got no answer to; anyone who saw the request can replay it.
-    again = await asyncio.gather(*(_post(client, keys) for _ in range(3)))
+    again = await asyncio.gather(*(post_prepared(client, keys) for _ in range(3)))
     assert "已报送已转移35人" in first and all(a == first for a in again)
     history = await w.h.ctx.store.feedback.history(cid)
     assert [(f.report.count, f.via) for f in history] == [(35, "dtmf")]
@@ -71,20 +47,20 @@ async def test_replayed_keys_on_a_twilio_call_are_kept_once(env: Any) -> None:
     assert latest.n == 1 and latest.evacuated == 35
 
 
-async def test_a_resent_sms_keyword_is_kept_once_even_when_it_races(env: Any) -> None:
-    client, w = env
+async def test_a_resent_sms_keyword_is_kept_once_even_when_it_races(provider_world: Any) -> None:
+    client, w = provider_world
     cid = await _campaign(w, "43062304100000_20260715053102_1")
     sms = next(m for m in w.twilio.messages if m.get("Body"))
     req = w.twilio.prepare_reply(sms, "转移 35")
     # Resends of one reply (the same MessageSid) at once, in the same moment.
-    answers = await asyncio.gather(*(_post(client, req) for _ in range(4)))
+    answers = await asyncio.gather(*(post_prepared(client, req) for _ in range(4)))
     assert len(set(answers)) == 1
     history = await w.h.ctx.store.feedback.history(cid)
     assert [(f.report.count, f.via) for f in history] == [(35, "sms")]
-    await _post(client, req)
+    await post_prepared(client, req)
     assert len(await w.h.ctx.store.feedback.history(cid)) == 1
     # A new reply (another MessageSid) is another report.
-    await _post(client, w.twilio.prepare_reply(sms, "转移 40"))
+    await post_prepared(client, w.twilio.prepare_reply(sms, "转移 40"))
     assert [f.report.count for f in await w.h.ctx.store.feedback.history(cid)] == [35, 40]
 
 
@@ -105,40 +81,28 @@ def _click(w: World, user: str, task_id: str, key: str, code: str, nonce: str
             proto.callback_body(cfg.corp_id, encrypted, cfg.agent_id))
 
 
-async def _label(client: TestClient, w: World, params: dict[str, str], body: str  # type: ignore[type-arg]
-                 ) -> str:
-    r = await client.post("/hooks/wecom/callback", params=params, data=body)
-    assert r.status == 200, await r.text()
-    reply = proto.parse_xml((await r.text()).encode())
-    cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
-    crypto = proto.WeComCrypto(str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
-    plain = crypto.open(reply.findtext("MsgSignature") or "", reply.findtext("TimeStamp") or "",
-                        reply.findtext("Nonce") or "", reply.findtext("Encrypt") or "")
-    return proto.parse_xml(plain).findtext("Button/ReplaceName") or ""
-
-
-async def test_a_wecom_report_click_resent_or_replayed_is_kept_once(env: Any) -> None:
-    client, w = env
+async def test_a_wecom_report_click_resent_or_replayed_is_kept_once(provider_world: Any) -> None:
+    client, w = provider_world
     cid = await _campaign(w, "43062304100000_20260715053103_1")
     card = next(m for m in w.wecom.sent if m.task_id)
     task = card.task_id or ""
     first = _click(w, card.touser, task, "fb:arrived", "RC-1", "11111")
-    label = await _label(client, w, *first)
+    label = await wecom_reply_label(client, w, *first)
     assert label == "已确认·已到岗"
     # The same request replayed, and WeCom's resend of the click (sealed anew).
-    assert await _label(client, w, *first) == label
-    assert await _label(client, w, *_click(w, card.touser, task, "fb:arrived", "RC-1",
+    assert await wecom_reply_label(client, w, *first) == label
+    assert await wecom_reply_label(client, w, *_click(w, card.touser, task, "fb:arrived", "RC-1",
                                            "22222")) == label
     history = await w.h.ctx.store.feedback.history(cid)
     assert [(f.report.kind.value, f.via) for f in history] == [("arrived", "wecom")]
     # Another click (another ResponseCode) is another report.
-    await _label(client, w, *_click(w, card.touser, task, "fb:zero", "RC-2", "33333"))
+    await wecom_reply_label(client, w, *_click(w, card.touser, task, "fb:zero", "RC-2", "33333"))
     assert [f.report.kind.value for f in await w.h.ctx.store.feedback.history(cid)] == [
         "arrived", "zero"]
 
 
-async def test_the_ack_page_form_posted_again_is_kept_once(env: Any) -> None:
-    client, w = env
+async def test_the_ack_page_form_posted_again_is_kept_once(provider_world: Any) -> None:
+    client, w = provider_world
     cid = await _campaign(w, "43062304100000_20260715053104_1")
     link = next(m for m in w.twilio.messages if "/ack/" in (m.get("Body") or ""))
     path = "/ack/" + (link.get("Body") or "").split("/ack/", 1)[1].split()[0]

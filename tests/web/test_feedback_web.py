@@ -139,7 +139,8 @@ async def test_the_api_record_has_the_feedback_section(api) -> None:  # type: ig
             assert (await r.json())["feedback"] == []
 
 
-async def test_an_entry_resent_with_its_form_id_is_kept_once(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_entry_resent_with_its_form_id_is_kept_once(  # type: ignore[no-untyped-def]
+        api) -> None:
     """An officer's entry carrying a form token (a resent request, a double submit) is kept
     once and answered as the first was; without a token each entry is its own."""
     client, h = api

@@ -41,8 +41,8 @@ else
   return redis.error_reply('feedback: unknown kind ' .. kind)
 end
 redis.call('HSET', feedback, person, cjson.encode(st))
-local entry = redis.call('XADD', fbhist, '*', 'tg', person, 'k', kind, 'n', count, 'x', text, 'p', photo,
-  'via', via, 'by', by, 'at', now)
+local entry = redis.call('XADD', fbhist, '*', 'tg', person, 'k', kind, 'n', count, 'x', text,
+  'p', photo, 'via', via, 'by', by, 'at', now)
 if event ~= '' then redis.call('HSET', fbseen, seen, entry) end
 redis.call('XADD', audit, '*', 'ev', EV.FEEDBACK, 'at', now, 'tg', person, 'via', via,
   'by', by, 'k', kind, 'n', count)
