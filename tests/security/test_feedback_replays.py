@@ -123,12 +123,17 @@ async def test_the_ack_page_form_posted_again_is_kept_once(provider_world: Any) 
     assert r.status == 200 and (await r.json())["status"] == "recorded"
     history = await w.h.ctx.store.feedback.history(cid)
     assert [(f.report.count, f.via) for f in history] == [(12, "link")]
+    # The same form changed and sent again (back, edit, send) is another report, not one
+    # answered as kept and dropped.
+    r = await client.post(path + "/feedback", data={**fields, "count": "15"})
+    assert r.status == 200
+    assert [f.report.count for f in await w.h.ctx.store.feedback.history(cid)] == [12, 15]
     # A fresh form (the page shows one after each report) is a new report.
     fresh = text.split('name="form_id" value="', 1)[1].split('"', 1)[0]
     assert fresh != form_id
     r = await client.post(path + "/feedback", data={**fields, "count": "20", "form_id": fresh})
     assert r.status == 200
-    assert [f.report.count for f in await w.h.ctx.store.feedback.history(cid)] == [12, 20]
+    assert [f.report.count for f in await w.h.ctx.store.feedback.history(cid)] == [12, 15, 20]
     # A token no form carries is refused, naming the field.
     r = await client.post(path + "/feedback", data={**fields, "form_id": "x<y"})
     assert r.status == 422 and "form_id" in (await r.json())["error"]["message"]

@@ -60,8 +60,8 @@ async def ack_feedback_post(request: web.Request) -> web.Response:
     page = "text/html" in request.headers.get("Accept", "")
     try:
         fields = await _fields(request)
-        event = form_event(fields)
         report = report_of(fields)
+        event = form_event(fields, report)
     except BadReport as e:
         if page:
             return web.Response(status=422, text=_page("报送未成功", html.escape(str(e))),
@@ -92,8 +92,8 @@ async def post_feedback(request: web.Request) -> web.Response:
         cid, pid = fields.pop("campaign_id", ""), fields.pop("person_id", "")
         if not cid or not pid:
             raise BadReport("campaign_id" if not cid else "person_id", "required")
-        event = form_event(fields)
         report = report_of(fields)
+        event = form_event(fields, report)
     except BadReport as e:
         return error(422, "invalid", str(e))
     check_person(app.ctx.registry, credential(request, token), pid)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import html
 import re
 import secrets
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
+
+import msgspec
 
 from warnbus.domain.feedback import FEEDBACK_ZH, FeedbackKind, Report
 
@@ -60,15 +62,17 @@ def report_of(fields: Mapping[str, str]) -> Report:
         raise BadReport(field if field in _FIELDS else "kind", f"不符合要求（{e}）") from None
 
 
-def form_event(fields: MutableMapping[str, str]) -> str:
-    """Take the form's token out of `fields`: the report's event id ("" without one);
-    BadReport when it is not one the form would carry."""
-    raw = fields.pop(FORM_ID, "")
+def form_event(fields: Mapping[str, str], report: Report) -> str:
+    """The event id of `report` posted with the form's token in `fields` ("" without one):
+    the token and what it reports, so the same form sent again is the same event, and the
+    form changed and sent again (back, edit, send) another report, never one answered as
+    kept and dropped. BadReport when the token is not one the form would carry."""
+    raw = fields.get(FORM_ID, "")
     if not raw:
         return ""
     if not _FORM_ID.fullmatch(raw):
         raise BadReport(FORM_ID, "表单标识无效，请刷新页面后重新报送")
-    return "form|" + raw
+    return f"form|{raw}|{msgspec.json.encode(report).decode()}"
 
 
 def form_id_field() -> str:

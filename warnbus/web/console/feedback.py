@@ -74,8 +74,8 @@ async def enter_feedback(request: web.Request) -> web.StreamResponse:
     f.pop("_csrf", None)
     at = f"{PREFIX}/campaigns/{cid}"
     try:
-        event = form_event(f)
         report = report_of({k: v for k, v in f.items() if v})
+        event = form_event(f, report)
     except BadReport as e:
         raise back(at, f"反馈未录入：{e}") from None
     res = await record_feedback(ctx, cid, pid, report, AckVia.CONSOLE, by=user_of(request).name,
