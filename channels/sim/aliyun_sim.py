@@ -8,7 +8,9 @@ isv.PARAM_NOT_SUPPORT_URL) and the per-number flow control (isv.BUSINESS_LIMIT_C
 plays the provider's part: SmsReport / SmsUp / VoiceCallReport / VoiceReport pushes (JSON
 arrays; optionally duplicated, late, out of order) or the same facts served to
 QuerySendDetails / QueryCallDetailByCallId. Simulated officers reply, press 1, listen, hang
-up early, or let voicemail or forwarding answer (`OfficerModel`, `CallHabits`, `scripted`).
+up early, or let voicemail or forwarding answer (`OfficerModel`, `CallHabits`, `scripted`);
+one who pressed 1 may press a report's keys after it ("confirm:435#" scripted), and the
+key report (status 300000) and the call record carry every key in `dtmf` ("1435#").
 """
 
 from __future__ import annotations

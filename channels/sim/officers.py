@@ -32,7 +32,8 @@ class OfficerModel:
     per_message: float = 0.6
     unreachable: float = 0.02
     delay_s: tuple[float, float] = (0.3, 3.0)
-    #: Share of people who, having confirmed a message by SMS, then report what they did.
+    #: Share of people who, having confirmed a message, then report what they did (an SMS
+    #: keyword after an SMS, keys after the 1 on a mainland call: `keypad`).
     reports: float = 0.0
 
     def report(self, person: str, message: str) -> str | None:
