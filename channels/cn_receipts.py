@@ -28,6 +28,7 @@ from warnbus.plugin import (
     EventSink,
     ProviderStatus,
     Report,
+    keypad_report,
     mask_phone,
     parse_report,
 )
@@ -35,6 +36,16 @@ from warnbus.plugin import (
 log = structlog.get_logger("channels.cn")
 
 PULL_CONCURRENCY = 8
+#: The key that confirms on a call; the keys after it are a report (`keypad_report`).
+CONFIRM_KEY = "1"
+#: The key that ends a report's keys (the template asks for it).
+END_KEY = "#"
+
+
+def report_keys(keys: str) -> str:
+    """The keys of a call after its confirming 1: what the person reported ("" if none)."""
+    at = keys.find(CONFIRM_KEY)
+    return keys[at + 1:] if at >= 0 else ""
 
 
 class Receipts:
@@ -129,6 +140,43 @@ class Receipts:
                          phone_masked=mask_phone(number), campaigns=len(campaigns))
 
         await self.once((call_id, "key"), act)
+
+    async def keypad(self, sink: EventSink, call_id: str, number: str, keys: str) -> None:
+        """The keys pressed on a call, as the provider reports them: the 1 confirms (`key`);
+        the keys after it are a report (2 到岗, 3 零报告, 4 and the number 转移 N, #), kept
+        once per call however often and by whichever process it is reported. Keys that
+        say no report are logged and dropped: the confirmation stands."""
+        if CONFIRM_KEY not in keys:
+            return
+        await self.key(sink, call_id, number)
+        rest = report_keys(keys)
+        if not rest:
+            return
+        ref = self.book.get(call_id)
+        if ref is None and not number:
+            return  # a later report of this call names the number
+        report = keypad_report(rest)
+        if report is None:
+            if self.seen.first("keys", call_id):
+                log.warning("keypad report not understood", channel=self.channel,
+                            call_id=call_id, keys=rest[:32])
+            return
+        event = f"call|{self.channel}|{call_id}"
+
+        async def act() -> None:
+            if ref is not None:
+                kept = await sink.report(ref.campaign_id, ref.target_id, AckVia.DTMF, report,
+                                         event)
+                log.info("call reported by keys", channel=self.channel,
+                         delivery_id=ref.delivery_id, kind=report.kind.value, kept=kept)
+            else:
+                campaigns = await sink.report_from(self.channel, number, AckVia.DTMF, report,
+                                                   event)
+                log.info("call reported by keys, matched by number", channel=self.channel,
+                         phone_masked=mask_phone(number), kind=report.kind.value,
+                         campaigns=len(campaigns))
+
+        await self.once((call_id, "report"), act)
 
     async def reply(self, sink: EventSink, number: str, content: str, key: str) -> None:
         """An SMS reply: "1" / 收到 / 确认 confirm the sender's open campaigns; a report

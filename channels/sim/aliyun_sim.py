@@ -8,7 +8,9 @@ isv.PARAM_NOT_SUPPORT_URL) and the per-number flow control (isv.BUSINESS_LIMIT_C
 plays the provider's part: SmsReport / SmsUp / VoiceCallReport / VoiceReport pushes (JSON
 arrays; optionally duplicated, late, out of order) or the same facts served to
 QuerySendDetails / QueryCallDetailByCallId. Simulated officers reply, press 1, listen, hang
-up early, or let voicemail or forwarding answer (`OfficerModel`, `CallHabits`, `scripted`).
+up early, or let voicemail or forwarding answer (`OfficerModel`, `CallHabits`, `scripted`);
+one who pressed 1 may press a report's keys after it ("confirm:435#" scripted), and the
+key report (status 300000) and the call record carry every key in `dtmf` ("1435#").
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from aiohttp import web
 
 from channels.sim.cn_limits import ALIYUN_SMS, ALIYUN_VOICE, CHINA, NumberCounter, NumberLimits
 from channels.sim.cn_server import SimServer
-from channels.sim.officers import CallHabits, OfficerModel
+from channels.sim.officers import CONFIRM, CallHabits, OfficerModel, scripted_keys
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 MAX_SKEW_S = 900.0  # x-acs-date may be this far from the server's clock
@@ -315,7 +317,7 @@ class AliyunSimulator(SimServer):
 
     async def _sms_life(self, r: SmsRecord) -> None:
         reaction = self.officers.react(r.number, r.text)
-        ending = self.scripted.get(r.number)
+        ending = scripted_keys(self.scripted.get(r.number) or "")[0] or None
         delivered = reaction.reachable and ending not in ("off", "empty", "stopped")
         await asyncio.sleep(self.step_delay_s + self.late_s)
         r.status, r.err_code = (3, "DELIVERED") if delivered else (2, "MK:0005")
@@ -348,10 +350,16 @@ class AliyunSimulator(SimServer):
         return self.habits.ending(self.officers.seed, r.number, r.text)
 
     async def _call_life(self, r: CallRecord, p: dict[str, str]) -> None:
-        r.ending = ending = self._ending(r)
-        if ending == "confirm" and r.api != "IvrCall":
+        scripted = bool(self.scripted.get(r.number))
+        ending, keys = scripted_keys(self._ending(r))
+        r.ending = ending
+        if ending == CONFIRM and r.api != "IvrCall":
             ending = r.ending = "heard"  # a TTS call takes no key
-        r.dtmf = "1" if ending == "confirm" else ""
+        if ending == CONFIRM and not scripted:
+            keys = self.officers.keypad(r.number, r.text)
+        # Every key of the call in one string: the 1 (the menu key, which plays the
+        # confirmation template and its report prompt), then a report's keys up to #.
+        r.dtmf = "1" + keys if ending == CONFIRM else ""
         progress: list[dict[str, Any]] = []
         now = _local(self.clock())
         if ending in SMART:

@@ -7,7 +7,8 @@ signature, templates and their variable rules (FailedOperation.TemplateIncorrect
 InvalidParameterValue.TemplateParameterLengthLimit, ...ProhibitedUseUrlInTemplateParameter)
 and the per-number limits (SMS: per number in SendStatusSet; voice: the request refused),
 then plays the provider's part: status / reply / voice callbacks (optionally duplicated,
-late, out of order), or the same receipts held for PullSmsSendStatus / PullSmsReplyStatus.
+late, out of order; a key-press push carries the 1 and the keys of a report after it,
+"1435#", when the officer reports by keys: `OfficerModel.keypad`, "confirm:435#" scripted), or the same receipts held for PullSmsSendStatus / PullSmsReplyStatus.
 Every answer is HTTP 200 `{"Response": {...}}`, errors included, as Tencent's are.
 """
 
@@ -37,7 +38,7 @@ from channels.sim.cn_limits import (
     NumberLimits,
 )
 from channels.sim.cn_server import SimServer
-from channels.sim.officers import CallHabits, OfficerModel
+from channels.sim.officers import CONFIRM, CallHabits, OfficerModel, scripted_keys
 
 MAX_SKEW_S = 300.0
 SERVICES = {"2021-01-11": "sms", "2020-09-02": "vms"}
@@ -274,7 +275,7 @@ class TencentSimulator(SimServer):
 
     async def _sms_life(self, r: TcRecord) -> None:
         reaction = self.officers.react(r.number, r.text)
-        ending = self.scripted.get(r.number)
+        ending = scripted_keys(self.scripted.get(r.number) or "")[0] or None
         ok = reaction.reachable and ending not in ("off", "empty", "stopped")
         await asyncio.sleep(self.step_delay_s + self.late_s)
         mobile = r.number.removeprefix("+86")
@@ -319,13 +320,16 @@ class TencentSimulator(SimServer):
             self.officers.seed, r.number, r.text)
 
     async def _call_life(self, r: TcRecord) -> None:
-        r.ending = ending = self._ending(r)
+        scripted = bool(self.scripted.get(r.number))
+        ending, keys = scripted_keys(self._ending(r))
+        r.ending = ending
         mobile, now = r.number.removeprefix("+86"), str(int(self.clock()))
         base = {"call_from": "", "callid": r.id, "mobile": mobile, "nationcode": "86"}
         events: list[dict[str, Any]] = []
-        if ending == "confirm":
-            r.keypress = "1"
-            events.append({"voicekey_callback": {**base, "keypress": "1"}})
+        if ending == CONFIRM:
+            # The keys the person pressed, in one push: 1, then a report's keys up to #.
+            r.keypress = "1" + (keys if scripted else self.officers.keypad(r.number, r.text))
+            events.append({"voicekey_callback": {**base, "keypress": r.keypress}})
         if ending in FAILURES:
             code, reason = FAILURES[ending]
             events.append({"voice_failure_callback": {**base, "failure_code": code,

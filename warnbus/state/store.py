@@ -76,6 +76,7 @@ class AckReply(NamedTuple):
     code: int
     extra: str
     level: Level | None  # the campaign's, with a new confirmation only
+    held: tuple[str, ...]  # the grids and sites the person answers for, likewise
 
 class Store(Deliveries):
     def __init__(self, redis: RedisClient) -> None:
@@ -281,8 +282,9 @@ class Store(Deliveries):
     # ----------------------------------------------------------------- acks
 
     async def ack(self, ack: Ack, *, reply_via: str = "") -> AckReply:
-        """Record a confirmation: (code, extra, level) as `ack.lua` returns them: 1 new
-        (extra: the time of the person's first wave, or ""; level: the campaign's), 2
+        """Record a confirmation: (code, extra, level, held) as `ack.lua` returns them: 1 new
+        (extra: the time of the person's first wave, or ""; level: the campaign's; held: the
+        grids and sites the person answers for), 2
         duplicate, 0 no such campaign, -1 not a target, -2 a reply through `reply_via` (a
         channel) while nothing had reached the person through it in this campaign, 3 late:
         the campaign has ended (extra: its state), or an Update dropped every grid the person
@@ -295,7 +297,9 @@ class Store(Deliveries):
             via=ack.via.value, delivery_id=ack.delivery_id or "", by=ack.by or "",
             reply_via=reply_via)
         level = s(reply[2]) if len(reply) > 2 else ""
-        return AckReply(int(reply[0]), s(reply[1]), Level(level) if level else None)
+        held = s(reply[3]) if len(reply) > 3 else ""
+        return AckReply(int(reply[0]), s(reply[1]), Level(level) if level else None,
+                        tuple(item.split(":")[0] for item in held.split(",") if item))
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).acks)
