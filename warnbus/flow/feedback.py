@@ -17,6 +17,7 @@ village's person, the county duty officer for a township's (`on_duty`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ from warnbus.domain.models import AckVia, Alert, DeliveryKind, Level, Person, Re
 from warnbus.domain.steps import Step
 from warnbus.flow.durable import ReportOp, durably
 from warnbus.flow.escalation import FeedbackDue, encode_timer
-from warnbus.flow.person_policy import person_policy
+from warnbus.flow.person_policy import person_policy, policy_of_held
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.registry import Registry
 from warnbus.runtime import metrics
@@ -138,16 +139,16 @@ async def apply_report(ctx: Context, op: ReportOp) -> FeedbackResult:
     return result
 
 
-async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, acked_at: float
-                            ) -> None:
-    """After a confirmation: the person's reminder and report deadline, if their level's
-    policy and their region give them one."""
+async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, warning: Level,
+                            held: Sequence[str], acked_at: float) -> None:
+    """After a confirmation: the person's reminder and report deadline, if the `warning`
+    level's policy and their region give them one. `held`: the grids and sites they answer
+    for (the ack script's answer: no further read per confirmation)."""
     person = ctx.person(person_id)
-    meta = await ctx.store.meta(campaign_id)
-    if person is None or meta is None or meta.level is None:
+    if person is None:
         return
     # The row the person is called on: the sites' for the people of sites only.
-    policy = await person_policy(ctx, campaign_id, person_id, meta.level)
+    policy = policy_of_held(ctx, warning, held)
     level = region_level(ctx.registry, person)
     deadline = policy.feedback_deadline_s(level) if level is not None else None
     if deadline is None:
@@ -157,7 +158,7 @@ async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, acke
     if policy.feedback_remind_s is not None:
         timers.append((encode_timer(FeedbackDue(campaign_id, person_id, FeedbackDue.REMIND)),
                        acked_at + deadline - policy.feedback_remind_s))
-    await ctx.timers.schedule(timers)
+    await ctx.timers.schedule_joined(timers)
 
 
 async def feedback_due(ctx: Context, timer: FeedbackDue) -> None:
