@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
@@ -40,6 +40,15 @@ CHANNEL_ZH = {"voice": "语音外呼", "sms": "短信", "wecom": "企业微信",
 
 def esc(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
+
+
+def user(login: str, names: Mapping[str, str]) -> str:
+    """A console user by their display name (姓名), the login in the title; someone who is
+    not a console user (a name already) as they are."""
+    shown = names.get(login)
+    if not shown or shown == login:
+        return esc(login)
+    return f'<span class="user" title="登录名：{esc(login)}">{esc(shown)}</span>'
 
 
 def bj(ts: float | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

@@ -149,13 +149,13 @@ async def board_page(request: web.Request) -> web.Response:
     can_act = user.has("drafter", "approver")
     got = await build(ctx, con.histories, cid, meta, region=village or town)
     door_ok = meta.state is CampaignState.ACTIVE and stop is None
+    users = await con.users.displays()  # user name -> 姓名
     pending = caseview.pending_html(cid, got, session_of(request).csrf, can_act=can_act,
-                                    door_ok=door_ok)
+                                    door_ok=door_ok, names=users)
     speakers = await silent_speakers(ctx, cid, meta)
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
     items = await thread.messages(ctx, cid)
-    users = await console(request).users.displays()  # user name -> 姓名
     root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
     latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
     t0 = meta.t0 or meta.created_at or ctx.clock.now()
@@ -203,7 +203,8 @@ async def chase_fragment(request: web.Request) -> web.Response:
     stop = await ctx.store.console.calls_stopped(cid)
     text = caseview.pending_html(
         cid, got, session_of(request).csrf, can_act=user_of(request).has("drafter", "approver"),
-        door_ok=meta.state is CampaignState.ACTIVE and stop is None)
+        door_ok=meta.state is CampaignState.ACTIVE and stop is None,
+        names=await con.users.displays())
     return web.Response(text=text, content_type="text/html",
                         headers={"X-Waiting": str(got.total)})
 
