@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from warnbus.domain.states import AuditEvent
+from warnbus.flow import filed
+from warnbus.flow.filed import OUTCOME_ZH
 from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX
 from warnbus.web.console.cases import Cases, GridCase
@@ -17,22 +19,17 @@ from warnbus.web.console.history import Call, Event
 from warnbus.web.console.html import CHANNEL_ZH, DOOR_OUTCOME_ZH, GRID_STATE_ZH, VIA_ZH, esc
 from warnbus.web.console.people import PersonLine, PersonState
 
-_OUTCOME_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
-               "failed-perm": "失败", "limited": "超出号码限额，已改道"}
-_KIND_ZH = {"warning": "预警", "update": "更新", "redial": "重拨", "escalation": "升级",
-            "cancel": "解除", "notice": "提醒"}
+#: A call's outcome in the filed record's words (the card and the record say the same).
+_OUTCOME_ZH = {**OUTCOME_ZH, "limited": "超出号码限额，已改道"}
 #: Calls a card lists before it leaves the middle out (the grid's page lists them all).
 CARD_CALLS = 30
 
 
-def step_zh(step: int) -> str:
-    if step == 95:
-        return "入户通知"
-    if step == 90:
-        return "广播未播提醒"
-    if step >= 10:
-        return f"第{step // 10}级升级" + (f"·重拨{step % 10}" if step % 10 else "")
-    return f"第{step}次重拨" if step else "首轮"
+def call_zh(c: Call) -> str:
+    """A call's channel and step in the filed record's words (语音电话 首次, 短信 第1次重拨,
+    语音电话 升级至村负责人, 短信 解除通知, ...)."""
+    return (f"{esc(CHANNEL_ZH.get(c.channel, c.channel))} "
+            f"{esc(filed.step_zh(str(c.step), c.kind))}")
 
 
 def person_html(line: PersonLine, names: Mapping[str, str] | None = None) -> str:
@@ -83,8 +80,7 @@ def calls_html(case: GridCase, limit: int | None = CARD_CALLS) -> str:
         name, role = names[pid]
         items.append(f'<li>{html.bj(c.at, "%H:%M:%S")} {esc(name)}'
                      f'（{esc(html.PERSON_ROLE_ZH.get(role, role))}）'
-                     f'{esc(CHANNEL_ZH.get(c.channel, c.channel))} {step_zh(c.step)}'
-                     f'·{_KIND_ZH.get(c.kind, c.kind)} → '
+                     f'{call_zh(c)} → '
                      f'{esc(_OUTCOME_ZH.get(c.outcome, c.outcome))}</li>')
     return (f'<details class="calls"><summary>呼叫记录（{len(calls)}）</summary>'
             f'<ul class="tries">{"".join(items)}</ul></details>')
@@ -174,8 +170,7 @@ def timeline_html(case: GridCase, got: Cases, users: Mapping[str, str] | None = 
     rows: list[tuple[float, str]] = []
     for p in case.people:
         for c in p.calls:
-            rows.append((c.at, f'{esc(p.name)}：{esc(CHANNEL_ZH.get(c.channel, c.channel))} '
-                               f'{step_zh(c.step)}·{_KIND_ZH.get(c.kind, c.kind)} → '
+            rows.append((c.at, f'{esc(p.name)}：{call_zh(c)} → '
                                f'{esc(_OUTCOME_ZH.get(c.outcome, c.outcome))}'))
         for e in got.digest.of_person.get(p.pid, ()):
             rows.append((e.at, _person_event(p.name, e, users)))
