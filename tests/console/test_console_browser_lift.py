@@ -97,6 +97,13 @@ def _since(h: Harness) -> str:
     return f"{t.month}月{t.day}日{t.hour}时{t.minute}分"
 
 
+async def _show_texts(page: Any) -> None:
+    """Open the preview's texts and bring them into view (for the screenshot)."""
+    await page.eval_on_selector_all("details:has(p.msg)", "ds => ds.forEach(d => d.open = true)")
+    await page.locator("details:has(p.msg)").first.scroll_into_view_if_needed()
+    await page.evaluate("window.scrollBy(0, -80)")
+
+
 def _not_a_warning(text: str, guidance: str) -> None:
     assert not ASKS.search(text), text
     for word in WARNING_WORDS:
@@ -124,11 +131,13 @@ async def test_a_console_cancel_says_what_is_lifted_on_every_channel(called) -> 
     prose = await drafter.inner_text("main")
     for never in ("5分钟", "须确认", "重拨2次", "全部重拨", "按1"):
         assert never not in prose, never
-    await drafter.locator("h2:has-text('解除通知预览')").scroll_into_view_if_needed()
+    times = await drafter.inner_text("#draft-times")
+    assert "T" not in times and times.endswith("（北京时间）"), times
+    await _show_texts(drafter)
     await shot(drafter, "cancel-preview.png", doc="console-cancel-preview.png")
     phone = await _phone_of(browser, drafter)
     await phone.goto(draft_url)
-    await phone.locator("h2:has-text('解除通知预览')").scroll_into_view_if_needed()
+    await _show_texts(phone)
     await shot(phone, "cancel-preview-phone.png", doc="console-cancel-preview-phone.png")
     # --- Alan approves: the 解除 goes out on every channel, as previewed
     since = _since(h)
@@ -225,9 +234,12 @@ async def test_an_update_that_drops_a_township(live) -> None:  # type: ignore[no
         assert await approver.locator(f'#chase .chase[data-grid="{gid}"]').count() == 0
     town = approver.locator(f'span[data-r="{DROPPED}"][data-k="closed"]')
     assert await town.count() == 0 or await town.inner_text() == str(len(gone))
+    await approver.reload()  # the header and the alert's text are the Update's
     history = await approver.inner_text("table.history")
     assert "更新" in history and "当前内容" in history
+    assert "鲇鱼须镇" not in await approver.inner_text(".alert-card")
     await shot(approver, "board-narrowed.png", doc="console-board-narrowed.png")
+    await shot(approver, "board-narrowed-full.png", full_page=True)
     await phone.goto(f"{base}/console/campaigns/{cid}")
     await phone.wait_for_selector("svg.map")
     assert await phone.locator("#board svg.map path.s-closed").count() == len(gone)

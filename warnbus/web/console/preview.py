@@ -205,6 +205,7 @@ def preview_html(p: dict[str, Any]) -> str:
     drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
     title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
     # A 解除 is sent once: "if nobody confirms, all redialled" would promise calls never made.
+    count = "消息数" if p["kind"] == "cancel" else "首轮消息数"
     again = ("解除通知只发一次。" if p["kind"] == "cancel"
              else f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。')
     return (
@@ -215,7 +216,8 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
         f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
-        f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
+        f'<table class="small"><thead><tr><th>渠道</th><th>{count}</th></tr></thead>'
+        f'<tbody>{chans}</tbody></table>'
         f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
         f'{again}'
         f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>'
