@@ -101,6 +101,15 @@ async def signed_page(browser: Any, base: str, user: str, **ctx: Any) -> Any:
     return page
 
 
+async def phone_of(browser: Any, signed: Any) -> Any:
+    """A phone (390 px) signed in as the user of page `signed`."""
+    ctx = await browser.new_context(locale="zh-CN", bypass_csp=True,
+                                    storage_state=await signed.context.storage_state(), **PHONE)
+    page = await ctx.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
 async def shot(page: Any, name: str, *, doc: str = "", full_page: bool = False) -> None:
     """A screenshot under artifacts/screenshots/`name`; with `doc`, the documentation's copy
     docs/img/`doc` too, when WARNBUS_DOC_SHOTS=1."""

@@ -7,9 +7,8 @@ artifacts/screenshots/ (the important ones are copied to docs/img/).
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from browser_kit import DESKTOP, PHONE, SHOTS, grid_point, live, shot, signed_page
+from browser_kit import DESKTOP, PHONE, SHOTS, grid_point, live, phone_of, shot, signed_page
 
 from tests.engine.helpers import Harness, cap_alert
 from tests.feeds.feedkit import FeedServer, atom, feed_settings, fixture
@@ -22,15 +21,6 @@ from warnbus.flow.intake import accept
 
 __all__ = ["live"]  # the fixture, from browser_kit
 
-
-
-async def _phone(browser: Any, signed: Any) -> Any:
-    """A phone (390 px) signed in as the user of page `signed`."""
-    ctx = await browser.new_context(locale="zh-CN", bypass_csp=True,
-                                    storage_state=await signed.context.storage_state(), **PHONE)
-    page = await ctx.new_page()
-    page.set_default_timeout(15_000)
-    return page
 
 
 async def _campaign(h: Harness, feed: bool = False) -> str:
@@ -131,7 +121,7 @@ async def test_the_pending_list_from_the_first_minute(live) -> None:  # type: ig
     assert officer.name in await desk.inner_text("#grid-panel")
     await desk.locator("#grid-panel").screenshot(path=str(SHOTS / "board-grid-panel.png"))
     # On a phone: the list with numbers to tap, from the first minute.
-    phone = await _phone(browser, desk)
+    phone = await phone_of(browser, desk)
     await phone.goto(f"{base}/console/campaigns/{cid}?town=430623101000")
     await phone.locator("#chase").scroll_into_view_if_needed()
     tel = phone.locator("#chase .chase a.tel").first
@@ -179,7 +169,7 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
     assert "入户结果：已转移：3户7人已转移至村委会" in text and "已入户" in text
     await shot(desk, "door-grid.png", doc="console-door-grid.png", full_page=True)
     # An officer enters a result at the console for another grid, on a phone.
-    small = await _phone(browser, desk)
+    small = await phone_of(browser, desk)
     await small.goto(f"{base}/console/campaigns/{cid}")
     other = small.locator("#chase .chase.s-escalated").first
     other_gid = await other.get_attribute("data-grid") or ""
@@ -219,7 +209,7 @@ async def test_stop_calling(live) -> None:  # type: ignore[no-untyped-def]
         h.clock.advance(200)
         await h.drain()
     assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
-    phone = await _phone(browser, desk)
+    phone = await phone_of(browser, desk)
     await phone.goto(f"{base}/console/")
     await phone.wait_for_selector(".live-card:has-text('已停止叫应')")
     await phone.goto(f"{base}/console/campaigns/{cid}")

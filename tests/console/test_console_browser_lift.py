@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from browser_kit import DESKTOP, PHONE, serve, shot, signed_page
+from browser_kit import DESKTOP, live, phone_of, serve, shot, signed_page
 from test_console_continuation_preview import shown
 
 from tests.engine.helpers import Harness
 from warnbus.domain.models import DeliveryKind, TargetKind
 from warnbus.flow.filed import BEIJING
 
+__all__ = ["live"]  # the fixture, from browser_kit
 KEPT, DROPPED = "430623101000", "430623102000"  # 章华镇, 鲇鱼须镇
 #: Anything that asks for a confirmation, in any channel's words.
 ASKS = re.compile(r"按1|按键|回复1|确认收到|请确认|/ack/")
@@ -46,21 +47,6 @@ async def called(redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, Har
         was, 'cancel_channels = ["voice", "sms", "wecom"]', 1), "utf-8")
     async with serve(redis_url, policy=str(path)) as got:
         yield got
-
-
-@pytest_asyncio.fixture
-async def live(redis_url: str) -> AsyncIterator[tuple[str, Harness, Any]]:
-    async with serve(redis_url) as got:
-        yield got
-
-
-async def _phone_of(browser: Any, signed: Any) -> Any:
-    """A phone (390 px) signed in as the user of page `signed`."""
-    ctx = await browser.new_context(locale="zh-CN", bypass_csp=True,
-                                    storage_state=await signed.context.storage_state(), **PHONE)
-    page = await ctx.new_page()
-    page.set_default_timeout(15_000)
-    return page
 
 
 async def _approve(approver: Any, draft_url: str) -> str:
@@ -135,7 +121,7 @@ async def test_a_console_cancel_says_what_is_lifted_on_every_channel(called) -> 
     assert "T" not in times and times.endswith("（北京时间）"), times
     await _show_texts(drafter)
     await shot(drafter, "cancel-preview.png", doc="console-cancel-preview.png")
-    phone = await _phone_of(browser, drafter)
+    phone = await phone_of(browser, drafter)
     await phone.goto(draft_url)
     await _show_texts(phone)
     await shot(phone, "cancel-preview-phone.png", doc="console-cancel-preview-phone.png")
@@ -203,7 +189,7 @@ async def test_an_update_that_drops_a_township(live) -> None:  # type: ignore[no
     await drafter.wait_for_selector("text=等待审批人批准")
     draft_url = drafter.url.split("?")[0]
     # Alan reads the same change on his phone before approving.
-    phone = await _phone_of(browser, approver)
+    phone = await phone_of(browser, approver)
     await phone.goto(draft_url)
     assert f"移出{len(gone)}个" in await phone.inner_text("#update-change")
     await phone.locator("#update-change").scroll_into_view_if_needed()
