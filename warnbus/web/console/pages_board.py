@@ -36,7 +36,9 @@ from warnbus.web.console.live import stream
 
 #: The board's counts, by group: persons, grids, loudspeakers (never summed together).
 #: After each total, its parts add up to it (persons: 已送达 is a count of its own).
-PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已送达（人）"), ("p_pending", "叫应中"),
+#: 已发出（人）: a provider took or delivered a message to them. Not 已送达: an SMS or a WeCom
+#: message a provider took is not known to have arrived, and WeCom never reports it.
+PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已发出（人）"), ("p_pending", "叫应中"),
            ("p_confirmed", "已确认"), ("p_escalated", "已升级"), ("p_unreached", "未叫醒"),
            ("p_closed", "未确认·已结束"))
 GRIDS = (("g_total", "网格"), ("g_calling", "叫应中"), ("g_confirmed", "已确认"),
