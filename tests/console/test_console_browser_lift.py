@@ -230,3 +230,16 @@ async def test_an_update_that_drops_a_township(live) -> None:  # type: ignore[no
     await phone.wait_for_selector("svg.map")
     assert await phone.locator("#board svg.map path.s-closed").count() == len(gone)
     await shot(phone, "board-narrowed-phone.png", doc="console-board-narrowed-phone.png")
+    # --- then the 解除 of what is left: it lifts the kept township, the dropped one is not
+    # counted again; Alan's desk names who drafted it.
+    await drafter.goto(f"{base}/console/campaigns/{cid}")
+    await drafter.fill("#board form input[name=reason]", "降雨减弱")
+    await drafter.click("#cancel-btn")
+    await drafter.wait_for_selector("text=等待审批人批准")
+    _texts, stats = shown(await drafter.content())
+    assert int(stats["grids"]) == kept
+    assert "有效期" not in await drafter.inner_text("dl.kv")  # a 解除 has no period
+    await approver.goto(f"{base}/console/")
+    pending = approver.locator("#drafts-box")
+    assert "起草 Dora" in await pending.inner_text()
+    assert await pending.locator('span.user[title="登录名：dora"]').count() == 1

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from warnbus.domain.models import Alert, Delivery, DeliveryKind, MsgType, Target, TargetKind
+from warnbus.domain.states import GridState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.changes import by_policy, persons_of, plan_cancel, plan_update
@@ -150,7 +151,9 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
         policy = ctx.rules.policy_for(level)
         deliveries = await plan_cancel(ctx, campaign_id, alert, meta,
                                        ack_url=lambda _pid: PREVIEW_URL)
-        keys = sorted(await ctx.store.grids(campaign_id))
+        # What the 解除 lifts: an area an Update dropped had its own 解除 and is not counted.
+        views = await ctx.store.grids(campaign_id)
+        keys = sorted(g for g, v in views.items() if v.state is not GridState.DROPPED)
         grids = [g for g in keys if not ctx.registry.is_site(g)]
         sites = [g for g in keys if ctx.registry.is_site(g)]
         deadline = ("解除通知请对象确认收到（不重拨、不升级）" if policy.cancel_confirm
