@@ -195,7 +195,10 @@ def _person_event(name: str, e: Event, users: Mapping[str, str]) -> str:
 def _grid_event(e: Event, names: dict[str, str], users: Mapping[str, str]) -> str:
     if e.ev == AuditEvent.ESCALATE:
         to = e.get("to")
-        return (f"升级：{esc(names.get(to, to))}（第{esc(e.get('lv'))}级）" if to
+        # The record's words for the step (升级至备岗网格员), not the chain's level number.
+        lv = e.get("lv")
+        step = filed.step_zh(str(int(lv) * 10)) if lv.isdigit() else f"升级（第{esc(lv)}级）"
+        return (f"{esc(step)}：{esc(names.get(to, to))}" if to
                 else "<b>列入未叫醒</b>（叫应链已用尽）")
     if e.ev == AuditEvent.DOOR_ORDER:
         return f"安排入户：{esc(e.get('to'))}（{html.user(e.get('by'), users)}）"
