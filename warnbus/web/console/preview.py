@@ -209,6 +209,7 @@ def preview_html(p: dict[str, Any]) -> str:
     title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
     # A 解除 is sent once: "if nobody confirms, all redialled" would promise calls never made.
     count = "消息数" if p["kind"] == "cancel" else "首轮消息数"
+    voice = f'、语音约 {p["voice_minutes"]} 分钟' if p["voice_minutes"] else ""  # none: unsaid
     again = ("解除通知只发一次。" if p["kind"] == "cancel"
              else f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。')
     return (
@@ -221,7 +222,7 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
         f'<table class="small"><thead><tr><th>渠道</th><th>{count}</th></tr></thead>'
         f'<tbody>{chans}</tbody></table>'
-        f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
+        f'<p class="muted">短信 {p["sms_segments"]} 条计费{voice}；'
         f'{again}'
         f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>'
         f'{_first_round(p.get("first_round_s"))}{texts}')
