@@ -62,6 +62,12 @@ async def test_cards_and_the_grid_page_name_console_users_by_display_name(web) -
     assert re.search(f"安排入户：[^<]*（{re.escape(ALAN)}）</li>", page)  # the history
     assert f"入户结果：已当面告知</b>（{ALAN}）" in page
     assert f"停止叫应（{ALAN}：误报）" in page
+    # The village head sent door to door was not called for the grid, only told to go: the
+    # card says so, never 尚未呼叫 and 已呼叫3次 at once.
+    head = h.ctx.registry.data.persons[h.ctx.registry.chain(door, at=h.clock.now())[2] or ""]
+    told = sum(1 for d in h.sent() if d.target_id == head.id)
+    assert f"{head.name}</b>（村负责人）" in page and f"未叫应 · 已发入户通知{told}条" in page
+    assert "尚未呼叫 · 已呼叫" not in page
     for path in (f"{base}/grids/{door}", f"{base}/grids/{acked}",
                  f"{base}/grids/{door}?part=panel"):
         assert not LOGIN.search(_without_titles(await (await client.get(path)).text())), path

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from warnbus.domain.states import AuditEvent
+from warnbus.domain.steps import Step
 from warnbus.flow import filed
 from warnbus.flow.filed import OUTCOME_ZH
 from warnbus.web.console import html
@@ -54,6 +55,11 @@ def person_html(line: PersonLine, names: Mapping[str, str] | None = None) -> str
             state += f" · 下一步 {html.bj(line.next.at, '%H:%M:%S')} {line.next.what}"
     elif line.state is PersonState.ESCALATED and line.moved_to:
         state = f"未确认 · 已升级至 {line.moved_to}"
+    elif line.state is PersonState.NOT_CALLED and line.calls:
+        # Not called to confirm for the grid, yet messaged: sent door to door (尚未呼叫 ·
+        # 已呼叫3次 said both at once).
+        door = all(c.step == int(Step.DOOR_TO_DOOR) for c in line.calls)
+        state = f"未叫应 · 已发{'入户' if door else ''}通知{len(line.calls)}条"
     elif line.calls:
         state += f" · 已呼叫{len(line.calls)}次"
     return (f'<li class="ps-{line.state.value}" data-p="{esc(line.pid)}"><b>{esc(line.name)}</b>'
