@@ -14,6 +14,7 @@ from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.states import GridState, TargetState
 from warnbus.runtime.context import Context
 from warnbus.web.console import html
+from warnbus.web.console.auth import Users
 from warnbus.web.console.base import PREFIX
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
@@ -79,8 +80,11 @@ async def messages(ctx: Context, newest: list[tuple[str, float]]) -> list[dict[s
 
 
 async def pending_drafts(ctx: Context) -> list[dict[str, Any]]:
+    """The drafts waiting for approval; who drafted each by login (`by`) and 姓名 (`name`)."""
+    names = await Users(ctx.redis).displays()
     return [{"id": d.id, "at": d.drafted_at, "kind": d.kind, "level": d.level,
-             "headline": d.form.headline, "by": d.drafted_by}
+             "headline": d.form.headline, "by": d.drafted_by,
+             "name": names.get(d.drafted_by, d.drafted_by)}
             for d in await Drafts(ctx.redis).recent(20) if d.state == "pending"]
 
 
@@ -142,5 +146,6 @@ def drafts_html(drafts: list[dict[str, Any]]) -> str:
     return "".join(
         f'<p class="warn"><a href="{PREFIX}/drafts/{esc(d["id"])}">'
         f'{html.level_badge(d["level"])} {esc(html.KIND_ZH.get(d["kind"], d["kind"]))}：'
-        f'{esc(d["headline"])}</a>（起草 {esc(d["by"])}，{html.bj(d["at"], "%H:%M")}）</p>'
+        f'{esc(d["headline"])}</a>（起草 {html.user(d["by"], {d["by"]: d.get("name", "")})}，'
+        f'{html.bj(d["at"], "%H:%M")}）</p>'
         for d in drafts)

@@ -23,6 +23,7 @@ from warnbus.domain.models import (
     Target,
     TargetKind,
 )
+from warnbus.domain.states import GridState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.changes import by_policy, persons_of, plan_cancel, plan_update
@@ -183,7 +184,9 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
         policy, site_policy = ctx.rules.policy_for(level), ctx.rules.site_policy_for(level)
         deliveries = await plan_cancel(ctx, campaign_id, alert, meta,
                                        ack_url=lambda _pid: PREVIEW_URL)
-        keys = sorted(await ctx.store.grids(campaign_id))
+        # What the 解除 lifts: an area an Update dropped had its own 解除 and is not counted.
+        views = await ctx.store.grids(campaign_id)
+        keys = sorted(g for g, v in views.items() if v.state is not GridState.DROPPED)
         grids = [g for g in keys if not ctx.registry.is_site(g)]
         sites = [g for g in keys if ctx.registry.is_site(g)]
         deadline = _cancel_zh(policy)
@@ -253,6 +256,11 @@ def preview_html(p: dict[str, Any]) -> str:
                 if p["needs_approval"] else "")
     drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
     title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
+    # A 解除 is sent once: "if nobody confirms, all redialled" would promise calls never made.
+    count = "消息数" if p["kind"] == "cancel" else "首轮消息数"
+    voice = f'、语音约 {p["voice_minutes"]} 分钟' if p["voice_minutes"] else ""  # none: unsaid
+    again = ("解除通知只发一次。" if p["kind"] == "cancel"
+             else f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。')
     return (
         f'<h2>{title} {html.level_badge(p["level"])}</h2>{approval}{drill}'
         '<div class="stats">'
@@ -261,9 +269,10 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
         f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
-        f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
-        f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
-        f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。'
+        f'<table class="small"><thead><tr><th>渠道</th><th>{count}</th></tr></thead>'
+        f'<tbody>{chans}</tbody></table>'
+        f'<p class="muted">短信 {p["sms_segments"]} 条计费{voice}；'
+        f'{again}'
         f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。'
         + (f'隐患点等责任人（{p["site_persons"]}人）按其叫应策略：'
            f'<span data-p="site_deadline">{esc(p["site_deadline"])}</span>。'
