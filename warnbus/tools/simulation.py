@@ -74,13 +74,16 @@ class Common:
     command_key: str
 
 
-async def start_common(base_url: str, officers: OfficerModel, time_factor: float) -> Common:
-    """The WeCom simulator, and the WeCom and loudspeaker channels' configurations."""
+async def start_common(base_url: str, officers: OfficerModel, time_factor: float,
+                       clock: Callable[[], float] = time.time) -> Common:
+    """The WeCom simulator, and the WeCom and loudspeaker channels' configurations; `clock`:
+    the time the simulator's records carry (the engine's)."""
     command_key = secrets.token_urlsafe(32)
     corp_secret, cb_token = secrets.token_hex(16), secrets.token_hex(8)
     aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     wecom = WeComSimulator(CORP_ID, corp_secret, cb_token, aes_key, officers,
-                           callback_url=f"{base_url}/hooks/wecom/callback", agent_id=1000002)
+                           callback_url=f"{base_url}/hooks/wecom/callback", agent_id=1000002,
+                           clock=clock)
     wecom_url = await wecom.start()
     configs: dict[str, dict[str, Any]] = {
         "wecom": {"type": "wecom", "corp_id": CORP_ID, "corp_secret": corp_secret,
