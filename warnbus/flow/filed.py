@@ -13,6 +13,7 @@ from the same stream.
 from __future__ import annotations
 
 import io
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from warnbus.domain.models import CHAIN_ORDER, Role
 from warnbus.domain.states import AuditEvent, DeliveryReport
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import AREA_PREFIX, RefKind, kind_of
-from warnbus.flow.record import RECORD_COLUMNS, write_csv
+from warnbus.flow.record import RECORD_COLUMNS, speakers_name, write_csv
 from warnbus.runtime.context import Context
 
 BEIJING = timezone(timedelta(hours=8))
@@ -38,7 +39,9 @@ KIND_ZH = {"cancel": "解除通知", "update": "更新通知"}
 OUTCOME_ZH = {"accepted": "已发出（未收到回执）", "delivered": "已送达",
               "failed-temp": "发送失败（将重试）", "failed-perm": "发送失败",
               "unknown": "结果未知", "skipped": "无需补发", "gave-up": "未发送（服务商故障）",
-              "uncontacted": "未联系上，已转交"}
+              "uncontacted": "未联系上，已转交", "limited": "未发送（号码频次限制），已改其他线路"}
+#: Record rows that are no call to the person: no 第几次, and their reason is said.
+NOT_CALLS = frozenset({"skipped", "gave-up", "uncontacted", "limited", ""})
 #: The columns of the console's CSV and the printed record (the time columns say the zone).
 COLUMNS = ("乡镇", "村/社区", "网格", "责任人", "角色", "渠道", "第几次", "步骤",
            f"发送时间（{ZONE_ZH}）", "结果", f"回执时间（{ZONE_ZH}）", "是否确认",
@@ -116,6 +119,23 @@ def report_zh(r: Report, medium: str) -> str:
     return "发送失败" + (f"（{r.detail}）" if r.detail else "")
 
 
+_LIMITED = re.compile(r"skipped (\S+): (\d+) \w+ (?:in (\d+) (s|min|h)|(a day)|at night "
+                      r"\(([\d:-]+)\)) -> (.+)")
+_UNIT_ZH = {"s": "秒", "min": "分钟", "h": "小时"}
+
+
+def limited_zh(detail: str) -> str:
+    """A re-route before a per-number limit ("skipped voice-tencent: 2 calls in 10 min ->
+    voice-aliyun") in words; anything else as it is."""
+    m = _LIMITED.fullmatch(detail)
+    if m is None:
+        return detail
+    channel, n, span, unit, day, night, dest = m.groups()
+    within = (f"{span}{_UNIT_ZH[unit]}内" if span else "每天" if day else f"夜间（{night}）")
+    to = "本步已无其他线路" if dest.startswith("no path") else f"改由{dest}发送"
+    return f"{channel}对同一号码{within}限{n}次，{to}"
+
+
 @dataclass
 class Filed:
     """The record's rows in words, and what the print page adds to them."""
@@ -129,15 +149,26 @@ def _key(tg: str, ch: str, st: str, k: str, n: str) -> tuple[str, ...]:
 
 
 def reports_by_call(audit: Iterable[Mapping[str, str]]) -> dict[tuple[str, ...], list[Report]]:
-    """Each provider report, against the call it belongs to: its delivery's last call."""
+    """Each provider report, against the call it belongs to: its delivery's last call.
+
+    A provider may report on a call before the engine has stored the call's attempt (its
+    receipt raced the dispatcher's write); such a report belongs to the delivery's next call
+    in the stream, never to none."""
     last: dict[str, tuple[str, ...]] = {}
+    early: dict[str, list[Report]] = defaultdict(list)
     out: dict[tuple[str, ...], list[Report]] = defaultdict(list)
     for ev in audit:
+        d = ev.get("d", "")
         if ev.get("ev") == AuditEvent.ATTEMPT:
-            last[ev.get("d", "")] = _key(ev.get("tg", ""), ev.get("ch", ""), ev.get("st", ""),
-                                         ev.get("k", ""), ev.get("n", ""))
-        elif ev.get("ev") == AuditEvent.STATUS and ev.get("d", "") in last:
-            out[last[ev["d"]]].append(Report(ev.get("s", ""), ev.get("x", ""), ev.get("at", "")))
+            last[d] = key = _key(ev.get("tg", ""), ev.get("ch", ""), ev.get("st", ""),
+                                 ev.get("k", ""), ev.get("n", ""))
+            out[key].extend(early.pop(d, ()))
+        elif ev.get("ev") == AuditEvent.STATUS:
+            report = Report(ev.get("s", ""), ev.get("x", ""), ev.get("at", ""))
+            if d in last:
+                out[last[d]].append(report)
+            else:
+                early[d].append(report)
     return out
 
 
@@ -175,6 +206,8 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
         order.setdefault(r["person_id"], i)
     ranked = sorted(range(len(rows)), key=lambda i: (
         order[rows[i]["person_id"]], rows[i].get("sent_at") or "~", i))
+    # 第几次 counts a person's calls per medium (语音电话, 短信 ...): the accounts behind one
+    # medium (voice by Aliyun, then by Tencent) are one line of calls to the person.
     nth: dict[tuple[str, str], int] = defaultdict(int)
     out: list[tuple[int, dict[str, str]]] = []
     for i in ranked:
@@ -182,9 +215,9 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
         pid, ch = r["person_id"], r.get("channel", "")
         info = ctx.channels.get(ch)
         medium = info.medium.value if info is not None else ch
-        called = bool(ch) and r.get("outcome") not in ("skipped", "gave-up", "uncontacted", "")
+        called = bool(ch) and r.get("outcome", "") not in NOT_CALLS
         if called:
-            nth[(pid, ch)] += 1
+            nth[(pid, medium)] += 1
         got = reports.get(_key(pid, ch, r.get("step", ""), r.get("kind", ""),
                                r.get("attempt", "")), [])
         words = [report_zh(x, medium) for x in got]
@@ -195,8 +228,7 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
         grids = [ctx.registry.data.grids[g] for g in grid_ids if g in ctx.registry.data.grids]
         area = pid[len(AREA_PREFIX):] if kind_of(pid) is RefKind.AREA else ""
         village = grids[0].village if grids else area or (person.region if person else "")
-        name = r.get("name") or (f"{regions[area].name if area in regions else area}应急广播"
-                                 if area else pid)
+        name = r.get("name") or speakers_name(ctx, pid) or pid
         town = ctx.registry.township_of(village) if village else None
         by = r.get("confirmed_by", "")
         out.append((i, {
@@ -206,7 +238,7 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
             "责任人": name,
             "角色": ROLE_VALUE_ZH.get(r.get("role", ""), r.get("role", "")),
             "渠道": MEDIUM_ZH.get(medium, ch),
-            "第几次": f"第{nth[(pid, ch)]}次" if called else "",
+            "第几次": f"第{nth[(pid, medium)]}次" if called else "",
             "步骤": step_zh(r.get("step", ""), r.get("kind", "")) if ch else "",
             f"发送时间（{ZONE_ZH}）": bj(r.get("sent_at")),
             "结果": result,
@@ -215,8 +247,8 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
             f"确认时间（{ZONE_ZH}）": bj(r.get("confirmed_at")),
             "确认方式": VIA_ZH.get(r.get("confirmed_via", ""), r.get("confirmed_via", "")),
             "确认人": users.get(by, by),
-            "原因/说明": r.get("reason") or r.get("detail", "") if not called else r.get(
-                "reason", ""),
+            "原因/说明": r.get("reason") or limited_zh(r.get("detail", "")) if not called
+            else r.get("reason", ""),
         }))
     if keep_order:
         out.sort(key=lambda x: x[0])

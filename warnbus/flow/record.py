@@ -20,6 +20,7 @@ from warnbus.domain.states import (
     GridState,
     TargetState,
 )
+from warnbus.domain.targets import AREA_PREFIX, RefKind, kind_of
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
 
@@ -123,7 +124,7 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
         t = targets.get(pid)
         a = acks.get(pid)
         return {
-            "person_id": pid, "name": p.name if p else "",
+            "person_id": pid, "name": p.name if p else speakers_name(ctx, pid),
             "role": (t.role.value if t and t.role else (p.role.value if p else "device")),
             "grids": " ".join(t.grids) if t else "",
             "confirmed_at": _ts(a.at) if a else "", "confirmed_via": a.via.value if a else "",
@@ -165,6 +166,15 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
             row.update(person_cols(pid))
             rows.append(row)
     return rows
+
+
+def speakers_name(ctx: Context, target_id: str) -> str:
+    """What a record calls a village's loudspeakers (an area target): "X村应急广播"; else ""."""
+    if kind_of(target_id) is not RefKind.AREA:
+        return ""
+    code = target_id[len(AREA_PREFIX):]
+    region = ctx.registry.data.regions.get(code)
+    return f"{region.name if region else code}应急广播"
 
 
 #: The outcome of a provider call that was made (claimed and handed to the provider) but
