@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from warnbus.domain.models import CHAIN_ORDER, Role
+from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Role
+from warnbus.domain.sites import SITE_ROLE_ZH
 from warnbus.domain.states import AuditEvent, DeliveryReport
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import AREA_PREFIX, RefKind, kind_of
@@ -29,7 +30,9 @@ from warnbus.runtime.context import Context
 BEIJING = timezone(timedelta(hours=8))
 ZONE_ZH = "北京时间（UTC+8）"
 ROLE_ZH = {Role.PRIMARY: "网格员", Role.BACKUP: "备岗网格员", Role.VILLAGE_HEAD: "村负责人",
-           Role.TOWNSHIP_DUTY: "乡镇值班员", Role.COUNTY_DUTY: "县值班员"}
+           Role.TOWNSHIP_DUTY: "乡镇值班员", Role.COUNTY_DUTY: "县值班员",
+           Role.TOWNSHIP_LEADER: "乡镇带班领导", Role.COUNTY_LEADER: "县带班领导",
+           Role.SITE: "隐患点等责任人"}
 ROLE_VALUE_ZH = {r.value: z for r, z in ROLE_ZH.items()} | {"device": "应急广播"}
 MEDIUM_ZH = {"voice": "语音电话", "sms": "短信", "wecom": "企业微信", "loudspeaker": "应急广播"}
 VIA_ZH = {"dtmf": "电话按键", "sms": "短信回复", "wecom": "企业微信按钮", "link": "确认链接",
@@ -75,8 +78,18 @@ def step_zh(step: str, kind: str = "") -> str:
     again = f"第{st.redials}次重拨" if st.redials else ""
     if st.level == 0:
         return again or "首次"
-    role = ROLE_ZH.get(CHAIN_ORDER[st.level], "上一级") if st.level < len(CHAIN_ORDER) else "上一级"
-    return f"升级至{role}" + (f"·{again}" if again else "")
+    role = role_at(st.level)
+    return f"升级至{ROLE_ZH.get(role, '上一级') if role else '上一级'}" + (
+        f"·{again}" if again else "")
+
+
+def role_at(level: int, site: bool = False) -> Role | None:
+    """The role a chain level calls: a grid's chain, or a site's (`SITE_CHAIN_ORDER`, whose
+    levels past a grid's call the officer of the site's grid)."""
+    order: tuple[Role | None, ...] = SITE_CHAIN_ORDER if site else CHAIN_ORDER
+    if not site and level >= len(order):
+        order = SITE_CHAIN_ORDER  # only a site's chain goes that far
+    return order[level] if 0 <= level < len(order) else None
 
 
 #: What a call that reached nobody says, by the words of the provider's detail (Twilio's
@@ -178,13 +191,13 @@ def escalations(ctx: Context, audit: Iterable[Mapping[str, str]]) -> list[dict[s
     for ev in audit:
         if ev.get("ev") != AuditEvent.ESCALATE:
             continue
-        grid = ctx.registry.data.grids.get(ev.get("g", ""))
+        key = ev.get("g", "")
         frm, to = ctx.person(ev.get("from", "")), ctx.person(ev.get("to", ""))
         lv = ev.get("lv", "")
-        role = (ROLE_ZH.get(CHAIN_ORDER[int(lv)], "") if lv.isdigit()
-                and int(lv) < len(CHAIN_ORDER) else "")
+        at = role_at(int(lv), ctx.registry.is_site(key)) if lv.isdigit() else None
+        role = ROLE_ZH.get(at, "") if at is not None else ""
         out.append({
-            "时间": bj(ev.get("at")), "网格": grid.name if grid else ev.get("g", ""),
+            "时间": bj(ev.get("at")), "网格": ctx.registry.name_of(key),
             "原责任人": frm.name if frm else ev.get("from", ""),
             "转交": (f"{to.name}（{role}）" if to else "未叫醒名单") if ev.get("to") else "未叫醒名单",
             "说明": "此前未能联系到原责任人（无消息送达）" if ev.get("nc") else "超时未确认",
@@ -200,7 +213,8 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
 
     `users`: console user name -> display name (who confirmed by hand)."""
     reports = reports_by_call(audit)
-    regions = ctx.registry.data.regions
+    data = ctx.registry.data
+    regions = data.regions
     order: dict[str, int] = {}
     for i, r in enumerate(rows):
         order.setdefault(r["person_id"], i)
@@ -225,18 +239,19 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
             r.get("outcome", ""), r.get("outcome", "") or ("未呼叫" if not ch else ""))
         person = ctx.person(pid)
         grid_ids = (r.get("grids") or "").split()
-        grids = [ctx.registry.data.grids[g] for g in grid_ids if g in ctx.registry.data.grids]
+        # A person answers for grids and sites alike (a site is named for what it is).
+        places = [p for g in grid_ids if (p := data.grids.get(g) or data.sites.get(g))]
         area = pid[len(AREA_PREFIX):] if kind_of(pid) is RefKind.AREA else ""
-        village = grids[0].village if grids else area or (person.region if person else "")
+        village = places[0].village if places else area or (person.region if person else "")
         name = r.get("name") or speakers_name(ctx, pid) or pid
         town = ctx.registry.township_of(village) if village else None
         by = r.get("confirmed_by", "")
         out.append((i, {
             "乡镇": regions[town].name if town and town in regions else "",
             "村/社区": regions[village].name if village in regions else "",
-            "网格": "、".join(g.name for g in grids) or " ".join(grid_ids),
+            "网格": "、".join(ctx.registry.name_of(g) for g in grid_ids),
             "责任人": name,
-            "角色": ROLE_VALUE_ZH.get(r.get("role", ""), r.get("role", "")),
+            "角色": _role_zh(ctx, pid, r.get("role", ""), grid_ids),
             "渠道": MEDIUM_ZH.get(medium, ch),
             "第几次": f"第{nth[(pid, medium)]}次" if called else "",
             "步骤": step_zh(r.get("step", ""), r.get("kind", "")) if ch else "",
@@ -253,6 +268,17 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
     if keep_order:
         out.sort(key=lambda x: x[0])
     return Filed([r for _i, r in out], escalations(ctx, audit))
+
+
+def _role_zh(ctx: Context, pid: str, role: str, keys: Sequence[str]) -> str:
+    """A row's role in words; a site's person by what they answer for there (巡查员 ...)."""
+    if role == Role.SITE:
+        sites = ctx.registry.data.sites
+        said = dict.fromkeys(SITE_ROLE_ZH[p.role] for k in keys if k in sites
+                             for p in sites[k].people if p.person == pid)
+        if said:
+            return "、".join(said)
+    return ROLE_VALUE_ZH.get(role, role)
 
 
 #: The API's record rows keep their keys (DESIGN section 9) and gain these, in words.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,8 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
         # grids moved on past a person no message had reached (audit: escalate, nc=1)
         "uncontacted": meta.uncontacted,
     }
+    sites = await site_states(ctx, cid)
+    grids = Counter(meta.grid_counts) - sites
     return {
         "alert_id": alert_id,
         "campaign_id": cid,
@@ -74,8 +77,16 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
             "headline": meta.headline if meta.state is not CampaignState.PLANNING else None,
         },
         "counts": counts,
-        "grids": {g.value: n for g, n in sorted(meta.grid_counts.items()) if n},
+        # Grids and sites are tracked alike and counted apart (the counts above are both's).
+        "grids": {g.value: n for g, n in sorted(grids.items()) if n},
+        "sites": {g.value: n for g, n in sorted(sites.items()) if n},
     }
+
+
+async def site_states(ctx: Context, campaign_id: str) -> Counter[GridState]:
+    """The 叫应 states of a campaign's sites (the rest of its grid keys are grids)."""
+    return Counter(g.state for k, g in (await ctx.store.grids(campaign_id)).items()
+                   if ctx.registry.is_site(k))
 
 
 async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
