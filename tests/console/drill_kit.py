@@ -1,7 +1,8 @@
-"""A county drill on the mainland provider simulators, driven on a ManualClock.
+"""A county drill on the provider simulators, driven on a ManualClock.
 
-The engine runs in this process on the real channels (the official Aliyun and Tencent SDKs,
-WeCom over HTTP) against `warnbus.tools.cn_world`'s simulators; its web app listens on a real
+The engine runs in this process on the real channels (the official Twilio, Aliyun and Tencent
+SDKs, WeCom over HTTP) against the simulators of a provider set (`--providers twilio|cn`,
+`warnbus.tools.simulation`); its web app listens on a real
 port, so the simulators' receipts, key presses, SMS replies and card clicks come back through
 the same hooks as in production. The clock moves only when the drill says so; between moves
 the engine and the simulators run until neither has anything left to do.
@@ -17,6 +18,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from channels.sim.officers import OfficerModel
 from channels.testing import TestChannel, TestChannelConfig
 from tests.engine.helpers import T0, Harness
 from warnbus.plugin import Medium
@@ -25,7 +27,7 @@ from warnbus.runtime.app import build_app, token_hash
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import EngineSettings, ServerSettings, Settings, TokenSettings
 from warnbus.runtime.services import free_port
-from warnbus.tools.cn_world import CnWorld, start_cn_world
+from warnbus.tools.simulation import ProviderWorld, start_providers
 from warnbus.web.api import make_web_app
 
 TOKEN = "record-test-county-token"
@@ -34,7 +36,7 @@ TOKEN = "record-test-county-token"
 @dataclass
 class Drill:
     h: Harness
-    world: CnWorld
+    world: ProviderWorld
     base: str  # the engine's URL
     registry: Registry
 
@@ -46,8 +48,8 @@ class Drill:
         """Run the engine and the simulators until neither has anything left to do now."""
         for _ in range(50):
             n = await self.h.drain()
-            await self.world.aliyun.wait_idle(10.0)
-            await self.world.tencent.wait_idle(10.0)
+            for server in self.world.servers:
+                await server.wait_idle(10.0)
             await self.world.wecom.drain(10.0)
             if n == 0 and await self.h.drain() == 0:
                 return
@@ -64,19 +66,18 @@ class Drill:
 
 
 @contextlib.asynccontextmanager
-async def cn_drill(redis_url: str, officers: object) -> AsyncIterator[Drill]:
-    """The sample county's engine on the mainland simulators (no loudspeakers on MQTT: the
-    speakers are a test channel here, their rows are not a provider's)."""
-    from channels.sim.officers import OfficerModel
-
-    assert isinstance(officers, OfficerModel)
+async def drill(redis_url: str, officers: OfficerModel, providers: str
+                ) -> AsyncIterator[Drill]:
+    """The sample county's engine on a provider set's simulators (no loudspeakers on MQTT:
+    the speakers are a test channel here, their rows are not a provider's)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     registry = load_registry(default_registry_path())
     clock = ManualClock(T0.timestamp())
     no_speakers = msgspec.structs.replace(registry.data, devices={})
-    world = await start_cn_world(no_speakers, base_url=base, mqtt_url="mqtt://127.0.0.1:9",
-                                 officers=officers, clock=clock.now, offline_speakers=0)
+    world = await start_providers(providers, no_speakers, base_url=base,
+                                  mqtt_url="mqtt://127.0.0.1:9", officers=officers,
+                                  clock=clock.now)
     channels = {**world.channels, "loudspeaker": TestChannel(
         "loudspeaker", TestChannelConfig(medium=Medium.LOUDSPEAKER))}
     settings = Settings(redis_url=redis_url, mqtt_url="mqtt://127.0.0.1:9",
