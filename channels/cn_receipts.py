@@ -192,15 +192,19 @@ class Receipts:
             return
 
         async def act() -> None:
-            # `key` identifies the reply: the engine confirms with it once, in every process.
-            campaigns = await sink.confirm_from(self.channel, number, AckVia.SMS, f"up|{key}")
+            # The number and `key` identify the reply: the engine confirms with it once, in
+            # every process. A provider's key alone is not one reply (Tencent's is its time
+            # to the second and the text: two officers answering 收到 in one second).
+            campaigns = await sink.confirm_from(self.channel, number, AckVia.SMS,
+                                                reply_id(number, key))
             log.info("sms reply confirmed", channel=self.channel,
                      phone_masked=mask_phone(number), campaigns=len(campaigns))
 
         await self.once(("up", number, key), act)
 
     async def _report(self, sink: EventSink, number: str, key: str, report: Report) -> None:
-        campaigns = await sink.report_from(self.channel, number, AckVia.SMS, report, f"up|{key}")
+        campaigns = await sink.report_from(self.channel, number, AckVia.SMS, report,
+                                           reply_id(number, key))
         log.info("sms reply reported", channel=self.channel, phone_masked=mask_phone(number),
                  kind=report.kind.value, campaigns=len(campaigns))
 
@@ -214,3 +218,8 @@ class Receipts:
 
         open_ids = self.book.open_ids(time.time(), self.config.pull_max_age_s)
         await asyncio.gather(*(one(p, r) for p, r in open_ids))
+
+
+def reply_id(number: str, key: str) -> str:
+    """The id of an SMS reply the engine remembers it by: its sender and the provider's key."""
+    return f"up|{number}|{key}"

@@ -34,7 +34,15 @@ from aiohttp import web
 
 from channels.sim.cn_limits import ALIYUN_SMS, ALIYUN_VOICE, CHINA, NumberCounter, NumberLimits
 from channels.sim.cn_server import SimServer
-from channels.sim.officers import CONFIRM, CallHabits, OfficerModel, scripted_keys
+from channels.sim.officers import (
+    CONFIRM,
+    SMS_FAILURES,
+    CallHabits,
+    OfficerModel,
+    Script,
+    Turns,
+    scripted_keys,
+)
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 MAX_SKEW_S = 900.0  # x-acs-date may be this far from the server's clock
@@ -69,6 +77,9 @@ class SmsRecord:
     sent_at: float
     status: int = 1  # QuerySendDetails SendStatus: 1 waiting, 2 failed, 3 delivered
     err_code: str = ""
+    ending: str = ""  # what its recipient does with it (a `Script`'s SMS ending, if any)
+    reported_at: float = 0.0  # when the delivery report was pushed
+    replies: list[tuple[float, str]] = field(default_factory=list)  # (when, text) sent back
 
 
 @dataclass
@@ -82,9 +93,11 @@ class CallRecord:
     out_id: str
     sent_at: float
     ending: str = ""
+    keys: str = ""  # a scripted report's keys after the confirming 1 ("confirm:435#")
     state: str = ""  # the final status code once the call ended
     dtmf: str = ""
     reports: list[dict[str, Any]] = field(default_factory=list)
+    ended_at: float = 0.0  # when the call ended (its final report)
 
 
 @dataclass(frozen=True)
@@ -118,7 +131,8 @@ class AliyunSimulator(SimServer):
         sms_report_url: str | None = None, sms_up_url: str | None = None,
         voice_report_url: str | None = None, voice_call_report_url: str | None = None,
         sms_limits: NumberLimits = ALIYUN_SMS, voice_limits: NumberLimits = ALIYUN_VOICE,
-        habits: CallHabits | None = None, scripted: Mapping[str, str] | None = None,
+        habits: CallHabits | None = None,
+        scripted: Mapping[str, str | Script] | None = None,
         failures: Mapping[str, str] | None = None, duplicate: bool = False,
         late_s: float = 0.0, out_of_order: bool = False, step_delay_s: float = 0.01,
         clock: Callable[[], float] = time.time,
@@ -136,7 +150,9 @@ class AliyunSimulator(SimServer):
         self.sms_limit = NumberCounter(sms_limits)
         self.voice_limit = NumberCounter(voice_limits)
         self.habits = habits or CallHabits()
-        self.scripted = dict(scripted or {})  # number -> ending ("confirm", "voicemail", ...)
+        #: number -> its ending ("confirm", "voicemail", ...) or a `Script` (turn by turn)
+        self.scripted: dict[str, str | Script] = dict(scripted or {})
+        self._turns = Turns(self.scripted)
         self.failures = dict(failures or {})  # number -> error code answered to a send
         self.duplicate, self.late_s, self.out_of_order = duplicate, late_s, out_of_order
         self.step_delay_s = step_delay_s
@@ -262,6 +278,7 @@ class AliyunSimulator(SimServer):
         text = f"【{p['SignName']}】{text}"
         r = SmsRecord(f"{int(self.clock() * 1000)}^{uuid.uuid4().int % 10**10}", number,
                       p["TemplateCode"], values, text, p.get("OutId", ""), self.clock())
+        r.ending = scripted_keys(self._turns.next("sms", number) or "")[0]
         self.messages.append(r)
         self._spawn(self._sms_life(r))
         return {"BizId": r.biz_id}
@@ -293,6 +310,7 @@ class AliyunSimulator(SimServer):
             raise AcsError(refused, "触发号码分钟级/小时级/天级流控", 200)
         r = CallRecord(f"{uuid.uuid4().int % 10**12}^{uuid.uuid4().int % 10**12}", number, api,
                        p[code_field], values, text, p.get("OutId", ""), self.clock())
+        r.ending, r.keys = scripted_keys(self._ending(r))
         self.calls.append(r)
         self._spawn(self._call_life(r, p))
         return {"CallId": r.call_id}
@@ -317,10 +335,11 @@ class AliyunSimulator(SimServer):
 
     async def _sms_life(self, r: SmsRecord) -> None:
         reaction = self.officers.react(r.number, r.text)
-        ending = scripted_keys(self.scripted.get(r.number) or "")[0] or None
-        delivered = reaction.reachable and ending not in ("off", "empty", "stopped")
+        ending = r.ending
+        delivered = reaction.reachable and ending not in SMS_FAILURES
         await asyncio.sleep(self.step_delay_s + self.late_s)
         r.status, r.err_code = (3, "DELIVERED") if delivered else (2, "MK:0005")
+        r.reported_at = self.clock()
         await self._push("sms-report", [{
             "phone_number": r.number, "send_time": _local(r.sent_at),
             "report_time": _local(self.clock()), "success": delivered, "err_code": r.err_code,
@@ -333,13 +352,14 @@ class AliyunSimulator(SimServer):
 
     async def reply(self, r: SmsRecord, content: str = "1") -> int:
         """The recipient of `r` answers it: an SmsUp push."""
+        r.replies.append((self.clock(), content))
         return await self._push("sms-up", [{
             "phone_number": r.number, "send_time": _local(self.clock()), "content": content,
             "sign_name": next(iter(self.sign_names), ""), "dest_code": "1234",
             "sequence_id": uuid.uuid4().int % 10**9}])
 
     def _ending(self, r: CallRecord) -> str:
-        scripted = self.scripted.get(r.number)
+        scripted = self._turns.next("calls", r.number)
         if scripted:
             return scripted
         reaction = self.officers.react(r.number, r.text)
@@ -351,8 +371,7 @@ class AliyunSimulator(SimServer):
 
     async def _call_life(self, r: CallRecord, p: dict[str, str]) -> None:
         scripted = bool(self.scripted.get(r.number))
-        ending, keys = scripted_keys(self._ending(r))
-        r.ending = ending
+        ending, keys = r.ending, r.keys
         if ending == CONFIRM and r.api != "IvrCall":
             ending = r.ending = "heard"  # a TTS call takes no key
         if ending == CONFIRM and not scripted:
@@ -383,7 +402,7 @@ class AliyunSimulator(SimServer):
         if self.out_of_order:
             steps.reverse()
         await asyncio.sleep(self.step_delay_s + self.late_s)
-        r.state = final["status_code"]
+        r.state, r.ended_at = final["status_code"], self.clock()
         for hook, payload in steps:
             await self._push(hook, payload)
             await asyncio.sleep(self.step_delay_s)

@@ -99,3 +99,50 @@ class CallHabits:
                 return name
             u -= share
         return "no-answer"
+
+
+#: What an SMS ending does: these leave the message undelivered (the handset is off, the
+#: number empty or stopped); "confirm" replies 收到; any other is delivered, unanswered.
+SMS_FAILURES = ("off", "empty", "stopped")
+
+
+@dataclass(frozen=True)
+class Script:
+    """What one scripted person does with each call, SMS and WeCom card, in turn.
+
+    `calls`: the ending of the 1st, 2nd, ... call to their number (`CALL_ENDINGS`, "confirm"
+    to press 1, or a failure such as "off"); `sms`: of each SMS ("confirm" replies 收到, one of
+    `SMS_FAILURES` is not delivered, anything else is delivered and left unanswered); `cards`:
+    of each WeCom card ("click" taps its button). The last of each repeats; an empty tuple
+    leaves that channel to the `OfficerModel`. A plain string in a simulator's `scripted` is
+    the same ending for every call and SMS."""
+
+    calls: tuple[str, ...] = ()
+    sms: tuple[str, ...] = ()
+    cards: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(value: str | Script) -> Script:
+        return value if isinstance(value, Script) else Script((value,), (value,))
+
+    def turn(self, what: str, n: int) -> str | None:
+        """The ending of the `n`th (0-based) `what` ("calls", "sms", "cards"), or None."""
+        endings = {"calls": self.calls, "sms": self.sms, "cards": self.cards}[what]
+        return endings[min(n, len(endings) - 1)] if endings else None
+
+
+class Turns:
+    """Which call, SMS or card to a scripted address this is (the simulators' counter)."""
+
+    def __init__(self, scripted: dict[str, str | Script]) -> None:
+        self.scripted = scripted
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def next(self, what: str, address: str) -> str | None:
+        """The scripted ending of this `what` to `address` (None: not scripted)."""
+        value = self.scripted.get(address)
+        if value is None:
+            return None
+        n = self._seen.get((what, address), 0)
+        self._seen[(what, address)] = n + 1
+        return Script.of(value).turn(what, n)

@@ -97,7 +97,7 @@ async def start_cn_world(
     offline_speakers: int = 2,
 ) -> CnWorld:
     """Start the Aliyun, Tencent and WeCom simulators and the speakers; build the channels."""
-    common = await start_common(base_url, officers, time_factor)
+    common = await start_common(base_url, officers, time_factor, clock)
     keys = {"aliyun": secrets.token_hex(16), "tencent": secrets.token_hex(16),
             "hook": secrets.token_urlsafe(18).replace("-", "_")}
     hooks = base_url.rstrip("/") + "/hooks"

@@ -1,4 +1,4 @@
-"""The live campaign board: persons, grids and loudspeakers, the map, drill-down to villages
+"""The live campaign board: persons, grids, sites and loudspeakers, the map, drill-down to villages
 and grids, the pending list from the first minute, the alert's text, source and history."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from warnbus.web.console.feedback import feedback_section
 from warnbus.web.console.html import GRID_STATE_ZH, csrf_field, esc
 from warnbus.web.console.live import stream
 
-#: The board's counts, by group: persons, grids, loudspeakers (never summed together).
+#: The board's counts, by group: persons, grids, sites, loudspeakers (never summed together).
 #: After each total, its parts add up to it (persons: 已送达 is a count of its own).
 #: 已发出（人）: a provider took or delivered a message to them. Not 已送达: an SMS or a WeCom
 #: message a provider took is not known to have arrived, and WeCom never reports it.
@@ -45,6 +45,10 @@ GRIDS = (("g_total", "网格"), ("g_calling", "叫应中"), ("g_confirmed", "已
          ("g_taken_over", "上级已确认"), ("g_escalated", "已升级"), ("g_unreached", "未叫醒"),
          ("g_door", "入户中"), ("g_visited", "已入户"), ("g_stopped", "已停止叫应"),
          ("g_closed", "已移出"))
+#: Sites (hazard points, reservoirs and ponds, danger zones, shelters) the hazard calls.
+SITES = (("site_total", "隐患点/水库/危险区等（处）"), ("site_calling", "叫应中"),
+         ("site_confirmed", "已确认"), ("site_taken_over", "上级已确认"),
+         ("site_escalated", "已升级"), ("site_unreached", "未叫醒"))
 SPEAKERS = (("s_total", "应急广播"), ("s_played", "已播放"), ("s_silent", "未确认播放"))
 #: Not a part of a total: how many grids moved up their chain past a person no message had
 #: reached (the record's `uncontacted` rows).
@@ -64,7 +68,8 @@ def _stats(counts: dict[str, int]) -> str:
         return f'<div class="stats {name}">{cells}</div>'
 
     return ('<div class="counts">' + group("persons", PERSONS) + group("grids", GRIDS)
-            + group("speakers", SPEAKERS) + group("notes", NOTES) + "</div>")
+            + group("sites", SITES) + group("speakers", SPEAKERS) + group("notes", NOTES)
+            + "</div>")
 
 
 def _region_table(request: web.Request, counts: dict[str, dict[str, int]], codes: list[str],
