@@ -172,9 +172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ext(code: int, data: memoryview) -> Any:
-    if code == _DATE_EXT:
-        return datetime.min  # a date cell: `cells` says so; its value is never used
-    raise ValueError(code)
+    """A date or time cell as the child wrote it (`str` of the value): a duty roster's day
+    and shift start are read from it; a text column says it wants text (`cells`)."""
+    if code != _DATE_EXT:
+        raise ValueError(code)
+    said = bytes(data[:64]).decode("ascii", "replace")
+    for parse in (date.fromisoformat, datetime.fromisoformat, time.fromisoformat):
+        try:
+            return parse(said)
+        except ValueError:
+            continue
+    return timedelta(0)  # a duration: no column of the workbook holds one
 
 
 async def run_child(what: str, payload: bytes, *, name: str = "", crs: str = "",
