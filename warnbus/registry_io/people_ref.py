@@ -93,8 +93,13 @@ class People:
     #: New phones set by this import, by person: (phone, sheet, row) of the first row.
     phones: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
+    #: Person ids by name (a sheet of a province's rows looks names up, not every person).
+    by_name: dict[str, list[str]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self.fresh = next_free("p-", (*self.build.persons, *self.build.base.persons), width=5)
+        for pid in sorted(self.build.persons):
+            self.by_name.setdefault(self.build.persons[pid].name, []).append(pid)
 
     def resolve(self, n: int, keys: Columns, who: Named, *, label: str,
                 candidates: Callable[[Person], bool], fits: Callable[[Person], str | None],
@@ -116,7 +121,8 @@ class People:
                           f"「{person.name}」不一致")
                 return None
         elif who.name:
-            found = [p for p in persons.values() if p.name == who.name and candidates(p)]
+            found = [p for i in self.by_name.get(who.name, ())
+                     if (p := persons[i]) and candidates(p)]
             if len(found) > 1 and who.phone:
                 found = [p for p in found if who.phone in (p.phone, self._was(p.id))]
             if len(found) > 1:
@@ -153,6 +159,7 @@ class People:
         if pid is None:
             pid = self.made[made] = next(self.fresh)
             self.build.persons[pid] = Person(pid, who.name, role, region, phone=who.phone)
+            self.by_name.setdefault(who.name, []).append(pid)
             self.build.where[("persons", pid)] = (self.table.sheet, n)
         return pid
 

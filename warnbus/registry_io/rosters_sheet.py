@@ -125,6 +125,7 @@ class _Row:
     first: date
     last: date | None  # a rotation row: the version's span
     people: dict[Role, list[str]]  # person ids per duty role (empty: nobody named)
+    broken: bool = False  # a person of the row had a problem (its day is not a gap too)
 
 
 @dataclass
@@ -135,6 +136,8 @@ class _Version:
     start: str | None = None
     start_row: int = 0
     rows: list[_Row] = field(default_factory=list)
+    #: Regions with a row whose day could not be read: a gap there is that row's problem.
+    troubled: set[str] = field(default_factory=set)
 
 
 class Rosters:
@@ -180,6 +183,8 @@ class Rosters:
             v.start, v.start_row = start, n
         elif isinstance(start, str) and start != v.start:
             table.problem(n, "start", f"同一值班表的交班时间应一致（第{v.start_row}行是 {v.start}）")
+        if isinstance(region, str) and day is None:
+            v.troubled.add(region)
         if not isinstance(region, str) or not isinstance(day, tuple):
             return
         place = build.regions.get(region)
@@ -190,15 +195,13 @@ class Rosters:
         if table.has("region_name"):
             _name_check(table, build, n, row, "region_name", region)
         got: dict[Role, list[str]] = {}
+        broken = False
         for role, keys in _DUTIES[place.level]:
             who = named(table, n, row, keys, many=day[1] is not None)
-            if who is None:
-                return
-            ids = [self._person(people, n, keys, w, role, region) for w in who]
-            if any(i is None for i in ids):
-                return
+            ids = [self._person(people, n, keys, w, role, region) for w in who or ()]
+            broken = broken or who is None or None in ids
             got[role] = [i for i in ids if i]
-        v.rows.append(_Row(n, region, day[0], day[1], got))
+        v.rows.append(_Row(n, region, day[0], day[1], got, broken))
 
     @staticmethod
     def _person(people: People, n: int, keys: Columns, who: Named, role: Role,
@@ -252,22 +255,29 @@ class Rosters:
         """One region's entry for `role`: its rotation and dated shifts; None when no row
         names anyone for it. Gaps, doubles and a rotation off the version's span are
         problems of their rows."""
-        if not any(r.people.get(role) for r in rows):
+        if not any(r.people.get(role) or r.broken for r in rows):
             return None
         where = f"{build.regions[rows[0].region].name} {role_zh(role)}"
+        before = len(table.problems)
         rotation: tuple[str, ...] = ()
         rota_row = 0
         dated: dict[date, tuple[str, int]] = {}
         for r in rows:
             ids = r.people.get(role, [])
             if r.last is not None:
-                if rota_row and ids:
-                    table.problem(r.n, keys[1], f"{where}已在第{rota_row}行轮班，一个版本只能有一行轮班")
+                if r.broken and not ids:
+                    rota_row = rota_row or -r.n  # its own problem: no gaps reported
+                elif rota_row and ids:
+                    table.problem(r.n, keys[1], f"{where}已在第{abs(rota_row)}行轮班，"
+                                  "一个版本只能有一行轮班")
                 elif (r.first, r.last) != (first, last) and ids:
                     table.problem(r.n, "day", f"轮班应覆盖整个值班表 {v.rid}"
                                   f"（{first.isoformat()}至{last.isoformat()}）")
                 elif ids:
                     rotation, rota_row = tuple(ids), r.n
+                continue
+            if not ids and r.broken:
+                dated.setdefault(r.first, ("", r.n))  # its own problem says what is wrong
                 continue
             if not ids:
                 continue
@@ -276,14 +286,15 @@ class Rosters:
                               f"{dated[r.first][1]}行排班：同一天只能有一个班次")
                 continue
             dated[r.first] = (ids[0], r.n)
-        if not rotation:
+        if (not rotation and rota_row >= 0 and len(table.problems) == before
+                and rows[0].region not in v.troubled):
             missing = [d for d in _days(first, last) if d not in dated]
             if missing:
                 gap = _runs(missing)
                 near = max((r.n for r in rows if r.first <= missing[0]), default=rows[0].n)
                 table.problem(near, keys[1], f"{where}{gap}无人值班（缺少这些日期的班次）")
-        return RosterEntry(rows[0].region, role, rotation,
-                           tuple(Shift(d.isoformat(), p) for d, (p, _) in sorted(dated.items())))
+        return RosterEntry(rows[0].region, role, rotation, tuple(
+            Shift(d.isoformat(), p) for d, (p, _) in sorted(dated.items()) if p))
 
     def check(self, build: Build) -> None:
         if "rosters" in build.read:
@@ -348,6 +359,9 @@ def _kept(new: Roster, old: Roster | None) -> Roster:
                 entries.append(_over(was.rotation, e, new))
             else:
                 entries.append(e)
+        # In the old version's order (rows moved in the sheet are no change).
+        order = {(e.region, e.role): i for i, e in enumerate(old.entries)}
+        entries.sort(key=lambda e: (order.get((e.region, e.role), len(order)), e.region))
         new = Roster(new.id, new.name, new.first_day, new.last_day, tuple(entries),
                      new.shift_start)
     if old.approved_by and schedule_digest(old) == schedule_digest(new):
