@@ -138,6 +138,7 @@ class _Version:
     rows: list[_Row] = field(default_factory=list)
     #: Regions with a row whose day could not be read: a gap there is that row's problem.
     troubled: set[str] = field(default_factory=set)
+    bad: bool = False  # a row of it has a problem
 
 
 class Rosters:
@@ -150,7 +151,10 @@ class Rosters:
         people = People(build, table)
         versions: dict[str, _Version] = {}
         for n, row in table.records():
-            self._row(table, build, people, versions, n, row)
+            before = len(table.problems)
+            rid = self._row(table, build, people, versions, n, row)
+            if len(table.problems) > before and rid in versions:
+                versions[rid].bad = True
         out: dict[str, Roster] = {}
         for v in versions.values():
             roster = self._version(table, build, v)
@@ -163,17 +167,18 @@ class Rosters:
         build.read.add("rosters")
 
     def _row(self, table: Table, build: Build, people: People, versions: dict[str, _Version],
-             n: int, row: Sequence[cells.Cell]) -> None:
+             n: int, row: Sequence[cells.Cell]) -> str | None:
+        """Read one row into its version; the version's id (None when it has none)."""
         rid = _cell(table, n, row, "roster", cells.ascii_text)
         name = table.text(n, row, "roster_name") if table.has("roster_name") else ""
         start = _cell(table, n, row, "start", read_start) if table.has("start") else None
         region = _cell(table, n, row, "region", cells.region_code)
         day = _cell(table, n, row, "day", read_day)
         if not isinstance(rid, str):
-            return
+            return None
         if not rid or not _ID.fullmatch(rid):
             table.problem(n, "roster", "值班表编号不能为空，只能由字母、数字和 _ . - 组成")
-            return
+            return None
         v = versions.setdefault(rid, _Version(rid, n))
         if name and not v.name:
             v.name = name
@@ -186,12 +191,12 @@ class Rosters:
         if isinstance(region, str) and day is None:
             v.troubled.add(region)
         if not isinstance(region, str) or not isinstance(day, tuple):
-            return
+            return rid
         place = build.regions.get(region)
         if place is None or place.level not in _DUTIES:
             if not build.is_broken("regions", region):
                 table.problem(n, "region", f"{region} 不是「区划」中的乡镇或县")
-            return
+            return rid
         if table.has("region_name"):
             _name_check(table, build, n, row, "region_name", region)
         got: dict[Role, list[str]] = {}
@@ -202,6 +207,7 @@ class Rosters:
             broken = broken or who is None or None in ids
             got[role] = [i for i in ids if i]
         v.rows.append(_Row(n, region, day[0], day[1], got, broken))
+        return rid
 
     @staticmethod
     def _person(people: People, n: int, keys: Columns, who: Named, role: Role,
@@ -241,13 +247,18 @@ class Rosters:
                 entry = self._entry(table, build, v, rows, role, keys, first, last)
                 if entry is not None:
                     entries.append(entry)
-        if len(table.problems) > before:
+        if len(table.problems) > before or v.bad:
             return None
         old = build.base.rosters.get(v.rid)
-        roster = Roster(v.rid, v.name or (old.name if old else v.rid), first.isoformat(),
-                        last.isoformat(), tuple(entries),
-                        v.start or (old.shift_start if old else DEFAULT_SHIFT_START))
-        return _kept(roster, old)
+        roster = _kept(Roster(v.rid, v.name or (old.name if old else v.rid), first.isoformat(),
+                              last.isoformat(), tuple(entries),
+                              v.start or (old.shift_start if old else DEFAULT_SHIFT_START)), old)
+        if old is None or (not roster.approved_by
+                           and schedule_digest(old) != schedule_digest(roster)):
+            what = "是新版本" if old is None else "的班次有变化"
+            build.warnings.append(f"值班表 {v.rid}（{roster.name}）{what}：应用后须由审批人在"
+                                  "控制台「值班安排」审批才生效")
+        return roster
 
     @staticmethod
     def _entry(table: Table, build: Build, v: _Version, rows: list[_Row], role: Role,
