@@ -39,16 +39,15 @@ def named(table: Table, n: int, row: Sequence[cells.Cell], keys: Columns,
     None after a problem (located)."""
     id_key, name_key, phone_key = keys
     try:
+        key = id_key
         ids = _split(table, row, id_key, many, cells.ascii_text)
+        key = name_key
         names = _split(table, row, name_key, many, cells.text)
-    except cells.CellError as e:
-        table.problem(n, id_key, e.message)
-        return None
-    try:
+        key = phone_key
         raw = _split(table, row, phone_key, many, cells.ascii_text)
         phones = [cells.phone(p) if p else None for p in raw]
     except cells.CellError as e:
-        table.problem(n, phone_key, e.message)
+        table.problem(n, key, e.message)
         return None
     count = max(len(ids), len(names))
     for got, key in ((ids, id_key), (names, name_key), (phones, phone_key)):
