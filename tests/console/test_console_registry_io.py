@@ -195,8 +195,8 @@ async def test_the_board_of_a_campaign_whose_grid_was_removed(web) -> None:  # t
     assert f"{gone}（已从台账删除）" in county
 
 
-async def test_rosters_and_sites_through_the_console_then_the_version_is_approved(  # type: ignore[no-untyped-def]
-        web) -> None:
+async def test_rosters_and_sites_through_the_console_then_the_version_is_approved(
+        web) -> None:  # type: ignore[no-untyped-def]
     """The same service as the CLI: the preview counts sites and rosters and says the changed
     version waits for approval; applied, /console/duty shows it 待审批 with the shifts the
     approver sees; approved, it is in force; changed again by an import, its approval no
@@ -209,7 +209,8 @@ async def test_rosters_and_sites_through_the_console_then_the_version_is_approve
     preview = r.headers["Location"]
     page = _text(await (await client.get(preview)).text())
     assert "变化：人员：新增1，修改1；场所：新增1；值班表：修改1；其中手机号变更 1 人" in page
-    assert f"值班表 {JULY}（2026年7月主汛期值班表）的班次有变化：应用后须由审批人在控制台「值班安排」审批才生效" in page
+    assert (f"值班表 {JULY}（2026年7月主汛期值班表）的班次有变化：应用后须由审批人在控制台"
+            "「值班安排」审批才生效") in page
     r = await client.post(preview + "/apply", data={"_csrf": s.csrf}, allow_redirects=False)
     assert h.ctx.registry_version == 1 and not (await h.ctx.duty_book()).approved(JULY)
 

@@ -69,7 +69,8 @@ async def test_the_office_edit_is_read_and_shown() -> None:
     assert data.persons[monitor].phone == "+86" + CHANGED_PHONE
     new = data.sites["hp-new-01"]
     [sp] = new.people
-    assert sp.role is SiteRole.MONITOR and data.persons[sp.person].phone == "+86" + NEW_MONITOR_PHONE
+    assert sp.role is SiteRole.MONITOR
+    assert data.persons[sp.person].phone == "+86" + NEW_MONITOR_PHONE
     assert data.persons[sp.person].role is Role.SITE and sp.person not in was.persons
     assert p.diff.counts()["sites"] == {"added": 1, "changed": 0, "removed": 0}
     assert p.diff.counts()["rosters"] == {"added": 0, "changed": 1, "removed": 0}

@@ -231,9 +231,9 @@ def _shift_fields(old: RegistryData, new: RegistryData, a: Roster, b: Roster
 
 
 Fields = Callable[[RegistryData], Mapping[str, Callable[[Any], str]]]
-#: The tables compared, in order, with how each shows its fields. Duty rosters and sites join
-#: here (and in KIND_ZH) when their records exist; a table not listed is compared as a whole
-#: record (`_whole`), so no change of the registry goes unshown.
+#: The tables compared, in order, with how each shows its fields (a changed roster version
+#: also with the shifts it changes); a table not listed is compared as a whole record
+#: (`_whole`), so no change of the registry goes unshown.
 TABLES: dict[str, Fields] = {
     "regions": _region_fields, "persons": _person_fields, "grids": _grid_fields,
     "devices": _device_fields, "sites": _site_fields, "rosters": _roster_fields,

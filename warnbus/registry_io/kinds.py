@@ -2,8 +2,9 @@
 
 Each kind is one `Kind`: a `SheetSpec`, `read` (the sheet's rows into the build, every problem
 located), `check` (after every sheet is read: references between kinds) and `rows` (export).
-`KINDS` lists them in reading order; duty rosters and sites join it as kinds of their own when
-their records exist (issue 19 items 1-2): a sheet, a reader and an exporter, nothing else.
+`workbook.KINDS` lists them in reading order: regions, persons, grids, sites, the sites'
+people, duty rosters (issue 19 item 3). A record kind the registry grows joins it the same
+way: a sheet, a reader and an exporter, nothing else.
 
 What this module knows of roles and region levels is asked through `role_zh` and
 `role_levels` alone, which read the domain's tables (`warnbus.domain.roles`: `ROLE_ZH`,

@@ -145,8 +145,7 @@ class Rosters:
     spec = SPEC
 
     def read(self, table: Table, build: Build) -> None:
-        if not (table.has("duty_id") or table.has("duty")):
-            table.problem(table.header_row, "duty", "缺少此列（表头应有「值班员」或「值班员编号」）")
+        if not table.has_any("duty", "duty_id"):
             return
         people = People(build, table)
         versions: dict[str, _Version] = {}
@@ -339,7 +338,8 @@ class Rosters:
                     cols = []
                     for role, _ in duties:
                         e = by_role.get(role)
-                        hit = next((s.person for s in e.shifts if s.day == day), None) if e else None
+                        hit = next((s.person for s in e.shifts if s.day == day),
+                                   None) if e else None
                         cols += _people(persons, (hit,) if hit else ())
                     yield (*head, day, r.shift_start, *cols)
 

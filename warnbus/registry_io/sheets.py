@@ -55,7 +55,7 @@ class Column:
 
 @dataclass(frozen=True)
 class SheetSpec:
-    kind: str  # the record kind: regions, grids, persons (rosters, sites to come)
+    kind: str  # the record kind: regions, grids, persons, sites, site_people, rosters
     name: str
     columns: tuple[Column, ...]
     aliases: tuple[str, ...] = ()
@@ -83,6 +83,15 @@ class Table:
 
     def has(self, key: str) -> bool:
         return key in self.index
+
+    def has_any(self, *keys: str) -> bool:
+        """Whether the sheet has one of the columns `keys` (either does); if not, a problem
+        of its header row, as for a missing required column."""
+        if any(self.has(k) for k in keys):
+            return True
+        names = "」或「".join(self.spec.column(k).header for k in keys)
+        self.problem(self.header_row, keys[0], f"缺少此列（表头应有「{names}」）")
+        return False
 
     def raw(self, cells: Sequence[Cell], key: str) -> Cell:
         i = self.index.get(key)

@@ -48,21 +48,14 @@ _KEYS = ("person_id", "name", "phone")
 
 
 def _role(value: cells.Cell) -> SiteRole:
-    role = _ROLE_WORDS.get(cells.text(value, limit=20))
-    if role is None:
-        raise cells.CellError("职责应为：" + "、".join(SITE_ROLE_ZH.values()))
-    return role
+    return cells.choice(value, _ROLE_WORDS, "职责", SITE_ROLE_ZH.values())
 
 
 class SitePeople:
     spec = SPEC
 
     def read(self, table: Table, build: Build) -> None:
-        if not (table.has("site") or table.has("site_name")):
-            table.problem(table.header_row, "site", "缺少此列（表头应有「场所编号」或「场所名称」）")
-            return
-        if not (table.has("person_id") or table.has("name")):
-            table.problem(table.header_row, "name", "缺少此列（表头应有「姓名」或「人员编号」）")
+        if not (table.has_any("site", "site_name") and table.has_any("name", "person_id")):
             return
         people = People(build, table)
         names = Counter(s.name for s in build.sites.values())

@@ -59,10 +59,7 @@ _MAX_COUNT = 10_000_000
 
 
 def _kind(value: cells.Cell) -> SiteKind:
-    kind = _KIND_WORDS.get(cells.text(value, limit=20))
-    if kind is None:
-        raise cells.CellError("类型应为：" + "、".join(SITE_KIND_ZH.values()))
-    return kind
+    return cells.choice(value, _KIND_WORDS, "类型", SITE_KIND_ZH.values())
 
 
 def _degrees(value: cells.Cell) -> float | None:
@@ -131,8 +128,10 @@ class Sites:
         grid = _cell(table, n, row, "grid", cells.ascii_text) if table.has("grid") else ""
         lon = _cell(table, n, row, "lon", _degrees) if table.has("lon") else None
         lat = _cell(table, n, row, "lat", _degrees) if table.has("lat") else None
-        counts = {k: _cell(table, n, row, k, _count) if table.has(k) else None
-                  for k in ("households", "residents", "capacity")}
+        counts: dict[str, int | None] = {}
+        for k in ("households", "residents", "capacity"):
+            got = _cell(table, n, row, k, _count) if table.has(k) else None
+            counts[k] = got if isinstance(got, int) else None
         _year(table, build, n, row)
         if name == "":
             table.problem(n, "name", "名称不能为空")
@@ -159,7 +158,7 @@ class Sites:
         site = Site(sid, name, kind, village, gid,
                     point if isinstance(point, tuple) else None,
                     old.polygon if old else (), old.people if old else (),
-                    counts["households"], counts["residents"], counts["capacity"],  # type: ignore[arg-type]
+                    counts["households"], counts["residents"], counts["capacity"],
                     code if isinstance(code, str) and code else None)
         if site.point is None and not site.polygon:
             table.problem(n, "lon", "没有位置：请填写经度和纬度")
@@ -167,7 +166,7 @@ class Sites:
         return self._placed(table, build, by_village, n, site)
 
     @staticmethod
-    def _counts(table: Table, n: int, kind: SiteKind, counts: dict[str, object]) -> bool:
+    def _counts(table: Table, n: int, kind: SiteKind, counts: dict[str, int | None]) -> bool:
         for key, ok in (("households", kind is SiteKind.DANGER_ZONE),
                         ("residents", kind is SiteKind.DANGER_ZONE),
                         ("capacity", kind is SiteKind.SHELTER)):

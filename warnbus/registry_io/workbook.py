@@ -2,8 +2,9 @@
 
 Each sheet present replaces its kind; a kind whose sheet is absent (or has no data rows, as
 in the template) is kept as it is (a workbook of people alone changes people alone).
-Loudspeakers are not in the workbook and are kept; so are the polygons of grids and sites. Every problem is located (sheet, row, column) in Chinese; when the sheets have
-none, the registry's own validation runs as a last net (its findings are listed too).
+Loudspeakers are not in the workbook and are kept; so are the polygons of grids and sites.
+Every problem is located (sheet, row, column) in Chinese; when the sheets have none, the
+registry's own validation runs as a last net (its findings are listed too).
 """
 
 from __future__ import annotations
