@@ -237,8 +237,10 @@ async def test_template_example_rows_are_shown_and_skipped() -> None:
     assert p.diff.empty and p.candidate.problems == []
 
 
-@pytest.mark.parametrize("day", ["2026/7/15", "2026年7月15日", "2026.07.15"])
-async def test_office_ways_of_writing_a_day(day: str) -> None:
+@pytest.mark.parametrize("day", ["2026/7/15", "2026年7月15日", "2026.07.15", date(2026, 7, 15),
+                                 datetime(2026, 7, 15)])
+async def test_office_ways_of_writing_a_day(day: object) -> None:
+    """Text as offices type it, or a date cell (Excel turns 2026/7/15 into one)."""
     def change(wb: Workbook) -> None:
         duty = wb["值班表"]
         put(duty, row_where(duty, 值班表编号=JULY, 区划代码=TOWN, 日期="2026-07-15"), "日期", day)
