@@ -130,7 +130,8 @@ async def test_only_an_admin_uploads_and_every_role_exports_masked(web) -> None:
     ws = load_workbook(io.BytesIO(await r.read()))["人员"]
     assert ws.cell(row_of(ws, "人员编号", PID), 7).value == "+8619944532078"
     r = await client.get("/console/registry/template.xlsx")
-    assert load_workbook(io.BytesIO(await r.read())).sheetnames == ["说明", "区划", "人员", "网格"]
+    assert load_workbook(io.BytesIO(await r.read())).sheetnames == [
+        "说明", "区划", "人员", "网格", "场所", "场所责任人", "值班表"]
 
 
 async def test_edit_one_person_audited(web) -> None:  # type: ignore[no-untyped-def]
