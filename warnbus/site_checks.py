@@ -108,7 +108,7 @@ def site_spot(site: Site) -> shapely.Point | None:
     """Where a site is for placing it: its point, else a point inside its polygon."""
     if site.point is not None and abs(site.point[0]) <= 90 and abs(site.point[1]) <= 180:
         return shapely.Point(site.point[1], site.point[0])
-    if site.polygon and not ring_faults({site.id: site.polygon}):
+    if site.polygon and next(ring_faults({site.id: site.polygon}), None) is None:
         return shapely.Polygon([(lon, lat) for lat, lon in site.polygon]).point_on_surface()
     return None
 

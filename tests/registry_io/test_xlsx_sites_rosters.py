@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 import pytest
 import pytest_asyncio
+import shapely
 from openpyxl import Workbook, load_workbook
 from sheets_kit import (
     CHANGED_PHONE,
@@ -26,7 +27,7 @@ from sheets_kit import (
     office_edit,
     row_where,
 )
-from xlsx_kit import append, edit, geological, preview, put, sample, sample_xlsx
+from xlsx_kit import append, edit, geojson, geological, preview, put, sample, sample_xlsx
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from warnbus.domain.duty import BEIJING, Approval, DutySource, schedule_digest
@@ -247,3 +248,32 @@ async def test_office_ways_of_writing_a_day(day: object) -> None:
 
     p = await preview(edit(sample_xlsx(), change))
     assert p.candidate.problems == [] and p.diff.empty
+
+
+async def test_a_new_danger_zone_takes_its_range_from_the_boundary_file() -> None:
+    """A danger zone typed without coordinates: its range from a GeoJSON feature keyed by its
+    场所编号, its grid found from the range; without the file, its row says what is missing."""
+    data = sample().data
+    gid, grid = sorted(data.grids.items())[0]
+    inner = shapely.Polygon([(lon, lat) for lat, lon in grid.polygon]).buffer(-0.0005)
+    ring = tuple((round(lat, 6), round(lon, 6)) for lon, lat in inner.exterior.coords)
+
+    def change(wb: Workbook) -> None:
+        n = append(wb["场所"], {"场所编号": "dz-new-01", "名称": "新划危险区", "类型": "危险区",
+                               "村ADCD": grid.village, "户数": "12", "人数": "35"})
+        expected.append(n)
+        append(wb["场所责任人"], {"场所编号": "dz-new-01", "姓名": "新转移责任人",
+                                 "职责": "危险区转移责任人", "手机": "13900006666"})
+
+    expected: list[int] = []
+    blob = edit(sample_xlsx(), change)
+    p = await preview(blob, boundary=geojson({"dz-new-01": ring}, field="场所编号"))
+    assert p.candidate.problems == [], [str(x) for x in p.candidate.problems]
+    zone = p.candidate.data.sites["dz-new-01"]
+    assert zone.polygon == ring and zone.grid == gid and (zone.households, zone.residents) == (
+        12, 35)
+    assert "1 个场所的范围已更新" in p.candidate.boundary
+    bare = await preview(blob)
+    assert [str(x) for x in bare.candidate.problems] == [
+        f"「场所」表第{expected[0]}行「经度」列：没有位置：请填写经度和纬度，"
+        "或在边界文件中按场所编号给出范围"]

@@ -2,8 +2,9 @@
 
 One row per site: its kind, the village (and grid) it lies in, a point (经度, 纬度, CGCS2000
 degrees) and its counts (户数 and 人数 of a danger zone, 容纳人数 of a shelter). A site the
-registry holds with a polygon keeps it (boundaries are not in the workbook); a site's grid
-may be left empty: it is the grid of its village its point lies in. A site out of its
+registry holds with a polygon keeps it (boundaries are not in the workbook); a site's range
+may come from a boundary file, matched by 场所编号 as grids are by 网格编号. A new site's grid
+may be left empty: it is the grid of its village its point (its range) lies in. A site out of its
 village (its grid), beyond about 1 m, is a problem of its row with the distance. Its people
 are in the 场所责任人 sheet (`site_people_sheet.py`); without that sheet a site keeps its own.
 """
@@ -161,8 +162,7 @@ class Sites:
                     counts["households"], counts["residents"], counts["capacity"],
                     code if isinstance(code, str) and code else None)
         if site.point is None and not site.polygon:
-            table.problem(n, "lon", "没有位置：请填写经度和纬度")
-            return None
+            return site  # its range may come from the boundary file (`check` says if not)
         return self._placed(table, build, by_village, n, site)
 
     @staticmethod
@@ -224,9 +224,10 @@ class Sites:
         return site
 
     def check(self, build: Build) -> None:
-        if "sites" in build.read:
-            return
         by_village = grids_by_village(build.grids)
+        if "sites" in build.read:
+            self._ranged(build, by_village)
+            return
         for sid, s in build.sites.items():  # sites kept while the grids or regions changed
             village = build.regions.get(s.village)
             if village is None or village.level is not RegionLevel.VILLAGE:
@@ -237,6 +238,30 @@ class Sites:
                          "已不在「网格」中（或已移到别的村）", "网格")
             elif said := placement_problem(build.grids, by_village, s):
                 build.at("grids", s.grid or "", None, f"场所 {sid}（{s.name}）：{said}", "网格")
+
+    @staticmethod
+    def _ranged(build: Build, by_village: Mapping[str, list[str]]) -> None:
+        """The sites read without a place: their range from the boundary file (placed in
+        their village as a point is), else a problem of their row."""
+        for sid, s in list(build.sites.items()):
+            if s.point is not None or (s.polygon and sid in build.base.sites
+                                       and s.polygon == build.base.sites[sid].polygon):
+                continue
+            where = build.where.get(("sites", sid))
+            if where is None:
+                continue
+            if not s.polygon:
+                build.at("sites", sid, "经度", "没有位置：请填写经度和纬度，或在边界文件中按场所编号"
+                         "给出范围", SPEC.name)
+                continue
+            if s.grid is None:
+                spot = site_spot(s)
+                owners = owners_of(build.grids, by_village, s, spot) if spot else []
+                if len(owners) == 1:
+                    s = build.sites[sid] = msgspec.structs.replace(s, grid=owners[0])
+            said = placement_problem(build.grids, by_village, s)
+            if said:
+                build.at("sites", sid, "网格编号", said, SPEC.name)
 
     def rows(self, data: RegistryData, year: int | None) -> Iterable[Sequence[str | None]]:
         regions = data.regions
