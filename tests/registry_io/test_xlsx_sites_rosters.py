@@ -35,7 +35,8 @@ from warnbus.domain.models import DeliveryKind, Level, Role, SiteRole
 from warnbus.domain.steps import Step
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
-from warnbus.registry_io.service import Preview, encode_report, report
+from warnbus.registry_io.service import Preview, decode_report, encode_report, report
+from warnbus.state.registrybook import RegistryBook
 
 #: Ten minutes before the 08:00 handover of 15 July: the township step falls after it.
 START = datetime(2026, 7, 15, 7, 50, tzinfo=BEIJING).timestamp()
@@ -190,6 +191,10 @@ async def test_applied_the_alert_and_escalation_use_the_new_data(h: Harness) -> 
     p = await preview(edit(sample_xlsx(), office_edit))
     assert p.candidate.ok
     assert await _apply(h, p) == 1
+    [(_, entry)] = await RegistryBook(h.ctx.redis).history()  # the change history keeps it
+    assert entry.summary == "人员：新增1，修改1；场所：新增1；值班表：修改1；其中手机号变更 1 人"
+    assert {c.kind for c in decode_report(entry.diff).diff.changes} == {
+        "persons", "sites", "rosters"}
     data = h.ctx.registry.data
     new_monitor = data.sites["hp-new-01"].people[0].person
     _sid, monitor = hazard_in_hills()
