@@ -65,41 +65,45 @@ def apply_boundaries(build: Build, bf: BoundaryFile, key: str = "") -> str:
             continue  # the grid's (site's) own row says what is wrong
         sid = None if gid else (value if value in build.sites else sites.get(value))
         if sid is not None:
-            _site(build, f, n, sid, placed)
+            ring = _take(build, f, n, field, ("场所", sid, "范围"), placed)
+            if ring:
+                build.sites[sid] = msgspec.structs.replace(build.sites[sid], polygon=ring)
             continue
         if not value or gid is None:
             why = ("不止一个网格（场所）叫这个名字，请用编号" if names.get(value, 0) > 1
                    or site_names.get(value, 0) > 1 else "台账中没有这个编号或名称的网格或场所")
             build.problems.append(Problem(BOUNDARY_SHEET, n, field, f"「{value}」：{why}"))
             continue
-        if gid in done:
-            build.problems.append(Problem(BOUNDARY_SHEET, n, field,
-                                          f"网格 {gid} 已由第{done[gid]}个要素给出边界"))
-            continue
-        ring = tuple((float(lat), float(lon)) for lat, lon in f["ring"])
-        poly = shapely.Polygon([(lon, lat) for lat, lon in ring]) if len(ring) >= 4 else None
-        if poly is None or not poly.is_valid or poly.area <= 0:
-            reason = shapely.is_valid_reason(poly) if poly is not None else "少于4个点"
-            build.problems.append(Problem(BOUNDARY_SHEET, n, None, f"网格 {gid} 的边界无效（{reason}）"))
-            continue
-        done[gid] = n
-        build.grids[gid] = msgspec.structs.replace(build.grids[gid], polygon=ring)
+        ring = _take(build, f, n, field, ("网格", gid, "边界"), done)
+        if ring:
+            build.grids[gid] = msgspec.structs.replace(build.grids[gid], polygon=ring)
     return (f"{bf.kind}，坐标系 {bf.crs}，按字段「{field}」对应，"
             f"{len(done)} 个网格的边界已更新" + (f"，{len(placed)} 个场所的范围已更新"
                                           if placed else ""))
 
 
-def _site(build: Build, f: dict[str, Any], n: int, sid: str, placed: dict[str, int]) -> None:
-    """A feature naming a site: its polygon (a danger zone's, a reservoir's)."""
-    if sid in placed:
+def _take(build: Build, f: dict[str, Any], n: int, field: str, what: tuple[str, str, str],
+          done: dict[str, int]) -> tuple[tuple[float, float], ...]:
+    """The ring feature `n` gives a grid or site (`what`: its kind, id and what the ring is
+    called); () after a problem: another feature gave it already, or it is no polygon."""
+    kind, key, noun = what
+    if key in done:
+        build.problems.append(Problem(BOUNDARY_SHEET, n, field,
+                                      f"{kind} {key} 已由第{done[key]}个要素给出{noun}"))
+        return ()
+    ring, reason = _ring(f)
+    if reason:
         build.problems.append(Problem(BOUNDARY_SHEET, n, None,
-                                      f"场所 {sid} 已由第{placed[sid]}个要素给出范围"))
-        return
+                                      f"{kind} {key} 的{noun}无效（{reason}）"))
+        return ()
+    done[key] = n
+    return ring
+
+
+def _ring(f: dict[str, Any]) -> tuple[tuple[tuple[float, float], ...], str]:
+    """A feature's ring as (lat, lon) points, and why it is no polygon ("" when it is one)."""
     ring = tuple((float(lat), float(lon)) for lat, lon in f["ring"])
     poly = shapely.Polygon([(lon, lat) for lat, lon in ring]) if len(ring) >= 4 else None
     if poly is None or not poly.is_valid or poly.area <= 0:
-        reason = shapely.is_valid_reason(poly) if poly is not None else "少于4个点"
-        build.problems.append(Problem(BOUNDARY_SHEET, n, None, f"场所 {sid} 的范围无效（{reason}）"))
-        return
-    placed[sid] = n
-    build.sites[sid] = msgspec.structs.replace(build.sites[sid], polygon=ring)
+        return ring, shapely.is_valid_reason(poly) if poly is not None else "少于4个点"
+    return ring, ""
