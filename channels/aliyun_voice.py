@@ -11,6 +11,13 @@ the final state but no key: with `receipts = "pull"` a call reports how it ended
 confirmation must come another way (SMS reply, WeCom, link). MNS is not used for the same
 reason as for SMS (see channels/aliyun_sms.py).
 
+After the 1 a person may report by keys (the `confirm_code` template asks, e.g. "已确认，
+谢谢。如需报送：已到岗请按2，零报告请按3，已转移人数请先按4再输入人数，以井号键结束。"):
+`dtmf` is every key of the call, the 1 and then the report's ("1435#": 转移 35 人), read by
+`keypad_report` as every voice channel reads it. A key report whose keys do not end with #
+may be only the first of them: it confirms, and the call record (VoiceReport, at the end of
+the call) gives the report, kept once per call.
+
 The outcome of a call is one of `cn_outcomes.CallOutcome`: a voicemail or forwarded call
 that "heard it in full" is a missed call, never answered.
 """
@@ -43,6 +50,7 @@ from channels.cn_outcomes import (
     ALIYUN_MACHINE_CODES,
     aliyun_call_outcome,
 )
+from channels.cn_receipts import CONFIRM_KEY, END_KEY
 from channels.cn_templates import TemplateSet
 from warnbus.plugin import (
     Delivery,
@@ -57,7 +65,6 @@ log = structlog.get_logger("channels.aliyun_voice")
 ENDPOINT = "dyvmsapi.aliyuncs.com"
 OK_REPLY = {"code": 0, "msg": "成功"}
 BAD_REPLY = {"code": 1, "msg": "格式错误"}
-CONFIRM_KEY = "1"
 #: QueryCallDetailByCallId's ProdId per API that placed the call.
 PROD_IDS = {"IvrCall": "11000000300005", "SingleCallByTts": "11010000138001"}
 OUT_ID_BYTES = 15  # OutId is 1-15 bytes: a delivery id's first hex digits, for the log
@@ -157,12 +164,18 @@ class AliyunVoice(CloudChannel):
             while len(self._machines) > _MACHINE_MEMORY:
                 self._machines.popitem(last=False)
         if r.status_code == ALIYUN_KEY_EVENT and CONFIRM_KEY in (r.dtmf or ""):
-            await self.receipts.key(sink, r.call_id, "")
+            keys = r.dtmf or ""
+            # A report's keys end with #: before it they may be only the first of them (the
+            # call record, at the end of the call, has them all).
+            await self.receipts.keypad(sink, r.call_id, "",
+                                       keys if keys.endswith(END_KEY) else CONFIRM_KEY)
 
     async def _final(self, sink: EventSink, r: VoiceReport) -> None:
         if CONFIRM_KEY in (r.dtmf or ""):
-            # The key press may come only here (its progress report lost or not subscribed).
-            await self.receipts.key(sink, r.call_id, e164(r.callee) if r.callee else "")
+            # The key press may come only here (its progress report lost or not subscribed);
+            # the record has every key of the call.
+            await self.receipts.keypad(sink, r.call_id, e164(r.callee) if r.callee else "",
+                                       r.dtmf or "")
             return
         smart = r.smart_status_code or self._machines.get(r.call_id, "")
         outcome, detail = aliyun_call_outcome(r.status_code, smart)

@@ -28,6 +28,7 @@ from warnbus.plugin import (
     EventSink,
     ProviderStatus,
     Report,
+    keypad_report,
     mask_phone,
     parse_report,
 )
@@ -35,6 +36,16 @@ from warnbus.plugin import (
 log = structlog.get_logger("channels.cn")
 
 PULL_CONCURRENCY = 8
+#: The key that confirms on a call; the keys after it are a report (`keypad_report`).
+CONFIRM_KEY = "1"
+#: The key that ends a report's keys (the template asks for it).
+END_KEY = "#"
+
+
+def report_keys(keys: str) -> str:
+    """The keys of a call after its confirming 1: what the person reported ("" if none)."""
+    at = keys.find(CONFIRM_KEY)
+    return keys[at + 1:] if at >= 0 else ""
 
 
 class Receipts:
@@ -130,6 +141,43 @@ class Receipts:
 
         await self.once((call_id, "key"), act)
 
+    async def keypad(self, sink: EventSink, call_id: str, number: str, keys: str) -> None:
+        """The keys pressed on a call, as the provider reports them: the 1 confirms (`key`);
+        the keys after it are a report (2 到岗, 3 零报告, 4 and the number 转移 N, #), kept
+        once per call however often and by whichever process it is reported. Keys that
+        say no report are logged and dropped: the confirmation stands."""
+        if CONFIRM_KEY not in keys:
+            return
+        await self.key(sink, call_id, number)
+        rest = report_keys(keys)
+        if not rest:
+            return
+        ref = self.book.get(call_id)
+        if ref is None and not number:
+            return  # a later report of this call names the number
+        report = keypad_report(rest)
+        if report is None:
+            if self.seen.first("keys", call_id):
+                log.warning("keypad report not understood", channel=self.channel,
+                            call_id=call_id, keys=rest[:32])
+            return
+        event = f"call|{self.channel}|{call_id}"
+
+        async def act() -> None:
+            if ref is not None:
+                kept = await sink.report(ref.campaign_id, ref.target_id, AckVia.DTMF, report,
+                                         event)
+                log.info("call reported by keys", channel=self.channel,
+                         delivery_id=ref.delivery_id, kind=report.kind.value, kept=kept)
+            else:
+                campaigns = await sink.report_from(self.channel, number, AckVia.DTMF, report,
+                                                   event)
+                log.info("call reported by keys, matched by number", channel=self.channel,
+                         phone_masked=mask_phone(number), kind=report.kind.value,
+                         campaigns=len(campaigns))
+
+        await self.once((call_id, "report"), act)
+
     async def reply(self, sink: EventSink, number: str, content: str, key: str) -> None:
         """An SMS reply: "1" / 收到 / 确认 confirm the sender's open campaigns; a report
         ("到岗", "转移 35", "零报告", "险情 …") is kept in them."""
@@ -144,15 +192,19 @@ class Receipts:
             return
 
         async def act() -> None:
-            # `key` identifies the reply: the engine confirms with it once, in every process.
-            campaigns = await sink.confirm_from(self.channel, number, AckVia.SMS, f"up|{key}")
+            # The number and `key` identify the reply: the engine confirms with it once, in
+            # every process. A provider's key alone is not one reply (Tencent's is its time
+            # to the second and the text: two officers answering 收到 in one second).
+            campaigns = await sink.confirm_from(self.channel, number, AckVia.SMS,
+                                                reply_id(number, key))
             log.info("sms reply confirmed", channel=self.channel,
                      phone_masked=mask_phone(number), campaigns=len(campaigns))
 
         await self.once(("up", number, key), act)
 
     async def _report(self, sink: EventSink, number: str, key: str, report: Report) -> None:
-        campaigns = await sink.report_from(self.channel, number, AckVia.SMS, report, f"up|{key}")
+        campaigns = await sink.report_from(self.channel, number, AckVia.SMS, report,
+                                           reply_id(number, key))
         log.info("sms reply reported", channel=self.channel, phone_masked=mask_phone(number),
                  kind=report.kind.value, campaigns=len(campaigns))
 
@@ -166,3 +218,8 @@ class Receipts:
 
         open_ids = self.book.open_ids(time.time(), self.config.pull_max_age_s)
         await asyncio.gather(*(one(p, r) for p, r in open_ids))
+
+
+def reply_id(number: str, key: str) -> str:
+    """The id of an SMS reply the engine remembers it by: its sender and the provider's key."""
+    return f"up|{number}|{key}"

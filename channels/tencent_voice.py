@@ -1,11 +1,16 @@
 """Tencent Cloud voice (vms 2020-09-02): SendTtsVoice, with the key press as the confirmation.
 
 The approved TTS template is read `play_times` times; pressing 1 is reported by the key-press
-callback (voicekey_callback) and confirms. How the call ended comes as voiceprompt_callback
-(result 0 answered, 1 not answered, 2 failed) or voice_failure_callback (with the reason:
-空号 and 停机 are permanent). All are answered `{"result":0}`. Tencent tells neither voicemail
-nor forwarding apart from a person who answered: such a call is "answered" without the key,
-which confirms nothing, so the 叫应 goes on.
+callback (voicekey_callback) and confirms. The keys after the 1 in the same push are a report
+(the template asks, e.g. "确认收到请按1；按1后如需报送：已到岗按2，零报告按3，已转移人数先按4
+再输入人数，以井号键结束。"; "1435#": 转移 35 人), read by `keypad_report` as every voice channel
+reads it and kept once per call; keys pushed without the 1 report nothing.
+
+How the call ended comes as voiceprompt_callback (result 0 answered, 1 not answered, 2
+failed) or voice_failure_callback (with the reason: 空号 and 停机 are permanent). All are
+answered `{"result":0}`. Tencent tells neither voicemail nor forwarding apart from a person
+who answered: such a call is "answered" without the key, which confirms nothing, so the 叫应
+goes on.
 
 VMS has no pull API: `receipts = "pull"` is refused at start-up. Per-number limits
 (LimitExceeded.DeliveryFrequencyLimit: by default 1 call per 30 s, 2 per 10 minutes, 3 a day,
@@ -44,7 +49,6 @@ from warnbus.plugin import (
 
 SERVICE, VERSION = "vms", "2020-09-02"
 ENDPOINT = "vms.tencentcloudapi.com"  # the SDK's, when `endpoint` is not set
-CONFIRM_KEY = "1"
 BAD_REPLY = {"result": 1, "errmsg": "bad request"}
 _PROMPT = {"0": (CallOutcome.HEARD, "接听未按键"), "1": (CallOutcome.RETRY, "用户未接听"),
            "2": (CallOutcome.RETRY, "呼叫异常")}
@@ -123,8 +127,9 @@ class TencentVoice(CloudChannel):
         rx = self.receipts
         if e.voicekey_callback is not None:
             k = e.voicekey_callback
-            if CONFIRM_KEY in k.keypress:
-                await rx.key(sink, k.callid, e164(k.mobile, k.nationcode) if k.mobile else "")
+            # The keys of the push: 1, then a report's (one key scheme for every call).
+            await rx.keypad(sink, k.callid, e164(k.mobile, k.nationcode) if k.mobile else "",
+                            k.keypress)
         if e.voice_failure_callback is not None:
             f = e.voice_failure_callback
             outcome, detail = tencent_failure_outcome(f.failure_code, f.failure_reason)

@@ -294,11 +294,15 @@ class TwilioVoice:
     async def _on_feedback(self, sink: EventSink, request: web.Request,
                            form: Mapping[str, str]) -> web.Response:
         ids = ids_of(request.query)
-        report = keypad_report(form.get("Digits", ""))
+        digits = form.get("Digits", "")
+        report = keypad_report(digits)
         if ids is None or report is None:
             return self._hangup(FEEDBACK_UNKNOWN)
         campaign_id, _delivery_id, target_id = ids
-        kept = await sink.report(campaign_id, target_id, AckVia.DTMF, report)
+        # Twilio retries a Gather action it got no answer to, and a signed request can be
+        # replayed: the call and its keys name the report, kept once.
+        event = f"twilio|{form.get('CallSid', '')}|{digits}" if form.get("CallSid") else ""
+        kept = await sink.report(campaign_id, target_id, AckVia.DTMF, report, event)
         log.info("call reported by keys", channel=self.name, campaign_id=campaign_id,
                  kind=report.kind.value, kept=kept)
         if not kept:

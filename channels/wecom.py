@@ -451,8 +451,12 @@ class WeCom:
         # first only once the first is durable (the sink returned: in Redis or in the
         # engine's journal); while it is under way the resend waits for it, and after a
         # failure it confirms by itself (`channels.once`).
+        # The click's ResponseCode (one per click, the same in WeCom's resends) names the
+        # report in the engine, once in every process; the signature stands in without one.
+        code = (event.findtext("ResponseCode") or "").strip()
+        click = f"wecom|{code}" if code else f"wecom|sig|{signature}"
         first, result = await self._clicks.run(
-            signature, lambda: self._confirm(sink, ref, REPORT_KEYS.get(key)))
+            click, lambda: self._confirm(sink, ref, REPORT_KEYS.get(key), click))
         log.info("wecom confirmation" if first else "wecom duplicate callback",
                  channel=self.name, campaign_id=ref.campaign_id, delivery_id=ref.delivery_id,
                  target_id=ref.target_id, result=result.value)
@@ -462,13 +466,15 @@ class WeCom:
         return self._button_reply(user, BUTTON_ZH[result])
 
     @staticmethod
-    async def _confirm(sink: EventSink, ref: proto.TaskRef, kind: FeedbackKind | None
-                       ) -> Confirmation:
-        """Confirm; with `kind` (a report button) then report it, once confirmed."""
+    async def _confirm(sink: EventSink, ref: proto.TaskRef, kind: FeedbackKind | None,
+                       click: str) -> Confirmation:
+        """Confirm; with `kind` (a report button) then report it (once per `click`), once
+        confirmed."""
         result = Confirmation.of(await sink.confirm(ref.campaign_id, ref.target_id,
                                                     AckVia.WECOM, ref.delivery_id))
         if kind is not None and result.confirmed:
-            await sink.report(ref.campaign_id, ref.target_id, AckVia.WECOM, Report(kind))
+            await sink.report(ref.campaign_id, ref.target_id, AckVia.WECOM, Report(kind),
+                              click)
         return result
 
     def _button_reply(self, user: str, label: str) -> web.Response:

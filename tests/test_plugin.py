@@ -257,6 +257,9 @@ def test_the_policy_may_not_send_persons_messages_to_areas_or_the_other_way(
         'channels = ["tel"]\ndevice_channels = ["wx"]\nspeaker_deadline_s = 60':
             "levels.red.device_channels: 'wx' is a test channel, which sends to persons",
         'channels = ["tel"]\ncancel_channels = ["bc"]': "levels.red.cancel_channels: 'bc'",
+        # A reminder to report goes to a person, never to a village's loudspeakers.
+        'channels = ["tel"]\nack_deadline_s = 60\nfeedback_village_s = 600\n'
+        'feedback_channels = ["bc"]': "levels.red.feedback_channels: 'bc'",
     }
     for red, message in cases.items():
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

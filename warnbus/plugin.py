@@ -378,11 +378,14 @@ class EventSink(Protocol):
         Returns the campaigns where the report was kept."""
         ...
 
-    def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
-               ) -> Awaitable[bool]:
+    def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report,
+               event_id: str = "") -> Awaitable[bool]:
         """A person who confirmed reports through what names the campaign (keys after the
         confirmation on a call, the WeCom card): whether it was kept (False: no such
-        campaign or person, or they have not confirmed)."""
+        campaign or person, or they have not confirmed). `event_id`, what identifies the
+        provider's event (a call's id and keys, a card callback's ResponseCode): the same
+        event again, resent or replayed, changes nothing and is answered True as the first
+        was."""
         ...
 
 

@@ -8,7 +8,9 @@ isv.PARAM_NOT_SUPPORT_URL) and the per-number flow control (isv.BUSINESS_LIMIT_C
 plays the provider's part: SmsReport / SmsUp / VoiceCallReport / VoiceReport pushes (JSON
 arrays; optionally duplicated, late, out of order) or the same facts served to
 QuerySendDetails / QueryCallDetailByCallId. Simulated officers reply, press 1, listen, hang
-up early, or let voicemail or forwarding answer (`OfficerModel`, `CallHabits`, `scripted`).
+up early, or let voicemail or forwarding answer (`OfficerModel`, `CallHabits`, `scripted`);
+one who pressed 1 may press a report's keys after it ("confirm:435#" scripted), and the
+key report (status 300000) and the call record carry every key in `dtmf` ("1435#").
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from aiohttp import web
 
 from channels.sim.cn_limits import ALIYUN_SMS, ALIYUN_VOICE, CHINA, NumberCounter, NumberLimits
 from channels.sim.cn_server import SimServer
-from channels.sim.officers import CallHabits, OfficerModel
+from channels.sim.officers import (
+    CONFIRM,
+    SMS_FAILURES,
+    CallHabits,
+    OfficerModel,
+    Script,
+    Turns,
+    scripted_keys,
+)
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 MAX_SKEW_S = 900.0  # x-acs-date may be this far from the server's clock
@@ -67,6 +77,9 @@ class SmsRecord:
     sent_at: float
     status: int = 1  # QuerySendDetails SendStatus: 1 waiting, 2 failed, 3 delivered
     err_code: str = ""
+    ending: str = ""  # what its recipient does with it (a `Script`'s SMS ending, if any)
+    reported_at: float = 0.0  # when the delivery report was pushed
+    replies: list[tuple[float, str]] = field(default_factory=list)  # (when, text) sent back
 
 
 @dataclass
@@ -80,9 +93,11 @@ class CallRecord:
     out_id: str
     sent_at: float
     ending: str = ""
+    keys: str = ""  # a scripted report's keys after the confirming 1 ("confirm:435#")
     state: str = ""  # the final status code once the call ended
     dtmf: str = ""
     reports: list[dict[str, Any]] = field(default_factory=list)
+    ended_at: float = 0.0  # when the call ended (its final report)
 
 
 @dataclass(frozen=True)
@@ -116,7 +131,8 @@ class AliyunSimulator(SimServer):
         sms_report_url: str | None = None, sms_up_url: str | None = None,
         voice_report_url: str | None = None, voice_call_report_url: str | None = None,
         sms_limits: NumberLimits = ALIYUN_SMS, voice_limits: NumberLimits = ALIYUN_VOICE,
-        habits: CallHabits | None = None, scripted: Mapping[str, str] | None = None,
+        habits: CallHabits | None = None,
+        scripted: Mapping[str, str | Script] | None = None,
         failures: Mapping[str, str] | None = None, duplicate: bool = False,
         late_s: float = 0.0, out_of_order: bool = False, step_delay_s: float = 0.01,
         clock: Callable[[], float] = time.time,
@@ -134,7 +150,9 @@ class AliyunSimulator(SimServer):
         self.sms_limit = NumberCounter(sms_limits)
         self.voice_limit = NumberCounter(voice_limits)
         self.habits = habits or CallHabits()
-        self.scripted = dict(scripted or {})  # number -> ending ("confirm", "voicemail", ...)
+        #: number -> its ending ("confirm", "voicemail", ...) or a `Script` (turn by turn)
+        self.scripted: dict[str, str | Script] = dict(scripted or {})
+        self._turns = Turns(self.scripted)
         self.failures = dict(failures or {})  # number -> error code answered to a send
         self.duplicate, self.late_s, self.out_of_order = duplicate, late_s, out_of_order
         self.step_delay_s = step_delay_s
@@ -260,6 +278,7 @@ class AliyunSimulator(SimServer):
         text = f"【{p['SignName']}】{text}"
         r = SmsRecord(f"{int(self.clock() * 1000)}^{uuid.uuid4().int % 10**10}", number,
                       p["TemplateCode"], values, text, p.get("OutId", ""), self.clock())
+        r.ending = scripted_keys(self._turns.next("sms", number) or "")[0]
         self.messages.append(r)
         self._spawn(self._sms_life(r))
         return {"BizId": r.biz_id}
@@ -291,6 +310,7 @@ class AliyunSimulator(SimServer):
             raise AcsError(refused, "触发号码分钟级/小时级/天级流控", 200)
         r = CallRecord(f"{uuid.uuid4().int % 10**12}^{uuid.uuid4().int % 10**12}", number, api,
                        p[code_field], values, text, p.get("OutId", ""), self.clock())
+        r.ending, r.keys = scripted_keys(self._ending(r))
         self.calls.append(r)
         self._spawn(self._call_life(r, p))
         return {"CallId": r.call_id}
@@ -315,10 +335,11 @@ class AliyunSimulator(SimServer):
 
     async def _sms_life(self, r: SmsRecord) -> None:
         reaction = self.officers.react(r.number, r.text)
-        ending = self.scripted.get(r.number)
-        delivered = reaction.reachable and ending not in ("off", "empty", "stopped")
+        ending = r.ending
+        delivered = reaction.reachable and ending not in SMS_FAILURES
         await asyncio.sleep(self.step_delay_s + self.late_s)
         r.status, r.err_code = (3, "DELIVERED") if delivered else (2, "MK:0005")
+        r.reported_at = self.clock()
         await self._push("sms-report", [{
             "phone_number": r.number, "send_time": _local(r.sent_at),
             "report_time": _local(self.clock()), "success": delivered, "err_code": r.err_code,
@@ -331,13 +352,14 @@ class AliyunSimulator(SimServer):
 
     async def reply(self, r: SmsRecord, content: str = "1") -> int:
         """The recipient of `r` answers it: an SmsUp push."""
+        r.replies.append((self.clock(), content))
         return await self._push("sms-up", [{
             "phone_number": r.number, "send_time": _local(self.clock()), "content": content,
             "sign_name": next(iter(self.sign_names), ""), "dest_code": "1234",
             "sequence_id": uuid.uuid4().int % 10**9}])
 
     def _ending(self, r: CallRecord) -> str:
-        scripted = self.scripted.get(r.number)
+        scripted = self._turns.next("calls", r.number)
         if scripted:
             return scripted
         reaction = self.officers.react(r.number, r.text)
@@ -348,10 +370,15 @@ class AliyunSimulator(SimServer):
         return self.habits.ending(self.officers.seed, r.number, r.text)
 
     async def _call_life(self, r: CallRecord, p: dict[str, str]) -> None:
-        r.ending = ending = self._ending(r)
-        if ending == "confirm" and r.api != "IvrCall":
+        scripted = bool(self.scripted.get(r.number))
+        ending, keys = r.ending, r.keys
+        if ending == CONFIRM and r.api != "IvrCall":
             ending = r.ending = "heard"  # a TTS call takes no key
-        r.dtmf = "1" if ending == "confirm" else ""
+        if ending == CONFIRM and not scripted:
+            keys = self.officers.keypad(r.number, r.text)
+        # Every key of the call in one string: the 1 (the menu key, which plays the
+        # confirmation template and its report prompt), then a report's keys up to #.
+        r.dtmf = "1" + keys if ending == CONFIRM else ""
         progress: list[dict[str, Any]] = []
         now = _local(self.clock())
         if ending in SMART:
@@ -375,7 +402,7 @@ class AliyunSimulator(SimServer):
         if self.out_of_order:
             steps.reverse()
         await asyncio.sleep(self.step_delay_s + self.late_s)
-        r.state = final["status_code"]
+        r.state, r.ended_at = final["status_code"], self.clock()
         for hook, payload in steps:
             await self._push(hook, payload)
             await asyncio.sleep(self.step_delay_s)

@@ -20,6 +20,7 @@ class RecordingSink:
     reply_ids: list[str] = field(default_factory=list)  # the provider's id of each reply
     #: Reports after the ack: (campaign or "" for a reply, person or address, via, report).
     reports: list[tuple[str, str, AckVia, Report]] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)  # the event id of each named report
     campaigns: list[str] = field(default_factory=lambda: ["cmp-1"])
     answer: Confirmation = Confirmation.RECORDED  # what `confirm` answers
     fail: int = 0  # the next `fail` calls raise (an engine that could not store the event)
@@ -59,10 +60,11 @@ class RecordingSink:
         self.changed.set()
         return list(self.campaigns)
 
-    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
-                     ) -> bool:
+    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report,
+                     event_id: str = "") -> bool:
         self._maybe_fail()
         self.reports.append((campaign_id, person_id, via, report))
+        self.event_ids.append(event_id)
         self.changed.set()
         return True
 

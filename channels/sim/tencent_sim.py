@@ -7,7 +7,8 @@ signature, templates and their variable rules (FailedOperation.TemplateIncorrect
 InvalidParameterValue.TemplateParameterLengthLimit, ...ProhibitedUseUrlInTemplateParameter)
 and the per-number limits (SMS: per number in SendStatusSet; voice: the request refused),
 then plays the provider's part: status / reply / voice callbacks (optionally duplicated,
-late, out of order), or the same receipts held for PullSmsSendStatus / PullSmsReplyStatus.
+late, out of order; a key-press push carries the 1 and the keys of a report after it,
+"1435#", when the officer reports by keys: `OfficerModel.keypad`, "confirm:435#" scripted), or the same receipts held for PullSmsSendStatus / PullSmsReplyStatus.
 Every answer is HTTP 200 `{"Response": {...}}`, errors included, as Tencent's are.
 """
 
@@ -22,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +38,15 @@ from channels.sim.cn_limits import (
     NumberLimits,
 )
 from channels.sim.cn_server import SimServer
-from channels.sim.officers import CallHabits, OfficerModel
+from channels.sim.officers import (
+    CONFIRM,
+    SMS_FAILURES,
+    CallHabits,
+    OfficerModel,
+    Script,
+    Turns,
+    scripted_keys,
+)
 
 MAX_SKEW_S = 300.0
 SERVICES = {"2021-01-11": "sms", "2020-09-02": "vms"}
@@ -66,7 +75,13 @@ class TcRecord:
     context: str
     sent_at: float
     ending: str = ""
+    keys: str = ""  # a scripted report's keys after the confirming 1 ("confirm:435#")
     keypress: str = ""
+    #: What the recipient's side reported, as pushed (or held): an SMS's report_status
+    #: (SUCCESS, FAIL), a call's voiceprompt result ("0" answered, "1" not) or failure reason.
+    outcome: str = ""
+    reported_at: float = 0.0
+    replies: list[tuple[float, str]] = field(default_factory=list)  # (when, text) sent back
 
 
 def tc3_signature(secret_key: str, date: str, service: str, method: str, query: str,
@@ -97,7 +112,8 @@ class TencentSimulator(SimServer):
         sms_status_url: str | None = None, sms_reply_url: str | None = None,
         voice_url: str | None = None, pull: bool = False,
         sms_limits: NumberLimits = TENCENT_SMS, voice_limits: NumberLimits = TENCENT_VOICE,
-        habits: CallHabits | None = None, scripted: Mapping[str, str] | None = None,
+        habits: CallHabits | None = None,
+        scripted: Mapping[str, str | Script] | None = None,
         failures: Mapping[str, str] | None = None, duplicate: bool = False,
         late_s: float = 0.0, out_of_order: bool = False, step_delay_s: float = 0.01,
         clock: Callable[[], float] = time.time,
@@ -117,7 +133,9 @@ class TencentSimulator(SimServer):
         self.sms_limit = NumberCounter(sms_limits)
         self.voice_limit = NumberCounter(voice_limits)
         self.habits = habits or CallHabits()
-        self.scripted = dict(scripted or {})
+        #: +86 number -> its ending ("confirm", "busy", ...) or a `Script` (turn by turn)
+        self.scripted: dict[str, str | Script] = dict(scripted or {})
+        self._turns = Turns(self.scripted)
         self.failures = dict(failures or {})  # +86 number -> error code answered to a send
         self.duplicate, self.late_s, self.out_of_order = duplicate, late_s, out_of_order
         self.step_delay_s = step_delay_s
@@ -234,6 +252,7 @@ class TencentSimulator(SimServer):
             r = TcRecord(serial, number, str(p["TemplateId"]), p["TemplateParamSet"],
                          f"【{p['SignName']}】{text}", str(p.get("SessionContext", "")),
                          self.clock())
+            r.ending = scripted_keys(self._turns.next("sms", number) or "")[0]
             self.messages.append(r)
             self._spawn(self._sms_life(r))
             out.append({"SerialNo": serial, "PhoneNumber": number, "Fee": 1, "Code": "Ok",
@@ -266,6 +285,7 @@ class TencentSimulator(SimServer):
             raise TcError(refused, "the number hit the frequency limit")
         r = TcRecord(uuid.uuid4().hex, number, str(p["TemplateId"]), p["TemplateParamSet"],
                      text, str(p.get("SessionContext", "")), self.clock())
+        r.ending, r.keys = scripted_keys(self._ending(r))
         self.calls.append(r)
         self._spawn(self._call_life(r))
         return {"SendStatus": {"CallId": r.id, "SessionContext": r.context}}
@@ -274,9 +294,10 @@ class TencentSimulator(SimServer):
 
     async def _sms_life(self, r: TcRecord) -> None:
         reaction = self.officers.react(r.number, r.text)
-        ending = self.scripted.get(r.number)
-        ok = reaction.reachable and ending not in ("off", "empty", "stopped")
+        ending = r.ending
+        ok = reaction.reachable and ending not in SMS_FAILURES
         await asyncio.sleep(self.step_delay_s + self.late_s)
+        r.outcome, r.reported_at = "SUCCESS" if ok else "FAIL", self.clock()
         mobile = r.number.removeprefix("+86")
         status = {"user_receive_time": _local(self.clock()), "nationcode": "86",
                   "mobile": mobile, "report_status": "SUCCESS" if ok else "FAIL",
@@ -298,6 +319,7 @@ class TencentSimulator(SimServer):
     async def reply(self, r: TcRecord, text: str = "1") -> int:
         """The recipient of `r` answers it: a reply callback (or a held reply when pulling)."""
         now = self.clock()
+        r.replies.append((now, text))
         if self.pull:
             self.held_replies.append({
                 "ExtendCode": "", "CountryCode": "86",
@@ -310,8 +332,9 @@ class TencentSimulator(SimServer):
             "sign": next(iter(self.sign_names), ""), "text": text, "time": int(now)})
 
     def _ending(self, r: TcRecord) -> str:
-        if r.number in self.scripted:
-            return self.scripted[r.number]
+        scripted = self._turns.next("calls", r.number)
+        if scripted:
+            return scripted
         reaction = self.officers.react(r.number, r.text)
         if not reaction.reachable:
             return "off"
@@ -319,24 +342,29 @@ class TencentSimulator(SimServer):
             self.officers.seed, r.number, r.text)
 
     async def _call_life(self, r: TcRecord) -> None:
-        r.ending = ending = self._ending(r)
+        scripted = bool(self.scripted.get(r.number))
+        ending, keys = r.ending, r.keys
         mobile, now = r.number.removeprefix("+86"), str(int(self.clock()))
         base = {"call_from": "", "callid": r.id, "mobile": mobile, "nationcode": "86"}
         events: list[dict[str, Any]] = []
-        if ending == "confirm":
-            r.keypress = "1"
-            events.append({"voicekey_callback": {**base, "keypress": "1"}})
+        if ending == CONFIRM:
+            # The keys the person pressed, in one push: 1, then a report's keys up to #.
+            r.keypress = "1" + (keys if scripted else self.officers.keypad(r.number, r.text))
+            events.append({"voicekey_callback": {**base, "keypress": r.keypress}})
         if ending in FAILURES:
             code, reason = FAILURES[ending]
+            r.outcome = reason
             events.append({"voice_failure_callback": {**base, "failure_code": code,
                                                       "failure_reason": reason}})
         else:
+            r.outcome = PROMPT.get(ending, "1")
             events.append({"voiceprompt_callback": {
                 **base, "result": PROMPT.get(ending, "1"), "accept_time": now,
                 "start_calltime": now, "end_calltime": now, "fee": "1"}})
         if self.out_of_order:
             events.reverse()
         await asyncio.sleep(self.step_delay_s + self.late_s)
+        r.reported_at = self.clock()
         for event in events:
             await self._push("voice", event)
             await asyncio.sleep(self.step_delay_s)

@@ -20,6 +20,7 @@ import base64
 import binascii
 import hmac
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -35,7 +36,7 @@ import yarl
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from channels.sim.officers import OfficerModel
+from channels.sim.officers import SMS_FAILURES, OfficerModel, Script, Turns
 from channels.sim.prepared import PreparedRequest
 
 API = "/2010-04-01/Accounts/{sid}"
@@ -52,6 +53,9 @@ _MESSAGES = {
     13224: "Invalid phone number",
 }
 _UNDELIVERED = frozenset({30003, 30005, 30006, 30008})  # the handset, not the message
+#: A scripted call ending (`Script.calls`) as this simulator plays it.
+_SCRIPTED_CALL = {"confirm": "confirm", "heard": "answered", "hangup": "answered",
+                  "voicemail": "answered", "forwarded": "answered", "busy": "busy"}
 _Life = Callable[["SimRecord", "int | None"], Coroutine[Any, Any, None]]
 
 
@@ -66,6 +70,10 @@ class SimRecord:
     status: str = "queued"
     statuses: list[str] = field(default_factory=list)  # as reported in callbacks
     digits: str | None = None  # calls: the key pressed
+    at: float = 0.0  # when it was accepted, on the simulator's `clock`
+    ending: str = ""  # a scripted person's ending of it (`Script`), else ""
+    ended_at: float = 0.0  # when its final status was reported
+    replies: list[tuple[float, str]] = field(default_factory=list)  # SMS answers (when, text)
 
     def get(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -98,6 +106,8 @@ class TwilioSimulator:
         retry_after_s: int = 1,
         unanswered: Sequence[str] = ("no-answer", "busy", "answered"),
         max_records: int = 10_000,
+        scripted: Mapping[str, str | Script] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.account_sid = account_sid
         self.officers = officers
@@ -107,6 +117,10 @@ class TwilioSimulator:
         self.step_delay_s = step_delay_s
         self.retry_after_s = retry_after_s
         self.unanswered = tuple(unanswered) or ("no-answer",)
+        #: number -> what the person does with each call and SMS (`Script`, turn by turn)
+        self.scripted: dict[str, str | Script] = dict(scripted or {})
+        self._turns = Turns(self.scripted)
+        self.clock = clock  # the time its records carry (the engine's)
         self.messages: deque[SimRecord] = deque(maxlen=max_records)
         self.calls: deque[SimRecord] = deque(maxlen=max_records)
         self.webhooks: deque[SimWebhook] = deque(maxlen=max_records)
@@ -175,7 +189,8 @@ class TwilioSimulator:
             return _error(20500, code, "Internal Server Error")
         if code is not None and not 30000 <= code < 40000:
             return _error(code, 400, _MESSAGES.get(code, "Bad request").format(to=to))
-        record = SimRecord(f"{prefix}{uuid.uuid4().hex}", to, from_, form)
+        record = SimRecord(f"{prefix}{uuid.uuid4().hex}", to, from_, form, at=self.clock())
+        record.ending = self._turns.next("sms" if prefix == "SM" else "calls", to) or ""
         (self.messages if prefix == "SM" else self.calls).append(record)
         self._spawn(life(record, code))
         return web.json_response(self._resource(record), status=201)
@@ -219,8 +234,9 @@ class TwilioSimulator:
 
     async def _message_life(self, r: SimRecord, code: int | None) -> None:
         reaction = self.officers.react(r.to, r.get("Body") or "")
-        if code is None and not reaction.reachable:
+        if code is None and (not reaction.reachable or r.ending in SMS_FAILURES):
             code = 30003
+        answers = r.ending == "confirm" if r.ending else reaction.answers
         final = "delivered" if code is None else (
             "undelivered" if code in _UNDELIVERED else "failed")
         steps = ["queued", final, "sent"] if self.out_of_order else ["queued", "sent", final]
@@ -229,7 +245,8 @@ class TwilioSimulator:
             r.status = status
             extra = {"ErrorCode": str(code)} if status == final and code is not None else {}
             await self._message_status(r, status, extra)
-        if final == "delivered" and reaction.answers and self.inbound_sms_url:
+        r.ended_at = self.clock()
+        if final == "delivered" and answers and self.inbound_sms_url:
             await asyncio.sleep(reaction.delay_s)
             await self.reply(r, random.Random(f"{r.to}|{r.get('Body')}").choice(["1", "收到"]))
             said = self.officers.report(r.to, r.get("Body") or "")
@@ -253,12 +270,16 @@ class TwilioSimulator:
         outcome = "confirm" if reaction.answers else rnd.choice(self.unanswered)
         if code is not None or not reaction.reachable:
             outcome = "failed" if code is not None else "no-answer"
+        elif r.ending:  # a powered-off phone rings out at Twilio: no-answer
+            outcome = _SCRIPTED_CALL.get(r.ending, "no-answer")
         wanted = set(r.form.get("StatusCallbackEvent", [])) or {"completed"}
         seq = 0
 
         async def event(name: str, status: str, **extra: str) -> None:
             nonlocal seq
             r.status = status
+            if name == "completed":
+                r.ended_at = self.clock()
             await asyncio.sleep(self.step_delay_s)
             if name in wanted:
                 r.statuses.append(status)
@@ -330,6 +351,8 @@ class TwilioSimulator:
     async def reply(self, message: SimRecord, body: str = "1") -> int:
         """The recipient of `message` answers it by SMS: Twilio's signed inbound webhook."""
         req = self.prepare_reply(message, body)
+        if req is not None:
+            message.replies.append((self.clock(), body))
         return await self._post(req) if req is not None else 0
 
     def prepare_press(self, call: SimRecord, digits: str = "1") -> PreparedRequest | None:

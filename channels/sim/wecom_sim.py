@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -26,7 +26,7 @@ import yarl
 from aiohttp import web
 
 from channels import wecom_crypto as proto
-from channels.sim.officers import OfficerModel
+from channels.sim.officers import OfficerModel, Script, Turns
 from channels.sim.prepared import PreparedRequest
 from warnbus.plugin import AuthError
 
@@ -45,7 +45,7 @@ class SentMessage:
     touser: str
     msgtype: str
     body: dict[str, Any]
-    at: float
+    at: float  # on the simulator's `clock` (the provider's business time)
     task_id: str | None = None
     duplicate: bool = False  # a card with a task_id already used: accepted, not shown again
 
@@ -59,6 +59,7 @@ class CallbackResult:
     status: int | None  # HTTP status of the last try; None when nobody answered
     reply_type: str = ""  # MsgType of the decrypted passive reply (update_button), if any
     reply_button: str = ""  # its Button.ReplaceName
+    at: float = 0.0  # when the button was pressed, on the simulator's `clock`
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ class WeComSimulator:
 
     `failing_users` maps userids to the errcode a send to them gets (81013, 60111, ...);
     `rate_limit` is the number of sends per second before 45009. `agent_id`, when given, must
-    match the message's agentid (40056 otherwise).
+    match the message's agentid (40056 otherwise). `scripted` maps userids to a `Script` whose
+    `cards` say, card by card, who taps ("click") and who does not (the `OfficerModel` decides
+    for the others). `clock` is the provider's business time its records carry.
     """
 
     def __init__(
@@ -90,7 +93,8 @@ class WeComSimulator:
         officers: OfficerModel, callback_url: str | None = None, *, agent_id: int | None = None,
         token_ttl_s: int = 7200, rate_limit: int | None = None,
         failing_users: Mapping[str, int] | None = None, max_records: int = 10_000,
-        max_pending: int = 1_000,
+        max_pending: int = 1_000, scripted: Mapping[str, Script] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.corp_id, self.corp_secret, self.agent_id = corp_id, corp_secret, agent_id
         self.officers = officers
@@ -98,6 +102,9 @@ class WeComSimulator:
         self.token_ttl_s = token_ttl_s
         self.rate_limit = rate_limit
         self.failing_users = dict(failing_users or {})
+        self.scripted: dict[str, str | Script] = dict(scripted or {})
+        self._turns = Turns(self.scripted)
+        self.clock = clock
         self.sent: list[SentMessage] = []
         self.callbacks: list[CallbackResult] = []
         self.tokens_issued = 0  # successful gettoken replies
@@ -266,7 +273,7 @@ class WeComSimulator:
             self._task_ids[task_id] = None
             while len(self._task_ids) > self._max_records:
                 self._task_ids.popitem(last=False)
-        self._record(self.sent, SentMessage(msgid, user, body["msgtype"], body, time.time(),
+        self._record(self.sent, SentMessage(msgid, user, body["msgtype"], body, self.clock(),
                                             task_id, duplicate))
         reply: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": msgid}
         if card is not None and task_id is not None:
@@ -286,7 +293,8 @@ class WeComSimulator:
 
     def _officer_reacts(self, user: str, task_id: str, key: str, agent_id: Any) -> None:
         reaction = self.officers.react(user, task_id)
-        if not reaction.answers:
+        scripted = self._turns.next("cards", user)
+        if not (reaction.answers if scripted is None else scripted == "click"):
             return
         if len(self._tasks) >= self._max_pending:
             log.warning("wecom simulator: too many pending clicks; dropping one", user=user)
@@ -335,6 +343,7 @@ class WeComSimulator:
     async def _click(self, user: str, task_id: str, key: str, agent_id: Any,
                      delay_s: float) -> int | None:
         await asyncio.sleep(delay_s)
+        pressed = self.clock()
         req = self._click_request(user, task_id, key, agent_id)
         if req is None or self._http is None:
             return None
@@ -351,7 +360,8 @@ class WeComSimulator:
                 break
             await asyncio.sleep(0.2 * 2**attempt)
         reply_type, button = self._open_reply(reply) if status == 200 else ("", "")
-        self._record(self.callbacks, CallbackResult(task_id, user, status, reply_type, button))
+        self._record(self.callbacks, CallbackResult(task_id, user, status, reply_type, button,
+                                                    pressed))
         return status
 
     def _open_reply(self, reply: bytes) -> tuple[str, str]:

@@ -237,7 +237,7 @@ async def test_sms_replies_confirm_by_number(make_env: EnvFactory, content: str)
                                        "send_time": "2024-07-01 12:00:00", "sequence_id": 7}])
     assert again.status == 200 and len(env.sink.replies) == 1  # a duplicate push
     # The reply's id goes with it: the engine confirms with it once, in every process.
-    assert env.sink.reply_ids == ["up|7|2024-07-01 12:00:00"]
+    assert env.sink.reply_ids == [f"up|{PHONE}|7|2024-07-01 12:00:00"]
 
 
 async def test_simulated_officer_replies(make_env: EnvFactory) -> None:
@@ -335,5 +335,5 @@ async def test_a_report_reply_goes_to_the_engine_once_as_a_report(make_env: EnvF
     assert (await env.push("sms-up", up)).status == 200
     assert (await env.push("sms-up", up)).status == 200  # a duplicate push
     assert env.sink.reports == [("", PHONE, AckVia.SMS, Report(FeedbackKind.EVACUATED, count=35))]
-    assert env.sink.reply_ids == ["up|8|2024-07-01 12:00:00"]
+    assert env.sink.reply_ids == [f"up|{PHONE}|8|2024-07-01 12:00:00"]
     assert env.sink.replies == []  # not a confirmation

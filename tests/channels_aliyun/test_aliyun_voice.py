@@ -164,3 +164,22 @@ async def test_pull_mode_reports_how_the_call_ended(make_env: EnvFactory) -> Non
     await env.channel.send(call())
     await env.sink.wait_for(lambda: env.sink.statuses)
     assert env.sink.statuses[0][3] is S.NO_ANSWER and "200002" in env.sink.statuses[0][4]
+
+
+async def test_keys_before_the_hash_report_nothing_until_the_record_has_them_all(
+        make_env: EnvFactory) -> None:
+    """A key report (300000) of "14" may be the first keys of "435#": it confirms; the call
+    record at the end of the call has every key, and its report is kept once."""
+    env = await make_env("voice")
+    receipt = await env.channel.send(call())
+    cid = receipt.provider_id
+    for hook, payload in (
+            ("voice-call-report", [{"call_id": cid, "status_code": "300000", "dtmf": "14"}]),
+            ("voice-report", [{"call_id": cid, "status_code": "200000", "dtmf": "1435#",
+                               "callee": NATIONAL}]),
+            ("voice-report", [{"call_id": cid, "status_code": "200000", "dtmf": "1435#",
+                               "callee": NATIONAL}])):
+        assert (await env.push(hook, payload)).status == 200
+    assert env.sink.confirms == [("cmp-1", "p-1", AckVia.DTMF, "dl_1")]
+    assert [(r[0], r[1], r[3].count) for r in env.sink.reports] == [("cmp-1", "p-1", 35)]
+    assert env.sink.event_ids == [f"call|voice|{cid}"]

@@ -128,7 +128,19 @@ async def test_reply_callback_confirms_and_answers_result_0(make_env: EnvFactory
     assert resp.status == 200 and await resp.json() == {"result": 0, "errmsg": "OK"}
     await env.push("sms-reply", body)  # pushed again
     assert env.sink.replies == [("sms", PHONE, AckVia.SMS)]
-    assert env.sink.reply_ids == ["up|1470724000||收到"]
+    assert env.sink.reply_ids == [f"up|{PHONE}|1470724000||收到"]
+
+
+async def test_two_officers_answering_in_one_second_are_two_replies(make_env: EnvFactory
+                                                                     ) -> None:
+    """Tencent's reply carries its time to the second and the text, nothing unique: the
+    reply's id the engine remembers names the sender too, or the second officer's 收到 in the
+    same second was taken for the first's and dropped."""
+    env = await make_env("sms")
+    for mobile in ("13812345678", "13912345678"):
+        await env.push("sms-reply", {"extend": "", "mobile": mobile, "nationcode": "86",
+                                     "sign": "x", "text": "收到", "time": 1470724000})
+    assert len(env.sink.replies) == 2 and len(set(env.sink.reply_ids)) == 2
 
 
 async def test_simulated_officer_replies(make_env: EnvFactory) -> None:

@@ -110,3 +110,20 @@ def test_pull_is_refused_at_start_up() -> None:
                                      "params": {"1": "text"}}}}
     with pytest.raises(ConfigError, match="no pull API"):
         TencentVoice.from_config("voice", raw)
+
+
+async def test_the_keys_after_1_in_one_push_are_a_report_keys_alone_are_not(
+        make_env: EnvFactory) -> None:
+    """One push with 1 and a report's keys reports; pushes of keys without the 1 (a key at a
+    time, or after the call) confirm and report nothing; a report for a call placed
+    elsewhere is matched by number, like its 1."""
+    env = await make_env("voice")
+    base = {"call_from": "", "mobile": "13812345678", "nationcode": "86"}
+    for callid, keys in (("a", "4"), ("a", "3"), ("a", "#"), ("b", "1420#"), ("b", "1420#"),
+                         ("c", "14x#")):
+        resp = await env.push("voice", {"voicekey_callback": {**base, "callid": callid,
+                                                              "keypress": keys}})
+        assert resp.status == 200
+    # b: its 1, then its report (named by the channel: another's call ids may clash)
+    assert env.sink.reply_ids == ["call|b", "call|voice|b", "call|c"]
+    assert [(r[1], r[3].count) for r in env.sink.reports] == [(PHONE, 20)]

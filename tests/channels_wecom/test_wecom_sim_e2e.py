@@ -58,7 +58,7 @@ async def test_officer_taps_confirm(world: World) -> None:
     assert world.sink.confirms == [(d.campaign_id, d.target_id, AckVia.WECOM, d.id)]
     [result] = world.sim.callbacks
     assert result == CallbackResult(world.sim.sent[0].task_id or "", d.address, 200,
-                                    "update_button", "已确认收到")
+                                    "update_button", "已确认收到", result.at)
 
 
 async def test_many_officers(world: World) -> None:

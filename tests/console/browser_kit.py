@@ -8,7 +8,9 @@ skipped locally, and fail under CI=true.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,15 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          # A duty desk rings without a click first (a browser otherwise waits for one).
          "--autoplay-policy=no-user-gesture-required"]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+#: The screenshots docs/console.md shows; `shot(..., doc=)` refreshes them only when asked
+#: (WARNBUS_DOC_SHOTS=1, as scripts/console-screenshots.sh does), never in an ordinary run.
+DOC_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOC_SHOTS = os.environ.get("WARNBUS_DOC_SHOTS", "") == "1"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: The two viewports the console is tried on (and its documentation screenshots taken at).
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True,
+                         "has_touch": True}
 
 
 def _unavailable(reason: str) -> None:
@@ -50,7 +60,15 @@ except ImportError:
 
 @pytest_asyncio.fixture
 async def live(redis_url: str) -> AsyncIterator[tuple[str, Harness, Any]]:
-    h = await make_harness(redis_url)
+    async with serve(redis_url) as got:
+        yield got
+
+
+@contextlib.asynccontextmanager
+async def serve(redis_url: str, **harness: Any) -> AsyncIterator[tuple[str, Harness, Any]]:
+    """A live engine (`harness`: make_harness's options) with the console and the test users
+    behind a test server, and a headless Chromium: (base URL, harness, browser)."""
+    h = await make_harness(redis_url, **harness)
     await add_users(h)
     con = Console(h.app, None, None)  # type: ignore[arg-type]
     await con.save_settings(ConsoleSettings(sse_interval_s=0.2))
@@ -81,6 +99,24 @@ async def signed_page(browser: Any, base: str, user: str, **ctx: Any) -> Any:
     await page.click("button.primary")
     await page.wait_for_url(f"{base}/console/")
     return page
+
+
+async def phone_of(browser: Any, signed: Any) -> Any:
+    """A phone (390 px) signed in as the user of page `signed`."""
+    ctx = await browser.new_context(locale="zh-CN", bypass_csp=True,
+                                    storage_state=await signed.context.storage_state(), **PHONE)
+    page = await ctx.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+async def shot(page: Any, name: str, *, doc: str = "", full_page: bool = False) -> None:
+    """A screenshot under artifacts/screenshots/`name`; with `doc`, the documentation's copy
+    docs/img/`doc` too, when WARNBUS_DOC_SHOTS=1."""
+    path = SHOTS / name
+    await page.screenshot(path=str(path), full_page=full_page)
+    if doc and DOC_SHOTS:
+        await asyncio.to_thread(shutil.copyfile, path, DOC_IMG / doc)
 
 
 async def to_screen(page: Any, map_sel: str, x: float, y: float) -> tuple[float, float]:

@@ -143,8 +143,11 @@ async def test_each_person_says_where_they_stand_and_every_call_is_listed(web) -
     text = _text(await (await client.get(f"/console/campaigns/{cid}/grids/{gid}",
                                          headers=HTML)).text())
     # Every call by name, the earliest first, the village head's too after the grid moved on.
-    assert f"13:30:00 {primary.name}（网格员）语音外呼 首轮·预警" in text
-    assert f"{head.name}（村负责人）语音外呼 第2级升级·升级" in text
+    assert f"13:30:00 {primary.name}（网格员）语音电话 首次 → " in text
+    assert f"{head.name}（村负责人）语音电话 升级至村负责人 → " in text
+    # The history says each escalation in the record's words, not the chain's level number.
+    assert f"升级至备岗网格员：{backup.name}" in text and f"升级至村负责人：{head.name}" in text
+    assert "（第1级）" not in text
     assert f"{township.name}（乡镇值班员）" in text
     calls = sum(1 for d in h.sent() if d.target_id in (primary.id, backup.id, head.id,
                                                           township.id))

@@ -7,9 +7,8 @@ artifacts/screenshots/ (the important ones are copied to docs/img/).
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from browser_kit import SHOTS, grid_point, live, signed_page
+from browser_kit import DESKTOP, PHONE, SHOTS, grid_point, live, phone_of, shot, signed_page
 
 from tests.engine.helpers import Harness, cap_alert
 from tests.feeds.feedkit import FeedServer, atom, feed_settings, fixture
@@ -22,17 +21,6 @@ from warnbus.flow.intake import accept
 
 __all__ = ["live"]  # the fixture, from browser_kit
 
-DESKTOP = {"viewport": {"width": 1366, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-
-
-async def _phone(browser: Any, signed: Any) -> Any:
-    """A phone (390 px) signed in as the user of page `signed`."""
-    ctx = await browser.new_context(locale="zh-CN", bypass_csp=True,
-                                    storage_state=await signed.context.storage_state(), **PHONE)
-    page = await ctx.new_page()
-    page.set_default_timeout(15_000)
-    return page
 
 
 async def _campaign(h: Harness, feed: bool = False) -> str:
@@ -74,8 +62,8 @@ async def test_a_feed_alert_rings_on_the_open_desk(live) -> None:  # type: ignor
             await page.wait_for_selector("#live .live-card:has-text('华容县气象台发布暴雨红色预警信号')")
         await desk.wait_for_function("Number(document.body.dataset.beeps) >= 1")
         assert (await desk.title()).startswith("【1条新提示】")
-        await desk.screenshot(path=str(SHOTS / "desk-notice.png"))
-        await phone.screenshot(path=str(SHOTS / "desk-notice-phone.png"))
+        await shot(desk, "desk-notice.png", doc="console-desk-notice.png")
+        await shot(phone, "desk-notice-phone.png", doc="console-desk-notice-phone.png")
         # A drafter submits a red warning: the approver is told, the drafter is not.
         csrf = await phone.get_attribute('meta[name="csrf"]', "content")
         r = await phone.context.request.post(f"{base}/console/compose", max_redirects=0, form={
@@ -123,7 +111,7 @@ async def test_the_pending_list_from_the_first_minute(live) -> None:  # type: ig
     for gid in gone:
         assert await desk.locator(f'#chase .chase[data-grid="{gid}"]').count() == 0
     await desk.locator("h2:has-text('待确认名单')").evaluate("e => e.scrollIntoView()")
-    await desk.screenshot(path=str(SHOTS / "board-pending.png"))
+    await shot(desk, "board-pending.png", doc="console-board-pending.png")
     # A grid clicked on the map shows its people and calls.
     gid = grids[-1]
     await desk.locator("svg.map").scroll_into_view_if_needed()
@@ -133,12 +121,12 @@ async def test_the_pending_list_from_the_first_minute(live) -> None:  # type: ig
     assert officer.name in await desk.inner_text("#grid-panel")
     await desk.locator("#grid-panel").screenshot(path=str(SHOTS / "board-grid-panel.png"))
     # On a phone: the list with numbers to tap, from the first minute.
-    phone = await _phone(browser, desk)
+    phone = await phone_of(browser, desk)
     await phone.goto(f"{base}/console/campaigns/{cid}?town=430623101000")
     await phone.locator("#chase").scroll_into_view_if_needed()
     tel = phone.locator("#chase .chase a.tel").first
     assert (await tel.get_attribute("href") or "").startswith("tel:+86") and await tel.is_visible()
-    await phone.screenshot(path=str(SHOTS / "board-pending-phone.png"))
+    await shot(phone, "board-pending-phone.png", doc="console-board-pending-phone.png")
 
 
 async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +156,8 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
     assert h.ctx.registry.data.grids[gid].name in await phone.inner_text("main")
     await phone.check("input[name=outcome][value=moved]")
     await phone.fill("textarea[name=note]", "3户7人已转移至村委会")
-    await phone.screenshot(path=str(SHOTS / "door-link-phone.png"), full_page=True)
+    await shot(phone, "door-link-phone.png", doc="console-door-link-phone.png",
+                   full_page=True)
     await phone.click("#door-submit")
     await phone.wait_for_selector("#door-done:has-text('已转移')")
     # The board closes the grid on the result, live.
@@ -178,9 +167,9 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
     await desk.goto(f"{base}/console/campaigns/{cid}/grids/{gid}")
     text = await desk.inner_text("main")
     assert "入户结果：已转移：3户7人已转移至村委会" in text and "已入户" in text
-    await desk.screenshot(path=str(SHOTS / "door-grid.png"), full_page=True)
+    await shot(desk, "door-grid.png", doc="console-door-grid.png", full_page=True)
     # An officer enters a result at the console for another grid, on a phone.
-    small = await _phone(browser, desk)
+    small = await phone_of(browser, desk)
     await small.goto(f"{base}/console/campaigns/{cid}")
     other = small.locator("#chase .chase.s-escalated").first
     other_gid = await other.get_attribute("data-grid") or ""
@@ -190,7 +179,7 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
         await other.locator(".door-form button").click()
     await small.wait_for_selector("p.ok:has-text('已登记入户结果：无人在家，该网格已结束叫应')")
     assert await small.locator(f'svg.map path[data-g="{other_gid}"].s-visited').count() == 1
-    await small.screenshot(path=str(SHOTS / "board-door-phone.png"))
+    await shot(small, "board-door-phone.png", doc="console-board-door-phone.png")
 
 
 async def test_stop_calling(live) -> None:  # type: ignore[no-untyped-def]
@@ -213,14 +202,14 @@ async def test_stop_calling(live) -> None:  # type: ignore[no-untyped-def]
     assert await desk.inner_text('[data-c="g_calling"]') == "0"
     assert await desk.locator("svg.map path.s-stopped").count() == len(grids)
     assert "没有待确认的网格（已停止叫应）" in await desk.inner_text("#chase")
-    await desk.screenshot(path=str(SHOTS / "board-stopped.png"))
+    await shot(desk, "board-stopped.png", doc="console-board-stopped.png")
     # Nothing more is called: the redials and the chain would run to 1,200 s.
     calls = [d for d in h.sent() if d.kind in DeliveryKind.CALLS]
     for _ in range(7):
         h.clock.advance(200)
         await h.drain()
     assert [d for d in h.sent() if d.kind in DeliveryKind.CALLS] == calls
-    phone = await _phone(browser, desk)
+    phone = await phone_of(browser, desk)
     await phone.goto(f"{base}/console/")
     await phone.wait_for_selector(".live-card:has-text('已停止叫应')")
     await phone.goto(f"{base}/console/campaigns/{cid}")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from browser_kit import DESKTOP, PHONE, shot
 from test_console_browser import SHOTS, _signed_page, live
 
 from tests.engine.helpers import T0
 
 __all__ = ["live"]  # the fixture, shared with test_console_browser
-DESKTOP = {"viewport": {"width": 1366, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 async def _fits(page: Any) -> None:
@@ -76,11 +75,11 @@ async def test_rejected_draft_edited_resubmitted_and_the_record_filed(live) -> N
     assert T0.strftime("%H:%M") not in main.split("开始")[1][:40]  # not the UTC time
     assert "13:30" in main.split("开始")[1][:40]
     assert "值班员（签字）" in main and "带班领导（签字）" in main and "accepted" not in main
-    await approver.screenshot(path=str(SHOTS / "record-print.png"), full_page=False)
+    await shot(approver, "record-print.png", doc="console-record-print.png")
     phone = await browser.new_context(locale="zh-CN", **PHONE,
                                       storage_state=await approver.context.storage_state())
     small = await phone.new_page()
-    for path, shot in ((f"/console/campaigns/{cid}/print", "record-print-phone.png"),
+    for path, name in ((f"/console/campaigns/{cid}/print", "record-print-phone.png"),
                        ("/console/records", "records-phone.png"),
                        ("/console/registry", "registry-phone.png"),
                        ("/console/registry/grids?q=柳岗", "registry-grids-phone.png"),
@@ -89,7 +88,7 @@ async def test_rejected_draft_edited_resubmitted_and_the_record_filed(live) -> N
                        ("/console/registry/history", "registry-history-phone.png")):
         await small.goto(f"{base}{path}")
         await _fits(small)
-        await small.screenshot(path=str(SHOTS / shot), full_page=False)
+        await shot(small, name, doc="console-" + name if name.startswith("record-print") else "")
     await phone.close()
 
 

@@ -78,7 +78,7 @@ async def test_an_override_is_used_and_audited(web) -> None:  # type: ignore[no-
     assert h.ctx.registry.chain(f"{TOWN[:9]}001-01", at=h.clock.now(), duty=book)[3] == stand_in
     text = await (await client.get("/console/duty")).text()
     name = h.ctx.registry.data.persons[stand_in].name
-    assert f"{name}" in text and "替班：病假， 由同事替班" in text and ">alan<" in text
+    assert f"{name}" in text and "替班：病假， 由同事替班" in text and 'title="登录名：alan">Alan<' in text
     # A form made before that change: the shift is no longer held by whom it names (`was`).
     third = next(p for p in _pool(h) if p not in (day, stand_in))
     status, where = await _post(client, "/console/duty/change", {**form, "person": third})
@@ -123,7 +123,12 @@ async def test_a_roster_version_takes_effect_once_approved(web) -> None:  # type
     assert after.roster == rid and after.source is DutySource.ROSTER
     status, where = await _post(client, f"/console/duty/rosters/{rid}/approve", {"_csrf": s.csrf})
     assert "无需重复审批" in where
-    assert "已生效（alan 于" in await (await client.get("/console/duty")).text()
+    duty = await (await client.get("/console/duty")).text()
+    assert "已生效（<span class=\"user\" title=\"登录名：alan\">Alan</span> 于" in duty
+    assert "alan 于" not in duty
+    # A crafted ?msg= makes the duty page say nothing (the message is signed for the session).
+    forged = await (await client.get("/console/duty?msg=值班表已作废")).text()
+    assert "值班表已作废" not in forged
 
 
 @pytest_asyncio.fixture

@@ -115,7 +115,7 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
     await h.drain()
     r = await client.get(f"/console/campaigns/{cid}/chase")
     text = await r.text()
-    assert "人工确认" in text and "呼叫记录" in text and "语音外呼" in text
+    assert "人工确认" in text and "呼叫记录" in text and "语音电话" in text
     grids = await h.ctx.store.grids(cid)
     gid, _g = sorted(grids.items())[0]
     primary = h.ctx.registry.data.grids[gid].primary

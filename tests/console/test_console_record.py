@@ -26,7 +26,7 @@ from warnbus.domain.states import DeliveryReport
 from warnbus.flow.acks import record_ack
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.events import EngineSink
-from warnbus.flow.filed import Report, report_zh, step_zh
+from warnbus.flow.filed import Report, limited_zh, report_zh, reports_by_call, step_zh
 from warnbus.flow.intake import accept
 from warnbus.plugin import ProviderStatus
 
@@ -178,3 +178,33 @@ async def test_the_printed_record_is_in_chinese_and_beijing_time(web) -> None:  
 def test_a_providers_report_in_words(what: DeliveryReport, detail: str, medium: str,
                                      said: str) -> None:
     assert report_zh(Report(what.value, detail, "0"), medium) == said
+
+
+def test_a_report_that_came_before_its_call_was_stored_belongs_to_that_call() -> None:
+    """The provider's receipt can reach the engine before the dispatcher has stored the
+    call's attempt (the simulators push 10 ms after accepting): it is that call's outcome."""
+    audit = [{"ev": "status", "d": "dl_1", "s": "no-answer", "x": "retry: 关机 (200010)",
+              "at": "1"},
+             {"ev": "attempt", "d": "dl_1", "tg": "p1", "ch": "voice", "st": "0",
+              "k": "warning", "n": "1"},
+             {"ev": "attempt", "d": "dl_2", "tg": "p1", "ch": "voice", "st": "1",
+              "k": "redial", "n": "1"},
+             {"ev": "status", "d": "dl_2", "s": "no-answer", "x": "busy", "at": "2"}]
+    got = reports_by_call(audit)
+    assert [report_zh(r, "voice") for r in got[("p1", "voice", "0", "warning", "1")]] == ["关机"]
+    assert [report_zh(r, "voice") for r in got[("p1", "voice", "1", "redial", "1")]] == ["忙"]
+
+
+@pytest.mark.parametrize(("detail", "said"), [
+    ("skipped voice-tencent: 2 calls in 10 min -> voice-aliyun",
+     "voice-tencent对同一号码10分钟内限2次，改由voice-aliyun发送"),
+    ("skipped sms: 1 message in 30 s -> voice-tencent",
+     "sms对同一号码30秒内限1次，改由voice-tencent发送"),
+    ("skipped voice-tencent: 1 call at night (22:00-08:00) -> voice-aliyun",
+     "voice-tencent对同一号码夜间（22:00-08:00）限1次，改由voice-aliyun发送"),
+    ("skipped voice-a: 3 calls a day -> no path left at this step",
+     "voice-a对同一号码每天限3次，本步已无其他线路"),
+    ("服务商持续故障", "服务商持续故障"),
+])
+def test_a_re_route_before_a_limit_in_words(detail: str, said: str) -> None:
+    assert limited_zh(detail) == said

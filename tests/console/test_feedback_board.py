@@ -48,3 +48,32 @@ async def test_board_totals_entry_and_record(redis_url: str) -> None:
         client.session.cookie_jar.clear()
         r = await client.get(f"/console/campaigns/{cid}/feedback.csv", allow_redirects=False)
         assert r.status in (303, 401)
+
+
+async def test_the_entry_form_submitted_twice_is_kept_once(redis_url: str) -> None:
+    """The board's entry form carries a one-time token: the same form sent again (a double
+    click, a resend) keeps the report once; a fresh form is a new report."""
+    async with console_client(redis_url) as (client, h):
+        res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+        await h.drain()
+        cid = res.campaign_id
+        pid = sorted({d.target_id for d in h.sent("sms") if d.campaign_id == cid})[0]
+        await record_ack(h.ctx, cid, pid, AckVia.LINK)
+        signed = await sign_in(client, "dora")
+
+        async def form_id() -> str:
+            board = await (await client.get(f"/console/campaigns/{cid}")).text()
+            return board.split('name="form_id" value="', 1)[1].split('"', 1)[0]
+
+        first = await form_id()
+        data = {"_csrf": signed.csrf, "person_id": pid, "kind": "arrived", "form_id": first}
+        for _ in range(2):
+            r = await client.post(f"/console/campaigns/{cid}/feedback", allow_redirects=False,
+                                  data=data)
+            assert r.status == 303 and "%E5%B7%B2%E5%BD%95%E5%85%A5" in r.headers["Location"]
+        assert len(await h.ctx.store.feedback.history(cid)) == 1
+        fresh = await form_id()
+        assert fresh != first
+        await client.post(f"/console/campaigns/{cid}/feedback", allow_redirects=False,
+                          data={**data, "form_id": fresh})
+        assert len(await h.ctx.store.feedback.history(cid)) == 2

@@ -140,3 +140,44 @@ async def test_reports_while_redis_is_down_are_journaled_then_recorded(
         assert sorted((f.person_id, f.report.kind.value, f.via, f.at) for f in history) == sorted(
             [(entered, "evacuated", "console", at), (texted, "zero", "sms", at)])
         assert await h.ctx.store.is_acked(cid, texted)  # the SMS report confirmed them too
+
+
+async def test_a_report_resent_while_redis_is_down_is_kept_once_when_it_returns(
+    redis_factory: Callable[..., ManagedService], tmp_path: Path,
+) -> None:
+    """A provider resends a report (the same call's keys) while Redis is down: each is
+    journaled and answered kept; once Redis is back the replay keeps one, by its event id."""
+    from warnbus.domain.feedback import FeedbackKind, Report
+    from warnbus.flow.acks import record_ack
+
+    svc = redis_factory(appendfsync="always")
+    h = await make_harness(svc.url, journal_dir=str(tmp_path / "j"),
+                           durable_wait_s=0.5)  # type: ignore[arg-type]
+    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    await h.drain()
+    pid = sorted({d.target_id for d in h.sent("sms") if d.campaign_id == cid})[0]
+    await record_ack(h.ctx, cid, pid, AckVia.LINK)
+    h.app.engine.roles = frozenset({"api"})  # an API process: its journal's replay loop
+    await h.app.engine.start()
+    try:
+        await asyncio.to_thread(svc.kill)
+        sink = h.app.engine.sink
+        report = Report(FeedbackKind.EVACUATED, count=35)
+        for _ in range(3):
+            assert await sink.report(cid, pid, AckVia.DTMF, report, "call|voice|CA1")
+        await asyncio.to_thread(svc.start)
+
+        async def kept() -> int:
+            try:
+                return len(await h.ctx.store.feedback.history(cid))
+            except Exception:  # Redis is starting
+                return 0
+
+        journal = h.ctx.journal
+        assert journal is not None and journal.pending  # all three, journaled
+        await until(kept, "the journaled report is recorded", within=10.0, every=0.1)
+        await until(lambda: not journal.pending, "the journal is replayed", within=10.0)
+        history = await h.ctx.store.feedback.history(cid)
+        assert [(f.person_id, f.report.count, f.via) for f in history] == [(pid, 35, "dtmf")]
+    finally:
+        await h.app.close()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from seckit import api_client
+from seckit import api_client, provider_world
 
-__all__ = ["api_client"]
+__all__ = ["api_client", "provider_world"]

@@ -6,17 +6,20 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest_asyncio
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from tests.engine.helpers import Harness, make_harness, web_client
 from warnbus.runtime.app import token_hash
 from warnbus.runtime.config import TokenSettings
+from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from faultkit import cap_xml
-from providerkit import World
+from providerkit import World, start_world
 from twilio.request_validator import RequestValidator
 
 from channels import wecom_crypto as proto
@@ -77,8 +80,15 @@ async def wecom_label(client: TestClient, w: World, user: str, task_id: str,  # 
     """A click on a card's button through the engine's web app: the label WeCom then shows
     on it (the encrypted passive reply, opened)."""
     params, body = wecom_click(w, user, task_id, key=key)
+    return await wecom_reply_label(client, w, params, body)
+
+
+async def wecom_reply_label(client: TestClient,  # type: ignore[type-arg]
+                            w: World, params: dict[str, str], body: str) -> str:
+    """The label WeCom shows on the button after the callback (`params`, `body`) was posted
+    to the engine's web app (the encrypted passive reply, opened)."""
     r = await client.post("/hooks/wecom/callback", params=params, data=body)
-    assert r.status == 200
+    assert r.status == 200, await r.text()
     reply = proto.parse_xml((await r.text()).encode())
     cfg = w.h.channels["wecom"].config  # type: ignore[attr-defined]
     crypto = proto.WeComCrypto(str(cfg.token), str(cfg.encoding_aes_key), cfg.corp_id)
@@ -111,3 +121,26 @@ def twilio_signature(auth_token: str, public_url: str, params: dict[str, str]) -
     """The X-Twilio-Signature header of an account whose auth token is `auth_token`."""
     return {"X-Twilio-Signature":
             RequestValidator(auth_token).compute_signature(public_url, params)}
+
+
+@pytest_asyncio.fixture
+async def provider_world(
+        redis_url: str) -> AsyncIterator[tuple[TestClient, World]]:  # type: ignore[type-arg]
+    """The engine on the Twilio and WeCom simulators (providerkit), its web app on a test
+    server that the simulators' prepared requests are posted to (`post_prepared`)."""
+    w = await start_world(redis_url, concurrency=8)
+    w.twilio.inbound_sms_url = "http://127.0.0.1:9/hooks/sms/inbound"
+    client = TestClient(TestServer(make_web_app(w.h.app)))
+    await client.start_server()
+    yield client, w
+    await client.close()
+    await w.close()
+
+
+async def post_prepared(client: TestClient, req: Any) -> str:  # type: ignore[type-arg]
+    """Post a simulator's signed request (a PreparedRequest) to the web app; its 200 text."""
+    url = urlsplit(req.url)
+    r = await client.post(f"{url.path}?{url.query}" if url.query else url.path, data=req.body,
+                          headers=dict(req.headers))
+    assert r.status == 200, await r.text()
+    return await r.text()

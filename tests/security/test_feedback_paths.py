@@ -4,48 +4,23 @@ engine's own web app: an SMS keyword reply, and the keys after the confirmation 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 
 from tests.engine.helpers import cap_alert
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
-from warnbus.web.api import make_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
-from providerkit import SimRecord, World, start_world
-from seckit import wecom_label
+from providerkit import SimRecord
+from seckit import post_prepared, wecom_label
 
 TOWNSHIP = ("430623101000",)
 
 
-@pytest_asyncio.fixture
-async def env(redis_url: str) -> AsyncIterator[tuple[TestClient, World]]:  # type: ignore[type-arg]
-    w = await start_world(redis_url, concurrency=8)
-    w.twilio.inbound_sms_url = "http://127.0.0.1:9/hooks/sms/inbound"
-    client = TestClient(TestServer(make_web_app(w.h.app)))
-    await client.start_server()
-    yield client, w
-    await client.close()
-    await w.close()
-
-
-async def _post(client: TestClient, req: Any) -> str:  # type: ignore[type-arg]
-    url = urlsplit(req.url)
-    r = await client.post(f"{url.path}?{url.query}" if url.query else url.path, data=req.body,
-                          headers=dict(req.headers))
-    assert r.status == 200, await r.text()
-    return await r.text()
-
-
-async def test_an_sms_keyword_and_keys_on_a_call_land_in_the_record(env: Any) -> None:
-    client, w = env
+async def test_an_sms_keyword_and_keys_on_a_call_land_in_the_record(provider_world: Any) -> None:
+    client, w = provider_world
     res = await accept(w.h.ctx, cap_alert("43062304100000_20260715053002_1", codes=TOWNSHIP),
                        ENGINE)
     await w.h.drain()
@@ -57,16 +32,16 @@ async def test_an_sms_keyword_and_keys_on_a_call_land_in_the_record(env: Any) ->
     sms = texts[0]
     req = w.twilio.prepare_reply(sms, "已转移 三十五 人")
     assert req is not None
-    await _post(client, req)
+    await post_prepared(client, req)
     # A key 1, then the keys of a report: 4, 12, #.
     call = next(c for c in calls if c.to != sms.to)
     press = w.twilio.prepare_press(call)
     assert press is not None
-    asked = await _post(client, press)
+    asked = await post_prepared(client, press)
     assert "已确认" in asked and "已转移人数请先按4" in asked and "/hooks/voice/feedback" in asked
     keys = w.twilio.prepare_press(replace(call, form={**call.form, "Twiml": [asked]}), "412#")
     assert keys is not None
-    heard = await _post(client, keys)
+    heard = await post_prepared(client, keys)
     assert "已报送已转移12人" in heard, heard
     persons = {p.phone: p.id for p in w.h.ctx.registry.data.persons.values()}
     history = await w.h.ctx.store.feedback.history(cid)
@@ -74,16 +49,16 @@ async def test_an_sms_keyword_and_keys_on_a_call_land_in_the_record(env: Any) ->
         (persons[sms.to], 35, "sms"), (persons[call.to], 12, "dtmf")])
     assert await w.h.ctx.store.is_acked(cid, persons[sms.to])
     # Keys nobody can read report nothing, and say so.
-    again = await _post(client, w.twilio.prepare_press(
+    again = await post_prepared(client, w.twilio.prepare_press(
         replace(call, form={**call.form, "Twiml": [asked]}), "9#"))  # type: ignore[arg-type]
     assert "未能报送" in again
     assert len(await w.h.ctx.store.feedback.history(cid)) == 2
     _ = SimRecord
 
 
-async def test_a_wecom_card_button_confirms_and_reports(env: Any) -> None:
+async def test_a_wecom_card_button_confirms_and_reports(provider_world: Any) -> None:
     """确认并已到岗 on the card: confirmed and reported at once; the button says so."""
-    client, w = env
+    client, w = provider_world
     res = await accept(w.h.ctx, cap_alert("43062304100000_20260715053003_1", codes=TOWNSHIP),
                        ENGINE)
     await w.h.drain()

@@ -137,3 +137,23 @@ async def test_the_api_record_has_the_feedback_section(api) -> None:  # type: ig
         assert r.status in (200, 403)
         if r.status == 200:
             assert (await r.json())["feedback"] == []
+
+
+async def test_an_entry_resent_with_its_form_id_is_kept_once(  # type: ignore[no-untyped-def]
+        api) -> None:
+    """An officer's entry carrying a form token (a resent request, a double submit) is kept
+    once and answered as the first was; without a token each entry is its own."""
+    client, h = api
+    cid, _aid, sms = await _started(client, h)
+    pid = sms[0].target_id
+    await client.post(sms[0].ack_url.replace("http://test", ""))
+    body = {"campaign_id": cid, "person_id": pid, "kind": "evacuated", "count": 7,
+            "form_id": "officer-entry-000000000001"}
+    answers = [await client.post("/api/v1/feedback", json=body, headers=auth(OFFICER))
+               for _ in range(3)]
+    assert [(r.status, (await r.json())["status"]) for r in answers] == [(200, "recorded")] * 3
+    history = await h.ctx.store.feedback.history(cid)
+    assert [(f.report.count, f.via) for f in history] == [(7, "console")]
+    r = await client.post("/api/v1/feedback", json={**body, "form_id": "short"},
+                          headers=auth(OFFICER))
+    assert r.status == 422 and "form_id" in (await r.json())["error"]["message"]

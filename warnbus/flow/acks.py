@@ -113,7 +113,7 @@ async def apply_ack(ctx: Context, op: AckOp, *, reply_via: str | None = None) ->
     target, or nothing had reached them, it was simply not meant for that campaign, and is
     neither counted nor logged."""
     ack = Ack(op.campaign_id, op.person_id, op.at, op.via, op.delivery_id, op.by, op.reason)
-    code, extra = await ctx.store.ack(ack, reply_via=reply_via or "")
+    code, extra, level, held = await ctx.store.ack(ack, reply_via=reply_via or "")
     result = AckResult(code, extra if code == LATE else "")
     if reply_via is not None and code in (NO_CAMPAIGN, NOT_TARGET, NOT_REACHED):
         return result
@@ -121,9 +121,9 @@ async def apply_ack(ctx: Context, op: AckOp, *, reply_via: str | None = None) ->
     metrics.ACKS.labels(via.value, result.status).inc()
     if result.recorded and extra:
         metrics.ACK_LATENCY.observe(max(0.0, ack.at - float(extra)))
-    if result.recorded:
+    if result.recorded and level is not None:
         # The report after the ack is due from now (its timers are added only if absent).
-        await schedule_feedback(ctx, op.campaign_id, op.person_id, ack.at)
+        await schedule_feedback(ctx, op.campaign_id, op.person_id, level, held, ack.at)
     if result.late:
         log.info("late confirmation: the campaign has ended", campaign_id=op.campaign_id,
                  person=op.person_id, via=via.value, campaign_state=result.state)

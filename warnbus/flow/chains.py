@@ -26,6 +26,15 @@ from warnbus.flow.escalation import (
 from warnbus.flow.ports import LevelPolicyLike
 
 
+def policy_for_keys(grid_policy: LevelPolicyLike, site_policy: LevelPolicyLike,
+                    keys: Sequence[str], is_site: Callable[[str], bool]) -> LevelPolicyLike:
+    """The policy row of a person called for `keys` (the grids and sites they answer for):
+    the sites' when they answer only for sites, else the grids'."""
+    if keys and all(is_site(k) for k in keys):
+        return site_policy
+    return grid_policy
+
+
 @dataclass(frozen=True)
 class Chains:
     """The policies and chains of a campaign's grids and sites at one moment."""
@@ -38,9 +47,7 @@ class Chains:
 
     def policy_of(self, keys: Sequence[str]) -> LevelPolicyLike:
         """The policy of a person's deadline for `keys` (what they answer for at a step)."""
-        if keys and all(self.is_site(k) for k in keys):
-            return self.site_policy
-        return self.grid_policy
+        return policy_for_keys(self.grid_policy, self.site_policy, keys, self.is_site)
 
     def role_at(self, key: str, level: int) -> Role | None:
         """The role of the person at `level` of the chain of a grid or site."""

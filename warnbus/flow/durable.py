@@ -69,7 +69,9 @@ class StatusOp(msgspec.Struct, frozen=True, tag="status"):
 class ReportOp(msgspec.Struct, frozen=True, tag="report"):
     """A report after the ack (到岗, 转移 N 人, 险情, 零报告): one that names its campaign and
     person (the ack page, a key, a card, the console: `by` who entered it), or a reply that
-    names none (`channel`, `address`, `reply_id`: an SMS keyword)."""
+    names none (`channel`, `address`, `reply_id`: an SMS keyword). `event`: what identifies
+    the request that carried a named report (a call's keys, a card's click, a form), kept
+    once however often it comes."""
 
     report: Report
     via: AckVia
@@ -80,6 +82,7 @@ class ReportOp(msgspec.Struct, frozen=True, tag="report"):
     channel: str = ""
     address: str = ""
     reply_id: str = ""
+    event: str = ""
 
 
 Op = AckOp | ReplyOp | StatusOp | ReportOp

@@ -146,10 +146,12 @@ class EngineSink:
         op = ReplyOp(channel, address, via, self.ctx.clock.now(), reply_id)
         return await durably(self.ctx, op, self._apply_reply) or []
 
-    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report
-                     ) -> bool:
-        """Whether the report was kept (or journaled: kept when Redis returns)."""
-        res = await record_feedback(self.ctx, campaign_id, person_id, report, via)
+    async def report(self, campaign_id: str, person_id: str, via: AckVia, report: Report,
+                     event_id: str = "") -> bool:
+        """Whether the report was kept (or journaled: kept when Redis returns); once per
+        `event_id` (a replay is answered as kept and changes nothing)."""
+        res = await record_feedback(self.ctx, campaign_id, person_id, report, via,
+                                    event=event_id)
         return res.kept
 
     async def report_from(self, channel: str, address: str, via: AckVia, report: Report,
@@ -173,7 +175,10 @@ class EngineSink:
         info = self.ctx.channels.get(op.channel)
         persons = self._by_address.get((info.address, op.address), []) if info else []
         store = self.ctx.store
-        handled = "fb|" + op.reply_id  # not the same reply as a confirmation of that id
+        # Not the same reply as a confirmation of that id; named by the channel (another
+        # channel's ids may clash).
+        handled = "fb|" + op.reply_id
+        event = f"reply|{op.channel}|{op.reply_id}"
         if op.reply_id and await store.reply_handled(op.channel, handled):
             log.info("report already handled", channel=op.channel, address=op.address)
             return []
@@ -184,7 +189,10 @@ class EngineSink:
                                       reply_via=op.channel)
                 if ack.code not in (RECORDED, DUPLICATE):
                     continue
-                named = ReportOp(op.report, op.via, op.at, campaign_id=cid, person_id=pid)
+                # The reply's id goes down to the report script too: two processes handed
+                # the same resent reply at once keep it once (the check above is no lock).
+                named = ReportOp(op.report, op.via, op.at, campaign_id=cid, person_id=pid,
+                                 event=event if op.reply_id else "")
                 if (await apply_report(self.ctx, named)).kept:
                     kept.append(cid)
         if op.reply_id:

@@ -17,6 +17,7 @@ village's person, the county duty officer for a township's (`on_duty`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,10 +30,12 @@ from warnbus.domain.models import AckVia, Alert, DeliveryKind, Level, Person, Re
 from warnbus.domain.steps import Step
 from warnbus.flow.durable import ReportOp, durably
 from warnbus.flow.escalation import FeedbackDue, encode_timer
+from warnbus.flow.person_policy import person_policy, policy_of_held
 from warnbus.flow.planner import PlanContext, area_text, plan_persons
 from warnbus.registry import Registry
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
+from warnbus.state.feedbackbook import DUPLICATE as FB_DUPLICATE
 from warnbus.state.feedbackbook import NO_CAMPAIGN, NOT_CONFIRMED, NOT_TARGET, TOO_MANY
 from warnbus.state.feedbackbook import RECORDED as FB_RECORDED
 
@@ -45,8 +48,10 @@ REPORTS_TO: dict[RegionLevel, tuple[Role, RegionLevel]] = {
 }
 HOW_TO_REPORT = "回复“到岗”“转移 人数”“险情 情况”或“零报告”"
 #: A report journaled while Redis was unavailable (recorded when it returns).
-JOURNALED = 2
-_STATUS = {FB_RECORDED: "recorded", JOURNALED: "journaled", NO_CAMPAIGN: "no_campaign", NOT_TARGET: "not_target",
+JOURNALED = 4  # no code feedback.lua returns
+# A duplicate (the same event again) is answered as the first was: recorded.
+_STATUS = {FB_RECORDED: "recorded", FB_DUPLICATE: "recorded", JOURNALED: "journaled",
+           NO_CAMPAIGN: "no_campaign", NOT_TARGET: "not_target",
            NOT_CONFIRMED: "not_confirmed", TOO_MANY: "too_many"}
 
 
@@ -57,15 +62,22 @@ class FeedbackResult:
 
     @property
     def recorded(self) -> bool:
-        return self.code == FB_RECORDED
+        """Recorded (now, or before under the same event id)."""
+        return self.code in (FB_RECORDED, FB_DUPLICATE)
 
     @property
     def kept(self) -> bool:
         """Recorded, or journaled (durable: recorded when Redis returns)."""
-        return self.code in (FB_RECORDED, JOURNALED)
+        return self.code in (FB_RECORDED, FB_DUPLICATE, JOURNALED)
+
+    @property
+    def duplicate(self) -> bool:
+        """The same event was recorded before: nothing changed."""
+        return self.code == FB_DUPLICATE
 
     @property
     def status(self) -> str:
+        """What the person or provider is answered (a duplicate as the first was)."""
         return _STATUS[self.code]
 
 
@@ -99,11 +111,14 @@ def reports_to(reg: Registry, person: Person, at: float,
 
 
 async def record_feedback(ctx: Context, campaign_id: str, person_id: str, report: Report,
-                          via: AckVia, *, by: str | None = None) -> FeedbackResult:
+                          via: AckVia, *, by: str | None = None, event: str = ""
+                          ) -> FeedbackResult:
     """Keep a report of a person who has confirmed (else `not_confirmed`, nothing kept),
-    durably: in Redis, or (Redis unavailable) in the journal, replayed later (`journaled`)."""
+    durably: in Redis, or (Redis unavailable) in the journal, replayed later (`journaled`).
+    `event` identifies the request (a provider's call or message id, a form's token): the
+    same event again changes nothing and is answered as recorded."""
     op = ReportOp(report, via, ctx.clock.now(), campaign_id=campaign_id, person_id=person_id,
-                  by=by or "")
+                  by=by or "", event=event)
     result = await durably(ctx, op, lambda o: apply_report(ctx, o))
     if result is None:
         metrics.FEEDBACK.labels(via.value, report.kind.value, "journaled").inc()
@@ -114,23 +129,26 @@ async def record_feedback(ctx: Context, campaign_id: str, person_id: str, report
 async def apply_report(ctx: Context, op: ReportOp) -> FeedbackResult:
     """Write a report that names its campaign to Redis (raises when Redis is unavailable)."""
     code, state = await ctx.store.feedback.record(
-        op.campaign_id, op.person_id, op.report, via=op.via.value, by=op.by, now=op.at)
+        op.campaign_id, op.person_id, op.report, via=op.via.value, by=op.by, now=op.at,
+        event=op.event)
     result = FeedbackResult(code, state)
-    metrics.FEEDBACK.labels(op.via.value, op.report.kind.value, result.status).inc()
+    outcome = "duplicate" if result.duplicate else result.status
+    metrics.FEEDBACK.labels(op.via.value, op.report.kind.value, outcome).inc()
     log.info("feedback", campaign_id=op.campaign_id, person=op.person_id, via=op.via.value,
-             kind=op.report.kind.value, result=result.status, by=op.by)
+             kind=op.report.kind.value, result=outcome, by=op.by)
     return result
 
 
-async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, acked_at: float
-                            ) -> None:
-    """After a confirmation: the person's reminder and report deadline, if their level's
-    policy and their region give them one."""
+async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, warning: Level,
+                            held: Sequence[str], acked_at: float) -> None:
+    """After a confirmation: the person's reminder and report deadline, if the `warning`
+    level's policy and their region give them one. `held`: the grids and sites they answer
+    for (the ack script's answer: no further read per confirmation)."""
     person = ctx.person(person_id)
-    meta = await ctx.store.meta(campaign_id)
-    if person is None or meta is None or meta.level is None:
+    if person is None:
         return
-    policy = ctx.rules.policy_for(meta.level)
+    # The row the person is called on: the sites' for the people of sites only.
+    policy = policy_of_held(ctx, warning, held)
     level = region_level(ctx.registry, person)
     deadline = policy.feedback_deadline_s(level) if level is not None else None
     if deadline is None:
@@ -140,7 +158,7 @@ async def schedule_feedback(ctx: Context, campaign_id: str, person_id: str, acke
     if policy.feedback_remind_s is not None:
         timers.append((encode_timer(FeedbackDue(campaign_id, person_id, FeedbackDue.REMIND)),
                        acked_at + deadline - policy.feedback_remind_s))
-    await ctx.timers.schedule(timers)
+    await ctx.timers.schedule_joined(timers)
 
 
 async def feedback_due(ctx: Context, timer: FeedbackDue) -> None:
@@ -159,7 +177,7 @@ async def feedback_due(ctx: Context, timer: FeedbackDue) -> None:
     ack = (await ctx.store.acks(cid)).get(pid) if person is not None else None
     if person is None or ack is None:
         return
-    policy = ctx.rules.policy_for(meta.level)
+    policy = await person_policy(ctx, cid, pid, meta.level)
     level = region_level(reg, person)
     deadline = policy.feedback_deadline_s(level) if level is not None else None
     if deadline is None:

@@ -16,6 +16,7 @@ from rules.wording import BEIJING
 from warnbus.domain.feedback import FEEDBACK_ZH, FeedbackState
 from warnbus.domain.models import RegionLevel
 from warnbus.flow.feedback import region_level
+from warnbus.flow.person_policy import policy_of_held
 from warnbus.flow.record import write_csv
 from warnbus.runtime.context import Context
 
@@ -89,12 +90,15 @@ async def feedback_tallies(ctx: Context, campaign_id: str) -> dict[str, Tally]:
     latest = await ctx.store.feedback.latest(campaign_id)
     acked = await ctx.store.acks(campaign_id)
     meta = await ctx.store.meta(campaign_id)
-    policy = ctx.rules.policy_for(meta.level) if meta is not None and meta.level else None
+    holds = await ctx.store.board.holds(campaign_id)
     out: dict[str, Tally] = {}
     for pid in sorted(set(latest) | set(acked)):
         person = ctx.person(pid)
         if person is None:
             continue
+        # Due by the person's own row: the sites' for the people of sites only.
+        policy = (policy_of_held(ctx, meta.level, [g for g, _lv in holds.get(pid, ())])
+                  if meta is not None and meta.level else None)
         level = region_level(reg, person)
         has_deadline = bool(policy and level is not None
                             and policy.feedback_deadline_s(level) is not None and pid in acked)

@@ -13,22 +13,26 @@ from the same stream.
 from __future__ import annotations
 
 import io
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from warnbus.domain.models import CHAIN_ORDER, Role
+from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Role
+from warnbus.domain.sites import SITE_ROLE_ZH
 from warnbus.domain.states import AuditEvent, DeliveryReport
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import AREA_PREFIX, RefKind, kind_of
-from warnbus.flow.record import RECORD_COLUMNS, write_csv
+from warnbus.flow.record import RECORD_COLUMNS, speakers_name, write_csv
 from warnbus.runtime.context import Context
 
 BEIJING = timezone(timedelta(hours=8))
 ZONE_ZH = "北京时间（UTC+8）"
 ROLE_ZH = {Role.PRIMARY: "网格员", Role.BACKUP: "备岗网格员", Role.VILLAGE_HEAD: "村负责人",
-           Role.TOWNSHIP_DUTY: "乡镇值班员", Role.COUNTY_DUTY: "县值班员"}
+           Role.TOWNSHIP_DUTY: "乡镇值班员", Role.COUNTY_DUTY: "县值班员",
+           Role.TOWNSHIP_LEADER: "乡镇带班领导", Role.COUNTY_LEADER: "县带班领导",
+           Role.SITE: "隐患点等责任人"}
 ROLE_VALUE_ZH = {r.value: z for r, z in ROLE_ZH.items()} | {"device": "应急广播"}
 MEDIUM_ZH = {"voice": "语音电话", "sms": "短信", "wecom": "企业微信", "loudspeaker": "应急广播"}
 VIA_ZH = {"dtmf": "电话按键", "sms": "短信回复", "wecom": "企业微信按钮", "link": "确认链接",
@@ -38,7 +42,9 @@ KIND_ZH = {"cancel": "解除通知", "update": "更新通知"}
 OUTCOME_ZH = {"accepted": "已发出（未收到回执）", "delivered": "已送达",
               "failed-temp": "发送失败（将重试）", "failed-perm": "发送失败",
               "unknown": "结果未知", "skipped": "无需补发", "gave-up": "未发送（服务商故障）",
-              "uncontacted": "未联系上，已转交"}
+              "uncontacted": "未联系上，已转交", "limited": "未发送（号码频次限制），已改其他线路"}
+#: Record rows that are no call to the person: no 第几次, and their reason is said.
+NOT_CALLS = frozenset({"skipped", "gave-up", "uncontacted", "limited", ""})
 #: The columns of the console's CSV and the printed record (the time columns say the zone).
 COLUMNS = ("乡镇", "村/社区", "网格", "责任人", "角色", "渠道", "第几次", "步骤",
            f"发送时间（{ZONE_ZH}）", "结果", f"回执时间（{ZONE_ZH}）", "是否确认",
@@ -72,8 +78,18 @@ def step_zh(step: str, kind: str = "") -> str:
     again = f"第{st.redials}次重拨" if st.redials else ""
     if st.level == 0:
         return again or "首次"
-    role = ROLE_ZH.get(CHAIN_ORDER[st.level], "上一级") if st.level < len(CHAIN_ORDER) else "上一级"
-    return f"升级至{role}" + (f"·{again}" if again else "")
+    role = role_at(st.level)
+    return f"升级至{ROLE_ZH.get(role, '上一级') if role else '上一级'}" + (
+        f"·{again}" if again else "")
+
+
+def role_at(level: int, site: bool = False) -> Role | None:
+    """The role a chain level calls: a grid's chain, or a site's (`SITE_CHAIN_ORDER`, whose
+    levels past a grid's call the officer of the site's grid)."""
+    order: tuple[Role | None, ...] = SITE_CHAIN_ORDER if site else CHAIN_ORDER
+    if not site and level >= len(order):
+        order = SITE_CHAIN_ORDER  # only a site's chain goes that far
+    return order[level] if 0 <= level < len(order) else None
 
 
 #: What a call that reached nobody says, by the words of the provider's detail (Twilio's
@@ -116,6 +132,23 @@ def report_zh(r: Report, medium: str) -> str:
     return "发送失败" + (f"（{r.detail}）" if r.detail else "")
 
 
+_LIMITED = re.compile(r"skipped (\S+): (\d+) \w+ (?:in (\d+) (s|min|h)|(a day)|at night "
+                      r"\(([\d:-]+)\)) -> (.+)")
+_UNIT_ZH = {"s": "秒", "min": "分钟", "h": "小时"}
+
+
+def limited_zh(detail: str) -> str:
+    """A re-route before a per-number limit ("skipped voice-tencent: 2 calls in 10 min ->
+    voice-aliyun") in words; anything else as it is."""
+    m = _LIMITED.fullmatch(detail)
+    if m is None:
+        return detail
+    channel, n, span, unit, day, night, dest = m.groups()
+    within = (f"{span}{_UNIT_ZH[unit]}内" if span else "每天" if day else f"夜间（{night}）")
+    to = "本步已无其他线路" if dest.startswith("no path") else f"改由{dest}发送"
+    return f"{channel}对同一号码{within}限{n}次，{to}"
+
+
 @dataclass
 class Filed:
     """The record's rows in words, and what the print page adds to them."""
@@ -129,15 +162,26 @@ def _key(tg: str, ch: str, st: str, k: str, n: str) -> tuple[str, ...]:
 
 
 def reports_by_call(audit: Iterable[Mapping[str, str]]) -> dict[tuple[str, ...], list[Report]]:
-    """Each provider report, against the call it belongs to: its delivery's last call."""
+    """Each provider report, against the call it belongs to: its delivery's last call.
+
+    A provider may report on a call before the engine has stored the call's attempt (its
+    receipt raced the dispatcher's write); such a report belongs to the delivery's next call
+    in the stream, never to none."""
     last: dict[str, tuple[str, ...]] = {}
+    early: dict[str, list[Report]] = defaultdict(list)
     out: dict[tuple[str, ...], list[Report]] = defaultdict(list)
     for ev in audit:
+        d = ev.get("d", "")
         if ev.get("ev") == AuditEvent.ATTEMPT:
-            last[ev.get("d", "")] = _key(ev.get("tg", ""), ev.get("ch", ""), ev.get("st", ""),
-                                         ev.get("k", ""), ev.get("n", ""))
-        elif ev.get("ev") == AuditEvent.STATUS and ev.get("d", "") in last:
-            out[last[ev["d"]]].append(Report(ev.get("s", ""), ev.get("x", ""), ev.get("at", "")))
+            last[d] = key = _key(ev.get("tg", ""), ev.get("ch", ""), ev.get("st", ""),
+                                 ev.get("k", ""), ev.get("n", ""))
+            out[key].extend(early.pop(d, ()))
+        elif ev.get("ev") == AuditEvent.STATUS:
+            report = Report(ev.get("s", ""), ev.get("x", ""), ev.get("at", ""))
+            if d in last:
+                out[last[d]].append(report)
+            else:
+                early[d].append(report)
     return out
 
 
@@ -147,13 +191,13 @@ def escalations(ctx: Context, audit: Iterable[Mapping[str, str]]) -> list[dict[s
     for ev in audit:
         if ev.get("ev") != AuditEvent.ESCALATE:
             continue
-        grid = ctx.registry.data.grids.get(ev.get("g", ""))
+        key = ev.get("g", "")
         frm, to = ctx.person(ev.get("from", "")), ctx.person(ev.get("to", ""))
         lv = ev.get("lv", "")
-        role = (ROLE_ZH.get(CHAIN_ORDER[int(lv)], "") if lv.isdigit()
-                and int(lv) < len(CHAIN_ORDER) else "")
+        at = role_at(int(lv), ctx.registry.is_site(key)) if lv.isdigit() else None
+        role = ROLE_ZH.get(at, "") if at is not None else ""
         out.append({
-            "时间": bj(ev.get("at")), "网格": grid.name if grid else ev.get("g", ""),
+            "时间": bj(ev.get("at")), "网格": ctx.registry.name_of(key),
             "原责任人": frm.name if frm else ev.get("from", ""),
             "转交": (f"{to.name}（{role}）" if to else "未叫醒名单") if ev.get("to") else "未叫醒名单",
             "说明": "此前未能联系到原责任人（无消息送达）" if ev.get("nc") else "超时未确认",
@@ -169,12 +213,15 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
 
     `users`: console user name -> display name (who confirmed by hand)."""
     reports = reports_by_call(audit)
-    regions = ctx.registry.data.regions
+    data = ctx.registry.data
+    regions = data.regions
     order: dict[str, int] = {}
     for i, r in enumerate(rows):
         order.setdefault(r["person_id"], i)
     ranked = sorted(range(len(rows)), key=lambda i: (
         order[rows[i]["person_id"]], rows[i].get("sent_at") or "~", i))
+    # 第几次 counts a person's calls per medium (语音电话, 短信 ...): the accounts behind one
+    # medium (voice by Aliyun, then by Tencent) are one line of calls to the person.
     nth: dict[tuple[str, str], int] = defaultdict(int)
     out: list[tuple[int, dict[str, str]]] = []
     for i in ranked:
@@ -182,9 +229,9 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
         pid, ch = r["person_id"], r.get("channel", "")
         info = ctx.channels.get(ch)
         medium = info.medium.value if info is not None else ch
-        called = bool(ch) and r.get("outcome") not in ("skipped", "gave-up", "uncontacted", "")
+        called = bool(ch) and r.get("outcome", "") not in NOT_CALLS
         if called:
-            nth[(pid, ch)] += 1
+            nth[(pid, medium)] += 1
         got = reports.get(_key(pid, ch, r.get("step", ""), r.get("kind", ""),
                                r.get("attempt", "")), [])
         words = [report_zh(x, medium) for x in got]
@@ -192,21 +239,21 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
             r.get("outcome", ""), r.get("outcome", "") or ("未呼叫" if not ch else ""))
         person = ctx.person(pid)
         grid_ids = (r.get("grids") or "").split()
-        grids = [ctx.registry.data.grids[g] for g in grid_ids if g in ctx.registry.data.grids]
+        # A person answers for grids and sites alike (a site is named for what it is).
+        places = [p for g in grid_ids if (p := data.grids.get(g) or data.sites.get(g))]
         area = pid[len(AREA_PREFIX):] if kind_of(pid) is RefKind.AREA else ""
-        village = grids[0].village if grids else area or (person.region if person else "")
-        name = r.get("name") or (f"{regions[area].name if area in regions else area}应急广播"
-                                 if area else pid)
+        village = places[0].village if places else area or (person.region if person else "")
+        name = r.get("name") or speakers_name(ctx, pid) or pid
         town = ctx.registry.township_of(village) if village else None
         by = r.get("confirmed_by", "")
         out.append((i, {
             "乡镇": regions[town].name if town and town in regions else "",
             "村/社区": regions[village].name if village in regions else "",
-            "网格": "、".join(g.name for g in grids) or " ".join(grid_ids),
+            "网格": "、".join(ctx.registry.name_of(g) for g in grid_ids),
             "责任人": name,
-            "角色": ROLE_VALUE_ZH.get(r.get("role", ""), r.get("role", "")),
+            "角色": _role_zh(ctx, pid, r.get("role", ""), grid_ids),
             "渠道": MEDIUM_ZH.get(medium, ch),
-            "第几次": f"第{nth[(pid, ch)]}次" if called else "",
+            "第几次": f"第{nth[(pid, medium)]}次" if called else "",
             "步骤": step_zh(r.get("step", ""), r.get("kind", "")) if ch else "",
             f"发送时间（{ZONE_ZH}）": bj(r.get("sent_at")),
             "结果": result,
@@ -215,12 +262,23 @@ def filed_rows(ctx: Context, rows: Sequence[Mapping[str, str]],
             f"确认时间（{ZONE_ZH}）": bj(r.get("confirmed_at")),
             "确认方式": VIA_ZH.get(r.get("confirmed_via", ""), r.get("confirmed_via", "")),
             "确认人": users.get(by, by),
-            "原因/说明": r.get("reason") or r.get("detail", "") if not called else r.get(
-                "reason", ""),
+            "原因/说明": r.get("reason") or limited_zh(r.get("detail", "")) if not called
+            else r.get("reason", ""),
         }))
     if keep_order:
         out.sort(key=lambda x: x[0])
     return Filed([r for _i, r in out], escalations(ctx, audit))
+
+
+def _role_zh(ctx: Context, pid: str, role: str, keys: Sequence[str]) -> str:
+    """A row's role in words; a site's person by what they answer for there (巡查员 ...)."""
+    if role == Role.SITE:
+        sites = ctx.registry.data.sites
+        said = dict.fromkeys(SITE_ROLE_ZH[p.role] for k in keys if k in sites
+                             for p in sites[k].people if p.person == pid)
+        if said:
+            return "、".join(said)
+    return ROLE_VALUE_ZH.get(role, role)
 
 
 #: The API's record rows keep their keys (DESIGN section 9) and gain these, in words.

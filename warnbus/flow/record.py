@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from warnbus.domain.states import (
     GridState,
     TargetState,
 )
+from warnbus.domain.targets import AREA_PREFIX, RefKind, kind_of
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
 
@@ -59,6 +61,8 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
         # grids moved on past a person no message had reached (audit: escalate, nc=1)
         "uncontacted": meta.uncontacted,
     }
+    sites = await site_states(ctx, cid)
+    grids = Counter(meta.grid_counts) - sites
     return {
         "alert_id": alert_id,
         "campaign_id": cid,
@@ -73,8 +77,16 @@ async def alert_view(ctx: Context, alert_id: str) -> dict[str, Any]:
             "headline": meta.headline if meta.state is not CampaignState.PLANNING else None,
         },
         "counts": counts,
-        "grids": {g.value: n for g, n in sorted(meta.grid_counts.items()) if n},
+        # Grids and sites are tracked alike and counted apart (the counts above are both's).
+        "grids": {g.value: n for g, n in sorted(grids.items()) if n},
+        "sites": {g.value: n for g, n in sorted(sites.items()) if n},
     }
+
+
+async def site_states(ctx: Context, campaign_id: str) -> Counter[GridState]:
+    """The 叫应 states of a campaign's sites (the rest of its grid keys are grids)."""
+    return Counter(g.state for k, g in (await ctx.store.grids(campaign_id)).items()
+                   if ctx.registry.is_site(k))
 
 
 async def unreached(ctx: Context, campaign_id: str) -> list[dict[str, str]]:
@@ -123,7 +135,7 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
         t = targets.get(pid)
         a = acks.get(pid)
         return {
-            "person_id": pid, "name": p.name if p else "",
+            "person_id": pid, "name": p.name if p else speakers_name(ctx, pid),
             "role": (t.role.value if t and t.role else (p.role.value if p else "device")),
             "grids": " ".join(t.grids) if t else "",
             "confirmed_at": _ts(a.at) if a else "", "confirmed_via": a.via.value if a else "",
@@ -165,6 +177,15 @@ async def record_rows(ctx: Context, alert_id: str) -> list[dict[str, str]]:
             row.update(person_cols(pid))
             rows.append(row)
     return rows
+
+
+def speakers_name(ctx: Context, target_id: str) -> str:
+    """What a record calls a village's loudspeakers (an area target): "X村应急广播"; else ""."""
+    if kind_of(target_id) is not RefKind.AREA:
+        return ""
+    code = target_id[len(AREA_PREFIX):]
+    region = ctx.registry.data.regions.get(code)
+    return f"{region.name if region else code}应急广播"
 
 
 #: The outcome of a provider call that was made (claimed and handed to the provider) but

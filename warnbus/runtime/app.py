@@ -172,7 +172,8 @@ def check_channels(policy: Policy, channels: Mapping[str, ChannelInfo],
     for where, level, p in rows:
         lists = {"channels": p.channels, "redial_channels": p.redial_channels,
                  "escalation_channels": p.escalation_channels,
-                 "cancel_channels": p.cancel_channels, "device_channels": p.device_channels}
+                 "cancel_channels": p.cancel_channels, "device_channels": p.device_channels,
+                 "feedback_channels": p.feedback_channels}
         for field_name, names in lists.items():
             want = TargetKind.DEVICE if field_name == "device_channels" else TargetKind.PERSON
             for name in names:

@@ -9,7 +9,9 @@
 -- were sent; nothing changes but the audit entry of the first late confirmation, whether or
 -- not the person had confirmed before).
 -- extra: with 1 the time of the person's first wave ('' if unknown), for the ack latency
--- metric without another round trip; with 3 the campaign's state, or GS.DROPPED for a
+-- metric without another round trip, then the campaign's level and the person's holds (for
+-- the report deadline the confirmation starts, and the policy row it is read from: reading
+-- them again cost more than the rest of a confirmation); with 3 the campaign's state, or GS.DROPPED for a
 -- person whose area was dropped from a running campaign.
 -- A confirmation through a delivery (a key pressed in its call, its card's button) also
 -- shows that the delivery arrived: it moves to delivered here, duplicate or not, rather than
@@ -78,4 +80,5 @@ if held ~= '' then
 end
 redis.call('XADD', audit, '*', 'ev', EV.ACK, 'at', now, 'tg', person, 'via', via,
   'd', delivery_id, 'by', by)
-return {1, redis.call('HGET', first, person) or ''}
+return {1, redis.call('HGET', first, person) or '', redis.call('HGET', meta, MF.LEVEL) or '',
+  held}

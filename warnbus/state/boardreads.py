@@ -73,6 +73,11 @@ class BoardReads:
             holds={s(k): _held(s(v)) for k, v in holds.items()},
             acked=frozenset(s(p) for p in acked))
 
+    async def holds(self, campaign_id: str) -> dict[str, Held]:
+        """Who answers for what: person id -> their grids and sites, with their levels."""
+        raw = await self._redis.hgetall(keys.campaign(campaign_id).holds)
+        return {s(k): _held(s(v)) for k, v in raw.items()}
+
     async def first_waves(self, campaign_id: str) -> dict[str, float]:
         """When each target's first wave went out (an area added by an Update: when it was
         added), by target id."""

@@ -2,16 +2,24 @@
 -- update their latest counts (a JSON FeedbackState) and audit it.
 -- kind: a FeedbackKind; count: the people moved (EVACUATED; '' otherwise); text, photo: a
 -- HAZARD's words and link; via: an AckVia; by: who entered it for the person ('' if they did).
+-- event: the provider's (or form's) id of the report ('' if none): a report of the person
+-- with an event already kept is not kept again (a resent or replayed request changes nothing).
 -- Returns {code, state}: 1 recorded (state: the campaign's, a report after the end is kept
--- too), 0 no such campaign, -1 not a target, -2 the person has not confirmed (a report
--- comes after the ack: the caller confirms first where the report itself shows receipt),
+-- too), 2 recorded before under the same event (nothing written), 0 no such campaign,
+-- -1 not a target, -2 the person has not confirmed (a report comes after the ack: the
+-- caller confirms first where the report itself shows receipt),
 -- -3 the person has made `most` reports in this campaign already (nothing kept: a bound on
 -- what one person's link or number can append).
-local meta, acks, holds, feedback, fbhist, audit = unpack(KEYS)
-local person, kind, count, text, photo, via, by, now, most = unpack(ARGV)
+local meta, acks, holds, feedback, fbhist, fbseen, audit = unpack(KEYS)
+local person, kind, count, text, photo, via, by, now, most, event = unpack(ARGV)
 if redis.call('EXISTS', meta) == 0 then return {0, ''} end
 if redis.call('HEXISTS', holds, person) == 0 then return {-1, ''} end
 if redis.call('HEXISTS', acks, person) == 0 then return {-2, ''} end
+-- Per person: an id one person's request carries never stands for another's report.
+local seen = person .. '|' .. event
+if event ~= '' and redis.call('HEXISTS', fbseen, seen) == 1 then
+  return {2, redis.call('HGET', meta, MF.STATE) or ''}
+end
 local raw = redis.call('HGET', feedback, person)
 local st = {}
 if raw then st = cjson.decode(raw) end
@@ -33,8 +41,9 @@ else
   return redis.error_reply('feedback: unknown kind ' .. kind)
 end
 redis.call('HSET', feedback, person, cjson.encode(st))
-redis.call('XADD', fbhist, '*', 'tg', person, 'k', kind, 'n', count, 'x', text, 'p', photo,
-  'via', via, 'by', by, 'at', now)
+local entry = redis.call('XADD', fbhist, '*', 'tg', person, 'k', kind, 'n', count, 'x', text,
+  'p', photo, 'via', via, 'by', by, 'at', now)
+if event ~= '' then redis.call('HSET', fbseen, seen, entry) end
 redis.call('XADD', audit, '*', 'ev', EV.FEEDBACK, 'at', now, 'tg', person, 'via', via,
   'by', by, 'k', kind, 'n', count)
 return {1, redis.call('HGET', meta, MF.STATE) or ''}

@@ -1,4 +1,5 @@
-"""Feedback after the ack: the owner of a campaign's `feedback` and `fbhist` keys.
+"""Feedback after the ack: the owner of a campaign's `feedback`, `fbhist` and `fbseen`
+keys.
 
 Owned by the store (`Store.feedback`). Each report is one script (`feedback.lua`): the
 append-only history entry, the person's latest counts and the audit entry together, only for
@@ -8,6 +9,7 @@ a target who has confirmed. A report that is due and missing is marked overdue o
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -20,8 +22,11 @@ from warnbus.state.replies import s
 RECORD = scripts.load(__file__, "feedback")
 OVERDUE = scripts.load(__file__, "feedback_overdue")
 
-#: `FeedbackBook.record` codes, as feedback.lua returns them.
-RECORDED, NO_CAMPAIGN, NOT_TARGET, NOT_CONFIRMED, TOO_MANY = 1, 0, -1, -2, -3
+#: `FeedbackBook.record` codes, as feedback.lua returns them (DUPLICATE: kept before under
+#: the same event id, nothing written).
+RECORDED, DUPLICATE, NO_CAMPAIGN, NOT_TARGET, NOT_CONFIRMED, TOO_MANY = 1, 2, 0, -1, -2, -3
+#: The longest event id kept as it is; a longer one is kept as its SHA-256.
+EVENT_MAX = 64
 #: The most reports one person keeps in one campaign: what a leaked link or a looping phone
 #: can append is bounded (a real officer reports a handful of times).
 MOST_REPORTS = 100
@@ -36,13 +41,19 @@ class FeedbackBook:
         self._overdue = OVERDUE.bind(redis)
 
     async def record(self, campaign_id: str, person_id: str, report: Report, *, via: str,
-                     by: str, now: float) -> tuple[int, str]:
-        """Keep one report: (code, the campaign's state); see the module's codes."""
+                     by: str, now: float, event: str = "") -> tuple[int, str]:
+        """Keep one report: (code, the campaign's state); see the module's codes.
+
+        `event`: what identifies the request that carried it (a provider's message or call
+        id, a form's token): the same event of the person again is DUPLICATE, however often
+        and by whichever process it comes."""
         ck = keys.campaign(campaign_id)
         count = "" if report.count is None else str(report.count)
+        if len(event) > EVENT_MAX:  # a field name, whatever a provider or a form sends
+            event = hashlib.sha256(event.encode()).hexdigest()
         code, state = await self._record(
             ck, person=person_id, kind=report.kind.value, count=count, text=report.text,
-            photo=report.photo, via=via, by=by, now=now, most=MOST_REPORTS)
+            photo=report.photo, via=via, by=by, now=now, most=MOST_REPORTS, event=event)
         return int(code), s(state)
 
     async def overdue(self, campaign_id: str, person_id: str, to: str, now: float) -> int:

@@ -24,6 +24,7 @@ class CampaignKeys:
         "dinfo",
         "dstate",
         "fbhist",
+        "fbseen",
         "feedback",
         "first",
         "grids",
@@ -62,6 +63,9 @@ class CampaignKeys:
         # FeedbackState), and every report in order (append-only).
         self.feedback = f"{base}:feedback"  # hash: person_id -> JSON FeedbackState
         self.fbhist = f"{base}:fbhist"  # stream: every report: tg, k, n, x, p, via, by, at
+        # hash: "person|event" -> the fbhist entry of the report that event kept (a resent
+        # or replayed report is kept once; at most MOST_REPORTS per person)
+        self.fbseen = f"{base}:fbseen"
 
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -311,6 +312,9 @@ class Timers:
         self._promote = PROMOTE.bind(redis)
         self._schedule = SCHEDULE.bind(redis)
         self._done = DONE.bind(redis)
+        # Timers joined in this loop turn, written by one script call (`schedule_joined`).
+        self._joined: tuple[list[tuple[bytes, float]], asyncio.Future[None]] | None = None
+        self._writes: set[asyncio.Task[None]] = set()  # kept referenced until done
 
     async def setup(self) -> None:
         await ensure_group(self.redis, keys.TIMERS_DUE)
@@ -322,6 +326,43 @@ class Timers:
             args += (member, repr(float(due)))
         for i in range(0, len(args), 20_000):
             await self._schedule(_TIMER_KEYS, batch=scripts.pack_args(args[i : i + 20_000]))
+
+    async def schedule_joined(self, items: Sequence[tuple[bytes, float]]) -> None:
+        """`schedule`, in one script call with what other tasks of this process join in the
+        same loop turn; returns once all of it is written, raises what the write raised.
+
+        For paths run once per confirmation: a call of its own per confirmation was about a
+        quarter of a confirmation's CPU under load (concurrent confirmations resume together)."""
+        if self._joined is None:
+            loop = asyncio.get_running_loop()
+            self._joined = ([], loop.create_future())
+            loop.call_soon(self._write_joined)
+        batch, written = self._joined
+        batch.extend(items)
+        # Shielded: one waiter cancelled does not cancel the others' write.
+        await asyncio.shield(written)
+
+    def _write_joined(self) -> None:
+        assert self._joined is not None
+        batch, written = self._joined
+        self._joined = None
+
+        async def write() -> None:
+            try:
+                await self.schedule(batch)
+            except asyncio.CancelledError:
+                written.cancel()
+                raise
+            except Exception as e:  # every waiter hears it, as it would have alone
+                written.set_exception(e)
+            else:
+                written.set_result(None)
+
+        task = asyncio.ensure_future(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        # Nobody waiting any more (all cancelled): the exception is not "never retrieved".
+        written.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def cancel(self, members: Sequence[bytes]) -> None:
         if members:

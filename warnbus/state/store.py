@@ -13,6 +13,7 @@ checks that no module outside `warnbus/state/` touches them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import msgspec
 
@@ -26,6 +27,7 @@ from warnbus.domain.meta import (
 from warnbus.domain.models import (
     Ack,
     Alert,
+    Level,
     Target,
 )
 from warnbus.domain.states import (
@@ -66,6 +68,15 @@ ENDED_KEPT_S = 7 * 86400.0
 #: What `Store.advance` did to each grid.
 NOT_MOVED, MOVED, CLOSED_AT_ONCE = 0, 1, 2
 
+
+
+class AckReply(NamedTuple):
+    """What the ack script answered (`Store.ack`)."""
+
+    code: int
+    extra: str
+    level: Level | None  # the campaign's, with a new confirmation only
+    held: tuple[str, ...]  # the grids and sites the person answers for, likewise
 
 class Store(Deliveries):
     def __init__(self, redis: RedisClient) -> None:
@@ -270,20 +281,25 @@ class Store(Deliveries):
 
     # ----------------------------------------------------------------- acks
 
-    async def ack(self, ack: Ack, *, reply_via: str = "") -> tuple[int, str]:
-        """Record a confirmation: (code, extra) as `ack.lua` returns them: 1 new (extra:
-        the time of the person's first wave, or ""), 2 duplicate, 0 no such campaign, -1 not
-        a target, -2 a reply through `reply_via` (a channel) while nothing had reached the
-        person through it in this campaign, 3 late: the campaign has ended (extra: its state),
-        or an Update dropped every grid the person answers for (extra: GridState.DROPPED),
-        nothing changes but the audit. A confirmation through a delivery (`ack.delivery_id`)
-        marks that delivery delivered too, while the campaign runs."""
+    async def ack(self, ack: Ack, *, reply_via: str = "") -> AckReply:
+        """Record a confirmation: (code, extra, level, held) as `ack.lua` returns them: 1 new
+        (extra: the time of the person's first wave, or ""; level: the campaign's; held: the
+        grids and sites the person answers for), 2
+        duplicate, 0 no such campaign, -1 not a target, -2 a reply through `reply_via` (a
+        channel) while nothing had reached the person through it in this campaign, 3 late:
+        the campaign has ended (extra: its state), or an Update dropped every grid the person
+        answers for (extra: GridState.DROPPED), nothing changes but the audit. A confirmation
+        through a delivery (`ack.delivery_id`) marks that delivery delivered too, while the
+        campaign runs."""
         ck = keys.campaign(ack.campaign_id)
-        code, extra = await self._ack(
+        reply = await self._ack(
             ck, person=ack.person_id, ack_blob=_enc.encode(ack), now=ack.at,
             via=ack.via.value, delivery_id=ack.delivery_id or "", by=ack.by or "",
             reply_via=reply_via)
-        return int(code), s(extra)
+        level = s(reply[2]) if len(reply) > 2 else ""
+        held = s(reply[3]) if len(reply) > 3 else ""
+        return AckReply(int(reply[0]), s(reply[1]), Level(level) if level else None,
+                        tuple(item.split(":")[0] for item in held.split(",") if item))
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).acks)

@@ -24,6 +24,7 @@ from typing import Any
 from channels.sim.aliyun_sim import AliyunSimulator
 from channels.sim.officers import OfficerModel
 from channels.sim.tencent_sim import TencentSimulator
+from warnbus.domain.feedback import KEYPAD_PROMPT
 from warnbus.domain.models import RegistryData
 from warnbus.runtime.app import load_channels
 from warnbus.runtime.config import LimitSettings, Preset
@@ -34,12 +35,15 @@ SHOW = "073012110000"  # the Aliyun number shown to the called person
 ALIYUN_KEY_ID = "LTAI5tWarnbusDemo0001"
 TENCENT_SECRET_ID = "AKIDwarnbusdemo00000000000000000001"
 TENCENT_APP = "1400009099"
-#: Aliyun TTS templates (IvrCall: warning, read twice, key 1 plays the confirmation).
+#: Aliyun TTS templates (IvrCall: warning, read twice; key 1 plays the confirmation, which
+#: asks for a report by keys ended by #: the call record's dtmf has them after the 1).
 ALIYUN_VOICE = {"TTS_300001": "${kind}。${text}。确认收到请按1。",
-                "TTS_300002": "预警解除通知：${text}", "TTS_300009": "已确认，谢谢。"}
-#: Tencent templates: the SMS (an account whose variables carry 20 characters) and the TTS.
+                "TTS_300002": "预警解除通知：${text}", "TTS_300009": "已确认，谢谢。" + KEYPAD_PROMPT}
+#: Tencent templates: the SMS (an account whose variables carry 20 characters) and the TTS
+#: (its key-press push carries the 1 and a report's keys after it).
 TENCENT_SMS = {"2300001": "{1}{2}：{3}{4}{5}{6}{7}{8}{9}{10}。回复1确认收到。"}
-TENCENT_VOICE = {"3300001": "{1}{2}。{3}{4}{5}{6}。确认收到请按1。"}
+TENCENT_VOICE = {"3300001": "{1}{2}。{3}{4}{5}{6}。确认收到请按1；按1后如需报送：已到岗按2，"
+                            "零报告按3，已转移人数先按4再输入人数，以井号键结束。"}
 RATES = {"voice-aliyun": 100.0, "voice-tencent": 5.0, "sms": 50.0}
 #: Each account's provider defaults (per-number limits), by channel.
 PRESET_OF: dict[str, Preset] = {"voice-aliyun": "aliyun-voice", "voice-tencent": "tencent-voice",
@@ -93,7 +97,7 @@ async def start_cn_world(
     offline_speakers: int = 2,
 ) -> CnWorld:
     """Start the Aliyun, Tencent and WeCom simulators and the speakers; build the channels."""
-    common = await start_common(base_url, officers, time_factor)
+    common = await start_common(base_url, officers, time_factor, clock)
     keys = {"aliyun": secrets.token_hex(16), "tencent": secrets.token_hex(16),
             "hook": secrets.token_urlsafe(18).replace("-", "_")}
     hooks = base_url.rstrip("/") + "/hooks"

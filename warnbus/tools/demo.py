@@ -78,7 +78,9 @@ def _progress_view(view: dict[str, Any], sent: Counter[str], phase: str, clock_s
               str(sent["escalation"]), str(sent["speaker"]), str(sent["cancel"]), acks)
     states = "  ".join(f"{k} {v}" for k, v in sorted(grids.items()))
     head = f"[bold]{phase}[/bold]   叫应时钟 +{int(clock_s // 60)}分{int(clock_s % 60):02d}秒"
-    return Group(head, prog, t, f"网格 grids: {states}")
+    sites = "  ".join(f"{k} {v}" for k, v in sorted(view.get("sites", {}).items()))
+    return Group(head, prog, t, f"网格 grids: {states}",
+                 *([f"隐患点等 sites: {sites}"] if sites else []))
 
 
 class AuditCounter:
@@ -216,7 +218,7 @@ async def _print_summary(app: App, world: ProviderWorld, alert_id: str, console:
     console.print(f"sites (reservoirs, ponds, danger zones ...): {st['sites']}   confirmed "
                   f"{st['confirmed']}, taken over {st['taken_over']}, 未叫醒 {st['unreached']}")
     un = s["unreached"]
-    console.print(f"未叫醒 list ({len(un)} grids):")
+    console.print(f"未叫醒 list ({len(un)} grids and sites):")
     for r in un[:15]:
         console.print(f"  {r['grid_id']} {r['grid']}  网格员 {r['officer_name']} "
                       f"{r['officer_phone']}  (last called: {r['last_called_name']})")

@@ -35,6 +35,10 @@ PROVIDERS = ("twilio", "cn")
 class Stoppable(Protocol):
     async def stop(self) -> None: ...
 
+    async def wait_idle(self, within_s: float = 5.0) -> None:
+        """Wait until every callback it scheduled has been made (or `within_s` passed)."""
+        ...
+
 
 @dataclass(kw_only=True)
 class ProviderWorld:
@@ -74,13 +78,16 @@ class Common:
     command_key: str
 
 
-async def start_common(base_url: str, officers: OfficerModel, time_factor: float) -> Common:
-    """The WeCom simulator, and the WeCom and loudspeaker channels' configurations."""
+async def start_common(base_url: str, officers: OfficerModel, time_factor: float,
+                       clock: Callable[[], float] = time.time) -> Common:
+    """The WeCom simulator, and the WeCom and loudspeaker channels' configurations; `clock`:
+    the time the simulator's records carry (the engine's)."""
     command_key = secrets.token_urlsafe(32)
     corp_secret, cb_token = secrets.token_hex(16), secrets.token_hex(8)
     aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     wecom = WeComSimulator(CORP_ID, corp_secret, cb_token, aes_key, officers,
-                           callback_url=f"{base_url}/hooks/wecom/callback", agent_id=1000002)
+                           callback_url=f"{base_url}/hooks/wecom/callback", agent_id=1000002,
+                           clock=clock)
     wecom_url = await wecom.start()
     configs: dict[str, dict[str, Any]] = {
         "wecom": {"type": "wecom", "corp_id": CORP_ID, "corp_secret": corp_secret,
@@ -107,6 +114,7 @@ async def start_world(
     registry: RegistryData, *, base_url: str, mqtt_url: str, officers: OfficerModel,
     speaker_fail_rate: float = 0.02, offline_speakers: int = 2, time_factor: float = 1.0,
     device_passwords: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> SimulatedWorld:
     """Start the simulators and build the real channels pointed at them (the Twilio set).
 
@@ -114,13 +122,14 @@ async def start_world(
     with its own (`device_passwords`, user name = device id; else the URL's). The channel
     signs commands with a key made here, which the simulated speakers verify.
 
-    Provider rate limits are real-time; on a clock compressed `time_factor` times they are
+    `clock` is the time the simulators' records carry (the engine's). Provider rate limits
+    are real-time; on a clock compressed `time_factor` times they are
     scaled by the same factor, so the campaign sees the limits it would see in real time.
     """
-    common = await start_common(base_url, officers, time_factor)
+    common = await start_common(base_url, officers, time_factor, clock)
     auth_token = secrets.token_hex(16)
     twilio = TwilioSimulator(ACCOUNT_SID, auth_token, officers,
-                             inbound_sms_url=f"{base_url}/hooks/sms/inbound")
+                             inbound_sms_url=f"{base_url}/hooks/sms/inbound", clock=clock)
     twilio_url = await twilio.start()
     twilio_cfg = {"account_sid": ACCOUNT_SID, "auth_token": auth_token,
                   "from_number": "+8673012110", "api_base": twilio_url}
@@ -151,7 +160,7 @@ async def start_providers(
     if providers == "twilio":
         return await start_world(registry, base_url=base_url, mqtt_url=mqtt_url,
                                  officers=officers, time_factor=time_factor,
-                                 device_passwords=device_passwords)
+                                 device_passwords=device_passwords, clock=clock)
     if providers == "cn":
         from warnbus.tools.cn_world import start_cn_world
 

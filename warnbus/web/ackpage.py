@@ -17,6 +17,7 @@ from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import Alert
 from warnbus.domain.states import CampaignState, GridState
 from warnbus.flow.acks import AckResult, ended_state, late_zh
+from warnbus.flow.person_policy import person_policy
 from warnbus.flow.planner import area_text
 from warnbus.runtime.context import Context
 
@@ -61,14 +62,16 @@ def alert_html(alert: Alert) -> str:
             + "".join(rows) + "</section>")
 
 
-def wants_lift_confirmed(ctx: Context, meta: CampaignMeta | None, ended: str | None) -> bool:
+async def wants_lift_confirmed(ctx: Context, meta: CampaignMeta | None, ended: str | None,
+                               campaign_id: str, person_id: str) -> bool:
     """The warning was lifted (the campaign by a Cancel, or the person's area by an Update:
-    `ended` is `GridState.DROPPED`) and its level's policy wants the 解除 confirmed."""
+    `ended` is `GridState.DROPPED`) and the person's policy row wants the 解除 confirmed
+    (the sites' row for the people called only for sites, as their 解除 was planned)."""
     if meta is None or meta.level is None:
         return False
     if ended != GridState.DROPPED and meta.state is not CampaignState.CANCELLED:
         return False
-    return ctx.rules.policy_for(meta.level).cancel_confirm
+    return (await person_policy(ctx, campaign_id, person_id, meta.level)).cancel_confirm
 
 
 async def over_for(ctx: Context, campaign_id: str, person_id: str) -> str | None:
@@ -84,11 +87,12 @@ async def over_for(ctx: Context, campaign_id: str, person_id: str) -> str | None
     return None
 
 
-async def ack_page(ctx: Context, campaign_id: str, ended: str | None) -> AckPage:
+async def ack_page(ctx: Context, campaign_id: str, person_id: str, ended: str | None
+                   ) -> AckPage:
     """What the ack link shows: the message the person was sent, in full, and whether (and
     what) they are asked to confirm (`ended`: as `over_for` says)."""
     meta = await ctx.store.meta(campaign_id)
-    lift = wants_lift_confirmed(ctx, meta, ended)
+    lift = await wants_lift_confirmed(ctx, meta, ended, campaign_id, person_id)
     shown: Alert | None = None
     if meta is not None and ended != GridState.DROPPED:
         shown_id = meta.cancelled_by if lift and meta.cancelled_by else meta.latest_alert_id
@@ -103,9 +107,10 @@ async def ack_page(ctx: Context, campaign_id: str, ended: str | None) -> AckPage
     return AckPage("无需确认", f"<p>{escape(late_zh(ended))}</p>{text}", "")
 
 
-async def late_text(ctx: Context, campaign_id: str, res: AckResult) -> str:
-    """What a person reads who confirmed after the end: the 解除 confirmed when the policy
+async def late_text(ctx: Context, campaign_id: str, person_id: str, res: AckResult) -> str:
+    """What a person reads who confirmed after the end: the 解除 confirmed when their policy
     asked for that, else that the warning was lifted or has ended."""
-    if wants_lift_confirmed(ctx, await ctx.store.meta(campaign_id), res.state):
+    if await wants_lift_confirmed(ctx, await ctx.store.meta(campaign_id), res.state,
+                                  campaign_id, person_id):
         return LIFT_CONFIRMED
     return res.late_zh

@@ -407,7 +407,7 @@ async def ack_link_page(request: web.Request) -> web.Response:
     await admit_request(True)
     # The message in full (what a card or an SMS could not carry), and a button only while
     # a confirmation is wanted.
-    page = await ack_page(app.ctx, cid, await over_for(app.ctx, cid, pid))
+    page = await ack_page(app.ctx, cid, pid, await over_for(app.ctx, cid, pid))
     form = (f'<form method="post" action="/ack/{html.escape(token)}">'
             f'<button style="font-size:2em;padding:.5em 2em">{page.button}</button></form>'
             if page.button else "")
@@ -439,7 +439,7 @@ async def ack_link_post(request: web.Request) -> web.Response:
     res = await record_ack(app.ctx, cid, pid, AckVia.LINK)
     if "text/html" in request.headers.get("Accept", ""):
         if res.late:
-            text = await late_text(app.ctx, cid, res)
+            text = await late_text(app.ctx, cid, pid, res)
         else:
             text = ("已确认，谢谢。" if res.code in (RECORDED, DUPLICATE, JOURNALED)
                     else "未找到对应的预警。")

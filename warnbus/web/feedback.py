@@ -18,7 +18,13 @@ from warnbus.domain.models import AckVia
 from warnbus.flow.credentials import check_person
 from warnbus.flow.feedback import FeedbackResult, record_feedback
 from warnbus.web.api import APP, _page, authenticate, credential, error, link_of, ok
-from warnbus.web.feedback_form import REFUSED_ZH, BadReport, feedback_form, report_of
+from warnbus.web.feedback_form import (
+    REFUSED_ZH,
+    BadReport,
+    feedback_form,
+    form_event,
+    report_of,
+)
 
 log = structlog.get_logger("warnbus.web.feedback")
 
@@ -53,13 +59,17 @@ async def ack_feedback_post(request: web.Request) -> web.Response:
     cid, pid = link
     page = "text/html" in request.headers.get("Accept", "")
     try:
-        report = report_of(await _fields(request))
+        fields = await _fields(request)
+        report = report_of(fields)
+        event = form_event(fields, report)
     except BadReport as e:
         if page:
             return web.Response(status=422, text=_page("报送未成功", html.escape(str(e))),
                                 content_type="text/html")
         return error(422, "invalid", str(e))
-    res = await record_feedback(app.ctx, cid, pid, report, AckVia.LINK)
+    # The form's token names the report: the same form posted again is answered as the
+    # first was and kept once.
+    res = await record_feedback(app.ctx, cid, pid, report, AckVia.LINK, event=event)
     if not page:
         return _answer(res)
     if res.kept:
@@ -83,11 +93,12 @@ async def post_feedback(request: web.Request) -> web.Response:
         if not cid or not pid:
             raise BadReport("campaign_id" if not cid else "person_id", "required")
         report = report_of(fields)
+        event = form_event(fields, report)
     except BadReport as e:
         return error(422, "invalid", str(e))
     check_person(app.ctx.registry, credential(request, token), pid)
     return _answer(await record_feedback(app.ctx, cid, pid, report, AckVia.CONSOLE,
-                                         by=token.name))
+                                         by=token.name, event=event))
 
 
 def add_routes(web_app: web.Application) -> None:

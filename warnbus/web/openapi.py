@@ -129,7 +129,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "AlertView": {
         "type": "object",
-        "required": ["alert_id", "campaign_id", "alert", "campaign", "counts", "grids"],
+        "required": ["alert_id", "campaign_id", "alert", "campaign", "counts", "grids",
+                     "sites"],
         "properties": {
             "alert_id": {"type": "string"},
             "campaign_id": {"type": "string"},
@@ -157,8 +158,12 @@ SCHEMAS: dict[str, Any] = {
                                "`escalated` count them alike.",
             },
             "grids": {"type": "object", "additionalProperties": {"type": "integer"},
-                      "description": "Grids (and the sites the hazard calls, tracked like "
-                                     "grids) per 叫应 state (non-zero states only)."},
+                      "description": "Grids per 叫应 state (non-zero states only); the "
+                                     "sites are counted apart in `sites`."},
+            "sites": {"type": "object", "additionalProperties": {"type": "integer"},
+                      "description": "The sites the hazard calls (hazard points, reservoirs "
+                                     "and ponds, danger zones, shelters), tracked like grids, "
+                                     "per 叫应 state (non-zero states only)."},
         },
     },
     "Record": {

@@ -1,5 +1,5 @@
-"""What the live board shows: persons, grids and loudspeakers, each counted on its own, each
-grid's colour, per township and village.
+"""What the live board shows: persons, grids, sites and loudspeakers, each counted on its
+own, each grid's colour, per township and village.
 
 Grid colours refine the engine's grid state: a grid still calling its officer shows how far
 the officer's messages got (not yet sent, sent, delivered); a grid someone was sent door to
@@ -23,6 +23,8 @@ from warnbus.web.console.people import person_counts
 #: The board's grid colours, in legend order (labels: html.GRID_STATE_ZH).
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
                 "unreached", "door", "visited", "stopped", "closed")
+#: The prefix of the sites' counts (p_ persons, g_ grids, s_ loudspeakers).
+SITE = "site"
 #: Display states of grids still calling their first officer.
 CALLING = ("pending", "sent", "delivered")
 #: Display states of grids nobody has answered for yet (the pending list shows them).
@@ -94,14 +96,19 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
             continue
         towns.setdefault(reg.township_of(grid.village) or "", Counter())[st] += 1
         villages.setdefault(grid.village, Counter())[st] += 1
-    grid_counts = Counter(display.values())
+    # Grids and sites (hazard points, reservoirs, ...) are tracked alike but counted apart.
+    sites = {gid: st for gid, st in display.items() if reg.is_site(gid)}
+    grids = {gid: st for gid, st in display.items() if gid not in sites}
+    grid_counts, site_counts = Counter(grids.values()), Counter(sites.values())
     counts = {f"p_{k}": v for k, v in person_counts(live).items()}
-    counts |= {f"g_{k}": v for k, v in grid_counts.items()}
-    counts["g_total"] = len(display)
-    # Still calling its officer, however far their messages got (未送达, 已发送, 已送达); a
-    # lifted grid keeps its colour but is called no more.
-    counts["g_calling"] = sum(1 for gid, st in display.items()
-                              if st in CALLING and live.grids[gid].state in GridState.OPEN)
+    for prefix, part, tally in (("g", grids, grid_counts), (SITE, sites, site_counts)):
+        counts |= {f"{prefix}_{k}": v for k, v in tally.items()}
+        counts[f"{prefix}_total"] = len(part)
+        # Still calling its officer, however far their messages got (未送达, 已发送, 已送达); a
+        # lifted grid keeps its colour but is called no more.
+        counts[f"{prefix}_calling"] = sum(
+            1 for gid, st in part.items()
+            if st in CALLING and live.grids[gid].state in GridState.OPEN)
     counts |= {f"s_{k}": v for k, v in speaker_counts(ctx, meta, live).items()}
     counts["uncontacted"] = meta.uncontacted
     return {
@@ -113,6 +120,7 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
         "ended_at": meta.ended_at or 0,
         "counts": counts,
         "grid_counts": dict(grid_counts),
+        "site_counts": dict(site_counts),
         "grids": display,
         "towns": {k: dict(v) for k, v in towns.items()},
         "villages": {k: dict(v) for k, v in villages.items()},

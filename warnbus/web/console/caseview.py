@@ -7,7 +7,12 @@ card lists every call to the grid's people by name, the earliest first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from warnbus.domain.states import AuditEvent
+from warnbus.domain.steps import Step
+from warnbus.flow import filed
+from warnbus.flow.filed import OUTCOME_ZH
 from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX
 from warnbus.web.console.cases import Cases, GridCase
@@ -15,39 +20,46 @@ from warnbus.web.console.history import Call, Event
 from warnbus.web.console.html import CHANNEL_ZH, DOOR_OUTCOME_ZH, GRID_STATE_ZH, VIA_ZH, esc
 from warnbus.web.console.people import PersonLine, PersonState
 
-_OUTCOME_ZH = {"accepted": "已受理", "delivered": "已送达", "failed-temp": "暂时失败",
-               "failed-perm": "失败", "limited": "超出号码限额，已改道"}
-_KIND_ZH = {"warning": "预警", "update": "更新", "redial": "重拨", "escalation": "升级",
-            "cancel": "解除", "notice": "提醒"}
+#: A call's outcome in the filed record's words (the card and the record say the same).
+_OUTCOME_ZH = {**OUTCOME_ZH, "limited": "超出号码限额，已改道"}
 #: Calls a card lists before it leaves the middle out (the grid's page lists them all).
 CARD_CALLS = 30
 
 
-def step_zh(step: int) -> str:
-    if step == 95:
-        return "入户通知"
-    if step == 90:
-        return "广播未播提醒"
-    if step >= 10:
-        return f"第{step // 10}级升级" + (f"·重拨{step % 10}" if step % 10 else "")
-    return f"第{step}次重拨" if step else "首轮"
+def call_zh(c: Call) -> str:
+    """A call's channel and step in the filed record's words (语音电话 首次, 短信 第1次重拨,
+    语音电话 升级至村负责人, 短信 解除通知, ...)."""
+    return (f"{esc(CHANNEL_ZH.get(c.channel, c.channel))} "
+            f"{esc(filed.step_zh(str(c.step), c.kind))}")
 
 
-def person_html(line: PersonLine) -> str:
+def person_html(line: PersonLine, names: Mapping[str, str] | None = None) -> str:
+    """One person of a grid and where they stand; a console user who confirmed for them by
+    display name (`names`: user name -> 姓名)."""
     role = html.PERSON_ROLE_ZH.get(line.role, line.role)
     tel = (f' <a class="tel" href="tel:{esc(line.phone)}">{esc(line.phone)}</a>'
            if line.phone else "")
     state = html.PERSON_STATE_ZH[line.state]
     if line.state is PersonState.CONFIRMED and line.ack is not None:
         a = line.ack
-        how = VIA_ZH.get(a.via.value, a.via.value) + (f"（{a.by}：{a.reason}）" if a.by else "")
-        state += f" · {how} · {html.bj(a.at, '%H:%M:%S')}"
+        how = esc(VIA_ZH.get(a.via.value, a.via.value))
+        if a.by:
+            how += f"（{html.user(a.by, names or {})}：{esc(a.reason)}）"
+        state = f"{esc(state)} · {how} · {html.bj(a.at, '%H:%M:%S')}"
+        return (f'<li class="ps-{line.state.value}" data-p="{esc(line.pid)}">'
+                f'<b>{esc(line.name)}</b>（{esc(role)}）{tel} <span class="pst">{state}</span>'
+                "</li>")
     elif line.state is PersonState.PENDING:
         state += f" · 第{max(1, line.rounds)}轮 · 已呼叫{len(line.calls)}次"
         if line.next is not None:
             state += f" · 下一步 {html.bj(line.next.at, '%H:%M:%S')} {line.next.what}"
     elif line.state is PersonState.ESCALATED and line.moved_to:
         state = f"未确认 · 已升级至 {line.moved_to}"
+    elif line.state is PersonState.NOT_CALLED and line.calls:
+        # Not called to confirm for the grid, yet messaged: sent door to door (尚未呼叫 ·
+        # 已呼叫3次 said both at once).
+        door = all(c.step == int(Step.DOOR_TO_DOOR) for c in line.calls)
+        state = f"未叫应 · 已发{'入户' if door else ''}通知{len(line.calls)}条"
     elif line.calls:
         state += f" · 已呼叫{len(line.calls)}次"
     return (f'<li class="ps-{line.state.value}" data-p="{esc(line.pid)}"><b>{esc(line.name)}</b>'
@@ -74,24 +86,25 @@ def calls_html(case: GridCase, limit: int | None = CARD_CALLS) -> str:
         name, role = names[pid]
         items.append(f'<li>{html.bj(c.at, "%H:%M:%S")} {esc(name)}'
                      f'（{esc(html.PERSON_ROLE_ZH.get(role, role))}）'
-                     f'{esc(CHANNEL_ZH.get(c.channel, c.channel))} {step_zh(c.step)}'
-                     f'·{_KIND_ZH.get(c.kind, c.kind)} → '
+                     f'{call_zh(c)} → '
                      f'{esc(_OUTCOME_ZH.get(c.outcome, c.outcome))}</li>')
     return (f'<details class="calls"><summary>呼叫记录（{len(calls)}）</summary>'
             f'<ul class="tries">{"".join(items)}</ul></details>')
 
 
-def door_html(case: GridCase) -> str:
+def door_html(case: GridCase, names: Mapping[str, str] | None = None) -> str:
+    """The grid's door-to-door order and result; console users by display name."""
     out = ""
     if case.door is not None:
         d = case.door
-        out += (f'<p class="warn door-order">已安排入户：{esc(d.to)}（{esc(d.by)}，'
+        out += (f'<p class="warn door-order">已安排入户：{esc(d.to)}（{html.user(d.by, names or {})}，'
                 f'{html.bj(d.at, "%H:%M")}）</p>')
     if case.result is not None:
         r = case.result
-        who = r.by if r.via.value == "console" else f"{r.by}（本人）"
+        who = (html.user(r.by, names or {}) if r.via.value == "console"
+               else f"{esc(r.by)}（本人）")
         out += (f'<p class="ok door-result">入户结果：<b>{DOOR_OUTCOME_ZH[r.outcome.value]}</b>'
-                f'{"：" + esc(r.note) if r.note else ""}（{esc(who)}，{html.bj(r.at, "%H:%M")}）</p>')
+                f'{"：" + esc(r.note) if r.note else ""}（{who}，{html.bj(r.at, "%H:%M")}）</p>')
     return out
 
 
@@ -120,8 +133,11 @@ def actions_html(cid: str, case: GridCase, csrf: str, *, door_ok: bool,
 
 
 def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bool,
-              now: float, calls_limit: int | None = CARD_CALLS, from_grid: bool = False) -> str:
-    people = "".join(person_html(p) for p in case.people)
+              now: float, calls_limit: int | None = CARD_CALLS, from_grid: bool = False,
+              names: Mapping[str, str] | None = None) -> str:
+    """A grid's card: its people, door-to-door, calls and actions (`names`: console user
+    name -> 姓名, for who confirmed, ordered or entered a result)."""
+    people = "".join(person_html(p, names) for p in case.people)
     acts = (actions_html(cid, case, csrf, door_ok=door_ok, from_grid=from_grid)
             if can_act else "")
     if acts:
@@ -135,58 +151,65 @@ def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bo
             f'<small>{esc(case.village)} · {esc(case.town)} · '
             f'<b class="gst">{GRID_STATE_ZH.get(case.display, case.display)}</b> · '
             f'{html.bj(case.since, "%H:%M")} 起叫，已 {html.duration(now - case.since)}</small></h3>'
-            f'<ul class="people">{people}</ul>{door_html(case)}'
+            f'<ul class="people">{people}</ul>{door_html(case, names)}'
             f'{calls_html(case, calls_limit)}{acts}</div>')
 
 
-def pending_html(cid: str, got: Cases, csrf: str, *, can_act: bool, door_ok: bool) -> str:
+def pending_html(cid: str, got: Cases, csrf: str, *, can_act: bool, door_ok: bool,
+                 names: Mapping[str, str] | None = None) -> str:
     """The pending list (待确认名单): the grids nobody has answered for yet."""
     if not got.cases:
         stopped = "（已停止叫应）" if got.stop else ""
         return f'<p class="muted" id="none-pending">没有待确认的网格{stopped}。</p>'
     more = (f'<p class="muted">共{got.total}个网格待确认，仅显示最急的{len(got.cases)}个；'
             '请在右侧进入乡镇或村查看其余网格。</p>' if got.total > len(got.cases) else "")
-    return more + "".join(card_html(cid, c, csrf, can_act=can_act, door_ok=door_ok, now=got.now)
-                          for c in got.cases)
+    return more + "".join(card_html(cid, c, csrf, can_act=can_act, door_ok=door_ok, now=got.now,
+                                    names=names) for c in got.cases)
 
 
-def timeline_html(case: GridCase, got: Cases) -> str:
+def timeline_html(case: GridCase, got: Cases, users: Mapping[str, str] | None = None) -> str:
     """Everything that happened to a grid, in time order: calls to its people by name,
-    confirmations, escalations, door-to-door orders and results, a stop of the calling."""
+    confirmations, escalations, door-to-door orders and results, a stop of the calling
+    (console users by display name: `users`, user name -> 姓名)."""
+    users = users or {}
     names = {p.pid: p.name for p in case.people}
     rows: list[tuple[float, str]] = []
     for p in case.people:
         for c in p.calls:
-            rows.append((c.at, f'{esc(p.name)}：{esc(CHANNEL_ZH.get(c.channel, c.channel))} '
-                               f'{step_zh(c.step)}·{_KIND_ZH.get(c.kind, c.kind)} → '
+            rows.append((c.at, f'{esc(p.name)}：{call_zh(c)} → '
                                f'{esc(_OUTCOME_ZH.get(c.outcome, c.outcome))}'))
         for e in got.digest.of_person.get(p.pid, ()):
-            rows.append((e.at, _person_event(p.name, e)))
+            rows.append((e.at, _person_event(p.name, e, users)))
     for e in case.events:
-        rows.append((e.at, _grid_event(e, names)))
+        rows.append((e.at, _grid_event(e, names, users)))
     for e in got.digest.campaign:
         if e.ev == AuditEvent.STOP:
-            rows.append((e.at, f'停止叫应（{esc(e.get("by"))}：{esc(e.get("x"))}）'))
+            rows.append((e.at, f'停止叫应（{html.user(e.get("by"), users)}：{esc(e.get("x"))}）'))
     rows.sort(key=lambda r: r[0])
     items = "".join(f"<li>{html.bj(at, '%m-%d %H:%M:%S')} {text}</li>" for at, text in rows)
     return f'<ol class="timeline">{items}</ol>'
 
 
-def _person_event(name: str, e: Event) -> str:
+def _person_event(name: str, e: Event, users: Mapping[str, str]) -> str:
     via = VIA_ZH.get(e.get("via"), e.get("via"))
-    by = f"（{esc(e.get('by'))}）" if e.get("by") else ""
+    by = f"（{html.user(e.get('by'), users)}）" if e.get("by") else ""
     if e.ev == AuditEvent.LATE:
         return f"{esc(name)}：预警结束后确认（{esc(via)}）"
     return f"<b>{esc(name)}：已确认</b>（{esc(via)}）{by}"
 
 
-def _grid_event(e: Event, names: dict[str, str]) -> str:
+def _grid_event(e: Event, names: dict[str, str], users: Mapping[str, str]) -> str:
     if e.ev == AuditEvent.ESCALATE:
         to = e.get("to")
-        return (f"升级：{esc(names.get(to, to))}（第{esc(e.get('lv'))}级）" if to
+        # The record's words for the step (升级至备岗网格员), not the chain's level number.
+        lv = e.get("lv")
+        step = filed.step_zh(str(int(lv) * 10)) if lv.isdigit() else f"升级（第{esc(lv)}级）"
+        return (f"{esc(step)}：{esc(names.get(to, to))}" if to
                 else "<b>列入未叫醒</b>（叫应链已用尽）")
     if e.ev == AuditEvent.DOOR_ORDER:
-        return f"安排入户：{esc(e.get('to'))}（{esc(e.get('by'))}）"
+        return f"安排入户：{esc(e.get('to'))}（{html.user(e.get('by'), users)}）"
     outcome = DOOR_OUTCOME_ZH.get(e.get("r"), e.get("r"))
     note = f"：{esc(e.get('x'))}" if e.get("x") else ""
-    return f"<b>入户结果：{esc(outcome)}</b>{note}（{esc(e.get('by'))}）"
+    by = e.get("by")
+    who = html.user(by, users) if e.get("via") in ("", "console") else f"{esc(by)}（本人）"
+    return f"<b>入户结果：{esc(outcome)}</b>{note}（{who}）"

@@ -7,13 +7,16 @@ for approval from `DeskWatch`, and raises a visible and audible notice (static/c
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.states import GridState, TargetState
+from warnbus.flow.record import site_states
 from warnbus.runtime.context import Context
 from warnbus.web.console import html
+from warnbus.web.console.auth import Users
 from warnbus.web.console.base import PREFIX
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
@@ -79,8 +82,11 @@ async def messages(ctx: Context, newest: list[tuple[str, float]]) -> list[dict[s
 
 
 async def pending_drafts(ctx: Context) -> list[dict[str, Any]]:
+    """The drafts waiting for approval; who drafted each by login (`by`) and 姓名 (`name`)."""
+    names = await Users(ctx.redis).displays()
     return [{"id": d.id, "at": d.drafted_at, "kind": d.kind, "level": d.level,
-             "headline": d.form.headline, "by": d.drafted_by}
+             "headline": d.form.headline, "by": d.drafted_by,
+             "name": names.get(d.drafted_by, d.drafted_by)}
             for d in await Drafts(ctx.redis).recent(20) if d.state == "pending"]
 
 
@@ -90,6 +96,12 @@ class LiveRow:
     persons: int  # everyone who answers for a grid
     source: str
     stopped: bool  # a duty officer stopped its calling
+    #: The sites' share of `meta.grid_counts` (they are tracked like grids, counted apart).
+    sites: Counter[GridState] = field(default_factory=Counter)
+
+    def grids(self) -> Counter[GridState]:
+        """The grid states of the campaign without its sites."""
+        return Counter(self.meta.grid_counts) - self.sites
 
 
 async def live_rows(ctx: Context) -> list[LiveRow]:
@@ -103,7 +115,7 @@ async def live_rows(ctx: Context) -> list[LiveRow]:
             continue
         source = (await ctx.store.messages.sources(cid)).get(meta.root, "")
         stopped = await ctx.store.console.calls_stopped(cid) is not None
-        out.append(LiveRow(meta, n, source, stopped))
+        out.append(LiveRow(meta, n, source, stopped, await site_states(ctx, cid)))
     return out
 
 
@@ -114,8 +126,9 @@ def live_html(rows: list[LiveRow], now: float) -> str:
     out = []
     for r in rows:
         m = r.meta
-        grids = sum(m.grid_counts.values())
-        closed = sum(n for st, n in m.grid_counts.items() if st in GridState.CLOSED)
+        states = r.grids()
+        grids = sum(states.values())
+        closed = sum(n for st, n in states.items() if st in GridState.CLOSED)
         acked = m.target_count(TargetState.ACKED)
         pct = int(100 * acked / r.persons) if r.persons else 0
         t0 = m.t0 or m.created_at or now
@@ -131,9 +144,19 @@ def live_html(rows: list[LiveRow], now: float) -> str:
             f'<div class="bar"><i style="width:{pct}%"></i></div>'
             f'<div class="lc-counts">叫应对象 <b>{acked}</b>/{r.persons} 人已确认 · '
             f'网格 {closed}/{grids} 已结束 · 未叫醒 <b class="errc">'
-            f'{m.grid_count(GridState.UNREACHED)}</b> · 叫应中 '
-            f'{sum(n for st, n in m.grid_counts.items() if st in GridState.OPEN)}</div></a>')
+            f'{states[GridState.UNREACHED]}</b> · 叫应中 '
+            f'{sum(n for st, n in states.items() if st in GridState.OPEN)}'
+            + _sites_line(r.sites) + '</div></a>')
     return "".join(out)
+
+
+def _sites_line(sites: Counter[GridState]) -> str:
+    """The sites' part of a live card, when the hazard calls any."""
+    if not sites:
+        return ""
+    closed = sum(n for st, n in sites.items() if st in GridState.CLOSED)
+    return (f' · 隐患点等 {closed}/{sum(sites.values())} 处已结束 · 未叫醒 '
+            f'<b class="errc">{sites[GridState.UNREACHED]}</b>')
 
 
 def drafts_html(drafts: list[dict[str, Any]]) -> str:
@@ -142,5 +165,6 @@ def drafts_html(drafts: list[dict[str, Any]]) -> str:
     return "".join(
         f'<p class="warn"><a href="{PREFIX}/drafts/{esc(d["id"])}">'
         f'{html.level_badge(d["level"])} {esc(html.KIND_ZH.get(d["kind"], d["kind"]))}：'
-        f'{esc(d["headline"])}</a>（起草 {esc(d["by"])}，{html.bj(d["at"], "%H:%M")}）</p>'
+        f'{esc(d["headline"])}</a>（起草 {html.user(d["by"], {d["by"]: d.get("name", "")})}，'
+        f'{html.bj(d["at"], "%H:%M")}）</p>'
         for d in drafts)

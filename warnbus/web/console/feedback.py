@@ -16,7 +16,7 @@ from warnbus.flow.feedback_view import Tally, feedback_csv, feedback_rows, feedb
 from warnbus.runtime.context import Context
 from warnbus.web.console.base import PREFIX, back, console, form, requires, user_of
 from warnbus.web.console.html import csrf_field, esc, table
-from warnbus.web.feedback_form import REFUSED_ZH, BadReport, report_of
+from warnbus.web.feedback_form import REFUSED_ZH, BadReport, form_event, form_id_field, report_of
 
 VIA_ZH = {"sms": "短信", "dtmf": "电话按键", "wecom": "企业微信", "link": "链接",
           "console": "值班台录入"}
@@ -41,7 +41,7 @@ async def feedback_section(ctx: Context, cid: str, town: str, csrf: str, can_act
         options = "".join(f'<option value="{k.value}">{FEEDBACK_ZH[k]}</option>'
                           for k in FeedbackKind)
         entry = (f'<form method="post" action="{PREFIX}/campaigns/{esc(cid)}/feedback" '
-                 f'class="inline">{csrf_field(csrf)}'
+                 f'class="inline">{csrf_field(csrf)}{form_id_field()}'
                  '<input name="person_id" required placeholder="人员编号">'
                  f'<select name="kind">{options}</select>'
                  '<input name="count" inputmode="numeric" size="5" placeholder="转移人数">'
@@ -75,9 +75,11 @@ async def enter_feedback(request: web.Request) -> web.StreamResponse:
     at = f"{PREFIX}/campaigns/{cid}"
     try:
         report = report_of({k: v for k, v in f.items() if v})
+        event = form_event(f, report)
     except BadReport as e:
         raise back(at, f"反馈未录入：{e}") from None
-    res = await record_feedback(ctx, cid, pid, report, AckVia.CONSOLE, by=user_of(request).name)
+    res = await record_feedback(ctx, cid, pid, report, AckVia.CONSOLE, by=user_of(request).name,
+                                event=event)
     if res.kept:
         raise back(at, f"已录入{esc(pid)}的反馈：{report.zh}")
     raise back(at, "反馈未录入：" + REFUSED_ZH[res.status])

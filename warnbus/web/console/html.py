@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
 
 from warnbus.domain.roles import ROLE_ZH as ROLE_ZH_OF_PERSON
 from warnbus.domain.states import CampaignState
+from warnbus.flow.filed import MEDIUM_ZH
+from warnbus.flow.filed import VIA_ZH as FILED_VIA_ZH
 
 BEIJING = timezone(timedelta(hours=8))
 LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
@@ -33,13 +35,23 @@ MSG_TYPE_ZH = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}
 DRAFT_STATE_ZH = {"pending": "待审批", "publishing": "发布中", "published": "已发布",
                   "rejected": "已退回", "failed": "发布失败（未发出）", "withdrawn": "已撤回"}
 KIND_ZH = {"alert": "新预警", "update": "更新", "cancel": "解除"}
-VIA_ZH = {"dtmf": "电话按键", "sms": "短信回复", "wecom": "企业微信", "link": "确认链接",
-          "console": "人工确认", "device": "设备"}
-CHANNEL_ZH = {"voice": "语音外呼", "sms": "短信", "wecom": "企业微信", "loudspeaker": "应急广播"}
+#: How a person confirmed: the filed record's words (企业微信按钮: the card's button).
+VIA_ZH = FILED_VIA_ZH
+#: One word per channel on every page, the same as the filed record's (语音电话, not 语音外呼).
+CHANNEL_ZH = MEDIUM_ZH
 
 
 def esc(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
+
+
+def user(login: str, names: Mapping[str, str]) -> str:
+    """A console user by their display name (姓名), the login in the title; someone who is
+    not a console user (a name already) as they are."""
+    shown = names.get(login)
+    if not shown or shown == login:
+        return esc(login)
+    return f'<span class="user" title="登录名：{esc(login)}">{esc(shown)}</span>'
 
 
 def bj(ts: float | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

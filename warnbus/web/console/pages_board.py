@@ -1,4 +1,4 @@
-"""The live campaign board: persons, grids and loudspeakers, the map, drill-down to villages
+"""The live campaign board: persons, grids, sites and loudspeakers, the map, drill-down to villages
 and grids, the pending list from the first minute, the alert's text, source and history."""
 
 from __future__ import annotations
@@ -34,15 +34,21 @@ from warnbus.web.console.feedback import feedback_section
 from warnbus.web.console.html import GRID_STATE_ZH, csrf_field, esc
 from warnbus.web.console.live import stream
 
-#: The board's counts, by group: persons, grids, loudspeakers (never summed together).
+#: The board's counts, by group: persons, grids, sites, loudspeakers (never summed together).
 #: After each total, its parts add up to it (persons: 已送达 is a count of its own).
-PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已送达（人）"), ("p_pending", "叫应中"),
+#: 已发出（人）: a provider took or delivered a message to them. Not 已送达: an SMS or a WeCom
+#: message a provider took is not known to have arrived, and WeCom never reports it.
+PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已发出（人）"), ("p_pending", "叫应中"),
            ("p_confirmed", "已确认"), ("p_escalated", "已升级"), ("p_unreached", "未叫醒"),
            ("p_closed", "未确认·已结束"))
 GRIDS = (("g_total", "网格"), ("g_calling", "叫应中"), ("g_confirmed", "已确认"),
          ("g_taken_over", "上级已确认"), ("g_escalated", "已升级"), ("g_unreached", "未叫醒"),
          ("g_door", "入户中"), ("g_visited", "已入户"), ("g_stopped", "已停止叫应"),
          ("g_closed", "已移出"))
+#: Sites (hazard points, reservoirs and ponds, danger zones, shelters) the hazard calls.
+SITES = (("site_total", "隐患点/水库/危险区等（处）"), ("site_calling", "叫应中"),
+         ("site_confirmed", "已确认"), ("site_taken_over", "上级已确认"),
+         ("site_escalated", "已升级"), ("site_unreached", "未叫醒"))
 SPEAKERS = (("s_total", "应急广播"), ("s_played", "已播放"), ("s_silent", "未确认播放"))
 #: Not a part of a total: how many grids moved up their chain past a person no message had
 #: reached (the record's `uncontacted` rows).
@@ -62,7 +68,8 @@ def _stats(counts: dict[str, int]) -> str:
         return f'<div class="stats {name}">{cells}</div>'
 
     return ('<div class="counts">' + group("persons", PERSONS) + group("grids", GRIDS)
-            + group("speakers", SPEAKERS) + group("notes", NOTES) + "</div>")
+            + group("sites", SITES) + group("speakers", SPEAKERS) + group("notes", NOTES)
+            + "</div>")
 
 
 def _region_table(request: web.Request, counts: dict[str, dict[str, int]], codes: list[str],
@@ -149,13 +156,13 @@ async def board_page(request: web.Request) -> web.Response:
     can_act = user.has("drafter", "approver")
     got = await build(ctx, con.histories, cid, meta, region=village or town)
     door_ok = meta.state is CampaignState.ACTIVE and stop is None
+    users = await con.users.displays()  # user name -> 姓名
     pending = caseview.pending_html(cid, got, session_of(request).csrf, can_act=can_act,
-                                    door_ok=door_ok)
+                                    door_ok=door_ok, names=users)
     speakers = await silent_speakers(ctx, cid, meta)
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
     items = await thread.messages(ctx, cid)
-    users = await console(request).users.displays()  # user name -> 姓名
     root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
     latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
     t0 = meta.t0 or meta.created_at or ctx.clock.now()
@@ -203,7 +210,8 @@ async def chase_fragment(request: web.Request) -> web.Response:
     stop = await ctx.store.console.calls_stopped(cid)
     text = caseview.pending_html(
         cid, got, session_of(request).csrf, can_act=user_of(request).has("drafter", "approver"),
-        door_ok=meta.state is CampaignState.ACTIVE and stop is None)
+        door_ok=meta.state is CampaignState.ACTIVE and stop is None,
+        names=await con.users.displays())
     return web.Response(text=text, content_type="text/html",
                         headers={"X-Waiting": str(got.total)})
 

@@ -99,8 +99,10 @@ async def draft_page(request: web.Request) -> web.Response:
             f'<dt>起草人</dt><dd>{_who(names, d.drafted_by)}（{html.bj(d.drafted_at)}）</dd>'
             f'<dt>审批人</dt><dd>{_who(names, d.approved_by or d.rejected_by) or "—"}</dd>'
             f'<dt>标题</dt><dd>{esc(f.headline)}</dd><dt>内容</dt><dd>{esc(f.description)}</dd>'
-            f'<dt>有效期</dt><dd>{esc(f.effective)} 至 {esc(f.expires)}</dd>'
-            f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
+            + ("" if d.kind == "cancel" else  # a 解除 has no period of its own
+               f'<dt>有效期</dt><dd id="draft-times">{esc(f.effective.replace("T", " "))} 至 '
+               f'{esc(f.expires.replace("T", " "))}（北京时间）</dd>')
+            + f'<dt>区域</dt><dd id="draft-area">{area_summary(con, f)}</dd>'
             + (f'<dt>说明</dt><dd>{esc(d.reason)}</dd>' if d.reason else "")
             + await behalf_row(con, d) + "</dl>")
     if d.state == DraftState.FAILED:

@@ -8,6 +8,7 @@ shifts; approvers approve roster versions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from warnbus.web.console.base import (
     PREFIX,
     back,
     console,
+    flash,
     form,
     page,
     requires,
@@ -113,7 +115,8 @@ def _change_form(request: web.Request, reg: Registry, book: DutyBook, today: dat
             'placeholder="如：病假，由某某替班"></label> <button>保存</button></form>')
 
 
-def _versions(request: web.Request, reg: Registry, book: DutyBook) -> str:
+def _versions(request: web.Request, reg: Registry, book: DutyBook,
+              names: Mapping[str, str]) -> str:
     can_approve = user_of(request).has("approver")
     csrf = session_of(request).csrf
     rows = []
@@ -123,7 +126,7 @@ def _versions(request: web.Request, reg: Registry, book: DutyBook) -> str:
         if r.approved_by:
             state = f"已生效（{esc(r.approved_by)} 审批）"
         elif approval is not None:
-            state = f"已生效（{esc(approval.by)} 于 {html.bj(approval.at)} 审批）"
+            state = f"已生效（{html.user(approval.by, names)} 于 {html.bj(approval.at)} 审批）"
         elif can_approve:
             state = (f'<form method="post" action="{PREFIX}/duty/rosters/{esc(rid)}/approve">'
                      f'{csrf_field(csrf)}<span class="errc">待审批</span> '
@@ -136,7 +139,7 @@ def _versions(request: web.Request, reg: Registry, book: DutyBook) -> str:
         ["编号", "名称", "起止", "交班时间", "职责数", "状态"], rows)
 
 
-async def _history(request: web.Request, reg: Registry) -> str:
+async def _history(request: web.Request, reg: Registry, names: Mapping[str, str]) -> str:
     con = console(request)
     desk = con.app.ctx.duty
     rows = []
@@ -148,10 +151,12 @@ async def _history(request: web.Request, reg: Registry) -> str:
             what = (f"{esc(desk_name(reg, d))} {esc(rec.day)}："
                     f"{esc(was.name if was else rec.was or '无人')} → "
                     f"{esc(now.name if now else rec.person)}")
-            rows.append([html.bj(rec.at), KIND_ZH[rec.kind], what, esc(rec.by), esc(rec.reason)])
+            rows.append([html.bj(rec.at), KIND_ZH[rec.kind], what, html.user(rec.by, names),
+                         esc(rec.reason)])
         elif isinstance(rec, Approval):
             name = reg.data.rosters[rid].name if rid in reg.data.rosters else rid
-            rows.append([html.bj(rec.at), "审批", esc(f"值班表 {name}"), esc(rec.by), ""])
+            rows.append([html.bj(rec.at), "审批", esc(f"值班表 {name}"), html.user(rec.by, names),
+                         ""])
     return "<h2>调整记录</h2>" + html.table(["时间", "类型", "内容", "操作人", "原因"], rows)
 
 
@@ -162,11 +167,12 @@ async def duty_page(request: web.Request) -> web.Response:
     reg, book = ctx.registry, await ctx.duty_book()
     today = today_of(ctx.clock.now())
     can_change = user_of(request).has("approver", "admin")
-    msg = request.query.get("msg", "")
+    msg = flash(request)  # signed for this session and page: a crafted ?msg= says nothing
+    names = await con.users.displays()  # user name -> 姓名
     body = ((f'<p class="ok" id="msg">{esc(msg)}</p>' if msg else "")
             + _warnings(reg, book, today) + _today_table(reg, book, today, can_change)
             + (_change_form(request, reg, book, today) if can_change else "")
-            + _versions(request, reg, book) + await _history(request, reg))
+            + _versions(request, reg, book, names) + await _history(request, reg, names))
     return page(request, "值班安排", body, active="duty")
 
 

@@ -37,16 +37,17 @@ async def grid_page(request: web.Request) -> web.Response:
     can_act = user_of(request).has("drafter", "approver")
     door_ok = meta.state is CampaignState.ACTIVE and got.stop is None
     csrf = session_of(request).csrf
+    users = await con.users.displays()  # user name -> 姓名
     board = f"{PREFIX}/campaigns/{esc(cid)}"
     link = f"{board}/grids/{esc(gid)}"
     if request.query.get("part") == "panel":
         card = caseview.card_html(cid, case, csrf, can_act=can_act, door_ok=door_ok,
-                                  now=got.now, from_grid=False)
+                                  now=got.now, from_grid=False, names=users)
         text = (f'<button type="button" class="close" aria-label="关闭">×</button>{card}'
                 f'<p><a href="{link}">网格详情（全部记录）</a></p>')
         return web.Response(text=text, content_type="text/html")
     card = caseview.card_html(cid, case, csrf, can_act=can_act, door_ok=door_ok, now=got.now,
-                              calls_limit=None, from_grid=True)
+                              calls_limit=None, from_grid=True, names=users)
     live = await ctx.store.board.live(cid)
     speakers = [(d, live.tstate.get(device_id(d.id)))
                 for d in ctx.registry.data.devices.values() if d.grid == gid]
@@ -58,6 +59,6 @@ async def grid_page(request: web.Request) -> web.Response:
             + f'<p><a href="{board}">← 返回叫应看板</a> · {html.level_badge(meta.level.value if meta.level else "")}'
             f'{html.drill_badge(meta.drill)} {esc(meta.headline)}</p>'
             f'<div class="chases one" id="grid-case">{card}</div>'
-            f'<h2>经过（按时间）</h2>{caseview.timeline_html(case, got)}'
+            f'<h2>经过（按时间）</h2>{caseview.timeline_html(case, got, users)}'
             f'<h2>应急广播</h2><ul>{spk}</ul>')
     return page(request, f"{case.name} · {case.village}", body, active="board")

@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from warnbus.domain.models import Alert, Delivery, DeliveryKind, MsgType, Target, TargetKind
+from warnbus.domain.models import (
+    Alert,
+    Delivery,
+    DeliveryKind,
+    MsgType,
+    Role,
+    Target,
+    TargetKind,
+)
+from warnbus.domain.states import GridState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import RefKind, kind_of
 from warnbus.flow.changes import by_policy, persons_of, plan_cancel, plan_update
@@ -56,18 +65,21 @@ def _label(d: Delivery, alert: Alert) -> str:
     return f"{channel}·{what}"
 
 
-def summary(ctx: Context, deliveries: Sequence[Delivery], policy: LevelPolicyLike,
-            settings: ConsoleSettings, *, texts: list[tuple[str, str]],
-            redials: int) -> dict[str, Any]:
+def summary(ctx: Context, deliveries: Sequence[Delivery],
+            policy_of: Callable[[str], LevelPolicyLike] | None,
+            settings: ConsoleSettings, *, texts: list[tuple[str, str]]) -> dict[str, Any]:
     """Messages per channel, SMS parts, call minutes and cost of `deliveries`: the first
-    round, and at most when nobody confirms and every message that asks is redialled
-    `redials` times on the redial channels. Priced by each channel's medium."""
+    round, and at most when nobody confirms and every message that asks is redialled as
+    its person's policy row says (`policy_of` a person id: the sites' row for the people of
+    sites only; None: nothing is redialled). Priced by each channel's medium."""
     sms_by: Counter[str] = Counter()
     minutes_by: Counter[str] = Counter()
     worst = 0.0
     for d in deliveries:
         medium = ctx.channels[d.channel].medium
-        again = redials if d.asks_confirmation and d.channel in policy.redial_channels else 0
+        pol = policy_of(d.target_id) if policy_of is not None else None
+        again = (pol.redials if pol is not None and d.asks_confirmation
+                 and d.channel in pol.redial_channels else 0)
         if medium is Medium.SMS:
             n = sms_segments(d.text)
             sms_by[d.channel] += n
@@ -96,6 +108,23 @@ def deadline_zh(policy: LevelPolicyLike) -> str:
     return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，未确认重拨{policy.redials}次后逐级升级")
 
 
+def site_terms(policy: LevelPolicyLike, site_policy: LevelPolicyLike, site_people: int,
+               deadline: str) -> dict[str, Any]:
+    """The 叫应 of the people called only for sites, on the sites' own row, when there are
+    any (the preview's `deadline` and `redials` are the grids' row's)."""
+    if not site_people:
+        return {}
+    text = deadline if site_policy is policy else deadline_zh(site_policy)
+    return {"site_persons": site_people, "site_ack_deadline_s": site_policy.ack_deadline_s,
+            "site_redials": site_policy.redials,
+            "site_chain": [r.value for r in site_policy.chain], "site_deadline": text}
+
+
+def _site_people(targets: Sequence[Target]) -> set[str]:
+    """The people of `targets` called only for sites (planned on the sites' row)."""
+    return {t.id for t in targets if t.role is Role.SITE and t.kind is TargetKind.PERSON}
+
+
 def site_counts(ctx: Context, sites: Sequence[str]) -> dict[str, Any]:
     """How many of the sites (hazard points, reservoirs, ...) a message reaches, and by kind
     (sites the registry no longer has are left out)."""
@@ -108,7 +137,7 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
     """Grids, sites, persons, loudspeakers, messages per channel and cost of publishing
     `alert`."""
     level = ctx.rules.level_of(alert)
-    policy = ctx.rules.policy_for(level)
+    policy, site_policy = ctx.rules.policy_for(level), ctx.rules.site_policy_for(level)
     match = ctx.rules.match(alert)
     targets = ctx.rules.targets(ctx.registry.data, match.grids, match.devices,
                                 drill=alert.is_drill, sites=match.sites, hazards=match.hazards)
@@ -117,7 +146,8 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
                        renderer=ctx.rules.renderer, channels=ctx.channels,
                        ack_url=lambda _pid: PREVIEW_URL)
     # As the intake plans them: the people of sites only on the sites' own policy.
-    deliveries = _first_waves(ctx, pctx, targets, policy, ctx.rules.site_policy_for(level))
+    deliveries = _first_waves(ctx, pctx, targets, policy, site_policy)
+    sited = _site_people(targets)
     villages = match.villages if match.grids else ()
     for ch in policy.device_channels:  # as the intake plans it: one command per village
         deliveries += plan_areas(pctx, villages, ch, DeliveryKind.WARNING)
@@ -129,10 +159,11 @@ def preview(ctx: Context, alert: Alert, settings: ConsoleSettings) -> dict[str, 
         "grid_ids": list(match.grids), **site_counts(ctx, match.sites),
         "villages": len(match.villages),
         "persons": len(persons_of(ctx, targets)), "speakers": devices,
-        **summary(ctx, deliveries, policy, settings, redials=policy.redials,
-                  texts=[(CHANNEL_ZH.get(c, c), t) for c, t in texts.items()]),
+        **summary(ctx, deliveries, lambda pid: site_policy if pid in sited else policy,
+                  settings, texts=[(CHANNEL_ZH.get(c, c), x) for c, x in texts.items()]),
         "ack_deadline_s": policy.ack_deadline_s, "redials": policy.redials,
         "chain": [r.value for r in policy.chain], "deadline": deadline_zh(policy),
+        **site_terms(policy, site_policy, len(sited), deadline_zh(policy)),
         "needs_approval": level.value in settings.approval_levels, "drill": alert.is_drill,
     }
 
@@ -145,26 +176,41 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
     meta = await ctx.store.meta(campaign_id)
     if meta is None:
         raise LookupError(campaign_id)
+    # Who is on which row: the people of sites only on the sites' (as the intake, the
+    # escalation and plan_cancel/plan_update put them).
+    holds = await ctx.store.board.holds(campaign_id)
     if alert.msg_type is MsgType.CANCEL:
         level = meta.require_level()
-        policy = ctx.rules.policy_for(level)
+        policy, site_policy = ctx.rules.policy_for(level), ctx.rules.site_policy_for(level)
         deliveries = await plan_cancel(ctx, campaign_id, alert, meta,
                                        ack_url=lambda _pid: PREVIEW_URL)
-        keys = sorted(await ctx.store.grids(campaign_id))
+        # What the 解除 lifts: an area an Update dropped had its own 解除 and is not counted.
+        views = await ctx.store.grids(campaign_id)
+        keys = sorted(g for g, v in views.items() if v.state is not GridState.DROPPED)
         grids = [g for g in keys if not ctx.registry.is_site(g)]
         sites = [g for g in keys if ctx.registry.is_site(g)]
-        deadline = ("解除通知请对象确认收到（不重拨、不升级）" if policy.cancel_confirm
-                    else "解除通知无需确认，不重拨、不升级")
-        redials = 0
+        deadline = _cancel_zh(policy)
+        site_deadline = _cancel_zh(site_policy)
+        added_sited: set[str] = set()
     else:
         plan = await plan_update(ctx, campaign_id, alert, meta,
                                  ack_url=lambda _pid: PREVIEW_URL)
-        level, policy = plan.level, plan.policy
+        level, policy, site_policy = plan.level, plan.policy, plan.site_policy
         added = _first_waves(ctx, plan.pctx, plan.added, policy, plan.site_policy)
         deliveries = added + plan.deliveries
         grids, sites = list(plan.match.grids), list(plan.match.sites)
         deadline = "仍未确认的对象" + deadline_zh(policy)
-        redials = policy.redials
+        site_deadline = "仍未确认的对象" + deadline_zh(site_policy)
+        added_sited = _site_people(plan.added)
+    is_site = ctx.registry.is_site
+    sited = added_sited | {pid for pid, held in holds.items()
+                           if held and all(is_site(g) for g, _lv in held)}
+
+    def row_of(pid: str) -> LevelPolicyLike:
+        return site_policy if pid in sited else policy
+
+    # A 解除 is never redialled.
+    redials = None if alert.msg_type is MsgType.CANCEL else row_of
     seen: dict[tuple[str, DeliveryKind, bool], tuple[str, str]] = {}
     for d in deliveries:
         seen.setdefault((d.channel, d.kind, d.asks_confirmation), (_label(d, alert), d.text))
@@ -175,12 +221,18 @@ async def continuation_preview(ctx: Context, alert: Alert, settings: ConsoleSett
         "grid_ids": grids, **site_counts(ctx, sites), "villages": len(areas),
         "persons": len(persons),
         "speakers": sum(len(ctx.registry.devices_of_village(v)) for v in areas),
-        **summary(ctx, deliveries, policy, settings, redials=redials,
-                  texts=list(seen.values())),
-        "ack_deadline_s": policy.ack_deadline_s, "redials": redials,
+        **summary(ctx, deliveries, redials, settings, texts=list(seen.values())),
+        "ack_deadline_s": policy.ack_deadline_s,
+        "redials": policy.redials if redials is not None else 0,
         "chain": [r.value for r in policy.chain], "deadline": deadline,
+        **site_terms(policy, site_policy, len(persons & sited), site_deadline),
         "needs_approval": level.value in settings.approval_levels, "drill": alert.is_drill,
     }
+
+
+def _cancel_zh(policy: LevelPolicyLike) -> str:
+    return ("解除通知请对象确认收到（不重拨、不升级）" if policy.cancel_confirm
+            else "解除通知无需确认，不重拨、不升级")
 
 
 def _first_waves(ctx: Context, pctx: PlanContext, targets: Sequence[Target],
@@ -204,6 +256,11 @@ def preview_html(p: dict[str, Any]) -> str:
                 if p["needs_approval"] else "")
     drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
     title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
+    # A 解除 is sent once: "if nobody confirms, all redialled" would promise calls never made.
+    count = "消息数" if p["kind"] == "cancel" else "首轮消息数"
+    voice = f'、语音约 {p["voice_minutes"]} 分钟' if p["voice_minutes"] else ""  # none: unsaid
+    again = ("解除通知只发一次。" if p["kind"] == "cancel"
+             else f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。')
     return (
         f'<h2>{title} {html.level_badge(p["level"])}</h2>{approval}{drill}'
         '<div class="stats">'
@@ -212,10 +269,14 @@ def preview_html(p: dict[str, Any]) -> str:
         f'<div><b data-p="persons">{p["persons"]}</b>责任人</div>'
         f'<div><b data-p="speakers">{p["speakers"]}</b>应急广播</div>'
         f'<div><b data-p="cost">¥{p["cost"]:.2f}</b>预计费用</div></div>'
-        f'<table class="small"><thead><tr><th>渠道</th><th>首轮消息数</th></tr></thead><tbody>{chans}</tbody></table>'
-        f'<p class="muted">短信 {p["sms_segments"]} 条计费、语音约 {p["voice_minutes"]} 分钟；'
-        f'若无人确认、全部重拨，最多约 ¥{p["cost_max"]:.2f}。'
-        f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。</p>'
+        f'<table class="small"><thead><tr><th>渠道</th><th>{count}</th></tr></thead>'
+        f'<tbody>{chans}</tbody></table>'
+        f'<p class="muted">短信 {p["sms_segments"]} 条计费{voice}；'
+        f'{again}'
+        f'叫应：<span data-p="deadline">{esc(p["deadline"])}</span>。'
+        + (f'隐患点等责任人（{p["site_persons"]}人）按其叫应策略：'
+           f'<span data-p="site_deadline">{esc(p["site_deadline"])}</span>。'
+           if p.get("site_persons") else "") + '</p>'
         f'{_first_round(p.get("first_round_s"))}{texts}')
 
 

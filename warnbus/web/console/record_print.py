@@ -2,7 +2,7 @@
 at the top), outcomes in words, with signature lines.
 
 Issuing unit, the alert's own text, its level, who drafted and approved each message; totals
-per township with persons, grids and loudspeakers each counted apart (never summed); the
+per township with persons, grids, sites and loudspeakers each counted apart (never summed); the
 未叫醒 list; escalations; door-to-door orders; manual confirmations with reason and user; then
 each person's calls (`flow.filed`).
 """
@@ -31,8 +31,14 @@ from warnbus.web.console.records import stats_table, tallies
 PRINT_COLUMNS = tuple(c for c in COLUMNS if c not in ("乡镇", "是否确认"))
 
 
+#: The totals' columns: persons, grids, sites and loudspeakers, each counted on its own.
+TOTALS_HEAD = ("乡镇", "责任人（人）", "已确认（人）", "网格（个）", "已确认网格", "未叫醒网格",
+               "隐患点/水库/危险区等（处）", "已确认（处）", "未叫醒（处）", "应急广播（个）")
+
+
 async def township_totals(ctx: Context, cid: str) -> list[list[str]]:
-    """Per township: persons (confirmed), grids (confirmed, 未叫醒), loudspeakers: apart."""
+    """Per township: persons (confirmed), grids (confirmed, 未叫醒), sites (confirmed,
+    未叫醒), loudspeakers: apart, never summed."""
     reg = ctx.registry
     persons: Counter[str] = Counter()
     speakers: Counter[str] = Counter()
@@ -46,22 +52,30 @@ async def township_totals(ctx: Context, cid: str) -> list[list[str]]:
         elif t.kind is TargetKind.DEVICE:
             speakers[town] += 1
     grids: dict[str, Counter[GridState]] = defaultdict(Counter)
+    sites: dict[str, Counter[GridState]] = defaultdict(Counter)
     for g in (await ctx.store.grids(cid)).values():
-        grid = reg.data.grids.get(g.grid_id)
-        grids[(reg.township_of(grid.village) if grid else None) or "?"][g.state] += 1
-    towns = sorted(set(persons) | set(grids) | set(speakers))
+        place = reg.data.grids.get(g.grid_id) or reg.data.sites.get(g.grid_id)
+        town = (reg.township_of(place.village) if place else None) or "?"
+        (sites if reg.is_site(g.grid_id) else grids)[town][g.state] += 1
+    towns = sorted(set(persons) | set(grids) | set(sites) | set(speakers))
     rows = []
     for code in [*towns, ""]:
         keep = [code] if code else towns
         gs: Counter[GridState] = sum((grids[c] for c in keep), Counter())
+        ss: Counter[GridState] = sum((sites[c] for c in keep), Counter())
         rows.append([
             esc(reg.data.regions[code].name if code in reg.data.regions else ("合计" if not code
                                                                              else "未知")),
             str(sum(persons[c] for c in keep)), str(sum(acked[c] for c in keep)),
-            str(sum(gs.values())),
-            str(gs[GridState.CONFIRMED] + gs[GridState.TAKEN_OVER]),
-            str(gs[GridState.UNREACHED]), str(sum(speakers[c] for c in keep))])
+            *_closed(gs), *_closed(ss), str(sum(speakers[c] for c in keep))])
     return rows
+
+
+def _closed(states: Counter[GridState]) -> tuple[str, str, str]:
+    """(in all, confirmed by someone of the chain, 未叫醒) of grids or of sites."""
+    return (str(sum(states.values())),
+            str(states[GridState.CONFIRMED] + states[GridState.TAKEN_OVER]),
+            str(states[GridState.UNREACHED]))
 
 
 def drawn_html(shapes: list[tuple[str, tuple[tuple[float, float], ...]]]) -> str:
@@ -139,9 +153,8 @@ async def print_page(request: web.Request) -> web.Response:
     body = (
         '<p class="noprint"><button type="button" data-print>打印</button></p>'
         + await _header(ctx, cid, meta, users, drawn_html(list(shapes))) + small
-        + "<h2>分乡镇统计（人员、网格、应急广播分别计数）</h2>"
-        + _table(["乡镇", "责任人（人）", "已确认（人）", "网格（个）", "已确认网格", "未叫醒网格",
-                  "应急广播（个）"], await township_totals(ctx, cid), "small totals")
+        + "<h2>分乡镇统计（人员、网格、隐患点等、应急广播分别计数）</h2>"
+        + _table(list(TOTALS_HEAD), await township_totals(ctx, cid), "small totals")
         + "<h2>网格员确认用时</h2>" + stats_table(names, await tallies(ctx, cid, meta))
         + f"<h2>未叫醒名单（{len(lost)}）</h2>"
         + html.table(["网格", "村", "网格员", "电话", "最后呼叫"], lost_rows, "small")

@@ -141,7 +141,7 @@
       const s = JSON.parse(ev.data);
       for (const el of board.querySelectorAll("[data-c]")) {
         const v = (s.counts || {})[el.dataset.c];
-        if (v !== undefined || el.dataset.c.match(/^[pgs]_/)) el.textContent = v || 0;
+        if (v !== undefined || el.dataset.c.match(/^([pgs]|site)_/)) el.textContent = v || 0;
       }
       for (const p of board.querySelectorAll("svg.map path[data-g]")) {
         const st = s.grids[p.dataset.g] || "none";
@@ -157,7 +157,8 @@
       if (cs) cs.textContent = names[s.state] || s.state;
       board.dataset.state = s.state;
       if (s.ended_at) board.dataset.end = String(s.ended_at);
-      const g = JSON.stringify(s.grid_counts) + "/" + ((s.counts || {}).p_confirmed || 0);
+      const g = JSON.stringify([s.grid_counts, s.site_counts]) + "/" +
+        ((s.counts || {}).p_confirmed || 0);
       if (grids !== null && g !== grids) refreshChase();
       grids = g;
       deskNews(s.desk);
