@@ -3,11 +3,11 @@ import). Run by `warnbus.registry.validate_registry`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import shapely
 
-from warnbus.domain.models import RegionLevel, RegistryData, Site, SiteKind
+from warnbus.domain.models import Grid, RegionLevel, RegistryData, Site, SiteKind
 from warnbus.domain.sites import SITE_KIND_ZH, SITE_ROLE_ZH, SITE_ROLES
 from warnbus.registry_checks import ID_BAD, ring_faults
 
@@ -88,25 +88,61 @@ def _count_problems(site: Site, where: str) -> Iterable[str]:
 
 def _placement_problems(data: RegistryData, bad_rings: set[str]) -> Iterable[str]:
     """A site lies in its grid (or, with none named, in a grid of its village)."""
-    grids = data.grids
+    by_village = grids_by_village(data.grids)
+    for key, site in data.sites.items():
+        if key in bad_rings and site.point is None:
+            continue
+        said = placement_problem(data.grids, by_village, site)
+        if said:
+            yield f"{site_label(site, key)}：{said}"
+
+
+def grids_by_village(grids: Mapping[str, Grid]) -> dict[str, list[str]]:
     by_village: dict[str, list[str]] = {}
     for g in grids.values():
         by_village.setdefault(g.village, []).append(g.id)
-    for key, site in data.sites.items():
-        if site.point is not None and abs(site.point[0]) <= 90 and abs(site.point[1]) <= 180:
-            spot = shapely.Point(site.point[1], site.point[0])
-        elif site.polygon and key not in bad_rings:
-            spot = shapely.Polygon([(lon, lat) for lat, lon in site.polygon]).point_on_surface()
-        else:
-            continue
-        if site.grid is not None:
-            owners = [site.grid] if site.grid in grids else []
-            place = f"所在网格 {site.grid}"
-        else:
-            owners = by_village.get(site.village, [])
-            place = f"所在村 {site.village} 的任何网格"
-        if not owners:
-            continue
-        shapes = [shapely.Polygon([(lon, lat) for lat, lon in grids[g].polygon]) for g in owners]
-        if not any(s.is_valid and s.buffer(_SLACK).covers(spot) for s in shapes):
-            yield f"{site_label(site, key)}：位置（{spot.y:.5f}, {spot.x:.5f}）不在{place}内"
+    return by_village
+
+
+def site_spot(site: Site) -> shapely.Point | None:
+    """Where a site is for placing it: its point, else a point inside its polygon."""
+    if site.point is not None and abs(site.point[0]) <= 90 and abs(site.point[1]) <= 180:
+        return shapely.Point(site.point[1], site.point[0])
+    if site.polygon and next(ring_faults({site.id: site.polygon}), None) is None:
+        return shapely.Polygon([(lon, lat) for lat, lon in site.polygon]).point_on_surface()
+    return None
+
+
+def owners_of(grids: Mapping[str, Grid], by_village: Mapping[str, list[str]], site: Site,
+              spot: shapely.Point) -> list[str]:
+    """The grids of the site's village that hold `spot` (within about 1 m)."""
+    out = []
+    for gid in by_village.get(site.village, []):
+        shape = shapely.Polygon([(lon, lat) for lat, lon in grids[gid].polygon])
+        if shape.is_valid and shape.buffer(_SLACK).covers(spot):
+            out.append(gid)
+    return out
+
+
+def placement_problem(grids: Mapping[str, Grid], by_village: Mapping[str, list[str]],
+                      site: Site) -> str | None:
+    """Why a site is not where the registry says (its grid, else a grid of its village);
+    with how far off it is, in metres. None when it is (or there is nothing to check)."""
+    spot = site_spot(site)
+    if spot is None:
+        return None
+    if site.grid is not None:
+        owners = [site.grid] if site.grid in grids else []
+        place = f"所在网格 {site.grid}"
+    else:
+        owners = by_village.get(site.village, [])
+        place = f"所在村 {site.village} 的任何网格"
+    if not owners:
+        return None
+    shapes = [shapely.Polygon([(lon, lat) for lat, lon in grids[g].polygon]) for g in owners]
+    if any(s.is_valid and s.buffer(_SLACK).covers(spot) for s in shapes):
+        return None
+    off = min(s.distance(spot) for s in shapes if s.is_valid) if any(
+        s.is_valid for s in shapes) else 0.0
+    return (f"位置（{spot.y:.5f}, {spot.x:.5f}）不在{place}内"
+            + (f"（相距约 {off * 111_000:.0f} 米）" if off else ""))

@@ -11,6 +11,7 @@ from openpyxl import Workbook, load_workbook
 from test_cli import warnbus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry_io"))
+from sheets_kit import JULY, TOWN, office_edit, row_where
 from xlsx_kit import edit, put, row_of, sample
 
 PID = "p43062300128"
@@ -42,7 +43,8 @@ def _exported_and_edited(tmp_path: Path, env: dict[str, str], phone: str) -> tup
 def test_template_export_and_import_round_trip(tmp_path: Path) -> None:
     r = warnbus("registry", "template", "--out", str(tmp_path / "t.xlsx"), env=_env())
     assert r.returncode == 0, r.stderr
-    assert load_workbook(tmp_path / "t.xlsx").sheetnames == ["说明", "区划", "人员", "网格"]
+    assert load_workbook(tmp_path / "t.xlsx").sheetnames == [
+        "说明", "区划", "人员", "网格", "场所", "场所责任人", "值班表"]
     out = tmp_path / "county.xlsx"
     r = warnbus("registry", "export", "--format", "xlsx", "--out", str(out), env=_env())
     persons = len(sample().data.persons)  # grid officers, duty officers, sites' people
@@ -92,3 +94,33 @@ def test_apply_without_the_engine_says_what_to_do(tmp_path: Path) -> None:
     r = warnbus("registry", "import", str(new), "--out", str(tmp_path / "dir"), env=_env())
     assert r.returncode == 0 and (tmp_path / "dir" / "persons.json").exists()
     assert "+8613900001234" in (tmp_path / "dir" / "persons.json").read_text()
+
+
+def test_rosters_and_sites_from_the_command_line(tmp_path: Path, redis_url: str) -> None:
+    """The office's edit of 值班表, 场所, 场所责任人: a broken row is named, the diff counts the
+    sites and rosters, the changed version is said to wait for approval, and --apply applies
+    it to the running engine (which leaves the version unapproved)."""
+    out = tmp_path / "county.xlsx"
+    assert warnbus("registry", "export", "--out", str(out), env=_env(redis_url)).returncode == 0
+    new, bad = tmp_path / "new.xlsx", tmp_path / "bad.xlsx"
+    new.write_bytes(edit(out.read_bytes(), office_edit))
+
+    def broken(wb: Workbook) -> None:
+        office_edit(wb)
+        ws = wb["值班表"]
+        put(ws, row_where(ws, 值班表编号=JULY, 区划代码=TOWN, 日期="2026-07-20"), "日期", "7月20")
+
+    bad.write_bytes(edit(out.read_bytes(), broken))
+    row = row_where(load_workbook(bad)["值班表"], 值班表编号=JULY, 区划代码=TOWN, 日期="7月20")
+    r = warnbus("registry", "import", str(bad), env=_env(redis_url))
+    assert r.returncode == 1 and r.stdout.splitlines()[1] == (
+        f"  「值班表」表第{row}行「日期」列：「7月20」不是日期（应如 2026-07-01，或起止：2026-01-01至2026-12-31）")
+    r = warnbus("registry", "import", str(new), "--apply", env=_env(redis_url))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == [f"提示：值班表 {JULY}（2026年7月主汛期值班表）的班次有变化：应用后须由审批人"
+                         "在控制台「值班安排」审批才生效",
+                         "变化（基于版本 0）：人员：新增1，修改1；场所：新增1；值班表：修改1；"
+                         "其中手机号变更 1 人"]
+    assert any(line.strip().startswith(f"值班表 修改 {JULY} ") for line in lines)
+    assert lines[-1] == "已应用：台账版本 1（运行中的各进程随即使用新台账）"

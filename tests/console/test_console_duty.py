@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from console_kit import add_users, red_form, sign_in
 
 from tests.engine.helpers import Harness, make_harness, web_client
-from warnbus.domain.duty import BEIJING, ChangeKind, DutySource
+from warnbus.domain.duty import BEIJING, ChangeKind, DutySource, schedule_digest
 from warnbus.domain.models import Role, SiteKind
 from warnbus.registry import Registry, default_registry_path, read_registry, validate_registry
 from warnbus.state import keys
@@ -117,11 +117,15 @@ async def test_a_roster_version_takes_effect_once_approved(web) -> None:  # type
     s = await sign_in(client, "alan")
     text = await (await client.get("/console/duty")).text()
     assert f"/console/duty/rosters/{rid}/approve" in text and "待审批" in text
-    status, where = await _post(client, f"/console/duty/rosters/{rid}/approve", {"_csrf": s.csrf})
+    digest = schedule_digest(h.ctx.registry.data.rosters[rid])
+    assert f'name="digest" value="{digest}"' in text  # the shifts the approver is shown
+    status, where = await _post(client, f"/console/duty/rosters/{rid}/approve",
+                                {"_csrf": s.csrf, "digest": digest})
     assert status == 303 and "已审批生效" in where
     after = (await h.ctx.duty_book()).holder(TOWN, Role.TOWNSHIP_DUTY, at)
     assert after.roster == rid and after.source is DutySource.ROSTER
-    status, where = await _post(client, f"/console/duty/rosters/{rid}/approve", {"_csrf": s.csrf})
+    status, where = await _post(client, f"/console/duty/rosters/{rid}/approve",
+                                {"_csrf": s.csrf, "digest": digest})
     assert "无需重复审批" in where
     duty = await (await client.get("/console/duty")).text()
     assert "已生效（<span class=\"user\" title=\"登录名：alan\">Alan</span> 于" in duty

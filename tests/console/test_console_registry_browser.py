@@ -34,7 +34,8 @@ async def test_registry_workbook_in_the_browser(live, tmp_path: Path) -> None:  
     async with admin.expect_download() as got:
         await admin.click("text=导出台账（Excel）")
     exported = await asyncio.to_thread(Path(await (await got.value).path()).read_bytes)
-    assert load_workbook(io.BytesIO(exported)).sheetnames == ["说明", "区划", "人员", "网格"]
+    assert load_workbook(io.BytesIO(exported)).sheetnames == [
+        "说明", "区划", "人员", "网格", "场所", "场所责任人", "值班表"]
     async with admin.expect_download() as got:
         await admin.click("text=下载 Excel 模板")
     assert (await got.value).suggested_filename == "网格化管理台账模板.xlsx"

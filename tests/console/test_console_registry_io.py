@@ -17,7 +17,8 @@ from warnbus.registry_io.export import export_workbook
 from warnbus.state.registrybook import RegistryBook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry_io"))
-from xlsx_kit import append, edit, geojson, put, row_of
+from sheets_kit import JULY, TOWN, office_edit, row_where
+from xlsx_kit import append, column, edit, geojson, put, row_of
 
 PID = "p43062300128"
 RING = ((29.690, 112.500), (29.690, 112.501), (29.691, 112.501), (29.691, 112.500),
@@ -129,7 +130,8 @@ async def test_only_an_admin_uploads_and_every_role_exports_masked(web) -> None:
     ws = load_workbook(io.BytesIO(await r.read()))["人员"]
     assert ws.cell(row_of(ws, "人员编号", PID), 7).value == "+8619944532078"
     r = await client.get("/console/registry/template.xlsx")
-    assert load_workbook(io.BytesIO(await r.read())).sheetnames == ["说明", "区划", "人员", "网格"]
+    assert load_workbook(io.BytesIO(await r.read())).sheetnames == [
+        "说明", "区划", "人员", "网格", "场所", "场所责任人", "值班表"]
 
 
 async def test_edit_one_person_audited(web) -> None:  # type: ignore[no-untyped-def]
@@ -192,3 +194,57 @@ async def test_the_board_of_a_campaign_whose_grid_was_removed(web) -> None:  # t
         assert r.status == 200, (path, r.status, (await r.text())[:300])
     county = await (await client.get(f"/console/campaigns/{cid}/chase")).text()
     assert f"{gone}（已从台账删除）" in county
+
+
+async def test_rosters_and_sites_through_the_console_then_the_version_is_approved(
+        web) -> None:  # type: ignore[no-untyped-def]
+    """The same service as the CLI: the preview counts sites and rosters and says the changed
+    version waits for approval; applied, /console/duty shows it 待审批 with the shifts the
+    approver sees; approved, it is in force; changed again by an import, its approval no
+    longer holds (待重新审批) until an approver approves the new shifts."""
+    from warnbus.domain.duty import schedule_digest
+
+    client, h = web
+    s = await sign_in(client, "root")
+    r = await _upload(client, s.csrf, edit(export_workbook(h.ctx.registry.data), office_edit))
+    preview = r.headers["Location"]
+    page = _text(await (await client.get(preview)).text())
+    assert "变化：人员：新增1，修改1；场所：新增1；值班表：修改1；其中手机号变更 1 人" in page
+    assert (f"值班表 {JULY}（2026年7月主汛期值班表）的班次有变化：应用后须由审批人在控制台"
+            "「值班安排」审批才生效") in page
+    r = await client.post(preview + "/apply", data={"_csrf": s.csrf}, allow_redirects=False)
+    assert h.ctx.registry_version == 1 and not (await h.ctx.duty_book()).approved(JULY)
+
+    s = await sign_in(client, "alan")  # an approver
+    duty = await (await client.get("/console/duty")).text()
+    digest = schedule_digest(h.ctx.registry.data.rosters[JULY])
+    assert f'/console/duty/rosters/{JULY}/approve' in duty and f'value="{digest}"' in duty
+    r = await client.post(f"/console/duty/rosters/{JULY}/approve",
+                          data={"_csrf": s.csrf, "digest": "stale"}, allow_redirects=False)
+    assert "内容已更新，请查看后重新审批" in _unquote(r.headers["Location"])
+    assert not (await h.ctx.duty_book()).approved(JULY)
+    r = await client.post(f"/console/duty/rosters/{JULY}/approve",
+                          data={"_csrf": s.csrf, "digest": digest}, allow_redirects=False)
+    assert "已审批生效" in _unquote(r.headers["Location"])
+    assert (await h.ctx.duty_book()).approved(JULY)
+
+    def swap_back(wb: Workbook) -> None:
+        ws = wb["值班表"]
+        a = row_where(ws, 值班表编号=JULY, 区划代码=TOWN, 日期="2026-07-20")
+        b = row_where(ws, 值班表编号=JULY, 区划代码=TOWN, 日期="2026-07-21")
+        for header in ("值班员编号", "值班员", "值班员手机"):
+            x, y = ws.cell(a, column(ws, header)).value, ws.cell(b, column(ws, header)).value
+            put(ws, a, header, y)
+            put(ws, b, header, x)
+
+    s = await sign_in(client, "root")
+    r = await _upload(client, s.csrf, edit(export_workbook(h.ctx.registry.data), swap_back))
+    await client.post(r.headers["Location"] + "/apply", data={"_csrf": s.csrf})
+    assert h.ctx.registry_version == 2 and not (await h.ctx.duty_book()).approved(JULY)
+    s = await sign_in(client, "alan")
+    assert "待重新审批（审批后内容已变更）" in await (await client.get("/console/duty")).text()
+    digest = schedule_digest(h.ctx.registry.data.rosters[JULY])
+    r = await client.post(f"/console/duty/rosters/{JULY}/approve",
+                          data={"_csrf": s.csrf, "digest": digest}, allow_redirects=False)
+    assert "已审批生效" in _unquote(r.headers["Location"])
+    assert (await h.ctx.duty_book()).approved(JULY)

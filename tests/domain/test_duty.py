@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import msgspec
 import pytest
 
 from warnbus.domain.duty import (
@@ -16,6 +17,7 @@ from warnbus.domain.duty import (
     Roster,
     RosterEntry,
     Shift,
+    schedule_digest,
     shift_day,
     shift_start_at,
 )
@@ -76,3 +78,20 @@ def test_a_change_wins_for_its_shift_only(kind: ChangeKind) -> None:
     assert (on.person, on.source, on.change) == ("z", DutySource.CHANGE, change)
     assert book.on_duty(T, DUTY, bj("2026-01-03T09:00")) == "c"
     assert book.shift(T, DUTY, date(2026, 1, 2)).person == "z"
+
+
+def test_an_approval_holds_for_the_shifts_approved_only() -> None:
+    """A console approval is of the schedule approved: the same shifts written out day by day
+    keep it; a changed shift (a workbook imported since) waits for approval again."""
+    draft = Roster("d", "2026年值班表", "2026-01-01", "2026-01-06",
+                   (RosterEntry(T, DUTY, rotation=("a", "b", "c")),))
+    written = msgspec.structs.replace(draft, entries=(RosterEntry(T, DUTY, shifts=tuple(
+        Shift(f"2026-01-0{d}", "abc"[(d - 1) % 3]) for d in range(1, 7))),))
+    swapped = msgspec.structs.replace(draft, entries=(RosterEntry(
+        T, DUTY, rotation=("a", "b", "c"), shifts=(Shift("2026-01-02", "c"),)),))
+    approval = Approval("审批员", 1.0, schedule_digest(draft))
+    assert schedule_digest(written) == approval.digest != schedule_digest(swapped)
+    for roster, approved in ((draft, True), (written, True), (swapped, False)):
+        book = DutyBook({"d": roster}, {}).with_state({"d": approval}, ())
+        assert book.approved("d") is approved
+        assert book.on_duty(T, DUTY, bj("2026-01-02T12:00")) == ("b" if approved else None)

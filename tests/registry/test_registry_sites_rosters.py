@@ -88,6 +88,8 @@ CASES: list[tuple[str, Edit, str]] = [
     ("no location", _site("hp1", point=None), "没有位置"),
     ("point range", _site("hp1", point=(95.0, 112.7)), "超出纬度"),
     ("outside its grid", _site("hp1", point=(29.5, 112.7)), "不在所在网格 g1内"),
+    ("range outside its grid", _site("dz1", point=None, polygon=(
+        (29.5, 112.7), (29.5, 112.71), (29.51, 112.71), (29.5, 112.7))), "不在所在"),
     ("open ring", _site("dz1", polygon=((29.40, 112.70), (29.40, 112.705), (29.405, 112.705))),
      "闭合环"),
     ("no people", _site("hp1", people=()), "没有责任人"),

@@ -143,7 +143,7 @@ async def test_feature_problems_are_located() -> None:
     said = [str(p) for p in got.candidate.problems]
     assert said[2].startswith(f"「边界文件」第4个要素：网格 {ids[2]} 的边界无效（Self-intersection[")
     assert said[:2] + said[3:] == [
-        "「边界文件」第2个要素「网格编号」：「no-such-grid」：台账中没有这个编号或名称的网格",
+        "「边界文件」第2个要素「网格编号」：「no-such-grid」：台账中没有这个编号或名称的网格或场所",
         "「边界文件」第3个要素：边界有 2 个部分：一个网格应为一个面",
         "「边界文件」第5个要素：几何类型是 Point，网格边界应为面（Polygon）",
         f"「边界文件」第6个要素「网格编号」：网格 {ids[0]} 已由第1个要素给出边界",

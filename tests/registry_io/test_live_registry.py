@@ -12,19 +12,15 @@ import msgspec
 import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
-from xlsx_kit import geojson, office_edit, preview, sample_xlsx
+from xlsx_kit import geojson, geological, office_edit, preview, sample_xlsx
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
 from tests.waits import until
 from warnbus.domain.models import (
-    Alert,
-    Area,
-    Category,
     Delivery,
     DeliveryKind,
     Level,
     RegistryData,
-    Severity,
     SiteKind,
 )
 from warnbus.errors import RegistryConflictError
@@ -167,17 +163,6 @@ async def test_history_keeps_who_when_what(h: Harness) -> None:
     assert b"13900001234" not in raw[0][1][b"diff"]  # phones are kept masked
 
 
-def _geological() -> Alert:
-    """A geological warning over the hills of 东山 and 插旗 (the geohazard sample's polygon):
-    it calls the monitors of the hazard points inside."""
-    hills = ((29.40, 112.70), (29.40, 112.85), (29.55, 112.85), (29.55, 112.70), (29.40, 112.70))
-    base = cap_alert("geo-after-change", severity=Severity.SEVERE, level_zh="橙色")
-    info = msgspec.structs.replace(base.infos[0], event="地质灾害气象风险预警",
-                                   categories=(Category.GEO,),
-                                   areas=(Area("东山镇、插旗镇山区", polygons=(hills,)),))
-    return msgspec.structs.replace(base, infos=(info,))
-
-
 async def test_a_change_applied_keeps_the_sites_rosters_and_their_rules(
         redis_url: str, tmp_path: Path) -> None:
     """A workbook of people applied while running keeps the sites and duty rosters (no sheet
@@ -192,7 +177,7 @@ async def test_a_change_applied_keeps_the_sites_rosters_and_their_rules(
     h = await make_harness(redis_url, sites=str(own))
     try:
         before = h.ctx.registry.data
-        sites = h.ctx.rules.match(_geological()).sites
+        sites = h.ctx.rules.match(geological()).sites
         kinds = {before.sites[s].kind for s in sites}
         assert {SiteKind.HAZARD_POINT, SiteKind.RESERVOIR} <= kinds and before.rosters
         p = await preview(_workbook(broken=False), boundary=geojson({"430623101001-99": RING}))
@@ -200,15 +185,15 @@ async def test_a_change_applied_keeps_the_sites_rosters_and_their_rules(
         assert h.ctx.registry_version == 1
         after = h.ctx.registry.data
         assert after.sites == before.sites and after.rosters == before.rosters
-        assert h.ctx.rules.match(_geological()).sites == sites
-        res = await accept(h.ctx, _geological(), ENGINE)
+        assert h.ctx.rules.match(geological()).sites == sites
+        res = await accept(h.ctx, geological(), ENGINE)
         await h.drain()
         assert set(await h.ctx.store.grids(res.campaign_id)) >= set(sites)
         async with _restarted(h) as again:
             assert again.ctx.registry_version == 1
             assert again.ctx.registry.data.sites == before.sites
             assert again.ctx.registry.data.rosters == before.rosters
-            assert again.ctx.rules.match(_geological()).sites == sites
+            assert again.ctx.rules.match(geological()).sites == sites
     finally:
         await h.app.close()
 

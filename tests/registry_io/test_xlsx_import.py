@@ -33,7 +33,8 @@ async def test_export_then_import_changes_nothing() -> None:
     assert p.candidate.problems == [] and p.candidate.warnings == []
     assert p.diff.empty and p.diff.summary() == "没有变化"
     assert p.candidate.data == sample().data
-    assert p.candidate.year == 2026 and p.candidate.kinds == ("grids", "persons", "regions")
+    assert p.candidate.year == 2026 and p.candidate.kinds == (
+        "grids", "persons", "regions", "rosters", "site_people", "sites")
 
 
 def _office_edit(broken: bool) -> bytes:
@@ -98,7 +99,7 @@ async def test_a_new_grid_without_a_boundary_is_a_problem_of_its_row() -> None:
 
 async def test_people_only_workbook_keeps_the_grids_and_names_a_removed_officer() -> None:
     def change(wb: Workbook) -> None:
-        for name in ("区划", "网格"):
+        for name in ("区划", "网格", "场所", "场所责任人", "值班表"):
             del wb[name]
         ws = wb["人员"]
         ws.delete_rows(row_of(ws, "人员编号", "p43062300128"))
@@ -214,22 +215,34 @@ async def test_a_missing_column_is_a_problem_of_the_header_row() -> None:
 async def test_masked_export_cannot_be_imported_back() -> None:
     blob = export_workbook(masked(sample().data))
     p = await preview(blob)
-    assert len(p.candidate.problems) == sum(1 for x in sample().data.persons.values() if x.phone)
-    assert str(p.candidate.problems[0]).endswith("「手机」列：号码已脱敏（中间几位是*），请填写完整号码")
+    people = [x for x in p.candidate.problems if x.sheet == "人员"]
+    assert len(people) == sum(1 for x in sample().data.persons.values() if x.phone)
+    # Every phone column of every sheet (场所责任人, 值班表 too) refuses a masked number.
+    assert {x.sheet for x in p.candidate.problems} == {"人员", "场所责任人", "值班表"}
+    assert all(str(x).endswith("列：号码已脱敏（中间几位是*），请填写完整号码")
+               for x in p.candidate.problems)
 
 
 async def test_template_has_every_sheet_and_imports_as_no_change() -> None:
     blob = template_workbook()
     p = await preview(blob)
     assert p.diff.empty and p.candidate.problems == []
+    sheets = ("区划", "人员", "网格", "场所", "场所责任人", "值班表")
     assert sorted(p.candidate.warnings) == sorted(
-        f"「{n}」表没有数据行，未导入（现有记录保留）" for n in ("区划", "人员", "网格"))
+        f"「{n}」表没有数据行，未导入（现有记录保留）" for n in sheets)
     from openpyxl import load_workbook
 
     wb = load_workbook(io.BytesIO(blob))
-    assert wb.sheetnames == ["说明", "区划", "人员", "网格"]
+    assert wb.sheetnames == ["说明", *sheets]
     assert [c.value for c in wb["人员"][1]][:4] == ["人员编号", "姓名", "职位", "所属区划代码"]
     assert wb["人员"]["G2"].number_format == "@"  # 手机 typed into the template stays text
+    assert [c.value for c in wb["值班表"][1]][:8] == [
+        "值班表编号", "值班表名称", "区划代码", "区划名称", "日期", "交班时间", "值班员编号", "值班员"]
+    assert [c.value for c in wb["场所"][1]][:3] == ["场所编号", "名称", "类型"]
+    assert [c.value for c in wb["场所责任人"][1]][3:6] == ["姓名", "职责", "手机"]
+    for name in sheets:  # an example row under each header, which the import skips
+        example = [c.value for c in wb[name][2]]
+        assert str(example[0]).startswith("示例：") and sum(v is not None for v in example) >= 4
 
 
 async def test_export_never_writes_a_formula() -> None:
@@ -284,8 +297,8 @@ def test_every_table_of_the_registry_is_compared() -> None:
 
 
 async def test_an_import_keeps_the_sites_and_duty_rosters() -> None:
-    """No sheet reads sites or rosters (yet): a workbook of people applied to the sample
-    county keeps every site with its people and every roster version as they were."""
+    """A workbook whose 场所, 场所责任人 and 值班表 sheets are as exported keeps every site with
+    its people and every roster version (rotations, approvals) as they were."""
     data = sample().data
     assert data.sites and data.rosters
     pid = sorted(data.persons)[0]

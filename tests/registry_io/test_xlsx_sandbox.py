@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import re
 import struct
+import time
 import zipfile
 import zlib
+from datetime import date
 
 import pytest
-from xlsx_kit import sample_xlsx
+from openpyxl import Workbook
+from xlsx_kit import preview, sample_xlsx
 
 from warnbus.errors import RegistryImportError
-from warnbus.registry_io.sandbox import run_child, workbook_sheets
+from warnbus.registry_io.sandbox import MAX_ROWS, run_child, workbook_sheets
 
 
 def _bomb(member_mb: int) -> bytes:
@@ -68,7 +71,7 @@ async def test_a_parser_out_of_memory_or_time_fails_the_import_only() -> None:
         await run_child("workbook", sample_xlsx(), memory=48 * 2**20)
     with pytest.raises(RegistryImportError, match="读取文件超时"):
         await run_child("workbook", sample_xlsx(), wall_s=0.001)
-    assert len(await workbook_sheets(sample_xlsx())) == 4  # and the next import works
+    assert len(await workbook_sheets(sample_xlsx())) == 7  # and the next import works
 
 
 def test_the_child_gets_no_secret_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +82,47 @@ def test_the_child_gets_no_secret_of_the_environment(monkeypatch: pytest.MonkeyP
     env = _child_env()
     assert not [k for k in env if k.startswith("WARNBUS_")]
     assert "secret" not in repr(env) and "password" not in repr(env)
+
+
+def _tall(sheet: str, rows: int) -> bytes:
+    """A small file whose sheet `sheet` says it has `rows` rows (one cell at the bottom)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet
+    ws.cell(rows, 1).value = "x"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("sheet", ["值班表", "场所", "场所责任人"])
+async def test_a_huge_sheet_of_rosters_or_sites_is_refused_by_the_child(sheet: str) -> None:
+    blob = _tall(sheet, MAX_ROWS + 1)
+    assert len(blob) < 20_000
+    with pytest.raises(RegistryImportError, match=f"「{sheet}」表有 {MAX_ROWS + 1} 行，超过上限"):
+        await workbook_sheets(blob)
+
+
+async def test_a_roster_over_centuries_or_many_rows_is_bounded_work() -> None:
+    """What the child hands over is bounded; what the parent makes of a roster is too: a
+    span of centuries is one problem (no day-by-day walk), a rotation of a thousand names
+    is refused at the cell, and 20,000 rows naming people by name read in seconds."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "值班表"
+    ws.append(["值班表编号", "区划代码", "日期", "值班员"])
+    ws.append(["v1", "430623101000", "1900-01-01至2999-12-31", "林德、徐辉"])
+    ws.append(["v2", "430623101000", "2026-01-01至2026-12-31", "、".join(["某某"] * 1000)])
+    for k in range(20_000):
+        ws.append([f"v{3 + k // 300}", "430623101000",
+                   date.fromordinal(date(2026, 1, 1).toordinal() + k % 300).isoformat(), "无名氏"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    started = time.monotonic()
+    p = await preview(buf.getvalue())
+    said = [str(x) for x in p.candidate.problems]
+    assert time.monotonic() - started < 60
+    assert "「值班表」表第2行「日期」列：值班表 v1 跨 401767 天，超过 731 天（请按年度或汛期分版本）" in said
+    assert "「值班表」表第3行「值班员」列：内容过长（2999个字符，最多200个）" in said
+    nobody = [s for s in said if "没有名为「无名氏」的乡镇值班员：新增人员请同时填写手机" in s]
+    assert len(nobody) == 20_000 and len(said) == 2 + 20_000

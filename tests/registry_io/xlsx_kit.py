@@ -11,12 +11,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import shapely
 from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from warnbus.domain.models import RegistryData
+from tests.engine.helpers import cap_alert
+from warnbus.domain.models import Alert, Area, Category, RegistryData, Severity
 from warnbus.registry import Registry, default_registry_path, load_registry
 from warnbus.registry_io.export import export_workbook
 from warnbus.registry_io.service import Preview, prepare
@@ -142,3 +144,16 @@ def shapefile_zip(rings: Mapping[str, Ring], *, epsg: int | None, field: str = "
             for f in sorted(Path(tmp).iterdir()):
                 z.write(f, folder + f.name)
         return buf.getvalue()
+
+
+#: The hills of 东山 and 插旗 (the geohazard sample's polygon), (lat, lon).
+HILLS = ((29.40, 112.70), (29.40, 112.85), (29.55, 112.85), (29.55, 112.70), (29.40, 112.70))
+
+
+def geological(identifier: str = "geo-after-change") -> Alert:
+    """A geological warning over HILLS: it calls the monitors of the hazard points inside."""
+    base = cap_alert(identifier, severity=Severity.SEVERE, level_zh="橙色")
+    info = msgspec.structs.replace(base.infos[0], event="地质灾害气象风险预警",
+                                   categories=(Category.GEO,),
+                                   areas=(Area("东山镇、插旗镇山区", polygons=(HILLS,)),))
+    return msgspec.structs.replace(base, infos=(info,))

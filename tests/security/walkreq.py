@@ -35,7 +35,7 @@ from tests.channels_aliyun.aliyun_kit import HOOK_SECRET as ALIYUN_SECRET
 from tests.channels_tencent.tencent_kit import HOOK_SECRET as TENCENT_SECRET
 from tests.console.console_kit import red_form
 from tests.engine.helpers import T0
-from warnbus.domain.duty import shift_day
+from warnbus.domain.duty import schedule_digest, shift_day
 from warnbus.domain.models import Role
 from warnbus.flow.credentials import console_sender
 from warnbus.flow.intake import root_alert_id
@@ -423,4 +423,6 @@ async def duty_change(w: World, kind: Kind) -> Req:
 
 
 async def roster_approval(w: World, kind: Kind) -> Req:
-    return Req("POST", f"/console/duty/rosters/{DRAFT_ROSTER}/approve")
+    roster = w.h.ctx.registry.data.rosters[DRAFT_ROSTER]  # as the page shows it
+    return Req("POST", f"/console/duty/rosters/{DRAFT_ROSTER}/approve",
+               data={"digest": schedule_digest(roster)})

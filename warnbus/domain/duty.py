@@ -6,7 +6,9 @@ shift each from the first day on (`rotation`, as offices rota) and dated shifts 
 their day (`shifts`). A shift starts at the version's `shift_start` (default 08:00 Beijing
 time) and lasts 24 hours; a shift's day is the day it starts. A version is in force once
 approved: in its file (`approved_by`, `approved_at`), or by an approver in the console
-(`Approval`, kept in Redis by `warnbus.state.duty`). An override or swap (`DutyChange`) is
+(`Approval`, kept in Redis by `warnbus.state.duty`). A console approval is of the schedule the
+approver saw (`schedule_digest`): a version whose shifts change afterwards (a new workbook
+imported, the file edited) waits for approval again. An override or swap (`DutyChange`) is
 made in the console for one shift, with who made it and why.
 
 `DutyBook.holder` answers "who is on duty at t" in this order:
@@ -23,6 +25,7 @@ Pure: no I/O, no clock (every question carries its time).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -75,10 +78,13 @@ class Roster(msgspec.Struct, frozen=True, gc=False):
 
 
 class Approval(msgspec.Struct, frozen=True, gc=False):
-    """A console approver's approval of a roster version."""
+    """A console approver's approval of a roster version, as it was then (`digest`)."""
 
     by: str
     at: float
+    #: `schedule_digest` of the version approved; "" in approvals made before digests
+    #: existed (they stand for whatever the version holds).
+    digest: str = ""
 
 
 class ChangeKind(StrEnum):
@@ -218,9 +224,15 @@ class DutyBook:
         return DutyBook(self.rosters, self.fallback, approvals, changes, self.persons)
 
     def approved(self, roster_id: str) -> bool:
-        """Whether a version is in force: approved in its file or in the console."""
+        """Whether a version is in force: approved in its file, or in the console as it is
+        now (an approval of other shifts than the version now holds does not count)."""
         r = self.rosters.get(roster_id)
-        return r is not None and (bool(r.approved_by) or roster_id in self.approvals)
+        if r is None:
+            return False
+        if r.approved_by:
+            return True
+        approval = self.approvals.get(roster_id)
+        return approval is not None and approval.digest in ("", schedule_digest(r))
 
     def holder(self, region: str, role: Role, at: float) -> OnDuty:
         """Who holds `role` in `region` at time `at` (see the module for the order)."""
@@ -255,3 +267,40 @@ def days(first: date, last: date) -> Iterable[date]:
     """Every day from `first` to `last`, both included."""
     for n in range((last - first).days + 1):
         yield first + timedelta(days=n)
+
+
+def schedule(r: Roster) -> dict[tuple[str, Role], tuple[str | None, ...]]:
+    """Who a version puts on each day of its span, per region and role (dated shifts over
+    the rotation): what a version decides, however it is written down."""
+    first, last = parse_day(r.first_day), parse_day(r.last_day)
+    out: dict[tuple[str, Role], tuple[str | None, ...]] = {}
+    if first is None or last is None or not 0 <= (last - first).days < MAX_DAYS:
+        return out
+    for e in r.entries:
+        dated = {d: s.person for s in e.shifts if (d := parse_day(s.day)) is not None}
+        v = _Version(r, first, last, e.rotation, dated)
+        out[(e.region, e.role)] = tuple(v.person(d) for d in days(first, last))
+    return out
+
+
+_DIGESTS: dict[int, tuple[Roster, str]] = {}
+
+
+def schedule_digest(r: Roster) -> str:
+    """A digest of what a version decides: its span, shift start and who holds each shift.
+
+    A rotation and the same days written out as dated shifts have one digest (an export
+    and re-import of an approved version keeps its approval); any other change of a shift
+    makes another one."""
+    hit = _DIGESTS.get(id(r))
+    if hit is not None and hit[0] is r:
+        return hit[1]
+    h = hashlib.sha256()
+    h.update(f"{r.first_day}|{r.last_day}|{r.shift_start}".encode())
+    for (region, role), people in sorted(schedule(r).items()):
+        h.update(f"\n{region}|{role.value}|".encode() + ",".join(p or "" for p in people).encode())
+    digest = h.hexdigest()[:32]
+    if len(_DIGESTS) > 4096:
+        _DIGESTS.clear()
+    _DIGESTS[id(r)] = (r, digest)
+    return digest

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
 from warnbus.registry import phone_problem
 
 Cell = str | int | float | bool | date | datetime | time | timedelta | None
+_T = TypeVar("_T")
 
 #: Longest text a cell may hold for a name, an id or a note (a workbook cell holds 32,767).
 MAX_TEXT = 200
@@ -84,6 +87,14 @@ def phone(value: Cell) -> str | None:
             raise CellError("号码应为11位手机号（1开头，第二位为3-9）")
         raise CellError("国际号码应为“+国家代码+号码”，如 +85291234567")
     return number
+
+
+def choice(value: Cell, words: Mapping[str, _T], what: str, names: Iterable[str]) -> _T:
+    """One of a closed list (职位, 类型, 职责): its Chinese name or another word for it."""
+    hit = words.get(text(value, limit=20))
+    if hit is None:
+        raise CellError(f"{what}应为：" + "、".join(names))
+    return hit
 
 
 _YES = frozenset({"是", "y", "yes", "true", "1", "√", "✓", "参加"})

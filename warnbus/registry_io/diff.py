@@ -7,22 +7,28 @@ change history. A changed phone is flagged: it is what a running campaign's next
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 
+from warnbus.domain.duty import parse_day, schedule
 from warnbus.domain.models import (
     Device,
     Grid,
     Person,
     Region,
     RegistryData,
+    Roster,
+    Site,
     mask_phone,
     mask_text,
 )
+from warnbus.domain.sites import SITE_KIND_ZH, SITE_ROLE_ZH
 from warnbus.registry_io.kinds import LEVEL_ZH, TAG_ZH, role_zh
 
-KIND_ZH = {"regions": "区划", "persons": "人员", "grids": "网格", "devices": "应急广播"}
+KIND_ZH = {"regions": "区划", "persons": "人员", "grids": "网格", "devices": "应急广播",
+           "sites": "场所", "rosters": "值班表"}
 OP_ZH = {"added": "新增", "changed": "修改", "removed": "删除"}
 
 
@@ -157,13 +163,80 @@ def _device_fields(data: RegistryData) -> Mapping[str, Callable[[Device], str]]:
             "网格": lambda d: d.grid or ""}
 
 
+def _site_fields(data: RegistryData) -> Mapping[str, Callable[[Site], str]]:
+    region = _region(data)
+
+    def people(s: Site) -> str:
+        out = []
+        for sp in s.people:
+            p = data.persons.get(sp.person)
+            out.append(f"{sp.person} {p.name if p else ''}（{SITE_ROLE_ZH.get(sp.role, sp.role)}）")
+        return "、".join(out)
+
+    def count(v: int | None) -> str:
+        return "" if v is None else str(v)
+
+    return {
+        "名称": lambda s: s.name, "类型": lambda s: SITE_KIND_ZH.get(s.kind, s.kind),
+        "统一编号": lambda s: s.code or "", "村": lambda s: region(s.village),
+        "网格": lambda s: s.grid or "",
+        "位置": lambda s: f"{s.point[1]}, {s.point[0]}" if s.point else "",
+        "边界": lambda s: f"{len(s.polygon) - 1}个顶点" if s.polygon else "",
+        "户数": lambda s: count(s.households), "人数": lambda s: count(s.residents),
+        "容纳人数": lambda s: count(s.capacity), "责任人": people,
+    }
+
+
+def _roster_fields(data: RegistryData) -> Mapping[str, Callable[[Roster], str]]:
+    return {
+        "名称": lambda r: r.name, "起止": lambda r: f"{r.first_day} 至 {r.last_day}",
+        "交班时间": lambda r: r.shift_start,
+        "审批": lambda r: f"已审批（{r.approved_by}）" if r.approved_by else "待审批",
+        "职责数": lambda r: str(len(r.entries)),
+    }
+
+
+#: Who differs on how many days, shown per region and duty role of a changed version.
+SHIFTS_SHOWN = 5
+
+
+def _shift_fields(old: RegistryData, new: RegistryData, a: Roster, b: Roster
+                  ) -> list[FieldChange]:
+    """The shifts a changed version changes: per region and role, the first days, who held
+    them before and who holds them now."""
+    plan_a, plan_b = schedule(a), schedule(b)
+    first_a, first_b = parse_day(a.first_day), parse_day(b.first_day)
+    if first_a is None or first_b is None:
+        return []
+
+    def name(data: RegistryData, pid: str | None) -> str:
+        p = data.persons.get(pid or "")
+        return p.name if p else (pid or "无人")
+
+    out = []
+    for key in sorted(plan_a.keys() | plan_b.keys()):
+        was = {first_a + timedelta(days=k): pid for k, pid in enumerate(plan_a.get(key, ()))}
+        now = {first_b + timedelta(days=k): pid for k, pid in enumerate(plan_b.get(key, ()))}
+        changed = sorted(d for d in was.keys() | now.keys() if was.get(d) != now.get(d))
+        if not changed:
+            continue
+        region = new.regions.get(key[0]) or old.regions.get(key[0])
+        label = f"{region.name if region else key[0]} {role_zh(key[1])}"
+        more = f" 等{len(changed)}天" if len(changed) > SHIFTS_SHOWN else ""
+        shown = changed[:SHIFTS_SHOWN]
+        out.append(FieldChange(
+            label, "、".join(f"{d:%m-%d} {name(old, was.get(d))}" for d in shown) + more,
+            "、".join(f"{d:%m-%d} {name(new, now.get(d))}" for d in shown) + more))
+    return out
+
+
 Fields = Callable[[RegistryData], Mapping[str, Callable[[Any], str]]]
-#: The tables compared, in order, with how each shows its fields. Duty rosters and sites join
-#: here (and in KIND_ZH) when their records exist; a table not listed is compared as a whole
-#: record (`_whole`), so no change of the registry goes unshown.
+#: The tables compared, in order, with how each shows its fields (a changed roster version
+#: also with the shifts it changes); a table not listed is compared as a whole record
+#: (`_whole`), so no change of the registry goes unshown.
 TABLES: dict[str, Fields] = {
     "regions": _region_fields, "persons": _person_fields, "grids": _grid_fields,
-    "devices": _device_fields,
+    "devices": _device_fields, "sites": _site_fields, "rosters": _roster_fields,
 }
 
 
@@ -177,5 +250,10 @@ def diff(old: RegistryData, new: RegistryData) -> Diff:
     out: list[Change] = []
     for name in names:
         fields = TABLES.get(name, _whole)
-        out += _table(name, getattr(old, name), getattr(new, name), fields(old), fields(new))
+        changes = _table(name, getattr(old, name), getattr(new, name), fields(old), fields(new))
+        if name == "rosters":  # and which shifts a changed version changes
+            changes = [msgspec.structs.replace(c, fields=(*c.fields, *_shift_fields(
+                old, new, old.rosters[c.id], new.rosters[c.id]))) if c.op == "changed" else c
+                for c in changes]
+        out += changes
     return Diff(tuple(out))

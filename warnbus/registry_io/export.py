@@ -21,8 +21,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from warnbus.domain.models import RegistryData, mask_phone
+from warnbus.domain.sites import SITE_KIND_ZH, SITE_ROLE_ZH
 from warnbus.registry_io.kinds import LEVEL_ZH, ROLE_ZH, Kind
-from warnbus.registry_io.sheets import SheetSpec
+from warnbus.registry_io.sheets import EXAMPLE, SheetSpec
 from warnbus.registry_io.workbook import KINDS, README_SHEET
 
 _HEAD_FONT = Font(bold=True)
@@ -32,8 +33,33 @@ _TEXT = "@"
 #: What a column's cells may hold, offered as a list in Excel.
 _CHOICES = {("persons", "role"): tuple(ROLE_ZH.values()),
             ("regions", "level"): tuple(LEVEL_ZH.values()),
-            ("persons", "drill"): ("是", "否")}
+            ("persons", "drill"): ("是", "否"),
+            ("sites", "kind"): tuple(SITE_KIND_ZH.values()),
+            ("site_people", "role"): tuple(SITE_ROLE_ZH.values())}
 _EXTRA_ROWS = 2000  # rows below the data that keep the text format and the lists
+#: The template's example row of each sheet (by column key; its first cell begins with
+#: `sheets.EXAMPLE`, and the import skips it).
+_EXAMPLES: dict[str, dict[str, str]] = {
+    "regions": {"code": "430623101201", "name": "某某村", "level": "村（社区）",
+                "parent": "430623101000"},
+    "persons": {"id": "p-00001", "name": "张三", "role": "网格员", "region": "430623101201",
+                "region_name": "某某村", "township": "章华镇", "phone": "13800000000",
+                "drill": "否", "year": "2026"},
+    "grids": {"township": "章华镇", "village": "430623101201", "village_name": "某某村",
+              "id": "430623101201-01", "name": "某某村第一网格", "primary_id": "p-00001",
+              "primary": "张三", "year": "2026"},
+    "sites": {"id": "hp-430623101201-01", "name": "某某村后山滑坡隐患点", "kind": "地质灾害隐患点",
+              "code": "430623010001", "township": "章华镇", "village": "430623101201",
+              "village_name": "某某村", "grid": "430623101201-01", "lon": "112.50531",
+              "lat": "29.52713", "year": "2026"},
+    "site_people": {"site": "hp-430623101201-01", "site_name": "某某村后山滑坡隐患点",
+                    "person_id": "", "name": "李四", "role": "群测群防员",
+                    "phone": "13900000000", "year": "2026"},
+    "rosters": {"roster": "430623-2026-flood", "roster_name": "2026年汛期值班表",
+                "region": "430623101000", "region_name": "章华镇", "day": "2026-07-01",
+                "start": "08:00", "duty": "王五", "duty_phone": "13700000000",
+                "leader": "赵六", "leader_phone": "13600000000"},
+}
 
 
 def masked(data: RegistryData) -> RegistryData:
@@ -52,7 +78,8 @@ def _text_cell(ws: Worksheet, value: str | None, as_text: bool) -> Cell:
     return cell
 
 
-def _sheet(wb: Workbook, kind: Kind, rows: Iterable[Sequence[str | None]]) -> None:
+def _sheet(wb: Workbook, kind: Kind, rows: Iterable[Sequence[str | None]], *,
+           example: bool = False) -> None:
     spec: SheetSpec = kind.spec
     ws = wb.create_sheet(spec.name)
     ws.freeze_panes = "A2"
@@ -74,6 +101,10 @@ def _sheet(wb: Workbook, kind: Kind, rows: Iterable[Sequence[str | None]]) -> No
         head.append(cell)
     ws.append(head)
     flags = [c.as_text for c in spec.columns]
+    if example:
+        values = [_EXAMPLES.get(spec.kind, {}).get(c.key) or None for c in spec.columns]
+        values[0] = f"{EXAMPLE}{values[0] or ''}（此行不导入）"
+        ws.append([_text_cell(ws, v, t) for v, t in zip(values, flags, strict=True)])
     n = 0
     for row in rows:
         ws.append([_text_cell(ws, v, t) for v, t in zip(row, flags, strict=True)])
@@ -97,6 +128,9 @@ def _readme(wb: Workbook, title: str) -> None:
                  "无需重启，正在进行的叫应下一次呼叫即用新号码。"),
         ("边界", "网格边界不在表中：新增网格请同时导入边界文件（GeoJSON，或含 .shp/.shx/.dbf/.prj 的 zip），"
                  "坐标系 CGCS2000（EPSG:4490 或高斯-克吕格投影）；高德、腾讯等地图的 GCJ-02 坐标请在导入时选择 GCJ-02。"),
+        ("值班表审批", "导入的新版本、或班次有变化的版本，须由审批人在控制台「值班安排」审批后生效（此前按"
+                  "原已审批的版本或固定值班人员值班）；班次未变的版本保持原审批。工作簿不能审批值班表。"),
+        ("示例行", "模板每张表表头下的一行是示例（首格以“示例：”开头），导入时跳过，可删除或覆盖。"),
         ("橙色表头", "必填列"),
     ]
     for kind in KINDS:
@@ -110,12 +144,12 @@ def _readme(wb: Workbook, title: str) -> None:
 
 
 def export_workbook(data: RegistryData, *, year: int | None = None,
-                    title: str = "网格化管理台账") -> bytes:
+                    title: str = "网格化管理台账", example: bool = False) -> bytes:
     """The registry as .xlsx bytes (phones as `data` has them: mask before for non-admins)."""
     wb = Workbook(write_only=True)
     _readme(wb, title)
     for kind in KINDS:
-        _sheet(wb, kind, kind.rows(data, year))
+        _sheet(wb, kind, kind.rows(data, year), example=example)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -124,4 +158,4 @@ def export_workbook(data: RegistryData, *, year: int | None = None,
 def template_workbook() -> bytes:
     """The empty workbook an office fills in: the sheets, their headers, the 说明 sheet."""
     empty = RegistryData(**{f: {} for f in RegistryData.__struct_fields__})
-    return export_workbook(empty, title="网格化管理台账（模板）")
+    return export_workbook(empty, title="网格化管理台账（模板）", example=True)

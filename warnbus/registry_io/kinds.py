@@ -2,8 +2,9 @@
 
 Each kind is one `Kind`: a `SheetSpec`, `read` (the sheet's rows into the build, every problem
 located), `check` (after every sheet is read: references between kinds) and `rows` (export).
-`KINDS` lists them in reading order; duty rosters and sites join it as kinds of their own when
-their records exist (issue 19 items 1-2): a sheet, a reader and an exporter, nothing else.
+`workbook.KINDS` lists them in reading order: regions, persons, grids, sites, the sites'
+people, duty rosters (issue 19 item 3). A record kind the registry grows joins it the same
+way: a sheet, a reader and an exporter, nothing else.
 
 What this module knows of roles and region levels is asked through `role_zh` and
 `role_levels` alone, which read the domain's tables (`warnbus.domain.roles`: `ROLE_ZH`,
@@ -25,6 +26,8 @@ from warnbus.domain.models import (
     RegionLevel,
     RegistryData,
     Role,
+    Roster,
+    Site,
 )
 from warnbus.domain.roles import ROLE_LEVELS
 from warnbus.domain.roles import ROLE_ZH as ROLE_ZH
@@ -81,6 +84,8 @@ class Build:
     grids: dict[str, Grid]
     persons: dict[str, Person]
     devices: dict[str, Device]
+    sites: dict[str, Site] = field(default_factory=dict)
+    rosters: dict[str, Roster] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)  # kinds whose sheet was present
     where: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -89,20 +94,21 @@ class Build:
     #: (kind, id) of rows that had a problem: what refers to them says nothing more (the
     #: row's own problem is the one to fix), so one mistake is reported once.
     broken: set[tuple[str, str]] = field(default_factory=set)
-    #: Every other table of the registry (duty rosters, sites, ... as RegistryData grows):
-    #: carried through as it is unless a kind of this module reads its sheet into it.
+    #: Every other table of the registry (as RegistryData grows): carried through as it is
+    #: unless a kind of this module reads its sheet into it.
     others: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def on(cls, base: RegistryData) -> Build:
-        known = ("regions", "grids", "persons", "devices")
+        known = ("regions", "grids", "persons", "devices", "sites", "rosters")
         others = {f: dict(getattr(base, f)) for f in base.__struct_fields__ if f not in known}
         return cls(base, dict(base.regions), dict(base.grids), dict(base.persons),
-                   dict(base.devices), others=others)
+                   dict(base.devices), dict(base.sites), dict(base.rosters), others=others)
 
     def data(self) -> RegistryData:
         return type(self.base)(regions=self.regions, grids=self.grids, persons=self.persons,
-                            devices=self.devices, **self.others)
+                               devices=self.devices, sites=self.sites, rosters=self.rosters,
+                               **self.others)
 
     def is_broken(self, kind: str, rid: str | None) -> bool:
         return (kind, rid or "") in self.broken

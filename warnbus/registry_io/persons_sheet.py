@@ -46,10 +46,7 @@ SPEC = SheetSpec("persons", "人员", (
 
 
 def _role(value: cells.Cell) -> Role:
-    role = _ROLE_WORDS.get(cells.text(value, limit=20))
-    if role is None:
-        raise cells.CellError("职位应为：" + "、".join(ROLE_ZH.values()))
-    return role
+    return cells.choice(value, _ROLE_WORDS, "职位", ROLE_ZH.values())
 
 
 def _wecom(value: cells.Cell) -> str | None:

@@ -98,8 +98,10 @@ def read_workbook(payload: bytes, unpacked: int = MAX_UNPACKED) -> list[Sheet]:
             if meta.typ != SheetTypeEnum.WorkSheet:
                 continue
             sheet = wb.get_sheet_by_name(meta.name)
-            if sheet.total_height > MAX_ROWS:
-                raise Refused(f"「{meta.name}」表有 {sheet.total_height} 行，超过上限 {MAX_ROWS} 行")
+            # total_height is the last row's index (0-based): the sheet has one row more.
+            height = sheet.total_height + 1
+            if height > MAX_ROWS:
+                raise Refused(f"「{meta.name}」表有 {height} 行，超过上限 {MAX_ROWS} 行")
             rows = [row[:MAX_COLUMNS] for row in sheet.to_python(skip_empty_area=False)]
             for (r0, c0), (r1, c1) in sheet.merged_cell_ranges or ():
                 if r0 >= len(rows) or c0 >= MAX_COLUMNS:
@@ -172,9 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ext(code: int, data: memoryview) -> Any:
-    if code == _DATE_EXT:
-        return datetime.min  # a date cell: `cells` says so; its value is never used
-    raise ValueError(code)
+    """A date or time cell as the child wrote it (`str` of the value): a duty roster's day
+    and shift start are read from it; a text column says it wants text (`cells`)."""
+    if code != _DATE_EXT:
+        raise ValueError(code)
+    said = bytes(data[:64]).decode("ascii", "replace")
+    for parse in (date.fromisoformat, datetime.fromisoformat, time.fromisoformat):
+        try:
+            return parse(said)
+        except ValueError:
+            continue
+    return timedelta(0)  # a duration: no column of the workbook holds one
 
 
 async def run_child(what: str, payload: bytes, *, name: str = "", crs: str = "",

@@ -16,6 +16,8 @@ from warnbus.registry_io.cells import Cell, CellError, text
 #: How many rows above the header a sheet may have (a title, a date line).
 HEADER_SEARCH_ROWS = 10
 BOUNDARY_SHEET = "边界文件"
+#: How the template's example row begins (`is_example`).
+EXAMPLE = "示例："
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Column:
 
 @dataclass(frozen=True)
 class SheetSpec:
-    kind: str  # the record kind: regions, grids, persons (rosters, sites to come)
+    kind: str  # the record kind: regions, grids, persons, sites, site_people, rosters
     name: str
     columns: tuple[Column, ...]
     aliases: tuple[str, ...] = ()
@@ -81,6 +83,15 @@ class Table:
 
     def has(self, key: str) -> bool:
         return key in self.index
+
+    def has_any(self, *keys: str) -> bool:
+        """Whether the sheet has one of the columns `keys` (either does); if not, a problem
+        of its header row, as for a missing required column."""
+        if any(self.has(k) for k in keys):
+            return True
+        names = "」或「".join(self.spec.column(k).header for k in keys)
+        self.problem(self.header_row, keys[0], f"缺少此列（表头应有「{names}」）")
+        return False
 
     def raw(self, cells: Sequence[Cell], key: str) -> Cell:
         i = self.index.get(key)
@@ -148,7 +159,16 @@ def make_table(spec: SheetSpec, sheet: str, rows: Sequence[Sequence[Cell]]) -> T
             table.problems.append(Problem(sheet, best + 1, col.header,
                                           f"缺少此列（表头应有「{col.header}」）"))
     for n, row in enumerate(rows[best + 1:], start=best + 2):
+        if n == best + 2 and is_example(row):
+            continue
         if any(v is not None and v != "" and not (isinstance(v, str) and not v.strip())
                for v in row):
             table.rows.append((n, row))
     return table
+
+
+def is_example(row: Sequence[Cell]) -> bool:
+    """The template's example row (right under the header, its first cell `示例：...`): shown
+    to whoever fills the sheet in, never imported."""
+    first = row[0] if row else None
+    return isinstance(first, str) and first.strip().startswith(EXAMPLE)

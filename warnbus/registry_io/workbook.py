@@ -1,9 +1,10 @@
 """A workbook (and a boundary file) on top of the current registry -> a candidate registry.
 
 Each sheet present replaces its kind; a kind whose sheet is absent (or has no data rows, as
-in the template) is kept as it is (a workbook of people alone changes people alone). Loudspeakers are not in the workbook and
-are kept. Every problem is located (sheet, row, column) in Chinese; when the sheets have
-none, the registry's own validation runs as a last net (its findings are listed too).
+in the template) is kept as it is (a workbook of people alone changes people alone).
+Loudspeakers are not in the workbook and are kept; so are the polygons of grids and sites.
+Every problem is located (sheet, row, column) in Chinese; when the sheets have none, the
+registry's own validation runs as a last net (its findings are listed too).
 """
 
 from __future__ import annotations
@@ -18,27 +19,16 @@ from warnbus.registry_io.grids_sheet import Grids
 from warnbus.registry_io.kinds import Build, Kind
 from warnbus.registry_io.persons_sheet import Persons
 from warnbus.registry_io.regions_sheet import Regions
+from warnbus.registry_io.rosters_sheet import Rosters
 from warnbus.registry_io.sandbox import Sheet
 from warnbus.registry_io.sheets import Problem, Table, find_sheet, make_table
+from warnbus.registry_io.site_people_sheet import SitePeople
+from warnbus.registry_io.sites_sheet import Sites
 
-#: The kinds a workbook carries, in reading order (a kind reads the ones before it).
-#:
-#: Duty rosters and sites (issue 19 items 1-2, branch reg-duty: `RegistryData.rosters`,
-#: `RegistryData.sites`) join here, after grids, once their records are on main; until then
-#: an import carries those tables through untouched (`Build.others`) and the diff compares
-#: them whole (`diff._whole`). Each is a module like `persons_sheet.py` (SPEC, read, check,
-#: rows) plus its fields in `diff.TABLES` and `diff.KIND_ZH`:
-#:
-#: - 「值班表」 one row per shift, as offices keep them: 值班表编号, 值班表名称, 区划代码
-#:   (乡镇 or 县), 乡镇 (to check), 日期, 值班员, 值班员手机 (to check), 带班领导, 带班领导手机
-#:   (to check), 交班时间 (default 08:00), 审批人, 备注. A version's rows become its dated
-#:   shifts (`Shift`) per region and role; rotation-only versions export as their dated days.
-#: - 「场所」 one row per site: 场所编号, 名称, 类型 (地质灾害隐患点/水库/山塘/危险区/避灾场所),
-#:   统一编号 (`Site.code`), 村ADCD, 网格编号, 经度, 纬度, 户数, 人数, 容纳人数, 备注; and
-#:   「场所责任人」 one row per site and person: 场所编号, 人员编号, 姓名 (to check), 场所职责
-#:   (群测群防员, 巡查员 ...: `SiteRole`). Polygons come from a boundary file, matched by
-#:   场所编号 as grids are by 网格编号 (`boundaries.apply_boundaries`).
-KINDS: tuple[Kind, ...] = (Regions(), Persons(), Grids())
+#: The kinds a workbook carries, in reading order (a kind reads the ones before it): sites
+#: after grids (a site lies in a grid), their people after the sites, rosters last (their
+#: rows may name new people, as the site people's rows may).
+KINDS: tuple[Kind, ...] = (Regions(), Persons(), Grids(), Sites(), SitePeople(), Rosters())
 README_SHEET = "说明"
 
 

@@ -92,11 +92,13 @@ class DutyDesk:
                 raise DutyConflict("值班安排刚被他人修改，请刷新后重试") from None
 
     async def approve(self, roster_id: str, approval: Approval) -> bool:
-        """Approve a roster version; False if it was approved already (the first stays)."""
+        """Approve a roster version; False if it was approved already as it is (the first
+        stays). An approval of other shifts (the version changed since) is replaced."""
         blob = msgspec.json.encode(approval)
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.watch(keys.DUTY_APPROVALS)
-            if await pipe.hexists(keys.DUTY_APPROVALS, roster_id):
+            was = await pipe.hget(keys.DUTY_APPROVALS, roster_id)
+            if was is not None and _approval.decode(was).digest in ("", approval.digest):
                 return False
             pipe.multi()
             pipe.hset(keys.DUTY_APPROVALS, roster_id, blob)

@@ -13,7 +13,14 @@ from datetime import date, timedelta
 
 from aiohttp import web
 
-from warnbus.domain.duty import Approval, DutyBook, DutyChange, OnDuty, parse_day
+from warnbus.domain.duty import (
+    Approval,
+    DutyBook,
+    DutyChange,
+    OnDuty,
+    parse_day,
+    schedule_digest,
+)
 from warnbus.domain.models import mask_phone
 from warnbus.domain.roles import DUTY_ROLES, ROLE_ZH
 from warnbus.errors import DutyConflict
@@ -123,16 +130,19 @@ def _versions(request: web.Request, reg: Registry, book: DutyBook,
     for rid in sorted(reg.data.rosters, key=lambda r: reg.data.rosters[r].first_day):
         r = reg.data.rosters[rid]
         approval = book.approvals.get(rid)
+        # An approval of shifts the version no longer holds (changed by an import since).
+        waits = "待重新审批（审批后内容已变更）" if approval is not None else "待审批"
         if r.approved_by:
             state = f"已生效（{esc(r.approved_by)} 审批）"
-        elif approval is not None:
+        elif approval is not None and book.approved(rid):
             state = f"已生效（{html.user(approval.by, names)} 于 {html.bj(approval.at)} 审批）"
         elif can_approve:
             state = (f'<form method="post" action="{PREFIX}/duty/rosters/{esc(rid)}/approve">'
-                     f'{csrf_field(csrf)}<span class="errc">待审批</span> '
+                     f'{csrf_field(csrf)}<input type="hidden" name="digest" '
+                     f'value="{schedule_digest(r)}"><span class="errc">{waits}</span> '
                      "<button>审批生效</button></form>")
         else:
-            state = '<span class="errc">待审批</span>'
+            state = f'<span class="errc">{waits}</span>'
         rows.append([esc(rid), esc(r.name), f"{esc(r.first_day)} 至 {esc(r.last_day)}",
                      esc(r.shift_start), str(len(r.entries)), state])
     return "<h2>值班表版本</h2>" + html.table(
@@ -211,5 +221,9 @@ async def roster_approve(request: web.Request) -> web.StreamResponse:
     book = await ctx.duty_book()
     if book.approved(rid) or ctx.duty is None:
         raise back(f"{PREFIX}/duty", f"值班表 {roster.name} 已审批，无需重复审批")
-    done = await ctx.duty.approve(rid, Approval(user_of(request).name, ctx.clock.now()))
+    digest = schedule_digest(roster)
+    # The approver approves the shifts the page showed: not others imported since.
+    if (await form(request)).get("digest", "") != digest:
+        raise back(f"{PREFIX}/duty", f"值班表 {roster.name} 的内容已更新，请查看后重新审批")
+    done = await ctx.duty.approve(rid, Approval(user_of(request).name, ctx.clock.now(), digest))
     raise back(f"{PREFIX}/duty", f"值班表 {roster.name} " + ("已审批生效" if done else "已审批"))
