@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import structlog
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -47,6 +48,28 @@ def _redis(data_dir: Path) -> ManagedService:
 def _mosquitto(data_dir: Path) -> ManagedService:
     _require("mosquitto", "mosquitto")
     return start_mosquitto(data_dir, fallback=False)
+
+
+@pytest.fixture(autouse=True)
+def _plain_tracebacks() -> None:
+    """Log tests' exceptions as plain text, not structlog's default rich tracebacks.
+
+    An engine in the test process logs every failing call of its loops while a server is
+    down (the fault and durability tests), and rich renders each traceback as boxed source
+    with its locals: ~0.1 s of CPU apiece, seconds a second on a loaded machine, which held
+    the tests' own event loop (a Redis restart that takes 0.1 s waited 70 s for its turn).
+    Set again for each test: a test that reconfigures logging resets the defaults after it.
+    """
+    processors = structlog.get_config()["processors"]
+    last = processors[-1] if processors else None
+    if isinstance(last, structlog.dev.ConsoleRenderer) and not getattr(last, _PLAIN, False):
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback)
+        setattr(renderer, _PLAIN, True)
+        structlog.configure(processors=[*processors[:-1], renderer])
+
+
+_PLAIN = "_tests_plain_tracebacks"
 
 
 @pytest.fixture(scope="session")

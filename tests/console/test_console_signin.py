@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from console_kit import PASSWORD, attempt, from_address, login_token, sign_in
 from yarl import URL
 
-from tests.engine.helpers import Harness, worst_lag
+from tests.engine.helpers import Harness
+from tests.timing import worst_lag
 from warnbus.state import keys
 from warnbus.web.console.base import CONSOLE, Console
 from warnbus.web.console.passwords import HasherBusy, PasswordHasher

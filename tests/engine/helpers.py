@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -141,13 +139,3 @@ async def web_client(h: Harness) -> AsyncIterator[TestClient]:  # type: ignore[t
     finally:
         await client.close()
         await h.app.close()
-
-
-async def worst_lag(stop: asyncio.Event, tick: float = 0.005) -> float:
-    """The longest the event loop was late to wake this task, until `stop` is set."""
-    worst = 0.0
-    while not stop.is_set():
-        t = time.perf_counter()
-        await asyncio.sleep(tick)
-        worst = max(worst, time.perf_counter() - t - tick)
-    return worst

@@ -23,6 +23,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from channels.testing import RECORD_KEY
+from warnbus.state import keys
 from warnbus.state.queue import decode_entry
 
 FAST_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "policy-fast.toml"
@@ -89,14 +90,40 @@ async def recorded(redis: Redis, start: int = 0) -> list[list[object]]:
 
 
 async def wait_for(cond: Callable[[], Awaitable[bool]], within: float, what: str,
-                   diagnose: Callable[[], Awaitable[str]] | None = None) -> None:
+                   diagnose: Callable[[], Awaitable[str]] | None = None, *,
+                   moving: Callable[[], Awaitable[object]] | None = None,
+                   every: float = 0.1) -> None:
+    """Wait until `cond()`; fail after `within` seconds, naming `what` (and `diagnose()`).
+
+    With `moving` (what the work has done so far: counts of sends, audit entries, ...),
+    `within` counts from the last time its value changed: work that goes on, however slowly
+    a loaded machine lets it, is waited for; work that stops (a process that never
+    reconnects, a delivery lost) fails `within` seconds after its last step. The test's
+    timeout bounds the whole.
+    """
     end = time.monotonic() + within
-    while time.monotonic() < end:
+    seen = await moving() if moving is not None else None
+    while True:
         if await cond():
             return
-        await asyncio.sleep(0.1)
+        if moving is not None and (now := await moving()) != seen:
+            seen, end = now, time.monotonic() + within
+        if time.monotonic() >= end:
+            break
+        await asyncio.sleep(every)
     detail = await diagnose() if diagnose is not None else ""
-    raise AssertionError(f"timed out after {within}s waiting for {what}. {detail}")
+    still = f" (nothing moved for {within}s: {seen})" if moving is not None else ""
+    raise AssertionError(f"timed out after {within}s waiting for {what}{still}. {detail}")
+
+
+async def progress(redis: Redis, *campaigns: str) -> tuple[int, ...]:
+    """What the engine has done so far: sends recorded, and each campaign's audit entries
+    (every attempt, step, escalation and timer writes one). Cheap: a few lengths."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.llen(RECORD_KEY)
+    for cid in campaigns:
+        pipe.xlen(keys.campaign(cid).audit)
+    return tuple(int(n) for n in await pipe.execute())
 
 
 async def lane_ids(redis: Redis, lanes: list[str]) -> set[str]:

@@ -20,6 +20,7 @@ from faultkit import (
     FAST_SITES,
     lane_ids,
     open_work,
+    progress,
     recorded,
     save_figures,
     start_worker,
@@ -33,7 +34,7 @@ from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.state import keys
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest_asyncio.fixture
@@ -83,12 +84,15 @@ async def test_one_of_three_engines_killed_its_work_is_reclaimed(
         at_kill = int(await redis.llen("wbtest:sent"))
 
         async def done() -> bool:
+            if sum((await h.ctx.lanes.depth()).values()):  # cheap checks first
+                return False
             meta = await h.ctx.store.meta(res.campaign_id)
             return (meta is not None and sum(meta.grid_count(g) for g in GridState.OPEN) == 0
-                    and not await open_work(h.ctx.store, res.campaign_id)
-                    and sum((await h.ctx.lanes.depth()).values()) == 0)
+                    and not await open_work(h.ctx.store, res.campaign_id))
 
-        await wait_for(done, 90, "the survivors to finish the campaign")
+        # However slowly a loaded machine lets them go: it fails when the work stops.
+        await wait_for(done, 60, "the survivors to finish the campaign", every=0.5,
+                       moving=lambda: progress(redis, res.campaign_id))
         rows = await recorded(redis)
         assert expected <= {r[0] for r in rows}, "0 lost"
         after = rows[at_kill:]

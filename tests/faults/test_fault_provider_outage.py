@@ -35,7 +35,8 @@ POLICY = BreakerPolicy(window_s=30, min_calls=10, failure_ratio=0.5, open_s=5, m
 
 @pytest_asyncio.fixture
 async def world(redis_url: str) -> AsyncIterator[World]:
-    w = await start_world(redis_url, policy=POLICY, concurrency=8)
+    # Short request timeouts: the outage ends in requests that hang (HANG_S).
+    w = await start_world(redis_url, policy=POLICY, concurrency=8, timeout_s=0.3)
     yield w
     await w.close()
 

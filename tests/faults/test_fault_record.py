@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from faultkit import FAST_POLICY, open_work, recorded, save_figures, start_worker, wait_for
+from faultkit import (
+    FAST_POLICY,
+    open_work,
+    progress,
+    recorded,
+    save_figures,
+    start_worker,
+    wait_for,
+)
 from faultkit import write_config as worker_config
 
 from tests.engine.helpers import Harness, cap_alert, make_harness
@@ -65,10 +73,11 @@ async def test_every_call_a_killed_worker_made_is_in_the_record(
             worker = start_worker(cfg, tmp_path, f"w{k + 1}")
 
         async def done() -> bool:
-            return not await open_work(h.ctx.store, res.campaign_id) and sum(
-                (await h.ctx.lanes.depth()).values()) == 0
+            return sum((await h.ctx.lanes.depth()).values()) == 0 and not await open_work(
+                h.ctx.store, res.campaign_id)
 
-        await wait_for(done, 60, "the campaign's sends to finish")
+        await wait_for(done, 60, "the campaign's sends to finish",
+                       moving=lambda: progress(redis, res.campaign_id))
     finally:
         worker.kill()
     calls = Counter(str(r[0]) for r in await recorded(redis))

@@ -106,6 +106,16 @@ async def _confirm_all(client: TestClient, w: World, cid: str  # type: ignore[ty
     return out, who
 
 
+async def _replaying(acked: Callable[[], Awaitable[list[bool]]], journal: Path
+                     ) -> tuple[int, list[int]]:
+    """How far the replay is: the confirmations recorded, and the journal files' sizes."""
+    return sum(await acked()), _sizes(journal)
+
+
+def _sizes(journal: Path) -> list[int]:
+    return sorted(p.stat().st_size for p in journal.glob("*.wbj"))
+
+
 @pytest.mark.parametrize("returns", ["resumed", "restarted"])
 async def test_confirmations_during_a_redis_stall_are_durable_before_2xx(
     redis_factory: Callable[..., ManagedService], tmp_path: Path, returns: str,
@@ -140,10 +150,16 @@ async def test_confirmations_during_a_redis_stall_are_durable_before_2xx(
         assert len(journaled) == 1 and sizes[0] > 0, "what Redis did not take is on disk"
         store = w.h.ctx.store
 
-        async def recorded() -> bool:
-            return all([await store.is_acked(cid, p) for p in who])
+        async def acked() -> list[bool]:
+            return [await store.is_acked(cid, p) for p in who]
 
-        await wait_for(recorded, 30, "every confirmation answered 2xx to be recorded")
+        async def recorded() -> bool:
+            return all(await acked())
+
+        # The replay is waited for as long as it goes on (a loaded machine slows it); it
+        # fails when it stops with a confirmation missing.
+        await wait_for(recorded, 30, "every confirmation answered 2xx to be recorded",
+                       moving=lambda: _replaying(acked, journal))
         meta = await store.meta(cid)
         acks = [e["tg"] for e in await store.audit(cid) if e["ev"] == "ack"]
         assert sorted(acks) == sorted(who), "each person confirmed once in the record"

@@ -26,6 +26,7 @@ from faultkit import (
     duplicates_by_segment,
     lane_ids,
     open_work,
+    progress,
     recorded,
     save_figures,
     start_worker,
@@ -45,7 +46,7 @@ KILLS = int(os.environ.get("WARNBUS_FAULT_KILLS", "10"))
 CONCURRENCY = 8  # per channel per process: the in-flight window is 4 channels x 8
 WINDOW = 4 * CONCURRENCY
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(60 + 12 * KILLS)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150 + 12 * KILLS)]
 
 
 @pytest_asyncio.fixture
@@ -62,7 +63,13 @@ def _now() -> datetime:
 
 
 async def _campaign_done(h: Harness, cid: str) -> bool:
-    """Planned, no delivery open, and no ack deadline left to fire for the campaign."""
+    """Planned, no delivery open, and no ack deadline left to fire for the campaign.
+
+    The cheap checks first: the campaign's deliveries and timers are read only near the end
+    (polled while a worker runs, a full read each time takes a loaded machine's CPU from it).
+    """
+    if int(await h.ctx.redis.xlen(keys.TIMERS_DUE)):
+        return False
     meta = await h.ctx.store.meta(cid)
     if meta is None or not meta.t0 or await open_work(h.ctx.store, cid):
         return False
@@ -70,7 +77,7 @@ async def _campaign_done(h: Harness, cid: str) -> bool:
         t = decode_timer(m)
         if isinstance(t, Deadline) and t.campaign_id == cid:
             return False
-    return int(await h.ctx.redis.xlen(keys.TIMERS_DUE)) == 0
+    return True
 
 
 async def _stuck(h: Harness, cid: str) -> int:
@@ -118,9 +125,9 @@ async def test_sigkill_again_and_again_loses_nothing(
         async def done() -> bool:
             # Lanes empty too: replays of finished deliveries (a reclaimed timer re-queues
             # its redial) are skipped by the claim, but only a running worker can do that.
-            return (await _campaign_done(h, first.campaign_id)
-                    and await _campaign_done(h, second.campaign_id)
-                    and sum((await h.ctx.lanes.depth()).values()) == 0)
+            return (sum((await h.ctx.lanes.depth()).values()) == 0
+                    and await _campaign_done(h, first.campaign_id)
+                    and await _campaign_done(h, second.campaign_id))
 
         async def diagnose() -> str:
             g = [m.grid_counts if m else None for m in
@@ -133,7 +140,9 @@ async def test_sigkill_again_and_again_loses_nothing(
                     f"{await open_work(h.ctx.store, second.campaign_id)}; "
                     f"lanes {await h.ctx.lanes.depth()}")
 
-        await wait_for(done, 120, "both campaigns to complete", diagnose)
+        # However slowly a loaded machine lets the worker go: it fails when the work stops.
+        await wait_for(done, 60, "both campaigns to complete", diagnose, every=0.5,
+                       moving=lambda: progress(redis, first.campaign_id, second.campaign_id))
         elapsed = time.monotonic() - t0
     finally:
         worker.kill()

@@ -9,8 +9,8 @@ import time
 
 from feedkit import Kit, atom, feed_settings
 
-from tests.engine.helpers import worst_lag
 from tests.ingest.signing import issue, sign
+from tests.timing import worst_lag
 from warnbus.domain.models import RegionLevel
 from warnbus.ingest import parse_cap
 from warnbus.ingest.signature import verify_signature

@@ -139,10 +139,10 @@ def test_rejections_are_fast() -> None:
         b"<a>" * 1_000_000,
         b"<" + b"a" * 3_000_000 + b">",
     ]
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU: a busy machine's wait for a CPU is not the parser's
     for body in bodies:
         rejects(lambda body=body: parse_alert(body, max_bytes=10_000_000), "malformed", None)
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
 
 
 @pytest.mark.parametrize(

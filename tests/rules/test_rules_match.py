@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import shapely
@@ -18,6 +17,7 @@ from rules_kit import (
 
 import rules.match
 from rules.match import Matcher, admin_prefix, circle_geometry, most_specific
+from tests.timing import cpu_seconds
 from warnbus.domain.models import Circle, RegistryData
 from warnbus.errors import ConfigError
 
@@ -282,6 +282,4 @@ def test_a_huge_polygon_is_built_from_one_array() -> None:
 
 
 def _timed(fn: object, arg: object) -> float:
-    start = time.perf_counter()
-    fn(arg)  # type: ignore[operator]
-    return time.perf_counter() - start
+    return cpu_seconds(lambda: fn(arg))[1]  # type: ignore[operator]

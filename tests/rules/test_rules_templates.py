@@ -126,15 +126,15 @@ def test_a_warning_of_100k_character_fields_renders_a_bounded_text_quickly() -> 
     a = Alert("X_1", "s@example", datetime(2026, 7, 15, tzinfo=UTC), Status.ACTUAL,
               MsgType.ALERT, Scope.PUBLIC, infos=(long,))
     extra = {"grids": "网格、" * 50_000, "redial": "1", "speakers": "喇叭" * 50_000}
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU: a busy machine's wait for a CPU is not the renderer's
     for kind, channel in KINDS_CHANNELS:
         text = T.render(kind, channel, a, long, Level.RED, area="镇、" * 100_000,
                         ack_url="http://x/ack/t", extra=extra)
         placeholders = len(re.findall(r"\{\w+\}", _template(kind, channel)))
         assert len(text) <= len(_template(kind, channel)) + placeholders * VALUE_MAX, (kind,
                                                                                         channel)
-    took = time.perf_counter() - start
-    assert took < 0.5, f"{took:.2f}s for {len(KINDS_CHANNELS)} renderings"
+    took = time.thread_time() - start
+    assert took < 0.5, f"{took:.2f} s of CPU for {len(KINDS_CHANNELS)} renderings"
 
 
 def _template(kind: DeliveryKind, channel: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from seckit import SENDER, WIDE, auth, cap_xml
 
-from tests.engine.helpers import worst_lag
+from tests.timing import worst_lag
 from warnbus.domain.models import Alert, RegionLevel
 from warnbus.flow.matching import check_registry, costly
 from warnbus.flow.ports import MatchLike
