@@ -214,3 +214,20 @@ async def test_ids_with_odd_characters_survive_signing(make_env: EnvFactory) -> 
     await env.sim.wait_idle()
     assert all(w.status == 200 for w in env.sim.webhooks)
     assert env.sink.confirms == [("c&d=1", "网格:430623/张 三+1", AckVia.DTMF, "dl_1")]
+
+
+async def test_each_confirmation_asks_for_its_own_report(make_env: EnvFactory) -> None:
+    """The report prompt is written once per answer; each key press gets its own action."""
+    env = await make_env("voice")
+    actions = []
+    for query in (QUERY, "?c=cmp-2&d=dl_9&t=p-1"):
+        resp = await env.post_signed("gather" + query, GATHER)
+        script = SafeET.fromstring(await resp.text())
+        says = [s.text for s in script.iter("Say")]
+        gather = script.find("Gather")
+        assert gather is not None and gather.get("finishOnKey") == "#"
+        assert says[0] == "已确认，谢谢。" and "井号" in (gather.findtext("Say") or "")
+        assert script.find("Hangup") is not None
+        actions.append(gather.get("action"))
+    assert actions == [f"{env.hooks}/feedback{QUERY}",
+                       f"{env.hooks}/feedback?c=cmp-2&d=dl_9&t=p-1"]

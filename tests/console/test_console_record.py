@@ -148,7 +148,7 @@ async def test_the_printed_record_is_in_chinese_and_beijing_time(web) -> None:  
     manual = page.split("人工确认（1）")[1].split("</table>")[0]
     assert "Dora" in manual and "电话回拨确认" in manual
     # Persons, grids and loudspeakers are counted apart.
-    assert "责任人（人）" in page and "网格（个）" in page and "应急广播（个）" in page
+    assert "叫应对象（人）" in page and "网格（个）" in page and "应急广播（个）" in page
     total = page.split("分乡镇统计")[1].split("</table>")[0].split("<td>合计</td>")[1]
     speakers = sum(len(ctx.registry.devices_of_village(v)) for v in ctx.registry.data.regions
                    if v.startswith("430623101") and v != "430623101000")

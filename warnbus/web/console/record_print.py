@@ -32,7 +32,7 @@ PRINT_COLUMNS = tuple(c for c in COLUMNS if c not in ("乡镇", "是否确认"))
 
 
 #: The totals' columns: persons, grids, sites and loudspeakers, each counted on its own.
-TOTALS_HEAD = ("乡镇", "责任人（人）", "已确认（人）", "网格（个）", "已确认网格", "未叫醒网格",
+TOTALS_HEAD = ("乡镇", "叫应对象（人）", "已确认（人）", "网格（个）", "已确认网格", "未叫醒网格",
                "隐患点/水库/危险区等（处）", "已确认（处）", "未叫醒（处）", "应急广播（个）")
 
 
