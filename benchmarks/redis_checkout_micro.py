@@ -33,15 +33,18 @@ async def per_call_us(client: aioredis.Redis) -> float:
 async def main(url: str) -> None:
     for _ in range(2):
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64)
-        print(f"blocking pool (the engine's) {await per_call_us(aioredis.Redis(connection_pool=pool)):6.1f} µs")
-        print(f"plain pool                   {await per_call_us(aioredis.Redis.from_url(url)):6.1f} µs")
+        print("blocking pool (the engine's) "
+              f"{await per_call_us(aioredis.Redis(connection_pool=pool)):6.1f} µs")
+        print("plain pool                   "
+              f"{await per_call_us(aioredis.Redis.from_url(url)):6.1f} µs")
         single = aioredis.Redis.from_url(url, single_connection_client=True)
         print(f"single connection            {await per_call_us(single):6.1f} µs")
         # redis-py 8 sets socket_timeout=5 by default: every send then runs in
         # asyncio.wait_for (a task of its own) and every read in a timeout context.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64,
                                                         socket_timeout=None)
-        print(f"blocking pool, no socket_timeout {await per_call_us(aioredis.Redis(connection_pool=pool)):6.1f} µs")
+        print("blocking pool, no socket_timeout "
+              f"{await per_call_us(aioredis.Redis(connection_pool=pool)):6.1f} µs")
 
 
 if __name__ == "__main__":

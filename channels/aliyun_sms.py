@@ -109,8 +109,9 @@ class AliyunSms(CloudChannel):
                                   f"{self.name}: SMS", delivery.address)
             biz_id = str(response.body.biz_id or "")
             ids.append(biz_id)
-            self.receipts.sent(biz_id, SentRef(delivery.campaign_id, delivery.id, delivery.target_id,
-                                          delivery.address, time.time(), "SendSms"))
+            self.receipts.sent(biz_id, SentRef(delivery.campaign_id, delivery.id,
+                                               delivery.target_id, delivery.address, time.time(),
+                                               "SendSms"))
         return Receipt(provider_id=",".join(ids))
 
     # ------------------------------------------------------------------ push

@@ -18,8 +18,9 @@ The connection is resumable (clean start off, a session expiry, a client id stab
 process) and comes back within `reconnect_max_s` of the broker; on each reconnect the active
 warnings this process published are published again (retained, with what is left of their
 expiry), so that a broker that lost its retained messages (restarted without persistence,
-or since its last save) still gives them to speakers that come online later. Device acks are PUBACKed only after the sink took them: acks sent while we were
-briefly away, or while the sink failed, are redelivered by the broker when we reconnect.
+or since its last save) still gives them to speakers that come online later. Device acks are
+PUBACKed only after the sink took them: acks sent while we were briefly away, or while the
+sink failed, are redelivered by the broker when we reconnect.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from channels.loudspeaker_payload import (
     DEFAULT_PREFIX,
     TTS_MAX,
     AckState,
-    Address,
     CommandKind,
     SpeakerAck,
+    SpeakerAddress,
     SpeakerCommand,
     Topics,
     backoff,
@@ -69,8 +70,8 @@ from channels.loudspeaker_sig import (
     sign,
 )
 from channels.loudspeaker_status import DeviceDirectory, DeviceTracker, DeviceView
-from warnbus.plugin import Address as SendsTo
 from warnbus.plugin import (
+    Address,
     ChannelConfig,
     ChannelInfo,
     ConfigError,
@@ -165,7 +166,7 @@ class Loudspeakers:
         account = config.username or self.broker.username or ""
         self.info = ChannelInfo(
             kind="mqtt-loudspeaker", provider="mqtt", medium=Medium.LOUDSPEAKER,
-            address=SendsTo.AREA, rate_per_s=config.rate_per_s,
+            address=Address.AREA, rate_per_s=config.rate_per_s,
             breaker_key=breaker_key_for(config, "mqtt", account,
                                         f"{self.broker.host}:{self.broker.port}"),
             # TTS text; longer warnings are shortened (tts_text)
@@ -275,7 +276,7 @@ class Loudspeakers:
 
     # ----------------------------------------------------------------- sending
 
-    def _plan(self, cmd: SpeakerCommand, target: Address, expires_at: float | None,
+    def _plan(self, cmd: SpeakerCommand, target: SpeakerAddress, expires_at: float | None,
               now: float) -> list[tuple[str, bytes, bool, int | None]]:
         """(topic, payload, retain, expiry) for each publish a command needs."""
         payload = encode(cmd)

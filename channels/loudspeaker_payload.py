@@ -31,7 +31,7 @@ import msgspec
 from paho.mqtt.properties import Properties
 
 from channels.textfit import fit_sentences
-from warnbus.plugin import Delivery, DeliveryKind, Level
+from warnbus.plugin import Delivery, DeliveryKind, DeviceState, Level
 
 DEFAULT_PREFIX = "wb/v1"
 BEIJING = timezone(timedelta(hours=8), "CST")
@@ -54,11 +54,6 @@ class AckState(StrEnum):
     PLAYING = "playing"
     DONE = "done"
     FAILED = "failed"
-
-
-class DeviceState(StrEnum):
-    ONLINE = "online"
-    OFFLINE = "offline"
 
 
 #: EBM severity: 1 特别重大 (red) … 4 一般 (blue).
@@ -205,30 +200,30 @@ def valid_prefix(prefix: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Address:
+class SpeakerAddress:
     """Where a delivery goes: an area (village code) or one device (`dev:{id}`)."""
 
     device: str | None = None
     area: str | None = None
 
 
-def parse_address(address: str) -> Address:
+def parse_address(address: str) -> SpeakerAddress:
     """Parse a delivery address; raises ValueError with a reason fit for the attempt log."""
     if address.startswith("dev:"):
         device = address[4:]
         if not _TOPIC_LEVEL.fullmatch(device):
             raise ValueError(f"bad device id in address {address!r}")
-        return Address(device=device)
+        return SpeakerAddress(device=device)
     if not _AREA_CODE.fullmatch(address):
         raise ValueError(f"address {address!r} is neither an area code (6–12 digits) nor dev:<id>")
-    return Address(area=address)
+    return SpeakerAddress(area=address)
 
 
 def topic_level_ok(value: str) -> bool:
     return _TOPIC_LEVEL.fullmatch(value) is not None
 
 
-def command_for(delivery: Delivery, target: Address, *, now: float, volume: int,
+def command_for(delivery: Delivery, target: SpeakerAddress, *, now: float, volume: int,
                 repeat: int) -> SpeakerCommand:
     """The command for one delivery: a cancel becomes stop, everything else play. A stop
     carries the 解除 text: the speaker stops the warning and announces its lifting."""

@@ -16,7 +16,8 @@ from typing import Protocol, runtime_checkable
 import msgspec
 import structlog
 
-from channels.loudspeaker_payload import DeviceState, decode_status
+from channels.loudspeaker_payload import decode_status
+from warnbus.plugin import DeviceState
 
 log = structlog.get_logger("channels.loudspeaker")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import unicodedata
 
 #: Replies that confirm, after `normalize_reply`.
-CONFIRM_REPLIES = frozenset({"1", "收到", "确认", "收到了", "确认收到", "已收到", "ok", "好", "好的"})
+CONFIRM_REPLIES = frozenset({"1", "收到", "确认", "收到了", "确认收到", "已收到", "ok", "好",
+                             "好的"})
 _TRADITIONAL = str.maketrans({"確": "确", "認": "认"})
 _TRAILING = " \t\r\n。.!！~～,，、"
 

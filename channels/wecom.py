@@ -236,7 +236,8 @@ class WeCom:
         if not d.asks_confirmation:
             # WeCom drops an identical text within the interval: a resend after a lost reply
             # is not shown twice. (Cards get the same from their unique task_id.)
-            return msg | {"msgtype": "text", "text": {"content": _clip_bytes(d.text, TEXT_MAX_BYTES)},
+            return msg | {"msgtype": "text",
+                          "text": {"content": _clip_bytes(d.text, TEXT_MAX_BYTES)},
                           "enable_duplicate_check": 1, "duplicate_check_interval": 1800}
         text = card_text(d.text)
         if text != d.text and not d.ack_url:

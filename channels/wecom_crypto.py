@@ -221,7 +221,8 @@ def encode_task_id(corp_id: str, campaign_id: str, delivery_id: str, target_id: 
                    address: str) -> str:
     """`wb1@<campaign>@<delivery>@<target>@<tag>`; ValueError if over WeCom's 128 characters."""
     tag = address_tag(corp_id, campaign_id, delivery_id, target_id, address)
-    task_id = "@".join((TASK_VERSION, _pack(campaign_id), _pack(delivery_id), _pack(target_id), tag))
+    task_id = "@".join((TASK_VERSION, _pack(campaign_id), _pack(delivery_id), _pack(target_id),
+                        tag))
     if len(task_id) > TASK_ID_MAX:
         raise ValueError(f"the ids do not fit a {TASK_ID_MAX}-character task_id")
     return task_id

@@ -46,7 +46,8 @@ class HazardTable:
             ):
                 other = index.setdefault(value, h)
                 if other is not h:
-                    raise ConfigError(f"{source}: {what} {value!r} of {h.key!r} is also {other.key!r}'s")
+                    raise ConfigError(f"{source}: {what} {value!r} of {h.key!r} is also "
+                                      f"{other.key!r}'s")
         # Longest first: "flash flood" must win over "flood", "沙尘暴" over "沙尘".
         self._aliases = sorted(self._by_alias.items(), key=lambda kv: -len(kv[0]))
 

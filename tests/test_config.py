@@ -26,7 +26,8 @@ def test_env_overrides_and_channel_secrets(tmp_path: Path) -> None:
     p = tmp_path / "w.toml"
     p.write_text('redis_url = "redis://file"\n[channels.sms]\ntype = "test"\n', encoding="utf-8")
     s = load_settings(p, env={"WARNBUS_REDIS_URL": "redis://env", "WARNBUS_PORT": "9000",
-                              "WARNBUS_API_TOKEN": "t0ken", "WARNBUS_CHANNELS__SMS__AUTH_TOKEN": "x"})
+                              "WARNBUS_API_TOKEN": "t0ken",
+                              "WARNBUS_CHANNELS__SMS__AUTH_TOKEN": "x"})
     assert s.redis_url == "redis://env" and s.server.port == 9000
     assert s.channels["sms"] == {"type": "test", "auth_token": "x"}
     assert isinstance(s.api_token, Secret) and "t0ken" not in repr(s)

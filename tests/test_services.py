@@ -24,7 +24,7 @@ from warnbus.runtime.app import DEFAULT_MEDIA, build_app
 from warnbus.runtime.clock import ManualClock
 from warnbus.runtime.config import Settings
 from warnbus.runtime.services import ManagedService, default_data_dir, start_mosquitto, start_redis
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 StartRedis = Callable[..., ManagedService]
 Topic = Callable[[str], str]
@@ -84,7 +84,7 @@ async def test_serve_runs_its_embedded_redis_with_the_configured_fsync(
                           base_url="http://test")
     try:
         config = await app.ctx.redis.config_get("appendfsync")
-        assert {s(k): s(v) for k, v in config.items()} == {"appendfsync": fsync}
+        assert {text_of(k): text_of(v) for k, v in config.items()} == {"appendfsync": fsync}
         assert f"AOF {fsync}" in app.started[0].description
     finally:
         await app.close()

@@ -51,6 +51,7 @@ from warnbus.domain.models import (
     mask_phones_in,
     mask_text,
 )
+from warnbus.domain.states import DeviceState
 from warnbus.errors import (
     AuthError,
     ChannelError,
@@ -81,6 +82,7 @@ __all__ = [
     "Confirmation",
     "Delivery",
     "DeliveryKind",
+    "DeviceState",
     "EventSink",
     "FeedbackKind",
     "Level",

@@ -1,4 +1,5 @@
-"""The registry: regions, grids, people, devices, sites and duty rosters; load, validate, dump, index.
+"""The registry: regions, grids, people, devices, sites and duty rosters; load, validate, dump,
+index.
 
 On disk a registry is a directory of JSON arrays of the `warnbus.domain.models` records:
 `regions.json`, `grids.json`, `persons.json`, `devices.json`, and optionally `sites.json`
@@ -274,7 +275,8 @@ class Registry:
         township = self.township_of(village)
         county = self.data.regions[township].parent if township in self.data.regions else None
         book = duty or self.duty
-        out: dict[Role, str | None] = {Role.VILLAGE_HEAD: self._duty.get((village, Role.VILLAGE_HEAD))}
+        out: dict[Role, str | None] = {
+            Role.VILLAGE_HEAD: self._duty.get((village, Role.VILLAGE_HEAD))}
         for role, level in DUTY_ROLES.items():
             region = township if level is RegionLevel.TOWNSHIP else county
             out[role] = book.on_duty(region, role, at) if region else None

@@ -35,9 +35,11 @@ def roster_problems(data: RegistryData) -> Iterable[str]:
         if bool(r.approved_by) != bool(r.approved_at):
             yield f"{where}：审批人和审批时间须同时填写"
         elif r.approved_at and not _iso_time(r.approved_at):
-            yield f"{where}：审批时间 {r.approved_at!r} 不是 ISO 8601 时间（如 2026-03-20T10:00:00+08:00）"
+            yield (f"{where}：审批时间 {r.approved_at!r} 不是 ISO 8601 时间"
+                   "（如 2026-03-20T10:00:00+08:00）")
         first, last = parse_day(r.first_day), parse_day(r.last_day)
-        for value, name, parsed in ((r.first_day, "起始日期", first), (r.last_day, "结束日期", last)):
+        for value, name, parsed in ((r.first_day, "起始日期", first),
+                                    (r.last_day, "结束日期", last)):
             if parsed is None:
                 yield f"{where}：{name} {value!r} 不是 YYYY-MM-DD 格式的日期"
         span: tuple[date, date] | None = None
@@ -101,7 +103,8 @@ def _person_problem(data: RegistryData, e: RosterEntry, pid: str, label: str) ->
         yield (f"{label}：值班人员 {pid}（{person.name}）属于 "
                f"{region_label(data, person.region)}，不属于 {region_label(data, e.region)}")
     elif DUTY_ROLES.get(person.role) is not DUTY_ROLES[e.role]:
-        yield (f"{label}：值班人员 {pid}（{person.name}）是{ROLE_ZH.get(person.role, person.role)}，"
+        yield (f"{label}：值班人员 {pid}（{person.name}）"
+               f"是{ROLE_ZH.get(person.role, person.role)}，"
                f"须为{REGION_LEVEL_ZH[DUTY_ROLES[e.role]]}值班人员或带班领导")
 
 

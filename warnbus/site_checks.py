@@ -37,7 +37,8 @@ def site_problems(data: RegistryData) -> Iterable[str]:
         yield from _count_problems(site, where)
     bad = {k: s.polygon for k, s in data.sites.items() if s.polygon}
     for key, fault, detail in ring_faults(bad):
-        yield f"{site_label(data.sites[key], key)}：" + _RING_ZH.get(fault, f"范围多边形无效（{detail}）")
+        yield f"{site_label(data.sites[key], key)}：" + _RING_ZH.get(fault, "范围多边形无效"
+                                                                            f"（{detail}）")
     yield from _placement_problems(data, {k for k, *_ in ring_faults(bad)})
 
 
@@ -80,7 +81,8 @@ def _count_problems(site: Site, where: str) -> Iterable[str]:
                         (site.capacity, "容纳人数")):
         if value is not None and value < 0:
             yield f"{where}：{name}不能为负数"
-    if site.kind is not SiteKind.DANGER_ZONE and (site.households is not None or site.residents is not None):
+    if site.kind is not SiteKind.DANGER_ZONE and (site.households is not None
+                                                  or site.residents is not None):
         yield f"{where}：只有危险区登记户数和人数"
     if site.kind is not SiteKind.SHELTER and site.capacity is not None:
         yield f"{where}：只有避灾场所登记容纳人数"

@@ -38,7 +38,6 @@ from channels.loudspeaker_payload import (
     DEFAULT_PREFIX,
     AckState,
     CommandKind,
-    DeviceState,
     DeviceStatus,
     SpeakerAck,
     SpeakerCommand,
@@ -50,6 +49,7 @@ from channels.loudspeaker_payload import (
     parse_broker_url,
 )
 from channels.loudspeaker_sig import CommandRefused, signature_of, verify
+from warnbus.plugin import DeviceState
 
 log = structlog.get_logger("channels.sim.speakers")
 

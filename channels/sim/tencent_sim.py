@@ -8,7 +8,8 @@ InvalidParameterValue.TemplateParameterLengthLimit, ...ProhibitedUseUrlInTemplat
 and the per-number limits (SMS: per number in SendStatusSet; voice: the request refused),
 then plays the provider's part: status / reply / voice callbacks (optionally duplicated,
 late, out of order; a key-press push carries the 1 and the keys of a report after it,
-"1435#", when the officer reports by keys: `OfficerModel.keypad`, "confirm:435#" scripted), or the same receipts held for PullSmsSendStatus / PullSmsReplyStatus.
+"1435#", when the officer reports by keys: `OfficerModel.keypad`, "confirm:435#" scripted),
+or the same receipts held for PullSmsSendStatus / PullSmsReplyStatus.
 Every answer is HTTP 200 `{"Response": {...}}`, errors included, as Tencent's are.
 """
 

@@ -44,11 +44,14 @@ _MESSAGES = {
     20003: "Authenticate",
     20429: "Too Many Requests",
     21211: "The 'To' number {to} is not a valid phone number.",
-    21215: "Account not authorized to call {to}. Perhaps you need to enable some international permissions.",
+    21215: "Account not authorized to call {to}. Perhaps you need to enable some international "
+           "permissions.",
     21216: "Account not allowed to call {to}",
-    21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}.",
+    21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To' "
+           "number: {to}.",
     21610: "Attempt to send to unsubscribed recipient",
-    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number via SMS.",
+    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number "
+           "via SMS.",
     21614: "'To' number is not a valid mobile number",
     13224: "Invalid phone number",
 }

@@ -228,7 +228,8 @@ class WeComSimulator:
             if len(content.encode()) > 2048:
                 return 45002, "content size out of limit"
         elif kind == "textcard":
-            if not all(isinstance(part.get(k), str) and part[k] for k in ("title", "description", "url")):
+            if not all(isinstance(part.get(k), str) and part[k]
+                       for k in ("title", "description", "url")):
                 return 40058, "textcard needs title, description and url"
         elif part.get("card_type") == "button_interaction":
             buttons = part.get("button_list")

@@ -17,7 +17,8 @@ HOOK_SECRET = "hook-0123456789abcdef"
 SIGN = "华容县应急管理局"
 SHOW = "057100001111"
 NATIONAL = "13812345678"
-SMS_CODE, VOICE_CODE, NOTICE_CODE, CONFIRM_CODE = "SMS_100001", "TTS_200001", "TTS_200002", "TTS_200009"
+SMS_CODE, VOICE_CODE, NOTICE_CODE, CONFIRM_CODE = ("SMS_100001", "TTS_200001", "TTS_200002",
+                                                   "TTS_200009")
 SMS_CONTENT = "${level}${kind}：${t1}${t2}${t3}${t4}。回复1确认收到。"
 VOICE_CONTENT = "${kind}。${text}。确认收到请按1。"
 SMS_TEMPLATES = {"default": {"code": SMS_CODE, "content": SMS_CONTENT, "params": {
@@ -33,7 +34,8 @@ VOICE_TEMPLATES = {
 REGISTERED_SMS = {SMS_CODE: SMS_CONTENT}
 REGISTERED_VOICE = {VOICE_CODE: VOICE_CONTENT, NOTICE_CODE: "预警解除通知：${text}",
                     CONFIRM_CODE: "已确认，谢谢。"}
-TEXT = "【红色预警】县气象台发布暴雨红色预警。影响区域：城关镇。请立即转移危险区域群众。回复1确认收到"
+TEXT = ("【红色预警】县气象台发布暴雨红色预警。影响区域：城关镇。"
+        "请立即转移危险区域群众。回复1确认收到")
 
 
 

@@ -159,7 +159,8 @@ async def test_worker_process_and_api_process_share_device_status(
     try:
         await worker.engine.start()
         device = sorted(api.ctx.registry.data.devices.values(), key=lambda d: d.id)[0]
-        fleet = SpeakerFleet(mqtt_url, [(device.id, device.region)], command_key=KEY, topic_prefix=prefix)
+        fleet = SpeakerFleet(mqtt_url, [(device.id, device.region)], command_key=KEY,
+                             topic_prefix=prefix)
         await fleet.start()
 
         async def kept() -> bool:

@@ -23,7 +23,6 @@ from loudspeaker_kit import (
 from channels.loudspeaker import Loudspeakers
 from channels.loudspeaker_payload import (
     AckState,
-    DeviceState,
     decode_status,
     encode,
 )
@@ -31,7 +30,7 @@ from channels.sim.speakers import SpeakerFleet
 from tests.waits import until
 from warnbus.domain.models import DeliveryKind
 from warnbus.errors import PermanentChannelError, TransientChannelError
-from warnbus.plugin import ProviderStatus
+from warnbus.plugin import DeviceState, ProviderStatus
 from warnbus.runtime.services import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -70,7 +69,8 @@ async def test_one_publish_per_area_reaches_its_speakers_only(
 ) -> None:
     a = ["a1", "a2", "a3"]
     devices = [(d, AREA_A) for d in a] + [("b1", AREA_B), ("b2", AREA_B)]
-    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST, topic_prefix=prefix) as fleet:
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST,
+                            topic_prefix=prefix) as fleet:
         d = delivery(AREA_A)
         receipt = await speakers.send(d)
         assert receipt.provider_id == d.id
@@ -106,8 +106,8 @@ async def test_offline_speaker_catches_up_before_expiry_not_after(
     mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
 ) -> None:
     devices = [("on", AREA_A), ("soon", AREA_A), ("late", AREA_A)]
-    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST, offline=("soon", "late"),
-                            topic_prefix=prefix) as fleet:
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=FAST,
+                            offline=("soon", "late"), topic_prefix=prefix) as fleet:
         d = delivery(AREA_A, expires_in=2.0)
         assert d.expires_at is not None
         await speakers.send(d)
@@ -130,8 +130,8 @@ async def test_cancel_stops_playback_and_clears_the_retained_copy(
     mqtt_url: str, prefix: str, sink: RecordingSink, speakers: Loudspeakers,
 ) -> None:
     devices = [("s1", AREA_A), ("s2", AREA_A), ("away", AREA_A), ("other", AREA_B)]
-    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=(30.0, 30.0), offline=("away",),
-                            topic_prefix=prefix) as fleet:
+    async with SpeakerFleet(mqtt_url, devices, command_key=KEY, play_s=(30.0, 30.0),
+                            offline=("away",), topic_prefix=prefix) as fleet:
         d = delivery(AREA_A)
         other = delivery(AREA_B, campaign="cp_other")
         await speakers.send(d)

@@ -13,10 +13,9 @@ from channels.loudspeaker import Loudspeakers
 from channels.loudspeaker_payload import (
     LEVEL_OF_SEVERITY,
     SEVERITY,
-    Address,
     CommandKind,
-    DeviceState,
     SpeakerAck,
+    SpeakerAddress,
     Topics,
     command_for,
     decode_ack,
@@ -29,6 +28,7 @@ from channels.loudspeaker_payload import (
 )
 from warnbus.domain.models import DeliveryKind, Level
 from warnbus.errors import ConfigError
+from warnbus.plugin import DeviceState
 
 
 @pytest.mark.parametrize(("level", "severity"), [
@@ -36,7 +36,7 @@ from warnbus.errors import ConfigError
 ])
 def test_severity_follows_ebm(level: Level, severity: int) -> None:
     d = delivery(level=level)
-    cmd = command_for(d, Address(area=AREA_A), now=time.time(), volume=80, repeat=2)
+    cmd = command_for(d, SpeakerAddress(area=AREA_A), now=time.time(), volume=80, repeat=2)
     assert SEVERITY[level] == severity
     assert LEVEL_OF_SEVERITY[severity] is level
     assert decode_command(encode(cmd)).level is level
@@ -45,7 +45,7 @@ def test_severity_follows_ebm(level: Level, severity: int) -> None:
 def test_command_round_trip_keeps_every_field() -> None:
     d = delivery(drill=True, expires_in=3600)
     now = time.time()
-    cmd = command_for(d, Address(area=AREA_A), now=now, volume=65, repeat=3)
+    cmd = command_for(d, SpeakerAddress(area=AREA_A), now=now, volume=65, repeat=3)
     raw = encode(cmd)
     assert decode_command(raw) == cmd
     body = json.loads(raw.decode("utf-8"))
@@ -100,12 +100,12 @@ def test_ack_and_status_payloads() -> None:
 
 
 @pytest.mark.parametrize(("address", "expected"), [
-    ("430623101001", Address(area="430623101001")),
-    ("430623", Address(area="430623")),
-    ("dev:spk-001", Address(device="spk-001")),
-    ("dev:430623101001.3", Address(device="430623101001.3")),
+    ("430623101001", SpeakerAddress(area="430623101001")),
+    ("430623", SpeakerAddress(area="430623")),
+    ("dev:spk-001", SpeakerAddress(device="spk-001")),
+    ("dev:430623101001.3", SpeakerAddress(device="430623101001.3")),
 ])
-def test_good_addresses(address: str, expected: Address) -> None:
+def test_good_addresses(address: str, expected: SpeakerAddress) -> None:
     assert parse_address(address) == expected
 
 

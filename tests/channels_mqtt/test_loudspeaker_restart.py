@@ -23,8 +23,8 @@ async def test_channel_survives_a_broker_restart(
 ) -> None:
     broker = fresh_mosquitto_service
     ch = channel(broker.url, PREFIX)
-    fleet = SpeakerFleet(broker.url, [("r1", AREA_A), ("r2", AREA_A)], command_key=KEY, play_s=(0.05, 0.1),
-                         topic_prefix=PREFIX, reconnect_max_s=0.5)
+    fleet = SpeakerFleet(broker.url, [("r1", AREA_A), ("r2", AREA_A)], command_key=KEY,
+                         play_s=(0.05, 0.1), topic_prefix=PREFIX, reconnect_max_s=0.5)
     await ch.start(sink)
     await fleet.start()
     try:

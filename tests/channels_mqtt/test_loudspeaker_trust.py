@@ -35,7 +35,6 @@ from structlog.testing import capture_logs
 
 from channels.loudspeaker_payload import (
     AckState,
-    DeviceState,
     DeviceStatus,
     command_for,
     decode_command,
@@ -56,7 +55,7 @@ from tests.mqtt_probe import NOT_AUTHORIZED, Probe
 from tests.waits import until
 from warnbus.domain.models import Delivery
 from warnbus.errors import TransientChannelError
-from warnbus.plugin import ProviderStatus
+from warnbus.plugin import DeviceState, ProviderStatus
 from warnbus.runtime.services import ManagedService, free_port
 
 pytestmark = pytest.mark.timeout(40)

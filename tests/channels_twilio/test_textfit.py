@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twilio_harness import EnvFactory, delivery
 
-from channels.loudspeaker_payload import TTS_MAX, Address, command_for, tts_text
+from channels.loudspeaker_payload import TTS_MAX, SpeakerAddress, command_for, tts_text
 from channels.textfit import fit_sentences
 from channels.twilio_sms import fit_sms, max_chars, sms_segments
 from channels.twilio_voice import TEXT_BOUND, TWIML_MAX
@@ -279,7 +279,7 @@ def test_speaker_text_is_bounded_and_keeps_its_first_sentence() -> None:
 
 def test_a_speaker_command_carries_the_fitted_text() -> None:
     d = delivery("紧急通知。" + "暴雨持续。" * 100_000, channel="loudspeaker")
-    cmd = command_for(d, Address(area="430623101001"), now=0.0, volume=80, repeat=1)
+    cmd = command_for(d, SpeakerAddress(area="430623101001"), now=0.0, volume=80, repeat=1)
     assert len(cmd.text) <= TTS_MAX and cmd.text.startswith("紧急通知。暴雨持续。")
 
 
@@ -319,7 +319,8 @@ async def test_a_calls_fit_is_the_one_measured_on_its_own_script(make_env: EnvFa
     script (actions of other lengths and with characters XML escapes included)."""
     env = await make_env("voice")
     channel = env.channel
-    text = "县气象台发布暴雨红色预警。" + "请立即转移危险区域群众，加强巡查。" * 200 + "确认收到请按1。"
+    text = ("县气象台发布暴雨红色预警。" + "请立即转移危险区域群众，加强巡查。" * 200
+            + "确认收到请按1。")
     for action in (f"{env.hooks}/gather?c=cp_1&d=dl_1&t=p1",
                    f"{env.hooks}/gather?c=cp_1&d=dl_22&t=p" + "9" * 300):
         direct = fit_sentences(text, lambda s, a=action: len(channel._write_twiml(s, a))

@@ -172,7 +172,8 @@ async def test_completed_after_key_in_this_process_is_delivered(make_env: EnvFac
 
 async def test_long_text_keeps_twiml_under_twilios_limit(make_env: EnvFactory) -> None:
     env = await make_env("voice")
-    long = "县气象台发布暴雨红色预警。" + "请立即转移危险区域群众，加强巡查。" * 200 + "确认收到请按1。"
+    long = ("县气象台发布暴雨红色预警。" + "请立即转移危险区域群众，加强巡查。" * 200
+            + "确认收到请按1。")
     await env.channel.send(call(long))
     twiml = env.sim.calls[0].get("Twiml") or ""
     assert len(twiml) <= TWIML_MAX

@@ -48,8 +48,10 @@ async def test_url_verification_with_wecoms_sample(
     config = make_channel(corp_id=OFFICIAL["corp_id"], token=OFFICIAL["token"],
                           encoding_aes_key=OFFICIAL["key"]).config
     channel = WeCom("wecom", config, clock=lambda: 1409659589.0)  # the sample's own time
-    echostr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="
-    query = "msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780"
+    echostr = ("P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+"
+               "4RPcs8TgAE7OaBO+FZXvnaqQ==")
+    query = ("msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3"
+             "&timestamp=1409659589&nonce=263014780")
     async with serve_hooks(channel, sink) as base:
         for raw_echo in (echostr.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D"),
                          echostr):  # the second keeps "+" raw: it arrives as a space

@@ -79,7 +79,8 @@ async def test_warning_goes_as_a_button_card(channel: WeCom, sim: WeComSimulator
     sent = sim.sent[-1]
     assert receipt == Receipt(provider_id=sent.msgid)
     body = sent.body
-    assert (body["touser"], body["agentid"], body["msgtype"]) == (d.address, AGENT_ID, "template_card")
+    assert (body["touser"], body["agentid"], body["msgtype"]) == (d.address, AGENT_ID,
+                                                                  "template_card")
     card = body["template_card"]
     assert card["card_type"] == "button_interaction"
     assert card["source"] == {"desc": "预警叫应"}
@@ -247,7 +248,8 @@ async def test_http_failures(channel: WeCom, sim: WeComSimulator, status: int,
     assert getattr(info.value, "provider_code", None) == code
 
 
-async def test_timeout_is_transient(make_channel: Callable[..., WeCom], sim: WeComSimulator) -> None:
+async def test_timeout_is_transient(make_channel: Callable[..., WeCom],
+                                    sim: WeComSimulator) -> None:
     channel = make_channel(timeout_s=0.2)
     sim.queue_reply({"errcode": 0}, delay_s=1.0)
     with pytest.raises(TransientChannelError) as info:

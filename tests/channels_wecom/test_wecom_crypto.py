@@ -22,10 +22,18 @@ from warnbus.errors import AuthError
 # WeCom's sample: URL verification and a text message (document/path/90968)
 OFFICIAL_ECHO = {"msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
                  "timestamp": "1409659589", "nonce": "263014780",
-                 "echostr": "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="}
+                 "echostr": "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+"
+                            "4RPcs8TgAE7OaBO+FZXvnaqQ=="}
 OFFICIAL_MSG = {"msg_signature": "477715d11cdb4164915debcba66cb864d751f3e6",
                 "timestamp": "1409659813", "nonce": "1372623149",
-                "encrypted": "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q=="}
+                "encrypted": ("RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X"
+                              "/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRY"
+                              "t66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kD"
+                              "Z+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r"
+                              "+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQU"
+                              "ax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g"
+                              "7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7"
+                              "Q==")}
 
 
 @pytest.fixture
@@ -60,7 +68,8 @@ def test_official_vector_for_another_corp_is_refused() -> None:
         other.open(v["msg_signature"], v["timestamp"], v["nonce"], v["encrypted"])
 
 
-@pytest.mark.parametrize("message", [b"", b"x", b"success", "确认收到".encode() * 40, bytes(range(256))])
+@pytest.mark.parametrize("message", [b"", b"x", b"success", "确认收到".encode() * 40,
+                                     bytes(range(256))])
 def test_known_answer_against_the_reference(crypto: WeComCrypto, message: bytes) -> None:
     random16 = bytes(range(16))
     expected = ref_encrypt(message, random16=random16)
@@ -70,7 +79,8 @@ def test_known_answer_against_the_reference(crypto: WeComCrypto, message: bytes)
 
 
 def test_signature_is_sha1_of_the_sorted_parts(crypto: WeComCrypto) -> None:
-    assert crypto.signature("1409659813", "n0nce", "ENC") == ref_sign(TOKEN, "1409659813", "n0nce", "ENC")
+    assert crypto.signature("1409659813", "n0nce", "ENC") == ref_sign(TOKEN, "1409659813",
+                                                                      "n0nce", "ENC")
     crypto.verify(ref_sign(TOKEN, "1", "2", "3").upper(), "1", "2", "3")  # hex case does not matter
     with pytest.raises(AuthError, match="msg_signature"):
         crypto.verify(ref_sign(TOKEN, "1", "2", "3"), "1", "2", "4")
@@ -165,5 +175,6 @@ def test_foreign_task_ids_are_refused(tid: str) -> None:
 def test_tag_binds_every_field() -> None:
     base = address_tag(CORP_ID, "cp", "dl", "p", "u")
     assert len(base) == 12
-    assert {address_tag(CORP_ID, "cpX", "dl", "p", "u"), address_tag(CORP_ID, "cp", "dlX", "p", "u"),
+    assert {address_tag(CORP_ID, "cpX", "dl", "p", "u"),
+            address_tag(CORP_ID, "cp", "dlX", "p", "u"),
             address_tag(CORP_ID, "cp", "dl", "pX", "u")}.isdisjoint({base})

@@ -69,12 +69,14 @@ def test_apply_to_the_engine_and_read_the_history(tmp_path: Path, redis_url: str
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "变化（基于版本 0）：人员：修改1；其中手机号变更 1 人"
-    assert lines[1] == "  人员 修改 p43062300128 肖飞秀：手机 +86199****2078 → +86139****1234 ◆手机号变更"
+    assert lines[1] == ("  人员 修改 p43062300128 肖飞秀：手机 +86199****2078 → +86139****1234 "
+                        "◆手机号变更")
     assert lines[-1] == "已应用：台账版本 1（运行中的各进程随即使用新台账）"
     r = warnbus("registry", "history", env=_env(redis_url))
     assert r.returncode == 0, r.stderr
     head = r.stdout.splitlines()
-    assert head[0].startswith("版本 1  ") and "王科长  导入 new.xlsx：人员：修改1；其中手机号变更 1 人" in head[0]
+    assert head[0].startswith("版本 1  ")
+    assert "王科长  导入 new.xlsx：人员：修改1；其中手机号变更 1 人" in head[0]
     assert head[1].strip().startswith("人员 修改 p43062300128 肖飞秀：手机")
     # The engine's registry is now version 1: an export carries the new phone.
     again = tmp_path / "again.xlsx"
@@ -114,12 +116,13 @@ def test_rosters_and_sites_from_the_command_line(tmp_path: Path, redis_url: str)
     row = row_where(load_workbook(bad)["值班表"], 值班表编号=JULY, 区划代码=TOWN, 日期="7月20")
     r = warnbus("registry", "import", str(bad), env=_env(redis_url))
     assert r.returncode == 1 and r.stdout.splitlines()[1] == (
-        f"  「值班表」表第{row}行「日期」列：「7月20」不是日期（应如 2026-07-01，或起止：2026-01-01至2026-12-31）")
+        f"  「值班表」表第{row}行「日期」列：「7月20」不是日期"
+        "（应如 2026-07-01，或起止：2026-01-01至2026-12-31）")
     r = warnbus("registry", "import", str(new), "--apply", env=_env(redis_url))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[:2] == [f"提示：值班表 {JULY}（2026年7月主汛期值班表）的班次有变化：应用后须由审批人"
-                         "在控制台「值班安排」审批才生效",
+    assert lines[:2] == [f"提示：值班表 {JULY}（2026年7月主汛期值班表）的班次有变化："
+                         "应用后须由审批人在控制台「值班安排」审批才生效",
                          "变化（基于版本 0）：人员：新增1，修改1；场所：新增1；值班表：修改1；"
                          "其中手机号变更 1 人"]
     assert any(line.strip().startswith(f"值班表 修改 {JULY} ") for line in lines)

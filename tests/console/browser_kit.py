@@ -51,11 +51,13 @@ def _unavailable(reason: str) -> None:
 
 
 if not Path(CHROMIUM).exists():
-    _unavailable(f"{CHROMIUM} is not installed: apt-get install chromium (scripts/bootstrap.sh does)")
+    _unavailable(f"{CHROMIUM} is not installed: apt-get install chromium "
+                 "(scripts/bootstrap.sh does)")
 try:
     from playwright import async_api
 except ImportError:
-    _unavailable("playwright is not installed: pip install -e '.[test]' (scripts/bootstrap.sh does)")
+    _unavailable("playwright is not installed: pip install -e '.[test]' "
+                 "(scripts/bootstrap.sh does)")
 
 
 @pytest_asyncio.fixture

@@ -77,7 +77,8 @@ async def campaigns(h: Harness) -> list[str]:
 def red_form(csrf: str, level: str = "red", **extra: str) -> dict[str, str]:
     data = {"_csrf": csrf, "kind": "alert", "hazard": "rainstorm", "level": level,
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",
-            "description": "预计未来3小时降雨量将达100毫米以上。", "instruction": "危险区域人员立即转移。",
+            "description": "预计未来3小时降雨量将达100毫米以上。",
+            "instruction": "危险区域人员立即转移。",
             "effective": "2026-07-15T13:30", "expires": "2026-07-15T19:30",
             "area": "430623101000", "confirmed": "1"}
     data.update(extra)

@@ -69,13 +69,16 @@ async def test_duty_night_in_the_browser(live) -> None:  # type: ignore[no-untyp
     assert cid and "审批 Alan" in await approver.inner_text(".source")  # display name
     # --- live: the engine sends, officers confirm; counts and map follow without reload
     await h.drain()
-    await approver.wait_for_function("Number(document.querySelector('[data-c=p_reached]').textContent) > 0")
+    await approver.wait_for_function("Number(document.querySelector('[data-c=p_reached]')"
+                                     ".textContent) > 0")
     targets = await ctx.store.targets(cid)
-    primaries = sorted(t.id for t in targets.values() if t.role is not None and t.role.value == "primary")
+    primaries = sorted(t.id for t in targets.values()
+                       if t.role is not None and t.role.value == "primary")
     for pid in primaries[: len(primaries) // 2]:
         await record_ack(ctx, cid, pid, AckVia.LINK)
     await approver.wait_for_function(
-        f"Number(document.querySelector('[data-c=p_confirmed]').textContent) >= {len(primaries) // 2}")
+        "Number(document.querySelector('[data-c=p_confirmed]').textContent)"
+        f" >= {len(primaries) // 2}")
     assert await approver.locator("svg.map path.s-confirmed").count() >= len(primaries) // 2
     # Nobody else answers: redials, then escalation; the 未叫醒 list fills in by itself.
     for step in (200, 400):
@@ -180,7 +183,8 @@ async def test_draw_the_area_on_the_map(live) -> None:  # type: ignore[no-untype
     await drafter.wait_for_selector('#preview [data-p="grids"]')
     want = set(Matcher(reg.data).match_areas([Area("drawn", polygons=(ring,))]).grids)
     assert int(await drafter.inner_text('#preview [data-p="grids"]')) == len(want) > 20
-    sel = await drafter.eval_on_selector_all("#compose-map path.sel", "ps => ps.map(p => p.dataset.g)")
+    sel = await drafter.eval_on_selector_all("#compose-map path.sel",
+                                             "ps => ps.map(p => p.dataset.g)")
     assert set(sel) == want
     await drafter.screenshot(path=str(SHOTS / "compose-draw.png"), full_page=True)
     await drafter.click("#submit-btn")

@@ -59,7 +59,8 @@ async def test_a_feed_alert_rings_on_the_open_desk(live) -> None:  # type: ignor
         for page in (desk, phone):
             await page.wait_for_selector(notice)
             assert "数据源 qx-met（自动接入）" in await page.inner_text(notice)
-            await page.wait_for_selector("#live .live-card:has-text('华容县气象台发布暴雨红色预警信号')")
+            await page.wait_for_selector(
+                "#live .live-card:has-text('华容县气象台发布暴雨红色预警信号')")
         await desk.wait_for_function("Number(document.body.dataset.beeps) >= 1")
         assert (await desk.title()).startswith("【1条新提示】")
         await shot(desk, "desk-notice.png", doc="console-desk-notice.png")
@@ -147,7 +148,8 @@ async def test_a_door_to_door_result_closes_the_grid(live) -> None:  # type: ign
     await desk.wait_for_selector(f'svg.map path[data-g="{gid}"].s-door')
     assert "入户中" in await desk.inner_text(f'#chase .chase[data-grid="{gid}"]')
     # The village head opens the link in their message on a phone and enters the result.
-    texts = [d.text for d in h.sent() if d.target_id == head.id and d.step == int(Step.DOOR_TO_DOOR)]
+    texts = [d.text for d in h.sent()
+             if d.target_id == head.id and d.step == int(Step.DOOR_TO_DOOR)]
     link = re.search(r"https?://\S+?(/door/[A-Za-z0-9_.-]+)", "\n".join(texts))
     assert link, texts
     visitor = await browser.new_context(locale="zh-CN", **PHONE)  # no console session at all

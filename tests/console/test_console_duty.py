@@ -78,7 +78,8 @@ async def test_an_override_is_used_and_audited(web) -> None:  # type: ignore[no-
     assert h.ctx.registry.chain(f"{TOWN[:9]}001-01", at=h.clock.now(), duty=book)[3] == stand_in
     text = await (await client.get("/console/duty")).text()
     name = h.ctx.registry.data.persons[stand_in].name
-    assert f"{name}" in text and "替班：病假， 由同事替班" in text and 'title="登录名：alan">Alan<' in text
+    assert f"{name}" in text and "替班：病假， 由同事替班" in text
+    assert 'title="登录名：alan">Alan<' in text
     # A form made before that change: the shift is no longer held by whom it names (`was`).
     third = next(p for p in _pool(h) if p not in (day, stand_in))
     status, where = await _post(client, "/console/duty/change", {**form, "person": third})

@@ -48,7 +48,8 @@ async def test_a_feeds_warning_is_updated_and_cancelled_on_its_behalf(web) -> No
         area="430623102000"))
     page = await (await client.get(r.headers["Location"], headers=HTML)).text()
     assert "本县代 430623@qx.example.cn 更新该预警，须审批人批准" in page
-    assert (await _approve(client, h, r.headers["Location"])).startswith(f"/console/campaigns/{cid}")
+    approved = await _approve(client, h, r.headers["Location"])
+    assert approved.startswith(f"/console/campaigns/{cid}")
     meta = await h.ctx.store.meta(cid)
     assert meta is not None and meta.sender == alert.sender  # still the feed's thread
     update = await h.ctx.alert(cid, meta.latest)
@@ -78,7 +79,8 @@ async def test_a_feeds_warning_is_updated_and_cancelled_on_its_behalf(web) -> No
     meta = await h.ctx.store.meta(cid)
     assert meta is not None and meta.state == "cancelled"
     lifted = await h.ctx.alert(cid, meta.cancelled_by)
-    assert lifted is not None and lifted.sender == ours and "代华容县气象台解除" in (lifted.note or "")
+    assert lifted is not None and lifted.sender == ours
+    assert "代华容县气象台解除" in (lifted.note or "")
     notices = len([d for d in h.sent() if d.kind is DeliveryKind.CANCEL])
     assert notices
     # The feed's own Cancel afterwards joins the thread and notifies nobody again.

@@ -25,7 +25,8 @@ async def test_preview_runs_the_real_rules(web) -> None:  # type: ignore[no-unty
     assert p["grids"] == len(grids) and p["villages"] == len(villages)
     assert p["persons"] == len({reg.data.grids[g].primary for g in grids})
     assert p["speakers"] == sum(len(reg.devices_of_village(v)) for v in villages)
-    assert p["per_channel"]["voice"] == p["persons"] and p["per_channel"]["loudspeaker"] == len(villages)
+    assert p["per_channel"]["voice"] == p["persons"]
+    assert p["per_channel"]["loudspeaker"] == len(villages)
     assert p["cost"] > 0 and p["cost_max"] > p["cost"] and p["needs_approval"]
     r = await client.post("/console/compose/preview", data=red_form(s.csrf, level="blue", area=""))
     errs = (await r.json())["errors"]
@@ -173,7 +174,8 @@ async def test_board_manual_confirmation_door_to_door_update_cancel_and_record(w
 async def test_registry_pages_export_and_import(web) -> None:  # type: ignore[no-untyped-def]
     client, h = web
     s = await sign_in(client, "root")
-    for path, needle in (("/console/registry", "网格"), ("/console/registry/grids?q=柳岗", "柳岗社区第1网格"),
+    for path, needle in (("/console/registry", "网格"),
+                         ("/console/registry/grids?q=柳岗", "柳岗社区第1网格"),
                          ("/console/registry/people?q=曾芳福", "县值班员"),
                          ("/console/registry/devices", "应急广播1号")):
         r = await client.get(path)
@@ -181,12 +183,13 @@ async def test_registry_pages_export_and_import(web) -> None:  # type: ignore[no
     r = await client.get("/console/registry/export.zip")
     blob = await r.read()
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
-        assert sorted(z.namelist()) == ["devices.json", "grids.json", "persons.json", "regions.json"]
+        assert sorted(z.namelist()) == ["devices.json", "grids.json", "persons.json",
+                                        "regions.json"]
     h.app.settings = h.app.settings.__class__(**{
         **{f: getattr(h.app.settings, f) for f in h.app.settings.__struct_fields__},
         "data_dir": str(__import__("tempfile").mkdtemp())})
-    r = await client.post("/console/registry/import", data={"_csrf": s.csrf, "file": io.BytesIO(blob)},
-                          allow_redirects=True)
+    r = await client.post("/console/registry/import",
+                          data={"_csrf": s.csrf, "file": io.BytesIO(blob)}, allow_redirects=True)
     assert "校验通过（777个网格）" in await r.text()
     bad = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(blob)) as z, zipfile.ZipFile(bad, "w") as out:

@@ -40,8 +40,10 @@ async def test_registry_workbook_in_the_browser(live, tmp_path: Path) -> None:  
         await admin.click("text=下载 Excel 模板")
     assert (await got.value).suggested_filename == "网格化管理台账模板.xlsx"
 
-    bad, good, shape = tmp_path / "台账-有误.xlsx", tmp_path / "台账.xlsx", tmp_path / "新网格.geojson"
-    for path, blob in ((bad, _edited(exported, broken=True)), (good, _edited(exported, broken=False)),
+    bad, good = tmp_path / "台账-有误.xlsx", tmp_path / "台账.xlsx"
+    shape = tmp_path / "新网格.geojson"
+    for path, blob in ((bad, _edited(exported, broken=True)),
+                       (good, _edited(exported, broken=False)),
                        (shape, geojson({"430623101001-99": RING}))):
         await asyncio.to_thread(path.write_bytes, blob)
     await admin.set_input_files("input[name=workbook]", str(bad))

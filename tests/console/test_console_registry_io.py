@@ -86,7 +86,8 @@ async def test_upload_preview_apply(web) -> None:  # type: ignore[no-untyped-def
     cells = re.findall(r"<td>(.*?)</td>", history)
     assert cells[:4] == ["1", "2026-07-15 13:30:00", "root", "导入 台账.xlsx、边界.geojson"]
     assert cells[4].startswith("人员：修改1；网格：新增1；其中手机号变更 1 人<details>")
-    assert "修改人员 p43062300128 肖飞秀 <mark class=\"phone\">◆ 手机：+86199****2078 → " in cells[4]
+    assert ("修改人员 p43062300128 肖飞秀 <mark class=\"phone\">◆ 手机：+86199****2078 → "
+            in cells[4])
 
 
 def _unquote(location: str) -> str:
@@ -113,7 +114,8 @@ async def test_an_upload_larger_than_an_alert_is_read(web) -> None:  # type: ign
     s = await sign_in(client, "root")
     r = await _upload(client, s.csrf, b"x" * (5 * 1024 * 1024))  # over the API's 4 MB
     assert r.status == 303
-    assert "无法导入：不是 Excel 工作簿（应为 .xlsx 或 .xls 文件）" in _unquote(r.headers["Location"])
+    assert ("无法导入：不是 Excel 工作簿（应为 .xlsx 或 .xls 文件）"
+            in _unquote(r.headers["Location"]))
 
 
 async def test_only_an_admin_uploads_and_every_role_exports_masked(web) -> None:  # type: ignore[no-untyped-def]
@@ -142,7 +144,8 @@ async def test_edit_one_person_audited(web) -> None:  # type: ignore[no-untyped-
     assert 'name="phone" value="+8619944532078"' in form
     r = await client.post(url, data={"_csrf": s.csrf, "phone": "139 0000 5555", "role": "primary",
                                      "v": "0"}, allow_redirects=False)
-    assert "已保存：台账版本 1（人员：修改1；其中手机号变更 1 人）" in _unquote(r.headers["Location"])
+    assert ("已保存：台账版本 1（人员：修改1；其中手机号变更 1 人）"
+            in _unquote(r.headers["Location"]))
     assert h.ctx.registry.data.persons[PID].phone == "+8613900005555"
     [(_, entry)] = await RegistryBook(h.ctx.redis).history()
     assert (entry.by, entry.source) == ("root", f"控制台编辑人员 {PID}")
@@ -152,8 +155,10 @@ async def test_edit_one_person_audited(web) -> None:  # type: ignore[no-untyped-
     assert "台账已被他人更新" in _unquote(r.headers["Location"])
     for phone, role, said in (
             ("12345", "primary", "手机：号码应为11位手机号"),
-            ("13900005555", "backup", "职位：此人是网格 430623101001-01（柳岗社区第1网格）的网格员，请先在网格中换人，再改职位"),
-            ("13900005555", "county_duty", "职位：县值班员应属于县，此人属于柳岗社区（村（社区））")):
+            ("13900005555", "backup", "职位：此人是网格 430623101001-01（柳岗社区第1网格）"
+                                      "的网格员，请先在网格中换人，再改职位"),
+            ("13900005555", "county_duty",
+             "职位：县值班员应属于县，此人属于柳岗社区（村（社区））")):
         r = await client.post(url, data={"_csrf": s.csrf, "phone": phone, "role": role, "v": "1"},
                               allow_redirects=False)
         assert said in _unquote(r.headers["Location"]), _unquote(r.headers["Location"])

@@ -34,7 +34,8 @@ async def _fails(h: Harness) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items() if k != b"~"}
 
 
-async def test_a_flood_from_one_address_is_throttled_the_approver_signs_in_from_another(web) -> None:  # type: ignore[no-untyped-def]
+async def test_a_flood_from_one_address_is_throttled_the_approver_signs_in_from_another(  # type: ignore[no-untyped-def]
+        web) -> None:
     client, _h = web
     async with from_address(client, ATTACKER) as bad, from_address(client, APPROVER) as good:
         token = await login_token(bad)

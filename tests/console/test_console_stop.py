@@ -89,7 +89,8 @@ async def _stop_then_update(client, h, first: tuple[str, ...], then: tuple[str, 
     last = alert
     if len(first) > 1:  # narrowed first: township 102 dropped
         last = cap_alert("43062304100000_20260715055000_2", msg_type=MsgType.UPDATE,
-                         codes=first[:1], references=(Reference(alert.sender, alert.identifier, "x"),))
+                         codes=first[:1],
+                         references=(Reference(alert.sender, alert.identifier, "x"),))
         await accept(h.ctx, last, ENGINE)
         await h.drain()
     before = {g: v.state for g, v in (await h.ctx.store.grids(cid)).items()}

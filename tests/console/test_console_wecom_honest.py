@@ -35,7 +35,8 @@ async def test_a_wecom_message_is_sent_not_read_and_its_button_is_a_confirmation
     card = [row for row in rows if row["渠道"] == "企业微信"]
     who = h.ctx.registry.data.persons[clicked.target_id].name
     # Every other card: sent, no receipt; the clicked one: confirmed by its button.
-    assert card and {row["结果"] for row in card if row["责任人"] != who} == {"已发出（未收到回执）"}
+    assert card
+    assert {row["结果"] for row in card if row["责任人"] != who} == {"已发出（未收到回执）"}
     mine = [row for row in card if row["责任人"] == who]
     assert {(row["结果"], row["确认方式"]) for row in mine} == {("已确认", "企业微信按钮")}
     printed = await (await client.get(f"/console/campaigns/{cid}/print")).text()

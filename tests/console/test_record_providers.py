@@ -3,7 +3,8 @@
 A red rainstorm warning for one township of the sample county (48 grids, and any site the
 rainstorm calls), once on the mainland provider set (`--providers cn`: voice by Aliyun and
 Tencent Cloud, SMS by Tencent Cloud, WeCom cards) and once on the Twilio set (Twilio voice
-and SMS, WeCom), through real HTTP, on a ManualClock run to the end of the chain (20 minutes). The simulated officers behave variously: scripted ones press 1,
+and SMS, WeCom), through real HTTP, on a ManualClock run to the end of the chain (20
+minutes). The simulated officers behave variously: scripted ones press 1,
 listen without a key, miss the first call and press 1 on a redial, are busy, are powered off,
 confirm by an SMS reply or a WeCom card; the rest follow a seeded model (some never confirm,
 so the chain escalates to backups, village heads and duty officers).

@@ -120,7 +120,8 @@ def cap_alert(
         categories=(Category.MET,), event="暴雨", urgency=Urgency.IMMEDIATE, severity=severity,
         certainty=Certainty.LIKELY, language="zh-CN", effective=sent,
         expires=sent + timedelta(hours=hours), sender_name="华容县气象台",
-        headline=f"华容县气象台发布暴雨{level_zh}预警信号", description="预计未来3小时降雨量将达100毫米以上。",
+        headline=f"华容县气象台发布暴雨{level_zh}预警信号",
+        description="预计未来3小时降雨量将达100毫米以上。",
         instruction="危险区域人员立即转移。", parameters=(("level", level_zh),), areas=(area,),
     )
     return Alert(identifier=identifier, sender="430623@qx.example.cn", sent=sent, status=status,

@@ -16,8 +16,7 @@ from warnbus.domain.models import (
 from warnbus.domain.states import DeliveryState
 from warnbus.state import keys
 from warnbus.state.audit import audit_row
-from warnbus.state.store import Outcome as Stored
-from warnbus.state.store import Store
+from warnbus.state.store import SendRecord, Store
 
 ATTEMPT = {"ev": "attempt", "at": "100.5", "d": "dl_1", "tg": "p_1", "ch": "sms", "st": "10",
            "k": "warning", "n": "2", "o": "failed-temp", "s": "retry", "x": "503 | busy"}
@@ -44,9 +43,9 @@ async def test_recorded_attempts_come_back_in_full(redis: AsyncRedis) -> None:
                  TargetKind.PERSON, "voice", 0, DeliveryKind.WARNING, Level.RED, "+8613800000000",
                  "预警", 99.0)
     await store.record([
-        Stored(d, Attempt(d.id, 1, "voice", 100.0, Outcome.ACCEPTED, provider_id="CA1"),
+        SendRecord(d, Attempt(d.id, 1, "voice", 100.0, Outcome.ACCEPTED, provider_id="CA1"),
                DeliveryState.SENT),
-        Stored(d, Attempt(d.id, 2, "voice", 101.0, Outcome.FAILED_TEMP, error="a|b"),
+        SendRecord(d, Attempt(d.id, 2, "voice", 101.0, Outcome.FAILED_TEMP, error="a|b"),
                DeliveryState.RETRY),
     ], 101.5)
     rows = await store.audit(cid)

@@ -71,7 +71,8 @@ async def test_same_alert_twice_is_one_alert(h: Harness) -> None:
 
 async def test_unknown_reference_is_rejected_not_a_new_alert(h: Harness) -> None:
     upd = cap_alert("X_2", msg_type=MsgType.UPDATE,
-                    references=(Reference("430623@qx.example.cn", "nope", "2026-07-15T05:30:00+08:00"),))
+                    references=(Reference("430623@qx.example.cn", "nope",
+                                          "2026-07-15T05:30:00+08:00"),))
     with pytest.raises(IngestError) as e:
         await accept(h.ctx, upd, ENGINE)
     assert e.value.code == "unknown_reference" and e.value.field == "references"
@@ -128,7 +129,8 @@ async def test_redials_escalation_and_unreached_follow_the_policy(h: Harness) ->
     confirmed = {g for g, v in gstates.items() if v.state.value == "confirmed"}
     unreached = {g for g, v in gstates.items() if v.state.value == "unreached"}
     expect_confirmed = {g for g, v in grids.items()
-                        if v.primary in answered or reg.chain(g, at=h.clock.now())[1] in backup_answer}  # type: ignore[attr-defined]
+                        if v.primary in answered
+                        or reg.chain(g, at=h.clock.now())[1] in backup_answer}  # type: ignore[attr-defined]
     assert confirmed == expect_confirmed
     assert unreached == set(grids) - expect_confirmed
     assert levels_seen[-1] == [10 * (i + 1) for i in range(len(policy.chain))]
@@ -221,7 +223,7 @@ async def test_a_thread_is_lifted_once_a_later_cancel_notifies_nobody(h: Harness
         cancels[0].alert_id}
     # The first Cancel handled again (a worker died after taking it): it carries on.
     with capture_logs() as logs:
-        await h.app.engine.intake.handle(res.campaign_id, cancels[0].alert_id)
+        await h.app.engine.lifecycle.handle(res.campaign_id, cancels[0].alert_id)
     assert any(e["event"] == "campaign cancelled" for e in logs)
 
 

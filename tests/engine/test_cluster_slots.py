@@ -91,7 +91,8 @@ def test_parse_line_reads_clients_escapes_and_binary() -> None:
     assert v6.client == "[::1]:6379" and v6.args == (b"GET", b"k")
     unix = parse_line(b'1.5 [12 unix:/run/redis.sock] "PING"')
     assert unix.client == "unix:/run/redis.sock" and unix.db == 12 and unix.args == (b"PING",)
-    assert parse_line(b'1.5 [0 lua] "SET" "" "\\xe5\\x8f\\xab"').args == (b"SET", b"", "叫".encode())
+    assert parse_line(b'1.5 [0 lua] "SET" "" "\\xe5\\x8f\\xab"').args == (b"SET", b"",
+                                                                            "叫".encode())
 
 
 @pytest.mark.parametrize("bad", [
@@ -132,7 +133,8 @@ def test_every_registered_script_is_listed() -> None:
     """Each register_script(X) in the code names a script this module checks, and every .lua
     file of the engine is loaded (the state layer registers those through `scripts.load`)."""
     found: set[str] = set()
-    for path in sorted((REPO / "warnbus").rglob("*.py")) + sorted((REPO / "channels").rglob("*.py")):
+    for path in [*sorted((REPO / "warnbus").rglob("*.py")),
+                 *sorted((REPO / "channels").rglob("*.py"))]:
         if path == REPO / "warnbus" / "state" / "scripts.py":
             continue  # BoundScript registers what `scripts.load` loaded
         for name in REGISTERED.findall(path.read_text()):
@@ -175,7 +177,8 @@ async def _console(client: TestClient, h) -> None:  # type: ignore[no-untyped-de
     csrf = (await sign_in(client, "dora")).csrf
     form = {"_csrf": csrf, "kind": "alert", "hazard": "rainstorm", "level": "red",
             "status": "Actual", "headline": "华容县应急管理局发布暴雨红色预警",
-            "description": "预计未来3小时降雨量将达100毫米以上。", "instruction": "危险区域人员立即转移。",
+            "description": "预计未来3小时降雨量将达100毫米以上。",
+            "instruction": "危险区域人员立即转移。",
             "effective": "2026-07-15T13:30", "expires": "2026-07-15T19:30",
             "area": "430623105000", "confirmed": "1"}
     r = await client.post("/console/compose", data=form, allow_redirects=False)

@@ -4,8 +4,9 @@ The real channels on the official SDKs against the Aliyun and Tencent simulators
 enforce the providers' default per-number limits with their error codes on the engine's
 (compressed) clock. Tencent voice allows one call a night per number and Aliyun one a
 minute: the red policy's redials (each person is called again by the account that called them
-first), the escalation and an Update right after the third redial break both. The engine must take another path before each (zero
-calls refused by a provider's limit), close every grid, and the record must say which path
+first), the escalation and an Update right after the third redial break both. The engine must
+take another path before each (zero calls refused by a provider's limit), close every grid,
+and the record must say which path
 reached whom and why a path was skipped.
 """
 

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 import pytest
 
 from warnbus.domain.models import Role
-from warnbus.domain.states import GridState
+from warnbus.domain.states import GridState, GridView
 from warnbus.domain.steps import Step
 from warnbus.flow.escalation import (
     Advance,
     Deadline,
     Expiry,
-    HeldGrid,
     Retry,
     deadline_for,
     decide,
@@ -47,8 +46,8 @@ def chain(g: str) -> tuple[str | None, ...]:
     return CHAIN[g]
 
 
-def held(*items: tuple[str, int, GridState, str]) -> list[HeldGrid]:
-    return [HeldGrid(*i) for i in items]
+def held(*items: tuple[str, int, GridState, str]) -> list[GridView]:
+    return [GridView(grid, state, level, holder) for grid, level, state, holder in items]
 
 
 CALLING = GridState.CALLING
@@ -77,7 +76,7 @@ ESC = GridState.ESCALATED
         (40, "c1", held(("g1", 4, ESC, "c1")), False, True, None, (Advance("g1", 4, 4, None),)),
     ],
 )
-def test_decide(step: int, person: str, grids: list[HeldGrid], acked: bool, active: bool,
+def test_decide(step: int, person: str, grids: list[GridView], acked: bool, active: bool,
                 want_redial: int | None, want: tuple[Advance, ...]) -> None:
     d = decide(Deadline("c", person, step), acked=acked, active=active, policy=P(), held=grids,
                chain=chain)

@@ -33,7 +33,7 @@ from warnbus.domain.states import DeliveryState
 from warnbus.ingest import alert_to_json, parse_cap
 from warnbus.runtime.engine import SWITCH_INTERVAL_S
 from warnbus.state.queue import LaneEntry, TimerEntry
-from warnbus.state.store import Outcome as Stored
+from warnbus.state.store import SendRecord
 from warnbus.tools.bench.hostile_loads import Target as LoadTarget
 from warnbus.tools.bench.hostile_loads import build
 
@@ -56,7 +56,7 @@ def test_records_without_references_are_not_tracked() -> None:
         Device("d_1", "喇叭", "430623101001"),
         LaneEntry("lane", b"1-0", d),
         TimerEntry(b"1-0", b"m"),
-        Stored(d, Attempt("dl_1", 1, "sms", 0.0, Outcome.ACCEPTED), DeliveryState.SENT),
+        SendRecord(d, Attempt("dl_1", 1, "sms", 0.0, Outcome.ACCEPTED), DeliveryState.SENT),
     ]
     for r in records:
         assert not gc.is_tracked(r), type(r).__name__

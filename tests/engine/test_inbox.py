@@ -18,13 +18,13 @@ async def test_long_planning_keeps_its_inbox_item(redis_url: str) -> None:
     h = await make_harness(redis_url, lease_s=1.0)
     try:
         await accept(h.ctx, cap_alert(), ENGINE)
-        real = h.app.engine.intake.handle
+        real = h.app.engine.lifecycle.handle
 
         async def slow(*args: Any) -> None:  # a province-sized plan
             await asyncio.sleep(2.5)
             await real(*args)
 
-        h.app.engine.intake.handle = slow  # type: ignore[method-assign]
+        h.app.engine.lifecycle.handle = slow  # type: ignore[method-assign]
         work = asyncio.create_task(h.app.engine.inbox_once())
         await asyncio.sleep(1.8)  # longer than the lease: idle unless kept claimed
         reply = await h.ctx.redis.xautoclaim(keys.INBOX, keys.GROUP, "sweeper", 1000, "0-0")
@@ -41,7 +41,7 @@ async def test_a_first_wave_whose_write_failed_is_finished_by_the_replay(redis_u
     h = await make_harness(redis_url, lease_s=1.0)
     try:
         eng = h.app.engine
-        eng.intake.plan_chunk = 40  # the sample county's ~740 officers in ~19 chunks
+        eng.lifecycle.plan_chunk = 40  # the sample county's ~740 officers in ~19 chunks
         real = h.ctx.lanes.enqueue
         calls = 0
 

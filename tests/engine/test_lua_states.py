@@ -21,8 +21,7 @@ from warnbus.domain.meta import META_FIELDS
 from warnbus.domain.models import Attempt, Delivery, DeliveryKind, Level, Outcome, TargetKind
 from warnbus.domain.states import AuditEvent, CampaignState, DeliveryState, GridState
 from warnbus.state import keys, queue, ratelimit, scripts, store
-from warnbus.state.store import Outcome as Stored
-from warnbus.state.store import Store
+from warnbus.state.store import SendRecord, Store
 
 _LOADED_BY = (store, queue, ratelimit)  # importing them loads every script
 HELPERS = Path(scripts.__file__).with_name("helpers.lua").read_text()
@@ -177,8 +176,8 @@ async def test_a_state_python_passes_outside_its_set_is_refused(redis: Redis) ->
     with pytest.raises(ResponseError, match="not a closed state"):
         await st.close_grids(cid, ["g1"], GridState.CALLING, [], 1.0)
     d = _delivery(cid)
-    bad = Stored(d, Attempt(d.id, 1, "sms", 1.0, Outcome.ACCEPTED), DeliveryState.QUEUED)
-    good = Stored(d, Attempt(d.id, 1, "sms", 1.0, Outcome.ACCEPTED), DeliveryState.SENT)
+    bad = SendRecord(d, Attempt(d.id, 1, "sms", 1.0, Outcome.ACCEPTED), DeliveryState.QUEUED)
+    good = SendRecord(d, Attempt(d.id, 1, "sms", 1.0, Outcome.ACCEPTED), DeliveryState.SENT)
     with pytest.raises(ResponseError, match="not a recorded state"):
         await st.record([good, bad], 1.0)
     assert not await redis.exists(ck.dstate, ck.audit), "a refused record wrote nothing"

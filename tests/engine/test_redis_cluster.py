@@ -45,8 +45,7 @@ from warnbus.flow.escalation import Deadline, encode_timer
 from warnbus.state import keys
 from warnbus.state.queue import Lanes, Timers
 from warnbus.state.ratelimit import RateLimiter
-from warnbus.state.store import Outcome as Stored
-from warnbus.state.store import Store
+from warnbus.state.store import SendRecord, Store
 
 NOW = 1_784_093_400.0
 
@@ -165,7 +164,7 @@ async def test_lanes_and_campaign_scripts_run_on_a_cluster(rc: Any) -> None:
         by_c.setdefault(e.delivery.campaign_id, []).append(e.delivery)
     claimed = await store.claim(by_c, NOW, 30.0)
     assert all(code == 1 for codes in claimed.values() for code, _n in codes), claimed
-    await store.record([Stored(d, Attempt(d.id, 1, d.channel, NOW, Outcome.ACCEPTED, "SM1"),
+    await store.record([SendRecord(d, Attempt(d.id, 1, d.channel, NOW, Outcome.ACCEPTED, "SM1"),
                                DeliveryState.SENT) for ds in by_c.values() for d in ds], NOW)
     await lanes.done(entries)
     assert await lanes.reclaim("voice", "w2", 0) == []  # nothing read yet on voice

@@ -156,3 +156,27 @@ async def test_a_routes_channel_follows_the_policys_fallback_of_its_route(h: Har
     assert rules.fallback_for("voice-a") == "sms" and rules.fallback_for("voice-b") == "sms"
     assert rules.fallback_for("sms") == "voice"  # which plan_persons spreads over the route
     assert rules.fallback_for("loudspeaker") is None
+
+
+async def test_a_call_refused_after_the_provider_took_it_goes_by_the_other_account(
+        h: Harness) -> None:
+    """The provider accepted a call, then reported it refused under its own limit (Aliyun's
+    200119 超频限呼): the same message goes by the route's other account at the same step,
+    rebuilt from what the delivery's record kept (`Store.sent_delivery`)."""
+    from warnbus.plugin import ProviderStatus
+
+    res = await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+    await h.drain()
+    d = h.sent("voice-a")[0]
+    before = len(h.sent("voice-b"))
+    await h.app.engine.sink.delivery_status(res.campaign_id, d.id, d.target_id,
+                                            ProviderStatus.LIMITED, "200119 超频限呼")
+    await h.drain()
+    moved = h.sent("voice-b")[before:]
+    assert [(m.target_id, m.step, m.kind, m.tried) for m in moved] == [
+        (d.target_id, d.step, d.kind, ("voice-a",))]
+    # A report of a delivery the campaign never recorded moves nothing.
+    await h.app.engine.sink.delivery_status(res.campaign_id, "dl_unknown", d.target_id,
+                                            ProviderStatus.LIMITED, "200119 超频限呼")
+    await h.drain()
+    assert len(h.sent("voice-b")) == before + 1

@@ -169,7 +169,8 @@ async def test_the_preview_prices_the_sites_people_on_their_row(
     try:
         p = preview(h.ctx, FLOOD, ConsoleSettings())
         grid = h.ctx.rules.policy_for(Level.ORANGE)
-        assert (p["redials"], p["deadline"]) == (grid.redials, "5分钟内须确认，未确认重拨2次后逐级升级")
+        assert (p["redials"], p["deadline"]) == (grid.redials,
+                                                 "5分钟内须确认，未确认重拨2次后逐级升级")
         assert p["site_persons"] > 0 and p["site_redials"] == redials
         assert p["site_deadline"] == f"5分钟内须确认，未确认重拨{redials}次后逐级升级"
         res = await accept(h.ctx, FLOOD, ENGINE)

@@ -62,7 +62,8 @@ def people(h: Harness, site_id: str, role: SiteRole) -> set[str]:
 
 
 async def test_geological_warning_calls_the_monitors_inside_the_polygon_only(h: Harness) -> None:
-    alert = warning("地质灾害气象风险预警", Category.GEO, Area("东山镇、插旗镇山区", polygons=(HILLS,)))
+    alert = warning("地质灾害气象风险预警", Category.GEO,
+                    Area("东山镇、插旗镇山区", polygons=(HILLS,)))
     res = await accept(h.ctx, alert, ENGINE)
     await h.drain()
     shape = shapely.Polygon([(lon, lat) for lat, lon in HILLS])
@@ -103,7 +104,8 @@ async def test_flood_warning_calls_the_patrollers_of_the_reservoir_in_its_circle
 
 async def test_a_site_closes_on_its_confirmation_or_escalates_along_its_chain(
         h: Harness) -> None:
-    alert = warning("地质灾害气象风险预警", Category.GEO, Area("东山镇、插旗镇山区", polygons=(HILLS,)))
+    alert = warning("地质灾害气象风险预警", Category.GEO,
+                    Area("东山镇、插旗镇山区", polygons=(HILLS,)))
     res = await accept(h.ctx, alert, ENGINE)
     await h.drain()
     cid, reg = res.campaign_id, h.ctx.registry

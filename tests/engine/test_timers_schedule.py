@@ -33,7 +33,8 @@ async def test_a_scheduled_timer_keeps_its_due_time(redis: AsyncRedis) -> None:
 
 async def _script_calls(redis: AsyncRedis) -> int:
     stats = await redis.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+    return sum(int(v["calls"]) for k, v in stats.items()
+               if k in ("cmdstat_evalsha", "cmdstat_eval"))
 
 
 async def test_timers_joined_in_one_loop_turn_are_one_script_call(redis: AsyncRedis) -> None:

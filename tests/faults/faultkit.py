@@ -77,7 +77,8 @@ def start_worker(cfg: Path, tmp: Path, name: str, roles: str = "worker,timer") -
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "warnbus.runtime.cli", "serve", "--config", str(cfg), "--role", roles],
+            [sys.executable, "-m", "warnbus.runtime.cli", "serve", "--config", str(cfg),
+             "--role", roles],
             stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "WARNBUS_LOG_LEVEL": "warning"}, start_new_session=True)
     return Worker(proc, log)

@@ -30,7 +30,8 @@ async def test_overdue_timers_fire_once_after_a_long_pause(redis_url: str) -> No
     first = {d.target_id for d in h.sent("voice") if d.kind is DeliveryKind.WARNING}
     await h.app.close()  # the engine is down ...
 
-    h2 = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=start + 3600)
+    h2 = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES),
+                            start=start + 3600)
     try:
         for _ in range(5):  # ... an hour later a new one starts and ticks a few times
             await h2.drain()

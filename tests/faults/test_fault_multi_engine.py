@@ -39,7 +39,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 @pytest_asyncio.fixture
 async def planner(redis_url: str) -> AsyncIterator[Harness]:
-    h = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=time.time())
+    h = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES),
+                           start=time.time())
     yield h
     await h.app.close()
 

@@ -2,8 +2,9 @@
 
 The engine runs in-process on a manual clock with the real Twilio and WeCom channels against
 their simulators behind an outage switch (`providerkit`). Proven: the breaker of each provider
-account (Twilio's SMS and voice share one) opens within a bounded number of calls and then lets one probe through per open period (no
-hot loop: requests are counted); retries wait on the durable timers with jitter; after
+account (Twilio's SMS and voice share one) opens within a bounded number of calls and then
+lets one probe through per open period (no hot loop: requests are counted); retries wait on
+the durable timers with jitter; after
 recovery every person is reached on every channel with nothing dead-lettered; and a provider
 that stays down sends its deliveries to the policy's fallback channel.
 """

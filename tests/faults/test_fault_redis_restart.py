@@ -43,7 +43,8 @@ async def test_redis_crash_and_aof_restart_mid_campaign(
     tmp_path: Path,
 ) -> None:
     svc = redis_factory(appendfsync="always")
-    h = await make_harness(svc.url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=time.time())
+    h = await make_harness(svc.url, policy=str(FAST_POLICY), sites=str(FAST_SITES),
+                           start=time.time())
     h.app.mqtt_url = mosquitto_service.url  # /healthz checks the broker too
     token = h.app.api_token
     assert token

@@ -52,7 +52,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150 + 12 * KILLS)]
 @pytest_asyncio.fixture
 async def planner(redis_url: str) -> AsyncIterator[Harness]:
     # Accepts and plans in-process on the real clock; the worker processes do the rest.
-    h = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES), start=time.time())
+    h = await make_harness(redis_url, policy=str(FAST_POLICY), sites=str(FAST_SITES),
+                           start=time.time())
     yield h
     await h.app.close()
 
@@ -116,7 +117,8 @@ async def test_sigkill_again_and_again_loses_nothing(
             cuts.append(int(await redis.llen("wbtest:sent")))
             if k == 2:  # accepted while no worker runs: the next one must plan it
                 second = await accept(h.ctx, cap_alert(
-                    "43062304100000_20260715060000_2", codes=("430623105000",), sent=_now()), ENGINE)
+                    "43062304100000_20260715060000_2", codes=("430623105000",), sent=_now()),
+                    ENGINE)
             worker = start_worker(cfg, tmp_path, f"w{k + 1}")
         assert second is not None
 

@@ -97,7 +97,8 @@ def atom(entries: list[dict[str, str]]) -> bytes:
             parts.append(f"<updated>{e['updated']}</updated>")
         if "href" in e:
             kind = e.get("type", "application/cap+xml")
-            parts.append(f"<link rel=\"alternate\" type={quoteattr(kind)} href={quoteattr(e['href'])}/>")
+            parts.append(f"<link rel=\"alternate\" type={quoteattr(kind)} "
+                         f"href={quoteattr(e['href'])}/>")
         if "cap" in e:
             body = e["cap"].split("?>", 1)[-1]  # drop the XML declaration: it is embedded
             parts.append(f'<content type="application/cap+xml">{body}</content>')

@@ -108,7 +108,8 @@ async def test_another_warnbus_polls_this_feed(api, redis_url: str) -> None:  # 
     public, _ = await publish(h)
     other = await make_harness(redis_url.rsplit("/", 1)[0] + "/1")
     try:
-        poller = FeedPoller(other.ctx, feed_settings("upstream", str(client.make_url("/cap/feed.atom"))))
+        poller = FeedPoller(other.ctx,
+                            feed_settings("upstream", str(client.make_url("/cap/feed.atom"))))
         try:
             res = await poller.poll_once()
         finally:

@@ -26,10 +26,10 @@ from warnbus.domain.models import (
     Role,
     TargetKind,
 )
-from warnbus.domain.states import GridState
+from warnbus.domain.states import GridState, GridView
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import TargetRef
-from warnbus.flow.escalation import Deadline, HeldGrid, deadline_for, decide
+from warnbus.flow.escalation import Deadline, deadline_for, decide
 from warnbus.flow.planner import (
     PlanContext,
     area_text,
@@ -305,7 +305,7 @@ CHAIN = {role: f"{role.value}_1" for role in CHAIN_ORDER}
 def walk(policy: LevelPolicy, t0: float) -> list[tuple[float, str]]:
     """What the ticker does to one unconfirmed grid, deadline after deadline."""
     people = tuple(CHAIN[role] for role in CHAIN_ORDER)
-    grid = HeldGrid("g1", 0, GridState.CALLING, people[0])
+    grid = GridView("g1", GridState.CALLING, 0, people[0])
     step = Step.first_wave()
     due = deadline_for(policy, step, t0, t0)
     seen: list[tuple[float, str]] = []
@@ -324,7 +324,7 @@ def walk(policy: LevelPolicy, t0: float) -> list[tuple[float, str]]:
             seen.append((now - t0, "unreached"))
             return seen
         seen.append((now - t0, CHAIN_ORDER[adv.to_level].value))
-        grid = HeldGrid("g1", adv.to_level, GridState.ESCALATED, adv.new_holder)
+        grid = GridView("g1", GridState.ESCALATED, adv.to_level, adv.new_holder)
         step = Step.chain(adv.to_level)
         due = deadline_for(policy, step, now, now)
     raise AssertionError(f"no end after {seen}")

@@ -10,8 +10,9 @@ and exits non-zero.
     .venv/bin/python tests/fuzz/fuzz_cap.py -max_total_time=600 -print_final_stats=1
 
 The first input byte picks the content type (sniffed, CAP XML, JSON); the rest is the body.
-Unless corpus directories are given, a fresh one in /tmp (or $WARNBUS_FUZZ_DIR) is seeded with every CAP and JSON
-file of tests/fixtures/cap (valid and invalid, under each content type); a dictionary of
+Unless corpus directories are given, a fresh one in /tmp (or $WARNBUS_FUZZ_DIR) is seeded with
+every CAP and JSON file of tests/fixtures/cap (valid and invalid, under each content type); a
+dictionary of
 CAP element names and XML/JSON tokens steers libFuzzer's mutations. Crash artifacts go to
 that directory too (`-artifact_prefix=` overrides). Only warnbus's own Python is
 instrumented; lxml, msgspec and GEOS are C and only exercised.

@@ -110,7 +110,8 @@ def issue(
 
 
 class _Signer(XMLSigner):
-    """signxml refuses SHA-1 for new signatures; met services still send them, so tests make some."""
+    """signxml refuses SHA-1 for new signatures; met services still send them, so tests make
+    some."""
 
     def check_deprecated_methods(self) -> None:
         return None

@@ -1,4 +1,5 @@
-"""XML attacks are rejected cleanly: no entity expansion, no file or network access, bounded depth."""
+"""XML attacks are rejected cleanly: no entity expansion, no file or network access, bounded
+depth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""XML-DSig verification of CAP alerts: the project's own alerts signed here with a throwaway PKI."""
+"""XML-DSig verification of CAP alerts: the project's own alerts signed here with a throwaway
+PKI."""
 
 from __future__ import annotations
 

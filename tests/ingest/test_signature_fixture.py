@@ -1,4 +1,5 @@
-"""The committed signed examples (tests/fixtures/cap/signed/) verify, and are what the script makes."""
+"""The committed signed examples (tests/fixtures/cap/signed/) verify, and are what the script
+makes."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ def tiny_with_sites_and_rosters() -> RegistryData:
     data.sites.update({
         "hp1": Site("hp1", "桃花村滑坡隐患点", SiteKind.HAZARD_POINT, "430623101201", "g1",
                     point=(29.403, 112.703),
-                    people=(SitePerson("s1", SiteRole.MONITOR), SitePerson("p3", SiteRole.RESPONSIBLE)),
+                    people=(SitePerson("s1", SiteRole.MONITOR),
+                            SitePerson("p3", SiteRole.RESPONSIBLE)),
                     code="430623010001"),
         "dz1": Site("dz1", "桃花村山洪危险区", SiteKind.DANGER_ZONE, "430623101201", "g1",
                     polygon=HALF, people=(SitePerson("s2", SiteRole.EVACUATION_LEAD),),

@@ -78,7 +78,8 @@ def _no_duty(d: RegistryData) -> None:
 
 
 CASES: list[tuple[str, Edit, str]] = [
-    ("site id clash", _site("hp1", id="g1"), "hp1（桃花村滑坡隐患点）：登记的编号与其自身编号 g1 不同"),
+    ("site id clash", _site("hp1", id="g1"),
+     "hp1（桃花村滑坡隐患点）：登记的编号与其自身编号 g1 不同"),
     ("site id is a grid's", lambda d: d.sites.__setitem__("g1", msgspec.structs.replace(
         d.sites["hp1"], id="g1")), "编号与网格 g1 相同"),
     ("site id separator", lambda d: d.sites.__setitem__("a:b", msgspec.structs.replace(
@@ -118,8 +119,10 @@ CASES: list[tuple[str, Edit, str]] = [
      "章华镇(430623101000) 乡镇值班员：2026-07-02 至 2026-07-04 无人值班"),
     ("two shifts a day", _entry(0, shifts=(Shift("2026-07-10", "p7"), Shift("2026-07-10", "p4"))),
      "2026-07-10 排了两个班次"),
-    ("shift outside", _entry(0, shifts=(Shift("2026-08-01", "p7"),)), "不在 2026-07-01 至 2026-07-31"),
-    ("entry twice", _roster(entries=(RosterEntry("430623101000", Role.TOWNSHIP_DUTY, ("p4",)),) * 2),
+    ("shift outside", _entry(0, shifts=(Shift("2026-08-01", "p7"),)),
+     "不在 2026-07-01 至 2026-07-31"),
+    ("entry twice",
+     _roster(entries=(RosterEntry("430623101000", Role.TOWNSHIP_DUTY, ("p4",)),) * 2),
      "重复出现"),
     ("nobody on duty", _no_duty, "章华镇(430623101000)：无人值班（没有乡镇值班员"),
 ]

@@ -69,8 +69,9 @@ def office_edit(wb: Workbook) -> None:
     people = wb["场所责任人"]
     put(people, row_where(people, 场所编号=sid, 人员编号=monitor), "手机", CHANGED_PHONE)
     village, grid, lat, lon = new_spot()
-    append(wb["场所"], {"场所编号": "hp-new-01", "名称": "新发现滑坡隐患点", "类型": "地质灾害隐患点",
-                       "村ADCD": village, "网格编号": grid, "经度": str(lon), "纬度": str(lat)})
+    append(wb["场所"], {"场所编号": "hp-new-01", "名称": "新发现滑坡隐患点",
+                       "类型": "地质灾害隐患点", "村ADCD": village, "网格编号": grid,
+                       "经度": str(lon), "纬度": str(lat)})
     append(people, {"场所编号": "hp-new-01", "姓名": "新监测员", "职责": "群测群防员",
                     "手机": NEW_MONITOR_PHONE})
 

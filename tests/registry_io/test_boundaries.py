@@ -46,8 +46,10 @@ async def test_geojson_in_cgcs2000_with_its_crs_member() -> None:
     rings = _new_rings()
     got = await preview(None, boundary=geojson(rings, crs="urn:ogc:def:crs:EPSG::4490"))
     _assert_landed(got, rings)
-    assert got.candidate.boundary.startswith("GeoJSON，坐标系 China Geodetic Coordinate System 2000")
-    assert got.candidate.boundary.endswith(f"按字段「网格编号」对应，{len(rings)} 个网格的边界已更新")
+    assert got.candidate.boundary.startswith(
+        "GeoJSON，坐标系 China Geodetic Coordinate System 2000")
+    assert got.candidate.boundary.endswith(f"按字段「网格编号」对应，{len(rings)} "
+                                           "个网格的边界已更新")
 
 
 @pytest.mark.parametrize("epsg", [4546, 4497, 4490])
@@ -96,8 +98,10 @@ def test_gcj02_inverse_round_trips() -> None:
     (lambda: geojson(_new_rings(), crs="urn:ogc:def:crs:EPSG::4214"), "",
      "坐标系「Beijing 1954」不是 CGCS2000 或 WGS 84：请先转换为 CGCS2000（EPSG:4490）"),
     (lambda: shapefile_zip(_new_rings(), epsg=2383), "",
-     "坐标系「Xian 1980 / 3-degree Gauss-Kruger CM 114E」不是 CGCS2000 或 WGS 84：请先转换为 CGCS2000（EPSG:4490）"),
-    (lambda: b"%PDF-1.4 not a map", "", "边界文件应为 GeoJSON（.geojson / .json）或压缩的 shapefile（.zip）"),
+     "坐标系「Xian 1980 / 3-degree Gauss-Kruger CM 114E」不是 CGCS2000 或 WGS 84：请先转换为 "
+     "CGCS2000（EPSG:4490）"),
+    (lambda: b"%PDF-1.4 not a map", "", "边界文件应为 GeoJSON（.geojson / .json）或压缩的 "
+                                        "shapefile（.zip）"),
     (lambda: b'{"type": "FeatureCollection", "features": [', "", "GeoJSON 格式错误"),
 ])
 async def test_a_crs_that_is_not_read_is_refused(blob: object, crs: str, message: str) -> None:
@@ -141,7 +145,8 @@ async def test_feature_problems_are_located() -> None:
                                  "geometry": {"type": "Polygon", "coordinates": [box]}})
     got = await preview(None, boundary=json.dumps(features, ensure_ascii=False).encode())
     said = [str(p) for p in got.candidate.problems]
-    assert said[2].startswith(f"「边界文件」第4个要素：网格 {ids[2]} 的边界无效（Self-intersection[")
+    assert said[2].startswith(
+        f"「边界文件」第4个要素：网格 {ids[2]} 的边界无效（Self-intersection[")
     assert said[:2] + said[3:] == [
         "「边界文件」第2个要素「网格编号」：「no-such-grid」：台账中没有这个编号或名称的网格或场所",
         "「边界文件」第3个要素：边界有 2 个部分：一个网格应为一个面",

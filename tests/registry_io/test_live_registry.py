@@ -141,7 +141,8 @@ async def test_a_change_prepared_on_an_older_version_is_refused(h: Harness) -> N
     p = await preview(_workbook(broken=False), boundary=geojson({"430623101001-99": RING}))
     await _apply(h, p, by="anna")
     stale = await preview(sample_xlsx())  # prepared on version 0 as well
-    with pytest.raises(RegistryConflictError, match="台账已被他人更新（当前版本 1，本次变更基于版本 0）"):
+    with pytest.raises(RegistryConflictError, match="台账已被他人更新（当前版本 1，"
+                                                    "本次变更基于版本 0）"):
         await _apply(h, stale, by="alan")
     assert h.ctx.registry.data.persons[PID].phone == NEW_PHONE
     assert await RegistryBook(h.ctx.redis).version() == 1

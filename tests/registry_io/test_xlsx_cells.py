@@ -71,7 +71,8 @@ def test_yes_no_and_years() -> None:
         True, False, False, False, True, True, True, True]
     with pytest.raises(CellError, match="应填“是”或“否”"):
         cells.flag("也许")
-    assert cells.year("2026") == 2026 and cells.year(2026.0) == 2026 and cells.year("2026年") == 2026
+    assert cells.year("2026") == 2026 and cells.year(2026.0) == 2026
+    assert cells.year("2026年") == 2026
     assert cells.year(None) is None
     with pytest.raises(CellError, match="年份"):
         cells.year("26")

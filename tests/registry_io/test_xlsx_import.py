@@ -47,8 +47,9 @@ def _office_edit(broken: bool) -> bytes:
                         "手机": "13900005678"})
         if broken:
             put(people, row_of(people, "人员编号", "p43062300130"), "手机", "1380013800")
-        append(grids, {"村ADCD": "430623101001", "村网格名": "柳岗社区", "网格编号": "430623101001-99",
-                       "网格名": "柳岗社区新网格", "网格员": "新网格员"})
+        append(grids, {"村ADCD": "430623101001", "村网格名": "柳岗社区",
+                       "网格编号": "430623101001-99", "网格名": "柳岗社区新网格",
+                       "网格员": "新网格员"})
 
     return edit(sample_xlsx(), change)
 
@@ -83,7 +84,8 @@ async def test_diff_shows_the_phone_change_and_the_added_grid() -> None:
     assert (new_officer.name, new_officer.role, new_officer.phone) == (
         "新网格员", Role.PRIMARY, "+8613900005678")
     assert grid.polygon == NEW_RING
-    assert "人员 修改 p43062300128 肖飞秀：手机 +86199****2078 → +86139****1234 ◆手机号变更" in p.diff.lines()
+    assert ("人员 修改 p43062300128 肖飞秀：手机 +86199****2078 → +86139****1234 ◆手机号变更"
+            in p.diff.lines())
 
 
 async def test_a_new_grid_without_a_boundary_is_a_problem_of_its_row() -> None:
@@ -107,7 +109,8 @@ async def test_people_only_workbook_keeps_the_grids_and_names_a_removed_officer(
     p = await preview(edit(sample_xlsx(), change))
     assert p.candidate.kinds == ("persons",)
     assert [str(x) for x in p.candidate.problems] == [
-        "「人员」表：网格 430623101001-01（柳岗社区第1网格）的网格员 p43062300128 已不在「人员」表中（或职位已改）"]
+        "「人员」表：网格 430623101001-01（柳岗社区第1网格）的网格员 p43062300128 "
+        "已不在「人员」表中（或职位已改）"]
 
 
 async def test_offices_layouts_title_rows_aliases_merged_cells_unknown_columns() -> None:
@@ -165,7 +168,8 @@ async def test_each_person_problem_is_located(cells: dict[str, object], where: s
 
 
 @pytest.mark.parametrize(("cells", "where", "message"), [
-    ({"网格员编号": "p43062300129"}, "网格员编号", "p43062300129（沈飞）的职位是备岗网格员，不是网格员"),
+    ({"网格员编号": "p43062300129"}, "网格员编号", "p43062300129（沈飞）的职位是备岗网格员，"
+                                                   "不是网格员"),
     ({"网格员编号": "nobody"}, "网格员编号", "「人员」表中没有编号为 nobody 的人员"),
     ({"网格员": "沈飞"}, "网格员", "与「人员」表中 p43062300128 的姓名「肖飞秀」不一致"),
     ({"备岗编号": "p43062300128", "备岗": "肖飞秀"}, "备岗编号",
@@ -209,7 +213,8 @@ async def test_a_missing_column_is_a_problem_of_the_header_row() -> None:
         ws.delete_cols(3)  # 职位
 
     p = await preview(edit(sample_xlsx(), change))
-    assert [str(x) for x in p.candidate.problems] == ["「人员」表第1行「职位」列：缺少此列（表头应有「职位」）"]
+    assert [str(x) for x in p.candidate.problems] == ["「人员」表第1行「职位」列："
+                                                      "缺少此列（表头应有「职位」）"]
 
 
 async def test_masked_export_cannot_be_imported_back() -> None:
@@ -237,7 +242,8 @@ async def test_template_has_every_sheet_and_imports_as_no_change() -> None:
     assert [c.value for c in wb["人员"][1]][:4] == ["人员编号", "姓名", "职位", "所属区划代码"]
     assert wb["人员"]["G2"].number_format == "@"  # 手机 typed into the template stays text
     assert [c.value for c in wb["值班表"][1]][:8] == [
-        "值班表编号", "值班表名称", "区划代码", "区划名称", "日期", "交班时间", "值班员编号", "值班员"]
+        "值班表编号", "值班表名称", "区划代码", "区划名称", "日期", "交班时间", "值班员编号",
+        "值班员"]
     assert [c.value for c in wb["场所"][1]][:3] == ["场所编号", "名称", "类型"]
     assert [c.value for c in wb["场所责任人"][1]][3:6] == ["姓名", "职责", "手机"]
     for name in sheets:  # an example row under each header, which the import skips

@@ -122,7 +122,8 @@ async def test_a_roster_over_centuries_or_many_rows_is_bounded_work() -> None:
     p = await preview(buf.getvalue())
     said = [str(x) for x in p.candidate.problems]
     assert time.monotonic() - started < 60
-    assert "「值班表」表第2行「日期」列：值班表 v1 跨 401767 天，超过 731 天（请按年度或汛期分版本）" in said
+    assert ("「值班表」表第2行「日期」列：值班表 v1 跨 401767 天，超过 731 天"
+            "（请按年度或汛期分版本）") in said
     assert "「值班表」表第3行「值班员」列：内容过长（2999个字符，最多200个）" in said
     nobody = [s for s in said if "没有名为「无名氏」的乡镇值班员：新增人员请同时填写手机" in s]
     assert len(nobody) == 20_000 and len(said) == 2 + 20_000

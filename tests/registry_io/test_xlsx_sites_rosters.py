@@ -54,8 +54,8 @@ def _holders() -> tuple[str, str]:
 async def test_the_office_edit_is_read_and_shown() -> None:
     p = await preview(edit(sample_xlsx(), office_edit))
     assert p.candidate.problems == [], [str(x) for x in p.candidate.problems]
-    assert p.candidate.warnings == [f"值班表 {JULY}（2026年7月主汛期值班表）的班次有变化：应用后须由"
-                                    "审批人在控制台「值班安排」审批才生效"]
+    assert p.candidate.warnings == [f"值班表 {JULY}（2026年7月主汛期值班表）的班次有变化："
+                                    "应用后须由审批人在控制台「值班安排」审批才生效"]
     data, was = p.candidate.data, sample().data
     day15, day16 = _holders()
     july = data.rosters[JULY]

@@ -191,7 +191,8 @@ def test_big_area_shortcut_matches_exact_test(
     monkeypatch.setattr(rules.match, "_EXACT_MAX", 0)
     assert matcher.match(a) == exact
     # And the exact result is what shapely says grid by grid.
-    shape = shapely.union_all([shapely.make_valid(shapely.Polygon([(lon, lat) for lat, lon in ring])),
+    polygon = shapely.Polygon([(lon, lat) for lat, lon in ring])
+    shape = shapely.union_all([shapely.make_valid(polygon),
                                circle_geometry(Circle(29.6, 112.5, 12.5))])
     expected = set()
     for g in sample_data.grids.values():

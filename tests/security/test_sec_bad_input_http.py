@@ -42,7 +42,8 @@ ATTACKS = [
                  400, "malformed", id="xinclude"),
     pytest.param(b"<alert>" * 200_000, 400, "malformed", id="deeply-nested"),
     pytest.param(GOOD.replace("</alert>", "<x:a xmlns:x='urn:x'>" + "<b>" * 5000 + "</b>" * 5000
-                              + "</x:a></alert>").encode(), 400, "malformed", id="nested-extension"),
+                              + "</x:a></alert>").encode(), 400, "malformed",
+                 id="nested-extension"),
     pytest.param(b"\xff\xfe\x00<", 400, "malformed", id="binary"),
     pytest.param(GOOD.replace("<description>", "<description>" + "长" * 2_000_000).encode(), 413,
                  "too_large", id="oversized"),

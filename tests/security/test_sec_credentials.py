@@ -52,7 +52,8 @@ async def start(tmp_path: Path, text: str) -> None:
                  r"tokens\[0\] \(name 'squat'\): '43062300000000@console.warnbus' is the "
                  r"console's own sender", id="console-default-sender"),
     pytest.param('[console]\nsender = "hry@yjj.example.cn"\n'
-                 f'[[tokens]]\nname = "squat"\nsha256 = "{SHA}"\nsenders = ["hry@yjj.example.cn"]\n',
+                 f'[[tokens]]\nname = "squat"\nsha256 = "{SHA}"\n'
+                 'senders = ["hry@yjj.example.cn"]\n',
                  r"'hry@yjj.example.cn' is the console's own sender", id="console-sender"),
     pytest.param(FEED, r"feeds\[0\] \(name 'qx'\): list the CAP senders", id="feed-no-senders"),
     pytest.param(FEED + 'senders = ["43062300000000@console.warnbus"]\n',

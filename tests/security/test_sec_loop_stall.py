@@ -124,7 +124,8 @@ async def test_the_largest_alert_accepted_stalls_the_loop_under_the_target(
             probe = asyncio.create_task(worst_lag(stop))
             await asyncio.sleep(0.05)
             r = await client.post("/api/v1/alerts", data=body,
-                                  headers={**auth(WIDE), "Content-Type": req.headers["Content-Type"]})
+                                  headers={**auth(WIDE),
+                                           "Content-Type": req.headers["Content-Type"]})
             await asyncio.sleep(0.02)
             stop.set()
             lags.append(await probe)

@@ -47,8 +47,8 @@ def test_broken_registry_is_refused_with_every_problem(tmp_path: Path) -> None:
     assert "duplicate" in text.lower()
     assert "not a Chinese mobile number" in text and "is not E.164" in text
     assert bad_phone not in text, "phone numbers are masked in problem messages"
-    run = subprocess.run([sys.executable, "-m", "warnbus.runtime.cli", "registry", "validate", str(path)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "warnbus.runtime.cli", "registry", "validate",
+                          str(path)], capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "p-nobody" in run.stdout + run.stderr and bad_phone not in run.stdout + run.stderr
 

@@ -96,7 +96,8 @@ async def test_forged_twilio_callbacks_change_nothing(env: Any) -> None:
     assert await w.h.ctx.store.is_acked(cid, pid)
 
 
-def _click(w: World, user: str, task_id: str, *, token: str | None = None) -> tuple[dict[str, str], str]:
+def _click(w: World, user: str, task_id: str, *,
+           token: str | None = None) -> tuple[dict[str, str], str]:
     # The event key "ack" is spelled out by the tests that need it.
     return wecom_click(w, user, task_id, token=token, key="ack")
 

@@ -266,10 +266,17 @@ def door_link(method: str) -> Maker:
     return make
 
 
-def stop_calling(name: str) -> Maker:
+#: The reason a console action on a campaign gives (`campaign_action`).
+ACTION_REASONS = {"stop": "误报，停止叫应", "cancel": "险情解除"}
+
+
+def campaign_action(action: str, name: str) -> Maker:
+    """A console action on a thread's campaign with its reason: 停止叫应 (stop) or Cancel."""
+
     async def make(w: World, kind: Kind) -> Req:
         t = await thread_or_lifted(w, name)
-        return Req("POST", f"/console/campaigns/{t.cid}/stop", data={"reason": "误报，停止叫应"})
+        return Req("POST", f"/console/campaigns/{t.cid}/{action}",
+                   data={"reason": ACTION_REASONS[action]})
 
     return make
 
@@ -284,14 +291,6 @@ def on_behalf(name: str) -> Maker:
         assert r.status == 303 and "/console/drafts/df_" in r.headers["Location"], r.headers
         draft = r.headers["Location"].split("/console/drafts/")[1].split("?")[0]
         return Req("POST", f"/console/drafts/{draft}/approve")
-
-    return make
-
-
-def console_cancel(name: str) -> Maker:
-    async def make(w: World, kind: Kind) -> Req:
-        t = await thread_or_lifted(w, name)
-        return Req("POST", f"/console/campaigns/{t.cid}/cancel", data={"reason": "险情解除"})
 
     return make
 

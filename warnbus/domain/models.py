@@ -423,7 +423,8 @@ class Delivery(msgspec.Struct, frozen=True, array_like=True, gc=False):
         return self.confirm if self.confirm is not None else self.kind in DeliveryKind.CONFIRMING
 
 
-def delivery_id_for(campaign_id: str, alert_id: str, target_id: str, channel: str, step: int) -> str:
+def delivery_id_for(campaign_id: str, alert_id: str, target_id: str, channel: str,
+                    step: int) -> str:
     """Deterministic delivery id."""
     return delivery_ids(campaign_id, alert_id)(target_id, channel, step)
 

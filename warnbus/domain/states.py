@@ -1,4 +1,4 @@
-"""The states of a campaign's records, each in one StrEnum with its named sets.
+"""The states of campaign records and loudspeakers, each in one StrEnum with its named sets.
 
 Redis keeps these as plain strings and the Lua scripts of `warnbus.state` write and compare
 them: the scripts get them as constants generated from these enums (`warnbus.state.scripts`),
@@ -11,6 +11,7 @@ says what the code asks of a state: which ones a claim may send from, which ones
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
@@ -126,6 +127,18 @@ GridState.VISITABLE = GridState.OPEN | {GridState.UNREACHED, GridState.STOPPED,
                                         GridState.TAKEN_OVER}
 
 
+@dataclass(frozen=True)
+class GridView:
+    """Where one grid's 叫应 stands in a campaign: its state, the chain level it is at and the
+    person called for it now (stored as "state|level|holder|since", `state.boardreads`)."""
+
+    grid_id: str
+    state: GridState
+    level: int  # chain level the grid is at (0 primary, 1 backup, ...)
+    holder: str  # the person being called for it now
+    since: float | None = None  # when it got to this state (None: written by an older version)
+
+
 class CampaignState(StrEnum):
     """Where a campaign stands (`meta.state`)."""
 
@@ -139,6 +152,14 @@ class CampaignState(StrEnum):
 
 
 CampaignState.ENDED = frozenset({CampaignState.CANCELLED, CampaignState.EXPIRED})
+
+
+class DeviceState(StrEnum):
+    """Whether a loudspeaker is online: its retained `dev/{id}/status` (offline is its LWT),
+    as the channel hears it and `warnbus.state.devices` keeps it for every process."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
 
 
 class AuditEvent(StrEnum):

@@ -6,7 +6,8 @@ chain level is the index in `models.CHAIN_ORDER`). `Step.NOTICE` (90) tells an o
 a loudspeaker of their grid did not play, `Step.FEEDBACK_REMIND` (91) reminds a person that
 their report after the ack is due, `Step.FEEDBACK_OVERDUE` (92) tells the next person that it
 is overdue (one per overdue person: its deliveries' ids are salted with that person, see
-`PlanContext.id_salt`), `Step.DOOR_TO_DOOR` (95) is the console's order to go door to door. Update and Cancel notices go at the first wave's step.
+`PlanContext.id_salt`), `Step.DOOR_TO_DOOR` (95) is the console's order to go door to door.
+Update and Cancel notices go at the first wave's step.
 
 The integers never change: a delivery's id hashes its step (`models.delivery_ids`), and a
 replay after an upgrade must find the deliveries queued before it. A `Delivery` and a

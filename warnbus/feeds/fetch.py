@@ -114,5 +114,6 @@ def _phrase(status: int) -> str:
 def _client_error(e: aiohttp.ClientError) -> str:
     """A client error in our words: its kind and, for a connection, the peer and OS error."""
     if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect to {e.host}:{e.port}: {e.os_error.strerror or type(e.os_error).__name__}"
+        reason = e.os_error.strerror or type(e.os_error).__name__
+        return f"cannot connect to {e.host}:{e.port}: {reason}"
     return type(e).__name__

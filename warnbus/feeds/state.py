@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from warnbus.feeds.errors import public_text
 from warnbus.state import keys
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 SEEN_TTL_S = 30 * 24 * 3600.0  # an entry not listed for this long may be fetched again
 COUNTS = ("accepted", "duplicate", "skipped", "rejected", "errors")
@@ -55,17 +55,17 @@ class FeedState:
         await self._release(keys=[self.keys.lease], args=[token])
 
     async def holder(self) -> str:
-        return s(await self.redis.get(self.keys.lease))
+        return text_of(await self.redis.get(self.keys.lease))
 
     # ----------------------------------------------------------------- validators, health
 
     async def read(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.state)
-        return {s(k): s(v) for k, v in raw.items()}
+        return {text_of(k): text_of(v) for k, v in raw.items()}
 
     async def validators(self) -> tuple[str, str]:
         etag, modified = await self.redis.hmget(self.keys.state, ["etag", "last_modified"])
-        return s(etag), s(modified)
+        return text_of(etag), text_of(modified)
 
     async def success(
         self, now: float, counts: Mapping[str, int], validators: tuple[str, str] | None

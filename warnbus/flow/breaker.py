@@ -141,7 +141,8 @@ class Breaker:
             _t, calls, failures = self._calls.popleft()
             self._n -= calls
             self._failures -= failures
-        if self._n >= self.policy.min_calls and self._failures >= self.policy.failure_ratio * self._n:
+        if (self._n >= self.policy.min_calls
+                and self._failures >= self.policy.failure_ratio * self._n):
             self._open(now, self.policy.open_s)
 
     def _open(self, now: float, length: float) -> None:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Role
+from warnbus.domain.states import GridView
 from warnbus.domain.steps import Step
 from warnbus.flow.escalation import (
     Advance,
     Deadline,
     Decision,
     EscalationPolicy,
-    HeldGrid,
     decide,
 )
 from warnbus.flow.ports import LevelPolicyLike
@@ -85,7 +85,7 @@ class _NoRedials:
         return ()
 
 
-def decide_held(timer: Deadline, *, acked: bool, active: bool, held: Sequence[HeldGrid],
+def decide_held(timer: Deadline, *, acked: bool, active: bool, held: Sequence[GridView],
                 chains: Chains) -> Decision:
     """`escalation.decide` for a person's grids and sites: a redial by the policy of the
     person's deadline, else each grid and site along its own chain by its own policy."""

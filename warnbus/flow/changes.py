@@ -2,8 +2,8 @@
 drops, and the 解除 of a whole warning.
 
 Read-only: `plan_update` and `plan_cancel` read the campaign's state and plan deliveries,
-the intake (`flow.intake`) writes and queues them, and the console's preview shows the same
-plans before anything is published, so a preview promises what is really sent.
+the lifecycle (`flow.lifecycle`) writes and queues them, and the console's preview shows the
+same plans before anything is published, so a preview promises what is really sent.
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ class UpdatePlan:
     #: reopen and their persons start again among `added` (they had heard the 解除).
     reopened: tuple[tuple[str, str], ...] = ()
     #: Persons in the area before and still (as this Update matches them): an officer given
-    #: another grid gets it set up and on their timeline (`Intake._grow_kept`).
+    #: another grid gets it set up and on their timeline
+    #: (`CampaignLifecycle._grow_kept`).
     kept: tuple[Target, ...] = ()
 
     def policy_of(self, target: Target) -> LevelPolicyLike:

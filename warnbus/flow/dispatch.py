@@ -38,7 +38,7 @@ from warnbus.runtime.tasks import gather_paced
 from warnbus.state.pinned import IO, pinned
 from warnbus.state.queue import EntryTracker, LaneEntry
 from warnbus.state.ratelimit import RateLimiter
-from warnbus.state.store import Outcome as Stored
+from warnbus.state.store import SendRecord
 
 log = structlog.get_logger("warnbus.dispatch")
 _stdlib_log = logging.getLogger("warnbus.dispatch")
@@ -91,7 +91,8 @@ class Dispatcher:
 
     async def sweep(self, channel: str) -> int:
         """Reclaim and process entries whose worker died (idle longer than the lease)."""
-        idle_ms = int(self.ctx.settings.engine.lease_s * 1000 / self.ctx.settings.engine.clock_factor)
+        engine = self.ctx.settings.engine
+        idle_ms = int(engine.lease_s * 1000 / engine.clock_factor)
         entries = await self.ctx.lanes.reclaim(channel, self.consumer, max(idle_ms, 1000))
         if entries:
             log.warning("reclaimed entries of a dead worker", channel=channel, n=len(entries))
@@ -166,7 +167,8 @@ class Dispatcher:
         for o in stored:
             counts[(o.delivery.kind.value, o.next_state)] += 1
             if o.attempt.error:
-                errors["permanent" if o.attempt.outcome is Outcome.FAILED_PERM else "transient"] += 1
+                perm = o.attempt.outcome is Outcome.FAILED_PERM
+                errors["permanent" if perm else "transient"] += 1
         for (kind, state), n in counts.items():
             metrics.DELIVERIES.labels(channel, kind, state).inc(n)
         for klass, n in errors.items():
@@ -175,14 +177,14 @@ class Dispatcher:
         return finished
 
     async def _send_all(self, channel: str, sends: Sequence[tuple[Delivery, int]]
-                        ) -> tuple[list[Stored], list[tuple[Delivery, int | None]], float]:
+                        ) -> tuple[list[SendRecord], list[tuple[Delivery, int | None]], float]:
         """Send a chunk's claimed deliveries at once: their attempts, and those the breaker
         refused (not sent: no attempt) with how long it holds them."""
         impl = self.channels.get(channel)
         if impl is None:
             at = self.ctx.clock.now()
             err = f"channel {channel} is not configured"
-            return [Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
+            return [SendRecord(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM, error=err),
                            DeliveryState.FAILED) for d, n in sends], [], 0.0
         key = impl.info.breaker_key
         async with self._sending[channel]:
@@ -198,12 +200,12 @@ class Dispatcher:
         return [o for o, _ok in results], list(sends[go:]), wait or 0.0
 
     async def _send(self, impl: Channel, channel: str, d: Delivery, n: int, at: float,
-                    info: bool) -> tuple[Stored, bool | None]:
+                    info: bool) -> tuple[SendRecord, bool | None]:
         """One send: its attempt, and whether the provider answered (for the breaker; None:
         not asked)."""
         current = self._readdressed(impl, d)
         if current is None:
-            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
+            return SendRecord(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
                                      error="no longer in the registry (or no address there)"),
                           DeliveryState.FAILED), True
         d = current
@@ -211,13 +213,13 @@ class Dispatcher:
         # provider counts it a request's latency later, not a chunk's (flow/reroute.py).
         over = await self.limits.take(channel, d, n)
         if over is not None:
-            return Stored(d, Attempt(d.id, n, channel, at, Outcome.LIMITED, error=over),
+            return SendRecord(d, Attempt(d.id, n, channel, at, Outcome.LIMITED, error=over),
                           _REROUTED), None
         try:
             receipt = await impl.send(d)
         except LimitedChannelError as e:
             # The provider's per-number limit: neither the person's failure nor an outage.
-            return Stored(d, Attempt(d.id, n, channel, at, Outcome.LIMITED,
+            return SendRecord(d, Attempt(d.id, n, channel, at, Outcome.LIMITED,
                                      error=f"refused by {channel}'s limit: {e.message}"),
                           _REROUTED), True
         except TransientChannelError as e:
@@ -227,7 +229,7 @@ class Dispatcher:
         except PermanentChannelError as e:
             # The provider answered: it is up.
             log.warning("permanent failure", delivery_id=d.id, channel=channel, error=e.message)
-            return Stored(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
+            return SendRecord(d, Attempt(d.id, n, channel, at, Outcome.FAILED_PERM,
                                      error=e.message), DeliveryState.FAILED), True
         except Exception as e:  # a channel bug must not lose the delivery: retry it
             log.exception("channel raised an unclassified error", channel=channel)
@@ -237,7 +239,7 @@ class Dispatcher:
         if info:
             log.info("sent", delivery_id=d.id, campaign_id=d.campaign_id, channel=channel,
                      target=d.target_id, step=d.step, kind=d.kind.value, attempt=n)
-        return Stored(d, Attempt(d.id, n, channel, at, receipt.outcome,
+        return SendRecord(d, Attempt(d.id, n, channel, at, receipt.outcome,
                                  provider_id=receipt.provider_id), state), True
 
     def _readdressed(self, impl: Channel, d: Delivery) -> Delivery | None:
@@ -253,15 +255,15 @@ class Dispatcher:
         return d if address == d.address else msgspec.structs.replace(d, address=address)
 
     def _transient(self, d: Delivery, n: int, at: float, error: str, retry_after: float | None
-                   ) -> Stored:
+                   ) -> SendRecord:
         """A transient failure: tried again inside the delivery's horizon, else dead."""
         cfg = self.ctx.settings.engine
         delay = retry_after if retry_after is not None else backoff(cfg, n)
         due = None if out_of_attempts(cfg, n) else next_try(cfg, d, at, delay)
         if due is None:
-            return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error),
+            return SendRecord(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error),
                           DeliveryState.DEAD)
-        return Stored(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error,
+        return SendRecord(d, Attempt(d.id, n, d.channel, at, Outcome.FAILED_TEMP, error=error,
                                  retry_after=due - at), DeliveryState.RETRY)
 
     async def _defer(self, channel: str, items: Sequence[tuple[Delivery, int | None]],
@@ -299,7 +301,7 @@ class Dispatcher:
             await ctx.lanes.enqueue(await plan_fallbacks(ctx, [(d, Cause.PROVIDER)
                                                                for d in gave_up]))
 
-    async def _follow_up(self, stored: Sequence[Stored]) -> None:
+    async def _follow_up(self, stored: Sequence[SendRecord]) -> None:
         """Retries go to the timers; permanent failures and dead letters switch channel."""
         ctx = self.ctx
         retries = []

@@ -20,7 +20,7 @@ from typing import ClassVar, Protocol
 import msgspec
 
 from warnbus.domain.models import CHAIN_ORDER, Delivery, DeliveryKind, Role, TargetKind
-from warnbus.domain.states import GridState
+from warnbus.domain.states import GridState, GridView
 from warnbus.domain.steps import Step
 
 # --------------------------------------------------------------------------- timers
@@ -138,16 +138,6 @@ def deadline_for(policy: EscalationPolicy, step: Step, t0: float, now: float) ->
 
 
 @dataclass(frozen=True)
-class HeldGrid:
-    """A grid as seen from one person: where its 叫应 stands now."""
-
-    grid_id: str
-    level: int  # chain level the grid is at (0 primary, 1 backup, ...)
-    state: GridState
-    holder: str  # the person being called for it now
-
-
-@dataclass(frozen=True)
 class Advance:
     grid_id: str
     from_level: int
@@ -168,7 +158,7 @@ def decide(
     acked: bool,
     active: bool,
     policy: EscalationPolicy,
-    held: Sequence[HeldGrid],
+    held: Sequence[GridView],
     chain: Callable[[str], Sequence[str | None]],
     order: Sequence[Role | None] = CHAIN_ORDER,
 ) -> Decision:

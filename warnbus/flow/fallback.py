@@ -22,7 +22,7 @@ from functools import partial
 
 import structlog
 
-from warnbus.domain.models import Delivery, DeliveryKind, Level, Person, TargetKind
+from warnbus.domain.models import Alert, Delivery, DeliveryKind, Level, Person, TargetKind
 from warnbus.domain.steps import Step
 from warnbus.flow.planner import PlanContext, area_text, plan_fallback
 from warnbus.flow.routes import paths_of
@@ -59,6 +59,17 @@ def next_channel(ctx: Context, d: Delivery, person: Person, cause: Cause) -> str
     return None
 
 
+def fallback_context(ctx: Context, d: Delivery, alert: Alert, now: float) -> PlanContext:
+    """How the same message as `d` is planned on another channel: its campaign, alert and
+    level, retried until `d`'s own deadline."""
+    return PlanContext(
+        campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
+        level=Level(d.level), area=area_text(alert), now=now,
+        renderer=ctx.rules.renderer, channels=ctx.channels,
+        ack_url=partial(ctx.ack_url, d.campaign_id), until=d.retry_until,
+    )
+
+
 async def plan_fallbacks(ctx: Context, failed: Sequence[tuple[Delivery, Cause]]
                          ) -> list[Delivery]:
     """Fallback deliveries of failed person deliveries (see the module)."""
@@ -76,12 +87,7 @@ async def plan_fallbacks(ctx: Context, failed: Sequence[tuple[Delivery, Cause]]
                         delivery_id=d.id, person=d.target_id, channel=d.channel,
                         tried=list(d.tried), cause=cause.value)
             continue
-        pctx = PlanContext(
-            campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
-            level=Level(d.level), area=area_text(alert), now=ctx.clock.now(),
-            renderer=ctx.rules.renderer, channels=ctx.channels,
-            ack_url=partial(ctx.ack_url, d.campaign_id), until=d.retry_until,
-        )
+        pctx = fallback_context(ctx, d, alert, ctx.clock.now())
         got = plan_fallback(pctx, person, nxt, Step.of(d.step), DeliveryKind(d.kind),
                             (*d.tried, d.channel))
         if got is not None:
@@ -92,14 +98,7 @@ async def plan_fallbacks(ctx: Context, failed: Sequence[tuple[Delivery, Cause]]
 async def plan_fallback_for(ctx: Context, campaign_id: str, delivery_id: str) -> list[Delivery]:
     """Fallback deliveries for a delivery a provider reported failed after accepting it: the
     address was the cause (the provider was up: it accepted the message)."""
-    info = await ctx.store.delivery_info(campaign_id, delivery_id)
-    if info is None:
+    sent = await ctx.store.sent_delivery(campaign_id, delivery_id, ctx.clock.now())
+    if sent is None:
         return []
-    skeleton = Delivery(
-        id=delivery_id, campaign_id=campaign_id, alert_id=info["alert_id"],
-        target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
-        channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
-        level=Level(info["level"]), address="", text="", created_at=ctx.clock.now(),
-        tried=tuple(filter(None, info.get("tried", "").split(","))),
-    )
-    return await plan_fallbacks(ctx, [(skeleton, Cause.ADDRESS)])
+    return await plan_fallbacks(ctx, [(sent, Cause.ADDRESS)])

@@ -199,7 +199,8 @@ def escalations(ctx: Context, audit: Iterable[Mapping[str, str]]) -> list[dict[s
         out.append({
             "时间": bj(ev.get("at")), "网格": ctx.registry.name_of(key),
             "原责任人": frm.name if frm else ev.get("from", ""),
-            "转交": (f"{to.name}（{role}）" if to else "未叫醒名单") if ev.get("to") else "未叫醒名单",
+            "转交": ((f"{to.name}（{role}）" if to else "未叫醒名单") if ev.get("to")
+                     else "未叫醒名单"),
             "说明": "此前未能联系到原责任人（无消息送达）" if ev.get("nc") else "超时未确认",
         })
     return out

@@ -25,7 +25,7 @@ from warnbus.ingest.checks import OutsideRegistryError
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
 
-log = structlog.get_logger("warnbus.flow.intake")
+log = structlog.get_logger("warnbus.flow.matching")
 T = TypeVar("T")
 
 # An alert past any of these is matched in a worker thread (see the module docstring).

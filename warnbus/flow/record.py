@@ -206,16 +206,19 @@ def _not_a_call(ev: dict[str, str]) -> dict[str, str]:
                 "channel": ev.get("ch", ""), "step": ev.get("st", ""),
                 "kind": ev.get("k", ""), "sent_at": at, "outcome": "skipped",
                 "state": DeliveryState.CANCELLED.value,
-                "detail": f"无需补发：本步{ev.get('ch', '')}消息已送达或正在发送（{ev.get('s', '')}）"}
+                "detail": f"无需补发：本步{ev.get('ch', '')}消息已送达或正在发送"
+                          f"（{ev.get('s', '')}）"}
     if ev["ev"] == AuditEvent.GAVE_UP:
         return {"pid": ev.get("tg", ""), "delivery_id": ev.get("d", ""),
                 "channel": ev.get("ch", ""), "step": ev.get("st", ""),
                 "kind": ev.get("k", ""), "sent_at": at, "outcome": "gave-up",
                 "state": DeliveryState.DEAD.value,
-                "detail": "服务商持续故障至本步截止时间，未发送（熔断中），转其他渠道：" + ev.get("x", "")}
+                "detail": "服务商持续故障至本步截止时间，未发送（熔断中），转其他渠道："
+                          + ev.get("x", "")}
     return {"pid": ev.get("from", ""), "kind": "escalation", "sent_at": at,
             "outcome": "uncontacted",
-            "detail": f"网格{ev.get('g', '')}已转交{ev.get('to') or '未叫醒名单'}：此前未能联系到本人"}
+            "detail": f"网格{ev.get('g', '')}已转交{ev.get('to') or '未叫醒名单'}："
+                      "此前未能联系到本人"}
 
 
 #: What makes a spreadsheet read a cell as a formula when it comes first (OWASP, CSV

@@ -25,12 +25,11 @@ from collections import Counter
 
 import structlog
 
-from warnbus.domain.states import GridState
+from warnbus.domain.states import GridState, GridView
 from warnbus.domain.steps import Step
 from warnbus.flow.escalation import Deadline, EscalationPolicy, encode_timer, redial_offsets
 from warnbus.runtime import metrics
 from warnbus.runtime.context import Context
-from warnbus.state.store import GridView
 
 log = structlog.get_logger("warnbus.flow.repair")
 

@@ -22,18 +22,18 @@ re-routes it to the same delivery.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import structlog
 
-from warnbus.domain.models import Attempt, Delivery, DeliveryKind, Level, Outcome, TargetKind
+from warnbus.domain.models import Attempt, Delivery, DeliveryKind, Outcome, TargetKind
 from warnbus.domain.states import DeliveryState
 from warnbus.domain.steps import Step
-from warnbus.flow.planner import PlanContext, area_text, plan_fallback
+from warnbus.flow.fallback import fallback_context
+from warnbus.flow.planner import plan_fallback
 from warnbus.flow.routes import RoutedChannels, noun
 from warnbus.runtime.context import Context
 from warnbus.state.numberlimits import NumberLimitBook
-from warnbus.state.store import Outcome as Stored
+from warnbus.state.store import SendRecord
 
 log = structlog.get_logger("warnbus.flow.reroute")
 
@@ -73,14 +73,14 @@ class LimitGate:
         what = noun(self.ctx.channels[channel].medium)
         return f"skipped {channel}: {account.limits.describe(r.which, what)}"
 
-    async def reroute(self, refused: Sequence[Refused]) -> list[Stored]:
+    async def reroute(self, refused: Sequence[Refused]) -> list[SendRecord]:
         """Queue the next path of each refused delivery; return their records (REROUTED)."""
         if not refused:
             return []
         ctx = self.ctx
         at = ctx.clock.now()
         nexts: list[Delivery] = []
-        out: list[Stored] = []
+        out: list[SendRecord] = []
         for d, n, why in refused:
             alt = await self._next(d, at)
             dest = alt.channel if alt is not None else "no path left at this step"
@@ -88,7 +88,7 @@ class LimitGate:
                 nexts.append(alt)
             log.info("re-routed before a per-number limit", delivery_id=d.id, channel=d.channel,
                      to=dest, why=why)
-            out.append(Stored(d, Attempt(d.id, n, d.channel, at, Outcome.LIMITED,
+            out.append(SendRecord(d, Attempt(d.id, n, d.channel, at, Outcome.LIMITED,
                                          error=f"{why} -> {dest}"), DeliveryState.REROUTED))
         if nexts:
             await ctx.lanes.enqueue(nexts)
@@ -100,16 +100,8 @@ class LimitGate:
         限呼, 200119 超频限呼): the same message by the next path (queued), as before a
         send. The delivery stays as recorded (its report is audited by the caller's log);
         the person is not failed for it."""
-        info = await self.ctx.store.delivery_info(campaign_id, delivery_id)
-        if info is None:
-            return None
-        sent = Delivery(
-            id=delivery_id, campaign_id=campaign_id, alert_id=info["alert_id"],
-            target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
-            channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
-            level=Level(info["level"]), address="", text="", created_at=self.ctx.clock.now(),
-            tried=tuple(filter(None, info.get("tried", "").split(","))))
-        if sent.target_kind is not TargetKind.PERSON:
+        sent = await self.ctx.store.sent_delivery(campaign_id, delivery_id, self.ctx.clock.now())
+        if sent is None or sent.target_kind is not TargetKind.PERSON:
             return None
         alt = await self._next(sent, self.ctx.clock.now())
         log.info("re-routed after the provider's limit refused a call", channel=sent.channel,
@@ -125,11 +117,7 @@ class LimitGate:
         alert = await self.ctx.alert(d.campaign_id, d.alert_id)
         if routes is None or person is None or alert is None:
             return None
-        pctx = PlanContext(
-            campaign_id=d.campaign_id, alert=alert, info=alert.primary_info(),
-            level=Level(d.level), area=area_text(alert), now=now,
-            renderer=self.ctx.rules.renderer, channels=routes,
-            ack_url=partial(self.ctx.ack_url, d.campaign_id), until=d.retry_until)
+        pctx = fallback_context(self.ctx, d, alert, now)
         for channel in routes.next_paths(d.channel, self.ctx.rules.fallback_for):
             if channel in d.tried:
                 continue  # it failed this message at this step already (a fallback)

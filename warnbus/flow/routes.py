@@ -144,7 +144,8 @@ def first_round_s(channels: Mapping[str, ChannelInfo], sends: Mapping[str, int]
     times = [sum(sends[m] for m in ms) / sum(rates)
              for ms in groups.values()
              if (rates := [r for m in ms if m in channels
-                           and (r := channels[m].rate_per_s) is not None]) and len(rates) == len(ms)]
+                           and (r := channels[m].rate_per_s) is not None])
+             and len(rates) == len(ms)]
     return max(times) if times else None
 
 

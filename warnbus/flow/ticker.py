@@ -30,7 +30,6 @@ from warnbus.flow.escalation import (
     Deadline,
     Expiry,
     FeedbackDue,
-    HeldGrid,
     Retry,
     SpeakerCheck,
     deadline_for,
@@ -125,8 +124,7 @@ class Ticker:
         now = ctx.clock.now()
         active = not meta.over(now)
         level = meta.require_level()
-        held = [HeldGrid(g.grid_id, g.level, g.state, g.holder)
-                for g in await ctx.store.held(cid, pid)]
+        held = await ctx.store.held(cid, pid)
         reg = ctx.registry  # one view: a registry change may be applied while this runs
         acked = await ctx.store.is_acked(cid, pid)
         # Who is on duty is asked now, at the moment of this step (rosters, console changes);

@@ -45,7 +45,8 @@ def apply_boundaries(build: Build, bf: BoundaryFile, key: str = "") -> str:
     field = key or next((f for f in KEY_FIELDS if f in bf.fields), "")
     if field not in bf.fields:
         build.problems.append(Problem(BOUNDARY_SHEET, None, key or None,
-                                      f"没有用来对应网格的字段（可用字段：{'、'.join(bf.fields) or '无'}；"
+                                      "没有用来对应网格的字段（可用字段："
+                                      f"{'、'.join(bf.fields) or '无'}；"
                                       f"应为{'、'.join(KEY_FIELDS[:3])}或网格名）"))
         return f"{bf.kind}，坐标系 {bf.crs}"
     names = Counter(g.name for g in build.grids.values())

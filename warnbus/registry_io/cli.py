@@ -191,7 +191,8 @@ async def _history(ns: argparse.Namespace, out: TextIO) -> int:
                   file=sys.stderr)
             return 2
         for _id, h in await RegistryBook(redis).history(ns.n):
-            print(_shown(f"版本 {h.version}  {bj(h.at)}  {h.by}  {h.source}：{h.summary}"), file=out)
+            print(_shown(f"版本 {h.version}  {bj(h.at)}  {h.by}  {h.source}：{h.summary}"),
+                  file=out)
             try:
                 lines = decode_report(h.diff).diff.lines(20)
             except Exception:  # an entry not written as a report (start-up records a diff)

@@ -83,8 +83,8 @@ class Diff(msgspec.Struct, frozen=True):
         """One line per change (CLI): `人员 修改 p1 张三：手机 138****0000 → 139****1111 ◆`."""
         out = []
         for c in self.changes[: limit or None]:
-            what = "；".join(f"{f.label} {f.old or '（空）'} → {f.new or '（空）'}" + (" ◆手机号变更" if f.phone else "")
-                            for f in c.fields)
+            what = "；".join(f"{f.label} {f.old or '（空）'} → {f.new or '（空）'}"
+                            + (" ◆手机号变更" if f.phone else "") for f in c.fields)
             out.append(f"{KIND_ZH.get(c.kind, c.kind)} {OP_ZH[c.op]} {c.id} {c.name}"
                        + (f"：{what}" if what else ""))
         if limit and len(self.changes) > limit:
@@ -103,7 +103,8 @@ def _person_fields(data: RegistryData) -> Mapping[str, Callable[[Person], str]]:
     region = _region(data)
     return {
         "姓名": lambda p: p.name, "职位": lambda p: role_zh(p.role),
-        "所属": lambda p: region(p.region), "手机": lambda p: mask_phone(p.phone) if p.phone else "",
+        "所属": lambda p: region(p.region),
+        "手机": lambda p: mask_phone(p.phone) if p.phone else "",
         "企业微信": lambda p: mask_text(p.wecom) if p.wecom else "",
         "参加演练": lambda p: "是" if p.drill else "否", "备注": lambda p: p.note or "",
     }
@@ -140,8 +141,8 @@ def _table(kind: str, old: Mapping[str, Any], new: Mapping[str, Any],
             continue
         if a is None and b is not None:
             out.append(Change(kind, "added", rid, getattr(b, "name", ""), tuple(
-                FieldChange(label, "", show(b), label == "手机") for label, show in new_fields.items()
-                if show(b))))
+                FieldChange(label, "", show(b), label == "手机")
+                for label, show in new_fields.items() if show(b))))
         elif b is None and a is not None:
             out.append(Change(kind, "removed", rid, getattr(a, "name", "")))
         elif a is not None and b is not None:

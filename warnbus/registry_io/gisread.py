@@ -81,7 +81,8 @@ def _crs(declared: str | None, option: str, kind: str) -> tuple[Any, bool, str]:
     crs = crs or given or CRS.from_epsg(4490)
     datum = crs.datum.name if crs.datum else ""
     if not any(d in datum for d in _DATUMS):
-        raise Refused(f"坐标系「{crs.name}」不是 CGCS2000 或 WGS 84：请先转换为 CGCS2000（EPSG:4490）")
+        raise Refused(f"坐标系「{crs.name}」不是 CGCS2000 或 WGS 84："
+                      "请先转换为 CGCS2000（EPSG:4490）")
     if gcj:
         if not crs.is_geographic:
             raise Refused(f"GCJ-02 坐标应为经纬度，文件声明的是投影坐标系「{crs.name}」")

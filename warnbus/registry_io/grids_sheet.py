@@ -32,7 +32,8 @@ from warnbus.registry_io.kinds import (
 from warnbus.registry_io.sheets import Column, SheetSpec, Table
 
 SPEC = SheetSpec("grids", "网格", (
-    Column("township", "乡镇", ("乡镇(街道)", "乡镇名称"), width=10, hint="仅供核对：应与区划名称一致"),
+    Column("township", "乡镇", ("乡镇(街道)", "乡镇名称"), width=10,
+           hint="仅供核对：应与区划名称一致"),
     Column("village", "村ADCD", ("村代码", "村区划代码", "所属村代码"), required=True, width=16,
            as_text=True, hint="网格所在村（社区）的12位代码（或15位 ADCD）"),
     Column("village_name", "村网格名", ("村名", "村(社区)", "所属村"), width=14,
@@ -48,7 +49,8 @@ SPEC = SheetSpec("grids", "网格", (
     Column("tags", "标签", (), width=14, hint="如：地质灾害隐患点（多个用顿号分隔）"),
     _NOTE,
     _YEAR,
-), aliases=("网格信息", "网格划分"), hint="每行一个网格；边界请用边界文件（GeoJSON 或 shapefile）导入")
+), aliases=("网格信息", "网格划分"),
+   hint="每行一个网格；边界请用边界文件（GeoJSON 或 shapefile）导入")
 
 
 def _tags(value: cells.Cell) -> tuple[str, ...]:
@@ -134,7 +136,8 @@ class Grids:
                  n: int, row: Sequence[cells.Cell], village: str, role: Role) -> str | bool | None:
         """The person id of a grid's officer: "" when none is named, None after a problem
         (False for a backup, whose absence is no problem)."""
-        id_key, name_key = ("primary_id", "primary") if role is Role.PRIMARY else ("backup_id", "backup")
+        id_key, name_key = (("primary_id", "primary") if role is Role.PRIMARY
+                            else ("backup_id", "backup"))
         failed: str | bool | None = None if role is Role.PRIMARY else False
         pid = _cell(table, n, row, id_key, cells.ascii_text) if table.has(id_key) else ""
         name = table.text(n, row, name_key) if table.has(name_key) else ""
@@ -171,14 +174,16 @@ class Grids:
     def check(self, build: Build) -> None:
         for gid, g in build.grids.items():
             if not g.polygon:
-                build.at("grids", gid, "网格编号", f"新网格「{g.name}」（{gid}）没有边界：请同时导入边界文件"
+                build.at("grids", gid, "网格编号", f"新网格「{g.name}」（{gid}）没有边界："
+                                                   "请同时导入边界文件"
                          "（GeoJSON 或 shapefile），以网格编号或网格名对应", SPEC.name)
         if "grids" in build.read:
             return
         for gid, g in build.grids.items():  # grids kept while persons or regions changed
             for pid, role in ((g.primary, Role.PRIMARY), (g.backup, Role.BACKUP)):
                 p = build.persons.get(pid or "")
-                if pid and (p is None or p.role is not role) and not build.is_broken("persons", pid):
+                if (pid and (p is None or p.role is not role)
+                        and not build.is_broken("persons", pid)):
                     build.at("persons", pid, None, f"网格 {gid}（{g.name}）的{role_zh(role)} {pid} "
                              "已不在「人员」表中（或职位已改）", "人员")
             village = build.regions.get(g.village)

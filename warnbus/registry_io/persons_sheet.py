@@ -34,7 +34,8 @@ SPEC = SheetSpec("persons", "人员", (
            hint="网格员 / 备岗网格员 / 村负责人 / 乡镇值班员 / 县值班员"),
     Column("region", "所属区划代码", ("村ADCD", "区划代码", "ADCD", "所属区划"), required=True,
            width=16, as_text=True, hint="网格员、备岗、村负责人填村的代码；值班员填乡镇或县的代码"),
-    Column("region_name", "所属", ("所属名称", "村网格名"), width=14, hint="仅供核对：应与区划名称一致"),
+    Column("region_name", "所属", ("所属名称", "村网格名"), width=14,
+           hint="仅供核对：应与区划名称一致"),
     Column("township", "乡镇", ("乡镇(街道)", "乡镇名称"), width=10, hint="仅供核对：所属的乡镇"),
     Column("phone", "手机", ("手机号", "手机号码", "联系电话", "电话"), width=16, as_text=True,
            hint="11位手机号"),
@@ -42,7 +43,8 @@ SPEC = SheetSpec("persons", "人员", (
     Column("drill", "参加演练", ("演练",), width=10, hint="是 / 否"),
     _NOTE,
     _YEAR,
-), aliases=("人员名单", "责任人", "网格员"), hint="每行一人；同一人兼任两个职位时写两行（两个编号）")
+), aliases=("人员名单", "责任人", "网格员"),
+   hint="每行一人；同一人兼任两个职位时写两行（两个编号）")
 
 
 def _role(value: cells.Cell) -> Role:
@@ -92,7 +94,8 @@ class Persons:
             if (pid is None or not name or not fits or not isinstance(role, Role)
                     or not isinstance(region, str)):
                 continue
-            person = Person(pid, name, role, region, phone=phone if isinstance(phone, str) else None,
+            person = Person(pid, name, role, region,
+                            phone=phone if isinstance(phone, str) else None,
                             wecom=wecom if isinstance(wecom, str) else None, drill=drill is True,
                             note=note or None)
             if pid:

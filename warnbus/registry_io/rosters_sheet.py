@@ -186,7 +186,8 @@ class Rosters:
         if isinstance(start, str) and v.start is None:
             v.start, v.start_row = start, n
         elif isinstance(start, str) and start != v.start:
-            table.problem(n, "start", f"同一值班表的交班时间应一致（第{v.start_row}行是 {v.start}）")
+            table.problem(n, "start",
+                          f"同一值班表的交班时间应一致（第{v.start_row}行是 {v.start}）")
         if isinstance(region, str) and day is None:
             v.troubled.add(region)
         if not isinstance(region, str) or not isinstance(day, tuple):

@@ -151,7 +151,8 @@ def make_table(spec: SheetSpec, sheet: str, rows: Sequence[Sequence[Cell]]) -> T
         if key is None:
             table.unknown.append(label)
         elif key in table.index:
-            table.problem(best + 1, key, f"此列出现了两次（第{table.index[key] + 1}列和第{pos + 1}列）")
+            table.problem(best + 1, key, f"此列出现了两次（第{table.index[key] + 1}列和"
+                                         f"第{pos + 1}列）")
         else:
             table.index[key] = pos
     for col in spec.columns:

@@ -251,8 +251,8 @@ class Sites:
             if where is None:
                 continue
             if not s.polygon:
-                build.at("sites", sid, "经度", "没有位置：请填写经度和纬度，或在边界文件中按场所编号"
-                         "给出范围", SPEC.name)
+                build.at("sites", sid, "经度",
+                         "没有位置：请填写经度和纬度，或在边界文件中按场所编号给出范围", SPEC.name)
                 continue
             if s.grid is None:
                 spot = site_spot(s)

@@ -65,7 +65,8 @@ def build_candidate(base: RegistryData, sheets: Sequence[Sheet] | None = None,
             continue
         tables[spec.kind] = make_table(spec, sheet.name, sheet.rows)
     if sheets is not None and not tables:
-        build.problems.append(Problem("工作簿", None, None, f"没有可导入的工作表（应有：{_names()}）"))
+        build.problems.append(Problem("工作簿", None, None, "没有可导入的工作表（应有："
+                                                            f"{_names()}）"))
     for kind in KINDS:
         table = tables.get(kind.spec.kind)
         if table is None:

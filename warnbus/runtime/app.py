@@ -143,7 +143,8 @@ def load_channels(
         kind = str(raw.get("type", ""))
         if kind not in kinds:
             raise ConfigError(
-                f"channels.{name}.type: unknown channel type {kind!r} (known: {', '.join(sorted(kinds))})"
+                f"channels.{name}.type: unknown channel type {kind!r} (known: "
+                f"{', '.join(sorted(kinds))})"
             )
         cls: type[Channel] = kinds[kind].load()
         full = {"callback_url": f"{base_url.rstrip('/')}/hooks/{name}", **raw}

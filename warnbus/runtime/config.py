@@ -163,10 +163,11 @@ class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """`[limits.<account>]`: one provider account's limits per called number.
 
     Every Aliyun or Tencent SMS or voice channel has its provider's documented defaults
-    without an entry (`warnbus.state.numberlimits.PRESETS`) (one record per account: its type and breaker key). An entry names the channels
-    that send through the account (they share one record per number: two caller numbers of
-    one account count together) and may start from a `preset`, then set its own windows,
-    `per_day` and `per_night`; `preset = "none"` with nothing else: no limits. Nights are
+    without an entry (`warnbus.state.numberlimits.PRESETS`) (one record per account: its type
+    and breaker key). An entry names the channels that send through the account (they share
+    one record per number: two caller numbers of one account count together) and may start
+    from a `preset`, then set its own windows, `per_day` and `per_night`; `preset = "none"`
+    with nothing else: no limits. Nights are
     Beijing time, `night = [22, 8]` (22:00-08:00)."""
 
     channels: tuple[str, ...] = ()

@@ -21,7 +21,7 @@ from warnbus.feeds import FeedManager
 from warnbus.flow.dispatch import Dispatcher
 from warnbus.flow.durable import UNAVAILABLE, replay
 from warnbus.flow.events import EngineSink
-from warnbus.flow.intake import Intake
+from warnbus.flow.lifecycle import CampaignLifecycle
 from warnbus.flow.ticker import Ticker
 from warnbus.plugin import Channel, ListeningChannel
 from warnbus.runtime import metrics
@@ -67,7 +67,7 @@ class Engine:
         self.roles = frozenset(roles)
         self.consumer = consumer or consumer_name()
         self.inbox = Inbox(ctx.redis, ctx.lanes.heartbeats)
-        self.intake = Intake(ctx)
+        self.lifecycle = CampaignLifecycle(ctx)
         self.dispatcher = Dispatcher(ctx, self.channels, self.consumer)
         self.ticker = Ticker(ctx, self.consumer)
         self.sink = EngineSink(ctx)
@@ -152,7 +152,7 @@ class Engine:
             if item.alert_id:
                 beat = asyncio.create_task(self._keep_claimed(item.entry_id))
                 try:
-                    await self.intake.handle(item.campaign_id, item.alert_id)
+                    await self.lifecycle.handle(item.campaign_id, item.alert_id)
                 finally:
                     beat.cancel()
             await self.inbox.done(item.entry_id)

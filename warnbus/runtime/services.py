@@ -217,7 +217,8 @@ class ManagedService:
             return b""
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the server to exit (SIGTERM, so Redis flushes its AOF), then SIGKILL after timeout."""
+        """Ask the server to exit (SIGTERM, so Redis flushes its AOF), then SIGKILL after
+        timeout."""
         proc = self._process.popen
         if proc is not None and proc.poll() is None:
             self._signal(signal.SIGTERM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 #: The fields an attempt's audit entry packs into its `a` field, in order (record.lua).
 ATTEMPT_FIELDS = ("d", "tg", "ch", "st", "k", "n", "o", "s")
@@ -15,7 +15,7 @@ def audit_row(entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str]:
 
     An attempt written as one packed `a` field comes back as its eight fields (d, tg, ch, st,
     k, n, o, s), as attempts written before that change still are."""
-    row = {s(k): s(v) for k, v in fields.items()}
+    row = {text_of(k): text_of(v) for k, v in fields.items()}
     parts = row["a"].split("|") if "a" in row else ()
     # Registry ids hold no "|" (validate_registry); anything else stays packed, never lost.
     if len(parts) == len(ATTEMPT_FIELDS):

@@ -8,19 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from warnbus.domain.states import GridState, TargetState
+from warnbus.domain.states import GridState, GridView, TargetState
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
-
-
-@dataclass(frozen=True)
-class GridView:
-    grid_id: str
-    state: GridState
-    level: int
-    holder: str
-    since: float | None = None  # when it got to this state (None: written by an older version)
+from warnbus.state.replies import text_of
 
 
 def grid_view(grid_id: str, raw: str) -> GridView:
@@ -68,21 +59,21 @@ class BoardReads:
         pipe.hkeys(ck.acks)
         grids, tstate, holds, acked = await pipe.execute()
         return Live(
-            grids={s(k): grid_view(s(k), s(v)) for k, v in grids.items()},
-            tstate={s(k): TargetState(s(v)) for k, v in tstate.items()},
-            holds={s(k): _held(s(v)) for k, v in holds.items()},
-            acked=frozenset(s(p) for p in acked))
+            grids={text_of(k): grid_view(text_of(k), text_of(v)) for k, v in grids.items()},
+            tstate={text_of(k): TargetState(text_of(v)) for k, v in tstate.items()},
+            holds={text_of(k): _held(text_of(v)) for k, v in holds.items()},
+            acked=frozenset(text_of(p) for p in acked))
 
     async def holds(self, campaign_id: str) -> dict[str, Held]:
         """Who answers for what: person id -> their grids and sites, with their levels."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).holds)
-        return {s(k): _held(s(v)) for k, v in raw.items()}
+        return {text_of(k): _held(text_of(v)) for k, v in raw.items()}
 
     async def first_waves(self, campaign_id: str) -> dict[str, float]:
         """When each target's first wave went out (an area added by an Update: when it was
         added), by target id."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).first)
-        return {s(k): float(v) for k, v in raw.items()}
+        return {text_of(k): float(v) for k, v in raw.items()}
 
     async def persons(self, campaign_ids: list[str]) -> list[int]:
         """How many persons answer for a grid of each campaign (grid officers and everyone

@@ -2,7 +2,7 @@
 
 Both are redis-py asyncio clients with the same commands (and `register_script`). Their
 reply types are unions of every RESP shape, so a class here may keep its client as `Any`
-inside and decode the replies itself (`replies.s`); what it takes is typed.
+inside and decode the replies itself (`replies.text_of`); what it takes is typed.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from warnbus.domain.doors import DoorResult
 from warnbus.domain.states import AuditEvent
 from warnbus.state import keys, scripts
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 _DOOR = "d2d:"  # field prefix of a grid's door-to-door order
 _RESULT = "d2r:"  # field prefix of a grid's latest door-to-door result
@@ -76,8 +76,8 @@ class ConsoleBook:
     async def provenance(self, campaign_id: str) -> dict[str, Provenance]:
         """Who drafted and approved each console message of the thread, by alert id."""
         raw = await self._redis.hgetall(keys.console_campaign(campaign_id))
-        return {s(k): _prov.decode(v) for k, v in raw.items()
-                if not s(k).startswith(_NOT_PROVENANCE)}
+        return {text_of(k): _prov.decode(v) for k, v in raw.items()
+                if not text_of(k).startswith(_NOT_PROVENANCE)}
 
     async def order_door(self, campaign_id: str, grid_id: str, order: DoorOrder) -> None:
         """Keep a grid's door-to-door order (the latest) and audit it, in one transaction."""
@@ -127,4 +127,5 @@ class ConsoleBook:
 
     async def _prefixed(self, campaign_id: str, prefix: str) -> dict[str, bytes]:
         raw = await self._redis.hgetall(keys.console_campaign(campaign_id))
-        return {s(k)[len(prefix):]: v for k, v in raw.items() if s(k).startswith(prefix)}
+        return {text_of(k)[len(prefix):]: v for k, v in raw.items()
+                if text_of(k).startswith(prefix)}

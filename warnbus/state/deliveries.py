@@ -19,10 +19,10 @@ from warnbus.domain.models import (
     Delivery,
     DeliveryKind,
     Level,
+    Outcome,
     TargetKind,
     delivery_id_for,
 )
-from warnbus.domain.models import Outcome as AttemptOutcome
 from warnbus.domain.states import (
     CampaignState,
     DeliveryReport,
@@ -31,7 +31,7 @@ from warnbus.domain.states import (
 )
 from warnbus.state import keys, scripts
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 from warnbus.state.scripts import pack_args
 
 CLAIM = scripts.load(__file__, "claim")
@@ -42,11 +42,11 @@ STATUS = scripts.load(__file__, "status")
 #: Each enum member's value as a plain str, looked up per delivery (an enum's `.value` is a
 #: property call; and `pack_args` takes its fast path only when every item is a plain str).
 _VALUE: dict[StrEnum, str] = {
-    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, AttemptOutcome, DeliveryState,
+    m: str(m.value) for e in (DeliveryKind, Level, TargetKind, Outcome, DeliveryState,
                               DeliveryReport, CampaignState, GridState) for m in e}
 
 
-class Outcome(msgspec.Struct, frozen=True, gc=False):
+class SendRecord(msgspec.Struct, frozen=True, gc=False):
     """The outcome of one send to store: the attempt and where the delivery goes next.
 
     Untracked by the cyclic collector, like the records it holds (see models.py)."""
@@ -106,9 +106,9 @@ class Deliveries:
             out[cid] = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
         return out
 
-    async def record(self, outcomes: Sequence[Outcome], now: float) -> None:
+    async def record(self, outcomes: Sequence[SendRecord], now: float) -> None:
         """Store attempts and the deliveries' next states: one Lua call per campaign."""
-        by_c: dict[str, list[Outcome]] = {}
+        by_c: dict[str, list[SendRecord]] = {}
         for o in outcomes:
             by_c.setdefault(o.delivery.campaign_id, []).append(o)
         calls = []
@@ -154,12 +154,20 @@ class Deliveries:
         return int(await self._status(ck, now=now, delivery_id=delivery_id, target_id=target_id,
                                       report=_VALUE[report], detail=detail))
 
-    async def delivery_info(self, campaign_id: str, delivery_id: str) -> dict[str, str] | None:
-        """What was sent by a delivery (for a status callback that needs to re-plan it)."""
-        raw = s(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
+    async def sent_delivery(self, campaign_id: str, delivery_id: str,
+                            now: float) -> Delivery | None:
+        """What a delivery sent, as its `dinfo` keeps it: a Delivery without its address and
+        text (`created_at` = `now`), for a provider's later report that re-plans it."""
+        raw = text_of(await self._redis.hget(keys.campaign(campaign_id).dinfo, delivery_id))
         if not raw:
             return None
-        return dict(zip(INFO_FIELDS, raw.split("|"), strict=False))
+        info = dict(zip(INFO_FIELDS, raw.split("|"), strict=False))
+        return Delivery(
+            id=delivery_id, campaign_id=campaign_id, alert_id=info["alert_id"],
+            target_id=info["target_id"], target_kind=TargetKind(info["target_kind"]),
+            channel=info["channel"], step=int(info["step"]), kind=DeliveryKind(info["kind"]),
+            level=Level(info["level"]), address="", text="", created_at=now,
+            tried=tuple(filter(None, info.get("tried", "").split(","))))
 
     async def claimed(self, campaign_id: str) -> list[Claimed]:
         """Every delivery of a campaign that was claimed for sending, with what it sends."""
@@ -170,16 +178,16 @@ class Deliveries:
         states, infos = await pipe.execute()
         out = []
         for k, v in infos.items():
-            st = s(states.get(k, b"")).split("|")
+            st = text_of(states.get(k, b"")).split("|")
             if len(st) < 3:
                 continue
-            out.append(Claimed(s(k), DeliveryState(st[0]), int(st[1] or 0), float(st[2] or 0),
-                               dict(zip(INFO_FIELDS, s(v).split("|"), strict=False))))
+            out.append(Claimed(text_of(k), DeliveryState(st[0]), int(st[1] or 0), float(st[2] or 0),
+                               dict(zip(INFO_FIELDS, text_of(v).split("|"), strict=False))))
         return out
 
     async def delivery_states(self, campaign_id: str) -> dict[str, DeliveryState]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).dstate)
-        return {s(k): DeliveryState(s(v).split("|")[0]) for k, v in raw.items()}
+        return {text_of(k): DeliveryState(text_of(v).split("|")[0]) for k, v in raw.items()}
 
 
 

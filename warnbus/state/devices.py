@@ -7,18 +7,13 @@ them whichever process it runs in (`warnbus serve --role api`).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import msgspec
 
+from warnbus.domain.states import DeviceState
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
-
-
-class DeviceState(StrEnum):
-    ONLINE = "online"
-    OFFLINE = "offline"
 
 
 class DeviceRecord(msgspec.Struct, frozen=True, omit_defaults=True):

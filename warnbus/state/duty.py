@@ -20,7 +20,7 @@ from warnbus.domain.duty import Approval, DutyBook, DutyChange, parse_day
 from warnbus.errors import DutyConflict
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 #: Audit entries kept (about 30 years of a county's daily changes).
 AUDIT_MAX = 100_000
@@ -41,7 +41,7 @@ class DutyDesk:
         self._cached: tuple[int, DutyBook, DutyBook] | None = None
 
     async def generation(self) -> int:
-        return int(s(await self._redis.get(keys.DUTY_GEN)) or 0)
+        return int(text_of(await self._redis.get(keys.DUTY_GEN)) or 0)
 
     async def book(self, base: DutyBook) -> DutyBook:
         """`base` (the registry's rosters) with the console's approvals and changes now."""
@@ -59,9 +59,9 @@ class DutyDesk:
         pipe.hgetall(keys.DUTY_CHANGES)
         pipe.hgetall(keys.DUTY_APPROVALS)
         gen, changes, approvals = await pipe.execute()
-        book = base.with_state({s(k): _approval.decode(v) for k, v in approvals.items()},
+        book = base.with_state({text_of(k): _approval.decode(v) for k, v in approvals.items()},
                                [_change.decode(v) for v in changes.values()])
-        return int(s(gen) or 0), book
+        return int(text_of(gen) or 0), book
 
     async def change(self, base: DutyBook, changes: Sequence[DutyChange]) -> None:
         """Write overrides or swaps, each on a shift still held by its `was`."""
@@ -117,9 +117,9 @@ class DutyDesk:
         rows = await self._redis.xrevrange(keys.DUTY_AUDIT, count=count)
         out: list[tuple[DutyChange | Approval, str]] = []
         for _id, fields in rows:
-            f = {s(k): v for k, v in fields.items()}
-            if s(f.get("ev")) == _APPROVE:
-                out.append((_approval.decode(f["j"]), s(f.get("roster"))))
+            f = {text_of(k): v for k, v in fields.items()}
+            if text_of(f.get("ev")) == _APPROVE:
+                out.append((_approval.decode(f["j"]), text_of(f.get("roster"))))
             else:
                 out.append((_change.decode(f["j"]), ""))
         return out

@@ -17,7 +17,7 @@ import msgspec
 from warnbus.domain.feedback import Feedback, FeedbackKind, FeedbackState, Report
 from warnbus.state import keys, scripts
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 RECORD = scripts.load(__file__, "feedback")
 OVERDUE = scripts.load(__file__, "feedback_overdue")
@@ -54,7 +54,7 @@ class FeedbackBook:
         code, state = await self._record(
             ck, person=person_id, kind=report.kind.value, count=count, text=report.text,
             photo=report.photo, via=via, by=by, now=now, most=MOST_REPORTS, event=event)
-        return int(code), s(state)
+        return int(code), text_of(state)
 
     async def overdue(self, campaign_id: str, person_id: str, to: str, now: float) -> int:
         """Mark a missing report overdue, told to `to`: 1 now, 2 before, 0 it had come."""
@@ -64,7 +64,7 @@ class FeedbackBook:
     async def latest(self, campaign_id: str) -> dict[str, FeedbackState]:
         """Each person's latest counts (only people who reported, or are overdue)."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).feedback)
-        return {s(k): _state.decode(v) for k, v in raw.items()}
+        return {text_of(k): _state.decode(v) for k, v in raw.items()}
 
     async def latest_of(self, campaign_id: str, person_id: str) -> FeedbackState:
         raw = await self._redis.hget(keys.campaign(campaign_id).feedback, person_id)
@@ -80,8 +80,8 @@ class FeedbackBook:
             if not batch:
                 return out
             for _entry, fields in batch:
-                f = {s(k): s(v) for k, v in fields.items()}
+                f = {text_of(k): text_of(v) for k, v in fields.items()}
                 report = Report(FeedbackKind(f["k"]), int(f["n"]) if f.get("n") else None,
                                 f.get("x", ""), f.get("p", ""))
                 out.append(Feedback(f["tg"], float(f["at"]), report, f["via"], f.get("by", "")))
-            lo = "(" + s(batch[-1][0])
+            lo = "(" + text_of(batch[-1][0])

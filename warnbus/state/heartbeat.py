@@ -18,7 +18,7 @@ from typing import Any
 
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 #: How long a dead process's name is kept (its entries were taken long before).
 FORGET_AFTER_S = 86400.0
@@ -80,7 +80,7 @@ class Heartbeats:
             if "no such key" in str(e).lower() or "nogroup" in str(e).lower():
                 return []
             raise
-        holders = [s(i["name"]) for i in infos if int(i["pending"]) > 0]
+        holders = [text_of(i["name"]) for i in infos if int(i["pending"]) > 0]
         out: list[Any] = []
         for dead in await self.dead([h for h in holders if h != consumer]):
             pending = await self.redis.xpending_range(stream, keys.GROUP, min="-", max="+",

@@ -51,7 +51,8 @@ class CampaignKeys:
         self.stopped = f"{base}:stopped"  # set: target ids no longer to be called
         self.audit = f"{base}:audit"  # stream: every attempt, callback, ack, step
         self.first = f"{base}:first"  # hash: target_id -> time of its first wave
-        self.dinfo = f"{base}:dinfo"  # hash: delivery_id -> target|channel|step|kind|alert|level|tkind
+        # hash: delivery_id -> target|channel|step|kind|alert|level|tkind
+        self.dinfo = f"{base}:dinfo"
         # set: what the thread's messages reached, `v:<village>` and `c:<CAP category>`
         # (intake.accept; an Update or Cancel is checked against the credential's scope by it)
         self.reach = f"{base}:reach"

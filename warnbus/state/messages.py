@@ -17,7 +17,7 @@ from warnbus.domain.meta import encode_fields
 from warnbus.domain.models import Alert
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 _json = msgspec.json.Encoder()
 _json_alert = msgspec.json.Decoder(Alert)
@@ -72,17 +72,17 @@ class Messages:
         `feed <name>`, a token's name, `console`, `engine`; none for messages accepted
         before it was kept)."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).sources)
-        return {s(k): s(v) for k, v in raw.items()}
+        return {text_of(k): text_of(v) for k, v in raw.items()}
 
     async def thread_sender(self, campaign_id: str) -> str:
         """The CAP sender that owns a campaign's thread ("" if it was accepted before the
         sender was kept at acceptance). Read alone: whatever else its meta holds, a thread
         can be continued and cancelled."""
-        return s(await self._redis.hget(keys.campaign(campaign_id).meta, "sender"))
+        return text_of(await self._redis.hget(keys.campaign(campaign_id).meta, "sender"))
 
     async def accepted_targets(self, campaign_id: str) -> int:
         """How many targets the thread's Alert reached when it was accepted."""
-        v = s(await self._redis.hget(keys.campaign(campaign_id).meta, "targets"))
+        v = text_of(await self._redis.hget(keys.campaign(campaign_id).meta, "targets"))
         return int(v) if v.isdigit() else 0
 
     async def accepted_counts(self, campaign_id: str) -> dict[str, int]:
@@ -95,26 +95,26 @@ class Messages:
         """(alert id, acceptance time) of accepted messages, newest first."""
         rows = await self._redis.zrevrange(keys.MESSAGES, offset, offset + count - 1,
                                            withscores=True)
-        return [(s(aid), float(score)) for aid, score in rows]
+        return [(text_of(aid), float(score)) for aid, score in rows]
 
     async def campaigns_of(self, alert_ids: Sequence[str]) -> list[str]:
         """The campaign of each alert ("" for one never accepted), in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         for aid in alert_ids:
             pipe.get(keys.alert_index(aid))
-        return [s(c) for c in await pipe.execute()]
+        return [text_of(c) for c in await pipe.execute()]
 
     async def newest_campaigns(self, count: int) -> list[tuple[str, float]]:
         """(campaign id, creation time) of the newest campaigns, newest first."""
         rows = await self._redis.zrevrange(keys.CAMPAIGNS, 0, count - 1, withscores=True)
-        return [(s(cid), float(score)) for cid, score in rows]
+        return [(text_of(cid), float(score)) for cid, score in rows]
 
     async def alert_ids(self, campaign_ids: Sequence[str]) -> list[list[str]]:
         """The ids of every message of each campaign's thread, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         for cid in campaign_ids:
             pipe.hkeys(keys.campaign(cid).alerts)
-        return [[s(a) for a in aids] for aids in await pipe.execute()]
+        return [[text_of(a) for a in aids] for aids in await pipe.execute()]
 
     async def accepted_at(self, alert_ids: Sequence[str]) -> list[float | None]:
         """When each message was accepted (None: before `keys.MESSAGES` kept it)."""
@@ -127,7 +127,8 @@ class Messages:
         """Whether each message is missing from `keys.MESSAGES` (accepted by an older version)."""
         if not alert_ids:
             return []
-        return [score is None for score in await self._redis.zmscore(keys.MESSAGES, list(alert_ids))]
+        scores = await self._redis.zmscore(keys.MESSAGES, list(alert_ids))
+        return [score is None for score in scores]
 
     async def alerts(self, items: Sequence[tuple[str, str]]) -> list[Alert | None]:
         """The messages of (campaign id, alert id) pairs, in one round trip."""

@@ -20,7 +20,7 @@ from warnbus.domain.models import RegistryData
 from warnbus.errors import RegistryConflictError
 from warnbus.state import keys, scripts
 from warnbus.state.client import RedisClient
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 
 STAGE_TTL_S = 3600  # a previewed import waits this long for someone to apply it
 HISTORY_MAX = 100_000  # changes kept (a county makes a few a week)
@@ -64,7 +64,7 @@ class Staged:
 
 
 def _current(raw: Any) -> Current | None:
-    h = {s(k): s(v) for k, v in (raw or {}).items()}
+    h = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
     if not h.get("version"):
         return None
     return Current(int(h["version"]), h.get("sha", ""), h.get("base", ""),
@@ -95,11 +95,11 @@ class RegistryBook:
 
     async def version(self) -> int:
         raw = await self._redis.hget(keys.REGISTRY_CURRENT, "version")
-        return int(s(raw) or 0)
+        return int(text_of(raw) or 0)
 
     async def files_sha(self) -> str:
         """The sha of the configured files the engine serves as version 0 ("" if unknown)."""
-        return s(await self._redis.get(keys.REGISTRY_FILES))
+        return text_of(await self._redis.get(keys.REGISTRY_FILES))
 
     async def set_files_sha(self, sha: str) -> None:
         await self._redis.set(keys.REGISTRY_FILES, sha)
@@ -128,19 +128,20 @@ class RegistryBook:
             keep=str(HISTORY_MAX))
         if int(ok) != 1:
             raise RegistryConflictError(
-                f"台账已被他人更新（当前版本 {s(got)}，本次变更基于版本 {expected}）：请重新导入并预览")
-        return int(s(got))
+                f"台账已被他人更新（当前版本 {text_of(got)}，本次变更基于版本 {expected}）："
+                "请重新导入并预览")
+        return int(text_of(got))
 
     async def history(self, count: int = 50, before: str = "+") -> list[tuple[str, HistoryEntry]]:
         """The newest changes first: (stream id, entry)."""
         out = []
         for entry_id, f in await self._redis.xrevrange(keys.REGISTRY_HISTORY, before, "-",
                                                        count=count):
-            g = {s(k): v for k, v in f.items()}
-            out.append((s(entry_id), HistoryEntry(int(s(g.get("version")) or 0),
-                                                   float(s(g.get("at")) or 0), s(g.get("by")),
-                                                   s(g.get("source")), s(g.get("summary")),
-                                                   g.get("diff") or b"")))
+            g = {text_of(k): v for k, v in f.items()}
+            out.append((text_of(entry_id), HistoryEntry(
+                int(text_of(g.get("version")) or 0), float(text_of(g.get("at")) or 0),
+                text_of(g.get("by")), text_of(g.get("source")), text_of(g.get("summary")),
+                g.get("diff") or b"")))
         return out
 
     async def stage(self, data: RegistryData, *, base_version: int, by: str, source: str,
@@ -157,12 +158,13 @@ class RegistryBook:
     async def staged(self, stage_id: str) -> Staged | None:
         if not stage_id.replace("-", "").replace("_", "").isalnum() or len(stage_id) > 40:
             return None
-        h = {s(k): v for k, v in (await self._redis.hgetall(keys.registry_staged(stage_id))).items()}
+        raw = await self._redis.hgetall(keys.registry_staged(stage_id))
+        h = {text_of(k): v for k, v in raw.items()}
         if not h.get("data"):
             return None
-        return Staged(stage_id, int(s(h.get("base")) or 0), s(h.get("by")), s(h.get("source")),
-                      _unpack(h["data"]), h.get("report") or b"",
-                      int(s(h["year"])) if s(h.get("year")) else None)
+        return Staged(stage_id, int(text_of(h.get("base")) or 0), text_of(h.get("by")),
+                      text_of(h.get("source")), _unpack(h["data"]), h.get("report") or b"",
+                      int(text_of(h["year"])) if text_of(h.get("year")) else None)
 
     async def drop_stage(self, stage_id: str) -> None:
         await self._redis.delete(keys.registry_staged(stage_id))

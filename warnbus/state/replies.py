@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def s(v: bytes | str | None) -> str:
+def text_of(v: bytes | str | None) -> str:
     """Decode a Redis reply value ("" for none)."""
     if v is None:
         return ""

@@ -33,18 +33,22 @@ from warnbus.domain.models import (
 from warnbus.domain.states import (
     CampaignState,
     GridState,
+    GridView,
     TargetState,
 )
 from warnbus.state import keys, scripts
 from warnbus.state.audit import audit_row
-from warnbus.state.boardreads import BoardReads, GridView, grid_view
+from warnbus.state.boardreads import BoardReads, grid_view
 from warnbus.state.client import RedisClient
 from warnbus.state.consolebook import ConsoleBook
-from warnbus.state.deliveries import _VALUE, Deliveries
-from warnbus.state.deliveries import Outcome as Outcome  # the record of one send
+from warnbus.state.deliveries import (
+    _VALUE,
+    Deliveries,
+    SendRecord,  # the record of one send
+)
 from warnbus.state.feedbackbook import FeedbackBook
 from warnbus.state.messages import Messages
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 from warnbus.state.scripts import pack_args
 
 # The scripts of the campaign state, each in its .lua file beside this module.
@@ -98,7 +102,7 @@ class Store(Deliveries):
 
     async def campaign_of(self, alert_id: str) -> str | None:
         v = await self._redis.get(keys.alert_index(alert_id))
-        return s(v) or None
+        return text_of(v) or None
 
     async def alert(self, campaign_id: str, alert_id: str) -> Alert | None:
         blob = await self._redis.hget(keys.campaign(campaign_id).alerts, alert_id)
@@ -111,13 +115,15 @@ class Store(Deliveries):
 
     async def reach(self, campaign_id: str) -> set[str]:
         """What the thread's messages reached (see keys.CampaignKeys.reach)."""
-        return {s(m) for m in await self._redis.smembers(keys.campaign(campaign_id).reach)}
+        return {text_of(m) for m in await self._redis.smembers(keys.campaign(campaign_id).reach)}
 
     async def meta(self, campaign_id: str) -> CampaignMeta | None:
         """What the campaign's meta says (None: no such campaign). CampaignStateError when it
         does not read, e.g. a started campaign without its level."""
         raw = await self._redis.hgetall(keys.campaign(campaign_id).meta)
-        return decode_meta(campaign_id, {s(k): s(v) for k, v in raw.items()}) if raw else None
+        if not raw:
+            return None
+        return decode_meta(campaign_id, {text_of(k): text_of(v) for k, v in raw.items()})
 
     async def start(self, campaign_id: str, msg: MessageMeta, *, root: str, sender: str,
                     event: str, drill: bool, now: float) -> None:
@@ -149,7 +155,7 @@ class Store(Deliveries):
             pipe.hsetnx(k, name, value)
             pipe.hget(k, name)
         _first, got = await pipe.execute()
-        return s(got)
+        return text_of(got)
 
     # ----------------------------------------------------------------- targets and grids
 
@@ -169,7 +175,7 @@ class Store(Deliveries):
 
     async def targets(self, campaign_id: str) -> dict[str, Target]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).targets)
-        return {s(k): _dec_target.decode(v) for k, v in raw.items()}
+        return {text_of(k): _dec_target.decode(v) for k, v in raw.items()}
 
     async def target(self, campaign_id: str, target_id: str) -> Target | None:
         blob = await self._redis.hget(keys.campaign(campaign_id).targets, target_id)
@@ -177,7 +183,7 @@ class Store(Deliveries):
 
     async def holders(self, campaign_id: str) -> list[str]:
         """Everyone who answers for a grid of the campaign (primaries and chain people)."""
-        return sorted(s(p) for p in await self._redis.hkeys(keys.campaign(campaign_id).holds))
+        return sorted(text_of(p) for p in await self._redis.hkeys(keys.campaign(campaign_id).holds))
 
     async def first_wave_at(self, campaign_id: str, person_id: str) -> float | None:
         v = await self._redis.hget(keys.campaign(campaign_id).first, person_id)
@@ -197,7 +203,8 @@ class Store(Deliveries):
         return added
 
     async def close_grids(
-        self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str], now: float
+        self, campaign_id: str, grids: Sequence[str], state: GridState, stop: Sequence[str],
+        now: float,
     ) -> int:
         ck = keys.campaign(campaign_id)
         return int(await self._close_grids(ck, *grids, "--", *stop, now=now,
@@ -216,20 +223,21 @@ class Store(Deliveries):
 
     async def grids(self, campaign_id: str) -> dict[str, GridView]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).grids)
-        return {s(k): grid_view(s(k), s(v)) for k, v in raw.items()}
+        return {text_of(k): grid_view(text_of(k), text_of(v)) for k, v in raw.items()}
 
     async def held(self, campaign_id: str, person_id: str) -> list[GridView]:
         """The grids a person answers for in this campaign, with where each stands."""
         ck = keys.campaign(campaign_id)
-        held = s(await self._redis.hget(ck.holds, person_id))
+        held = text_of(await self._redis.hget(ck.holds, person_id))
         ids = [item.split(":")[0] for item in held.split(",") if item]
         if not ids:
             return []
         values = await self._redis.hmget(ck.grids, ids)
-        return [grid_view(g, s(v)) for g, v in zip(ids, values, strict=True) if v]
+        return [grid_view(g, text_of(v)) for g, v in zip(ids, values, strict=True) if v]
 
     async def advance(
-        self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]], now: float
+        self, campaign_id: str, from_holder: str, quads: Sequence[tuple[str, int, int, str]],
+        now: float,
     ) -> list[int]:
         """Move grids on from `from_holder`: (grid, from_level, to_level, new_holder or "")
         each. Per grid: NOT_MOVED, MOVED (call the new holder), or CLOSED_AT_ONCE (the new
@@ -246,7 +254,7 @@ class Store(Deliveries):
         closes a grid; return those closed."""
         if not grids:
             return []
-        return [s(g) for g in await self._settle_grids(keys.campaign(campaign_id), *grids,
+        return [text_of(g) for g in await self._settle_grids(keys.campaign(campaign_id), *grids,
                                                        now=now)]
 
     async def finish(self, campaign_id: str, state: CampaignState, now: float) -> bool:
@@ -269,7 +277,7 @@ class Store(Deliveries):
 
     async def target_states(self, campaign_id: str) -> dict[str, TargetState]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).tstate)
-        return {s(k): TargetState(s(v)) for k, v in raw.items()}
+        return {text_of(k): TargetState(text_of(v)) for k, v in raw.items()}
 
     async def target_states_of(self, campaign_id: str, target_ids: Sequence[str]
                                ) -> list[TargetState | None]:
@@ -277,7 +285,7 @@ class Store(Deliveries):
         if not target_ids:
             return []
         raw = await self._redis.hmget(keys.campaign(campaign_id).tstate, list(target_ids))
-        return [TargetState(s(v)) if v else None for v in raw]
+        return [TargetState(text_of(v)) if v else None for v in raw]
 
     # ----------------------------------------------------------------- acks
 
@@ -296,14 +304,14 @@ class Store(Deliveries):
             ck, person=ack.person_id, ack_blob=_enc.encode(ack), now=ack.at,
             via=ack.via.value, delivery_id=ack.delivery_id or "", by=ack.by or "",
             reply_via=reply_via)
-        level = s(reply[2]) if len(reply) > 2 else ""
-        held = s(reply[3]) if len(reply) > 3 else ""
-        return AckReply(int(reply[0]), s(reply[1]), Level(level) if level else None,
+        level = text_of(reply[2]) if len(reply) > 2 else ""
+        held = text_of(reply[3]) if len(reply) > 3 else ""
+        return AckReply(int(reply[0]), text_of(reply[1]), Level(level) if level else None,
                         tuple(item.split(":")[0] for item in held.split(",") if item))
 
     async def acks(self, campaign_id: str) -> dict[str, Ack]:
         raw = await self._redis.hgetall(keys.campaign(campaign_id).acks)
-        return {s(k): _dec_ack.decode(v) for k, v in raw.items()}
+        return {text_of(k): _dec_ack.decode(v) for k, v in raw.items()}
 
     async def is_acked(self, campaign_id: str, person_id: str) -> bool:
         return bool(await self._redis.hexists(keys.campaign(campaign_id).acks, person_id))
@@ -311,7 +319,7 @@ class Store(Deliveries):
     async def ended_campaigns(self, since: float) -> list[str]:
         """Campaigns that ended (cancelled, expired) at `since` or later, newest first; a
         reply to one of them is recorded as late."""
-        return [s(c) for c in await self._redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
+        return [text_of(c) for c in await self._redis.zrevrangebyscore(keys.ENDED, "+inf", since)]
 
     async def reply_handled(self, channel: str, reply_id: str) -> bool:
         """Whether an inbound reply (by its provider message id) was handled: a resend or a
@@ -328,7 +336,7 @@ class Store(Deliveries):
 
         An SMS reply carries no campaign: it confirms the sender in each of these where they
         are a target (the ack script checks that, and that the campaign is still active)."""
-        return [s(c) for c in await self._redis.zrange(keys.ACTIVE, 0, -1)]
+        return [text_of(c) for c in await self._redis.zrange(keys.ACTIVE, 0, -1)]
 
     # ----------------------------------------------------------------- audit
 
@@ -347,7 +355,7 @@ class Store(Deliveries):
         """Up to `count` audit events after the entry id `last` ("" from the start)."""
         lo = "(" + last if last else "-"
         batch = await self._redis.xrange(keys.campaign(campaign_id).audit, min=lo, count=count)
-        return [audit_row(s(entry_id), fields) for entry_id, fields in batch]
+        return [audit_row(text_of(entry_id), fields) for entry_id, fields in batch]
 
 
-__all__ = ["GridView", "Outcome", "Store"]
+__all__ = ["SendRecord", "Store"]

@@ -38,7 +38,8 @@ TENCENT_APP = "1400009099"
 #: Aliyun TTS templates (IvrCall: warning, read twice; key 1 plays the confirmation, which
 #: asks for a report by keys ended by #: the call record's dtmf has them after the 1).
 ALIYUN_VOICE = {"TTS_300001": "${kind}。${text}。确认收到请按1。",
-                "TTS_300002": "预警解除通知：${text}", "TTS_300009": "已确认，谢谢。" + KEYPAD_PROMPT}
+                "TTS_300002": "预警解除通知：${text}",
+                "TTS_300009": "已确认，谢谢。" + KEYPAD_PROMPT}
 #: Tencent templates: the SMS (an account whose variables carry 20 characters) and the TTS
 #: (its key-press push carries the 1 and a report's keys after it).
 TENCENT_SMS = {"2300001": "{1}{2}：{3}{4}{5}{6}{7}{8}{9}{10}。回复1确认收到。"}

@@ -67,8 +67,10 @@ RIVER = (104,)  # 治河渡: danger zones on the river's low banks
 GAUGE = (0.22, 0.30)  # the flood sample's gauge (29.52 N, 112.60 E) from the south-west corner
 SEAT = 101  # the county seat: more 社区 (urban communities)
 
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程魏吕丁任沈姚卢钟谭汪范金廖夏付方邹熊邱"
-_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英华红建国志文斌辉玲海峰兰波宇鹏雪琴春梅林云飞龙德福庆"
+_SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余"
+             "杜叶程魏吕丁任沈姚卢钟谭汪范金廖夏付方邹熊邱")
+_GIVEN = ("伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英华红建国志文斌辉玲海峰兰波宇鹏雪琴春"
+          "梅林云飞龙德福庆")
 _STEM1 = "新东西南北红白石长黄金青桃柳杨花龙凤马鹿鹤荷梅桂松竹永太福兴胜和同团联友三五万护砖潭"
 _STEM2 = "湖洲港河桥山岭塘坪垸口堤林园湾岗冲铺台咀渡"
 _MOBILE_PREFIXES = ("134", "135", "136", "137", "138", "139", "150", "151", "152", "157", "158",
@@ -115,7 +117,8 @@ def ring(rect: Rect) -> tuple[tuple[float, float], ...]:
 
 
 def _split(total: int, parts: int, rng: random.Random, minimum: int = 3) -> list[int]:
-    """Split `total` into `parts` random positive sizes of at least `minimum` (largest remainder)."""
+    """Split `total` into `parts` random positive sizes of at least `minimum` (largest
+    remainder)."""
     weights = [rng.uniform(0.6, 1.6) for _ in range(parts)]
     spare = total - minimum * parts
     raw = [spare * w / sum(weights) for w in weights]
@@ -200,7 +203,8 @@ class _Builder:
             self.devices[did] = Device(did, f"{vname}应急广播{n}号", vcode, self.rng.choice(gids))
 
     def mark_drill(self, code6: str) -> None:
-        """Make a few officers of the county seat, their chain and the duty desks drill participants."""
+        """Make a few officers of the county seat, their chain and the duty desks drill
+        participants."""
         seat = f"{code6}{SEAT:03d}"
         grids = [g for g in self.county_grids if g.startswith(seat)]
         chosen = self.rng.sample(grids, 6)

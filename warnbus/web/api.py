@@ -286,7 +286,8 @@ async def post_alert(request: web.Request) -> web.Response:
     ctype = request.content_type
     if ctype not in CAP_TYPES:
         return error(415, "unsupported_type",
-                     f"Content-Type {ctype or '(none)'} is not accepted; use one of {', '.join(CAP_TYPES)}")
+                     f"Content-Type {ctype or '(none)'} is not accepted; use one of "
+                     f"{', '.join(CAP_TYPES)}")
     server = app.settings.server
     # The reach counts are asked for: the contract's 202 stays its three fields (and
     # warnings), which clients comparing the whole reply rely on.

@@ -2,8 +2,9 @@
 
 `GET /cap/feed.atom` lists the newest messages (Alert, Update, Cancel, each its own entry),
 newest accepted first, so an Update or Cancel of an old campaign is at the top;
-`GET /cap/alerts/{alert_id}.xml` serves one message. Public warnings are public: no token. Only Public-scope, non-Draft messages are ever shown; anything
-else is a 404, so that the feed does not even reveal that a restricted alert exists.
+`GET /cap/alerts/{alert_id}.xml` serves one message. Public warnings are public: no token.
+Only Public-scope, non-Draft messages are ever shown; anything else is a 404, so that the
+feed does not even reveal that a restricted alert exists.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ async def _legacy(ctx: Context, limit: int, indexed: set[str]) -> list[tuple[flo
     return await _published(ctx, [x for x, m in zip(items, missing, strict=True) if m])
 
 
-async def _published(ctx: Context, items: list[tuple[str, str, float]]) -> list[tuple[float, Alert]]:
+async def _published(ctx: Context,
+                     items: list[tuple[str, str, float]]) -> list[tuple[float, Alert]]:
     """(score, alert) of the published ones among (campaign, alert, score) items."""
     alerts = await ctx.store.messages.alerts([(cid, aid) for cid, aid, _score in items])
     return [(score, alert) for (_cid, _aid, score), alert in zip(items, alerts, strict=True)

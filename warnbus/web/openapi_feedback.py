@@ -14,7 +14,8 @@ _STATUS = {"type": "object", "required": ["status"],
 def _report_fields() -> dict[str, Any]:
     return {
         "kind": {"type": "string", "enum": [k.value for k in FeedbackKind],
-                 "description": "arrived 已到岗, evacuated 已转移 N 人, hazard 险情/灾情, zero 零报告."},
+                 "description": "arrived 已到岗, evacuated 已转移 N 人, hazard 险情/灾情, "
+                                "zero 零报告."},
         "count": {"type": ["integer", "string"], "minimum": 0, "maximum": MAX_COUNT,
                   "description": "People moved so far (a total, not an increment); only "
                                  "with `evacuated`, and needed there."},
@@ -65,12 +66,14 @@ def _responses(errors: dict[str, Any]) -> dict[str, Any]:
 PATHS: dict[str, Any] = {
     "/ack/{token}/feedback": {"post": {
         "operationId": "ackLinkReport",
-        "summary": "The ack link's person reports after confirming (到岗, 转移 N 人, 险情, 零报告): "
+        "summary": "The ack link's person reports after confirming "
+                   "(到岗, 转移 N 人, 险情, 零报告): "
                    "form fields or JSON. HTML when the client accepts text/html.",
         "parameters": [{"name": "token", "in": "path", "required": True,
                         "schema": {"type": "string", "minLength": 1}}],
         "requestBody": {"required": True, "content": {
-            "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Report"}},
+            "application/x-www-form-urlencoded": {
+                "schema": {"$ref": "#/components/schemas/Report"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/Report"}}}},
         "responses": _responses({"403": {
             "description": "The link is malformed, forged or expired (code `forbidden`).",

@@ -20,7 +20,8 @@ __all__ = ["HealthProbe", "alert_view", "health", "record_rows", "refresh_metric
 QUEUE_DEPTH = Gauge("warnbus_queue_depth", "Entries waiting in a lane (up to 64 deliveries each)",
                     ["lane"])
 TIMERS_PENDING = Gauge("warnbus_timers_pending", "Timers scheduled (retries, deadlines, expiry)")
-DELIVERIES_SENT = Gauge("warnbus_process_deliveries_sent", "Deliveries handed to providers by this process")
+DELIVERIES_SENT = Gauge("warnbus_process_deliveries_sent",
+                        "Deliveries handed to providers by this process")
 
 
 async def _broker_ok(url: str) -> bool:

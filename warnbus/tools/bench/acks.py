@@ -213,7 +213,8 @@ async def _measure(posts: Sequence[PreparedRequest], servers: Servers, probe: Re
         "acks": len(posts),
         "acks_per_s": round(len(posts) / sent.elapsed_s, 1),
         "ack_p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
-        "ack_p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "ack_p99_ms": round(
+            1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
         "server_cpu_s": round(server1 - server0, 3),
         "client_cpu_s": round(client1 - client0, 3),
         "redis_cpu_s": round(redis1 - redis0, 3),

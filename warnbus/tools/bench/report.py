@@ -140,7 +140,8 @@ _LABELS: dict[str, tuple[str, str, str]] = {
 def render_text(result: Mapping[str, Any]) -> str:
     """A scenario's figures as aligned lines: median [min - max]."""
     spread = result.get("spread", {})
-    head = f"{result['scenario']}: {result.get('title', '')} ({result['runs']} run(s), median [min - max])"
+    head = (f"{result['scenario']}: {result.get('title', '')} "
+            f"({result['runs']} run(s), median [min - max])")
     lines = [head]
     for key, (label, unit, fmt) in _LABELS.items():
         if key in result and result[key] is not None:

@@ -1,8 +1,8 @@
 """The engine as a process of its own for the `acks` scenario: `warnbus serve`, plus one knob.
 
-`python -m warnbus.tools.bench.server CONFIG PORT [--lift-limits] [--role R ...]` runs every role (or
-the given ones) and the HTTP API
-exactly as `warnbus serve --config CONFIG --port PORT` does. With `--lift-limits` the public
+`python -m warnbus.tools.bench.server CONFIG PORT [--lift-limits] [--role R ...]` runs every
+role (or the given ones) and the HTTP API exactly as `warnbus serve --config CONFIG --port
+PORT` does. With `--lift-limits` the public
 rate limits of the API (per client address and in total, see `warnbus.web.api.PUBLIC_LIMITS`)
 are raised out of reach but still evaluated, so their Redis cost stays in the figure: a load
 generator on one address would otherwise measure the per-address limit, not the engine.

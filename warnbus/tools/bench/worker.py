@@ -1,8 +1,9 @@
 """An extra engine-only worker process for the fan-out runs (`warnbus bench ... --workers N`).
 
 `python -m warnbus.tools.bench.worker REDIS_URL REGISTRY_DIR` runs the `worker` role (inbox and
-lanes) with a `NullChannel` on every channel of the bundled policy, exactly as `warnbus serve --role worker`
-would with providers that answer at once. It prints `ready` when its lane workers run, and
+lanes) with a `NullChannel` on every channel of the bundled policy, exactly as `warnbus serve
+--role worker` would with providers that answer at once. It prints `ready` when its lane
+workers run, and
 stops when its standard input closes or on SIGTERM. The engine is CPU-bound in one Python
 process; these show what more processes on the same Redis add.
 """

@@ -119,7 +119,8 @@ async def publish(ctx: Context, drafts: Drafts, draft: Draft, settings: ConsoleS
         # Not a refusal the engine explains (e.g. Redis failed mid-way): the alert may or may
         # not have been accepted. Say exactly that, never "published".
         log.exception("console publish failed", draft=draft.id, identifier=ident)
-        raise await _failed(ctx, drafts, draft, f"发布时出错（{type(e).__name__}），无法确认预警是否已被"
+        raise await _failed(ctx, drafts, draft, f"发布时出错（{type(e).__name__}），"
+                                                "无法确认预警是否已被"
                                            "受理：请在值守台核对后再处理") from e
     if not res.created:
         log.warning("console identifier already taken", draft=draft.id, identifier=ident,
@@ -152,7 +153,8 @@ async def _on_behalf_note(ctx: Context, settings: ConsoleSettings, draft: Draft,
 REFUSAL_ZH = {"invalid": "内容不符合要求", "malformed": "内容格式错误", "too_large": "内容过长",
               "forbidden": "无权发布", "unauthorized": "无权发布",
               "outside_registry": "预警区域内没有台账中的网格",
-              "unknown_reference": "找不到要更新或解除的预警", "not_found": "找不到要更新或解除的预警"}
+              "unknown_reference": "找不到要更新或解除的预警",
+              "not_found": "找不到要更新或解除的预警"}
 
 
 def refusal_reason(e: WarnbusError) -> str:

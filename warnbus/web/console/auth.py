@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from warnbus.state import keys
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 from warnbus.web.console.passwords import PasswordHasher
 
 ROLES = ("drafter", "approver", "admin")
@@ -201,4 +201,4 @@ async def audit(redis: Any, entry: AdminEntry) -> None:
 async def audit_log(redis: Any, count: int = 20) -> list[AdminEntry]:
     """The latest admin actions, newest first."""
     rows = await redis.xrevrange(keys.CONSOLE_AUDIT, count=count)
-    return [msgspec.json.decode(s(fields.get(b"e")), type=AdminEntry) for _id, fields in rows]
+    return [msgspec.json.decode(text_of(fields.get(b"e")), type=AdminEntry) for _id, fields in rows]

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from warnbus.domain.meta import CampaignMeta
-from warnbus.domain.states import GridState, TargetState
+from warnbus.domain.states import GridState, GridView, TargetState
 from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
-from warnbus.state.boardreads import GridView, Live
+from warnbus.state.boardreads import Live
 from warnbus.web.console.people import person_counts
 
 #: The board's grid colours, in legend order (labels: html.GRID_STATE_ZH).

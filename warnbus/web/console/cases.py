@@ -14,9 +14,10 @@ from warnbus.domain.doors import DoorResult
 from warnbus.domain.duty import DutyBook
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Ack, Grid, Site
+from warnbus.domain.states import GridView
 from warnbus.registry import Registry
 from warnbus.runtime.context import Context
-from warnbus.state.boardreads import GridView, Live
+from warnbus.state.boardreads import Live
 from warnbus.state.consolebook import DoorOrder, StopOrder
 from warnbus.web.console.board import WAITING, displays
 from warnbus.web.console.history import Digest, Event, Histories

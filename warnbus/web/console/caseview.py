@@ -97,14 +97,15 @@ def door_html(case: GridCase, names: Mapping[str, str] | None = None) -> str:
     out = ""
     if case.door is not None:
         d = case.door
-        out += (f'<p class="warn door-order">已安排入户：{esc(d.to)}（{html.user(d.by, names or {})}，'
-                f'{html.bj(d.at, "%H:%M")}）</p>')
+        out += (f'<p class="warn door-order">已安排入户：{esc(d.to)}'
+                f'（{html.user(d.by, names or {})}，{html.bj(d.at, "%H:%M")}）</p>')
     if case.result is not None:
         r = case.result
         who = (html.user(r.by, names or {}) if r.via.value == "console"
                else f"{esc(r.by)}（本人）")
         out += (f'<p class="ok door-result">入户结果：<b>{DOOR_OUTCOME_ZH[r.outcome.value]}</b>'
-                f'{"：" + esc(r.note) if r.note else ""}（{who}，{html.bj(r.at, "%H:%M")}）</p>')
+                f'{"：" + esc(r.note) if r.note else ""}'
+                f'（{who}，{html.bj(r.at, "%H:%M")}）</p>')
     return out
 
 
@@ -128,7 +129,8 @@ def actions_html(cid: str, case: GridCase, csrf: str, *, door_ok: bool,
         outcomes = html.options(DOOR_OUTCOME_ZH.items())
         out += (f'<form method="post" action="{base}/door/result" class="row door-form">{token}'
                 f'{grid}<select name="outcome">{outcomes}</select><input name="note" '
-                'maxlength="500" placeholder="说明（选“其他”时必填）"><button>登记入户结果</button></form>')
+                'maxlength="500" placeholder="说明（选“其他”时必填）">'
+                '<button>登记入户结果</button></form>')
     return out
 
 
@@ -150,7 +152,8 @@ def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bo
             f'href="{PREFIX}/campaigns/{esc(cid)}/grids/{esc(case.grid_id)}">{esc(case.name)}</a>'
             f'<small>{esc(case.village)} · {esc(case.town)} · '
             f'<b class="gst">{GRID_STATE_ZH.get(case.display, case.display)}</b> · '
-            f'{html.bj(case.since, "%H:%M")} 起叫，已 {html.duration(now - case.since)}</small></h3>'
+            f'{html.bj(case.since, "%H:%M")} 起叫，已 {html.duration(now - case.since)}'
+            '</small></h3>'
             f'<ul class="people">{people}</ul>{door_html(case, names)}'
             f'{calls_html(case, calls_limit)}{acts}</div>')
 

@@ -93,6 +93,7 @@ def changes_html(registry: Registry, before: Collection[str], after: Collection[
     legend = "".join(f'<span><i class="s-{k}"></i>{v}</span>' for k, v in CHANGE_ZH.items())
     grids_html = svgmap.svg(registry, states, focus=None, map_id=map_id, region_names=True)
     return (f'<div class="change" id="update-change"><h3>更新前后的区域</h3>'
-            f'<p>网格：<b>{len(b)}</b> → <b>{len(a)}</b>（新增{len(added)}个，移出{len(dropped)}个，'
+            f'<p>网格：<b>{len(b)}</b> → <b>{len(a)}</b>（新增{len(added)}个，'
+            f'移出{len(dropped)}个，'
             f'保留{len(a & b)}个）；更新后责任人{persons_after}名。</p>'
             f'{grids_html}<div class="legend">{legend}</div></div>')

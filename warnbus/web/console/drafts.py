@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from warnbus.state import keys
-from warnbus.state.replies import s
+from warnbus.state.replies import text_of
 from warnbus.web.console.compose import DraftForm
 
 
@@ -109,7 +109,8 @@ class Drafts:
         return d
 
     async def get(self, draft_id: str) -> Draft | None:
-        raw = {s(k): s(v) for k, v in (await self.redis.hgetall(keys.console_draft(draft_id))).items()}
+        got = await self.redis.hgetall(keys.console_draft(draft_id))
+        raw = {text_of(k): text_of(v) for k, v in got.items()}
         if not raw:
             return None
         return Draft(
@@ -124,7 +125,7 @@ class Drafts:
 
     async def recent(self, limit: int = 100) -> list[Draft]:
         ids = await self.redis.zrevrange(keys.CONSOLE_DRAFTS, 0, limit - 1)
-        out = [await self.get(s(i)) for i in ids]
+        out = [await self.get(text_of(i)) for i in ids]
         return [d for d in out if d is not None]
 
     async def move(self, draft_id: str, from_state: str | frozenset[DraftState],

@@ -44,7 +44,8 @@ def parse_ring(text: str) -> Ring:
                 raise ValueError(token)
             lat, lon = float(parts[0]), float(parts[1])
         except ValueError:
-            raise DrawnAreaError(f"手绘区域第{n}个点“{token[:40]}”格式错误，应为“纬度,经度”") from None
+            raise DrawnAreaError(f"手绘区域第{n}个点“{token[:40]}”格式错误，"
+                                 "应为“纬度,经度”") from None
         if not (math.isfinite(lat) and math.isfinite(lon)):
             raise DrawnAreaError(f"手绘区域第{n}个点不是有效数字")
         out.append((round(lat, DIGITS), round(lon, DIGITS)))

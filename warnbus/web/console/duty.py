@@ -60,7 +60,8 @@ def desks(reg: Registry) -> list[Desk]:
         for code in (county, *reg.children_of(county)):
             level = regions[code].level
             for role, at_level in DUTY_ROLES.items():
-                if at_level is level and (REQUIRED_DUTY.get(level) is role or (code, role) in known):
+                if at_level is level and (REQUIRED_DUTY.get(level) is role
+                                          or (code, role) in known):
                     out.append(Desk(code, role))
     return out
 

@@ -100,7 +100,8 @@ def table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> 
     """A table; cells are HTML already (escape what needs it before)."""
     th = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<div class="tw"><table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="tw"><table class="{cls}"><thead><tr>{th}</tr></thead>'
+            f'<tbody>{body}</tbody></table></div>')
 
 
 def options(items: Iterable[tuple[str, str]], selected: str = "") -> str:

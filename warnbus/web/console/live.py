@@ -22,7 +22,8 @@ from warnbus.web.console.base import COOKIE, console, user_of
 
 #: How often a live stream checks that its session has not ended (seconds, at most).
 RECHECK_S = 1.0
-ENDED = "event: end\ndata: " + '{"message": "登录已失效（已退出、密码已重设或账户已停用），请重新登录"}\n\n'
+ENDED = ("event: end\ndata: "
+         + '{"message": "登录已失效（已退出、密码已重设或账户已停用），请重新登录"}\n\n')
 #: Send a comment line after this long without data: proxies drop silent connections.
 KEEP_ALIVE_S = 15.0
 

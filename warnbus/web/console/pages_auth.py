@@ -62,7 +62,8 @@ async def login_page(request: web.Request, error: str = "", *, status: int = 401
     body = (f'{err}<form method="post" action="{PREFIX}/login" class="card narrow">'
             f'<input type="hidden" name="_csrf" value="{token}">'
             f'<input type="hidden" name="next" value="{esc(nxt)}">'
-            '<label>用户名<input name="username" autocomplete="username" required autofocus></label>'
+            '<label>用户名<input name="username" autocomplete="username" required autofocus>'
+            '</label>'
             '<label>密码<input name="password" type="password" autocomplete="current-password" '
             'required></label><button class="primary">登录</button></form>')
     headers = dict(SECURITY_HEADERS)
@@ -79,7 +80,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await form(request)
     cookie = request.cookies.get(LOGIN_CSRF, "")
     if not cookie or not secrets.compare_digest(cookie, data.get("_csrf", "")):
-        return web.Response(status=403, text=html.bare("登录", '<p class="err">表单已失效，请刷新后重新登录</p>'),
+        return web.Response(status=403, text=html.bare("登录", '<p class="err">表单已失效，'
+                                                               '请刷新后重新登录</p>'),
                             content_type="text/html")
     con = console(request)
     res = await con.sign_in(data.get("username", ""), data.get("password", ""),
@@ -157,17 +159,22 @@ async def admin_page(request: web.Request) -> web.Response:
         + f'<details><summary>管理记录</summary><ul class="audit">{entries or "<li>无</li>"}</ul>'
         '</details>'
         + f'<h2>新建用户</h2><form method="post" action="{PREFIX}/admin/users" class="card">'
-        f'{csrf_field(csrf)}<label>用户名<input name="username" required pattern="[A-Za-z0-9_.-]{{2,32}}"></label>'
+        f'{csrf_field(csrf)}<label>用户名<input name="username" required '
+        f'pattern="[A-Za-z0-9_.-]{{2,32}}"></label>'
         '<label>姓名<input name="display" required></label>'
         '<label>初始密码<input name="password" type="password" required minlength="10" '
         f'autocomplete="new-password"></label><div>{_role_boxes(("drafter",))}</div>'
         '<button class="primary">创建</button></form>'
         f'<h2>发布设置</h2><form method="post" action="{PREFIX}/admin/settings" class="card">'
         f'{csrf_field(csrf)}<div>需要第二人审批的级别：{levels}</div>'
-        f'<label>短信单价（元/条）<input name="sms_price" value="{st.sms_price}" inputmode="decimal"></label>'
-        f'<label>语音单价（元/分钟）<input name="voice_price" value="{st.voice_price}" inputmode="decimal"></label>'
-        f'<label>发布单位名称<input name="sender_name" value="{esc(st.sender_name)}" placeholder="默认：县名+应急管理局"></label>'
-        f'<label>发布单位编码（14位）<input name="org_code" value="{esc(st.org_code)}" pattern="\\d{{14}}" placeholder="默认：县代码+00000000"></label>'
+        f'<label>短信单价（元/条）<input name="sms_price" value="{st.sms_price}" '
+        'inputmode="decimal"></label>'
+        f'<label>语音单价（元/分钟）<input name="voice_price" value="{st.voice_price}" '
+        'inputmode="decimal"></label>'
+        f'<label>发布单位名称<input name="sender_name" value="{esc(st.sender_name)}" '
+        'placeholder="默认：县名+应急管理局"></label>'
+        f'<label>发布单位编码（14位）<input name="org_code" value="{esc(st.org_code)}" '
+        f'pattern="\\d{{14}}" placeholder="默认：县代码+00000000"></label>'
         '<button class="primary">保存设置</button></form>')
     return page(request, "系统管理", body, active="admin")
 

@@ -58,7 +58,8 @@ NOTES = (("uncontacted", "未联系上即升级（网格）"),)
 def _legend(drawn: bool = False) -> str:
     shape = '<span><i class="drawn"></i>预警多边形</span>' if drawn else ""
     return '<div class="legend">' + "".join(
-        f'<span><i class="s-{k}"></i>{v}</span>' for k, v in GRID_STATE_ZH.items()) + shape + "</div>"
+        f'<span><i class="s-{k}"></i>{v}</span>' for k, v in GRID_STATE_ZH.items()
+    ) + shape + "</div>"
 
 
 def _stats(counts: dict[str, int]) -> str:
@@ -161,6 +162,8 @@ async def board_page(request: web.Request) -> web.Response:
                                     door_ok=door_ok, names=users)
     speakers = await silent_speakers(ctx, cid, meta)
     shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
+    svg = svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes,
+                     fit_shapes=not (town or village))
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
     items = await thread.messages(ctx, cid)
     root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
@@ -169,7 +172,8 @@ async def board_page(request: web.Request) -> web.Response:
     end = meta.ended_at or 0
     msg = flash(request)
     query = "?" + request.query_string if request.query_string else ""
-    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(users.get(stop.by, stop.by))}于{html.bj(stop.at, "%H:%M:%S")}'
+    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(users.get(stop.by, stop.by))}于'
+               f'{html.bj(stop.at, "%H:%M:%S")}'
                f'停止，原因：{esc(stop.reason)}。不再呼叫、重拨或升级。</p>' if stop else "")
     body = (
         (f'<p class="ok">{esc(msg)}</p>' if msg else "") + notices_bar(await known(ctx))
@@ -177,15 +181,17 @@ async def board_page(request: web.Request) -> web.Response:
         f'data-since="{ctx.clock.now()}" data-t0="{t0}" data-end="{end}" '
         f'data-grid-src="{base}/grids/">'
         f'<p class="head">{html.level_badge(meta.level.value if meta.level else "")}'
-        f'{html.drill_badge(meta.drill)} <span id="cstate">{html.CAMPAIGN_STATE_ZH[meta.state]}</span>'
+        f'{html.drill_badge(meta.drill)} '
+        f'<span id="cstate">{html.CAMPAIGN_STATE_ZH[meta.state]}</span>'
         f' · {esc(meta.area)} · 开始 {html.bj(t0)} · 已用时 <b id="elapsed">'
         f'{html.duration((end or ctx.clock.now()) - t0)}</b></p>'
         f'<p class="source">来源：{thread.source_html(root, users) if root else "未记录"}'
         + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
-        + stopped + f'<div class="tools">{_tools(request, cid, meta, owner, stop is not None)}</div>'
+        + stopped
+        + f'<div class="tools">{_tools(request, cid, meta, owner, stop is not None)}</div>'
         f'{_stats(snap["counts"])}'
         f'<div class="split"><div class="card"><p>{crumbs}</p>'
-        f'{svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes, fit_shapes=not (town or village))}'
+        f'{svg}'
         f'{_legend(bool(shapes))}<div id="grid-panel" hidden></div></div>'
         f'<div><details class="card alert-card" open><summary>预警内容</summary>'
         f'{thread.alert_text(latest.alert) if latest else ""}</details>'

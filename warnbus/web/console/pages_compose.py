@@ -96,22 +96,33 @@ def compose_form(con: Console, csrf: str, f: DraftForm, errs: dict[str, str], *,
         return f'<span class="err">{esc(errs[name])}</span>' if name in errs else ""
 
     status = options([("Actual", "正式"), ("Exercise", "演练")], f.status)
+    level_opts = options([("", "请选择级别")] + [(lv.value, LEVEL_ZH[lv.value]) for lv in levels],
+                         f.level)
     return (
         f'<form method="post" action="{PREFIX}/compose" id="compose" class="card" '
         f'data-hazards="{esc(hz_data)}">{csrf_field(csrf)}'
         f'<input type="hidden" name="kind" value="{kind}"><input type="hidden" name="campaign" '
         f'value="{esc(campaign)}"><input type="hidden" name="draft" value="{esc(draft)}">'
         '<div class="grid2">'
-        f'<label>灾种<select name="hazard" id="hazard">{options([("", "请选择")] + [(h.key, h.name) for h in hz], f.hazard)}</select>{err("hazard")}</label>'
-        f'<label>级别<select name="level" id="level">{options([("", "请选择级别")] + [(lv.value, LEVEL_ZH[lv.value]) for lv in levels], f.level)}</select>{err("level")}</label>'
+        '<label>灾种<select name="hazard" id="hazard">'
+        f'{options([("", "请选择")] + [(h.key, h.name) for h in hz], f.hazard)}</select>'
+        f'{err("hazard")}</label>'
+        '<label>级别<select name="level" id="level">'
+        f'{level_opts}</select>{err("level")}</label>'
         f'<label>性质<select name="status">{status}</select>{err("status")}</label>'
-        f'<label>生效时间（北京时间）<input type="datetime-local" name="effective" value="{esc(f.effective)}">{err("effective")}</label>'
-        f'<label>失效时间（北京时间）<input type="datetime-local" name="expires" value="{esc(f.expires)}">{err("expires")}</label></div>'
-        f'<label>标题<input name="headline" id="headline" value="{esc(f.headline)}" maxlength="120">{err("headline")}</label>'
-        f'<label>内容<textarea name="description" rows="3" placeholder="预计影响时间、强度与范围">{esc(f.description)}</textarea></label>'
-        f'<label>防御指南<textarea name="instruction" id="instruction" rows="3">{esc(f.instruction)}</textarea></label>'
+        '<label>生效时间（北京时间）<input type="datetime-local" name="effective" '
+        f'value="{esc(f.effective)}">{err("effective")}</label>'
+        '<label>失效时间（北京时间）<input type="datetime-local" name="expires" '
+        f'value="{esc(f.expires)}">{err("expires")}</label></div>'
+        f'<label>标题<input name="headline" id="headline" value="{esc(f.headline)}" '
+        f'maxlength="120">{err("headline")}</label>'
+        '<label>内容<textarea name="description" rows="3" placeholder="预计影响时间、强度与范围">'
+        f'{esc(f.description)}</textarea></label>'
+        '<label>防御指南<textarea name="instruction" id="instruction" rows="3">'
+        f'{esc(f.instruction)}</textarea></label>'
         f'<fieldset><legend>预警区域 {err("areas")}</legend>'
-        '<p class="muted hint">勾选乡镇或村，或在地图上绘制区域；两者可同时使用，预警覆盖其合集。</p>'
+        '<p class="muted hint">勾选乡镇或村，或在地图上绘制区域；'
+        '两者可同时使用，预警覆盖其合集。</p>'
         f'{area_tree(ctx.registry, f.areas)}{drawn_fields(f, err("polygon"))}</fieldset>'
         '<div class="actions"><button type="button" id="preview-btn">预览覆盖范围</button>'
         '<button class="primary" id="submit-btn">提交发布</button></div></form>')
@@ -137,7 +148,8 @@ def draw_map(con: Console) -> str:
         '<button type="button" id="undo-btn" disabled>撤销上一点</button>'
         '<button type="button" id="clear-btn" disabled>清除</button>'
         '<button type="button" id="finish-btn" class="primary" disabled>完成</button></div>'
-        '<p class="muted hint" id="draw-hint">点击“在地图上绘制区域”，再在地图上逐点点击（手机上轻触）'
+        '<p class="muted hint" id="draw-hint">点击“在地图上绘制区域”，'
+        '再在地图上逐点点击（手机上轻触）'
         '勾画区域边界，至少3个点；点击“完成”或首个点闭合区域。</p>'
         f'{svgmap.svg(con.app.ctx.registry, map_id="compose-map")}</div>')
 
@@ -160,14 +172,15 @@ async def compose_page(request: web.Request) -> web.Response:
     return compose_response(request, title, f, {}, kind, campaign)
 
 
-def compose_response(request: web.Request, title: str, f: DraftForm, errs: dict[str, str], kind: str,
-             campaign: str, draft: str = "") -> web.Response:
+def compose_response(request: web.Request, title: str, f: DraftForm, errs: dict[str, str],
+                     kind: str, campaign: str, draft: str = "") -> web.Response:
     con = console(request)
     form_html = compose_form(con, session_of(request).csrf, f, errs, kind=kind,
                              campaign=campaign, draft=draft)
     body = (f'<div class="split"><div>{form_html}</div>'
             f'<div>{draw_map(con)}'
-            '<div id="preview" class="card"><p class="muted">选择区域后点击“预览覆盖范围”。</p></div></div></div>')
+            '<div id="preview" class="card"><p class="muted">选择区域后点击“预览覆盖范围”。</p>'
+            '</div></div></div>')
     return page(request, title, body, active="compose", status=422 if errs else 200)
 
 
@@ -347,7 +360,8 @@ def area_summary(con: Console, f: DraftForm) -> str:
     regions = con.app.ctx.registry.data.regions
     parts = [esc(regions[a].name if a in regions else a) for a in f.areas]
     if f.polygon:
-        parts.append(f'{esc(f.polygon_desc or drawn.DEFAULT_DESC)}（地图绘制，{len(f.polygon) - 1}个顶点）'
+        parts.append(f'{esc(f.polygon_desc or drawn.DEFAULT_DESC)}（地图绘制，'
+                     f'{len(f.polygon) - 1}个顶点）'
                      f'<details><summary>CAP 多边形坐标</summary><p class="msg">'
                      f'{esc(drawn.cap_text(f.polygon))}</p></details>')
     return "、".join(parts) or "—"

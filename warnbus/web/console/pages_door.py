@@ -29,8 +29,8 @@ async def _verified(request: web.Request) -> tuple[str, str, str] | web.Response
         got = con.doors.verify(request.match_info["token"], con.app.ctx.clock.now())
     except AuthError as e:
         await admit_request(False)
-        return _reply("链接无效", f'<p class="err">入户登记链接无效或已过期（{esc(e.message)}）。</p>',
-                      403)
+        return _reply("链接无效",
+                      f'<p class="err">入户登记链接无效或已过期（{esc(e.message)}）。</p>', 403)
     await admit_request(True)
     return got
 

@@ -152,7 +152,8 @@ async def draft_page(request: web.Request) -> web.Response:
                     f'class="inline">{csrf_field(csrf)}<button id="withdraw-btn" '
                     'data-confirm="撤回该草稿？撤回后不会发布。">撤回</button></form>')
     if d.campaign_id and d.state == DraftState.PUBLISHED:
-        actions += f'<p><a class="button" href="{PREFIX}/campaigns/{d.campaign_id}">查看叫应进展</a></p>'
+        actions += (f'<p><a class="button" href="{PREFIX}/campaigns/{d.campaign_id}">'
+                    '查看叫应进展</a></p>')
     small = svgmap.svg(con.app.ctx.registry, selected=chosen, focus=",".join(f.areas),
                        shapes=(f.polygon,) if f.polygon else (), fit_shapes=True,
                        map_id="draft-map")
@@ -170,7 +171,8 @@ async def draft_approve(request: web.Request) -> web.StreamResponse:
     d = await _draft(request)
     user = user_of(request)
     if user.name == d.drafted_by:
-        return web.Response(status=403, text=html.bare("不能审批", '<p class="err">不能批准自己起草的预警，须由另一位审批人批准。</p>'),
+        return web.Response(status=403, text=html.bare(
+            "不能审批", '<p class="err">不能批准自己起草的预警，须由另一位审批人批准。</p>'),
                             content_type="text/html")
     rev = (await form(request)).get("rev", "")
     drafts = _drafts(request)

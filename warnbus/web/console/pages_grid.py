@@ -56,7 +56,8 @@ async def grid_page(request: web.Request) -> web.Response:
         for d, st in speakers) or '<li class="muted">本网格没有应急广播</li>'
     msg = flash(request)
     body = ((f'<p class="ok">{esc(msg)}</p>' if msg else "")
-            + f'<p><a href="{board}">← 返回叫应看板</a> · {html.level_badge(meta.level.value if meta.level else "")}'
+            + f'<p><a href="{board}">← 返回叫应看板</a>'
+              f' · {html.level_badge(meta.level.value if meta.level else "")}'
             f'{html.drill_badge(meta.drill)} {esc(meta.headline)}</p>'
             f'<div class="chases one" id="grid-case">{card}</div>'
             f'<h2>经过（按时间）</h2>{caseview.timeline_html(case, got, users)}'

@@ -18,10 +18,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from warnbus.domain.models import mask_phone
+from warnbus.domain.states import DeviceState
 from warnbus.registry import dump_registry, read_registry, validate_registry
 from warnbus.registry_io.export import masked
 from warnbus.runtime import services
-from warnbus.state.devices import DeviceRecord, DeviceState, DeviceStatusBook
+from warnbus.state.devices import DeviceRecord, DeviceStatusBook
 from warnbus.web.console import html, pages_registry_io
 from warnbus.web.console.base import (
     PREFIX,
@@ -60,10 +61,13 @@ async def registry_page(request: web.Request) -> web.Response:
     if user_of(request).has("admin"):
         imp = pages_registry_io.import_form(session_of(request).csrf) + (
                f'<h2>导入 JSON 台账</h2><form method="post" action="{PREFIX}/registry/import" '
-               f'enctype="multipart/form-data" class="card row">{csrf_field(session_of(request).csrf)}'
+               'enctype="multipart/form-data" class="card row">'
+               f'{csrf_field(session_of(request).csrf)}'
                '<input type="file" name="file" accept=".zip" required>'
-               '<button>校验并暂存</button></form><p class="muted">上传含 regions.json、grids.json、'
-               'persons.json、devices.json 的 zip；校验通过后暂存，重启服务并指定该目录后生效。</p>')
+               '<button>校验并暂存</button></form><p class="muted">'
+               '上传含 regions.json、grids.json、'
+               'persons.json、devices.json 的 zip；'
+               '校验通过后暂存，重启服务并指定该目录后生效。</p>')
     msg = flash(request)
     version = con.app.ctx.registry_version
     body = ((f'<pre class="ok">{esc(msg)}</pre>' if msg else "") + _nav("")
@@ -106,12 +110,14 @@ async def people_page(request: web.Request) -> web.Response:
             continue
         edit = (f'<a href="{PREFIX}/registry/people/{quote(p.id)}">编辑</a>' if admin else "")
         rows.append([esc(p.id), esc(p.name), PERSON_ROLE_ZH.get(p.role.value, p.role.value),
-                     esc(region.name if region else p.region), esc(mask_phone(p.phone) if p.phone else ""),
+                     esc(region.name if region else p.region),
+                     esc(mask_phone(p.phone) if p.phone else ""),
                      "是" if p.wecom else "", "是" if p.drill else "", edit])
     msg = flash(request)
     shown = f'<pre class="ok">{esc(msg)}</pre>' if msg else ""
     return page(request, "网格台账 · 人员", shown + _nav("/people") + _search(q) + _limited(
-        ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练", ""], rows), active="registry")
+        ["编号", "姓名", "角色", "所属", "电话", "企业微信", "参加演练", ""], rows),
+        active="registry")
 
 
 async def device_status(app: Any) -> dict[str, DeviceRecord]:

@@ -71,7 +71,8 @@ async def export_xlsx(request: web.Request) -> web.Response:
 
 def import_form(csrf: str) -> str:
     """The upload form of the registry page (admins)."""
-    crs = html.options((("", "从文件读取（.prj / GeoJSON）"), ("gcj02", "GCJ-02（高德、腾讯等网页地图坐标）"),
+    crs = html.options((("", "从文件读取（.prj / GeoJSON）"),
+                        ("gcj02", "GCJ-02（高德、腾讯等网页地图坐标）"),
                         ("EPSG:4490", "CGCS2000 经纬度（EPSG:4490，用于缺少 .prj 的 shapefile）")))
     return (
         f'<h2>导入 Excel 台账</h2><form method="post" action="{HOME}/upload" '
@@ -81,8 +82,10 @@ def import_form(csrf: str) -> str:
         'accept=".geojson,.json,.zip"></label><label>坐标系 <select name="crs">'
         f'{crs}</select></label><label>对应字段 <input name="key" placeholder="网格编号" size="8">'
         '</label></div><div class="row"><button>上传并预览</button></div></form>'
-        '<p class="muted">工作簿中有的表替换对应记录，没有的表保持不变；先预览变化与问题（精确到表、行、列），'
-        '确认后应用，无需重启。边界文件为 GeoJSON 或含 .shp/.shx/.dbf/.prj 的 zip，坐标系 CGCS2000。</p>')
+        '<p class="muted">工作簿中有的表替换对应记录，没有的表保持不变；'
+        '先预览变化与问题（精确到表、行、列），'
+        '确认后应用，无需重启。'
+        '边界文件为 GeoJSON 或含 .shp/.shx/.dbf/.prj 的 zip，坐标系 CGCS2000。</p>')
 
 
 def tools(request: web.Request) -> str:
@@ -186,7 +189,8 @@ def _diff_html(d: Diff) -> str:
               if d.phones_changed else "")
     more = f'<p class="muted">仅列出前 {SHOWN} 处变化。</p>' if len(d.changes) > SHOWN else ""
     return (f'<h2>变化：{esc(d.summary())}</h2><div class="stats">{stats}{phones}</div>'
-            + (html.table(["操作", "类别", "编号", "名称", "内容"], _change_rows(d.changes), "small diff")
+            + (html.table(["操作", "类别", "编号", "名称", "内容"], _change_rows(d.changes),
+                          "small diff")
                if d.changes else "") + more)
 
 
@@ -205,10 +209,12 @@ async def preview_page(request: web.Request) -> web.StreamResponse:
     _book, staged, r = await _staged(request)
     current = con.app.ctx.registry_version
     stale = current != staged.base_version
-    head = (f'<p>{esc(staged.source)}（{esc(staged.by)} 上传，基于台账版本 {staged.base_version}）</p>')
+    head = (f'<p>{esc(staged.source)}（{esc(staged.by)} 上传，'
+            f'基于台账版本 {staged.base_version}）</p>')
     action = ""
     if stale:
-        action = (f'<p class="err">台账已被他人更新（当前版本 {current}）：此预览不能应用，请重新上传。</p>')
+        action = (f'<p class="err">台账已被他人更新（当前版本 {current}）：此预览不能应用，'
+                  '请重新上传。</p>')
     elif r.problems or r.diff.empty:
         action = f'<p><a href="{HOME}">返回，改好后重新上传</a></p>'
     else:
@@ -270,13 +276,16 @@ async def person_page(request: web.Request) -> web.StreamResponse:
     roles = html.options(((r.value, role_zh(r)) for r in Role), person.role.value)
     region = con.app.ctx.registry.data.regions.get(person.region)
     body = ((f'<pre class="err">{esc(msg)}</pre>' if msg else "")
-            + f'<form method="post" class="card" id="person-edit">{csrf_field(session_of(request).csrf)}'
+            + '<form method="post" class="card" id="person-edit">'
+              f'{csrf_field(session_of(request).csrf)}'
             f'<input type="hidden" name="v" value="{con.app.ctx.registry_version}">'
-            f'<p>{esc(person.id)} · {esc(person.name)} · {esc(region.name if region else person.region)}'
+            f'<p>{esc(person.id)} · {esc(person.name)} · '
+            f'{esc(region.name if region else person.region)}'
             f'（现手机 {esc(mask_phone(person.phone) if person.phone else "无")}）</p>'
             f'<div class="row"><label>手机 <input name="phone" value="{esc(person.phone or "")}" '
             f'inputmode="tel"></label><label>职位 <select name="role">{roles}</select></label>'
-            '<button>保存</button></div></form><p class="muted">保存后立即生效（正在进行的叫应下一次呼叫即用新号码），'
+            '<button>保存</button></div></form><p class="muted">'
+            '保存后立即生效（正在进行的叫应下一次呼叫即用新号码），'
             '并记入变更记录。</p>')
     return page(request, f"编辑人员 · {person.name}", body, active="registry")
 

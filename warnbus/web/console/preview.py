@@ -105,7 +105,8 @@ def deadline_zh(policy: LevelPolicyLike) -> str:
     """The 叫应 a warning's persons are held to."""
     if not policy.ack_deadline_s:
         return "无需确认"
-    return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，未确认重拨{policy.redials}次后逐级升级")
+    return (f"{int(policy.ack_deadline_s // 60)}分钟内须确认，"
+            f"未确认重拨{policy.redials}次后逐级升级")
 
 
 def site_terms(policy: LevelPolicyLike, site_policy: LevelPolicyLike, site_people: int,
@@ -238,7 +239,7 @@ def _cancel_zh(policy: LevelPolicyLike) -> str:
 def _first_waves(ctx: Context, pctx: PlanContext, targets: Sequence[Target],
                  policy: LevelPolicyLike, site_policy: LevelPolicyLike) -> list[Delivery]:
     """The first wave to the persons of `targets`, the people of sites only on the sites'
-    policy (as `Intake._waves` plans it)."""
+    policy (as `CampaignLifecycle._waves` plans it)."""
     out: list[Delivery] = []
     for pol, group in by_policy(targets, policy, site_policy):
         out += plan_persons(pctx, persons_of(ctx, group), pol.channels, Step.first_wave(),
@@ -254,7 +255,8 @@ def preview_html(p: dict[str, Any]) -> str:
                     f'<p class="msg">{esc(t)}</p></details>' for label, t in p["texts"])
     approval = ('<p class="warn">该级别须由第二人（审批人）批准后发布。</p>'
                 if p["needs_approval"] else "")
-    drill = '<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>' if p["drill"] else ""
+    drill = ('<p class="warn">演练：仅发送给参与演练的人员，消息标注【演练】。</p>'
+             if p["drill"] else "")
     title = {"cancel": "解除通知预览", "update": "更新预览"}.get(p["kind"], "覆盖范围预览")
     # A 解除 is sent once: "if nobody confirms, all redialled" would promise calls never made.
     count = "消息数" if p["kind"] == "cancel" else "首轮消息数"

@@ -138,7 +138,8 @@ async def print_page(request: web.Request) -> web.Response:
     filed = filed_rows(ctx, await record_rows(ctx, meta.root), audit, users)
     fb = await feedback_rows(ctx, cid)
     acks = await ctx.store.acks(cid)
-    manual = [[esc(_person_name(ctx, a.person_id)), bj(a.at), esc(users.get(a.by or "", a.by or "")), esc(a.reason or "")]
+    manual = [[esc(_person_name(ctx, a.person_id)), bj(a.at),
+               esc(users.get(a.by or "", a.by or "")), esc(a.reason or "")]
               for a in sorted(acks.values(), key=lambda a: a.at) if a.via is AckVia.CONSOLE]
     doors = [[esc(ctx.registry.data.grids[g].name if g in ctx.registry.data.grids else g),
               bj(o.at), esc(users.get(o.by, o.by)), esc(o.to), "待反馈"]

@@ -122,12 +122,14 @@ async def records_page(request: web.Request) -> web.Response:
     filt = (f'<form method="get" class="card row filters">'
             f'<label>自<input type="date" name="from" value="{esc(q["from"])}"></label>'
             f'<label>至<input type="date" name="to" value="{esc(q["to"])}"></label>'
-            f'<label>灾种<input name="event" value="{esc(q["event"])}" placeholder="如 暴雨"></label>'
+            f'<label>灾种<input name="event" value="{esc(q["event"])}" placeholder="如 暴雨">'
+            '</label>'
             f'<label>级别<select name="level">{html.options(levels, q["level"])}</select></label>'
-            f'<label>乡镇<select name="town">{html.options([("", "全县"), *towns], q["town"])}</select></label>'
+            f'<label>乡镇<select name="town">{html.options([("", "全县"), *towns], q["town"])}'
+            '</select></label>'
             '<button>筛选</button></form>')
-    body = (filt + html.table(["时间", "灾种", "级别", "预警", "状态", "首个确认", "5分钟确认率", "记录"],
-                              rows)
+    body = (filt + html.table(["时间", "灾种", "级别", "预警", "状态", "首个确认", "5分钟确认率",
+                               "记录"], rows)
             + "<h2>统计（所选预警合计）</h2>" + stats_table(names, pooled))
     return page(request, "记录统计", body, active="records")
 
@@ -150,4 +152,5 @@ async def record_csv(request: web.Request) -> web.Response:
     buf = io.StringIO()
     write_csv(buf, COLUMNS, ([r[c] for c in COLUMNS] for r in filed.rows))
     return web.Response(text="\ufeff" + buf.getvalue(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="jiaoying-{cid}.csv"'})
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="jiaoying-{cid}.csv"'})

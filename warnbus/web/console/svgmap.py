@@ -166,6 +166,7 @@ def svg(registry: Registry, states: Mapping[str, str] | None = None, *,
             name = regions[code].name if code in regions else ""
             parts.append(f'<text x="{cx:.0f}" y="{cy:.0f}" class="lbl">{esc(name)}</text>')
     for r in rings:
-        parts.append(f'<path d="{shape_path(geom, r)}" class="drawn"><title>手绘区域</title></path>')
+        parts.append(f'<path d="{shape_path(geom, r)}" class="drawn">'
+                     '<title>手绘区域</title></path>')
     parts.append("</svg>")
     return "".join(parts)
