@@ -26,6 +26,7 @@ from warnbus.domain.states import CampaignState, TargetState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import device_id
 from warnbus.flow.chains import Chains, decide_held
+from warnbus.flow.durable import UNAVAILABLE
 from warnbus.flow.escalation import (
     Deadline,
     Expiry,
@@ -66,6 +67,9 @@ class Ticker:
         self.ctx = ctx
         self.consumer = consumer
         self._grids_checked = -math.inf  # time.monotonic() of the last grid check
+        # A tick failed (Redis went away): what it had read waits in this consumer's pending
+        # list, unhandled, until the next tick handles it.
+        self._unhandled = False
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -78,13 +82,30 @@ class Ticker:
                 await asyncio.sleep(1.0)
 
     async def tick(self, block_ms: int = 0) -> int:
-        """Promote what is due now and handle every due timer; return how many."""
+        """Promote what is due now and handle every due timer; return how many. After a
+        failed tick, first what it had read (its redials and escalations), once: else they
+        waited for the sweep's lease, half a minute after Redis came back."""
+        try:
+            return await self._tick(block_ms)
+        except BaseException:
+            self._unhandled = True
+            raise
+
+    async def _tick(self, block_ms: int) -> int:
         ctx = self.ctx
+        n = 0
+        if self._unhandled:
+            after = b"0"
+            while entries := await ctx.timers.read_due(self.consumer, 200, 0, after=after):
+                await self.handle(entries)
+                n += len(entries)
+                after = entries[-1].entry_id  # one that failed again is left to the sweep
+            self._unhandled = False
         while await ctx.timers.promote(ctx.clock.frame()) >= 1000:
             pass
         entries = await ctx.timers.read_due(self.consumer, 200, block_ms)
         await self.handle(entries)
-        return len(entries)
+        return n + len(entries)
 
     async def sweep(self) -> int:
         """Take over due timers of a dead process; now and then, check the open grids."""
@@ -98,21 +119,35 @@ class Ticker:
         return len(entries)
 
     async def handle(self, entries: Sequence[TimerEntry]) -> None:
+        """Handle each timer and acknowledge those handled. Redis unavailable stops the
+        batch (nothing acknowledged: handled again, idempotently); any other failure is one
+        timer's: logged and left pending for the sweep, the others go on."""
+        handled: list[TimerEntry] = []
         for e in entries:
-            item = decode_timer(e.member)
-            if isinstance(item, Deadline):
-                await self.deadline(item)
-            elif isinstance(item, Retry):
-                await self.ctx.lanes.enqueue([item.delivery])
-            elif isinstance(item, SpeakerCheck):
-                await self.speakers(item)
-            elif isinstance(item, FeedbackDue):
-                await feedback_due(self.ctx, item)
-            elif isinstance(item, Expiry) and await self.ctx.store.finish(
-                item.campaign_id, CampaignState.EXPIRED, self.ctx.clock.now()
-            ):
-                log.info("campaign expired", campaign_id=item.campaign_id)
-        await self.ctx.timers.done(entries)
+            try:
+                await self._handle_one(e)
+            except UNAVAILABLE:
+                raise
+            except Exception:
+                log.exception("timer failed; left for the sweep", entry=e.entry_id)
+                continue
+            handled.append(e)
+        await self.ctx.timers.done(handled)
+
+    async def _handle_one(self, e: TimerEntry) -> None:
+        item = decode_timer(e.member)
+        if isinstance(item, Deadline):
+            await self.deadline(item)
+        elif isinstance(item, Retry):
+            await self.ctx.lanes.enqueue([item.delivery])
+        elif isinstance(item, SpeakerCheck):
+            await self.speakers(item)
+        elif isinstance(item, FeedbackDue):
+            await feedback_due(self.ctx, item)
+        elif isinstance(item, Expiry) and await self.ctx.store.finish(
+            item.campaign_id, CampaignState.EXPIRED, self.ctx.clock.now()
+        ):
+            log.info("campaign expired", campaign_id=item.campaign_id)
 
     async def deadline(self, timer: Deadline) -> None:
         ctx = self.ctx

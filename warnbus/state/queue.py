@@ -378,14 +378,19 @@ class Timers:
                                 factor=repr(float(factor)), limit=limit)
         return int(n)
 
-    async def read_due(self, consumer: str, count: int, block_ms: int) -> list[TimerEntry]:
+    async def read_due(self, consumer: str, count: int, block_ms: int,
+                       *, after: bytes | None = None) -> list[TimerEntry]:
+        """Due timers not yet read by anyone; with `after`, instead those this consumer read
+        and never acknowledged, from after that entry id (b"0": all of them)."""
         reply: Any = await self.redis.xreadgroup(
-            keys.GROUP, consumer, {keys.TIMERS_DUE: ">"}, count=count, block=block_ms or None
+            keys.GROUP, consumer, {keys.TIMERS_DUE: ">" if after is None else after},
+            count=count, block=None if after is not None else (block_ms or None),
         )
         out: list[TimerEntry] = []
         for _stream, messages in (reply.items() if isinstance(reply, dict) else reply or []):
             for entry_id, fields in messages:
-                out.append(TimerEntry(entry_id, fields[b"m"]))
+                if fields:  # an id still pending whose entry is gone reads without fields
+                    out.append(TimerEntry(entry_id, fields[b"m"]))
         return out
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 500) -> list[TimerEntry]:
