@@ -26,8 +26,9 @@ from warnbus.plugin import ProviderStatus
 TOWNSHIP = ("430623101000",)
 
 
-class Killed(Exception):
-    """Stands for the process dying at this point."""
+class Killed(BaseException):
+    """Stands for the process dying at this point: nothing after it runs, no handler of
+    errors takes it (the ticker leaves one timer's own failure to the sweep and goes on)."""
 
 
 @pytest_asyncio.fixture
