@@ -132,3 +132,29 @@ async def test_open_pages_look_at_redis_once_a_turn_between_them(web) -> None:  
     # turn (pages ask at their own moments around the end of a turn).
     assert 0 < looks <= 3 * 10, looks
     assert 0 < grids <= 2 * 10 * 6, grids  # a board's turn reads ~5 hashes, once for all
+
+
+async def test_a_stream_opened_after_an_action_never_sends_the_state_before_it(web) -> None:  # type: ignore[no-untyped-def]
+    """A page served after a stop opened its stream while another stream's snapshot, taken
+    before the stop, was still kept for the turn: the fresh page's counts went back to 91
+    people calling until the next turn (a CI run of the browser test caught it)."""
+    client, h = web
+    # One look per minute at most: a kept snapshot would be sent for the whole minute.
+    await client.server.app[CONSOLE].save_settings(ConsoleSettings(sse_interval_s=60))
+    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    await h.drain()
+    s = await sign_in(client, "alan")
+    board = f"/console/campaigns/{cid}/events"
+    async with client.get(board) as resp:
+        before = await Events(resp).next("state")
+    async with client.get("/console/events") as resp:
+        assert "已停止叫应" not in (await Events(resp).next())["live"]
+    assert before["counts"]["p_pending"] > 0
+    r = await client.post(f"/console/campaigns/{cid}/stop", allow_redirects=False,
+                          data={"_csrf": s.csrf, "reason": "误报"})
+    assert r.status == 303
+    async with client.get(board) as resp:
+        after = await Events(resp).next("state")
+    assert after["counts"].get("p_pending", 0) == 0 and after["counts"]["g_calling"] == 0
+    async with client.get("/console/events") as resp:
+        assert "已停止叫应" in (await Events(resp).next())["live"]

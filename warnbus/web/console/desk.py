@@ -50,10 +50,11 @@ class DeskWatch:
     approver: bool  # sees the drafts waiting for approval
     shared: Shared = field(default_factory=Shared)
     ttl_s: float = 0.0
+    since: float = 0.0  # its stream's opening: nothing older is sent (`Shared.get`)
 
     async def poll(self, ctx: Context) -> dict[str, Any]:
         return dict(await self.shared.get(("desk", self.approver), self.ttl_s,
-                                          lambda: self._look(ctx)))
+                                          lambda: self._look(ctx), since=self.since))
 
     async def _look(self, ctx: Context) -> dict[str, Any]:
         newest = await ctx.store.messages.newest(0, WATCHED)

@@ -3,6 +3,7 @@ and grids, the pending list from the first minute, the alert's text, source and 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -230,10 +231,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     cid = request.match_info["cid"]
     await campaign_meta(ctx, cid)
     ttl = (await con.settings()).sse_interval_s
-    watch = DeskWatch(user_of(request).has("approver"), con.shared, ttl)
+    opened = time.monotonic()  # after the page was served: send nothing older
+    watch = DeskWatch(user_of(request).has("approver"), con.shared, ttl, opened)
 
     async def state() -> dict[str, Any]:
-        snap = dict(await con.shared.get(("board", cid), ttl, lambda: snapshot(ctx, cid)))
+        snap = dict(await con.shared.get(("board", cid), ttl, lambda: snapshot(ctx, cid),
+                                          since=opened))
         snap["desk"] = await watch.poll(ctx)
         snap.pop("now")  # the page counts the seconds itself: send only what changed
         return snap

@@ -3,6 +3,7 @@ recent warnings, and the notices of new ones; it refreshes itself over server-se
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -60,16 +61,18 @@ async def desk_events(request: web.Request) -> web.StreamResponse:
     ctx = con.app.ctx
     user = user_of(request)
     ttl = (await con.settings()).sse_interval_s
-    watch = DeskWatch(user.has("approver"), con.shared, ttl)
+    opened = time.monotonic()  # after the page was served: send nothing older
+    watch = DeskWatch(user.has("approver"), con.shared, ttl, opened)
     show_drafts = user.has("drafter", "approver")
 
     async def state() -> dict[str, Any]:
         news = await watch.poll(ctx)
-        rows = await con.shared.get("live", ttl, lambda: live_rows(ctx))
+        rows = await con.shared.get("live", ttl, lambda: live_rows(ctx), since=opened)
         out: dict[str, Any] = {"live": live_html(rows, ctx.clock.now()), "desk": news}
         if show_drafts:
             out["drafts"] = drafts_html(news["drafts"] if watch.approver else await
-                                        con.shared.get("drafts", ttl, lambda: pending_drafts(ctx)))
+                                        con.shared.get("drafts", ttl, lambda: pending_drafts(ctx),
+                                                       since=opened))
         return out
 
     return await stream(request, state, "desk")
