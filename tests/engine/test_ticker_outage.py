@@ -9,12 +9,14 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from tests.engine.helpers import cap_alert, make_harness
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
 from warnbus.runtime.services import ManagedService
 from warnbus.state import keys
+from warnbus.state.queue import TimerEntry
 
 
 async def _pending_due(url: str) -> int:
@@ -59,3 +61,28 @@ async def test_a_timer_that_fails_alone_does_not_hold_up_the_batch(redis_url: st
     assert handled > 1
     # Only the bad one is left pending (for the sweep); the batch's others are acknowledged.
     assert await _pending_due(redis_url) == 1
+
+
+async def test_an_error_redis_answers_is_one_timers_not_an_outage(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script's error (a ResponseError, a RedisError too) would come again at once: taken
+    for an outage, it stopped every tick at the same timer for good."""
+    h = await make_harness(redis_url)
+    await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+    await h.drain()
+    ticker = h.app.engine.ticker
+    handle_one = ticker._handle_one
+    seen: list[bytes] = []
+
+    async def first_fails(e: TimerEntry) -> None:
+        seen.append(e.entry_id)
+        if e.entry_id == seen[0]:
+            raise ResponseError("ERR a script's own error")
+        await handle_one(e)
+
+    monkeypatch.setattr(ticker, "_handle_one", first_fails)
+    h.clock.advance(3600)
+    assert await ticker.tick() > 1
+    while await ticker.tick():  # the next ticks are not held at it
+        pass
+    assert await _pending_due(redis_url) == 1  # the one that failed, for the sweep

@@ -2,7 +2,8 @@
 
 Every engine process beats in Redis (`[engine] heartbeat_s`); the sweepers take the pending
 entries of a process whose beat stopped at once, instead of after the 30-s lease, so a redial
-it held is a few seconds late, not a lease late (issue 16, item 7). Real processes on the
+it held is a few seconds late, not a lease late (issue 16, item 7), and a send it had claimed
+is made again by its heir at once (the claim names its holder). Real processes on the
 shipped lease: a doomed one and its heir in the same role (beside a worker for the timer
 case); the county's first wave (worker) or its first-wave deadlines, all due together
 (timer), and the doomed process is SIGKILLed while it holds some of them.
@@ -100,10 +101,16 @@ async def test_work_of_a_killed_process_is_taken_over_within_seconds(
             return True
 
         await wait_for(handled, 60, "the dead process's entries handled by the heir")
+        # Handled too within seconds: the claims the dead worker held count as expired for
+        # the heir (they name their holder), not after the lease (the heir's sends of what
+        # it took get 5 s more on a loaded machine; the lease is 30 s).
+        done = time.monotonic() - killed
+        assert done < WITHIN_S + 5, f"handled after {done:.1f} s, not within seconds"
         for p in procs:
             assert not p.tracebacks(), p.tracebacks()
         save_figures({"test": f"heartbeat_takeover_{role}", "held": len(held),
-                      "taken_after_s": round(took, 2), "lease_s": LEASE_S})
+                      "taken_after_s": round(took, 2), "handled_after_s": round(done, 2),
+                      "lease_s": LEASE_S})
     finally:
         for p in procs:
             p.kill()

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 
 class DeliveryState(StrEnum):
-    """Where one delivery stands (`dstate`: "state|attempts|lease_until")."""
+    """Where one delivery stands (`dstate`: "state|attempts|lease_until[|holder]")."""
 
     QUEUED = "queued"  # on its lane, never claimed (no dstate entry yet)
     SENDING = "sending"  # claimed by a worker under a lease; the provider call may be running

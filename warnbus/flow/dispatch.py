@@ -27,6 +27,7 @@ from warnbus.domain.models import (
 from warnbus.domain.states import DeliveryState
 from warnbus.errors import LimitedChannelError, PermanentChannelError, TransientChannelError
 from warnbus.flow.breaker import Breakers
+from warnbus.flow.durable import outage
 from warnbus.flow.escalation import Retry, encode_timer
 from warnbus.flow.fallback import Cause, plan_fallbacks
 from warnbus.flow.reroute import LimitGate
@@ -77,30 +78,49 @@ class Dispatcher:
         # share it (their sends take turns, so each batch waits on the others').
         count = cfg.batch if not rate else max(1, min(cfg.batch, int(rate)))
         count = max(1, count // cfg.lane_readers)
+        mine = frozenset({self.consumer})
         async with pinned(self.ctx.redis, self.ctx.store, self.ctx.lanes) as io:
+            held: Sequence[LaneEntry] = ()  # a batch whose turn failed (Redis away, say)
             while not stop.is_set():
                 try:
-                    entries = await io.lanes.read(channel, self.consumer, count, 500)
-                    if entries:
-                        await self.process(channel, entries, io)
+                    if held:
+                        # Failed with Redis away: processed again as soon as it answers, not
+                        # after the lease. What it recorded is skipped, and its own claims
+                        # count as expired (its sends had all returned when the turn failed).
+                        await self.process(channel, held, io, gone=mine)
+                        held = ()
+                    held = await io.lanes.read(channel, self.consumer, count, 500)
+                    if held:
+                        await self.process(channel, held, io)
+                        held = ()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # keep the worker alive; the entries stay pending for reclaim
+                except Exception as e:  # keep the worker alive
                     log.exception("dispatch loop error", channel=channel)
+                    if not outage(e):
+                        # Another error would come again: the batch stays pending and the
+                        # sweep takes it after the lease, while the lane goes on.
+                        held = ()
                     await asyncio.sleep(1.0)
 
     async def sweep(self, channel: str) -> int:
-        """Reclaim and process entries whose worker died (idle longer than the lease)."""
+        """Reclaim and process the entries of dead workers: at once for one whose heartbeat
+        stopped (its claims count as expired), after the lease for one that stays idle."""
         engine = self.ctx.settings.engine
+        taken, gone = await self.ctx.lanes.take_over(channel, self.consumer)
+        if taken:
+            log.warning("took over entries of a dead worker", channel=channel, n=len(taken),
+                        workers=sorted(gone))
+            await self.process(channel, taken, gone=gone)
         idle_ms = int(engine.lease_s * 1000 / engine.clock_factor)
         entries = await self.ctx.lanes.reclaim(channel, self.consumer, max(idle_ms, 1000))
         if entries:
             log.warning("reclaimed entries of a dead worker", channel=channel, n=len(entries))
             await self.process(channel, entries)
-        return len(entries)
+        return len(taken) + len(entries)
 
-    async def process(self, channel: str, entries: Sequence[LaneEntry], io: IO | None = None
-                      ) -> None:
+    async def process(self, channel: str, entries: Sequence[LaneEntry], io: IO | None = None,
+                      gone: frozenset[str] = frozenset()) -> None:
         """Claim, send and record `entries` in chunks of the channel's concurrency, then
         acknowledge the lane entries whose deliveries are all finished.
 
@@ -108,7 +128,8 @@ class Dispatcher:
         sent again after the lease) to one chunk per channel: the in-flight window. The
         acknowledgement waits for the whole batch (one call, not one per chunk): an entry
         left unacknowledged by a crash or a failed chunk only costs a re-read after the
-        lease, whose claims skip what is recorded.
+        lease, whose claims skip what is recorded. Claims held by a name in `gone` (a dead
+        worker's, or this one's own after a failed turn) are taken as expired.
         """
         io = io or IO(self.ctx.store, self.ctx.lanes)
         step = max(1, self.ctx.settings.engine.concurrency)
@@ -126,11 +147,11 @@ class Dispatcher:
                 continue
             # Wait for the provider's rate before claiming, so a lease never runs out in a queue.
             await self._limiter.acquire(channel, rate, len(chunk))
-            complete += tracker.finish(await self._process_chunk(channel, chunk, io))
+            complete += tracker.finish(await self._process_chunk(channel, chunk, io, gone))
         await io.lanes.done(complete)
 
-    async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry], io: IO
-                             ) -> list[LaneEntry]:
+    async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry], io: IO,
+                             gone: frozenset[str] = frozenset()) -> list[LaneEntry]:
         """Claim, send and record `entries`; return those finished (not left in flight)."""
         ctx = self.ctx
         cfg = ctx.settings.engine
@@ -139,7 +160,8 @@ class Dispatcher:
         for e in entries:
             by_c.setdefault(e.delivery.campaign_id, []).append(e)
         claims = await io.store.claim(
-            {c: [e.delivery for e in es] for c, es in by_c.items()}, now, cfg.lease_s
+            {c: [e.delivery for e in es] for c, es in by_c.items()}, now, cfg.lease_s,
+            self.consumer, gone,
         )
         to_send: list[tuple[LaneEntry, int]] = []
         finished: list[LaneEntry] = []

@@ -17,7 +17,13 @@ from typing import TypeVar
 
 import msgspec
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from warnbus.domain.feedback import Report
 from warnbus.domain.models import AckVia
@@ -91,6 +97,17 @@ _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(Op)
 #: What says Redis is not there: refused, reset, timed out (a stall).
 UNAVAILABLE = (RedisError, ConnectionError, TimeoutError)
+#: Errors Redis answers with while it is not ready (loading, read-only or down in a failover).
+_NOT_READY = (ReadOnlyError, TryAgainError, ClusterDownError)
+
+
+def outage(e: BaseException) -> bool:
+    """Whether `e` says Redis is away or not ready, so that the same work, tried again
+    once it answers, may succeed; an error Redis answers a command or script with (a
+    ResponseError) would fail again the same way."""
+    if isinstance(e, _NOT_READY):
+        return True
+    return isinstance(e, UNAVAILABLE) and not isinstance(e, ResponseError)
 
 
 async def durably(ctx: Context, op: OpT, apply: Callable[[OpT], Awaitable[T]]) -> T | None:

@@ -26,7 +26,7 @@ from warnbus.domain.states import CampaignState, TargetState
 from warnbus.domain.steps import Step
 from warnbus.domain.targets import device_id
 from warnbus.flow.chains import Chains, decide_held
-from warnbus.flow.durable import UNAVAILABLE
+from warnbus.flow.durable import outage
 from warnbus.flow.escalation import (
     Deadline,
     Expiry,
@@ -119,16 +119,17 @@ class Ticker:
         return len(entries)
 
     async def handle(self, entries: Sequence[TimerEntry]) -> None:
-        """Handle each timer and acknowledge those handled. Redis unavailable stops the
-        batch (nothing acknowledged: handled again, idempotently); any other failure is one
-        timer's: logged and left pending for the sweep, the others go on."""
+        """Handle each timer and acknowledge those handled. Redis away stops the batch
+        (nothing acknowledged: handled again, idempotently); any other failure, an error
+        Redis answers a script with included, is one timer's: logged and left pending for
+        the sweep, the others go on (it would fail the same way again at once)."""
         handled: list[TimerEntry] = []
         for e in entries:
             try:
                 await self._handle_one(e)
-            except UNAVAILABLE:
-                raise
-            except Exception:
+            except Exception as err:
+                if outage(err):
+                    raise
                 log.exception("timer failed; left for the sweep", entry=e.entry_id)
                 continue
             handled.append(e)

@@ -19,7 +19,7 @@ import structlog
 
 from warnbus.feeds import FeedManager
 from warnbus.flow.dispatch import Dispatcher
-from warnbus.flow.durable import UNAVAILABLE, replay
+from warnbus.flow.durable import UNAVAILABLE, outage, replay
 from warnbus.flow.events import EngineSink
 from warnbus.flow.lifecycle import CampaignLifecycle
 from warnbus.flow.ticker import Ticker
@@ -30,7 +30,7 @@ from warnbus.runtime.context import Context
 from warnbus.runtime.journal import Journal
 from warnbus.runtime.live_registry import LiveRegistry
 from warnbus.runtime.tasks import within
-from warnbus.state.queue import Inbox
+from warnbus.state.queue import Inbox, InboxItem
 
 log = structlog.get_logger("warnbus.runtime.engine")
 
@@ -148,7 +148,15 @@ class Engine:
             items = await self.inbox.reclaim(self.consumer, reclaim_idle_ms)
         else:
             items = await self.inbox.read(self.consumer, block_ms)
-        for item in items:
+        n = len(items)
+        await self._plan(items)
+        return n
+
+    async def _plan(self, items: list[InboxItem]) -> None:
+        """Plan `items` in order, each removed once planned and acknowledged: a turn that
+        fails (Redis away) leaves in `items` exactly what is still to do."""
+        while items:
+            item = items[0]
             if item.alert_id:
                 beat = asyncio.create_task(self._keep_claimed(item.entry_id))
                 try:
@@ -156,7 +164,7 @@ class Engine:
                 finally:
                     beat.cancel()
             await self.inbox.done(item.entry_id)
-        return len(items)
+            items.pop(0)
 
     async def _keep_claimed(self, entry_id: bytes) -> None:
         """Reset the idle time of an inbox item while it is being planned, so no sweeper
@@ -168,13 +176,21 @@ class Engine:
             await self.inbox.keep(self.consumer, entry_id)
 
     async def _inbox_loop(self) -> None:
+        # Items a turn left when Redis went away are planned again as soon as it answers,
+        # not after the lease (planning an item twice is safe: the lifecycle marks what it
+        # did).
+        left: list[InboxItem] = []
         while not self._stop.is_set():
             try:
-                await self.inbox_once(block_ms=500)
+                if not left:
+                    left = await self.inbox.read(self.consumer, 500)
+                await self._plan(left)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
                 log.exception("inbox loop error")
+                if not outage(e):
+                    left = []  # it would fail again: the sweep takes it after the lease
                 await asyncio.sleep(1.0)
 
     async def _heartbeat_loop(self) -> None:

@@ -1,6 +1,9 @@
 -- Claim deliveries for sending (Store.claim): one call per campaign and chunk.
--- batch: msgpack array of strings (see `pack_args`): now, lease_s, the number of fallbacks
--- F, then F triples (delivery_id, twin_id, "channel|step") of the fallback deliveries of
+-- batch: msgpack array of strings (see `pack_args`): now, lease_s, the holder (the claiming
+-- process's consumer name, kept in the claim: "sending|n|lease_until|holder"), the number G
+-- of holders gone, then G names (processes whose heartbeat stopped, or this process for a
+-- batch whose turn failed: their claims count as expired at once, not after the lease), the
+-- number of fallbacks F, then F triples (delivery_id, twin_id, "channel|step") of the fallback deliveries of
 -- the chunk, then (delivery_id, kind, target_id, info) of every delivery, where info is
 -- what a delivery sends ("target|channel|step|kind|alert_id|level|target_kind|tried"), kept
 -- in `dinfo` at its first claim: a claimed delivery is the record's row of an attempt whose
@@ -13,18 +16,24 @@
 -- (a twin not yet claimed is marked cancelled with this fallback as its carrier, whose state
 -- then stands for the twin's: the channel sends the step's message once).
 -- Returns a flat list of (code, attempt_number): code 1 send, 2 resend after an expired lease
--- (a worker died mid-send: counted as a possible duplicate), 0 skip (done), 3 cancelled
--- (campaign over, the person needs no more calls, or a fallback not needed), 4 in flight
--- under another worker's lease (leave the entry pending: if that worker is dead, a later
--- reclaim resends it).
+-- or a gone holder (a worker died mid-send: counted as a possible duplicate), 0 skip (done),
+-- 3 cancelled (campaign over, the person needs no more calls, or a fallback not needed), 4 in
+-- flight under another worker's lease (leave the entry pending: if that worker is dead, a
+-- later reclaim resends it).
 local meta, dstate, stopped, audit, dinfo = unpack(KEYS)
 local batch = unpack(ARGV)
 local A = cmsgpack.unpack(batch)
 local now = tonumber(A[1])
 local lease = tonumber(A[2])
+local holder = A[3]
+local gone = {}
+local at = 5 + tonumber(A[4])
+for i = 5, at - 1 do
+  gone[A[i]] = true
+end
 local twins = {}
-local first = 4 + 3 * tonumber(A[3])
-for i = 4, first - 1, 3 do
+local first = at + 1 + 3 * tonumber(A[at])
+for i = at + 1, first - 1, 3 do
   twins[A[i]] = {A[i + 1], A[i + 2]}
 end
 local cstate = redis.call('HGET', meta, MF.STATE)
@@ -34,16 +43,16 @@ local out = {}
 for i = first, #A, 4 do
   local id, kind, target = A[i], A[i + 1], A[i + 2]
   local st = redis.call('HGET', dstate, id)
-  local state, n, until_ = DS.QUEUED, 0, 0
+  local state, n, until_, by = DS.QUEUED, 0, 0, nil
   if st then
     local p = split(st, '|')
-    state, n, until_ = p[1], tonumber(p[2]) or 0, tonumber(p[3]) or 0
+    state, n, until_, by = p[1], tonumber(p[2]) or 0, tonumber(p[3]) or 0, p[4]
   end
   local code = 0
   if DS_CLAIMABLE[state] then
     code = 1
   elseif state == DS.SENDING then
-    if until_ < now then code = 2 else code = 4 end
+    if until_ < now or (by and gone[by]) then code = 2 else code = 4 end
   end
   if code == 1 or code == 2 then
     local over = (cstate ~= CS.ACTIVE) or (expires and now >= expires)
@@ -60,7 +69,9 @@ for i = first, #A, 4 do
       if ts then
         local tp = split(ts, '|')
         tstate = tp[1]
-        if tp[4] and tp[4] ~= id then  -- another fallback took the twin's place: it counts
+        -- (the 4th field is a cancelled twin's carrier; a claim's is its holder)
+        if tstate == DS.CANCELLED and tp[4] and tp[4] ~= id then  -- another fallback took the
+          -- twin's place: it counts
           tstate = split(redis.call('HGET', dstate, tp[4]) or DS.QUEUED, '|')[1]
         end
       end
@@ -80,7 +91,7 @@ for i = first, #A, 4 do
       if code == 2 then redis.call('HINCRBY', meta, MF.DUPLICATES, 1) end
       if n == 0 then redis.call('HSET', dinfo, id, A[i + 3]) end
       n = n + 1
-      redis.call('HSET', dstate, id, DS.SENDING .. '|' .. n .. '|' .. (now + lease))
+      redis.call('HSET', dstate, id, DS.SENDING .. '|' .. n .. '|' .. (now + lease) .. '|' .. holder)
     end
   end
   table.insert(out, code)

@@ -8,7 +8,7 @@ and one record per campaign.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -83,14 +83,19 @@ class Deliveries:
         self._status = STATUS.bind(redis)
 
     async def claim(
-        self, batches: Mapping[str, Sequence[Delivery]], now: float, lease_s: float
+        self, batches: Mapping[str, Sequence[Delivery]], now: float, lease_s: float,
+        holder: str = "", gone: Collection[str] = (),
     ) -> dict[str, list[tuple[int, int]]]:
-        """Claim deliveries for sending: one Lua call per campaign, concurrently."""
+        """Claim deliveries for sending: one Lua call per campaign, concurrently. Each claim
+        keeps its `holder`; one held by a name in `gone` (a dead process, or the holder
+        itself after a failed turn) is expired at once instead of after its lease."""
         calls = []
+        head = [str(now), str(lease_s), holder.replace("|", "/"), str(len(gone)),
+                *(g.replace("|", "/") for g in gone)]
         for cid, batch in batches.items():
             ck = keys.campaign(cid)
             fallbacks = [d for d in batch if d.tried]
-            args: list[str] = [str(now), str(lease_s), str(len(fallbacks))]
+            args: list[str] = [*head, str(len(fallbacks))]
             for d in fallbacks:  # the twin: the step's delivery on the fallback's channel
                 args += (d.id, delivery_id_for(cid, d.alert_id, d.target_id, d.channel, d.step),
                          f"{d.channel}|{d.step}")

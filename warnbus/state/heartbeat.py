@@ -14,7 +14,7 @@ back must not take the work of processes that simply had no Redis to beat in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from warnbus.state import keys
 from warnbus.state.client import RedisClient
@@ -22,6 +22,13 @@ from warnbus.state.replies import text_of
 
 #: How long a dead process's name is kept (its entries were taken long before).
 FORGET_AFTER_S = 86400.0
+
+
+class Taken(NamedTuple):
+    """Entries taken over from dead consumers."""
+
+    entries: list[Any]  # XCLAIM's (id, fields) pairs
+    gone: frozenset[str]  # the dead consumers they were taken from
 
 
 class Heartbeats:
@@ -71,24 +78,26 @@ class Heartbeats:
         return [c for c, at in zip(consumers, scores, strict=True)
                 if at is not None and float(at) < limit]
 
-    async def take_over(self, stream: str, consumer: str, count: int) -> list[Any]:
+    async def take_over(self, stream: str, consumer: str, count: int) -> Taken:
         """Claim for `consumer` up to `count` entries (per dead consumer) that dead
-        consumers of `stream`'s group left pending: XCLAIM's (id, fields) pairs."""
+        consumers of `stream`'s group left pending."""
         try:
             infos = await self.redis.xinfo_consumers(stream, keys.GROUP)
         except Exception as e:  # no such stream or group yet: nothing pending
             if "no such key" in str(e).lower() or "nogroup" in str(e).lower():
-                return []
+                return Taken([], frozenset())
             raise
         holders = [text_of(i["name"]) for i in infos if int(i["pending"]) > 0]
         out: list[Any] = []
+        gone: set[str] = set()
         for dead in await self.dead([h for h in holders if h != consumer]):
             pending = await self.redis.xpending_range(stream, keys.GROUP, min="-", max="+",
                                                       count=count, consumername=dead)
             ids = [p["message_id"] for p in pending]
             if ids:
                 out += await self.redis.xclaim(stream, keys.GROUP, consumer, 0, ids)
-        return out
+                gone.add(dead)
+        return Taken(out, frozenset(gone))
 
     async def forget_old(self) -> None:
         """Drop the names of processes dead for a day."""

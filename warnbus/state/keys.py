@@ -46,7 +46,8 @@ class CampaignKeys:
         self.grids = f"{base}:grids"  # hash: grid_id -> "state|level|holder"
         self.holds = f"{base}:holds"  # hash: person_id -> "grid:level,grid:level"
         self.tstate = f"{base}:tstate"  # hash: target_id -> sent|delivered|acked|failed
-        self.dstate = f"{base}:dstate"  # hash: delivery_id -> "state|attempts|lease_until"
+        # hash: delivery_id -> "state|attempts|lease_until[|holder]"
+        self.dstate = f"{base}:dstate"
         self.acks = f"{base}:acks"  # hash: person_id -> msgpack Ack
         self.stopped = f"{base}:stopped"  # set: target ids no longer to be called
         self.audit = f"{base}:audit"  # stream: every attempt, callback, ack, step

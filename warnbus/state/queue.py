@@ -166,19 +166,30 @@ class Lanes:
         )
         return _entries(reply)
 
+    async def take_over(self, channel: str, consumer: str, count: int = 500
+                        ) -> tuple[list[LaneEntry], frozenset[str]]:
+        """Take over at once the entries of workers whose heartbeat stopped (about `count`
+        deliveries per lane and dead worker), with the names of those workers: their claims
+        count as expired (`Deliveries.claim`'s `gone`)."""
+        out: list[LaneEntry] = []
+        gone: set[str] = set()
+        for lane in self.lanes_of(channel):
+            taken = await self.heartbeats.take_over(lane, consumer, _entries_for(count))
+            for entry_id, fields in taken.entries:
+                out += [LaneEntry(lane, entry_id, d) for d in decode_entry(fields or {})]
+            gone |= taken.gone
+        return out, frozenset(gone)
+
     async def reclaim(
         self, channel: str, consumer: str, min_idle_ms: int, count: int = 500
     ) -> list[LaneEntry]:
-        """Take over entries a dead (or stuck) worker read but never acknowledged: about
+        """Take over entries a dead (or stuck) worker read but never acknowledged for
+        `min_idle_ms` (the lease; a dead worker's are taken at once by `take_over`): about
         `count` deliveries per lane (whole entries), so that what one sweep takes is sent
-        well inside a lease even at a provider's rate, and is not reclaimed again meanwhile.
-        Those of a worker whose heartbeat stopped are taken at once, others after the lease
-        (`min_idle_ms`)."""
+        well inside a lease even at a provider's rate, and is not reclaimed again meanwhile."""
         out: list[LaneEntry] = []
         entries = _entries_for(count)
         for lane in self.lanes_of(channel):
-            for entry_id, fields in await self.heartbeats.take_over(lane, consumer, entries):
-                out += [LaneEntry(lane, entry_id, d) for d in decode_entry(fields or {})]
             reply: Any = await self.redis.xautoclaim(
                 lane, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0",
                 count=entries,
@@ -275,7 +286,7 @@ class Inbox:
         reply = await self.redis.xautoclaim(keys.INBOX, keys.GROUP, consumer,
                                             min_idle_time=min_idle_ms, start_id="0-0",
                                             count=count)
-        return [_inbox_item(i, f) for i, f in [*taken, *reply[1]]]
+        return [_inbox_item(i, f) for i, f in [*taken.entries, *reply[1]]]
 
     async def keep(self, consumer: str, entry_id: bytes) -> None:
         """Reset an item's idle time: it is being planned, no sweeper may take it."""
@@ -402,7 +413,7 @@ class Timers:
             keys.TIMERS_DUE, keys.GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0",
             count=count,
         )
-        return [TimerEntry(i, f[b"m"]) for i, f in [*taken, *reply[1]] if f]
+        return [TimerEntry(i, f[b"m"]) for i, f in [*taken.entries, *reply[1]] if f]
 
     async def done(self, entries: Sequence[TimerEntry]) -> None:
         await ack_delete(self._done, keys.TIMERS_DUE, [e.entry_id for e in entries])

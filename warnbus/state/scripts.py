@@ -20,7 +20,8 @@ that is no member fails the import. tests/engine/test_lua_states.py checks every
 script uses against its enum, and that every member is known to some script.
 State strings in Redis:
 
-- delivery state (`dstate`): "state|attempts|lease_until" (DeliveryState);
+- delivery state (`dstate`): "state|attempts|lease_until[|holder]" (DeliveryState; a claim
+  keeps its holder, a cancelled twin its carrier);
 - grid state (`grids`): "state|level|holder" (GridState) where level is the index in the
   chain (0 primary, 1 backup, 2 village head, ...) and holder the person being called now;
 - target state (`tstate`): TargetState, only moving forward;
