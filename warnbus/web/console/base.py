@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "wb_console"
 DEVICE_COOKIE = "wb_device"  # a browser's device id, sent to the sign-in form only
 PREFIX = "/console"
+#: How long after its redirect a message (`flash`) may show: a followed redirect takes a
+#: moment; an address kept or shared later says nothing.
+FLASH_TTL_S = 120
 
 
 class ConsoleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -239,8 +243,10 @@ class Back(web.HTTPSeeOther):
     """A 303 of a console route, with a message for the page it leads to (a flash).
 
     `requires` signs the message for the session it is meant for (`signed`): a page shows
-    only a message the server said to this session on this path (`flash`), so a crafted link
-    (`?msg=已发布`) makes no page say anything. Outside `requires` the message is dropped."""
+    only a message the server said to this session on this path, within FLASH_TTL_S of the
+    redirect (`flash`), so a crafted link (`?msg=已发布`) or an old one makes no page say
+    anything; the page's script drops it from the address once shown (a reload does not
+    repeat it). Outside `requires` the message is dropped."""
 
     def __init__(self, location: str, msg: str = "") -> None:
         super().__init__(location)
@@ -250,9 +256,10 @@ class Back(web.HTTPSeeOther):
         if not self.flash:
             return web.HTTPSeeOther(self.target)
         sep = "&" if "?" in self.target else "?"
-        sig = flash_sig(sess, urlsplit(self.target).path, self.flash)
+        at = int(time.time())
+        sig = flash_sig(sess, urlsplit(self.target).path, self.flash, at)
         # The message last: what it says stays readable at the end of the address.
-        return web.HTTPSeeOther(f"{self.target}{sep}ms={sig}&msg={quote(self.flash)}")
+        return web.HTTPSeeOther(f"{self.target}{sep}mt={at}&ms={sig}&msg={quote(self.flash)}")
 
 
 def back(location: str, msg: str = "") -> Back:
@@ -260,21 +267,24 @@ def back(location: str, msg: str = "") -> Back:
     return Back(location, msg)
 
 
-def flash_sig(sess: Session, path: str, msg: str) -> str:
-    """The session's signature of a message shown on `path` (keyed by its CSRF secret,
-    which never leaves the session's own pages)."""
+def flash_sig(sess: Session, path: str, msg: str, at: int) -> str:
+    """The session's signature of a message shown on `path`, said at `at` (Unix seconds;
+    keyed by the session's CSRF secret, which never leaves the session's own pages)."""
     key = hashlib.sha256(b"wb-flash|" + sess.csrf.encode()).digest()
-    data = f"{path}\n{msg}".encode()
+    data = f"{path}\n{at}\n{msg}".encode()
     return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
 
 
 def flash(request: web.Request) -> str:
-    """The message a redirect of this session left for this page (`Back`), else ""."""
-    msg, sig = request.query.get("msg", ""), request.query.get("ms", "")
+    """The message a redirect of this session left for this page (`Back`) within FLASH_TTL_S,
+    else ""."""
+    msg, sig, at = (request.query.get(k, "") for k in ("msg", "ms", "mt"))
     sess = request.get(SESSION)
-    if not msg or not sig or sess is None:
+    if not msg or not sig or not at.isdigit() or sess is None:
         return ""
-    return msg if hmac.compare_digest(sig, flash_sig(sess, request.path, msg)) else ""
+    if abs(time.time() - int(at)) > FLASH_TTL_S:  # (abs: another process's clock)
+        return ""
+    return msg if hmac.compare_digest(sig, flash_sig(sess, request.path, msg, int(at))) else ""
 
 
 def json_reply(obj: Any, status: int = 200) -> web.Response:
