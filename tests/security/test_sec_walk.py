@@ -209,6 +209,7 @@ ROUTES: tuple[Row, ...] = (
     route("GET /console/campaigns/{cid}", SIGNED_IN),
     route("GET /console/campaigns/{cid}/events", SIGNED_IN),
     route("GET /console/campaigns/{cid}/chase", SIGNED_IN),
+    route("GET /console/campaigns/{cid}/head", SIGNED_IN),
     route("GET /console/campaigns/{cid}/grids/{gid}", SIGNED_IN),
     route("POST /console/campaigns/{cid}/ack", OPERATOR, confirm_by_hand(MAIN)),
     route("POST /console/campaigns/{cid}/door", OPERATOR, door_to_door(MAIN)),

@@ -52,6 +52,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/campaigns/{cid}", pages_board.board_page),
     ("GET", "/campaigns/{cid}/events", pages_board.events),
     ("GET", "/campaigns/{cid}/chase", pages_board.chase_fragment),
+    ("GET", "/campaigns/{cid}/head", pages_board.head_fragment),
     ("GET", "/campaigns/{cid}/grids/{gid}", pages_grid.grid_page),
     ("POST", "/campaigns/{cid}/ack", pages_act.manual_ack),
     ("POST", "/campaigns/{cid}/door", pages_act.door),

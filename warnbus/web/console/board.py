@@ -8,21 +8,26 @@ door for shows that until the visit's result closes it; closed grids keep their 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from warnbus.domain.meta import CampaignMeta
-from warnbus.domain.states import GridState, GridView, TargetState
+from warnbus.domain.states import CampaignState, GridState, GridView, TargetState
 from warnbus.domain.targets import area_id, device_id
 from warnbus.errors import NotFoundError
 from warnbus.runtime.context import Context
 from warnbus.state.boardreads import Live
+from warnbus.state.consolebook import StopOrder
+from warnbus.web.console.html import CAMPAIGN_STATE_ZH
 from warnbus.web.console.people import person_counts
 
 #: The board's grid colours, in legend order (labels: html.GRID_STATE_ZH).
 BOARD_STATES = ("pending", "sent", "delivered", "confirmed", "taken_over", "escalated",
-                "unreached", "door", "visited", "stopped", "closed")
+                "unreached", "door", "visited", "stopped", "ended", "closed")
 #: The prefix of the sites' counts (p_ persons, g_ grids, s_ loudspeakers).
 SITE = "site"
 #: Display states of grids still calling their first officer.
@@ -37,16 +42,20 @@ _AS_IS = frozenset({GridState.CONFIRMED, GridState.TAKEN_OVER, GridState.ESCALAT
                     GridState.UNREACHED, GridState.VISITED, GridState.STOPPED})
 
 
-def grid_display(g: GridView, tstate: Mapping[str, str], door: bool = False) -> str:
-    """A grid's colour on the board; `door`: someone was sent door to door for it."""
+def grid_display(g: GridView, tstate: Mapping[str, str], door: bool = False,
+                 over: bool = False) -> str:
+    """A grid's colour on the board; `door`: someone was sent door to door for it; `over`:
+    the campaign is over (`ended_as`), so nobody is called for it any more."""
     st = g.state
-    if door and st in GridState.VISITABLE:
-        return "door"  # until the visit's result closes it
+    if st is GridState.CANCELLED or (over and st in GridState.OPEN):
+        return "ended"  # lifted or expired while nobody had confirmed: no calling colour
+    if door and not over and st in GridState.VISITABLE:
+        return "door"  # until the visit's result closes it (nobody goes once it is over)
     if st in _AS_IS:
         return st.value
     if st is GridState.DROPPED:
         return "closed"
-    if g.level > 0:  # cancelled while escalated
+    if g.level > 0:  # calling a later person of its chain
         return "escalated"
     return _HOLDER_DISPLAY.get(tstate.get(g.holder, ""), "pending")
 
@@ -56,6 +65,22 @@ async def campaign_meta(ctx: Context, cid: str) -> CampaignMeta:
     if meta is None:
         raise NotFoundError(f"no campaign {cid}")
     return meta
+
+
+def ended_as(meta: CampaignMeta, now: float) -> CampaignState | None:
+    """How the campaign is over: lifted, or expired (also when past its expiry before the
+    expiry timer has said so, as `CampaignMeta.over` judges); None while it runs or before
+    its first wave is planned."""
+    if meta.state in CampaignState.ENDED:
+        return meta.state
+    if meta.state is CampaignState.ACTIVE and meta.over(now):
+        return CampaignState.EXPIRED
+    return None
+
+
+def state_zh(meta: CampaignMeta, now: float) -> str:
+    """The campaign's state in the console's words, an expiry not yet recorded included."""
+    return CAMPAIGN_STATE_ZH[ended_as(meta, now) or meta.state]
 
 
 def speaker_counts(ctx: Context, meta: CampaignMeta, live: Live) -> dict[str, int]:
@@ -77,8 +102,29 @@ def speaker_counts(ctx: Context, meta: CampaignMeta, live: Live) -> dict[str, in
     return out
 
 
-def displays(live: Live, doors: Mapping[str, object]) -> dict[str, str]:
-    return {gid: grid_display(g, live.tstate, gid in doors) for gid, g in live.grids.items()}
+def displays(live: Live, doors: Mapping[str, object], over: bool = False) -> dict[str, str]:
+    return {gid: grid_display(g, live.tstate, gid in doors, over)
+            for gid, g in live.grids.items()}
+
+
+def head_version(meta: CampaignMeta, over: bool, messages: Sequence[str],
+                 stop: StopOrder | None) -> str:
+    """A short digest of everything the board's header shows (level, state, area, headline,
+    the alert's text and the message history, expiry, the stop of the calling): the live
+    stream sends it, and a page whose header has another fetches the new one (the header is
+    too big to send on every turn)."""
+    what = (meta.state.value, over, meta.level.value if meta.level else "", meta.drill,
+            meta.headline, meta.area, meta.latest_alert_id, meta.cancelled_by, meta.expires_at,
+            meta.ended_at, meta.t0 or meta.created_at, sorted(messages),
+            (stop.by, stop.at, stop.reason) if stop else None)
+    return hashlib.sha256(msgspec.json.encode(what)).hexdigest()[:16]
+
+
+async def head_of(ctx: Context, cid: str, meta: CampaignMeta) -> str:
+    """The header's version (`head_version`) of a campaign now."""
+    (ids,) = await ctx.store.messages.alert_ids([cid])
+    stop = await ctx.store.console.calls_stopped(cid)
+    return head_version(meta, ended_as(meta, ctx.clock.now()) is not None, ids, stop)
 
 
 async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
@@ -86,7 +132,8 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
     meta = await campaign_meta(ctx, cid)
     live = await ctx.store.board.live(cid)
     doors = await ctx.store.console.door_orders(cid)
-    display = displays(live, doors)
+    over = ended_as(meta, ctx.clock.now()) is not None
+    display = displays(live, doors, over)
     towns: dict[str, Counter[str]] = {}
     villages: dict[str, Counter[str]] = {}
     reg = ctx.registry
@@ -100,15 +147,12 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
     sites = {gid: st for gid, st in display.items() if reg.is_site(gid)}
     grids = {gid: st for gid, st in display.items() if gid not in sites}
     grid_counts, site_counts = Counter(grids.values()), Counter(sites.values())
-    counts = {f"p_{k}": v for k, v in person_counts(live).items()}
+    counts = {f"p_{k}": v for k, v in person_counts(live, over).items()}
     for prefix, part, tally in (("g", grids, grid_counts), (SITE, sites, site_counts)):
         counts |= {f"{prefix}_{k}": v for k, v in tally.items()}
         counts[f"{prefix}_total"] = len(part)
-        # Still calling its officer, however far their messages got (未送达, 已发送, 已送达); a
-        # lifted grid keeps its colour but is called no more.
-        counts[f"{prefix}_calling"] = sum(
-            1 for gid, st in part.items()
-            if st in CALLING and live.grids[gid].state in GridState.OPEN)
+        # Still calling its officer, however far their messages got (未送达, 已发送, 已送达).
+        counts[f"{prefix}_calling"] = sum(1 for st in part.values() if st in CALLING)
     counts |= {f"s_{k}": v for k, v in speaker_counts(ctx, meta, live).items()}
     counts["uncontacted"] = meta.uncontacted
     return {
@@ -118,6 +162,8 @@ async def snapshot(ctx: Context, cid: str) -> dict[str, Any]:
         "now": ctx.clock.now(),
         "t0": meta.t0 or meta.created_at or 0,
         "ended_at": meta.ended_at or 0,
+        "over": over,
+        "head": await head_of(ctx, cid, meta),
         "counts": counts,
         "grid_counts": dict(grid_counts),
         "site_counts": dict(site_counts),

@@ -3,7 +3,8 @@ call to them, and the grid's door-to-door order and result.
 
 The pending list (待确认名单) is the cases of the grids nobody has answered for yet, from the
 first minute on: grids still calling their officer, escalated, on the 未叫醒 list, or waiting
-for a door-to-door result. The grid page is one case with its whole history.
+for a door-to-door result; none once the campaign is over (lifted, expired: nobody waits for
+an answer any more, `Cases.ended` says why). The grid page is one case with its whole history.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from warnbus.domain.doors import DoorResult
 from warnbus.domain.duty import DutyBook
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import CHAIN_ORDER, SITE_CHAIN_ORDER, Ack, Grid, Site
-from warnbus.domain.states import GridView
+from warnbus.domain.states import CampaignState, GridView
 from warnbus.registry import Registry
 from warnbus.runtime.context import Context
 from warnbus.state.boardreads import Live
 from warnbus.state.consolebook import DoorOrder, StopOrder
-from warnbus.web.console.board import WAITING, displays
+from warnbus.web.console.board import WAITING, displays, ended_as
 from warnbus.web.console.history import Digest, Event, Histories
 from warnbus.web.console.html import PERSON_ROLE_ZH
 from warnbus.web.console.people import PersonLine, PersonState, Planner, person_state
@@ -54,6 +55,8 @@ class Cases:
     now: float
     stop: StopOrder | None
     digest: Digest
+    #: How the campaign ended, when it is over (`board.ended_as`): lifted or expired.
+    ended: CampaignState | None = None
 
 
 def within(reg: Registry, grid_id: str, region: str) -> bool:
@@ -71,9 +74,14 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
     live = await ctx.store.board.live(cid)
     doors = await ctx.store.console.door_orders(cid)
     results = await ctx.store.console.door_results(cid)
-    display = displays(live, doors)
+    now = ctx.clock.now()
+    ended = ended_as(meta, now)
+    over = ended is not None
+    display = displays(live, doors, over)
     if grid:
         ids = [grid] if grid in live.grids else []
+    elif over:
+        ids = []  # nobody waits for an answer on a campaign that is over
     else:
         ids = [g for g, st in display.items() if st in WAITING and within(reg, g, region)]
     first = await ctx.store.board.first_waves(cid)
@@ -90,7 +98,6 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
     site_policy = ctx.rules.site_policy_for(meta.level) if meta.level else None
     book = await ctx.duty_book()
     planner = Planner(policy, reg, digest, first, t0, site_policy, book)
-    now = ctx.clock.now()
     cases = []
     for gid in ids[:shown]:
         g: Grid | Site | None = reg.data.grids.get(gid) or reg.data.sites.get(gid)
@@ -103,11 +110,12 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
                         town.name if town else "", display[gid], live.grids[gid], since(gid),
                         door=doors.get(gid), result=results.get(gid),
                         events=list(digest.of_grid.get(gid, ())))
-        case.people = [_line(ctx, planner, live, acks, case, pid, role, now)
+        case.people = [_line(ctx, planner, live, acks, case, pid, role, now, over)
                        for pid, role in _people(reg, gid, digest, live.grids[gid].holder,
                                                 now, book)]
         cases.append(case)
-    return Cases(cases, len(ids), now, await ctx.store.console.calls_stopped(cid), digest)
+    return Cases(cases, len(ids), now, await ctx.store.console.calls_stopped(cid), digest,
+                 ended)
 
 
 def _people(reg: Registry, grid_id: str, digest: Digest, holder: str, at: float,
@@ -137,12 +145,12 @@ def _people(reg: Registry, grid_id: str, digest: Digest, holder: str, at: float,
 
 
 def _line(ctx: Context, planner: Planner, live: Live, acks: dict[str, Ack], case: GridCase,
-          pid: str, role: str, now: float) -> PersonLine:
+          pid: str, role: str, now: float, over: bool) -> PersonLine:
     p = ctx.person(pid)
     # Where they stand for this grid (a duty officer answers for many).
     held = tuple(h for h in live.holds.get(pid, ()) if h[0] == case.grid_id)
     calls = planner.digest.calls.get(pid, [])
-    state = (person_state(pid, held, live) if held or pid in live.acked
+    state = (person_state(pid, held, live, over) if held or pid in live.acked
              else PersonState.NOT_CALLED)
     line = PersonLine(pid, p.name if p else pid, role or (p.role.value if p else ""),
                       (p.phone or "") if p else "", state, acks.get(pid), calls,

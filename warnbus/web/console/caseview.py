@@ -160,7 +160,12 @@ def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bo
 
 def pending_html(cid: str, got: Cases, csrf: str, *, can_act: bool, door_ok: bool,
                  names: Mapping[str, str] | None = None) -> str:
-    """The pending list (待确认名单): the grids nobody has answered for yet."""
+    """The pending list (待确认名单): the grids nobody has answered for yet; none once the
+    campaign is over, saying so."""
+    if got.ended is not None:
+        return (f'<p class="muted" id="none-pending">该预警{html.CAMPAIGN_STATE_ZH[got.ended]}，'
+                '叫应已结束，不再呼叫、重拨或升级：没有待确认的网格。'
+                '未确认的人员和网格见统计与叫应记录。</p>')
     if not got.cases:
         stopped = "（已停止叫应）" if got.stop else ""
         return f'<p class="muted" id="none-pending">没有待确认的网格{stopped}。</p>'

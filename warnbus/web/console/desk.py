@@ -18,6 +18,7 @@ from warnbus.runtime.context import Context
 from warnbus.web.console import html
 from warnbus.web.console.auth import Users
 from warnbus.web.console.base import PREFIX
+from warnbus.web.console.board import ended_as, state_zh
 from warnbus.web.console.drafts import Drafts
 from warnbus.web.console.html import esc
 from warnbus.web.console.shared import Shared
@@ -133,8 +134,12 @@ def live_html(rows: list[LiveRow], now: float) -> str:
         acked = m.target_count(TargetState.ACKED)
         pct = int(100 * acked / r.persons) if r.persons else 0
         t0 = m.t0 or m.created_at or now
+        # Past its expiry before the expiry timer has said so: over, nobody is called.
+        over = ended_as(m, now) is not None
+        calling = 0 if over else sum(n for st, n in states.items() if st in GridState.OPEN)
         flags = html.drill_badge(m.drill) + (
-            '<span class="stopped-tag">已停止叫应</span>' if r.stopped else "")
+            '<span class="stopped-tag">已停止叫应</span>' if r.stopped else "") + (
+            f'<span class="stopped-tag">{state_zh(m, now)}</span>' if over else "")
         out.append(
             f'<a class="live-card" href="{PREFIX}/campaigns/{esc(m.campaign_id)}" '
             f'data-cid="{esc(m.campaign_id)}">'
@@ -145,8 +150,7 @@ def live_html(rows: list[LiveRow], now: float) -> str:
             f'<div class="bar"><i style="width:{pct}%"></i></div>'
             f'<div class="lc-counts">叫应对象 <b>{acked}</b>/{r.persons} 人已确认 · '
             f'网格 {closed}/{grids} 已结束 · 未叫醒 <b class="errc">'
-            f'{states[GridState.UNREACHED]}</b> · 叫应中 '
-            f'{sum(n for st, n in states.items() if st in GridState.OPEN)}'
+            f'{states[GridState.UNREACHED]}</b> · 叫应中 {calling}'
             + _sites_line(r.sites) + '</div></a>')
     return "".join(out)
 

@@ -23,7 +23,7 @@ CAMPAIGN_STATE_ZH: dict[CampaignState, str] = {
 GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已送达",
                  "confirmed": "已确认", "taken_over": "上级已确认", "escalated": "已升级",
                  "unreached": "未叫醒", "door": "入户中", "visited": "已入户",
-                 "stopped": "已停止叫应", "closed": "已移出"}
+                 "stopped": "已停止叫应", "ended": "未确认·已结束", "closed": "已移出"}
 #: Where a person stands (people.PersonState).
 PERSON_STATE_ZH = {"pending": "叫应中", "confirmed": "已确认", "escalated": "已升级",
                    "unreached": "未叫醒", "closed": "未确认·已结束",

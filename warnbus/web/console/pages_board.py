@@ -17,6 +17,7 @@ from warnbus.web.console.base import (
     PREFIX,
     console,
     flash,
+    json_reply,
     page,
     requires,
     session_of,
@@ -26,8 +27,10 @@ from warnbus.web.console.board import (
     BOARD_STATES,
     campaign_meta,
     drawn_areas,
+    ended_as,
     silent_speakers,
     snapshot,
+    state_zh,
 )
 from warnbus.web.console.cases import build
 from warnbus.web.console.desk import DeskWatch, known, notices_bar
@@ -45,11 +48,12 @@ PERSONS = (("p_total", "叫应对象（人）"), ("p_reached", "已发出（人�
 GRIDS = (("g_total", "网格"), ("g_calling", "叫应中"), ("g_confirmed", "已确认"),
          ("g_taken_over", "上级已确认"), ("g_escalated", "已升级"), ("g_unreached", "未叫醒"),
          ("g_door", "入户中"), ("g_visited", "已入户"), ("g_stopped", "已停止叫应"),
-         ("g_closed", "已移出"))
+         ("g_ended", "未确认·已结束"), ("g_closed", "已移出"))
 #: Sites (hazard points, reservoirs and ponds, danger zones, shelters) the hazard calls.
 SITES = (("site_total", "隐患点/水库/危险区等（处）"), ("site_calling", "叫应中"),
          ("site_confirmed", "已确认"), ("site_taken_over", "上级已确认"),
-         ("site_escalated", "已升级"), ("site_unreached", "未叫醒"))
+         ("site_escalated", "已升级"), ("site_unreached", "未叫醒"),
+         ("site_ended", "未确认·已结束"))
 SPEAKERS = (("s_total", "应急广播"), ("s_played", "已播放"), ("s_silent", "未确认播放"))
 #: Not a part of a total: how many grids moved up their chain past a person no message had
 #: reached (the record's `uncontacted` rows).
@@ -104,25 +108,72 @@ def _grid_table(reg: Registry, cid: str, display: dict[str, str], village: str) 
     return html.table(["网格", "状态", "网格员、备岗"], rows, "small grids")
 
 
-def _tools(request: web.Request, cid: str, meta: CampaignMeta, owner: str, stopped: bool) -> str:
+def _tools(request: web.Request, cid: str, running: bool, owner: str, stopped: bool) -> str:
+    """Update, cancel and stop while the campaign runs (`running`); its record always."""
     user = user_of(request)
     csrf = csrf_field(session_of(request).csrf)
     base = f"{PREFIX}/campaigns/{cid}"
     tools = ""
-    if meta.state is CampaignState.ACTIVE and user.has("drafter"):
+    if running and user.has("drafter"):
         behalf = "代为" if owner else ""
         tools += (f'<a class="button" href="{PREFIX}/compose?campaign={cid}">{behalf}更新</a>'
                   f'<form method="post" action="{base}/cancel" class="inline">{csrf}'
                   '<input name="reason" required placeholder="解除原因">'
                   f'<button class="danger" id="cancel-btn" data-confirm="确认{behalf}解除该预警？">'
                   f'{behalf}解除预警</button></form>')
-    if meta.state is CampaignState.ACTIVE and not stopped and user.has("approver"):
+    if running and not stopped and user.has("approver"):
         tools += (f'<form method="post" action="{base}/stop" class="inline" id="stop-form">{csrf}'
                   '<input name="reason" required placeholder="停止叫应的原因">'
                   '<button class="danger" id="stop-btn" data-confirm="停止后不再呼叫、重拨或升级，'
                   '确认停止该预警的叫应？">停止叫应</button></form>')
     return tools + (f'<a class="button" href="{base}/record.csv" download>导出叫应记录</a>'
                     f'<a class="button" href="{base}/print">打印</a>')
+
+
+def _ended_html(ended: CampaignState | None, meta: CampaignMeta) -> str:
+    """The banner of a campaign that is over: lifted or expired, since when, nobody called."""
+    if ended is None:
+        return ""
+    at = meta.ended_at or meta.expires_at
+    when = f"（{html.bj(at)}）" if at else ""
+    return (f'<p class="err" id="ended">该预警{html.CAMPAIGN_STATE_ZH[ended]}{when}，叫应已结束：'
+            '不再呼叫、重拨或升级。</p>')
+
+
+async def _header(request: web.Request, cid: str, meta: CampaignMeta) -> dict[str, Any]:
+    """What the board's header shows, in parts the live page swaps in when the header's
+    version (`board.head_version`, in every snapshot) changes: `head` (level, 演练, state,
+    area, start and time elapsed, the source, the banners of an ended or stopped campaign),
+    `tools`, `alert` (the current message's full text), `history` (every message of the
+    thread), and the times the page counts the elapsed time with."""
+    con = console(request)
+    ctx = con.app.ctx
+    users = await con.users.displays()  # user name -> 姓名
+    owner = await on_behalf_of(ctx, cid)
+    stop = await ctx.store.console.calls_stopped(cid)
+    items = await thread.messages(ctx, cid)
+    root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
+    latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
+    now = ctx.clock.now()
+    ended = ended_as(meta, now)
+    t0 = meta.t0 or meta.created_at or now
+    end = (meta.ended_at or meta.expires_at or now) if ended else 0
+    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(users.get(stop.by, stop.by))}于'
+               f'{html.bj(stop.at, "%H:%M:%S")}'
+               f'停止，原因：{esc(stop.reason)}。不再呼叫、重拨或升级。</p>' if stop else "")
+    head = (
+        f'<p class="head">{html.level_badge(meta.level.value if meta.level else "")}'
+        f'{html.drill_badge(meta.drill)} '
+        f'<span id="cstate">{state_zh(meta, now)}</span>'
+        f' · <span id="carea">{esc(meta.area)}</span> · 开始 {html.bj(t0)} · 已用时 '
+        f'<b id="elapsed">{html.duration((end or now) - t0)}</b></p>'
+        f'<p class="source">来源：{thread.source_html(root, users) if root else "未记录"}'
+        + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
+        + _ended_html(ended, meta) + stopped)
+    return {"head": head, "tools": _tools(request, cid, ended is None, owner, stop is not None),
+            "alert": thread.alert_text(latest.alert) if latest else "",
+            "history": thread.history_html(meta, items, users), "t0": t0, "end": end,
+            "title": meta.headline or cid}
 
 
 @requires()
@@ -153,11 +204,10 @@ async def board_page(request: web.Request) -> web.Response:
         codes = [t for t in reg.children_of(reg.county_code) if t in snap["towns"]]
         regions = _region_table(request, snap["towns"], codes, f"{base}?town=")
         crumbs = "全县"
-    owner = await on_behalf_of(ctx, cid)
     stop = await ctx.store.console.calls_stopped(cid)
     can_act = user.has("drafter", "approver")
     got = await build(ctx, con.histories, cid, meta, region=village or town)
-    door_ok = meta.state is CampaignState.ACTIVE and stop is None
+    door_ok = got.ended is None and stop is None
     users = await con.users.displays()  # user name -> 姓名
     pending = caseview.pending_html(cid, got, session_of(request).csrf, can_act=can_act,
                                     door_ok=door_ok, names=users)
@@ -166,43 +216,42 @@ async def board_page(request: web.Request) -> web.Response:
     svg = svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes,
                      fit_shapes=not (town or village))
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
-    items = await thread.messages(ctx, cid)
-    root = next((m for m in items if m.alert_id == meta.root), items[0] if items else None)
-    latest = next((m for m in items if m.alert_id == meta.latest_alert_id), root)
-    t0 = meta.t0 or meta.created_at or ctx.clock.now()
-    end = meta.ended_at or 0
+    head = await _header(request, cid, meta)
     msg = flash(request)
     query = "?" + request.query_string if request.query_string else ""
-    stopped = (f'<p class="err" id="stopped">已停止叫应：{esc(users.get(stop.by, stop.by))}于'
-               f'{html.bj(stop.at, "%H:%M:%S")}'
-               f'停止，原因：{esc(stop.reason)}。不再呼叫、重拨或升级。</p>' if stop else "")
     body = (
-        (f'<p class="ok">{esc(msg)}</p>' if msg else "") + notices_bar(await known(ctx))
+        (f'<p class="ok" id="flash">{esc(msg)}</p>' if msg else "")
+        + notices_bar(await known(ctx))
         + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events" '
-        f'data-since="{ctx.clock.now()}" data-t0="{t0}" data-end="{end}" '
+        f'data-since="{ctx.clock.now()}" data-t0="{head["t0"]}" data-end="{head["end"]}" '
+        f'data-head="{snap["head"]}" data-head-src="{base}/head" '
         f'data-grid-src="{base}/grids/">'
-        f'<p class="head">{html.level_badge(meta.level.value if meta.level else "")}'
-        f'{html.drill_badge(meta.drill)} '
-        f'<span id="cstate">{html.CAMPAIGN_STATE_ZH[meta.state]}</span>'
-        f' · {esc(meta.area)} · 开始 {html.bj(t0)} · 已用时 <b id="elapsed">'
-        f'{html.duration((end or ctx.clock.now()) - t0)}</b></p>'
-        f'<p class="source">来源：{thread.source_html(root, users) if root else "未记录"}'
-        + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
-        + stopped
-        + f'<div class="tools">{_tools(request, cid, meta, owner, stop is not None)}</div>'
+        f'<div id="board-head">{head["head"]}</div>'
+        f'<div class="tools" id="board-tools">{head["tools"]}</div>'
         f'{_stats(snap["counts"])}'
         f'<div class="split"><div class="card"><p>{crumbs}</p>'
         f'{svg}'
         f'{_legend(bool(shapes))}<div id="grid-panel" hidden></div></div>'
         f'<div><details class="card alert-card" open><summary>预警内容</summary>'
-        f'{thread.alert_text(latest.alert) if latest else ""}</details>'
+        f'<div id="alert-text">{head["alert"]}</div></details>'
         f'<div class="card">{regions}</div></div></div>'
         f'<h2>待确认名单（<span data-c="waiting">{got.total}</span>个网格）</h2>'
         f'<div id="chase" class="chases" data-src="{esc(base + "/chase" + query)}">{pending}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul>'
-        f'<h2>消息记录（预警 → 更新 → 解除）</h2>{thread.history_html(meta, items, users)}'
+        f'<h2>消息记录（预警 → 更新 → 解除）</h2><div id="history">{head["history"]}</div>'
         + await feedback_section(ctx, cid, town, session_of(request).csrf, can_act) + "</div>")
-    return page(request, meta.headline or cid, body, active="board")
+    return page(request, head["title"], body, active="board")
+
+
+@requires()
+async def head_fragment(request: web.Request) -> web.Response:
+    """The board's header alone, as JSON of its parts (`_header`): the page fetches it when
+    the header's version in the live snapshot changes (an Update, a Cancel, the expiry, a
+    stop of the calling)."""
+    ctx = console(request).app.ctx
+    cid = request.match_info["cid"]
+    meta = await campaign_meta(ctx, cid)
+    return json_reply(await _header(request, cid, meta))
 
 
 @requires()
@@ -217,7 +266,7 @@ async def chase_fragment(request: web.Request) -> web.Response:
     stop = await ctx.store.console.calls_stopped(cid)
     text = caseview.pending_html(
         cid, got, session_of(request).csrf, can_act=user_of(request).has("drafter", "approver"),
-        door_ok=meta.state is CampaignState.ACTIVE and stop is None,
+        door_ok=got.ended is None and stop is None,
         names=await con.users.displays())
     return web.Response(text=text, content_type="text/html",
                         headers={"X-Waiting": str(got.total)})

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX, console, page, requires, user_of
+from warnbus.web.console.board import state_zh
 from warnbus.web.console.desk import (
     DeskWatch,
     drafts_html,
@@ -39,7 +40,7 @@ async def index(request: web.Request) -> web.Response:
                      + html.drill_badge(meta.drill),
                      f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
                      esc(html.source_zh(source)), esc(meta.area)[:60],
-                     html.CAMPAIGN_STATE_ZH[meta.state]])
+                     state_zh(meta, now)])
     drafts = ""
     if user.has("drafter", "approver"):
         drafts = (f'<h2>待审批</h2><div id="drafts-box">'

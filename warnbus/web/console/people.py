@@ -9,7 +9,8 @@ own, never summed together. A person is
 - 已升级 (escalated): not confirmed, and a grid of theirs moved on to someone else;
 - 未叫醒 (unreached): not confirmed, and a grid of theirs ran out of chain;
 - 未确认·已结束 (closed): not confirmed, their grids closed otherwise (another person
-  confirmed, a door-to-door result, calling stopped, dropped by an Update, lifted);
+  confirmed, a door-to-door result, calling stopped, dropped by an Update, lifted), or the
+  campaign is over (lifted, expired) while a grid of theirs was still open;
 - 尚未呼叫 (not called): shown beside a grid's people (its backup officer, say) whom the
   campaign has not called; never counted as a person of the campaign.
 
@@ -46,8 +47,9 @@ class PersonState(StrEnum):
     NOT_CALLED = "not_called"  # listed with a grid, not called (yet): not a person counted
 
 
-def person_state(pid: str, held: Held, live: Live) -> PersonState:
-    """Where a person stands (the module says what each state means)."""
+def person_state(pid: str, held: Held, live: Live, over: bool = False) -> PersonState:
+    """Where a person stands (the module says what each state means); `over`: the campaign
+    is over (`board.ended_as`), so an open grid calls nobody any more."""
     if pid in live.acked:
         return PersonState.CONFIRMED
     unreached = escalated = False
@@ -55,7 +57,7 @@ def person_state(pid: str, held: Held, live: Live) -> PersonState:
         g = live.grids.get(grid_id)
         if g is None:
             continue
-        if g.state in GridState.OPEN:
+        if g.state in GridState.OPEN and not over:
             if g.holder == pid:
                 return PersonState.PENDING
             escalated = True  # a grid only moves up: another holder is a later one
@@ -66,12 +68,12 @@ def person_state(pid: str, held: Held, live: Live) -> PersonState:
     return PersonState.ESCALATED if escalated else PersonState.CLOSED
 
 
-def person_counts(live: Live) -> dict[str, int]:
-    """Persons by state, with their total, those reached (a message got to them) and those
-    the chain added (not a grid officer of the first wave)."""
+def person_counts(live: Live, over: bool = False) -> dict[str, int]:
+    """Persons by state (`over`: the campaign is over), with their total, those reached (a
+    message got to them) and those the chain added (not a grid officer of the first wave)."""
     counts: Counter[str] = Counter()
     for pid, held in live.holds.items():
-        counts[person_state(pid, held, live)] += 1
+        counts[person_state(pid, held, live, over)] += 1
         if live.tstate.get(pid) in TargetState.REACHED:
             counts["reached"] += 1
         if held and min(level for _g, level in held) > 0:

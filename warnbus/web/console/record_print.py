@@ -22,7 +22,7 @@ from warnbus.flow.record import record_rows, unreached
 from warnbus.runtime.context import Context
 from warnbus.web.console import html, svgmap
 from warnbus.web.console.base import console, page, requires
-from warnbus.web.console.board import campaign_meta, drawn_areas
+from warnbus.web.console.board import campaign_meta, drawn_areas, ended_as, state_zh
 from warnbus.web.console.feedback import rows_html as feedback_rows_html
 from warnbus.web.console.html import esc
 from warnbus.web.console.records import stats_table, tallies
@@ -107,7 +107,9 @@ async def _header(ctx: Context, cid: str, meta: CampaignMeta, users: dict[str, s
         f'<dt>预警内容</dt><dd><p class="msg">{esc(text) or "—"}</p></dd>'
         f'<dt>区域</dt><dd>{esc(meta.area)}</dd>{drawn}'
         f'<dt>开始</dt><dd>{bj(meta.created_at)}</dd>'
-        f'<dt>状态</dt><dd>{html.CAMPAIGN_STATE_ZH[meta.state]} {bj(meta.ended_at)}</dd>'
+        f'<dt>状态</dt><dd>{state_zh(meta, ctx.clock.now())} '
+        f'{bj(meta.ended_at or (meta.expires_at if ended_as(meta, ctx.clock.now()) else None))}'
+        '</dd>'
         f'<dt>发布</dt><dd>{who or "外部预警源"}</dd></dl>')
 
 

@@ -17,7 +17,7 @@ from warnbus.flow.record import record_rows, write_csv
 from warnbus.runtime.context import Context
 from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX, console, page, requires
-from warnbus.web.console.board import campaign_meta
+from warnbus.web.console.board import campaign_meta, state_zh
 from warnbus.web.console.html import esc
 
 WITHIN_MIN = (3, 5, 10)
@@ -113,7 +113,7 @@ async def records_page(request: web.Request) -> web.Response:
                      html.level_badge(meta.level),
                      html.drill_badge(meta.drill)
                      + f'<a href="{PREFIX}/campaigns/{cid}">{esc(meta.headline or cid)}</a>',
-                     html.CAMPAIGN_STATE_ZH[meta.state], tal[""].first(),
+                     state_zh(meta, ctx.clock.now()), tal[""].first(),
                      tal[""].share(5),
                      f'<a href="{PREFIX}/campaigns/{cid}/record.csv">CSV</a> · '
                      f'<a href="{PREFIX}/campaigns/{cid}/print">打印</a>'])

@@ -5,6 +5,14 @@
   const csrf = (document.querySelector('meta[name="csrf"]') || {}).content || "";
   const LEVEL_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色" };
 
+  // A message after an action (?msg=, signed for this session and page: base.flash) is shown
+  // once: the address drops it, so a reload, the history or a copied link never repeats it.
+  const here = new URL(window.location.href);
+  if (["msg", "ms", "mt"].some((k) => here.searchParams.has(k))) {
+    for (const k of ["msg", "ms", "mt"]) here.searchParams.delete(k);
+    window.history.replaceState(window.history.state, "", here.pathname + here.search + here.hash);
+  }
+
   // One click plus confirmation for buttons that publish, cancel or send someone out.
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("[data-confirm]");
@@ -152,13 +160,12 @@
         const c = (s.towns[cell.dataset.r] || s.villages[cell.dataset.r] || {});
         cell.textContent = c[cell.dataset.k] || 0;
       }
-      const names = { active: "进行中", cancelled: "已解除", expired: "已过期", planning: "准备中" };
-      const cs = document.getElementById("cstate");
-      if (cs) cs.textContent = names[s.state] || s.state;
       board.dataset.state = s.state;
-      if (s.ended_at) board.dataset.end = String(s.ended_at);
+      // The header (level, area, state, the alert's text, the message history, banners)
+      // comes as a version: a new one fetches the header's parts.
+      if (s.head && s.head !== board.dataset.head) refreshHead(s.head);
       const g = JSON.stringify([s.grid_counts, s.site_counts]) + "/" +
-        ((s.counts || {}).p_confirmed || 0);
+        ((s.counts || {}).p_confirmed || 0) + "/" + s.head;
       if (grids !== null && g !== grids) refreshChase();
       grids = g;
       deskNews(s.desk);
@@ -190,18 +197,62 @@
     }
     p.textContent = text;
   }
-  // Elapsed time since issue, counted by the page from the server's clock at load.
+  // Elapsed time since issue, counted by the page from the server's clock at load; it stops
+  // at the campaign's end (data-end, which a new header brings).
   function tickElapsed() {
-    const el = document.getElementById("elapsed");
-    if (!el) return;
-    const loaded = Date.now(), t0 = Number(board.dataset.t0), at = Number(board.dataset.since);
+    const loaded = Date.now(), at = Number(board.dataset.since);
     const show = () => {
+      const el = document.getElementById("elapsed");  // a new header brings a new one
+      if (!el) return;
       const end = Number(board.dataset.end || 0);
       const now = end || at + (Date.now() - loaded) / 1000;
-      el.textContent = duration(now - t0);
-      if (!end) setTimeout(show, 1000);
+      el.textContent = duration(now - Number(board.dataset.t0));
     };
     show();
+    setInterval(show, 1000);
+  }
+  // The header's parts for version `want` (at most one fetch at a time; a version that comes
+  // meanwhile is fetched after it; a failed fetch is tried again with the next snapshot).
+  // The tools wait while the officer types in them.
+  let headBusy = false, headWant = "";
+  function refreshHead(want) {
+    headWant = want;
+    if (headBusy) return;
+    headBusy = true;
+    let ok = false;
+    fetch(board.dataset.headSrc, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
+      .then((d) => {
+        for (const [id, key] of [["board-head", "head"], ["alert-text", "alert"], ["history", "history"]]) {
+          const el = document.getElementById(id);
+          if (el && el.innerHTML !== d[key]) el.innerHTML = d[key];
+        }
+        board.dataset.t0 = String(d.t0);
+        board.dataset.end = String(d.end || 0);
+        putTools(d.tools);
+        board.dataset.head = want;
+        board.dataset.headRefreshed = String(Number(board.dataset.headRefreshed || 0) + 1);
+        ok = true;
+      })
+      .catch(() => {})
+      .finally(() => {
+        headBusy = false;
+        if (ok && headWant !== board.dataset.head) refreshHead(headWant);
+      });
+  }
+  let toolsWant = "", toolsTimer = 0;
+  function putTools(html) {
+    toolsWant = html;
+    if (toolsTimer) return;
+    const box = document.getElementById("board-tools");
+    if (!box || box.innerHTML === toolsWant) return;
+    const typing = box.contains(document.activeElement) ||
+      [...box.querySelectorAll("input[name=reason]")].some((i) => i.value);
+    if (typing) {
+      toolsTimer = setTimeout(() => { toolsTimer = 0; putTools(toolsWant); }, 1000);
+      return;
+    }
+    box.innerHTML = toolsWant;
   }
   function duration(sec) {
     const s = Math.max(0, Math.floor(sec));
