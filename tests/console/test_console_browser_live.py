@@ -24,8 +24,8 @@ __all__ = ["live"]  # the fixture, from browser_kit
 TOWNS = ("430623101000", "430623102000")  # 章华镇, 鲇鱼须镇
 
 
-async def _red(h: Harness):  # type: ignore[no-untyped-def]
-    alert = cap_alert(codes=TOWNS)
+async def _red(h: Harness, codes: tuple[str, ...] = TOWNS):  # type: ignore[no-untyped-def]
+    alert = cap_alert(codes=codes)
     cid = (await accept(h.ctx, alert, ENGINE)).campaign_id
     await h.drain()
     return alert, cid
@@ -38,7 +38,7 @@ def _text_has(selector: str, text: str) -> str:
 
 async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  # type: ignore[no-untyped-def]
     base, h, browser = live
-    alert, cid = await _red(h)
+    alert, cid = await _red(h, TOWNS[:1])
     h.clock.advance(500)  # redials done, grids escalated to the backup officers
     await h.drain()
     board = await signed_page(browser, base, "both", **DESKTOP)
@@ -46,24 +46,36 @@ async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  #
     await board.wait_for_function("Number(document.getElementById('board').dataset.updates) > 0")
     await board.evaluate("window.servedOnce = true")  # gone if the page were loaded again
     assert "红色" in await board.inner_text("#board p.head")
-    assert TOWNS[1] in await board.inner_text("#board p.head")  # the areaDesc: the codes
+    assert TOWNS[1] not in await board.inner_text("#board p.head")  # the areaDesc: the codes
+    assert "红色预警" in await board.inner_text("main h1")
     assert await board.locator("#board svg.map path.s-escalated").count() > 0
-    # --- an Update from the feed: orange, one township, new text
+    added = f'#board span[data-r="{TOWNS[1]}"]'
+    assert await board.locator(added).count() == 0
+    view = await board.get_attribute("#board svg.map", "viewBox")
+    # --- an Update from the feed: orange, a second township, new text
     update = cap_alert("43062304100000_20260715054000_2", msg_type=MsgType.UPDATE,
-                       codes=TOWNS[:1], severity=Severity.SEVERE, level_zh="橙色",
+                       codes=TOWNS, severity=Severity.SEVERE, level_zh="橙色",
                        sent=T0 + timedelta(minutes=9),
                        references=(Reference(alert.sender, alert.identifier, "x"),))
     await accept(h.ctx, update, ENGINE)
     await h.drain()
     await board.wait_for_function(_text_has("#board p.head .lv", "橙色"))
-    assert TOWNS[1] not in await board.inner_text("#board p.head")
+    assert TOWNS[1] in await board.inner_text("#board p.head")
     assert "橙色预警" in await board.inner_text(".alert-card")
+    assert "橙色预警" in await board.inner_text("main h1") and "橙色预警" in await board.title()
+    # The map shows the township added, and its row in the table (its counts live).
+    assert await board.get_attribute("#board svg.map", "viewBox") != view
+    assert await board.locator(added).count() > 0
     history = await board.inner_text("#board table.history")
     assert "更新" in history and "当前内容" in history and "已被更新取代" in history
+    await board.wait_for_function(  # the added township's first wave, counted live
+        f"Number(document.querySelector('{added}[data-k=\"delivered\"]')?.textContent) > 0"
+        f" || Number(document.querySelector('{added}[data-k=\"pending\"]')?.textContent) > 0"
+        f" || Number(document.querySelector('{added}[data-k=\"sent\"]')?.textContent) > 0")
     assert await board.evaluate("window.servedOnce") is True  # no reload
     # --- the Cancel: the page says it is lifted, nobody called, nothing pending
     cancel = cap_alert("43062304100000_20260715053000_3", msg_type=MsgType.CANCEL,
-                       codes=TOWNS[:1], sent=T0 + timedelta(minutes=10),
+                       codes=TOWNS, sent=T0 + timedelta(minutes=10),
                        references=(Reference(alert.sender, update.identifier, "x"),))
     await board.fill("#stop-form input[name=reason]", "正在填写")  # the officer is typing
     await accept(h.ctx, cancel, ENGINE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -176,14 +177,11 @@ async def _header(request: web.Request, cid: str, meta: CampaignMeta) -> dict[st
             "title": meta.headline or cid}
 
 
-@requires()
-async def board_page(request: web.Request) -> web.Response:
-    con = console(request)
-    ctx = con.app.ctx
-    user = user_of(request)
-    cid = request.match_info["cid"]
-    meta = await campaign_meta(ctx, cid)
-    snap = await snapshot(ctx, cid)
+async def _places(request: web.Request, cid: str, meta: CampaignMeta,
+                  snap: dict[str, Any]) -> tuple[str, str]:
+    """The map (with where it is and its legend) and the table of the townships, villages or
+    grids the page drills down to (`?town=`, `?village=`): what an Update's area changes."""
+    ctx = console(request).app.ctx
     town, village = request.query.get("town", ""), request.query.get("village", "")
     reg = ctx.registry
     # Without a drill-down the map shows the townships the alert reaches, not the county.
@@ -204,6 +202,22 @@ async def board_page(request: web.Request) -> web.Response:
         codes = [t for t in reg.children_of(reg.county_code) if t in snap["towns"]]
         regions = _region_table(request, snap["towns"], codes, f"{base}?town=")
         crumbs = "全县"
+    shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
+    svg = svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes,
+                     fit_shapes=not (town or village))
+    return f"<p>{crumbs}</p>{svg}{_legend(bool(shapes))}", regions
+
+
+@requires()
+async def board_page(request: web.Request) -> web.Response:
+    con = console(request)
+    ctx = con.app.ctx
+    user = user_of(request)
+    cid = request.match_info["cid"]
+    meta = await campaign_meta(ctx, cid)
+    snap = await snapshot(ctx, cid)
+    town, village = request.query.get("town", ""), request.query.get("village", "")
+    base = f"{PREFIX}/campaigns/{cid}"
     stop = await ctx.store.console.calls_stopped(cid)
     can_act = user.has("drafter", "approver")
     got = await build(ctx, con.histories, cid, meta, region=village or town)
@@ -212,29 +226,28 @@ async def board_page(request: web.Request) -> web.Response:
     pending = caseview.pending_html(cid, got, session_of(request).csrf, can_act=can_act,
                                     door_ok=door_ok, names=users)
     speakers = await silent_speakers(ctx, cid, meta)
-    shapes = [ring for _desc, ring in await drawn_areas(ctx, cid, meta)]
-    svg = svgmap.svg(reg, snap["grids"], focus=focus, only=None, shapes=shapes,
-                     fit_shapes=not (town or village))
+    places, regions = await _places(request, cid, meta, snap)
     spk = "".join(f'<li>{esc(x["name"])}（{esc(x["village"])}）</li>' for x in speakers[:200])
     head = await _header(request, cid, meta)
     msg = flash(request)
     query = "?" + request.query_string if request.query_string else ""
+    drill = {k: v for k, v in (("town", town), ("village", village)) if v}
+    head_src = f"{base}/head" + (f"?{urlencode(drill)}" if drill else "")
     body = (
         (f'<p class="ok" id="flash">{esc(msg)}</p>' if msg else "")
         + notices_bar(await known(ctx))
         + f'<div id="board" data-cid="{esc(cid)}" data-events="{base}/events" '
         f'data-since="{ctx.clock.now()}" data-t0="{head["t0"]}" data-end="{head["end"]}" '
-        f'data-head="{snap["head"]}" data-head-src="{base}/head" '
+        f'data-head="{snap["head"]}" data-head-src="{esc(head_src)}" '
         f'data-grid-src="{base}/grids/">'
         f'<div id="board-head">{head["head"]}</div>'
         f'<div class="tools" id="board-tools">{head["tools"]}</div>'
         f'{_stats(snap["counts"])}'
-        f'<div class="split"><div class="card"><p>{crumbs}</p>'
-        f'{svg}'
-        f'{_legend(bool(shapes))}<div id="grid-panel" hidden></div></div>'
+        f'<div class="split"><div class="card"><div id="board-map">{places}</div>'
+        '<div id="grid-panel" hidden></div></div>'
         f'<div><details class="card alert-card" open><summary>预警内容</summary>'
         f'<div id="alert-text">{head["alert"]}</div></details>'
-        f'<div class="card">{regions}</div></div></div>'
+        f'<div class="card" id="board-regions">{regions}</div></div></div>'
         f'<h2>待确认名单（<span data-c="waiting">{got.total}</span>个网格）</h2>'
         f'<div id="chase" class="chases" data-src="{esc(base + "/chase" + query)}">{pending}</div>'
         f'<h2>未确认播放的应急广播（{len(speakers)}）</h2><ul class="cols">{spk}</ul>'
@@ -245,13 +258,19 @@ async def board_page(request: web.Request) -> web.Response:
 
 @requires()
 async def head_fragment(request: web.Request) -> web.Response:
-    """The board's header alone, as JSON of its parts (`_header`): the page fetches it when
-    the header's version in the live snapshot changes (an Update, a Cancel, the expiry, a
-    stop of the calling)."""
-    ctx = console(request).app.ctx
+    """The board's header alone, as JSON of its parts (`_header`), with the map and the
+    table of regions of the page's drill-down (`_places`: an Update changes the area): the
+    page fetches it when the header's version in the live snapshot changes (an Update, a
+    Cancel, the expiry, a stop of the calling)."""
+    con = console(request)
+    ctx = con.app.ctx
     cid = request.match_info["cid"]
     meta = await campaign_meta(ctx, cid)
-    return json_reply(await _header(request, cid, meta))
+    asked = time.monotonic()  # the board's snapshot as it is now, shared with its streams
+    ttl = (await con.settings()).sse_interval_s
+    snap = await con.shared.get(("board", cid), ttl, lambda: snapshot(ctx, cid), since=asked)
+    places, regions = await _places(request, cid, meta, snap)
+    return json_reply({**await _header(request, cid, meta), "map": places, "regions": regions})
 
 
 @requires()

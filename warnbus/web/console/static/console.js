@@ -25,7 +25,7 @@
   // with Web Audio (no sound file: nothing is downloaded). Browsers let a page make sound
   // only after a click on it: the switch says so, and the first click anywhere starts it.
   const KIND_ZH = { Alert: "新预警", Update: "预警更新", Cancel: "预警解除" };
-  const title = document.title;
+  let title = document.title;  // a board's follows its headline (an Update may change it)
   let audio = null;
   const soundWanted = () => localStorage.getItem("wb-sound") !== "off";
   function audioCtx() {
@@ -223,9 +223,17 @@
     fetch(board.dataset.headSrc, { credentials: "same-origin" })
       .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
       .then((d) => {
-        for (const [id, key] of [["board-head", "head"], ["alert-text", "alert"], ["history", "history"]]) {
+        for (const [id, key] of [["board-head", "head"], ["alert-text", "alert"],
+          ["history", "history"], ["board-map", "map"], ["board-regions", "regions"]]) {
           const el = document.getElementById(id);
-          if (el && el.innerHTML !== d[key]) el.innerHTML = d[key];
+          if (el && d[key] !== undefined && el.innerHTML !== d[key]) el.innerHTML = d[key];
+        }
+        const h1 = document.querySelector("main h1");
+        if (h1 && d.title && h1.textContent !== d.title) {
+          const was = title;
+          title = d.title + " · 预警叫应值守台";
+          document.title = document.title.split(was).join(title);
+          h1.textContent = d.title;
         }
         board.dataset.t0 = String(d.t0);
         board.dataset.end = String(d.end || 0);
