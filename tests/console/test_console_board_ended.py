@@ -25,7 +25,8 @@ from warnbus.web.console.board import CALLING, snapshot
 HTML = {"Accept": "text/html"}
 TOWNS = ("430623101000", "430623102000")
 #: Words that say somebody is being called, or waits to be.
-CALLING_WORDS = ("叫应中", "下一步", "未送达", "已发送", "已送达", "入户中")
+CALLING_WORDS = ("叫应中", "下一步", "未送达", "已发送", "已送达", "入户中", "尚未呼叫",
+                 "起叫，已", "安排入户")
 
 
 def _text(html_: str) -> str:
@@ -53,7 +54,8 @@ def _nobody_called(snap: dict) -> None:  # type: ignore[type-arg]
     assert sum(c.get(f"p_{k}", 0) for k in person_parts) == c["p_total"], c
 
 
-async def _board_says_nobody_is_called(client, h, cid: str, state: str) -> None:  # type: ignore[no-untyped-def]
+async def _board_says_nobody_is_called(client, h, cid: str, state: str) -> str:  # type: ignore[no-untyped-def]
+    """Check the pending list, the board and a grid's page; the grid page's text."""
     r = await client.get(f"/console/campaigns/{cid}/chase")
     chase = await r.text()
     assert r.headers["X-Waiting"] == "0" and 'class="chase' not in chase, chase
@@ -70,6 +72,7 @@ async def _board_says_nobody_is_called(client, h, cid: str, state: str) -> None:
     assert "未确认·已结束" in text
     for word in CALLING_WORDS:
         assert word not in text.split("呼叫记录")[0], (word, text)
+    return text
 
 
 async def test_a_lifted_board_calls_nobody(web) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +117,8 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
     snap = await snapshot(h.ctx, cid)
     _nobody_called(snap)
     assert snap["over"] and snap["head"] != running["head"]
-    await _board_says_nobody_is_called(client, h, cid, "已过期")
+    grid = await _board_says_nobody_is_called(client, h, cid, "已过期")
+    assert "（备岗网格员）" in grid and "未呼叫" in grid  # and never will be
     desk = _text(await (await client.get("/console/", headers=HTML)).text())
     assert "叫应中 0" in desk and "已过期" in desk, desk
     printed = _text(await (await client.get(f"/console/campaigns/{cid}/print",

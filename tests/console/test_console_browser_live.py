@@ -52,6 +52,7 @@ async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  #
     added = f'#board span[data-r="{TOWNS[1]}"]'
     assert await board.locator(added).count() == 0
     view = await board.get_attribute("#board svg.map", "viewBox")
+    expires = await board.inner_text("#cexpires")
     # --- an Update from the feed: orange, a second township, new text
     update = cap_alert("43062304100000_20260715054000_2", msg_type=MsgType.UPDATE,
                        codes=TOWNS, severity=Severity.SEVERE, level_zh="橙色",
@@ -63,6 +64,7 @@ async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  #
     assert TOWNS[1] in await board.inner_text("#board p.head")
     assert "橙色预警" in await board.inner_text(".alert-card")
     assert "橙色预警" in await board.inner_text("main h1") and "橙色预警" in await board.title()
+    assert await board.inner_text("#cexpires") != expires  # the Update's own expiry
     # The map shows the township added, and its row in the table (its counts live).
     assert await board.get_attribute("#board svg.map", "viewBox") != view
     assert await board.locator(added).count() > 0

@@ -44,6 +44,7 @@ class GridCase:
     door: DoorOrder | None = None
     result: DoorResult | None = None
     events: list[Event] = field(default_factory=list)
+    over: bool = False  # the campaign is over (lifted, expired): nobody is called for it
 
 
 @dataclass
@@ -109,7 +110,7 @@ async def build(ctx: Context, histories: Histories, cid: str, meta: CampaignMeta
                         (village.name if village else g.village) if g else "",
                         town.name if town else "", display[gid], live.grids[gid], since(gid),
                         door=doors.get(gid), result=results.get(gid),
-                        events=list(digest.of_grid.get(gid, ())))
+                        events=list(digest.of_grid.get(gid, ())), over=over)
         case.people = [_line(ctx, planner, live, acks, case, pid, role, now, over)
                        for pid, role in _people(reg, gid, digest, live.grids[gid].holder,
                                                 now, book)]

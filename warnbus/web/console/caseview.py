@@ -15,6 +15,7 @@ from warnbus.flow import filed
 from warnbus.flow.filed import OUTCOME_ZH
 from warnbus.web.console import html
 from warnbus.web.console.base import PREFIX
+from warnbus.web.console.board import WAITING
 from warnbus.web.console.cases import Cases, GridCase
 from warnbus.web.console.history import Call, Event
 from warnbus.web.console.html import CHANNEL_ZH, DOOR_OUTCOME_ZH, GRID_STATE_ZH, VIA_ZH, esc
@@ -33,13 +34,17 @@ def call_zh(c: Call) -> str:
             f"{esc(filed.step_zh(str(c.step), c.kind))}")
 
 
-def person_html(line: PersonLine, names: Mapping[str, str] | None = None) -> str:
+def person_html(line: PersonLine, names: Mapping[str, str] | None = None,
+                over: bool = False) -> str:
     """One person of a grid and where they stand; a console user who confirmed for them by
-    display name (`names`: user name -> 姓名)."""
+    display name (`names`: user name -> 姓名); `over`: the campaign is over, so one not
+    called yet never will be (未呼叫, not 尚未呼叫)."""
     role = html.PERSON_ROLE_ZH.get(line.role, line.role)
     tel = (f' <a class="tel" href="tel:{esc(line.phone)}">{esc(line.phone)}</a>'
            if line.phone else "")
     state = html.PERSON_STATE_ZH[line.state]
+    if over and line.state is PersonState.NOT_CALLED:
+        state = "未呼叫"
     if line.state is PersonState.CONFIRMED and line.ack is not None:
         a = line.ack
         how = esc(VIA_ZH.get(a.via.value, a.via.value))
@@ -139,7 +144,7 @@ def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bo
               names: Mapping[str, str] | None = None) -> str:
     """A grid's card: its people, door-to-door, calls and actions (`names`: console user
     name -> 姓名, for who confirmed, ordered or entered a result)."""
-    people = "".join(person_html(p, names) for p in case.people)
+    people = "".join(person_html(p, names, case.over) for p in case.people)
     acts = (actions_html(cid, case, csrf, door_ok=door_ok, from_grid=from_grid)
             if can_act else "")
     if acts:
@@ -152,8 +157,11 @@ def card_html(cid: str, case: GridCase, csrf: str, *, can_act: bool, door_ok: bo
             f'href="{PREFIX}/campaigns/{esc(cid)}/grids/{esc(case.grid_id)}">{esc(case.name)}</a>'
             f'<small>{esc(case.village)} · {esc(case.town)} · '
             f'<b class="gst">{GRID_STATE_ZH.get(case.display, case.display)}</b> · '
-            f'{html.bj(case.since, "%H:%M")} 起叫，已 {html.duration(now - case.since)}'
-            '</small></h3>'
+            f'{html.bj(case.since, "%H:%M")} 起叫'
+            # How long it has waited, while it waits (a closed grid waits no more).
+            + (f'，已 {html.duration(now - case.since)}' if case.display in WAITING
+               and not case.over else "")
+            + '</small></h3>'
             f'<ul class="people">{people}</ul>{door_html(case, names)}'
             f'{calls_html(case, calls_limit)}{acts}</div>')
 

@@ -166,8 +166,10 @@ async def _header(request: web.Request, cid: str, meta: CampaignMeta) -> dict[st
         f'<p class="head">{html.level_badge(meta.level.value if meta.level else "")}'
         f'{html.drill_badge(meta.drill)} '
         f'<span id="cstate">{state_zh(meta, now)}</span>'
-        f' · <span id="carea">{esc(meta.area)}</span> · 开始 {html.bj(t0)} · 已用时 '
-        f'<b id="elapsed">{html.duration((end or now) - t0)}</b></p>'
+        f' · <span id="carea">{esc(meta.area)}</span> · 开始 {html.bj(t0)}'
+        + (f' · 失效 <span id="cexpires">{html.bj(meta.expires_at)}</span>'
+           if meta.expires_at else "")
+        + f' · 已用时 <b id="elapsed">{html.duration((end or now) - t0)}</b></p>'
         f'<p class="source">来源：{thread.source_html(root, users) if root else "未记录"}'
         + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
         + _ended_html(ended, meta) + stopped)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from warnbus.domain.states import CampaignState, TargetState
+from warnbus.domain.states import TargetState
 from warnbus.domain.targets import device_id
 from warnbus.errors import NotFoundError
 from warnbus.web.console import caseview, html
@@ -35,7 +35,7 @@ async def grid_page(request: web.Request) -> web.Response:
         raise NotFoundError(f"no grid {gid} in campaign {cid}")
     case = got.cases[0]
     can_act = user_of(request).has("drafter", "approver")
-    door_ok = meta.state is CampaignState.ACTIVE and got.stop is None
+    door_ok = got.ended is None and got.stop is None
     csrf = session_of(request).csrf
     users = await con.users.displays()  # user name -> 姓名
     board = f"{PREFIX}/campaigns/{esc(cid)}"
