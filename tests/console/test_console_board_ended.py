@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import unquote
 
 from console_kit import sign_in
 
@@ -26,7 +27,7 @@ HTML = {"Accept": "text/html"}
 TOWNS = ("430623101000", "430623102000")
 #: Words that say somebody is being called, or waits to be.
 CALLING_WORDS = ("叫应中", "下一步", "未送达", "已发送", "已送达", "入户中", "尚未呼叫",
-                 "起叫，已", "安排入户")
+                 "起叫，已")
 
 
 def _text(html_: str) -> str:
@@ -67,8 +68,9 @@ async def _board_says_nobody_is_called(client, h, cid: str, state: str) -> str: 
         assert f'id="{button}"' not in page
     # A grid nobody confirmed, on its own page: closed, its people not called.
     grid = next(g for g, st in (await snapshot(h.ctx, cid))["grids"].items() if st == "ended")
-    text = _text(await (await client.get(f"/console/campaigns/{cid}/grids/{grid}",
-                                         headers=HTML)).text())
+    raw = await (await client.get(f"/console/campaigns/{cid}/grids/{grid}", headers=HTML)).text()
+    assert "安排入户</button>" not in raw  # nobody is sent door to door any more
+    text = _text(raw)
     assert "未确认·已结束" in text
     for word in CALLING_WORDS:
         assert word not in text.split("呼叫记录")[0], (word, text)
@@ -108,7 +110,13 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
     await h.drain()
     running = await snapshot(h.ctx, cid)
     assert running["counts"]["p_pending"] > 0
-    await sign_in(client, "both")
+    s = await sign_in(client, "both")
+    # Somebody is sent door to door for a grid: 入户中 while the warning runs.
+    door = sorted(running["grids"])[0]
+    r = await client.post(f"/console/campaigns/{cid}/door", allow_redirects=False,
+                          data={"_csrf": s.csrf, "grid": door})
+    assert r.status == 303 and "msg=已通知" in unquote(r.headers["Location"])
+    assert (await snapshot(h.ctx, cid))["grids"][door] == "door"
     desk = _text(await (await client.get("/console/", headers=HTML)).text())
     assert "叫应中 0" not in desk
     h.clock.advance(3600)  # past the expiry; the expiry timer has not run yet
@@ -117,6 +125,7 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
     snap = await snapshot(h.ctx, cid)
     _nobody_called(snap)
     assert snap["over"] and snap["head"] != running["head"]
+    assert snap["grids"][door] == "ended"  # nobody goes door to door for it any more
     grid = await _board_says_nobody_is_called(client, h, cid, "已过期")
     assert "（备岗网格员）" in grid and "未呼叫" in grid  # and never will be
     desk = _text(await (await client.get("/console/", headers=HTML)).text())
