@@ -9,13 +9,16 @@ secret). Errors were aiohttp's English pages (`404: Not Found`, `500 Internal Se
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import time
+from urllib.parse import parse_qs, quote, urlsplit
 
 from console_kit import red_form, sign_in
 
 from tests.engine.helpers import cap_alert
 from warnbus.flow.credentials import ENGINE
 from warnbus.flow.intake import accept
+from warnbus.web.console.auth import Session
+from warnbus.web.console.base import FLASH_TTL_S, flash_sig
 
 HTML = {"Accept": "text/html"}
 
@@ -50,6 +53,22 @@ async def test_a_message_shows_once_signed_for_its_session_and_page(web) -> None
     # Signed for /console/admin: the same signature on another page says nothing there.
     _status, text = await _page(client, location.replace("/console/admin", "/console/registry"))
     assert "已解除 dora" not in text
+    # Signed for the moment of its redirect: a kept or shared address says nothing later,
+    # and the signature does not move to another moment (the page's script also drops it
+    # from the address once shown: test_console_browser_live).
+    q = parse_qs(urlsplit(location).query)
+    said, path = q["msg"][0], urlsplit(location).path
+
+    async def shown(at: int, sig: str) -> bool:
+        return said in (await _page(client, f"{path}?mt={at}&ms={sig}&msg={quote(said)}"))[1]
+
+    sess = Session("root", s.csrf, 0.0)
+    old = int(time.time()) - FLASH_TTL_S - 5
+    assert not await shown(old, flash_sig(sess, path, said, old))
+    assert not await shown(int(q["mt"][0]) + 1, q["ms"][0])
+    assert said not in (await _page(client, f"{path}?ms={q['ms'][0]}&msg={quote(said)}"))[1]
+    now = int(time.time())
+    assert await shown(now, flash_sig(sess, path, said, now))
     # Another session (even of the same user) does not see it: its secret differs.
     await sign_in(client, "root")
     _status, text = await _page(client, location)
