@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WARNBUS_DOC_SHOTS=1 exec .venv/bin/pytest -q -p no:randomly \
   tests/console/test_console_browser_lift.py \
+  tests/console/test_console_browser_live.py \
   tests/console/test_console_browser_desk.py \
   tests/console/test_console_desk_browser.py::test_rejected_draft_edited_resubmitted_and_the_record_filed \
   "$@"

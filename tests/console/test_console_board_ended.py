@@ -158,7 +158,7 @@ async def test_the_header_version_follows_the_header_only(web) -> None:  # type:
     assert v1 != v0
     await sign_in(client, "both")
     r = await client.get(f"/console/campaigns/{cid}/head")
-    assert r.status == 200
+    assert r.status == 200 and r.headers["Cache-Control"] == "no-store"  # it has the CSRF
     head = await r.json()
     assert "lv-orange" in head["head"] and "lv-red" not in head["head"], head["head"]
     assert "橙色预警" in head["alert"] and "更新" in head["history"]

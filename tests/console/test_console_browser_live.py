@@ -102,7 +102,8 @@ async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  #
     await board.wait_for_function("!document.getElementById('stop-btn')")
     assert await board.locator("#cancel-btn").count() == 0
     assert await board.evaluate("window.servedOnce") is True  # still no reload
-    await shot(board, "board-lifted.png")
+    await board.evaluate("window.scrollTo(0, 0)")
+    await shot(board, "board-lifted.png", doc="console-board-lifted.png")
     # A grid's card on the map says the same.
     grid = await board.get_attribute("#board svg.map path.s-ended", "data-g")
     await board.locator(f'#board svg.map path[data-g="{grid}"]').dispatch_event("click")

@@ -7,6 +7,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from aiohttp import web
 
 from warnbus.domain.meta import CampaignMeta
@@ -18,7 +19,6 @@ from warnbus.web.console.base import (
     PREFIX,
     console,
     flash,
-    json_reply,
     page,
     requires,
     session_of,
@@ -272,7 +272,10 @@ async def head_fragment(request: web.Request) -> web.Response:
     ttl = (await con.settings()).sse_interval_s
     snap = await con.shared.get(("board", cid), ttl, lambda: snapshot(ctx, cid), since=asked)
     places, regions = await _places(request, cid, meta, snap)
-    return json_reply({**await _header(request, cid, meta), "map": places, "regions": regions})
+    parts = {**await _header(request, cid, meta), "map": places, "regions": regions}
+    # Its tools carry the session's CSRF token: kept by no cache, as the page itself.
+    return web.Response(body=msgspec.json.encode(parts), content_type="application/json",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 @requires()
