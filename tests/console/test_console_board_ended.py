@@ -130,6 +130,8 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
     assert "（备岗网格员）" in grid and "未呼叫" in grid  # and never will be
     desk = _text(await (await client.get("/console/", headers=HTML)).text())
     assert "叫应中 0" in desk and "已过期" in desk, desk
+    total = snap["counts"]["g_total"]
+    assert f"网格 {total}/{total} 已结束" in desk, desk
     printed = _text(await (await client.get(f"/console/campaigns/{cid}/print",
                                             headers=HTML)).text())
     assert "状态已过期" in printed.replace(" ", "").replace("\n", "")

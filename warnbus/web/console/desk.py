@@ -130,13 +130,15 @@ def live_html(rows: list[LiveRow], now: float) -> str:
         m = r.meta
         states = r.grids()
         grids = sum(states.values())
-        closed = sum(n for st, n in states.items() if st in GridState.CLOSED)
+        # Past its expiry before the expiry timer has said so (or lifted, its index entry not
+        # yet gone): over, every grid has ended and nobody is called.
+        over = ended_as(m, now) is not None
+        closed = grids if over else sum(n for st, n in states.items() if st in GridState.CLOSED)
+        calling = 0 if over else sum(n for st, n in states.items() if st in GridState.OPEN)
         acked = m.target_count(TargetState.ACKED)
         pct = int(100 * acked / r.persons) if r.persons else 0
         t0 = m.t0 or m.created_at or now
-        # Past its expiry before the expiry timer has said so: over, nobody is called.
-        over = ended_as(m, now) is not None
-        calling = 0 if over else sum(n for st, n in states.items() if st in GridState.OPEN)
+        until = (m.ended_at or m.expires_at or now) if over else now
         flags = html.drill_badge(m.drill) + (
             '<span class="stopped-tag">已停止叫应</span>' if r.stopped else "") + (
             f'<span class="stopped-tag">{state_zh(m, now)}</span>' if over else "")
@@ -146,20 +148,21 @@ def live_html(rows: list[LiveRow], now: float) -> str:
             f'<div class="lc-head">{html.level_badge(m.level.value if m.level else "")}{flags}'
             f'<b>{esc(m.headline or m.campaign_id)}</b></div>'
             f'<div class="muted">{esc(html.source_zh(r.source))} · {esc(m.area[:40])} · '
-            f'{html.bj(t0, "%H:%M")} 起，已用时 {html.duration(now - t0)}</div>'
+            f'{html.bj(t0, "%H:%M")} 起，已用时 {html.duration(until - t0)}</div>'
             f'<div class="bar"><i style="width:{pct}%"></i></div>'
             f'<div class="lc-counts">叫应对象 <b>{acked}</b>/{r.persons} 人已确认 · '
             f'网格 {closed}/{grids} 已结束 · 未叫醒 <b class="errc">'
             f'{states[GridState.UNREACHED]}</b> · 叫应中 {calling}'
-            + _sites_line(r.sites) + '</div></a>')
+            + _sites_line(r.sites, over) + '</div></a>')
     return "".join(out)
 
 
-def _sites_line(sites: Counter[GridState]) -> str:
-    """The sites' part of a live card, when the hazard calls any."""
+def _sites_line(sites: Counter[GridState], over: bool = False) -> str:
+    """The sites' part of a live card, when the hazard calls any (`over`: all have ended)."""
     if not sites:
         return ""
-    closed = sum(n for st, n in sites.items() if st in GridState.CLOSED)
+    closed = (sum(sites.values()) if over
+              else sum(n for st, n in sites.items() if st in GridState.CLOSED))
     return (f' · 隐患点等 {closed}/{sum(sites.values())} 处已结束 · 未叫醒 '
             f'<b class="errc">{sites[GridState.UNREACHED]}</b>')
 
