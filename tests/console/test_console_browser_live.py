@@ -45,6 +45,9 @@ async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  #
     await board.goto(f"{base}/console/campaigns/{cid}")
     await board.wait_for_function("Number(document.getElementById('board').dataset.updates) > 0")
     await board.evaluate("window.servedOnce = true")  # gone if the page were loaded again
+    phone = await phone_of(browser, board)  # the same officer's phone, on the same board
+    await phone.goto(f"{base}/console/campaigns/{cid}?town={TOWNS[0]}")
+    await phone.wait_for_function("Number(document.getElementById('board').dataset.updates) > 0")
     assert "红色" in await board.inner_text("#board p.head")
     assert TOWNS[1] not in await board.inner_text("#board p.head")  # the areaDesc: the codes
     assert "红色预警" in await board.inner_text("main h1")
@@ -102,6 +105,13 @@ async def test_the_open_board_follows_an_update_and_the_cancel(live) -> None:  #
     await board.wait_for_function("!document.getElementById('stop-btn')")
     assert await board.locator("#cancel-btn").count() == 0
     assert await board.evaluate("window.servedOnce") is True  # still no reload
+    # The phone, in a township's drill-down, says the same.
+    await phone.wait_for_selector("#ended")
+    assert await phone.inner_text("#cstate") == "已解除"
+    assert "橙色" in await phone.inner_text("#board p.head .lv")
+    assert await phone.locator("#chase .chase").count() == 0
+    assert await phone.locator("#board svg.map path.s-escalated").count() == 0
+    await shot(phone, "board-lifted-phone.png")
     await board.evaluate("window.scrollTo(0, 0)")
     await shot(board, "board-lifted.png", doc="console-board-lifted.png")
     # A grid's card on the map says the same.
