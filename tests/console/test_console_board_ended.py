@@ -88,6 +88,13 @@ async def test_a_lifted_board_calls_nobody(web) -> None:  # type: ignore[no-unty
     await h.drain()
     before = await snapshot(h.ctx, cid)
     assert before["counts"]["g_escalated"] > 0 and before["counts"]["p_pending"] > 0
+    # A grid visited door to door: its result is in the record as the board says it.
+    s = await sign_in(client, "both")
+    visited = next(g for g, st in before["grids"].items() if st == "escalated")
+    for path, data in (("door", {}), ("door/result", {"outcome": "told", "note": "已告知转移"})):
+        r = await client.post(f"/console/campaigns/{cid}/{path}", allow_redirects=False,
+                              data={"_csrf": s.csrf, "grid": visited, **data})
+        assert r.status == 303, path
     cancel = cap_alert("43062304100000_20260715053000_2", msg_type=MsgType.CANCEL, codes=TOWNS,
                        sent=T0 + timedelta(minutes=9),
                        references=(Reference(alert.sender, alert.identifier, "x"),))
@@ -96,11 +103,14 @@ async def test_a_lifted_board_calls_nobody(web) -> None:  # type: ignore[no-unty
     snap = await snapshot(h.ctx, cid)
     _nobody_called(snap)
     assert snap["grids"][first] == "confirmed"  # what was confirmed stays confirmed
-    assert snap["counts"]["g_ended"] == snap["counts"]["g_total"] - 1
+    assert snap["counts"]["g_ended"] == snap["counts"]["g_total"] - 2  # confirmed, visited
     assert snap["counts"]["p_confirmed"] == 1
     assert snap["head"] != before["head"]
-    await sign_in(client, "both")  # drafts and approves: every button, if any were offered
+    assert snap["grids"][visited] == "visited"
     await _board_says_nobody_is_called(client, h, cid, "已解除")
+    printed = _text(await (await client.get(f"/console/campaigns/{cid}/print",
+                                            headers=HTML)).text())
+    assert "已当面告知：已告知转移" in printed and "待反馈" not in printed, printed
 
 
 async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(web) -> None:  # type: ignore[no-untyped-def]
@@ -117,6 +127,9 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
                           data={"_csrf": s.csrf, "grid": door})
     assert r.status == 303 and "msg=已通知" in unquote(r.headers["Location"])
     assert (await snapshot(h.ctx, cid))["grids"][door] == "door"
+    printed = _text(await (await client.get(f"/console/campaigns/{cid}/print",
+                                            headers=HTML)).text())
+    assert "待反馈" in printed  # the warning runs: its result may still come
     desk = _text(await (await client.get("/console/", headers=HTML)).text())
     assert "叫应中 0" not in desk
     h.clock.advance(3600)  # past the expiry; the expiry timer has not run yet
@@ -135,6 +148,7 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
     printed = _text(await (await client.get(f"/console/campaigns/{cid}/print",
                                             headers=HTML)).text())
     assert "状态已过期" in printed.replace(" ", "").replace("\n", "")
+    assert "未反馈（预警已结束）" in printed and "待反馈" not in printed
     await h.drain()  # the expiry timer: recorded, the board says the same
     _nobody_called(await snapshot(h.ctx, cid))
     await _board_says_nobody_is_called(client, h, cid, "已过期")

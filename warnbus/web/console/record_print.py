@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 
 from aiohttp import web
 
+from warnbus.domain.doors import DoorResult
 from warnbus.domain.meta import CampaignMeta
 from warnbus.domain.models import AckVia, TargetKind
 from warnbus.domain.states import GridState
@@ -119,6 +120,14 @@ def _table(head: tuple[str, ...] | list[str], rows: list[dict[str, str]] | list[
     return html.table(list(head), body, cls)
 
 
+def _door_result(r: DoorResult | None) -> str:
+    """A door-to-door result as the board says it (已当面告知：note（time）), "" for none."""
+    if r is None:
+        return ""
+    note = f"：{r.note}" if r.note else ""
+    return esc(f"{html.DOOR_OUTCOME_ZH[r.outcome.value]}{note}（{bj(r.at)}）")
+
+
 def _person_name(ctx: Context, pid: str) -> str:
     p = ctx.person(pid)
     return p.name if p else pid
@@ -143,8 +152,12 @@ async def print_page(request: web.Request) -> web.Response:
     manual = [[esc(_person_name(ctx, a.person_id)), bj(a.at),
                esc(users.get(a.by or "", a.by or "")), esc(a.reason or "")]
               for a in sorted(acks.values(), key=lambda a: a.at) if a.via is AckVia.CONSOLE]
+    results = await ctx.store.console.door_results(cid)
+    # An order without a result waits for one while the warning runs; after, none will come.
+    waiting = "未反馈（预警已结束）" if ended_as(meta, ctx.clock.now()) else "待反馈"
     doors = [[esc(ctx.registry.data.grids[g].name if g in ctx.registry.data.grids else g),
-              bj(o.at), esc(users.get(o.by, o.by)), esc(o.to), "待反馈"]
+              bj(o.at), esc(users.get(o.by, o.by)), esc(o.to), _door_result(results.get(g))
+              or waiting]
              for g, o in sorted((await ctx.store.console.door_orders(cid)).items(),
                                 key=lambda x: x[1].at)]
     shapes = await drawn_areas(ctx, cid, meta)
