@@ -139,6 +139,12 @@ async def test_an_expired_board_calls_nobody_even_before_the_expiry_is_recorded(
     _nobody_called(snap)
     assert snap["over"] and snap["head"] != running["head"]
     assert snap["grids"][door] == "ended"  # nobody goes door to door for it any more
+    # An action that came too late says why in the same words (not 该预警进行中).
+    for path, data, said in (("door", {"grid": sorted(snap["grids"])[1]}, "未安排入户叫应"),
+                             ("stop", {"reason": "雨停"}, "无需停止叫应")):
+        r = await client.post(f"/console/campaigns/{cid}/{path}", allow_redirects=False,
+                              data={"_csrf": s.csrf, **data})
+        assert unquote(r.headers["Location"]).endswith(f"msg=该预警已过期，{said}"), path
     grid = await _board_says_nobody_is_called(client, h, cid, "已过期")
     assert "（备岗网格员）" in grid and "未呼叫" in grid  # and never will be
     desk = _text(await (await client.get("/console/", headers=HTML)).text())

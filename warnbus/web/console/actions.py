@@ -41,7 +41,7 @@ from warnbus.web.console.compose import (
     sender_name,
 )
 from warnbus.web.console.drafts import Draft, DraftEvent, Drafts
-from warnbus.web.console.html import BEIJING, CAMPAIGN_STATE_ZH
+from warnbus.web.console.html import BEIJING, ended_zh
 
 log = structlog.get_logger("warnbus.console")
 KIND_TYPE = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
@@ -75,7 +75,7 @@ async def why_not_continue(ctx: Context, cid: str) -> str | None:
     await latest_alert(ctx, cid)
     state = await ended_state(ctx, cid)
     if state is not None:
-        return f"该预警{CAMPAIGN_STATE_ZH.get(state, '已结束')}，不能再更新或解除"
+        return f"该预警{ended_zh(state)}，不能再更新或解除"
     return None
 
 

@@ -19,6 +19,16 @@ PERSON_ROLE_ZH = {role.value: name for role, name in ROLE_ZH_OF_PERSON.items()}
 CAMPAIGN_STATE_ZH: dict[CampaignState, str] = {
     CampaignState.PLANNING: "准备中", CampaignState.ACTIVE: "进行中",
     CampaignState.CANCELLED: "已解除", CampaignState.EXPIRED: "已过期"}
+
+
+def ended_zh(state: CampaignState) -> str:
+    """How a campaign that is over reads, from `flow.acks.ended_state` (still active there
+    means past its expiry, the expiry timer not yet run: 已过期, never 进行中)."""
+    if state is CampaignState.ACTIVE:
+        return CAMPAIGN_STATE_ZH[CampaignState.EXPIRED]
+    return CAMPAIGN_STATE_ZH.get(state, "已结束")
+
+
 #: Grid colours on the board, in legend order (the board's own states; see board.py).
 GRID_STATE_ZH = {"pending": "未送达", "sent": "已发送", "delivered": "已送达",
                  "confirmed": "已确认", "taken_over": "上级已确认", "escalated": "已升级",

@@ -64,8 +64,7 @@ async def door(request: web.Request) -> web.StreamResponse:
         name = await order_door_to_door(ctx, cid, f.get("grid", ""), user_of(request).name,
                                         con.doors)
     except CampaignOver as e:
-        state = html.CAMPAIGN_STATE_ZH.get(e.state, "已结束")
-        raise back(to, f"该预警{state}，未安排入户叫应") from e
+        raise back(to, f"该预警{html.ended_zh(e.state)}，未安排入户叫应") from e
     except CallsStopped as e:
         raise back(to, "该预警已停止叫应，未安排入户叫应") from e
     raise back(to, f"已通知{name}入户叫应，请其入户后登记结果")
@@ -109,8 +108,7 @@ async def stop(request: web.Request) -> web.StreamResponse:
     try:
         closed = await stop_calling(ctx, cid, user_of(request).name, reason[:500])
     except CampaignOver as e:
-        state = html.CAMPAIGN_STATE_ZH.get(e.state, "已结束")
-        raise back(to, f"该预警{state}，无需停止叫应") from e
+        raise back(to, f"该预警{html.ended_zh(e.state)}，无需停止叫应") from e
     except CallsStopped as e:
         raise back(to, f"该预警已于{html.bj(e.order.at, '%H:%M:%S')}由{e.order.by}停止叫应") from e
     raise back(to, f"已停止叫应，{closed}个网格不再呼叫")
