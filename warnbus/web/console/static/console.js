@@ -212,14 +212,14 @@
     setInterval(show, 1000);
   }
   // The header's parts for version `want` (at most one fetch at a time; a version that comes
-  // meanwhile is fetched after it; a failed fetch is tried again with the next snapshot).
-  // The tools wait while the officer types in them.
-  let headBusy = false, headWant = "";
+  // meanwhile is fetched after it; a failed fetch is tried again a few times, 3 s apart: the
+  // stream sends nothing more while nothing changes). The tools wait while the officer types.
+  let headBusy = false, headWant = "", headFailed = 0;
   function refreshHead(want) {
     headWant = want;
     if (headBusy) return;
     headBusy = true;
-    let ok = false;
+    let ok = false, retry = false;
     fetch(board.dataset.headSrc, { credentials: "same-origin" })
       .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
       .then((d) => {
@@ -241,11 +241,14 @@
         board.dataset.head = want;
         board.dataset.headRefreshed = String(Number(board.dataset.headRefreshed || 0) + 1);
         ok = true;
+        headFailed = 0;
       })
-      .catch(() => {})
+      // Signed out (401/403): the stream's end event says so; anything else passes.
+      .catch((status) => { retry = status !== 401 && status !== 403 && ++headFailed <= 10; })
       .finally(() => {
         headBusy = false;
         if (ok && headWant !== board.dataset.head) refreshHead(headWant);
+        else if (retry) setTimeout(() => refreshHead(headWant), 3000);
       });
   }
   let toolsWant = "", toolsTimer = 0;
