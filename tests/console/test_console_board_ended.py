@@ -196,3 +196,18 @@ async def test_the_header_version_follows_the_header_only(web) -> None:  # type:
     assert (await snapshot(h.ctx, cid))["head"] != v1
     head = await (await client.get(f"/console/campaigns/{cid}/head")).json()
     assert 'id="stopped"' in head["head"] and 'id="stop-btn"' not in head["tools"]
+
+
+async def test_the_sites_of_a_warning_that_is_over_are_called_no_more(web) -> None:  # type: ignore[no-untyped-def]
+    from test_console_sites_counted_apart import geological
+
+    _client, h = web
+    cid = (await accept(h.ctx, geological(), ENGINE)).campaign_id
+    await h.drain()
+    running = (await snapshot(h.ctx, cid))["counts"]
+    assert running["site_total"] > 0 and running["site_calling"] == running["site_total"]
+    h.clock.advance(13 * 3600)  # past the expiry (12 hours), its timer not yet run
+    snap = await snapshot(h.ctx, cid)
+    _nobody_called(snap)
+    c = snap["counts"]
+    assert c["site_ended"] == c["site_total"] and c["g_ended"] == c["g_total"], c
