@@ -173,7 +173,8 @@ async def _header(request: web.Request, cid: str, meta: CampaignMeta) -> dict[st
         f'<p class="source">来源：{thread.source_html(root, users) if root else "未记录"}'
         + (f' · <b>非本值守台发布</b>（{esc(owner)}）' if owner else "") + "</p>"
         + _ended_html(ended, meta) + stopped)
-    return {"head": head, "tools": _tools(request, cid, ended is None, owner, stop is not None),
+    running = meta.state is CampaignState.ACTIVE and ended is None  # not before it is planned
+    return {"head": head, "tools": _tools(request, cid, running, owner, stop is not None),
             "alert": thread.alert_text(latest.alert) if latest else "",
             "history": thread.history_html(meta, items, users), "t0": t0, "end": end,
             "title": meta.headline or cid}
