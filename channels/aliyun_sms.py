@@ -111,7 +111,7 @@ class AliyunSms(CloudChannel):
             ids.append(biz_id)
             self.receipts.sent(biz_id, SentRef(delivery.campaign_id, delivery.id,
                                                delivery.target_id, delivery.address, time.time(),
-                                               "SendSms"))
+                                               "SendSms", ids[0]))
         return Receipt(provider_id=",".join(ids))
 
     # ------------------------------------------------------------------ push

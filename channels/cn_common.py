@@ -201,6 +201,7 @@ class SentRef:
     address: str
     at: float  # wall time of the send
     api: str = ""  # which API placed it (voice: IvrCall or SingleCallByTts)
+    send: str = ""  # the send it is part of (its first message's id): statuses count per send
 
 
 class SentBook:

@@ -1,7 +1,8 @@
 """Receipts of the mainland channels: what a push or a pull says, applied once to the engine.
 
 Both providers push the same receipt more than once, late, and out of order. Each delivery
-gets each status once (`Seen` keyed by delivery and status), each call one final outcome and
+gets each status once per send (keyed by the send and the status: a delivery sent again, after
+a lease ran out, has its own statuses in the record), each call one final outcome and
 one key press; an event the engine could not store is forgotten again, so the provider's
 retry (a non-2xx answer) or the next pull applies it. The sink returns once an event is
 durable (in Redis, or in the engine's journal while Redis is away), and only then does it
@@ -89,14 +90,16 @@ class Receipts:
 
     async def status(self, sink: EventSink, provider_id: str, status: ProviderStatus,
                      detail: str) -> None:
-        """A message's delivery status (each status once per delivery)."""
+        """A message's delivery status (each status once per send: the parts of a long
+        text are one send, a delivery sent again is another)."""
         ref = self.book.get(provider_id)
         if ref is None:
             log.info("receipt for a send this process did not make", channel=self.channel,
                      status=status.value)
             return
         self.book.close(provider_id)
-        await self.once((ref.delivery_id, status.value), lambda: sink.delivery_status(
+        await self.once((ref.delivery_id, ref.send or provider_id, status.value),
+                        lambda: sink.delivery_status(
             ref.campaign_id, ref.delivery_id, ref.target_id, status,
             f"{detail} ({self.provider})"))
 

@@ -113,7 +113,7 @@ class TencentSms(CloudChannel):
             ids.append(str(status.SerialNo))
             self.receipts.sent(str(status.SerialNo), SentRef(
                 delivery.campaign_id, delivery.id, delivery.target_id, delivery.address,
-                time.time(), "SendSms"))
+                time.time(), "SendSms", ids[0]))
         return Receipt(provider_id=",".join(ids))
 
     async def _close(self) -> None:

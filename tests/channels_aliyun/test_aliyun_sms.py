@@ -219,6 +219,19 @@ async def test_duplicated_late_reports_give_one_status(make_env: EnvFactory) -> 
     assert [s[:4] for s in env.sink.statuses] == [("cmp-1", "dl_1", "p-1", S.DELIVERED)]
 
 
+async def test_a_delivery_sent_again_has_the_status_of_each_send(make_env: EnvFactory) -> None:
+    """Sent again (a lease ran out mid-send): each send's receipt is its own, pushed twice
+    or not; keyed by delivery and status, the second send's report was dropped and its
+    attempt stood without an outcome in the record."""
+    env = await make_env("sms", duplicate=True, late_s=0.05, sms_limits=NONE)
+    await env.channel.send(delivery())
+    await env.sim.wait_idle()
+    await env.channel.send(delivery())
+    await env.sim.wait_idle()
+    assert len(env.sim.pushes) == 4
+    assert [s[:4] for s in env.sink.statuses] == [("cmp-1", "dl_1", "p-1", S.DELIVERED)] * 2
+
+
 async def test_undelivered_report(make_env: EnvFactory) -> None:
     env = await make_env("sms", scripted={NATIONAL: "off"})
     await env.channel.send(delivery())

@@ -59,3 +59,17 @@ async def test_batches_cut_redis_calls_and_expire_unspent(redis_url: str) -> Non
         assert calls == 3  # what was held expired with its 50 ms: a fresh batch was taken
     finally:
         await client.aclose()
+
+
+async def test_a_held_token_is_spent_without_redis(redis_url: str) -> None:
+    """`spend_held` spends what `take` fetched, never more, and asks nothing of Redis."""
+    client = Redis.from_url(redis_url)
+    lim = SharedLimit(client, hold_s=10.0)
+    bucket = f"test:held:{time.time_ns()}"
+    try:
+        assert not lim.spend_held(bucket)  # nothing held yet: `take` must ask
+        assert (await lim.take(bucket, 5.0, 5.0))[0]  # fetches 5, spends 1
+        await client.aclose()  # no Redis from here on
+        assert [lim.spend_held(bucket) for _ in range(5)] == [True] * 4 + [False]
+    finally:
+        await client.aclose()

@@ -210,3 +210,29 @@ async def test_gather_paced_cancelled_cancels_what_it_started(lazy: bool) -> Non
 def test_per_turn_must_be_positive() -> None:
     with pytest.raises(ValueError, match="per_turn"):
         asyncio.run(gather_paced([], per_turn=0))
+
+
+@pytest.mark.parametrize("settle", [False, True])
+async def test_gather_paced_settled_raises_only_once_nothing_runs(settle: bool) -> None:
+    """Settled, the first failure is raised once every other coroutine has ended (the
+    dispatcher then sends again what no send is still carrying); unsettled, at once."""
+    release = asyncio.Event()
+    ended: list[int] = []
+
+    async def fails() -> int:
+        raise ConnectionError("Redis away")
+
+    async def slow(i: int) -> int:
+        await release.wait()
+        ended.append(i)
+        return i
+
+    run = asyncio.ensure_future(gather_paced([fails(), slow(1), slow(2)], settle=settle))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert run.done() is not settle  # settled, it still waits for the two slow ones
+    release.set()
+    with pytest.raises(ConnectionError):
+        await run
+    assert sorted(ended) == ([1, 2] if settle else [])
+    await asyncio.sleep(0)

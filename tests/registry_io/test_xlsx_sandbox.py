@@ -110,12 +110,13 @@ async def test_a_roster_over_centuries_or_many_rows_is_bounded_work() -> None:
     wb = Workbook()
     ws = wb.active
     ws.title = "值班表"
-    ws.append(["值班表编号", "区划代码", "日期", "值班员"])
-    ws.append(["v1", "430623101000", "1900-01-01至2999-12-31", "林德、徐辉"])
-    ws.append(["v2", "430623101000", "2026-01-01至2026-12-31", "、".join(["某某"] * 1000)])
+    ws.append(["值班表编号", "区划代码", "日期", "值班员", "带班领导"])
+    ws.append(["v1", "430623101000", "1900-01-01至2999-12-31", "林德、徐辉", None])
+    ws.append(["v2", "430623101000", "2026-01-01至2026-12-31", "、".join(["某某"] * 1000), None])
     for k in range(20_000):
         ws.append([f"v{3 + k // 300}", "430623101000",
-                   date.fromordinal(date(2026, 1, 1).toordinal() + k % 300).isoformat(), "无名氏"])
+                   date.fromordinal(date(2026, 1, 1).toordinal() + k % 300).isoformat(), "无名氏",
+                   None])
     buf = io.BytesIO()
     wb.save(buf)
     started = time.monotonic()

@@ -163,6 +163,32 @@ async def test_a_masked_or_hostile_cell_never_approves_or_creates_silently() -> 
     assert "「值班表」表中未识别的列未导入：审批人" in p.candidate.warnings
 
 
+async def test_a_roster_sheet_without_the_leaders_columns_is_refused_not_emptied() -> None:
+    """Without the 带班领导 columns, every version's leaders would go without a word (the
+    diff alone showed it): the sheet is refused at its header; the column kept with empty
+    cells is how an office leaves leaders out."""
+
+    def drop(wb: Workbook) -> None:
+        duty = wb["值班表"]
+        for col in sorted((c.column for c in duty[1] if str(c.value).startswith("带班领导")),
+                          reverse=True):
+            duty.delete_cols(col)
+
+    p = await preview(edit(sample_xlsx(), drop))
+    said = [str(x) for x in p.candidate.problems]
+    assert any(s.startswith("「值班表」表第1行「带班领导」列：缺少此列") for s in said), said
+
+    def blank(wb: Workbook) -> None:
+        duty = wb["值班表"]
+        for c in duty[1]:
+            if str(c.value).startswith("带班领导"):
+                for row in range(2, duty.max_row + 1):
+                    duty.cell(row, c.column).value = None
+
+    p = await preview(edit(sample_xlsx(), blank))
+    assert not [x for x in p.candidate.problems if "带班领导" in str(x)]
+
+
 @pytest_asyncio.fixture
 async def h(redis_url: str) -> AsyncIterator[Harness]:
     harness = await make_harness(redis_url, start=START)

@@ -215,8 +215,10 @@ class Dispatcher:
             at = self.ctx.clock.now()
             go, wait = self.breakers.admit(key, len(sends))
             info = _info_enabled()  # one event per send: not even built when filtered out
-            results = await gather_paced(self._send(impl, channel, d, n, at, info)
-                                         for d, n in sends[:go])
+            # Settled: a send that raises (Redis away for a limit) leaves none of the chunk
+            # still at its provider when the turn fails and the batch is sent again.
+            results = await gather_paced((self._send(impl, channel, d, n, at, info)
+                                          for d, n in sends[:go]), settle=True)
         up = sum(1 for _o, ok in results if ok is True)
         self.breakers.record_many(key, up, sum(1 for _o, ok in results if ok is False))
         return [o for o, _ok in results], list(sends[go:]), wait or 0.0

@@ -147,6 +147,10 @@ class Rosters:
     def read(self, table: Table, build: Build) -> None:
         if not table.has_any("duty", "duty_id"):
             return
+        # A sheet without the leaders' columns would remove every 带班领导 silently: leaving
+        # them out takes the column kept and its cells left empty.
+        if not table.has_any("leader", "leader_id", "leader_phone"):
+            return
         people = People(build, table)
         versions: dict[str, _Version] = {}
         for n, row in table.records():

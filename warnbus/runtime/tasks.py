@@ -41,7 +41,7 @@ MAX_STARTS_PER_TURN = 256
 
 async def gather_paced(coros: Iterable[Coroutine[Any, Any, T]],
                        per_turn: int = STARTS_PER_TURN,
-                       budget_s: float = TURN_BUDGET_S) -> list[T]:
+                       budget_s: float = TURN_BUDGET_S, *, settle: bool = False) -> list[T]:
     """`asyncio.gather` of `coros`, started a few per turn of the event loop, as many as
     keep a turn within `budget_s`.
 
@@ -55,7 +55,9 @@ async def gather_paced(coros: Iterable[Coroutine[Any, Any, T]],
     loaded machine the wall time of every turn also holds the waits for a CPU, and paced by
     it the starts fell to one per turn, the county's first wave then costing ~80 % more CPU
     (more turns, each polling every socket). The caller's cancellation cancels the tasks
-    started; coroutines not yet started are closed.
+    started; coroutines not yet started are closed. `settle`: when one fails, wait for all
+    the others to end before raising its error (nothing started still runs when the caller
+    goes on, e.g. to send again what it could not record).
     """
     if per_turn < 1:
         raise ValueError("per_turn must be at least 1")
@@ -89,7 +91,14 @@ async def gather_paced(coros: Iterable[Coroutine[Any, Any, T]],
         for task in tasks:
             task.cancel()
         raise
-    return await asyncio.gather(*tasks)
+    if not settle:
+        return await asyncio.gather(*tasks)
+    out: list[T] = []
+    for r in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(r, BaseException):
+            raise r
+        out.append(r)
+    return out
 
 
 class Bounded:

@@ -50,6 +50,12 @@ class SharedLimit:
         self.max_buckets = max_buckets
         self._state: dict[str, _Held] = {}
 
+    def spend_held(self, bucket: str) -> bool:
+        """Spend a token this process holds of `bucket`, if it holds one (no Redis, no
+        waiting: the usual case of a burst); False means `take` must be asked."""
+        held = self._state.get(bucket)
+        return held is not None and held.spend()
+
     async def take(self, bucket: str, rate: float, burst: float) -> tuple[bool, int]:
         """(allowed, ms until the bucket refills) for one request."""
         held = self._held(bucket)

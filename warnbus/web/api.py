@@ -179,11 +179,13 @@ _REFUSALS = _RefusalLog()
 async def _spend(request: web.Request, bucket: str, rate_burst: tuple[float, float],
                  prefix: str) -> None:
     """Take one token of `bucket`; RateLimitedError when it is empty."""
+    limit = request.app[SHARED_LIMIT]
+    if limit.spend_held(bucket):
+        return  # a token this process holds: no task, no timer (most requests of a burst)
     try:
         # Bounded: a limiter that cannot answer quickly must not hold requests (or a
         # graceful shutdown) hostage; fail open, the handler meets Redis on its own.
-        ok, wait_ms = await within(request.app[SHARED_LIMIT].take(bucket, *rate_burst),
-                                   LIMIT_WAIT_S)
+        ok, wait_ms = await within(limit.take(bucket, *rate_burst), LIMIT_WAIT_S)
     except (RedisError, TimeoutError):
         return  # Redis is down: the handler fails on its own; do not hide that as a 429
     if not ok:
