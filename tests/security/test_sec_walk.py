@@ -413,6 +413,12 @@ async def _walk(w: World, row: Row, kind: Kind) -> None:
     status = await w.send(kind, req)
     want = row.expect[kind]
     assert status == want, f"{row.what} with {kind}: {status}, expected {want}"
+    if req.path.startswith("/console") and not req.path.startswith("/console/static/") and (
+            not 300 <= status < 400):
+        # Pages and fragments alike (a fragment's forms carry the session's CSRF token).
+        for name, value in (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")):
+            assert w.headers.get(name) == value, f"{row.what} with {kind}: {name} missing"
+        assert "frame-ancestors 'none'" in w.headers.get("Content-Security-Policy", "")
     if may_change(req.method, want):
         await w.settle()
         return

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -200,6 +200,7 @@ class World:
     ended: Thread | None = None  # a thread of the bureau's, cancelled
     lifted_console: Thread | None = None  # a thread of the console's, cancelled
     ended_reporter: str = ""  # a person of `ended` who confirmed before it was cancelled
+    headers: Mapping[str, str] = field(default_factory=dict)  # of the last answer `send` got
     reporters: dict[str, tuple[Thread, str]] = field(default_factory=dict)
 
     # --------------------------------------------------------------------- sending
@@ -229,6 +230,7 @@ class World:
                                 allow_redirects=False) as r:
             if r.content_type != "text/event-stream":
                 await r.read()
+            self.headers = r.headers.copy()
             return r.status
 
     async def state(self) -> dict[bytes, bytes]:

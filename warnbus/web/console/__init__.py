@@ -107,6 +107,7 @@ def setup_console(web_app: web.Application, app: App) -> None:
     web_app[CONSOLE] = Console(app, Users(app.ctx.redis, PasswordHasher()),
                                Sessions(app.ctx.redis))
     web_app.middlewares.append(errors.console_errors)  # innermost: Chinese error pages
+    web_app.middlewares.insert(0, errors.console_headers)  # outermost: on every answer
     r = web_app.router
     r.add_get("/", _root)
     r.add_get(PREFIX, _bare)

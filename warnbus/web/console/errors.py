@@ -73,6 +73,28 @@ def error_response(request: web.Request, status: int, message: str = "") -> web.
                         headers=SECURITY_HEADERS)
 
 
+def _secured(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """Every console answer with the console's security headers, fragments included (the
+    pending list and the header fragment carry the session's CSRF token: no cache may keep
+    them); a handler's own values stand. The static files may be cached."""
+    if resp.prepared:
+        return resp
+    if request.path.startswith(f"{PREFIX}/static/"):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return resp
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
+    return resp
+
+
+@web.middleware
+async def console_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The console's security headers on every answer of its paths (outermost: the API's
+    JSON refusals of a console path included)."""
+    resp = await handler(request)
+    return _secured(request, resp) if _ours(request) else resp
+
+
 @web.middleware
 async def console_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Chinese error pages for the console's paths; every other path is left as it is."""

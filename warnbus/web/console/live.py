@@ -18,7 +18,7 @@ import msgspec
 from aiohttp import web
 
 from warnbus.web.console.auth import session_digest
-from warnbus.web.console.base import COOKIE, console, user_of
+from warnbus.web.console.base import COOKIE, SECURITY_HEADERS, console, user_of
 
 #: How often a live stream checks that its session has not ended (seconds, at most).
 RECHECK_S = 1.0
@@ -42,8 +42,8 @@ async def stream(request: web.Request, state: Callable[[], Awaitable[Any]],
                                  status=refusal.status,
                                  headers={"Retry-After": str(refusal.retry_after_s)})
     interval = max(0.1, (await con.settings()).sse_interval_s)
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream",
+                                       "X-Accel-Buffering": "no"})
     head = f"event: {event}\ndata: ".encode()
     with con.streams.hold(session, user), contextlib.suppress(ConnectionResetError):
         await resp.prepare(request)  # the browser may go away at any write
