@@ -47,10 +47,12 @@ class Gate:
     def __init__(self, channel: Any) -> None:
         self.entered = asyncio.Event()
         self.open = asyncio.Event()
+        self.calls = 0
         self._send = channel.send
         channel.send = self.send
 
     async def send(self, d: Delivery) -> Receipt:
+        self.calls += 1
         self.entered.set()
         await self.open.wait()
         receipt: Receipt = await self._send(d)
@@ -171,4 +173,87 @@ async def test_a_dead_workers_claims_are_resent_by_its_heir_at_once(redis_url: s
     assert {c for c, _n in (await store.claim(by_c, now, HOUR, "x", {"doomed"}))[cid]} == {4}
     meta = await store.meta(cid)
     assert meta is not None and meta.duplicates == len(claims)
+    await h.app.close()
+
+
+async def test_a_failed_turn_takes_back_only_its_own_claims(redis_url: str) -> None:
+    """A turn that failed takes its batch again with its own claims expired; a claim another
+    turn of the same process made meanwhile (the sweep took the batch after a short lease)
+    stands: the failed turn once sent the chunk a third time (a CI run of the restart fault
+    test, 72 duplicates where one chunk per channel may be)."""
+    h = await make_harness(redis_url, lease_s=HOUR)
+    cid = (await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)).campaign_id
+    await h.app.engine.inbox_once()
+    store = h.ctx.store
+    entries = await h.ctx.lanes.read("sms", "w", 1000, 0)
+    by_c = {cid: [e.delivery for e in entries]}
+    now = h.clock.now()
+    assert {c for c, _n in (await store.claim(by_c, now, 1.0, "w#1"))[cid]} == {1}
+    # The lease ran out: the sweep (turn 2 of the same process) claims and sends again.
+    assert {c for c, _n in (await store.claim(by_c, now + 2, HOUR, "w#2"))[cid]} == {2}
+    # Turn 1 comes back: its claims were taken over, not its own to expire any more.
+    again = (await store.claim(by_c, now + 2, HOUR, "w#1", frozenset({"w#1"})))[cid]
+    assert {c for c, _n in again} == {4}
+    # Had the process died, its heir expires every turn of it.
+    heir = (await store.claim(by_c, now + 2, HOUR, "v#1", frozenset({"w"})))[cid]
+    assert {c for c, _n in heir} == {2}
+    await h.app.close()
+
+
+async def test_a_batch_the_sweep_took_meanwhile_is_not_sent_a_third_time(
+        redis_factory: Callable[..., ManagedService],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop and the sweep of one process are two turns: when the sweep takes a failed
+    turn's batch first (its lease ran out during the outage) and is sending it again, the
+    failed turn's retry finds those claims another turn's, and sends nothing."""
+    svc = redis_factory(appendfsync="always")
+    h = await make_harness(svc.url, lease_s=1.0)
+    await accept(h.ctx, cap_alert(codes=("430623101000",)), ENGINE)
+    await h.app.engine.inbox_once()
+    dispatcher = h.app.engine.dispatcher
+    gate = Gate(h.channels["voice"])
+    process = dispatcher.process
+    retry, retried = asyncio.Event(), asyncio.Event()
+
+    async def retry_waits(*args: Any, **kwargs: Any) -> None:
+        if kwargs.get("gone"):  # the failed turn's retry: after the sweep, here
+            await retry.wait()
+            await process(*args, **kwargs)
+            retried.set()
+            return
+        await process(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher, "process", retry_waits)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(dispatcher.run_channel("voice", stop))
+    sweep: asyncio.Task[int] | None = None
+    try:
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        await asyncio.to_thread(svc.kill)
+        gate.open.set()
+        await asyncio.sleep(1.5)  # the turn fails; the entries idle past the 1 s lease
+        gate.open.clear()
+        gate.entered.clear()
+        await asyncio.to_thread(svc.start)
+        h.clock.advance(5)  # the claims' lease has run out
+        sweep = asyncio.create_task(dispatcher.sweep("voice"))
+        await asyncio.wait_for(gate.entered.wait(), 10)  # the sweep is sending them again
+        sending = gate.calls
+        retry.set()
+
+        async def retry_done_or_sending() -> bool:
+            return retried.is_set() or gate.calls > sending
+        await until(retry_done_or_sending, "the failed turn's retry to claim", within=10)
+        gate.open.set()
+        assert await sweep > 0
+
+        async def settled() -> bool:
+            return await _pending(h, _lanes("voice")) == 0
+        await until(settled, "the batch acknowledged", within=20)
+    finally:
+        gate.open.set()
+        stop.set()
+        await asyncio.wait_for(worker, 10)
+    times = Counter(d.id for d in h.channels["voice"].sent)
+    assert max(times.values()) == 2, times.most_common(3)
     await h.app.close()

@@ -10,6 +10,7 @@ any live worker reclaims them after the lease.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections import Counter, defaultdict
@@ -68,6 +69,7 @@ class Dispatcher:
         self._limiter = RateLimiter(ctx.redis)
         self.breakers = Breakers(ctx.clock.now)  # per provider, in memory (see breaker.py)
         self.limits = LimitGate(ctx)  # per-number limits of provider accounts (reroute.py)
+        self._turns = itertools.count(1)
 
     async def run_channel(self, channel: str, stop: asyncio.Event) -> None:
         cfg = self.ctx.settings.engine
@@ -78,20 +80,24 @@ class Dispatcher:
         # share it (their sends take turns, so each batch waits on the others').
         count = cfg.batch if not rate else max(1, min(cfg.batch, int(rate)))
         count = max(1, count // cfg.lane_readers)
-        mine = frozenset({self.consumer})
         async with pinned(self.ctx.redis, self.ctx.store, self.ctx.lanes) as io:
             held: Sequence[LaneEntry] = ()  # a batch whose turn failed (Redis away, say)
+            turn = ""
             while not stop.is_set():
                 try:
                     if held:
-                        # Failed with Redis away: processed again as soon as it answers, not
-                        # after the lease. What it recorded is skipped, and its own claims
-                        # count as expired (its sends had all returned when the turn failed).
-                        await self.process(channel, held, io, gone=mine)
+                        # Failed with Redis away: processed again by the same turn as soon
+                        # as it answers, not after the lease. What it recorded is skipped,
+                        # and the claims this turn made count as expired (its sends had all
+                        # returned when it failed); another turn's (a sweep's that took the
+                        # batch meanwhile) stand.
+                        await self.process(channel, held, io, gone=frozenset({turn}),
+                                           holder=turn)
                         held = ()
                     held = await io.lanes.read(channel, self.consumer, count, 500)
                     if held:
-                        await self.process(channel, held, io)
+                        turn = self._turn()
+                        await self.process(channel, held, io, holder=turn)
                         held = ()
                 except asyncio.CancelledError:
                     raise
@@ -119,8 +125,13 @@ class Dispatcher:
             await self.process(channel, entries)
         return len(taken) + len(entries)
 
+    def _turn(self) -> str:
+        """A name for one turn's claims: this process's consumer name and the turn's number
+        (a dead process's heir expires all of them, a failed turn only its own)."""
+        return f"{self.consumer.replace('#', '_')}#{next(self._turns)}"
+
     async def process(self, channel: str, entries: Sequence[LaneEntry], io: IO | None = None,
-                      gone: frozenset[str] = frozenset()) -> None:
+                      gone: frozenset[str] = frozenset(), holder: str = "") -> None:
         """Claim, send and record `entries` in chunks of the channel's concurrency, then
         acknowledge the lane entries whose deliveries are all finished.
 
@@ -128,9 +139,11 @@ class Dispatcher:
         sent again after the lease) to one chunk per channel: the in-flight window. The
         acknowledgement waits for the whole batch (one call, not one per chunk): an entry
         left unacknowledged by a crash or a failed chunk only costs a re-read after the
-        lease, whose claims skip what is recorded. Claims held by a name in `gone` (a dead
-        worker's, or this one's own after a failed turn) are taken as expired.
+        lease, whose claims skip what is recorded. The claims name `holder` (a new turn
+        when empty); those held by a name in `gone` (a dead worker, or the failed turn
+        itself) are taken as expired.
         """
+        holder = holder or self._turn()
         io = io or IO(self.ctx.store, self.ctx.lanes)
         step = max(1, self.ctx.settings.engine.concurrency)
         impl = self.channels.get(channel)
@@ -147,11 +160,13 @@ class Dispatcher:
                 continue
             # Wait for the provider's rate before claiming, so a lease never runs out in a queue.
             await self._limiter.acquire(channel, rate, len(chunk))
-            complete += tracker.finish(await self._process_chunk(channel, chunk, io, gone))
+            complete += tracker.finish(
+                await self._process_chunk(channel, chunk, io, gone, holder))
         await io.lanes.done(complete)
 
     async def _process_chunk(self, channel: str, entries: Sequence[LaneEntry], io: IO,
-                             gone: frozenset[str] = frozenset()) -> list[LaneEntry]:
+                             gone: frozenset[str] = frozenset(), holder: str = ""
+                             ) -> list[LaneEntry]:
         """Claim, send and record `entries`; return those finished (not left in flight)."""
         ctx = self.ctx
         cfg = ctx.settings.engine
@@ -161,7 +176,7 @@ class Dispatcher:
             by_c.setdefault(e.delivery.campaign_id, []).append(e)
         claims = await io.store.claim(
             {c: [e.delivery for e in es] for c, es in by_c.items()}, now, cfg.lease_s,
-            self.consumer, gone,
+            holder or self._turn(), gone,
         )
         to_send: list[tuple[LaneEntry, int]] = []
         finished: list[LaneEntry] = []

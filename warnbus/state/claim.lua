@@ -1,8 +1,9 @@
 -- Claim deliveries for sending (Store.claim): one call per campaign and chunk.
 -- batch: msgpack array of strings (see `pack_args`): now, lease_s, the holder (the claiming
--- process's consumer name, kept in the claim: "sending|n|lease_until|holder"), the number G
--- of holders gone, then G names (processes whose heartbeat stopped, or this process for a
--- batch whose turn failed: their claims count as expired at once, not after the lease), the
+-- process's consumer name and its turn, "consumer#turn", kept in the claim:
+-- "sending|n|lease_until|holder"), the number G of holders gone, then G names: a consumer
+-- whose heartbeat stopped (every turn of it), or one turn that failed (its batch is taken
+-- again by the same turn): their claims count as expired at once, not after the lease; the
 -- number of fallbacks F, then F triples (delivery_id, twin_id, "channel|step") of the fallback deliveries of
 -- the chunk, then (delivery_id, kind, target_id, info) of every delivery, where info is
 -- what a delivery sends ("target|channel|step|kind|alert_id|level|target_kind|tried"), kept
@@ -31,6 +32,13 @@ local at = 5 + tonumber(A[4])
 for i = 5, at - 1 do
   gone[A[i]] = true
 end
+-- A claim's holder is gone when its turn is, or its process ("consumer" of "consumer#turn").
+local function holder_gone(by)
+  if not by or by == '' then return false end
+  if gone[by] then return true end
+  local process = string.match(by, '^(.*)#')
+  return process ~= nil and gone[process] == true
+end
 local twins = {}
 local first = at + 1 + 3 * tonumber(A[at])
 for i = at + 1, first - 1, 3 do
@@ -52,7 +60,7 @@ for i = first, #A, 4 do
   if DS_CLAIMABLE[state] then
     code = 1
   elseif state == DS.SENDING then
-    if until_ < now or (by and gone[by]) then code = 2 else code = 4 end
+    if until_ < now or holder_gone(by) then code = 2 else code = 4 end
   end
   if code == 1 or code == 2 then
     local over = (cstate ~= CS.ACTIVE) or (expires and now >= expires)

@@ -87,8 +87,9 @@ class Deliveries:
         holder: str = "", gone: Collection[str] = (),
     ) -> dict[str, list[tuple[int, int]]]:
         """Claim deliveries for sending: one Lua call per campaign, concurrently. Each claim
-        keeps its `holder`; one held by a name in `gone` (a dead process, or the holder
-        itself after a failed turn) is expired at once instead of after its lease."""
+        keeps its `holder` ("consumer#turn"); one held by a name in `gone` (a dead process's
+        consumer name: any of its turns; or one failed turn) is expired at once instead of
+        after its lease."""
         calls = []
         head = [str(now), str(lease_s), holder.replace("|", "/"), str(len(gone)),
                 *(g.replace("|", "/") for g in gone)]
