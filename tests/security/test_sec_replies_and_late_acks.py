@@ -201,7 +201,8 @@ async def test_confirmations_of_a_cancelled_campaign_are_late_on_every_channel(e
 
 
 async def test_an_expired_campaign_is_over_for_ack_links_at_its_expiry(env: Any) -> None:
-    """Past its expiry (even before the timer marks it expired) a link confirms nothing."""
+    """Past its expiry (even before the timer marks it expired) a link confirms nothing,
+    and says the warning has expired (it said 已结束: the campaign was read as active)."""
     client, w = env
     h = w.h
     res = await accept(h.ctx, cap_alert(_ident(1), codes=TOWNSHIP, hours=1), ENGINE)
@@ -211,7 +212,7 @@ async def test_an_expired_campaign_is_over_for_ack_links_at_its_expiry(env: Any)
     link = h.app.links.token(res.campaign_id, pid, h.clock.now())
     h.clock.advance(3601)
     r = await client.get(f"/ack/{link}")
-    assert "该预警已结束，无需确认" in await r.text()
+    assert "该预警已过期，无需确认" in await r.text()
     r = await client.post(f"/ack/{link}")
     assert (await r.json())["status"] == "late"
     assert not await h.ctx.store.is_acked(res.campaign_id, pid)

@@ -60,6 +60,16 @@ class CampaignMeta(msgspec.Struct, frozen=True, kw_only=True):
             return True
         return self.expires_at is not None and now >= self.expires_at
 
+    def ended_as(self, now: float) -> CampaignState | None:
+        """How the campaign is over: lifted, or expired (also when past its expiry before
+        the expiry timer has said so, as `over` judges); None while it runs or before its
+        first wave is planned."""
+        if self.state in CampaignState.ENDED:
+            return self.state
+        if self.state is CampaignState.ACTIVE and self.over(now):
+            return CampaignState.EXPIRED
+        return None
+
     def require_level(self) -> Level:
         """The campaign's level; planning has none yet, which is an error for whoever asks."""
         if self.level is None:

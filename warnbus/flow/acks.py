@@ -38,6 +38,7 @@ _STATUS = {RECORDED: "recorded", DUPLICATE: "duplicate", NO_CAMPAIGN: "no_campai
 #: state the ack script answers, the campaign's or, for a person whose area an Update dropped
 #: (whose 解除 they were sent), `GridState.DROPPED`.
 LATE_ZH: dict[str, str] = {CampaignState.CANCELLED: "该预警已解除，无需确认。",
+                           CampaignState.EXPIRED: "该预警已过期，无需确认。",
                            GridState.DROPPED: "您所在区域的预警已解除，无需确认。"}
 LATE_ZH_DEFAULT = "该预警已结束，无需确认。"
 
@@ -134,12 +135,14 @@ async def apply_ack(ctx: Context, op: AckOp, *, reply_via: str | None = None) ->
 
 
 async def ended_state(ctx: Context, campaign_id: str) -> CampaignState | None:
-    """The state of a campaign that has ended (cancelled, expired, or past its expiry while
-    the timer has not yet said so: the ack script judges the same way), else None."""
+    """The state of a campaign that has ended: cancelled, or expired (also past its expiry
+    while the timer has not yet said so: the ack script judges the same way; it was
+    reported as still active), else None (a campaign not yet planned reads as planning)."""
     meta = await ctx.store.meta(campaign_id)
-    if meta is None or not meta.over(ctx.clock.now()):
+    now = ctx.clock.now()
+    if meta is None or not meta.over(now):
         return None
-    return meta.state
+    return meta.ended_as(now) or meta.state
 
 
 def late_zh(state: str) -> str:

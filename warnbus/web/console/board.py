@@ -68,14 +68,8 @@ async def campaign_meta(ctx: Context, cid: str) -> CampaignMeta:
 
 
 def ended_as(meta: CampaignMeta, now: float) -> CampaignState | None:
-    """How the campaign is over: lifted, or expired (also when past its expiry before the
-    expiry timer has said so, as `CampaignMeta.over` judges); None while it runs or before
-    its first wave is planned."""
-    if meta.state in CampaignState.ENDED:
-        return meta.state
-    if meta.state is CampaignState.ACTIVE and meta.over(now):
-        return CampaignState.EXPIRED
-    return None
+    """How the campaign is over (`CampaignMeta.ended_as`)."""
+    return meta.ended_as(now)
 
 
 def state_zh(meta: CampaignMeta, now: float) -> str:

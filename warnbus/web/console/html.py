@@ -22,10 +22,7 @@ CAMPAIGN_STATE_ZH: dict[CampaignState, str] = {
 
 
 def ended_zh(state: CampaignState) -> str:
-    """How a campaign that is over reads, from `flow.acks.ended_state` (still active there
-    means past its expiry, the expiry timer not yet run: 已过期, never 进行中)."""
-    if state is CampaignState.ACTIVE:
-        return CAMPAIGN_STATE_ZH[CampaignState.EXPIRED]
+    """How a campaign that is over reads, from `flow.acks.ended_state`."""
     return CAMPAIGN_STATE_ZH.get(state, "已结束")
 
 
