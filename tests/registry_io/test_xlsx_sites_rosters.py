@@ -189,6 +189,21 @@ async def test_a_roster_sheet_without_the_leaders_columns_is_refused_not_emptied
     assert not [x for x in p.candidate.problems if "带班领导" in str(x)]
 
 
+async def test_a_site_numbered_as_a_grid_is_refused_at_its_cell() -> None:
+    """Sites and grids share one id space (a campaign tracks both by id)."""
+    clash: dict[str, object] = {}
+
+    def renumber(wb: Workbook) -> None:
+        grid_id = cell(wb["网格"], 3, "网格编号")
+        put(wb["场所"], 3, "场所编号", grid_id)
+        clash["id"] = grid_id
+
+    p = await preview(edit(sample_xlsx(), renumber))
+    said = [str(x) for x in p.candidate.problems]
+    assert (f"「场所」表第3行「场所编号」列：编号与网格 {clash['id']} 相同"
+            "（场所与网格编号不能重复）") in said, said
+
+
 @pytest_asyncio.fixture
 async def h(redis_url: str) -> AsyncIterator[Harness]:
     harness = await make_harness(redis_url, start=START)

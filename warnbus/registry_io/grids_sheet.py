@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-import msgspec
-
 from warnbus.domain.models import Grid, RegionLevel, RegistryData, Role
 from warnbus.registry_io import cells
 from warnbus.registry_io.kinds import (
@@ -23,10 +21,9 @@ from warnbus.registry_io.kinds import (
     TAG_ZH,
     Build,
     _cell,
-    _id,
     _name_check,
     _year,
-    next_free,
+    keyed_records,
     role_zh,
 )
 from warnbus.registry_io.sheets import Column, SheetSpec, Table
@@ -67,30 +64,11 @@ class Grids:
     spec = SPEC
 
     def read(self, table: Table, build: Build) -> None:
-        out: dict[str, Grid] = {}
-        seen: dict[str, int] = {}
         by_name = _officers_by_name(build)
-        pending: list[tuple[int, Grid]] = []
-        for n, row in table.records():
-            before = len(table.problems)
-            gid = _id(table, n, row, "id", seen)
-            grid = self._row(table, build, by_name, n, row, gid)
-            if grid is None or len(table.problems) > before:
-                if gid:
-                    build.broken.add(("grids", gid))
-                continue
-            if gid:
-                out[gid] = grid
-                build.where[("grids", gid)] = (table.sheet, n)
-            else:
-                pending.append((n, grid))
-        used = {*out, *build.base.grids}
-        for n, grid in pending:
-            gid = next(next_free(grid.village + "-", used))
-            used.add(gid)
-            out[gid] = msgspec.structs.replace(grid, id=gid)
-            build.where[("grids", gid)] = (table.sheet, n)
-        build.grids = out
+        build.grids = keyed_records(
+            table, build, "grids",
+            lambda n, row, gid: self._row(table, build, by_name, n, row, gid),
+            lambda grid: grid.village + "-", build.base.grids)
         build.read.add("grids")
 
     def _row(self, table: Table, build: Build, by_name: dict[tuple[str, Role, str], list[str]],

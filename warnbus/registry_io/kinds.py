@@ -14,9 +14,11 @@ What this module knows of roles and region levels is asked through `role_zh` and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from warnbus.domain.models import (
     Device,
@@ -175,6 +177,46 @@ def _name_check(table: Table, build: Build, n: int, row: Sequence[cells.Cell], k
 
 _YEAR = Column("year", "年份", ("年度",), width=8, hint="台账年份，如 2026（整本台账一个年份）")
 _NOTE = Column("note", "备注", ("说明",), width=20)
+
+
+_Keyed = TypeVar("_Keyed", bound=msgspec.Struct)  # a record with an `id` field
+
+
+def keyed_records(table: Table, build: Build, kind: str,
+                  read: Callable[[int, Sequence[cells.Cell], str | None], _Keyed | None],
+                  new_prefix: Callable[[_Keyed], str], taken: Iterable[str],
+                  clash: Callable[[str], str | None] = lambda _rid: None) -> dict[str, _Keyed]:
+    """A sheet's records by their 编号 (`read` makes one of a row, None with its problems in
+    the table). A row with a problem marks its 编号 broken in `build`; `clash` may refuse an
+    编号 (the message of the problem); a row without one gets the next free id after
+    `new_prefix(record)`, past `taken` and the sheet's own. Where each was read is kept."""
+    out: dict[str, _Keyed] = {}
+    seen: dict[str, int] = {}
+    pending: list[tuple[int, _Keyed]] = []
+    for n, row in table.records():
+        before = len(table.problems)
+        rid = _id(table, n, row, "id", seen)
+        record = read(n, row, rid)
+        if rid and record is not None and len(table.problems) == before:
+            refused = clash(rid)
+            if refused is not None:
+                table.problem(n, "id", refused)
+        if record is None or len(table.problems) > before:
+            if rid:
+                build.broken.add((kind, rid))
+            continue
+        if rid:
+            out[rid] = record
+            build.where[(kind, rid)] = (table.sheet, n)
+        else:
+            pending.append((n, record))
+    used = {*out, *taken}
+    for n, record in pending:
+        rid = next(next_free(new_prefix(record), used))
+        used.add(rid)
+        out[rid] = msgspec.structs.replace(record, id=rid)
+        build.where[(kind, rid)] = (table.sheet, n)
+    return out
 
 
 def next_free(prefix: str, used: Iterable[str], width: int = 2) -> Iterator[str]:

@@ -18,7 +18,7 @@ import msgspec
 from warnbus.domain.models import RegionLevel, RegistryData, Site, SiteKind
 from warnbus.domain.sites import SITE_KIND_ZH
 from warnbus.registry_io import cells
-from warnbus.registry_io.kinds import _YEAR, Build, _cell, _id, _name_check, _year, next_free
+from warnbus.registry_io.kinds import _YEAR, Build, _cell, _name_check, _year, keyed_records
 from warnbus.registry_io.sheets import Column, SheetSpec, Table
 from warnbus.site_checks import grids_by_village, owners_of, placement_problem, site_spot
 
@@ -89,34 +89,14 @@ class Sites:
     spec = SPEC
 
     def read(self, table: Table, build: Build) -> None:
-        out: dict[str, Site] = {}
-        seen: dict[str, int] = {}
-        pending: list[tuple[int, Site]] = []
         by_village = grids_by_village(build.grids)
-        for n, row in table.records():
-            before = len(table.problems)
-            sid = _id(table, n, row, "id", seen)
-            site = self._row(table, build, by_village, n, row, sid or "")
-            if site is None or len(table.problems) > before or sid is None:
-                if sid:
-                    build.broken.add(("sites", sid))
-                continue
-            if sid and sid in build.grids:
-                table.problem(n, "id", f"编号与网格 {sid} 相同（场所与网格编号不能重复）")
-                build.broken.add(("sites", sid))
-                continue
-            if sid:
-                out[sid] = site
-                build.where[("sites", sid)] = (table.sheet, n)
-            else:
-                pending.append((n, site))
-        used = {*out, *build.base.sites, *build.grids}
-        for n, site in pending:
-            sid = next(next_free(_PREFIX[site.kind] + site.village + "-", used))
-            used.add(sid)
-            out[sid] = msgspec.structs.replace(site, id=sid)
-            build.where[("sites", sid)] = (table.sheet, n)
-        build.sites = out
+        build.sites = keyed_records(
+            table, build, "sites",
+            lambda n, row, sid: self._row(table, build, by_village, n, row, sid or ""),
+            lambda site: _PREFIX[site.kind] + site.village + "-",
+            [*build.base.sites, *build.grids],
+            clash=lambda sid: (f"编号与网格 {sid} 相同（场所与网格编号不能重复）"
+                               if sid in build.grids else None))
         build.read.add("sites")
 
     def _row(self, table: Table, build: Build, by_village: Mapping[str, list[str]], n: int,
